@@ -1,0 +1,339 @@
+"""``@keel.task``: a plain function that becomes a node when called inside a workflow.
+
+Outside a workflow, a task is its function: calling it calls it, which keeps unit tests
+trivial. Inside a workflow being traced, calling it records a node whose arguments are
+the expressions of the values passed, and returns a reference to its future output.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
+
+from keel.authoring.tracing import NodeOutput, Trace, current_trace, require_trace
+from keel.authoring.values import Value, contains_value, to_expression, to_json
+from keel.errors import TracingError
+from keel.spec.callables import signature_of
+from keel.spec.durations import parse_duration
+from keel.spec.model import JoinRule
+from keel.spec.policies import ConcurrencyPolicy, RetryPolicy
+
+P = ParamSpec("P")
+R = TypeVar("R")
+#: keyword arguments a task call accepts for the node itself, when the function has none
+NODE_KEYWORDS = ("after", "when")
+
+
+@dataclass(frozen=True)
+class NodeOptions:
+    """Per-node settings; ``@keel.task`` sets defaults, ``task.options(...)`` overrides."""
+
+    id: str | None = None
+    description: str | None = None
+    when: Value | str | None = None
+    after: tuple[NodeOutput | str, ...] = ()
+    join: JoinRule | None = None
+    retry: RetryPolicy | None = None
+    timeout: float | None = None
+    queue: str | None = None
+    priority: int | None = None
+    concurrency: ConcurrencyPolicy | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def policy_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if self.retry is not None:
+            fields["retry"] = self.retry.model_dump(exclude_defaults=True)
+        if self.timeout is not None:
+            fields["timeout"] = self.timeout
+        if self.queue is not None:
+            fields["queue"] = self.queue
+        if self.priority is not None:
+            fields["priority"] = self.priority
+        if self.concurrency is not None:
+            fields["concurrency"] = self.concurrency.model_dump()
+        if self.join is not None:
+            fields["join"] = JoinRule(self.join).value
+        if self.description:
+            fields["description"] = self.description
+        return fields
+
+
+def make_options(
+    *,
+    id: str | None = None,
+    description: str | None = None,
+    when: Value | str | None = None,
+    after: Sequence[NodeOutput | str] = (),
+    join: JoinRule | str | None = None,
+    retries: int | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: str | float | None = None,
+    queue: str | None = None,
+    priority: int | None = None,
+    concurrency: ConcurrencyPolicy | None = None,
+) -> NodeOptions:
+    if retries is not None:
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be a whole number >= 0, got {retries!r}")
+        base = retry or RetryPolicy()
+        retry = RetryPolicy.model_validate({**base.model_dump(), "max_attempts": retries + 1})
+    return NodeOptions(
+        id=id,
+        description=description,
+        when=when,
+        after=tuple(after),
+        join=JoinRule(join) if join is not None else None,
+        retry=retry,
+        timeout=parse_duration(timeout) if timeout is not None else None,
+        queue=queue,
+        priority=priority,
+        concurrency=concurrency,
+    )
+
+
+def import_path_of(function: Callable[..., Any]) -> str:
+    """``module:qualname``; a script run as ``__main__`` is named by its file's stem."""
+    module = function.__module__
+    if module == "__main__":
+        main_file = getattr(sys.modules["__main__"], "__file__", None)
+        if main_file:
+            module = Path(main_file).stem
+    return f"{module}:{function.__qualname__}"
+
+
+class Task(Generic[P, R]):
+    """A function that keel can run as a durable step. Call it like the function."""
+
+    def __init__(self, function: Callable[P, R], options: NodeOptions) -> None:
+        self.__wrapped__ = function
+        self.options_ = options
+        self.name = options.id or function.__name__
+        self.import_path = import_path_of(function)
+        self.__doc__ = function.__doc__
+        self.__name__ = function.__name__
+        self.__qualname__ = function.__qualname__
+        self.__module__ = function.__module__
+
+    def __repr__(self) -> str:
+        return f"<keel task {self.import_path}>"
+
+    def options(
+        self,
+        *,
+        id: str | None = None,
+        description: str | None = None,
+        when: Value | str | None = None,
+        after: Sequence[NodeOutput | str] = (),
+        join: JoinRule | str | None = None,
+        retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: str | float | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        concurrency: ConcurrencyPolicy | None = None,
+    ) -> Task[P, R]:
+        """A copy of this task with node settings changed for one use in a workflow."""
+        given = make_options(
+            id=id,
+            description=description,
+            when=when,
+            after=after,
+            join=join,
+            retries=retries,
+            retry=retry,
+            timeout=timeout,
+            queue=queue,
+            priority=priority,
+            concurrency=concurrency,
+        )
+        changes = {
+            name: getattr(given, name)
+            for name in NodeOptions.__dataclass_fields__
+            if getattr(given, name) not in (None, (), {})
+        }
+        merged = replace(self.options_, **changes)
+        copy = Task(self.__wrapped__, merged)
+        copy.name = merged.id or self.name
+        copy.import_path = self.import_path
+        return copy
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        trace = current_trace()
+        if trace is None:
+            return self.__wrapped__(*args, **kwargs)
+        return cast(R, self._record(trace, args, dict(kwargs)))
+
+    def _record(self, trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any]) -> NodeOutput:
+        options = self._pop_node_keywords(kwargs)
+        arguments = self.bind(args, kwargs)
+        node = self.node_data(trace, options, kind="task")
+        node["args"] = {
+            name: argument_data(value, f"{self.name}({name}=...)")
+            for name, value in arguments.items()
+        }
+        return trace.add(node)
+
+    def _pop_node_keywords(self, kwargs: dict[str, Any]) -> NodeOptions:
+        parameters = inspect.signature(self.__wrapped__).parameters
+        options = self.options_
+        for keyword in NODE_KEYWORDS:
+            if keyword in kwargs and keyword not in parameters:
+                value = kwargs.pop(keyword)
+                if keyword == "after":
+                    options = replace(options, after=(*options.after, *_as_sequence(value)))
+                else:
+                    options = replace(options, when=value)
+        return options
+
+    def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Argument names and values as the function would receive them."""
+        signature = inspect.signature(self.__wrapped__)
+        try:
+            bound = signature.bind_partial(*args, **kwargs)
+        except TypeError as exc:
+            raise TracingError(f"{self.name}(): {exc}") from None
+        arguments: dict[str, Any] = {}
+        for name, value in bound.arguments.items():
+            kind = signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_POSITIONAL:
+                raise TracingError(
+                    f"{self.name}(): *{name} is not supported in a step; pass a list instead"
+                )
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                arguments.update(value)
+            else:
+                arguments[name] = value
+        return arguments
+
+    def node_data(self, trace: Trace, options: NodeOptions, *, kind: str) -> dict[str, Any]:
+        node_id = trace.unique_id(options.id or self.name, explicit=options.id is not None)
+        trace.signatures[self.import_path] = signature_of(self.__wrapped__)
+        node: dict[str, Any] = {"id": node_id, "kind": kind, "task": self.import_path}
+        node.update(options.policy_fields())
+        condition = trace.condition(options.when)
+        if condition is not None:
+            node["when"] = condition
+        if options.after:
+            node["after"] = [_node_id(item) for item in options.after]
+        return node
+
+
+def argument_data(value: object, what: str) -> dict[str, Any]:
+    if contains_value(value):
+        return {"expr": to_expression(value)}
+    return {"value": to_json(value, what=what)}
+
+
+def _as_sequence(value: object) -> Sequence[NodeOutput | str]:
+    if isinstance(value, NodeOutput | str):
+        return (value,)
+    if isinstance(value, list | tuple):
+        return value
+    raise TracingError(f"after= takes steps or node ids, not {type(value).__name__}")
+
+
+def _node_id(item: NodeOutput | str) -> str:
+    if isinstance(item, NodeOutput):
+        return item.node_id
+    if isinstance(item, str):
+        return item
+    raise TracingError(
+        f"after= takes the results of steps (or node ids), not {type(item).__name__}"
+    )
+
+
+@overload
+def task(function: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def task(
+    *,
+    name: str | None = None,
+    retries: int | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: str | float | None = None,
+    queue: str | None = None,
+    priority: int | None = None,
+    concurrency: ConcurrencyPolicy | None = None,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(
+    function: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    retries: int | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: str | float | None = None,
+    queue: str | None = None,
+    priority: int | None = None,
+    concurrency: ConcurrencyPolicy | None = None,
+) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+    """Declare a function as a step: ``@keel.task`` or ``@keel.task(retries=3, timeout="30s")``.
+
+    ``retries=N`` means up to N more attempts after the first (``max_attempts = N + 1``).
+    """
+    options = make_options(
+        id=name,
+        retries=retries,
+        retry=retry,
+        timeout=timeout,
+        queue=queue,
+        priority=priority,
+        concurrency=concurrency,
+    )
+
+    def decorate(fn: Callable[P, R]) -> Task[P, R]:
+        if isinstance(fn, Task):
+            raise TracingError(f"{fn.name} is already a keel task")
+        return Task(fn, options)
+
+    return decorate(function) if function is not None else decorate
+
+
+def map_task(
+    step: Task[..., Any],
+    items: Value | Sequence[Any],
+    *,
+    item_arg: str | None = None,
+    args: Mapping[str, Any] | None = None,
+    id: str | None = None,
+    max_parallel: int | None = None,
+    when: Value | str | None = None,
+    after: Sequence[NodeOutput | str] = (),
+) -> Value:
+    """Run ``step`` once per item of ``items`` (a future list); the output is the list of
+    results in item order. ``args`` are passed unchanged to every call."""
+    trace = require_trace("keel.map")
+    if not isinstance(step, Task):
+        raise TracingError(f"keel.map needs a @keel.task, not {type(step).__name__}")
+    fixed = dict(args or {})
+    parameters = [
+        name for name in inspect.signature(step.__wrapped__).parameters if name not in fixed
+    ]
+    chosen = item_arg or (parameters[0] if parameters else None)
+    if chosen is None:
+        raise TracingError(f"keel.map: {step.name} has no parameter left to receive the items")
+    options = step.options_
+    if id is not None:
+        options = replace(options, id=id)
+    if when is not None:
+        options = replace(options, when=when)
+    options = replace(options, after=(*options.after, *after))
+    node = step.node_data(trace, options, kind="map")
+    node["items"] = to_expression(items)
+    node["item_arg"] = chosen
+    node["args"] = {
+        name: argument_data(value, f"keel.map({step.name}, {name}=...)")
+        for name, value in fixed.items()
+    }
+    if max_parallel is not None:
+        node["max_parallel"] = max_parallel
+    return trace.add(node)

@@ -1,0 +1,188 @@
+"""``@keel.workflow``: trace a function once into a validated ``WorkflowSpec``.
+
+The function's parameters become the input schema (type hints and pydantic models as
+JSON Schema) and ``input.<name>`` values; its body records nodes; its return value
+becomes the outputs. Tracing happens when the decorator runs, so an invalid workflow
+fails at import with every problem listed, before anything can run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from pydantic import ConfigDict, create_model
+
+from keel.authoring.tracing import tracing
+from keel.authoring.values import Value, to_expression
+from keel.errors import KeelError, SpecError, TracingError
+from keel.spec.durations import parse_duration
+from keel.spec.model import WorkflowSpec
+from keel.spec.policies import NodeDefaults
+from keel.spec.triggers import Trigger
+from keel.spec.validate import check, parse_spec
+
+P = ParamSpec("P")
+R = TypeVar("R")
+#: the output name used when a workflow returns a single value
+RESULT = "result"
+
+
+class Workflow(Generic[P, R]):
+    """A traced workflow: its ``spec`` is what keel stores, versions and runs."""
+
+    def __init__(self, function: Callable[P, R], spec: WorkflowSpec) -> None:
+        self.__wrapped__ = function
+        self.spec = spec
+        self.name = spec.name
+        self.__doc__ = function.__doc__
+        self.__name__ = function.__name__
+        self.__qualname__ = function.__qualname__
+        self.__module__ = function.__module__
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    def __repr__(self) -> str:
+        return f"<keel workflow {self.name} version {self.version[:12]}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        raise KeelError(
+            f"workflow '{self.name}' is run by keel, not called: use `keel run` on its file"
+        )
+
+
+def input_schema(function: Callable[..., Any]) -> dict[str, Any]:
+    """JSON Schema of a workflow's parameters, titles removed (they are noise in versions)."""
+    try:
+        hints = typing.get_type_hints(function, include_extras=True)
+    except Exception as exc:
+        raise TracingError(f"cannot read the type hints of {function.__qualname__}: {exc}") from exc
+    fields: dict[str, Any] = {}
+    for name, parameter in inspect.signature(function).parameters.items():
+        if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            raise TracingError(
+                f"workflow parameter *{name}/**{name} is not supported; name every input"
+            )
+        hint = hints.get(name, Any)
+        default = ... if parameter.default is inspect.Parameter.empty else parameter.default
+        fields[name] = (hint, default)
+    model = create_model(
+        f"{function.__name__}_input", __config__=ConfigDict(extra="forbid"), **fields
+    )
+    schema: dict[str, Any] = _without_titles(model.model_json_schema())
+    return schema
+
+
+def _without_titles(schema: Any, *, in_properties: bool = False) -> Any:
+    if isinstance(schema, dict):
+        return {
+            key: _without_titles(
+                value, in_properties=(key in ("properties", "$defs") and not in_properties)
+            )
+            for key, value in schema.items()
+            if in_properties or not (key == "title" and isinstance(value, str))
+        }
+    if isinstance(schema, list):
+        return [_without_titles(item) for item in schema]
+    return schema
+
+
+def _outputs(returned: object, workflow: str) -> dict[str, str]:
+    if returned is None:
+        return {}
+    if isinstance(returned, Mapping) and not isinstance(returned, Value):
+        outputs = {}
+        for key, value in returned.items():
+            if not isinstance(key, str):
+                raise TracingError(
+                    f"workflow '{workflow}' returns a mapping with key {key!r}; "
+                    "output names must be strings"
+                )
+            outputs[key] = to_expression(value)
+        return outputs
+    return {RESULT: to_expression(returned)}
+
+
+def build_spec(
+    function: Callable[..., Any],
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    max_parallel: int | None = None,
+    deadline: str | float | None = None,
+    defaults: NodeDefaults | None = None,
+    triggers: Sequence[Trigger] = (),
+) -> WorkflowSpec:
+    workflow_name = name or function.__name__
+    schema = input_schema(function)
+    parameters = inspect.signature(function).parameters
+    with tracing(workflow_name) as trace:
+        returned = function(**{param: Value(f"input.{param}") for param in parameters})
+        outputs = _outputs(returned, workflow_name)
+    data: dict[str, Any] = {
+        "name": workflow_name,
+        "description": description if description is not None else inspect.getdoc(function) or "",
+        "input_schema": schema,
+        "nodes": trace.nodes,
+        "outputs": outputs,
+        "triggers": [trigger.model_dump() for trigger in triggers],
+    }
+    if defaults is not None:
+        data["defaults"] = defaults.model_dump(exclude_defaults=True)
+    if max_parallel is not None:
+        data["max_parallel"] = max_parallel
+    if deadline is not None:
+        data["deadline"] = parse_duration(deadline)
+    spec = parse_spec(data, source=workflow_name)
+    try:
+        return check(spec, signatures=trace.signatures)
+    except SpecError as exc:
+        raise SpecError(exc.issues, workflow=workflow_name) from None
+
+
+@overload
+def workflow(function: Callable[P, R], /) -> Workflow[P, R]: ...
+
+
+@overload
+def workflow(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    max_parallel: int | None = None,
+    deadline: str | float | None = None,
+    defaults: NodeDefaults | None = None,
+    triggers: Sequence[Trigger] = (),
+) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
+
+
+def workflow(
+    function: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    max_parallel: int | None = None,
+    deadline: str | float | None = None,
+    defaults: NodeDefaults | None = None,
+    triggers: Sequence[Trigger] = (),
+) -> Workflow[P, R] | Callable[[Callable[P, R]], Workflow[P, R]]:
+    """Declare a workflow. The body is traced once, now; see the module docstring."""
+
+    def decorate(fn: Callable[P, R]) -> Workflow[P, R]:
+        spec = build_spec(
+            fn,
+            name=name,
+            description=description,
+            max_parallel=max_parallel,
+            deadline=deadline,
+            defaults=defaults,
+            triggers=triggers,
+        )
+        return Workflow(fn, spec)
+
+    return decorate(function) if function is not None else decorate

@@ -1,0 +1,91 @@
+"""The error tree of keel.
+
+Every error keel raises on purpose is a ``KeelError``, so callers can catch keel's own
+failures without catching programming mistakes. Messages say what was wrong and what
+to do about it. This module imports nothing of keel, so every layer may use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+class KeelError(Exception):
+    """Base of every error keel raises deliberately."""
+
+
+@dataclass(frozen=True)
+class SpecIssue:
+    """One problem found in a workflow definition.
+
+    ``loc`` is the path inside the spec's data (``("nodes", 2, "args", "doc")``) so that
+    a YAML loader can turn it into a line and column; ``node`` names the node when the
+    problem belongs to one.
+    """
+
+    message: str
+    loc: tuple[str | int, ...] = ()
+    node: str | None = None
+    code: str = "invalid"
+    source: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+    def located(self, source: str | None, line: int | None, column: int | None) -> SpecIssue:
+        return replace(self, source=source, line=line, column=column)
+
+    def __str__(self) -> str:
+        where = ""
+        if self.source is not None:
+            where = self.source
+            if self.line is not None:
+                where += f":{self.line}"
+                if self.column is not None:
+                    where += f":{self.column}"
+            where += ": "
+        loc = self.loc
+        subject = ""
+        if self.node:
+            subject = f"node '{self.node}'"
+            if len(loc) >= 2 and loc[0] == "nodes":
+                loc = loc[2:]
+        path = ".".join(str(part) for part in loc)
+        if subject and path:
+            subject += f", {path}"
+        elif path:
+            subject = path
+        return f"{where}{subject}: {self.message}" if subject else f"{where}{self.message}"
+
+
+class SpecError(KeelError, ValueError):
+    """A workflow definition is invalid. Carries every issue found, not only the first."""
+
+    def __init__(self, issues: list[SpecIssue], *, workflow: str | None = None) -> None:
+        self.issues = list(issues)
+        self.workflow = workflow
+        head = f"workflow '{workflow}' is invalid" if workflow else "invalid workflow definition"
+        count = len(self.issues)
+        lines = [f"{head} ({count} problem{'s' if count != 1 else ''}):"]
+        lines += [f"  {issue}" for issue in self.issues]
+        super().__init__("\n".join(lines))
+
+
+class ExpressionError(KeelError, ValueError):
+    """An expression does not parse, or refers to something it may not."""
+
+    def __init__(self, message: str, *, line: int | None = None, column: int | None = None):
+        self.line = line
+        self.column = column
+        super().__init__(message)
+
+
+class TracingError(KeelError, TypeError):
+    """A workflow function used a step's future result in a way tracing cannot capture.
+
+    Workflow functions are traced once at definition time; their values are references to
+    results that do not exist yet, so Python control flow over them cannot work.
+    """
+
+
+class WorkflowNotFoundError(KeelError, LookupError):
+    """A file or module does not define the workflow that was asked for."""

@@ -1,0 +1,102 @@
+"""Resolve a task's import path to its function and describe its parameters.
+
+``package.module:function`` is how a spec names code, so that any worker can import it.
+Validation uses this to check arguments against the real signature; authoring uses it
+to turn type hints into JSON Schemas. Importing user code runs it, so validation only
+resolves imports when asked to (``keel validate`` does).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from keel.spec.schemas import Schema, schema_of
+
+
+class ImportPathError(LookupError):
+    """An import path names a module or attribute that does not exist."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    required: bool
+    schema: Schema | None
+    positional_only: bool = False
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What validation needs to know about a task function."""
+
+    parameters: dict[str, Parameter]
+    accepts_any_keyword: bool
+    return_schema: Schema | None
+    is_async: bool
+
+
+#: parameters with these annotations are supplied by keel, never by the spec
+INJECTED_ANNOTATIONS: set[str] = {"StepContext", "keel.StepContext"}
+
+
+def resolve(import_path: str) -> Callable[..., Any]:
+    module_name, _, qualname = import_path.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ImportPathError(f"cannot import module '{module_name}': {exc}") from None
+    for part in qualname.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ImportPathError(f"module '{module_name}' has no attribute '{qualname}'") from None
+    if not callable(target):
+        raise ImportPathError(f"'{import_path}' is a {type(target).__name__}, not a function")
+    return typing.cast(Callable[..., Any], target)
+
+
+def unwrap(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The plain function behind a keel task (tasks keep it as ``__wrapped__``)."""
+    return typing.cast(Callable[..., Any], getattr(function, "__wrapped__", function))
+
+
+def signature_of(function: Callable[..., Any]) -> Signature:
+    function = unwrap(function)
+    try:
+        hints = typing.get_type_hints(function, include_extras=True)
+    except Exception:  # unresolvable forward references: fall back to no type information
+        hints = {}
+    parameters: dict[str, Parameter] = {}
+    any_keyword = False
+    for name, param in inspect.signature(function).parameters.items():
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            any_keyword = True
+            continue
+        if param.kind is inspect.Parameter.VAR_POSITIONAL:
+            continue
+        hint = hints.get(name, Any)
+        if _is_injected(hint):
+            continue
+        parameters[name] = Parameter(
+            name=name,
+            required=param.default is inspect.Parameter.empty,
+            schema=schema_of(hint),
+            positional_only=param.kind is inspect.Parameter.POSITIONAL_ONLY,
+        )
+    returns = hints.get("return", Any)
+    return Signature(
+        parameters=parameters,
+        accepts_any_keyword=any_keyword,
+        return_schema=schema_of(returns) if returns is not type(None) else {"type": "null"},
+        is_async=inspect.iscoroutinefunction(function),
+    )
+
+
+def _is_injected(hint: Any) -> bool:
+    name = getattr(hint, "__name__", None) or str(hint)
+    return name in INJECTED_ANNOTATIONS

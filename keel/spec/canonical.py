@@ -1,0 +1,54 @@
+"""Canonical JSON of a spec, and the version hash derived from it.
+
+Canonical means: fields at their default value are left out (so a future keel that adds
+an optional field does not change the version of existing workflows, and writing a
+default explicitly changes nothing), keys sorted, no whitespace, UTF-8, durations in
+seconds. The same definition written in Python or YAML gives byte-identical output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from keel.spec.model import WorkflowSpec
+
+
+def canonical_data(spec: WorkflowSpec) -> dict[str, Any]:
+    data: dict[str, Any] = spec.model_dump(mode="json", exclude_defaults=True)
+    data["nodes"] = [
+        {**dumped, "kind": node.kind}
+        for node, dumped in zip(spec.nodes, data.get("nodes", []), strict=True)
+    ]
+    return data
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON text: sorted keys, compact separators, integral floats as ints."""
+    return json.dumps(
+        _normalise_numbers(value),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+
+
+def _normalise_numbers(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _normalise_numbers(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normalise_numbers(item) for item in value]
+    return value
+
+
+def spec_json(spec: WorkflowSpec) -> str:
+    return canonical_json(canonical_data(spec))
+
+
+def spec_version(spec: WorkflowSpec) -> str:
+    return hashlib.sha256(spec_json(spec).encode("utf-8")).hexdigest()

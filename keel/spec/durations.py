@@ -1,0 +1,54 @@
+"""Parsing of durations written by people: ``"30s"``, ``"1h30m"``, ``"PT5M"`` or seconds.
+
+Durations are normalised to seconds (a float) in the spec, so ``"60s"`` and ``"1m"`` give
+the same canonical JSON and therefore the same workflow version.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_COMPACT = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_ISO = re.compile(
+    r"^P(?:(?P<w>\d+(?:\.\d+)?)W)?(?:(?P<d>\d+(?:\.\d+)?)D)?"
+    r"(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+def parse_duration(value: object) -> float:
+    """Return the duration in seconds, or raise ``ValueError`` saying which forms work."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration, got {type(value).__name__}")
+    text = value.strip().replace(" ", "")
+    if not text:
+        raise ValueError("empty duration")
+    iso = _ISO.match(text.upper())
+    if iso and text.upper() not in ("P", "PT"):
+        parts = {unit: float(amount) for unit, amount in iso.groupdict().items() if amount}
+        return sum(amount * _UNITS[unit] for unit, amount in parts.items())
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text.lstrip("+-")
+    pos = 0
+    total = 0.0
+    for match in _COMPACT.finditer(body):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(body) or pos == 0:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(
+                f"cannot read duration {value!r}: use forms like '30s', '5m', '1h30m', '2d', "
+                "'250ms', an ISO 8601 duration such as 'PT5M', or a number of seconds"
+            ) from None
+    return sign * total

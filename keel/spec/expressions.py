@@ -1,0 +1,276 @@
+"""The expression language of specs: CEL, checked and analysed without running it.
+
+Expressions map data between nodes (``nodes.extract.output.amount``), decide conditions
+(``nodes.score.output > 0.8``) and compute map items. CEL is safe by construction: no
+I/O, no loops without bounds, no access to Python. This module adds what CEL's binding
+does not give us: the list of nodes an expression reads (the dependency edges), the
+names it uses that are not defined, and whitespace normalisation so that layout never
+changes a workflow's version.
+
+Invariant: analysis is purely lexical and never evaluates user text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import cel
+
+from keel.errors import ExpressionError
+
+#: Fields a reference ``nodes.<id>.<field>`` may read. Later node kinds extend this.
+NODE_FIELDS = frozenset({"output"})
+#: Names every expression may use at its root.
+ROOT_NAMES = frozenset({"input", "nodes"})
+_MACROS = frozenset(
+    {"map", "filter", "all", "exists", "exists_one", "transformList", "transformMap"}
+)
+_KEYWORDS = frozenset({"true", "false", "null", "in"})
+CEL_RESERVED = frozenset(
+    {
+        "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for",
+        "function", "if", "import", "let", "loop", "package", "namespace", "return", "var",
+        "void", "while",
+    }
+)  # fmt: skip
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<string>[rRbB]{0,2}(?:\"\"\"(?:\\.|[^\\])*?\"\"\"|'''(?:\\.|[^\\])*?'''
+        |"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'))
+  | (?P<number>0[xX][0-9a-fA-F]+[uU]?|(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?[uU]?)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<op>&&|\|\||==|!=|<=|>=|[-+*/%!<>?:.,()\[\]{}])
+  | (?P<other>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str
+    text: str
+    offset: int
+
+
+@dataclass(frozen=True)
+class ExpressionInfo:
+    """What an expression reads, found without evaluating it."""
+
+    source: str
+    #: ids of nodes referenced as ``nodes.<id>``
+    node_refs: frozenset[str]
+    #: ``(node, field)`` pairs, to reject fields that do not exist
+    node_fields: frozenset[tuple[str, str]]
+    #: root names that are neither known roots nor bound by a macro
+    free_names: frozenset[str]
+    #: every chain of fields read from a root name, e.g. ``("input", "claim", "id")``
+    paths: frozenset[tuple[str | int, ...]]
+    #: uses of ``nodes`` that are not ``nodes.<id>``, e.g. ``nodes[x]``
+    dynamic_node_access: bool
+    #: when the whole expression is a plain path (``input.claim.id``), its parts
+    path: tuple[str | int, ...] | None
+
+
+def tokenize(source: str) -> list[Token]:
+    tokens = []
+    for match in _TOKEN.finditer(source):
+        kind = match.lastgroup or "other"
+        if kind != "ws":
+            tokens.append(Token(kind, match.group(), match.start()))
+    return tokens
+
+
+def normalize(source: str) -> str:
+    """Collapse whitespace outside string literals, so layout never changes a version."""
+    out: list[str] = []
+    for match in _TOKEN.finditer(source.strip()):
+        if match.lastgroup == "ws":
+            out.append(" ")
+        else:
+            out.append(match.group())
+    return "".join(out)
+
+
+def _string_value(text: str) -> str | None:
+    """The value of a simple string literal token, or None if it is not one."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" and "\\" not in text:
+        return text[1:-1]
+    return None
+
+
+def _read_chain(tokens: list[Token], start: int) -> tuple[list[str | int], int]:
+    """Read ``root.a["b"][0]...`` from ``start``; return the parts and the next index."""
+    path: list[str | int] = [tokens[start].text]
+    i = start + 1
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.text == "." and i + 1 < len(tokens) and tokens[i + 1].kind == "ident":
+            if i + 2 < len(tokens) and tokens[i + 2].text == "(":
+                break  # a method call such as .startsWith(...)
+            path.append(tokens[i + 1].text)
+            i += 2
+        elif tok.text == "[" and i + 2 < len(tokens) and tokens[i + 2].text == "]":
+            key = tokens[i + 1]
+            if key.kind == "number" and key.text.isdigit():
+                path.append(int(key.text))
+            elif key.kind == "string" and (value := _string_value(key.text)) is not None:
+                path.append(value)
+            else:
+                break
+            i += 3
+        else:
+            break
+    return path, i
+
+
+def _chain(tokens: list[Token], start: int) -> tuple[str | int, ...]:
+    return tuple(_read_chain(tokens, start)[0])
+
+
+def _plain_path(tokens: list[Token]) -> tuple[str | int, ...] | None:
+    if not tokens or tokens[0].kind != "ident":
+        return None
+    path, end = _read_chain(tokens, 0)
+    return tuple(path) if end == len(tokens) else None
+
+
+def analyze(source: str) -> ExpressionInfo:
+    """Find the references of an expression. Raises ``ExpressionError`` if it does not parse."""
+    check_syntax(source)
+    tokens = tokenize(source)
+    bound: set[str] = set()
+    for i, tok in enumerate(tokens):
+        if (
+            tok.kind == "ident"
+            and tok.text in _MACROS
+            and i > 0
+            and tokens[i - 1].text == "."
+            and i + 3 < len(tokens)
+            and tokens[i + 1].text == "("
+            and tokens[i + 2].kind == "ident"
+            and tokens[i + 3].text == ","
+        ):
+            bound.add(tokens[i + 2].text)
+            if i + 5 < len(tokens) and tokens[i + 4].kind == "ident" and tokens[i + 5].text == ",":
+                bound.add(tokens[i + 4].text)
+    refs: set[str] = set()
+    fields: set[tuple[str, str]] = set()
+    free: set[str] = set()
+    paths: set[tuple[str | int, ...]] = set()
+    dynamic = False
+    for i, tok in enumerate(tokens):
+        if tok.kind != "ident" or tok.text in _KEYWORDS or tok.text in bound:
+            continue
+        if i > 0 and tokens[i - 1].text == ".":
+            continue  # a field or a method, not a root name
+        if i + 1 < len(tokens) and tokens[i + 1].text == "(":
+            continue  # a function call such as size(x)
+        if tok.text not in ROOT_NAMES:
+            free.add(tok.text)
+            continue
+        paths.add(_chain(tokens, i))
+        if tok.text != "nodes":
+            continue
+        node, after = _node_reference(tokens, i)
+        if node is None:
+            dynamic = True
+            continue
+        refs.add(node)
+        if after is not None:
+            fields.add((node, after))
+    return ExpressionInfo(
+        source=source,
+        node_refs=frozenset(refs),
+        node_fields=frozenset(fields),
+        free_names=frozenset(free),
+        paths=frozenset(paths),
+        dynamic_node_access=dynamic,
+        path=_plain_path(tokens),
+    )
+
+
+def _node_reference(tokens: list[Token], i: int) -> tuple[str | None, str | None]:
+    """Read ``nodes.<id>[.<field>]`` or ``nodes["<id>"]...`` starting at token ``i``."""
+    j = i + 1
+    node: str | None = None
+    if j + 1 < len(tokens) and tokens[j].text == "." and tokens[j + 1].kind == "ident":
+        node, j = tokens[j + 1].text, j + 2
+    elif j + 2 < len(tokens) and tokens[j].text == "[" and tokens[j + 2].text == "]":
+        node = _string_value(tokens[j + 1].text) if tokens[j + 1].kind == "string" else None
+        j += 3
+    if node is None:
+        return None, None
+    if j + 1 < len(tokens) and tokens[j].text == "." and tokens[j + 1].kind == "ident":
+        return node, tokens[j + 1].text
+    if j + 2 < len(tokens) and tokens[j].text == "[" and tokens[j + 1].kind == "string":
+        return node, _string_value(tokens[j + 1].text)
+    return node, ""
+
+
+_LOCATION = re.compile(r"<input>:(\d+):(\d+): (.*?)(?:\n|$)")
+
+
+@lru_cache(maxsize=4096)
+def compile_expression(source: str) -> cel.Program:
+    """Compile once and cache: the same expression is evaluated for every run."""
+    try:
+        return cel.compile(source)
+    except (ValueError, RuntimeError) as exc:
+        text = str(exc)
+        found = _LOCATION.search(text)
+        if found:
+            line, column, reason = int(found.group(1)), int(found.group(2)), found.group(3)
+            raise ExpressionError(
+                f"expression does not parse at {line}:{column}: {reason.strip()}",
+                line=line,
+                column=column,
+            ) from None
+        raise ExpressionError(f"expression does not parse: {text}") from None
+
+
+def check_syntax(source: str) -> None:
+    if not source.strip():
+        raise ExpressionError("expression is empty")
+    compile_expression(source)
+
+
+def evaluate(source: str, variables: dict[str, Any]) -> Any:
+    """Evaluate an expression over ``variables`` (``input``, ``nodes``)."""
+    try:
+        return compile_expression(source).execute(variables)
+    except ExpressionError:
+        raise
+    except Exception as exc:  # CEL reports missing keys, bad types... as various errors
+        raise ExpressionError(f"cannot evaluate {source!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def literal(value: Any) -> str:
+    """Write a JSON value as CEL source, so generated expressions can embed constants."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        if text in ("inf", "-inf", "nan"):
+            raise ExpressionError(f"{value} cannot be written in an expression")
+        return text
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return '"' + escaped.replace("\r", "\\r").replace("\t", "\\t") + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(literal(item) for item in value) + "]"
+    if isinstance(value, dict):
+        items = (f"{literal(str(key))}: {literal(item)}" for key, item in value.items())
+        return "{" + ", ".join(items) + "}"
+    raise ExpressionError(f"cannot write {type(value).__name__} value {value!r} in an expression")

@@ -1,0 +1,133 @@
+"""The dependency graph of a spec: edges come from expression references and ``after``.
+
+Data flow is the dependency graph: a node depends on every node whose output its
+arguments, condition, items or concurrency key read, plus those listed in ``after``.
+References to unknown nodes are left out here (validation reports them).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from keel.errors import ExpressionError
+from keel.spec.expressions import ExpressionInfo, analyze
+from keel.spec.model import ExprArg, MapNode, TaskNode, WorkflowSpec
+
+
+@dataclass(frozen=True)
+class ExpressionSite:
+    """Where an expression sits in a node, for error messages and line numbers."""
+
+    node: str
+    loc: tuple[str | int, ...]
+    source: str
+
+
+def node_expressions(node: TaskNode | MapNode, index: int) -> Iterator[ExpressionSite]:
+    base: tuple[str | int, ...] = ("nodes", index)
+    for name, arg in node.args.items():
+        if isinstance(arg, ExprArg):
+            yield ExpressionSite(node.id, (*base, "args", name, "expr"), arg.expr)
+    if node.when is not None:
+        yield ExpressionSite(node.id, (*base, "when"), node.when)
+    if isinstance(node, MapNode):
+        yield ExpressionSite(node.id, (*base, "items"), node.items)
+    if node.concurrency is not None:
+        yield ExpressionSite(node.id, (*base, "concurrency", "key"), node.concurrency.key)
+
+
+def safe_analyze(source: str) -> ExpressionInfo | None:
+    try:
+        return analyze(source)
+    except ExpressionError:
+        return None
+
+
+@dataclass
+class DependencyGraph:
+    """Parents and children of every node, in spec order (deterministic everywhere)."""
+
+    order: list[str]
+    parents: dict[str, list[str]] = field(default_factory=dict)
+    children: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_spec(cls, spec: WorkflowSpec) -> DependencyGraph:
+        ids = [node.id for node in spec.nodes]
+        known = set(ids)
+        graph = cls(order=list(dict.fromkeys(ids)))
+        for node_id in graph.order:
+            graph.parents[node_id] = []
+            graph.children[node_id] = []
+        seen: set[str] = set()
+        for index, node in enumerate(spec.nodes):
+            if node.id in seen:
+                continue  # a duplicate id; validation reports it
+            seen.add(node.id)
+            wanted: list[str] = []
+            for site in node_expressions(node, index):
+                info = safe_analyze(site.source)
+                if info is not None:
+                    wanted.extend(sorted(info.node_refs))
+            wanted.extend(node.after)
+            for parent in dict.fromkeys(wanted):
+                if parent in known and parent != node.id:  # self-loops are reported apart
+                    graph.parents[node.id].append(parent)
+                    graph.children[parent].append(node.id)
+        return graph
+
+    def find_cycle(self) -> list[str] | None:
+        """One cycle as a path ``[a, b, c, a]``, or None if the graph is acyclic."""
+        white, grey, black = 0, 1, 2
+        colour = dict.fromkeys(self.order, white)
+        for start in self.order:
+            if colour[start] != white:
+                continue
+            stack: list[tuple[str, Iterator[str]]] = [(start, iter(self.children[start]))]
+            colour[start] = grey
+            path = [start]
+            while stack:
+                current, children = stack[-1]
+                child = next(children, None)
+                if child is None:
+                    colour[current] = black
+                    stack.pop()
+                    path.pop()
+                elif colour[child] == grey:
+                    return [*path[path.index(child) :], child]
+                elif colour[child] == white:
+                    colour[child] = grey
+                    path.append(child)
+                    stack.append((child, iter(self.children[child])))
+        return None
+
+    def topological_order(self) -> list[str]:
+        """Kahn's order, ties broken by spec order. Raises ValueError on a cycle."""
+        waiting = {node: len(parents) for node, parents in self.parents.items()}
+        position = {node: i for i, node in enumerate(self.order)}
+        ready = [node for node in self.order if waiting[node] == 0]
+        result: list[str] = []
+        heap = [(position[node], node) for node in ready]
+        heapq.heapify(heap)
+        while heap:
+            _, node = heapq.heappop(heap)
+            result.append(node)
+            for child in self.children[node]:
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    heapq.heappush(heap, (position[child], child))
+        if len(result) != len(self.order):
+            raise ValueError("the graph has a cycle")
+        return result
+
+    def depths(self) -> dict[str, int]:
+        """Longest distance from a root: nodes of equal depth can run side by side."""
+        depth: dict[str, int] = {}
+        for node in self.topological_order():
+            depth[node] = max((depth[p] + 1 for p in self.parents[node]), default=0)
+        return depth
+
+    def roots(self) -> list[str]:
+        return [node for node in self.order if not self.parents[node]]

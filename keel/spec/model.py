@@ -1,0 +1,188 @@
+"""The process-definition model: a workflow is nodes, data mapping, conditions, policies.
+
+Whatever a workflow was written in (Python decorators, YAML), it becomes one
+``WorkflowSpec``. Node kinds are a discriminated union on ``kind``; adding a kind means
+adding a model here and its rules to ``validate`` and the engine. Models are frozen:
+a spec never changes after it is built, which is what makes its hash a version.
+
+Arguments are either literals or expressions. In data form, ``{"expr": "..."}`` or
+``{"value": ...}``; as shorthand (YAML), a string that is wholly ``${{ ... }}`` is an
+expression and anything else is a literal, as in GitHub Actions.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    JsonValue,
+    Tag,
+)
+
+from keel.spec.policies import NodeDefaults, NodePolicies
+from keel.spec.triggers import Trigger
+from keel.spec.types import Expression, ImportPath, Name, NodeId, PositiveDuration
+
+
+class JoinRule(StrEnum):
+    """When a node runs, given how its parents ended (succeeded, skipped or failed).
+
+    The rule is applied once every parent has ended; then ``when`` is evaluated. A node
+    with no parents always passes its join. "Failed" includes parents that did not run
+    because their own parents failed (``upstream_failed``). A node whose join does not
+    pass becomes *skipped* if no parent failed, else *upstream_failed*; with the default
+    ``on_failure`` a failed node fails the whole run anyway, so these rules matter for
+    nodes whose failures are allowed to continue.
+
+    - ``none_failed`` (default): no parent failed and at least one succeeded. A branch
+      skipped by its condition skips what only depends on it, while a join after an
+      if/else runs when one side ran.
+    - ``all_succeeded``: every parent succeeded.
+    - ``one_succeeded``: at least one parent succeeded, even if others failed.
+    - ``all_done``: always, whatever the parents did (clean-up, notifications).
+    - ``one_failed``: at least one parent failed (error handling); else skipped.
+    """
+
+    NONE_FAILED = "none_failed"
+    ALL_SUCCEEDED = "all_succeeded"
+    ONE_SUCCEEDED = "one_succeeded"
+    ALL_DONE = "all_done"
+    ONE_FAILED = "one_failed"
+
+
+class ExprArg(BaseModel):
+    """An argument computed from the run's input and upstream outputs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    expr: Expression
+
+
+class LiteralArg(BaseModel):
+    """An argument given as a constant JSON value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    value: JsonValue
+
+
+_TEMPLATE = re.compile(r"^\s*\$\{\{(.*)\}\}\s*$", re.DOTALL)
+
+
+def _argument_shorthand(value: Any) -> Any:
+    if isinstance(value, ExprArg | LiteralArg):
+        return value
+    if isinstance(value, str):
+        template = _TEMPLATE.match(value)
+        if template:
+            return {"expr": template.group(1)}
+        if "${{" in value:
+            raise ValueError(
+                "an argument is either a whole ${{ expression }} or a literal; to combine "
+                'text and values write one expression: ${{ "Claim " + input.id }}'
+            )
+        return {"value": value}
+    if isinstance(value, dict) and len(value) == 1 and ("expr" in value or "value" in value):
+        return value
+    return {"value": value}
+
+
+Arg = Annotated[ExprArg | LiteralArg, BeforeValidator(_argument_shorthand)]
+
+
+class _NodeBase(NodePolicies):
+    id: NodeId
+    description: str = ""
+    #: explicit dependencies, in addition to those read from expressions
+    after: tuple[NodeId, ...] = ()
+    #: condition evaluated once the join rule passes; false means the node is skipped
+    when: Expression | None = None
+    join: JoinRule = JoinRule.NONE_FAILED
+
+
+class TaskNode(_NodeBase):
+    """Call a Python function (``package.module:function``) once."""
+
+    kind: Literal["task"] = "task"
+    task: ImportPath
+    args: dict[str, Arg] = Field(default_factory=dict)
+
+
+class MapNode(_NodeBase):
+    """Call a function once per item of a list computed at run time; results keep order."""
+
+    kind: Literal["map"] = "map"
+    task: ImportPath
+    #: expression giving the list to map over
+    items: Expression
+    #: the function parameter that receives each item
+    item_arg: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    #: arguments that are the same for every item
+    args: dict[str, Arg] = Field(default_factory=dict)
+    #: at most this many items at once (besides the run's and the workers' limits)
+    max_parallel: int | None = Field(None, ge=1)
+
+
+def _node_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        kind = value.get("kind", "task")
+        return kind if isinstance(kind, str) else "task"
+    return str(getattr(value, "kind", "task"))
+
+
+Node = Annotated[
+    Annotated[TaskNode, Tag("task")] | Annotated[MapNode, Tag("map")],
+    Discriminator(
+        _node_kind,
+        custom_error_type="unknown_node_kind",
+        custom_error_message="unknown node kind: use 'task' or 'map'",
+    ),
+]
+NODE_KINDS = ("task", "map")
+
+
+def _default_input_schema() -> dict[str, JsonValue]:
+    return {"type": "object", "properties": {}}
+
+
+class WorkflowSpec(BaseModel):
+    """A whole workflow definition. Its ``version`` is the hash of its canonical JSON."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Name
+    description: str = ""
+    #: JSON Schema of the run's input (an object; its properties are ``input.<name>``)
+    input_schema: dict[str, JsonValue] = Field(default_factory=_default_input_schema)
+    nodes: tuple[Node, ...]
+    #: named results of the run, as expressions; the run's output is this mapping
+    outputs: dict[str, Expression] = Field(default_factory=dict)
+    defaults: NodeDefaults = Field(default_factory=NodeDefaults)
+    #: at most this many nodes of one run execute at once
+    max_parallel: int | None = Field(None, ge=1)
+    #: the whole run must finish within this time after it starts
+    deadline: PositiveDuration | None = None
+    triggers: tuple[Trigger, ...] = ()
+
+    @cached_property
+    def node_map(self) -> dict[str, TaskNode | MapNode]:
+        return {node.id: node for node in self.nodes}
+
+    @cached_property
+    def version(self) -> str:
+        """sha256 of the canonical JSON: equal definitions have equal versions."""
+        from keel.spec.canonical import spec_version
+
+        return spec_version(self)
+
+    def node(self, node_id: str) -> TaskNode | MapNode:
+        try:
+            return self.node_map[node_id]
+        except KeyError:
+            raise KeyError(f"workflow '{self.name}' has no node '{node_id}'") from None

@@ -1,0 +1,112 @@
+"""Execution policies of nodes: retry, timeout, queueing, priority, concurrency.
+
+They are modelled and validated here; the engine and runtime enforce them. A node's own
+policy wins over the workflow's ``defaults``, which win over keel's built-in defaults
+(see ``effective_policies``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from keel.spec.types import Expression, NonNegativeDuration, PositiveDuration
+
+QueueName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
+Priority = Annotated[int, Field(ge=-1000, le=1000)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RetryPolicy(_Frozen):
+    """How often and how soon a failed attempt is tried again.
+
+    The wait before attempt ``n+1`` is ``initial_backoff * multiplier**(n-1)`` capped at
+    ``max_backoff``, then spread by ``jitter`` (a fraction, derived deterministically from
+    the run, node and attempt so that replay gives the same schedule).
+    """
+
+    max_attempts: int = Field(1, ge=1, le=10_000)
+    initial_backoff: NonNegativeDuration = 1.0
+    max_backoff: NonNegativeDuration = 300.0
+    multiplier: float = Field(2.0, ge=1.0, le=100.0)
+    jitter: float = Field(0.1, ge=0.0, le=1.0)
+    #: exception type names that are retried; empty means every error except the ones below
+    retry_on: tuple[str, ...] = ()
+    #: exception type names that are never retried (``keel.NonRetryable`` always is)
+    never_retry_on: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RetryPolicy:
+        if self.max_backoff < self.initial_backoff:
+            raise ValueError(
+                f"max_backoff ({self.max_backoff:g}s) is shorter than initial_backoff "
+                f"({self.initial_backoff:g}s)"
+            )
+        both = sorted(set(self.retry_on) & set(self.never_retry_on))
+        if both:
+            raise ValueError(f"{', '.join(both)} cannot be in both retry_on and never_retry_on")
+        return self
+
+
+class ConcurrencyPolicy(_Frozen):
+    """At most ``limit`` attempts at once, across all runs and workers, per value of ``key``.
+
+    ``key`` is an expression, so the limit can be per tenant: ``"crm:" + input.tenant``.
+    """
+
+    key: Expression
+    limit: int = Field(ge=1, le=1_000_000)
+
+
+class NodePolicies(_Frozen):
+    """Policy fields shared by every node kind that executes code."""
+
+    retry: RetryPolicy | None = None
+    #: per attempt
+    timeout: PositiveDuration | None = None
+    queue: QueueName | None = None
+    priority: Priority | None = None
+    concurrency: ConcurrencyPolicy | None = None
+
+
+class NodeDefaults(_Frozen):
+    """Workflow-wide defaults for the policies of its nodes."""
+
+    retry: RetryPolicy | None = None
+    timeout: PositiveDuration | None = None
+    queue: QueueName | None = None
+    priority: Priority | None = None
+
+
+class EffectivePolicies(_Frozen):
+    """The policies that apply to one node after defaults are resolved."""
+
+    retry: RetryPolicy
+    timeout: float | None
+    queue: str
+    priority: int
+    concurrency: ConcurrencyPolicy | None
+
+
+DEFAULT_QUEUE = "default"
+_T = TypeVar("_T")
+
+
+def _pick(own: _T | None, default: _T | None, builtin: _T) -> _T:
+    if own is not None:
+        return own
+    return default if default is not None else builtin
+
+
+def effective_policies(node: NodePolicies, defaults: NodeDefaults) -> EffectivePolicies:
+    return EffectivePolicies(
+        retry=_pick(node.retry, defaults.retry, RetryPolicy()),
+        timeout=node.timeout if node.timeout is not None else defaults.timeout,
+        queue=_pick(node.queue, defaults.queue, DEFAULT_QUEUE),
+        priority=_pick(node.priority, defaults.priority, 0),
+        concurrency=node.concurrency,
+    )

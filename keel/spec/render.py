@@ -1,0 +1,251 @@
+"""Pictures of a workflow: its nodes and edges as text, Mermaid, Graphviz DOT or JSON.
+
+A spec is easier to review as a graph than as YAML: which nodes run side by side, which
+are conditional, which fan out over a list. This module turns a ``WorkflowSpec`` into
+text for a terminal (``ascii``), for Markdown and GitHub (``mermaid``), for Graphviz
+(``dot``) or for other tools (``json``).
+
+Invariants: rendering is pure (no I/O) and deterministic: nodes appear in spec order
+within a layer and edges in the order of ``DependencyGraph``, so the same spec always
+gives the same text. Edges come from ``DependencyGraph``, the same place the engine
+takes them from, so the picture cannot disagree with what runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from keel.spec.graph import DependencyGraph
+from keel.spec.model import JoinRule, MapNode, TaskNode, WorkflowSpec
+
+FORMATS = ("ascii", "mermaid", "dot", "json")
+
+__all__ = ["FORMATS", "render", "render_ascii", "render_dot", "render_json", "render_mermaid"]
+
+_MARK_TASK, _MARK_MAP, _MARK_WHEN = "●", "▦", "◆"
+#: words Mermaid reads as syntax, so they cannot be node ids there
+_MERMAID_RESERVED = frozenset(
+    {"end", "graph", "flowchart", "subgraph", "style", "class", "classdef", "click",
+     "linkstyle", "direction", "default", "call", "href"}
+)  # fmt: skip
+
+
+def render(spec: WorkflowSpec, fmt: str) -> str:
+    """Render ``spec`` in one of ``FORMATS``."""
+    renderers: dict[str, Callable[[WorkflowSpec], str]] = {
+        "ascii": render_ascii,
+        "mermaid": render_mermaid,
+        "dot": render_dot,
+        "json": render_json,
+    }
+    try:
+        renderer = renderers[fmt]
+    except KeyError:
+        raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}") from None
+    return renderer(spec)
+
+
+def _nodes(spec: WorkflowSpec, graph: DependencyGraph) -> list[TaskNode | MapNode]:
+    return [spec.node_map[node_id] for node_id in graph.order]
+
+
+def _one_line(text: str) -> str:
+    """Expressions may hold multi-line string literals; a row or label needs one line."""
+    return " ".join(text.splitlines())
+
+
+def _extras(node: TaskNode | MapNode) -> list[str]:
+    """The conditions on a node besides its parents: ``when`` and a non-default join."""
+    extras = []
+    if node.when is not None:
+        extras.append(f"when: {_one_line(node.when)}")
+    if node.join is not JoinRule.NONE_FAILED:
+        extras.append(f"join: {node.join.value}")
+    return extras
+
+
+# --- ascii ------------------------------------------------------------------------------
+
+
+def render_ascii(spec: WorkflowSpec) -> str:
+    """Plain text for a terminal: a header, then the nodes layer by layer, then outputs.
+
+    Nodes in one layer have no path between them, so they may run side by side. Markers:
+    ``●`` task, ``▦`` map (with its items and item argument), ``◆`` conditional.
+    """
+    graph = DependencyGraph.from_spec(spec)
+    try:
+        depths = graph.depths()
+    except ValueError:
+        cycle = " -> ".join(graph.find_cycle() or [])
+        raise ValueError(
+            f"cannot lay out workflow '{spec.name}' in layers: its nodes form a cycle "
+            f"({cycle}); remove one of these dependencies"
+        ) from None
+    lines = [f"{spec.name}  version {spec.version[:12]}"]
+    if spec.description:
+        lines.append(_one_line(spec.description))
+    properties = spec.input_schema.get("properties")
+    names = list(properties) if isinstance(properties, dict) else []
+    lines.append(f"input: {', '.join(names) if names else '(none)'}")
+
+    rows: dict[str, list[str]] = {}
+    for node in _nodes(spec, graph):
+        mark = _MARK_WHEN if node.when else _MARK_MAP if isinstance(node, MapNode) else _MARK_TASK
+        what = node.task
+        if isinstance(node, MapNode):
+            what += f"  over {_one_line(node.items)} (item → {node.item_arg})"
+        parents = graph.parents[node.id]
+        arrow = f"← {', '.join(parents)}" if parents else ""
+        rows[node.id] = [f"{mark} {node.id}", node.kind, what, arrow, "   ".join(_extras(node))]
+    widths = [max((len(row[i]) for row in rows.values()), default=0) for i in range(5)]
+
+    layers: dict[int, list[str]] = {}
+    for node_id in graph.order:
+        layers.setdefault(depths[node_id], []).append(node_id)
+    for depth in sorted(layers):
+        members = layers[depth]
+        lines.append(f"layer {depth + 1}" + ("   (parallel)" if len(members) > 1 else ""))
+        for node_id in members:
+            cells = (cell.ljust(width) for cell, width in zip(rows[node_id], widths, strict=True))
+            lines.append(("  " + "  ".join(cells)).rstrip())
+    if not layers:
+        lines.append("(no nodes)")
+
+    width = max((len(name) for name in spec.outputs), default=0)
+    outputs = [f"{name.ljust(width)} = {_one_line(e)}" for name, e in spec.outputs.items()]
+    lines.append("outputs: " + ("\n         ".join(outputs) if outputs else "(none)"))
+    return "\n".join(lines) + "\n"
+
+
+# --- mermaid ----------------------------------------------------------------------------
+
+
+def _mermaid_text(text: str) -> str:
+    """Escape text for a double-quoted Mermaid label (``#`` first: it starts entities)."""
+    for raw, entity in (
+        ("#", "#35;"),
+        ('"', "#quot;"),
+        ("&", "#amp;"),
+        ("<", "#lt;"),
+        (">", "#gt;"),
+    ):
+        text = text.replace(raw, entity)
+    return _one_line(text)
+
+
+def _mermaid_ids(order: list[str]) -> dict[str, str]:
+    """Node ids as Mermaid ids: unchanged unless Mermaid reads them as a keyword."""
+    taken = set(order)
+    ids = {}
+    for node_id in order:
+        alias = node_id
+        while alias.lower() in _MERMAID_RESERVED or (alias != node_id and alias in taken):
+            alias += "_"
+        taken.add(alias)
+        ids[node_id] = alias
+    return ids
+
+
+def render_mermaid(spec: WorkflowSpec) -> str:
+    """A Mermaid flowchart: ``[[...]]`` for maps, ``{{...}}`` for conditional tasks."""
+    graph = DependencyGraph.from_spec(spec)
+    ids = _mermaid_ids(graph.order)
+    lines = ["flowchart TD", f"    %% {spec.name} version {spec.version[:12]}"]
+    maps, conditional = [], []
+    for node in _nodes(spec, graph):
+        parts = [node.id, f"{node.kind} {node.task}"]
+        if isinstance(node, MapNode):
+            parts.append(f"over {node.items} as {node.item_arg}")
+            maps.append(ids[node.id])
+        if node.when is not None:
+            conditional.append(ids[node.id])
+        parts.extend(_extras(node))
+        label = "<br/>".join(_mermaid_text(part) for part in parts)
+        if isinstance(node, MapNode):
+            shape = f'[["{label}"]]'
+        elif node.when is not None:
+            shape = f'{{{{"{label}"}}}}'
+        else:
+            shape = f'["{label}"]'
+        lines.append(f"    {ids[node.id]}{shape}")
+    for child in graph.order:
+        lines.extend(f"    {ids[parent]} --> {ids[child]}" for parent in graph.parents[child])
+    lines.append("    classDef conditional stroke-dasharray: 5 5")
+    lines.append("    classDef mapNode stroke-width: 3px")
+    if conditional:
+        lines.append(f"    class {','.join(conditional)} conditional")
+    if maps:
+        lines.append(f"    class {','.join(maps)} mapNode")
+    return "\n".join(lines) + "\n"
+
+
+# --- dot --------------------------------------------------------------------------------
+
+
+def _dot_string(text: str) -> str:
+    """A DOT double-quoted string; newlines become ``\\n`` line breaks."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\r\n", "\n").replace("\n", "\\n") + '"'
+
+
+def render_dot(spec: WorkflowSpec) -> str:
+    """A Graphviz digraph: ``box3d`` for maps, dashed outline for conditional nodes."""
+    graph = DependencyGraph.from_spec(spec)
+    lines = [
+        f"digraph {_dot_string(spec.name)} {{",
+        "  rankdir=TB;",
+        f"  label={_dot_string(f'{spec.name} version {spec.version[:12]}')};",
+        "  labelloc=t;",
+        '  node [shape=box, fontname="Helvetica"];',
+    ]
+    for node in _nodes(spec, graph):
+        parts = [node.id, f"{node.kind} {node.task}"]
+        attributes = []
+        if isinstance(node, MapNode):
+            parts.append(f"over {node.items} as {node.item_arg}")
+            attributes.append("shape=box3d")
+        if node.when is not None:
+            attributes.append("style=dashed")
+        parts.extend(_extras(node))
+        attributes.insert(0, f"label={_dot_string(chr(10).join(parts))}")
+        lines.append(f"  {_dot_string(node.id)} [{', '.join(attributes)}];")
+    for child in graph.order:
+        lines.extend(
+            f"  {_dot_string(parent)} -> {_dot_string(child)};" for parent in graph.parents[child]
+        )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+# --- json -------------------------------------------------------------------------------
+
+
+def render_json(spec: WorkflowSpec) -> str:
+    """Nodes, edges (``[parent, child]``) and outputs as indented, key-sorted JSON."""
+    graph = DependencyGraph.from_spec(spec)
+    nodes: list[dict[str, Any]] = []
+    for node in _nodes(spec, graph):
+        entry: dict[str, Any] = {
+            "id": node.id,
+            "kind": node.kind,
+            "task": node.task,
+            "when": node.when,
+            "join": node.join.value,
+            "parents": list(graph.parents[node.id]),
+        }
+        if isinstance(node, MapNode):
+            entry["items"] = node.items
+            entry["item_arg"] = node.item_arg
+        nodes.append(entry)
+    edges = [[parent, child] for child in graph.order for parent in graph.parents[child]]
+    data = {
+        "name": spec.name,
+        "version": spec.version,
+        "nodes": nodes,
+        "edges": edges,
+        "outputs": dict(spec.outputs),
+    }
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

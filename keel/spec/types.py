@@ -1,0 +1,58 @@
+"""Constrained scalar types shared by the spec models.
+
+Each type validates one thing people get wrong (a node id CEL cannot address, an import
+path without a function, a negative timeout) so the message names it at the field.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, Field
+
+from keel.spec.durations import parse_duration
+from keel.spec.expressions import CEL_RESERVED, normalize
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IMPORT_PATH = re.compile(
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_.]*$"
+)
+
+
+def _check_identifier(value: str) -> str:
+    if not _IDENTIFIER.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid id: use letters, digits and '_', not starting with a "
+            "digit, so expressions can refer to it as nodes.<id>"
+        )
+    if value in CEL_RESERVED:
+        raise ValueError(f"{value!r} is a reserved word of the expression language")
+    return value
+
+
+def _check_import_path(value: str) -> str:
+    if not _IMPORT_PATH.match(value):
+        raise ValueError(f"{value!r} is not an import path: write 'package.module:function'")
+    return value
+
+
+def _check_name(value: str) -> str:
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_.-]{0,199}$", value):
+        raise ValueError(
+            f"{value!r} is not a valid name: start with a letter or '_', then letters, "
+            "digits, '_', '.', '-' (at most 200 characters)"
+        )
+    return value
+
+
+NodeId = Annotated[str, AfterValidator(_check_identifier)]
+ImportPath = Annotated[str, AfterValidator(_check_import_path)]
+Name = Annotated[str, AfterValidator(_check_name)]
+#: CEL source; whitespace outside strings is normalised. Syntax is checked by validation,
+#: not here, so that one bad expression does not hide every other problem of a spec.
+Expression = Annotated[str, AfterValidator(normalize)]
+#: seconds; written as ``"30s"``, ``"5m"``, ``"PT1H"`` or a number
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+NonNegativeDuration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]

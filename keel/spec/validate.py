@@ -1,0 +1,409 @@
+"""Validation of a whole spec: every problem found, never only the first.
+
+Structure (types, ranges, unknown fields) is checked by the pydantic models when data
+becomes a ``WorkflowSpec``; ``parse_spec`` turns those errors into ``SpecIssue``s. The
+rules that need the whole workflow live here: unique ids, expressions that parse and
+refer only to known nodes and names, acyclic dependencies (naming the cycle), join
+rules that make sense, and, when ``resolve_tasks`` is set, arguments checked against
+the real function signatures and types.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from keel.errors import ExpressionError, SpecError, SpecIssue
+from keel.spec.callables import ImportPathError, Signature, resolve, signature_of
+from keel.spec.expressions import NODE_FIELDS, ROOT_NAMES, ExpressionInfo, analyze
+from keel.spec.graph import DependencyGraph, node_expressions
+from keel.spec.model import (
+    NODE_KINDS,
+    ExprArg,
+    JoinRule,
+    LiteralArg,
+    MapNode,
+    TaskNode,
+    WorkflowSpec,
+)
+from keel.spec.schemas import Schema, mismatch, missing_field, schema_at, value_mismatch
+
+AnyNode = TaskNode | MapNode
+
+
+def parse_spec(data: Any, *, source: str | None = None) -> WorkflowSpec:
+    """Build a spec from plain data, raising ``SpecError`` with every structural issue."""
+    try:
+        return WorkflowSpec.model_validate(data)
+    except ValidationError as exc:
+        issues = [_pydantic_issue(error, data) for error in exc.errors(include_url=False)]
+        name = data.get("name") if isinstance(data, dict) else None
+        raise SpecError(issues, workflow=name if isinstance(name, str) else source) from None
+
+
+def _pydantic_issue(error: Any, data: Any) -> SpecIssue:
+    loc: list[str | int] = []
+    for part in error["loc"]:
+        # discriminated unions add the tag after the node's index; it is not part of the data
+        if part in NODE_KINDS and len(loc) == 2 and loc[0] == "nodes" and isinstance(loc[1], int):
+            continue
+        if isinstance(part, str) and part.startswith(("function-", "tagged-union")):
+            continue
+        loc.append(part)
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = f"unknown field '{loc[-1]}'" if loc else "unknown field"
+    elif error["type"] == "missing":
+        message = f"missing required field '{loc[-1]}'" if loc else "missing required field"
+    return SpecIssue(
+        message=message, loc=tuple(loc), node=_node_id_at(data, loc), code=error["type"]
+    )
+
+
+def _node_id_at(data: Any, loc: list[str | int]) -> str | None:
+    if len(loc) >= 2 and loc[0] == "nodes" and isinstance(loc[1], int) and isinstance(data, dict):
+        nodes = data.get("nodes")
+        if isinstance(nodes, list | tuple) and 0 <= loc[1] < len(nodes):
+            node = nodes[loc[1]]
+            node_id = node.get("id") if isinstance(node, dict) else getattr(node, "id", None)
+            return node_id if isinstance(node_id, str) else None
+    return None
+
+
+def validate(
+    spec: WorkflowSpec,
+    *,
+    resolve_tasks: bool = False,
+    signatures: Mapping[str, Signature] | None = None,
+) -> list[SpecIssue]:
+    """Every semantic problem of ``spec``. Empty list means the spec is valid.
+
+    Arguments are checked against functions whose signatures are known: those given in
+    ``signatures`` (authoring has the functions in hand) and, with ``resolve_tasks``,
+    every other task, imported by its path.
+    """
+    return list(_Validator(spec, resolve_tasks, signatures or {}).run())
+
+
+def check(
+    spec: WorkflowSpec,
+    *,
+    resolve_tasks: bool = False,
+    signatures: Mapping[str, Signature] | None = None,
+) -> WorkflowSpec:
+    """Return ``spec`` if valid, else raise ``SpecError`` listing every problem."""
+    issues = validate(spec, resolve_tasks=resolve_tasks, signatures=signatures)
+    if issues:
+        raise SpecError(issues, workflow=spec.name)
+    return spec
+
+
+class _Validator:
+    def __init__(
+        self, spec: WorkflowSpec, resolve_tasks: bool, signatures: Mapping[str, Signature]
+    ) -> None:
+        self.spec = spec
+        self.resolve_tasks = resolve_tasks
+        self.ids = {node.id for node in spec.nodes}
+        self.index = {node.id: i for i, node in reversed(list(enumerate(spec.nodes)))}
+        self.signatures: dict[str, Signature | None] = dict(signatures)
+        self.infos: dict[str, ExpressionInfo | None] = {}
+
+    def run(self) -> Iterator[SpecIssue]:
+        yield from self._duplicate_ids()
+        yield from self._expressions()
+        yield from self._after_lists()
+        yield from self._cycle()
+        yield from self._join_rules()
+        yield from self._outputs()
+        if self.resolve_tasks:
+            # resolve every function first: argument types read upstream return types
+            for index, node in enumerate(self.spec.nodes):
+                yield from self._resolve(index, node)
+        yield from self._paths()
+        for index, node in enumerate(self.spec.nodes):
+            yield from self._arguments(index, node)
+
+    def _duplicate_ids(self) -> Iterator[SpecIssue]:
+        counts = Counter(node.id for node in self.spec.nodes)
+        for index, node in enumerate(self.spec.nodes):
+            if counts[node.id] > 1 and self.index[node.id] != index:
+                yield SpecIssue(
+                    f"duplicate node id '{node.id}' (first used by node #{self.index[node.id]})",
+                    loc=("nodes", index, "id"),
+                    node=node.id,
+                    code="duplicate_id",
+                )
+
+    def _analyze(
+        self, source: str, loc: tuple[str | int, ...], node: str | None
+    ) -> Iterator[SpecIssue]:
+        try:
+            info = analyze(source)
+        except ExpressionError as exc:
+            self.infos[source] = None
+            yield SpecIssue(f"{exc} in {source!r}", loc=loc, node=node, code="expression_syntax")
+            return
+        self.infos[source] = info
+        for name in sorted(info.free_names):
+            yield SpecIssue(
+                f"unknown name '{name}' in {source!r}: expressions read 'input' (the run's "
+                "input) and 'nodes.<id>.output' (an upstream result)",
+                loc=loc,
+                node=node,
+                code="unknown_name",
+            )
+        if info.dynamic_node_access:
+            yield SpecIssue(
+                f"{source!r} reads 'nodes' without naming a node: write nodes.<id>.output so "
+                "the dependency is known before the run starts",
+                loc=loc,
+                node=node,
+                code="dynamic_reference",
+            )
+        for ref in sorted(info.node_refs):
+            if ref not in self.ids:
+                yield SpecIssue(
+                    f"{source!r} refers to unknown node '{ref}'{self._suggest(ref)}",
+                    loc=loc,
+                    node=node,
+                    code="unknown_node",
+                )
+            elif ref == node:
+                yield SpecIssue(
+                    f"{source!r} refers to the node's own output", loc=loc, node=node, code="cycle"
+                )
+        for ref, field in sorted(info.node_fields):
+            if ref in self.ids and field not in NODE_FIELDS:
+                shown = f"nodes.{ref}" + (f".{field}" if field else "")
+                yield SpecIssue(
+                    f"{source!r}: '{shown}' is not a value; use nodes.{ref}.output",
+                    loc=loc,
+                    node=node,
+                    code="unknown_field",
+                )
+
+    def _paths(self) -> Iterator[SpecIssue]:
+        """Fields read from the input or from outputs that their schemas say do not exist."""
+        for index, node in enumerate(self.spec.nodes):
+            for site in node_expressions(node, index):
+                yield from self._path_issues(site.source, site.loc, node.id)
+        for name, source in self.spec.outputs.items():
+            yield from self._path_issues(source, ("outputs", name), None)
+
+    def _path_issues(
+        self, source: str, loc: tuple[str | int, ...], node: str | None
+    ) -> Iterator[SpecIssue]:
+        info = self.infos.get(source)
+        if info is None:
+            return
+        for path in sorted(info.paths, key=str):
+            known = self._root_schema(path)
+            if known is None:
+                continue
+            root, rest, where = known
+            problem = missing_field(root, rest, name=where)
+            if problem:
+                yield SpecIssue(f"{source!r}: {problem}", loc=loc, node=node, code="unknown_field")
+
+    def _root_schema(
+        self, path: tuple[str | int, ...]
+    ) -> tuple[Schema, tuple[str | int, ...], str] | None:
+        """The schema a path starts from, the rest of the path, and how to name the root."""
+        if path[0] == "input":
+            return dict(self.spec.input_schema), path[1:], "input"
+        if len(path) < 3 or path[2] != "output" or not isinstance(path[1], str):
+            return None
+        upstream = self.spec.node_map.get(path[1])
+        if upstream is None:
+            return None
+        signature = self.signatures.get(upstream.task)
+        if signature is None or signature.return_schema is None:
+            return None
+        root = signature.return_schema
+        if isinstance(upstream, MapNode):  # a map's output is the list of its results
+            item = {key: value for key, value in root.items() if key != "$defs"}
+            root = {"type": "array", "items": item, "$defs": root.get("$defs", {})}
+        return root, path[3:], f"nodes.{path[1]}.output"
+
+    def _suggest(self, name: str) -> str:
+        import difflib
+
+        close = difflib.get_close_matches(name, sorted(self.ids), n=1)
+        return f" (did you mean '{close[0]}'?)" if close else ""
+
+    def _expressions(self) -> Iterator[SpecIssue]:
+        for index, node in enumerate(self.spec.nodes):
+            for site in node_expressions(node, index):
+                yield from self._analyze(site.source, site.loc, node.id)
+        for name, source in self.spec.outputs.items():
+            yield from self._analyze(source, ("outputs", name), None)
+
+    def _after_lists(self) -> Iterator[SpecIssue]:
+        for index, node in enumerate(self.spec.nodes):
+            for position, parent in enumerate(node.after):
+                loc = ("nodes", index, "after", position)
+                if parent not in self.ids:
+                    yield SpecIssue(
+                        f"'after' names unknown node '{parent}'{self._suggest(parent)}",
+                        loc=loc,
+                        node=node.id,
+                        code="unknown_node",
+                    )
+                elif parent == node.id:
+                    yield SpecIssue(
+                        "a node cannot run after itself", loc=loc, node=node.id, code="cycle"
+                    )
+
+    def _cycle(self) -> Iterator[SpecIssue]:
+        graph = DependencyGraph.from_spec(self.spec)
+        cycle = graph.find_cycle()
+        if cycle and len(cycle) > 2:
+            yield SpecIssue(
+                "dependency cycle: " + " -> ".join(cycle),
+                loc=("nodes", self.index[cycle[0]]),
+                node=cycle[0],
+                code="cycle",
+            )
+        self.graph = graph
+
+    def _join_rules(self) -> Iterator[SpecIssue]:
+        for index, node in enumerate(self.spec.nodes):
+            if node.join is JoinRule.ONE_FAILED and not self.graph.parents.get(node.id):
+                yield SpecIssue(
+                    "join 'one_failed' needs at least one parent to watch: add 'after'",
+                    loc=("nodes", index, "join"),
+                    node=node.id,
+                    code="join_without_parents",
+                )
+
+    def _outputs(self) -> Iterator[SpecIssue]:
+        if not self.spec.nodes:
+            yield SpecIssue("a workflow needs at least one node", loc=("nodes",), code="empty")
+
+    # --- checks against the real functions -------------------------------------------------
+
+    def _resolve(self, index: int, node: AnyNode) -> Iterator[SpecIssue]:
+        if node.task in self.signatures:
+            return
+        self.signatures[node.task] = None
+        loc = ("nodes", index, "task")
+        try:
+            self.signatures[node.task] = signature_of(resolve(node.task))
+        except ImportPathError as exc:
+            yield SpecIssue(str(exc), loc=loc, node=node.id, code="unresolved_task")
+        except Exception as exc:  # importing user code can raise anything
+            yield SpecIssue(
+                f"importing '{node.task}' raised {type(exc).__name__}: {exc}",
+                loc=loc,
+                node=node.id,
+                code="unresolved_task",
+            )
+
+    def _arguments(self, index: int, node: AnyNode) -> Iterator[SpecIssue]:
+        signature = self.signatures.get(node.task)
+        if signature is None:
+            return
+        given = dict(node.args)
+        supplied = set(given)
+        if isinstance(node, MapNode):
+            supplied.add(node.item_arg)
+            if node.item_arg not in signature.parameters and not signature.accepts_any_keyword:
+                yield SpecIssue(
+                    f"item_arg '{node.item_arg}' is not a parameter of {node.task}",
+                    loc=("nodes", index, "item_arg"),
+                    node=node.id,
+                    code="unknown_argument",
+                )
+            if node.item_arg in given:
+                yield SpecIssue(
+                    f"'{node.item_arg}' receives the items; do not also pass it in args",
+                    loc=("nodes", index, "args", node.item_arg),
+                    node=node.id,
+                    code="duplicate_argument",
+                )
+            yield from self._items_type(index, node, signature)
+        for name, param in signature.parameters.items():
+            if param.required and name not in supplied:
+                yield SpecIssue(
+                    f"missing required argument '{name}' of {node.task}",
+                    loc=("nodes", index, "args"),
+                    node=node.id,
+                    code="missing_argument",
+                )
+        for name, arg in given.items():
+            loc = ("nodes", index, "args", name)
+            target = signature.parameters.get(name)
+            if target is None:
+                if not signature.accepts_any_keyword:
+                    known = ", ".join(signature.parameters) or "none"
+                    yield SpecIssue(
+                        f"unknown argument '{name}' for {node.task} (parameters: {known})",
+                        loc=loc,
+                        node=node.id,
+                        code="unknown_argument",
+                    )
+                continue
+            if target.schema is None:
+                continue
+            problem = self._arg_mismatch(arg, target.schema)
+            if problem:
+                yield SpecIssue(
+                    f"argument '{name}' {problem}", loc=loc, node=node.id, code="type_mismatch"
+                )
+
+    def _items_type(self, index: int, node: MapNode, signature: Signature) -> Iterator[SpecIssue]:
+        source = self._schema_of_expression(node.items)
+        if source is None:
+            return
+        schema, root = source
+        problem = mismatch(schema, {"type": "array"}, source_root=root)
+        if problem:
+            yield SpecIssue(
+                f"items {problem.replace('the parameter expects', 'a map needs')}",
+                loc=("nodes", index, "items"),
+                node=node.id,
+                code="type_mismatch",
+            )
+            return
+        param = signature.parameters.get(node.item_arg)
+        item = schema_at(schema, (0,), root)
+        if param is not None and param.schema is not None and item is not None:
+            problem = mismatch(item, param.schema, source_root=root, target_root=param.schema)
+            if problem:
+                yield SpecIssue(
+                    f"each item {problem}",
+                    loc=("nodes", index, "items"),
+                    node=node.id,
+                    code="type_mismatch",
+                )
+
+    def _arg_mismatch(self, arg: ExprArg | LiteralArg, target: Schema) -> str | None:
+        if isinstance(arg, LiteralArg):
+            return value_mismatch(arg.value, target, target)
+        source = self._schema_of_expression(arg.expr)
+        if source is None:
+            return None
+        schema, root = source
+        problem = mismatch(schema, target, source_root=root, target_root=target)
+        return f"({arg.expr}) {problem}" if problem else None
+
+    def _schema_of_expression(self, source: str) -> tuple[Schema, Schema] | None:
+        """The schema of a plain-path expression, with the root its $refs point into."""
+        info = self.infos.get(source)
+        if info is None or info.path is None or info.path[0] not in ROOT_NAMES:
+            return None
+        known = self._root_schema(info.path)
+        if known is None:
+            return None
+        root, rest, _ = known
+        return _at(root, rest)
+
+
+def _at(root: Schema, path: tuple[str | int, ...]) -> tuple[Schema, Schema] | None:
+    found = schema_at(root, path, root)
+    return (found, root) if found is not None else None
