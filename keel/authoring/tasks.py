@@ -151,10 +151,11 @@ class Task(Generic[P, R]):
             priority=priority,
             concurrency=concurrency,
         )
+        # identity checks only: ``when`` may be a Value, whose == builds an expression
         changes = {
             name: getattr(given, name)
             for name in NodeOptions.__dataclass_fields__
-            if getattr(given, name) not in (None, (), {})
+            if not _unset(getattr(given, name))
         }
         merged = replace(self.options_, **changes)
         copy = Task(self.__wrapped__, merged)
@@ -221,6 +222,10 @@ class Task(Generic[P, R]):
         if options.after:
             node["after"] = [_node_id(item) for item in options.after]
         return node
+
+
+def _unset(option: object) -> bool:
+    return option is None or (isinstance(option, tuple | dict) and len(option) == 0)
 
 
 def argument_data(value: object, what: str) -> dict[str, Any]:

@@ -226,6 +226,7 @@ def compile_expression(source: str) -> cel.Program:
         found = _LOCATION.search(text)
         if found:
             line, column, reason = int(found.group(1)), int(found.group(2)), found.group(3)
+            reason = reason.split(" expecting {")[0]  # CEL lists every possible token
             raise ExpressionError(
                 f"expression does not parse at {line}:{column}: {reason.strip()}",
                 line=line,

@@ -1,0 +1,78 @@
+"""Document intake: load, extract, validate, human review, index.
+
+The review step is a placeholder task for now that records the reviewer's queue; the
+"waiting" issue turns it into a real approval node that pauses the run for a person.
+
+    keel graph examples/document_intake.py
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+import keel
+
+
+class Document(BaseModel):
+    uri: str
+    text: str
+    kind: str = "invoice"
+
+
+class Extracted(BaseModel):
+    kind: str
+    fields: dict[str, str]
+
+
+class Check(BaseModel):
+    valid: bool
+    problems: list[str]
+
+
+@keel.task(timeout="1m")
+def load(uri: str, text: str) -> str:
+    """Fetch the document's text (here it is given inline)."""
+    if not text.strip():
+        raise ValueError(f"{uri} is empty")
+    return text
+
+
+@keel.task(retries=2, timeout="2m")
+def extract_fields(text: str, kind: str) -> Extracted:
+    """Read ``key: value`` lines (an LLM extraction step in real life)."""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip():
+            fields[key.strip().lower()] = value.strip()
+    return Extracted(kind=kind, fields=fields)
+
+
+@keel.task
+def check_fields(extracted: Extracted, required: list[str]) -> Check:
+    """Flag missing required fields so a person looks at them."""
+    missing = [name for name in required if name not in extracted.fields]
+    return Check(valid=not missing, problems=[f"missing {name}" for name in missing])
+
+
+@keel.task
+def review(extracted: Extracted, check: Check) -> dict[str, str]:
+    """Placeholder for the human review approval: accepts the extracted fields."""
+    return extracted.fields
+
+
+@keel.task
+def index(uri: str, fields: dict[str, str]) -> str:
+    """Write the document to the search index; returns its index id."""
+    return f"idx:{uri}:{len(fields)}"
+
+
+@keel.workflow
+def document_intake(document: Document) -> dict[str, object]:
+    """Ingest one document; a person reviews it when validation finds problems."""
+    text = load(document.uri, document.text)
+    extracted = extract_fields(text, document.kind)
+    check = check_fields(extracted, ["number", "total"])
+    reviewed = review.options(when=~check.valid)(extracted, check)
+    indexed = index(document.uri, extracted.fields, after=[reviewed])
+    return {"index_id": indexed, "problems": check.problems}

@@ -1,0 +1,141 @@
+"""Find workflows by what a person types: ``examples/claims.py:claim``, ``flow.yaml``,
+``pkg.flows:claim``.
+
+A Python file is imported under a stable module name (its stem, or its dotted name
+inside a package) with its folder on ``sys.path``, because task import paths name that
+module and every worker must import the same one. A YAML file's folder goes on
+``sys.path`` too, so its ``task:`` paths resolve against the code beside it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from keel.authoring.workflows import Workflow
+from keel.authoring.yaml_source import load_yaml
+from keel.errors import SpecError, WorkflowNotFoundError
+from keel.spec.model import WorkflowSpec
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class LoadedWorkflow:
+    spec: WorkflowSpec
+    #: where it was found, for messages
+    origin: str
+    #: the Python object, when written in Python
+    workflow: Workflow[..., object] | None = None
+
+
+def split_target(target: str) -> tuple[str, str | None]:
+    """``path/or.module[:workflow]`` -> (location, workflow name or None)."""
+    location, sep, name = target.rpartition(":")
+    if not sep or "/" in name or name.endswith((".py", *YAML_SUFFIXES)):
+        return target, None
+    return location, name or None
+
+
+def _module_name_for(path: Path) -> tuple[str, Path]:
+    """Dotted module name of a file and the folder that must be on ``sys.path``."""
+    parts = [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").exists():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts), folder
+
+
+def import_file(path: Path) -> ModuleType:
+    path = path.resolve()
+    name, root = _module_name_for(path)
+    loaded = sys.modules.get(name)
+    if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() == path:
+        return loaded
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    if "." in name:
+        return importlib.import_module(name)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise WorkflowNotFoundError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def workflows_in(module: ModuleType) -> list[LoadedWorkflow]:
+    found: dict[str, LoadedWorkflow] = {}
+    for value in vars(module).values():
+        if isinstance(value, Workflow) and value.name not in found:
+            found[value.name] = LoadedWorkflow(value.spec, module.__name__, value)
+    return list(found.values())
+
+
+def load_all(location: str, *, resolve_tasks: bool = False) -> list[LoadedWorkflow]:
+    """Every workflow defined at ``location`` (a .py or YAML file, or a module name)."""
+    path = Path(location)
+    if path.suffix in YAML_SUFFIXES:
+        if not path.exists():
+            raise WorkflowNotFoundError(f"no such file: {location}")
+        folder = str(path.resolve().parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        return [
+            LoadedWorkflow(spec, location) for spec in load_yaml(path, resolve_tasks=resolve_tasks)
+        ]
+    if path.suffix == ".py" or path.exists():
+        if not path.is_file():
+            raise WorkflowNotFoundError(f"no such file: {location}")
+        module = import_file(path)
+    else:
+        try:
+            module = importlib.import_module(location)
+        except ModuleNotFoundError as exc:
+            raise WorkflowNotFoundError(
+                f"'{location}' is neither a file nor an importable module ({exc})"
+            ) from None
+    loaded = workflows_in(module)
+    if resolve_tasks:
+        from keel.spec.validate import check
+
+        issues = []
+        for item in loaded:
+            try:
+                check(item.spec, resolve_tasks=True)
+            except SpecError as exc:
+                issues.extend(exc.issues)
+        if issues:
+            raise SpecError(issues, workflow=location)
+    return loaded
+
+
+def load_workflow(target: str, *, resolve_tasks: bool = False) -> LoadedWorkflow:
+    """The one workflow ``target`` names; an error lists the choices when it is ambiguous."""
+    location, name = split_target(target)
+    candidates = load_all(location, resolve_tasks=resolve_tasks)
+    if not candidates:
+        raise WorkflowNotFoundError(f"{location} defines no workflow")
+    if name is None:
+        if len(candidates) == 1:
+            return candidates[0]
+        names = ", ".join(sorted(item.spec.name for item in candidates))
+        raise WorkflowNotFoundError(
+            f"{location} defines several workflows ({names}): pick one with {location}:NAME"
+        )
+    for item in candidates:
+        python_name = item.workflow.__name__ if item.workflow is not None else None
+        if name in (item.spec.name, python_name):
+            return item
+    names = ", ".join(sorted(item.spec.name for item in candidates))
+    raise WorkflowNotFoundError(f"{location} has no workflow '{name}' (it has: {names})")

@@ -1,0 +1,161 @@
+"""Workflows written in YAML: the same ``WorkflowSpec`` data, with line and column numbers.
+
+PyYAML's composer keeps a position for every node; we build the plain data ourselves
+from that tree so each value's path (``nodes.2.args.doc``) maps to where it was written.
+Errors then read ``flow.yaml:14:9: node 'extract', args.doc: ...``. Duplicate keys,
+which YAML loaders silently overwrite, are errors here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from keel.errors import SpecError, SpecIssue
+from keel.spec.model import WorkflowSpec
+from keel.spec.validate import parse_spec, validate
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass
+class Positions:
+    """Where each value (and each mapping key) of a YAML document was written."""
+
+    source: str
+    values: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, issue: SpecIssue) -> SpecIssue:
+        if issue.source is not None:
+            return issue
+        loc = issue.loc
+        if issue.code == "extra_forbidden" and loc in self.keys:
+            return issue.located(self.source, *self.keys[loc])
+        for end in range(len(loc), -1, -1):
+            found = self.values.get(loc[:end])
+            if found is not None:
+                return issue.located(self.source, *found)
+        return issue.located(self.source, None, None)
+
+
+class _Builder:
+    def __init__(self, source: str) -> None:
+        self.positions = Positions(source)
+        self.constructor = yaml.SafeLoader("")
+        self.issues: list[SpecIssue] = []
+
+    def build(self, node: yaml.Node, loc: Loc) -> Any:
+        self.positions.values[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            self.constructor.flatten_mapping(node)
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.constructor.construct_object(key_node, deep=True)
+                if not isinstance(key, str | int):
+                    key = str(key)
+                where = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                if key in result:
+                    self.issues.append(
+                        SpecIssue(
+                            f"duplicate key '{key}'", loc=(*loc, key), code="duplicate_key"
+                        ).located(self.positions.source, *where)
+                    )
+                self.positions.keys[(*loc, key)] = where
+                result[key] = self.build(value_node, (*loc, key))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*loc, index)) for index, item in enumerate(node.value)]
+        return self.constructor.construct_object(node, deep=True)
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    data: Any
+    positions: Positions
+    #: problems found while reading (duplicate keys), reported with validation's own
+    issues: tuple[SpecIssue, ...] = ()
+
+
+def read_documents(text: str, source: str) -> list[YamlDocument]:
+    """Parse YAML text into data with positions; syntax errors become ``SpecError``."""
+    try:
+        roots = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        issue = SpecIssue(f"YAML syntax error: {exc.problem or exc}", code="yaml_syntax")
+        if mark is not None:
+            issue = issue.located(source, mark.line + 1, mark.column + 1)
+        raise SpecError([issue], workflow=source) from None
+    documents = []
+    for root in roots:
+        if root is None:
+            continue
+        builder = _Builder(source)
+        data = builder.build(root, ())
+        documents.append(YamlDocument(data, builder.positions, tuple(builder.issues)))
+    return documents
+
+
+def spec_from_document(document: YamlDocument, *, resolve_tasks: bool = False) -> WorkflowSpec:
+    """Validate one document fully; every issue carries its file, line and column."""
+    if not isinstance(document.data, dict):
+        issue = SpecIssue("a workflow document must be a mapping with 'name' and 'nodes'")
+        raise SpecError([document.positions.locate(issue)], workflow=document.positions.source)
+    issues = list(document.issues)
+    workflow: str | None = document.positions.source
+    try:
+        spec = parse_spec(document.data, source=document.positions.source)
+        issues += validate(spec, resolve_tasks=resolve_tasks)
+        workflow = spec.name
+    except SpecError as exc:
+        issues += exc.issues
+        workflow = exc.workflow
+    if issues:
+        located = [document.positions.locate(issue) for issue in issues]
+        raise SpecError(sorted(located, key=_position), workflow=workflow)
+    return spec
+
+
+def _position(issue: SpecIssue) -> tuple[int, int]:
+    return (issue.line or 0, issue.column or 0)
+
+
+def load_yaml(path: Path, *, resolve_tasks: bool = False) -> list[WorkflowSpec]:
+    """Every workflow of a YAML file (one per ``---`` document)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError([SpecIssue(f"cannot read {path}: {exc.strerror}")]) from None
+    specs: list[WorkflowSpec] = []
+    issues: list[SpecIssue] = []
+    for document in read_documents(text, str(path)):
+        try:
+            specs.append(spec_from_document(document, resolve_tasks=resolve_tasks))
+        except SpecError as exc:
+            issues.extend(exc.issues)
+    if issues:
+        raise SpecError(issues, workflow=str(path))
+    return specs
+
+
+def dump_yaml(spec: WorkflowSpec) -> str:
+    """A spec as YAML, in the shorthand people write (``${{ }}`` for expressions)."""
+    data = spec.model_dump(mode="json", exclude_defaults=True)
+    for node, dumped in zip(spec.nodes, data["nodes"], strict=True):
+        dumped["kind"] = node.kind
+        for name, arg in dumped.get("args", {}).items():
+            if "expr" in arg:
+                dumped["args"][name] = "${{ " + arg["expr"] + " }}"
+            elif isinstance(arg["value"], str) or _ambiguous(arg["value"]):
+                dumped["args"][name] = arg
+            else:
+                dumped["args"][name] = arg["value"]
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def _ambiguous(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and ("expr" in value or "value" in value)

@@ -1,0 +1,24 @@
+"""The typer application; each group of commands lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from keel.cli import spec_commands
+
+app = typer.Typer(
+    name="keel",
+    help="keel: durable workflows for AI-agent and business processes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+spec_commands.register(app)
+
+
+@app.command()
+def version() -> None:
+    """Print keel's version."""
+    from keel import __version__
+
+    typer.echo(__version__)

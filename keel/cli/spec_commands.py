@@ -1,0 +1,82 @@
+"""``keel validate`` and ``keel graph``: check and draw workflow definitions.
+
+Both load workflows the way ``keel run`` will (file, module, YAML) and report every
+problem as ``file:line:column: message`` where the position is known.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+FORMAT_HELP = "ascii (terminal), mermaid, dot (Graphviz) or json"
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(validate)
+    app.command()(graph)
+
+
+def validate(
+    targets: Annotated[
+        list[str], typer.Argument(help="FILE[:WORKFLOW] or MODULE[:WORKFLOW], .py or .yaml")
+    ],
+) -> None:
+    """Check workflow definitions without running anything; exit 1 if any is invalid.
+
+    Imports the task functions to check arguments and types against their signatures.
+    """
+    from keel.authoring.loading import load_all, split_target
+    from keel.errors import KeelError
+
+    failed = False
+    for target in targets:
+        location, name = split_target(target)
+        try:
+            loaded = load_all(location, resolve_tasks=True)
+        except KeelError as exc:
+            failed = True
+            typer.echo(f"✗ {target}", err=True)
+            typer.echo(_indent(str(exc)), err=True)
+            continue
+        except Exception as exc:  # the user's module raised while importing
+            failed = True
+            typer.echo(f"✗ {target}: importing it raised {type(exc).__name__}: {exc}", err=True)
+            continue
+        chosen = [item for item in loaded if name in (None, item.spec.name)]
+        if not chosen:
+            failed = True
+            typer.echo(f"✗ {target}: no workflow named '{name}'", err=True)
+        for item in chosen:
+            spec = item.spec
+            typer.echo(
+                f"✓ {location}: workflow '{spec.name}' is valid "
+                f"({len(spec.nodes)} nodes, version {spec.version[:12]})"
+            )
+    if failed:
+        raise typer.Exit(1)
+
+
+def graph(
+    target: Annotated[str, typer.Argument(help="FILE[:WORKFLOW] or MODULE[:WORKFLOW]")],
+    format: Annotated[str, typer.Option("--format", "-f", help=FORMAT_HELP)] = "ascii",
+) -> None:
+    """Print a workflow's graph: steps, dependencies, conditions and maps."""
+    from keel.authoring.loading import load_workflow
+    from keel.errors import KeelError
+    from keel.spec.render import FORMATS, render
+
+    if format not in FORMATS:
+        typer.echo(f"unknown format '{format}': use one of {', '.join(FORMATS)}", err=True)
+        raise typer.Exit(2)
+    try:
+        loaded = load_workflow(target)
+    except KeelError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(render(loaded.spec, format))
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())
