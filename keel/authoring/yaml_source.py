@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from keel.errors import SpecError, SpecIssue
+from keel.spec.canonical import canonical_data
 from keel.spec.model import WorkflowSpec
 from keel.spec.validate import parse_spec, validate
 
@@ -144,9 +145,8 @@ def load_yaml(path: Path, *, resolve_tasks: bool = False) -> list[WorkflowSpec]:
 
 def dump_yaml(spec: WorkflowSpec) -> str:
     """A spec as YAML, in the shorthand people write (``${{ }}`` for expressions)."""
-    data = spec.model_dump(mode="json", exclude_defaults=True)
-    for node, dumped in zip(spec.nodes, data["nodes"], strict=True):
-        dumped["kind"] = node.kind
+    data = canonical_data(spec)
+    for dumped in data["nodes"]:
         for name, arg in dumped.get("args", {}).items():
             if "expr" in arg:
                 dumped["args"][name] = "${{ " + arg["expr"] + " }}"

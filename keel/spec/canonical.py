@@ -22,6 +22,11 @@ def canonical_data(spec: WorkflowSpec) -> dict[str, Any]:
         {**dumped, "kind": node.kind}
         for node, dumped in zip(spec.nodes, data.get("nodes", []), strict=True)
     ]
+    if spec.triggers:  # like nodes, triggers need their default ``kind`` to be read back
+        data["triggers"] = [
+            {**dumped, "kind": trigger.kind}
+            for trigger, dumped in zip(spec.triggers, data["triggers"], strict=True)
+        ]
     return data
 
 

@@ -6,6 +6,7 @@ the same canonical JSON and therefore the same workflow version.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
@@ -19,6 +20,13 @@ _ISO = re.compile(
 
 def parse_duration(value: object) -> float:
     """Return the duration in seconds, or raise ``ValueError`` saying which forms work."""
+    seconds = _seconds(value)
+    if not math.isfinite(seconds):  # "inf", "nan", 1e400: no JSON form, so no version
+        raise ValueError(f"duration {value!r} is not a finite number of seconds")
+    return seconds
+
+
+def _seconds(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration, got {value!r}")
     if isinstance(value, int | float):

@@ -39,7 +39,7 @@ CEL_RESERVED = frozenset(
 
 _TOKEN = re.compile(
     r"""
-    (?P<ws>\s+)
+    (?P<ws>(?:\s|//[^\n]*)+)  # a // comment counts as layout
   | (?P<string>[rRbB]{0,2}(?:\"\"\"(?:\\.|[^\\])*?\"\"\"|'''(?:\\.|[^\\])*?'''
         |"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'))
   | (?P<number>0[xX][0-9a-fA-F]+[uU]?|(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?[uU]?)
@@ -87,14 +87,17 @@ def tokenize(source: str) -> list[Token]:
 
 
 def normalize(source: str) -> str:
-    """Collapse whitespace outside string literals, so layout never changes a version."""
+    """Collapse whitespace outside string literals, so layout never changes a version.
+
+    Comments are layout too: kept, a ``// comment`` would swallow the lines joined after it.
+    """
     out: list[str] = []
     for match in _TOKEN.finditer(source.strip()):
         if match.lastgroup == "ws":
             out.append(" ")
         else:
             out.append(match.group())
-    return "".join(out)
+    return "".join(out).strip()
 
 
 def _string_value(text: str) -> str | None:

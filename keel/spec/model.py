@@ -80,7 +80,7 @@ def _argument_shorthand(value: Any) -> Any:
         return value
     if isinstance(value, str):
         template = _TEMPLATE.match(value)
-        if template:
+        if template and "${{" not in template.group(1):  # not "${{ a }} and ${{ b }}"
             return {"expr": template.group(1)}
         if "${{" in value:
             raise ValueError(
@@ -93,7 +93,17 @@ def _argument_shorthand(value: Any) -> Any:
     return {"value": value}
 
 
-Arg = Annotated[ExprArg | LiteralArg, BeforeValidator(_argument_shorthand)]
+def _argument_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "expr" if "expr" in value else "value"
+    return "expr" if isinstance(value, ExprArg) else "value"
+
+
+Arg = Annotated[
+    Annotated[ExprArg, Tag("expr")] | Annotated[LiteralArg, Tag("value")],
+    Discriminator(_argument_kind),
+    BeforeValidator(_argument_shorthand),
+]
 
 
 class _NodeBase(NodePolicies):

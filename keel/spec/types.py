@@ -21,7 +21,7 @@ _IMPORT_PATH = re.compile(
 
 
 def _check_identifier(value: str) -> str:
-    if not _IDENTIFIER.match(value):
+    if not _IDENTIFIER.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid id: use letters, digits and '_', not starting with a "
             "digit, so expressions can refer to it as nodes.<id>"
@@ -32,13 +32,13 @@ def _check_identifier(value: str) -> str:
 
 
 def _check_import_path(value: str) -> str:
-    if not _IMPORT_PATH.match(value):
+    if not _IMPORT_PATH.fullmatch(value):
         raise ValueError(f"{value!r} is not an import path: write 'package.module:function'")
     return value
 
 
 def _check_name(value: str) -> str:
-    if not re.match(r"^[A-Za-z_][A-Za-z0-9_.-]{0,199}$", value):
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,199}", value):
         raise ValueError(
             f"{value!r} is not a valid name: start with a letter or '_', then letters, "
             "digits, '_', '.', '-' (at most 200 characters)"

@@ -32,6 +32,8 @@ from keel.spec.model import (
 from keel.spec.schemas import Schema, mismatch, missing_field, schema_at, value_mismatch
 
 AnyNode = TaskNode | MapNode
+#: lists of discriminated unions, and the tags pydantic puts into error locations
+_TAGGED = {"nodes": NODE_KINDS, "triggers": ("schedule", "event", "webhook")}
 
 
 def parse_spec(data: Any, *, source: str | None = None) -> WorkflowSpec:
@@ -46,11 +48,21 @@ def parse_spec(data: Any, *, source: str | None = None) -> WorkflowSpec:
 
 def _pydantic_issue(error: Any, data: Any) -> SpecIssue:
     loc: list[str | int] = []
-    for part in error["loc"]:
-        # discriminated unions add the tag after the node's index; it is not part of the data
-        if part in NODE_KINDS and len(loc) == 2 and loc[0] == "nodes" and isinstance(loc[1], int):
+    raw = tuple(error["loc"])
+    for position, part in enumerate(raw):
+        # discriminated unions add the tag after the item's index; it is not part of the data
+        # (and only the tag: a node's field ``task`` comes right after the tag ``task``)
+        if (
+            position == 2
+            and raw[0] in _TAGGED
+            and isinstance(raw[1], int)
+            and part in _TAGGED[raw[0]]
+        ):
             continue
         if isinstance(part, str) and part.startswith(("function-", "tagged-union")):
+            continue
+        # an argument's union tag (``expr``/``value``) follows ``args.<name>``
+        if position == 6 and raw[3] == "args" and part in ("expr", "value"):
             continue
         loc.append(part)
     message = str(error["msg"])

@@ -118,3 +118,23 @@ def test_literal_that_looks_like_an_argument_form_survives_a_dump(tmp_path: Path
     (spec,) = load_yaml(path)
     (document,) = read_documents(dump_yaml(spec), "again.yaml")
     assert spec_from_document(document) == spec
+
+
+def test_triggers_survive_a_dump(tmp_path: Path) -> None:
+    path = tmp_path / "trig.yaml"
+    path.write_text(
+        "name: trig\nnodes: [{id: a, task: 'json:dumps'}]\n"
+        "triggers:\n  - kind: schedule\n    cron: '0 9 * * 1-5'\n    timezone: Europe/Paris\n"
+    )
+    (spec,) = load_yaml(path)
+    (document,) = read_documents(dump_yaml(spec), "again.yaml")
+    assert spec_from_document(document) == spec
+
+
+def test_bad_argument_form_names_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "arg.yaml"
+    path.write_text(
+        "name: a\nnodes:\n  - id: a\n    task: json:dumps\n    args:\n      obj: {expr: 3}\n"
+    )
+    issues = _issues(path)
+    assert issues == [f"{path}:6:19: node 'a', args.obj.expr: Input should be a valid string"]
