@@ -199,13 +199,18 @@ class _Validator:
                     code="unknown_field",
                 )
 
-    def _paths(self) -> Iterator[SpecIssue]:
-        """Fields read from the input or from outputs that their schemas say do not exist."""
+    def _sites(self) -> Iterator[tuple[str, tuple[str | int, ...], str | None]]:
+        """Every expression of the spec: its source, location and node (None for outputs)."""
         for index, node in enumerate(self.spec.nodes):
             for site in node_expressions(node, index):
-                yield from self._path_issues(site.source, site.loc, node.id)
+                yield site.source, site.loc, node.id
         for name, source in self.spec.outputs.items():
-            yield from self._path_issues(source, ("outputs", name), None)
+            yield source, ("outputs", name), None
+
+    def _paths(self) -> Iterator[SpecIssue]:
+        """Fields read from the input or from outputs that their schemas say do not exist."""
+        for source, loc, node in self._sites():
+            yield from self._path_issues(source, loc, node)
 
     def _path_issues(
         self, source: str, loc: tuple[str | int, ...], node: str | None
@@ -249,11 +254,8 @@ class _Validator:
         return f" (did you mean '{close[0]}'?)" if close else ""
 
     def _expressions(self) -> Iterator[SpecIssue]:
-        for index, node in enumerate(self.spec.nodes):
-            for site in node_expressions(node, index):
-                yield from self._analyze(site.source, site.loc, node.id)
-        for name, source in self.spec.outputs.items():
-            yield from self._analyze(source, ("outputs", name), None)
+        for source, loc, node in self._sites():
+            yield from self._analyze(source, loc, node)
 
     def _after_lists(self) -> Iterator[SpecIssue]:
         for index, node in enumerate(self.spec.nodes):

@@ -115,3 +115,12 @@ def test_help_lists_the_commands() -> None:
     assert result.returncode == 0
     assert "validate" in result.stdout
     assert "graph" in result.stdout
+
+
+def test_the_installed_console_script_runs() -> None:
+    script = Path(sys.executable).parent / "keel"
+    if not script.exists():
+        pytest.skip(f"no console script next to {sys.executable} (not installed with pip?)")
+    result = subprocess.run([str(script), "version"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == __import__("keel").__version__
