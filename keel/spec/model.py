@@ -158,7 +158,7 @@ NODE_KINDS = ("task", "map")
 
 
 def _default_input_schema() -> dict[str, JsonValue]:
-    return {"type": "object", "properties": {}}
+    return {"type": "object"}  # open: a spec that declares no inputs accepts any
 
 
 class WorkflowSpec(BaseModel):

@@ -59,7 +59,7 @@ def test_minimal_spec_gets_its_defaults() -> None:
     assert node.after == ()
     assert node.when is None
     assert node.join is JoinRule.NONE_FAILED
-    assert spec.input_schema == {"type": "object", "properties": {}}
+    assert spec.input_schema == {"type": "object"}
     assert spec.outputs == {}
     assert spec.triggers == ()
 
@@ -470,7 +470,7 @@ def test_writing_defaults_explicitly_changes_nothing() -> None:
         {
             "name": "w",
             "description": "",
-            "input_schema": {"type": "object", "properties": {}},
+            "input_schema": {"type": "object"},
             "nodes": [
                 _node(
                     kind="task",

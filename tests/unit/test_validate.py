@@ -433,3 +433,10 @@ def test_all_problems_are_reported_in_one_call() -> None:
     assert raised.value.issues == issues
     assert raised.value.workflow == "w"
     assert f"({len(issues)} problems)" in str(raised.value)
+
+
+def test_a_spec_without_an_input_schema_accepts_any_input_field() -> None:
+    spec = parse_spec(
+        {"name": "open", "nodes": [{"id": "a", "task": "m:f", "args": {"x": "${{ input.x.y }}"}}]}
+    )
+    assert validate(spec) == []
