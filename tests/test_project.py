@@ -19,7 +19,8 @@ PACKAGE = ROOT / "keel"
 ALLOWED = {
     "spec": set(),
     "authoring": {"spec"},
-    "cli": {"spec", "authoring"},
+    "engine": {"spec"},
+    "cli": {"spec", "authoring", "engine"},
 }
 
 

@@ -1,0 +1,156 @@
+"""The audit vocabulary of a run: every fact that can happen to it, as immutable events.
+
+A run's history is an append-only list of ``Recorded`` events: a per-run sequence
+number, a timestamp supplied by the caller (the engine never reads a clock) and the
+event. Everything else about a run (its state, the dashboard, the audit export) is
+derived from this list. Events are frozen dataclasses with a ``kind`` tag and turn into
+JSON with ``to_data`` / ``from_data``; nothing is pickled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+JSON = Any
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """What went wrong in an attempt, kept as data (type name, message, traceback)."""
+
+    type: str
+    message: str
+    traceback: str = ""
+    retryable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: ClassVar[str] = "event"
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(Event):
+    kind: ClassVar[str] = "run_started"
+    workflow: str
+    spec_version: str
+    input: JSON
+
+
+@dataclass(frozen=True, slots=True)
+class NodeScheduled(Event):
+    """One attempt of a node (or of one item of a map) was put on the ready queue."""
+
+    kind: ClassVar[str] = "node_scheduled"
+    node: str
+    attempt: int
+    args: dict[str, JSON]
+    item: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStarted(Event):
+    kind: ClassVar[str] = "node_started"
+    node: str
+    attempt: int
+    worker: str
+    item: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSucceeded(Event):
+    kind: ClassVar[str] = "node_succeeded"
+    node: str
+    attempt: int
+    output: JSON
+    item: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFailed(Event):
+    kind: ClassVar[str] = "node_failed"
+    node: str
+    attempt: int
+    error: ErrorInfo
+    item: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSkipped(Event):
+    """A node will not run: its condition was false or its join rule did not pass."""
+
+    kind: ClassVar[str] = "node_skipped"
+    node: str
+    reason: str
+    upstream_failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MapExpanded(Event):
+    """A map node's items were computed; one unit of work per item follows."""
+
+    kind: ClassVar[str] = "map_expanded"
+    node: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunCompleted(Event):
+    kind: ClassVar[str] = "run_completed"
+    output: JSON
+
+
+@dataclass(frozen=True, slots=True)
+class RunFailed(Event):
+    kind: ClassVar[str] = "run_failed"
+    reason: str
+    node: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunCancelled(Event):
+    kind: ClassVar[str] = "run_cancelled"
+    reason: str = ""
+    by: str = ""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        RunStarted, NodeScheduled, NodeStarted, NodeSucceeded, NodeFailed, NodeSkipped,
+        MapExpanded, RunCompleted, RunFailed, RunCancelled,
+    )
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """An event as stored: its place in the run's history and when it was recorded."""
+
+    seq: int
+    at: float
+    event: Event = field(compare=True)
+
+
+def to_data(event: Event) -> dict[str, JSON]:
+    """Plain JSON-able data with the ``kind`` tag."""
+    data = asdict(event)
+    data["kind"] = event.kind
+    return data
+
+
+def from_data(data: dict[str, JSON]) -> Event:
+    """The event ``to_data`` produced; unknown kinds or fields are errors, not guesses."""
+    values = dict(data)
+    kind = values.pop("kind", None)
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown event kind {kind!r}")
+    names = {item.name for item in fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"event {kind} has unknown fields: {', '.join(unknown)}")
+    if cls is NodeFailed and isinstance(values.get("error"), dict):
+        values["error"] = ErrorInfo(**values["error"])
+    return cls(**values)

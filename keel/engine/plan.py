@@ -1,0 +1,94 @@
+"""A spec compiled for execution: parents, children and expressions, computed once.
+
+The engine consults the plan on every event, so everything it needs per node is here,
+precomputed: no graph scan and no expression parsing on the hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from keel.spec.expressions import analyze
+from keel.spec.graph import DependencyGraph
+from keel.spec.model import ExprArg, JoinRule, LiteralArg, MapNode, TaskNode, WorkflowSpec
+from keel.spec.policies import effective_policies
+
+JSON = object
+
+
+@dataclass(frozen=True, slots=True)
+class NodePlan:
+    id: str
+    kind: str
+    parents: tuple[str, ...]
+    children: tuple[str, ...]
+    join: JoinRule
+    when: str | None
+    #: argument name -> (is_expression, expression source or literal value)
+    args: tuple[tuple[str, bool, object], ...]
+    #: map nodes: the items expression and the parameter that receives each item
+    items: str | None
+    item_arg: str | None
+    max_attempts: int
+    #: nodes whose outputs this node's expressions read
+    reads: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    spec: WorkflowSpec
+    nodes: dict[str, NodePlan]
+    roots: tuple[str, ...]
+    #: nodes read by the run's outputs
+    output_reads: tuple[str, ...]
+
+
+def _reads(sources: list[str]) -> tuple[str, ...]:
+    found: set[str] = set()
+    for source in sources:
+        found |= analyze(source).node_refs
+    return tuple(sorted(found))
+
+
+def compile_plan(spec: WorkflowSpec) -> Plan:
+    """Compile a valid spec (validate it first: this assumes references resolve)."""
+    graph = DependencyGraph.from_spec(spec)
+    nodes: dict[str, NodePlan] = {}
+    for node in spec.nodes:
+        args: list[tuple[str, bool, object]] = []
+        sources: list[str] = []
+        for name, arg in node.args.items():
+            if isinstance(arg, ExprArg):
+                args.append((name, True, arg.expr))
+                sources.append(arg.expr)
+            elif isinstance(arg, LiteralArg):
+                args.append((name, False, arg.value))
+        if node.when is not None:
+            sources.append(node.when)
+        items = node.items if isinstance(node, MapNode) else None
+        if items is not None:
+            sources.append(items)
+        policies = effective_policies(node, spec.defaults)
+        nodes[node.id] = NodePlan(
+            id=node.id,
+            kind=node.kind,
+            parents=tuple(graph.parents[node.id]),
+            children=tuple(graph.children[node.id]),
+            join=node.join,
+            when=node.when,
+            args=tuple(args),
+            items=items,
+            item_arg=node.item_arg if isinstance(node, MapNode) else None,
+            max_attempts=policies.retry.max_attempts,
+            reads=_reads(sources),
+        )
+    return Plan(
+        spec=spec,
+        nodes=nodes,
+        roots=tuple(graph.roots()),
+        output_reads=_reads(list(spec.outputs.values())),
+    )
+
+
+def task_of(plan: Plan, node: str) -> TaskNode | MapNode:
+    return plan.spec.node(node)
