@@ -87,5 +87,9 @@ class TracingError(KeelError, TypeError):
     """
 
 
+class OptionError(KeelError, ValueError):
+    """A task or workflow option has a value that cannot work (``retries=-1``)."""
+
+
 class WorkflowNotFoundError(KeelError, LookupError):
     """A file or module does not define the workflow that was asked for."""

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
-from keel.authoring.tracing import NodeOutput, Trace, current_trace, require_trace
+from keel.authoring.tracing import NodeOutput, Trace, current_trace, node_id_of, require_trace
 from keel.authoring.values import Value, contains_value, to_expression, to_json
-from keel.errors import TracingError
+from keel.errors import OptionError, TracingError
 from keel.spec.callables import signature_of
 from keel.spec.durations import parse_duration
 from keel.spec.model import JoinRule
@@ -34,7 +34,8 @@ class NodeOptions:
 
     id: str | None = None
     description: str | None = None
-    when: Value | str | None = None
+    #: conditions that must all hold (each ``when=`` given adds one)
+    when: tuple[Value | str, ...] = ()
     after: tuple[NodeOutput | str, ...] = ()
     join: JoinRule | None = None
     retry: RetryPolicy | None = None
@@ -43,6 +44,20 @@ class NodeOptions:
     priority: int | None = None
     concurrency: ConcurrencyPolicy | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def merged(self, other: NodeOptions) -> NodeOptions:
+        """``other`` on top of these: conditions and ``after`` add up, the rest is replaced.
+
+        Identity checks only: a condition is a Value, whose ``==`` builds an expression.
+        """
+        changes: dict[str, Any] = {
+            name: getattr(other, name)
+            for name in NodeOptions.__dataclass_fields__
+            if not _unset(getattr(other, name))
+        }
+        changes["when"] = (*self.when, *other.when)
+        changes["after"] = (*self.after, *other.after)
+        return replace(self, **changes)
 
     def policy_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {}
@@ -76,17 +91,20 @@ def make_options(
     queue: str | None = None,
     priority: int | None = None,
     concurrency: ConcurrencyPolicy | None = None,
+    base_retry: RetryPolicy | None = None,
 ) -> NodeOptions:
+    """Node options from keyword arguments; ``retries=N`` adjusts ``retry`` (or the task's
+    own ``base_retry``) to ``N + 1`` attempts, keeping its backoff settings."""
     if retries is not None:
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"retries must be a whole number >= 0, got {retries!r}")
-        base = retry or RetryPolicy()
+            raise OptionError(f"retries must be a whole number >= 0, got {retries!r}")
+        base = retry or base_retry or RetryPolicy()
         retry = RetryPolicy.model_validate({**base.model_dump(), "max_attempts": retries + 1})
     return NodeOptions(
         id=id,
         description=description,
-        when=when,
-        after=tuple(after),
+        when=() if when is None else (when,),
+        after=tuple(_as_sequence(after)),
         join=JoinRule(join) if join is not None else None,
         retry=retry,
         timeout=parse_duration(timeout) if timeout is not None else None,
@@ -109,10 +127,13 @@ def import_path_of(function: Callable[..., Any]) -> str:
 class Task(Generic[P, R]):
     """A function that keel can run as a durable step. Call it like the function."""
 
-    def __init__(self, function: Callable[P, R], options: NodeOptions) -> None:
+    def __init__(
+        self, function: Callable[P, R], options: NodeOptions, *, name: str | None = None
+    ) -> None:
         self.__wrapped__ = function
         self.options_ = options
-        self.name = options.id or function.__name__
+        #: the default node id; a second use in one workflow gets ``name_2``
+        self.name = name or function.__name__
         self.import_path = import_path_of(function)
         self.__doc__ = function.__doc__
         self.__name__ = function.__name__
@@ -150,16 +171,10 @@ class Task(Generic[P, R]):
             queue=queue,
             priority=priority,
             concurrency=concurrency,
+            base_retry=self.options_.retry,
         )
-        # identity checks only: ``when`` may be a Value, whose == builds an expression
-        changes = {
-            name: getattr(given, name)
-            for name in NodeOptions.__dataclass_fields__
-            if not _unset(getattr(given, name))
-        }
-        merged = replace(self.options_, **changes)
-        copy = Task(self.__wrapped__, merged)
-        copy.name = merged.id or self.name
+        merged = self.options_.merged(given)
+        copy = Task(self.__wrapped__, merged, name=merged.id or self.name)
         copy.import_path = self.import_path
         return copy
 
@@ -188,7 +203,7 @@ class Task(Generic[P, R]):
                 if keyword == "after":
                     options = replace(options, after=(*options.after, *_as_sequence(value)))
                 else:
-                    options = replace(options, when=value)
+                    options = replace(options, when=(*options.when, value))
         return options
 
     def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -238,13 +253,13 @@ def _as_sequence(value: object) -> Sequence[NodeOutput | str]:
     if isinstance(value, NodeOutput | str):
         return (value,)
     if isinstance(value, list | tuple):
-        return value
+        return tuple(value)
     raise TracingError(f"after= takes steps or node ids, not {type(value).__name__}")
 
 
 def _node_id(item: NodeOutput | str) -> str:
     if isinstance(item, NodeOutput):
-        return item.node_id
+        return node_id_of(item)
     if isinstance(item, str):
         return item
     raise TracingError(
@@ -286,7 +301,6 @@ def task(
     ``retries=N`` means up to N more attempts after the first (``max_attempts = N + 1``).
     """
     options = make_options(
-        id=name,
         retries=retries,
         retry=retry,
         timeout=timeout,
@@ -298,7 +312,7 @@ def task(
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
         if isinstance(fn, Task):
             raise TracingError(f"{fn.name} is already a keel task")
-        return Task(fn, options)
+        return Task(fn, options, name=name)
 
     return decorate(function) if function is not None else decorate
 
@@ -326,12 +340,7 @@ def map_task(
     chosen = item_arg or (parameters[0] if parameters else None)
     if chosen is None:
         raise TracingError(f"keel.map: {step.name} has no parameter left to receive the items")
-    options = step.options_
-    if id is not None:
-        options = replace(options, id=id)
-    if when is not None:
-        options = replace(options, when=when)
-    options = replace(options, after=(*options.after, *after))
+    options = step.options_.merged(make_options(id=id, when=when, after=after))
     node = step.node_data(trace, options, kind="map")
     node["items"] = to_expression(items)
     node["item_arg"] = chosen

@@ -14,9 +14,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from keel.authoring.values import Value
+from keel.authoring.values import Value, expression_of
 from keel.errors import TracingError
 from keel.spec.callables import Signature
+
+
+def node_id_of(output: NodeOutput) -> str:
+    return str(object.__getattribute__(output, "_node_id"))
 
 
 class NodeOutput(Value):
@@ -27,10 +31,6 @@ class NodeOutput(Value):
     def __init__(self, node_id: str) -> None:
         super().__init__(f"nodes.{node_id}.output")
         object.__setattr__(self, "_node_id", node_id)
-
-    @property
-    def node_id(self) -> str:
-        return str(object.__getattribute__(self, "_node_id"))
 
 
 @dataclass
@@ -58,11 +58,9 @@ class Trace:
         self.nodes.append(node)
         return NodeOutput(node["id"])
 
-    def condition(self, own: object) -> str | None:
-        """The ``when`` of a new node: its own condition and every enclosing keel.when."""
-        parts = list(self.conditions)
-        if own is not None:
-            parts.append(condition_source(own))
+    def condition(self, own: tuple[object, ...]) -> str | None:
+        """The ``when`` of a new node: its own conditions and every enclosing keel.when."""
+        parts = [*self.conditions, *(condition_source(item) for item in own)]
         if not parts:
             return None
         if len(parts) == 1:
@@ -101,7 +99,7 @@ def tracing(workflow: str) -> Iterator[Trace]:
 
 def condition_source(condition: object) -> str:
     if isinstance(condition, Value):
-        return condition.expression
+        return expression_of(condition)
     if isinstance(condition, str):
         return condition
     raise TracingError(

@@ -43,14 +43,11 @@ class Value:
         object.__setattr__(self, "_expr", expr)
         object.__setattr__(self, "_atomic", atomic)
 
-    @property
-    def expression(self) -> str:
-        """The CEL source this value stands for."""
-        return str(object.__getattribute__(self, "_expr"))
-
+    # Values expose no public attributes: ``claim.expression`` must mean the field
+    # ``expression`` of the claim, so every name goes to ``__getattr__``.
     def _operand(self) -> str:
-        atomic = object.__getattribute__(self, "_atomic")
-        return self.expression if atomic else f"({self.expression})"
+        source = expression_of(self)
+        return source if object.__getattribute__(self, "_atomic") else f"({source})"
 
     def __getattr__(self, name: str) -> Value:
         if name.startswith("_"):
@@ -87,23 +84,19 @@ class Value:
         return self._compare(">=", other)
 
     def __and__(self, other: object) -> Value:
-        return Value(f"{self._operand()} && {operand(other)}", atomic=False)
+        return Value(f"{self._operand()} && {_condition(other)}", atomic=False)
 
     def __rand__(self, other: object) -> Value:
-        return Value(f"{operand(other)} && {self._operand()}", atomic=False)
+        return Value(f"{_condition(other)} && {self._operand()}", atomic=False)
 
     def __or__(self, other: object) -> Value:
-        return Value(f"{self._operand()} || {operand(other)}", atomic=False)
+        return Value(f"{self._operand()} || {_condition(other)}", atomic=False)
 
     def __ror__(self, other: object) -> Value:
-        return Value(f"{operand(other)} || {self._operand()}", atomic=False)
+        return Value(f"{_condition(other)} || {self._operand()}", atomic=False)
 
     def __invert__(self) -> Value:
         return Value(f"!{self._operand()}")
-
-    def is_in(self, collection: object) -> Value:
-        """Membership as an expression: ``value.is_in(["a", "b"])``."""
-        return Value(f"{self._operand()} in {operand(collection)}", atomic=False)
 
     def __bool__(self) -> NoReturn:
         raise TracingError(f"cannot use a future value as a truth value: {_IF_HINT}")
@@ -112,7 +105,10 @@ class Value:
         raise TracingError(f"cannot iterate over a future value: {_FOR_HINT}")
 
     def __contains__(self, item: object) -> NoReturn:
-        raise TracingError("`in` on a future value cannot run while tracing; use value.is_in(...)")
+        raise TracingError(
+            "`in` on a future value cannot run while tracing; write an expression: "
+            'keel.expr(\'tier in ["gold", "platinum"]\', tier=value)'
+        )
 
     def __len__(self) -> NoReturn:
         raise TracingError("len() of a future value is unknown; use keel.expr('size(x)', x=value)")
@@ -124,7 +120,7 @@ class Value:
         raise TracingError(_TEXT_HINT)
 
     def __repr__(self) -> str:
-        return f"<keel value {self.expression}>"
+        return f"<keel value {expression_of(self)}>"
 
     def _math(self, *_: object) -> NoReturn:
         raise TracingError(_MATH_HINT)
@@ -133,6 +129,25 @@ class Value:
     __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = _math
     __mod__ = __rmod__ = __pow__ = __rpow__ = __neg__ = __pos__ = __abs__ = _math
     __int__ = __float__ = __index__ = __round__ = _math
+
+
+def _condition(other: object) -> str:
+    """The other side of ``&``/``|``: a condition, never a bare number or text.
+
+    ``score > 0.8 & vip`` parses as ``score > (0.8 & vip)`` in Python; refusing the
+    number turns that silent nonsense into an error.
+    """
+    if isinstance(other, Value | bool):
+        return operand(other)
+    raise TracingError(
+        f"& and | join conditions, not {type(other).__name__} values; put parentheses "
+        "around comparisons: (score > 0.8) & ~vip"
+    )
+
+
+def expression_of(value: Value) -> str:
+    """The CEL source a value stands for."""
+    return str(object.__getattribute__(value, "_expr"))
 
 
 def operand(value: object) -> str:
@@ -176,7 +191,7 @@ def to_json(data: object, *, what: str) -> Any:
 def to_expression(data: object) -> str:
     """CEL source building ``data``: constants become literals, values their expressions."""
     if isinstance(data, Value):
-        return data.expression
+        return expression_of(data)
     if isinstance(data, Mapping):
         items = (f"{literal(str(key))}: {to_expression(item)}" for key, item in data.items())
         return "{" + ", ".join(items) + "}"

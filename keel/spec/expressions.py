@@ -40,7 +40,8 @@ CEL_RESERVED = frozenset(
 _TOKEN = re.compile(
     r"""
     (?P<ws>(?:\s|//[^\n]*)+)  # a // comment counts as layout
-  | (?P<string>[rRbB]{0,2}(?:\"\"\"(?:\\.|[^\\])*?\"\"\"|'''(?:\\.|[^\\])*?'''
+  | (?P<string>(?:[rR][bB]?|[bB][rR])(?:\"\"\".*?\"\"\"|'''.*?'''|"[^"\n]*"|'[^'\n]*')
+        |[bB]?(?:\"\"\"(?:\\.|[^\\])*?\"\"\"|'''(?:\\.|[^\\])*?'''
         |"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'))
   | (?P<number>0[xX][0-9a-fA-F]+[uU]?|(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?[uU]?)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
@@ -143,11 +144,22 @@ def _plain_path(tokens: list[Token]) -> tuple[str | int, ...] | None:
     return tuple(path) if end == len(tokens) else None
 
 
-def analyze(source: str) -> ExpressionInfo:
-    """Find the references of an expression. Raises ``ExpressionError`` if it does not parse."""
-    check_syntax(source)
-    tokens = tokenize(source)
-    bound: set[str] = set()
+def _closing(tokens: list[Token], open_index: int) -> int:
+    depth = 0
+    for index in range(open_index, len(tokens)):
+        text = tokens[index].text
+        if text in "([{":
+            depth += 1
+        elif text in ")]}":
+            depth -= 1
+            if depth == 0:
+                return index
+    return len(tokens)
+
+
+def _macro_scopes(tokens: list[Token]) -> list[tuple[str, int, int]]:
+    """Variables bound by macros (``.map(x, ...)``) and the token range where they are."""
+    scopes = []
     for i, tok in enumerate(tokens):
         if (
             tok.kind == "ident"
@@ -159,16 +171,29 @@ def analyze(source: str) -> ExpressionInfo:
             and tokens[i + 2].kind == "ident"
             and tokens[i + 3].text == ","
         ):
-            bound.add(tokens[i + 2].text)
+            end = _closing(tokens, i + 1)
+            scopes.append((tokens[i + 2].text, i + 1, end))
             if i + 5 < len(tokens) and tokens[i + 4].kind == "ident" and tokens[i + 5].text == ",":
-                bound.add(tokens[i + 4].text)
+                scopes.append((tokens[i + 4].text, i + 1, end))
+    return scopes
+
+
+def _is_bound(name: str, index: int, scopes: list[tuple[str, int, int]]) -> bool:
+    return any(name == bound and start < index < end for bound, start, end in scopes)
+
+
+def analyze(source: str) -> ExpressionInfo:
+    """Find the references of an expression. Raises ``ExpressionError`` if it does not parse."""
+    check_syntax(source)
+    tokens = tokenize(source)
+    scopes = _macro_scopes(tokens)
     refs: set[str] = set()
     fields: set[tuple[str, str]] = set()
     free: set[str] = set()
     paths: set[tuple[str | int, ...]] = set()
     dynamic = False
     for i, tok in enumerate(tokens):
-        if tok.kind != "ident" or tok.text in _KEYWORDS or tok.text in bound:
+        if tok.kind != "ident" or tok.text in _KEYWORDS or _is_bound(tok.text, i, scopes):
             continue
         if i > 0 and tokens[i - 1].text == ".":
             continue  # a field or a method, not a root name

@@ -290,7 +290,10 @@ def test_conditions_compose_with_operators() -> None:
     @keel.workflow
     def flow(document: str, tier: str) -> None:
         risk = score(extract(document))
-        notify("a", when=(risk > 0.5) & ~(tier.is_in(["gold", "platinum"])) | (risk == None))  # noqa: E711
+        notify(
+            "a",
+            when=(risk > 0.5) & ~keel.expr('t in ["gold", "platinum"]', t=tier) | (risk == None),  # noqa: E711
+        )
 
     assert _node(flow.spec, "notify").when == (
         '((nodes.score.output > 0.5) && !(input.tier in ["gold", "platinum"]))'
@@ -567,7 +570,7 @@ def _misuse_bad_call(document: str) -> None:
         (_misuse_format, "cannot be formatted into text"),
         (_misuse_str, "cannot be formatted into text"),
         (_misuse_len, "size(x)"),
-        (_misuse_in, "value.is_in"),
+        (_misuse_in, "keel.expr("),
         (_misuse_setattr, "cannot be changed"),
         (_misuse_not_json, "object is not JSON"),
         (_misuse_bad_call, "double(): too many positional arguments"),

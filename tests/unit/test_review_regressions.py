@@ -1,0 +1,110 @@
+"""Regressions for problems found in review: each test failed before its fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+import keel
+from keel.errors import TracingError
+from keel.spec.expressions import analyze, normalize
+
+
+class Tricky(BaseModel):
+    expression: str
+    node_id: str
+
+
+@keel.task
+def make() -> Tricky:
+    return Tricky(expression="e", node_id="n")
+
+
+@keel.task
+def use(a: str, b: str) -> str:
+    return a + b
+
+
+@keel.task
+def step(x: int) -> int:
+    return x
+
+
+@keel.task(name="fetch")
+def get(x: int) -> int:
+    return x
+
+
+def test_a_macro_variable_named_nodes_does_not_hide_real_references() -> None:
+    info = analyze("[1, 2].exists(nodes, nodes > 1) && nodes.a.output > 0")
+    assert info.node_refs == {"a"}
+
+
+def test_a_macro_variable_is_unknown_outside_its_macro() -> None:
+    assert analyze("[1, 2].map(x, x + 1) + [x]").free_names == {"x"}
+
+
+def test_raw_strings_ending_in_a_backslash_are_one_token() -> None:
+    assert analyze('input.path.endsWith(r"\\") && input.q == "a  b"').free_names == set()
+    assert normalize('r"\\"  +  "a  b"') == 'r"\\" + "a  b"'
+
+
+def test_fields_named_like_value_internals_are_fields() -> None:
+    @keel.workflow
+    def tricky() -> str:
+        made = make()
+        return use(made.expression, made.node_id)
+
+    args = tricky.spec.node("use").args
+    assert args["a"].model_dump() == {"expr": "nodes.make.output.expression"}
+    assert args["b"].model_dump() == {"expr": "nodes.make.output.node_id"}
+
+
+def test_and_with_a_number_is_refused() -> None:
+    with pytest.raises(TracingError, match="put parentheses"):
+
+        @keel.workflow
+        def precedence(vip: bool) -> int:
+            score = step(1)
+            return step.options(when=score > 0.8 & ~vip)(2)  # type: ignore[operator]
+
+
+def test_conditions_add_up_instead_of_replacing_each_other() -> None:
+    @keel.workflow
+    def both(a: int) -> int:
+        return step.options(when=keel.expr("a < 5", a=a))(a, when=keel.expr("a > 1", a=a))
+
+    assert both.spec.node("step").when == "(input.a < 5) && (input.a > 1)"
+
+
+def test_retries_keep_the_tasks_backoff() -> None:
+    policy = keel.RetryPolicy(initial_backoff=10, max_backoff=600)
+    slow = keel.task(retry=policy)(_slow_body)
+    retry = slow.options(retries=4).options_.retry
+    assert retry is not None
+    assert (retry.max_attempts, retry.initial_backoff, retry.max_backoff) == (5, 10, 600)
+
+
+def _slow_body(x: int) -> int:
+    return x
+
+
+@pytest.mark.parametrize("after", ["step", ("step",)])
+def test_after_accepts_one_id_or_several(after: Any) -> None:
+    @keel.workflow
+    def ordered(x: int) -> int:
+        step(x)
+        return keel.map(get, [1, 2], after=after)  # type: ignore[return-value]
+
+    assert ordered.spec.node("fetch").after == ("step",)
+
+
+def test_a_named_task_can_be_used_twice() -> None:
+    @keel.workflow
+    def twice(x: int) -> int:
+        get(x)
+        return get(x)
+
+    assert [node.id for node in twice.spec.nodes] == ["fetch", "fetch_2"]
