@@ -55,8 +55,16 @@ def import_file(path: Path) -> ModuleType:
     path = path.resolve()
     name, root = _module_name_for(path)
     loaded = sys.modules.get(name)
-    if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() == path:
-        return loaded
+    if loaded is not None:
+        if Path(getattr(loaded, "__file__", "") or "").resolve() == path:
+            return loaded
+        raise WorkflowNotFoundError(_clash(path, name, loaded))
+    other = _installed_elsewhere(name, root)
+    if other is not None:
+        raise WorkflowNotFoundError(
+            f"{path} would be imported as module '{name}', but '{name}' is already {other}; "
+            "workers would import that one instead: rename the file"
+        )
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     if "." in name:
@@ -72,6 +80,30 @@ def import_file(path: Path) -> ModuleType:
         sys.modules.pop(name, None)
         raise
     return module
+
+
+def _clash(path: Path, name: str, loaded: ModuleType) -> str:
+    where = getattr(loaded, "__file__", None) or "built in"
+    return (
+        f"{path} would be imported as module '{name}', but '{name}' is already loaded from "
+        f"{where}; rename the file"
+    )
+
+
+def _installed_elsewhere(name: str, root: Path) -> str | None:
+    """Where another module of this name would be found, if not in ``root``."""
+    if name.split(".")[0] in sys.builtin_module_names or name in sys.stdlib_module_names:
+        return "a standard-library module"
+    try:
+        found = importlib.util.find_spec(name.split(".")[0])
+    except (ImportError, ValueError):
+        return None
+    origin = getattr(found, "origin", None)
+    if found is None or origin is None:
+        return None
+    if Path(origin).resolve().is_relative_to(root.resolve()):
+        return None
+    return f"installed at {origin}"
 
 
 def workflows_in(module: ModuleType) -> list[LoadedWorkflow]:
@@ -94,17 +126,14 @@ def load_all(location: str, *, resolve_tasks: bool = False) -> list[LoadedWorkfl
         return [
             LoadedWorkflow(spec, location) for spec in load_yaml(path, resolve_tasks=resolve_tasks)
         ]
+    if path.is_dir():
+        raise WorkflowNotFoundError(f"{location} is a folder: name a .py or .yaml file in it")
     if path.suffix == ".py" or path.exists():
         if not path.is_file():
             raise WorkflowNotFoundError(f"no such file: {location}")
         module = import_file(path)
     else:
-        try:
-            module = importlib.import_module(location)
-        except ModuleNotFoundError as exc:
-            raise WorkflowNotFoundError(
-                f"'{location}' is neither a file nor an importable module ({exc})"
-            ) from None
+        module = _import_module(location)
     loaded = workflows_in(module)
     if resolve_tasks:
         from keel.spec.validate import check
@@ -118,6 +147,20 @@ def load_all(location: str, *, resolve_tasks: bool = False) -> list[LoadedWorkfl
         if issues:
             raise SpecError(issues, workflow=location)
     return loaded
+
+
+def _import_module(name: str) -> ModuleType:
+    """Import a module by name, as ``python -m`` would: the current folder comes first."""
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and not name.startswith(exc.name):
+            raise  # the module exists but needs something that is not installed
+        raise WorkflowNotFoundError(
+            f"'{name}' is neither a file nor an importable module ({exc})"
+        ) from None
 
 
 def load_workflow(target: str, *, resolve_tasks: bool = False) -> LoadedWorkflow:

@@ -70,7 +70,21 @@ class _Builder:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*loc, index)) for index, item in enumerate(node.value)]
-        return self.constructor.construct_object(node, deep=True)
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except (ValueError, TypeError) as exc:  # e.g. ``!!int abc``
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {node.value!r} as {node.tag}: {exc}", node.start_mark
+            ) from None
+
+
+def _yaml_issue(exc: yaml.MarkedYAMLError, source: str) -> SpecIssue:
+    mark = exc.problem_mark or exc.context_mark
+    problem = " ".join(part for part in (exc.context, exc.problem) if part) or str(exc)
+    issue = SpecIssue(f"YAML syntax error: {problem}", code="yaml_syntax")
+    if mark is None:
+        return issue.located(source, None, None)
+    return issue.located(source, mark.line + 1, mark.column + 1)
 
 
 @dataclass(frozen=True)
@@ -86,17 +100,22 @@ def read_documents(text: str, source: str) -> list[YamlDocument]:
     try:
         roots = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        issue = SpecIssue(f"YAML syntax error: {exc.problem or exc}", code="yaml_syntax")
-        if mark is not None:
-            issue = issue.located(source, mark.line + 1, mark.column + 1)
-        raise SpecError([issue], workflow=source) from None
+        raise SpecError([_yaml_issue(exc, source)], workflow=source) from None
+    except yaml.YAMLError as exc:  # e.g. characters YAML does not allow
+        issue = SpecIssue(f"YAML error: {exc}", code="yaml_syntax")
+        raise SpecError([issue.located(source, None, None)], workflow=source) from None
     documents = []
     for root in roots:
         if root is None:
             continue
         builder = _Builder(source)
-        data = builder.build(root, ())
+        try:
+            data = builder.build(root, ())
+        except yaml.MarkedYAMLError as exc:
+            raise SpecError([_yaml_issue(exc, source)], workflow=source) from None
+        except RecursionError:
+            issue = SpecIssue("YAML alias refers to itself (a recursive structure)")
+            raise SpecError([issue.located(source, None, None)], workflow=source) from None
         documents.append(YamlDocument(data, builder.positions, tuple(builder.issues)))
     return documents
 
@@ -131,6 +150,9 @@ def load_yaml(path: Path, *, resolve_tasks: bool = False) -> list[WorkflowSpec]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError([SpecIssue(f"cannot read {path}: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        issue = SpecIssue(f"not UTF-8 text (byte {exc.start}): save the file as UTF-8")
+        raise SpecError([issue.located(str(path), None, None)]) from None
     specs: list[WorkflowSpec] = []
     issues: list[SpecIssue] = []
     for document in read_documents(text, str(path)):

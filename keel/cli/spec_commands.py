@@ -75,6 +75,9 @@ def graph(
     except KeelError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
+    except Exception as exc:  # the user's module raised while importing
+        typer.echo(f"importing {target} raised {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(render(loaded.spec, format))
 
 

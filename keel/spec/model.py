@@ -29,7 +29,7 @@ from pydantic import (
 
 from keel.spec.policies import NodeDefaults, NodePolicies
 from keel.spec.triggers import Trigger
-from keel.spec.types import Expression, ImportPath, Name, NodeId, PositiveDuration
+from keel.spec.types import Expression, ImportPath, JsonData, Name, NodeId, PositiveDuration
 
 
 class JoinRule(StrEnum):
@@ -69,7 +69,7 @@ class LiteralArg(BaseModel):
     """An argument given as a constant JSON value."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    value: JsonValue
+    value: JsonData
 
 
 _TEMPLATE = re.compile(r"^\s*\$\{\{(.*)\}\}\s*$", re.DOTALL)
@@ -169,7 +169,7 @@ class WorkflowSpec(BaseModel):
     name: Name
     description: str = ""
     #: JSON Schema of the run's input (an object; its properties are ``input.<name>``)
-    input_schema: dict[str, JsonValue] = Field(default_factory=_default_input_schema)
+    input_schema: dict[str, JsonData] = Field(default_factory=_default_input_schema)
     nodes: tuple[Node, ...]
     #: named results of the run, as expressions; the run's output is this mapping
     outputs: dict[str, Expression] = Field(default_factory=dict)

@@ -11,9 +11,9 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from keel.spec.types import Expression
+from keel.spec.types import Expression, JsonData
 
 
 class _Trigger(BaseModel):
@@ -26,7 +26,7 @@ class ScheduleTrigger(_Trigger):
     kind: Literal["schedule"] = "schedule"
     cron: str
     timezone: str = "UTC"
-    input: dict[str, JsonValue] = Field(default_factory=dict)
+    input: dict[str, JsonData] = Field(default_factory=dict)
 
     @field_validator("cron")
     @classmethod

@@ -6,10 +6,11 @@ path without a function, a negative timeout) so the message names it at the fiel
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, JsonValue
 
 from keel.spec.durations import parse_duration
 from keel.spec.expressions import CEL_RESERVED, normalize
@@ -46,6 +47,21 @@ def _check_name(value: str) -> str:
     return value
 
 
+def _finite(value: object) -> object:
+    """Refuse NaN and infinities anywhere inside a JSON value: JSON cannot hold them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value} cannot be stored as JSON: use a finite number or null")
+    if isinstance(value, dict):
+        for item in value.values():
+            _finite(item)
+    elif isinstance(value, list):
+        for item in value:
+            _finite(item)
+    return value
+
+
+#: any JSON value, without NaN or infinities
+JsonData = Annotated[JsonValue, AfterValidator(_finite)]
 NodeId = Annotated[str, AfterValidator(_check_identifier)]
 ImportPath = Annotated[str, AfterValidator(_check_import_path)]
 Name = Annotated[str, AfterValidator(_check_name)]

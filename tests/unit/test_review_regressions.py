@@ -108,3 +108,60 @@ def test_a_named_task_can_be_used_twice() -> None:
         return get(x)
 
     assert [node.id for node in twice.spec.nodes] == ["fetch", "fetch_2"]
+
+
+# --- loading and YAML robustness ------------------------------------------------------------
+
+
+def _yaml_issues(tmp_path: Any, text: str | bytes) -> list[str]:
+    from keel.authoring.yaml_source import load_yaml
+    from keel.errors import SpecError
+
+    path = tmp_path / "flow.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    with pytest.raises(SpecError) as caught:
+        load_yaml(path)
+    return [str(issue) for issue in caught.value.issues]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: t\nnodes:\n  - id: a\n    task: !foo x\n", "could not determine a constructor"),
+        ("name: t\nnodes:\n  - id: !!int abc\n", "cannot read 'abc'"),
+        ("a: &x [*x]\n", "refers to itself"),
+        (b"name: t\nnodes: [\xff]\n", "not UTF-8"),
+        ("name: t\x07\n", "unacceptable character"),
+        ("name: t\nnodes:\n  - id: a\n    task: m:f\n    args: {x: .nan}\n", "cannot be stored"),
+    ],
+)
+def test_unreadable_yaml_is_a_spec_error_not_a_crash(
+    tmp_path: Any, text: str | bytes, expected: str
+) -> None:
+    issues = _yaml_issues(tmp_path, text)
+    assert any(expected in issue for issue in issues), issues
+
+
+def test_a_file_named_like_another_module_is_refused(tmp_path: Any) -> None:
+    from keel.authoring.loading import load_all
+    from keel.errors import WorkflowNotFoundError
+
+    (tmp_path / "json.py").write_text("X = 1\n")
+    with pytest.raises(WorkflowNotFoundError, match="rename the file"):
+        load_all(str(tmp_path / "json.py"))
+    import json
+
+    assert hasattr(json, "dumps"), "the real json module is untouched"
+
+
+def test_nan_from_python_is_refused_with_the_node_named() -> None:
+    from keel.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"node 'step', args\.x\.value: nan cannot be stored"):
+
+        @keel.workflow
+        def not_a_number() -> int:
+            return step(float("nan"))  # type: ignore[arg-type]
