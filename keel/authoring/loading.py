@@ -32,6 +32,11 @@ class LoadedWorkflow:
     #: the Python object, when written in Python
     workflow: Workflow[..., object] | None = None
 
+    def answers_to(self, name: str) -> bool:
+        """Whether ``FILE:name`` means this workflow (its spec name or Python name)."""
+        python_name = self.workflow.__name__ if self.workflow is not None else None
+        return name in (self.spec.name, python_name)
+
 
 def split_target(target: str) -> tuple[str, str | None]:
     """``path/or.module[:workflow]`` -> (location, workflow name or None)."""
@@ -177,8 +182,7 @@ def load_workflow(target: str, *, resolve_tasks: bool = False) -> LoadedWorkflow
             f"{location} defines several workflows ({names}): pick one with {location}:NAME"
         )
     for item in candidates:
-        python_name = item.workflow.__name__ if item.workflow is not None else None
-        if name in (item.spec.name, python_name):
+        if item.answers_to(name):
             return item
     names = ", ".join(sorted(item.spec.name for item in candidates))
     raise WorkflowNotFoundError(f"{location} has no workflow '{name}' (it has: {names})")

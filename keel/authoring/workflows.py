@@ -77,10 +77,16 @@ def input_schema(function: Callable[..., Any]) -> dict[str, Any]:
     return schema
 
 
+#: schema keywords whose values are data, not schemas: never edited
+_DATA_KEYWORDS = frozenset({"default", "const", "enum", "examples"})
+
+
 def _without_titles(schema: Any, *, in_properties: bool = False) -> Any:
     if isinstance(schema, dict):
         return {
-            key: _without_titles(
+            key: value
+            if key in _DATA_KEYWORDS and not in_properties
+            else _without_titles(
                 value, in_properties=(key in ("properties", "$defs") and not in_properties)
             )
             for key, value in schema.items()

@@ -44,10 +44,11 @@ def validate(
             failed = True
             typer.echo(f"✗ {target}: importing it raised {type(exc).__name__}: {exc}", err=True)
             continue
-        chosen = [item for item in loaded if name in (None, item.spec.name)]
+        chosen = [item for item in loaded if name is None or item.answers_to(name)]
         if not chosen:
             failed = True
-            typer.echo(f"✗ {target}: no workflow named '{name}'", err=True)
+            wanted = f"no workflow named '{name}'" if name else "no workflow defined"
+            typer.echo(f"✗ {target}: {wanted}", err=True)
         for item in chosen:
             spec = item.spec
             typer.echo(

@@ -158,7 +158,12 @@ class _Validator:
             info = analyze(source)
         except ExpressionError as exc:
             self.infos[source] = None
-            yield SpecIssue(f"{exc} in {source!r}", loc=loc, node=node, code="expression_syntax")
+            message = f"{exc} in {source!r}"
+            if source.lstrip().startswith("${{"):
+                message = (
+                    f"{source!r}: this field is already an expression; write it without ${{{{ }}}}"
+                )
+            yield SpecIssue(message, loc=loc, node=node, code="expression_syntax")
             return
         self.infos[source] = info
         for name in sorted(info.free_names):

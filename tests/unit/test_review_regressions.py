@@ -165,3 +165,21 @@ def test_nan_from_python_is_refused_with_the_node_named() -> None:
         @keel.workflow
         def not_a_number() -> int:
             return step(float("nan"))  # type: ignore[arg-type]
+
+
+def test_template_braces_in_an_expression_field_get_a_plain_hint() -> None:
+    from keel.spec import parse_spec, validate
+
+    spec = parse_spec(
+        {"name": "t", "nodes": [{"id": "a", "task": "m:f", "when": "${{ input.x > 1 }}"}]}
+    )
+    (issue,) = validate(spec)
+    assert "already an expression; write it without ${{ }}" in issue.message
+
+
+def test_title_keys_inside_default_values_are_kept() -> None:
+    @keel.workflow
+    def titled(meta: dict[str, Any] = {"title": "Report", "n": 1}) -> int:  # noqa: B006
+        return step(1)
+
+    assert titled.spec.input_schema["properties"]["meta"]["default"] == {"title": "Report", "n": 1}
