@@ -52,14 +52,23 @@ class _Builder:
     def build(self, node: yaml.Node, loc: Loc) -> Any:
         self.positions.values[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.MappingNode):
+            # keys written here may override keys merged in with ``<<: *anchor``; only
+            # a key written twice here is a duplicate
+            own = {id(key) for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge"}
             self.constructor.flatten_mapping(node)
             result: dict[Any, Any] = {}
+            written: set[Any] = set()
             for key_node, value_node in node.value:
                 key = self.constructor.construct_object(key_node, deep=True)
                 if not isinstance(key, str | int):
                     key = str(key)
                 where = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                if key in result:
+                if id(key_node) in own:
+                    duplicate = key in written
+                    written.add(key)
+                else:
+                    duplicate = False
+                if duplicate:
                     self.issues.append(
                         SpecIssue(
                             f"duplicate key '{key}'", loc=(*loc, key), code="duplicate_key"

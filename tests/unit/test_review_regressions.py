@@ -183,3 +183,15 @@ def test_title_keys_inside_default_values_are_kept() -> None:
         return step(1)
 
     assert titled.spec.input_schema["properties"]["meta"]["default"] == {"title": "Report", "n": 1}
+
+
+def test_yaml_merge_keys_can_be_overridden(tmp_path: Any) -> None:
+    from keel.authoring.yaml_source import load_yaml
+
+    path = tmp_path / "merge.yaml"
+    path.write_text(
+        "name: m\nnodes:\n  - &base {id: a, task: 'json:dumps', timeout: 5s}\n"
+        "  - <<: *base\n    id: b\n"
+    )
+    (spec,) = load_yaml(path)
+    assert [(node.id, node.timeout) for node in spec.nodes] == [("a", 5.0), ("b", 5.0)]
