@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
@@ -43,7 +43,6 @@ class NodeOptions:
     queue: str | None = None
     priority: int | None = None
     concurrency: ConcurrencyPolicy | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def merged(self, other: NodeOptions) -> NodeOptions:
         """``other`` on top of these: conditions and ``after`` add up, the rest is replaced.

@@ -10,10 +10,8 @@ from dataclasses import dataclass
 
 from keel.spec.expressions import analyze
 from keel.spec.graph import DependencyGraph
-from keel.spec.model import ExprArg, JoinRule, LiteralArg, MapNode, TaskNode, WorkflowSpec
+from keel.spec.model import ExprArg, JoinRule, LiteralArg, MapNode, WorkflowSpec
 from keel.spec.policies import effective_policies
-
-JSON = object
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +86,3 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
         roots=tuple(graph.roots()),
         output_reads=_reads(list(spec.outputs.values())),
     )
-
-
-def task_of(plan: Plan, node: str) -> TaskNode | MapNode:
-    return plan.spec.node(node)

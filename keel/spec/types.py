@@ -69,6 +69,5 @@ Name = Annotated[str, AfterValidator(_check_name)]
 #: not here, so that one bad expression does not hide every other problem of a spec.
 Expression = Annotated[str, AfterValidator(normalize)]
 #: seconds; written as ``"30s"``, ``"5m"``, ``"PT1H"`` or a number
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 NonNegativeDuration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]

@@ -10,6 +10,7 @@ the real function signatures and types.
 
 from __future__ import annotations
 
+import difflib
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -131,7 +132,7 @@ class _Validator:
         yield from self._after_lists()
         yield from self._cycle()
         yield from self._join_rules()
-        yield from self._outputs()
+        yield from self._has_nodes()
         if self.resolve_tasks:
             # resolve every function first: argument types read upstream return types
             for index, node in enumerate(self.spec.nodes):
@@ -253,8 +254,6 @@ class _Validator:
         return root, path[3:], f"nodes.{path[1]}.output"
 
     def _suggest(self, name: str) -> str:
-        import difflib
-
         close = difflib.get_close_matches(name, sorted(self.ids), n=1)
         return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -300,7 +299,7 @@ class _Validator:
                     code="join_without_parents",
                 )
 
-    def _outputs(self) -> Iterator[SpecIssue]:
+    def _has_nodes(self) -> Iterator[SpecIssue]:
         if not self.spec.nodes:
             yield SpecIssue("a workflow needs at least one node", loc=("nodes",), code="empty")
 
