@@ -25,7 +25,7 @@ from keel.engine.events import (
     RunFailed,
 )
 from keel.engine.plan import NodePlan
-from keel.engine.state import ENDED, RunState, RunStatus, apply
+from keel.engine.state import ENDED, NodeStatus, RunState, RunStatus, apply
 from keel.errors import ExpressionError
 from keel.spec.expressions import evaluate
 from keel.spec.model import JoinRule
@@ -39,7 +39,7 @@ def _variables(state: RunState, reads: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def join_outcome(node: NodePlan, succeeded: int, failed: int, skipped: int) -> str:
+def join_outcome(node: NodePlan, succeeded: int, failed: int) -> str:
     """``run``, ``skip`` or ``upstream_failed`` for a node whose parents all ended."""
     total = len(node.parents)
     rule = node.join
@@ -71,8 +71,19 @@ def _arguments(state: RunState, node: NodePlan) -> dict[str, Any]:
     }
 
 
-def _start_node(state: RunState, node: NodePlan) -> list[Event]:
-    """Events for a node whose join rule passed: skip, schedule or expand its map."""
+def _evaluate_items(state: RunState, node: NodePlan) -> list[Any]:
+    assert node.items is not None
+    items = evaluate(node.items, _variables(state, node.reads))
+    if not isinstance(items, list):
+        raise ExpressionError(f"items must be a list, got {type(items).__name__}")
+    return items
+
+
+def _start_node(state: RunState, node: NodePlan) -> list[Event] | None:
+    """Events for a node whose join rule passed: skip, schedule or expand its map.
+
+    ``None`` when the node should be scheduled but the run is at its ``max_parallel``.
+    """
     if node.when is not None:
         try:
             condition = evaluate(node.when, _variables(state, node.reads))
@@ -80,6 +91,8 @@ def _start_node(state: RunState, node: NodePlan) -> list[Event]:
             return [_expression_failure(node.id, "when", exc)]
         if condition is not True:
             return [NodeSkipped(node=node.id, reason=f"when: {node.when} was {condition!r}")]
+    if node.items is None and not state.has_room():
+        return None
     try:
         args = _arguments(state, node)
     except ExpressionError as exc:
@@ -87,27 +100,31 @@ def _start_node(state: RunState, node: NodePlan) -> list[Event]:
     if node.items is None:
         return [NodeScheduled(node=node.id, attempt=1, args=args)]
     try:
-        items = evaluate(node.items, _variables(state, node.reads))
+        items = _evaluate_items(state, node)
     except ExpressionError as exc:
         return [_expression_failure(node.id, "items", exc)]
-    if not isinstance(items, list):
-        message = f"items must be a list, got {type(items).__name__}"
-        return [_expression_failure(node.id, "items", TypeError(message))]
-    assert node.item_arg is not None
-    events: list[Event] = [MapExpanded(node=node.id, count=len(items))]
-    events += [
-        NodeScheduled(node=node.id, attempt=1, args={**args, node.item_arg: item}, item=index)
-        for index, item in enumerate(items)
-    ]
-    return events
+    state.nodes[node.id].items = items
+    state.nodes[node.id].args = args
+    return [MapExpanded(node=node.id, count=len(items))]
 
 
-def _decide_node(state: RunState, node_id: str) -> list[Event]:
+def _feed(state: RunState, node_id: str) -> Event:
+    """The next item of a map, if the map's and the run's limits allow one more."""
+    plan, node = state.plan.nodes[node_id], state.nodes[node_id]
+    if node.items is None:  # after a replay: the cache is empty, the values are not
+        node.items = _evaluate_items(state, plan)
+        node.args = _arguments(state, plan)
+    assert plan.item_arg is not None
+    assert node.args is not None
+    index = node.next_item
+    args = {**node.args, plan.item_arg: node.items[index]}
+    return NodeScheduled(node=node_id, attempt=1, args=args, item=index)
+
+
+def _decide_node(state: RunState, node_id: str) -> list[Event] | None:
     node = state.plan.nodes[node_id]
     counts = state.nodes[node_id]
-    outcome = join_outcome(
-        node, counts.parents_succeeded, counts.parents_failed, counts.parents_skipped
-    )
+    outcome = join_outcome(node, counts.parents_succeeded, counts.parents_failed)
     if outcome == "run":
         return _start_node(state, node)
     reason = (
@@ -124,6 +141,13 @@ def _retry(state: RunState, node_id: str, item: int | None) -> Event:
     return NodeScheduled(
         node=node_id, attempt=node.item_attempts[item] + 1, args=node.item_args[item], item=item
     )
+
+
+def _retry_pending(state: RunState, node_id: str, item: int | None) -> bool:
+    node = state.nodes[node_id]
+    if node.status in ENDED:
+        return False
+    return node.failed_attempt if item is None else item in node.items_failed
 
 
 def _fail(state: RunState, node_id: str) -> Event | None:
@@ -149,19 +173,66 @@ def _complete(state: RunState) -> Event:
         return RunFailed(reason=f"outputs: {exc}")
 
 
-def _next_events(state: RunState) -> list[Event]:
+def _next_events(state: RunState) -> list[Event] | None:
+    """The events for the first pending piece of work, dropping entries already acted on.
+
+    ``None`` when nothing more can be decided now: every queue is empty, or what comes
+    next must wait for a free slot under the run's ``max_parallel``.
+    """
     if state.to_fail:
         event = _fail(state, state.to_fail.popleft())
         return [event] if event is not None else []
-    if state.to_retry:
-        return [_retry(state, *state.to_retry.popleft())]
     if state.to_collect:
         node_id = state.to_collect.popleft()
         node = state.nodes[node_id]
+        if node.status in ENDED:
+            return []
         return [NodeSucceeded(node=node_id, attempt=1, output=list(node.item_outputs))]
+    if state.to_retry:
+        node_id, item = state.to_retry[0]
+        if not _retry_pending(state, node_id, item):
+            state.to_retry.popleft()
+            return []
+        if not state.has_room():
+            return None
+        state.to_retry.popleft()
+        return [_retry(state, node_id, item)]
+    if state.to_feed:
+        node_id = state.to_feed[0]
+        node, plan = state.nodes[node_id], state.plan.nodes[node_id]
+        assert node.item_count is not None
+        limit = plan.max_parallel
+        if node.status in ENDED or node.next_item >= node.item_count:
+            state.to_feed.popleft()
+            return []
+        if limit is not None and node.items_out >= limit:
+            state.to_feed.popleft()  # an item ending puts the map back in the queue
+            return []
+        if not state.has_room():
+            return None
+        try:
+            event = _feed(state, node_id)
+        except ExpressionError as exc:  # cannot happen unless a replay changed the data
+            state.to_feed.popleft()
+            return [_expression_failure(node_id, "items", exc)]
+        return [event]
     if state.to_decide:
-        return _decide_node(state, state.to_decide.popleft())
-    return []
+        node_id = state.to_decide[0]
+        if state.nodes[node_id].status is not NodeStatus.WAITING:
+            state.to_decide.popleft()
+            return []
+        events = _decide_node(state, node_id)
+        if events is None:
+            return None
+        state.to_decide.popleft()
+        return events
+    return None
+
+
+def _queues_empty(state: RunState) -> bool:
+    return not (
+        state.to_fail or state.to_collect or state.to_retry or state.to_feed or state.to_decide
+    )
 
 
 def decide(state: RunState, now: float) -> list[Event]:
@@ -169,8 +240,8 @@ def decide(state: RunState, now: float) -> list[Event]:
     decided: list[Event] = []
     while state.status is RunStatus.RUNNING:
         events = _next_events(state)
-        if not events:
-            if state.ended == len(state.nodes):
+        if events is None:
+            if state.ended == len(state.nodes) and _queues_empty(state):
                 events = [_complete(state)]
             else:
                 break

@@ -59,6 +59,22 @@ class NodeStarted(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class NodeReclaimed(Event):
+    """An attempt's lease holder died or stopped renewing; the same attempt is queued again.
+
+    The attempt keeps its number (and so its idempotency key): it never reported an
+    outcome, so running it again is the "at least once" half of the delivery promise.
+    """
+
+    kind: ClassVar[str] = "node_reclaimed"
+    node: str
+    attempt: int
+    owner: str
+    reason: str
+    item: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NodeSucceeded(Event):
     kind: ClassVar[str] = "node_succeeded"
     node: str
@@ -118,8 +134,8 @@ class RunCancelled(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
-        RunStarted, NodeScheduled, NodeStarted, NodeSucceeded, NodeFailed, NodeSkipped,
-        MapExpanded, RunCompleted, RunFailed, RunCancelled,
+        RunStarted, NodeScheduled, NodeStarted, NodeReclaimed, NodeSucceeded, NodeFailed,
+        NodeSkipped, MapExpanded, RunCompleted, RunFailed, RunCancelled,
     )
 }  # fmt: skip
 

@@ -18,6 +18,8 @@ from keel.spec.policies import effective_policies
 class NodePlan:
     id: str
     kind: str
+    #: the function's import path
+    task: str
     parents: tuple[str, ...]
     children: tuple[str, ...]
     join: JoinRule
@@ -27,7 +29,13 @@ class NodePlan:
     #: map nodes: the items expression and the parameter that receives each item
     items: str | None
     item_arg: str | None
+    #: map nodes: at most this many items at once
+    max_parallel: int | None
     max_attempts: int
+    #: seconds an attempt may take (enforced by the runtime), its queue and priority
+    timeout: float | None
+    queue: str
+    priority: int
     #: nodes whose outputs this node's expressions read
     reads: tuple[str, ...]
 
@@ -39,6 +47,8 @@ class Plan:
     roots: tuple[str, ...]
     #: nodes read by the run's outputs
     output_reads: tuple[str, ...]
+    #: at most this many attempts of one run at once (None: no limit)
+    max_parallel: int | None
 
 
 def _reads(sources: list[str]) -> tuple[str, ...]:
@@ -70,6 +80,7 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
         nodes[node.id] = NodePlan(
             id=node.id,
             kind=node.kind,
+            task=node.task,
             parents=tuple(graph.parents[node.id]),
             children=tuple(graph.children[node.id]),
             join=node.join,
@@ -77,7 +88,11 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
             args=tuple(args),
             items=items,
             item_arg=node.item_arg if isinstance(node, MapNode) else None,
+            max_parallel=node.max_parallel if isinstance(node, MapNode) else None,
             max_attempts=policies.retry.max_attempts,
+            timeout=policies.timeout,
+            queue=policies.queue,
+            priority=policies.priority,
             reads=_reads(sources),
         )
     return Plan(
@@ -85,4 +100,5 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
         nodes=nodes,
         roots=tuple(graph.roots()),
         output_reads=_reads(list(spec.outputs.values())),
+        max_parallel=spec.max_parallel,
     )

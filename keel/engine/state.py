@@ -1,11 +1,15 @@
 """The state of one run, and ``apply``: how each event changes it.
 
 State is derived from the history and nothing else, so replaying the history through
-``apply`` rebuilds it exactly. Every event costs O(1) plus O(children) when a node ends
-(each edge is visited once over the whole run): nodes keep a counter of parents still
-running and of how the finished ones ended, and nodes that became decidable wait in a
-queue for ``decide``. The state is owned by one engine call at a time and is updated in
-place (copying a 100,000-node state per event would defeat the point).
+``apply`` rebuilds it exactly, and ``decide`` on a replayed state returns only what was
+not yet decided (that is how a crashed run resumes). Every event costs O(1) plus
+O(children) when a node ends (each edge is visited once over the whole run): nodes keep a
+counter of parents still running and of how the finished ones ended, and work that may
+need a decision waits in queues. ``apply`` only ever appends to the queues; ``decide``
+checks each entry is still pending when it takes it, so entries already acted on (as
+they are after a replay) are dropped in O(1). The state is owned by one engine call at a
+time and is updated in place: copying a 100,000-node state per event would defeat the
+point.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from keel.engine.events import (
     Event,
     MapExpanded,
     NodeFailed,
+    NodeReclaimed,
     NodeScheduled,
     NodeSkipped,
     NodeStarted,
@@ -54,6 +59,9 @@ class RunStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
 @dataclass(slots=True)
 class NodeState:
     status: NodeStatus = NodeStatus.WAITING
@@ -62,15 +70,23 @@ class NodeState:
     parents_failed: int = 0
     parents_skipped: int = 0
     attempt: int = 0
+    #: the latest attempt failed and has not been scheduled again
+    failed_attempt: bool = False
     args: dict[str, JSON] | None = None
     output: JSON = None
     error: ErrorInfo | None = None
-    #: map nodes: results by item, items finished, attempt and args per item
+    #: map nodes: how many items, the next one to schedule, how many are out and done
     item_count: int | None = None
+    next_item: int = 0
+    items_out: int = 0
     items_done: int = 0
     item_outputs: list[JSON] = field(default_factory=list)
     item_attempts: dict[int, int] = field(default_factory=dict)
     item_args: dict[int, dict[str, JSON]] = field(default_factory=dict)
+    #: items whose latest attempt failed and was not scheduled again
+    items_failed: set[int] = field(default_factory=set)
+    #: the evaluated items list; a cache ``decide`` refills when a replay left it empty
+    items: list[JSON] | None = None
 
 
 @dataclass(slots=True)
@@ -83,10 +99,14 @@ class RunState:
     nodes: dict[str, NodeState] = field(default_factory=dict)
     ended: int = 0
     last_seq: int = 0
+    #: attempts scheduled and not yet ended (for the run's ``max_parallel``)
+    out: int = 0
     #: nodes whose parents have all ended, not yet decided (skip, schedule or expand)
     to_decide: deque[str] = field(default_factory=deque)
     #: (node, item) whose attempt failed and may be retried
     to_retry: deque[tuple[str, int | None]] = field(default_factory=deque)
+    #: maps with items left to schedule
+    to_feed: deque[str] = field(default_factory=deque)
     #: maps whose every item succeeded, waiting for the map's own success event
     to_collect: deque[str] = field(default_factory=deque)
     #: nodes that failed for good, waiting for the run's failure policy
@@ -101,7 +121,12 @@ class RunState:
 
     @property
     def finished(self) -> bool:
-        return self.status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+        return self.status in FINISHED
+
+    def has_room(self) -> bool:
+        """Whether the run's ``max_parallel`` allows one more attempt out now."""
+        limit = self.plan.max_parallel
+        return limit is None or self.out < limit
 
 
 def _end(state: RunState, node_id: str, status: NodeStatus) -> None:
@@ -121,6 +146,54 @@ def _end(state: RunState, node_id: str, status: NodeStatus) -> None:
             state.to_decide.append(child_id)
 
 
+def _scheduled(state: RunState, event: NodeScheduled) -> None:
+    node = state.nodes[event.node]
+    state.out += 1
+    if event.item is None:
+        node.status, node.attempt, node.args = NodeStatus.SCHEDULED, event.attempt, event.args
+        node.failed_attempt = False
+        return
+    node.item_attempts[event.item] = event.attempt
+    node.item_args[event.item] = event.args
+    node.items_failed.discard(event.item)
+    if event.attempt == 1:
+        node.next_item = event.item + 1
+        node.items_out += 1
+
+
+def _item_ended(state: RunState, node_id: str, node: NodeState) -> None:
+    node.items_out -= 1
+    if node.item_count is not None and node.next_item < node.item_count:
+        state.to_feed.append(node_id)
+
+
+def _failed(state: RunState, event: NodeFailed) -> None:
+    node_id, item = event.node, event.item
+    node = state.nodes[node_id]
+    node.error = event.error
+    if event.attempt == 0:  # failed before any attempt (an expression, a bad map): final
+        if node.status not in ENDED:
+            _end(state, node_id, NodeStatus.FAILED)
+        state.to_fail.append(node_id)
+        return
+    state.out -= 1
+    retry = event.error.retryable and event.attempt < state.plan.nodes[node_id].max_attempts
+    if item is None:
+        node.failed_attempt = True
+        if retry:
+            state.to_retry.append((node_id, None))
+        else:
+            _end(state, node_id, NodeStatus.FAILED)
+            state.to_fail.append(node_id)
+        return
+    node.items_failed.add(item)
+    if retry:
+        state.to_retry.append((node_id, item))
+    else:  # an item ran out of attempts: the whole map fails
+        _item_ended(state, node_id, node)
+        state.to_fail.append(node_id)
+
+
 def apply(state: RunState, event: Event, seq: int | None = None) -> RunState:
     """Fold one event into the state (in place) and return it."""
     if seq is not None:
@@ -130,49 +203,38 @@ def apply(state: RunState, event: Event, seq: int | None = None) -> RunState:
             state.status = RunStatus.RUNNING
             state.input = event.input
             state.to_decide.extend(state.plan.roots)
-        case NodeScheduled(node=node_id, attempt=attempt, args=args, item=item):
-            node = state.nodes[node_id]
-            if item is None:
-                node.status, node.attempt, node.args = NodeStatus.SCHEDULED, attempt, args
-            else:
-                node.status = NodeStatus.RUNNING
-                node.item_attempts[item] = attempt
-                node.item_args[item] = args
+        case NodeScheduled():
+            _scheduled(state, event)
         case NodeStarted(node=node_id, item=None):
             state.nodes[node_id].status = NodeStatus.RUNNING
         case NodeStarted():
+            pass
+        case NodeReclaimed(node=node_id, item=None):
+            state.nodes[node_id].status = NodeStatus.SCHEDULED
+        case NodeReclaimed():
             pass
         case MapExpanded(node=node_id, count=count):
             node = state.nodes[node_id]
             node.status = NodeStatus.RUNNING
             node.item_count = count
             node.item_outputs = [None] * count
-            if count == 0:
-                state.to_collect.append(node_id)
+            (state.to_feed if count else state.to_collect).append(node_id)
         case NodeSucceeded(node=node_id, output=output, item=None):
-            state.nodes[node_id].output = output
+            node = state.nodes[node_id]
+            if node.item_count is None:
+                state.out -= 1
+            node.output = output
             _end(state, node_id, NodeStatus.SUCCEEDED)
         case NodeSucceeded(node=node_id, output=output, item=int() as item):
             node = state.nodes[node_id]
+            state.out -= 1
             node.item_outputs[item] = output
             node.items_done += 1
+            _item_ended(state, node_id, node)
             if node.items_done == node.item_count:
                 state.to_collect.append(node_id)
-        case NodeFailed(node=node_id, attempt=attempt, error=error, item=item):
-            node = state.nodes[node_id]
-            node.error = error
-            limit = state.plan.nodes[node_id].max_attempts
-            if item is None and attempt == 0:
-                # failed before any attempt (an expression, a bad map): final
-                _end(state, node_id, NodeStatus.FAILED)
-                state.to_fail.append(node_id)
-            elif error.retryable and attempt < limit:
-                state.to_retry.append((node_id, item))
-            elif item is None:
-                _end(state, node_id, NodeStatus.FAILED)
-                state.to_fail.append(node_id)
-            else:  # an item ran out of attempts: the whole map fails
-                state.to_fail.append(node_id)
+        case NodeFailed():
+            _failed(state, event)
         case NodeSkipped(node=node_id, upstream_failed=upstream_failed):
             status = NodeStatus.UPSTREAM_FAILED if upstream_failed else NodeStatus.SKIPPED
             _end(state, node_id, status)

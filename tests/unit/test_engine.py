@@ -102,7 +102,7 @@ def test_join_rules(rule: str, parents: tuple[int, int, int], expected: str) -> 
         [{"id": "p1", "task": "m:f"}, {"id": "p2", "task": "m:f"},
          {"id": "c", "task": "m:f", "after": ["p1", "p2"], "join": rule}]
     )  # fmt: skip
-    assert join_outcome(plan.nodes["c"], *parents) == expected
+    assert join_outcome(plan.nodes["c"], parents[0], parents[1]) == expected
 
 
 def test_map_runs_every_item_and_keeps_their_order() -> None:
