@@ -93,3 +93,28 @@ class OptionError(KeelError, ValueError):
 
 class WorkflowNotFoundError(KeelError, LookupError):
     """A file or module does not define the workflow that was asked for."""
+
+
+class StoreError(KeelError):
+    """The store cannot do what was asked (unreadable database, unknown URL, bad schema)."""
+
+
+class RunNotFoundError(StoreError, LookupError):
+    """No run has this id (or the prefix given matches none, or several)."""
+
+
+class ConflictError(StoreError):
+    """Another process changed the run first; reload its history and decide again."""
+
+
+class LeaseLostError(StoreError):
+    """The attempt's lease is no longer held by this worker (it expired and was reclaimed,
+    or the run ended): its outcome is discarded so that no result is recorded twice."""
+
+
+class InputError(KeelError, ValueError):
+    """A run's input does not match the workflow's input schema."""
+
+
+class NonRetryable(KeelError):  # noqa: N818 - the name users raise, as issue 5 specifies
+    """Raise from a task to fail the attempt without retrying, whatever the retry policy."""

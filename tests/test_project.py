@@ -20,7 +20,9 @@ ALLOWED = {
     "spec": set(),
     "authoring": {"spec"},
     "engine": {"spec"},
-    "cli": {"spec", "authoring", "engine"},
+    "store": {"spec", "engine"},
+    "runtime": {"spec", "engine", "store"},
+    "cli": {"spec", "authoring", "engine", "store", "runtime"},
 }
 
 

@@ -80,7 +80,7 @@ def signature_of(function: Callable[..., Any]) -> Signature:
         if param.kind is inspect.Parameter.VAR_POSITIONAL:
             continue
         hint = hints.get(name, Any)
-        if _is_injected(hint):
+        if is_injected(hint):
             continue
         parameters[name] = Parameter(
             name=name,
@@ -97,6 +97,6 @@ def signature_of(function: Callable[..., Any]) -> Signature:
     )
 
 
-def _is_injected(hint: Any) -> bool:
+def is_injected(hint: Any) -> bool:
     name = getattr(hint, "__name__", None) or str(hint)
     return name in INJECTED_ANNOTATIONS

@@ -1,0 +1,54 @@
+"""The context of one attempt: which run, node and attempt it is, its idempotency key,
+and a logger bound to them. Tasks get it from ``keel.context()`` or by declaring a
+parameter annotated ``StepContext``; it lives in a ``ContextVar``, so threads and
+asyncio tasks each see their own."""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from keel.errors import KeelError
+
+_current: ContextVar[StepContext] = ContextVar("keel_step_context")
+
+
+@dataclass(frozen=True, slots=True)
+class StepContext:
+    run_id: str
+    workflow: str
+    node: str
+    attempt: int
+    #: the item's index when this attempt is one item of a map
+    item: int | None = None
+    logger: logging.LoggerAdapter[logging.Logger] = field(
+        default_factory=lambda: logging.LoggerAdapter(logging.getLogger("keel.task")),
+        compare=False,
+    )
+
+    @property
+    def idempotency_key(self) -> str:
+        """``run_id:node:attempt`` (``run_id:node[item]:attempt`` for a map item).
+
+        Stable across re-executions of the same attempt (after a crash, the attempt runs
+        again with the same key), so an external system can drop the duplicate.
+        """
+        node = self.node if self.item is None else f"{self.node}[{self.item}]"
+        return f"{self.run_id}:{node}:{self.attempt}"
+
+
+def bound_logger(run_id: str, node: str, attempt: int) -> logging.LoggerAdapter[logging.Logger]:
+    extra = {"run_id": run_id, "node": node, "attempt": attempt}
+    return logging.LoggerAdapter(logging.getLogger(f"keel.task.{node}"), extra)
+
+
+def context() -> StepContext:
+    """The context of the attempt running now; only valid inside a task run by keel."""
+    try:
+        return _current.get()
+    except LookupError:
+        raise KeelError(
+            "keel.context() is only available inside a task that keel is running "
+            "(calling the task directly just calls the function)"
+        ) from None

@@ -1,0 +1,88 @@
+"""Starting and cancelling runs: the operations a client performs on the store.
+
+Starting a run checks its input against the workflow's input schema, records the
+definition by version, and commits ``RunStarted`` with the first decisions in one
+transaction, so a run either exists with its first attempts queued or not at all.
+"""
+
+from __future__ import annotations
+
+import getpass
+import uuid
+from typing import Any
+
+from keel.engine.events import RunCancelled, RunStarted
+from keel.engine.plan import compile_plan
+from keel.engine.state import RunState
+from keel.errors import ConflictError, InputError, KeelError
+from keel.runtime.clock import Clock, SystemClock
+from keel.runtime.runs import RunCache, advance
+from keel.spec.model import WorkflowSpec
+from keel.store.protocol import Store
+from keel.store.records import RunRecord
+
+
+def check_input(spec: WorkflowSpec, run_input: Any) -> None:
+    """Raise ``InputError`` listing every way the input misses the input schema."""
+    from jsonschema import Draft202012Validator  # heavy: imported only when starting runs
+
+    validator = Draft202012Validator(spec.input_schema)
+    problems = sorted(validator.iter_errors(run_input), key=lambda error: list(error.path))
+    if problems:
+        lines = []
+        for problem in problems:
+            where = ".".join(str(part) for part in problem.absolute_path)
+            lines.append(f"  input{'.' + where if where else ''}: {problem.message}")
+        raise InputError(
+            f"the input of workflow '{spec.name}' does not match its schema:\n" + "\n".join(lines)
+        )
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def start_run(
+    store: Store,
+    spec: WorkflowSpec,
+    run_input: Any,
+    *,
+    clock: Clock | None = None,
+    origin: str | None = None,
+    run_id: str | None = None,
+) -> RunRecord:
+    """Record a new run and its first ready attempts; something else executes them."""
+    check_input(spec, run_input)
+    now = (clock or SystemClock()).now()
+    run_id = run_id or new_run_id()
+    state = RunState.new(compile_plan(spec))
+    started = RunStarted(workflow=spec.name, spec_version=spec.version, input=run_input)
+    store.create_run(spec, run_input, advance(run_id, state, [started], now), origin=origin)
+    return store.get_run(run_id)
+
+
+def cancel_run(
+    store: Store,
+    run_id: str,
+    *,
+    reason: str = "",
+    by: str | None = None,
+    clock: Clock | None = None,
+) -> RunRecord:
+    """Cancel a run: nothing more is scheduled, and attempts still running are discarded
+    when they end (their leases go with the run's ready queue)."""
+    clock = clock or SystemClock()
+    by = by or getpass.getuser()
+    for _ in range(5):
+        cache = RunCache(store)
+        record = store.get_run(run_id)
+        state = cache.state(record.id)
+        if state.finished:
+            raise KeelError(f"run {record.id} has already {state.status.value}")
+        cancelled = RunCancelled(reason=reason or "cancelled", by=by)
+        (result,) = store.commit([advance(record.id, state, [cancelled], clock.now())])
+        if result.error is None:
+            return store.get_run(record.id)
+        if not isinstance(result.error, ConflictError):
+            raise result.error
+    raise KeelError(f"run {run_id} keeps changing; try to cancel it again")

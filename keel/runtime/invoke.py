@@ -1,0 +1,214 @@
+"""Run one attempt of a task: find the function, turn JSON arguments into the types its
+signature asks for, call it, and turn what it returns (or raises) into JSON data.
+
+Everything that can go wrong with user code ends here as an ``ErrorInfo`` (a recorded
+failure), never as an exception escaping into the worker: a missing module, arguments
+that do not fit the signature, an exception, a result that is not JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import threading
+import traceback
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError, to_jsonable_python
+
+from keel.engine.events import ErrorInfo
+from keel.errors import NonRetryable
+from keel.runtime.context import StepContext, _current, bound_logger
+from keel.spec.callables import ImportPathError, is_injected, resolve, unwrap
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What an attempt produced: an output (JSON data) or an error."""
+
+    output: Any = None
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Param:
+    name: str
+    positional_only: bool
+    adapter: TypeAdapter[Any] | None
+    injected: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedTask:
+    """A task function with what calling it needs, computed once per function."""
+
+    function: Callable[..., Any]
+    params: tuple[_Param, ...]
+    is_async: bool
+
+    def bind(self, args: dict[str, Any], ctx: StepContext) -> tuple[list[Any], dict[str, Any]]:
+        positional: list[Any] = []
+        keywords: dict[str, Any] = {}
+        for param in self.params:
+            if param.injected:
+                value: Any = ctx
+            elif param.name in args:
+                value = args[param.name]
+                if param.adapter is not None:
+                    value = param.adapter.validate_python(value)
+            else:
+                continue  # the function's default applies
+            if param.positional_only:
+                positional.append(value)
+            else:
+                keywords[param.name] = value
+        return positional, keywords
+
+
+def prepare(function: Callable[..., Any]) -> PreparedTask:
+    function = unwrap(function)
+    try:
+        hints = typing.get_type_hints(function, include_extras=True)
+    except Exception:  # unresolvable forward references: take arguments as they come
+        hints = {}
+    params: list[_Param] = []
+    for name, param in inspect.signature(function).parameters.items():
+        if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        hint = hints.get(name, Any)
+        injected = is_injected(hint)
+        adapter = None if injected or hint is Any else TypeAdapter(hint)
+        params.append(
+            _Param(name, param.kind is inspect.Parameter.POSITIONAL_ONLY, adapter, injected)
+        )
+    return PreparedTask(function, tuple(params), inspect.iscoroutinefunction(function))
+
+
+class TaskCatalog:
+    """Import paths resolved to prepared tasks, once each, safe to share between threads."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, PreparedTask] = {}
+        self._lock = threading.Lock()
+
+    def get(self, import_path: str) -> PreparedTask:
+        found = self._tasks.get(import_path)
+        if found is None:
+            with self._lock:
+                found = self._tasks.get(import_path)
+                if found is None:
+                    found = prepare(resolve(import_path))
+                    self._tasks[import_path] = found
+        return found
+
+
+def error_of(exc: BaseException) -> ErrorInfo:
+    kind = type(exc)
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+    return ErrorInfo(
+        type=name,
+        message=str(exc),
+        traceback="".join(traceback.format_exception(exc)),
+        retryable=not isinstance(exc, NonRetryable),
+    )
+
+
+def _failure(kind: str, message: str, *, retryable: bool = False) -> Outcome:
+    return Outcome(error=ErrorInfo(type=kind, message=message, retryable=retryable))
+
+
+def to_json_data(value: Any) -> Any:
+    """JSON data for a task's result; raises ``TypeError`` naming what is not JSON."""
+    try:
+        data = to_jsonable_python(value)
+    except PydanticSerializationError as exc:
+        raise TypeError(
+            f"the task returned {type(value).__name__}, which is not JSON-serialisable "
+            f"({exc}); return JSON data (dict, list, str, number, bool, None) or a "
+            "pydantic model"
+        ) from None
+    try:
+        json.dumps(data, allow_nan=False)
+    except ValueError as exc:
+        raise TypeError(f"the task's result is not valid JSON: {exc}") from None
+    return data
+
+
+class Invocation:
+    """One attempt, ready to run in a thread (``run``) or on an event loop (``run_async``)."""
+
+    def __init__(
+        self, catalog: TaskCatalog, task: str, args: dict[str, Any], ctx: StepContext
+    ) -> None:
+        self.catalog, self.task, self.args, self.ctx = catalog, task, args, ctx
+
+    def _prepare(self) -> tuple[PreparedTask, list[Any], dict[str, Any]] | Outcome:
+        try:
+            prepared = self.catalog.get(self.task)
+        except ImportPathError as exc:
+            return _failure("ImportError", f"cannot load task '{self.task}': {exc}")
+        except Exception as exc:  # importing the user's module raised
+            return Outcome(error=error_of(exc))
+        try:
+            positional, keywords = prepared.bind(self.args, self.ctx)
+        except ValidationError as exc:
+            return _failure("ArgumentError", f"arguments do not fit '{self.task}': {exc}")
+        return prepared, positional, keywords
+
+    def _finish(self, result: Any) -> Outcome:
+        try:
+            return Outcome(output=to_json_data(result))
+        except TypeError as exc:
+            return _failure("ResultNotJSON", str(exc))
+
+    def is_async(self) -> bool:
+        try:
+            return self.catalog.get(self.task).is_async
+        except Exception:
+            return False
+
+    def run(self) -> Outcome:
+        prepared = self._prepare()
+        if isinstance(prepared, Outcome):
+            return prepared
+        function, positional, keywords = prepared
+        token = _current.set(self.ctx)
+        try:
+            result = function.function(*positional, **keywords)
+        except BaseException as exc:  # a task's failure is data
+            return Outcome(error=error_of(exc))
+        finally:
+            _current.reset(token)
+        return self._finish(result)
+
+    async def run_async(self, timeout: float | None) -> Outcome:
+        prepared = self._prepare()
+        if isinstance(prepared, Outcome):
+            return prepared
+        function, positional, keywords = prepared
+        token = _current.set(self.ctx)
+        try:
+            result = await asyncio.wait_for(function.function(*positional, **keywords), timeout)
+        except TimeoutError:
+            return _failure("TimeoutError", f"the attempt took longer than {timeout} s",
+                            retryable=True)  # fmt: skip
+        except BaseException as exc:  # a task's failure is data
+            return Outcome(error=error_of(exc))
+        finally:
+            _current.reset(token)
+        return self._finish(result)
+
+
+def make_context(
+    run_id: str, workflow: str, node: str, attempt: int, item: int | None
+) -> StepContext:
+    return StepContext(run_id, workflow, node, attempt, item, bound_logger(run_id, node, attempt))

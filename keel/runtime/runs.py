@@ -1,0 +1,110 @@
+"""Run states in memory, rebuilt from the store's history, and the one function that turns
+something that happened into a ``Transition``: apply it, decide what follows, and list
+the attempts that become ready. Every path that changes a run (start, a worker's
+outcome, cancel) goes through ``advance``, so there is one way a run moves forward.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from keel.engine.decide import decide
+from keel.engine.events import Event, NodeScheduled
+from keel.engine.plan import Plan, compile_plan
+from keel.engine.state import RunState, apply
+from keel.store.protocol import Store
+from keel.store.records import Lease, Ready, StoredEvent, Transition
+
+
+def ready_of(plan: Plan, events: Sequence[Event], now: float) -> list[Ready]:
+    """Ready-queue rows for the attempts the events schedule."""
+    ready: list[Ready] = []
+    for event in events:
+        if isinstance(event, NodeScheduled):
+            node = plan.nodes[event.node]
+            ready.append(
+                Ready(event.node, event.attempt, event.item, node.queue, node.priority, now)
+            )
+    return ready
+
+
+def advance(
+    run_id: str,
+    state: RunState,
+    causes: Sequence[Event],
+    now: float,
+    done: Sequence[Lease] = (),
+) -> Transition:
+    """Apply ``causes`` to the state, decide, and describe it all as one transition.
+
+    The state is changed in place and its ``last_seq`` moved past the new events, as if
+    the transition had committed; if the store refuses it, drop the state and reload.
+    """
+    expected = state.last_seq
+    for event in causes:
+        apply(state, event)
+    events = [*causes, *decide(state, now)]
+    state.last_seq = expected + len(events)
+    finished = state.finished
+    return Transition(
+        run_id=run_id,
+        expected_seq=expected,
+        at=now,
+        events=events,
+        enqueue=ready_of(state.plan, events, now),
+        done=done,
+        status=state.status.value,
+        output=state.output if finished else None,
+        reason=state.reason if finished else None,
+    )
+
+
+class RunCache:
+    """Plans by spec version and states by run, loaded from the store on demand.
+
+    Bounded: the least recently used states are dropped beyond ``capacity`` (they are
+    rebuilt from their history when needed again).
+    """
+
+    def __init__(self, store: Store, capacity: int = 1_000) -> None:
+        self.store = store
+        self.capacity = capacity
+        self._plans: dict[str, Plan] = {}
+        self._states: OrderedDict[str, RunState] = OrderedDict()
+
+    def plan(self, version: str) -> Plan:
+        plan = self._plans.get(version)
+        if plan is None:
+            plan = self._plans[version] = compile_plan(self.store.load_spec(version))
+        return plan
+
+    def state(self, run_id: str) -> RunState:
+        state = self._states.get(run_id)
+        if state is None:
+            record = self.store.get_run(run_id)
+            state = RunState.new(self.plan(record.spec_version))
+            for stored in self.store.history(record.id):
+                apply(state, stored.event, stored.seq)
+            self._states[run_id] = state
+            if len(self._states) > self.capacity:
+                self._states.popitem(last=False)
+        else:
+            self._states.move_to_end(run_id)
+        return state
+
+    def put(self, run_id: str, state: RunState) -> None:
+        self._states[run_id] = state
+
+    def drop(self, run_id: str) -> None:
+        self._states.pop(run_id, None)
+
+    def observe(self, stored: StoredEvent) -> None:
+        """Fold in an event recorded outside ``advance`` (a claim, a reclaim)."""
+        state = self._states.get(stored.run_id)
+        if state is None:
+            return
+        if state.last_seq == stored.seq - 1:
+            apply(state, stored.event, stored.seq)
+        else:
+            self.drop(stored.run_id)

@@ -1,0 +1,47 @@
+"""Open the store a URL names: the one place that knows which backends exist.
+
+``KEEL_DATABASE_URL`` or an explicit URL: ``sqlite:///path/to/file.db`` (relative to the
+current folder), ``sqlite:////absolute/path.db``, optionally ``?synchronous=full``; a
+bare path is taken as a SQLite file. The default is ``.keel/keel.db`` in the current
+folder, so a project keeps its runs beside its code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from keel.errors import StoreError
+from keel.store.protocol import Store
+
+DEFAULT_PATH = Path(".keel") / "keel.db"
+ENVIRONMENT = "KEEL_DATABASE_URL"
+
+
+def store_url(url: str | None = None) -> str:
+    return url or os.environ.get(ENVIRONMENT) or f"sqlite:///{DEFAULT_PATH}"
+
+
+def open_store(url: str | None = None) -> Store:
+    from keel.store.sqlite import SQLiteStore
+
+    url = store_url(url)
+    if "://" not in url:
+        return SQLiteStore(url)
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if not path:
+            raise StoreError(f"{url}: no file named; use sqlite:///path/to/keel.db")
+        options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        unknown = sorted(set(options) - {"synchronous"})
+        if unknown:
+            raise StoreError(f"{url}: unknown option {', '.join(unknown)} (known: synchronous)")
+        return SQLiteStore(path, synchronous=options.get("synchronous", "normal"))
+    if parts.scheme in ("postgresql", "postgres"):
+        raise StoreError(
+            f"{parts.scheme}:// URLs are not supported yet: the PostgreSQL store is not built "
+            "(use a sqlite:/// URL or unset KEEL_DATABASE_URL)"
+        )
+    raise StoreError(f"{url}: unknown database URL scheme '{parts.scheme}' (use sqlite:///PATH)")

@@ -1,0 +1,256 @@
+"""The worker loop: claim ready attempts, run them, record outcomes, decide, repeat.
+
+One thread (the caller's) owns the store connection and the run states; task code runs
+on the executor's threads and hands outcomes back through a queue. Outcomes that arrive
+together are recorded in one ``commit`` (group commit), each as its own transition: a
+node's outcome, the events it causes and the attempts it makes ready commit together.
+``keel run`` uses this loop in-process, restricted to its run; workers run it for all.
+
+Leases are renewed every third of their length. Attempts whose lease expired, or whose
+holder is a dead process on this host, are put back on the queue (``NodeReclaimed``)
+and run again with the same attempt number and idempotency key.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from keel.engine.events import NodeFailed, NodeSucceeded, RunCancelled, RunCompleted, RunFailed
+from keel.errors import ConflictError, LeaseLostError, RunNotFoundError
+from keel.runtime.clock import Clock, SystemClock
+from keel.runtime.executor import Executor
+from keel.runtime.invoke import Invocation, Outcome, TaskCatalog, make_context
+from keel.runtime.owner import Owner, known_dead
+from keel.runtime.runs import RunCache, advance
+from keel.store.protocol import Store
+from keel.store.records import Lease, RunRecord, StoredEvent, Transition
+
+log = logging.getLogger("keel.worker")
+
+Observer = Callable[[list[StoredEvent]], None]
+_ENDINGS = (RunCompleted, RunFailed, RunCancelled)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    #: attempts this worker runs at once
+    concurrency: int = 8
+    #: seconds a lease lasts without renewal
+    lease_for: float = 30.0
+    #: seconds to wait for an outcome when there is nothing else to do
+    poll: float = 0.05
+    #: seconds between looks for dead holders and expired leases
+    reclaim_every: float = 2.0
+
+
+def _key(lease: Lease) -> tuple[str, str, int | None]:
+    return lease.run_id, lease.node, lease.item
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        options: WorkerOptions | None = None,
+        *,
+        clock: Clock | None = None,
+        observer: Observer | None = None,
+        catalog: TaskCatalog | None = None,
+    ) -> None:
+        self.store = store
+        self.options = options or WorkerOptions()
+        self.clock = clock or SystemClock()
+        self.observer = observer
+        self.owner = str(Owner.for_this_process())
+        self.cache = RunCache(store)
+        self.catalog = catalog or TaskCatalog()
+        self.executor = Executor(self.options.concurrency)
+        self._outcomes: queue.SimpleQueue[tuple[Lease, Outcome]] = queue.SimpleQueue()
+        self._running: dict[tuple[str, str, int | None], Lease] = {}
+        self._retry: list[tuple[Lease, Outcome]] = []
+        self._ended: set[str] = set()
+        self._renewed_at = float("-inf")
+        self._reclaimed_at = float("-inf")
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run_until_finished(
+        self, run_ids: Iterable[str], stop: threading.Event | None = None
+    ) -> list[RunRecord]:
+        """Execute the given runs (only those: ``run_id`` filters the claims when there
+        is one) until every one has ended; returns their records."""
+        waiting = set(run_ids)
+        only = next(iter(waiting)) if len(waiting) == 1 else None
+        idle = False
+        while waiting and not (stop is not None and stop.is_set()):
+            progressed = self.step(wait=idle, run_id=only)
+            waiting -= self._ended
+            if waiting and not progressed and idle:
+                waiting = {run for run in waiting if not self._run_ended(run)}
+            idle = not progressed
+        self.drain()
+        return [self.store.get_run(run) for run in run_ids]
+
+    def run_forever(self, stop: threading.Event) -> None:
+        idle = False
+        while not stop.is_set():
+            idle = not self.step(wait=idle)
+        self.drain()
+
+    def step(self, *, wait: bool = False, run_id: str | None = None) -> bool:
+        """One turn: maintenance, record finished attempts, claim new ones. Whether
+        anything happened (when not, the next turn may ``wait`` for an outcome)."""
+        self._maintain()
+        outcomes = self._collect(self.options.poll if wait and self._running else 0.0)
+        recorded = self._record(outcomes) if outcomes else 0
+        claimed = self._claim(run_id)
+        if wait and not self._running and not claimed and not recorded:
+            threading.Event().wait(self.options.poll)
+        return bool(recorded or claimed)
+
+    def drain(self) -> None:
+        """Wait for the attempts still running and record (or discard) their outcomes."""
+        while self._running or self._retry:
+            outcomes = self._collect(self.options.poll)
+            if outcomes:
+                self._record(outcomes)
+            self._maintain()
+
+    def close(self) -> None:
+        """Give back what this worker holds and stop its threads."""
+        self.release()
+        self.executor.shutdown(wait=False)
+
+    def release(self) -> None:
+        """Put this worker's leases back on the queue so another worker takes them now."""
+        events = self.store.reclaim(
+            self.clock.now(), dead_owners=[self.owner], reason="worker stopped"
+        )
+        self._observe(events)
+        self._running.clear()
+
+    # --- pieces -----------------------------------------------------------------------------
+
+    def _run_ended(self, run_id: str) -> bool:
+        try:
+            return self.store.get_run(run_id).status in ("succeeded", "failed", "cancelled")
+        except RunNotFoundError:
+            return True
+
+    def _observe(self, events: list[StoredEvent]) -> None:
+        if not events:
+            return
+        for stored in events:
+            if isinstance(stored.event, _ENDINGS):
+                self._ended.add(stored.run_id)
+        if self.observer is not None:
+            self.observer(events)
+
+    def _collect(self, timeout: float) -> list[tuple[Lease, Outcome]]:
+        found = self._retry
+        self._retry = []
+        try:
+            if timeout > 0 and not found:
+                found.append(self._outcomes.get(timeout=timeout))
+            while True:
+                found.append(self._outcomes.get_nowait())
+        except queue.Empty:
+            pass
+        return found
+
+    def _done(self, lease: Lease, outcome: Outcome) -> None:
+        self._outcomes.put((lease, outcome))
+
+    def _record(self, outcomes: list[tuple[Lease, Outcome]]) -> int:
+        now = self.clock.now()
+        batch: list[tuple[Transition, Lease, Outcome]] = []
+        for lease, outcome in outcomes:
+            try:
+                state = self.cache.state(lease.run_id)
+            except RunNotFoundError:
+                self._running.pop(_key(lease), None)
+                continue
+            if outcome.error is None:
+                event: NodeSucceeded | NodeFailed = NodeSucceeded(
+                    node=lease.node, attempt=lease.attempt, output=outcome.output, item=lease.item
+                )
+            else:
+                event = NodeFailed(
+                    node=lease.node, attempt=lease.attempt, error=outcome.error, item=lease.item
+                )
+            batch.append((advance(lease.run_id, state, [event], now, [lease]), lease, outcome))
+        if not batch:
+            return 0
+        try:
+            results = self.store.commit([transition for transition, _, _ in batch])
+        except Exception:
+            log.exception("recording %d outcomes failed; will retry", len(batch))
+            for transition, lease, outcome in batch:
+                self.cache.drop(transition.run_id)
+                self._retry.append((lease, outcome))
+            return 0
+        recorded: list[StoredEvent] = []
+        for result, (transition, lease, outcome) in zip(results, batch, strict=True):
+            if result.error is None:
+                self._running.pop(_key(lease), None)
+                recorded += result.events
+                continue
+            self.cache.drop(transition.run_id)
+            if isinstance(result.error, ConflictError):
+                self._retry.append((lease, outcome))
+            elif isinstance(result.error, LeaseLostError):
+                log.warning("discarded an outcome: %s", result.error)
+                self._running.pop(_key(lease), None)
+            else:
+                log.error("cannot record an outcome of run %s: %s", lease.run_id, result.error)
+                self._running.pop(_key(lease), None)
+        self._observe(recorded)
+        return len(recorded)
+
+    def _claim(self, run_id: str | None) -> int:
+        free = self.options.concurrency - len(self._running)
+        if free <= 0:
+            return 0
+        claimed = self.store.claim(
+            self.owner, free, self.clock.now(), self.options.lease_for, run_id=run_id
+        )
+        for item in claimed:
+            self.cache.observe(item.started)
+            self._start(item.lease)
+        self._observe([item.started for item in claimed])
+        return len(claimed)
+
+    def _start(self, lease: Lease) -> None:
+        state = self.cache.state(lease.run_id)
+        plan = state.plan.nodes[lease.node]
+        node = state.nodes[lease.node]
+        args = node.args if lease.item is None else node.item_args.get(lease.item)
+        ctx = make_context(
+            lease.run_id, state.plan.spec.name, lease.node, lease.attempt, lease.item
+        )
+        invocation = Invocation(self.catalog, plan.task, dict(args or {}), ctx)
+        self._running[_key(lease)] = lease
+        self.executor.submit(lease, invocation, plan.timeout, self._done)
+
+    def _maintain(self) -> None:
+        now = self.clock.now()
+        if self._running and now - self._renewed_at >= self.options.lease_for / 3:
+            self.store.renew(self.owner, now, self.options.lease_for)
+            self._renewed_at = now
+        if now - self._reclaimed_at >= self.options.reclaim_every:
+            self._reclaimed_at = now
+            self.reclaim(now)
+
+    def reclaim(self, now: float | None = None) -> list[StoredEvent]:
+        """Requeue attempts held by dead processes on this host or with expired leases."""
+        now = self.clock.now() if now is None else now
+        dead = [owner for owner in self.store.lease_owners() if known_dead(owner)]
+        events = self.store.reclaim(now, dead_owners=dead)
+        for stored in events:
+            self.cache.observe(stored)
+        self._observe(events)
+        return events

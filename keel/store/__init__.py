@@ -1,0 +1,35 @@
+"""Durable storage of specs, runs, event histories, the ready queue and timers.
+
+``Store`` is the protocol every backend satisfies; ``SQLiteStore`` is the embedded one.
+Choosing a backend from a URL is the runtime's job (``keel.runtime.stores``), so this
+package never knows which backends exist beyond its own modules.
+"""
+
+from keel.store.chain import ChainLink, ChainReport, canonical_json, verify_chain
+from keel.store.protocol import Store
+from keel.store.records import (
+    Claimed,
+    Committed,
+    Lease,
+    Ready,
+    RunRecord,
+    StoredEvent,
+    Timer,
+    Transition,
+)
+
+__all__ = [
+    "ChainLink",
+    "ChainReport",
+    "Claimed",
+    "Committed",
+    "Lease",
+    "Ready",
+    "RunRecord",
+    "Store",
+    "StoredEvent",
+    "Timer",
+    "Transition",
+    "canonical_json",
+    "verify_chain",
+]

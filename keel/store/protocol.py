@@ -1,0 +1,105 @@
+"""The ``Store`` protocol: everything the runtime and the CLI need from a database.
+
+Written so that SQLite (embedded, one host) and PostgreSQL (many hosts) satisfy it with
+the same semantics, checked by one contract test-suite. Rules every backend keeps:
+
+- A run's events are append-only, numbered 1, 2, 3... with no gap, and each stores the
+  SHA-256 of the previous one (``keel.store.chain``), starting at the run's creation.
+- ``commit`` applies each transition atomically; the transitions of one call share a
+  database transaction where the backend can (group commit), but one refused transition
+  never takes the others down with it.
+- A ready attempt is held by at most one owner at a time; a lease is only taken over
+  through ``reclaim`` (expired, or its owner known dead), which records why.
+- Specs are stored by version and never change, so a run always has its own definition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from keel.spec.model import WorkflowSpec
+from keel.store.chain import ChainLink
+from keel.store.records import (
+    Claimed,
+    Committed,
+    Lease,
+    RunRecord,
+    StoredEvent,
+    Timer,
+    Transition,
+)
+
+
+class Store(Protocol):
+    def save_spec(self, spec: WorkflowSpec, at: float) -> None:
+        """Keep a definition under its version (a no-op if that version is stored)."""
+
+    def load_spec(self, version: str) -> WorkflowSpec:
+        """The definition stored under ``version``; ``StoreError`` if missing or altered."""
+
+    def create_run(
+        self,
+        spec: WorkflowSpec,
+        run_input: Any,
+        first: Transition,
+        *,
+        origin: str | None = None,
+    ) -> list[StoredEvent]:
+        """Create run ``first.run_id`` and commit its first transition (``RunStarted``
+        and what follows) with it, atomically."""
+
+    def commit(self, transitions: Sequence[Transition]) -> list[Committed]:
+        """Apply transitions, each atomically; results in the same order."""
+
+    def claim(
+        self,
+        owner: str,
+        limit: int,
+        now: float,
+        lease_for: float,
+        *,
+        run_id: str | None = None,
+        queues: Sequence[str] | None = None,
+    ) -> list[Claimed]:
+        """Lease up to ``limit`` ready attempts to ``owner`` and record ``NodeStarted``."""
+
+    def renew(self, owner: str, now: float, lease_for: float) -> int:
+        """Extend every lease ``owner`` holds; the number of leases renewed."""
+
+    def lease_owners(self) -> list[str]:
+        """Every owner holding a lease now (to find the ones whose process died)."""
+
+    def reclaim(
+        self, now: float, *, dead_owners: Sequence[str] = (), reason: str = ""
+    ) -> list[StoredEvent]:
+        """Put back on the queue attempts whose lease expired or whose owner is dead.
+
+        Records a ``NodeReclaimed`` event for each; returns those events.
+        """
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run with this id or unique id prefix; ``RunNotFoundError`` otherwise."""
+
+    def list_runs(
+        self, *, status: str | None = None, workflow: str | None = None, limit: int = 50
+    ) -> list[RunRecord]:
+        """Newest first."""
+
+    def history(self, run_id: str, after_seq: int = 0) -> list[StoredEvent]:
+        """The run's events with ``seq > after_seq``, in order."""
+
+    def chain_links(self, run_id: str) -> list[ChainLink]:
+        """The run's events exactly as stored, for ``verify_chain``."""
+
+    def leases(self, run_id: str) -> list[Lease]:
+        """The run's attempts currently held by a worker."""
+
+    def ready_count(self, run_id: str) -> int:
+        """How many of the run's attempts wait on the ready queue, held or not."""
+
+    def due_timers(self, now: float, limit: int) -> list[Timer]:
+        """Timers due at ``now`` or earlier, earliest first."""
+
+    def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""

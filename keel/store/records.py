@@ -1,0 +1,121 @@
+"""The values that cross the store boundary: runs, stored events, ready work, transitions.
+
+Plain frozen dataclasses, the same for every backend, so the runtime never sees a
+database row. Times are seconds since the epoch, supplied by the caller (the runtime's
+clock), never read by the store itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from keel.engine.events import Event
+
+#: the ``item`` of work that is a whole node rather than one item of a map
+NO_ITEM = -1
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: str
+    workflow: str
+    spec_version: str
+    status: str
+    input: Any
+    output: Any
+    reason: str | None
+    created_at: float
+    updated_at: float
+    last_seq: int
+    head_hash: str
+    #: where the workflow's code was loaded from (a file path or module), for resuming
+    origin: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event in a run's history: its place, time, and the hash of the one before."""
+
+    run_id: str
+    seq: int
+    at: float
+    event: Event
+    prev_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """An attempt to put on the ready queue (from a ``NodeScheduled`` event)."""
+
+    node: str
+    attempt: int
+    item: int | None = None
+    queue: str = "default"
+    priority: int = 0
+    available_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """An attempt held by a worker, as returned by ``claim``; names the ready row exactly."""
+
+    run_id: str
+    node: str
+    item: int | None
+    attempt: int
+    owner: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A claimed attempt and the ``NodeStarted`` event recorded with the claim."""
+
+    lease: Lease
+    started: StoredEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A durable wake-up for a run: at ``due_at``, the runtime hands ``data`` to the engine."""
+
+    run_id: str
+    key: str
+    due_at: float
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """Everything one step of a run changes, committed in one transaction.
+
+    ``expected_seq`` is the last sequence number the caller's state reflects; if the run
+    moved on since, the store refuses with ``ConflictError``. Every lease in ``done``
+    must still be held, or the store refuses with ``LeaseLostError``: that is what keeps
+    a result from being recorded twice.
+    """
+
+    run_id: str
+    expected_seq: int
+    at: float
+    events: Sequence[Event]
+    enqueue: Sequence[Ready] = ()
+    done: Sequence[Lease] = ()
+    timers: Sequence[Timer] = ()
+    #: keys of the run's timers that fired or no longer apply
+    clear_timers: Sequence[str] = ()
+    #: the run's status after these events, with its output or reason when it ended
+    status: str | None = None
+    output: Any = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What became of one transition of a group commit: its events, or why it was refused."""
+
+    transition: Transition
+    events: list[StoredEvent] = field(default_factory=list)
+    error: Exception | None = None

@@ -1,0 +1,5 @@
+"""The embedded SQLite store (the default: a file under ``.keel/``)."""
+
+from keel.store.sqlite.store import SQLiteStore
+
+__all__ = ["SQLiteStore"]

@@ -1,0 +1,96 @@
+-- Named queries of the SQLite store. Each starts with "-- name: <name>".
+
+-- name: insert_spec
+INSERT OR IGNORE INTO specs (version, name, spec, created_at) VALUES (?, ?, ?, ?);
+
+-- name: select_spec
+SELECT spec FROM specs WHERE version = ?;
+
+-- name: insert_run
+INSERT INTO runs (id, workflow, spec_version, status, input, origin, created_at, updated_at,
+                  last_seq, head_hash)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?);
+
+-- name: select_head
+SELECT last_seq, head_hash FROM runs WHERE id = ?;
+
+-- name: update_head
+UPDATE runs SET last_seq = ?, head_hash = ?, updated_at = ? WHERE id = ?;
+
+-- name: update_status
+UPDATE runs SET status = ?, output = ?, reason = ? WHERE id = ?;
+
+-- name: insert_event
+INSERT INTO events (run_id, seq, at, kind, node, data, prev_hash) VALUES (?, ?, ?, ?, ?, ?, ?);
+
+-- name: select_history
+SELECT run_id, seq, at, data, prev_hash FROM events WHERE run_id = ? AND seq > ? ORDER BY seq;
+
+-- name: select_run
+SELECT id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
+       last_seq, head_hash, origin
+FROM runs WHERE id = ?;
+
+-- name: select_run_prefix
+SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 2;
+
+-- name: insert_ready
+INSERT OR REPLACE INTO ready (run_id, node, item, attempt, queue, priority, available_at, owner,
+                              lease_expires)
+VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL);
+
+-- name: delete_held
+DELETE FROM ready WHERE run_id = ? AND node = ? AND item = ? AND attempt = ? AND owner = ?;
+
+-- name: delete_run_ready
+DELETE FROM ready WHERE run_id = ?;
+
+-- name: select_free
+SELECT run_id, node, item, attempt FROM ready
+WHERE owner IS NULL AND available_at <= ?
+ORDER BY priority DESC, available_at LIMIT ?;
+
+-- name: select_free_of_run
+SELECT run_id, node, item, attempt FROM ready
+WHERE run_id = ? AND owner IS NULL AND available_at <= ?
+ORDER BY priority DESC, available_at LIMIT ?;
+
+-- name: take_lease
+UPDATE ready SET owner = ?, lease_expires = ?
+WHERE run_id = ? AND node = ? AND item = ? AND owner IS NULL;
+
+-- name: renew_leases
+UPDATE ready SET lease_expires = ? WHERE owner = ?;
+
+-- name: select_owners
+SELECT DISTINCT owner FROM ready WHERE owner IS NOT NULL;
+
+-- name: select_lost
+SELECT run_id, node, item, attempt, owner FROM ready
+WHERE owner IS NOT NULL AND lease_expires < ?;
+
+-- name: select_held_by
+SELECT run_id, node, item, attempt, owner FROM ready WHERE owner = ?;
+
+-- name: drop_lease
+UPDATE ready SET owner = NULL, lease_expires = NULL
+WHERE run_id = ? AND node = ? AND item = ? AND owner = ?;
+
+-- name: select_leases_of_run
+SELECT run_id, node, item, attempt, owner, lease_expires FROM ready
+WHERE run_id = ? AND owner IS NOT NULL ORDER BY node, item;
+
+-- name: count_ready_of_run
+SELECT count(*) FROM ready WHERE run_id = ?;
+
+-- name: upsert_timer
+INSERT OR REPLACE INTO timers (run_id, key, due_at, data) VALUES (?, ?, ?, ?);
+
+-- name: delete_timer
+DELETE FROM timers WHERE run_id = ? AND key = ?;
+
+-- name: delete_run_timers
+DELETE FROM timers WHERE run_id = ?;
+
+-- name: select_due_timers
+SELECT run_id, key, due_at, data FROM timers WHERE due_at <= ? ORDER BY due_at LIMIT ?;

@@ -1,0 +1,420 @@
+"""The embedded store: one SQLite file in WAL mode, one connection per thread.
+
+Writes take the database lock up front (``BEGIN IMMEDIATE``) so two processes never
+interleave a read-decide-write; a transition whose run moved on since the caller read
+it is refused (``ConflictError``) rather than merged. ``synchronous`` is ``NORMAL`` by
+default: with WAL, a committed transition survives the process crashing at any moment,
+but the last commits before a power loss may be lost; ``FULL`` survives both and costs
+a disk flush per commit (``sqlite:///path?synchronous=full``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from keel.engine.events import Event, NodeReclaimed, NodeStarted, from_data
+from keel.errors import ConflictError, LeaseLostError, RunNotFoundError, StoreError
+from keel.spec.model import WorkflowSpec
+from keel.store.chain import GENESIS, ChainLink, canonical_json, event_json, link_hash
+from keel.store.records import (
+    NO_ITEM,
+    Claimed,
+    Committed,
+    Lease,
+    Ready,
+    RunRecord,
+    StoredEvent,
+    Timer,
+    Transition,
+)
+from keel.store.sql import load_migrations, load_queries
+
+Q = load_queries("keel.store.sqlite")
+SYNCHRONOUS = ("off", "normal", "full", "extra")
+
+
+def _item(value: int | None) -> int:
+    return NO_ITEM if value is None else value
+
+
+def _item_of(value: int) -> int | None:
+    return None if value == NO_ITEM else value
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration into statements (``executescript`` would commit midway)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            if pending.strip():
+                yield pending
+            pending = ""
+    if pending.strip() and not pending.strip().startswith("--"):
+        raise StoreError(f"migration ends with an incomplete statement: {pending.strip()!r}")
+
+
+class SQLiteStore:
+    """``Store`` on a SQLite file. Safe to share between threads and processes."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "normal") -> None:
+        if synchronous.lower() not in SYNCHRONOUS:
+            raise StoreError(f"synchronous={synchronous!r} is not one of {', '.join(SYNCHRONOUS)}")
+        self.path = Path(path)
+        self.synchronous = synchronous.lower()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    # --- connections and transactions ---------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+                conn.execute("PRAGMA busy_timeout=10000")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open the database {self.path}: {exc}") from None
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        migrations = load_migrations("keel.store.sqlite.migrations")
+        with self._write() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+            )
+            applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            newest = max((m.version for m in migrations), default=0)
+            unknown = sorted(v for v in applied if v > newest)
+            if unknown:
+                raise StoreError(
+                    f"{self.path} was written by a newer keel (schema version {unknown[-1]}, "
+                    f"this keel knows up to {newest}): upgrade keel"
+                )
+            for migration in migrations:
+                if migration.version in applied:
+                    continue
+                for statement in _statements(migration.sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                    (migration.version, migration.name),
+                )
+
+    def schema_version(self) -> int:
+        row = self._connection().execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # --- specs ----------------------------------------------------------------------------
+
+    def save_spec(self, spec: WorkflowSpec, at: float) -> None:
+        with self._write() as conn:
+            self._save_spec(conn, spec, at)
+
+    def _save_spec(self, conn: sqlite3.Connection, spec: WorkflowSpec, at: float) -> None:
+        conn.execute(Q["insert_spec"], (spec.version, spec.name, spec.model_dump_json(), at))
+
+    def load_spec(self, version: str) -> WorkflowSpec:
+        row = self._connection().execute(Q["select_spec"], (version,)).fetchone()
+        if row is None:
+            raise StoreError(f"no workflow definition with version {version} is stored")
+        spec = WorkflowSpec.model_validate_json(row[0])
+        if spec.version != version:
+            raise StoreError(
+                f"the stored definition {version[:12]} no longer hashes to its version "
+                f"(now {spec.version[:12]}): it was altered in the database"
+            )
+        return spec
+
+    # --- appending events -------------------------------------------------------------------
+
+    def _append(
+        self,
+        conn: sqlite3.Connection,
+        run_id: str,
+        events: Sequence[Event],
+        at: float,
+        expected_seq: int | None = None,
+    ) -> list[StoredEvent]:
+        head = conn.execute(Q["select_head"], (run_id,)).fetchone()
+        if head is None:
+            raise RunNotFoundError(f"no run with id {run_id}")
+        seq, prev = int(head[0]), str(head[1])
+        if expected_seq is not None and seq != expected_seq:
+            raise ConflictError(
+                f"run {run_id} is at event {seq}, not {expected_seq}: another process moved it"
+            )
+        stored: list[StoredEvent] = []
+        rows: list[tuple[Any, ...]] = []
+        for event in events:
+            seq += 1
+            payload = event_json(event)
+            node = getattr(event, "node", None)
+            rows.append((run_id, seq, at, event.kind, node, payload, prev))
+            stored.append(StoredEvent(run_id, seq, at, event, prev))
+            prev = link_hash(prev, run_id, seq, at, payload)
+        conn.executemany(Q["insert_event"], rows)
+        conn.execute(Q["update_head"], (seq, prev, at, run_id))
+        return stored
+
+    def create_run(
+        self,
+        spec: WorkflowSpec,
+        run_input: Any,
+        first: Transition,
+        *,
+        origin: str | None = None,
+    ) -> list[StoredEvent]:
+        with self._write() as conn:
+            self._save_spec(conn, spec, first.at)
+            try:
+                conn.execute(
+                    Q["insert_run"],
+                    (first.run_id, spec.name, spec.version, "pending",
+                     canonical_json(run_input), origin, first.at, first.at, GENESIS),
+                )  # fmt: skip
+            except sqlite3.IntegrityError:
+                raise StoreError(f"a run with id {first.run_id} exists already") from None
+            return self._transition(conn, first)
+
+    def _enqueue(self, conn: sqlite3.Connection, run_id: str, ready: Sequence[Ready]) -> None:
+        if ready:
+            conn.executemany(
+                Q["insert_ready"],
+                [(run_id, r.node, _item(r.item), r.attempt, r.queue, r.priority, r.available_at)
+                 for r in ready],
+            )  # fmt: skip
+
+    # --- transitions -------------------------------------------------------------------------
+
+    def commit(self, transitions: Sequence[Transition]) -> list[Committed]:
+        results: list[Committed] = []
+        with self._write() as conn:
+            for transition in transitions:
+                if len(transitions) == 1:
+                    try:
+                        results.append(Committed(transition, self._transition(conn, transition)))
+                    except (ConflictError, LeaseLostError, RunNotFoundError) as exc:
+                        results.append(Committed(transition, error=exc))
+                    continue
+                conn.execute("SAVEPOINT transition")
+                try:
+                    events = self._transition(conn, transition)
+                except (ConflictError, LeaseLostError, RunNotFoundError) as exc:
+                    conn.execute("ROLLBACK TO transition")
+                    results.append(Committed(transition, error=exc))
+                else:
+                    results.append(Committed(transition, events))
+                conn.execute("RELEASE transition")
+        return results
+
+    def _transition(self, conn: sqlite3.Connection, t: Transition) -> list[StoredEvent]:
+        # the lease check comes first, so a refused transition has written nothing
+        for lease in t.done:
+            deleted = conn.execute(
+                Q["delete_held"],
+                (lease.run_id, lease.node, _item(lease.item), lease.attempt, lease.owner),
+            ).rowcount
+            if deleted != 1:
+                raise LeaseLostError(
+                    f"run {lease.run_id}: {lease.node} attempt {lease.attempt} is no longer "
+                    f"held by {lease.owner}"
+                )
+        stored = self._append(conn, t.run_id, t.events, t.at, t.expected_seq)
+        self._enqueue(conn, t.run_id, t.enqueue)
+        for timer in t.timers:
+            conn.execute(
+                Q["upsert_timer"],
+                (t.run_id, timer.key, timer.due_at, canonical_json(timer.data)),
+            )
+        for key in t.clear_timers:
+            conn.execute(Q["delete_timer"], (t.run_id, key))
+        if t.status is not None:
+            output = None if t.output is None else canonical_json(t.output)
+            conn.execute(Q["update_status"], (t.status, output, t.reason, t.run_id))
+            if t.status in ("succeeded", "failed", "cancelled"):
+                conn.execute(Q["delete_run_ready"], (t.run_id,))
+                conn.execute(Q["delete_run_timers"], (t.run_id,))
+        return stored
+
+    # --- the ready queue and leases ---------------------------------------------------------
+
+    def claim(
+        self,
+        owner: str,
+        limit: int,
+        now: float,
+        lease_for: float,
+        *,
+        run_id: str | None = None,
+        queues: Sequence[str] | None = None,
+    ) -> list[Claimed]:
+        if limit <= 0:
+            return []
+        claimed: list[Claimed] = []
+        expires = now + lease_for
+        with self._write() as conn:
+            if run_id is None:
+                rows = conn.execute(Q["select_free"], (now, limit * 4)).fetchall()
+            else:
+                rows = conn.execute(Q["select_free_of_run"], (run_id, now, limit * 4)).fetchall()
+            for row_run, node, item, attempt in rows:
+                if len(claimed) == limit:
+                    break
+                if queues is not None and not self._in_queues(conn, row_run, node, item, queues):
+                    continue
+                conn.execute(Q["take_lease"], (owner, expires, row_run, node, item))
+                started = NodeStarted(node=node, attempt=attempt, worker=owner,
+                                      item=_item_of(item))  # fmt: skip
+                (event,) = self._append(conn, row_run, [started], now)
+                lease = Lease(row_run, node, _item_of(item), attempt, owner, expires)
+                claimed.append(Claimed(lease, event))
+        return claimed
+
+    @staticmethod
+    def _in_queues(
+        conn: sqlite3.Connection, run_id: str, node: str, item: int, queues: Sequence[str]
+    ) -> bool:
+        row = conn.execute(
+            "SELECT queue FROM ready WHERE run_id = ? AND node = ? AND item = ?",
+            (run_id, node, item),
+        ).fetchone()
+        return row is not None and row[0] in queues
+
+    def renew(self, owner: str, now: float, lease_for: float) -> int:
+        with self._write() as conn:
+            return conn.execute(Q["renew_leases"], (now + lease_for, owner)).rowcount
+
+    def lease_owners(self) -> list[str]:
+        return [row[0] for row in self._connection().execute(Q["select_owners"])]
+
+    def reclaim(
+        self, now: float, *, dead_owners: Sequence[str] = (), reason: str = ""
+    ) -> list[StoredEvent]:
+        reclaimed: list[StoredEvent] = []
+        with self._write() as conn:
+            rows = [(*row, "lease expired") for row in conn.execute(Q["select_lost"], (now,))]
+            for owner in dead_owners:
+                rows += [(*row, reason or "owner died")
+                         for row in conn.execute(Q["select_held_by"], (owner,))]  # fmt: skip
+            seen: set[tuple[str, str, int]] = set()
+            for run_id, node, item, attempt, owner, why in rows:
+                if (run_id, node, item) in seen:
+                    continue
+                seen.add((run_id, node, item))
+                conn.execute(Q["drop_lease"], (run_id, node, item, owner))
+                event = NodeReclaimed(node=node, attempt=attempt, owner=owner, reason=why,
+                                      item=_item_of(item))  # fmt: skip
+                reclaimed += self._append(conn, run_id, [event], now)
+        return reclaimed
+
+    def leases(self, run_id: str) -> list[Lease]:
+        rows = self._connection().execute(Q["select_leases_of_run"], (run_id,))
+        return [
+            Lease(run, node, _item_of(item), attempt, owner, expires)
+            for run, node, item, attempt, owner, expires in rows
+        ]
+
+    def ready_count(self, run_id: str) -> int:
+        return int(self._connection().execute(Q["count_ready_of_run"], (run_id,)).fetchone()[0])
+
+    # --- reading runs -------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> RunRecord:
+        conn = self._connection()
+        row = conn.execute(Q["select_run"], (run_id,)).fetchone()
+        if row is None and run_id:
+            matches = conn.execute(Q["select_run_prefix"], (run_id, run_id + "\uffff")).fetchall()
+            if len(matches) > 1:
+                raise RunNotFoundError(f"'{run_id}' matches several runs: give more characters")
+            if matches:
+                row = conn.execute(Q["select_run"], (matches[0][0],)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"no run with id '{run_id}' (see `keel runs`)")
+        return _run_record(row)
+
+    def list_runs(
+        self, *, status: str | None = None, workflow: str | None = None, limit: int = 50
+    ) -> list[RunRecord]:
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if workflow is not None:
+            where.append("workflow = ?")
+            params.append(workflow)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        base = Q["select_run"].split(" FROM runs")[0]
+        query = f"{base} FROM runs {clause} ORDER BY created_at DESC, id LIMIT ?"
+        rows = self._connection().execute(query, (*params, limit))
+        return [_run_record(row) for row in rows]
+
+    def history(self, run_id: str, after_seq: int = 0) -> list[StoredEvent]:
+        rows = self._connection().execute(Q["select_history"], (run_id, after_seq))
+        return [
+            StoredEvent(run, seq, at, from_data(json.loads(data)), prev)
+            for run, seq, at, data, prev in rows
+        ]
+
+    def chain_links(self, run_id: str) -> list[ChainLink]:
+        """The stored events exactly as written, for ``verify_chain``."""
+        rows = self._connection().execute(Q["select_history"], (run_id, 0))
+        return [ChainLink(seq, at, data, prev) for _run, seq, at, data, prev in rows]
+
+    def due_timers(self, now: float, limit: int) -> list[Timer]:
+        rows = self._connection().execute(Q["select_due_timers"], (now, limit))
+        return [Timer(run, key, due, json.loads(data)) for run, key, due, data in rows]
+
+
+def _run_record(row: Sequence[Any]) -> RunRecord:
+    (run_id, workflow, version, status, run_input, output, reason, created, updated, last_seq,
+     head, origin) = row  # fmt: skip
+    return RunRecord(
+        id=run_id,
+        workflow=workflow,
+        spec_version=version,
+        status=status,
+        input=json.loads(run_input),
+        output=None if output is None else json.loads(output),
+        reason=reason,
+        created_at=created,
+        updated_at=updated,
+        last_seq=last_seq,
+        head_hash=head,
+        origin=origin,
+    )
