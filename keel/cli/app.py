@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from keel.cli import spec_commands
+from keel.cli import inspect_commands, run_commands, spec_commands
 
 app = typer.Typer(
     name="keel",
@@ -14,6 +14,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 spec_commands.register(app)
+run_commands.register(app)
+inspect_commands.register(app)
 
 
 @app.command()

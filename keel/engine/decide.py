@@ -11,6 +11,7 @@ in the same transaction as the event that caused them. No clock, no I/O, no rand
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from keel.engine.events import (
@@ -58,6 +59,14 @@ def join_outcome(node: NodePlan, succeeded: int, failed: int) -> str:
     return "upstream_failed" if failed else "skip"
 
 
+def _shown(value: Any) -> str:
+    """A value as the expression language writes it (``false``, not ``False``)."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
 def _expression_failure(node: str, what: str, exc: Exception) -> NodeFailed:
     error = ErrorInfo(type="ExpressionError", message=f"{what}: {exc}", retryable=False)
     return NodeFailed(node=node, attempt=0, error=error)
@@ -90,7 +99,7 @@ def _start_node(state: RunState, node: NodePlan) -> list[Event] | None:
         except ExpressionError as exc:
             return [_expression_failure(node.id, "when", exc)]
         if condition is not True:
-            return [NodeSkipped(node=node.id, reason=f"when: {node.when} was {condition!r}")]
+            return [NodeSkipped(node=node.id, reason=f"when: {node.when} was {_shown(condition)}")]
     if node.items is None and not state.has_room():
         return None
     try:

@@ -11,6 +11,7 @@ a disk flush per commit (``sqlite:///path?synchronous=full``).
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -379,7 +380,7 @@ class SQLiteStore:
             where.append("workflow = ?")
             params.append(workflow)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        base = Q["select_run"].split(" FROM runs")[0]
+        base = re.split(r"\s+FROM runs", Q["select_run"])[0]
         query = f"{base} FROM runs {clause} ORDER BY created_at DESC, id LIMIT ?"
         rows = self._connection().execute(query, (*params, limit))
         return [_run_record(row) for row in rows]

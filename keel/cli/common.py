@@ -1,0 +1,115 @@
+"""What the run commands share: the ``--db`` option, opening the store, loading workflow
+code, parsing ``--input``/``-i``, and turning keel's errors into one-line messages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from keel.authoring.loading import LoadedWorkflow
+    from keel.store.protocol import Store
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="KEEL_DATABASE_URL",
+        help="Database URL (default sqlite:///.keel/keel.db; env KEEL_DATABASE_URL)",
+        show_default=False,
+    ),
+]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """keel's own errors end the command with their message and exit status 1."""
+    from keel.errors import KeelError
+
+    try:
+        yield
+    except KeelError as exc:
+        raise fail(str(exc)) from None
+
+
+@contextmanager
+def opened_store(url: str | None) -> Iterator[Store]:
+    from keel.runtime.stores import open_store
+
+    with reported_errors():
+        store = open_store(url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def load_code(target: str) -> LoadedWorkflow:
+    """Import a workflow (and so its tasks) the way ``keel validate`` does."""
+    from keel.authoring.loading import load_workflow
+
+    with reported_errors():
+        try:
+            return load_workflow(target)
+        except Exception as exc:
+            from keel.errors import KeelError
+
+            if isinstance(exc, KeelError):
+                raise
+            raise fail(f"importing {target} raised {type(exc).__name__}: {exc}") from None
+
+
+def origin_of(target: str) -> str:
+    """Where a run's code comes from, so another process can load it: an absolute path
+    for files (the current folder may differ later), the module name otherwise."""
+    from keel.authoring.loading import split_target
+
+    location, name = split_target(target)
+    path = Path(location)
+    if path.suffix in (".py", ".yaml", ".yml") or path.exists():
+        location = str(path.resolve())
+    return f"{location}:{name}" if name else location
+
+
+def _json_or_text(text: str, what: str) -> Any:
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise fail(f"{what}: cannot read {path}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise fail(f"{what}: {path} is not JSON: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_input(document: str | None, pairs: list[str]) -> dict[str, Any]:
+    """``--input '{"a": 1}'`` (or ``@file.json``) and ``-i key=value`` (JSON or text,
+    ``key=@file.json`` reads the file); pairs override keys of the document."""
+    result: dict[str, Any] = {}
+    if document is not None:
+        data = _json_or_text(document, "--input")
+        if not isinstance(data, dict):
+            if isinstance(data, str) and not document.startswith("@"):
+                raise fail(f"--input is not valid JSON: {document!r}")
+            raise fail("--input must be a JSON object, e.g. '{\"claim\": {...}}'")
+        result.update(data)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise fail(f"-i {pair!r}: write key=value (value is JSON or text, @file reads JSON)")
+        result[key.strip()] = _json_or_text(value, f"-i {key}")
+    return result

@@ -1,0 +1,210 @@
+"""``keel run``, ``keel resume`` and ``keel cancel``: start, continue and stop runs.
+
+``keel run`` executes in this process with the same worker loop a long-running worker
+uses, restricted to its own run. ``--detach`` records the run and hands it to a
+background ``keel resume`` process, printing only the run id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from keel.cli.common import (
+    DbOption,
+    load_code,
+    opened_store,
+    origin_of,
+    parse_input,
+    reported_errors,
+)
+
+if TYPE_CHECKING:
+    from keel.runtime.worker import Worker
+    from keel.store.protocol import Store
+
+ConcurrencyOption = Annotated[
+    int, typer.Option("--concurrency", "-c", min=1, help="Attempts run at once by this process")
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress or summary; only the output")
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)
+    app.command()(resume)
+    app.command()(cancel)
+
+
+def run(
+    target: Annotated[str, typer.Argument(help="FILE[:WORKFLOW] or MODULE[:WORKFLOW]")],
+    input: Annotated[
+        str | None,
+        typer.Option("--input", help="The run's input as a JSON object, or @file.json"),
+    ] = None,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option("-i", help="One input field: key=value (JSON or text; key=@file.json)"),
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Start it in the background; print the run id")
+    ] = False,
+    concurrency: ConcurrencyOption = 8,
+    quiet: QuietOption = False,
+    db: DbOption = None,
+) -> None:
+    """Run a workflow durably and print its output; exit 1 if the run fails.
+
+    The run is recorded in the database as it goes: if this process dies, `keel resume`
+    continues it where it stopped.
+    """
+    from keel.runtime.control import start_run
+
+    loaded = load_code(target)
+    run_input = parse_input(input, inputs or [])
+    with opened_store(db) as store:
+        with reported_errors():
+            record = start_run(store, loaded.spec, run_input, origin=origin_of(target))
+        if detach:
+            _spawn_resume(record.id, db)
+            typer.echo(record.id)
+            return
+        _execute(store, [record.id], concurrency=concurrency, quiet=quiet)
+
+
+def resume(
+    run_ids: Annotated[
+        list[str] | None,
+        typer.Argument(help="Runs to continue (id or unique prefix); default: every unfinished"),
+    ] = None,
+    concurrency: ConcurrencyOption = 8,
+    quiet: QuietOption = False,
+    db: DbOption = None,
+) -> None:
+    """Continue runs that stopped before they ended (after a crash, or --detach).
+
+    Attempts held by a process that died on this host are taken back at once; attempts
+    that had finished are not run again.
+    """
+    with opened_store(db) as store, reported_errors():
+        if run_ids:
+            records = [store.get_run(run_id) for run_id in run_ids]
+        else:
+            records = [
+                record
+                for status in ("running", "pending")
+                for record in store.list_runs(status=status, limit=1_000_000)
+            ]
+        finished = [r for r in records if r.status in ("succeeded", "failed", "cancelled")]
+        for record in finished:
+            typer.echo(f"run {record.id[:8]} has already {record.status}", err=True)
+        records = [r for r in records if r not in finished]
+        if not records:
+            if not run_ids:
+                typer.echo("no unfinished runs", err=True)
+            return
+        for origin in sorted({r.origin for r in records if r.origin}):
+            load_code(origin)
+        _execute(store, [r.id for r in records], concurrency=concurrency, quiet=quiet)
+
+
+def cancel(
+    run_id: Annotated[str, typer.Argument(help="Run id or unique prefix")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the history")] = "",
+    by: Annotated[str | None, typer.Option("--by", help="Who (default: the OS user)")] = None,
+    db: DbOption = None,
+) -> None:
+    """Cancel a run: nothing more is scheduled; attempts still running are discarded."""
+    from keel.runtime.control import cancel_run
+
+    with opened_store(db) as store, reported_errors():
+        record = cancel_run(store, run_id, reason=reason, by=by)
+    typer.echo(f"run {record.id[:8]} cancelled")
+
+
+def _spawn_resume(run_id: str, db: str | None) -> None:
+    from keel.runtime.stores import store_url
+
+    logs = Path(".keel") / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "KEEL_DATABASE_URL": store_url(db)}
+    with (logs / f"{run_id}.log").open("ab") as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "keel", "resume", run_id, "--quiet"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=env,
+            start_new_session=True,
+        )
+
+
+def _execute(store: Store, run_ids: list[str], *, concurrency: int, quiet: bool) -> None:
+    from rich.console import Console
+
+    from keel.runtime.worker import Worker, WorkerOptions
+
+    console = Console(stderr=True)
+    live_view = None
+    if not quiet and len(run_ids) == 1:
+        from keel.cli.progress import LiveProgress
+        from keel.runtime.runs import RunCache
+
+        plan = RunCache(store).plan(store.get_run(run_ids[0]).spec_version)
+        live_view = LiveProgress(plan, run_ids[0])
+    worker = Worker(
+        store,
+        WorkerOptions(concurrency=concurrency),
+        observer=live_view.observe if live_view is not None else None,
+    )
+    worker.reclaim()
+    try:
+        _work(worker, run_ids, live_view, console)
+    except KeyboardInterrupt:
+        worker.release()
+        console.print(f"interrupted; continue with: keel resume {' '.join(r[:8] for r in run_ids)}")
+        sys.stdout.flush()
+        os._exit(130)  # attempts still running in threads cannot be stopped; do not wait
+    worker.close()
+    _finish(store, run_ids, quiet, console)
+
+
+def _work(worker: Worker, run_ids: list[str], live_view: Any, console: Any) -> None:
+    with reported_errors():
+        if live_view is not None and console.is_terminal:
+            from rich.live import Live
+
+            with Live(live_view, console=console, refresh_per_second=8, transient=True):
+                worker.run_until_finished(run_ids)
+        else:
+            worker.run_until_finished(run_ids)
+
+
+def _finish(store: Store, run_ids: list[str], quiet: bool, console: Any) -> None:
+    from keel.runtime.report import run_report
+    from keel.runtime.runs import RunCache
+
+    failed = False
+    cache = RunCache(store)
+    for run_id in run_ids:
+        record = store.get_run(run_id)
+        if not quiet:
+            from keel.cli.progress import print_summary
+
+            report = run_report(cache.plan(record.spec_version), store.history(run_id))
+            print_summary(console, report, run_id)
+        if record.status == "succeeded":
+            typer.echo(json.dumps(record.output, indent=2, ensure_ascii=False))
+            continue
+        failed = True
+        if quiet:
+            typer.echo(f"run {run_id[:8]} {record.status}: {record.reason}", err=True)
+    if failed:
+        raise typer.Exit(1)

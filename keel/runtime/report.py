@@ -1,0 +1,110 @@
+"""What happened to each node of a run, read from its history: status, attempts, when it
+started and ended, its input and output or error. ``keel show``, the end-of-run summary
+and (later) the dashboard all read runs through this one view of the history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from keel.engine.events import (
+    ErrorInfo,
+    MapExpanded,
+    NodeFailed,
+    NodeReclaimed,
+    NodeScheduled,
+    NodeSkipped,
+    NodeStarted,
+    NodeSucceeded,
+)
+from keel.engine.plan import Plan
+from keel.engine.state import NodeStatus, RunState, apply
+from keel.store.records import StoredEvent
+
+
+@dataclass(slots=True)
+class NodeReport:
+    id: str
+    status: str = NodeStatus.WAITING.value
+    #: attempts started (a reclaimed attempt that ran again counts once)
+    attempts: int = 0
+    #: attempts started again after their holder died or their lease expired
+    reclaimed: int = 0
+    started_at: float | None = None
+    ended_at: float | None = None
+    args: dict[str, Any] | None = None
+    output: Any = None
+    error: ErrorInfo | None = None
+    reason: str | None = None
+    #: map nodes: how many items and how many succeeded
+    items: int | None = None
+    items_done: int = 0
+    _attempts_seen: set[tuple[int | None, int]] = field(default_factory=set, repr=False)
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.started_at
+
+
+@dataclass(slots=True)
+class RunReport:
+    state: RunState
+    nodes: dict[str, NodeReport]
+    started_at: float | None
+    ended_at: float | None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.started_at
+
+
+def _track(report: NodeReport, stored: StoredEvent) -> None:
+    event = stored.event
+    if isinstance(event, NodeScheduled) and event.item is None:
+        report.args = event.args
+    elif isinstance(event, NodeStarted):
+        if report.started_at is None:
+            report.started_at = stored.at
+        key = (event.item, event.attempt)
+        if key not in report._attempts_seen:
+            report._attempts_seen.add(key)
+            report.attempts += 1
+    elif isinstance(event, NodeReclaimed):
+        report.reclaimed += 1
+    elif isinstance(event, MapExpanded):
+        report.items = event.count
+        report.started_at = report.started_at or stored.at
+    elif isinstance(event, NodeSucceeded):
+        if event.item is None:
+            report.output, report.ended_at = event.output, stored.at
+        else:
+            report.items_done += 1
+    elif isinstance(event, NodeFailed):
+        report.error = event.error
+        report.ended_at = stored.at
+    elif isinstance(event, NodeSkipped):
+        report.reason, report.ended_at = event.reason, stored.at
+
+
+def run_report(plan: Plan, history: Iterable[StoredEvent]) -> RunReport:
+    """Replay the history once, collecting per-node facts on the way."""
+    state = RunState.new(plan)
+    nodes = {node_id: NodeReport(node_id) for node_id in plan.nodes}
+    first: float | None = None
+    last: float | None = None
+    for stored in history:
+        apply(state, stored.event, stored.seq)
+        first = stored.at if first is None else first
+        last = stored.at
+        node_id = getattr(stored.event, "node", None)
+        if node_id in nodes:
+            _track(nodes[node_id], stored)
+    for node_id, report in nodes.items():
+        report.status = state.nodes[node_id].status.value
+    return RunReport(state, nodes, first, last if state.finished else None)
