@@ -28,11 +28,11 @@ ALLOWED = {
 
 def test_public_api_is_pinned() -> None:
     assert sorted(keel.__all__) == sorted([
-        "ConcurrencyPolicy", "EventTrigger", "ExpressionError", "JoinRule", "KeelError",
-        "NodeDefaults", "NodeOutput", "RetryPolicy", "ScheduleTrigger", "SpecError",
-        "SpecIssue", "Task", "TracingError", "Value", "WebhookTrigger", "Workflow",
-        "WorkflowNotFoundError", "WorkflowSpec", "__version__", "expr", "map", "task",
-        "when", "workflow",
+        "ConcurrencyPolicy", "EventTrigger", "ExpressionError", "InputError", "JoinRule",
+        "KeelError", "NodeDefaults", "NodeOutput", "NonRetryable", "RetryPolicy",
+        "ScheduleTrigger", "SpecError", "SpecIssue", "StepContext", "Task", "TracingError",
+        "Value", "WebhookTrigger", "Workflow", "WorkflowNotFoundError", "WorkflowSpec",
+        "__version__", "context", "expr", "map", "task", "when", "workflow",
     ])  # fmt: skip
     for name in keel.__all__:
         assert hasattr(keel, name), name

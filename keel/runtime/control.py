@@ -22,6 +22,19 @@ from keel.store.protocol import Store
 from keel.store.records import RunRecord
 
 
+def with_defaults(spec: WorkflowSpec, run_input: Any) -> Any:
+    """The input with the schema's top-level defaults filled in, as the run will see it
+    (and as its history records it): ``input.x`` must not fail for an optional ``x``."""
+    properties = spec.input_schema.get("properties")
+    if not isinstance(run_input, dict) or not isinstance(properties, dict):
+        return run_input
+    filled = dict(run_input)
+    for name, schema in properties.items():
+        if name not in filled and isinstance(schema, dict) and "default" in schema:
+            filled[name] = schema["default"]
+    return filled
+
+
 def check_input(spec: WorkflowSpec, run_input: Any) -> None:
     """Raise ``InputError`` listing every way the input misses the input schema."""
     from jsonschema import Draft202012Validator  # heavy: imported only when starting runs
@@ -53,6 +66,7 @@ def start_run(
 ) -> RunRecord:
     """Record a new run and its first ready attempts; something else executes them."""
     check_input(spec, run_input)
+    run_input = with_defaults(spec, run_input)
     now = (clock or SystemClock()).now()
     run_id = run_id or new_run_id()
     state = RunState.new(compile_plan(spec))
