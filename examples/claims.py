@@ -4,6 +4,7 @@ Fraud scoring and the coverage lookup run in parallel (neither reads the other's
 output); the escalation step runs only when fraud is likely. Every step is a plain
 function: call it directly in a unit test, or let keel run it durably.
 
+    keel run examples/claims.py -i claim=@examples/claim.json
     keel validate examples/claims.py
     keel graph examples/claims.py
 """
