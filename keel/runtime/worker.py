@@ -81,16 +81,19 @@ class Worker:
     def run_until_finished(
         self, run_ids: Iterable[str], stop: threading.Event | None = None
     ) -> list[RunRecord]:
-        """Execute the given runs (only those: ``run_id`` filters the claims when there
-        is one) until every one has ended; returns their records."""
+        """Execute the given runs, and only those, until every one has ended; returns
+        their records."""
+        run_ids = list(run_ids)
         waiting = set(run_ids)
-        only = next(iter(waiting)) if len(waiting) == 1 else None
+        claimable = sorted(waiting)
         idle = False
         while waiting and not (stop is not None and stop.is_set()):
-            progressed = self.step(wait=idle, run_id=only)
+            progressed = self.step(wait=idle, run_ids=claimable)
             waiting -= self._ended
             if waiting and not progressed and idle:
                 waiting = {run for run in waiting if not self._run_ended(run)}
+            if len(waiting) != len(claimable):
+                claimable = sorted(waiting)
             idle = not progressed
         self.drain()
         return [self.store.get_run(run) for run in run_ids]
@@ -101,13 +104,13 @@ class Worker:
             idle = not self.step(wait=idle)
         self.drain()
 
-    def step(self, *, wait: bool = False, run_id: str | None = None) -> bool:
+    def step(self, *, wait: bool = False, run_ids: list[str] | None = None) -> bool:
         """One turn: maintenance, record finished attempts, claim new ones. Whether
         anything happened (when not, the next turn may ``wait`` for an outcome)."""
         self._maintain()
         outcomes = self._collect(self.options.poll if wait and self._running else 0.0)
         recorded = self._record(outcomes) if outcomes else 0
-        claimed = self._claim(run_id)
+        claimed = self._claim(run_ids)
         if wait and not self._running and not claimed and not recorded:
             threading.Event().wait(self.options.poll)
         return bool(recorded or claimed)
@@ -211,12 +214,12 @@ class Worker:
         self._observe(recorded)
         return len(recorded)
 
-    def _claim(self, run_id: str | None) -> int:
+    def _claim(self, run_ids: list[str] | None) -> int:
         free = self.options.concurrency - len(self._running)
         if free <= 0:
             return 0
         claimed = self.store.claim(
-            self.owner, free, self.clock.now(), self.options.lease_for, run_id=run_id
+            self.owner, free, self.clock.now(), self.options.lease_for, run_ids=run_ids
         )
         for item in claimed:
             self.cache.observe(item.started)

@@ -60,9 +60,14 @@ class Store(Protocol):
         lease_for: float,
         *,
         run_id: str | None = None,
+        run_ids: Sequence[str] | None = None,
         queues: Sequence[str] | None = None,
     ) -> list[Claimed]:
-        """Lease up to ``limit`` ready attempts to ``owner`` and record ``NodeStarted``."""
+        """Lease up to ``limit`` ready attempts to ``owner`` and record ``NodeStarted``.
+
+        Only attempts of ``run_id`` (or of ``run_ids``) when given, only of ``queues``
+        when given; highest priority first, then oldest.
+        """
 
     def renew(self, owner: str, now: float, lease_for: float) -> int:
         """Extend every lease ``owner`` holds; the number of leases renewed."""

@@ -55,6 +55,11 @@ SELECT run_id, node, item, attempt FROM ready
 WHERE run_id = ? AND owner IS NULL AND available_at <= ?
 ORDER BY priority DESC, available_at LIMIT ?;
 
+-- name: select_free_of_runs
+SELECT run_id, node, item, attempt FROM ready
+WHERE run_id IN (SELECT value FROM json_each(?)) AND owner IS NULL AND available_at <= ?
+ORDER BY priority DESC, available_at LIMIT ?;
+
 -- name: take_lease
 UPDATE ready SET owner = ?, lease_expires = ?
 WHERE run_id = ? AND node = ? AND item = ? AND owner IS NULL;

@@ -282,17 +282,26 @@ class SQLiteStore:
         lease_for: float,
         *,
         run_id: str | None = None,
+        run_ids: Sequence[str] | None = None,
         queues: Sequence[str] | None = None,
     ) -> list[Claimed]:
         if limit <= 0:
             return []
+        if run_id is not None:
+            run_ids = [run_id]
         claimed: list[Claimed] = []
         expires = now + lease_for
         with self._write() as conn:
-            if run_id is None:
+            if run_ids is None:
                 rows = conn.execute(Q["select_free"], (now, limit * 4)).fetchall()
+            elif len(run_ids) == 1:
+                rows = conn.execute(
+                    Q["select_free_of_run"], (run_ids[0], now, limit * 4)
+                ).fetchall()
             else:
-                rows = conn.execute(Q["select_free_of_run"], (run_id, now, limit * 4)).fetchall()
+                rows = conn.execute(
+                    Q["select_free_of_runs"], (json.dumps(list(run_ids)), now, limit * 4)
+                ).fetchall()
             for row_run, node, item, attempt in rows:
                 if len(claimed) == limit:
                     break
