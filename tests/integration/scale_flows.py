@@ -44,3 +44,14 @@ def expected_last(spec: WorkflowSpec) -> int:
         parents = [part.split(".")[1] for part in expression.strip("[]").split(", ") if part]
         values[node.id] = max((values[parent] for parent in parents), default=0) + 1
     return values[spec.nodes[-1].id]
+
+
+def weigh(values: list[Any]) -> int:
+    """Accepts whatever upstream nodes give (ints, lists from maps, null when skipped)."""
+    total = 1
+    for value in values:
+        if isinstance(value, int):
+            total += value
+        elif isinstance(value, list):
+            total += len(value)
+    return total
