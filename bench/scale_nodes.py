@@ -21,7 +21,7 @@ SIZES = (100, 1_000, 10_000, 100_000)
 
 def one(n: int) -> dict[str, float]:
     from keel.engine.plan import compile_plan
-    from keel.runtime import Worker, WorkerOptions, start_run
+    from keel.runtime import RunCache, Worker, WorkerOptions, start_run
     from keel.store.sqlite import SQLiteStore
     from tests.integration.scale_flows import layered_spec
 
@@ -32,8 +32,9 @@ def one(n: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         store = SQLiteStore(Path(folder) / "keel.db")
         began = time.perf_counter()
-        record = start_run(store, spec, {})
-        worker = Worker(store, WorkerOptions(concurrency=8))
+        cache = RunCache(store)
+        record = start_run(store, spec, {}, cache=cache)
+        worker = Worker(store, WorkerOptions(concurrency=8), cache=cache)
         (done,) = worker.run_until_finished([record.id])
         ran = time.perf_counter() - began
         worker.close()

@@ -26,6 +26,7 @@ from keel.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from keel.runtime.runs import RunCache
     from keel.runtime.worker import Worker
     from keel.store.protocol import Store
 
@@ -66,17 +67,19 @@ def run(
     continues it where it stopped.
     """
     from keel.runtime.control import start_run
+    from keel.runtime.runs import RunCache
 
     loaded = load_code(target)
     run_input = parse_input(input, inputs or [])
     with opened_store(db) as store:
+        cache = RunCache(store)
         with reported_errors():
-            record = start_run(store, loaded.spec, run_input, origin=origin_of(target))
+            record = start_run(store, loaded.spec, run_input, origin=origin_of(target), cache=cache)
         if detach:
             _spawn_resume(record.id, db)
             typer.echo(record.id)
             return
-        _execute(store, [record.id], concurrency=concurrency, quiet=quiet)
+        _execute(store, [record.id], concurrency=concurrency, quiet=quiet, cache=cache)
 
 
 def resume(
@@ -146,23 +149,31 @@ def _spawn_resume(run_id: str, db: str | None) -> None:
         )
 
 
-def _execute(store: Store, run_ids: list[str], *, concurrency: int, quiet: bool) -> None:
+def _execute(
+    store: Store,
+    run_ids: list[str],
+    *,
+    concurrency: int,
+    quiet: bool,
+    cache: RunCache | None = None,
+) -> None:
     from rich.console import Console
 
+    from keel.runtime.runs import RunCache
     from keel.runtime.worker import Worker, WorkerOptions
 
     console = Console(stderr=True)
+    cache = cache or RunCache(store)
     live_view = None
     if not quiet and len(run_ids) == 1:
         from keel.cli.progress import LiveProgress
-        from keel.runtime.runs import RunCache
 
-        plan = RunCache(store).plan(store.get_run(run_ids[0]).spec_version)
-        live_view = LiveProgress(plan, run_ids[0])
+        live_view = LiveProgress(cache.plan(store.get_run(run_ids[0]).spec_version), run_ids[0])
     worker = Worker(
         store,
         WorkerOptions(concurrency=concurrency),
         observer=live_view.observe if live_view is not None else None,
+        cache=cache,
     )
     worker.reclaim()
     try:
@@ -173,7 +184,7 @@ def _execute(store: Store, run_ids: list[str], *, concurrency: int, quiet: bool)
         sys.stdout.flush()
         os._exit(130)  # attempts still running in threads cannot be stopped; do not wait
     worker.close()
-    _finish(store, run_ids, quiet, console)
+    _finish(store, run_ids, quiet, console, cache)
 
 
 def _work(worker: Worker, run_ids: list[str], live_view: Any, console: Any) -> None:
@@ -187,12 +198,10 @@ def _work(worker: Worker, run_ids: list[str], live_view: Any, console: Any) -> N
             worker.run_until_finished(run_ids)
 
 
-def _finish(store: Store, run_ids: list[str], quiet: bool, console: Any) -> None:
+def _finish(store: Store, run_ids: list[str], quiet: bool, console: Any, cache: RunCache) -> None:
     from keel.runtime.report import run_report
-    from keel.runtime.runs import RunCache
 
     failed = False
-    cache = RunCache(store)
     for run_id in run_ids:
         record = store.get_run(run_id)
         if not quiet:

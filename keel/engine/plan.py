@@ -36,7 +36,8 @@ class NodePlan:
     timeout: float | None
     queue: str
     priority: int
-    #: nodes whose outputs this node's expressions read
+    #: nodes whose outputs this node's expressions may read: its parents (the graph
+    #: already found every node an expression names; ``after`` ones add a few extra)
     reads: tuple[str, ...]
 
 
@@ -64,24 +65,19 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
     nodes: dict[str, NodePlan] = {}
     for node in spec.nodes:
         args: list[tuple[str, bool, object]] = []
-        sources: list[str] = []
         for name, arg in node.args.items():
             if isinstance(arg, ExprArg):
                 args.append((name, True, arg.expr))
-                sources.append(arg.expr)
             elif isinstance(arg, LiteralArg):
                 args.append((name, False, arg.value))
-        if node.when is not None:
-            sources.append(node.when)
         items = node.items if isinstance(node, MapNode) else None
-        if items is not None:
-            sources.append(items)
+        parents = tuple(graph.parents[node.id])
         policies = effective_policies(node, spec.defaults)
         nodes[node.id] = NodePlan(
             id=node.id,
             kind=node.kind,
             task=node.task,
-            parents=tuple(graph.parents[node.id]),
+            parents=parents,
             children=tuple(graph.children[node.id]),
             join=node.join,
             when=node.when,
@@ -93,7 +89,7 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
             timeout=policies.timeout,
             queue=policies.queue,
             priority=policies.priority,
-            reads=_reads(sources),
+            reads=parents,
         )
     return Plan(
         spec=spec,

@@ -63,13 +63,17 @@ def start_run(
     clock: Clock | None = None,
     origin: str | None = None,
     run_id: str | None = None,
+    cache: RunCache | None = None,
 ) -> RunRecord:
-    """Record a new run and its first ready attempts; something else executes them."""
+    """Record a new run and its first ready attempts; something else executes them.
+
+    Pass the ``cache`` of the worker that will execute the run to compile it only once.
+    """
     check_input(spec, run_input)
     run_input = with_defaults(spec, run_input)
     now = (clock or SystemClock()).now()
     run_id = run_id or new_run_id()
-    state = RunState.new(compile_plan(spec))
+    state = RunState.new(cache.plan_of(spec) if cache is not None else compile_plan(spec))
     started = RunStarted(workflow=spec.name, spec_version=spec.version, input=run_input)
     store.create_run(spec, run_input, advance(run_id, state, [started], now), origin=origin)
     return store.get_run(run_id)

@@ -13,6 +13,7 @@ from keel.engine.decide import decide
 from keel.engine.events import Event, NodeScheduled
 from keel.engine.plan import Plan, compile_plan
 from keel.engine.state import RunState, apply
+from keel.spec.model import WorkflowSpec
 from keel.store.protocol import Store
 from keel.store.records import Lease, Ready, StoredEvent, Transition
 
@@ -79,6 +80,13 @@ class RunCache:
             plan = self._plans[version] = compile_plan(self.store.load_spec(version))
         return plan
 
+    def plan_of(self, spec: WorkflowSpec) -> Plan:
+        """The plan of a definition in hand (no need to read it back from the store)."""
+        plan = self._plans.get(spec.version)
+        if plan is None:
+            plan = self._plans[spec.version] = compile_plan(spec)
+        return plan
+
     def state(self, run_id: str) -> RunState:
         state = self._states.get(run_id)
         if state is None:
@@ -102,9 +110,9 @@ class RunCache:
     def observe(self, stored: StoredEvent) -> None:
         """Fold in an event recorded outside ``advance`` (a claim, a reclaim)."""
         state = self._states.get(stored.run_id)
-        if state is None:
+        if state is None or stored.seq <= state.last_seq:  # absent, or already loaded
             return
         if state.last_seq == stored.seq - 1:
             apply(state, stored.event, stored.seq)
-        else:
+        else:  # an event of another process came in between: reload when next needed
             self.drop(stored.run_id)

@@ -60,13 +60,14 @@ class Worker:
         clock: Clock | None = None,
         observer: Observer | None = None,
         catalog: TaskCatalog | None = None,
+        cache: RunCache | None = None,
     ) -> None:
         self.store = store
         self.options = options or WorkerOptions()
         self.clock = clock or SystemClock()
         self.observer = observer
         self.owner = str(Owner.for_this_process())
-        self.cache = RunCache(store)
+        self.cache = cache or RunCache(store)
         self.catalog = catalog or TaskCatalog()
         self.executor = Executor(self.options.concurrency)
         self._outcomes: queue.SimpleQueue[tuple[Lease, Outcome]] = queue.SimpleQueue()
@@ -223,6 +224,7 @@ class Worker:
         )
         for item in claimed:
             self.cache.observe(item.started)
+        for item in claimed:
             self._start(item.lease)
         self._observe([item.started for item in claimed])
         return len(claimed)
