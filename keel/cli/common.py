@@ -96,9 +96,18 @@ def _json_or_text(text: str, what: str) -> Any:
         return text
 
 
-def parse_input(document: str | None, pairs: list[str]) -> dict[str, Any]:
+def parse_input(
+    document: str | None, pairs: list[str], schema: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """``--input '{"a": 1}'`` (or ``@file.json``) and ``-i key=value`` (JSON or text,
-    ``key=@file.json`` reads the file); pairs override keys of the document."""
+    ``key=@file.json`` reads the file); pairs override keys of the document. A field the
+    input schema types as a string takes the text as it is (``-i zip=02134``)."""
+    properties = (schema or {}).get("properties")
+    text_fields = {
+        name
+        for name, field in (properties if isinstance(properties, dict) else {}).items()
+        if isinstance(field, dict) and field.get("type") == "string"
+    }
     result: dict[str, Any] = {}
     if document is not None:
         data = _json_or_text(document, "--input")
@@ -111,5 +120,9 @@ def parse_input(document: str | None, pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise fail(f"-i {pair!r}: write key=value (value is JSON or text, @file reads JSON)")
-        result[key.strip()] = _json_or_text(value, f"-i {key}")
+        key = key.strip()
+        if key in text_fields and not value.startswith("@"):
+            result[key] = value
+        else:
+            result[key] = _json_or_text(value, f"-i {key}")
     return result

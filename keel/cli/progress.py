@@ -36,6 +36,7 @@ SYMBOLS = {
     "failed": ("✗", "red"),
     "skipped": ("\u2013", "yellow"),  # en dash, as in `keel run`'s summary
     "upstream_failed": ("\u2013", "red"),
+    "cancelled": ("\u2298", "yellow"),
 }
 
 

@@ -70,7 +70,7 @@ def run(
     from keel.runtime.runs import RunCache
 
     loaded = load_code(target)
-    run_input = parse_input(input, inputs or [])
+    run_input = parse_input(input, inputs or [], loaded.spec.input_schema)
     with opened_store(db) as store:
         cache = RunCache(store)
         with reported_errors():
@@ -107,7 +107,7 @@ def resume(
             ]
         finished = [r for r in records if r.status in ("succeeded", "failed", "cancelled")]
         for record in finished:
-            typer.echo(f"run {record.id[:8]} has already {record.status}", err=True)
+            typer.echo(f"run {record.id[:8]} has already ended ({record.status})", err=True)
         records = [r for r in records if r not in finished]
         if not records:
             if not run_ids:

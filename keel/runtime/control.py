@@ -96,7 +96,7 @@ def cancel_run(
         record = store.get_run(run_id)
         state = cache.state(record.id)
         if state.finished:
-            raise KeelError(f"run {record.id} has already {state.status.value}")
+            raise KeelError(f"run {record.id} has already ended ({state.status.value})")
         cancelled = RunCancelled(reason=reason or "cancelled", by=by)
         (result,) = store.commit([advance(record.id, state, [cancelled], clock.now())])
         if result.error is None:

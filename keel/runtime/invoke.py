@@ -35,12 +35,16 @@ class Outcome:
     error: ErrorInfo | None = None
 
 
+_NO_DEFAULT: Any = inspect.Parameter.empty
+
+
 @dataclass(frozen=True, slots=True)
 class _Param:
     name: str
     positional_only: bool
     adapter: TypeAdapter[Any] | None
     injected: bool
+    default: Any = _NO_DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,8 @@ class PreparedTask:
                 value = args[param.name]
                 if param.adapter is not None:
                     value = param.adapter.validate_python(value)
+            elif param.positional_only and param.default is not _NO_DEFAULT:
+                value = param.default  # keeps the next positional argument in its place
             else:
                 continue  # the function's default applies
             if param.positional_only:
@@ -80,11 +86,19 @@ def prepare(function: Callable[..., Any]) -> PreparedTask:
     for name, param in inspect.signature(function).parameters.items():
         if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             continue
-        hint = hints.get(name, Any)
+        # an annotation left as text (its type imported only for type checkers) still
+        # says whether keel must inject the context
+        hint = hints.get(name, param.annotation if isinstance(param.annotation, str) else Any)
         injected = is_injected(hint)
-        adapter = None if injected or hint is Any else TypeAdapter(hint)
+        typed = not (injected or hint is Any or isinstance(hint, str))
         params.append(
-            _Param(name, param.kind is inspect.Parameter.POSITIONAL_ONLY, adapter, injected)
+            _Param(
+                name,
+                param.kind is inspect.Parameter.POSITIONAL_ONLY,
+                TypeAdapter(hint) if typed else None,
+                injected,
+                param.default,
+            )
         )
     return PreparedTask(function, tuple(params), inspect.iscoroutinefunction(function))
 
@@ -196,9 +210,13 @@ class Invocation:
             return prepared
         function, positional, keywords = prepared
         token = _current.set(self.ctx)
+        deadline = asyncio.timeout(timeout)
         try:
-            result = await asyncio.wait_for(function.function(*positional, **keywords), timeout)
-        except TimeoutError:
+            async with deadline:
+                result = await function.function(*positional, **keywords)
+        except TimeoutError as exc:
+            if not deadline.expired():  # the task's own TimeoutError, not our deadline
+                return Outcome(error=error_of(exc))
             return _failure("TimeoutError", f"the attempt took longer than {timeout} s",
                             retryable=True)  # fmt: skip
         except BaseException as exc:  # a task's failure is data

@@ -105,6 +105,13 @@ def run_report(plan: Plan, history: Iterable[StoredEvent]) -> RunReport:
         node_id = getattr(stored.event, "node", None)
         if node_id in nodes:
             _track(nodes[node_id], stored)
+    unfinished = (NodeStatus.SCHEDULED, NodeStatus.RUNNING)
     for node_id, report in nodes.items():
-        report.status = state.nodes[node_id].status.value
+        status = state.nodes[node_id].status
+        if state.finished and status in unfinished:
+            # the run ended (failed or was cancelled) first: this attempt's outcome, if it
+            # came, was discarded
+            report.status = "cancelled"
+        else:
+            report.status = status.value
     return RunReport(state, nodes, first, last if state.finished else None)

@@ -34,7 +34,9 @@ def open_store(url: str | None = None) -> Store:
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
         if not path:
             raise StoreError(f"{url}: no file named; use sqlite:///path/to/keel.db")
-        options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        options = {
+            key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()
+        }
         unknown = sorted(set(options) - {"synchronous"})
         if unknown:
             raise StoreError(f"{url}: unknown option {', '.join(unknown)} (known: synchronous)")

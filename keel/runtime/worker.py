@@ -207,7 +207,7 @@ class Worker:
             if isinstance(result.error, ConflictError):
                 self._retry.append((lease, outcome))
             elif isinstance(result.error, LeaseLostError):
-                log.warning("discarded an outcome: %s", result.error)
+                log.info("discarded an outcome: %s", result.error)
                 self._running.pop(_key(lease), None)
             else:
                 log.error("cannot record an outcome of run %s: %s", lease.run_id, result.error)

@@ -79,9 +79,11 @@ def signature_of(function: Callable[..., Any]) -> Signature:
             continue
         if param.kind is inspect.Parameter.VAR_POSITIONAL:
             continue
-        hint = hints.get(name, Any)
+        hint = hints.get(name, param.annotation if isinstance(param.annotation, str) else Any)
         if is_injected(hint):
             continue
+        if isinstance(hint, str):  # unresolved: no type information
+            hint = Any
         parameters[name] = Parameter(
             name=name,
             required=param.default is inspect.Parameter.empty,

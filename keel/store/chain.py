@@ -34,7 +34,7 @@ def event_json(event: Event) -> str:
 def link_hash(prev_hash: str, run_id: str, seq: int, at: float, payload: str) -> str:
     """The hash the next event stores as its ``prev_hash``."""
     digest = hashlib.sha256()
-    digest.update(f"{prev_hash}\n{run_id}\n{seq}\n{at!r}\n".encode())
+    digest.update(f"{prev_hash}\n{run_id}\n{seq}\n{float(at)!r}\n".encode())
     digest.update(payload.encode())
     return digest.hexdigest()
 
@@ -47,6 +47,9 @@ class ChainLink:
     at: float
     payload: str
     prev_hash: str
+    #: the columns stored beside the payload for queries; they must agree with it
+    kind: str | None = None
+    node: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,14 @@ class ChainReport:
     @property
     def intact(self) -> bool:
         return not self.problems
+
+
+def _columns_agree(link: ChainLink) -> bool:
+    try:
+        data = json.loads(link.payload)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and (data.get("kind"), data.get("node")) == (link.kind, link.node)
 
 
 def verify_chain(
@@ -76,6 +87,8 @@ def verify_chain(
                 f"event {link.seq}: previous-hash does not match event {link.seq - 1} "
                 "(that event was edited, removed or moved)"
             )
+        if link.kind is not None and not _columns_agree(link):
+            problems.append(f"event {link.seq}: its kind/node columns disagree with its data")
         expected_prev = link_hash(link.prev_hash, run_id, link.seq, link.at, link.payload)
         expected_seq = link.seq + 1
     stored = len(links)

@@ -35,7 +35,7 @@ from keel.engine import (
 from keel.runtime.runs import advance
 from keel.spec import parse_spec
 from keel.spec.model import WorkflowSpec
-from keel.store import Claimed, Committed, Lease, StoredEvent, Store, Transition
+from keel.store import Claimed, Committed, Lease, Store, StoredEvent, Transition
 from keel.store.sqlite import SQLiteStore
 
 #: the time every test starts at (seconds since the epoch)
@@ -60,9 +60,9 @@ def sqlite_store(tmp_path: Path) -> Iterator[SQLiteStore]:
     opened.close()
 
 
-def raw_sql(store: SQLiteStore, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    """Run SQL on the store's file through a connection of its own, as an intruder would."""
-    with closing(sqlite3.connect(store.path)) as conn, conn:
+def raw_sql(path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Run SQL on a store's file through a connection of its own, as an intruder would."""
+    with closing(sqlite3.connect(path)) as conn, conn:
         return conn.execute(sql, params).fetchall()
 
 
@@ -160,7 +160,9 @@ class Driver:
         return result
 
     def succeed(self, lease: Lease, output: Any) -> Committed:
-        event = NodeSucceeded(node=lease.node, attempt=lease.attempt, output=output, item=lease.item)
+        event = NodeSucceeded(
+            node=lease.node, attempt=lease.attempt, output=output, item=lease.item
+        )
         return self.commit(self.step([event], (lease,)))
 
     def fail(self, lease: Lease, message: str = "boom") -> Committed:

@@ -26,6 +26,9 @@ INSERT INTO events (run_id, seq, at, kind, node, data, prev_hash) VALUES (?, ?, 
 -- name: select_history
 SELECT run_id, seq, at, data, prev_hash FROM events WHERE run_id = ? AND seq > ? ORDER BY seq;
 
+-- name: select_chain
+SELECT seq, at, data, prev_hash, kind, node FROM events WHERE run_id = ? ORDER BY seq;
+
 -- name: select_run
 SELECT id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
        last_seq, head_hash, origin
@@ -58,6 +61,17 @@ ORDER BY priority DESC, available_at LIMIT ?;
 -- name: select_free_of_runs
 SELECT run_id, node, item, attempt FROM ready
 WHERE run_id IN (SELECT value FROM json_each(?)) AND owner IS NULL AND available_at <= ?
+ORDER BY priority DESC, available_at LIMIT ?;
+
+-- name: select_free_in_queues
+SELECT run_id, node, item, attempt FROM ready
+WHERE queue IN (SELECT value FROM json_each(?)) AND owner IS NULL AND available_at <= ?
+ORDER BY priority DESC, available_at LIMIT ?;
+
+-- name: select_free_of_runs_in_queues
+SELECT run_id, node, item, attempt FROM ready
+WHERE run_id IN (SELECT value FROM json_each(?)) AND queue IN (SELECT value FROM json_each(?))
+  AND owner IS NULL AND available_at <= ?
 ORDER BY priority DESC, available_at LIMIT ?;
 
 -- name: take_lease

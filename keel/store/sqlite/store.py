@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from keel.engine.events import Event, NodeReclaimed, NodeStarted, from_data
 from keel.errors import ConflictError, LeaseLostError, RunNotFoundError, StoreError
 from keel.spec.model import WorkflowSpec
@@ -74,7 +76,11 @@ class SQLiteStore:
         self._lock = threading.Lock()
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()
+            raise
 
     # --- connections and transactions ---------------------------------------------------
 
@@ -153,7 +159,13 @@ class SQLiteStore:
         row = self._connection().execute(Q["select_spec"], (version,)).fetchone()
         if row is None:
             raise StoreError(f"no workflow definition with version {version} is stored")
-        spec = WorkflowSpec.model_validate_json(row[0])
+        try:
+            spec = WorkflowSpec.model_validate_json(row[0])
+        except ValidationError as exc:
+            raise StoreError(
+                f"the stored definition {version[:12]} cannot be read (it was altered in the "
+                f"database): {exc.error_count()} problems, first: {exc.errors()[0]['msg']}"
+            ) from None
         if spec.version != version:
             raise StoreError(
                 f"the stored definition {version[:12]} no longer hashes to its version "
@@ -171,6 +183,7 @@ class SQLiteStore:
         at: float,
         expected_seq: int | None = None,
     ) -> list[StoredEvent]:
+        at = float(at)  # what the REAL column gives back, so the hash verifies later
         head = conn.execute(Q["select_head"], (run_id,)).fetchone()
         if head is None:
             raise RunNotFoundError(f"no run with id {run_id}")
@@ -226,12 +239,8 @@ class SQLiteStore:
         results: list[Committed] = []
         with self._write() as conn:
             for transition in transitions:
-                if len(transitions) == 1:
-                    try:
-                        results.append(Committed(transition, self._transition(conn, transition)))
-                    except (ConflictError, LeaseLostError, RunNotFoundError) as exc:
-                        results.append(Committed(transition, error=exc))
-                    continue
+                # a refused transition must leave nothing behind, not even the leases it
+                # released before the refusal was found
                 conn.execute("SAVEPOINT transition")
                 try:
                     events = self._transition(conn, transition)
@@ -292,21 +301,8 @@ class SQLiteStore:
         claimed: list[Claimed] = []
         expires = now + lease_for
         with self._write() as conn:
-            if run_ids is None:
-                rows = conn.execute(Q["select_free"], (now, limit * 4)).fetchall()
-            elif len(run_ids) == 1:
-                rows = conn.execute(
-                    Q["select_free_of_run"], (run_ids[0], now, limit * 4)
-                ).fetchall()
-            else:
-                rows = conn.execute(
-                    Q["select_free_of_runs"], (json.dumps(list(run_ids)), now, limit * 4)
-                ).fetchall()
+            rows = self._free(conn, now, limit, run_ids, queues)
             for row_run, node, item, attempt in rows:
-                if len(claimed) == limit:
-                    break
-                if queues is not None and not self._in_queues(conn, row_run, node, item, queues):
-                    continue
                 conn.execute(Q["take_lease"], (owner, expires, row_run, node, item))
                 started = NodeStarted(node=node, attempt=attempt, worker=owner,
                                       item=_item_of(item))  # fmt: skip
@@ -316,14 +312,31 @@ class SQLiteStore:
         return claimed
 
     @staticmethod
-    def _in_queues(
-        conn: sqlite3.Connection, run_id: str, node: str, item: int, queues: Sequence[str]
-    ) -> bool:
-        row = conn.execute(
-            "SELECT queue FROM ready WHERE run_id = ? AND node = ? AND item = ?",
-            (run_id, node, item),
-        ).fetchone()
-        return row is not None and row[0] in queues
+    def _free(
+        conn: sqlite3.Connection,
+        now: float,
+        limit: int,
+        run_ids: Sequence[str] | None,
+        queues: Sequence[str] | None,
+    ) -> list[tuple[str, str, int, int]]:
+        """Free attempts to claim, best first, filtered in SQL (never after a LIMIT)."""
+        if queues is not None:
+            json_queues = json.dumps(list(queues))
+            if run_ids is None:
+                return conn.execute(
+                    Q["select_free_in_queues"], (json_queues, now, limit)
+                ).fetchall()
+            return conn.execute(
+                Q["select_free_of_runs_in_queues"],
+                (json.dumps(list(run_ids)), json_queues, now, limit),
+            ).fetchall()
+        if run_ids is None:
+            return conn.execute(Q["select_free"], (now, limit)).fetchall()
+        if len(run_ids) == 1:
+            return conn.execute(Q["select_free_of_run"], (run_ids[0], now, limit)).fetchall()
+        return conn.execute(
+            Q["select_free_of_runs"], (json.dumps(list(run_ids)), now, limit)
+        ).fetchall()
 
     def renew(self, owner: str, now: float, lease_for: float) -> int:
         with self._write() as conn:
@@ -403,8 +416,8 @@ class SQLiteStore:
 
     def chain_links(self, run_id: str) -> list[ChainLink]:
         """The stored events exactly as written, for ``verify_chain``."""
-        rows = self._connection().execute(Q["select_history"], (run_id, 0))
-        return [ChainLink(seq, at, data, prev) for _run, seq, at, data, prev in rows]
+        rows = self._connection().execute(Q["select_chain"], (run_id,))
+        return [ChainLink(*row) for row in rows]
 
     def due_timers(self, now: float, limit: int) -> list[Timer]:
         rows = self._connection().execute(Q["select_due_timers"], (now, limit))
