@@ -10,6 +10,7 @@ completion) and, separately, for building, validating and compiling the spec.
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -40,7 +41,9 @@ def one(n: int) -> dict[str, float]:
         worker.close()
         store.close()
     assert done.status == "succeeded", done.reason
-    return {"nodes": n, "run_us_per_node": ran / n * 1e6, "spec_us_per_node": built / n * 1e6}
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"nodes": n, "run_us_per_node": ran / n * 1e6, "spec_us_per_node": built / n * 1e6,
+            "peak_rss_mb": peak_mb}  # fmt: skip
 
 
 def main() -> None:
@@ -48,15 +51,18 @@ def main() -> None:
         print(json.dumps(one(int(sys.argv[2]))))
         return
     sizes = [int(arg) for arg in sys.argv[1:]] or list(SIZES)
-    print("| nodes | run µs/node | spec build+validate+compile µs/node |")
-    print("|---|---|---|")
+    print("| nodes | run µs/node | spec build+validate+compile µs/node | peak RSS MB |")
+    print("|---|---|---|---|")
     for n in sizes:
         out = subprocess.run(
             [sys.executable, "-m", "bench.scale_nodes", "--one", str(n)],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         row = json.loads(out.stdout.splitlines()[-1])
-        print(f"| {n:,} | {row['run_us_per_node']:.0f} | {row['spec_us_per_node']:.0f} |")
+        print(
+            f"| {n:,} | {row['run_us_per_node']:.0f} | {row['spec_us_per_node']:.0f} "
+            f"| {row['peak_rss_mb']:.0f} |"
+        )
 
 
 if __name__ == "__main__":
