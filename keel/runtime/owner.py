@@ -15,21 +15,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-def process_start(pid: int) -> str:
-    """The process's start time in clock ticks since boot ('' where /proc is missing)."""
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (empty where /proc is missing)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
+        return []
+    return stat.rsplit(")", 1)[1].split()
+
+
+def process_start(pid: int) -> str:
+    """The process's start time in clock ticks since boot ('' where /proc is missing)."""
+    fields = _stat(pid)
+    return fields[19] if len(fields) > 19 else ""
 
 
 def _zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+    fields = _stat(pid)
+    return bool(fields) and fields[0] == "Z"
 
 
 @dataclass(frozen=True, slots=True)
