@@ -1,0 +1,208 @@
+"""The benchmark suite: keel against the physical floors, measured in the same run.
+
+    python -m bench            # the full suite, targets checked
+    python -m bench --quick    # small sizes, one repetition, no targets (CI runs this)
+
+Every repetition of every workload runs in a fresh process; the table shows the minimum
+and median, the floor measured in this run, the ratio, and the target. A JSON file with
+machine information and every repetition goes to ``bench/results/`` (not committed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(os.environ.get("KEEL_BENCH_RESULTS", ROOT / "bench" / "results"))
+
+
+@dataclass
+class Measure:
+    name: str
+    unit: str
+    values: list[float] = field(default_factory=list)
+    floor: float | None = None
+    floor_name: str = ""
+    #: (limit, "max" or "min") on the ratio (or on the value when there is no floor)
+    target: tuple[float, str] | None = None
+    note: str = ""
+
+    @property
+    def best(self) -> float:
+        return min(self.values) if self.unit != "runs/s" else max(self.values)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.floor is None else self.best / self.floor
+
+    def met(self) -> bool | None:
+        if self.target is None:
+            return None
+        limit, kind = self.target
+        value = self.ratio if self.ratio is not None else self.best
+        return value <= limit if kind == "max" else value >= limit
+
+
+def _workload(name: str, size: int, sync: str = "normal") -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.workloads", name, str(size), "--sync", sync],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise SystemExit(f"workload {name} {size} failed:\n{out.stderr}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _repeat(name: str, size: int, key: str, reps: int, sync: str = "normal") -> list[float]:
+    return [float(_workload(name, size, sync)[key]) for _ in range(reps)]
+
+
+def _wall(command: list[str], reps: int, cwd: Path) -> list[float]:
+    times = []
+    for _ in range(reps):
+        began = time.perf_counter()
+        subprocess.run(command, cwd=cwd, capture_output=True, check=True)
+        times.append(time.perf_counter() - began)
+    return times
+
+
+def run_suite(quick: bool) -> tuple[list[Measure], dict[str, Any]]:
+    reps = 1 if quick else 3
+    chain_n, fan_n, runs_n = (20, 50, 30) if quick else (200, 500, 300)
+    sizes = (100, 1_000) if quick else (1_000, 10_000, 100_000)
+    measures: list[Measure] = []
+    raw: dict[str, Any] = {}
+
+    python = min(_repeat("floor_python", chain_n, "us_per_call", reps))
+    normal = min(_repeat("floor_sqlite", 300 if quick else 3_000, "us_per_commit", reps))
+    full = min(_repeat("floor_sqlite", 50 if quick else 500, "us_per_commit", reps, "full"))
+    postgres = _workload("floor_postgres", 50 if quick else 500)
+    raw["floors"] = {"python_us": python, "sqlite_normal_us": normal, "sqlite_full_us": full,
+                     "postgres": postgres}  # fmt: skip
+    measures.append(Measure("floor: plain Python call", "µs", [python]))
+    measures.append(Measure("floor: SQLite commit, NORMAL", "µs", [normal]))
+    measures.append(Measure("floor: SQLite commit, FULL", "µs", [full]))
+    if "us_per_commit" in postgres:
+        measures.append(Measure("floor: PostgreSQL commit", "µs", [postgres["us_per_commit"]]))
+    else:
+        measures.append(Measure("floor: PostgreSQL commit", "µs", [float("nan")],
+                                note=postgres.get("skipped", "")))  # fmt: skip
+
+    for sync, floor, limit in (("normal", normal, 5.0), ("full", full, 1.5)):
+        values = _repeat("w1_chain", chain_n, "us_per_node", reps, sync)
+        name = f"W1 chain of {chain_n}, µs/node, {sync.upper()}"
+        floor_name = f"SQLite commit {sync.upper()}"
+        measures.append(Measure(name, "µs", values, floor, floor_name, (limit, "max")))
+    w1_normal = measures[-2].best
+    fan = [_workload("w2_fan_out", fan_n, sync) for sync in ("normal", "full")
+           for _ in range(reps)]  # fmt: skip
+    raw["w2"] = fan
+    normal_fan = [r["us_per_node"] for r in fan[:reps]]
+    measures.append(Measure(f"W2 fan-out {fan_n}, µs/node, NORMAL", "µs", normal_fan, w1_normal,
+                            "W1 µs/node NORMAL", (1.0, "max")))  # fmt: skip
+    full_fan = [r["seconds"] for r in fan[reps:]]
+    measures.append(Measure(f"W2 fan-out {fan_n}, s, FULL", "s", full_fan, fan_n * full / 1e6,
+                            f"{fan_n} FULL commits", (0.5, "max")))  # fmt: skip
+    runs = _repeat("w3_many_runs", runs_n, "runs_per_second", reps)
+    measures.append(Measure(f"W3 {runs_n} runs of 3 nodes, NORMAL", "runs/s", runs,
+                            target=(2_000.0, "min")))  # fmt: skip
+
+    scale: dict[int, dict[str, Any]] = {}
+    for size in sizes:
+        results = [_workload("w4_scale", size) for _ in range(1 if size >= 100_000 else reps)]
+        scale[size] = {
+            "us_per_node": min(r["us_per_node"] for r in results),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
+            "all": results,
+        }
+    raw["w4"] = scale
+    smallest = scale[sizes[0]]["us_per_node"]
+    for size in sizes:
+        values = [r["us_per_node"] for r in scale[size]["all"]]
+        measures.append(Measure(f"W4 layered DAG {size:,}, µs/node", "µs", values, smallest,
+                                f"W4 at {sizes[0]:,}", (1.5, "max")))  # fmt: skip
+    largest = sizes[-1]
+    measures.append(Measure(f"W6 peak RSS at {largest:,} nodes", "MB",
+                            [scale[largest]["peak_rss_mb"]], target=(2_048.0, "max")))  # fmt: skip
+    measures.append(Measure("W6 10,000 waiting runs", "MB", [float("nan")],
+                            note="waiting does not exist yet (issue 6)"))  # fmt: skip
+
+    keel = [sys.executable, "-m", "keel"]
+    measures.append(Measure("W5 keel --help, wall", "s", _wall([*keel, "--help"], reps + 2, ROOT),
+                            target=(0.3, "max")))  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        one = [*keel, "run", str(ROOT / "bench" / "one_node.py"), "-q",
+               "--db", f"sqlite:///{folder}/keel.db"]  # fmt: skip
+        measures.append(Measure("W5 one-node run, cold process, wall", "s",
+                                _wall(one, reps + 2, ROOT), target=(0.5, "max")))  # fmt: skip
+    return measures, raw
+
+
+def _number(value: float | None) -> str:
+    if value is None or value != value:  # None or NaN
+        return "n/a"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def table(measures: list[Measure], quick: bool) -> str:
+    lines = ["| workload | best | median | floor | ratio | target | met |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for m in measures:
+        target = ""
+        if m.target is not None:
+            sign = "≤" if m.target[1] == "max" else "≥"
+            target = f"{sign} {_number(m.target[0])}{'x' if m.floor is not None else ' ' + m.unit}"
+        met = m.met()
+        verdict = "" if met is None or quick else ("yes" if met else "**no**")
+        floor = f"{_number(m.floor)} ({m.floor_name})" if m.floor is not None else ""
+        ratio = f"{m.ratio:.2f}x" if m.ratio is not None else ""
+        lines.append(f"| {m.name} | {_number(m.best)} {m.unit} | {_number(m.median)} | {floor} "
+                     f"| {ratio} | {target} | {verdict or m.note} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    from keel import __version__
+
+    return {
+        "python": sys.version, "platform": platform.platform(), "processor": platform.machine(),
+        "cpus": os.cpu_count(), "sqlite": sqlite3.sqlite_version,
+        "keel": __version__, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }  # fmt: skip
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv[1:]
+    measures, raw = run_suite(quick)
+    print(table(measures, quick))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if quick else ''}.json"
+    data = {"machine": machine(), "quick": quick, "raw": raw,
+            "measures": [{"name": m.name, "unit": m.unit, "values": m.values, "floor": m.floor,
+                          "target": m.target, "met": m.met()} for m in measures]}  # fmt: skip
+    path.write_text(json.dumps(data, indent=2, allow_nan=True))
+    print(f"\nresults: {path}")
+    if not quick and any(m.met() is False for m in measures):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""One workload, measured in this (fresh) process; prints one JSON object.
+
+    python -m bench.workloads NAME [SIZE] [--sync normal|full]
+
+The suite (``python -m bench``) starts a new process per repetition so imports, caches
+and heap of one measurement never help or hurt the next.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def floor_python(n: int, sync: str) -> dict[str, Any]:
+    """The same work as W1 as plain function calls: µs per call."""
+    from bench.tasks import inc
+
+    began = time.perf_counter()
+    value = 0
+    for _ in range(n):
+        value = inc(value)
+    elapsed = time.perf_counter() - began
+    assert value == n
+    return {"us_per_call": elapsed / n * 1e6}
+
+
+def floor_sqlite(n: int, sync: str) -> dict[str, Any]:
+    """One INSERT + COMMIT per row, WAL mode: µs per commit."""
+    with tempfile.TemporaryDirectory() as folder:
+        conn = sqlite3.connect(Path(folder) / "floor.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={sync}")
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, data TEXT NOT NULL)")
+        began = time.perf_counter()
+        for index in range(n):
+            conn.execute("BEGIN")
+            conn.execute("INSERT INTO t (id, data) VALUES (?, ?)", (index, '{"x": 1}'))
+            conn.execute("COMMIT")
+        elapsed = time.perf_counter() - began
+        conn.close()
+    return {"us_per_commit": elapsed / n * 1e6}
+
+
+def floor_postgres(n: int, sync: str) -> dict[str, Any]:
+    """One INSERT + COMMIT per row with psycopg, when it and the server are available."""
+    try:
+        import psycopg  # type: ignore[import-not-found]
+    except ImportError:
+        return {"skipped": "psycopg is not installed"}
+    url = os.environ.get("KEEL_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        conn = psycopg.connect(url, autocommit=False)
+    except Exception as exc:
+        return {"skipped": f"PostgreSQL not reachable: {exc}"}
+    with conn:
+        conn.execute("DROP TABLE IF EXISTS keel_bench_floor")
+        conn.execute("CREATE TABLE keel_bench_floor (id INTEGER PRIMARY KEY, data TEXT)")
+        conn.commit()
+        began = time.perf_counter()
+        for index in range(n):
+            conn.execute("INSERT INTO keel_bench_floor VALUES (%s, %s)", (index, '{"x": 1}'))
+            conn.commit()
+        elapsed = time.perf_counter() - began
+        conn.execute("DROP TABLE keel_bench_floor")
+        conn.commit()
+    return {"us_per_commit": elapsed / n * 1e6}
+
+
+def _store(folder: str, sync: str) -> Any:
+    from keel.store.sqlite import SQLiteStore
+
+    return SQLiteStore(Path(folder) / "keel.db", synchronous=sync)
+
+
+def _run_one(spec: Any, run_input: Any, sync: str) -> tuple[float, Any]:
+    """Seconds from start_run to the end of the run, and its record."""
+    from keel.runtime import RunCache, Worker, WorkerOptions, start_run
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = _store(folder, sync)
+        cache = RunCache(store)
+        cache.plan_of(spec)  # compiling the definition is not part of running it
+        worker = Worker(store, WorkerOptions(concurrency=8), cache=cache)
+        began = time.perf_counter()
+        record = start_run(store, spec, run_input, cache=cache)
+        (done,) = worker.run_until_finished([record.id])
+        elapsed = time.perf_counter() - began
+        worker.close()
+        store.close()
+    assert done.status == "succeeded", done.reason
+    return elapsed, done
+
+
+def w1_chain(n: int, sync: str) -> dict[str, Any]:
+    from bench.flows import chain
+
+    elapsed, done = _run_one(chain(n), {"start": 0}, sync)
+    assert done.output == {"last": n}
+    return {"us_per_node": elapsed / n * 1e6}
+
+
+def w2_fan_out(n: int, sync: str) -> dict[str, Any]:
+    from bench.flows import fan_out
+
+    elapsed, done = _run_one(fan_out(n), {}, sync)
+    assert done.output == {"total": n * (n - 1)}
+    return {"seconds": elapsed, "us_per_node": elapsed / (n + 2) * 1e6}
+
+
+def w3_many_runs(n: int, sync: str) -> dict[str, Any]:
+    from bench.flows import chain
+    from keel.runtime import RunCache, Worker, WorkerOptions, start_run
+
+    spec = chain(3)
+    with tempfile.TemporaryDirectory() as folder:
+        store = _store(folder, sync)
+        cache = RunCache(store)
+        cache.plan_of(spec)
+        worker = Worker(store, WorkerOptions(concurrency=8), cache=cache)
+        began = time.perf_counter()
+        for index in range(n):
+            record = start_run(store, spec, {"start": index}, cache=cache)
+            (done,) = worker.run_until_finished([record.id])
+            assert done.output == {"last": index + 3}
+        elapsed = time.perf_counter() - began
+        worker.close()
+        store.close()
+    return {"runs_per_second": n / elapsed}
+
+
+def w4_scale(n: int, sync: str) -> dict[str, Any]:
+    from bench.flows import layered
+
+    spec = layered(n)
+    elapsed, _ = _run_one(spec, {}, sync)
+    return {"us_per_node": elapsed / n * 1e6, "peak_rss_mb": _peak_rss_mb()}
+
+
+WORKLOADS: dict[str, Callable[[int, str], dict[str, Any]]] = {
+    "floor_python": floor_python,
+    "floor_sqlite": floor_sqlite,
+    "floor_postgres": floor_postgres,
+    "w1_chain": w1_chain,
+    "w2_fan_out": w2_fan_out,
+    "w3_many_runs": w3_many_runs,
+    "w4_scale": w4_scale,
+}
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    sync = "normal"
+    if "--sync" in args:
+        at = args.index("--sync")
+        sync = args[at + 1]
+        del args[at : at + 2]
+    name, size = args[0], int(args[1])
+    print(json.dumps(WORKLOADS[name](size, sync)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""The benchmark suite runs (quick mode, no targets) so it never rots."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_the_quick_benchmark_suite_runs_and_writes_its_results(tmp_path: Path) -> None:
+    env = {**os.environ, "KEEL_BENCH_RESULTS": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick"], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    for row in ("floor: SQLite commit, NORMAL", "W1 chain", "W2 fan-out", "W3", "W4", "W5"):
+        assert row in out.stdout
+    (results,) = tmp_path.glob("bench-*-quick.json")
+    data = json.loads(results.read_text())
+    assert data["machine"]["sqlite"]
+    names = [m["name"] for m in data["measures"]]
+    assert any(name.startswith("W1 chain") for name in names)
+    assert all(m["values"] for m in data["measures"])
