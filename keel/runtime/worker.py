@@ -13,6 +13,7 @@ and run again with the same attempt number and idempotency key.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -27,7 +28,7 @@ from keel.runtime.invoke import Invocation, Outcome, TaskCatalog, make_context
 from keel.runtime.owner import Owner, known_dead
 from keel.runtime.runs import RunCache, advance
 from keel.store.protocol import Store
-from keel.store.records import Lease, RunRecord, StoredEvent, Transition
+from keel.store.records import Claimed, Lease, RunRecord, StoredEvent, Transition
 
 log = logging.getLogger("keel.worker")
 
@@ -189,6 +190,7 @@ class Worker:
             batch.append((advance(lease.run_id, state, [event], now, [lease]), lease, outcome))
         if not batch:
             return 0
+        batch = self._lease_on_commit(batch)
         try:
             results = self.store.commit([transition for transition, _, _ in batch])
         except Exception:
@@ -198,10 +200,12 @@ class Worker:
                 self._retry.append((lease, outcome))
             return 0
         recorded: list[StoredEvent] = []
+        claimed: list[Claimed] = []
         for result, (transition, lease, outcome) in zip(results, batch, strict=True):
             if result.error is None:
                 self._running.pop(_key(lease), None)
                 recorded += result.events
+                claimed += result.claimed
                 continue
             self.cache.drop(transition.run_id)
             if isinstance(result.error, ConflictError):
@@ -212,8 +216,36 @@ class Worker:
             else:
                 log.error("cannot record an outcome of run %s: %s", lease.run_id, result.error)
                 self._running.pop(_key(lease), None)
-        self._observe(recorded)
+        self._begin(claimed)
+        self._observe(recorded + [item.started for item in claimed])
         return len(recorded)
+
+    def _lease_on_commit(
+        self, batch: list[tuple[Transition, Lease, Outcome]]
+    ) -> list[tuple[Transition, Lease, Outcome]]:
+        """Let each transition lease what it makes ready to this worker, up to the slots
+        that will be free once the batch is recorded."""
+        free = self.options.concurrency - len(self._running) + len(batch)
+        # only a run's last transition in the batch may lease: the NodeStarted events it
+        # appends come after its own events, where a later transition expects its own
+        last = {transition.run_id: index for index, (transition, _, _) in enumerate(batch)}
+        leasing: list[tuple[Transition, Lease, Outcome]] = []
+        for index, (transition, lease, outcome) in enumerate(batch):
+            take = min(free, len(transition.enqueue)) if last[transition.run_id] == index else 0
+            free -= take
+            if take:
+                transition = dataclasses.replace(
+                    transition, lease_to=self.owner, lease_limit=take,
+                    lease_for=self.options.lease_for,
+                )  # fmt: skip
+            leasing.append((transition, lease, outcome))
+        return leasing
+
+    def _begin(self, claimed: list[Claimed]) -> None:
+        for item in claimed:
+            self.cache.observe(item.started)
+        for item in claimed:
+            self._start(item.lease)
 
     def _claim(self, run_ids: list[str] | None) -> int:
         free = self.options.concurrency - len(self._running)
@@ -222,10 +254,7 @@ class Worker:
         claimed = self.store.claim(
             self.owner, free, self.clock.now(), self.options.lease_for, run_ids=run_ids
         )
-        for item in claimed:
-            self.cache.observe(item.started)
-        for item in claimed:
-            self._start(item.lease)
+        self._begin(claimed)
         self._observe([item.started for item in claimed])
         return len(claimed)
 

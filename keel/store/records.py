@@ -110,6 +110,12 @@ class Transition:
     status: str | None = None
     output: Any = None
     reason: str | None = None
+    #: lease the first ``lease_limit`` attempts of ``enqueue`` to this owner at once (with
+    #: their ``NodeStarted`` events), so a worker continues a run it just advanced without
+    #: a separate claim: one commit per step instead of two
+    lease_to: str | None = None
+    lease_limit: int = 0
+    lease_for: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,5 +123,8 @@ class Committed:
     """What became of one transition of a group commit: its events, or why it was refused."""
 
     transition: Transition
+    #: the transition's events, then the ``NodeStarted`` of the attempts it leased
     events: list[StoredEvent] = field(default_factory=list)
     error: Exception | None = None
+    #: the attempts leased by ``lease_to``
+    claimed: list[Claimed] = field(default_factory=list)

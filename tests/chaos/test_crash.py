@@ -155,10 +155,11 @@ def test_sigkill_at_random_moments_then_resume(tmp_path: Path, seed: int) -> Non
     assert sum(reclaimed.values()) >= 1, "a killed process held work that was taken back"
 
 
-@pytest.mark.parametrize("kill_at", [1, 2, 3, 9, 30, 57, 100])
+@pytest.mark.parametrize("kill_at", [1, 2, 3, 9, 30, 45, 60])
 def test_sigkill_inside_a_write_transaction_then_resume(tmp_path: Path, kill_at: int) -> None:
     """The Nth write dies after its rows are written and before COMMIT: the first write
-    starts the run, then claims and outcomes alternate."""
+    starts the run, then outcomes (each leasing what it makes ready) and claims. A run
+    makes at least 62 writes (its start and one per outcome), so every N here lands."""
     env = _env(tmp_path)
     driver = subprocess.run(
         [sys.executable, str(HERE / "kill_in_commit.py"), str(tmp_path / "keel.db"),

@@ -223,7 +223,7 @@ class SQLiteStore:
                 )  # fmt: skip
             except sqlite3.IntegrityError:
                 raise StoreError(f"a run with id {first.run_id} exists already") from None
-            return self._transition(conn, first)
+            return self._transition(conn, first).events
 
     def _enqueue(self, conn: sqlite3.Connection, run_id: str, ready: Sequence[Ready]) -> None:
         if ready:
@@ -243,16 +243,16 @@ class SQLiteStore:
                 # released before the refusal was found
                 conn.execute("SAVEPOINT transition")
                 try:
-                    events = self._transition(conn, transition)
+                    committed = self._transition(conn, transition)
                 except (ConflictError, LeaseLostError, RunNotFoundError) as exc:
                     conn.execute("ROLLBACK TO transition")
                     results.append(Committed(transition, error=exc))
                 else:
-                    results.append(Committed(transition, events))
+                    results.append(committed)
                 conn.execute("RELEASE transition")
         return results
 
-    def _transition(self, conn: sqlite3.Connection, t: Transition) -> list[StoredEvent]:
+    def _transition(self, conn: sqlite3.Connection, t: Transition) -> Committed:
         # the lease check comes first, so a refused transition has written nothing
         for lease in t.done:
             deleted = conn.execute(
@@ -264,8 +264,13 @@ class SQLiteStore:
                     f"run {lease.run_id}: {lease.node} attempt {lease.attempt} is no longer "
                     f"held by {lease.owner}"
                 )
-        stored = self._append(conn, t.run_id, t.events, t.at, t.expected_seq)
-        self._enqueue(conn, t.run_id, t.enqueue)
+        leased = [r for r in t.enqueue if r.available_at <= t.at][: t.lease_limit]
+        if t.lease_to is None or not leased:
+            stored = self._append(conn, t.run_id, t.events, t.at, t.expected_seq)
+            self._enqueue(conn, t.run_id, t.enqueue)
+            claimed: list[Claimed] = []
+        else:
+            stored, claimed = self._enqueue_leased(conn, t, leased)
         for timer in t.timers:
             conn.execute(
                 Q["upsert_timer"],
@@ -279,7 +284,28 @@ class SQLiteStore:
             if t.status in ("succeeded", "failed", "cancelled"):
                 conn.execute(Q["delete_run_ready"], (t.run_id,))
                 conn.execute(Q["delete_run_timers"], (t.run_id,))
-        return stored
+        return Committed(t, stored, claimed=claimed)
+
+    def _enqueue_leased(
+        self, conn: sqlite3.Connection, t: Transition, leased: list[Ready]
+    ) -> tuple[list[StoredEvent], list[Claimed]]:
+        """Append the transition's events and the ``NodeStarted`` of the attempts it
+        leases in one go, and queue the attempts with those already held."""
+        assert t.lease_to is not None
+        owner, expires = t.lease_to, t.at + t.lease_for
+        started = [NodeStarted(node=r.node, attempt=r.attempt, worker=owner, item=r.item)
+                   for r in leased]  # fmt: skip
+        stored = self._append(conn, t.run_id, [*t.events, *started], t.at, t.expected_seq)
+        self._enqueue(conn, t.run_id, t.enqueue)
+        conn.executemany(
+            Q["take_lease"],
+            [(owner, expires, t.run_id, r.node, _item(r.item)) for r in leased],
+        )
+        claimed = [
+            Claimed(Lease(t.run_id, r.node, r.item, r.attempt, owner, expires), event)
+            for r, event in zip(leased, stored[len(t.events) :], strict=True)
+        ]
+        return stored[: len(t.events)], claimed
 
     # --- the ready queue and leases ---------------------------------------------------------
 
