@@ -43,11 +43,13 @@ def advance(
     the transition had committed; if the store refuses it, drop the state and reload.
     """
     expected = state.last_seq
+    status_before = state.status
     for event in causes:
         apply(state, event)
     events = [*causes, *decide(state, now)]
     state.last_seq = expected + len(events)
     finished = state.finished
+    changed = state.status is not status_before or expected == 0
     return Transition(
         run_id=run_id,
         expected_seq=expected,
@@ -55,7 +57,7 @@ def advance(
         events=events,
         enqueue=ready_of(state.plan, events, now),
         done=done,
-        status=state.status.value,
+        status=state.status.value if changed else None,  # no write when it stays the same
         output=state.output if finished else None,
         reason=state.reason if finished else None,
     )

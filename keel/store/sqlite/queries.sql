@@ -42,6 +42,11 @@ INSERT OR REPLACE INTO ready (run_id, node, item, attempt, queue, priority, avai
                               lease_expires)
 VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL);
 
+-- name: insert_ready_leased
+INSERT OR REPLACE INTO ready (run_id, node, item, attempt, queue, priority, available_at, owner,
+                              lease_expires)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+
 -- name: delete_held
 DELETE FROM ready WHERE run_id = ? AND node = ? AND item = ? AND attempt = ? AND owner = ?;
 

@@ -236,6 +236,13 @@ class SQLiteStore:
     # --- transitions -------------------------------------------------------------------------
 
     def commit(self, transitions: Sequence[Transition]) -> list[Committed]:
+        refusals = (ConflictError, LeaseLostError, RunNotFoundError)
+        if len(transitions) == 1:  # the whole transaction is this one transition
+            try:
+                with self._write() as conn:
+                    return [self._transition(conn, transitions[0])]
+            except refusals as exc:
+                return [Committed(transitions[0], error=exc)]
         results: list[Committed] = []
         with self._write() as conn:
             for transition in transitions:
@@ -244,7 +251,7 @@ class SQLiteStore:
                 conn.execute("SAVEPOINT transition")
                 try:
                     committed = self._transition(conn, transition)
-                except (ConflictError, LeaseLostError, RunNotFoundError) as exc:
+                except refusals as exc:
                     conn.execute("ROLLBACK TO transition")
                     results.append(Committed(transition, error=exc))
                 else:
@@ -296,11 +303,13 @@ class SQLiteStore:
         started = [NodeStarted(node=r.node, attempt=r.attempt, worker=owner, item=r.item)
                    for r in leased]  # fmt: skip
         stored = self._append(conn, t.run_id, [*t.events, *started], t.at, t.expected_seq)
-        self._enqueue(conn, t.run_id, t.enqueue)
         conn.executemany(
-            Q["take_lease"],
-            [(owner, expires, t.run_id, r.node, _item(r.item)) for r in leased],
-        )
+            Q["insert_ready_leased"],
+            [(t.run_id, r.node, _item(r.item), r.attempt, r.queue, r.priority, r.available_at,
+              owner, expires) for r in leased],
+        )  # fmt: skip
+        chosen = {id(r) for r in leased}
+        self._enqueue(conn, t.run_id, [r for r in t.enqueue if id(r) not in chosen])
         claimed = [
             Claimed(Lease(t.run_id, r.node, r.item, r.attempt, owner, expires), event)
             for r, event in zip(leased, stored[len(t.events) :], strict=True)
