@@ -75,7 +75,7 @@ def _tool(name: str) -> str:
 
 def test_ruff_is_clean() -> None:
     result = subprocess.run(
-        [_tool("ruff"), "check", "keel", "tests", "examples"],
+        [_tool("ruff"), "check", "keel", "tests", "examples", "bench"],
         cwd=ROOT,
         capture_output=True,
         text=True,
