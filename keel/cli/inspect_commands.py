@@ -6,6 +6,7 @@ definition), so it is the same whichever process ran the run, and after a crash.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 from typing import TYPE_CHECKING, Annotated, Any
@@ -222,9 +223,7 @@ def verify(
             try:
                 store.load_spec(record.spec_version)
             except Exception as exc:
-                report = type(report)(
-                    report.run_id, report.events, report.head_hash, (*report.problems, str(exc))
-                )
+                report = dataclasses.replace(report, problems=(*report.problems, str(exc)))
             if report.intact:
                 typer.echo(f"✓ run {record.id}: {report.events} events intact, "
                            f"head {report.head_hash}")  # fmt: skip

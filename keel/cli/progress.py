@@ -6,9 +6,7 @@ database reads; the summary reads the run's history once through ``run_report``.
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
 
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
@@ -112,11 +110,6 @@ class LiveProgress:
                     line += Text(f"  {done}/{count} items", style="dim")
                 lines.append(line)
         return Group(*lines)
-
-
-def _short(value: Any, width: int = 60) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def print_summary(console: Console, report: RunReport, run_id: str) -> None:

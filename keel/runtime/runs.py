@@ -78,9 +78,7 @@ class RunCache:
 
     def plan(self, version: str) -> Plan:
         plan = self._plans.get(version)
-        if plan is None:
-            plan = self._plans[version] = compile_plan(self.store.load_spec(version))
-        return plan
+        return plan if plan is not None else self.plan_of(self.store.load_spec(version))
 
     def plan_of(self, spec: WorkflowSpec) -> Plan:
         """The plan of a definition in hand (no need to read it back from the store)."""
