@@ -3,29 +3,72 @@
 The public surface is what ``__all__`` lists; everything else is private and may change.
 """
 
-from keel.authoring import NodeOutput, Task, Value, Workflow, expr, task, when, workflow
-from keel.authoring import map_task as map
-from keel.errors import (
-    ExpressionError,
-    InputError,
-    KeelError,
-    NonRetryable,
-    SpecError,
-    SpecIssue,
-    TracingError,
-    WorkflowNotFoundError,
-)
-from keel.runtime.context import StepContext, context
-from keel.spec import (
-    ConcurrencyPolicy,
-    EventTrigger,
-    JoinRule,
-    NodeDefaults,
-    RetryPolicy,
-    ScheduleTrigger,
-    WebhookTrigger,
-    WorkflowSpec,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from keel.authoring import NodeOutput, Task, Value, Workflow, expr, task, when, workflow
+    from keel.authoring import map_task as map
+    from keel.errors import (
+        ExpressionError,
+        InputError,
+        KeelError,
+        NonRetryable,
+        SpecError,
+        SpecIssue,
+        TracingError,
+        WorkflowNotFoundError,
+    )
+    from keel.runtime.context import StepContext, context
+    from keel.spec import (
+        ConcurrencyPolicy,
+        EventTrigger,
+        JoinRule,
+        NodeDefaults,
+        RetryPolicy,
+        ScheduleTrigger,
+        WebhookTrigger,
+        WorkflowSpec,
+    )
+
+#: where each public name lives; imported on first use so that ``import keel`` (and so
+#: every CLI command, ``keel --help`` included) does not load pydantic, CEL and the
+#: runtime before it needs them
+_HOMES = {
+    **dict.fromkeys(
+        ("NodeOutput", "Task", "Value", "Workflow", "expr", "task", "when", "workflow"),
+        "keel.authoring",
+    ),
+    "map": "keel.authoring",
+    **dict.fromkeys(
+        ("ExpressionError", "InputError", "KeelError", "NonRetryable", "SpecError",
+         "SpecIssue", "TracingError", "WorkflowNotFoundError"),
+        "keel.errors",
+    ),
+    **dict.fromkeys(("StepContext", "context"), "keel.runtime.context"),
+    **dict.fromkeys(
+        ("ConcurrencyPolicy", "EventTrigger", "JoinRule", "NodeDefaults", "RetryPolicy",
+         "ScheduleTrigger", "WebhookTrigger", "WorkflowSpec"),
+        "keel.spec",
+    ),
+}  # fmt: skip
+_RENAMED = {"map": "map_task"}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'keel' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), _RENAMED.get(name, name))
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __version__ = "0.1.0"
 
