@@ -149,9 +149,22 @@ class Recorded:
     event: Event = field(compare=True)
 
 
+_FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {
+    cls: tuple(item.name for item in fields(cls)) for cls in EVENT_TYPES.values()
+}
+
+
 def to_data(event: Event) -> dict[str, JSON]:
-    """Plain JSON-able data with the ``kind`` tag."""
-    data = asdict(event)
+    """Plain JSON-able data with the ``kind`` tag.
+
+    Shallow on purpose: payloads (outputs, arguments) are JSON data already and are only
+    read by the encoder, so copying them (as ``asdict`` does) would cost a walk of every
+    output on the hot path. The one nested dataclass, ``ErrorInfo``, is converted.
+    """
+    data: dict[str, JSON] = {name: getattr(event, name) for name in _FIELD_NAMES[type(event)]}
+    error = data.get("error")
+    if isinstance(error, ErrorInfo):
+        data["error"] = asdict(error)
     data["kind"] = event.kind
     return data
 

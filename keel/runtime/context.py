@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from keel.errors import KeelError
 
@@ -38,9 +39,15 @@ class StepContext:
         return f"{self.run_id}:{node}:{self.attempt}"
 
 
+@lru_cache(maxsize=1024)
+def _task_logger(node: str) -> logging.Logger:
+    # getLogger takes logging's module lock; once per node is enough
+    return logging.getLogger(f"keel.task.{node}")
+
+
 def bound_logger(run_id: str, node: str, attempt: int) -> logging.LoggerAdapter[logging.Logger]:
     extra = {"run_id": run_id, "node": node, "attempt": attempt}
-    return logging.LoggerAdapter(logging.getLogger(f"keel.task.{node}"), extra)
+    return logging.LoggerAdapter(_task_logger(node), extra)
 
 
 def context() -> StepContext:
