@@ -45,9 +45,10 @@ class Store(Protocol):
         first: Transition,
         *,
         origin: str | None = None,
-    ) -> list[StoredEvent]:
+    ) -> Committed:
         """Create run ``first.run_id`` and commit its first transition (``RunStarted``
-        and what follows) with it, atomically."""
+        and what follows) with it, atomically. A ``first`` with ``lease_to`` leases its
+        first attempts as ``commit`` does, so the starting worker needs no claim."""
 
     def commit(self, transitions: Sequence[Transition]) -> list[Committed]:
         """Apply transitions, each atomically; results in the same order."""

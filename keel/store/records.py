@@ -110,9 +110,10 @@ class Transition:
     status: str | None = None
     output: Any = None
     reason: str | None = None
-    #: lease the first ``lease_limit`` attempts of ``enqueue`` to this owner at once (with
-    #: their ``NodeStarted`` events), so a worker continues a run it just advanced without
-    #: a separate claim: one commit per step instead of two
+    #: lease up to ``lease_limit`` attempts of the run to this owner at once, with their
+    #: ``NodeStarted`` events: first those of ``enqueue``, then ones already queued (the
+    #: next items of a map), so a worker continues a run it just advanced without a
+    #: separate claim: one commit per step instead of two
     lease_to: str | None = None
     lease_limit: int = 0
     lease_for: float = 30.0

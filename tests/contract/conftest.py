@@ -137,7 +137,7 @@ class Driver:
         return advance(self.run_id, RunState.new(self.plan), [started], self.now)
 
     def start(self, origin: str | None = None) -> list[StoredEvent]:
-        return self.store.create_run(self.spec, self.input, self.first(), origin=origin)
+        return self.store.create_run(self.spec, self.input, self.first(), origin=origin).events
 
     def state(self) -> RunState:
         """The run's state replayed from the store (what ``RunCache`` does)."""

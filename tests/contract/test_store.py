@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -42,6 +43,7 @@ from tests.contract.conftest import (
     map_spec,
     raw_sql,
     roots_spec,
+    three_node_spec,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -200,6 +202,71 @@ def test_claim_leases_ready_work_and_records_node_started(store: Store) -> None:
     before = snapshot(store, "run-1")
     assert store.claim("w2", 10, T0 + 2, 30.0) == []
     assert snapshot(store, "run-1") == before
+
+
+def test_a_first_transition_can_lease_its_attempts_to_the_starting_worker(store: Store) -> None:
+    driver = Driver(store, map_spec(), "run-1", {"items": ["p", "q", "r"]})
+    first = dataclasses.replace(driver.first(), lease_to="w1", lease_limit=2, lease_for=30.0)
+
+    committed = store.create_run(driver.spec, driver.input, first)
+
+    assert [stored.seq for stored in committed.events] == [1, 2, 3, 4, 5]
+    assert [c.lease for c in committed.claimed] == [
+        Lease("run-1", "fan", i, 1, "w1", T0 + 30) for i in (0, 1)
+    ]
+    assert [c.started.seq for c in committed.claimed] == [6, 7]
+    assert store.history("run-1", 5) == [c.started for c in committed.claimed]
+    assert store.get_run("run-1").last_seq == 7
+    assert store.ready_count("run-1") == 3
+    (rest,) = store.claim("w2", 10, T0 + 1, 30.0)  # the one left over is free for anyone
+    assert key(rest.lease) == ("run-1", "fan", 2, 1)
+
+
+def test_an_outcome_can_lease_what_it_makes_ready_with_its_node_started(store: Store) -> None:
+    driver = Driver(store, three_node_spec(), "run-1", {"n": 1})
+    driver.start()
+    (a,) = store.claim("w1", 10, T0, 30.0)
+    outcome = driver.step([NodeSucceeded(node="a", attempt=1, output=5)], (a.lease,))
+    assert [r.node for r in outcome.enqueue] == ["b", "c"]
+
+    (result,) = store.commit([dataclasses.replace(outcome, lease_to="w1", lease_limit=1)])
+
+    assert result.error is None
+    (b,) = result.claimed
+    assert (b.lease.node, b.lease.owner, b.lease.expires_at) == ("b", "w1", driver.now + 30.0)
+    assert b.started.seq == result.events[-1].seq + 1  # right after the outcome's own events
+    assert store.history("run-1", result.events[-1].seq) == [b.started]
+    assert [lease.node for lease in store.leases("run-1")] == ["b"]
+    (c,) = store.claim("w2", 10, driver.now, 30.0)
+    assert c.lease.node == "c"
+
+
+def test_an_outcome_can_lease_attempts_of_its_run_already_queued(store: Store) -> None:
+    driver = Driver(store, map_spec(), "run-1", {"items": ["p", "q", "r"]})
+    driver.start()
+    other = Driver(store, map_spec(), "run-2", {"items": ["x"]})
+    other.start()
+    (first,) = store.claim("w1", 1, T0, 30.0, run_id="run-1")
+    outcome = driver.step(
+        [NodeSucceeded(node="fan", attempt=1, output="P", item=0)], (first.lease,)
+    )
+    assert list(outcome.enqueue) == []  # the other items were queued when the map expanded
+
+    (result,) = store.commit([dataclasses.replace(outcome, lease_to="w1", lease_limit=5)])
+
+    assert result.error is None
+    assert [key(c.lease) for c in result.claimed] == [
+        ("run-1", "fan", 1, 1),
+        ("run-1", "fan", 2, 1),
+    ]
+    assert [c.started.seq for c in result.claimed] == [
+        result.events[-1].seq + 1,
+        result.events[-1].seq + 2,
+    ]
+    assert store.history("run-1", result.events[-1].seq) == [c.started for c in result.claimed]
+    assert store.claim("w2", 10, driver.now, 30.0, run_id="run-1") == []
+    (untouched,) = store.claim("w2", 10, driver.now, 30.0)  # another run's work is not taken
+    assert key(untouched.lease) == ("run-2", "fan", 0, 1)
 
 
 def test_claim_for_one_run_takes_only_that_runs_work(store: Store) -> None:
@@ -645,8 +712,8 @@ def test_reopening_a_database_does_not_apply_migrations_again(tmp_path: Path) ->
 
     again = SQLiteStore(path)
     try:
-        assert again.schema_version() == 1
-        assert raw_sql(path, "SELECT version FROM schema_migrations") == [(1,)]
+        assert again.schema_version() == 2
+        assert raw_sql(path, "SELECT version FROM schema_migrations") == [(1,), (2,)]
         assert again.get_run("run-1").last_seq == 2
     finally:
         again.close()
@@ -655,11 +722,39 @@ def test_reopening_a_database_does_not_apply_migrations_again(tmp_path: Path) ->
 def test_a_database_from_a_newer_keel_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "keel.db"
     SQLiteStore(path).close()
-    raw_sql(path, "INSERT INTO schema_migrations (version, name) VALUES (2, 'future')")
+    raw_sql(path, "INSERT INTO schema_migrations (version, name) VALUES (99, 'future')")
 
     with pytest.raises(StoreError, match="upgrade keel"):
         SQLiteStore(path)
-    assert raw_sql(path, "SELECT version FROM schema_migrations") == [(1,), (2,)]
+    assert raw_sql(path, "SELECT version FROM schema_migrations") == [(1,), (2,), (99,)]
+
+
+def test_a_version_1_database_is_upgraded_with_its_queue_and_leases(tmp_path: Path) -> None:
+    """0002 rebuilds the ready queue: queued and held attempts must survive it."""
+    from keel.store.sql import load_migrations
+
+    path = tmp_path / "keel.db"
+    (initial,) = [m for m in load_migrations("keel.store.sqlite.migrations") if m.version == 1]
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(initial.sql)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute("INSERT INTO schema_migrations VALUES (1, 'initial')")
+    conn.executemany(
+        "INSERT INTO ready VALUES (?, ?, ?, ?, 'default', 0, 1.0, ?, ?)",
+        [("r", "a", -1, 1, "w1", 31.0), ("r", "b", 0, 2, None, None)],
+    )
+    conn.close()
+
+    store = SQLiteStore(path)
+    try:
+        assert store.schema_version() == 2
+        assert store.leases("r") == [Lease("r", "a", None, 1, "w1", 31.0)]
+        assert store.ready_count("r") == 2
+        (claimed,) = raw_sql(path, "SELECT node, item, attempt FROM ready WHERE owner IS NULL")
+        assert claimed == ("b", 0, 2)
+        assert raw_sql(path, "SELECT name FROM sqlite_master WHERE name = 'ready_held'") == []
+    finally:
+        store.close()
 
 
 # --- concurrency --------------------------------------------------------------------------

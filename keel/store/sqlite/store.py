@@ -212,7 +212,7 @@ class SQLiteStore:
         first: Transition,
         *,
         origin: str | None = None,
-    ) -> list[StoredEvent]:
+    ) -> Committed:
         with self._write() as conn:
             self._save_spec(conn, spec, first.at)
             try:
@@ -223,7 +223,7 @@ class SQLiteStore:
                 )  # fmt: skip
             except sqlite3.IntegrityError:
                 raise StoreError(f"a run with id {first.run_id} exists already") from None
-            return self._transition(conn, first).events
+            return self._transition(conn, first)
 
     def _enqueue(self, conn: sqlite3.Connection, run_id: str, ready: Sequence[Ready]) -> None:
         if ready:
@@ -272,12 +272,15 @@ class SQLiteStore:
                     f"held by {lease.owner}"
                 )
         leased = [r for r in t.enqueue if r.available_at <= t.at][: t.lease_limit]
-        if t.lease_to is None or not leased:
+        queued: list[tuple[str, str, int, int]] = []
+        if t.lease_to is not None and len(leased) < t.lease_limit:
+            queued = self._free(conn, t.at, t.lease_limit - len(leased), [t.run_id], None)
+        if t.lease_to is None or not (leased or queued):
             stored = self._append(conn, t.run_id, t.events, t.at, t.expected_seq)
             self._enqueue(conn, t.run_id, t.enqueue)
             claimed: list[Claimed] = []
         else:
-            stored, claimed = self._enqueue_leased(conn, t, leased)
+            stored, claimed = self._enqueue_leased(conn, t, leased, queued)
         for timer in t.timers:
             conn.execute(
                 Q["upsert_timer"],
@@ -294,25 +297,35 @@ class SQLiteStore:
         return Committed(t, stored, claimed=claimed)
 
     def _enqueue_leased(
-        self, conn: sqlite3.Connection, t: Transition, leased: list[Ready]
+        self,
+        conn: sqlite3.Connection,
+        t: Transition,
+        leased: list[Ready],
+        queued: list[tuple[str, str, int, int]],
     ) -> tuple[list[StoredEvent], list[Claimed]]:
         """Append the transition's events and the ``NodeStarted`` of the attempts it
-        leases in one go, and queue the attempts with those already held."""
+        leases in one go: new ones, queued already held, and ``queued`` ones taken."""
         assert t.lease_to is not None
         owner, expires = t.lease_to, t.at + t.lease_for
-        started = [NodeStarted(node=r.node, attempt=r.attempt, worker=owner, item=r.item)
-                   for r in leased]  # fmt: skip
+        taking = [(r.node, r.item, r.attempt) for r in leased]
+        taking += [(node, _item_of(item), attempt) for _, node, item, attempt in queued]
+        started = [NodeStarted(node=node, attempt=attempt, worker=owner, item=item)
+                   for node, item, attempt in taking]  # fmt: skip
         stored = self._append(conn, t.run_id, [*t.events, *started], t.at, t.expected_seq)
         conn.executemany(
             Q["insert_ready_leased"],
             [(t.run_id, r.node, _item(r.item), r.attempt, r.queue, r.priority, r.available_at,
               owner, expires) for r in leased],
         )  # fmt: skip
+        conn.executemany(
+            Q["take_lease"],
+            [(owner, expires, t.run_id, node, item) for _, node, item, _ in queued],
+        )
         chosen = {id(r) for r in leased}
         self._enqueue(conn, t.run_id, [r for r in t.enqueue if id(r) not in chosen])
         claimed = [
-            Claimed(Lease(t.run_id, r.node, r.item, r.attempt, owner, expires), event)
-            for r, event in zip(leased, stored[len(t.events) :], strict=True)
+            Claimed(Lease(t.run_id, node, item, attempt, owner, expires), event)
+            for (node, item, attempt), event in zip(taking, stored[len(t.events) :], strict=True)
         ]
         return stored[: len(t.events)], claimed
 
@@ -335,6 +348,10 @@ class SQLiteStore:
             run_ids = [run_id]
         claimed: list[Claimed] = []
         expires = now + lease_for
+        # look before taking the write lock: most polls find nothing, and a read in WAL
+        # mode neither waits for writers nor makes them wait
+        if not self._free(self._connection(), now, limit, run_ids, queues):
+            return claimed
         with self._write() as conn:
             rows = self._free(conn, now, limit, run_ids, queues)
             for row_run, node, item, attempt in rows:
