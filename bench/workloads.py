@@ -122,7 +122,7 @@ def w2_fan_out(n: int, sync: str) -> dict[str, Any]:
 
 def w3_many_runs(n: int, sync: str) -> dict[str, Any]:
     from bench.flows import chain
-    from keel.runtime import RunCache, Worker, WorkerOptions, start_run
+    from keel.runtime import RunCache, Worker, WorkerOptions
 
     spec = chain(3)
     with tempfile.TemporaryDirectory() as folder:
@@ -132,8 +132,8 @@ def w3_many_runs(n: int, sync: str) -> dict[str, Any]:
         worker = Worker(store, WorkerOptions(concurrency=8), cache=cache)
         began = time.perf_counter()
         for index in range(n):
-            record = start_run(store, spec, {"start": index}, cache=cache)
-            (done,) = worker.run_until_finished([record.id])
+            run_id = worker.start_run(spec, {"start": index})
+            (done,) = worker.run_until_finished([run_id])
             assert done.output == {"last": index + 3}
         elapsed = time.perf_counter() - began
         worker.close()

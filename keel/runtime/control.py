@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from keel.engine.events import RunCancelled, RunStarted
@@ -19,7 +20,7 @@ from keel.runtime.clock import Clock, SystemClock
 from keel.runtime.runs import RunCache, advance
 from keel.spec.model import WorkflowSpec
 from keel.store.protocol import Store
-from keel.store.records import RunRecord
+from keel.store.records import Committed, RunRecord, Transition
 
 
 def with_defaults(spec: WorkflowSpec, run_input: Any) -> Any:
@@ -35,12 +36,24 @@ def with_defaults(spec: WorkflowSpec, run_input: Any) -> Any:
     return filled
 
 
+#: compiled input validators by spec version (a version is immutable, so is its schema)
+_VALIDATORS: dict[str, Any] = {}
+
+
+def _validator(spec: WorkflowSpec) -> Any:
+    validator = _VALIDATORS.get(spec.version)
+    if validator is None:
+        from jsonschema import Draft202012Validator  # heavy: imported only when starting runs
+
+        if len(_VALIDATORS) >= 256:
+            _VALIDATORS.clear()
+        validator = _VALIDATORS[spec.version] = Draft202012Validator(spec.input_schema)
+    return validator
+
+
 def check_input(spec: WorkflowSpec, run_input: Any) -> None:
     """Raise ``InputError`` listing every way the input misses the input schema."""
-    from jsonschema import Draft202012Validator  # heavy: imported only when starting runs
-
-    validator = Draft202012Validator(spec.input_schema)
-    problems = sorted(validator.iter_errors(run_input), key=lambda error: list(error.path))
+    problems = sorted(_validator(spec).iter_errors(run_input), key=lambda e: list(e.path))
     if problems:
         lines = []
         for problem in problems:
@@ -69,14 +82,36 @@ def start_run(
 
     Pass the ``cache`` of the worker that will execute the run to compile it only once.
     """
+    committed = record_run(
+        store, spec, run_input, clock=clock, origin=origin, run_id=run_id, cache=cache
+    )
+    return store.get_run(committed.transition.run_id)
+
+
+def record_run(
+    store: Store,
+    spec: WorkflowSpec,
+    run_input: Any,
+    *,
+    clock: Clock | None = None,
+    origin: str | None = None,
+    run_id: str | None = None,
+    cache: RunCache | None = None,
+    lease: Callable[[Transition], Transition] | None = None,
+) -> Committed:
+    """``start_run`` for a worker: ``lease`` may let the first transition lease its
+    attempts (``Worker.start_run``), and the run's state is left in ``cache``."""
     check_input(spec, run_input)
     run_input = with_defaults(spec, run_input)
     now = (clock or SystemClock()).now()
     run_id = run_id or new_run_id()
     state = RunState.new(cache.plan_of(spec) if cache is not None else compile_plan(spec))
     started = RunStarted(workflow=spec.name, spec_version=spec.version, input=run_input)
-    store.create_run(spec, run_input, advance(run_id, state, [started], now), origin=origin)
-    return store.get_run(run_id)
+    first = advance(run_id, state, [started], now)
+    committed = store.create_run(spec, run_input, lease(first) if lease else first, origin=origin)
+    if cache is not None:
+        cache.put(run_id, state)
+    return committed
 
 
 def cancel_run(

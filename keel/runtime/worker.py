@@ -17,18 +17,22 @@ import dataclasses
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from keel.engine.events import NodeFailed, NodeSucceeded, RunCancelled, RunCompleted, RunFailed
 from keel.errors import ConflictError, LeaseLostError, RunNotFoundError
 from keel.runtime.clock import Clock, SystemClock
+from keel.runtime.control import record_run
 from keel.runtime.executor import Executor
 from keel.runtime.invoke import Invocation, Outcome, TaskCatalog, make_context
 from keel.runtime.owner import Owner, known_dead
 from keel.runtime.runs import RunCache, advance
+from keel.spec.model import WorkflowSpec
 from keel.store.protocol import Store
-from keel.store.records import Claimed, Lease, RunRecord, StoredEvent, Transition
+from keel.store.records import Claimed, Committed, Lease, RunRecord, StoredEvent, Transition
 
 log = logging.getLogger("keel.worker")
 
@@ -46,6 +50,10 @@ class WorkerOptions:
     poll: float = 0.05
     #: seconds between looks for dead holders and expired leases
     reclaim_every: float = 2.0
+    #: group commit: while some running attempts have not reported, wait up to this long
+    #: for them before recording, so outcomes that finish together share one transaction
+    #: (one disk flush with ``synchronous=full``) instead of trickling into several
+    gather: float = 0.002
 
 
 def _key(lease: Lease) -> tuple[str, str, int | None]:
@@ -77,6 +85,8 @@ class Worker:
         self._ended: set[str] = set()
         self._renewed_at = float("-inf")
         self._reclaimed_at = float("-inf")
+        #: when ``_claim`` next looks at the queue; -inf while work may be waiting there
+        self._look_at = float("-inf")
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -165,7 +175,21 @@ class Worker:
                 found.append(self._outcomes.get_nowait())
         except queue.Empty:
             pass
+        if found and len(found) < len(self._running):
+            self._gather(found)
         return found
+
+    def _gather(self, found: list[tuple[Lease, Outcome]]) -> None:
+        """Wait briefly for more of the running attempts to report (see ``gather``)."""
+        deadline = time.monotonic() + self.options.gather
+        while len(found) < len(self._running):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                found.append(self._outcomes.get(timeout=left))
+            except queue.Empty:
+                return
 
     def _done(self, lease: Lease, outcome: Outcome) -> None:
         self._outcomes.put((lease, outcome))
@@ -198,6 +222,7 @@ class Worker:
             for transition, lease, outcome in batch:
                 self.cache.drop(transition.run_id)
                 self._retry.append((lease, outcome))
+            self._look_at = float("-inf")
             return 0
         recorded: list[StoredEvent] = []
         claimed: list[Claimed] = []
@@ -206,8 +231,11 @@ class Worker:
                 self._running.pop(_key(lease), None)
                 recorded += result.events
                 claimed += result.claimed
+                if len(result.claimed) < len(transition.enqueue):
+                    self._look_at = float("-inf")  # it queued more than it leased
                 continue
             self.cache.drop(transition.run_id)
+            self._look_at = float("-inf")
             if isinstance(result.error, ConflictError):
                 self._retry.append((lease, outcome))
             elif isinstance(result.error, LeaseLostError):
@@ -220,6 +248,41 @@ class Worker:
         self._observe(recorded + [item.started for item in claimed])
         return len(recorded)
 
+    def start_run(
+        self,
+        spec: WorkflowSpec,
+        run_input: Any,
+        *,
+        origin: str | None = None,
+        run_id: str | None = None,
+    ) -> str:
+        """Start a run whose first attempts this worker leases in the same transaction
+        (no claim needed to begin); returns its id. Execute it with ``run_until_finished``."""
+        free = self.options.concurrency - len(self._running)
+        committed = record_run(
+            self.store, spec, run_input, clock=self.clock, origin=origin, run_id=run_id,
+            cache=self.cache, lease=lambda first: self._leasing(first, free),
+        )  # fmt: skip
+        self._started(committed)
+        return committed.transition.run_id
+
+    def _leasing(self, transition: Transition, free: int) -> Transition:
+        # while work may be waiting on the queue (a map's next items), the transition
+        # takes it too, sparing a claim transaction (and, with FULL, a disk flush)
+        waiting = self._look_at == float("-inf")
+        take = max(0, free if waiting else min(free, len(transition.enqueue)))
+        if not take:
+            return transition
+        return dataclasses.replace(
+            transition, lease_to=self.owner, lease_limit=take, lease_for=self.options.lease_for
+        )
+
+    def _started(self, committed: Committed) -> None:
+        if len(committed.claimed) < len(committed.transition.enqueue):
+            self._look_at = float("-inf")  # it queued more than it leased
+        self._begin(committed.claimed)
+        self._observe(committed.events + [item.started for item in committed.claimed])
+
     def _lease_on_commit(
         self, batch: list[tuple[Transition, Lease, Outcome]]
     ) -> list[tuple[Transition, Lease, Outcome]]:
@@ -231,13 +294,9 @@ class Worker:
         last = {transition.run_id: index for index, (transition, _, _) in enumerate(batch)}
         leasing: list[tuple[Transition, Lease, Outcome]] = []
         for index, (transition, lease, outcome) in enumerate(batch):
-            take = min(free, len(transition.enqueue)) if last[transition.run_id] == index else 0
-            free -= take
-            if take:
-                transition = dataclasses.replace(
-                    transition, lease_to=self.owner, lease_limit=take,
-                    lease_for=self.options.lease_for,
-                )  # fmt: skip
+            if last[transition.run_id] == index:
+                transition = self._leasing(transition, free)
+                free -= transition.lease_limit if transition.lease_to else 0
             leasing.append((transition, lease, outcome))
         return leasing
 
@@ -248,12 +307,19 @@ class Worker:
             self._start(item.lease)
 
     def _claim(self, run_ids: list[str] | None) -> int:
+        """Claim ready attempts, but only look when work may be waiting: this worker's
+        own commits lease what they make ready, so after the queue was found drained it
+        is looked at again when a commit of ours left work unleased, after a reclaim, or
+        a ``poll`` later for work queued by other processes."""
         free = self.options.concurrency - len(self._running)
-        if free <= 0:
+        looked = time.monotonic()  # pacing, not a durable decision: never the run clock
+        if free <= 0 or looked < self._look_at:
             return 0
         claimed = self.store.claim(
             self.owner, free, self.clock.now(), self.options.lease_for, run_ids=run_ids
         )
+        if len(claimed) < free:
+            self._look_at = looked + self.options.poll
         self._begin(claimed)
         self._observe([item.started for item in claimed])
         return len(claimed)
@@ -284,6 +350,8 @@ class Worker:
         now = self.clock.now() if now is None else now
         dead = [owner for owner in self.store.lease_owners() if known_dead(owner)]
         events = self.store.reclaim(now, dead_owners=dead)
+        if events:
+            self._look_at = float("-inf")
         for stored in events:
             self.cache.observe(stored)
         self._observe(events)

@@ -164,6 +164,40 @@ def test_several_runs_complete_together(store: SQLiteStore, make_worker: MakeWor
     ]
 
 
+def test_a_run_started_by_a_worker_begins_without_a_claim(
+    store: SQLiteStore, make_worker: MakeWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Worker.start_run`` leases the first attempts in the run's first transaction."""
+    spec = spec_of(
+        [
+            {"id": "a", "task": "echo", "args": {"value": "${{ input.n }}"}},
+            {"id": "b", "task": "echo", "args": {"value": "${{ nodes.a.output + 1 }}"}},
+            {"id": "c", "task": "echo", "args": {"value": "${{ nodes.a.output + 2 }}"}},
+        ],
+        outputs={"b": "nodes.b.output", "c": "nodes.c.output"},
+    )
+    worker = make_worker(WorkerOptions(concurrency=1))
+    claims: list[int] = []
+    real_claim = store.claim
+    monkeypatch.setattr(
+        store, "claim", lambda *a, **k: claims.append(len(found := real_claim(*a, **k))) or found
+    )
+
+    run_id = worker.start_run(spec, {"n": 1})
+    (done,) = worker.run_until_finished([run_id])
+
+    assert (done.status, done.output) == ("succeeded", {"b": 2, "c": 3})
+    kinds = [type(stored.event).__name__ for stored in store.history(run_id)[:4]]
+    assert kinds == ["RunStarted", "NodeScheduled", "NodeStarted", "NodeSucceeded"]
+    # concurrency 1: a's outcome leased b and queued c, b's outcome leased c: every
+    # attempt was leased by the transition before it, and no claim ever found work
+    assert sum(claims) == 0
+    started = [
+        (s.seq, s.event.node) for s in store.history(run_id) if isinstance(s.event, NodeStarted)
+    ]
+    assert [node for _, node in started] == ["a", "b", "c"]
+
+
 def test_map_items_and_async_tasks_run_with_their_own_context(
     store: SQLiteStore, make_worker: MakeWorker
 ) -> None:
@@ -259,6 +293,79 @@ def test_the_worker_runs_at_most_its_concurrency_at_once(
     assert done.status == "succeeded", done.reason
     assert sorted(probe.calls) == sorted(names)
     assert probe.peak == 2
+
+
+def test_outcomes_that_finish_together_are_recorded_in_one_commit(
+    store: SQLiteStore,
+    make_worker: MakeWorker,
+    probe: runtime_tasks.Probe,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``first`` finishes at once; the three others only once the worker has taken
+    ``first``'s outcome, so without gathering ``first`` would be committed alone."""
+    spec = spec_of(
+        [{"id": "first", "task": "counted", "args": {"name": "first"}}]
+        + [{"id": f"n{i}", "task": "blocking", "args": {"name": f"n{i}"}} for i in range(3)]
+    )
+    record = start_run(store, spec, {})
+    worker = make_worker(WorkerOptions(concurrency=4, gather=30.0))
+    outcomes = worker._outcomes
+
+    class ReleasingQueue:
+        """The worker's outcome queue; taking an outcome releases the blocked tasks."""
+
+        put = outcomes.put
+
+        def get(self, timeout: float | None = None) -> Any:
+            found = outcomes.get(timeout=timeout)
+            probe.release.set()
+            return found
+
+        def get_nowait(self) -> Any:
+            found = outcomes.get_nowait()
+            probe.release.set()
+            return found
+
+    monkeypatch.setattr(worker, "_outcomes", ReleasingQueue())
+    batches: list[list[str]] = []
+    real_commit = store.commit
+
+    def commit(transitions: Any) -> Any:
+        batches.append(sorted(t.events[0].node for t in transitions))  # the outcome's node
+        return real_commit(transitions)
+
+    monkeypatch.setattr(store, "commit", commit)
+
+    (done,) = worker.run_until_finished([record.id])
+
+    assert done.status == "succeeded", done.reason
+    assert batches == [["first", "n0", "n1", "n2"]]
+
+
+def test_gathering_does_not_hold_an_outcome_while_others_still_run(
+    store: SQLiteStore, make_worker: MakeWorker, probe: runtime_tasks.Probe
+) -> None:
+    spec = spec_of(
+        [
+            {"id": "slow", "task": "blocking", "args": {"name": "slow"}},
+            {"id": "fast", "task": "counted", "args": {"name": "fast"}},
+        ]
+    )
+    record = start_run(store, spec, {})
+    worker = make_worker(WorkerOptions(concurrency=2, gather=0.01))
+    worker.step()
+    assert probe.started.wait(timeout=10)
+
+    for _ in range(1000):  # each step waits at most ``poll`` for an outcome
+        worker.step(wait=True)
+        if events_of(store, record.id, NodeSucceeded):
+            break
+    (succeeded,) = events_of(store, record.id, NodeSucceeded)
+
+    assert succeeded.node == "fast"
+    assert probe.running == 1  # slow is still running: fast did not wait for it
+    probe.release.set()
+    worker.drain()
 
 
 def test_the_workflows_max_parallel_holds_whatever_the_concurrency(
@@ -388,13 +495,13 @@ def test_an_outcome_refused_for_a_conflict_is_recorded_when_retried(
 ) -> None:
     spec = spec_of(
         [
-            {"id": "slow", "task": "blocking", "args": {"name": "slow"}},
+            {"id": "slow", "task": "blocking", "args": {"name": "slow"}, "priority": 1},
             {"id": "other", "task": "echo", "args": {"value": 2}},
         ]
     )
     record = start_run(store, spec, {})
     worker = make_worker(WorkerOptions(concurrency=1))
-    worker.step()  # claims ``slow`` only
+    worker.step()  # claims ``slow`` (the higher priority) only
     assert probe.started.wait(timeout=10)
     [(lease_node, lease_owner)] = [(lease.node, lease.owner) for lease in store.leases(record.id)]
     assert (lease_node, lease_owner) == ("slow", worker.owner)
