@@ -271,7 +271,8 @@ def compile_expression(source: str) -> cel.Program:
 def check_syntax(source: str) -> None:
     if not source.strip():
         raise ExpressionError("expression is empty")
-    compile_expression(source)
+    if _direct_path(source) is None:  # a plain path is valid CEL: no need to load CEL
+        compile_expression(source)
 
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -285,7 +286,9 @@ def _direct_path(source: str) -> tuple[str | int, ...] | None:
         path = _plain_path(tokenize(source))
     except ExpressionError:
         return None
-    return path if path is not None and path[0] in ROOT_NAMES else None
+    if path is None or path[0] not in ROOT_NAMES or CEL_RESERVED.intersection(path):
+        return None
+    return path
 
 
 def _follow(variables: dict[str, Any], path: tuple[str | int, ...]) -> Any:
