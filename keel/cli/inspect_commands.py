@@ -110,6 +110,7 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
                 "error": None if node.error is None else {
                     "type": node.error.type, "message": node.error.message},
                 "reason": node.reason, "items": node.items, "items_done": node.items_done,
+                "retry_at": node.retry_at,
             }
             for node in report.nodes.values()
         ]  # fmt: skip
@@ -137,6 +138,9 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
             result = f"[red]{node.error.type}: {node.error.message}[/red]"
         elif node.reason:
             result = f"[dim]{node.reason}[/dim]"
+        elif node.retry_at is not None and node.error is not None:
+            result = (f"[yellow]retry at {_when(node.retry_at)}[/yellow] after "
+                      f"{node.error.type}: {node.error.message}")  # fmt: skip
         elif node.items is not None and node.status != "succeeded":
             result = f"{node.items_done}/{node.items} items"
         else:

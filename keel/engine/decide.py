@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from keel.engine.backoff import backoff
 from keel.engine.events import (
     ErrorInfo,
     Event,
@@ -143,13 +144,21 @@ def _decide_node(state: RunState, node_id: str) -> list[Event] | None:
     return [NodeSkipped(node=node_id, reason=reason, upstream_failed=outcome == "upstream_failed")]
 
 
-def _retry(state: RunState, node_id: str, item: int | None) -> Event:
+def _retry(state: RunState, node_id: str, item: int | None, now: float) -> Event:
+    """The next attempt, not before its backoff has passed (a durable wait: the ready
+    queue holds it until then, whatever happens to the processes meanwhile)."""
     node = state.nodes[node_id]
+    failed = node.attempt if item is None else node.item_attempts[item]
+    wait = backoff(state.plan.nodes[node_id].retry, state.run_id, node_id, item, failed)
+    not_before = now + wait if wait > 0 else None
     if item is None:
-        return NodeScheduled(node=node_id, attempt=node.attempt + 1, args=node.args or {})
+        return NodeScheduled(
+            node=node_id, attempt=failed + 1, args=node.args or {}, not_before=not_before
+        )
     return NodeScheduled(
-        node=node_id, attempt=node.item_attempts[item] + 1, args=node.item_args[item], item=item
-    )
+        node=node_id, attempt=failed + 1, args=node.item_args[item], item=item,
+        not_before=not_before,
+    )  # fmt: skip
 
 
 def _retry_pending(state: RunState, node_id: str, item: int | None) -> bool:
@@ -182,7 +191,7 @@ def _complete(state: RunState) -> Event:
         return RunFailed(reason=f"outputs: {exc}")
 
 
-def _next_events(state: RunState) -> list[Event] | None:
+def _next_events(state: RunState, now: float) -> list[Event] | None:
     """The events for the first pending piece of work, dropping entries already acted on.
 
     ``None`` when nothing more can be decided now: every queue is empty, or what comes
@@ -205,7 +214,7 @@ def _next_events(state: RunState) -> list[Event] | None:
         if not state.has_room():
             return None
         state.to_retry.popleft()
-        return [_retry(state, node_id, item)]
+        return [_retry(state, node_id, item, now)]
     if state.to_feed:
         node_id = state.to_feed[0]
         node, plan = state.nodes[node_id], state.plan.nodes[node_id]
@@ -248,7 +257,7 @@ def decide(state: RunState, now: float) -> list[Event]:
     """Every event that follows from the state now; each is already applied to it."""
     decided: list[Event] = []
     while state.status is RunStatus.RUNNING:
-        events = _next_events(state)
+        events = _next_events(state, now)
         if events is None:
             if state.ended == len(state.nodes) and _queues_empty(state):
                 events = [_complete(state)]

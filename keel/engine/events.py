@@ -47,6 +47,8 @@ class NodeScheduled(Event):
     attempt: int
     args: dict[str, JSON]
     item: int | None = None
+    #: a retry waits for its backoff: the attempt may not start before this time
+    not_before: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from keel.spec.expressions import analyze
 from keel.spec.graph import DependencyGraph
 from keel.spec.model import ExprArg, JoinRule, LiteralArg, MapNode, WorkflowSpec
-from keel.spec.policies import effective_policies
+from keel.spec.policies import RetryPolicy, effective_policies
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,8 @@ class NodePlan:
     #: map nodes: at most this many items at once
     max_parallel: int | None
     max_attempts: int
+    #: attempts, backoff and which errors retry (``max_attempts`` is ``retry.max_attempts``)
+    retry: RetryPolicy
     #: seconds an attempt may take (enforced by the runtime), its queue and priority
     timeout: float | None
     queue: str
@@ -86,6 +88,7 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
             item_arg=node.item_arg if isinstance(node, MapNode) else None,
             max_parallel=node.max_parallel if isinstance(node, MapNode) else None,
             max_attempts=policies.retry.max_attempts,
+            retry=policies.retry,
             timeout=policies.timeout,
             queue=policies.queue,
             priority=policies.priority,

@@ -92,6 +92,8 @@ class NodeState:
 @dataclass(slots=True)
 class RunState:
     plan: Plan
+    #: the run's id (derived values such as retry jitter depend on it)
+    run_id: str = ""
     status: RunStatus = RunStatus.PENDING
     input: JSON = None
     output: JSON = None
@@ -113,11 +115,11 @@ class RunState:
     to_fail: deque[str] = field(default_factory=deque)
 
     @classmethod
-    def new(cls, plan: Plan) -> RunState:
+    def new(cls, plan: Plan, run_id: str = "") -> RunState:
         nodes = {
             node_id: NodeState(waiting_on=len(node.parents)) for node_id, node in plan.nodes.items()
         }
-        return cls(plan=plan, nodes=nodes)
+        return cls(plan=plan, run_id=run_id, nodes=nodes)
 
     @property
     def finished(self) -> bool:

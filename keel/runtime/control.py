@@ -105,7 +105,7 @@ def record_run(
     run_input = with_defaults(spec, run_input)
     now = (clock or SystemClock()).now()
     run_id = run_id or new_run_id()
-    state = RunState.new(cache.plan_of(spec) if cache is not None else compile_plan(spec))
+    state = RunState.new(cache.plan_of(spec) if cache is not None else compile_plan(spec), run_id)
     started = RunStarted(workflow=spec.name, spec_version=spec.version, input=run_input)
     first = advance(run_id, state, [started], now)
     committed = store.create_run(spec, run_input, lease(first) if lease else first, origin=origin)

@@ -25,6 +25,7 @@ from keel.engine.events import ErrorInfo
 from keel.errors import NonRetryable
 from keel.runtime.context import StepContext, _current, bound_logger
 from keel.spec.callables import ImportPathError, is_injected, resolve, unwrap
+from keel.spec.policies import RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +122,27 @@ class TaskCatalog:
         return found
 
 
-def error_of(exc: BaseException) -> ErrorInfo:
+def type_names(kind: type[BaseException]) -> set[str]:
+    """Every name a policy may use for ``kind``: its classes' bare and dotted names."""
+    names: set[str] = set()
+    for cls in kind.__mro__:
+        names.add(cls.__qualname__)
+        if cls.__module__ != "builtins":
+            names.add(f"{cls.__module__}.{cls.__qualname__}")
+    return names
+
+
+def may_retry(policy: RetryPolicy | None, names: set[str]) -> bool:
+    """Whether an error known by ``names`` may be retried under the policy: not in
+    ``never_retry_on``, and in ``retry_on`` when that is given (subclasses included)."""
+    if policy is None:
+        return True
+    if names.intersection(policy.never_retry_on):
+        return False
+    return not policy.retry_on or bool(names.intersection(policy.retry_on))
+
+
+def error_of(exc: BaseException, policy: RetryPolicy | None = None) -> ErrorInfo:
     kind = type(exc)
     name = (
         kind.__qualname__
@@ -132,7 +153,7 @@ def error_of(exc: BaseException) -> ErrorInfo:
         type=name,
         message=str(exc),
         traceback="".join(traceback.format_exception(exc)),
-        retryable=not isinstance(exc, NonRetryable),
+        retryable=not isinstance(exc, NonRetryable) and may_retry(policy, type_names(kind)),
     )
 
 
@@ -161,9 +182,16 @@ class Invocation:
     """One attempt, ready to run in a thread (``run``) or on an event loop (``run_async``)."""
 
     def __init__(
-        self, catalog: TaskCatalog, task: str, args: dict[str, Any], ctx: StepContext
+        self,
+        catalog: TaskCatalog,
+        task: str,
+        args: dict[str, Any],
+        ctx: StepContext,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.catalog, self.task, self.args, self.ctx = catalog, task, args, ctx
+        #: decides which errors the outcome marks retryable (``retry_on``/``never_retry_on``)
+        self.retry = retry
 
     def _prepare(self) -> tuple[PreparedTask, list[Any], dict[str, Any]] | Outcome:
         try:
@@ -171,7 +199,7 @@ class Invocation:
         except ImportPathError as exc:
             return _failure("ImportError", f"cannot load task '{self.task}': {exc}")
         except Exception as exc:  # importing the user's module raised
-            return Outcome(error=error_of(exc))
+            return Outcome(error=error_of(exc, self.retry))
         try:
             positional, keywords = prepared.bind(self.args, self.ctx)
         except ValidationError as exc:
@@ -199,7 +227,7 @@ class Invocation:
         try:
             result = function.function(*positional, **keywords)
         except BaseException as exc:  # a task's failure is data
-            return Outcome(error=error_of(exc))
+            return Outcome(error=error_of(exc, self.retry))
         finally:
             _current.reset(token)
         return self._finish(result)
@@ -216,11 +244,11 @@ class Invocation:
                 result = await function.function(*positional, **keywords)
         except TimeoutError as exc:
             if not deadline.expired():  # the task's own TimeoutError, not our deadline
-                return Outcome(error=error_of(exc))
+                return Outcome(error=error_of(exc, self.retry))
             return _failure("TimeoutError", f"the attempt took longer than {timeout} s",
-                            retryable=True)  # fmt: skip
+                            retryable=may_retry(self.retry, {"TimeoutError"}))  # fmt: skip
         except BaseException as exc:  # a task's failure is data
-            return Outcome(error=error_of(exc))
+            return Outcome(error=error_of(exc, self.retry))
         finally:
             _current.reset(token)
         return self._finish(result)

@@ -41,6 +41,8 @@ class NodeReport:
     #: map nodes: how many items and how many succeeded
     items: int | None = None
     items_done: int = 0
+    #: when a retry waits for its backoff: the time it may start (None once it started)
+    retry_at: float | None = None
     _attempts_seen: set[tuple[int | None, int]] = field(default_factory=set, repr=False)
 
     @property
@@ -68,7 +70,10 @@ def _track(report: NodeReport, stored: StoredEvent) -> None:
     event = stored.event
     if isinstance(event, NodeScheduled) and event.item is None:
         report.args = event.args
+        report.retry_at = event.not_before
     elif isinstance(event, NodeStarted):
+        if event.item is None:
+            report.retry_at = None
         if report.started_at is None:
             report.started_at = stored.at
         key = (event.item, event.attempt)

@@ -24,9 +24,11 @@ def ready_of(plan: Plan, events: Sequence[Event], now: float) -> list[Ready]:
     for event in events:
         if isinstance(event, NodeScheduled):
             node = plan.nodes[event.node]
+            available_at = now if event.not_before is None else event.not_before
             ready.append(
-                Ready(event.node, event.attempt, event.item, node.queue, node.priority, now)
-            )
+                Ready(event.node, event.attempt, event.item, node.queue, node.priority,
+                      available_at)
+            )  # fmt: skip
     return ready
 
 
@@ -91,7 +93,7 @@ class RunCache:
         state = self._states.get(run_id)
         if state is None:
             record = self.store.get_run(run_id)
-            state = RunState.new(self.plan(record.spec_version))
+            state = RunState.new(self.plan(record.spec_version), record.id)
             for stored in self.store.history(record.id):
                 apply(state, stored.event, stored.seq)
             self._states[run_id] = state

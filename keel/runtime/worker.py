@@ -332,7 +332,7 @@ class Worker:
         ctx = make_context(
             lease.run_id, state.plan.spec.name, lease.node, lease.attempt, lease.item
         )
-        invocation = Invocation(self.catalog, plan.task, dict(args or {}), ctx)
+        invocation = Invocation(self.catalog, plan.task, dict(args or {}), ctx, plan.retry)
         self._running[_key(lease)] = lease
         self.executor.submit(lease, invocation, plan.timeout, self._done)
 

@@ -9,6 +9,7 @@ their idempotency keys to a file; the test counts them).
 from __future__ import annotations
 
 import collections
+import json
 import os
 import random
 import signal
@@ -16,10 +17,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from keel.engine.events import NodeReclaimed, NodeStarted, NodeSucceeded
+from keel.engine.events import (
+    NodeFailed,
+    NodeReclaimed,
+    NodeScheduled,
+    NodeStarted,
+    NodeSucceeded,
+)
 from keel.store.chain import verify_chain
 from keel.store.sqlite import SQLiteStore
 from tests.chaos import crashflow
@@ -181,3 +189,60 @@ def test_sigkill_inside_a_write_transaction_then_resume(tmp_path: Path, kill_at:
         resumed = _keel("resume", run_id, "-q", env=env)
         assert resumed.wait(timeout=60) == 0, _log(tmp_path)
     _check(tmp_path, run_id)
+
+
+def test_a_retry_waiting_for_its_backoff_survives_a_crash_and_runs_once(tmp_path: Path) -> None:
+    """The retry's wait is a row on the ready queue, not a sleep: a process killed
+    during the backoff loses nothing, and the resumed run retries exactly once, not
+    before the backoff has passed."""
+    env = _env(tmp_path)
+    proc = _keel("run", str(HERE / "retryflow.py"), "-i", "amount=7", "-q", env=env)
+    run_id = None
+    for _ in range(2000):  # until the first attempt's failure is recorded
+        run_id = _only_run(tmp_path)
+        if run_id is not None and _events(tmp_path, run_id, NodeFailed):
+            break
+        assert proc.poll() is None, _log(tmp_path)
+        time.sleep(0.005)
+    assert run_id is not None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _keys(tmp_path) == [f"{run_id}:charge:1"], "killed before the retry was due"
+    shown = subprocess.run(
+        [sys.executable, "-m", "keel", "show", run_id, "--json"],
+        env=env, cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    (charge,) = [node for node in json.loads(shown.stdout)["nodes"] if node["id"] == "charge"]
+    assert charge["retry_at"] == _events(tmp_path, run_id, NodeScheduled)[1].not_before
+    assert charge["error"]["type"] == "ConnectionError"
+
+    resumed = _keel("resume", run_id, "-q", env=env)
+    assert resumed.wait(timeout=60) == 0, _log(tmp_path)
+
+    assert _keys(tmp_path) == [f"{run_id}:charge:1", f"{run_id}:charge:2"]
+    (failed,) = _events(tmp_path, run_id, NodeFailed)
+    scheduled = _events(tmp_path, run_id, NodeScheduled)
+    started = _events(tmp_path, run_id, NodeStarted)
+    assert [e.attempt for e in scheduled] == [1, 2]
+    assert [e.attempt for e in started] == [1, 2]
+    assert failed.attempt == 1
+    assert scheduled[1].not_before is not None
+    store = SQLiteStore(tmp_path / "keel.db")
+    try:
+        record = store.get_run(run_id)
+        history = store.history(run_id)
+    finally:
+        store.close()
+    assert (record.status, record.output) == ("succeeded", {"result": {"charged": 7, "attempt": 2}})
+    failed_at = next(s.at for s in history if isinstance(s.event, NodeFailed))
+    second_start = [s.at for s in history if isinstance(s.event, NodeStarted)][1]
+    assert scheduled[1].not_before == failed_at + 1.5
+    assert second_start >= scheduled[1].not_before
+
+
+def _events(tmp_path: Path, run_id: str, kind: type[Any]) -> list[Any]:
+    store = SQLiteStore(tmp_path / "keel.db")
+    try:
+        return [s.event for s in store.history(run_id) if isinstance(s.event, kind)]
+    finally:
+        store.close()

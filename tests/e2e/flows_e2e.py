@@ -155,7 +155,7 @@ def failing(amount: int) -> str:
     return book(check_amount(amount))
 
 
-@keel.task(retries=2)
+@keel.task(retry=keel.RetryPolicy(max_attempts=3, initial_backoff=0.2, jitter=0.1))
 def flaky(x: int) -> dict[str, int]:
     attempt = keel.context().attempt
     if attempt < 3:

@@ -398,22 +398,27 @@ def test_retries_run_the_task_again_until_it_succeeds(keel: Keel) -> None:
         assert failure["error"]["message"] == f"attempt {attempt} failed"
         assert failure["error"]["retryable"] is True
     assert find(events, "node_succeeded")[0]["output"] == {"x": 7, "attempt": 3}
+    # each retry waits its backoff (0.2 s, then 0.4 s, each shortened by up to 10 %
+    # jitter), recorded on the retry and honoured by the queue
+    failed, scheduled, started = (find(events, kind) for kind in
+                                  ("node_failed", "node_scheduled", "node_started"))  # fmt: skip
+    assert scheduled[0]["not_before"] is None
+    for retry, (base, failure) in enumerate(zip((0.2, 0.4), failed, strict=True), start=1):
+        waited = scheduled[retry]["not_before"] - failure["at"]
+        assert base * 0.9 <= waited <= base + 1e-9
+        assert started[retry]["at"] >= scheduled[retry]["not_before"]
     shown = keel.show(ran.run_id)
     assert shown["status"] == "succeeded"
     assert nodes_of(shown)["flaky"]["attempts"] == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not built yet: issue 5 (failure handling) enforces retry_on / never_retry_on; "
-    "today every retryable error is retried up to max_attempts",
-)
 def test_an_error_listed_in_never_retry_on_is_not_retried(keel: Keel) -> None:
     ran = keel.run(flow("never_retried"), "-i", "key=k")
 
     assert ran.proc.returncode == 1
     events = keel.history(ran.run_id, node="lookup")
     assert [failure["attempt"] for failure in find(events, "node_failed")] == [1]
+    assert find(events, "node_failed")[0]["error"]["retryable"] is False
     assert [scheduled["attempt"] for scheduled in find(events, "node_scheduled")] == [1]
 
 

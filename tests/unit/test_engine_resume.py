@@ -254,7 +254,8 @@ def test_replaying_every_prefix_of_a_plain_run_decides_nothing(
 
 def test_a_run_that_crashed_before_recording_a_retry_schedules_it_once_on_resume() -> None:
     plan = plan_of(
-        [{"id": "a", "task": "m:f", "retry": {"max_attempts": 3}, "args": {"x": 1}},
+        [{"id": "a", "task": "m:f", "retry": {"max_attempts": 3, "initial_backoff": 0},
+          "args": {"x": 1}},
          {"id": "b", "task": "m:f", "args": {"x": "${{ nodes.a.output + 1 }}"}}],
         {"out": "nodes.b.output"},
     )  # fmt: skip

@@ -642,3 +642,42 @@ def test_the_run_report_of_a_finished_run(store: SQLiteStore, make_worker: MakeW
     assert a.started_at is not None
     assert b.started_at is not None
     assert report.started_at <= a.started_at <= b.started_at
+
+
+# --- retries wait their backoff on the queue ---------------------------------------------------
+
+
+def test_a_retry_waits_for_its_backoff_on_the_queue_not_in_a_thread(
+    store: SQLiteStore, make_worker: MakeWorker
+) -> None:
+    clock = FakeClock()
+    spec = spec_of(
+        [
+            {
+                "id": "b",
+                "task": "flaky",
+                "retry": {"max_attempts": 2, "initial_backoff": "1m", "jitter": 0},
+            }
+        ],
+        outputs={"b": "nodes.b.output"},
+    )
+    record = start_run(store, spec, {}, clock=clock)
+    worker = make_worker(clock=clock)
+
+    for _ in range(1000):  # until the first attempt's failure is recorded
+        worker.step(wait=True)
+        if events_of(store, record.id, NodeFailed):
+            break
+    (retry,) = [e for e in events_of(store, record.id, NodeScheduled) if e.attempt == 2]
+    assert retry.not_before == clock.now() + 60
+    for _ in range(5):  # nothing runs, nothing is held, while the retry waits
+        worker.step(wait=True)
+    assert [e.attempt for e in events_of(store, record.id, NodeStarted)] == [1]
+    assert store.leases(record.id) == []
+    assert store.ready_count(record.id) == 1
+
+    clock.advance(60)
+    (done,) = worker.run_until_finished([record.id])
+
+    assert (done.status, done.output) == ("succeeded", {"b": "ok on attempt 2"})
+    assert [e.attempt for e in events_of(store, record.id, NodeStarted)] == [1, 2]
