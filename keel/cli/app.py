@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from keel.cli import inspect_commands, run_commands, spec_commands
+from keel.cli import inspect_commands, recovery_commands, run_commands, spec_commands
 
 app = typer.Typer(
     name="keel",
@@ -16,6 +16,7 @@ app = typer.Typer(
 spec_commands.register(app)
 run_commands.register(app)
 inspect_commands.register(app)
+recovery_commands.register(app)
 
 
 @app.command()

@@ -3,6 +3,7 @@ code, parsing ``--input``/``-i``, and turning keel's errors into one-line messag
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,16 @@ DbOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output")]
+
+
+def local_time(at: float | None) -> str:
+    """A stored time as local date and time to the second ("" for none)."""
+    if at is None:
+        return ""
+    return datetime.datetime.fromtimestamp(at).isoformat(sep=" ", timespec="seconds")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

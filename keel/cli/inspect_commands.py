@@ -7,19 +7,17 @@ definition), so it is the same whichever process ran the run, and after a crash.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from keel.cli.common import DbOption, opened_store, reported_errors
+from keel.cli.common import DbOption, JsonOption, local_time, opened_store, reported_errors
 
 if TYPE_CHECKING:
     from keel.store.records import RunRecord, StoredEvent
 
 RunArgument = Annotated[str, typer.Argument(help="Run id or unique prefix")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output")]
 
 
 def register(app: typer.Typer) -> None:
@@ -27,12 +25,6 @@ def register(app: typer.Typer) -> None:
     app.command()(show)
     app.command()(history)
     app.command()(verify)
-
-
-def _when(at: float | None) -> str:
-    if at is None:
-        return ""
-    return datetime.datetime.fromtimestamp(at).isoformat(sep=" ", timespec="seconds")
 
 
 def _short(value: Any, width: int = 48) -> str:
@@ -80,7 +72,7 @@ def runs(
     for record in records:
         table.add_row(
             record.id[:8], record.workflow, status_symbol(record.status) + f" {record.status}",
-            _when(record.created_at), _when(record.updated_at), str(record.last_seq),
+            local_time(record.created_at), local_time(record.updated_at), str(record.last_seq),
         )  # fmt: skip
     Console().print(table if records else "no runs")
 
@@ -122,7 +114,9 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         f"  status    {record.status}"
         + (f" in {seconds(report.duration)}" if report.duration is not None else "")
     )
-    console.print(f"  version   {record.spec_version[:12]}   started {_when(record.created_at)}")
+    console.print(
+        f"  version   {record.spec_version[:12]}   started {local_time(record.created_at)}"
+    )
     console.print(f"  input     {_short(record.input, 100)}")
     if record.status == "succeeded":
         console.print(f"  output    {_short(record.output, 100)}")
@@ -139,7 +133,7 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         elif node.reason:
             result = f"[dim]{node.reason}[/dim]"
         elif node.retry_at is not None and node.error is not None:
-            result = (f"[yellow]retry at {_when(node.retry_at)}[/yellow] after "
+            result = (f"[yellow]retry at {local_time(node.retry_at)}[/yellow] after "
                       f"{node.error.type}: {node.error.message}")  # fmt: skip
         elif node.items is not None and node.status != "succeeded":
             result = f"{node.items_done}/{node.items} items"
@@ -195,7 +189,7 @@ def history(
             data.pop(key, None)
         details = ", ".join(f"{k}={_short(v, 40)}" for k, v in data.items() if v is not None)
         table.add_row(
-            str(stored.seq), _when(stored.at), stored.event.kind,
+            str(stored.seq), local_time(stored.at), stored.event.kind,
             getattr(stored.event, "node", "") or "", details,
         )  # fmt: skip
     Console().print(table)

@@ -374,6 +374,24 @@ def test_a_failing_task_fails_the_run_and_nothing_downstream_runs(keel: Keel) ->
     assert keel.history(ran.run_id, node="book") == []
 
 
+def test_keel_failed_lists_failed_runs_with_the_failing_node_and_error(keel: Keel) -> None:
+    ok = keel.run(flow("failing"), "-i", "amount=5")
+    bad = keel.run(flow("failing"), "-i", "amount=-5")
+    assert (ok.proc.returncode, bad.proc.returncode) == (0, 1)
+
+    (row,) = json.loads(keel.ok("failed", "--json").stdout)
+
+    assert (row["id"], row["node"], row["attempts"]) == (bad.run_id, "check_amount", 1)
+    assert row["error"] == {
+        "type": "ValueError",
+        "message": "amount must not be negative, got -5",
+    }
+    table = keel.ok("failed").stdout
+    assert bad.run_id[:8] in table
+    assert ok.run_id[:8] not in table
+    assert "check_amount" in table
+
+
 # --- 6. retries -----------------------------------------------------------------------------------
 
 
