@@ -231,8 +231,7 @@ class Worker:
                 self._running.pop(_key(lease), None)
                 recorded += result.events
                 claimed += result.claimed
-                if len(result.claimed) < len(transition.enqueue):
-                    self._look_at = float("-inf")  # it queued more than it leased
+                self._note_unleased(result)
                 continue
             self.cache.drop(transition.run_id)
             self._look_at = float("-inf")
@@ -277,9 +276,12 @@ class Worker:
             transition, lease_to=self.owner, lease_limit=take, lease_for=self.options.lease_for
         )
 
-    def _started(self, committed: Committed) -> None:
+    def _note_unleased(self, committed: Committed) -> None:
         if len(committed.claimed) < len(committed.transition.enqueue):
             self._look_at = float("-inf")  # it queued more than it leased
+
+    def _started(self, committed: Committed) -> None:
+        self._note_unleased(committed)
         self._begin(committed.claimed)
         self._observe(committed.events + [item.started for item in committed.claimed])
 
