@@ -37,6 +37,8 @@ from keel.store.records import Claimed, Committed, Lease, RunRecord, StoredEvent
 log = logging.getLogger("keel.worker")
 
 Observer = Callable[[list[StoredEvent]], None]
+#: ``Worker._look_at`` meaning "look at the queue on the next turn"
+_NOW = float("-inf")
 _ENDINGS = (RunCompleted, RunFailed, RunCancelled)
 
 
@@ -85,8 +87,8 @@ class Worker:
         self._ended: set[str] = set()
         self._renewed_at = float("-inf")
         self._reclaimed_at = float("-inf")
-        #: when ``_claim`` next looks at the queue; -inf while work may be waiting there
-        self._look_at = float("-inf")
+        #: when ``_claim`` next looks at the queue; ``_NOW`` while work may be waiting there
+        self._look_at = _NOW
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -222,7 +224,7 @@ class Worker:
             for transition, lease, outcome in batch:
                 self.cache.drop(transition.run_id)
                 self._retry.append((lease, outcome))
-            self._look_at = float("-inf")
+            self._look_now()
             return 0
         recorded: list[StoredEvent] = []
         claimed: list[Claimed] = []
@@ -234,7 +236,7 @@ class Worker:
                 self._note_unleased(result)
                 continue
             self.cache.drop(transition.run_id)
-            self._look_at = float("-inf")
+            self._look_now()
             if isinstance(result.error, ConflictError):
                 self._retry.append((lease, outcome))
             elif isinstance(result.error, LeaseLostError):
@@ -268,7 +270,7 @@ class Worker:
     def _leasing(self, transition: Transition, free: int) -> Transition:
         # while work may be waiting on the queue (a map's next items), the transition
         # takes it too, sparing a claim transaction (and, with FULL, a disk flush)
-        waiting = self._look_at == float("-inf")
+        waiting = self._look_at == _NOW
         take = max(0, free if waiting else min(free, len(transition.enqueue)))
         if not take:
             return transition
@@ -276,9 +278,13 @@ class Worker:
             transition, lease_to=self.owner, lease_limit=take, lease_for=self.options.lease_for
         )
 
+    def _look_now(self) -> None:
+        """Work may be waiting on the queue: the next ``_claim`` looks."""
+        self._look_at = _NOW
+
     def _note_unleased(self, committed: Committed) -> None:
         if len(committed.claimed) < len(committed.transition.enqueue):
-            self._look_at = float("-inf")  # it queued more than it leased
+            self._look_now()  # it queued more than it leased
 
     def _started(self, committed: Committed) -> None:
         self._note_unleased(committed)
@@ -298,7 +304,7 @@ class Worker:
         for index, (transition, lease, outcome) in enumerate(batch):
             if last[transition.run_id] == index:
                 transition = self._leasing(transition, free)
-                free -= transition.lease_limit if transition.lease_to else 0
+                free -= transition.lease_limit  # 0 when it leases nothing
             leasing.append((transition, lease, outcome))
         return leasing
 
@@ -353,7 +359,7 @@ class Worker:
         dead = [owner for owner in self.store.lease_owners() if known_dead(owner)]
         events = self.store.reclaim(now, dead_owners=dead)
         if events:
-            self._look_at = float("-inf")
+            self._look_now()
         for stored in events:
             self.cache.observe(stored)
         self._observe(events)
