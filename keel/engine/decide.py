@@ -23,11 +23,13 @@ from keel.engine.events import (
     NodeScheduled,
     NodeSkipped,
     NodeSucceeded,
+    NodeWithdrawn,
     RunCompleted,
     RunFailed,
+    RunFailing,
 )
 from keel.engine.plan import NodePlan
-from keel.engine.state import ENDED, NodeStatus, RunState, RunStatus, apply
+from keel.engine.state import ACTIVE, ENDED, NodeState, NodeStatus, RunState, RunStatus, apply
 from keel.errors import ExpressionError
 from keel.spec.expressions import evaluate
 from keel.spec.model import JoinRule
@@ -41,9 +43,10 @@ def _variables(state: RunState, reads: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def join_outcome(node: NodePlan, succeeded: int, failed: int) -> str:
-    """``run``, ``skip`` or ``upstream_failed`` for a node whose parents all ended."""
-    total = len(node.parents)
+def join_outcome(node: NodePlan, succeeded: int, failed: int, total: int | None = None) -> str:
+    """``run``, ``skip`` or ``upstream_failed`` for a node whose parents all ended
+    (``total`` of them; all its parents unless given)."""
+    total = len(node.parents) if total is None else total
     rule = node.join
     if rule is JoinRule.ALL_DONE:
         return "run"
@@ -89,8 +92,11 @@ def _evaluate_items(state: RunState, node: NodePlan) -> list[Any]:
     return items
 
 
-def _start_node(state: RunState, node: NodePlan) -> list[Event] | None:
+def _start_node(
+    state: RunState, node: NodePlan, extra: dict[str, Any] | None = None
+) -> list[Event] | None:
     """Events for a node whose join rule passed: skip, schedule or expand its map.
+    ``extra`` arguments are added to the node's own (a handler's ``error``).
 
     ``None`` when the node should be scheduled but the run is at its ``max_parallel``.
     """
@@ -107,8 +113,11 @@ def _start_node(state: RunState, node: NodePlan) -> list[Event] | None:
         args = _arguments(state, node)
     except ExpressionError as exc:
         return [_expression_failure(node.id, "arguments", exc)]
+    if extra:
+        args.update(extra)
+    first = state.nodes[node.id].attempt_base + 1
     if node.items is None:
-        return [NodeScheduled(node=node.id, attempt=1, args=args)]
+        return [NodeScheduled(node=node.id, attempt=first, args=args)]
     try:
         items = _evaluate_items(state, node)
     except ExpressionError as exc:
@@ -128,11 +137,44 @@ def _feed(state: RunState, node_id: str) -> Event:
     assert node.args is not None
     index = node.next_item
     args = {**node.args, plan.item_arg: node.items[index]}
-    return NodeScheduled(node=node_id, attempt=1, args=args, item=index)
+    return NodeScheduled(node=node_id, attempt=node.attempt_base + 1, args=args, item=index)
+
+
+def _attempts(node: NodeState) -> int:
+    latest = max(node.attempt, max(node.item_attempts.values(), default=0))
+    return latest - node.attempt_base
+
+
+def _error_data(node_id: str, node: NodeState) -> dict[str, Any]:
+    error = node.error or ErrorInfo(type="Error", message="failed")
+    return {"node": node_id, "type": error.type, "message": error.message,
+            "traceback": error.traceback, "attempts": _attempts(node)}  # fmt: skip
+
+
+def _decide_handler(state: RunState, node: NodePlan) -> list[Event] | None:
+    """A handler runs when a node it handles failed, with that node's ``error``; its
+    join rule applies to its other parents only."""
+    failed = [h for h in node.handles if state.nodes[h].status is NodeStatus.FAILED]
+    if not failed:
+        reason = f"nothing to handle: {', '.join(node.handles)} did not fail"
+        return [NodeSkipped(node=node.id, reason=reason)]
+    others = [state.nodes[p].status for p in node.parents if p not in node.handles]
+    if others:
+        succeeded = sum(status is NodeStatus.SUCCEEDED for status in others)
+        failures = sum(status not in (NodeStatus.SUCCEEDED, NodeStatus.SKIPPED)
+                       for status in others)  # fmt: skip
+        outcome = join_outcome(node, succeeded, failures, len(others))
+        if outcome != "run":
+            reason = f"join {node.join.value} over its other parents did not pass"
+            return [NodeSkipped(node=node.id, reason=reason,
+                                upstream_failed=outcome == "upstream_failed")]  # fmt: skip
+    return _start_node(state, node, {"error": _error_data(failed[0], state.nodes[failed[0]])})
 
 
 def _decide_node(state: RunState, node_id: str) -> list[Event] | None:
     node = state.plan.nodes[node_id]
+    if node.handles:
+        return _decide_handler(state, node)
     counts = state.nodes[node_id]
     outcome = join_outcome(node, counts.parents_succeeded, counts.parents_failed)
     if outcome == "run":
@@ -168,27 +210,145 @@ def _retry_pending(state: RunState, node_id: str, item: int | None) -> bool:
     return node.failed_attempt if item is None else item in node.items_failed
 
 
-def _fail(state: RunState, node_id: str) -> Event | None:
+def _fail(state: RunState, node_id: str) -> list[Event]:
     node = state.nodes[node_id]
     if node.status not in ENDED:  # a map whose item ran out of attempts
         assert node.error is not None
-        return NodeFailed(node=node_id, attempt=0, error=node.error)
-    if state.status is not RunStatus.RUNNING:
-        return None
+        return [NodeFailed(node=node_id, attempt=0, error=node.error)]
+    plan = state.plan.nodes[node_id]
+    if state.status is not RunStatus.RUNNING or plan.on_failure != "fail":
+        return []  # the run goes on (``continue``, a handler) or is failing already
     error = node.error
     detail = f"{error.type}: {error.message}" if error else "failed"
-    return RunFailed(reason=f"node '{node_id}' failed: {detail}", node=node_id)
+    return _run_failure(state, f"node '{node_id}' failed: {detail}", node_id)
 
 
-def _complete(state: RunState) -> Event:
+def _withdrawals(state: RunState) -> list[Event]:
+    """Attempts on the queue that no worker has started, in plan order."""
+    reason = "the run is failing"
+    events: list[Event] = []
+    for node_id in state.plan.nodes:
+        node = state.nodes[node_id]
+        if node.status is NodeStatus.SCHEDULED:
+            events.append(NodeWithdrawn(node=node_id, attempt=node.attempt, reason=reason))
+        for item, started in sorted(node.items_open.items()):
+            if not started:
+                events.append(NodeWithdrawn(node=node_id, attempt=node.item_attempts[item],
+                                            reason=reason, item=item))  # fmt: skip
+    return events
+
+
+def _run_failure(state: RunState, reason: str, node_id: str | None) -> list[Event]:
+    """The run fails: at once, or through its failure path when it has one."""
+    if not state.plan.has_failure_path:
+        return [RunFailed(reason=reason, node=node_id)]
+    return [RunFailing(reason=reason, node=node_id), *_withdrawals(state)]
+
+
+def _complete(state: RunState) -> list[Event]:
     outputs = state.plan.spec.outputs
     variables = _variables(state, state.plan.output_reads)
     try:
-        return RunCompleted(
-            output={name: evaluate(source, variables) for name, source in outputs.items()}
-        )
+        return [
+            RunCompleted(
+                output={name: evaluate(source, variables) for name, source in outputs.items()}
+            )
+        ]
     except ExpressionError as exc:
-        return RunFailed(reason=f"outputs: {exc}")
+        return _run_failure(state, f"outputs: {exc}", None)
+
+
+# --- the failure path -----------------------------------------------------------------------
+
+
+def _failure_data(state: RunState) -> dict[str, Any]:
+    """What the run's failure handler receives as ``failure``."""
+    reason, node_id = state.failure or ("failed", None)
+    plan = state.plan
+    compensations = []
+    for done in state.completed:
+        step = plan.nodes[done].compensation
+        assert step is not None
+        compensated = state.nodes[step]
+        entry: dict[str, Any] = {"node": done, "status": compensated.status.value}
+        if compensated.status is NodeStatus.FAILED:
+            entry["error"] = _error_data(step, compensated)
+        compensations.append(entry)
+    error = None
+    if node_id is not None and state.nodes[node_id].error is not None:
+        error = _error_data(node_id, state.nodes[node_id])
+    return {"run_id": state.run_id, "workflow": plan.spec.name, "reason": reason,
+            "node": node_id, "error": error, "compensations": compensations}  # fmt: skip
+
+
+def _side_step(state: RunState, step: str, args: dict[str, Any]) -> list[Event]:
+    return [NodeScheduled(node=step, attempt=state.nodes[step].attempt_base + 1, args=args)]
+
+
+def _failed_run(state: RunState) -> list[Event]:
+    reason, node_id = state.failure or ("failed", None)
+    plan = state.plan
+    undone = [
+        done
+        for done in state.completed
+        if state.nodes[str(plan.nodes[done].compensation)].status is NodeStatus.FAILED
+    ]
+    if undone:
+        reason += f"; compensation failed for {', '.join(undone)}"
+    handler = plan.failure_handler
+    if handler is not None and state.nodes[handler].status is NodeStatus.FAILED:
+        reason += "; the run's failure handler failed"
+    return [RunFailed(reason=reason, node=node_id, compensation_failed=undone)]
+
+
+def _next_on_failure_path(state: RunState) -> list[Event] | None:
+    """Compensations one at a time in reverse order of completion, then the failure
+    handler, then ``RunFailed``. Each waits for the step before it to end (succeeded,
+    or failed after its own retries: a failed compensation does not stop the others)."""
+    plan = state.plan
+    for done in reversed(state.completed):
+        step = plan.nodes[done].compensation
+        assert step is not None
+        status = state.nodes[step].status
+        if status is NodeStatus.WAITING:
+            node = state.nodes[done]
+            return _side_step(state, step, {**(node.args or {}), "output": node.output})
+        if status not in ENDED:
+            return None
+    handler = plan.failure_handler
+    if handler is not None:
+        status = state.nodes[handler].status
+        if status is NodeStatus.WAITING:
+            return _side_step(state, handler, {"failure": _failure_data(state)})
+        if status not in ENDED:
+            return None
+    return _failed_run(state)
+
+
+def _next_failing_events(state: RunState, now: float) -> list[Event] | None:
+    """``_next_events`` for a failing run: nothing new starts in the graph; retries
+    only for failure-path steps; once no attempt is out, the next failure-path step."""
+    if state.to_fail:
+        return _fail(state, state.to_fail.popleft())
+    if state.to_collect:
+        return _collect(state, state.to_collect.popleft())
+    if state.to_retry:
+        node_id, item = state.to_retry.popleft()
+        if state.plan.nodes[node_id].undoes is None and node_id != state.plan.failure_handler:
+            return []
+        return [_retry(state, node_id, item, now)] if _retry_pending(state, node_id, item) else []
+    state.to_feed.clear()
+    state.to_decide.clear()
+    if state.out > 0:
+        return None
+    return _next_on_failure_path(state)
+
+
+def _collect(state: RunState, node_id: str) -> list[Event]:
+    node = state.nodes[node_id]
+    if node.status in ENDED:
+        return []
+    return [NodeSucceeded(node=node_id, attempt=1, output=list(node.item_outputs))]
 
 
 def _next_events(state: RunState, now: float) -> list[Event] | None:
@@ -197,15 +357,15 @@ def _next_events(state: RunState, now: float) -> list[Event] | None:
     ``None`` when nothing more can be decided now: every queue is empty, or what comes
     next must wait for a free slot under the run's ``max_parallel``.
     """
+    if state.status is RunStatus.FAILING:
+        return _next_failing_events(state, now)
+    if state.deadline_passed:
+        deadline = state.plan.deadline or 0.0
+        return _run_failure(state, f"the run passed its deadline ({deadline:g} s)", None)
     if state.to_fail:
-        event = _fail(state, state.to_fail.popleft())
-        return [event] if event is not None else []
+        return _fail(state, state.to_fail.popleft())
     if state.to_collect:
-        node_id = state.to_collect.popleft()
-        node = state.nodes[node_id]
-        if node.status in ENDED:
-            return []
-        return [NodeSucceeded(node=node_id, attempt=1, output=list(node.item_outputs))]
+        return _collect(state, state.to_collect.popleft())
     if state.to_retry:
         node_id, item = state.to_retry[0]
         if not _retry_pending(state, node_id, item):
@@ -256,11 +416,12 @@ def _queues_empty(state: RunState) -> bool:
 def decide(state: RunState, now: float) -> list[Event]:
     """Every event that follows from the state now; each is already applied to it."""
     decided: list[Event] = []
-    while state.status is RunStatus.RUNNING:
+    while state.status in ACTIVE:
         events = _next_events(state, now)
         if events is None:
-            if state.ended == len(state.nodes) and _queues_empty(state):
-                events = [_complete(state)]
+            running = state.status is RunStatus.RUNNING
+            if running and state.ended == state.plan.graph_count and _queues_empty(state):
+                events = _complete(state)
             else:
                 break
         for event in events:

@@ -120,10 +120,78 @@ class RunCompleted(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class RunFailing(Event):
+    """The run will fail, but first runs its failure path: compensations of the nodes
+    that succeeded, in reverse order of completion, then its failure handler. Nothing
+    new is started; attempts already running are waited for (a booking that succeeds
+    now must be undone too), and queued ones are withdrawn."""
+
+    kind: ClassVar[str] = "run_failing"
+    reason: str
+    node: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeWithdrawn(Event):
+    """A queued attempt that had not started was taken off the queue: the run is failing."""
+
+    kind: ClassVar[str] = "node_withdrawn"
+    node: str
+    attempt: int
+    reason: str
+    item: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunDeadlineExceeded(Event):
+    """The run's deadline passed before it ended (recorded when its timer fired)."""
+
+    kind: ClassVar[str] = "run_deadline_exceeded"
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
 class RunFailed(Event):
     kind: ClassVar[str] = "run_failed"
     reason: str
     node: str | None = None
+    #: nodes whose compensation failed (their effects may remain: look at them)
+    compensation_failed: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRetried(Event):
+    """Someone resumed a failed run by hand (``keel retry``): ``nodes`` run again, with
+    new attempt numbers; what succeeded and is not downstream of them is kept."""
+
+    kind: ClassVar[str] = "run_retried"
+    by: str
+    nodes: list[str]
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSetByHand(Event):
+    """Someone marked a node done with an output of their choosing (``keel skip``)."""
+
+    kind: ClassVar[str] = "node_set_by_hand"
+    node: str
+    output: JSON
+    by: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LateResultDiscarded(Event):
+    """An attempt that had already been failed for its timeout finished after all (a
+    thread cannot be stopped); what it produced was discarded, and is recorded here."""
+
+    kind: ClassVar[str] = "late_result_discarded"
+    node: str
+    attempt: int
+    outcome: str
+    item: int | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +205,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
         RunStarted, NodeScheduled, NodeStarted, NodeReclaimed, NodeSucceeded, NodeFailed,
-        NodeSkipped, MapExpanded, RunCompleted, RunFailed, RunCancelled,
+        NodeSkipped, MapExpanded, RunCompleted, RunFailed, RunCancelled, RunFailing,
+        NodeWithdrawn, RunDeadlineExceeded, RunRetried, NodeSetByHand, LateResultDiscarded,
     )
 }  # fmt: skip
 

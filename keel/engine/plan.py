@@ -9,9 +9,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from keel.spec.expressions import analyze
-from keel.spec.graph import DependencyGraph
-from keel.spec.model import ExprArg, JoinRule, LiteralArg, MapNode, WorkflowSpec
-from keel.spec.policies import RetryPolicy, effective_policies
+from keel.spec.graph import DependencyGraph, handled_by
+from keel.spec.model import (
+    ExprArg,
+    FailureHandler,
+    JoinRule,
+    LiteralArg,
+    MapNode,
+    SideTask,
+    TaskNode,
+    WorkflowSpec,
+)
+from keel.spec.policies import CircuitPolicy, NodeDefaults, RetryPolicy, effective_policies
+
+#: kinds of steps outside the graph, run only on the run's failure path
+COMPENSATION = "compensation"
+RUN_FAILURE_HANDLER = "run_failure_handler"
+#: the step id of the run's failure handler (":" cannot occur in a node id)
+FAILURE_HANDLER_STEP = "run:on_failure"
+
+
+def compensation_step(node_id: str) -> str:
+    """The step id of a node's compensation (":" cannot occur in a node id)."""
+    return f"compensate:{node_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +61,17 @@ class NodePlan:
     #: nodes whose outputs this node's expressions may read: its parents (the graph
     #: already found every node an expression names; ``after`` ones add a few extra)
     reads: tuple[str, ...]
+    #: ``fail``, ``continue`` or ``handler`` (then ``handler`` names the node)
+    on_failure: str = "fail"
+    handler: str | None = None
+    #: handler nodes: the nodes whose failures this one handles
+    handles: tuple[str, ...] = ()
+    #: the step that undoes this node, if it declares a compensation
+    compensation: str | None = None
+    #: compensation steps: the node they undo
+    undoes: str | None = None
+    circuit: CircuitPolicy | None = None
+    isolation: str = "thread"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +83,14 @@ class Plan:
     output_reads: tuple[str, ...]
     #: at most this many attempts of one run at once (None: no limit)
     max_parallel: int | None
+    #: how many of ``nodes`` are graph nodes (the rest are failure-path steps, after them)
+    graph_count: int = 0
+    #: seconds from the start by which the run must have ended
+    deadline: float | None = None
+    #: the run's failure handler step, if the spec has one
+    failure_handler: str | None = None
+    #: whether a failing run has anything to do before it fails (compensate, handle)
+    has_failure_path: bool = False
 
 
 def _reads(sources: list[str]) -> tuple[str, ...]:
@@ -61,10 +100,26 @@ def _reads(sources: list[str]) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+def _side_step(
+    step_id: str, kind: str, side: SideTask, defaults: NodeDefaults, undoes: str | None = None
+) -> NodePlan:
+    retry = side.retry or defaults.retry or RetryPolicy()
+    return NodePlan(
+        id=step_id, kind=kind, task=side.task, parents=(), children=(),
+        join=JoinRule.ALL_DONE, when=None, args=(), items=None, item_arg=None,
+        max_parallel=None, max_attempts=retry.max_attempts, retry=retry,
+        timeout=side.timeout if side.timeout is not None else defaults.timeout,
+        queue=defaults.queue or "default", priority=defaults.priority or 0, reads=(),
+        undoes=undoes, isolation=side.isolation or "thread",
+    )  # fmt: skip
+
+
 def compile_plan(spec: WorkflowSpec) -> Plan:
     """Compile a valid spec (validate it first: this assumes references resolve)."""
     graph = DependencyGraph.from_spec(spec)
+    handlers = handled_by(spec)
     nodes: dict[str, NodePlan] = {}
+    side_steps: list[NodePlan] = []
     for node in spec.nodes:
         args: list[tuple[str, bool, object]] = []
         for name, arg in node.args.items():
@@ -75,6 +130,13 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
         items = node.items if isinstance(node, MapNode) else None
         parents = tuple(graph.parents[node.id])
         policies = effective_policies(node, spec.defaults)
+        on_failure = node.on_failure
+        compensation = None
+        if isinstance(node, TaskNode) and node.compensate is not None:
+            compensation = compensation_step(node.id)
+            side_steps.append(
+                _side_step(compensation, COMPENSATION, node.compensate, spec.defaults, node.id)
+            )
         nodes[node.id] = NodePlan(
             id=node.id,
             kind=node.kind,
@@ -93,11 +155,28 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
             queue=policies.queue,
             priority=policies.priority,
             reads=parents,
+            on_failure="handler" if isinstance(on_failure, FailureHandler) else on_failure,
+            handler=on_failure.handler if isinstance(on_failure, FailureHandler) else None,
+            handles=tuple(handlers.get(node.id, ())),
+            compensation=compensation,
+            circuit=policies.circuit,
+            isolation=policies.isolation,
         )
+    graph_count = len(nodes)
+    if spec.on_failure is not None:
+        side_steps.append(
+            _side_step(FAILURE_HANDLER_STEP, RUN_FAILURE_HANDLER, spec.on_failure, spec.defaults)
+        )
+    for step in side_steps:
+        nodes[step.id] = step
     return Plan(
         spec=spec,
         nodes=nodes,
         roots=tuple(graph.roots()),
         output_reads=_reads(list(spec.outputs.values())),
         max_parallel=spec.max_parallel,
+        graph_count=graph_count,
+        deadline=spec.deadline,
+        failure_handler=FAILURE_HANDLER_STEP if spec.on_failure is not None else None,
+        has_failure_path=bool(side_steps),
     )

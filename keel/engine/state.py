@@ -22,16 +22,22 @@ from keel.engine.events import (
     JSON,
     ErrorInfo,
     Event,
+    LateResultDiscarded,
     MapExpanded,
     NodeFailed,
     NodeReclaimed,
     NodeScheduled,
+    NodeSetByHand,
     NodeSkipped,
     NodeStarted,
     NodeSucceeded,
+    NodeWithdrawn,
     RunCancelled,
     RunCompleted,
+    RunDeadlineExceeded,
     RunFailed,
+    RunFailing,
+    RunRetried,
     RunStarted,
 )
 from keel.engine.plan import Plan
@@ -45,21 +51,27 @@ class NodeStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     UPSTREAM_FAILED = "upstream_failed"
+    #: its queued attempt was taken back because the run is failing
+    WITHDRAWN = "withdrawn"
 
 
 ENDED = frozenset({NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED,
-                   NodeStatus.UPSTREAM_FAILED})  # fmt: skip
+                   NodeStatus.UPSTREAM_FAILED, NodeStatus.WITHDRAWN})  # fmt: skip
 
 
 class RunStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
+    #: on its failure path: compensating and handling the failure, then it fails
+    FAILING = "failing"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
 FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+#: states in which ``decide`` has work to do
+ACTIVE = frozenset({RunStatus.RUNNING, RunStatus.FAILING})
 
 
 @dataclass(slots=True)
@@ -70,6 +82,9 @@ class NodeState:
     parents_failed: int = 0
     parents_skipped: int = 0
     attempt: int = 0
+    #: attempts made before the run was last retried by hand: numbering goes on from
+    #: here (new idempotency keys) and the retry budget starts again
+    attempt_base: int = 0
     #: the latest attempt failed and has not been scheduled again
     failed_attempt: bool = False
     args: dict[str, JSON] | None = None
@@ -85,6 +100,8 @@ class NodeState:
     item_args: dict[int, dict[str, JSON]] = field(default_factory=dict)
     #: items whose latest attempt failed and was not scheduled again
     items_failed: set[int] = field(default_factory=set)
+    #: items with an attempt out: whether it has started (else it waits on the queue)
+    items_open: dict[int, bool] = field(default_factory=dict)
     #: the evaluated items list; a cache ``decide`` refills when a replay left it empty
     items: list[JSON] | None = None
 
@@ -113,6 +130,12 @@ class RunState:
     to_collect: deque[str] = field(default_factory=deque)
     #: nodes that failed for good, waiting for the run's failure policy
     to_fail: deque[str] = field(default_factory=deque)
+    #: succeeded nodes that declare a compensation, in order of completion
+    completed: list[str] = field(default_factory=list)
+    #: why the run is failing, and the node that made it fail, once it is
+    failure: tuple[str, str | None] | None = None
+    #: the deadline timer fired while the run was running
+    deadline_passed: bool = False
 
     @classmethod
     def new(cls, plan: Plan, run_id: str = "") -> RunState:
@@ -158,7 +181,8 @@ def _scheduled(state: RunState, event: NodeScheduled) -> None:
     node.item_attempts[event.item] = event.attempt
     node.item_args[event.item] = event.args
     node.items_failed.discard(event.item)
-    if event.attempt == 1:
+    node.items_open[event.item] = False
+    if event.attempt == node.attempt_base + 1:
         node.next_item = event.item + 1
         node.items_out += 1
 
@@ -179,7 +203,8 @@ def _failed(state: RunState, event: NodeFailed) -> None:
         state.to_fail.append(node_id)
         return
     state.out -= 1
-    retry = event.error.retryable and event.attempt < state.plan.nodes[node_id].max_attempts
+    used = event.attempt - node.attempt_base
+    retry = event.error.retryable and used < state.plan.nodes[node_id].max_attempts
     if item is None:
         node.failed_attempt = True
         if retry:
@@ -189,11 +214,63 @@ def _failed(state: RunState, event: NodeFailed) -> None:
             state.to_fail.append(node_id)
         return
     node.items_failed.add(item)
+    node.items_open.pop(item, None)
     if retry:
         state.to_retry.append((node_id, item))
     else:  # an item ran out of attempts: the whole map fails
         _item_ended(state, node_id, node)
         state.to_fail.append(node_id)
+
+
+def _withdrawn(state: RunState, event: NodeWithdrawn) -> None:
+    node = state.nodes[event.node]
+    state.out -= 1
+    if event.item is None:
+        _end(state, event.node, NodeStatus.WITHDRAWN)
+    else:
+        node.items_open.pop(event.item, None)
+        node.items_out -= 1
+
+
+def _retried(state: RunState, nodes: list[str]) -> None:
+    """Make ``nodes`` (closed under descendants by whoever chose them) and every
+    failure-path step wait again, and recount what their parents did."""
+    plan = state.plan
+    again = [*nodes, *list(plan.nodes)[plan.graph_count :]]
+    for node_id in again:
+        old = state.nodes[node_id]
+        if old.status in ENDED:
+            state.ended -= 1
+        base = max(old.attempt, max(old.item_attempts.values(), default=0))
+        state.nodes[node_id] = NodeState(attempt_base=base)
+    for node_id in nodes:  # in the order given: the plan's
+        node = state.nodes[node_id]
+        for parent in plan.nodes[node_id].parents:
+            status = state.nodes[parent].status
+            if status not in ENDED:
+                node.waiting_on += 1
+            elif status is NodeStatus.SUCCEEDED:
+                node.parents_succeeded += 1
+            elif status is NodeStatus.SKIPPED:
+                node.parents_skipped += 1
+            else:
+                node.parents_failed += 1
+    again_set = set(nodes)
+    state.completed = [node_id for node_id in state.completed if node_id not in again_set]
+    state.status, state.reason, state.output = RunStatus.RUNNING, None, None
+    state.failure, state.deadline_passed, state.out = None, False, 0
+    for pending in (state.to_decide, state.to_retry, state.to_feed, state.to_collect,
+                    state.to_fail):  # fmt: skip
+        pending.clear()
+    state.to_decide.extend(node_id for node_id in nodes if state.nodes[node_id].waiting_on == 0)
+
+
+def _set_by_hand(state: RunState, node_id: str, output: JSON) -> None:
+    node = state.nodes[node_id]
+    if node.status is NodeStatus.SCHEDULED:  # its queued attempt is withdrawn with it
+        state.out -= 1
+    node.output = output
+    _end(state, node_id, NodeStatus.SUCCEEDED)
 
 
 def apply(state: RunState, event: Event, seq: int | None = None) -> RunState:
@@ -209,12 +286,12 @@ def apply(state: RunState, event: Event, seq: int | None = None) -> RunState:
             _scheduled(state, event)
         case NodeStarted(node=node_id, item=None):
             state.nodes[node_id].status = NodeStatus.RUNNING
-        case NodeStarted():
-            pass
+        case NodeStarted(node=node_id, item=int() as item):
+            state.nodes[node_id].items_open[item] = True
         case NodeReclaimed(node=node_id, item=None):
             state.nodes[node_id].status = NodeStatus.SCHEDULED
-        case NodeReclaimed():
-            pass
+        case NodeReclaimed(node=node_id, item=int() as item):
+            state.nodes[node_id].items_open[item] = False
         case MapExpanded(node=node_id, count=count):
             node = state.nodes[node_id]
             node.status = NodeStatus.RUNNING
@@ -227,9 +304,12 @@ def apply(state: RunState, event: Event, seq: int | None = None) -> RunState:
                 state.out -= 1
             node.output = output
             _end(state, node_id, NodeStatus.SUCCEEDED)
+            if state.plan.nodes[node_id].compensation is not None:
+                state.completed.append(node_id)
         case NodeSucceeded(node=node_id, output=output, item=int() as item):
             node = state.nodes[node_id]
             state.out -= 1
+            node.items_open.pop(item, None)
             node.item_outputs[item] = output
             node.items_done += 1
             _item_ended(state, node_id, node)
@@ -246,6 +326,18 @@ def apply(state: RunState, event: Event, seq: int | None = None) -> RunState:
             state.status, state.reason = RunStatus.FAILED, reason
         case RunCancelled(reason=reason):
             state.status, state.reason = RunStatus.CANCELLED, reason
+        case RunFailing(reason=reason, node=node_id):
+            state.status, state.failure = RunStatus.FAILING, (reason, node_id)
+        case NodeWithdrawn():
+            _withdrawn(state, event)
+        case RunDeadlineExceeded():
+            state.deadline_passed = True
+        case RunRetried(nodes=nodes):
+            _retried(state, nodes)
+        case NodeSetByHand(node=node_id, output=output):
+            _set_by_hand(state, node_id, output)
+        case LateResultDiscarded():
+            pass
         case _:
             raise TypeError(f"unknown event {event!r}")
     return state

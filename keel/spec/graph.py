@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from keel.errors import ExpressionError
 from keel.spec.expressions import ExpressionInfo, analyze
-from keel.spec.model import ExprArg, MapNode, TaskNode, WorkflowSpec
+from keel.spec.model import ExprArg, FailureHandler, MapNode, TaskNode, WorkflowSpec
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,16 @@ def node_expressions(node: TaskNode | MapNode, index: int) -> Iterator[Expressio
         yield ExpressionSite(node.id, (*base, "items"), node.items)
     if node.concurrency is not None:
         yield ExpressionSite(node.id, (*base, "concurrency", "key"), node.concurrency.key)
+
+
+def handled_by(spec: WorkflowSpec) -> dict[str, list[str]]:
+    """Handler node -> the nodes whose failures it handles (each is one of its parents:
+    a handler is decided when what it handles has ended)."""
+    handled: dict[str, list[str]] = {}
+    for node in spec.nodes:
+        if isinstance(node.on_failure, FailureHandler):
+            handled.setdefault(node.on_failure.handler, []).append(node.id)
+    return handled
 
 
 def safe_analyze(source: str) -> ExpressionInfo | None:
@@ -61,6 +71,7 @@ class DependencyGraph:
         for node_id in graph.order:
             graph.parents[node_id] = []
             graph.children[node_id] = []
+        handled = handled_by(spec)
         seen: set[str] = set()
         for index, node in enumerate(spec.nodes):
             if node.id in seen:
@@ -72,6 +83,7 @@ class DependencyGraph:
                 if info is not None:
                     wanted.extend(sorted(info.node_refs))
             wanted.extend(node.after)
+            wanted.extend(handled.get(node.id, ()))
             for parent in dict.fromkeys(wanted):
                 if parent in known and parent != node.id:  # self-loops are reported apart
                     graph.parents[node.id].append(parent)

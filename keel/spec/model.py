@@ -27,7 +27,7 @@ from pydantic import (
     Tag,
 )
 
-from keel.spec.policies import NodeDefaults, NodePolicies
+from keel.spec.policies import Isolation, NodeDefaults, NodePolicies, RetryPolicy
 from keel.spec.triggers import Trigger
 from keel.spec.types import Expression, ImportPath, JsonData, Name, NodeId, PositiveDuration
 
@@ -106,6 +106,54 @@ Arg = Annotated[
 ]
 
 
+class FailureHandler(BaseModel):
+    """Route a node's failure to another node of the workflow, which receives the error.
+
+    The handler runs only when a node it handles failed (after its last attempt), with
+    an ``error`` argument: ``{"node", "type", "message", "traceback", "attempts"}``. The
+    failure no longer fails the run; the failed node's other children see it as failed,
+    by their join rules. If the handler itself fails, its own ``on_failure`` applies.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    handler: NodeId
+
+
+def _on_failure_shorthand(value: Any) -> Any:
+    if isinstance(value, str) and value not in ("fail", "continue"):
+        return {"handler": value}
+    return value
+
+
+#: ``fail`` (default): the node's failure fails the run (after its compensations);
+#: ``continue``: the run goes on and the node's children treat it as failed by their
+#: join rules; or the id of a handler node (``{"handler": id}``)
+OnFailure = Annotated[
+    Literal["fail", "continue"] | FailureHandler, BeforeValidator(_on_failure_shorthand)
+]
+
+
+class SideTask(BaseModel):
+    """A function run outside the graph: a compensation, or the run's failure handler.
+
+    It has its own retry policy and timeout (it often has to succeed when things are
+    already going wrong, so give it more attempts than the step it undoes).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    task: ImportPath
+    retry: RetryPolicy | None = None
+    timeout: PositiveDuration | None = None
+    isolation: Isolation | None = None
+
+
+def _side_task_shorthand(value: Any) -> Any:
+    return {"task": value} if isinstance(value, str) else value
+
+
+Compensation = Annotated[SideTask, BeforeValidator(_side_task_shorthand)]
+
+
 class _NodeBase(NodePolicies):
     id: NodeId
     description: str = ""
@@ -114,6 +162,7 @@ class _NodeBase(NodePolicies):
     #: condition evaluated once the join rule passes; false means the node is skipped
     when: Expression | None = None
     join: JoinRule = JoinRule.NONE_FAILED
+    on_failure: OnFailure = "fail"
 
 
 class TaskNode(_NodeBase):
@@ -122,6 +171,9 @@ class TaskNode(_NodeBase):
     kind: Literal["task"] = "task"
     task: ImportPath
     args: dict[str, Arg] = Field(default_factory=dict)
+    #: undoes the node's effect when the run fails after the node succeeded (saga); it
+    #: is called with the node's arguments and ``output`` (what the node returned)
+    compensate: Compensation | None = None
 
 
 class MapNode(_NodeBase):
@@ -178,6 +230,9 @@ class WorkflowSpec(BaseModel):
     max_parallel: int | None = Field(None, ge=1)
     #: the whole run must finish within this time after it starts
     deadline: PositiveDuration | None = None
+    #: runs once when the run fails, after the compensations, with a ``failure``
+    #: argument (reason, failed node, error, compensations); e.g. to alert someone
+    on_failure: Annotated[SideTask | None, BeforeValidator(_side_task_shorthand)] = None
     triggers: tuple[Trigger, ...] = ()
 
     @cached_property

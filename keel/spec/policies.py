@@ -7,9 +7,9 @@ policy wins over the workflow's ``defaults``, which win over keel's built-in def
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from keel.spec.types import Expression, NonNegativeDuration, PositiveDuration
 
@@ -62,6 +62,32 @@ class ConcurrencyPolicy(_Frozen):
     limit: int = Field(ge=1, le=1_000_000)
 
 
+class CircuitPolicy(_Frozen):
+    """A circuit breaker on a named resource that several nodes (and workflows) call.
+
+    After ``failures`` consecutive failed attempts (errors that count as retryable: a
+    ``NonRetryable`` error says the request was wrong, not the resource) the circuit
+    opens for ``cooldown``: attempts that need it stay on the ready queue, holding no
+    thread, instead of failing against a resource that is down. Then one attempt is let
+    through as a probe; its success closes the circuit, its failure opens it again. The
+    state lives in the store, so every worker on every host sees the same circuit.
+    """
+
+    name: QueueName
+    failures: int = Field(5, ge=1, le=10_000)
+    cooldown: PositiveDuration = 30.0
+
+
+def _circuit_shorthand(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+#: ``thread`` (default) runs a sync task in the worker's thread pool, where a timeout
+#: cannot stop it; ``process`` runs each attempt in a child process that is killed when
+#: its timeout passes
+Isolation = Literal["thread", "process"]
+
+
 class NodePolicies(_Frozen):
     """Policy fields shared by every node kind that executes code."""
 
@@ -71,6 +97,8 @@ class NodePolicies(_Frozen):
     queue: QueueName | None = None
     priority: Priority | None = None
     concurrency: ConcurrencyPolicy | None = None
+    circuit: Annotated[CircuitPolicy | None, BeforeValidator(_circuit_shorthand)] = None
+    isolation: Isolation | None = None
 
 
 class NodeDefaults(_Frozen):
@@ -90,6 +118,8 @@ class EffectivePolicies(_Frozen):
     queue: str
     priority: int
     concurrency: ConcurrencyPolicy | None
+    circuit: CircuitPolicy | None
+    isolation: Isolation
 
 
 DEFAULT_QUEUE = "default"
@@ -109,4 +139,6 @@ def effective_policies(node: NodePolicies, defaults: NodeDefaults) -> EffectiveP
         queue=_pick(node.queue, defaults.queue, DEFAULT_QUEUE),
         priority=_pick(node.priority, defaults.priority, 0),
         concurrency=node.concurrency,
+        circuit=node.circuit,
+        isolation=node.isolation or "thread",
     )

@@ -20,10 +20,11 @@ from pydantic import ValidationError
 from keel.errors import ExpressionError, SpecError, SpecIssue
 from keel.spec.callables import ImportPathError, Signature, resolve, signature_of
 from keel.spec.expressions import NODE_FIELDS, ROOT_NAMES, ExpressionInfo, analyze
-from keel.spec.graph import DependencyGraph, node_expressions
+from keel.spec.graph import DependencyGraph, handled_by, node_expressions
 from keel.spec.model import (
     NODE_KINDS,
     ExprArg,
+    FailureHandler,
     JoinRule,
     LiteralArg,
     MapNode,
@@ -125,18 +126,25 @@ class _Validator:
         self.index = {node.id: i for i, node in reversed(list(enumerate(spec.nodes)))}
         self.signatures: dict[str, Signature | None] = dict(signatures)
         self.infos: dict[str, ExpressionInfo | None] = {}
+        self.handlers = set(handled_by(spec))
 
     def run(self) -> Iterator[SpecIssue]:
         yield from self._duplicate_ids()
         yield from self._expressions()
         yield from self._after_lists()
+        yield from self._handlers()
         yield from self._cycle()
         yield from self._join_rules()
         yield from self._has_nodes()
         if self.resolve_tasks:
             # resolve every function first: argument types read upstream return types
             for index, node in enumerate(self.spec.nodes):
-                yield from self._resolve(index, node)
+                yield from self._resolve(node.task, ("nodes", index, "task"), node.id)
+                if isinstance(node, TaskNode) and node.compensate is not None:
+                    loc = ("nodes", index, "compensate", "task")
+                    yield from self._resolve(node.compensate.task, loc, node.id)
+            if self.spec.on_failure is not None:
+                yield from self._resolve(self.spec.on_failure.task, ("on_failure", "task"), None)
         yield from self._paths()
         for index, node in enumerate(self.spec.nodes):
             yield from self._arguments(index, node)
@@ -277,6 +285,24 @@ class _Validator:
                         "a node cannot run after itself", loc=loc, node=node.id, code="cycle"
                     )
 
+    def _handlers(self) -> Iterator[SpecIssue]:
+        for index, node in enumerate(self.spec.nodes):
+            if not isinstance(node.on_failure, FailureHandler):
+                continue
+            handler = node.on_failure.handler
+            loc = ("nodes", index, "on_failure", "handler")
+            if handler not in self.ids:
+                yield SpecIssue(
+                    f"on_failure names unknown handler node '{handler}'{self._suggest(handler)}",
+                    loc=loc,
+                    node=node.id,
+                    code="unknown_node",
+                )
+            elif handler == node.id:
+                yield SpecIssue(
+                    "a node cannot handle its own failure", loc=loc, node=node.id, code="cycle"
+                )
+
     def _cycle(self) -> Iterator[SpecIssue]:
         graph = DependencyGraph.from_spec(self.spec)
         cycle = graph.find_cycle()
@@ -305,20 +331,21 @@ class _Validator:
 
     # --- checks against the real functions -------------------------------------------------
 
-    def _resolve(self, index: int, node: AnyNode) -> Iterator[SpecIssue]:
-        if node.task in self.signatures:
+    def _resolve(
+        self, task: str, loc: tuple[str | int, ...], node: str | None
+    ) -> Iterator[SpecIssue]:
+        if task in self.signatures:
             return
-        self.signatures[node.task] = None
-        loc = ("nodes", index, "task")
+        self.signatures[task] = None
         try:
-            self.signatures[node.task] = signature_of(resolve(node.task))
+            self.signatures[task] = signature_of(resolve(task))
         except ImportPathError as exc:
-            yield SpecIssue(str(exc), loc=loc, node=node.id, code="unresolved_task")
+            yield SpecIssue(str(exc), loc=loc, node=node, code="unresolved_task")
         except Exception as exc:  # importing user code can raise anything
             yield SpecIssue(
-                f"importing '{node.task}' raised {type(exc).__name__}: {exc}",
+                f"importing '{task}' raised {type(exc).__name__}: {exc}",
                 loc=loc,
-                node=node.id,
+                node=node,
                 code="unresolved_task",
             )
 
@@ -328,6 +355,8 @@ class _Validator:
             return
         given = dict(node.args)
         supplied = set(given)
+        if node.id in self.handlers:
+            supplied.add("error")  # the engine passes the handled failure
         if isinstance(node, MapNode):
             supplied.add(node.item_arg)
             if node.item_arg not in signature.parameters and not signature.accepts_any_keyword:
