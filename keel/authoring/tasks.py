@@ -20,7 +20,7 @@ from keel.errors import OptionError, TracingError
 from keel.spec.callables import signature_of
 from keel.spec.durations import parse_duration
 from keel.spec.model import JoinRule
-from keel.spec.policies import ConcurrencyPolicy, RetryPolicy
+from keel.spec.policies import CircuitPolicy, ConcurrencyPolicy, RetryPolicy
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -43,6 +43,12 @@ class NodeOptions:
     queue: str | None = None
     priority: int | None = None
     concurrency: ConcurrencyPolicy | None = None
+    #: "fail", "continue", or the id of a handler node
+    on_failure: str | None = None
+    #: the compensation's spec data (see ``side_task_data``)
+    compensate: dict[str, Any] | None = None
+    circuit: CircuitPolicy | None = None
+    isolation: str | None = None
 
     def merged(self, other: NodeOptions) -> NodeOptions:
         """``other`` on top of these: conditions and ``after`` add up, the rest is replaced.
@@ -70,6 +76,14 @@ class NodeOptions:
             fields["priority"] = self.priority
         if self.concurrency is not None:
             fields["concurrency"] = self.concurrency.model_dump()
+        if self.on_failure is not None:
+            fields["on_failure"] = self.on_failure
+        if self.compensate is not None:
+            fields["compensate"] = self.compensate
+        if self.circuit is not None:
+            fields["circuit"] = self.circuit.model_dump()
+        if self.isolation is not None:
+            fields["isolation"] = self.isolation
         if self.join is not None:
             fields["join"] = JoinRule(self.join).value
         if self.description:
@@ -91,6 +105,10 @@ def make_options(
     priority: int | None = None,
     concurrency: ConcurrencyPolicy | None = None,
     base_retry: RetryPolicy | None = None,
+    on_failure: str | None = None,
+    compensate: Callable[..., Any] | None = None,
+    circuit: str | CircuitPolicy | None = None,
+    isolation: str | None = None,
 ) -> NodeOptions:
     """Node options from keyword arguments; ``retries=N`` adjusts ``retry`` (or the task's
     own ``base_retry``) to ``N + 1`` attempts, keeping its backoff settings."""
@@ -110,7 +128,29 @@ def make_options(
         queue=queue,
         priority=priority,
         concurrency=concurrency,
+        on_failure=on_failure,
+        compensate=side_task_data(compensate) if compensate is not None else None,
+        circuit=CircuitPolicy(name=circuit) if isinstance(circuit, str) else circuit,
+        isolation=isolation,
     )
+
+
+def side_task_data(function: Callable[..., Any]) -> dict[str, Any]:
+    """Spec data for a function run off the graph (a compensation, a failure handler):
+    a ``@keel.task`` brings its retry policy, timeout and isolation along."""
+    if isinstance(function, Task):
+        data: dict[str, Any] = {"task": function.import_path}
+        options = function.options_
+        if options.retry is not None:
+            data["retry"] = options.retry.model_dump(exclude_defaults=True)
+        if options.timeout is not None:
+            data["timeout"] = options.timeout
+        if options.isolation is not None:
+            data["isolation"] = options.isolation
+        return data
+    if not callable(function):
+        raise OptionError(f"expected a function or a @keel.task, got {type(function).__name__}")
+    return {"task": import_path_of(function)}
 
 
 def import_path_of(function: Callable[..., Any]) -> str:
@@ -156,8 +196,14 @@ class Task(Generic[P, R]):
         queue: str | None = None,
         priority: int | None = None,
         concurrency: ConcurrencyPolicy | None = None,
+        on_failure: str | None = None,
+        compensate: Callable[..., Any] | None = None,
+        circuit: str | CircuitPolicy | None = None,
+        isolation: str | None = None,
     ) -> Task[P, R]:
-        """A copy of this task with node settings changed for one use in a workflow."""
+        """A copy of this task with node settings changed for one use in a workflow.
+
+        ``on_failure`` is ``"fail"``, ``"continue"`` or the id of a handler node."""
         given = make_options(
             id=id,
             description=description,
@@ -171,6 +217,10 @@ class Task(Generic[P, R]):
             priority=priority,
             concurrency=concurrency,
             base_retry=self.options_.retry,
+            on_failure=on_failure,
+            compensate=compensate,
+            circuit=circuit,
+            isolation=isolation,
         )
         merged = self.options_.merged(given)
         copy = Task(self.__wrapped__, merged, name=merged.id or self.name)
@@ -280,6 +330,10 @@ def task(
     queue: str | None = None,
     priority: int | None = None,
     concurrency: ConcurrencyPolicy | None = None,
+    on_failure: str | None = None,
+    compensate: Callable[..., Any] | None = None,
+    circuit: str | CircuitPolicy | None = None,
+    isolation: str | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -294,10 +348,18 @@ def task(
     queue: str | None = None,
     priority: int | None = None,
     concurrency: ConcurrencyPolicy | None = None,
+    on_failure: str | None = None,
+    compensate: Callable[..., Any] | None = None,
+    circuit: str | CircuitPolicy | None = None,
+    isolation: str | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Declare a function as a step: ``@keel.task`` or ``@keel.task(retries=3, timeout="30s")``.
 
     ``retries=N`` means up to N more attempts after the first (``max_attempts = N + 1``).
+    ``compensate=undo`` names the function that undoes the step if the run fails later
+    (it gets the step's arguments and ``output``); ``circuit="crm-api"`` puts the step
+    behind a circuit breaker; ``isolation="process"`` runs each attempt in a child
+    process that its timeout can kill.
     """
     options = make_options(
         retries=retries,
@@ -306,6 +368,10 @@ def task(
         queue=queue,
         priority=priority,
         concurrency=concurrency,
+        on_failure=on_failure,
+        compensate=compensate,
+        circuit=circuit,
+        isolation=isolation,
     )
 
     def decorate(fn: Callable[P, R]) -> Task[P, R]:

@@ -15,6 +15,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from pydantic import ConfigDict, create_model
 
+from keel.authoring.tasks import side_task_data
 from keel.authoring.tracing import tracing
 from keel.authoring.values import Value, to_expression
 from keel.errors import KeelError, SpecError, TracingError
@@ -122,6 +123,7 @@ def build_spec(
     deadline: str | float | None = None,
     defaults: NodeDefaults | None = None,
     triggers: Sequence[Trigger] = (),
+    on_failure: Callable[..., Any] | None = None,
 ) -> WorkflowSpec:
     workflow_name = name or function.__name__
     schema = input_schema(function)
@@ -143,6 +145,8 @@ def build_spec(
         data["max_parallel"] = max_parallel
     if deadline is not None:
         data["deadline"] = parse_duration(deadline)
+    if on_failure is not None:
+        data["on_failure"] = side_task_data(on_failure)
     spec = parse_spec(data, source=workflow_name)
     try:
         return check(spec, signatures=trace.signatures)
@@ -163,6 +167,7 @@ def workflow(
     deadline: str | float | None = None,
     defaults: NodeDefaults | None = None,
     triggers: Sequence[Trigger] = (),
+    on_failure: Callable[..., Any] | None = None,
 ) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
 
 
@@ -176,8 +181,12 @@ def workflow(
     deadline: str | float | None = None,
     defaults: NodeDefaults | None = None,
     triggers: Sequence[Trigger] = (),
+    on_failure: Callable[..., Any] | None = None,
 ) -> Workflow[P, R] | Callable[[Callable[P, R]], Workflow[P, R]]:
-    """Declare a workflow. The body is traced once, now; see the module docstring."""
+    """Declare a workflow. The body is traced once, now; see the module docstring.
+
+    ``on_failure`` runs once if a run fails (after its compensations), with a
+    ``failure`` argument describing what happened."""
 
     def decorate(fn: Callable[P, R]) -> Workflow[P, R]:
         spec = build_spec(
@@ -188,6 +197,7 @@ def workflow(
             deadline=deadline,
             defaults=defaults,
             triggers=triggers,
+            on_failure=on_failure,
         )
         return Workflow(fn, spec)
 

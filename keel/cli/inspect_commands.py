@@ -44,7 +44,9 @@ def _record_data(record: RunRecord) -> dict[str, Any]:
 def runs(
     status: Annotated[
         str | None,
-        typer.Option(help="Only runs with this status: running, succeeded, failed, cancelled"),
+        typer.Option(
+            help="Only runs with this status: running, failing, succeeded, failed, cancelled"
+        ),
     ] = None,
     workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first")] = 20,
@@ -57,7 +59,7 @@ def runs(
 
     from keel.cli.progress import status_symbol
 
-    known = ("pending", "running", "succeeded", "failed", "cancelled")
+    known = ("pending", "running", "failing", "succeeded", "failed", "cancelled")
     if status is not None and status not in known:
         typer.echo(f"unknown status '{status}': use one of {', '.join(known)}", err=True)
         raise typer.Exit(2)

@@ -59,7 +59,8 @@ class LiveProgress:
     def __init__(self, plan: Plan, run_id: str) -> None:
         self.plan, self.run_id = plan, run_id
         self.started = time.monotonic()
-        self.status = dict.fromkeys(plan.nodes, "pending")
+        # failure-path steps (compensations) join the view when they are scheduled
+        self.status = dict.fromkeys(list(plan.nodes)[: plan.graph_count], "pending")
         self.items: dict[str, tuple[int, int]] = {}
 
     def observe(self, events: list[StoredEvent]) -> None:

@@ -1,5 +1,6 @@
-"""Commands for runs that failed: list them with what failed (``keel failed``). Retrying
-a failed run and marking a node done by hand come with the rest of failure handling."""
+"""Commands for runs that failed: list them with what failed (``keel failed``), continue
+them from the failed nodes (``keel retry``), or give a node its output by hand
+(``keel skip``). Manual actions record who did them (``--by``, default the OS user)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,79 @@ import typer
 
 from keel.cli.common import DbOption, JsonOption, local_time, opened_store, reported_errors
 
+RunArgument = Annotated[str, typer.Argument(help="Run id or unique prefix")]
+ByOption = Annotated[
+    str | None, typer.Option("--by", help="Who does this, for the history (default: OS user)")
+]
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why, for the history")]
+DetachOption = Annotated[
+    bool,
+    typer.Option("--detach", "-d", help="Only record it; a `keel resume` (or worker) runs it"),
+]
+
 
 def register(app: typer.Typer) -> None:
     app.command()(failed)
+    app.command()(retry)
+    app.command()(skip)
+
+
+def retry(
+    run_id: RunArgument,
+    node: Annotated[
+        str | None, typer.Option("--node", help="Re-run only this node and what depends on it")
+    ] = None,
+    by: ByOption = None,
+    reason: ReasonOption = "",
+    detach: DetachOption = False,
+    db: DbOption = None,
+) -> None:
+    """Continue a failed run from its failed nodes; succeeded nodes are not run again.
+
+    Then run it here, as `keel resume` would (exit 1 if it fails again).
+    """
+    from keel.runtime.manual import retry_run
+
+    with opened_store(db) as store, reported_errors():
+        record = retry_run(store, run_id, node=node, by=by, reason=reason)
+    typer.echo(f"run {record.id[:8]} retried", err=True)
+    if not detach:
+        _continue(record.id, db)
+
+
+def skip(
+    run_id: RunArgument,
+    node: Annotated[str, typer.Argument(help="The node to mark done")],
+    output: Annotated[
+        str, typer.Option("--output", help="The node's output, as JSON (text if not JSON)")
+    ] = "null",
+    by: ByOption = None,
+    reason: ReasonOption = "",
+    detach: DetachOption = False,
+    db: DbOption = None,
+) -> None:
+    """Mark a node done by hand with the given output; the run goes on from there.
+
+    On a failed run, what else failed is retried too, and the run is continued here.
+    """
+    from keel.runtime.manual import set_node_output
+
+    try:
+        value = json.loads(output)
+    except json.JSONDecodeError:
+        value = output
+    with opened_store(db) as store, reported_errors():
+        before = store.get_run(run_id).status
+        record = set_node_output(store, run_id, node, value, by=by, reason=reason)
+    typer.echo(f"run {record.id[:8]}: {node} set by hand", err=True)
+    if before == "failed" and not detach:
+        _continue(record.id, db)
+
+
+def _continue(run_id: str, db: str | None) -> None:
+    from keel.cli.run_commands import resume
+
+    resume([run_id], concurrency=8, quiet=False, db=db)
 
 
 def failed(

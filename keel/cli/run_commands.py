@@ -102,7 +102,7 @@ def resume(
         else:
             records = [
                 record
-                for status in ("running", "pending")
+                for status in ("running", "failing", "pending")
                 for record in store.list_runs(status=status, limit=1_000_000)
             ]
         finished = [r for r in records if r.status in ("succeeded", "failed", "cancelled")]

@@ -12,10 +12,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from keel.engine.events import RunCancelled, RunStarted
+from keel.engine.events import Event, RunCancelled, RunStarted
 from keel.engine.plan import compile_plan
 from keel.engine.state import RunState
-from keel.errors import ConflictError, InputError, KeelError
+from keel.errors import InputError, KeelError
 from keel.runtime.clock import Clock, SystemClock
 from keel.runtime.runs import RunCache, advance
 from keel.spec.model import WorkflowSpec
@@ -124,18 +124,13 @@ def cancel_run(
 ) -> RunRecord:
     """Cancel a run: nothing more is scheduled, and attempts still running are discarded
     when they end (their leases go with the run's ready queue)."""
-    clock = clock or SystemClock()
-    by = by or getpass.getuser()
-    for _ in range(5):
-        cache = RunCache(store)
-        record = store.get_run(run_id)
-        state = cache.state(record.id)
+    from keel.runtime.manual import change_run
+
+    who = by or getpass.getuser()
+
+    def events_for(state: RunState) -> list[Event]:
         if state.finished:
-            raise KeelError(f"run {record.id} has already ended ({state.status.value})")
-        cancelled = RunCancelled(reason=reason or "cancelled", by=by)
-        (result,) = store.commit([advance(record.id, state, [cancelled], clock.now())])
-        if result.error is None:
-            return store.get_run(record.id)
-        if not isinstance(result.error, ConflictError):
-            raise result.error
-    raise KeelError(f"run {run_id} keeps changing; try to cancel it again")
+            raise KeelError(f"run {state.run_id} has already ended ({state.status.value})")
+        return [RunCancelled(reason=reason or "cancelled", by=who)]
+
+    return change_run(store, run_id, events_for, clock=clock)

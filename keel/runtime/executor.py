@@ -1,18 +1,92 @@
-"""Where attempts execute: sync tasks in a thread pool, ``async def`` tasks on one asyncio
-loop in its own thread. Either way the outcome is handed to ``on_done`` from the thread
-that ran it; the worker loop never blocks on user code."""
+"""Where attempts execute: sync tasks in a thread pool (or, with ``isolation="process"``,
+in a child process per attempt), ``async def`` tasks on one asyncio loop in its own
+thread. Either way the outcome is handed to ``on_done`` from the thread that ran it; the
+worker loop never blocks on user code.
+
+Timeouts: an async task is cancelled; a process is killed. A sync task in a thread
+cannot be stopped, so at its timeout the attempt is failed with ``TimeoutError`` anyway
+(``on_done``), and whatever the thread returns later is handed to ``on_late``, to be
+recorded as discarded. The thread stays busy until the function returns: tasks that may
+hang should use ``isolation="process"``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from keel.runtime.invoke import Invocation, Outcome, error_of
+from keel.runtime.invoke import Invocation, Outcome, error_of, timed_out
 
 Done = Callable[[Any, Outcome], None]
+
+
+class _Once:
+    """Hands an attempt's end to ``on_done`` exactly once: its outcome or its timeout,
+    whichever comes first; an outcome after the timeout goes to ``on_late``."""
+
+    def __init__(self, key: Any, on_done: Done, on_late: Done | None, overdue: set[_Once]) -> None:
+        self.key, self.on_done, self.on_late = key, on_done, on_late
+        self._lock = threading.Lock()
+        self._ended = False
+        #: attempts failed at their timeout whose thread is still running (shared)
+        self._overdue = overdue
+
+    def end(self, outcome: Outcome, *, late_if_ended: bool) -> None:
+        with self._lock:
+            ended, self._ended = self._ended, True
+            if not ended and not late_if_ended:
+                self._overdue.add(self)
+            elif ended and late_if_ended:
+                self._overdue.discard(self)
+        if not ended:
+            self.on_done(self.key, outcome)
+        elif late_if_ended and self.on_late is not None:
+            self.on_late(self.key, outcome)
+
+
+class _Watchdog:
+    """One thread that fails thread-run attempts whose timeout passed (a heap of
+    deadlines, not a timer thread per attempt)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Once, Outcome]] = []
+        self._order = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def watch(self, seconds: float, once: _Once, outcome: Outcome) -> None:
+        with self._wake:
+            heapq.heappush(
+                self._heap, (time.monotonic() + seconds, next(self._order), once, outcome)
+            )
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="keel-timeouts", daemon=True
+                )
+                self._thread.start()
+            self._wake.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    self._wake.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                if self._stopped:
+                    return
+                _, _, once, outcome = heapq.heappop(self._heap)
+            once.end(outcome, late_if_ended=False)
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopped = True
+            self._wake.notify()
 
 
 class Executor:
@@ -21,6 +95,12 @@ class Executor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._watchdog = _Watchdog()
+        self._overdue: set[_Once] = set()
+
+    def overdue(self) -> int:
+        """Attempts failed at their timeout whose thread has not returned yet."""
+        return len(self._overdue)
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -32,13 +112,24 @@ class Executor:
             return self._loop
 
     def submit(
-        self, key: Any, invocation: Invocation, timeout: float | None, on_done: Done
+        self,
+        key: Any,
+        invocation: Invocation,
+        timeout: float | None,
+        on_done: Done,
+        on_late: Done | None = None,
     ) -> None:
-        """Start the attempt; ``on_done(key, outcome)`` is called exactly once."""
-        if invocation.is_async():
-            future: Future[Outcome] = asyncio.run_coroutine_threadsafe(
+        """Start the attempt; ``on_done(key, outcome)`` is called exactly once, and
+        ``on_late(key, outcome)`` for a thread's result that came after its timeout."""
+        once = _Once(key, on_done, on_late, self._overdue)
+        if invocation.isolation == "process":
+            future: Future[Outcome] = self._pool.submit(invocation.run_in_process, timeout)
+        elif invocation.is_async():
+            future = asyncio.run_coroutine_threadsafe(
                 invocation.run_async(timeout), self._event_loop()
             )
+        elif timeout is not None:
+            future = self._pool.submit(self._run_watched, invocation, timeout, once)
         else:
             future = self._pool.submit(invocation.run)
 
@@ -47,11 +138,17 @@ class Executor:
                 outcome = done.result()
             except BaseException as exc:  # never lose an attempt's end
                 outcome = Outcome(error=error_of(exc))
-            on_done(key, outcome)
+            once.end(outcome, late_if_ended=True)
 
         future.add_done_callback(finished)
 
+    def _run_watched(self, invocation: Invocation, timeout: float, once: _Once) -> Outcome:
+        # the clock starts when the function does, not while the attempt waits for a thread
+        self._watchdog.watch(timeout, once, timed_out(timeout, invocation.retry, thread=True))
+        return invocation.run()
+
     def shutdown(self, wait: bool = True) -> None:
+        self._watchdog.stop()
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
         with self._lock:
             loop, thread = self._loop, self._loop_thread

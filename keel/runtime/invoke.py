@@ -161,6 +161,18 @@ def _failure(kind: str, message: str, *, retryable: bool = False) -> Outcome:
     return Outcome(error=ErrorInfo(type=kind, message=message, retryable=retryable))
 
 
+def timed_out(timeout: float | None, retry: RetryPolicy | None, *, thread: bool = False) -> Outcome:
+    """The outcome of an attempt stopped at its timeout (retried unless the policy says
+    ``TimeoutError`` is not to be)."""
+    message = f"the attempt took longer than {timeout} s"
+    if thread:
+        message += (
+            "; its thread cannot be stopped, so whatever it returns later is discarded "
+            '(use isolation="process" to have it killed)'
+        )
+    return _failure("TimeoutError", message, retryable=may_retry(retry, {"TimeoutError"}))
+
+
 def to_json_data(value: Any) -> Any:
     """JSON data for a task's result; raises ``TypeError`` naming what is not JSON."""
     try:
@@ -188,10 +200,13 @@ class Invocation:
         args: dict[str, Any],
         ctx: StepContext,
         retry: RetryPolicy | None = None,
+        isolation: str = "thread",
     ) -> None:
         self.catalog, self.task, self.args, self.ctx = catalog, task, args, ctx
         #: decides which errors the outcome marks retryable (``retry_on``/``never_retry_on``)
         self.retry = retry
+        #: ``thread`` or ``process`` (see ``keel.runtime.isolation``)
+        self.isolation = isolation
 
     def _prepare(self) -> tuple[PreparedTask, list[Any], dict[str, Any]] | Outcome:
         try:
@@ -232,6 +247,12 @@ class Invocation:
             _current.reset(token)
         return self._finish(result)
 
+    def run_in_process(self, timeout: float | None) -> Outcome:
+        """The attempt in a child process, killed at its timeout."""
+        from keel.runtime.isolation import run_in_process
+
+        return run_in_process(self.task, self.args, self.ctx, timeout=timeout, retry=self.retry)
+
     async def run_async(self, timeout: float | None) -> Outcome:
         prepared = self._prepare()
         if isinstance(prepared, Outcome):
@@ -245,8 +266,7 @@ class Invocation:
         except TimeoutError as exc:
             if not deadline.expired():  # the task's own TimeoutError, not our deadline
                 return Outcome(error=error_of(exc, self.retry))
-            return _failure("TimeoutError", f"the attempt took longer than {timeout} s",
-                            retryable=may_retry(self.retry, {"TimeoutError"}))  # fmt: skip
+            return timed_out(timeout, self.retry)
         except BaseException as exc:  # a task's failure is data
             return Outcome(error=error_of(exc, self.retry))
         finally:

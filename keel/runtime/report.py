@@ -15,6 +15,7 @@ from keel.engine.events import (
     NodeFailed,
     NodeReclaimed,
     NodeScheduled,
+    NodeSetByHand,
     NodeSkipped,
     NodeStarted,
     NodeSucceeded,
@@ -95,6 +96,9 @@ def _track(report: NodeReport, stored: StoredEvent) -> None:
         report.ended_at = stored.at
     elif isinstance(event, NodeSkipped):
         report.reason, report.ended_at = event.reason, stored.at
+    elif isinstance(event, NodeSetByHand):
+        report.output, report.ended_at, report.error = event.output, stored.at, None
+        report.reason = f"set by hand by {event.by}" + (f": {event.reason}" if event.reason else "")
 
 
 def run_report(plan: Plan, history: Iterable[StoredEvent]) -> RunReport:
@@ -111,6 +115,9 @@ def run_report(plan: Plan, history: Iterable[StoredEvent]) -> RunReport:
         if node_id in nodes:
             _track(nodes[node_id], stored)
     unfinished = (NodeStatus.SCHEDULED, NodeStatus.RUNNING)
+    for step in list(plan.nodes)[plan.graph_count :]:
+        if state.nodes[step].status is NodeStatus.WAITING:
+            del nodes[step]  # a failure-path step that did not run: nothing to show
     for node_id, report in nodes.items():
         status = state.nodes[node_id].status
         if state.finished and status in unfinished:

@@ -10,12 +10,22 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from keel.engine.decide import decide
-from keel.engine.events import Event, NodeScheduled
+from keel.engine.events import (
+    Event,
+    NodeScheduled,
+    NodeSetByHand,
+    NodeWithdrawn,
+    RunRetried,
+    RunStarted,
+)
 from keel.engine.plan import Plan, compile_plan
 from keel.engine.state import RunState, apply
 from keel.spec.model import WorkflowSpec
 from keel.store.protocol import Store
-from keel.store.records import Lease, Ready, StoredEvent, Transition
+from keel.store.records import Lease, Ready, StoredEvent, Timer, Transition
+
+#: the key of a run's deadline timer
+DEADLINE = "deadline"
 
 
 def ready_of(plan: Plan, events: Sequence[Event], now: float) -> list[Ready]:
@@ -25,11 +35,31 @@ def ready_of(plan: Plan, events: Sequence[Event], now: float) -> list[Ready]:
         if isinstance(event, NodeScheduled):
             node = plan.nodes[event.node]
             available_at = now if event.not_before is None else event.not_before
+            circuit = node.circuit.name if node.circuit is not None else None
             ready.append(
                 Ready(event.node, event.attempt, event.item, node.queue, node.priority,
-                      available_at)
+                      available_at, circuit)
             )  # fmt: skip
     return ready
+
+
+def withdrawn_of(events: Sequence[Event]) -> list[tuple[str, int | None]]:
+    """Queued attempts the events take back (withdrawn, or their node set by hand)."""
+    return [
+        (event.node, event.item if isinstance(event, NodeWithdrawn) else None)
+        for event in events
+        if isinstance(event, NodeWithdrawn | NodeSetByHand)
+    ]
+
+
+def timers_of(run_id: str, plan: Plan, events: Sequence[Event], now: float) -> list[Timer]:
+    """Durable wake-ups the events arm: the run's deadline, counted from its start (or
+    from a manual retry, which gives the run its time again)."""
+    if plan.deadline is None:
+        return []
+    if any(isinstance(event, RunStarted | RunRetried) for event in events):
+        return [Timer(run_id=run_id, key=DEADLINE, due_at=now + plan.deadline)]
+    return []
 
 
 def advance(
@@ -52,13 +82,16 @@ def advance(
     state.last_seq = expected + len(events)
     finished = state.finished
     changed = state.status is not status_before or expected == 0
+    plan = state.plan
     return Transition(
         run_id=run_id,
         expected_seq=expected,
         at=now,
         events=events,
-        enqueue=ready_of(state.plan, events, now),
+        enqueue=ready_of(plan, events, now),
         done=done,
+        timers=timers_of(run_id, plan, events, now) if plan.deadline is not None else (),
+        withdraw=withdrawn_of(events),
         status=state.status.value if changed else None,  # no write when it stays the same
         output=state.output if finished else None,
         reason=state.reason if finished else None,

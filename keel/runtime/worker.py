@@ -22,17 +22,37 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from keel.engine.events import NodeFailed, NodeSucceeded, RunCancelled, RunCompleted, RunFailed
+from keel.engine.events import (
+    Event,
+    LateResultDiscarded,
+    NodeFailed,
+    NodeSucceeded,
+    RunCancelled,
+    RunCompleted,
+    RunDeadlineExceeded,
+    RunFailed,
+)
+from keel.engine.plan import NodePlan
+from keel.engine.state import RunStatus
 from keel.errors import ConflictError, LeaseLostError, RunNotFoundError
 from keel.runtime.clock import Clock, SystemClock
 from keel.runtime.control import record_run
 from keel.runtime.executor import Executor
 from keel.runtime.invoke import Invocation, Outcome, TaskCatalog, make_context
 from keel.runtime.owner import Owner, known_dead
-from keel.runtime.runs import RunCache, advance
+from keel.runtime.runs import DEADLINE, RunCache, advance
 from keel.spec.model import WorkflowSpec
 from keel.store.protocol import Store
-from keel.store.records import Claimed, Committed, Lease, RunRecord, StoredEvent, Transition
+from keel.store.records import (
+    CircuitOutcome,
+    Claimed,
+    Committed,
+    Lease,
+    RunRecord,
+    StoredEvent,
+    Timer,
+    Transition,
+)
 
 log = logging.getLogger("keel.worker")
 
@@ -56,10 +76,28 @@ class WorkerOptions:
     #: for them before recording, so outcomes that finish together share one transaction
     #: (one disk flush with ``synchronous=full``) instead of trickling into several
     gather: float = 0.002
+    #: seconds between looks for due timers (a run's deadline)
+    timers_every: float = 0.5
+    #: when the worker stops, seconds it waits for threads still running attempts that
+    #: were failed at their timeout, to record their results as discarded
+    late_grace: float = 10.0
 
 
 def _key(lease: Lease) -> tuple[str, str, int | None]:
     return lease.run_id, lease.node, lease.item
+
+
+def _with_circuit(transition: Transition, plan: NodePlan, outcome: Outcome) -> Transition:
+    """Count the outcome against the node's circuit breaker. Errors that are not
+    retryable say the request was wrong, not that the resource is down: not counted."""
+    circuit = plan.circuit
+    assert circuit is not None
+    if outcome.error is not None and not outcome.error.retryable:
+        return transition
+    counted = CircuitOutcome(
+        circuit.name, outcome.error is None, circuit.failures, circuit.cooldown
+    )
+    return dataclasses.replace(transition, circuits=[counted])
 
 
 class Worker:
@@ -82,6 +120,9 @@ class Worker:
         self.catalog = catalog or TaskCatalog()
         self.executor = Executor(self.options.concurrency)
         self._outcomes: queue.SimpleQueue[tuple[Lease, Outcome]] = queue.SimpleQueue()
+        #: results of thread attempts that came after their timeout, to record as discarded
+        self._late: queue.SimpleQueue[tuple[Lease, Outcome]] = queue.SimpleQueue()
+        self._timers_at = float("-inf")
         self._running: dict[tuple[str, str, int | None], Lease] = {}
         self._retry: list[tuple[Lease, Outcome]] = []
         self._ended: set[str] = set()
@@ -121,7 +162,7 @@ class Worker:
     def step(self, *, wait: bool = False, run_ids: list[str] | None = None) -> bool:
         """One turn: maintenance, record finished attempts, claim new ones. Whether
         anything happened (when not, the next turn may ``wait`` for an outcome)."""
-        self._maintain()
+        self._maintain(run_ids)
         outcomes = self._collect(self.options.poll if wait and self._running else 0.0)
         recorded = self._record(outcomes) if outcomes else 0
         claimed = self._claim(run_ids)
@@ -130,12 +171,23 @@ class Worker:
         return bool(recorded or claimed)
 
     def drain(self) -> None:
-        """Wait for the attempts still running and record (or discard) their outcomes."""
+        """Wait for the attempts still running and record (or discard) their outcomes,
+        then (up to ``late_grace``) for threads still running timed-out attempts."""
         while self._running or self._retry:
             outcomes = self._collect(self.options.poll)
             if outcomes:
                 self._record(outcomes)
-            self._maintain()
+            self._maintain(None)
+        until = time.monotonic() + self.options.late_grace
+        while self.executor.overdue() and time.monotonic() < until:
+            threading.Event().wait(self.options.poll)
+        if not self._late.empty():
+            self._record_late(self.clock.now())
+        if self.executor.overdue():
+            log.warning(
+                "%d timed-out attempts still hold their threads; what they return will not "
+                "be recorded", self.executor.overdue(),
+            )  # fmt: skip
 
     def close(self) -> None:
         """Give back what this worker holds and stop its threads."""
@@ -196,6 +248,9 @@ class Worker:
     def _done(self, lease: Lease, outcome: Outcome) -> None:
         self._outcomes.put((lease, outcome))
 
+    def _came_late(self, lease: Lease, outcome: Outcome) -> None:
+        self._late.put((lease, outcome))
+
     def _record(self, outcomes: list[tuple[Lease, Outcome]]) -> int:
         now = self.clock.now()
         batch: list[tuple[Transition, Lease, Outcome]] = []
@@ -213,7 +268,11 @@ class Worker:
                 event = NodeFailed(
                     node=lease.node, attempt=lease.attempt, error=outcome.error, item=lease.item
                 )
-            batch.append((advance(lease.run_id, state, [event], now, [lease]), lease, outcome))
+            plan = state.plan.nodes[lease.node]
+            transition = advance(lease.run_id, state, [event], now, [lease])
+            if plan.circuit is not None:
+                transition = _with_circuit(transition, plan, outcome)
+            batch.append((transition, lease, outcome))
         if not batch:
             return 0
         batch = self._lease_on_commit(batch)
@@ -340,11 +399,13 @@ class Worker:
         ctx = make_context(
             lease.run_id, state.plan.spec.name, lease.node, lease.attempt, lease.item
         )
-        invocation = Invocation(self.catalog, plan.task, dict(args or {}), ctx, plan.retry)
+        invocation = Invocation(
+            self.catalog, plan.task, dict(args or {}), ctx, plan.retry, plan.isolation
+        )
         self._running[_key(lease)] = lease
-        self.executor.submit(lease, invocation, plan.timeout, self._done)
+        self.executor.submit(lease, invocation, plan.timeout, self._done, self._came_late)
 
-    def _maintain(self) -> None:
+    def _maintain(self, run_ids: list[str] | None) -> None:
         now = self.clock.now()
         if self._running and now - self._renewed_at >= self.options.lease_for / 3:
             self.store.renew(self.owner, now, self.options.lease_for)
@@ -352,6 +413,75 @@ class Worker:
         if now - self._reclaimed_at >= self.options.reclaim_every:
             self._reclaimed_at = now
             self.reclaim(now)
+        if now - self._timers_at >= self.options.timers_every:
+            self._timers_at = now
+            self.fire_timers(now, run_ids)
+        if not self._late.empty():
+            self._record_late(now)
+
+    # --- timers and late results --------------------------------------------------------------
+
+    def fire_timers(self, now: float | None = None, run_ids: list[str] | None = None) -> int:
+        """Hand due timers to their runs (a deadline that passed); how many fired.
+
+        Every worker may find the same timer due: the run's sequence number lets one
+        transition through, and the others find the timer gone when they look again."""
+        now = self.clock.now() if now is None else now
+        fired = 0
+        wanted = set(run_ids) if run_ids is not None else None
+        for timer in self.store.due_timers(now, 100):
+            if wanted is not None and timer.run_id not in wanted:
+                continue
+            fired += self._fire(timer, now)
+        return fired
+
+    def _fire(self, timer: Timer, now: float) -> int:
+        try:
+            state = self.cache.state(timer.run_id)
+        except RunNotFoundError:
+            return 0
+        causes: list[Event] = []
+        if timer.key == DEADLINE and state.status is RunStatus.RUNNING:
+            causes.append(RunDeadlineExceeded(deadline=state.plan.deadline or 0.0))
+        transition = dataclasses.replace(
+            advance(timer.run_id, state, causes, now), clear_timers=[timer.key]
+        )
+        return self._commit_aside(transition)
+
+    def _record_late(self, now: float) -> None:
+        while not self._late.empty():
+            lease, outcome = self._late.get_nowait()
+            try:
+                state = self.cache.state(lease.run_id)
+            except RunNotFoundError:
+                continue
+            error = outcome.error
+            late = LateResultDiscarded(
+                node=lease.node, attempt=lease.attempt, item=lease.item,
+                outcome="failed" if error else "succeeded",
+                error=f"{error.type}: {error.message}" if error else None,
+            )  # fmt: skip
+            log.warning(
+                "run %s: %s attempt %d returned after its timeout; its result is discarded",
+                lease.run_id, lease.node, lease.attempt,
+            )  # fmt: skip
+            if not self._commit_aside(advance(lease.run_id, state, [late], now)):
+                self._late.put((lease, outcome))  # the run moved meanwhile: next turn
+                return
+
+    def _commit_aside(self, transition: Transition) -> int:
+        """Commit a transition that no lease of ours is waiting on; 1 if it went in."""
+        (result,) = self.store.commit([transition])
+        if result.error is not None:
+            self.cache.drop(transition.run_id)
+            if not isinstance(result.error, ConflictError):
+                log.error("run %s: %s", transition.run_id, result.error)
+            return 0
+        self._note_unleased(result)
+        for stored in result.events:
+            self.cache.observe(stored)
+        self._observe(result.events)
+        return 1
 
     def reclaim(self, now: float | None = None) -> list[StoredEvent]:
         """Requeue attempts held by dead processes on this host or with expired leases."""

@@ -8,6 +8,8 @@ package never knows which backends exist beyond its own modules.
 from keel.store.chain import ChainLink, ChainReport, canonical_json, verify_chain
 from keel.store.protocol import Store
 from keel.store.records import (
+    CircuitOutcome,
+    CircuitState,
     Claimed,
     Committed,
     Lease,
@@ -21,6 +23,8 @@ from keel.store.records import (
 __all__ = [
     "ChainLink",
     "ChainReport",
+    "CircuitOutcome",
+    "CircuitState",
     "Claimed",
     "Committed",
     "Lease",

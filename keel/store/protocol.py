@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from keel.spec.model import WorkflowSpec
 from keel.store.chain import ChainLink
 from keel.store.records import (
+    CircuitState,
     Claimed,
     Committed,
     Lease,
@@ -103,6 +104,9 @@ class Store(Protocol):
 
     def ready_count(self, run_id: str) -> int:
         """How many of the run's attempts wait on the ready queue, held or not."""
+
+    def circuits(self) -> list[CircuitState]:
+        """Circuits that counted failures since they last closed (open ones included)."""
 
     def due_timers(self, now: float, limit: int) -> list[Timer]:
         """Timers due at ``now`` or earlier, earliest first."""

@@ -55,6 +55,8 @@ class Ready:
     queue: str = "default"
     priority: int = 0
     available_at: float = 0.0
+    #: the circuit breaker the attempt needs: it is not claimed while that is open
+    circuit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,29 @@ class Timer:
 
 
 @dataclass(frozen=True, slots=True)
+class CircuitOutcome:
+    """How an attempt that needs a circuit ended, with the circuit's policy: ``failures``
+    in a row open it for ``cooldown`` seconds; a success closes it."""
+
+    name: str
+    ok: bool
+    failures: int
+    cooldown: float
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitState:
+    """A circuit that has counted failures since it last closed."""
+
+    name: str
+    failures: int
+    #: open (attempts that need it wait) until then; after it, one probe is let through
+    open_until: float | None
+    probe_until: float | None
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     """Everything one step of a run changes, committed in one transaction.
 
@@ -106,6 +131,10 @@ class Transition:
     timers: Sequence[Timer] = ()
     #: keys of the run's timers that fired or no longer apply
     clear_timers: Sequence[str] = ()
+    #: (node, item) of queued attempts no worker has started, to take off the queue
+    withdraw: Sequence[tuple[str, int | None]] = ()
+    #: outcomes of attempts that need a circuit breaker, to count against it
+    circuits: Sequence[CircuitOutcome] = ()
     #: the run's status after these events, with its output or reason when it ended
     status: str | None = None
     output: Any = None

@@ -182,6 +182,47 @@ def sync_timeout() -> str:
     return overrun()
 
 
+@keel.task(timeout="1s", isolation="process")
+def hang(pid_file: str) -> str:
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(60)  # far past its timeout: only killing the process ends it
+    return "hung"
+
+
+@keel.workflow
+def process_timeout(pid_file: str) -> str:
+    return hang(pid_file)
+
+
+@keel.task
+def slow_step() -> str:
+    time.sleep(3)
+    return "too late"
+
+
+@keel.workflow(deadline="1s")
+def past_deadline() -> str:
+    return slow_step()
+
+
+@keel.task
+def charge(amount: int) -> str:
+    raise ConnectionError(f"the card service refused {amount}")
+
+
+@keel.task
+def tell_ops(error: dict[str, Any]) -> str:
+    return f"ops told: {error['type']} after {error['attempts']} attempt(s)"
+
+
+@keel.workflow
+def handled_failure(amount: int) -> dict[str, Any]:
+    charged = charge.options(on_failure="tell_ops", retries=1, retry=keel.RetryPolicy(
+        initial_backoff=0))(amount)  # fmt: skip
+    told = tell_ops.options(id="tell_ops")()
+    return {"charged": charged, "told": told}
+
+
 @keel.task(retry=keel.RetryPolicy(max_attempts=3, initial_backoff=0, never_retry_on=("KeyError",)))
 def lookup(key: str) -> str:
     raise KeyError(key)
@@ -338,3 +379,48 @@ def after_release(status: str) -> str:
 @keel.workflow
 def gated(folder: str) -> str:
     return after_release(wait_for_release(folder))
+
+
+# --- manual recovery: a step that fails until a file appears; a failing compensation -------
+
+
+@keel.task
+def first_step(marker: str) -> str:
+    return f"first saw {Path(marker).exists()}"
+
+
+@keel.task(retry=keel.RetryPolicy(max_attempts=1))
+def needs_marker(marker: str, before: str) -> str:
+    if not Path(marker).exists():
+        raise FileNotFoundError(f"{marker} is missing")
+    return f"{before}; marker found"
+
+
+@keel.task
+def last_step(value: str) -> str:
+    return value.upper()
+
+
+@keel.workflow
+def fix_and_retry(marker: str) -> str:
+    return last_step(needs_marker(marker, first_step(marker)))
+
+
+@keel.task(retries=1, retry=keel.RetryPolicy(initial_backoff=0))
+def refund_fails(output: str) -> str:
+    raise RuntimeError(f"cannot undo {output}")
+
+
+@keel.task(compensate=refund_fails)
+def take_money() -> str:
+    return "took 10"
+
+
+@keel.task
+def ship(paid: str) -> str:
+    raise RuntimeError("the warehouse is closed")
+
+
+@keel.workflow
+def undo_fails() -> str:
+    return ship(take_money())

@@ -440,11 +440,6 @@ def test_an_error_listed_in_never_retry_on_is_not_retried(keel: Keel) -> None:
     assert [scheduled["attempt"] for scheduled in find(events, "node_scheduled")] == [1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not built yet: issue 5 (failure handling) enforces timeouts of sync tasks; "
-    "today only async tasks are cancelled at their timeout",
-)
 def test_a_sync_task_that_overruns_its_timeout_fails(keel: Keel) -> None:
     ran = keel.run(flow("sync_timeout"))  # timeout 0.5 s, the task takes 2 s
 
@@ -452,6 +447,45 @@ def test_a_sync_task_that_overruns_its_timeout_fails(keel: Keel) -> None:
     assert [failure["error"]["type"] for failure in find(events, "node_failed")] == ["TimeoutError"]
     assert not find(events, "node_succeeded")
     assert ran.proc.returncode == 1
+    # the thread could not be stopped: what it returned later is recorded as discarded
+    (late,) = find(events, "late_result_discarded")
+    assert (late["attempt"], late["outcome"]) == (1, "succeeded")
+    assert [e["kind"] for e in events].index("late_result_discarded") > [
+        e["kind"] for e in events
+    ].index("node_failed")
+
+
+def test_a_process_isolated_task_is_killed_at_its_timeout(keel: Keel, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    ran = keel.run(flow("process_timeout"), "-i", f"pid_file={pid_file}")
+
+    assert ran.proc.returncode == 1
+    events = keel.history(ran.run_id, node="hang")
+    (failure,) = find(events, "node_failed")
+    assert failure["error"]["type"] == "TimeoutError"
+    assert "was killed" in failure["error"]["message"]
+    with pytest.raises(ProcessLookupError):  # the task's process is gone, not left behind
+        os.kill(int(pid_file.read_text()), 0)
+
+
+def test_a_run_past_its_deadline_fails(keel: Keel) -> None:
+    ran = keel.run(flow("past_deadline"))  # deadline 1 s, its one step takes 3 s
+
+    assert ran.proc.returncode == 1
+    events = keel.history(ran.run_id)
+    kinds = [e["kind"] for e in events]
+    assert kinds[-2:] == ["run_deadline_exceeded", "run_failed"]
+    assert "deadline (1 s)" in events[-1]["reason"]
+    assert not find(events, "node_succeeded")
+
+
+def test_a_failure_routed_to_a_handler_does_not_fail_the_run(keel: Keel) -> None:
+    ran = keel.run(flow("handled_failure"), "-i", "amount=5")
+
+    assert ran.proc.returncode == 0, ran.proc.stderr
+    (handled,) = find(keel.history(ran.run_id), "node_succeeded", "tell_ops")
+    assert handled["output"] == "ops told: ConnectionError after 2 attempt(s)"
+    assert keel.show(ran.run_id)["status"] == "succeeded"
 
 
 # --- 7. results: not JSON, and pydantic models ---------------------------------------------------

@@ -38,14 +38,17 @@ FROM runs WHERE id = ?;
 SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 2;
 
 -- name: insert_ready
-INSERT OR REPLACE INTO ready (run_id, node, item, attempt, queue, priority, available_at, owner,
-                              lease_expires)
-VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL);
+INSERT OR REPLACE INTO ready (run_id, node, item, attempt, queue, priority, available_at, circuit,
+                              owner, lease_expires)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL);
 
 -- name: insert_ready_leased
-INSERT OR REPLACE INTO ready (run_id, node, item, attempt, queue, priority, available_at, owner,
-                              lease_expires)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+INSERT OR REPLACE INTO ready (run_id, node, item, attempt, queue, priority, available_at, circuit,
+                              owner, lease_expires)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: delete_queued
+DELETE FROM ready WHERE run_id = ? AND node = ? AND item = ? AND owner IS NULL;
 
 -- name: delete_held
 DELETE FROM ready WHERE run_id = ? AND node = ? AND item = ? AND attempt = ? AND owner = ?;
@@ -53,31 +56,65 @@ DELETE FROM ready WHERE run_id = ? AND node = ? AND item = ? AND attempt = ? AND
 -- name: delete_run_ready
 DELETE FROM ready WHERE run_id = ?;
 
+-- The select_free queries skip attempts whose circuit is open or being probed; rows of a
+-- circuit past its cool-down come back with its name in tripped, for the probe.
+
 -- name: select_free
-SELECT run_id, node, item, attempt FROM ready
-WHERE owner IS NULL AND available_at <= ?
-ORDER BY priority DESC, available_at LIMIT ?;
+SELECT run_id, node, item, attempt, circuit FROM ready
+WHERE owner IS NULL AND available_at <= :now
+  AND (circuit IS NULL OR circuit NOT IN (SELECT name FROM circuits
+                                          WHERE open_until > :now OR probe_until > :now))
+ORDER BY priority DESC, available_at LIMIT :limit;
 
 -- name: select_free_of_run
-SELECT run_id, node, item, attempt FROM ready
-WHERE run_id = ? AND owner IS NULL AND available_at <= ?
-ORDER BY priority DESC, available_at LIMIT ?;
+SELECT run_id, node, item, attempt, circuit FROM ready
+WHERE run_id = :run AND owner IS NULL AND available_at <= :now
+  AND (circuit IS NULL OR circuit NOT IN (SELECT name FROM circuits
+                                          WHERE open_until > :now OR probe_until > :now))
+ORDER BY priority DESC, available_at LIMIT :limit;
 
 -- name: select_free_of_runs
-SELECT run_id, node, item, attempt FROM ready
-WHERE run_id IN (SELECT value FROM json_each(?)) AND owner IS NULL AND available_at <= ?
-ORDER BY priority DESC, available_at LIMIT ?;
+SELECT run_id, node, item, attempt, circuit FROM ready
+WHERE run_id IN (SELECT value FROM json_each(:runs)) AND owner IS NULL AND available_at <= :now
+  AND (circuit IS NULL OR circuit NOT IN (SELECT name FROM circuits
+                                          WHERE open_until > :now OR probe_until > :now))
+ORDER BY priority DESC, available_at LIMIT :limit;
 
 -- name: select_free_in_queues
-SELECT run_id, node, item, attempt FROM ready
-WHERE queue IN (SELECT value FROM json_each(?)) AND owner IS NULL AND available_at <= ?
-ORDER BY priority DESC, available_at LIMIT ?;
+SELECT run_id, node, item, attempt, circuit FROM ready
+WHERE queue IN (SELECT value FROM json_each(:queues)) AND owner IS NULL AND available_at <= :now
+  AND (circuit IS NULL OR circuit NOT IN (SELECT name FROM circuits
+                                          WHERE open_until > :now OR probe_until > :now))
+ORDER BY priority DESC, available_at LIMIT :limit;
 
 -- name: select_free_of_runs_in_queues
-SELECT run_id, node, item, attempt FROM ready
-WHERE run_id IN (SELECT value FROM json_each(?)) AND queue IN (SELECT value FROM json_each(?))
-  AND owner IS NULL AND available_at <= ?
-ORDER BY priority DESC, available_at LIMIT ?;
+SELECT run_id, node, item, attempt, circuit FROM ready
+WHERE run_id IN (SELECT value FROM json_each(:runs)) AND queue IN (SELECT value FROM json_each(:queues))
+  AND owner IS NULL AND available_at <= :now
+  AND (circuit IS NULL OR circuit NOT IN (SELECT name FROM circuits
+                                          WHERE open_until > :now OR probe_until > :now))
+ORDER BY priority DESC, available_at LIMIT :limit;
+
+-- name: select_tripped
+SELECT name FROM circuits WHERE open_until IS NOT NULL AND name IN (SELECT value FROM json_each(?));
+
+-- name: start_probe
+UPDATE circuits SET probe_until = ?, updated_at = ? WHERE name = ?;
+
+-- name: circuit_succeeded
+DELETE FROM circuits WHERE name = ?;
+
+-- name: circuit_failed
+INSERT INTO circuits (name, failures, open_until, probe_until, updated_at)
+VALUES (:name, 1, CASE WHEN :threshold <= 1 THEN :at + :cooldown END, NULL, :at)
+ON CONFLICT (name) DO UPDATE SET
+    failures = failures + 1,
+    open_until = CASE WHEN failures + 1 >= :threshold THEN :at + :cooldown ELSE open_until END,
+    probe_until = NULL,
+    updated_at = :at;
+
+-- name: select_circuits
+SELECT name, failures, open_until, probe_until, updated_at FROM circuits ORDER BY name;
 
 -- name: take_lease
 UPDATE ready SET owner = ?, lease_expires = ?

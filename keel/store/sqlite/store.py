@@ -27,6 +27,7 @@ from keel.spec.model import WorkflowSpec
 from keel.store.chain import GENESIS, ChainLink, canonical_json, event_json, link_hash
 from keel.store.records import (
     NO_ITEM,
+    CircuitState,
     Claimed,
     Committed,
     Lease,
@@ -229,8 +230,8 @@ class SQLiteStore:
         if ready:
             conn.executemany(
                 Q["insert_ready"],
-                [(run_id, r.node, _item(r.item), r.attempt, r.queue, r.priority, r.available_at)
-                 for r in ready],
+                [(run_id, r.node, _item(r.item), r.attempt, r.queue, r.priority, r.available_at,
+                  r.circuit) for r in ready],
             )  # fmt: skip
 
     # --- transitions -------------------------------------------------------------------------
@@ -271,10 +272,17 @@ class SQLiteStore:
                     f"run {lease.run_id}: {lease.node} attempt {lease.attempt} is no longer "
                     f"held by {lease.owner}"
                 )
-        leased = [r for r in t.enqueue if r.available_at <= t.at][: t.lease_limit]
+        for node, item in t.withdraw:
+            conn.execute(Q["delete_queued"], (t.run_id, node, _item(item)))
+        # an attempt that needs a circuit goes through the queue, where the circuit is
+        # checked, rather than straight to the worker
+        leased = [r for r in t.enqueue if r.available_at <= t.at and r.circuit is None]
+        leased = leased[: t.lease_limit]
         queued: list[tuple[str, str, int, int]] = []
         if t.lease_to is not None and len(leased) < t.lease_limit:
-            queued = self._free(conn, t.at, t.lease_limit - len(leased), [t.run_id], None)
+            queued = self._free(
+                conn, t.at, t.lease_limit - len(leased), [t.run_id], None, t.lease_for
+            )
         if t.lease_to is None or not (leased or queued):
             stored = self._append(conn, t.run_id, t.events, t.at, t.expected_seq)
             self._enqueue(conn, t.run_id, t.enqueue)
@@ -288,6 +296,15 @@ class SQLiteStore:
             )
         for key in t.clear_timers:
             conn.execute(Q["delete_timer"], (t.run_id, key))
+        for outcome in t.circuits:
+            if outcome.ok:
+                conn.execute(Q["circuit_succeeded"], (outcome.name,))
+            else:
+                conn.execute(
+                    Q["circuit_failed"],
+                    {"name": outcome.name, "threshold": outcome.failures,
+                     "cooldown": outcome.cooldown, "at": t.at},
+                )  # fmt: skip
         if t.status is not None:
             output = None if t.output is None else canonical_json(t.output)
             conn.execute(Q["update_status"], (t.status, output, t.reason, t.run_id))
@@ -315,7 +332,7 @@ class SQLiteStore:
         conn.executemany(
             Q["insert_ready_leased"],
             [(t.run_id, r.node, _item(r.item), r.attempt, r.queue, r.priority, r.available_at,
-              owner, expires) for r in leased],
+              r.circuit, owner, expires) for r in leased],
         )  # fmt: skip
         conn.executemany(
             Q["take_lease"],
@@ -353,7 +370,7 @@ class SQLiteStore:
         if not self._free(self._connection(), now, limit, run_ids, queues):
             return claimed
         with self._write() as conn:
-            rows = self._free(conn, now, limit, run_ids, queues)
+            rows = self._free(conn, now, limit, run_ids, queues, lease_for)
             for row_run, node, item, attempt in rows:
                 conn.execute(Q["take_lease"], (owner, expires, row_run, node, item))
                 started = NodeStarted(node=node, attempt=attempt, worker=owner,
@@ -370,25 +387,41 @@ class SQLiteStore:
         limit: int,
         run_ids: Sequence[str] | None,
         queues: Sequence[str] | None,
+        lease_for: float = 30.0,
     ) -> list[tuple[str, str, int, int]]:
-        """Free attempts to claim, best first, filtered in SQL (never after a LIMIT)."""
+        """Free attempts to claim, best first, filtered in SQL (never after a LIMIT).
+
+        Attempts whose circuit is open stay where they are. Of a circuit past its
+        cool-down, only the first attempt is taken, as the probe (inside a write
+        transaction, the probe is marked so other claims hold back until it reports)."""
+        params: dict[str, Any] = {"now": now, "limit": limit}
         if queues is not None:
-            json_queues = json.dumps(list(queues))
-            if run_ids is None:
-                return conn.execute(
-                    Q["select_free_in_queues"], (json_queues, now, limit)
-                ).fetchall()
-            return conn.execute(
-                Q["select_free_of_runs_in_queues"],
-                (json.dumps(list(run_ids)), json_queues, now, limit),
-            ).fetchall()
-        if run_ids is None:
-            return conn.execute(Q["select_free"], (now, limit)).fetchall()
-        if len(run_ids) == 1:
-            return conn.execute(Q["select_free_of_run"], (run_ids[0], now, limit)).fetchall()
-        return conn.execute(
-            Q["select_free_of_runs"], (json.dumps(list(run_ids)), now, limit)
-        ).fetchall()
+            params["queues"] = json.dumps(list(queues))
+        if run_ids is not None and len(run_ids) == 1:
+            params["run"] = run_ids[0]
+            query = "select_free_of_run" if queues is None else "select_free_of_runs_in_queues"
+            params["runs"] = json.dumps(list(run_ids))
+        elif run_ids is not None:
+            params["runs"] = json.dumps(list(run_ids))
+            query = "select_free_of_runs" if queues is None else "select_free_of_runs_in_queues"
+        else:
+            query = "select_free" if queues is None else "select_free_in_queues"
+        rows = conn.execute(Q[query], params).fetchall()
+        circuits = sorted({row[4] for row in rows if row[4] is not None})
+        if not circuits:
+            return [row[:4] for row in rows]
+        tripped = {name for (name,) in conn.execute(Q["select_tripped"], (json.dumps(circuits),))}
+        free: list[tuple[str, str, int, int]] = []
+        probing: set[str] = set()
+        for run_id, node, item, attempt, circuit in rows:
+            if circuit in probing:
+                continue  # one probe per circuit
+            if circuit in tripped:
+                probing.add(circuit)
+                if conn.in_transaction:
+                    conn.execute(Q["start_probe"], (now + lease_for, now, circuit))
+            free.append((run_id, node, item, attempt))
+        return free
 
     def renew(self, owner: str, now: float, lease_for: float) -> int:
         with self._write() as conn:
@@ -470,6 +503,10 @@ class SQLiteStore:
         """The stored events exactly as written, for ``verify_chain``."""
         rows = self._connection().execute(Q["select_chain"], (run_id,))
         return [ChainLink(*row) for row in rows]
+
+    def circuits(self) -> list[CircuitState]:
+        rows = self._connection().execute(Q["select_circuits"])
+        return [CircuitState(*row) for row in rows]
 
     def due_timers(self, now: float, limit: int) -> list[Timer]:
         rows = self._connection().execute(Q["select_due_timers"], (now, limit))

@@ -1,0 +1,155 @@
+"""What people do to runs by hand: retry a failed run, re-run one node, set a node's
+output. Each is recorded in the run's history as an event naming who did it (``by``,
+the OS user unless given), so the audit trail shows manual steps next to the engine's.
+
+A failed run keeps everything needed to continue it: its history holds the outputs of
+the nodes that succeeded, so a retry re-runs only what failed and what depends on it.
+Nodes whose effects a compensation undid run again too: their work was taken back.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+from typing import Any
+
+from keel.engine.events import Event, NodeSetByHand, RunRetried
+from keel.engine.state import ENDED, NodeStatus, RunState, RunStatus
+from keel.errors import ConflictError, KeelError
+from keel.runtime.clock import Clock, SystemClock
+from keel.runtime.runs import RunCache, advance
+from keel.store.protocol import Store
+from keel.store.records import RunRecord
+
+
+def change_run(
+    store: Store,
+    run_id: str,
+    events_for: Callable[[RunState], list[Event]],
+    *,
+    clock: Clock | None = None,
+) -> RunRecord:
+    """Record the events ``events_for`` chooses for the run's current state, and what
+    follows from them; chosen again if another process moved the run meanwhile."""
+    clock = clock or SystemClock()
+    for _ in range(5):
+        record = store.get_run(run_id)
+        state = RunCache(store).state(record.id)
+        events = events_for(state)
+        (result,) = store.commit([advance(record.id, state, events, clock.now())])
+        if result.error is None:
+            return store.get_run(record.id)
+        if not isinstance(result.error, ConflictError):
+            raise result.error
+    raise KeelError(f"run {run_id} keeps changing; try again")
+
+
+def _descendants(state: RunState, seeds: set[str]) -> list[str]:
+    """``seeds`` and every node downstream of them, in plan order."""
+    plan = state.plan
+    found = set(seeds)
+    stack = list(seeds)
+    while stack:
+        for child in plan.nodes[stack.pop()].children:
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return [node_id for node_id in list(plan.nodes)[: plan.graph_count] if node_id in found]
+
+
+def _undone(state: RunState) -> set[str]:
+    """Nodes whose compensation ran: their effect was taken back, so they run again."""
+    plan = state.plan
+    return {
+        node_id
+        for node_id in state.completed
+        if state.nodes[str(plan.nodes[node_id].compensation)].status is not NodeStatus.WAITING
+    }
+
+
+def _graph_node(state: RunState, node: str) -> None:
+    plan = state.plan
+    if node not in list(plan.nodes)[: plan.graph_count]:
+        known = ", ".join(list(plan.nodes)[: plan.graph_count])
+        raise KeelError(f"workflow '{plan.spec.name}' has no node '{node}' (nodes: {known})")
+
+
+def _must_have_failed(state: RunState, action: str) -> None:
+    if state.status is not RunStatus.FAILED:
+        raise KeelError(
+            f"run {state.run_id[:8]} is {state.status.value}: only a failed run can be {action}"
+        )
+
+
+def to_retry(state: RunState, node: str | None = None) -> list[str]:
+    """The nodes a retry runs again: the ones that did not succeed (or only ``node``),
+    those whose work a compensation undid, and everything downstream of them."""
+    if node is not None:
+        _graph_node(state, node)
+        seeds = {node}
+    else:
+        graph = list(state.plan.nodes)[: state.plan.graph_count]
+        seeds = {
+            node_id
+            for node_id in graph
+            if state.nodes[node_id].status not in (NodeStatus.SUCCEEDED, NodeStatus.SKIPPED)
+        }
+    return _descendants(state, seeds | _undone(state))
+
+
+def retry_run(
+    store: Store,
+    run_id: str,
+    *,
+    node: str | None = None,
+    by: str | None = None,
+    reason: str = "",
+    clock: Clock | None = None,
+) -> RunRecord:
+    """Continue a failed run from its failed nodes (or re-run ``node`` and what depends
+    on it). Succeeded nodes keep their outputs; the attempts that follow get new numbers,
+    and the retry policy's budget starts again."""
+    who = by or getpass.getuser()
+
+    def events_for(state: RunState) -> list[Event]:
+        _must_have_failed(state, "retried")
+        return [RunRetried(by=who, nodes=to_retry(state, node), reason=reason)]
+
+    return change_run(store, run_id, events_for, clock=clock)
+
+
+def set_node_output(
+    store: Store,
+    run_id: str,
+    node: str,
+    output: Any,
+    *,
+    by: str | None = None,
+    reason: str = "",
+    clock: Clock | None = None,
+) -> RunRecord:
+    """Mark ``node`` done by hand with ``output`` (``keel skip``), and let the run go on.
+
+    On a failed run this also retries what else failed; on a running run the node must
+    not have started (it may wait for its parents, or on the queue for a retry)."""
+    who = by or getpass.getuser()
+
+    def events_for(state: RunState) -> list[Event]:
+        _graph_node(state, node)
+        setting = NodeSetByHand(node=node, output=output, by=who, reason=reason)
+        if state.status is RunStatus.FAILED:
+            again = to_retry(state)
+            if node not in again:
+                raise KeelError(f"node '{node}' succeeded already; use keel retry --node {node}")
+            retried = RunRetried(by=who, nodes=again, reason=reason or f"{node} set by hand")
+            return [retried, setting]
+        if state.status is not RunStatus.RUNNING:
+            raise KeelError(f"run {state.run_id[:8]} is {state.status.value}: it cannot change")
+        current = state.nodes[node]
+        if current.status in ENDED:
+            raise KeelError(f"node '{node}' has ended already ({current.status.value})")
+        if current.status is NodeStatus.RUNNING or current.items_open or current.item_count:
+            raise KeelError(f"node '{node}' is running now; wait for it to end or cancel the run")
+        return [setting]
+
+    return change_run(store, run_id, events_for, clock=clock)

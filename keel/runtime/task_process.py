@@ -1,0 +1,82 @@
+"""The child side of ``isolation="process"``: run one attempt of a task in this process
+and answer with its outcome (``keel.runtime.isolation`` starts it and reads the answer).
+
+Run as ``python -m keel.runtime.task_process``. The protocol is JSON only, never pickle,
+so the parent never executes anything the child sends:
+
+    stdin   {"task": "pkg.mod:func", "args": {...},
+             "context": {"run_id", "workflow", "node", "attempt", "item"},
+             "retry": RetryPolicy.model_dump(mode="json") | null, "sys_path": [...]}
+    stdout  {"output": <JSON>,
+             "error": null | {"type", "message", "traceback", "retryable"}}
+
+Invariants:
+
+- the response is the only thing written to the real stdout: before anything else runs,
+  fd 1 and ``sys.stdout`` are pointed at stderr, so a ``print`` in the task (or a C
+  library writing to fd 1) goes to the log instead of corrupting the answer;
+- the process ends right after answering (``os._exit``), so a thread the task left
+  running cannot hold the attempt open after its result is known.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from typing import Any, TextIO
+
+from keel.runtime.invoke import Invocation, TaskCatalog, make_context
+from keel.spec.policies import RetryPolicy
+
+
+def keep_stdout_for_response() -> TextIO:
+    """Send everything written to fd 1 to stderr; return the real stdout for the answer.
+
+    The duplicate is not inheritable (PEP 446), so subprocesses the task starts do not
+    hold the response pipe open either.
+    """
+    sys.stdout.flush()
+    response = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return response
+
+
+def answer(request: dict[str, Any]) -> dict[str, Any]:
+    """Run the attempt ``request`` describes and return the response as JSON data."""
+    # the parent's path first, so the task imports what the parent would have imported
+    sys.path[:0] = [entry for entry in request["sys_path"] if entry not in sys.path]
+    context = request["context"]
+    ctx = make_context(
+        context["run_id"], context["workflow"], context["node"], context["attempt"], context["item"]
+    )
+    retry = RetryPolicy.model_validate(request["retry"]) if request["retry"] else None
+    outcome = Invocation(TaskCatalog(), request["task"], request["args"], ctx, retry).run()
+    error = None if outcome.error is None else dataclasses.asdict(outcome.error)
+    return {"output": outcome.output, "error": error}
+
+
+def encode(response: dict[str, Any]) -> str:
+    """The response as JSON text; an error response if it somehow is not JSON."""
+    try:
+        return json.dumps(response, allow_nan=False)
+    except (TypeError, ValueError) as exc:  # Invocation already checks results; be safe
+        message = f"the task's result is not JSON: {exc}"
+        error = {"type": "ResultNotJSON", "message": message, "traceback": "", "retryable": False}
+        return json.dumps({"output": None, "error": error})
+
+
+def main() -> None:
+    response = keep_stdout_for_response()
+    request = json.load(sys.stdin)
+    text = encode(answer(request))
+    response.write(text)
+    response.close()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
