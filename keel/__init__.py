@@ -32,6 +32,8 @@ if TYPE_CHECKING:
         WebhookTrigger,
         WorkflowSpec,
     )
+    from keel.spec.notifiers import CallableNotifier, EmailNotifier, WebhookNotifier
+    from keel.spec.policies import CircuitPolicy
 
 #: where each public name lives; imported on first use so that ``import keel`` (and so
 #: every CLI command, ``keel --help`` included) does not load pydantic, CEL and the
@@ -48,6 +50,10 @@ _HOMES = {
         "keel.errors",
     ),
     **dict.fromkeys(("StepContext", "context"), "keel.runtime.context"),
+    **dict.fromkeys(
+        ("CallableNotifier", "EmailNotifier", "WebhookNotifier"), "keel.spec.notifiers"
+    ),
+    "CircuitPolicy": "keel.spec.policies",
     **dict.fromkeys(
         ("ConcurrencyPolicy", "EventTrigger", "JoinRule", "NodeDefaults", "RetryPolicy",
          "ScheduleTrigger", "WebhookTrigger", "WorkflowSpec"),
@@ -73,7 +79,10 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
+    "CallableNotifier",
+    "CircuitPolicy",
     "ConcurrencyPolicy",
+    "EmailNotifier",
     "EventTrigger",
     "ExpressionError",
     "InputError",
@@ -90,6 +99,7 @@ __all__ = [
     "Task",
     "TracingError",
     "Value",
+    "WebhookNotifier",
     "WebhookTrigger",
     "Workflow",
     "WorkflowNotFoundError",

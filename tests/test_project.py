@@ -28,10 +28,12 @@ ALLOWED = {
 
 def test_public_api_is_pinned() -> None:
     assert sorted(keel.__all__) == sorted([
-        "ConcurrencyPolicy", "EventTrigger", "ExpressionError", "InputError", "JoinRule",
+        "CallableNotifier", "CircuitPolicy", "ConcurrencyPolicy", "EmailNotifier",
+        "EventTrigger", "ExpressionError", "InputError", "JoinRule",
         "KeelError", "NodeDefaults", "NodeOutput", "NonRetryable", "RetryPolicy",
         "ScheduleTrigger", "SpecError", "SpecIssue", "StepContext", "Task", "TracingError",
-        "Value", "WebhookTrigger", "Workflow", "WorkflowNotFoundError", "WorkflowSpec",
+        "Value", "WebhookNotifier", "WebhookTrigger", "Workflow", "WorkflowNotFoundError",
+        "WorkflowSpec",
         "__version__", "context", "expr", "map", "task", "when", "workflow",
     ])  # fmt: skip
     for name in keel.__all__:

@@ -114,6 +114,15 @@ def _outputs(returned: object, workflow: str) -> dict[str, str]:
     return {RESULT: to_expression(returned)}
 
 
+def _notifier_data(notifier: Any) -> Any:
+    """Spec data for a notifier: a model as it dumps, a function as a callable notifier."""
+    if hasattr(notifier, "model_dump"):
+        return notifier.model_dump(mode="json")
+    if callable(notifier):
+        return {"kind": "callable", "function": side_task_data(notifier)["task"]}
+    return notifier
+
+
 def build_spec(
     function: Callable[..., Any],
     *,
@@ -124,6 +133,7 @@ def build_spec(
     defaults: NodeDefaults | None = None,
     triggers: Sequence[Trigger] = (),
     on_failure: Callable[..., Any] | None = None,
+    notify: Sequence[Any] = (),
 ) -> WorkflowSpec:
     workflow_name = name or function.__name__
     schema = input_schema(function)
@@ -147,6 +157,8 @@ def build_spec(
         data["deadline"] = parse_duration(deadline)
     if on_failure is not None:
         data["on_failure"] = side_task_data(on_failure)
+    if notify:
+        data["notify"] = [_notifier_data(notifier) for notifier in notify]
     spec = parse_spec(data, source=workflow_name)
     try:
         return check(spec, signatures=trace.signatures)
@@ -168,6 +180,7 @@ def workflow(
     defaults: NodeDefaults | None = None,
     triggers: Sequence[Trigger] = (),
     on_failure: Callable[..., Any] | None = None,
+    notify: Sequence[Any] = (),
 ) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
 
 
@@ -182,11 +195,14 @@ def workflow(
     defaults: NodeDefaults | None = None,
     triggers: Sequence[Trigger] = (),
     on_failure: Callable[..., Any] | None = None,
+    notify: Sequence[Any] = (),
 ) -> Workflow[P, R] | Callable[[Callable[P, R]], Workflow[P, R]]:
     """Declare a workflow. The body is traced once, now; see the module docstring.
 
     ``on_failure`` runs once if a run fails (after its compensations), with a
-    ``failure`` argument describing what happened."""
+    ``failure`` argument describing what happened. ``notify`` lists who is told when a
+    run fails: ``keel.WebhookNotifier(url=...)``, ``keel.EmailNotifier(...)``, or a
+    function (called with the notification)."""
 
     def decorate(fn: Callable[P, R]) -> Workflow[P, R]:
         spec = build_spec(
@@ -198,6 +214,7 @@ def workflow(
             defaults=defaults,
             triggers=triggers,
             on_failure=on_failure,
+            notify=notify,
         )
         return Workflow(fn, spec)
 

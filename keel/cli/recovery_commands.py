@@ -26,6 +26,34 @@ def register(app: typer.Typer) -> None:
     app.command()(failed)
     app.command()(retry)
     app.command()(skip)
+    app.command()(circuits)
+
+
+def circuits(as_json: JsonOption = False, db: DbOption = None) -> None:
+    """Circuit breakers that counted failures: open ones hold back the attempts that
+    need them until their cool-down ends."""
+    from keel.runtime.clock import SystemClock
+
+    with opened_store(db) as store, reported_errors():
+        found = store.circuits()
+    now = SystemClock().now()
+    if as_json:
+        rows = [{"name": c.name, "failures": c.failures, "open_until": c.open_until,
+                 "probe_until": c.probe_until} for c in found]  # fmt: skip
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not found:
+        typer.echo("no circuit has counted failures")
+    for circuit in found:
+        if circuit.probe_until is not None and circuit.probe_until > now:
+            state = "half-open: a probe is running"
+        elif circuit.open_until is not None and circuit.open_until > now:
+            state = f"open until {local_time(circuit.open_until)}"
+        elif circuit.open_until is not None:
+            state = "half-open: the next attempt is the probe"
+        else:
+            state = "closed"
+        typer.echo(f"{circuit.name}  {circuit.failures} failures in a row  {state}")
 
 
 def retry(

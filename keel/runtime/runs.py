@@ -20,6 +20,7 @@ from keel.engine.events import (
 )
 from keel.engine.plan import Plan, compile_plan
 from keel.engine.state import RunState, apply
+from keel.runtime.notifications import notifications_of
 from keel.spec.model import WorkflowSpec
 from keel.store.protocol import Store
 from keel.store.records import Lease, Ready, StoredEvent, Timer, Transition
@@ -92,6 +93,7 @@ def advance(
         done=done,
         timers=timers_of(run_id, plan, events, now) if plan.deadline is not None else (),
         withdraw=withdrawn_of(events),
+        notify=notifications_of(state, events, now) if plan.spec.notify else (),
         status=state.status.value if changed else None,  # no write when it stays the same
         output=state.output if finished else None,
         reason=state.reason if finished else None,

@@ -19,6 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ from keel.runtime.clock import Clock, SystemClock
 from keel.runtime.control import record_run
 from keel.runtime.executor import Executor
 from keel.runtime.invoke import Invocation, Outcome, TaskCatalog, make_context
+from keel.runtime.notifications import deliver_item, redelivery_at
 from keel.runtime.owner import Owner, known_dead
 from keel.runtime.runs import DEADLINE, RunCache, advance
 from keel.spec.model import WorkflowSpec
@@ -48,6 +50,7 @@ from keel.store.records import (
     Claimed,
     Committed,
     Lease,
+    OutboxItem,
     RunRecord,
     StoredEvent,
     Timer,
@@ -78,6 +81,8 @@ class WorkerOptions:
     gather: float = 0.002
     #: seconds between looks for due timers (a run's deadline)
     timers_every: float = 0.5
+    #: seconds between looks at the outbox of notifications
+    notify_every: float = 0.5
     #: when the worker stops, seconds it waits for threads still running attempts that
     #: were failed at their timeout, to record their results as discarded
     late_grace: float = 10.0
@@ -123,6 +128,11 @@ class Worker:
         #: results of thread attempts that came after their timeout, to record as discarded
         self._late: queue.SimpleQueue[tuple[Lease, Outcome]] = queue.SimpleQueue()
         self._timers_at = float("-inf")
+        self._notified_at = float("-inf")
+        #: notifications being delivered (off the task threads) and their results
+        self._delivering = 0
+        self._delivered: queue.SimpleQueue[tuple[OutboxItem, str | None]] = queue.SimpleQueue()
+        self._notifier_pool: ThreadPoolExecutor | None = None
         self._running: dict[tuple[str, str, int | None], Lease] = {}
         self._retry: list[tuple[Lease, Outcome]] = []
         self._ended: set[str] = set()
@@ -183,6 +193,7 @@ class Worker:
             threading.Event().wait(self.options.poll)
         if not self._late.empty():
             self._record_late(self.clock.now())
+        self.flush_notifications(self.options.late_grace)
         if self.executor.overdue():
             log.warning(
                 "%d timed-out attempts still hold their threads; what they return will not "
@@ -193,6 +204,8 @@ class Worker:
         """Give back what this worker holds and stop its threads."""
         self.release()
         self.executor.shutdown(wait=False)
+        if self._notifier_pool is not None:
+            self._notifier_pool.shutdown(wait=False)
 
     def release(self) -> None:
         """Put this worker's leases back on the queue so another worker takes them now."""
@@ -418,6 +431,50 @@ class Worker:
             self.fire_timers(now, run_ids)
         if not self._late.empty():
             self._record_late(now)
+        if now - self._notified_at >= self.options.notify_every:
+            self._notified_at = now
+            self._notify(now)
+        if self._delivering:
+            self._note_delivered(now)
+
+    # --- notifications --------------------------------------------------------------------------
+
+    def _notify(self, now: float) -> None:
+        """Deliver what the outbox holds, a few at a time, on threads of their own."""
+        free = 4 - self._delivering
+        if free <= 0:
+            return
+        items = self.store.take_notifications(self.owner, now, free, self.options.lease_for)
+        if not items:
+            return
+        if self._notifier_pool is None:
+            self._notifier_pool = ThreadPoolExecutor(4, thread_name_prefix="keel-notify")
+        for item in items:
+            self._delivering += 1
+            self._notifier_pool.submit(self._deliver, item)
+
+    def _deliver(self, item: OutboxItem) -> None:
+        self._delivered.put((item, deliver_item(item)))
+
+    def _note_delivered(self, now: float) -> None:
+        while not self._delivered.empty():
+            item, error = self._delivered.get_nowait()
+            self._delivering -= 1
+            if error is None:
+                self.store.finish_notification(item.id, now)
+                continue
+            log.warning("notifying about run %s failed: %s", item.run_id, error)
+            retry_at = redelivery_at(item, now)
+            self.store.finish_notification(item.id, now, error=error, retry_at=retry_at)
+
+    def flush_notifications(self, timeout: float) -> None:
+        """Deliver what is due now before stopping (``keel run`` tells of its own failure
+        before it exits); what is left stays in the outbox for the next worker."""
+        until = time.monotonic() + timeout
+        self._notify(self.clock.now())
+        while self._delivering and time.monotonic() < until:
+            threading.Event().wait(0.01)
+            self._note_delivered(self.clock.now())
 
     # --- timers and late results --------------------------------------------------------------
 

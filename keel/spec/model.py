@@ -27,6 +27,7 @@ from pydantic import (
     Tag,
 )
 
+from keel.spec.notifiers import Notifier
 from keel.spec.policies import Isolation, NodeDefaults, NodePolicies, RetryPolicy
 from keel.spec.triggers import Trigger
 from keel.spec.types import Expression, ImportPath, JsonData, Name, NodeId, PositiveDuration
@@ -233,6 +234,8 @@ class WorkflowSpec(BaseModel):
     #: runs once when the run fails, after the compensations, with a ``failure``
     #: argument (reason, failed node, error, compensations); e.g. to alert someone
     on_failure: Annotated[SideTask | None, BeforeValidator(_side_task_shorthand)] = None
+    #: who is told when a run fails, a node fails, or a node runs out of retries
+    notify: tuple[Notifier, ...] = ()
     triggers: tuple[Trigger, ...] = ()
 
     @cached_property

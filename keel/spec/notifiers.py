@@ -82,7 +82,7 @@ class WebhookNotifier(_Frozen):
     waiting ``backoff`` seconds, then twice as long each time.
     """
 
-    kind: Literal["webhook"]
+    kind: Literal["webhook"] = "webhook"
     url: Annotated[str, AfterValidator(_check_url)]
     headers: Annotated[dict[str, str], AfterValidator(_check_headers)] = Field(default_factory=dict)
     #: per attempt
@@ -100,7 +100,7 @@ class EmailNotifier(_Frozen):
     ``password_env``.
     """
 
-    kind: Literal["email"]
+    kind: Literal["email"] = "email"
     to: Annotated[tuple[EmailAddress, ...], Field(min_length=1)]
     sender: EmailAddress
     host: str = Field("localhost", min_length=1)

@@ -25,6 +25,7 @@ from keel.store.records import (
     Claimed,
     Committed,
     Lease,
+    OutboxItem,
     RunRecord,
     StoredEvent,
     Timer,
@@ -104,6 +105,21 @@ class Store(Protocol):
 
     def ready_count(self, run_id: str) -> int:
         """How many of the run's attempts wait on the ready queue, held or not."""
+
+    def take_notifications(
+        self, owner: str, now: float, limit: int, lease_for: float
+    ) -> list[OutboxItem]:
+        """Lease up to ``limit`` notifications due for delivery (``lease_for`` seconds:
+        one whose deliverer died is taken again after that)."""
+
+    def finish_notification(
+        self, item_id: int, now: float, *, error: str | None = None, retry_at: float | None = None
+    ) -> None:
+        """Mark a notification delivered, or failed: tried again at ``retry_at``, or
+        given up (kept with its error) when that is None."""
+
+    def notifications(self, run_id: str) -> list[OutboxItem]:
+        """The run's notifications, delivered or not, oldest first."""
 
     def circuits(self) -> list[CircuitState]:
         """Circuits that counted failures since they last closed (open ones included)."""

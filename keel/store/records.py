@@ -113,6 +113,27 @@ class CircuitState:
 
 
 @dataclass(frozen=True, slots=True)
+class Notification:
+    """A message to deliver because of the transition's events (the notifier's spec
+    data and the JSON it is sent), kept in the outbox until it is delivered."""
+
+    notifier: dict[str, Any]
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    run_id: str
+    notifier: dict[str, Any]
+    payload: dict[str, Any]
+    #: delivery attempts so far (this one included, when just taken)
+    deliveries: int
+    delivered_at: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     """Everything one step of a run changes, committed in one transaction.
 
@@ -135,6 +156,8 @@ class Transition:
     withdraw: Sequence[tuple[str, int | None]] = ()
     #: outcomes of attempts that need a circuit breaker, to count against it
     circuits: Sequence[CircuitOutcome] = ()
+    #: notifications to put in the outbox with the events that call for them
+    notify: Sequence[Notification] = ()
     #: the run's status after these events, with its output or reason when it ended
     status: str | None = None
     output: Any = None

@@ -424,3 +424,23 @@ def ship(paid: str) -> str:
 @keel.workflow
 def undo_fails() -> str:
     return ship(take_money())
+
+
+# --- notifications: a webhook told of a failure (the test serves the URL) --------------------
+
+
+@keel.task(retries=1, retry=keel.RetryPolicy(initial_backoff=0))
+def always_down() -> str:
+    raise ConnectionError("the partner API is down")
+
+
+@keel.workflow(
+    notify=[
+        keel.WebhookNotifier(
+            url=os.environ.get("KEEL_TEST_WEBHOOK", "http://127.0.0.1:9/hook"),
+            headers={"X-Team": "payments"}, on=("run_failed", "retry_exhausted"), backoff=0,
+        )
+    ]
+)  # fmt: skip
+def notified() -> str:
+    return always_down()

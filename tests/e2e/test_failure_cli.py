@@ -5,7 +5,10 @@ compensation is visible, and failed runs are continued by hand (``keel retry``,
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -130,3 +133,39 @@ def test_retry_refuses_a_run_that_did_not_fail(keel: Keel, tmp_path: Path) -> No
     assert refused.returncode != 0
     assert "only a failed run can be retried" in refused.stderr
     assert not find(keel.history(ran.run_id), "run_retried")
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[dict[str, str], dict[str, object]]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((dict(self.headers), json.loads(body)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_webhook_is_told_of_the_failure(keel: Keel) -> None:
+    _Hook.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        keel.env["KEEL_TEST_WEBHOOK"] = f"http://127.0.0.1:{server.server_port}/hook"
+        ran = keel.run(flow("notified"))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert ran.proc.returncode == 1
+    assert sorted(body["event"] for _, body in _Hook.received) == ["retry_exhausted", "run_failed"]
+    for headers, body in _Hook.received:
+        assert body["run_id"] == ran.run_id
+        assert headers["X-Team"] == "payments"
+        assert headers["Idempotency-Key"]
+    exhausted = next(body for _, body in _Hook.received if body["event"] == "retry_exhausted")
+    assert (exhausted["node"], exhausted["attempt"]) == ("always_down", 2)
+    assert exhausted["error"]["type"] == "ConnectionError"  # type: ignore[index]

@@ -123,6 +123,11 @@ WHERE run_id = ? AND node = ? AND item = ? AND owner IS NULL;
 -- name: renew_leases
 UPDATE ready SET lease_expires = ? WHERE owner = ?;
 
+-- name: renew_probes
+UPDATE circuits SET probe_until = :until
+WHERE probe_until > :now
+  AND name IN (SELECT circuit FROM ready WHERE owner = :owner AND circuit IS NOT NULL);
+
 -- name: select_owners
 SELECT DISTINCT owner FROM ready WHERE owner IS NOT NULL;
 
@@ -155,3 +160,26 @@ DELETE FROM timers WHERE run_id = ?;
 
 -- name: select_due_timers
 SELECT run_id, key, due_at, data FROM timers WHERE due_at <= ? ORDER BY due_at LIMIT ?;
+
+-- name: insert_outbox
+INSERT INTO outbox (run_id, notifier, payload, created_at, next_at) VALUES (?, ?, ?, ?, ?);
+
+-- name: select_due_outbox
+SELECT id FROM outbox
+WHERE next_at IS NOT NULL AND next_at <= :now AND (lease_until IS NULL OR lease_until < :now)
+ORDER BY next_at LIMIT :limit;
+
+-- name: take_outbox
+UPDATE outbox SET owner = ?, lease_until = ?, deliveries = deliveries + 1 WHERE id = ?
+RETURNING id, run_id, notifier, payload, deliveries;
+
+-- name: outbox_delivered
+UPDATE outbox SET delivered_at = ?, next_at = NULL, owner = NULL, lease_until = NULL, error = NULL
+WHERE id = ?;
+
+-- name: outbox_failed
+UPDATE outbox SET next_at = ?, owner = NULL, lease_until = NULL, error = ? WHERE id = ?;
+
+-- name: select_outbox_of_run
+SELECT id, run_id, notifier, payload, deliveries, delivered_at, error FROM outbox
+WHERE run_id = ? ORDER BY id;

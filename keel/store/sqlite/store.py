@@ -31,6 +31,7 @@ from keel.store.records import (
     Claimed,
     Committed,
     Lease,
+    OutboxItem,
     Ready,
     RunRecord,
     StoredEvent,
@@ -274,6 +275,17 @@ class SQLiteStore:
                 )
         for node, item in t.withdraw:
             conn.execute(Q["delete_queued"], (t.run_id, node, _item(item)))
+        # counted before anything is leased: the failure that opens a circuit must not
+        # hand out the next attempt that needs it
+        for outcome in t.circuits:
+            if outcome.ok:
+                conn.execute(Q["circuit_succeeded"], (outcome.name,))
+            else:
+                conn.execute(
+                    Q["circuit_failed"],
+                    {"name": outcome.name, "threshold": outcome.failures,
+                     "cooldown": outcome.cooldown, "at": t.at},
+                )  # fmt: skip
         # an attempt that needs a circuit goes through the queue, where the circuit is
         # checked, rather than straight to the worker
         leased = [r for r in t.enqueue if r.available_at <= t.at and r.circuit is None]
@@ -296,15 +308,11 @@ class SQLiteStore:
             )
         for key in t.clear_timers:
             conn.execute(Q["delete_timer"], (t.run_id, key))
-        for outcome in t.circuits:
-            if outcome.ok:
-                conn.execute(Q["circuit_succeeded"], (outcome.name,))
-            else:
-                conn.execute(
-                    Q["circuit_failed"],
-                    {"name": outcome.name, "threshold": outcome.failures,
-                     "cooldown": outcome.cooldown, "at": t.at},
-                )  # fmt: skip
+        for note in t.notify:
+            conn.execute(
+                Q["insert_outbox"],
+                (t.run_id, canonical_json(note.notifier), canonical_json(note.payload), t.at, t.at),
+            )
         if t.status is not None:
             output = None if t.output is None else canonical_json(t.output)
             conn.execute(Q["update_status"], (t.status, output, t.reason, t.run_id))
@@ -413,18 +421,31 @@ class SQLiteStore:
         tripped = {name for (name,) in conn.execute(Q["select_tripped"], (json.dumps(circuits),))}
         free: list[tuple[str, str, int, int]] = []
         probing: set[str] = set()
+        skipped = False
         for run_id, node, item, attempt, circuit in rows:
             if circuit in probing:
-                continue  # one probe per circuit
+                skipped = True  # one probe per circuit
+                continue
             if circuit in tripped:
                 probing.add(circuit)
                 if conn.in_transaction:
                     conn.execute(Q["start_probe"], (now + lease_for, now, circuit))
             free.append((run_id, node, item, attempt))
+        if skipped and len(rows) == limit and conn.in_transaction:
+            # the LIMIT counted rows held back behind a probe: look again, now that the
+            # probes are marked (and so filtered out in SQL)
+            taken = set(free)
+            for row in conn.execute(Q[query], params).fetchall():
+                if len(free) >= limit:
+                    break
+                if row[:4] not in taken and row[4] not in tripped:
+                    free.append(row[:4])
         return free
 
     def renew(self, owner: str, now: float, lease_for: float) -> int:
         with self._write() as conn:
+            # a probe holds its circuit half-open for as long as its lease lives
+            conn.execute(Q["renew_probes"], {"until": now + lease_for, "now": now, "owner": owner})
             return conn.execute(Q["renew_leases"], (now + lease_for, owner)).rowcount
 
     def lease_owners(self) -> list[str]:
@@ -503,6 +524,46 @@ class SQLiteStore:
         """The stored events exactly as written, for ``verify_chain``."""
         rows = self._connection().execute(Q["select_chain"], (run_id,))
         return [ChainLink(*row) for row in rows]
+
+    # --- the outbox of notifications -------------------------------------------------------
+
+    def take_notifications(
+        self, owner: str, now: float, limit: int, lease_for: float
+    ) -> list[OutboxItem]:
+        if (
+            not self._connection()
+            .execute(Q["select_due_outbox"], {"now": now, "limit": 1})
+            .fetchone()
+        ):
+            return []  # looked without the write lock: usually there is nothing to send
+        with self._write() as conn:
+            ids = [
+                row[0] for row in conn.execute(Q["select_due_outbox"], {"now": now, "limit": limit})
+            ]
+            taken = [
+                conn.execute(Q["take_outbox"], (owner, now + lease_for, i)).fetchone() for i in ids
+            ]
+        return [
+            OutboxItem(row_id, run_id, json.loads(notifier), json.loads(payload), deliveries)
+            for row_id, run_id, notifier, payload, deliveries in taken
+        ]
+
+    def finish_notification(
+        self, item_id: int, now: float, *, error: str | None = None, retry_at: float | None = None
+    ) -> None:
+        with self._write() as conn:
+            if error is None:
+                conn.execute(Q["outbox_delivered"], (now, item_id))
+            else:
+                conn.execute(Q["outbox_failed"], (retry_at, error, item_id))
+
+    def notifications(self, run_id: str) -> list[OutboxItem]:
+        rows = self._connection().execute(Q["select_outbox_of_run"], (run_id,))
+        return [
+            OutboxItem(row_id, run, json.loads(notifier), json.loads(payload), deliveries,
+                       delivered_at, error)
+            for row_id, run, notifier, payload, deliveries, delivered_at, error in rows
+        ]  # fmt: skip
 
     def circuits(self) -> list[CircuitState]:
         rows = self._connection().execute(Q["select_circuits"])
