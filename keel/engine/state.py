@@ -154,18 +154,23 @@ class RunState:
         return limit is None or self.out < limit
 
 
+def _count_parent(child: NodeState, status: NodeStatus) -> None:
+    """Note how one of the child's parents ended (for its join rule)."""
+    if status is NodeStatus.SUCCEEDED:
+        child.parents_succeeded += 1
+    elif status is NodeStatus.SKIPPED:
+        child.parents_skipped += 1
+    else:
+        child.parents_failed += 1
+
+
 def _end(state: RunState, node_id: str, status: NodeStatus) -> None:
     node = state.nodes[node_id]
     node.status = status
     state.ended += 1
     for child_id in state.plan.nodes[node_id].children:
         child = state.nodes[child_id]
-        if status is NodeStatus.SUCCEEDED:
-            child.parents_succeeded += 1
-        elif status is NodeStatus.SKIPPED:
-            child.parents_skipped += 1
-        else:
-            child.parents_failed += 1
+        _count_parent(child, status)
         child.waiting_on -= 1
         if child.waiting_on == 0:
             state.to_decide.append(child_id)
@@ -247,14 +252,10 @@ def _retried(state: RunState, nodes: list[str]) -> None:
         node = state.nodes[node_id]
         for parent in plan.nodes[node_id].parents:
             status = state.nodes[parent].status
-            if status not in ENDED:
-                node.waiting_on += 1
-            elif status is NodeStatus.SUCCEEDED:
-                node.parents_succeeded += 1
-            elif status is NodeStatus.SKIPPED:
-                node.parents_skipped += 1
+            if status in ENDED:
+                _count_parent(node, status)
             else:
-                node.parents_failed += 1
+                node.waiting_on += 1
     again_set = set(nodes)
     state.completed = [node_id for node_id in state.completed if node_id not in again_set]
     state.status, state.reason, state.output = RunStatus.RUNNING, None, None

@@ -353,6 +353,14 @@ class _Validator:
         signature = self.signatures.get(node.task)
         if signature is None:
             return
+        if signature.is_async and node.isolation == "process":
+            yield SpecIssue(
+                f"{node.task} is async: isolation 'process' is for sync tasks (an async "
+                "task is cancelled at its timeout already)",
+                loc=("nodes", index, "isolation"),
+                node=node.id,
+                code="isolation_async",
+            )
         given = dict(node.args)
         supplied = set(given)
         if node.id in self.handlers:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
+
 from keel.engine import (
     ErrorInfo,
     Event,
@@ -276,3 +278,24 @@ def test_a_compensated_run_replays_to_the_same_state() -> None:
         k: n.status for k, n in live.nodes.items()
     }
     assert not [e for e in sim.history if isinstance(e, NodeWithdrawn)]
+
+
+def test_process_isolation_of_an_async_task_is_refused_with_a_reason() -> None:
+    from keel.errors import SpecError
+    from keel.spec import check
+
+    spec = parse_spec(
+        {"name": "t", "nodes": [{"id": "a", "task": "tests.unit.runtime_tasks:async_add",
+                                 "args": {"a": 1, "b": 2}, "isolation": "process"}]}
+    )  # fmt: skip
+    with pytest.raises(SpecError, match="isolation 'process' is for sync tasks"):
+        check(spec, resolve_tasks=True)
+
+
+def test_a_handler_must_name_a_node_of_the_workflow() -> None:
+    from keel.errors import SpecError
+    from keel.spec import check
+
+    spec = parse_spec({"name": "t", "nodes": [{"id": "a", "task": "m:f", "on_failure": "nope"}]})
+    with pytest.raises(SpecError, match="unknown handler node 'nope'"):
+        check(spec)
