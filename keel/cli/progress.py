@@ -60,7 +60,7 @@ class LiveProgress:
         self.plan, self.run_id = plan, run_id
         self.started = time.monotonic()
         # failure-path steps (compensations) join the view when they are scheduled
-        self.status = dict.fromkeys(list(plan.nodes)[: plan.graph_count], "pending")
+        self.status = dict.fromkeys(plan.graph_nodes, "pending")
         self.items: dict[str, tuple[int, int]] = {}
 
     def observe(self, events: list[StoredEvent]) -> None:

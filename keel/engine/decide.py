@@ -334,8 +334,8 @@ def _next_failing_events(state: RunState, now: float) -> list[Event] | None:
         return _collect(state, state.to_collect.popleft())
     if state.to_retry:
         node_id, item = state.to_retry.popleft()
-        if state.plan.nodes[node_id].undoes is None and node_id != state.plan.failure_handler:
-            return []
+        if node_id not in state.plan.side_steps:
+            return []  # nothing in the graph is tried again once the run is failing
         return [_retry(state, node_id, item, now)] if _retry_pending(state, node_id, item) else []
     state.to_feed.clear()
     state.to_decide.clear()

@@ -83,14 +83,20 @@ class Plan:
     output_reads: tuple[str, ...]
     #: at most this many attempts of one run at once (None: no limit)
     max_parallel: int | None
-    #: how many of ``nodes`` are graph nodes (the rest are failure-path steps, after them)
-    graph_count: int = 0
+    #: the graph's nodes, in spec order; ``nodes`` also holds the failure-path steps
+    #: (compensations, the run's failure handler), listed in ``side_steps``
+    graph_nodes: tuple[str, ...] = ()
+    side_steps: tuple[str, ...] = ()
     #: seconds from the start by which the run must have ended
     deadline: float | None = None
     #: the run's failure handler step, if the spec has one
     failure_handler: str | None = None
     #: whether a failing run has anything to do before it fails (compensate, handle)
     has_failure_path: bool = False
+
+    @property
+    def graph_count(self) -> int:
+        return len(self.graph_nodes)
 
 
 def _reads(sources: list[str]) -> tuple[str, ...]:
@@ -162,7 +168,7 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
             circuit=policies.circuit,
             isolation=policies.isolation,
         )
-    graph_count = len(nodes)
+    graph_nodes = tuple(nodes)
     if spec.on_failure is not None:
         side_steps.append(
             _side_step(FAILURE_HANDLER_STEP, RUN_FAILURE_HANDLER, spec.on_failure, spec.defaults)
@@ -175,7 +181,8 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
         roots=tuple(graph.roots()),
         output_reads=_reads(list(spec.outputs.values())),
         max_parallel=spec.max_parallel,
-        graph_count=graph_count,
+        graph_nodes=graph_nodes,
+        side_steps=tuple(step.id for step in side_steps),
         deadline=spec.deadline,
         failure_handler=FAILURE_HANDLER_STEP if spec.on_failure is not None else None,
         has_failure_path=bool(side_steps),

@@ -241,7 +241,7 @@ def _retried(state: RunState, nodes: list[str]) -> None:
     """Make ``nodes`` (closed under descendants by whoever chose them) and every
     failure-path step wait again, and recount what their parents did."""
     plan = state.plan
-    again = [*nodes, *list(plan.nodes)[plan.graph_count :]]
+    again = [*nodes, *plan.side_steps]
     for node_id in again:
         old = state.nodes[node_id]
         if old.status in ENDED:

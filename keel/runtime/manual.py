@@ -54,7 +54,7 @@ def _descendants(state: RunState, seeds: set[str]) -> list[str]:
             if child not in found:
                 found.add(child)
                 stack.append(child)
-    return [node_id for node_id in list(plan.nodes)[: plan.graph_count] if node_id in found]
+    return [node_id for node_id in plan.graph_nodes if node_id in found]
 
 
 def _undone(state: RunState) -> set[str]:
@@ -69,8 +69,8 @@ def _undone(state: RunState) -> set[str]:
 
 def _graph_node(state: RunState, node: str) -> None:
     plan = state.plan
-    if node not in list(plan.nodes)[: plan.graph_count]:
-        known = ", ".join(list(plan.nodes)[: plan.graph_count])
+    if node not in plan.graph_nodes:
+        known = ", ".join(plan.graph_nodes)
         raise KeelError(f"workflow '{plan.spec.name}' has no node '{node}' (nodes: {known})")
 
 
@@ -88,10 +88,9 @@ def to_retry(state: RunState, node: str | None = None) -> list[str]:
         _graph_node(state, node)
         seeds = {node}
     else:
-        graph = list(state.plan.nodes)[: state.plan.graph_count]
         seeds = {
             node_id
-            for node_id in graph
+            for node_id in state.plan.graph_nodes
             if state.nodes[node_id].status not in (NodeStatus.SUCCEEDED, NodeStatus.SKIPPED)
         }
     return _descendants(state, seeds | _undone(state))

@@ -115,7 +115,7 @@ def run_report(plan: Plan, history: Iterable[StoredEvent]) -> RunReport:
         if node_id in nodes:
             _track(nodes[node_id], stored)
     unfinished = (NodeStatus.SCHEDULED, NodeStatus.RUNNING)
-    for step in list(plan.nodes)[plan.graph_count :]:
+    for step in plan.side_steps:
         if state.nodes[step].status is NodeStatus.WAITING:
             del nodes[step]  # a failure-path step that did not run: nothing to show
     for node_id, report in nodes.items():
