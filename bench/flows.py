@@ -53,3 +53,18 @@ def layered(n: int, width: int = 100, seed: int = 7) -> WorkflowSpec:
                       "args": {"values": "${{ [" + reads + "] }}"}})  # fmt: skip
     return parse_spec({"name": f"layered-{n}", "nodes": nodes,
                        "outputs": {"last": f"nodes.n{n - 1}.output"}})  # fmt: skip
+
+
+def waiting(kind: str) -> WorkflowSpec:
+    """A run that begins by waiting (an approval, or a timer of an hour), then one task."""
+    wait: dict[str, object] = (
+        {"id": "wait", "kind": "approval", "title": "Go ahead?", "assignees": ["ops"]}
+        if kind == "approval"
+        else {"id": "wait", "kind": "timer", "duration": 3600}
+    )
+    return parse_spec({
+        "name": f"waiting-{kind}",
+        "nodes": [wait, {"id": "after", "task": f"{TASKS}:inc", "args": {"x": 1},
+                         "after": ["wait"]}],
+        "outputs": {"after": "nodes.after.output"},
+    })  # fmt: skip

@@ -149,6 +149,51 @@ def w4_scale(n: int, sync: str) -> dict[str, Any]:
     return {"us_per_node": elapsed / n * 1e6, "peak_rss_mb": _peak_rss_mb()}
 
 
+def w6_waiting(n: int, sync: str) -> dict[str, Any]:
+    """n runs waiting at once (half on an approval, half on a one-hour timer) with a
+    worker looking after them: the memory and threads they cost while they wait, then
+    how fast the timers fire and their runs finish once the hour has passed."""
+    import threading
+
+    from bench.flows import waiting
+    from keel.runtime.clock import FakeClock
+    from keel.runtime.control import start_run
+    from keel.runtime.runs import RunCache
+    from keel.runtime.worker import Worker, WorkerOptions
+    from keel.store.sqlite import SQLiteStore
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = SQLiteStore(Path(folder) / "keel.db", synchronous=sync)
+        clock = FakeClock()
+        cache = RunCache(store)
+        specs = [waiting("approval"), waiting("timer")]
+        rss_before = _peak_rss_mb()
+        threads_before = threading.active_count()
+        began = time.perf_counter()
+        runs = [start_run(store, specs[i % 2], {}, clock=clock, cache=cache).id for i in range(n)]
+        created = time.perf_counter() - began
+        worker = Worker(store, WorkerOptions(concurrency=8, timers_every=0.0), clock=clock)
+        for _ in range(20):  # the worker's turns while everything waits
+            worker.step()
+        waiting_threads = threading.active_count() - threads_before
+        held = len(worker._running)
+        waiting_rss = _peak_rss_mb() - rss_before
+        clock.advance(3601)
+        began = time.perf_counter()
+        while worker.fire_timers() or worker._running:
+            worker.step()
+        while worker.step():
+            pass
+        fired = time.perf_counter() - began
+        done = sum(store.get_run(run).status == "succeeded" for run in runs)
+        worker.close()
+        store.close()
+    assert done == n // 2, f"{done} timer runs finished, expected {n // 2}"
+    return {"create_us_per_run": created / n * 1e6, "threads_added": waiting_threads,
+            "attempts_held": held, "rss_growth_mb": waiting_rss,
+            "timer_runs_per_second": (n // 2) / fired, "peak_rss_mb": _peak_rss_mb()}  # fmt: skip
+
+
 WORKLOADS: dict[str, Callable[[int, str], dict[str, Any]]] = {
     "floor_python": floor_python,
     "floor_sqlite": floor_sqlite,
@@ -157,6 +202,7 @@ WORKLOADS: dict[str, Callable[[int, str], dict[str, Any]]] = {
     "w2_fan_out": w2_fan_out,
     "w3_many_runs": w3_many_runs,
     "w4_scale": w4_scale,
+    "w6_waiting": w6_waiting,
 }
 
 

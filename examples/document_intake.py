@@ -1,9 +1,11 @@
 """Document intake: load, extract, validate, human review, index.
 
-The review step is a placeholder task for now that records the reviewer's queue; the
-"waiting" issue turns it into a real approval node that pauses the run for a person.
+When validation finds problems, the run pauses at an approval for the intake team (no
+thread or worker waits meanwhile); a person approves, with notes, or rejects:
 
-    keel graph examples/document_intake.py
+    keel run examples/document_intake.py --input @examples/document.json
+    keel approvals
+    keel approve RUN review --data '{"note": "total is on page 2"}' --by ann
 """
 
 from __future__ import annotations
@@ -55,10 +57,10 @@ def check_fields(extracted: Extracted, required: list[str]) -> Check:
     return Check(valid=not missing, problems=[f"missing {name}" for name in missing])
 
 
-@keel.task
-def review(extracted: Extracted, check: Check) -> dict[str, str]:
-    """Placeholder for the human review approval: accepts the extracted fields."""
-    return extracted.fields
+class ReviewNotes(BaseModel):
+    """What the reviewer fills in when they approve."""
+
+    note: str = ""
 
 
 @keel.task
@@ -73,6 +75,14 @@ def document_intake(document: Document) -> dict[str, object]:
     text = load(document.uri, document.text)
     extracted = extract_fields(text, document.kind)
     check = check_fields(extracted, ["number", "total"])
-    reviewed = review.options(when=~check.valid)(extracted, check)
+    reviewed = keel.approval(
+        "Review extracted fields",
+        id="review",
+        description="${{ input.document.uri }}: ${{ nodes.check_fields.output.problems }}",
+        assignees=["intake-team"],
+        form=ReviewNotes,
+        timeout="3d",
+        when=~check.valid,
+    )
     indexed = index(document.uri, extracted.fields, after=[reviewed])
-    return {"index_id": indexed, "problems": check.problems}
+    return {"index_id": indexed, "problems": check.problems, "review": reviewed}

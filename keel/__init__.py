@@ -9,7 +9,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from keel.authoring import NodeOutput, Task, Value, Workflow, expr, task, when, workflow
+    from keel.authoring import (
+        NodeOutput,
+        Task,
+        Value,
+        Workflow,
+        approval,
+        expr,
+        signal,
+        task,
+        timer,
+        when,
+        workflow,
+    )
     from keel.authoring import map_task as map
     from keel.errors import (
         ExpressionError,
@@ -21,6 +33,7 @@ if TYPE_CHECKING:
         TracingError,
         WorkflowNotFoundError,
     )
+    from keel.runtime.client import Client
     from keel.runtime.context import StepContext, context
     from keel.spec import (
         ConcurrencyPolicy,
@@ -40,7 +53,8 @@ if TYPE_CHECKING:
 #: runtime before it needs them
 _HOMES = {
     **dict.fromkeys(
-        ("NodeOutput", "Task", "Value", "Workflow", "expr", "task", "when", "workflow"),
+        ("NodeOutput", "Task", "Value", "Workflow", "approval", "expr", "signal", "task",
+         "timer", "when", "workflow"),
         "keel.authoring",
     ),
     "map": "keel.authoring",
@@ -50,6 +64,7 @@ _HOMES = {
         "keel.errors",
     ),
     **dict.fromkeys(("StepContext", "context"), "keel.runtime.context"),
+    "Client": "keel.runtime.client",
     **dict.fromkeys(
         ("CallableNotifier", "EmailNotifier", "WebhookNotifier"), "keel.spec.notifiers"
     ),
@@ -81,6 +96,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CallableNotifier",
     "CircuitPolicy",
+    "Client",
     "ConcurrencyPolicy",
     "EmailNotifier",
     "EventTrigger",
@@ -105,10 +121,13 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowSpec",
     "__version__",
+    "approval",
     "context",
     "expr",
     "map",
+    "signal",
     "task",
+    "timer",
     "when",
     "workflow",
 ]

@@ -28,13 +28,14 @@ ALLOWED = {
 
 def test_public_api_is_pinned() -> None:
     assert sorted(keel.__all__) == sorted([
-        "CallableNotifier", "CircuitPolicy", "ConcurrencyPolicy", "EmailNotifier",
+        "CallableNotifier", "CircuitPolicy", "Client", "ConcurrencyPolicy", "EmailNotifier",
         "EventTrigger", "ExpressionError", "InputError", "JoinRule",
         "KeelError", "NodeDefaults", "NodeOutput", "NonRetryable", "RetryPolicy",
         "ScheduleTrigger", "SpecError", "SpecIssue", "StepContext", "Task", "TracingError",
         "Value", "WebhookNotifier", "WebhookTrigger", "Workflow", "WorkflowNotFoundError",
         "WorkflowSpec",
-        "__version__", "context", "expr", "map", "task", "when", "workflow",
+        "__version__", "approval", "context", "expr", "map", "signal", "task", "timer", "when",
+        "workflow",
     ])  # fmt: skip
     for name in keel.__all__:
         assert hasattr(keel, name), name

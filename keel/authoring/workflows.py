@@ -11,17 +11,18 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from pydantic import ConfigDict, create_model
 
 from keel.authoring.tasks import side_task_data
-from keel.authoring.tracing import tracing
+from keel.authoring.tracing import current_trace, tracing
 from keel.authoring.values import Value, to_expression
 from keel.errors import KeelError, SpecError, TracingError
 from keel.spec.durations import parse_duration
 from keel.spec.model import WorkflowSpec
 from keel.spec.policies import NodeDefaults
+from keel.spec.registry import remember
 from keel.spec.triggers import Trigger
 from keel.spec.validate import check, parse_spec
 
@@ -51,9 +52,16 @@ class Workflow(Generic[P, R]):
         return f"<keel workflow {self.name} version {self.version[:12]}>"
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        raise KeelError(
-            f"workflow '{self.name}' is run by keel, not called: use `keel run` on its file"
-        )
+        """Inside another workflow's body: a step that runs this workflow as a child run
+        and waits for it (its output is the child's output)."""
+        if current_trace() is None:
+            raise KeelError(
+                f"workflow '{self.name}' is run by keel, not called: use `keel run` on its "
+                "file, or call it inside another workflow to run it as a child run"
+            )
+        from keel.authoring.waits import child_run
+
+        return cast(R, child_run(self, self.__wrapped__, args, dict(kwargs)))
 
 
 def input_schema(function: Callable[..., Any]) -> dict[str, Any]:
@@ -216,6 +224,7 @@ def workflow(
             on_failure=on_failure,
             notify=notify,
         )
+        remember(spec)  # a parent run that calls it finds its definition by version
         return Workflow(fn, spec)
 
     return decorate(function) if function is not None else decorate

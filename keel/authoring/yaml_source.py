@@ -17,6 +17,7 @@ import yaml
 from keel.errors import SpecError, SpecIssue
 from keel.spec.canonical import canonical_data
 from keel.spec.model import WorkflowSpec
+from keel.spec.registry import remember
 from keel.spec.validate import parse_spec, validate
 
 Loc = tuple[str | int, ...]
@@ -146,6 +147,7 @@ def spec_from_document(document: YamlDocument, *, resolve_tasks: bool = False) -
     if issues:
         located = [document.positions.locate(issue) for issue in issues]
         raise SpecError(sorted(located, key=_position), workflow=workflow)
+    remember(spec)  # a parent run that pins it finds its definition by version
     return spec
 
 

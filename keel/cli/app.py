@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from keel.cli import inspect_commands, recovery_commands, run_commands, spec_commands
+from keel.cli import (
+    inspect_commands,
+    recovery_commands,
+    run_commands,
+    spec_commands,
+    wait_commands,
+)
 
 app = typer.Typer(
     name="keel",
@@ -17,6 +23,7 @@ spec_commands.register(app)
 run_commands.register(app)
 inspect_commands.register(app)
 recovery_commands.register(app)
+wait_commands.register(app)
 
 
 @app.command()

@@ -107,6 +107,19 @@ def _json_or_text(text: str, what: str) -> Any:
         return text
 
 
+def parse_json(text: str, what: str) -> Any:
+    """A JSON value given on the command line, or ``@file.json``; anything else is an
+    error naming the option (data that reaches a run must be what was meant)."""
+    if text.startswith("@"):
+        return _json_or_text(text, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise fail(
+            f"{what} is not valid JSON ({exc.msg}): {text!r}; quote text as '\"...\"'"
+        ) from None
+
+
 def parse_input(
     document: str | None, pairs: list[str], schema: dict[str, Any] | None = None
 ) -> dict[str, Any]:

@@ -38,6 +38,7 @@ def _record_data(record: RunRecord) -> dict[str, Any]:
         "spec_version": record.spec_version, "created_at": record.created_at,
         "updated_at": record.updated_at, "input": record.input, "output": record.output,
         "reason": record.reason, "events": record.last_seq, "origin": record.origin,
+        "parent_run": record.parent_run, "parent_node": record.parent_node,
     }  # fmt: skip
 
 
@@ -45,7 +46,8 @@ def runs(
     status: Annotated[
         str | None,
         typer.Option(
-            help="Only runs with this status: running, failing, succeeded, failed, cancelled"
+            help="Only runs with this status: running, failing, paused, succeeded, failed, "
+            "cancelled"
         ),
     ] = None,
     workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow")] = None,
@@ -59,7 +61,7 @@ def runs(
 
     from keel.cli.progress import status_symbol
 
-    known = ("pending", "running", "failing", "succeeded", "failed", "cancelled")
+    known = ("pending", "running", "failing", "paused", "succeeded", "failed", "cancelled")
     if status is not None and status not in known:
         typer.echo(f"unknown status '{status}': use one of {', '.join(known)}", err=True)
         raise typer.Exit(2)
@@ -69,12 +71,13 @@ def runs(
         typer.echo(json.dumps([_record_data(r) for r in records], indent=2))
         return
     table = Table(box=None, pad_edge=False)
-    for column in ("run", "workflow", "status", "started", "updated", "events"):
+    for column in ("run", "workflow", "status", "started", "updated", "events", "parent"):
         table.add_column(column)
     for record in records:
         table.add_row(
             record.id[:8], record.workflow, status_symbol(record.status) + f" {record.status}",
             local_time(record.created_at), local_time(record.updated_at), str(record.last_seq),
+            record.parent_run[:8] if record.parent_run else "",
         )  # fmt: skip
     Console().print(table if records else "no runs")
 
@@ -83,10 +86,11 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
     """A run's status, input and output, and per node: status, attempts, duration, input,
     output or error. What a waiting run is waiting for is shown as running nodes."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from keel.cli.progress import seconds, status_symbol
-    from keel.runtime.report import run_report
+    from keel.runtime.report import describe_wait, run_report
     from keel.runtime.runs import RunCache
 
     with opened_store(db) as store, reported_errors():
@@ -94,6 +98,7 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         plan = RunCache(store).plan(record.spec_version)
         report = run_report(plan, store.history(record.id))
         leases = {(lease.node, lease.item): lease for lease in store.leases(record.id)}
+        children = store.list_runs(parent=record.id, limit=1_000)
     if as_json:
         data = _record_data(record)
         data["nodes"] = [
@@ -105,9 +110,14 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
                     "type": node.error.type, "message": node.error.message},
                 "reason": node.reason, "items": node.items, "items_done": node.items_done,
                 "retry_at": node.retry_at,
+                "waits_for": node.waits_for if node.status == "awaiting" else None,
+                "wait": node.wait, "until": node.until, "decision": node.decision,
             }
             for node in report.nodes.values()
         ]  # fmt: skip
+        data["parent"] = (None if record.parent_run is None else
+                          {"run_id": record.parent_run, "node": record.parent_node})  # fmt: skip
+        data["children"] = [child.id for child in children]
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     console = Console()
@@ -124,13 +134,25 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         console.print(f"  output    {_short(record.output, 100)}")
     if record.reason:
         console.print(f"  reason    {record.reason}", style="red")
+    if record.parent_run is not None:
+        console.print(f"  parent    run {record.parent_run} (node {record.parent_node})")
+    for child in children:
+        console.print(f"  child     run {child.id} {child.workflow} ({child.status})")
+    waiting = [node for node in report.nodes.values() if node.status == "awaiting"]
+    for node in waiting:
+        console.print(f"  waits for {describe_wait(node, record.id)}", style="yellow",
+                      markup=False, highlight=False)  # fmt: skip
     table = Table(box=None, pad_edge=False)
     for column in ("", "node", "status", "attempts", "duration"):
         table.add_column(column)
     for column in ("input", "output / error"):
         table.add_column(column, no_wrap=True, overflow="ellipsis", ratio=1)
     for node in report.nodes.values():
-        if node.error is not None and node.status == "failed":
+        if node.status == "awaiting":
+            result = f"[yellow]{escape(describe_wait(node, record.id))}[/yellow]"
+        elif node.decision is not None and node.status in ("succeeded", "failed"):
+            result = escape(node.decision)
+        elif node.error is not None and node.status == "failed":
             result = f"[red]{node.error.type}: {node.error.message}[/red]"
         elif node.reason:
             result = f"[dim]{node.reason}[/dim]"

@@ -35,6 +35,8 @@ SYMBOLS = {
     "skipped": ("\u2013", "yellow"),  # en dash, as in `keel run`'s summary
     "upstream_failed": ("\u2013", "red"),
     "cancelled": ("\u2298", "yellow"),
+    "awaiting": ("\u29d7", "yellow"),  # an hourglass: waits for a person, a time, an event
+    "paused": ("\u2016", "yellow"),
 }
 
 

@@ -102,7 +102,7 @@ def resume(
         else:
             records = [
                 record
-                for status in ("running", "failing", "pending")
+                for status in ("running", "failing", "paused", "pending")
                 for record in store.list_runs(status=status, limit=1_000_000)
             ]
         finished = [r for r in records if r.status in ("succeeded", "failed", "cancelled")]
@@ -172,7 +172,7 @@ def _execute(
     worker = Worker(
         store,
         WorkerOptions(concurrency=concurrency),
-        observer=live_view.observe if live_view is not None else None,
+        observer=_waits_shown(console, live_view.observe if live_view is not None else None),
         cache=cache,
     )
     worker.reclaim()
@@ -185,6 +185,26 @@ def _execute(
         os._exit(130)  # attempts still running in threads cannot be stopped; do not wait
     worker.close()
     _finish(store, run_ids, quiet, console, cache)
+
+
+def _waits_shown(console: Any, then: Any) -> Any:
+    """An observer that says what a run waits for as it begins to wait, with the command
+    that ends the wait (the process goes on waiting, holding no thread for it)."""
+    from keel.engine.events import NodeAwaiting
+    from keel.runtime.report import NodeReport, describe_wait
+
+    def observe(events: list[Any]) -> None:
+        if then is not None:
+            then(events)
+        for stored in events:
+            event = stored.event
+            if isinstance(event, NodeAwaiting) and event.waits_for != "timer":
+                report = NodeReport(event.node, waits_for=event.waits_for, wait=event.details,
+                                    until=event.until)  # fmt: skip
+                console.print(f"{event.node} waits for {describe_wait(report, stored.run_id)}",
+                              markup=False, highlight=False)  # fmt: skip
+
+    return observe
 
 
 def _work(worker: Worker, run_ids: list[str], live_view: Any, console: Any) -> None:

@@ -30,6 +30,7 @@ from keel.engine.events import (
 )
 from keel.engine.plan import NodePlan
 from keel.engine.state import ACTIVE, ENDED, NodeState, NodeStatus, RunState, RunStatus, apply
+from keel.engine.waits import APPROVAL_TIMEOUT, open_wait, resolve_wait
 from keel.errors import ExpressionError
 from keel.spec.expressions import evaluate
 from keel.spec.model import JoinRule
@@ -93,12 +94,13 @@ def _evaluate_items(state: RunState, node: NodePlan) -> list[Any]:
 
 
 def _start_node(
-    state: RunState, node: NodePlan, extra: dict[str, Any] | None = None
+    state: RunState, node: NodePlan, now: float, extra: dict[str, Any] | None = None
 ) -> list[Event] | None:
-    """Events for a node whose join rule passed: skip, schedule or expand its map.
-    ``extra`` arguments are added to the node's own (a handler's ``error``).
+    """Events for a node whose join rule passed: skip, schedule, expand its map or open
+    its wait. ``extra`` arguments are added to the node's own (a handler's ``error``).
 
-    ``None`` when the node should be scheduled but the run is at its ``max_parallel``.
+    ``None`` when the node should be scheduled but the run is at its ``max_parallel``
+    (a wait holds no slot, so it never waits for one).
     """
     if node.when is not None:
         try:
@@ -107,7 +109,7 @@ def _start_node(
             return [_expression_failure(node.id, "when", exc)]
         if condition is not True:
             return [NodeSkipped(node=node.id, reason=f"when: {node.when} was {_shown(condition)}")]
-    if node.items is None and not state.has_room():
+    if node.items is None and node.wait is None and not state.has_room():
         return None
     try:
         args = _arguments(state, node)
@@ -115,6 +117,8 @@ def _start_node(
         return [_expression_failure(node.id, "arguments", exc)]
     if extra:
         args.update(extra)
+    if node.wait is not None:
+        return open_wait(state, node, now, _variables(state, node.reads), args)
     first = state.nodes[node.id].attempt_base + 1
     if node.items is None:
         return [NodeScheduled(node=node.id, attempt=first, args=args)]
@@ -151,12 +155,26 @@ def _error_data(node_id: str, node: NodeState) -> dict[str, Any]:
             "traceback": error.traceback, "attempts": _attempts(node)}  # fmt: skip
 
 
-def _decide_handler(state: RunState, node: NodePlan) -> list[Event] | None:
+def _handled_failure(state: RunState, handler: str, handled: str) -> bool:
+    """Whether ``handled`` failed in a way ``handler`` takes: any failure routed by its
+    ``on_failure``; only a timeout when it is an approval's timeout route."""
+    if state.nodes[handled].status is not NodeStatus.FAILED:
+        return False
+    plan = state.plan.nodes[handled]
+    if plan.handler == handler:
+        return True
+    error = state.nodes[handled].error
+    return plan.timeout_route == handler and error is not None and error.type == APPROVAL_TIMEOUT
+
+
+def _decide_handler(state: RunState, node: NodePlan, now: float) -> list[Event] | None:
     """A handler runs when a node it handles failed, with that node's ``error``; its
     join rule applies to its other parents only."""
-    failed = [h for h in node.handles if state.nodes[h].status is NodeStatus.FAILED]
+    failed = [h for h in node.handles if _handled_failure(state, node.id, h)]
     if not failed:
-        reason = f"nothing to handle: {', '.join(node.handles)} did not fail"
+        routed = all(state.plan.nodes[h].handler != node.id for h in node.handles)
+        how = "did not time out" if routed else "did not fail"
+        reason = f"nothing to handle: {', '.join(node.handles)} {how}"
         return [NodeSkipped(node=node.id, reason=reason)]
     others = [state.nodes[p].status for p in node.parents if p not in node.handles]
     if others:
@@ -168,17 +186,18 @@ def _decide_handler(state: RunState, node: NodePlan) -> list[Event] | None:
             reason = f"join {node.join.value} over its other parents did not pass"
             return [NodeSkipped(node=node.id, reason=reason,
                                 upstream_failed=outcome == "upstream_failed")]  # fmt: skip
-    return _start_node(state, node, {"error": _error_data(failed[0], state.nodes[failed[0]])})
+    error = _error_data(failed[0], state.nodes[failed[0]])
+    return _start_node(state, node, now, {"error": error})
 
 
-def _decide_node(state: RunState, node_id: str) -> list[Event] | None:
+def _decide_node(state: RunState, node_id: str, now: float) -> list[Event] | None:
     node = state.plan.nodes[node_id]
     if node.handles:
-        return _decide_handler(state, node)
+        return _decide_handler(state, node, now)
     counts = state.nodes[node_id]
     outcome = join_outcome(node, counts.parents_succeeded, counts.parents_failed)
     if outcome == "run":
-        return _start_node(state, node)
+        return _start_node(state, node, now)
     reason = (
         f"join {node.join.value}: {counts.parents_succeeded} succeeded, "
         f"{counts.parents_failed} failed, {counts.parents_skipped} skipped"
@@ -219,6 +238,8 @@ def _fail(state: RunState, node_id: str) -> list[Event]:
     if state.status is not RunStatus.RUNNING or plan.on_failure != "fail":
         return []  # the run goes on (``continue``, a handler) or is failing already
     error = node.error
+    if plan.timeout_route is not None and error is not None and error.type == APPROVAL_TIMEOUT:
+        return []  # routed to the node that takes the timeout
     detail = f"{error.type}: {error.message}" if error else "failed"
     return _run_failure(state, f"node '{node_id}' failed: {detail}", node_id)
 
@@ -229,7 +250,7 @@ def _withdrawals(state: RunState) -> list[Event]:
     events: list[Event] = []
     for node_id in state.plan.nodes:
         node = state.nodes[node_id]
-        if node.status is NodeStatus.SCHEDULED:
+        if node.status in (NodeStatus.SCHEDULED, NodeStatus.AWAITING):
             events.append(NodeWithdrawn(node=node_id, attempt=node.attempt, reason=reason))
         for item, started in sorted(node.items_open.items()):
             if not started:
@@ -332,6 +353,7 @@ def _next_failing_events(state: RunState, now: float) -> list[Event] | None:
         return _fail(state, state.to_fail.popleft())
     if state.to_collect:
         return _collect(state, state.to_collect.popleft())
+    state.to_resolve.clear()  # every wait was withdrawn when the run began to fail
     if state.to_retry:
         node_id, item = state.to_retry.popleft()
         if node_id not in state.plan.side_steps:
@@ -366,6 +388,8 @@ def _next_events(state: RunState, now: float) -> list[Event] | None:
         return _fail(state, state.to_fail.popleft())
     if state.to_collect:
         return _collect(state, state.to_collect.popleft())
+    if state.to_resolve:
+        return resolve_wait(state, *state.to_resolve.popleft())
     if state.to_retry:
         node_id, item = state.to_retry[0]
         if not _retry_pending(state, node_id, item):
@@ -399,7 +423,7 @@ def _next_events(state: RunState, now: float) -> list[Event] | None:
         if state.nodes[node_id].status is not NodeStatus.WAITING:
             state.to_decide.popleft()
             return []
-        events = _decide_node(state, node_id)
+        events = _decide_node(state, node_id, now)
         if events is None:
             return None
         state.to_decide.popleft()
@@ -409,7 +433,12 @@ def _next_events(state: RunState, now: float) -> list[Event] | None:
 
 def _queues_empty(state: RunState) -> bool:
     return not (
-        state.to_fail or state.to_collect or state.to_retry or state.to_feed or state.to_decide
+        state.to_fail
+        or state.to_collect
+        or state.to_retry
+        or state.to_feed
+        or state.to_decide
+        or state.to_resolve
     )
 
 

@@ -36,6 +36,8 @@ class RunStarted(Event):
     workflow: str
     spec_version: str
     input: JSON
+    #: a child run: ``{"run_id": ..., "node": ...}`` of the parent run and node waiting for it
+    parent: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,94 @@ class LateResultDiscarded(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class NodeAwaiting(Event):
+    """A node now waits for something outside the run: a person (approval), a time
+    (timer), a named signal, or a child run. Nothing runs and no worker is held;
+    ``until`` is when its timer fires (a timer's time, a wait's timeout), if it has one.
+    ``details`` say what it waits for (an approval's title and filled-in description,
+    a child run's id and input...)."""
+
+    kind: ClassVar[str] = "node_awaiting"
+    node: str
+    attempt: int
+    waits_for: str
+    details: dict[str, JSON]
+    until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalDecided(Event):
+    """Someone approved (with the form's ``data``) or rejected an approval."""
+
+    kind: ClassVar[str] = "approval_decided"
+    node: str
+    approved: bool
+    by: str
+    data: JSON = None
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalOverdue(Event):
+    """An approval passed its timeout; its ``on_timeout`` is ``notify``: the workflow's
+    notifiers are told, and it goes on waiting."""
+
+    kind: ClassVar[str] = "approval_overdue"
+    node: str
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class SignalReceived(Event):
+    """A named signal was delivered to the run; the first signal node waiting for that
+    name (now or later: it is kept until one does) takes its ``data`` as output."""
+
+    kind: ClassVar[str] = "signal_received"
+    name: str
+    data: JSON
+    by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired(Event):
+    """A waiting node's timer fired: a timer node's time came, or a wait timed out."""
+
+    kind: ClassVar[str] = "timer_fired"
+    node: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChildRunEnded(Event):
+    """The child run a subworkflow node waits for has ended."""
+
+    kind: ClassVar[str] = "child_run_ended"
+    node: str
+    run_id: str
+    status: str
+    output: JSON = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunPaused(Event):
+    """Someone paused the run: nothing new is scheduled until it is unpaused; attempts
+    already running finish and are recorded; approvals, signals and timers that come
+    meanwhile are recorded and acted on at unpause."""
+
+    kind: ClassVar[str] = "run_paused"
+    by: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunUnpaused(Event):
+    kind: ClassVar[str] = "run_unpaused"
+    by: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RunCancelled(Event):
     kind: ClassVar[str] = "run_cancelled"
     reason: str = ""
@@ -207,6 +297,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunStarted, NodeScheduled, NodeStarted, NodeReclaimed, NodeSucceeded, NodeFailed,
         NodeSkipped, MapExpanded, RunCompleted, RunFailed, RunCancelled, RunFailing,
         NodeWithdrawn, RunDeadlineExceeded, RunRetried, NodeSetByHand, LateResultDiscarded,
+        NodeAwaiting, ApprovalDecided, ApprovalOverdue, SignalReceived, TimerFired,
+        ChildRunEnded, RunPaused, RunUnpaused,
     )
 }  # fmt: skip
 

@@ -6,18 +6,21 @@ precomputed: no graph scan and no expression parsing on the hot path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from keel.spec.expressions import analyze
-from keel.spec.graph import DependencyGraph, handled_by
+from keel.spec.graph import DependencyGraph, handled_by, node_arguments, timeout_route
 from keel.spec.model import (
+    CallNode,
     ExprArg,
     FailureHandler,
     JoinRule,
     LiteralArg,
     MapNode,
     SideTask,
+    SignalNode,
     TaskNode,
+    WaitNode,
     WorkflowSpec,
 )
 from keel.spec.policies import CircuitPolicy, NodeDefaults, RetryPolicy, effective_policies
@@ -72,6 +75,11 @@ class NodePlan:
     undoes: str | None = None
     circuit: CircuitPolicy | None = None
     isolation: str = "thread"
+    #: nodes that wait for something outside the run (approval, timer, signal, child
+    #: run): their definition; they hold no worker and no slot while they wait
+    wait: WaitNode | None = None
+    #: approvals: the node their timeout is routed to
+    timeout_route: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +101,10 @@ class Plan:
     failure_handler: str | None = None
     #: whether a failing run has anything to do before it fails (compensate, handle)
     has_failure_path: bool = False
+    #: signal name -> the signal nodes that wait for it, in spec order
+    signal_nodes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: whether any node waits (approval, timer, signal, child run)
+    has_waits: bool = False
 
     @property
     def graph_count(self) -> int:
@@ -120,23 +132,50 @@ def _side_step(
     )  # fmt: skip
 
 
+def _wait_step(
+    node: WaitNode,
+    parents: tuple[str, ...],
+    children: tuple[str, ...],
+    args: tuple[tuple[str, bool, object], ...],
+    handles: tuple[str, ...],
+) -> NodePlan:
+    """A node that waits: one "attempt" (the wait), never retried, on no queue."""
+    on_failure = node.on_failure
+    return NodePlan(
+        id=node.id, kind=node.kind, task="", parents=parents, children=children,
+        join=node.join, when=node.when, args=args, items=None, item_arg=None,
+        max_parallel=None, max_attempts=1, retry=RetryPolicy(), timeout=None,
+        queue="", priority=0, reads=parents,
+        on_failure="handler" if isinstance(on_failure, FailureHandler) else on_failure,
+        handler=on_failure.handler if isinstance(on_failure, FailureHandler) else None,
+        handles=handles, wait=node, timeout_route=timeout_route(node),
+    )  # fmt: skip
+
+
 def compile_plan(spec: WorkflowSpec) -> Plan:
     """Compile a valid spec (validate it first: this assumes references resolve)."""
     graph = DependencyGraph.from_spec(spec)
     handlers = handled_by(spec)
     nodes: dict[str, NodePlan] = {}
     side_steps: list[NodePlan] = []
+    signal_nodes: dict[str, list[str]] = {}
     for node in spec.nodes:
+        if isinstance(node, SignalNode):
+            signal_nodes.setdefault(node.signal, []).append(node.id)
         args: list[tuple[str, bool, object]] = []
-        for name, arg in node.args.items():
+        for name, arg in node_arguments(node)[1].items():
             if isinstance(arg, ExprArg):
                 args.append((name, True, arg.expr))
             elif isinstance(arg, LiteralArg):
                 args.append((name, False, arg.value))
         items = node.items if isinstance(node, MapNode) else None
         parents = tuple(graph.parents[node.id])
-        policies = effective_policies(node, spec.defaults)
         on_failure = node.on_failure
+        if not isinstance(node, CallNode):
+            nodes[node.id] = _wait_step(node, parents, tuple(graph.children[node.id]),
+                                        tuple(args), tuple(handlers.get(node.id, ())))  # fmt: skip
+            continue
+        policies = effective_policies(node, spec.defaults)
         compensation = None
         if isinstance(node, TaskNode) and node.compensate is not None:
             compensation = compensation_step(node.id)
@@ -186,4 +225,6 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
         deadline=spec.deadline,
         failure_handler=FAILURE_HANDLER_STEP if spec.on_failure is not None else None,
         has_failure_path=bool(side_steps),
+        signal_nodes={name: tuple(ids) for name, ids in signal_nodes.items()},
+        has_waits=any(node.wait is not None for node in nodes.values()),
     )

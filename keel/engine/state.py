@@ -20,10 +20,14 @@ from enum import StrEnum
 
 from keel.engine.events import (
     JSON,
+    ApprovalDecided,
+    ApprovalOverdue,
+    ChildRunEnded,
     ErrorInfo,
     Event,
     LateResultDiscarded,
     MapExpanded,
+    NodeAwaiting,
     NodeFailed,
     NodeReclaimed,
     NodeScheduled,
@@ -37,10 +41,15 @@ from keel.engine.events import (
     RunDeadlineExceeded,
     RunFailed,
     RunFailing,
+    RunPaused,
     RunRetried,
     RunStarted,
+    RunUnpaused,
+    SignalReceived,
+    TimerFired,
 )
 from keel.engine.plan import Plan
+from keel.spec.model import SignalNode
 
 
 class NodeStatus(StrEnum):
@@ -53,6 +62,8 @@ class NodeStatus(StrEnum):
     UPSTREAM_FAILED = "upstream_failed"
     #: its queued attempt was taken back because the run is failing
     WITHDRAWN = "withdrawn"
+    #: waits for something outside the run (approval, timer, signal, child run)
+    AWAITING = "awaiting"
 
 
 ENDED = frozenset({NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED,
@@ -64,6 +75,8 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     #: on its failure path: compensating and handling the failure, then it fails
     FAILING = "failing"
+    #: paused by someone: nothing new is scheduled until it is unpaused
+    PAUSED = "paused"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -104,6 +117,8 @@ class NodeState:
     items_open: dict[int, bool] = field(default_factory=dict)
     #: the evaluated items list; a cache ``decide`` refills when a replay left it empty
     items: list[JSON] | None = None
+    #: waiting nodes: when their timer fires (a timer's time, a wait's timeout)
+    until: float | None = None
 
 
 @dataclass(slots=True)
@@ -136,6 +151,15 @@ class RunState:
     failure: tuple[str, str | None] | None = None
     #: the deadline timer fired while the run was running
     deadline_passed: bool = False
+    #: waiting nodes that something may have resolved (a decision, a signal, a timer,
+    #: a child run's end), with the event that did
+    to_resolve: deque[tuple[str, Event]] = field(default_factory=deque)
+    #: signals delivered and not yet taken by a signal node, oldest first, by name
+    signals: dict[str, deque[JSON]] = field(default_factory=dict)
+    #: the status to go back to when a paused run is unpaused
+    paused_from: RunStatus | None = None
+    #: a child run: the parent's run id and the node that waits for it
+    parent: dict[str, str] | None = None
 
     @classmethod
     def new(cls, plan: Plan, run_id: str = "") -> RunState:
@@ -207,7 +231,8 @@ def _failed(state: RunState, event: NodeFailed) -> None:
             _end(state, node_id, NodeStatus.FAILED)
         state.to_fail.append(node_id)
         return
-    state.out -= 1
+    if node.status is not NodeStatus.AWAITING:  # a wait holds no slot
+        state.out -= 1
     used = event.attempt - node.attempt_base
     retry = event.error.retryable and used < state.plan.nodes[node_id].max_attempts
     if item is None:
@@ -229,7 +254,8 @@ def _failed(state: RunState, event: NodeFailed) -> None:
 
 def _withdrawn(state: RunState, event: NodeWithdrawn) -> None:
     node = state.nodes[event.node]
-    state.out -= 1
+    if node.status is not NodeStatus.AWAITING:  # a wait holds no slot
+        state.out -= 1
     if event.item is None:
         _end(state, event.node, NodeStatus.WITHDRAWN)
     else:
@@ -261,7 +287,7 @@ def _retried(state: RunState, nodes: list[str]) -> None:
     state.status, state.reason, state.output = RunStatus.RUNNING, None, None
     state.failure, state.deadline_passed, state.out = None, False, 0
     for pending in (state.to_decide, state.to_retry, state.to_feed, state.to_collect,
-                    state.to_fail):  # fmt: skip
+                    state.to_fail, state.to_resolve):  # fmt: skip
         pending.clear()
     state.to_decide.extend(node_id for node_id in nodes if state.nodes[node_id].waiting_on == 0)
 
@@ -274,6 +300,23 @@ def _set_by_hand(state: RunState, node_id: str, output: JSON) -> None:
     _end(state, node_id, NodeStatus.SUCCEEDED)
 
 
+def _awaiting(state: RunState, event: NodeAwaiting) -> None:
+    node = state.nodes[event.node]
+    node.status, node.attempt, node.args = NodeStatus.AWAITING, event.attempt, event.details
+    node.until, node.failed_attempt = event.until, False
+    if event.waits_for == "signal":  # a signal may have come before the node got here
+        state.to_resolve.append((event.node, event))
+
+
+def _wait_succeeded(state: RunState, node_id: str) -> None:
+    """A signal node takes the signal it was given (the oldest of its name)."""
+    wait = state.plan.nodes[node_id].wait
+    if isinstance(wait, SignalNode):
+        kept = state.signals.get(wait.signal)
+        if kept:
+            kept.popleft()
+
+
 def apply(state: RunState, event: Event, seq: int | None = None) -> RunState:
     """Fold one event into the state (in place) and return it."""
     if seq is not None:
@@ -282,6 +325,7 @@ def apply(state: RunState, event: Event, seq: int | None = None) -> RunState:
         case RunStarted():
             state.status = RunStatus.RUNNING
             state.input = event.input
+            state.parent = event.parent
             state.to_decide.extend(state.plan.roots)
         case NodeScheduled():
             _scheduled(state, event)
@@ -301,7 +345,9 @@ def apply(state: RunState, event: Event, seq: int | None = None) -> RunState:
             (state.to_feed if count else state.to_collect).append(node_id)
         case NodeSucceeded(node=node_id, output=output, item=None):
             node = state.nodes[node_id]
-            if node.item_count is None:
+            if node.status is NodeStatus.AWAITING:
+                _wait_succeeded(state, node_id)
+            elif node.item_count is None:
                 state.out -= 1
             node.output = output
             _end(state, node_id, NodeStatus.SUCCEEDED)
@@ -339,6 +385,21 @@ def apply(state: RunState, event: Event, seq: int | None = None) -> RunState:
             _set_by_hand(state, node_id, output)
         case LateResultDiscarded():
             pass
+        case NodeAwaiting():
+            _awaiting(state, event)
+        case ApprovalDecided(node=node_id) | TimerFired(node=node_id) | ChildRunEnded(node=node_id):
+            state.to_resolve.append((node_id, event))
+        case SignalReceived(name=name, data=data):
+            state.signals.setdefault(name, deque()).append(data)
+            for node_id in state.plan.signal_nodes.get(name, ()):
+                if state.nodes[node_id].status is NodeStatus.AWAITING:
+                    state.to_resolve.append((node_id, event))
+        case ApprovalOverdue(node=node_id):
+            state.nodes[node_id].until = None  # told once; it waits on without a timeout
+        case RunPaused():
+            state.paused_from, state.status = state.status, RunStatus.PAUSED
+        case RunUnpaused():
+            state.status, state.paused_from = state.paused_from or RunStatus.RUNNING, None
         case _:
             raise TypeError(f"unknown event {event!r}")
     return state

@@ -7,61 +7,21 @@ transaction, so a run either exists with its first attempts queued or not at all
 
 from __future__ import annotations
 
-import getpass
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from keel.engine.events import Event, RunCancelled, RunStarted
-from keel.engine.plan import compile_plan
+from keel.engine.plan import Plan, compile_plan
 from keel.engine.state import RunState
-from keel.errors import InputError, KeelError
+from keel.errors import InputError, KeelError, StoreError
 from keel.runtime.clock import Clock, SystemClock
+from keel.runtime.inputs import check_input, with_defaults
 from keel.runtime.runs import RunCache, advance
-from keel.spec.model import WorkflowSpec
+from keel.spec.model import SubworkflowNode, WorkflowSpec
+from keel.spec.registry import known_spec
 from keel.store.protocol import Store
 from keel.store.records import Committed, RunRecord, Transition
-
-
-def with_defaults(spec: WorkflowSpec, run_input: Any) -> Any:
-    """The input with the schema's top-level defaults filled in, as the run will see it
-    (and as its history records it): ``input.x`` must not fail for an optional ``x``."""
-    properties = spec.input_schema.get("properties")
-    if not isinstance(run_input, dict) or not isinstance(properties, dict):
-        return run_input
-    filled = dict(run_input)
-    for name, schema in properties.items():
-        if name not in filled and isinstance(schema, dict) and "default" in schema:
-            filled[name] = schema["default"]
-    return filled
-
-
-#: compiled input validators by spec version (a version is immutable, so is its schema)
-_VALIDATORS: dict[str, Any] = {}
-
-
-def _validator(spec: WorkflowSpec) -> Any:
-    validator = _VALIDATORS.get(spec.version)
-    if validator is None:
-        from jsonschema import Draft202012Validator  # heavy: imported only when starting runs
-
-        if len(_VALIDATORS) >= 256:
-            _VALIDATORS.clear()
-        validator = _VALIDATORS[spec.version] = Draft202012Validator(spec.input_schema)
-    return validator
-
-
-def check_input(spec: WorkflowSpec, run_input: Any) -> None:
-    """Raise ``InputError`` listing every way the input misses the input schema."""
-    problems = sorted(_validator(spec).iter_errors(run_input), key=lambda e: list(e.path))
-    if problems:
-        lines = []
-        for problem in problems:
-            where = ".".join(str(part) for part in problem.absolute_path)
-            lines.append(f"  input{'.' + where if where else ''}: {problem.message}")
-        raise InputError(
-            f"the input of workflow '{spec.name}' does not match its schema:\n" + "\n".join(lines)
-        )
 
 
 def new_run_id() -> str:
@@ -105,13 +65,40 @@ def record_run(
     run_input = with_defaults(spec, run_input)
     now = (clock or SystemClock()).now()
     run_id = run_id or new_run_id()
-    state = RunState.new(cache.plan_of(spec) if cache is not None else compile_plan(spec), run_id)
+    plans = cache if cache is not None else RunCache(store)
+    state = RunState.new(plans.plan_of(spec), run_id)
+    save_children(store, plans.plan_of(spec), now)
     started = RunStarted(workflow=spec.name, spec_version=spec.version, input=run_input)
-    first = advance(run_id, state, [started], now)
+    first = advance(run_id, state, [started], now, cache=plans)
     committed = store.create_run(spec, run_input, lease(first) if lease else first, origin=origin)
     if cache is not None:
         cache.put(run_id, state)
     return committed
+
+
+def save_children(store: Store, plan: Plan, now: float, seen: set[str] | None = None) -> None:
+    """Store the definitions of the child workflows a run may start (and theirs), so a
+    worker that resumes it needs nothing but the store. A pinned version that neither
+    this process nor the store knows is refused now, before the run starts."""
+    seen = seen if seen is not None else set()
+    for node in plan.nodes.values():
+        if not isinstance(node.wait, SubworkflowNode) or node.wait.version in seen:
+            continue
+        version = node.wait.version
+        seen.add(version)
+        child = known_spec(version)
+        if child is None:
+            try:
+                child = store.load_spec(version)
+            except StoreError:
+                raise InputError(
+                    f"node '{node.id}' starts workflow '{node.wait.workflow}' version "
+                    f"{version[:12]}, which is not loaded and not in the store: import the "
+                    "module that defines it"
+                ) from None
+        else:
+            store.save_spec(child, now)
+        save_children(store, compile_plan(child), now, seen)
 
 
 def cancel_run(
@@ -122,15 +109,18 @@ def cancel_run(
     by: str | None = None,
     clock: Clock | None = None,
 ) -> RunRecord:
-    """Cancel a run: nothing more is scheduled, and attempts still running are discarded
-    when they end (their leases go with the run's ready queue)."""
-    from keel.runtime.manual import change_run
+    """Cancel a run and its child runs: nothing more is scheduled, and attempts still
+    running are discarded when they end (their leases go with the run's ready queue)."""
+    from keel.runtime.interventions import act
 
-    who = by or getpass.getuser()
-
-    def events_for(state: RunState) -> list[Event]:
+    def events_for(state: RunState, who: str) -> list[Event]:
         if state.finished:
             raise KeelError(f"run {state.run_id} has already ended ({state.status.value})")
         return [RunCancelled(reason=reason or "cancelled", by=who)]
 
-    return change_run(store, run_id, events_for, clock=clock)
+    record = act(store, run_id, by, events_for, clock)
+    for child in store.list_runs(parent=record.id, limit=1_000_000):
+        if child.status not in ("succeeded", "failed", "cancelled"):
+            cancel_run(store, child.id, reason=f"the parent run {record.id[:8]} was cancelled",
+                       by=by, clock=clock)  # fmt: skip
+    return record

@@ -34,9 +34,10 @@ def change_run(
     clock = clock or SystemClock()
     for _ in range(5):
         record = store.get_run(run_id)
-        state = RunCache(store).state(record.id)
+        cache = RunCache(store)
+        state = cache.state(record.id)
         events = events_for(state)
-        (result,) = store.commit([advance(record.id, state, events, clock.now())])
+        (result,) = store.commit([advance(record.id, state, events, clock.now(), cache=cache)])
         if result.error is None:
             return store.get_run(record.id)
         if not isinstance(result.error, ConflictError):

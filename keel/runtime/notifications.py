@@ -8,7 +8,8 @@ growing wait when a delivery fails. Delivery is at least once: webhooks carry an
 
 Events: ``run_failed``; ``node_failed`` when a node (or a failure-path step) failed for
 good; ``retry_exhausted`` when it failed for good with a retryable error because it
-used all its attempts.
+used all its attempts; ``approval_requested`` when an approval opens (tell whoever
+decides), ``approval_overdue`` when it passed its timeout and ``on_timeout`` is notify.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from keel.engine.events import ErrorInfo, Event, NodeFailed, RunFailed
+from keel.engine.events import (
+    ApprovalOverdue,
+    ErrorInfo,
+    Event,
+    NodeAwaiting,
+    NodeFailed,
+    RunFailed,
+)
 from keel.engine.state import NodeStatus, RunState
 from keel.spec.notifiers import Notifier
 from keel.store.records import Notification, OutboxItem
@@ -54,6 +62,8 @@ def _happened(state: RunState, event: Event) -> list[dict[str, Any]]:
         error = _error(_node_error(state, event.node))
         return [{**base, "event": "run_failed", "node": event.node, "attempt": None,
                  "reason": event.reason, "error": error}]  # fmt: skip
+    if isinstance(event, NodeAwaiting | ApprovalOverdue):
+        return _approval(state, event, base)
     if not isinstance(event, NodeFailed) or (event.item is not None and event.attempt != 0):
         return []
     node = state.nodes[event.node]
@@ -69,6 +79,21 @@ def _happened(state: RunState, event: Event) -> list[dict[str, Any]]:
     if event.error.retryable and plan.max_attempts > 1 and attempts >= plan.max_attempts:
         payloads.append({**found, "event": "retry_exhausted"})
     return payloads
+
+
+def _approval(
+    state: RunState, event: NodeAwaiting | ApprovalOverdue, base: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """An approval opened (tell whoever decides) or passed its timeout (``notify``)."""
+    if isinstance(event, NodeAwaiting) and event.waits_for != "approval":
+        return []
+    details = state.nodes[event.node].args or {}
+    kind = "approval_requested" if isinstance(event, NodeAwaiting) else "approval_overdue"
+    return [{**base, "event": kind, "node": event.node, "attempt": None, "reason": None,
+             "error": None, "title": details.get("title"),
+             "description": details.get("description"),
+             "assignees": details.get("assignees"), "role": details.get("role"),
+             "decide_with": f"keel approve {state.run_id} {event.node}"}]  # fmt: skip
 
 
 def _node_error(state: RunState, node: str | None) -> ErrorInfo | None:

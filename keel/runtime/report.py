@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keel.engine.events import (
+    ApprovalDecided,
+    ApprovalOverdue,
     ErrorInfo,
     MapExpanded,
+    NodeAwaiting,
     NodeFailed,
     NodeReclaimed,
     NodeScheduled,
@@ -44,6 +47,12 @@ class NodeReport:
     items_done: int = 0
     #: when a retry waits for its backoff: the time it may start (None once it started)
     retry_at: float | None = None
+    #: waiting nodes: what for (``approval``...), the details, and until when
+    waits_for: str | None = None
+    wait: dict[str, Any] | None = None
+    until: float | None = None
+    #: who decided an approval, and how
+    decision: str | None = None
     _attempts_seen: set[tuple[int | None, int]] = field(default_factory=set, repr=False)
 
     @property
@@ -96,6 +105,16 @@ def _track(report: NodeReport, stored: StoredEvent) -> None:
         report.ended_at = stored.at
     elif isinstance(event, NodeSkipped):
         report.reason, report.ended_at = event.reason, stored.at
+    elif isinstance(event, NodeAwaiting):
+        report.waits_for, report.wait, report.until = event.waits_for, event.details, event.until
+        report.started_at = stored.at
+        report.attempts = event.attempt
+    elif isinstance(event, ApprovalOverdue):
+        report.until = None
+        report.decision = f"overdue: no decision within {event.timeout:g} s (notified)"
+    elif isinstance(event, ApprovalDecided):
+        how = "approved" if event.approved else "rejected"
+        report.decision = f"{how} by {event.by}" + (f": {event.comment}" if event.comment else "")
     elif isinstance(event, NodeSetByHand):
         report.output, report.ended_at, report.error = event.output, stored.at, None
         report.reason = f"set by hand by {event.by}" + (f": {event.reason}" if event.reason else "")
@@ -114,7 +133,7 @@ def run_report(plan: Plan, history: Iterable[StoredEvent]) -> RunReport:
         node_id = getattr(stored.event, "node", None)
         if node_id in nodes:
             _track(nodes[node_id], stored)
-    unfinished = (NodeStatus.SCHEDULED, NodeStatus.RUNNING)
+    unfinished = (NodeStatus.SCHEDULED, NodeStatus.RUNNING, NodeStatus.AWAITING)
     for step in plan.side_steps:
         if state.nodes[step].status is NodeStatus.WAITING:
             del nodes[step]  # a failure-path step that did not run: nothing to show
@@ -127,3 +146,26 @@ def run_report(plan: Plan, history: Iterable[StoredEvent]) -> RunReport:
         else:
             report.status = status.value
     return RunReport(state, nodes, first, last if state.finished else None)
+
+
+def describe_wait(report: NodeReport, run_id: str) -> str:
+    """What a waiting node waits for, in words, with the command that ends the wait."""
+    from datetime import datetime
+
+    details = report.wait or {}
+    when = datetime.fromtimestamp(report.until) if report.until is not None else None
+    due = f", due {when:%Y-%m-%d %H:%M:%S}" if when is not None else ""
+    short = run_id[:8]
+    if report.waits_for == "approval":
+        who = ", ".join(details.get("assignees") or []) or details.get("role") or "anyone"
+        return (f"approval {details.get('title')!r} by {who}{due}: "
+                f"keel approve {short} {report.id} (or keel reject)")  # fmt: skip
+    if report.waits_for == "timer":
+        return f"timer until {details.get('until')}"
+    if report.waits_for == "signal":
+        name = details.get("signal")
+        return f"signal {name!r}{due}: keel signal {short} {name} --data JSON"
+    if report.waits_for == "subworkflow":
+        child = str(details.get("run_id", ""))
+        return f"child run {child[:8]} (workflow {details.get('workflow')}): keel show {child[:8]}"
+    return str(report.waits_for)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 from keel.engine.decide import decide
 from keel.engine.events import (
@@ -19,8 +20,10 @@ from keel.engine.events import (
     RunStarted,
 )
 from keel.engine.plan import Plan, compile_plan
-from keel.engine.state import RunState, apply
+from keel.engine.state import RunState, RunStatus, apply
+from keel.errors import KeelError
 from keel.runtime.notifications import notifications_of
+from keel.runtime.waiting import WaitWrites, family_timers, start_children, wait_writes
 from keel.spec.model import WorkflowSpec
 from keel.store.protocol import Store
 from keel.store.records import Lease, Ready, StoredEvent, Timer, Transition
@@ -63,27 +66,69 @@ def timers_of(run_id: str, plan: Plan, events: Sequence[Event], now: float) -> l
     return []
 
 
+def _decided(
+    run_id: str, state: RunState, causes: Sequence[Event], now: float, cache: RunCache | None
+) -> tuple[list[Event], WaitWrites | None]:
+    """The causes and every event that follows, with what the waits among them write."""
+    for event in causes:
+        apply(state, event)
+    events = [*causes, *decide(state, now)]
+    if not state.plan.has_waits:
+        return events, None
+
+    def plan_of(version: str) -> Plan:
+        if cache is None:
+            raise KeelError(f"run {run_id} starts a child run: pass the run cache to advance")
+        return cache.plan(version)
+
+    def child_advance(
+        child: str, child_state: Any, started: Sequence[Event], at: float
+    ) -> Transition:
+        return advance(child, child_state, started, at, cache=cache)
+
+    children, refused = start_children(state, events, now, plan_of, child_advance)
+    while refused:  # a child that cannot start fails its node: decide what follows
+        for event in refused:
+            apply(state, event)
+        more = [*refused, *decide(state, now)]
+        events += more
+        started, refused = start_children(state, more, now, plan_of, child_advance)
+        children += started
+    writes = wait_writes(run_id, state, events, now)
+    writes.children = children
+    return events, writes
+
+
 def advance(
     run_id: str,
     state: RunState,
     causes: Sequence[Event],
     now: float,
     done: Sequence[Lease] = (),
+    *,
+    cache: RunCache | None = None,
 ) -> Transition:
     """Apply ``causes`` to the state, decide, and describe it all as one transition.
 
     The state is changed in place and its ``last_seq`` moved past the new events, as if
     the transition had committed; if the store refuses it, drop the state and reload.
+    ``cache`` gives the definitions of child runs the transition starts.
     """
     expected = state.last_seq
     status_before = state.status
-    for event in causes:
-        apply(state, event)
-    events = [*causes, *decide(state, now)]
+    events, writes = _decided(run_id, state, causes, now, cache)
     state.last_seq = expected + len(events)
     finished = state.finished
     changed = state.status is not status_before or expected == 0
     plan = state.plan
+    timers = timers_of(run_id, plan, events, now) if plan.deadline is not None else []
+    if writes is not None:
+        timers += writes.timers
+    if finished and changed and (state.parent is not None or plan.has_waits):
+        timers += family_timers(state, now)
+    hold = None
+    if changed and RunStatus.PAUSED in (state.status, status_before):
+        hold = state.status is RunStatus.PAUSED
     return Transition(
         run_id=run_id,
         expected_seq=expected,
@@ -91,7 +136,12 @@ def advance(
         events=events,
         enqueue=ready_of(plan, events, now),
         done=done,
-        timers=timers_of(run_id, plan, events, now) if plan.deadline is not None else (),
+        timers=timers,
+        clear_timers=writes.clear_timers if writes is not None else (),
+        waits=writes.waits if writes is not None else (),
+        clear_waits=writes.clear_waits if writes is not None else (),
+        children=writes.children if writes is not None else (),
+        hold=hold,
         withdraw=withdrawn_of(events),
         notify=notifications_of(state, events, now) if plan.spec.notify else (),
         status=state.status.value if changed else None,  # no write when it stays the same

@@ -24,17 +24,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from keel.engine.events import (
-    Event,
     LateResultDiscarded,
+    NodeAwaiting,
     NodeFailed,
     NodeSucceeded,
     RunCancelled,
     RunCompleted,
-    RunDeadlineExceeded,
     RunFailed,
 )
 from keel.engine.plan import NodePlan
-from keel.engine.state import RunStatus
 from keel.errors import ConflictError, LeaseLostError, RunNotFoundError
 from keel.runtime.clock import Clock, SystemClock
 from keel.runtime.control import record_run
@@ -42,7 +40,8 @@ from keel.runtime.executor import Executor
 from keel.runtime.invoke import Invocation, Outcome, TaskCatalog, make_context
 from keel.runtime.notifications import deliver_item, redelivery_at
 from keel.runtime.owner import Owner, known_dead
-from keel.runtime.runs import DEADLINE, RunCache, advance
+from keel.runtime.runs import RunCache, advance
+from keel.runtime.timers import timer_causes
 from keel.spec.model import WorkflowSpec
 from keel.store.protocol import Store
 from keel.store.records import (
@@ -136,6 +135,8 @@ class Worker:
         self._running: dict[tuple[str, str, int | None], Lease] = {}
         self._retry: list[tuple[Lease, Outcome]] = []
         self._ended: set[str] = set()
+        #: child runs of the runs this worker executes (``run_until_finished``)
+        self._children: set[str] = set()
         self._renewed_at = float("-inf")
         self._reclaimed_at = float("-inf")
         #: when ``_claim`` next looks at the queue; ``_NOW`` while work may be waiting there
@@ -150,15 +151,17 @@ class Worker:
         their records."""
         run_ids = list(run_ids)
         waiting = set(run_ids)
-        claimable = sorted(waiting)
+        # child runs are executed too: those started already, and those started later
+        self._children |= self._descendants(run_ids)
+        claimable = sorted(waiting | self._children)
         idle = False
         while waiting and not (stop is not None and stop.is_set()):
             progressed = self.step(wait=idle, run_ids=claimable)
             waiting -= self._ended
             if waiting and not progressed and idle:
                 waiting = {run for run in waiting if not self._run_ended(run)}
-            if len(waiting) != len(claimable):
-                claimable = sorted(waiting)
+            if len(waiting) + len(self._children) != len(claimable):
+                claimable = sorted(waiting | self._children)
             idle = not progressed
         self.drain()
         return [self.store.get_run(run) for run in run_ids]
@@ -217,6 +220,16 @@ class Worker:
 
     # --- pieces -----------------------------------------------------------------------------
 
+    def _descendants(self, run_ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        stack = list(run_ids)
+        while stack:
+            for child in self.store.list_runs(parent=stack.pop(), limit=1_000_000):
+                if child.id not in found:
+                    found.add(child.id)
+                    stack.append(child.id)
+        return found
+
     def _run_ended(self, run_id: str) -> bool:
         try:
             return self.store.get_run(run_id).status in ("succeeded", "failed", "cancelled")
@@ -227,8 +240,12 @@ class Worker:
         if not events:
             return
         for stored in events:
-            if isinstance(stored.event, _ENDINGS):
+            event = stored.event
+            if isinstance(event, _ENDINGS):
                 self._ended.add(stored.run_id)
+                self._children.discard(stored.run_id)
+            elif isinstance(event, NodeAwaiting) and event.waits_for == "subworkflow":
+                self._children.add(str(event.details["run_id"]))
         if self.observer is not None:
             self.observer(events)
 
@@ -282,7 +299,7 @@ class Worker:
                     node=lease.node, attempt=lease.attempt, error=outcome.error, item=lease.item
                 )
             plan = state.plan.nodes[lease.node]
-            transition = advance(lease.run_id, state, [event], now, [lease])
+            transition = advance(lease.run_id, state, [event], now, [lease], cache=self.cache)
             if plan.circuit is not None:
                 transition = _with_circuit(transition, plan, outcome)
             batch.append((transition, lease, outcome))
@@ -355,8 +372,11 @@ class Worker:
         self._look_at = _NOW
 
     def _note_unleased(self, committed: Committed) -> None:
-        if len(committed.claimed) < len(committed.transition.enqueue):
+        transition = committed.transition
+        if len(committed.claimed) < len(transition.enqueue):
             self._look_now()  # it queued more than it leased
+        if any(timer.due_at <= transition.at for timer in transition.timers):
+            self._timers_at = float("-inf")  # a run told another something: fire it now
 
     def _started(self, committed: Committed) -> None:
         self._note_unleased(committed)
@@ -497,13 +517,10 @@ class Worker:
             state = self.cache.state(timer.run_id)
         except RunNotFoundError:
             return 0
-        causes: list[Event] = []
-        if timer.key == DEADLINE and state.status is RunStatus.RUNNING:
-            causes.append(RunDeadlineExceeded(deadline=state.plan.deadline or 0.0))
-        transition = dataclasses.replace(
-            advance(timer.run_id, state, causes, now), clear_timers=[timer.key]
-        )
-        return self._commit_aside(transition)
+        causes = timer_causes(state, timer)
+        transition = advance(timer.run_id, state, causes, now, cache=self.cache)
+        cleared = [*transition.clear_timers, timer.key]
+        return self._commit_aside(dataclasses.replace(transition, clear_timers=cleared))
 
     def _record_late(self, now: float) -> None:
         while not self._late.empty():
@@ -522,7 +539,7 @@ class Worker:
                 "run %s: %s attempt %d returned after its timeout; its result is discarded",
                 lease.run_id, lease.node, lease.attempt,
             )  # fmt: skip
-            if not self._commit_aside(advance(lease.run_id, state, [late], now)):
+            if not self._commit_aside(advance(lease.run_id, state, [late], now, cache=self.cache)):
                 self._late.put((lease, outcome))  # the run moved meanwhile: next turn
                 return
 

@@ -13,7 +13,20 @@ from dataclasses import dataclass, field
 
 from keel.errors import ExpressionError
 from keel.spec.expressions import ExpressionInfo, analyze
-from keel.spec.model import ExprArg, FailureHandler, MapNode, TaskNode, WorkflowSpec
+from keel.spec.model import (
+    AnyNode,
+    ApprovalNode,
+    Arg,
+    ExprArg,
+    FailureHandler,
+    MapNode,
+    SubworkflowNode,
+    TaskNode,
+    TimeoutRoute,
+    TimerNode,
+    WorkflowSpec,
+)
+from keel.spec.templates import template_expressions
 
 
 @dataclass(frozen=True)
@@ -25,26 +38,53 @@ class ExpressionSite:
     source: str
 
 
-def node_expressions(node: TaskNode | MapNode, index: int) -> Iterator[ExpressionSite]:
+def node_arguments(node: AnyNode) -> tuple[str, dict[str, Arg]]:
+    """The field holding a node's mapped values (a task's ``args``, a child run's
+    ``input``) and those values; empty for nodes that take none."""
+    if isinstance(node, TaskNode | MapNode):
+        return "args", node.args
+    if isinstance(node, SubworkflowNode):
+        return "input", node.input
+    return "args", {}
+
+
+def node_expressions(node: AnyNode, index: int) -> Iterator[ExpressionSite]:
     base: tuple[str | int, ...] = ("nodes", index)
-    for name, arg in node.args.items():
+    field_name, arguments = node_arguments(node)
+    for name, arg in arguments.items():
         if isinstance(arg, ExprArg):
-            yield ExpressionSite(node.id, (*base, "args", name, "expr"), arg.expr)
+            yield ExpressionSite(node.id, (*base, field_name, name, "expr"), arg.expr)
     if node.when is not None:
         yield ExpressionSite(node.id, (*base, "when"), node.when)
     if isinstance(node, MapNode):
         yield ExpressionSite(node.id, (*base, "items"), node.items)
-    if node.concurrency is not None:
+    if isinstance(node, TaskNode | MapNode) and node.concurrency is not None:
         yield ExpressionSite(node.id, (*base, "concurrency", "key"), node.concurrency.key)
+    if isinstance(node, ApprovalNode):
+        for source in template_expressions(node.description):
+            yield ExpressionSite(node.id, (*base, "description"), source)
+    if isinstance(node, TimerNode) and node.until is not None:
+        yield ExpressionSite(node.id, (*base, "until"), node.until)
+
+
+def timeout_route(node: AnyNode) -> str | None:
+    """The node an approval's timeout is routed to, if it names one."""
+    if isinstance(node, ApprovalNode) and isinstance(node.on_timeout, TimeoutRoute):
+        return node.on_timeout.route
+    return None
 
 
 def handled_by(spec: WorkflowSpec) -> dict[str, list[str]]:
     """Handler node -> the nodes whose failures it handles (each is one of its parents:
-    a handler is decided when what it handles has ended)."""
+    a handler is decided when what it handles has ended). An approval whose timeout is
+    routed to a node is handled by it too (for that failure only)."""
     handled: dict[str, list[str]] = {}
     for node in spec.nodes:
         if isinstance(node.on_failure, FailureHandler):
             handled.setdefault(node.on_failure.handler, []).append(node.id)
+        route = timeout_route(node)
+        if route is not None and node.id not in handled.get(route, ()):
+            handled.setdefault(route, []).append(node.id)
     return handled
 
 

@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -25,6 +26,7 @@ from pydantic import (
     Field,
     JsonValue,
     Tag,
+    model_validator,
 )
 
 from keel.spec.notifiers import Notifier
@@ -155,7 +157,10 @@ def _side_task_shorthand(value: Any) -> Any:
 Compensation = Annotated[SideTask, BeforeValidator(_side_task_shorthand)]
 
 
-class _NodeBase(NodePolicies):
+class _NodeCommon(BaseModel):
+    """What every node has: where it sits in the graph and what its failure does."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
     id: NodeId
     description: str = ""
     #: explicit dependencies, in addition to those read from expressions
@@ -164,6 +169,10 @@ class _NodeBase(NodePolicies):
     when: Expression | None = None
     join: JoinRule = JoinRule.NONE_FAILED
     on_failure: OnFailure = "fail"
+
+
+class _NodeBase(_NodeCommon, NodePolicies):
+    """A node that calls a function: it has execution policies (retry, timeout...)."""
 
 
 class TaskNode(_NodeBase):
@@ -192,6 +201,106 @@ class MapNode(_NodeBase):
     max_parallel: int | None = Field(None, ge=1)
 
 
+class TimeoutRoute(BaseModel):
+    """On timeout, fail the approval with ``ApprovalTimeout`` and route that failure to
+    another node (it receives the ``error``, as an ``on_failure`` handler does); a
+    rejection still follows the approval's own ``on_failure``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    route: NodeId
+
+
+def _on_timeout_shorthand(value: Any) -> Any:
+    if isinstance(value, str) and value not in ("reject", "approve", "notify"):
+        return {"route": value}
+    return value
+
+
+#: ``reject`` (default): the approval fails with ``ApprovalTimeout`` and follows its
+#: ``on_failure``; ``approve``: it is approved by keel with empty data; ``notify``: the
+#: workflow's notifiers that listen to ``approval_overdue`` are told and it goes on
+#: waiting; or the id of a node to route the timeout to (``{"route": id}``)
+OnTimeout = Annotated[
+    Literal["reject", "approve", "notify"] | TimeoutRoute, BeforeValidator(_on_timeout_shorthand)
+]
+
+
+class ApprovalNode(_NodeCommon):
+    """Pause the run until a person approves or rejects; no worker or thread waits.
+
+    ``description`` may hold ``${{ expression }}`` parts, filled in from upstream data
+    when the approval opens, so the approver sees what they decide on. With a ``form``
+    (a JSON Schema) the approver's data is checked against it; the data becomes the
+    node's output. A rejection fails the node (``Rejected``), which follows its
+    ``on_failure``.
+    """
+
+    kind: Literal["approval"] = "approval"
+    title: str = Field(min_length=1)
+    #: who should decide (people or groups): shown by ``keel approvals`` and kept with
+    #: the approval; keel records who decided, it does not check identities
+    assignees: tuple[str, ...] = ()
+    role: str | None = None
+    #: JSON Schema of the data the approver supplies (an object)
+    form: dict[str, JsonData] | None = None
+    #: how long a decision may take; then ``on_timeout`` applies
+    timeout: PositiveDuration | None = None
+    on_timeout: OnTimeout = "reject"
+
+
+class TimerNode(_NodeCommon):
+    """Wait for a duration, or until a time computed from the run's data (an expression
+    giving an ISO-8601 date-time, or seconds since the epoch). The wait is a row in the
+    store, not a sleeping thread: it fires after restarts, and costs nothing meanwhile."""
+
+    kind: Literal["timer"] = "timer"
+    duration: PositiveDuration | None = None
+    until: Expression | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> TimerNode:
+        if (self.duration is None) == (self.until is None):
+            raise ValueError("a timer needs exactly one of 'duration' and 'until'")
+        return self
+
+
+class SignalNode(_NodeCommon):
+    """Wait for a named event sent to the run (``keel signal RUN NAME``); its data
+    becomes the node's output. A signal sent before the run gets here is kept for it."""
+
+    kind: Literal["signal"] = "signal"
+    signal: Name
+    #: JSON Schema the signal's data must match (checked when it is sent)
+    payload_schema: dict[str, JsonData] | None = None
+    #: fail the node (``SignalTimeout``) if no signal came within this time
+    timeout: PositiveDuration | None = None
+
+
+_VERSION = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _check_version(value: str) -> str:
+    if not _VERSION.match(value):
+        raise ValueError(
+            f"{value!r} is not a workflow version: give the child's full version, the "
+            "sha256 shown by `keel graph` (64 hex digits); from Python, call the child "
+            "workflow inside the parent and keel pins it for you"
+        )
+    return value
+
+
+class SubworkflowNode(_NodeCommon):
+    """Start another workflow as a child run and wait for it; its output becomes this
+    node's output. The child is pinned by version; cancelling this run cancels it."""
+
+    kind: Literal["subworkflow"] = "subworkflow"
+    workflow: Name
+    #: the child's spec version (its hash): a run never changes the graph it started with
+    version: Annotated[str, AfterValidator(_check_version)]
+    #: the child's input, field by field (expressions or literals, as task arguments)
+    input: dict[str, Arg] = Field(default_factory=dict)
+
+
 def _node_kind(value: Any) -> str:
     if isinstance(value, dict):
         kind = value.get("kind", "task")
@@ -200,14 +309,26 @@ def _node_kind(value: Any) -> str:
 
 
 Node = Annotated[
-    Annotated[TaskNode, Tag("task")] | Annotated[MapNode, Tag("map")],
+    Annotated[TaskNode, Tag("task")]
+    | Annotated[MapNode, Tag("map")]
+    | Annotated[ApprovalNode, Tag("approval")]
+    | Annotated[TimerNode, Tag("timer")]
+    | Annotated[SignalNode, Tag("signal")]
+    | Annotated[SubworkflowNode, Tag("subworkflow")],
     Discriminator(
         _node_kind,
         custom_error_type="unknown_node_kind",
-        custom_error_message="unknown node kind: use 'task' or 'map'",
+        custom_error_message=(
+            "unknown node kind: use 'task', 'map', 'approval', 'timer', 'signal' or 'subworkflow'"
+        ),
     ),
 ]
-NODE_KINDS = ("task", "map")
+AnyNode = TaskNode | MapNode | ApprovalNode | TimerNode | SignalNode | SubworkflowNode
+#: nodes that call a function, and nodes that wait for something outside the run
+CallNode = TaskNode | MapNode
+WaitNode = ApprovalNode | TimerNode | SignalNode | SubworkflowNode
+NODE_KINDS = ("task", "map", "approval", "timer", "signal", "subworkflow")
+WAIT_KINDS = frozenset({"approval", "timer", "signal", "subworkflow"})
 
 
 def _default_input_schema() -> dict[str, JsonValue]:
@@ -239,7 +360,7 @@ class WorkflowSpec(BaseModel):
     triggers: tuple[Trigger, ...] = ()
 
     @cached_property
-    def node_map(self) -> dict[str, TaskNode | MapNode]:
+    def node_map(self) -> dict[str, AnyNode]:
         return {node.id: node for node in self.nodes}
 
     @cached_property
@@ -249,7 +370,7 @@ class WorkflowSpec(BaseModel):
 
         return spec_version(self)
 
-    def node(self, node_id: str) -> TaskNode | MapNode:
+    def node(self, node_id: str) -> AnyNode:
         try:
             return self.node_map[node_id]
         except KeyError:

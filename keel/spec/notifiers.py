@@ -18,7 +18,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from keel.spec.types import ImportPath, NonNegativeDuration, PositiveDuration
 
-NotifyOn = Literal["run_failed", "node_failed", "retry_exhausted"]
+NotifyOn = Literal[
+    "run_failed", "node_failed", "retry_exhausted", "approval_requested", "approval_overdue"
+]
 #: at least one event, or the notifier would never fire
 NotifyOnList = Annotated[tuple[NotifyOn, ...], Field(min_length=1)]
 

@@ -18,13 +18,23 @@ from collections.abc import Callable
 from typing import Any
 
 from keel.spec.graph import DependencyGraph
-from keel.spec.model import JoinRule, MapNode, TaskNode, WorkflowSpec
+from keel.spec.model import (
+    AnyNode,
+    ApprovalNode,
+    CallNode,
+    JoinRule,
+    MapNode,
+    SignalNode,
+    SubworkflowNode,
+    TimerNode,
+    WorkflowSpec,
+)
 
 FORMATS = ("ascii", "mermaid", "dot", "json")
 
 __all__ = ["FORMATS", "render", "render_ascii", "render_dot", "render_json", "render_mermaid"]
 
-_MARK_TASK, _MARK_MAP, _MARK_WHEN = "●", "▦", "◆"
+_MARK_TASK, _MARK_MAP, _MARK_WHEN, _MARK_WAIT = "●", "▦", "◆", "⧗"
 #: words Mermaid reads as syntax, so they cannot be node ids there
 _MERMAID_RESERVED = frozenset(
     {"end", "graph", "flowchart", "subgraph", "style", "class", "classdef", "click",
@@ -47,8 +57,23 @@ def render(spec: WorkflowSpec, fmt: str) -> str:
     return renderer(spec)
 
 
-def _nodes(spec: WorkflowSpec, graph: DependencyGraph) -> list[TaskNode | MapNode]:
+def _nodes(spec: WorkflowSpec, graph: DependencyGraph) -> list[AnyNode]:
     return [spec.node_map[node_id] for node_id in graph.order]
+
+
+def node_summary(node: AnyNode) -> str:
+    """What a node does, in a few words: the function it calls, or what it waits for."""
+    if isinstance(node, CallNode):
+        return node.task
+    if isinstance(node, ApprovalNode):
+        who = ", ".join(node.assignees) or node.role
+        return f"approval {node.title!r}" + (f" by {who}" if who else "")
+    if isinstance(node, TimerNode):
+        return f"wait {node.duration:g} s" if node.duration else f"wait until {node.until}"
+    if isinstance(node, SignalNode):
+        return f"signal {node.signal!r}"
+    assert isinstance(node, SubworkflowNode)
+    return f"workflow {node.workflow} {node.version[:12]}"
 
 
 def _one_line(text: str) -> str:
@@ -56,7 +81,7 @@ def _one_line(text: str) -> str:
     return " ".join(text.splitlines())
 
 
-def _extras(node: TaskNode | MapNode) -> list[str]:
+def _extras(node: AnyNode) -> list[str]:
     """The conditions on a node besides its parents: ``when`` and a non-default join."""
     extras = []
     if node.when is not None:
@@ -73,7 +98,8 @@ def render_ascii(spec: WorkflowSpec) -> str:
     """Plain text for a terminal: a header, then the nodes layer by layer, then outputs.
 
     Nodes in one layer have no path between them, so they may run side by side. Markers:
-    ``●`` task, ``▦`` map (with its items and item argument), ``◆`` conditional.
+    ``●`` task, ``▦`` map (with its items and item argument), ``◆`` conditional, ``⧗`` a
+    node that waits (approval, timer, signal, child run).
     """
     graph = DependencyGraph.from_spec(spec)
     try:
@@ -93,8 +119,9 @@ def render_ascii(spec: WorkflowSpec) -> str:
 
     rows: dict[str, list[str]] = {}
     for node in _nodes(spec, graph):
-        mark = _MARK_WHEN if node.when else _MARK_MAP if isinstance(node, MapNode) else _MARK_TASK
-        what = node.task
+        mark = (_MARK_WHEN if node.when else _MARK_MAP if isinstance(node, MapNode)
+                else _MARK_TASK if isinstance(node, CallNode) else _MARK_WAIT)  # fmt: skip
+        what = node_summary(node)
         if isinstance(node, MapNode):
             what += f"  over {_one_line(node.items)} (item → {node.item_arg})"
         parents = graph.parents[node.id]
@@ -156,7 +183,7 @@ def render_mermaid(spec: WorkflowSpec) -> str:
     lines = ["flowchart TD", f"    %% {spec.name} version {spec.version[:12]}"]
     maps, conditional = [], []
     for node in _nodes(spec, graph):
-        parts = [node.id, f"{node.kind} {node.task}"]
+        parts = [node.id, f"{node.kind} {node_summary(node)}"]
         if isinstance(node, MapNode):
             parts.append(f"over {node.items} as {node.item_arg}")
             maps.append(ids[node.id])
@@ -202,7 +229,7 @@ def render_dot(spec: WorkflowSpec) -> str:
         '  node [shape=box, fontname="Helvetica"];',
     ]
     for node in _nodes(spec, graph):
-        parts = [node.id, f"{node.kind} {node.task}"]
+        parts = [node.id, f"{node.kind} {node_summary(node)}"]
         attributes = []
         if isinstance(node, MapNode):
             parts.append(f"over {node.items} as {node.item_arg}")
@@ -231,7 +258,7 @@ def render_json(spec: WorkflowSpec) -> str:
         entry: dict[str, Any] = {
             "id": node.id,
             "kind": node.kind,
-            "task": node.task,
+            "task": node.task if isinstance(node, CallNode) else None,
             "when": node.when,
             "join": node.join.value,
             "parents": list(graph.parents[node.id]),
@@ -239,6 +266,8 @@ def render_json(spec: WorkflowSpec) -> str:
         if isinstance(node, MapNode):
             entry["items"] = node.items
             entry["item_arg"] = node.item_arg
+        if not isinstance(node, CallNode):
+            entry["waits_for"] = node_summary(node)
         nodes.append(entry)
     edges = [[parent, child] for child in graph.order for parent in graph.parents[child]]
     data = {

@@ -20,20 +20,25 @@ from pydantic import ValidationError
 from keel.errors import ExpressionError, SpecError, SpecIssue
 from keel.spec.callables import ImportPathError, Signature, resolve, signature_of
 from keel.spec.expressions import NODE_FIELDS, ROOT_NAMES, ExpressionInfo, analyze
-from keel.spec.graph import DependencyGraph, handled_by, node_expressions
+from keel.spec.graph import DependencyGraph, handled_by, node_expressions, timeout_route
 from keel.spec.model import (
     NODE_KINDS,
+    AnyNode,
+    ApprovalNode,
+    CallNode,
     ExprArg,
     FailureHandler,
     JoinRule,
     LiteralArg,
     MapNode,
+    SignalNode,
+    SubworkflowNode,
     TaskNode,
     WorkflowSpec,
 )
+from keel.spec.registry import known_spec
 from keel.spec.schemas import Schema, mismatch, missing_field, schema_at, value_mismatch
 
-AnyNode = TaskNode | MapNode
 #: lists of discriminated unions, and the tags pydantic puts into error locations
 _TAGGED = {"nodes": NODE_KINDS, "triggers": ("schedule", "event", "webhook")}
 
@@ -133,12 +138,15 @@ class _Validator:
         yield from self._expressions()
         yield from self._after_lists()
         yield from self._handlers()
+        yield from self._waits()
         yield from self._cycle()
         yield from self._join_rules()
         yield from self._has_nodes()
         if self.resolve_tasks:
             # resolve every function first: argument types read upstream return types
             for index, node in enumerate(self.spec.nodes):
+                if not isinstance(node, CallNode):
+                    continue
                 yield from self._resolve(node.task, ("nodes", index, "task"), node.id)
                 if isinstance(node, TaskNode) and node.compensate is not None:
                     loc = ("nodes", index, "compensate", "task")
@@ -147,7 +155,8 @@ class _Validator:
                 yield from self._resolve(self.spec.on_failure.task, ("on_failure", "task"), None)
         yield from self._paths()
         for index, node in enumerate(self.spec.nodes):
-            yield from self._arguments(index, node)
+            if isinstance(node, CallNode):
+                yield from self._arguments(index, node)
 
     def _duplicate_ids(self) -> Iterator[SpecIssue]:
         counts = Counter(node.id for node in self.spec.nodes)
@@ -252,6 +261,9 @@ class _Validator:
         upstream = self.spec.node_map.get(path[1])
         if upstream is None:
             return None
+        if not isinstance(upstream, CallNode):
+            declared = _declared_output(upstream)
+            return (declared, path[3:], f"nodes.{path[1]}.output") if declared else None
         signature = self.signatures.get(upstream.task)
         if signature is None or signature.return_schema is None:
             return None
@@ -303,6 +315,60 @@ class _Validator:
                     "a node cannot handle its own failure", loc=loc, node=node.id, code="cycle"
                 )
 
+    def _waits(self) -> Iterator[SpecIssue]:
+        """Approval routes and forms, signal schemas, and pinned child workflows."""
+        for index, node in enumerate(self.spec.nodes):
+            route = timeout_route(node)
+            if route is not None and route not in self.ids:
+                yield SpecIssue(
+                    f"on_timeout routes to unknown node '{route}'{self._suggest(route)}",
+                    loc=("nodes", index, "on_timeout", "route"), node=node.id,
+                    code="unknown_node",
+                )  # fmt: skip
+            elif route == node.id:
+                yield SpecIssue(
+                    "an approval cannot route its timeout to itself",
+                    loc=("nodes", index, "on_timeout"), node=node.id, code="cycle",
+                )  # fmt: skip
+            schema_field = "form" if isinstance(node, ApprovalNode) else "payload_schema"
+            schema = _declared_output(node)
+            if schema is not None:
+                problem = _schema_problem(schema)
+                if problem:
+                    yield SpecIssue(f"{schema_field} is not a valid JSON Schema: {problem}",
+                                    loc=("nodes", index, schema_field), node=node.id,
+                                    code="invalid_schema")  # fmt: skip
+            if isinstance(node, SubworkflowNode):
+                yield from self._child(index, node)
+
+    def _child(self, index: int, node: SubworkflowNode) -> Iterator[SpecIssue]:
+        child = known_spec(node.version)
+        if child is None:
+            return  # only the store may know it; starting the run checks again
+        if child.name != node.workflow:
+            yield SpecIssue(
+                f"version {node.version[:12]} is workflow '{child.name}', not '{node.workflow}'",
+                loc=("nodes", index, "workflow"), node=node.id, code="wrong_workflow",
+            )  # fmt: skip
+        properties = child.input_schema.get("properties")
+        if isinstance(properties, dict) and child.input_schema.get("additionalProperties") is False:
+            for name in node.input:
+                if name not in properties:
+                    known = ", ".join(properties) or "none"
+                    yield SpecIssue(
+                        f"workflow '{child.name}' has no input '{name}' (inputs: {known})",
+                        loc=("nodes", index, "input", name), node=node.id,
+                        code="unknown_argument",
+                    )  # fmt: skip
+        required = child.input_schema.get("required")
+        if isinstance(required, list):
+            for wanted in required:
+                if isinstance(wanted, str) and wanted not in node.input:
+                    yield SpecIssue(
+                        f"missing required input '{wanted}' of workflow '{child.name}'",
+                        loc=("nodes", index, "input"), node=node.id, code="missing_argument",
+                    )  # fmt: skip
+
     def _cycle(self) -> Iterator[SpecIssue]:
         graph = DependencyGraph.from_spec(self.spec)
         cycle = graph.find_cycle()
@@ -349,7 +415,7 @@ class _Validator:
                 code="unresolved_task",
             )
 
-    def _arguments(self, index: int, node: AnyNode) -> Iterator[SpecIssue]:
+    def _arguments(self, index: int, node: CallNode) -> Iterator[SpecIssue]:
         signature = self.signatures.get(node.task)
         if signature is None:
             return
@@ -457,6 +523,27 @@ class _Validator:
             return None
         root, rest, _ = known
         return _at(root, rest)
+
+
+def _declared_output(node: AnyNode) -> Schema | None:
+    """The schema a waiting node declares for its output (an approval's form, a
+    signal's payload), if any."""
+    if isinstance(node, ApprovalNode) and node.form is not None:
+        return dict(node.form)
+    if isinstance(node, SignalNode) and node.payload_schema is not None:
+        return dict(node.payload_schema)
+    return None
+
+
+def _schema_problem(schema: Schema) -> str | None:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return exc.message
+    return None
 
 
 def _at(root: Schema, path: tuple[str | int, ...]) -> tuple[Schema, Schema] | None:

@@ -18,6 +18,7 @@ from keel.store.records import (
     StoredEvent,
     Timer,
     Transition,
+    Wait,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "StoredEvent",
     "Timer",
     "Transition",
+    "Wait",
     "canonical_json",
     "verify_chain",
 ]

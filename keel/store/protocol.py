@@ -11,6 +11,10 @@ the same semantics, checked by one contract test-suite. Rules every backend keep
 - A ready attempt is held by at most one owner at a time; a lease is only taken over
   through ``reclaim`` (expired, or its owner known dead), which records why.
 - Specs are stored by version and never change, so a run always has its own definition.
+- A transition's ``children`` are created with it (run row, spec, first transition), and
+  its ``timers`` may be for other runs (a child tells its parent it ended that way).
+- A run on hold (``hold``) has its queued attempts out of every claim's reach until the
+  hold is released; an attempt reclaimed from it meanwhile goes back on hold.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from keel.store.records import (
     StoredEvent,
     Timer,
     Transition,
+    Wait,
 )
 
 
@@ -90,9 +95,14 @@ class Store(Protocol):
         """The run with this id or unique id prefix; ``RunNotFoundError`` otherwise."""
 
     def list_runs(
-        self, *, status: str | None = None, workflow: str | None = None, limit: int = 50
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        parent: str | None = None,
+        limit: int = 50,
     ) -> list[RunRecord]:
-        """Newest first."""
+        """Newest first; ``parent``: only the child runs of that run."""
 
     def history(self, run_id: str, after_seq: int = 0) -> list[StoredEvent]:
         """The run's events with ``seq > after_seq``, in order."""
@@ -123,6 +133,12 @@ class Store(Protocol):
 
     def circuits(self) -> list[CircuitState]:
         """Circuits that counted failures since they last closed (open ones included)."""
+
+    def waits(
+        self, *, waits_for: str | None = None, run_id: str | None = None, limit: int = 1000
+    ) -> list[Wait]:
+        """Nodes waiting now (``approval``, ``timer``, ``signal``, ``subworkflow``), oldest
+        first, optionally of one kind or one run."""
 
     def due_timers(self, now: float, limit: int) -> list[Timer]:
         """Timers due at ``now`` or earlier, earliest first."""

@@ -32,6 +32,9 @@ class RunRecord:
     head_hash: str
     #: where the workflow's code was loaded from (a file path or module), for resuming
     origin: str | None
+    #: a child run: the parent run and its node that waits for this one
+    parent_run: str | None = None
+    parent_node: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,34 @@ class Timer:
     key: str
     due_at: float
     data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """A node waiting for something outside its run (``NodeAwaiting``), as listed by
+    ``Store.waits``: what it waits for, since when, until when, and the details."""
+
+    run_id: str
+    node: str
+    waits_for: str
+    since: float
+    until: float | None
+    details: dict[str, Any]
+    #: filled in when read: the run's workflow and status
+    workflow: str = ""
+    run_status: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildRun:
+    """A run started by another run's subworkflow node, created in the same transaction
+    as the parent's ``NodeAwaiting`` (with its own first transition)."""
+
+    spec: Any  # WorkflowSpec (the store saves it with the run)
+    input: Any
+    first: Transition
+    parent_run: str
+    parent_node: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +189,13 @@ class Transition:
     circuits: Sequence[CircuitOutcome] = ()
     #: notifications to put in the outbox with the events that call for them
     notify: Sequence[Notification] = ()
+    #: nodes that began to wait, and nodes that no longer do
+    waits: Sequence[Wait] = ()
+    clear_waits: Sequence[str] = ()
+    #: child runs to create (subworkflow nodes that began to wait)
+    children: Sequence[ChildRun] = ()
+    #: True: the run was paused, hold its queued attempts; False: unpaused, release them
+    hold: bool | None = None
     #: the run's status after these events, with its output or reason when it ended
     status: str | None = None
     output: Any = None

@@ -200,7 +200,7 @@ def test_unknown_kind_names_the_kinds() -> None:
     assert issue.code == "unknown_node_kind"
     assert issue.loc == ("nodes", 0)
     assert issue.node == "a"
-    assert "'task' or 'map'" in issue.message
+    assert "'task', 'map', 'approval'" in issue.message
 
 
 def test_a_map_needs_items_and_item_arg() -> None:

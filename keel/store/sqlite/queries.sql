@@ -8,8 +8,11 @@ SELECT spec FROM specs WHERE version = ?;
 
 -- name: insert_run
 INSERT INTO runs (id, workflow, spec_version, status, input, origin, created_at, updated_at,
-                  last_seq, head_hash)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?);
+                  last_seq, head_hash, parent_run, parent_node)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?);
+
+-- name: select_origin
+SELECT origin FROM runs WHERE id = ?;
 
 -- name: select_head
 SELECT last_seq, head_hash FROM runs WHERE id = ?;
@@ -31,7 +34,7 @@ SELECT seq, at, data, prev_hash, kind, node FROM events WHERE run_id = ? ORDER B
 
 -- name: select_run
 SELECT id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
-       last_seq, head_hash, origin
+       last_seq, head_hash, origin, parent_run, parent_node
 FROM runs WHERE id = ?;
 
 -- name: select_run_prefix
@@ -139,8 +142,21 @@ WHERE owner IS NOT NULL AND lease_expires < ?;
 SELECT run_id, node, item, attempt, owner FROM ready WHERE owner = ?;
 
 -- name: drop_lease
-UPDATE ready SET owner = NULL, lease_expires = NULL
-WHERE run_id = ? AND node = ? AND item = ? AND owner = ?;
+-- an attempt of a paused run goes back on hold (see hold_ready), not to the free queue
+UPDATE ready SET owner = NULL, lease_expires = NULL,
+    available_at = available_at + CASE
+        WHEN (SELECT status FROM runs WHERE id = ready.run_id) = 'paused' THEN :hold ELSE 0 END
+WHERE run_id = :run AND node = :node AND item = :item AND owner = :owner;
+
+-- name: hold_ready
+-- a paused run's queued attempts are put out of reach (``available_at`` moved by a fixed
+-- offset, millennia ahead) and brought back by subtracting it: no claim query changes
+UPDATE ready SET available_at = available_at + :hold
+WHERE run_id = :run AND owner IS NULL AND available_at < :hold;
+
+-- name: release_ready
+UPDATE ready SET available_at = available_at - :hold
+WHERE run_id = :run AND owner IS NULL AND available_at >= :hold;
 
 -- name: select_leases_of_run
 SELECT run_id, node, item, attempt, owner, lease_expires FROM ready
@@ -150,7 +166,10 @@ WHERE run_id = ? AND owner IS NOT NULL ORDER BY node, item;
 SELECT count(*) FROM ready WHERE run_id = ?;
 
 -- name: upsert_timer
-INSERT OR REPLACE INTO timers (run_id, key, due_at, data) VALUES (?, ?, ?, ?);
+-- a timer for a run that has ended would never be cleared: it is not written
+INSERT OR REPLACE INTO timers (run_id, key, due_at, data)
+SELECT :run, :key, :due, :data
+WHERE (SELECT status FROM runs WHERE id = :run) NOT IN ('succeeded', 'failed', 'cancelled');
 
 -- name: delete_timer
 DELETE FROM timers WHERE run_id = ? AND key = ?;
@@ -183,3 +202,19 @@ UPDATE outbox SET next_at = ?, owner = NULL, lease_until = NULL, error = ? WHERE
 -- name: select_outbox_of_run
 SELECT id, run_id, notifier, payload, deliveries, delivered_at, error FROM outbox
 WHERE run_id = ? ORDER BY id;
+
+-- name: upsert_wait
+INSERT OR REPLACE INTO waits (run_id, node, waits_for, since, until, details)
+VALUES (?, ?, ?, ?, ?, ?);
+
+-- name: delete_wait
+DELETE FROM waits WHERE run_id = ? AND node = ?;
+
+-- name: delete_run_waits
+DELETE FROM waits WHERE run_id = ?;
+
+-- name: select_waits
+SELECT w.run_id, w.node, w.waits_for, w.since, w.until, w.details, r.workflow, r.status
+FROM waits w JOIN runs r ON r.id = w.run_id
+WHERE (:kind IS NULL OR w.waits_for = :kind) AND (:run IS NULL OR w.run_id = :run)
+ORDER BY w.since, w.run_id, w.node LIMIT :limit;

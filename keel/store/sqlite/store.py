@@ -37,10 +37,15 @@ from keel.store.records import (
     StoredEvent,
     Timer,
     Transition,
+    Wait,
 )
 from keel.store.sql import load_migrations, load_queries
 
 Q = load_queries("keel.store.sqlite")
+#: how far a paused run's queued attempts are moved ahead (about 31,000 years): out of
+#: reach of every claim, and brought back by subtracting it again (to within 0.1 ms: the
+#: sum keeps fewer digits below the second, which no queue order depends on)
+HOLD = 1e12
 SYNCHRONOUS = ("off", "normal", "full", "extra")
 
 
@@ -216,16 +221,28 @@ class SQLiteStore:
         origin: str | None = None,
     ) -> Committed:
         with self._write() as conn:
-            self._save_spec(conn, spec, first.at)
-            try:
-                conn.execute(
-                    Q["insert_run"],
-                    (first.run_id, spec.name, spec.version, "pending",
-                     canonical_json(run_input), origin, first.at, first.at, GENESIS),
-                )  # fmt: skip
-            except sqlite3.IntegrityError:
-                raise StoreError(f"a run with id {first.run_id} exists already") from None
+            self._insert_run(conn, spec, run_input, first, origin)
             return self._transition(conn, first)
+
+    def _insert_run(
+        self,
+        conn: sqlite3.Connection,
+        spec: WorkflowSpec,
+        run_input: Any,
+        first: Transition,
+        origin: str | None,
+        parent: tuple[str, str] | None = None,
+    ) -> None:
+        self._save_spec(conn, spec, first.at)
+        parent_run, parent_node = parent or (None, None)
+        try:
+            conn.execute(
+                Q["insert_run"],
+                (first.run_id, spec.name, spec.version, "pending", canonical_json(run_input),
+                 origin, first.at, first.at, GENESIS, parent_run, parent_node),
+            )  # fmt: skip
+        except sqlite3.IntegrityError:
+            raise StoreError(f"a run with id {first.run_id} exists already") from None
 
     def _enqueue(self, conn: sqlite3.Connection, run_id: str, ready: Sequence[Ready]) -> None:
         if ready:
@@ -301,13 +318,15 @@ class SQLiteStore:
             claimed: list[Claimed] = []
         else:
             stored, claimed = self._enqueue_leased(conn, t, leased, queued)
-        for timer in t.timers:
+        for timer in t.timers:  # a timer may be for another run (a child's end, its parent)
             conn.execute(
                 Q["upsert_timer"],
-                (t.run_id, timer.key, timer.due_at, canonical_json(timer.data)),
-            )
+                {"run": timer.run_id, "key": timer.key, "due": timer.due_at,
+                 "data": canonical_json(timer.data)},
+            )  # fmt: skip
         for key in t.clear_timers:
             conn.execute(Q["delete_timer"], (t.run_id, key))
+        self._waits(conn, t)
         for note in t.notify:
             conn.execute(
                 Q["insert_outbox"],
@@ -319,7 +338,33 @@ class SQLiteStore:
             if t.status in ("succeeded", "failed", "cancelled"):
                 conn.execute(Q["delete_run_ready"], (t.run_id,))
                 conn.execute(Q["delete_run_timers"], (t.run_id,))
+                conn.execute(Q["delete_run_waits"], (t.run_id,))
         return Committed(t, stored, claimed=claimed)
+
+    def _waits(self, conn: sqlite3.Connection, t: Transition) -> None:
+        """Waiting nodes listed and unlisted, child runs created, a pause's hold."""
+        for wait in t.waits:
+            conn.execute(
+                Q["upsert_wait"],
+                (t.run_id, wait.node, wait.waits_for, wait.since, wait.until,
+                 canonical_json(wait.details)),
+            )  # fmt: skip
+        for node in t.clear_waits:
+            conn.execute(Q["delete_wait"], (t.run_id, node))
+        if t.children:
+            (origin,) = conn.execute(Q["select_origin"], (t.run_id,)).fetchone()
+            for child in t.children:
+                try:
+                    self._insert_run(conn, child.spec, child.input, child.first, origin,
+                                     (child.parent_run, child.parent_node))  # fmt: skip
+                except StoreError:  # another process started this child: the parent moved
+                    raise ConflictError(
+                        f"child run {child.first.run_id} of run {t.run_id} exists already"
+                    ) from None
+                self._transition(conn, child.first)
+        if t.hold is not None:
+            query = "hold_ready" if t.hold else "release_ready"
+            conn.execute(Q[query], {"run": t.run_id, "hold": HOLD})
 
     def _enqueue_leased(
         self,
@@ -465,7 +510,10 @@ class SQLiteStore:
                 if (run_id, node, item) in seen:
                     continue
                 seen.add((run_id, node, item))
-                conn.execute(Q["drop_lease"], (run_id, node, item, owner))
+                conn.execute(
+                    Q["drop_lease"],
+                    {"run": run_id, "node": node, "item": item, "owner": owner, "hold": HOLD},
+                )
                 event = NodeReclaimed(node=node, attempt=attempt, owner=owner, reason=why,
                                       item=_item_of(item))  # fmt: skip
                 reclaimed += self._append(conn, run_id, [event], now)
@@ -497,10 +545,18 @@ class SQLiteStore:
         return _run_record(row)
 
     def list_runs(
-        self, *, status: str | None = None, workflow: str | None = None, limit: int = 50
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        parent: str | None = None,
+        limit: int = 50,
     ) -> list[RunRecord]:
         where: list[str] = []
         params: list[Any] = []
+        if parent is not None:
+            where.append("parent_run = ?")
+            params.append(parent)
         if status is not None:
             where.append("status = ?")
             params.append(status)
@@ -569,6 +625,17 @@ class SQLiteStore:
         rows = self._connection().execute(Q["select_circuits"])
         return [CircuitState(*row) for row in rows]
 
+    def waits(
+        self, *, waits_for: str | None = None, run_id: str | None = None, limit: int = 1000
+    ) -> list[Wait]:
+        rows = self._connection().execute(
+            Q["select_waits"], {"kind": waits_for, "run": run_id, "limit": limit}
+        )
+        return [
+            Wait(run, node, kind, since, until, json.loads(details), workflow, status)
+            for run, node, kind, since, until, details, workflow, status in rows
+        ]
+
     def due_timers(self, now: float, limit: int) -> list[Timer]:
         rows = self._connection().execute(Q["select_due_timers"], (now, limit))
         return [Timer(run, key, due, json.loads(data)) for run, key, due, data in rows]
@@ -576,7 +643,7 @@ class SQLiteStore:
 
 def _run_record(row: Sequence[Any]) -> RunRecord:
     (run_id, workflow, version, status, run_input, output, reason, created, updated, last_seq,
-     head, origin) = row  # fmt: skip
+     head, origin, parent_run, parent_node) = row  # fmt: skip
     return RunRecord(
         id=run_id,
         workflow=workflow,
@@ -590,4 +657,6 @@ def _run_record(row: Sequence[Any]) -> RunRecord:
         last_seq=last_seq,
         head_hash=head,
         origin=origin,
+        parent_run=parent_run,
+        parent_node=parent_node,
     )

@@ -1,0 +1,197 @@
+"""Waiting steps in a Python workflow: ``keel.approval``, ``keel.timer``, ``keel.signal``,
+and another workflow called as a step (a child run).
+
+Each records one node and returns its future output, like a task call: an approval's
+output is the approver's form data, a signal's its payload, a child run's its output.
+They take the node keywords every step takes (``id``, ``when``, ``after``, ``join``,
+``on_failure``); none takes a retry policy, because waiting is not attempted twice.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from keel.authoring.tasks import argument_data
+from keel.authoring.tracing import NodeOutput, Trace, node_id_of, require_trace
+from keel.authoring.values import Value, expression_of, to_expression
+from keel.errors import TracingError
+from keel.spec.durations import parse_duration
+
+if TYPE_CHECKING:
+    from keel.authoring.workflows import Workflow
+
+Step = NodeOutput | str
+
+
+def _slug(text: str, fallback: str) -> str:
+    """A node id from a title: ``"Fraud review"`` -> ``fraud_review``."""
+    slug = re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
+    if not slug or slug[0].isdigit():
+        return fallback
+    return slug
+
+
+def _schema(value: Any, what: str) -> dict[str, Any] | None:
+    """A JSON Schema given as a dict or as a pydantic model class."""
+    if value is None or isinstance(value, dict):
+        return value
+    if hasattr(value, "model_json_schema"):
+        schema: dict[str, Any] = value.model_json_schema()
+        return schema
+    raise TracingError(f"{what} takes a JSON Schema (a dict) or a pydantic model class")
+
+
+def _node(
+    trace: Trace,
+    kind: str,
+    wanted: str,
+    *,
+    id: str | None,
+    when: Value | str | None,
+    after: Sequence[Step] | Step,
+    join: str | None,
+    on_failure: str | None,
+) -> dict[str, Any]:
+    node: dict[str, Any] = {"id": trace.unique_id(id or wanted, explicit=id is not None),
+                            "kind": kind}  # fmt: skip
+    condition = trace.condition(() if when is None else (when,))
+    if condition is not None:
+        node["when"] = condition
+    steps = [after] if isinstance(after, NodeOutput | str) else list(after)
+    if steps:
+        node["after"] = [node_id_of(s) if isinstance(s, NodeOutput) else s for s in steps]
+    if join is not None:
+        node["join"] = join
+    if on_failure is not None:
+        node["on_failure"] = on_failure
+    return node
+
+
+def _duration(value: str | float | None) -> float | None:
+    return None if value is None else parse_duration(value)
+
+
+def approval(
+    title: str,
+    *,
+    description: str | Value = "",
+    assignees: Sequence[str] = (),
+    role: str | None = None,
+    form: Any = None,
+    timeout: str | float | None = None,
+    on_timeout: str = "reject",
+    id: str | None = None,
+    when: Value | str | None = None,
+    after: Sequence[Step] | Step = (),
+    join: str | None = None,
+    on_failure: str | None = None,
+) -> Any:
+    """Wait for a person to approve or reject. ``description`` may be a value or text
+    with ``${{ expression }}`` parts, filled in when the approval opens; ``form`` (a
+    pydantic model or JSON Schema) is what the approver fills in, and becomes the
+    output. ``on_timeout``: ``reject``, ``approve``, ``notify`` or a node id to route to.
+    """
+    trace = require_trace("keel.approval")
+    node = _node(trace, "approval", _slug(title, "approval"), id=id, when=when, after=after,
+                 join=join, on_failure=on_failure)  # fmt: skip
+    node["title"] = title
+    if isinstance(description, Value):
+        description = "${{ " + expression_of(description) + " }}"
+    if description:
+        node["description"] = description
+    if assignees:
+        node["assignees"] = list(assignees)
+    if role is not None:
+        node["role"] = role
+    schema = _schema(form, "keel.approval(form=...)")
+    if schema is not None:
+        node["form"] = schema
+    if timeout is not None:
+        node["timeout"] = _duration(timeout)
+    node["on_timeout"] = on_timeout
+    return trace.add(node)
+
+
+def timer(
+    duration: str | float | None = None,
+    *,
+    until: Value | str | datetime | None = None,
+    id: str | None = None,
+    when: Value | str | None = None,
+    after: Sequence[Step] | Step = (),
+    join: str | None = None,
+) -> Any:
+    """Wait for ``duration`` (``"2h"``, seconds) or ``until`` a time: a value from the
+    run's data or a date-time. Durable: it fires after restarts, and costs nothing."""
+    trace = require_trace("keel.timer")
+    node = _node(trace, "timer", "wait", id=id, when=when, after=after, join=join,
+                 on_failure=None)  # fmt: skip
+    if (duration is None) == (until is None):
+        raise TracingError("keel.timer takes a duration or until=..., not both and not neither")
+    if duration is not None:
+        node["duration"] = _duration(duration)
+    elif isinstance(until, datetime):
+        node["until"] = to_expression(until.isoformat())
+    else:
+        node["until"] = to_expression(until)
+    return trace.add(node)
+
+
+def signal(
+    name: str,
+    *,
+    schema: Any = None,
+    timeout: str | float | None = None,
+    id: str | None = None,
+    when: Value | str | None = None,
+    after: Sequence[Step] | Step = (),
+    join: str | None = None,
+    on_failure: str | None = None,
+) -> Any:
+    """Wait for signal ``name`` sent to the run (``keel signal RUN NAME --data JSON``);
+    its data is the output. A signal sent earlier is kept for this node."""
+    trace = require_trace("keel.signal")
+    node = _node(trace, "signal", _slug(name, "signal"), id=id, when=when, after=after,
+                 join=join, on_failure=on_failure)  # fmt: skip
+    node["signal"] = name
+    payload = _schema(schema, "keel.signal(schema=...)")
+    if payload is not None:
+        node["payload_schema"] = payload
+    if timeout is not None:
+        node["timeout"] = _duration(timeout)
+    return trace.add(node)
+
+
+#: keywords a workflow called as a step takes for the node, besides its inputs
+_CHILD_KEYWORDS = ("id", "when", "after", "join", "on_failure")
+
+
+def child_run(
+    workflow: Workflow[Any, Any],
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> NodeOutput:
+    """The subworkflow node for ``workflow`` called inside another workflow's body."""
+    trace = require_trace(f"workflow '{workflow.name}' as a step")
+    parameters = inspect.signature(function).parameters
+    own = {k: kwargs.pop(k) for k in _CHILD_KEYWORDS if k in kwargs and k not in parameters}
+    try:
+        bound = inspect.signature(function).bind_partial(*args, **kwargs)
+    except TypeError as exc:
+        raise TracingError(f"{workflow.name}(): {exc}") from None
+    node = _node(trace, "subworkflow", workflow.name, id=own.get("id"), when=own.get("when"),
+                 after=own.get("after", ()), join=own.get("join"),
+                 on_failure=own.get("on_failure"))  # fmt: skip
+    node["workflow"] = workflow.name
+    node["version"] = workflow.version
+    arguments: Mapping[str, Any] = bound.arguments
+    node["input"] = {
+        name: argument_data(value, f"{workflow.name}({name}=...)")
+        for name, value in arguments.items()
+    }
+    return trace.add(node)

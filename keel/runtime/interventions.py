@@ -1,0 +1,192 @@
+"""What people and other systems send to a run: approval decisions, signals, pause and
+unpause. Each is an event in the run's history naming who sent it (``by``, the OS user
+unless given), committed with whatever follows from it in one transaction: approving a
+node schedules what comes after it right away, and any worker takes it from there.
+
+Bad requests are refused before anything is written, with what was wrong: a node that
+is not an approval or not waiting, form data that misses the form's schema, a signal
+the workflow does not wait for.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+from typing import Any
+
+from keel.engine.events import (
+    ApprovalDecided,
+    Event,
+    RunPaused,
+    RunUnpaused,
+    SignalReceived,
+)
+from keel.engine.state import ENDED, NodeStatus, RunState, RunStatus
+from keel.errors import KeelError
+from keel.runtime.clock import Clock
+from keel.runtime.inputs import check_data, with_schema_defaults
+from keel.runtime.manual import change_run
+from keel.spec.model import ApprovalNode, SignalNode
+from keel.store.protocol import Store
+from keel.store.records import RunRecord
+
+
+def act(
+    store: Store,
+    run_id: str,
+    by: str | None,
+    events_for: Callable[[RunState, str], list[Event]],
+    clock: Clock | None = None,
+) -> RunRecord:
+    """Record what ``events_for(state, who)`` chooses, as ``who`` (default: the OS user)."""
+    who = by or getpass.getuser()
+    return change_run(store, run_id, lambda state: events_for(state, who), clock=clock)
+
+
+def _not_ended(state: RunState) -> None:
+    if state.finished:
+        raise KeelError(f"run {state.run_id[:8]} has ended ({state.status.value})")
+
+
+def _approval(state: RunState, node: str) -> ApprovalNode:
+    """The approval ``node`` of the run, waiting for a decision."""
+    _not_ended(state)
+    plan = state.plan
+    approvals = [n for n in plan.graph_nodes if isinstance(plan.nodes[n].wait, ApprovalNode)]
+    if node not in plan.graph_nodes:
+        known = ", ".join(approvals) or "none"
+        raise KeelError(f"workflow '{plan.spec.name}' has no node '{node}' (approvals: {known})")
+    wait = plan.nodes[node].wait
+    if not isinstance(wait, ApprovalNode):
+        raise KeelError(f"node '{node}' is a {plan.nodes[node].kind} node, not an approval")
+    status = state.nodes[node].status
+    for pending, event in state.to_resolve:  # decided while the run is paused
+        if pending == node and isinstance(event, ApprovalDecided):
+            how = "approved" if event.approved else "rejected"
+            raise KeelError(
+                f"approval '{node}' was {how} by {event.by} already; the run is paused and "
+                "acts on it when unpaused"
+            )
+    if status is NodeStatus.WAITING:
+        raise KeelError(f"approval '{node}' has not opened yet: it waits for the nodes before it")
+    if status is not NodeStatus.AWAITING:
+        raise KeelError(f"approval '{node}' is not waiting for a decision: it {status.value}")
+    return wait
+
+
+def approve(
+    store: Store,
+    run_id: str,
+    node: str,
+    *,
+    data: Any = None,
+    comment: str = "",
+    by: str | None = None,
+    clock: Clock | None = None,
+) -> RunRecord:
+    """Approve a waiting approval; ``data`` (checked against its form) becomes its output."""
+
+    def events_for(state: RunState, who: str) -> list[Event]:
+        wait = _approval(state, node)
+        given = data
+        if wait.form is not None:
+            given = with_schema_defaults(dict(wait.form), {} if data is None else data)
+            check_data(dict(wait.form), given, f"approval '{node}'")
+        return [ApprovalDecided(node=node, approved=True, by=who, data=given, comment=comment)]
+
+    return act(store, run_id, by, events_for, clock)
+
+
+def reject(
+    store: Store,
+    run_id: str,
+    node: str,
+    *,
+    comment: str = "",
+    by: str | None = None,
+    clock: Clock | None = None,
+) -> RunRecord:
+    """Reject a waiting approval: the node fails (``Rejected``) and its ``on_failure``
+    applies (by default the run fails, after its compensations)."""
+
+    def events_for(state: RunState, who: str) -> list[Event]:
+        _approval(state, node)
+        return [ApprovalDecided(node=node, approved=False, by=who, comment=comment)]
+
+    return act(store, run_id, by, events_for, clock)
+
+
+def send_signal(
+    store: Store,
+    run_id: str,
+    name: str,
+    data: Any = None,
+    *,
+    by: str | None = None,
+    clock: Clock | None = None,
+) -> RunRecord:
+    """Deliver signal ``name`` to a run. A signal node waiting for it takes ``data`` as
+    its output now; if none waits yet, the signal is kept until one does."""
+
+    def events_for(state: RunState, who: str) -> list[Event]:
+        _not_ended(state)
+        plan = state.plan
+        nodes = plan.signal_nodes.get(name)
+        if not nodes:
+            known = ", ".join(sorted(plan.signal_nodes)) or "none"
+            raise KeelError(
+                f"workflow '{plan.spec.name}' waits for no signal '{name}' (signals: {known})"
+            )
+        open_nodes = [n for n in nodes if state.nodes[n].status not in ENDED]
+        kept = len(state.signals.get(name, ()))
+        if len(open_nodes) <= kept:
+            raise KeelError(
+                f"no node of run {state.run_id[:8]} is left to take signal '{name}': "
+                + ("each has ended" if not open_nodes else f"{kept} such signals wait already")
+            )
+        wait = plan.nodes[open_nodes[0]].wait
+        assert isinstance(wait, SignalNode)
+        if wait.payload_schema is not None:
+            check_data(dict(wait.payload_schema), data, f"signal '{name}'")
+        return [SignalReceived(name=name, data=data, by=who)]
+
+    return act(store, run_id, by, events_for, clock)
+
+
+def pause_run(
+    store: Store,
+    run_id: str,
+    *,
+    reason: str = "",
+    by: str | None = None,
+    clock: Clock | None = None,
+) -> RunRecord:
+    """Pause a run: nothing new starts (its queued attempts are held); attempts running
+    now finish and are recorded."""
+
+    def events_for(state: RunState, who: str) -> list[Event]:
+        _not_ended(state)
+        if state.status is RunStatus.PAUSED:
+            raise KeelError(f"run {state.run_id[:8]} is paused already")
+        return [RunPaused(by=who, reason=reason)]
+
+    return act(store, run_id, by, events_for, clock)
+
+
+def unpause_run(
+    store: Store,
+    run_id: str,
+    *,
+    reason: str = "",
+    by: str | None = None,
+    clock: Clock | None = None,
+) -> RunRecord:
+    """Let a paused run go on: what came meanwhile (outcomes, decisions, signals, timers)
+    is acted on now, and its held attempts go back on the queue."""
+
+    def events_for(state: RunState, who: str) -> list[Event]:
+        if state.status is not RunStatus.PAUSED:
+            raise KeelError(f"run {state.run_id[:8]} is {state.status.value}, not paused")
+        return [RunUnpaused(by=who, reason=reason)]
+
+    return act(store, run_id, by, events_for, clock)
