@@ -175,11 +175,15 @@ def child_run(
     function: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    options: dict[str, Any] | None = None,
 ) -> NodeOutput:
-    """The subworkflow node for ``workflow`` called inside another workflow's body."""
+    """The subworkflow node for ``workflow`` called inside another workflow's body.
+    Node settings come from ``options`` (``Workflow.options``) or from keywords that are
+    not inputs of the child."""
     trace = require_trace(f"workflow '{workflow.name}' as a step")
     parameters = inspect.signature(function).parameters
     own = {k: kwargs.pop(k) for k in _CHILD_KEYWORDS if k in kwargs and k not in parameters}
+    own.update(options or {})
     try:
         bound = inspect.signature(function).bind_partial(*args, **kwargs)
     except TypeError as exc:

@@ -63,6 +63,29 @@ class Workflow(Generic[P, R]):
 
         return cast(R, child_run(self, self.__wrapped__, args, dict(kwargs)))
 
+    def options(
+        self,
+        *,
+        id: str | None = None,
+        when: Any = None,
+        after: Sequence[Any] = (),
+        join: str | None = None,
+        on_failure: str | None = None,
+    ) -> Callable[P, R]:
+        """This workflow as a step with node settings (a typed way to pass ``id``,
+        ``when``, ``after``...): ``child.options(id="check", when=x > 1)(claim)``."""
+        from keel.authoring.waits import child_run
+
+        own = {"id": id, "when": when, "after": after, "join": join, "on_failure": on_failure}
+        given = {key: value for key, value in own.items() if value not in (None, ())}
+
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            if current_trace() is None:
+                raise KeelError(f"workflow '{self.name}'.options(...) is a step of a workflow")
+            return cast(R, child_run(self, self.__wrapped__, args, dict(kwargs), given))
+
+        return call
+
 
 def input_schema(function: Callable[..., Any]) -> dict[str, Any]:
     """JSON Schema of a workflow's parameters, titles removed (they are noise in versions)."""
