@@ -281,54 +281,40 @@ class _Validator:
         for source, loc, node in self._sites():
             yield from self._analyze(source, loc, node)
 
+    def _reference(
+        self, target: str, node: str, loc: tuple[str | int, ...], unknown: str, itself: str
+    ) -> Iterator[SpecIssue]:
+        """A field naming another node: it must exist and not be the node itself."""
+        if target not in self.ids:
+            yield SpecIssue(f"{unknown} '{target}'{self._suggest(target)}", loc=loc, node=node,
+                            code="unknown_node")  # fmt: skip
+        elif target == node:
+            yield SpecIssue(itself, loc=loc, node=node, code="cycle")
+
     def _after_lists(self) -> Iterator[SpecIssue]:
         for index, node in enumerate(self.spec.nodes):
             for position, parent in enumerate(node.after):
-                loc = ("nodes", index, "after", position)
-                if parent not in self.ids:
-                    yield SpecIssue(
-                        f"'after' names unknown node '{parent}'{self._suggest(parent)}",
-                        loc=loc,
-                        node=node.id,
-                        code="unknown_node",
-                    )
-                elif parent == node.id:
-                    yield SpecIssue(
-                        "a node cannot run after itself", loc=loc, node=node.id, code="cycle"
-                    )
+                yield from self._reference(parent, node.id, ("nodes", index, "after", position),
+                                           "'after' names unknown node",
+                                           "a node cannot run after itself")  # fmt: skip
 
     def _handlers(self) -> Iterator[SpecIssue]:
         for index, node in enumerate(self.spec.nodes):
-            if not isinstance(node.on_failure, FailureHandler):
-                continue
-            handler = node.on_failure.handler
-            loc = ("nodes", index, "on_failure", "handler")
-            if handler not in self.ids:
-                yield SpecIssue(
-                    f"on_failure names unknown handler node '{handler}'{self._suggest(handler)}",
-                    loc=loc,
-                    node=node.id,
-                    code="unknown_node",
-                )
-            elif handler == node.id:
-                yield SpecIssue(
-                    "a node cannot handle its own failure", loc=loc, node=node.id, code="cycle"
-                )
+            if isinstance(node.on_failure, FailureHandler):
+                yield from self._reference(
+                    node.on_failure.handler, node.id, ("nodes", index, "on_failure", "handler"),
+                    "on_failure names unknown handler node", "a node cannot handle its own failure",
+                )  # fmt: skip
 
     def _waits(self) -> Iterator[SpecIssue]:
         """Approval routes and forms, signal schemas, and pinned child workflows."""
         for index, node in enumerate(self.spec.nodes):
             route = timeout_route(node)
-            if route is not None and route not in self.ids:
-                yield SpecIssue(
-                    f"on_timeout routes to unknown node '{route}'{self._suggest(route)}",
-                    loc=("nodes", index, "on_timeout", "route"), node=node.id,
-                    code="unknown_node",
-                )  # fmt: skip
-            elif route == node.id:
-                yield SpecIssue(
+            if route is not None:
+                yield from self._reference(
+                    route, node.id, ("nodes", index, "on_timeout", "route"),
+                    "on_timeout routes to unknown node",
                     "an approval cannot route its timeout to itself",
-                    loc=("nodes", index, "on_timeout"), node=node.id, code="cycle",
                 )  # fmt: skip
             schema_field = "form" if isinstance(node, ApprovalNode) else "payload_schema"
             schema = _declared_output(node)
