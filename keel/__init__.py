@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         EventTrigger,
         JoinRule,
         NodeDefaults,
+        RateLimitPolicy,
         RetryPolicy,
         ScheduleTrigger,
         WebhookTrigger,
@@ -70,8 +71,8 @@ _HOMES = {
     ),
     "CircuitPolicy": "keel.spec.policies",
     **dict.fromkeys(
-        ("ConcurrencyPolicy", "EventTrigger", "JoinRule", "NodeDefaults", "RetryPolicy",
-         "ScheduleTrigger", "WebhookTrigger", "WorkflowSpec"),
+        ("ConcurrencyPolicy", "EventTrigger", "JoinRule", "NodeDefaults", "RateLimitPolicy",
+         "RetryPolicy", "ScheduleTrigger", "WebhookTrigger", "WorkflowSpec"),
         "keel.spec",
     ),
 }  # fmt: skip
@@ -107,6 +108,7 @@ __all__ = [
     "NodeDefaults",
     "NodeOutput",
     "NonRetryable",
+    "RateLimitPolicy",
     "RetryPolicy",
     "ScheduleTrigger",
     "SpecError",

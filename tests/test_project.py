@@ -30,7 +30,7 @@ def test_public_api_is_pinned() -> None:
     assert sorted(keel.__all__) == sorted([
         "CallableNotifier", "CircuitPolicy", "Client", "ConcurrencyPolicy", "EmailNotifier",
         "EventTrigger", "ExpressionError", "InputError", "JoinRule",
-        "KeelError", "NodeDefaults", "NodeOutput", "NonRetryable", "RetryPolicy",
+        "KeelError", "NodeDefaults", "NodeOutput", "NonRetryable", "RateLimitPolicy", "RetryPolicy",
         "ScheduleTrigger", "SpecError", "SpecIssue", "StepContext", "Task", "TracingError",
         "Value", "WebhookNotifier", "WebhookTrigger", "Workflow", "WorkflowNotFoundError",
         "WorkflowSpec",

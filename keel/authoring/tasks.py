@@ -20,7 +20,7 @@ from keel.errors import OptionError, TracingError
 from keel.spec.callables import signature_of
 from keel.spec.durations import parse_duration
 from keel.spec.model import JoinRule
-from keel.spec.policies import CircuitPolicy, ConcurrencyPolicy, RetryPolicy
+from keel.spec.policies import CircuitPolicy, ConcurrencyPolicy, RateLimitPolicy, RetryPolicy
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -43,6 +43,7 @@ class NodeOptions:
     queue: str | None = None
     priority: int | None = None
     concurrency: ConcurrencyPolicy | None = None
+    rate_limit: RateLimitPolicy | None = None
     #: "fail", "continue", or the id of a handler node
     on_failure: str | None = None
     #: the compensation's spec data (see ``side_task_data``)
@@ -76,6 +77,8 @@ class NodeOptions:
             fields["priority"] = self.priority
         if self.concurrency is not None:
             fields["concurrency"] = self.concurrency.model_dump()
+        if self.rate_limit is not None:
+            fields["rate_limit"] = self.rate_limit.model_dump()
         if self.on_failure is not None:
             fields["on_failure"] = self.on_failure
         if self.compensate is not None:
@@ -104,6 +107,7 @@ def make_options(
     queue: str | None = None,
     priority: int | None = None,
     concurrency: ConcurrencyPolicy | None = None,
+    rate_limit: RateLimitPolicy | None = None,
     base_retry: RetryPolicy | None = None,
     on_failure: str | None = None,
     compensate: Callable[..., Any] | None = None,
@@ -128,6 +132,7 @@ def make_options(
         queue=queue,
         priority=priority,
         concurrency=concurrency,
+        rate_limit=rate_limit,
         on_failure=on_failure,
         compensate=side_task_data(compensate) if compensate is not None else None,
         circuit=CircuitPolicy(name=circuit) if isinstance(circuit, str) else circuit,
@@ -196,6 +201,7 @@ class Task(Generic[P, R]):
         queue: str | None = None,
         priority: int | None = None,
         concurrency: ConcurrencyPolicy | None = None,
+        rate_limit: RateLimitPolicy | None = None,
         on_failure: str | None = None,
         compensate: Callable[..., Any] | None = None,
         circuit: str | CircuitPolicy | None = None,
@@ -216,6 +222,7 @@ class Task(Generic[P, R]):
             queue=queue,
             priority=priority,
             concurrency=concurrency,
+            rate_limit=rate_limit,
             base_retry=self.options_.retry,
             on_failure=on_failure,
             compensate=compensate,
@@ -330,6 +337,7 @@ def task(
     queue: str | None = None,
     priority: int | None = None,
     concurrency: ConcurrencyPolicy | None = None,
+    rate_limit: RateLimitPolicy | None = None,
     on_failure: str | None = None,
     compensate: Callable[..., Any] | None = None,
     circuit: str | CircuitPolicy | None = None,
@@ -348,6 +356,7 @@ def task(
     queue: str | None = None,
     priority: int | None = None,
     concurrency: ConcurrencyPolicy | None = None,
+    rate_limit: RateLimitPolicy | None = None,
     on_failure: str | None = None,
     compensate: Callable[..., Any] | None = None,
     circuit: str | CircuitPolicy | None = None,
@@ -368,6 +377,7 @@ def task(
         queue=queue,
         priority=priority,
         concurrency=concurrency,
+        rate_limit=rate_limit,
         on_failure=on_failure,
         compensate=compensate,
         circuit=circuit,

@@ -10,6 +10,7 @@ from keel.cli import (
     run_commands,
     spec_commands,
     wait_commands,
+    worker_commands,
 )
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ run_commands.register(app)
 inspect_commands.register(app)
 recovery_commands.register(app)
 wait_commands.register(app)
+worker_commands.register(app)
 
 
 @app.command()

@@ -32,11 +32,11 @@ def register(app: typer.Typer) -> None:
 def circuits(as_json: JsonOption = False, db: DbOption = None) -> None:
     """Circuit breakers that counted failures: open ones hold back the attempts that
     need them until their cool-down ends."""
-    from keel.runtime.clock import SystemClock
+    from keel.runtime.clock import clock_for
 
     with opened_store(db) as store, reported_errors():
         found = store.circuits()
-    now = SystemClock().now()
+        now = clock_for(store).now()
     if as_json:
         rows = [{"name": c.name, "failures": c.failures, "open_until": c.open_until,
                  "probe_until": c.probe_until} for c in found]  # fmt: skip

@@ -1,8 +1,9 @@
 """``keel run``, ``keel resume`` and ``keel cancel``: start, continue and stop runs.
 
 ``keel run`` executes in this process with the same worker loop a long-running worker
-uses, restricted to its own run. ``--detach`` records the run and hands it to a
-background ``keel resume`` process, printing only the run id.
+uses, restricted to its own run. ``--detach`` records the run and prints only its id:
+on PostgreSQL the run is left on the queue for ``keel worker`` processes; on SQLite a
+background ``keel resume`` process executes it.
 """
 
 from __future__ import annotations
@@ -55,7 +56,12 @@ def run(
         typer.Option("-i", help="One input field: key=value (JSON or text; key=@file.json)"),
     ] = None,
     detach: Annotated[
-        bool, typer.Option("--detach", "-d", help="Start it in the background; print the run id")
+        bool,
+        typer.Option(
+            "--detach",
+            "-d",
+            help="Only start it and print its id; workers execute it",
+        ),
     ] = False,
     concurrency: ConcurrencyOption = 8,
     quiet: QuietOption = False,
@@ -76,7 +82,9 @@ def run(
         with reported_errors():
             record = start_run(store, loaded.spec, run_input, origin=origin_of(target), cache=cache)
         if detach:
-            _spawn_resume(record.id, db)
+            # a shared database has workers on other hosts; a local file needs a process
+            if store.database_time() is None:
+                _spawn_resume(record.id, db)
             typer.echo(record.id)
             return
         _execute(store, [record.id], concurrency=concurrency, quiet=quiet, cache=cache)

@@ -23,7 +23,14 @@ from keel.spec.model import (
     WaitNode,
     WorkflowSpec,
 )
-from keel.spec.policies import CircuitPolicy, NodeDefaults, RetryPolicy, effective_policies
+from keel.spec.policies import (
+    CircuitPolicy,
+    ConcurrencyPolicy,
+    NodeDefaults,
+    RateLimitPolicy,
+    RetryPolicy,
+    effective_policies,
+)
 
 #: kinds of steps outside the graph, run only on the run's failure path
 COMPENSATION = "compensation"
@@ -74,6 +81,9 @@ class NodePlan:
     #: compensation steps: the node they undo
     undoes: str | None = None
     circuit: CircuitPolicy | None = None
+    #: keys (expressions) whose limits the node's attempts count against, across workers
+    concurrency: ConcurrencyPolicy | None = None
+    rate_limit: RateLimitPolicy | None = None
     isolation: str = "thread"
     #: nodes that wait for something outside the run (approval, timer, signal, child
     #: run): their definition; they hold no worker and no slot while they wait
@@ -205,6 +215,8 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
             handles=tuple(handlers.get(node.id, ())),
             compensation=compensation,
             circuit=policies.circuit,
+            concurrency=policies.concurrency,
+            rate_limit=policies.rate_limit,
             isolation=policies.isolation,
         )
     graph_nodes = tuple(nodes)

@@ -15,7 +15,7 @@ from keel.engine.events import Event, RunCancelled, RunStarted
 from keel.engine.plan import Plan, compile_plan
 from keel.engine.state import RunState
 from keel.errors import InputError, KeelError, StoreError
-from keel.runtime.clock import Clock, SystemClock
+from keel.runtime.clock import Clock, clock_for
 from keel.runtime.inputs import check_input, with_defaults
 from keel.runtime.runs import RunCache, advance
 from keel.spec.model import SubworkflowNode, WorkflowSpec
@@ -63,7 +63,7 @@ def record_run(
     attempts (``Worker.start_run``), and the run's state is left in ``cache``."""
     check_input(spec, run_input)
     run_input = with_defaults(spec, run_input)
-    now = (clock or SystemClock()).now()
+    now = (clock or clock_for(store)).now()
     run_id = run_id or new_run_id()
     plans = cache if cache is not None else RunCache(store)
     state = RunState.new(plans.plan_of(spec), run_id)

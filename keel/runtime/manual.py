@@ -16,7 +16,7 @@ from typing import Any
 from keel.engine.events import Event, NodeSetByHand, RunRetried
 from keel.engine.state import ENDED, NodeStatus, RunState, RunStatus
 from keel.errors import ConflictError, KeelError
-from keel.runtime.clock import Clock, SystemClock
+from keel.runtime.clock import Clock, clock_for
 from keel.runtime.runs import RunCache, advance
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
@@ -31,7 +31,7 @@ def change_run(
 ) -> RunRecord:
     """Record the events ``events_for`` chooses for the run's current state, and what
     follows from them; chosen again if another process moved the run meanwhile."""
-    clock = clock or SystemClock()
+    clock = clock or clock_for(store)
     for _ in range(5):
         record = store.get_run(run_id)
         cache = RunCache(store)

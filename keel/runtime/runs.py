@@ -6,6 +6,8 @@ outcome, cancel) goes through ``advance``, so there is one way a run moves forwa
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -19,32 +21,68 @@ from keel.engine.events import (
     RunRetried,
     RunStarted,
 )
-from keel.engine.plan import Plan, compile_plan
+from keel.engine.plan import NodePlan, Plan, compile_plan
 from keel.engine.state import RunState, RunStatus, apply
-from keel.errors import KeelError
+from keel.errors import ExpressionError, KeelError
 from keel.runtime.notifications import notifications_of
 from keel.runtime.waiting import WaitWrites, family_timers, start_children, wait_writes
+from keel.spec.expressions import evaluate
 from keel.spec.model import WorkflowSpec
+from keel.store.chain import canonical_json
 from keel.store.protocol import Store
 from keel.store.records import Lease, Ready, StoredEvent, Timer, Transition
+
+log = logging.getLogger("keel.runs")
 
 #: the key of a run's deadline timer
 DEADLINE = "deadline"
 
 
-def ready_of(plan: Plan, events: Sequence[Event], now: float) -> list[Ready]:
+def ready_of(state: RunState, events: Sequence[Event], now: float) -> list[Ready]:
     """Ready-queue rows for the attempts the events schedule."""
+    plan = state.plan
     ready: list[Ready] = []
     for event in events:
         if isinstance(event, NodeScheduled):
             node = plan.nodes[event.node]
             available_at = now if event.not_before is None else event.not_before
             circuit = node.circuit.name if node.circuit is not None else None
-            ready.append(
-                Ready(event.node, event.attempt, event.item, node.queue, node.priority,
-                      available_at, circuit)
-            )  # fmt: skip
+            row = Ready(event.node, event.attempt, event.item, node.queue, node.priority,
+                        available_at, circuit)  # fmt: skip
+            if node.concurrency is not None or node.rate_limit is not None:
+                row = _limited(state, node, row)
+            ready.append(row)
     return ready
+
+
+def _limited(state: RunState, node: NodePlan, row: Ready) -> Ready:
+    """The attempt with its concurrency and rate-limit keys, evaluated now."""
+    changes: dict[str, Any] = {}
+    if node.concurrency is not None:
+        changes["limit_key"] = _key_of(state, node, node.concurrency.key)
+        changes["limit_max"] = node.concurrency.limit
+    if node.rate_limit is not None:
+        changes["rate_key"] = _key_of(state, node, node.rate_limit.key)
+        changes["rate_max"] = node.rate_limit.limit
+        changes["rate_per"] = node.rate_limit.per
+    return dataclasses.replace(row, **changes)
+
+
+def _key_of(state: RunState, node: NodePlan, source: str) -> str:
+    """A limit's key. One that cannot be evaluated (a field missing from this run's
+    input) falls back to the expression's text: the attempt still counts against a limit,
+    shared with every attempt whose key failed the same way, rather than none."""
+    variables = {
+        "input": state.input,
+        "nodes": {name: {"output": state.nodes[name].output} for name in node.reads},
+    }
+    try:
+        value = evaluate(source, variables)
+    except ExpressionError as exc:
+        log.warning("run %s: the limit key of %s failed (%s); using %r", state.run_id,
+                    node.id, exc, source)  # fmt: skip
+        return source
+    return value if isinstance(value, str) else canonical_json(value)
 
 
 def withdrawn_of(events: Sequence[Event]) -> list[tuple[str, int | None]]:
@@ -134,7 +172,7 @@ def advance(
         expected_seq=expected,
         at=now,
         events=events,
-        enqueue=ready_of(plan, events, now),
+        enqueue=ready_of(state, events, now),
         done=done,
         timers=timers,
         clear_timers=writes.clear_timers if writes is not None else (),

@@ -4,6 +4,10 @@
 current folder), ``sqlite:////absolute/path.db``, optionally ``?synchronous=full``; a
 bare path is taken as a SQLite file. The default is ``.keel/keel.db`` in the current
 folder, so a project keeps its runs beside its code.
+
+``postgresql://user@host:5432/db`` (optionally ``?schema=NAME``, default ``keel``) is the
+store many hosts share. Its migrations are applied by ``keel db upgrade`` or by a
+starting worker (``upgrade=True``); other commands refuse a database that needs them.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ def store_url(url: str | None = None) -> str:
     return url or os.environ.get(ENVIRONMENT) or f"sqlite:///{DEFAULT_PATH}"
 
 
-def open_store(url: str | None = None) -> Store:
+def open_store(url: str | None = None, *, upgrade: bool = False) -> Store:
+    """The store ``url`` names; ``upgrade``: apply pending migrations of a shared
+    database (an embedded one is always brought up to date when opened)."""
     from keel.store.sqlite import SQLiteStore
 
     url = store_url(url)
@@ -42,8 +48,15 @@ def open_store(url: str | None = None) -> Store:
             raise StoreError(f"{url}: unknown option {', '.join(unknown)} (known: synchronous)")
         return SQLiteStore(path, synchronous=options.get("synchronous", "normal"))
     if parts.scheme in ("postgresql", "postgres"):
-        raise StoreError(
-            f"{parts.scheme}:// URLs are not supported yet: the PostgreSQL store is not built "
-            "(use a sqlite:/// URL or unset KEEL_DATABASE_URL)"
-        )
-    raise StoreError(f"{url}: unknown database URL scheme '{parts.scheme}' (use sqlite:///PATH)")
+        try:
+            from keel.store.postgres import PostgresStore
+        except ImportError as exc:
+            raise StoreError(
+                f"a {parts.scheme}:// URL needs the PostgreSQL driver, which is not installed "
+                f"({exc}): pip install 'keelflow[postgres]'"
+            ) from None
+        return PostgresStore(url, upgrade=upgrade)
+    raise StoreError(
+        f"{url}: unknown database URL scheme '{parts.scheme}' "
+        "(use sqlite:///PATH or postgresql://USER@HOST/DB)"
+    )

@@ -9,6 +9,12 @@ node's outcome, the events it causes and the attempts it makes ready commit toge
 Leases are renewed every third of their length. Attempts whose lease expired, or whose
 holder is a dead process on this host, are put back on the queue (``NodeReclaimed``)
 and run again with the same attempt number and idempotency key.
+
+With a store that notifies (PostgreSQL), the worker sleeps until a notification says
+work was left for it (attempts queued, a timer set, a notification to send, a place
+under a limit come free) or until the next timer it knows of; it looks on its own only
+every ``fallback_poll`` seconds, in case a notification was lost. Its clock is then the
+database's (``clock_for``), so hosts with wrong clocks agree on leases and timers.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from keel.engine.events import (
 )
 from keel.engine.plan import NodePlan
 from keel.errors import ConflictError, LeaseLostError, RunNotFoundError
-from keel.runtime.clock import Clock, SystemClock
+from keel.runtime.clock import Clock, clock_for
 from keel.runtime.control import record_run
 from keel.runtime.executor import Executor
 from keel.runtime.invoke import Invocation, Outcome, TaskCatalog, make_context
@@ -47,6 +53,7 @@ from keel.store.protocol import Store
 from keel.store.records import (
     CircuitOutcome,
     Claimed,
+    Claims,
     Committed,
     Lease,
     OutboxItem,
@@ -85,6 +92,14 @@ class WorkerOptions:
     #: when the worker stops, seconds it waits for threads still running attempts that
     #: were failed at their timeout, to record their results as discarded
     late_grace: float = 10.0
+    #: the queues this worker takes attempts from (None: every queue)
+    queues: tuple[str, ...] | None = None
+    #: with a store that notifies: seconds between looks at the queue, the timers and
+    #: the outbox when no notification came (a safety net for lost ones)
+    fallback_poll: float = 2.0
+    #: when asked to stop, seconds to let running attempts finish before giving the
+    #: rest back to the queue for another worker (None: wait for all of them)
+    stop_grace: float | None = None
 
 
 def _key(lease: Lease) -> tuple[str, str, int | None]:
@@ -117,16 +132,18 @@ class Worker:
     ) -> None:
         self.store = store
         self.options = options or WorkerOptions()
-        self.clock = clock or SystemClock()
+        self.clock = clock or clock_for(store)
         self.observer = observer
         self.owner = str(Owner.for_this_process())
         self.cache = cache or RunCache(store)
         self.catalog = catalog or TaskCatalog()
         self.executor = Executor(self.options.concurrency)
-        self._outcomes: queue.SimpleQueue[tuple[Lease, Outcome]] = queue.SimpleQueue()
+        #: outcomes of attempts, and wake-ups (strings) from the store's notifications
+        self._outcomes: queue.SimpleQueue[tuple[Lease, Outcome] | str] = queue.SimpleQueue()
         #: results of thread attempts that came after their timeout, to record as discarded
         self._late: queue.SimpleQueue[tuple[Lease, Outcome]] = queue.SimpleQueue()
-        self._timers_at = float("-inf")
+        #: when (run clock) to look for due timers next
+        self._timers_next = float("-inf")
         self._notified_at = float("-inf")
         #: notifications being delivered (off the task threads) and their results
         self._delivering = 0
@@ -141,6 +158,8 @@ class Worker:
         self._reclaimed_at = float("-inf")
         #: when ``_claim`` next looks at the queue; ``_NOW`` while work may be waiting there
         self._look_at = _NOW
+        self._stop_listening = store.listen(self._outcomes.put)
+        self.listening = self._stop_listening is not None
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -167,10 +186,11 @@ class Worker:
         return [self.store.get_run(run) for run in run_ids]
 
     def run_forever(self, stop: threading.Event) -> None:
+        """Work until ``stop`` is set, then finish what runs (within ``stop_grace``)."""
         idle = False
         while not stop.is_set():
             idle = not self.step(wait=idle)
-        self.drain()
+        self.drain(self.options.stop_grace)
 
     def step(self, *, wait: bool = False, run_ids: list[str] | None = None) -> bool:
         """One turn: maintenance, record finished attempts, claim new ones. Whether
@@ -180,13 +200,57 @@ class Worker:
         recorded = self._record(outcomes) if outcomes else 0
         claimed = self._claim(run_ids)
         if wait and not self._running and not claimed and not recorded:
-            threading.Event().wait(self.options.poll)
+            self._idle()
         return bool(recorded or claimed)
 
-    def drain(self) -> None:
+    def _idle(self) -> None:
+        """Nothing runs and nothing was found: sleep until an outcome or a wake-up comes,
+        or (polling) a ``poll`` later; listening, until the next known timer or look."""
+        timeout = self.options.poll
+        if self.listening:
+            now = self.clock.now()
+            timeout = min(self.options.fallback_poll, max(0.0, self._timers_next - now),
+                          max(0.0, self._look_at - time.monotonic()))  # fmt: skip
+        try:
+            item = self._outcomes.get(timeout=timeout)
+        except queue.Empty:
+            return
+        if isinstance(item, str):
+            self._woken(item)
+        else:
+            self._retry.append(item)
+
+    def _woken(self, message: str) -> None:
+        """A notification from another process (see ``Store.listen``)."""
+        kind, _, rest = message.partition(" ")
+        if kind == "ready":
+            queue_name, _, at = rest.partition(" ")
+            wanted = self.options.queues
+            if queue_name == "*" or wanted is None or queue_name in wanted:
+                delay = float(at or 0) - self.clock.now()
+                self._look_at = min(self._look_at, time.monotonic() + max(0.0, delay))
+        elif kind == "timer":
+            self._timers_next = min(self._timers_next, float(rest))
+        elif kind == "outbox":
+            self._notified_at = float("-inf")
+        else:  # "*": notifications may have been lost
+            self._look_now()
+            self._timers_next = float("-inf")
+            self._notified_at = float("-inf")
+
+    def drain(self, grace: float | None = None) -> None:
         """Wait for the attempts still running and record (or discard) their outcomes,
-        then (up to ``late_grace``) for threads still running timed-out attempts."""
+        then (up to ``late_grace``) for threads still running timed-out attempts.
+        ``grace``: give up waiting after that many seconds and put what still runs back
+        on the queue, for another worker (its results will not be recorded)."""
+        give_up = None if grace is None else time.monotonic() + grace
         while self._running or self._retry:
+            if give_up is not None and time.monotonic() >= give_up:
+                log.warning("%d attempts still running after %.0f s; giving them back",
+                            len(self._running), grace)  # fmt: skip
+                self.release()
+                self._retry.clear()
+                return
             outcomes = self._collect(self.options.poll)
             if outcomes:
                 self._record(outcomes)
@@ -205,6 +269,8 @@ class Worker:
 
     def close(self) -> None:
         """Give back what this worker holds and stop its threads."""
+        if self._stop_listening is not None:
+            self._stop_listening()
         self.release()
         self.executor.shutdown(wait=False)
         if self._notifier_pool is not None:
@@ -254,14 +320,20 @@ class Worker:
         self._retry = []
         try:
             if timeout > 0 and not found:
-                found.append(self._outcomes.get(timeout=timeout))
+                self._take(found, self._outcomes.get(timeout=timeout))
             while True:
-                found.append(self._outcomes.get_nowait())
+                self._take(found, self._outcomes.get_nowait())
         except queue.Empty:
             pass
         if found and len(found) < len(self._running):
             self._gather(found)
         return found
+
+    def _take(self, found: list[tuple[Lease, Outcome]], item: tuple[Lease, Outcome] | str) -> None:
+        if isinstance(item, str):
+            self._woken(item)
+        else:
+            found.append(item)
 
     def _gather(self, found: list[tuple[Lease, Outcome]]) -> None:
         """Wait briefly for more of the running attempts to report (see ``gather``)."""
@@ -271,7 +343,7 @@ class Worker:
             if left <= 0:
                 return
             try:
-                found.append(self._outcomes.get(timeout=left))
+                self._take(found, self._outcomes.get(timeout=left))
             except queue.Empty:
                 return
 
@@ -364,8 +436,9 @@ class Worker:
         if not take:
             return transition
         return dataclasses.replace(
-            transition, lease_to=self.owner, lease_limit=take, lease_for=self.options.lease_for
-        )
+            transition, lease_to=self.owner, lease_limit=take, lease_for=self.options.lease_for,
+            lease_queues=self.options.queues,
+        )  # fmt: skip
 
     def _look_now(self) -> None:
         """Work may be waiting on the queue: the next ``_claim`` looks."""
@@ -376,7 +449,7 @@ class Worker:
         if len(committed.claimed) < len(transition.enqueue):
             self._look_now()  # it queued more than it leased
         if any(timer.due_at <= transition.at for timer in transition.timers):
-            self._timers_at = float("-inf")  # a run told another something: fire it now
+            self._timers_next = float("-inf")  # a run told another something: fire it now
 
     def _started(self, committed: Committed) -> None:
         self._note_unleased(committed)
@@ -415,11 +488,17 @@ class Worker:
         looked = time.monotonic()  # pacing, not a durable decision: never the run clock
         if free <= 0 or looked < self._look_at:
             return 0
+        now = self.clock.now()
         claimed = self.store.claim(
-            self.owner, free, self.clock.now(), self.options.lease_for, run_ids=run_ids
-        )
+            self.owner, free, now, self.options.lease_for, run_ids=run_ids,
+            queues=self.options.queues,
+        )  # fmt: skip
         if len(claimed) < free:
-            self._look_at = looked + self.options.poll
+            pause = self.options.fallback_poll if self.listening else self.options.poll
+            self._look_at = looked + pause
+            if isinstance(claimed, Claims) and claimed.retry_at is not None:
+                wait = max(0.0, claimed.retry_at - now)  # a rate limit frees a place then
+                self._look_at = min(self._look_at, looked + wait)
         self._begin(claimed)
         self._observe([item.started for item in claimed])
         return len(claimed)
@@ -446,12 +525,19 @@ class Worker:
         if now - self._reclaimed_at >= self.options.reclaim_every:
             self._reclaimed_at = now
             self.reclaim(now)
-        if now - self._timers_at >= self.options.timers_every:
-            self._timers_at = now
+        if now >= self._timers_next:
             self.fire_timers(now, run_ids)
+            self._timers_next = now + self.options.timers_every
+            if self.listening:  # sleep until the next timer; a new one is notified
+                upcoming = self.store.next_timer_at()
+                self._timers_next = now + self.options.fallback_poll
+                if upcoming is not None:  # one left due is another run's: not in a hurry
+                    soon = upcoming if upcoming > now else now + self.options.timers_every
+                    self._timers_next = min(self._timers_next, soon)
         if not self._late.empty():
             self._record_late(now)
-        if now - self._notified_at >= self.options.notify_every:
+        every = self.options.fallback_poll if self.listening else self.options.notify_every
+        if now - self._notified_at >= every:
             self._notified_at = now
             self._notify(now)
         if self._delivering:

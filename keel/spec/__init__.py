@@ -19,6 +19,7 @@ from keel.spec.policies import (
     ConcurrencyPolicy,
     EffectivePolicies,
     NodeDefaults,
+    RateLimitPolicy,
     RetryPolicy,
     effective_policies,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "MapNode",
     "Node",
     "NodeDefaults",
+    "RateLimitPolicy",
     "RetryPolicy",
     "ScheduleTrigger",
     "TaskNode",

@@ -60,6 +60,8 @@ def node_expressions(node: AnyNode, index: int) -> Iterator[ExpressionSite]:
         yield ExpressionSite(node.id, (*base, "items"), node.items)
     if isinstance(node, TaskNode | MapNode) and node.concurrency is not None:
         yield ExpressionSite(node.id, (*base, "concurrency", "key"), node.concurrency.key)
+    if isinstance(node, TaskNode | MapNode) and node.rate_limit is not None:
+        yield ExpressionSite(node.id, (*base, "rate_limit", "key"), node.rate_limit.key)
     if isinstance(node, ApprovalNode):
         for source in template_expressions(node.description):
             yield ExpressionSite(node.id, (*base, "description"), source)

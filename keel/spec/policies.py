@@ -1,4 +1,5 @@
-"""Execution policies of nodes: retry, timeout, queueing, priority, concurrency.
+"""Execution policies of nodes: retry, timeout, queueing, priority, concurrency and rate
+limits, circuit breakers.
 
 They are modelled and validated here; the engine and runtime enforce them. A node's own
 policy wins over the workflow's ``defaults``, which win over keel's built-in defaults
@@ -62,6 +63,17 @@ class ConcurrencyPolicy(_Frozen):
     limit: int = Field(ge=1, le=1_000_000)
 
 
+class RateLimitPolicy(_Frozen):
+    """At most ``limit`` attempts start in any ``per`` seconds, across all runs and
+    workers, per value of ``key`` (an expression, like a concurrency key): the rate a
+    paid API or a partner's endpoint allows. Attempts over the rate wait on the queue,
+    holding no thread."""
+
+    key: Expression
+    limit: int = Field(ge=1, le=1_000_000)
+    per: PositiveDuration = 1.0
+
+
 class CircuitPolicy(_Frozen):
     """A circuit breaker on a named resource that several nodes (and workflows) call.
 
@@ -97,6 +109,7 @@ class NodePolicies(_Frozen):
     queue: QueueName | None = None
     priority: Priority | None = None
     concurrency: ConcurrencyPolicy | None = None
+    rate_limit: RateLimitPolicy | None = None
     circuit: Annotated[CircuitPolicy | None, BeforeValidator(_circuit_shorthand)] = None
     isolation: Isolation | None = None
 
@@ -118,6 +131,7 @@ class EffectivePolicies(_Frozen):
     queue: str
     priority: int
     concurrency: ConcurrencyPolicy | None
+    rate_limit: RateLimitPolicy | None
     circuit: CircuitPolicy | None
     isolation: Isolation
 
@@ -139,6 +153,7 @@ def effective_policies(node: NodePolicies, defaults: NodeDefaults) -> EffectiveP
         queue=_pick(node.queue, defaults.queue, DEFAULT_QUEUE),
         priority=_pick(node.priority, defaults.priority, 0),
         concurrency=node.concurrency,
+        rate_limit=node.rate_limit,
         circuit=node.circuit,
         isolation=node.isolation or "thread",
     )

@@ -15,11 +15,14 @@ the same semantics, checked by one contract test-suite. Rules every backend keep
   its ``timers`` may be for other runs (a child tells its parent it ended that way).
 - A run on hold (``hold``) has its queued attempts out of every claim's reach until the
   hold is released; an attempt reclaimed from it meanwhile goes back on hold.
+- Attempts with a concurrency key are never held more than its limit at once, and
+  attempts with a rate key never start more than its limit in any window, across every
+  process using the store; only ``claim`` takes them (see ``keel.store.limits``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from keel.spec.model import WorkflowSpec
@@ -142,6 +145,27 @@ class Store(Protocol):
 
     def due_timers(self, now: float, limit: int) -> list[Timer]:
         """Timers due at ``now`` or earlier, earliest first."""
+
+    def schema_version(self) -> int:
+        """The newest migration applied to the database."""
+
+    def migrations_applied(self) -> list[str]:
+        """The migrations this store applied when it was opened (``NNNN_name``)."""
+
+    def next_timer_at(self) -> float | None:
+        """When the earliest timer is due (None: no timer), so a worker sleeps until then."""
+
+    def database_time(self) -> float | None:
+        """The database server's clock, for a store shared by many hosts (leases and
+        timers must not depend on one host's clock); None when every user of the store
+        shares this host's clock."""
+
+    def listen(self, wake: Callable[[str], None]) -> Callable[[], None] | None:
+        """Call ``wake`` (on a thread of the store's) when another process leaves work:
+        ``"ready QUEUE AT"`` (attempts queued, available at AT; QUEUE ``*``: any),
+        ``"timer DUE"``, ``"outbox"``, or ``"*"`` (notifications may have been missed).
+        Returns a function that stops listening; None when the backend cannot notify
+        (then workers poll)."""
 
     def close(self) -> None:
         """Release connections; the store is unusable afterwards."""

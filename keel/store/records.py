@@ -7,6 +7,7 @@ clock), never read by the store itself.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,20 @@ class Ready:
     available_at: float = 0.0
     #: the circuit breaker the attempt needs: it is not claimed while that is open
     circuit: str | None = None
+    #: the concurrency key: at most ``limit_max`` attempts with this key are held at once,
+    #: across every worker
+    limit_key: str | None = None
+    limit_max: int = 0
+    #: the rate-limit key: at most ``rate_max`` attempts with this key start in any
+    #: ``rate_per`` seconds, across every worker
+    rate_key: str | None = None
+    rate_max: int = 0
+    rate_per: float = 1.0
+
+    @property
+    def limited(self) -> bool:
+        """Whether a claim must check a limit or circuit before taking it."""
+        return self.circuit is not None or self.limit_key is not None or self.rate_key is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +222,15 @@ class Transition:
     lease_to: str | None = None
     lease_limit: int = 0
     lease_for: float = 30.0
+    #: the queues ``lease_to`` takes work from (None: every queue)
+    lease_queues: Sequence[str] | None = None
+
+
+class Claims(list[Claimed]):
+    """What ``claim`` took, and when attempts it left behind because of a rate limit
+    may be taken (``retry_at``, None when nothing was held back that way)."""
+
+    retry_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,3 +243,44 @@ class Committed:
     error: Exception | None = None
     #: the attempts leased by ``lease_to``
     claimed: list[Claimed] = field(default_factory=list)
+
+
+def item_column(item: int | None) -> int:
+    """The ``item`` as stored: ``NO_ITEM`` for a whole node (a key column cannot be NULL)."""
+    return NO_ITEM if item is None else item
+
+
+def item_of(column: int) -> int | None:
+    return None if column == NO_ITEM else column
+
+
+def ready_row(
+    run_id: str, r: Ready, owner: str | None = None, expires: float | None = None
+) -> tuple[Any, ...]:
+    """A ready-queue row as both backends insert it (``insert_ready``'s columns)."""
+    return (run_id, r.node, item_column(r.item), r.attempt, r.queue, r.priority, r.available_at,
+            r.circuit, r.limit_key, r.limit_max if r.limit_key else None, r.rate_key,
+            r.rate_max if r.rate_key else None, r.rate_per if r.rate_key else None, owner,
+            expires)  # fmt: skip
+
+
+def run_record(row: Sequence[Any]) -> RunRecord:
+    """A run as both backends select it (``select_run``'s columns, in order)."""
+    (run_id, workflow, version, status, run_input, output, reason, created, updated, last_seq,
+     head, origin, parent_run, parent_node) = row  # fmt: skip
+    return RunRecord(
+        id=run_id,
+        workflow=workflow,
+        spec_version=version,
+        status=status,
+        input=json.loads(run_input),
+        output=None if output is None else json.loads(output),
+        reason=reason,
+        created_at=created,
+        updated_at=updated,
+        last_seq=last_seq,
+        head_hash=head,
+        origin=origin,
+        parent_run=parent_run,
+        parent_node=parent_node,
+    )

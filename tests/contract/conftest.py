@@ -1,10 +1,10 @@
 """Fixtures of the store contract suite: a store per backend, specs, and a run driver.
 
 ``store`` is parametrised over ``BACKENDS``; a backend is a function that opens a fresh,
-empty store in a test's temporary directory. To run the whole suite on another backend,
-add it there (a PostgreSQL one would create a schema per test). Tests that reach into
-the database itself (tampering, migrations, several processes) are SQLite-specific and
-use ``sqlite_store``.
+empty store: SQLite in a test's temporary directory, PostgreSQL (the server on this
+machine, ``KEEL_TEST_POSTGRES``) in a schema of its own, dropped afterwards. Tests that
+reach into the database itself (tampering, migrations, several processes) are
+SQLite-specific and use ``sqlite_store``.
 
 ``Driver`` moves one run forward the way the runtime does: ``advance`` on a state
 replayed from the store's history, then ``create_run`` / ``commit``. The store is the
@@ -37,12 +37,14 @@ from keel.spec import parse_spec
 from keel.spec.model import WorkflowSpec
 from keel.store import Claimed, Committed, Lease, Store, StoredEvent, Transition
 from keel.store.sqlite import SQLiteStore
+from tests.postgres import PostgresStore, open_postgres
 
 #: the time every test starts at (seconds since the epoch)
 T0 = 1_700_000_000.0
 
 BACKENDS: dict[str, Callable[[Path], Store]] = {
     "sqlite": lambda directory: SQLiteStore(directory / "keel.db"),
+    "postgres": lambda _: open_postgres(),
 }
 
 
@@ -51,6 +53,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     opened = BACKENDS[request.param](tmp_path)
     yield opened
     opened.close()
+    if isinstance(opened, PostgresStore):
+        opened.drop_schema()
 
 
 @pytest.fixture

@@ -712,13 +712,14 @@ def test_reopening_a_database_does_not_apply_migrations_again(tmp_path: Path) ->
 
     again = SQLiteStore(path)
     try:
-        assert again.schema_version() == 5
+        assert again.schema_version() == 6
         assert raw_sql(path, "SELECT version FROM schema_migrations") == [
             (1,),
             (2,),
             (3,),
             (4,),
             (5,),
+            (6,),
         ]
         assert again.get_run("run-1").last_seq == 2
     finally:
@@ -738,6 +739,7 @@ def test_a_database_from_a_newer_keel_is_refused(tmp_path: Path) -> None:
         (3,),
         (4,),
         (5,),
+            (6,),
         (99,),
     ]
 
@@ -760,7 +762,7 @@ def test_a_version_1_database_is_upgraded_with_its_queue_and_leases(tmp_path: Pa
 
     store = SQLiteStore(path)
     try:
-        assert store.schema_version() == 5
+        assert store.schema_version() == 6
         assert store.leases("r") == [Lease("r", "a", None, 1, "w1", 31.0)]
         assert store.ready_count("r") == 2
         (claimed,) = raw_sql(path, "SELECT node, item, attempt FROM ready WHERE owner IS NULL")

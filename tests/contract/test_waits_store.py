@@ -462,10 +462,10 @@ def test_no_timer_is_written_for_a_run_that_has_ended(store: Store, end: str) ->
 # --- SQLite: the migration ----------------------------------------------------------------
 
 
-def test_a_fresh_store_is_at_schema_version_5(sqlite_store: SQLiteStore) -> None:
-    assert sqlite_store.schema_version() == 5
+def test_a_fresh_store_is_at_the_newest_schema_version(sqlite_store: SQLiteStore) -> None:
+    assert sqlite_store.schema_version() == 6
     names = raw_sql(sqlite_store.path, "SELECT version, name FROM schema_migrations")
-    assert names[-1] == (5, "waits")
+    assert names[-2:] == [(5, "waits"), (6, "limits")]
 
 
 def test_a_version_4_database_is_upgraded_with_its_runs(tmp_path: Path) -> None:
@@ -493,7 +493,7 @@ def test_a_version_4_database_is_upgraded_with_its_runs(tmp_path: Path) -> None:
 
     store = SQLiteStore(path)
     try:
-        assert store.schema_version() == 5
+        assert store.schema_version() == 6
         old = store.get_run("old-1")
         assert (old.workflow, old.origin, old.parent_run, old.parent_node) == (
             "old", "o.py", None, None,

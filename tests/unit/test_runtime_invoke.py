@@ -432,8 +432,7 @@ def test_synchronous_full_is_accepted(in_tmp: Path) -> None:
         ("sqlite:///x.db?synchronous=sometimes", r"synchronous='sometimes'"),
         ("sqlite://", r"no file named"),
         ("mysql://db/keel", r"unknown database URL scheme 'mysql'"),
-        ("postgresql://localhost/keel", r"postgresql:// URLs are not supported"),
-        ("postgres://localhost/keel", r"not supported"),
+        ("postgresql://postgres@127.0.0.1:5432/test?schema=No-Such", r"schema='No-Such' must be"),
     ],
 )
 def test_bad_urls_are_store_errors(in_tmp: Path, url: str, message: str) -> None:

@@ -42,13 +42,9 @@ SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 2;
 
 -- name: insert_ready
 INSERT OR REPLACE INTO ready (run_id, node, item, attempt, queue, priority, available_at, circuit,
-                              owner, lease_expires)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL);
-
--- name: insert_ready_leased
-INSERT OR REPLACE INTO ready (run_id, node, item, attempt, queue, priority, available_at, circuit,
-                              owner, lease_expires)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+                              limit_key, limit_max, rate_key, rate_max, rate_per, owner,
+                              lease_expires)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: delete_queued
 DELETE FROM ready WHERE run_id = ? AND node = ? AND item = ? AND owner IS NULL;
@@ -56,47 +52,20 @@ DELETE FROM ready WHERE run_id = ? AND node = ? AND item = ? AND owner IS NULL;
 -- name: delete_held
 DELETE FROM ready WHERE run_id = ? AND node = ? AND item = ? AND attempt = ? AND owner = ?;
 
+-- name: count_limit_holders
+SELECT count(*) FROM ready WHERE limit_key = ? AND owner IS NOT NULL;
+
+-- name: forget_rate_starts
+DELETE FROM rate_starts WHERE key = ? AND at <= ?;
+
+-- name: select_rate_starts
+SELECT at FROM rate_starts WHERE key = ? AND at > ? ORDER BY at;
+
+-- name: insert_rate_start
+INSERT INTO rate_starts (key, at) VALUES (?, ?);
+
 -- name: delete_run_ready
 DELETE FROM ready WHERE run_id = ?;
-
--- The select_free queries skip attempts whose circuit is open or being probed; rows of a
--- circuit past its cool-down come back with its name in tripped, for the probe.
-
--- name: select_free
-SELECT run_id, node, item, attempt, circuit FROM ready
-WHERE owner IS NULL AND available_at <= :now
-  AND (circuit IS NULL OR circuit NOT IN (SELECT name FROM circuits
-                                          WHERE open_until > :now OR probe_until > :now))
-ORDER BY priority DESC, available_at LIMIT :limit;
-
--- name: select_free_of_run
-SELECT run_id, node, item, attempt, circuit FROM ready
-WHERE run_id = :run AND owner IS NULL AND available_at <= :now
-  AND (circuit IS NULL OR circuit NOT IN (SELECT name FROM circuits
-                                          WHERE open_until > :now OR probe_until > :now))
-ORDER BY priority DESC, available_at LIMIT :limit;
-
--- name: select_free_of_runs
-SELECT run_id, node, item, attempt, circuit FROM ready
-WHERE run_id IN (SELECT value FROM json_each(:runs)) AND owner IS NULL AND available_at <= :now
-  AND (circuit IS NULL OR circuit NOT IN (SELECT name FROM circuits
-                                          WHERE open_until > :now OR probe_until > :now))
-ORDER BY priority DESC, available_at LIMIT :limit;
-
--- name: select_free_in_queues
-SELECT run_id, node, item, attempt, circuit FROM ready
-WHERE queue IN (SELECT value FROM json_each(:queues)) AND owner IS NULL AND available_at <= :now
-  AND (circuit IS NULL OR circuit NOT IN (SELECT name FROM circuits
-                                          WHERE open_until > :now OR probe_until > :now))
-ORDER BY priority DESC, available_at LIMIT :limit;
-
--- name: select_free_of_runs_in_queues
-SELECT run_id, node, item, attempt, circuit FROM ready
-WHERE run_id IN (SELECT value FROM json_each(:runs)) AND queue IN (SELECT value FROM json_each(:queues))
-  AND owner IS NULL AND available_at <= :now
-  AND (circuit IS NULL OR circuit NOT IN (SELECT name FROM circuits
-                                          WHERE open_until > :now OR probe_until > :now))
-ORDER BY priority DESC, available_at LIMIT :limit;
 
 -- name: select_tripped
 SELECT name FROM circuits WHERE open_until IS NOT NULL AND name IN (SELECT value FROM json_each(?));
@@ -176,6 +145,9 @@ DELETE FROM timers WHERE run_id = ? AND key = ?;
 
 -- name: delete_run_timers
 DELETE FROM timers WHERE run_id = ?;
+
+-- name: select_next_timer
+SELECT min(due_at) FROM timers;
 
 -- name: select_due_timers
 SELECT run_id, key, due_at, data FROM timers WHERE due_at <= ? ORDER BY due_at LIMIT ?;

@@ -14,7 +14,7 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,10 +25,11 @@ from keel.engine.events import Event, NodeReclaimed, NodeStarted, from_data
 from keel.errors import ConflictError, LeaseLostError, RunNotFoundError, StoreError
 from keel.spec.model import WorkflowSpec
 from keel.store.chain import GENESIS, ChainLink, canonical_json, event_json, link_hash
+from keel.store.limits import RATE_SLACK, Admission, Candidate, choose, rate_free_at
 from keel.store.records import (
-    NO_ITEM,
     CircuitState,
     Claimed,
+    Claims,
     Committed,
     Lease,
     OutboxItem,
@@ -38,6 +39,10 @@ from keel.store.records import (
     Timer,
     Transition,
     Wait,
+    item_column,
+    item_of,
+    ready_row,
+    run_record,
 )
 from keel.store.sql import load_migrations, load_queries
 
@@ -47,14 +52,37 @@ Q = load_queries("keel.store.sqlite")
 #: sum keeps fewer digits below the second, which no queue order depends on)
 HOLD = 1e12
 SYNCHRONOUS = ("off", "normal", "full", "extra")
+#: free attempts (see ``_candidates``)
+_SELECT_FREE = (
+    "SELECT run_id, node, item, attempt, queue, circuit, limit_key, limit_max, rate_key, "
+    "rate_max, rate_per FROM ready"
+)
+_FREE = (
+    "owner IS NULL AND available_at <= :now"
+    " AND (circuit IS NULL OR circuit NOT IN (SELECT name FROM circuits"
+    " WHERE open_until > :now OR probe_until > :now))"
+    " AND (limit_key IS NULL OR (SELECT count(*) FROM ready h WHERE h.limit_key ="
+    " ready.limit_key AND h.owner IS NOT NULL) < limit_max)"
+    " AND (rate_key IS NULL OR (SELECT count(*) FROM rate_starts s WHERE s.key = ready.rate_key"
+    " AND s.at > :now - ready.rate_per) < rate_max)"
+)
 
 
-def _item(value: int | None) -> int:
-    return NO_ITEM if value is None else value
-
-
-def _item_of(value: int) -> int | None:
-    return None if value == NO_ITEM else value
+def _scope(
+    params: dict[str, Any], run_ids: Sequence[str] | None, queues: Sequence[str] | None
+) -> str:
+    """The SQL that restricts free attempts to some runs and queues (params filled in)."""
+    where = ""
+    if run_ids is not None and len(run_ids) == 1:
+        where += " AND run_id = :run"
+        params["run"] = run_ids[0]
+    elif run_ids is not None:
+        where += " AND run_id IN (SELECT value FROM json_each(:runs))"
+        params["runs"] = json.dumps(list(run_ids))
+    if queues is not None:
+        where += " AND queue IN (SELECT value FROM json_each(:queues))"
+        params["queues"] = json.dumps(list(queues))
+    return where
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -81,6 +109,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._applied: list[str] = []
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -141,6 +170,10 @@ class SQLiteStore:
                     "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
                     (migration.version, migration.name),
                 )
+                self._applied.append(f"{migration.version:04d}_{migration.name}")
+
+    def migrations_applied(self) -> list[str]:
+        return list(self._applied)
 
     def schema_version(self) -> int:
         row = self._connection().execute("SELECT max(version) FROM schema_migrations").fetchone()
@@ -246,11 +279,7 @@ class SQLiteStore:
 
     def _enqueue(self, conn: sqlite3.Connection, run_id: str, ready: Sequence[Ready]) -> None:
         if ready:
-            conn.executemany(
-                Q["insert_ready"],
-                [(run_id, r.node, _item(r.item), r.attempt, r.queue, r.priority, r.available_at,
-                  r.circuit) for r in ready],
-            )  # fmt: skip
+            conn.executemany(Q["insert_ready"], [ready_row(run_id, r) for r in ready])
 
     # --- transitions -------------------------------------------------------------------------
 
@@ -283,7 +312,7 @@ class SQLiteStore:
         for lease in t.done:
             deleted = conn.execute(
                 Q["delete_held"],
-                (lease.run_id, lease.node, _item(lease.item), lease.attempt, lease.owner),
+                (lease.run_id, lease.node, item_column(lease.item), lease.attempt, lease.owner),
             ).rowcount
             if deleted != 1:
                 raise LeaseLostError(
@@ -291,7 +320,7 @@ class SQLiteStore:
                     f"held by {lease.owner}"
                 )
         for node, item in t.withdraw:
-            conn.execute(Q["delete_queued"], (t.run_id, node, _item(item)))
+            conn.execute(Q["delete_queued"], (t.run_id, node, item_column(item)))
         # counted before anything is leased: the failure that opens a circuit must not
         # hand out the next attempt that needs it
         for outcome in t.circuits:
@@ -305,13 +334,16 @@ class SQLiteStore:
                 )  # fmt: skip
         # an attempt that needs a circuit goes through the queue, where the circuit is
         # checked, rather than straight to the worker
-        leased = [r for r in t.enqueue if r.available_at <= t.at and r.circuit is None]
-        leased = leased[: t.lease_limit]
-        queued: list[tuple[str, str, int, int]] = []
+        queues = None if t.lease_queues is None else set(t.lease_queues)
+        leased = [
+            r for r in t.enqueue
+            if r.available_at <= t.at and not r.limited and (queues is None or r.queue in queues)
+        ][: t.lease_limit]  # fmt: skip
+        queued: list[Candidate] = []
         if t.lease_to is not None and len(leased) < t.lease_limit:
             queued = self._free(
-                conn, t.at, t.lease_limit - len(leased), [t.run_id], None, t.lease_for
-            )
+                conn, t.at, t.lease_limit - len(leased), [t.run_id], t.lease_queues, t.lease_for
+            ).taken
         if t.lease_to is None or not (leased or queued):
             stored = self._append(conn, t.run_id, t.events, t.at, t.expected_seq)
             self._enqueue(conn, t.run_id, t.enqueue)
@@ -371,25 +403,22 @@ class SQLiteStore:
         conn: sqlite3.Connection,
         t: Transition,
         leased: list[Ready],
-        queued: list[tuple[str, str, int, int]],
+        queued: list[Candidate],
     ) -> tuple[list[StoredEvent], list[Claimed]]:
         """Append the transition's events and the ``NodeStarted`` of the attempts it
         leases in one go: new ones, queued already held, and ``queued`` ones taken."""
         assert t.lease_to is not None
         owner, expires = t.lease_to, t.at + t.lease_for
         taking = [(r.node, r.item, r.attempt) for r in leased]
-        taking += [(node, _item_of(item), attempt) for _, node, item, attempt in queued]
+        taking += [(c.node, item_of(c.item), c.attempt) for c in queued]
         started = [NodeStarted(node=node, attempt=attempt, worker=owner, item=item)
                    for node, item, attempt in taking]  # fmt: skip
         stored = self._append(conn, t.run_id, [*t.events, *started], t.at, t.expected_seq)
         conn.executemany(
-            Q["insert_ready_leased"],
-            [(t.run_id, r.node, _item(r.item), r.attempt, r.queue, r.priority, r.available_at,
-              r.circuit, owner, expires) for r in leased],
-        )  # fmt: skip
+            Q["insert_ready"], [ready_row(t.run_id, r, owner, expires) for r in leased]
+        )
         conn.executemany(
-            Q["take_lease"],
-            [(owner, expires, t.run_id, node, item) for _, node, item, _ in queued],
+            Q["take_lease"], [(owner, expires, t.run_id, c.node, c.item) for c in queued]
         )
         chosen = {id(r) for r in leased}
         self._enqueue(conn, t.run_id, [r for r in t.enqueue if id(r) not in chosen])
@@ -412,80 +441,88 @@ class SQLiteStore:
         run_ids: Sequence[str] | None = None,
         queues: Sequence[str] | None = None,
     ) -> list[Claimed]:
+        claimed = Claims()
         if limit <= 0:
-            return []
+            return claimed
         if run_id is not None:
             run_ids = [run_id]
-        claimed: list[Claimed] = []
         expires = now + lease_for
         # look before taking the write lock: most polls find nothing, and a read in WAL
         # mode neither waits for writers nor makes them wait
-        if not self._free(self._connection(), now, limit, run_ids, queues):
+        peek = self._connection()
+        if not self._candidates(peek, now, 1, run_ids, queues):
+            # held back by rate limits only? say when to look again
+            for key, rate_max, per in self._waiting_rates(peek, now, run_ids, queues):
+                starts = [at for (at,) in peek.execute(Q["select_rate_starts"], (key, now - per))]
+                free_at = rate_free_at(starts, rate_max, per)
+                if free_at is not None and (claimed.retry_at is None or free_at < claimed.retry_at):
+                    claimed.retry_at = free_at
             return claimed
         with self._write() as conn:
-            rows = self._free(conn, now, limit, run_ids, queues, lease_for)
-            for row_run, node, item, attempt in rows:
-                conn.execute(Q["take_lease"], (owner, expires, row_run, node, item))
-                started = NodeStarted(node=node, attempt=attempt, worker=owner,
-                                      item=_item_of(item))  # fmt: skip
-                (event,) = self._append(conn, row_run, [started], now)
-                lease = Lease(row_run, node, _item_of(item), attempt, owner, expires)
+            admission = self._free(conn, now, limit, run_ids, queues, lease_for, want_retry=True)
+            claimed.retry_at = admission.retry_at
+            for c in admission.taken:
+                conn.execute(Q["take_lease"], (owner, expires, c.run_id, c.node, c.item))
+                started = NodeStarted(node=c.node, attempt=c.attempt, worker=owner,
+                                      item=item_of(c.item))  # fmt: skip
+                (event,) = self._append(conn, c.run_id, [started], now)
+                lease = Lease(c.run_id, c.node, item_of(c.item), c.attempt, owner, expires)
                 claimed.append(Claimed(lease, event))
         return claimed
 
     @staticmethod
-    def _free(
+    def _candidates(
         conn: sqlite3.Connection,
         now: float,
         limit: int,
         run_ids: Sequence[str] | None,
         queues: Sequence[str] | None,
-        lease_for: float = 30.0,
-    ) -> list[tuple[str, str, int, int]]:
-        """Free attempts to claim, best first, filtered in SQL (never after a LIMIT).
-
-        Attempts whose circuit is open stay where they are. Of a circuit past its
-        cool-down, only the first attempt is taken, as the probe (inside a write
-        transaction, the probe is marked so other claims hold back until it reports)."""
+        full_limits: Sequence[str] = (),
+        full_rates: Sequence[str] = (),
+    ) -> list[Candidate]:
+        """Free attempts, best first, filtered in SQL (never after a LIMIT): due, their
+        circuit closed (or past its cool-down, for the probe), their keys not full."""
         params: dict[str, Any] = {"now": now, "limit": limit}
-        if queues is not None:
-            params["queues"] = json.dumps(list(queues))
-        if run_ids is not None and len(run_ids) == 1:
-            params["run"] = run_ids[0]
-            query = "select_free_of_run" if queues is None else "select_free_of_runs_in_queues"
-            params["runs"] = json.dumps(list(run_ids))
-        elif run_ids is not None:
-            params["runs"] = json.dumps(list(run_ids))
-            query = "select_free_of_runs" if queues is None else "select_free_of_runs_in_queues"
-        else:
-            query = "select_free" if queues is None else "select_free_in_queues"
-        rows = conn.execute(Q[query], params).fetchall()
-        circuits = sorted({row[4] for row in rows if row[4] is not None})
-        if not circuits:
-            return [row[:4] for row in rows]
-        tripped = {name for (name,) in conn.execute(Q["select_tripped"], (json.dumps(circuits),))}
-        free: list[tuple[str, str, int, int]] = []
-        probing: set[str] = set()
-        skipped = False
-        for run_id, node, item, attempt, circuit in rows:
-            if circuit in probing:
-                skipped = True  # one probe per circuit
-                continue
-            if circuit in tripped:
-                probing.add(circuit)
-                if conn.in_transaction:
-                    conn.execute(Q["start_probe"], (now + lease_for, now, circuit))
-            free.append((run_id, node, item, attempt))
-        if skipped and len(rows) == limit and conn.in_transaction:
-            # the LIMIT counted rows held back behind a probe: look again, now that the
-            # probes are marked (and so filtered out in SQL)
-            taken = set(free)
-            for row in conn.execute(Q[query], params).fetchall():
-                if len(free) >= limit:
-                    break
-                if row[:4] not in taken and row[4] not in tripped:
-                    free.append(row[:4])
-        return free
+        where = _FREE + _scope(params, run_ids, queues)
+        for column, keys in (("limit_key", full_limits), ("rate_key", full_rates)):
+            if keys:  # keys the claim filled itself, for its second look
+                where += (f" AND ({column} IS NULL OR {column} NOT IN "
+                          f"(SELECT value FROM json_each(:{column}s)))")  # fmt: skip
+                params[f"{column}s"] = json.dumps(list(keys))
+        query = f"{_SELECT_FREE} WHERE {where} ORDER BY priority DESC, available_at LIMIT :limit"
+        return [Candidate(*row) for row in conn.execute(query, params)]
+
+    def _free(
+        self,
+        conn: sqlite3.Connection,
+        now: float,
+        limit: int,
+        run_ids: Sequence[str] | None,
+        queues: Sequence[str] | None,
+        lease_for: float,
+        *,
+        want_retry: bool = False,
+    ) -> Admission:
+        """Free attempts to take inside a write transaction, which serialises claims
+        (so nothing counted here changes before the commit); see ``choose``."""
+        free = _SQLiteFree(self, conn, now, limit, run_ids, queues, lease_for)
+        return choose(free, now, limit, want_retry=want_retry)
+
+    @staticmethod
+    def _waiting_rates(
+        conn: sqlite3.Connection,
+        now: float,
+        run_ids: Sequence[str] | None,
+        queues: Sequence[str] | None,
+    ) -> list[tuple[str, int, float]]:
+        """(key, max, per) of the rate keys free attempts in scope wait for."""
+        params: dict[str, Any] = {"now": now}
+        where = _scope(params, run_ids, queues)
+        query = (
+            "SELECT DISTINCT rate_key, rate_max, rate_per FROM ready WHERE owner IS NULL "
+            f"AND rate_key IS NOT NULL AND available_at <= :now{where} ORDER BY rate_key"
+        )
+        return [(str(key), int(n), float(per)) for key, n, per in conn.execute(query, params)]
 
     def renew(self, owner: str, now: float, lease_for: float) -> int:
         with self._write() as conn:
@@ -515,14 +552,14 @@ class SQLiteStore:
                     {"run": run_id, "node": node, "item": item, "owner": owner, "hold": HOLD},
                 )
                 event = NodeReclaimed(node=node, attempt=attempt, owner=owner, reason=why,
-                                      item=_item_of(item))  # fmt: skip
+                                      item=item_of(item))  # fmt: skip
                 reclaimed += self._append(conn, run_id, [event], now)
         return reclaimed
 
     def leases(self, run_id: str) -> list[Lease]:
         rows = self._connection().execute(Q["select_leases_of_run"], (run_id,))
         return [
-            Lease(run, node, _item_of(item), attempt, owner, expires)
+            Lease(run, node, item_of(item), attempt, owner, expires)
             for run, node, item, attempt, owner, expires in rows
         ]
 
@@ -542,7 +579,7 @@ class SQLiteStore:
                 row = conn.execute(Q["select_run"], (matches[0][0],)).fetchone()
         if row is None:
             raise RunNotFoundError(f"no run with id '{run_id}' (see `keel runs`)")
-        return _run_record(row)
+        return run_record(row)
 
     def list_runs(
         self,
@@ -567,7 +604,7 @@ class SQLiteStore:
         base = re.split(r"\s+FROM runs", Q["select_run"])[0]
         query = f"{base} FROM runs {clause} ORDER BY created_at DESC, id LIMIT ?"
         rows = self._connection().execute(query, (*params, limit))
-        return [_run_record(row) for row in rows]
+        return [run_record(row) for row in rows]
 
     def history(self, run_id: str, after_seq: int = 0) -> list[StoredEvent]:
         rows = self._connection().execute(Q["select_history"], (run_id, after_seq))
@@ -640,23 +677,59 @@ class SQLiteStore:
         rows = self._connection().execute(Q["select_due_timers"], (now, limit))
         return [Timer(run, key, due, json.loads(data)) for run, key, due, data in rows]
 
+    def next_timer_at(self) -> float | None:
+        (due,) = self._connection().execute(Q["select_next_timer"]).fetchone()
+        return None if due is None else float(due)
 
-def _run_record(row: Sequence[Any]) -> RunRecord:
-    (run_id, workflow, version, status, run_input, output, reason, created, updated, last_seq,
-     head, origin, parent_run, parent_node) = row  # fmt: skip
-    return RunRecord(
-        id=run_id,
-        workflow=workflow,
-        spec_version=version,
-        status=status,
-        input=json.loads(run_input),
-        output=None if output is None else json.loads(output),
-        reason=reason,
-        created_at=created,
-        updated_at=updated,
-        last_seq=last_seq,
-        head_hash=head,
-        origin=origin,
-        parent_run=parent_run,
-        parent_node=parent_node,
-    )
+    def database_time(self) -> float | None:
+        """None: every process using the file is on this host and shares its clock."""
+        return None
+
+    def listen(self, wake: Callable[[str], None]) -> Callable[[], None] | None:
+        """None: SQLite has no notifications (workers on one host poll, cheaply)."""
+        return None
+
+
+class _SQLiteFree:
+    """The free attempts of one claim as ``choose`` sees them (see ``FreeQueue``)."""
+
+    def __init__(
+        self,
+        store: SQLiteStore,
+        conn: sqlite3.Connection,
+        now: float,
+        limit: int,
+        run_ids: Sequence[str] | None,
+        queues: Sequence[str] | None,
+        lease_for: float,
+    ) -> None:
+        self.store, self.conn, self.now, self.limit = store, conn, now, limit
+        self.run_ids, self.queues, self.lease_for = run_ids, queues, lease_for
+
+    def look(self, full_limits: Sequence[str], full_rates: Sequence[str]) -> list[Candidate]:
+        return self.store._candidates(
+            self.conn, self.now, self.limit, self.run_ids, self.queues, full_limits, full_rates
+        )
+
+    def tripped(self, circuits: Sequence[str]) -> tuple[set[str], set[str]]:
+        found = self.conn.execute(Q["select_tripped"], (json.dumps(list(circuits)),))
+        return {name for (name,) in found}, set()  # one writer at a time: none probed since
+
+    def start_probe(self, circuit: str) -> None:
+        self.conn.execute(Q["start_probe"], (self.now + self.lease_for, self.now, circuit))
+
+    def lock(self, name: str) -> None:
+        """The write transaction holds the whole database already."""
+
+    def holders(self, key: str) -> int:
+        return int(self.conn.execute(Q["count_limit_holders"], (key,)).fetchone()[0])
+
+    def recent_starts(self, key: str, since: float) -> list[float]:
+        self.conn.execute(Q["forget_rate_starts"], (key, since - RATE_SLACK))
+        return [row[0] for row in self.conn.execute(Q["select_rate_starts"], (key, since))]
+
+    def record_start(self, key: str) -> None:
+        self.conn.execute(Q["insert_rate_start"], (key, self.now))
+
+    def waiting_rates(self) -> list[tuple[str, int, float]]:
+        return self.store._waiting_rates(self.conn, self.now, self.run_ids, self.queues)

@@ -1,0 +1,170 @@
+"""``keel worker`` (a long-running worker process) and ``keel db upgrade``.
+
+A worker imports the workflow code it is told about (so the tasks its runs call, and the
+definitions of child runs, are known), then claims and executes attempts of any run in
+the store, on its queues, until SIGTERM or SIGINT. Then it stops claiming, lets what is
+running finish for up to ``--grace`` seconds, and gives the rest back to the queue, so
+another worker takes it at once instead of after its lease expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from keel.cli.common import DbOption, fail, reported_errors
+
+if TYPE_CHECKING:
+    from keel.runtime.worker_config import WorkerConfig
+
+db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(worker)
+    app.add_typer(db_app, name="db")
+    db_app.command("upgrade")(upgrade)
+
+
+def worker(
+    modules: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Workflow files or modules to import (default: `modules` of keel.toml or "
+            "[tool.keel] in pyproject.toml, or KEEL_WORKER_MODULES)",
+            show_default=False,
+        ),
+    ] = None,
+    queues: Annotated[
+        str | None,
+        typer.Option("--queues", "-Q", help="Take attempts only from these queues: q1,q2"),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", "-c", min=1, help="Attempts run at once (default 8)"),
+    ] = None,
+    grace: Annotated[
+        float,
+        typer.Option("--grace", min=0, help="On SIGTERM, seconds to let running attempts finish"),
+    ] = 30.0,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Database URL (default: config files, KEEL_DATABASE_URL)"),
+    ] = None,
+) -> None:
+    """Execute runs from the database until stopped (SIGTERM or Ctrl-C).
+
+    Settings come from, highest first: the flags, the environment (KEEL_WORKER_MODULES,
+    KEEL_QUEUES, KEEL_CONCURRENCY, KEEL_DATABASE_URL), keel.toml, [tool.keel] in
+    pyproject.toml. Pending database migrations are applied when the worker starts.
+    """
+    from keel.runtime.stores import open_store
+    from keel.runtime.worker import Worker, WorkerOptions
+    from keel.runtime.worker_config import WorkerConfigError, load_worker_config
+
+    try:
+        config = load_worker_config(
+            modules=modules or (), queues=queues, concurrency=concurrency, database_url=db
+        )
+    except WorkerConfigError as exc:
+        raise fail(f"keel worker: {exc}") from None
+    _import_code(config)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    with reported_errors():
+        store = open_store(_database_url(config), upgrade=True)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    options = WorkerOptions(concurrency=config.concurrency, queues=config.queues, stop_grace=grace)
+    running = Worker(store, options)
+    _announce(running.owner, config, running.listening)
+    running.reclaim()
+    try:
+        running.run_forever(stop)
+    finally:
+        running.close()
+        store.close()
+    typer.echo(f"keel worker {running.owner} stopped", err=True)
+    if running.executor.overdue() or threading.active_count() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)  # threads of attempts given back cannot be stopped; do not wait for them
+
+
+def _database_url(config: WorkerConfig) -> str | None:
+    """A relative SQLite path in a config file is relative to that file's folder."""
+    url = config.database_url
+    if (
+        url is None
+        or config.root is None
+        or not config.sources["database_url"].startswith(("keel.toml", "pyproject.toml"))
+    ):
+        return url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        return prefix + str(config.root / url[len(prefix) :])
+    return url
+
+
+def _import_code(config: WorkerConfig) -> None:
+    from keel.authoring.loading import load_all
+
+    for module in config.modules:
+        with reported_errors():
+            try:
+                load_all(module)
+            except Exception as exc:
+                from keel.errors import KeelError
+
+                if isinstance(exc, KeelError):
+                    raise
+                raise fail(
+                    f"keel worker: importing {module} raised {type(exc).__name__}: {exc}"
+                ) from None
+    if not config.modules:
+        typer.echo(
+            "keel worker: no workflow modules given; tasks are imported by their path when "
+            "first needed (list modules to import them at start)",
+            err=True,
+        )
+
+
+def _announce(owner: str, config: WorkerConfig, listening: bool) -> None:
+    from keel.runtime.stores import store_url
+
+    queues = ",".join(config.queues) if config.queues else "every queue"
+    wakeups = "notifications" if listening else "polling"
+    where = store_url(config.database_url)
+    shown = where.split("@")[-1] if "://" in where else where
+    typer.echo(
+        f"keel worker {owner}: {queues}, {config.concurrency} at once, {shown} ({wakeups}); "
+        f"modules: {', '.join(Path(m).name for m in config.modules) or 'none'}",
+        err=True,
+    )
+
+
+def upgrade(db: DbOption = None) -> None:
+    """Apply the database's pending migrations (each in one transaction; safe to run
+    while workers use the database, and when several processes run it at once)."""
+    from keel.runtime.stores import open_store
+
+    with reported_errors():
+        store = open_store(db, upgrade=True)
+    try:
+        applied = store.migrations_applied()
+        version = store.schema_version()
+    finally:
+        store.close()
+    if applied:
+        typer.echo(f"applied {', '.join(applied)}; schema version {version}")
+    else:
+        typer.echo(f"up to date (schema version {version})")

@@ -1,0 +1,227 @@
+-- Named queries of the PostgreSQL store. Each starts with "-- name: <name>".
+-- Parameters are psycopg's: %(name)s or %s.
+
+-- name: insert_spec
+INSERT INTO specs (version, name, spec, created_at) VALUES (%s, %s, %s, %s)
+ON CONFLICT (version) DO NOTHING;
+
+-- name: select_spec
+SELECT spec FROM specs WHERE version = %s;
+
+-- name: insert_run
+INSERT INTO runs (id, workflow, spec_version, status, input, origin, created_at, updated_at,
+                  last_seq, head_hash, parent_run, parent_node)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s, %s)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: select_origin
+SELECT origin FROM runs WHERE id = %s;
+
+-- name: lock_runs
+-- a transition holds its run's row until it commits: transitions of one run go one at a
+-- time (in id order, so two group commits never wait for each other in a circle)
+SELECT id FROM runs WHERE id = ANY(%s) ORDER BY id FOR UPDATE;
+
+-- name: lock_free_runs
+-- a claim or reclaim never waits for a run: a run busy with a transition is left for later
+SELECT id FROM runs WHERE id = ANY(%s) ORDER BY id FOR UPDATE SKIP LOCKED;
+
+-- name: select_head
+SELECT last_seq, head_hash, status FROM runs WHERE id = %s;
+
+-- name: update_head
+UPDATE runs SET last_seq = %s, head_hash = %s, updated_at = %s WHERE id = %s;
+
+-- name: update_status
+UPDATE runs SET status = %s, output = %s, reason = %s WHERE id = %s;
+
+-- name: insert_event
+INSERT INTO events (run_id, seq, at, kind, node, data, prev_hash) VALUES (%s, %s, %s, %s, %s, %s, %s);
+
+-- name: select_history
+SELECT run_id, seq, at, data, prev_hash FROM events WHERE run_id = %s AND seq > %s ORDER BY seq;
+
+-- name: select_chain
+SELECT seq, at, data, prev_hash, kind, node FROM events WHERE run_id = %s ORDER BY seq;
+
+-- name: select_run
+SELECT id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
+       last_seq, head_hash, origin, parent_run, parent_node
+FROM runs WHERE id = %s;
+
+-- name: select_run_prefix
+SELECT id FROM runs WHERE id >= %s AND id < %s ORDER BY id LIMIT 2;
+
+-- name: insert_ready
+INSERT INTO ready (run_id, node, item, attempt, queue, priority, available_at, circuit,
+                   limit_key, limit_max, rate_key, rate_max, rate_per, owner, lease_expires)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (run_id, node, item) DO UPDATE SET
+    attempt = excluded.attempt, queue = excluded.queue, priority = excluded.priority,
+    available_at = excluded.available_at, circuit = excluded.circuit, held = false,
+    limit_key = excluded.limit_key, limit_max = excluded.limit_max,
+    rate_key = excluded.rate_key, rate_max = excluded.rate_max, rate_per = excluded.rate_per,
+    owner = excluded.owner, lease_expires = excluded.lease_expires;
+
+-- name: delete_queued
+DELETE FROM ready WHERE run_id = %s AND node = %s AND item = %s AND owner IS NULL;
+
+-- name: delete_held
+DELETE FROM ready WHERE run_id = %s AND node = %s AND item = %s AND attempt = %s AND owner = %s
+RETURNING queue, limit_key;
+
+-- name: delete_run_ready
+DELETE FROM ready WHERE run_id = %s;
+
+-- name: select_tripped
+-- locked, so that of two claims only one starts a circuit's probe
+SELECT name, probe_until FROM circuits
+WHERE open_until IS NOT NULL AND name = ANY(%s) ORDER BY name FOR UPDATE;
+
+-- name: start_probe
+UPDATE circuits SET probe_until = %s, updated_at = %s WHERE name = %s;
+
+-- name: circuit_succeeded
+DELETE FROM circuits WHERE name = %s;
+
+-- name: circuit_failed
+INSERT INTO circuits AS c (name, failures, open_until, probe_until, updated_at)
+VALUES (%(name)s, 1, CASE WHEN %(threshold)s <= 1 THEN %(at)s + %(cooldown)s END, NULL, %(at)s)
+ON CONFLICT (name) DO UPDATE SET
+    failures = c.failures + 1,
+    open_until = CASE WHEN c.failures + 1 >= %(threshold)s THEN %(at)s + %(cooldown)s
+                      ELSE c.open_until END,
+    probe_until = NULL,
+    updated_at = %(at)s;
+
+-- name: select_circuits
+SELECT name, failures, open_until, probe_until, updated_at FROM circuits ORDER BY name;
+
+-- name: lock_key
+-- concurrency and rate limits: one claim at a time counts and takes a key's places
+SELECT pg_advisory_xact_lock(hashtextextended(%s, 0));
+
+-- name: count_limit_holders
+SELECT count(*) FROM ready WHERE limit_key = %s AND owner IS NOT NULL;
+
+-- name: forget_rate_starts
+DELETE FROM rate_starts WHERE key = %s AND at <= %s;
+
+-- name: select_rate_starts
+SELECT at FROM rate_starts WHERE key = %s AND at > %s ORDER BY at;
+
+-- name: insert_rate_start
+INSERT INTO rate_starts (key, at) VALUES (%s, %s);
+
+-- name: take_lease
+UPDATE ready SET owner = %s, lease_expires = %s
+WHERE run_id = %s AND node = %s AND item = %s AND owner IS NULL;
+
+-- name: take_leases
+UPDATE ready SET owner = %s, lease_expires = %s
+WHERE run_id = %s AND owner IS NULL AND NOT held
+  AND (node, item) IN (SELECT * FROM unnest(%s::text[], %s::integer[]))
+RETURNING node, item;
+
+-- name: renew_leases
+UPDATE ready SET lease_expires = %s WHERE owner = %s;
+
+-- name: renew_probes
+UPDATE circuits SET probe_until = %(until)s
+WHERE probe_until > %(now)s
+  AND name IN (SELECT circuit FROM ready WHERE owner = %(owner)s AND circuit IS NOT NULL);
+
+-- name: select_owners
+SELECT DISTINCT owner FROM ready WHERE owner IS NOT NULL;
+
+-- name: select_lost
+SELECT run_id, node, item, attempt, owner FROM ready
+WHERE owner IS NOT NULL AND lease_expires < %s
+ORDER BY run_id, node, item FOR UPDATE SKIP LOCKED;
+
+-- name: select_held_by
+SELECT run_id, node, item, attempt, owner FROM ready WHERE owner = %s
+ORDER BY run_id, node, item FOR UPDATE SKIP LOCKED;
+
+-- name: drop_lease
+-- an attempt of a paused run goes back on hold, not to the free queue
+UPDATE ready SET owner = NULL, lease_expires = NULL,
+    held = (SELECT status = 'paused' FROM runs WHERE id = ready.run_id)
+WHERE run_id = %(run)s AND node = %(node)s AND item = %(item)s AND owner = %(owner)s
+RETURNING queue;
+
+-- name: hold_ready
+UPDATE ready SET held = true WHERE run_id = %s AND owner IS NULL;
+
+-- name: release_ready
+UPDATE ready SET held = false WHERE run_id = %s AND held;
+
+-- name: select_leases_of_run
+SELECT run_id, node, item, attempt, owner, lease_expires FROM ready
+WHERE run_id = %s AND owner IS NOT NULL ORDER BY node, item;
+
+-- name: count_ready_of_run
+SELECT count(*) FROM ready WHERE run_id = %s;
+
+-- name: upsert_timer
+-- a timer for a run that has ended would never be cleared: it is not written
+INSERT INTO timers (run_id, key, due_at, data)
+SELECT %(run)s, %(key)s, %(due)s, %(data)s
+WHERE (SELECT status FROM runs WHERE id = %(run)s) NOT IN ('succeeded', 'failed', 'cancelled')
+ON CONFLICT (run_id, key) DO UPDATE SET due_at = excluded.due_at, data = excluded.data;
+
+-- name: delete_timer
+DELETE FROM timers WHERE run_id = %s AND key = %s;
+
+-- name: delete_run_timers
+DELETE FROM timers WHERE run_id = %s;
+
+-- name: select_due_timers
+SELECT run_id, key, due_at, data FROM timers WHERE due_at <= %s ORDER BY due_at LIMIT %s;
+
+-- name: select_next_timer
+SELECT min(due_at) FROM timers;
+
+-- name: insert_outbox
+INSERT INTO outbox (run_id, notifier, payload, created_at, next_at) VALUES (%s, %s, %s, %s, %s);
+
+-- name: take_outbox
+UPDATE outbox SET owner = %(owner)s, lease_until = %(until)s, deliveries = deliveries + 1
+WHERE id IN (SELECT id FROM outbox
+             WHERE next_at IS NOT NULL AND next_at <= %(now)s
+               AND (lease_until IS NULL OR lease_until < %(now)s)
+             ORDER BY next_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING id, run_id, notifier, payload, deliveries, next_at;
+
+-- name: outbox_delivered
+UPDATE outbox SET delivered_at = %s, next_at = NULL, owner = NULL, lease_until = NULL, error = NULL
+WHERE id = %s;
+
+-- name: outbox_failed
+UPDATE outbox SET next_at = %s, owner = NULL, lease_until = NULL, error = %s WHERE id = %s;
+
+-- name: select_outbox_of_run
+SELECT id, run_id, notifier, payload, deliveries, delivered_at, error FROM outbox
+WHERE run_id = %s ORDER BY id;
+
+-- name: upsert_wait
+INSERT INTO waits (run_id, node, waits_for, since, until, details)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (run_id, node) DO UPDATE SET waits_for = excluded.waits_for,
+    since = excluded.since, until = excluded.until, details = excluded.details;
+
+-- name: delete_wait
+DELETE FROM waits WHERE run_id = %s AND node = %s;
+
+-- name: delete_run_waits
+DELETE FROM waits WHERE run_id = %s;
+
+-- name: select_waits
+SELECT w.run_id, w.node, w.waits_for, w.since, w.until, w.details, r.workflow, r.status
+FROM waits w JOIN runs r ON r.id = w.run_id
+WHERE (%(kind)s::text IS NULL OR w.waits_for = %(kind)s::text)
+  AND (%(run)s::text IS NULL OR w.run_id = %(run)s::text)
+ORDER BY w.since, w.run_id, w.node LIMIT %(limit)s;
+
+-- name: database_time
+SELECT extract(epoch FROM clock_timestamp())::double precision;

@@ -1,0 +1,448 @@
+"""Worker settings: flags > environment > keel.toml > [tool.keel] > defaults, and errors
+that name the source and the key."""
+
+from __future__ import annotations
+
+import textwrap
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from keel.runtime.worker_config import (
+    QUEUE_NAME,
+    WorkerConfig,
+    WorkerConfigError,
+    load_worker_config,
+)
+from keel.spec.policies import QueueName
+
+KEYS = ("modules", "queues", "concurrency", "database_url")
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def load(cwd: Path, environ: dict[str, str] | None = None, **flags: Any) -> WorkerConfig:
+    return load_worker_config(cwd=cwd, environ=environ or {}, **flags)
+
+
+def error(cwd: Path, environ: dict[str, str] | None = None, **flags: Any) -> str:
+    with pytest.raises(WorkerConfigError) as info:
+        load(cwd, environ, **flags)
+    return str(info.value)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path.resolve()
+
+
+# --- defaults and precedence --------------------------------------------------------------
+
+
+def test_defaults_when_nothing_is_configured(root: Path) -> None:
+    config = load(root)
+    assert config == WorkerConfig(
+        modules=(),
+        queues=None,
+        concurrency=8,
+        database_url=None,
+        sources=dict.fromkeys(KEYS, "default"),
+        root=None,
+    )
+
+
+@dataclass(frozen=True)
+class Case:
+    flag: dict[str, Any]
+    env: tuple[str, str]
+    keel_toml: str
+    pyproject: str
+    #: the effective value when the flag, the environment, keel.toml, pyproject is on top
+    expected: tuple[Any, Any, Any, Any]
+
+
+PRECEDENCE = {
+    "modules": Case(
+        {"modules": ["pkg.flag"]},
+        ("KEEL_WORKER_MODULES", "pkg.env"),
+        '["pkg.keel"]',
+        '["pkg.pyproject"]',
+        (("pkg.flag",), ("pkg.env",), ("pkg.keel",), ("pkg.pyproject",)),
+    ),
+    "queues": Case(
+        {"queues": "flag"},
+        ("KEEL_QUEUES", "env"),
+        '["keel"]',
+        '["pyproject"]',
+        (("flag",), ("env",), ("keel",), ("pyproject",)),
+    ),
+    "concurrency": Case({"concurrency": 1}, ("KEEL_CONCURRENCY", "2"), "3", "4", (1, 2, 3, 4)),
+    "database_url": Case(
+        {"database_url": "sqlite:///flag.db"},
+        ("KEEL_DATABASE_URL", "sqlite:///env.db"),
+        '"sqlite:///keel.db"',
+        '"sqlite:///pyproject.db"',
+        ("sqlite:///flag.db", "sqlite:///env.db", "sqlite:///keel.db", "sqlite:///pyproject.db"),
+    ),
+}
+
+
+@pytest.mark.parametrize("top", [0, 1, 2, 3], ids=["flag", "environment", "keel.toml", "pyproject"])
+@pytest.mark.parametrize("key", KEYS)
+def test_each_source_overrides_every_source_below_it(root: Path, key: str, top: int) -> None:
+    """All sources below ``top`` set the key too; only the top one may show (no merging)."""
+    case = PRECEDENCE[key]
+    flags = case.flag if top == 0 else {}
+    environ = dict([case.env]) if top <= 1 else {}
+    if top <= 2:
+        write(root / "keel.toml", f"{key} = {case.keel_toml}\n")
+    write(root / "pyproject.toml", f"[tool.keel]\n{key} = {case.pyproject}\n")
+
+    config = load(root, environ, **flags)
+
+    assert getattr(config, key) == case.expected[top]
+    sources = [
+        "flag",
+        f"environment ({case.env[0]})",
+        f"keel.toml ({root / 'keel.toml'})",
+        f"pyproject.toml [tool.keel] ({root / 'pyproject.toml'})",
+    ]
+    assert config.sources[key] == sources[top]
+    assert {k: v for k, v in config.sources.items() if k != key} == dict.fromkeys(
+        set(KEYS) - {key}, "default"
+    )
+
+
+def test_keel_toml_wins_over_tool_keel_beside_it_which_fills_the_gaps(root: Path) -> None:
+    write(root / "keel.toml", 'queues = ["fast"]\nconcurrency = 2\n')
+    write(
+        root / "pyproject.toml",
+        """\
+        [project]
+        name = "demo"
+
+        [tool.keel]
+        concurrency = 16
+        modules = ["pkg.flows"]
+        database_url = "sqlite:///runs.db"
+        """,
+    )
+    config = load(root)
+    assert (config.queues, config.concurrency) == (("fast",), 2)
+    assert (config.modules, config.database_url) == (("pkg.flows",), "sqlite:///runs.db")
+    keel, pyproject = root / "keel.toml", root / "pyproject.toml"
+    assert config.sources == {
+        "queues": f"keel.toml ({keel})",
+        "concurrency": f"keel.toml ({keel})",
+        "modules": f"pyproject.toml [tool.keel] ({pyproject})",
+        "database_url": f"pyproject.toml [tool.keel] ({pyproject})",
+    }
+    assert config.root == root
+
+
+def test_an_empty_environment_variable_counts_as_unset(root: Path) -> None:
+    write(root / "keel.toml", 'queues = ["fast"]\nconcurrency = 2\n')
+    config = load(root, {"KEEL_QUEUES": "", "KEEL_CONCURRENCY": "  ", "KEEL_DATABASE_URL": ""})
+    assert (config.queues, config.concurrency, config.database_url) == (("fast",), 2, None)
+
+
+def test_without_arguments_it_reads_the_current_folder_and_process_environment(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(root / "keel.toml", 'queues = ["fast"]\n')
+    monkeypatch.chdir(root)
+    for name in ("KEEL_WORKER_MODULES", "KEEL_QUEUES", "KEEL_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KEEL_CONCURRENCY", "3")
+    config = load_worker_config()
+    assert (config.queues, config.concurrency, config.root) == (("fast",), 3, root)
+    assert config.sources["concurrency"] == "environment (KEEL_CONCURRENCY)"
+
+
+# --- finding the config file ----------------------------------------------------------------
+
+
+def test_walks_up_from_a_subfolder_and_resolves_files_against_the_config_folder(
+    root: Path,
+) -> None:
+    write(root / "keel.toml", 'modules = ["flows.py"]\n')
+    sub = root / "a" / "b"
+    sub.mkdir(parents=True)
+    config = load(sub)
+    assert config.root == root
+    assert config.modules == (str(root / "flows.py"),)
+    assert config.sources["modules"] == f"keel.toml ({root / 'keel.toml'})"
+
+
+def test_a_pyproject_without_tool_keel_does_not_stop_the_walk(root: Path) -> None:
+    write(root / "pyproject.toml", "[tool.keel]\nconcurrency = 5\n")
+    write(
+        root / "a" / "pyproject.toml", '[project]\nname = "inner"\n\n[tool.ruff]\nline-length = 9\n'
+    )
+    config = load(root / "a")
+    assert config.concurrency == 5
+    assert config.root == root
+
+
+def test_the_nearest_config_folder_wins_and_outer_files_are_not_merged(root: Path) -> None:
+    write(root / "keel.toml", 'queues = ["outer"]\nconcurrency = 3\n')
+    write(root / "a" / "pyproject.toml", "[tool.keel]\nconcurrency = 5\n")
+    sub = root / "a" / "b"
+    sub.mkdir()
+    config = load(sub)
+    assert config.root == root / "a"
+    assert (config.concurrency, config.queues) == (5, None)
+    assert config.sources["queues"] == "default"
+
+
+def test_an_empty_keel_toml_still_marks_the_config_folder(root: Path) -> None:
+    write(root / "pyproject.toml", "[tool.keel]\nconcurrency = 5\n")
+    write(root / "a" / "keel.toml", "# nothing yet\n")
+    config = load(root / "a")
+    assert (config.root, config.concurrency) == (root / "a", 8)
+
+
+# --- modules ----------------------------------------------------------------------------
+
+
+def test_file_paths_in_a_config_file_are_relative_to_its_folder(root: Path) -> None:
+    write(
+        root / "proj" / "keel.toml",
+        """\
+        modules = [
+            "flows.py",
+            "specs/nightly.yaml",
+            "../shared/common.yml",
+            "lib/tasks",
+            "pkg.flows",
+            "flows",
+        ]
+        """,
+    )
+    (root / "proj" / "deep").mkdir()
+    config = load(root / "proj" / "deep")
+    assert config.modules == (
+        str(root / "proj" / "flows.py"),
+        str(root / "proj" / "specs" / "nightly.yaml"),
+        str(root / "shared" / "common.yml"),
+        str(root / "proj" / "lib" / "tasks"),
+        "pkg.flows",
+        "flows",
+    )
+
+
+def test_file_paths_from_flags_and_environment_are_relative_to_the_current_folder(
+    root: Path,
+) -> None:
+    write(root / "keel.toml", "")
+    here = root / "sub"
+    here.mkdir()
+    from_flag = load(here, modules=["flows.py", "pkg.flows"])
+    assert from_flag.modules == (str(here / "flows.py"), "pkg.flows")
+    from_env = load(here, {"KEEL_WORKER_MODULES": " jobs/a.yaml ,, pkg.b,"})
+    assert from_env.modules == (str(here / "jobs" / "a.yaml"), "pkg.b")
+
+
+def test_dotted_module_names_are_kept_as_written(root: Path) -> None:
+    write(root / "pyproject.toml", '[tool.keel]\nmodules = ["company.flows.billing"]\n')
+    assert load(root).modules == ("company.flows.billing",)
+
+
+# --- queues ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "literal",
+    ['["fast", "slow:gpu"]', '"fast,slow:gpu"', '" fast , ,slow:gpu,"', '["fast", "", "slow:gpu"]'],
+)
+def test_queues_in_a_file_as_a_list_or_a_comma_separated_string(root: Path, literal: str) -> None:
+    write(root / "keel.toml", f"queues = {literal}\n")
+    assert load(root).queues == ("fast", "slow:gpu")
+
+
+def test_queues_from_environment_and_flag_drop_empty_entries(root: Path) -> None:
+    assert load(root, {"KEEL_QUEUES": "a,,b,"}).queues == ("a", "b")
+    assert load(root, queues=" q1 ,q2,").queues == ("q1", "q2")
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        ("default", True),
+        ("a.b:c-d_e", True),
+        ("x" * 100, True),
+        ("x" * 101, False),
+        ("has space", False),
+        ("slash/es", False),
+        ("ünïcode", False),
+        ("semi;colon", False),
+    ],
+)
+def test_queue_names_follow_the_spec_rule(root: Path, name: str, valid: bool) -> None:
+    try:
+        TypeAdapter(QueueName).validate_python(name)
+        spec_accepts = True
+    except ValidationError:
+        spec_accepts = False
+    assert spec_accepts is valid
+    assert (QUEUE_NAME.match(name) is not None) is valid
+    if valid:
+        assert load(root, queues=name).queues == (name,)
+    else:
+        assert "invalid queue name" in error(root, queues=name)
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+def test_the_error_type_is_a_value_error() -> None:
+    assert issubclass(WorkerConfigError, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("literal", "shown"),
+    [('"eight"', "'eight'"), ("0", "0"), ("-1", "-1"), ("true", "True"), ("1.5", "1.5")],
+)
+def test_bad_concurrency_in_keel_toml(root: Path, literal: str, shown: str) -> None:
+    path = write(root / "keel.toml", f"concurrency = {literal}\n")
+    assert error(root) == f"keel.toml ({path}): concurrency must be an integer >= 1, got {shown}"
+
+
+def test_bad_concurrency_in_tool_keel(root: Path) -> None:
+    path = write(root / "pyproject.toml", "[tool.keel]\nconcurrency = 0\n")
+    message = error(root)
+    assert f"pyproject.toml [tool.keel] ({path})" in message
+    assert "concurrency must be an integer >= 1, got 0" in message
+
+
+@pytest.mark.parametrize(("value", "shown"), [("eight", "'eight'"), ("0", "0"), ("-2", "'-2'")])
+def test_bad_concurrency_in_environment(root: Path, value: str, shown: str) -> None:
+    assert error(root, {"KEEL_CONCURRENCY": value}) == (
+        f"environment (KEEL_CONCURRENCY): concurrency must be an integer >= 1, got {shown}"
+    )
+
+
+def test_bad_concurrency_flag(root: Path) -> None:
+    assert error(root, concurrency=0) == (
+        "flag (--concurrency): concurrency must be an integer >= 1, got 0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("literal", "problem"),
+    [
+        ('["ok", "not ok"]', "invalid queue name 'not ok'"),
+        ("[]", "names no queue"),
+        ('""', "names no queue"),
+        ('",, ,"', "names no queue"),
+        ("5", "must be a list of strings or a comma-separated string, got 5"),
+        ('["a", 1]', "entries must be strings, got 1"),
+    ],
+)
+def test_bad_queues_in_a_file(root: Path, literal: str, problem: str) -> None:
+    path = write(root / "keel.toml", f"queues = {literal}\n")
+    message = error(root)
+    assert message.startswith(f"keel.toml ({path}): queues ")
+    assert problem in message
+
+
+def test_bad_queues_from_environment_and_flag(root: Path) -> None:
+    message = error(root, {"KEEL_QUEUES": "a,b c"})
+    assert message.startswith("environment (KEEL_QUEUES): queues ")
+    assert "'b c'" in message
+    assert error(root, {"KEEL_QUEUES": ", ,"}).startswith(
+        "environment (KEEL_QUEUES): queues names no queue"
+    )
+    assert error(root, queues="").startswith("flag (--queues): queues names no queue")
+    assert error(root, queues=",").startswith("flag (--queues): queues names no queue")
+
+
+@pytest.mark.parametrize(
+    ("literal", "problem"),
+    [
+        ('"flows.py"', "must be a list of strings, got 'flows.py'"),
+        ('["ok.py", 3]', "entries must be strings, got 3"),
+        ("[]", "names no file or module"),
+        ('["", " "]', "names no file or module"),
+    ],
+)
+def test_bad_modules_in_a_file(root: Path, literal: str, problem: str) -> None:
+    path = write(root / "pyproject.toml", f"[tool.keel]\nmodules = {literal}\n")
+    message = error(root)
+    assert message.startswith(f"pyproject.toml [tool.keel] ({path}): modules ")
+    assert problem in message
+
+
+def test_bad_modules_from_environment_and_flag(root: Path) -> None:
+    assert error(root, {"KEEL_WORKER_MODULES": " , "}).startswith(
+        "environment (KEEL_WORKER_MODULES): modules names no file or module"
+    )
+    assert error(root, modules=[" "]).startswith("flag (MODULES): modules names no file")
+
+
+def test_modules_flag_given_as_one_string_is_a_programming_error(root: Path) -> None:
+    with pytest.raises(TypeError, match="not one string"):
+        load(root, modules="flows.py")
+
+
+@pytest.mark.parametrize(("literal", "shown"), [("5", "5"), ('""', "''"), ('"  "', "'  '")])
+def test_bad_database_url_in_a_file(root: Path, literal: str, shown: str) -> None:
+    path = write(root / "keel.toml", f"database_url = {literal}\n")
+    assert error(root) == (
+        f"keel.toml ({path}): database_url must be a non-empty string, got {shown}"
+    )
+
+
+def test_empty_database_url_flag(root: Path) -> None:
+    assert error(root, database_url="").startswith("flag (--database-url): database_url must")
+
+
+@pytest.mark.parametrize("name", ["keel.toml", "pyproject.toml"])
+def test_invalid_toml_names_the_file_and_the_parser_message(root: Path, name: str) -> None:
+    text = "concurrency = = 3\n"
+    path = write(root / name, text)
+    with pytest.raises(tomllib.TOMLDecodeError) as parser:
+        tomllib.loads(text)
+    message = error(root)
+    assert message.startswith(f"{name} ({path}): invalid TOML: ")
+    assert str(parser.value) in message
+
+
+def test_invalid_toml_in_a_pyproject_on_the_way_up_is_reported(root: Path) -> None:
+    path = write(root / "a" / "pyproject.toml", "[project\n")
+    assert f"pyproject.toml ({path}): invalid TOML" in error(root / "a")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "label"),
+    [
+        ("keel.toml", "concurency = 8\n", "keel.toml"),
+        ("pyproject.toml", "[tool.keel]\nconcurency = 8\n", "pyproject.toml [tool.keel]"),
+    ],
+)
+def test_unknown_keys_are_errors_listing_the_known_ones(
+    root: Path, name: str, text: str, label: str
+) -> None:
+    path = write(root / name, text)
+    assert error(root) == (
+        f"{label} ({path}): unknown key 'concurency' "
+        "(known keys: concurrency, database_url, modules, queues)"
+    )
+
+
+def test_tool_keel_must_be_a_table(root: Path) -> None:
+    path = write(root / "pyproject.toml", "[tool]\nkeel = 5\n")
+    assert error(root) == f"pyproject.toml [tool.keel] ({path}): tool.keel must be a table, got 5"
+
+
+def test_a_broken_file_is_reported_even_when_flags_override_the_key(root: Path) -> None:
+    path = write(root / "keel.toml", 'concurrency = "eight"\n')
+    assert f"keel.toml ({path}): concurrency" in error(root, concurrency=4)
