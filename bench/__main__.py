@@ -40,7 +40,7 @@ class Measure:
 
     @property
     def best(self) -> float:
-        return min(self.values) if self.unit != "runs/s" else max(self.values)
+        return max(self.values) if self.unit.endswith("/s") else min(self.values)
 
     @property
     def median(self) -> float:
@@ -151,6 +151,8 @@ def run_suite(quick: bool) -> tuple[list[Measure], dict[str, Any]]:
     measures.append(Measure("W6 timers firing, runs finished/s", "runs/s",
                             [waits["timer_runs_per_second"]]))  # fmt: skip
 
+    measures += _distributed(30 if quick else 200, reps, raw)
+
     keel = [sys.executable, "-m", "keel"]
     measures.append(Measure("W5 keel --help, wall", "s", _wall([*keel, "--help"], reps + 2, ROOT),
                             target=(0.3, "max")))  # fmt: skip
@@ -160,6 +162,30 @@ def run_suite(quick: bool) -> tuple[list[Measure], dict[str, Any]]:
         measures.append(Measure("W5 one-node run, cold process, wall", "s",
                                 _wall(one, reps + 2, ROOT), target=(0.5, "max")))  # fmt: skip
     return measures, raw
+
+
+def _distributed(runs: int, reps: int, raw: dict[str, Any]) -> list[Measure]:
+    """W7: one row per backend and number of worker processes; reported, not judged."""
+    results = [_workload("w7_distributed", runs) for _ in range(reps)]
+    raw["w7"] = results
+    measures = []
+    for backend, label in (("postgres", "PostgreSQL"), ("sqlite", "SQLite")):
+        trials = [result[backend] for result in results]
+        skipped = next((trial["skipped"] for trial in trials if "skipped" in trial), None)
+        if skipped is not None:
+            counts = " / ".join(str(count) for count in results[0]["worker_counts"])
+            measures.append(Measure(f"W7 {label}, {counts} workers, nodes/s", "nodes/s",
+                                    [float("nan")], note=" ".join(skipped.split())))  # fmt: skip
+            continue
+        for workers in trials[0]:
+            values = [trial[workers]["nodes_per_s"] for trial in trials]
+            wall = max(trial[workers]["wall_nodes_per_s"] for trial in trials)
+            note = (f"{runs} runs of {results[0]['nodes_per_run']} nodes; "
+                    f"{_number(wall)} nodes/s counting process start-up")  # fmt: skip
+            plural = "s" if workers != "1" else ""
+            measures.append(Measure(f"W7 {label}, {workers} worker{plural}, nodes/s", "nodes/s",
+                                    values, note=note))  # fmt: skip
+    return measures
 
 
 def _number(value: float | None) -> str:

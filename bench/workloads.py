@@ -194,6 +194,14 @@ def w6_waiting(n: int, sync: str) -> dict[str, Any]:
             "timer_runs_per_second": (n // 2) / fired, "peak_rss_mb": _peak_rss_mb()}  # fmt: skip
 
 
+def w7_distributed(n: int, sync: str) -> dict[str, Any]:
+    """n runs of a 10-node fan-out executed by 1, 2 and 4 ``keel worker`` processes, on
+    PostgreSQL and on one SQLite file: nodes per second (see ``bench.distributed``)."""
+    from bench.distributed import measure
+
+    return measure(n, (1, 2, 4), sync)
+
+
 WORKLOADS: dict[str, Callable[[int, str], dict[str, Any]]] = {
     "floor_python": floor_python,
     "floor_sqlite": floor_sqlite,
@@ -203,6 +211,7 @@ WORKLOADS: dict[str, Callable[[int, str], dict[str, Any]]] = {
     "w3_many_runs": w3_many_runs,
     "w4_scale": w4_scale,
     "w6_waiting": w6_waiting,
+    "w7_distributed": w7_distributed,
 }
 
 

@@ -21,7 +21,9 @@ def test_the_quick_benchmark_suite_runs_and_writes_its_results(tmp_path: Path) -
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    for row in ("floor: SQLite commit, NORMAL", "W1 chain", "W2 fan-out", "W3", "W4", "W5"):
+    rows = ("floor: SQLite commit, NORMAL", "W1 chain", "W2 fan-out", "W3", "W4", "W5",
+            "W7 SQLite, 4 workers, nodes/s", "W7 PostgreSQL")  # fmt: skip
+    for row in rows:
         assert row in out.stdout
     (results,) = tmp_path.glob("bench-*-quick.json")
     data = json.loads(results.read_text())

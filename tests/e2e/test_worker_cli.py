@@ -1,0 +1,157 @@
+"""``keel worker`` and ``keel db upgrade`` in real processes against PostgreSQL: runs
+started with ``keel run --detach`` are executed by workers, a worker takes only its
+queues, SIGTERM gives back what it cannot finish in its grace period, and bad settings
+are refused naming the setting. Waits for background work poll with a generous
+deadline; nothing asserts on durations."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from keel.engine.events import NodeReclaimed, NodeStarted
+from keel.store.protocol import Store
+from tests.postgres import fresh_url, open_postgres
+
+ROOT = Path(__file__).resolve().parents[2]
+FLOWS = Path(__file__).resolve().with_name("workerflows.py")
+DEADLINE = 60.0
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    address = fresh_url()
+    store = open_postgres(address)
+    store.close()
+    yield address
+    store.drop_schema()
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[Store]:
+    opened = open_postgres(url)
+    yield opened
+    opened.close()
+
+
+def keel(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KEEL_DATABASE_URL": url}
+    return subprocess.run(
+        [sys.executable, "-m", "keel", *args], env=env, capture_output=True, text=True,
+        timeout=DEADLINE, check=False,
+    )  # fmt: skip
+
+
+def worker(url: str, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KEEL_DATABASE_URL": url}
+    with (tmp_path / f"worker-{time.monotonic_ns()}.log").open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "keel", "worker", str(FLOWS), *args], env=env,
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+
+def detach(url: str, workflow: str, *inputs: str) -> str:
+    done = keel(url, "run", f"{FLOWS}:{workflow}", *inputs, "--detach")
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def until(what: str, check: object) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not within {DEADLINE:.0f} s: {what}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=DEADLINE)
+
+
+def test_db_upgrade_applies_migrations_once() -> None:
+    address = fresh_url()
+    try:
+        first = keel(address, "db", "upgrade")
+        again = keel(address, "db", "upgrade")
+    finally:
+        open_postgres(address).drop_schema()
+    assert first.returncode == 0, first.stderr
+    assert "applied 0001_initial" in first.stdout
+    assert "up to date" in again.stdout
+
+
+def test_a_run_left_on_the_queue_is_executed_by_a_worker(
+    url: str, store: Store, tmp_path: Path
+) -> None:
+    run_id = detach(url, "hello", "-i", "name=ann")
+    assert store.get_run(run_id).status == "running"  # --detach started nothing here
+
+    proc = worker(url, tmp_path, "--concurrency", "2")
+    try:
+        until("the run succeeded", lambda: store.get_run(run_id).status == "succeeded")
+    finally:
+        assert stop(proc) == 0
+    assert store.get_run(run_id).output == {"result": "hello ann"}
+
+
+def test_a_worker_takes_only_its_queues(url: str, store: Store, tmp_path: Path) -> None:
+    ordinary = detach(url, "hello", "-i", "name=bo")
+    other = detach(url, "elsewhere", "-i", "name=cy")
+    default_only = worker(url, tmp_path, "--queues", "default")
+    try:
+        until("the default-queue run succeeded",
+              lambda: store.get_run(ordinary).status == "succeeded")  # fmt: skip
+        # both were queued before the worker started, so it would have taken both at once
+        assert not any(isinstance(e.event, NodeStarted) for e in store.history(other))
+    finally:
+        assert stop(default_only) == 0
+
+    special = worker(url, tmp_path, "--queues", "special")
+    try:
+        until("the special-queue run succeeded",
+              lambda: store.get_run(other).status == "succeeded")  # fmt: skip
+    finally:
+        assert stop(special) == 0
+
+
+def test_sigterm_gives_back_what_does_not_finish_within_the_grace(
+    url: str, store: Store, tmp_path: Path
+) -> None:
+    run_id = detach(url, "sleepy", "-i", "seconds=30")
+    proc = worker(url, tmp_path, "--grace", "0")
+    until("the step started", lambda: any(
+        isinstance(e.event, NodeStarted) for e in store.history(run_id)))  # fmt: skip
+
+    assert stop(proc) == 0
+
+    reclaimed = [e.event for e in store.history(run_id) if isinstance(e.event, NodeReclaimed)]
+    assert [(event.node, event.reason) for event in reclaimed] == [("slow", "worker stopped")]
+    assert store.leases(run_id) == []
+    assert store.ready_count(run_id) == 1  # back on the queue for another worker
+
+
+def test_bad_settings_are_refused_naming_the_setting(url: str, tmp_path: Path) -> None:
+    bad_queue = keel(url, "worker", str(FLOWS), "--queues", "no spaces!")
+    assert bad_queue.returncode == 1
+    assert "--queues" in bad_queue.stderr
+    (tmp_path / "keel.toml").write_text("concurency = 4\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KEEL_DATABASE_URL": url}
+    typo = subprocess.run(
+        [sys.executable, "-m", "keel", "worker", str(FLOWS)], env=env, cwd=tmp_path,
+        capture_output=True, text=True, timeout=DEADLINE, check=False,
+    )  # fmt: skip
+    assert typo.returncode == 1
+    assert "concurency" in typo.stderr
+    assert "keel.toml" in typo.stderr
