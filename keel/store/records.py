@@ -284,3 +284,56 @@ def run_record(row: Sequence[Any]) -> RunRecord:
         parent_run=parent_run,
         parent_node=parent_node,
     )
+
+
+# --- rows as both backends select them --------------------------------------------------
+
+
+def spec_from_row(version: str, text: str) -> Any:
+    """The stored definition of ``version``, checked: ``StoreError`` if it no longer
+    parses or no longer hashes to its version (it was altered in the database)."""
+    from pydantic import ValidationError
+
+    from keel.errors import StoreError
+    from keel.spec.model import WorkflowSpec
+
+    try:
+        spec = WorkflowSpec.model_validate_json(text)
+    except ValidationError as exc:
+        raise StoreError(
+            f"the stored definition {version[:12]} cannot be read (it was altered in the "
+            f"database): {exc.error_count()} problems, first: {exc.errors()[0]['msg']}"
+        ) from None
+    if spec.version != version:
+        raise StoreError(
+            f"the stored definition {version[:12]} no longer hashes to its version "
+            f"(now {spec.version[:12]}): it was altered in the database"
+        )
+    return spec
+
+
+def stored_event_of(row: Sequence[Any]) -> StoredEvent:
+    """``select_history``'s columns: run_id, seq, at, data, prev_hash."""
+    from keel.engine.events import from_data
+
+    run, seq, at, data, prev = row
+    return StoredEvent(run, seq, at, from_data(json.loads(data)), prev)
+
+
+def outbox_item_of(row: Sequence[Any]) -> OutboxItem:
+    """``select_outbox_of_run``'s columns."""
+    row_id, run, notifier, payload, deliveries, delivered_at, error = row
+    return OutboxItem(row_id, run, json.loads(notifier), json.loads(payload), deliveries,
+                      delivered_at, error)  # fmt: skip
+
+
+def wait_of(row: Sequence[Any]) -> Wait:
+    """``select_waits``' columns."""
+    run, node, kind, since, until, details, workflow, status = row
+    return Wait(run, node, kind, since, until, json.loads(details), workflow, status)
+
+
+def timer_of(row: Sequence[Any]) -> Timer:
+    """``select_due_timers``' columns."""
+    run, key, due, data = row
+    return Timer(run, key, due, json.loads(data))

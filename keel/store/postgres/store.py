@@ -32,9 +32,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg_pool import ConnectionPool
-from pydantic import ValidationError
 
-from keel.engine.events import Event, NodeReclaimed, NodeStarted, from_data
+from keel.engine.events import Event, NodeReclaimed, NodeStarted
 from keel.errors import ConflictError, LeaseLostError, RunNotFoundError, StoreError
 from keel.spec.model import WorkflowSpec
 from keel.store.chain import GENESIS, ChainLink, canonical_json, event_json, link_hash
@@ -54,8 +53,13 @@ from keel.store.records import (
     Wait,
     item_column,
     item_of,
+    outbox_item_of,
     ready_row,
     run_record,
+    spec_from_row,
+    stored_event_of,
+    timer_of,
+    wait_of,
 )
 from keel.store.sql import Migration, load_migrations, load_queries
 
@@ -268,18 +272,7 @@ class PostgresStore:
             row = cur.execute(Q["select_spec"], (version,)).fetchone()
         if row is None:
             raise StoreError(f"no workflow definition with version {version} is stored")
-        try:
-            spec = WorkflowSpec.model_validate_json(row[0])
-        except ValidationError as exc:
-            raise StoreError(
-                f"the stored definition {version[:12]} cannot be read (it was altered in the "
-                f"database): {exc.error_count()} problems, first: {exc.errors()[0]['msg']}"
-            ) from None
-        if spec.version != version:
-            raise StoreError(
-                f"the stored definition {version[:12]} no longer hashes to its version "
-                f"(now {spec.version[:12]}): it was altered in the database"
-            )
+        spec: WorkflowSpec = spec_from_row(version, row[0])
         return spec
 
     # --- appending events -------------------------------------------------------------------
@@ -685,10 +678,7 @@ class PostgresStore:
     def history(self, run_id: str, after_seq: int = 0) -> list[StoredEvent]:
         with self._read() as cur:
             rows = cur.execute(Q["select_history"], (run_id, after_seq)).fetchall()
-        return [
-            StoredEvent(run, seq, at, from_data(json.loads(data)), prev)
-            for run, seq, at, data, prev in rows
-        ]
+        return [stored_event_of(row) for row in rows]
 
     def chain_links(self, run_id: str) -> list[ChainLink]:
         with self._read() as cur:
@@ -723,11 +713,7 @@ class PostgresStore:
     def notifications(self, run_id: str) -> list[OutboxItem]:
         with self._read() as cur:
             rows = cur.execute(Q["select_outbox_of_run"], (run_id,)).fetchall()
-        return [
-            OutboxItem(row_id, run, json.loads(notifier), json.loads(payload), deliveries,
-                       delivered_at, error)
-            for row_id, run, notifier, payload, deliveries, delivered_at, error in rows
-        ]  # fmt: skip
+        return [outbox_item_of(row) for row in rows]
 
     def circuits(self) -> list[CircuitState]:
         with self._read() as cur:
@@ -741,15 +727,12 @@ class PostgresStore:
             rows = cur.execute(
                 Q["select_waits"], {"kind": waits_for, "run": run_id, "limit": limit}
             ).fetchall()
-        return [
-            Wait(run, node, kind, since, until, json.loads(details), workflow, status)
-            for run, node, kind, since, until, details, workflow, status in rows
-        ]
+        return [wait_of(row) for row in rows]
 
     def due_timers(self, now: float, limit: int) -> list[Timer]:
         with self._read() as cur:
             rows = cur.execute(Q["select_due_timers"], (now, limit)).fetchall()
-        return [Timer(run, key, due, json.loads(data)) for run, key, due, data in rows]
+        return [timer_of(row) for row in rows]
 
     def next_timer_at(self) -> float | None:
         with self._read() as cur:

@@ -19,9 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from keel.engine.events import Event, NodeReclaimed, NodeStarted, from_data
+from keel.engine.events import Event, NodeReclaimed, NodeStarted
 from keel.errors import ConflictError, LeaseLostError, RunNotFoundError, StoreError
 from keel.spec.model import WorkflowSpec
 from keel.store.chain import GENESIS, ChainLink, canonical_json, event_json, link_hash
@@ -41,8 +39,13 @@ from keel.store.records import (
     Wait,
     item_column,
     item_of,
+    outbox_item_of,
     ready_row,
     run_record,
+    spec_from_row,
+    stored_event_of,
+    timer_of,
+    wait_of,
 )
 from keel.store.sql import load_migrations, load_queries
 
@@ -199,18 +202,7 @@ class SQLiteStore:
         row = self._connection().execute(Q["select_spec"], (version,)).fetchone()
         if row is None:
             raise StoreError(f"no workflow definition with version {version} is stored")
-        try:
-            spec = WorkflowSpec.model_validate_json(row[0])
-        except ValidationError as exc:
-            raise StoreError(
-                f"the stored definition {version[:12]} cannot be read (it was altered in the "
-                f"database): {exc.error_count()} problems, first: {exc.errors()[0]['msg']}"
-            ) from None
-        if spec.version != version:
-            raise StoreError(
-                f"the stored definition {version[:12]} no longer hashes to its version "
-                f"(now {spec.version[:12]}): it was altered in the database"
-            )
+        spec: WorkflowSpec = spec_from_row(version, row[0])
         return spec
 
     # --- appending events -------------------------------------------------------------------
@@ -608,10 +600,7 @@ class SQLiteStore:
 
     def history(self, run_id: str, after_seq: int = 0) -> list[StoredEvent]:
         rows = self._connection().execute(Q["select_history"], (run_id, after_seq))
-        return [
-            StoredEvent(run, seq, at, from_data(json.loads(data)), prev)
-            for run, seq, at, data, prev in rows
-        ]
+        return [stored_event_of(row) for row in rows]
 
     def chain_links(self, run_id: str) -> list[ChainLink]:
         """The stored events exactly as written, for ``verify_chain``."""
@@ -652,11 +641,7 @@ class SQLiteStore:
 
     def notifications(self, run_id: str) -> list[OutboxItem]:
         rows = self._connection().execute(Q["select_outbox_of_run"], (run_id,))
-        return [
-            OutboxItem(row_id, run, json.loads(notifier), json.loads(payload), deliveries,
-                       delivered_at, error)
-            for row_id, run, notifier, payload, deliveries, delivered_at, error in rows
-        ]  # fmt: skip
+        return [outbox_item_of(row) for row in rows]
 
     def circuits(self) -> list[CircuitState]:
         rows = self._connection().execute(Q["select_circuits"])
@@ -668,14 +653,11 @@ class SQLiteStore:
         rows = self._connection().execute(
             Q["select_waits"], {"kind": waits_for, "run": run_id, "limit": limit}
         )
-        return [
-            Wait(run, node, kind, since, until, json.loads(details), workflow, status)
-            for run, node, kind, since, until, details, workflow, status in rows
-        ]
+        return [wait_of(row) for row in rows]
 
     def due_timers(self, now: float, limit: int) -> list[Timer]:
         rows = self._connection().execute(Q["select_due_timers"], (now, limit))
-        return [Timer(run, key, due, json.loads(data)) for run, key, due, data in rows]
+        return [timer_of(row) for row in rows]
 
     def next_timer_at(self) -> float | None:
         (due,) = self._connection().execute(Q["select_next_timer"]).fetchone()
