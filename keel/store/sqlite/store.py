@@ -22,7 +22,8 @@ from typing import Any
 from keel.engine.events import Event, NodeReclaimed, NodeStarted
 from keel.errors import ConflictError, LeaseLostError, RunNotFoundError, StoreError
 from keel.spec.model import WorkflowSpec
-from keel.store.chain import GENESIS, ChainLink, canonical_json, event_json, link_hash
+from keel.store.appending import leasable_now, leased_claims, link_events, started_events
+from keel.store.chain import GENESIS, ChainLink, canonical_json
 from keel.store.limits import RATE_SLACK, Admission, Candidate, choose, rate_free_at
 from keel.store.records import (
     CircuitState,
@@ -215,27 +216,15 @@ class SQLiteStore:
         at: float,
         expected_seq: int | None = None,
     ) -> list[StoredEvent]:
-        at = float(at)  # what the REAL column gives back, so the hash verifies later
         head = conn.execute(Q["select_head"], (run_id,)).fetchone()
-        if head is None:
-            raise RunNotFoundError(f"no run with id {run_id}")
-        seq, prev = int(head[0]), str(head[1])
-        if expected_seq is not None and seq != expected_seq:
-            raise ConflictError(
-                f"run {run_id} is at event {seq}, not {expected_seq}: another process moved it"
+        appended = link_events(run_id, head, events, at, expected_seq)
+        if appended.rows:
+            conn.executemany(Q["insert_event"], appended.rows)
+            conn.execute(
+                Q["update_head"],
+                (appended.last_seq, appended.head_hash, float(at), run_id),
             )
-        stored: list[StoredEvent] = []
-        rows: list[tuple[Any, ...]] = []
-        for event in events:
-            seq += 1
-            payload = event_json(event)
-            node = getattr(event, "node", None)
-            rows.append((run_id, seq, at, event.kind, node, payload, prev))
-            stored.append(StoredEvent(run_id, seq, at, event, prev))
-            prev = link_hash(prev, run_id, seq, at, payload)
-        conn.executemany(Q["insert_event"], rows)
-        conn.execute(Q["update_head"], (seq, prev, at, run_id))
-        return stored
+        return appended.stored
 
     def create_run(
         self,
@@ -326,11 +315,7 @@ class SQLiteStore:
                 )  # fmt: skip
         # an attempt that needs a circuit goes through the queue, where the circuit is
         # checked, rather than straight to the worker
-        queues = None if t.lease_queues is None else set(t.lease_queues)
-        leased = [
-            r for r in t.enqueue
-            if r.available_at <= t.at and not r.limited and (queues is None or r.queue in queues)
-        ][: t.lease_limit]  # fmt: skip
+        leased = leasable_now(t)
         queued: list[Candidate] = []
         if t.lease_to is not None and len(leased) < t.lease_limit:
             queued = self._free(
@@ -401,10 +386,7 @@ class SQLiteStore:
         leases in one go: new ones, queued already held, and ``queued`` ones taken."""
         assert t.lease_to is not None
         owner, expires = t.lease_to, t.at + t.lease_for
-        taking = [(r.node, r.item, r.attempt) for r in leased]
-        taking += [(c.node, item_of(c.item), c.attempt) for c in queued]
-        started = [NodeStarted(node=node, attempt=attempt, worker=owner, item=item)
-                   for node, item, attempt in taking]  # fmt: skip
+        started = started_events(t, leased, queued)
         stored = self._append(conn, t.run_id, [*t.events, *started], t.at, t.expected_seq)
         conn.executemany(
             Q["insert_ready"], [ready_row(t.run_id, r, owner, expires) for r in leased]
@@ -414,11 +396,7 @@ class SQLiteStore:
         )
         chosen = {id(r) for r in leased}
         self._enqueue(conn, t.run_id, [r for r in t.enqueue if id(r) not in chosen])
-        claimed = [
-            Claimed(Lease(t.run_id, node, item, attempt, owner, expires), event)
-            for (node, item, attempt), event in zip(taking, stored[len(t.events) :], strict=True)
-        ]
-        return stored[: len(t.events)], claimed
+        return stored[: len(t.events)], leased_claims(t, stored)
 
     # --- the ready queue and leases ---------------------------------------------------------
 

@@ -1,0 +1,86 @@
+"""What both backends compute the same way when they write a transition: the rows of
+appended events with their hash links, and the attempts a transition leases to its
+worker with their ``NodeStarted`` events. Only the SQL that stores them differs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from keel.engine.events import Event, NodeStarted
+from keel.errors import ConflictError, RunNotFoundError
+from keel.store.chain import event_json, link_hash
+from keel.store.limits import Candidate
+from keel.store.records import Claimed, Lease, Ready, StoredEvent, Transition, item_of
+
+
+@dataclass(slots=True)
+class Appended:
+    """Events linked onto a run's head: the rows to insert and the run's new head."""
+
+    rows: list[tuple[Any, ...]]
+    stored: list[StoredEvent]
+    last_seq: int
+    head_hash: str
+
+
+def link_events(
+    run_id: str,
+    head: tuple[Any, Any] | None,
+    events: Sequence[Event],
+    at: float,
+    expected_seq: int | None,
+) -> Appended:
+    """Number and hash-link ``events`` after the run's ``head`` (last seq, head hash),
+    refusing a run that is missing or moved past ``expected_seq``."""
+    if head is None:
+        raise RunNotFoundError(f"no run with id {run_id}")
+    seq, prev = int(head[0]), str(head[1])
+    if expected_seq is not None and seq != expected_seq:
+        raise ConflictError(
+            f"run {run_id} is at event {seq}, not {expected_seq}: another process moved it"
+        )
+    at = float(at)  # what the column gives back, so the hash verifies later
+    appended = Appended([], [], seq, prev)
+    for event in events:
+        seq += 1
+        payload = event_json(event)
+        node = getattr(event, "node", None)
+        appended.rows.append((run_id, seq, at, event.kind, node, payload, prev))
+        appended.stored.append(StoredEvent(run_id, seq, at, event, prev))
+        prev = link_hash(prev, run_id, seq, at, payload)
+    appended.last_seq, appended.head_hash = seq, prev
+    return appended
+
+
+def leasable_now(t: Transition) -> list[Ready]:
+    """New attempts a transition with ``lease_to`` hands its worker straight away: due,
+    on one of its queues, and needing no circuit or limit (those only ``claim`` takes)."""
+    queues = None if t.lease_queues is None else set(t.lease_queues)
+    return [
+        r for r in t.enqueue
+        if r.available_at <= t.at and not r.limited and (queues is None or r.queue in queues)
+    ][: t.lease_limit]  # fmt: skip
+
+
+def started_events(t: Transition, leased: list[Ready], queued: list[Candidate]) -> list[Event]:
+    """The ``NodeStarted`` of what the transition leases: new attempts, then queued ones."""
+    assert t.lease_to is not None
+    taking = [(r.node, r.item, r.attempt) for r in leased]
+    taking += [(c.node, item_of(c.item), c.attempt) for c in queued]
+    return [NodeStarted(node=node, attempt=attempt, worker=t.lease_to, item=item)
+            for node, item, attempt in taking]  # fmt: skip
+
+
+def leased_claims(t: Transition, stored: list[StoredEvent]) -> list[Claimed]:
+    """The leases a transition took, from the ``NodeStarted`` events stored after its own."""
+    assert t.lease_to is not None
+    expires = t.at + t.lease_for
+    claimed: list[Claimed] = []
+    for started in stored[len(t.events) :]:
+        event = started.event
+        assert isinstance(event, NodeStarted)
+        lease = Lease(t.run_id, event.node, event.item, event.attempt, t.lease_to, expires)
+        claimed.append(Claimed(lease, started))
+    return claimed
