@@ -133,6 +133,10 @@ class RunState:
     nodes: dict[str, NodeState] = field(default_factory=dict)
     ended: int = 0
     last_seq: int = 0
+    #: the store's hash of the event at ``last_seq`` when known (None: the state runs
+    #: ahead of what is committed); the engine never reads it, the store checks a
+    #: transition against it so it commits only on top of exactly this state
+    head: str | None = None
     #: attempts scheduled and not yet ended (for the run's ``max_parallel``)
     out: int = 0
     #: nodes whose parents have all ended, not yet decided (skip, schedule or expand)

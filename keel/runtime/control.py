@@ -73,6 +73,7 @@ def record_run(
     committed = store.create_run(spec, run_input, lease(first) if lease else first, origin=origin)
     if cache is not None:
         cache.put(run_id, state)
+        cache.settle(committed)
     return committed
 
 

@@ -30,7 +30,7 @@ from keel.spec.expressions import evaluate
 from keel.spec.model import WorkflowSpec
 from keel.store.chain import canonical_json
 from keel.store.protocol import Store
-from keel.store.records import Lease, Ready, StoredEvent, Timer, Transition
+from keel.store.records import Committed, Lease, Ready, StoredEvent, Timer, Transition
 
 log = logging.getLogger("keel.runs")
 
@@ -152,10 +152,11 @@ def advance(
     the transition had committed; if the store refuses it, drop the state and reload.
     ``cache`` gives the definitions of child runs the transition starts.
     """
-    expected = state.last_seq
+    expected, expected_head = state.last_seq, state.head
     status_before = state.status
     events, writes = _decided(run_id, state, causes, now, cache)
     state.last_seq = expected + len(events)
+    state.head = None  # known once the transition commits (``RunCache.settle``)
     finished = state.finished
     changed = state.status is not status_before or expected == 0
     plan = state.plan
@@ -185,6 +186,7 @@ def advance(
         status=state.status.value if changed else None,  # no write when it stays the same
         output=state.output if finished else None,
         reason=state.reason if finished else None,
+        expected_head=expected_head,
     )
 
 
@@ -219,6 +221,7 @@ class RunCache:
             state = RunState.new(self.plan(record.spec_version), record.id)
             for stored in self.store.history(record.id):
                 apply(state, stored.event, stored.seq)
+                state.head = stored.hash
             self._states[run_id] = state
             if len(self._states) > self.capacity:
                 self._states.popitem(last=False)
@@ -239,5 +242,22 @@ class RunCache:
             return
         if state.last_seq == stored.seq - 1:
             apply(state, stored.event, stored.seq)
+            state.head = stored.hash
         else:  # an event of another process came in between: reload when next needed
             self.drop(stored.run_id)
+
+    def settle(self, committed: Committed) -> None:
+        """Learn the head a committed transition left its run at (``advance`` cannot
+        know it), so the run's next transition is checked against exactly it."""
+        if committed.error is not None:
+            return
+        t = committed.transition
+        state = self._states.get(t.run_id)
+        if state is None:
+            return
+        if committed.events:
+            last = committed.events[-1]
+            if state.last_seq == last.seq:  # not already ahead again, in the same batch
+                state.head = last.hash
+        elif state.last_seq == t.expected_seq:
+            state.head = t.expected_head

@@ -392,6 +392,7 @@ class Worker:
         for result, (transition, lease, outcome) in zip(results, batch, strict=True):
             if result.error is None:
                 self._running.pop(_key(lease), None)
+                self.cache.settle(result)
                 recorded += result.events
                 claimed += result.claimed
                 self._note_unleased(result)
@@ -638,8 +639,7 @@ class Worker:
                 log.error("run %s: %s", transition.run_id, result.error)
             return 0
         self._note_unleased(result)
-        for stored in result.events:
-            self.cache.observe(stored)
+        self.cache.settle(result)
         self._observe(result.events)
         return 1
 

@@ -31,15 +31,22 @@ def link_events(
     events: Sequence[Event],
     at: float,
     expected_seq: int | None,
+    expected_head: str | None = None,
 ) -> Appended:
     """Number and hash-link ``events`` after the run's ``head`` (last seq, head hash),
-    refusing a run that is missing or moved past ``expected_seq``."""
+    refusing a run that is missing or whose head is not the expected one: a count
+    alone would let through a run another process moved by as many events."""
     if head is None:
         raise RunNotFoundError(f"no run with id {run_id}")
     seq, prev = int(head[0]), str(head[1])
     if expected_seq is not None and seq != expected_seq:
         raise ConflictError(
             f"run {run_id} is at event {seq}, not {expected_seq}: another process moved it"
+        )
+    if expected_head is not None and prev != expected_head:
+        raise ConflictError(
+            f"run {run_id}: event {seq} is not the one this change was decided on "
+            "(another process moved it)"
         )
     at = float(at)  # what the column gives back, so the hash verifies later
     appended = Appended([], [], seq, prev)
@@ -48,10 +55,33 @@ def link_events(
         payload = event_json(event)
         node = getattr(event, "node", None)
         appended.rows.append((run_id, seq, at, event.kind, node, payload, prev))
-        appended.stored.append(StoredEvent(run_id, seq, at, event, prev))
-        prev = link_hash(prev, run_id, seq, at, payload)
+        link = link_hash(prev, run_id, seq, at, payload)
+        appended.stored.append(StoredEvent(run_id, seq, at, event, prev, link))
+        prev = link
     appended.last_seq, appended.head_hash = seq, prev
     return appended
+
+
+class BatchOrder:
+    """The transitions of one ``commit`` call, run by run: a transition decided on top
+    of an earlier one of its run in the same call (``expected_head`` None) must not
+    commit once that earlier one was refused, whatever the run's sequence number says,
+    so every later transition of a refused run is refused too, to be decided again."""
+
+    __slots__ = ("_refused",)
+
+    def __init__(self) -> None:
+        self._refused: set[str] = set()
+
+    def admit(self, t: Transition) -> None:
+        if t.run_id in self._refused:
+            raise ConflictError(
+                f"run {t.run_id}: an earlier change of this run in the same commit was "
+                "refused, and this one was decided on top of it"
+            )
+
+    def refused(self, t: Transition) -> None:
+        self._refused.add(t.run_id)
 
 
 def leasable_now(t: Transition) -> list[Ready]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keel.engine.events import Event
+from keel.store.chain import link_hash
 
 #: the ``item`` of work that is a whole node rather than one item of a map
 NO_ITEM = -1
@@ -47,6 +48,9 @@ class StoredEvent:
     at: float
     event: Event
     prev_hash: str
+    #: this event's own link (the ``prev_hash`` of the event after it): the head of the
+    #: run's history when it is the last, which a transition decided on top of it expects
+    hash: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,10 +187,15 @@ class OutboxItem:
 class Transition:
     """Everything one step of a run changes, committed in one transaction.
 
-    ``expected_seq`` is the last sequence number the caller's state reflects; if the run
-    moved on since, the store refuses with ``ConflictError``. Every lease in ``done``
-    must still be held, or the store refuses with ``LeaseLostError``: that is what keeps
-    a result from being recorded twice.
+    A transition commits only on top of exactly the state it was decided from:
+    ``expected_seq`` is the last sequence number that state reflects and
+    ``expected_head`` the hash of that last event; if the run's head is anything else
+    (another process appended to it, even as many events), the store refuses with
+    ``ConflictError``. ``expected_head`` is None when the caller decided on top of an
+    earlier transition of the same run in the same ``commit`` call, whose head it
+    cannot know yet: the store refuses it whenever that earlier one was refused. Every
+    lease in ``done`` must still be held, or the store refuses with ``LeaseLostError``:
+    that is what keeps a result from being recorded twice.
     """
 
     run_id: str
@@ -224,6 +233,8 @@ class Transition:
     lease_for: float = 30.0
     #: the queues ``lease_to`` takes work from (None: every queue)
     lease_queues: Sequence[str] | None = None
+    #: the hash of the run's last event in the state this was decided from (see above)
+    expected_head: str | None = None
 
 
 class Claims(list[Claimed]):
@@ -317,7 +328,8 @@ def stored_event_of(row: Sequence[Any]) -> StoredEvent:
     from keel.engine.events import from_data
 
     run, seq, at, data, prev = row
-    return StoredEvent(run, seq, at, from_data(json.loads(data)), prev)
+    return StoredEvent(run, seq, at, from_data(json.loads(data)), prev,
+                       link_hash(prev, run, seq, at, data))  # fmt: skip
 
 
 def outbox_item_of(row: Sequence[Any]) -> OutboxItem:

@@ -148,6 +148,7 @@ class Driver:
         state = RunState.new(self.plan)
         for stored in self.store.history(self.run_id):
             apply(state, stored.event, stored.seq)
+            state.head = stored.hash
         return state
 
     def step(self, causes: list[Event], done: tuple[Lease, ...] = ()) -> Transition:

@@ -10,6 +10,7 @@ and several processes claiming from one file.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import sqlite3
 import subprocess
@@ -30,6 +31,7 @@ from keel.engine import (
     RunStarted,
 )
 from keel.errors import ConflictError, LeaseLostError, RunNotFoundError, StoreError
+from keel.runtime.runs import advance
 from keel.spec import parse_spec
 from keel.spec.model import WorkflowSpec
 from keel.store import Lease, Store, StoredEvent, Timer, Transition
@@ -739,7 +741,7 @@ def test_a_database_from_a_newer_keel_is_refused(tmp_path: Path) -> None:
         (3,),
         (4,),
         (5,),
-            (6,),
+        (6,),
         (99,),
     ]
 
@@ -875,3 +877,72 @@ def test_processes_sharing_a_file_never_claim_the_same_attempt(sqlite_store: SQL
         assert process.returncode == 0, stderr
     claims = [[(r, n, i, a) for r, n, i, a in json.loads(out)] for out, _ in outputs]
     assert_each_claimed_once(sqlite_store, runs, claims)
+
+
+# --- a transition commits only on top of exactly the state it was decided from -----------
+
+
+def test_a_later_transition_of_a_run_refused_earlier_in_the_same_commit_is_refused(
+    store: Store,
+) -> None:
+    """The interleaving that hung runs under several workers: a worker decides two
+    outcomes of one run in one group commit, the second on top of the first; meanwhile
+    another process appends exactly as many events as the first adds. The first is
+    refused (the run moved), and the second, whose sequence number now matches by
+    chance, must be refused too: it was decided on a state the store never had."""
+    driver = Driver(store, map_spec(), "run-1", {"items": [1, 2, 3, 4]})
+    driver.start()
+    first, second = driver.claim("w1", limit=2)
+    state = driver.state()
+    now = driver.tick()
+    outcomes = [
+        advance("run-1", state, [NodeSucceeded(node="fan", attempt=1, output=n, item=c.lease.item)],
+                now, (c.lease,))
+        for n, c in enumerate((first, second))
+    ]  # fmt: skip
+    assert outcomes[1].expected_head is None  # decided on top of the first, not committed
+    assert outcomes[1].expected_seq == outcomes[0].expected_seq + len(outcomes[0].events)
+    # another process appends as many events as the first outcome does
+    taken = store.claim("w2", len(outcomes[0].events), driver.tick(), 30.0, run_id="run-1")
+    assert len(taken) == len(outcomes[0].events)
+    before = snapshot(store, "run-1")
+
+    results = store.commit(outcomes)
+
+    assert [type(result.error) for result in results] == [ConflictError, ConflictError]
+    assert snapshot(store, "run-1") == before
+    # decided again on the state the store has, both outcomes go in
+    again = driver.state()
+    retry = [
+        advance("run-1", again, [NodeSucceeded(node="fan", attempt=1, output=n, item=c.lease.item)],
+                driver.tick(), (c.lease,))
+        for n, c in enumerate((first, second))
+    ]  # fmt: skip
+    assert [result.error for result in store.commit(retry)] == [None, None]
+
+
+def test_a_transition_is_refused_when_the_run_has_other_events_at_the_same_number(
+    store: Store,
+) -> None:
+    """Not a count: a transition whose state ends with another event than the store's
+    at the same sequence number is refused."""
+    driver = Driver(store, roots_spec("a", "b"), "run-1")
+    driver.start()
+    cancel = driver.step([RunCancelled(reason="stop")])
+    assert cancel.expected_head == store.get_run("run-1").head_hash
+    (claimed,) = driver.claim("w1", limit=1)  # the run moves on by one event elsewhere
+    forged = dataclasses.replace(cancel, expected_seq=claimed.started.seq)
+    before = snapshot(store, "run-1")
+
+    (result,) = store.commit([forged])
+
+    assert isinstance(result.error, ConflictError)
+    assert snapshot(store, "run-1") == before
+
+
+def test_stored_events_carry_the_hash_the_next_event_links_to(store: Store) -> None:
+    driver = finished_three_node_run(store)
+    history = store.history(driver.run_id)
+    for stored, following in itertools.pairwise(history):
+        assert stored.hash == following.prev_hash
+    assert history[-1].hash == store.get_run(driver.run_id).head_hash

@@ -36,7 +36,13 @@ from psycopg_pool import ConnectionPool
 from keel.engine.events import Event, NodeReclaimed, NodeStarted
 from keel.errors import ConflictError, LeaseLostError, RunNotFoundError, StoreError
 from keel.spec.model import WorkflowSpec
-from keel.store.appending import leasable_now, leased_claims, link_events, started_events
+from keel.store.appending import (
+    BatchOrder,
+    leasable_now,
+    leased_claims,
+    link_events,
+    started_events,
+)
 from keel.store.chain import GENESIS, ChainLink, canonical_json
 from keel.store.limits import RATE_SLACK, Admission, Candidate, choose
 from keel.store.records import (
@@ -285,10 +291,11 @@ class PostgresStore:
         events: Sequence[Event],
         at: float,
         expected_seq: int | None = None,
+        expected_head: str | None = None,
     ) -> list[StoredEvent]:
         """Append to a run whose row this transaction has locked."""
         head = cur.execute(Q["select_head"], (run_id,)).fetchone()
-        appended = link_events(run_id, head, events, at, expected_seq)
+        appended = link_events(run_id, head, events, at, expected_seq, expected_head)
         if appended.rows:
             cur.executemany(Q["insert_event"], appended.rows)
             cur.execute(
@@ -339,10 +346,12 @@ class PostgresStore:
             return []
         results: list[Committed] = []
         notes: set[str] = set()
+        order = BatchOrder()
         with self._write() as cur:
             cur.execute(Q["lock_runs"], (sorted({t.run_id for t in transitions}),))
             for transition in transitions:
                 try:
+                    order.admit(transition)
                     # a refused transition leaves nothing behind, not even the leases it
                     # released before the refusal was found
                     with cur.connection.transaction():
@@ -350,8 +359,10 @@ class PostgresStore:
                         results.append(self._transition(cur, transition, mine))
                         notes |= mine
                 except _REFUSALS as exc:
+                    order.refused(transition)
                     results.append(Committed(transition, error=exc))
                 except _RETRYABLE as exc:
+                    order.refused(transition)
                     error = ConflictError(f"run {transition.run_id}: {exc}".strip())
                     results.append(Committed(transition, error=error))
             self._notify(cur, notes)
@@ -392,7 +403,7 @@ class PostgresStore:
                 cur, t.at, t.lease_limit - len(leased), [t.run_id], t.lease_queues, t.lease_for
             ).taken
         if t.lease_to is None or not (leased or queued):
-            stored = self._append(cur, t.run_id, t.events, t.at, t.expected_seq)
+            stored = self._append(cur, t.run_id, t.events, t.at, t.expected_seq, t.expected_head)
             self._enqueue(cur, t.run_id, t.enqueue)
             claimed: list[Claimed] = []
             unleased: Sequence[Ready] = t.enqueue
@@ -471,7 +482,14 @@ class PostgresStore:
         assert t.lease_to is not None
         owner, expires = t.lease_to, t.at + t.lease_for
         started = started_events(t, leased, queued)
-        stored = self._append(cur, t.run_id, [*t.events, *started], t.at, t.expected_seq)
+        stored = self._append(
+            cur,
+            t.run_id,
+            [*t.events, *started],
+            t.at,
+            t.expected_seq,
+            t.expected_head,
+        )
         if leased:
             cur.executemany(
                 Q["insert_ready"], [ready_row(t.run_id, r, owner, expires) for r in leased]

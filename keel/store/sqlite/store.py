@@ -22,7 +22,13 @@ from typing import Any
 from keel.engine.events import Event, NodeReclaimed, NodeStarted
 from keel.errors import ConflictError, LeaseLostError, RunNotFoundError, StoreError
 from keel.spec.model import WorkflowSpec
-from keel.store.appending import leasable_now, leased_claims, link_events, started_events
+from keel.store.appending import (
+    BatchOrder,
+    leasable_now,
+    leased_claims,
+    link_events,
+    started_events,
+)
 from keel.store.chain import GENESIS, ChainLink, canonical_json
 from keel.store.limits import RATE_SLACK, Admission, Candidate, choose, rate_free_at
 from keel.store.records import (
@@ -215,9 +221,10 @@ class SQLiteStore:
         events: Sequence[Event],
         at: float,
         expected_seq: int | None = None,
+        expected_head: str | None = None,
     ) -> list[StoredEvent]:
         head = conn.execute(Q["select_head"], (run_id,)).fetchone()
-        appended = link_events(run_id, head, events, at, expected_seq)
+        appended = link_events(run_id, head, events, at, expected_seq, expected_head)
         if appended.rows:
             conn.executemany(Q["insert_event"], appended.rows)
             conn.execute(
@@ -273,15 +280,18 @@ class SQLiteStore:
             except refusals as exc:
                 return [Committed(transitions[0], error=exc)]
         results: list[Committed] = []
+        order = BatchOrder()
         with self._write() as conn:
             for transition in transitions:
                 # a refused transition must leave nothing behind, not even the leases it
                 # released before the refusal was found
                 conn.execute("SAVEPOINT transition")
                 try:
+                    order.admit(transition)
                     committed = self._transition(conn, transition)
                 except refusals as exc:
                     conn.execute("ROLLBACK TO transition")
+                    order.refused(transition)
                     results.append(Committed(transition, error=exc))
                 else:
                     results.append(committed)
@@ -322,7 +332,7 @@ class SQLiteStore:
                 conn, t.at, t.lease_limit - len(leased), [t.run_id], t.lease_queues, t.lease_for
             ).taken
         if t.lease_to is None or not (leased or queued):
-            stored = self._append(conn, t.run_id, t.events, t.at, t.expected_seq)
+            stored = self._append(conn, t.run_id, t.events, t.at, t.expected_seq, t.expected_head)
             self._enqueue(conn, t.run_id, t.enqueue)
             claimed: list[Claimed] = []
         else:
@@ -387,7 +397,14 @@ class SQLiteStore:
         assert t.lease_to is not None
         owner, expires = t.lease_to, t.at + t.lease_for
         started = started_events(t, leased, queued)
-        stored = self._append(conn, t.run_id, [*t.events, *started], t.at, t.expected_seq)
+        stored = self._append(
+            conn,
+            t.run_id,
+            [*t.events, *started],
+            t.at,
+            t.expected_seq,
+            t.expected_head,
+        )
         conn.executemany(
             Q["insert_ready"], [ready_row(t.run_id, r, owner, expires) for r in leased]
         )
