@@ -38,7 +38,7 @@ def worker(
         list[str] | None,
         typer.Argument(
             help="Workflow files or modules to import (default: `modules` of keel.toml or "
-            "[tool.keel] in pyproject.toml, or KEEL_WORKER_MODULES)",
+            "\\[tool.keel] in pyproject.toml, or KEEL_WORKER_MODULES)",
             show_default=False,
         ),
     ] = None,
@@ -62,7 +62,7 @@ def worker(
     """Execute runs from the database until stopped (SIGTERM or Ctrl-C).
 
     Settings come from, highest first: the flags, the environment (KEEL_WORKER_MODULES,
-    KEEL_QUEUES, KEEL_CONCURRENCY, KEEL_DATABASE_URL), keel.toml, [tool.keel] in
+    KEEL_QUEUES, KEEL_CONCURRENCY, KEEL_DATABASE_URL), keel.toml, \\[tool.keel] in
     pyproject.toml. Pending database migrations are applied when the worker starts.
     """
     from keel.runtime.stores import open_store
