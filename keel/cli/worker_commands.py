@@ -140,11 +140,11 @@ def _import_code(config: WorkerConfig) -> None:
 
 def _announce(owner: str, config: WorkerConfig, listening: bool) -> None:
     from keel.runtime.stores import store_url
+    from keel.store.urls import masked_url
 
     queues = ",".join(config.queues) if config.queues else "every queue"
     wakeups = "notifications" if listening else "polling"
-    where = store_url(config.database_url)
-    shown = where.split("@")[-1] if "://" in where else where
+    shown = masked_url(store_url(_database_url(config)))
     typer.echo(
         f"keel worker {owner}: {queues}, {config.concurrency} at once, {shown} ({wakeups}); "
         f"modules: {', '.join(Path(m).name for m in config.modules) or 'none'}",

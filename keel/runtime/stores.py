@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from keel.errors import StoreError
 from keel.store.protocol import Store
+from keel.store.urls import masked_url
 
 DEFAULT_PATH = Path(".keel") / "keel.db"
 ENVIRONMENT = "KEEL_DATABASE_URL"
@@ -39,13 +40,15 @@ def open_store(url: str | None = None, *, upgrade: bool = False) -> Store:
     if parts.scheme == "sqlite":
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
         if not path:
-            raise StoreError(f"{url}: no file named; use sqlite:///path/to/keel.db")
+            raise StoreError(f"{masked_url(url)}: no file named; use sqlite:///path/to/keel.db")
         options = {
             key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()
         }
         unknown = sorted(set(options) - {"synchronous"})
         if unknown:
-            raise StoreError(f"{url}: unknown option {', '.join(unknown)} (known: synchronous)")
+            raise StoreError(
+                f"{masked_url(url)}: unknown option {', '.join(unknown)} (known: synchronous)"
+            )
         return SQLiteStore(path, synchronous=options.get("synchronous", "normal"))
     if parts.scheme in ("postgresql", "postgres"):
         try:
@@ -57,6 +60,6 @@ def open_store(url: str | None = None, *, upgrade: bool = False) -> Store:
             ) from None
         return PostgresStore(url, upgrade=upgrade)
     raise StoreError(
-        f"{url}: unknown database URL scheme '{parts.scheme}' "
+        f"{masked_url(url)}: unknown database URL scheme '{parts.scheme}' "
         "(use sqlite:///PATH or postgresql://USER@HOST/DB)"
     )

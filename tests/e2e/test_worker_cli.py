@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -155,3 +156,22 @@ def test_bad_settings_are_refused_naming_the_setting(url: str, tmp_path: Path) -
     assert typo.returncode == 1
     assert "concurency" in typo.stderr
     assert "keel.toml" in typo.stderr
+
+
+def test_the_worker_banner_does_not_show_the_database_password(url: str, tmp_path: Path) -> None:
+    parts = urlsplit(url)
+    user, secret = parts.username or "postgres", parts.password or "s3cret"
+    netloc = f"{user}:{secret}@{parts.hostname}:{parts.port or 5432}"
+    with_password = urlunsplit(
+        (parts.scheme, netloc, parts.path, f"{parts.query}&password={secret}", "")
+    )
+    proc = worker(with_password, tmp_path)
+    (log,) = tmp_path.glob("worker-*.log")
+    try:
+        until("the worker announced itself", lambda: " modules: " in log.read_text())
+    finally:
+        assert stop(proc) == 0
+    shown = log.read_text()
+    assert secret not in shown
+    assert f"{user}:***@{parts.hostname}" in shown
+    assert "password=***" in shown

@@ -63,6 +63,7 @@ from keel.store.records import (
     wait_of,
 )
 from keel.store.sql import Migration, load_migrations, load_queries
+from keel.store.urls import masked_url
 
 Q = load_queries("keel.store.postgres")
 log = logging.getLogger("keel.store.postgres")
@@ -109,7 +110,7 @@ def parse_url(url: str) -> tuple[str, str]:
             kept.append((key, value))
     if not _SCHEMA_NAME.match(schema):
         raise StoreError(
-            f"{url}: schema={schema!r} must be lower-case letters, digits and _ "
+            f"{masked_url(url)}: schema={schema!r} must be lower-case letters, digits and _ "
             "(at most 63, not starting with a digit)"
         )
     scheme = "postgresql"
@@ -162,9 +163,7 @@ class PostgresStore:
             raise
 
     def _shown_url(self) -> str:
-        parts = urlsplit(self.url)
-        host = parts.hostname or "localhost"
-        return f"postgresql://{host}:{parts.port or 5432}{parts.path}"
+        return masked_url(self.url)
 
     # --- connections and transactions ---------------------------------------------------
 
