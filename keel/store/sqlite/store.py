@@ -49,6 +49,7 @@ from keel.store.records import (
     wait_of,
 )
 from keel.store.sql import load_migrations, load_queries
+from keel.store.sqlite.files import create_private
 
 Q = load_queries("keel.store.sqlite")
 #: how far a paused run's queued attempts are moved ahead (about 31,000 years): out of
@@ -115,7 +116,7 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._applied: list[str] = []
         if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            create_private(self.path)
         try:
             self._migrate()
         except BaseException:
