@@ -6,8 +6,9 @@ bare path is taken as a SQLite file. The default is ``.keel/keel.db`` in the cur
 folder, so a project keeps its runs beside its code.
 
 ``postgresql://user@host:5432/db`` (optionally ``?schema=NAME``, default ``keel``) is the
-store many hosts share. Its migrations are applied by ``keel db upgrade`` or by a
-starting worker (``upgrade=True``); other commands refuse a database that needs them.
+store many hosts share. Its migrations are applied by ``keel db upgrade`` and by the
+commands that execute runs (``keel worker``, ``keel run``, ``keel resume``:
+``upgrade=True``); other commands refuse a database that needs them.
 """
 
 from __future__ import annotations

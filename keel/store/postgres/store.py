@@ -206,8 +206,8 @@ class PostgresStore:
                 names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
                 raise StoreError(
                     f"the database {self._shown_url()} (schema {self.schema}) needs "
-                    f"migrations {names}: run `keel db upgrade` (a worker applies them "
-                    "itself when it starts)"
+                    f"migrations {names}: run `keel db upgrade` (keel worker, keel run and "
+                    "keel resume apply them themselves)"
                 )
             for migration in pending:
                 for statement in _sql_statements(migration.sql):
