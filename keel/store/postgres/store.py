@@ -39,6 +39,7 @@ from keel.spec.model import WorkflowSpec
 from keel.store.appending import leasable_now, leased_claims, link_events, started_events
 from keel.store.chain import GENESIS, ChainLink, canonical_json
 from keel.store.limits import RATE_SLACK, Admission, Candidate, choose
+from keel.store.presence import WorkerRecord, worker_of, worker_row
 from keel.store.records import (
     CircuitState,
     Claimed,
@@ -714,6 +715,32 @@ class PostgresStore:
         with self._read() as cur:
             row = cur.execute(Q["select_next_timer"]).fetchone()
         return None if row is None or row[0] is None else float(row[0])
+
+    # --- live workers (see keel.store.presence) -------------------------------------------
+    # A table of their own, written only by workers: nothing else in the store reads it.
+
+    def register_worker(self, worker: WorkerRecord) -> None:
+        with self._write() as cur:
+            cur.execute(Q["upsert_worker"], worker_row(worker))
+
+    def worker_seen(self, owner: str, at: float) -> bool:
+        with self._write() as cur:
+            cur.execute(Q["worker_seen"], (at, owner))
+            return cur.rowcount == 1
+
+    def unregister_worker(self, owner: str) -> None:
+        with self._write() as cur:
+            cur.execute(Q["delete_worker"], (owner,))
+
+    def live_workers(self, seen_since: float) -> list[WorkerRecord]:
+        with self._read() as cur:
+            rows = cur.execute(Q["select_live_workers"], (seen_since,)).fetchall()
+        return [worker_of(row) for row in rows]
+
+    def forget_workers(self, seen_before: float) -> int:
+        with self._write() as cur:
+            cur.execute(Q["forget_workers"], (seen_before,))
+            return cur.rowcount
 
 
 class _Listener:
