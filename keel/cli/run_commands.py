@@ -27,6 +27,7 @@ from keel.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from keel.engine.plan import Plan
     from keel.runtime.runs import RunCache
     from keel.runtime.worker import Worker
     from keel.store.protocol import Store
@@ -85,6 +86,8 @@ def run(
             # a shared database has workers on other hosts; a local file needs a process
             if store.database_time() is None:
                 _spawn_resume(record.id, db)
+            else:
+                _say_if_no_worker(store, cache.plan(record.spec_version), target)
             typer.echo(record.id)
             return
         _execute(store, [record.id], concurrency=concurrency, quiet=quiet, cache=cache)
@@ -158,6 +161,22 @@ def cancel(
     with opened_store(db) as store, reported_errors():
         record = cancel_run(store, run_id, reason=reason, by=by)
     typer.echo(f"run {record.id[:8]} cancelled")
+
+
+def _say_if_no_worker(store: Store, plan: Plan, target: str) -> None:
+    """Warn (the run is recorded all the same) about each queue of the run's steps that
+    no live worker takes: nothing will execute them until one starts."""
+    from keel.authoring.loading import split_target
+    from keel.runtime.presence import queues_without_worker
+
+    now = store.database_time()
+    assert now is not None  # a shared database
+    queues = sorted({node.queue for node in plan.nodes.values() if node.queue})
+    code = split_target(target)[0]
+    for queue in queues_without_worker(store, queues, now):
+        typer.echo(
+            f"no live worker takes queue {queue}: start one with `keel worker {code}`", err=True
+        )
 
 
 def _spawn_resume(run_id: str, db: str | None) -> None:

@@ -84,7 +84,9 @@ def worker(
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    options = WorkerOptions(concurrency=config.concurrency, queues=config.queues, stop_grace=grace)
+    options = WorkerOptions(
+        concurrency=config.concurrency, queues=config.queues, stop_grace=grace, announce=True
+    )
     running = Worker(store, options)
     _announce(running.owner, config, running.listening)
     running.reclaim()
