@@ -36,6 +36,7 @@ def test_the_password_is_masked_and_nothing_else_changes(url: str, shown: str) -
         "mysql://ann:s3cret@127.0.0.1/keel",
         "sqlite://ann:s3cret@/?synchronous=full",
         "sqlite:///tmp/keel.db?password=s3cret",
+        "postgresql://ann:s3cret@127.0.0.1:1/test?password=s3cret",  # nothing listens there
     ],
 )
 def test_an_error_about_a_url_does_not_show_its_password(url: str) -> None:
