@@ -12,6 +12,7 @@ from keel.cli import (
     wait_commands,
     worker_commands,
 )
+from keel.cli.help import PlainFlagsGroup, plain_flags
 
 app = typer.Typer(
     name="keel",
@@ -19,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=PlainFlagsGroup,
 )
 spec_commands.register(app)
 run_commands.register(app)
@@ -34,3 +36,6 @@ def version() -> None:
     from keel import __version__
 
     typer.echo(__version__)
+
+
+plain_flags(app)

@@ -54,11 +54,14 @@ def reported_errors() -> Iterator[None]:
 
 
 @contextmanager
-def opened_store(url: str | None) -> Iterator[Store]:
+def opened_store(url: str | None, *, upgrade: bool = False) -> Iterator[Store]:
+    """The store ``url`` names, closed after the block. ``upgrade``: apply a shared
+    database's pending migrations, as a starting worker does (for the commands that
+    execute runs: they are what a new user types first on a new database)."""
     from keel.runtime.stores import open_store
 
     with reported_errors():
-        store = open_store(url)
+        store = open_store(url, upgrade=upgrade)
     try:
         yield store
     finally:

@@ -109,9 +109,9 @@ def skip(
 
 
 def _continue(run_id: str, db: str | None) -> None:
-    from keel.cli.run_commands import resume
+    from keel.cli.run_commands import continue_run
 
-    resume([run_id], concurrency=8, quiet=False, db=db)
+    continue_run(run_id, db)
 
 
 def failed(

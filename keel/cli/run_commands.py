@@ -27,6 +27,7 @@ from keel.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from keel.engine.plan import Plan
     from keel.runtime.runs import RunCache
     from keel.runtime.worker import Worker
     from keel.store.protocol import Store
@@ -77,7 +78,7 @@ def run(
 
     loaded = load_code(target)
     run_input = parse_input(input, inputs or [], loaded.spec.input_schema)
-    with opened_store(db) as store:
+    with opened_store(db, upgrade=True) as store:
         cache = RunCache(store)
         with reported_errors():
             record = start_run(store, loaded.spec, run_input, origin=origin_of(target), cache=cache)
@@ -85,6 +86,8 @@ def run(
             # a shared database has workers on other hosts; a local file needs a process
             if store.database_time() is None:
                 _spawn_resume(record.id, db)
+            else:
+                _say_if_no_worker(store, cache.plan(record.spec_version), target)
             typer.echo(record.id)
             return
         _execute(store, [record.id], concurrency=concurrency, quiet=quiet, cache=cache)
@@ -104,7 +107,7 @@ def resume(
     Attempts held by a process that died on this host are taken back at once; attempts
     that had finished are not run again.
     """
-    with opened_store(db) as store, reported_errors():
+    with opened_store(db, upgrade=True) as store, reported_errors():
         if run_ids:
             records = [store.get_run(run_id) for run_id in run_ids]
         else:
@@ -114,16 +117,36 @@ def resume(
                 for record in store.list_runs(status=status, limit=1_000_000)
             ]
         finished = [r for r in records if r.status in ("succeeded", "failed", "cancelled")]
-        for record in finished:
-            typer.echo(f"run {record.id[:8]} has already ended ({record.status})", err=True)
-        records = [r for r in records if r not in finished]
+        if finished:  # asked for by id: an error, before anything is resumed
+            for record in finished:
+                typer.echo(
+                    f"run {record.id[:8]} has already ended ({record.status}): nothing to "
+                    f"resume (see `keel show {record.id[:8]}`)",
+                    err=True,
+                )
+            raise typer.Exit(1)
         if not records:
-            if not run_ids:
-                typer.echo("no unfinished runs", err=True)
+            typer.echo("no unfinished runs", err=True)
             return
         for origin in sorted({r.origin for r in records if r.origin}):
             load_code(origin)
         _execute(store, [r.id for r in records], concurrency=concurrency, quiet=quiet)
+
+
+def continue_run(run_id: str, db: str | None) -> None:
+    """Execute a run here until it ends, after ``keel retry`` or ``keel skip`` changed it.
+    A run that has ended already (the change ended it, or another process finished it
+    meanwhile) gets its summary and output, as ``keel run`` prints them."""
+    from rich.console import Console
+
+    from keel.runtime.runs import RunCache
+
+    with opened_store(db) as store, reported_errors():
+        record = store.get_run(run_id)
+        if record.status in ("succeeded", "failed", "cancelled"):
+            _finish(store, [record.id], False, Console(stderr=True), RunCache(store))
+            return
+    resume([run_id], concurrency=8, quiet=False, db=db)
 
 
 def cancel(
@@ -138,6 +161,22 @@ def cancel(
     with opened_store(db) as store, reported_errors():
         record = cancel_run(store, run_id, reason=reason, by=by)
     typer.echo(f"run {record.id[:8]} cancelled")
+
+
+def _say_if_no_worker(store: Store, plan: Plan, target: str) -> None:
+    """Warn (the run is recorded all the same) about each queue of the run's steps that
+    no live worker takes: nothing will execute them until one starts."""
+    from keel.authoring.loading import split_target
+    from keel.runtime.presence import queues_without_worker
+
+    now = store.database_time()
+    assert now is not None  # a shared database
+    queues = sorted({node.queue for node in plan.nodes.values() if node.queue})
+    code = split_target(target)[0]
+    for queue in queues_without_worker(store, queues, now):
+        typer.echo(
+            f"no live worker takes queue {queue}: start one with `keel worker {code}`", err=True
+        )
 
 
 def _spawn_resume(run_id: str, db: str | None) -> None:

@@ -38,7 +38,7 @@ def worker(
         list[str] | None,
         typer.Argument(
             help="Workflow files or modules to import (default: `modules` of keel.toml or "
-            "[tool.keel] in pyproject.toml, or KEEL_WORKER_MODULES)",
+            "\\[tool.keel] in pyproject.toml, or KEEL_WORKER_MODULES)",
             show_default=False,
         ),
     ] = None,
@@ -62,7 +62,7 @@ def worker(
     """Execute runs from the database until stopped (SIGTERM or Ctrl-C).
 
     Settings come from, highest first: the flags, the environment (KEEL_WORKER_MODULES,
-    KEEL_QUEUES, KEEL_CONCURRENCY, KEEL_DATABASE_URL), keel.toml, [tool.keel] in
+    KEEL_QUEUES, KEEL_CONCURRENCY, KEEL_DATABASE_URL), keel.toml, \\[tool.keel] in
     pyproject.toml. Pending database migrations are applied when the worker starts.
     """
     from keel.runtime.stores import open_store
@@ -84,7 +84,9 @@ def worker(
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    options = WorkerOptions(concurrency=config.concurrency, queues=config.queues, stop_grace=grace)
+    options = WorkerOptions(
+        concurrency=config.concurrency, queues=config.queues, stop_grace=grace, announce=True
+    )
     running = Worker(store, options)
     _announce(running.owner, config, running.listening)
     running.reclaim()
@@ -140,11 +142,11 @@ def _import_code(config: WorkerConfig) -> None:
 
 def _announce(owner: str, config: WorkerConfig, listening: bool) -> None:
     from keel.runtime.stores import store_url
+    from keel.store.urls import masked_url
 
     queues = ",".join(config.queues) if config.queues else "every queue"
     wakeups = "notifications" if listening else "polling"
-    where = store_url(config.database_url)
-    shown = where.split("@")[-1] if "://" in where else where
+    shown = masked_url(store_url(_database_url(config)))
     typer.echo(
         f"keel worker {owner}: {queues}, {config.concurrency} at once, {shown} ({wakeups}); "
         f"modules: {', '.join(Path(m).name for m in config.modules) or 'none'}",

@@ -6,8 +6,9 @@ bare path is taken as a SQLite file. The default is ``.keel/keel.db`` in the cur
 folder, so a project keeps its runs beside its code.
 
 ``postgresql://user@host:5432/db`` (optionally ``?schema=NAME``, default ``keel``) is the
-store many hosts share. Its migrations are applied by ``keel db upgrade`` or by a
-starting worker (``upgrade=True``); other commands refuse a database that needs them.
+store many hosts share. Its migrations are applied by ``keel db upgrade`` and by the
+commands that execute runs (``keel worker``, ``keel run``, ``keel resume``:
+``upgrade=True``); other commands refuse a database that needs them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from keel.errors import StoreError
 from keel.store.protocol import Store
+from keel.store.urls import masked_url
 
 DEFAULT_PATH = Path(".keel") / "keel.db"
 ENVIRONMENT = "KEEL_DATABASE_URL"
@@ -39,13 +41,15 @@ def open_store(url: str | None = None, *, upgrade: bool = False) -> Store:
     if parts.scheme == "sqlite":
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
         if not path:
-            raise StoreError(f"{url}: no file named; use sqlite:///path/to/keel.db")
+            raise StoreError(f"{masked_url(url)}: no file named; use sqlite:///path/to/keel.db")
         options = {
             key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()
         }
         unknown = sorted(set(options) - {"synchronous"})
         if unknown:
-            raise StoreError(f"{url}: unknown option {', '.join(unknown)} (known: synchronous)")
+            raise StoreError(
+                f"{masked_url(url)}: unknown option {', '.join(unknown)} (known: synchronous)"
+            )
         return SQLiteStore(path, synchronous=options.get("synchronous", "normal"))
     if parts.scheme in ("postgresql", "postgres"):
         try:
@@ -57,6 +61,6 @@ def open_store(url: str | None = None, *, upgrade: bool = False) -> Store:
             ) from None
         return PostgresStore(url, upgrade=upgrade)
     raise StoreError(
-        f"{url}: unknown database URL scheme '{parts.scheme}' "
+        f"{masked_url(url)}: unknown database URL scheme '{parts.scheme}' "
         "(use sqlite:///PATH or postgresql://USER@HOST/DB)"
     )

@@ -46,6 +46,7 @@ from keel.runtime.executor import Executor
 from keel.runtime.invoke import Invocation, Outcome, TaskCatalog, make_context
 from keel.runtime.notifications import deliver_item, redelivery_at
 from keel.runtime.owner import Owner, known_dead
+from keel.runtime.presence import LIVE_WITHIN, Presence
 from keel.runtime.runs import RunCache, advance
 from keel.runtime.timers import timer_causes
 from keel.spec.model import WorkflowSpec
@@ -100,6 +101,9 @@ class WorkerOptions:
     #: when asked to stop, seconds to let running attempts finish before giving the
     #: rest back to the queue for another worker (None: wait for all of them)
     stop_grace: float | None = None
+    #: list this worker in the store's live workers while it runs (``keel worker``; not
+    #: ``keel run``, which executes only its own runs): see ``keel.runtime.presence``
+    announce: bool = False
 
 
 def _key(lease: Lease) -> tuple[str, str, int | None]:
@@ -160,6 +164,10 @@ class Worker:
         self._look_at = _NOW
         self._stop_listening = store.listen(self._outcomes.put)
         self.listening = self._stop_listening is not None
+        self._presence: Presence | None = None
+        if self.options.announce:
+            every = min(self.options.lease_for, LIVE_WITHIN) / 3
+            self._presence = Presence(store, self.owner, self.options.queues, every=every)
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -186,11 +194,14 @@ class Worker:
         return [self.store.get_run(run) for run in run_ids]
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Work until ``stop`` is set, then finish what runs (within ``stop_grace``)."""
+        """Work until ``stop`` is set, then finish what runs (within ``stop_grace``)
+        and, with ``announce``, leave the list of live workers."""
         idle = False
         while not stop.is_set():
             idle = not self.step(wait=idle)
         self.drain(self.options.stop_grace)
+        if self._presence is not None:
+            self._presence.withdraw()
 
     def step(self, *, wait: bool = False, run_ids: list[str] | None = None) -> bool:
         """One turn: maintenance, record finished attempts, claim new ones. Whether
@@ -520,6 +531,8 @@ class Worker:
 
     def _maintain(self, run_ids: list[str] | None) -> None:
         now = self.clock.now()
+        if self._presence is not None:
+            self._presence.beat(now)
         if self._running and now - self._renewed_at >= self.options.lease_for / 3:
             self.store.renew(self.owner, now, self.options.lease_for)
             self._renewed_at = now

@@ -6,6 +6,7 @@ package never knows which backends exist beyond its own modules.
 """
 
 from keel.store.chain import ChainLink, ChainReport, canonical_json, verify_chain
+from keel.store.presence import WorkerRecord
 from keel.store.protocol import Store
 from keel.store.records import (
     CircuitOutcome,
@@ -36,6 +37,7 @@ __all__ = [
     "Timer",
     "Transition",
     "Wait",
+    "WorkerRecord",
     "canonical_json",
     "verify_chain",
 ]

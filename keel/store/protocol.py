@@ -15,6 +15,8 @@ the same semantics, checked by one contract test-suite. Rules every backend keep
   its ``timers`` may be for other runs (a child tells its parent it ended that way).
 - A run on hold (``hold``) has its queued attempts out of every claim's reach until the
   hold is released; an attempt reclaimed from it meanwhile goes back on hold.
+- A worker is live while it is seen (``worker_seen``); a row alone proves nothing, as a
+  killed worker never removes its own.
 - Attempts with a concurrency key are never held more than its limit at once, and
   attempts with a rate key never start more than its limit in any window, across every
   process using the store; only ``claim`` takes them (see ``keel.store.limits``).
@@ -27,6 +29,7 @@ from typing import Any, Protocol
 
 from keel.spec.model import WorkflowSpec
 from keel.store.chain import ChainLink
+from keel.store.presence import WorkerRecord
 from keel.store.records import (
     CircuitState,
     Claimed,
@@ -169,3 +172,22 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
+
+    # --- live workers (see keel.store.presence) -------------------------------------------
+
+    def register_worker(self, worker: WorkerRecord) -> None:
+        """Record a worker that starts (replacing any row with its owner)."""
+
+    def worker_seen(self, owner: str, at: float) -> bool:
+        """The worker's heartbeat: it was seen ``at``. False when the store does not
+        know it (it was forgotten meanwhile): it should register again."""
+
+    def unregister_worker(self, owner: str) -> None:
+        """Remove a worker that stops cleanly (nothing happens for an unknown one)."""
+
+    def live_workers(self, seen_since: float) -> list[WorkerRecord]:
+        """The workers seen at ``seen_since`` or later, the longest running first."""
+
+    def forget_workers(self, seen_before: float) -> int:
+        """Remove the workers not seen since ``seen_before`` (killed ones never
+        unregister); how many were removed."""

@@ -36,6 +36,7 @@ from keel.spec import parse_spec
 from keel.spec.model import WorkflowSpec
 from keel.store import Lease, Store, StoredEvent, Timer, Transition
 from keel.store.chain import GENESIS
+from keel.store.sql import load_migrations
 from keel.store.sqlite import SQLiteStore
 from tests.contract.conftest import (
     T0,
@@ -705,6 +706,9 @@ def test_history_returns_the_events_exactly_as_committed(store: Store) -> None:
 
 # --- SQLite: migrations -------------------------------------------------------------------
 
+#: the newest schema version this keel knows
+NEWEST = len(load_migrations("keel.store.sqlite.migrations"))
+
 
 def test_reopening_a_database_does_not_apply_migrations_again(tmp_path: Path) -> None:
     path = tmp_path / "keel.db"
@@ -714,14 +718,9 @@ def test_reopening_a_database_does_not_apply_migrations_again(tmp_path: Path) ->
 
     again = SQLiteStore(path)
     try:
-        assert again.schema_version() == 6
+        assert again.schema_version() == NEWEST
         assert raw_sql(path, "SELECT version FROM schema_migrations") == [
-            (1,),
-            (2,),
-            (3,),
-            (4,),
-            (5,),
-            (6,),
+            (version,) for version in range(1, NEWEST + 1)
         ]
         assert again.get_run("run-1").last_seq == 2
     finally:
@@ -736,20 +735,13 @@ def test_a_database_from_a_newer_keel_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="upgrade keel"):
         SQLiteStore(path)
     assert raw_sql(path, "SELECT version FROM schema_migrations") == [
-        (1,),
-        (2,),
-        (3,),
-        (4,),
-        (5,),
-        (6,),
+        *((version,) for version in range(1, NEWEST + 1)),
         (99,),
     ]
 
 
 def test_a_version_1_database_is_upgraded_with_its_queue_and_leases(tmp_path: Path) -> None:
     """0002 rebuilds the ready queue: queued and held attempts must survive it."""
-    from keel.store.sql import load_migrations
-
     path = tmp_path / "keel.db"
     (initial,) = [m for m in load_migrations("keel.store.sqlite.migrations") if m.version == 1]
     conn = sqlite3.connect(path, isolation_level=None)
@@ -764,7 +756,7 @@ def test_a_version_1_database_is_upgraded_with_its_queue_and_leases(tmp_path: Pa
 
     store = SQLiteStore(path)
     try:
-        assert store.schema_version() == 6
+        assert store.schema_version() == NEWEST
         assert store.leases("r") == [Lease("r", "a", None, 1, "w1", 31.0)]
         assert store.ready_count("r") == 2
         (claimed,) = raw_sql(path, "SELECT node, item, attempt FROM ready WHERE owner IS NULL")

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -157,3 +158,47 @@ def test_bad_settings_are_refused_naming_the_setting(url: str, tmp_path: Path) -
     assert typo.returncode == 1
     assert "concurency" in typo.stderr
     assert "keel.toml" in typo.stderr
+
+
+def test_the_worker_banner_does_not_show_the_database_password(url: str, tmp_path: Path) -> None:
+    parts = urlsplit(url)
+    user, secret = parts.username or "postgres", parts.password or "s3cret"
+    netloc = f"{user}:{secret}@{parts.hostname}:{parts.port or 5432}"
+    with_password = urlunsplit(
+        (parts.scheme, netloc, parts.path, f"{parts.query}&password={secret}", "")
+    )
+    proc = worker(with_password, tmp_path)
+    (log,) = tmp_path.glob("worker-*.log")
+    try:
+        until("the worker announced itself", lambda: " modules: " in log.read_text())
+    finally:
+        assert stop(proc) == 0
+    shown = log.read_text()
+    assert secret not in shown
+    assert f"{user}:***@{parts.hostname}" in shown
+    assert "password=***" in shown
+
+
+def test_detach_says_when_no_live_worker_takes_the_runs_queue(
+    url: str, store: Store, tmp_path: Path
+) -> None:
+    lonely = keel(url, "run", f"{FLOWS}:elsewhere", "-i", "name=ed", "--detach")
+
+    assert lonely.returncode == 0, lonely.stderr
+    assert store.get_run(lonely.stdout.strip()).status == "running"  # queued all the same
+    hint = f"no live worker takes queue special: start one with `keel worker {FLOWS}`"
+    assert hint in lonely.stderr
+
+    proc = worker(url, tmp_path, "--queues", "default")
+    try:
+        until("the worker is listed", lambda: len(store.live_workers(seen_since=0.0)) == 1)
+        served = keel(url, "run", f"{FLOWS}:hello", "-i", "name=fay", "--detach")
+        unserved = keel(url, "run", f"{FLOWS}:elsewhere", "-i", "name=gus", "--detach")
+    finally:
+        assert stop(proc) == 0
+
+    assert served.returncode == 0, served.stderr
+    assert "no live worker" not in served.stderr
+    assert unserved.returncode == 0, unserved.stderr
+    assert "no live worker takes queue special" in unserved.stderr
+    assert store.live_workers(seen_since=0.0) == []  # a clean stop leaves the list

@@ -37,3 +37,13 @@ def elsewhere(name: str) -> str:
 @keel.workflow
 def sleepy(seconds: float) -> str:
     return slow(seconds)
+
+
+@keel.task
+def refuse(name: str) -> str:
+    raise ValueError(f"{name} refused")
+
+
+@keel.workflow
+def refused(name: str) -> str:
+    return refuse(name)

@@ -225,3 +225,23 @@ ORDER BY w.since, w.run_id, w.node LIMIT %(limit)s;
 
 -- name: database_time
 SELECT extract(epoch FROM clock_timestamp())::double precision;
+
+-- name: upsert_worker
+-- live workers (keel.store.presence): registered at start, seen with each heartbeat
+INSERT INTO workers (owner, host, pid, queues, started_at, seen_at)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (owner) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+    queues = excluded.queues, started_at = excluded.started_at, seen_at = excluded.seen_at;
+
+-- name: worker_seen
+UPDATE workers SET seen_at = greatest(seen_at, %s) WHERE owner = %s;
+
+-- name: delete_worker
+DELETE FROM workers WHERE owner = %s;
+
+-- name: select_live_workers
+SELECT owner, host, pid, queues, started_at, seen_at FROM workers
+WHERE seen_at >= %s ORDER BY started_at, owner;
+
+-- name: forget_workers
+DELETE FROM workers WHERE seen_at < %s;

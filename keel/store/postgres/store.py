@@ -45,6 +45,7 @@ from keel.store.appending import (
 )
 from keel.store.chain import GENESIS, ChainLink, canonical_json
 from keel.store.limits import RATE_SLACK, Admission, Candidate, choose
+from keel.store.presence import WorkerRecord, worker_of, worker_row
 from keel.store.records import (
     CircuitState,
     Claimed,
@@ -69,6 +70,7 @@ from keel.store.records import (
     wait_of,
 )
 from keel.store.sql import Migration, load_migrations, load_queries
+from keel.store.urls import masked_url
 
 Q = load_queries("keel.store.postgres")
 log = logging.getLogger("keel.store.postgres")
@@ -115,7 +117,7 @@ def parse_url(url: str) -> tuple[str, str]:
             kept.append((key, value))
     if not _SCHEMA_NAME.match(schema):
         raise StoreError(
-            f"{url}: schema={schema!r} must be lower-case letters, digits and _ "
+            f"{masked_url(url)}: schema={schema!r} must be lower-case letters, digits and _ "
             "(at most 63, not starting with a digit)"
         )
     scheme = "postgresql"
@@ -168,9 +170,7 @@ class PostgresStore:
             raise
 
     def _shown_url(self) -> str:
-        parts = urlsplit(self.url)
-        host = parts.hostname or "localhost"
-        return f"postgresql://{host}:{parts.port or 5432}{parts.path}"
+        return masked_url(self.url)
 
     # --- connections and transactions ---------------------------------------------------
 
@@ -213,8 +213,8 @@ class PostgresStore:
                 names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
                 raise StoreError(
                     f"the database {self._shown_url()} (schema {self.schema}) needs "
-                    f"migrations {names}: run `keel db upgrade` (a worker applies them "
-                    "itself when it starts)"
+                    f"migrations {names}: run `keel db upgrade` (keel worker, keel run and "
+                    "keel resume apply them themselves)"
                 )
             for migration in pending:
                 for statement in _sql_statements(migration.sql):
@@ -733,6 +733,32 @@ class PostgresStore:
         with self._read() as cur:
             row = cur.execute(Q["select_next_timer"]).fetchone()
         return None if row is None or row[0] is None else float(row[0])
+
+    # --- live workers (see keel.store.presence) -------------------------------------------
+    # A table of their own, written only by workers: nothing else in the store reads it.
+
+    def register_worker(self, worker: WorkerRecord) -> None:
+        with self._write() as cur:
+            cur.execute(Q["upsert_worker"], worker_row(worker))
+
+    def worker_seen(self, owner: str, at: float) -> bool:
+        with self._write() as cur:
+            cur.execute(Q["worker_seen"], (at, owner))
+            return cur.rowcount == 1
+
+    def unregister_worker(self, owner: str) -> None:
+        with self._write() as cur:
+            cur.execute(Q["delete_worker"], (owner,))
+
+    def live_workers(self, seen_since: float) -> list[WorkerRecord]:
+        with self._read() as cur:
+            rows = cur.execute(Q["select_live_workers"], (seen_since,)).fetchall()
+        return [worker_of(row) for row in rows]
+
+    def forget_workers(self, seen_before: float) -> int:
+        with self._write() as cur:
+            cur.execute(Q["forget_workers"], (seen_before,))
+            return cur.rowcount
 
 
 class _Listener:

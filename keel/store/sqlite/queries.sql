@@ -190,3 +190,21 @@ SELECT w.run_id, w.node, w.waits_for, w.since, w.until, w.details, r.workflow, r
 FROM waits w JOIN runs r ON r.id = w.run_id
 WHERE (:kind IS NULL OR w.waits_for = :kind) AND (:run IS NULL OR w.run_id = :run)
 ORDER BY w.since, w.run_id, w.node LIMIT :limit;
+
+-- name: upsert_worker
+-- live workers (keel.store.presence): registered at start, seen with each heartbeat
+INSERT OR REPLACE INTO workers (owner, host, pid, queues, started_at, seen_at)
+VALUES (?, ?, ?, ?, ?, ?);
+
+-- name: worker_seen
+UPDATE workers SET seen_at = max(seen_at, ?) WHERE owner = ?;
+
+-- name: delete_worker
+DELETE FROM workers WHERE owner = ?;
+
+-- name: select_live_workers
+SELECT owner, host, pid, queues, started_at, seen_at FROM workers
+WHERE seen_at >= ? ORDER BY started_at, owner;
+
+-- name: forget_workers
+DELETE FROM workers WHERE seen_at < ?;

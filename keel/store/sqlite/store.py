@@ -31,6 +31,7 @@ from keel.store.appending import (
 )
 from keel.store.chain import GENESIS, ChainLink, canonical_json
 from keel.store.limits import RATE_SLACK, Admission, Candidate, choose, rate_free_at
+from keel.store.presence import WorkerRecord, worker_of, worker_row
 from keel.store.records import (
     CircuitState,
     Claimed,
@@ -55,6 +56,7 @@ from keel.store.records import (
     wait_of,
 )
 from keel.store.sql import load_migrations, load_queries
+from keel.store.sqlite.files import create_private
 
 Q = load_queries("keel.store.sqlite")
 #: how far a paused run's queued attempts are moved ahead (about 31,000 years): out of
@@ -121,7 +123,7 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._applied: list[str] = []
         if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            create_private(self.path)
         try:
             self._migrate()
         except BaseException:
@@ -665,6 +667,29 @@ class SQLiteStore:
     def listen(self, wake: Callable[[str], None]) -> Callable[[], None] | None:
         """None: SQLite has no notifications (workers on one host poll, cheaply)."""
         return None
+
+    # --- live workers (see keel.store.presence) -------------------------------------------
+    # A table of their own, written only by workers: nothing else in the store reads it.
+
+    def register_worker(self, worker: WorkerRecord) -> None:
+        with self._write() as conn:
+            conn.execute(Q["upsert_worker"], worker_row(worker))
+
+    def worker_seen(self, owner: str, at: float) -> bool:
+        with self._write() as conn:
+            return conn.execute(Q["worker_seen"], (at, owner)).rowcount == 1
+
+    def unregister_worker(self, owner: str) -> None:
+        with self._write() as conn:
+            conn.execute(Q["delete_worker"], (owner,))
+
+    def live_workers(self, seen_since: float) -> list[WorkerRecord]:
+        rows = self._connection().execute(Q["select_live_workers"], (seen_since,))
+        return [worker_of(row) for row in rows]
+
+    def forget_workers(self, seen_before: float) -> int:
+        with self._write() as conn:
+            return conn.execute(Q["forget_workers"], (seen_before,)).rowcount
 
 
 class _SQLiteFree:
