@@ -178,3 +178,42 @@ def test_arguments_that_are_not_json_fail_without_starting_a_process() -> None:
     error = run("add", {"a": float("nan"), "b": 1}).error
     assert error is not None
     assert error.type == "ArgumentError"
+
+
+# --- the timeout counts from the start of the task's body -----------------------------------
+
+SLOW_START = "tests.unit.isolation_slow_start"
+
+
+def test_start_up_does_not_count_against_the_timeout() -> None:
+    # importing the task's module takes 2.5 s, the timeout is 1 s, the body is instant
+    outcome = run_in_process(f"{SLOW_START}:quick", {}, make_context("run-1", "wf", "s", 1, None),
+                             timeout=1.0, retry=None)  # fmt: skip
+    assert outcome == Outcome(output="started late, finished on time")
+
+
+def test_a_body_over_its_timeout_is_still_killed_after_a_slow_start(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    outcome = run_in_process(f"{SLOW_START}:overrun", {"pid_file": str(pid_file)},
+                             make_context("run-1", "wf", "s", 1, None), timeout=1.0,
+                             retry=None)  # fmt: skip
+    assert outcome.error is not None
+    assert outcome.error.type == "TimeoutError"
+    assert outcome.error.message.startswith("the attempt took longer than 1.0 s")
+    pid = int(pid_file.read_text())  # the body did start
+    assert f"(pid {pid}) was killed" in outcome.error.message
+    with pytest.raises(ProcessLookupError):  # killed and reaped
+        os.kill(pid, 0)
+
+
+def test_a_child_that_never_starts_the_task_is_killed_at_the_start_up_bound() -> None:
+    outcome = run_in_process(f"{SLOW_START}:quick", {}, make_context("run-1", "wf", "s", 1, None),
+                             timeout=None, retry=None, startup_timeout=0.5)  # fmt: skip
+    error = outcome.error
+    assert error is not None
+    assert error.type == "TimeoutError"
+    assert error.retryable is True
+    assert "had not started the task after 0.5 s" in error.message
+    pid = int(error.message.split("(pid ")[1].split(")")[0])
+    with pytest.raises(ProcessLookupError):  # killed and reaped
+        os.kill(pid, 0)
