@@ -7,7 +7,8 @@ Timeouts: an async task is cancelled; a process is killed. A sync task in a thre
 cannot be stopped, so at its timeout the attempt is failed with ``TimeoutError`` anyway
 (``on_done``), and whatever the thread returns later is handed to ``on_late``, to be
 recorded as discarded. The thread stays busy until the function returns: tasks that may
-hang should use ``isolation="process"``.
+hang should use ``isolation="process"``. Task threads are daemon threads
+(``keel.runtime.daemon_pool``): such a thread does not keep the process from exiting.
 
 One thread (``keel-timeouts``) watches every thread-run attempt's timeout; it must not
 die, or no later timeout in the process fires: what goes wrong in it is logged and it
@@ -24,9 +25,10 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
+from keel.runtime.daemon_pool import DaemonPool
 from keel.runtime.invoke import Invocation, Outcome, error_of, timed_out
 
 Done = Callable[[Any, Outcome], None]
@@ -124,7 +126,7 @@ class _Watchdog:
 
 class Executor:
     def __init__(self, threads: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="keel-task")
+        self._pool = DaemonPool(threads, "keel-task")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -134,6 +136,10 @@ class Executor:
     def overdue(self) -> int:
         """Attempts failed at their timeout whose thread has not returned yet."""
         return len(self._overdue)
+
+    def overdue_keys(self) -> list[Any]:
+        """The keys of those attempts (a process that exits now abandons their threads)."""
+        return [once.key for once in list(self._overdue)]
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:

@@ -15,6 +15,8 @@ Invariants:
 - at a deadline the child's whole process group gets SIGKILL: the child starts its own
   session, so subprocesses the task started die with it;
 - the child is always reaped before ``run_in_process`` returns or raises;
+- the child does not outlive this process: children still running when it exits (a
+  worker stopping with attempts it gave back) are killed then, as at a deadline;
 - a failure comes back as an ``Outcome`` error, never as an exception: the task's own
   exception, ``TimeoutError`` at a deadline, ``ProcessDied`` when the child ended
   without a valid answer (a signal, ``os._exit``, a crash in native code, out of memory).
@@ -22,6 +24,7 @@ Invariants:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -31,6 +34,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import IO, Any
 
@@ -48,6 +52,21 @@ STDERR_TAIL = 2_000
 STARTUP_TIMEOUT = 120.0
 #: seconds the parent waits at most in one go before it looks at its deadlines again
 _LONGEST_WAIT = 3600.0
+
+#: children running now (the threads waiting on them are daemons: see ``_kill_children``)
+_children: set[subprocess.Popen[bytes]] = set()
+_children_lock = threading.Lock()
+
+
+@atexit.register
+def _kill_children() -> None:
+    """The threads that wait on children do not keep this process from exiting, so at
+    exit their children (and what those started) are killed, never left running."""
+    with _children_lock:
+        children = list(_children)
+    for child in children:
+        if child.returncode is None:  # not reaped: its pid still names its group
+            _kill(child)
 
 
 def run_in_process(
@@ -80,11 +99,16 @@ def run_in_process(
             start_new_session=True,
         ) as child:
             assert child.stdout is not None
+            with _children_lock:
+                _children.add(child)
             try:
                 out, late = _answer(child.stdout, timeout, startup_timeout)
             except BaseException:  # interrupted: never leave the child running
                 _kill(child)
                 raise
+            finally:
+                with _children_lock:
+                    _children.discard(child)
             if late is None:
                 child.wait()
                 outcome = _parse(out) or _died(child, stderr)
