@@ -53,15 +53,16 @@ STARTUP_TIMEOUT = 120.0
 #: seconds the parent waits at most in one go before it looks at its deadlines again
 _LONGEST_WAIT = 3600.0
 
-#: children running now (the threads waiting on them are daemons: see ``_kill_children``)
+#: children running now (the threads waiting on them are daemons: see ``kill_children``)
 _children: set[subprocess.Popen[bytes]] = set()
 _children_lock = threading.Lock()
 
 
 @atexit.register
-def _kill_children() -> None:
-    """The threads that wait on children do not keep this process from exiting, so at
-    exit their children (and what those started) are killed, never left running."""
+def kill_children() -> None:
+    """Kill the children of attempts still running, and what they started. The threads
+    that wait on them do not keep this process from exiting, so this runs at exit;
+    call it before ``os._exit``, which skips that."""
     with _children_lock:
         children = list(_children)
     for child in children:
