@@ -103,19 +103,20 @@ def run_in_process(
             with _children_lock:
                 _children.add(child)
             try:
-                out, late = _answer(child.stdout, timeout, startup_timeout)
-            except BaseException:  # interrupted: never leave the child running
-                _kill(child)
-                raise
+                try:
+                    out, late = _answer(child.stdout, timeout, startup_timeout)
+                except BaseException:  # interrupted: never leave the child running
+                    _kill(child)
+                    raise
+                if late is not None:
+                    _kill(child)
+                child.wait()
             finally:
                 with _children_lock:
                     _children.discard(child)
             if late is None:
-                child.wait()
                 outcome = _parse(out) or _died(child, stderr)
             else:
-                _kill(child)
-                child.wait()
                 outcome = _timed_out(child.pid, late, timeout, startup_timeout, retry)
             _log_stderr(stderr, task, child.pid)
     return outcome
