@@ -218,7 +218,9 @@ def _execute(
         live_view = LiveProgress(cache.plan(store.get_run(run_ids[0]).spec_version), run_ids[0])
     worker = Worker(
         store,
-        WorkerOptions(concurrency=concurrency),
+        # exit when the runs end: a thread still running a timed-out attempt is abandoned
+        # (and named), not waited for
+        WorkerOptions(concurrency=concurrency, late_grace=0.0),
         observer=_waits_shown(console, live_view.observe if live_view is not None else None),
         cache=cache,
     )

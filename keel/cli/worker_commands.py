@@ -97,6 +97,9 @@ def worker(
         store.close()
     typer.echo(f"keel worker {running.owner} stopped", err=True)
     if running.executor.overdue() or threading.active_count() > 1:
+        from keel.runtime.isolation import kill_children
+
+        kill_children()  # the child processes of attempts given back: never left running
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)  # threads of attempts given back cannot be stopped; do not wait for them

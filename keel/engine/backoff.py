@@ -9,6 +9,7 @@ a history computes the same wait, and the wait is recorded in the event anyway.
 from __future__ import annotations
 
 import hashlib
+import math
 
 from keel.spec.policies import RetryPolicy
 
@@ -27,6 +28,11 @@ def backoff(
     ``initial_backoff * multiplier ** (failed_attempt - 1)``, capped at ``max_backoff``,
     then shortened by up to ``jitter`` of itself: the cap is never exceeded.
     """
-    base = policy.initial_backoff * policy.multiplier ** (failed_attempt - 1)
-    capped = min(policy.max_backoff, base)
+    if policy.initial_backoff == 0:
+        return 0.0
+    try:
+        growth = policy.multiplier ** (failed_attempt - 1)
+    except OverflowError:  # past 1e308 (a valid policy gets there): far past any cap
+        growth = math.inf
+    capped = min(policy.max_backoff, policy.initial_backoff * growth)
     return capped * (1.0 - policy.jitter * _unit(run_id, node, item, failed_attempt))

@@ -7,7 +7,12 @@ Timeouts: an async task is cancelled; a process is killed. A sync task in a thre
 cannot be stopped, so at its timeout the attempt is failed with ``TimeoutError`` anyway
 (``on_done``), and whatever the thread returns later is handed to ``on_late``, to be
 recorded as discarded. The thread stays busy until the function returns: tasks that may
-hang should use ``isolation="process"``.
+hang should use ``isolation="process"``. Task threads are daemon threads
+(``keel.runtime.daemon_pool``): such a thread does not keep the process from exiting.
+
+One thread (``keel-timeouts``) watches every thread-run attempt's timeout; it must not
+die, or no later timeout in the process fires: what goes wrong in it is logged and it
+goes on, and it never waits longer than an hour at a time, whatever deadline it holds.
 """
 
 from __future__ import annotations
@@ -15,15 +20,23 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
+import math
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
+from keel.runtime.daemon_pool import DaemonPool
 from keel.runtime.invoke import Invocation, Outcome, error_of, timed_out
 
 Done = Callable[[Any, Outcome], None]
+
+log = logging.getLogger("keel.executor")
+
+#: seconds the timeout thread sleeps at most before it looks at its deadlines again
+_LONGEST_WAIT = 3600.0
 
 
 class _Once:
@@ -62,6 +75,10 @@ class _Watchdog:
         self._stopped = False
 
     def watch(self, seconds: float, once: _Once, outcome: Outcome) -> None:
+        if not math.isfinite(seconds):  # spec validation refuses these
+            log.error("attempt %r was given a timeout of %r s; it runs without one",
+                      once.key, seconds)  # fmt: skip
+            return
         with self._wake:
             heapq.heappush(
                 self._heap, (time.monotonic() + seconds, next(self._order), once, outcome)
@@ -75,13 +92,31 @@ class _Watchdog:
 
     def _loop(self) -> None:
         while True:
-            with self._wake:
-                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
-                    self._wake.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
-                if self._stopped:
+            once: _Once | None = None
+            try:
+                expired = self._next_expired()
+                if expired is None:
                     return
-                _, _, once, outcome = heapq.heappop(self._heap)
-            once.end(outcome, late_if_ended=False)
+                once, outcome = expired
+                once.end(outcome, late_if_ended=False)
+            except Exception:  # the other attempts' timeouts depend on this thread
+                what = "waiting for timeouts" if once is None else f"timing out {once.key!r}"
+                log.exception("the timeout thread failed %s; it goes on watching the others",
+                              what)  # fmt: skip
+
+    def _next_expired(self) -> tuple[_Once, Outcome] | None:
+        """Wait for the earliest timeout to pass and take it off the heap (None: stopped).
+
+        A wait lasts at most ``_LONGEST_WAIT``: a deadline further away is reached in
+        steps, so no wait is too long for the platform (``Condition.wait`` overflows)."""
+        with self._wake:
+            while not self._stopped:
+                now = time.monotonic()
+                if self._heap and self._heap[0][0] <= now:
+                    _, _, once, outcome = heapq.heappop(self._heap)
+                    return once, outcome
+                self._wake.wait(min(self._heap[0][0] - now, _LONGEST_WAIT) if self._heap else None)
+            return None
 
     def stop(self) -> None:
         with self._wake:
@@ -91,7 +126,7 @@ class _Watchdog:
 
 class Executor:
     def __init__(self, threads: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="keel-task")
+        self._pool = DaemonPool(threads, "keel-task")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -101,6 +136,10 @@ class Executor:
     def overdue(self) -> int:
         """Attempts failed at their timeout whose thread has not returned yet."""
         return len(self._overdue)
+
+    def overdue_keys(self) -> list[Any]:
+        """The keys of those attempts (a process that exits now abandons their threads)."""
+        return [once.key for once in list(self._overdue)]
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:

@@ -233,11 +233,15 @@ class Invocation:
         except Exception:
             return False
 
-    def run(self) -> Outcome:
+    def run(self, started: Callable[[], None] | None = None) -> Outcome:
+        """The attempt, here; ``started()`` is called once the task's module is imported
+        and its arguments fit, as its body begins (where a child process's timeout starts)."""
         prepared = self._prepare()
         if isinstance(prepared, Outcome):
             return prepared
         function, positional, keywords = prepared
+        if started is not None:
+            started()
         token = _current.set(self.ctx)
         try:
             result = function.function(*positional, **keywords)

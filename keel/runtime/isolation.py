@@ -4,37 +4,70 @@ that its timeout can actually end it (a thread cannot be killed; a process can).
 The child is ``python -m keel.runtime.task_process``; the two speak JSON only (the
 protocol is described there), never pickle.
 
+The timeout counts from when the task's body starts, not from when the process does:
+starting Python, keel and the task's module (seconds on a loaded machine, more for a
+heavy library) is not the attempt's time. The child says when the body starts; until
+then a separate, generous bound (``STARTUP_TIMEOUT``) applies, so a child that never gets
+there is killed too.
+
 Invariants:
 
-- at the deadline the child's whole process group gets SIGKILL: the child starts its own
+- at a deadline the child's whole process group gets SIGKILL: the child starts its own
   session, so subprocesses the task started die with it;
 - the child is always reaped before ``run_in_process`` returns or raises;
+- the child does not outlive this process: children still running when it exits (a
+  worker stopping with attempts it gave back) are killed then, as at a deadline;
 - a failure comes back as an ``Outcome`` error, never as an exception: the task's own
-  exception, ``TimeoutError`` at the deadline, ``ProcessDied`` when the child ended
+  exception, ``TimeoutError`` at a deadline, ``ProcessDied`` when the child ended
   without a valid answer (a signal, ``os._exit``, a crash in native code, out of memory).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
 import os
+import selectors
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from typing import IO, Any
 
 from keel.engine.events import ErrorInfo
 from keel.runtime.context import StepContext
 from keel.runtime.invoke import Outcome, may_retry
+from keel.runtime.task_process import STARTED
 from keel.spec.policies import RetryPolicy
 
 log = logging.getLogger("keel.isolation")
 
 #: how much of the child's stderr a ``ProcessDied`` error quotes
 STDERR_TAIL = 2_000
+#: seconds a child may take to start the task's body (Python, keel, the task's module)
+STARTUP_TIMEOUT = 120.0
+#: seconds the parent waits at most in one go before it looks at its deadlines again
+_LONGEST_WAIT = 3600.0
+
+#: children running now (the threads waiting on them are daemons: see ``kill_children``)
+_children: set[subprocess.Popen[bytes]] = set()
+_children_lock = threading.Lock()
+
+
+@atexit.register
+def kill_children() -> None:
+    """Kill the children of attempts still running, and what they started. The threads
+    that wait on them do not keep this process from exiting, so this runs at exit;
+    call it before ``os._exit``, which skips that."""
+    with _children_lock:
+        children = list(_children)
+    for child in children:
+        if child.returncode is None:  # not reaped: its pid still names its group
+            _kill(child)
 
 
 def run_in_process(
@@ -44,45 +77,90 @@ def run_in_process(
     *,
     timeout: float | None,
     retry: RetryPolicy | None,
+    startup_timeout: float = STARTUP_TIMEOUT,
 ) -> Outcome:
-    """Run one attempt of ``task`` in a child process; kill it once ``timeout`` passes."""
+    """Run one attempt of ``task`` in a child process; kill it once ``timeout`` passes
+    after the task's body started, or ``startup_timeout`` passes before it did."""
     try:
         request = _request(task, args, ctx, retry)
     except (TypeError, ValueError) as exc:
         message = f"the arguments of '{task}' cannot be sent to its process as JSON: {exc}"
         return Outcome(error=ErrorInfo(type="ArgumentError", message=message, retryable=False))
-    # stderr goes to a file, not a pipe: a subprocess the task leaves running inherits
-    # stderr, and a pipe would keep the attempt open until that subprocess exits
-    with (
-        tempfile.TemporaryFile() as stderr,
-        subprocess.Popen(
+    # the request is read from a file, so that sending it never blocks on a child that
+    # is slow to start; stderr goes to a file, not a pipe: a subprocess the task leaves
+    # running inherits stderr, and a pipe would keep the attempt open until it exits
+    with tempfile.TemporaryFile() as stdin, tempfile.TemporaryFile() as stderr:
+        stdin.write(request)
+        stdin.seek(0)
+        with subprocess.Popen(
             [sys.executable, "-m", "keel.runtime.task_process"],
-            stdin=subprocess.PIPE,
+            stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=stderr,
             start_new_session=True,
-        ) as child,
-    ):
-        try:
-            out, _ = child.communicate(request, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill(child)
-            child.communicate()  # reap it and close the pipes
-            message = (
-                f"the attempt took longer than {timeout} s; "
-                f"its process (pid {child.pid}) was killed"
-            )
-            retryable = may_retry(retry, {"TimeoutError"})
-            outcome = Outcome(
-                error=ErrorInfo(type="TimeoutError", message=message, retryable=retryable)
-            )
-        except BaseException:  # interrupted: never leave the child running
-            _kill(child)
-            raise
-        else:
-            outcome = _parse(out) or _died(child, stderr)
-        _log_stderr(stderr, task, child.pid)
+        ) as child:
+            assert child.stdout is not None
+            with _children_lock:
+                _children.add(child)
+            try:
+                try:
+                    out, late = _answer(child.stdout, timeout, startup_timeout)
+                except BaseException:  # interrupted: never leave the child running
+                    _kill(child)
+                    raise
+                if late is not None:
+                    _kill(child)
+                child.wait()
+            finally:
+                with _children_lock:
+                    _children.discard(child)
+            if late is None:
+                outcome = _parse(out) or _died(child, stderr)
+            else:
+                outcome = _timed_out(child.pid, late, timeout, startup_timeout, retry)
+            _log_stderr(stderr, task, child.pid)
     return outcome
+
+
+def _answer(stdout: IO[bytes], timeout: float | None, startup: float) -> tuple[bytes, str | None]:
+    """Read the child's answer, to the end of its stdout, and whether a deadline passed
+    first (``"start-up"`` or ``"body"``: the child is still running then).
+
+    ``STARTED`` at the head of the stream says the task's body starts: the start-up
+    bound ends there and the timeout begins."""
+    fd = stdout.fileno()
+    data = bytearray()
+    started = False
+    deadline: float | None = time.monotonic() + startup
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while True:
+            if not started and data.startswith(STARTED):
+                started = True
+                del data[: len(STARTED)]
+                deadline = None if timeout is None else time.monotonic() + timeout
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return bytes(data), "body" if started else "start-up"
+            if selector.select(_LONGEST_WAIT if left is None else min(left, _LONGEST_WAIT)):
+                chunk = os.read(fd, 65_536)
+                if not chunk:
+                    return bytes(data), None
+                data += chunk
+
+
+def _timed_out(
+    pid: int, late: str, timeout: float | None, startup: float, retry: RetryPolicy | None
+) -> Outcome:
+    if late == "body":
+        message = f"the attempt took longer than {timeout} s; its process (pid {pid}) was killed"
+    else:
+        message = (
+            f"the task's process (pid {pid}) had not started the task after {startup:g} s "
+            "(starting Python and importing the task's module); it was killed"
+        )
+    retryable = may_retry(retry, {"TimeoutError"})
+    return Outcome(error=ErrorInfo(type="TimeoutError", message=message, retryable=retryable))
 
 
 def _request(task: str, args: dict[str, Any], ctx: StepContext, retry: RetryPolicy | None) -> bytes:

@@ -7,8 +7,11 @@ so the parent never executes anything the child sends:
     stdin   {"task": "pkg.mod:func", "args": {...},
              "context": {"run_id", "workflow", "node", "attempt", "item"},
              "retry": RetryPolicy.model_dump(mode="json") | null, "sys_path": [...]}
-    stdout  {"output": <JSON>,
-             "error": null | {"type", "message", "traceback", "retryable"}}
+    stdout  {"started": true} and a newline (``STARTED``), as the task's body begins:
+            the interpreter, keel and the task's module are loaded, its arguments fit
+            (the parent's timeout counts from here; a failure before has no such line);
+            then {"output": <JSON>,
+                  "error": null | {"type", "message", "traceback", "retryable"}}
 
 Invariants:
 
@@ -25,10 +28,14 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from keel.runtime.invoke import Invocation, TaskCatalog, make_context
 from keel.spec.policies import RetryPolicy
+
+#: the line that tells the parent the task's body starts now
+STARTED = b'{"started": true}\n'
 
 
 def keep_stdout_for_response() -> TextIO:
@@ -44,8 +51,9 @@ def keep_stdout_for_response() -> TextIO:
     return response
 
 
-def answer(request: dict[str, Any]) -> dict[str, Any]:
-    """Run the attempt ``request`` describes and return the response as JSON data."""
+def answer(request: dict[str, Any], started: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Run the attempt ``request`` describes and return the response as JSON data;
+    ``started()`` as the task's body begins."""
     # the parent's path first, so the task imports what the parent would have imported
     sys.path[:0] = [entry for entry in request["sys_path"] if entry not in sys.path]
     context = request["context"]
@@ -53,7 +61,7 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
         context["run_id"], context["workflow"], context["node"], context["attempt"], context["item"]
     )
     retry = RetryPolicy.model_validate(request["retry"]) if request["retry"] else None
-    outcome = Invocation(TaskCatalog(), request["task"], request["args"], ctx, retry).run()
+    outcome = Invocation(TaskCatalog(), request["task"], request["args"], ctx, retry).run(started)
     error = None if outcome.error is None else dataclasses.asdict(outcome.error)
     return {"output": outcome.output, "error": error}
 
@@ -71,7 +79,12 @@ def encode(response: dict[str, Any]) -> str:
 def main() -> None:
     response = keep_stdout_for_response()
     request = json.load(sys.stdin)
-    text = encode(answer(request))
+
+    def started() -> None:
+        response.write(STARTED.decode())
+        response.flush()
+
+    text = encode(answer(request, started))
     response.write(text)
     response.close()
     sys.stderr.flush()

@@ -93,6 +93,8 @@ class WorkerOptions:
     #: when the worker stops, seconds it waits for threads still running attempts that
     #: were failed at their timeout, to record their results as discarded
     late_grace: float = 10.0
+    #: when the worker stops, seconds it lets the notifications due now be delivered
+    notify_grace: float = 10.0
     #: the queues this worker takes attempts from (None: every queue)
     queues: tuple[str, ...] | None = None
     #: with a store that notifies: seconds between looks at the queue, the timers and
@@ -271,12 +273,11 @@ class Worker:
             threading.Event().wait(self.options.poll)
         if not self._late.empty():
             self._record_late(self.clock.now())
-        self.flush_notifications(self.options.late_grace)
-        if self.executor.overdue():
-            log.warning(
-                "%d timed-out attempts still hold their threads; what they return will not "
-                "be recorded", self.executor.overdue(),
-            )  # fmt: skip
+        self.flush_notifications(self.options.notify_grace)
+        for lease in self.executor.overdue_keys():  # daemon threads: they end with us
+            node = lease.node if lease.item is None else f"{lease.node}[{lease.item}]"
+            log.warning("run %s: abandoned the timed-out thread of node %s, attempt %d",
+                        lease.run_id[:8], node, lease.attempt)  # fmt: skip
 
     def close(self) -> None:
         """Give back what this worker holds and stop its threads."""

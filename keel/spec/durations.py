@@ -2,6 +2,11 @@
 
 Durations are normalised to seconds (a float) in the spec, so ``"60s"`` and ``"1m"`` give
 the same canonical JSON and therefore the same workflow version.
+
+A spec's durations (timeouts, retry backoffs, deadlines, the timeouts of approvals and
+signals, timers) are at most ``MAX_DURATION``, 365 days (``spec_duration``): a longer one
+is a slip of the unit far more often than a plan, and every wait the runtime makes on it
+(a thread's timeout, a timer) then stays within what the platform's clocks can count.
 """
 
 from __future__ import annotations
@@ -9,6 +14,9 @@ from __future__ import annotations
 import math
 import re
 from datetime import timedelta
+
+#: the longest duration a spec may give, in seconds (365 days)
+MAX_DURATION = 365 * 86_400.0
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _COMPACT = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -23,6 +31,15 @@ def parse_duration(value: object) -> float:
     seconds = _seconds(value)
     if not math.isfinite(seconds):  # "inf", "nan", 1e400: no JSON form, so no version
         raise ValueError(f"duration {value!r} is not a finite number of seconds")
+    return seconds
+
+
+def spec_duration(value: object) -> float:
+    """``parse_duration`` for a spec's field: also refuses more than ``MAX_DURATION``."""
+    seconds = parse_duration(value)
+    if seconds > MAX_DURATION:
+        shown = repr(value) if isinstance(value, str) else f"{seconds:g} s"
+        raise ValueError(f"duration {shown} is too long: keel accepts at most 365 days ('365d')")
     return seconds
 
 

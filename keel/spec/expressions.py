@@ -12,9 +12,14 @@ Invariant: analysis is purely lexical and never evaluates user text.
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import re
+import sys
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -245,15 +250,46 @@ def _node_reference(tokens: list[Token], i: int) -> tuple[str | None, str | None
 _LOCATION = re.compile(r"<input>:(\d+):(\d+): (.*?)(?:\n|$)")
 
 
+_CORE = "cel.cel"
+_loading = threading.Lock()
+
+
+def cel_core() -> ModuleType:
+    """CEL's compiled module (``cel.cel``: ``compile``, ``Program``), loaded on first use
+    without running the ``cel`` package's ``__init__``.
+
+    That ``__init__`` imports the package's command-line REPL (prompt_toolkit, pygments,
+    typer): 0.1-0.9 s on the first expression of every process, for nothing keel uses,
+    while the compiled module alone loads in about a millisecond. It is registered under
+    its own name, so a later ``import cel`` reuses it (a PyO3 module cannot be
+    initialised twice). Should the package's layout change, ``import cel`` it is.
+    """
+    core = sys.modules.get(_CORE)
+    if core is not None:
+        return core
+    with _loading:
+        core = sys.modules.get(_CORE)
+        if core is not None:
+            return core
+        package = importlib.util.find_spec("cel")  # finds it without importing it
+        folders = package.submodule_search_locations if package is not None else None
+        found = importlib.machinery.PathFinder.find_spec(_CORE, folders) if folders else None
+        if found is None or not isinstance(found.loader, importlib.machinery.ExtensionFileLoader):
+            import cel
+
+            return cel
+        core = importlib.util.module_from_spec(found)
+        found.loader.exec_module(core)
+        sys.modules[_CORE] = core
+        return core
+
+
 @lru_cache(maxsize=4096)
 def compile_expression(source: str) -> cel.Program:
     """Compile once and cache: the same expression is evaluated for every run."""
-    # imported here: the cel package imports its own CLI (prompt_toolkit, 0.15 s), which
-    # commands that never evaluate an expression (``keel --help``) should not pay for
-    import cel
-
     try:
-        return cel.compile(source)
+        program: cel.Program = cel_core().compile(source)
+        return program
     except (ValueError, RuntimeError) as exc:
         text = str(exc)
         found = _LOCATION.search(text)

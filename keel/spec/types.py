@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, JsonValue
 
-from keel.spec.durations import parse_duration
+from keel.spec.durations import spec_duration
 from keel.spec.expressions import CEL_RESERVED, normalize
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -68,6 +68,6 @@ Name = Annotated[str, AfterValidator(_check_name)]
 #: CEL source; whitespace outside strings is normalised. Syntax is checked by validation,
 #: not here, so that one bad expression does not hide every other problem of a spec.
 Expression = Annotated[str, AfterValidator(normalize)]
-#: seconds; written as ``"30s"``, ``"5m"``, ``"PT1H"`` or a number
-PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
-NonNegativeDuration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+#: seconds; written as ``"30s"``, ``"5m"``, ``"PT1H"`` or a number; at most 365 days
+PositiveDuration = Annotated[float, BeforeValidator(spec_duration), Field(gt=0)]
+NonNegativeDuration = Annotated[float, BeforeValidator(spec_duration), Field(ge=0)]

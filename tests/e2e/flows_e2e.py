@@ -182,6 +182,19 @@ def sync_timeout() -> str:
     return overrun()
 
 
+@keel.task(timeout="0.5s")
+def ignores_timeout() -> str:
+    time.sleep(600)  # its thread cannot be stopped; keel run must not wait for it
+    return "never seen"
+
+
+@keel.workflow
+def abandons_a_thread() -> int:
+    """The timed-out step may fail (on_failure="continue"): the run succeeds at once."""
+    ignores_timeout.options(on_failure="continue")()
+    return add_ten(1)
+
+
 # 3 s: the timeout includes starting the child process, which a loaded machine slows
 @keel.task(timeout="3s", isolation="process")
 def hang(pid_file: str) -> str:

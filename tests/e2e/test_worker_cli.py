@@ -145,6 +145,33 @@ def test_sigterm_gives_back_what_does_not_finish_within_the_grace(
     assert store.ready_count(run_id) == 1  # back on the queue for another worker
 
 
+def test_a_stopped_worker_leaves_no_child_process_of_an_attempt_it_gave_back(
+    url: str, store: Store, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    run_id = detach(url, "sleepy_in_process", "-i", f"pid_file={pid_file}")
+    proc = worker(url, tmp_path, "--grace", "0")
+    until("the step's process started", pid_file.exists)
+
+    assert stop(proc) == 0
+
+    assert store.ready_count(run_id) == 1  # given back, to run again elsewhere
+    child = int(pid_file.read_text())
+    until("the step's process is gone", lambda: process_gone(child))
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:  # a zombie whose parent (init in a container, say) has not reaped it yet
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
 def test_bad_settings_are_refused_naming_the_setting(url: str, tmp_path: Path) -> None:
     bad_queue = keel(url, "worker", str(FLOWS), "--queues", "no spaces!")
     assert bad_queue.returncode == 1

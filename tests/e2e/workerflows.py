@@ -1,9 +1,12 @@
 """Workflows for the ``keel worker`` tests: one on the default queue, one on another,
-and one whose step sleeps (long enough to be running when its worker is stopped)."""
+and ones whose step sleeps (long enough to be running when its worker is stopped), in a
+thread or in a child process."""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import keel
 
@@ -47,3 +50,15 @@ def refuse(name: str) -> str:
 @keel.workflow
 def refused(name: str) -> str:
     return refuse(name)
+
+
+@keel.task(isolation="process")
+def slow_in_process(pid_file: str) -> str:
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(600)
+    return "slept"
+
+
+@keel.workflow
+def sleepy_in_process(pid_file: str) -> str:
+    return slow_in_process(pid_file)

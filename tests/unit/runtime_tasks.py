@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -230,3 +231,9 @@ def blocking(name: str) -> str:
     finally:
         _leave(current)
     return name
+
+
+def overrun(seconds: float) -> str:
+    """Ignores its timeout (a sync task's thread cannot be stopped), then returns."""
+    time.sleep(seconds)
+    return "too late"

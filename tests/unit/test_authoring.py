@@ -627,3 +627,17 @@ def test_a_structurally_invalid_workflow_is_a_spec_error() -> None:
 
     with pytest.raises(SpecError, match="priority"):
         keel.workflow(broken)
+
+
+def test_a_timeout_longer_than_365_days_is_refused_naming_the_node_and_the_limit() -> None:
+    def forever(count: int) -> None:
+        double.options(timeout="999999999999999999s")(count)
+
+    with pytest.raises(SpecError) as raised:
+        keel.workflow(forever)
+    (issue,) = raised.value.issues
+    assert issue.node == "double"
+    assert str(issue) == (
+        "node 'double', timeout: duration 1e+18 s is too long: keel accepts at most 365 days "
+        "('365d')"
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -295,3 +298,32 @@ def test_literal_writes_tuples_as_lists_and_keys_as_strings() -> None:
 def test_literal_rejects_what_cel_cannot_write(value: object) -> None:
     with pytest.raises(ExpressionError, match="cannot"):
         literal(value)
+
+
+# --- loading CEL ----------------------------------------------------------------------------
+
+_FRESH = """
+import json, sys
+from keel.spec.expressions import evaluate, check_syntax
+check_syntax("size(input.x) > 1")
+value = evaluate("input.x.map(v, v * 2)", {"input": {"x": [1, 2]}, "nodes": {}})
+loaded = sorted(name for name in sys.modules
+                if name.split(".")[0] in ("prompt_toolkit", "pygments", "typer", "cel"))
+import cel  # the package still imports afterwards, sharing the compiled module
+print(json.dumps({"value": value, "loaded": loaded,
+                  "same": cel.compile is sys.modules["cel.cel"].compile,
+                  "package": cel.compile("1 + 2").execute({})}))
+"""
+
+
+def test_evaluating_an_expression_loads_only_the_compiled_core_of_cel() -> None:
+    # the cel package's __init__ imports its CLI (prompt_toolkit, pygments, typer): up to
+    # a second on the first expression of every process, for a REPL keel never uses
+    done = subprocess.run(
+        [sys.executable, "-c", _FRESH], capture_output=True, text=True, timeout=120, check=True
+    )
+    result = json.loads(done.stdout)
+    assert result["value"] == [2, 4]
+    assert result["loaded"] == ["cel.cel"]
+    assert result["same"] is True
+    assert result["package"] == 3

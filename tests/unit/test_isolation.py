@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -178,3 +180,77 @@ def test_arguments_that_are_not_json_fail_without_starting_a_process() -> None:
     error = run("add", {"a": float("nan"), "b": 1}).error
     assert error is not None
     assert error.type == "ArgumentError"
+
+
+# --- the timeout counts from the start of the task's body -----------------------------------
+
+SLOW_START = "tests.unit.isolation_slow_start"
+
+
+def test_start_up_does_not_count_against_the_timeout() -> None:
+    # importing the task's module takes 2.5 s, the timeout is 1 s, the body is instant
+    outcome = run_in_process(f"{SLOW_START}:quick", {}, make_context("run-1", "wf", "s", 1, None),
+                             timeout=1.0, retry=None)  # fmt: skip
+    assert outcome == Outcome(output="started late, finished on time")
+
+
+def test_a_body_over_its_timeout_is_still_killed_after_a_slow_start(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    outcome = run_in_process(f"{SLOW_START}:overrun", {"pid_file": str(pid_file)},
+                             make_context("run-1", "wf", "s", 1, None), timeout=1.0,
+                             retry=None)  # fmt: skip
+    assert outcome.error is not None
+    assert outcome.error.type == "TimeoutError"
+    assert outcome.error.message.startswith("the attempt took longer than 1.0 s")
+    pid = int(pid_file.read_text())  # the body did start
+    assert f"(pid {pid}) was killed" in outcome.error.message
+    with pytest.raises(ProcessLookupError):  # killed and reaped
+        os.kill(pid, 0)
+
+
+def test_a_child_that_never_starts_the_task_is_killed_at_the_start_up_bound() -> None:
+    outcome = run_in_process(f"{SLOW_START}:quick", {}, make_context("run-1", "wf", "s", 1, None),
+                             timeout=None, retry=None, startup_timeout=0.5)  # fmt: skip
+    error = outcome.error
+    assert error is not None
+    assert error.type == "TimeoutError"
+    assert error.retryable is True
+    assert "had not started the task after 0.5 s" in error.message
+    pid = int(error.message.split("(pid ")[1].split(")")[0])
+    with pytest.raises(ProcessLookupError):  # killed and reaped
+        os.kill(pid, 0)
+
+
+# --- a parent that exits leaves no child behind ---------------------------------------------
+
+_EXITS_WHILE_RUNNING = """
+import sys, time
+from pathlib import Path
+from keel.runtime.executor import Executor
+from keel.runtime.invoke import Invocation, TaskCatalog, make_context
+
+pid_file = Path(sys.argv[1])
+invocation = Invocation(TaskCatalog(), "tests.unit.isolation_tasks:spawn_and_sleep",
+                        {"pid_file": str(pid_file)}, make_context("r", "w", "n", 1, None),
+                        None, "process")
+Executor(threads=1).submit("attempt", invocation, None, lambda key, outcome: None)
+deadline = time.monotonic() + 60
+while not pid_file.exists() and time.monotonic() < deadline:
+    time.sleep(0.02)
+print("exiting")  # with the attempt still running in its child process
+"""
+
+
+def test_a_process_that_exits_kills_the_children_of_its_running_attempts(tmp_path: Path) -> None:
+    # task threads do not hold a process that exits (a worker stopping after its grace,
+    # keel run after its run ended); the child processes they wait on must not outlive it
+    pid_file = tmp_path / "pids.json"
+    done = subprocess.run(
+        [sys.executable, "-c", _EXITS_WHILE_RUNNING, str(pid_file)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "exiting\n"
+    pids = json.loads(pid_file.read_text())
+    assert wait_dead(pids["child"])
+    assert wait_dead(pids["grandchild"])

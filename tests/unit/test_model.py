@@ -588,3 +588,55 @@ def test_canonical_json_text_rules() -> None:
     assert canonical_json({"b": 1.0, "a": [2.5, 3.0], "é": "✓"}) == '{"a":[2.5,3],"b":1,"é":"✓"}'
     with pytest.raises(ValueError, match="JSON"):
         canonical_json({"x": float("nan")})
+
+
+# --- durations are bounded ------------------------------------------------------------------
+
+_TOO_LONG = "999999999999999999s"
+
+
+@pytest.mark.parametrize(
+    ("data", "loc"),
+    [
+        (_workflow(_node(timeout=_TOO_LONG)), ("nodes", 0, "timeout")),
+        (_workflow(_node(timeout=1e18)), ("nodes", 0, "timeout")),
+        (_workflow(_node(timeout="366d")), ("nodes", 0, "timeout")),
+        (_workflow(_node(retry={"initial_backoff": _TOO_LONG})),
+         ("nodes", 0, "retry", "initial_backoff")),
+        (_workflow(_node(retry={"max_backoff": _TOO_LONG})), ("nodes", 0, "retry", "max_backoff")),
+        (_workflow(_node(rate_limit={"key": "x", "limit": 1, "per": _TOO_LONG})),
+         ("nodes", 0, "rate_limit", "per")),
+        (_workflow(_node(circuit={"name": "c", "cooldown": _TOO_LONG})),
+         ("nodes", 0, "circuit", "cooldown")),
+        (_workflow(defaults={"timeout": _TOO_LONG}), ("defaults", "timeout")),
+        (_workflow(deadline=_TOO_LONG), ("deadline",)),
+        (_workflow({"id": "a", "kind": "approval", "title": "t", "timeout": _TOO_LONG}),
+         ("nodes", 0, "timeout")),
+        (_workflow({"id": "a", "kind": "signal", "signal": "s", "timeout": _TOO_LONG}),
+         ("nodes", 0, "timeout")),
+        (_workflow({"id": "a", "kind": "timer", "duration": _TOO_LONG}), ("nodes", 0, "duration")),
+        (_workflow(notify=[{"kind": "webhook", "url": "https://x.example/", "backoff": _TOO_LONG}]),
+         ("notify", 0, "webhook", "backoff")),
+    ],
+)  # fmt: skip
+def test_durations_longer_than_365_days_are_refused(
+    data: dict[str, Any], loc: tuple[Any, ...]
+) -> None:
+    issue = _one_issue(data)
+    assert issue.loc[: len(loc)] == loc
+    assert "at most 365 days" in issue.message
+    assert issue.message.startswith("duration ")
+
+
+def test_a_refused_duration_is_quoted_as_written() -> None:
+    issue = _one_issue(_workflow(_node(timeout=_TOO_LONG)))
+    assert issue.node == "a"
+    assert issue.message == (
+        f"duration '{_TOO_LONG}' is too long: keel accepts at most 365 days ('365d')"
+    )
+
+
+def test_365_days_is_accepted() -> None:
+    spec = parse_spec(_workflow(_node(timeout="365d"), deadline="P52W"))
+    assert spec.nodes[0].timeout == 365 * 86400.0
+    assert spec.deadline == 52 * 7 * 86400.0

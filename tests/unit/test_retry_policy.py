@@ -40,6 +40,15 @@ def test_no_backoff_means_no_wait() -> None:
     assert backoff(RetryPolicy(initial_backoff=0), "run", "n", None, 4) == 0
 
 
+@pytest.mark.parametrize("attempt", [156, 1025, 9_999])
+def test_the_cap_holds_where_the_growth_would_overflow_a_float(attempt: int) -> None:
+    # a valid policy: 10,000 attempts growing a hundredfold each time pass 1e308 early
+    policy = RetryPolicy(max_attempts=10_000, initial_backoff=1, multiplier=100,
+                         max_backoff="1h", jitter=0)  # fmt: skip
+    assert backoff(policy, "run", "n", None, attempt) == 3600
+    assert backoff(RetryPolicy(initial_backoff=0, multiplier=100), "run", "n", None, attempt) == 0
+
+
 def test_a_policy_names_errors_by_bare_or_dotted_name_and_covers_subclasses() -> None:
     names = type_names(RateLimitedError)
     assert {

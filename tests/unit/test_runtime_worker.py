@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from keel.engine.events import (
+    LateResultDiscarded,
     NodeFailed,
     NodeReclaimed,
     NodeScheduled,
@@ -244,6 +245,22 @@ def test_an_async_task_over_the_nodes_timeout_fails_the_run(
     assert (failed.node, failed.error.type, failed.error.retryable) == (
         "sleepy", "TimeoutError", True
     )  # fmt: skip
+
+
+def test_a_thread_over_its_timeout_fails_and_what_it_returns_later_is_recorded_as_discarded(
+    store: SQLiteStore, make_worker: MakeWorker
+) -> None:
+    spec = spec_of([{"id": "slow", "task": "overrun", "args": {"seconds": 0.5}, "timeout": 0.05}])
+    record = start_run(store, spec, {})
+
+    # the worker waits up to late_grace for the thread, once the run has ended
+    (done,) = make_worker(WorkerOptions(late_grace=30)).run_until_finished([record.id])
+
+    assert done.status == "failed"
+    (failed,) = events_of(store, record.id, NodeFailed)
+    assert (failed.node, failed.error.type) == ("slow", "TimeoutError")
+    (late,) = events_of(store, record.id, LateResultDiscarded)
+    assert (late.node, late.attempt, late.outcome) == ("slow", 1, "succeeded")
 
 
 def test_two_workers_share_a_run_and_record_each_event_once(

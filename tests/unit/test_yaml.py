@@ -138,3 +138,14 @@ def test_bad_argument_form_names_the_field(tmp_path: Path) -> None:
     )
     issues = _issues(path)
     assert issues == [f"{path}:6:19: node 'a', args.obj.expr: Input should be a valid string"]
+
+
+def test_a_timeout_longer_than_365_days_is_refused_with_its_position(tmp_path: Path) -> None:
+    path = tmp_path / "flow.yaml"
+    path.write_text(
+        "name: f\nnodes:\n  - id: a\n    task: json:dumps\n    timeout: 999999999999999999s\n"
+    )
+    assert _issues(path) == [
+        f"{path}:5:14: node 'a', timeout: duration '999999999999999999s' is too long: "
+        "keel accepts at most 365 days ('365d')"
+    ]
