@@ -37,6 +37,9 @@ SYMBOLS = {
     "cancelled": ("\u2298", "yellow"),
     "awaiting": ("\u29d7", "yellow"),  # an hourglass: waits for a person, a time, an event
     "paused": ("\u2016", "yellow"),
+    "not_started": ("·", "dim"),
+    #: a run that has not ended with nothing running, queued or waiting
+    "stalled": ("!", "red"),
 }
 
 
@@ -127,6 +130,8 @@ def print_summary(console: Console, report: RunReport, run_id: str) -> None:
             line = Text("  ") + status_symbol(node.status) + Text(f" {node.id:<{width}}  ")
             if node.status in ("skipped", "upstream_failed"):
                 line += Text(f"{node.status.replace('_', ' ')} ({node.reason})", style="dim")
+            elif node.status in ("not_started", "cancelled") and node.duration is None:
+                line += Text(node.status.replace("_", " "), style="dim")
             elif node.status == "failed" and node.error is not None:
                 line += Text(f"{node.error.type}: {node.error.message}", style="red")
             else:
