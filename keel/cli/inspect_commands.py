@@ -294,7 +294,7 @@ def history(
             typer.echo(json.dumps(_event_line(stored), ensure_ascii=False))
         return
     columns = [Column("seq", justify="right"), Column("time"), Column("event"), Column("node"),
-               Column("details", role="long", min_width=20)]  # fmt: skip
+               Column("details", role="long", min_width=20, label="")]  # fmt: skip
     rows: list[list[Cell]] = []
     for stored in events:
         data = _event_line(stored)

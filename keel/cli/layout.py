@@ -185,17 +185,22 @@ def print_table(
         console.print(line, soft_wrap=True)
 
 
-def field_lines(console: Console, label: str, value: Cell, *, indent: int = 2,
-                label_width: int = 10) -> list[Text]:  # fmt: skip
-    """``  label     value``, long values wrapping under the value's first letter."""
-    head = " " * indent + f"{label:<{label_width}}"
+def hanging_lines(console: Console, head: Text, value: Cell) -> list[Text]:
+    """``head`` then ``value``, which wraps under its own first letter (or, when the head
+    leaves less than 20 columns, under the head's)."""
     text = _text(value, one_line=False)
-    room = max(console.width - len(head), 20)
-    wrapped = list(text.wrap(console, room, overflow="fold")) or [Text()]
-    lines = [Text(head if n == 0 else " " * len(head)) + line for n, line in enumerate(wrapped)]
+    indent = head.cell_len if console.width - head.cell_len >= 20 else INDENT
+    wrapped = list(text.wrap(console, console.width - indent, overflow="fold")) or [Text()]
+    lines = [head.copy()] if indent < head.cell_len else [head + wrapped.pop(0)]
+    lines += [Text(" " * indent) + line for line in wrapped]
     for line in lines:
         line.rstrip()
     return lines
+
+
+def field_lines(console: Console, label: str, value: Cell) -> list[Text]:
+    """``  label     value``, long values wrapping under the value's first letter."""
+    return hanging_lines(console, Text(f"  {label:<10}"), value)
 
 
 def print_field(console: Console, label: str, value: Cell, *, style: str = "") -> None:
