@@ -152,38 +152,12 @@ def test_the_nodes_of_a_failed_run_that_never_started_are_not_started(
 # --- 16. what a run is doing -----------------------------------------------------------------
 
 
-def test_a_run_no_worker_took_is_queued(store: SQLiteStore, clock: FakeClock) -> None:
-    record = start_run(store, spec_of([{"id": "a", "task": "echo"}]), {}, clock=clock)
-    activity = run_activity(store, record, clock.now())
-    assert activity is not None
-    assert (activity.kind, activity.text) == ("queued", "queued, no worker has taken it")
-
-
-def test_a_run_held_by_a_worker_is_running_on_it(store: SQLiteStore, clock: FakeClock) -> None:
-    record = start_run(store, spec_of([{"id": "a", "task": "echo"}]), {}, clock=clock)
-    (claimed,) = store.claim("host-1:4242:7:abc", 1, clock.now(), 30.0)
-    assert claimed.lease.run_id == record.id
-
-    activity = run_activity(store, record, clock.now())
-    assert activity is not None
-    assert (activity.kind, activity.text, activity.short) == (
-        "running", "running on host-1:4242", "running")  # fmt: skip
-    clock.advance(60)  # the holder stopped renewing its lease
-    expired = run_activity(store, record, clock.now())
-    assert expired is not None
-    assert expired.kind == "queued"
-    assert expired.text.startswith("held by a worker that stopped")
-
-
-def test_a_run_waiting_for_a_person_says_so_and_one_with_nothing_left_is_stalled(
+def test_a_run_with_nothing_running_queued_or_waiting_is_stalled(
     store: SQLiteStore, clock: FakeClock, tmp_path: Path
 ) -> None:
+    """(Queued, running and waiting runs: ``tests/contract/test_run_activity.py``.)"""
     spec = parse_spec({"name": "w", "nodes": [{"id": "ok", "kind": "approval", "title": "OK?"}]})
     record = start_run(store, spec, {}, clock=clock)
-    activity = run_activity(store, record, clock.now())
-    assert activity is not None
-    assert (activity.kind, activity.text) == ("waiting", "waiting for approval")
-
     with closing(sqlite3.connect(tmp_path / "keel.db")) as conn, conn:
         conn.execute("DELETE FROM waits")  # what a lost transition would leave
     stalled = run_activity(store, record, clock.now())
