@@ -49,7 +49,7 @@ def form_fields(schema: dict[str, Any]) -> list[FormField]:
             name, _type_of(field), name in required, field.get("default"), "default" in field,
             str(field.get("description") or ""),
         ))  # fmt: skip
-    return fields
+    return sorted(fields, key=lambda field: not field.required)  # required ones first
 
 
 def form_summary(schema: dict[str, Any]) -> str:
