@@ -15,6 +15,10 @@ import typer
 from keel.cli.common import DbOption, JsonOption, local_time, opened_store, reported_errors
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
+    from keel.runtime.activity import Activity
+    from keel.runtime.report import NodeReport
     from keel.store.records import RunRecord, StoredEvent
 
 RunArgument = Annotated[str, typer.Argument(help="Run id or unique prefix")]
@@ -55,11 +59,14 @@ def runs(
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first. A run that has not ended says what it is doing: running
+    on a worker, queued with no worker to take it, or waiting (for an approval...)."""
     from rich.console import Console
-    from rich.table import Table
 
+    from keel.cli.layout import Cell, Column, print_table
     from keel.cli.progress import status_symbol
+    from keel.runtime.activity import run_activity
+    from keel.runtime.clock import clock_for
 
     known = ("pending", "running", "failing", "paused", "succeeded", "failed", "cancelled")
     if status is not None and status not in known:
@@ -67,29 +74,64 @@ def runs(
         raise typer.Exit(2)
     with opened_store(db) as store, reported_errors():
         records = store.list_runs(status=status, workflow=workflow, limit=limit)
+        now = clock_for(store).now()
+        doing = {record.id: run_activity(store, record, now) for record in records}
     if as_json:
-        typer.echo(json.dumps([_record_data(r) for r in records], indent=2))
+        listed = []
+        for record in records:
+            activity = doing[record.id]
+            listed.append({**_record_data(record),
+                         "activity": None if activity is None else activity.text})  # fmt: skip
+        typer.echo(json.dumps(listed, indent=2))
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("run", "workflow", "status", "started", "updated", "events", "parent"):
-        table.add_column(column)
+    console = Console()
+    if not records:
+        console.print("no runs")
+        return
+    columns = [
+        Column("run"), Column("workflow"), Column("status"), Column("started"),
+        Column("events", role="extra", keep=1, justify="right"),
+        Column("parent", role="extra", keep=2), Column("updated", role="extra"),
+    ]  # fmt: skip
+    table: list[list[Cell]] = []
     for record in records:
-        table.add_row(
-            record.id[:8], record.workflow, status_symbol(record.status) + f" {record.status}",
-            local_time(record.created_at), local_time(record.updated_at), str(record.last_seq),
-            record.parent_run[:8] if record.parent_run else "",
-        )  # fmt: skip
-    Console().print(table if records else "no runs")
+        activity = doing[record.id]
+        symbol = status_symbol(_activity_symbol(record.status, activity))
+        table.append([
+            record.id[:8], record.workflow, symbol + f" {_status_words(record.status, activity)}",
+            local_time(record.created_at), str(record.last_seq),
+            record.parent_run[:8] if record.parent_run else "", local_time(record.updated_at),
+        ])  # fmt: skip
+    print_table(console, columns, table)
+
+
+def _activity_symbol(status: str, activity: Activity | None) -> str:
+    if activity is None or activity.kind == "running":
+        return status
+    return {"waiting": "awaiting", "queued": "pending"}.get(activity.kind, "stalled")
+
+
+def _status_words(status: str, activity: Activity | None, *, full: bool = False) -> str:
+    """A run's status as ``keel runs`` and ``keel show`` print it: what it is doing,
+    rather than a bare "running"."""
+    if activity is None:
+        return status
+    words = activity.text if full else activity.short
+    return words if status == "running" else f"{status}: {words}"
 
 
 def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) -> None:
-    """A run's status, input and output, and per node: status, attempts, duration, input,
-    output or error. What a waiting run is waiting for is shown as running nodes."""
+    """A run's status, input and output, and per node: status, attempts, the last
+    attempt's duration, input, output or error. What a waiting run waits for comes
+    first, with the command that ends the wait. All of it is read from the history."""
     from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
+    from rich.text import Text
 
+    from keel.cli.layout import Cell, Column, print_field, print_table
     from keel.cli.progress import seconds, status_symbol
+    from keel.runtime.activity import run_activity
+    from keel.runtime.audit import summary_mismatches
+    from keel.runtime.clock import clock_for
     from keel.runtime.report import describe_wait, run_report
     from keel.runtime.runs import RunCache
 
@@ -99,13 +141,26 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         report = run_report(plan, store.history(record.id))
         leases = {(lease.node, lease.item): lease for lease in store.leases(record.id)}
         children = store.list_runs(parent=record.id, limit=1_000)
+        state = report.state
+        # the history is the truth: the run's row is only checked against it
+        activity = run_activity(store, dataclasses.replace(record, status=state.status.value),
+                                clock_for(store).now())  # fmt: skip
+    mismatches = summary_mismatches(record, state)
     if as_json:
         data = _record_data(record)
+        data.update(status=state.status.value, output=state.output, reason=state.reason,
+                    input=state.input)  # fmt: skip
+        data["activity"] = None if activity is None else activity.text
+        data["duration"] = report.duration
+        data["retries"] = report.retries
+        data["mismatches"] = mismatches
         data["nodes"] = [
             {
                 "id": node.id, "status": node.status, "attempts": node.attempts,
                 "reclaimed": node.reclaimed, "started_at": node.started_at,
-                "ended_at": node.ended_at, "input": node.args, "output": node.output,
+                "attempt_started_at": node.attempt_started_at,
+                "ended_at": node.ended_at, "duration": node.duration,
+                "input": node.args, "output": node.output,
                 "error": None if node.error is None else {
                     "type": node.error.type, "message": node.error.message},
                 "reason": node.reason, "items": node.items, "items_done": node.items_done,
@@ -121,60 +176,87 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     console = Console()
-    console.print(f"[bold]{record.workflow}[/bold] · run {record.id}")
-    console.print(
-        f"  status    {record.status}"
-        + (f" in {seconds(report.duration)}" if report.duration is not None else "")
-    )
-    console.print(
-        f"  version   {record.spec_version[:12]}   started {local_time(record.created_at)}"
-    )
-    console.print(f"  input     {_short(record.input, 100)}")
-    if record.status == "succeeded":
-        console.print(f"  output    {_short(record.output, 100)}")
-    if record.reason:
-        console.print(f"  reason    {record.reason}", style="red")
+    console.print(Text.assemble((record.workflow, "bold"), f" · run {record.id}"))
+    took = "" if report.duration is None else f" in {seconds(report.duration)}"
+    if took and report.retries:
+        times = "" if report.retries == 1 else f", {report.retries} times"
+        took += f" (since it was retried by hand{times})"
+    print_field(console, "status", _status_words(state.status.value, activity, full=True) + took)
+    print_field(console, "version", f"{record.spec_version[:12]}   started "
+                                    f"{local_time(record.created_at)}")  # fmt: skip
+    print_field(console, "input", _short(state.input, 100))
+    if state.status.value == "succeeded":
+        print_field(console, "output", _short(state.output, 100))
+    if state.reason:
+        print_field(console, "reason", state.reason, style="red")
+    for mismatch in mismatches:
+        print_field(console, "warning", f"{mismatch}; see `keel verify`", style="red")
     if record.parent_run is not None:
-        console.print(f"  parent    run {record.parent_run} (node {record.parent_node})")
+        print_field(console, "parent", f"run {record.parent_run} (node {record.parent_node})")
     for child in children:
-        console.print(f"  child     run {child.id} {child.workflow} ({child.status})")
-    waiting = [node for node in report.nodes.values() if node.status == "awaiting"]
-    for node in waiting:
-        console.print(f"  waits for {describe_wait(node, record.id)}", style="yellow",
-                      markup=False, highlight=False)  # fmt: skip
-    table = Table(box=None, pad_edge=False)
-    for column in ("", "node", "status", "attempts", "duration"):
-        table.add_column(column)
-    for column in ("input", "output / error"):
-        table.add_column(column, no_wrap=True, overflow="ellipsis", ratio=1)
+        print_field(console, "child", f"run {child.id} {child.workflow} ({child.status})")
     for node in report.nodes.values():
         if node.status == "awaiting":
-            result = f"[yellow]{escape(describe_wait(node, record.id))}[/yellow]"
-        elif node.decision is not None and node.status in ("succeeded", "failed"):
-            result = escape(node.decision)
-        elif node.error is not None and node.status == "failed":
-            result = f"[red]{node.error.type}: {node.error.message}[/red]"
-        elif node.reason:
-            result = f"[dim]{node.reason}[/dim]"
-        elif node.retry_at is not None and node.error is not None:
-            result = (f"[yellow]retry at {local_time(node.retry_at)}[/yellow] after "
-                      f"{node.error.type}: {node.error.message}")  # fmt: skip
-        elif node.items is not None and node.status != "succeeded":
-            result = f"{node.items_done}/{node.items} items"
-        else:
-            result = _short(node.output) if node.status == "succeeded" else ""
-        status = node.status
+            print_field(console, "waits for", describe_wait(node, record.id), style="yellow")
+            for line in _wait_notes(node):
+                print_field(console, "", line)
+    columns = [
+        Column(""), Column("node"), Column("status"), Column("attempts"), Column("duration"),
+        Column("input", role="long", min_width=16),
+        Column("output / error", role="long", label="", min_width=24),
+    ]  # fmt: skip
+    rows: list[list[Cell]] = []
+    for node in report.nodes.values():
+        status = node.status.replace("_", " ")
         held = leases.get((node.id, None))
         if held is not None:
-            status += f" (on {held.owner.split(':')[0]}:{held.owner.split(':')[1]})"
+            status += f" (on {':'.join(held.owner.split(':')[:2])})"
         attempts = str(node.attempts or "")
         if node.reclaimed:
             attempts += f" ({node.reclaimed} reclaimed)"
-        table.add_row(
+        rows.append([
             status_symbol(node.status), node.id, status, attempts, seconds(node.duration),
-            _short(node.args) if node.args is not None else "", result,
-        )  # fmt: skip
-    console.print(table)
+            _short(node.args, 1000) if node.args is not None else "", _result(node),
+        ])  # fmt: skip
+    console.print()
+    print_table(console, columns, rows)
+
+
+def _wait_notes(node: NodeReport) -> list[str]:
+    """What an approver needs besides the title: the filled-in description, the form."""
+    from keel.cli.forms import form_summary
+
+    details = node.wait or {}
+    notes = []
+    if node.waits_for == "approval":
+        if details.get("description"):
+            notes.append(f"description: {details['description']}")
+        form = details.get("form")
+        if isinstance(form, dict) and form_summary(form):
+            notes.append(f"form: {form_summary(form)} (give it with --data JSON)")
+    return notes
+
+
+def _result(node: NodeReport) -> Text:
+    """A node's output, error, decision or what it waits for, in one cell."""
+    from rich.text import Text
+
+    from keel.cli.common import local_time
+
+    if node.status == "awaiting":
+        return Text(f"waits for {node.waits_for}: see above", style="yellow")
+    if node.decision is not None and node.status in ("succeeded", "failed"):
+        return Text(node.decision)
+    if node.error is not None and node.status == "failed":
+        return Text(f"{node.error.type}: {node.error.message}", style="red")
+    if node.reason:
+        return Text(node.reason, style="dim")
+    if node.retry_at is not None and node.error is not None:
+        return Text.assemble((f"retry at {local_time(node.retry_at)}", "yellow"),
+                             f" after {node.error.type}: {node.error.message}")  # fmt: skip
+    if node.items is not None and node.status != "succeeded":
+        return Text(f"{node.items_done}/{node.items} items")
+    return Text(_short(node.output, 1000) if node.status == "succeeded" else "")
 
 
 def _event_line(stored: StoredEvent) -> dict[str, Any]:
@@ -192,31 +274,38 @@ def history(
 ) -> None:
     """The run's events in order: the complete record of what happened and when."""
     from rich.console import Console
-    from rich.table import Table
+
+    from keel.cli.common import fail
+    from keel.cli.layout import Cell, Column, print_table
+    from keel.runtime.runs import RunCache
 
     with opened_store(db) as store, reported_errors():
         record = store.get_run(run_id)
         events = store.history(record.id)
+        if node is not None:
+            nodes = RunCache(store).plan(record.spec_version).nodes
+            if node not in nodes:
+                raise fail(f"run {record.id[:8]} has no node '{node}' "
+                           f"(nodes: {', '.join(nodes)})")  # fmt: skip
     if node is not None:
         events = [e for e in events if getattr(e.event, "node", None) == node]
     if as_json:
         for stored in events:
             typer.echo(json.dumps(_event_line(stored), ensure_ascii=False))
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("seq", "time", "event", "node"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("details", no_wrap=True, overflow="ellipsis", ratio=1)
+    columns = [Column("seq", justify="right"), Column("time"), Column("event"), Column("node"),
+               Column("details", role="long", min_width=20, label="")]  # fmt: skip
+    rows: list[list[Cell]] = []
     for stored in events:
         data = _event_line(stored)
         for key in ("seq", "at", "prev_hash", "kind", "node"):
             data.pop(key, None)
         details = ", ".join(f"{k}={_short(v, 40)}" for k, v in data.items() if v is not None)
-        table.add_row(
+        rows.append([
             str(stored.seq), local_time(stored.at), stored.event.kind,
             getattr(stored.event, "node", "") or "", details,
-        )  # fmt: skip
-    Console().print(table)
+        ])  # fmt: skip
+    print_table(Console(), columns, rows)
 
 
 def verify(
@@ -224,8 +313,12 @@ def verify(
     all_runs: Annotated[bool, typer.Option("--all", help="Check every run")] = False,
     db: DbOption = None,
 ) -> None:
-    """Check the hash chain of runs' histories; exit 1 if any event was edited, removed
-    or reordered. Prints each run's head hash: keep it elsewhere to anchor the chain."""
+    """Check the hash chain of runs' histories, and that each run's status, output,
+    reason and input in the runs table are what its history says; exit 1 if any event
+    was edited, removed or reordered, or a run's summary disagrees with its history.
+    Prints each run's head hash: keep it elsewhere to anchor the chain."""
+    from keel.runtime.audit import summary_mismatches
+    from keel.runtime.runs import RunCache
     from keel.store.chain import verify_chain
 
     if not run_ids and not all_runs:
@@ -233,6 +326,7 @@ def verify(
         raise typer.Exit(2)
     broken = False
     with opened_store(db) as store, reported_errors():
+        cache = RunCache(store, capacity=1)  # plans are shared; each state is read once
         records = (
             store.list_runs(limit=10_000_000)
             if all_runs
@@ -242,17 +336,23 @@ def verify(
             report = verify_chain(
                 record.id, store.chain_links(record.id), record.last_seq, record.head_hash
             )
+            mismatches: list[str] = []
             try:
                 store.load_spec(record.spec_version)
+                mismatches = summary_mismatches(record, cache.state(record.id))
             except Exception as exc:
                 report = dataclasses.replace(report, problems=(*report.problems, str(exc)))
-            if report.intact:
+            if report.intact and not mismatches:
                 typer.echo(f"✓ run {record.id}: {report.events} events intact, "
                            f"head {report.head_hash}")  # fmt: skip
-            else:
-                broken = True
+                continue
+            broken = True
+            if not report.intact:
                 typer.echo(f"✗ run {record.id}: the history was altered", err=True)
-                for problem in report.problems:
-                    typer.echo(f"  {problem}", err=True)
+            else:
+                typer.echo(f"✗ run {record.id}: the runs table disagrees with the history "
+                           "(the history is intact)", err=True)  # fmt: skip
+            for problem in (*report.problems, *mismatches):
+                typer.echo(f"  {problem}", err=True)
     if broken:
         raise typer.Exit(1)

@@ -11,6 +11,7 @@ import time
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
+from keel.cli.layout import hanging_lines
 from keel.engine.events import (
     MapExpanded,
     NodeFailed,
@@ -37,6 +38,9 @@ SYMBOLS = {
     "cancelled": ("\u2298", "yellow"),
     "awaiting": ("\u29d7", "yellow"),  # an hourglass: waits for a person, a time, an event
     "paused": ("\u2016", "yellow"),
+    "not_started": ("·", "dim"),
+    #: a run that has not ended with nothing running, queued or waiting
+    "stalled": ("!", "red"),
 }
 
 
@@ -124,22 +128,26 @@ def print_summary(console: Console, report: RunReport, run_id: str) -> None:
     width = max((len(node) for node in report.nodes), default=0)
     if len(report.nodes) <= DETAIL_LIMIT:
         for node in report.nodes.values():
-            line = Text("  ") + status_symbol(node.status) + Text(f" {node.id:<{width}}  ")
+            head = Text("  ") + status_symbol(node.status) + Text(f" {node.id:<{width}}  ")
             if node.status in ("skipped", "upstream_failed"):
-                line += Text(f"{node.status.replace('_', ' ')} ({node.reason})", style="dim")
+                line = Text(f"{node.status.replace('_', ' ')} ({node.reason})", style="dim")
+            elif node.status in ("not_started", "cancelled") and node.duration is None:
+                line = Text(node.status.replace("_", " "), style="dim")
             elif node.status == "failed" and node.error is not None:
-                line += Text(f"{node.error.type}: {node.error.message}", style="red")
+                line = Text(f"{node.error.type}: {node.error.message}", style="red")
             else:
-                line += Text(seconds(node.duration))
+                line = Text(seconds(node.duration))
                 if node.attempts > 1:
                     line += Text(f"  ({node.attempts} attempts)", style="dim")
                 if node.items is not None:
                     line += Text(f"  {node.items_done}/{node.items} items", style="dim")
-            console.print(line)
+            for part in hanging_lines(console, head, line):
+                console.print(part, soft_wrap=True)
     else:
         counts: dict[str, int] = {}
         for node in report.nodes.values():
             counts[node.status] = counts.get(node.status, 0) + 1
         console.print("  " + " · ".join(f"{n} {status}" for status, n in sorted(counts.items())))
     if state.reason:
-        console.print(Text(f"reason: {state.reason}", style="red"))
+        for part in hanging_lines(console, Text("reason: "), Text(state.reason, style="red")):
+            console.print(part, soft_wrap=True)

@@ -44,6 +44,12 @@ def circuits(as_json: JsonOption = False, db: DbOption = None) -> None:
         return
     if not found:
         typer.echo("no circuit has counted failures")
+        return
+    from rich.console import Console
+
+    from keel.cli.layout import Cell, Column, print_table
+
+    table: list[list[Cell]] = []
     for circuit in found:
         if circuit.probe_until is not None and circuit.probe_until > now:
             state = "half-open: a probe is running"
@@ -53,7 +59,10 @@ def circuits(as_json: JsonOption = False, db: DbOption = None) -> None:
             state = "half-open: the next attempt is the probe"
         else:
             state = "closed"
-        typer.echo(f"{circuit.name}  {circuit.failures} failures in a row  {state}")
+        table.append([circuit.name, str(circuit.failures), state])
+    columns = [Column("circuit"), Column("failures in a row", justify="right"),
+               Column("state", role="long", wrap=True)]  # fmt: skip
+    print_table(Console(), columns, table)
 
 
 def retry(
@@ -122,8 +131,9 @@ def failed(
 ) -> None:
     """List failed runs, newest first, with the node that failed and its error."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
+    from keel.cli.layout import Cell, Column, print_table
     from keel.runtime.failures import failed_runs
 
     with opened_store(db) as store, reported_errors():
@@ -141,18 +151,23 @@ def failed(
         ]  # fmt: skip
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("run", "workflow", "failed", "node", "attempts"):
-        table.add_column(column, no_wrap=True)  # the error column gives way first
-    table.add_column("error", overflow="fold")
+    console = Console()
+    if not found:
+        console.print("no failed runs")
+        return
+    columns = [
+        Column("run"), Column("workflow"), Column("failed", role="extra"), Column("node"),
+        Column("attempts", justify="right"), Column("error", role="long", wrap=True, min_width=24),
+    ]  # fmt: skip
+    table: list[list[Cell]] = []
     for item in found:
         error = (
             f"{item.error.type}: {item.error.message}"
             if item.error is not None
             else item.record.reason or ""
         )
-        table.add_row(
+        table.append([
             item.record.id[:8], item.record.workflow, local_time(item.record.updated_at),
-            item.node or "", str(item.attempts or ""), f"[red]{error}[/red]",
-        )  # fmt: skip
-    Console().print(table if found else "no failed runs")
+            item.node or "", str(item.attempts or ""), Text(error, style="red"),
+        ])  # fmt: skip
+    print_table(console, columns, table)

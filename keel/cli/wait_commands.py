@@ -10,19 +10,23 @@ from it, from any process: a worker executing the run (``keel run`` still waitin
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from keel.cli.common import (
     DbOption,
     JsonOption,
+    fail,
     local_time,
     opened_store,
     parse_json,
     reported_errors,
 )
 from keel.cli.recovery_commands import ByOption, ReasonOption, RunArgument
+
+if TYPE_CHECKING:
+    from keel.store.protocol import Store
 
 NodeArgument = Annotated[str, typer.Argument(help="The approval node's id")]
 CommentOption = Annotated[str, typer.Option("--comment", help="Why, kept with the decision")]
@@ -65,18 +69,33 @@ def approvals(
         typer.echo("no approval is waiting")
         return
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
-    table = Table(box=None, pad_edge=False)
-    for column in ("run", "workflow", "node", "title", "waiting since", "assignees", "due"):
-        table.add_column(column)
+    from keel.cli.forms import form_summary
+    from keel.cli.layout import Cell, Column, print_table
+
+    columns = [
+        Column("run"), Column("workflow", role="extra", keep=1), Column("node"),
+        Column("title", role="long", wrap=True), Column("waiting since"),
+        Column("assignees", role="extra", keep=2), Column("due", role="extra"),
+        Column("description", role="under", wrap=True, label=""),
+        Column("form", role="under", wrap=True),
+    ]  # fmt: skip
+    table: list[list[Cell]] = []
     for wait in found:
         who = ", ".join(wait.details.get("assignees") or []) or (wait.details.get("role") or "")
         run = wait.run_id[:8] + (" (paused)" if wait.run_status == "paused" else "")
-        table.add_row(run, wait.workflow, wait.node, str(wait.details.get("title", "")),
-                      local_time(wait.since), who,
-                      local_time(wait.until) if wait.until else "")  # fmt: skip
-    Console().print(table)
+        form = wait.details.get("form")
+        table.append([
+            run, wait.workflow, wait.node, str(wait.details.get("title", "")),
+            local_time(wait.since), who, local_time(wait.until) if wait.until else "",
+            str(wait.details.get("description") or ""),
+            form_summary(form) if isinstance(form, dict) else "",
+        ])  # fmt: skip
+    console = Console()
+    print_table(console, columns, table)
+    console.print(Text("decide with: keel approve RUN NODE [--data JSON], or keel reject RUN NODE",
+                       style="dim"))  # fmt: skip
 
 
 def approve(
@@ -91,12 +110,28 @@ def approve(
     db: DbOption = None,
 ) -> None:
     """Approve a waiting approval; the run goes on (the worker executing it continues)."""
+    from keel.errors import InputError
     from keel.runtime.interventions import approve as approve_node
 
     value = parse_json(data, "--data") if data is not None else None
     with opened_store(db) as store, reported_errors():
-        record = approve_node(store, run_id, node, data=value, comment=comment, by=by)
+        try:
+            record = approve_node(store, run_id, node, data=value, comment=comment, by=by)
+        except InputError as exc:  # the form's data is missing or wrong: say what it takes
+            raise fail("\n".join([str(exc), *_form_help(store, run_id, node)])) from None
     typer.echo(f"run {record.id[:8]}: {node} approved ({record.status})")
+
+
+def _form_help(store: Store, run_id: str, node: str) -> list[str]:
+    """The fields of the form of approval ``node``, and how to give them."""
+    from keel.cli.forms import form_help
+
+    record = store.get_run(run_id)
+    for wait in store.waits(waits_for="approval", run_id=record.id):
+        form = wait.details.get("form")
+        if wait.node == node and isinstance(form, dict):
+            return form_help(form, f"keel approve {record.id[:8]} {node}")
+    return []
 
 
 def reject(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from keel.engine.events import (
@@ -48,7 +49,7 @@ def _not_ended(state: RunState) -> None:
         raise KeelError(f"run {state.run_id[:8]} has ended ({state.status.value})")
 
 
-def _approval(state: RunState, node: str) -> ApprovalNode:
+def _approval(store: Store, state: RunState, node: str) -> ApprovalNode:
     """The approval ``node`` of the run, waiting for a decision."""
     _not_ended(state)
     plan = state.plan
@@ -60,18 +61,32 @@ def _approval(state: RunState, node: str) -> ApprovalNode:
     if not isinstance(wait, ApprovalNode):
         raise KeelError(f"node '{node}' is a {plan.nodes[node].kind} node, not an approval")
     status = state.nodes[node].status
-    for pending, event in state.to_resolve:  # decided while the run is paused
-        if pending == node and isinstance(event, ApprovalDecided):
-            how = "approved" if event.approved else "rejected"
-            raise KeelError(
-                f"approval '{node}' was {how} by {event.by} already; the run is paused and "
-                "acts on it when unpaused"
-            )
     if status is NodeStatus.WAITING:
         raise KeelError(f"approval '{node}' has not opened yet: it waits for the nodes before it")
-    if status is not NodeStatus.AWAITING:
+    if status is NodeStatus.AWAITING and not any(  # a decision not acted on yet: paused
+        pending == node and isinstance(event, ApprovalDecided)
+        for pending, event in state.to_resolve
+    ):
+        return wait
+    decided = _decided(store, state.run_id, node)
+    if decided is None:
         raise KeelError(f"approval '{node}' is not waiting for a decision: it {status.value}")
-    return wait
+    event, at = decided
+    how = "approved" if event.approved else "rejected"
+    when = datetime.fromtimestamp(at).isoformat(sep=" ", timespec="seconds")
+    then = ""
+    if status is NodeStatus.AWAITING and state.status is RunStatus.PAUSED:
+        then = "; the run is paused and acts on it when unpaused"
+    raise KeelError(f"approval '{node}' was already {how} by {event.by} at {when}{then}")
+
+
+def _decided(store: Store, run_id: str, node: str) -> tuple[ApprovalDecided, float] | None:
+    """The last decision recorded for approval ``node``, and when."""
+    found = None
+    for stored in store.history(run_id):
+        if isinstance(stored.event, ApprovalDecided) and stored.event.node == node:
+            found = (stored.event, stored.at)
+    return found
 
 
 def approve(
@@ -87,7 +102,7 @@ def approve(
     """Approve a waiting approval; ``data`` (checked against its form) becomes its output."""
 
     def events_for(state: RunState, who: str) -> list[Event]:
-        wait = _approval(state, node)
+        wait = _approval(store, state, node)
         given = data
         if wait.form is not None:
             given = with_schema_defaults(dict(wait.form), {} if data is None else data)
@@ -110,7 +125,7 @@ def reject(
     applies (by default the run fails, after its compensations)."""
 
     def events_for(state: RunState, who: str) -> list[Event]:
-        _approval(state, node)
+        _approval(store, state, node)
         return [ApprovalDecided(node=node, approved=False, by=who, comment=comment)]
 
     return act(store, run_id, by, events_for, clock)

@@ -1,6 +1,11 @@
 """What happened to each node of a run, read from its history: status, attempts, when it
 started and ended, its input and output or error. ``keel show``, the end-of-run summary
 and (later) the dashboard all read runs through this one view of the history.
+
+Durations are those of the last try: a node's is its last attempt's (a retry's backoff
+and the attempts that failed before are not in it; ``attempts`` says how many there
+were), and a run retried by hand counts from its last ``keel retry`` / ``keel skip``.
+The nodes of a run that ended before they started are ``not_started``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from keel.engine.events import (
     NodeSkipped,
     NodeStarted,
     NodeSucceeded,
+    RunRetried,
 )
 from keel.engine.plan import Plan
 from keel.engine.state import NodeStatus, RunState, apply
@@ -36,7 +42,11 @@ class NodeReport:
     attempts: int = 0
     #: attempts started again after their holder died or their lease expired
     reclaimed: int = 0
+    #: when its first attempt started
     started_at: float | None = None
+    #: when its last attempt started (a map node: when its items were expanded)
+    attempt_started_at: float | None = None
+    #: when its last attempt ended (None while it runs again)
     ended_at: float | None = None
     args: dict[str, Any] | None = None
     output: Any = None
@@ -57,9 +67,14 @@ class NodeReport:
 
     @property
     def duration(self) -> float | None:
-        if self.started_at is None or self.ended_at is None:
+        """How long its last attempt took (None until it ends)."""
+        if self.attempt_started_at is None or self.ended_at is None:
             return None
-        return self.ended_at - self.started_at
+        return self.ended_at - self.attempt_started_at
+
+    def _started(self, at: float) -> None:
+        self.started_at = at if self.started_at is None else self.started_at
+        self.attempt_started_at, self.ended_at = at, None
 
 
 @dataclass(slots=True)
@@ -68,12 +83,18 @@ class RunReport:
     nodes: dict[str, NodeReport]
     started_at: float | None
     ended_at: float | None
+    #: times it was retried by hand (``keel retry``, ``keel skip`` of a failed run)
+    retries: int = 0
+    #: when it was last retried by hand
+    retried_at: float | None = None
 
     @property
     def duration(self) -> float | None:
-        if self.started_at is None or self.ended_at is None:
+        """How long it took since it started, or since it was last retried by hand."""
+        start = self.retried_at if self.retried_at is not None else self.started_at
+        if start is None or self.ended_at is None:
             return None
-        return self.ended_at - self.started_at
+        return self.ended_at - start
 
 
 def _track(report: NodeReport, stored: StoredEvent) -> None:
@@ -84,7 +105,8 @@ def _track(report: NodeReport, stored: StoredEvent) -> None:
     elif isinstance(event, NodeStarted):
         if event.item is None:
             report.retry_at = None
-        if report.started_at is None:
+            report._started(stored.at)
+        elif report.started_at is None:  # a map item: the map started at its expansion
             report.started_at = stored.at
         key = (event.item, event.attempt)
         if key not in report._attempts_seen:
@@ -93,8 +115,8 @@ def _track(report: NodeReport, stored: StoredEvent) -> None:
     elif isinstance(event, NodeReclaimed):
         report.reclaimed += 1
     elif isinstance(event, MapExpanded):
-        report.items = event.count
-        report.started_at = report.started_at or stored.at
+        report.items, report.items_done = event.count, 0
+        report._started(stored.at)
     elif isinstance(event, NodeSucceeded):
         if event.item is None:
             report.output, report.ended_at = event.output, stored.at
@@ -102,12 +124,13 @@ def _track(report: NodeReport, stored: StoredEvent) -> None:
             report.items_done += 1
     elif isinstance(event, NodeFailed):
         report.error = event.error
-        report.ended_at = stored.at
+        if event.item is None or event.attempt == 0:  # not one item of a map
+            report.ended_at = stored.at
     elif isinstance(event, NodeSkipped):
         report.reason, report.ended_at = event.reason, stored.at
     elif isinstance(event, NodeAwaiting):
         report.waits_for, report.wait, report.until = event.waits_for, event.details, event.until
-        report.started_at = stored.at
+        report._started(stored.at)
         report.attempts = event.attempt
     elif isinstance(event, ApprovalOverdue):
         report.until = None
@@ -117,6 +140,7 @@ def _track(report: NodeReport, stored: StoredEvent) -> None:
         report.decision = f"{how} by {event.by}" + (f": {event.comment}" if event.comment else "")
     elif isinstance(event, NodeSetByHand):
         report.output, report.ended_at, report.error = event.output, stored.at, None
+        report.attempt_started_at = None  # no attempt made this output: it took no time
         report.reason = f"set by hand by {event.by}" + (f": {event.reason}" if event.reason else "")
 
 
@@ -126,10 +150,13 @@ def run_report(plan: Plan, history: Iterable[StoredEvent]) -> RunReport:
     nodes = {node_id: NodeReport(node_id) for node_id in plan.nodes}
     first: float | None = None
     last: float | None = None
+    retries: list[float] = []
     for stored in history:
         apply(state, stored.event, stored.seq)
         first = stored.at if first is None else first
         last = stored.at
+        if isinstance(stored.event, RunRetried):
+            retries.append(stored.at)
         node_id = getattr(stored.event, "node", None)
         if node_id in nodes:
             _track(nodes[node_id], stored)
@@ -143,9 +170,12 @@ def run_report(plan: Plan, history: Iterable[StoredEvent]) -> RunReport:
             # the run ended (failed or was cancelled) first: this attempt's outcome, if it
             # came, was discarded
             report.status = "cancelled"
+        elif state.finished and status is NodeStatus.WAITING:
+            report.status = "not_started"  # it waits for nothing any more
         else:
             report.status = status.value
-    return RunReport(state, nodes, first, last if state.finished else None)
+    return RunReport(state, nodes, first, last if state.finished else None, len(retries),
+                     retries[-1] if retries else None)  # fmt: skip
 
 
 def describe_wait(report: NodeReport, run_id: str) -> str:

@@ -1,0 +1,45 @@
+"""Whether what the ``runs`` table says of a run is what its history says.
+
+The history is the truth (its hash chain proves it was not edited); the run's row is a
+summary derived from it, kept for listing runs quickly. ``keel verify`` checks the chain
+and then this: a row whose status, output, reason or input differs from the history's
+would make ``keel runs`` and the API say something that did not happen.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from keel.engine.state import RunState
+from keel.store.records import RunRecord
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def summary_mismatches(record: RunRecord, state: RunState) -> list[str]:
+    """How the run's row differs from the state its history replays to (none: agree)."""
+    finished = state.finished
+    expected: dict[str, Any] = {
+        "status": state.status.value,
+        "output": state.output if finished else None,
+        "reason": state.reason if finished else None,
+        "input": state.input,
+    }
+    found: dict[str, Any] = {
+        "status": record.status, "output": record.output, "reason": record.reason,
+        "input": record.input,
+    }  # fmt: skip
+    return [
+        f"the runs table says {name} {_short(found[name])}, the history says "
+        f"{_short(expected[name])}"
+        for name in expected
+        if not _same(found[name], expected[name])
+    ]
