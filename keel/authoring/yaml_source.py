@@ -16,11 +16,27 @@ import yaml
 
 from keel.errors import SpecError, SpecIssue
 from keel.spec.canonical import canonical_data
+from keel.spec.data import MAX_DEPTH
 from keel.spec.model import WorkflowSpec
 from keel.spec.registry import remember
 from keel.spec.validate import parse_spec, validate
 
 Loc = tuple[str | int, ...]
+#: the most values one document may hold once its aliases are expanded: a workflow has
+#: hundreds; a few nested aliases ("billion laughs") would otherwise expand to billions
+MAX_VALUES = 100_000
+
+
+class _RefusedError(Exception):
+    """A document keel will not build: too large, too deep, or an alias inside itself."""
+
+    def __init__(self, message: str, mark: yaml.Mark) -> None:
+        super().__init__(message)
+        self.message, self.mark = message, mark
+
+    def issue(self, source: str) -> SpecIssue:
+        issue = SpecIssue(self.message, code="too_large")
+        return issue.located(source, self.mark.line + 1, self.mark.column + 1)
 
 
 @dataclass
@@ -49,8 +65,38 @@ class _Builder:
         self.positions = Positions(source)
         self.constructor = yaml.SafeLoader("")
         self.issues: list[SpecIssue] = []
+        self.count = 0
+        #: the collections being built (an alias to one of them would never end)
+        self.open: set[int] = set()
 
     def build(self, node: yaml.Node, loc: Loc) -> Any:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise _RefusedError(
+                f"the document expands to more than {MAX_VALUES:,} values (aliases of "
+                "aliases?): a workflow needs far fewer", node.start_mark,
+            )  # fmt: skip
+        if len(loc) > MAX_DEPTH:
+            raise _RefusedError(f"values nested more than {MAX_DEPTH} levels deep", node.start_mark)
+        if isinstance(node, yaml.CollectionNode):
+            if id(node) in self.open:
+                raise _RefusedError(
+                    "a YAML alias refers to itself (to a value containing it)", node.start_mark
+                )
+            self.open.add(id(node))
+            try:
+                return self._collection(node, loc)
+            finally:
+                self.open.discard(id(node))
+        self.positions.values[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except (ValueError, TypeError) as exc:  # e.g. ``!!int abc``
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {node.value!r} as {node.tag}: {exc}", node.start_mark
+            ) from None
+
+    def _collection(self, node: yaml.CollectionNode, loc: Loc) -> Any:
         self.positions.values[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.MappingNode):
             # keys written here may override keys merged in with ``<<: *anchor``; only
@@ -60,6 +106,11 @@ class _Builder:
             result: dict[Any, Any] = {}
             written: set[Any] = set()
             for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "a key must be text, not a list or mapping",
+                        key_node.start_mark,
+                    )  # fmt: skip
                 key = self.constructor.construct_object(key_node, deep=True)
                 if not isinstance(key, str | int):
                     key = str(key)
@@ -78,14 +129,7 @@ class _Builder:
                 self.positions.keys[(*loc, key)] = where
                 result[key] = self.build(value_node, (*loc, key))
             return result
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*loc, index)) for index, item in enumerate(node.value)]
-        try:
-            return self.constructor.construct_object(node, deep=True)
-        except (ValueError, TypeError) as exc:  # e.g. ``!!int abc``
-            raise yaml.constructor.ConstructorError(
-                None, None, f"cannot read {node.value!r} as {node.tag}: {exc}", node.start_mark
-            ) from None
+        return [self.build(item, (*loc, index)) for index, item in enumerate(node.value)]
 
 
 def _yaml_issue(exc: yaml.MarkedYAMLError, source: str) -> SpecIssue:
@@ -111,6 +155,9 @@ def read_documents(text: str, source: str) -> list[YamlDocument]:
         roots = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
         raise SpecError([_yaml_issue(exc, source)], workflow=source) from None
+    except RecursionError:  # the parser recurses once per level of nesting
+        issue = SpecIssue(f"values nested more than {MAX_DEPTH} levels deep", code="too_large")
+        raise SpecError([issue.located(source, None, None)], workflow=source) from None
     except yaml.YAMLError as exc:  # e.g. characters YAML does not allow
         issue = SpecIssue(f"YAML error: {exc}", code="yaml_syntax")
         raise SpecError([issue.located(source, None, None)], workflow=source) from None
@@ -123,9 +170,8 @@ def read_documents(text: str, source: str) -> list[YamlDocument]:
             data = builder.build(root, ())
         except yaml.MarkedYAMLError as exc:
             raise SpecError([_yaml_issue(exc, source)], workflow=source) from None
-        except RecursionError:
-            issue = SpecIssue("YAML alias refers to itself (a recursive structure)")
-            raise SpecError([issue.located(source, None, None)], workflow=source) from None
+        except _RefusedError as exc:
+            raise SpecError([exc.issue(source)], workflow=source) from None
         documents.append(YamlDocument(data, builder.positions, tuple(builder.issues)))
     return documents
 
