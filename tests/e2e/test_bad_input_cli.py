@@ -167,7 +167,8 @@ def test_a_task_after_a_child_run_receives_the_child_s_result_as_its_type(keel: 
     ran = keel.run(f"{CHECKED}:parent_pays", "-i", "amount=50")
 
     assert ran.output == {"result": {"type": "Decision", "payout": 25.0}}
-    events = keel.history(ran.run_id)
+    (parent,) = [run["id"] for run in keel.runs() if run["parent_run"] is None]
+    events = keel.history(parent)
     assert find(events, "node_scheduled", "pay")[0]["args"] == {
         "decision": {"approved": True, "payout": 25.0}
     }
