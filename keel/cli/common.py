@@ -65,13 +65,15 @@ def opened_store(url: str | None) -> Iterator[Store]:
         store.close()
 
 
-def load_code(target: str) -> LoadedWorkflow:
-    """Import a workflow (and so its tasks) the way ``keel validate`` does."""
+def load_code(target: str, *, checked: bool = False) -> LoadedWorkflow:
+    """Import a workflow (and so its tasks). ``checked``: check it as ``keel validate``
+    does (tasks imported, arguments against their signatures) before a run is recorded;
+    code loaded to continue runs is not checked again (each run pins its own spec)."""
     from keel.authoring.loading import load_workflow
 
     with reported_errors():
         try:
-            return load_workflow(target)
+            return load_workflow(target, resolve_tasks=checked)
         except Exception as exc:
             from keel.errors import KeelError
 

@@ -129,7 +129,7 @@ def test_keel_run_refuses_what_keel_validate_refuses_and_records_nothing(
         "bad_schema.yaml": (
             "name: bad_schema\ninput_schema: {type: nonsense}\nnodes:\n"
             "  - id: a\n    task: tasks_here:count\n    args: {text: hi}\n",
-            "bad_schema.yaml:2:29: input_schema.type: input_schema is not a valid JSON Schema",
+            "bad_schema.yaml:2:22: input_schema.type: input_schema is not a valid JSON Schema",
         ),
     }
     for name, (text, expected) in flows.items():
