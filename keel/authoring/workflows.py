@@ -24,7 +24,7 @@ from keel.spec.model import WorkflowSpec
 from keel.spec.policies import NodeDefaults
 from keel.spec.registry import remember
 from keel.spec.triggers import Trigger
-from keel.spec.validate import check, parse_spec
+from keel.spec.validate import parse_and_validate
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -195,12 +195,12 @@ def build_spec(
         data["on_failure"] = side_task_data(on_failure)
     if notify:
         data["notify"] = [_notifier_data(notifier) for notifier in notify]
-    spec = parse_spec(data, source=workflow_name)
     single = returned is not None and not (
         isinstance(returned, Mapping) and not isinstance(returned, Value)
     )
     try:
-        return check(spec, signatures=trace.signatures), single
+        spec = parse_and_validate(data, source=workflow_name, signatures=trace.signatures)
+        return spec, single
     except SpecError as exc:
         raise SpecError(exc.issues, workflow=workflow_name) from None
 

@@ -19,7 +19,7 @@ from keel.spec.canonical import canonical_data
 from keel.spec.data import MAX_DEPTH
 from keel.spec.model import WorkflowSpec
 from keel.spec.registry import remember
-from keel.spec.validate import parse_spec, validate
+from keel.spec.validate import parse_and_validate
 
 Loc = tuple[str | int, ...]
 #: the most values one document may hold once its aliases are expanded: a workflow has
@@ -184,8 +184,9 @@ def spec_from_document(document: YamlDocument, *, resolve_tasks: bool = False) -
     issues = list(document.issues)
     workflow: str | None = document.positions.source
     try:
-        spec = parse_spec(document.data, source=document.positions.source)
-        issues += validate(spec, resolve_tasks=resolve_tasks)
+        spec = parse_and_validate(
+            document.data, source=document.positions.source, resolve_tasks=resolve_tasks
+        )
         workflow = spec.name
     except SpecError as exc:
         issues += exc.issues
@@ -212,11 +213,25 @@ def load_yaml(path: Path, *, resolve_tasks: bool = False) -> list[WorkflowSpec]:
         raise SpecError([issue.located(str(path), None, None)]) from None
     specs: list[WorkflowSpec] = []
     issues: list[SpecIssue] = []
+    named: dict[str, tuple[int, int] | None] = {}  # where each name was first written
     for document in read_documents(text, str(path)):
         try:
-            specs.append(spec_from_document(document, resolve_tasks=resolve_tasks))
+            spec = spec_from_document(document, resolve_tasks=resolve_tasks)
         except SpecError as exc:
             issues.extend(exc.issues)
+            continue
+        where = document.positions.values.get(("name",))
+        if spec.name in named:
+            first = named[spec.name]
+            at = f"{path}:{first[0]}" if first else str(path)
+            issue = SpecIssue(
+                f"workflow name '{spec.name}' is used already at {at}: give each workflow "
+                "its own name", loc=("name",), code="duplicate_workflow",
+            )  # fmt: skip
+            issues.append(document.positions.locate(issue))
+            continue
+        named[spec.name] = where
+        specs.append(spec)
     if issues:
         raise SpecError(issues, workflow=str(path))
     return specs

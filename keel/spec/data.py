@@ -83,6 +83,8 @@ def json_problem(value: Any) -> str | None:
         else:
             problem = f"a {type(item).__name__}, which is not JSON data"
         if problem is not None:
+            if len(where) > 60:
+                where = where[:57] + "..."
             return f"{problem} at {where}" if where else problem
     return None
 

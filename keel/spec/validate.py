@@ -60,6 +60,29 @@ def parse_spec(data: Any, *, source: str | None = None) -> WorkflowSpec:
         raise SpecError(issues, workflow=name if isinstance(name, str) else source) from None
 
 
+def parse_and_validate(
+    data: Any,
+    *,
+    source: str | None = None,
+    resolve_tasks: bool = False,
+    signatures: Mapping[str, Signature] | None = None,
+) -> WorkflowSpec:
+    """Build a spec from plain data and validate it, raising ``SpecError`` with every
+    problem: the structural ones, and the semantic ones of whatever part of the spec is
+    sound (``keel.spec.partial``), so one fix-and-retry shows them all."""
+    from keel.spec.partial import sound_part
+
+    try:
+        spec = parse_spec(data, source=source)
+    except SpecError as exc:
+        issues = list(exc.issues)
+        part = sound_part(data, issues)
+        if part is not None:
+            issues += validate(part, resolve_tasks=resolve_tasks, signatures=signatures)
+        raise SpecError(issues, workflow=exc.workflow) from None
+    return check(spec, resolve_tasks=resolve_tasks, signatures=signatures)
+
+
 def _pydantic_issue(error: Any, data: Any) -> SpecIssue:
     loc: list[str | int] = []
     raw = tuple(error["loc"])

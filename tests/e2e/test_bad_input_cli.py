@@ -172,3 +172,18 @@ def test_a_task_after_a_child_run_receives_the_child_s_result_as_its_type(keel: 
     assert find(events, "node_scheduled", "pay")[0]["args"] == {
         "decision": {"approved": True, "payout": 25.0}
     }
+
+
+def test_validate_refuses_one_workflow_name_defined_in_two_files(
+    keel: Keel, tmp_path: Path
+) -> None:
+    for name, node in (("one.yaml", "a"), ("two.yaml", "b")):
+        (tmp_path / name).write_text(f"name: same\nnodes: [{{id: {node}, task: os:getcwd}}]\n")
+
+    checked = keel("validate", "one.yaml", "two.yaml", "one.yaml")
+
+    assert checked.returncode == 1
+    assert checked.stdout.count("✓ one.yaml: workflow 'same' is valid") == 2  # the same one
+    assert checked.stderr == (
+        "✗ two.yaml: workflow 'same' is defined in one.yaml too; give each workflow its own name\n"
+    )
