@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 import keel
 from keel.authoring.loading import load_all
@@ -21,6 +22,7 @@ from keel.authoring.yaml_source import load_yaml
 from keel.errors import InputError, SpecError
 from keel.runtime.client import Client
 from keel.runtime.interventions import approve, send_signal
+from keel.runtime.invoke import Invocation, TaskCatalog, make_context
 from keel.spec.data import MAX_DEPTH, check_json, json_problem, loads
 from keel.store.protocol import Store
 from keel.store.sqlite import SQLiteStore
@@ -238,3 +240,62 @@ def test_two_workflows_with_one_name_in_a_module_are_refused(tmp_path: Path) -> 
     with pytest.raises(SpecError) as caught:
         load_all(str(path))
     assert f"two workflows are named 'same': {path}:7 and {path}:11" in str(caught.value)
+
+
+# --- results checked against their return annotation ------------------------------------------
+
+
+class Decision(BaseModel):
+    approved: bool
+    payout: float
+
+
+def returns_bad_decision() -> Decision:
+    return {"approved": True, "payout": "n/a"}  # type: ignore[return-value]
+
+
+def returns_good_decision() -> Decision:
+    return Decision(approved=False, payout=0)
+
+
+def returns_something_but_says_none() -> None:
+    return 3  # type: ignore[return-value]
+
+
+def returns_too_deep() -> Any:
+    return nested(MAX_DEPTH + 1)
+
+
+def unannotated():  # type: ignore[no-untyped-def]
+    return {"anything": "goes"}
+
+
+def invoke(name: str, isolation: str = "thread") -> Any:
+    ctx = make_context("run", "wf", "node", 1, None)
+    invocation = Invocation(TaskCatalog(), f"{__name__}:{name}", {}, ctx, isolation=isolation)
+    return invocation.run() if isolation == "thread" else invocation.run_in_process(60)
+
+
+@pytest.mark.parametrize("isolation", ["thread", "process"])
+def test_a_result_its_return_type_refuses_fails_the_attempt_for_good(isolation: str) -> None:
+    outcome = invoke("returns_bad_decision", isolation)
+    assert outcome.error is not None
+    assert outcome.error.type == "ResultTypeError"
+    assert not outcome.error.retryable
+    assert outcome.error.message == (
+        f"task '{__name__}:returns_bad_decision' returned what its return type Decision "
+        "refuses: payout: Input should be a valid number, unable to parse string as a "
+        "number (got 'n/a')"
+    )
+
+
+def test_results_are_checked_as_declared_and_recorded_as_returned() -> None:
+    assert invoke("returns_good_decision").output == {"approved": False, "payout": 0.0}
+    assert invoke("unannotated").output == {"anything": "goes"}
+    said_none = invoke("returns_something_but_says_none").error
+    assert said_none is not None
+    assert "its return type None refuses: Input should be None (got 3)" in said_none.message
+    too_deep = invoke("returns_too_deep").error
+    assert too_deep is not None
+    assert too_deep.type == "ResultNotJSON"
+    assert "nested more than 100 levels deep" in too_deep.message
