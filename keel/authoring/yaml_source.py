@@ -65,29 +65,13 @@ class _Builder:
         self.positions = Positions(source)
         self.constructor = yaml.SafeLoader("")
         self.issues: list[SpecIssue] = []
-        self.count = 0
-        #: the collections being built (an alias to one of them would never end)
-        self.open: set[int] = set()
 
     def build(self, node: yaml.Node, loc: Loc) -> Any:
-        self.count += 1
-        if self.count > MAX_VALUES:
-            raise _RefusedError(
-                f"the document expands to more than {MAX_VALUES:,} values (aliases of "
-                "aliases?): a workflow needs far fewer", node.start_mark,
-            )  # fmt: skip
+        """The plain data of ``node`` (whose size ``check_size`` has bounded)."""
         if len(loc) > MAX_DEPTH:
             raise _RefusedError(f"values nested more than {MAX_DEPTH} levels deep", node.start_mark)
         if isinstance(node, yaml.CollectionNode):
-            if id(node) in self.open:
-                raise _RefusedError(
-                    "a YAML alias refers to itself (to a value containing it)", node.start_mark
-                )
-            self.open.add(id(node))
-            try:
-                return self._collection(node, loc)
-            finally:
-                self.open.discard(id(node))
+            return self._collection(node, loc)
         self.positions.values[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
         try:
             return self.constructor.construct_object(node, deep=True)
@@ -132,6 +116,46 @@ class _Builder:
         return [self.build(item, (*loc, index)) for index, item in enumerate(node.value)]
 
 
+def check_size(root: yaml.Node) -> None:
+    """Refuse a document that would expand without end before anything expands it.
+
+    Aliases (and ``<<`` merges) share nodes, so a few lines can stand for billions of
+    values; counting each node once, with its size remembered, costs only the lines
+    written. An alias inside the value it names would never end at all.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        if not isinstance(node, yaml.CollectionNode):
+            return 1
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if id(node) in open_nodes:
+            raise _RefusedError("a YAML alias refers to itself (to a value containing it)",
+                                node.start_mark)  # fmt: skip
+        open_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(key) + size(value) for key, value in node.value)
+        else:
+            total = 1 + sum(size(item) for item in node.value)
+        open_nodes.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    try:
+        total = size(root)
+    except RecursionError:
+        raise _RefusedError(f"values nested more than {MAX_DEPTH} levels deep",
+                            root.start_mark) from None  # fmt: skip
+    if total > MAX_VALUES:
+        raise _RefusedError(
+            f"the document expands to {total:,} values (aliases of aliases?); a workflow "
+            f"needs far fewer than {MAX_VALUES:,}", root.start_mark,
+        )  # fmt: skip
+
+
 def _yaml_issue(exc: yaml.MarkedYAMLError, source: str) -> SpecIssue:
     mark = exc.problem_mark or exc.context_mark
     problem = " ".join(part for part in (exc.context, exc.problem) if part) or str(exc)
@@ -167,6 +191,7 @@ def read_documents(text: str, source: str) -> list[YamlDocument]:
             continue
         builder = _Builder(source)
         try:
+            check_size(root)
             data = builder.build(root, ())
         except yaml.MarkedYAMLError as exc:
             raise SpecError([_yaml_issue(exc, source)], workflow=source) from None

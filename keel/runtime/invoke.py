@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import reprlib
 import threading
 import traceback
 import typing
@@ -99,7 +100,7 @@ def _described(exc: ValidationError, limit: int = 3) -> str:
         where = "".join(
             f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
         ).lstrip(".")
-        given = repr(error["input"])
+        given = reprlib.repr(error["input"])  # bounded, however large the result
         given = given if len(given) <= 40 else given[:37] + "..."
         parts.append(f"{where + ': ' if where else ''}{error['msg']} (got {given})")
     more = len(errors) - limit

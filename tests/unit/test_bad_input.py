@@ -151,9 +151,19 @@ BOMB = "name: bomb\nlol: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "
 )
 
 
-def test_a_yaml_alias_bomb_is_refused_instead_of_expanded(tmp_path: Path) -> None:
-    (issue,) = yaml_issues(tmp_path, BOMB + "nodes: []\n")
-    assert "the document expands to more than 100,000 values" in issue
+#: the same with ``<<`` merges, each level defined inside the first merge of the next, so
+#: that merging the outermost would expand everything before any value is built
+_INNER = "&l0 {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9}"
+for _level in range(1, 8):
+    _INNER = f"&l{_level} {{<<: [{_INNER}, {', '.join([f'*l{_level - 1}'] * 8)}]}}"
+MERGE_BOMB = f"name: bomb\ntop: {{<<: [{_INNER}, {', '.join(['*l7'] * 8)}]}}\n"
+
+
+@pytest.mark.parametrize("bomb", [BOMB, MERGE_BOMB], ids=["aliases", "merges"])
+def test_a_yaml_alias_bomb_is_refused_instead_of_expanded(tmp_path: Path, bomb: str) -> None:
+    (issue,) = yaml_issues(tmp_path, bomb + "nodes: []\n")
+    assert issue.startswith("flow.yaml:1:1: the document expands to ")
+    assert "values (aliases of aliases?); a workflow needs far fewer than 100,000" in issue
 
 
 @pytest.mark.parametrize("depth", [150, 10_000])
