@@ -197,6 +197,7 @@ def test_structural_and_semantic_problems_are_reported_together(tmp_path: Path) 
         "  - id: check\n"
         "    task: os:getcwd\n"
         "    unknown_field: 1\n"  # structural
+        "    after: [fetchh]\n"  # and semantic, in the same node
         "  - id: loop_a\n"
         "    task: os:getcwd\n"
         "    after: [loop_b]\n"
@@ -212,8 +213,10 @@ def test_structural_and_semantic_problems_are_reported_together(tmp_path: Path) 
         "flow.yaml:6:14: node 'fetch', timeout: Input should be greater than 0",
         "flow.yaml:9:13: node 'use', after.0: 'after' names unknown node 'nowhere'",
         "flow.yaml:13:5: node 'check', unknown_field: unknown field 'unknown_field'",
-        "flow.yaml:14:5: node 'loop_a': dependency cycle: loop_a -> loop_b -> loop_a",
-        "flow.yaml:20:14: outputs.x: expression does not parse at 1:19: Syntax error: "
+        "flow.yaml:14:13: node 'check', after.0: 'after' names unknown node 'fetchh' (did you "
+        "mean 'fetch'?)",
+        "flow.yaml:15:5: node 'loop_a': dependency cycle: loop_a -> loop_b -> loop_a",
+        "flow.yaml:21:14: outputs.x: expression does not parse at 1:19: Syntax error: "
         "mismatched input '<EOF>' in 'nodes.use.output +'",
     ]
 
