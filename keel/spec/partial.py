@@ -65,7 +65,7 @@ def sound_part(data: Any, issues: list[SpecIssue]) -> WorkflowSpec | None:
         nodes = list(data["nodes"])
         for index, fields in broken_nodes.items():
             if 0 <= index < len(nodes):
-                broken = fields if keep_fields else set(_COMMON)
+                broken: set[str | int] = fields if keep_fields else set(_COMMON)
                 nodes[index] = _placeholder(nodes[index], index, broken)
         try:
             return WorkflowSpec.model_validate({**salvaged, "nodes": nodes})
