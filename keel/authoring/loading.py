@@ -18,7 +18,7 @@ from types import ModuleType
 
 from keel.authoring.workflows import Workflow
 from keel.authoring.yaml_source import load_yaml
-from keel.errors import SpecError, WorkflowNotFoundError
+from keel.errors import SpecError, SpecIssue, WorkflowNotFoundError
 from keel.spec.model import WorkflowSpec
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -111,11 +111,32 @@ def _installed_elsewhere(name: str, root: Path) -> str | None:
     return f"installed at {origin}"
 
 
+def defined_at(workflow: Workflow[..., object]) -> str:
+    """``file:line`` of a Python workflow's function, for messages."""
+    code = getattr(workflow.__wrapped__, "__code__", None)
+    if code is None:
+        return workflow.__module__
+    return f"{code.co_filename}:{code.co_firstlineno}"
+
+
 def workflows_in(module: ModuleType) -> list[LoadedWorkflow]:
+    """The workflows a module defines or imports; two with one name are refused (which
+    one would ``FILE:NAME`` or a worker mean?)."""
     found: dict[str, LoadedWorkflow] = {}
     for value in vars(module).values():
-        if isinstance(value, Workflow) and value.name not in found:
+        if not isinstance(value, Workflow):
+            continue
+        known = found.get(value.name)
+        if known is None:
             found[value.name] = LoadedWorkflow(value.spec, module.__name__, value)
+        elif known.workflow is not value:  # not the same one under a second name
+            assert known.workflow is not None
+            issue = SpecIssue(
+                f"two workflows are named '{value.name}': {defined_at(known.workflow)} and "
+                f"{defined_at(value)}; give each its own name (@keel.workflow(name=...))",
+                code="duplicate_workflow",
+            )
+            raise SpecError([issue], workflow=module.__name__)
     return list(found.values())
 
 

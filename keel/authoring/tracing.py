@@ -18,18 +18,23 @@ from keel.authoring.values import Value, expression_of
 from keel.errors import TracingError
 from keel.spec.callables import Signature
 
+#: the output name used when a workflow returns a single value: its run's output is
+#: ``{"result": value}``
+RESULT = "result"
+
 
 def node_id_of(output: NodeOutput) -> str:
     return str(object.__getattribute__(output, "_node_id"))
 
 
 class NodeOutput(Value):
-    """The output of one node; it can also be named in ``after=[...]``."""
+    """The output of one node (or a ``field`` of it); it can also be named in
+    ``after=[...]``."""
 
     __slots__ = ("_node_id",)
 
-    def __init__(self, node_id: str) -> None:
-        super().__init__(f"nodes.{node_id}.output")
+    def __init__(self, node_id: str, field: str | None = None) -> None:
+        super().__init__(f"nodes.{node_id}.output" + (f".{field}" if field else ""))
         object.__setattr__(self, "_node_id", node_id)
 
 
@@ -53,10 +58,11 @@ class Trace:
             number += 1
         return f"{wanted}_{number}"
 
-    def add(self, node: dict[str, Any]) -> NodeOutput:
+    def add(self, node: dict[str, Any], field: str | None = None) -> NodeOutput:
+        """Record ``node``; its output (or ``field`` of its output) for what follows."""
         self.ids.add(node["id"])
         self.nodes.append(node)
-        return NodeOutput(node["id"])
+        return NodeOutput(node["id"], field)
 
     def condition(self, own: tuple[object, ...]) -> str | None:
         """The ``when`` of a new node: its own conditions and every enclosing keel.when."""

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from keel.authoring.tasks import argument_data
-from keel.authoring.tracing import NodeOutput, Trace, node_id_of, require_trace
+from keel.authoring.tracing import RESULT, NodeOutput, Trace, node_id_of, require_trace
 from keel.authoring.values import Value, expression_of, to_expression
 from keel.errors import TracingError
 from keel.spec.durations import parse_duration
@@ -198,4 +198,6 @@ def child_run(
         name: argument_data(value, f"{workflow.name}({name}=...)")
         for name, value in arguments.items()
     }
-    return trace.add(node)
+    # a child that returns one value ends with output {"result": value}; the step stands
+    # for the value itself, as the child's return type says
+    return trace.add(node, RESULT if workflow.single_result else None)

@@ -16,7 +16,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 from pydantic import ConfigDict, create_model
 
 from keel.authoring.tasks import side_task_data
-from keel.authoring.tracing import current_trace, tracing
+from keel.authoring.tracing import RESULT, current_trace, tracing
 from keel.authoring.values import Value, to_expression
 from keel.errors import KeelError, SpecError, TracingError
 from keel.spec.durations import parse_duration
@@ -24,20 +24,23 @@ from keel.spec.model import WorkflowSpec
 from keel.spec.policies import NodeDefaults
 from keel.spec.registry import remember
 from keel.spec.triggers import Trigger
-from keel.spec.validate import check, parse_spec
+from keel.spec.validate import parse_and_validate
 
 P = ParamSpec("P")
 R = TypeVar("R")
-#: the output name used when a workflow returns a single value
-RESULT = "result"
 
 
 class Workflow(Generic[P, R]):
     """A traced workflow: its ``spec`` is what keel stores, versions and runs."""
 
-    def __init__(self, function: Callable[P, R], spec: WorkflowSpec) -> None:
+    def __init__(
+        self, function: Callable[P, R], spec: WorkflowSpec, *, single_result: bool = False
+    ) -> None:
         self.__wrapped__ = function
         self.spec = spec
+        #: the function returns one value (the run's output is ``{"result": value}``), so
+        #: the workflow called as a step stands for that value, as its type says
+        self.single_result = single_result
         self.name = spec.name
         self.__doc__ = function.__doc__
         self.__name__ = function.__name__
@@ -165,7 +168,9 @@ def build_spec(
     triggers: Sequence[Trigger] = (),
     on_failure: Callable[..., Any] | None = None,
     notify: Sequence[Any] = (),
-) -> WorkflowSpec:
+) -> tuple[WorkflowSpec, bool]:
+    """The spec traced from ``function``, and whether it returns a single value (its
+    output is then ``{"result": value}``) rather than a mapping of named outputs."""
     workflow_name = name or function.__name__
     schema = input_schema(function)
     parameters = inspect.signature(function).parameters
@@ -190,9 +195,12 @@ def build_spec(
         data["on_failure"] = side_task_data(on_failure)
     if notify:
         data["notify"] = [_notifier_data(notifier) for notifier in notify]
-    spec = parse_spec(data, source=workflow_name)
+    single = returned is not None and not (
+        isinstance(returned, Mapping) and not isinstance(returned, Value)
+    )
     try:
-        return check(spec, signatures=trace.signatures)
+        spec = parse_and_validate(data, source=workflow_name, signatures=trace.signatures)
+        return spec, single
     except SpecError as exc:
         raise SpecError(exc.issues, workflow=workflow_name) from None
 
@@ -236,7 +244,7 @@ def workflow(
     function (called with the notification)."""
 
     def decorate(fn: Callable[P, R]) -> Workflow[P, R]:
-        spec = build_spec(
+        spec, single = build_spec(
             fn,
             name=name,
             description=description,
@@ -248,6 +256,6 @@ def workflow(
             notify=notify,
         )
         remember(spec)  # a parent run that calls it finds its definition by version
-        return Workflow(fn, spec)
+        return Workflow(fn, spec, single_result=single)
 
     return decorate(function) if function is not None else decorate

@@ -16,11 +16,27 @@ import yaml
 
 from keel.errors import SpecError, SpecIssue
 from keel.spec.canonical import canonical_data
+from keel.spec.data import MAX_DEPTH
 from keel.spec.model import WorkflowSpec
 from keel.spec.registry import remember
-from keel.spec.validate import parse_spec, validate
+from keel.spec.validate import parse_and_validate
 
 Loc = tuple[str | int, ...]
+#: the most values one document may hold once its aliases are expanded: a workflow has
+#: hundreds; a few nested aliases ("billion laughs") would otherwise expand to billions
+MAX_VALUES = 100_000
+
+
+class _RefusedError(Exception):
+    """A document keel will not build: too large, too deep, or an alias inside itself."""
+
+    def __init__(self, message: str, mark: yaml.Mark) -> None:
+        super().__init__(message)
+        self.message, self.mark = message, mark
+
+    def issue(self, source: str) -> SpecIssue:
+        issue = SpecIssue(self.message, code="too_large")
+        return issue.located(source, self.mark.line + 1, self.mark.column + 1)
 
 
 @dataclass
@@ -51,6 +67,20 @@ class _Builder:
         self.issues: list[SpecIssue] = []
 
     def build(self, node: yaml.Node, loc: Loc) -> Any:
+        """The plain data of ``node`` (whose size ``check_size`` has bounded)."""
+        if len(loc) > MAX_DEPTH:
+            raise _RefusedError(f"values nested more than {MAX_DEPTH} levels deep", node.start_mark)
+        if isinstance(node, yaml.CollectionNode):
+            return self._collection(node, loc)
+        self.positions.values[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except (ValueError, TypeError) as exc:  # e.g. ``!!int abc``
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {node.value!r} as {node.tag}: {exc}", node.start_mark
+            ) from None
+
+    def _collection(self, node: yaml.CollectionNode, loc: Loc) -> Any:
         self.positions.values[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.MappingNode):
             # keys written here may override keys merged in with ``<<: *anchor``; only
@@ -60,6 +90,11 @@ class _Builder:
             result: dict[Any, Any] = {}
             written: set[Any] = set()
             for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "a key must be text, not a list or mapping",
+                        key_node.start_mark,
+                    )  # fmt: skip
                 key = self.constructor.construct_object(key_node, deep=True)
                 if not isinstance(key, str | int):
                     key = str(key)
@@ -78,14 +113,47 @@ class _Builder:
                 self.positions.keys[(*loc, key)] = where
                 result[key] = self.build(value_node, (*loc, key))
             return result
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*loc, index)) for index, item in enumerate(node.value)]
-        try:
-            return self.constructor.construct_object(node, deep=True)
-        except (ValueError, TypeError) as exc:  # e.g. ``!!int abc``
-            raise yaml.constructor.ConstructorError(
-                None, None, f"cannot read {node.value!r} as {node.tag}: {exc}", node.start_mark
-            ) from None
+        return [self.build(item, (*loc, index)) for index, item in enumerate(node.value)]
+
+
+def check_size(root: yaml.Node) -> None:
+    """Refuse a document that would expand without end before anything expands it.
+
+    Aliases (and ``<<`` merges) share nodes, so a few lines can stand for billions of
+    values; counting each node once, with its size remembered, costs only the lines
+    written. An alias inside the value it names would never end at all.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        if not isinstance(node, yaml.CollectionNode):
+            return 1
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if id(node) in open_nodes:
+            raise _RefusedError("a YAML alias refers to itself (to a value containing it)",
+                                node.start_mark)  # fmt: skip
+        open_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(key) + size(value) for key, value in node.value)
+        else:
+            total = 1 + sum(size(item) for item in node.value)
+        open_nodes.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    try:
+        total = size(root)
+    except RecursionError:
+        raise _RefusedError(f"values nested more than {MAX_DEPTH} levels deep",
+                            root.start_mark) from None  # fmt: skip
+    if total > MAX_VALUES:
+        raise _RefusedError(
+            f"the document expands to {total:,} values (aliases of aliases?); a workflow "
+            f"needs far fewer than {MAX_VALUES:,}", root.start_mark,
+        )  # fmt: skip
 
 
 def _yaml_issue(exc: yaml.MarkedYAMLError, source: str) -> SpecIssue:
@@ -111,6 +179,9 @@ def read_documents(text: str, source: str) -> list[YamlDocument]:
         roots = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
         raise SpecError([_yaml_issue(exc, source)], workflow=source) from None
+    except RecursionError:  # the parser recurses once per level of nesting
+        issue = SpecIssue(f"values nested more than {MAX_DEPTH} levels deep", code="too_large")
+        raise SpecError([issue.located(source, None, None)], workflow=source) from None
     except yaml.YAMLError as exc:  # e.g. characters YAML does not allow
         issue = SpecIssue(f"YAML error: {exc}", code="yaml_syntax")
         raise SpecError([issue.located(source, None, None)], workflow=source) from None
@@ -120,12 +191,12 @@ def read_documents(text: str, source: str) -> list[YamlDocument]:
             continue
         builder = _Builder(source)
         try:
+            check_size(root)
             data = builder.build(root, ())
         except yaml.MarkedYAMLError as exc:
             raise SpecError([_yaml_issue(exc, source)], workflow=source) from None
-        except RecursionError:
-            issue = SpecIssue("YAML alias refers to itself (a recursive structure)")
-            raise SpecError([issue.located(source, None, None)], workflow=source) from None
+        except _RefusedError as exc:
+            raise SpecError([exc.issue(source)], workflow=source) from None
         documents.append(YamlDocument(data, builder.positions, tuple(builder.issues)))
     return documents
 
@@ -138,8 +209,9 @@ def spec_from_document(document: YamlDocument, *, resolve_tasks: bool = False) -
     issues = list(document.issues)
     workflow: str | None = document.positions.source
     try:
-        spec = parse_spec(document.data, source=document.positions.source)
-        issues += validate(spec, resolve_tasks=resolve_tasks)
+        spec = parse_and_validate(
+            document.data, source=document.positions.source, resolve_tasks=resolve_tasks
+        )
         workflow = spec.name
     except SpecError as exc:
         issues += exc.issues
@@ -166,11 +238,25 @@ def load_yaml(path: Path, *, resolve_tasks: bool = False) -> list[WorkflowSpec]:
         raise SpecError([issue.located(str(path), None, None)]) from None
     specs: list[WorkflowSpec] = []
     issues: list[SpecIssue] = []
+    named: dict[str, tuple[int, int] | None] = {}  # where each name was first written
     for document in read_documents(text, str(path)):
         try:
-            specs.append(spec_from_document(document, resolve_tasks=resolve_tasks))
+            spec = spec_from_document(document, resolve_tasks=resolve_tasks)
         except SpecError as exc:
             issues.extend(exc.issues)
+            continue
+        where = document.positions.values.get(("name",))
+        if spec.name in named:
+            first = named[spec.name]
+            at = f"{path}:{first[0]}" if first else str(path)
+            issue = SpecIssue(
+                f"workflow name '{spec.name}' is used already at {at}: give each workflow "
+                "its own name", loc=("name",), code="duplicate_workflow",
+            )  # fmt: skip
+            issues.append(document.positions.locate(issue))
+            continue
+        named[spec.name] = where
+        specs.append(spec)
     if issues:
         raise SpecError(issues, workflow=str(path))
     return specs

@@ -68,13 +68,15 @@ def opened_store(url: str | None, *, upgrade: bool = False) -> Iterator[Store]:
         store.close()
 
 
-def load_code(target: str) -> LoadedWorkflow:
-    """Import a workflow (and so its tasks) the way ``keel validate`` does."""
+def load_code(target: str, *, checked: bool = False) -> LoadedWorkflow:
+    """Import a workflow (and so its tasks). ``checked``: check it as ``keel validate``
+    does (tasks imported, arguments against their signatures) before a run is recorded;
+    code loaded to continue runs is not checked again (each run pins its own spec)."""
     from keel.authoring.loading import load_workflow
 
     with reported_errors():
         try:
-            return load_workflow(target)
+            return load_workflow(target, resolve_tasks=checked)
         except Exception as exc:
             from keel.errors import KeelError
 
@@ -95,19 +97,50 @@ def origin_of(target: str) -> str:
     return f"{location}:{name}" if name else location
 
 
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"{what}: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise fail(
+            f"{what}: {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+        ) from None
+
+
+def _checked(value: Any, what: str) -> Any:
+    """``value`` if keel can store it (``keel.spec.data``), else a one-line error."""
+    from keel.errors import InputError
+    from keel.spec.data import check_json
+
+    try:
+        return check_json(value, what)
+    except InputError as exc:
+        raise fail(str(exc)) from None
+
+
+def _loads(text: str, what: str) -> Any:
+    """JSON text parsed and checked; ``json.JSONDecodeError`` if it is not JSON."""
+    from keel.errors import InputError
+    from keel.spec.data import loads
+
+    try:
+        return loads(text, what)
+    except InputError as exc:
+        raise fail(str(exc)) from None
+
+
 def _json_or_text(text: str, what: str) -> Any:
     if text.startswith("@"):
         path = Path(text[1:])
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise fail(f"{what}: cannot read {path}: {exc.strerror}") from None
+            return _loads(_read(path, what), f"{what} ({path})")
         except json.JSONDecodeError as exc:
             raise fail(f"{what}: {path} is not JSON: {exc}") from None
     try:
-        return json.loads(text)
+        return _loads(text, what)
     except json.JSONDecodeError:
-        return text
+        return _checked(text, what)
 
 
 def parse_json(text: str, what: str) -> Any:
@@ -116,7 +149,7 @@ def parse_json(text: str, what: str) -> Any:
     if text.startswith("@"):
         return _json_or_text(text, what)
     try:
-        return json.loads(text)
+        return _loads(text, what)
     except json.JSONDecodeError as exc:
         raise fail(
             f"{what} is not valid JSON ({exc.msg}): {text!r}; quote text as '\"...\"'"
@@ -149,7 +182,8 @@ def parse_input(
             raise fail(f"-i {pair!r}: write key=value (value is JSON or text, @file reads JSON)")
         key = key.strip()
         if key in text_fields and not value.startswith("@"):
-            result[key] = value
+            result[key] = _checked(value, f"-i {key}")
         else:
             result[key] = _json_or_text(value, f"-i {key}")
+    _checked(result, "the input")
     return result

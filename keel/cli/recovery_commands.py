@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from keel.cli.common import DbOption, JsonOption, local_time, opened_store, reported_errors
+from keel.cli.common import (
+    DbOption,
+    JsonOption,
+    load_code,
+    local_time,
+    opened_store,
+    parse_json,
+    reported_errors,
+)
 
 RunArgument = Annotated[str, typer.Argument(help="Run id or unique prefix")]
 ByOption = Annotated[
@@ -92,7 +100,12 @@ def skip(
     run_id: RunArgument,
     node: Annotated[str, typer.Argument(help="The node to mark done")],
     output: Annotated[
-        str, typer.Option("--output", help="The node's output, as JSON (text if not JSON)")
+        str,
+        typer.Option(
+            "--output",
+            help="The node's output as JSON (or @file.json), checked against the node's "
+            "return type; quote text: '\"done\"'",
+        ),
     ] = "null",
     by: ByOption = None,
     reason: ReasonOption = "",
@@ -105,12 +118,12 @@ def skip(
     """
     from keel.runtime.manual import set_node_output
 
-    try:
-        value = json.loads(output)
-    except json.JSONDecodeError:
-        value = output
+    value = parse_json(output, "--output")
     with opened_store(db) as store, reported_errors():
-        before = store.get_run(run_id).status
+        found = store.get_run(run_id)
+        before = found.status
+        if found.origin:  # its tasks, to check the output against their return types
+            load_code(found.origin)
         record = set_node_output(store, run_id, node, value, by=by, reason=reason)
     typer.echo(f"run {record.id[:8]}: {node} set by hand", err=True)
     if before == "failed" and not detach:

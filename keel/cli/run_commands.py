@@ -76,7 +76,7 @@ def run(
     from keel.runtime.control import start_run
     from keel.runtime.runs import RunCache
 
-    loaded = load_code(target)
+    loaded = load_code(target, checked=True)
     run_input = parse_input(input, inputs or [], loaded.spec.input_schema)
     with opened_store(db, upgrade=True) as store:
         cache = RunCache(store)

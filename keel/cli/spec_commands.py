@@ -31,6 +31,8 @@ def validate(
     from keel.errors import KeelError
 
     failed = False
+    #: each workflow name and the target that defined it, to refuse a second definition
+    named: dict[str, tuple[str, str]] = {}
     for target in targets:
         location, name = split_target(target)
         try:
@@ -51,6 +53,12 @@ def validate(
             typer.echo(f"✗ {target}: {wanted}", err=True)
         for item in chosen:
             spec = item.spec
+            first, version = named.setdefault(spec.name, (location, spec.version))
+            if version != spec.version:
+                failed = True
+                typer.echo(f"✗ {target}: workflow '{spec.name}' is defined in {first} too; "
+                           "give each workflow its own name", err=True)  # fmt: skip
+                continue
             typer.echo(
                 f"✓ {location}: workflow '{spec.name}' is valid "
                 f"({len(spec.nodes)} nodes, version {spec.version[:12]})"

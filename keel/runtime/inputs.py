@@ -10,6 +10,7 @@ from typing import Any
 
 from keel.errors import InputError
 from keel.spec.model import WorkflowSpec
+from keel.spec.schemas import validator_class
 
 
 def with_defaults(spec: WorkflowSpec, run_input: Any) -> Any:
@@ -38,11 +39,10 @@ _VALIDATORS: dict[str, Any] = {}
 def _validator(spec: WorkflowSpec) -> Any:
     validator = _VALIDATORS.get(spec.version)
     if validator is None:
-        from jsonschema import Draft202012Validator  # heavy: imported only when starting runs
-
         if len(_VALIDATORS) >= 256:
             _VALIDATORS.clear()
-        validator = _VALIDATORS[spec.version] = Draft202012Validator(spec.input_schema)
+        schema = dict(spec.input_schema)
+        validator = _VALIDATORS[spec.version] = validator_class(schema)(schema)
     return validator
 
 
@@ -66,8 +66,6 @@ def check_input(spec: WorkflowSpec, run_input: Any) -> None:
 def check_data(schema: dict[str, Any], data: Any, what: str) -> None:
     """Raise ``InputError`` listing every way ``data`` (an approver's form data, a
     signal's payload) misses the schema the workflow declares for it."""
-    from jsonschema import Draft202012Validator
-
-    lines = _problems(Draft202012Validator(schema), data, "data")
+    lines = _problems(validator_class(schema)(schema), data, "data")
     if lines:
         raise InputError(f"the data for {what} does not match its schema:\n" + "\n".join(lines))

@@ -27,6 +27,7 @@ from keel.errors import KeelError
 from keel.runtime.clock import Clock
 from keel.runtime.inputs import check_data, with_schema_defaults
 from keel.runtime.manual import change_run
+from keel.spec.data import check_json
 from keel.spec.model import ApprovalNode, SignalNode
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
@@ -100,6 +101,7 @@ def approve(
     clock: Clock | None = None,
 ) -> RunRecord:
     """Approve a waiting approval; ``data`` (checked against its form) becomes its output."""
+    check_json(data, f"the data for approval '{node}'")
 
     def events_for(state: RunState, who: str) -> list[Event]:
         wait = _approval(store, state, node)
@@ -142,6 +144,7 @@ def send_signal(
 ) -> RunRecord:
     """Deliver signal ``name`` to a run. A signal node waiting for it takes ``data`` as
     its output now; if none waits yet, the signal is kept until one does."""
+    check_json(data, f"the data of signal '{name}'")
 
     def events_for(state: RunState, who: str) -> list[Event]:
         _not_ended(state)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import reprlib
 import threading
 import traceback
 import typing
@@ -25,6 +26,7 @@ from keel.engine.events import ErrorInfo
 from keel.errors import NonRetryable
 from keel.runtime.context import StepContext, _current, bound_logger
 from keel.spec.callables import ImportPathError, is_injected, resolve, unwrap
+from keel.spec.data import json_problem
 from keel.spec.policies import RetryPolicy
 
 
@@ -55,6 +57,8 @@ class PreparedTask:
     function: Callable[..., Any]
     params: tuple[_Param, ...]
     is_async: bool
+    #: checks results against the return annotation (None: not annotated, or ``Any``)
+    returns: ReturnType | None = None
 
     def bind(self, args: dict[str, Any], ctx: StepContext) -> tuple[list[Any], dict[str, Any]]:
         positional: list[Any] = []
@@ -75,6 +79,60 @@ class PreparedTask:
             else:
                 keywords[param.name] = value
         return positional, keywords
+
+    def result_problem(self, data: Any) -> str | None:
+        """Why ``data`` (a result as JSON) is not what the return annotation declares:
+        a task declared ``-> Decision`` must not hand ``{"payout": "n/a"}`` downstream."""
+        if self.returns is None:
+            return None
+        try:
+            self.returns.adapter.validate_python(data)
+        except ValidationError as exc:
+            return _described(exc)
+        return None
+
+
+def _described(exc: ValidationError, limit: int = 3) -> str:
+    """A validation error in one line: each wrong field, what is wrong, what was given."""
+    errors = exc.errors(include_url=False)
+    parts = []
+    for error in errors[:limit]:
+        where = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
+        ).lstrip(".")
+        given = reprlib.repr(error["input"])  # bounded, however large the result
+        given = given if len(given) <= 40 else given[:37] + "..."
+        parts.append(f"{where + ': ' if where else ''}{error['msg']} (got {given})")
+    more = len(errors) - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnType:
+    """A task's return annotation, ready to check results with."""
+
+    adapter: TypeAdapter[Any]
+    #: as people write it (``Decision``, ``list[int]``), for messages
+    name: str
+
+
+def _return_type(hints: dict[str, Any]) -> ReturnType | None:
+    """The task's return annotation, when there is one to check.
+
+    Results are checked as the JSON they become (a model dumps to an object), leniently
+    as the next parameter will read them: ``-> Decision`` accepts an object with the
+    fields of ``Decision``, ``-> int`` refuses ``"n/a"``.
+    """
+    if "return" not in hints:
+        return None
+    hint = hints["return"]
+    if hint is Any or isinstance(hint, str) or is_injected(hint):
+        return None
+    name = hint.__qualname__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+    try:
+        return ReturnType(TypeAdapter(hint), "None" if hint is type(None) else name)
+    except Exception:  # a type pydantic cannot check: results are taken as they come
+        return None
 
 
 def prepare(function: Callable[..., Any]) -> PreparedTask:
@@ -101,7 +159,12 @@ def prepare(function: Callable[..., Any]) -> PreparedTask:
                 param.default,
             )
         )
-    return PreparedTask(function, tuple(params), inspect.iscoroutinefunction(function))
+    return PreparedTask(
+        function,
+        tuple(params),
+        inspect.iscoroutinefunction(function),
+        _return_type(hints),
+    )
 
 
 class TaskCatalog:
@@ -221,11 +284,23 @@ class Invocation:
             return _failure("ArgumentError", f"arguments do not fit '{self.task}': {exc}")
         return prepared, positional, keywords
 
-    def _finish(self, result: Any) -> Outcome:
+    def _finish(self, prepared: PreparedTask, result: Any) -> Outcome:
         try:
-            return Outcome(output=to_json_data(result))
+            data = to_json_data(result)
         except TypeError as exc:
             return _failure("ResultNotJSON", str(exc))
+        problem = json_problem(data)
+        if problem is not None:
+            return _failure("ResultNotJSON", f"the task's result holds {problem}")
+        problem = prepared.result_problem(data)
+        if problem is not None:
+            assert prepared.returns is not None
+            declared = prepared.returns.name
+            return _failure(
+                "ResultTypeError",
+                f"task '{self.task}' returned what its return type {declared} refuses: {problem}",
+            )
+        return Outcome(output=data)
 
     def is_async(self) -> bool:
         try:
@@ -249,7 +324,7 @@ class Invocation:
             return Outcome(error=error_of(exc, self.retry))
         finally:
             _current.reset(token)
-        return self._finish(result)
+        return self._finish(function, result)
 
     def run_in_process(self, timeout: float | None) -> Outcome:
         """The attempt in a child process, killed at its timeout."""
@@ -275,7 +350,7 @@ class Invocation:
             return Outcome(error=error_of(exc, self.retry))
         finally:
             _current.reset(token)
-        return self._finish(result)
+        return self._finish(function, result)
 
 
 def make_context(

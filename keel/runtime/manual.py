@@ -15,9 +15,13 @@ from typing import Any
 
 from keel.engine.events import Event, NodeSetByHand, RunRetried
 from keel.engine.state import ENDED, NodeStatus, RunState, RunStatus
-from keel.errors import ConflictError, KeelError
+from keel.errors import ConflictError, InputError, KeelError
 from keel.runtime.clock import Clock, clock_for
+from keel.runtime.inputs import check_data
+from keel.runtime.invoke import TaskCatalog
 from keel.runtime.runs import RunCache, advance
+from keel.spec.data import check_json
+from keel.spec.model import ApprovalNode, MapNode, SignalNode, TaskNode
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
 
@@ -118,6 +122,47 @@ def retry_run(
     return change_run(store, run_id, events_for, clock=clock)
 
 
+def check_output_type(state: RunState, node: str, output: Any, catalog: TaskCatalog) -> None:
+    """Raise ``InputError`` if ``output`` is not what ``node`` could have produced: its
+    task's return type (a list of them for a map), or the schema of an approval's form
+    or a signal's payload. The next steps read it as they would a real result."""
+    spec_node = state.plan.spec.node(node)
+    if isinstance(spec_node, ApprovalNode | SignalNode):
+        schema = spec_node.form if isinstance(spec_node, ApprovalNode) else spec_node.payload_schema
+        if schema is not None:
+            check_data(dict(schema), output, f"node '{node}'")
+        return
+    if not isinstance(spec_node, TaskNode | MapNode):
+        return
+    try:
+        prepared = catalog.get(spec_node.task)
+    except Exception as exc:  # a missing module, or the user's module raised
+        raise KeelError(
+            f"cannot check the output for node '{node}' against its task's return type: "
+            f"importing '{spec_node.task}' failed ({exc}); do this where the workflow's "
+            "code can be imported"
+        ) from None
+    if prepared.returns is None:
+        return
+    if isinstance(spec_node, MapNode):
+        if not isinstance(output, list):
+            raise InputError(
+                f"the output given for map node '{node}' must be a list (one "
+                f"{prepared.returns.name} per item), not {type(output).__name__}"
+            )
+        items: list[tuple[int | None, Any]] = list(enumerate(output))
+    else:
+        items = [(None, output)]
+    for index, item in items:
+        problem = prepared.result_problem(item)
+        if problem is not None:
+            which = "" if index is None else f" (item {index})"
+            raise InputError(
+                f"the output given for node '{node}'{which} does not fit the return type "
+                f"{prepared.returns.name} of {spec_node.task}: {problem}"
+            )
+
+
 def set_node_output(
     store: Store,
     run_id: str,
@@ -133,9 +178,12 @@ def set_node_output(
     On a failed run this also retries what else failed; on a running run the node must
     not have started (it may wait for its parents, or on the queue for a retry)."""
     who = by or getpass.getuser()
+    check_json(output, f"the output given for node '{node}'")
+    catalog = TaskCatalog()
 
     def events_for(state: RunState) -> list[Event]:
         _graph_node(state, node)
+        check_output_type(state, node, output, catalog)
         setting = NodeSetByHand(node=node, output=output, by=who, reason=reason)
         if state.status is RunStatus.FAILED:
             again = to_retry(state)

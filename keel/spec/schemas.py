@@ -25,6 +25,32 @@ def schema_of(hint: Any) -> Schema | None:
         return None
 
 
+def validator_class(schema: Schema) -> Any:
+    """The jsonschema validator for the draft ``schema`` names in ``$schema`` (2020-12,
+    which pydantic writes, when it names none): checking a schema and checking data
+    against it must use the same draft."""
+    from jsonschema import Draft202012Validator  # heavy: imported only when needed
+    from jsonschema.validators import validator_for
+
+    return validator_for(schema, default=Draft202012Validator)
+
+
+_JSON_TYPES = "string, number, integer, boolean, object, array, null"
+
+
+def schema_problems(schema: Schema) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every way ``schema`` is not a valid JSON Schema, each with where in it."""
+    cls = validator_class(schema)
+    problems = []
+    for error in cls(cls.META_SCHEMA).iter_errors(schema):
+        path = tuple(error.absolute_path)
+        message = error.message
+        if path and path[-1] == "type":
+            message += f" (JSON types: {_JSON_TYPES})"
+        problems.append((path, message))
+    return sorted(problems, key=lambda problem: [str(part) for part in problem[0]])
+
+
 def _resolve(schema: Schema, root: Schema) -> Schema:
     seen = 0
     while "$ref" in schema and seen < 32:

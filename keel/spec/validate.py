@@ -37,7 +37,14 @@ from keel.spec.model import (
     WorkflowSpec,
 )
 from keel.spec.registry import known_spec
-from keel.spec.schemas import Schema, mismatch, missing_field, schema_at, value_mismatch
+from keel.spec.schemas import (
+    Schema,
+    mismatch,
+    missing_field,
+    schema_at,
+    schema_problems,
+    value_mismatch,
+)
 
 #: lists of discriminated unions, and the tags pydantic puts into error locations
 _TAGGED = {"nodes": NODE_KINDS, "triggers": ("schedule", "event", "webhook")}
@@ -51,6 +58,29 @@ def parse_spec(data: Any, *, source: str | None = None) -> WorkflowSpec:
         issues = [_pydantic_issue(error, data) for error in exc.errors(include_url=False)]
         name = data.get("name") if isinstance(data, dict) else None
         raise SpecError(issues, workflow=name if isinstance(name, str) else source) from None
+
+
+def parse_and_validate(
+    data: Any,
+    *,
+    source: str | None = None,
+    resolve_tasks: bool = False,
+    signatures: Mapping[str, Signature] | None = None,
+) -> WorkflowSpec:
+    """Build a spec from plain data and validate it, raising ``SpecError`` with every
+    problem: the structural ones, and the semantic ones of whatever part of the spec is
+    sound (``keel.spec.partial``), so one fix-and-retry shows them all."""
+    from keel.spec.partial import sound_part
+
+    try:
+        spec = parse_spec(data, source=source)
+    except SpecError as exc:
+        issues = list(exc.issues)
+        part = sound_part(data, issues)
+        if part is not None:
+            issues += validate(part, resolve_tasks=resolve_tasks, signatures=signatures)
+        raise SpecError(issues, workflow=exc.workflow) from None
+    return check(spec, resolve_tasks=resolve_tasks, signatures=signatures)
 
 
 def _pydantic_issue(error: Any, data: Any) -> SpecIssue:
@@ -139,6 +169,7 @@ class _Validator:
         yield from self._after_lists()
         yield from self._handlers()
         yield from self._waits()
+        yield from self._schemas()
         yield from self._cycle()
         yield from self._join_rules()
         yield from self._has_nodes()
@@ -316,16 +347,25 @@ class _Validator:
                     "on_timeout routes to unknown node",
                     "an approval cannot route its timeout to itself",
                 )  # fmt: skip
-            schema_field = "form" if isinstance(node, ApprovalNode) else "payload_schema"
-            schema = _declared_output(node)
-            if schema is not None:
-                problem = _schema_problem(schema)
-                if problem:
-                    yield SpecIssue(f"{schema_field} is not a valid JSON Schema: {problem}",
-                                    loc=("nodes", index, schema_field), node=node.id,
-                                    code="invalid_schema")  # fmt: skip
             if isinstance(node, SubworkflowNode):
                 yield from self._child(index, node)
+
+    def _schemas(self) -> Iterator[SpecIssue]:
+        """Every JSON Schema the spec carries must be one: the input schema, approval
+        forms, signal payloads (else checking data against it crashes at run time)."""
+        found: list[tuple[Schema, tuple[str | int, ...], str | None]] = [
+            (dict(self.spec.input_schema), ("input_schema",), None)
+        ]
+        for index, node in enumerate(self.spec.nodes):
+            schema = _declared_output(node)
+            if schema is not None:
+                field = "form" if isinstance(node, ApprovalNode) else "payload_schema"
+                found.append((schema, ("nodes", index, field), node.id))
+        for schema, loc, node_id in found:
+            for path, problem in schema_problems(schema):
+                yield SpecIssue(f"{loc[-1]} is not a valid JSON Schema: {problem}",
+                                loc=(*loc, *path), node=node_id,
+                                code="invalid_schema")  # fmt: skip
 
     def _child(self, index: int, node: SubworkflowNode) -> Iterator[SpecIssue]:
         child = known_spec(node.version)
@@ -518,17 +558,6 @@ def _declared_output(node: AnyNode) -> Schema | None:
         return dict(node.form)
     if isinstance(node, SignalNode) and node.payload_schema is not None:
         return dict(node.payload_schema)
-    return None
-
-
-def _schema_problem(schema: Schema) -> str | None:
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import SchemaError
-
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        return exc.message
     return None
 
 
