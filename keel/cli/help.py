@@ -35,26 +35,27 @@ def _reflowed(text: str | None) -> str | None:
     )
 
 
-class PlainFlagsCommand(TyperCommand):
+class _PlainFlags:
+    """What commands and groups share: a reflowed help text and flags without a type."""
+
+    help: str | None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.help = _reflowed(self.help)
 
     def get_params(self, ctx: Any) -> list[Any]:
-        params: list[Any] = super().get_params(ctx)
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
         _without_type(params)
         return params
 
 
-class PlainFlagsGroup(TyperGroup):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.help = _reflowed(self.help)
+class PlainFlagsCommand(_PlainFlags, TyperCommand):
+    pass
 
-    def get_params(self, ctx: Any) -> list[Any]:
-        params: list[Any] = super().get_params(ctx)
-        _without_type(params)
-        return params
+
+class PlainFlagsGroup(_PlainFlags, TyperGroup):
+    pass
 
 
 def _chosen(cls: Any, default: type) -> bool:
