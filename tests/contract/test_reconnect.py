@@ -13,6 +13,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import suppress
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -136,10 +137,8 @@ class CommitCutter:
     @staticmethod
     def _close(*sockets: socket.socket) -> None:
         for sock in sockets:
-            try:
+            with suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
     def _up(self, client: socket.socket, server: socket.socket, state: dict[str, bool]) -> None:
