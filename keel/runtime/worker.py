@@ -215,7 +215,7 @@ class Worker:
         long its leases may have expired and been taken anyway, and a write whose answer
         was lost may have leased attempts to it that it does not know of."""
         delay = 1.0
-        log.warning("%s; waiting for the database", exc)
+        log.warning("waiting for the database: %s", exc)
         while not stop.wait(delay):
             try:
                 self.release(reason="its worker lost the database")

@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-import socket
-import threading
 from collections.abc import Iterator
-from contextlib import suppress
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -22,6 +18,7 @@ import pytest
 from keel.engine.events import NodeSucceeded
 from keel.store.chain import verify_chain
 from tests.contract.conftest import Driver, three_node_spec
+from tests.pgproxy import Proxy
 from tests.postgres import URL, PostgresStore, fresh_url, open_postgres
 
 LOST = "lost the connection to"
@@ -88,86 +85,9 @@ def test_a_store_survives_its_connections_being_terminated_between_calls(
     assert not [r for r in caplog.records if r.exc_info]
 
 
-class CommitCutter:
-    """A TCP proxy to the test server that, when armed, cuts the next connection that
-    sends a ``COMMIT``: before passing it on (``"before"``: nothing was committed), or
-    after the server answered it (``"after"``: committed, but the client never hears)."""
-
-    def __init__(self) -> None:
-        parts = urlsplit(URL)
-        self.server = (parts.hostname or "127.0.0.1", parts.port or 5432)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.when: str | None = None
-        self.cuts = 0
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def url(self) -> str:
-        """``fresh_url`` through this proxy, in clear text (so a COMMIT can be seen)."""
-        parts = urlsplit(fresh_url())
-        netloc = f"{parts.username or 'postgres'}@127.0.0.1:{self.port}"
-        query = f"{parts.query}&sslmode=disable&gssencmode=disable"
-        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-    def arm(self, when: str) -> None:
-        self.when = when
-
-    def close(self) -> None:
-        self.listener.close()
-
-    def _take(self) -> str | None:
-        with self._lock:
-            when, self.when = self.when, None
-            if when is not None:
-                self.cuts += 1
-            return when
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.server)
-            state: dict[str, bool] = {"cut_on_answer": False}
-            threading.Thread(target=self._up, args=(client, server, state), daemon=True).start()
-            threading.Thread(target=self._down, args=(server, client, state), daemon=True).start()
-
-    @staticmethod
-    def _close(*sockets: socket.socket) -> None:
-        for sock in sockets:
-            with suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    def _up(self, client: socket.socket, server: socket.socket, state: dict[str, bool]) -> None:
-        try:
-            while data := client.recv(65536):
-                when = self._take() if b"COMMIT\x00" in data and self.when else None
-                if when == "before":
-                    self._close(client, server)
-                    return
-                state["cut_on_answer"] = when == "after"
-                server.sendall(data)
-        except OSError:
-            pass
-        self._close(client, server)
-
-    def _down(self, server: socket.socket, client: socket.socket, state: dict[str, bool]) -> None:
-        try:
-            while data := server.recv(65536):
-                if state["cut_on_answer"]:  # the server committed; its answer is dropped
-                    break
-                client.sendall(data)
-        except OSError:
-            pass
-        self._close(client, server)
-
-
 @pytest.fixture
-def cutter() -> Iterator[tuple[PostgresStore, CommitCutter]]:
-    proxy = CommitCutter()
+def cutter() -> Iterator[tuple[PostgresStore, Proxy]]:
+    proxy = Proxy()
     store = open_postgres(proxy.url())
     yield store, proxy
     store.drop_schema()
@@ -177,7 +97,7 @@ def cutter() -> Iterator[tuple[PostgresStore, CommitCutter]]:
 
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_a_commit_cut_off_is_applied_exactly_once_and_reported_as_it_went(
-    cutter: tuple[PostgresStore, CommitCutter], when: str, caplog: pytest.LogCaptureFixture
+    cutter: tuple[PostgresStore, Proxy], when: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     store, proxy = cutter
     caplog.set_level(logging.WARNING, logger="keel.store.postgres")

@@ -92,9 +92,12 @@ class Connections:
         pool_log = logging.getLogger("psycopg.pool")
         if pool_log.level == logging.NOTSET:
             pool_log.setLevel(logging.ERROR)
+        # the pool replaces lost connections in the background, backing off while the
+        # server is down; giving up (and starting afresh on the next call) after
+        # ``reconnect_for`` keeps it from sleeping long after the server is back
         self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             conninfo, min_size=min_size, max_size=max_size, kwargs=kwargs, name=name,
-            timeout=min(10.0, reconnect_for), open=True,
+            timeout=min(10.0, reconnect_for), reconnect_timeout=reconnect_for, open=True,
         )  # fmt: skip
 
     def close(self) -> None:
@@ -117,7 +120,7 @@ class Connections:
                 elif now >= give_up:
                     raise StoreUnavailableError(
                         f"the database {self.shown} is unreachable ({lost}); tried for "
-                        f"{self.reconnect_for:.0f} s: check that the server is running and "
+                        f"{self.reconnect_for:g} s: check that the server is running and "
                         "reachable, then try again"
                     ) from None
             time.sleep(delay)
@@ -130,7 +133,7 @@ class Connections:
         try:
             conn = self.pool.getconn()
         except PoolTimeout:
-            raise ConnectionLost(f"no connection within {self.pool.timeout:.0f} s") from None
+            raise ConnectionLost(f"no connection within {self.pool.timeout:g} s") from None
         try:
             yield conn
         except psycopg.Error as exc:
@@ -191,7 +194,7 @@ class Connections:
             if time.monotonic() >= give_up:
                 raise StoreUnavailableError(
                     f"lost the connection to {self.shown} while committing, and could not "
-                    f"learn within {self.reconnect_for:.0f} s whether the commit went through "
+                    f"learn within {self.reconnect_for:g} s whether the commit went through "
                     f"({reason}): check the server, then try again"
                 )
             time.sleep(delay)

@@ -72,7 +72,7 @@ log = logging.getLogger("keel.store.sqlite")
 #: seconds a writer waits for another process's lock before giving up (``?timeout=``)
 DEFAULT_TIMEOUT = 30.0
 #: seconds SQLite itself waits for a lock before the store looks again (and logs once)
-_BUSY_SLICE = 2.0
+_BUSY_SLICE = 5.0
 #: how far a paused run's queued attempts are moved ahead (about 31,000 years): out of
 #: reach of every claim, and brought back by subtracting it again (to within 0.1 ms: the
 #: sum keeps fewer digits below the second, which no queue order depends on)
