@@ -3,7 +3,8 @@ calls, and by a proxy that cuts a connection around a ``COMMIT``, before it reac
 server or after the server committed but before its answer comes back (what a failover
 or a network fault can do). Every call must still do exactly what it was asked, once:
 a run moves on as if nothing happened, nothing is recorded twice, and each lost
-connection is one line in the log.
+connection is one line in the log. And the server's other errors leave the store as
+``StoreError``s that say what happened: a read-only database, a schema dropped under it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import psycopg
 import pytest
 
 from keel.engine.events import NodeSucceeded
+from keel.errors import StorageFaultError, StoreError
 from keel.store.chain import verify_chain
 from tests.contract.conftest import Driver, three_node_spec
 from tests.pgproxy import Proxy
@@ -121,3 +123,30 @@ def test_a_commit_cut_off_is_applied_exactly_once_and_reported_as_it_went(
     lost = lost_lines(caplog)
     assert len(lost) == 1, lost
     assert ("after a commit went through" in lost[0]) == (when == "after")
+
+
+def test_a_read_only_database_is_a_storage_fault_that_names_it() -> None:
+    url = fresh_url()
+    writable = open_postgres(url)
+    try:
+        Driver(writable, three_node_spec(), "run-1").start()
+        read_only = PostgresStore(f"{url}&options=-c%20default_transaction_read_only%3Don")
+        try:
+            with pytest.raises(StorageFaultError, match=r"127\.0\.0\.1.*is read-only"):
+                Driver(read_only, three_node_spec(), "run-2").start()
+            assert read_only.get_run("run-1") == writable.get_run("run-1")  # still readable
+        finally:
+            read_only.close()
+    finally:
+        writable.drop_schema()
+        writable.close()
+
+
+def test_a_schema_dropped_under_a_store_is_a_store_error_naming_the_cause() -> None:
+    store = open_postgres()
+    try:
+        store.drop_schema()
+        with pytest.raises(StoreError, match=r"refused a request: .*SQLSTATE 42P01"):
+            store.get_run("run-1")
+    finally:
+        store.close()

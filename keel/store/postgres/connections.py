@@ -16,8 +16,9 @@ the store goes through ``Connections.run`` (see ``keel.store.boundary``):
 - After ``reconnect_for`` seconds without success the call raises
   ``StoreUnavailableError``; the caller decides whether to wait longer (a worker does).
 - Errors that report the server's state (disk full, read-only, damaged data) become
-  ``StorageFaultError``; every other error passes through unchanged (conflicts and
-  deadlocks are the store's to handle).
+  ``StorageFaultError``. A deadlock or serialization failure that escapes a call rolled
+  all of it back: it is run again too. Any other error of the server becomes a
+  ``StoreError`` naming it; the store's own refusals (conflicts) pass through.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from keel.errors import StorageFaultError, StoreUnavailableError
+from keel.errors import StorageFaultError, StoreError, StoreUnavailableError
 
 log = logging.getLogger("keel.store.postgres")
 T = TypeVar("T")
@@ -105,24 +106,40 @@ class Connections:
 
     def run(self, call: Callable[[], T]) -> T:
         """Run one call of the store, again after each lost connection (at once, then
-        with backoff), for up to ``reconnect_for`` seconds."""
+        with backoff), for up to ``reconnect_for`` seconds. A deadlock or serialization
+        failure that rolled the whole call back is retried the same way; any other error
+        of the server becomes a ``StoreError`` naming it."""
         give_up: float | None = None
         delay = 0.0
         while True:
             try:
                 return call()
             except ConnectionLost as lost:
-                now = time.monotonic()
                 if give_up is None:
                     log.warning("lost the connection to %s (%s); reconnecting", self.shown, lost)
-                    give_up = now + self.reconnect_for
                     self.pool.check()  # drop the other connections the same cut broke
-                elif now >= give_up:
-                    raise StoreUnavailableError(
-                        f"the database {self.shown} is unreachable ({lost}); tried for "
-                        f"{self.reconnect_for:g} s: check that the server is running and "
-                        "reachable, then try again"
-                    ) from None
+                failure = (
+                    f"the database {self.shown} is unreachable ({lost}); tried for "
+                    f"{self.reconnect_for:g} s: check that the server is running and "
+                    "reachable, then try again"
+                )
+            except pg_errors.TransactionRollback as exc:
+                log.info("a call gave way to another transaction (%s); trying again",
+                         _reason(exc))  # fmt: skip
+                failure = (
+                    f"the database {self.shown} kept refusing a request for "
+                    f"{self.reconnect_for:g} s ({_reason(exc)}): try again"
+                )
+            except psycopg.Error as exc:
+                raise StoreError(
+                    f"the database {self.shown} refused a request: {_reason(exc)} "
+                    f"(SQLSTATE {exc.sqlstate})"
+                ) from exc
+            now = time.monotonic()
+            if give_up is None:
+                give_up = now + self.reconnect_for
+            elif now >= give_up:
+                raise StoreUnavailableError(failure) from None
             time.sleep(delay)
             delay = min(max(2 * delay, 0.05), 2.0)
 

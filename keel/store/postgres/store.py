@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -45,7 +45,7 @@ from keel.store.appending import leasable_now, leased_claims, link_events, start
 from keel.store.boundary import store_boundary
 from keel.store.chain import GENESIS, ChainLink, canonical_json
 from keel.store.limits import RATE_SLACK, Admission, Candidate, choose
-from keel.store.postgres.connections import RECONNECT_FOR, Connections
+from keel.store.postgres.connections import RECONNECT_FOR, Connections, storage_fault
 from keel.store.records import (
     CircuitState,
     Claimed,
@@ -121,7 +121,8 @@ def parse_url(url: str) -> tuple[str, str]:
             "(at most 63, not starting with a digit)"
         )
     scheme = "postgresql"
-    conninfo = urlunsplit((scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment))
+    query = urlencode(kept, quote_via=quote)  # libpq reads "+" as itself, not a space
+    conninfo = urlunsplit((scheme, parts.netloc, parts.path, query, parts.fragment))
     return conninfo, schema
 
 
@@ -130,7 +131,8 @@ def connection_settings(conninfo: str, schema: str) -> dict[str, Any]:
     (``pg_stat_activity``), and a bound on how long a dead server can make it wait. The
     URL's own settings win."""
     given = conninfo_to_dict(conninfo)
-    settings: dict[str, Any] = {"options": f"-c search_path={schema}"}
+    options = f"{given.get('options') or ''} -c search_path={schema}".strip()
+    settings: dict[str, Any] = {"options": options}
     defaults: dict[str, Any] = {
         "application_name": f"keel {os.getpid()}",
         "connect_timeout": 10,
@@ -170,10 +172,16 @@ class PostgresStore:
         self._applied: list[str] = []
         try:
             with psycopg.connect(self.conninfo, autocommit=True, **self._settings) as conn:
-                conn.execute(
-                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
-                )
+                found = conn.execute(
+                    "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)
+                ).fetchone()
+                if found is None:  # a read-only database (a standby) can still be read
+                    create = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}")
+                    conn.execute(create.format(sql.Identifier(self.schema)))
         except psycopg.Error as exc:
+            fault = storage_fault(exc, self._shown_url())
+            if fault is not None:
+                raise fault from None
             raise StoreError(f"cannot connect to {self._shown_url()}: {exc}".strip()) from None
         self._db = Connections(
             self.conninfo, self._settings, self._shown_url(), name=f"keel-{self.schema}",
@@ -213,6 +221,12 @@ class PostgresStore:
     def _migrate(self, *, apply: bool) -> list[Migration]:
         migrations = load_migrations("keel.store.postgres.migrations")
         newest = max((m.version for m in migrations), default=0)
+        with self._read() as cur:  # nothing to write usually: a read-only one can be read
+            row = cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+            if row is not None and row[0]:
+                applied = {row[0] for row in cur.execute("SELECT version FROM schema_migrations")}
+                if applied == {m.version for m in migrations}:
+                    return []
         with self._write() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
             cur.execute(
