@@ -99,6 +99,18 @@ class StoreError(KeelError):
     """The store cannot do what was asked (unreadable database, unknown URL, bad schema)."""
 
 
+class StoreUnavailableError(StoreError):
+    """The database could not be reached, or another process kept it locked, for longer
+    than the store waits (it reconnects after a lost connection and waits for locks
+    before giving up). Nothing recorded is lost: try again once it is back."""
+
+
+class StorageFaultError(StoreError):
+    """The database cannot record anything more: it is read-only, its disk is full,
+    its file is damaged or the disk fails. Retrying does not help until someone fixes
+    the cause; what was recorded before is intact."""
+
+
 class RunNotFoundError(StoreError, LookupError):
     """No run has this id (or the prefix given matches none, or several)."""
 

@@ -65,6 +65,7 @@ def worker(
     KEEL_QUEUES, KEEL_CONCURRENCY, KEEL_DATABASE_URL), keel.toml, \\[tool.keel] in
     pyproject.toml. Pending database migrations are applied when the worker starts.
     """
+    from keel.errors import StoreError
     from keel.runtime.stores import open_store
     from keel.runtime.worker import Worker, WorkerOptions
     from keel.runtime.worker_config import WorkerConfigError, load_worker_config
@@ -87,22 +88,29 @@ def worker(
     options = WorkerOptions(
         concurrency=config.concurrency, queues=config.queues, stop_grace=grace, announce=True
     )
-    running = Worker(store, options)
+    with reported_errors():
+        running = Worker(store, options)
     _announce(running.owner, config, running.listening)
-    running.reclaim()
+    failure = ""
     try:
+        running.reclaim()
         running.run_forever(stop)
+    except StoreError as exc:  # read-only, disk full...: waiting does not help
+        failure = f": {exc}"
     finally:
         running.close()
         store.close()
-    typer.echo(f"keel worker {running.owner} stopped", err=True)
+    typer.echo(f"keel worker {running.owner} stopped{failure}", err=True)
+    code = 1 if failure else 0
     if running.executor.overdue() or threading.active_count() > 1:
         from keel.runtime.isolation import kill_children
 
         kill_children()  # the child processes of attempts given back: never left running
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)  # threads of attempts given back cannot be stopped; do not wait for them
+        os._exit(code)  # threads of attempts given back cannot be stopped; do not wait for them
+    if code:
+        raise typer.Exit(code)
 
 
 def _database_url(config: WorkerConfig) -> str | None:

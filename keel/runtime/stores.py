@@ -1,7 +1,8 @@
 """Open the store a URL names: the one place that knows which backends exist.
 
 ``KEEL_DATABASE_URL`` or an explicit URL: ``sqlite:///path/to/file.db`` (relative to the
-current folder), ``sqlite:////absolute/path.db``, optionally ``?synchronous=full``; a
+current folder), ``sqlite:////absolute/path.db``, optionally ``?synchronous=full`` and
+``?timeout=SECONDS`` (how long a writer waits for another process's lock); a
 bare path is taken as a SQLite file. The default is ``.keel/keel.db`` in the current
 folder, so a project keeps its runs beside its code.
 
@@ -45,12 +46,17 @@ def open_store(url: str | None = None, *, upgrade: bool = False) -> Store:
         options = {
             key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()
         }
-        unknown = sorted(set(options) - {"synchronous"})
+        unknown = sorted(set(options) - {"synchronous", "timeout"})
         if unknown:
             raise StoreError(
-                f"{masked_url(url)}: unknown option {', '.join(unknown)} (known: synchronous)"
+                f"{masked_url(url)}: unknown option {', '.join(unknown)} "
+                "(known: synchronous, timeout)"
             )
-        return SQLiteStore(path, synchronous=options.get("synchronous", "normal"))
+        return SQLiteStore(
+            path,
+            synchronous=options.get("synchronous", "normal"),
+            timeout=_seconds(url, options.get("timeout")),
+        )
     if parts.scheme in ("postgresql", "postgres"):
         try:
             from keel.store.postgres import PostgresStore
@@ -64,3 +70,17 @@ def open_store(url: str | None = None, *, upgrade: bool = False) -> Store:
         f"{masked_url(url)}: unknown database URL scheme '{parts.scheme}' "
         "(use sqlite:///PATH or postgresql://USER@HOST/DB)"
     )
+
+
+def _seconds(url: str, text: str | None) -> float:
+    from keel.store.sqlite.store import DEFAULT_TIMEOUT
+
+    if text is None:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < 1e9:
+        raise StoreError(f"{url}: timeout={text!r} must be a number of seconds above 0")
+    return seconds

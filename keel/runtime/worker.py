@@ -15,6 +15,11 @@ work was left for it (attempts queued, a timer set, a notification to send, a pl
 under a limit come free) or until the next timer it knows of; it looks on its own only
 every ``fallback_poll`` seconds, in case a notification was lost. Its clock is then the
 database's (``clock_for``), so hosts with wrong clocks agree on leases and timers.
+
+The store rides out lost connections and locks held for a while by itself. When it gives
+up (``StoreUnavailableError``), a long-running worker waits for the database and goes on;
+``run_until_finished`` (``keel run``) stops with the error. A ``StorageFaultError``
+(read-only, disk full) stops both: retrying cannot help.
 """
 
 from __future__ import annotations
@@ -39,7 +44,14 @@ from keel.engine.events import (
     RunFailed,
 )
 from keel.engine.plan import NodePlan
-from keel.errors import ConflictError, LeaseLostError, RunNotFoundError
+from keel.errors import (
+    ConflictError,
+    LeaseLostError,
+    RunNotFoundError,
+    StorageFaultError,
+    StoreError,
+    StoreUnavailableError,
+)
 from keel.runtime.clock import Clock, clock_for
 from keel.runtime.control import record_run
 from keel.runtime.executor import Executor
@@ -197,13 +209,37 @@ class Worker:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set, then finish what runs (within ``stop_grace``)
-        and, with ``announce``, leave the list of live workers."""
+        and, with ``announce``, leave the list of live workers. While the database is
+        unavailable, wait for it (``StorageFaultError`` ends)."""
         idle = False
         while not stop.is_set():
-            idle = not self.step(wait=idle)
+            try:
+                idle = not self.step(wait=idle)
+            except StoreUnavailableError as exc:
+                self._wait_for_store(exc, stop)
+                idle = False
         self.drain(self.options.stop_grace)
         if self._presence is not None:
             self._presence.withdraw()
+
+    def _wait_for_store(self, exc: StoreUnavailableError, stop: threading.Event) -> None:
+        """The store gave up reaching the database (after retrying for a while): wait
+        for it with backoff, then give back every attempt this worker holds. After that
+        long its leases may have expired and been taken anyway, and a write whose answer
+        was lost may have leased attempts to it that it does not know of."""
+        delay = 1.0
+        log.warning("waiting for the database: %s", exc)
+        while not stop.wait(delay):
+            try:
+                self.release(reason="its worker lost the database")
+            except StoreUnavailableError:
+                delay = min(2 * delay, 30.0)
+                continue
+            self._retry.clear()
+            self._look_now()
+            self._timers_next = self._notified_at = float("-inf")
+            log.warning("the database is back; attempts still running here were given back")
+            return
 
     def step(self, *, wait: bool = False, run_ids: list[str] | None = None) -> bool:
         """One turn: maintenance, record finished attempts, claim new ones. Whether
@@ -283,16 +319,18 @@ class Worker:
         """Give back what this worker holds and stop its threads."""
         if self._stop_listening is not None:
             self._stop_listening()
-        self.release()
+        try:
+            self.release()
+        except StoreError as exc:
+            log.warning("could not give back the attempts this worker holds (%s); they "
+                        "return to the queue when their leases expire", exc)  # fmt: skip
         self.executor.shutdown(wait=False)
         if self._notifier_pool is not None:
             self._notifier_pool.shutdown(wait=False)
 
-    def release(self) -> None:
+    def release(self, reason: str = "worker stopped") -> None:
         """Put this worker's leases back on the queue so another worker takes them now."""
-        events = self.store.reclaim(
-            self.clock.now(), dead_owners=[self.owner], reason="worker stopped"
-        )
+        events = self.store.reclaim(self.clock.now(), dead_owners=[self.owner], reason=reason)
         self._observe(events)
         self._running.clear()
 
@@ -392,6 +430,11 @@ class Worker:
         batch = self._lease_on_commit(batch)
         try:
             results = self.store.commit([transition for transition, _, _ in batch])
+        except (StoreUnavailableError, StorageFaultError):
+            for transition, lease, outcome in batch:  # kept, should the caller go on
+                self.cache.drop(transition.run_id)
+                self._retry.append((lease, outcome))
+            raise
         except Exception:
             log.exception("recording %d outcomes failed; will retry", len(batch))
             for transition, lease, outcome in batch:

@@ -419,6 +419,11 @@ def test_a_bare_path(in_tmp: Path) -> None:
     assert (in_tmp / "bare" / "keel.db").is_file()
 
 
+def test_the_lock_timeout_is_an_option(in_tmp: Path) -> None:
+    assert _opened("sqlite:///wait.db?timeout=2.5").timeout == 2.5
+    assert _opened("sqlite:///wait.db").timeout == 30.0
+
+
 def test_synchronous_full_is_accepted(in_tmp: Path) -> None:
     store = _opened("sqlite:///sync.db?synchronous=full")
     assert store.synchronous == "full"
@@ -430,6 +435,8 @@ def test_synchronous_full_is_accepted(in_tmp: Path) -> None:
     [
         ("sqlite:///x.db?bogus=1", r"unknown option bogus"),
         ("sqlite:///x.db?synchronous=sometimes", r"synchronous='sometimes'"),
+        ("sqlite:///x.db?timeout=soon", r"timeout='soon' must be a number of seconds"),
+        ("sqlite:///x.db?timeout=0", r"timeout='0' must be a number of seconds"),
         ("sqlite://", r"no file named"),
         ("mysql://db/keel", r"unknown database URL scheme 'mysql'"),
         ("postgresql://postgres@127.0.0.1:5432/test?schema=No-Such", r"schema='No-Such' must be"),

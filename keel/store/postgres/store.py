@@ -15,23 +15,28 @@ concurrent writers are kept apart:
   sends a ``NOTIFY`` on commit; workers ``LISTEN`` and poll only slowly as a fallback.
 - Times are the caller's, as on SQLite; the runtime reads them from the database's
   clock (``database_time``) so hosts with wrong clocks agree on leases and timers.
+- A lost connection is not an error: each call reconnects and runs again, and a commit
+  whose answer was lost is looked up rather than guessed (``connections``). Connections
+  carry an ``application_name`` (``keel PID`` unless the URL sets one), so an operator
+  can tell whose they are.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg_pool import ConnectionPool
+from psycopg.conninfo import conninfo_to_dict
 
 from keel.engine.events import Event, NodeReclaimed, NodeStarted
 from keel.errors import ConflictError, LeaseLostError, RunNotFoundError, StoreError
@@ -43,8 +48,10 @@ from keel.store.appending import (
     link_events,
     started_events,
 )
+from keel.store.boundary import store_boundary
 from keel.store.chain import GENESIS, ChainLink, canonical_json
 from keel.store.limits import RATE_SLACK, Admission, Candidate, choose
+from keel.store.postgres.connections import RECONNECT_FOR, Connections, storage_fault
 from keel.store.presence import WorkerRecord, worker_of, worker_row
 from keel.store.records import (
     CircuitState,
@@ -74,6 +81,7 @@ from keel.store.urls import masked_url
 
 Q = load_queries("keel.store.postgres")
 log = logging.getLogger("keel.store.postgres")
+T = TypeVar("T")
 
 DEFAULT_SCHEMA = "keel"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -121,8 +129,27 @@ def parse_url(url: str) -> tuple[str, str]:
             "(at most 63, not starting with a digit)"
         )
     scheme = "postgresql"
-    conninfo = urlunsplit((scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment))
+    query = urlencode(kept, quote_via=quote)  # libpq reads "+" as itself, not a space
+    conninfo = urlunsplit((scheme, parts.netloc, parts.path, query, parts.fragment))
     return conninfo, schema
+
+
+def connection_settings(conninfo: str, schema: str) -> dict[str, Any]:
+    """Settings of every connection the store makes: its schema, a name the server shows
+    (``pg_stat_activity``), and a bound on how long a dead server can make it wait. The
+    URL's own settings win."""
+    given = conninfo_to_dict(conninfo)
+    options = f"{given.get('options') or ''} -c search_path={schema}".strip()
+    settings: dict[str, Any] = {"options": options}
+    defaults: dict[str, Any] = {
+        "application_name": f"keel {os.getpid()}",
+        "connect_timeout": 10,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+    settings.update({key: value for key, value in defaults.items() if key not in given})
+    return settings
 
 
 def _sql_statements(script: str) -> list[str]:
@@ -131,6 +158,7 @@ def _sql_statements(script: str) -> list[str]:
     return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
 
 
+@store_boundary
 class PostgresStore:
     """``Store`` on a PostgreSQL schema. Safe to share between threads; any number of
     processes on any number of hosts may use the same schema at once."""
@@ -142,29 +170,34 @@ class PostgresStore:
         upgrade: bool = False,
         min_connections: int = 1,
         max_connections: int = 10,
+        reconnect_for: float = RECONNECT_FOR,
     ) -> None:
         self.url = url
         self.conninfo, self.schema = parse_url(url)
         self.channel = f"keel_{self.schema}"
+        self._settings = connection_settings(self.conninfo, self.schema)
         self._listeners: list[_Listener] = []
         self._applied: list[str] = []
         try:
-            with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10) as conn:
-                conn.execute(
-                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
-                )
+            with psycopg.connect(self.conninfo, autocommit=True, **self._settings) as conn:
+                found = conn.execute(
+                    "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)
+                ).fetchone()
+                if found is None:  # a read-only database (a standby) can still be read
+                    create = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}")
+                    conn.execute(create.format(sql.Identifier(self.schema)))
         except psycopg.Error as exc:
+            fault = storage_fault(exc, self._shown_url())
+            if fault is not None:
+                raise fault from None
             raise StoreError(f"cannot connect to {self._shown_url()}: {exc}".strip()) from None
-        self._pool = ConnectionPool(
-            self.conninfo,
-            min_size=min_connections,
-            max_size=max_connections,
-            kwargs={"options": f"-c search_path={self.schema}"},
-            name=f"keel-{self.schema}",
-            open=True,
-        )
+        self._db = Connections(
+            self.conninfo, self._settings, self._shown_url(), name=f"keel-{self.schema}",
+            min_size=min_connections, max_size=max_connections, reconnect_for=reconnect_for,
+        )  # fmt: skip
         try:
-            self._applied = [f"{m.version:04d}_{m.name}" for m in self._migrate(apply=upgrade)]
+            migrated = self._at_boundary(lambda: self._migrate(apply=upgrade))
+            self._applied = [f"{m.version:04d}_{m.name}" for m in migrated]
         except BaseException:
             self.close()
             raise
@@ -174,18 +207,19 @@ class PostgresStore:
 
     # --- connections and transactions ---------------------------------------------------
 
+    def _at_boundary(self, call: Callable[[], T]) -> T:
+        """Run one public method, again after a lost connection (see ``connections``)."""
+        return self._db.run(call)
+
     @contextmanager
     def _read(self) -> Iterator[psycopg.Cursor[Any]]:
-        try:
-            with self._pool.connection() as conn, conn.cursor() as cur:
-                yield cur
-        except psycopg.OperationalError as exc:
-            raise StoreError(f"the database {self._shown_url()} is unreachable: {exc}") from None
+        with self._db.read() as cur:
+            yield cur
 
     @contextmanager
     def _write(self) -> Iterator[psycopg.Cursor[Any]]:
         """One transaction: committed when the block ends, rolled back if it raises."""
-        with self._read() as cur:
+        with self._db.write() as cur:
             yield cur
 
     # --- migrations -------------------------------------------------------------------------
@@ -193,6 +227,12 @@ class PostgresStore:
     def _migrate(self, *, apply: bool) -> list[Migration]:
         migrations = load_migrations("keel.store.postgres.migrations")
         newest = max((m.version for m in migrations), default=0)
+        with self._read() as cur:  # nothing to write usually: a read-only one can be read
+            row = cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+            if row is not None and row[0]:
+                applied = {row[0] for row in cur.execute("SELECT version FROM schema_migrations")}
+                if applied == {m.version for m in migrations}:
+                    return []
         with self._write() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
             cur.execute(
@@ -237,13 +277,13 @@ class PostgresStore:
         for listener in self._listeners:
             listener.stop()
         self._listeners.clear()
-        pool = getattr(self, "_pool", None)
-        if pool is not None:
-            pool.close()
+        connections = getattr(self, "_db", None)
+        if connections is not None:
+            connections.close()
 
     def drop_schema(self) -> None:
         """Remove the schema and everything in it (tests use one schema each)."""
-        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+        with psycopg.connect(self.conninfo, autocommit=True, **self._settings) as conn:
             conn.execute(
                 sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
             )
@@ -257,7 +297,7 @@ class PostgresStore:
         return float(row[0])
 
     def listen(self, wake: Callable[[str], None]) -> Callable[[], None] | None:
-        listener = _Listener(self.conninfo, self.channel, wake)
+        listener = _Listener(self.conninfo, self._settings, self.channel, wake)
         self._listeners.append(listener)
         return listener.stop
 
@@ -763,11 +803,15 @@ class PostgresStore:
 
 class _Listener:
     """A thread holding one connection that ``LISTEN``s on the store's channel and hands
-    each payload to ``wake``. After a lost connection it reconnects and wakes with
-    ``"*"`` (notifications sent meanwhile were missed: look at everything)."""
+    each payload to ``wake``. After a lost connection it reconnects (at once, then every
+    second, saying so once) and wakes with ``"*"`` (notifications sent meanwhile were
+    missed: look at everything)."""
 
-    def __init__(self, conninfo: str, channel: str, wake: Callable[[str], None]) -> None:
+    def __init__(
+        self, conninfo: str, settings: dict[str, Any], channel: str, wake: Callable[[str], None]
+    ) -> None:
         self._conninfo = conninfo
+        self._settings = {key: v for key, v in settings.items() if key != "options"}
         self._channel = channel
         self._wake = wake
         self._stopped = threading.Event()
@@ -779,18 +823,23 @@ class _Listener:
 
     def _run(self) -> None:
         first = True
+        failing = False  # since the last connection was lost: said so, retrying quietly
         while not self._stopped.is_set():
             try:
-                with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                with psycopg.connect(self._conninfo, autocommit=True, **self._settings) as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
                     if not first:
                         self._wake("*")
-                    first = False
+                    first = failing = False
                     while not self._stopped.is_set():
                         for note in conn.notifies(timeout=0.5):
                             self._wake(note.payload)
             except psycopg.Error as exc:
-                log.warning("listening for wake-ups failed (%s); trying again in 1 s", exc)
+                if not failing:
+                    log.warning("lost the connection listening for wake-ups (%s); reconnecting",
+                                str(exc).strip().split("\n")[0])  # fmt: skip
+                    failing = True
+                    continue  # at once: a cut connection is usually back at once
                 self._stopped.wait(1.0)
 
 

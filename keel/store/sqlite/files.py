@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from keel.errors import StoreError
+from keel.errors import StorageFaultError
 
 
 def create_private(path: Path) -> None:
@@ -30,4 +30,4 @@ def create_private(path: Path) -> None:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise StoreError(f"cannot create the database {path}: {exc.strerror}") from None
+        raise StorageFaultError(f"cannot create the database {path}: {exc.strerror}") from None

@@ -6,21 +6,35 @@ it is refused (``ConflictError``) rather than merged. ``synchronous`` is ``NORMA
 default: with WAL, a committed transition survives the process crashing at any moment,
 but the last commits before a power loss may be lost; ``FULL`` survives both and costs
 a disk flush per commit (``sqlite:///path?synchronous=full``).
+
+A writer waits for another process's lock up to ``timeout`` seconds (saying so once in
+the log when it is long), then gives up with ``StoreUnavailableError``. Every public
+method maps SQLite's errors (read-only, disk full, damaged file...) to a ``StoreError``
+that names the file and what to do (``keel.store.sqlite.faults``). Opening a database
+that needs no migration takes no write lock, so a read-only file can still be read.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from keel.engine.events import Event, NodeReclaimed, NodeStarted
-from keel.errors import ConflictError, LeaseLostError, RunNotFoundError, StoreError
+from keel.errors import (
+    ConflictError,
+    LeaseLostError,
+    RunNotFoundError,
+    StoreError,
+    StoreUnavailableError,
+)
 from keel.spec.model import WorkflowSpec
 from keel.store.appending import (
     BatchOrder,
@@ -29,6 +43,7 @@ from keel.store.appending import (
     link_events,
     started_events,
 )
+from keel.store.boundary import store_boundary
 from keel.store.chain import GENESIS, ChainLink, canonical_json
 from keel.store.limits import RATE_SLACK, Admission, Candidate, choose, rate_free_at
 from keel.store.presence import WorkerRecord, worker_of, worker_row
@@ -55,15 +70,22 @@ from keel.store.records import (
     timer_of,
     wait_of,
 )
-from keel.store.sql import load_migrations, load_queries
+from keel.store.sql import Migration, load_migrations, load_queries
+from keel.store.sqlite.faults import is_busy, store_error
 from keel.store.sqlite.files import create_private
 
 Q = load_queries("keel.store.sqlite")
+log = logging.getLogger("keel.store.sqlite")
+#: seconds a writer waits for another process's lock before giving up (``?timeout=``)
+DEFAULT_TIMEOUT = 30.0
+#: seconds SQLite itself waits for a lock before the store looks again (and logs once)
+_BUSY_SLICE = 5.0
 #: how far a paused run's queued attempts are moved ahead (about 31,000 years): out of
 #: reach of every claim, and brought back by subtracting it again (to within 0.1 ms: the
 #: sum keeps fewer digits below the second, which no queue order depends on)
 HOLD = 1e12
 SYNCHRONOUS = ("off", "normal", "full", "extra")
+T = TypeVar("T")
 #: free attempts (see ``_candidates``)
 _SELECT_FREE = (
     "SELECT run_id, node, item, attempt, queue, circuit, limit_key, limit_max, rate_key, "
@@ -110,14 +132,20 @@ def _statements(script: str) -> Iterator[str]:
         raise StoreError(f"migration ends with an incomplete statement: {pending.strip()!r}")
 
 
+@store_boundary
 class SQLiteStore:
     """``Store`` on a SQLite file. Safe to share between threads and processes."""
 
-    def __init__(self, path: str | Path, *, synchronous: str = "normal") -> None:
+    def __init__(
+        self, path: str | Path, *, synchronous: str = "normal", timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
         if synchronous.lower() not in SYNCHRONOUS:
             raise StoreError(f"synchronous={synchronous!r} is not one of {', '.join(SYNCHRONOUS)}")
+        if not timeout > 0:
+            raise StoreError(f"timeout={timeout!r} must be a number of seconds above 0")
         self.path = Path(path)
         self.synchronous = synchronous.lower()
+        self.timeout = timeout
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -125,23 +153,31 @@ class SQLiteStore:
         if str(path) != ":memory:":
             create_private(self.path)
         try:
-            self._migrate()
+            self._at_boundary(self._migrate)
         except BaseException:
             self.close()
             raise
 
     # --- connections and transactions ---------------------------------------------------
 
+    def _at_boundary(self, call: Callable[[], T]) -> T:
+        """Run one public method; SQLite's errors leave it as ``StoreError``s."""
+        try:
+            return call()
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from None
+
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             try:
-                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                conn.execute(f"PRAGMA busy_timeout={int(min(self.timeout, _BUSY_SLICE) * 1000)}")
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={self.synchronous}")
-                conn.execute("PRAGMA busy_timeout=10000")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot open the database {self.path}: {exc}") from None
+            except BaseException:
+                conn.close()
+                raise
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -149,17 +185,47 @@ class SQLiteStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. SQLite rolls some failed transactions back itself
+        (a full disk): the rollback here must not hide the error that caused it."""
         conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin(conn)
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """Take the write lock, waiting up to ``timeout`` for another process to let go
+        of it (saying once that it waits when it takes long)."""
+        started = time.monotonic()
+        said = False
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                waited = time.monotonic() - started
+                if waited >= self.timeout - _BUSY_SLICE / 2:
+                    raise StoreUnavailableError(
+                        f"{self.path} stayed locked by another process for {waited:.0f} s "
+                        "(it holds a write transaction open): stop that process or wait "
+                        "for it to finish, then try again"
+                    ) from None
+                if not said:
+                    log.warning("%s is locked by another process; waiting up to %.0f s",
+                                self.path, self.timeout)  # fmt: skip
+                    said = True
 
     def _migrate(self) -> None:
         migrations = load_migrations("keel.store.sqlite.migrations")
+        if not self._pending(migrations):
+            return  # nothing to write: a read-only file can still be read
         with self._write() as conn:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -183,6 +249,18 @@ class SQLiteStore:
                     (migration.version, migration.name),
                 )
                 self._applied.append(f"{migration.version:04d}_{migration.name}")
+
+    def _pending(self, migrations: list[Migration]) -> bool:
+        """Whether opening must write (migrations to apply, or a newer keel's schema to
+        refuse), found by reading alone."""
+        conn = self._connection()
+        known = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        ).fetchone()
+        if known is None:
+            return True
+        applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        return applied != {m.version for m in migrations}
 
     def migrations_applied(self) -> list[str]:
         return list(self._applied)
