@@ -12,7 +12,6 @@ brings it up.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,13 +31,6 @@ T0 = 1_700_000_000.0
 LEASE_FOR = 30.0
 
 MakeWorker = Callable[..., Worker]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    opened = SQLiteStore(tmp_path / "keel.db")
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -3,11 +3,6 @@ restarts too, and the run fails (or starts its failure path)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from keel.engine.events import RunDeadlineExceeded, RunFailed, RunFailing
 from keel.runtime.clock import FakeClock
 from keel.runtime.control import start_run
@@ -16,13 +11,6 @@ from keel.spec import parse_spec
 from keel.store.sqlite import SQLiteStore
 
 TASKS = "tests.unit.runtime_tasks"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    opened = SQLiteStore(tmp_path / "keel.db")
-    yield opened
-    opened.close()
 
 
 def spec(**fields: object) -> object:

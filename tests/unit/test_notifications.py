@@ -3,8 +3,6 @@ crash before delivery loses nothing; delivered by workers, retried, then given u
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,13 +19,6 @@ from tests.unit import notify_targets
 TASKS = "tests.unit.runtime_tasks"
 RECORD = {"kind": "callable", "function": "tests.unit.notify_targets:record",
           "on": ["run_failed", "node_failed", "retry_exhausted"]}  # fmt: skip
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    opened = SQLiteStore(tmp_path / "keel.db")
-    yield opened
-    opened.close()
 
 
 @pytest.fixture(autouse=True)

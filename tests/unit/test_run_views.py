@@ -39,13 +39,6 @@ def spec_of(nodes: list[dict[str, Any]]) -> WorkflowSpec:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    opened = SQLiteStore(tmp_path / "keel.db")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 

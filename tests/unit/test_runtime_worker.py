@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,13 +50,6 @@ def spec_of(nodes: list[dict[str, Any]], **fields: Any) -> WorkflowSpec:
 
 def events_of(store: SQLiteStore, run_id: str, kind: type[Any]) -> list[Any]:
     return [stored.event for stored in store.history(run_id) if isinstance(stored.event, kind)]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    opened = SQLiteStore(tmp_path / "keel.db")
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ cleanly. ``keel run``'s in-process worker executes only its own runs: it is not 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,13 +15,6 @@ from keel.runtime.presence import LIVE_WITHIN, live_workers, queues_without_work
 from keel.runtime.worker import Worker, WorkerOptions
 from keel.store import WorkerRecord
 from keel.store.sqlite import SQLiteStore
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    opened = SQLiteStore(tmp_path / "keel.db")
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
