@@ -20,6 +20,10 @@ DetachOption = Annotated[
     bool,
     typer.Option("--detach", "-d", help="Only record it; a `keel resume` (or worker) runs it"),
 ]
+YesOption = Annotated[
+    bool,
+    typer.Option("--yes", "-y", help="Load the code the run recorded without asking"),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -64,6 +68,7 @@ def retry(
     by: ByOption = None,
     reason: ReasonOption = "",
     detach: DetachOption = False,
+    yes: YesOption = False,
     db: DbOption = None,
 ) -> None:
     """Continue a failed run from its failed nodes; succeeded nodes are not run again.
@@ -76,7 +81,7 @@ def retry(
         record = retry_run(store, run_id, node=node, by=by, reason=reason)
     typer.echo(f"run {record.id[:8]} retried", err=True)
     if not detach:
-        _continue(record.id, db)
+        _continue(record.id, db, yes=yes)
 
 
 def skip(
@@ -88,6 +93,7 @@ def skip(
     by: ByOption = None,
     reason: ReasonOption = "",
     detach: DetachOption = False,
+    yes: YesOption = False,
     db: DbOption = None,
 ) -> None:
     """Mark a node done by hand with the given output; the run goes on from there.
@@ -105,13 +111,13 @@ def skip(
         record = set_node_output(store, run_id, node, value, by=by, reason=reason)
     typer.echo(f"run {record.id[:8]}: {node} set by hand", err=True)
     if before == "failed" and not detach:
-        _continue(record.id, db)
+        _continue(record.id, db, yes=yes)
 
 
-def _continue(run_id: str, db: str | None) -> None:
+def _continue(run_id: str, db: str | None, *, yes: bool) -> None:
     from keel.cli.run_commands import resume
 
-    resume([run_id], concurrency=8, quiet=False, db=db)
+    resume([run_id], code=None, yes=yes, concurrency=8, quiet=False, db=db)
 
 
 def failed(

@@ -44,9 +44,11 @@ from keel.runtime.clock import Clock, clock_for
 from keel.runtime.control import record_run
 from keel.runtime.executor import Executor
 from keel.runtime.invoke import Invocation, Outcome, TaskCatalog, make_context
+from keel.runtime.missing_code import missing_code
 from keel.runtime.notifications import deliver_item, redelivery_at
 from keel.runtime.owner import Owner, known_dead
-from keel.runtime.runs import RunCache, advance
+from keel.runtime.runs import RunCache, advance, ready_row
+from keel.runtime.task_access import CODE_MISSING
 from keel.runtime.timers import timer_causes
 from keel.spec.model import WorkflowSpec
 from keel.store.protocol import Store
@@ -100,6 +102,9 @@ class WorkerOptions:
     #: when asked to stop, seconds to let running attempts finish before giving the
     #: rest back to the queue for another worker (None: wait for all of them)
     stop_grace: float | None = None
+    #: seconds an attempt whose task's code this worker lacks is given back for other
+    #: workers before it fails (0: it fails at once; see ``keel.runtime.missing_code``)
+    code_wait: float = 0.0
 
 
 def _key(lease: Lease) -> tuple[str, str, int | None]:
@@ -371,6 +376,10 @@ class Worker:
                     node=lease.node, attempt=lease.attempt, error=outcome.error, item=lease.item
                 )
             plan = state.plan.nodes[lease.node]
+            if outcome.error is not None and outcome.error.type == CODE_MISSING:
+                transition = self._missing_code(lease, plan.task, outcome.error.message, now)
+                batch.append((transition, lease, outcome))
+                continue
             transition = advance(lease.run_id, state, [event], now, [lease], cache=self.cache)
             if plan.circuit is not None:
                 transition = _with_circuit(transition, plan, outcome)
@@ -409,6 +418,20 @@ class Worker:
         self._begin(claimed)
         self._observe(recorded + [item.started for item in claimed])
         return len(recorded)
+
+    def _missing_code(self, lease: Lease, task: str, why: str, now: float) -> Transition:
+        """Give the attempt back for a worker with the code, or fail it past the bound."""
+        event, again_at = missing_code(
+            self.store.history(lease.run_id), lease, task, why, now=now,
+            code_wait=self.options.code_wait,
+        )  # fmt: skip
+        state = self.cache.state(lease.run_id)
+        transition = advance(lease.run_id, state, [event], now, [lease], cache=self.cache)
+        if again_at is None:
+            return transition
+        log.info("run %s: %s given back for another worker: %s", lease.run_id, lease.node, why)
+        again = ready_row(state, lease.node, lease.attempt, lease.item, again_at)
+        return dataclasses.replace(transition, enqueue=[*transition.enqueue, again])
 
     def start_run(
         self,
@@ -515,6 +538,10 @@ class Worker:
             self.catalog, plan.task, dict(args or {}), ctx, plan.retry, plan.isolation
         )
         self._running[_key(lease)] = lease
+        refused = self.catalog.refusal(plan.task, plan.retry)
+        if refused is not None:  # not to run here: recorded (or given back) next turn
+            self._done(lease, refused)
+            return
         self.executor.submit(lease, invocation, plan.timeout, self._done, self._came_late)
 
     def _maintain(self, run_ids: list[str] | None) -> None:

@@ -43,6 +43,26 @@ class Signature:
 #: parameters with these annotations are supplied by keel, never by the spec
 INJECTED_ANNOTATIONS: set[str] = {"StepContext", "keel.StepContext"}
 
+#: the attribute ``@keel.task`` sets (to ``True``) on what it returns: workers run only
+#: functions that carry it, or that their settings allow by name
+TASK_MARKER = "__keel_task__"
+
+
+def is_keel_task(target: object) -> bool:
+    """Whether ``target`` was declared a step with ``@keel.task``. ``is True``, not truth:
+    objects that answer every attribute (mocks, proxies) do not pass."""
+    return getattr(target, TASK_MARKER, None) is True
+
+
+def not_a_task_message(import_path: str, target: object) -> str:
+    """Why a worker will not run ``target``, and the two ways to let it."""
+    what = type(target).__name__
+    return (
+        f"'{import_path}' is a {what}, not a keel task: workers run only functions "
+        "decorated with @keel.task; decorate it, or allow it by name in the worker "
+        f'settings (allow = ["{import_path}"] in keel.toml)'
+    )
+
 
 def resolve(import_path: str) -> Callable[..., Any]:
     module_name, _, qualname = import_path.partition(":")
