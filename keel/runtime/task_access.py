@@ -60,7 +60,9 @@ class TaskAccess:
     def resolve(self, import_path: str) -> Callable[..., Any]:
         """The function to run for ``import_path``, or ``TaskNotAllowedError`` /
         ``TaskCodeMissingError`` saying why not (and what to do)."""
-        if self.trusted or import_path in self.allow:
+        if self.trusted:
+            return resolve(import_path)
+        if import_path in self.allow:
             try:
                 return resolve(import_path)
             except ImportPathError as exc:
