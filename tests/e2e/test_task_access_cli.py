@@ -172,7 +172,8 @@ def test_keel_run_refuses_a_function_that_is_not_a_keel_task(
 
     assert result.returncode == 1
     said = " ".join((result.stdout + result.stderr).split())
-    assert task in said and "not a keel task" in said, said
+    assert task in said, said
+    assert "not a keel task" in said, said
     assert "Traceback" not in said
     assert not marker.exists()
     for record in store.list_runs():  # if it was recorded at all, its attempt failed
@@ -207,7 +208,8 @@ def test_a_worker_runs_only_keel_tasks_of_its_code_and_allowed_functions(
         history = store.history(run_id)
         error = failure(history).error
         assert (error.type, error.retryable) == ("TaskNotAllowed", False)
-        assert task in error.message and "not a keel task" in error.message
+        assert task in error.message
+        assert "not a keel task" in error.message
         assert 'allow = ["module:function"]' in error.message  # how to allow one
         assert started(history) == 1
         assert store.get_run(run_id).status == "failed"
