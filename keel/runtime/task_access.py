@@ -28,7 +28,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from keel.spec.callables import ImportPathError, is_keel_task, not_a_task_message, resolve
+from keel.spec.callables import (
+    ImportPathError,
+    in_standard_library,
+    is_keel_task,
+    not_a_task_message,
+    resolve,
+)
 
 #: the error type of an attempt this process has no code for (the worker releases it)
 CODE_MISSING = "TaskCodeMissing"
@@ -68,13 +74,8 @@ class TaskAccess:
             except ImportPathError as exc:
                 raise TaskCodeMissingError(f"cannot load task '{import_path}': {exc}") from None
         module_name, _, qualname = import_path.partition(":")
-        top = module_name.split(".")[0]
-        if top in sys.stdlib_module_names or top in sys.builtin_module_names:
-            raise TaskNotAllowedError(
-                f"'{import_path}' is in the standard library, not a keel task: workers run "
-                "only functions decorated with @keel.task in the code they load, or "
-                'functions listed by name in their settings (allow = ["module:function"])'
-            )
+        if in_standard_library(import_path):
+            raise TaskNotAllowedError(not_a_task_message(import_path, None))
         module = _loaded(module_name)
         if module is None:
             raise TaskCodeMissingError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,13 +56,22 @@ def is_keel_task(target: object) -> bool:
 
 
 def not_a_task_message(import_path: str, target: object) -> str:
-    """Why a worker will not run ``target``, and the two ways to let it."""
-    what = type(target).__name__
+    """Why a worker will not run ``target``, and how to let it."""
+    if in_standard_library(import_path):
+        return (
+            f"'{import_path}' is in the standard library, not a keel task: workers run "
+            "only @keel.task functions of the code they load (and what `allow` names)"
+        )
     return (
-        f"'{import_path}' is a {what}, not a keel task: workers run only functions "
-        "decorated with @keel.task; decorate it, or allow it by name in the worker "
-        f'settings (allow = ["{import_path}"] in keel.toml)'
+        f"'{import_path}' is a {type(target).__name__}, not a keel task: decorate it "
+        f'with @keel.task, or allow it by name (allow = ["{import_path}"] in keel.toml)'
     )
+
+
+def in_standard_library(import_path: str) -> bool:
+    """Whether the path's module is Python's own: no keel task lives there."""
+    top = import_path.partition(":")[0].split(".")[0]
+    return top in sys.stdlib_module_names or top in sys.builtin_module_names
 
 
 def resolve(import_path: str) -> Callable[..., Any]:

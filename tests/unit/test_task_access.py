@@ -34,7 +34,9 @@ def test_the_standard_library_is_never_run(path: str) -> None:
 
 
 def test_a_plain_function_of_a_loaded_module_is_not_run_unless_allowed() -> None:
-    with pytest.raises(TaskNotAllowedError, match=r"decorate it, or allow it by name"):
+    with pytest.raises(
+        TaskNotAllowedError, match=r"decorate it with @keel.task, or allow it by name"
+    ):
         TaskAccess().resolve(f"{TASKS}:reset")
     assert TaskAccess.allowing([f"{TASKS}:reset"]).resolve(f"{TASKS}:reset") is (
         runtime_tasks.reset
