@@ -123,9 +123,9 @@ def resume(
     Attempts held by a process that died on this host are taken back at once; attempts
     that had finished are not run again.
 
-    The code loaded is what --code names and the `modules` of the worker settings; the
-    code a run recorded (its file or module) is loaded once you confirm it (--yes, or
-    when asked), since anyone who can start a run can write it.
+    It loads the code --code names and the `modules` of the worker settings.
+    The code a run recorded (its file or module) is loaded once you confirm it
+    (--yes, or when asked): anyone who can start a run can write that field.
     """
     from keel.cli.resume_code import load_for
     from keel.runtime.worker_config import WorkerConfigError, load_worker_config

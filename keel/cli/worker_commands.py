@@ -80,14 +80,14 @@ def worker(
 ) -> None:
     """Execute runs from the database until stopped (SIGTERM or Ctrl-C).
 
-    Settings come from, highest first: the flags, the environment (KEEL_WORKER_MODULES,
-    KEEL_QUEUES, KEEL_CONCURRENCY, KEEL_DATABASE_URL, KEEL_ALLOW, KEEL_CODE_WAIT),
-    keel.toml, [tool.keel] in pyproject.toml. Pending database migrations are applied
-    when the worker starts.
+    Settings come from, highest first: the flags, the environment
+    (KEEL_WORKER_MODULES, KEEL_QUEUES, KEEL_CONCURRENCY, KEEL_DATABASE_URL,
+    KEEL_ALLOW, KEEL_CODE_WAIT), keel.toml, [tool.keel] in pyproject.toml.
+    Pending database migrations are applied when the worker starts.
 
-    The worker runs only @keel.task functions of the code it loads, and the plain
-    functions `allow` names; an attempt of anything else fails, not to be retried. An
-    attempt whose code it has not loaded is given back for another worker.
+    It runs only the @keel.task functions of the code it loads, and the plain
+    functions `allow` names: an attempt of anything else fails, not retried.
+    An attempt whose code it has not loaded is left to other workers.
     """
     from keel.runtime.invoke import TaskCatalog
     from keel.runtime.stores import open_store
