@@ -163,6 +163,10 @@ class Worker:
         self._reclaimed_at = float("-inf")
         #: when ``_claim`` next looks at the queue; ``_NOW`` while work may be waiting there
         self._look_at = _NOW
+        #: (from, until) on the monotonic clock: while attempts this worker gave back for
+        #: want of code become available again, it does not claim, so that a worker with
+        #: the code takes them (``keel.runtime.missing_code``)
+        self._aside: list[tuple[float, float]] = []
         self._stop_listening = store.listen(self._outcomes.put)
         self.listening = self._stop_listening is not None
 
@@ -430,6 +434,9 @@ class Worker:
         if again_at is None:
             return transition
         log.info("run %s: %s given back for another worker: %s", lease.run_id, lease.node, why)
+        back = time.monotonic() + again_at - now
+        wait = self.options.fallback_poll if self.listening else 5 * self.options.poll
+        self._aside.append((back, back + wait))
         again = ready_row(state, lease.node, lease.attempt, lease.item, again_at)
         return dataclasses.replace(transition, enqueue=[*transition.enqueue, again])
 
@@ -496,6 +503,14 @@ class Worker:
             leasing.append((transition, lease, outcome))
         return leasing
 
+    def _standing_aside(self, looked: float) -> bool:
+        """Whether attempts given back for want of code are up for others just now."""
+        self._aside = [(start, end) for start, end in self._aside if end > looked]
+        ends = [end for start, end in self._aside if start <= looked]
+        if ends:
+            self._look_at = max(self._look_at, max(ends))
+        return bool(ends)
+
     def _begin(self, claimed: list[Claimed]) -> None:
         for item in claimed:
             self.cache.observe(item.started)
@@ -509,7 +524,7 @@ class Worker:
         a ``poll`` later for work queued by other processes."""
         free = self.options.concurrency - len(self._running)
         looked = time.monotonic()  # pacing, not a durable decision: never the run clock
-        if free <= 0 or looked < self._look_at:
+        if free <= 0 or looked < self._look_at or self._standing_aside(looked):
             return 0
         now = self.clock.now()
         claimed = self.store.claim(

@@ -26,6 +26,7 @@ import pytest
 from keel.authoring.yaml_source import load_yaml
 from keel.engine.events import NodeFailed, NodeReclaimed, NodeStarted
 from keel.runtime.control import start_run
+from keel.store.protocol import Store
 from keel.store.records import StoredEvent
 from keel.store.sqlite import SQLiteStore
 
@@ -91,26 +92,27 @@ def yaml_flow(path: Path, task: str, arg: str, value: str) -> Path:
     return path
 
 
-def env_for(cwd: Path) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "KEEL_DATABASE_URL": f"sqlite:///{cwd}/k.db"}
+def env_for(url: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "KEEL_DATABASE_URL": url}
 
 
 def keel(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "keel", *args], cwd=cwd, env=env_for(cwd), capture_output=True,
-        text=True, timeout=DEADLINE, check=False, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "keel", *args], cwd=cwd, env=env_for(f"sqlite:///{cwd}/k.db"),
+        capture_output=True, text=True, timeout=DEADLINE, check=False, stdin=subprocess.DEVNULL,
     )  # fmt: skip
 
 
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start ``keel worker`` processes (on the test's SQLite file unless ``url=``)."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(*args: str) -> subprocess.Popen[bytes]:
+    def start(*args: str, url: str = f"sqlite:///{tmp_path}/k.db") -> subprocess.Popen[bytes]:
         with (tmp_path / f"worker-{len(started)}.log").open("wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "keel", "worker", *args], cwd=tmp_path,
-                env=env_for(tmp_path), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                env=env_for(url), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
             )  # fmt: skip
         started.append(proc)
         return proc
@@ -129,6 +131,23 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
     opened.close()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
+def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Store]]:
+    """The store the workers share, and its URL: a SQLite file, or a PostgreSQL schema."""
+    if request.param == "sqlite":
+        opened: Store = SQLiteStore(tmp_path / "k.db")
+        yield f"sqlite:///{tmp_path}/k.db", opened
+        opened.close()
+        return
+    from tests.postgres import fresh_url, open_postgres
+
+    address = fresh_url()
+    postgres = open_postgres(address)
+    yield address, postgres
+    postgres.drop_schema()
+    postgres.close()
+
+
 def until(what: str, check: Callable[[], object]) -> None:
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
@@ -138,7 +157,7 @@ def until(what: str, check: Callable[[], object]) -> None:
     raise AssertionError(f"not within {DEADLINE:.0f} s: {what}")
 
 
-def ended(store: SQLiteStore, run_ids: list[str]) -> bool:
+def ended(store: Store, run_ids: list[str]) -> bool:
     return all(store.get_run(r).status in ("succeeded", "failed") for r in run_ids)
 
 
@@ -229,17 +248,18 @@ def test_a_worker_runs_only_keel_tasks_of_its_code_and_allowed_functions(
 
 
 def test_a_worker_without_the_code_leaves_the_attempt_to_one_that_has_it(
-    tmp_path: Path, store: SQLiteStore, workers: Callable[..., subprocess.Popen[bytes]]
+    tmp_path: Path, shared: tuple[str, Store], workers: Callable[..., subprocess.Popen[bytes]]
 ) -> None:
+    url, store = shared
     (tmp_path / "steps.py").write_text(STEPS)
     (tmp_path / "capable.py").write_text(CAPABLE)
     spec = yaml_flow(tmp_path / "bump.yaml", "capable:step", "x", "${{ input.x }}")
     runs = [start_run(store, load_yaml(spec)[0], {"x": n}).id for n in range(6)]
 
-    workers(str(tmp_path / "steps.py"))  # without capable.py
+    workers(str(tmp_path / "steps.py"), url=url)  # without capable.py
     until("the worker without the code gave an attempt back",
           lambda: any(releases(store.history(r)) for r in runs))  # fmt: skip
-    workers(str(tmp_path / "capable.py"))
+    workers(str(tmp_path / "capable.py"), url=url)
     until("every run ended", lambda: ended(store, runs))
 
     assert [store.get_run(r).status for r in runs] == ["succeeded"] * len(runs)
