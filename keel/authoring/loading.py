@@ -21,6 +21,7 @@ from keel.authoring.workflows import Workflow
 from keel.authoring.yaml_source import load_yaml
 from keel.errors import SpecError, WorkflowNotFoundError
 from keel.spec.model import CallNode, TaskNode, WorkflowSpec
+from keel.spec.notifiers import CallableNotifier
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -160,7 +161,8 @@ def load_all(
 
 
 def task_paths(spec: WorkflowSpec) -> list[str]:
-    """Every function a spec names: its nodes' tasks, compensations, failure handler."""
+    """Every function a spec names: its nodes' tasks, compensations, failure handler
+    and callable notifiers."""
     paths: list[str] = []
     for node in spec.nodes:
         if isinstance(node, CallNode):
@@ -169,6 +171,7 @@ def task_paths(spec: WorkflowSpec) -> list[str]:
             paths.append(node.compensate.task)
     if spec.on_failure is not None:
         paths.append(spec.on_failure.task)
+    paths += [n.function for n in spec.notify if isinstance(n, CallableNotifier)]
     return list(dict.fromkeys(paths))
 
 

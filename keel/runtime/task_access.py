@@ -106,3 +106,25 @@ def _loaded(module_name: str) -> ModuleType | None:
     if main is not None and main_file and Path(main_file).stem == module_name:
         return main
     return None
+
+
+def notifier_function(import_path: str) -> Callable[..., Any]:
+    """The function a callable notifier names, by the same rule as far as it applies
+    (a notifier is a plain function): from a module this process has imported, never
+    the standard library, and never importing anything because a spec names it."""
+    module_name, _, qualname = import_path.partition(":")
+    if in_standard_library(import_path):
+        raise TaskNotAllowedError(
+            f"'{import_path}' is in the standard library: a notifier must be a function "
+            "of the code the worker loads"
+        )
+    target: Any = _loaded(module_name)
+    if target is None:
+        raise TaskCodeMissingError(f"module '{module_name}' was not loaded by this worker")
+    for part in qualname.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            raise TaskCodeMissingError(f"the loaded module '{module_name}' has no '{qualname}'")
+    if not callable(target):
+        raise TaskNotAllowedError(f"'{import_path}' is a {type(target).__name__}, not a function")
+    return typing.cast(Callable[..., Any], target)
