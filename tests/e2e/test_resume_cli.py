@@ -153,3 +153,27 @@ def test_code_that_fails_to_load_leaves_the_other_runs_to_resume(project: Path) 
         resumed.stderr
     )
     assert statuses(project) == {"one": "running", "two": "succeeded"}
+
+
+@pytest.mark.parametrize("answer", ["y", "n"])
+def test_in_a_terminal_resume_asks_before_loading_recorded_code(project: Path, answer: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KEEL_DATABASE_URL": f"sqlite:///{project}/k.db"}
+    terminal, child_side = os.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "keel", "resume", "--quiet"], cwd=project, env=env,
+        stdin=child_side, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as proc:  # fmt: skip
+        os.close(child_side)
+        os.write(terminal, f"{answer}\n".encode())
+        _, err = proc.communicate(timeout=TIMEOUT)
+    os.close(terminal)
+
+    assert err.count("recorded its code as flows: load it?") == 1  # asked once per code
+    if answer == "y":
+        assert proc.returncode == 0, err
+        assert statuses(project) == {"one": "succeeded", "two": "succeeded"}
+    else:
+        assert proc.returncode == 1
+        assert "you did not confirm its code flows; to load it: keel resume" in err
+        assert not (project / "imported-flows").exists()
+        assert statuses(project) == {"one": "running", "two": "running"}
