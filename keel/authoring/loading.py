@@ -208,10 +208,12 @@ def _import_module(name: str) -> ModuleType:
         ) from None
 
 
-def load_workflow(target: str, *, resolve_tasks: bool = False) -> LoadedWorkflow:
+def load_workflow(
+    target: str, *, resolve_tasks: bool = False, allow: Collection[str] = ()
+) -> LoadedWorkflow:
     """The one workflow ``target`` names; an error lists the choices when it is ambiguous."""
     location, name = split_target(target)
-    candidates = load_all(location, resolve_tasks=resolve_tasks)
+    candidates = load_all(location, resolve_tasks=resolve_tasks, allow=allow)
     if not candidates:
         raise WorkflowNotFoundError(f"{location} defines no workflow")
     if name is None:
