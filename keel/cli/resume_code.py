@@ -61,6 +61,15 @@ def load_for(
     return chosen
 
 
+def load_recorded(record: RunRecord, *, yes: bool) -> str:
+    """Load the code ``record`` recorded, once the user confirms it; why not ("" when
+    it is loaded, or when the run recorded none). For commands that need one run's code
+    (``keel skip`` checks an output against its task's return type)."""
+    if not record.origin:
+        return ""
+    return _confirm_and_load(_location(record.origin), record, yes=yes)
+
+
 def _location(origin: str) -> str:
     """The file or module of an origin, without the ``:workflow`` it may name."""
     from keel.authoring.loading import split_target
