@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from bench import tasks
 from keel.spec import WorkflowSpec, parse_spec
 
-TASKS = "bench.tasks"
+#: the module of the tasks these specs name; imported above, as a worker must have it
+TASKS = tasks.__name__
 
 
 def chain(n: int) -> WorkflowSpec:

@@ -56,6 +56,7 @@ def book_car(traveller: str, city: str, hotel: dict[str, Any]) -> dict[str, Any]
             "deliver_to": hotel["reference"]}  # fmt: skip
 
 
+@keel.task
 def tell_travel_desk(failure: dict[str, Any]) -> str:
     """The run's failure handler: gets what failed and what was undone."""
     undone = ", ".join(f"{c['node']} {c['status']}" for c in failure["compensations"])

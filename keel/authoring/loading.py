@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -19,7 +20,8 @@ from types import ModuleType
 from keel.authoring.workflows import Workflow
 from keel.authoring.yaml_source import load_yaml
 from keel.errors import SpecError, SpecIssue, WorkflowNotFoundError
-from keel.spec.model import WorkflowSpec
+from keel.spec.model import CallNode, TaskNode, WorkflowSpec
+from keel.spec.notifiers import CallableNotifier
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -140,8 +142,13 @@ def workflows_in(module: ModuleType) -> list[LoadedWorkflow]:
     return list(found.values())
 
 
-def load_all(location: str, *, resolve_tasks: bool = False) -> list[LoadedWorkflow]:
-    """Every workflow defined at ``location`` (a .py or YAML file, or a module name)."""
+def load_all(
+    location: str, *, resolve_tasks: bool = False, allow: Collection[str] = ()
+) -> list[LoadedWorkflow]:
+    """Every workflow defined at ``location`` (a .py or YAML file, or a module name).
+
+    ``allow``: task paths of plain functions that validation (``resolve_tasks``) accepts
+    as the worker setting of that name will."""
     path = Path(location)
     if path.suffix in YAML_SUFFIXES:
         if not path.exists():
@@ -149,9 +156,8 @@ def load_all(location: str, *, resolve_tasks: bool = False) -> list[LoadedWorkfl
         folder = str(path.resolve().parent)
         if folder not in sys.path:
             sys.path.insert(0, folder)
-        return [
-            LoadedWorkflow(spec, location) for spec in load_yaml(path, resolve_tasks=resolve_tasks)
-        ]
+        specs = load_yaml(path, resolve_tasks=resolve_tasks, allow=allow)
+        return [LoadedWorkflow(spec, location) for spec in specs]
     if path.is_dir():
         raise WorkflowNotFoundError(f"{location} is a folder: name a .py or .yaml file in it")
     if path.suffix == ".py" or path.exists():
@@ -167,12 +173,46 @@ def load_all(location: str, *, resolve_tasks: bool = False) -> list[LoadedWorkfl
         issues = []
         for item in loaded:
             try:
-                check(item.spec, resolve_tasks=True)
+                check(item.spec, resolve_tasks=True, allow=allow)
             except SpecError as exc:
                 issues.extend(exc.issues)
         if issues:
             raise SpecError(issues, workflow=location)
     return loaded
+
+
+def task_paths(spec: WorkflowSpec) -> list[str]:
+    """Every function a spec names: its nodes' tasks, compensations, failure handler
+    and callable notifiers."""
+    paths: list[str] = []
+    for node in spec.nodes:
+        if isinstance(node, CallNode):
+            paths.append(node.task)
+        if isinstance(node, TaskNode) and node.compensate is not None:
+            paths.append(node.compensate.task)
+    if spec.on_failure is not None:
+        paths.append(spec.on_failure.task)
+    paths += [n.function for n in spec.notify if isinstance(n, CallableNotifier)]
+    return list(dict.fromkeys(paths))
+
+
+def import_task_modules(loaded: Iterable[LoadedWorkflow]) -> None:
+    """Import the modules that YAML workflows name for their tasks (the code beside the
+    file), so that this process has them: a worker runs only tasks of modules it has
+    imported (see ``keel.runtime.task_access``). One that is not there is skipped: its
+    attempts will say so. Python workflows imported theirs already."""
+    for item in loaded:
+        if item.workflow is not None:
+            continue
+        for path in task_paths(item.spec):
+            module = path.partition(":")[0]
+            if module in sys.modules:
+                continue
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name is None or not module.startswith(exc.name):
+                    raise  # the module exists but needs something that is not installed
 
 
 def _import_module(name: str) -> ModuleType:
@@ -189,10 +229,12 @@ def _import_module(name: str) -> ModuleType:
         ) from None
 
 
-def load_workflow(target: str, *, resolve_tasks: bool = False) -> LoadedWorkflow:
+def load_workflow(
+    target: str, *, resolve_tasks: bool = False, allow: Collection[str] = ()
+) -> LoadedWorkflow:
     """The one workflow ``target`` names; an error lists the choices when it is ambiguous."""
     location, name = split_target(target)
-    candidates = load_all(location, resolve_tasks=resolve_tasks)
+    candidates = load_all(location, resolve_tasks=resolve_tasks, allow=allow)
     if not candidates:
         raise WorkflowNotFoundError(f"{location} defines no workflow")
     if name is None:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
+from typing import Any, ClassVar, Generic, ParamSpec, TypeVar, cast, overload
 
 from keel.authoring.tracing import NodeOutput, Trace, current_trace, node_id_of, require_trace
 from keel.authoring.values import Value, contains_value, to_expression, to_json
@@ -134,15 +134,18 @@ def make_options(
         concurrency=concurrency,
         rate_limit=rate_limit,
         on_failure=on_failure,
-        compensate=side_task_data(compensate) if compensate is not None else None,
+        compensate=(
+            side_task_data(compensate, what="compensate=") if compensate is not None else None
+        ),
         circuit=CircuitPolicy(name=circuit) if isinstance(circuit, str) else circuit,
         isolation=isolation,
     )
 
 
-def side_task_data(function: Callable[..., Any]) -> dict[str, Any]:
-    """Spec data for a function run off the graph (a compensation, a failure handler):
-    a ``@keel.task`` brings its retry policy, timeout and isolation along."""
+def side_task_data(function: Callable[..., Any], *, what: str) -> dict[str, Any]:
+    """Spec data for a task run off the graph (a compensation, a failure handler): it
+    brings its retry policy, timeout and isolation along. ``what`` names the option in
+    the error for a plain function, which workers would refuse to run."""
     if isinstance(function, Task):
         data: dict[str, Any] = {"task": function.import_path}
         options = function.options_
@@ -154,8 +157,12 @@ def side_task_data(function: Callable[..., Any]) -> dict[str, Any]:
             data["isolation"] = options.isolation
         return data
     if not callable(function):
-        raise OptionError(f"expected a function or a @keel.task, got {type(function).__name__}")
-    return {"task": import_path_of(function)}
+        raise OptionError(f"{what} takes a @keel.task, got {type(function).__name__}")
+    name = getattr(function, "__name__", type(function).__name__)
+    raise OptionError(
+        f"{what} takes a @keel.task, and {name} is a plain function: decorate it with "
+        "@keel.task (workers run only keel tasks)"
+    )
 
 
 def import_path_of(function: Callable[..., Any]) -> str:
@@ -169,7 +176,12 @@ def import_path_of(function: Callable[..., Any]) -> str:
 
 
 class Task(Generic[P, R]):
-    """A function that keel can run as a durable step. Call it like the function."""
+    """A function that keel can run as a durable step. Call it like the function.
+
+    It carries ``TASK_MARKER``: workers run only functions that do (or that their
+    settings allow by name), never whatever a spec happens to name."""
+
+    __keel_task__: ClassVar[bool] = True
 
     def __init__(
         self, function: Callable[P, R], options: NodeOptions, *, name: str | None = None

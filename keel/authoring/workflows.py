@@ -15,7 +15,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from pydantic import ConfigDict, create_model
 
-from keel.authoring.tasks import side_task_data
+from keel.authoring.tasks import Task, import_path_of, side_task_data
 from keel.authoring.tracing import RESULT, current_trace, tracing
 from keel.authoring.values import Value, to_expression
 from keel.errors import KeelError, SpecError, TracingError
@@ -153,7 +153,8 @@ def _notifier_data(notifier: Any) -> Any:
     if hasattr(notifier, "model_dump"):
         return notifier.model_dump(mode="json")
     if callable(notifier):
-        return {"kind": "callable", "function": side_task_data(notifier)["task"]}
+        path = notifier.import_path if isinstance(notifier, Task) else import_path_of(notifier)
+        return {"kind": "callable", "function": path}
     return notifier
 
 
@@ -192,7 +193,7 @@ def build_spec(
     if deadline is not None:
         data["deadline"] = parse_duration(deadline)
     if on_failure is not None:
-        data["on_failure"] = side_task_data(on_failure)
+        data["on_failure"] = side_task_data(on_failure, what="on_failure=")
     if notify:
         data["notify"] = [_notifier_data(notifier) for notifier in notify]
     single = returned is not None and not (

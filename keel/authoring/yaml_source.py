@@ -8,6 +8,7 @@ which YAML loaders silently overwrite, are errors here.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,7 +202,9 @@ def read_documents(text: str, source: str) -> list[YamlDocument]:
     return documents
 
 
-def spec_from_document(document: YamlDocument, *, resolve_tasks: bool = False) -> WorkflowSpec:
+def spec_from_document(
+    document: YamlDocument, *, resolve_tasks: bool = False, allow: Collection[str] = ()
+) -> WorkflowSpec:
     """Validate one document fully; every issue carries its file, line and column."""
     if not isinstance(document.data, dict):
         issue = SpecIssue("a workflow document must be a mapping with 'name' and 'nodes'")
@@ -210,8 +213,9 @@ def spec_from_document(document: YamlDocument, *, resolve_tasks: bool = False) -
     workflow: str | None = document.positions.source
     try:
         spec = parse_and_validate(
-            document.data, source=document.positions.source, resolve_tasks=resolve_tasks
-        )
+            document.data, source=document.positions.source, resolve_tasks=resolve_tasks,
+            allow=allow,
+        )  # fmt: skip
         workflow = spec.name
     except SpecError as exc:
         issues += exc.issues
@@ -227,7 +231,9 @@ def _position(issue: SpecIssue) -> tuple[int, int]:
     return (issue.line or 0, issue.column or 0)
 
 
-def load_yaml(path: Path, *, resolve_tasks: bool = False) -> list[WorkflowSpec]:
+def load_yaml(
+    path: Path, *, resolve_tasks: bool = False, allow: Collection[str] = ()
+) -> list[WorkflowSpec]:
     """Every workflow of a YAML file (one per ``---`` document)."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -241,7 +247,7 @@ def load_yaml(path: Path, *, resolve_tasks: bool = False) -> list[WorkflowSpec]:
     named: dict[str, tuple[int, int] | None] = {}  # where each name was first written
     for document in read_documents(text, str(path)):
         try:
-            spec = spec_from_document(document, resolve_tasks=resolve_tasks)
+            spec = spec_from_document(document, resolve_tasks=resolve_tasks, allow=allow)
         except SpecError as exc:
             issues.extend(exc.issues)
             continue

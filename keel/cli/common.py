@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -68,21 +68,54 @@ def opened_store(url: str | None, *, upgrade: bool = False) -> Iterator[Store]:
         store.close()
 
 
-def load_code(target: str, *, checked: bool = False) -> LoadedWorkflow:
-    """Import a workflow (and so its tasks). ``checked``: check it as ``keel validate``
-    does (tasks imported, arguments against their signatures) before a run is recorded;
-    code loaded to continue runs is not checked again (each run pins its own spec)."""
-    from keel.authoring.loading import load_workflow
+def load_code(target: str, *, checked: bool = False, allow: Collection[str] = ()) -> LoadedWorkflow:
+    """Import a workflow (and so its tasks, and for YAML the modules its tasks name).
+    ``checked``: check it as ``keel validate`` does (tasks imported, arguments against
+    their signatures, each a keel task or in ``allow``) before a run is recorded."""
+    from keel.authoring.loading import import_task_modules, load_workflow
 
-    with reported_errors():
-        try:
-            return load_workflow(target, resolve_tasks=checked)
-        except Exception as exc:
-            from keel.errors import KeelError
+    with _import_errors(target):
+        loaded = load_workflow(target, resolve_tasks=checked, allow=allow)
+        import_task_modules([loaded])
+        return loaded
 
-            if isinstance(exc, KeelError):
-                raise
-            raise fail(f"importing {target} raised {type(exc).__name__}: {exc}") from None
+
+def import_code(target: str, what: str = "") -> list[LoadedWorkflow]:
+    """Import a file or module of workflow code (``FILE[:WORKFLOW]`` takes the whole
+    file) for a process that executes runs: its workflows, and the modules its YAML
+    workflows name for their tasks (a worker runs only tasks of modules it imported).
+    ``what`` prefixes error messages."""
+    from keel.authoring.loading import import_task_modules, load_all, split_target
+
+    location = split_target(target)[0]
+    with _import_errors(location, what):
+        loaded = load_all(location)
+        import_task_modules(loaded)
+        return loaded
+
+
+@contextmanager
+def _import_errors(target: str, what: str = "") -> Iterator[None]:
+    from keel.errors import KeelError
+
+    try:
+        with reported_errors():
+            yield
+    except (typer.Exit, KeelError):
+        raise
+    except Exception as exc:  # the user's module raised while importing
+        raise fail(f"{what}importing {target} raised {type(exc).__name__}: {exc}") from None
+
+
+def allowed_tasks() -> tuple[str, ...]:
+    """The ``allow`` worker setting (flags aside): plain functions that may run as tasks
+    in this process too (``keel run``, ``keel resume``)."""
+    from keel.runtime.worker_config import WorkerConfigError, load_worker_config
+
+    try:
+        return load_worker_config().allow
+    except WorkerConfigError as exc:
+        raise fail(str(exc)) from None
 
 
 def origin_of(target: str) -> str:

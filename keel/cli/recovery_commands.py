@@ -12,12 +12,13 @@ import typer
 from keel.cli.common import (
     DbOption,
     JsonOption,
-    load_code,
+    fail,
     local_time,
     opened_store,
     parse_json,
     reported_errors,
 )
+from keel.cli.resume_code import load_recorded
 
 RunArgument = Annotated[str, typer.Argument(help="Run id or unique prefix")]
 ByOption = Annotated[
@@ -27,6 +28,10 @@ ReasonOption = Annotated[str, typer.Option("--reason", help="Why, for the histor
 DetachOption = Annotated[
     bool,
     typer.Option("--detach", "-d", help="Only record it; a `keel resume` (or worker) runs it"),
+]
+YesOption = Annotated[
+    bool,
+    typer.Option("--yes", "-y", help="Load the code the run recorded without asking"),
 ]
 
 
@@ -81,6 +86,7 @@ def retry(
     by: ByOption = None,
     reason: ReasonOption = "",
     detach: DetachOption = False,
+    yes: YesOption = False,
     db: DbOption = None,
 ) -> None:
     """Continue a failed run from its failed nodes; succeeded nodes are not run again.
@@ -93,7 +99,7 @@ def retry(
         record = retry_run(store, run_id, node=node, by=by, reason=reason)
     typer.echo(f"run {record.id[:8]} retried", err=True)
     if not detach:
-        _continue(record.id, db)
+        _continue(record.id, db, yes=yes)
 
 
 def skip(
@@ -110,6 +116,7 @@ def skip(
     by: ByOption = None,
     reason: ReasonOption = "",
     detach: DetachOption = False,
+    yes: YesOption = False,
     db: DbOption = None,
 ) -> None:
     """Mark a node done by hand with the given output; the run goes on from there.
@@ -122,18 +129,21 @@ def skip(
     with opened_store(db) as store, reported_errors():
         found = store.get_run(run_id)
         before = found.status
-        if found.origin:  # its tasks, to check the output against their return types
-            load_code(found.origin)
+        # its tasks, to check the output against their return types: the code the run
+        # recorded, once the user confirms it (keel.cli.resume_code)
+        unloaded = load_recorded(found, yes=yes)
+        if unloaded:
+            raise fail(f"keel skip: the output is checked against the task's type: {unloaded}")
         record = set_node_output(store, run_id, node, value, by=by, reason=reason)
     typer.echo(f"run {record.id[:8]}: {node} set by hand", err=True)
     if before == "failed" and not detach:
-        _continue(record.id, db)
+        _continue(record.id, db, yes=yes)
 
 
-def _continue(run_id: str, db: str | None) -> None:
+def _continue(run_id: str, db: str | None, *, yes: bool) -> None:
     from keel.cli.run_commands import continue_run
 
-    continue_run(run_id, db)
+    continue_run(run_id, db, yes=yes)
 
 
 def failed(

@@ -19,6 +19,8 @@ import typer
 
 from keel.cli.common import (
     DbOption,
+    allowed_tasks,
+    fail,
     load_code,
     opened_store,
     origin_of,
@@ -37,6 +39,20 @@ ConcurrencyOption = Annotated[
 ]
 QuietOption = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress or summary; only the output")
+]
+CodeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--code",
+        help="A workflow file or module to load (the runs' tasks); repeat for more",
+        show_default=False,
+    ),
+]
+YesOption = Annotated[
+    bool,
+    typer.Option(
+        "--yes", "-y", help="Load the code each run recorded (file or module) without asking"
+    ),
 ]
 
 
@@ -76,7 +92,8 @@ def run(
     from keel.runtime.control import start_run
     from keel.runtime.runs import RunCache
 
-    loaded = load_code(target, checked=True)
+    allow = allowed_tasks()
+    loaded = load_code(target, checked=True, allow=allow)
     run_input = parse_input(input, inputs or [], loaded.spec.input_schema)
     with opened_store(db, upgrade=True) as store:
         cache = RunCache(store)
@@ -85,12 +102,12 @@ def run(
         if detach:
             # a shared database has workers on other hosts; a local file needs a process
             if store.database_time() is None:
-                _spawn_resume(record.id, db)
+                _spawn_resume(record.id, db, origin_of(target))
             else:
                 _say_if_no_worker(store, cache.plan(record.spec_version), target)
             typer.echo(record.id)
             return
-        _execute(store, [record.id], concurrency=concurrency, quiet=quiet, cache=cache)
+        _execute(store, [record.id], allow, concurrency=concurrency, quiet=quiet, cache=cache)
 
 
 def resume(
@@ -98,6 +115,8 @@ def resume(
         list[str] | None,
         typer.Argument(help="Runs to continue (id or unique prefix); default: every unfinished"),
     ] = None,
+    code: CodeOption = None,
+    yes: YesOption = False,
     concurrency: ConcurrencyOption = 8,
     quiet: QuietOption = False,
     db: DbOption = None,
@@ -106,7 +125,18 @@ def resume(
 
     Attempts held by a process that died on this host are taken back at once; attempts
     that had finished are not run again.
+
+    It loads the code --code names and the `modules` of the worker settings.
+    The code a run recorded (its file or module) is loaded once you confirm it
+    (--yes, or when asked): anyone who can start a run can write that field.
     """
+    from keel.cli.resume_code import load_for
+    from keel.runtime.worker_config import WorkerConfigError, load_worker_config
+
+    try:
+        settings = load_worker_config()
+    except WorkerConfigError as exc:
+        raise fail(f"keel resume: {exc}") from None
     with opened_store(db, upgrade=True) as store, reported_errors():
         if run_ids:
             records = [store.get_run(run_id) for run_id in run_ids]
@@ -128,12 +158,17 @@ def resume(
         if not records:
             typer.echo("no unfinished runs", err=True)
             return
-        for origin in sorted({r.origin for r in records if r.origin}):
-            load_code(origin)
-        _execute(store, [r.id for r in records], concurrency=concurrency, quiet=quiet)
+        chosen = load_for(records, code or [], settings.modules, yes=yes)
+        for message in chosen.left:
+            typer.echo(message, err=True)
+        if chosen.runs:  # exits 1 if one of them fails
+            ids = [r.id for r in chosen.runs]
+            _execute(store, ids, settings.allow, concurrency=concurrency, quiet=quiet)
+        if chosen.left:
+            raise typer.Exit(1)
 
 
-def continue_run(run_id: str, db: str | None) -> None:
+def continue_run(run_id: str, db: str | None, *, yes: bool = False) -> None:
     """Execute a run here until it ends, after ``keel retry`` or ``keel skip`` changed it.
     A run that has ended already (the change ended it, or another process finished it
     meanwhile) gets its summary and output, as ``keel run`` prints them."""
@@ -146,7 +181,7 @@ def continue_run(run_id: str, db: str | None) -> None:
         if record.status in ("succeeded", "failed", "cancelled"):
             _finish(store, [record.id], False, Console(stderr=True), RunCache(store))
             return
-    resume([run_id], concurrency=8, quiet=False, db=db)
+    resume([run_id], code=None, yes=yes, concurrency=8, quiet=False, db=db)
 
 
 def cancel(
@@ -179,7 +214,7 @@ def _say_if_no_worker(store: Store, plan: Plan, target: str) -> None:
         )
 
 
-def _spawn_resume(run_id: str, db: str | None) -> None:
+def _spawn_resume(run_id: str, db: str | None, origin: str) -> None:
     from keel.runtime.stores import store_url
 
     logs = Path(".keel") / "logs"
@@ -187,7 +222,7 @@ def _spawn_resume(run_id: str, db: str | None) -> None:
     env = {**os.environ, "KEEL_DATABASE_URL": store_url(db)}
     with (logs / f"{run_id}.log").open("ab") as log:
         subprocess.Popen(
-            [sys.executable, "-m", "keel", "resume", run_id, "--quiet"],
+            [sys.executable, "-m", "keel", "resume", run_id, "--quiet", "--code", origin],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -199,6 +234,7 @@ def _spawn_resume(run_id: str, db: str | None) -> None:
 def _execute(
     store: Store,
     run_ids: list[str],
+    allow: tuple[str, ...],
     *,
     concurrency: int,
     quiet: bool,
@@ -206,7 +242,9 @@ def _execute(
 ) -> None:
     from rich.console import Console
 
+    from keel.runtime.invoke import TaskCatalog
     from keel.runtime.runs import RunCache
+    from keel.runtime.task_access import TaskAccess
     from keel.runtime.worker import Worker, WorkerOptions
 
     console = Console(stderr=True)
@@ -223,6 +261,7 @@ def _execute(
         WorkerOptions(concurrency=concurrency, late_grace=0.0),
         observer=_waits_shown(console, live_view.observe if live_view is not None else None),
         cache=cache,
+        catalog=TaskCatalog(TaskAccess.allowing(allow)),
     )
     worker.reclaim()
     try:

@@ -25,18 +25,21 @@ def validate(
 ) -> None:
     """Check workflow definitions without running anything; exit 1 if any is invalid.
 
-    Imports the task functions to check arguments and types against their signatures.
+    Imports the task functions to check arguments and types against their signatures,
+    and that each is a @keel.task (or allowed by name in the worker settings: `allow`).
     """
     from keel.authoring.loading import load_all, split_target
+    from keel.cli.common import allowed_tasks
     from keel.errors import KeelError
 
+    allow = allowed_tasks()  # plain functions the workers' settings let run
     failed = False
     #: each workflow name and the target that defined it, to refuse a second definition
     named: dict[str, tuple[str, str]] = {}
     for target in targets:
         location, name = split_target(target)
         try:
-            loaded = load_all(location, resolve_tasks=True)
+            loaded = load_all(location, resolve_tasks=True, allow=allow)
         except KeelError as exc:
             failed = True
             typer.echo(f"✗ {target}", err=True)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from keel.cli.common import DbOption, fail, reported_errors
+from keel.cli.common import DbOption, fail, import_code, reported_errors
 
 if TYPE_CHECKING:
     from keel.runtime.worker_config import WorkerConfig
@@ -58,22 +58,49 @@ def worker(
         str | None,
         typer.Option("--db", help="Database URL (default: config files, KEEL_DATABASE_URL)"),
     ] = None,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow",
+            help="A plain function (module:function) to run as a task besides the "
+            "@keel.task functions of the code loaded; repeat for more",
+            show_default=False,
+        ),
+    ] = None,
+    code_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--code-wait",
+            min=0,
+            help="Seconds an attempt whose code this worker lacks is left to other "
+            "workers before it fails (default 300)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Execute runs from the database until stopped (SIGTERM or Ctrl-C).
 
-    Settings come from, highest first: the flags, the environment (KEEL_WORKER_MODULES,
-    KEEL_QUEUES, KEEL_CONCURRENCY, KEEL_DATABASE_URL), keel.toml, \\[tool.keel] in
-    pyproject.toml. Pending database migrations are applied when the worker starts.
+    Settings come from, highest first: the flags, the environment
+    (KEEL_WORKER_MODULES, KEEL_QUEUES, KEEL_CONCURRENCY, KEEL_DATABASE_URL,
+    KEEL_ALLOW, KEEL_CODE_WAIT), keel.toml, \\[tool.keel] in pyproject.toml.
+    Pending database migrations are applied when the worker starts.
+
+    It runs only the @keel.task functions of the code it loads, and the plain
+    functions `allow` names: an attempt of anything else fails, not retried.
+    An attempt whose code it has not loaded is left to other workers.
     """
     from keel.errors import StoreError
+    from keel.runtime.invoke import TaskCatalog
     from keel.runtime.stores import open_store
+    from keel.runtime.task_access import TaskAccess
     from keel.runtime.worker import Worker, WorkerOptions
     from keel.runtime.worker_config import WorkerConfigError, load_worker_config
 
     try:
         config = load_worker_config(
-            modules=modules or (), queues=queues, concurrency=concurrency, database_url=db
-        )
+            modules=modules or (), queues=queues, concurrency=concurrency, database_url=db,
+            allow=allow or (), code_wait=code_wait,
+        )  # fmt: skip
     except WorkerConfigError as exc:
         raise fail(f"keel worker: {exc}") from None
     _import_code(config)
@@ -86,10 +113,12 @@ def worker(
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     options = WorkerOptions(
-        concurrency=config.concurrency, queues=config.queues, stop_grace=grace, announce=True
-    )
+        concurrency=config.concurrency, queues=config.queues, stop_grace=grace,
+        announce=True, code_wait=config.code_wait,
+    )  # fmt: skip
+    catalog = TaskCatalog(TaskAccess.allowing(config.allow))
     with reported_errors():
-        running = Worker(store, options)
+        running = Worker(store, options, catalog=catalog)
     _announce(running.owner, config, running.listening)
     failure = ""
     try:
@@ -129,24 +158,12 @@ def _database_url(config: WorkerConfig) -> str | None:
 
 
 def _import_code(config: WorkerConfig) -> None:
-    from keel.authoring.loading import load_all
-
     for module in config.modules:
-        with reported_errors():
-            try:
-                load_all(module)
-            except Exception as exc:
-                from keel.errors import KeelError
-
-                if isinstance(exc, KeelError):
-                    raise
-                raise fail(
-                    f"keel worker: importing {module} raised {type(exc).__name__}: {exc}"
-                ) from None
+        import_code(module, "keel worker: ")
     if not config.modules:
         typer.echo(
-            "keel worker: no workflow modules given; tasks are imported by their path when "
-            "first needed (list modules to import them at start)",
+            "keel worker: no workflow modules given; it runs only the tasks `allow` names "
+            "(give it the files or modules of your workflows)",
             err=True,
         )
 

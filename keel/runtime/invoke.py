@@ -25,7 +25,14 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 from keel.engine.events import ErrorInfo
 from keel.errors import NonRetryable
 from keel.runtime.context import StepContext, _current, bound_logger
-from keel.spec.callables import ImportPathError, is_injected, resolve, unwrap
+from keel.runtime.task_access import (
+    CODE_MISSING,
+    NOT_ALLOWED,
+    TaskAccess,
+    TaskCodeMissingError,
+    TaskNotAllowedError,
+)
+from keel.spec.callables import ImportPathError, is_injected, unwrap
 from keel.spec.data import json_problem
 from keel.spec.policies import RetryPolicy
 
@@ -168,9 +175,13 @@ def prepare(function: Callable[..., Any]) -> PreparedTask:
 
 
 class TaskCatalog:
-    """Import paths resolved to prepared tasks, once each, safe to share between threads."""
+    """Import paths resolved to prepared tasks, once each, safe to share between threads.
 
-    def __init__(self) -> None:
+    Only what ``access`` lets run is resolved (see ``keel.runtime.task_access``): by
+    default, ``@keel.task`` functions of modules this process has imported."""
+
+    def __init__(self, access: TaskAccess | None = None) -> None:
+        self.access = access or TaskAccess()
         self._tasks: dict[str, PreparedTask] = {}
         self._lock = threading.Lock()
 
@@ -180,9 +191,24 @@ class TaskCatalog:
             with self._lock:
                 found = self._tasks.get(import_path)
                 if found is None:
-                    found = prepare(resolve(import_path))
+                    found = prepare(self.access.resolve(import_path))
                     self._tasks[import_path] = found
         return found
+
+    def refusal(self, import_path: str, retry: RetryPolicy | None = None) -> Outcome | None:
+        """Why an attempt of ``import_path`` cannot run here, as its outcome (None: it
+        can). Checked before the attempt is handed to a thread or a process."""
+        try:
+            self.get(import_path)
+        except TaskNotAllowedError as exc:
+            return _failure(NOT_ALLOWED, str(exc))
+        except TaskCodeMissingError as exc:
+            return _failure(CODE_MISSING, str(exc))
+        except ImportPathError as exc:
+            return _failure("ImportError", f"cannot load task '{import_path}': {exc}")
+        except Exception as exc:  # importing an allowed module raised
+            return Outcome(error=error_of(exc, retry))
+        return None
 
 
 def type_names(kind: type[BaseException]) -> set[str]:
@@ -272,12 +298,10 @@ class Invocation:
         self.isolation = isolation
 
     def _prepare(self) -> tuple[PreparedTask, list[Any], dict[str, Any]] | Outcome:
-        try:
-            prepared = self.catalog.get(self.task)
-        except ImportPathError as exc:
-            return _failure("ImportError", f"cannot load task '{self.task}': {exc}")
-        except Exception as exc:  # importing the user's module raised
-            return Outcome(error=error_of(exc, self.retry))
+        refused = self.catalog.refusal(self.task, self.retry)
+        if refused is not None:
+            return refused
+        prepared = self.catalog.get(self.task)
         try:
             positional, keywords = prepared.bind(self.args, self.ctx)
         except ValidationError as exc:

@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from keel.errors import KeelError
-from keel.spec.callables import ImportPathError, resolve
+from keel.runtime.task_access import notifier_function
 from keel.spec.notifiers import CallableNotifier, EmailNotifier, WebhookNotifier
 
 AnyNotifier = CallableNotifier | WebhookNotifier | EmailNotifier
@@ -79,9 +79,9 @@ def describe(notifier: AnyNotifier) -> str:
 
 def _call(notifier: CallableNotifier, notification: dict[str, Any]) -> None:
     where = describe(notifier)
-    try:
-        function = resolve(notifier.function)
-    except ImportPathError as exc:
+    try:  # never imports what a spec names (keel.runtime.task_access)
+        function = notifier_function(notifier.function)
+    except LookupError as exc:
         raise NotifyError(f"{where}: {exc}") from exc
     try:
         result = function(notification)

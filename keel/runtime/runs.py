@@ -40,19 +40,24 @@ DEADLINE = "deadline"
 
 def ready_of(state: RunState, events: Sequence[Event], now: float) -> list[Ready]:
     """Ready-queue rows for the attempts the events schedule."""
-    plan = state.plan
     ready: list[Ready] = []
     for event in events:
         if isinstance(event, NodeScheduled):
-            node = plan.nodes[event.node]
-            available_at = now if event.not_before is None else event.not_before
-            circuit = node.circuit.name if node.circuit is not None else None
-            row = Ready(event.node, event.attempt, event.item, node.queue, node.priority,
-                        available_at, circuit)  # fmt: skip
-            if node.concurrency is not None or node.rate_limit is not None:
-                row = _limited(state, node, row)
-            ready.append(row)
+            at = now if event.not_before is None else event.not_before
+            ready.append(ready_row(state, event.node, event.attempt, event.item, at))
     return ready
+
+
+def ready_row(
+    state: RunState, node_id: str, attempt: int, item: int | None, available_at: float
+) -> Ready:
+    """The ready-queue row of one attempt, with its node's queue, circuit and limits."""
+    node = state.plan.nodes[node_id]
+    circuit = node.circuit.name if node.circuit is not None else None
+    row = Ready(node_id, attempt, item, node.queue, node.priority, available_at, circuit)
+    if node.concurrency is not None or node.rate_limit is not None:
+        row = _limited(state, node, row)
+    return row
 
 
 def _limited(state: RunState, node: NodePlan, row: Ready) -> Ready:

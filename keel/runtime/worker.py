@@ -56,10 +56,12 @@ from keel.runtime.clock import Clock, clock_for
 from keel.runtime.control import record_run
 from keel.runtime.executor import Executor
 from keel.runtime.invoke import Invocation, Outcome, TaskCatalog, make_context
+from keel.runtime.missing_code import missing_code
 from keel.runtime.notifications import deliver_item, redelivery_at
 from keel.runtime.owner import Owner, known_dead
 from keel.runtime.presence import LIVE_WITHIN, Presence
-from keel.runtime.runs import RunCache, advance
+from keel.runtime.runs import RunCache, advance, ready_row
+from keel.runtime.task_access import CODE_MISSING
 from keel.runtime.timers import timer_causes
 from keel.spec.model import WorkflowSpec
 from keel.store.protocol import Store
@@ -118,6 +120,9 @@ class WorkerOptions:
     #: list this worker in the store's live workers while it runs (``keel worker``; not
     #: ``keel run``, which executes only its own runs): see ``keel.runtime.presence``
     announce: bool = False
+    #: seconds an attempt whose task's code this worker lacks is given back for other
+    #: workers before it fails (0: it fails at once; see ``keel.runtime.missing_code``)
+    code_wait: float = 0.0
 
 
 def _key(lease: Lease) -> tuple[str, str, int | None]:
@@ -176,6 +181,10 @@ class Worker:
         self._reclaimed_at = float("-inf")
         #: when ``_claim`` next looks at the queue; ``_NOW`` while work may be waiting there
         self._look_at = _NOW
+        #: (from, until) on the monotonic clock: while attempts this worker gave back for
+        #: want of code become available again, it does not claim, so that a worker with
+        #: the code takes them (``keel.runtime.missing_code``)
+        self._aside: list[tuple[float, float]] = []
         self._stop_listening = store.listen(self._outcomes.put)
         self.listening = self._stop_listening is not None
         self._presence: Presence | None = None
@@ -421,6 +430,10 @@ class Worker:
                     node=lease.node, attempt=lease.attempt, error=outcome.error, item=lease.item
                 )
             plan = state.plan.nodes[lease.node]
+            if outcome.error is not None and outcome.error.type == CODE_MISSING:
+                transition = self._missing_code(lease, plan.task, outcome.error.message, now)
+                batch.append((transition, lease, outcome))
+                continue
             transition = advance(lease.run_id, state, [event], now, [lease], cache=self.cache)
             if plan.circuit is not None:
                 transition = _with_circuit(transition, plan, outcome)
@@ -465,6 +478,23 @@ class Worker:
         self._begin(claimed)
         self._observe(recorded + [item.started for item in claimed])
         return len(recorded)
+
+    def _missing_code(self, lease: Lease, task: str, why: str, now: float) -> Transition:
+        """Give the attempt back for a worker with the code, or fail it past the bound."""
+        event, again_at = missing_code(
+            self.store.history(lease.run_id), lease, task, why, now=now,
+            code_wait=self.options.code_wait,
+        )  # fmt: skip
+        state = self.cache.state(lease.run_id)
+        transition = advance(lease.run_id, state, [event], now, [lease], cache=self.cache)
+        if again_at is None:
+            return transition
+        log.info("run %s: %s given back for another worker: %s", lease.run_id, lease.node, why)
+        back = time.monotonic() + again_at - now
+        wait = self.options.fallback_poll if self.listening else 5 * self.options.poll
+        self._aside.append((back, back + wait))
+        again = ready_row(state, lease.node, lease.attempt, lease.item, again_at)
+        return dataclasses.replace(transition, enqueue=[*transition.enqueue, again])
 
     def start_run(
         self,
@@ -529,6 +559,14 @@ class Worker:
             leasing.append((transition, lease, outcome))
         return leasing
 
+    def _standing_aside(self, looked: float) -> bool:
+        """Whether attempts given back for want of code are up for others just now."""
+        self._aside = [(start, end) for start, end in self._aside if end > looked]
+        ends = [end for start, end in self._aside if start <= looked]
+        if ends:
+            self._look_at = max(self._look_at, max(ends))
+        return bool(ends)
+
     def _begin(self, claimed: list[Claimed]) -> None:
         for item in claimed:
             self.cache.observe(item.started)
@@ -542,7 +580,7 @@ class Worker:
         a ``poll`` later for work queued by other processes."""
         free = self.options.concurrency - len(self._running)
         looked = time.monotonic()  # pacing, not a durable decision: never the run clock
-        if free <= 0 or looked < self._look_at:
+        if free <= 0 or looked < self._look_at or self._standing_aside(looked):
             return 0
         now = self.clock.now()
         claimed = self.store.claim(
@@ -571,6 +609,10 @@ class Worker:
             self.catalog, plan.task, dict(args or {}), ctx, plan.retry, plan.isolation
         )
         self._running[_key(lease)] = lease
+        refused = self.catalog.refusal(plan.task, plan.retry)
+        if refused is not None:  # not to run here: recorded (or given back) next turn
+            self._done(lease, refused)
+            return
         self.executor.submit(lease, invocation, plan.timeout, self._done, self._came_late)
 
     def _maintain(self, run_ids: list[str] | None) -> None:

@@ -4,11 +4,17 @@ A worker is started in many ways (a shell, a service manager, a container), so e
 setting can come from several places. The first source that sets a key wins:
 
 1. command-line flags;
-2. environment variables ``KEEL_WORKER_MODULES``, ``KEEL_QUEUES`` (both comma-separated),
-   ``KEEL_CONCURRENCY`` and ``KEEL_DATABASE_URL``;
+2. environment variables ``KEEL_WORKER_MODULES``, ``KEEL_QUEUES``, ``KEEL_ALLOW`` (all
+   comma-separated), ``KEEL_CONCURRENCY``, ``KEEL_CODE_WAIT`` and ``KEEL_DATABASE_URL``;
 3. ``keel.toml``;
 4. the ``[tool.keel]`` table of ``pyproject.toml``;
-5. built-in defaults (no modules, every queue, 8 attempts at once, the default store).
+5. built-in defaults (no modules, every queue, 8 attempts at once, the default store,
+   no plain functions allowed, 300 s of waiting for a worker with a task's code).
+
+``allow`` lists plain functions (``module:function``) the worker may run besides the
+``@keel.task`` functions of the code it loads (see ``keel.runtime.task_access``);
+``code_wait`` is how long (seconds) an attempt whose code this worker lacks is given
+back for other workers before it fails.
 
 The config file is found by walking up from the current folder to the first folder that
 holds a ``keel.toml`` or a ``pyproject.toml`` with a ``[tool.keel]`` table; when that
@@ -39,12 +45,15 @@ D = TypeVar("D")
 T_co = TypeVar("T_co", covariant=True)
 
 DEFAULT_CONCURRENCY = 8
-KEYS = ("modules", "queues", "concurrency", "database_url")
+DEFAULT_CODE_WAIT = 300.0
+KEYS = ("modules", "queues", "concurrency", "database_url", "allow", "code_wait")
 ENVIRONMENT = {
     "modules": "KEEL_WORKER_MODULES",
     "queues": "KEEL_QUEUES",
     "concurrency": "KEEL_CONCURRENCY",
     "database_url": "KEEL_DATABASE_URL",
+    "allow": "KEEL_ALLOW",
+    "code_wait": "KEEL_CODE_WAIT",
 }
 #: the name each setting has on the command line, used in error messages
 FLAGS = {
@@ -52,7 +61,11 @@ FLAGS = {
     "queues": "--queues",
     "concurrency": "--concurrency",
     "database_url": "--database-url",
+    "allow": "--allow",
+    "code_wait": "--code-wait",
 }
+#: ``package.module:function`` (the form of ``keel.spec.model.ImportPath``)
+IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 #: the same rule as ``keel.spec.policies.QueueName`` (a test keeps the two equal)
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 _FILE_SUFFIXES = (".py", ".yaml", ".yml")
@@ -76,6 +89,10 @@ class WorkerConfig:
     #: the folder of the config file found (module paths in the file are relative to
     #: it), or None
     root: Path | None
+    #: plain functions (``module:function``) this worker may run besides keel tasks
+    allow: tuple[str, ...] = ()
+    #: seconds an attempt whose code this worker lacks is left for other workers
+    code_wait: float = DEFAULT_CODE_WAIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +109,8 @@ class _Layer:
     queues: _Found[tuple[str, ...]] | None = None
     concurrency: _Found[int] | None = None
     database_url: _Found[str] | None = None
+    allow: _Found[tuple[str, ...]] | None = None
+    code_wait: _Found[float] | None = None
 
 
 def load_worker_config(
@@ -100,6 +119,8 @@ def load_worker_config(
     queues: str | None = None,
     concurrency: int | None = None,
     database_url: str | None = None,
+    allow: Sequence[str] = (),
+    code_wait: float | None = None,
     cwd: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> WorkerConfig:
@@ -116,6 +137,8 @@ def load_worker_config(
         "queues": queues,
         "concurrency": concurrency,
         "database_url": database_url,
+        "allow": list(allow) if allow else None,
+        "code_wait": code_wait,
     }
     given = {key: value for key, value in flags.items() if value is not None}
     labels = {key: f"flag ({FLAGS[key]})" for key in given}
@@ -131,7 +154,9 @@ def load_worker_config(
         layers, lambda layer: layer.concurrency, DEFAULT_CONCURRENCY
     )
     url, sources["database_url"] = _pick(layers, lambda layer: layer.database_url, None)
-    return WorkerConfig(mods, qs, conc, url, sources, root)
+    allowed, sources["allow"] = _pick(layers, lambda layer: layer.allow, ())
+    wait, sources["code_wait"] = _pick(layers, lambda layer: layer.code_wait, DEFAULT_CODE_WAIT)
+    return WorkerConfig(mods, qs, conc, url, sources, root, allowed, wait)
 
 
 def _pick(
@@ -152,10 +177,12 @@ def _env_layer(env: Mapping[str, str], here: Path) -> _Layer:
         value = env.get(name, "")
         if not value.strip():
             continue
-        if key == "modules":
+        if key in ("modules", "allow"):
             raw[key] = value.split(",")
         elif key == "concurrency" and re.fullmatch(r"\s*[0-9]+\s*", value):
             raw[key] = int(value)
+        elif key == "code_wait" and re.fullmatch(r"\s*[0-9]+(\.[0-9]*)?\s*", value):
+            raw[key] = float(value)
         else:
             raw[key] = value
     labels = {key: f"environment ({ENVIRONMENT[key]})" for key in raw}
@@ -220,6 +247,8 @@ def _parse_layer(
         queues=found("queues", _queues),
         concurrency=found("concurrency", _concurrency),
         database_url=found("database_url", _url),
+        allow=found("allow", _allow),
+        code_wait=found("code_wait", _code_wait),
     )
 
 
@@ -283,3 +312,33 @@ def _url(label: str, value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise WorkerConfigError(f"{label}: database_url must be a non-empty string, got {value!r}")
     return value.strip()
+
+
+def _allow(label: str, value: object) -> tuple[str, ...]:
+    """Import paths of plain functions; the list may be empty (allow nothing more)."""
+    if not isinstance(value, list):
+        raise WorkerConfigError(
+            f"{label}: allow must be a list of 'module:function' strings, got {value!r}"
+        )
+    paths: list[str] = []
+    for entry in value:
+        if not isinstance(entry, str):
+            raise WorkerConfigError(f"{label}: allow entries must be strings, got {entry!r}")
+        path = entry.strip()
+        if not path:
+            continue
+        if not IMPORT_PATH.match(path):
+            raise WorkerConfigError(
+                f"{label}: allow has {path!r}, which is not an import path: write "
+                "'package.module:function'"
+            )
+        paths.append(path)
+    return tuple(dict.fromkeys(paths))
+
+
+def _code_wait(label: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e9:
+        raise WorkerConfigError(
+            f"{label}: code_wait must be a number of seconds >= 0, got {value!r}"
+        )
+    return float(value)

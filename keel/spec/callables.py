@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,35 @@ class Signature:
 
 #: parameters with these annotations are supplied by keel, never by the spec
 INJECTED_ANNOTATIONS: set[str] = {"StepContext", "keel.StepContext"}
+
+#: the attribute ``@keel.task`` sets (to ``True``) on what it returns: workers run only
+#: functions that carry it, or that their settings allow by name
+TASK_MARKER = "__keel_task__"
+
+
+def is_keel_task(target: object) -> bool:
+    """Whether ``target`` was declared a step with ``@keel.task``. ``is True``, not truth:
+    objects that answer every attribute (mocks, proxies) do not pass."""
+    return getattr(target, TASK_MARKER, None) is True
+
+
+def not_a_task_message(import_path: str, target: object) -> str:
+    """Why a worker will not run ``target``, and how to let it."""
+    if in_standard_library(import_path):
+        return (
+            f"'{import_path}' is in the standard library, not a keel task: workers run "
+            "only @keel.task functions of the code they load (and what `allow` names)"
+        )
+    return (
+        f"'{import_path}' is a {type(target).__name__}, not a keel task: decorate it "
+        f'with @keel.task, or allow it by name (allow = ["{import_path}"] in keel.toml)'
+    )
+
+
+def in_standard_library(import_path: str) -> bool:
+    """Whether the path's module is Python's own: no keel task lives there."""
+    top = import_path.partition(":")[0].split(".")[0]
+    return top in sys.stdlib_module_names or top in sys.builtin_module_names
 
 
 def resolve(import_path: str) -> Callable[..., Any]:

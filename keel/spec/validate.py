@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
 from keel.errors import ExpressionError, SpecError, SpecIssue
-from keel.spec.callables import ImportPathError, Signature, resolve, signature_of
+from keel.spec.callables import (
+    ImportPathError,
+    Signature,
+    is_keel_task,
+    not_a_task_message,
+    resolve,
+    signature_of,
+)
 from keel.spec.expressions import NODE_FIELDS, ROOT_NAMES, ExpressionInfo, analyze
 from keel.spec.graph import DependencyGraph, handled_by, node_expressions, timeout_route
 from keel.spec.model import (
@@ -66,6 +73,7 @@ def parse_and_validate(
     source: str | None = None,
     resolve_tasks: bool = False,
     signatures: Mapping[str, Signature] | None = None,
+    allow: Collection[str] = (),
 ) -> WorkflowSpec:
     """Build a spec from plain data and validate it, raising ``SpecError`` with every
     problem: the structural ones, and the semantic ones of whatever part of the spec is
@@ -78,9 +86,11 @@ def parse_and_validate(
         issues = list(exc.issues)
         part = sound_part(data, issues)
         if part is not None:
-            issues += validate(part, resolve_tasks=resolve_tasks, signatures=signatures)
+            issues += validate(
+                part, resolve_tasks=resolve_tasks, signatures=signatures, allow=allow
+            )
         raise SpecError(issues, workflow=exc.workflow) from None
-    return check(spec, resolve_tasks=resolve_tasks, signatures=signatures)
+    return check(spec, resolve_tasks=resolve_tasks, signatures=signatures, allow=allow)
 
 
 def _pydantic_issue(error: Any, data: Any) -> SpecIssue:
@@ -128,14 +138,16 @@ def validate(
     *,
     resolve_tasks: bool = False,
     signatures: Mapping[str, Signature] | None = None,
+    allow: Collection[str] = (),
 ) -> list[SpecIssue]:
     """Every semantic problem of ``spec``. Empty list means the spec is valid.
 
     Arguments are checked against functions whose signatures are known: those given in
     ``signatures`` (authoring has the functions in hand) and, with ``resolve_tasks``,
-    every other task, imported by its path.
+    every other task, imported by its path; each must then be a ``@keel.task`` or named
+    in ``allow`` (the worker setting of that name), as a worker will require.
     """
-    return list(_Validator(spec, resolve_tasks, signatures or {}).run())
+    return list(_Validator(spec, resolve_tasks, signatures or {}, allow).run())
 
 
 def check(
@@ -143,9 +155,10 @@ def check(
     *,
     resolve_tasks: bool = False,
     signatures: Mapping[str, Signature] | None = None,
+    allow: Collection[str] = (),
 ) -> WorkflowSpec:
     """Return ``spec`` if valid, else raise ``SpecError`` listing every problem."""
-    issues = validate(spec, resolve_tasks=resolve_tasks, signatures=signatures)
+    issues = validate(spec, resolve_tasks=resolve_tasks, signatures=signatures, allow=allow)
     if issues:
         raise SpecError(issues, workflow=spec.name)
     return spec
@@ -153,10 +166,15 @@ def check(
 
 class _Validator:
     def __init__(
-        self, spec: WorkflowSpec, resolve_tasks: bool, signatures: Mapping[str, Signature]
+        self,
+        spec: WorkflowSpec,
+        resolve_tasks: bool,
+        signatures: Mapping[str, Signature],
+        allow: Collection[str] = (),
     ) -> None:
         self.spec = spec
         self.resolve_tasks = resolve_tasks
+        self.allow = frozenset(allow)
         self.ids = {node.id for node in spec.nodes}
         self.index = {node.id: i for i, node in reversed(list(enumerate(spec.nodes)))}
         self.signatures: dict[str, Signature | None] = dict(signatures)
@@ -430,7 +448,13 @@ class _Validator:
             return
         self.signatures[task] = None
         try:
-            self.signatures[task] = signature_of(resolve(task))
+            target = resolve(task)
+            if not is_keel_task(target) and task not in self.allow:
+                yield SpecIssue(
+                    not_a_task_message(task, target), loc=loc, node=node, code="not_a_task"
+                )
+                return
+            self.signatures[task] = signature_of(target)
         except ImportPathError as exc:
             yield SpecIssue(str(exc), loc=loc, node=node, code="unresolved_task")
         except Exception as exc:  # importing user code can raise anything

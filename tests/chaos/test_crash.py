@@ -160,12 +160,12 @@ def test_sigkill_at_random_moments_then_resume(tmp_path: Path, seed: int) -> Non
         run_id = _only_run(tmp_path)
         assert run_id is not None
         done = len(_keys(tmp_path))
-        proc = _keel("resume", run_id, "-q", env=env)
+        proc = _keel("resume", run_id, "-q", "--yes", env=env)
         interrupted += _kill_after(proc, tmp_path, done + rng.randrange(1, 20))
     run_id = _only_run(tmp_path)
     assert run_id is not None
     if _status(tmp_path, run_id) != "succeeded":  # a resume above may have finished it
-        final = _keel("resume", run_id, "-q", env=env)
+        final = _keel("resume", run_id, "-q", "--yes", env=env)
         assert final.wait(timeout=60) == 0, _log(tmp_path)
     assert interrupted >= 3, "the kills must land while the run is in progress"
     reclaimed = _check(tmp_path, run_id)
@@ -195,7 +195,7 @@ def test_sigkill_inside_a_write_transaction_then_resume(tmp_path: Path, kill_at:
         run_id = _only_run(tmp_path)
         assert run_id is not None
     else:
-        resumed = _keel("resume", run_id, "-q", env=env)
+        resumed = _keel("resume", run_id, "-q", "--yes", env=env)
         assert resumed.wait(timeout=60) == 0, _log(tmp_path)
     _check(tmp_path, run_id)
 
@@ -225,7 +225,7 @@ def test_a_retry_waiting_for_its_backoff_survives_a_crash_and_runs_once(tmp_path
     assert charge["retry_at"] == _events(tmp_path, run_id, NodeScheduled)[1].not_before
     assert charge["error"]["type"] == "ConnectionError"
 
-    resumed = _keel("resume", run_id, "-q", env=env)
+    resumed = _keel("resume", run_id, "-q", "--yes", env=env)
     assert resumed.wait(timeout=60) == 0, _log(tmp_path)
 
     assert _keys(tmp_path) == [f"{run_id}:charge:1", f"{run_id}:charge:2"]

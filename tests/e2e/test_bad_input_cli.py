@@ -94,10 +94,16 @@ def test_malformed_decisions_signals_and_skips_are_refused_and_nothing_is_record
         (("approve", waiting, "gate", "--data", HUGE), "--data holds an integer with more"),
         (("signal", waiting, "go", "--data", DEEP), "--data holds lists or objects nested"),
         (("signal", waiting, "go", "--data", '"\\udfff"'), "--data holds text with a lone"),
-        (("skip", failed.run_id, "needs_marker", "--output", "notjson"), "--output is not valid"),
-        (("skip", failed.run_id, "needs_marker", "--output", DEEP), "--output holds lists"),
         (
-            ("skip", failed.run_id, "needs_marker", "--output", "5"),
+            ("skip", failed.run_id, "needs_marker", "--output", "notjson", "--yes"),
+            "--output is not valid",
+        ),
+        (
+            ("skip", failed.run_id, "needs_marker", "--output", DEEP, "--yes"),
+            "--output holds lists",
+        ),
+        (
+            ("skip", failed.run_id, "needs_marker", "--output", "5", "--yes"),
             "the output given for node 'needs_marker' does not fit the return type str of "
             "tests.e2e.flows_e2e:needs_marker: Input should be a valid string (got 5)",
         ),
@@ -111,7 +117,9 @@ def test_malformed_decisions_signals_and_skips_are_refused_and_nothing_is_record
 def test_keel_run_refuses_what_keel_validate_refuses_and_records_nothing(
     keel: Keel, tmp_path: Path
 ) -> None:
-    (tmp_path / "tasks_here.py").write_text("def count(text: str) -> int:\n    return 1\n")
+    (tmp_path / "tasks_here.py").write_text(
+        "import keel\n\n@keel.task\ndef count(text: str) -> int:\n    return 1\n"
+    )
     flows = {
         "no_module.yaml": (
             "name: no_module\nnodes:\n  - id: a\n    task: nowhere_at_all:count\n",
@@ -178,7 +186,10 @@ def test_validate_refuses_one_workflow_name_defined_in_two_files(
     keel: Keel, tmp_path: Path
 ) -> None:
     for name, node in (("one.yaml", "a"), ("two.yaml", "b")):
-        (tmp_path / name).write_text(f"name: same\nnodes: [{{id: {node}, task: os:getcwd}}]\n")
+        (tmp_path / name).write_text(
+            f"name: same\nnodes: [{{id: {node}, task: tests.e2e.flows_e2e:double, "
+            "args: {x: 1}}]\n"
+        )
 
     checked = keel("validate", "one.yaml", "two.yaml", "one.yaml")
 

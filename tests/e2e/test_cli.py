@@ -79,7 +79,9 @@ def test_validate_reports_every_file_even_after_a_failure() -> None:
 
 
 def test_validate_checks_arguments_against_the_real_functions(tmp_path: Path) -> None:
-    (tmp_path / "steps.py").write_text("def add(a: int, b: int) -> int:\n    return a + b\n")
+    (tmp_path / "steps.py").write_text(
+        "import keel\n\n@keel.task\ndef add(a: int, b: int) -> int:\n    return a + b\n"
+    )
     (tmp_path / "flow.yaml").write_text(
         "name: f\nnodes:\n  - id: s\n    task: steps:add\n    args:\n      a: 'one'\n      c: 3\n"
     )
@@ -88,6 +90,27 @@ def test_validate_checks_arguments_against_the_real_functions(tmp_path: Path) ->
     assert "flow.yaml:6:10: node 's', args.a: argument 'a' gives string" in result.stderr
     assert "flow.yaml:7:10: node 's', args.c: unknown argument 'c'" in result.stderr
     assert "missing required argument 'b'" in result.stderr
+
+
+@pytest.mark.parametrize("task", ["os:system", "subprocess:run", "builtins:eval", "steps:plain"])
+def test_validate_says_when_a_yaml_task_is_not_a_keel_task(tmp_path: Path, task: str) -> None:
+    """Workers refuse to run it (keel.runtime.task_access): validation says so first,
+    and how to let it run; `allow` in keel.toml lets a plain function through."""
+    (tmp_path / "steps.py").write_text("def plain(cmd: str) -> str:\n    return cmd\n")
+    (tmp_path / "flow.yaml").write_text(
+        f"name: f\nnodes:\n  - id: s\n    task: {task}\n    args: {{}}\n"
+    )
+    result = keel("validate", "flow.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"flow.yaml:4:11: node 's', task: '{task}' is " in result.stderr
+    assert "not a keel task" in result.stderr
+    if task != "steps:plain":
+        assert "is in the standard library" in result.stderr
+    else:
+        assert "decorate it with @keel.task, or allow it by name" in result.stderr
+        (tmp_path / "keel.toml").write_text('allow = ["steps:plain"]\n')
+        allowed = keel("validate", "flow.yaml", cwd=tmp_path)
+        assert "not a keel task" not in allowed.stderr
 
 
 def test_module_target_and_ambiguity(tmp_path: Path) -> None:

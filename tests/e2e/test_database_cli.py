@@ -53,7 +53,7 @@ def test_run_applies_the_migrations_of_a_fresh_postgres_schema(new_schema: str) 
 
 
 def test_resume_applies_the_migrations_of_a_fresh_postgres_schema(new_schema: str) -> None:
-    resumed = keel("resume", db=new_schema)
+    resumed = keel("resume", "--yes", db=new_schema)
 
     assert resumed.returncode == 0, resumed.stderr
     assert "no unfinished runs" in resumed.stderr
@@ -68,7 +68,7 @@ def test_resuming_a_run_that_has_ended_fails_saying_so(tmp_path: Path) -> None:
     (run,) = json.loads(keel("runs", "--json", db=db).stdout)
     events = keel("history", run["id"], "--json", db=db).stdout
 
-    resumed = keel("resume", run["id"][:8], db=db)
+    resumed = keel("resume", run["id"][:8], "--yes", db=db)
 
     assert resumed.returncode == 1
     assert f"run {run['id'][:8]} has already ended (succeeded)" in resumed.stderr
@@ -82,7 +82,7 @@ def test_skip_that_ends_a_failed_run_prints_its_output_and_exits_0(tmp_path: Pat
     (run,) = json.loads(keel("runs", "--json", db=db).stdout)
 
     # the failed node was the last: setting it by hand ends the run at once
-    skipped = keel("skip", run["id"], "refuse", "--output", '"fine"', db=db)
+    skipped = keel("skip", run["id"], "refuse", "--output", '"fine"', "--yes", db=db)
 
     assert skipped.returncode == 0, skipped.stderr
     assert json.loads(skipped.stdout) == {"result": "fine"}

@@ -73,7 +73,7 @@ def test_retry_continues_a_failed_run_from_its_failed_node(keel: Keel, tmp_path:
     assert ran.proc.returncode == 1
 
     marker.write_text("here")
-    retried = keel("retry", ran.run_id[:8], "--by", "ana")
+    retried = keel("retry", ran.run_id[:8], "--by", "ana", "--yes")
 
     assert retried.returncode == 0, retried.stderr
     assert json.loads(retried.stdout) == {"result": "FIRST SAW FALSE; MARKER FOUND"}
@@ -90,7 +90,7 @@ def test_retry_node_reruns_that_node_and_what_depends_on_it(keel: Keel, tmp_path
     ran = keel.run(flow("fix_and_retry"), "-i", f"marker={marker}")
     marker.write_text("here")
 
-    retried = keel("retry", ran.run_id, "--node", "first_step")
+    retried = keel("retry", ran.run_id, "--node", "first_step", "--yes")
 
     assert retried.returncode == 0, retried.stderr
     assert json.loads(retried.stdout) == {"result": "FIRST SAW TRUE; MARKER FOUND"}
@@ -106,7 +106,7 @@ def test_skip_sets_a_node_output_by_hand_and_the_run_goes_on(keel: Keel, tmp_pat
 
     skipped = keel(
         "skip", ran.run_id, "needs_marker", "--output", '"done by hand"', "--by", "bob",
-        "--reason", "checked the file myself",
+        "--reason", "checked the file myself", "--yes",
     )  # fmt: skip
 
     assert skipped.returncode == 0, skipped.stderr

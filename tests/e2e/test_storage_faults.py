@@ -101,12 +101,12 @@ def test_a_full_disk_stops_run_resume_and_worker_with_one_line_and_loses_nothing
     ran = keel(db, "run", flow("chain"), "-i", "size=8000", "-q")
     says_once(ran, db, full)
     assert "keel resume" in says_once(ran, db, full)
-    says_once(keel(db, "resume", "-q"), db, full)
+    says_once(keel(db, "resume", "-q", "--yes"), db, full)
     says_once(keel(db, "worker", str(FLOWS)), db, full)
     intact(db, runs=2)
 
     filler.unlink()
-    resumed = keel(db, "resume", "-q")
+    resumed = keel(db, "resume", "-q", "--yes")
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.split() == ["{", '"result":', "25", "}"]
     intact(db, runs=2)

@@ -201,7 +201,7 @@ def test_an_approval_survives_a_crash_and_is_decided_from_another_process(
     assert waiting["finish"]["attempts"] == 0
     first.kill()
 
-    second = start("resume", run_id)
+    second = start("resume", run_id, "--yes")
     approved = keel.ok(
         "approve", run_id[:8], "review", "--data", '{"reason": "looks right", "score": 7}',
         "--comment", "checked twice", "--by", "ann",
@@ -250,7 +250,7 @@ def test_a_signal_sent_early_is_kept_across_a_crash_for_the_node_that_waits_for_
     assert nodes["gate"]["status"] == "awaiting"
     first.kill()
 
-    second = start("resume", run_id)
+    second = start("resume", run_id, "--yes")
     keel.ok("approve", run_id, "gate", "--by", "ann")
     code, out, err = second.finish()
 
@@ -282,7 +282,7 @@ def test_a_timer_fires_in_the_process_that_resumed_the_run(
     first.kill()
     assert ("timer_fired", "pause_3s") not in recorded(keel, run_id), "killed too late"
 
-    second = start("resume", run_id)
+    second = start("resume", run_id, "--yes")
     code, out, err = second.finish()
 
     assert code == 0, err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import keel
 from bench.flows import layered as layered_spec
 from keel.spec import WorkflowSpec
 
@@ -20,6 +21,7 @@ def expected_last(spec: WorkflowSpec) -> int:
     return values[spec.nodes[-1].id]
 
 
+@keel.task
 def weigh(values: list[Any]) -> int:
     """Accepts whatever upstream nodes give (ints, lists from maps, null when skipped)."""
     total = 1

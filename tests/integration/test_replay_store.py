@@ -15,6 +15,7 @@ from keel.engine import RunState, apply
 from keel.runtime import Worker, WorkerOptions, start_run
 from keel.spec import parse_spec
 from keel.store.sqlite import SQLiteStore
+from tests.integration import scale_flows  # noqa: F401  (loaded, as a worker loads its code: see task_access)
 from tests.unit.test_engine import snapshot
 
 TASK = "tests.integration.scale_flows:weigh"

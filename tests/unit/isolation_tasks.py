@@ -19,10 +19,12 @@ from typing import Any
 import keel
 
 
+@keel.task
 def add(a: int, b: int) -> dict[str, Any]:
     return {"sum": a + b, "parts": [a, b], "nested": {"ok": True, "none": None}}
 
 
+@keel.task
 def chatty(n: int) -> list[int]:
     print("this is not the answer")
     print('{"output": "forged", "error": null}')
@@ -31,24 +33,29 @@ def chatty(n: int) -> list[int]:
     return list(range(n))
 
 
+@keel.task
 def sleepy(seconds: float = 60) -> None:
     time.sleep(seconds)
 
 
+@keel.task
 def fail(message: str) -> None:
     raise ValueError(message)
 
 
+@keel.task
 def refuse() -> None:
     raise keel.NonRetryable("this cannot work")
 
 
+@keel.task
 def exit_hard(code: int = 3) -> None:
     sys.stderr.write("about to leave without a word\n")
     sys.stderr.flush()
     os._exit(code)
 
 
+@keel.task
 def crash() -> None:
     os.kill(os.getpid(), signal.SIGSEGV)
     time.sleep(60)
@@ -60,12 +67,14 @@ def _write_pids(pid_file: str, grandchild: int) -> None:
     tmp.replace(pid_file)  # the test never reads half a file
 
 
+@keel.task
 def spawn_and_sleep(pid_file: str) -> None:
     grandchild = subprocess.Popen(["sleep", "60"])
     _write_pids(pid_file, grandchild.pid)
     time.sleep(60)
 
 
+@keel.task
 def spawn_and_return(pid_file: str) -> str:
     """Leaves a subprocess running (it inherits stderr) and answers at once."""
     grandchild = subprocess.Popen(["sleep", "60"])
@@ -73,6 +82,7 @@ def spawn_and_return(pid_file: str) -> str:
     return "done"
 
 
+@keel.task
 def whoami() -> dict[str, Any]:
     ctx = keel.context()
     return {

@@ -37,50 +37,62 @@ class Point:
     tags: tuple[str, ...] = ()
 
 
+@keel.task
 def describe_claim(claim: Claim) -> dict[str, Any]:
     return {"model": isinstance(claim, Claim), "id": claim.id, "amount": claim.amount}
 
 
+@keel.task
 def total(values: list[int]) -> int:
     return sum(values)
 
 
+@keel.task
 def make_claim(claim_id: str) -> Claim:
     return Claim(id=claim_id, amount=2.5)
 
 
+@keel.task
 def make_point() -> Point:
     return Point(1, 2, ("a", "b"))
 
 
+@keel.task
 def make_tuple() -> tuple[int, str]:
     return (1, "two")
 
 
+@keel.task
 def make_set() -> set[int]:
     return {3}
 
 
+@keel.task
 def make_object() -> object:
     return object()
 
 
+@keel.task
 def make_nan() -> float:
     return float("nan")
 
 
+@keel.task
 def echo(value: Any = None) -> Any:
     return value
 
 
+@keel.task
 def positional(a: int, b: int = 10, /, c: int = 100) -> list[int]:
     return [a, b, c]
 
 
+@keel.task
 def positional_defaults(a: int = 1, b: int = 2, /) -> list[int]:
     return [a, b]
 
 
+@keel.task
 def with_default(x: int, y: int = 5) -> list[int]:
     return [x, y]
 
@@ -93,22 +105,27 @@ class Outer:
         pass
 
 
+@keel.task
 def fail_value(message: str) -> None:
     raise ValueError(message)
 
 
+@keel.task
 def fail_nested(message: str) -> None:
     raise Outer.TaskError(message)
 
 
+@keel.task
 def fail_for_good(message: str) -> None:
     raise keel.NonRetryable(message)
 
 
+@keel.task
 def exit_task() -> None:
     raise SystemExit(3)
 
 
+@keel.task
 def flaky(ctx: keel.StepContext) -> str:
     """Fails its first attempt, succeeds after."""
     if ctx.attempt == 1:
@@ -119,6 +136,7 @@ def flaky(ctx: keel.StepContext) -> str:
 # --- the step context -----------------------------------------------------------------------
 
 
+@keel.task
 def with_context(n: int, ctx: keel.StepContext) -> dict[str, Any]:
     return {
         "n": n,
@@ -129,12 +147,14 @@ def with_context(n: int, ctx: keel.StepContext) -> dict[str, Any]:
     }
 
 
+@keel.task
 def with_string_context(n: int, ctx: StepContext) -> dict[str, Any]:
     """Under ``from __future__ import annotations`` the annotation is the string
     ``"StepContext"``."""
     return {"n": n, "key": ctx.idempotency_key, "same": keel.context() is ctx}
 
 
+@keel.task
 def with_type_checking_hint(
     n: int, ctx: StepContext, amount: Decimal | None = None
 ) -> dict[str, Any]:
@@ -143,6 +163,7 @@ def with_type_checking_hint(
     return {"n": n, "key": ctx.idempotency_key, "same": keel.context() is ctx}
 
 
+@keel.task
 def context_only() -> str:
     return keel.context().idempotency_key
 
@@ -150,20 +171,24 @@ def context_only() -> str:
 # --- async tasks ----------------------------------------------------------------------------
 
 
+@keel.task
 async def async_add(a: int, b: int) -> int:
     await asyncio.sleep(0)
     return a + b + (1 if keel.context().node == "plus_one" else 0)
 
 
+@keel.task
 async def async_fail(message: str) -> None:
     await asyncio.sleep(0)
     raise ValueError(message)
 
 
+@keel.task
 async def async_sleep() -> None:
     await asyncio.sleep(10)
 
 
+@keel.task
 async def async_raises_timeout() -> None:
     raise TimeoutError("the upstream API timed out")
 
@@ -205,6 +230,7 @@ def _leave(current: Probe) -> None:
         current.running -= 1
 
 
+@keel.task
 def paired(name: str) -> str:
     """Waits at the barrier for a second task, so two of them really run at once."""
     current = _enter(name)
@@ -215,12 +241,14 @@ def paired(name: str) -> str:
     return name
 
 
+@keel.task
 def counted(name: str) -> str:
     current = _enter(name)
     _leave(current)
     return name
 
 
+@keel.task
 def blocking(name: str) -> str:
     """Signals that it started, then waits until the test releases it."""
     current = _enter(name)
@@ -233,6 +261,7 @@ def blocking(name: str) -> str:
     return name
 
 
+@keel.task
 def overrun(seconds: float) -> str:
     """Ignores its timeout (a sync task's thread cannot be stopped), then returns."""
     time.sleep(seconds)

@@ -263,22 +263,27 @@ class Decision(BaseModel):
     payout: float
 
 
+@keel.task
 def returns_bad_decision() -> Decision:
     return {"approved": True, "payout": "n/a"}  # type: ignore[return-value]
 
 
+@keel.task
 def returns_good_decision() -> Decision:
     return Decision(approved=False, payout=0)
 
 
+@keel.task
 def returns_something_but_says_none() -> None:
     return 3  # type: ignore[return-value]
 
 
+@keel.task
 def returns_too_deep() -> Any:
     return nested(MAX_DEPTH + 1)
 
 
+@keel.task
 def unannotated():  # type: ignore[no-untyped-def]
     return {"anything": "goes"}
 

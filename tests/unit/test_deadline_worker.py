@@ -9,6 +9,7 @@ from keel.runtime.control import start_run
 from keel.runtime.worker import Worker, WorkerOptions
 from keel.spec import parse_spec
 from keel.store.sqlite import SQLiteStore
+from tests.unit import runtime_tasks  # noqa: F401  (loaded, as a worker loads its code: see task_access)
 
 TASKS = "tests.unit.runtime_tasks"
 

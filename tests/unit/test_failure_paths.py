@@ -34,6 +34,7 @@ from keel.engine.events import (
     RunRetried,
 )
 from keel.spec import parse_spec
+from tests.unit import runtime_tasks  # noqa: F401  (loaded, as a worker loads its code: see task_access)
 from tests.unit.engine_sim import BoomError, Simulation
 
 

@@ -18,6 +18,7 @@ from keel.runtime.context import StepContext
 from keel.runtime.invoke import Outcome, make_context
 from keel.runtime.isolation import run_in_process
 from keel.spec.policies import RetryPolicy
+from tests.unit import isolation_tasks  # noqa: F401  (loaded, as a worker loads its code: see task_access)
 
 TASKS = "tests.unit.isolation_tasks"
 

@@ -14,7 +14,7 @@ from keel.runtime.worker import Worker, WorkerOptions
 from keel.spec import parse_spec
 from keel.spec.model import WorkflowSpec
 from keel.store.sqlite import SQLiteStore
-from tests.unit import notify_targets
+from tests.unit import notify_targets, runtime_tasks  # noqa: F401  (loaded, as a worker loads its code)
 
 TASKS = "tests.unit.runtime_tasks"
 RECORD = {"kind": "callable", "function": "tests.unit.notify_targets:record",

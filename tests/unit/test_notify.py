@@ -430,9 +430,15 @@ def test_callable_notifier_that_raises_fails_naming_it() -> None:
 @pytest.mark.parametrize(
     ("function", "expected"),
     [
-        ("tests.unit.notify_targets:missing", "has no attribute 'missing'"),
-        ("tests.unit.no_such_module:record", "cannot import module"),
+        (
+            "tests.unit.notify_targets:missing",
+            "module 'tests.unit.notify_targets' has no 'missing'",
+        ),
+        ("tests.unit.no_such_module:record", "'tests.unit.no_such_module' was not loaded"),
         ("tests.unit.notify_targets:not_a_function", "is a int, not a function"),
+        # a spec cannot make a worker call into the standard library, nor import anything
+        ("os:system", "is in the standard library"),
+        ("builtins:exec", "is in the standard library"),
     ],
 )
 def test_callable_notifier_that_cannot_be_resolved_fails(function: str, expected: str) -> None:

@@ -27,6 +27,7 @@ from keel.runtime.owner import Owner, known_dead, process_start
 from keel.runtime.stores import ENVIRONMENT, open_store
 from keel.spec import WorkflowSpec, parse_spec
 from keel.store.sqlite import SQLiteStore
+from tests.unit import runtime_tasks  # noqa: F401  (loaded, as a worker loads its code: see task_access)
 
 TASKS = "tests.unit.runtime_tasks"
 
@@ -176,10 +177,12 @@ def test_system_exit_raised_by_a_task_is_a_recorded_failure() -> None:
         (f"{TASKS}:no_such_function", "no_such_function"),
     ],
 )
-def test_an_unknown_import_path_is_an_import_error(path: str, named: str) -> None:
+def test_an_import_path_this_process_has_not_loaded_is_code_it_lacks(path: str, named: str) -> None:
+    """Never imported on a spec's say-so: the worker gives such an attempt back for a
+    worker that has the code (``keel.runtime.missing_code``)."""
     outcome = Invocation(TaskCatalog(), path, {}, ctx_for()).run()
     assert outcome.error is not None
-    assert outcome.error.type == "ImportError"
+    assert outcome.error.type == "TaskCodeMissing"
     assert outcome.error.retryable is False
     assert path in outcome.error.message
     assert named in outcome.error.message
@@ -288,7 +291,7 @@ def test_the_executor_runs_sync_and_async_tasks_and_reports_each_once() -> None:
     assert output_of(results["sync"]) == 3
     assert output_of(results["async"]) == 5
     assert results["missing"].error is not None
-    assert results["missing"].error.type == "ImportError"
+    assert results["missing"].error.type == "TaskCodeMissing"
 
 
 # --- lease owners -----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from keel.runtime.worker_config import (
 )
 from keel.spec.policies import QueueName
 
-KEYS = ("modules", "queues", "concurrency", "database_url")
+KEYS = ("modules", "queues", "concurrency", "database_url", "allow", "code_wait")
 
 
 def write(path: Path, text: str) -> Path:
@@ -92,6 +92,14 @@ PRECEDENCE = {
         '"sqlite:///pyproject.db"',
         ("sqlite:///flag.db", "sqlite:///env.db", "sqlite:///keel.db", "sqlite:///pyproject.db"),
     ),
+    "allow": Case(
+        {"allow": ["m:flag"]},
+        ("KEEL_ALLOW", "m:env"),
+        '["m:keel"]',
+        '["m:pyproject"]',
+        (("m:flag",), ("m:env",), ("m:keel",), ("m:pyproject",)),
+    ),
+    "code_wait": Case({"code_wait": 1.0}, ("KEEL_CODE_WAIT", "2"), "3", "4.5", (1, 2, 3, 4.5)),
 }
 
 
@@ -144,6 +152,8 @@ def test_keel_toml_wins_over_tool_keel_beside_it_which_fills_the_gaps(root: Path
         "concurrency": f"keel.toml ({keel})",
         "modules": f"pyproject.toml [tool.keel] ({pyproject})",
         "database_url": f"pyproject.toml [tool.keel] ({pyproject})",
+        "allow": "default",
+        "code_wait": "default",
     }
     assert config.root == root
 
@@ -434,7 +444,7 @@ def test_unknown_keys_are_errors_listing_the_known_ones(
     path = write(root / name, text)
     assert error(root) == (
         f"{label} ({path}): unknown key 'concurency' "
-        "(known keys: concurrency, database_url, modules, queues)"
+        "(known keys: allow, code_wait, concurrency, database_url, modules, queues)"
     )
 
 
@@ -446,3 +456,20 @@ def test_tool_keel_must_be_a_table(root: Path) -> None:
 def test_a_broken_file_is_reported_even_when_flags_override_the_key(root: Path) -> None:
     path = write(root / "keel.toml", 'concurrency = "eight"\n')
     assert f"keel.toml ({path}): concurrency" in error(root, concurrency=4)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('allow = "m:f"', "allow must be a list of 'module:function' strings"),
+        ('allow = ["os.system"]', "allow has 'os.system', which is not an import path"),
+        ("allow = [1]", "allow entries must be strings, got 1"),
+        ("code_wait = -1", "code_wait must be a number of seconds >= 0, got -1"),
+        ("code_wait = true", "code_wait must be a number of seconds >= 0, got True"),
+    ],
+)
+def test_a_wrong_allow_or_code_wait_names_the_key_and_the_fix(
+    root: Path, text: str, message: str
+) -> None:
+    path = write(root / "keel.toml", text + "\n")
+    assert error(root).startswith(f"keel.toml ({path}): {message}")
