@@ -218,11 +218,26 @@ def _scheduled(state: RunState, event: NodeScheduled) -> None:
     if event.attempt == node.attempt_base + 1:
         node.next_item = event.item + 1
         node.items_out += 1
+        _fed(state, event.node, node)
+
+
+def _fed(state: RunState, node_id: str, node: NodeState) -> None:
+    """A map that has nothing more to feed for now leaves the feeding queue here, when
+    its item is scheduled, not when ``decide`` next looks at it: the queue must be what
+    the events say, or a run rebuilt from its history would feed maps in another order
+    than the live run did."""
+    limit = state.plan.nodes[node_id].max_parallel
+    full = limit is not None and node.items_out >= limit
+    if (full or node.item_count is None or node.next_item >= node.item_count) and (
+        node_id in state.to_feed
+    ):
+        state.to_feed.remove(node_id)
 
 
 def _item_ended(state: RunState, node_id: str, node: NodeState) -> None:
     node.items_out -= 1
-    if node.item_count is not None and node.next_item < node.item_count:
+    more = node.item_count is not None and node.next_item < node.item_count
+    if more and node_id not in state.to_feed:
         state.to_feed.append(node_id)
 
 

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -350,12 +349,6 @@ def test_resuming_between_steps_records_the_same_future_as_the_live_run(
     assert deep_snapshot(sim.state) == deep_snapshot(whole.state)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: decide pops a map's to_feed entry while the map is at its own "
-    "max_parallel, a replay keeps it, so a replayed queue is in another order and, under "
-    "the run's max_parallel, the next free slot goes to another map than the live run's",
-)
 def test_a_resumed_run_feeds_maps_in_the_order_the_live_run_would() -> None:
     plan = plan_of(
         [{"id": "a", "kind": "map", "task": "m:g", "items": "[1, 2]", "item_arg": "x",
