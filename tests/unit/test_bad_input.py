@@ -221,6 +221,37 @@ def test_structural_and_semantic_problems_are_reported_together(tmp_path: Path) 
     ]
 
 
+def test_a_broken_field_of_a_node_still_lets_its_other_fields_be_checked(tmp_path: Path) -> None:
+    issues = yaml_issues(
+        tmp_path,
+        "name: greeting\n"
+        "nodes:\n"
+        "  - {id: greet, task: os:getcwd}\n"
+        "  - id: shout\n"
+        "    task: os:path.join\n"
+        "    join: sometimes\n"  # structural: not a join rule
+        "    timeout: forever\n"  # structural: not a duration
+        "    args: {a: '${{ nodes.gret.output }}'}\n"  # semantic, in the same node
+        "  - id: wait\n"
+        "    kind: approval\n"
+        "    title: Check\n"
+        "    timeout: -1h\n"  # structural: not positive
+        "    description: '${{ nodes.shot.output }}'\n",  # semantic, in the same node
+    )
+    assert issues == [
+        "flow.yaml:6:11: node 'shout', join: Input should be 'none_failed', 'all_succeeded', "
+        "'one_succeeded', 'all_done' or 'one_failed'",
+        "flow.yaml:7:14: node 'shout', timeout: cannot read duration 'forever': use forms "
+        "like '30s', '5m', '1h30m', '2d', '250ms', an ISO 8601 duration such as 'PT5M', or a "
+        "number of seconds",
+        "flow.yaml:8:15: node 'shout', args.a.expr: 'nodes.gret.output' refers to unknown "
+        "node 'gret' (did you mean 'greet'?)",
+        "flow.yaml:12:14: node 'wait', timeout: Input should be greater than 0",
+        "flow.yaml:13:18: node 'wait', description: 'nodes.shot.output' refers to unknown "
+        "node 'shot' (did you mean 'shout'?)",
+    ]
+
+
 def test_a_broken_name_still_lets_the_nodes_be_checked(tmp_path: Path) -> None:
     issues = yaml_issues(tmp_path, "name: 9 lives\nnodes:\n  - {id: a, task: m:f, after: [b]}\n")
     assert len(issues) == 2
