@@ -201,9 +201,11 @@ def build_spec(
     )
     try:
         spec = parse_and_validate(data, source=workflow_name, signatures=trace.signatures)
-        return spec, single
     except SpecError as exc:
-        raise SpecError(exc.issues, workflow=workflow_name) from None
+        raise SpecError([*trace.issues, *exc.issues], workflow=workflow_name) from None
+    if trace.issues:
+        raise SpecError(trace.issues, workflow=workflow_name)
+    return spec, single
 
 
 @overload
