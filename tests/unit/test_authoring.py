@@ -643,6 +643,20 @@ def test_a_timeout_longer_than_365_days_is_refused_naming_the_node_and_the_limit
     )
 
 
+def test_a_refused_duration_of_a_workflow_or_a_wait_is_quoted_as_written() -> None:
+    def slow(count: int) -> None:
+        keel.timer("400d", id="pause")
+
+    with pytest.raises(SpecError) as raised:
+        keel.workflow(slow, deadline="forever")
+    assert [str(issue) for issue in raised.value.issues] == [
+        "node 'pause', duration: duration '400d' is too long: keel accepts at most 365 days "
+        "('365d')",
+        "deadline: cannot read duration 'forever': use forms like '30s', '5m', '1h30m', '2d', "
+        "'250ms', an ISO 8601 duration such as 'PT5M', or a number of seconds",
+    ]
+
+
 def test_every_bad_option_is_reported_with_what_works_and_where() -> None:
     def sloppy(count: int) -> None:
         double.options(timeout="forever", on_failure="nope", join="sometimes")(count)

@@ -310,6 +310,11 @@ def returns_something_but_says_none() -> None:
 
 
 @keel.task
+def returns_an_object_for_an_int() -> int:
+    return {"a": 1, "b": None, "c": True}  # type: ignore[return-value]
+
+
+@keel.task
 def returns_too_deep() -> Any:
     return nested(MAX_DEPTH + 1)
 
@@ -334,7 +339,7 @@ def test_a_result_its_return_type_refuses_fails_the_attempt_for_good(isolation: 
     assert outcome.error.message == (
         f"task '{__name__}:returns_bad_decision' returned what its return type Decision "
         "refuses: payout: Input should be a valid number, unable to parse string as a "
-        "number (got 'n/a')"
+        'number (got "n/a")'
     )
 
 
@@ -344,6 +349,11 @@ def test_results_are_checked_as_declared_and_recorded_as_returned() -> None:
     said_none = invoke("returns_something_but_says_none").error
     assert said_none is not None
     assert "its return type None refuses: Input should be None (got 3)" in said_none.message
+    an_object = invoke("returns_an_object_for_an_int").error
+    assert an_object is not None  # what was given is shown as JSON, not as a Python repr
+    assert 'Input should be a valid integer (got {"a": 1, "b": null, "c": true})' in (
+        an_object.message
+    )
     too_deep = invoke("returns_too_deep").error
     assert too_deep is not None
     assert too_deep.type == "ResultNotJSON"
