@@ -14,11 +14,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Generic, ParamSpec, TypeVar, cast, overload
 
+from keel.authoring.option_problems import (
+    OptionProblem,
+    caller,
+    isolation_problem,
+    join_problem,
+    on_failure_problem,
+    raise_problems,
+)
 from keel.authoring.tracing import NodeOutput, Trace, current_trace, node_id_of, require_trace
 from keel.authoring.values import Value, contains_value, to_expression, to_json
 from keel.errors import OptionError, TracingError
 from keel.spec.callables import signature_of
-from keel.spec.durations import parse_duration
+from keel.spec.durations import spec_duration
 from keel.spec.model import JoinRule
 from keel.spec.policies import CircuitPolicy, ConcurrencyPolicy, RateLimitPolicy, RetryPolicy
 
@@ -50,6 +58,8 @@ class NodeOptions:
     compensate: dict[str, Any] | None = None
     circuit: CircuitPolicy | None = None
     isolation: str | None = None
+    #: options given with a value that cannot work (left unset above), to report
+    problems: tuple[OptionProblem, ...] = ()
 
     def merged(self, other: NodeOptions) -> NodeOptions:
         """``other`` on top of these: conditions and ``after`` add up, the rest is replaced.
@@ -63,6 +73,7 @@ class NodeOptions:
         }
         changes["when"] = (*self.when, *other.when)
         changes["after"] = (*self.after, *other.after)
+        changes["problems"] = (*self.problems, *other.problems)
         return replace(self, **changes)
 
     def policy_fields(self) -> dict[str, Any]:
@@ -115,30 +126,57 @@ def make_options(
     isolation: str | None = None,
 ) -> NodeOptions:
     """Node options from keyword arguments; ``retries=N`` adjusts ``retry`` (or the task's
-    own ``base_retry``) to ``N + 1`` attempts, keeping its backoff settings."""
+    own ``base_retry``) to ``N + 1`` attempts, keeping its backoff settings.
+
+    Each option that cannot work is left unset and listed in ``problems`` (all of them,
+    with what would work and the caller's line) for whoever reports them."""
+    found: list[tuple[str, str]] = []
     if retries is not None:
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise OptionError(f"retries must be a whole number >= 0, got {retries!r}")
-        base = retry or base_retry or RetryPolicy()
-        retry = RetryPolicy.model_validate({**base.model_dump(), "max_attempts": retries + 1})
+            found.append(("retries", f"must be a whole number >= 0, got {retries!r}"))
+            retries = None
+        else:
+            base = retry or base_retry or RetryPolicy()
+            retry = RetryPolicy.model_validate({**base.model_dump(), "max_attempts": retries + 1})
+    seconds: float | None = None
+    if timeout is not None:
+        try:
+            seconds = spec_duration(timeout)
+        except ValueError as exc:
+            found.append(("timeout", str(exc)))
+        if seconds is not None and seconds <= 0:
+            found.append(("timeout", f"must be more than 0 seconds, got {timeout!r}"))
+            seconds = None
+    checks = (("join", join, join_problem), ("on_failure", on_failure, on_failure_problem),
+              ("isolation", isolation, isolation_problem))  # fmt: skip
+    for option, value, check in checks:
+        problem = check(value) if value is not None else None
+        if problem is not None:
+            found.append((option, problem))
+    bad = {option for option, _ in found}
+    problems: tuple[OptionProblem, ...] = ()
+    if found:
+        file, line = caller()
+        problems = tuple(OptionProblem(option, message, file, line) for option, message in found)
     return NodeOptions(
         id=id,
         description=description,
         when=() if when is None else (when,),
         after=tuple(_as_sequence(after)),
-        join=JoinRule(join) if join is not None else None,
+        join=JoinRule(join) if join is not None and "join" not in bad else None,
         retry=retry,
-        timeout=parse_duration(timeout) if timeout is not None else None,
+        timeout=seconds,
         queue=queue,
         priority=priority,
         concurrency=concurrency,
         rate_limit=rate_limit,
-        on_failure=on_failure,
+        on_failure=on_failure if "on_failure" not in bad else None,
         compensate=(
             side_task_data(compensate, what="compensate=") if compensate is not None else None
         ),
         circuit=CircuitPolicy(name=circuit) if isinstance(circuit, str) else circuit,
-        isolation=isolation,
+        isolation=isolation if "isolation" not in bad else None,
+        problems=problems,
     )
 
 
@@ -241,6 +279,8 @@ class Task(Generic[P, R]):
             circuit=circuit,
             isolation=isolation,
         )
+        if current_trace() is None:  # no workflow to report them with
+            raise_problems(given.problems, f"{self.name}.options()")
         merged = self.options_.merged(given)
         copy = Task(self.__wrapped__, merged, name=merged.id or self.name)
         copy.import_path = self.import_path
@@ -299,6 +339,8 @@ class Task(Generic[P, R]):
         trace.signatures[self.import_path] = signature_of(self.__wrapped__)
         node: dict[str, Any] = {"id": node_id, "kind": kind, "task": self.import_path}
         node.update(options.policy_fields())
+        for problem in options.problems:  # reported with the workflow's other problems
+            trace.issues.append(problem.issue(len(trace.nodes), node_id))
         condition = trace.condition(options.when)
         if condition is not None:
             node["when"] = condition
@@ -395,6 +437,7 @@ def task(
         circuit=circuit,
         isolation=isolation,
     )
+    raise_problems(options.problems, "@keel.task" + (f"(name={name!r})" if name else "(...)"))
 
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
         if isinstance(fn, Task):

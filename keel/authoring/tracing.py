@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keel.authoring.values import Value, expression_of
-from keel.errors import TracingError
+from keel.errors import SpecIssue, TracingError
 from keel.spec.callables import Signature
 
 #: the output name used when a workflow returns a single value: its run's output is
@@ -47,6 +47,8 @@ class Trace:
     ids: set[str] = field(default_factory=set)
     conditions: list[str] = field(default_factory=list)
     signatures: dict[str, Signature] = field(default_factory=dict)
+    #: problems found while tracing (bad node options), reported with the spec's own
+    issues: list[SpecIssue] = field(default_factory=list)
 
     def unique_id(self, wanted: str, *, explicit: bool) -> str:
         if wanted not in self.ids:

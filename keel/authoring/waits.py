@@ -12,14 +12,13 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from keel.authoring.tasks import argument_data
 from keel.authoring.tracing import RESULT, NodeOutput, Trace, node_id_of, require_trace
 from keel.authoring.values import Value, expression_of, to_expression
 from keel.errors import TracingError
-from keel.spec.durations import parse_duration
 
 if TYPE_CHECKING:
     from keel.authoring.workflows import Workflow
@@ -71,8 +70,11 @@ def _node(
     return node
 
 
-def _duration(value: str | float | None) -> float | None:
-    return None if value is None else parse_duration(value)
+def _duration(value: str | float | timedelta | None) -> str | float | None:
+    """A duration for the spec, which reads it (and reports it as written if it is bad)."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return value
 
 
 def approval(

@@ -19,7 +19,6 @@ from keel.authoring.tasks import Task, import_path_of, side_task_data
 from keel.authoring.tracing import RESULT, current_trace, tracing
 from keel.authoring.values import Value, to_expression
 from keel.errors import KeelError, SpecError, TracingError
-from keel.spec.durations import parse_duration
 from keel.spec.model import WorkflowSpec
 from keel.spec.policies import NodeDefaults
 from keel.spec.registry import remember
@@ -191,7 +190,7 @@ def build_spec(
     if max_parallel is not None:
         data["max_parallel"] = max_parallel
     if deadline is not None:
-        data["deadline"] = parse_duration(deadline)
+        data["deadline"] = deadline  # read by the spec, which reports it as written if bad
     if on_failure is not None:
         data["on_failure"] = side_task_data(on_failure, what="on_failure=")
     if notify:
@@ -201,9 +200,11 @@ def build_spec(
     )
     try:
         spec = parse_and_validate(data, source=workflow_name, signatures=trace.signatures)
-        return spec, single
     except SpecError as exc:
-        raise SpecError(exc.issues, workflow=workflow_name) from None
+        raise SpecError([*trace.issues, *exc.issues], workflow=workflow_name) from None
+    if trace.issues:
+        raise SpecError(trace.issues, workflow=workflow_name)
+    return spec, single
 
 
 @overload

@@ -244,12 +244,14 @@ def load_yaml(
         raise SpecError([issue.located(str(path), None, None)]) from None
     specs: list[WorkflowSpec] = []
     issues: list[SpecIssue] = []
+    invalid: set[str | None] = set()  # the workflows the issues belong to
     named: dict[str, tuple[int, int] | None] = {}  # where each name was first written
     for document in read_documents(text, str(path)):
         try:
             spec = spec_from_document(document, resolve_tasks=resolve_tasks, allow=allow)
         except SpecError as exc:
             issues.extend(exc.issues)
+            invalid.add(exc.workflow)
             continue
         where = document.positions.values.get(("name",))
         if spec.name in named:
@@ -260,11 +262,15 @@ def load_yaml(
                 "its own name", loc=("name",), code="duplicate_workflow",
             )  # fmt: skip
             issues.append(document.positions.locate(issue))
+            invalid.add(spec.name)
             continue
         named[spec.name] = where
         specs.append(spec)
     if issues:
-        raise SpecError(issues, workflow=str(path))
+        # the workflow by its name when the problems are all of one (the file is shown
+        # with them anyway), else the file
+        (one,) = invalid if len(invalid) == 1 else (None,)
+        raise SpecError(issues, workflow=one or str(path))
     return specs
 
 

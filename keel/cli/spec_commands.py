@@ -62,9 +62,10 @@ def validate(
                 typer.echo(f"✗ {target}: workflow '{spec.name}' is defined in {first} too; "
                            "give each workflow its own name", err=True)  # fmt: skip
                 continue
+            count = len(spec.nodes)
             typer.echo(
                 f"✓ {location}: workflow '{spec.name}' is valid "
-                f"({len(spec.nodes)} nodes, version {spec.version[:12]})"
+                f"({count} node{'s' if count != 1 else ''}, version {spec.version[:12]})"
             )
     if failed:
         raise typer.Exit(1)

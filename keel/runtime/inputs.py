@@ -10,7 +10,7 @@ from typing import Any
 
 from keel.errors import InputError
 from keel.spec.model import WorkflowSpec
-from keel.spec.schemas import validator_class
+from keel.spec.schemas import unknown_fields, validator_class
 
 
 def with_defaults(spec: WorkflowSpec, run_input: Any) -> Any:
@@ -46,9 +46,13 @@ def _validator(spec: WorkflowSpec) -> Any:
     return validator
 
 
-def _problems(validator: Any, value: Any, root: str) -> list[str]:
+def _problems(validator: Any, value: Any, root: str, *, skip_extra: bool = False) -> list[str]:
+    """One line per way ``value`` misses the schema; with ``skip_extra``, not the
+    schema's own complaint about extra fields (they were named already)."""
     lines = []
     for problem in sorted(validator.iter_errors(value), key=lambda e: list(e.path)):
+        if skip_extra and problem.validator == "additionalProperties":
+            continue
         where = ".".join(str(part) for part in problem.absolute_path)
         lines.append(f"  {root}{'.' + where if where else ''}: {problem.message}")
     return lines
@@ -65,7 +69,12 @@ def check_input(spec: WorkflowSpec, run_input: Any) -> None:
 
 def check_data(schema: dict[str, Any], data: Any, what: str) -> None:
     """Raise ``InputError`` listing every way ``data`` (an approver's form data, a
-    signal's payload) misses the schema the workflow declares for it."""
-    lines = _problems(validator_class(schema)(schema), data, "data")
+    signal's payload, a skipped node's output) misses the schema the workflow declares for
+    it, fields the schema does not declare included: a misspelt field must not be kept
+    while the one it meant stays empty."""
+    unknown = [f"  {line}" for line in unknown_fields(schema, data, name="data")]
+    lines = unknown + _problems(
+        validator_class(schema)(schema), data, "data", skip_extra=bool(unknown)
+    )
     if lines:
         raise InputError(f"the data for {what} does not match its schema:\n" + "\n".join(lines))

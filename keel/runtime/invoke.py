@@ -99,6 +99,22 @@ class PreparedTask:
         return None
 
 
+class _JsonPreview(reprlib.Repr):
+    """``reprlib``'s bounded preview, written as JSON (results are JSON): ``{"a": null}``,
+    not ``{'a': None}``."""
+
+    def repr1(self, x: Any, level: int) -> str:
+        if x is None or isinstance(x, bool):
+            return json.dumps(x)
+        return super().repr1(x, level)
+
+    def repr_str(self, x: str, level: int) -> str:
+        return json.dumps(x if len(x) <= self.maxstring else x[: self.maxstring] + "...")
+
+
+_JSON_PREVIEW = _JsonPreview()
+
+
 def _described(exc: ValidationError, limit: int = 3) -> str:
     """A validation error in one line: each wrong field, what is wrong, what was given."""
     errors = exc.errors(include_url=False)
@@ -107,7 +123,7 @@ def _described(exc: ValidationError, limit: int = 3) -> str:
         where = "".join(
             f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
         ).lstrip(".")
-        given = reprlib.repr(error["input"])  # bounded, however large the result
+        given = _JSON_PREVIEW.repr(error["input"])  # bounded, however large the result
         given = given if len(given) <= 40 else given[:37] + "..."
         parts.append(f"{where + ': ' if where else ''}{error['msg']} (got {given})")
     more = len(errors) - limit

@@ -38,7 +38,11 @@ def spec_duration(value: object) -> float:
     """``parse_duration`` for a spec's field: also refuses more than ``MAX_DURATION``."""
     seconds = parse_duration(value)
     if seconds > MAX_DURATION:
-        shown = repr(value) if isinstance(value, str) else f"{seconds:g} s"
+        shown = (
+            repr(value)
+            if isinstance(value, str)
+            else f"{seconds:.10g} s ({seconds / 86_400:.4g} days)"
+        )
         raise ValueError(f"duration {shown} is too long: keel accepts at most 365 days ('365d')")
     return seconds
 

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from keel.errors import SpecIssue
-from keel.spec.model import WorkflowSpec
+from keel.spec.model import Node, WorkflowSpec
 from keel.spec.types import NodeId
 
 #: stands in for a workflow name that is itself broken
@@ -43,6 +43,27 @@ def _placeholder(node: Any, index: int, broken: set[str | int]) -> dict[str, Any
     return {**kept, "id": node_id, "kind": "timer", "duration": 1}
 
 
+#: fields whose default, when the written value is broken, would make demands of its own
+#: (the arguments of a call, the input of a child run: missing ones would be reported)
+_DEMANDING = frozenset({"args", "input", "kind", "id"})
+
+_NODE: TypeAdapter[Any] = TypeAdapter(Node)
+
+
+def _salvaged(node: Any, index: int, broken: set[str | int]) -> dict[str, Any]:
+    """``node`` without its ``broken`` fields (their defaults apply), so what was written
+    soundly in it is checked too (an expression in its arguments when its ``join`` is
+    broken); the placeholder when that is not a node or would report what was not wrong."""
+    if isinstance(node, dict) and broken and not broken & _DEMANDING:
+        kept = {field: value for field, value in node.items() if field not in broken}
+        try:
+            _NODE.validate_python(kept)
+            return kept
+        except ValidationError:
+            pass
+    return _placeholder(node, index, broken)
+
+
 def sound_part(data: Any, issues: list[SpecIssue]) -> WorkflowSpec | None:
     """``data`` as a spec with its broken nodes and fields (``issues``, structural
     problems) set aside; None if there is nothing sound to check."""
@@ -65,8 +86,10 @@ def sound_part(data: Any, issues: list[SpecIssue]) -> WorkflowSpec | None:
         nodes = list(data["nodes"])
         for index, fields in broken_nodes.items():
             if 0 <= index < len(nodes):
-                broken: set[str | int] = fields if keep_fields else set(_COMMON)
-                nodes[index] = _placeholder(nodes[index], index, broken)
+                if keep_fields:
+                    nodes[index] = _salvaged(nodes[index], index, fields)
+                else:
+                    nodes[index] = _placeholder(nodes[index], index, set(_COMMON))
         try:
             return WorkflowSpec.model_validate({**salvaged, "nodes": nodes})
         except ValidationError:

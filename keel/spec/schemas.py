@@ -126,6 +126,46 @@ def missing_field(
     return None
 
 
+def closed_object(schema: Schema) -> dict[str, Any] | None:
+    """The declared fields of an object schema that admits no others, or None if it may
+    hold any field: ``additionalProperties`` absent counts as false (the fields of a
+    pydantic model, which ignores others, are the only ones it keeps)."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return None
+    if schema.get("additionalProperties", False) is not False or schema.get("patternProperties"):
+        return None
+    return properties
+
+
+def unknown_fields(
+    schema: Schema, value: Any, *, name: str, root: Schema | None = None
+) -> list[str]:
+    """Every field of ``value`` that ``schema`` does not declare and would not keep, each
+    with where it is and the fields that would have been taken (``data.address has no
+    field 'zip' (fields: city)``): a misspelt field must not be dropped or stored silently.
+    """
+    root = root if root is not None else schema
+    current = _resolve(schema, root)
+    found: list[str] = []
+    if isinstance(value, dict):
+        properties = current.get("properties")
+        properties = properties if isinstance(properties, dict) else {}
+        closed = closed_object(current) is not None
+        extra = current.get("additionalProperties")
+        for field, item in value.items():
+            inner = properties.get(field, extra if field not in properties else None)
+            if field not in properties and closed:
+                known = ", ".join(sorted(properties)) or "none"
+                found.append(f"{name} has no field '{field}' (fields: {known})")
+            elif isinstance(inner, dict):
+                found += unknown_fields(inner, item, name=f"{name}.{field}", root=root)
+    elif isinstance(value, list) and isinstance(current.get("items"), dict):
+        for index, item in enumerate(value):
+            found += unknown_fields(current["items"], item, name=f"{name}[{index}]", root=root)
+    return found
+
+
 def json_types(schema: Schema, root: Schema | None = None) -> frozenset[str] | None:
     """The JSON types a schema admits, or None if it admits anything (or is too complex)."""
     root = root if root is not None else schema

@@ -211,8 +211,9 @@ class _Validator:
         counts = Counter(node.id for node in self.spec.nodes)
         for index, node in enumerate(self.spec.nodes):
             if counts[node.id] > 1 and self.index[node.id] != index:
+                first = _ordinal(self.index[node.id] + 1)
                 yield SpecIssue(
-                    f"duplicate node id '{node.id}' (first used by node #{self.index[node.id]})",
+                    f"duplicate node id '{node.id}' (first used by the {first} node)",
                     loc=("nodes", index, "id"),
                     node=node.id,
                     code="duplicate_id",
@@ -588,3 +589,11 @@ def _declared_output(node: AnyNode) -> Schema | None:
 def _at(root: Schema, path: tuple[str | int, ...]) -> tuple[Schema, Schema] | None:
     found = schema_at(root, path, root)
     return (found, root) if found is not None else None
+
+
+def _ordinal(number: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``11th``: positions as people count them."""
+    suffix = (
+        "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    )
+    return f"{number}{suffix}"

@@ -165,7 +165,7 @@ def test_a_result_that_misses_its_return_type_fails_the_attempt_for_good(keel: K
     assert error["message"] == (
         "task 'tests.e2e.checkedflows:decide_badly' returned what its return type Decision "
         "refuses: payout: Input should be a valid number, unable to parse string as a number "
-        "(got 'not-a-number')"
+        '(got "not-a-number")'
     )
     assert not find(events, "node_succeeded")
     assert events[-1]["kind"] == "run_failed"

@@ -147,3 +147,17 @@ def test_the_installed_console_script_runs() -> None:
     result = subprocess.run([str(script), "version"], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == __import__("keel").__version__
+
+
+def test_validate_names_the_workflow_and_counts_in_words(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("name: lone\nnodes:\n  - {id: pause, kind: timer, duration: 1s}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: greeting\nnodes:\n  - {id: pause, kind: timer, duration: 1s}\n"
+                   "  - {id: pause, kind: timer, duration: 400d}\n")  # fmt: skip
+    result = keel("validate", str(good), str(bad))
+    assert result.returncode == 1
+    assert "workflow 'lone' is valid (1 node, version" in result.stdout
+    assert "workflow 'greeting' is invalid (2 problems):" in result.stderr
+    assert "duplicate node id 'pause' (first used by the 1st node)" in result.stderr
+    assert "duration '400d' is too long" in result.stderr

@@ -524,6 +524,8 @@ def test_bad_decisions_and_signals_are_refused_with_what_was_wrong(
     missing = refused(keel, "approve", review_run, "review", "--data", '{"score": 3}')
     assert "approval 'review' does not match its schema" in missing
     assert "'reason' is a required property" in missing
+    typo = refused(keel, "approve", review_run, "review", "--data", '{"reason": "a", "nope": 1}')
+    assert "data has no field 'nope' (fields: reason, score)" in typo
     wrong_type = refused(keel, "approve", review_run, "review", "--data", '{"reason": 5}')
     assert "data.reason: 5 is not of type 'string'" in wrong_type
     unknown = refused(keel, "signal", signal_run, "unknown", "--data", "{}")

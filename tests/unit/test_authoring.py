@@ -91,7 +91,7 @@ def test_task_options_from_the_decorator() -> None:
 
 @pytest.mark.parametrize("retries", [-1, 1.5, True])
 def test_retries_must_be_a_whole_number(retries: Any) -> None:
-    with pytest.raises(ValueError, match="retries must be a whole number"):
+    with pytest.raises(ValueError, match="retries: must be a whole number"):
         keel.task(retries=retries)
 
 
@@ -638,6 +638,54 @@ def test_a_timeout_longer_than_365_days_is_refused_naming_the_node_and_the_limit
     (issue,) = raised.value.issues
     assert issue.node == "double"
     assert str(issue) == (
-        "node 'double', timeout: duration 1e+18 s is too long: keel accepts at most 365 days "
-        "('365d')"
+        f"{__file__}:{forever.__code__.co_firstlineno + 1}: node 'double', timeout: duration "
+        "'999999999999999999s' is too long: keel accepts at most 365 days ('365d')"
+    )
+
+
+def test_a_refused_duration_of_a_workflow_or_a_wait_is_quoted_as_written() -> None:
+    def slow(count: int) -> None:
+        keel.timer("400d", id="pause")
+
+    with pytest.raises(SpecError) as raised:
+        keel.workflow(slow, deadline="forever")
+    assert [str(issue) for issue in raised.value.issues] == [
+        "node 'pause', duration: duration '400d' is too long: keel accepts at most 365 days "
+        "('365d')",
+        "deadline: cannot read duration 'forever': use forms like '30s', '5m', '1h30m', '2d', "
+        "'250ms', an ISO 8601 duration such as 'PT5M', or a number of seconds",
+    ]
+
+
+def test_every_bad_option_is_reported_with_what_works_and_where() -> None:
+    def sloppy(count: int) -> None:
+        double.options(timeout="forever", on_failure="nope", join="sometimes")(count)
+        double.options(isolation="fork", retries=-1)(count)
+
+    with pytest.raises(SpecError) as raised:
+        keel.workflow(sloppy)
+    line = sloppy.__code__.co_firstlineno
+    assert [str(issue) for issue in raised.value.issues] == [
+        f"{__file__}:{line + 1}: node 'double', timeout: cannot read duration 'forever': use "
+        "forms like '30s', '5m', '1h30m', '2d', '250ms', an ISO 8601 duration such as 'PT5M', "
+        "or a number of seconds",
+        f"{__file__}:{line + 1}: node 'double', join: 'sometimes' is not a join rule; use one "
+        "of 'none_failed', 'all_succeeded', 'one_succeeded', 'all_done', 'one_failed'",
+        f"{__file__}:{line + 2}: node 'double_2', retries: must be a whole number >= 0, got -1",
+        f"{__file__}:{line + 2}: node 'double_2', isolation: 'fork' is not an isolation; use "
+        "'thread' or 'process'",
+        "node 'double', on_failure.handler: on_failure names unknown handler node 'nope'",
+    ]
+
+
+def test_bad_options_given_outside_a_workflow_are_refused_at_once_all_together() -> None:
+    with pytest.raises(KeelError) as raised:
+        double.options(join="sometimes", timeout=-1)
+    line = test_bad_options_given_outside_a_workflow_are_refused_at_once_all_together
+    where = f"{__file__}:{line.__code__.co_firstlineno + 2}"
+    assert str(raised.value) == (
+        "double.options() has 2 bad options:\n"
+        f"  {where}: timeout: must be more than 0 seconds, got -1\n"
+        f"  {where}: join: 'sometimes' is not a join rule; use one of 'none_failed', "
+        "'all_succeeded', 'one_succeeded', 'all_done', 'one_failed'"
     )

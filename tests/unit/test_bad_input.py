@@ -221,6 +221,37 @@ def test_structural_and_semantic_problems_are_reported_together(tmp_path: Path) 
     ]
 
 
+def test_a_broken_field_of_a_node_still_lets_its_other_fields_be_checked(tmp_path: Path) -> None:
+    issues = yaml_issues(
+        tmp_path,
+        "name: greeting\n"
+        "nodes:\n"
+        "  - {id: greet, task: os:getcwd}\n"
+        "  - id: shout\n"
+        "    task: os:path.join\n"
+        "    join: sometimes\n"  # structural: not a join rule
+        "    timeout: forever\n"  # structural: not a duration
+        "    args: {a: '${{ nodes.gret.output }}'}\n"  # semantic, in the same node
+        "  - id: wait\n"
+        "    kind: approval\n"
+        "    title: Check\n"
+        "    timeout: -1h\n"  # structural: not positive
+        "    description: '${{ nodes.shot.output }}'\n",  # semantic, in the same node
+    )
+    assert issues == [
+        "flow.yaml:6:11: node 'shout', join: Input should be 'none_failed', 'all_succeeded', "
+        "'one_succeeded', 'all_done' or 'one_failed'",
+        "flow.yaml:7:14: node 'shout', timeout: cannot read duration 'forever': use forms "
+        "like '30s', '5m', '1h30m', '2d', '250ms', an ISO 8601 duration such as 'PT5M', or a "
+        "number of seconds",
+        "flow.yaml:8:15: node 'shout', args.a.expr: 'nodes.gret.output' refers to unknown "
+        "node 'gret' (did you mean 'greet'?)",
+        "flow.yaml:12:14: node 'wait', timeout: Input should be greater than 0",
+        "flow.yaml:13:18: node 'wait', description: 'nodes.shot.output' refers to unknown "
+        "node 'shot' (did you mean 'shout'?)",
+    ]
+
+
 def test_a_broken_name_still_lets_the_nodes_be_checked(tmp_path: Path) -> None:
     issues = yaml_issues(tmp_path, "name: 9 lives\nnodes:\n  - {id: a, task: m:f, after: [b]}\n")
     assert len(issues) == 2
@@ -279,6 +310,11 @@ def returns_something_but_says_none() -> None:
 
 
 @keel.task
+def returns_an_object_for_an_int() -> int:
+    return {"a": 1, "b": None, "c": True}  # type: ignore[return-value]
+
+
+@keel.task
 def returns_too_deep() -> Any:
     return nested(MAX_DEPTH + 1)
 
@@ -303,7 +339,7 @@ def test_a_result_its_return_type_refuses_fails_the_attempt_for_good(isolation: 
     assert outcome.error.message == (
         f"task '{__name__}:returns_bad_decision' returned what its return type Decision "
         "refuses: payout: Input should be a valid number, unable to parse string as a "
-        "number (got 'n/a')"
+        'number (got "n/a")'
     )
 
 
@@ -313,6 +349,11 @@ def test_results_are_checked_as_declared_and_recorded_as_returned() -> None:
     said_none = invoke("returns_something_but_says_none").error
     assert said_none is not None
     assert "its return type None refuses: Input should be None (got 3)" in said_none.message
+    an_object = invoke("returns_an_object_for_an_int").error
+    assert an_object is not None  # what was given is shown as JSON, not as a Python repr
+    assert 'Input should be a valid integer (got {"a": 1, "b": null, "c": true})' in (
+        an_object.message
+    )
     too_deep = invoke("returns_too_deep").error
     assert too_deep is not None
     assert too_deep.type == "ResultNotJSON"

@@ -636,6 +636,13 @@ def test_a_refused_duration_is_quoted_as_written() -> None:
     )
 
 
+def test_a_refused_number_of_seconds_is_also_given_in_days() -> None:
+    issue = _one_issue(_workflow(_node(timeout=400 * 86400)))
+    assert issue.message == (
+        "duration 34560000 s (400 days) is too long: keel accepts at most 365 days ('365d')"
+    )
+
+
 def test_365_days_is_accepted() -> None:
     spec = parse_spec(_workflow(_node(timeout="365d"), deadline="P52W"))
     assert spec.nodes[0].timeout == 365 * 86400.0

@@ -81,7 +81,7 @@ def test_duplicate_id() -> None:
     assert issue.code == "duplicate_id"
     assert issue.loc == ("nodes", 2, "id")
     assert issue.node == "a"
-    assert issue.message == "duplicate node id 'a' (first used by node #0)"
+    assert issue.message == "duplicate node id 'a' (first used by the 1st node)"
 
 
 def test_empty_nodes() -> None:
