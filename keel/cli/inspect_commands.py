@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
     from keel.runtime.activity import Activity
-    from keel.runtime.report import NodeReport
+    from keel.runtime.report import NodeReport, RunReport
     from keel.store.records import RunRecord, StoredEvent
 
 RunArgument = Annotated[str, typer.Argument(help="Run id or unique prefix")]
@@ -128,7 +128,7 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
     from rich.text import Text
 
     from keel.cli.layout import Cell, Column, print_field, print_table
-    from keel.cli.progress import seconds, status_symbol
+    from keel.cli.progress import retries, seconds, status_symbol
     from keel.runtime.activity import run_activity
     from keel.runtime.audit import summary_mismatches
     from keel.runtime.clock import clock_for
@@ -153,11 +153,12 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         data["activity"] = None if activity is None else activity.text
         data["duration"] = report.duration
         data["retries"] = report.retries
+        data["set_by_hand"] = report.set_by_hand
         data["mismatches"] = mismatches
         data["nodes"] = [
             {
                 "id": node.id, "status": node.status, "attempts": node.attempts,
-                "reclaimed": node.reclaimed, "started_at": node.started_at,
+                "retries": node.retries, "reclaimed": node.reclaimed, "started_at": node.started_at,
                 "attempt_started_at": node.attempt_started_at,
                 "ended_at": node.ended_at, "duration": node.duration,
                 "input": node.args, "output": node.output,
@@ -178,9 +179,8 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
     console = Console()
     console.print(Text.assemble((record.workflow, "bold"), f" · run {record.id}"))
     took = "" if report.duration is None else f" in {seconds(report.duration)}"
-    if took and report.retries:
-        times = "" if report.retries == 1 else f", {report.retries} times"
-        took += f" (since it was retried by hand{times})"
+    if took:
+        took += _since_by_hand(report)
     print_field(console, "status", _status_words(state.status.value, activity, full=True) + took)
     print_field(console, "version", f"{record.spec_version[:12]}   started "
                                     f"{local_time(record.created_at)}")  # fmt: skip
@@ -212,6 +212,8 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         if held is not None:
             status += f" (on {':'.join(held.owner.split(':')[:2])})"
         attempts = str(node.attempts or "")
+        if node.items is not None and node.retries:  # a map: attempts is the highest one
+            attempts += f" ({retries(node.retries)})"
         if node.reclaimed:
             attempts += f" ({node.reclaimed} reclaimed)"
         rows.append([
@@ -220,6 +222,19 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         ])  # fmt: skip
     console.print()
     print_table(console, columns, rows)
+
+
+def _since_by_hand(report: RunReport) -> str:
+    """What a duration counts from when the run was changed by hand: its last
+    ``keel retry`` or ``keel skip`` (a skip is not counted as a retry)."""
+    said = []
+    if report.retries:
+        said.append("it was retried by hand" + ("" if report.retries == 1 else
+                                                f" {report.retries} times"))  # fmt: skip
+    if report.set_by_hand:
+        nodes = list(dict.fromkeys(report.set_by_hand))
+        said.append(f"{', '.join(nodes)} {'was' if len(nodes) == 1 else 'were'} set by hand")
+    return f" (since {' and '.join(said)})" if said else ""
 
 
 def _wait_notes(node: NodeReport) -> list[str]:
