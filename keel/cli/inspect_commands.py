@@ -15,6 +15,7 @@ import typer
 from keel.cli.common import DbOption, JsonOption, local_time, opened_store, reported_errors
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.text import Text
 
     from keel.runtime.activity import Activity
@@ -332,10 +333,13 @@ def verify(
     reason and input in the runs table are what its history says; exit 1 if any event
     was edited, removed or reordered, or a run's summary disagrees with its history.
     Prints each run's head hash: keep it elsewhere to anchor the chain."""
+    from rich.console import Console
+
     from keel.runtime.audit import summary_mismatches
     from keel.runtime.runs import RunCache
     from keel.store.chain import verify_chain
 
+    out, err = Console(), Console(stderr=True)
     if not run_ids and not all_runs:
         typer.echo("name runs to verify, or --all", err=True)
         raise typer.Exit(2)
@@ -358,16 +362,32 @@ def verify(
             except Exception as exc:
                 report = dataclasses.replace(report, problems=(*report.problems, str(exc)))
             if report.intact and not mismatches:
-                typer.echo(f"✓ run {record.id}: {report.events} events intact, "
-                           f"head {report.head_hash}")  # fmt: skip
+                _print_intact(out.width, record.id, report.events, report.head_hash)
                 continue
             broken = True
             if not report.intact:
-                typer.echo(f"✗ run {record.id}: the history was altered", err=True)
+                _print_wrapped(err, "✗ ", f"run {record.id}: the history was altered")
             else:
-                typer.echo(f"✗ run {record.id}: the runs table disagrees with the history "
-                           "(the history is intact)", err=True)  # fmt: skip
+                _print_wrapped(err, "✗ ", f"run {record.id}: the runs table disagrees with "
+                               "the history (the history is intact)")  # fmt: skip
             for problem in (*report.problems, *mismatches):
-                typer.echo(f"  {problem}", err=True)
+                _print_wrapped(err, "  ", problem)
     if broken:
         raise typer.Exit(1)
+
+
+def _print_intact(width: int, run_id: str, events: int, head: str) -> None:
+    """A verified run; its head hash whole, on a line of its own when the line would be
+    wider than ``width`` (the hash is copied elsewhere to anchor the chain)."""
+    said = f"✓ run {run_id}: {events} events intact,"
+    typer.echo(f"{said} head {head}" if len(said) + len(head) + 6 <= width
+               else f"{said}\n  head {head}")  # fmt: skip
+
+
+def _print_wrapped(console: Console, head: str, text: str) -> None:
+    from rich.text import Text
+
+    from keel.cli.layout import hanging_lines
+
+    for line in hanging_lines(console, Text(head), Text(text)):
+        console.print(line, soft_wrap=True)

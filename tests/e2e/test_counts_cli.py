@@ -160,6 +160,13 @@ def test_verify_fits_in_80_columns_and_prints_the_whole_head_hash(keel: Keel) ->
     assert "events intact" in text
     assert head in text.split()  # whole, on one line: to be copied elsewhere
 
+    with closing(sqlite3.connect(keel.db)) as conn, conn:
+        conn.execute("UPDATE runs SET status = 'failed' WHERE id = ?", (ran.run_id,))
+    forged = keel("verify", ran.run_id)
+    assert forged.returncode == 1
+    said = " ".join(" ".join(fits(forged.stderr)).split())
+    assert f"✗ run {ran.run_id}: the runs table disagrees with the history" in said
+
 
 def test_a_map_run_summary_and_show_fit_in_80_columns(keel: Keel, tmp_path: Path) -> None:
     items = json.dumps([f"flaky-item-number-{n}" for n in range(3)])
