@@ -15,10 +15,11 @@ import typer
 from keel.cli.common import DbOption, JsonOption, local_time, opened_store, reported_errors
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.text import Text
 
     from keel.runtime.activity import Activity
-    from keel.runtime.report import NodeReport
+    from keel.runtime.report import NodeReport, RunReport
     from keel.store.records import RunRecord, StoredEvent
 
 RunArgument = Annotated[str, typer.Argument(help="Run id or unique prefix")]
@@ -128,7 +129,7 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
     from rich.text import Text
 
     from keel.cli.layout import Cell, Column, print_field, print_table
-    from keel.cli.progress import seconds, status_symbol
+    from keel.cli.progress import retries, seconds, status_symbol
     from keel.runtime.activity import run_activity
     from keel.runtime.audit import summary_mismatches
     from keel.runtime.clock import clock_for
@@ -153,11 +154,12 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         data["activity"] = None if activity is None else activity.text
         data["duration"] = report.duration
         data["retries"] = report.retries
+        data["set_by_hand"] = report.set_by_hand
         data["mismatches"] = mismatches
         data["nodes"] = [
             {
                 "id": node.id, "status": node.status, "attempts": node.attempts,
-                "reclaimed": node.reclaimed, "started_at": node.started_at,
+                "retries": node.retries, "reclaimed": node.reclaimed, "started_at": node.started_at,
                 "attempt_started_at": node.attempt_started_at,
                 "ended_at": node.ended_at, "duration": node.duration,
                 "input": node.args, "output": node.output,
@@ -178,9 +180,8 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
     console = Console()
     console.print(Text.assemble((record.workflow, "bold"), f" · run {record.id}"))
     took = "" if report.duration is None else f" in {seconds(report.duration)}"
-    if took and report.retries:
-        times = "" if report.retries == 1 else f", {report.retries} times"
-        took += f" (since it was retried by hand{times})"
+    if took:
+        took += _since_by_hand(report)
     print_field(console, "status", _status_words(state.status.value, activity, full=True) + took)
     print_field(console, "version", f"{record.spec_version[:12]}   started "
                                     f"{local_time(record.created_at)}")  # fmt: skip
@@ -212,6 +213,8 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         if held is not None:
             status += f" (on {':'.join(held.owner.split(':')[:2])})"
         attempts = str(node.attempts or "")
+        if node.items is not None and node.retries:  # a map: attempts is the highest one
+            attempts += f" ({retries(node.retries)})"
         if node.reclaimed:
             attempts += f" ({node.reclaimed} reclaimed)"
         rows.append([
@@ -220,6 +223,19 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         ])  # fmt: skip
     console.print()
     print_table(console, columns, rows)
+
+
+def _since_by_hand(report: RunReport) -> str:
+    """What a duration counts from when the run was changed by hand: its last
+    ``keel retry`` or ``keel skip`` (a skip is not counted as a retry)."""
+    said = []
+    if report.retries:
+        said.append("it was retried by hand" + ("" if report.retries == 1 else
+                                                f" {report.retries} times"))  # fmt: skip
+    if report.set_by_hand:
+        nodes = list(dict.fromkeys(report.set_by_hand))
+        said.append(f"{', '.join(nodes)} {'was' if len(nodes) == 1 else 'were'} set by hand")
+    return f" (since {' and '.join(said)})" if said else ""
 
 
 def _wait_notes(node: NodeReport) -> list[str]:
@@ -317,10 +333,13 @@ def verify(
     reason and input in the runs table are what its history says; exit 1 if any event
     was edited, removed or reordered, or a run's summary disagrees with its history.
     Prints each run's head hash: keep it elsewhere to anchor the chain."""
+    from rich.console import Console
+
     from keel.runtime.audit import summary_mismatches
     from keel.runtime.runs import RunCache
     from keel.store.chain import verify_chain
 
+    out, err = Console(), Console(stderr=True)
     if not run_ids and not all_runs:
         typer.echo("name runs to verify, or --all", err=True)
         raise typer.Exit(2)
@@ -343,16 +362,32 @@ def verify(
             except Exception as exc:
                 report = dataclasses.replace(report, problems=(*report.problems, str(exc)))
             if report.intact and not mismatches:
-                typer.echo(f"✓ run {record.id}: {report.events} events intact, "
-                           f"head {report.head_hash}")  # fmt: skip
+                _print_intact(out.width, record.id, report.events, report.head_hash)
                 continue
             broken = True
             if not report.intact:
-                typer.echo(f"✗ run {record.id}: the history was altered", err=True)
+                _print_wrapped(err, "✗ ", f"run {record.id}: the history was altered")
             else:
-                typer.echo(f"✗ run {record.id}: the runs table disagrees with the history "
-                           "(the history is intact)", err=True)  # fmt: skip
+                _print_wrapped(err, "✗ ", f"run {record.id}: the runs table disagrees with "
+                               "the history (the history is intact)")  # fmt: skip
             for problem in (*report.problems, *mismatches):
-                typer.echo(f"  {problem}", err=True)
+                _print_wrapped(err, "  ", problem)
     if broken:
         raise typer.Exit(1)
+
+
+def _print_intact(width: int, run_id: str, events: int, head: str) -> None:
+    """A verified run; its head hash whole, on a line of its own when the line would be
+    wider than ``width`` (the hash is copied elsewhere to anchor the chain)."""
+    said = f"✓ run {run_id}: {events} events intact,"
+    typer.echo(f"{said} head {head}" if len(said) + len(head) + 6 <= width
+               else f"{said}\n  head {head}")  # fmt: skip
+
+
+def _print_wrapped(console: Console, head: str, text: str) -> None:
+    from rich.text import Text
+
+    from keel.cli.layout import hanging_lines
+
+    for line in hanging_lines(console, Text(head), Text(text)):
+        console.print(line, soft_wrap=True)

@@ -49,6 +49,10 @@ def status_symbol(status: str) -> Text:
     return Text(symbol, style=style)
 
 
+def retries(count: int) -> str:
+    return f"{count} retry" if count == 1 else f"{count} retries"
+
+
 def seconds(value: float | None) -> str:
     if value is None:
         return ""
@@ -137,10 +141,11 @@ def print_summary(console: Console, report: RunReport, run_id: str) -> None:
                 line = Text(f"{node.error.type}: {node.error.message}", style="red")
             else:
                 line = Text(seconds(node.duration))
-                if node.attempts > 1:
+                if node.items is not None:  # a map: its items' retries, not their attempts
+                    retried = f", {retries(node.retries)}" if node.retries else ""
+                    line += Text(f"  {node.items_done}/{node.items} items{retried}", style="dim")
+                elif node.attempts > 1:
                     line += Text(f"  ({node.attempts} attempts)", style="dim")
-                if node.items is not None:
-                    line += Text(f"  {node.items_done}/{node.items} items", style="dim")
             for part in hanging_lines(console, head, line):
                 console.print(part, soft_wrap=True)
     else:

@@ -76,6 +76,8 @@ def graph(
     format: Annotated[str, typer.Option("--format", "-f", help=FORMAT_HELP)] = "ascii",
 ) -> None:
     """Print a workflow's graph: steps, dependencies, conditions and maps."""
+    from rich.console import Console
+
     from keel.authoring.loading import load_workflow
     from keel.errors import KeelError
     from keel.spec.render import FORMATS, render
@@ -91,7 +93,7 @@ def graph(
     except Exception as exc:  # the user's module raised while importing
         typer.echo(f"importing {target} raised {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(render(loaded.spec, format))
+    typer.echo(render(loaded.spec, format, width=Console().width))
 
 
 def _indent(text: str) -> str:

@@ -18,6 +18,7 @@ class FailedRun:
     #: its outputs could not be computed)
     node: str | None
     error: ErrorInfo | None
+    #: the failing node's attempts (a map: the highest attempt number of any item)
     attempts: int
 
 
@@ -32,7 +33,9 @@ def failure_of(record: RunRecord, history: list[StoredEvent]) -> FailedRun:
             error = event.error
         elif isinstance(event, NodeStarted) and event.node == node:
             attempts.add((event.item, event.attempt))
-    return FailedRun(record, node, error, len(attempts))
+    # a map's items each number their attempts: count its highest, not their sum
+    numbers = [attempt for item, attempt in attempts if item is not None]
+    return FailedRun(record, node, error, max(numbers) if numbers else len(attempts))
 
 
 def failed_runs(store: Store, *, workflow: str | None = None, limit: int = 50) -> list[FailedRun]:

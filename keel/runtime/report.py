@@ -6,10 +6,16 @@ Durations are those of the last try: a node's is its last attempt's (a retry's b
 and the attempts that failed before are not in it; ``attempts`` says how many there
 were), and a run retried by hand counts from its last ``keel retry`` / ``keel skip``.
 The nodes of a run that ended before they started are ``not_started``.
+
+A map counts per item: its ``attempts`` is the highest attempt number of any item and
+its ``retries`` the attempts that were not an item's first, so three items that each
+succeeded first time made 1 attempt and 0 retries, not 3 attempts. Nodes are listed in
+the plan's order, then the failure-path steps (compensations...) in the order they came.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,8 +44,11 @@ from keel.store.records import StoredEvent
 class NodeReport:
     id: str
     status: str = NodeStatus.WAITING.value
-    #: attempts started (a reclaimed attempt that ran again counts once)
+    #: attempts started (a reclaimed attempt that ran again counts once); a map: the
+    #: highest attempt number of any of its items
     attempts: int = 0
+    #: attempts started that were not the first of the node (a map: of their item)
+    retries: int = 0
     #: attempts started again after their holder died or their lease expired
     reclaimed: int = 0
     #: when its first attempt started
@@ -83,10 +92,12 @@ class RunReport:
     nodes: dict[str, NodeReport]
     started_at: float | None
     ended_at: float | None
-    #: times it was retried by hand (``keel retry``, ``keel skip`` of a failed run)
+    #: times it was retried by hand (``keel retry``; not ``keel skip``)
     retries: int = 0
-    #: when it was last retried by hand
+    #: when it was last retried by hand (``keel retry``, or ``keel skip`` of a failed run)
     retried_at: float | None = None
+    #: the nodes of the failed run set by hand (``keel skip``), in that order
+    set_by_hand: list[str] = field(default_factory=list)
 
     @property
     def duration(self) -> float | None:
@@ -111,7 +122,12 @@ def _track(report: NodeReport, stored: StoredEvent) -> None:
         key = (event.item, event.attempt)
         if key not in report._attempts_seen:
             report._attempts_seen.add(key)
-            report.attempts += 1
+            if event.attempt > 1:
+                report.retries += 1
+            if event.item is None:
+                report.attempts += 1
+            else:
+                report.attempts = max(report.attempts, event.attempt)
     elif isinstance(event, NodeReclaimed):
         report.reclaimed += 1
     elif isinstance(event, MapExpanded):
@@ -150,20 +166,30 @@ def run_report(plan: Plan, history: Iterable[StoredEvent]) -> RunReport:
     nodes = {node_id: NodeReport(node_id) for node_id in plan.nodes}
     first: float | None = None
     last: float | None = None
-    retries: list[float] = []
+    retried: list[float] = []
+    skipped: list[str] = []
+    previous: object = None  # the event before this one
+    seen: dict[str, int] = {}  # the first event of each node
     for stored in history:
         apply(state, stored.event, stored.seq)
         first = stored.at if first is None else first
         last = stored.at
         if isinstance(stored.event, RunRetried):
-            retries.append(stored.at)
+            retried.append(stored.at)
+        elif isinstance(stored.event, NodeSetByHand) and isinstance(previous, RunRetried):
+            skipped.append(stored.event.node)  # keel skip of a failed run: not a retry
         node_id = getattr(stored.event, "node", None)
         if node_id in nodes:
             _track(nodes[node_id], stored)
+            seen.setdefault(node_id, stored.seq)
+        previous = stored.event
     unfinished = (NodeStatus.SCHEDULED, NodeStatus.RUNNING, NodeStatus.AWAITING)
-    for step in plan.side_steps:
-        if state.nodes[step].status is NodeStatus.WAITING:
-            del nodes[step]  # a failure-path step that did not run: nothing to show
+    # failure-path steps in the order they came (compensations: newest booking first);
+    # one that did not come has nothing to show
+    came = [step for step in plan.side_steps if state.nodes[step].status is not NodeStatus.WAITING]
+    side = {step: nodes.pop(step) for step in plan.side_steps}
+    for step in sorted(came, key=lambda step: seen.get(step, math.inf)):
+        nodes[step] = side[step]
     for node_id, report in nodes.items():
         status = state.nodes[node_id].status
         if state.finished and status in unfinished:
@@ -174,8 +200,9 @@ def run_report(plan: Plan, history: Iterable[StoredEvent]) -> RunReport:
             report.status = "not_started"  # it waits for nothing any more
         else:
             report.status = status.value
-    return RunReport(state, nodes, first, last if state.finished else None, len(retries),
-                     retries[-1] if retries else None)  # fmt: skip
+    retries = len(retried) - len(skipped)
+    return RunReport(state, nodes, first, last if state.finished else None, retries,
+                     retried[-1] if retried else None, skipped)  # fmt: skip
 
 
 def describe_wait(report: NodeReport, run_id: str) -> str:

@@ -14,6 +14,8 @@ takes them from, so the picture cannot disagree with what runs.
 from __future__ import annotations
 
 import json
+import math
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -42,10 +44,10 @@ _MERMAID_RESERVED = frozenset(
 )  # fmt: skip
 
 
-def render(spec: WorkflowSpec, fmt: str) -> str:
-    """Render ``spec`` in one of ``FORMATS``."""
+def render(spec: WorkflowSpec, fmt: str, *, width: int | None = None) -> str:
+    """Render ``spec`` in one of ``FORMATS``; ``ascii`` fitted to ``width`` columns."""
     renderers: dict[str, Callable[[WorkflowSpec], str]] = {
-        "ascii": render_ascii,
+        "ascii": lambda spec: render_ascii(spec, width),
         "mermaid": render_mermaid,
         "dot": render_dot,
         "json": render_json,
@@ -94,12 +96,17 @@ def _extras(node: AnyNode) -> list[str]:
 # --- ascii ------------------------------------------------------------------------------
 
 
-def render_ascii(spec: WorkflowSpec) -> str:
+def render_ascii(spec: WorkflowSpec, width: int | None = None) -> str:
     """Plain text for a terminal: a header, then the nodes layer by layer, then outputs.
 
     Nodes in one layer have no path between them, so they may run side by side. Markers:
     ``●`` task, ``▦`` map (with its items and item argument), ``◆`` conditional, ``⧗`` a
     node that waits (approval, timer, signal, child run).
+
+    Each node is one row of aligned columns when they fit in ``width`` (None: any
+    width). Otherwise what is long goes on lines of its own under the row: a map's items,
+    the condition, and (when even they do not fit) the parents; and lines still too
+    long wrap under themselves.
     """
     graph = DependencyGraph.from_spec(spec)
     try:
@@ -110,41 +117,108 @@ def render_ascii(spec: WorkflowSpec) -> str:
             f"cannot lay out workflow '{spec.name}' in layers: its nodes form a cycle "
             f"({cycle}); remove one of these dependencies"
         ) from None
+    limit = width if width is not None else math.inf
     lines = [f"{spec.name}  version {spec.version[:12]}"]
     if spec.description:
-        lines.append(_one_line(spec.description))
+        lines.extend(_wrapped(_one_line(spec.description), limit, 0))
     properties = spec.input_schema.get("properties")
     names = list(properties) if isinstance(properties, dict) else []
-    lines.append(f"input: {', '.join(names) if names else '(none)'}")
-
-    rows: dict[str, list[str]] = {}
-    for node in _nodes(spec, graph):
-        mark = (_MARK_WHEN if node.when else _MARK_MAP if isinstance(node, MapNode)
-                else _MARK_TASK if isinstance(node, CallNode) else _MARK_WAIT)  # fmt: skip
-        what = node_summary(node)
-        if isinstance(node, MapNode):
-            what += f"  over {_one_line(node.items)} (item → {node.item_arg})"
-        parents = graph.parents[node.id]
-        arrow = f"← {', '.join(parents)}" if parents else ""
-        rows[node.id] = [f"{mark} {node.id}", node.kind, what, arrow, "   ".join(_extras(node))]
-    widths = [max((len(row[i]) for row in rows.values()), default=0) for i in range(5)]
+    lines.extend(_wrapped(f"input: {', '.join(names) if names else '(none)'}", limit, 7))
 
     layers: dict[int, list[str]] = {}
     for node_id in graph.order:
         layers.setdefault(depths[node_id], []).append(node_id)
+    rows = _ascii_rows(spec, graph, limit)
     for depth in sorted(layers):
         members = layers[depth]
         lines.append(f"layer {depth + 1}" + ("   (parallel)" if len(members) > 1 else ""))
         for node_id in members:
-            cells = (cell.ljust(width) for cell, width in zip(rows[node_id], widths, strict=True))
-            lines.append(("  " + "  ".join(cells)).rstrip())
+            lines.extend(rows[node_id])
     if not layers:
         lines.append("(no nodes)")
 
-    width = max((len(name) for name in spec.outputs), default=0)
-    outputs = [f"{name.ljust(width)} = {_one_line(e)}" for name, e in spec.outputs.items()]
-    lines.append("outputs: " + ("\n         ".join(outputs) if outputs else "(none)"))
+    name_width = max((len(name) for name in spec.outputs), default=0)
+    outputs = [f"{name.ljust(name_width)} = {_one_line(e)}" for name, e in spec.outputs.items()]
+    for index, output in enumerate(outputs or ["(none)"]):
+        lines.extend(_wrapped(("outputs: " if index == 0 else " " * 9) + output, limit,
+                              9 + name_width + 3 if outputs else 9))  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _ascii_rows(spec: WorkflowSpec, graph: DependencyGraph, limit: float) -> dict[str, list[str]]:
+    """Each node's lines: its row, then (when the row would be too wide) its notes."""
+    cells: dict[str, list[str]] = {}  # the mark and id, kind, what it does, parents
+    overs: dict[str, list[str]] = {}  # a map's items
+    extras: dict[str, list[str]] = {}  # its condition and join rule
+    for node in _nodes(spec, graph):
+        mark = (_MARK_WHEN if node.when else _MARK_MAP if isinstance(node, MapNode)
+                else _MARK_TASK if isinstance(node, CallNode) else _MARK_WAIT)  # fmt: skip
+        parents = graph.parents[node.id]
+        arrow = f"← {', '.join(parents)}" if parents else ""
+        cells[node.id] = [f"{mark} {node.id}", node.kind, node_summary(node), arrow]
+        overs[node.id] = (
+            [f"over {_one_line(node.items)} (item → {node.item_arg})"]
+            if isinstance(node, MapNode) else []
+        )  # fmt: skip
+        extras[node.id] = _extras(node)
+
+    # each node on one row, as wide as it takes
+    wide = _aligned({
+        node_id: [head, kind, "  ".join([what, *overs[node_id]]), arrow,
+                  "   ".join(extras[node_id])]
+        for node_id, (head, kind, what, arrow) in cells.items()
+    })  # fmt: skip
+    if max((len(line) for line in wide.values()), default=0) <= limit:
+        return {node_id: [line] for node_id, line in wide.items()}
+
+    # too wide: the map's items and the conditions under the row; then the parents too
+    # when they do not fit in line
+    indent = min(2 + max(len(row[0]) for row in cells.values()) + 2, 24)
+    narrow = _aligned(cells)
+    in_line = max(len(line) for line in narrow.values()) <= limit
+    widths = _widths(cells, 3)
+    result: dict[str, list[str]] = {}
+    for node_id, row in cells.items():
+        under = overs[node_id] + extras[node_id]
+        line = narrow[node_id]
+        if not in_line:
+            line, arrow = _aligned({node_id: row[:3]}, widths)[node_id], row[3]
+            if arrow and len(line) + 2 + len(arrow) <= limit:
+                line += "  " + arrow
+            elif arrow:
+                under.insert(0, arrow)
+        lines = _wrapped(line, limit, indent)
+        for note in under:
+            lines.extend(_wrapped(" " * indent + note, limit, indent + 2))
+        result[node_id] = lines
+    return result
+
+
+def _widths(rows: dict[str, list[str]], count: int) -> list[int]:
+    return [max((len(row[i]) for row in rows.values()), default=0) for i in range(count)]
+
+
+def _aligned(rows: dict[str, list[str]], widths: list[int] | None = None) -> dict[str, str]:
+    """Rows of cells as lines whose columns line up (trailing space removed)."""
+    count = max((len(row) for row in rows.values()), default=0)
+    widths = widths if widths is not None else _widths(rows, count)
+    return {
+        node_id: ("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False))).rstrip()
+        for node_id, row in rows.items()
+    }
+
+
+def _wrapped(line: str, limit: float, indent: int) -> list[str]:
+    """``line`` as it is when it fits in ``limit``, else wrapped at spaces (or, for a
+    word longer than a line, inside it) with its later lines indented by ``indent``."""
+    if len(line) <= limit:
+        return [line]
+    width = int(limit)
+    indent = indent if width - indent >= 20 else min(4, width // 4)
+    text = line.lstrip(" ")
+    lead = " " * (len(line) - len(text))
+    return textwrap.wrap(text, width, initial_indent=lead, subsequent_indent=" " * indent,
+                         break_on_hyphens=False)  # fmt: skip
 
 
 # --- mermaid ----------------------------------------------------------------------------

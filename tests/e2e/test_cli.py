@@ -50,9 +50,9 @@ def test_claims_graph_shows_parallel_branches_and_the_condition() -> None:
     lines = result.stdout.splitlines()
     layer_two = lines.index(next(line for line in lines if line.startswith("layer 1")))
     assert "(parallel)" in lines[layer_two]  # extract and coverage need nothing else
-    assert any(
-        "escalate" in line and "when: nodes.fraud_score.output > 0.8" in line for line in lines
-    )
+    # at 80 columns (piped) the condition goes on the line under its node
+    escalate = next(i for i, line in enumerate(lines) if "claims:escalate" in line)
+    assert lines[escalate + 1].strip() == "when: nodes.fraud_score.output > 0.8"
 
 
 def test_graph_json_has_the_data_flow_edges() -> None:

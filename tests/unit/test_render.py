@@ -129,6 +129,29 @@ def test_ascii_columns_are_aligned_and_plain(spec: WorkflowSpec) -> None:
     assert all(line == line.rstrip() for line in text.splitlines())
 
 
+@pytest.mark.parametrize("width", [40, 60])
+def test_ascii_fits_a_narrow_width_with_conditions_and_items_under_their_row(
+    width: int,
+) -> None:
+    long_when = "nodes.a.output == 'a value long enough to need a line of its own'"
+    spec = _spec(nodes=[
+        {"id": "a", "task": "some.module.with_a_long_name:f"},
+        {"id": "b", "task": "m:g", "after": ["a"], "when": long_when},
+        {"id": "c", "kind": "map", "task": "m:h", "items": "nodes.a.output", "item_arg": "it"},
+    ])  # fmt: skip
+
+    lines = render_ascii(spec, width).splitlines()
+
+    assert max(len(line) for line in lines) <= width
+    joined = " ".join(" ".join(lines).split())
+    assert f"when: {long_when}" in joined
+    b_row = lines.index(_row("\n".join(lines), "b"))
+    assert lines[b_row + 1].lstrip().startswith(("when:", "← a"))
+    c_row = lines.index(_row("\n".join(lines), "c"))
+    assert "over nodes.a.output (item → it)" in " ".join(lines[c_row : c_row + 3])
+    assert render_ascii(spec, 500) == render_ascii(spec), "one row a node when it fits"
+
+
 def test_ascii_reports_a_cycle_clearly() -> None:
     spec = _spec(
         nodes=[
