@@ -54,14 +54,18 @@ def reported_errors() -> Iterator[None]:
 
 
 @contextmanager
-def opened_store(url: str | None, *, upgrade: bool = False) -> Iterator[Store]:
+def opened_store(
+    url: str | None, *, upgrade: bool = False, create: bool = False
+) -> Iterator[Store]:
     """The store ``url`` names, closed after the block. ``upgrade``: apply a shared
     database's pending migrations, as a starting worker does (for the commands that
-    execute runs: they are what a new user types first on a new database)."""
+    execute runs: they are what a new user types first on a new database). ``create``:
+    create an embedded database that is not there (only commands that start work do;
+    for the others a missing file is a mistyped URL, an error)."""
     from keel.runtime.stores import open_store
 
     with reported_errors():
-        store = open_store(url, upgrade=upgrade)
+        store = open_store(url, upgrade=upgrade, create=create)
     try:
         yield store
     finally:

@@ -95,7 +95,7 @@ def run(
     allow = allowed_tasks()
     loaded = load_code(target, checked=True, allow=allow)
     run_input = parse_input(input, inputs or [], loaded.spec.input_schema)
-    with opened_store(db, upgrade=True) as store:
+    with opened_store(db, upgrade=True, create=True) as store:
         cache = RunCache(store)
         with reported_errors():
             record = start_run(store, loaded.spec, run_input, origin=origin_of(target), cache=cache)
