@@ -78,8 +78,7 @@ def open_store(url: str | None = None, *, upgrade: bool = False, create: bool = 
             ) from None
         return PostgresStore(url, upgrade=upgrade)
     raise StoreError(
-        f"{masked_url(url)}: unknown database URL scheme '{parts.scheme}' "
-        f"(use {FORMS})"
+        f"{masked_url(url)}: unknown database URL scheme '{parts.scheme}' (use {FORMS})"
     )
 
 
