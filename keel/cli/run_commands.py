@@ -258,17 +258,18 @@ def _execute(
         store,
         # exit when the runs end: a thread still running a timed-out attempt is abandoned
         # (and named), not waited for
-        WorkerOptions(concurrency=concurrency, late_grace=0.0),
+        WorkerOptions(concurrency=concurrency, late_grace=0.0, announce=True, runs=tuple(run_ids)),
         observer=_waits_shown(console, live_view.observe if live_view is not None else None),
         cache=cache,
         catalog=TaskCatalog(TaskAccess.allowing(allow)),
     )
     worker.reclaim()
+    worker.announce()  # before saying what the runs wait for: a decision finds it listed
     _open_waits_shown(console, store, run_ids)
     try:
         _work(worker, run_ids, live_view, console)
     except KeyboardInterrupt:
-        worker.release()
+        worker.close()
         console.print(f"interrupted; continue with: keel resume {' '.join(r[:8] for r in run_ids)}")
         sys.stdout.flush()
         os._exit(130)  # attempts still running in threads cannot be stopped; do not wait

@@ -5,6 +5,7 @@ a decision on a run that nothing executes says how to continue it."""
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 from tests.e2e import test_waiting_cli
@@ -39,3 +40,61 @@ def test_resume_says_what_an_open_wait_waits_for(keel: Keel, start: Start, tmp_p
     assert code == 0, err
     assert json.loads(out)["result"]["doubled"] == 4
     assert err.count("review waits for approval") == 1
+
+
+HINT = "queued, no worker is running it: continue with `keel resume {}`"
+
+
+def interrupted_run(keel: Keel, start: Start, tmp_path: Path) -> str:
+    """A run of ``reviewed`` waiting for approval ``review``, whose ``keel run`` was
+    interrupted as with Ctrl-C (it gives back what it held and stops)."""
+    first = start("run", flow("reviewed"), "-i", f"log={tmp_path / 'tasks.log'}", "-i", "amount=2")
+    run_id = only_run(keel)
+    wait_for_approval(keel, run_id, "review")
+    first.proc.send_signal(signal.SIGINT)
+    assert first.proc.wait(timeout=DEADLINE) == 130, first.stderr
+    return run_id
+
+
+def test_a_decision_on_a_run_nothing_executes_says_how_to_continue(
+    keel: Keel, start: Start, tmp_path: Path
+) -> None:
+    run_id = interrupted_run(keel, start, tmp_path)
+
+    approved = keel.ok("approve", run_id[:8], "review", "--data", '{"reason": "fine"}')
+
+    assert approved.stdout.strip() == f"run {run_id[:8]}: review approved (running)"
+    assert approved.stderr.splitlines() == [
+        HINT.format(run_id[:8]), "(or start `keel worker`)"
+    ]  # fmt: skip
+    resumed = keel("resume", run_id[:8], "--yes", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["result"]["doubled"] == 4
+
+
+def test_a_decision_on_a_run_a_process_executes_says_nothing_more(
+    keel: Keel, start: Start, tmp_path: Path
+) -> None:
+    run_id = interrupted_run(keel, start, tmp_path)
+    resumed = start("resume", run_id[:8], "--yes")
+    eventually(lambda: "review waits for approval" in resumed.stderr, "keel resume", DEADLINE)
+
+    approved = keel.ok("approve", run_id[:8], "review", "--data", '{"reason": "fine"}')
+
+    assert approved.stdout.strip() == f"run {run_id[:8]}: review approved (running)"
+    assert approved.stderr == ""
+    code, out, err = resumed.finish()
+    assert code == 0, err
+    assert json.loads(out)["result"]["doubled"] == 4
+
+
+def test_unpausing_a_run_nothing_executes_says_how_to_continue(
+    keel: Keel, start: Start, tmp_path: Path
+) -> None:
+    run_id = interrupted_run(keel, start, tmp_path)
+    keel.ok("pause", run_id[:8])
+    keel.ok("approve", run_id[:8], "review", "--data", '{"reason": "fine"}')
+
+    unpaused = keel.ok("unpause", run_id[:8])
+
+    assert HINT.format(run_id[:8]) in unpaused.stderr
