@@ -98,3 +98,20 @@ def test_unpausing_a_run_nothing_executes_says_how_to_continue(
     unpaused = keel.ok("unpause", run_id[:8])
 
     assert HINT.format(run_id[:8]) in unpaused.stderr
+
+
+def test_retry_says_what_the_retried_run_waits_for(
+    keel: Keel, start: Start, tmp_path: Path
+) -> None:
+    run_id = interrupted_run(keel, start, tmp_path)
+    keel.ok("reject", run_id[:8], "review", "--comment", "not yet")
+    assert keel.show(run_id)["status"] == "failed"
+
+    retried = start("retry", run_id[:8], "--yes")  # reopens the approval, then waits
+
+    eventually(lambda: "review waits for approval" in retried.stderr, "keel retry", DEADLINE)
+    assert f"keel approve {run_id[:8]} review" in " ".join(retried.stderr.split())
+    keel.ok("approve", run_id[:8], "review", "--data", '{"reason": "fine"}')
+    code, out, err = retried.finish()
+    assert code == 0, err
+    assert json.loads(out)["result"]["doubled"] == 4
