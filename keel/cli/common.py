@@ -54,14 +54,18 @@ def reported_errors() -> Iterator[None]:
 
 
 @contextmanager
-def opened_store(url: str | None, *, upgrade: bool = False) -> Iterator[Store]:
+def opened_store(
+    url: str | None, *, upgrade: bool = False, create: bool = False
+) -> Iterator[Store]:
     """The store ``url`` names, closed after the block. ``upgrade``: apply a shared
     database's pending migrations, as a starting worker does (for the commands that
-    execute runs: they are what a new user types first on a new database)."""
+    execute runs: they are what a new user types first on a new database). ``create``:
+    create an embedded database that is not there (only commands that start work do;
+    for the others a missing file is a mistyped URL, an error)."""
     from keel.runtime.stores import open_store
 
     with reported_errors():
-        store = open_store(url, upgrade=upgrade)
+        store = open_store(url, upgrade=upgrade, create=create)
     try:
         yield store
     finally:
@@ -176,6 +180,20 @@ def _json_or_text(text: str, what: str) -> Any:
         return _checked(text, what)
 
 
+def _text(text: str, what: str) -> str:
+    """A value for a text field: a JSON string is the text inside its quotes (as
+    everywhere else "JSON or text" is read); anything else is the text as it is."""
+    if text.startswith('"'):
+        try:
+            value = _loads(text, what)
+        except json.JSONDecodeError:
+            pass
+        else:
+            if isinstance(value, str):
+                return value
+    return str(_checked(text, what))
+
+
 def parse_json(text: str, what: str) -> Any:
     """A JSON value given on the command line, or ``@file.json``; anything else is an
     error naming the option (data that reaches a run must be what was meant)."""
@@ -194,7 +212,8 @@ def parse_input(
 ) -> dict[str, Any]:
     """``--input '{"a": 1}'`` (or ``@file.json``) and ``-i key=value`` (JSON or text,
     ``key=@file.json`` reads the file); pairs override keys of the document. A field the
-    input schema types as a string takes the text as it is (``-i zip=02134``)."""
+    input schema types as a string takes the text as it is (``-i zip=02134``), or the
+    string a JSON string holds (``-i 'name="123"'`` is ``123``)."""
     properties = (schema or {}).get("properties")
     text_fields = {
         name
@@ -215,7 +234,7 @@ def parse_input(
             raise fail(f"-i {pair!r}: write key=value (value is JSON or text, @file reads JSON)")
         key = key.strip()
         if key in text_fields and not value.startswith("@"):
-            result[key] = _checked(value, f"-i {key}")
+            result[key] = _text(value, f"-i {key}")
         else:
             result[key] = _json_or_text(value, f"-i {key}")
     _checked(result, "the input")

@@ -95,7 +95,7 @@ def run(
     allow = allowed_tasks()
     loaded = load_code(target, checked=True, allow=allow)
     run_input = parse_input(input, inputs or [], loaded.spec.input_schema)
-    with opened_store(db, upgrade=True) as store:
+    with opened_store(db, upgrade=True, create=True) as store:
         cache = RunCache(store)
         with reported_errors():
             record = start_run(store, loaded.spec, run_input, origin=origin_of(target), cache=cache)
@@ -258,16 +258,18 @@ def _execute(
         store,
         # exit when the runs end: a thread still running a timed-out attempt is abandoned
         # (and named), not waited for
-        WorkerOptions(concurrency=concurrency, late_grace=0.0),
+        WorkerOptions(concurrency=concurrency, late_grace=0.0, announce=True, runs=tuple(run_ids)),
         observer=_waits_shown(console, live_view.observe if live_view is not None else None),
         cache=cache,
         catalog=TaskCatalog(TaskAccess.allowing(allow)),
     )
     worker.reclaim()
+    worker.announce()  # before saying what the runs wait for: a decision finds it listed
+    _open_waits_shown(console, store, run_ids)
     try:
         _work(worker, run_ids, live_view, console)
     except KeyboardInterrupt:
-        worker.release()
+        worker.close()
         console.print(f"interrupted; continue with: keel resume {' '.join(r[:8] for r in run_ids)}")
         sys.stdout.flush()
         os._exit(130)  # attempts still running in threads cannot be stopped; do not wait
@@ -279,20 +281,40 @@ def _waits_shown(console: Any, then: Any) -> Any:
     """An observer that says what a run waits for as it begins to wait, with the command
     that ends the wait (the process goes on waiting, holding no thread for it)."""
     from keel.engine.events import NodeAwaiting
-    from keel.runtime.report import NodeReport, describe_wait
 
     def observe(events: list[Any]) -> None:
         if then is not None:
             then(events)
         for stored in events:
             event = stored.event
-            if isinstance(event, NodeAwaiting) and event.waits_for != "timer":
-                report = NodeReport(event.node, waits_for=event.waits_for, wait=event.details,
-                                    until=event.until)  # fmt: skip
-                console.print(f"{event.node} waits for {describe_wait(report, stored.run_id)}",
-                              markup=False, highlight=False)  # fmt: skip
+            if isinstance(event, NodeAwaiting):
+                _say_wait(console, stored.run_id, event.node, event.waits_for, event.details,
+                          event.until)  # fmt: skip
 
     return observe
+
+
+def _open_waits_shown(console: Any, store: Store, run_ids: list[str]) -> None:
+    """Say what the runs wait for already (``keel resume``, ``keel retry``: the waits
+    opened before this process started, so no new event will announce them), as
+    ``_waits_shown`` says it for the waits that open while the process runs."""
+    for run_id in run_ids:
+        for wait in store.waits(run_id=run_id):
+            _say_wait(console, run_id, wait.node, wait.waits_for, wait.details, wait.until)
+
+
+def _say_wait(
+    console: Any, run_id: str, node: str, waits_for: str, details: Any, until: float | None
+) -> None:
+    """One line: what ``node`` waits for and the command that ends the wait (a timer
+    ends by itself: nothing to say)."""
+    from keel.runtime.report import NodeReport, describe_wait
+
+    if waits_for == "timer":
+        return
+    report = NodeReport(node, waits_for=waits_for, wait=details, until=until)
+    console.print(f"{node} waits for {describe_wait(report, run_id)}", markup=False,
+                  highlight=False)  # fmt: skip
 
 
 def _work(worker: Worker, run_ids: list[str], live_view: Any, console: Any) -> None:

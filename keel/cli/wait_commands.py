@@ -27,6 +27,7 @@ from keel.cli.recovery_commands import ByOption, ReasonOption, RunArgument
 
 if TYPE_CHECKING:
     from keel.store.protocol import Store
+    from keel.store.records import RunRecord
 
 NodeArgument = Annotated[str, typer.Argument(help="The approval node's id")]
 CommentOption = Annotated[str, typer.Option("--comment", help="Why, kept with the decision")]
@@ -119,7 +120,9 @@ def approve(
             record = approve_node(store, run_id, node, data=value, comment=comment, by=by)
         except InputError as exc:  # the form's data is missing or wrong: say what it takes
             raise fail("\n".join([str(exc), *_form_help(store, run_id, node)])) from None
+        idle = _nothing_executes(store, record)
     typer.echo(f"run {record.id[:8]}: {node} approved ({record.status})")
+    _say_how_to_continue(idle)
 
 
 def _form_help(store: Store, run_id: str, node: str) -> list[str]:
@@ -146,7 +149,9 @@ def reject(
 
     with opened_store(db) as store, reported_errors():
         record = reject_node(store, run_id, node, comment=comment, by=by)
+        idle = _nothing_executes(store, record)
     typer.echo(f"run {record.id[:8]}: {node} rejected ({record.status})")
+    _say_how_to_continue(idle)
 
 
 def signal(
@@ -165,7 +170,9 @@ def signal(
     value = parse_json(data, "--data")
     with opened_store(db) as store, reported_errors():
         record = send_signal(store, run_id, name, value, by=by)
+        idle = _nothing_executes(store, record)
     typer.echo(f"run {record.id[:8]}: signal {name} delivered")
+    _say_how_to_continue(idle)
 
 
 def pause(run_id: RunArgument, reason: ReasonOption = "", by: ByOption = None,
@@ -185,4 +192,38 @@ def unpause(run_id: RunArgument, reason: ReasonOption = "", by: ByOption = None,
 
     with opened_store(db) as store, reported_errors():
         record = unpause_run(store, run_id, reason=reason, by=by)
+        idle = _nothing_executes(store, record)
     typer.echo(f"run {record.id[:8]} unpaused ({record.status})")
+    _say_how_to_continue(idle)
+
+
+def _nothing_executes(store: Store, record: RunRecord) -> str | None:
+    """After a change that lets a run go on: if its next steps are queued and no live
+    process will take them (the ``keel run`` that waited was stopped, no ``keel worker``
+    takes their queue), the run to resume (the top one: its children go with it)."""
+    from keel.runtime.activity import run_activity
+    from keel.runtime.clock import clock_for
+    from keel.runtime.presence import run_is_served
+    from keel.runtime.runs import RunCache
+
+    now = clock_for(store).now()
+    record = store.get_run(record.id)
+    activity = run_activity(store, record, now)
+    if activity is None or activity.kind != "queued":
+        return None
+    plan = RunCache(store).plan(record.spec_version)
+    if run_is_served(store, record, {node.queue for node in plan.nodes.values()}, now):
+        return None
+    while record.parent_run is not None:
+        record = store.get_run(record.parent_run)
+    return record.id
+
+
+def _say_how_to_continue(run_id: str | None) -> None:
+    """Say that nothing executes ``run_id`` (from ``_nothing_executes``) and what to do."""
+    if run_id is not None:
+        typer.echo(
+            f"queued, no worker is running it: continue with `keel resume {run_id[:8]}`\n"
+            "(or start `keel worker`)",
+            err=True,
+        )

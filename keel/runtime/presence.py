@@ -1,6 +1,7 @@
 """A worker's presence in the store's list of live workers, and who serves a queue.
 
-``keel worker`` registers on its first turn, is seen again every ``LIVE_WITHIN / 3``
+``keel worker`` registers on its first turn (``keel run`` and ``keel resume`` too, as
+workers of their own runs only), is seen again every ``LIVE_WITHIN / 3``
 seconds at most (one cheap ``UPDATE`` from the worker loop's maintenance, never per
 step), and removes itself when it stops cleanly. A worker is live while it was seen
 within ``LIVE_WITHIN`` seconds: a killed worker drops out of the list by itself after
@@ -16,6 +17,7 @@ from dataclasses import replace
 from keel.runtime.owner import Owner
 from keel.store.presence import WorkerRecord
 from keel.store.protocol import Store
+from keel.store.records import RunRecord
 
 #: seconds since a worker was last seen after which it is taken for gone
 LIVE_WITHIN = 30.0
@@ -34,6 +36,7 @@ class Presence:
         queues: tuple[str, ...] | None,
         *,
         every: float = LIVE_WITHIN / 3,
+        runs: tuple[str, ...] | None = None,
     ) -> None:
         parsed = Owner.parse(owner)
         self.store = store
@@ -44,6 +47,7 @@ class Presence:
             queues,
             started_at=0.0,
             seen_at=0.0,
+            runs=runs,
         )
         self.every = every
         self._seen_at: float | None = None
@@ -76,3 +80,21 @@ def queues_without_worker(store: Store, queues: Iterable[str], now: float) -> li
     """Those of ``queues`` that no live worker takes, in order."""
     workers = live_workers(store, now)
     return [queue for queue in queues if not any(worker.takes(queue) for worker in workers)]
+
+
+def run_is_served(store: Store, record: RunRecord, queues: Iterable[str], now: float) -> bool:
+    """Whether a live worker will take the run's queued attempts: a ``keel run`` or
+    ``keel resume`` executing it (or the run it is a child of), or a ``keel worker`` that
+    takes one of ``queues`` (those of the run's steps)."""
+    lineage = {record.id}
+    parent = record.parent_run
+    while parent is not None and parent not in lineage:
+        lineage.add(parent)
+        parent = store.get_run(parent).parent_run
+    wanted = set(queues)
+    return any(
+        not lineage.isdisjoint(worker.runs)
+        if worker.runs is not None
+        else any(worker.takes(queue) for queue in wanted)
+        for worker in live_workers(store, now)
+    )

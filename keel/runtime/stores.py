@@ -10,6 +10,10 @@ folder, so a project keeps its runs beside its code.
 store many hosts share. Its migrations are applied by ``keel db upgrade`` and by the
 commands that execute runs (``keel worker``, ``keel run``, ``keel resume``:
 ``upgrade=True``); other commands refuse a database that needs them.
+
+An embedded database is created only by what starts work (``create=True``: ``keel run``,
+``keel worker``, ``keel db upgrade``, ``keel.Client``); the other commands refuse a file
+that does not exist, so a mistyped URL is an error instead of a new, empty store.
 """
 
 from __future__ import annotations
@@ -30,13 +34,19 @@ def store_url(url: str | None = None) -> str:
     return url or os.environ.get(ENVIRONMENT) or f"sqlite:///{DEFAULT_PATH}"
 
 
-def open_store(url: str | None = None, *, upgrade: bool = False) -> Store:
+#: the forms a database URL takes, for messages about a wrong one
+FORMS = "sqlite:///PATH or postgresql://USER@HOST/DB"
+
+
+def open_store(url: str | None = None, *, upgrade: bool = False, create: bool = True) -> Store:
     """The store ``url`` names; ``upgrade``: apply pending migrations of a shared
-    database (an embedded one is always brought up to date when opened)."""
+    database (an embedded one is always brought up to date when opened); ``create``:
+    create an embedded database that does not exist yet, else refuse it."""
     from keel.store.sqlite import SQLiteStore
 
     url = store_url(url)
     if "://" not in url:
+        _exists(url, create)
         return SQLiteStore(url)
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
@@ -52,6 +62,7 @@ def open_store(url: str | None = None, *, upgrade: bool = False) -> Store:
                 f"{masked_url(url)}: unknown option {', '.join(unknown)} "
                 "(known: synchronous, timeout)"
             )
+        _exists(path, create)
         return SQLiteStore(
             path,
             synchronous=options.get("synchronous", "normal"),
@@ -67,8 +78,18 @@ def open_store(url: str | None = None, *, upgrade: bool = False) -> Store:
             ) from None
         return PostgresStore(url, upgrade=upgrade)
     raise StoreError(
-        f"{masked_url(url)}: unknown database URL scheme '{parts.scheme}' "
-        "(use sqlite:///PATH or postgresql://USER@HOST/DB)"
+        f"{masked_url(url)}: unknown database URL scheme '{parts.scheme}' (use {FORMS})"
+    )
+
+
+def _exists(path: str, create: bool) -> None:
+    """Refuse an embedded database that is not there, unless this may create it: a
+    command that only reads or decides would otherwise show a typo as an empty store."""
+    if create or Path(path).exists():
+        return
+    raise StoreError(
+        f"no keel database at {path}: check --db / {ENVIRONMENT} "
+        f"({FORMS}; a database is created by `keel run`)"
     )
 
 

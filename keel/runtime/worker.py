@@ -117,9 +117,11 @@ class WorkerOptions:
     #: when asked to stop, seconds to let running attempts finish before giving the
     #: rest back to the queue for another worker (None: wait for all of them)
     stop_grace: float | None = None
-    #: list this worker in the store's live workers while it runs (``keel worker``; not
-    #: ``keel run``, which executes only its own runs): see ``keel.runtime.presence``
+    #: list this worker in the store's live workers while it runs (``keel worker``; and
+    #: ``keel run``, ``keel resume``, as workers of ``runs``): see ``keel.runtime.presence``
     announce: bool = False
+    #: with ``announce``: the runs this worker executes, and only those (None: any run)
+    runs: tuple[str, ...] | None = None
     #: seconds an attempt whose task's code this worker lacks is given back for other
     #: workers before it fails (0: it fails at once; see ``keel.runtime.missing_code``)
     code_wait: float = 0.0
@@ -190,7 +192,9 @@ class Worker:
         self._presence: Presence | None = None
         if self.options.announce:
             every = min(self.options.lease_for, LIVE_WITHIN) / 3
-            self._presence = Presence(store, self.owner, self.options.queues, every=every)
+            self._presence = Presence(
+                store, self.owner, self.options.queues, every=every, runs=self.options.runs
+            )
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -324,12 +328,20 @@ class Worker:
             log.warning("run %s: abandoned the timed-out thread of node %s, attempt %d",
                         lease.run_id[:8], node, lease.attempt)  # fmt: skip
 
+    def announce(self) -> None:
+        """List this worker in the live workers now (with ``announce``), before its
+        first turn does: a command may then tell others a worker executes its runs."""
+        if self._presence is not None:
+            self._presence.beat(self.clock.now())
+
     def close(self) -> None:
-        """Give back what this worker holds and stop its threads."""
+        """Give back what this worker holds, leave the live workers and stop its threads."""
         if self._stop_listening is not None:
             self._stop_listening()
         try:
             self.release()
+            if self._presence is not None:
+                self._presence.withdraw()
         except StoreError as exc:
             log.warning("could not give back the attempts this worker holds (%s); they "
                         "return to the queue when their leases expire", exc)  # fmt: skip

@@ -29,18 +29,25 @@ class WorkerRecord:
     #: when it registered and when it was last seen (the store's clock)
     started_at: float
     seen_at: float
+    #: the runs it executes, and only those (``keel run``, ``keel resume``; their child
+    #: runs too); None: any run from its queues (``keel worker``)
+    runs: tuple[str, ...] | None = None
 
     def takes(self, queue: str) -> bool:
-        return self.queues is None or queue in self.queues
+        """Whether it takes attempts of any run from ``queue``."""
+        return self.runs is None and (self.queues is None or queue in self.queues)
 
 
 def worker_row(worker: WorkerRecord) -> tuple[Any, ...]:
     """The columns of the ``workers`` table, in order, for an insert."""
     queues = None if worker.queues is None else json.dumps(list(worker.queues))
-    return (worker.owner, worker.host, worker.pid, queues, worker.started_at, worker.seen_at)
+    runs = None if worker.runs is None else json.dumps(list(worker.runs))
+    return (worker.owner, worker.host, worker.pid, queues, worker.started_at, worker.seen_at,
+            runs)  # fmt: skip
 
 
 def worker_of(row: Sequence[Any]) -> WorkerRecord:
-    owner, host, pid, queues, started_at, seen_at = row
+    owner, host, pid, queues, started_at, seen_at, runs = row
     listed = None if queues is None else tuple(json.loads(queues))
-    return WorkerRecord(owner, host, int(pid), listed, float(started_at), float(seen_at))
+    only = None if runs is None else tuple(json.loads(runs))
+    return WorkerRecord(owner, host, int(pid), listed, float(started_at), float(seen_at), only)

@@ -78,3 +78,14 @@ def test_workers_not_seen_for_long_are_forgotten(store: Store) -> None:
 
     assert [w.owner for w in store.live_workers(seen_since=0.0)] == ["h2:2:2:bb"]
     assert store.worker_seen("h1:1:1:aa", T0 + 200) is False
+
+
+def test_a_worker_of_some_runs_only_is_kept_with_them_and_takes_no_queue(store: Store) -> None:
+    only = WorkerRecord("h1:1:1:aa", "h1", 1, None, T0, T0, runs=("r1", "r2"))
+    store.register_worker(only)
+
+    (listed,) = store.live_workers(seen_since=0.0)
+
+    assert listed == only
+    assert listed.runs == ("r1", "r2")
+    assert listed.takes("default") is False  # it executes its runs, no other run's steps

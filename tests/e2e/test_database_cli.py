@@ -101,3 +101,73 @@ def test_run_creates_the_embedded_database_for_its_user_only(tmp_path: Path) -> 
     for name in ("keel.db", "keel.db-wal", "keel.db-shm"):
         if (folder / name).exists():  # -wal and -shm go when the last connection closes
             assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
+
+
+# --- a database that is not there ---------------------------------------------------------
+
+NO_DATABASE = "no keel database at "
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["runs"], ["show", "abc"], ["history", "abc"], ["verify", "--all"], ["approvals"],
+        ["approve", "abc", "review"], ["signal", "abc", "go"], ["pause", "abc"],
+        ["failed"], ["retry", "abc"], ["circuits"], ["cancel", "abc"], ["resume", "--yes"],
+    ],
+)  # fmt: skip
+def test_a_command_that_starts_no_work_creates_no_database(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """A mistyped URL must not look like an empty store (and leave a stray file)."""
+    shown = keel(*command, cwd=tmp_path, db="sqlite:///nested/folder/keel.db")
+
+    assert shown.returncode == 1, shown.stdout
+    assert shown.stderr.startswith(f"{NO_DATABASE}nested/folder/keel.db: check --db")
+    assert "a database is created by `keel run`" in shown.stderr
+    assert "Traceback" not in shown.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bare_word_as_the_url_is_refused_naming_the_accepted_forms(tmp_path: Path) -> None:
+    listed = keel("runs", cwd=tmp_path, db="garbage")
+
+    assert listed.returncode == 1
+    assert listed.stderr.strip() == (
+        "no keel database at garbage: check --db / KEEL_DATABASE_URL "
+        "(sqlite:///PATH or postgresql://USER@HOST/DB; a database is created by `keel run`)"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_absolute_path_that_is_not_there_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "x.db"
+
+    listed = keel("runs", "--db", f"sqlite:///{missing}", cwd=tmp_path)
+
+    assert listed.returncode == 1
+    assert listed.stderr.startswith(f"{NO_DATABASE}{missing}:")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_typo_in_the_url_is_not_shown_as_a_missing_run(tmp_path: Path) -> None:
+    ran = keel("run", f"{FLOWS}:hello", "-i", "name=ann", "--quiet", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    (run,) = json.loads(keel("runs", "--json", cwd=tmp_path).stdout)
+
+    shown = keel("show", run["id"][:8], "--db", "sqlite:///.keel/kee1.db", cwd=tmp_path)
+
+    assert shown.returncode == 1
+    assert shown.stderr.startswith(f"{NO_DATABASE}.keel/kee1.db: check --db")
+    assert sorted(p.name for p in (tmp_path / ".keel").iterdir() if "kee1" in p.name) == []
+
+
+def test_the_commands_that_start_work_create_the_database(tmp_path: Path) -> None:
+    upgraded = keel("db", "upgrade", cwd=tmp_path, db="sqlite:///a/keel.db")
+    ran = keel("run", f"{FLOWS}:hello", "-i", "name=ann", "--quiet", cwd=tmp_path,
+               db="sqlite:///b/keel.db")  # fmt: skip
+
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert ran.returncode == 0, ran.stderr
+    assert (tmp_path / "a" / "keel.db").is_file()
+    assert (tmp_path / "b" / "keel.db").is_file()

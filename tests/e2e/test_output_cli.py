@@ -87,6 +87,8 @@ def approval_listed(keel: Keel, node: str) -> dict[str, object]:
     found: list[dict[str, object]] = []
 
     def listed() -> bool:
+        if not keel.db.exists():  # the keel run in the background has not created it yet
+            return False
         found[:] = [a for a in json.loads(keel.ok("approvals", "--json").stdout)
                     if a["node"] == node]  # fmt: skip
         return bool(found)

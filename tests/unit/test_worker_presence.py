@@ -1,20 +1,35 @@
 """A worker's presence in the store's list of live workers, on a real SQLite store with
 a fake clock: registered on its first turn, seen again about every ten seconds (not on
 every turn), registered again if it was forgotten meanwhile, removed when it stops
-cleanly. ``keel run``'s in-process worker executes only its own runs: it is not listed.
+cleanly. ``keel run``'s in-process worker executes only its own runs: it is listed as a
+worker of those runs, and serves no queue for others.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import pytest
 
 from keel.runtime.clock import FakeClock
-from keel.runtime.presence import LIVE_WITHIN, live_workers, queues_without_worker
+from keel.runtime.control import start_run
+from keel.runtime.presence import (
+    LIVE_WITHIN,
+    live_workers,
+    queues_without_worker,
+    run_is_served,
+)
 from keel.runtime.worker import Worker, WorkerOptions
+from keel.spec import parse_spec
 from keel.store import WorkerRecord
 from keel.store.sqlite import SQLiteStore
+from tests.unit import runtime_tasks  # noqa: F401  (loaded, as a worker loads its code)
+
+SPEC = parse_spec(
+    {"name": "w", "nodes": [{"id": "a", "task": "tests.unit.runtime_tasks:echo",
+                             "args": {"value": 1}}]}
+)  # fmt: skip
 
 
 @pytest.fixture
@@ -82,13 +97,39 @@ def test_a_worker_forgotten_meanwhile_registers_again(store: SQLiteStore, clock:
         worker.close()
 
 
-def test_the_worker_of_keel_run_is_not_listed(store: SQLiteStore, clock: FakeClock) -> None:
+def test_a_worker_that_does_not_announce_is_not_listed(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
     worker = Worker(store, clock=clock)
     try:
         worker.step()
         assert listed(store) == []
     finally:
         worker.close()
+
+
+def test_the_worker_of_keel_run_is_listed_for_its_runs_only(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    run = start_run(store, SPEC, {}, clock=clock)
+    other = start_run(store, SPEC, {}, clock=clock)
+    child = dataclasses.replace(other, id="child", parent_run=run.id)
+    worker = Worker(store, WorkerOptions(announce=True, runs=(run.id,)), clock=clock)
+    now = clock.now()
+
+    assert not run_is_served(store, run, ["default"], now)
+    worker.announce()
+    try:
+        (record,) = listed(store)
+        assert record.runs == (run.id,)
+        assert run_is_served(store, run, ["default"], now)
+        assert not run_is_served(store, other, ["default"], now)
+        assert run_is_served(store, child, ["default"], now)  # it executes children too
+        assert queues_without_worker(store, ["default"], now) == ["default"]  # not for others
+    finally:
+        worker.close()
+    assert listed(store) == []  # it left when it stopped
+    assert not run_is_served(store, run, ["default"], now)
 
 
 def test_queues_without_a_live_worker(store: SQLiteStore, clock: FakeClock) -> None:

@@ -228,10 +228,11 @@ SELECT extract(epoch FROM clock_timestamp())::double precision;
 
 -- name: upsert_worker
 -- live workers (keel.store.presence): registered at start, seen with each heartbeat
-INSERT INTO workers (owner, host, pid, queues, started_at, seen_at)
-VALUES (%s, %s, %s, %s, %s, %s)
+INSERT INTO workers (owner, host, pid, queues, started_at, seen_at, runs)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (owner) DO UPDATE SET host = excluded.host, pid = excluded.pid,
-    queues = excluded.queues, started_at = excluded.started_at, seen_at = excluded.seen_at;
+    queues = excluded.queues, started_at = excluded.started_at, seen_at = excluded.seen_at,
+    runs = excluded.runs;
 
 -- name: worker_seen
 UPDATE workers SET seen_at = greatest(seen_at, %s) WHERE owner = %s;
@@ -240,7 +241,7 @@ UPDATE workers SET seen_at = greatest(seen_at, %s) WHERE owner = %s;
 DELETE FROM workers WHERE owner = %s;
 
 -- name: select_live_workers
-SELECT owner, host, pid, queues, started_at, seen_at FROM workers
+SELECT owner, host, pid, queues, started_at, seen_at, runs FROM workers
 WHERE seen_at >= %s ORDER BY started_at, owner;
 
 -- name: forget_workers

@@ -193,8 +193,8 @@ ORDER BY w.since, w.run_id, w.node LIMIT :limit;
 
 -- name: upsert_worker
 -- live workers (keel.store.presence): registered at start, seen with each heartbeat
-INSERT OR REPLACE INTO workers (owner, host, pid, queues, started_at, seen_at)
-VALUES (?, ?, ?, ?, ?, ?);
+INSERT OR REPLACE INTO workers (owner, host, pid, queues, started_at, seen_at, runs)
+VALUES (?, ?, ?, ?, ?, ?, ?);
 
 -- name: worker_seen
 UPDATE workers SET seen_at = max(seen_at, ?) WHERE owner = ?;
@@ -203,7 +203,7 @@ UPDATE workers SET seen_at = max(seen_at, ?) WHERE owner = ?;
 DELETE FROM workers WHERE owner = ?;
 
 -- name: select_live_workers
-SELECT owner, host, pid, queues, started_at, seen_at FROM workers
+SELECT owner, host, pid, queues, started_at, seen_at, runs FROM workers
 WHERE seen_at >= ? ORDER BY started_at, owner;
 
 -- name: forget_workers
