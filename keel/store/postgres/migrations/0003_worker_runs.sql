@@ -1,4 +1,0 @@
--- The runs a live worker executes, and only those (keel run, keel resume: a JSON array);
--- NULL for a worker that takes any run from its queues (keel worker). SQLite: 0008.
-
-ALTER TABLE workers ADD COLUMN runs text;
