@@ -30,12 +30,27 @@ wait_commands.register(app)
 worker_commands.register(app)
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from keel import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print keel's version."
+    ),
+) -> None:
+    """keel: durable workflows for AI-agent and business processes."""
+
+
 @app.command()
 def version() -> None:
     """Print keel's version."""
-    from keel import __version__
-
-    typer.echo(__version__)
+    _print_version(True)
 
 
 plain_flags(app)

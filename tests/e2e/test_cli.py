@@ -161,3 +161,9 @@ def test_validate_names_the_workflow_and_counts_in_words(tmp_path: Path) -> None
     assert "workflow 'greeting' is invalid (2 problems):" in result.stderr
     assert "duplicate node id 'pause' (first used by the 1st node)" in result.stderr
     assert "duration '400d' is too long" in result.stderr
+
+
+def test_version_as_a_flag_and_as_a_command() -> None:
+    flag, command = keel("--version"), keel("version")
+    assert flag.returncode == command.returncode == 0, flag.stderr + command.stderr
+    assert flag.stdout.strip() == command.stdout.strip() == __import__("keel").__version__
