@@ -124,6 +124,11 @@ def idempotency_key(notification: dict[str, Any]) -> str:
     return f"keel-{digest[:40]}"
 
 
+#: the longest a delivery waits between two tries: the wait holds a notifier thread, and
+#: a notification that still fails is tried again later from the outbox anyway
+LONGEST_WAIT = 60.0
+
+
 def _post(
     notifier: WebhookNotifier, notification: dict[str, Any], sleep: Callable[[float], None]
 ) -> None:
@@ -137,7 +142,7 @@ def _post(
     cause = ""
     for attempt in range(1, notifier.max_attempts + 1):
         if attempt > 1:
-            sleep(notifier.backoff * 2 ** (attempt - 2))
+            sleep(min(notifier.backoff * 2 ** (attempt - 2), LONGEST_WAIT))
         request = urllib.request.Request(notifier.url, data=body, headers=headers, method="POST")
         try:
             # the timeout bounds each blocking step (connect, each read), not the attempt

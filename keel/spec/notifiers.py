@@ -81,7 +81,7 @@ class WebhookNotifier(_Frozen):
     Delivery is at least once: an attempt that timed out may still have arrived, so every
     request carries an ``Idempotency-Key`` that receivers can use to drop duplicates.
     Connection errors, timeouts, HTTP 5xx and 429 are retried up to ``max_attempts``,
-    waiting ``backoff`` seconds, then twice as long each time.
+    waiting ``backoff`` seconds, then twice as long each time (a minute at most).
     """
 
     kind: Literal["webhook"] = "webhook"

@@ -196,6 +196,21 @@ def test_webhook_gives_up_after_max_attempts_of_server_errors(
     assert isinstance(caught.value, KeelError)
 
 
+def test_webhook_waits_between_tries_grow_to_a_minute_at_most(
+    http_server: RecordingServer,
+) -> None:
+    """A long backoff doubled up to 19 times would hold a notifier thread for years (and
+    overflow ``time.sleep``): each wait stops growing at a minute."""
+    http_server.answer(503)
+    sleep = SleepRecorder()
+
+    with pytest.raises(NotifyError, match="failed after 20 attempts"):
+        deliver(webhook(http_server.url, max_attempts=20, backoff="30d"), NOTIFICATION,
+                sleep=sleep)  # fmt: skip
+
+    assert sleep.waits == [60.0] * 19
+
+
 def test_webhook_does_not_retry_a_client_error(http_server: RecordingServer) -> None:
     http_server.answer(400)
     sleep = SleepRecorder()
