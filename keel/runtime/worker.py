@@ -349,10 +349,25 @@ class Worker:
         if self._notifier_pool is not None:
             self._notifier_pool.shutdown(wait=False)
 
-    def release(self, reason: str = "worker stopped") -> None:
-        """Put this worker's leases back on the queue so another worker takes them now."""
-        events = self.store.reclaim(self.clock.now(), dead_owners=[self.owner], reason=reason)
-        self._observe(events)
+    def release(self, reason: str = "worker stopped", *, within: float = 10.0) -> None:
+        """Put this worker's leases back on the queue so another worker takes them now.
+
+        A reclaim leaves alone a run that another process is committing to at that
+        moment (it never waits for one), so this looks again until this worker holds
+        nothing: a lease left behind would be renewed with the others, and never expire,
+        for an attempt nothing runs any more. After ``within`` seconds what is left is
+        said in the log (it expires once this worker stops renewing it)."""
+        until = time.monotonic() + within
+        while True:
+            events = self.store.reclaim(self.clock.now(), dead_owners=[self.owner], reason=reason)
+            self._observe(events)
+            if self.owner not in self.store.lease_owners():
+                break
+            if time.monotonic() >= until:
+                log.warning("could not give back every attempt this worker holds: their "
+                            "runs stayed busy; they go back when their leases expire")  # fmt: skip
+                break
+            threading.Event().wait(0.05)
         self._running.clear()
 
     # --- pieces -----------------------------------------------------------------------------

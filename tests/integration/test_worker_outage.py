@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 
 from keel.engine.events import NodeReclaimed, NodeStarted, NodeSucceeded
@@ -107,3 +108,32 @@ def test_a_worker_waits_out_a_long_outage_gives_back_its_attempts_and_finishes(
     succeeded = Counter((e.node, e.item) for e in history if isinstance(e, NodeSucceeded))
     assert set(succeeded.values()) == {1}, succeeded
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+def test_giving_back_waits_for_a_run_another_process_is_committing_to() -> None:
+    """A reclaim skips a run locked by another transaction; a worker giving back its
+    attempts (after an outage, or when it stops) must not leave one of them behind, still
+    its own and renewed with its other leases, though nothing runs it any more."""
+    url = fresh_url()
+    store = open_postgres(url)
+    try:
+        run_id = start_run(store, fanflow.fan.spec, {"n": 1}).id
+        worker = Worker(store, WorkerOptions(concurrency=1))
+        (claimed,) = store.claim(worker.owner, 1, worker.clock.now(), 30.0, run_id=run_id)
+        blocker = psycopg.connect(store.conninfo)
+        blocker.execute(f'SET search_path TO "{store.schema}"')
+        blocker.execute("SELECT id FROM runs WHERE id = %s FOR UPDATE", (run_id,))
+        giving_back = threading.Thread(target=worker.release, args=("test",))
+        giving_back.start()
+        threading.Event().wait(0.3)  # lets it look at least once while the run is busy
+        blocker.rollback()
+        blocker.close()
+        giving_back.join(timeout=DEADLINE)
+        assert not giving_back.is_alive()
+        assert worker.owner not in store.lease_owners()
+        reclaimed = [s.event for s in store.history(run_id) if isinstance(s.event, NodeReclaimed)]
+        assert [(e.node, e.owner) for e in reclaimed] == [(claimed.lease.node, worker.owner)]
+        worker.close()
+    finally:
+        store.drop_schema()
+        store.close()
