@@ -20,6 +20,7 @@ by any worker: ``TaskNotAllowedError``, and the attempt fails at once, without r
 
 from __future__ import annotations
 
+import inspect
 import sys
 import typing
 from collections.abc import Callable, Collection
@@ -110,21 +111,32 @@ def _loaded(module_name: str) -> ModuleType | None:
 
 def notifier_function(import_path: str) -> Callable[..., Any]:
     """The function a callable notifier names, by the same rule as far as it applies
-    (a notifier is a plain function): from a module this process has imported, never
-    the standard library, and never importing anything because a spec names it."""
+    (a notifier is a plain function): defined in a module this process has imported,
+    never the standard library nor keel itself, and never importing anything because a
+    spec names it."""
     module_name, _, qualname = import_path.partition(":")
     if in_standard_library(import_path):
         raise TaskNotAllowedError(
             f"'{import_path}' is in the standard library: a notifier must be a function "
             "of the code the worker loads"
         )
-    target: Any = _loaded(module_name)
-    if target is None:
+    if module_name == "keel" or module_name.startswith("keel."):
+        raise TaskNotAllowedError(f"'{import_path}' is keel's own code, not a notifier")
+    module = _loaded(module_name)
+    if module is None:
         raise TaskCodeMissingError(f"module '{module_name}' was not loaded by this worker")
+    target: Any = module
     for part in qualname.split("."):
         target = getattr(target, part, None)
         if target is None:
             raise TaskCodeMissingError(f"the loaded module '{module_name}' has no '{qualname}'")
-    if not callable(target):
+    if not inspect.isfunction(target):
         raise TaskNotAllowedError(f"'{import_path}' is a {type(target).__name__}, not a function")
+    # defined there, not reached through it: ``mod:subprocess.Popen``, or a function the
+    # module imported from elsewhere, names code nobody declared as a notifier
+    if target.__module__ != module.__name__:
+        raise TaskNotAllowedError(
+            f"'{import_path}' is a function of '{target.__module__}', not of '{module_name}': "
+            "a notifier must be a function defined in the code the worker loads"
+        )
     return typing.cast(Callable[..., Any], target)

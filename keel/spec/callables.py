@@ -52,6 +52,8 @@ TASK_MARKER = "__keel_task__"
 def is_keel_task(target: object) -> bool:
     """Whether ``target`` was declared a step with ``@keel.task``. ``is True``, not truth:
     objects that answer every attribute (mocks, proxies) do not pass."""
+    if isinstance(target, type):  # the class of tasks (``mod:task.__class__``) is not one
+        return False
     return getattr(target, TASK_MARKER, None) is True
 
 

@@ -112,3 +112,26 @@ def test_without_a_wait_the_attempt_fails_at_once() -> None:
     assert again is None
     assert isinstance(event, NodeFailed)
     assert event.error.message.startswith("no code here; load the code that defines it")
+
+
+def test_the_class_of_tasks_reached_through_a_task_is_not_a_task() -> None:
+    """The marker is on the class: ``mod:task.__class__`` must not pass for a task."""
+    assert not is_keel_task(type(runtime_tasks.echo))
+    with pytest.raises(TaskNotAllowedError):
+        TaskAccess().resolve(f"{TASKS}:echo.__class__")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "keel.runtime.isolation:subprocess.Popen",  # the standard library reached through
+        "keel.runtime.isolation:os.system",  #        a loaded module's attributes
+        "tests.unit.runtime_tasks:time.sleep",
+        "keel.runtime.isolation:kill_children",  # keel's own code
+    ],
+)
+def test_a_notifier_is_a_function_defined_in_the_loaded_code(path: str) -> None:
+    from keel.runtime.task_access import notifier_function
+
+    with pytest.raises(TaskNotAllowedError):
+        notifier_function(path)
