@@ -23,6 +23,7 @@ class Proxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.when: str | None = None
+        self.pattern = b"COMMIT\x00"
         self.cuts = 0
         self.refusing = False
         self._open: list[socket.socket] = []
@@ -37,8 +38,9 @@ class Proxy:
         query = f"{parts.query}&sslmode=disable&gssencmode=disable"
         return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
-    def arm(self, when: str) -> None:
-        self.when = when
+    def arm(self, when: str, on: bytes = b"COMMIT\x00") -> None:
+        """Cut the next connection that sends ``on`` (a COMMIT unless told)."""
+        self.when, self.pattern = when, on
 
     def down(self) -> None:
         with self._lock:
@@ -85,7 +87,7 @@ class Proxy:
     def _up(self, client: socket.socket, server: socket.socket, state: dict[str, bool]) -> None:
         try:
             while data := client.recv(65536):
-                when = self._take() if b"COMMIT\x00" in data and self.when else None
+                when = self._take() if self.when and self.pattern in data else None
                 if when == "before":
                     self._close(client, server)
                     return

@@ -10,6 +10,7 @@ connection is one line in the log. And the server's other errors leave the store
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Iterator
 
@@ -123,6 +124,31 @@ def test_a_commit_cut_off_is_applied_exactly_once_and_reported_as_it_went(
     lost = lost_lines(caplog)
     assert len(lost) == 1, lost
     assert ("after a commit went through" in lost[0]) == (when == "after")
+
+
+def test_a_store_opened_while_its_connection_is_cut_opens_all_the_same() -> None:
+    """A worker starting during a failover: the connection that opens the store is cut
+    by the server's side; the store tries again instead of the worker exiting."""
+    url = fresh_url()
+    proxy = Proxy()
+    proxy.arm("before", on=b"pg_namespace")  # the first thing a store asks
+    try:
+        store = PostgresStore(proxy.url(url), upgrade=True)
+    finally:
+        proxy.close()
+    try:
+        assert proxy.cuts == 1
+        assert store.schema_version() > 0
+    finally:
+        store.drop_schema()
+        store.close()
+
+
+def test_a_wrong_address_fails_at_once_naming_it() -> None:
+    with pytest.raises(
+        StoreError, match=re.escape("cannot connect to postgresql://postgres@127.0.0.1:1/")
+    ):
+        PostgresStore("postgresql://postgres@127.0.0.1:1/test", reconnect_for=600)
 
 
 def test_a_read_only_database_is_a_storage_fault_that_names_it() -> None:

@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -88,8 +89,21 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 #: the advisory lock that lets one process at a time apply migrations
 _MIGRATION_LOCK = 0x6B65656C  # "keel"
 _ENDED = ("succeeded", "failed", "cancelled")
+
+
 #: database errors after which the transition is refused as a conflict (the caller
 #: reloads and tries again) rather than failing the whole commit
+def _cut(exc: psycopg.Error) -> bool:
+    """Whether a connection was cut by the server's side (shut down, restarting, the
+    backend terminated), rather than never possible (wrong host, port or password)."""
+    if isinstance(exc, pg_errors.AdminShutdown | pg_errors.CrashShutdown
+                  | pg_errors.CannotConnectNow):  # fmt: skip
+        return True
+    return isinstance(exc, psycopg.OperationalError) and (
+        "server closed the connection" in str(exc) or "consuming input failed" in str(exc)
+    )
+
+
 _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _REFUSALS = (ConflictError, LeaseLostError, RunNotFoundError)
 #: free attempts: not held, not on hold, due, their circuit closed (or past its
@@ -178,19 +192,7 @@ class PostgresStore:
         self._settings = connection_settings(self.conninfo, self.schema)
         self._listeners: list[_Listener] = []
         self._applied: list[str] = []
-        try:
-            with psycopg.connect(self.conninfo, autocommit=True, **self._settings) as conn:
-                found = conn.execute(
-                    "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)
-                ).fetchone()
-                if found is None:  # a read-only database (a standby) can still be read
-                    create = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}")
-                    conn.execute(create.format(sql.Identifier(self.schema)))
-        except psycopg.Error as exc:
-            fault = storage_fault(exc, self._shown_url())
-            if fault is not None:
-                raise fault from None
-            raise StoreError(f"cannot connect to {self._shown_url()}: {exc}".strip()) from None
+        self._ensure_schema(reconnect_for)
         self._db = Connections(
             self.conninfo, self._settings, self._shown_url(), name=f"keel-{self.schema}",
             min_size=min_connections, max_size=max_connections, reconnect_for=reconnect_for,
@@ -204,6 +206,34 @@ class PostgresStore:
 
     def _shown_url(self) -> str:
         return masked_url(self.url)
+
+    def _ensure_schema(self, reconnect_for: float) -> None:
+        """Create the schema if missing. A server that is unreachable or refuses the
+        login fails at once (a wrong URL should not make anyone wait); a connection cut
+        while it is being made or used (a failover, a restart) is tried again, as every
+        later call is, for up to ``reconnect_for`` seconds."""
+        give_up = time.monotonic() + reconnect_for
+        delay = 0.05
+        while True:
+            try:
+                with psycopg.connect(self.conninfo, autocommit=True, **self._settings) as conn:
+                    found = conn.execute(
+                        "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)
+                    ).fetchone()
+                    if found is None:  # a read-only database (a standby) can still be read
+                        create = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}")
+                        conn.execute(create.format(sql.Identifier(self.schema)))
+                return
+            except psycopg.Error as exc:
+                fault = storage_fault(exc, self._shown_url())
+                if fault is not None:
+                    raise fault from None
+                if not _cut(exc) or time.monotonic() >= give_up:
+                    raise StoreError(
+                        f"cannot connect to {self._shown_url()}: {exc}".strip()
+                    ) from None
+                time.sleep(delay)
+                delay = min(2 * delay, 2.0)
 
     # --- connections and transactions ---------------------------------------------------
 
