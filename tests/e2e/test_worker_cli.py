@@ -19,6 +19,7 @@ import pytest
 
 from keel.engine.events import NodeReclaimed, NodeStarted
 from keel.store.protocol import Store
+from tests.e2e.test_run_cli import process_gone
 from tests.postgres import fresh_url, open_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,18 +159,6 @@ def test_a_stopped_worker_leaves_no_child_process_of_an_attempt_it_gave_back(
     assert store.ready_count(run_id) == 1  # given back, to run again elsewhere
     child = int(pid_file.read_text())
     until("the step's process is gone", lambda: process_gone(child))
-
-
-def process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:  # a zombie whose parent (init in a container, say) has not reaped it yet
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def test_bad_settings_are_refused_naming_the_setting(url: str, tmp_path: Path) -> None:
