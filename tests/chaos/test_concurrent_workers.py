@@ -10,7 +10,6 @@ as many events, and a map item was never scheduled.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from keel.store.protocol import Store
 from keel.store.sqlite import SQLiteStore
 from tests.chaos import mapflow
 from tests.postgres import PostgresStore, fresh_url, open_postgres
+from tests.processes import stop_workers
 
 HERE = Path(__file__).parent
 FLOW = HERE / "mapflow.py"
@@ -69,18 +69,6 @@ def _start_workers(url: str, tmp_path: Path) -> list[tuple[subprocess.Popen[byte
     return workers
 
 
-def _stop(workers: list[tuple[subprocess.Popen[bytes], Path]]) -> None:
-    for proc, _ in workers:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc, _ in workers:
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.mark.timeout(DEADLINE + 120)
 def test_every_run_finishes_with_three_workers(database: tuple[str, Store], tmp_path: Path) -> None:
     url, store = database
@@ -100,7 +88,7 @@ def test_every_run_finishes_with_three_workers(database: tuple[str, Store], tmp_
             }  # fmt: skip
             time.sleep(0.5)
     finally:
-        _stop(workers)
+        stop_workers(proc for proc, _ in workers)
     stuck = {
         run_id: (store.get_run(run_id).status, store.ready_count(run_id), store.leases(run_id))
         for run_id in unfinished

@@ -16,7 +16,6 @@ import collections
 import os
 import random
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from keel.store.chain import verify_chain
 from tests.chaos import fanflow
 from tests.chaos.test_distributed import _keys
 from tests.postgres import URL, fresh_url, open_postgres
+from tests.processes import stop_workers
 
 if TYPE_CHECKING:
     from keel.store.postgres import PostgresStore
@@ -126,15 +126,7 @@ def test_workers_survive_their_connections_being_cut_and_finish_every_run(
         for proc in workers:
             assert proc.poll() is None, f"worker {proc.pid} died\n{shown()}"
     finally:
-        for proc in workers:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in workers:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_workers(workers)
     assert [proc.returncode for proc in workers] == [0] * WORKERS, shown()
     assert cuts >= 3, f"only {cuts} cuts landed while runs were executing"
 

@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from tests.processes import process_gone
+
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = Path(__file__).resolve().with_name("flows_e2e.py")
 MODULE = "tests.e2e.flows_e2e"
@@ -175,18 +177,6 @@ def eventually(check: Callable[[], bool], what: str, deadline: float = DEADLINE)
         if time.monotonic() > ends:
             raise AssertionError(f"gave up after {deadline} s waiting for {what}")
         time.sleep(0.1)
-
-
-def process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:  # a zombie whose parent (init in a container, say) has not reaped it yet
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def worker_pid(started: Event) -> int:

@@ -19,8 +19,8 @@ import pytest
 
 from keel.engine.events import NodeReclaimed, NodeStarted
 from keel.store.protocol import Store
-from tests.e2e.test_run_cli import process_gone
 from tests.postgres import fresh_url, open_postgres
+from tests.processes import process_gone
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = Path(__file__).resolve().with_name("workerflows.py")
