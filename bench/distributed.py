@@ -36,7 +36,7 @@ from typing import Any
 from bench import fanflow
 from keel.engine.events import NodeStarted, RunCompleted
 from keel.errors import StoreError
-from keel.runtime.control import start_run
+from keel.runtime.operations.control import start_run
 from keel.store.protocol import Store
 
 ROOT = Path(__file__).resolve().parents[1]

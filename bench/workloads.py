@@ -157,9 +157,9 @@ def w6_waiting(n: int, sync: str) -> dict[str, Any]:
 
     from bench.flows import waiting
     from keel.runtime.clock import FakeClock
-    from keel.runtime.control import start_run
+    from keel.runtime.operations.control import start_run
     from keel.runtime.runs import RunCache
-    from keel.runtime.worker import Worker, WorkerOptions
+    from keel.runtime.worker.loop import Worker, WorkerOptions
     from keel.store.sqlite import SQLiteStore
 
     with tempfile.TemporaryDirectory() as folder:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         WorkflowNotFoundError,
     )
     from keel.runtime.client import Client
-    from keel.runtime.context import StepContext, context
+    from keel.runtime.execution.context import StepContext, context
     from keel.spec import (
         ConcurrencyPolicy,
         EventTrigger,
@@ -64,7 +64,7 @@ _HOMES = {
          "SpecIssue", "TracingError", "WorkflowNotFoundError"),
         "keel.errors",
     ),
-    **dict.fromkeys(("StepContext", "context"), "keel.runtime.context"),
+    **dict.fromkeys(("StepContext", "context"), "keel.runtime.execution.context"),
     "Client": "keel.runtime.client",
     **dict.fromkeys(
         ("CallableNotifier", "EmailNotifier", "WebhookNotifier"), "keel.spec.notifiers"

@@ -199,7 +199,7 @@ def task_paths(spec: WorkflowSpec) -> list[str]:
 def import_task_modules(loaded: Iterable[LoadedWorkflow]) -> None:
     """Import the modules that YAML workflows name for their tasks (the code beside the
     file), so that this process has them: a worker runs only tasks of modules it has
-    imported (see ``keel.runtime.task_access``). One that is not there is skipped: its
+    imported (see ``keel.runtime.execution.task_access``). One that is not there is skipped: its
     attempts will say so. Python workflows imported theirs already."""
     for item in loaded:
         if item.workflow is not None:

@@ -114,7 +114,7 @@ def _import_errors(target: str, what: str = "") -> Iterator[None]:
 def allowed_tasks() -> tuple[str, ...]:
     """The ``allow`` worker setting (flags aside): plain functions that may run as tasks
     in this process too (``keel run``, ``keel resume``)."""
-    from keel.runtime.worker_config import WorkerConfigError, load_worker_config
+    from keel.runtime.worker.config import WorkerConfigError, load_worker_config
 
     try:
         return load_worker_config().allow

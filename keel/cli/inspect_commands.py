@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
-    from keel.runtime.activity import Activity
-    from keel.runtime.report import NodeReport, RunReport
+    from keel.runtime.views.activity import Activity
+    from keel.runtime.views.report import NodeReport, RunReport
     from keel.store.records import RunRecord, StoredEvent
 
 RunArgument = Annotated[str, typer.Argument(help="Run id or unique prefix")]
@@ -66,8 +66,8 @@ def runs(
 
     from keel.cli.layout import Cell, Column, print_table
     from keel.cli.progress import status_symbol
-    from keel.runtime.activity import run_activity
     from keel.runtime.clock import clock_for
+    from keel.runtime.views.activity import run_activity
 
     known = ("pending", "running", "failing", "paused", "succeeded", "failed", "cancelled")
     if status is not None and status not in known:
@@ -130,11 +130,11 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
 
     from keel.cli.layout import Cell, Column, print_field, print_table
     from keel.cli.progress import retries, seconds, status_symbol
-    from keel.runtime.activity import run_activity
-    from keel.runtime.audit import summary_mismatches
     from keel.runtime.clock import clock_for
-    from keel.runtime.report import describe_wait, run_report
     from keel.runtime.runs import RunCache
+    from keel.runtime.views.activity import run_activity
+    from keel.runtime.views.audit import summary_mismatches
+    from keel.runtime.views.report import describe_wait, run_report
 
     with opened_store(db) as store, reported_errors():
         record = store.get_run(run_id)
@@ -335,8 +335,8 @@ def verify(
     Prints each run's head hash: keep it elsewhere to anchor the chain."""
     from rich.console import Console
 
-    from keel.runtime.audit import summary_mismatches
     from keel.runtime.runs import RunCache
+    from keel.runtime.views.audit import summary_mismatches
     from keel.store.chain import verify_chain
 
     out, err = Console(), Console(stderr=True)

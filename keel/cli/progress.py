@@ -22,7 +22,7 @@ from keel.engine.events import (
     NodeSucceeded,
 )
 from keel.engine.plan import Plan
-from keel.runtime.report import RunReport
+from keel.runtime.views.report import RunReport
 from keel.store.records import StoredEvent
 
 #: graphs up to this size are shown node by node; larger ones as counts

@@ -93,7 +93,7 @@ def retry(
 
     Then run it here, as `keel resume` would (exit 1 if it fails again).
     """
-    from keel.runtime.manual import retry_run
+    from keel.runtime.operations.manual import retry_run
 
     with opened_store(db) as store, reported_errors():
         record = retry_run(store, run_id, node=node, by=by, reason=reason)
@@ -123,7 +123,7 @@ def skip(
 
     On a failed run, what else failed is retried too, and the run is continued here.
     """
-    from keel.runtime.manual import set_node_output
+    from keel.runtime.operations.manual import set_node_output
 
     value = parse_json(output, "--output")
     with opened_store(db) as store, reported_errors():
@@ -157,7 +157,7 @@ def failed(
     from rich.text import Text
 
     from keel.cli.layout import Cell, Column, print_table
-    from keel.runtime.failures import failed_runs
+    from keel.runtime.views.failures import failed_runs
 
     with opened_store(db) as store, reported_errors():
         found = failed_runs(store, workflow=workflow, limit=limit)

@@ -31,7 +31,7 @@ from keel.cli.common import (
 if TYPE_CHECKING:
     from keel.engine.plan import Plan
     from keel.runtime.runs import RunCache
-    from keel.runtime.worker import Worker
+    from keel.runtime.worker.loop import Worker
     from keel.store.protocol import Store
 
 ConcurrencyOption = Annotated[
@@ -89,7 +89,7 @@ def run(
     The run is recorded in the database as it goes: if this process dies, `keel resume`
     continues it where it stopped.
     """
-    from keel.runtime.control import start_run
+    from keel.runtime.operations.control import start_run
     from keel.runtime.runs import RunCache
 
     allow = allowed_tasks()
@@ -131,7 +131,7 @@ def resume(
     (--yes, or when asked): anyone who can start a run can write that field.
     """
     from keel.cli.resume_code import load_for
-    from keel.runtime.worker_config import WorkerConfigError, load_worker_config
+    from keel.runtime.worker.config import WorkerConfigError, load_worker_config
 
     try:
         settings = load_worker_config()
@@ -191,7 +191,7 @@ def cancel(
     db: DbOption = None,
 ) -> None:
     """Cancel a run: nothing more is scheduled; attempts still running are discarded."""
-    from keel.runtime.control import cancel_run
+    from keel.runtime.operations.control import cancel_run
 
     with opened_store(db) as store, reported_errors():
         record = cancel_run(store, run_id, reason=reason, by=by)
@@ -202,7 +202,7 @@ def _say_if_no_worker(store: Store, plan: Plan, target: str) -> None:
     """Warn (the run is recorded all the same) about each queue of the run's steps that
     no live worker takes: nothing will execute them until one starts."""
     from keel.authoring.loading import split_target
-    from keel.runtime.presence import queues_without_worker
+    from keel.runtime.worker.presence import queues_without_worker
 
     now = store.database_time()
     assert now is not None  # a shared database
@@ -242,10 +242,10 @@ def _execute(
 ) -> None:
     from rich.console import Console
 
-    from keel.runtime.invoke import TaskCatalog
+    from keel.runtime.execution.invoke import TaskCatalog
+    from keel.runtime.execution.task_access import TaskAccess
     from keel.runtime.runs import RunCache
-    from keel.runtime.task_access import TaskAccess
-    from keel.runtime.worker import Worker, WorkerOptions
+    from keel.runtime.worker.loop import Worker, WorkerOptions
 
     console = Console(stderr=True)
     cache = cache or RunCache(store)
@@ -308,7 +308,7 @@ def _say_wait(
 ) -> None:
     """One line: what ``node`` waits for and the command that ends the wait (a timer
     ends by itself: nothing to say)."""
-    from keel.runtime.report import NodeReport, describe_wait
+    from keel.runtime.views.report import NodeReport, describe_wait
 
     if waits_for == "timer":
         return
@@ -329,7 +329,7 @@ def _work(worker: Worker, run_ids: list[str], live_view: Any, console: Any) -> N
 
 
 def _finish(store: Store, run_ids: list[str], quiet: bool, console: Any, cache: RunCache) -> None:
-    from keel.runtime.report import run_report
+    from keel.runtime.views.report import run_report
 
     failed = False
     for run_id in run_ids:

@@ -112,7 +112,7 @@ def approve(
 ) -> None:
     """Approve a waiting approval; the run goes on (the worker executing it continues)."""
     from keel.errors import InputError
-    from keel.runtime.interventions import approve as approve_node
+    from keel.runtime.operations.interventions import approve as approve_node
 
     value = parse_json(data, "--data") if data is not None else None
     with opened_store(db) as store, reported_errors():
@@ -145,7 +145,7 @@ def reject(
     db: DbOption = None,
 ) -> None:
     """Reject a waiting approval: the node fails and its on_failure applies."""
-    from keel.runtime.interventions import reject as reject_node
+    from keel.runtime.operations.interventions import reject as reject_node
 
     with opened_store(db) as store, reported_errors():
         record = reject_node(store, run_id, node, comment=comment, by=by)
@@ -165,7 +165,7 @@ def signal(
 ) -> None:
     """Send a named signal to a run; the signal node waiting for it (now or later) takes
     its data as output."""
-    from keel.runtime.interventions import send_signal
+    from keel.runtime.operations.interventions import send_signal
 
     value = parse_json(data, "--data")
     with opened_store(db) as store, reported_errors():
@@ -178,7 +178,7 @@ def signal(
 def pause(run_id: RunArgument, reason: ReasonOption = "", by: ByOption = None,
           db: DbOption = None) -> None:  # fmt: skip
     """Pause a run: nothing new starts; attempts running now finish and are recorded."""
-    from keel.runtime.interventions import pause_run
+    from keel.runtime.operations.interventions import pause_run
 
     with opened_store(db) as store, reported_errors():
         record = pause_run(store, run_id, reason=reason, by=by)
@@ -188,7 +188,7 @@ def pause(run_id: RunArgument, reason: ReasonOption = "", by: ByOption = None,
 def unpause(run_id: RunArgument, reason: ReasonOption = "", by: ByOption = None,
             db: DbOption = None) -> None:  # fmt: skip
     """Let a paused run go on from where it was."""
-    from keel.runtime.interventions import unpause_run
+    from keel.runtime.operations.interventions import unpause_run
 
     with opened_store(db) as store, reported_errors():
         record = unpause_run(store, run_id, reason=reason, by=by)
@@ -201,10 +201,10 @@ def _nothing_executes(store: Store, record: RunRecord) -> str | None:
     """After a change that lets a run go on: if its next steps are queued and no live
     process will take them (the ``keel run`` that waited was stopped, no ``keel worker``
     takes their queue), the run to resume (the top one: its children go with it)."""
-    from keel.runtime.activity import run_activity
     from keel.runtime.clock import clock_for
-    from keel.runtime.presence import run_is_served
     from keel.runtime.runs import RunCache
+    from keel.runtime.views.activity import run_activity
+    from keel.runtime.worker.presence import run_is_served
 
     now = clock_for(store).now()
     record = store.get_run(record.id)

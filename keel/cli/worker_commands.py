@@ -22,7 +22,7 @@ import typer
 from keel.cli.common import DbOption, fail, import_code, reported_errors
 
 if TYPE_CHECKING:
-    from keel.runtime.worker_config import WorkerConfig
+    from keel.runtime.worker.config import WorkerConfig
 
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 
@@ -90,11 +90,11 @@ def worker(
     An attempt whose code it has not loaded is left to other workers.
     """
     from keel.errors import StoreError
-    from keel.runtime.invoke import TaskCatalog
+    from keel.runtime.execution.invoke import TaskCatalog
+    from keel.runtime.execution.task_access import TaskAccess
     from keel.runtime.stores import open_store
-    from keel.runtime.task_access import TaskAccess
-    from keel.runtime.worker import Worker, WorkerOptions
-    from keel.runtime.worker_config import WorkerConfigError, load_worker_config
+    from keel.runtime.worker.config import WorkerConfigError, load_worker_config
+    from keel.runtime.worker.loop import Worker, WorkerOptions
 
     try:
         config = load_worker_config(
@@ -132,7 +132,7 @@ def worker(
     typer.echo(f"keel worker {running.owner} stopped{failure}", err=True)
     code = 1 if failure else 0
     if running.executor.overdue() or threading.active_count() > 1:
-        from keel.runtime.isolation import kill_children
+        from keel.runtime.execution.isolation import kill_children
 
         kill_children()  # the child processes of attempts given back: never left running
         sys.stdout.flush()

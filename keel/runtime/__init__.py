@@ -4,12 +4,12 @@ Imports ``spec``, ``engine`` and ``store``; the CLI and (later) the server build
 """
 
 from keel.runtime.clock import Clock, FakeClock, SystemClock
-from keel.runtime.context import StepContext, context
-from keel.runtime.control import cancel_run, start_run
-from keel.runtime.inputs import check_input
+from keel.runtime.execution.context import StepContext, context
+from keel.runtime.operations.control import cancel_run, start_run
+from keel.runtime.operations.inputs import check_input
 from keel.runtime.runs import RunCache, advance
 from keel.runtime.stores import open_store, store_url
-from keel.runtime.worker import Worker, WorkerOptions
+from keel.runtime.worker.loop import Worker, WorkerOptions
 
 __all__ = [
     "Clock",

@@ -11,8 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from keel.runtime.control import cancel_run, start_run
-from keel.runtime.interventions import approve, pause_run, reject, send_signal, unpause_run
+from keel.runtime.operations.control import cancel_run, start_run
+from keel.runtime.operations.interventions import (
+    approve,
+    pause_run,
+    reject,
+    send_signal,
+    unpause_run,
+)
 from keel.runtime.stores import open_store
 from keel.spec.model import WorkflowSpec
 from keel.store.protocol import Store

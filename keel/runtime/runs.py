@@ -24,7 +24,7 @@ from keel.engine.events import (
 from keel.engine.plan import NodePlan, Plan, compile_plan
 from keel.engine.state import RunState, RunStatus, apply
 from keel.errors import ExpressionError, KeelError
-from keel.runtime.notifications import notifications_of
+from keel.runtime.notifications.outbox import notifications_of
 from keel.runtime.waiting import WaitWrites, family_timers, start_children, wait_writes
 from keel.spec.expressions import evaluate
 from keel.spec.model import WorkflowSpec

@@ -30,7 +30,7 @@ from keel.engine.events import (
 from keel.engine.plan import Plan
 from keel.engine.state import NodeStatus, RunState
 from keel.errors import InputError, KeelError, StoreError
-from keel.runtime.inputs import check_input, with_defaults
+from keel.runtime.operations.inputs import check_input, with_defaults
 from keel.store.records import ChildRun, Timer, Transition, Wait
 
 #: timer keys: a waiting node's time (``wait:<node>``), a child's end told to its

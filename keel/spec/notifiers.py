@@ -2,7 +2,7 @@
 
 Three kinds, told apart by ``kind``: a Python callable, an HTTP webhook (a JSON POST) and
 an email sent through an SMTP server. They are modelled and validated here;
-``keel.runtime.notify`` delivers them.
+``keel.runtime.notifications.channels`` delivers them.
 
 A spec is stored and hashed, so it never holds a secret: an SMTP password is named by the
 environment variable that holds it (``password_env``), read only when an email is sent.

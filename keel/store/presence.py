@@ -20,7 +20,7 @@ from typing import Any
 class WorkerRecord:
     """One worker process as the store knows it."""
 
-    #: the worker's lease owner: ``host:pid:start:token`` (``keel.runtime.owner``)
+    #: the worker's lease owner: ``host:pid:start:token`` (``keel.runtime.worker.owner``)
     owner: str
     host: str
     pid: int

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from keel.runtime.control import start_run
+from keel.runtime.operations.control import start_run
 from keel.store.protocol import Store
 from keel.store.sqlite import SQLiteStore
 from tests.chaos import mapflow

@@ -27,7 +27,7 @@ import psycopg
 import pytest
 
 from keel.engine.events import NodeReclaimed, NodeStarted, NodeSucceeded
-from keel.runtime.control import start_run
+from keel.runtime.operations.control import start_run
 from keel.store.chain import verify_chain
 from tests.chaos import fanflow
 from tests.chaos.test_distributed import _keys

@@ -26,8 +26,8 @@ import pytest
 
 from keel.engine.events import NodeReclaimed, NodeStarted
 from keel.engine.state import FINISHED
-from keel.runtime.control import start_run
-from keel.runtime.owner import Owner
+from keel.runtime.operations.control import start_run
+from keel.runtime.worker.owner import Owner
 from keel.store import Store
 from tests.chaos import limitflow
 from tests.postgres import fresh_url, open_postgres

@@ -4,9 +4,9 @@ no longer, once its lease expired), waiting for a person."""
 
 from __future__ import annotations
 
-from keel.runtime.activity import run_activity
 from keel.runtime.clock import FakeClock
-from keel.runtime.control import start_run
+from keel.runtime.operations.control import start_run
+from keel.runtime.views.activity import run_activity
 from keel.spec import parse_spec
 from keel.store import Store
 

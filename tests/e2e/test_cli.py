@@ -94,7 +94,7 @@ def test_validate_checks_arguments_against_the_real_functions(tmp_path: Path) ->
 
 @pytest.mark.parametrize("task", ["os:system", "subprocess:run", "builtins:eval", "steps:plain"])
 def test_validate_says_when_a_yaml_task_is_not_a_keel_task(tmp_path: Path, task: str) -> None:
-    """Workers refuse to run it (keel.runtime.task_access): validation says so first,
+    """Workers refuse to run it (keel.runtime.execution.task_access): validation says so first,
     and how to let it run; `allow` in keel.toml lets a plain function through."""
     (tmp_path / "steps.py").write_text("def plain(cmd: str) -> str:\n    return cmd\n")
     (tmp_path / "flow.yaml").write_text(

@@ -1,5 +1,5 @@
-"""Which functions ``keel run`` and ``keel worker`` run (``keel.runtime.task_access``,
-``keel.runtime.missing_code``), in real processes on a SQLite file.
+"""Which functions ``keel run`` and ``keel worker`` run (``keel.runtime.execution.task_access``,
+``keel.runtime.worker.missing_code``), in real processes on a SQLite file.
 
 A spec naming a function that is not a keel task (``os:system``) fails its attempt at
 once, without retries, and the function never runs; a plain function the settings allow
@@ -25,7 +25,7 @@ import pytest
 
 from keel.authoring.yaml_source import load_yaml
 from keel.engine.events import NodeFailed, NodeReclaimed, NodeStarted
-from keel.runtime.control import start_run
+from keel.runtime.operations.control import start_run
 from keel.store.protocol import Store
 from keel.store.records import StoredEvent
 from keel.store.sqlite import SQLiteStore

@@ -21,8 +21,8 @@ import psycopg
 import pytest
 
 from keel.engine.events import NodeReclaimed, NodeStarted, NodeSucceeded
-from keel.runtime.control import start_run
-from keel.runtime.worker import Worker, WorkerOptions
+from keel.runtime.operations.control import start_run
+from keel.runtime.worker.loop import Worker, WorkerOptions
 from keel.store.postgres import PostgresStore
 from tests.chaos import fanflow
 from tests.pgproxy import Proxy

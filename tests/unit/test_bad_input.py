@@ -21,8 +21,8 @@ from keel.authoring.loading import load_all
 from keel.authoring.yaml_source import load_yaml
 from keel.errors import InputError, SpecError
 from keel.runtime.client import Client
-from keel.runtime.interventions import approve, send_signal
-from keel.runtime.invoke import Invocation, TaskCatalog, make_context
+from keel.runtime.execution.invoke import Invocation, TaskCatalog, make_context
+from keel.runtime.operations.interventions import approve, send_signal
 from keel.spec.data import MAX_DEPTH, check_json, json_problem, loads
 from keel.store.protocol import Store
 from keel.store.sqlite import SQLiteStore

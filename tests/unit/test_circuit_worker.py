@@ -19,8 +19,8 @@ import pytest
 import keel
 from keel.engine.events import NodeFailed, NodeScheduled, NodeStarted, NodeSucceeded
 from keel.runtime.clock import FakeClock
-from keel.runtime.control import start_run
-from keel.runtime.worker import Worker, WorkerOptions
+from keel.runtime.operations.control import start_run
+from keel.runtime.worker.loop import Worker, WorkerOptions
 from keel.spec.policies import CircuitPolicy, RetryPolicy
 from keel.store import CircuitState
 from keel.store.sqlite import SQLiteStore

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from keel.runtime.daemon_pool import DaemonPool
+from keel.runtime.execution.daemon_pool import DaemonPool
 
 
 def test_at_most_its_threads_run_at_once_and_the_rest_wait_their_turn() -> None:
@@ -60,7 +60,7 @@ def test_shutdown_can_cancel_what_has_not_started_and_refuses_more() -> None:
 
 _NEVER_RETURNS = """
 import threading
-from keel.runtime.daemon_pool import DaemonPool
+from keel.runtime.execution.daemon_pool import DaemonPool
 started = threading.Event()
 pool = DaemonPool(1, "test")
 pool.submit(lambda: (started.set(), threading.Event().wait()))

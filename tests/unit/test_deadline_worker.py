@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from keel.engine.events import RunDeadlineExceeded, RunFailed, RunFailing
 from keel.runtime.clock import FakeClock
-from keel.runtime.control import start_run
-from keel.runtime.worker import Worker, WorkerOptions
+from keel.runtime.operations.control import start_run
+from keel.runtime.worker.loop import Worker, WorkerOptions
 from keel.spec import parse_spec
 from keel.store.sqlite import SQLiteStore
 from tests.unit import runtime_tasks  # noqa: F401  (loaded, as a worker loads its code: see task_access)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from keel.runtime.executor import Executor
-from keel.runtime.invoke import Invocation, Outcome, TaskCatalog, make_context
+from keel.runtime.execution.executor import Executor
+from keel.runtime.execution.invoke import Invocation, Outcome, TaskCatalog, make_context
 from tests.unit import runtime_tasks
 
 TASKS = "tests.unit.runtime_tasks"

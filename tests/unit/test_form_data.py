@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 import keel
 from keel.errors import InputError
 from keel.runtime.client import Client
-from keel.runtime.inputs import check_data
+from keel.runtime.operations.inputs import check_data
 from keel.store.sqlite import SQLiteStore
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from keel.runtime.context import StepContext
-from keel.runtime.invoke import Outcome, make_context
-from keel.runtime.isolation import run_in_process
+from keel.runtime.execution.context import StepContext
+from keel.runtime.execution.invoke import Outcome, make_context
+from keel.runtime.execution.isolation import run_in_process
 from keel.spec.policies import RetryPolicy
 from tests.unit import isolation_tasks  # noqa: F401  (loaded, as a worker loads its code: see task_access)
 
@@ -227,8 +227,8 @@ def test_a_child_that_never_starts_the_task_is_killed_at_the_start_up_bound() ->
 _EXITS_WHILE_RUNNING = """
 import sys, time
 from pathlib import Path
-from keel.runtime.executor import Executor
-from keel.runtime.invoke import Invocation, TaskCatalog, make_context
+from keel.runtime.execution.executor import Executor
+from keel.runtime.execution.invoke import Invocation, TaskCatalog, make_context
 
 pid_file = Path(sys.argv[1])
 invocation = Invocation(TaskCatalog(), "tests.unit.isolation_tasks:spawn_and_sleep",

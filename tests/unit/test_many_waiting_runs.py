@@ -10,9 +10,9 @@ from pathlib import Path
 
 from bench.flows import waiting
 from keel.runtime.clock import FakeClock
-from keel.runtime.control import start_run
+from keel.runtime.operations.control import start_run
 from keel.runtime.runs import RunCache
-from keel.runtime.worker import Worker, WorkerOptions
+from keel.runtime.worker.loop import Worker, WorkerOptions
 from keel.store.sqlite import SQLiteStore
 
 RUNS = 2_000

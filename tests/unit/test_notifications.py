@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from keel.runtime.clock import FakeClock
-from keel.runtime.control import start_run
-from keel.runtime.notifications import MAX_DELIVERIES
-from keel.runtime.worker import Worker, WorkerOptions
+from keel.runtime.notifications.outbox import MAX_DELIVERIES
+from keel.runtime.operations.control import start_run
+from keel.runtime.worker.loop import Worker, WorkerOptions
 from keel.spec import parse_spec
 from keel.spec.model import WorkflowSpec
 from keel.store.sqlite import SQLiteStore

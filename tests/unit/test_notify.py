@@ -25,7 +25,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from pydantic import TypeAdapter, ValidationError
 
 from keel.errors import KeelError
-from keel.runtime.notify import NotifyError, deliver, idempotency_key
+from keel.runtime.notifications.channels import NotifyError, deliver, idempotency_key
 from keel.spec.notifiers import CallableNotifier, EmailNotifier, Notifier, WebhookNotifier
 from tests.unit import notify_targets
 

@@ -7,7 +7,7 @@ import pytest
 
 import keel
 from keel.engine.backoff import backoff
-from keel.runtime.invoke import error_of, may_retry, type_names
+from keel.runtime.execution.invoke import error_of, may_retry, type_names
 from keel.spec.policies import RetryPolicy
 
 

@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 
 from keel.engine.plan import compile_plan
-from keel.runtime.activity import run_activity
-from keel.runtime.audit import summary_mismatches
 from keel.runtime.clock import FakeClock
-from keel.runtime.control import start_run
-from keel.runtime.manual import retry_run, set_node_output
-from keel.runtime.report import RunReport, run_report
+from keel.runtime.operations.control import start_run
+from keel.runtime.operations.manual import retry_run, set_node_output
 from keel.runtime.runs import RunCache
-from keel.runtime.worker import Worker
+from keel.runtime.views.activity import run_activity
+from keel.runtime.views.audit import summary_mismatches
+from keel.runtime.views.report import RunReport, run_report
+from keel.runtime.worker.loop import Worker
 from keel.spec import WorkflowSpec, parse_spec
 from keel.store.sqlite import SQLiteStore
 

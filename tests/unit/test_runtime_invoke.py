@@ -19,12 +19,12 @@ import pytest
 import keel
 from keel.engine.events import RunStarted
 from keel.errors import InputError, KeelError, StoreError
-from keel.runtime.context import StepContext
-from keel.runtime.control import check_input, start_run
-from keel.runtime.executor import Executor
-from keel.runtime.invoke import Invocation, Outcome, TaskCatalog, make_context
-from keel.runtime.owner import Owner, known_dead, process_start
+from keel.runtime.execution.context import StepContext
+from keel.runtime.execution.executor import Executor
+from keel.runtime.execution.invoke import Invocation, Outcome, TaskCatalog, make_context
+from keel.runtime.operations.control import check_input, start_run
 from keel.runtime.stores import ENVIRONMENT, open_store
+from keel.runtime.worker.owner import Owner, known_dead, process_start
 from keel.spec import WorkflowSpec, parse_spec
 from keel.store.sqlite import SQLiteStore
 from tests.unit import runtime_tasks  # noqa: F401  (loaded, as a worker loads its code: see task_access)
@@ -179,7 +179,7 @@ def test_system_exit_raised_by_a_task_is_a_recorded_failure() -> None:
 )
 def test_an_import_path_this_process_has_not_loaded_is_code_it_lacks(path: str, named: str) -> None:
     """Never imported on a spec's say-so: the worker gives such an attempt back for a
-    worker that has the code (``keel.runtime.missing_code``)."""
+    worker that has the code (``keel.runtime.worker.missing_code``)."""
     outcome = Invocation(TaskCatalog(), path, {}, ctx_for()).run()
     assert outcome.error is not None
     assert outcome.error.type == "TaskCodeMissing"

@@ -1,5 +1,5 @@
-"""Which functions a process runs as tasks (``keel.runtime.task_access``), how long an
-attempt whose code is missing is given back (``keel.runtime.missing_code``), and that
+"""Which functions a process runs as tasks (``keel.runtime.execution.task_access``), how long an
+attempt whose code is missing is given back (``keel.runtime.worker.missing_code``), and that
 authoring refuses plain functions where a worker would."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 import keel
 from keel.engine.events import NodeFailed, NodeReclaimed
 from keel.errors import OptionError
-from keel.runtime.missing_code import FIRST_DELAY, missing_code
-from keel.runtime.task_access import TaskAccess, TaskCodeMissingError, TaskNotAllowedError
+from keel.runtime.execution.task_access import TaskAccess, TaskCodeMissingError, TaskNotAllowedError
+from keel.runtime.worker.missing_code import FIRST_DELAY, missing_code
 from keel.spec.callables import is_keel_task
 from keel.store.records import Lease, StoredEvent
 from tests.unit import runtime_tasks
@@ -124,14 +124,14 @@ def test_the_class_of_tasks_reached_through_a_task_is_not_a_task() -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        "keel.runtime.isolation:subprocess.Popen",  # the standard library reached through
-        "keel.runtime.isolation:os.system",  #        a loaded module's attributes
+        "keel.runtime.execution.isolation:subprocess.Popen",  # the standard library reached through
+        "keel.runtime.execution.isolation:os.system",  #        a loaded module's attributes
         "tests.unit.runtime_tasks:time.sleep",
-        "keel.runtime.isolation:kill_children",  # keel's own code
+        "keel.runtime.execution.isolation:kill_children",  # keel's own code
     ],
 )
 def test_a_notifier_is_a_function_defined_in_the_loaded_code(path: str) -> None:
-    from keel.runtime.task_access import notifier_function
+    from keel.runtime.execution.task_access import notifier_function
 
     with pytest.raises(TaskNotAllowedError):
         notifier_function(path)

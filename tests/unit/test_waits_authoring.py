@@ -15,7 +15,7 @@ from keel.engine.events import NodeAwaiting, RunStarted
 from keel.engine.plan import compile_plan
 from keel.engine.state import RunState, apply
 from keel.errors import KeelError, TracingError
-from keel.runtime.notifications import notifications_of
+from keel.runtime.notifications.outbox import notifications_of
 
 
 @keel.task

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from keel.runtime.worker_config import (
+from keel.runtime.worker.config import (
     QUEUE_NAME,
     WorkerConfig,
     WorkerConfigError,

@@ -13,14 +13,14 @@ import threading
 import pytest
 
 from keel.runtime.clock import FakeClock
-from keel.runtime.control import start_run
-from keel.runtime.presence import (
+from keel.runtime.operations.control import start_run
+from keel.runtime.worker.loop import Worker, WorkerOptions
+from keel.runtime.worker.presence import (
     LIVE_WITHIN,
     live_workers,
     queues_without_worker,
     run_is_served,
 )
-from keel.runtime.worker import Worker, WorkerOptions
 from keel.spec import parse_spec
 from keel.store import WorkerRecord
 from keel.store.sqlite import SQLiteStore

@@ -12,7 +12,7 @@ setting can come from several places. The first source that sets a key wins:
    no plain functions allowed, 300 s of waiting for a worker with a task's code).
 
 ``allow`` lists plain functions (``module:function``) the worker may run besides the
-``@keel.task`` functions of the code it loads (see ``keel.runtime.task_access``);
+``@keel.task`` functions of the code it loads (see ``keel.runtime.execution.task_access``);
 ``code_wait`` is how long (seconds) an attempt whose code this worker lacks is given
 back for other workers before it fails.
 

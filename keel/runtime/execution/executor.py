@@ -8,7 +8,7 @@ cannot be stopped, so at its timeout the attempt is failed with ``TimeoutError``
 (``on_done``), and whatever the thread returns later is handed to ``on_late``, to be
 recorded as discarded. The thread stays busy until the function returns: tasks that may
 hang should use ``isolation="process"``. Task threads are daemon threads
-(``keel.runtime.daemon_pool``): such a thread does not keep the process from exiting.
+(``keel.runtime.execution.daemon_pool``): such a thread does not keep the process from exiting.
 
 One thread (``keel-timeouts``) watches every thread-run attempt's timeout; it must not
 die, or no later timeout in the process fires: what goes wrong in it is logged and it
@@ -28,8 +28,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from keel.runtime.daemon_pool import DaemonPool
-from keel.runtime.invoke import Invocation, Outcome, error_of, timed_out
+from keel.runtime.execution.daemon_pool import DaemonPool
+from keel.runtime.execution.invoke import Invocation, Outcome, error_of, timed_out
 
 Done = Callable[[Any, Outcome], None]
 

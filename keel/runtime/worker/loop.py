@@ -53,16 +53,16 @@ from keel.errors import (
     StoreUnavailableError,
 )
 from keel.runtime.clock import Clock, clock_for
-from keel.runtime.control import record_run
-from keel.runtime.executor import Executor
-from keel.runtime.invoke import Invocation, Outcome, TaskCatalog, make_context
-from keel.runtime.missing_code import missing_code
-from keel.runtime.notifications import deliver_item, redelivery_at
-from keel.runtime.owner import Owner, known_dead
-from keel.runtime.presence import LIVE_WITHIN, Presence
+from keel.runtime.execution.executor import Executor
+from keel.runtime.execution.invoke import Invocation, Outcome, TaskCatalog, make_context
+from keel.runtime.execution.task_access import CODE_MISSING
+from keel.runtime.notifications.outbox import deliver_item, redelivery_at
+from keel.runtime.operations.control import record_run
 from keel.runtime.runs import RunCache, advance, ready_row
-from keel.runtime.task_access import CODE_MISSING
-from keel.runtime.timers import timer_causes
+from keel.runtime.worker.missing_code import missing_code
+from keel.runtime.worker.owner import Owner, known_dead
+from keel.runtime.worker.presence import LIVE_WITHIN, Presence
+from keel.runtime.worker.timers import timer_causes
 from keel.spec.model import WorkflowSpec
 from keel.store.protocol import Store
 from keel.store.records import (
@@ -118,12 +118,12 @@ class WorkerOptions:
     #: rest back to the queue for another worker (None: wait for all of them)
     stop_grace: float | None = None
     #: list this worker in the store's live workers while it runs (``keel worker``; and
-    #: ``keel run``, ``keel resume``, as workers of ``runs``): see ``keel.runtime.presence``
+    #: ``keel run``, ``keel resume``, as workers of ``runs``): see ``keel.runtime.worker.presence``
     announce: bool = False
     #: with ``announce``: the runs this worker executes, and only those (None: any run)
     runs: tuple[str, ...] | None = None
     #: seconds an attempt whose task's code this worker lacks is given back for other
-    #: workers before it fails (0: it fails at once; see ``keel.runtime.missing_code``)
+    #: workers before it fails (0: it fails at once; see ``keel.runtime.worker.missing_code``)
     code_wait: float = 0.0
 
 
@@ -185,7 +185,7 @@ class Worker:
         self._look_at = _NOW
         #: (from, until) on the monotonic clock: while attempts this worker gave back for
         #: want of code become available again, it does not claim, so that a worker with
-        #: the code takes them (``keel.runtime.missing_code``)
+        #: the code takes them (``keel.runtime.worker.missing_code``)
         self._aside: list[tuple[float, float]] = []
         self._stop_listening = store.listen(self._outcomes.put)
         self.listening = self._stop_listening is not None

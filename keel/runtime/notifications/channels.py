@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from keel.errors import KeelError
-from keel.runtime.task_access import notifier_function
+from keel.runtime.execution.task_access import notifier_function
 from keel.spec.notifiers import CallableNotifier, EmailNotifier, WebhookNotifier
 
 AnyNotifier = CallableNotifier | WebhookNotifier | EmailNotifier
@@ -79,7 +79,7 @@ def describe(notifier: AnyNotifier) -> str:
 
 def _call(notifier: CallableNotifier, notification: dict[str, Any]) -> None:
     where = describe(notifier)
-    try:  # never imports what a spec names (keel.runtime.task_access)
+    try:  # never imports what a spec names (keel.runtime.execution.task_access)
         function = notifier_function(notifier.function)
     except LookupError as exc:
         raise NotifyError(f"{where}: {exc}") from exc

@@ -1,7 +1,7 @@
 """The child side of ``isolation="process"``: run one attempt of a task in this process
-and answer with its outcome (``keel.runtime.isolation`` starts it and reads the answer).
+and answer with its outcome (``keel.runtime.execution.isolation`` starts it and reads the answer).
 
-Run as ``python -m keel.runtime.task_process``. The protocol is JSON only, never pickle,
+Run as ``python -m keel.runtime.execution.task_process``. The protocol is JSON only, never pickle,
 so the parent never executes anything the child sends:
 
     stdin   {"task": "pkg.mod:func", "args": {...},
@@ -31,8 +31,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from keel.runtime.invoke import Invocation, TaskCatalog, make_context
-from keel.runtime.task_access import TaskAccess
+from keel.runtime.execution.invoke import Invocation, TaskCatalog, make_context
+from keel.runtime.execution.task_access import TaskAccess
 from keel.spec.policies import RetryPolicy
 
 #: the line that tells the parent the task's body starts now
@@ -62,7 +62,7 @@ def answer(request: dict[str, Any], started: Callable[[], None] | None = None) -
         context["run_id"], context["workflow"], context["node"], context["attempt"], context["item"]
     )
     retry = RetryPolicy.model_validate(request["retry"]) if request["retry"] else None
-    # the parent checked that the task may run here (keel.runtime.task_access)
+    # the parent checked that the task may run here (keel.runtime.execution.task_access)
     catalog = TaskCatalog(TaskAccess(trusted=True))
     outcome = Invocation(catalog, request["task"], request["args"], ctx, retry).run(started)
     error = None if outcome.error is None else dataclasses.asdict(outcome.error)

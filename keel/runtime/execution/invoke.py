@@ -24,8 +24,8 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from keel.engine.events import ErrorInfo
 from keel.errors import NonRetryable
-from keel.runtime.context import StepContext, _current, bound_logger
-from keel.runtime.task_access import (
+from keel.runtime.execution.context import StepContext, _current, bound_logger
+from keel.runtime.execution.task_access import (
     CODE_MISSING,
     NOT_ALLOWED,
     TaskAccess,
@@ -193,7 +193,7 @@ def prepare(function: Callable[..., Any]) -> PreparedTask:
 class TaskCatalog:
     """Import paths resolved to prepared tasks, once each, safe to share between threads.
 
-    Only what ``access`` lets run is resolved (see ``keel.runtime.task_access``): by
+    Only what ``access`` lets run is resolved (see ``keel.runtime.execution.task_access``): by
     default, ``@keel.task`` functions of modules this process has imported."""
 
     def __init__(self, access: TaskAccess | None = None) -> None:
@@ -310,7 +310,7 @@ class Invocation:
         self.catalog, self.task, self.args, self.ctx = catalog, task, args, ctx
         #: decides which errors the outcome marks retryable (``retry_on``/``never_retry_on``)
         self.retry = retry
-        #: ``thread`` or ``process`` (see ``keel.runtime.isolation``)
+        #: ``thread`` or ``process`` (see ``keel.runtime.execution.isolation``)
         self.isolation = isolation
 
     def _prepare(self) -> tuple[PreparedTask, list[Any], dict[str, Any]] | Outcome:
@@ -368,7 +368,7 @@ class Invocation:
 
     def run_in_process(self, timeout: float | None) -> Outcome:
         """The attempt in a child process, killed at its timeout."""
-        from keel.runtime.isolation import run_in_process
+        from keel.runtime.execution.isolation import run_in_process
 
         return run_in_process(self.task, self.args, self.ctx, timeout=timeout, retry=self.retry)
 

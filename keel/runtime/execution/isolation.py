@@ -1,7 +1,7 @@
 """``isolation="process"``: run one attempt of a sync task in a child Python process, so
 that its timeout can actually end it (a thread cannot be killed; a process can).
 
-The child is ``python -m keel.runtime.task_process``; the two speak JSON only (the
+The child is ``python -m keel.runtime.execution.task_process``; the two speak JSON only (the
 protocol is described there), never pickle.
 
 The timeout counts from when the task's body starts, not from when the process does:
@@ -39,9 +39,9 @@ import time
 from typing import IO, Any
 
 from keel.engine.events import ErrorInfo
-from keel.runtime.context import StepContext
-from keel.runtime.invoke import Outcome, may_retry
-from keel.runtime.task_process import STARTED
+from keel.runtime.execution.context import StepContext
+from keel.runtime.execution.invoke import Outcome, may_retry
+from keel.runtime.execution.task_process import STARTED
 from keel.spec.policies import RetryPolicy
 
 log = logging.getLogger("keel.isolation")
@@ -93,7 +93,7 @@ def run_in_process(
         stdin.write(request)
         stdin.seek(0)
         with subprocess.Popen(
-            [sys.executable, "-m", "keel.runtime.task_process"],
+            [sys.executable, "-m", "keel.runtime.execution.task_process"],
             stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=stderr,

@@ -115,7 +115,7 @@ def notifications_of(state: RunState, events: Sequence[Event], now: float) -> li
 
 def deliver_item(item: OutboxItem) -> str | None:
     """Deliver one notification; the error, or None when it went through."""
-    from keel.runtime.notify import NotifyError, deliver
+    from keel.runtime.notifications.channels import NotifyError, deliver
 
     try:
         deliver(_NOTIFIER.validate_python(item.notifier), item.payload)

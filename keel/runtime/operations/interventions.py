@@ -25,8 +25,8 @@ from keel.engine.events import (
 from keel.engine.state import ENDED, NodeStatus, RunState, RunStatus
 from keel.errors import KeelError
 from keel.runtime.clock import Clock
-from keel.runtime.inputs import check_data, with_schema_defaults
-from keel.runtime.manual import change_run
+from keel.runtime.operations.inputs import check_data, with_schema_defaults
+from keel.runtime.operations.manual import change_run
 from keel.spec.data import check_json
 from keel.spec.model import ApprovalNode, SignalNode
 from keel.store.protocol import Store

@@ -16,7 +16,7 @@ from keel.engine.plan import Plan, compile_plan
 from keel.engine.state import RunState
 from keel.errors import InputError, KeelError, StoreError
 from keel.runtime.clock import Clock, clock_for
-from keel.runtime.inputs import check_input, with_defaults
+from keel.runtime.operations.inputs import check_input, with_defaults
 from keel.runtime.runs import RunCache, advance
 from keel.spec.data import check_json
 from keel.spec.model import SubworkflowNode, WorkflowSpec
@@ -114,7 +114,7 @@ def cancel_run(
 ) -> RunRecord:
     """Cancel a run and its child runs: nothing more is scheduled, and attempts still
     running are discarded when they end (their leases go with the run's ready queue)."""
-    from keel.runtime.interventions import act
+    from keel.runtime.operations.interventions import act
 
     def events_for(state: RunState, who: str) -> list[Event]:
         if state.finished:

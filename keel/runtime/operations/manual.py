@@ -17,8 +17,8 @@ from keel.engine.events import Event, NodeSetByHand, RunRetried
 from keel.engine.state import ENDED, NodeStatus, RunState, RunStatus
 from keel.errors import ConflictError, InputError, KeelError
 from keel.runtime.clock import Clock, clock_for
-from keel.runtime.inputs import check_data
-from keel.runtime.invoke import TaskCatalog
+from keel.runtime.execution.invoke import TaskCatalog
+from keel.runtime.operations.inputs import check_data
 from keel.runtime.runs import RunCache, advance
 from keel.spec.data import check_json
 from keel.spec.model import ApprovalNode, MapNode, SignalNode, TaskNode
