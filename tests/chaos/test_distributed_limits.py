@@ -37,9 +37,9 @@ FLOW = HERE / "limitflow.py"
 ROOT = HERE.parents[1]
 #: seconds a wait may take before the test gives up (a hang guard, not a measurement)
 HANG_GUARD = 45.0
-#: a worker's seconds between looks for expired leases (``WorkerOptions.reclaim_every``)
-RECLAIM_EVERY = 2.0
 SKEW = 600.0
+#: what ``skewed_keel.py`` prints after each look for lost leases
+LOOKED = "skewed_keel: looked for lost leases"
 
 pytestmark = pytest.mark.slow
 
@@ -246,7 +246,10 @@ def test_a_worker_whose_clock_is_ahead_does_not_take_live_work(
     assert reading is not None, workers.log("b")
     assert abs(float(reading.group(1)) - looked_from - SKEW) < 30, "b's clock was ahead"
 
-    time.sleep(RECLAIM_EVERY + 0.5)  # b looks for expired leases again meanwhile
+    # b looks for lost leases twice more, by a clock that would call the held lease
+    # expired long ago: waited for, not slept for (skewed_keel says when it looked)
+    looks = workers.log("b").count(LOOKED)
+    workers.wait_until(lambda: workers.log("b").count(LOOKED) >= looks + 2, "b to look twice")
     assert store.get_run(held_run).status not in FINISHED, "the lease was live all along"
     (tmp_path / "release").touch()
     workers.wait_until(_finished(store, [held_run]), "the held run to finish")
