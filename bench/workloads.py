@@ -202,6 +202,7 @@ def w7_distributed(n: int, sync: str) -> dict[str, Any]:
     return measure(n, (1, 2, 4), sync)
 
 
+SYNC = ("normal", "full")
 WORKLOADS: dict[str, Callable[[int, str], dict[str, Any]]] = {
     "floor_python": floor_python,
     "floor_sqlite": floor_sqlite,
@@ -220,10 +221,13 @@ def main() -> None:
     sync = "normal"
     if "--sync" in args:
         at = args.index("--sync")
-        sync = args[at + 1]
+        sync = args[at + 1] if at + 1 < len(args) else ""
         del args[at : at + 2]
-    name, size = args[0], int(args[1])
-    print(json.dumps(WORKLOADS[name](size, sync)))
+    if len(args) != 2 or args[0] not in WORKLOADS or not args[1].isdigit() or sync not in SYNC:
+        names = " | ".join(WORKLOADS)
+        sys.exit(f"usage: python -m bench.workloads NAME SIZE [--sync normal|full]\n"
+                 f"NAME: {names}; SIZE: a whole number (runs, nodes or commits)")  # fmt: skip
+    print(json.dumps(WORKLOADS[args[0]](int(args[1]), sync)))
 
 
 if __name__ == "__main__":
