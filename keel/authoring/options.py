@@ -22,7 +22,7 @@ import functools
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypedDict
 
 from pydantic import BaseModel
 
@@ -249,11 +249,11 @@ def side_task_data(function: object, *, what: str) -> dict[str, Any]:
     ``what`` names the option in the error for a plain function, which workers would
     refuse to run."""
     if is_keel_task(function):
-        options: NodeOptions = getattr(function, "options_")  # noqa: B009 - a Task's
-        data: dict[str, Any] = {"task": getattr(function, "import_path")}  # noqa: B009
+        task = typing.cast(_TaskLike, function)
+        data: dict[str, Any] = {"task": task.import_path}
         data.update(
             (name, value)
-            for name, value in options.spec_fields().items()
+            for name, value in task.options_.spec_fields().items()
             if name in SideTask.model_fields
         )
         return data
@@ -264,6 +264,13 @@ def side_task_data(function: object, *, what: str) -> dict[str, Any]:
         f"{what} takes a @keel.task, and {name} is a plain function: decorate it with "
         "@keel.task (workers run only keel tasks)"
     )
+
+
+class _TaskLike(Protocol):
+    """What a side task needs of a ``Task`` (whose module imports this one)."""
+
+    import_path: str
+    options_: NodeOptions
 
 
 def _as_sequence(value: object) -> tuple[NodeOutput | str, ...]:

@@ -3,8 +3,9 @@ and another workflow called as a step (a child run).
 
 Each records one node and returns its future output, like a task call: an approval's
 output is the approver's form data, a signal's its payload, a child run's its output.
-They take the node keywords every step takes (``id``, ``when``, ``after``, ``join``,
-``on_failure``); none takes a retry policy, because waiting is not attempted twice.
+They take the node options of ``WaitOptions`` (``id``, ``when``, ``after``, ``join``,
+``on_failure``; a timer all but ``on_failure``); none takes a retry policy, because
+waiting is not attempted twice.
 """
 
 from __future__ import annotations
