@@ -5,6 +5,10 @@ A Python file is imported under a stable module name (its stem, or its dotted na
 inside a package) with its folder on ``sys.path``, because task import paths name that
 module and every worker must import the same one. A YAML file's folder goes on
 ``sys.path`` too, so its ``task:`` paths resolve against the code beside it.
+
+What a load brings is its own registry of definitions (``LoadedWorkflow.registry``):
+the workflows found and the child workflows they call. Their subworkflow nodes are
+validated against it, and a run started from it stores the children it names.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -22,6 +26,7 @@ from keel.authoring.yaml_source import load_yaml
 from keel.errors import SpecError, SpecIssue, WorkflowNotFoundError
 from keel.spec.model import CallNode, TaskNode, WorkflowSpec
 from keel.spec.notifiers import CallableNotifier
+from keel.spec.registry import SpecRegistry
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -33,6 +38,9 @@ class LoadedWorkflow:
     origin: str
     #: the Python object, when written in Python
     workflow: Workflow[..., object] | None = None
+    #: the definitions loaded with it: every workflow of its file or module and the
+    #: child workflows they call, which a run of it may start
+    registry: SpecRegistry = field(default_factory=SpecRegistry)
 
     def answers_to(self, name: str) -> bool:
         """Whether ``FILE:name`` means this workflow (its spec name or Python name)."""
@@ -157,7 +165,8 @@ def load_all(
         if folder not in sys.path:
             sys.path.insert(0, folder)
         specs = load_yaml(path, resolve_tasks=resolve_tasks, allow=allow)
-        return [LoadedWorkflow(spec, location) for spec in specs]
+        registry = SpecRegistry(specs)
+        return [LoadedWorkflow(spec, location, registry=registry) for spec in specs]
     if path.is_dir():
         raise WorkflowNotFoundError(f"{location} is a folder: name a .py or .yaml file in it")
     if path.suffix == ".py" or path.exists():
@@ -166,14 +175,18 @@ def load_all(
         module = import_file(path)
     else:
         module = _import_module(location)
-    loaded = workflows_in(module)
+    found = workflows_in(module)
+    registry = SpecRegistry().including(
+        *(item.workflow.registry for item in found if item.workflow is not None)
+    )
+    loaded = [replace(item, registry=registry) for item in found]
     if resolve_tasks:
         from keel.spec.validate import check
 
         issues = []
         for item in loaded:
             try:
-                check(item.spec, resolve_tasks=True, allow=allow)
+                check(item.spec, resolve_tasks=True, allow=allow, registry=registry)
             except SpecError as exc:
                 issues.extend(exc.issues)
         if issues:

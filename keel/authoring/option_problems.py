@@ -1,10 +1,10 @@
-"""Bad node options (``@keel.task(...)``, ``task.options(...)``), each with what would
+"""Bad node options (``@keel.task(...)``, ``task.options(...)``...), each with what would
 work and the ``file:line`` of the call that gave it.
 
-Options are checked when they are given, all of them: a typo in one must not hide the
-others. Inside a workflow body the problems travel with the options to the node they
-configure and are reported with the workflow's other problems (``build_spec``); given
-outside one, they are raised at once (``OptionError``).
+Options are checked when they are given (``keel.authoring.options``), all of them: a
+typo in one must not hide the others. Inside a workflow body the problems travel with
+the options to the node they configure and are reported with the workflow's other
+problems; given outside one, they are raised at once (``OptionError``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keel.errors import OptionError, SpecIssue
-from keel.spec.model import JoinRule
 
 #: where keel's own code lives: the first frame outside it is the user's call
 _KEEL = Path(__file__).resolve().parent.parent
@@ -49,25 +48,6 @@ def caller() -> tuple[str | None, int | None]:
             return filename, frame.f_lineno
         frame = frame.f_back  # type: ignore[assignment]
     return None, None
-
-
-def join_problem(join: object) -> str | None:
-    if isinstance(join, str) and join in {rule.value for rule in JoinRule}:
-        return None
-    rules = ", ".join(f"'{rule.value}'" for rule in JoinRule)
-    return f"{join!r} is not a join rule; use one of {rules}"
-
-
-def on_failure_problem(on_failure: object) -> str | None:
-    if isinstance(on_failure, str) and on_failure:
-        return None  # "fail", "continue", or a handler node (checked with the workflow)
-    return f"takes 'fail', 'continue' or the id of a handler node, got {on_failure!r}"
-
-
-def isolation_problem(isolation: object) -> str | None:
-    if isolation in ("thread", "process"):
-        return None
-    return f"{isolation!r} is not an isolation; use 'thread' or 'process'"
 
 
 def raise_problems(problems: tuple[OptionProblem, ...], owner: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from keel.authoring.values import Value, expression_of
 from keel.errors import SpecIssue, TracingError
 from keel.spec.callables import Signature
+from keel.spec.registry import SpecRegistry
 
 #: the output name used when a workflow returns a single value: its run's output is
 #: ``{"result": value}``
@@ -49,6 +50,8 @@ class Trace:
     signatures: dict[str, Signature] = field(default_factory=dict)
     #: problems found while tracing (bad node options), reported with the spec's own
     issues: list[SpecIssue] = field(default_factory=list)
+    #: the definitions of the child workflows called so far (and of theirs)
+    registry: SpecRegistry = field(default_factory=SpecRegistry)
 
     def unique_id(self, wanted: str, *, explicit: bool) -> str:
         if wanted not in self.ids:

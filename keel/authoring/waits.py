@@ -3,8 +3,9 @@ and another workflow called as a step (a child run).
 
 Each records one node and returns its future output, like a task call: an approval's
 output is the approver's form data, a signal's its payload, a child run's its output.
-They take the node keywords every step takes (``id``, ``when``, ``after``, ``join``,
-``on_failure``); none takes a retry policy, because waiting is not attempted twice.
+They take the node options of ``WaitOptions`` (``id``, ``when``, ``after``, ``join``,
+``on_failure``; a timer all but ``on_failure``); none takes a retry policy, because
+waiting is not attempted twice.
 """
 
 from __future__ import annotations
@@ -13,17 +14,22 @@ import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
+from keel.authoring.options import (
+    NodeOptions,
+    TimerOptions,
+    WaitOptions,
+    option_names,
+    read_options,
+)
 from keel.authoring.tasks import argument_data
-from keel.authoring.tracing import RESULT, NodeOutput, Trace, node_id_of, require_trace
+from keel.authoring.tracing import RESULT, NodeOutput, require_trace
 from keel.authoring.values import Value, expression_of, to_expression
 from keel.errors import TracingError
 
 if TYPE_CHECKING:
     from keel.authoring.workflows import Workflow
-
-Step = NodeOutput | str
 
 
 def _slug(text: str, fallback: str) -> str:
@@ -44,32 +50,6 @@ def _schema(value: Any, what: str) -> dict[str, Any] | None:
     raise TracingError(f"{what} takes a JSON Schema (a dict) or a pydantic model class")
 
 
-def _node(
-    trace: Trace,
-    kind: str,
-    wanted: str,
-    *,
-    id: str | None,
-    when: Value | str | None,
-    after: Sequence[Step] | Step,
-    join: str | None,
-    on_failure: str | None,
-) -> dict[str, Any]:
-    node: dict[str, Any] = {"id": trace.unique_id(id or wanted, explicit=id is not None),
-                            "kind": kind}  # fmt: skip
-    condition = trace.condition(() if when is None else (when,))
-    if condition is not None:
-        node["when"] = condition
-    steps = [after] if isinstance(after, NodeOutput | str) else list(after)
-    if steps:
-        node["after"] = [node_id_of(s) if isinstance(s, NodeOutput) else s for s in steps]
-    if join is not None:
-        node["join"] = join
-    if on_failure is not None:
-        node["on_failure"] = on_failure
-    return node
-
-
 def _duration(value: str | float | timedelta | None) -> str | float | None:
     """A duration for the spec, which reads it (and reports it as written if it is bad)."""
     if isinstance(value, timedelta):
@@ -86,11 +66,7 @@ def approval(
     form: Any = None,
     timeout: str | float | None = None,
     on_timeout: str = "reject",
-    id: str | None = None,
-    when: Value | str | None = None,
-    after: Sequence[Step] | Step = (),
-    join: str | None = None,
-    on_failure: str | None = None,
+    **options: Unpack[WaitOptions],
 ) -> Any:
     """Wait for a person to approve or reject. ``description`` may be a value or text
     with ``${{ expression }}`` parts, filled in when the approval opens; ``form`` (a
@@ -98,8 +74,9 @@ def approval(
     output. ``on_timeout``: ``reject``, ``approve``, ``notify`` or a node id to route to.
     """
     trace = require_trace("keel.approval")
-    node = _node(trace, "approval", _slug(title, "approval"), id=id, when=when, after=after,
-                 join=join, on_failure=on_failure)  # fmt: skip
+    node = read_options(options, WaitOptions, "approval").node(
+        trace, "approval", _slug(title, "approval")
+    )
     node["title"] = title
     if isinstance(description, Value):
         description = "${{ " + expression_of(description) + " }}"
@@ -122,16 +99,12 @@ def timer(
     duration: str | float | None = None,
     *,
     until: Value | str | datetime | None = None,
-    id: str | None = None,
-    when: Value | str | None = None,
-    after: Sequence[Step] | Step = (),
-    join: str | None = None,
+    **options: Unpack[TimerOptions],
 ) -> Any:
     """Wait for ``duration`` (``"2h"``, seconds) or ``until`` a time: a value from the
     run's data or a date-time. Durable: it fires after restarts, and costs nothing."""
     trace = require_trace("keel.timer")
-    node = _node(trace, "timer", "wait", id=id, when=when, after=after, join=join,
-                 on_failure=None)  # fmt: skip
+    node = read_options(options, TimerOptions, "timer").node(trace, "timer", "wait")
     if (duration is None) == (until is None):
         raise TracingError("keel.timer takes a duration or until=..., not both and not neither")
     if duration is not None:
@@ -148,17 +121,12 @@ def signal(
     *,
     schema: Any = None,
     timeout: str | float | None = None,
-    id: str | None = None,
-    when: Value | str | None = None,
-    after: Sequence[Step] | Step = (),
-    join: str | None = None,
-    on_failure: str | None = None,
+    **options: Unpack[WaitOptions],
 ) -> Any:
     """Wait for signal ``name`` sent to the run (``keel signal RUN NAME --data JSON``);
     its data is the output. A signal sent earlier is kept for this node."""
     trace = require_trace("keel.signal")
-    node = _node(trace, "signal", _slug(name, "signal"), id=id, when=when, after=after,
-                 join=join, on_failure=on_failure)  # fmt: skip
+    node = read_options(options, WaitOptions, "signal").node(trace, "signal", _slug(name, "signal"))
     node["signal"] = name
     payload = _schema(schema, "keel.signal(schema=...)")
     if payload is not None:
@@ -168,31 +136,30 @@ def signal(
     return trace.add(node)
 
 
-#: keywords a workflow called as a step takes for the node, besides its inputs
-_CHILD_KEYWORDS = ("id", "when", "after", "join", "on_failure")
-
-
 def child_run(
     workflow: Workflow[Any, Any],
     function: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    options: dict[str, Any] | None = None,
+    options: NodeOptions | None = None,
 ) -> NodeOutput:
     """The subworkflow node for ``workflow`` called inside another workflow's body.
-    Node settings come from ``options`` (``Workflow.options``) or from keywords that are
-    not inputs of the child."""
+    Node settings come from keywords that are not inputs of the child (``WaitOptions``)
+    and from ``options`` (``Workflow.options``). The child's definitions join the
+    registry the parent is validated and started with."""
     trace = require_trace(f"workflow '{workflow.name}' as a step")
     parameters = inspect.signature(function).parameters
-    own = {k: kwargs.pop(k) for k in _CHILD_KEYWORDS if k in kwargs and k not in parameters}
-    own.update(options or {})
+    own = {
+        keyword: kwargs.pop(keyword)
+        for keyword in option_names(WaitOptions)
+        if keyword in kwargs and keyword not in parameters
+    }
+    node_options = read_options(own, WaitOptions, workflow.name).merged(options or NodeOptions())
     try:
         bound = inspect.signature(function).bind_partial(*args, **kwargs)
     except TypeError as exc:
         raise TracingError(f"{workflow.name}(): {exc}") from None
-    node = _node(trace, "subworkflow", workflow.name, id=own.get("id"), when=own.get("when"),
-                 after=own.get("after", ()), join=own.get("join"),
-                 on_failure=own.get("on_failure"))  # fmt: skip
+    node = node_options.node(trace, "subworkflow", workflow.name)
     node["workflow"] = workflow.name
     node["version"] = workflow.version
     arguments: Mapping[str, Any] = bound.arguments
@@ -200,6 +167,7 @@ def child_run(
         name: argument_data(value, f"{workflow.name}({name}=...)")
         for name, value in arguments.items()
     }
+    trace.registry = trace.registry.including(workflow.registry)
     # a child that returns one value ends with output {"result": value}; the step stands
     # for the value itself, as the child's return type says
     return trace.add(node, RESULT if workflow.single_result else None)

@@ -11,17 +11,19 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
+from typing import Any, Generic, ParamSpec, TypeVar, Unpack, cast, overload
 
 from pydantic import ConfigDict, create_model
 
-from keel.authoring.tasks import Task, import_path_of, side_task_data
+from keel.authoring.option_problems import raise_problems
+from keel.authoring.options import WaitOptions, read_options, side_task_data
+from keel.authoring.tasks import Task, import_path_of
 from keel.authoring.tracing import RESULT, current_trace, tracing
 from keel.authoring.values import Value, to_expression
 from keel.errors import KeelError, SpecError, TracingError
 from keel.spec.model import WorkflowSpec
 from keel.spec.policies import NodeDefaults
-from keel.spec.registry import remember
+from keel.spec.registry import SpecRegistry
 from keel.spec.triggers import Trigger
 from keel.spec.validate import parse_and_validate
 
@@ -30,13 +32,21 @@ R = TypeVar("R")
 
 
 class Workflow(Generic[P, R]):
-    """A traced workflow: its ``spec`` is what keel stores, versions and runs."""
+    """A traced workflow: its ``spec`` is what keel stores, versions and runs; its
+    ``registry`` has that spec and the definitions of the child workflows it calls (and
+    of theirs), which a run of it may start."""
 
     def __init__(
-        self, function: Callable[P, R], spec: WorkflowSpec, *, single_result: bool = False
+        self,
+        function: Callable[P, R],
+        spec: WorkflowSpec,
+        *,
+        single_result: bool = False,
+        registry: SpecRegistry | None = None,
     ) -> None:
         self.__wrapped__ = function
         self.spec = spec
+        self.registry = (registry or SpecRegistry()).including(spec)
         #: the function returns one value (the run's output is ``{"result": value}``), so
         #: the workflow called as a step stands for that value, as its type says
         self.single_result = single_result
@@ -65,21 +75,14 @@ class Workflow(Generic[P, R]):
 
         return cast(R, child_run(self, self.__wrapped__, args, dict(kwargs)))
 
-    def options(
-        self,
-        *,
-        id: str | None = None,
-        when: Any = None,
-        after: Sequence[Any] = (),
-        join: str | None = None,
-        on_failure: str | None = None,
-    ) -> Callable[P, R]:
+    def options(self, **options: Unpack[WaitOptions]) -> Callable[P, R]:
         """This workflow as a step with node settings (a typed way to pass ``id``,
         ``when``, ``after``...): ``child.options(id="check", when=x > 1)(claim)``."""
         from keel.authoring.waits import child_run
 
-        own = {"id": id, "when": when, "after": after, "join": join, "on_failure": on_failure}
-        given = {key: value for key, value in own.items() if value not in (None, ())}
+        given = read_options(options, WaitOptions, "Workflow.options")
+        if current_trace() is None:  # no workflow to report them with
+            raise_problems(given.problems, f"workflow '{self.name}'.options()")
 
         def call(*args: P.args, **kwargs: P.kwargs) -> R:
             if current_trace() is None:
@@ -168,9 +171,10 @@ def build_spec(
     triggers: Sequence[Trigger] = (),
     on_failure: Callable[..., Any] | None = None,
     notify: Sequence[Any] = (),
-) -> tuple[WorkflowSpec, bool]:
-    """The spec traced from ``function``, and whether it returns a single value (its
-    output is then ``{"result": value}``) rather than a mapping of named outputs."""
+) -> tuple[WorkflowSpec, bool, SpecRegistry]:
+    """The spec traced from ``function``, whether it returns a single value (its output
+    is then ``{"result": value}``) rather than a mapping of named outputs, and the
+    definitions of the child workflows it calls (it is validated against those)."""
     workflow_name = name or function.__name__
     schema = input_schema(function)
     parameters = inspect.signature(function).parameters
@@ -199,12 +203,13 @@ def build_spec(
         isinstance(returned, Mapping) and not isinstance(returned, Value)
     )
     try:
-        spec = parse_and_validate(data, source=workflow_name, signatures=trace.signatures)
+        spec = parse_and_validate(data, source=workflow_name, signatures=trace.signatures,
+                                  registry=trace.registry)  # fmt: skip
     except SpecError as exc:
         raise SpecError([*trace.issues, *exc.issues], workflow=workflow_name) from None
     if trace.issues:
         raise SpecError(trace.issues, workflow=workflow_name)
-    return spec, single
+    return spec, single, trace.registry
 
 
 @overload
@@ -246,7 +251,7 @@ def workflow(
     function (called with the notification)."""
 
     def decorate(fn: Callable[P, R]) -> Workflow[P, R]:
-        spec, single = build_spec(
+        spec, single, children = build_spec(
             fn,
             name=name,
             description=description,
@@ -257,7 +262,6 @@ def workflow(
             on_failure=on_failure,
             notify=notify,
         )
-        remember(spec)  # a parent run that calls it finds its definition by version
-        return Workflow(fn, spec, single_result=single)
+        return Workflow(fn, spec, single_result=single, registry=children)
 
     return decorate(function) if function is not None else decorate

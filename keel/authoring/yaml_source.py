@@ -19,7 +19,7 @@ from keel.errors import SpecError, SpecIssue
 from keel.spec.canonical import canonical_data
 from keel.spec.data import MAX_DEPTH
 from keel.spec.model import WorkflowSpec
-from keel.spec.registry import remember
+from keel.spec.registry import SpecRegistry
 from keel.spec.validate import parse_and_validate
 
 Loc = tuple[str | int, ...]
@@ -203,9 +203,14 @@ def read_documents(text: str, source: str) -> list[YamlDocument]:
 
 
 def spec_from_document(
-    document: YamlDocument, *, resolve_tasks: bool = False, allow: Collection[str] = ()
+    document: YamlDocument,
+    *,
+    resolve_tasks: bool = False,
+    allow: Collection[str] = (),
+    registry: SpecRegistry | None = None,
 ) -> WorkflowSpec:
-    """Validate one document fully; every issue carries its file, line and column."""
+    """Validate one document fully; every issue carries its file, line and column. A
+    subworkflow node is checked against its child when ``registry`` has it."""
     if not isinstance(document.data, dict):
         issue = SpecIssue("a workflow document must be a mapping with 'name' and 'nodes'")
         raise SpecError([document.positions.locate(issue)], workflow=document.positions.source)
@@ -214,7 +219,7 @@ def spec_from_document(
     try:
         spec = parse_and_validate(
             document.data, source=document.positions.source, resolve_tasks=resolve_tasks,
-            allow=allow,
+            allow=allow, registry=registry,
         )  # fmt: skip
         workflow = spec.name
     except SpecError as exc:
@@ -223,7 +228,6 @@ def spec_from_document(
     if issues:
         located = [document.positions.locate(issue) for issue in issues]
         raise SpecError(sorted(located, key=_position), workflow=workflow)
-    remember(spec)  # a parent run that pins it finds its definition by version
     return spec
 
 
@@ -232,9 +236,16 @@ def _position(issue: SpecIssue) -> tuple[int, int]:
 
 
 def load_yaml(
-    path: Path, *, resolve_tasks: bool = False, allow: Collection[str] = ()
+    path: Path,
+    *,
+    resolve_tasks: bool = False,
+    allow: Collection[str] = (),
+    registry: SpecRegistry | None = None,
 ) -> list[WorkflowSpec]:
-    """Every workflow of a YAML file (one per ``---`` document)."""
+    """Every workflow of a YAML file (one per ``---`` document). A document's
+    subworkflow nodes are checked against the children that ``registry`` has and those
+    that the documents before it define."""
+    known = registry if registry is not None else SpecRegistry()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -248,7 +259,9 @@ def load_yaml(
     named: dict[str, tuple[int, int] | None] = {}  # where each name was first written
     for document in read_documents(text, str(path)):
         try:
-            spec = spec_from_document(document, resolve_tasks=resolve_tasks, allow=allow)
+            spec = spec_from_document(
+                document, resolve_tasks=resolve_tasks, allow=allow, registry=known
+            )
         except SpecError as exc:
             issues.extend(exc.issues)
             invalid.add(exc.workflow)
@@ -266,6 +279,7 @@ def load_yaml(
             continue
         named[spec.name] = where
         specs.append(spec)
+        known = known.including(spec)
     if issues:
         # the workflow by its name when the problems are all of one (the file is shown
         # with them anyway), else the file

@@ -98,7 +98,8 @@ def run(
     with opened_store(db, upgrade=True, create=True) as store:
         cache = RunCache(store)
         with reported_errors():
-            record = start_run(store, loaded.spec, run_input, origin=origin_of(target), cache=cache)
+            record = start_run(store, loaded.spec, run_input, origin=origin_of(target),
+                               cache=cache, registry=loaded.registry)  # fmt: skip
         if detach:
             # a shared database has workers on other hosts; a local file needs a process
             if store.database_time() is None:

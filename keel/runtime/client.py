@@ -21,6 +21,7 @@ from keel.runtime.operations.interventions import (
 )
 from keel.runtime.stores import open_store
 from keel.spec.model import WorkflowSpec
+from keel.spec.registry import SpecRegistry
 from keel.store.protocol import Store
 from keel.store.records import RunRecord, StoredEvent, Wait
 
@@ -45,11 +46,16 @@ class Client:
     # --- runs -----------------------------------------------------------------------------
 
     def start(self, workflow: Any, run_input: Any = None, *, origin: str | None = None) -> str:
-        """Record a new run of ``workflow`` (a ``@keel.workflow`` or a spec); its id."""
+        """Record a new run of ``workflow`` (a ``@keel.workflow`` or a spec); its id.
+
+        A ``@keel.workflow`` brings the definitions of the child workflows it calls; a
+        bare spec's children must be in the store already."""
         spec: WorkflowSpec = getattr(workflow, "spec", workflow)
+        registry: SpecRegistry | None = getattr(workflow, "registry", None)
         if origin is None and hasattr(workflow, "__module__"):
             origin = workflow.__module__ if workflow.__module__ != "__main__" else None
-        record = start_run(self.store, spec, {} if run_input is None else run_input, origin=origin)
+        run_input = {} if run_input is None else run_input
+        record = start_run(self.store, spec, run_input, origin=origin, registry=registry)
         return record.id
 
     def run(self, run_id: str) -> RunRecord:

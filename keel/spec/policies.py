@@ -100,27 +100,25 @@ def _circuit_shorthand(value: Any) -> Any:
 Isolation = Literal["thread", "process"]
 
 
-class NodePolicies(_Frozen):
-    """Policy fields shared by every node kind that executes code."""
+class NodeDefaults(_Frozen):
+    """Workflow-wide defaults for the policies of its nodes (each is a policy a node can
+    set for itself, see ``NodePolicies``)."""
 
     retry: RetryPolicy | None = None
     #: per attempt
     timeout: PositiveDuration | None = None
     queue: QueueName | None = None
     priority: Priority | None = None
+
+
+class NodePolicies(NodeDefaults):
+    """Policy fields shared by every node kind that executes code: those a workflow can
+    set defaults for, and these, which are each node's own."""
+
     concurrency: ConcurrencyPolicy | None = None
     rate_limit: RateLimitPolicy | None = None
     circuit: Annotated[CircuitPolicy | None, BeforeValidator(_circuit_shorthand)] = None
     isolation: Isolation | None = None
-
-
-class NodeDefaults(_Frozen):
-    """Workflow-wide defaults for the policies of its nodes."""
-
-    retry: RetryPolicy | None = None
-    timeout: PositiveDuration | None = None
-    queue: QueueName | None = None
-    priority: Priority | None = None
 
 
 class EffectivePolicies(_Frozen):

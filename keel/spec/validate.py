@@ -4,8 +4,9 @@ Structure (types, ranges, unknown fields) is checked by the pydantic models when
 becomes a ``WorkflowSpec``; ``parse_spec`` turns those errors into ``SpecIssue``s. The
 rules that need the whole workflow live here: unique ids, expressions that parse and
 refer only to known nodes and names, acyclic dependencies (naming the cycle), join
-rules that make sense, and, when ``resolve_tasks`` is set, arguments checked against
-the real function signatures and types.
+rules that make sense, child workflows that fit the definitions of the registry given,
+and, when ``resolve_tasks`` is set, arguments checked against the real function
+signatures and types.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from keel.spec.model import (
     TaskNode,
     WorkflowSpec,
 )
-from keel.spec.registry import known_spec
+from keel.spec.registry import SpecRegistry
 from keel.spec.schemas import (
     Schema,
     mismatch,
@@ -74,6 +75,7 @@ def parse_and_validate(
     resolve_tasks: bool = False,
     signatures: Mapping[str, Signature] | None = None,
     allow: Collection[str] = (),
+    registry: SpecRegistry | None = None,
 ) -> WorkflowSpec:
     """Build a spec from plain data and validate it, raising ``SpecError`` with every
     problem: the structural ones, and the semantic ones of whatever part of the spec is
@@ -86,11 +88,12 @@ def parse_and_validate(
         issues = list(exc.issues)
         part = sound_part(data, issues)
         if part is not None:
-            issues += validate(
-                part, resolve_tasks=resolve_tasks, signatures=signatures, allow=allow
-            )
+            issues += validate(part, resolve_tasks=resolve_tasks, signatures=signatures,
+                               allow=allow, registry=registry)  # fmt: skip
         raise SpecError(issues, workflow=exc.workflow) from None
-    return check(spec, resolve_tasks=resolve_tasks, signatures=signatures, allow=allow)
+    return check(
+        spec, resolve_tasks=resolve_tasks, signatures=signatures, allow=allow, registry=registry
+    )
 
 
 def _pydantic_issue(error: Any, data: Any) -> SpecIssue:
@@ -139,6 +142,7 @@ def validate(
     resolve_tasks: bool = False,
     signatures: Mapping[str, Signature] | None = None,
     allow: Collection[str] = (),
+    registry: SpecRegistry | None = None,
 ) -> list[SpecIssue]:
     """Every semantic problem of ``spec``. Empty list means the spec is valid.
 
@@ -146,8 +150,14 @@ def validate(
     ``signatures`` (authoring has the functions in hand) and, with ``resolve_tasks``,
     every other task, imported by its path; each must then be a ``@keel.task`` or named
     in ``allow`` (the worker setting of that name), as a worker will require.
+
+    A subworkflow node is checked against its child's definition when ``registry`` has
+    it (the name and the inputs must fit); a child it lacks may be in the store, which
+    starting the run consults. Nothing else is consulted: the result depends only on
+    the arguments.
     """
-    return list(_Validator(spec, resolve_tasks, signatures or {}, allow).run())
+    validator = _Validator(spec, resolve_tasks, signatures or {}, allow, registry)
+    return list(validator.run())
 
 
 def check(
@@ -156,9 +166,11 @@ def check(
     resolve_tasks: bool = False,
     signatures: Mapping[str, Signature] | None = None,
     allow: Collection[str] = (),
+    registry: SpecRegistry | None = None,
 ) -> WorkflowSpec:
     """Return ``spec`` if valid, else raise ``SpecError`` listing every problem."""
-    issues = validate(spec, resolve_tasks=resolve_tasks, signatures=signatures, allow=allow)
+    issues = validate(spec, resolve_tasks=resolve_tasks, signatures=signatures, allow=allow,
+                      registry=registry)  # fmt: skip
     if issues:
         raise SpecError(issues, workflow=spec.name)
     return spec
@@ -171,8 +183,10 @@ class _Validator:
         resolve_tasks: bool,
         signatures: Mapping[str, Signature],
         allow: Collection[str] = (),
+        registry: SpecRegistry | None = None,
     ) -> None:
         self.spec = spec
+        self.registry = registry if registry is not None else SpecRegistry()
         self.resolve_tasks = resolve_tasks
         self.allow = frozenset(allow)
         self.ids = {node.id for node in spec.nodes}
@@ -387,7 +401,7 @@ class _Validator:
                                 code="invalid_schema")  # fmt: skip
 
     def _child(self, index: int, node: SubworkflowNode) -> Iterator[SpecIssue]:
-        child = known_spec(node.version)
+        child = self.registry.get(node.version)
         if child is None:
             return  # only the store may know it; starting the run checks again
         if child.name != node.workflow:

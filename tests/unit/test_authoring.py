@@ -78,15 +78,16 @@ def test_a_bare_task_keeps_its_function() -> None:
     assert extract.__name__ == "extract"
     assert extract.__doc__ == "Read a claim from a document."
     assert extract.options_.retry is None
-    assert extract.options_.timeout is None
+    assert extract.options_.fields.get("timeout") is None
 
 
 def test_task_options_from_the_decorator() -> None:
     assert score.options_.retry is not None
     assert score.options_.retry.max_attempts == 4, "retries=3 is three more after the first"
-    assert score.options_.timeout == 30.0
+    assert score.options_.fields.get("timeout") == 30.0
     assert combine.name == "combined"
-    assert (combine.options_.queue, combine.options_.priority) == ("math", 5)
+    fields = combine.options_.fields
+    assert (fields.get("queue"), fields.get("priority")) == ("math", 5)
 
 
 @pytest.mark.parametrize("retries", [-1, 1.5, True])
@@ -114,10 +115,10 @@ def test_options_returns_a_changed_copy() -> None:
     assert changed.import_path == score.import_path
     assert changed.options_.retry is not None
     assert changed.options_.retry.max_attempts == 1
-    assert changed.options_.queue == "slow"
-    assert changed.options_.timeout == 30.0, "settings not given are kept"
+    assert changed.options_.fields.get("queue") == "slow"
+    assert changed.options_.fields.get("timeout") == 30.0, "settings not given are kept"
     assert score.name == "score"
-    assert score.options_.queue is None, "the original is unchanged"
+    assert score.options_.fields.get("queue") is None, "the original is unchanged"
 
 
 # --- tracing a workflow ---------------------------------------------------------------------

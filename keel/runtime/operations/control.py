@@ -20,7 +20,7 @@ from keel.runtime.operations.inputs import check_input, with_defaults
 from keel.runtime.runs import RunCache, advance
 from keel.spec.data import check_json
 from keel.spec.model import SubworkflowNode, WorkflowSpec
-from keel.spec.registry import known_spec
+from keel.spec.registry import SpecRegistry
 from keel.store.protocol import Store
 from keel.store.records import Committed, RunRecord, Transition
 
@@ -38,14 +38,18 @@ def start_run(
     origin: str | None = None,
     run_id: str | None = None,
     cache: RunCache | None = None,
+    registry: SpecRegistry | None = None,
 ) -> RunRecord:
     """Record a new run and its first ready attempts; something else executes them.
 
-    Pass the ``cache`` of the worker that will execute the run to compile it only once.
+    Pass the ``cache`` of the worker that will execute the run to compile it only once,
+    and the ``registry`` that has the definitions of the child workflows it may start
+    (``Workflow.registry``, or the loader's) unless the store has them already.
     """
     committed = record_run(
-        store, spec, run_input, clock=clock, origin=origin, run_id=run_id, cache=cache
-    )
+        store, spec, run_input, clock=clock, origin=origin, run_id=run_id, cache=cache,
+        registry=registry,
+    )  # fmt: skip
     return store.get_run(committed.transition.run_id)
 
 
@@ -59,6 +63,7 @@ def record_run(
     run_id: str | None = None,
     cache: RunCache | None = None,
     lease: Callable[[Transition], Transition] | None = None,
+    registry: SpecRegistry | None = None,
 ) -> Committed:
     """``start_run`` for a worker: ``lease`` may let the first transition lease its
     attempts (``Worker.start_run``), and the run's state is left in ``cache``."""
@@ -69,7 +74,7 @@ def record_run(
     run_id = run_id or new_run_id()
     plans = cache if cache is not None else RunCache(store)
     state = RunState.new(plans.plan_of(spec), run_id)
-    save_children(store, plans.plan_of(spec), now)
+    save_children(store, plans.plan_of(spec), now, registry or SpecRegistry())
     started = RunStarted(workflow=spec.name, spec_version=spec.version, input=run_input)
     first = advance(run_id, state, [started], now, cache=plans)
     committed = store.create_run(spec, run_input, lease(first) if lease else first, origin=origin)
@@ -79,29 +84,31 @@ def record_run(
     return committed
 
 
-def save_children(store: Store, plan: Plan, now: float, seen: set[str] | None = None) -> None:
+def save_children(
+    store: Store, plan: Plan, now: float, registry: SpecRegistry, seen: set[str] | None = None
+) -> None:
     """Store the definitions of the child workflows a run may start (and theirs), so a
     worker that resumes it needs nothing but the store. A pinned version that neither
-    this process nor the store knows is refused now, before the run starts."""
+    ``registry`` nor the store has is refused now, before the run starts."""
     seen = seen if seen is not None else set()
     for node in plan.nodes.values():
         if not isinstance(node.wait, SubworkflowNode) or node.wait.version in seen:
             continue
         version = node.wait.version
         seen.add(version)
-        child = known_spec(version)
+        child = registry.get(version)
         if child is None:
             try:
                 child = store.load_spec(version)
             except StoreError:
                 raise InputError(
                     f"node '{node.id}' starts workflow '{node.wait.workflow}' version "
-                    f"{version[:12]}, which is not loaded and not in the store: import the "
-                    "module that defines it"
+                    f"{version[:12]}, which is not loaded and not in the store: load it with "
+                    "the parent (call it in the parent's body, or define it in the same file)"
                 ) from None
         else:
             store.save_spec(child, now)
-        save_children(store, compile_plan(child), now, seen)
+        save_children(store, compile_plan(child), now, registry, seen)
 
 
 def cancel_run(
