@@ -14,7 +14,7 @@ import keel
 from keel.authoring.loading import load_all
 from keel.authoring.yaml_source import load_yaml
 from keel.errors import InputError, SpecError
-from keel.runtime.control import start_run
+from keel.runtime.operations.control import start_run
 from keel.spec.registry import SpecRegistry
 from keel.spec.validate import parse_and_validate
 from keel.store.sqlite import SQLiteStore
