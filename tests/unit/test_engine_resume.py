@@ -39,6 +39,7 @@ from keel.engine import (
     compile_plan,
     decide,
     from_data,
+    is_finished,
     to_data,
 )
 from keel.spec import parse_spec
@@ -129,7 +130,7 @@ def perform(sim: Simulation, work: NodeScheduled, outcome: Outcome) -> None:
 def drive(sim: Simulation, rng: random.Random, outcome: Outcome, check: Callable[[], None]) -> None:
     """Run the simulation to its end, calling ``check`` after the start and every step."""
     check()
-    while not sim.state.finished and sim.ready:
+    while not is_finished(sim.state.status) and sim.ready:
         sim.step(rng, outcome)
         check()
 
@@ -230,7 +231,7 @@ def test_a_replayed_history_decides_nothing_new_and_equals_the_live_state(
         assert deep_snapshot(state) == deep_snapshot(sim.state)
 
     drive(sim, rng, case.outcome, check)
-    assert sim.state.finished
+    assert is_finished(sim.state.status)
     if not case.doomed:
         assert sim.state.status is RunStatus.SUCCEEDED
 
@@ -505,7 +506,7 @@ def test_started_and_reclaimed_attempts_replay_to_the_same_state(
 ) -> None:
     sim = Simulation.start(case.plan, {})
     reclaims: Counter[Key] = Counter()
-    while not sim.state.finished and sim.ready:
+    while not is_finished(sim.state.status) and sim.ready:
         work = sim.ready.pop(rng.randrange(len(sim.ready)))
         node = sim.state.nodes[work.node]
         length = len(sim.history)
