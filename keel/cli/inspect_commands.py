@@ -293,6 +293,7 @@ def history(
 
     from keel.cli.common import fail
     from keel.cli.layout import Cell, Column, print_table
+    from keel.engine.events import node_of
     from keel.runtime.runs import RunCache
 
     with opened_store(db) as store, reported_errors():
@@ -304,7 +305,7 @@ def history(
                 raise fail(f"run {record.id[:8]} has no node '{node}' "
                            f"(nodes: {', '.join(nodes)})")  # fmt: skip
     if node is not None:
-        events = [e for e in events if getattr(e.event, "node", None) == node]
+        events = [e for e in events if node_of(e.event) == node]
     if as_json:
         for stored in events:
             typer.echo(json.dumps(_event_line(stored), ensure_ascii=False))
@@ -319,7 +320,7 @@ def history(
         details = ", ".join(f"{k}={_short(v, 40)}" for k, v in data.items() if v is not None)
         rows.append([
             str(stored.seq), local_time(stored.at), stored.event.kind,
-            getattr(stored.event, "node", "") or "", details,
+            node_of(stored.event) or "", details,
         ])  # fmt: skip
     print_table(Console(), columns, rows)
 

@@ -14,6 +14,7 @@ from rich.text import Text
 from keel.cli.layout import hanging_lines
 from keel.engine.events import (
     MapExpanded,
+    NodeEvent,
     NodeFailed,
     NodeReclaimed,
     NodeScheduled,
@@ -78,9 +79,9 @@ class LiveProgress:
             if stored.run_id != self.run_id:
                 continue
             event = stored.event
-            node = getattr(event, "node", None)
-            if node is None:
+            if not isinstance(event, NodeEvent):
                 continue
+            node = event.node
             match event:
                 case NodeScheduled(item=None) | NodeReclaimed(item=None):
                     self.status[node] = "pending"

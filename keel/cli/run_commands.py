@@ -132,6 +132,7 @@ def resume(
     (--yes, or when asked): anyone who can start a run can write that field.
     """
     from keel.cli.resume_code import load_for
+    from keel.engine.state import is_finished
     from keel.runtime.worker.config import WorkerConfigError, load_worker_config
 
     try:
@@ -147,7 +148,7 @@ def resume(
                 for status in ("running", "failing", "paused", "pending")
                 for record in store.list_runs(status=status, limit=1_000_000)
             ]
-        finished = [r for r in records if r.status in ("succeeded", "failed", "cancelled")]
+        finished = [r for r in records if is_finished(r.status)]
         if finished:  # asked for by id: an error, before anything is resumed
             for record in finished:
                 typer.echo(
@@ -175,11 +176,12 @@ def continue_run(run_id: str, db: str | None, *, yes: bool = False) -> None:
     meanwhile) gets its summary and output, as ``keel run`` prints them."""
     from rich.console import Console
 
+    from keel.engine.state import is_finished
     from keel.runtime.runs import RunCache
 
     with opened_store(db) as store, reported_errors():
         record = store.get_run(run_id)
-        if record.status in ("succeeded", "failed", "cancelled"):
+        if is_finished(record.status):
             _finish(store, [record.id], False, Console(stderr=True), RunCache(store))
             return
     resume([run_id], code=None, yes=yes, concurrency=8, quiet=False, db=db)

@@ -6,31 +6,36 @@ Imports only ``keel.spec`` (and ``keel.errors``); the store and runtime build on
 from keel.engine.decide import decide, join_outcome
 from keel.engine.events import (
     EVENT_TYPES,
+    AttemptEvent,
     ErrorInfo,
     Event,
     MapExpanded,
+    NodeEvent,
     NodeFailed,
     NodeReclaimed,
     NodeScheduled,
     NodeSkipped,
     NodeStarted,
     NodeSucceeded,
-    Recorded,
     RunCancelled,
     RunCompleted,
+    RunEnded,
     RunFailed,
     RunStarted,
     from_data,
+    node_of,
     to_data,
 )
 from keel.engine.plan import NodePlan, Plan, compile_plan
-from keel.engine.state import NodeState, NodeStatus, RunState, RunStatus, apply
+from keel.engine.state import NodeState, NodeStatus, RunState, RunStatus, apply, is_finished
 
 __all__ = [
     "EVENT_TYPES",
+    "AttemptEvent",
     "ErrorInfo",
     "Event",
     "MapExpanded",
+    "NodeEvent",
     "NodeFailed",
     "NodePlan",
     "NodeReclaimed",
@@ -41,9 +46,9 @@ __all__ = [
     "NodeStatus",
     "NodeSucceeded",
     "Plan",
-    "Recorded",
     "RunCancelled",
     "RunCompleted",
+    "RunEnded",
     "RunFailed",
     "RunStarted",
     "RunState",
@@ -52,6 +57,8 @@ __all__ = [
     "compile_plan",
     "decide",
     "from_data",
+    "is_finished",
     "join_outcome",
+    "node_of",
     "to_data",
 ]

@@ -1,16 +1,23 @@
 """The audit vocabulary of a run: every fact that can happen to it, as immutable events.
 
-A run's history is an append-only list of ``Recorded`` events: a per-run sequence
-number, a timestamp supplied by the caller (the engine never reads a clock) and the
-event. Everything else about a run (its state, the dashboard, the audit export) is
-derived from this list. Events are frozen dataclasses with a ``kind`` tag and turn into
-JSON with ``to_data`` / ``from_data``; nothing is pickled.
+A run's history is an append-only list of events (the store adds a per-run sequence
+number and the time it was recorded; the engine never reads a clock). Everything else
+about a run (its state, the dashboard, the audit export) is derived from this list.
+
+``Event`` is the tagged union of every event class: each is a frozen dataclass with a
+``kind`` tag (its name in stored JSON), so code can ``match`` on them and mypy knows the
+cases. Events about one node share the base ``NodeEvent`` (``node``), and those about
+one attempt of a node or of one map item share ``AttemptEvent`` (``attempt``,
+``item``); the events that end a run share ``RunEnded``. They turn into JSON with
+``to_data`` / ``from_data``; nothing is pickled. Stored histories are read back by
+``from_data`` forever: change a field only with a way to read the old shape, and record
+a fixture history (``tests/fixtures/histories``) when events change.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 JSON = Any
 
@@ -26,12 +33,35 @@ class ErrorInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
+class BaseEvent:
+    """What every event has: its ``kind``, the tag that names it in stored JSON."""
+
     kind: ClassVar[str] = "event"
 
 
 @dataclass(frozen=True, slots=True)
-class RunStarted(Event):
+class NodeEvent(BaseEvent):
+    """An event about one node of the run (a graph node or a failure-path step)."""
+
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptEvent(NodeEvent):
+    """An event about one attempt of a node, or of one item of a map (``item``: its
+    index; ``None`` for the node itself)."""
+
+    attempt: int
+    item: int | None = field(default=None, kw_only=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnded(BaseEvent):
+    """An event that ends the run (until someone retries it by hand)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(BaseEvent):
     kind: ClassVar[str] = "run_started"
     workflow: str
     spec_version: str
@@ -41,29 +71,23 @@ class RunStarted(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class NodeScheduled(Event):
+class NodeScheduled(AttemptEvent):
     """One attempt of a node (or of one item of a map) was put on the ready queue."""
 
     kind: ClassVar[str] = "node_scheduled"
-    node: str
-    attempt: int
     args: dict[str, JSON]
-    item: int | None = None
     #: a retry waits for its backoff: the attempt may not start before this time
     not_before: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class NodeStarted(Event):
+class NodeStarted(AttemptEvent):
     kind: ClassVar[str] = "node_started"
-    node: str
-    attempt: int
     worker: str
-    item: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class NodeReclaimed(Event):
+class NodeReclaimed(AttemptEvent):
     """An attempt's lease holder died or stopped renewing; the same attempt is queued again.
 
     The attempt keeps its number (and so its idempotency key): it never reported an
@@ -71,58 +95,47 @@ class NodeReclaimed(Event):
     """
 
     kind: ClassVar[str] = "node_reclaimed"
-    node: str
-    attempt: int
     owner: str
     reason: str
-    item: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class NodeSucceeded(Event):
+class NodeSucceeded(AttemptEvent):
     kind: ClassVar[str] = "node_succeeded"
-    node: str
-    attempt: int
     output: JSON
-    item: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class NodeFailed(Event):
+class NodeFailed(AttemptEvent):
     kind: ClassVar[str] = "node_failed"
-    node: str
-    attempt: int
     error: ErrorInfo
-    item: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class NodeSkipped(Event):
+class NodeSkipped(NodeEvent):
     """A node will not run: its condition was false or its join rule did not pass."""
 
     kind: ClassVar[str] = "node_skipped"
-    node: str
     reason: str
     upstream_failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
-class MapExpanded(Event):
+class MapExpanded(NodeEvent):
     """A map node's items were computed; one unit of work per item follows."""
 
     kind: ClassVar[str] = "map_expanded"
-    node: str
     count: int
 
 
 @dataclass(frozen=True, slots=True)
-class RunCompleted(Event):
+class RunCompleted(RunEnded):
     kind: ClassVar[str] = "run_completed"
     output: JSON
 
 
 @dataclass(frozen=True, slots=True)
-class RunFailing(Event):
+class RunFailing(BaseEvent):
     """The run will fail, but first runs its failure path: compensations of the nodes
     that succeeded, in reverse order of completion, then its failure handler. Nothing
     new is started; attempts already running are waited for (a booking that succeeds
@@ -134,18 +147,15 @@ class RunFailing(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class NodeWithdrawn(Event):
+class NodeWithdrawn(AttemptEvent):
     """A queued attempt that had not started was taken off the queue: the run is failing."""
 
     kind: ClassVar[str] = "node_withdrawn"
-    node: str
-    attempt: int
     reason: str
-    item: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class RunDeadlineExceeded(Event):
+class RunDeadlineExceeded(BaseEvent):
     """The run's deadline passed before it ended (recorded when its timer fired)."""
 
     kind: ClassVar[str] = "run_deadline_exceeded"
@@ -153,7 +163,7 @@ class RunDeadlineExceeded(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class RunFailed(Event):
+class RunFailed(RunEnded):
     kind: ClassVar[str] = "run_failed"
     reason: str
     node: str | None = None
@@ -162,7 +172,7 @@ class RunFailed(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class RunRetried(Event):
+class RunRetried(BaseEvent):
     """Someone resumed a failed run by hand (``keel retry``): ``nodes`` run again, with
     new attempt numbers; what succeeded and is not downstream of them is kept."""
 
@@ -173,31 +183,27 @@ class RunRetried(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class NodeSetByHand(Event):
+class NodeSetByHand(NodeEvent):
     """Someone marked a node done with an output of their choosing (``keel skip``)."""
 
     kind: ClassVar[str] = "node_set_by_hand"
-    node: str
     output: JSON
     by: str
     reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
-class LateResultDiscarded(Event):
+class LateResultDiscarded(AttemptEvent):
     """An attempt that had already been failed for its timeout finished after all (a
     thread cannot be stopped); what it produced was discarded, and is recorded here."""
 
     kind: ClassVar[str] = "late_result_discarded"
-    node: str
-    attempt: int
     outcome: str
-    item: int | None = None
     error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class NodeAwaiting(Event):
+class NodeAwaiting(NodeEvent):
     """A node now waits for something outside the run: a person (approval), a time
     (timer), a named signal, or a child run. Nothing runs and no worker is held;
     ``until`` is when its timer fires (a timer's time, a wait's timeout), if it has one.
@@ -205,7 +211,6 @@ class NodeAwaiting(Event):
     a child run's id and input...)."""
 
     kind: ClassVar[str] = "node_awaiting"
-    node: str
     attempt: int
     waits_for: str
     details: dict[str, JSON]
@@ -213,11 +218,10 @@ class NodeAwaiting(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class ApprovalDecided(Event):
+class ApprovalDecided(NodeEvent):
     """Someone approved (with the form's ``data``) or rejected an approval."""
 
     kind: ClassVar[str] = "approval_decided"
-    node: str
     approved: bool
     by: str
     data: JSON = None
@@ -225,17 +229,16 @@ class ApprovalDecided(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class ApprovalOverdue(Event):
+class ApprovalOverdue(NodeEvent):
     """An approval passed its timeout; its ``on_timeout`` is ``notify``: the workflow's
     notifiers are told, and it goes on waiting."""
 
     kind: ClassVar[str] = "approval_overdue"
-    node: str
     timeout: float
 
 
 @dataclass(frozen=True, slots=True)
-class SignalReceived(Event):
+class SignalReceived(BaseEvent):
     """A named signal was delivered to the run; the first signal node waiting for that
     name (now or later: it is kept until one does) takes its ``data`` as output."""
 
@@ -246,20 +249,18 @@ class SignalReceived(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class TimerFired(Event):
+class TimerFired(NodeEvent):
     """A waiting node's timer fired: a timer node's time came, or a wait timed out."""
 
     kind: ClassVar[str] = "timer_fired"
-    node: str
     attempt: int
 
 
 @dataclass(frozen=True, slots=True)
-class ChildRunEnded(Event):
+class ChildRunEnded(NodeEvent):
     """The child run a subworkflow node waits for has ended."""
 
     kind: ClassVar[str] = "child_run_ended"
-    node: str
     run_id: str
     status: str
     output: JSON = None
@@ -267,7 +268,7 @@ class ChildRunEnded(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class RunPaused(Event):
+class RunPaused(BaseEvent):
     """Someone paused the run: nothing new is scheduled until it is unpaused; attempts
     already running finish and are recorded; approvals, signals and timers that come
     meanwhile are recorded and acted on at unpause."""
@@ -278,18 +279,27 @@ class RunPaused(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class RunUnpaused(Event):
+class RunUnpaused(BaseEvent):
     kind: ClassVar[str] = "run_unpaused"
     by: str
     reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
-class RunCancelled(Event):
+class RunCancelled(RunEnded):
     kind: ClassVar[str] = "run_cancelled"
     reason: str = ""
     by: str = ""
 
+
+#: every event: code that takes an ``Event`` can ``match`` each case
+Event: TypeAlias = (
+    RunStarted | NodeScheduled | NodeStarted | NodeReclaimed | NodeSucceeded | NodeFailed
+    | NodeSkipped | MapExpanded | RunCompleted | RunFailed | RunCancelled | RunFailing
+    | NodeWithdrawn | RunDeadlineExceeded | RunRetried | NodeSetByHand | LateResultDiscarded
+    | NodeAwaiting | ApprovalDecided | ApprovalOverdue | SignalReceived | TimerFired
+    | ChildRunEnded | RunPaused | RunUnpaused
+)  # fmt: skip
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
@@ -303,13 +313,14 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """An event as stored: its place in the run's history and when it was recorded."""
-
-    seq: int
-    at: float
-    event: Event = field(compare=True)
+def node_of(event: Event) -> str | None:
+    """The node an event names: a ``NodeEvent``'s node, or the node whose failure makes
+    the run fail (``RunFailing``, ``RunFailed``). The store keeps it in a column beside
+    the event, and ``keel history --node`` lists the events that name the node."""
+    match event:
+        case NodeEvent(node=node) | RunFailing(node=node) | RunFailed(node=node):
+            return node
+    return None
 
 
 _FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import assert_never
 
 from keel.engine.events import (
     JSON,
@@ -82,7 +83,16 @@ class RunStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+_FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+def is_finished(status: str) -> bool:
+    """Whether a run in ``status`` has ended: it succeeded, failed or was cancelled, and
+    nothing more happens to it unless someone retries it by hand. Takes a ``RunStatus``
+    or the plain string a store's run record holds; the one definition of "ended"."""
+    return status in _FINISHED
+
+
 #: states in which ``decide`` has work to do
 ACTIVE = frozenset({RunStatus.RUNNING, RunStatus.FAILING})
 
@@ -100,7 +110,11 @@ class NodeState:
     attempt_base: int = 0
     #: the latest attempt failed and has not been scheduled again
     failed_attempt: bool = False
+    #: the arguments of its latest attempt (a map: those every item shares)
     args: dict[str, JSON] | None = None
+    #: a waiting node: what it waits for (``NodeAwaiting.details``: an approval's title,
+    #: a timer's time, a child run's id...)
+    details: dict[str, JSON] | None = None
     output: JSON = None
     error: ErrorInfo | None = None
     #: map nodes: how many items, the next one to schedule, how many are out and done
@@ -171,10 +185,6 @@ class RunState:
             node_id: NodeState(waiting_on=len(node.parents)) for node_id, node in plan.nodes.items()
         }
         return cls(plan=plan, run_id=run_id, nodes=nodes)
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED
 
     def has_room(self) -> bool:
         """Whether the run's ``max_parallel`` allows one more attempt out now."""
@@ -321,7 +331,7 @@ def _set_by_hand(state: RunState, node_id: str, output: JSON) -> None:
 
 def _awaiting(state: RunState, event: NodeAwaiting) -> None:
     node = state.nodes[event.node]
-    node.status, node.attempt, node.args = NodeStatus.AWAITING, event.attempt, event.details
+    node.status, node.attempt, node.details = NodeStatus.AWAITING, event.attempt, event.details
     node.until, node.failed_attempt = event.until, False
     if event.waits_for == "signal":  # a signal may have come before the node got here
         state.to_resolve.append((event.node, event))
@@ -348,30 +358,20 @@ def apply(state: RunState, event: Event, seq: int | None = None) -> RunState:
             state.to_decide.extend(state.plan.roots)
         case NodeScheduled():
             _scheduled(state, event)
-        case NodeStarted(node=node_id, item=None):
-            state.nodes[node_id].status = NodeStatus.RUNNING
         case NodeStarted(node=node_id, item=int() as item):
             state.nodes[node_id].items_open[item] = True
-        case NodeReclaimed(node=node_id, item=None):
-            state.nodes[node_id].status = NodeStatus.SCHEDULED
+        case NodeStarted(node=node_id):  # not an item: the node itself
+            state.nodes[node_id].status = NodeStatus.RUNNING
         case NodeReclaimed(node=node_id, item=int() as item):
             state.nodes[node_id].items_open[item] = False
+        case NodeReclaimed(node=node_id):  # not an item: the node itself
+            state.nodes[node_id].status = NodeStatus.SCHEDULED
         case MapExpanded(node=node_id, count=count):
             node = state.nodes[node_id]
             node.status = NodeStatus.RUNNING
             node.item_count = count
             node.item_outputs = [None] * count
             (state.to_feed if count else state.to_collect).append(node_id)
-        case NodeSucceeded(node=node_id, output=output, item=None):
-            node = state.nodes[node_id]
-            if node.status is NodeStatus.AWAITING:
-                _wait_succeeded(state, node_id)
-            elif node.item_count is None:
-                state.out -= 1
-            node.output = output
-            _end(state, node_id, NodeStatus.SUCCEEDED)
-            if state.plan.nodes[node_id].compensation is not None:
-                state.completed.append(node_id)
         case NodeSucceeded(node=node_id, output=output, item=int() as item):
             node = state.nodes[node_id]
             state.out -= 1
@@ -381,6 +381,16 @@ def apply(state: RunState, event: Event, seq: int | None = None) -> RunState:
             _item_ended(state, node_id, node)
             if node.items_done == node.item_count:
                 state.to_collect.append(node_id)
+        case NodeSucceeded(node=node_id, output=output):  # not an item: the node itself
+            node = state.nodes[node_id]
+            if node.status is NodeStatus.AWAITING:
+                _wait_succeeded(state, node_id)
+            elif node.item_count is None:
+                state.out -= 1
+            node.output = output
+            _end(state, node_id, NodeStatus.SUCCEEDED)
+            if state.plan.nodes[node_id].compensation is not None:
+                state.completed.append(node_id)
         case NodeFailed():
             _failed(state, event)
         case NodeSkipped(node=node_id, upstream_failed=upstream_failed):
@@ -420,5 +430,5 @@ def apply(state: RunState, event: Event, seq: int | None = None) -> RunState:
         case RunUnpaused():
             state.status, state.paused_from = state.paused_from or RunStatus.RUNNING, None
         case _:
-            raise TypeError(f"unknown event {event!r}")
+            assert_never(event)
     return state

@@ -156,7 +156,7 @@ def resolve_wait(state: RunState, node_id: str, event: Event) -> list[Event]:
         because = f": {event.comment}" if event.comment else ""
         return _failed(node_id, node, REJECTED, f"rejected by {event.by}{because}")
     if isinstance(event, ChildRunEnded):
-        if event.run_id != (node.args or {}).get("run_id"):
+        if event.run_id != (node.details or {}).get("run_id"):
             return []
         if event.status == "succeeded":
             return _succeeded(node_id, node, event.output)
@@ -170,7 +170,7 @@ def resolve_wait(state: RunState, node_id: str, event: Event) -> list[Event]:
 
 def _timed_out(node_id: str, node: NodeState, wait: WaitNode) -> list[Event]:
     if isinstance(wait, TimerNode):
-        return _succeeded(node_id, node, (node.args or {}).get("until"))
+        return _succeeded(node_id, node, (node.details or {}).get("until"))
     if isinstance(wait, SignalNode):
         return _failed(node_id, node, SIGNAL_TIMEOUT,
                        f"no signal '{wait.signal}' within {wait.timeout:g} s")  # fmt: skip

@@ -22,7 +22,7 @@ from keel.engine.events import (
     RunStarted,
 )
 from keel.engine.plan import NodePlan, Plan, compile_plan
-from keel.engine.state import RunState, RunStatus, apply
+from keel.engine.state import RunState, RunStatus, apply, is_finished
 from keel.errors import ExpressionError, KeelError
 from keel.runtime.notifications.outbox import notifications_of
 from keel.runtime.waiting import WaitWrites, family_timers, start_children, wait_writes
@@ -162,7 +162,7 @@ def advance(
     events, writes = _decided(run_id, state, causes, now, cache)
     state.last_seq = expected + len(events)
     state.head = None  # known once the transition commits (``RunCache.settle``)
-    finished = state.finished
+    finished = is_finished(state.status)
     changed = state.status is not status_before or expected == 0
     plan = state.plan
     timers = timers_of(run_id, plan, events, now) if plan.deadline is not None else []

@@ -59,9 +59,9 @@ class WaitWrites:
 
 def _ends_wait(state: RunState, event: Event) -> str | None:
     """The waiting node an event ends, if it does."""
-    ends = isinstance(event, NodeSucceeded | NodeFailed | NodeWithdrawn | NodeSetByHand)
-    if ends and state.plan.nodes[event.node].wait is not None:  # type: ignore[attr-defined]
-        return str(event.node)  # type: ignore[attr-defined]
+    ends = NodeSucceeded | NodeFailed | NodeWithdrawn | NodeSetByHand
+    if isinstance(event, ends) and state.plan.nodes[event.node].wait is not None:
+        return event.node
     return None
 
 
@@ -93,7 +93,7 @@ def wait_writes(run_id: str, state: RunState, events: Sequence[Event], now: floa
 
 
 def _cancel_child(state: RunState, node_id: str, now: float, reason: str) -> list[Timer]:
-    details = state.nodes[node_id].args or {}
+    details = state.nodes[node_id].details or {}
     if state.plan.nodes[node_id].kind != "subworkflow" or "run_id" not in details:
         return []
     data = {"reason": reason, "by": f"run {state.run_id}"}

@@ -328,7 +328,6 @@ AnyNode = TaskNode | MapNode | ApprovalNode | TimerNode | SignalNode | Subworkfl
 CallNode = TaskNode | MapNode
 WaitNode = ApprovalNode | TimerNode | SignalNode | SubworkflowNode
 NODE_KINDS = ("task", "map", "approval", "timer", "signal", "subworkflow")
-WAIT_KINDS = frozenset({"approval", "timer", "signal", "subworkflow"})
 
 
 def _default_input_schema() -> dict[str, JsonValue]:

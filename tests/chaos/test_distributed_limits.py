@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from keel.engine.events import NodeReclaimed, NodeStarted
-from keel.engine.state import FINISHED
+from keel.engine.state import is_finished
 from keel.runtime.operations.control import start_run
 from keel.runtime.worker.owner import Owner
 from keel.store import Store
@@ -134,7 +134,7 @@ def workers(store_url: tuple[Store, str], tmp_path: Path) -> Iterator[Workers]:
 
 
 def _finished(store: Store, run_ids: list[str]) -> Callable[[], bool]:
-    return lambda: all(store.get_run(run_id).status in FINISHED for run_id in run_ids)
+    return lambda: all(is_finished(store.get_run(run_id).status) for run_id in run_ids)
 
 
 def _started(store: Store, run_id: str) -> list[tuple[float, NodeStarted]]:
@@ -250,7 +250,7 @@ def test_a_worker_whose_clock_is_ahead_does_not_take_live_work(
     # expired long ago: waited for, not slept for (skewed_keel says when it looked)
     looks = workers.log("b").count(LOOKED)
     workers.wait_until(lambda: workers.log("b").count(LOOKED) >= looks + 2, "b to look twice")
-    assert store.get_run(held_run).status not in FINISHED, "the lease was live all along"
+    assert not is_finished(store.get_run(held_run).status), "the lease was live all along"
     (tmp_path / "release").touch()
     workers.wait_until(_finished(store, [held_run]), "the held run to finish")
 

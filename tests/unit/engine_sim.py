@@ -22,6 +22,7 @@ from keel.engine import (
     RunState,
     apply,
     decide,
+    is_finished,
 )
 
 Outcome = Callable[[str, dict[str, Any], int], Any]
@@ -69,7 +70,7 @@ class Simulation:
 
     def run(self, rng: random.Random, outcome: Outcome, limit: int = 100_000) -> RunState:
         for _ in range(limit):
-            if self.state.finished or not self.ready:
+            if is_finished(self.state.status) or not self.ready:
                 break
             self.step(rng, outcome)
         return self.state

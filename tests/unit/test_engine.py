@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import fields
 from typing import Any
 
 import pytest
@@ -10,14 +11,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keel.engine import (
+    EVENT_TYPES,
+    AttemptEvent,
+    NodeEvent,
     NodeScheduled,
+    NodeSkipped,
     NodeStatus,
     NodeSucceeded,
+    RunCancelled,
+    RunCompleted,
+    RunEnded,
+    RunFailed,
     RunState,
     RunStatus,
     apply,
     compile_plan,
     from_data,
+    is_finished,
     to_data,
 )
 from keel.spec import parse_spec
@@ -179,6 +189,30 @@ def test_an_expression_error_fails_the_node_without_retrying() -> None:
     assert not [e for e in sim.history if isinstance(e, NodeScheduled)]
 
 
+# --- the event vocabulary ----------------------------------------------------------------------
+
+
+def test_the_events_about_one_node_are_exactly_those_that_name_one() -> None:
+    for cls in EVENT_TYPES.values():
+        types = {item.name: item.type for item in fields(cls)}
+        # ``RunFailing``/``RunFailed`` may name the node that failed: they are about the run
+        assert issubclass(cls, NodeEvent) == (types.get("node") == "str"), cls.__name__
+        assert issubclass(cls, AttemptEvent) == ("item" in types), cls.__name__
+
+
+@pytest.mark.parametrize("ending", [RunCompleted(output=1), RunFailed(reason="r"), RunCancelled()])
+def test_a_run_is_finished_after_exactly_the_events_that_end_it(ending: RunEnded) -> None:
+    endings = {cls for cls in EVENT_TYPES.values() if issubclass(cls, RunEnded)}
+    assert endings == {RunCompleted, RunFailed, RunCancelled}
+    state = Simulation.start(plan_of([{"id": "a", "task": "m:f"}]), {}).state
+    assert not is_finished(state.status)
+    apply(state, ending)
+    assert is_finished(state.status)
+    assert is_finished(state.status.value)  # as a store's run record holds it
+    finished = [status for status in RunStatus if is_finished(status)]
+    assert finished == [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED]
+
+
 # --- properties over random DAGs ------------------------------------------------------------
 
 
@@ -247,5 +281,5 @@ def test_no_node_starts_before_its_parents_end_and_results_are_recorded_once(
             recorded.add(key)
             if event.item is None:
                 ended.add(event.node)
-        if hasattr(event, "upstream_failed"):
-            ended.add(event.node)  # type: ignore[attr-defined]
+        if isinstance(event, NodeSkipped):
+            ended.add(event.node)

@@ -87,7 +87,7 @@ def _approval(
     """An approval opened (tell whoever decides) or passed its timeout (``notify``)."""
     if isinstance(event, NodeAwaiting) and event.waits_for != "approval":
         return []
-    details = state.nodes[event.node].args or {}
+    details = state.nodes[event.node].details or {}
     kind = "approval_requested" if isinstance(event, NodeAwaiting) else "approval_overdue"
     return [{**base, "event": kind, "node": event.node, "attempt": None, "reason": None,
              "error": None, "title": details.get("title"),

@@ -13,7 +13,7 @@ from typing import Any
 
 from keel.engine.events import Event, RunCancelled, RunStarted
 from keel.engine.plan import Plan, compile_plan
-from keel.engine.state import RunState
+from keel.engine.state import RunState, is_finished
 from keel.errors import InputError, KeelError, StoreError
 from keel.runtime.clock import Clock, clock_for
 from keel.runtime.operations.inputs import check_input, with_defaults
@@ -124,13 +124,13 @@ def cancel_run(
     from keel.runtime.operations.interventions import act
 
     def events_for(state: RunState, who: str) -> list[Event]:
-        if state.finished:
+        if is_finished(state.status):
             raise KeelError(f"run {state.run_id} has already ended ({state.status.value})")
         return [RunCancelled(reason=reason or "cancelled", by=who)]
 
     record = act(store, run_id, by, events_for, clock)
     for child in store.list_runs(parent=record.id, limit=1_000_000):
-        if child.status not in ("succeeded", "failed", "cancelled"):
+        if not is_finished(child.status):
             cancel_run(store, child.id, reason=f"the parent run {record.id[:8]} was cancelled",
                        by=by, clock=clock)  # fmt: skip
     return record

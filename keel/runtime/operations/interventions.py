@@ -22,7 +22,7 @@ from keel.engine.events import (
     RunUnpaused,
     SignalReceived,
 )
-from keel.engine.state import ENDED, NodeStatus, RunState, RunStatus
+from keel.engine.state import ENDED, NodeStatus, RunState, RunStatus, is_finished
 from keel.errors import KeelError
 from keel.runtime.clock import Clock
 from keel.runtime.operations.inputs import check_data, with_schema_defaults
@@ -46,7 +46,7 @@ def act(
 
 
 def _not_ended(state: RunState) -> None:
-    if state.finished:
+    if is_finished(state.status):
         raise KeelError(f"run {state.run_id[:8]} has ended ({state.status.value})")
 
 

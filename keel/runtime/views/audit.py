@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from keel.engine.state import RunState
+from keel.engine.state import RunState, is_finished
 from keel.store.records import RunRecord
 
 
@@ -26,7 +26,7 @@ def _short(value: Any, width: int = 60) -> str:
 
 def summary_mismatches(record: RunRecord, state: RunState) -> list[str]:
     """How the run's row differs from the state its history replays to (none: agree)."""
-    finished = state.finished
+    finished = is_finished(state.status)
     expected: dict[str, Any] = {
         "status": state.status.value,
         "output": state.output if finished else None,

@@ -26,6 +26,7 @@ from keel.engine.events import (
     ErrorInfo,
     MapExpanded,
     NodeAwaiting,
+    NodeEvent,
     NodeFailed,
     NodeReclaimed,
     NodeScheduled,
@@ -36,7 +37,7 @@ from keel.engine.events import (
     RunRetried,
 )
 from keel.engine.plan import Plan
-from keel.engine.state import NodeStatus, RunState, apply
+from keel.engine.state import NodeStatus, RunState, apply, is_finished
 from keel.store.records import StoredEvent
 
 
@@ -178,8 +179,8 @@ def run_report(plan: Plan, history: Iterable[StoredEvent]) -> RunReport:
             retried.append(stored.at)
         elif isinstance(stored.event, NodeSetByHand) and isinstance(previous, RunRetried):
             skipped.append(stored.event.node)  # keel skip of a failed run: not a retry
-        node_id = getattr(stored.event, "node", None)
-        if node_id in nodes:
+        if isinstance(stored.event, NodeEvent) and stored.event.node in nodes:
+            node_id = stored.event.node
             _track(nodes[node_id], stored)
             seen.setdefault(node_id, stored.seq)
         previous = stored.event
@@ -192,16 +193,16 @@ def run_report(plan: Plan, history: Iterable[StoredEvent]) -> RunReport:
         nodes[step] = side[step]
     for node_id, report in nodes.items():
         status = state.nodes[node_id].status
-        if state.finished and status in unfinished:
+        if is_finished(state.status) and status in unfinished:
             # the run ended (failed or was cancelled) first: this attempt's outcome, if it
             # came, was discarded
             report.status = "cancelled"
-        elif state.finished and status is NodeStatus.WAITING:
+        elif is_finished(state.status) and status is NodeStatus.WAITING:
             report.status = "not_started"  # it waits for nothing any more
         else:
             report.status = status.value
     retries = len(retried) - len(skipped)
-    return RunReport(state, nodes, first, last if state.finished else None, retries,
+    return RunReport(state, nodes, first, last if is_finished(state.status) else None, retries,
                      retried[-1] if retried else None, skipped)  # fmt: skip
 
 

@@ -39,11 +39,10 @@ from keel.engine.events import (
     NodeAwaiting,
     NodeFailed,
     NodeSucceeded,
-    RunCancelled,
-    RunCompleted,
-    RunFailed,
+    RunEnded,
 )
 from keel.engine.plan import NodePlan
+from keel.engine.state import is_finished
 from keel.errors import (
     ConflictError,
     LeaseLostError,
@@ -83,7 +82,6 @@ log = logging.getLogger("keel.worker")
 Observer = Callable[[list[StoredEvent]], None]
 #: ``Worker._look_at`` meaning "look at the queue on the next turn"
 _NOW = float("-inf")
-_ENDINGS = (RunCompleted, RunFailed, RunCancelled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,7 +382,7 @@ class Worker:
 
     def _run_ended(self, run_id: str) -> bool:
         try:
-            return self.store.get_run(run_id).status in ("succeeded", "failed", "cancelled")
+            return is_finished(self.store.get_run(run_id).status)
         except RunNotFoundError:
             return True
 
@@ -393,7 +391,7 @@ class Worker:
             return
         for stored in events:
             event = stored.event
-            if isinstance(event, _ENDINGS):
+            if isinstance(event, RunEnded):
                 self._ended.add(stored.run_id)
                 self._children.discard(stored.run_id)
             elif isinstance(event, NodeAwaiting) and event.waits_for == "subworkflow":

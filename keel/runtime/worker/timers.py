@@ -15,14 +15,14 @@ from keel.engine.events import (
     RunDeadlineExceeded,
     TimerFired,
 )
-from keel.engine.state import RunState, RunStatus
+from keel.engine.state import RunState, RunStatus, is_finished
 from keel.runtime.runs import DEADLINE
 from keel.runtime.waiting import CANCEL
 from keel.store.records import Timer
 
 
 def timer_causes(state: RunState, timer: Timer) -> list[Event]:
-    if state.finished:
+    if is_finished(state.status):
         return []
     data = timer.data if isinstance(timer.data, dict) else {}
     key = timer.key
