@@ -76,7 +76,7 @@ def test_a_notification_outlives_a_crash_before_delivery(
     record = start_run(store, failing_spec(RECORD, attempts=1), {}, clock=clock)
     # this worker commits the failure but never gets to deliver (as if killed after it)
     crashed = Worker(store, options(late_grace=0), clock=clock)
-    crashed._notify = lambda now: None  # type: ignore[method-assign]
+    crashed.outbox.take = lambda now: None  # type: ignore[method-assign]
     crashed.run_until_finished([record.id])
 
     waiting = store.notifications(record.id)

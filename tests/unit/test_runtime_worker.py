@@ -320,7 +320,7 @@ def test_outcomes_that_finish_together_are_recorded_in_one_commit(
     )
     record = start_run(store, spec, {})
     worker = make_worker(WorkerOptions(concurrency=4, gather=30.0))
-    outcomes = worker._outcomes
+    outcomes = worker.outcomes.inbox
 
     class ReleasingQueue:
         """The worker's outcome queue; taking an outcome releases the blocked tasks."""
@@ -337,7 +337,7 @@ def test_outcomes_that_finish_together_are_recorded_in_one_commit(
             probe.release.set()
             return found
 
-    monkeypatch.setattr(worker, "_outcomes", ReleasingQueue())
+    monkeypatch.setattr(worker.outcomes, "inbox", ReleasingQueue())
     batches: list[list[str]] = []
     real_commit = store.commit
 
