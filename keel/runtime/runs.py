@@ -30,7 +30,19 @@ from keel.spec.expressions import evaluate
 from keel.spec.model import WorkflowSpec
 from keel.store.chain import canonical_json
 from keel.store.protocol import Store
-from keel.store.records import Committed, Lease, Ready, StoredEvent, Timer, Transition
+from keel.store.records import Lease, Ready, StoredEvent, Timer
+from keel.store.writes import (
+    Committed,
+    Enqueue,
+    Finish,
+    Hold,
+    Notify,
+    SetStatus,
+    SetTimer,
+    Transition,
+    Withdraw,
+    Write,
+)
 
 log = logging.getLogger("keel.runs")
 
@@ -159,40 +171,33 @@ def advance(
     """
     expected, expected_head = state.last_seq, state.head
     status_before = state.status
-    events, writes = _decided(run_id, state, causes, now, cache)
+    events, waits = _decided(run_id, state, causes, now, cache)
     state.last_seq = expected + len(events)
     state.head = None  # known once the transition commits (``RunCache.settle``)
     finished = is_finished(state.status)
     changed = state.status is not status_before or expected == 0
     plan = state.plan
     timers = timers_of(run_id, plan, events, now) if plan.deadline is not None else []
-    if writes is not None:
-        timers += writes.timers
+    if waits is not None:
+        timers += waits.timers
     if finished and changed and (state.parent is not None or plan.has_waits):
         timers += family_timers(state, now)
-    hold = None
+    writes: list[Write] = [Finish(lease) for lease in done]
+    writes += [Withdraw(node, item) for node, item in withdrawn_of(events)]
+    writes += [Enqueue(ready) for ready in ready_of(state, events, now)]
+    writes += [SetTimer(timer) for timer in timers]
+    if waits is not None:
+        writes += waits.writes()
     if changed and RunStatus.PAUSED in (state.status, status_before):
-        hold = state.status is RunStatus.PAUSED
-    return Transition(
-        run_id=run_id,
-        expected_seq=expected,
-        at=now,
-        events=events,
-        enqueue=ready_of(state, events, now),
-        done=done,
-        timers=timers,
-        clear_timers=writes.clear_timers if writes is not None else (),
-        waits=writes.waits if writes is not None else (),
-        clear_waits=writes.clear_waits if writes is not None else (),
-        children=writes.children if writes is not None else (),
-        hold=hold,
-        withdraw=withdrawn_of(events),
-        notify=notifications_of(state, events, now) if plan.spec.notify else (),
-        status=state.status.value if changed else None,  # no write when it stays the same
-        output=state.output if finished else None,
-        reason=state.reason if finished else None,
-        expected_head=expected_head,
-    )
+        writes.append(Hold(state.status is RunStatus.PAUSED))
+    if plan.spec.notify:
+        writes += [Notify(note) for note in notifications_of(state, events, now)]
+    if changed:  # no write when the status stays the same
+        if finished:
+            writes.append(SetStatus(state.status.value, state.output, state.reason))
+        else:
+            writes.append(SetStatus(state.status.value))
+    return Transition(run_id, expected, now, events, writes, expected_head=expected_head)
 
 
 class RunCache:

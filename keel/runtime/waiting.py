@@ -31,7 +31,8 @@ from keel.engine.plan import Plan
 from keel.engine.state import NodeStatus, RunState
 from keel.errors import InputError, KeelError, StoreError
 from keel.runtime.operations.inputs import check_input, with_defaults
-from keel.store.records import ChildRun, Timer, Transition, Wait
+from keel.store.records import Timer, Wait
+from keel.store.writes import ClearTimer, CloseWait, CreateChild, OpenWait, Transition, Write
 
 #: timer keys: a waiting node's time (``wait:<node>``), a child's end told to its
 #: parent (``child:<node>``), and a parent's end cancelling a child
@@ -54,7 +55,15 @@ class WaitWrites:
     clear_waits: list[str] = field(default_factory=list)
     timers: list[Timer] = field(default_factory=list)
     clear_timers: list[str] = field(default_factory=list)
-    children: list[ChildRun] = field(default_factory=list)
+    children: list[CreateChild] = field(default_factory=list)
+
+    def writes(self) -> list[Write]:
+        """Everything but the timers set (the caller orders those with the run's own)."""
+        writes: list[Write] = [OpenWait(wait) for wait in self.waits]
+        writes += [CloseWait(node) for node in self.clear_waits]
+        writes += [ClearTimer(key) for key in self.clear_timers]
+        writes += self.children
+        return writes
 
 
 def _ends_wait(state: RunState, event: Event) -> str | None:
@@ -120,11 +129,11 @@ def start_children(
     now: float,
     plan_of: Callable[[str], Plan],
     advance: Callable[[str, Any, Sequence[Event], float], Transition],
-) -> tuple[list[ChildRun], list[Event]]:
+) -> tuple[list[CreateChild], list[Event]]:
     """Child runs for the subworkflow nodes that began to wait, each with its first
     transition. A child that cannot start (its definition is unknown, its input does
     not fit) fails its node instead: returned as causes for another round of decisions."""
-    children: list[ChildRun] = []
+    children: list[CreateChild] = []
     refused: list[Event] = []
     for event in events:
         if not isinstance(event, NodeAwaiting) or event.waits_for != "subworkflow":
@@ -144,5 +153,5 @@ def start_children(
             parent={"run_id": state.run_id, "node": event.node},
         )  # fmt: skip
         first = advance(child_id, RunState.new(plan, child_id), [started], now)
-        children.append(ChildRun(plan.spec, child_input, first, state.run_id, event.node))
+        children.append(CreateChild(plan.spec, child_input, first, state.run_id, event.node))
     return children, refused

@@ -12,15 +12,14 @@ from keel.store.records import (
     CircuitOutcome,
     CircuitState,
     Claimed,
-    Committed,
     Lease,
     Ready,
     RunRecord,
     StoredEvent,
     Timer,
-    Transition,
     Wait,
 )
+from keel.store.writes import Committed, Transition
 
 __all__ = [
     "ChainLink",

@@ -12,7 +12,8 @@ from keel.engine.events import Event, NodeStarted
 from keel.errors import ConflictError, RunNotFoundError
 from keel.store.chain import event_json, link_hash
 from keel.store.limits import Candidate
-from keel.store.records import Claimed, Lease, Ready, StoredEvent, Transition, item_of
+from keel.store.records import Claimed, Lease, Ready, StoredEvent, item_of
+from keel.store.writes import Transition
 
 
 @dataclass(slots=True)

@@ -33,15 +33,15 @@ from keel.store.presence import WorkerRecord
 from keel.store.records import (
     CircuitState,
     Claimed,
-    Committed,
     Lease,
     OutboxItem,
     RunRecord,
     StoredEvent,
     Timer,
-    Transition,
     Wait,
 )
+from keel.store.wakeups import Wakeup
+from keel.store.writes import Committed, Transition
 
 
 class Store(Protocol):
@@ -163,12 +163,11 @@ class Store(Protocol):
         timers must not depend on one host's clock); None when every user of the store
         shares this host's clock."""
 
-    def listen(self, wake: Callable[[str], None]) -> Callable[[], None] | None:
-        """Call ``wake`` (on a thread of the store's) when another process leaves work:
-        ``"ready QUEUE AT"`` (attempts queued, available at AT; QUEUE ``*``: any),
-        ``"timer DUE"``, ``"outbox"``, or ``"*"`` (notifications may have been missed).
-        Returns a function that stops listening; None when the backend cannot notify
-        (then workers poll)."""
+    def listen(self, wake: Callable[[Wakeup], None]) -> Callable[[], None] | None:
+        """Call ``wake`` (on a thread of the store's) when another process leaves work
+        (``keel.store.wakeups``: attempts queued, a timer set, the outbox filled, or
+        wake-ups maybe missed). Returns a function that stops listening; None when the
+        backend cannot notify (then workers poll)."""
 
     def close(self) -> None:
         """Release connections; the store is unusable afterwards."""

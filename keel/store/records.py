@@ -1,4 +1,5 @@
-"""The values that cross the store boundary: runs, stored events, ready work, transitions.
+"""The values that cross the store boundary: runs, stored events, ready work, timers,
+waits, circuits, the outbox (a transition and its writes are in ``keel.store.writes``).
 
 Plain frozen dataclasses, the same for every backend, so the runtime never sees a
 database row. Times are seconds since the epoch, supplied by the caller (the runtime's
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from keel.engine.events import Event
@@ -128,18 +129,6 @@ class Wait:
 
 
 @dataclass(frozen=True, slots=True)
-class ChildRun:
-    """A run started by another run's subworkflow node, created in the same transaction
-    as the parent's ``NodeAwaiting`` (with its own first transition)."""
-
-    spec: Any  # WorkflowSpec (the store saves it with the run)
-    input: Any
-    first: Transition
-    parent_run: str
-    parent_node: str
-
-
-@dataclass(frozen=True, slots=True)
 class CircuitOutcome:
     """How an attempt that needs a circuit ended, with the circuit's policy: ``failures``
     in a row open it for ``cooldown`` seconds; a success closes it."""
@@ -183,77 +172,11 @@ class OutboxItem:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """Everything one step of a run changes, committed in one transaction.
-
-    A transition commits only on top of exactly the state it was decided from:
-    ``expected_seq`` is the last sequence number that state reflects and
-    ``expected_head`` the hash of that last event; if the run's head is anything else
-    (another process appended to it, even as many events), the store refuses with
-    ``ConflictError``. ``expected_head`` is None when the caller decided on top of an
-    earlier transition of the same run in the same ``commit`` call, whose head it
-    cannot know yet: the store refuses it whenever that earlier one was refused. Every
-    lease in ``done`` must still be held, or the store refuses with ``LeaseLostError``:
-    that is what keeps a result from being recorded twice.
-    """
-
-    run_id: str
-    expected_seq: int
-    at: float
-    events: Sequence[Event]
-    enqueue: Sequence[Ready] = ()
-    done: Sequence[Lease] = ()
-    timers: Sequence[Timer] = ()
-    #: keys of the run's timers that fired or no longer apply
-    clear_timers: Sequence[str] = ()
-    #: (node, item) of queued attempts no worker has started, to take off the queue
-    withdraw: Sequence[tuple[str, int | None]] = ()
-    #: outcomes of attempts that need a circuit breaker, to count against it
-    circuits: Sequence[CircuitOutcome] = ()
-    #: notifications to put in the outbox with the events that call for them
-    notify: Sequence[Notification] = ()
-    #: nodes that began to wait, and nodes that no longer do
-    waits: Sequence[Wait] = ()
-    clear_waits: Sequence[str] = ()
-    #: child runs to create (subworkflow nodes that began to wait)
-    children: Sequence[ChildRun] = ()
-    #: True: the run was paused, hold its queued attempts; False: unpaused, release them
-    hold: bool | None = None
-    #: the run's status after these events, with its output or reason when it ended
-    status: str | None = None
-    output: Any = None
-    reason: str | None = None
-    #: lease up to ``lease_limit`` attempts of the run to this owner at once, with their
-    #: ``NodeStarted`` events: first those of ``enqueue``, then ones already queued (the
-    #: next items of a map), so a worker continues a run it just advanced without a
-    #: separate claim: one commit per step instead of two
-    lease_to: str | None = None
-    lease_limit: int = 0
-    lease_for: float = 30.0
-    #: the queues ``lease_to`` takes work from (None: every queue)
-    lease_queues: Sequence[str] | None = None
-    #: the hash of the run's last event in the state this was decided from (see above)
-    expected_head: str | None = None
-
-
 class Claims(list[Claimed]):
     """What ``claim`` took, and when attempts it left behind because of a rate limit
     may be taken (``retry_at``, None when nothing was held back that way)."""
 
     retry_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Committed:
-    """What became of one transition of a group commit: its events, or why it was refused."""
-
-    transition: Transition
-    #: the transition's events, then the ``NodeStarted`` of the attempts it leased
-    events: list[StoredEvent] = field(default_factory=list)
-    error: Exception | None = None
-    #: the attempts leased by ``lease_to``
-    claimed: list[Claimed] = field(default_factory=list)
 
 
 def item_column(item: int | None) -> int:

@@ -32,7 +32,7 @@ from keel.errors import ConflictError, RunNotFoundError
 from keel.runtime.runs import advance
 from keel.store import Claimed, Committed, Store, Timer, Transition, Wait, verify_chain
 from keel.store.chain import GENESIS
-from keel.store.records import ChildRun, Ready
+from keel.store.records import Ready
 from keel.store.sql import load_migrations
 from keel.store.sqlite import SQLiteStore
 from tests.contract.conftest import T0, Driver, make_spec, raw_sql, roots_spec

@@ -37,9 +37,11 @@ from keel.runtime.worker.recording import Recorder
 from keel.runtime.worker.run_watch import RunWatch
 from keel.runtime.worker.timer_pump import TimerPump
 from keel.runtime.worker.wakeups import Wakeups
+from keel.store.wakeups import MaybeMissed, OutboxFilled, TimerSet, Wakeup, WorkQueued
 from keel.spec import WorkflowSpec, parse_spec
-from keel.store.records import Lease, StoredEvent, Transition
+from keel.store.records import Lease, StoredEvent
 from keel.store.sqlite import SQLiteStore
+from keel.store.writes import Transition
 from tests.unit import notify_targets
 
 TASKS = "tests.unit.runtime_tasks"
@@ -419,13 +421,13 @@ def test_wake_ups_bring_the_right_look_forward(
     mail.run(clock.now())
     nothing_due = (claims.next_at(), timers.next_at(), mail.due(clock.now()))
 
-    wakeups.handle(f"ready theirs {clock.now()}")
+    wakeups.handle(WorkQueued("theirs", clock.now()))
     assert (claims.next_at(), timers.next_at(), mail.due(clock.now())) == nothing_due
-    wakeups.handle(f"ready mine {clock.now() + 5}")
+    wakeups.handle(WorkQueued("mine", clock.now() + 5))
     assert claims.next_at() == clock.monotonic() + 5
-    wakeups.handle(f"timer {clock.now() + 7}")
+    wakeups.handle(TimerSet(clock.now() + 7))
     assert timers.next_at() == clock.now() + 7
-    wakeups.handle("outbox")
+    wakeups.handle(OutboxFilled())
     assert mail.due(clock.now())
 
 
@@ -439,7 +441,7 @@ def test_a_lost_notification_makes_every_pump_look(
     timers.run(clock.now())
     mail.run(clock.now())
 
-    Wakeups(clock, None, claims, timers, mail).handle("*")
+    Wakeups(clock, None, claims, timers, mail).handle(MaybeMissed())
 
     assert claims.next_at() == float("-inf")
     assert timers.due(clock.now())
@@ -499,14 +501,14 @@ def test_at_stop_late_results_are_waited_for_while_threads_are_overdue(
 
 
 def test_outcomes_hand_wake_ups_on_and_keep_what_is_left_to_record(clock: FakeClock) -> None:
-    woken: list[str] = []
+    woken: list[Wakeup] = []
     outcomes = Outcomes(clock, gather=0.002, running=lambda: 0, woken=woken.append)
     lease = Lease("r", "a", None, 1, OWNER, 0.0)
 
-    outcomes.wake("outbox")
+    outcomes.wake(OutboxFilled())
     outcomes.put(lease, Outcome(output=1))
     assert outcomes.collect(0.0) == [(lease, Outcome(output=1))]
-    assert woken == ["outbox"]
+    assert woken == [OutboxFilled()]
 
     paced = clock.monotonic()
     outcomes.wait(0.5)  # nothing came: the fake clock moves on

@@ -22,7 +22,8 @@ from keel.spec.data import check_json
 from keel.spec.model import SubworkflowNode, WorkflowSpec
 from keel.spec.registry import SpecRegistry
 from keel.store.protocol import Store
-from keel.store.records import Committed, RunRecord, Transition
+from keel.store.records import RunRecord
+from keel.store.writes import Committed, Transition
 
 
 def new_run_id() -> str:

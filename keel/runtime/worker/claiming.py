@@ -21,7 +21,8 @@ from __future__ import annotations
 from keel.runtime.clock import Clock
 from keel.runtime.worker.transitions import leasing
 from keel.store.protocol import Store
-from keel.store.records import Claimed, Claims, Transition
+from keel.store.records import Claimed, Claims
+from keel.store.writes import Transition
 
 #: ``look_at`` meaning "look at the queue on the next turn"
 NOW = float("-inf")

@@ -18,7 +18,8 @@ from keel.runtime.clock import Clock, Inbox
 from keel.runtime.execution.invoke import Outcome
 from keel.runtime.runs import RunCache
 from keel.runtime.worker.transitions import late_discarded
-from keel.store.records import Lease, Transition
+from keel.store.records import Lease
+from keel.store.writes import Transition
 
 log = logging.getLogger("keel.worker")
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from keel.runtime.clock import Clock, Inbox
 from keel.runtime.execution.invoke import Outcome
 from keel.store.records import Lease
+from keel.store.wakeups import Wakeup
 
 Done = tuple[Lease, Outcome]
 
@@ -28,23 +29,23 @@ class Outcomes:
         *,
         gather: float,
         running: Callable[[], int],
-        woken: Callable[[str], None],
+        woken: Callable[[Wakeup], None],
     ) -> None:
         """``running``: how many attempts run whose outcome was not recorded yet."""
         self.clock = clock
         self.gather = gather
         self.running = running
         self.woken = woken
-        self.inbox: Inbox[Done | str] = Inbox(lambda: running() > 0)
+        self.inbox: Inbox[Done | Wakeup] = Inbox(lambda: running() > 0)
         self.retry: list[Done] = []
 
     def put(self, lease: Lease, outcome: Outcome) -> None:
         """An attempt ended (called on the thread that ran it)."""
         self.inbox.put((lease, outcome))
 
-    def wake(self, message: str) -> None:
+    def wake(self, wakeup: Wakeup) -> None:
         """A wake-up from the store (called on its listening thread)."""
-        self.inbox.put(message)
+        self.inbox.put(wakeup)
 
     def collect(self, timeout: float) -> list[Done]:
         """The outcomes to record now: those kept, else those that came, waiting up to
@@ -70,11 +71,11 @@ class Outcomes:
         if item is not None:
             self._take(self.retry, item)
 
-    def _take(self, found: list[Done], item: Done | str) -> None:
-        if isinstance(item, str):
-            self.woken(item)
-        else:
+    def _take(self, found: list[Done], item: Done | Wakeup) -> None:
+        if isinstance(item, tuple):
             found.append(item)
+        else:
+            self.woken(item)
 
     def _gather(self, found: list[Done]) -> None:
         deadline = self.clock.monotonic() + self.gather

@@ -37,7 +37,8 @@ from keel.runtime.worker.claiming import Claiming
 from keel.runtime.worker.outcomes import Done
 from keel.runtime.worker.run_watch import RunWatch
 from keel.store.protocol import Store
-from keel.store.records import Claimed, Committed, Lease, StoredEvent, Transition
+from keel.store.records import Claimed, Lease, StoredEvent
+from keel.store.writes import Committed, Transition
 
 log = logging.getLogger("keel.worker")
 

@@ -21,7 +21,8 @@ from keel.errors import RunNotFoundError
 from keel.runtime.runs import RunCache
 from keel.runtime.worker.transitions import timer_fired
 from keel.store.protocol import Store
-from keel.store.records import Timer, Transition
+from keel.store.records import Timer
+from keel.store.writes import Transition
 
 #: due timers taken from the store per look
 BATCH = 100

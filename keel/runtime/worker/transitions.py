@@ -11,7 +11,6 @@ pumps call these and never touch a transition's fields themselves, so a change t
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 
 from keel.engine.events import LateResultDiscarded, NodeFailed, NodeSucceeded
@@ -21,7 +20,16 @@ from keel.runtime.execution.invoke import Outcome
 from keel.runtime.runs import RunCache, advance, ready_row
 from keel.runtime.worker.missing_code import missing_code
 from keel.runtime.worker.timers import timer_causes
-from keel.store.records import CircuitOutcome, Committed, Lease, StoredEvent, Timer, Transition
+from keel.store.records import CircuitOutcome, Lease, StoredEvent, Timer
+from keel.store.writes import (
+    ClearTimer,
+    Committed,
+    CountCircuit,
+    Enqueue,
+    LeaseRequest,
+    SetTimer,
+    Transition,
+)
 
 
 def recorded(
@@ -53,7 +61,7 @@ def _with_circuit(transition: Transition, plan: NodePlan, outcome: Outcome) -> T
     counted = CircuitOutcome(
         circuit.name, outcome.error is None, circuit.failures, circuit.cooldown
     )
-    return dataclasses.replace(transition, circuits=[counted])
+    return transition.adding(CountCircuit(counted))
 
 
 def given_back(
@@ -75,15 +83,14 @@ def given_back(
     if again_at is None:
         return transition, None
     again = ready_row(state, lease.node, lease.attempt, lease.item, again_at)
-    return dataclasses.replace(transition, enqueue=[*transition.enqueue, again]), again_at
+    return transition.adding(Enqueue(again)), again_at
 
 
 def timer_fired(state: RunState, timer: Timer, now: float, cache: RunCache) -> Transition:
     """Hand a due timer to its run, and clear it (it fires into nothing when it no
     longer applies)."""
     transition = advance(timer.run_id, state, timer_causes(state, timer), now, cache=cache)
-    cleared = [*transition.clear_timers, timer.key]
-    return dataclasses.replace(transition, clear_timers=cleared)
+    return transition.adding(ClearTimer(timer.key))
 
 
 def late_discarded(
@@ -111,12 +118,10 @@ def leasing(
     """Let the transition lease what it makes ready to ``owner``, up to ``free``. While
     work may be waiting on the queue (``eager``: a map's next items), it takes that too,
     sparing a claim transaction (and, with FULL, a disk flush)."""
-    take = max(0, free if eager else min(free, len(transition.enqueue)))
+    take = max(0, free if eager else min(free, len(transition.enqueued)))
     if not take:
         return transition
-    return dataclasses.replace(
-        transition, lease_to=owner, lease_limit=take, lease_for=lease_for, lease_queues=queues
-    )
+    return transition.leasing(LeaseRequest(owner, take, lease_for, queues))
 
 
 def lease_on_commit(
@@ -131,17 +136,17 @@ def lease_on_commit(
     for index, transition in enumerate(transitions):
         if last[transition.run_id] == index:
             transition = lease(transition, free)
-            free -= transition.lease_limit  # 0 when it leases nothing
+            free -= transition.lease.limit if transition.lease is not None else 0
         leased.append(transition)
     return leased
 
 
 def left_unleased(committed: Committed) -> bool:
     """Whether the commit queued more attempts than it leased to this worker."""
-    return len(committed.claimed) < len(committed.transition.enqueue)
+    return len(committed.claimed) < len(committed.transition.enqueued)
 
 
 def sets_timer_due(committed: Committed) -> bool:
     """Whether the commit set a timer already due (a run told another something)."""
     transition = committed.transition
-    return any(timer.due_at <= transition.at for timer in transition.timers)
+    return any(write.timer.due_at <= transition.at for write in transition.of(SetTimer))

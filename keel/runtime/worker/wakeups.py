@@ -9,10 +9,13 @@ out what there is, so a wake-up for work someone else took costs one look.
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from keel.runtime.clock import Clock
 from keel.runtime.worker.claiming import Claiming
 from keel.runtime.worker.outbox_pump import OutboxPump
 from keel.runtime.worker.timer_pump import TimerPump
+from keel.store.wakeups import MaybeMissed, OutboxFilled, TimerSet, Wakeup, WorkQueued
 
 
 class Wakeups:
@@ -30,20 +33,21 @@ class Wakeups:
         self.timers = timers
         self.outbox = outbox
 
-    def handle(self, message: str) -> None:
-        """Apply one wake-up (see ``Store.listen`` for the forms it takes)."""
-        kind, _, rest = message.partition(" ")
-        if kind == "ready":
-            queue_name, _, at = rest.partition(" ")
-            if queue_name == "*" or self.queues is None or queue_name in self.queues:
-                delay = float(at or 0) - self.clock.now()  # run clock, to pacing time
-                self.claims.look_by(self.clock.monotonic() + max(0.0, delay))
-        elif kind == "timer":
-            self.timers.wake_at(float(rest))
-        elif kind == "outbox":
-            self.outbox.look_now()
-        else:  # "*": notifications may have been lost
-            self.look_everywhere()
+    def handle(self, wakeup: Wakeup) -> None:
+        """Apply one wake-up (see ``keel.store.wakeups``)."""
+        match wakeup:
+            case WorkQueued(queue=queue, at=at):
+                if queue is None or self.queues is None or queue in self.queues:
+                    delay = at - self.clock.now()  # run clock, to pacing time
+                    self.claims.look_by(self.clock.monotonic() + max(0.0, delay))
+            case TimerSet(due=due):
+                self.timers.wake_at(due)
+            case OutboxFilled():
+                self.outbox.look_now()
+            case MaybeMissed():
+                self.look_everywhere()
+            case _:
+                assert_never(wakeup)
 
     def look_everywhere(self) -> None:
         """Look at the queue, the timers and the outbox on the next turn."""
