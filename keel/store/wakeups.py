@@ -83,7 +83,7 @@ def decode(payload: str) -> Wakeup:
     kind, _, rest = payload.partition(" ")
     try:
         if kind == "ready":
-            queue, _, at = rest.partition(" ")
+            queue, _, at = rest.rpartition(" ")
             return WorkQueued(None if queue == "*" else queue, float(at or 0))
         if kind == "timer":
             return TimerSet(float(rest))
