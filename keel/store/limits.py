@@ -113,19 +113,6 @@ class Admitter:
         return sorted(limits), sorted(rates)
 
 
-def admit(
-    candidates: Sequence[Candidate],
-    now: float,
-    holders: Callable[[str], int],
-    recent_starts: Callable[[str, float], list[float]],
-) -> Admission:
-    """Take candidates in order while their keys have room (see ``Admitter``)."""
-    admitter = Admitter(now, holders, recent_starts)
-    for candidate in candidates:
-        admitter.consider(candidate)
-    return admitter.admission
-
-
 def rate_free_at(starts: Sequence[float], rate_max: int, rate_per: float) -> float | None:
     """When a rate key whose window holds ``starts`` (oldest first) has room again."""
     if len(starts) < rate_max:
