@@ -86,7 +86,7 @@ class SQLWriter(SQLReader):
         self.dialect.lock_runs(cur, [first.run_id])
 
     def _apply(self, cur: Cursor, t: Transition, notes: set[str]) -> Committed:
-        """Write one transition: the only code that reads a ``Transition``'s parts."""
+        """Write one transition: the one place a ``Transition`` is applied."""
         q = self.q
         # the lease check comes first, so a refused transition has written nothing
         for lease in t.done:
@@ -116,7 +116,7 @@ class SQLWriter(SQLReader):
                 )  # fmt: skip
         # an attempt that needs a circuit or a limit goes through the queue, where those
         # are checked, rather than straight to the worker
-        leased = leasable_now(t)
+        leased = leasable_now(t.enqueue, t.at, t.lease_queues, t.lease_limit)
         queued: list[Candidate] = []
         if t.lease_to is not None and len(leased) < t.lease_limit:
             free = SQLFree(self.dialect, cur, t.at, t.lease_limit - len(leased), [t.run_id],
@@ -128,7 +128,7 @@ class SQLWriter(SQLReader):
             stored = self._append(cur, t.run_id, t.events, t.at, t.expected_seq, t.expected_head)
         else:  # the events, then the ``NodeStarted`` of what is leased, in one go
             owner, expires = t.lease_to, t.at + t.lease_for
-            started = started_events(t, leased, queued)
+            started = started_events(owner, leased, queued)
             stored = self._append(cur, t.run_id, [*t.events, *started], t.at, t.expected_seq,
                                   t.expected_head)  # fmt: skip
             if leased:
@@ -139,7 +139,8 @@ class SQLWriter(SQLReader):
                 cur.executemany(q["take_lease"], taking)
             chosen = {id(r) for r in leased}
             unleased = [r for r in t.enqueue if id(r) not in chosen]
-            stored, claimed = stored[: len(t.events)], leased_claims(t, stored)
+            own = len(t.events)
+            stored, claimed = stored[:own], leased_claims(t.run_id, owner, expires, stored[own:])
         if unleased:
             cur.executemany(q["insert_ready"], [ready_row(t.run_id, r) for r in unleased])
             notes.update(f"ready {r.queue} {r.available_at!r}" for r in unleased)
