@@ -24,6 +24,7 @@ from typing import Any, TypeVar, cast
 import psycopg
 from psycopg import errors as pg_errors
 
+from keel.store.limits import Candidate
 from keel.store.postgres.connections import Connections
 from keel.store.sql import load_queries
 from keel.store.sqlstore.dialect import Cursor
@@ -70,6 +71,14 @@ class PostgresDialect:
 
     def lock_free_runs(self, cur: Cursor, run_ids: Sequence[str]) -> set[str]:
         return {row[0] for row in cur.execute(Q["lock_free_runs"], (list(run_ids),))}
+
+    def take_leases(
+        self, cur: Cursor, run_id: str, candidates: list[Candidate], owner: str, expires: float
+    ) -> list[Candidate]:
+        nodes, items = [c.node for c in candidates], [c.item for c in candidates]
+        rows = cur.execute(Q["take_leases"], (owner, expires, run_id, nodes, items)).fetchall()
+        still = {(node, item) for node, item in rows}
+        return [c for c in candidates if (c.node, c.item) in still]
 
     def lock_key(self, cur: Cursor, name: str) -> None:
         cur.execute(Q["lock_key"], (name,))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from keel.errors import StoreUnavailableError
+from keel.store.limits import Candidate
 from keel.store.sql import load_queries
 from keel.store.sqlite.faults import is_busy, store_error
 from keel.store.sqlstore.dialect import Cursor
@@ -151,6 +152,14 @@ class SQLiteDialect:
 
     def lock_key(self, cur: Cursor, name: str) -> None:
         pass
+
+    def take_leases(
+        self, cur: Cursor, run_id: str, candidates: list[Candidate], owner: str, expires: float
+    ) -> list[Candidate]:
+        """All of them: nothing changed since the claim looked, under the same lock."""
+        taking = [(owner, expires, run_id, c.node, c.item) for c in candidates]
+        cur.executemany(self.queries["take_lease"], taking)
+        return candidates
 
     def notify(self, cur: Cursor, notes: set[str]) -> None:
         pass

@@ -54,8 +54,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 DELETE FROM ready WHERE run_id = ? AND node = ? AND item = ? AND owner IS NULL;
 
 -- name: delete_held
-DELETE FROM ready WHERE run_id = ? AND node = ? AND item = ? AND attempt = ? AND owner = ?
-RETURNING queue, limit_key;
+-- (no RETURNING: SQLite wakes nobody, and RETURNING costs the hot path a temporary table)
+DELETE FROM ready WHERE run_id = ? AND node = ? AND item = ? AND attempt = ? AND owner = ?;
 
 -- name: count_limit_holders
 SELECT count(*) FROM ready WHERE limit_key = ? AND owner IS NOT NULL;
@@ -99,13 +99,6 @@ SELECT name, failures, open_until, probe_until, updated_at FROM circuits ORDER B
 UPDATE ready SET owner = ?, lease_expires = ?
 WHERE run_id = ? AND node = ? AND item = ? AND owner IS NULL;
 
--- name: take_leases
--- the claim's attempts of one run (nodes and items: two JSON arrays, pairwise)
-UPDATE ready SET owner = ?, lease_expires = ?
-WHERE run_id = ? AND owner IS NULL AND NOT held
-  AND (node, item) IN (SELECT n.value, i.value FROM json_each(?) n JOIN json_each(?) i
-                       ON i.key = n.key)
-RETURNING node, item;
 
 -- name: renew_leases
 UPDATE ready SET lease_expires = ? WHERE owner = ?;
@@ -129,8 +122,7 @@ SELECT run_id, node, item, attempt, owner FROM ready WHERE owner = ?;
 -- an attempt of a paused run goes back on hold, not to the free queue
 UPDATE ready SET owner = NULL, lease_expires = NULL,
     held = coalesce((SELECT status = 'paused' FROM runs WHERE id = ready.run_id), 0)
-WHERE run_id = :run AND node = :node AND item = :item AND owner = :owner
-RETURNING queue;
+WHERE run_id = :run AND node = :node AND item = :item AND owner = :owner;
 
 -- name: hold_ready
 UPDATE ready SET held = 1 WHERE run_id = ? AND owner IS NULL;

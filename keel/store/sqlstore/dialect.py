@@ -10,8 +10,8 @@ what differs between databases:
   be undone alone, for one refused transition of a group commit);
 - how concurrent writers are kept apart: which runs a transition locks (``lock_runs``),
   which a reclaim may take (``lock_free_runs``), which limit keys a claim counts under
-  a lock (``lock_key``), and which errors mean "gave way to another transaction"
-  (``retryable``);
+  a lock (``lock_key``), whether what a claim chose is still free (``take_leases``),
+  and which errors mean "gave way to another transaction" (``retryable``);
 - whether a claim looks read-only before taking the write lock (``peeks``);
 - how other processes are woken when work is left for them (``notify``);
 - how its driver's errors become keel's (``at_boundary``, see ``keel.store.boundary``).
@@ -26,6 +26,8 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
+
+from keel.store.limits import Candidate
 
 T = TypeVar("T")
 
@@ -86,6 +88,12 @@ class Dialect(Protocol):
 
     def lock_free_runs(self, cur: Cursor, run_ids: Sequence[str]) -> set[str]:
         """Hold those of these runs (sorted) that no other writer holds; which they are."""
+
+    def take_leases(
+        self, cur: Cursor, run_id: str, candidates: list[Candidate], owner: str, expires: float
+    ) -> list[Candidate]:
+        """Lease the chosen attempts of one run that are still free (one may have been
+        taken between the claim's look and its lock); those it leased."""
 
     def lock_key(self, cur: Cursor, name: str) -> None:
         """Hold the limit key lock ``name`` until the write ends."""

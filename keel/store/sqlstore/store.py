@@ -159,13 +159,9 @@ class SQLStore(SQLWriter):
         by_run: dict[str, list[Candidate]] = {}
         for candidate in taken:
             by_run.setdefault(candidate.run_id, []).append(candidate)
-        array = self.dialect.array
         got: dict[tuple[str, str, int, int], Claimed] = {}
         for run_id, candidates in by_run.items():
-            places = (array([c.node for c in candidates]), array([c.item for c in candidates]))
-            rows = cur.execute(self.q["take_leases"], (owner, expires, run_id, *places))
-            still = {(node, item) for node, item in rows.fetchall()}
-            leased = [c for c in candidates if (c.node, c.item) in still]
+            leased = self.dialect.take_leases(cur, run_id, candidates, owner, expires)
             started = [NodeStarted(node=c.node, attempt=c.attempt, worker=owner,
                                    item=item_of(c.item)) for c in leased]  # fmt: skip
             for c, event in zip(leased, self._append(cur, run_id, started, now), strict=True):
@@ -201,10 +197,12 @@ class SQLStore(SQLWriter):
                 seen.add((run_id, node, item))
                 dropped = cur.execute(
                     q["drop_lease"], {"run": run_id, "node": node, "item": item, "owner": owner}
-                ).fetchone()
-                if dropped is None:
+                )
+                if dropped.rowcount != 1:
                     continue
-                notes.add(f"ready {dropped[0]} 0")
+                row = dropped.fetchone()  # (queue,) where the dialect wakes others
+                if row is not None:
+                    notes.add(f"ready {row[0]} 0")
                 event = NodeReclaimed(node=node, attempt=attempt, owner=owner, reason=why,
                                       item=item_of(item))  # fmt: skip
                 reclaimed += self._append(cur, run_id, [event], now)

@@ -90,16 +90,17 @@ class SQLWriter(SQLReader):
         q = self.q
         # the lease check comes first, so a refused transition has written nothing
         for lease in t.done:
-            row = cur.execute(
+            deleted = cur.execute(
                 q["delete_held"],
                 (lease.run_id, lease.node, item_column(lease.item), lease.attempt, lease.owner),
-            ).fetchone()
-            if row is None:
+            )
+            if deleted.rowcount != 1:
                 raise LeaseLostError(
                     f"run {lease.run_id}: {lease.node} attempt {lease.attempt} is no longer "
                     f"held by {lease.owner}"
                 )
-            if row[1] is not None:  # a place under a concurrency limit came free
+            row = deleted.fetchone()  # (queue, limit key) where the dialect wakes others
+            if row is not None and row[1] is not None:  # a place under a limit came free
                 notes.add(f"ready {row[0]} 0")
         for node, item in t.withdraw:
             cur.execute(q["delete_queued"], (t.run_id, node, item_column(item)))
