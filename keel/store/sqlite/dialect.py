@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -79,9 +79,9 @@ class SQLiteDialect:
             self._connections.clear()
         self._local = threading.local()
 
-    @contextmanager
-    def read(self) -> Iterator[Cursor]:
-        yield self.connection()
+    def read(self) -> AbstractContextManager[Cursor]:
+        """This thread's connection as it is: a read in WAL mode takes no lock."""
+        return nullcontext(self.connection())
 
     @contextmanager
     def write(self) -> Iterator[Cursor]:
