@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from keel.engine.events import Event, NodeStarted
+from keel.engine.events import Event, NodeStarted, node_of
 from keel.errors import ConflictError, RunNotFoundError
 from keel.store.chain import event_json, link_hash
 from keel.store.limits import Candidate
@@ -53,7 +53,7 @@ def link_events(
     for event in events:
         seq += 1
         payload = event_json(event)
-        node = getattr(event, "node", None)
+        node = node_of(event)
         appended.rows.append((run_id, seq, at, event.kind, node, payload, prev))
         link = link_hash(prev, run_id, seq, at, payload)
         appended.stored.append(StoredEvent(run_id, seq, at, event, prev, link))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from keel.engine.events import Event
+from keel.engine.state import is_finished
 from keel.errors import ConflictError, LeaseLostError, StoreError
 from keel.spec.model import WorkflowSpec
 from keel.store.appending import leasable_now, leased_claims, link_events, started_events
@@ -32,8 +33,6 @@ from keel.store.records import (
 from keel.store.sqlstore.dialect import Cursor
 from keel.store.sqlstore.free import SQLFree
 from keel.store.sqlstore.reads import SQLReader
-
-_ENDED = ("succeeded", "failed", "cancelled")
 
 
 @store_boundary
@@ -188,7 +187,7 @@ class SQLWriter(SQLReader):
         if t.status is not None:
             output = None if t.output is None else canonical_json(t.output)
             cur.execute(q["update_status"], (t.status, output, t.reason, t.run_id))
-            if t.status in _ENDED:
+            if is_finished(t.status):
                 cur.execute(q["delete_run_ready"], (t.run_id,))
                 cur.execute(q["delete_run_timers"], (t.run_id,))
                 cur.execute(q["delete_run_waits"], (t.run_id,))
