@@ -1,6 +1,6 @@
-"""What both backends compute the same way when they write a transition: the rows of
-appended events with their hash links, and the attempts a transition leases to its
-worker with their ``NodeStarted`` events. Only the SQL that stores them differs."""
+"""What the store computes, apart from any SQL, when it writes a transition: the rows of
+appended events with their hash links, the order of a group commit, and the attempts a
+transition leases to its worker with their ``NodeStarted`` events."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from keel.engine.events import Event, NodeStarted
+from keel.engine.events import Event, NodeStarted, node_of
 from keel.errors import ConflictError, RunNotFoundError
 from keel.store.chain import event_json, link_hash
 from keel.store.limits import Candidate
@@ -54,7 +54,7 @@ def link_events(
     for event in events:
         seq += 1
         payload = event_json(event)
-        node = getattr(event, "node", None)
+        node = node_of(event)
         appended.rows.append((run_id, seq, at, event.kind, node, payload, prev))
         link = link_hash(prev, run_id, seq, at, payload)
         appended.stored.append(StoredEvent(run_id, seq, at, event, prev, link))
@@ -85,33 +85,34 @@ class BatchOrder:
         self._refused.add(t.run_id)
 
 
-def leasable_now(t: Transition) -> list[Ready]:
-    """New attempts a transition with ``lease_to`` hands its worker straight away: due,
+def leasable_now(
+    enqueue: Sequence[Ready], at: float, queues: Sequence[str] | None, limit: int
+) -> list[Ready]:
+    """New attempts a transition that leases to its worker hands it straight away: due,
     on one of its queues, and needing no circuit or limit (those only ``claim`` takes)."""
-    queues = None if t.lease_queues is None else set(t.lease_queues)
+    on = None if queues is None else set(queues)
     return [
-        r for r in t.enqueue
-        if r.available_at <= t.at and not r.limited and (queues is None or r.queue in queues)
-    ][: t.lease_limit]  # fmt: skip
+        r for r in enqueue
+        if r.available_at <= at and not r.limited and (on is None or r.queue in on)
+    ][:limit]  # fmt: skip
 
 
-def started_events(t: Transition, leased: list[Ready], queued: list[Candidate]) -> list[Event]:
-    """The ``NodeStarted`` of what the transition leases: new attempts, then queued ones."""
-    assert t.lease_to is not None
+def started_events(owner: str, leased: list[Ready], queued: list[Candidate]) -> list[Event]:
+    """The ``NodeStarted`` of what a transition leases: new attempts, then queued ones."""
     taking = [(r.node, r.item, r.attempt) for r in leased]
     taking += [(c.node, item_of(c.item), c.attempt) for c in queued]
-    return [NodeStarted(node=node, attempt=attempt, worker=t.lease_to, item=item)
+    return [NodeStarted(node=node, attempt=attempt, worker=owner, item=item)
             for node, item, attempt in taking]  # fmt: skip
 
 
-def leased_claims(t: Transition, stored: list[StoredEvent]) -> list[Claimed]:
+def leased_claims(
+    run_id: str, owner: str, expires: float, started: Sequence[StoredEvent]
+) -> list[Claimed]:
     """The leases a transition took, from the ``NodeStarted`` events stored after its own."""
-    assert t.lease_to is not None
-    expires = t.at + t.lease_for
     claimed: list[Claimed] = []
-    for started in stored[len(t.events) :]:
-        event = started.event
+    for stored in started:
+        event = stored.event
         assert isinstance(event, NodeStarted)
-        lease = Lease(t.run_id, event.node, event.item, event.attempt, t.lease_to, expires)
-        claimed.append(Claimed(lease, started))
+        lease = Lease(run_id, event.node, event.item, event.attempt, owner, expires)
+        claimed.append(Claimed(lease, stored))
     return claimed

@@ -1,9 +1,10 @@
 """Which claimable attempts a claim may take under their concurrency and rate limits.
 
-Both backends select candidates in SQL (saturated keys already filtered out), lock the
-keys involved, count what each key holds now, and then take candidates in queue order
-while their keys have room. The counting is the backend's; the choice is made here so
-SQLite and PostgreSQL choose alike.
+A claim selects candidates in SQL (saturated keys already filtered out), locks the
+keys involved, counts what each key holds now, and then takes candidates in queue order
+while their keys have room. Reading and counting go through a ``FreeQueue`` (the store
+skeleton's is ``keel.store.sqlstore.free``, over each dialect's queries); the choice is
+made here, so SQLite and PostgreSQL choose alike.
 
 A rate limit is a sliding window: at most ``rate_max`` starts with the key in any
 ``rate_per`` seconds. Starts are recorded with the claim's time and kept for
@@ -111,19 +112,6 @@ class Admitter:
         limits = [key for key, n in self.held.items() if n >= self._limit_max[key]]
         rates = [key for key, w in self.started.items() if len(w) >= self._rate_max[key]]
         return sorted(limits), sorted(rates)
-
-
-def admit(
-    candidates: Sequence[Candidate],
-    now: float,
-    holders: Callable[[str], int],
-    recent_starts: Callable[[str, float], list[float]],
-) -> Admission:
-    """Take candidates in order while their keys have room (see ``Admitter``)."""
-    admitter = Admitter(now, holders, recent_starts)
-    for candidate in candidates:
-        admitter.consider(candidate)
-    return admitter.admission
 
 
 def rate_free_at(starts: Sequence[float], rate_max: int, rate_per: float) -> float | None:

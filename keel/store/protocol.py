@@ -134,9 +134,6 @@ class Store(Protocol):
         """Mark a notification delivered, or failed: tried again at ``retry_at``, or
         given up (kept with its error) when that is None."""
 
-    def notifications(self, run_id: str) -> list[OutboxItem]:
-        """The run's notifications, delivered or not, oldest first."""
-
     def circuits(self) -> list[CircuitState]:
         """Circuits that counted failures since they last closed (open ones included)."""
 

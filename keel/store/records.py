@@ -255,13 +255,6 @@ def stored_event_of(row: Sequence[Any]) -> StoredEvent:
                        link_hash(prev, run, seq, at, data))  # fmt: skip
 
 
-def outbox_item_of(row: Sequence[Any]) -> OutboxItem:
-    """``select_outbox_of_run``'s columns."""
-    row_id, run, notifier, payload, deliveries, delivered_at, error = row
-    return OutboxItem(row_id, run, json.loads(notifier), json.loads(payload), deliveries,
-                      delivered_at, error)  # fmt: skip
-
-
 def wait_of(row: Sequence[Any]) -> Wait:
     """``select_waits``' columns."""
     run, node, kind, since, until, details, workflow, status = row

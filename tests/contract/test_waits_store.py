@@ -506,3 +506,70 @@ def test_a_version_4_database_is_upgraded_with_its_runs(tmp_path: Path) -> None:
         assert [(wait.run_id, wait.workflow) for wait in store.waits()] == [("old-1", "old")]
     finally:
         store.close()
+
+
+#: how far schema 7 moved a paused run's queued attempts ahead to hold them
+OLD_HOLD = 1e12
+
+
+def test_a_version_7_database_keeps_its_held_attempts_held_until_released(
+    tmp_path: Path,
+) -> None:
+    """0008 marks the attempts that schema 7 held by moving them ``OLD_HOLD`` seconds
+    ahead as held, with their own times back: still out of reach, released as they were."""
+    path = tmp_path / "keel.db"
+    first_seven = [m for m in load_migrations("keel.store.sqlite.migrations") if m.version <= 7]
+    conn = sqlite3.connect(path, isolation_level=None)
+    for migration in first_seven:
+        conn.executescript(migration.sql)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT)")
+    conn.executemany(
+        "INSERT INTO schema_migrations VALUES (?, ?)", [(m.version, m.name) for m in first_seven]
+    )
+    spec = roots_spec("busy", "a", "b", "later")
+    conn.execute(
+        "INSERT INTO specs VALUES (?, ?, ?, ?)",
+        (spec.version, spec.name, spec.model_dump_json(), T0),
+    )
+    for run_id, status in (("run-1", "paused"), ("bystander", "running")):
+        conn.execute(
+            "INSERT INTO runs (id, workflow, spec_version, status, input, origin, created_at, "
+            "updated_at, last_seq, head_hash) VALUES (?, 'roots', ?, ?, '{}', NULL, ?, ?, 0, ?)",
+            (run_id, spec.version, status, T0, T0, GENESIS),
+        )
+    conn.executemany(
+        "INSERT INTO ready (run_id, node, item, attempt, queue, priority, available_at, owner, "
+        "lease_expires) VALUES (?, ?, -1, 1, 'default', 0, ?, ?, ?)",
+        [("run-1", "busy", T0, "w1", T0 + 30),  # leased before the pause: not held
+         ("run-1", "a", T0 + 2 + OLD_HOLD, None, None),
+         ("run-1", "b", T0 + 1 + OLD_HOLD, None, None),
+         ("run-1", "later", T0 + 100 + OLD_HOLD, None, None),
+         ("bystander", "x", T0, None, None)],
+    )  # fmt: skip
+    conn.close()
+
+    store = SQLiteStore(path)
+    try:
+        assert store.schema_version() == len(load_migrations("keel.store.sqlite.migrations"))
+        rows = raw_sql(path, "SELECT node, held, available_at FROM ready ORDER BY node")
+        assert [(node, held) for node, held, _ in rows] == [
+            ("a", 1), ("b", 1), ("busy", 0), ("later", 1), ("x", 0),
+        ]  # fmt: skip
+        at = {node: available_at for node, _, available_at in rows}
+        for node, due in {"a": T0 + 2, "b": T0 + 1, "busy": T0, "later": T0 + 100}.items():
+            assert at[node] == pytest.approx(due, abs=1e-4)
+
+        far = T0 + TEN_YEARS
+        assert store.claim("w2", 10, far, 30.0, run_id="run-1") == []
+        assert nodes(store.claim("w2", 10, far, 30.0)) == ["x"]
+        assert store.ready_count("run-1") == 4
+
+        unpause(store, "run-1", T0 + 3)
+
+        assert [lease.node for lease in store.leases("run-1")] == ["busy"]
+        assert nodes(store.claim("w2", 1, T0 + 50, 30.0)) == ["b"]  # the oldest first
+        assert nodes(store.claim("w2", 1, T0 + 50, 30.0)) == ["a"]
+        assert store.claim("w2", 10, T0 + 99.5, 30.0) == []  # its backoff still applies
+        assert nodes(store.claim("w2", 10, T0 + 100, 30.0)) == ["later"]
+    finally:
+        store.close()

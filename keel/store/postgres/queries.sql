@@ -1,5 +1,7 @@
 -- Named queries of the PostgreSQL store. Each starts with "-- name: <name>".
--- Parameters are psycopg's: %(name)s or %s.
+-- Parameters are psycopg's: %(name)s or %s. The skeleton (keel.store.sqlstore) runs them
+-- by name; SQLite's queries.sql has the same names and the same parameters in the same
+-- order (lists are arrays here, JSON there). lock_* and notify are this dialect's own.
 
 -- name: insert_spec
 INSERT INTO specs (version, name, spec, created_at) VALUES (%s, %s, %s, %s)
@@ -200,10 +202,6 @@ WHERE id = %s;
 -- name: outbox_failed
 UPDATE outbox SET next_at = %s, owner = NULL, lease_until = NULL, error = %s WHERE id = %s;
 
--- name: select_outbox_of_run
-SELECT id, run_id, notifier, payload, deliveries, delivered_at, error FROM outbox
-WHERE run_id = %s ORDER BY id;
-
 -- name: upsert_wait
 INSERT INTO waits (run_id, node, waits_for, since, until, details)
 VALUES (%s, %s, %s, %s, %s, %s)
@@ -246,3 +244,95 @@ WHERE seen_at >= %s ORDER BY started_at, owner;
 
 -- name: forget_workers
 DELETE FROM workers WHERE seen_at < %s;
+
+-- name: schema_version
+SELECT max(version) FROM schema_migrations;
+
+-- name: notify
+SELECT pg_notify(%s, %s);
+
+-- Free attempts for a claim (keel.store.limits.FreeQueue.look), best first, filtered here
+-- and never after the LIMIT: not held by a worker or a pause, due, on the claim's queues,
+-- their circuit closed (or past its cool-down, for the probe), their concurrency and rate
+-- keys not full (nor among the keys the claim filled itself, for its second look: NULL
+-- when none). Locking the run (not the ready row) with SKIP LOCKED leaves a run in a
+-- transition to the next look. One query per run scope: every run, one run, some runs.
+
+-- name: free
+SELECT r.run_id, r.node, r.item, r.attempt, r.queue, r.circuit, r.limit_key, r.limit_max,
+       r.rate_key, r.rate_max, r.rate_per
+FROM ready r JOIN runs u ON u.id = r.run_id
+WHERE r.owner IS NULL AND NOT r.held AND r.available_at <= %(now)s
+  AND (%(queues)s::text[] IS NULL OR r.queue = ANY(%(queues)s::text[]))
+  AND (%(full_limits)s::text[] IS NULL OR r.limit_key IS NULL
+       OR NOT r.limit_key = ANY(%(full_limits)s::text[]))
+  AND (%(full_rates)s::text[] IS NULL OR r.rate_key IS NULL
+       OR NOT r.rate_key = ANY(%(full_rates)s::text[]))
+  AND (r.circuit IS NULL OR r.circuit NOT IN (SELECT name FROM circuits
+       WHERE open_until > %(now)s OR probe_until > %(now)s))
+  AND (r.limit_key IS NULL OR (SELECT count(*) FROM ready h WHERE h.limit_key = r.limit_key
+       AND h.owner IS NOT NULL) < r.limit_max)
+  AND (r.rate_key IS NULL OR (SELECT count(*) FROM rate_starts s WHERE s.key = r.rate_key
+       AND s.at > %(now)s - r.rate_per) < r.rate_max)
+ORDER BY r.priority DESC, r.available_at LIMIT %(limit)s FOR UPDATE OF u SKIP LOCKED;
+
+-- name: free_of_run
+SELECT r.run_id, r.node, r.item, r.attempt, r.queue, r.circuit, r.limit_key, r.limit_max,
+       r.rate_key, r.rate_max, r.rate_per
+FROM ready r JOIN runs u ON u.id = r.run_id
+WHERE r.run_id = %(run)s
+  AND r.owner IS NULL AND NOT r.held AND r.available_at <= %(now)s
+  AND (%(queues)s::text[] IS NULL OR r.queue = ANY(%(queues)s::text[]))
+  AND (%(full_limits)s::text[] IS NULL OR r.limit_key IS NULL
+       OR NOT r.limit_key = ANY(%(full_limits)s::text[]))
+  AND (%(full_rates)s::text[] IS NULL OR r.rate_key IS NULL
+       OR NOT r.rate_key = ANY(%(full_rates)s::text[]))
+  AND (r.circuit IS NULL OR r.circuit NOT IN (SELECT name FROM circuits
+       WHERE open_until > %(now)s OR probe_until > %(now)s))
+  AND (r.limit_key IS NULL OR (SELECT count(*) FROM ready h WHERE h.limit_key = r.limit_key
+       AND h.owner IS NOT NULL) < r.limit_max)
+  AND (r.rate_key IS NULL OR (SELECT count(*) FROM rate_starts s WHERE s.key = r.rate_key
+       AND s.at > %(now)s - r.rate_per) < r.rate_max)
+ORDER BY r.priority DESC, r.available_at LIMIT %(limit)s FOR UPDATE OF u SKIP LOCKED;
+
+-- name: free_of_runs
+SELECT r.run_id, r.node, r.item, r.attempt, r.queue, r.circuit, r.limit_key, r.limit_max,
+       r.rate_key, r.rate_max, r.rate_per
+FROM ready r JOIN runs u ON u.id = r.run_id
+WHERE r.run_id = ANY(%(runs)s::text[])
+  AND r.owner IS NULL AND NOT r.held AND r.available_at <= %(now)s
+  AND (%(queues)s::text[] IS NULL OR r.queue = ANY(%(queues)s::text[]))
+  AND (%(full_limits)s::text[] IS NULL OR r.limit_key IS NULL
+       OR NOT r.limit_key = ANY(%(full_limits)s::text[]))
+  AND (%(full_rates)s::text[] IS NULL OR r.rate_key IS NULL
+       OR NOT r.rate_key = ANY(%(full_rates)s::text[]))
+  AND (r.circuit IS NULL OR r.circuit NOT IN (SELECT name FROM circuits
+       WHERE open_until > %(now)s OR probe_until > %(now)s))
+  AND (r.limit_key IS NULL OR (SELECT count(*) FROM ready h WHERE h.limit_key = r.limit_key
+       AND h.owner IS NOT NULL) < r.limit_max)
+  AND (r.rate_key IS NULL OR (SELECT count(*) FROM rate_starts s WHERE s.key = r.rate_key
+       AND s.at > %(now)s - r.rate_per) < r.rate_max)
+ORDER BY r.priority DESC, r.available_at LIMIT %(limit)s FOR UPDATE OF u SKIP LOCKED;
+
+-- (key, max, per) of the rate keys that free attempts in scope wait for, per run scope
+-- as above (FreeQueue.waiting_rates)
+
+-- name: waiting_rates
+SELECT DISTINCT r.rate_key, r.rate_max, r.rate_per FROM ready r
+WHERE r.owner IS NULL AND NOT r.held AND r.rate_key IS NOT NULL AND r.available_at <= %(now)s
+  AND (%(queues)s::text[] IS NULL OR r.queue = ANY(%(queues)s::text[]))
+ORDER BY r.rate_key;
+
+-- name: waiting_rates_of_run
+SELECT DISTINCT r.rate_key, r.rate_max, r.rate_per FROM ready r
+WHERE r.run_id = %(run)s
+  AND r.owner IS NULL AND NOT r.held AND r.rate_key IS NOT NULL AND r.available_at <= %(now)s
+  AND (%(queues)s::text[] IS NULL OR r.queue = ANY(%(queues)s::text[]))
+ORDER BY r.rate_key;
+
+-- name: waiting_rates_of_runs
+SELECT DISTINCT r.rate_key, r.rate_max, r.rate_per FROM ready r
+WHERE r.run_id = ANY(%(runs)s::text[])
+  AND r.owner IS NULL AND NOT r.held AND r.rate_key IS NOT NULL AND r.available_at <= %(now)s
+  AND (%(queues)s::text[] IS NULL OR r.queue = ANY(%(queues)s::text[]))
+ORDER BY r.rate_key;

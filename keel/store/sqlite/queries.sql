@@ -1,4 +1,6 @@
--- Named queries of the SQLite store. Each starts with "-- name: <name>".
+-- Named queries of the SQLite store. Each starts with "-- name: <name>". The skeleton
+-- (keel.store.sqlstore) runs them by name; PostgreSQL's queries.sql has the same names
+-- and the same parameters in the same order.
 
 -- name: insert_spec
 INSERT OR IGNORE INTO specs (version, name, spec, created_at) VALUES (?, ?, ?, ?);
@@ -7,9 +9,11 @@ INSERT OR IGNORE INTO specs (version, name, spec, created_at) VALUES (?, ?, ?, ?
 SELECT spec FROM specs WHERE version = ?;
 
 -- name: insert_run
+-- nothing inserted (no row changed): a run with this id exists already
 INSERT INTO runs (id, workflow, spec_version, status, input, origin, created_at, updated_at,
                   last_seq, head_hash, parent_run, parent_node)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?);
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
+ON CONFLICT (id) DO NOTHING;
 
 -- name: select_origin
 SELECT origin FROM runs WHERE id = ?;
@@ -50,6 +54,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 DELETE FROM ready WHERE run_id = ? AND node = ? AND item = ? AND owner IS NULL;
 
 -- name: delete_held
+-- (no RETURNING: SQLite wakes nobody, and RETURNING costs the hot path a temporary table)
 DELETE FROM ready WHERE run_id = ? AND node = ? AND item = ? AND attempt = ? AND owner = ?;
 
 -- name: count_limit_holders
@@ -68,7 +73,9 @@ INSERT INTO rate_starts (key, at) VALUES (?, ?);
 DELETE FROM ready WHERE run_id = ?;
 
 -- name: select_tripped
-SELECT name FROM circuits WHERE open_until IS NOT NULL AND name IN (SELECT value FROM json_each(?));
+-- (one writer at a time: no probe started since the claim looked, so none is out now)
+SELECT name, probe_until FROM circuits
+WHERE open_until IS NOT NULL AND name IN (SELECT value FROM json_each(?)) ORDER BY name;
 
 -- name: start_probe
 UPDATE circuits SET probe_until = ?, updated_at = ? WHERE name = ?;
@@ -92,6 +99,7 @@ SELECT name, failures, open_until, probe_until, updated_at FROM circuits ORDER B
 UPDATE ready SET owner = ?, lease_expires = ?
 WHERE run_id = ? AND node = ? AND item = ? AND owner IS NULL;
 
+
 -- name: renew_leases
 UPDATE ready SET lease_expires = ? WHERE owner = ?;
 
@@ -111,21 +119,16 @@ WHERE owner IS NOT NULL AND lease_expires < ?;
 SELECT run_id, node, item, attempt, owner FROM ready WHERE owner = ?;
 
 -- name: drop_lease
--- an attempt of a paused run goes back on hold (see hold_ready), not to the free queue
+-- an attempt of a paused run goes back on hold, not to the free queue
 UPDATE ready SET owner = NULL, lease_expires = NULL,
-    available_at = available_at + CASE
-        WHEN (SELECT status FROM runs WHERE id = ready.run_id) = 'paused' THEN :hold ELSE 0 END
+    held = coalesce((SELECT status = 'paused' FROM runs WHERE id = ready.run_id), 0)
 WHERE run_id = :run AND node = :node AND item = :item AND owner = :owner;
 
 -- name: hold_ready
--- a paused run's queued attempts are put out of reach (``available_at`` moved by a fixed
--- offset, millennia ahead) and brought back by subtracting it: no claim query changes
-UPDATE ready SET available_at = available_at + :hold
-WHERE run_id = :run AND owner IS NULL AND available_at < :hold;
+UPDATE ready SET held = 1 WHERE run_id = ? AND owner IS NULL;
 
 -- name: release_ready
-UPDATE ready SET available_at = available_at - :hold
-WHERE run_id = :run AND owner IS NULL AND available_at >= :hold;
+UPDATE ready SET held = 0 WHERE run_id = ? AND held;
 
 -- name: select_leases_of_run
 SELECT run_id, node, item, attempt, owner, lease_expires FROM ready
@@ -155,14 +158,19 @@ SELECT run_id, key, due_at, data FROM timers WHERE due_at <= ? ORDER BY due_at L
 -- name: insert_outbox
 INSERT INTO outbox (run_id, notifier, payload, created_at, next_at) VALUES (?, ?, ?, ?, ?);
 
--- name: select_due_outbox
-SELECT id FROM outbox
+-- name: peek_outbox
+-- read before taking the write lock: usually there is nothing to send
+SELECT 1 FROM outbox
 WHERE next_at IS NOT NULL AND next_at <= :now AND (lease_until IS NULL OR lease_until < :now)
-ORDER BY next_at LIMIT :limit;
+LIMIT 1;
 
 -- name: take_outbox
-UPDATE outbox SET owner = ?, lease_until = ?, deliveries = deliveries + 1 WHERE id = ?
-RETURNING id, run_id, notifier, payload, deliveries;
+UPDATE outbox SET owner = :owner, lease_until = :until, deliveries = deliveries + 1
+WHERE id IN (SELECT id FROM outbox
+             WHERE next_at IS NOT NULL AND next_at <= :now
+               AND (lease_until IS NULL OR lease_until < :now)
+             ORDER BY next_at LIMIT :limit)
+RETURNING id, run_id, notifier, payload, deliveries, next_at;
 
 -- name: outbox_delivered
 UPDATE outbox SET delivered_at = ?, next_at = NULL, owner = NULL, lease_until = NULL, error = NULL
@@ -170,10 +178,6 @@ WHERE id = ?;
 
 -- name: outbox_failed
 UPDATE outbox SET next_at = ?, owner = NULL, lease_until = NULL, error = ? WHERE id = ?;
-
--- name: select_outbox_of_run
-SELECT id, run_id, notifier, payload, deliveries, delivered_at, error FROM outbox
-WHERE run_id = ? ORDER BY id;
 
 -- name: upsert_wait
 INSERT OR REPLACE INTO waits (run_id, node, waits_for, since, until, details)
@@ -208,3 +212,91 @@ WHERE seen_at >= ? ORDER BY started_at, owner;
 
 -- name: forget_workers
 DELETE FROM workers WHERE seen_at < ?;
+
+-- name: schema_version
+SELECT max(version) FROM schema_migrations;
+
+-- Free attempts for a claim (keel.store.limits.FreeQueue.look), best first, filtered here
+-- and never after the LIMIT: not held by a worker or a pause, due, on the claim's queues,
+-- their circuit closed (or past its cool-down, for the probe), their concurrency and rate
+-- keys not full (nor among the keys the claim filled itself, for its second look: NULL
+-- when none). One query per run scope, so each keeps its index: every run (ready_free,
+-- in queue order), one run (the primary key), some runs.
+
+-- name: free
+SELECT run_id, node, item, attempt, queue, circuit, limit_key, limit_max, rate_key, rate_max,
+       rate_per
+FROM ready r
+WHERE r.owner IS NULL AND NOT r.held AND r.available_at <= :now
+  AND (:queues IS NULL OR r.queue IN (SELECT value FROM json_each(:queues)))
+  AND (:full_limits IS NULL OR r.limit_key IS NULL
+       OR r.limit_key NOT IN (SELECT value FROM json_each(:full_limits)))
+  AND (:full_rates IS NULL OR r.rate_key IS NULL
+       OR r.rate_key NOT IN (SELECT value FROM json_each(:full_rates)))
+  AND (r.circuit IS NULL OR r.circuit NOT IN (SELECT name FROM circuits
+       WHERE open_until > :now OR probe_until > :now))
+  AND (r.limit_key IS NULL OR (SELECT count(*) FROM ready h WHERE h.limit_key = r.limit_key
+       AND h.owner IS NOT NULL) < r.limit_max)
+  AND (r.rate_key IS NULL OR (SELECT count(*) FROM rate_starts s WHERE s.key = r.rate_key
+       AND s.at > :now - r.rate_per) < r.rate_max)
+ORDER BY r.priority DESC, r.available_at LIMIT :limit;
+
+-- name: free_of_run
+SELECT run_id, node, item, attempt, queue, circuit, limit_key, limit_max, rate_key, rate_max,
+       rate_per
+FROM ready r
+WHERE r.run_id = :run AND r.owner IS NULL AND NOT r.held AND r.available_at <= :now
+  AND (:queues IS NULL OR r.queue IN (SELECT value FROM json_each(:queues)))
+  AND (:full_limits IS NULL OR r.limit_key IS NULL
+       OR r.limit_key NOT IN (SELECT value FROM json_each(:full_limits)))
+  AND (:full_rates IS NULL OR r.rate_key IS NULL
+       OR r.rate_key NOT IN (SELECT value FROM json_each(:full_rates)))
+  AND (r.circuit IS NULL OR r.circuit NOT IN (SELECT name FROM circuits
+       WHERE open_until > :now OR probe_until > :now))
+  AND (r.limit_key IS NULL OR (SELECT count(*) FROM ready h WHERE h.limit_key = r.limit_key
+       AND h.owner IS NOT NULL) < r.limit_max)
+  AND (r.rate_key IS NULL OR (SELECT count(*) FROM rate_starts s WHERE s.key = r.rate_key
+       AND s.at > :now - r.rate_per) < r.rate_max)
+ORDER BY r.priority DESC, r.available_at LIMIT :limit;
+
+-- name: free_of_runs
+SELECT run_id, node, item, attempt, queue, circuit, limit_key, limit_max, rate_key, rate_max,
+       rate_per
+FROM ready r
+WHERE r.run_id IN (SELECT value FROM json_each(:runs))
+  AND r.owner IS NULL AND NOT r.held AND r.available_at <= :now
+  AND (:queues IS NULL OR r.queue IN (SELECT value FROM json_each(:queues)))
+  AND (:full_limits IS NULL OR r.limit_key IS NULL
+       OR r.limit_key NOT IN (SELECT value FROM json_each(:full_limits)))
+  AND (:full_rates IS NULL OR r.rate_key IS NULL
+       OR r.rate_key NOT IN (SELECT value FROM json_each(:full_rates)))
+  AND (r.circuit IS NULL OR r.circuit NOT IN (SELECT name FROM circuits
+       WHERE open_until > :now OR probe_until > :now))
+  AND (r.limit_key IS NULL OR (SELECT count(*) FROM ready h WHERE h.limit_key = r.limit_key
+       AND h.owner IS NOT NULL) < r.limit_max)
+  AND (r.rate_key IS NULL OR (SELECT count(*) FROM rate_starts s WHERE s.key = r.rate_key
+       AND s.at > :now - r.rate_per) < r.rate_max)
+ORDER BY r.priority DESC, r.available_at LIMIT :limit;
+
+-- (key, max, per) of the rate keys that free attempts in scope wait for, per run scope
+-- as above (FreeQueue.waiting_rates)
+
+-- name: waiting_rates
+SELECT DISTINCT rate_key, rate_max, rate_per FROM ready r
+WHERE r.owner IS NULL AND NOT r.held AND r.rate_key IS NOT NULL AND r.available_at <= :now
+  AND (:queues IS NULL OR r.queue IN (SELECT value FROM json_each(:queues)))
+ORDER BY rate_key;
+
+-- name: waiting_rates_of_run
+SELECT DISTINCT rate_key, rate_max, rate_per FROM ready r
+WHERE r.run_id = :run
+  AND r.owner IS NULL AND NOT r.held AND r.rate_key IS NOT NULL AND r.available_at <= :now
+  AND (:queues IS NULL OR r.queue IN (SELECT value FROM json_each(:queues)))
+ORDER BY rate_key;
+
+-- name: waiting_rates_of_runs
+SELECT DISTINCT rate_key, rate_max, rate_per FROM ready r
+WHERE r.run_id IN (SELECT value FROM json_each(:runs))
+  AND r.owner IS NULL AND NOT r.held AND r.rate_key IS NOT NULL AND r.available_at <= :now
+  AND (:queues IS NULL OR r.queue IN (SELECT value FROM json_each(:queues)))
+ORDER BY rate_key;

@@ -1,0 +1,91 @@
+"""PostgreSQL as the store skeleton's ``Dialect``: many writers at once, kept apart by
+row locks, and woken by ``NOTIFY``.
+
+- A transition locks its run's row first (``lock_runs``), so transitions of one run go
+  one at a time and the hash chain is extended by one writer at a time, while other
+  runs move in parallel. A group commit locks its runs in id order.
+- A claim locks the runs of the attempts it looks at with ``SKIP LOCKED`` (in its
+  ``free`` queries) and a reclaim takes only runs no transition holds
+  (``lock_free_runs``), so neither waits for a transition (nor in a circle with one).
+- Concurrency and rate limits are counted under a transaction-scoped advisory lock per
+  key (``lock_key``), so two claims on two hosts never both take the last place.
+- A deadlock or serialization failure (``retryable``) costs the claim or transition
+  that lost it, not the whole call.
+- What a write leaves for others is sent with ``pg_notify`` as it commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar, cast
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from keel.store.limits import Candidate
+from keel.store.postgres.connections import Connections
+from keel.store.sql import load_queries
+from keel.store.sqlstore.dialect import Cursor
+
+T = TypeVar("T")
+Q = load_queries("keel.store.postgres")
+
+
+class PostgresDialect:
+    """The connections to one schema (``Connections``), and how the skeleton uses them."""
+
+    queries = Q
+    log = logging.getLogger("keel.store.postgres")
+    retryable: tuple[type[Exception], ...] = (
+        pg_errors.DeadlockDetected,
+        pg_errors.SerializationFailure,
+    )
+    peeks = False
+
+    def __init__(self, connections: Connections, channel: str) -> None:
+        self.db, self.channel = connections, channel
+
+    def at_boundary(self, call: Callable[[], T]) -> T:
+        """Run a public method, again after a lost connection (see ``connections``)."""
+        return self.db.run(call)
+
+    def read(self) -> AbstractContextManager[Cursor]:
+        return self.db.read()
+
+    def write(self) -> AbstractContextManager[Cursor]:
+        return self.db.write()
+
+    def savepoint(self, cur: Cursor) -> AbstractContextManager[object]:
+        return cast(psycopg.Cursor[Any], cur).connection.transaction()
+
+    def array(self, values: Sequence[Any]) -> list[Any]:
+        return list(values)
+
+    def param(self, name: str) -> str:
+        return f"%({name})s"
+
+    def lock_runs(self, cur: Cursor, run_ids: Sequence[str]) -> None:
+        cur.execute(Q["lock_runs"], (list(run_ids),))
+
+    def lock_free_runs(self, cur: Cursor, run_ids: Sequence[str]) -> set[str]:
+        return {row[0] for row in cur.execute(Q["lock_free_runs"], (list(run_ids),))}
+
+    def take_leases(
+        self, cur: Cursor, run_id: str, candidates: list[Candidate], owner: str, expires: float
+    ) -> list[Candidate]:
+        nodes, items = [c.node for c in candidates], [c.item for c in candidates]
+        rows = cur.execute(Q["take_leases"], (owner, expires, run_id, nodes, items)).fetchall()
+        still = {(node, item) for node, item in rows}
+        return [c for c in candidates if (c.node, c.item) in still]
+
+    def lock_key(self, cur: Cursor, name: str) -> None:
+        cur.execute(Q["lock_key"], (name,))
+
+    def notify(self, cur: Cursor, notes: set[str]) -> None:
+        for message in sorted(notes):
+            cur.execute(Q["notify"], (self.channel, message))
+
+    def close(self) -> None:
+        self.db.close()

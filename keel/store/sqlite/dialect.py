@@ -1,0 +1,165 @@
+"""SQLite as the store skeleton's ``Dialect``: one connection per thread, and writes that
+take the whole database's lock up front.
+
+``BEGIN IMMEDIATE`` makes every write wait for the one before it, so nothing a write
+read can change before it commits: no run or limit key needs a lock of its own, and a
+claim or a reclaim never finds a run held by someone else. A writer waits for another
+process's lock up to ``timeout`` seconds (saying so once in the log when it is long),
+then gives up with ``StoreUnavailableError``. Reads take no lock (WAL), so claims and
+notification polls look read-only first (``peeks``). There is no way to wake other
+processes: workers on one host poll, cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from keel.errors import StoreUnavailableError
+from keel.store.limits import Candidate
+from keel.store.sql import load_queries
+from keel.store.sqlite.faults import is_busy, store_error
+from keel.store.sqlstore.dialect import Cursor
+
+log = logging.getLogger("keel.store.sqlite")
+T = TypeVar("T")
+#: seconds SQLite itself waits for a lock before the store looks again (and logs once)
+_BUSY_SLICE = 5.0
+
+
+class SQLiteDialect:
+    """The connections to one SQLite file, and how the skeleton uses them."""
+
+    queries = load_queries("keel.store.sqlite")
+    log = log
+    retryable: tuple[type[Exception], ...] = ()
+    peeks = True
+
+    def __init__(self, path: Path, synchronous: str, timeout: float) -> None:
+        self.path, self.synchronous, self.timeout = path, synchronous, timeout
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def at_boundary(self, call: Callable[[], T]) -> T:
+        """SQLite's errors leave a public method as ``StoreError``s."""
+        try:
+            return call()
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from None
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute(f"PRAGMA busy_timeout={int(min(self.timeout, _BUSY_SLICE) * 1000)}")
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            except BaseException:
+                conn.close()
+                raise
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def read(self) -> AbstractContextManager[Cursor]:
+        """This thread's connection as it is: a read in WAL mode takes no lock."""
+        return nullcontext(self.connection())
+
+    @contextmanager
+    def write(self) -> Iterator[Cursor]:
+        """One write transaction. SQLite rolls some failed transactions back itself
+        (a full disk): the rollback here must not hide the error that caused it."""
+        conn = self.connection()
+        self._begin(conn)
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """Take the write lock, waiting up to ``timeout`` for another process to let go
+        of it (saying once that it waits when it takes long)."""
+        started = time.monotonic()
+        said = False
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                waited = time.monotonic() - started
+                if waited >= self.timeout - _BUSY_SLICE / 2:
+                    raise StoreUnavailableError(
+                        f"{self.path} stayed locked by another process for {waited:.0f} s "
+                        "(it holds a write transaction open): stop that process or wait "
+                        "for it to finish, then try again"
+                    ) from None
+                if not said:
+                    log.warning("%s is locked by another process; waiting up to %.0f s",
+                                self.path, self.timeout)  # fmt: skip
+                    said = True
+
+    @contextmanager
+    def savepoint(self, cur: Cursor) -> Iterator[object]:
+        conn = cast(sqlite3.Connection, cur)
+        conn.execute("SAVEPOINT transition")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:  # not when SQLite rolled the whole write back itself
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK TO transition")
+                    conn.execute("RELEASE transition")
+            raise
+        conn.execute("RELEASE transition")
+
+    def array(self, values: Sequence[Any]) -> str:
+        return json.dumps(list(values))
+
+    def param(self, name: str) -> str:
+        return f":{name}"
+
+    # The write lock holds the whole database: nothing else to lock, nobody to wake.
+
+    def lock_runs(self, cur: Cursor, run_ids: Sequence[str]) -> None:
+        pass
+
+    def lock_free_runs(self, cur: Cursor, run_ids: Sequence[str]) -> set[str]:
+        return set(run_ids)
+
+    def lock_key(self, cur: Cursor, name: str) -> None:
+        pass
+
+    def take_leases(
+        self, cur: Cursor, run_id: str, candidates: list[Candidate], owner: str, expires: float
+    ) -> list[Candidate]:
+        """All of them: nothing changed since the claim looked, under the same lock."""
+        taking = [(owner, expires, run_id, c.node, c.item) for c in candidates]
+        cur.executemany(self.queries["take_lease"], taking)
+        return candidates
+
+    def notify(self, cur: Cursor, notes: set[str]) -> None:
+        pass

@@ -1,0 +1,162 @@
+"""The reading half of the store skeleton: runs, histories, leases, waits, timers, workers.
+
+Every read goes through the dialect's ``read`` (no write lock) and a named query; rows
+become records with ``keel.store.records``. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from keel.errors import RunNotFoundError, StoreError
+from keel.spec.model import WorkflowSpec
+from keel.store.boundary import store_boundary
+from keel.store.chain import ChainLink
+from keel.store.presence import WorkerRecord, worker_of
+from keel.store.records import (
+    CircuitState,
+    Lease,
+    RunRecord,
+    StoredEvent,
+    Timer,
+    Wait,
+    item_of,
+    run_record,
+    spec_from_row,
+    stored_event_of,
+    timer_of,
+    wait_of,
+)
+from keel.store.sqlstore.dialect import Dialect
+
+T = TypeVar("T")
+
+
+@store_boundary
+class SQLReader:
+    """Reads of a store on ``dialect``."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.q = dialect.queries
+        #: the migrations applied when the store was opened (``NNNN_name``)
+        self._applied: list[str] = []
+
+    def _at_boundary(self, call: Callable[[], T]) -> T:
+        return self.dialect.at_boundary(call)
+
+    def migrations_applied(self) -> list[str]:
+        return list(self._applied)
+
+    def schema_version(self) -> int:
+        with self.dialect.read() as cur:
+            row = cur.execute(self.q["schema_version"]).fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def load_spec(self, version: str) -> WorkflowSpec:
+        with self.dialect.read() as cur:
+            row = cur.execute(self.q["select_spec"], (version,)).fetchone()
+        if row is None:
+            raise StoreError(f"no workflow definition with version {version} is stored")
+        spec: WorkflowSpec = spec_from_row(version, row[0])
+        return spec
+
+    # --- runs and their histories ------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> RunRecord:
+        q = self.q
+        with self.dialect.read() as cur:
+            row = cur.execute(q["select_run"], (run_id,)).fetchone()
+            if row is None and run_id:
+                matches = cur.execute(
+                    q["select_run_prefix"], (run_id, run_id + "\uffff")
+                ).fetchall()
+                if len(matches) > 1:
+                    raise RunNotFoundError(f"'{run_id}' matches several runs: give more characters")
+                if matches:
+                    row = cur.execute(q["select_run"], (matches[0][0],)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"no run with id '{run_id}' (see `keel runs`)")
+        return run_record(row)
+
+    def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        parent: str | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        param = self.dialect.param
+        where: list[str] = []
+        params: dict[str, Any] = {"limit": limit}
+        for column, value in (("parent_run", parent), ("status", status), ("workflow", workflow)):
+            if value is not None:  # each filter alone, so the index on its column serves
+                where.append(f"{column} = {param(column)}")
+                params[column] = value
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        base = re.split(r"\s+FROM runs", self.q["select_run"])[0]
+        query = f"{base} FROM runs {clause} ORDER BY created_at DESC, id LIMIT {param('limit')}"
+        with self.dialect.read() as cur:
+            rows = cur.execute(query, params).fetchall()
+        return [run_record(row) for row in rows]
+
+    def history(self, run_id: str, after_seq: int = 0) -> list[StoredEvent]:
+        with self.dialect.read() as cur:
+            rows = cur.execute(self.q["select_history"], (run_id, after_seq)).fetchall()
+        return [stored_event_of(row) for row in rows]
+
+    def chain_links(self, run_id: str) -> list[ChainLink]:
+        """The stored events exactly as written, for ``verify_chain``."""
+        with self.dialect.read() as cur:
+            rows = cur.execute(self.q["select_chain"], (run_id,)).fetchall()
+        return [ChainLink(*row) for row in rows]
+
+    # --- the ready queue, circuits, waits and timers ---------------------------------------
+
+    def lease_owners(self) -> list[str]:
+        with self.dialect.read() as cur:
+            return [row[0] for row in cur.execute(self.q["select_owners"])]
+
+    def leases(self, run_id: str) -> list[Lease]:
+        with self.dialect.read() as cur:
+            rows = cur.execute(self.q["select_leases_of_run"], (run_id,)).fetchall()
+        return [
+            Lease(run, node, item_of(item), attempt, owner, expires)
+            for run, node, item, attempt, owner, expires in rows
+        ]
+
+    def ready_count(self, run_id: str) -> int:
+        with self.dialect.read() as cur:
+            row = cur.execute(self.q["count_ready_of_run"], (run_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def circuits(self) -> list[CircuitState]:
+        with self.dialect.read() as cur:
+            rows = cur.execute(self.q["select_circuits"]).fetchall()
+        return [CircuitState(*row) for row in rows]
+
+    def waits(
+        self, *, waits_for: str | None = None, run_id: str | None = None, limit: int = 1000
+    ) -> list[Wait]:
+        params = {"kind": waits_for, "run": run_id, "limit": limit}
+        with self.dialect.read() as cur:
+            rows = cur.execute(self.q["select_waits"], params).fetchall()
+        return [wait_of(row) for row in rows]
+
+    def due_timers(self, now: float, limit: int) -> list[Timer]:
+        with self.dialect.read() as cur:
+            rows = cur.execute(self.q["select_due_timers"], (now, limit)).fetchall()
+        return [timer_of(row) for row in rows]
+
+    def next_timer_at(self) -> float | None:
+        with self.dialect.read() as cur:
+            row = cur.execute(self.q["select_next_timer"]).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def live_workers(self, seen_since: float) -> list[WorkerRecord]:
+        with self.dialect.read() as cur:
+            rows = cur.execute(self.q["select_live_workers"], (seen_since,)).fetchall()
+        return [worker_of(row) for row in rows]
