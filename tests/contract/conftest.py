@@ -13,8 +13,9 @@ only memory, so a test may mix driver steps with direct store calls.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,9 @@ from keel.runtime.runs import advance
 from keel.spec import parse_spec
 from keel.spec.model import WorkflowSpec
 from keel.store import Claimed, Committed, Lease, Store, StoredEvent, Transition
+from keel.store.records import Ready
 from keel.store.sqlite import SQLiteStore
+from keel.store.writes import Enqueue
 from tests.postgres import PostgresStore, open_postgres
 
 #: the time every test starts at (seconds since the epoch)
@@ -189,3 +192,9 @@ def finished_three_node_run(store: Store, run_id: str = "run-1") -> Driver:
     driver.succeed(b.lease, {"text": "B", "n": 1.5})
     driver.succeed(c.lease, ["C"])
     return driver
+
+
+def with_enqueued(transition: Transition, ready: Sequence[Ready]) -> Transition:
+    """The transition with these attempts queued in place of the ones it queued."""
+    kept = [write for write in transition.writes if not isinstance(write, Enqueue)]
+    return dataclasses.replace(transition, writes=[*kept, *map(Enqueue, ready)])

@@ -26,6 +26,7 @@ from keel.spec import parse_spec
 from keel.spec.model import WorkflowSpec
 from keel.store import CircuitOutcome, CircuitState, Lease, Store, Transition
 from keel.store.sqlite import SQLiteStore
+from keel.store.writes import CountCircuit, LeaseRequest
 from tests.contract.conftest import T0, Driver
 
 #: consecutive failures that open a circuit, and how long it then stays open
@@ -90,7 +91,7 @@ class Calls:
         name = self.circuit_of[run_id]
         assert name is not None
         counted = CircuitOutcome(name, ok, self.failures, self.cooldown)
-        return dataclasses.replace(transition, circuits=[counted])
+        return transition.adding(CountCircuit(counted))
 
     def report(self, run_id: str, ok: bool, at: float) -> None:
         (result,) = self.store.commit([self.outcome(run_id, ok, at)])
@@ -316,7 +317,7 @@ def test_a_new_attempt_that_needs_a_circuit_is_not_leased_by_the_transition_that
     store: Store,
 ) -> None:
     driver = Driver(store, two_calls_spec(), "run-1")
-    first = dataclasses.replace(driver.first(), lease_to="w1", lease_limit=5)
+    first = driver.first().leasing(LeaseRequest("w1", 5))
 
     committed = store.create_run(driver.spec, driver.input, first)
 
@@ -336,7 +337,7 @@ def test_an_outcome_leasing_queued_work_leaves_an_open_circuits_attempts(store: 
     done = NodeSucceeded(node="first", attempt=1, output=1)
 
     outcome = advance("run-1", driver.state(), [done], T0 + 5, (first.lease,))
-    committed = driver.commit(dataclasses.replace(outcome, lease_to="w1", lease_limit=5))
+    committed = driver.commit(outcome.leasing(LeaseRequest("w1", 5)))
 
     assert committed.claimed == []
     assert store.ready_count("run-1") == 1
@@ -356,7 +357,7 @@ def test_an_outcome_leasing_queued_work_after_the_cooldown_takes_one_probe(
     done = NodeSucceeded(node="first", attempt=1, output=1)
 
     outcome = advance("run-1", driver.state(), [done], open_until, (first.lease,))
-    committed = driver.commit(dataclasses.replace(outcome, lease_to="w1", lease_limit=5))
+    committed = driver.commit(outcome.leasing(LeaseRequest("w1", 5)))
 
     assert [c.lease.node for c in committed.claimed] == ["crm"]
     (state,) = store.circuits()
@@ -391,7 +392,7 @@ def test_the_failure_that_opens_a_circuit_leases_no_attempt_that_needs_it(
     opens = [CircuitOutcome("crm", False, 1, COOLDOWN)]
 
     committed = driver.commit(
-        dataclasses.replace(outcome, circuits=opens, lease_to="w1", lease_limit=5)
+        outcome.adding(*map(CountCircuit, opens)).leasing(LeaseRequest("w1", 5))
     )
 
     assert store.circuits() == crm(1, T0 + 2 + COOLDOWN, None, T0 + 2)

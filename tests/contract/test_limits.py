@@ -6,7 +6,7 @@ held at once) and a rate key (at most ``rate_max`` attempts with that key start 
 both for every owner and every run; a held lease counts until its transition's ``done``
 releases it or ``reclaim`` drops it. Keys are independent, attempts without keys are
 unaffected, and a full key never costs a claim the other free work. A transition that
-leases on commit (``lease_to``) leaves new limited attempts on the queue for ``claim``.
+leases on commit (a ``LeaseRequest``) leaves new limited attempts on the queue for ``claim``.
 
 Most tests use ``Work``: runs of independent nodes whose ready rows carry the keys given
 (or runs of a spec, whose keys ``ready_of`` evaluates), claimed and finished at
@@ -28,7 +28,8 @@ from keel.spec.model import WorkflowSpec
 from keel.store import Claimed, Store
 from keel.store.records import Claims, Ready
 from keel.store.sqlite import SQLiteStore
-from tests.contract.conftest import T0, Driver, map_spec, roots_spec
+from keel.store.writes import LeaseRequest
+from tests.contract.conftest import T0, Driver, map_spec, roots_spec, with_enqueued
 
 LEASE_FOR = 30.0
 
@@ -65,10 +66,8 @@ class Work:
         driver = Driver(self.store, roots_spec(*rows), run_id)
         driver.now = at
         first = driver.first()
-        enqueue = [dataclasses.replace(r, **rows[r.node]) for r in first.enqueue]
-        self.store.create_run(
-            driver.spec, driver.input, dataclasses.replace(first, enqueue=enqueue)
-        )
+        enqueue = [dataclasses.replace(r, **rows[r.node]) for r in first.enqueued]
+        self.store.create_run(driver.spec, driver.input, with_enqueued(first, enqueue))
         self.drivers[run_id] = driver
 
     def start(
@@ -80,7 +79,7 @@ class Work:
         first = driver.first()
         self.store.create_run(spec, driver.input, first)
         self.drivers[run_id] = driver
-        return list(first.enqueue)
+        return list(first.enqueued)
 
     def claim(self, now: float, most: int = 10, owner: str = "w1", **scope: Any) -> Claims:
         claimed = self.store.claim(owner, most, now, LEASE_FOR, **scope)
@@ -230,7 +229,7 @@ def test_a_key_from_a_parents_output_is_evaluated_when_the_attempt_is_scheduled(
         event = NodeSucceeded(node="a", attempt=1, output={"region": region})
         state = work.drivers[claimed.lease.run_id].state()
         transition = advance(claimed.lease.run_id, state, [event], T0 + 2, (claimed.lease,))
-        (ready,) = transition.enqueue
+        (ready,) = transition.enqueued
         assert ready.limit_key == f"region:{region}"
         (result,) = store.commit([transition])
         assert result.error is None
@@ -568,8 +567,8 @@ def test_a_new_limited_attempt_is_not_leased_by_the_transition_that_makes_it(
     store: Store, policy: dict[str, Any]
 ) -> None:
     driver = Driver(store, first_and(policy), "run-1")
-    first = dataclasses.replace(driver.first(), lease_to="w1", lease_limit=5)
-    assert [r.limited for r in first.enqueue] == [False, True]
+    first = driver.first().leasing(LeaseRequest("w1", 5))
+    assert [r.limited for r in first.enqueued] == [False, True]
 
     committed = store.create_run(driver.spec, driver.input, first)
 
@@ -588,7 +587,7 @@ def test_a_queued_attempt_of_a_full_key_is_not_leased_on_commit(store: Store) ->
     done = NodeSucceeded(node="first", attempt=1, output=1)
 
     outcome = advance("run-1", work.drivers["run-1"].state(), [done], T0 + 4, (first.lease,))
-    (result,) = store.commit([dataclasses.replace(outcome, lease_to="w1", lease_limit=5)])
+    (result,) = store.commit([outcome.leasing(LeaseRequest("w1", 5))])
 
     assert result.error is None
     assert result.claimed == []
@@ -608,7 +607,7 @@ def test_a_queued_attempt_leased_on_commit_counts_against_its_rate(store: Store)
     done = NodeSucceeded(node="first", attempt=1, output=1)
 
     outcome = advance("run-1", work.drivers["run-1"].state(), [done], T0 + 2, (first.lease,))
-    (result,) = store.commit([dataclasses.replace(outcome, lease_to="w1", lease_limit=5)])
+    (result,) = store.commit([outcome.leasing(LeaseRequest("w1", 5))])
     later = work.claim(T0 + 3, owner="w2")
 
     assert result.error is None
@@ -643,9 +642,7 @@ def test_a_new_attempt_is_leased_on_commit_only_from_the_workers_queues(
     store: Store, lease_queues: list[str] | None, leased: list[str]
 ) -> None:
     driver = Driver(store, queues_spec(), "run-1")
-    first = dataclasses.replace(
-        driver.first(), lease_to="w1", lease_limit=5, lease_queues=lease_queues
-    )
+    first = driver.first().leasing(LeaseRequest("w1", 5, queues=lease_queues))
 
     committed = store.create_run(driver.spec, driver.input, first)
 
@@ -674,9 +671,7 @@ def test_a_queued_attempt_is_leased_on_commit_only_from_the_workers_queues(
     done = NodeSucceeded(node="first", attempt=1, output=1)
 
     outcome = advance("run-1", work.drivers["run-1"].state(), [done], T0 + 2, (first.lease,))
-    (result,) = store.commit(
-        [dataclasses.replace(outcome, lease_to="w1", lease_limit=5, lease_queues=lease_queues)]
-    )
+    (result,) = store.commit([outcome.leasing(LeaseRequest("w1", 5, queues=lease_queues))])
 
     assert result.error is None
     assert sorted(c.lease.node for c in result.claimed) == leased

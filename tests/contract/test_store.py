@@ -38,6 +38,7 @@ from keel.store import Lease, Store, StoredEvent, Timer, Transition
 from keel.store.chain import GENESIS
 from keel.store.sql import load_migrations
 from keel.store.sqlite import SQLiteStore
+from keel.store.writes import ClearTimer, LeaseRequest, SetTimer
 from tests.contract.conftest import (
     T0,
     Driver,
@@ -47,6 +48,7 @@ from tests.contract.conftest import (
     raw_sql,
     roots_spec,
     three_node_spec,
+    with_enqueued,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +76,8 @@ def add_timers(
 ) -> None:
     """Commit a transition that only sets or clears timers."""
     last = store.get_run(run_id).last_seq
-    transition = Transition(run_id, last, at, events=[], timers=timers, clear_timers=clear)
+    writes = [*map(SetTimer, timers), *map(ClearTimer, clear)]
+    transition = Transition(run_id, last, at, events=[], writes=writes)
     (result,) = store.commit([transition])
     assert result.error is None
 
@@ -209,7 +212,7 @@ def test_claim_leases_ready_work_and_records_node_started(store: Store) -> None:
 
 def test_a_first_transition_can_lease_its_attempts_to_the_starting_worker(store: Store) -> None:
     driver = Driver(store, map_spec(), "run-1", {"items": ["p", "q", "r"]})
-    first = dataclasses.replace(driver.first(), lease_to="w1", lease_limit=2, lease_for=30.0)
+    first = driver.first().leasing(LeaseRequest("w1", 2, 30.0))
 
     committed = store.create_run(driver.spec, driver.input, first)
 
@@ -230,9 +233,9 @@ def test_an_outcome_can_lease_what_it_makes_ready_with_its_node_started(store: S
     driver.start()
     (a,) = store.claim("w1", 10, T0, 30.0)
     outcome = driver.step([NodeSucceeded(node="a", attempt=1, output=5)], (a.lease,))
-    assert [r.node for r in outcome.enqueue] == ["b", "c"]
+    assert [r.node for r in outcome.enqueued] == ["b", "c"]
 
-    (result,) = store.commit([dataclasses.replace(outcome, lease_to="w1", lease_limit=1)])
+    (result,) = store.commit([outcome.leasing(LeaseRequest("w1", 1))])
 
     assert result.error is None
     (b,) = result.claimed
@@ -253,9 +256,9 @@ def test_an_outcome_can_lease_attempts_of_its_run_already_queued(store: Store) -
     outcome = driver.step(
         [NodeSucceeded(node="fan", attempt=1, output="P", item=0)], (first.lease,)
     )
-    assert list(outcome.enqueue) == []  # the other items were queued when the map expanded
+    assert list(outcome.enqueued) == []  # the other items were queued when the map expanded
 
-    (result,) = store.commit([dataclasses.replace(outcome, lease_to="w1", lease_limit=5)])
+    (result,) = store.commit([outcome.leasing(LeaseRequest("w1", 5))])
 
     assert result.error is None
     assert [key(c.lease) for c in result.claimed] == [
@@ -345,9 +348,9 @@ def test_work_is_not_claimed_before_it_is_available(store: Store, scope: dict[st
     first = driver.first()
     later = [
         dataclasses.replace(ready, available_at=T0 + 100) if ready.node == "b" else ready
-        for ready in first.enqueue
+        for ready in first.enqueued
     ]
-    store.create_run(driver.spec, driver.input, dataclasses.replace(first, enqueue=later))
+    store.create_run(driver.spec, driver.input, with_enqueued(first, later))
 
     assert [c.lease.node for c in store.claim("w1", 10, T0 + 1, 30.0, **scope)] == ["a"]
     assert store.claim("w1", 10, T0 + 99.5, 30.0, **scope) == []

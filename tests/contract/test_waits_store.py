@@ -1,11 +1,11 @@
 """The store contract for waiting: the ``waits`` listing, child runs, holds, family timers.
 
 What the waiting feature added to ``Store``: a transition lists the nodes that began to
-wait (``Transition.waits``) and unlists those that stopped (``clear_waits``); a run that
-ends drops all of its waits. A subworkflow node's ``ChildRun`` is created in its
-parent's transaction, or not at all. A paused run is put on hold (``hold=True``): its
-queued attempts are out of every claim's reach until ``hold=False`` brings them back as
-they were. A transition's timers may be for another run (a child telling its parent it
+wait (``OpenWait``) and unlists those that stopped (``CloseWait``); a run that ends
+drops all of its waits. A subworkflow node's child run (``CreateChild``) is created in
+its parent's transaction, or not at all. A paused run is put on hold (``Hold(True)``):
+its queued attempts are out of every claim's reach until ``Hold(False)`` brings them back
+as they were. A transition's timers may be for another run (a child telling its parent it
 ended), but never for a run that has ended. Transitions are built by hand here, so each
 test names exactly the writes it checks; the store does not read the events.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,46 @@ from keel.store.chain import GENESIS
 from keel.store.records import Ready
 from keel.store.sql import load_migrations
 from keel.store.sqlite import SQLiteStore
-from tests.contract.conftest import T0, Driver, make_spec, raw_sql, roots_spec
+from keel.store.writes import (
+    ClearTimer,
+    CloseWait,
+    CreateChild,
+    Enqueue,
+    Hold,
+    OpenWait,
+    SetStatus,
+    SetTimer,
+    Write,
+)
+from tests.contract.conftest import T0, Driver, make_spec, raw_sql, roots_spec, with_enqueued
 
 #: far beyond any backoff, yet well inside what a float time can hold
 TEN_YEARS = 10 * 365 * 24 * 3600.0
 ENDS = ["succeeded", "failed", "cancelled"]
+
+
+def writes_of(
+    *,
+    waits: Sequence[Wait] = (),
+    clear_waits: Sequence[str] = (),
+    timers: Sequence[Timer] = (),
+    clear_timers: Sequence[str] = (),
+    children: Sequence[CreateChild] = (),
+    enqueue: Sequence[Ready] = (),
+    hold: bool | None = None,
+    status: str | None = None,
+    output: Any = None,
+    reason: str | None = None,
+) -> list[Write]:
+    """The typed writes of a hand-built transition, named as these tests think of them."""
+    writes: list[Write] = [*map(Enqueue, enqueue), *map(SetTimer, timers)]
+    writes += [*map(OpenWait, waits), *map(CloseWait, clear_waits), *map(ClearTimer, clear_timers)]
+    writes += children
+    if hold is not None:
+        writes.append(Hold(hold))
+    if status is not None:
+        writes.append(SetStatus(status, output, reason))
+    return writes
 
 
 def write(
@@ -47,7 +83,7 @@ def write(
 ) -> Committed:
     """Commit one hand-built transition of ``run_id`` at ``at``; it must be accepted."""
     last = store.get_run(run_id).last_seq
-    transition = Transition(run_id, last, at, events=events or [], **changes)
+    transition = Transition(run_id, last, at, events or [], writes_of(**changes))
     (result,) = store.commit([transition])
     assert result.error is None, result.error
     return result
@@ -129,7 +165,7 @@ def test_a_refused_transition_lists_no_wait(store: Store) -> None:
     Driver(store, make_spec(), "r1").start()
     last = store.get_run("r1").last_seq
     wait = Wait("r1", "a", "approval", T0 + 1, None, {})
-    stale = Transition("r1", last - 1, T0 + 1, events=[awaiting("a", "approval")], waits=[wait])
+    stale = Transition("r1", last - 1, T0 + 1, [awaiting("a", "approval")], [OpenWait(wait)])
 
     (result,) = store.commit([stale])
 
@@ -176,8 +212,8 @@ class Family:
         self.parent.start(origin="flows/parent.py")
         self.child_spec = make_spec("child")
 
-    def child(self, child_id: str, at: float, child_input: Any = None) -> ChildRun:
-        """A ``ChildRun`` with the first transition ``start_children`` would give it."""
+    def child(self, child_id: str, at: float, child_input: Any = None) -> CreateChild:
+        """A ``CreateChild`` with the first transition ``start_children`` would give it."""
         child_input = {"x": 1} if child_input is None else child_input
         started = RunStarted(
             workflow=self.child_spec.name, spec_version=self.child_spec.version,
@@ -185,10 +221,10 @@ class Family:
         )  # fmt: skip
         state = RunState.new(compile_plan(self.child_spec), child_id)
         first = advance(child_id, state, [started], at)
-        return ChildRun(self.child_spec, child_input, first, self.parent.run_id, "b")
+        return CreateChild(self.child_spec, child_input, first, self.parent.run_id, "b")
 
     def starting(
-        self, *children: ChildRun, at: float, expected_seq: int | None = None
+        self, *children: CreateChild, at: float, expected_seq: int | None = None
     ) -> Transition:
         """The parent's transition in which ``b`` begins to wait for ``children``."""
         parent_id = self.parent.run_id
@@ -197,7 +233,7 @@ class Family:
         waits = [Wait(parent_id, "b", "subworkflow", at, None, details)]
         return Transition(
             parent_id, last, at, events=[awaiting("b", "subworkflow", details=details)],
-            waits=waits, children=children,
+            writes=writes_of(waits=waits, children=children),
         )  # fmt: skip
 
 
@@ -223,7 +259,7 @@ def test_a_child_run_is_created_with_its_parents_transition(store: Store) -> Non
     )
     assert report.intact, report.problems
     assert store.load_spec(family.child_spec.version) == family.child_spec
-    assert [ready.node for ready in child.first.enqueue] == ["a"]
+    assert [ready.node for ready in child.first.enqueued] == ["a"]
     assert store.ready_count("child-1") == 1
     assert nodes(store.claim("w1", 10, T0 + 2, 30.0, run_id="child-1")) == ["a"]
     # the parent's own transition went in with it
@@ -267,7 +303,7 @@ def test_a_refused_parent_transition_creates_no_child(store: Store, group: bool)
     last = store.get_run("parent-1").last_seq
     stale = family.starting(family.child("child-1", T0 + 1), at=T0 + 1, expected_seq=last - 1)
     fine = Transition("bystander", store.get_run("bystander").last_seq, T0 + 1, events=[],
-                      timers=[Timer("bystander", "k", T0 + 5)])  # fmt: skip
+                      writes=[SetTimer(Timer("bystander", "k", T0 + 5))])  # fmt: skip
 
     results = store.commit([stale, fine] if group else [stale])
 
@@ -292,8 +328,8 @@ def queued_at(store: Store, run_id: str, available: dict[str, float]) -> Driver:
     """A run of independent nodes, each first available at the given time."""
     driver = Driver(store, roots_spec(*available), run_id)
     first = driver.first()
-    enqueue = [dataclasses.replace(r, available_at=available[r.node]) for r in first.enqueue]
-    store.create_run(driver.spec, driver.input, dataclasses.replace(first, enqueue=enqueue))
+    enqueue = [dataclasses.replace(r, available_at=available[r.node]) for r in first.enqueued]
+    store.create_run(driver.spec, driver.input, with_enqueued(first, enqueue))
     return driver
 
 
@@ -455,7 +491,7 @@ def test_no_timer_is_written_for_a_run_that_has_ended(store: Store, end: str) ->
 
     result = write(store, "child-1", T0 + 2, timers=[late, live])
 
-    assert len(result.transition.timers) == 2  # accepted, the late timer silently dropped
+    assert len(result.transition.of(SetTimer)) == 2  # accepted, the late timer silently dropped
     assert store.due_timers(T0 + TEN_YEARS, 10) == [live]
 
 

@@ -48,6 +48,9 @@ def test_a_transition_wakes_for_what_it_left_unleased_its_timers_outbox_and_rele
          Notify(Notification({}, {})), Hold(False)],
     )  # fmt: skip
     assert wakeups_of(t, [kept]) == {
-        WorkQueued("mine", 5.0), TimerSet(9.0), OutboxFilled(), WorkQueued(None)
+        WorkQueued("mine", 5.0),
+        TimerSet(9.0),
+        OutboxFilled(),
+        WorkQueued(None),
     }
     assert wakeups_of(Transition("r", 3, 1.0, [], [Hold(True)]), []) == set()

@@ -37,10 +37,10 @@ from keel.runtime.worker.recording import Recorder
 from keel.runtime.worker.run_watch import RunWatch
 from keel.runtime.worker.timer_pump import TimerPump
 from keel.runtime.worker.wakeups import Wakeups
-from keel.store.wakeups import MaybeMissed, OutboxFilled, TimerSet, Wakeup, WorkQueued
 from keel.spec import WorkflowSpec, parse_spec
 from keel.store.records import Lease, StoredEvent
 from keel.store.sqlite import SQLiteStore
+from keel.store.wakeups import MaybeMissed, OutboxFilled, TimerSet, Wakeup, WorkQueued
 from keel.store.writes import Transition
 from tests.unit import notify_targets
 

@@ -28,6 +28,7 @@ from keel.store.limits import Candidate
 from keel.store.postgres.connections import Connections
 from keel.store.sql import load_queries
 from keel.store.sqlstore.dialect import Cursor
+from keel.store.wakeups import Wakeup, encode_all
 
 T = TypeVar("T")
 Q = load_queries("keel.store.postgres")
@@ -83,9 +84,9 @@ class PostgresDialect:
     def lock_key(self, cur: Cursor, name: str) -> None:
         cur.execute(Q["lock_key"], (name,))
 
-    def notify(self, cur: Cursor, notes: set[str]) -> None:
-        for message in sorted(notes):
-            cur.execute(Q["notify"], (self.channel, message))
+    def notify(self, cur: Cursor, notes: set[Wakeup]) -> None:
+        for payload in encode_all(notes):
+            cur.execute(Q["notify"], (self.channel, payload))
 
     def close(self) -> None:
         self.db.close()

@@ -10,17 +10,19 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from keel.store.wakeups import MaybeMissed, Wakeup, decode
+
 log = logging.getLogger("keel.store.postgres")
 
 
 class Listener:
     """A thread holding one connection that ``LISTEN``s on the store's channel and hands
-    each payload to ``wake``. After a lost connection it reconnects (at once, then every
-    second, saying so once) and wakes with ``"*"`` (notifications sent meanwhile were
-    missed: look at everything)."""
+    each payload to ``wake`` as a ``Wakeup``. After a lost connection it reconnects (at
+    once, then every second, saying so once) and wakes with ``MaybeMissed`` (notifications
+    sent meanwhile were missed: look at everything)."""
 
     def __init__(
-        self, conninfo: str, settings: dict[str, Any], channel: str, wake: Callable[[str], None]
+        self, conninfo: str, settings: dict[str, Any], channel: str, wake: Callable[[Wakeup], None]
     ) -> None:
         self._conninfo = conninfo
         self._settings = {key: v for key, v in settings.items() if key != "options"}
@@ -41,11 +43,11 @@ class Listener:
                 with psycopg.connect(self._conninfo, autocommit=True, **self._settings) as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
                     if not first:
-                        self._wake("*")
+                        self._wake(MaybeMissed())
                     first = failing = False
                     while not self._stopped.is_set():
                         for note in conn.notifies(timeout=0.5):
-                            self._wake(note.payload)
+                            self._wake(decode(note.payload))
             except psycopg.Error as exc:
                 if not failing:
                     log.warning("lost the connection listening for wake-ups (%s); reconnecting",

@@ -34,6 +34,7 @@ from keel.store.postgres.settings import connection_settings, parse_url
 from keel.store.sql import Migration, load_migrations
 from keel.store.sqlstore import SQLStore
 from keel.store.urls import masked_url
+from keel.store.wakeups import Wakeup
 
 #: the advisory lock that lets one process at a time apply migrations
 _MIGRATION_LOCK = 0x6B65656C  # "keel"
@@ -184,7 +185,7 @@ class PostgresStore(SQLStore):
         assert row is not None
         return float(row[0])
 
-    def listen(self, wake: Callable[[str], None]) -> Callable[[], None] | None:
+    def listen(self, wake: Callable[[Wakeup], None]) -> Callable[[], None] | None:
         listener = Listener(self.conninfo, self._settings, self.channel, wake)
         self._listeners.append(listener)
         return listener.stop

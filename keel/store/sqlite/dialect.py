@@ -27,6 +27,7 @@ from keel.store.limits import Candidate
 from keel.store.sql import load_queries
 from keel.store.sqlite.faults import is_busy, store_error
 from keel.store.sqlstore.dialect import Cursor
+from keel.store.wakeups import Wakeup
 
 log = logging.getLogger("keel.store.sqlite")
 T = TypeVar("T")
@@ -161,5 +162,5 @@ class SQLiteDialect:
         cur.executemany(self.queries["take_lease"], taking)
         return candidates
 
-    def notify(self, cur: Cursor, notes: set[str]) -> None:
+    def notify(self, cur: Cursor, notes: set[Wakeup]) -> None:
         pass

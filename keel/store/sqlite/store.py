@@ -27,6 +27,7 @@ from keel.store.sql import Migration, load_migrations
 from keel.store.sqlite.dialect import SQLiteDialect
 from keel.store.sqlite.files import create_private
 from keel.store.sqlstore import SQLStore
+from keel.store.wakeups import Wakeup
 
 #: seconds a writer waits for another process's lock before giving up (``?timeout=``)
 DEFAULT_TIMEOUT = 30.0
@@ -115,6 +116,6 @@ class SQLiteStore(SQLStore):
         """None: every process using the file is on this host and shares its clock."""
         return None
 
-    def listen(self, wake: Callable[[str], None]) -> Callable[[], None] | None:
+    def listen(self, wake: Callable[[Wakeup], None]) -> Callable[[], None] | None:
         """None: SQLite has no notifications (workers on one host poll, cheaply)."""
         return None

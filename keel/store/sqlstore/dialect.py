@@ -28,6 +28,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
 from keel.store.limits import Candidate
+from keel.store.wakeups import Wakeup
 
 T = TypeVar("T")
 
@@ -98,7 +99,7 @@ class Dialect(Protocol):
     def lock_key(self, cur: Cursor, name: str) -> None:
         """Hold the limit key lock ``name`` until the write ends."""
 
-    def notify(self, cur: Cursor, notes: set[str]) -> None:
+    def notify(self, cur: Cursor, notes: set[Wakeup]) -> None:
         """Wake other processes when this write commits (see ``Store.listen``)."""
 
     def close(self) -> None:

@@ -27,19 +27,12 @@ from keel.store.appending import BatchOrder
 from keel.store.boundary import store_boundary
 from keel.store.limits import Candidate, choose
 from keel.store.presence import WorkerRecord, worker_row
-from keel.store.records import (
-    Claimed,
-    Claims,
-    Committed,
-    Lease,
-    OutboxItem,
-    StoredEvent,
-    Transition,
-    item_of,
-)
+from keel.store.records import Claimed, Claims, Lease, OutboxItem, StoredEvent, item_of
 from keel.store.sqlstore.dialect import Cursor
 from keel.store.sqlstore.free import SQLFree
 from keel.store.sqlstore.transitions import SQLWriter
+from keel.store.wakeups import Wakeup, WorkQueued
+from keel.store.writes import Committed, Transition
 
 #: how the store refuses a transition (the caller decides again, or gives up)
 REFUSALS = (ConflictError, LeaseLostError, RunNotFoundError)
@@ -66,7 +59,7 @@ class SQLStore(SQLWriter):
         *,
         origin: str | None = None,
     ) -> Committed:
-        notes: set[str] = set()
+        notes: set[Wakeup] = set()
         with self.dialect.write() as cur:
             self._insert_run(cur, spec, run_input, first, origin)
             committed = self._apply(cur, first, notes)
@@ -82,7 +75,7 @@ class SQLStore(SQLWriter):
             try:
                 with dialect.write() as cur:
                     dialect.lock_runs(cur, [transition.run_id])
-                    notes: set[str] = set()
+                    notes: set[Wakeup] = set()
                     committed = self._apply(cur, transition, notes)
                     dialect.notify(cur, notes)
             except REFUSALS as exc:
@@ -96,7 +89,7 @@ class SQLStore(SQLWriter):
         with dialect.write() as cur:
             dialect.lock_runs(cur, sorted({t.run_id for t in transitions}))
             for transition in transitions:
-                mine: set[str] = set()
+                mine: set[Wakeup] = set()
                 try:
                     order.admit(transition)
                     # a refused transition leaves nothing behind, not even the leases it
@@ -190,7 +183,7 @@ class SQLStore(SQLWriter):
                 return reclaimed
             free_runs = self.dialect.lock_free_runs(cur, sorted({row[0] for row in rows}))
             seen: set[tuple[str, str, int]] = set()
-            notes: set[str] = set()
+            notes: set[Wakeup] = set()
             for run_id, node, item, attempt, owner, why in rows:
                 if (run_id, node, item) in seen or run_id not in free_runs:
                     continue  # a run in a transition now: its leases are looked at next time
@@ -202,7 +195,7 @@ class SQLStore(SQLWriter):
                     continue
                 row = dropped.fetchone()  # (queue,) where the dialect wakes others
                 if row is not None:
-                    notes.add(f"ready {row[0]} 0")
+                    notes.add(WorkQueued(row[0]))
                 event = NodeReclaimed(node=node, attempt=attempt, owner=owner, reason=why,
                                       item=item_of(item))  # fmt: skip
                 reclaimed += self._append(cur, run_id, [event], now)

@@ -1,17 +1,18 @@
 """Applying a ``Transition``: the one place where its parts become rows.
 
 ``_apply`` runs inside a write the caller opened (and, in a group commit, inside a
-savepoint of its own): it checks the leases the transition finishes first, so a refused
-transition has written nothing, then writes everything else in a fixed order. Every
+savepoint of its own), so a refused transition leaves nothing behind. It applies the
+transition's typed writes (``keel.store.writes``) in the store's fixed order with one
+``match`` in ``_write``: adding a kind of write is a class there and a case here. Every
 event reaches the database through ``_append``, which refuses a run that moved on since
-the transition was decided (``ConflictError``). ``notes`` collects what other processes
-should be woken for once the write commits (``Dialect.notify``).
+the transition was decided (``ConflictError``). ``wake`` collects what other processes
+should be woken for once the write commits (``keel.store.wakeups``, ``Dialect.notify``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, assert_never
 
 from keel.engine.events import Event
 from keel.engine.state import is_finished
@@ -21,18 +22,31 @@ from keel.store.appending import leasable_now, leased_claims, link_events, start
 from keel.store.boundary import store_boundary
 from keel.store.chain import GENESIS, canonical_json
 from keel.store.limits import Candidate, choose
-from keel.store.records import (
-    Claimed,
-    Committed,
-    Ready,
-    StoredEvent,
-    Transition,
-    item_column,
-    ready_row,
-)
+from keel.store.records import Claimed, Ready, StoredEvent, item_column, ready_row
 from keel.store.sqlstore.dialect import Cursor
 from keel.store.sqlstore.free import SQLFree
 from keel.store.sqlstore.reads import SQLReader
+from keel.store.wakeups import Wakeup, WorkQueued, wakeups_of
+from keel.store.writes import (
+    BEFORE_EVENTS,
+    WITH_EVENTS,
+    ClearTimer,
+    CloseWait,
+    Committed,
+    CountCircuit,
+    CreateChild,
+    Enqueue,
+    Finish,
+    Hold,
+    Notify,
+    OpenWait,
+    SetStatus,
+    SetTimer,
+    Transition,
+    Withdraw,
+    Write,
+    write_phase,
+)
 
 
 @store_boundary
@@ -84,50 +98,120 @@ class SQLWriter(SQLReader):
             raise StoreError(f"a run with id {first.run_id} exists already")
         self.dialect.lock_runs(cur, [first.run_id])
 
-    def _apply(self, cur: Cursor, t: Transition, notes: set[str]) -> Committed:
-        """Write one transition: the one place a ``Transition`` is applied."""
+    def _apply(self, cur: Cursor, t: Transition, wake: set[Wakeup]) -> Committed:
+        """Write one transition: the one place a ``Transition`` is applied. Its writes go
+        in the store's order (``write_phase``): those that free places and count circuits,
+        then the events with the attempts they queue (and lease), then the rest."""
+        writes = sorted(t.writes, key=write_phase)  # stable: the caller's order within a phase
+        for write in writes:
+            if write_phase(write) == BEFORE_EVENTS:
+                self._write(cur, t, write, wake)
+        stored, claimed, unleased = self._append_leasing(cur, t)
+        for write in writes:
+            if write_phase(write) > WITH_EVENTS:
+                self._write(cur, t, write, wake)
+        wake |= wakeups_of(t, unleased)
+        return Committed(t, stored, claimed=claimed)
+
+    def _write(self, cur: Cursor, t: Transition, write: Write, wake: set[Wakeup]) -> None:
+        """Apply one write of ``t``: a new kind of write is one more case here."""
         q = self.q
-        # the lease check comes first, so a refused transition has written nothing
-        for lease in t.done:
-            deleted = cur.execute(
-                q["delete_held"],
-                (lease.run_id, lease.node, item_column(lease.item), lease.attempt, lease.owner),
-            )
-            if deleted.rowcount != 1:
-                raise LeaseLostError(
-                    f"run {lease.run_id}: {lease.node} attempt {lease.attempt} is no longer "
-                    f"held by {lease.owner}"
-                )
-            row = deleted.fetchone()  # (queue, limit key) where the dialect wakes others
-            if row is not None and row[1] is not None:  # a place under a limit came free
-                notes.add(f"ready {row[0]} 0")
-        for node, item in t.withdraw:
-            cur.execute(q["delete_queued"], (t.run_id, node, item_column(item)))
-        # counted before anything is leased: the failure that opens a circuit must not
-        # hand out the next attempt that needs it
-        for outcome in t.circuits:
-            if outcome.ok:
+        match write:
+            case Finish(lease=lease):
+                deleted = cur.execute(
+                    q["delete_held"],
+                    (lease.run_id, lease.node, item_column(lease.item), lease.attempt,
+                     lease.owner),
+                )  # fmt: skip
+                if deleted.rowcount != 1:
+                    raise LeaseLostError(
+                        f"run {lease.run_id}: {lease.node} attempt {lease.attempt} is no "
+                        f"longer held by {lease.owner}"
+                    )
+                row = deleted.fetchone()  # (queue, limit key) where the dialect wakes others
+                if row is not None and row[1] is not None:  # a place under a limit came free
+                    wake.add(WorkQueued(row[0]))
+            case Withdraw(node=node, item=item):
+                cur.execute(q["delete_queued"], (t.run_id, node, item_column(item)))
+            case CountCircuit(outcome=outcome) if outcome.ok:
                 cur.execute(q["circuit_succeeded"], (outcome.name,))
-            else:
+            case CountCircuit(outcome=outcome):
                 cur.execute(
                     q["circuit_failed"],
                     {"name": outcome.name, "threshold": outcome.failures,
                      "cooldown": outcome.cooldown, "at": t.at},
                 )  # fmt: skip
-        # an attempt that needs a circuit or a limit goes through the queue, where those
-        # are checked, rather than straight to the worker
-        leased = leasable_now(t.enqueue, t.at, t.lease_queues, t.lease_limit)
+            case Enqueue():
+                pass  # with the events, which may lease it (``_append_leasing``)
+            case SetTimer(timer=timer):  # a timer may be for another run (a child's end)
+                cur.execute(
+                    q["upsert_timer"],
+                    {"run": timer.run_id, "key": timer.key, "due": timer.due_at,
+                     "data": canonical_json(timer.data)},
+                )  # fmt: skip
+            case ClearTimer(key=key):
+                cur.execute(q["delete_timer"], (t.run_id, key))
+            case OpenWait(wait=wait):
+                cur.execute(
+                    q["upsert_wait"],
+                    (t.run_id, wait.node, wait.waits_for, wait.since, wait.until,
+                     canonical_json(wait.details)),
+                )  # fmt: skip
+            case CloseWait(node=node):
+                cur.execute(q["delete_wait"], (t.run_id, node))
+            case CreateChild() as child:
+                row = cur.execute(q["select_origin"], (t.run_id,)).fetchone()
+                try:
+                    self._insert_run(cur, child.spec, child.input, child.first,
+                                     row[0] if row else None,
+                                     (child.parent_run, child.parent_node))  # fmt: skip
+                except StoreError:  # another process started this child: the parent moved
+                    raise ConflictError(
+                        f"child run {child.first.run_id} of run {t.run_id} exists already"
+                    ) from None
+                self._apply(cur, child.first, wake)
+            case Hold(held=held):  # paused: its queued attempts are out of every claim's reach
+                cur.execute(q["hold_ready" if held else "release_ready"], (t.run_id,))
+            case Notify(notification=note):
+                cur.execute(
+                    q["insert_outbox"],
+                    (t.run_id, canonical_json(note.notifier), canonical_json(note.payload),
+                     t.at, t.at),
+                )  # fmt: skip
+            case SetStatus(status=status, output=output, reason=reason):
+                stored = None if output is None else canonical_json(output)
+                cur.execute(q["update_status"], (status, stored, reason, t.run_id))
+                if is_finished(status):  # an ended run's queue, timers and waits go with it
+                    cur.execute(q["delete_run_ready"], (t.run_id,))
+                    cur.execute(q["delete_run_timers"], (t.run_id,))
+                    cur.execute(q["delete_run_waits"], (t.run_id,))
+            case _:
+                assert_never(write)
+
+    def _append_leasing(
+        self, cur: Cursor, t: Transition
+    ) -> tuple[list[StoredEvent], list[Claimed], Sequence[Ready]]:
+        """Append the transition's events and queue its new attempts; with a lease
+        request, lease what it can to the worker in the same go (the ``NodeStarted`` of
+        each after the events). Returns the events, the leases, and what stays queued."""
+        q = self.q
+        enqueue, lease = t.enqueued, t.lease
+        leased: list[Ready] = []
         queued: list[Candidate] = []
-        if t.lease_to is not None and len(leased) < t.lease_limit:
-            free = SQLFree(self.dialect, cur, t.at, t.lease_limit - len(leased), [t.run_id],
-                           t.lease_queues, t.lease_for)  # fmt: skip
-            queued = choose(free, t.at, free.limit, want_retry=False).taken
-        unleased: Sequence[Ready] = t.enqueue
+        if lease is not None:
+            # an attempt that needs a circuit or a limit goes through the queue, where
+            # those are checked, rather than straight to the worker
+            leased = leasable_now(enqueue, t.at, lease.queues, lease.limit)
+            if len(leased) < lease.limit:
+                free = SQLFree(self.dialect, cur, t.at, lease.limit - len(leased), [t.run_id],
+                               lease.queues, lease.lease_for)  # fmt: skip
+                queued = choose(free, t.at, free.limit, want_retry=False).taken
+        unleased: Sequence[Ready] = enqueue
         claimed: list[Claimed] = []
-        if t.lease_to is None or not (leased or queued):
+        if lease is None or not (leased or queued):
             stored = self._append(cur, t.run_id, t.events, t.at, t.expected_seq, t.expected_head)
         else:  # the events, then the ``NodeStarted`` of what is leased, in one go
-            owner, expires = t.lease_to, t.at + t.lease_for
+            owner, expires = lease.owner, t.at + lease.lease_for
             started = started_events(owner, leased, queued)
             stored = self._append(cur, t.run_id, [*t.events, *started], t.at, t.expected_seq,
                                   t.expected_head)  # fmt: skip
@@ -138,57 +222,9 @@ class SQLWriter(SQLReader):
                 taking = [(owner, expires, t.run_id, c.node, c.item) for c in queued]
                 cur.executemany(q["take_lease"], taking)
             chosen = {id(r) for r in leased}
-            unleased = [r for r in t.enqueue if id(r) not in chosen]
+            unleased = [r for r in enqueue if id(r) not in chosen]
             own = len(t.events)
             stored, claimed = stored[:own], leased_claims(t.run_id, owner, expires, stored[own:])
         if unleased:
             cur.executemany(q["insert_ready"], [ready_row(t.run_id, r) for r in unleased])
-            notes.update(f"ready {r.queue} {r.available_at!r}" for r in unleased)
-        for timer in t.timers:  # a timer may be for another run (a child's end, its parent)
-            cur.execute(
-                q["upsert_timer"],
-                {"run": timer.run_id, "key": timer.key, "due": timer.due_at,
-                 "data": canonical_json(timer.data)},
-            )  # fmt: skip
-            notes.add(f"timer {timer.due_at!r}")
-        for key in t.clear_timers:
-            cur.execute(q["delete_timer"], (t.run_id, key))
-        for wait in t.waits:
-            cur.execute(
-                q["upsert_wait"],
-                (t.run_id, wait.node, wait.waits_for, wait.since, wait.until,
-                 canonical_json(wait.details)),
-            )  # fmt: skip
-        for node in t.clear_waits:
-            cur.execute(q["delete_wait"], (t.run_id, node))
-        if t.children:
-            row = cur.execute(q["select_origin"], (t.run_id,)).fetchone()
-            origin = row[0] if row else None
-            for child in t.children:
-                try:
-                    self._insert_run(cur, child.spec, child.input, child.first, origin,
-                                     (child.parent_run, child.parent_node))  # fmt: skip
-                except StoreError:  # another process started this child: the parent moved
-                    raise ConflictError(
-                        f"child run {child.first.run_id} of run {t.run_id} exists already"
-                    ) from None
-                self._apply(cur, child.first, notes)
-        if t.hold is True:  # paused: the run's queued attempts are out of every claim's reach
-            cur.execute(q["hold_ready"], (t.run_id,))
-        elif t.hold is False:
-            cur.execute(q["release_ready"], (t.run_id,))
-            notes.add("ready * 0")
-        for note in t.notify:
-            cur.execute(
-                q["insert_outbox"],
-                (t.run_id, canonical_json(note.notifier), canonical_json(note.payload), t.at, t.at),
-            )
-            notes.add("outbox")
-        if t.status is not None:
-            output = None if t.output is None else canonical_json(t.output)
-            cur.execute(q["update_status"], (t.status, output, t.reason, t.run_id))
-            if is_finished(t.status):
-                cur.execute(q["delete_run_ready"], (t.run_id,))
-                cur.execute(q["delete_run_timers"], (t.run_id,))
-                cur.execute(q["delete_run_waits"], (t.run_id,))
-        return Committed(t, stored, claimed=claimed)
+        return stored, claimed, unleased
