@@ -3,9 +3,6 @@ crash before delivery loses nothing; delivered by workers, retried, then given u
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from contextlib import closing
 from typing import Any
 
 import pytest
@@ -16,9 +13,9 @@ from keel.runtime.operations.control import start_run
 from keel.runtime.worker.loop import Worker, WorkerOptions
 from keel.spec import parse_spec
 from keel.spec.model import WorkflowSpec
-from keel.store.records import OutboxItem
 from keel.store.sqlite import SQLiteStore
 from tests.unit import notify_targets, runtime_tasks  # noqa: F401  (loaded, as a worker loads its code)
+from tests.unit.outbox_rows import outbox
 
 TASKS = "tests.unit.runtime_tasks"
 RECORD = {"kind": "callable", "function": "tests.unit.notify_targets:record",
@@ -40,18 +37,6 @@ def failing_spec(*notifiers: dict[str, Any], attempts: int = 2) -> WorkflowSpec:
             "notify": list(notifiers),
         }
     )  # fmt: skip
-
-
-def outbox(store: SQLiteStore, run_id: str) -> list[OutboxItem]:
-    """The run's notifications, delivered or not, oldest first, read from the database."""
-    query = ("SELECT id, run_id, notifier, payload, deliveries, delivered_at, error FROM outbox "
-             "WHERE run_id = ? ORDER BY id")  # fmt: skip
-    with closing(sqlite3.connect(store.path)) as conn:
-        rows = conn.execute(query, (run_id,)).fetchall()
-    return [
-        OutboxItem(row_id, run, json.loads(notifier), json.loads(payload), count, at, error)
-        for row_id, run, notifier, payload, count, at, error in rows
-    ]
 
 
 def options(**fields: Any) -> WorkerOptions:

@@ -43,6 +43,7 @@ from keel.store.sqlite import SQLiteStore
 from keel.store.wakeups import MaybeMissed, OutboxFilled, TimerSet, Wakeup, WorkQueued
 from keel.store.writes import Transition
 from tests.unit import notify_targets
+from tests.unit.outbox_rows import outbox as outbox_rows
 
 TASKS = "tests.unit.runtime_tasks"
 OWNER = "this-host.invalid:1:1:aaaaaa"
@@ -220,7 +221,7 @@ def test_the_outbox_pump_delivers_a_notification_and_records_it(
     pump.run(clock.now())
 
     assert [n["event"] for n in notify_targets.received] == ["approval_requested"]
-    (item,) = store.notifications(record.id)
+    (item,) = outbox_rows(store, record.id)
     assert (item.deliveries, item.delivered_at, item.error) == (1, clock.now(), None)
     assert pump.delivering == 0
     assert not pump.due(clock.now())
@@ -235,21 +236,21 @@ def test_the_outbox_pump_retries_a_failed_delivery_later_then_gives_up(
     pump = outbox(store, clock, every=0.0)
 
     pump.run(clock.now())
-    (item,) = store.notifications(record.id)
+    (item,) = outbox_rows(store, record.id)
     assert item.deliveries == 1
     assert "pager is down" in (item.error or "")
 
     for delivery in range(2, MAX_DELIVERIES + 1):
         clock.advance(FIRST_REDELIVERY * 2.0 ** (delivery - 2) - 1)  # it doubles each time
         pump.run(clock.now())
-        assert store.notifications(record.id)[0].deliveries == delivery - 1, "too early"
+        assert outbox_rows(store, record.id)[0].deliveries == delivery - 1, "too early"
         clock.advance(1)
         pump.run(clock.now())
-        assert store.notifications(record.id)[0].deliveries == delivery
+        assert outbox_rows(store, record.id)[0].deliveries == delivery
 
     clock.advance(365 * 24 * 3600.0)  # given up: never taken again
     pump.run(clock.now())
-    (item,) = store.notifications(record.id)
+    (item,) = outbox_rows(store, record.id)
     assert (item.deliveries, item.delivered_at) == (MAX_DELIVERIES, None)
     assert "pager is down" in (item.error or "")
 
@@ -267,7 +268,7 @@ def test_flushing_delivers_what_is_due_whatever_the_pace(
     pump.flush(5.0)
 
     assert len(notify_targets.received) == 2
-    assert store.notifications(record.id)[0].delivered_at is not None
+    assert outbox_rows(store, record.id)[0].delivered_at is not None
 
 
 # --- lease keeping ----------------------------------------------------------------------------
