@@ -31,7 +31,7 @@ from keel.engine import (
 from keel.engine.events import ChildRunEnded, Event, NodeAwaiting, RunPaused, RunUnpaused
 from keel.errors import ConflictError, RunNotFoundError
 from keel.runtime.runs import advance
-from keel.store import Claimed, Committed, Store, Timer, Transition, Wait, verify_chain
+from keel.store import Claimed, Committed, Lease, Store, Timer, Transition, Wait, verify_chain
 from keel.store.chain import GENESIS
 from keel.store.records import Ready
 from keel.store.sql import load_migrations
@@ -41,6 +41,7 @@ from keel.store.writes import (
     CloseWait,
     CreateChild,
     Enqueue,
+    Finish,
     Hold,
     OpenWait,
     SetStatus,
@@ -62,13 +63,14 @@ def writes_of(
     clear_timers: Sequence[str] = (),
     children: Sequence[CreateChild] = (),
     enqueue: Sequence[Ready] = (),
+    done: Sequence[Lease] = (),
     hold: bool | None = None,
     status: str | None = None,
     output: Any = None,
     reason: str | None = None,
 ) -> list[Write]:
     """The typed writes of a hand-built transition, named as these tests think of them."""
-    writes: list[Write] = [*map(Enqueue, enqueue), *map(SetTimer, timers)]
+    writes: list[Write] = [*map(Finish, done), *map(Enqueue, enqueue), *map(SetTimer, timers)]
     writes += [*map(OpenWait, waits), *map(CloseWait, clear_waits), *map(ClearTimer, clear_timers)]
     writes += children
     if hold is not None:
