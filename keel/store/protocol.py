@@ -11,9 +11,10 @@ the same semantics, checked by one contract test-suite. Rules every backend keep
 - A ready attempt is held by at most one owner at a time; a lease is only taken over
   through ``reclaim`` (expired, or its owner known dead), which records why.
 - Specs are stored by version and never change, so a run always has its own definition.
-- A transition's ``children`` are created with it (run row, spec, first transition), and
-  its ``timers`` may be for other runs (a child tells its parent it ended that way).
-- A run on hold (``hold``) has its queued attempts out of every claim's reach until the
+- A transition's child runs (``CreateChild``) are created with it (run row, spec, first
+  transition), and its timers (``SetTimer``) may be for other runs (a child tells its
+  parent it ended that way).
+- A run on hold (``Hold``) has its queued attempts out of every claim's reach until the
   hold is released; an attempt reclaimed from it meanwhile goes back on hold.
 - A worker is live while it is seen (``worker_seen``); a row alone proves nothing, as a
   killed worker never removes its own.
@@ -60,7 +61,7 @@ class Store(Protocol):
         origin: str | None = None,
     ) -> Committed:
         """Create run ``first.run_id`` and commit its first transition (``RunStarted``
-        and what follows) with it, atomically. A ``first`` with ``lease_to`` leases its
+        and what follows) with it, atomically. A ``first`` with a ``lease`` request leases its
         first attempts as ``commit`` does, so the starting worker needs no claim."""
 
     def commit(self, transitions: Sequence[Transition]) -> list[Committed]:

@@ -10,7 +10,7 @@ workers run it for all.
 
 Each turn, the loop first lets the pumps beside it do what is due, each in a module of
 its own with its own pacing: ``lease_keeping`` (renew, reclaim), ``timer_pump``,
-``late_results``, ``outbox_pump`` and the ``presence`` beat. ``claim_pacing`` says when
+``late_results``, ``outbox_pump`` and the ``presence`` beat. ``claiming`` says when
 to look at the queue, ``wakeups`` what a notification from the store brings forward,
 ``transitions`` shapes what the loop commits.
 
