@@ -22,7 +22,10 @@ def load_queries(package: str, filename: str = "queries.sql") -> dict[str, str]:
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         if name in queries:
             raise ValueError(f"{package}/{filename}: query '{name}' is defined twice")
-        queries[name] = body.strip().rstrip(";")
+        # comment lines are for readers: not sent with the query (and no '%' in one
+        # can trip a driver's placeholders)
+        lines = [line for line in body.splitlines() if not line.lstrip().startswith("--")]
+        queries[name] = "\n".join(lines).strip().rstrip(";")
     return queries
 
 

@@ -7,14 +7,14 @@ open a wait, create a child run...), and the store applies them in one ``match``
 ``assert_never`` keeps exhaustive: a new kind of write is a new class here, a member of
 ``Write``, and one case in ``keel.store.sqlstore.transitions`` (mypy points at the
 place). The order writes are applied in is the store's, not the caller's
-(``write_phase``), so no caller can get it wrong.
+(``WRITE_ORDER``), so no caller can get it wrong.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar, assert_never
+from typing import Any, TypeVar
 
 from keel.engine.events import Event
 from keel.store.records import (
@@ -131,28 +131,27 @@ Write = (
 )  # fmt: skip
 W = TypeVar("W", bound=Write)
 
-#: the phases writes are applied in, around the events (``write_phase``)
-BEFORE_EVENTS, WITH_EVENTS, AFTER_EVENTS, LAST = 0, 1, 2, 3
+#: the order the store applies writes in, whatever order a caller listed them in: leases
+#: given up, withdrawals and circuit counts before the events (what the transition then
+#: leases must see the places they free and the circuit a failure opens); queued attempts
+#: with the events (the transition may lease them); then timers set before timers
+#: cleared (a timer that fired is cleared even if the same step set its key again),
+#: waits, child runs (whose first transition may set a timer on this run), the hold
+#: (after new attempts are queued, so they are held too), the outbox; the run's status
+#: last (an ended run's queue, timers and waits go then). Each kind of write has a rank:
+#: ``tests/unit/test_writes.py`` fails when one is missing.
+WRITE_ORDER: tuple[type[Write], ...] = (
+    Finish, Withdraw, CountCircuit, Enqueue, SetTimer, ClearTimer, OpenWait, CloseWait,
+    CreateChild, Hold, Notify, SetStatus,
+)  # fmt: skip
+_RANK: dict[type[Write], int] = {kind: rank for rank, kind in enumerate(WRITE_ORDER)}
+#: the rank of ``Enqueue``: writes ranked below it are applied before the events
+WITH_EVENTS = _RANK[Enqueue]
 
 
-def write_phase(write: Write) -> int:
-    """When the store applies a write: finished leases, withdrawals and circuit counts
-    before the events (what a transition leases must see the places they free and the
-    circuit a failure opens), queued attempts with the events (the transition may lease
-    them), the rest after, and the run's status last (an ended run's rows go then)."""
-    match write:
-        case Finish() | Withdraw() | CountCircuit():
-            return BEFORE_EVENTS
-        case Enqueue():
-            return WITH_EVENTS
-        case (
-            SetTimer() | ClearTimer() | OpenWait() | CloseWait() | CreateChild() | Hold() | Notify()
-        ):
-            return AFTER_EVENTS
-        case SetStatus():
-            return LAST
-        case _:
-            assert_never(write)
+def write_rank(write: Write) -> int:
+    """Where ``write`` goes in ``WRITE_ORDER``."""
+    return _RANK[type(write)]
 
 
 # --- the transition -------------------------------------------------------------------------

@@ -653,6 +653,21 @@ def test_timers_become_due_earliest_first(store: Store) -> None:
     assert store.due_timers(T0 + 1000, 10) == [moved, middle]
 
 
+def test_writes_apply_in_the_stores_order_whatever_order_they_are_listed_in(
+    store: Store,
+) -> None:
+    Driver(store, make_spec(), "r1").start()
+    fired = Timer("r1", "wait:a", T0 + 50)
+    kept = Timer("r1", "other", T0 + 60)
+    # listed clear-first: the store still sets before it clears, so the key ends cleared
+    last = store.get_run("r1").last_seq
+    writes = [ClearTimer("wait:a"), SetTimer(fired), SetTimer(kept)]
+    (result,) = store.commit([Transition("r1", last, T0 + 1, events=[], writes=writes)])
+
+    assert result.error is None
+    assert store.due_timers(T0 + 1000, 10) == [kept]
+
+
 # --- listing runs -------------------------------------------------------------------------
 
 

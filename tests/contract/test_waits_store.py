@@ -611,3 +611,26 @@ def test_a_version_7_database_keeps_its_held_attempts_held_until_released(
         assert nodes(store.claim("w2", 10, T0 + 100, 30.0)) == ["later"]
     finally:
         store.close()
+
+
+def test_an_attempt_held_by_a_keel_from_before_the_migration_is_released_too(
+    tmp_path: Path,
+) -> None:
+    """A keel of schema 7 still running while a new one migrated the file holds a paused
+    run's attempt its own way (``OLD_HOLD`` seconds ahead): unpausing releases it all
+    the same, at its own time."""
+    store = SQLiteStore(tmp_path / "keel.db")
+    try:
+        queued_at(store, "run-1", {"a": T0 + 2})
+        pause(store, "run-1", T0 + 3)
+        raw_sql(store.path, f"UPDATE ready SET held = 0, available_at = available_at + {OLD_HOLD}")
+        assert store.claim("w2", 10, T0 + TEN_YEARS, 30.0) == []
+
+        unpause(store, "run-1", T0 + 4)
+
+        (row,) = raw_sql(store.path, "SELECT held, available_at FROM ready")
+        assert row[0] == 0
+        assert row[1] == pytest.approx(T0 + 2, abs=1e-4)
+        assert nodes(store.claim("w2", 10, T0 + 5, 30.0)) == ["a"]
+    finally:
+        store.close()

@@ -44,6 +44,7 @@ class PostgresDialect:
         pg_errors.SerializationFailure,
     )
     peeks = False
+    notifies = True
 
     def __init__(self, connections: Connections, channel: str) -> None:
         self.db, self.channel = connections, channel

@@ -42,6 +42,7 @@ class SQLiteDialect:
     log = log
     retryable: tuple[type[Exception], ...] = ()
     peeks = True
+    notifies = False
 
     def __init__(self, path: Path, synchronous: str, timeout: float) -> None:
         self.path, self.synchronous, self.timeout = path, synchronous, timeout

@@ -128,7 +128,10 @@ WHERE run_id = :run AND node = :node AND item = :item AND owner = :owner;
 UPDATE ready SET held = 1 WHERE run_id = ? AND owner IS NULL;
 
 -- name: release_ready
-UPDATE ready SET held = 0 WHERE run_id = ? AND held;
+-- an attempt a keel from before migration 8 held while this one ran is released too
+UPDATE ready SET held = 0,
+    available_at = CASE WHEN available_at > 1e11 THEN available_at - 1e12 ELSE available_at END
+WHERE run_id = ? AND (held OR available_at > 1e11);
 
 -- name: select_leases_of_run
 SELECT run_id, node, item, attempt, owner, lease_expires FROM ready

@@ -65,6 +65,8 @@ class Dialect(Protocol):
     #: look for work read-only before taking the write lock (claims and notifications):
     #: worth it where a write lock holds the whole database
     peeks: bool
+    #: whether ``notify`` wakes anyone (else the store does not work out wake-ups at all)
+    notifies: bool
 
     def at_boundary(self, call: Callable[[], T]) -> T:
         """Run one public method of the store, mapping (and retrying) driver errors."""

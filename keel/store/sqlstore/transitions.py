@@ -28,7 +28,6 @@ from keel.store.sqlstore.free import SQLFree
 from keel.store.sqlstore.reads import SQLReader
 from keel.store.wakeups import Wakeup, WorkQueued, wakeups_of
 from keel.store.writes import (
-    BEFORE_EVENTS,
     WITH_EVENTS,
     ClearTimer,
     CloseWait,
@@ -45,7 +44,7 @@ from keel.store.writes import (
     Transition,
     Withdraw,
     Write,
-    write_phase,
+    write_rank,
 )
 
 
@@ -100,17 +99,19 @@ class SQLWriter(SQLReader):
 
     def _apply(self, cur: Cursor, t: Transition, wake: set[Wakeup]) -> Committed:
         """Write one transition: the one place a ``Transition`` is applied. Its writes go
-        in the store's order (``write_phase``): those that free places and count circuits,
+        in the store's order (``WRITE_ORDER``): those that free places and count circuits,
         then the events with the attempts they queue (and lease), then the rest."""
-        writes = sorted(t.writes, key=write_phase)  # stable: the caller's order within a phase
-        for write in writes:
-            if write_phase(write) == BEFORE_EVENTS:
+        writes = sorted(t.writes, key=write_rank)  # stable: the caller's order within a kind
+        ranks = [write_rank(write) for write in writes]
+        for write, rank in zip(writes, ranks, strict=True):
+            if rank < WITH_EVENTS:
                 self._write(cur, t, write, wake)
         stored, claimed, unleased = self._append_leasing(cur, t)
-        for write in writes:
-            if write_phase(write) > WITH_EVENTS:
+        for write, rank in zip(writes, ranks, strict=True):
+            if rank > WITH_EVENTS:
                 self._write(cur, t, write, wake)
-        wake |= wakeups_of(t, unleased)
+        if self.dialect.notifies:
+            wake |= wakeups_of(t, unleased)
         return Committed(t, stored, claimed=claimed)
 
     def _write(self, cur: Cursor, t: Transition, write: Write, wake: set[Wakeup]) -> None:
