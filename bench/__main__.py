@@ -224,7 +224,14 @@ def machine() -> dict[str, Any]:
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv[1:]
+    args = sys.argv[1:]
+    if any(arg in ("-h", "--help") for arg in args):
+        print(__doc__)
+        return
+    unknown = [arg for arg in args if arg != "--quick"]
+    if unknown:
+        sys.exit(f"unknown argument {unknown[0]!r}: python -m bench [--quick] (see --help)")
+    quick = "--quick" in args
     measures, raw = run_suite(quick)
     print(table(measures, quick))
     RESULTS.mkdir(parents=True, exist_ok=True)

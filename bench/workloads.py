@@ -218,6 +218,9 @@ WORKLOADS: dict[str, Callable[[int, str], dict[str, Any]]] = {
 
 def main() -> None:
     args = sys.argv[1:]
+    if any(arg in ("-h", "--help") for arg in args):
+        print(__doc__.strip() + "\n\nNAME is one of:\n  " + "\n  ".join(WORKLOADS))
+        return
     sync = "normal"
     if "--sync" in args:
         at = args.index("--sync")

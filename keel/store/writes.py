@@ -1,7 +1,7 @@
 """A transition: a run's new events plus the typed writes that go with them, committed in
 one transaction.
 
-This is DESIGN's "decide returns commands" made literal. The runtime describes every
+This is the design's "decide returns commands" made literal. The runtime describes every
 change a step of a run makes as one value per write (queue this attempt, set that timer,
 open a wait, create a child run...), and the store applies them in one ``match`` that
 ``assert_never`` keeps exhaustive: a new kind of write is a new class here, a member of

@@ -187,6 +187,13 @@ SELECT min(due_at) FROM timers;
 -- name: insert_outbox
 INSERT INTO outbox (run_id, notifier, payload, created_at, next_at) VALUES (%s, %s, %s, %s, %s);
 
+-- name: peek_outbox
+-- a dialect that peeks reads this before taking the write lock (PostgreSQL does not:
+-- its take skips locked rows; kept so both dialects answer every query the skeleton names)
+SELECT 1 FROM outbox
+WHERE next_at IS NOT NULL AND next_at <= %(now)s AND (lease_until IS NULL OR lease_until < %(now)s)
+LIMIT 1;
+
 -- name: take_outbox
 UPDATE outbox SET owner = %(owner)s, lease_until = %(until)s, deliveries = deliveries + 1
 WHERE id IN (SELECT id FROM outbox
