@@ -97,6 +97,31 @@ class _RealTime:
         return stop.wait(max(0.0, seconds))
 
 
+class RunClock(Protocol):
+    """A clock that only tells the run's time, as a caller's own clock may (``Clock``
+    without pacing): ``with_pacing`` makes a ``Clock`` of it."""
+
+    def now(self) -> float: ...
+
+
+class _PacedHere(_RealTime):
+    """A run clock given by a caller, with pacing and waits as they pass on this host."""
+
+    def __init__(self, clock: RunClock) -> None:
+        self._clock = clock
+
+    def now(self) -> float:
+        return self._clock.now()
+
+
+def with_pacing(clock: Clock | RunClock) -> Clock:
+    """``clock`` itself when it paces and waits (``Clock``); a clock that only tells the
+    time (``now()``) keeps telling it, and pacing and waits are this host's real ones."""
+    if all(callable(getattr(clock, name, None)) for name in ("monotonic", "wait", "sleep")):
+        return clock  # type: ignore[return-value]
+    return _PacedHere(clock)
+
+
 class SystemClock(_RealTime):
     def now(self) -> float:
         return time.time()

@@ -157,6 +157,35 @@ def test_several_runs_complete_together(store: SQLiteStore, make_worker: MakeWor
     ]
 
 
+class TellsTimeOnly:
+    """A caller's own clock that only tells the time, as clocks did before pacing and
+    waiting became the clock's job."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def now(self) -> float:
+        self.asked += 1
+        return 1_700_000_000.0 + self.asked
+
+
+def test_a_clock_that_only_tells_the_time_still_drives_a_worker(
+    store: SQLiteStore, make_worker: MakeWorker
+) -> None:
+    spec = spec_of(
+        [{"id": "a", "task": "echo", "args": {"value": "${{ input.n }}"}}],
+        outputs={"n": "nodes.a.output"},
+    )
+    clock = TellsTimeOnly()
+    record = start_run(store, spec, {"n": 5}, clock=clock)
+    (done,) = make_worker(clock=clock).run_until_finished([record.id])
+
+    assert (done.status, done.output) == ("succeeded", {"n": 5})
+    # every record carries the caller's time, not this host's
+    times = [stored.at for stored in store.history(record.id)]
+    assert all(1_700_000_000.0 < at < 1_700_000_100.0 for at in times), times
+
+
 def test_a_run_started_by_a_worker_begins_without_a_claim(
     store: SQLiteStore, make_worker: MakeWorker, monkeypatch: pytest.MonkeyPatch
 ) -> None:

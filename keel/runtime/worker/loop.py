@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from keel.errors import StoreError, StoreUnavailableError
-from keel.runtime.clock import Clock, clock_for
+from keel.runtime.clock import Clock, RunClock, clock_for, with_pacing
 from keel.runtime.execution.executor import Executor
 from keel.runtime.execution.invoke import Invocation, Outcome, TaskCatalog, make_context
 from keel.runtime.operations.control import record_run
@@ -72,14 +72,14 @@ class Worker:
         store: Store,
         options: WorkerOptions | None = None,
         *,
-        clock: Clock | None = None,
+        clock: Clock | RunClock | None = None,
         observer: Observer | None = None,
         catalog: TaskCatalog | None = None,
         cache: RunCache | None = None,
     ) -> None:
         self.store = store
         self.options = opts = options or WorkerOptions()
-        self.clock = clock or clock_for(store)
+        self.clock = with_pacing(clock) if clock is not None else clock_for(store)
         self.observer = observer
         self.owner = str(Owner.for_this_process())
         self.cache = cache or RunCache(store)
