@@ -52,6 +52,7 @@ from keel.runtime.worker.recording import Recorder
 from keel.runtime.worker.run_watch import Observer, RunWatch
 from keel.runtime.worker.timer_pump import TimerPump
 from keel.runtime.worker.wakeups import Wakeups
+from keel.runtime.worker.warm_up import load_hot_path
 from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
 from keel.store.protocol import Store
@@ -80,6 +81,7 @@ class Worker:
         self.store = store
         self.options = opts = options or WorkerOptions()
         self.clock = with_pacing(clock) if clock is not None else clock_for(store)
+        load_hot_path()  # not on the first run's time
         self.observer = observer
         self.owner = str(Owner.for_this_process())
         self.cache = cache or RunCache(store)
