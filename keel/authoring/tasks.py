@@ -7,6 +7,7 @@ the expressions of the values passed, and returns a reference to its future outp
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -63,6 +64,11 @@ class Task(Generic[P, R]):
         self.__qualname__ = function.__qualname__
         self.__module__ = function.__module__
 
+    @functools.cached_property
+    def _signature(self) -> inspect.Signature:
+        """The function's Python signature, read once (a step may be called many times)."""
+        return inspect.signature(self.__wrapped__)
+
     def __repr__(self) -> str:
         return f"<keel task {self.import_path}>"
 
@@ -97,7 +103,7 @@ class Task(Generic[P, R]):
     def _pop_node_keywords(self, kwargs: dict[str, Any]) -> NodeOptions:
         """The node keywords of a call (``when``, ``after``) that are not parameters of
         the function, taken out of ``kwargs``, on top of the task's options."""
-        parameters = inspect.signature(self.__wrapped__).parameters
+        parameters = self._signature.parameters
         own = {
             keyword: kwargs.pop(keyword)
             for keyword in option_names(CallOptions)
@@ -107,7 +113,7 @@ class Task(Generic[P, R]):
 
     def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Argument names and values as the function would receive them."""
-        signature = inspect.signature(self.__wrapped__)
+        signature = self._signature
         try:
             bound = signature.bind_partial(*args, **kwargs)
         except TypeError as exc:
@@ -126,7 +132,8 @@ class Task(Generic[P, R]):
         return arguments
 
     def node_data(self, trace: Trace, options: NodeOptions, *, kind: str) -> dict[str, Any]:
-        trace.signatures[self.import_path] = signature_of(self.__wrapped__)
+        if self.import_path not in trace.signatures:  # a step called 200 times: read once
+            trace.signatures[self.import_path] = signature_of(self.__wrapped__)
         node = options.node(trace, kind, self.name)
         node["task"] = self.import_path
         return node

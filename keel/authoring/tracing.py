@@ -46,6 +46,8 @@ class Trace:
     workflow: str
     nodes: list[dict[str, Any]] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
+    #: the suffix ``unique_id`` tries first for each id used more than once
+    next_number: dict[str, int] = field(default_factory=dict)
     conditions: list[str] = field(default_factory=list)
     signatures: dict[str, Signature] = field(default_factory=dict)
     #: problems found while tracing (bad node options), reported with the spec's own
@@ -58,9 +60,10 @@ class Trace:
             return wanted
         if explicit:
             raise TracingError(f"workflow '{self.workflow}' already has a node with id '{wanted}'")
-        number = 2
+        number = self.next_number.get(wanted, 2)
         while f"{wanted}_{number}" in self.ids:
             number += 1
+        self.next_number[wanted] = number + 1  # a step used n times: not n looks each
         return f"{wanted}_{number}"
 
     def add(self, node: dict[str, Any], field: str | None = None) -> NodeOutput:

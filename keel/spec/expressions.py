@@ -188,8 +188,12 @@ def _is_bound(name: str, index: int, scopes: list[tuple[str, int, int]]) -> bool
     return any(name == bound and start < index < end for bound, start, end in scopes)
 
 
+@lru_cache(maxsize=4096)
 def analyze(source: str) -> ExpressionInfo:
-    """Find the references of an expression. Raises ``ExpressionError`` if it does not parse."""
+    """Find the references of an expression. Raises ``ExpressionError`` if it does not parse.
+
+    Cached: a spec is analysed by the graph and by validation, and a definition by every
+    process that loads it; the result is frozen, a pure function of the text."""
     check_syntax(source)
     tokens = tokenize(source)
     scopes = _macro_scopes(tokens)

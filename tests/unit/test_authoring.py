@@ -302,6 +302,23 @@ def test_conditions_compose_with_operators() -> None:
     )
 
 
+def test_a_step_used_again_after_an_explicit_id_took_its_next_number_skips_it() -> None:
+    @keel.workflow
+    def flow() -> None:
+        notify("a")
+        notify("b")
+        notify.options(id="notify_3")("c")
+        notify("d")
+        notify("e")
+
+    messages = {
+        node.id: node.args["message"].value  # type: ignore[union-attr]
+        for node in flow.spec.nodes
+    }
+    assert messages == {"notify": "a", "notify_2": "b", "notify_3": "c", "notify_4": "d",
+                        "notify_5": "e"}  # fmt: skip
+
+
 def test_after_adds_order_without_data() -> None:
     @keel.workflow
     def flow(document: str) -> None:
