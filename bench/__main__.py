@@ -104,12 +104,13 @@ def run_suite(quick: bool) -> tuple[list[Measure], dict[str, Any]]:
         measures.append(Measure("floor: PostgreSQL commit", "µs", [float("nan")],
                                 note=postgres.get("skipped", "")))  # fmt: skip
 
-    for sync, floor, limit in (("normal", normal, 5.0), ("full", full, 1.5)):
+    for sync, floor, limit in (("normal", normal, 10.0), ("full", full, 2.0)):
         values = _repeat("w1_chain", chain_n, "us_per_node", reps, sync)
         name = f"W1 chain of {chain_n}, µs/node, {sync.upper()}"
         floor_name = f"SQLite commit {sync.upper()}"
         measures.append(Measure(name, "µs", values, floor, floor_name, (limit, "max")))
     w1_normal = measures[-2].best
+    measures.append(_w1_postgres(chain_n, reps, postgres, raw))
     fan = [_workload("w2_fan_out", fan_n, sync) for sync in ("normal", "full")
            for _ in range(reps)]  # fmt: skip
     raw["w2"] = fan
@@ -122,6 +123,16 @@ def run_suite(quick: bool) -> tuple[list[Measure], dict[str, Any]]:
     runs = _repeat("w3_many_runs", runs_n, "runs_per_second", reps)
     measures.append(Measure(f"W3 {runs_n} runs of 3 nodes, NORMAL", "runs/s", runs,
                             target=(2_000.0, "min")))  # fmt: skip
+    started = _repeat("client_to_worker", 10 if quick else 100, "runs_per_second", reps)
+    measures.append(Measure("runs started by another process, run by `keel worker`", "runs/s",
+                            started, max(runs), "W3 runs/s", (0.8, "min")))  # fmt: skip
+    first = _repeat("first_run", 3, "ms", reps)
+    measures.append(Measure("first run of a fresh process, work time", "ms", first,
+                            target=(10.0, "max")))  # fmt: skip
+    steps = 50 if quick else 200
+    traced = _repeat("trace_steps", steps, "ms", reps)
+    measures.append(Measure(f"defining a {steps}-step workflow, first in a process", "ms",
+                            traced, target=(10.0, "max")))  # fmt: skip
 
     scale: dict[int, dict[str, Any]] = {}
     for size in sizes:
@@ -136,7 +147,7 @@ def run_suite(quick: bool) -> tuple[list[Measure], dict[str, Any]]:
     for size in sizes:
         values = [r["us_per_node"] for r in scale[size]["all"]]
         measures.append(Measure(f"W4 layered DAG {size:,}, µs/node", "µs", values, smallest,
-                                f"W4 at {sizes[0]:,}", (1.5, "max")))  # fmt: skip
+                                f"W4 at {sizes[0]:,}", (1.3, "max")))  # fmt: skip
     largest = sizes[-1]
     measures.append(Measure(f"W6 peak RSS at {largest:,} nodes", "MB",
                             [scale[largest]["peak_rss_mb"]], target=(2_048.0, "max")))  # fmt: skip
@@ -164,6 +175,18 @@ def run_suite(quick: bool) -> tuple[list[Measure], dict[str, Any]]:
     return measures, raw
 
 
+def _w1_postgres(n: int, reps: int, floor: dict[str, Any], raw: dict[str, Any]) -> Measure:
+    """W1's chain on PostgreSQL beside the PostgreSQL commit floor of the same run."""
+    name = f"W1 chain of {n}, µs/node, PostgreSQL"
+    results = [_workload("w1_postgres", n) for _ in range(reps)]
+    raw["w1_postgres"] = results
+    skipped = next((r["skipped"] for r in results if "skipped" in r), floor.get("skipped"))
+    if skipped is not None or "us_per_commit" not in floor:
+        return Measure(name, "µs", [float("nan")], note=" ".join(str(skipped).split()))
+    values = [r["us_per_node"] for r in results]
+    return Measure(name, "µs", values, floor["us_per_commit"], "PostgreSQL commit", (2.5, "max"))
+
+
 def _distributed(runs: int, reps: int, raw: dict[str, Any]) -> list[Measure]:
     """W7: one row per backend and number of worker processes; reported, not judged."""
     results = [_workload("w7_distributed", runs) for _ in range(reps)]
@@ -185,6 +208,11 @@ def _distributed(runs: int, reps: int, raw: dict[str, Any]) -> list[Measure]:
             plural = "s" if workers != "1" else ""
             measures.append(Measure(f"W7 {label}, {workers} worker{plural}, nodes/s", "nodes/s",
                                     values, note=note))  # fmt: skip
+        if backend == "postgres" and {"1", "2"} <= set(trials[0]):
+            one = max(trial["1"]["nodes_per_s"] for trial in trials)
+            two = [trial["2"]["nodes_per_s"] for trial in trials]
+            measures.append(Measure("W7 PostgreSQL, 2 workers vs 1", "nodes/s", two, one,
+                                    "W7 PostgreSQL, 1 worker", (1.6, "min")))  # fmt: skip
     return measures
 
 

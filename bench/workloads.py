@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import targets
+
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -204,6 +206,10 @@ def w7_distributed(n: int, sync: str) -> dict[str, Any]:
 
 SYNC = ("normal", "full")
 WORKLOADS: dict[str, Callable[[int, str], dict[str, Any]]] = {
+    "w1_postgres": targets.w1_postgres,
+    "client_to_worker": targets.client_to_worker,
+    "first_run": targets.first_run,
+    "trace_steps": targets.trace_steps,
     "floor_python": floor_python,
     "floor_sqlite": floor_sqlite,
     "floor_postgres": floor_postgres,

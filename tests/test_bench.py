@@ -22,7 +22,9 @@ def test_the_quick_benchmark_suite_runs_and_writes_its_results(tmp_path: Path) -
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     rows = ("floor: SQLite commit, NORMAL", "W1 chain", "W2 fan-out", "W3", "W4", "W5",
-            "W7 SQLite, 4 workers, nodes/s", "W7 PostgreSQL")  # fmt: skip
+            "W7 SQLite, 4 workers, nodes/s", "W7 PostgreSQL", "W7 PostgreSQL, 2 workers vs 1",
+            "µs/node, PostgreSQL", "runs started by another process", "first run of a fresh",
+            "defining a 50-step workflow")  # fmt: skip
     for row in rows:
         assert row in out.stdout
     (results,) = tmp_path.glob("bench-*-quick.json")
