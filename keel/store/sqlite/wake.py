@@ -82,7 +82,10 @@ class _Listening:
                 if self._stopped.is_set():
                     return
                 if data:
-                    self._wake(decode(data.decode("utf-8", "replace")))
+                    try:
+                        self._wake(decode(data.decode("utf-8", "replace")))
+                    except Exception:  # the next wake-up must still be heard
+                        log.exception("handling a wake-up failed")
         except OSError as exc:
             log.debug("wake-up socket %s: %s", self.path, exc)
         finally:
