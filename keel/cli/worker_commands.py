@@ -95,6 +95,7 @@ def worker(
     from keel.runtime.stores import open_store
     from keel.runtime.worker.config import WorkerConfigError, load_worker_config
     from keel.runtime.worker.loop import Worker, WorkerOptions
+    from keel.store.wakeups import MaybeMissed
 
     try:
         config = load_worker_config(
@@ -110,8 +111,16 @@ def worker(
     with reported_errors():
         store = open_store(_database_url(config), upgrade=True)
     stop = threading.Event()
+    started: list[Worker] = []
+
+    def on_signal(*_: object) -> None:
+        stop.set()
+        for woken in started:  # a listening worker sleeps until woken (or its safety poll);
+            # from a thread: the handler may have interrupted the worker's own queue
+            threading.Thread(target=woken.outcomes.wake, args=(MaybeMissed(),)).start()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, on_signal)
     options = WorkerOptions(
         concurrency=config.concurrency, queues=config.queues, stop_grace=grace,
         announce=True, code_wait=config.code_wait,
@@ -119,6 +128,7 @@ def worker(
     catalog = TaskCatalog(TaskAccess.allowing(config.allow))
     with reported_errors():
         running = Worker(store, options, catalog=catalog)
+    started.append(running)
     _announce(running.owner, config, running.listening)
     failure = ""
     try:

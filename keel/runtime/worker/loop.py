@@ -14,11 +14,12 @@ its own with its own pacing: ``lease_keeping`` (renew, reclaim), ``timer_pump``,
 to look at the queue, ``wakeups`` what a notification from the store brings forward,
 ``transitions`` shapes what the loop commits.
 
-With a store that notifies (PostgreSQL), the worker sleeps until a notification says
-work was left for it (attempts queued, a timer set, a notification to send, a place
-under a limit come free) or until the next timer it knows of; it looks on its own only
-every ``fallback_poll`` seconds, in case a notification was lost. Its clock is then the
-database's (``clock_for``), so hosts with wrong clocks agree on leases and timers. All
+With a store that notifies (PostgreSQL; SQLite through sockets beside its file), the
+worker sleeps until a notification says work was left for it (attempts queued, a timer
+set, a notification to send, a place under a limit come free) or until the next timer it
+knows of; it looks on its own only every ``fallback_poll`` seconds, in case a
+notification was lost. With PostgreSQL its clock is the database's (``clock_for``), so
+hosts with wrong clocks agree on leases and timers. All
 waiting goes through the clock (``keel.runtime.clock``): nothing here sleeps on its own.
 
 The store rides out lost connections and locks held for a while by itself. When it gives

@@ -6,8 +6,10 @@ read can change before it commits: no run or limit key needs a lock of its own, 
 claim or a reclaim never finds a run held by someone else. A writer waits for another
 process's lock up to ``timeout`` seconds (saying so once in the log when it is long),
 then gives up with ``StoreUnavailableError``. Reads take no lock (WAL), so claims and
-notification polls look read-only first (``peeks``). There is no way to wake other
-processes: workers on one host poll, cheaply.
+notification polls look read-only first (``peeks``). Wake-ups for other processes
+(``notify``) are kept until the write commits, then sent over Unix datagram sockets
+(``keel.store.sqlite.wake``): a worker woken before the commit is visible would find
+nothing, and a write rolled back sends nothing.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from keel.errors import StoreUnavailableError
 from keel.store.limits import Candidate
 from keel.store.sql import load_queries
 from keel.store.sqlite.faults import is_busy, store_error
+from keel.store.sqlite.wake import WakeSockets, wake_folder
 from keel.store.sqlstore.dialect import Cursor
-from keel.store.wakeups import Wakeup
+from keel.store.wakeups import Wakeup, encode_all
 
 log = logging.getLogger("keel.store.sqlite")
 T = TypeVar("T")
@@ -42,13 +45,17 @@ class SQLiteDialect:
     log = log
     retryable: tuple[type[Exception], ...] = ()
     peeks = True
-    notifies = False
+    notifies = True
 
     def __init__(self, path: Path, synchronous: str, timeout: float) -> None:
         self.path, self.synchronous, self.timeout = path, synchronous, timeout
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        folder = wake_folder(path)
+        #: the wake-up sockets beside the file (None: ``:memory:``, or a path too long)
+        self.wakes = None if folder is None else WakeSockets(folder)
+        self.notifies = self.wakes is not None
 
     def at_boundary(self, call: Callable[[], T]) -> T:
         """SQLite's errors leave a public method as ``StoreError``s."""
@@ -75,6 +82,8 @@ class SQLiteDialect:
         return conn
 
     def close(self) -> None:
+        if self.wakes is not None:
+            self.wakes.close()
         with self._lock:
             for conn in self._connections:
                 conn.close()
@@ -88,17 +97,26 @@ class SQLiteDialect:
     @contextmanager
     def write(self) -> Iterator[Cursor]:
         """One write transaction. SQLite rolls some failed transactions back itself
-        (a full disk): the rollback here must not hide the error that caused it."""
+        (a full disk): the rollback here must not hide the error that caused it. The
+        wake-ups ``notify`` kept are sent once the commit is visible, never before."""
         conn = self.connection()
         self._begin(conn)
+        local = self._local
+        local.notes = None
         try:
             yield conn
             conn.execute("COMMIT")
         except BaseException:
+            local.notes = None
             if conn.in_transaction:
                 with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             raise
+        notes: set[Wakeup] | None = local.notes
+        if notes:
+            local.notes = None
+            if self.wakes is not None:
+                self.wakes.send(encode_all(notes))
 
     def _begin(self, conn: sqlite3.Connection) -> None:
         """Take the write lock, waiting up to ``timeout`` for another process to let go
@@ -144,7 +162,7 @@ class SQLiteDialect:
     def param(self, name: str) -> str:
         return f":{name}"
 
-    # The write lock holds the whole database: nothing else to lock, nobody to wake.
+    # The write lock holds the whole database: nothing else to lock.
 
     def lock_runs(self, cur: Cursor, run_ids: Sequence[str]) -> None:
         pass
@@ -164,4 +182,7 @@ class SQLiteDialect:
         return candidates
 
     def notify(self, cur: Cursor, notes: set[Wakeup]) -> None:
-        pass
+        """Keep ``notes`` for when this thread's write commits (``write`` sends them)."""
+        if notes and self.wakes is not None:
+            kept: set[Wakeup] | None = self._local.notes
+            self._local.notes = notes if kept is None else kept | notes

@@ -117,5 +117,8 @@ class SQLiteStore(SQLStore):
         return None
 
     def listen(self, wake: Callable[[Wakeup], None]) -> Callable[[], None] | None:
-        """None: SQLite has no notifications (workers on one host poll, cheaply)."""
-        return None
+        """Call ``wake`` when another process's commit leaves work, through a socket
+        beside the file (``keel.store.sqlite.wake``); None (the worker polls) for
+        ``:memory:`` or where no socket can be bound."""
+        wakes = self.dialect.wakes
+        return None if wakes is None else wakes.listen(wake)
