@@ -23,9 +23,10 @@ def test_thousands_of_waiting_runs_hold_no_thread_or_worker_slot(tmp_path: Path)
     clock = FakeClock()
     cache = RunCache(store)
     specs = [waiting("approval"), waiting("timer")]
-    threads_before = threading.active_count()
     runs = [start_run(store, specs[i % 2], {}, clock=clock, cache=cache).id for i in range(RUNS)]
     worker = Worker(store, WorkerOptions(concurrency=4, timers_every=0.0), clock=clock)
+    # counted once the worker is up (it listens for wake-ups on a thread of its own)
+    threads_before = threading.active_count()
     try:
         for _ in range(10):  # the worker's turns while everything waits
             worker.step()
