@@ -146,6 +146,23 @@ def test_a_store_does_not_wake_itself(stores: tuple[SQLiteStore, SQLiteStore]) -
     assert inbox.until_marker(sender) == set()
 
 
+def test_a_reclaimed_attempt_wakes_the_other_workers(
+    stores: tuple[SQLiteStore, SQLiteStore],
+) -> None:
+    listener, sender = stores
+    inbox = Inbox()
+    listener.listen(inbox.got.put)
+    driver = Driver(sender, queued_spec("again"), "run-r")
+    driver.start()
+    (claimed,) = driver.claim("w1", lease_for=1.0)
+    assert queues(inbox.until_marker(sender)) == {"again"}  # the start's own wake-up
+
+    (reclaimed,) = sender.reclaim(claimed.lease.expires_at + 1)
+
+    assert reclaimed.event.node == "a"
+    assert queues(inbox.until_marker(sender)) == {"again"}
+
+
 def test_a_dead_listeners_socket_is_removed_by_the_next_send(path: Path) -> None:
     listener = SQLiteStore(path)
     inbox = Inbox()

@@ -122,7 +122,8 @@ SELECT run_id, node, item, attempt, owner FROM ready WHERE owner = ?;
 -- an attempt of a paused run goes back on hold, not to the free queue
 UPDATE ready SET owner = NULL, lease_expires = NULL,
     held = coalesce((SELECT status = 'paused' FROM runs WHERE id = ready.run_id), 0)
-WHERE run_id = :run AND node = :node AND item = :item AND owner = :owner;
+WHERE run_id = :run AND node = :node AND item = :item AND owner = :owner
+RETURNING queue;
 
 -- name: hold_ready
 UPDATE ready SET held = 1 WHERE run_id = ? AND owner IS NULL;

@@ -191,11 +191,10 @@ class SQLStore(SQLWriter):
                 dropped = cur.execute(
                     q["drop_lease"], {"run": run_id, "node": node, "item": item, "owner": owner}
                 )
-                if dropped.rowcount != 1:
-                    continue
-                row = dropped.fetchone()  # (queue,) where the dialect wakes others
-                if row is not None:
-                    notes.add(WorkQueued(row[0]))
+                rows = dropped.fetchall()  # [(queue,)]: read to the end, so the update is done
+                if not rows:
+                    continue  # taken meanwhile by its owner's own commit
+                notes.add(WorkQueued(rows[0][0]))  # the attempt is free for other workers
                 event = NodeReclaimed(node=node, attempt=attempt, owner=owner, reason=why,
                                       item=item_of(item))  # fmt: skip
                 reclaimed += self._append(cur, run_id, [event], now)
