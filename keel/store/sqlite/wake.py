@@ -7,10 +7,11 @@ left work for others sends its payloads to every socket in the folder but its ow
 the commit is visible (``SQLiteDialect.write``): nothing is sent, and nothing costs, when
 nobody listens. Sending never fails a commit and never waits: a socket whose owner died
 is removed, one whose buffer is full is skipped (its worker has a wake-up pending
-anyway), any other error is logged at debug. The folder's listing is cached for
-``REFRESH`` seconds (and refreshed after a failed send), so a new worker is seen within
-that: it looked at the queue when it started. A socket path longer than ``AF_UNIX``
-takes (107 bytes: a deep folder) is reached through the folder opened once
+anyway), any other error is logged at debug. The folder's listing is kept until the
+folder changes (a socket bound or removed; one ``stat`` per send tells), a send fails,
+or ``REFRESH`` seconds pass, so a worker that just started is woken by the next commit.
+A socket path longer than ``AF_UNIX`` takes (107 bytes: a deep folder) is reached
+through the folder opened once
 (``/proc/self/fd/N/name``, on Linux). Where sockets cannot be used (``:memory:``, a path
 too long and no ``/proc``, a folder that cannot be created), ``listen`` returns None and
 the worker polls.
@@ -34,6 +35,9 @@ log = logging.getLogger("keel.store.sqlite")
 
 #: seconds the folder's listing is trusted before it is read again
 REFRESH = 1.0
+#: how long after a change of the folder a listing is trusted to show it (file system
+#: timestamps move in ticks of a few milliseconds)
+_SETTLED_NS = 50_000_000
 #: the longest socket path ``AF_UNIX`` takes (``sun_path`` less its NUL, on Linux)
 _MAX_PATH = 107
 _SUFFIX = ".sock"
@@ -116,6 +120,11 @@ class WakeSockets:
         self._lock = threading.Lock()
         self._listing: list[str] = []
         self._listed_at = float("-inf")
+        #: the folder's modification time when it was listed (a socket bound or removed
+        #: since changes it), and whether that listing may have missed a change made in
+        #: the same tick of the file system's clock
+        self._listed_mtime = -1
+        self._unsettled = True
         self._sender: socket.socket | None = None
         self._fits = _fits(folder)
         #: the folder opened, when its sockets' paths are too long to name them by
@@ -190,15 +199,23 @@ class WakeSockets:
         return True
 
     def _targets(self) -> list[str]:
-        """The other listeners' socket names, from a listing at most ``REFRESH`` old."""
+        """The other listeners' socket names. The folder is listed again when it changed
+        (one ``stat`` per send that has something to say), when the last listing was
+        taken so soon after a change that the file system's clock may not show the next,
+        and at least every ``REFRESH`` seconds."""
         now = time.monotonic()
         with self._lock:
-            if now - self._listed_at >= REFRESH:
-                self._listed_at = now
+            try:
+                mtime = os.stat(self.folder).st_mtime_ns
+            except OSError:  # no folder yet: nobody listens
+                return []
+            if mtime != self._listed_mtime or self._unsettled or now - self._listed_at >= REFRESH:
+                self._listed_at, self._listed_mtime = now, mtime
+                self._unsettled = time.time_ns() - mtime < _SETTLED_NS
                 try:
                     with os.scandir(self.folder) as entries:
                         self._listing = [e.name for e in entries if e.name.endswith(_SUFFIX)]
-                except OSError:  # no folder yet: nobody listens
+                except OSError:
                     self._listing = []
             return [name for name in self._listing if name not in self._own]
 
