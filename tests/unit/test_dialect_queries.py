@@ -11,14 +11,16 @@ import pytest
 from keel.store.sql import load_queries
 
 SKELETON = Path(__file__).resolve().parents[2] / "keel" / "store" / "sqlstore"
-#: ``q["name"]``, ``self.q["name"]``, ``queries["name"]`` in the skeleton's modules
-_NAMED = re.compile(r"""\b(?:q|queries)\[["'](\w+)["']\]""")
+#: ``q["name"]``, ``self.q["name"]``, ``queries["name"]`` in the skeleton's modules, and
+#: the rows it inserts through its dialect (``dialect.insert(cur, "name", rows)``)
+_NAMED = re.compile(r"""\b(?:q|queries)\[["'](\w+)["']\]|\.insert\(\w+, ["'](\w+)["']""")
 
 
 def _names_the_skeleton_runs() -> set[str]:
     names: set[str] = set()
     for path in SKELETON.glob("*.py"):
-        names |= set(_NAMED.findall(path.read_text(encoding="utf-8")))
+        for match in _NAMED.finditer(path.read_text(encoding="utf-8")):
+            names.add(match.group(1) or match.group(2))
     return names
 
 

@@ -7,7 +7,8 @@ the store goes through ``Connections.run`` (see ``keel.store.boundary``):
 - A call whose connection broke before its transaction committed wrote nothing; it is
   run again from the start on another connection (at once, then with backoff).
 - A write whose ``COMMIT`` was sent but whose answer was lost may or may not have
-  committed. Its transaction id, read just before ``COMMIT``, settles it: asked on a new
+  committed. Its transaction id, read with the write's first statement (the lock of
+  its run) or else just before ``COMMIT``, settles it: asked on a new
   connection (``pg_xact_status``), the server says committed (the call returns what it
   computed, which is what the database now holds) or aborted (the call runs again). A
   write is therefore never applied twice and never reported lost when it was applied.
@@ -24,6 +25,7 @@ the store goes through ``Connections.run`` (see ``keel.store.boundary``):
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -87,6 +89,8 @@ class Connections:
         reconnect_for: float = RECONNECT_FOR,
     ) -> None:
         self.conninfo, self.kwargs, self.shown = conninfo, kwargs, shown
+        #: the transaction id a write's first statement read (``note_xid``), per thread
+        self._noted = threading.local()
         self.reconnect_for = reconnect_for
         # the store says once that a connection was lost; the pool would say it again
         # for each connection it finds broken or fails to replace
@@ -178,10 +182,13 @@ class Connections:
         """One transaction: committed when the block ends, rolled back if it raises.
         A lost answer to the ``COMMIT`` is settled by asking what became of it."""
         with self.session() as conn:
+            self._noted.xid = None
             with conn.cursor() as cur:
                 yield cur
-                row = cur.execute("SELECT pg_current_xact_id_if_assigned()::text").fetchone()
-            xid: str | None = row[0] if row else None
+                xid: str | None = self._noted.xid
+                if xid is None:
+                    row = cur.execute("SELECT pg_current_xact_id_if_assigned()::text").fetchone()
+                    xid = row[0] if row else None
             try:
                 conn.commit()
             except psycopg.Error as exc:
@@ -191,6 +198,11 @@ class Connections:
                     raise ConnectionLost(_reason(exc)) from None
                 log.warning("lost the connection to %s (%s) after a commit went through",
                             self.shown, _reason(exc))  # fmt: skip
+
+    def note_xid(self, xid: str) -> None:
+        """The id of this thread's write transaction, read with its first statement:
+        ``write`` then needs no round trip of its own to learn it before ``COMMIT``."""
+        self._noted.xid = xid
 
     def _committed(self, xid: str, reason: str) -> bool:
         """Whether transaction ``xid`` committed, asked on a new connection as soon as

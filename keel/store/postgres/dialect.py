@@ -16,7 +16,9 @@ row locks, and woken by ``NOTIFY``.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar, cast
@@ -32,6 +34,20 @@ from keel.store.wakeups import Wakeup, encode_all
 
 T = TypeVar("T")
 Q = load_queries("keel.store.postgres")
+
+
+_ONE_ROW = re.compile(r"VALUES\s*(\([^()]*\))")
+
+
+@functools.cache
+def _many_rows(name: str, count: int) -> str:
+    """The single-row ``INSERT`` named ``name`` with ``count`` rows in its ``VALUES``."""
+    query = Q[name]
+    found = _ONE_ROW.search(query)
+    if found is None:
+        raise ValueError(f"query {name!r} has no single-row VALUES to repeat")
+    rows = ", ".join([found.group(1)] * count)
+    return f"{query[: found.start(1)]}{rows}{query[found.end(1) :]}"
 
 
 class PostgresDialect:
@@ -68,8 +84,22 @@ class PostgresDialect:
     def param(self, name: str) -> str:
         return f"%({name})s"
 
+    def insert(self, cur: Cursor, name: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement whatever the number of rows: each statement is a round trip
+        (``executemany`` pipelines them, at a cost of its own per call)."""
+        if not rows:
+            return
+        if len(rows) == 1:
+            cur.execute(Q[name], rows[0])
+            return
+        cur.execute(_many_rows(name, len(rows)), [value for row in rows for value in row])
+
     def lock_runs(self, cur: Cursor, run_ids: Sequence[str]) -> None:
-        cur.execute(Q["lock_runs"], (list(run_ids),))
+        """Also reads the transaction's id, which settles a ``COMMIT`` whose answer is
+        lost (``Connections.write``): one round trip for both."""
+        row = cur.execute(Q["lock_runs"], (list(run_ids),)).fetchone()
+        if row is not None:
+            self.db.note_xid(row[1])
 
     def lock_free_runs(self, cur: Cursor, run_ids: Sequence[str]) -> set[str]:
         return {row[0] for row in cur.execute(Q["lock_free_runs"], (list(run_ids),))}

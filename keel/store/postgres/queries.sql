@@ -22,7 +22,8 @@ SELECT origin FROM runs WHERE id = %s;
 -- name: lock_runs
 -- a transition holds its run's row until it commits: transitions of one run go one at a
 -- time (in id order, so two group commits never wait for each other in a circle)
-SELECT id FROM runs WHERE id = ANY(%s) ORDER BY id FOR UPDATE;
+-- (with the transaction's id: see Connections.write)
+SELECT id, pg_current_xact_id()::text FROM runs WHERE id = ANY(%s) ORDER BY id FOR UPDATE;
 
 -- name: lock_free_runs
 -- a claim or reclaim never waits for a run: a run busy with a transition is left for later
@@ -33,6 +34,11 @@ SELECT last_seq, head_hash, status FROM runs WHERE id = %s;
 
 -- name: update_head
 UPDATE runs SET last_seq = %s, head_hash = %s, updated_at = %s WHERE id = %s;
+
+-- name: advance_head
+-- the new head, only where the run still has the head the change was decided on
+UPDATE runs SET last_seq = %s, head_hash = %s, updated_at = %s
+WHERE id = %s AND last_seq = %s AND head_hash = %s;
 
 -- name: update_status
 UPDATE runs SET status = %s, output = %s, reason = %s WHERE id = %s;

@@ -24,6 +24,11 @@ SELECT last_seq, head_hash FROM runs WHERE id = ?;
 -- name: update_head
 UPDATE runs SET last_seq = ?, head_hash = ?, updated_at = ? WHERE id = ?;
 
+-- name: advance_head
+-- the new head, only where the run still has the head the change was decided on
+UPDATE runs SET last_seq = ?, head_hash = ?, updated_at = ?
+WHERE id = ? AND last_seq = ? AND head_hash = ?;
+
 -- name: update_status
 UPDATE runs SET status = ?, output = ?, reason = ? WHERE id = ?;
 

@@ -5,7 +5,8 @@ transition is applied, how a claim chooses, what a reclaim records. A dialect ho
 what differs between databases:
 
 - its named queries (its ``queries.sql``, same names and parameter order in every
-  dialect) and how a list is passed to them (``array``) or a name written (``param``);
+  dialect), how a list is passed to them (``array``) or a name written (``param``),
+  and how several rows are inserted at once (``insert``);
 - its transactions: ``read``, ``write``, and ``savepoint`` (a part of a write that can
   be undone alone, for one refused transition of a group commit);
 - how concurrent writers are kept apart: which runs a transition locks (``lock_runs``),
@@ -85,6 +86,10 @@ class Dialect(Protocol):
 
     def param(self, name: str) -> str:
         """The placeholder of the parameter ``name`` in hand-built SQL."""
+
+    def insert(self, cur: Cursor, name: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows`` with the named single-row ``INSERT`` (its ``VALUES`` tuple
+        holds one row), as cheaply as the database allows: a step inserts several."""
 
     def lock_runs(self, cur: Cursor, run_ids: Sequence[str]) -> None:
         """Hold these runs (sorted) until the write ends, waiting for other writers."""

@@ -62,15 +62,31 @@ class SQLWriter(SQLReader):
         expected_head: str | None = None,
     ) -> list[StoredEvent]:
         """Append to a run this write holds (``Dialect.lock_runs``): every write of an
-        event goes through here."""
+        event goes through here. A caller that knows the head it decided on (both
+        ``expected_seq`` and ``expected_head``) costs no read: the new head is written
+        only where the run still has that one, and nothing else is written when it
+        has not; otherwise the head is read and checked first."""
         q = self.q
-        head = cur.execute(q["select_head"], (run_id,)).fetchone()
-        appended = link_events(run_id, head, events, at, expected_seq, expected_head)
+        if expected_seq is None or expected_head is None or not events:
+            head = cur.execute(q["select_head"], (run_id,)).fetchone()
+            appended = link_events(run_id, head, events, at, expected_seq, expected_head)
+            if appended.rows:
+                cur.execute(
+                    q["update_head"], (appended.last_seq, appended.head_hash, float(at), run_id)
+                )
+        else:
+            appended = link_events(run_id, (expected_seq, expected_head), events, at, None)
+            moved = cur.execute(
+                q["advance_head"],
+                (appended.last_seq, appended.head_hash, float(at), run_id, expected_seq,
+                 expected_head),
+            )  # fmt: skip
+            if moved.rowcount != 1:  # says why: missing, or moved on (and raises)
+                head = cur.execute(q["select_head"], (run_id,)).fetchone()
+                link_events(run_id, head, events, at, expected_seq, expected_head)
+                raise ConflictError(f"run {run_id} moved on while this change was decided")
         if appended.rows:
-            cur.executemany(q["insert_event"], appended.rows)
-            cur.execute(
-                q["update_head"], (appended.last_seq, appended.head_hash, float(at), run_id)
-            )
+            self.dialect.insert(cur, "insert_event", appended.rows)
         return appended.stored
 
     def _save_spec(self, cur: Cursor, spec: WorkflowSpec, at: float) -> None:
@@ -218,7 +234,7 @@ class SQLWriter(SQLReader):
                                   t.expected_head)  # fmt: skip
             if leased:
                 rows = [ready_row(t.run_id, r, owner, expires) for r in leased]
-                cur.executemany(q["insert_ready"], rows)
+                self.dialect.insert(cur, "insert_ready", rows)
             if queued:
                 taking = [(owner, expires, t.run_id, c.node, c.item) for c in queued]
                 cur.executemany(q["take_lease"], taking)
@@ -227,5 +243,5 @@ class SQLWriter(SQLReader):
             own = len(t.events)
             stored, claimed = stored[:own], leased_claims(t.run_id, owner, expires, stored[own:])
         if unleased:
-            cur.executemany(q["insert_ready"], [ready_row(t.run_id, r) for r in unleased])
+            self.dialect.insert(cur, "insert_ready", [ready_row(t.run_id, r) for r in unleased])
         return stored, claimed, unleased
