@@ -9,7 +9,8 @@ then gives up with ``StoreUnavailableError``. Reads take no lock (WAL), so claim
 notification polls look read-only first (``peeks``). Wake-ups for other processes
 (``notify``) are kept until the write commits, then sent over Unix datagram sockets
 (``keel.store.sqlite.wake``): a worker woken before the commit is visible would find
-nothing, and a write rolled back sends nothing.
+nothing, and a write rolled back sends nothing. The log is checkpointed on a thread of
+its own (``keel.store.sqlite.checkpoints``), not inside the commit that fills it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, TypeVar, cast
 from keel.errors import StoreUnavailableError
 from keel.store.limits import Candidate
 from keel.store.sql import load_queries
+from keel.store.sqlite.checkpoints import WRITER_FALLBACK_PAGES, Checkpointer
 from keel.store.sqlite.faults import is_busy, store_error
 from keel.store.sqlite.wake import WakeSockets, wake_folder
 from keel.store.sqlstore.dialect import Cursor
@@ -56,6 +58,8 @@ class SQLiteDialect:
         #: the wake-up sockets beside the file (None: ``:memory:``, or a path too long)
         self.wakes = None if folder is None else WakeSockets(folder)
         self.notifies = self.wakes is not None
+        #: checkpoints of the log, off the writers' path (None: ``:memory:``, no log)
+        self.checkpoints = None if str(path) == ":memory:" else Checkpointer(path, synchronous)
 
     def at_boundary(self, call: Callable[[], T]) -> T:
         """SQLite's errors leave a public method as ``StoreError``s."""
@@ -73,6 +77,8 @@ class SQLiteDialect:
                 conn.execute(f"PRAGMA busy_timeout={int(min(self.timeout, _BUSY_SLICE) * 1000)}")
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={self.synchronous}")
+                if self.checkpoints is not None:
+                    conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_FALLBACK_PAGES}")
             except BaseException:
                 conn.close()
                 raise
@@ -84,6 +90,8 @@ class SQLiteDialect:
     def close(self) -> None:
         if self.wakes is not None:
             self.wakes.close()
+        if self.checkpoints is not None:
+            self.checkpoints.close()
         with self._lock:
             for conn in self._connections:
                 conn.close()
@@ -106,6 +114,8 @@ class SQLiteDialect:
         try:
             yield conn
             conn.execute("COMMIT")
+            if self.checkpoints is not None:
+                self.checkpoints.committed()
         except BaseException:
             local.notes = None
             if conn.in_transaction:
