@@ -115,6 +115,8 @@ class Plan:
     signal_nodes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: whether any node waits (approval, timer, signal, child run)
     has_waits: bool = False
+    #: whether any node starts a child run (else a run of this plan never has one)
+    starts_children: bool = False
 
     @property
     def graph_count(self) -> int:
@@ -239,4 +241,5 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
         has_failure_path=bool(side_steps),
         signal_nodes={name: tuple(ids) for name, ids in signal_nodes.items()},
         has_waits=any(node.wait is not None for node in nodes.values()),
+        starts_children=any(node.kind == "subworkflow" for node in nodes.values()),
     )

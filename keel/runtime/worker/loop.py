@@ -132,7 +132,7 @@ class Worker:
         run_ids = list(run_ids)
         waiting = set(run_ids)
         # child runs are executed too: those started already, and those started later
-        self.watch.add_descendants(run_ids)
+        self.watch.add_descendants(run_ids, self._may_have_children)
         claimable = sorted(waiting | self.watch.children)
         idle = False
         while waiting and not (stop is not None and stop.is_set()):
@@ -145,6 +145,13 @@ class Worker:
             idle = not progressed
         self.drain()
         return [self.store.get_run(run) for run in run_ids]
+
+    def _may_have_children(self, run_id: str) -> bool:
+        """Whether the run's plan starts child runs (read from the cache, else the store)."""
+        try:
+            return self.cache.state(run_id).plan.starts_children
+        except StoreError:  # a missing run: the look at the store says so as before
+            return True
 
     def run_forever(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set, then finish what runs (within ``stop_grace``)

@@ -37,10 +37,13 @@ class RunWatch:
         if self.observer is not None:
             self.observer(events)
 
-    def add_descendants(self, run_ids: list[str]) -> None:
-        """Watch the child runs the runs have started already (and theirs)."""
+    def add_descendants(
+        self, run_ids: list[str], may_have_children: Callable[[str], bool] = lambda _: True
+    ) -> None:
+        """Watch the child runs the runs have started already (and theirs); the store
+        is asked only about runs that ``may_have_children`` (their plan starts some)."""
         found: set[str] = set()
-        stack = list(run_ids)
+        stack = [run for run in run_ids if may_have_children(run)]
         while stack:
             for child in self.store.list_runs(parent=stack.pop(), limit=1_000_000):
                 if child.id not in found:

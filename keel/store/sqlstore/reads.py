@@ -43,6 +43,9 @@ class SQLReader:
         self.q = dialect.queries
         #: the migrations applied when the store was opened (``NNNN_name``)
         self._applied: list[str] = []
+        #: definitions this store object saw committed: a run of one is not preceded
+        #: by writing it again (the spec is most of a new run's bytes)
+        self._stored_specs: set[str] = set()
 
     def _at_boundary(self, call: Callable[[], T]) -> T:
         return self.dialect.at_boundary(call)

@@ -48,6 +48,7 @@ class SQLStore(SQLWriter):
     def save_spec(self, spec: WorkflowSpec, at: float) -> None:
         with self.dialect.write() as cur:
             self._save_spec(cur, spec, at)
+        self._stored_specs.add(spec.version)
 
     # --- transitions -------------------------------------------------------------------------
 
@@ -64,6 +65,7 @@ class SQLStore(SQLWriter):
             self._insert_run(cur, spec, run_input, first, origin)
             committed = self._apply(cur, first, notes)
             self.dialect.notify(cur, notes)
+        self._stored_specs.add(spec.version)  # committed: the next run needs not save it
         return committed
 
     def commit(self, transitions: Sequence[Transition]) -> list[Committed]:

@@ -102,7 +102,8 @@ class SQLWriter(SQLReader):
         parent: tuple[str, str] | None = None,
     ) -> None:
         """Create the run row (and save its spec), held by this write from then on."""
-        self._save_spec(cur, spec, first.at)
+        if spec.version not in self._stored_specs:
+            self._save_spec(cur, spec, first.at)
         parent_run, parent_node = parent or (None, None)
         inserted = cur.execute(
             self.q["insert_run"],
