@@ -1,13 +1,24 @@
 """Where attempts execute: sync tasks in a thread pool (or, with ``isolation="process"``,
 in a child process per attempt), ``async def`` tasks on one asyncio loop in its own
-thread. Either way the outcome is handed to ``on_done`` from the thread that ran it; the
-worker loop never blocks on user code.
+thread. Either way the outcome is handed to ``on_done`` from the thread that ran it.
+
+Except a sync task that has proven fast (``keel.runtime.execution.proven_fast``: its
+last runs each took under a millisecond): handing it to a thread and its outcome back
+would cost more than the task, so it runs on the calling thread (the worker's), inside
+``submit``, which calls ``on_done`` before it returns. Meanwhile the worker does nothing
+else; one run over the bound sends the task back to the threads. ``inline=False`` keeps
+every attempt off the calling thread. It runs in a fresh ``contextvars.Context``, as a
+task thread would, and not on a thread that runs an asyncio loop (a sync task may call
+``asyncio.run``). Ctrl-C on the main thread stops the worker, as when it waited for a
+thread: the attempt is not ended, its lease goes back with the worker's.
 
 Timeouts: an async task is cancelled; a process is killed. A sync task in a thread
 cannot be stopped, so at its timeout the attempt is failed with ``TimeoutError`` anyway
 (``on_done``), and whatever the thread returns later is handed to ``on_late``, to be
 recorded as discarded. The thread stays busy until the function returns: tasks that may
-hang should use ``isolation="process"``. Task threads are daemon threads
+hang should use ``isolation="process"``. An attempt run on the calling thread is failed at
+its timeout the same way (from the timeout thread), but the caller learns of it only
+when the function returns. Task threads are daemon threads
 (``keel.runtime.execution.daemon_pool``): such a thread does not keep the process from exiting.
 
 One thread (``keel-timeouts``) watches every thread-run attempt's timeout; it must not
@@ -18,6 +29,7 @@ goes on, and it never waits longer than an hour at a time, whatever deadline it 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import itertools
 import logging
@@ -30,6 +42,7 @@ from typing import Any
 
 from keel.runtime.execution.daemon_pool import DaemonPool
 from keel.runtime.execution.invoke import Invocation, Outcome, error_of, timed_out
+from keel.runtime.execution.proven_fast import ProvenFast
 
 Done = Callable[[Any, Outcome], None]
 
@@ -61,6 +74,13 @@ class _Once:
             self.on_done(self.key, outcome)
         elif late_if_ended and self.on_late is not None:
             self.on_late(self.key, outcome)
+
+    def abandon(self) -> None:
+        """End without an outcome: the caller that ran the attempt was interrupted (its
+        worker gives the lease back). A timeout that fires later hands nothing on."""
+        with self._lock:
+            self._ended = True
+            self._overdue.discard(self)
 
 
 class _Watchdog:
@@ -125,7 +145,13 @@ class _Watchdog:
 
 
 class Executor:
-    def __init__(self, threads: int) -> None:
+    def __init__(
+        self, threads: int, *, inline: bool = True, proven: ProvenFast | None = None
+    ) -> None:
+        """``inline``: run proven-fast sync tasks on the calling thread (off: never).
+        ``proven``: the record of which tasks are fast (a test gives its own)."""
+        self.inline = inline
+        self._proven = proven or ProvenFast()
         self._pool = DaemonPool(threads, "keel-task")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
@@ -159,7 +185,8 @@ class Executor:
         on_late: Done | None = None,
     ) -> None:
         """Start the attempt; ``on_done(key, outcome)`` is called exactly once, and
-        ``on_late(key, outcome)`` for a thread's result that came after its timeout."""
+        ``on_late(key, outcome)`` for a thread's result that came after its timeout.
+        A proven-fast sync task runs here, before this returns."""
         once = _Once(key, on_done, on_late, self._overdue)
         if invocation.isolation == "process":
             future: Future[Outcome] = self._pool.submit(invocation.run_in_process, timeout)
@@ -167,10 +194,13 @@ class Executor:
             future = asyncio.run_coroutine_threadsafe(
                 invocation.run_async(timeout), self._event_loop()
             )
+        elif self._runs_here(invocation):
+            self._run_here(invocation, timeout, once)
+            return
         elif timeout is not None:
             future = self._pool.submit(self._run_watched, invocation, timeout, once)
         else:
-            future = self._pool.submit(invocation.run)
+            future = self._pool.submit(self._run_timed, invocation)
 
         def finished(done: Future[Outcome]) -> None:
             try:
@@ -181,10 +211,43 @@ class Executor:
 
         future.add_done_callback(finished)
 
-    def _run_watched(self, invocation: Invocation, timeout: float, once: _Once) -> Outcome:
+    def _runs_here(self, invocation: Invocation) -> bool:
+        """Whether this sync attempt runs on the calling thread: inline is on, its task
+        proved fast, and the thread runs no asyncio loop (in a task thread there is
+        none, so a sync task may call ``asyncio.run``)."""
+        return (
+            self.inline
+            and self._proven.proven(invocation.task)
+            and asyncio._get_running_loop() is None
+        )
+
+    def _run_here(self, invocation: Invocation, timeout: float | None, once: _Once) -> None:
+        """The attempt on the calling thread, ended as a task thread's would be."""
+        interruptible = threading.current_thread() is threading.main_thread()
+        fresh = contextvars.Context()  # what a task thread starts with
+        try:
+            if timeout is not None:
+                outcome = fresh.run(self._run_watched, invocation, timeout, once, interruptible)
+            else:
+                outcome = fresh.run(self._run_timed, invocation, interruptible)
+        except BaseException as exc:  # never lose an attempt's end
+            if interruptible and isinstance(exc, KeyboardInterrupt):
+                once.abandon()  # Ctrl-C is the worker's, not the task's failure
+                raise
+            outcome = Outcome(error=error_of(exc))
+        once.end(outcome, late_if_ended=True)
+
+    def _run_timed(self, invocation: Invocation, interruptible: bool = False) -> Outcome:
+        return self._proven.timed(
+            invocation.task, lambda: invocation.run(interruptible=interruptible)
+        )
+
+    def _run_watched(
+        self, invocation: Invocation, timeout: float, once: _Once, interruptible: bool = False
+    ) -> Outcome:
         # the clock starts when the function does, not while the attempt waits for a thread
         self._watchdog.watch(timeout, once, timed_out(timeout, invocation.retry, thread=True))
-        return invocation.run()
+        return self._run_timed(invocation, interruptible)
 
     def shutdown(self, wait: bool = True) -> None:
         self._watchdog.stop()

@@ -348,9 +348,14 @@ class Invocation:
         except Exception:
             return False
 
-    def run(self, started: Callable[[], None] | None = None) -> Outcome:
+    def run(
+        self, started: Callable[[], None] | None = None, *, interruptible: bool = False
+    ) -> Outcome:
         """The attempt, here; ``started()`` is called once the task's module is imported
-        and its arguments fit, as its body begins (where a child process's timeout starts)."""
+        and its arguments fit, as its body begins (where a child process's timeout starts).
+
+        ``interruptible``: a ``KeyboardInterrupt`` is raised, not recorded as the task's
+        failure (run on the main thread, it is Ctrl-C, meant for the worker)."""
         prepared = self._prepare()
         if isinstance(prepared, Outcome):
             return prepared
@@ -361,6 +366,8 @@ class Invocation:
         try:
             result = function.function(*positional, **keywords)
         except BaseException as exc:  # a task's failure is data
+            if interruptible and isinstance(exc, KeyboardInterrupt):
+                raise
             return Outcome(error=error_of(exc, self.retry))
         finally:
             _current.reset(token)

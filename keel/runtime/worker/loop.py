@@ -1,7 +1,8 @@
 """The worker loop: claim ready attempts, run them, record outcomes, decide, repeat.
 
 One thread (the caller's) owns the store connection and the run states; task code runs
-on the executor's threads and hands outcomes back through an inbox. Outcomes that arrive
+on the executor's threads and hands outcomes back through an inbox (a task proven fast
+runs on this thread, in ``_start``, and puts its outcome in the same inbox). Outcomes that arrive
 together are recorded in one ``commit`` (group commit), each as its own transition: a
 node's outcome, the events it causes and the attempts it makes ready commit together,
 and the transition leases what it makes ready to this worker (lease-on-commit), so a run
@@ -87,7 +88,7 @@ class Worker:
         self.owner = str(Owner.for_this_process())
         self.cache = cache or RunCache(store)
         self.catalog = catalog or TaskCatalog()
-        self.executor = Executor(opts.concurrency)
+        self.executor = Executor(opts.concurrency, inline=opts.inline)
         #: attempts started whose outcome is not recorded yet
         self._running: dict[tuple[str, str, int | None], Lease] = {}
         self.outcomes = Outcomes(self.clock, gather=opts.gather, running=self._running.__len__,

@@ -13,6 +13,11 @@ from dataclasses import dataclass
 class WorkerOptions:
     #: attempts this worker runs at once
     concurrency: int = 8
+    #: run a sync task that has proven fast (its last runs each under a millisecond) on
+    #: the worker's own thread, not handed to a task thread and back; the worker does
+    #: nothing else meanwhile (``keel.runtime.execution.executor``). Off: tasks never
+    #: share the worker's thread
+    inline: bool = True
     #: seconds a lease lasts without renewal
     lease_for: float = 30.0
     #: seconds to wait for an outcome when there is nothing else to do

@@ -1,7 +1,9 @@
 """Outcomes of attempts as they come back from the task threads, gathered for one commit.
 
 Task threads, and the store's listening thread with its wake-ups, put into one inbox;
-the worker's thread takes what came. While some running attempts have not reported
+the worker's thread takes what came. It may put there itself (a task run on its thread,
+an attempt refused before it ran): the inbox is a queue that never blocks a put, and
+``collect`` takes what is there before it waits. While some running attempts have not reported
 yet, it waits up to ``gather`` seconds for them (group commit: outcomes that finish
 together share one transaction, and with ``synchronous=full`` one disk flush, instead
 of trickling into several). Outcomes taken but not recorded (their run moved meanwhile,
