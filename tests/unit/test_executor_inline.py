@@ -176,6 +176,17 @@ def test_an_exception_escaping_an_inline_run_still_ends_the_attempt() -> None:
     assert outcome.error.message == "the machinery broke"
 
 
+def test_a_proven_task_that_is_not_alone_runs_on_a_thread(executor: Executor) -> None:
+    for _ in range(RUNS):
+        run(executor)
+    here = threading.get_ident()
+    assert thread_of(run(executor)) == here  # proven
+    reported: Reported = queue.SimpleQueue()
+    executor.submit("attempt", attempt(), None, reporter(reported), alone=False)
+    _, outcome = reported.get(timeout=30)
+    assert thread_of(outcome) != here, "another attempt runs: it may wait for this one"
+
+
 def test_with_inline_off_no_attempt_runs_on_the_calling_thread() -> None:
     executor = make_executor(inline=False)
     try:

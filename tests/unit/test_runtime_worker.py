@@ -328,10 +328,7 @@ def test_the_worker_runs_at_most_its_concurrency_at_once(
     spec = spec_of([{"id": name, "task": "paired", "args": {"name": name}} for name in names])
     record = start_run(store, spec, {})
 
-    # paired tasks meet at a barrier: the point is two task threads at once, and one
-    # run on the worker's own thread (proven fast by earlier pairs) would wait alone
-    options = WorkerOptions(concurrency=2, inline=False)
-    (done,) = make_worker(options).run_until_finished([record.id])
+    (done,) = make_worker(WorkerOptions(concurrency=2)).run_until_finished([record.id])
 
     assert done.status == "succeeded", done.reason
     assert sorted(probe.calls) == sorted(names)

@@ -4,8 +4,9 @@ thread. Either way the outcome is handed to ``on_done`` from the thread that ran
 
 Except a sync task that has proven fast (``keel.runtime.execution.proven_fast``: its
 last runs each took under a millisecond): handing it to a thread and its outcome back
-would cost more than the task, so it runs on the calling thread (the worker's), inside
-``submit``, which calls ``on_done`` before it returns. Meanwhile the worker does nothing
+would cost more than the task, so when the caller runs nothing else (``alone``) it
+runs on the calling thread (the worker's), inside ``submit``, which calls ``on_done``
+before it returns. Meanwhile the worker does nothing
 else; one run over the bound sends the task back to the threads. ``inline=False`` keeps
 every attempt off the calling thread. It runs in a fresh ``contextvars.Context``, as a
 task thread would, and not on a thread that runs an asyncio loop (a sync task may call
@@ -183,10 +184,13 @@ class Executor:
         timeout: float | None,
         on_done: Done,
         on_late: Done | None = None,
+        *,
+        alone: bool = True,
     ) -> None:
         """Start the attempt; ``on_done(key, outcome)`` is called exactly once, and
         ``on_late(key, outcome)`` for a thread's result that came after its timeout.
-        A proven-fast sync task runs here, before this returns."""
+        A proven-fast sync task runs here, before this returns, when it is ``alone``:
+        nothing else of the caller's runs meanwhile (a sibling it may wait for, say)."""
         once = _Once(key, on_done, on_late, self._overdue)
         if invocation.isolation == "process":
             future: Future[Outcome] = self._pool.submit(invocation.run_in_process, timeout)
@@ -194,7 +198,7 @@ class Executor:
             future = asyncio.run_coroutine_threadsafe(
                 invocation.run_async(timeout), self._event_loop()
             )
-        elif self._runs_here(invocation):
+        elif alone and self._runs_here(invocation):
             self._run_here(invocation, timeout, once)
             return
         elif timeout is not None:

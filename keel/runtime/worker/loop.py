@@ -331,10 +331,13 @@ class Worker:
     def _begin(self, claimed: list[Claimed]) -> None:
         for item in claimed:
             self.cache.observe(item.started)
+        # a proven-fast task may run on this thread only when it is the one attempt
+        # running: the slot is free, and no sibling it may wait for is held up behind it
+        alone = len(claimed) == 1 and not self._running
         for item in claimed:
-            self._start(item.lease)
+            self._start(item.lease, alone=alone)
 
-    def _start(self, lease: Lease) -> None:
+    def _start(self, lease: Lease, *, alone: bool = False) -> None:
         state = self.cache.state(lease.run_id)
         plan = state.plan.nodes[lease.node]
         node = state.nodes[lease.node]
@@ -350,7 +353,8 @@ class Worker:
         if refused is not None:  # not to run here: recorded (or given back) next turn
             self._done(lease, refused)
             return
-        self.executor.submit(lease, invocation, plan.timeout, self._done, self.late.put)
+        self.executor.submit(lease, invocation, plan.timeout, self._done, self.late.put,
+                             alone=alone)  # fmt: skip
 
     def _done(self, lease: Lease, outcome: Outcome) -> None:
         self.outcomes.put(lease, outcome)
