@@ -80,14 +80,14 @@ def _expression_failure(node: str, what: str, exc: Exception) -> NodeFailed:
 def _arguments(state: RunState, node: NodePlan) -> dict[str, Any]:
     variables = _variables(state, node.reads)
     return {
-        name: evaluate(str(value), variables) if is_expression else value
+        name: state.plan.evaluate(str(value), variables) if is_expression else value
         for name, is_expression, value in node.args
     }
 
 
 def _evaluate_items(state: RunState, node: NodePlan) -> list[Any]:
     assert node.items is not None
-    items = evaluate(node.items, _variables(state, node.reads))
+    items = state.plan.evaluate(node.items, _variables(state, node.reads))
     if not isinstance(items, list):
         raise ExpressionError(f"items must be a list, got {type(items).__name__}")
     return items
@@ -104,7 +104,7 @@ def _start_node(
     """
     if node.when is not None:
         try:
-            condition = evaluate(node.when, _variables(state, node.reads))
+            condition = state.plan.evaluate(node.when, _variables(state, node.reads))
         except ExpressionError as exc:
             return [_expression_failure(node.id, "when", exc)]
         if condition is not True:

@@ -6,9 +6,11 @@ precomputed: no graph scan and no expression parsing on the hot path.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from keel.spec.expressions import analyze
+from keel.spec.expressions import Prepared, analyze, evaluate, prepare
 from keel.spec.graph import DependencyGraph, handled_by, node_arguments, timeout_route
 from keel.spec.model import (
     CallNode,
@@ -117,6 +119,13 @@ class Plan:
     has_waits: bool = False
     #: whether any node starts a child run (else a run of this plan never has one)
     starts_children: bool = False
+    #: the nodes' expressions (arguments, items, conditions), ready to evaluate
+    expressions: dict[str, Prepared] = field(default_factory=dict)
+
+    def evaluate(self, source: str, variables: dict[str, Any]) -> Any:
+        """An expression of this plan over ``variables`` (any other: as ``evaluate``)."""
+        prepared = self.expressions.get(source)
+        return evaluate(source, variables) if prepared is None else prepared.evaluate(variables)
 
     @property
     def graph_count(self) -> int:
@@ -242,4 +251,14 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
         signal_nodes={name: tuple(ids) for name, ids in signal_nodes.items()},
         has_waits=any(node.wait is not None for node in nodes.values()),
         starts_children=any(node.kind == "subworkflow" for node in nodes.values()),
+        expressions=_prepared(nodes.values()),
     )
+
+
+def _prepared(nodes: Iterable[NodePlan]) -> dict[str, Prepared]:
+    """Every expression the engine evaluates for the nodes, prepared once."""
+    sources: set[str] = set()
+    for node in nodes:
+        sources.update(str(value) for _, is_expression, value in node.args if is_expression)
+        sources.update(source for source in (node.items, node.when) if source is not None)
+    return {source: prepare(source) for source in sources}

@@ -352,17 +352,49 @@ def evaluate(source: str, variables: dict[str, Any]) -> Any:
     and containers (CEL returns fresh ones, so a task cannot change a stored output in
     place), go through CEL.
     """
-    path = _direct_path(source)
+    return _evaluate(source, _direct_path(source), None, variables)
+
+
+def _evaluate(
+    source: str, path: tuple[str | int, ...] | None, program: Any, variables: dict[str, Any]
+) -> Any:
     if path is not None:
         value = _follow(variables, path)
         if value is not _MISSING and isinstance(value, _SCALARS):
             return value
     try:
-        return compile_expression(source).execute(variables)
+        return (program or compile_expression(source)).execute(variables)
     except ExpressionError:
         raise
     except Exception as exc:  # CEL reports missing keys, bad types... as various errors
         raise ExpressionError(f"cannot evaluate {source!r}: {type(exc).__name__}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An expression made ready once, when a definition is compiled into a plan: its
+    plain path and, unless it is only a path, its CEL program. The plan holds them, so a
+    definition with more expressions than the module's caches hold (100,000 nodes)
+    evaluates each without parsing or compiling it again, as a small one does."""
+
+    source: str
+    path: tuple[str | int, ...] | None
+    #: ``cel.Program`` (None: a plain path, or it did not compile: CEL says why if used)
+    program: Any = None
+
+    def evaluate(self, variables: dict[str, Any]) -> Any:
+        return _evaluate(self.source, self.path, self.program, variables)
+
+
+def prepare(source: str) -> Prepared:
+    path = _direct_path(source)
+    program = None
+    if path is None:
+        try:
+            program = compile_expression(source)
+        except ExpressionError:  # evaluating it raises the same error, where it is used
+            program = None
+    return Prepared(source, path, program)
 
 
 def literal(value: Any) -> str:

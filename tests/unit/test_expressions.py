@@ -327,3 +327,33 @@ def test_evaluating_an_expression_loads_only_the_compiled_core_of_cel() -> None:
     assert result["loaded"] == ["cel.cel"]
     assert result["same"] is True
     assert result["package"] == 3
+
+
+def test_a_plan_evaluates_its_expressions_without_compiling_them_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A definition larger than the module's caches (100,000 nodes) must not parse and
+    compile each expression again when its node starts: the plan holds them ready."""
+    from keel.engine.plan import compile_plan
+    from keel.spec import expressions, parse_spec
+
+    spec = parse_spec({
+        "name": "prepared",
+        "nodes": [
+            {"id": "a", "task": "m:f", "args": {"x": "${{ input.n + 1 }}"}},
+            {"id": "b", "task": "m:f", "args": {"y": "${{ nodes.a.output }}",
+                                                "z": "${{ [nodes.a.output, 2] }}"}},
+        ],
+    })  # fmt: skip
+    plan = compile_plan(spec)
+    assert set(plan.expressions) == {"input.n + 1", "nodes.a.output", "[nodes.a.output, 2]"}
+
+    def compiled_again(source: str) -> None:
+        raise AssertionError(f"{source!r} was compiled again")
+
+    monkeypatch.setattr(expressions, "compile_expression", compiled_again)
+    monkeypatch.setattr(expressions, "_direct_path", compiled_again)
+    variables = {"input": {"n": 1}, "nodes": {"a": {"output": 5}}}
+    assert plan.evaluate("input.n + 1", variables) == 2
+    assert plan.evaluate("nodes.a.output", variables) == 5
+    assert plan.evaluate("[nodes.a.output, 2]", variables) == [5, 2]
