@@ -239,6 +239,13 @@ class RunCache:
             self._states.move_to_end(run_id)
         return state
 
+    def plan_of_run(self, run_id: str) -> Plan:
+        """The plan a run follows, without replaying its history when it is not cached."""
+        state = self._states.get(run_id)
+        return (
+            state.plan if state is not None else self.plan(self.store.get_run(run_id).spec_version)
+        )
+
     def put(self, run_id: str, state: RunState) -> None:
         self._states[run_id] = state
 

@@ -392,7 +392,7 @@ def prepare(source: str) -> Prepared:
     if path is None:
         try:
             program = compile_expression(source)
-        except ExpressionError:  # evaluating it raises the same error, where it is used
+        except Exception:  # evaluating it raises the error, where it is used (the node)
             program = None
     return Prepared(source, path, program)
 

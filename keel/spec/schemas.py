@@ -8,6 +8,7 @@ never when either side is open (``Any``, unknown fields, complex unions).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import PydanticSchemaGenerationError, PydanticUserError, TypeAdapter
@@ -39,7 +40,29 @@ _JSON_TYPES = "string, number, integer, boolean, object, array, null"
 
 
 def schema_problems(schema: Schema) -> list[tuple[tuple[str | int, ...], str]]:
-    """Every way ``schema`` is not a valid JSON Schema, each with where in it."""
+    """Every way ``schema`` is not a valid JSON Schema, each with where in it.
+
+    Checked once per distinct schema: checking one against its meta-schema costs as much
+    as the rest of defining a workflow, and a process defines many with the same few
+    input and output schemas (a workflow module's, re-defined in tests and workers)."""
+    try:
+        key = json.dumps(schema, sort_keys=True)
+    except (TypeError, ValueError):  # not JSON: the check itself says what is wrong
+        return _schema_problems(schema)
+    known = _CHECKED.get(key)
+    if known is None:
+        if len(_CHECKED) >= _CHECKED_MOST:
+            _CHECKED.clear()
+        known = _CHECKED[key] = tuple(_schema_problems(schema))
+    return list(known)
+
+
+#: the problems of the schemas checked so far, by their JSON (at most ``_CHECKED_MOST``)
+_CHECKED: dict[str, tuple[tuple[tuple[str | int, ...], str], ...]] = {}
+_CHECKED_MOST = 256
+
+
+def _schema_problems(schema: Schema) -> list[tuple[tuple[str | int, ...], str]]:
     cls = validator_class(schema)
     problems = []
     for error in cls(cls.META_SCHEMA).iter_errors(schema):

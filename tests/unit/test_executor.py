@@ -86,3 +86,23 @@ def test_an_error_in_the_timeout_thread_is_logged_and_it_goes_on(
     assert "'broken'" in record.getMessage()
     assert record.exc_info is not None
     assert "the callback broke" in str(record.exc_info[1])
+
+
+def test_the_timeout_thread_forgets_attempts_that_ended_and_keeps_the_others() -> None:
+    """Most attempts end long before their timeout: their deadlines must not pile up
+    (a worker doing a thousand steps a second with hour-long timeouts)."""
+    from keel.runtime.execution.executor import _COMPACT_FROM, _Once, _Watchdog
+
+    watchdog = _Watchdog()
+    overdue: set[_Once] = set()
+    running = _Once("still running", lambda key, outcome: None, None, overdue)
+    try:
+        watchdog.watch(3600, running, Outcome())
+        for index in range(3 * _COMPACT_FROM):
+            once = _Once(index, lambda key, outcome: None, None, overdue)
+            watchdog.watch(3600, once, Outcome())
+            once.end(Outcome(output=index), late_if_ended=True)
+        assert len(watchdog._heap) < 2 * _COMPACT_FROM
+        assert any(entry[2] is running for entry in watchdog._heap)
+    finally:
+        watchdog.stop()

@@ -83,6 +83,14 @@ class _Once:
             self._ended = True
             self._overdue.discard(self)
 
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+
+#: deadlines the timeout thread holds before it drops those of attempts that ended
+_COMPACT_FROM = 1024
+
 
 class _Watchdog:
     """One thread that fails thread-run attempts whose timeout passed (a heap of
@@ -94,6 +102,8 @@ class _Watchdog:
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        #: the heap's size at which the deadlines of ended attempts are dropped
+        self._compact_at = _COMPACT_FROM
 
     def watch(self, seconds: float, once: _Once, outcome: Outcome) -> None:
         if not math.isfinite(seconds):  # spec validation refuses these
@@ -104,12 +114,22 @@ class _Watchdog:
             heapq.heappush(
                 self._heap, (time.monotonic() + seconds, next(self._order), once, outcome)
             )
+            if len(self._heap) >= self._compact_at:
+                self._compact()
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._loop, name="keel-timeouts", daemon=True
                 )
                 self._thread.start()
             self._wake.notify()
+
+    def _compact(self) -> None:
+        """Drop the deadlines of attempts that ended: most end long before their
+        timeout, and a worker running a thousand steps a second with hour-long timeouts
+        would otherwise hold millions. Amortised: the next look is at twice what is left."""
+        self._heap = [entry for entry in self._heap if not entry[2].ended]
+        heapq.heapify(self._heap)
+        self._compact_at = max(_COMPACT_FROM, 2 * len(self._heap))
 
     def _loop(self) -> None:
         while True:

@@ -148,9 +148,9 @@ class Worker:
         return [self.store.get_run(run) for run in run_ids]
 
     def _may_have_children(self, run_id: str) -> bool:
-        """Whether the run's plan starts child runs (read from the cache, else the store)."""
+        """Whether the run's plan starts child runs (from the cache, else its record)."""
         try:
-            return self.cache.state(run_id).plan.starts_children
+            return self.cache.plan_of_run(run_id).starts_children
         except StoreError:  # a missing run: the look at the store says so as before
             return True
 

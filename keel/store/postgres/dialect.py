@@ -36,6 +36,9 @@ T = TypeVar("T")
 Q = load_queries("keel.store.postgres")
 
 
+#: rows in one statement at most: a statement takes at most 65,535 parameters (a map of
+#: 10,000 items queues them in one transition), and each row count is a query text kept
+_MOST_ROWS = 256
 _ONE_ROW = re.compile(r"VALUES\s*(\([^()]*\))")
 
 
@@ -87,12 +90,12 @@ class PostgresDialect:
     def insert(self, cur: Cursor, name: str, rows: Sequence[Sequence[Any]]) -> None:
         """One statement whatever the number of rows: each statement is a round trip
         (``executemany`` pipelines them, at a cost of its own per call)."""
-        if not rows:
-            return
-        if len(rows) == 1:
-            cur.execute(Q[name], rows[0])
-            return
-        cur.execute(_many_rows(name, len(rows)), [value for row in rows for value in row])
+        for start in range(0, len(rows), _MOST_ROWS):
+            chunk = rows[start : start + _MOST_ROWS]
+            if len(chunk) == 1:
+                cur.execute(Q[name], chunk[0])
+            else:
+                cur.execute(_many_rows(name, len(chunk)), [v for row in chunk for v in row])
 
     def lock_runs(self, cur: Cursor, run_ids: Sequence[str]) -> None:
         """Also reads the transaction's id, which settles a ``COMMIT`` whose answer is

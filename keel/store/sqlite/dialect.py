@@ -114,14 +114,14 @@ class SQLiteDialect:
         try:
             yield conn
             conn.execute("COMMIT")
-            if self.checkpoints is not None:
-                self.checkpoints.committed()
         except BaseException:
             local.notes = None
             if conn.in_transaction:
                 with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             raise
+        if self.checkpoints is not None:  # committed: nothing here may fail the write
+            self.checkpoints.committed()
         notes: set[Wakeup] | None = local.notes
         if notes:
             local.notes = None

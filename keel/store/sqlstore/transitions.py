@@ -244,5 +244,14 @@ class SQLWriter(SQLReader):
             own = len(t.events)
             stored, claimed = stored[:own], leased_claims(t.run_id, owner, expires, stored[own:])
         if unleased:
-            self.dialect.insert(cur, "insert_ready", [ready_row(t.run_id, r) for r in unleased])
+            rows = _last_per_place([ready_row(t.run_id, r) for r in unleased])
+            self.dialect.insert(cur, "insert_ready", rows)
         return stored, claimed, unleased
+
+
+def _last_per_place(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """One row per place (run, node, item), the last: a row replaces the one queued
+    there, and one statement may not write a place twice (PostgreSQL refuses)."""
+    if len(rows) < 2:
+        return rows
+    return list({row[:3]: row for row in rows}.values())
