@@ -194,6 +194,7 @@ class _Validator:
         self.signatures: dict[str, Signature | None] = dict(signatures)
         self.infos: dict[str, ExpressionInfo | None] = {}
         self.handlers = set(handled_by(spec))
+        self._site_list: list[tuple[str, tuple[str | int, ...], str | None]] | None = None
 
     def run(self) -> Iterator[SpecIssue]:
         yield from self._duplicate_ids()
@@ -286,13 +287,18 @@ class _Validator:
                     code="unknown_field",
                 )
 
-    def _sites(self) -> Iterator[tuple[str, tuple[str | int, ...], str | None]]:
-        """Every expression of the spec: its source, location and node (None for outputs)."""
-        for index, node in enumerate(self.spec.nodes):
-            for site in node_expressions(node, index):
-                yield site.source, site.loc, node.id
-        for name, source in self.spec.outputs.items():
-            yield source, ("outputs", name), None
+    def _sites(self) -> list[tuple[str, tuple[str | int, ...], str | None]]:
+        """Every expression of the spec: its source, location and node (None for outputs).
+        Listed once per validation: several checks walk them."""
+        if self._site_list is None:
+            found: list[tuple[str, tuple[str | int, ...], str | None]] = []
+            for index, node in enumerate(self.spec.nodes):
+                for site in node_expressions(node, index):
+                    found.append((site.source, site.loc, node.id))
+            for name, source in self.spec.outputs.items():
+                found.append((source, ("outputs", name), None))
+            self._site_list = found
+        return self._site_list
 
     def _paths(self) -> Iterator[SpecIssue]:
         """Fields read from the input or from outputs that their schemas say do not exist."""
