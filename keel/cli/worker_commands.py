@@ -23,6 +23,7 @@ from keel.cli.common import DbOption, fail, import_code, reported_errors
 
 if TYPE_CHECKING:
     from keel.runtime.worker.config import WorkerConfig
+    from keel.runtime.worker.loop import Worker
 
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 
@@ -77,12 +78,21 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    inline: Annotated[
+        bool | None,
+        typer.Option(
+            "--inline/--no-inline",
+            help="Run tasks proven fast (under 1 ms) on the worker's own thread (default on)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Execute runs from the database until stopped (SIGTERM or Ctrl-C).
 
     Settings come from, highest first: the flags, the environment
     (KEEL_WORKER_MODULES, KEEL_QUEUES, KEEL_CONCURRENCY, KEEL_DATABASE_URL,
-    KEEL_ALLOW, KEEL_CODE_WAIT), keel.toml, \\[tool.keel] in pyproject.toml.
+    KEEL_ALLOW, KEEL_CODE_WAIT, KEEL_INLINE), keel.toml, \\[tool.keel] in
+    pyproject.toml.
     Pending database migrations are applied when the worker starts.
 
     It runs only the @keel.task functions of the code it loads, and the plain
@@ -100,7 +110,7 @@ def worker(
     try:
         config = load_worker_config(
             modules=modules or (), queues=queues, concurrency=concurrency, database_url=db,
-            allow=allow or (), code_wait=code_wait,
+            allow=allow or (), code_wait=code_wait, inline=inline,
         )  # fmt: skip
     except WorkerConfigError as exc:
         raise fail(f"keel worker: {exc}") from None
@@ -123,13 +133,13 @@ def worker(
         signal.signal(signum, on_signal)
     options = WorkerOptions(
         concurrency=config.concurrency, queues=config.queues, stop_grace=grace,
-        announce=True, code_wait=config.code_wait,
+        announce=True, code_wait=config.code_wait, inline=config.inline,
     )  # fmt: skip
     catalog = TaskCatalog(TaskAccess.allowing(config.allow))
     with reported_errors():
         running = Worker(store, options, catalog=catalog)
     started.append(running)
-    _announce(running.owner, config, running.listening)
+    _announce(running, config)
     failure = ""
     try:
         running.reclaim()
@@ -178,15 +188,20 @@ def _import_code(config: WorkerConfig) -> None:
         )
 
 
-def _announce(owner: str, config: WorkerConfig, listening: bool) -> None:
+def _announce(running: Worker, config: WorkerConfig) -> None:
+    """One line of what the worker does; inline is named only when off (it is the default),
+    read from the worker's own options so the line shows what it really got."""
     from keel.runtime.stores import store_url
     from keel.store.urls import masked_url
 
     queues = ",".join(config.queues) if config.queues else "every queue"
-    wakeups = "notifications" if listening else "polling"
+    at_once = f"{config.concurrency} at once"
+    if not running.options.inline:
+        at_once += ", tasks never on the worker's thread"
+    wakeups = "notifications" if running.listening else "polling"
     shown = masked_url(store_url(_database_url(config)))
     typer.echo(
-        f"keel worker {owner}: {queues}, {config.concurrency} at once, {shown} ({wakeups}); "
+        f"keel worker {running.owner}: {queues}, {at_once}, {shown} ({wakeups}); "
         f"modules: {', '.join(Path(m).name for m in config.modules) or 'none'}",
         err=True,
     )

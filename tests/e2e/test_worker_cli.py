@@ -195,6 +195,28 @@ def test_the_worker_banner_does_not_show_the_database_password(url: str, tmp_pat
     assert "password=***" in shown
 
 
+def banner(url: str, folder: Path, *args: str) -> str:
+    """The log of a worker started with ``args`` and stopped once it announced itself."""
+    folder.mkdir()
+    proc = worker(url, folder, *args)
+    (log,) = folder.glob("worker-*.log")
+    try:
+        until("the worker announced itself", lambda: " modules: " in log.read_text())
+    finally:
+        assert stop(proc) == 0
+    return log.read_text()
+
+
+def test_the_banner_says_when_no_task_runs_on_the_worker_thread(url: str, tmp_path: Path) -> None:
+    """The line is written from the options the worker was built with, so it shows that
+    ``--no-inline`` reached them; inline is the default and goes unmentioned."""
+    off = banner(url, tmp_path / "off", "--no-inline")
+    default = banner(url, tmp_path / "default")
+    assert ", 8 at once, tasks never on the worker's thread, " in off
+    assert "worker's thread" not in default
+    assert ", 8 at once, " in default
+
+
 def test_detach_says_when_no_live_worker_takes_the_runs_queue(
     url: str, store: Store, tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,15 +13,19 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from keel.runtime.worker import config as config_module
 from keel.runtime.worker.config import (
+    ENVIRONMENT,
+    FLAGS,
     QUEUE_NAME,
+    SWITCH_WORDS,
     WorkerConfig,
     WorkerConfigError,
     load_worker_config,
 )
 from keel.spec.policies import QueueName
 
-KEYS = ("modules", "queues", "concurrency", "database_url", "allow", "code_wait")
+KEYS = ("modules", "queues", "concurrency", "database_url", "allow", "code_wait", "inline")
 
 
 def write(path: Path, text: str) -> Path:
@@ -57,6 +62,13 @@ def test_defaults_when_nothing_is_configured(root: Path) -> None:
         sources=dict.fromkeys(KEYS, "default"),
         root=None,
     )
+    assert config.inline is True
+
+
+def test_every_key_has_an_environment_variable_and_a_flag() -> None:
+    """A key added to one list and not the others would be settable in a file only."""
+    assert config_module.KEYS == KEYS
+    assert set(ENVIRONMENT) == set(FLAGS) == set(KEYS)
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,10 @@ PRECEDENCE = {
         (("m:flag",), ("m:env",), ("m:keel",), ("m:pyproject",)),
     ),
     "code_wait": Case({"code_wait": 1.0}, ("KEEL_CODE_WAIT", "2"), "3", "4.5", (1, 2, 3, 4.5)),
+    # the values alternate, so each source shows only if it really is the one on top
+    "inline": Case(
+        {"inline": False}, ("KEEL_INLINE", "yes"), "false", "true", (False, True, False, True)
+    ),
 }
 
 
@@ -154,6 +170,7 @@ def test_keel_toml_wins_over_tool_keel_beside_it_which_fills_the_gaps(root: Path
         "database_url": f"pyproject.toml [tool.keel] ({pyproject})",
         "allow": "default",
         "code_wait": "default",
+        "inline": "default",
     }
     assert config.root == root
 
@@ -444,7 +461,7 @@ def test_unknown_keys_are_errors_listing_the_known_ones(
     path = write(root / name, text)
     assert error(root) == (
         f"{label} ({path}): unknown key 'concurency' "
-        "(known keys: allow, code_wait, concurrency, database_url, modules, queues)"
+        "(known keys: allow, code_wait, concurrency, database_url, inline, modules, queues)"
     )
 
 
@@ -473,3 +490,72 @@ def test_a_wrong_allow_or_code_wait_names_the_key_and_the_fix(
 ) -> None:
     path = write(root / "keel.toml", text + "\n")
     assert error(root).startswith(f"keel.toml ({path}): {message}")
+
+
+# --- inline ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("word", "expected"), sorted(SWITCH_WORDS.items()))
+@pytest.mark.parametrize("spelling", [str.lower, str.upper, str.title])
+def test_inline_from_the_environment_takes_each_on_off_word_in_any_case(
+    root: Path, word: str, expected: bool, spelling: Callable[[str], str]
+) -> None:
+    config = load(root, {"KEEL_INLINE": f" {spelling(word)} "})
+    assert config.inline is expected
+    assert config.sources["inline"] == "environment (KEEL_INLINE)"
+
+
+def test_the_on_off_words_are_the_documented_ones() -> None:
+    assert SWITCH_WORDS == {"true": True, "1": True, "yes": True, "on": True,
+                            "false": False, "0": False, "no": False, "off": False}  # fmt: skip
+
+
+def test_an_empty_inline_variable_counts_as_unset(root: Path) -> None:
+    write(root / "keel.toml", "inline = false\n")
+    config = load(root, {"KEEL_INLINE": " "})
+    assert config.inline is False
+    assert config.sources["inline"] == f"keel.toml ({root / 'keel.toml'})"
+
+
+def test_each_inline_flag_overrides_the_environment_and_the_file(root: Path) -> None:
+    write(root / "keel.toml", "inline = false\n")
+    assert load(root, {"KEEL_INLINE": "off"}, inline=True).inline is True
+    assert load(root, {"KEEL_INLINE": "on"}, inline=False).inline is False
+    assert load(root, {"KEEL_INLINE": "on"}).inline is True
+    assert load(root).inline is False
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "enabled", "nein", "true!"])
+def test_a_wrong_inline_variable_names_it_and_the_accepted_words(root: Path, value: str) -> None:
+    assert error(root, {"KEEL_INLINE": value}) == (
+        "environment (KEEL_INLINE): inline must be true or false (or 1/0, yes/no, on/off, "
+        f"in any case), got {value!r}"
+    )
+
+
+def test_a_wrong_inline_variable_is_reported_even_when_the_flag_overrides_it(root: Path) -> None:
+    assert error(root, {"KEEL_INLINE": "maybe"}, inline=False).startswith(
+        "environment (KEEL_INLINE): inline must be"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "label", "shown"),
+    [
+        ("keel.toml", 'inline = "false"\n', "keel.toml", "'false'"),
+        ("keel.toml", "inline = 0\n", "keel.toml", "0"),
+        ("pyproject.toml", "[tool.keel]\ninline = 1\n", "pyproject.toml [tool.keel]", "1"),
+        ("pyproject.toml", '[tool.keel]\ninline = "on"\n', "pyproject.toml [tool.keel]", "'on'"),
+    ],
+)
+def test_a_non_boolean_inline_in_a_file_names_the_file_and_the_key(
+    root: Path, name: str, text: str, label: str, shown: str
+) -> None:
+    path = write(root / name, text)
+    assert error(root) == (
+        f"{label} ({path}): inline must be a boolean (true or false, unquoted), got {shown}"
+    )
+
+
+def test_a_non_boolean_inline_flag_names_the_flag(root: Path) -> None:
+    assert error(root, inline="no").startswith("flag (--inline/--no-inline): inline must be")

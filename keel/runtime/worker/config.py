@@ -5,16 +5,19 @@ setting can come from several places. The first source that sets a key wins:
 
 1. command-line flags;
 2. environment variables ``KEEL_WORKER_MODULES``, ``KEEL_QUEUES``, ``KEEL_ALLOW`` (all
-   comma-separated), ``KEEL_CONCURRENCY``, ``KEEL_CODE_WAIT`` and ``KEEL_DATABASE_URL``;
+   comma-separated), ``KEEL_CONCURRENCY``, ``KEEL_CODE_WAIT``, ``KEEL_INLINE`` (true/false,
+   1/0, yes/no or on/off, in any case) and ``KEEL_DATABASE_URL``;
 3. ``keel.toml``;
 4. the ``[tool.keel]`` table of ``pyproject.toml``;
 5. built-in defaults (no modules, every queue, 8 attempts at once, the default store,
-   no plain functions allowed, 300 s of waiting for a worker with a task's code).
+   no plain functions allowed, 300 s of waiting for a worker with a task's code, inline
+   on).
 
 ``allow`` lists plain functions (``module:function``) the worker may run besides the
 ``@keel.task`` functions of the code it loads (see ``keel.runtime.execution.task_access``);
 ``code_wait`` is how long (seconds) an attempt whose code this worker lacks is given
-back for other workers before it fails.
+back for other workers before it fails; ``inline`` lets a sync task proven fast run on
+the worker's own thread (``WorkerOptions.inline``): off for a worker whose tasks may block.
 
 The config file is found by walking up from the current folder to the first folder that
 holds a ``keel.toml`` or a ``pyproject.toml`` with a ``[tool.keel]`` table; when that
@@ -46,7 +49,8 @@ T_co = TypeVar("T_co", covariant=True)
 
 DEFAULT_CONCURRENCY = 8
 DEFAULT_CODE_WAIT = 300.0
-KEYS = ("modules", "queues", "concurrency", "database_url", "allow", "code_wait")
+DEFAULT_INLINE = True
+KEYS = ("modules", "queues", "concurrency", "database_url", "allow", "code_wait", "inline")
 ENVIRONMENT = {
     "modules": "KEEL_WORKER_MODULES",
     "queues": "KEEL_QUEUES",
@@ -54,6 +58,7 @@ ENVIRONMENT = {
     "database_url": "KEEL_DATABASE_URL",
     "allow": "KEEL_ALLOW",
     "code_wait": "KEEL_CODE_WAIT",
+    "inline": "KEEL_INLINE",
 }
 #: the name each setting has on the command line, used in error messages
 FLAGS = {
@@ -63,11 +68,15 @@ FLAGS = {
     "database_url": "--database-url",
     "allow": "--allow",
     "code_wait": "--code-wait",
+    "inline": "--inline/--no-inline",
 }
 #: ``package.module:function`` (the form of ``keel.spec.model.ImportPath``)
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 #: the same rule as ``keel.spec.policies.QueueName`` (a test keeps the two equal)
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+#: the words an environment variable may use for a switch (compared in lower case)
+SWITCH_WORDS = {"true": True, "1": True, "yes": True, "on": True,
+                "false": False, "0": False, "no": False, "off": False}  # fmt: skip
 _FILE_SUFFIXES = (".py", ".yaml", ".yml")
 
 
@@ -93,6 +102,8 @@ class WorkerConfig:
     allow: tuple[str, ...] = ()
     #: seconds an attempt whose code this worker lacks is left for other workers
     code_wait: float = DEFAULT_CODE_WAIT
+    #: run a sync task proven fast on the worker's own thread (``WorkerOptions.inline``)
+    inline: bool = DEFAULT_INLINE
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +122,7 @@ class _Layer:
     database_url: _Found[str] | None = None
     allow: _Found[tuple[str, ...]] | None = None
     code_wait: _Found[float] | None = None
+    inline: _Found[bool] | None = None
 
 
 def load_worker_config(
@@ -121,6 +133,7 @@ def load_worker_config(
     database_url: str | None = None,
     allow: Sequence[str] = (),
     code_wait: float | None = None,
+    inline: bool | None = None,
     cwd: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> WorkerConfig:
@@ -139,6 +152,7 @@ def load_worker_config(
         "database_url": database_url,
         "allow": list(allow) if allow else None,
         "code_wait": code_wait,
+        "inline": inline,
     }
     given = {key: value for key, value in flags.items() if value is not None}
     labels = {key: f"flag ({FLAGS[key]})" for key in given}
@@ -156,7 +170,8 @@ def load_worker_config(
     url, sources["database_url"] = _pick(layers, lambda layer: layer.database_url, None)
     allowed, sources["allow"] = _pick(layers, lambda layer: layer.allow, ())
     wait, sources["code_wait"] = _pick(layers, lambda layer: layer.code_wait, DEFAULT_CODE_WAIT)
-    return WorkerConfig(mods, qs, conc, url, sources, root, allowed, wait)
+    runs_inline, sources["inline"] = _pick(layers, lambda layer: layer.inline, DEFAULT_INLINE)
+    return WorkerConfig(mods, qs, conc, url, sources, root, allowed, wait, runs_inline)
 
 
 def _pick(
@@ -171,7 +186,7 @@ def _pick(
 
 
 def _env_layer(env: Mapping[str, str], here: Path) -> _Layer:
-    """The environment as the same raw shapes a config file has (lists, integers)."""
+    """The environment as the same raw shapes a config file has (lists, numbers, booleans)."""
     raw: dict[str, object] = {}
     for key, name in ENVIRONMENT.items():
         value = env.get(name, "")
@@ -183,6 +198,8 @@ def _env_layer(env: Mapping[str, str], here: Path) -> _Layer:
             raw[key] = int(value)
         elif key == "code_wait" and re.fullmatch(r"\s*[0-9]+(\.[0-9]*)?\s*", value):
             raw[key] = float(value)
+        elif key == "inline":
+            raw[key] = _switch(key, name, value)
         else:
             raw[key] = value
     labels = {key: f"environment ({ENVIRONMENT[key]})" for key in raw}
@@ -249,6 +266,7 @@ def _parse_layer(
         database_url=found("database_url", _url),
         allow=found("allow", _allow),
         code_wait=found("code_wait", _code_wait),
+        inline=found("inline", _inline),
     )
 
 
@@ -342,3 +360,23 @@ def _code_wait(label: str, value: object) -> float:
             f"{label}: code_wait must be a number of seconds >= 0, got {value!r}"
         )
     return float(value)
+
+
+def _switch(key: str, name: str, value: str) -> bool:
+    """An environment variable's on/off word; anything else is refused, not taken as off."""
+    word = value.strip().lower()
+    if word not in SWITCH_WORDS:
+        raise WorkerConfigError(
+            f"environment ({name}): {key} must be true or false (or 1/0, yes/no, on/off, "
+            f"in any case), got {value!r}"
+        )
+    return SWITCH_WORDS[word]
+
+
+def _inline(label: str, value: object) -> bool:
+    # a string is refused: ``inline = "false"`` must not mean on, as a non-empty string would
+    if not isinstance(value, bool):
+        raise WorkerConfigError(
+            f"{label}: inline must be a boolean (true or false, unquoted), got {value!r}"
+        )
+    return value
