@@ -189,22 +189,23 @@ def _import_code(config: WorkerConfig) -> None:
 
 
 def _announce(running: Worker, config: WorkerConfig) -> None:
-    """One line of what the worker does; inline is named only when off (it is the default),
-    read from the worker's own options so the line shows what it really got."""
+    """What the worker does, a short line per part (80 columns, but for a long URL or
+    module list); inline is named only when off (it is the default), read from the
+    worker's own options so the lines show what it really got."""
     from keel.runtime.stores import store_url
     from keel.store.urls import masked_url
 
     queues = ",".join(config.queues) if config.queues else "every queue"
-    at_once = f"{config.concurrency} at once"
-    if not running.options.inline:
-        at_once += ", tasks never on the worker's thread"
     wakeups = "notifications" if running.listening else "polling"
     shown = masked_url(store_url(_database_url(config)))
-    typer.echo(
-        f"keel worker {running.owner}: {queues}, {at_once}, {shown} ({wakeups}); "
-        f"modules: {', '.join(Path(m).name for m in config.modules) or 'none'}",
-        err=True,
-    )
+    lines = [
+        f"keel worker {running.owner}: {queues}, {config.concurrency} at once",
+        f"  store: {shown} ({wakeups})",
+        f"  modules: {', '.join(Path(m).name for m in config.modules) or 'none'}",
+    ]
+    if not running.options.inline:
+        lines.append("  inline: off (every task runs on a task thread)")
+    typer.echo("\n".join(lines), err=True)
 
 
 def upgrade(db: DbOption = None) -> None:

@@ -97,7 +97,7 @@ class Workers:
     def wait_ready(self, *names: str) -> None:
         """Until each worker has announced itself (it is about to claim)."""
         self.wait_until(
-            lambda: all(" at once, " in self.log(name) for name in names), "the workers to start"
+            lambda: all("  modules: " in self.log(name) for name in names), "the workers to start"
         )
 
     def stop(self) -> None:
