@@ -514,3 +514,9 @@ def test_start_run_refuses_bad_input_and_records_defaults(tmp_path: Path) -> Non
         assert explicit.input == {"n": 3, "mode": "slow"}
     finally:
         store.close()
+
+
+def test_a_step_context_logs_as_its_node_with_the_run_node_and_attempt() -> None:
+    logger = StepContext("r", "wf", "fetch", 2).logger
+    assert logger.logger.name == "keel.task.fetch"
+    assert logger.extra == {"run_id": "r", "node": "fetch", "attempt": 2}

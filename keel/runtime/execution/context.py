@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 from keel.errors import KeelError
@@ -23,10 +23,13 @@ class StepContext:
     attempt: int
     #: the item's index when this attempt is one item of a map
     item: int | None = None
-    logger: logging.LoggerAdapter[logging.Logger] = field(
-        default_factory=lambda: logging.LoggerAdapter(logging.getLogger("keel.task")),
-        compare=False,
-    )
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger named after the node (``keel.task.<node>``) that adds the run, node
+        and attempt to each record. Made when a task asks for it: most never log, and a
+        step is too short to make one for nothing."""
+        return bound_logger(self.run_id, self.node, self.attempt)
 
     @property
     def idempotency_key(self) -> str:

@@ -24,7 +24,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from keel.engine.events import ErrorInfo
 from keel.errors import NonRetryable
-from keel.runtime.execution.context import StepContext, _current, bound_logger
+from keel.runtime.execution.context import StepContext, _current
 from keel.runtime.execution.task_access import (
     CODE_MISSING,
     NOT_ALLOWED,
@@ -403,4 +403,4 @@ class Invocation:
 def make_context(
     run_id: str, workflow: str, node: str, attempt: int, item: int | None
 ) -> StepContext:
-    return StepContext(run_id, workflow, node, attempt, item, bound_logger(run_id, node, attempt))
+    return StepContext(run_id, workflow, node, attempt, item)
