@@ -13,7 +13,7 @@ place). The order writes are applied in is the store's, not the caller's
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from keel.engine.events import Event
@@ -196,11 +196,15 @@ class Transition:
     #: the hash of the run's last event in the state this was decided from (see above)
     expected_head: str | None = None
 
+    # built directly: ``dataclasses.replace`` costs as much again, once per step
+
     def adding(self, *writes: Write) -> Transition:
-        return replace(self, writes=(*self.writes, *writes))
+        return Transition(self.run_id, self.expected_seq, self.at, self.events,
+                          (*self.writes, *writes), self.lease, self.expected_head)  # fmt: skip
 
     def leasing(self, request: LeaseRequest | None) -> Transition:
-        return replace(self, lease=request)
+        return Transition(self.run_id, self.expected_seq, self.at, self.events, self.writes,
+                          request, self.expected_head)  # fmt: skip
 
     def of(self, kind: type[W]) -> list[W]:
         """The transition's writes of one kind, in order."""
