@@ -1,9 +1,12 @@
 """One workload, measured in this (fresh) process; prints one JSON object.
 
-    python -m bench.workloads NAME [SIZE] [--sync normal|full]
+    python -m bench.workloads NAME SIZE [--sync normal|full]
 
-The suite (``python -m bench``) starts a new process per repetition so imports, caches
-and heap of one measurement never help or hurt the next.
+SIZE is what the workload counts (nodes of a chain, runs, commits...). The object holds
+the measure (``us_per_node``: microseconds per node, ``runs_per_second``...) and the
+workload, size and SQLite sync mode it was taken with. The suite (``python -m bench``)
+starts a new process per repetition so imports, caches and heap of one measurement
+never help or hurt the next, and sets each figure beside its floor.
 """
 
 from __future__ import annotations
@@ -204,6 +207,22 @@ def w7_distributed(n: int, sync: str) -> dict[str, Any]:
     return measure(n, (1, 2, 4), sync)
 
 
+#: what each workload measures, for ``--help`` (one line each, 80 columns)
+ABOUT = {
+    "w1_chain": "one run, a chain of SIZE steps: µs per node",
+    "w1_postgres": "the same chain on PostgreSQL: µs per node",
+    "w2_fan_out": "one run fanning out to SIZE nodes: µs per node",
+    "w3_many_runs": "SIZE runs of 3 steps, one after another: runs/s",
+    "w4_scale": "one run of a layered DAG of SIZE nodes: µs per node",
+    "w6_waiting": "SIZE runs waiting at once: memory, then timers: runs/s",
+    "w7_distributed": "SIZE runs by 1, 2, 4 worker processes: nodes/s",
+    "client_to_worker": "SIZE runs started here, run by a keel worker: runs/s",
+    "first_run": "the first run (SIZE steps) of a fresh process: ms",
+    "trace_steps": "defining a workflow of SIZE steps: ms",
+    "floor_python": "SIZE plain Python calls: µs per call",
+    "floor_sqlite": "SIZE one-row SQLite commits: µs per commit",
+    "floor_postgres": "SIZE one-row PostgreSQL commits: µs per commit",
+}
 SYNC = ("normal", "full")
 WORKLOADS: dict[str, Callable[[int, str], dict[str, Any]]] = {
     "w1_postgres": targets.w1_postgres,
@@ -225,7 +244,9 @@ WORKLOADS: dict[str, Callable[[int, str], dict[str, Any]]] = {
 def main() -> None:
     args = sys.argv[1:]
     if any(arg in ("-h", "--help") for arg in args):
-        print(__doc__.strip() + "\n\nNAME is one of:\n  " + "\n  ".join(WORKLOADS))
+        print(__doc__.strip().replace("``", "") + "\n\nNAME (SIZE) is one of:")
+        for name, what in ABOUT.items():
+            print(f"  {name:<17}{what}")
         return
     sync = "normal"
     if "--sync" in args:
@@ -236,7 +257,8 @@ def main() -> None:
         names = " | ".join(WORKLOADS)
         sys.exit(f"usage: python -m bench.workloads NAME SIZE [--sync normal|full]\n"
                  f"NAME: {names}; SIZE: a whole number (runs, nodes or commits)")  # fmt: skip
-    print(json.dumps(WORKLOADS[args[0]](int(args[1]), sync)))
+    measured = WORKLOADS[args[0]](int(args[1]), sync)
+    print(json.dumps({**measured, "workload": args[0], "size": int(args[1]), "sync": sync}))
 
 
 if __name__ == "__main__":

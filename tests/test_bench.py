@@ -33,3 +33,10 @@ def test_the_quick_benchmark_suite_runs_and_writes_its_results(tmp_path: Path) -
     names = [m["name"] for m in data["measures"]]
     assert any(name.startswith("W1 chain") for name in names)
     assert all(m["values"] for m in data["measures"])
+
+
+def test_every_workload_is_described_in_its_help() -> None:
+    from bench.workloads import ABOUT, WORKLOADS
+
+    assert set(ABOUT) == set(WORKLOADS)
+    assert all(len(f"  {name:<17}{what}") <= 80 for name, what in ABOUT.items())

@@ -14,6 +14,7 @@ import typer
 
 if TYPE_CHECKING:
     from keel.authoring.loading import LoadedWorkflow
+    from keel.runtime.worker.config import WorkerConfig
     from keel.store.protocol import Store
 
 DbOption = Annotated[
@@ -114,10 +115,16 @@ def _import_errors(target: str, what: str = "") -> Iterator[None]:
 def allowed_tasks() -> tuple[str, ...]:
     """The ``allow`` worker setting (flags aside): plain functions that may run as tasks
     in this process too (``keel run``, ``keel resume``)."""
+    return worker_settings().allow
+
+
+def worker_settings() -> WorkerConfig:
+    """The worker settings (flags aside) that apply to the worker inside ``keel run`` and
+    ``keel resume`` too: ``allow`` and ``inline`` (environment and config files)."""
     from keel.runtime.worker.config import WorkerConfigError, load_worker_config
 
     try:
-        return load_worker_config().allow
+        return load_worker_config()
     except WorkerConfigError as exc:
         raise fail(str(exc)) from None
 

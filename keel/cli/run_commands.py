@@ -19,13 +19,13 @@ import typer
 
 from keel.cli.common import (
     DbOption,
-    allowed_tasks,
     fail,
     load_code,
     opened_store,
     origin_of,
     parse_input,
     reported_errors,
+    worker_settings,
 )
 
 if TYPE_CHECKING:
@@ -92,7 +92,8 @@ def run(
     from keel.runtime.operations.control import start_run
     from keel.runtime.runs import RunCache
 
-    allow = allowed_tasks()
+    settings = worker_settings()
+    allow = settings.allow
     loaded = load_code(target, checked=True, allow=allow)
     run_input = parse_input(input, inputs or [], loaded.spec.input_schema)
     with opened_store(db, upgrade=True, create=True) as store:
@@ -108,7 +109,8 @@ def run(
                 _say_if_no_worker(store, cache.plan(record.spec_version), target)
             typer.echo(record.id)
             return
-        _execute(store, [record.id], allow, concurrency=concurrency, quiet=quiet, cache=cache)
+        _execute(store, [record.id], allow, concurrency=concurrency, quiet=quiet, cache=cache,
+                 inline=settings.inline)  # fmt: skip
 
 
 def resume(
@@ -165,7 +167,8 @@ def resume(
             typer.echo(message, err=True)
         if chosen.runs:  # exits 1 if one of them fails
             ids = [r.id for r in chosen.runs]
-            _execute(store, ids, settings.allow, concurrency=concurrency, quiet=quiet)
+            _execute(store, ids, settings.allow, concurrency=concurrency, quiet=quiet,
+                     inline=settings.inline)  # fmt: skip
         if chosen.left:
             raise typer.Exit(1)
 
@@ -242,6 +245,7 @@ def _execute(
     concurrency: int,
     quiet: bool,
     cache: RunCache | None = None,
+    inline: bool = True,
 ) -> None:
     from rich.console import Console
 
@@ -261,7 +265,13 @@ def _execute(
         store,
         # exit when the runs end: a thread still running a timed-out attempt is abandoned
         # (and named), not waited for
-        WorkerOptions(concurrency=concurrency, late_grace=0.0, announce=True, runs=tuple(run_ids)),
+        WorkerOptions(
+            concurrency=concurrency,
+            late_grace=0.0,
+            announce=True,
+            runs=tuple(run_ids),
+            inline=inline,
+        ),
         observer=_waits_shown(console, live_view.observe if live_view is not None else None),
         cache=cache,
         catalog=TaskCatalog(TaskAccess.allowing(allow)),

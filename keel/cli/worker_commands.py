@@ -190,8 +190,8 @@ def _import_code(config: WorkerConfig) -> None:
 
 def _announce(running: Worker, config: WorkerConfig) -> None:
     """What the worker does, a short line per part (80 columns, but for a long URL or
-    module list); inline is named only when off (it is the default), read from the
-    worker's own options so the lines show what it really got."""
+    module list); inline is read from the worker's own options, so the lines show what
+    it really got."""
     from keel.runtime.stores import store_url
     from keel.store.urls import masked_url
 
@@ -200,11 +200,14 @@ def _announce(running: Worker, config: WorkerConfig) -> None:
     shown = masked_url(store_url(_database_url(config)))
     lines = [
         f"keel worker {running.owner}: {queues}, {config.concurrency} at once",
-        f"  store: {shown} ({wakeups})",
+        f"  store: {shown} (woken by {wakeups})",
         f"  modules: {', '.join(Path(m).name for m in config.modules) or 'none'}",
     ]
-    if not running.options.inline:
-        lines.append("  inline: off (every task runs on a task thread)")
+    lines.append(
+        "  inline: on (tasks proven under 1 ms run on this thread)"
+        if running.options.inline
+        else "  inline: off (every task runs on a task thread)"
+    )
     typer.echo("\n".join(lines), err=True)
 
 

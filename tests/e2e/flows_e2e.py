@@ -458,3 +458,21 @@ def always_down() -> str:
 )  # fmt: skip
 def notified() -> str:
     return always_down()
+
+
+@keel.task
+def note_thread(seen: list[str]) -> list[str]:
+    """The names of the threads the chain's steps ran on so far, this one's added."""
+    import threading
+
+    return [*seen, threading.current_thread().name]
+
+
+@keel.workflow
+def threads_seen() -> list[str]:
+    """Six steps in a chain: the first three prove the task fast, the rest may run on
+    the worker's own thread."""
+    seen: Any = note_thread([])
+    for _ in range(5):
+        seen = note_thread(seen)
+    return seen

@@ -186,6 +186,22 @@ def worker_pid(started: Event) -> int:
     return int(pid)
 
 
+# --- inline execution ----------------------------------------------------------------------
+
+
+def test_keel_run_runs_proven_fast_steps_on_its_own_thread_unless_inline_is_off(
+    keel: Keel,
+) -> None:
+    """``keel run`` is a worker too: ``KEEL_INLINE=false`` (or ``inline = false``) keeps
+    every step off its thread, as for ``keel worker``."""
+    on = keel.run(flow("threads_seen")).output["result"]
+    assert "MainThread" in on, "steps proven fast ran on the command's own thread"
+    off = Keel(keel.cwd, {**keel.env, "KEEL_INLINE": "false"}, keel.db)
+    threads = off.run(flow("threads_seen")).output["result"]
+    assert len(threads) == 6
+    assert "MainThread" not in threads
+
+
 # --- 1. a sequential chain ------------------------------------------------------------------
 
 

@@ -75,7 +75,7 @@ def succeeded(store: SQLiteStore, run_id: str) -> Callable[[], bool]:
 def test_a_sqlite_worker_is_woken_by_each_run_another_process_starts(
     database: Path, worker: Path
 ) -> None:
-    assert "(notifications)" in worker.read_text()
+    assert "(woken by notifications)" in worker.read_text()
     store = SQLiteStore(database)
     try:
         with keel.Client(store=store) as client:
