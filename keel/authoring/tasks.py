@@ -103,6 +103,8 @@ class Task(Generic[P, R]):
     def _pop_node_keywords(self, kwargs: dict[str, Any]) -> NodeOptions:
         """The node keywords of a call (``when``, ``after``) that are not parameters of
         the function, taken out of ``kwargs``, on top of the task's options."""
+        if not kwargs:  # most calls pass values only: the task's own options as they are
+            return self.options_
         parameters = self._signature.parameters
         own = {
             keyword: kwargs.pop(keyword)

@@ -41,7 +41,12 @@ def canonical_json(value: Any) -> str:
     )
 
 
+_AS_IS = frozenset({str, int, bool, type(None)})
+
+
 def _normalise_numbers(value: Any) -> Any:
+    if type(value) in _AS_IS:  # most of a spec: returned before the checks below
+        return value
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     if isinstance(value, dict):

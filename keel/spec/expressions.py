@@ -93,11 +93,16 @@ def tokenize(source: str) -> list[Token]:
     return tokens
 
 
+_SPACE = re.compile(r"\s")
+
+
 def normalize(source: str) -> str:
     """Collapse whitespace outside string literals, so layout never changes a version.
 
     Comments are layout too: kept, a ``// comment`` would swallow the lines joined after it.
     """
+    if _SPACE.search(source) is None and "//" not in source:  # a plain path: as it is
+        return source
     out: list[str] = []
     for match in _TOKEN.finditer(source.strip()):
         if match.lastgroup == "ws":

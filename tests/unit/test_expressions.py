@@ -357,3 +357,17 @@ def test_a_plan_evaluates_its_expressions_without_compiling_them_again(
     assert plan.evaluate("input.n + 1", variables) == 2
     assert plan.evaluate("nodes.a.output", variables) == 5
     assert plan.evaluate("[nodes.a.output, 2]", variables) == [5, 2]
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.sampled_from(list("ab1._[]'\"/*+-()<>=!?:,{}\\$# \t\n")), max_size=16))
+def test_normalize_without_whitespace_keeps_the_text_as_the_tokenizer_would(source: str) -> None:
+    """The shortcut for text without whitespace (most expressions are a plain path)
+    gives what collapsing the tokens gives."""
+    from keel.spec import expressions
+
+    collapsed = "".join(
+        " " if match.lastgroup == "ws" else match.group()
+        for match in expressions._TOKEN.finditer(source.strip())
+    ).strip()
+    assert normalize(source) == collapsed
