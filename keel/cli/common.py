@@ -112,15 +112,10 @@ def _import_errors(target: str, what: str = "") -> Iterator[None]:
         raise fail(f"{what}importing {target} raised {type(exc).__name__}: {exc}") from None
 
 
-def allowed_tasks() -> tuple[str, ...]:
-    """The ``allow`` worker setting (flags aside): plain functions that may run as tasks
-    in this process too (``keel run``, ``keel resume``)."""
-    return worker_settings().allow
-
-
 def worker_settings() -> WorkerConfig:
-    """The worker settings (flags aside) that apply to the worker inside ``keel run`` and
-    ``keel resume`` too: ``allow`` and ``inline`` (environment and config files)."""
+    """The worker settings (flags aside) that apply in this process too: ``allow`` (the
+    plain functions that may run as tasks, which ``keel validate`` checks against as
+    well) and ``inline``, for the worker inside ``keel run`` and ``keel resume``."""
     from keel.runtime.worker.config import WorkerConfigError, load_worker_config
 
     try:

@@ -29,10 +29,10 @@ def validate(
     and that each is a @keel.task (or allowed by name in the worker settings: `allow`).
     """
     from keel.authoring.loading import load_all, split_target
-    from keel.cli.common import allowed_tasks
+    from keel.cli.common import worker_settings
     from keel.errors import KeelError
 
-    allow = allowed_tasks()  # plain functions the workers' settings let run
+    allow = worker_settings().allow  # plain functions the workers' settings let run
     failed = False
     #: each workflow name and the target that defined it, to refuse a second definition
     named: dict[str, tuple[str, str]] = {}

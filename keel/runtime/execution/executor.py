@@ -6,9 +6,9 @@ Except a sync task that has proven fast (``keel.runtime.execution.proven_fast``:
 last runs each took under a millisecond): handing it to a thread and its outcome back
 would cost more than the task, so when the caller runs nothing else (``alone``) it
 runs on the calling thread (the worker's), inside ``submit``, which calls ``on_done``
-before it returns. Meanwhile the worker does nothing
-else; one run over the bound sends the task back to the threads. ``inline=False`` keeps
-every attempt off the calling thread. It runs in a fresh ``contextvars.Context``, as a
+before it returns. Meanwhile the worker does nothing else; one run over the bound sends
+the task back to the threads. ``inline=False`` keeps every attempt off the calling
+thread. It runs in a fresh ``contextvars.Context``, as a
 task thread would, and not on a thread that runs an asyncio loop (a sync task may call
 ``asyncio.run``). Ctrl-C on the main thread stops the worker, as when it waited for a
 thread: the attempt is not ended, its lease goes back with the worker's.
