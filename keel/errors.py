@@ -115,6 +115,14 @@ class RunNotFoundError(StoreError, LookupError):
     """No run has this id (or the prefix given matches none, or several)."""
 
 
+class RunExistsError(StoreError):
+    """A run with this id exists already (an idempotent start finds the first one so)."""
+
+
+class ForbiddenError(KeelError, PermissionError):
+    """The identity acting may not do this (its role, or an approval's assignees)."""
+
+
 class ConflictError(StoreError):
     """Another process changed the run first; reload its history and decide again."""
 

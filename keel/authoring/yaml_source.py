@@ -245,7 +245,6 @@ def load_yaml(
     """Every workflow of a YAML file (one per ``---`` document). A document's
     subworkflow nodes are checked against the children that ``registry`` has and those
     that the documents before it define."""
-    known = registry if registry is not None else SpecRegistry()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -253,11 +252,28 @@ def load_yaml(
     except UnicodeDecodeError as exc:
         issue = SpecIssue(f"not UTF-8 text (byte {exc.start}): save the file as UTF-8")
         raise SpecError([issue.located(str(path), None, None)]) from None
+    return load_yaml_text(
+        text, str(path), resolve_tasks=resolve_tasks, allow=allow, registry=registry
+    )
+
+
+def load_yaml_text(
+    text: str,
+    source: str,
+    *,
+    resolve_tasks: bool = False,
+    allow: Collection[str] = (),
+    registry: SpecRegistry | None = None,
+) -> list[WorkflowSpec]:
+    """``load_yaml`` of text that came from ``source`` (a file, or ``api`` for a
+    definition posted to the server); JSON is YAML, so a JSON definition loads too."""
+    path = source
+    known = registry if registry is not None else SpecRegistry()
     specs: list[WorkflowSpec] = []
     issues: list[SpecIssue] = []
     invalid: set[str | None] = set()  # the workflows the issues belong to
     named: dict[str, tuple[int, int] | None] = {}  # where each name was first written
-    for document in read_documents(text, str(path)):
+    for document in read_documents(text, source):
         try:
             spec = spec_from_document(
                 document, resolve_tasks=resolve_tasks, allow=allow, registry=known

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from keel.runtime.views.activity import Activity
     from keel.runtime.views.report import NodeReport, RunReport
-    from keel.store.records import RunRecord, StoredEvent
+    from keel.store.records import StoredEvent
 
 RunArgument = Annotated[str, typer.Argument(help="Run id or unique prefix")]
 
@@ -35,16 +35,6 @@ def register(app: typer.Typer) -> None:
 def _short(value: Any, width: int = 48) -> str:
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _record_data(record: RunRecord) -> dict[str, Any]:
-    return {
-        "id": record.id, "workflow": record.workflow, "status": record.status,
-        "spec_version": record.spec_version, "created_at": record.created_at,
-        "updated_at": record.updated_at, "input": record.input, "output": record.output,
-        "reason": record.reason, "events": record.last_seq, "origin": record.origin,
-        "parent_run": record.parent_run, "parent_node": record.parent_node,
-    }  # fmt: skip
 
 
 def runs(
@@ -68,6 +58,7 @@ def runs(
     from keel.cli.progress import status_symbol
     from keel.runtime.clock import clock_for
     from keel.runtime.views.activity import run_activity
+    from keel.runtime.views.documents import run_document
 
     known = ("pending", "running", "failing", "paused", "succeeded", "failed", "cancelled")
     if status is not None and status not in known:
@@ -81,7 +72,7 @@ def runs(
         listed = []
         for record in records:
             activity = doing[record.id]
-            listed.append({**_record_data(record),
+            listed.append({**run_document(record),
                          "activity": None if activity is None else activity.text})  # fmt: skip
         typer.echo(json.dumps(listed, indent=2))
         return
@@ -136,6 +127,13 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
     from keel.runtime.views.audit import summary_mismatches
     from keel.runtime.views.report import describe_wait, run_report
 
+    if as_json:
+        from keel.runtime.views.documents import run_detail
+
+        with opened_store(db) as store, reported_errors():
+            data = run_detail(store, run_id)
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
     with opened_store(db) as store, reported_errors():
         record = store.get_run(run_id)
         plan = RunCache(store).plan(record.spec_version)
@@ -147,36 +145,6 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         activity = run_activity(store, dataclasses.replace(record, status=state.status.value),
                                 clock_for(store).now())  # fmt: skip
     mismatches = summary_mismatches(record, state)
-    if as_json:
-        data = _record_data(record)
-        data.update(status=state.status.value, output=state.output, reason=state.reason,
-                    input=state.input)  # fmt: skip
-        data["activity"] = None if activity is None else activity.text
-        data["duration"] = report.duration
-        data["retries"] = report.retries
-        data["set_by_hand"] = report.set_by_hand
-        data["mismatches"] = mismatches
-        data["nodes"] = [
-            {
-                "id": node.id, "status": node.status, "attempts": node.attempts,
-                "retries": node.retries, "reclaimed": node.reclaimed, "started_at": node.started_at,
-                "attempt_started_at": node.attempt_started_at,
-                "ended_at": node.ended_at, "duration": node.duration,
-                "input": node.args, "output": node.output,
-                "error": None if node.error is None else {
-                    "type": node.error.type, "message": node.error.message},
-                "reason": node.reason, "items": node.items, "items_done": node.items_done,
-                "retry_at": node.retry_at,
-                "waits_for": node.waits_for if node.status == "awaiting" else None,
-                "wait": node.wait, "until": node.until, "decision": node.decision,
-            }
-            for node in report.nodes.values()
-        ]  # fmt: skip
-        data["parent"] = (None if record.parent_run is None else
-                          {"run_id": record.parent_run, "node": record.parent_node})  # fmt: skip
-        data["children"] = [child.id for child in children]
-        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-        return
     console = Console()
     console.print(Text.assemble((record.workflow, "bold"), f" · run {record.id}"))
     took = "" if report.duration is None else f" in {seconds(report.duration)}"
@@ -337,8 +305,7 @@ def verify(
     from rich.console import Console
 
     from keel.runtime.runs import RunCache
-    from keel.runtime.views.audit import summary_mismatches
-    from keel.store.chain import verify_chain
+    from keel.runtime.views.audit import verify_run
 
     out, err = Console(), Console(stderr=True)
     if not run_ids and not all_runs:
@@ -353,15 +320,7 @@ def verify(
             else [store.get_run(run_id) for run_id in run_ids or []]
         )
         for record in records:
-            report = verify_chain(
-                record.id, store.chain_links(record.id), record.last_seq, record.head_hash
-            )
-            mismatches: list[str] = []
-            try:
-                store.load_spec(record.spec_version)
-                mismatches = summary_mismatches(record, cache.state(record.id))
-            except Exception as exc:
-                report = dataclasses.replace(report, problems=(*report.problems, str(exc)))
+            report, mismatches = verify_run(store, record, cache)
             if report.intact and not mismatches:
                 _print_intact(out.width, record.id, report.events, report.head_hash)
                 continue

@@ -68,6 +68,9 @@ class RunStarted(BaseEvent):
     input: JSON
     #: a child run: ``{"run_id": ..., "node": ...}`` of the parent run and node waiting for it
     parent: dict[str, str] | None = None
+    #: the identity that started the run through the API (a token's name); None for a
+    #: run started by code, the CLI on the database, or a parent run
+    by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +331,12 @@ _FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {
 }
 
 
+#: fields added after histories were recorded with their event: written only when they
+#: differ from their default, so an old event written again is the text that was stored
+#: (and hashed); ``from_data`` gives a missing one its default
+_LATER_FIELDS: dict[type[Event], dict[str, JSON]] = {RunStarted: {"by": None}}
+
+
 def to_data(event: Event) -> dict[str, JSON]:
     """Plain JSON-able data with the ``kind`` tag.
 
@@ -339,6 +348,11 @@ def to_data(event: Event) -> dict[str, JSON]:
     error = data.get("error")
     if isinstance(error, ErrorInfo):
         data["error"] = asdict(error)
+    later = _LATER_FIELDS.get(type(event))
+    if later is not None:
+        for name, default in later.items():
+            if data[name] == default:
+                del data[name]
     data["kind"] = event.kind
     return data
 

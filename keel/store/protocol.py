@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from keel.spec.model import WorkflowSpec
 from keel.store.chain import ChainLink
+from keel.store.deployments import Deployment
 from keel.store.presence import WorkerRecord
 from keel.store.records import (
     CircuitState,
@@ -41,6 +42,7 @@ from keel.store.records import (
     Timer,
     Wait,
 )
+from keel.store.tokens import TokenRecord
 from keel.store.wakeups import Wakeup
 from keel.store.writes import Committed, Transition
 
@@ -59,6 +61,7 @@ class Store(Protocol):
         first: Transition,
         *,
         origin: str | None = None,
+        started_by: str | None = None,
     ) -> Committed:
         """Create run ``first.run_id`` and commit its first transition (``RunStarted``
         and what follows) with it, atomically. A ``first`` with a ``lease`` request leases its
@@ -108,8 +111,15 @@ class Store(Protocol):
         workflow: str | None = None,
         parent: str | None = None,
         limit: int = 50,
+        version: str | None = None,
+        started_by: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        cursor: tuple[float, str] | None = None,
     ) -> list[RunRecord]:
-        """Newest first; ``parent``: only the child runs of that run."""
+        """Newest first (then by id); every filter given must hold. ``parent``: only the
+        child runs of that run; ``created_after`` inclusive, ``created_before`` exclusive;
+        ``cursor``: the ``(created_at, id)`` of the last run of the previous page."""
 
     def history(self, run_id: str, after_seq: int = 0) -> list[StoredEvent]:
         """The run's events with ``seq > after_seq``, in order."""
@@ -169,6 +179,29 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
+
+    # --- the service: tokens and deployments (see keel.store.tokens, keel.store.deployments)
+
+    def add_token(self, token: TokenRecord, secret_hash: str) -> None:
+        """Keep a new token (its secret's hash only); ``StoreError`` if the name is taken,
+        revoked tokens included."""
+
+    def token_by_hash(self, secret_hash: str) -> TokenRecord | None:
+        """The token whose secret hashes to ``secret_hash``, revoked or not."""
+
+    def tokens(self) -> list[TokenRecord]:
+        """Every token ever created, oldest first."""
+
+    def revoke_token(self, name: str, at: float, by: str | None = None) -> bool:
+        """Revoke a token; False when no usable token has that name."""
+
+    def deploy(
+        self, spec: WorkflowSpec, at: float, *, by: str | None = None, source: str | None = None
+    ) -> Deployment:
+        """Save the definition and make it its workflow's current version."""
+
+    def deployments(self, workflow: str | None = None) -> list[Deployment]:
+        """Every deploy (of one workflow), by workflow then oldest first."""
 
     # --- live workers (see keel.store.presence) -------------------------------------------
 

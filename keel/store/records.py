@@ -38,6 +38,8 @@ class RunRecord:
     #: a child run: the parent run and its node that waits for this one
     parent_run: str | None = None
     parent_node: str | None = None
+    #: the identity that started the run through the API (a token's name), if any
+    started_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +203,7 @@ def ready_row(
 def run_record(row: Sequence[Any]) -> RunRecord:
     """A run as both backends select it (``select_run``'s columns, in order)."""
     (run_id, workflow, version, status, run_input, output, reason, created, updated, last_seq,
-     head, origin, parent_run, parent_node) = row  # fmt: skip
+     head, origin, parent_run, parent_node, started_by) = row  # fmt: skip
     return RunRecord(
         id=run_id,
         workflow=workflow,
@@ -217,6 +219,7 @@ def run_record(row: Sequence[Any]) -> RunRecord:
         origin=origin,
         parent_run=parent_run,
         parent_node=parent_node,
+        started_by=started_by,
     )
 
 

@@ -40,16 +40,21 @@ def start_run(
     run_id: str | None = None,
     cache: RunCache | None = None,
     registry: SpecRegistry | None = None,
+    started_by: str | None = None,
+    plans: RunCache | None = None,
 ) -> RunRecord:
     """Record a new run and its first ready attempts; something else executes them.
 
     Pass the ``cache`` of the worker that will execute the run to compile it only once,
     and the ``registry`` that has the definitions of the child workflows it may start
     (``Workflow.registry``, or the loader's) unless the store has them already.
+    ``plans``: a cache whose compiled plans to reuse without leaving the run's state in
+    it (a server starts many runs it never executes). ``started_by``: the identity that
+    started it, kept on the run and in ``RunStarted``.
     """
     committed = record_run(
         store, spec, run_input, clock=clock, origin=origin, run_id=run_id, cache=cache,
-        registry=registry,
+        registry=registry, started_by=started_by, plans=plans,
     )  # fmt: skip
     return store.get_run(committed.transition.run_id)
 
@@ -65,6 +70,8 @@ def record_run(
     cache: RunCache | None = None,
     lease: Callable[[Transition], Transition] | None = None,
     registry: SpecRegistry | None = None,
+    started_by: str | None = None,
+    plans: RunCache | None = None,
 ) -> Committed:
     """``start_run`` for a worker: ``lease`` may let the first transition lease its
     attempts (``Worker.start_run``), and the run's state is left in ``cache``."""
@@ -73,12 +80,16 @@ def record_run(
     run_input = with_defaults(spec, run_input)
     now = (clock or clock_for(store)).now()
     run_id = run_id or new_run_id()
-    plans = cache if cache is not None else RunCache(store)
+    plans = cache if cache is not None else plans if plans is not None else RunCache(store)
     state = RunState.new(plans.plan_of(spec), run_id)
     save_children(store, plans.plan_of(spec), now, registry or SpecRegistry())
-    started = RunStarted(workflow=spec.name, spec_version=spec.version, input=run_input)
+    started = RunStarted(
+        workflow=spec.name, spec_version=spec.version, input=run_input, by=started_by
+    )
     first = advance(run_id, state, [started], now, cache=plans)
-    committed = store.create_run(spec, run_input, lease(first) if lease else first, origin=origin)
+    committed = store.create_run(
+        spec, run_input, lease(first) if lease else first, origin=origin, started_by=started_by
+    )
     if cache is not None:
         cache.put(run_id, state)
         cache.settle(committed)

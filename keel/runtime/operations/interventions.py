@@ -99,12 +99,17 @@ def approve(
     comment: str = "",
     by: str | None = None,
     clock: Clock | None = None,
+    decider: Callable[[ApprovalNode], None] | None = None,
 ) -> RunRecord:
-    """Approve a waiting approval; ``data`` (checked against its form) becomes its output."""
+    """Approve a waiting approval; ``data`` (checked against its form) becomes its output.
+    ``decider`` raises ``ForbiddenError`` when the one deciding may not decide this
+    approval (the server checks its assignees against the token's identity)."""
     check_json(data, f"the data for approval '{node}'")
 
     def events_for(state: RunState, who: str) -> list[Event]:
         wait = _approval(store, state, node)
+        if decider is not None:
+            decider(wait)
         given = data
         if wait.form is not None:
             given = with_schema_defaults(dict(wait.form), {} if data is None else data)
@@ -122,12 +127,15 @@ def reject(
     comment: str = "",
     by: str | None = None,
     clock: Clock | None = None,
+    decider: Callable[[ApprovalNode], None] | None = None,
 ) -> RunRecord:
     """Reject a waiting approval: the node fails (``Rejected``) and its ``on_failure``
     applies (by default the run fails, after its compensations)."""
 
     def events_for(state: RunState, who: str) -> list[Event]:
-        _approval(store, state, node)
+        wait = _approval(store, state, node)
+        if decider is not None:
+            decider(wait)
         return [ApprovalDecided(node=node, approved=False, by=who, comment=comment)]
 
     return act(store, run_id, by, events_for, clock)

@@ -11,8 +11,8 @@ SELECT spec FROM specs WHERE version = ?;
 -- name: insert_run
 -- nothing inserted (no row changed): a run with this id exists already
 INSERT INTO runs (id, workflow, spec_version, status, input, origin, created_at, updated_at,
-                  last_seq, head_hash, parent_run, parent_node)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
+                  last_seq, head_hash, parent_run, parent_node, started_by)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)
 ON CONFLICT (id) DO NOTHING;
 
 -- name: select_origin
@@ -43,7 +43,7 @@ SELECT seq, at, data, prev_hash, kind, node FROM events WHERE run_id = ? ORDER B
 
 -- name: select_run
 SELECT id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
-       last_seq, head_hash, origin, parent_run, parent_node
+       last_seq, head_hash, origin, parent_run, parent_node, started_by
 FROM runs WHERE id = ?;
 
 -- name: select_run_prefix
@@ -309,3 +309,32 @@ WHERE r.run_id IN (SELECT value FROM json_each(:runs))
   AND r.owner IS NULL AND NOT r.held AND r.rate_key IS NOT NULL AND r.available_at <= :now
   AND (:queues IS NULL OR r.queue IN (SELECT value FROM json_each(:queues)))
 ORDER BY rate_key;
+
+-- name: insert_token
+-- nothing inserted: a token with this name exists (revoked ones too: names are identities)
+INSERT INTO tokens (name, role, groups, secret_hash, created_at, created_by, expires_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: select_token_by_hash
+SELECT name, role, groups, created_at, created_by, expires_at, revoked_at, revoked_by
+FROM tokens WHERE secret_hash = ?;
+
+-- name: select_tokens
+SELECT name, role, groups, created_at, created_by, expires_at, revoked_at, revoked_by
+FROM tokens ORDER BY created_at, name;
+
+-- name: revoke_token
+UPDATE tokens SET revoked_at = ?, revoked_by = ? WHERE name = ? AND revoked_at IS NULL;
+
+-- name: insert_deployment
+INSERT INTO deployments (workflow, version, deployed_at, deployed_by, source)
+VALUES (?, ?, ?, ?, ?);
+
+-- name: select_deployments
+SELECT d.id, d.workflow, d.version, d.deployed_at, d.deployed_by, d.source
+FROM deployments d ORDER BY d.workflow, d.id;
+
+-- name: select_deployments_of
+SELECT d.id, d.workflow, d.version, d.deployed_at, d.deployed_by, d.source
+FROM deployments d WHERE d.workflow = ? ORDER BY d.id;

@@ -91,14 +91,31 @@ class SQLReader:
         workflow: str | None = None,
         parent: str | None = None,
         limit: int = 50,
+        version: str | None = None,
+        started_by: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        cursor: tuple[float, str] | None = None,
     ) -> list[RunRecord]:
         param = self.dialect.param
         where: list[str] = []
         params: dict[str, Any] = {"limit": limit}
-        for column, value in (("parent_run", parent), ("status", status), ("workflow", workflow)):
+        equal = (("parent_run", parent), ("status", status), ("workflow", workflow),
+                 ("spec_version", version), ("started_by", started_by))  # fmt: skip
+        for column, value in equal:
             if value is not None:  # each filter alone, so the index on its column serves
                 where.append(f"{column} = {param(column)}")
                 params[column] = value
+        if created_after is not None:
+            where.append(f"created_at >= {param('created_after')}")
+            params["created_after"] = created_after
+        if created_before is not None:
+            where.append(f"created_at < {param('created_before')}")
+            params["created_before"] = created_before
+        if cursor is not None:  # the page after the run ``cursor`` names, in the same order
+            at, after = param("cursor_at"), param("cursor_id")
+            where.append(f"(created_at < {at} OR (created_at = {at} AND id > {after}))")
+            params["cursor_at"], params["cursor_id"] = cursor
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         base = re.split(r"\s+FROM runs", self.q["select_run"])[0]
         query = f"{base} FROM runs {clause} ORDER BY created_at DESC, id LIMIT {param('limit')}"

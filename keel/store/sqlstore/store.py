@@ -30,7 +30,7 @@ from keel.store.presence import WorkerRecord, worker_row
 from keel.store.records import Claimed, Claims, Lease, OutboxItem, StoredEvent, item_of
 from keel.store.sqlstore.dialect import Cursor
 from keel.store.sqlstore.free import SQLFree
-from keel.store.sqlstore.transitions import SQLWriter
+from keel.store.sqlstore.service import SQLService
 from keel.store.wakeups import Wakeup, WorkQueued
 from keel.store.writes import Committed, Transition
 
@@ -39,7 +39,7 @@ REFUSALS = (ConflictError, LeaseLostError, RunNotFoundError)
 
 
 @store_boundary
-class SQLStore(SQLWriter):
+class SQLStore(SQLService):
     """``Store`` on a SQL database, through its ``Dialect``."""
 
     def close(self) -> None:
@@ -59,10 +59,11 @@ class SQLStore(SQLWriter):
         first: Transition,
         *,
         origin: str | None = None,
+        started_by: str | None = None,
     ) -> Committed:
         notes: set[Wakeup] = set()
         with self.dialect.write() as cur:
-            self._insert_run(cur, spec, run_input, first, origin)
+            self._insert_run(cur, spec, run_input, first, origin, started_by=started_by)
             committed = self._apply(cur, first, notes)
             self.dialect.notify(cur, notes)
         self._stored_specs.add(spec.version)  # committed: the next run needs not save it

@@ -16,7 +16,7 @@ from typing import Any, assert_never
 
 from keel.engine.events import Event
 from keel.engine.state import is_finished
-from keel.errors import ConflictError, LeaseLostError, StoreError
+from keel.errors import ConflictError, LeaseLostError, RunExistsError, StoreError
 from keel.spec.model import WorkflowSpec
 from keel.store.appending import leasable_now, leased_claims, link_events, started_events
 from keel.store.boundary import store_boundary
@@ -100,6 +100,8 @@ class SQLWriter(SQLReader):
         first: Transition,
         origin: str | None,
         parent: tuple[str, str] | None = None,
+        *,
+        started_by: str | None = None,
     ) -> None:
         """Create the run row (and save its spec), held by this write from then on."""
         if spec.version not in self._stored_specs:
@@ -108,10 +110,10 @@ class SQLWriter(SQLReader):
         inserted = cur.execute(
             self.q["insert_run"],
             (first.run_id, spec.name, spec.version, "pending", canonical_json(run_input),
-             origin, first.at, first.at, GENESIS, parent_run, parent_node),
+             origin, first.at, first.at, GENESIS, parent_run, parent_node, started_by),
         )  # fmt: skip
         if inserted.rowcount != 1:
-            raise StoreError(f"a run with id {first.run_id} exists already")
+            raise RunExistsError(f"a run with id {first.run_id} exists already")
         self.dialect.lock_runs(cur, [first.run_id])
 
     def _apply(self, cur: Cursor, t: Transition, wake: set[Wakeup]) -> Committed:

@@ -1,0 +1,99 @@
+"""Runs, nodes, waits, failures and circuits as JSON documents: the one shape both
+``keel ... --json`` and the HTTP API give, so a script written against one reads the
+other. Plain dicts of JSON values; field names are the API's contract.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from keel.engine.events import ErrorInfo, node_of, to_data
+from keel.runtime.clock import clock_for
+from keel.runtime.runs import RunCache
+from keel.runtime.views.activity import run_activity
+from keel.runtime.views.audit import summary_mismatches
+from keel.runtime.views.failures import FailedRun
+from keel.runtime.views.report import NodeReport, run_report
+from keel.store.protocol import Store
+from keel.store.records import CircuitState, RunRecord, StoredEvent, Wait
+
+
+def error_document(error: ErrorInfo | None) -> dict[str, Any] | None:
+    return None if error is None else {"type": error.type, "message": error.message}
+
+
+def run_document(record: RunRecord) -> dict[str, Any]:
+    """A run as the runs table has it (``keel runs --json``, ``GET /runs``)."""
+    return {
+        "id": record.id, "workflow": record.workflow, "status": record.status,
+        "spec_version": record.spec_version, "created_at": record.created_at,
+        "updated_at": record.updated_at, "input": record.input, "output": record.output,
+        "reason": record.reason, "events": record.last_seq, "origin": record.origin,
+        "parent_run": record.parent_run, "parent_node": record.parent_node,
+        "started_by": record.started_by,
+    }  # fmt: skip
+
+
+def node_document(node: NodeReport) -> dict[str, Any]:
+    return {
+        "id": node.id, "status": node.status, "attempts": node.attempts,
+        "retries": node.retries, "reclaimed": node.reclaimed, "started_at": node.started_at,
+        "attempt_started_at": node.attempt_started_at,
+        "ended_at": node.ended_at, "duration": node.duration,
+        "input": node.args, "output": node.output, "error": error_document(node.error),
+        "reason": node.reason, "items": node.items, "items_done": node.items_done,
+        "retry_at": node.retry_at,
+        "waits_for": node.waits_for if node.status == "awaiting" else None,
+        "wait": node.wait, "until": node.until, "decision": node.decision,
+    }  # fmt: skip
+
+
+def run_detail(store: Store, run_id: str, cache: RunCache | None = None) -> dict[str, Any]:
+    """Everything ``keel show`` tells of a run, read from its history (the runs table is
+    only checked against it: ``mismatches``)."""
+    record = store.get_run(run_id)
+    plan = (cache or RunCache(store)).plan(record.spec_version)
+    report = run_report(plan, store.history(record.id))
+    children = store.list_runs(parent=record.id, limit=1_000)
+    state = report.state
+    activity = run_activity(store, dataclasses.replace(record, status=state.status.value),
+                            clock_for(store).now())  # fmt: skip
+    data = run_document(record)
+    data.update(status=state.status.value, output=state.output, reason=state.reason,
+                input=state.input)  # fmt: skip
+    data["activity"] = None if activity is None else activity.text
+    data["duration"] = report.duration
+    data["retries"] = report.retries
+    data["set_by_hand"] = report.set_by_hand
+    data["mismatches"] = summary_mismatches(record, state)
+    data["nodes"] = [node_document(node) for node in report.nodes.values()]
+    data["parent"] = (None if record.parent_run is None else
+                      {"run_id": record.parent_run, "node": record.parent_node})  # fmt: skip
+    data["children"] = [child.id for child in children]
+    return data
+
+
+def event_document(stored: StoredEvent) -> dict[str, Any]:
+    """One event of a history with its place in the hash chain."""
+    data = to_data(stored.event)
+    kind = data.pop("kind")
+    return {"seq": stored.seq, "at": stored.at, "kind": kind, "node": node_of(stored.event),
+            "data": data, "prev_hash": stored.prev_hash, "hash": stored.hash}  # fmt: skip
+
+
+def wait_document(wait: Wait) -> dict[str, Any]:
+    return {"run_id": wait.run_id, "workflow": wait.workflow, "node": wait.node,
+            "waits_for": wait.waits_for, "since": wait.since, "until": wait.until,
+            "run_status": wait.run_status, **wait.details}  # fmt: skip
+
+
+def failed_document(item: FailedRun) -> dict[str, Any]:
+    return {"id": item.record.id, "workflow": item.record.workflow,
+            "failed_at": item.record.updated_at, "node": item.node, "attempts": item.attempts,
+            "reason": item.record.reason, "error": error_document(item.error)}  # fmt: skip
+
+
+def circuit_document(circuit: CircuitState) -> dict[str, Any]:
+    return {"name": circuit.name, "failures": circuit.failures,
+            "open_until": circuit.open_until, "probe_until": circuit.probe_until}  # fmt: skip

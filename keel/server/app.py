@@ -1,0 +1,50 @@
+"""The HTTP API as a FastAPI app over one store.
+
+``create_app`` is all a test or an embedding needs; ``keel serve`` runs it under uvicorn
+(optionally with a worker in the same process). Every route is checked for a permission
+when the app is built (``guard.check_every_route``), and every error leaves as
+``application/problem+json`` (``problems``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from keel.server import problems
+from keel.server.guard import Access, check_every_route
+from keel.server.identities import Tokens
+from keel.server.limits import RateLimits
+from keel.server.routes import approvals, operations, runs, tokens, workflows
+from keel.server.service import open_service
+from keel.store.protocol import Store
+
+#: requests a second per token unless ``keel serve --rate-limit`` says otherwise
+DEFAULT_RATE = 200.0
+
+DESCRIPTION = """\
+keel's HTTP API: start runs of deployed workflows, read runs and their histories, act
+on them, decide approvals. Every route but `/health` and `/ready` needs a bearer token
+(`keel token create NAME --role ROLE`); the token's name is recorded as `by` in the
+history of whatever it does. Errors are `application/problem+json`.
+"""
+
+
+def create_app(
+    store: Store, *, rate: float = DEFAULT_RATE, clock: Callable[[], float] = time.time
+) -> FastAPI:
+    """The API over ``store`` (the caller keeps and closes it). ``rate``: requests a
+    second per token (0: no limit)."""
+    from keel import __version__
+
+    app = FastAPI(title="keel", version=__version__, description=DESCRIPTION,
+                  openapi_url=None, docs_url=None, redoc_url=None)  # fmt: skip
+    app.state.service = open_service(store)
+    app.state.access = Access(Tokens(store), RateLimits(rate), clock)
+    problems.install(app)
+    for module in (runs, approvals, workflows, tokens, operations):
+        app.include_router(module.router)
+    check_every_route(app)
+    return app

@@ -1,0 +1,104 @@
+"""Tokens and the identities they stand for.
+
+A token is ``keel_`` + 43 random URL-safe characters (256 bits), printed once; the store
+keeps its SHA-256 only. Tokens are high-entropy, so a slow password hash would add
+nothing, and a lookup by hash needs no constant-time compare of our own (the database
+finds the row by an index on a digest, not by comparing the secret). Lookups are cached
+for ``CACHE_SECONDS`` per server: a revoked token stops working within that time on every
+server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from keel.server.roles import ROLES, Permission, check_role
+from keel.store.protocol import Store
+from keel.store.tokens import TokenRecord
+
+PREFIX = "keel_"
+#: how long a token looked up is trusted without asking the store again
+CACHE_SECONDS = 2.0
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is acting: a token's name (recorded in histories as ``by``), role, groups."""
+
+    name: str
+    role: str
+    groups: tuple[str, ...] = ()
+
+    def may(self, permission: Permission) -> bool:
+        return permission in ROLES.get(self.role, frozenset())
+
+    def matches(self, names: tuple[str, ...]) -> bool:
+        """True when this identity's name, role or one of its groups is in ``names``."""
+        return self.name in names or self.role in names or any(g in names for g in self.groups)
+
+
+def hash_secret(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ValueError(
+            f"token name '{name}' is not allowed: 1-64 letters, digits, '.', '_', '@' or "
+            "'-', starting with a letter or digit"
+        )
+    return name
+
+
+def create_token(
+    store: Store,
+    name: str,
+    role: str,
+    *,
+    groups: tuple[str, ...] = (),
+    expires_at: float | None = None,
+    created_by: str | None = None,
+    now: float | None = None,
+) -> tuple[str, TokenRecord]:
+    """Make and keep a token; the secret is returned here and nowhere else, ever."""
+    record = TokenRecord(
+        name=check_name(name), role=check_role(role), groups=tuple(groups),
+        created_at=time.time() if now is None else now, created_by=created_by,
+        expires_at=expires_at,
+    )  # fmt: skip
+    secret = PREFIX + secrets.token_urlsafe(32)
+    store.add_token(record, hash_secret(secret))
+    return secret, record
+
+
+class Tokens:
+    """Token lookups for one server, cached briefly (see the module's docstring)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._seen: dict[str, tuple[float, TokenRecord | None]] = {}
+        self._lock = threading.Lock()
+
+    def identity(self, token: str, now: float) -> Identity | None:
+        """The identity of a usable token; None for an unknown, revoked or expired one."""
+        if not token.startswith(PREFIX) or len(token) > 200:
+            return None
+        digest = hash_secret(token)
+        cached = self._seen.get(digest)
+        if cached is not None and now - cached[0] < CACHE_SECONDS:
+            record = cached[1]
+        else:
+            record = self.store.token_by_hash(digest)
+            with self._lock:
+                if len(self._seen) > 10_000:  # unknown tokens must not grow it forever
+                    self._seen.clear()
+                self._seen[digest] = (now, record)
+        if record is None or not record.usable_at(now):
+            return None
+        return Identity(record.name, record.role, record.groups)

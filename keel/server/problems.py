@@ -1,0 +1,98 @@
+"""Errors as ``application/problem+json`` (RFC 9457): a status, a title, and a detail a
+person can act on. keel's own errors map to statuses by kind; a request that does not
+fit its schema gets 422 with one entry per field; anything unexpected is a 500 whose
+body says only that (the traceback goes to the server's log, never to the client).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from keel.errors import (
+    ConflictError,
+    ForbiddenError,
+    InputError,
+    KeelError,
+    RunNotFoundError,
+    SpecError,
+    StoreUnavailableError,
+    WorkflowNotFoundError,
+)
+
+log = logging.getLogger("keel.server")
+
+MEDIA_TYPE = "application/problem+json"
+
+#: keel's errors by status, most specific first (the first match wins)
+STATUSES: list[tuple[type[Exception], int]] = [
+    (RunNotFoundError, 404),
+    (WorkflowNotFoundError, 404),
+    (ForbiddenError, 403),
+    (SpecError, 422),
+    (InputError, 422),
+    (ConflictError, 409),
+    (StoreUnavailableError, 503),
+    (KeelError, 409),  # the request was understood, the run's state refuses it
+]
+TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
+          405: "Method not allowed", 409: "Conflict", 422: "Unprocessable content",
+          429: "Too many requests", 500: "Internal server error",
+          503: "Service unavailable"}  # fmt: skip
+
+
+def problem(
+    status: int, detail: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status,
+            "detail": detail, **extra}  # fmt: skip
+    return JSONResponse(body, status_code=status, headers=headers, media_type=MEDIA_TYPE)
+
+
+def status_of(exc: Exception) -> int:
+    return next((status for kind, status in STATUSES if isinstance(exc, kind)), 500)
+
+
+def _field(error: dict[str, Any]) -> dict[str, Any]:
+    loc = [str(part) for part in error.get("loc", ())]
+    return {"field": ".".join(loc), "message": error.get("msg", "invalid")}
+
+
+def install(app: FastAPI) -> None:
+    """Route every error of ``app`` through ``problem``."""
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [_field(dict(error)) for error in exc.errors()]
+        detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+        return problem(422, detail or "the request is invalid", errors=fields)
+
+    @app.exception_handler(KeelError)
+    async def keel_error(_: Request, exc: KeelError) -> JSONResponse:
+        status = status_of(exc)
+        extra: dict[str, Any] = {}
+        if isinstance(exc, SpecError):
+            extra["errors"] = [
+                {"line": i.line, "column": i.column, "node": i.node,
+                 "field": ".".join(str(p) for p in i.loc), "message": i.message}
+                for i in exc.issues
+            ]  # fmt: skip
+        if status == 500:
+            log.error("request failed", exc_info=exc)
+            return problem(500, "the server failed; see its log")
+        return problem(status, str(exc), **extra)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("request failed", exc_info=exc)
+        return problem(500, "the server failed; see its log")

@@ -1,0 +1,177 @@
+"""Runs: start (by deployed workflow name or version, at most once per
+``Idempotency-Key``), list with server-side filters and a cursor, read one with its
+nodes, its history by sequence number, verify it, and act on it.
+
+Every action is recorded with the token's identity as ``by``; nobody can declare
+another name over the API.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+from pydantic import BaseModel, Field, JsonValue
+
+from keel.runtime.operations.control import cancel_run
+from keel.runtime.operations.deployed import deployed, start_once
+from keel.runtime.operations.interventions import pause_run, send_signal, unpause_run
+from keel.runtime.operations.manual import retry_run, set_node_output
+from keel.runtime.runs import RunCache
+from keel.runtime.views.audit import verify_run
+from keel.runtime.views.documents import event_document, run_detail, run_document
+from keel.server.guard import needs
+from keel.server.identities import Identity
+from keel.server.roles import Permission
+from keel.server.service import Service, decode_cursor, encode_cursor, service
+
+router = APIRouter(tags=["runs"])
+
+Reader = Annotated[Identity, Depends(needs(Permission.READ))]
+Actor = Annotated[Identity, Depends(needs(Permission.ACT))]
+Served = Annotated[Service, Depends(service)]
+Status = Literal["pending", "running", "failing", "paused", "succeeded", "failed", "cancelled"]
+
+
+class StartRun(BaseModel):
+    workflow: str = Field(min_length=1, description="a deployed workflow's name")
+    version: str | None = Field(None, description="a deployed version (default: current)")
+    input: JsonValue = Field(None, description="the run's input (default: {})")
+
+
+class Reason(BaseModel):
+    reason: str = ""
+
+
+class Retry(BaseModel):
+    node: str | None = Field(None, description="re-run only this node and what depends on it")
+    reason: str = ""
+
+
+class Skip(BaseModel):
+    output: JsonValue = None
+    reason: str = ""
+
+
+class Signal(BaseModel):
+    data: JsonValue = None
+
+
+@router.post("/runs", status_code=201)
+def start(
+    body: StartRun,
+    who: Actor,
+    served: Served,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+) -> dict[str, Any]:
+    """Start a run of a deployed workflow. With an ``Idempotency-Key`` header, the same
+    key never starts two runs: a repeat answers 200 with the first run."""
+    store = served.store
+    deployment = deployed(store, body.workflow, body.version)
+    spec = served.plans.plan(deployment.version).spec
+    run_input = {} if body.input is None else body.input
+    record, started = start_once(store, spec, run_input, key=idempotency_key,
+                                 started_by=who.name, plans=served.plans)  # fmt: skip
+    if not started:
+        response.status_code = 200
+    response.headers["Location"] = f"/runs/{record.id}"
+    return run_document(record)
+
+
+@router.get("/runs")
+def list_runs(
+    who: Reader,
+    served: Served,
+    status: Status | None = None,
+    workflow: str | None = None,
+    version: str | None = None,
+    parent: str | None = None,
+    started_by: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> dict[str, Any]:
+    """Newest first; every filter given must hold. Pass ``next_cursor`` back as
+    ``cursor`` for the next page (null: this was the last)."""
+    after = None if cursor is None else decode_cursor(cursor, (float, str))
+    records = served.store.list_runs(
+        status=status, workflow=workflow, version=version, parent=parent,
+        started_by=started_by, limit=limit,
+        created_after=None if created_after is None else created_after.timestamp(),
+        created_before=None if created_before is None else created_before.timestamp(),
+        cursor=None if after is None else (float(after[0]), str(after[1])),
+    )  # fmt: skip
+    last = records[-1] if len(records) == limit else None
+    following = None if last is None else encode_cursor(last.created_at, last.id)
+    return {"runs": [run_document(r) for r in records], "next_cursor": following}
+
+
+@router.get("/runs/{run_id}")
+def show(run_id: str, who: Reader, served: Served) -> dict[str, Any]:
+    """The run and each of its nodes, read from its history (as ``keel show``)."""
+    return run_detail(served.store, run_id, served.plans)
+
+
+@router.get("/runs/{run_id}/history")
+def history(
+    run_id: str,
+    who: Reader,
+    served: Served,
+    after: Annotated[int, Query(ge=0, description="only events after this seq")] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> dict[str, Any]:
+    """The run's events in order with their hash chain; ``next_after`` pages on."""
+    record = served.store.get_run(run_id)
+    events = served.store.history(record.id, after)[:limit]
+    more = bool(events) and events[-1].seq < record.last_seq
+    return {"run_id": record.id, "events": [event_document(e) for e in events],
+            "next_after": events[-1].seq if more else None}  # fmt: skip
+
+
+@router.get("/runs/{run_id}/verify")
+def verify(run_id: str, who: Reader, served: Served) -> dict[str, Any]:
+    """The hash chain and the run's row checked against its history (``keel verify``)."""
+    record = served.store.get_run(run_id)
+    report, mismatches = verify_run(served.store, record, RunCache(served.store, capacity=1))
+    return {"run_id": record.id, "intact": report.intact and not mismatches,
+            "events": report.events, "head_hash": report.head_hash,
+            "problems": list(report.problems), "mismatches": mismatches}  # fmt: skip
+
+
+@router.post("/runs/{run_id}/cancel")
+def cancel(run_id: str, body: Reason, who: Actor, served: Served) -> dict[str, Any]:
+    return run_document(cancel_run(served.store, run_id, reason=body.reason, by=who.name))
+
+
+@router.post("/runs/{run_id}/pause")
+def pause(run_id: str, body: Reason, who: Actor, served: Served) -> dict[str, Any]:
+    return run_document(pause_run(served.store, run_id, reason=body.reason, by=who.name))
+
+
+@router.post("/runs/{run_id}/unpause")
+def unpause(run_id: str, body: Reason, who: Actor, served: Served) -> dict[str, Any]:
+    return run_document(unpause_run(served.store, run_id, reason=body.reason, by=who.name))
+
+
+@router.post("/runs/{run_id}/retry")
+def retry(run_id: str, body: Retry, who: Actor, served: Served) -> dict[str, Any]:
+    """Continue a failed run from its failed nodes (or from ``node``)."""
+    record = retry_run(served.store, run_id, node=body.node, by=who.name, reason=body.reason)
+    return run_document(record)
+
+
+@router.post("/runs/{run_id}/nodes/{node}/skip")
+def skip(run_id: str, node: str, body: Skip, who: Actor, served: Served) -> dict[str, Any]:
+    """Mark a node done by hand with ``output`` (checked against the task's return type,
+    which needs the workflow's code loaded in the server)."""
+    record = set_node_output(served.store, run_id, node, body.output, by=who.name,
+                             reason=body.reason)  # fmt: skip
+    return run_document(record)
+
+
+@router.post("/runs/{run_id}/signals/{name}")
+def signal(run_id: str, name: str, body: Signal, who: Actor, served: Served) -> dict[str, Any]:
+    return run_document(send_signal(served.store, run_id, name, body.data, by=who.name))

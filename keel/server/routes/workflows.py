@@ -1,0 +1,85 @@
+"""Deployed workflows: list them with their current version, see one's deploys, and
+deploy a YAML or JSON definition (validated first: 422 with every problem located by
+line and column, and nothing stored).
+
+A posted definition names its tasks (``module:function``); the server does not import
+them: workers that load that code execute the runs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from keel.authoring.yaml_source import load_yaml_text
+from keel.errors import SpecError, SpecIssue, WorkflowNotFoundError
+from keel.server.guard import needs
+from keel.server.identities import Identity
+from keel.server.roles import Permission
+from keel.server.service import Service, service
+from keel.spec.registry import SpecRegistry
+from keel.store.deployments import Deployment, current_versions
+
+router = APIRouter(tags=["workflows"])
+
+Reader = Annotated[Identity, Depends(needs(Permission.READ))]
+Admin = Annotated[Identity, Depends(needs(Permission.ADMIN))]
+Served = Annotated[Service, Depends(service)]
+
+#: the largest definition the API accepts (characters)
+MOST_CHARACTERS = 1_000_000
+
+
+class Deploy(BaseModel):
+    definition: str = Field(
+        min_length=1, max_length=MOST_CHARACTERS,
+        description="one or more workflows in YAML (JSON is YAML too), as a file holds them",
+    )  # fmt: skip
+
+
+def deployment_document(d: Deployment, current: str | None = None) -> dict[str, Any]:
+    doc = {"workflow": d.workflow, "version": d.version, "deployed_at": d.deployed_at,
+           "deployed_by": d.deployed_by, "source": d.source}  # fmt: skip
+    if current is not None:
+        doc["current"] = d.version == current
+    return doc
+
+
+@router.get("/workflows")
+def workflows(who: Reader, served: Served) -> dict[str, Any]:
+    """Each deployed workflow with its current version and how many it has."""
+    every = served.store.deployments()
+    current = current_versions(every)
+    versions: dict[str, set[str]] = {}
+    for d in every:
+        versions.setdefault(d.workflow, set()).add(d.version)
+    return {"workflows": [{**deployment_document(d), "versions": len(versions[name])}
+                          for name, d in sorted(current.items())]}  # fmt: skip
+
+
+@router.get("/workflows/{name}")
+def workflow(name: str, who: Reader, served: Served) -> dict[str, Any]:
+    """Every deploy of one workflow, oldest first; ``current`` marks the current one."""
+    history = served.store.deployments(name)
+    if not history:
+        raise WorkflowNotFoundError(f"no workflow named '{name}' is deployed")
+    current = history[-1].version
+    return {"workflow": name, "current_version": current,
+            "deployments": [deployment_document(d, current) for d in history]}  # fmt: skip
+
+
+@router.post("/workflows", status_code=201)
+def deploy(body: Deploy, who: Admin, served: Served) -> dict[str, Any]:
+    """Validate and deploy every workflow of a definition, each becoming its name's
+    current version. Subworkflow nodes are checked against the deployed workflows."""
+    store = served.store
+    known = SpecRegistry(store.load_spec(d.version) for d in
+                         current_versions(store.deployments()).values())  # fmt: skip
+    specs = load_yaml_text(body.definition, "definition", registry=known)
+    if not specs:
+        raise SpecError([SpecIssue("the definition holds no workflow")], workflow="definition")
+    now = served.clock.now()
+    done = [store.deploy(spec, now, by=who.name, source="api") for spec in specs]
+    return {"deployed": [deployment_document(d) for d in done]}

@@ -1,0 +1,57 @@
+"""What every route shares: the store, a cache of compiled plans and definitions (both
+immutable by version, so sharing them between request threads is safe), and the clock.
+Kept on ``app.state.service``; routes get it with ``Depends(service)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+
+from fastapi import HTTPException, Request
+
+from keel.runtime.clock import Clock, clock_for
+from keel.runtime.runs import RunCache
+from keel.store.protocol import Store
+
+
+@dataclass
+class Service:
+    store: Store
+    #: plans by version only: the server starts runs, it never keeps their states
+    plans: RunCache
+    clock: Clock = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.clock = clock_for(self.store)
+
+
+def open_service(store: Store) -> Service:
+    return Service(store, RunCache(store, capacity=0))
+
+
+def service(request: Request) -> Service:
+    found: Service = request.app.state.service
+    return found
+
+
+def encode_cursor(*parts: float | str | int) -> str:
+    """An opaque page cursor (clients pass it back as given)."""
+    return base64.urlsafe_b64encode(json.dumps(list(parts)).encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str, kinds: tuple[type, ...]) -> tuple[float | str | int, ...]:
+    """The parts of a cursor ``encode_cursor`` made; 422 for anything else."""
+    try:
+        parts = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        parts = None
+    if (
+        not isinstance(parts, list)
+        or len(parts) != len(kinds)
+        or not all(isinstance(p, k) and not isinstance(p, bool) for p, k in zip(parts, kinds, strict=True))
+    ):
+        raise HTTPException(422, "cursor: not a cursor this server gave; pass next_cursor as is")
+    return tuple(parts)

@@ -1,0 +1,70 @@
+"""The service's tables (``keel serve``): API tokens and deployed workflow versions.
+
+Kept apart from runs and their histories: nothing here is on a run's hot path, and
+nothing here is part of a run's hash chain. A deploy saves the definition and its
+deployment row in one write, so a listed version can always be loaded.
+"""
+
+from __future__ import annotations
+
+import json
+
+from keel.errors import StoreError
+from keel.spec.model import WorkflowSpec
+from keel.store.boundary import store_boundary
+from keel.store.deployments import Deployment, deployment_of
+from keel.store.sqlstore.transitions import SQLWriter
+from keel.store.tokens import TokenRecord, token_of
+
+
+@store_boundary
+class SQLService(SQLWriter):
+    """Tokens and deployments on a SQL database, through its ``Dialect``."""
+
+    # --- tokens --------------------------------------------------------------------------
+
+    def add_token(self, token: TokenRecord, secret_hash: str) -> None:
+        with self.dialect.write() as cur:
+            added = cur.execute(
+                self.q["insert_token"],
+                (token.name, token.role, json.dumps(list(token.groups)), secret_hash,
+                 token.created_at, token.created_by, token.expires_at),
+            )  # fmt: skip
+            if added.rowcount != 1:
+                raise StoreError(
+                    f"a token named '{token.name}' exists already (names stay taken after "
+                    "a token is revoked: they are the identities in histories)"
+                )
+
+    def token_by_hash(self, secret_hash: str) -> TokenRecord | None:
+        with self.dialect.read() as cur:
+            row = cur.execute(self.q["select_token_by_hash"], (secret_hash,)).fetchone()
+        return None if row is None else token_of(row)
+
+    def tokens(self) -> list[TokenRecord]:
+        with self.dialect.read() as cur:
+            return [token_of(row) for row in cur.execute(self.q["select_tokens"]).fetchall()]
+
+    def revoke_token(self, name: str, at: float, by: str | None = None) -> bool:
+        with self.dialect.write() as cur:
+            return cur.execute(self.q["revoke_token"], (at, by, name)).rowcount == 1
+
+    # --- deployments ---------------------------------------------------------------------
+
+    def deploy(
+        self, spec: WorkflowSpec, at: float, *, by: str | None = None, source: str | None = None
+    ) -> Deployment:
+        with self.dialect.write() as cur:
+            self._save_spec(cur, spec, at)
+            cur.execute(self.q["insert_deployment"], (spec.name, spec.version, at, by, source))
+            rows = cur.execute(self.q["select_deployments_of"], (spec.name,)).fetchall()
+        self._stored_specs.add(spec.version)
+        return deployment_of(rows[-1])
+
+    def deployments(self, workflow: str | None = None) -> list[Deployment]:
+        with self.dialect.read() as cur:
+            if workflow is None:
+                rows = cur.execute(self.q["select_deployments"]).fetchall()
+            else:
+                rows = cur.execute(self.q["select_deployments_of"], (workflow,)).fetchall()
+        return [deployment_of(row) for row in rows]

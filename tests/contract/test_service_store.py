@@ -1,0 +1,99 @@
+"""The service's tables on both backends: tokens (hash only, names never reused,
+revocation), deployments (append-only, the newest is current), who started a run, and
+listing runs by every server-side filter with a cursor that pages without gaps or
+repeats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from keel.errors import StoreError
+from keel.store import Store
+from keel.store.deployments import current_versions
+from keel.store.tokens import TokenRecord
+from tests.contract.conftest import T0, Driver, make_spec
+
+
+def test_a_token_is_found_by_its_hash_only_and_its_name_is_never_reused(store: Store) -> None:
+    token = TokenRecord("ci-bot", "operator", ("payments", "ops"), T0, created_by="alice",
+                        expires_at=T0 + 3600)  # fmt: skip
+    store.add_token(token, "h" * 64)
+
+    assert store.token_by_hash("h" * 64) == token
+    assert store.token_by_hash("x" * 64) is None
+    with pytest.raises(StoreError, match="'ci-bot' exists already"):
+        store.add_token(TokenRecord("ci-bot", "admin", (), T0), "y" * 64)
+
+    assert store.revoke_token("ci-bot", T0 + 5, by="alice") is True
+    assert store.revoke_token("ci-bot", T0 + 6) is False  # already revoked
+    assert store.revoke_token("nobody", T0 + 6) is False
+    revoked = store.token_by_hash("h" * 64)
+    assert revoked is not None
+    assert (revoked.revoked_at, revoked.revoked_by) == (T0 + 5, "alice")
+    assert not revoked.usable_at(T0 + 1)
+    with pytest.raises(StoreError, match="exists already"):  # revoked names stay taken
+        store.add_token(TokenRecord("ci-bot", "viewer", (), T0 + 7), "z" * 64)
+    assert [t.name for t in store.tokens()] == ["ci-bot"]
+
+
+def test_a_token_is_usable_until_it_expires() -> None:
+    token = TokenRecord("t", "viewer", (), T0, expires_at=T0 + 10)
+    assert token.usable_at(T0 + 9.9)
+    assert not token.usable_at(T0 + 10)
+
+
+def test_deployments_are_kept_in_order_and_the_newest_is_current(store: Store) -> None:
+    first, second = make_spec("claims"), make_spec("claims", {"x": "'two'"})
+    other = make_spec("refunds")
+    store.deploy(first, T0, by="alice", source="flows.py")
+    store.deploy(other, T0 + 1, by="bob", source="api")
+    deployed = store.deploy(second, T0 + 2, by="alice")
+    store.deploy(first, T0 + 3, by="carol")  # the rollback: first is current again
+
+    assert deployed.version == second.version and deployed.deployed_by == "alice"
+    history = store.deployments("claims")
+    assert [(d.version, d.deployed_by) for d in history] == [
+        (first.version, "alice"), (second.version, "alice"), (first.version, "carol")]  # fmt: skip
+    current = current_versions(store.deployments())
+    assert current["claims"].version == first.version
+    assert current["refunds"].version == other.version
+    assert store.load_spec(second.version) == second  # a deployed version can be loaded
+    assert store.deployments("nothing") == []
+
+
+def test_who_started_a_run_is_kept_and_filters_the_list(store: Store) -> None:
+    driver = Driver(store, make_spec("t"), "r1")
+    store.create_run(driver.spec, driver.input, driver.first(), started_by="ci-bot")
+    Driver(store, make_spec("t"), "r2").start()
+
+    assert store.get_run("r1").started_by == "ci-bot"
+    assert store.get_run("r2").started_by is None
+    assert [r.id for r in store.list_runs(started_by="ci-bot")] == ["r1"]
+
+
+def test_runs_are_listed_by_version_and_time_and_paged_by_cursor(store: Store) -> None:
+    one, two = make_spec("t"), make_spec("t", {"x": "'two'"})
+    for n in range(7):
+        driver = Driver(store, one if n % 2 else two, f"r{n}")
+        driver.now = T0 + 10 * (n // 2)  # pairs share a creation time: the id breaks ties
+        driver.start()
+
+    def ids(**filters: Any) -> list[str]:
+        return [record.id for record in store.list_runs(**filters)]
+
+    everything = ids()
+    assert everything == ["r6", "r4", "r5", "r2", "r3", "r0", "r1"]
+    assert ids(version=one.version) == ["r5", "r3", "r1"]
+    assert ids(created_after=T0 + 10, created_before=T0 + 30) == ["r4", "r5", "r2", "r3"]
+
+    pages, cursor = [], None
+    while True:
+        page = store.list_runs(limit=2, cursor=cursor)
+        if not page:
+            break
+        pages.append([r.id for r in page])
+        cursor = (page[-1].created_at, page[-1].id)
+    assert pages == [["r6", "r4"], ["r5", "r2"], ["r3", "r0"], ["r1"]]
+    assert ids(version=two.version, limit=1, cursor=(T0 + 20, "r4")) == ["r2"]

@@ -1,0 +1,105 @@
+"""Every route of the app, enumerated from the app itself: no token gets 401, a token
+whose role may not gets 403 (and changes nothing), and a role that may succeeds. A new
+route without a request here fails the first test, so no route escapes the check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from keel.server.guard import PUBLIC, api_routes, permission_of
+from keel.server.roles import ROLES
+from tests.server.conftest import Api
+
+#: a request that succeeds for a role that may, per route: (path, JSON body)
+Request = Callable[[Api], tuple[str, Any]]
+REQUESTS: dict[tuple[str, str], Request] = {
+    ("POST", "/runs"): lambda a: ("/runs", {"workflow": "review", "input": {"amount": 1}}),
+    ("GET", "/runs"): lambda a: ("/runs?status=running", None),
+    ("GET", "/runs/{run_id}"): lambda a: (f"/runs/{a.waiting}", None),
+    ("GET", "/runs/{run_id}/history"): lambda a: (f"/runs/{a.waiting}/history", None),
+    ("GET", "/runs/{run_id}/verify"): lambda a: (f"/runs/{a.waiting}/verify", None),
+    ("POST", "/runs/{run_id}/cancel"): lambda a: (f"/runs/{a.waiting}/cancel", {}),
+    ("POST", "/runs/{run_id}/pause"): lambda a: (f"/runs/{a.waiting}/pause", {}),
+    ("POST", "/runs/{run_id}/unpause"): lambda a: (f"/runs/{a.paused}/unpause", {}),
+    ("POST", "/runs/{run_id}/retry"): lambda a: (f"/runs/{a.failed}/retry", {}),
+    ("POST", "/runs/{run_id}/nodes/{node}/skip"): lambda a: (
+        f"/runs/{a.waiting}/nodes/book/skip", {"output": "by hand"}),
+    ("POST", "/runs/{run_id}/signals/{name}"): lambda a: (
+        f"/runs/{a.waiting}/signals/ping", {"data": 1}),
+    ("GET", "/approvals"): lambda a: ("/approvals", None),
+    ("POST", "/runs/{run_id}/approvals/{node}/approve"): lambda a: (
+        f"/runs/{a.waiting}/approvals/check/approve", {"comment": "fine"}),
+    ("POST", "/runs/{run_id}/approvals/{node}/reject"): lambda a: (
+        f"/runs/{a.waiting}/approvals/check/reject", {}),
+    ("GET", "/workflows"): lambda a: ("/workflows", None),
+    ("GET", "/workflows/{name}"): lambda a: ("/workflows/review", None),
+    ("POST", "/workflows"): lambda a: (
+        "/workflows", {"definition": "name: other\nnodes:\n  - {id: a, task: m:f}\n"}),
+    ("GET", "/tokens"): lambda a: ("/tokens", None),
+    ("POST", "/tokens"): lambda a: ("/tokens", {"name": "new-one", "role": "viewer"}),
+    ("DELETE", "/tokens/{name}"): lambda a: ("/tokens/viewer-1", None),
+    ("GET", "/failed"): lambda a: ("/failed", None),
+    ("GET", "/circuits"): lambda a: ("/circuits", None),
+    ("GET", "/openapi.json"): lambda a: ("/openapi.json", None),
+    ("GET", "/health"): lambda a: ("/health", None),
+    ("GET", "/ready"): lambda a: ("/ready", None),
+}
+
+
+def routes(api: Api) -> list[tuple[str, str]]:
+    app = api.client.app
+    return sorted((method, route.path) for route in api_routes(app.routes)  # type: ignore[attr-defined]
+                  for method in route.methods or ())  # fmt: skip
+
+
+def test_every_route_has_a_request_here(api: Api) -> None:
+    assert sorted(routes(api)) == sorted(REQUESTS)
+
+
+def call(api: Api, method: str, template: str, role: str | None) -> Any:
+    path, body = REQUESTS[(method, template)](api)
+    headers = api.auth(role) if role else {}
+    return api.client.request(method, path, json=body, headers=headers)
+
+
+@pytest.mark.parametrize(("method", "template"), sorted(REQUESTS))
+def test_a_route_needs_a_token_and_the_right_role(api: Api, method: str, template: str) -> None:
+    route = next(r for r in api_routes(api.client.app.routes)  # type: ignore[attr-defined]
+                 if r.path == template and method in (r.methods or ()))  # fmt: skip
+    permission = permission_of(route)
+    if template in PUBLIC:
+        assert permission is None
+        assert call(api, method, template, None).status_code == 200
+        return
+    assert permission is not None
+    events_before = api.store.get_run(api.waiting).last_seq
+
+    anonymous = call(api, method, template, None)
+    assert anonymous.status_code == 401, anonymous.text
+    assert anonymous.headers["content-type"] == "application/problem+json"
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    bad = api.client.request(method, REQUESTS[(method, template)](api)[0],
+                             headers={"Authorization": "Bearer keel_not-a-token"})  # fmt: skip
+    assert bad.status_code == 401
+
+    refused = [role for role, granted in ROLES.items() if permission not in granted]
+    for role in refused:
+        response = call(api, method, template, role)
+        assert response.status_code == 403, (role, response.text)
+        assert role in response.json()["detail"]
+    assert api.store.get_run(api.waiting).last_seq == events_before  # nothing recorded
+
+    allowed = [role for role, granted in ROLES.items() if permission in granted]
+    assert allowed
+    response = call(api, method, template, allowed[0])
+    assert response.status_code in (200, 201), (allowed[0], response.text)
+
+
+def test_a_revoked_or_expired_token_is_refused(api: Api) -> None:
+    assert api.client.get("/runs", headers=api.auth("viewer")).status_code == 200
+    api.store.revoke_token("viewer-1", 0.0)
+    api.client.app.state.access.tokens._seen.clear()  # type: ignore[attr-defined]
+    assert api.client.get("/runs", headers=api.auth("viewer")).status_code == 401
