@@ -51,7 +51,9 @@ def decode_cursor(text: str, kinds: tuple[type, ...]) -> tuple[float | str | int
     if (
         not isinstance(parts, list)
         or len(parts) != len(kinds)
-        or not all(isinstance(p, k) and not isinstance(p, bool) for p, k in zip(parts, kinds, strict=True))
+        or not all(
+            isinstance(p, k) and not isinstance(p, bool) for p, k in zip(parts, kinds, strict=True)
+        )
     ):
         raise HTTPException(422, "cursor: not a cursor this server gave; pass next_cursor as is")
     return tuple(parts)

@@ -26,18 +26,28 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("POST", "/runs/{run_id}/unpause"): lambda a: (f"/runs/{a.paused}/unpause", {}),
     ("POST", "/runs/{run_id}/retry"): lambda a: (f"/runs/{a.failed}/retry", {}),
     ("POST", "/runs/{run_id}/nodes/{node}/skip"): lambda a: (
-        f"/runs/{a.waiting}/nodes/book/skip", {"output": "by hand"}),
+        f"/runs/{a.waiting}/nodes/book/skip",
+        {"output": "by hand"},
+    ),
     ("POST", "/runs/{run_id}/signals/{name}"): lambda a: (
-        f"/runs/{a.waiting}/signals/ping", {"data": 1}),
+        f"/runs/{a.waiting}/signals/ping",
+        {"data": 1},
+    ),
     ("GET", "/approvals"): lambda a: ("/approvals", None),
     ("POST", "/runs/{run_id}/approvals/{node}/approve"): lambda a: (
-        f"/runs/{a.waiting}/approvals/check/approve", {"comment": "fine"}),
+        f"/runs/{a.waiting}/approvals/check/approve",
+        {"comment": "fine"},
+    ),
     ("POST", "/runs/{run_id}/approvals/{node}/reject"): lambda a: (
-        f"/runs/{a.waiting}/approvals/check/reject", {}),
+        f"/runs/{a.waiting}/approvals/check/reject",
+        {},
+    ),
     ("GET", "/workflows"): lambda a: ("/workflows", None),
     ("GET", "/workflows/{name}"): lambda a: ("/workflows/review", None),
     ("POST", "/workflows"): lambda a: (
-        "/workflows", {"definition": "name: other\nnodes:\n  - {id: a, task: m:f}\n"}),
+        "/workflows",
+        {"definition": "name: other\nnodes:\n  - {id: a, task: m:f}\n"},
+    ),
     ("GET", "/tokens"): lambda a: ("/tokens", None),
     ("POST", "/tokens"): lambda a: ("/tokens", {"name": "new-one", "role": "viewer"}),
     ("DELETE", "/tokens/{name}"): lambda a: ("/tokens/viewer-1", None),

@@ -15,8 +15,10 @@ from keel.runtime.views.activity import run_activity
 from keel.runtime.views.audit import summary_mismatches
 from keel.runtime.views.failures import FailedRun
 from keel.runtime.views.report import NodeReport, run_report
+from keel.store.deployments import Deployment
 from keel.store.protocol import Store
 from keel.store.records import CircuitState, RunRecord, StoredEvent, Wait
+from keel.store.tokens import TokenRecord
 
 
 def error_document(error: ErrorInfo | None) -> dict[str, Any] | None:
@@ -97,3 +99,21 @@ def failed_document(item: FailedRun) -> dict[str, Any]:
 def circuit_document(circuit: CircuitState) -> dict[str, Any]:
     return {"name": circuit.name, "failures": circuit.failures,
             "open_until": circuit.open_until, "probe_until": circuit.probe_until}  # fmt: skip
+
+
+def deployment_document(d: Deployment, current: str | None = None) -> dict[str, Any]:
+    """A deploy; with the workflow's ``current`` version, whether it is that one."""
+    doc: dict[str, Any] = {"workflow": d.workflow, "version": d.version,
+                           "deployed_at": d.deployed_at, "deployed_by": d.deployed_by,
+                           "source": d.source}  # fmt: skip
+    if current is not None:
+        doc["current"] = d.version == current
+    return doc
+
+
+def token_document(token: TokenRecord, now: float) -> dict[str, Any]:
+    """A token as admins see it: never its secret (the store does not have it)."""
+    return {"name": token.name, "role": token.role, "groups": list(token.groups),
+            "created_at": token.created_at, "created_by": token.created_by,
+            "expires_at": token.expires_at, "revoked_at": token.revoked_at,
+            "revoked_by": token.revoked_by, "usable": token.usable_at(now)}  # fmt: skip

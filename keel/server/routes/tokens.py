@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from keel.errors import KeelError
+from keel.runtime.views.documents import token_document
 from keel.server.guard import needs
 from keel.server.identities import Identity, create_token
 from keel.server.roles import Permission
 from keel.server.service import Service, service
-from keel.store.tokens import TokenRecord
 
 router = APIRouter(tags=["tokens"])
 
@@ -26,13 +26,6 @@ class NewToken(BaseModel):
     role: Literal["viewer", "approver", "operator", "admin"]
     groups: list[Annotated[str, Field(min_length=1, max_length=100)]] = []
     expires_in_days: float | None = Field(None, gt=0, le=3650)
-
-
-def token_document(token: TokenRecord, now: float) -> dict[str, Any]:
-    return {"name": token.name, "role": token.role, "groups": list(token.groups),
-            "created_at": token.created_at, "created_by": token.created_by,
-            "expires_at": token.expires_at, "revoked_at": token.revoked_at,
-            "revoked_by": token.revoked_by, "usable": token.usable_at(now)}  # fmt: skip
 
 
 @router.get("/tokens")

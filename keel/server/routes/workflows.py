@@ -15,12 +15,13 @@ from pydantic import BaseModel, Field
 
 from keel.authoring.yaml_source import load_yaml_text
 from keel.errors import SpecError, SpecIssue, WorkflowNotFoundError
+from keel.runtime.views.documents import deployment_document
 from keel.server.guard import needs
 from keel.server.identities import Identity
 from keel.server.roles import Permission
 from keel.server.service import Service, service
 from keel.spec.registry import SpecRegistry
-from keel.store.deployments import Deployment, current_versions
+from keel.store.deployments import current_versions
 
 router = APIRouter(tags=["workflows"])
 
@@ -37,14 +38,6 @@ class Deploy(BaseModel):
         min_length=1, max_length=MOST_CHARACTERS,
         description="one or more workflows in YAML (JSON is YAML too), as a file holds them",
     )  # fmt: skip
-
-
-def deployment_document(d: Deployment, current: str | None = None) -> dict[str, Any]:
-    doc = {"workflow": d.workflow, "version": d.version, "deployed_at": d.deployed_at,
-           "deployed_by": d.deployed_by, "source": d.source}  # fmt: skip
-    if current is not None:
-        doc["current"] = d.version == current
-    return doc
 
 
 @router.get("/workflows")

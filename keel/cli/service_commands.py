@@ -1,0 +1,325 @@
+"""``keel serve``, ``keel deploy``, ``keel workflows`` and ``keel token``: running keel as
+a service. ``deploy`` and ``token`` act on the database directly (an admin has its
+credentials; the first admin token can only be made so)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from keel.cli.common import (
+    DbOption,
+    JsonOption,
+    fail,
+    import_code,
+    local_time,
+    opened_store,
+    reported_errors,
+)
+
+if TYPE_CHECKING:
+    from keel.runtime.worker.config import WorkerConfig
+    from keel.store.protocol import Store
+
+token_app = typer.Typer(help="Create, list and revoke API tokens (for keel serve).",
+                        no_args_is_help=True)  # fmt: skip
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(deploy)
+    app.command()(workflows)
+    app.add_typer(token_app, name="token")
+
+
+def serve(
+    modules: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Workflow files or modules to load (for --with-worker, and to "
+            "check outputs set by hand against task types)",
+            show_default=False,
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default)")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8400,
+    with_worker: Annotated[
+        bool, typer.Option("--with-worker", help="Also execute runs in this process")
+    ] = False,
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", "-c", min=1, help="--with-worker: attempts at once"),
+    ] = None,
+    rate_limit: Annotated[
+        float, typer.Option("--rate-limit", min=0, help="Requests a second per token (0: none)")
+    ] = 200.0,
+    ssl_certfile: Annotated[
+        str | None, typer.Option("--ssl-certfile", help="TLS certificate (PEM) for HTTPS")
+    ] = None,
+    ssl_keyfile: Annotated[
+        str | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM) for HTTPS")
+    ] = None,
+    ssl_keyfile_password: Annotated[
+        str | None,
+        typer.Option(
+            "--ssl-keyfile-password",
+            envvar="KEEL_SSL_KEYFILE_PASSWORD",
+            help="The key's password (env KEEL_SSL_KEYFILE_PASSWORD)",
+        ),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Database URL (default: config files, KEEL_DATABASE_URL)"),
+    ] = None,
+) -> None:
+    """Serve the HTTP API until stopped (SIGTERM or Ctrl-C).
+
+    Every route but /health and /ready needs a token: make the first with
+    `keel token create NAME --role admin`. Pending database migrations are applied
+    at start. The OpenAPI schema is at /openapi.json.
+    """
+    import uvicorn
+
+    from keel.runtime.stores import open_store, store_url
+    from keel.runtime.worker.config import WorkerConfigError, load_worker_config
+    from keel.server import create_app
+    from keel.store.urls import masked_url
+
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise fail("keel serve: give both --ssl-certfile and --ssl-keyfile for HTTPS")
+    try:
+        config = load_worker_config(modules=modules or (), concurrency=concurrency,
+                                    database_url=db)  # fmt: skip
+    except WorkerConfigError as exc:
+        raise fail(f"keel serve: {exc}") from None
+    for module in config.modules:
+        import_code(module, "keel serve: ")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    from keel.cli.worker_commands import _database_url
+
+    url = _database_url(config)
+    with reported_errors():
+        store = open_store(url, upgrade=True)
+    scheme = "https" if ssl_certfile else "http"
+    typer.echo(f"keel serve: {scheme}://{host}:{port}\n  store: {masked_url(store_url(url))}",
+               err=True)  # fmt: skip
+    stop = threading.Event()
+    worker_thread = _start_worker(store, config, stop) if with_worker else None
+    try:
+        server = uvicorn.Server(uvicorn.Config(
+            create_app(store, rate=rate_limit), host=host, port=port, log_level="info",
+            ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+            ssl_keyfile_password=ssl_keyfile_password, access_log=False,
+        ))  # fmt: skip
+        server.run()
+    finally:
+        stop.set()
+        if worker_thread is not None:
+            worker_thread.join()
+        store.close()
+
+
+def _start_worker(store: Store, config: WorkerConfig, stop: threading.Event) -> threading.Thread:
+    """A worker on its own thread, stopped with the server."""
+    from keel.runtime.execution.invoke import TaskCatalog
+    from keel.runtime.execution.task_access import TaskAccess
+    from keel.runtime.worker.loop import Worker, WorkerOptions
+    from keel.store.wakeups import MaybeMissed
+
+    options = WorkerOptions(concurrency=config.concurrency, queues=config.queues,
+                            announce=True, code_wait=config.code_wait,
+                            inline=config.inline)  # fmt: skip
+    worker = Worker(store, options, catalog=TaskCatalog(TaskAccess.allowing(config.allow)))
+    typer.echo(f"  worker: {worker.owner}, {config.concurrency} at once", err=True)
+
+    def work() -> None:
+        try:
+            worker.reclaim()
+            worker.run_forever(stop)
+        finally:
+            worker.close()
+
+    def wake_on_stop() -> None:
+        stop.wait()
+        worker.outcomes.wake(MaybeMissed())
+
+    threading.Thread(target=wake_on_stop, daemon=True, name="keel-serve-stop").start()
+    thread = threading.Thread(target=work, name="keel-serve-worker")
+    thread.start()
+    return thread
+
+
+def deploy(
+    targets: Annotated[
+        list[str], typer.Argument(help="FILE[:WORKFLOW] or MODULE[:WORKFLOW], .py or .yaml")
+    ],
+    by: Annotated[str | None, typer.Option("--by", help="Who deploys (default: OS user)")] = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Register workflow versions in the database: each becomes its name's current
+    version, which `keel serve` starts by name. Deploying an older version again
+    makes it current (a rollback). Runs already started keep their own version."""
+    import getpass
+
+    from keel.authoring.loading import split_target
+    from keel.runtime.clock import clock_for
+    from keel.runtime.operations.control import save_children
+    from keel.runtime.runs import RunCache
+
+    who = by or getpass.getuser()
+    chosen = []
+    for target in targets:
+        location, name = split_target(target)
+        loaded = [item for item in import_code(target, "keel deploy: ")
+                  if name is None or item.answers_to(name)]  # fmt: skip
+        if not loaded:
+            raise fail(f"keel deploy: {target} defines no workflow"
+                       + (f" named '{name}'" if name else ""))  # fmt: skip
+        chosen += [(item, location) for item in loaded]
+    done = []
+    with opened_store(db, upgrade=True, create=True) as store, reported_errors():
+        now = clock_for(store).now()
+        plans = RunCache(store, capacity=0)
+        for item, location in chosen:
+            save_children(store, plans.plan_of(item.spec), now, item.registry)
+            done.append(store.deploy(item.spec, now, by=who, source=location))
+    if as_json:
+        typer.echo(json.dumps([{"workflow": d.workflow, "version": d.version,
+                                "deployed_at": d.deployed_at, "deployed_by": d.deployed_by,
+                                "source": d.source} for d in done], indent=2))  # fmt: skip
+        return
+    for d in done:
+        typer.echo(f"deployed {d.workflow} version {d.version[:12]} (current)")
+
+
+def workflows(
+    name: Annotated[str | None, typer.Argument(help="Show every deploy of this workflow")] = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Deployed workflows and their current versions (or one workflow's deploys)."""
+    from rich.console import Console
+
+    from keel.cli.layout import Cell, Column, print_table
+    from keel.runtime.views.documents import deployment_document
+    from keel.store.deployments import current_versions
+
+    with opened_store(db) as store, reported_errors():
+        every = store.deployments(name)
+    if name is not None and not every:
+        raise fail(f"no workflow named '{name}' is deployed")
+    current = current_versions(every)
+    shown = every if name is not None else list(current.values())
+    if as_json:
+        rows = [deployment_document(d, current[d.workflow].version) for d in shown]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not shown:
+        typer.echo("no workflow is deployed (see `keel deploy`)")
+        return
+    mark = {current[d.workflow].id for d in shown} if name is not None else set()
+    table: list[list[Cell]] = [
+        [d.workflow, d.version[:12] + (" *" if d.id in mark else ""),
+         local_time(d.deployed_at), d.deployed_by or "", d.source or ""]
+        for d in shown
+    ]  # fmt: skip
+    columns = [Column("workflow"), Column("version"), Column("deployed", role="extra"),
+               Column("by"), Column("source", role="long", wrap=True)]  # fmt: skip
+    print_table(Console(), columns, table)
+    if name is not None:
+        typer.echo("* current")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="The identity recorded for what it does")],
+    role: Annotated[str, typer.Option("--role", help="viewer, approver, operator or admin")],
+    groups: Annotated[
+        str, typer.Option("--groups", help="Groups for approvals' assignees: g1,g2")
+    ] = "",
+    expires: Annotated[
+        str | None, typer.Option("--expires", help="Lifetime, e.g. 90d, 12h (default: none)")
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who creates it (default: OS user)")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Create a token and print it once (the database keeps only its hash)."""
+    import getpass
+
+    from keel.server.identities import create_token
+    from keel.server.roles import check_role
+    from keel.spec.durations import parse_duration
+
+    try:
+        check_role(role)
+        lifetime = None if expires is None else parse_duration(expires)
+    except ValueError as exc:
+        raise fail(f"keel token create: {exc}") from None
+    now = time.time()
+    listed = tuple(g.strip() for g in groups.split(",") if g.strip())
+    with opened_store(db, upgrade=True, create=True) as store, reported_errors():
+        try:
+            secret, record = create_token(
+                store, name, role, groups=listed, created_by=by or getpass.getuser(), now=now,
+                expires_at=None if lifetime is None else now + lifetime,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise fail(f"keel token create: {exc}") from None
+    until = f", expires {local_time(record.expires_at)}" if record.expires_at else ""
+    typer.echo(f"token '{name}' ({role}{until}); shown once, keep it secret:", err=True)
+    typer.echo(secret)
+
+
+@token_app.command("list")
+def token_list(as_json: JsonOption = False, db: DbOption = None) -> None:
+    """Every token: name, role, groups, created, expires, revoked (never the secret)."""
+    from rich.console import Console
+
+    from keel.cli.layout import Cell, Column, print_table
+    from keel.runtime.views.documents import token_document
+
+    with opened_store(db) as store, reported_errors():
+        found = store.tokens()
+    now = time.time()
+    if as_json:
+        typer.echo(json.dumps([token_document(t, now) for t in found], indent=2))
+        return
+    if not found:
+        typer.echo("no tokens (see `keel token create`)")
+        return
+    table: list[list[Cell]] = []
+    for t in found:
+        state = ("revoked " + local_time(t.revoked_at) if t.revoked_at is not None else
+                 "expired" if not t.usable_at(now) else
+                 "until " + local_time(t.expires_at) if t.expires_at else "usable")  # fmt: skip
+        table.append([t.name, t.role, ",".join(t.groups), local_time(t.created_at), state])
+    columns = [Column("name"), Column("role"), Column("groups", role="extra"),
+               Column("created", role="extra"),
+               Column("state", role="long", wrap=True)]  # fmt: skip
+    print_table(Console(), columns, table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    name: Annotated[str, typer.Argument(help="The token's name")],
+    by: Annotated[str | None, typer.Option("--by", help="Who revokes (default: OS user)")] = None,
+    db: DbOption = None,
+) -> None:
+    """Revoke a token: servers refuse it within 2 seconds. Its name stays taken."""
+    import getpass
+
+    with opened_store(db) as store, reported_errors():
+        if not store.revoke_token(name, time.time(), by=by or getpass.getuser()):
+            raise fail(f"no usable token named '{name}' (see `keel token list`)")
+    typer.echo(f"token '{name}' revoked")
