@@ -28,7 +28,13 @@ from keel.spec.callables import (
     signature_of,
 )
 from keel.spec.expressions import NODE_FIELDS, ROOT_NAMES, ExpressionInfo, analyze
-from keel.spec.graph import DependencyGraph, handled_by, node_expressions, timeout_route
+from keel.spec.graph import (
+    DependencyGraph,
+    handled_by,
+    node_expressions,
+    safe_analyze,
+    timeout_route,
+)
 from keel.spec.model import (
     NODE_KINDS,
     AnyNode,
@@ -193,8 +199,16 @@ class _Validator:
         self.index = {node.id: i for i, node in reversed(list(enumerate(spec.nodes)))}
         self.signatures: dict[str, Signature | None] = dict(signatures)
         self.infos: dict[str, ExpressionInfo | None] = {}
-        self.handlers = set(handled_by(spec))
+        self.handled = handled_by(spec)
+        self.handlers = set(self.handled)
         self._site_list: list[tuple[str, tuple[str | int, ...], str | None]] | None = None
+        #: the input schema, and each node's output schema (None: unknown), read once
+        self._input: Schema | None = None
+        self._outputs: dict[str, Schema | None] = {}
+        #: ``mismatch`` by the identities of its schemas, which the entry keeps alive (an
+        #: id is unique only while its object lives): a step used 200 times hands the
+        #: same pair of schemas 199 times
+        self._mismatches: dict[tuple[int, ...], tuple[str | None, tuple[Schema, ...]]] = {}
 
     def run(self) -> Iterator[SpecIssue]:
         yield from self._duplicate_ids()
@@ -325,15 +339,24 @@ class _Validator:
     ) -> tuple[Schema, tuple[str | int, ...], str] | None:
         """The schema a path starts from, the rest of the path, and how to name the root."""
         if path[0] == "input":
-            return dict(self.spec.input_schema), path[1:], "input"
+            if self._input is None:
+                self._input = dict(self.spec.input_schema)
+            return self._input, path[1:], "input"
         if len(path) < 3 or path[2] != "output" or not isinstance(path[1], str):
             return None
-        upstream = self.spec.node_map.get(path[1])
+        if path[1] not in self._outputs:
+            self._outputs[path[1]] = self._output_schema(path[1])
+        root = self._outputs[path[1]]
+        return (root, path[3:], f"nodes.{path[1]}.output") if root is not None else None
+
+    def _output_schema(self, node_id: str) -> Schema | None:
+        """The schema of a node's output, if known (read once per node: several checks
+        and every reader of the node ask for it)."""
+        upstream = self.spec.node_map.get(node_id)
         if upstream is None:
             return None
-        if not isinstance(upstream, CallNode):
-            declared = _declared_output(upstream)
-            return (declared, path[3:], f"nodes.{path[1]}.output") if declared else None
+        if not isinstance(upstream, TaskNode | MapNode):
+            return _declared_output(upstream) or None
         signature = self.signatures.get(upstream.task)
         if signature is None or signature.return_schema is None:
             return None
@@ -341,7 +364,7 @@ class _Validator:
         if isinstance(upstream, MapNode):  # a map's output is the list of its results
             item = {key: value for key, value in root.items() if key != "$defs"}
             root = {"type": "array", "items": item, "$defs": root.get("$defs", {})}
-        return root, path[3:], f"nodes.{path[1]}.output"
+        return root
 
     def _suggest(self, name: str) -> str:
         close = difflib.get_close_matches(name, sorted(self.ids), n=1)
@@ -434,8 +457,23 @@ class _Validator:
                         loc=("nodes", index, "input"), node=node.id, code="missing_argument",
                     )  # fmt: skip
 
+    def _references(self) -> dict[int, list[str]]:
+        """Node index -> the nodes its expressions read, from the sites and analyses
+        this validation has made already (the graph would otherwise walk them again)."""
+        found: dict[int, list[str]] = {}
+        for source, loc, node in self._sites():
+            index = loc[1]
+            if node is None or not isinstance(index, int):
+                continue  # an output: not part of the graph
+            info = self.infos[source] if source in self.infos else safe_analyze(source)
+            if info is not None:
+                found.setdefault(index, []).extend(sorted(info.node_refs))
+        return found
+
     def _cycle(self) -> Iterator[SpecIssue]:
-        graph = DependencyGraph.from_spec(self.spec)
+        graph = DependencyGraph.from_spec(
+            self.spec, references=self._references(), handled=self.handled
+        )
         cycle = graph.find_cycle()
         if cycle and len(cycle) > 2:
             yield SpecIssue(
@@ -565,7 +603,7 @@ class _Validator:
         param = signature.parameters.get(node.item_arg)
         item = schema_at(schema, (0,), root)
         if param is not None and param.schema is not None and item is not None:
-            problem = mismatch(item, param.schema, source_root=root, target_root=param.schema)
+            problem = self._mismatch(item, param.schema, root, param.schema)
             if problem:
                 yield SpecIssue(
                     f"each item {problem}",
@@ -581,8 +619,20 @@ class _Validator:
         if source is None:
             return None
         schema, root = source
-        problem = mismatch(schema, target, source_root=root, target_root=target)
+        problem = self._mismatch(schema, target, root, target)
         return f"({arg.expr}) {problem}" if problem else None
+
+    def _mismatch(
+        self, source: Schema, target: Schema, source_root: Schema, target_root: Schema
+    ) -> str | None:
+        """``mismatch``, once per combination of schemas."""
+        schemas = (source, target, source_root, target_root)
+        key = tuple(map(id, schemas))
+        known = self._mismatches.get(key)
+        if known is None:
+            problem = mismatch(source, target, source_root=source_root, target_root=target_root)
+            known = self._mismatches[key] = (problem, schemas)
+        return known[0]
 
     def _schema_of_expression(self, source: str) -> tuple[Schema, Schema] | None:
         """The schema of a plain-path expression, with the root its $refs point into."""
