@@ -113,8 +113,20 @@ class Task(Generic[P, R]):
         }
         return self.options_.merged(read_options(own, CallOptions, self.name))
 
+    @functools.cached_property
+    def _positional(self) -> tuple[str, ...] | None:
+        """The parameter names, if every parameter can be passed by position (no ``*args``,
+        no keyword-only ones): values passed by position then bind by a zip."""
+        parameters = self._signature.parameters.values()
+        if all(parameter.kind in _POSITIONAL for parameter in parameters):
+            return tuple(parameter.name for parameter in parameters)
+        return None
+
     def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Argument names and values as the function would receive them."""
+        names = self._positional
+        if not kwargs and names is not None and len(args) <= len(names):
+            return dict(zip(names, args, strict=False))  # what bind_partial gives, sooner
         signature = self._signature
         try:
             bound = signature.bind_partial(*args, **kwargs)
@@ -139,6 +151,9 @@ class Task(Generic[P, R]):
         node = options.node(trace, kind, self.name)
         node["task"] = self.import_path
         return node
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 def argument_data(value: object, what: str) -> dict[str, Any]:

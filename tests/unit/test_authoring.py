@@ -152,6 +152,35 @@ def test_a_traced_workflow_infers_dependencies_from_data() -> None:
     assert spec.outputs == {"result": "nodes.total.output"}
 
 
+@keel.task
+def _positional_first(a: int, /, b: int, c: int = 0) -> int:
+    return a + b + c
+
+
+@keel.task
+def _keyword_only(a: int, *, b: int = 0) -> int:
+    return a + b
+
+
+def test_values_passed_by_position_bind_to_the_parameters_in_order() -> None:
+    @keel.workflow
+    def flow(x: int) -> Any:
+        one = _positional_first(x, 2)
+        return _positional_first(one, x, 3)
+
+    spec = flow.spec
+    assert dict(spec.nodes[0].args) == {"a": ExprArg(expr="input.x"), "b": LiteralArg(value=2)}
+    assert dict(spec.nodes[1].args) == {
+        "a": ExprArg(expr="nodes._positional_first.output"),
+        "b": ExprArg(expr="input.x"),
+        "c": LiteralArg(value=3),
+    }
+    with pytest.raises(TracingError, match="too many positional arguments"):
+        keel.workflow(lambda x: _positional_first(x, 1, 2, 3))  # type: ignore[call-arg]
+    with pytest.raises(TracingError, match="too many positional arguments"):
+        keel.workflow(lambda x: _keyword_only(x, 1))  # type: ignore[misc]
+
+
 def test_policies_of_a_task_reach_its_node() -> None:
     @keel.workflow
     def flow(document: str) -> Any:
