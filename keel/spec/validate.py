@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from collections.abc import Collection, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -205,6 +205,8 @@ class _Validator:
         #: the input schema, and each node's output schema (None: unknown), read once
         self._input: Schema | None = None
         self._outputs: dict[str, Schema | None] = {}
+        self._roots: dict[tuple[str | int, ...], tuple[Schema, tuple[str | int, ...], str] | None]
+        self._roots = {}
         #: ``mismatch`` by the identities of its schemas, which the entry keeps alive (an
         #: id is unique only while its object lives): a step used 200 times hands the
         #: same pair of schemas 199 times
@@ -263,7 +265,7 @@ class _Validator:
             yield SpecIssue(message, loc=loc, node=node, code="expression_syntax")
             return
         self.infos[source] = info
-        for name in sorted(info.free_names):
+        for name in _in_order(info.free_names):
             yield SpecIssue(
                 f"unknown name '{name}' in {source!r}: expressions read 'input' (the run's "
                 "input) and 'nodes.<id>.output' (an upstream result)",
@@ -279,7 +281,7 @@ class _Validator:
                 node=node,
                 code="dynamic_reference",
             )
-        for ref in sorted(info.node_refs):
+        for ref in _in_order(info.node_refs):
             if ref not in self.ids:
                 yield SpecIssue(
                     f"{source!r} refers to unknown node '{ref}'{self._suggest(ref)}",
@@ -291,7 +293,7 @@ class _Validator:
                 yield SpecIssue(
                     f"{source!r} refers to the node's own output", loc=loc, node=node, code="cycle"
                 )
-        for ref, field in sorted(info.node_fields):
+        for ref, field in _in_order(info.node_fields):
             if ref in self.ids and field not in NODE_FIELDS:
                 shown = f"nodes.{ref}" + (f".{field}" if field else "")
                 yield SpecIssue(
@@ -325,7 +327,7 @@ class _Validator:
         info = self.infos.get(source)
         if info is None:
             return
-        for path in sorted(info.paths, key=str):
+        for path in _in_order(info.paths, key=str):
             known = self._root_schema(path)
             if known is None:
                 continue
@@ -337,7 +339,15 @@ class _Validator:
     def _root_schema(
         self, path: tuple[str | int, ...]
     ) -> tuple[Schema, tuple[str | int, ...], str] | None:
-        """The schema a path starts from, the rest of the path, and how to name the root."""
+        """The schema a path starts from, the rest of the path, and how to name the root
+        (once per path: the path check and the type check of an argument both ask)."""
+        if path not in self._roots:
+            self._roots[path] = self._find_root_schema(path)
+        return self._roots[path]
+
+    def _find_root_schema(
+        self, path: tuple[str | int, ...]
+    ) -> tuple[Schema, tuple[str | int, ...], str] | None:
         if path[0] == "input":
             if self._input is None:
                 self._input = dict(self.spec.input_schema)
@@ -467,7 +477,7 @@ class _Validator:
                 continue  # an output: not part of the graph
             info = self.infos[source] if source in self.infos else safe_analyze(source)
             if info is not None:
-                found.setdefault(index, []).extend(sorted(info.node_refs))
+                found.setdefault(index, []).extend(_in_order(info.node_refs))
         return found
 
     def _cycle(self) -> Iterator[SpecIssue]:
@@ -659,6 +669,15 @@ def _declared_output(node: AnyNode) -> Schema | None:
 def _at(root: Schema, path: tuple[str | int, ...]) -> tuple[Schema, Schema] | None:
     found = schema_at(root, path, root)
     return (found, root) if found is not None else None
+
+
+T = TypeVar("T")
+
+
+def _in_order(items: frozenset[T], key: Callable[[T], Any] | None = None) -> Iterable[T]:
+    """``sorted(items)``, without sorting what holds one item or none (most expressions
+    read one name; validation looks at each expression several times)."""
+    return items if len(items) < 2 else sorted(items, key=key)  # type: ignore[type-var,arg-type]
 
 
 def _ordinal(number: int) -> str:
