@@ -171,6 +171,8 @@ class NodeOptions:
 
     def spec_fields(self) -> dict[str, Any]:
         """The node's spec fields these options set, as plain data."""
+        if not self.fields:  # a task without options: nothing to dump
+            return {}
         return {
             name: value.model_dump(exclude_defaults=True) if isinstance(value, BaseModel) else value
             for name, value in self.fields.items()

@@ -27,7 +27,7 @@ from keel.authoring.options import (
 from keel.authoring.tracing import NodeOutput, Trace, current_trace, require_trace
 from keel.authoring.values import Value, contains_value, to_expression, to_json
 from keel.errors import TracingError
-from keel.spec.callables import signature_of
+from keel.spec.callables import Signature, signature_of
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -59,6 +59,7 @@ class Task(Generic[P, R]):
         #: the default node id; a second use in one workflow gets ``name_2``
         self.name = name or function.__name__
         self.import_path = import_path_of(function)
+        self._checked_signature: Signature | None = None
         self.__doc__ = function.__doc__
         self.__name__ = function.__name__
         self.__qualname__ = function.__qualname__
@@ -68,6 +69,17 @@ class Task(Generic[P, R]):
     def _signature(self) -> inspect.Signature:
         """The function's Python signature, read once (a step may be called many times)."""
         return inspect.signature(self.__wrapped__)
+
+    def signature(self) -> Signature:
+        """What validation checks calls of this step against. Read once its type hints
+        resolve (a JSON Schema per parameter costs as much as tracing 20 steps); until
+        then (a forward reference to a class defined later), at every workflow."""
+        if self._checked_signature is not None:
+            return self._checked_signature
+        signature = signature_of(self.__wrapped__)
+        if signature.hints_resolved:
+            self._checked_signature = signature
+        return signature
 
     def __repr__(self) -> str:
         return f"<keel task {self.import_path}>"
@@ -82,6 +94,7 @@ class Task(Generic[P, R]):
         merged = self.options_.merged(given)
         copy = Task(self.__wrapped__, merged, name=merged.id or self.name)
         copy.import_path = self.import_path
+        copy._checked_signature = self._checked_signature  # the same function
         return copy
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -113,8 +126,20 @@ class Task(Generic[P, R]):
         }
         return self.options_.merged(read_options(own, CallOptions, self.name))
 
+    @functools.cached_property
+    def _positional(self) -> tuple[str, ...] | None:
+        """The parameter names, if every parameter can be passed by position (no ``*args``,
+        no keyword-only ones): values passed by position then bind by a zip."""
+        parameters = self._signature.parameters.values()
+        if all(parameter.kind in _POSITIONAL for parameter in parameters):
+            return tuple(parameter.name for parameter in parameters)
+        return None
+
     def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Argument names and values as the function would receive them."""
+        names = self._positional
+        if not kwargs and names is not None and len(args) <= len(names):
+            return dict(zip(names, args, strict=False))  # what bind_partial gives, sooner
         signature = self._signature
         try:
             bound = signature.bind_partial(*args, **kwargs)
@@ -135,10 +160,13 @@ class Task(Generic[P, R]):
 
     def node_data(self, trace: Trace, options: NodeOptions, *, kind: str) -> dict[str, Any]:
         if self.import_path not in trace.signatures:  # a step called 200 times: read once
-            trace.signatures[self.import_path] = signature_of(self.__wrapped__)
+            trace.signatures[self.import_path] = self.signature()
         node = options.node(trace, kind, self.name)
         node["task"] = self.import_path
         return node
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 def argument_data(value: object, what: str) -> dict[str, Any]:

@@ -74,6 +74,8 @@ class Trace:
 
     def condition(self, own: tuple[object, ...]) -> str | None:
         """The ``when`` of a new node: its own conditions and every enclosing keel.when."""
+        if not own and not self.conditions:  # most steps: unconditional
+            return None
         parts = [*self.conditions, *(condition_source(item) for item in own)]
         if not parts:
             return None

@@ -8,6 +8,7 @@ fails at import with every problem listed, before anything can run.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -107,11 +108,48 @@ def input_schema(function: Callable[..., Any]) -> dict[str, Any]:
         hint = hints.get(name, Any)
         default = ... if parameter.default is inspect.Parameter.empty else parameter.default
         fields[name] = (hint, default)
-    model = create_model(
-        f"{function.__name__}_input", __config__=ConfigDict(extra="forbid"), **fields
-    )
-    schema: dict[str, Any] = _without_titles(model.model_json_schema())
+    key = _schema_key(function.__name__, fields)
+    known = _SCHEMAS.get(key) if key is not None else None
+    if known is None:
+        model = create_model(
+            f"{function.__name__}_input", __config__=ConfigDict(extra="forbid"), **fields
+        )
+        known = (_without_titles(model.model_json_schema()), fields)
+        if key is not None:
+            if len(_SCHEMAS) >= _SCHEMAS_MOST:
+                _SCHEMAS.clear()
+            _SCHEMAS[key] = known
+    schema: dict[str, Any] = copy.deepcopy(known[0])  # the caller's to keep or change
     return schema
+
+
+#: input schemas built so far, by ``_schema_key`` (at most ``_SCHEMAS_MOST``); each entry
+#: keeps the hints its key names by identity alive, so no other object takes their ids.
+#: Building one costs a pydantic model, as much as tracing 50 steps, and a process
+#: defines the same workflow again and again (tests, workers, ``keel run``)
+_SCHEMAS: dict[tuple[object, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
+_SCHEMAS_MOST = 256
+#: defaults told apart by their type and repr (``1``, ``1.0``, ``True`` and ``-0.0`` differ)
+_PLAIN_DEFAULTS = (str, int, float, bool, type(None))
+
+
+def _schema_key(name: str, fields: Mapping[str, tuple[Any, Any]]) -> tuple[object, ...] | None:
+    """What decides the input schema of these parameters, or None when that cannot be
+    told for sure: only hints that are classes (the very objects, by identity) and
+    defaults that are plain scalars qualify (``list[int]``, ``int | None``, a list as
+    default... are built every time)."""
+    key: list[object] = [name]
+    for parameter, (hint, default) in fields.items():
+        if not issubclass(type(hint), type):
+            return None
+        if default is ...:
+            shown: object = ...
+        elif type(default) in _PLAIN_DEFAULTS:
+            shown = (type(default), repr(default))
+        else:
+            return None
+        key.append((parameter, id(hint), shown))
+    return tuple(key)
 
 
 #: schema keywords whose values are data, not schemas: never edited

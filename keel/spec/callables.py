@@ -13,7 +13,7 @@ import inspect
 import sys
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from keel.spec.schemas import Schema, schema_of
@@ -39,6 +39,9 @@ class Signature:
     accepts_any_keyword: bool
     return_schema: Schema | None
     is_async: bool
+    #: the type hints could all be read (else the types are unknown, ``Any``): a
+    #: signature read before a forward reference resolves may be read again later
+    hints_resolved: bool = field(default=True, compare=False)
 
 
 #: parameters with these annotations are supplied by keel, never by the spec
@@ -99,10 +102,11 @@ def unwrap(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def signature_of(function: Callable[..., Any]) -> Signature:
     function = unwrap(function)
+    resolved = True
     try:
         hints = typing.get_type_hints(function, include_extras=True)
     except Exception:  # unresolvable forward references: fall back to no type information
-        hints = {}
+        hints, resolved = {}, False
     parameters: dict[str, Parameter] = {}
     any_keyword = False
     for name, param in inspect.signature(function).parameters.items():
@@ -128,6 +132,7 @@ def signature_of(function: Callable[..., Any]) -> Signature:
         accepts_any_keyword=any_keyword,
         return_schema=schema_of(returns) if returns is not type(None) else {"type": "null"},
         is_async=inspect.iscoroutinefunction(function),
+        hints_resolved=resolved,
     )
 
 

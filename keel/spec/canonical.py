@@ -32,13 +32,12 @@ def canonical_data(spec: WorkflowSpec) -> dict[str, Any]:
 
 def canonical_json(value: Any) -> str:
     """Deterministic JSON text: sorted keys, compact separators, integral floats as ints."""
-    return json.dumps(
-        _normalise_numbers(value),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    )
+    return _text(_normalise_numbers(value))
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)  # fmt: skip
 
 
 _AS_IS = frozenset({str, int, bool, type(None)})
@@ -56,8 +55,22 @@ def _normalise_numbers(value: Any) -> Any:
     return value
 
 
+def _integral_floats_as_ints(container: dict[Any, Any] | list[Any]) -> None:
+    """``_normalise_numbers`` done in place, for data this module has just built: only
+    floats are replaced, and a spec (hundreds of small dicts) is not copied again."""
+    items = container.items() if type(container) is dict else enumerate(container)
+    for key, item in items:  # replacing a value while iterating keeps the dict's size
+        kind = type(item)
+        if kind is dict or kind is list:
+            _integral_floats_as_ints(item)
+        elif kind not in _AS_IS:  # a float, or anything else as canonical_json treats it
+            container[key] = _normalise_numbers(item)
+
+
 def spec_json(spec: WorkflowSpec) -> str:
-    return canonical_json(canonical_data(spec))
+    data = canonical_data(spec)  # fresh containers (a JSON-mode dump), never the spec's
+    _integral_floats_as_ints(data)
+    return _text(data)
 
 
 def spec_version(spec: WorkflowSpec) -> str:

@@ -8,7 +8,7 @@ References to unknown nodes are left out here (validation reports them).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from keel.errors import ExpressionError
@@ -97,6 +97,17 @@ def safe_analyze(source: str) -> ExpressionInfo | None:
         return None
 
 
+def expression_references(sites: Iterable[ExpressionSite]) -> list[str]:
+    """The nodes read by these expressions, in the graph's order (each expression's
+    references sorted, in site order; repeats kept, the graph drops them)."""
+    found: list[str] = []
+    for site in sites:
+        info = safe_analyze(site.source)
+        if info is not None:
+            found.extend(sorted(info.node_refs))
+    return found
+
+
 @dataclass
 class DependencyGraph:
     """Parents and children of every node, in spec order (deterministic everywhere)."""
@@ -106,24 +117,34 @@ class DependencyGraph:
     children: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def from_spec(cls, spec: WorkflowSpec) -> DependencyGraph:
+    def from_spec(
+        cls,
+        spec: WorkflowSpec,
+        *,
+        references: Mapping[int, Sequence[str]] | None = None,
+        handled: Mapping[str, Sequence[str]] | None = None,
+    ) -> DependencyGraph:
+        """The graph of ``spec``. ``references`` (node index -> the nodes its expressions
+        read, as ``expression_references`` lists them) and ``handled`` (``handled_by``)
+        spare a caller that has them already, validation, a second walk of the spec."""
         ids = [node.id for node in spec.nodes]
         known = set(ids)
         graph = cls(order=list(dict.fromkeys(ids)))
         for node_id in graph.order:
             graph.parents[node_id] = []
             graph.children[node_id] = []
-        handled = handled_by(spec)
+        if handled is None:
+            handled = handled_by(spec)
         seen: set[str] = set()
         for index, node in enumerate(spec.nodes):
             if node.id in seen:
                 continue  # a duplicate id; validation reports it
             seen.add(node.id)
             wanted: list[str] = []
-            for site in node_expressions(node, index):
-                info = safe_analyze(site.source)
-                if info is not None:
-                    wanted.extend(sorted(info.node_refs))
+            if references is None:
+                wanted.extend(expression_references(node_expressions(node, index)))
+            else:
+                wanted.extend(references.get(index, ()))
             wanted.extend(node.after)
             wanted.extend(handled.get(node.id, ()))
             for parent in dict.fromkeys(wanted):

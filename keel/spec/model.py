@@ -79,6 +79,8 @@ _TEMPLATE = re.compile(r"^\s*\$\{\{(.*)\}\}\s*$", re.DOTALL)
 
 
 def _argument_shorthand(value: Any) -> Any:
+    if type(value) is dict and len(value) == 1 and ("expr" in value or "value" in value):
+        return value  # already in data form (what tracing writes): checked first
     if isinstance(value, ExprArg | LiteralArg):
         return value
     if isinstance(value, str):

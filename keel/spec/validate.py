@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from collections.abc import Collection, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -28,7 +28,13 @@ from keel.spec.callables import (
     signature_of,
 )
 from keel.spec.expressions import NODE_FIELDS, ROOT_NAMES, ExpressionInfo, analyze
-from keel.spec.graph import DependencyGraph, handled_by, node_expressions, timeout_route
+from keel.spec.graph import (
+    DependencyGraph,
+    handled_by,
+    node_expressions,
+    safe_analyze,
+    timeout_route,
+)
 from keel.spec.model import (
     NODE_KINDS,
     AnyNode,
@@ -193,8 +199,18 @@ class _Validator:
         self.index = {node.id: i for i, node in reversed(list(enumerate(spec.nodes)))}
         self.signatures: dict[str, Signature | None] = dict(signatures)
         self.infos: dict[str, ExpressionInfo | None] = {}
-        self.handlers = set(handled_by(spec))
+        self.handled = handled_by(spec)
+        self.handlers = set(self.handled)
         self._site_list: list[tuple[str, tuple[str | int, ...], str | None]] | None = None
+        #: the input schema, and each node's output schema (None: unknown), read once
+        self._input: Schema | None = None
+        self._outputs: dict[str, Schema | None] = {}
+        self._roots: dict[tuple[str | int, ...], tuple[Schema, tuple[str | int, ...], str] | None]
+        self._roots = {}
+        #: ``mismatch`` by the identities of its schemas, which the entry keeps alive (an
+        #: id is unique only while its object lives): a step used 200 times hands the
+        #: same pair of schemas 199 times
+        self._mismatches: dict[tuple[int, ...], tuple[str | None, tuple[Schema, ...]]] = {}
 
     def run(self) -> Iterator[SpecIssue]:
         yield from self._duplicate_ids()
@@ -249,7 +265,7 @@ class _Validator:
             yield SpecIssue(message, loc=loc, node=node, code="expression_syntax")
             return
         self.infos[source] = info
-        for name in sorted(info.free_names):
+        for name in _in_order(info.free_names):
             yield SpecIssue(
                 f"unknown name '{name}' in {source!r}: expressions read 'input' (the run's "
                 "input) and 'nodes.<id>.output' (an upstream result)",
@@ -265,7 +281,7 @@ class _Validator:
                 node=node,
                 code="dynamic_reference",
             )
-        for ref in sorted(info.node_refs):
+        for ref in _in_order(info.node_refs):
             if ref not in self.ids:
                 yield SpecIssue(
                     f"{source!r} refers to unknown node '{ref}'{self._suggest(ref)}",
@@ -277,7 +293,7 @@ class _Validator:
                 yield SpecIssue(
                     f"{source!r} refers to the node's own output", loc=loc, node=node, code="cycle"
                 )
-        for ref, field in sorted(info.node_fields):
+        for ref, field in _in_order(info.node_fields):
             if ref in self.ids and field not in NODE_FIELDS:
                 shown = f"nodes.{ref}" + (f".{field}" if field else "")
                 yield SpecIssue(
@@ -311,7 +327,7 @@ class _Validator:
         info = self.infos.get(source)
         if info is None:
             return
-        for path in sorted(info.paths, key=str):
+        for path in _in_order(info.paths, key=str):
             known = self._root_schema(path)
             if known is None:
                 continue
@@ -323,17 +339,34 @@ class _Validator:
     def _root_schema(
         self, path: tuple[str | int, ...]
     ) -> tuple[Schema, tuple[str | int, ...], str] | None:
-        """The schema a path starts from, the rest of the path, and how to name the root."""
+        """The schema a path starts from, the rest of the path, and how to name the root
+        (once per path: the path check and the type check of an argument both ask)."""
+        if path not in self._roots:
+            self._roots[path] = self._find_root_schema(path)
+        return self._roots[path]
+
+    def _find_root_schema(
+        self, path: tuple[str | int, ...]
+    ) -> tuple[Schema, tuple[str | int, ...], str] | None:
         if path[0] == "input":
-            return dict(self.spec.input_schema), path[1:], "input"
+            if self._input is None:
+                self._input = dict(self.spec.input_schema)
+            return self._input, path[1:], "input"
         if len(path) < 3 or path[2] != "output" or not isinstance(path[1], str):
             return None
-        upstream = self.spec.node_map.get(path[1])
+        if path[1] not in self._outputs:
+            self._outputs[path[1]] = self._output_schema(path[1])
+        root = self._outputs[path[1]]
+        return (root, path[3:], f"nodes.{path[1]}.output") if root is not None else None
+
+    def _output_schema(self, node_id: str) -> Schema | None:
+        """The schema of a node's output, if known (read once per node: several checks
+        and every reader of the node ask for it)."""
+        upstream = self.spec.node_map.get(node_id)
         if upstream is None:
             return None
-        if not isinstance(upstream, CallNode):
-            declared = _declared_output(upstream)
-            return (declared, path[3:], f"nodes.{path[1]}.output") if declared else None
+        if not isinstance(upstream, TaskNode | MapNode):
+            return _declared_output(upstream) or None
         signature = self.signatures.get(upstream.task)
         if signature is None or signature.return_schema is None:
             return None
@@ -341,7 +374,7 @@ class _Validator:
         if isinstance(upstream, MapNode):  # a map's output is the list of its results
             item = {key: value for key, value in root.items() if key != "$defs"}
             root = {"type": "array", "items": item, "$defs": root.get("$defs", {})}
-        return root, path[3:], f"nodes.{path[1]}.output"
+        return root
 
     def _suggest(self, name: str) -> str:
         close = difflib.get_close_matches(name, sorted(self.ids), n=1)
@@ -434,8 +467,23 @@ class _Validator:
                         loc=("nodes", index, "input"), node=node.id, code="missing_argument",
                     )  # fmt: skip
 
+    def _references(self) -> dict[int, list[str]]:
+        """Node index -> the nodes its expressions read, from the sites and analyses
+        this validation has made already (the graph would otherwise walk them again)."""
+        found: dict[int, list[str]] = {}
+        for source, loc, node in self._sites():
+            index = loc[1]
+            if node is None or not isinstance(index, int):
+                continue  # an output: not part of the graph
+            info = self.infos[source] if source in self.infos else safe_analyze(source)
+            if info is not None:
+                found.setdefault(index, []).extend(_in_order(info.node_refs))
+        return found
+
     def _cycle(self) -> Iterator[SpecIssue]:
-        graph = DependencyGraph.from_spec(self.spec)
+        graph = DependencyGraph.from_spec(
+            self.spec, references=self._references(), handled=self.handled
+        )
         cycle = graph.find_cycle()
         if cycle and len(cycle) > 2:
             yield SpecIssue(
@@ -565,7 +613,7 @@ class _Validator:
         param = signature.parameters.get(node.item_arg)
         item = schema_at(schema, (0,), root)
         if param is not None and param.schema is not None and item is not None:
-            problem = mismatch(item, param.schema, source_root=root, target_root=param.schema)
+            problem = self._mismatch(item, param.schema, root, param.schema)
             if problem:
                 yield SpecIssue(
                     f"each item {problem}",
@@ -581,8 +629,20 @@ class _Validator:
         if source is None:
             return None
         schema, root = source
-        problem = mismatch(schema, target, source_root=root, target_root=target)
+        problem = self._mismatch(schema, target, root, target)
         return f"({arg.expr}) {problem}" if problem else None
+
+    def _mismatch(
+        self, source: Schema, target: Schema, source_root: Schema, target_root: Schema
+    ) -> str | None:
+        """``mismatch``, once per combination of schemas."""
+        schemas = (source, target, source_root, target_root)
+        key = tuple(map(id, schemas))
+        known = self._mismatches.get(key)
+        if known is None:
+            problem = mismatch(source, target, source_root=source_root, target_root=target_root)
+            known = self._mismatches[key] = (problem, schemas)
+        return known[0]
 
     def _schema_of_expression(self, source: str) -> tuple[Schema, Schema] | None:
         """The schema of a plain-path expression, with the root its $refs point into."""
@@ -609,6 +669,15 @@ def _declared_output(node: AnyNode) -> Schema | None:
 def _at(root: Schema, path: tuple[str | int, ...]) -> tuple[Schema, Schema] | None:
     found = schema_at(root, path, root)
     return (found, root) if found is not None else None
+
+
+T = TypeVar("T")
+
+
+def _in_order(items: frozenset[T], key: Callable[[T], Any] | None = None) -> Iterable[T]:
+    """``sorted(items)``, without sorting what holds one item or none (most expressions
+    read one name; validation looks at each expression several times)."""
+    return items if len(items) < 2 else sorted(items, key=key)  # type: ignore[type-var,arg-type]
 
 
 def _ordinal(number: int) -> str:

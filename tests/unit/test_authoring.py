@@ -12,6 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 import keel
+from keel.authoring.workflows import input_schema
 from keel.errors import KeelError, SpecError, TracingError
 from keel.spec.graph import DependencyGraph
 from keel.spec.model import ExprArg, LiteralArg, MapNode, TaskNode, WorkflowSpec
@@ -152,6 +153,61 @@ def test_a_traced_workflow_infers_dependencies_from_data() -> None:
     assert spec.outputs == {"result": "nodes.total.output"}
 
 
+@keel.task
+def _positional_first(a: int, /, b: int, c: int = 0) -> int:
+    return a + b + c
+
+
+@keel.task
+def _keyword_only(a: int, *, b: int = 0) -> int:
+    return a + b
+
+
+def _takes_later(value: _Later) -> int:  # type: ignore[name-defined]  # noqa: F821
+    return 0
+
+
+def test_a_step_whose_hints_resolve_later_is_checked_once_they_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a task's signature is read once, but only once its type hints resolve
+    monkeypatch.delitem(globals(), "_Later", raising=False)
+    step = keel.task(_takes_later)
+
+    @keel.workflow
+    def before(text: str) -> Any:
+        return step(text)
+
+    assert before.spec.nodes  # no type known yet: accepted
+    monkeypatch.setitem(globals(), "_Later", int)
+    with pytest.raises(SpecError, match="gives string but the parameter expects integer"):
+
+        @keel.workflow
+        def after(text: str) -> Any:
+            return step(text)
+
+    assert step.signature() is step.signature()
+
+
+def test_values_passed_by_position_bind_to_the_parameters_in_order() -> None:
+    @keel.workflow
+    def flow(x: int) -> Any:
+        one = _positional_first(x, 2)
+        return _positional_first(one, x, 3)
+
+    spec = flow.spec
+    assert dict(spec.nodes[0].args) == {"a": ExprArg(expr="input.x"), "b": LiteralArg(value=2)}
+    assert dict(spec.nodes[1].args) == {
+        "a": ExprArg(expr="nodes._positional_first.output"),
+        "b": ExprArg(expr="input.x"),
+        "c": LiteralArg(value=3),
+    }
+    with pytest.raises(TracingError, match="too many positional arguments"):
+        keel.workflow(lambda x: _positional_first(x, 1, 2, 3))  # type: ignore[call-arg]
+    with pytest.raises(TracingError, match="too many positional arguments"):
+        keel.workflow(lambda x: _keyword_only(x, 1))  # type: ignore[misc]
+
+
 def test_policies_of_a_task_reach_its_node() -> None:
     @keel.workflow
     def flow(document: str) -> Any:
@@ -233,6 +289,32 @@ def test_input_schema_from_parameters_and_models() -> None:
     }
     assert "title" not in schema
     assert "title" not in schema["$defs"]["Claim"], "titles are noise in versions"
+
+
+def _defaulted(limit: int = 1) -> None: ...
+def _defaulted_true(limit: int = True) -> None: ...
+def _defaulted_float(limit: int = 1.0) -> None: ...  # type: ignore[assignment]
+def _defaulted_negative_zero(limit: float = -0.0) -> None: ...
+def _defaulted_text(limit: str = "1") -> None: ...
+
+
+def test_input_schemas_built_once_still_follow_every_hint_and_default() -> None:
+    # schemas are remembered by their hints and defaults: equal-looking defaults of
+    # other types, or other hints, must not get a schema built for another function
+    expected = [
+        (_defaulted, {"type": "integer", "default": 1}),
+        (_defaulted_true, {"type": "integer", "default": True}),
+        (_defaulted_float, {"type": "integer", "default": 1.0}),
+        (_defaulted_negative_zero, {"type": "number", "default": -0.0}),
+        (_defaulted_text, {"type": "string", "default": "1"}),
+    ]
+    for _ in range(2):
+        for function, limit in expected:
+            function.__name__ = "same_name"
+            schema = input_schema(function)
+            assert schema["properties"]["limit"] == limit
+            assert repr(schema["properties"]["limit"]["default"]) == repr(limit["default"])
+            schema["properties"]["limit"]["default"] = "changed by the caller"
 
 
 def test_a_property_named_title_is_kept() -> None:

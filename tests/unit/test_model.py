@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from keel.errors import SpecError, SpecIssue
-from keel.spec.canonical import canonical_json, spec_json
+from keel.spec.canonical import canonical_data, canonical_json, spec_json
 from keel.spec.model import ExprArg, JoinRule, LiteralArg, MapNode, TaskNode
 from keel.spec.policies import (
     DEFAULT_QUEUE,
@@ -582,6 +582,22 @@ def test_round_trip_through_canonical_json_keeps_the_version() -> None:
     assert again == spec
     assert spec_json(again) == text
     assert again.version == spec.version
+
+
+def test_spec_json_is_the_canonical_json_of_the_data_and_leaves_the_spec_alone() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "number", "default": 2.0}}}
+    args = {"x": 1.0, "y": {"value": [0.5, 3.0, {"z": -4.0}, -0.0]}, "big": 1e300}
+    spec = parse_spec({**_workflow(_node(args=args, timeout=30)), "input_schema": schema})
+    text = spec_json(spec)
+    assert text == canonical_json(canonical_data(spec))
+    assert '"x":{"value":1}' in text
+    assert '[0.5,3,{"z":-4},0]' in text
+    assert "1e+300" in text
+    # integral floats are written as ints in the text only: the spec keeps its values
+    properties: Any = spec.input_schema["properties"]
+    assert type(properties["n"]["default"]) is float
+    node: Any = spec.nodes[0]
+    assert type(node.args["x"].value) is float
 
 
 def test_canonical_json_text_rules() -> None:

@@ -8,8 +8,9 @@ import pytest
 
 from keel.errors import SpecError, SpecIssue
 from keel.spec.callables import signature_of
+from keel.spec.graph import DependencyGraph
 from keel.spec.model import WorkflowSpec
-from keel.spec.validate import check, parse_spec, validate
+from keel.spec.validate import _Validator, check, parse_spec, validate
 from tests.unit import fixtures_tasks
 
 FIXTURES = "tests.unit.fixtures_tasks"
@@ -106,6 +107,71 @@ def test_cycle_names_the_nodes_in_order() -> None:
 def test_a_two_node_cycle() -> None:
     issue = _one(_task("p", after=["q"]), _task("q", after=["p"]))
     assert issue.message == "dependency cycle: p -> q -> p"
+
+
+@pytest.mark.parametrize(
+    "closing",
+    [
+        {"args": {"x": "${{ nodes.b.output }}"}},
+        {"when": "nodes.b.output > 1"},
+        {"concurrency": {"key": "string(nodes.b.output)", "limit": 1}},
+        {"rate_limit": {"key": "string(nodes.b.output)", "limit": 1}},
+    ],
+)
+def test_a_cycle_through_any_kind_of_reference_is_found(closing: dict[str, Any]) -> None:
+    # the graph validation checks is built from the expressions it has read already:
+    # every place an expression can sit must still make an edge
+    issues = _issues(_task("a", **closing), _task("b", args={"x": "${{ nodes.a.output }}"}))
+    assert "dependency cycle: a -> b -> a" in [issue.message for issue in issues]
+
+
+def test_a_cycle_through_a_handler_is_found() -> None:
+    # a handles b's failure (b is its parent) and b reads a's output
+    issues = _issues(_task("a"), _task("b", args={"x": "${{ nodes.a.output }}"}, on_failure="a"))
+    assert "dependency cycle: a -> b -> a" in [issue.message for issue in issues]
+
+
+def test_a_cycle_through_a_map_and_an_approval_is_found() -> None:
+    approval = {"id": "ok", "kind": "approval", "title": "t",
+                "description": "${{ nodes.m.output }}"}  # fmt: skip
+    issues = _issues(
+        _map("m", "double", "nodes.ok.output.items", "item"),
+        approval,
+    )
+    assert "dependency cycle: m -> ok -> m" in [issue.message for issue in issues]
+
+
+def test_validation_sees_the_graph_the_spec_has() -> None:
+    spec = _spec(
+        _task("a", args={"a": "${{ input.count }}"}),
+        _map("m", "double", "nodes.a.output", "item", when="nodes.a.output > 0"),
+        _task("h", args={"x": "${{ nodes.m.output }}"}, after=["a"]),
+        _task("c", on_failure="h", concurrency={"key": "string(nodes.a.output)", "limit": 1}),
+        {"id": "ok", "kind": "approval", "title": "t", "description": "${{ nodes.c.output }}"},
+        outputs={"last": "nodes.ok.output"},
+    )
+    validator = _Validator(spec, False, {})
+    assert list(validator.run()) == []
+    expected = DependencyGraph.from_spec(spec)
+    assert (validator.graph.parents, validator.graph.children) == (
+        expected.parents,
+        expected.children,
+    )
+
+
+def test_one_mismatch_is_reported_at_every_step_that_repeats_it() -> None:
+    # the check of a pair of schemas is remembered; each node still gets its issue
+    issues = _issues(
+        _task("g1", "greet", args={"name": "${{ input.doc }}"}),
+        *[_task(f"a{i}", "add", args={"a": f"${{{{ nodes.g{i}.output }}}}"}) for i in (1, 2)],
+        _task("g2", "greet", args={"name": "${{ input.doc }}"}),
+        resolve=True,
+    )
+    assert [(issue.code, issue.node) for issue in issues] == [
+        ("type_mismatch", "a1"),
+        ("type_mismatch", "a2"),
+    ]
+    assert all("gives string but the parameter expects integer" in i.message for i in issues)
 
 
 def test_join_one_failed_needs_a_parent() -> None:
