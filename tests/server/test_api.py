@@ -25,7 +25,8 @@ def test_the_same_idempotency_key_never_starts_two_runs(api: Api) -> None:
     again = start(api, key="order-17", input={"amount": 5})
     other = start(api, key="order-18", input={"amount": 5})
 
-    assert first.status_code == 201 and again.status_code == 200
+    assert first.status_code == 201
+    assert again.status_code == 200
     assert first.json()["id"] == again.json()["id"] != other.json()["id"]
     assert first.headers["location"] == f"/runs/{first.json()['id']}"
     assert len(api.store.list_runs(limit=100)) == before + 2
@@ -36,7 +37,8 @@ def test_a_run_started_over_the_api_records_who_started_it(api: Api) -> None:
 
     assert api.store.get_run(run_id).started_by == "operator-1"
     (first, *_) = api.store.history(run_id)
-    assert isinstance(first.event, RunStarted) and first.event.by == "operator-1"
+    assert isinstance(first.event, RunStarted)
+    assert first.event.by == "operator-1"
     listed = api.client.get("/runs?started_by=operator-1", headers=api.auth("viewer")).json()
     assert [r["id"] for r in listed["runs"]] == [run_id]
 
@@ -47,8 +49,10 @@ def test_a_bad_input_or_an_unknown_workflow_starts_nothing(api: Api) -> None:
     unknown = api.client.post("/runs", json={"workflow": "nope"}, headers=api.auth("operator"))
     wrong_version = start(api, version="0000000000")
 
-    assert bad.status_code == 422 and "amount" in bad.json()["detail"]
-    assert unknown.status_code == 404 and "'nope'" in unknown.json()["detail"]
+    assert bad.status_code == 422
+    assert "amount" in bad.json()["detail"]
+    assert unknown.status_code == 404
+    assert "'nope'" in unknown.json()["detail"]
     assert wrong_version.status_code == 404
     assert len(api.store.list_runs(limit=100)) == before
 
@@ -97,7 +101,8 @@ def test_a_definition_is_deployed_and_becomes_current(api: Api) -> None:
 
     assert response.status_code == 201, response.text
     (deployed,) = response.json()["deployed"]
-    assert deployed["deployed_by"] == "admin-1" and deployed["source"] == "api"
+    assert deployed["deployed_by"] == "admin-1"
+    assert deployed["source"] == "api"
     history = api.client.get("/workflows/review", headers=api.auth("viewer")).json()
     assert history["current_version"] == deployed["version"]
     assert [d["current"] for d in history["deployments"]] == [False, True]
@@ -124,7 +129,8 @@ def test_a_bad_definition_gets_every_problem_located_and_nothing_is_stored(api: 
     assert api.store.deployments("broken") == []
     syntax = api.client.post("/workflows", json={"definition": "name: [x\n"},
                              headers=api.auth("admin"))  # fmt: skip
-    assert syntax.status_code == 422 and syntax.json()["errors"][0]["line"] == 2
+    assert syntax.status_code == 422
+    assert syntax.json()["errors"][0]["line"] == 2
 
 
 def test_runs_are_filtered_and_paged_on_the_server(api: Api) -> None:
@@ -139,25 +145,29 @@ def test_runs_are_filtered_and_paged_on_the_server(api: Api) -> None:
         url = (f"/runs?workflow=review&status=running&limit=2&cursor={page['next_cursor']}"
                if page["next_cursor"] else "")  # fmt: skip
     expected = [r.id for r in api.store.list_runs(workflow="review", status="running")]
-    assert seen == expected and len(seen) == 6  # 5 started here and the waiting one
+    assert seen == expected
+    assert len(seen) == 6
     future = api.client.get("/runs?created_after=2100-01-01T00:00:00Z",
                             headers=api.auth("viewer")).json()  # fmt: skip
     assert future["runs"] == []
     bad = api.client.get("/runs?cursor=nonsense", headers=api.auth("viewer"))
-    assert bad.status_code == 422 and "cursor" in bad.json()["detail"]
+    assert bad.status_code == 422
+    assert "cursor" in bad.json()["detail"]
 
 
 def test_a_history_is_read_in_pages_by_sequence_number(api: Api) -> None:
     last = api.store.get_run(api.failed).last_seq
     first = api.client.get(f"/runs/{api.failed}/history?limit=2", headers=api.auth("viewer"))
     page = first.json()
-    assert [e["seq"] for e in page["events"]] == [1, 2] and page["next_after"] == 2
+    assert [e["seq"] for e in page["events"]] == [1, 2]
+    assert page["next_after"] == 2
     assert page["events"][0]["kind"] == "run_started"
     rest = api.client.get(f"/runs/{api.failed}/history?after=2", headers=api.auth("viewer"))
     assert [e["seq"] for e in rest.json()["events"]] == list(range(3, last + 1))
     assert rest.json()["next_after"] is None
     verified = api.client.get(f"/runs/{api.failed}/verify", headers=api.auth("viewer")).json()
-    assert verified["intact"] is True and verified["events"] == last
+    assert verified["intact"] is True
+    assert verified["events"] == last
 
 
 def test_a_token_over_its_rate_gets_429_with_retry_after(api: Api) -> None:
@@ -165,8 +175,10 @@ def test_a_token_over_its_rate_gets_429_with_retry_after(api: Api) -> None:
         codes = [client.get("/runs", headers=api.auth("viewer")).status_code for _ in range(4)]
         limited = client.get("/runs", headers=api.auth("viewer"))
         other = client.get("/runs", headers=api.auth("operator"))  # its own bucket
-    assert codes[:2] == [200, 200] and 429 in codes[2:]
-    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    assert codes[:2] == [200, 200]
+    assert 429 in codes[2:]
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) >= 1
     assert other.status_code == 200
 
 
@@ -181,14 +193,15 @@ def test_a_request_that_does_not_fit_names_the_field(api: Api) -> None:
 def test_an_action_the_run_refuses_is_a_conflict_with_the_reason(api: Api) -> None:
     response = api.client.post(f"/runs/{api.failed}/cancel", json={"reason": "x"},
                                headers=api.auth("operator"))  # fmt: skip
-    assert response.status_code == 409 and "ended" in response.json()["detail"]
+    assert response.status_code == 409
+    assert "ended" in response.json()["detail"]
     missing = api.client.get("/runs/ffffffffffff", headers=api.auth("viewer"))
     assert missing.status_code == 404
 
 
 def test_tokens_are_made_and_revoked_by_admins_and_their_secret_shown_once(api: Api) -> None:
-    made = api.client.post("/tokens", json={"name": "bot", "role": "operator",
-                                            "expires_in_days": 1}, headers=api.auth("admin"))  # fmt: skip
+    body = {"name": "bot", "role": "operator", "expires_in_days": 1}
+    made = api.client.post("/tokens", json=body, headers=api.auth("admin"))
     assert made.status_code == 201
     secret = made.json()["token"]
     assert api.client.get("/runs", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
