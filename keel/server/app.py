@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from keel.server import problems
 from keel.server.guard import Access, check_every_route
 from keel.server.identities import Tokens
-from keel.server.limits import RateLimits
+from keel.server.limits import BodyLimit, RateLimits
 from keel.server.routes import approvals, operations, runs, tokens, workflows
 from keel.server.service import open_service
 from keel.store.protocol import Store
@@ -46,5 +46,6 @@ def create_app(
     problems.install(app)
     for module in (runs, approvals, workflows, tokens, operations):
         app.include_router(module.router)
+    app.add_middleware(BodyLimit)
     check_every_route(app)
     return app

@@ -7,9 +7,11 @@ per-process bucket does without a write per request.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -48,3 +50,51 @@ class RateLimits:
 def retry_after(seconds: float) -> str:
     """A ``Retry-After`` value: whole seconds, at least 1."""
     return str(max(1, math.ceil(seconds)))
+
+
+#: the largest request body the API reads (bytes): a definition or a run's input
+MOST_BODY_BYTES = 10 * 1024 * 1024
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``most`` bytes gets 413 before it is read
+    whole (by its ``Content-Length``, or counted as it streams in when there is none)."""
+
+    def __init__(self, app: Any, most: int = MOST_BODY_BYTES) -> None:
+        self.app, self.most = app, most
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or ()).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.most):
+            await self._refuse(send)
+            return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.most:
+                raise _TooLargeError
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLargeError:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Any) -> None:
+        detail = f"the request body is over {self.most} bytes"
+        body = json.dumps({"type": "about:blank", "title": "Content too large", "status": 413,
+                           "detail": detail}).encode()  # fmt: skip
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/problem+json"),
+                                (b"content-length", str(len(body)).encode())]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLargeError(Exception):
+    """A streamed body went over the limit."""

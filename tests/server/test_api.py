@@ -210,3 +210,12 @@ def test_tokens_are_made_and_revoked_by_admins_and_their_secret_shown_once(api: 
     assert api.client.delete("/tokens/bot", headers=api.auth("admin")).status_code == 200
     again = api.client.delete("/tokens/bot", headers=api.auth("admin"))
     assert again.status_code == 409
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(api: Api) -> None:
+    from keel.server.limits import MOST_BODY_BYTES
+
+    huge = {"workflow": "review", "input": {"text": "x" * (MOST_BODY_BYTES + 1)}}
+    response = api.client.post("/runs", json=huge, headers=api.auth("operator"))
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
