@@ -52,7 +52,8 @@ def test_deployments_are_kept_in_order_and_the_newest_is_current(store: Store) -
     deployed = store.deploy(second, T0 + 2, by="alice")
     store.deploy(first, T0 + 3, by="carol")  # the rollback: first is current again
 
-    assert deployed.version == second.version and deployed.deployed_by == "alice"
+    assert deployed.version == second.version
+    assert deployed.deployed_by == "alice"
     history = store.deployments("claims")
     assert [(d.version, d.deployed_by) for d in history] == [
         (first.version, "alice"), (second.version, "alice"), (first.version, "carol")]  # fmt: skip
