@@ -131,7 +131,9 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         from keel.runtime.views.documents import run_detail
 
         with opened_store(db) as store, reported_errors():
-            data = run_detail(store, run_id)
+            found = store.get_run(run_id)
+            plan = RunCache(store).plan(found.spec_version)
+            data = run_detail(store, found, plan, clock_for(store).now())
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     with opened_store(db) as store, reported_errors():
@@ -320,7 +322,7 @@ def verify(
             else [store.get_run(run_id) for run_id in run_ids or []]
         )
         for record in records:
-            report, mismatches = verify_run(store, record, cache)
+            report, mismatches = verify_run(store, record, cache.state)
             if report.intact and not mismatches:
                 _print_intact(out.width, record.id, report.events, report.head_hash)
                 continue

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from typing import Any
 
 from keel.engine.state import RunState, is_finished
-from keel.runtime.runs import RunCache
 from keel.store.chain import ChainReport, verify_chain
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
@@ -49,15 +49,18 @@ def summary_mismatches(record: RunRecord, state: RunState) -> list[str]:
     ]
 
 
-def verify_run(store: Store, record: RunRecord, cache: RunCache) -> tuple[ChainReport, list[str]]:
-    """``keel verify`` of one run: its hash chain, then its row against its history.
-    A definition that no longer loads (altered) is one more problem of the chain."""
+def verify_run(
+    store: Store, record: RunRecord, state_of: Callable[[str], RunState]
+) -> tuple[ChainReport, list[str]]:
+    """``keel verify`` of one run: its hash chain, then its row against its history
+    (replayed by ``state_of``, e.g. ``RunCache.state``). A definition that no longer
+    loads (altered) is one more problem of the chain."""
     report = verify_chain(record.id, store.chain_links(record.id), record.last_seq,
                           record.head_hash)  # fmt: skip
     mismatches: list[str] = []
     try:
         store.load_spec(record.spec_version)
-        mismatches = summary_mismatches(record, cache.state(record.id))
+        mismatches = summary_mismatches(record, state_of(record.id))
     except Exception as exc:  # a damaged history or definition: report it, never raise
         report = dataclasses.replace(report, problems=(*report.problems, str(exc)))
     return report, mismatches

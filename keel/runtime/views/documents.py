@@ -9,8 +9,7 @@ import dataclasses
 from typing import Any
 
 from keel.engine.events import ErrorInfo, node_of, to_data
-from keel.runtime.clock import clock_for
-from keel.runtime.runs import RunCache
+from keel.engine.plan import Plan
 from keel.runtime.views.activity import run_activity
 from keel.runtime.views.audit import summary_mismatches
 from keel.runtime.views.failures import FailedRun
@@ -51,16 +50,14 @@ def node_document(node: NodeReport) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def run_detail(store: Store, run_id: str, cache: RunCache | None = None) -> dict[str, Any]:
+def run_detail(store: Store, record: RunRecord, plan: Plan, now: float) -> dict[str, Any]:
     """Everything ``keel show`` tells of a run, read from its history (the runs table is
-    only checked against it: ``mismatches``)."""
-    record = store.get_run(run_id)
-    plan = (cache or RunCache(store)).plan(record.spec_version)
+    only checked against it: ``mismatches``). ``plan``: the run's; ``now``: the store's
+    time, for what the run is doing."""
     report = run_report(plan, store.history(record.id))
     children = store.list_runs(parent=record.id, limit=1_000)
     state = report.state
-    activity = run_activity(store, dataclasses.replace(record, status=state.status.value),
-                            clock_for(store).now())  # fmt: skip
+    activity = run_activity(store, dataclasses.replace(record, status=state.status.value), now)
     data = run_document(record)
     data.update(status=state.status.value, output=state.output, reason=state.reason,
                 input=state.input)  # fmt: skip

@@ -112,7 +112,9 @@ def list_runs(
 @router.get("/runs/{run_id}")
 def show(run_id: str, who: Reader, served: Served) -> dict[str, Any]:
     """The run and each of its nodes, read from its history (as ``keel show``)."""
-    return run_detail(served.store, run_id, served.plans)
+    record = served.store.get_run(run_id)
+    plan = served.plans.plan(record.spec_version)
+    return run_detail(served.store, record, plan, served.clock.now())
 
 
 @router.get("/runs/{run_id}/history")
@@ -135,7 +137,8 @@ def history(
 def verify(run_id: str, who: Reader, served: Served) -> dict[str, Any]:
     """The hash chain and the run's row checked against its history (``keel verify``)."""
     record = served.store.get_run(run_id)
-    report, mismatches = verify_run(served.store, record, RunCache(served.store, capacity=1))
+    replay = RunCache(served.store, capacity=1)
+    report, mismatches = verify_run(served.store, record, replay.state)
     return {"run_id": record.id, "intact": report.intact and not mismatches,
             "events": report.events, "head_hash": report.head_hash,
             "problems": list(report.problems), "mismatches": mismatches}  # fmt: skip
