@@ -49,6 +49,26 @@ log = logging.getLogger("keel.runs")
 #: the key of a run's deadline timer
 DEADLINE = "deadline"
 
+#: how many compiled plans the process keeps beside the caches' own
+PLANS_KEPT = 64
+_compiled: OrderedDict[str, Plan] = OrderedDict()
+
+
+def compiled(spec: WorkflowSpec) -> Plan:
+    """The plan of ``spec``, compiled once per process for the last ``PLANS_KEPT``
+    versions: a client starting runs one after another (``start_run`` without a cache,
+    ``Client.start``) compiles its workflow once, not per run. A plan depends on its
+    spec alone (equal versions, equal definitions) and is never changed once compiled."""
+    version = spec.version
+    plan = _compiled.get(version)
+    if plan is None:
+        plan = _compiled[version] = compile_plan(spec)
+        if len(_compiled) > PLANS_KEPT:
+            _compiled.popitem(last=False)
+    else:
+        _compiled.move_to_end(version)
+    return plan
+
 
 def ready_of(state: RunState, events: Sequence[Event], now: float) -> list[Ready]:
     """Ready-queue rows for the attempts the events schedule."""
@@ -214,14 +234,14 @@ class RunCache:
         self._states: OrderedDict[str, RunState] = OrderedDict()
 
     def plan(self, version: str) -> Plan:
-        plan = self._plans.get(version)
+        plan = self._plans.get(version) or _compiled.get(version)
         return plan if plan is not None else self.plan_of(self.store.load_spec(version))
 
     def plan_of(self, spec: WorkflowSpec) -> Plan:
         """The plan of a definition in hand (no need to read it back from the store)."""
         plan = self._plans.get(spec.version)
         if plan is None:
-            plan = self._plans[spec.version] = compile_plan(spec)
+            plan = self._plans[spec.version] = compiled(spec)
         return plan
 
     def state(self, run_id: str) -> RunState:
