@@ -247,16 +247,30 @@ class RunCache:
     def state(self, run_id: str) -> RunState:
         state = self._states.get(run_id)
         if state is None:
-            record = self.store.get_run(run_id)
-            state = RunState.new(self.plan(record.spec_version), record.id)
-            for stored in self.store.history(record.id):
-                apply(state, stored.event, stored.seq)
-                state.head = stored.hash
+            state = self._load(run_id)
             self._states[run_id] = state
             if len(self._states) > self.capacity:
                 self._states.popitem(last=False)
         else:
             self._states.move_to_end(run_id)
+        return state
+
+    def _load(self, run_id: str) -> RunState:
+        """The run's state rebuilt from its history, read once: its first event
+        (``RunStarted``) names the version it follows, so a run started by another
+        process costs one read, not its record and then its history. An id that is not
+        a whole run's (a prefix, a missing run) goes through its record as before."""
+        history = self.store.history(run_id)
+        first = history[0].event if history else None
+        if isinstance(first, RunStarted) and history[0].run_id == run_id:
+            state = RunState.new(self.plan(first.spec_version), run_id)
+        else:
+            record = self.store.get_run(run_id)
+            state = RunState.new(self.plan(record.spec_version), record.id)
+            history = self.store.history(record.id)
+        for stored in history:
+            apply(state, stored.event, stored.seq)
+            state.head = stored.hash
         return state
 
     def plan_of_run(self, run_id: str) -> Plan:
