@@ -70,3 +70,18 @@ def test_a_prefix_of_a_run_id_still_loads_the_run_through_its_record(
 
     assert "get_run" in reads.calls
     assert (state.run_id, state.last_seq) == (record.id, through_record(store, record.id).last_seq)
+
+
+def test_a_client_start_records_the_run_and_returns_its_whole_id(tmp_path: Any) -> None:
+    from keel.runtime.client import Client
+
+    store = SQLiteStore(tmp_path / "keel.db")
+    client = Client(store=store)
+    run_id = client.start(SPEC, {})
+
+    record = client.run(run_id)
+    assert (record.id, record.status, record.spec_version) == (run_id, "running", SPEC.version)
+    assert [type(s.event).__name__ for s in client.history(run_id)][:2] == [
+        "RunStarted", "NodeScheduled",
+    ]  # fmt: skip
+    store.close()
