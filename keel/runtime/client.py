@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keel.runtime.operations.control import cancel_run, start_run
+from keel.runtime.operations.control import cancel_run, record_run
 from keel.runtime.operations.interventions import (
     approve,
     pause_run,
@@ -55,8 +55,9 @@ class Client:
         if origin is None and hasattr(workflow, "__module__"):
             origin = workflow.__module__ if workflow.__module__ != "__main__" else None
         run_input = {} if run_input is None else run_input
-        record = start_run(self.store, spec, run_input, origin=origin, registry=registry)
-        return record.id
+        # the id is all it returns: the run's record is not read back (start_run does)
+        committed = record_run(self.store, spec, run_input, origin=origin, registry=registry)
+        return committed.transition.run_id
 
     def run(self, run_id: str) -> RunRecord:
         return self.store.get_run(run_id)

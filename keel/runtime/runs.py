@@ -49,6 +49,26 @@ log = logging.getLogger("keel.runs")
 #: the key of a run's deadline timer
 DEADLINE = "deadline"
 
+#: how many compiled plans the process keeps beside the caches' own
+PLANS_KEPT = 64
+_compiled: OrderedDict[str, Plan] = OrderedDict()
+
+
+def compiled(spec: WorkflowSpec) -> Plan:
+    """The plan of ``spec``, compiled once per process for the last ``PLANS_KEPT``
+    versions: a client starting runs one after another (``start_run`` without a cache,
+    ``Client.start``) compiles its workflow once, not per run. A plan depends on its
+    spec alone (equal versions, equal definitions) and is never changed once compiled."""
+    version = spec.version
+    plan = _compiled.get(version)
+    if plan is None:
+        plan = _compiled[version] = compile_plan(spec)
+        if len(_compiled) > PLANS_KEPT:
+            _compiled.popitem(last=False)
+    else:
+        _compiled.move_to_end(version)
+    return plan
+
 
 def ready_of(state: RunState, events: Sequence[Event], now: float) -> list[Ready]:
     """Ready-queue rows for the attempts the events schedule."""
@@ -214,29 +234,43 @@ class RunCache:
         self._states: OrderedDict[str, RunState] = OrderedDict()
 
     def plan(self, version: str) -> Plan:
-        plan = self._plans.get(version)
+        plan = self._plans.get(version) or _compiled.get(version)
         return plan if plan is not None else self.plan_of(self.store.load_spec(version))
 
     def plan_of(self, spec: WorkflowSpec) -> Plan:
         """The plan of a definition in hand (no need to read it back from the store)."""
         plan = self._plans.get(spec.version)
         if plan is None:
-            plan = self._plans[spec.version] = compile_plan(spec)
+            plan = self._plans[spec.version] = compiled(spec)
         return plan
 
     def state(self, run_id: str) -> RunState:
         state = self._states.get(run_id)
         if state is None:
-            record = self.store.get_run(run_id)
-            state = RunState.new(self.plan(record.spec_version), record.id)
-            for stored in self.store.history(record.id):
-                apply(state, stored.event, stored.seq)
-                state.head = stored.hash
+            state = self._load(run_id)
             self._states[run_id] = state
             if len(self._states) > self.capacity:
                 self._states.popitem(last=False)
         else:
             self._states.move_to_end(run_id)
+        return state
+
+    def _load(self, run_id: str) -> RunState:
+        """The run's state rebuilt from its history, read once: its first event
+        (``RunStarted``) names the version it follows, so a run started by another
+        process costs one read, not its record and then its history. An id that is not
+        a whole run's (a prefix, a missing run) goes through its record as before."""
+        history = self.store.history(run_id)
+        first = history[0].event if history else None
+        if isinstance(first, RunStarted) and history[0].run_id == run_id:
+            state = RunState.new(self.plan(first.spec_version), run_id)
+        else:
+            record = self.store.get_run(run_id)
+            state = RunState.new(self.plan(record.spec_version), record.id)
+            history = self.store.history(record.id)
+        for stored in history:
+            apply(state, stored.event, stored.seq)
+            state.head = stored.hash
         return state
 
     def plan_of_run(self, run_id: str) -> Plan:

@@ -80,11 +80,14 @@ class Store(Protocol):
         run_id: str | None = None,
         run_ids: Sequence[str] | None = None,
         queues: Sequence[str] | None = None,
+        expected: bool = False,
     ) -> list[Claimed]:
         """Lease up to ``limit`` ready attempts to ``owner`` and record ``NodeStarted``.
 
         Only attempts of ``run_id`` (or of ``run_ids``) when given, only of ``queues``
-        when given; highest priority first, then oldest.
+        when given; highest priority first, then oldest. ``expected``: work is likely
+        waiting (a wake-up said attempts were queued), so a store that would first look
+        read-only, as most polls find nothing, goes straight to the write.
         """
 
     def renew(self, owner: str, now: float, lease_for: float) -> int:

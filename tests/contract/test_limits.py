@@ -702,3 +702,13 @@ def test_limits_survive_reopening_the_database(tmp_path: Path) -> None:
         assert len(work.take(T0 + 11)) == 1
     finally:
         store.close()
+
+
+def test_the_look_for_rate_limited_attempts_reads_only_those(sqlite_store: SQLiteStore) -> None:
+    """A claim that takes less than it asked for looks for attempts held by a rate
+    limit; through its own index, not a read of every free attempt (a backlog of
+    work without rate limits made each such claim read the whole queue)."""
+    conn = sqlite_store.dialect.connection()
+    query = sqlite_store.dialect.queries["waiting_rates"]
+    plan = conn.execute(f"EXPLAIN QUERY PLAN {query}", {"now": T0, "queues": None}).fetchall()
+    assert "ready_rate_waiting" in " ".join(str(row[3]) for row in plan)

@@ -210,6 +210,24 @@ def test_claim_leases_ready_work_and_records_node_started(store: Store) -> None:
     assert snapshot(store, "run-1") == before
 
 
+def test_an_expected_claim_takes_and_finds_the_same_as_one_that_looks_first(store: Store) -> None:
+    """``expected`` (woken for work) only skips the read-only look: what is taken, and
+    that nothing is taken twice or before it is available, stays the same."""
+    for run_id in ("r1", "r2"):
+        Driver(store, roots_spec("a", "b"), run_id).start()
+
+    first = store.claim("w1", 3, T0 + 1, 30.0, expected=True)
+    assert [key(c.lease) for c in first] == [
+        ("r1", "a", None, 1), ("r1", "b", None, 1), ("r2", "a", None, 1),
+    ]  # fmt: skip
+    assert store.history("r1", 3) == [c.started for c in first[:2]]
+    (last,) = store.claim("w2", 3, T0 + 1, 30.0, expected=True)
+    assert key(last.lease) == ("r2", "b", None, 1)
+    before = [snapshot(store, run) for run in ("r1", "r2")]
+    assert store.claim("w3", 3, T0 + 2, 30.0, expected=True) == []
+    assert [snapshot(store, run) for run in ("r1", "r2")] == before
+
+
 def test_a_first_transition_can_lease_its_attempts_to_the_starting_worker(store: Store) -> None:
     driver = Driver(store, map_spec(), "run-1", {"items": ["p", "q", "r"]})
     first = driver.first().leasing(LeaseRequest("w1", 2, 30.0))

@@ -283,3 +283,12 @@ def test_no_node_starts_before_its_parents_end_and_results_are_recorded_once(
                 ended.add(event.node)
         if isinstance(event, NodeSkipped):
             ended.add(event.node)
+
+
+def test_a_stored_event_with_a_field_its_kind_lacks_or_an_unknown_kind_is_refused() -> None:
+    data = to_data(NodeSucceeded(node="a", attempt=1, output=2))
+    assert from_data(dict(data)) == NodeSucceeded(node="a", attempt=1, output=2)
+    with pytest.raises(ValueError, match="unknown fields: colour, zeta"):
+        from_data({**data, "zeta": 1, "colour": "red"})
+    with pytest.raises(ValueError, match="unknown event kind"):
+        from_data({**data, "kind": "node_vanished"})

@@ -354,12 +354,15 @@ class Counting:
     def __init__(self, store: SQLiteStore) -> None:
         self.store = store
         self.claims = 0
+        #: each claim's ``expected``
+        self.expected: list[bool] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
     def claim(self, *args: Any, **kwargs: Any) -> Any:
         self.claims += 1
+        self.expected.append(kwargs.get("expected", False))
         return self.store.claim(*args, **kwargs)
 
 
@@ -387,6 +390,29 @@ def test_claiming_looks_at_the_queue_only_when_work_may_be_waiting(
     assert third.lease.run_id != record.id
     assert claims.claim(0) == []
     assert counting.claims == 3, "no free slot: no look"
+
+
+def test_claiming_skips_the_read_only_look_only_when_told_work_is_there(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    counting = Counting(store)
+    claims = Claiming(counting, OWNER, clock, lease_for=LEASE_FOR, queues=None, pause=0.05)
+    start_run(store, spec_of(echo("a"), echo("b")), {}, clock=clock)
+
+    assert len(claims.claim(1)) == 1  # a first look: nobody said anything
+    assert len(claims.claim(4)) == 1  # it took all it asked for: more may wait, not said
+    assert counting.expected == [False, False]
+    clock.advance(0.05)
+    assert claims.claim(4) == []  # a pause passed: a look on its own
+    claims.look_by(clock.monotonic())  # a wake-up: attempts were queued
+    start_run(store, spec_of(echo("c")), {}, clock=clock)
+    assert len(claims.claim(4)) == 1
+    assert counting.expected == [False, False, False, True]
+    clock.advance(0.05)
+    assert claims.claim(4) == []
+    claims.look_now()  # a commit left work unleased
+    assert claims.claim(4) == []
+    assert counting.expected == [False, False, False, True, False, True]
 
 
 def test_claiming_stands_aside_while_attempts_given_back_are_up_for_others(

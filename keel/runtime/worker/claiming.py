@@ -47,6 +47,9 @@ class Claiming:
         self.pause = pause
         #: when the next look at the queue is due (pacing); ``NOW`` while work may be waiting
         self.look_at = NOW
+        #: whether the next look was asked for because work is likely there (a wake-up,
+        #: a commit or reclaim that left some), not only because ``pause`` passed
+        self._expected = False
         #: (from, until): while attempts given back for want of code are up for others
         self._aside: list[tuple[float, float]] = []
 
@@ -58,9 +61,11 @@ class Claiming:
             return []
         now = self.clock.now()
         claimed = self.store.claim(
-            self.owner, free, now, self.lease_for, run_ids=run_ids, queues=self.queues
-        )
+            self.owner, free, now, self.lease_for, run_ids=run_ids, queues=self.queues,
+            expected=self._expected,
+        )  # fmt: skip
         if len(claimed) < free:  # drained for now
+            self._expected = False
             self.look_at = looked + self.pause
             if isinstance(claimed, Claims) and claimed.retry_at is not None:
                 wait = max(0.0, claimed.retry_at - now)  # a rate limit frees a place then
@@ -82,10 +87,12 @@ class Claiming:
     def look_now(self) -> None:
         """Work may be waiting on the queue: the next turn looks."""
         self.look_at = NOW
+        self._expected = True
 
     def look_by(self, at: float) -> None:
         """Work will be waiting by ``at`` (pacing): look then at the latest."""
         self.look_at = min(self.look_at, at)
+        self._expected = True
 
     def stand_aside(self, back: float, wait: float) -> None:
         """Attempts given back are available again at ``back`` (pacing): claim nothing

@@ -8,7 +8,8 @@
 - ``claim`` lets ``choose`` (``keel.store.limits``) pick free attempts, leases them run
   by run and records their ``NodeStarted``; it returns them best first. Where a write
   lock holds the whole database (``Dialect.peeks``) it first looks read-only, as most
-  polls find nothing.
+  polls find nothing, unless the caller expects work (woken for it): then the look
+  would only add a read to the claim.
 - ``reclaim`` puts back attempts whose lease expired or whose owner died, skipping runs
   another writer holds (their leases are looked at next time).
 - Whatever leaves work for other processes is noted and sent on commit (``notify``).
@@ -122,6 +123,7 @@ class SQLStore(SQLService):
         run_id: str | None = None,
         run_ids: Sequence[str] | None = None,
         queues: Sequence[str] | None = None,
+        expected: bool = False,
     ) -> list[Claimed]:
         claimed = Claims()
         if limit <= 0:
@@ -129,7 +131,7 @@ class SQLStore(SQLService):
         if run_id is not None:
             run_ids = [run_id]
         dialect = self.dialect
-        if dialect.peeks:  # a read neither waits for the write lock nor makes others wait
+        if dialect.peeks and not expected:  # a read takes no write lock, waits for none
             with dialect.read() as cur:
                 peek = SQLFree(dialect, cur, now, 1, run_ids, queues, lease_for)
                 if not peek.look((), ()):
