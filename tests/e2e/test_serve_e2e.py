@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +63,7 @@ def free_port() -> int:
         return port
 
 
-def until(what: str, check: Callable[[], Any], logs: list[Path] = ()) -> Any:  # type: ignore[assignment]
+def until(what: str, check: Callable[[], Any], logs: Sequence[Path] = ()) -> Any:
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
         found = check()
@@ -171,7 +171,7 @@ def start_three_times_at_once(served: Served) -> str:
     assert sorted(a.status_code for a in answers) == [200, 200, 201], [a.text for a in answers]
     ids = {a.json()["id"] for a in answers}
     assert len(ids) == 1
-    (run_id,) = ids
+    run_id: str = ids.pop()
     assert {a.headers["location"] for a in answers} == {f"/runs/{run_id}"}
     with served.client("watcher") as client:
         listed = client.get("/runs", params={"workflow": "payment"}).json()["runs"]

@@ -78,5 +78,5 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-def test_the_api_keeps_to_its_schema(case: schemathesis.Case) -> None:
+def test_the_api_keeps_to_its_schema(case: schemathesis.Case[Any]) -> None:
     case.call_and_validate(checks=CHECKS)
