@@ -23,6 +23,8 @@ from keel.cli.common import (
 )
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from keel.runtime.worker.config import WorkerConfig
     from keel.store.protocol import Store
 
@@ -119,12 +121,30 @@ def serve(
             ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
             ssl_keyfile_password=ssl_keyfile_password, access_log=False,
         ))  # fmt: skip
-        server.run()
+        _run_until_stopped(server)
     finally:
         stop.set()
         if worker_thread is not None:
             worker_thread.join()
         store.close()
+
+
+def _run_until_stopped(server: uvicorn.Server) -> None:
+    """Run ``server`` until SIGTERM or SIGINT, then return (to stop the worker and close
+    the store). uvicorn replays the signal that stopped it once it has shut down; under
+    the default action that would kill this process before that cleanup, so the replay
+    lands here instead (and a signal before uvicorn listens still stops it)."""
+    import signal
+
+    def stop_server(signum: int, frame: object) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, stop_server) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _start_worker(store: Store, config: WorkerConfig, stop: threading.Event) -> threading.Thread:
@@ -146,6 +166,7 @@ def _start_worker(store: Store, config: WorkerConfig, stop: threading.Event) -> 
             worker.run_forever(stop)
         finally:
             worker.close()
+            typer.echo(f"  worker: {worker.owner} stopped", err=True)
 
     def wake_on_stop() -> None:
         stop.wait()

@@ -45,7 +45,7 @@ def create_app(
     app.state.access = Access(Tokens(store), RateLimits(rate), clock)
     problems.install(app)
     for module in (runs, approvals, workflows, tokens, operations):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=problems.RESPONSES)
     app.add_middleware(BodyLimit)
     check_every_route(app)
     return app

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
 from keel.errors import (
@@ -45,6 +46,34 @@ TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not f
           405: "Method not allowed", 409: "Conflict", 422: "Unprocessable content",
           429: "Too many requests", 500: "Internal server error",
           503: "Service unavailable"}  # fmt: skip
+
+
+class Problem(BaseModel):
+    """The body of every error (what the OpenAPI schema promises for 4XX and 5XX)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    #: a 422's problems, one per field (a request) or per location (a definition)
+    errors: list[dict[str, Any]] | None = None
+
+
+def _declared(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {MEDIA_TYPE: {"schema": Problem.model_json_schema()}}}  # fmt: skip
+
+
+#: the errors every route may answer, declared once for the whole API (a route's own
+#: statuses come first); they replace FastAPI's default 422, which is not what is sent
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": _declared("The request was refused: see `detail` (401 no usable token, "
+                     "403 not allowed, 404 not found, 409 the run's state refuses it, "
+                     "422 invalid, 429 over the rate limit)"),
+    "5XX": _declared("The server failed (its log says why) or the store does not answer"),
+}  # fmt: skip
 
 
 def problem(

@@ -8,11 +8,11 @@ another name over the API.
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, JsonValue
 
 from keel.runtime.operations.control import cancel_run
 from keel.runtime.operations.deployed import deployed, start_once
@@ -32,6 +32,19 @@ Reader = Annotated[Identity, Depends(needs(Permission.READ))]
 Actor = Annotated[Identity, Depends(needs(Permission.ACT))]
 Served = Annotated[Service, Depends(service)]
 Status = Literal["pending", "running", "failing", "paused", "succeeded", "failed", "cancelled"]
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]")
+
+
+def _rfc3339(value: object) -> object:
+    """Pydantic would read ``0.5`` as seconds since 1970; the schema promises an RFC 3339
+    date-time, so only that is accepted (and with its offset: a bare local time would be
+    read in the server's zone, which the client does not know)."""
+    if isinstance(value, str) and not _DATE_TIME.match(value):
+        raise ValueError("not a date-time: use RFC 3339, e.g. 2025-01-31T12:00:00Z")
+    return value
+
+
+DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
 
 class StartRun(BaseModel):
@@ -58,7 +71,10 @@ class Signal(BaseModel):
     data: JsonValue = None
 
 
-@router.post("/runs", status_code=201)
+@router.post("/runs", status_code=201, responses={
+    200: {"description": "A run this Idempotency-Key already started (none is started)",
+          "content": {"application/json": {"schema": {"type": "object"}}}},
+})  # fmt: skip
 def start(
     body: StartRun,
     who: Actor,
@@ -89,8 +105,8 @@ def list_runs(
     version: str | None = None,
     parent: str | None = None,
     started_by: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: DateTime | None = None,
+    created_before: DateTime | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> dict[str, Any]:

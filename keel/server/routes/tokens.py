@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
-from keel.errors import KeelError
 from keel.runtime.views.documents import token_document
 from keel.server.guard import needs
 from keel.server.identities import Identity, create_token
@@ -46,5 +45,5 @@ def create(body: NewToken, who: Admin, served: Served) -> dict[str, Any]:
 @router.delete("/tokens/{name}")
 def revoke(name: str, who: Admin, served: Served) -> dict[str, Any]:
     if not served.store.revoke_token(name, served.clock.now(), by=who.name):
-        raise KeelError(f"no usable token named '{name}'")
+        raise HTTPException(404, f"no usable token named '{name}' (unknown or revoked)")
     return {"revoked": name}
