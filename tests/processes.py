@@ -1,10 +1,11 @@
-"""Helpers for tests that start real processes: stop them, and tell when one is gone."""
+"""Helpers for tests that start real processes: run keel, stop them, tell when one is gone."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -33,3 +34,15 @@ def process_gone(pid: int) -> bool:
     except OSError:
         return True
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def keel_on(url: str, *args: str, deadline: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """``keel ARGS`` as a new process on the database ``url`` (KEEL_DATABASE_URL)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KEEL_DATABASE_URL": url}
+    return subprocess.run(
+        [sys.executable, "-m", "keel", *args], env=env, capture_output=True, text=True,
+        timeout=deadline, check=False,
+    )  # fmt: skip

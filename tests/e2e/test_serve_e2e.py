@@ -23,7 +23,7 @@ import httpx2
 import pytest
 
 from tests.postgres import fresh_url, open_postgres
-from tests.processes import stop_workers
+from tests.processes import keel_on, stop_workers
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = Path(__file__).resolve().with_name("serveflows.py")
@@ -42,11 +42,7 @@ TOKENS = {
 
 
 def keel(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KEEL_DATABASE_URL": url}
-    return subprocess.run(
-        [sys.executable, "-m", "keel", *args], env=env, capture_output=True, text=True,
-        timeout=DEADLINE, check=False,
-    )  # fmt: skip
+    return keel_on(url, *args, deadline=DEADLINE)
 
 
 def spawn(url: str, log: Path, *args: str) -> subprocess.Popen[bytes]:

@@ -20,7 +20,7 @@ import pytest
 from keel.engine.events import NodeReclaimed, NodeStarted
 from keel.store.protocol import Store
 from tests.postgres import fresh_url, open_postgres
-from tests.processes import process_gone
+from tests.processes import keel_on, process_gone
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = Path(__file__).resolve().with_name("workerflows.py")
@@ -46,11 +46,7 @@ def store(url: str) -> Iterator[Store]:
 
 
 def keel(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KEEL_DATABASE_URL": url}
-    return subprocess.run(
-        [sys.executable, "-m", "keel", *args], env=env, capture_output=True, text=True,
-        timeout=DEADLINE, check=False,
-    )  # fmt: skip
+    return keel_on(url, *args, deadline=DEADLINE)
 
 
 def worker(url: str, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
