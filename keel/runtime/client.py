@@ -84,7 +84,8 @@ class Client:
         idempotency_key: str | None = None,
     ) -> str:
         """Record a new run; its id. ``workflow``: the name of a deployed workflow (its
-        current version, or ``version``), or a ``@keel.workflow`` or spec. Over HTTP, a
+        current version, or ``version``), or a ``@keel.workflow`` or spec (with
+        ``version``: that deployed version of its name). Over HTTP, a
         ``@keel.workflow`` or spec starts its own version, which must be deployed.
         ``idempotency_key``: however often it is called with a key, one run starts
         (the others return its id).
@@ -96,7 +97,7 @@ class Client:
             return self.transport.start_deployed(workflow, run_input, version=version,
                                                  key=idempotency_key)  # fmt: skip
         spec: WorkflowSpec = getattr(workflow, "spec", workflow)
-        if version is not None and self.remote:
+        if version is not None:
             return self.transport.start_deployed(spec.name, run_input, version=version,
                                                  key=idempotency_key)  # fmt: skip
         registry: SpecRegistry | None = getattr(workflow, "registry", None)
