@@ -11,7 +11,7 @@ process. Starting a run records it; a worker executes it.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keel.runtime.transports.base import Document, Transport
 from keel.runtime.transports.store import StoreTransport
@@ -19,6 +19,9 @@ from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
 from keel.store.protocol import Store
 from keel.store.records import RunRecord, StoredEvent, Wait
+
+if TYPE_CHECKING:
+    import ssl
 
 
 def is_server_url(url: str | None) -> bool:
@@ -29,7 +32,9 @@ def is_server_url(url: str | None) -> bool:
 class Client:
     """One connection (to a store or a server); use it as a context manager or call
     ``close``. ``by`` names who acts, for the history, on a store only: a server
-    records its token's name."""
+    records its token's name. ``token``, ``timeout`` (seconds) and ``verify`` (the
+    server's certificate: True, a CA file, an ``ssl.SSLContext``, False) are for a
+    server's URL."""
 
     def __init__(
         self,
@@ -38,7 +43,7 @@ class Client:
         store: Store | None = None,
         token: str | None = None,
         timeout: float | None = None,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
     ) -> None:
         self.transport: Transport
         #: the store, when the client has one (None over HTTP)

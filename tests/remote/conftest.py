@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,11 +61,23 @@ def served(tmp_path: Path) -> Iterator[Served]:
     failed = start_run(store, spec, {"amount": 20}).id
     reject(store, failed, "check", by="setup")
     paused = pause_run(store, start_run(store, spec, {}).id, by="setup").id
+    try:
+        with serving(store) as url:
+            yield Served(url, db, store, tokens, waiting, failed, paused)
+    finally:
+        store.close()
+
+
+@contextmanager
+def serving(store: SQLiteStore, **tls: str) -> Iterator[str]:
+    """The API over ``store`` on a free port until the block ends; its URL. ``tls``:
+    ``ssl_certfile`` and ``ssl_keyfile`` for HTTPS."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(store, rate=0), log_level="warning",
-                                           access_log=False))  # fmt: skip
+    config = uvicorn.Config(create_app(store, rate=0), log_level="warning", access_log=False,
+                            **tls)  # type: ignore[arg-type]  # fmt: skip
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     ready = threading.Event()
@@ -72,9 +85,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
         ready.wait(0.01)
     assert server.started, "the server did not start"
     try:
-        yield Served(f"http://127.0.0.1:{port}", db, store, tokens, waiting, failed, paused)
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join()
         sock.close()
-        store.close()

@@ -3,7 +3,9 @@ store client, and the server's refusals as keel's own errors."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +20,7 @@ from keel.errors import (
     WorkflowNotFoundError,
 )
 from keel.runtime.client import Client
-from tests.remote.conftest import Served, free_port
+from tests.remote.conftest import Served, free_port, serving
 from tests.remote.remoteflows import loud
 
 
@@ -154,3 +156,22 @@ def test_keel_client_is_the_one_client(served: Served) -> None:
     with keel.Client(served.url, token=served.tokens["viewer"]) as client:
         assert isinstance(client, Client)
         assert client.detail(served.waiting)["nodes"]
+
+
+def test_https_checks_the_servers_certificate(served: Served, tmp_path: Path) -> None:
+    """Over TLS (``keel serve --ssl-certfile``): a certificate no CA given vouches for
+    is refused, naming the URL; with its CA (here itself) the client works."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    with serving(served.store, ssl_certfile=str(cert), ssl_keyfile=str(key)) as url:
+        assert url.startswith("https://")
+        token = served.tokens["viewer"]
+        with Client(url, token=token) as client, pytest.raises(RemoteError, match=url):
+            client.runs()
+        with Client(url, token=token, verify=str(cert)) as client:
+            assert {r.id for r in client.runs()} >= {served.waiting, served.failed}

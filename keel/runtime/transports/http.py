@@ -7,6 +7,7 @@ else (``by``), so this transport refuses ``by`` rather than drop it silently.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 from urllib.parse import quote
 
@@ -42,8 +43,12 @@ def _no_by(by: str | None) -> None:
 
 class HttpTransport:
     def __init__(self, url: str, token: str | None, *, timeout: float = TIMEOUT,
-                 verify: bool | str = True) -> None:  # fmt: skip
+                 verify: bool | str | ssl.SSLContext = True) -> None:  # fmt: skip
+        """``verify``: check the server's TLS certificate against the system's CAs
+        (``SSL_CERT_FILE`` too), a CA file (a path), a context, or not at all (False)."""
         self.url = url.rstrip("/")
+        if isinstance(verify, str):
+            verify = ssl.create_default_context(cafile=verify)
         self._has_token = bool(token)
         headers = {"Accept": "application/json"}
         if token:
