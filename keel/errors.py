@@ -132,6 +132,15 @@ class LeaseLostError(StoreError):
     or the run ended): its outcome is discarded so that no result is recorded twice."""
 
 
+class RemoteError(KeelError):
+    """A keel server (``keel serve``) could not be reached, refused the token, was over
+    its rate limit, or failed; ``status`` is its HTTP status (None: no answer)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
 class InputError(KeelError, ValueError):
     """A run's input does not match the workflow's input schema."""
 

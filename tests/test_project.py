@@ -37,6 +37,8 @@ RUNTIME_ALLOWED = {
     "notifications": {"execution"},
     "operations": {"execution", "clock", "runs", "waiting", "notifications"},
     "worker": {"execution", "clock", "runs", "waiting", "notifications", "operations"},
+    # keel.Client's transports: the store one performs the operations and views
+    "transports": {"clock", "runs", "operations", "views"},
 }
 
 

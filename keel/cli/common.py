@@ -1,10 +1,12 @@
-"""What the run commands share: the ``--db`` option, opening the store, loading workflow
-code, parsing ``--input``/``-i``, and turning keel's errors into one-line messages."""
+"""What the run commands share: the ``--db`` option, opening the store or a client (of
+the server ``KEEL_SERVER_URL`` names, else of the store), loading workflow code, parsing
+``--input``/``-i``, and turning keel's errors into one-line messages."""
 
 from __future__ import annotations
 
 import datetime
 import json
+import os
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +16,7 @@ import typer
 
 if TYPE_CHECKING:
     from keel.authoring.loading import LoadedWorkflow
+    from keel.runtime.client import Client
     from keel.runtime.worker.config import WorkerConfig
     from keel.store.protocol import Store
 
@@ -71,6 +74,73 @@ def opened_store(
         yield store
     finally:
         store.close()
+
+
+#: the environment variable naming a keel server the run commands talk to instead of the
+#: database (with a token in ``KEEL_TOKEN``), so an operator needs no database credentials
+SERVER_ENV = "KEEL_SERVER_URL"
+
+
+def server_url() -> str | None:
+    """The keel server the run commands use (``KEEL_SERVER_URL``), if one is set."""
+    return os.environ.get(SERVER_ENV, "").strip() or None
+
+
+def needs_database(db: str | None, what: str) -> None:
+    """Refuse, with what to do, a command that executes runs in this process (and so
+    needs the database) when only a server is given."""
+    if server_url() is not None and db is None:
+        raise fail(
+            f"{what} executes the run in this process, which needs the database: give --db "
+            f"(or KEEL_DATABASE_URL) too; {SERVER_ENV} is only for commands that a server "
+            "can do"
+        )
+
+
+@contextmanager
+def opened_client(
+    db: str | None,
+    *,
+    by: str | None = None,
+    local: bool = False,
+    upgrade: bool = False,
+    create: bool = False,
+) -> Iterator[Client]:
+    """The client the run commands act through, closed after the block: of the server
+    ``KEEL_SERVER_URL`` names (token from ``KEEL_TOKEN``), else of the store ``db``
+    names (``upgrade``, ``create``: as ``opened_store``). ``local``: the command goes on
+    to execute the run here, so it takes the store (``db`` must be given with a server).
+    ``by`` is refused with a server: it records the token's name itself."""
+    from keel.runtime.client import Client, is_server_url
+
+    url = server_url()
+    if url is None or local:
+        with opened_store(db, upgrade=upgrade, create=create) as store:
+            yield Client(store=store)
+        return
+    if not is_server_url(url):
+        raise fail(f"{SERVER_ENV}={url!r}: give the server's URL, http(s)://HOST:PORT")
+    if by is not None:
+        raise fail(
+            f"--by: the server at {url} records the token's name as who did it; leave out "
+            f"--by (or unset {SERVER_ENV} to act on the database)"
+        )
+    with reported_errors():
+        client = Client(url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def client_now(client: Client) -> float:
+    """The time to compare a client's times with: the store's clock (a shared
+    database's), or this host's over HTTP."""
+    import time
+
+    from keel.runtime.clock import clock_for
+
+    return time.time() if client.store is None else clock_for(client.store).now()
 
 
 def load_code(target: str, *, checked: bool = False, allow: Collection[str] = ()) -> LoadedWorkflow:

@@ -6,20 +6,19 @@ definition), so it is the same whichever process ran the run, and after a crash.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from keel.cli.common import DbOption, JsonOption, local_time, opened_store, reported_errors
+from keel.cli.common import DbOption, JsonOption, local_time, opened_client, reported_errors
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
     from keel.runtime.views.activity import Activity
-    from keel.runtime.views.report import NodeReport, RunReport
+    from keel.runtime.views.report import NodeReport
     from keel.store.records import StoredEvent
 
 RunArgument = Annotated[str, typer.Argument(help="Run id or unique prefix")]
@@ -64,10 +63,13 @@ def runs(
     if status is not None and status not in known:
         typer.echo(f"unknown status '{status}': use one of {', '.join(known)}", err=True)
         raise typer.Exit(2)
-    with opened_store(db) as store, reported_errors():
-        records = store.list_runs(status=status, workflow=workflow, limit=limit)
-        now = clock_for(store).now()
-        doing = {record.id: run_activity(store, record, now) for record in records}
+    with opened_client(db) as client, reported_errors():
+        records = client.runs(status=status, workflow=workflow, limit=limit)
+        # what a run is doing needs the store (leases, workers); the API lists runs only
+        doing: dict[str, Activity | None] = dict.fromkeys((r.id for r in records), None)
+        if client.store is not None:
+            now = clock_for(client.store).now()
+            doing = {record.id: run_activity(client.store, record, now) for record in records}
     if as_json:
         listed = []
         for record in records:
@@ -103,13 +105,12 @@ def _activity_symbol(status: str, activity: Activity | None) -> str:
     return {"waiting": "awaiting", "queued": "pending"}.get(activity.kind, "stalled")
 
 
-def _status_words(status: str, activity: Activity | None, *, full: bool = False) -> str:
-    """A run's status as ``keel runs`` and ``keel show`` print it: what it is doing,
-    rather than a bare "running"."""
+def _status_words(status: str, activity: Activity | None) -> str:
+    """A run's status as ``keel runs`` prints it: what it is doing, rather than a bare
+    "running" (``keel show`` says it in full: ``_activity_words``)."""
     if activity is None:
         return status
-    words = activity.text if full else activity.short
-    return words if status == "running" else f"{status}: {words}"
+    return activity.short if status == "running" else f"{status}: {activity.short}"
 
 
 def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) -> None:
@@ -121,54 +122,41 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
 
     from keel.cli.layout import Cell, Column, print_field, print_table
     from keel.cli.progress import retries, seconds, status_symbol
-    from keel.runtime.clock import clock_for
-    from keel.runtime.runs import RunCache
-    from keel.runtime.views.activity import run_activity
-    from keel.runtime.views.audit import summary_mismatches
-    from keel.runtime.views.report import describe_wait, run_report
+    from keel.runtime.views.report import describe_wait
 
-    if as_json:
-        from keel.runtime.views.documents import run_detail
-
-        with opened_store(db) as store, reported_errors():
-            found = store.get_run(run_id)
-            plan = RunCache(store).plan(found.spec_version)
-            data = run_detail(store, found, plan, clock_for(store).now())
-        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-        return
-    with opened_store(db) as store, reported_errors():
-        record = store.get_run(run_id)
-        plan = RunCache(store).plan(record.spec_version)
-        report = run_report(plan, store.history(record.id))
-        leases = {(lease.node, lease.item): lease for lease in store.leases(record.id)}
-        children = store.list_runs(parent=record.id, limit=1_000)
-        state = report.state
-        # the history is the truth: the run's row is only checked against it
-        activity = run_activity(store, dataclasses.replace(record, status=state.status.value),
-                                clock_for(store).now())  # fmt: skip
-    mismatches = summary_mismatches(record, state)
+    with opened_client(db) as client, reported_errors():
+        data = client.detail(run_id)
+        if as_json:
+            typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+            return
+        children = client.runs(parent=data["id"], limit=1_000)
+        # which worker holds an attempt: the store knows (the API does not say)
+        held = [] if client.store is None else client.store.leases(data["id"])
+        leases = {(lease.node, lease.item): lease for lease in held}
+    # the history is the truth (``run_detail``): the run's row is only checked against it
+    status, nodes = data["status"], [_node_report(node) for node in data["nodes"]]
     console = Console()
-    console.print(Text.assemble((record.workflow, "bold"), f" · run {record.id}"))
-    took = "" if report.duration is None else f" in {seconds(report.duration)}"
+    console.print(Text.assemble((data["workflow"], "bold"), f" · run {data['id']}"))
+    took = "" if data["duration"] is None else f" in {seconds(data['duration'])}"
     if took:
-        took += _since_by_hand(report)
-    print_field(console, "status", _status_words(state.status.value, activity, full=True) + took)
-    print_field(console, "version", f"{record.spec_version[:12]}   started "
-                                    f"{local_time(record.created_at)}")  # fmt: skip
-    print_field(console, "input", _short(state.input, 100))
-    if state.status.value == "succeeded":
-        print_field(console, "output", _short(state.output, 100))
-    if state.reason:
-        print_field(console, "reason", state.reason, style="red")
-    for mismatch in mismatches:
+        took += _since_by_hand(data["retries"], data["set_by_hand"])
+    print_field(console, "status", _activity_words(status, data["activity"]) + took)
+    print_field(console, "version", f"{data['spec_version'][:12]}   started "
+                                    f"{local_time(data['created_at'])}")  # fmt: skip
+    print_field(console, "input", _short(data["input"], 100))
+    if status == "succeeded":
+        print_field(console, "output", _short(data["output"], 100))
+    if data["reason"]:
+        print_field(console, "reason", data["reason"], style="red")
+    for mismatch in data["mismatches"]:
         print_field(console, "warning", f"{mismatch}; see `keel verify`", style="red")
-    if record.parent_run is not None:
-        print_field(console, "parent", f"run {record.parent_run} (node {record.parent_node})")
+    if data["parent_run"] is not None:
+        print_field(console, "parent", f"run {data['parent_run']} (node {data['parent_node']})")
     for child in children:
         print_field(console, "child", f"run {child.id} {child.workflow} ({child.status})")
-    for node in report.nodes.values():
+    for node in nodes:
         if node.status == "awaiting":
-            print_field(console, "waits for", describe_wait(node, record.id), style="yellow")
+            print_field(console, "waits for", describe_wait(node, data["id"]), style="yellow")
             for line in _wait_notes(node):
                 print_field(console, "", line)
     columns = [
@@ -177,33 +165,58 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         Column("output / error", role="long", label="", min_width=24),
     ]  # fmt: skip
     rows: list[list[Cell]] = []
-    for node in report.nodes.values():
-        status = node.status.replace("_", " ")
-        held = leases.get((node.id, None))
-        if held is not None:
-            status += f" (on {':'.join(held.owner.split(':')[:2])})"
+    for node in nodes:
+        shown = node.status.replace("_", " ")
+        lease = leases.get((node.id, None))
+        if lease is not None:
+            shown += f" (on {':'.join(lease.owner.split(':')[:2])})"
         attempts = str(node.attempts or "")
         if node.items is not None and node.retries:  # a map: attempts is the highest one
             attempts += f" ({retries(node.retries)})"
         if node.reclaimed:
             attempts += f" ({node.reclaimed} reclaimed)"
         rows.append([
-            status_symbol(node.status), node.id, status, attempts, seconds(node.duration),
+            status_symbol(node.status), node.id, shown, attempts, seconds(node.duration),
             _short(node.args, 1000) if node.args is not None else "", _result(node),
         ])  # fmt: skip
     console.print()
     print_table(console, columns, rows)
 
 
-def _since_by_hand(report: RunReport) -> str:
+def _activity_words(status: str, activity: str | None) -> str:
+    """``_status_words`` in full, from the activity's text alone (a run's detail)."""
+    if activity is None:
+        return status
+    return activity if status == "running" else f"{status}: {activity}"
+
+
+def _node_report(doc: dict[str, Any]) -> NodeReport:
+    """A node of a run's detail (``node_document``) as the report it was made from."""
+    from keel.engine.events import ErrorInfo
+    from keel.runtime.views.report import NodeReport
+
+    error = doc["error"]
+    return NodeReport(
+        doc["id"], status=doc["status"], attempts=doc["attempts"], retries=doc["retries"],
+        reclaimed=doc["reclaimed"], started_at=doc["started_at"],
+        attempt_started_at=doc["attempt_started_at"], ended_at=doc["ended_at"],
+        args=doc["input"], output=doc["output"],
+        error=None if error is None else ErrorInfo(error["type"], error["message"]),
+        reason=doc["reason"], items=doc["items"], items_done=doc["items_done"],
+        retry_at=doc["retry_at"], waits_for=doc["waits_for"], wait=doc["wait"],
+        until=doc["until"], decision=doc["decision"],
+    )  # fmt: skip
+
+
+def _since_by_hand(retried: int, set_by_hand: list[str]) -> str:
     """What a duration counts from when the run was changed by hand: its last
     ``keel retry`` or ``keel skip`` (a skip is not counted as a retry)."""
     said = []
-    if report.retries:
-        said.append("it was retried by hand" + ("" if report.retries == 1 else
-                                                f" {report.retries} times"))  # fmt: skip
-    if report.set_by_hand:
-        nodes = list(dict.fromkeys(report.set_by_hand))
+    if retried:
+        said.append("it was retried by hand" + ("" if retried == 1 else
+                                                f" {retried} times"))  # fmt: skip
+    if set_by_hand:
+        nodes = list(dict.fromkeys(set_by_hand))
         said.append(f"{', '.join(nodes)} {'was' if len(nodes) == 1 else 'were'} set by hand")
     return f" (since {' and '.join(said)})" if said else ""
 
@@ -264,15 +277,14 @@ def history(
     from keel.cli.common import fail
     from keel.cli.layout import Cell, Column, print_table
     from keel.engine.events import node_of
-    from keel.runtime.runs import RunCache
 
-    with opened_store(db) as store, reported_errors():
-        record = store.get_run(run_id)
-        events = store.history(record.id)
+    with opened_client(db) as client, reported_errors():
+        events = client.history(run_id)
         if node is not None:
-            nodes = RunCache(store).plan(record.spec_version).nodes
+            detail = client.detail(run_id)
+            nodes = [n["id"] for n in detail["nodes"]]
             if node not in nodes:
-                raise fail(f"run {record.id[:8]} has no node '{node}' "
+                raise fail(f"run {detail['id'][:8]} has no node '{node}' "
                            f"(nodes: {', '.join(nodes)})")  # fmt: skip
     if node is not None:
         events = [e for e in events if node_of(e.event) == node]
@@ -306,33 +318,25 @@ def verify(
     Prints each run's head hash: keep it elsewhere to anchor the chain."""
     from rich.console import Console
 
-    from keel.runtime.runs import RunCache
-    from keel.runtime.views.audit import verify_run
-
     out, err = Console(), Console(stderr=True)
     if not run_ids and not all_runs:
         typer.echo("name runs to verify, or --all", err=True)
         raise typer.Exit(2)
     broken = False
-    with opened_store(db) as store, reported_errors():
-        cache = RunCache(store, capacity=1)  # plans are shared; each state is read once
-        records = (
-            store.list_runs(limit=10_000_000)
-            if all_runs
-            else [store.get_run(run_id) for run_id in run_ids or []]
-        )
-        for record in records:
-            report, mismatches = verify_run(store, record, cache.state)
-            if report.intact and not mismatches:
-                _print_intact(out.width, record.id, report.events, report.head_hash)
+    with opened_client(db) as client, reported_errors():
+        ids = [r.id for r in client.runs(limit=10_000_000)] if all_runs else run_ids or []
+        for run_id in ids:
+            found = client.verify(run_id)
+            if found["intact"]:
+                _print_intact(out.width, found["run_id"], found["events"], found["head_hash"])
                 continue
             broken = True
-            if not report.intact:
-                _print_wrapped(err, "✗ ", f"run {record.id}: the history was altered")
+            if found["problems"]:
+                _print_wrapped(err, "✗ ", f"run {found['run_id']}: the history was altered")
             else:
-                _print_wrapped(err, "✗ ", f"run {record.id}: the runs table disagrees with "
-                               "the history (the history is intact)")  # fmt: skip
-            for problem in (*report.problems, *mismatches):
+                _print_wrapped(err, "✗ ", f"run {found['run_id']}: the runs table disagrees "
+                               "with the history (the history is intact)")  # fmt: skip
+            for problem in (*found["problems"], *found["mismatches"]):
                 _print_wrapped(err, "  ", problem)
     if broken:
         raise typer.Exit(1)

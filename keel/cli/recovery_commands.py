@@ -1,6 +1,8 @@
 """Commands for runs that failed: list them with what failed (``keel failed``), continue
 them from the failed nodes (``keel retry``), or give a node its output by hand
-(``keel skip``). Manual actions record who did them (``--by``, default the OS user)."""
+(``keel skip``). Manual actions record who did them (``--by``, default the OS user; with
+``KEEL_SERVER_URL`` the token's name). Continuing a run here needs the database; with a
+server, ``--detach`` leaves it to the server's workers."""
 
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ import typer
 from keel.cli.common import (
     DbOption,
     JsonOption,
+    client_now,
     fail,
     local_time,
-    opened_store,
+    needs_database,
+    opened_client,
     parse_json,
     reported_errors,
 )
@@ -45,15 +49,11 @@ def register(app: typer.Typer) -> None:
 def circuits(as_json: JsonOption = False, db: DbOption = None) -> None:
     """Circuit breakers that counted failures: open ones hold back the attempts that
     need them until their cool-down ends."""
-    from keel.runtime.clock import clock_for
-
-    with opened_store(db) as store, reported_errors():
-        found = store.circuits()
-        now = clock_for(store).now()
+    with opened_client(db) as client, reported_errors():
+        found = client.circuits()
+        now = client_now(client)
     if as_json:
-        rows = [{"name": c.name, "failures": c.failures, "open_until": c.open_until,
-                 "probe_until": c.probe_until} for c in found]  # fmt: skip
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps(found, indent=2))
         return
     if not found:
         typer.echo("no circuit has counted failures")
@@ -64,15 +64,16 @@ def circuits(as_json: JsonOption = False, db: DbOption = None) -> None:
 
     table: list[list[Cell]] = []
     for circuit in found:
-        if circuit.probe_until is not None and circuit.probe_until > now:
+        open_until, probe_until = circuit["open_until"], circuit["probe_until"]
+        if probe_until is not None and probe_until > now:
             state = "half-open: a probe is running"
-        elif circuit.open_until is not None and circuit.open_until > now:
-            state = f"open until {local_time(circuit.open_until)}"
-        elif circuit.open_until is not None:
+        elif open_until is not None and open_until > now:
+            state = f"open until {local_time(open_until)}"
+        elif open_until is not None:
             state = "half-open: the next attempt is the probe"
         else:
             state = "closed"
-        table.append([circuit.name, str(circuit.failures), state])
+        table.append([circuit["name"], str(circuit["failures"]), state])
     columns = [Column("circuit"), Column("failures in a row", justify="right"),
                Column("state", role="long", wrap=True)]  # fmt: skip
     print_table(Console(), columns, table)
@@ -93,10 +94,10 @@ def retry(
 
     Then run it here, as `keel resume` would (exit 1 if it fails again).
     """
-    from keel.runtime.operations.manual import retry_run
-
-    with opened_store(db) as store, reported_errors():
-        record = retry_run(store, run_id, node=node, by=by, reason=reason)
+    if not detach:
+        needs_database(db, "keel retry (without --detach)")
+    with opened_client(db, by=by, local=not detach) as client, reported_errors():
+        record = client.retry(run_id, node=node, by=by, reason=reason)
     typer.echo(f"run {record.id[:8]} retried", err=True)
     if not detach:
         _continue(record.id, db, yes=yes)
@@ -123,18 +124,21 @@ def skip(
 
     On a failed run, what else failed is retried too, and the run is continued here.
     """
-    from keel.runtime.operations.manual import set_node_output
-
     value = parse_json(output, "--output")
-    with opened_store(db) as store, reported_errors():
-        found = store.get_run(run_id)
+    if not detach:
+        needs_database(db, "keel skip (without --detach)")
+    with opened_client(db, by=by, local=not detach) as client, reported_errors():
+        found = client.run(run_id)
         before = found.status
-        # its tasks, to check the output against their return types: the code the run
-        # recorded, once the user confirms it (keel.cli.resume_code)
-        unloaded = load_recorded(found, yes=yes)
-        if unloaded:
-            raise fail(f"keel skip: the output is checked against the task's type: {unloaded}")
-        record = set_node_output(store, run_id, node, value, by=by, reason=reason)
+        if client.store is not None:
+            # its tasks, to check the output against their return types: the code the
+            # run recorded, once the user confirms it (keel.cli.resume_code); a server
+            # checks against the code it loaded
+            unloaded = load_recorded(found, yes=yes)
+            if unloaded:
+                raise fail(f"keel skip: the output is checked against the task's type: "
+                           f"{unloaded}")  # fmt: skip
+        record = client.skip(run_id, node, value, by=by, reason=reason)
     typer.echo(f"run {record.id[:8]}: {node} set by hand", err=True)
     if before == "failed" and not detach:
         _continue(record.id, db, yes=yes)
@@ -157,22 +161,11 @@ def failed(
     from rich.text import Text
 
     from keel.cli.layout import Cell, Column, print_table
-    from keel.runtime.views.failures import failed_runs
 
-    with opened_store(db) as store, reported_errors():
-        found = failed_runs(store, workflow=workflow, limit=limit)
+    with opened_client(db) as client, reported_errors():
+        found = client.failed(workflow=workflow, limit=limit)
     if as_json:
-        rows = [
-            {
-                "id": item.record.id, "workflow": item.record.workflow,
-                "failed_at": item.record.updated_at, "node": item.node,
-                "attempts": item.attempts, "reason": item.record.reason,
-                "error": None if item.error is None else {
-                    "type": item.error.type, "message": item.error.message},
-            }
-            for item in found
-        ]  # fmt: skip
-        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(found, indent=2, ensure_ascii=False))
         return
     console = Console()
     if not found:
@@ -184,13 +177,14 @@ def failed(
     ]  # fmt: skip
     table: list[list[Cell]] = []
     for item in found:
+        failure = item["error"]
         error = (
-            f"{item.error.type}: {item.error.message}"
-            if item.error is not None
-            else item.record.reason or ""
+            f"{failure['type']}: {failure['message']}"
+            if failure is not None
+            else item["reason"] or ""
         )
         table.append([
-            item.record.id[:8], item.record.workflow, local_time(item.record.updated_at),
-            item.node or "", str(item.attempts or ""), Text(error, style="red"),
+            item["id"][:8], item["workflow"], local_time(item["failed_at"]),
+            item["node"] or "", str(item["attempts"] or ""), Text(error, style="red"),
         ])  # fmt: skip
     print_table(console, columns, table)

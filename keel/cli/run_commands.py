@@ -1,4 +1,6 @@
-"""``keel run``, ``keel resume`` and ``keel cancel``: start, continue and stop runs.
+"""``keel run``, ``keel resume``, ``keel start`` and ``keel cancel``: start, continue and
+stop runs. ``keel run`` and ``keel resume`` execute runs here, so they need the database;
+``keel start`` (a deployed workflow, by name) and ``keel cancel`` work over a server too.
 
 ``keel run`` executes in this process with the same worker loop a long-running worker
 uses, restricted to its own run. ``--detach`` records the run and prints only its id:
@@ -21,6 +23,8 @@ from keel.cli.common import (
     DbOption,
     fail,
     load_code,
+    needs_database,
+    opened_client,
     opened_store,
     origin_of,
     parse_input,
@@ -60,6 +64,7 @@ def register(app: typer.Typer) -> None:
     app.command()(run)
     app.command()(resume)
     app.command()(cancel)
+    app.command()(start)
 
 
 def run(
@@ -92,6 +97,7 @@ def run(
     from keel.runtime.operations.control import start_run
     from keel.runtime.runs import RunCache
 
+    needs_database(db, "keel run")
     settings = worker_settings()
     allow = settings.allow
     loaded = load_code(target, checked=True, allow=allow)
@@ -137,6 +143,7 @@ def resume(
     from keel.engine.state import is_finished
     from keel.runtime.worker.config import WorkerConfigError, load_worker_config
 
+    needs_database(db, "keel resume")
     try:
         settings = load_worker_config()
     except WorkerConfigError as exc:
@@ -197,11 +204,40 @@ def cancel(
     db: DbOption = None,
 ) -> None:
     """Cancel a run: nothing more is scheduled; attempts still running are discarded."""
-    from keel.runtime.operations.control import cancel_run
-
-    with opened_store(db) as store, reported_errors():
-        record = cancel_run(store, run_id, reason=reason, by=by)
+    with opened_client(db, by=by) as client, reported_errors():
+        record = client.cancel(run_id, reason=reason, by=by)
     typer.echo(f"run {record.id[:8]} cancelled")
+
+
+def start(
+    workflow: Annotated[str, typer.Argument(help="A deployed workflow's name")],
+    input: Annotated[
+        str | None,
+        typer.Option("--input", help="The run's input as a JSON object, or @file.json"),
+    ] = None,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option("-i", help="One input field: key=value (JSON or text; key=@file.json)"),
+    ] = None,
+    version: Annotated[
+        str | None,
+        typer.Option("--version", help="A deployed version (or a prefix of it, 6+ characters)"),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key",
+            help="Start at most one run with this key: a repeat prints the first run's id",
+        ),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Start a run of a deployed workflow (`keel deploy`) and print its id; workers
+    execute it. Needs no workflow code here: with KEEL_SERVER_URL, the server starts it."""
+    run_input = parse_input(input, inputs or [])
+    with opened_client(db) as client, reported_errors():
+        run_id = client.start(workflow, run_input, version=version, idempotency_key=key)
+    typer.echo(run_id)
 
 
 def _say_if_no_worker(store: Store, plan: Plan, target: str) -> None:

@@ -1,6 +1,8 @@
 """``keel serve``, ``keel deploy``, ``keel workflows`` and ``keel token``: running keel as
-a service. ``deploy`` and ``token`` act on the database directly (an admin has its
-credentials; the first admin token can only be made so)."""
+a service. ``deploy`` and ``workflows`` go through the server ``KEEL_SERVER_URL`` names
+when it is set (a Python workflow is traced here and its definition posted), else the
+database; ``token`` acts on the database only (the first admin token can only be made
+so)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from keel.cli.common import (
     fail,
     import_code,
     local_time,
+    opened_client,
     opened_store,
     reported_errors,
 )
@@ -192,11 +195,7 @@ def deploy(
     import getpass
 
     from keel.authoring.loading import split_target
-    from keel.runtime.clock import clock_for
-    from keel.runtime.operations.control import save_children
-    from keel.runtime.runs import RunCache
 
-    who = by or getpass.getuser()
     chosen = []
     for target in targets:
         location, name = split_target(target)
@@ -205,21 +204,18 @@ def deploy(
         if not loaded:
             raise fail(f"keel deploy: {target} defines no workflow"
                        + (f" named '{name}'" if name else ""))  # fmt: skip
-        chosen += [(item, location) for item in loaded]
+        chosen.append((loaded, location))
     done = []
-    with opened_store(db, upgrade=True, create=True) as store, reported_errors():
-        now = clock_for(store).now()
-        plans = RunCache(store, capacity=0)
-        for item, location in chosen:
-            save_children(store, plans.plan_of(item.spec), now, item.registry)
-            done.append(store.deploy(item.spec, now, by=who, source=location))
+    with opened_client(db, by=by, upgrade=True, create=True) as client, reported_errors():
+        # a server records the token's name, and itself as the source
+        who = None if client.remote else by or getpass.getuser()
+        for loaded, location in chosen:
+            done += client.deploy(*loaded, by=who, source=location)
     if as_json:
-        typer.echo(json.dumps([{"workflow": d.workflow, "version": d.version,
-                                "deployed_at": d.deployed_at, "deployed_by": d.deployed_by,
-                                "source": d.source} for d in done], indent=2))  # fmt: skip
+        typer.echo(json.dumps(done, indent=2))
         return
     for d in done:
-        typer.echo(f"deployed {d.workflow} version {d.version[:12]} (current)")
+        typer.echo(f"deployed {d['workflow']} version {d['version'][:12]} (current)")
 
 
 def workflows(
@@ -231,26 +227,18 @@ def workflows(
     from rich.console import Console
 
     from keel.cli.layout import Cell, Column, print_table
-    from keel.runtime.views.documents import deployment_document
-    from keel.store.deployments import current_versions
 
-    with opened_store(db) as store, reported_errors():
-        every = store.deployments(name)
-    if name is not None and not every:
-        raise fail(f"no workflow named '{name}' is deployed")
-    current = current_versions(every)
-    shown = every if name is not None else list(current.values())
+    with opened_client(db) as client, reported_errors():
+        shown = client.workflows(name)
     if as_json:
-        rows = [deployment_document(d, current[d.workflow].version) for d in shown]
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps(shown, indent=2))
         return
     if not shown:
         typer.echo("no workflow is deployed (see `keel deploy`)")
         return
-    mark = {current[d.workflow].id for d in shown} if name is not None else set()
     table: list[list[Cell]] = [
-        [d.workflow, d.version[:12] + (" *" if d.id in mark else ""),
-         local_time(d.deployed_at), d.deployed_by or "", d.source or ""]
+        [d["workflow"], d["version"][:12] + (" *" if d.get("current") else ""),
+         local_time(d["deployed_at"]), d["deployed_by"] or "", d["source"] or ""]
         for d in shown
     ]  # fmt: skip
     columns = [Column("workflow"), Column("version"), Column("deployed", role="extra"),

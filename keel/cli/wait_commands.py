@@ -2,7 +2,8 @@
 deciding them (``keel approve`` / ``keel reject``), sending a signal (``keel signal``),
 and pausing a run (``keel pause`` / ``keel unpause``).
 
-Each records an event naming who did it (``--by``, default the OS user) and what follows
+Each records an event naming who did it (``--by``, default the OS user; with
+``KEEL_SERVER_URL`` the token's name) and what follows
 from it, from any process: a worker executing the run (``keel run`` still waiting, or
 ``keel resume``) picks the run up from there.
 """
@@ -19,14 +20,14 @@ from keel.cli.common import (
     JsonOption,
     fail,
     local_time,
-    opened_store,
+    opened_client,
     parse_json,
     reported_errors,
 )
 from keel.cli.recovery_commands import ByOption, ReasonOption, RunArgument
 
 if TYPE_CHECKING:
-    from keel.store.protocol import Store
+    from keel.runtime.client import Client
     from keel.store.records import RunRecord
 
 NodeArgument = Annotated[str, typer.Argument(help="The approval node's id")]
@@ -51,19 +52,15 @@ def approvals(
     db: DbOption = None,
 ) -> None:
     """Approvals waiting for a decision, oldest first: run, node, title, since when."""
-    from keel.runtime.client import Client
+    from keel.runtime.views.documents import wait_document
 
-    with opened_store(db) as store, reported_errors():
-        found = Client(store=store).approvals(run_id=run_id)
+    with opened_client(db) as client, reported_errors():
+        found = client.approvals(run_id=run_id)
     if assignee is not None:
         found = [w for w in found if assignee in (w.details.get("assignees") or [])
                  or w.details.get("role") == assignee]  # fmt: skip
     if as_json:
-        rows = [
-            {"run_id": w.run_id, "workflow": w.workflow, "node": w.node, "since": w.since,
-             "until": w.until, "run_status": w.run_status, **w.details}
-            for w in found
-        ]  # fmt: skip
+        rows = [wait_document(w) for w in found]
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     if not found:
@@ -112,28 +109,26 @@ def approve(
 ) -> None:
     """Approve a waiting approval; the run goes on (the worker executing it continues)."""
     from keel.errors import InputError
-    from keel.runtime.operations.interventions import approve as approve_node
 
     value = parse_json(data, "--data") if data is not None else None
-    with opened_store(db) as store, reported_errors():
+    with opened_client(db, by=by) as client, reported_errors():
         try:
-            record = approve_node(store, run_id, node, data=value, comment=comment, by=by)
+            record = client.approve(run_id, node, data=value, comment=comment, by=by)
         except InputError as exc:  # the form's data is missing or wrong: say what it takes
-            raise fail("\n".join([str(exc), *_form_help(store, run_id, node)])) from None
-        idle = _nothing_executes(store, record)
+            raise fail("\n".join([str(exc), *_form_help(client, run_id, node)])) from None
+        idle = _nothing_executes(client, record)
     typer.echo(f"run {record.id[:8]}: {node} approved ({record.status})")
     _say_how_to_continue(idle)
 
 
-def _form_help(store: Store, run_id: str, node: str) -> list[str]:
+def _form_help(client: Client, run_id: str, node: str) -> list[str]:
     """The fields of the form of approval ``node``, and how to give them."""
     from keel.cli.forms import form_help
 
-    record = store.get_run(run_id)
-    for wait in store.waits(waits_for="approval", run_id=record.id):
+    for wait in client.approvals(run_id=run_id):
         form = wait.details.get("form")
         if wait.node == node and isinstance(form, dict):
-            return form_help(form, f"keel approve {record.id[:8]} {node}")
+            return form_help(form, f"keel approve {wait.run_id[:8]} {node}")
     return []
 
 
@@ -145,11 +140,9 @@ def reject(
     db: DbOption = None,
 ) -> None:
     """Reject a waiting approval: the node fails and its on_failure applies."""
-    from keel.runtime.operations.interventions import reject as reject_node
-
-    with opened_store(db) as store, reported_errors():
-        record = reject_node(store, run_id, node, comment=comment, by=by)
-        idle = _nothing_executes(store, record)
+    with opened_client(db, by=by) as client, reported_errors():
+        record = client.reject(run_id, node, comment=comment, by=by)
+        idle = _nothing_executes(client, record)
     typer.echo(f"run {record.id[:8]}: {node} rejected ({record.status})")
     _say_how_to_continue(idle)
 
@@ -165,12 +158,10 @@ def signal(
 ) -> None:
     """Send a named signal to a run; the signal node waiting for it (now or later) takes
     its data as output."""
-    from keel.runtime.operations.interventions import send_signal
-
     value = parse_json(data, "--data")
-    with opened_store(db) as store, reported_errors():
-        record = send_signal(store, run_id, name, value, by=by)
-        idle = _nothing_executes(store, record)
+    with opened_client(db, by=by) as client, reported_errors():
+        record = client.signal(run_id, name, value, by=by)
+        idle = _nothing_executes(client, record)
     typer.echo(f"run {record.id[:8]}: signal {name} delivered")
     _say_how_to_continue(idle)
 
@@ -178,29 +169,29 @@ def signal(
 def pause(run_id: RunArgument, reason: ReasonOption = "", by: ByOption = None,
           db: DbOption = None) -> None:  # fmt: skip
     """Pause a run: nothing new starts; attempts running now finish and are recorded."""
-    from keel.runtime.operations.interventions import pause_run
-
-    with opened_store(db) as store, reported_errors():
-        record = pause_run(store, run_id, reason=reason, by=by)
+    with opened_client(db, by=by) as client, reported_errors():
+        record = client.pause(run_id, reason=reason, by=by)
     typer.echo(f"run {record.id[:8]} paused; continue it with: keel unpause {record.id[:8]}")
 
 
 def unpause(run_id: RunArgument, reason: ReasonOption = "", by: ByOption = None,
             db: DbOption = None) -> None:  # fmt: skip
     """Let a paused run go on from where it was."""
-    from keel.runtime.operations.interventions import unpause_run
-
-    with opened_store(db) as store, reported_errors():
-        record = unpause_run(store, run_id, reason=reason, by=by)
-        idle = _nothing_executes(store, record)
+    with opened_client(db, by=by) as client, reported_errors():
+        record = client.unpause(run_id, reason=reason, by=by)
+        idle = _nothing_executes(client, record)
     typer.echo(f"run {record.id[:8]} unpaused ({record.status})")
     _say_how_to_continue(idle)
 
 
-def _nothing_executes(store: Store, record: RunRecord) -> str | None:
+def _nothing_executes(client: Client, record: RunRecord) -> str | None:
     """After a change that lets a run go on: if its next steps are queued and no live
     process will take them (the ``keel run`` that waited was stopped, no ``keel worker``
-    takes their queue), the run to resume (the top one: its children go with it)."""
+    takes their queue), the run to resume (the top one: its children go with it).
+    Only a store tells (over HTTP: None; the server's workers are not listed)."""
+    store = client.store
+    if store is None:
+        return None
     from keel.runtime.clock import clock_for
     from keel.runtime.runs import RunCache
     from keel.runtime.views.activity import run_activity

@@ -1,37 +1,72 @@
-"""``keel.Client``: what the CLI does to runs, from Python.
+"""``keel.Client``: what the CLI does to runs, from Python, over either transport.
 
-Start runs, read them, list and decide approvals, send signals, pause, unpause and
-cancel, against the store a URL names (``KEEL_DATABASE_URL`` or ``.keel/keel.db`` by
-default), from any process: a web handler approving a step, a service sending a signal.
-Starting a run records it; a worker (``keel resume``, or the process that runs it)
-executes it.
+``Client("https://keel.example:8400", token=...)`` speaks to a keel server's HTTP API
+(the token from ``KEEL_TOKEN`` when not given); any other URL (``KEEL_DATABASE_URL`` or
+``.keel/keel.db`` by default) opens the store itself. The methods and what they return
+are the same on both (``keel.runtime.transports``): start runs, read them, list and
+decide approvals, send signals, pause, unpause, cancel, retry and skip, from any
+process. Starting a run records it; a worker executes it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 
-from keel.runtime.operations.control import cancel_run, record_run
-from keel.runtime.operations.interventions import (
-    approve,
-    pause_run,
-    reject,
-    send_signal,
-    unpause_run,
-)
-from keel.runtime.stores import open_store
+from keel.runtime.transports.base import Document, Transport
+from keel.runtime.transports.store import StoreTransport
 from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
 from keel.store.protocol import Store
 from keel.store.records import RunRecord, StoredEvent, Wait
 
+if TYPE_CHECKING:
+    import ssl
+
+
+def is_server_url(url: str | None) -> bool:
+    """Whether ``url`` names a keel server rather than a database."""
+    return url is not None and url.lower().startswith(("http://", "https://"))
+
 
 class Client:
-    """One store connection; use it as a context manager or call ``close``."""
+    """One connection (to a store or a server); use it as a context manager or call
+    ``close``. ``by`` names who acts, for the history, on a store only: a server
+    records its token's name. ``token``, ``timeout`` (seconds) and ``verify`` (the
+    server's certificate: True, a CA file, an ``ssl.SSLContext``, False) are for a
+    server's URL."""
 
-    def __init__(self, url: str | None = None, *, store: Store | None = None) -> None:
-        self.store = store if store is not None else open_store(url)
-        self._owned = store is None
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        store: Store | None = None,
+        token: str | None = None,
+        timeout: float | None = None,
+        verify: bool | str | ssl.SSLContext = True,
+    ) -> None:
+        self.transport: Transport
+        #: the store, when the client has one (None over HTTP)
+        self.store: Store | None = None
+        if store is None and is_server_url(url):
+            from keel.runtime.transports.http import TIMEOUT, HttpTransport
+
+            assert url is not None
+            self.transport = HttpTransport(
+                url, token if token is not None else os.environ.get("KEEL_TOKEN"),
+                timeout=TIMEOUT if timeout is None else timeout, verify=verify,
+            )  # fmt: skip
+        else:
+            from keel.runtime.stores import open_store
+
+            owned = store is None
+            self.store = store if store is not None else open_store(url)
+            self.transport = StoreTransport(self.store, owned=owned)
+
+    @property
+    def remote(self) -> bool:
+        """Whether this client speaks to a server."""
+        return self.store is None
 
     def __enter__(self) -> Client:
         return self
@@ -40,64 +75,125 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        if self._owned:
-            self.store.close()
+        self.transport.close()
 
     # --- runs -----------------------------------------------------------------------------
 
-    def start(self, workflow: Any, run_input: Any = None, *, origin: str | None = None) -> str:
-        """Record a new run of ``workflow`` (a ``@keel.workflow`` or a spec); its id.
+    def start(
+        self,
+        workflow: Any,
+        run_input: Any = None,
+        *,
+        origin: str | None = None,
+        version: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Record a new run; its id. ``workflow``: the name of a deployed workflow (its
+        current version, or ``version``), or a ``@keel.workflow`` or spec (with
+        ``version``: that deployed version of its name). Over HTTP, a
+        ``@keel.workflow`` or spec starts its own version, which must be deployed.
+        ``idempotency_key``: however often it is called with a key, one run starts
+        (the others return its id).
 
         A ``@keel.workflow`` brings the definitions of the child workflows it calls; a
         bare spec's children must be in the store already."""
+        run_input = {} if run_input is None else run_input
+        if isinstance(workflow, str):
+            return self.transport.start_deployed(workflow, run_input, version=version,
+                                                 key=idempotency_key)  # fmt: skip
         spec: WorkflowSpec = getattr(workflow, "spec", workflow)
+        if version is not None:
+            return self.transport.start_deployed(spec.name, run_input, version=version,
+                                                 key=idempotency_key)  # fmt: skip
         registry: SpecRegistry | None = getattr(workflow, "registry", None)
         if origin is None and hasattr(workflow, "__module__"):
             origin = workflow.__module__ if workflow.__module__ != "__main__" else None
-        run_input = {} if run_input is None else run_input
-        # the id is all it returns: the run's record is not read back (start_run does)
-        committed = record_run(self.store, spec, run_input, origin=origin, registry=registry)
-        return committed.transition.run_id
+        return self.transport.start_spec(spec, run_input, registry=registry, origin=origin,
+                                         key=idempotency_key)  # fmt: skip
 
     def run(self, run_id: str) -> RunRecord:
-        return self.store.get_run(run_id)
+        return self.transport.run(run_id)
 
     def runs(self, *, status: str | None = None, workflow: str | None = None,
              parent: str | None = None, limit: int = 50) -> list[RunRecord]:  # fmt: skip
-        return self.store.list_runs(status=status, workflow=workflow, parent=parent, limit=limit)
+        """Newest first."""
+        return self.transport.runs(status=status, workflow=workflow, parent=parent,
+                                   limit=limit)  # fmt: skip
+
+    def detail(self, run_id: str) -> Document:
+        """The run and each of its nodes, read from its history (``keel show --json``)."""
+        return self.transport.detail(run_id)
 
     def history(self, run_id: str) -> list[StoredEvent]:
-        return self.store.history(self.store.get_run(run_id).id)
+        return self.transport.history(run_id)
+
+    def verify(self, run_id: str) -> Document:
+        """The run's hash chain and its row checked against its history: ``intact``,
+        ``events``, ``head_hash``, ``problems``, ``mismatches``."""
+        return self.transport.verify(run_id)
 
     def cancel(self, run_id: str, *, reason: str = "", by: str | None = None) -> RunRecord:
-        return cancel_run(self.store, run_id, reason=reason, by=by)
+        return self.transport.act("cancel", run_id, reason, by)
 
     def pause(self, run_id: str, *, reason: str = "", by: str | None = None) -> RunRecord:
-        return pause_run(self.store, run_id, reason=reason, by=by)
+        return self.transport.act("pause", run_id, reason, by)
 
     def unpause(self, run_id: str, *, reason: str = "", by: str | None = None) -> RunRecord:
-        return unpause_run(self.store, run_id, reason=reason, by=by)
+        return self.transport.act("unpause", run_id, reason, by)
+
+    def retry(self, run_id: str, *, node: str | None = None, reason: str = "",
+              by: str | None = None) -> RunRecord:  # fmt: skip
+        """Continue a failed run from its failed nodes (or from ``node``); a worker
+        executes it."""
+        return self.transport.retry(run_id, node, reason, by)
+
+    def skip(self, run_id: str, node: str, output: Any = None, *, reason: str = "",
+             by: str | None = None) -> RunRecord:  # fmt: skip
+        """Mark ``node`` done by hand with ``output``; the run goes on from there."""
+        return self.transport.skip(run_id, node, output, reason, by)
 
     # --- waiting ----------------------------------------------------------------------------
 
     def approvals(self, *, run_id: str | None = None) -> list[Wait]:
         """Approvals waiting for a decision, oldest first."""
-        run = self.store.get_run(run_id).id if run_id is not None else None
-        return self.store.waits(waits_for="approval", run_id=run)
+        return self.transport.approvals(run_id)
 
     def waits(self, run_id: str | None = None) -> list[Wait]:
-        """Everything waiting (approvals, timers, signals, child runs), oldest first."""
-        run = self.store.get_run(run_id).id if run_id is not None else None
-        return self.store.waits(run_id=run)
+        """Everything waiting (approvals, timers, signals, child runs), oldest first
+        (a store client only: the API lists approvals)."""
+        return self.transport.waits(run_id)
 
     def approve(self, run_id: str, node: str, *, data: Any = None, comment: str = "",
                 by: str | None = None) -> RunRecord:  # fmt: skip
-        return approve(self.store, run_id, node, data=data, comment=comment, by=by)
+        return self.transport.approve(run_id, node, data, comment, by)
 
     def reject(self, run_id: str, node: str, *, comment: str = "",
                by: str | None = None) -> RunRecord:  # fmt: skip
-        return reject(self.store, run_id, node, comment=comment, by=by)
+        return self.transport.reject(run_id, node, comment, by)
 
     def signal(self, run_id: str, name: str, data: Any = None, *,
                by: str | None = None) -> RunRecord:  # fmt: skip
-        return send_signal(self.store, run_id, name, data, by=by)
+        return self.transport.signal(run_id, name, data, by)
+
+    # --- operations -------------------------------------------------------------------------
+
+    def failed(self, *, workflow: str | None = None, limit: int = 50) -> list[Document]:
+        """Failed runs, newest first, with the node that failed and its error."""
+        return self.transport.failed(workflow, limit)
+
+    def circuits(self) -> list[Document]:
+        """Circuit breakers that have counted failures."""
+        return self.transport.circuits()
+
+    def workflows(self, name: str | None = None) -> list[Document]:
+        """Deployed workflows with their current version; with ``name``, that
+        workflow's every deploy, oldest first (``current`` marks the current one)."""
+        return self.transport.workflows(name)
+
+    def deploy(self, *workflows: Any, by: str | None = None,
+               source: str | None = None) -> list[Document]:  # fmt: skip
+        """Deploy ``@keel.workflow``s or specs: each becomes its name's current version.
+        Over HTTP the child workflows they call must be deployed already."""
+        specs = [(getattr(w, "spec", w), getattr(w, "registry", None), source)
+                 for w in workflows]  # fmt: skip
+        return self.transport.deploy(specs, by)

@@ -16,6 +16,7 @@ from keel.runtime.clock import Clock
 from keel.runtime.operations.control import start_run
 from keel.runtime.runs import RunCache
 from keel.spec.model import WorkflowSpec
+from keel.spec.registry import SpecRegistry
 from keel.store.deployments import Deployment
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
@@ -62,6 +63,7 @@ def start_once(
     origin: str | None = None,
     plans: RunCache | None = None,
     clock: Clock | None = None,
+    registry: SpecRegistry | None = None,
 ) -> tuple[RunRecord, bool]:
     """Start a run; with a ``key``, only the first call with it does: the others get
     that run. Returns the run and whether this call started it. A key used before for
@@ -70,7 +72,7 @@ def start_once(
     try:
         record = start_run(
             store, spec, run_input, run_id=run_id, started_by=started_by, origin=origin,
-            plans=plans, clock=clock,
+            plans=plans, clock=clock, registry=registry,
         )  # fmt: skip
     except RunExistsError:
         assert run_id is not None  # a fresh random id never collides

@@ -6,12 +6,14 @@ other. Plain dicts of JSON values; field names are the API's contract.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from keel.engine.events import ErrorInfo, node_of, to_data
 from keel.engine.plan import Plan
+from keel.engine.state import RunState
 from keel.runtime.views.activity import run_activity
-from keel.runtime.views.audit import summary_mismatches
+from keel.runtime.views.audit import summary_mismatches, verify_run
 from keel.runtime.views.failures import FailedRun
 from keel.runtime.views.report import NodeReport, run_report
 from keel.store.deployments import Deployment
@@ -114,3 +116,38 @@ def token_document(token: TokenRecord, now: float) -> dict[str, Any]:
             "created_at": token.created_at, "created_by": token.created_by,
             "expires_at": token.expires_at, "revoked_at": token.revoked_at,
             "revoked_by": token.revoked_by, "usable": token.usable_at(now)}  # fmt: skip
+
+
+def workflows_document(store: Store) -> list[dict[str, Any]]:
+    """Each deployed workflow's current deploy and how many versions it has (``GET
+    /workflows``, ``keel workflows --json``), by name."""
+    from keel.store.deployments import current_versions
+
+    every = store.deployments()
+    versions: dict[str, set[str]] = {}
+    for d in every:
+        versions.setdefault(d.workflow, set()).add(d.version)
+    return [{**deployment_document(d), "versions": len(versions[name])}
+            for name, d in sorted(current_versions(every).items())]  # fmt: skip
+
+
+def deployments_document(store: Store, name: str) -> list[dict[str, Any]]:
+    """Every deploy of workflow ``name``, oldest first, marking the current one (``GET
+    /workflows/NAME``); ``WorkflowNotFoundError`` when it was never deployed."""
+    from keel.errors import WorkflowNotFoundError
+
+    history = store.deployments(name)
+    if not history:
+        raise WorkflowNotFoundError(f"no workflow named '{name}' is deployed")
+    return [deployment_document(d, history[-1].version) for d in history]
+
+
+def verification_document(
+    store: Store, record: RunRecord, state_of: Callable[[str], RunState]
+) -> dict[str, Any]:
+    """``keel verify`` of one run (``GET /runs/ID/verify``): its hash chain, and its row
+    against its history (replayed by ``state_of``)."""
+    report, mismatches = verify_run(store, record, state_of)
+    return {"run_id": record.id, "intact": report.intact and not mismatches,
+            "events": report.events, "head_hash": report.head_hash,
+            "problems": list(report.problems), "mismatches": mismatches}  # fmt: skip

@@ -19,8 +19,12 @@ from keel.runtime.operations.deployed import deployed, start_once
 from keel.runtime.operations.interventions import pause_run, send_signal, unpause_run
 from keel.runtime.operations.manual import retry_run, set_node_output
 from keel.runtime.runs import RunCache
-from keel.runtime.views.audit import verify_run
-from keel.runtime.views.documents import event_document, run_detail, run_document
+from keel.runtime.views.documents import (
+    event_document,
+    run_detail,
+    run_document,
+    verification_document,
+)
 from keel.server.guard import needs
 from keel.server.identities import Identity
 from keel.server.roles import Permission
@@ -154,10 +158,7 @@ def verify(run_id: str, who: Reader, served: Served) -> dict[str, Any]:
     """The hash chain and the run's row checked against its history (``keel verify``)."""
     record = served.store.get_run(run_id)
     replay = RunCache(served.store, capacity=1)
-    report, mismatches = verify_run(served.store, record, replay.state)
-    return {"run_id": record.id, "intact": report.intact and not mismatches,
-            "events": report.events, "head_hash": report.head_hash,
-            "problems": list(report.problems), "mismatches": mismatches}  # fmt: skip
+    return verification_document(served.store, record, replay.state)
 
 
 @router.post("/runs/{run_id}/cancel")

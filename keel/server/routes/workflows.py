@@ -14,8 +14,12 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from keel.authoring.yaml_source import load_yaml_text
-from keel.errors import SpecError, SpecIssue, WorkflowNotFoundError
-from keel.runtime.views.documents import deployment_document
+from keel.errors import SpecError, SpecIssue
+from keel.runtime.views.documents import (
+    deployment_document,
+    deployments_document,
+    workflows_document,
+)
 from keel.server.guard import needs
 from keel.server.identities import Identity
 from keel.server.roles import Permission
@@ -43,24 +47,14 @@ class Deploy(BaseModel):
 @router.get("/workflows")
 def workflows(who: Reader, served: Served) -> dict[str, Any]:
     """Each deployed workflow with its current version and how many it has."""
-    every = served.store.deployments()
-    current = current_versions(every)
-    versions: dict[str, set[str]] = {}
-    for d in every:
-        versions.setdefault(d.workflow, set()).add(d.version)
-    return {"workflows": [{**deployment_document(d), "versions": len(versions[name])}
-                          for name, d in sorted(current.items())]}  # fmt: skip
+    return {"workflows": workflows_document(served.store)}
 
 
 @router.get("/workflows/{name}")
 def workflow(name: str, who: Reader, served: Served) -> dict[str, Any]:
     """Every deploy of one workflow, oldest first; ``current`` marks the current one."""
-    history = served.store.deployments(name)
-    if not history:
-        raise WorkflowNotFoundError(f"no workflow named '{name}' is deployed")
-    current = history[-1].version
-    return {"workflow": name, "current_version": current,
-            "deployments": [deployment_document(d, current) for d in history]}  # fmt: skip
+    history = deployments_document(served.store, name)
+    return {"workflow": name, "current_version": history[-1]["version"], "deployments": history}
 
 
 @router.post("/workflows", status_code=201)

@@ -1,0 +1,75 @@
+"""The one interface both transports implement, and what crosses it.
+
+Runs, waits and events are the store's own values (``RunRecord``, ``Wait``,
+``StoredEvent``); the read views (a run in detail, failed runs, circuits, deployments,
+a verification) are the JSON documents of ``keel.runtime.views.documents``, which is
+what the API sends, so a view reads the same from either transport.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from keel.spec.model import WorkflowSpec
+from keel.spec.registry import SpecRegistry
+from keel.store.records import RunRecord, StoredEvent, Wait
+
+#: a JSON document (``keel.runtime.views.documents``)
+Document = dict[str, Any]
+
+
+class Transport(Protocol):
+    def close(self) -> None: ...
+
+    def start_spec(
+        self,
+        spec: WorkflowSpec,
+        run_input: Any,
+        *,
+        registry: SpecRegistry | None,
+        origin: str | None,
+        key: str | None,
+    ) -> str: ...
+
+    def start_deployed(
+        self, workflow: str, run_input: Any, *, version: str | None, key: str | None
+    ) -> str: ...
+
+    def run(self, run_id: str) -> RunRecord: ...
+
+    def runs(self, *, status: str | None, workflow: str | None, parent: str | None,
+             limit: int) -> list[RunRecord]: ...  # fmt: skip
+
+    def detail(self, run_id: str) -> Document: ...
+
+    def history(self, run_id: str) -> list[StoredEvent]: ...
+
+    def verify(self, run_id: str) -> Document: ...
+
+    def act(self, action: str, run_id: str, reason: str, by: str | None) -> RunRecord:
+        """``cancel``, ``pause`` or ``unpause``."""
+
+    def retry(self, run_id: str, node: str | None, reason: str, by: str | None) -> RunRecord: ...
+
+    def skip(self, run_id: str, node: str, output: Any, reason: str,
+             by: str | None) -> RunRecord: ...  # fmt: skip
+
+    def approvals(self, run_id: str | None) -> list[Wait]: ...
+
+    def waits(self, run_id: str | None) -> list[Wait]: ...
+
+    def approve(self, run_id: str, node: str, data: Any, comment: str,
+                by: str | None) -> RunRecord: ...  # fmt: skip
+
+    def reject(self, run_id: str, node: str, comment: str, by: str | None) -> RunRecord: ...
+
+    def signal(self, run_id: str, name: str, data: Any, by: str | None) -> RunRecord: ...
+
+    def failed(self, workflow: str | None, limit: int) -> list[Document]: ...
+
+    def circuits(self) -> list[Document]: ...
+
+    def workflows(self, name: str | None) -> list[Document]: ...
+
+    def deploy(self, specs: list[tuple[WorkflowSpec, SpecRegistry | None, str | None]],
+               by: str | None) -> list[Document]: ...  # fmt: skip

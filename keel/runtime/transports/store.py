@@ -1,0 +1,128 @@
+"""The client's transport to a store: each call is the operation the CLI (and the
+API's route) performs, run in this process against the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keel.runtime.clock import clock_for
+from keel.runtime.operations.control import cancel_run, record_run, save_children
+from keel.runtime.operations.deployed import deployed, start_once
+from keel.runtime.operations.interventions import (
+    approve,
+    pause_run,
+    reject,
+    send_signal,
+    unpause_run,
+)
+from keel.runtime.operations.manual import retry_run, set_node_output
+from keel.runtime.runs import RunCache
+from keel.runtime.transports.base import Document
+from keel.runtime.views import documents
+from keel.runtime.views.failures import failed_runs
+from keel.spec.model import WorkflowSpec
+from keel.spec.registry import SpecRegistry
+from keel.store.protocol import Store
+from keel.store.records import RunRecord, StoredEvent, Wait
+
+_ACTIONS = {"cancel": cancel_run, "pause": pause_run, "unpause": unpause_run}
+
+
+class StoreTransport:
+    def __init__(self, store: Store, *, owned: bool) -> None:
+        self.store = store
+        self._owned = owned
+        self._verified: RunCache | None = None  # plans shared by ``verify`` calls
+
+    def close(self) -> None:
+        if self._owned:
+            self.store.close()
+
+    def start_spec(self, spec: WorkflowSpec, run_input: Any, *, registry: SpecRegistry | None,
+                   origin: str | None, key: str | None) -> str:  # fmt: skip
+        if key is None:  # the id is all it returns: the run's record is not read back
+            committed = record_run(self.store, spec, run_input, origin=origin, registry=registry)
+            return committed.transition.run_id
+        record, _ = start_once(self.store, spec, run_input, key=key, origin=origin,
+                               registry=registry)  # fmt: skip
+        return record.id
+
+    def start_deployed(
+        self, workflow: str, run_input: Any, *, version: str | None, key: str | None
+    ) -> str:
+        plans = RunCache(self.store, capacity=0)
+        spec = plans.plan(deployed(self.store, workflow, version).version).spec
+        record, _ = start_once(self.store, spec, run_input, key=key, plans=plans)
+        return record.id
+
+    def run(self, run_id: str) -> RunRecord:
+        return self.store.get_run(run_id)
+
+    def runs(self, *, status: str | None, workflow: str | None, parent: str | None,
+             limit: int) -> list[RunRecord]:  # fmt: skip
+        return self.store.list_runs(status=status, workflow=workflow, parent=parent, limit=limit)
+
+    def detail(self, run_id: str) -> Document:
+        record = self.store.get_run(run_id)
+        plan = RunCache(self.store, capacity=0).plan(record.spec_version)
+        return documents.run_detail(self.store, record, plan, clock_for(self.store).now())
+
+    def history(self, run_id: str) -> list[StoredEvent]:
+        return self.store.history(self.store.get_run(run_id).id)
+
+    def verify(self, run_id: str) -> Document:
+        if self._verified is None:  # each state is read once; plans are shared
+            self._verified = RunCache(self.store, capacity=1)
+        record = self.store.get_run(run_id)
+        return documents.verification_document(self.store, record, self._verified.state)
+
+    def act(self, action: str, run_id: str, reason: str, by: str | None) -> RunRecord:
+        return _ACTIONS[action](self.store, run_id, reason=reason, by=by)
+
+    def retry(self, run_id: str, node: str | None, reason: str, by: str | None) -> RunRecord:
+        return retry_run(self.store, run_id, node=node, by=by, reason=reason)
+
+    def skip(self, run_id: str, node: str, output: Any, reason: str,
+             by: str | None) -> RunRecord:  # fmt: skip
+        return set_node_output(self.store, run_id, node, output, by=by, reason=reason)
+
+    def _run_id(self, run_id: str | None) -> str | None:
+        return None if run_id is None else self.store.get_run(run_id).id
+
+    def approvals(self, run_id: str | None) -> list[Wait]:
+        return self.store.waits(waits_for="approval", run_id=self._run_id(run_id))
+
+    def waits(self, run_id: str | None) -> list[Wait]:
+        return self.store.waits(run_id=self._run_id(run_id))
+
+    def approve(self, run_id: str, node: str, data: Any, comment: str,
+                by: str | None) -> RunRecord:  # fmt: skip
+        return approve(self.store, run_id, node, data=data, comment=comment, by=by)
+
+    def reject(self, run_id: str, node: str, comment: str, by: str | None) -> RunRecord:
+        return reject(self.store, run_id, node, comment=comment, by=by)
+
+    def signal(self, run_id: str, name: str, data: Any, by: str | None) -> RunRecord:
+        return send_signal(self.store, run_id, name, data, by=by)
+
+    def failed(self, workflow: str | None, limit: int) -> list[Document]:
+        found = failed_runs(self.store, workflow=workflow, limit=limit)
+        return [documents.failed_document(item) for item in found]
+
+    def circuits(self) -> list[Document]:
+        return [documents.circuit_document(c) for c in self.store.circuits()]
+
+    def workflows(self, name: str | None) -> list[Document]:
+        if name is None:
+            return documents.workflows_document(self.store)
+        return documents.deployments_document(self.store, name)
+
+    def deploy(self, specs: list[tuple[WorkflowSpec, SpecRegistry | None, str | None]],
+               by: str | None) -> list[Document]:  # fmt: skip
+        now = clock_for(self.store).now()
+        plans = RunCache(self.store, capacity=0)
+        done = []
+        for spec, registry, source in specs:
+            save_children(self.store, plans.plan_of(spec), now, registry or SpecRegistry())
+            done.append(self.store.deploy(spec, now, by=by, source=source))
+        return [documents.deployment_document(d) for d in done]
