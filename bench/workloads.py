@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import targets
+from bench import api, targets
 
 
 def _peak_rss_mb() -> float:
@@ -219,6 +219,8 @@ ABOUT = {
     "client_to_worker": "SIZE runs started here, run by a keel worker: runs/s",
     "first_run": "the first run (SIZE steps) of a fresh process: ms",
     "trace_steps": "defining a workflow of SIZE steps: ms",
+    "api_starts": "SIZE runs started over HTTP by 16 clients, SQLite: runs/s",
+    "api_starts_pg": "the same on PostgreSQL: runs/s, p50 and p99 ms",
     "floor_python": "SIZE plain Python calls: µs per call",
     "floor_sqlite": "SIZE one-row SQLite commits: µs per commit",
     "floor_postgres": "SIZE one-row PostgreSQL commits: µs per commit",
@@ -229,6 +231,8 @@ WORKLOADS: dict[str, Callable[[int, str], dict[str, Any]]] = {
     "client_to_worker": targets.client_to_worker,
     "first_run": targets.first_run,
     "trace_steps": targets.trace_steps,
+    "api_starts": api.api_starts,
+    "api_starts_pg": api.api_starts_pg,
     "floor_python": floor_python,
     "floor_sqlite": floor_sqlite,
     "floor_postgres": floor_postgres,

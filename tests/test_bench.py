@@ -27,6 +27,8 @@ def test_the_quick_benchmark_suite_runs_and_writes_its_results(tmp_path: Path) -
             "defining a 50-step workflow")  # fmt: skip
     for row in rows:
         assert row in out.stdout
+    assert "W8 API, 200 starts by 16 clients, SQLite" in out.stdout
+    assert "W8 API, p99 of a start, PostgreSQL" in out.stdout
     (results,) = tmp_path.glob("bench-*-quick.json")
     data = json.loads(results.read_text())
     assert data["machine"]["sqlite"]
@@ -40,3 +42,19 @@ def test_every_workload_is_described_in_its_help() -> None:
 
     assert set(ABOUT) == set(WORKLOADS)
     assert all(len(f"  {name:<17}{what}") <= 80 for name, what in ABOUT.items())
+
+
+@pytest.mark.slow
+def test_the_api_workload_starts_runs_through_a_real_server() -> None:
+    """A tiny W8: ``keel serve`` as a process, 16 clients, every start answered 201
+    and recorded (the workload itself checks both)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.workloads", "api_starts", "32"], cwd=ROOT,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["backend"] == "sqlite"
+    assert result["clients"] == 16
+    assert result["starts_per_second"] > 0
+    assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 
 from keel.server.identities import Identity, Tokens
@@ -44,18 +45,22 @@ class Needs:
     def __init__(self, permission: Permission) -> None:
         self.permission = permission
 
-    def __call__(
+    async def __call__(
         self,
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Identity:
+        """Async, so FastAPI calls it on the event loop: a token seen in the last
+        seconds costs no trip to the thread pool; only a store read goes there."""
         access: Access = request.app.state.access
         now = access.clock()
         unauthorized = {"WWW-Authenticate": "Bearer"}
         if credentials is None:
             raise HTTPException(401, "a token is required: Authorization: Bearer <token>",
                                 headers=unauthorized)  # fmt: skip
-        who = access.tokens.identity(credentials.credentials, now)
+        known, who = access.tokens.cached(credentials.credentials, now)
+        if not known:
+            who = await run_in_threadpool(access.tokens.identity, credentials.credentials, now)
         if who is None:
             raise HTTPException(401, "the token is unknown, revoked or expired",
                                 headers=unauthorized)  # fmt: skip

@@ -85,6 +85,17 @@ class Tokens:
         self._seen: dict[str, tuple[float, TokenRecord | None]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, token: str, now: float) -> tuple[bool, Identity | None]:
+        """``(True, identity)`` when the answer needs no store read (a malformed token,
+        or one looked up less than ``CACHE_SECONDS`` ago); ``(False, None)`` when only
+        ``identity`` can answer. Lets an event loop skip a thread for the common case."""
+        if not token.startswith(PREFIX) or len(token) > 200:
+            return True, None
+        cached = self._seen.get(hash_secret(token))
+        if cached is not None and now - cached[0] < CACHE_SECONDS:
+            return True, _usable(cached[1], now)
+        return False, None
+
     def identity(self, token: str, now: float) -> Identity | None:
         """The identity of a usable token; None for an unknown, revoked or expired one."""
         if not token.startswith(PREFIX) or len(token) > 200:
@@ -99,6 +110,10 @@ class Tokens:
                 if len(self._seen) > 10_000:  # unknown tokens must not grow it forever
                     self._seen.clear()
                 self._seen[digest] = (now, record)
-        if record is None or not record.usable_at(now):
-            return None
-        return Identity(record.name, record.role, record.groups)
+        return _usable(record, now)
+
+
+def _usable(record: TokenRecord | None, now: float) -> Identity | None:
+    if record is None or not record.usable_at(now):
+        return None
+    return Identity(record.name, record.role, record.groups)

@@ -32,7 +32,8 @@ def open_service(store: Store) -> Service:
     return Service(store, RunCache(store, capacity=0))
 
 
-def service(request: Request) -> Service:
+async def service(request: Request) -> Service:
+    """Async (it does no I/O), so FastAPI does not hand it to a thread of its own."""
     found: Service = request.app.state.service
     return found
 
