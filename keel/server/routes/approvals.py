@@ -86,7 +86,7 @@ def approve_node(
     run_id: str, node: str, body: Approve, who: Decider, served: Served
 ) -> dict[str, Any]:
     record = approve(served.store, run_id, node, data=body.data, comment=body.comment,
-                     by=who.name, decider=_checker(who))  # fmt: skip
+                     by=who.name, decider=_checker(who), clock=served.clock)  # fmt: skip
     return run_document(record)
 
 
@@ -95,5 +95,5 @@ def reject_node(
     run_id: str, node: str, body: Reject, who: Decider, served: Served
 ) -> dict[str, Any]:
     record = reject(served.store, run_id, node, comment=body.comment, by=who.name,
-                    decider=_checker(who))  # fmt: skip
+                    decider=_checker(who), clock=served.clock)  # fmt: skip
     return run_document(record)

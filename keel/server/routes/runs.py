@@ -93,7 +93,8 @@ def start(
     spec = served.plans.plan(deployment.version).spec
     run_input = {} if body.input is None else body.input
     record, started = start_once(store, spec, run_input, key=idempotency_key,
-                                 started_by=who.name, plans=served.plans)  # fmt: skip
+                                 started_by=who.name, plans=served.plans,
+                                 clock=served.clock)  # fmt: skip
     if not started:
         response.status_code = 200
     response.headers["Location"] = f"/runs/{record.id}"
@@ -163,23 +164,31 @@ def verify(run_id: str, who: Reader, served: Served) -> dict[str, Any]:
 
 @router.post("/runs/{run_id}/cancel")
 def cancel(run_id: str, body: Reason, who: Actor, served: Served) -> dict[str, Any]:
-    return run_document(cancel_run(served.store, run_id, reason=body.reason, by=who.name))
+    return run_document(
+        cancel_run(served.store, run_id, reason=body.reason, by=who.name, clock=served.clock)
+    )
 
 
 @router.post("/runs/{run_id}/pause")
 def pause(run_id: str, body: Reason, who: Actor, served: Served) -> dict[str, Any]:
-    return run_document(pause_run(served.store, run_id, reason=body.reason, by=who.name))
+    return run_document(
+        pause_run(served.store, run_id, reason=body.reason, by=who.name, clock=served.clock)
+    )
 
 
 @router.post("/runs/{run_id}/unpause")
 def unpause(run_id: str, body: Reason, who: Actor, served: Served) -> dict[str, Any]:
-    return run_document(unpause_run(served.store, run_id, reason=body.reason, by=who.name))
+    return run_document(
+        unpause_run(served.store, run_id, reason=body.reason, by=who.name, clock=served.clock)
+    )
 
 
 @router.post("/runs/{run_id}/retry")
 def retry(run_id: str, body: Retry, who: Actor, served: Served) -> dict[str, Any]:
     """Continue a failed run from its failed nodes (or from ``node``)."""
-    record = retry_run(served.store, run_id, node=body.node, by=who.name, reason=body.reason)
+    record = retry_run(
+        served.store, run_id, node=body.node, by=who.name, reason=body.reason, clock=served.clock
+    )
     return run_document(record)
 
 
@@ -188,10 +197,12 @@ def skip(run_id: str, node: str, body: Skip, who: Actor, served: Served) -> dict
     """Mark a node done by hand with ``output`` (checked against the task's return type,
     which needs the workflow's code loaded in the server)."""
     record = set_node_output(served.store, run_id, node, body.output, by=who.name,
-                             reason=body.reason)  # fmt: skip
+                             reason=body.reason, clock=served.clock)  # fmt: skip
     return run_document(record)
 
 
 @router.post("/runs/{run_id}/signals/{name}")
 def signal(run_id: str, name: str, body: Signal, who: Actor, served: Served) -> dict[str, Any]:
-    return run_document(send_signal(served.store, run_id, name, body.data, by=who.name))
+    return run_document(
+        send_signal(served.store, run_id, name, body.data, by=who.name, clock=served.clock)
+    )
