@@ -115,7 +115,11 @@ class RunNotFoundError(StoreError, LookupError):
     """No run has this id (or the prefix given matches none, or several)."""
 
 
-class RunExistsError(StoreError):
+class AlreadyExistsError(StoreError):
+    """What is being created exists already (a run id, a token name)."""
+
+
+class RunExistsError(AlreadyExistsError):
     """A run with this id exists already (an idempotent start finds the first one so)."""
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -52,6 +53,7 @@ DEADLINE = "deadline"
 #: how many compiled plans the process keeps beside the caches' own
 PLANS_KEPT = 64
 _compiled: OrderedDict[str, Plan] = OrderedDict()
+_compiled_lock = threading.Lock()
 
 
 def compiled(spec: WorkflowSpec) -> Plan:
@@ -60,13 +62,16 @@ def compiled(spec: WorkflowSpec) -> Plan:
     ``Client.start``) compiles its workflow once, not per run. A plan depends on its
     spec alone (equal versions, equal definitions) and is never changed once compiled."""
     version = spec.version
-    plan = _compiled.get(version)
-    if plan is None:
-        plan = _compiled[version] = compile_plan(spec)
+    with _compiled_lock:  # request threads of a server share it
+        plan = _compiled.get(version)
+        if plan is not None:
+            _compiled.move_to_end(version)
+            return plan
+    plan = compile_plan(spec)  # outside the lock: two threads may compile it, never wait
+    with _compiled_lock:
+        _compiled[version] = plan
         if len(_compiled) > PLANS_KEPT:
             _compiled.popitem(last=False)
-    else:
-        _compiled.move_to_end(version)
     return plan
 
 

@@ -15,6 +15,7 @@ import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from keel.server.roles import ROLES, Permission, check_role
@@ -24,6 +25,8 @@ from keel.store.tokens import TokenRecord
 PREFIX = "keel_"
 #: how long a token looked up is trusted without asking the store again
 CACHE_SECONDS = 2.0
+#: the most tokens kept in the cache (the least recently looked up go first)
+MOST_CACHED = 10_000
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 
@@ -82,7 +85,9 @@ class Tokens:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._seen: dict[str, tuple[float, TokenRecord | None]] = {}
+        #: known tokens only, by digest: unknown ones are not kept, so nobody can fill
+        #: it (or push real tokens out) by sending made-up tokens
+        self._seen: OrderedDict[str, tuple[float, TokenRecord]] = OrderedDict()
         self._lock = threading.Lock()
 
     def cached(self, token: str, now: float) -> tuple[bool, Identity | None]:
@@ -102,15 +107,24 @@ class Tokens:
             return None
         digest = hash_secret(token)
         cached = self._seen.get(digest)
+        record: TokenRecord | None
         if cached is not None and now - cached[0] < CACHE_SECONDS:
             record = cached[1]
         else:
             record = self.store.token_by_hash(digest)
-            with self._lock:
-                if len(self._seen) > 10_000:  # unknown tokens must not grow it forever
-                    self._seen.clear()
-                self._seen[digest] = (now, record)
+            if record is not None:
+                with self._lock:
+                    self._seen[digest] = (now, record)
+                    self._seen.move_to_end(digest)
+                    if len(self._seen) > MOST_CACHED:
+                        self._seen.popitem(last=False)
         return _usable(record, now)
+
+    def forget(self, name: str) -> None:
+        """Drop the token ``name`` from the cache (it was revoked here: refuse it now)."""
+        with self._lock:
+            for digest in [d for d, (_, r) in self._seen.items() if r.name == name]:
+                del self._seen[digest]
 
 
 def _usable(record: TokenRecord | None, now: float) -> Identity | None:

@@ -17,12 +17,15 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
 from keel.errors import (
+    AlreadyExistsError,
     ConflictError,
     ForbiddenError,
     InputError,
     KeelError,
+    LeaseLostError,
     RunNotFoundError,
     SpecError,
+    StoreError,
     StoreUnavailableError,
     WorkflowNotFoundError,
 )
@@ -39,7 +42,10 @@ STATUSES: list[tuple[type[Exception], int]] = [
     (SpecError, 422),
     (InputError, 422),
     (ConflictError, 409),
+    (LeaseLostError, 409),
+    (AlreadyExistsError, 409),
     (StoreUnavailableError, 503),
+    (StoreError, 500),  # a full disk, a damaged database: the server's, not the request's
     (KeelError, 409),  # the request was understood, the run's state refuses it
 ]
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
@@ -116,8 +122,11 @@ def install(app: FastAPI) -> None:
                  "field": ".".join(str(p) for p in i.loc), "message": i.message}
                 for i in exc.issues
             ]  # fmt: skip
-        if status == 500:
-            log.error("request failed", exc_info=exc)
+        if status >= 500:  # what the store said names its files: for the log, not clients
+            log.error("request failed: %s", exc)
+            if status == 503:
+                return problem(503, "the store does not answer; try again later",
+                               headers={"Retry-After": "5"})  # fmt: skip
             return problem(500, "the server failed; see its log")
         return problem(status, str(exc), **extra)
 

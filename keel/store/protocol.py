@@ -199,9 +199,14 @@ class Store(Protocol):
         """Revoke a token; False when no usable token has that name."""
 
     def deploy(
-        self, spec: WorkflowSpec, at: float, *, by: str | None = None, source: str | None = None
-    ) -> Deployment:
-        """Save the definition and make it its workflow's current version."""
+        self,
+        specs: Sequence[tuple[WorkflowSpec, str | None]],
+        at: float,
+        *,
+        by: str | None = None,
+    ) -> list[Deployment]:
+        """Save each definition and make it its workflow's current version, all in one
+        transaction (a failure deploys none); each with where it came from (``source``)."""
 
     def deployments(self, workflow: str | None = None) -> list[Deployment]:
         """Every deploy (of one workflow), by workflow then oldest first."""

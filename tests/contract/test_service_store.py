@@ -47,10 +47,10 @@ def test_a_token_is_usable_until_it_expires() -> None:
 def test_deployments_are_kept_in_order_and_the_newest_is_current(store: Store) -> None:
     first, second = make_spec("claims"), make_spec("claims", {"x": "'two'"})
     other = make_spec("refunds")
-    store.deploy(first, T0, by="alice", source="flows.py")
-    store.deploy(other, T0 + 1, by="bob", source="api")
-    deployed = store.deploy(second, T0 + 2, by="alice")
-    store.deploy(first, T0 + 3, by="carol")  # the rollback: first is current again
+    store.deploy([(first, "flows.py")], T0, by="alice")
+    store.deploy([(other, "api")], T0 + 1, by="bob")
+    (deployed,) = store.deploy([(second, None)], T0 + 2, by="alice")
+    store.deploy([(first, None)], T0 + 3, by="carol")  # the rollback: first is current again
 
     assert deployed.version == second.version
     assert deployed.deployed_by == "alice"
@@ -98,3 +98,15 @@ def test_runs_are_listed_by_version_and_time_and_paged_by_cursor(store: Store) -
         cursor = (page[-1].created_at, page[-1].id)
     assert pages == [["r6", "r4"], ["r5", "r2"], ["r3", "r0"], ["r1"]]
     assert ids(version=two.version, limit=1, cursor=(T0 + 20, "r4")) == ["r2"]
+
+
+def test_a_deploy_of_several_is_all_or_nothing(store: Store) -> None:
+    good, other = make_spec("good"), make_spec("other")
+    done = store.deploy([(good, "a.yaml"), (other, "b.yaml")], T0, by="alice")
+    assert [(d.workflow, d.source) for d in done] == [("good", "a.yaml"), ("other", "b.yaml")]
+
+    broken = make_spec("broken")
+    object.__setattr__(broken, "name", None)  # its rows break a NOT NULL: the write fails
+    with pytest.raises(StoreError):
+        store.deploy([(make_spec("first"), None), (broken, None)], T0 + 1, by="alice")
+    assert store.deployments("first") == []

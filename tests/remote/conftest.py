@@ -51,7 +51,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     db = tmp_path / "keel.db"
     store = SQLiteStore(db)
     (spec,) = load_yaml_text(REVIEW_YAML, "review.yaml")
-    store.deploy(spec, 1.0, by="setup", source="review.yaml")
+    store.deploy([(spec, "review.yaml")], 1.0, by="setup")
     tokens = {
         role: create_token(store, f"{role}-1", role,
                            groups=("finance",) if role == "approver" else ())[0]

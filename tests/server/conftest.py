@@ -43,7 +43,7 @@ class Api:
 def api(tmp_path: Path) -> Iterator[Api]:
     store = SQLiteStore(tmp_path / "keel.db")
     (spec,) = load_yaml_text(REVIEW_YAML, "review.yaml")
-    store.deploy(spec, 1.0, by="setup", source="review.yaml")
+    store.deploy([(spec, "review.yaml")], 1.0, by="setup")
     tokens = {
         role: create_token(store, f"{role}-1", role,
                            groups=("finance",) if role == "approver" else ())[0]

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from keel.engine.events import ApprovalDecided, RunStarted
+from keel.errors import InputError
+from keel.runtime.operations.deployed import start_once
 from keel.server import create_app
 from keel.server.identities import create_token
 from tests.server.conftest import Api
@@ -219,3 +222,49 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(api: Api) -> None:
     response = api.client.post("/runs", json=huge, headers=api.auth("operator"))
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_setting_an_approval_by_hand_needs_the_right_to_decide_it(api: Api) -> None:
+    outsider = create_token(api.store, "outsider", "approver", groups=("legal",))[0]
+    path = f"/runs/{api.waiting}/nodes/check/skip"
+    before = api.store.get_run(api.waiting).last_seq
+
+    by_operator = api.client.post(path, json={"output": None}, headers=api.auth("operator"))
+    by_outsider = api.client.post(path, json={"output": None},
+                                  headers={"Authorization": f"Bearer {outsider}"})  # fmt: skip
+    assert by_operator.status_code == 403
+    assert "may not decide approvals" in by_operator.json()["detail"]
+    # an approver passes the route's check (act) only as an admin would: refused there
+    assert by_outsider.status_code == 403
+    assert api.store.get_run(api.waiting).last_seq == before  # nothing recorded
+    by_admin = api.client.post(path, json={"output": None}, headers=api.auth("admin"))
+    assert by_admin.status_code == 200, by_admin.text
+
+
+def test_a_key_used_again_with_other_input_is_refused(api: Api) -> None:
+    first = start(api, key="order-9", input={"amount": 1})
+    other = start(api, key="order-9", input={"amount": 999})
+    assert first.status_code == 201
+    assert other.status_code == 422
+    assert first.json()["id"] in other.json()["detail"]
+    spec = api.store.load_spec(first.json()["spec_version"])
+    with pytest.raises(InputError, match="printable ASCII"):  # headers are ASCII
+        start_once(api.store, spec, {}, key="ordre-\u00e9")
+
+
+def test_a_store_fault_is_a_5xx_that_tells_no_file_names(api: Api) -> None:
+    from keel.errors import StorageFaultError
+
+    def broken(*_: object, **__: object) -> None:
+        raise StorageFaultError("/srv/secret/keel.db: disk I/O error")
+
+    api.store.list_runs = broken  # type: ignore[method-assign]
+    response = api.client.get("/runs", headers=api.auth("viewer"))
+    assert response.status_code == 500
+    assert "secret" not in response.text
+
+
+def test_a_token_revoked_here_is_refused_at_once(api: Api) -> None:
+    assert api.client.get("/runs", headers=api.auth("viewer")).status_code == 200
+    assert api.client.delete("/tokens/viewer-1", headers=api.auth("admin")).status_code == 200
+    assert api.client.get("/runs", headers=api.auth("viewer")).status_code == 401

@@ -14,9 +14,11 @@ from typing import Any
 from keel.errors import InputError, RunExistsError, WorkflowNotFoundError
 from keel.runtime.clock import Clock
 from keel.runtime.operations.control import start_run
+from keel.runtime.operations.inputs import with_defaults
 from keel.runtime.runs import RunCache
 from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
+from keel.store.chain import canonical_json
 from keel.store.deployments import Deployment
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
@@ -67,7 +69,11 @@ def start_once(
 ) -> tuple[RunRecord, bool]:
     """Start a run; with a ``key``, only the first call with it does: the others get
     that run. Returns the run and whether this call started it. A key used before for
-    another workflow is refused (an ``InputError``), never silently answered."""
+    another workflow or other input is refused (an ``InputError``), never answered with
+    a run that is not what was asked for. (A repeat after a new version was deployed
+    still gets the first run: it is the same request.)"""
+    if key is not None and not (0 < len(key) <= 255 and key.isascii() and key.isprintable()):
+        raise InputError("an idempotency key is 1 to 255 printable ASCII characters")
     run_id = None if key is None else run_id_for_key(key)
     try:
         record = start_run(
@@ -77,10 +83,11 @@ def start_once(
     except RunExistsError:
         assert run_id is not None  # a fresh random id never collides
         first = store.get_run(run_id)
-        if first.workflow != spec.name:
+        same_input = canonical_json(first.input) == canonical_json(with_defaults(spec, run_input))
+        if first.workflow != spec.name or not same_input:
             raise InputError(
-                f"idempotency key '{key}' was used to start workflow '{first.workflow}'; "
-                "use a new key for another workflow"
+                f"idempotency key '{key}' started run {first.id} of workflow "
+                f"'{first.workflow}' with other input; a new request needs a new key"
             ) from None
         return first, False
     return record, True

@@ -21,7 +21,7 @@ from keel.runtime.execution.invoke import TaskCatalog
 from keel.runtime.operations.inputs import check_data
 from keel.runtime.runs import RunCache, advance
 from keel.spec.data import check_json
-from keel.spec.model import ApprovalNode, MapNode, SignalNode, TaskNode
+from keel.spec.model import ApprovalNode, MapNode, Node, SignalNode, TaskNode
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
 
@@ -172,17 +172,22 @@ def set_node_output(
     by: str | None = None,
     reason: str = "",
     clock: Clock | None = None,
+    guard: Callable[[Node], None] | None = None,
 ) -> RunRecord:
     """Mark ``node`` done by hand with ``output`` (``keel skip``), and let the run go on.
 
     On a failed run this also retries what else failed; on a running run the node must
-    not have started (it may wait for its parents, or on the queue for a retry)."""
+    not have started (it may wait for its parents, or on the queue for a retry).
+    ``guard`` raises ``ForbiddenError`` when the one acting may not set this node (the
+    server: setting an approval by hand decides it, so only its deciders may)."""
     who = by or getpass.getuser()
     check_json(output, f"the output given for node '{node}'")
     catalog = TaskCatalog()
 
     def events_for(state: RunState) -> list[Event]:
         _graph_node(state, node)
+        if guard is not None:
+            guard(state.plan.spec.node(node))
         check_output_type(state, node, output, catalog)
         setting = NodeSetByHand(node=node, output=output, by=who, reason=reason)
         if state.status is RunStatus.FAILED:

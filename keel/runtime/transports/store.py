@@ -121,8 +121,7 @@ class StoreTransport:
                by: str | None) -> list[Document]:  # fmt: skip
         now = clock_for(self.store).now()
         plans = RunCache(self.store, capacity=0)
-        done = []
-        for spec, registry, source in specs:
+        for spec, registry, _ in specs:  # a child first: a spec refers to it by version
             save_children(self.store, plans.plan_of(spec), now, registry or SpecRegistry())
-            done.append(self.store.deploy(spec, now, by=by, source=source))
+        done = self.store.deploy([(spec, source) for spec, _, source in specs], now, by=by)
         return [documents.deployment_document(d) for d in done]

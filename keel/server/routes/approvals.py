@@ -9,6 +9,7 @@ it fails.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -49,15 +50,17 @@ def may_decide(who: Identity, approval: ApprovalNode) -> bool:
     return who.role == "admin" or not allowed or who.matches(allowed)
 
 
-def _checker(who: Identity) -> Any:
-    def check(approval: ApprovalNode) -> None:
-        if not may_decide(who, approval):
-            raise ForbiddenError(
-                f"'{who.name}' may not decide approval '{approval.id}': it is assigned to "
-                f"{', '.join(deciders(approval))}"
-            )
+def check_decider(who: Identity, approval: ApprovalNode) -> None:
+    """``ForbiddenError`` unless ``who`` may decide ``approval``."""
+    if not may_decide(who, approval):
+        raise ForbiddenError(
+            f"'{who.name}' may not decide approval '{approval.id}': it is assigned to "
+            f"{', '.join(deciders(approval))}"
+        )
 
-    return check
+
+def _checker(who: Identity) -> Callable[[ApprovalNode], None]:
+    return lambda approval: check_decider(who, approval)
 
 
 def _assigned_to(who: Identity, wait: Wait) -> bool:

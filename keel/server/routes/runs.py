@@ -9,11 +9,13 @@ another name over the API.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, JsonValue
 
+from keel.errors import ForbiddenError
 from keel.runtime.operations.control import cancel_run
 from keel.runtime.operations.deployed import deployed, start_once
 from keel.runtime.operations.interventions import pause_run, send_signal, unpause_run
@@ -28,7 +30,9 @@ from keel.runtime.views.documents import (
 from keel.server.guard import needs
 from keel.server.identities import Identity
 from keel.server.roles import Permission
+from keel.server.routes.approvals import check_decider
 from keel.server.service import Service, decode_cursor, encode_cursor, service
+from keel.spec.model import ApprovalNode, Node, SubworkflowNode
 
 router = APIRouter(tags=["runs"])
 
@@ -143,7 +147,7 @@ def history(
     run_id: str,
     who: Reader,
     served: Served,
-    after: Annotated[int, Query(ge=0, description="only events after this seq")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**62, description="only events after this seq")] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
     """The run's events in order with their hash chain; ``next_after`` pages on."""
@@ -195,10 +199,31 @@ def retry(run_id: str, body: Retry, who: Actor, served: Served) -> dict[str, Any
 @router.post("/runs/{run_id}/nodes/{node}/skip")
 def skip(run_id: str, node: str, body: Skip, who: Actor, served: Served) -> dict[str, Any]:
     """Mark a node done by hand with ``output`` (checked against the task's return type,
-    which needs the workflow's code loaded in the server)."""
+    which needs the workflow's code loaded in the server). Setting an approval decides
+    it: only its deciders may (``decide``, and its assignees); setting a child-run node
+    passes over every approval inside it: only an admin may."""
     record = set_node_output(served.store, run_id, node, body.output, by=who.name,
-                             reason=body.reason, clock=served.clock)  # fmt: skip
+                             reason=body.reason, clock=served.clock,
+                             guard=_setting_allowed(who))  # fmt: skip
     return run_document(record)
+
+
+def _setting_allowed(who: Identity) -> Callable[[Node], None]:
+    def guard(node: Node) -> None:
+        if isinstance(node, ApprovalNode):
+            if not who.may(Permission.DECIDE):
+                raise ForbiddenError(
+                    f"setting approval '{node.id}' by hand decides it: token '{who.name}' "
+                    f"has role {who.role}, which may not decide approvals"
+                )
+            check_decider(who, node)
+        elif isinstance(node, SubworkflowNode) and who.role != "admin":
+            raise ForbiddenError(
+                f"setting child-run node '{node.id}' by hand passes over the approvals of "
+                "its child run: only an admin may"
+            )
+
+    return guard
 
 
 @router.post("/runs/{run_id}/signals/{name}")

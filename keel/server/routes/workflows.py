@@ -68,5 +68,5 @@ def deploy(body: Deploy, who: Admin, served: Served) -> dict[str, Any]:
     if not specs:
         raise SpecError([SpecIssue("the definition holds no workflow")], workflow="definition")
     now = served.clock.now()
-    done = [store.deploy(spec, now, by=who.name, source="api") for spec in specs]
+    done = store.deploy([(spec, "api") for spec in specs], now, by=who.name)
     return {"deployed": [deployment_document(d) for d in done]}

@@ -25,7 +25,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext, supp
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from keel.errors import StoreUnavailableError
+from keel.errors import StoreError, StoreUnavailableError
 from keel.store.limits import Candidate
 from keel.store.sql import load_queries
 from keel.store.sqlite.checkpoints import WRITER_FALLBACK_PAGES, Checkpointer
@@ -52,6 +52,8 @@ class SQLiteDialect:
     def __init__(self, path: Path, synchronous: str, timeout: float) -> None:
         self.path, self.synchronous, self.timeout = path, synchronous, timeout
         self._writers = threading.Lock()
+        #: the thread that holds ``_writers`` (None: none)
+        self._writer: int | None = None
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -112,14 +114,18 @@ class SQLiteDialect:
         # sleeps 1, 2, 5... 100 ms between tries, so threads left to it starve each
         # other (a p99 of 100+ ms under 16 request threads); across processes it still
         # decides
+        if self._writer == threading.get_ident():  # would wait for itself for ``timeout``
+            raise StoreError("a write was begun inside another write of the same thread")
+        started = time.monotonic()
         if not self._writers.acquire(timeout=self.timeout):
             raise StoreUnavailableError(
-                f"{self.path}: a write of this process held the write lock for "
-                f"{self.timeout:.0f} s; try again"
+                f"{self.path}: other writes of this process kept the write lock for "
+                f"{self.timeout:.0f} s (they may wait for another process); try again"
             )
+        self._writer = threading.get_ident()
         try:
             conn = self.connection()
-            self._begin(conn)
+            self._begin(conn, started)
             local = self._local
             local.notes = None
             try:
@@ -132,6 +138,7 @@ class SQLiteDialect:
                         conn.execute("ROLLBACK")
                 raise
         finally:
+            self._writer = None
             self._writers.release()
         if self.checkpoints is not None:  # committed: nothing here may fail the write
             self.checkpoints.committed()
@@ -141,10 +148,10 @@ class SQLiteDialect:
             if self.wakes is not None:
                 self.wakes.send(encode_all(notes))
 
-    def _begin(self, conn: sqlite3.Connection) -> None:
-        """Take the write lock, waiting up to ``timeout`` for another process to let go
-        of it (saying once that it waits when it takes long)."""
-        started = time.monotonic()
+    def _begin(self, conn: sqlite3.Connection, started: float) -> None:
+        """Take the write lock, waiting until ``timeout`` after ``started`` (when this
+        write began to wait, in this process first) for another process to let go of it
+        (saying once that it waits when it takes long)."""
         said = False
         while True:
             try:

@@ -8,8 +8,9 @@ deployment row in one write, so a listed version can always be loaded.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
-from keel.errors import StoreError
+from keel.errors import AlreadyExistsError
 from keel.spec.model import WorkflowSpec
 from keel.store.boundary import store_boundary
 from keel.store.deployments import Deployment, deployment_of
@@ -31,7 +32,7 @@ class SQLService(SQLWriter):
                  token.created_at, token.created_by, token.expires_at),
             )  # fmt: skip
             if added.rowcount != 1:
-                raise StoreError(
+                raise AlreadyExistsError(
                     f"a token named '{token.name}' exists already (names stay taken after "
                     "a token is revoked: they are the identities in histories)"
                 )
@@ -52,14 +53,21 @@ class SQLService(SQLWriter):
     # --- deployments ---------------------------------------------------------------------
 
     def deploy(
-        self, spec: WorkflowSpec, at: float, *, by: str | None = None, source: str | None = None
-    ) -> Deployment:
-        with self.dialect.write() as cur:
-            self._save_spec(cur, spec, at)
-            cur.execute(self.q["insert_deployment"], (spec.name, spec.version, at, by, source))
-            rows = cur.execute(self.q["select_deployments_of"], (spec.name,)).fetchall()
-        self._stored_specs.add(spec.version)
-        return deployment_of(rows[-1])
+        self,
+        specs: Sequence[tuple[WorkflowSpec, str | None]],
+        at: float,
+        *,
+        by: str | None = None,
+    ) -> list[Deployment]:
+        done: list[Deployment] = []
+        with self.dialect.write() as cur:  # all of them or none
+            for spec, source in specs:
+                self._save_spec(cur, spec, at)
+                cur.execute(self.q["insert_deployment"], (spec.name, spec.version, at, by, source))
+                rows = cur.execute(self.q["select_deployments_of"], (spec.name,)).fetchall()
+                done.append(deployment_of(rows[-1]))
+        self._stored_specs.update(spec.version for spec, _ in specs)
+        return done
 
     def deployments(self, workflow: str | None = None) -> list[Deployment]:
         with self.dialect.read() as cur:
