@@ -55,28 +55,18 @@ def runs(
 
     from keel.cli.layout import Cell, Column, print_table
     from keel.cli.progress import status_symbol
-    from keel.runtime.clock import clock_for
-    from keel.runtime.views.activity import run_activity
-    from keel.runtime.views.documents import run_document
+    from keel.runtime.views.documents import listed_run_document
 
     known = ("pending", "running", "failing", "paused", "succeeded", "failed", "cancelled")
     if status is not None and status not in known:
         typer.echo(f"unknown status '{status}': use one of {', '.join(known)}", err=True)
         raise typer.Exit(2)
     with opened_client(db) as client, reported_errors():
-        records = client.runs(status=status, workflow=workflow, limit=limit)
-        # what a run is doing needs the store (leases, workers); the API lists runs only
-        doing: dict[str, Activity | None] = dict.fromkeys((r.id for r in records), None)
-        if client.store is not None:
-            now = clock_for(client.store).now()
-            doing = {record.id: run_activity(client.store, record, now) for record in records}
+        found = client.runs_doing(status=status, workflow=workflow, limit=limit)
+    records = [record for record, _ in found]
+    doing = {record.id: activity for record, activity in found}
     if as_json:
-        listed = []
-        for record in records:
-            activity = doing[record.id]
-            listed.append({**run_document(record),
-                         "activity": None if activity is None else activity.text})  # fmt: skip
-        typer.echo(json.dumps(listed, indent=2))
+        typer.echo(json.dumps([listed_run_document(r, a) for r, a in found], indent=2))
         return
     console = Console()
     if not records:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -111,28 +113,51 @@ def serve(
     from keel.cli.worker_commands import _database_url
 
     url = _database_url(config)
+    listening = _bind(host, port)
     with reported_errors():
         store = open_store(url, upgrade=True)
+        # the worker has a store of its own: a store does not wake its own listener,
+        # and runs the API starts must wake this worker as they would any other
+        worker_store = open_store(url) if with_worker else None
     scheme = "https" if ssl_certfile else "http"
-    typer.echo(f"keel serve: {scheme}://{host}:{port}\n  store: {masked_url(store_url(url))}",
-               err=True)  # fmt: skip
+    modules_line = ", ".join(Path(m).name for m in config.modules) or "none"
+    typer.echo(f"keel serve: {scheme}://{host}:{port}\n  store: {masked_url(store_url(url))}"
+               f"\n  modules: {modules_line}", err=True)  # fmt: skip
+    if with_worker and not config.modules:
+        typer.echo("  (the worker runs only the tasks `allow` names: give keel serve the "
+                   "files or modules of your workflows)", err=True)  # fmt: skip
     stop = threading.Event()
-    worker_thread = _start_worker(store, config, stop) if with_worker else None
+    worker_thread = _start_worker(worker_store, config, stop) if worker_store is not None else None
     try:
         server = uvicorn.Server(uvicorn.Config(
-            create_app(store, rate=rate_limit), host=host, port=port, log_level="info",
+            create_app(store, rate=rate_limit), log_level="info",
             ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
             ssl_keyfile_password=ssl_keyfile_password, access_log=False,
         ))  # fmt: skip
-        _run_until_stopped(server)
+        _run_until_stopped(server, listening)
     finally:
         stop.set()
         if worker_thread is not None:
             worker_thread.join()
+        if worker_store is not None:
+            worker_store.close()
         store.close()
 
 
-def _run_until_stopped(server: uvicorn.Server) -> None:
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else starts: a port in use is one
+    line, not a server that starts and then fails."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listening = socket.socket(family, socket.SOCK_STREAM)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+    except OSError as exc:
+        raise fail(f"keel serve: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return listening
+
+
+def _run_until_stopped(server: uvicorn.Server, listening: socket.socket) -> None:
     """Run ``server`` until SIGTERM or SIGINT, then return (to stop the worker and close
     the store). uvicorn replays the signal that stopped it once it has shut down; under
     the default action that would kill this process before that cleanup, so the replay
@@ -144,7 +169,7 @@ def _run_until_stopped(server: uvicorn.Server) -> None:
 
     previous = {sig: signal.signal(sig, stop_server) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        server.run()
+        server.run(sockets=[listening])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

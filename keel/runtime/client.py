@@ -11,10 +11,13 @@ process. Starting a run records it; a worker executes it.
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING, Any
 
+from keel.errors import KeelError
 from keel.runtime.transports.base import Document, Transport
 from keel.runtime.transports.store import StoreTransport
+from keel.runtime.views.activity import Activity
 from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
 from keel.store.protocol import Store
@@ -25,8 +28,18 @@ if TYPE_CHECKING:
 
 
 def is_server_url(url: str | None) -> bool:
-    """Whether ``url`` names a keel server rather than a database."""
+    """Whether ``url`` names a keel server rather than a database. ``HOST:PORT``
+    without a scheme is refused (a ``KeelError``): it is neither, and taken for a file
+    name it would make an empty database of that name."""
+    if url is not None and _HOST_PORT.match(url):
+        raise KeelError(
+            f"'{url}' is neither a server's URL (http(s)://{url}) nor a database's "
+            "(sqlite:///PATH, postgresql://...)"
+        )
     return url is not None and url.lower().startswith(("http://", "https://"))
+
+
+_HOST_PORT = re.compile(r"^[A-Za-z0-9.-]+:\d{1,5}(/.*)?$")
 
 
 class Client:
@@ -119,6 +132,11 @@ class Client:
         """Newest first."""
         return self.transport.runs(status=status, workflow=workflow, parent=parent,
                                    limit=limit)  # fmt: skip
+
+    def runs_doing(self, *, status: str | None = None, workflow: str | None = None,
+                   limit: int = 50) -> list[tuple[RunRecord, Activity | None]]:  # fmt: skip
+        """Newest first, each with what it is doing if it has not ended (``keel runs``)."""
+        return self.transport.runs_doing(status=status, workflow=workflow, limit=limit)
 
     def detail(self, run_id: str) -> Document:
         """The run and each of its nodes, read from its history (``keel show --json``)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from keel.runtime.views.activity import Activity
 from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
 from keel.store.records import RunRecord, StoredEvent, Wait
@@ -39,6 +40,9 @@ class Transport(Protocol):
 
     def runs(self, *, status: str | None, workflow: str | None, parent: str | None,
              limit: int) -> list[RunRecord]: ...  # fmt: skip
+
+    def runs_doing(self, *, status: str | None, workflow: str | None,
+                   limit: int) -> list[tuple[RunRecord, Activity | None]]: ...  # fmt: skip
 
     def detail(self, run_id: str) -> Document: ...
 

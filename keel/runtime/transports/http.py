@@ -17,6 +17,7 @@ from keel.errors import KeelError, RemoteError
 from keel.runtime.transports.base import Document
 from keel.runtime.transports.decode import event_of, run_of, wait_of
 from keel.runtime.transports.problems import error_for
+from keel.runtime.views.activity import Activity
 from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
 from keel.store.records import RunRecord, StoredEvent, Wait
@@ -110,6 +111,23 @@ class HttpTransport:
                 "status": status, "workflow": workflow, "parent": parent, "cursor": cursor,
                 "limit": min(limit - len(found), _RUNS_PAGE)})  # fmt: skip
             found += [run_of(doc) for doc in page["runs"]]
+            cursor = page.get("next_cursor")
+            if cursor is None:
+                break
+        return found
+
+    def runs_doing(self, *, status: str | None, workflow: str | None,
+                   limit: int) -> list[tuple[RunRecord, Activity | None]]:  # fmt: skip
+        found: list[tuple[RunRecord, Activity | None]] = []
+        cursor = None
+        while len(found) < limit:
+            page = self.call("GET", "/runs", params={
+                "status": status, "workflow": workflow, "cursor": cursor,
+                "limit": min(limit - len(found), _RUNS_PAGE)})  # fmt: skip
+            for doc in page["runs"]:
+                kind, text = doc.get("activity_kind"), doc.get("activity")
+                doing = Activity(kind, text) if kind and text else None
+                found.append((run_of(doc), doing))
             cursor = page.get("next_cursor")
             if cursor is None:
                 break

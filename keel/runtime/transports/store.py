@@ -19,6 +19,7 @@ from keel.runtime.operations.manual import retry_run, set_node_output
 from keel.runtime.runs import RunCache
 from keel.runtime.transports.base import Document
 from keel.runtime.views import documents
+from keel.runtime.views.activity import Activity, run_activity
 from keel.runtime.views.failures import failed_runs
 from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
@@ -61,6 +62,12 @@ class StoreTransport:
     def runs(self, *, status: str | None, workflow: str | None, parent: str | None,
              limit: int) -> list[RunRecord]:  # fmt: skip
         return self.store.list_runs(status=status, workflow=workflow, parent=parent, limit=limit)
+
+    def runs_doing(self, *, status: str | None, workflow: str | None,
+                   limit: int) -> list[tuple[RunRecord, Activity | None]]:  # fmt: skip
+        records = self.store.list_runs(status=status, workflow=workflow, limit=limit)
+        now = clock_for(self.store).now()
+        return [(record, run_activity(self.store, record, now)) for record in records]
 
     def detail(self, run_id: str) -> Document:
         record = self.store.get_run(run_id)

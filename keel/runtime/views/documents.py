@@ -12,7 +12,7 @@ from typing import Any
 from keel.engine.events import ErrorInfo, node_of, to_data
 from keel.engine.plan import Plan
 from keel.engine.state import RunState
-from keel.runtime.views.activity import run_activity
+from keel.runtime.views.activity import Activity, run_activity
 from keel.runtime.views.audit import summary_mismatches, verify_run
 from keel.runtime.views.failures import FailedRun
 from keel.runtime.views.report import NodeReport, run_report
@@ -36,6 +36,14 @@ def run_document(record: RunRecord) -> dict[str, Any]:
         "parent_run": record.parent_run, "parent_node": record.parent_node,
         "started_by": record.started_by,
     }  # fmt: skip
+
+
+def listed_run_document(record: RunRecord, activity: Activity | None) -> dict[str, Any]:
+    """A run in a list (``GET /runs``, ``keel runs --json``): its row, and for a run
+    not ended what it is doing (``activity``: in words; ``activity_kind``: running,
+    queued, waiting or stalled)."""
+    return {**run_document(record), "activity": None if activity is None else activity.text,
+            "activity_kind": None if activity is None else activity.kind}  # fmt: skip
 
 
 def node_document(node: NodeReport) -> dict[str, Any]:

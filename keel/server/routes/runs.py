@@ -21,8 +21,10 @@ from keel.runtime.operations.deployed import deployed, start_once
 from keel.runtime.operations.interventions import pause_run, send_signal, unpause_run
 from keel.runtime.operations.manual import retry_run, set_node_output
 from keel.runtime.runs import RunCache
+from keel.runtime.views.activity import run_activity
 from keel.runtime.views.documents import (
     event_document,
+    listed_run_document,
     run_detail,
     run_document,
     verification_document,
@@ -131,7 +133,9 @@ def list_runs(
     )  # fmt: skip
     last = records[-1] if len(records) == limit else None
     following = None if last is None else encode_cursor(last.created_at, last.id)
-    return {"runs": [run_document(r) for r in records], "next_cursor": following}
+    now = served.clock.now()
+    listed = [listed_run_document(r, run_activity(served.store, r, now)) for r in records]
+    return {"runs": listed, "next_cursor": following}
 
 
 @router.get("/runs/{run_id}")
