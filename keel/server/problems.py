@@ -96,7 +96,15 @@ def status_of(exc: Exception) -> int:
 
 def _field(error: dict[str, Any]) -> dict[str, Any]:
     loc = [str(part) for part in error.get("loc", ())]
-    return {"field": ".".join(loc), "message": error.get("msg", "invalid")}
+    message = str(error.get("msg", "invalid"))
+    kind = error.get("type")
+    if kind == "json_invalid":  # where and why, not only that it failed
+        reason = (error.get("ctx") or {}).get("error")
+        message = f"not JSON: {reason} at character {loc[-1]}" if reason else message
+        loc = loc[:1]
+    elif loc == ["body"] and kind == "model_attributes_type":
+        message = "send a JSON object, with Content-Type: application/json"
+    return {"field": ".".join(loc), "message": message}
 
 
 def install(app: FastAPI) -> None:

@@ -120,9 +120,10 @@ class Store(Protocol):
         created_before: float | None = None,
         cursor: tuple[float, str] | None = None,
     ) -> list[RunRecord]:
-        """Newest first (then by id); every filter given must hold. ``parent``: only the
-        child runs of that run; ``created_after`` inclusive, ``created_before`` exclusive;
-        ``cursor``: the ``(created_at, id)`` of the last run of the previous page."""
+        """Newest first (then by id); every filter given must hold. ``version``: a
+        version or the first digits of one; ``parent``: only the child runs of that run;
+        ``created_after`` inclusive, ``created_before`` exclusive; ``cursor``: the
+        ``(created_at, id)`` of the last run of the previous page."""
 
     def history(self, run_id: str, after_seq: int = 0) -> list[StoredEvent]:
         """The run's events with ``seq > after_seq``, in order."""

@@ -87,6 +87,8 @@ def test_runs_are_listed_by_version_and_time_and_paged_by_cursor(store: Store) -
     everything = ids()
     assert everything == ["r6", "r4", "r5", "r2", "r3", "r0", "r1"]
     assert ids(version=one.version) == ["r5", "r3", "r1"]
+    assert ids(version=one.version[:12]) == ["r5", "r3", "r1"]  # the digits people see
+    assert ids(version=one.version[:12] + "x") == []
     assert ids(created_after=T0 + 10, created_before=T0 + 30) == ["r4", "r5", "r2", "r3"]
 
     pages, cursor = [], None

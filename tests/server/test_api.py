@@ -268,3 +268,17 @@ def test_a_token_revoked_here_is_refused_at_once(api: Api) -> None:
     assert api.client.get("/runs", headers=api.auth("viewer")).status_code == 200
     assert api.client.delete("/tokens/viewer-1", headers=api.auth("admin")).status_code == 200
     assert api.client.get("/runs", headers=api.auth("viewer")).status_code == 401
+
+
+def test_an_action_needs_no_body_and_a_bad_body_says_why(api: Api) -> None:
+    paused = api.client.post(f"/runs/{api.waiting}/pause", headers=api.auth("operator"))
+    assert paused.status_code == 200, paused.text
+    as_json = api.auth("operator") | {"content-type": "application/json"}
+    not_json = api.client.post(f"/runs/{api.paused}/unpause", content=b"{reason: 1}",
+                               headers=as_json)  # fmt: skip
+    assert not_json.status_code == 422
+    assert "not JSON" in not_json.json()["detail"]
+    no_type = api.client.post("/runs", content=b'{"workflow": "review"}',
+                              headers=api.auth("operator"))  # fmt: skip
+    assert no_type.status_code == 422
+    assert "Content-Type: application/json" in no_type.json()["detail"]

@@ -108,13 +108,14 @@ def circuit_document(circuit: CircuitState) -> dict[str, Any]:
             "open_until": circuit.open_until, "probe_until": circuit.probe_until}  # fmt: skip
 
 
-def deployment_document(d: Deployment, current: str | None = None) -> dict[str, Any]:
-    """A deploy; with the workflow's ``current`` version, whether it is that one."""
+def deployment_document(d: Deployment, current: Deployment | None = None) -> dict[str, Any]:
+    """A deploy; with the workflow's ``current`` (newest) deploy, whether it is that one
+    (the same version deployed twice is current once: by its newest deploy)."""
     doc: dict[str, Any] = {"workflow": d.workflow, "version": d.version,
                            "deployed_at": d.deployed_at, "deployed_by": d.deployed_by,
                            "source": d.source}  # fmt: skip
     if current is not None:
-        doc["current"] = d.version == current
+        doc["current"] = d.id == current.id
     return doc
 
 
@@ -147,7 +148,7 @@ def deployments_document(store: Store, name: str) -> list[dict[str, Any]]:
     history = store.deployments(name)
     if not history:
         raise WorkflowNotFoundError(f"no workflow named '{name}' is deployed")
-    return [deployment_document(d, history[-1].version) for d in history]
+    return [deployment_document(d, history[-1]) for d in history]
 
 
 def verification_document(

@@ -68,6 +68,11 @@ def _assigned_to(who: Identity, wait: Wait) -> bool:
     return not allowed or who.matches(tuple(allowed))
 
 
+#: an action's body may be left out: these are what it means then
+NO_APPROVE = Approve()
+NO_REJECT = Reject()
+
+
 @router.get("/approvals")
 def approvals(
     who: Reader,
@@ -86,7 +91,7 @@ def approvals(
 
 @router.post("/runs/{run_id}/approvals/{node}/approve")
 def approve_node(
-    run_id: str, node: str, body: Approve, who: Decider, served: Served
+    run_id: str, node: str, who: Decider, served: Served, body: Approve = NO_APPROVE
 ) -> dict[str, Any]:
     record = approve(served.store, run_id, node, data=body.data, comment=body.comment,
                      by=who.name, decider=_checker(who), clock=served.clock)  # fmt: skip
@@ -95,7 +100,7 @@ def approve_node(
 
 @router.post("/runs/{run_id}/approvals/{node}/reject")
 def reject_node(
-    run_id: str, node: str, body: Reject, who: Decider, served: Served
+    run_id: str, node: str, who: Decider, served: Served, body: Reject = NO_REJECT
 ) -> dict[str, Any]:
     record = reject(served.store, run_id, node, comment=body.comment, by=who.name,
                     decider=_checker(who), clock=served.clock)  # fmt: skip

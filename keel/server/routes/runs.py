@@ -81,6 +81,13 @@ class Signal(BaseModel):
     data: JsonValue = None
 
 
+#: an action's body may be left out: these are what it means then
+NO_REASON = Reason()
+NO_RETRY = Retry()
+NO_SKIP = Skip()
+NO_SIGNAL = Signal()
+
+
 @router.post("/runs", status_code=201, responses={
     200: {"description": "A run this Idempotency-Key already started (none is started)",
           "content": {"application/json": {"schema": {"type": "object"}}}},
@@ -171,28 +178,28 @@ def verify(run_id: str, who: Reader, served: Served) -> dict[str, Any]:
 
 
 @router.post("/runs/{run_id}/cancel")
-def cancel(run_id: str, body: Reason, who: Actor, served: Served) -> dict[str, Any]:
+def cancel(run_id: str, who: Actor, served: Served, body: Reason = NO_REASON) -> dict[str, Any]:
     return run_document(
         cancel_run(served.store, run_id, reason=body.reason, by=who.name, clock=served.clock)
     )
 
 
 @router.post("/runs/{run_id}/pause")
-def pause(run_id: str, body: Reason, who: Actor, served: Served) -> dict[str, Any]:
+def pause(run_id: str, who: Actor, served: Served, body: Reason = NO_REASON) -> dict[str, Any]:
     return run_document(
         pause_run(served.store, run_id, reason=body.reason, by=who.name, clock=served.clock)
     )
 
 
 @router.post("/runs/{run_id}/unpause")
-def unpause(run_id: str, body: Reason, who: Actor, served: Served) -> dict[str, Any]:
+def unpause(run_id: str, who: Actor, served: Served, body: Reason = NO_REASON) -> dict[str, Any]:
     return run_document(
         unpause_run(served.store, run_id, reason=body.reason, by=who.name, clock=served.clock)
     )
 
 
 @router.post("/runs/{run_id}/retry")
-def retry(run_id: str, body: Retry, who: Actor, served: Served) -> dict[str, Any]:
+def retry(run_id: str, who: Actor, served: Served, body: Retry = NO_RETRY) -> dict[str, Any]:
     """Continue a failed run from its failed nodes (or from ``node``)."""
     record = retry_run(
         served.store, run_id, node=body.node, by=who.name, reason=body.reason, clock=served.clock
@@ -201,7 +208,9 @@ def retry(run_id: str, body: Retry, who: Actor, served: Served) -> dict[str, Any
 
 
 @router.post("/runs/{run_id}/nodes/{node}/skip")
-def skip(run_id: str, node: str, body: Skip, who: Actor, served: Served) -> dict[str, Any]:
+def skip(
+    run_id: str, node: str, who: Actor, served: Served, body: Skip = NO_SKIP
+) -> dict[str, Any]:
     """Mark a node done by hand with ``output`` (checked against the task's return type,
     which needs the workflow's code loaded in the server). Setting an approval decides
     it: only its deciders may (``decide``, and its assignees); setting a child-run node
@@ -231,7 +240,9 @@ def _setting_allowed(who: Identity) -> Callable[[Node], None]:
 
 
 @router.post("/runs/{run_id}/signals/{name}")
-def signal(run_id: str, name: str, body: Signal, who: Actor, served: Served) -> dict[str, Any]:
+def signal(
+    run_id: str, name: str, who: Actor, served: Served, body: Signal = NO_SIGNAL
+) -> dict[str, Any]:
     return run_document(
         send_signal(served.store, run_id, name, body.data, by=who.name, clock=served.clock)
     )

@@ -33,6 +33,9 @@ from keel.store.sqlstore.dialect import Dialect
 
 T = TypeVar("T")
 
+#: hex digits of a version (a SHA-256)
+VERSION_LENGTH = 64
+
 
 @store_boundary
 class SQLReader:
@@ -100,6 +103,10 @@ class SQLReader:
         param = self.dialect.param
         where: list[str] = []
         params: dict[str, Any] = {"limit": limit}
+        if version is not None and len(version) < VERSION_LENGTH:  # a prefix of versions
+            where.append(f"spec_version >= {param('low')} AND spec_version < {param('high')}")
+            params["low"], params["high"] = version, version + "g"  # past every hex digit
+            version = None
         equal = (("parent_run", parent), ("status", status), ("workflow", workflow),
                  ("spec_version", version), ("started_by", started_by))  # fmt: skip
         for column, value in equal:
