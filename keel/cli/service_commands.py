@@ -33,6 +33,18 @@ if TYPE_CHECKING:
     from keel.runtime.worker.config import WorkerConfig
     from keel.store.protocol import Store
 
+
+def _tokens_on_database(db: str | None) -> None:
+    """Tokens are made on the database, never through a server quietly: with only
+    ``KEEL_SERVER_URL`` set, say so (the first admin token can only be made there)."""
+    from keel.cli.common import SERVER_ENV, server_url
+
+    if server_url() is not None and db is None:
+        raise fail(f"keel token acts on the database, not on the server {SERVER_ENV} names: "
+                   "give --db (or KEEL_DATABASE_URL); an admin token can also use the "
+                   "API's /tokens")  # fmt: skip
+
+
 token_app = typer.Typer(help="Create, list and revoke API tokens (for keel serve).",
                         no_args_is_help=True)  # fmt: skip
 
@@ -289,6 +301,7 @@ def token_create(
     db: DbOption = None,
 ) -> None:
     """Create a token and print it once (the database keeps only its hash)."""
+    _tokens_on_database(db)
     import getpass
 
     from keel.server.identities import create_token
@@ -318,6 +331,7 @@ def token_create(
 @token_app.command("list")
 def token_list(as_json: JsonOption = False, db: DbOption = None) -> None:
     """Every token: name, role, groups, created, expires, revoked (never the secret)."""
+    _tokens_on_database(db)
     from rich.console import Console
 
     from keel.cli.layout import Cell, Column, print_table
@@ -351,6 +365,7 @@ def token_revoke(
     db: DbOption = None,
 ) -> None:
     """Revoke a token: servers refuse it within 2 seconds. Its name stays taken."""
+    _tokens_on_database(db)
     import getpass
 
     with opened_store(db) as store, reported_errors():

@@ -24,6 +24,11 @@ from keel.server.identities import Identity, Tokens
 from keel.server.limits import RateLimits, retry_after
 from keel.server.roles import Permission, roles_with
 
+#: what each permission lets do, for the 403 message
+DOING = {Permission.READ: "read", Permission.DECIDE: "decide approvals",
+         Permission.ACT: "start runs or act on them",
+         Permission.ADMIN: "manage tokens and deployments"}  # fmt: skip
+
 #: routes anyone may call: a load balancer's health and readiness probes
 PUBLIC = frozenset({"/health", "/ready"})
 
@@ -71,8 +76,9 @@ class Needs:
         if not who.may(self.permission):
             raise HTTPException(
                 403,
-                f"token '{who.name}' has role {who.role}, which may not {self.permission.value}"
-                f" here (roles that may: {', '.join(roles_with(self.permission))})",
+                f"token '{who.name}' has role {who.role}, which may not "
+                f"{DOING[self.permission]} (roles that may: "
+                f"{', '.join(roles_with(self.permission))})",
             )
         return who
 
