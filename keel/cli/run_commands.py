@@ -60,6 +60,15 @@ YesOption = Annotated[
 ]
 
 
+InputOption = Annotated[
+    str | None, typer.Option("--input", help="The run's input as a JSON object, or @file.json")
+]
+InputsOption = Annotated[
+    list[str] | None,
+    typer.Option("-i", help="One input field: key=value (JSON or text; key=@file.json)"),
+]
+
+
 def register(app: typer.Typer) -> None:
     app.command()(run)
     app.command()(resume)
@@ -69,14 +78,8 @@ def register(app: typer.Typer) -> None:
 
 def run(
     target: Annotated[str, typer.Argument(help="FILE[:WORKFLOW] or MODULE[:WORKFLOW]")],
-    input: Annotated[
-        str | None,
-        typer.Option("--input", help="The run's input as a JSON object, or @file.json"),
-    ] = None,
-    inputs: Annotated[
-        list[str] | None,
-        typer.Option("-i", help="One input field: key=value (JSON or text; key=@file.json)"),
-    ] = None,
+    input: InputOption = None,
+    inputs: InputsOption = None,
     detach: Annotated[
         bool,
         typer.Option(
@@ -211,14 +214,8 @@ def cancel(
 
 def start(
     workflow: Annotated[str, typer.Argument(help="A deployed workflow's name")],
-    input: Annotated[
-        str | None,
-        typer.Option("--input", help="The run's input as a JSON object, or @file.json"),
-    ] = None,
-    inputs: Annotated[
-        list[str] | None,
-        typer.Option("-i", help="One input field: key=value (JSON or text; key=@file.json)"),
-    ] = None,
+    input: InputOption = None,
+    inputs: InputsOption = None,
     version: Annotated[
         str | None,
         typer.Option("--version", help="A deployed version (or a prefix of it, 6+ characters)"),

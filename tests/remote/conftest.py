@@ -16,15 +16,9 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from keel.authoring.yaml_source import load_yaml_text
-from keel.runtime.operations.control import start_run
-from keel.runtime.operations.interventions import pause_run, reject
 from keel.server import create_app
-from keel.server.identities import create_token
 from keel.store.sqlite import SQLiteStore
-from tests.server.serverflows import REVIEW_YAML
-
-ROLES = ("viewer", "approver", "operator", "admin")
+from tests.server.serverflows import seed
 
 
 @dataclass
@@ -50,17 +44,9 @@ def free_port() -> int:
 def served(tmp_path: Path) -> Iterator[Served]:
     db = tmp_path / "keel.db"
     store = SQLiteStore(db)
-    (spec,) = load_yaml_text(REVIEW_YAML, "review.yaml")
-    store.deploy([(spec, "review.yaml")], 1.0, by="setup")
-    tokens = {
-        role: create_token(store, f"{role}-1", role,
-                           groups=("finance",) if role == "approver" else ())[0]
-        for role in ROLES
-    }  # fmt: skip
-    waiting = start_run(store, spec, {"amount": 10}).id
-    failed = start_run(store, spec, {"amount": 20}).id
-    reject(store, failed, "check", by="setup")
-    paused = pause_run(store, start_run(store, spec, {}).id, by="setup").id
+    seeded = seed(store)
+    tokens, waiting, failed, paused = (seeded.tokens, seeded.waiting, seeded.failed,
+                                       seeded.paused)  # fmt: skip
     try:
         with serving(store) as url:
             yield Served(url, db, store, tokens, waiting, failed, paused)
