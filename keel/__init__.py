@@ -36,8 +36,10 @@ if TYPE_CHECKING:
     from keel.runtime.client import Client
     from keel.runtime.execution.context import StepContext, context
     from keel.spec import (
+        CompletionTrigger,
         ConcurrencyPolicy,
         EventTrigger,
+        FileTrigger,
         JoinRule,
         NodeDefaults,
         RateLimitPolicy,
@@ -71,8 +73,9 @@ _HOMES = {
     ),
     "CircuitPolicy": "keel.spec.policies",
     **dict.fromkeys(
-        ("ConcurrencyPolicy", "EventTrigger", "JoinRule", "NodeDefaults", "RateLimitPolicy",
-         "RetryPolicy", "ScheduleTrigger", "WebhookTrigger", "WorkflowSpec"),
+        ("CompletionTrigger", "ConcurrencyPolicy", "EventTrigger", "FileTrigger", "JoinRule",
+         "NodeDefaults", "RateLimitPolicy", "RetryPolicy", "ScheduleTrigger", "WebhookTrigger",
+         "WorkflowSpec"),
         "keel.spec",
     ),
 }  # fmt: skip
@@ -98,10 +101,12 @@ __all__ = [
     "CallableNotifier",
     "CircuitPolicy",
     "Client",
+    "CompletionTrigger",
     "ConcurrencyPolicy",
     "EmailNotifier",
     "EventTrigger",
     "ExpressionError",
+    "FileTrigger",
     "InputError",
     "JoinRule",
     "KeelError",

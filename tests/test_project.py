@@ -44,8 +44,8 @@ RUNTIME_ALLOWED = {
 
 def test_public_api_is_pinned() -> None:
     assert sorted(keel.__all__) == sorted([
-        "CallableNotifier", "CircuitPolicy", "Client", "ConcurrencyPolicy", "EmailNotifier",
-        "EventTrigger", "ExpressionError", "InputError", "JoinRule",
+        "CallableNotifier", "CircuitPolicy", "Client", "CompletionTrigger", "ConcurrencyPolicy",
+        "EmailNotifier", "EventTrigger", "ExpressionError", "FileTrigger", "InputError", "JoinRule",
         "KeelError", "NodeDefaults", "NodeOutput", "NonRetryable", "RateLimitPolicy", "RetryPolicy",
         "ScheduleTrigger", "SpecError", "SpecIssue", "StepContext", "Task", "TracingError",
         "Value", "WebhookNotifier", "WebhookTrigger", "Workflow", "WorkflowNotFoundError",

@@ -23,16 +23,25 @@ from keel.spec.policies import (
     RetryPolicy,
     effective_policies,
 )
-from keel.spec.triggers import EventTrigger, ScheduleTrigger, Trigger, WebhookTrigger
+from keel.spec.triggers import (
+    CompletionTrigger,
+    EventTrigger,
+    FileTrigger,
+    ScheduleTrigger,
+    Trigger,
+    WebhookTrigger,
+)
 from keel.spec.validate import check, parse_spec, validate
 
 __all__ = [
     "Arg",
+    "CompletionTrigger",
     "ConcurrencyPolicy",
     "DependencyGraph",
     "EffectivePolicies",
     "EventTrigger",
     "ExprArg",
+    "FileTrigger",
     "JoinRule",
     "LiteralArg",
     "MapNode",

@@ -1,7 +1,15 @@
-"""What starts runs of a workflow besides an explicit call: schedules, events, webhooks.
+"""What starts runs of a workflow besides an explicit call: schedules, events, webhooks,
+files arriving in a folder, other workflows ending.
 
-Modelled and validated here (a cron line that cannot fire, an unknown time zone); the
-scheduler that acts on them belongs to the runtime.
+Modelled and validated here (a cron line that cannot fire, an unknown time zone, an
+expression that reads what the trigger does not give); what fires them belongs to the
+runtime (``keel.runtime.triggers``), and only for a workflow's deployed current version.
+
+Input mappings and filters are CEL over one variable: ``event`` (an event's data; a
+webhook's ``{"body", "headers", "path"}``; a file's ``{"path", "name", "size",
+"sha256"}``) or ``run`` (the run that ended: ``{"id", "workflow", "status", "input",
+"output"}``). With no ``input`` mapping, an event's data, a webhook's body or a file's
+``{"path", "sha256"}`` is the input; a finished run's output is.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from keel.spec.types import Expression, JsonData
+from keel.spec.types import Expression, JsonData, Name, PositiveDuration
 
 
 class _Trigger(BaseModel):
@@ -27,6 +35,19 @@ class ScheduleTrigger(_Trigger):
     cron: str
     timezone: str = "UTC"
     input: dict[str, JsonData] = Field(default_factory=dict)
+    #: how ``keel schedule pause NAME`` and the lists name it (default: the workflow's
+    #: name, then ``#2``, ``#3``... for a workflow's further schedules)
+    name: Name | None = None
+    #: slots missed while nothing ran (workers down): fire none (``skip``), the last one
+    #: (``latest``), or each of them, at most ``catch_up_limit`` (``all``)
+    catch_up: Literal["skip", "latest", "all"] = "latest"
+    catch_up_limit: int = Field(default=100, ge=1, le=10_000)
+    #: the previous run of this schedule still going when a slot comes: start another
+    #: (``allow``), leave the slot out (``skip``), cancel the previous (``cancel_previous``),
+    #: or start it once the previous ended (``queue``)
+    overlap: Literal["allow", "skip", "cancel_previous", "queue"] = "allow"
+    #: start up to this long after the slot (the same delay for a slot on every host)
+    jitter: PositiveDuration | None = None
 
     @field_validator("cron")
     @classmethod
@@ -59,13 +80,51 @@ class EventTrigger(_Trigger):
 
 
 class WebhookTrigger(_Trigger):
-    """Start a run from an HTTP request to ``path``; the JSON body becomes the input."""
+    """Start a run from an HTTP request to ``/hooks`` + ``path`` on ``keel serve``; the
+    JSON body becomes the input (or ``input`` maps ``event.body``...)."""
 
     kind: Literal["webhook"] = "webhook"
     path: str = Field(pattern=r"^/[A-Za-z0-9_./-]*$")
     method: Literal["POST", "PUT"] = "POST"
-    #: name of the environment variable holding the shared secret for signatures
+    #: name of the environment variable holding the shared secret for signatures (the
+    #: secret itself is never in a spec)
     secret_env: str | None = None
+    #: how old a signed timestamp may be, against replays
+    tolerance: PositiveDuration = 300.0
+    filter: Expression | None = None
+    input: dict[str, Expression] = Field(default_factory=dict)
 
 
-Trigger = Annotated[ScheduleTrigger | EventTrigger | WebhookTrigger, Field(discriminator="kind")]
+class FileTrigger(_Trigger):
+    """Start a run when a file has finished arriving in ``folder`` (its size stable, or
+    renamed in); the same path with the same content never starts two."""
+
+    kind: Literal["file"] = "file"
+    folder: str = Field(min_length=1)
+    #: a glob of file names (``*.csv``)
+    pattern: str = "*"
+    #: move a file there once its run is recorded (None: leave it)
+    move_to: str | None = None
+    filter: Expression | None = None
+    input: dict[str, Expression] = Field(default_factory=dict)
+
+
+class CompletionTrigger(_Trigger):
+    """Start a run when a run of workflow ``after`` ends with one of ``status``; recorded
+    with the ending run, so a crash loses none."""
+
+    kind: Literal["completion"] = "completion"
+    after: Name
+    status: tuple[Literal["succeeded", "failed", "cancelled"], ...] = ("succeeded",)
+    filter: Expression | None = None
+    input: dict[str, Expression] = Field(default_factory=dict)
+
+
+Trigger = Annotated[
+    ScheduleTrigger | EventTrigger | WebhookTrigger | FileTrigger | CompletionTrigger,
+    Field(discriminator="kind"),
+]
+
+#: the one variable each kind's filter and input mapping read
+TRIGGER_VARIABLE = {"event": "event", "webhook": "event", "file": "event",
+                    "completion": "run"}  # fmt: skip

@@ -59,9 +59,10 @@ from keel.spec.schemas import (
     schema_problems,
     value_mismatch,
 )
+from keel.spec.triggers import TRIGGER_VARIABLE
 
 #: lists of discriminated unions, and the tags pydantic puts into error locations
-_TAGGED = {"nodes": NODE_KINDS, "triggers": ("schedule", "event", "webhook")}
+_TAGGED = {"nodes": NODE_KINDS, "triggers": ("schedule", "event", "webhook", "file", "completion")}
 
 
 def parse_spec(data: Any, *, source: str | None = None) -> WorkflowSpec:
@@ -222,6 +223,7 @@ class _Validator:
         yield from self._cycle()
         yield from self._join_rules()
         yield from self._has_nodes()
+        yield from self._trigger_expressions()
         if self.resolve_tasks:
             # resolve every function first: argument types read upstream return types
             for index, node in enumerate(self.spec.nodes):
@@ -383,6 +385,34 @@ class _Validator:
     def _expressions(self) -> Iterator[SpecIssue]:
         for source, loc, node in self._sites():
             yield from self._analyze(source, loc, node)
+
+    def _trigger_expressions(self) -> Iterator[SpecIssue]:
+        """A trigger's filter and input mapping parse and read only its variable."""
+        for index, trigger in enumerate(self.spec.triggers):
+            variable = TRIGGER_VARIABLE.get(trigger.kind)
+            if variable is None:
+                continue
+            sites: list[tuple[str, tuple[str | int, ...]]] = []
+            found = getattr(trigger, "filter", None)
+            if found is not None:
+                sites.append((found, ("triggers", index, "filter")))
+            for name, source in getattr(trigger, "input", {}).items():
+                sites.append((source, ("triggers", index, "input", name)))
+            for source, loc in sites:
+                try:
+                    info = analyze(source)
+                except ExpressionError as exc:
+                    yield SpecIssue(f"{exc} in {source!r}", loc=loc, code="expression_syntax")
+                    continue
+                wrong = sorted(info.free_names - {variable}) + sorted(
+                    {str(path[0]) for path in info.paths}
+                )
+                for name in wrong:
+                    yield SpecIssue(
+                        f"unknown name '{name}' in {source!r}: the expressions of a {trigger.kind} "
+                        f"trigger read '{variable}' only",
+                        loc=loc, code="unknown_name",
+                    )  # fmt: skip
 
     def _reference(
         self, target: str, node: str, loc: tuple[str | int, ...], unknown: str, itself: str
