@@ -71,6 +71,10 @@ class RunStarted(BaseEvent):
     #: the identity that started the run through the API (a token's name); None for a
     #: run started by code, the CLI on the database, or a parent run
     by: str | None = None
+    #: what started it without a person: ``{"kind": "schedule"|"webhook"|"event"|"file"|
+    #: "completion", "source": ..., "key": ...}`` (the schedule and slot, the hook and
+    #: delivery id, the event and message id, the folder and file, the finished run)
+    trigger: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +343,7 @@ _FIELD_SETS: dict[type[Event], frozenset[str]] = {
 #: fields added after histories were recorded with their event: written only when they
 #: differ from their default, so an old event written again is the text that was stored
 #: (and hashed); ``from_data`` gives a missing one its default
-_LATER_FIELDS: dict[type[Event], dict[str, JSON]] = {RunStarted: {"by": None}}
+_LATER_FIELDS: dict[type[Event], dict[str, JSON]] = {RunStarted: {"by": None, "trigger": None}}
 
 
 def to_data(event: Event) -> dict[str, JSON]:

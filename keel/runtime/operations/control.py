@@ -42,6 +42,7 @@ def start_run(
     registry: SpecRegistry | None = None,
     started_by: str | None = None,
     plans: RunCache | None = None,
+    trigger: dict[str, str] | None = None,
 ) -> RunRecord:
     """Record a new run and its first ready attempts; something else executes them.
 
@@ -54,7 +55,7 @@ def start_run(
     """
     committed = record_run(
         store, spec, run_input, clock=clock, origin=origin, run_id=run_id, cache=cache,
-        registry=registry, started_by=started_by, plans=plans,
+        registry=registry, started_by=started_by, plans=plans, trigger=trigger,
     )  # fmt: skip
     return store.get_run(committed.transition.run_id)
 
@@ -72,6 +73,7 @@ def record_run(
     registry: SpecRegistry | None = None,
     started_by: str | None = None,
     plans: RunCache | None = None,
+    trigger: dict[str, str] | None = None,
 ) -> Committed:
     """``start_run`` for a worker: ``lease`` may let the first transition lease its
     attempts (``Worker.start_run``), and the run's state is left in ``cache``."""
@@ -84,7 +86,11 @@ def record_run(
     state = RunState.new(plans.plan_of(spec), run_id)
     save_children(store, plans.plan_of(spec), now, registry or SpecRegistry())
     started = RunStarted(
-        workflow=spec.name, spec_version=spec.version, input=run_input, by=started_by
+        workflow=spec.name,
+        spec_version=spec.version,
+        input=run_input,
+        by=started_by,
+        trigger=trigger,
     )
     first = advance(run_id, state, [started], now, cache=plans)
     committed = store.create_run(

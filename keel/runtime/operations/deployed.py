@@ -66,6 +66,7 @@ def start_once(
     plans: RunCache | None = None,
     clock: Clock | None = None,
     registry: SpecRegistry | None = None,
+    trigger: dict[str, str] | None = None,
 ) -> tuple[RunRecord, bool]:
     """Start a run; with a ``key``, only the first call with it does: the others get
     that run. Returns the run and whether this call started it. A key used before for
@@ -78,7 +79,7 @@ def start_once(
     try:
         record = start_run(
             store, spec, run_input, run_id=run_id, started_by=started_by, origin=origin,
-            plans=plans, clock=clock, registry=registry,
+            plans=plans, clock=clock, registry=registry, trigger=trigger,
         )  # fmt: skip
     except RunExistsError:
         assert run_id is not None  # a fresh random id never collides

@@ -1,0 +1,117 @@
+"""One firing of a trigger starts exactly one run, whoever fires it and however often.
+
+A firing is named by what it is (the schedule and its slot, the hook and the delivery
+id, the event source and the message id, the folder and the file's path and hash, the
+run that ended): that name is the run's idempotency key, so the database's unique run id
+settles every race, on any store, across any number of processes, and a firing repeated
+after a crash finds the run it started. The run records what started it
+(``RunStarted.trigger``, and ``started_by`` = ``KIND:SOURCE`` to list them by).
+
+Only a workflow's deployed current version has live triggers (``active``): deploying a
+version is what turns its schedules and hooks on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from keel.errors import ExpressionError, InputError
+from keel.runtime.clock import Clock
+from keel.runtime.operations.deployed import start_once
+from keel.runtime.runs import RunCache
+from keel.spec.expressions import evaluate
+from keel.spec.model import WorkflowSpec
+from keel.spec.triggers import Trigger
+from keel.store.deployments import current_versions
+from keel.store.protocol import Store
+from keel.store.records import RunRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """What fired: ``kind`` (schedule, webhook, event, file, completion), ``source``
+    (the schedule's name, the hook's path, the event's name, the folder, the workflow
+    that ended) and ``key`` (the slot, the delivery or message id, path and hash, the
+    run that ended)."""
+
+    kind: str
+    source: str
+    key: str
+
+    @property
+    def started_by(self) -> str:
+        return f"{self.kind}:{self.source}"
+
+    def idempotency_key(self, workflow: str) -> str:
+        """ASCII and short whatever the parts hold (paths, ids): their digest."""
+        parts = json.dumps([self.kind, workflow, self.source, self.key])
+        return "trigger:" + hashlib.sha256(parts.encode()).hexdigest()
+
+    def document(self) -> dict[str, str]:
+        return {"kind": self.kind, "source": self.source, "key": self.key}
+
+
+@dataclass(frozen=True, slots=True)
+class Armed:
+    """A live trigger: the deployed spec it belongs to and its place in its list."""
+
+    spec: WorkflowSpec
+    index: int
+    trigger: Trigger
+
+
+def active(store: Store, plans: RunCache, kind: str | None = None) -> list[Armed]:
+    """The triggers of every workflow's deployed current version (of one ``kind``)."""
+    armed: list[Armed] = []
+    for deployment in current_versions(store.deployments()).values():
+        spec = plans.plan(deployment.version).spec
+        for index, trigger in enumerate(spec.triggers):
+            if kind is None or trigger.kind == kind:
+                armed.append(Armed(spec, index, trigger))
+    return armed
+
+
+def matches(trigger: Trigger, variable: str, value: Any) -> bool:
+    """Whether ``value`` passes the trigger's ``filter`` (no filter: it does)."""
+    source = getattr(trigger, "filter", None)
+    if source is None:
+        return True
+    try:
+        return evaluate(source, {variable: value}) is True
+    except ExpressionError as exc:
+        raise InputError(f"the trigger's filter {source!r} failed: {exc}") from None
+
+
+def mapped_input(trigger: Trigger, variable: str, value: Any, default: Any) -> Any:
+    """The run's input: the trigger's ``input`` mapping evaluated over ``value``, or
+    ``default`` when it has none."""
+    mapping: dict[str, str] = getattr(trigger, "input", {}) or {}
+    if not mapping:
+        return default
+    result: dict[str, Any] = {}
+    for name, source in mapping.items():
+        try:
+            result[name] = evaluate(source, {variable: value})
+        except ExpressionError as exc:
+            raise InputError(f"the trigger's input '{name}' ({source!r}) failed: {exc}") from None
+    return result
+
+
+def fire(
+    store: Store,
+    spec: WorkflowSpec,
+    run_input: Any,
+    firing: Firing,
+    *,
+    plans: RunCache | None = None,
+    clock: Clock | None = None,
+) -> tuple[RunRecord, bool]:
+    """Start the run of this firing, once: the run and whether this call started it.
+    An input the workflow refuses is an ``InputError`` and starts nothing."""
+    return start_once(
+        store, spec, run_input, key=firing.idempotency_key(spec.name),
+        started_by=firing.started_by, plans=plans, clock=clock, trigger=firing.document(),
+    )  # fmt: skip
