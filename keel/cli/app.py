@@ -8,6 +8,7 @@ from keel.cli import (
     inspect_commands,
     recovery_commands,
     run_commands,
+    schedule_commands,
     service_commands,
     spec_commands,
     wait_commands,
@@ -30,6 +31,7 @@ recovery_commands.register(app)
 wait_commands.register(app)
 worker_commands.register(app)
 service_commands.register(app)
+schedule_commands.register(app)
 
 
 def _print_version(asked: bool) -> None:

@@ -128,9 +128,10 @@ def serve(
     listening = _bind(host, port)
     with reported_errors():
         store = open_store(url, upgrade=True)
-        # the worker has a store of its own: a store does not wake its own listener,
-        # and runs the API starts must wake this worker as they would any other
-        worker_store = open_store(url) if with_worker else None
+        # the worker (or, without one, the schedules) has a store of its own: a store
+        # does not wake its own listener, and runs the API starts must wake this worker
+        # as they would any other
+        worker_store = open_store(url)
     scheme = "https" if ssl_certfile else "http"
     modules_line = ", ".join(Path(m).name for m in config.modules) or "none"
     typer.echo(f"keel serve: {scheme}://{host}:{port}\n  store: {masked_url(store_url(url))}"
@@ -139,7 +140,10 @@ def serve(
         typer.echo("  (the worker runs only the tasks `allow` names: give keel serve the "
                    "files or modules of your workflows)", err=True)  # fmt: skip
     stop = threading.Event()
-    worker_thread = _start_worker(worker_store, config, stop) if worker_store is not None else None
+    if with_worker:
+        worker_thread = _start_worker(worker_store, config, stop)
+    else:
+        worker_thread = _start_schedules(worker_store, stop)
     try:
         server = uvicorn.Server(uvicorn.Config(
             create_app(store, rate=rate_limit), log_level="info",
@@ -149,10 +153,8 @@ def serve(
         _run_until_stopped(server, listening)
     finally:
         stop.set()
-        if worker_thread is not None:
-            worker_thread.join()
-        if worker_store is not None:
-            worker_store.close()
+        worker_thread.join()
+        worker_store.close()
         store.close()
 
 
@@ -196,7 +198,7 @@ def _start_worker(store: Store, config: WorkerConfig, stop: threading.Event) -> 
 
     options = WorkerOptions(concurrency=config.concurrency, queues=config.queues,
                             announce=True, code_wait=config.code_wait,
-                            inline=config.inline)  # fmt: skip
+                            inline=config.inline, schedules=True)  # fmt: skip
     worker = Worker(store, options, catalog=TaskCatalog(TaskAccess.allowing(config.allow)))
     typer.echo(f"  worker: {worker.owner}, {config.concurrency} at once", err=True)
 
@@ -214,6 +216,33 @@ def _start_worker(store: Store, config: WorkerConfig, stop: threading.Event) -> 
 
     threading.Thread(target=wake_on_stop, daemon=True, name="keel-serve-stop").start()
     thread = threading.Thread(target=work, name="keel-serve-worker")
+    thread.start()
+    return thread
+
+
+def _start_schedules(store: Store, stop: threading.Event) -> threading.Thread:
+    """Fire the deployed schedules on a thread of their own (without ``--with-worker``:
+    the runs they start wait for the workers)."""
+    from keel.errors import StoreError
+    from keel.runtime.clock import clock_for
+    from keel.runtime.runs import RunCache
+    from keel.runtime.triggers.schedule_pump import SchedulePump
+
+    clock = clock_for(store)
+    pump = SchedulePump(store, RunCache(store), clock=clock)
+
+    def work() -> None:
+        while not stop.is_set():
+            try:
+                pump.run(clock.now())
+            except StoreError as exc:  # the database away for a while: try again later
+                logging.getLogger("keel.schedules").warning("schedules: %s", exc)
+                pump.look_now()
+                stop.wait(5.0)
+                continue
+            stop.wait(max(0.05, min(pump.next_at() - clock.now(), pump.every)))
+
+    thread = threading.Thread(target=work, name="keel-serve-schedules")
     thread.start()
     return thread
 

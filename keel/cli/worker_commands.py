@@ -133,7 +133,7 @@ def worker(
         signal.signal(signum, on_signal)
     options = WorkerOptions(
         concurrency=config.concurrency, queues=config.queues, stop_grace=grace,
-        announce=True, code_wait=config.code_wait, inline=config.inline,
+        announce=True, code_wait=config.code_wait, inline=config.inline, schedules=True,
     )  # fmt: skip
     catalog = TaskCatalog(TaskAccess.allowing(config.allow))
     with reported_errors():

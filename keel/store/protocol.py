@@ -42,6 +42,7 @@ from keel.store.records import (
     Timer,
     Wait,
 )
+from keel.store.schedules import ScheduleState
 from keel.store.tokens import TokenRecord
 from keel.store.wakeups import Wakeup
 from keel.store.writes import Committed, Transition
@@ -211,6 +212,21 @@ class Store(Protocol):
 
     def deployments(self, workflow: str | None = None) -> list[Deployment]:
         """Every deploy (of one workflow), by workflow then oldest first."""
+
+    # --- schedules (see keel.store.schedules) -------------------------------------------
+
+    def schedules(self) -> list[ScheduleState]:
+        """Every schedule the store has a row for (paused, or looked at by a worker)."""
+
+    def pause_schedule(
+        self, name: str, workflow: str, paused: bool, at: float, by: str | None = None
+    ) -> None:
+        """Pause (or unpause) the schedule ``name`` of ``workflow``: its slots are left
+        out while paused."""
+
+    def advance_schedule(self, name: str, workflow: str, slot: float) -> None:
+        """Record ``slot`` (a UTC timestamp) as fired or left out for ``name``; an older
+        slot than the one recorded changes nothing (it only moves forward)."""
 
     # --- live workers (see keel.store.presence) -------------------------------------------
 

@@ -11,9 +11,10 @@ workers run it for all.
 
 Each turn, the loop first lets the pumps beside it do what is due, each in a module of
 its own with its own pacing: ``lease_keeping`` (renew, reclaim), ``timer_pump``,
-``late_results``, ``outbox_pump`` and the ``presence`` beat. ``claiming`` says when
-to look at the queue, ``wakeups`` what a notification from the store brings forward,
-``transitions`` shapes what the loop commits.
+``late_results``, ``outbox_pump``, the ``presence`` beat and (``schedules``) the
+``triggers.schedule_pump``. ``claiming`` says when to look at the queue, ``wakeups``
+what a notification from the store brings forward, ``transitions`` shapes what the
+loop commits.
 
 With a store that notifies (PostgreSQL; SQLite through sockets beside its file), the
 worker sleeps until a notification says work was left for it (attempts queued, a timer
@@ -42,6 +43,7 @@ from keel.runtime.execution.executor import Executor
 from keel.runtime.execution.invoke import Invocation, Outcome, TaskCatalog, make_context
 from keel.runtime.operations.control import record_run
 from keel.runtime.runs import RunCache
+from keel.runtime.triggers.schedule_pump import SchedulePump
 from keel.runtime.worker.claiming import Claiming
 from keel.runtime.worker.late_results import LateResults
 from keel.runtime.worker.lease_keeping import LeaseKeeper
@@ -118,6 +120,9 @@ class Worker:
         )  # fmt: skip
         self.late = LateResults(self.cache, self.recorder.commit_aside, self.executor.overdue)
         self.wakeups = Wakeups(self.clock, opts.queues, self.claims, self.timers, self.outbox)
+        self.schedules: SchedulePump | None = None
+        if opts.schedules:
+            self.schedules = SchedulePump(store, self.cache, clock=self.clock)
         self._presence: Presence | None = None
         if opts.announce:
             every = min(opts.lease_for, LIVE_WITHIN) / 3
@@ -207,6 +212,8 @@ class Worker:
         if self.late.due():
             self.late.run(now)
         self.outbox.run(now)
+        if self.schedules is not None and run_ids is None:
+            self.schedules.run(now)
 
     def _idle(self) -> None:
         """Nothing runs and nothing was found: wait for an outcome or a wake-up, a
@@ -216,6 +223,8 @@ class Worker:
             now = self.clock.now()
             timeout = min(self.options.fallback_poll, max(0.0, self.timers.next_at() - now),
                           max(0.0, self.claims.next_at() - self.clock.monotonic()))  # fmt: skip
+            if self.schedules is not None:  # wake for the next slot
+                timeout = min(timeout, max(0.0, self.schedules.next_at() - now))
         self.outcomes.wait(timeout)
 
     def drain(self, grace: float | None = None) -> None:

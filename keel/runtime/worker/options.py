@@ -53,3 +53,7 @@ class WorkerOptions:
     #: seconds an attempt whose task's code this worker lacks is given back for other
     #: workers before it fails (0: it fails at once; see ``keel.runtime.worker.missing_code``)
     code_wait: float = 0.0
+    #: fire the deployed workflows' schedules (``keel worker``, ``keel serve``; see
+    #: ``keel.runtime.triggers.schedule_pump``): any number of workers may, each slot
+    #: starts one run
+    schedules: bool = False

@@ -378,3 +378,18 @@ FROM deployments d ORDER BY d.workflow, d.id;
 -- name: select_deployments_of
 SELECT d.id, d.workflow, d.version, d.deployed_at, d.deployed_by, d.source
 FROM deployments d WHERE d.workflow = %s ORDER BY d.id;
+
+-- name: select_schedules
+SELECT name, workflow, paused, paused_by, paused_at, last_slot FROM schedules ORDER BY name;
+
+-- name: pause_schedule
+INSERT INTO schedules (name, workflow, paused, paused_by, paused_at)
+VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (name) DO UPDATE SET
+    paused = excluded.paused, paused_by = excluded.paused_by, paused_at = excluded.paused_at;
+
+-- name: advance_schedule
+-- only forward: a slower worker's older slot never moves it back
+INSERT INTO schedules (name, workflow, last_slot) VALUES (%s, %s, %s)
+ON CONFLICT (name) DO UPDATE SET workflow = excluded.workflow,
+    last_slot = GREATEST(schedules.last_slot, excluded.last_slot);

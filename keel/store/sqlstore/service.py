@@ -14,13 +14,14 @@ from keel.errors import AlreadyExistsError
 from keel.spec.model import WorkflowSpec
 from keel.store.boundary import store_boundary
 from keel.store.deployments import Deployment, deployment_of
-from keel.store.sqlstore.transitions import SQLWriter
+from keel.store.sqlstore.schedules import SQLSchedules
 from keel.store.tokens import TokenRecord, token_of
 
 
 @store_boundary
-class SQLService(SQLWriter):
-    """Tokens and deployments on a SQL database, through its ``Dialect``."""
+class SQLService(SQLSchedules):
+    """Tokens and deployments (and schedules: ``SQLSchedules``) on a SQL database,
+    through its ``Dialect``."""
 
     # --- tokens --------------------------------------------------------------------------
 
