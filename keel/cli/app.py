@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from keel.cli import (
+    event_commands,
     inspect_commands,
     recovery_commands,
     run_commands,
@@ -30,6 +31,7 @@ recovery_commands.register(app)
 wait_commands.register(app)
 worker_commands.register(app)
 service_commands.register(app)
+event_commands.register(app)
 
 
 def _print_version(asked: bool) -> None:
