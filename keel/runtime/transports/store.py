@@ -35,6 +35,7 @@ class StoreTransport:
         self.store = store
         self._owned = owned
         self._verified: RunCache | None = None  # plans shared by ``verify`` calls
+        self._plans: RunCache | None = None  # plans shared by ``emit`` calls
 
     def close(self) -> None:
         if self._owned:
@@ -114,7 +115,9 @@ class StoreTransport:
         return send_signal(self.store, run_id, name, data, by=by)
 
     def emit(self, name: str, data: Any, message_id: str) -> list[Fired]:
-        emitted = emit(self.store, name, data, message_id)
+        if self._plans is None:  # a consumer emits many: each version compiled once
+            self._plans = RunCache(self.store, capacity=0)
+        emitted = emit(self.store, name, data, message_id, self._plans)
         return [Fired(e.workflow, e.run.id, e.started) for e in emitted]
 
     def failed(self, workflow: str | None, limit: int) -> list[Document]:
