@@ -41,7 +41,7 @@ def emit(
     """Send an event: each deployed workflow whose event trigger takes it (its name and
     filter) starts one run per message id, with the trigger's input."""
     value = parse_json(data, "--data")
-    with opened_client(db, create=True) as client, reported_errors():
+    with opened_client(db) as client, reported_errors():
         fired = client.emit(name, value, message_id=message_id)
     if as_json:
         typer.echo(json.dumps([f._asdict() for f in fired], indent=2))
@@ -82,7 +82,7 @@ def consume(
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.set())
-    with opened_client(db, create=True) as client, reported_errors():
+    with opened_client(db) as client, reported_errors():
         source = RedisSource(
             redis.Redis.from_url(url, decode_responses=True), stream,
             lambda name, data, message_id: client.emit(name, data, message_id=message_id),
