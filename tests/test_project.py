@@ -38,7 +38,9 @@ RUNTIME_ALLOWED = {
     "operations": {"execution", "clock", "runs", "waiting", "notifications"},
     "worker": {"execution", "clock", "runs", "waiting", "notifications", "operations"},
     # keel.Client's transports: the store one performs the operations and views
-    "transports": {"clock", "runs", "operations", "views"},
+    "transports": {"clock", "runs", "operations", "views", "triggers"},
+    # what fires triggers: each firing starts a run through the operations
+    "triggers": {"clock", "runs", "operations"},
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from keel.cli import (
+    event_commands,
     inspect_commands,
     recovery_commands,
     run_commands,
@@ -32,6 +33,7 @@ wait_commands.register(app)
 worker_commands.register(app)
 service_commands.register(app)
 schedule_commands.register(app)
+event_commands.register(app)
 
 
 def _print_version(asked: bool) -> None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from keel.errors import KeelError
-from keel.runtime.transports.base import Document, Transport
+from keel.runtime.transports.base import Document, Fired, Transport
 from keel.runtime.transports.store import StoreTransport
 from keel.runtime.views.activity import Activity
 from keel.spec.model import WorkflowSpec
@@ -192,6 +193,12 @@ class Client:
     def signal(self, run_id: str, name: str, data: Any = None, *,
                by: str | None = None) -> RunRecord:  # fmt: skip
         return self.transport.signal(run_id, name, data, by)
+
+    def emit(self, name: str, data: Any = None, *, message_id: str | None = None) -> list[Fired]:
+        """Send the event ``name``: each deployed workflow whose event trigger takes it
+        starts a run (recorded when this returns). ``message_id``: however often the
+        same id is sent, a workflow starts one run for it (default: a random id)."""
+        return self.transport.emit(name, data, message_id or uuid.uuid4().hex)
 
     # --- operations -------------------------------------------------------------------------
 

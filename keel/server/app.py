@@ -17,7 +17,7 @@ from keel.server import problems
 from keel.server.guard import Access, check_every_route
 from keel.server.identities import Tokens
 from keel.server.limits import BodyLimit, RateLimits
-from keel.server.routes import approvals, operations, runs, tokens, workflows
+from keel.server.routes import approvals, hooks, operations, runs, tokens, workflows
 from keel.server.service import open_service
 from keel.store.protocol import Store
 
@@ -26,7 +26,8 @@ DEFAULT_RATE = 200.0
 
 DESCRIPTION = """\
 keel's HTTP API: start runs of deployed workflows, read runs and their histories, act
-on them, decide approvals. Every route but `/health` and `/ready` needs a bearer token
+on them, decide approvals, send events. Every route but `/health`, `/ready` and the
+webhooks (`/hooks/...`, signed with the trigger's secret instead) needs a bearer token
 (`keel token create NAME --role ROLE`); the token's name is recorded as `by` in the
 history of whatever it does. Errors are `application/problem+json`.
 """
@@ -44,7 +45,7 @@ def create_app(
     app.state.service = open_service(store)
     app.state.access = Access(Tokens(store), RateLimits(rate), clock)
     problems.install(app)
-    for module in (runs, approvals, workflows, tokens, operations):
+    for module in (runs, approvals, workflows, tokens, operations, hooks):
         app.include_router(module.router, responses=problems.RESPONSES)
     app.add_middleware(BodyLimit)
     check_every_route(app)

@@ -29,8 +29,10 @@ DOING = {Permission.READ: "read", Permission.DECIDE: "decide approvals",
          Permission.ACT: "start runs or act on them",
          Permission.ADMIN: "manage tokens and deployments"}  # fmt: skip
 
-#: routes anyone may call: a load balancer's health and readiness probes
-PUBLIC = frozenset({"/health", "/ready"})
+#: routes anyone may call: a load balancer's health and readiness probes, and webhook
+#: deliveries, which carry no token: each is authenticated by its HMAC signature with
+#: the trigger's secret (``keel.runtime.triggers.webhooks``), and refused unsigned
+PUBLIC = frozenset({"/health", "/ready", "/hooks/{path:path}"})
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `keel token create`")
 

@@ -8,7 +8,7 @@ what the API sends, so a view reads the same from either transport.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from keel.runtime.views.activity import Activity
 from keel.spec.model import WorkflowSpec
@@ -17,6 +17,14 @@ from keel.store.records import RunRecord, StoredEvent, Wait
 
 #: a JSON document (``keel.runtime.views.documents``)
 Document = dict[str, Any]
+
+
+class Fired(NamedTuple):
+    """A run an event started (``started``) or had started before (the same message)."""
+
+    workflow: str
+    run_id: str
+    started: bool
 
 
 class Transport(Protocol):
@@ -74,6 +82,9 @@ class Transport(Protocol):
     def circuits(self) -> list[Document]: ...
 
     def workflows(self, name: str | None) -> list[Document]: ...
+
+    def emit(self, name: str, data: Any, message_id: str) -> list[Fired]:
+        """Fire the event triggers named ``name`` (``keel.runtime.triggers.events``)."""
 
     def deploy(self, specs: list[tuple[WorkflowSpec, SpecRegistry | None, str | None]],
                by: str | None) -> list[Document]: ...  # fmt: skip

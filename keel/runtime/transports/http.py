@@ -14,7 +14,7 @@ from urllib.parse import quote
 import httpx2
 
 from keel.errors import KeelError, RemoteError
-from keel.runtime.transports.base import Document
+from keel.runtime.transports.base import Document, Fired
 from keel.runtime.transports.decode import event_of, run_of, wait_of
 from keel.runtime.transports.problems import error_for
 from keel.runtime.views.activity import Activity
@@ -187,6 +187,10 @@ class HttpTransport:
 
     def signal(self, run_id: str, name: str, data: Any, by: str | None) -> RunRecord:
         return self._acted(f"/runs/{_part(run_id)}/signals/{_part(name)}", {"data": data}, by)
+
+    def emit(self, name: str, data: Any, message_id: str) -> list[Fired]:
+        doc = self.call("POST", f"/events/{_part(name)}", body={"data": data, "id": message_id})
+        return [Fired(r["workflow"], r["id"], r["started"]) for r in doc["runs"]]
 
     # --- operations -----------------------------------------------------------------------
 

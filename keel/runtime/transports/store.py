@@ -17,7 +17,8 @@ from keel.runtime.operations.interventions import (
 )
 from keel.runtime.operations.manual import retry_run, set_node_output
 from keel.runtime.runs import RunCache
-from keel.runtime.transports.base import Document
+from keel.runtime.transports.base import Document, Fired
+from keel.runtime.triggers.events import emit
 from keel.runtime.views import documents
 from keel.runtime.views.activity import Activity, run_activity
 from keel.runtime.views.failures import failed_runs
@@ -34,6 +35,7 @@ class StoreTransport:
         self.store = store
         self._owned = owned
         self._verified: RunCache | None = None  # plans shared by ``verify`` calls
+        self._plans: RunCache | None = None  # plans shared by ``emit`` calls
 
     def close(self) -> None:
         if self._owned:
@@ -111,6 +113,12 @@ class StoreTransport:
 
     def signal(self, run_id: str, name: str, data: Any, by: str | None) -> RunRecord:
         return send_signal(self.store, run_id, name, data, by=by)
+
+    def emit(self, name: str, data: Any, message_id: str) -> list[Fired]:
+        if self._plans is None:  # a consumer emits many: each version compiled once
+            self._plans = RunCache(self.store, capacity=0)
+        emitted = emit(self.store, name, data, message_id, self._plans)
+        return [Fired(e.workflow, e.run.id, e.started) for e in emitted]
 
     def failed(self, workflow: str | None, limit: int) -> list[Document]:
         found = failed_runs(self.store, workflow=workflow, limit=limit)

@@ -1,0 +1,164 @@
+"""Webhook deliveries: who may deliver (an HMAC signature), and the runs a delivery
+starts. The HTTP route (``keel.server.routes.hooks``) only reads the request.
+
+A webhook is authenticated by its signature, never by a bearer token: the sender holds
+a secret shared with the server (in the environment variable the trigger's
+``secret_env`` names; a spec never holds it). A trigger without ``secret_env`` takes no
+delivery at all ("unsigned webhooks are off"): an open URL that starts runs is not a
+default keel offers.
+
+``X-Keel-Signature: t=<unix seconds>,v1=<hex>`` where the hex is
+HMAC-SHA256(secret, ``f"{t}.{delivery}.{body}"``): the timestamp bounds replays to the
+trigger's ``tolerance``, and the delivery id (``X-Keel-Delivery``) is signed too, so a
+captured request cannot be replayed under a fresh id to start another run. The delivery
+id is the firing's key: the same delivery, repeated or concurrent, starts one run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from keel.errors import ForbiddenError, KeelError, WorkflowNotFoundError
+from keel.runtime.clock import Clock
+from keel.runtime.runs import RunCache
+from keel.runtime.triggers.events import Emitted
+from keel.runtime.triggers.firing import Armed, Firing, active, fire, mapped_input, matches
+from keel.spec.triggers import WebhookTrigger
+from keel.store.protocol import Store
+
+log = logging.getLogger("keel.triggers")
+
+SIGNATURE = "x-keel-signature"
+DELIVERY = "x-keel-delivery"
+#: request headers never put in the event a filter or mapping reads (credentials)
+HIDDEN = frozenset({SIGNATURE, "authorization", "cookie", "proxy-authorization"})
+
+
+class SignatureError(KeelError):
+    """The delivery is not signed, or not by the secret, or too long ago: 401."""
+
+
+class DeliveryError(KeelError):
+    """The request is not a delivery keel can take (no delivery id, no JSON): 400."""
+
+
+class MethodError(KeelError):
+    """A webhook is at this path, but for another method: 405."""
+
+
+def sign(secret: str, timestamp: int, delivery: str, body: bytes) -> str:
+    """The ``X-Keel-Signature`` header a sender puts on a delivery."""
+    return f"t={timestamp},v1={_digest(secret, str(timestamp), delivery, body)}"
+
+
+def _digest(secret: str, timestamp: str, delivery: str, body: bytes) -> str:
+    message = timestamp.encode() + b"." + delivery.encode() + b"." + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def verify(header: str | None, secret: str, delivery: str, body: bytes, now: float,
+           tolerance: float) -> None:  # fmt: skip
+    """Refuse (``SignatureError``) unless ``header`` signs this delivery with ``secret``
+    at a time within ``tolerance`` seconds of ``now``. Any of several ``v1`` may match
+    (a sender rotating its secret signs with both)."""
+    if not header:
+        raise SignatureError("the delivery is not signed: send X-Keel-Signature: t=...,v1=...")
+    parts = [p.strip().partition("=") for p in header.split(",")]
+    stamps = [value for key, _, value in parts if key == "t"]
+    given = [value for key, _, value in parts if key == "v1"]
+    if len(stamps) != 1 or not stamps[0].isdigit() or not given:
+        raise SignatureError("X-Keel-Signature is not t=<unix seconds>,v1=<hex hmac-sha256>")
+    if abs(now - int(stamps[0])) > tolerance:
+        raise SignatureError(f"the signature's time is more than {tolerance:g} s from the "
+                             "server's: sign each delivery when sending it")  # fmt: skip
+    expected = _digest(secret, stamps[0], delivery, body)
+    # every candidate compared, in constant time each
+    if not any([hmac.compare_digest(expected, value) for value in given]):  # noqa: C419
+        raise SignatureError("the signature does not match the delivery and the secret")
+
+
+def hooked(store: Store, plans: RunCache, path: str, method: str) -> list[Armed]:
+    """The live webhook triggers at ``path`` for ``method`` (404, 405 when none)."""
+    at_path = [a for a in active(store, plans, "webhook")
+               if isinstance(a.trigger, WebhookTrigger) and a.trigger.path == path]  # fmt: skip
+    if not at_path:
+        raise WorkflowNotFoundError(f"no deployed workflow has a webhook at /hooks{path}")
+    armed = [a for a in at_path if isinstance(a.trigger, WebhookTrigger)
+             and a.trigger.method == method]  # fmt: skip
+    if not armed:
+        methods = sorted(
+            {a.trigger.method for a in at_path if isinstance(a.trigger, WebhookTrigger)}
+        )
+        raise MethodError(f"the webhook at /hooks{path} takes {', '.join(methods)}, not {method}")
+    return armed
+
+
+def _secret(trigger: WebhookTrigger) -> str:
+    if trigger.secret_env is None:
+        raise ForbiddenError("unsigned webhooks are off: give the trigger a secret_env")
+    secret = os.environ.get(trigger.secret_env)
+    if not secret:
+        # the server's setup is wrong, not the request: said in the log, not to the sender
+        log.error(
+            "webhook %s: the environment variable %s (its secret) is not set",
+            trigger.path,
+            trigger.secret_env,
+        )
+        raise ForbiddenError("the webhook's secret is not set on the server")
+    return secret
+
+
+def deliver(
+    store: Store,
+    path: str,
+    method: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float,
+    plans: RunCache,
+    clock: Clock | None = None,
+) -> list[Emitted]:
+    """Start the run of each webhook at ``path`` this delivery is signed for and whose
+    filter takes it; each is recorded before this returns. ``headers``: lower-cased."""
+    armed = hooked(store, plans, path, method)
+    delivery = headers.get(DELIVERY, "")
+    if not delivery:
+        raise DeliveryError("a delivery needs an id (X-Keel-Delivery), the same on every retry")
+    signed: list[tuple[Armed, WebhookTrigger]] = []
+    refusal: KeelError | None = None
+    for one in armed:
+        assert isinstance(one.trigger, WebhookTrigger)
+        try:
+            verify(headers.get(SIGNATURE), _secret(one.trigger), delivery, body, now,
+                   one.trigger.tolerance)  # fmt: skip
+        except (SignatureError, ForbiddenError) as exc:
+            refusal = refusal or exc
+            continue
+        signed.append((one, one.trigger))
+    if not signed:
+        assert refusal is not None
+        raise refusal
+    try:
+        payload: Any = json.loads(body) if body.strip() else None
+    except (ValueError, UnicodeDecodeError):
+        raise DeliveryError("the delivery's body is not JSON") from None
+    event = {"body": payload, "path": path,
+             "headers": {k: v for k, v in headers.items() if k not in HIDDEN}}  # fmt: skip
+    firing = Firing("webhook", path, delivery)
+    emitted: list[Emitted] = []
+    for one, trigger in signed:
+        if any(e.workflow == one.spec.name for e in emitted) or not matches(
+            trigger, "event", event
+        ):
+            continue
+        run_input = mapped_input(trigger, "event", event, payload)
+        record, started = fire(store, one.spec, run_input, firing, plans=plans, clock=clock)
+        emitted.append(Emitted(one.spec.name, record, started))
+    return emitted
