@@ -36,7 +36,9 @@ RUNTIME_ALLOWED = {
     "views": set(),
     "notifications": {"execution"},
     "operations": {"execution", "clock", "runs", "waiting", "notifications"},
-    "worker": {"execution", "clock", "runs", "waiting", "notifications", "operations"},
+    "worker": {"execution", "clock", "runs", "waiting", "notifications", "operations", "triggers"},
+    # what fires triggers: it starts runs through the operations
+    "triggers": {"clock", "runs", "operations"},
     # keel.Client's transports: the store one performs the operations and views
     "transports": {"clock", "runs", "operations", "views"},
 }
