@@ -107,6 +107,7 @@ def serve(
     import uvicorn
 
     from keel.runtime.stores import open_store, store_url
+    from keel.runtime.triggers.files import watch_in_thread
     from keel.runtime.worker.config import WorkerConfigError, load_worker_config
     from keel.server import create_app
     from keel.store.urls import masked_url
@@ -140,6 +141,7 @@ def serve(
                    "files or modules of your workflows)", err=True)  # fmt: skip
     stop = threading.Event()
     worker_thread = _start_worker(worker_store, config, stop) if worker_store is not None else None
+    files = watch_in_thread(store, stop)  # the file triggers' folders (none: it idles)
     try:
         server = uvicorn.Server(uvicorn.Config(
             create_app(store, rate=rate_limit), log_level="info",
@@ -149,6 +151,7 @@ def serve(
         _run_until_stopped(server, listening)
     finally:
         stop.set()
+        files.join()
         if worker_thread is not None:
             worker_thread.join()
         if worker_store is not None:
