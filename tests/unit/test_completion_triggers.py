@@ -113,3 +113,21 @@ def test_a_run_nobody_listens_to_writes_nothing_more(store: SQLiteStore) -> None
     worker.close()
 
     assert outbox(store, record.id) == []
+
+
+def test_a_cancelled_run_starts_what_listens_for_cancellations(store: SQLiteStore) -> None:
+    from keel.runtime.operations.control import cancel_run
+
+    store.deploy([(upstream(), None), (downstream("plain"), None),
+                  (downstream("on_cancel", status=["cancelled", "failed"]), None)],
+                 1.0)  # fmt: skip
+    record = start_run(store, upstream(), {})
+    cancel_run(store, record.id, by="ops")  # by hand: no worker ran it
+    (item,) = outbox(store, record.id)
+    assert item.payload["status"] == "cancelled"
+    worker = Worker(store, options())
+    worker.step()
+    worker.flush_notifications(5)
+    worker.close()
+
+    assert [(r.workflow, r.input) for r in started_by_completion(store)] == [("on_cancel", {})]

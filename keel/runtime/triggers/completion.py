@@ -6,7 +6,8 @@ The end was recorded in the outbox in the same transaction as the run's status
 deployed workflow listens), so a crash loses none; the outbox pump hands the item here.
 Each listening trigger's run is started through ``fire`` with the ended run's id as the
 firing's key: an item delivered again after a crash finds the runs it started and
-starts nothing twice.
+starts nothing twice. With no input mapping the ended run's output is the input (``{}``
+for a run that ended without one: failed, cancelled).
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def _fire(store: Store, item: OutboxItem, plans: RunCache) -> None:
         try:
             if not matches(trigger, "run", run):
                 continue
-            run_input = mapped_input(trigger, "run", run, record.output)
+            default = {} if record.output is None else record.output  # failed, cancelled
+            run_input = mapped_input(trigger, "run", run, default)
             started, new = fire(store, armed.spec, run_input, firing, plans=plans)
         except InputError as exc:
             log.warning("the completion trigger of %s after run %s started nothing: %s",
