@@ -36,11 +36,11 @@ RUNTIME_ALLOWED = {
     "views": set(),
     "notifications": {"execution"},
     "operations": {"execution", "clock", "runs", "waiting", "notifications"},
-    "worker": {"execution", "clock", "runs", "waiting", "notifications", "operations"},
+    "worker": {"execution", "clock", "runs", "waiting", "notifications", "operations", "triggers"},
+    # what fires triggers: it starts runs through the operations
+    "triggers": {"clock", "runs", "operations"},
     # keel.Client's transports: the store one performs the operations and views
     "transports": {"clock", "runs", "operations", "views", "triggers"},
-    # what fires triggers: each firing starts a run through the operations
-    "triggers": {"clock", "runs", "operations"},
 }
 
 

@@ -133,6 +133,9 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
     print_field(console, "status", _activity_words(status, data["activity"]) + took)
     print_field(console, "version", f"{data['spec_version'][:12]}   started "
                                     f"{local_time(data['created_at'])}")  # fmt: skip
+    origin = started_by_text(data.get("trigger"), data.get("started_by"))
+    if origin is not None:  # reads on from the line above's "started TIME"
+        print_field(console, "by", origin)
     print_field(console, "input", _short(data["input"], 100))
     if status == "succeeded":
         print_field(console, "output", _short(data["output"], 100))
@@ -196,6 +199,27 @@ def _node_report(doc: dict[str, Any]) -> NodeReport:
         retry_at=doc["retry_at"], waits_for=doc["waits_for"], wait=doc["wait"],
         until=doc["until"], decision=doc["decision"],
     )  # fmt: skip
+
+
+#: how ``keel show`` names what fired a trigger, and its key
+_FIRED = {"schedule": ("schedule", "slot"), "webhook": ("webhook", "delivery"),
+          "event": ("event", "message")}  # fmt: skip
+
+
+def started_by_text(trigger: dict[str, Any] | None, started_by: str | None) -> str | None:
+    """What started a run, in words: a trigger (``run_detail``'s ``trigger``), else the
+    token it was started with through the API; None for code, the CLI or a parent run."""
+    if trigger is None:
+        return None if started_by is None else f"token {started_by}"
+    kind, source, key = trigger.get("kind"), trigger.get("source"), trigger.get("key")
+    if kind == "completion":
+        ended = trigger.get("status")
+        return f"run {key} (workflow {source} ended{'' if ended is None else ' ' + ended})"
+    if kind == "file":
+        path, _, digest = str(key).rpartition(":")
+        return f"file {path} in {source} (sha256 {digest[:12]})"
+    name, key_name = _FIRED.get(str(kind), (str(kind), "key"))
+    return f"{name} {source}, {key_name} {key}"
 
 
 def _since_by_hand(retried: int, set_by_hand: list[str]) -> str:

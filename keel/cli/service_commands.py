@@ -107,6 +107,7 @@ def serve(
     import uvicorn
 
     from keel.runtime.stores import open_store, store_url
+    from keel.runtime.triggers.files import watch_in_thread
     from keel.runtime.worker.config import WorkerConfigError, load_worker_config
     from keel.server import create_app
     from keel.store.urls import masked_url
@@ -144,6 +145,7 @@ def serve(
         worker_thread = _start_worker(worker_store, config, stop)
     else:
         worker_thread = _start_schedules(worker_store, stop)
+    files = watch_in_thread(store, stop)  # the file triggers' folders (none: it idles)
     try:
         server = uvicorn.Server(uvicorn.Config(
             create_app(store, rate=rate_limit), log_level="info",
@@ -153,6 +155,7 @@ def serve(
         _run_until_stopped(server, listening)
     finally:
         stop.set()
+        files.join()
         worker_thread.join()
         worker_store.close()
         store.close()

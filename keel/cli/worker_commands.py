@@ -103,6 +103,7 @@ def worker(
     from keel.runtime.execution.invoke import TaskCatalog
     from keel.runtime.execution.task_access import TaskAccess
     from keel.runtime.stores import open_store
+    from keel.runtime.triggers.files import watch_in_thread
     from keel.runtime.worker.config import WorkerConfigError, load_worker_config
     from keel.runtime.worker.loop import Worker, WorkerOptions
     from keel.store.wakeups import MaybeMissed
@@ -141,12 +142,15 @@ def worker(
     started.append(running)
     _announce(running, config)
     failure = ""
+    files = watch_in_thread(store, stop)  # the file triggers' folders (none: it idles)
     try:
         running.reclaim()
         running.run_forever(stop)
     except StoreError as exc:  # read-only, disk full...: waiting does not help
         failure = f": {exc}"
     finally:
+        stop.set()
+        files.join()
         running.close()
         store.close()
     typer.echo(f"keel worker {running.owner} stopped{failure}", err=True)

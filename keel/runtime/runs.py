@@ -26,12 +26,13 @@ from keel.engine.plan import NodePlan, Plan, compile_plan
 from keel.engine.state import RunState, RunStatus, apply, is_finished
 from keel.errors import ExpressionError, KeelError
 from keel.runtime.notifications.outbox import notifications_of
+from keel.runtime.triggers.listening import COMPLETION, Listening
 from keel.runtime.waiting import WaitWrites, family_timers, start_children, wait_writes
 from keel.spec.expressions import evaluate
 from keel.spec.model import WorkflowSpec
 from keel.store.chain import canonical_json
 from keel.store.protocol import Store
-from keel.store.records import Lease, Ready, StoredEvent, Timer
+from keel.store.records import Lease, Notification, Ready, StoredEvent, Timer
 from keel.store.writes import (
     Committed,
     Enqueue,
@@ -219,10 +220,20 @@ def advance(
         writes += [Notify(note) for note in notifications_of(state, events, now)]
     if changed:  # no write when the status stays the same
         if finished:
+            if cache is not None and cache.listening.listened(plan.spec.name):
+                writes.append(Notify(ended(state, now)))
             writes.append(SetStatus(state.status.value, state.output, state.reason))
         else:
             writes.append(SetStatus(state.status.value))
     return Transition(run_id, expected, now, events, writes, expected_head=expected_head)
+
+
+def ended(state: RunState, now: float) -> Notification:
+    """The outbox item of a run's end that completion triggers fire from (its output
+    and input are read back from the run when it is fired)."""
+    payload = {"run_id": state.run_id, "workflow": state.plan.spec.name,
+               "status": state.status.value, "at": now}  # fmt: skip
+    return Notification(dict(COMPLETION), payload)
 
 
 class RunCache:
@@ -237,6 +248,8 @@ class RunCache:
         self.capacity = capacity
         self._plans: dict[str, Plan] = {}
         self._states: OrderedDict[str, RunState] = OrderedDict()
+        #: which workflows' ends completion triggers listen to (read when a run ends)
+        self.listening = Listening(store, lambda version: self.plan(version).spec)
 
     def plan(self, version: str) -> Plan:
         plan = self._plans.get(version) or _compiled.get(version)

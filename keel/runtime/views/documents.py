@@ -9,9 +9,10 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from keel.engine.events import ErrorInfo, node_of, to_data
+from keel.engine.events import ErrorInfo, RunStarted, node_of, to_data
 from keel.engine.plan import Plan
 from keel.engine.state import RunState
+from keel.errors import RunNotFoundError
 from keel.runtime.views.activity import Activity, run_activity
 from keel.runtime.views.audit import summary_mismatches, verify_run
 from keel.runtime.views.failures import FailedRun
@@ -64,7 +65,8 @@ def run_detail(store: Store, record: RunRecord, plan: Plan, now: float) -> dict[
     """Everything ``keel show`` tells of a run, read from its history (the runs table is
     only checked against it: ``mismatches``). ``plan``: the run's; ``now``: the store's
     time, for what the run is doing."""
-    report = run_report(plan, store.history(record.id))
+    history = store.history(record.id)
+    report = run_report(plan, history)
     children = store.list_runs(parent=record.id, limit=1_000)
     state = report.state
     activity = run_activity(store, dataclasses.replace(record, status=state.status.value), now)
@@ -80,7 +82,23 @@ def run_detail(store: Store, record: RunRecord, plan: Plan, now: float) -> dict[
     data["parent"] = (None if record.parent_run is None else
                       {"run_id": record.parent_run, "node": record.parent_node})  # fmt: skip
     data["children"] = [child.id for child in children]
+    data["trigger"] = trigger_document(store, history[0].event if history else None)
     return data
+
+
+def trigger_document(store: Store, first: Any) -> dict[str, Any] | None:
+    """What started the run without a person (``RunStarted.trigger``): kind, source and
+    key; for a completion, the ended run's status as well (read from that run now)."""
+    trigger = first.trigger if isinstance(first, RunStarted) else None
+    if trigger is None:
+        return None
+    doc: dict[str, Any] = dict(trigger)
+    if doc.get("kind") == "completion":
+        try:
+            doc["status"] = store.get_run(doc["key"]).status
+        except RunNotFoundError:  # that run is gone (pruned)
+            doc["status"] = None
+    return doc
 
 
 def event_document(stored: StoredEvent) -> dict[str, Any]:

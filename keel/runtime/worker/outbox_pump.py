@@ -10,6 +10,9 @@ whose deliverer died is leased again once its lease expires.
 It looks at the outbox every ``every`` seconds of the run clock (with a store that
 notifies, ``fallback_poll``: a new notification is notified, ``look_now``). Results are
 recorded on the worker's thread, at its next turn.
+
+The outbox also holds the ends of runs that completion triggers follow (``kind``
+``completion``): delivering one starts the runs that follow (``fire_completion``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from keel.runtime.clock import Clock, Inbox
 from keel.runtime.notifications.outbox import deliver_item, redelivery_at
+from keel.runtime.triggers.completion import fire_completion, is_completion
 from keel.store.protocol import Store
 from keel.store.records import OutboxItem
 
@@ -90,7 +94,10 @@ class OutboxPump:
 
     def _start(self, item: OutboxItem) -> None:
         def deliver() -> None:
-            self._delivered.put((item, deliver_item(item)))
+            if is_completion(item):  # a run ended that completion triggers follow
+                self._delivered.put((item, fire_completion(self.store, item)))
+            else:
+                self._delivered.put((item, deliver_item(item)))
 
         if self._spawn is not None:
             self._spawn(deliver)
