@@ -1,0 +1,38 @@
+"""examples/invoices.py as its docstring says to use it: deployed, its schedule is live
+and named, and a signed delivery to its webhook starts one check with the mapped input."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from keel.authoring.loading import load_all
+from keel.runtime.runs import RunCache
+from keel.runtime.triggers.firing import active
+from tests.server.conftest import Api
+from tests.server.hookflows import signed
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "invoices.py"
+
+
+def test_the_invoices_example_fires_from_its_webhook(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INVOICES_SECRET", "s3cret")
+    specs = [loaded.spec for loaded in load_all(str(EXAMPLE))]
+    api.store.deploy([(spec, "invoices.py") for spec in specs], time.time())
+    live = active(api.store, RunCache(api.store, capacity=0))
+    assert {(a.spec.name, a.trigger.kind) for a in live} >= {
+        ("collect_invoices", "schedule"), ("check_invoice", "webhook")}  # fmt: skip
+
+    body, headers = signed({"id": "INV-7", "amount": 1200}, delivery="d-1", secret="s3cret")
+    first = api.client.post("/hooks/invoices", content=body, headers=headers)
+    again = api.client.post("/hooks/invoices", content=body, headers=headers)
+
+    assert first.status_code == 201, first.text
+    assert again.status_code == 200
+    (run,) = [r for r in api.store.list_runs(workflow="check_invoice")]
+    assert run.input == {"invoice_id": "INV-7", "amount": 1200.0}
+    assert run.started_by == "webhook:/invoices"
