@@ -33,6 +33,6 @@ def test_the_invoices_example_fires_from_its_webhook(
 
     assert first.status_code == 201, first.text
     assert again.status_code == 200
-    (run,) = [r for r in api.store.list_runs(workflow="check_invoice")]
+    (run,) = api.store.list_runs(workflow="check_invoice")
     assert run.input == {"invoice_id": "INV-7", "amount": 1200.0}
     assert run.started_by == "webhook:/invoices"
