@@ -21,6 +21,7 @@ import hmac
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,8 +37,11 @@ log = logging.getLogger("keel.triggers")
 
 SIGNATURE = "x-keel-signature"
 DELIVERY = "x-keel-delivery"
-#: request headers never put in the event a filter or mapping reads (credentials)
+#: request headers never put in the event a filter or mapping reads (credentials): these,
+#: and any whose name says it holds one (a mapping would write it into the history)
 HIDDEN = frozenset({SIGNATURE, "authorization", "cookie", "proxy-authorization"})
+_CREDENTIAL = re.compile(r"token|secret|signature|key|auth|cookie|session|password", re.I)
+_DELIVERY_ID = re.compile(r"^[A-Za-z0-9_:-]{1,200}$")
 
 
 class SignatureError(KeelError):
@@ -131,6 +135,9 @@ def deliver(
     delivery = headers.get(DELIVERY, "")
     if not delivery:
         raise DeliveryError("a delivery needs an id (X-Keel-Delivery), the same on every retry")
+    if not _DELIVERY_ID.match(delivery):  # no '.': the signed text splits one way only
+        raise DeliveryError("a delivery id (X-Keel-Delivery) is 1 to 200 letters, digits, "
+                            "'_', '-' or ':'")  # fmt: skip
     signed: list[tuple[Armed, WebhookTrigger]] = []
     refusal: KeelError | None = None
     for one in armed:
@@ -150,7 +157,8 @@ def deliver(
     except (ValueError, UnicodeDecodeError):
         raise DeliveryError("the delivery's body is not JSON") from None
     event = {"body": payload, "path": path,
-             "headers": {k: v for k, v in headers.items() if k not in HIDDEN}}  # fmt: skip
+             "headers": {k: v for k, v in headers.items()
+                         if k not in HIDDEN and not _CREDENTIAL.search(k)}}  # fmt: skip
     firing = Firing("webhook", path, delivery)
     emitted: list[Emitted] = []
     for one, trigger in signed:
