@@ -15,11 +15,12 @@ webhook's ``{"body", "headers", "path"}``; a file's ``{"path", "name", "size",
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from keel.spec.types import Expression, JsonData, Name, PositiveDuration
 
@@ -103,10 +104,17 @@ class FileTrigger(_Trigger):
     folder: str = Field(min_length=1)
     #: a glob of file names (``*.csv``)
     pattern: str = "*"
-    #: move a file there once its run is recorded (None: leave it)
+    #: move a file there once its run is recorded (None: leave it); the run is given
+    #: the path it is moved to. Not ``folder`` itself: a moved file would arrive again
     move_to: str | None = None
     filter: Expression | None = None
     input: dict[str, Expression] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _not_back_into_itself(self) -> FileTrigger:
+        if self.move_to is not None and Path(self.move_to) == Path(self.folder):
+            raise ValueError("move_to is the watched folder: a moved file would arrive again")
+        return self
 
 
 class CompletionTrigger(_Trigger):

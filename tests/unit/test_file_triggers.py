@@ -110,6 +110,8 @@ def test_move_to_moves_a_file_once_its_run_is_recorded(tmp_path: Path) -> None:
 
     assert settled(watcher, ticks) == 1
     assert sorted(p.name for p in done.iterdir()) == ["a.csv"]
+    (run,) = runs(store)
+    assert run.input["path"] == str(done / "a.csv")  # where the run's task finds it
     assert (folder / "empty.csv").exists()  # its filter said no: left where it is
     (folder / "a.csv").write_bytes(b"x")  # the same again: no run, moved beside the first
     assert settled(watcher, ticks) == 0
@@ -140,7 +142,8 @@ def test_two_watchers_on_one_folder_start_one_run_per_file(tmp_path: Path) -> No
         for thread in threads:
             thread.join()
     assert sorted(p.name for p in done.iterdir()) == [f"{n}.csv" for n in range(8)]
+    # each run is given where its file was moved to, and finds it there
     assert sorted(r.input["path"] for r in runs(first)) == sorted(
-        str(folder / f"{n}.csv") for n in range(8))  # fmt: skip
+        str(done / f"{n}.csv") for n in range(8))  # fmt: skip
     first.close()
     second.close()

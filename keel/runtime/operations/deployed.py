@@ -67,12 +67,14 @@ def start_once(
     clock: Clock | None = None,
     registry: SpecRegistry | None = None,
     trigger: dict[str, str] | None = None,
+    same_input: bool = True,
 ) -> tuple[RunRecord, bool]:
     """Start a run; with a ``key``, only the first call with it does: the others get
     that run. Returns the run and whether this call started it. A key used before for
     another workflow or other input is refused (an ``InputError``), never answered with
     a run that is not what was asked for. (A repeat after a new version was deployed
-    still gets the first run: it is the same request.)"""
+    still gets the first run: it is the same request.) ``same_input=False``: the key
+    alone names the request (a file's path and hash: where it is moved to may differ)."""
     if key is not None and not (0 < len(key) <= 255 and key.isascii() and key.isprintable()):
         raise InputError("an idempotency key is 1 to 255 printable ASCII characters")
     run_id = None if key is None else run_id_for_key(key)
@@ -84,8 +86,8 @@ def start_once(
     except RunExistsError:
         assert run_id is not None  # a fresh random id never collides
         first = store.get_run(run_id)
-        same_input = canonical_json(first.input) == canonical_json(with_defaults(spec, run_input))
-        if first.workflow != spec.name or not same_input:
+        matching = canonical_json(first.input) == canonical_json(with_defaults(spec, run_input))
+        if first.workflow != spec.name or (same_input and not matching):
             raise InputError(
                 f"idempotency key '{key}' started run {first.id} of workflow "
                 f"'{first.workflow}' with other input; a new request needs a new key"

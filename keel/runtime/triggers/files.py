@@ -154,19 +154,28 @@ class FileWatcher:
     def _arrived(self, armed: Armed, trigger: FileTrigger, path: Path) -> int | None:
         """Fire for a file that finished arriving, then move it; None if it went away."""
         try:
+            before = path.stat()
             digest = sha256_of(path)
-            size = path.stat().st_size
+            after = path.stat()
         except OSError:
             return None
-        event: dict[str, Any] = {"path": str(path), "name": path.name, "size": size,
+        if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+            return None  # written to while being read: it has not finished arriving
+        size = after.st_size
+        # with move_to, the run is given where the file will be (it is moved once the run
+        # is recorded: a task reading ``path`` finds it there)
+        where = path if trigger.move_to is None else _destination(path, Path(trigger.move_to))
+        event: dict[str, Any] = {"path": str(where), "name": path.name, "size": size,
                                  "sha256": digest}  # fmt: skip
         new = False
         try:
             if matches(trigger, "event", event):
                 run_input = mapped_input(trigger, "event", event,
-                                         {"path": str(path), "sha256": digest})  # fmt: skip
+                                         {"path": str(where), "sha256": digest})  # fmt: skip
                 firing = Firing("file", trigger.folder, f"{path}:{digest}")
-                record, new = fire(self.store, armed.spec, run_input, firing, plans=self.plans)
+                record, new = fire(
+                    self.store, armed.spec, run_input, firing, plans=self.plans, same_input=False
+                )  # where it goes may differ: same file
                 if new:
                     log.info("run %s of %s started: %s arrived", record.id, armed.spec.name,
                              path)  # fmt: skip
@@ -176,7 +185,7 @@ class FileWatcher:
             log.warning("file %s started no run of %s: %s", path, armed.spec.name, exc)
             return 0
         if trigger.move_to is not None:
-            _move(path, Path(trigger.move_to))
+            _move(path, where)
         return int(new)
 
     def run(self, stop: threading.Event) -> None:
@@ -184,12 +193,16 @@ class FileWatcher:
         sees a watched folder change. A failing look (the store down) is logged and
         tried again at the next."""
         while not stop.is_set():
-            folders = self.folders()
-            if not folders:
-                self._look_logged()
+            try:
+                folders = self.folders()
+                if not folders:
+                    self._look_logged()
+                    stop.wait(self.settle)
+                    continue
+                self._watch(folders, stop)
+            except Exception:  # the store failed: this thread must not die of it
+                log.exception("watching the folders of file triggers failed; again soon")
                 stop.wait(self.settle)
-                continue
-            self._watch(folders, stop)
 
     def _watch(self, folders: list[str], stop: threading.Event) -> None:
         """Watch these folders until they are no longer the live ones (or ``stop``)."""
@@ -210,21 +223,26 @@ class FileWatcher:
             log.exception("looking at the watched folders failed")
 
 
-def _move(path: Path, folder: Path) -> None:
-    """Move a file whose run is recorded into ``folder``; gone already (another watcher
-    moved it) is fine. A name taken there gets a numbered suffix."""
+def _destination(path: Path, folder: Path) -> Path:
+    """Where ``path`` goes in ``folder``: its name, or with a numbered suffix if taken."""
+    target = folder / path.name
+    number = 1
+    while target.exists():
+        target = folder / f"{path.stem}.{number}{path.suffix}"
+        number += 1
+    return target
+
+
+def _move(path: Path, target: Path) -> None:
+    """Move a file whose run is recorded to ``target``; gone already (another watcher
+    moved it) is fine."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / path.name
-        number = 1
-        while target.exists():
-            target = folder / f"{path.stem}.{number}{path.suffix}"
-            number += 1
+        target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(path, target)
     except FileNotFoundError:
         return
     except OSError as exc:
-        log.warning("could not move %s to %s: %s", path, folder, exc)
+        log.warning("could not move %s to %s: %s", path, target, exc)
 
 
 def watch_in_thread(store: Store, stop: threading.Event) -> threading.Thread:

@@ -108,10 +108,13 @@ def fire(
     *,
     plans: RunCache | None = None,
     clock: Clock | None = None,
+    same_input: bool = True,
 ) -> tuple[RunRecord, bool]:
     """Start the run of this firing, once: the run and whether this call started it.
-    An input the workflow refuses is an ``InputError`` and starts nothing."""
+    An input the workflow refuses is an ``InputError`` and starts nothing.
+    ``same_input=False``: a repeat may map to other input and still is this firing."""
     return start_once(
         store, spec, run_input, key=firing.idempotency_key(spec.name),
         started_by=firing.started_by, plans=plans, clock=clock, trigger=firing.document(),
+        same_input=same_input,
     )  # fmt: skip
