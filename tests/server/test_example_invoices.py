@@ -36,3 +36,14 @@ def test_the_invoices_example_fires_from_its_webhook(
     (run,) = api.store.list_runs(workflow="check_invoice")
     assert run.input == {"invoice_id": "INV-7", "amount": 1200.0}
     assert run.started_by == "webhook:/invoices"
+
+
+def test_a_schedule_name_another_workflow_has_is_refused_at_deploy(api: Api) -> None:
+    specs = [loaded.spec for loaded in load_all(str(EXAMPLE))]
+    api.store.deploy([(spec, "invoices.py") for spec in specs], time.time())
+    text = ("name: other\nnodes:\n  - {id: a, task: m:f}\ntriggers:\n"
+            "  - {kind: schedule, name: morning-invoices, cron: '0 7 * * *'}\n")  # fmt: skip
+    response = api.client.post("/workflows", json={"definition": text}, headers=api.auth("admin"))
+    assert response.status_code == 422
+    assert "morning-invoices" in response.json()["detail"]
+    assert api.store.deployments("other") == []
