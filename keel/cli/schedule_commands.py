@@ -11,7 +11,7 @@ import getpass
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -159,14 +159,17 @@ def trigger_now(
     typer.echo(run.id)
 
 
-def _instant(text: str, zone: str, what: str) -> float:
-    """An ISO time; without an offset, in the schedule's zone."""
+def _instant(text: str, zone: str, what: str, *, end: bool = False) -> float:
+    """An ISO time; without an offset, in the schedule's zone. A date alone is its
+    start, or with ``end`` its whole day (``--to 2026-11-30`` includes that day)."""
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise fail(f"{what}: not an ISO time: {text!r} (e.g. 2026-03-01T00:00)") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=ZoneInfo(zone))
+    if end and "T" not in text and " " not in text.strip():  # a date: through its end
+        parsed += timedelta(days=1) - timedelta(microseconds=1)
     return parsed.timestamp()
 
 
@@ -174,7 +177,7 @@ def _instant(text: str, zone: str, what: str) -> float:
 def backfill(
     name: Annotated[str, typer.Argument(help="The schedule")],
     start: Annotated[str, typer.Option("--from", help="ISO time (no offset: the schedule's zone)")],
-    end: Annotated[str, typer.Option("--to", help="ISO time, included")],
+    end: Annotated[str, typer.Option("--to", help="ISO time or date, included")],
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
@@ -187,7 +190,9 @@ def backfill(
     with opened_store(db) as store, reported_errors():
         live = _named(store, name)
         first = _instant(start, live.trigger.timezone, "--from")
-        last = _instant(end, live.trigger.timezone, "--to")
+        last = _instant(end, live.trigger.timezone, "--to", end=True)
+        if last < first:
+            raise fail(f"--to ({end}) is before --from ({start})")
         slots = list(islice(slots_between(live.trigger, first, last), MOST_SLOTS + 1))
         if len(slots) > MOST_SLOTS:
             raise fail(f"more than {MOST_SLOTS} slots in that range: backfill it in parts")
@@ -200,4 +205,7 @@ def backfill(
         typer.echo(json.dumps(started, indent=2))
         return
     fresh = sum(item["started"] for item in started)
-    typer.echo(f"{len(slots)} slots: {fresh} runs started, {len(slots) - fresh} fired already")
+    slots_word = "slot" if len(slots) == 1 else "slots"
+    runs_word = "run" if fresh == 1 else "runs"
+    typer.echo(f"{len(slots)} {slots_word}: {fresh} {runs_word} started, "
+               f"{len(slots) - fresh} fired already")  # fmt: skip

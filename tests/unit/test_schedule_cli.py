@@ -39,11 +39,25 @@ def test_schedule_commands(tmp_path: Path) -> None:
     assert not json.loads(keel("schedules", "--json"))[0]["paused"]
 
     # spring-forward in Berlin: 02:30 does not exist on 2026-03-29, cronsim's 03:00 fires
-    once = json.loads(keel("schedule", "backfill", "nightly", "--from", "2026-03-28",
-                           "--to", "2026-03-30", "--json"))  # fmt: skip
+    once = json.loads(
+        keel(
+            "schedule",
+            "backfill",
+            "nightly",
+            "--from",
+            "2026-03-28",
+            "--to",
+            "2026-03-29",
+            "--json",
+        )
+    )  # fmt: skip  (a date: all of it)
     assert [s["slot"] for s in once] == ["2026-03-28T01:30:00Z", "2026-03-29T01:00:00Z"]
-    again = keel("schedule", "backfill", "nightly", "--from", "2026-03-27", "--to", "2026-03-30")
-    assert "3 slots: 1 runs started, 2 fired already" in again
+    again = keel("schedule", "backfill", "nightly", "--from", "2026-03-27", "--to", "2026-03-29")
+    assert "3 slots: 1 run started, 2 fired already" in again
+    backwards = runner.invoke(app, ["schedule", "backfill", "nightly", "--from", "2026-03-29",
+                                    "--to", "2026-03-27", "--db", url])  # fmt: skip
+    assert backwards.exit_code == 1
+    assert "before --from" in backwards.stderr
     run_id = keel("schedule", "trigger-now", "nightly").strip()
     assert store.get_run(run_id).started_by == "schedule:nightly"
     assert len(store.list_runs(started_by="schedule:nightly")) == 4
