@@ -45,6 +45,12 @@ def runs(
         ),
     ] = None,
     workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow")] = None,
+    started_by: Annotated[
+        str | None,
+        typer.Option(
+            "--started-by", help="Only runs started by this token, or trigger (schedule:NAME...)"
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first")] = 20,
     as_json: JsonOption = False,
     db: DbOption = None,
@@ -62,7 +68,8 @@ def runs(
         typer.echo(f"unknown status '{status}': use one of {', '.join(known)}", err=True)
         raise typer.Exit(2)
     with opened_client(db) as client, reported_errors():
-        found = client.runs_doing(status=status, workflow=workflow, limit=limit)
+        found = client.runs_doing(status=status, workflow=workflow, limit=limit,
+                                  started_by=started_by)  # fmt: skip
     records = [record for record, _ in found]
     doing = {record.id: activity for record, activity in found}
     if as_json:

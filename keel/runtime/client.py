@@ -135,9 +135,12 @@ class Client:
                                    limit=limit)  # fmt: skip
 
     def runs_doing(self, *, status: str | None = None, workflow: str | None = None,
-                   limit: int = 50) -> list[tuple[RunRecord, Activity | None]]:  # fmt: skip
-        """Newest first, each with what it is doing if it has not ended (``keel runs``)."""
-        return self.transport.runs_doing(status=status, workflow=workflow, limit=limit)
+                   limit: int = 50, started_by: str | None = None,
+                   ) -> list[tuple[RunRecord, Activity | None]]:  # fmt: skip
+        """Newest first, each with what it is doing if it has not ended (``keel runs``).
+        ``started_by``: a token's name, or ``KIND:SOURCE`` of a trigger."""
+        return self.transport.runs_doing(status=status, workflow=workflow, limit=limit,
+                                         started_by=started_by)  # fmt: skip
 
     def detail(self, run_id: str) -> Document:
         """The run and each of its nodes, read from its history (``keel show --json``)."""

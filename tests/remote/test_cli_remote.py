@@ -43,6 +43,7 @@ def test_reads_print_what_the_database_gives(served: Served) -> None:
         ["failed"], ["failed", "--json"], ["circuits"], ["workflows"], ["workflows", "review"],
         ["workflows", "--json"], ["verify", served.failed], ["runs", "--status", "failed"],
         ["runs"], ["runs", "--json"],  # what a run not ended is doing: waiting for approval
+        ["runs", "--started-by", "nobody", "--json"],
     ):  # fmt: skip
         assert ok(keel(served, *args)) == ok(keel(served, *args, db=True)), args
     listed = json.loads(ok(keel(served, "runs", "--json")))

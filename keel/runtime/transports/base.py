@@ -49,8 +49,9 @@ class Transport(Protocol):
     def runs(self, *, status: str | None, workflow: str | None, parent: str | None,
              limit: int) -> list[RunRecord]: ...  # fmt: skip
 
-    def runs_doing(self, *, status: str | None, workflow: str | None,
-                   limit: int) -> list[tuple[RunRecord, Activity | None]]: ...  # fmt: skip
+    def runs_doing(self, *, status: str | None, workflow: str | None, limit: int,
+                   started_by: str | None = None,
+                   ) -> list[tuple[RunRecord, Activity | None]]: ...  # fmt: skip
 
     def detail(self, run_id: str) -> Document: ...
 

@@ -116,14 +116,15 @@ class HttpTransport:
                 break
         return found
 
-    def runs_doing(self, *, status: str | None, workflow: str | None,
-                   limit: int) -> list[tuple[RunRecord, Activity | None]]:  # fmt: skip
+    def runs_doing(self, *, status: str | None, workflow: str | None, limit: int,
+                   started_by: str | None = None,
+                   ) -> list[tuple[RunRecord, Activity | None]]:  # fmt: skip
         found: list[tuple[RunRecord, Activity | None]] = []
         cursor = None
         while len(found) < limit:
             page = self.call("GET", "/runs", params={
-                "status": status, "workflow": workflow, "cursor": cursor,
-                "limit": min(limit - len(found), _RUNS_PAGE)})  # fmt: skip
+                "status": status, "workflow": workflow, "started_by": started_by,
+                "cursor": cursor, "limit": min(limit - len(found), _RUNS_PAGE)})  # fmt: skip
             for doc in page["runs"]:
                 kind, text = doc.get("activity_kind"), doc.get("activity")
                 doing = Activity(kind, text) if kind and text else None

@@ -66,9 +66,11 @@ class StoreTransport:
              limit: int) -> list[RunRecord]:  # fmt: skip
         return self.store.list_runs(status=status, workflow=workflow, parent=parent, limit=limit)
 
-    def runs_doing(self, *, status: str | None, workflow: str | None,
-                   limit: int) -> list[tuple[RunRecord, Activity | None]]:  # fmt: skip
-        records = self.store.list_runs(status=status, workflow=workflow, limit=limit)
+    def runs_doing(self, *, status: str | None, workflow: str | None, limit: int,
+                   started_by: str | None = None,
+                   ) -> list[tuple[RunRecord, Activity | None]]:  # fmt: skip
+        records = self.store.list_runs(status=status, workflow=workflow, limit=limit,
+                                       started_by=started_by)  # fmt: skip
         now = clock_for(self.store).now()
         return [(record, run_activity(self.store, record, now)) for record in records]
 
