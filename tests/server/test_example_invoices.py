@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,3 +48,30 @@ def test_a_schedule_name_another_workflow_has_is_refused_at_deploy(api: Api) -> 
     assert response.status_code == 422
     assert "morning-invoices" in response.json()["detail"]
     assert api.store.deployments("other") == []
+
+
+def deploy_yaml(api: Api, text: str) -> Any:
+    return api.client.post("/workflows", json={"definition": text}, headers=api.auth("admin"))
+
+
+def test_a_folder_whose_files_are_moved_is_watched_by_one_trigger(api: Api) -> None:
+    mover = ("name: mover\nnodes:\n  - {id: a, task: m:f}\ntriggers:\n"
+             "  - {kind: file, folder: /in, move_to: /done}\n")  # fmt: skip
+    other = ("name: other\nnodes:\n  - {id: a, task: m:f}\ntriggers:\n"
+             "  - {kind: file, folder: /in}\n")  # fmt: skip
+    assert deploy_yaml(api, mover).status_code == 201
+    refused = deploy_yaml(api, other)
+    assert refused.status_code == 422
+    assert "moves its files away" in refused.json()["detail"]
+    assert api.store.deployments("other") == []
+
+
+def test_completion_triggers_that_loop_are_refused(api: Api) -> None:
+    first = ("name: ping\nnodes:\n  - {id: a, task: m:f}\ntriggers:\n"
+             "  - {kind: completion, after: pong}\n")  # fmt: skip
+    second = ("name: pong\nnodes:\n  - {id: a, task: m:f}\ntriggers:\n"
+              "  - {kind: completion, after: ping}\n")  # fmt: skip
+    assert deploy_yaml(api, first).status_code == 201
+    refused = deploy_yaml(api, second)
+    assert refused.status_code == 422
+    assert "loop" in refused.json()["detail"]

@@ -18,8 +18,8 @@ from keel.runtime.operations.interventions import (
 from keel.runtime.operations.manual import retry_run, set_node_output
 from keel.runtime.runs import RunCache
 from keel.runtime.transports.base import Document, Fired
+from keel.runtime.triggers.deploying import check_deploy
 from keel.runtime.triggers.events import emit
-from keel.runtime.triggers.schedules import check_schedule_names
 from keel.runtime.views import documents
 from keel.runtime.views.activity import Activity, run_activity
 from keel.runtime.views.failures import failed_runs
@@ -139,7 +139,7 @@ class StoreTransport:
                by: str | None) -> list[Document]:  # fmt: skip
         now = clock_for(self.store).now()
         plans = RunCache(self.store, capacity=0)
-        check_schedule_names(self.store, [spec for spec, _, _ in specs], plans)
+        check_deploy(self.store, [spec for spec, _, _ in specs], plans)
         for spec, registry, _ in specs:  # a child first: a spec refers to it by version
             save_children(self.store, plans.plan_of(spec), now, registry or SpecRegistry())
         done = self.store.deploy([(spec, source) for spec, _, source in specs], now, by=by)

@@ -15,18 +15,14 @@ name and the slot (the same on every host), never its key.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim
 
-from keel.errors import InputError
-from keel.runtime.runs import RunCache
 from keel.spec.model import WorkflowSpec
 from keel.spec.triggers import ScheduleTrigger
-from keel.store.deployments import current_versions
-from keel.store.protocol import Store
 
 #: how late a slot may still be fired under ``catch_up="skip"`` (and for a schedule
 #: never fired before): a worker that was busy is late, not absent
@@ -147,24 +143,3 @@ def zoned_time(trigger: ScheduleTrigger, slot: float) -> str:
 __all__ = ["GRACE", "due", "jitter_of", "next_fire_at", "schedule_names", "slot_key",
            "slot_of_key", "slots_after", "slots_before", "slots_between",
            "zoned_time"]  # fmt: skip
-
-
-def check_schedule_names(store: Store, specs: Sequence[WorkflowSpec], plans: RunCache) -> None:
-    """Refuse (``InputError``) deploying specs whose schedules take a name another
-    workflow's current schedule has: a name is a schedule's identity (its pause, its
-    last slot, the runs it started), so two workflows cannot share one."""
-    taken: dict[str, str] = {}
-    deploying = {spec.name for spec in specs}
-    for deployment in current_versions(store.deployments()).values():
-        if deployment.workflow in deploying:
-            continue  # replaced by this deploy
-        for name in schedule_names(plans.plan(deployment.version).spec).values():
-            taken[name] = deployment.workflow
-    for spec in specs:
-        for name in schedule_names(spec).values():
-            if name in taken and taken[name] != spec.name:
-                raise InputError(
-                    f"workflow '{spec.name}' has a schedule named '{name}', which workflow "
-                    f"'{taken[name]}' has already: give it another name"
-                )
-            taken[name] = spec.name

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from keel.authoring.yaml_source import load_yaml_text
 from keel.errors import SpecError, SpecIssue
-from keel.runtime.triggers.schedules import check_schedule_names
+from keel.runtime.triggers.deploying import check_deploy
 from keel.runtime.views.documents import (
     deployment_document,
     deployments_document,
@@ -68,7 +68,7 @@ def deploy(body: Deploy, who: Admin, served: Served) -> dict[str, Any]:
     specs = load_yaml_text(body.definition, "definition", registry=known)
     if not specs:
         raise SpecError([SpecIssue("the definition holds no workflow")], workflow="definition")
-    check_schedule_names(store, specs, served.plans)
+    check_deploy(store, specs, served.plans)
     now = served.clock.now()
     done = store.deploy([(spec, "api") for spec in specs], now, by=who.name)
     return {"deployed": [deployment_document(d) for d in done]}
