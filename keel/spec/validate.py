@@ -398,6 +398,7 @@ class _Validator:
                 sites.append((found, ("triggers", index, "filter")))
             for name, source in getattr(trigger, "input", {}).items():
                 sites.append((source, ("triggers", index, "input", name)))
+            yield from self._mapped_keys(index, getattr(trigger, "input", None))
             for source, loc in sites:
                 try:
                     info = analyze(source)
@@ -413,6 +414,27 @@ class _Validator:
                         f"trigger read '{variable}' only",
                         loc=loc, code="unknown_name",
                     )  # fmt: skip
+
+    def _mapped_keys(self, index: int, mapping: dict[str, str] | None) -> Iterator[SpecIssue]:
+        """An input mapping gives the fields the workflow's input schema has, and the
+        ones it requires (a run it maps would be refused when it fires)."""
+        schema = self.spec.input_schema or {}
+        properties = schema.get("properties")
+        if not mapping or not isinstance(properties, dict):
+            return
+        if schema.get("additionalProperties") is False:
+            for name in mapping:
+                if name not in properties:
+                    yield SpecIssue(
+                        f"the input has no field '{name}' (fields: "
+                        f"{', '.join(sorted(properties)) or 'none'})",
+                        loc=("triggers", index, "input", name), code="unknown_field",
+                    )  # fmt: skip
+        required = schema.get("required")
+        for field in required if isinstance(required, list) else ():
+            if isinstance(field, str) and field not in mapping:
+                yield SpecIssue(f"the input field '{field}' is required: map it",
+                                loc=("triggers", index, "input"), code="missing_field")  # fmt: skip
 
     def _reference(
         self, target: str, node: str, loc: tuple[str | int, ...], unknown: str, itself: str

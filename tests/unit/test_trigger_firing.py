@@ -63,3 +63,17 @@ def test_a_filter_and_an_input_mapping_read_the_triggers_variable() -> None:
     assert not matches(trigger, "event", {"total": 3})
     assert mapped_input(trigger, "event", {"total": 11, "day": "mon"}, None) == {"day": "mon"}
     assert mapped_input(EventTrigger(event="x"), "event", {"a": 1}, {"a": 1}) == {"a": 1}
+
+
+def test_an_input_mapping_is_checked_against_the_input_schema() -> None:
+    from keel.errors import SpecError
+    from keel.spec.validate import parse_and_validate
+
+    schema = {**SPEC["input_schema"], "required": ["day"]}  # type: ignore[dict-item]
+    trigger = {"kind": "event", "event": "order", "input": {"dya": "event.day"}}
+    data = {**SPEC, "input_schema": schema, "triggers": [trigger]}
+    with pytest.raises(SpecError) as found:
+        parse_and_validate(data)
+    said = str(found.value)
+    assert "no field 'dya'" in said
+    assert "'day' is required" in said
