@@ -218,3 +218,20 @@ class FakeClock:
     def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
         self._paced += max(0.0, seconds)
         return stop is not None and stop.is_set()
+
+
+class Paced:
+    """A pump that looks when it is due (run clock): ``_next`` is when it looks next;
+    ``look_now`` makes the next turn look whatever the time (a wake-up came)."""
+
+    _next: float = float("-inf")
+
+    def due(self, now: float) -> bool:
+        return now >= self._next
+
+    def next_at(self) -> float:
+        """When (run clock) the pump looks next."""
+        return self._next
+
+    def look_now(self) -> None:
+        self._next = float("-inf")

@@ -24,7 +24,7 @@ from typing import Literal
 
 from keel.engine.state import is_finished
 from keel.errors import InputError, KeelError
-from keel.runtime.clock import Clock
+from keel.runtime.clock import Clock, Paced
 from keel.runtime.operations.control import cancel_run
 from keel.runtime.operations.deployed import run_id_for_key
 from keel.runtime.runs import RunCache
@@ -60,7 +60,7 @@ def first_slot_of(store: Store, run: RunRecord) -> float | None:
         return None
 
 
-class SchedulePump:
+class SchedulePump(Paced):
     def __init__(
         self, store: Store, plans: RunCache, *, clock: Clock | None = None, every: float = 10.0
     ) -> None:
@@ -68,16 +68,6 @@ class SchedulePump:
         self.plans = plans
         self.clock = clock
         self.every = every
-        self._next = float("-inf")
-
-    def due(self, now: float) -> bool:
-        return now >= self._next
-
-    def next_at(self) -> float:
-        """When (run clock) the pump looks next."""
-        return self._next
-
-    def look_now(self) -> None:
         self._next = float("-inf")
 
     def run(self, now: float) -> int:

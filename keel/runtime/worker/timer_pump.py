@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from keel.errors import RunNotFoundError
+from keel.runtime.clock import Paced
 from keel.runtime.runs import RunCache
 from keel.runtime.worker.transitions import timer_fired
 from keel.store.protocol import Store
@@ -28,7 +29,7 @@ from keel.store.writes import Transition
 BATCH = 100
 
 
-class TimerPump:
+class TimerPump(Paced):
     def __init__(
         self,
         store: Store,
@@ -45,16 +46,6 @@ class TimerPump:
         self.commit = commit
         self.every = every
         self.fallback = fallback
-        self._next = float("-inf")
-
-    def due(self, now: float) -> bool:
-        return now >= self._next
-
-    def next_at(self) -> float:
-        """When (run clock) the pump looks for due timers next."""
-        return self._next
-
-    def look_now(self) -> None:
         self._next = float("-inf")
 
     def wake_at(self, due: float) -> None:
