@@ -151,3 +151,17 @@ def test_a_delivery_id_with_a_dot_is_refused_and_credentials_stay_out_of_the_eve
     assert runs(hooked) == []
     assert all(_CREDENTIAL.search(name) for name in
                ("x-api-key", "x-hub-signature-256", "x-gitlab-token", "x-session"))  # fmt: skip
+
+
+def test_webhook_senders_are_rate_limited_by_address(hooked: Api) -> None:
+    from fastapi.testclient import TestClient
+
+    from keel.server import create_app
+
+    with TestClient(create_app(hooked.store, rate=1.0)) as client:  # a burst of 2
+        codes = []
+        for _ in range(4):
+            content, headers = signed({"amount": 5})
+            codes.append(client.post("/hooks/orders", content=content, headers=headers).status_code)
+    assert codes[:2] == [201, 201]
+    assert 429 in codes[2:]

@@ -26,6 +26,7 @@ from keel.runtime.triggers.webhooks import (
 )
 from keel.server.guard import Access, needs
 from keel.server.identities import Identity
+from keel.server.limits import retry_after
 from keel.server.roles import Permission
 from keel.server.service import Service, service
 
@@ -93,9 +94,15 @@ async def hook_put(
 
 async def _delivered(path: str, request: Request, response: Response,
                      served: Service) -> dict[str, Any]:  # fmt: skip
+    access: Access = request.app.state.access
+    # no token to count by: a sender is counted by its address, before any work is done
+    sender = request.client.host if request.client is not None else "unknown"
+    wait = access.limits.wait_for(f"hook:{sender}", access.clock())
+    if wait > 0:
+        raise HTTPException(429, f"{sender} is over the webhooks' rate limit",
+                            headers={"Retry-After": retry_after(wait)})  # fmt: skip
     body = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
-    access: Access = request.app.state.access
     try:
         emitted = await run_in_threadpool(
             deliver, served.store, "/" + path, request.method, headers, body,
