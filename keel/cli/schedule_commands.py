@@ -10,9 +10,8 @@ from __future__ import annotations
 import getpass
 import json
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
@@ -20,14 +19,11 @@ import typer
 from keel.cli.common import DbOption, JsonOption, fail, opened_store, reported_errors
 
 if TYPE_CHECKING:
-    from keel.runtime.triggers.firing import Armed
-    from keel.spec.triggers import ScheduleTrigger
+    from keel.runtime.triggers.schedule_views import Live
     from keel.store.protocol import Store
 
 #: next fire times shown per schedule
 SHOWN = 3
-#: the most slots one backfill fires
-MOST_SLOTS = 10_000
 
 schedule_app = typer.Typer(help="Pause, unpause, trigger or backfill a schedule.",
                            no_args_is_help=True)  # fmt: skip
@@ -38,31 +34,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(schedule_app, name="schedule")
 
 
-@dataclass(frozen=True, slots=True)
-class Live:
-    name: str
-    armed: Armed
-    trigger: ScheduleTrigger
-
-
-def _live(store: Store) -> list[Live]:
-    from keel.runtime.runs import RunCache
-    from keel.runtime.triggers.firing import active
-    from keel.runtime.triggers.schedules import schedule_names
-    from keel.spec.triggers import ScheduleTrigger
-
-    found = []
-    for armed in active(store, RunCache(store), "schedule"):
-        assert isinstance(armed.trigger, ScheduleTrigger)
-        found.append(Live(schedule_names(armed.spec)[armed.index], armed, armed.trigger))
-    return sorted(found, key=lambda live: live.name)
-
-
 def _named(store: Store, name: str) -> Live:
-    for live in _live(store):
-        if live.name == name:
-            return live
-    raise fail(f"no deployed schedule is named '{name}' (see `keel schedules`)")
+    from keel.runtime.runs import RunCache
+    from keel.runtime.triggers.schedule_views import named_schedule
+
+    with reported_errors():
+        return named_schedule(store, RunCache(store, capacity=0), name)
 
 
 def _now(store: Store) -> float:
@@ -78,29 +55,15 @@ def _utc(at: float) -> str:
 def schedules(as_json: JsonOption = False, db: DbOption = None) -> None:
     """The deployed workflows' schedules: cron, zone, next fire times (in the
     schedule's zone and UTC), paused or not."""
-    from itertools import islice
 
     from rich.console import Console
 
     from keel.cli.layout import Cell, Column, print_table
-    from keel.runtime.triggers.schedules import slot_key, slots_after, zoned_time
+    from keel.runtime.runs import RunCache
+    from keel.runtime.triggers.schedule_views import schedule_documents
 
     with opened_store(db) as store, reported_errors():
-        now = _now(store)
-        states = {state.name: state for state in store.schedules()}
-        lives = _live(store)
-    shown: list[dict[str, Any]] = []
-    for live in lives:
-        state = states.get(live.name)
-        upcoming = list(islice(slots_after(live.trigger, now), SHOWN))
-        shown.append({
-            "name": live.name, "workflow": live.armed.spec.name, "cron": live.trigger.cron,
-            "timezone": live.trigger.timezone, "paused": bool(state and state.paused),
-            "paused_by": state.paused_by if state else None,
-            "last_slot": slot_key(state.last_slot) if state and state.last_slot else None,
-            "next": [{"local": zoned_time(live.trigger, slot), "utc": slot_key(slot)}
-                     for slot in upcoming],
-        })  # fmt: skip
+        shown = schedule_documents(store, RunCache(store, capacity=0), _now(store), SHOWN)
     if as_json:
         typer.echo(json.dumps(shown, indent=2))
         return
@@ -149,14 +112,12 @@ def trigger_now(
     name: Annotated[str, typer.Argument(help="The schedule")], db: DbOption = None
 ) -> None:
     """Start a run of the schedule now, outside its slots (with its input)."""
-    from keel.runtime.triggers.firing import Firing, fire
+    from keel.runtime.runs import RunCache
+    from keel.runtime.triggers.schedule_views import trigger_now as start_now
 
     with opened_store(db) as store, reported_errors():
-        live = _named(store, name)
-        key = "now:" + datetime.fromtimestamp(time.time(), UTC).isoformat()
-        run, _ = fire(store, live.armed.spec, dict(live.trigger.input),
-                      Firing("schedule", name, key))  # fmt: skip
-    typer.echo(run.id)
+        run_id = start_now(store, RunCache(store, capacity=0), name, time.time())
+    typer.echo(run_id)
 
 
 def _instant(text: str, zone: str, what: str, *, end: bool = False) -> float:
@@ -182,10 +143,8 @@ def backfill(
     db: DbOption = None,
 ) -> None:
     """Start one run per slot from --from to --to; slots fired already start nothing."""
-    from itertools import islice
-
-    from keel.runtime.triggers.firing import Firing, fire
-    from keel.runtime.triggers.schedules import slot_key, slots_between
+    from keel.runtime.runs import RunCache
+    from keel.runtime.triggers.schedule_views import backfill as fill
 
     with opened_store(db) as store, reported_errors():
         live = _named(store, name)
@@ -193,14 +152,8 @@ def backfill(
         last = _instant(end, live.trigger.timezone, "--to", end=True)
         if last < first:
             raise fail(f"--to ({end}) is before --from ({start})")
-        slots = list(islice(slots_between(live.trigger, first, last), MOST_SLOTS + 1))
-        if len(slots) > MOST_SLOTS:
-            raise fail(f"more than {MOST_SLOTS} slots in that range: backfill it in parts")
-        started: list[dict[str, Any]] = []
-        for slot in slots:
-            run, new = fire(store, live.armed.spec, dict(live.trigger.input),
-                            Firing("schedule", name, slot_key(slot)))  # fmt: skip
-            started.append({"slot": slot_key(slot), "run": run.id, "started": new})
+        started = fill(store, RunCache(store, capacity=0), name, first, last)
+    slots = started
     if as_json:
         typer.echo(json.dumps(started, indent=2))
         return

@@ -17,7 +17,7 @@ from keel.server import problems
 from keel.server.guard import Access, check_every_route
 from keel.server.identities import Tokens
 from keel.server.limits import BodyLimit, RateLimits
-from keel.server.routes import approvals, hooks, operations, runs, tokens, workflows
+from keel.server.routes import approvals, hooks, operations, runs, schedules, tokens, workflows
 from keel.server.service import open_service
 from keel.store.protocol import Store
 
@@ -45,7 +45,7 @@ def create_app(
     app.state.service = open_service(store)
     app.state.access = Access(Tokens(store), RateLimits(rate), clock)
     problems.install(app)
-    for module in (runs, approvals, workflows, tokens, operations, hooks):
+    for module in (runs, approvals, workflows, tokens, operations, hooks, schedules):
         app.include_router(module.router, responses=problems.RESPONSES)
     app.add_middleware(BodyLimit)
     check_every_route(app)

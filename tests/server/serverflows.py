@@ -32,6 +32,8 @@ nodes:
   - id: book
     task: tests.server.serverflows:book
     after: [check]
+triggers:
+  - {kind: schedule, name: review-daily, cron: "0 6 * * *", input: {amount: 1}}
 """
 
 

@@ -282,3 +282,28 @@ def test_an_action_needs_no_body_and_a_bad_body_says_why(api: Api) -> None:
                               headers=api.auth("operator"))  # fmt: skip
     assert no_type.status_code == 422
     assert "Content-Type: application/json" in no_type.json()["detail"]
+
+
+def test_schedules_are_listed_paused_triggered_and_backfilled_over_the_api(api: Api) -> None:
+    listed = api.client.get("/schedules", headers=api.auth("viewer")).json()["schedules"]
+    assert [(s["name"], s["workflow"], s["paused"]) for s in listed] == [
+        ("review-daily", "review", False)]  # fmt: skip
+    assert len(listed[0]["next"]) == 3
+    paused = api.client.post("/schedules/review-daily/pause", headers=api.auth("operator"))
+    assert paused.json() == {"name": "review-daily", "paused": True}
+    (state,) = api.store.schedules()
+    assert (state.paused, state.paused_by) == (True, "operator-1")
+    body = {"start": "2026-01-01T00:00:00+01:00", "end": "2026-01-02T23:00:00+01:00"}
+    first = api.client.post("/schedules/review-daily/backfill", json=body,
+                            headers=api.auth("operator")).json()["slots"]  # fmt: skip
+    again = api.client.post("/schedules/review-daily/backfill", json=body,
+                            headers=api.auth("operator")).json()["slots"]  # fmt: skip
+    assert [s["started"] for s in first] == [True, True]
+    assert [s["started"] for s in again] == [False, False]
+    assert len(api.store.list_runs(started_by="schedule:review-daily")) == 2
+    unknown = api.client.post("/schedules/nope/trigger", headers=api.auth("operator"))
+    assert unknown.status_code == 404
+    naive = api.client.post("/schedules/review-daily/backfill",
+                            json={"start": "2026-01-01T00:00", "end": "2026-01-02T00:00"},
+                            headers=api.auth("operator"))  # fmt: skip
+    assert naive.status_code == 422

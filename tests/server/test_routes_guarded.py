@@ -67,6 +67,14 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("POST", "/events/{name}"): lambda a: ("/events/order", {"data": {"amount": 3}}),
     ("POST", "/hooks/{path:path}"): lambda a: ("/hooks/orders", {"amount": 5}),
     ("PUT", "/hooks/{path:path}"): lambda a: ("/hooks/orders/put", {"amount": 6}),
+    ("GET", "/schedules"): lambda a: ("/schedules", None),
+    ("POST", "/schedules/{name}/pause"): lambda a: ("/schedules/review-daily/pause", None),
+    ("POST", "/schedules/{name}/unpause"): lambda a: ("/schedules/review-daily/unpause", None),
+    ("POST", "/schedules/{name}/trigger"): lambda a: ("/schedules/review-daily/trigger", None),
+    ("POST", "/schedules/{name}/backfill"): lambda a: (
+        "/schedules/review-daily/backfill",
+        {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T23:00:00Z"},
+    ),
     ("GET", "/health"): lambda a: ("/health", None),
     ("GET", "/ready"): lambda a: ("/ready", None),
 }

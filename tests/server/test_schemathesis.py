@@ -51,7 +51,7 @@ def api_schema(api: Api) -> schemathesis.BaseSchema:
         modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
     )  # fmt: skip
     known = {"run_id": [api.waiting, api.failed, api.paused], "node": ["check", "book", "ping"],
-             "name": ["ping", "review", "viewer-1"]}  # fmt: skip
+             "name": ["ping", "review", "viewer-1", "review-daily"]}  # fmt: skip
 
     @schema.hook
     def flatmap_path_parameters(_: Any, path_parameters: dict[str, Any] | None) -> Any:

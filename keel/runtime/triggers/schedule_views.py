@@ -1,0 +1,97 @@
+"""The deployed schedules as people and the API see them: by name, with their state
+and next fire times (``keel schedules``, ``GET /schedules``), and the acts on one
+(pause, unpause, trigger now, backfill), shared by the CLI and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+from keel.errors import InputError, WorkflowNotFoundError
+from keel.runtime.runs import RunCache
+from keel.runtime.triggers.firing import Armed, Firing, active, fire
+from keel.runtime.triggers.schedules import (
+    schedule_names,
+    slot_key,
+    slots_after,
+    slots_between,
+    zoned_time,
+)
+from keel.spec.triggers import ScheduleTrigger
+from keel.store.protocol import Store
+
+#: the most slots one backfill starts
+MOST_SLOTS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    name: str
+    armed: Armed
+    trigger: ScheduleTrigger
+
+
+def live_schedules(store: Store, plans: RunCache) -> list[Live]:
+    """The schedules of the deployed current versions, by name."""
+    found = []
+    for armed in active(store, plans, "schedule"):
+        assert isinstance(armed.trigger, ScheduleTrigger)
+        found.append(Live(schedule_names(armed.spec)[armed.index], armed, armed.trigger))
+    return sorted(found, key=lambda live: live.name)
+
+
+def named_schedule(store: Store, plans: RunCache, name: str) -> Live:
+    for live in live_schedules(store, plans):
+        if live.name == name:
+            return live
+    raise WorkflowNotFoundError(f"no deployed schedule is named '{name}' (see `keel schedules`)")
+
+
+def schedule_documents(
+    store: Store, plans: RunCache, now: float, shown: int
+) -> list[dict[str, Any]]:
+    """Each schedule with its state and its next ``shown`` fire times."""
+    states = {state.name: state for state in store.schedules()}
+    documents: list[dict[str, Any]] = []
+    for live in live_schedules(store, plans):
+        state = states.get(live.name)
+        upcoming = list(islice(slots_after(live.trigger, now), shown))
+        documents.append({
+            "name": live.name, "workflow": live.armed.spec.name, "cron": live.trigger.cron,
+            "timezone": live.trigger.timezone, "paused": bool(state and state.paused),
+            "paused_by": state.paused_by if state else None,
+            "last_slot": slot_key(state.last_slot) if state and state.last_slot else None,
+            "next": [{"local": zoned_time(live.trigger, slot), "utc": slot_key(slot)}
+                     for slot in upcoming],
+        })  # fmt: skip
+    return documents
+
+
+def trigger_now(store: Store, plans: RunCache, name: str, now: float) -> str:
+    """Start a run of the schedule now, outside its slots (with its input); its id."""
+    live = named_schedule(store, plans, name)
+    key = "now:" + datetime.fromtimestamp(now, UTC).isoformat()
+    run, _ = fire(store, live.armed.spec, dict(live.trigger.input), Firing("schedule", name, key),
+                  plans=plans)  # fmt: skip
+    return run.id
+
+
+def backfill(
+    store: Store, plans: RunCache, name: str, first: float, last: float
+) -> list[dict[str, Any]]:
+    """One run per slot from ``first`` to ``last`` (included); a slot fired already
+    starts nothing. Each slot with its run and whether this started it."""
+    if last < first:
+        raise InputError("the end of a backfill is before its start")
+    live = named_schedule(store, plans, name)
+    slots = list(islice(slots_between(live.trigger, first, last), MOST_SLOTS + 1))
+    if len(slots) > MOST_SLOTS:
+        raise InputError(f"more than {MOST_SLOTS} slots in that range: backfill it in parts")
+    started: list[dict[str, Any]] = []
+    for slot in slots:
+        run, new = fire(store, live.armed.spec, dict(live.trigger.input),
+                        Firing("schedule", name, slot_key(slot)), plans=plans)  # fmt: skip
+        started.append({"slot": slot_key(slot), "run": run.id, "started": new})
+    return started
