@@ -19,7 +19,6 @@ Every answer must be 201, and the store must hold exactly the runs started.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -30,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.distributed import UnavailableError, fresh_database
+from bench.distributed import UnavailableError, fresh_database, stop_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOW = ROOT / "bench" / "api_chain.yaml"
@@ -65,7 +64,7 @@ def _measure(backend: str, n: int, sync: str) -> dict[str, Any]:
             _wait_until_up(server, port, log)
             result = _load(f"http://127.0.0.1:{port}", token, n, server.pid)
         finally:
-            _stop(server)
+            stop_processes([server])
         if result.pop("errors"):
             raise SystemExit(f"{result['first_error']}\nserver log:\n{_tail(log)}")
         recorded = len(store.list_runs(workflow=WORKFLOW, limit=n + CLIENTS * WARM_UP + 1))
@@ -125,16 +124,6 @@ def _wait_until_up(server: subprocess.Popen[bytes], port: int, log: Path) -> Non
         if time.monotonic() > deadline:
             raise SystemExit(f"keel serve did not answer within {DEADLINE} s:\n{_tail(log)}")
         time.sleep(0.02)
-
-
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is None:
-        server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
 
 
 def _tail(log: Path, size: int = 3000) -> str:

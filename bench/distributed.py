@@ -137,7 +137,7 @@ def _launch(url: str, log: Path) -> subprocess.Popen[bytes]:
         )  # fmt: skip
 
 
-def _stop(workers: Sequence[subprocess.Popen[bytes]]) -> None:
+def stop_processes(workers: Sequence[subprocess.Popen[bytes]]) -> None:
     """SIGTERM every worker and wait for it (SIGKILL if it does not stop)."""
     for proc in workers:
         if proc.poll() is None:
@@ -187,7 +187,7 @@ def trial(backend: str, url: str, store: Store, workers: int, runs: int) -> Tria
             _wait_for_runs(store, runs, fleet, logs)
             wall = time.perf_counter() - began
         finally:
-            _stop(fleet)
+            stop_processes(fleet)
     starts: list[float] = []
     ends: list[float] = []
     first_by_worker: dict[str, float] = {}

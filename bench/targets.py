@@ -46,7 +46,7 @@ def client_to_worker(n: int, sync: str) -> dict[str, Any]:
     """Runs of a 3-node chain started one after another by this process, each executed
     by a ``keel worker`` process on the same SQLite file before the next starts: runs/s.
     What it measures is how soon a long-lived worker notices work another process left."""
-    from bench.distributed import _stop
+    from bench.distributed import stop_processes
     from bench.flows import chain
     from keel.runtime import start_run
     from keel.store.sqlite import SQLiteStore
@@ -70,7 +70,7 @@ def client_to_worker(n: int, sync: str) -> dict[str, Any]:
                 _finish(store, start_run(store, spec, {"start": index}).id, worker, log)
             elapsed = time.perf_counter() - began
         finally:
-            _stop([worker])
+            stop_processes([worker])
             store.close()
     return {"runs_per_second": n / elapsed}
 
