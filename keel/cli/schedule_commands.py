@@ -1,5 +1,6 @@
 """``keel schedules`` and ``keel schedule pause|unpause|trigger-now|backfill``: the
-deployed workflows' schedules, on the database (the workers fire them).
+deployed workflows' schedules, on the database (the workers fire them) or through the
+server ``KEEL_SERVER_URL`` names.
 
 A backfill fires each slot of a range as the workers would have: its key is the slot,
 so slots fired already (by workers or an earlier backfill) start nothing again.
@@ -9,21 +10,16 @@ from __future__ import annotations
 
 import getpass
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 
-from keel.cli.common import DbOption, JsonOption, fail, opened_store, reported_errors
+from keel.cli.common import DbOption, JsonOption, fail, opened_client, reported_errors
 
 if TYPE_CHECKING:
-    from keel.runtime.triggers.schedule_views import Live
-    from keel.store.protocol import Store
-
-#: next fire times shown per schedule
-SHOWN = 3
+    from keel.runtime.client import Client
 
 schedule_app = typer.Typer(help="Pause, unpause, trigger or backfill a schedule.",
                            no_args_is_help=True)  # fmt: skip
@@ -34,18 +30,15 @@ def register(app: typer.Typer) -> None:
     app.add_typer(schedule_app, name="schedule")
 
 
-def _named(store: Store, name: str) -> Live:
-    from keel.runtime.runs import RunCache
-    from keel.runtime.triggers.schedule_views import named_schedule
+def _zone(client: Client, name: str) -> str:
+    """The time zone of the schedule ``name`` (an error naming it if there is none)."""
+    from keel.runtime.triggers.schedule_views import unknown_schedule
 
-    with reported_errors():
-        return named_schedule(store, RunCache(store, capacity=0), name)
-
-
-def _now(store: Store) -> float:
-    from keel.runtime.clock import clock_for
-
-    return clock_for(store).now()
+    for item in client.schedules():
+        if item["name"] == name:
+            zone: str = item["timezone"]
+            return zone
+    raise unknown_schedule(name)
 
 
 def _utc(at: float) -> str:
@@ -59,11 +52,9 @@ def schedules(as_json: JsonOption = False, db: DbOption = None) -> None:
     from rich.console import Console
 
     from keel.cli.layout import Cell, Column, print_table
-    from keel.runtime.runs import RunCache
-    from keel.runtime.triggers.schedule_views import schedule_documents
 
-    with opened_store(db) as store, reported_errors():
-        shown = schedule_documents(store, RunCache(store, capacity=0), _now(store), SHOWN)
+    with opened_client(db) as client, reported_errors():
+        shown = client.schedules()
     if as_json:
         typer.echo(json.dumps(shown, indent=2))
         return
@@ -89,9 +80,12 @@ def slot_of(item: dict[str, str]) -> float:
 
 
 def _pause(name: str, paused: bool, db: str | None) -> None:
-    with opened_store(db) as store, reported_errors():
-        live = _named(store, name)
-        store.pause_schedule(name, live.armed.spec.name, paused, _now(store), getpass.getuser())
+    with opened_client(db) as client, reported_errors():
+        who = None if client.remote else getpass.getuser()  # a server records its token's name
+        if paused:
+            client.pause_schedule(name, by=who)
+        else:
+            client.unpause_schedule(name, by=who)
     typer.echo(f"schedule {name} {'paused' if paused else 'unpaused'}")
 
 
@@ -112,11 +106,8 @@ def trigger_now(
     name: Annotated[str, typer.Argument(help="The schedule")], db: DbOption = None
 ) -> None:
     """Start a run of the schedule now, outside its slots (with its input)."""
-    from keel.runtime.runs import RunCache
-    from keel.runtime.triggers.schedule_views import trigger_now as start_now
-
-    with opened_store(db) as store, reported_errors():
-        run_id = start_now(store, RunCache(store, capacity=0), name, time.time())
+    with opened_client(db) as client, reported_errors():
+        run_id = client.trigger_schedule(name)
     typer.echo(run_id)
 
 
@@ -143,16 +134,13 @@ def backfill(
     db: DbOption = None,
 ) -> None:
     """Start one run per slot from --from to --to; slots fired already start nothing."""
-    from keel.runtime.runs import RunCache
-    from keel.runtime.triggers.schedule_views import backfill as fill
-
-    with opened_store(db) as store, reported_errors():
-        live = _named(store, name)
-        first = _instant(start, live.trigger.timezone, "--from")
-        last = _instant(end, live.trigger.timezone, "--to", end=True)
+    with opened_client(db) as client, reported_errors():
+        zone = _zone(client, name)
+        first = _instant(start, zone, "--from")
+        last = _instant(end, zone, "--to", end=True)
         if last < first:
             raise fail(f"--to ({end}) is before --from ({start})")
-        started = fill(store, RunCache(store, capacity=0), name, first, last)
+        started = client.backfill(name, first, last)
     slots = started
     if as_json:
         typer.echo(json.dumps(started, indent=2))

@@ -4,8 +4,9 @@
 (the token from ``KEEL_TOKEN`` when not given); any other URL (``KEEL_DATABASE_URL`` or
 ``.keel/keel.db`` by default) opens the store itself. The methods and what they return
 are the same on both (``keel.runtime.transports``): start runs, read them, list and
-decide approvals, send signals, pause, unpause, cancel, retry and skip, from any
-process. Starting a run records it; a worker executes it.
+decide approvals, send signals, pause, unpause, cancel, retry and skip, list, pause,
+trigger and backfill schedules, from any process. Starting a run records it; a worker
+executes it.
 """
 
 from __future__ import annotations
@@ -225,3 +226,32 @@ class Client:
         specs = [(getattr(w, "spec", w), getattr(w, "registry", None), source)
                  for w in workflows]  # fmt: skip
         return self.transport.deploy(specs, by)
+
+    # --- schedules --------------------------------------------------------------------------
+
+    def schedules(self) -> list[Document]:
+        """The deployed schedules by name (``keel schedules --json``): ``workflow``,
+        ``cron``, ``timezone``, ``paused`` (and ``paused_by``), the ``last_slot`` fired
+        and the ``next`` three fire times (``local`` in the zone, ``utc``)."""
+        return self.transport.schedules()
+
+    def pause_schedule(self, name: str, *, by: str | None = None) -> None:
+        """Pause the schedule ``name``: its slots start nothing until it is unpaused."""
+        self.transport.pause_schedule(name, True, by)
+
+    def unpause_schedule(self, name: str, *, by: str | None = None) -> None:
+        """Unpause the schedule ``name``; the slots missed while it was paused follow
+        its ``catch_up`` policy."""
+        self.transport.pause_schedule(name, False, by)
+
+    def trigger_schedule(self, name: str) -> str:
+        """Start a run of the schedule ``name`` now, outside its slots, with its input;
+        the run's id."""
+        return self.transport.trigger_schedule(name)
+
+    def backfill(self, name: str, start: float, end: float) -> list[Document]:
+        """Start one run per slot of the schedule ``name`` from ``start`` to ``end``
+        (timestamps, both included), each keyed by its slot: a slot fired already (by
+        the workers or an earlier backfill) starts nothing again. Each slot (``slot``,
+        UTC) with its ``run`` and whether this ``started`` it."""
+        return self.transport.backfill(name, start, end)

@@ -2,8 +2,9 @@
 
 Runs, waits and events are the store's own values (``RunRecord``, ``Wait``,
 ``StoredEvent``); the read views (a run in detail, failed runs, circuits, deployments,
-a verification) are the JSON documents of ``keel.runtime.views.documents``, which is
-what the API sends, so a view reads the same from either transport.
+a verification) are the JSON documents of ``keel.runtime.views.documents``, and
+schedules those of ``keel.runtime.triggers.schedule_views``, which is what the API
+sends, so a view reads the same from either transport.
 """
 
 from __future__ import annotations
@@ -89,3 +90,16 @@ class Transport(Protocol):
 
     def deploy(self, specs: list[tuple[WorkflowSpec, SpecRegistry | None, str | None]],
                by: str | None) -> list[Document]: ...  # fmt: skip
+
+    def schedules(self) -> list[Document]:
+        """``schedule_views.schedule_documents``, as of the store's (the server's) clock."""
+
+    def pause_schedule(self, name: str, paused: bool, by: str | None) -> None:
+        """Pause (``paused``) or unpause the schedule ``name``."""
+
+    def trigger_schedule(self, name: str) -> str:
+        """Start a run of the schedule ``name`` now, outside its slots; its id."""
+
+    def backfill(self, name: str, first: float, last: float) -> list[Document]:
+        """One run per slot of ``name`` from ``first`` to ``last`` (timestamps, both
+        included): ``schedule_views.backfill``'s slots."""

@@ -8,6 +8,7 @@ else (``by``), so this transport refuses ``by`` rather than drop it silently.
 from __future__ import annotations
 
 import ssl
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -32,6 +33,11 @@ _EVENTS_PAGE = 10_000
 def _part(text: str) -> str:
     """A run id, node or signal name as one path segment."""
     return quote(text, safe="")
+
+
+def _rfc3339(at: float) -> str:
+    """A timestamp as the API takes times: RFC 3339, in UTC."""
+    return datetime.fromtimestamp(at, UTC).isoformat()
 
 
 def _no_by(by: str | None) -> None:
@@ -223,3 +229,22 @@ class HttpTransport:
             "deployed"
         ]
         return done
+
+    # --- schedules ------------------------------------------------------------------------
+
+    def schedules(self) -> list[Document]:
+        listed: list[Document] = self.call("GET", "/schedules")["schedules"]
+        return listed
+
+    def pause_schedule(self, name: str, paused: bool, by: str | None) -> None:
+        _no_by(by)
+        self.call("POST", f"/schedules/{_part(name)}/{'pause' if paused else 'unpause'}")
+
+    def trigger_schedule(self, name: str) -> str:
+        return str(self.call("POST", f"/schedules/{_part(name)}/trigger")["run"])
+
+    def backfill(self, name: str, first: float, last: float) -> list[Document]:
+        body = {"start": _rfc3339(first), "end": _rfc3339(last)}
+        slots: list[Document] = self.call("POST", f"/schedules/{_part(name)}/backfill",
+                                          body=body)["slots"]  # fmt: skip
+        return slots

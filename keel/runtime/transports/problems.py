@@ -26,7 +26,7 @@ TOKEN_HINT = "set KEEL_TOKEN to a token from `keel token create NAME --role ROLE
 
 def error_for(status: int, body: Any, url: str, path: str, *, has_token: bool) -> KeelError:
     """The error a problem answer (``status``, its JSON ``body``) stands for; ``path``
-    is the route asked, which tells a missing workflow from a missing run."""
+    is the route asked, which tells a missing workflow or schedule from a missing run."""
     detail = str(body.get("detail") or "") if isinstance(body, dict) else ""
     detail = detail or (str(body)[:200] if body else f"HTTP {status}")
     if status == 401:
@@ -37,7 +37,7 @@ def error_for(status: int, body: Any, url: str, path: str, *, has_token: bool) -
     if status == 403:
         return ForbiddenError(detail)
     if status == 404:
-        if path.startswith("/workflows") or path == "/runs":
+        if path.startswith(("/workflows", "/schedules/")) or path == "/runs":
             return WorkflowNotFoundError(detail)
         if path.count("/") == 1 and not path.startswith("/runs"):  # an unknown route
             return RemoteError(f"the keel server at {url} has no {path}: {detail}", status=404)

@@ -18,6 +18,7 @@ from keel.runtime.operations.interventions import (
 from keel.runtime.operations.manual import retry_run, set_node_output
 from keel.runtime.runs import RunCache
 from keel.runtime.transports.base import Document, Fired
+from keel.runtime.triggers import schedule_views
 from keel.runtime.triggers.deploying import check_deploy
 from keel.runtime.triggers.events import emit
 from keel.runtime.views import documents
@@ -36,7 +37,7 @@ class StoreTransport:
         self.store = store
         self._owned = owned
         self._verified: RunCache | None = None  # plans shared by ``verify`` calls
-        self._plans: RunCache | None = None  # plans shared by ``emit`` calls
+        self._plans: RunCache | None = None  # plans shared by ``emit`` and schedule calls
 
     def close(self) -> None:
         if self._owned:
@@ -117,10 +118,15 @@ class StoreTransport:
     def signal(self, run_id: str, name: str, data: Any, by: str | None) -> RunRecord:
         return send_signal(self.store, run_id, name, data, by=by)
 
-    def emit(self, name: str, data: Any, message_id: str) -> list[Fired]:
-        if self._plans is None:  # a consumer emits many: each version compiled once
+    def _compiled(self) -> RunCache:
+        """Plans by version, shared by this client's calls (a consumer emits many:
+        each version is compiled once)."""
+        if self._plans is None:
             self._plans = RunCache(self.store, capacity=0)
-        emitted = emit(self.store, name, data, message_id, self._plans)
+        return self._plans
+
+    def emit(self, name: str, data: Any, message_id: str) -> list[Fired]:
+        emitted = emit(self.store, name, data, message_id, self._compiled())
         return [Fired(e.workflow, e.run.id, e.started) for e in emitted]
 
     def failed(self, workflow: str | None, limit: int) -> list[Document]:
@@ -144,3 +150,20 @@ class StoreTransport:
             save_children(self.store, plans.plan_of(spec), now, registry or SpecRegistry())
         done = self.store.deploy([(spec, source) for spec, _, source in specs], now, by=by)
         return [documents.deployment_document(d) for d in done]
+
+    # --- schedules ------------------------------------------------------------------------
+
+    def schedules(self) -> list[Document]:
+        now = clock_for(self.store).now()
+        return schedule_views.schedule_documents(self.store, self._compiled(), now)
+
+    def pause_schedule(self, name: str, paused: bool, by: str | None) -> None:
+        now = clock_for(self.store).now()
+        schedule_views.pause_schedule(self.store, self._compiled(), name, paused, now, by)
+
+    def trigger_schedule(self, name: str) -> str:
+        now = clock_for(self.store).now()
+        return schedule_views.trigger_now(self.store, self._compiled(), name, now)
+
+    def backfill(self, name: str, first: float, last: float) -> list[Document]:
+        return schedule_views.backfill(self.store, self._compiled(), name, first, last)

@@ -1,6 +1,7 @@
 """The deployed schedules as people and the API see them: by name, with their state
 and next fire times (``keel schedules``, ``GET /schedules``), and the acts on one
-(pause, unpause, trigger now, backfill), shared by the CLI and the API."""
+(pause, unpause, trigger now, backfill), shared by the API's routes and the store
+transport of ``keel.Client`` (which the CLI acts through)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from keel.store.protocol import Store
 
 #: the most slots one backfill starts
 MOST_SLOTS = 10_000
+#: next fire times a schedule's document lists
+SHOWN = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +49,17 @@ def named_schedule(store: Store, plans: RunCache, name: str) -> Live:
     for live in live_schedules(store, plans):
         if live.name == name:
             return live
-    raise WorkflowNotFoundError(f"no deployed schedule is named '{name}' (see `keel schedules`)")
+    raise unknown_schedule(name)
+
+
+def unknown_schedule(name: str) -> WorkflowNotFoundError:
+    """The error for a name no deployed schedule has (one message wherever it is found
+    missing: here, or in the list a client was given)."""
+    return WorkflowNotFoundError(f"no deployed schedule is named '{name}' (see `keel schedules`)")
 
 
 def schedule_documents(
-    store: Store, plans: RunCache, now: float, shown: int
+    store: Store, plans: RunCache, now: float, shown: int = SHOWN
 ) -> list[dict[str, Any]]:
     """Each schedule with its state and its next ``shown`` fire times."""
     states = {state.name: state for state in store.schedules()}
@@ -67,6 +76,14 @@ def schedule_documents(
                      for slot in upcoming],
         })  # fmt: skip
     return documents
+
+
+def pause_schedule(
+    store: Store, plans: RunCache, name: str, paused: bool, now: float, by: str | None
+) -> None:
+    """Pause (or unpause) the schedule ``name``: while paused its slots start nothing."""
+    live = named_schedule(store, plans, name)
+    store.pause_schedule(name, live.armed.spec.name, paused, now, by)
 
 
 def trigger_now(store: Store, plans: RunCache, name: str, now: float) -> str:

@@ -30,13 +30,12 @@ class Backfill(BaseModel):
 def schedules(who: Reader, served: Served) -> dict[str, Any]:
     """The deployed schedules with their state and next three fire times."""
     now = served.clock.now()
-    return {"schedules": schedule_views.schedule_documents(served.store, served.plans, now, 3)}
+    return {"schedules": schedule_views.schedule_documents(served.store, served.plans, now)}
 
 
 def _pause(name: str, paused: bool, who: Identity, served: Service) -> dict[str, Any]:
-    live = schedule_views.named_schedule(served.store, served.plans, name)
-    served.store.pause_schedule(name, live.armed.spec.name, paused, served.clock.now(),
-                                who.name)  # fmt: skip
+    schedule_views.pause_schedule(served.store, served.plans, name, paused, served.clock.now(),
+                                  who.name)  # fmt: skip
     return {"name": name, "paused": paused}
 
 
