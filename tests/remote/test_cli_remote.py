@@ -18,9 +18,9 @@ FLOWS = Path(__file__).with_name("remoteflows.py")
 
 
 def keel(served: Served | None, *args: str, role: str = "admin", token: str | None = None,
-         db: bool = False) -> Result:  # fmt: skip
+         db: bool = False, columns: int = 200) -> Result:  # fmt: skip
     """A command with the server (``served``) or, with ``db``, the database instead."""
-    env = {"COLUMNS": "200", "KEEL_DATABASE_URL": None, "KEEL_SERVER_URL": None,
+    env = {"COLUMNS": str(columns), "KEEL_DATABASE_URL": None, "KEEL_SERVER_URL": None,
            "KEEL_TOKEN": None}  # fmt: skip
     if served is not None and not db:
         env["KEEL_SERVER_URL"] = served.url
