@@ -141,12 +141,11 @@ def backfill(
         if last < first:
             raise fail(f"--to ({end}) is before --from ({start})")
         started = client.backfill(name, first, last)
-    slots = started
     if as_json:
         typer.echo(json.dumps(started, indent=2))
         return
     fresh = sum(item["started"] for item in started)
-    slots_word = "slot" if len(slots) == 1 else "slots"
+    slots_word = "slot" if len(started) == 1 else "slots"
     runs_word = "run" if fresh == 1 else "runs"
-    typer.echo(f"{len(slots)} {slots_word}: {fresh} {runs_word} started, "
-               f"{len(slots) - fresh} fired already")  # fmt: skip
+    typer.echo(f"{len(started)} {slots_word}: {fresh} {runs_word} started, "
+               f"{len(started) - fresh} fired already")  # fmt: skip
