@@ -70,6 +70,17 @@ class SpecError(KeelError, ValueError):
         super().__init__("\n".join(lines))
 
 
+class InvalidWorkflowsError(SpecError):
+    """Several workflow definitions are invalid (the workflows of one Python file, each
+    refused by ``@keel.workflow``): ``errors`` holds each one's ``SpecError``, so its
+    problems stay under its name; ``issues`` holds all of them."""
+
+    def __init__(self, errors: list[SpecError]) -> None:
+        self.errors = list(errors)
+        super().__init__([issue for error in self.errors for issue in error.issues])
+        self.args = ("\n".join(str(error) for error in self.errors),)
+
+
 class ExpressionError(KeelError, ValueError):
     """An expression does not parse, or refers to something it may not."""
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
+from keel.authoring.definition_errors import importing
 from keel.authoring.workflows import Workflow
 from keel.authoring.yaml_source import load_yaml
 from keel.errors import SpecError, SpecIssue, WorkflowNotFoundError
@@ -83,18 +84,31 @@ def import_file(path: Path) -> ModuleType:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     if "." in name:
-        return importlib.import_module(name)
+        return _imported(name)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise WorkflowNotFoundError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        with importing():
+            spec.loader.exec_module(module)
     except BaseException:
         sys.modules.pop(name, None)
         raise
     return module
+
+
+def _imported(name: str) -> ModuleType:
+    """``import name``, its mistakes in definitions reported all together
+    (``keel.authoring.definition_errors``); a module whose import failed is not kept,
+    even one that ran to its end (a refused workflow does not stop it)."""
+    try:
+        with importing():
+            return importlib.import_module(name)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
 
 
 def _clash(path: Path, name: str, loaded: ModuleType) -> str:
@@ -233,7 +247,7 @@ def _import_module(name: str) -> ModuleType:
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     try:
-        return importlib.import_module(name)
+        return _imported(name)
     except ModuleNotFoundError as exc:
         if exc.name is not None and not name.startswith(exc.name):
             raise  # the module exists but needs something that is not installed

@@ -39,12 +39,17 @@ class OptionProblem:
         return f"{where}{self.option}: {self.message}"
 
 
+def is_keel_code(filename: str) -> bool:
+    """Whether a frame's file is keel's own code (the user's calls are the others)."""
+    return Path(filename).resolve().is_relative_to(_KEEL)
+
+
 def caller() -> tuple[str | None, int | None]:
     """The file and line of the innermost call from outside keel's own code."""
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not Path(filename).resolve().is_relative_to(_KEEL):
+        if not is_keel_code(filename):
             return filename, frame.f_lineno
         frame = frame.f_back  # type: ignore[assignment]
     return None, None

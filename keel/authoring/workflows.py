@@ -14,8 +14,9 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar, Unpack, cast, overload
 
-from pydantic import ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, create_model
 
+from keel.authoring.definition_errors import InvalidWorkflow, refused
 from keel.authoring.option_problems import raise_problems
 from keel.authoring.options import WaitOptions, read_options, side_task_data
 from keel.authoring.tasks import Task, import_path_of
@@ -188,6 +189,12 @@ def _outputs(returned: object, workflow: str) -> dict[str, str]:
     return {RESULT: to_expression(returned)}
 
 
+def _model_data(value: Any) -> Any:
+    """Spec data for a model given to the decorator (a trigger); anything else as it is,
+    for the spec to check (a dict given for a trigger is read as one)."""
+    return value.model_dump() if isinstance(value, BaseModel) else value
+
+
 def _notifier_data(notifier: Any) -> Any:
     """Spec data for a notifier: a model as it dumps, a function as a callable notifier."""
     if hasattr(notifier, "model_dump"):
@@ -225,7 +232,7 @@ def build_spec(
         "input_schema": schema,
         "nodes": trace.nodes,
         "outputs": outputs,
-        "triggers": [trigger.model_dump() for trigger in triggers],
+        "triggers": [_model_data(trigger) for trigger in triggers],
     }
     if defaults is not None:
         data["defaults"] = defaults.model_dump(exclude_defaults=True)
@@ -289,17 +296,24 @@ def workflow(
     function (called with the notification)."""
 
     def decorate(fn: Callable[P, R]) -> Workflow[P, R]:
-        spec, single, children = build_spec(
-            fn,
-            name=name,
-            description=description,
-            max_parallel=max_parallel,
-            deadline=deadline,
-            defaults=defaults,
-            triggers=triggers,
-            on_failure=on_failure,
-            notify=notify,
-        )
+        try:
+            spec, single, children = build_spec(
+                fn,
+                name=name,
+                description=description,
+                max_parallel=max_parallel,
+                deadline=deadline,
+                defaults=defaults,
+                triggers=triggers,
+                on_failure=on_failure,
+                notify=notify,
+            )
+        except KeelError as exc:
+            if not refused(exc, name or fn.__name__):
+                raise
+            # the loader is importing: it raises this with the file's other problems
+            # once the import is over, so the stand-in never reaches a caller
+            return cast(Workflow[P, R], InvalidWorkflow(name or fn.__name__))
         return Workflow(fn, spec, single_result=single, registry=children)
 
     return decorate(function) if function is not None else decorate

@@ -171,6 +171,7 @@ def import_code(target: str, what: str = "") -> list[LoadedWorkflow]:
 
 @contextmanager
 def _import_errors(target: str, what: str = "") -> Iterator[None]:
+    from keel.authoring.definition_errors import import_failure
     from keel.errors import KeelError
 
     try:
@@ -179,7 +180,7 @@ def _import_errors(target: str, what: str = "") -> Iterator[None]:
     except (typer.Exit, KeelError):
         raise
     except Exception as exc:  # the user's module raised while importing
-        raise fail(f"{what}importing {target} raised {type(exc).__name__}: {exc}") from None
+        raise fail(what + import_failure(target, exc)) from None
 
 
 def worker_settings() -> WorkerConfig:

@@ -28,6 +28,7 @@ def validate(
     Imports the task functions to check arguments and types against their signatures,
     and that each is a @keel.task (or allowed by name in the worker settings: `allow`).
     """
+    from keel.authoring.definition_errors import import_failure
     from keel.authoring.loading import load_all, split_target
     from keel.cli.common import worker_settings
     from keel.errors import KeelError
@@ -47,7 +48,7 @@ def validate(
             continue
         except Exception as exc:  # the user's module raised while importing
             failed = True
-            typer.echo(f"✗ {target}: importing it raised {type(exc).__name__}: {exc}", err=True)
+            typer.echo(f"✗ {target}: {import_failure('it', exc)}", err=True)
             continue
         chosen = [item for item in loaded if name is None or item.answers_to(name)]
         if not chosen:
@@ -78,6 +79,7 @@ def graph(
     """Print a workflow's graph: steps, dependencies, conditions and maps."""
     from rich.console import Console
 
+    from keel.authoring.definition_errors import import_failure
     from keel.authoring.loading import load_workflow
     from keel.errors import KeelError
     from keel.spec.render import FORMATS, render
@@ -91,7 +93,7 @@ def graph(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     except Exception as exc:  # the user's module raised while importing
-        typer.echo(f"importing {target} raised {type(exc).__name__}: {exc}", err=True)
+        typer.echo(import_failure(target, exc), err=True)
         raise typer.Exit(1) from None
     typer.echo(render(loaded.spec, format, width=Console().width))
 

@@ -238,6 +238,24 @@ def analyze(source: str) -> ExpressionInfo:
     )
 
 
+def read_paths(source: str, roots: frozenset[str]) -> list[tuple[str | int, ...]]:
+    """The chains of fields an expression reads from each of ``roots`` (``event.body.id``
+    as ``("event", "body", "id")``), in the order written; names a macro binds are not
+    roots. Lexical, as ``analyze``: for saying what a failed evaluation missed."""
+    tokens = tokenize(source)
+    scopes = _macro_scopes(tokens)
+    paths: list[tuple[str | int, ...]] = []
+    for i, tok in enumerate(tokens):
+        if tok.kind != "ident" or tok.text not in roots or _is_bound(tok.text, i, scopes):
+            continue
+        if i > 0 and tokens[i - 1].text == ".":
+            continue  # a field of something else
+        if i + 1 < len(tokens) and tokens[i + 1].text == "(":
+            continue  # a function call
+        paths.append(_chain(tokens, i))
+    return paths
+
+
 def _node_reference(tokens: list[Token], i: int) -> tuple[str | None, str | None]:
     """Read ``nodes.<id>[.<field>]`` or ``nodes["<id>"]...`` starting at token ``i``."""
     j = i + 1

@@ -70,7 +70,7 @@ def parse_spec(data: Any, *, source: str | None = None) -> WorkflowSpec:
     try:
         return WorkflowSpec.model_validate(data)
     except ValidationError as exc:
-        issues = [_pydantic_issue(error, data) for error in exc.errors(include_url=False)]
+        issues = [pydantic_issue(error, data) for error in exc.errors(include_url=False)]
         name = data.get("name") if isinstance(data, dict) else None
         raise SpecError(issues, workflow=name if isinstance(name, str) else source) from None
 
@@ -103,7 +103,10 @@ def parse_and_validate(
     )
 
 
-def _pydantic_issue(error: Any, data: Any) -> SpecIssue:
+def pydantic_issue(error: Any, data: Any = None) -> SpecIssue:
+    """One of pydantic's errors (``ValidationError.errors()``) as a spec issue: its
+    location in ``data`` without pydantic's union tags, its message without pydantic's
+    prefixes; ``data``: what was validated, to name the node."""
     loc: list[str | int] = []
     raw = tuple(error["loc"])
     for position, part in enumerate(raw):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from keel.errors import ExpressionError, InputError
@@ -23,8 +24,15 @@ from keel.runtime.clock import Clock
 from keel.runtime.operations.deployed import start_once
 from keel.runtime.runs import RunCache
 from keel.spec.expressions import evaluate
+from keel.spec.missing import missing_read
 from keel.spec.model import WorkflowSpec
-from keel.spec.triggers import Trigger
+from keel.spec.triggers import (
+    CompletionTrigger,
+    EventTrigger,
+    FileTrigger,
+    Trigger,
+    WebhookTrigger,
+)
 from keel.store.deployments import current_versions
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
@@ -82,7 +90,7 @@ def matches(trigger: Trigger, variable: str, value: Any) -> bool:
     try:
         return evaluate(source, {variable: value}) is True
     except ExpressionError as exc:
-        raise InputError(f"the trigger's filter {source!r} failed: {exc}") from None
+        raise _failed(trigger, "filter", source, {variable: value}, exc) from None
 
 
 def mapped_input(trigger: Trigger, variable: str, value: Any, default: Any) -> Any:
@@ -96,8 +104,30 @@ def mapped_input(trigger: Trigger, variable: str, value: Any, default: Any) -> A
         try:
             result[name] = evaluate(source, {variable: value})
         except ExpressionError as exc:
-            raise InputError(f"the trigger's input '{name}' ({source!r}) failed: {exc}") from None
+            raise _failed(trigger, f"input '{name}' =", source, {variable: value}, exc) from None
     return result
+
+
+def described(trigger: Trigger) -> str:
+    """How messages name a trigger: its kind and what it listens to."""
+    if isinstance(trigger, WebhookTrigger):
+        return f"webhook /hooks{trigger.path}"
+    if isinstance(trigger, EventTrigger):
+        return f"event '{trigger.event}'"
+    if isinstance(trigger, FileTrigger):
+        return f"file trigger on {Path(trigger.folder) / trigger.pattern}"
+    if isinstance(trigger, CompletionTrigger):
+        return f"completion of '{trigger.after}'"
+    return f"schedule '{trigger.name}'" if trigger.name else f"schedule '{trigger.cron}'"
+
+
+def _failed(trigger: Trigger, what: str, source: str, variables: dict[str, Any],
+            exc: ExpressionError) -> InputError:  # fmt: skip
+    """The error of a filter or mapping (``what``: ``filter``, ``input 'NAME' =``) that
+    could not be evaluated over what fired: which trigger, which expression, and what it
+    read that is not there (else CEL's own words)."""
+    why = missing_read(source, variables, exc.__cause__) or str(exc)
+    return InputError(f"{described(trigger)}: {what} {source}: {why}")
 
 
 def fire(
