@@ -20,6 +20,7 @@ than taken, so what ``keel why`` says is what the next claim will find.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -48,8 +49,8 @@ from keel.runtime.views.why_reasons import (
     Reason,
     RetryBackoff,
     RunFailing,
-    RunParallelFull,
     Running,
+    RunParallelFull,
     RunWhy,
     Stalled,
     WaitsForApproval,
@@ -146,10 +147,8 @@ def gather(store: Store, record: RunRecord, state: RunState, now: float) -> Stor
         child = (node.details or {}).get("run_id")
         waits = state.plan.nodes[node_id].wait
         if node.status is NodeStatus.AWAITING and isinstance(waits, SubworkflowNode):
-            try:
+            with contextlib.suppress(RunNotFoundError):  # pruned: said as not in the store
                 children[str(child)] = store.get_run(str(child))
-            except RunNotFoundError:
-                pass
     needs_circuits = any(row.circuit is not None for row in queued)
     return StoreFacts(
         ready=ready, truncated=len(ready) >= READY_LIMIT, workers=workers,
@@ -316,8 +315,9 @@ class _Explainer:
         expired = row.lease_expires is not None and row.lease_expires < self.now
         unseen = worker is not None and worker.seen_at < self.now - LIVE_WITHIN
         if expired or unseen:
-            return LeaseHolderGone(owner=row.owner, lease_expires=row.lease_expires,
-                                   last_seen=None if worker is None else worker.seen_at)  # fmt: skip
+            last_seen = None if worker is None else worker.seen_at
+            return LeaseHolderGone(owner=row.owner, last_seen=last_seen,
+                                   lease_expires=row.lease_expires)  # fmt: skip
         return Running(owner=row.owner, since=self.times.started_at.get(place),
                        lease_expires=row.lease_expires)  # fmt: skip
 
