@@ -58,7 +58,8 @@ def print_why(console: Console, found: RunWhy) -> None:
     rows: list[list[Cell]] = []
     for label, node in grouped(found.nodes):
         style = "yellow" if node.stuck else ""
-        rows.append([label, node.status, Text(node_text(node), style=style)])
+        text = node_text(node, pause_said=found.paused is not None)
+        rows.append([label, node.status, Text(text, style=style)])
     print_table(console, columns, rows)
     if found.truncated:
         print_field(console, "note", "the run has more attempts queued than were read; "
@@ -68,10 +69,10 @@ def print_why(console: Console, found: RunWhy) -> None:
 def grouped(nodes: list[NodeWhy]) -> list[tuple[str, NodeWhy]]:
     """One line per node, and per reason of a map's items (``fan (12 items)``), each
     with the first such entry."""
-    counts: dict[tuple[str, str], int] = {}
-    first: dict[tuple[str, str], NodeWhy] = {}
+    counts: dict[tuple[str, str, bool], int] = {}
+    first: dict[tuple[str, str, bool], NodeWhy] = {}
     for node in nodes:
-        key: tuple[str, str] = (node.node, node.reason.kind)
+        key: tuple[str, str, bool] = (node.node, node.reason.kind, node.item is None)
         counts[key] = counts.get(key, 0) + 1
         first.setdefault(key, node)
     lines = []
@@ -87,11 +88,17 @@ def grouped(nodes: list[NodeWhy]) -> list[tuple[str, NodeWhy]]:
     return lines
 
 
-def node_text(node: NodeWhy) -> str:
-    """The node's reason in words, then what would hold it next."""
-    text = reason_text(node.reason)
+def node_text(node: NodeWhy, *, pause_said: bool = False) -> str:
+    """The node's reason in words, then what would hold it next. ``pause_said``: the
+    run's pause was said above, so a node held by it says only that."""
+
+    def said(reason: Reason) -> str:
+        return "the run is paused" if pause_said and reason.kind == "paused" else (
+            reason_text(reason))  # fmt: skip
+
+    text = said(node.reason)
     if node.also:
-        text += "; also " + "; ".join(reason_text(reason) for reason in node.also)
+        text += "; also " + "; ".join(said(reason) for reason in node.also)
     return text
 
 
