@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from keel.engine import ErrorInfo, NodeFailed, compile_plan
 from keel.runtime.clock import FakeClock
 from keel.runtime.operations.control import start_run
@@ -259,9 +261,16 @@ def test_no_live_worker_counts_from_when_the_last_one_was_seen(store: Store) -> 
                                   last_seen=T0 + 10)  # fmt: skip
 
 
-def test_a_queued_attempt_with_a_live_worker_is_just_queued(store: Store) -> None:
+@pytest.mark.parametrize("worker", [
+    pytest.param({"queues": None}, id="every-queue"),
+    pytest.param({"queues": ("default", "other")}, id="its-queue"),
+    pytest.param({"runs": ("run-1",)}, id="keel-run-of-this-run"),
+])  # fmt: skip
+def test_a_queued_attempt_with_a_live_worker_is_just_queued(
+    store: Store, worker: dict[str, Any]
+) -> None:
     Driver(store, make_spec()).start()
-    register(store, "h3:303:1:cc", runs=("run-1",), at=T0 + 10)  # `keel run` of this run
+    register(store, "h3:303:1:cc", at=T0 + 10, **worker)
 
     entry = node_why(store, "run-1", "a", T0 + 20)
 
