@@ -13,6 +13,7 @@ from keel.cli import (
     service_commands,
     spec_commands,
     wait_commands,
+    why_commands,
     worker_commands,
 )
 from keel.cli.help import PlainFlagsGroup, plain_flags
@@ -28,6 +29,7 @@ app = typer.Typer(
 spec_commands.register(app)
 run_commands.register(app)
 inspect_commands.register(app)
+why_commands.register(app)
 recovery_commands.register(app)
 wait_commands.register(app)
 worker_commands.register(app)

@@ -113,13 +113,17 @@ def _status_words(status: str, activity: Activity | None) -> str:
 def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) -> None:
     """A run's status, input and output, and per node: status, attempts, the last
     attempt's duration, input, output or error. What a waiting run waits for comes
-    first, with the command that ends the wait. All of it is read from the history."""
+    first, with the command that ends the wait, then what holds each stuck node (see
+    `keel why`). All of it is read from the history (and the store's queue)."""
     from rich.console import Console
     from rich.text import Text
 
     from keel.cli.layout import Cell, Column, print_field, print_table
     from keel.cli.progress import retries, seconds, status_symbol
+    from keel.cli.why_commands import grouped, node_text
+    from keel.engine.state import is_finished
     from keel.runtime.views.report import describe_wait
+    from keel.runtime.views.why_reasons import WAITS
 
     with opened_client(db) as client, reported_errors():
         data = client.detail(run_id)
@@ -127,6 +131,7 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
             typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
             return
         children = client.runs(parent=data["id"], limit=1_000)
+        found = None if is_finished(data["status"]) else client.why(data["id"])
         # which worker holds an attempt: the store knows (the API does not say)
         held = [] if client.store is None else client.store.leases(data["id"])
         leases = {(lease.node, lease.item): lease for lease in held}
@@ -159,6 +164,9 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
             print_field(console, "waits for", describe_wait(node, data["id"]), style="yellow")
             for line in _wait_notes(node):
                 print_field(console, "", line)
+    for label, stuck in [] if found is None else grouped(found.nodes):
+        if stuck.stuck and stuck.reason.kind not in WAITS:  # waits: said just above
+            print_field(console, "stuck", f"{label}: {node_text(stuck)}", style="yellow")
     columns = [
         Column(""), Column("node"), Column("status"), Column("attempts"), Column("duration"),
         Column("input", role="long", min_width=16),

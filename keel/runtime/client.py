@@ -20,6 +20,7 @@ from keel.errors import KeelError
 from keel.runtime.transports.base import Document, Fired, Transport
 from keel.runtime.transports.store import StoreTransport
 from keel.runtime.views.activity import Activity
+from keel.runtime.views.why_reasons import RunWhy
 from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
 from keel.store.protocol import Store
@@ -149,6 +150,12 @@ class Client:
 
     def history(self, run_id: str) -> list[StoredEvent]:
         return self.transport.history(run_id)
+
+    def why(self, run_id: str) -> RunWhy:
+        """Why the run has not ended: per node not ended, a reason with its data
+        (waiting for its parents, an approval, a worker, a concurrency key...); no
+        nodes for a run that ended (``keel why``, ``GET /runs/{id}/why``)."""
+        return self.transport.why(run_id)
 
     def verify(self, run_id: str) -> Document:
         """The run's hash chain and its row checked against its history: ``intact``,

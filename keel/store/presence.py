@@ -15,6 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+#: seconds since a worker was last seen after which it is taken for gone: every reader
+#: of the list (the worker's own presence, ``keel why``) judges liveness by this
+LIVE_WITHIN = 30.0
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerRecord:

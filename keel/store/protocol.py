@@ -37,6 +37,7 @@ from keel.store.records import (
     Claimed,
     Lease,
     OutboxItem,
+    QueuedAttempt,
     RunRecord,
     StoredEvent,
     Timer,
@@ -137,6 +138,20 @@ class Store(Protocol):
 
     def ready_count(self, run_id: str) -> int:
         """How many of the run's attempts wait on the ready queue, held or not."""
+
+    # --- why a run waits (``keel why``): the queue and the limits, read only ---------------
+
+    def ready_attempts(self, run_id: str, limit: int = 1000) -> list[QueuedAttempt]:
+        """The run's attempts on the ready queue, leased or not, by node then item (at
+        most ``limit``): what each needs before a claim may take it, and who holds it."""
+
+    def limit_holders(self, key: str) -> list[Lease]:
+        """The attempts of any run holding the concurrency key ``key`` now (at most its
+        limit), by run, node and item."""
+
+    def rate_starts(self, key: str, since: float) -> list[float]:
+        """The start times recorded for the rate key ``key`` after ``since``, oldest
+        first: the window a claim counts (``keel.store.limits.rate_free_at``)."""
 
     def take_notifications(
         self, owner: str, now: float, limit: int, lease_for: float

@@ -97,6 +97,19 @@ class Lease:
 
 
 @dataclass(frozen=True, slots=True)
+class QueuedAttempt:
+    """An attempt on the ready queue as ``Store.ready_attempts`` reads it: what was
+    queued (its ``Ready``: queue, due time, circuit, limit keys), whether a pause holds it
+    back, and who holds its lease until when (``owner`` None: it waits to be claimed)."""
+
+    run_id: str
+    ready: Ready
+    held: bool = False
+    owner: str | None = None
+    lease_expires: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Claimed:
     """A claimed attempt and the ``NodeStarted`` event recorded with the claim."""
 
@@ -262,6 +275,22 @@ def wait_of(row: Sequence[Any]) -> Wait:
     """``select_waits``' columns."""
     run, node, kind, since, until, details, workflow, status = row
     return Wait(run, node, kind, since, until, json.loads(details), workflow, status)
+
+
+def lease_of(row: Sequence[Any]) -> Lease:
+    """``select_leases_of_run``'s columns (and ``select_limit_holders``')."""
+    run, node, item, attempt, owner, expires = row
+    return Lease(run, node, item_of(item), attempt, owner, expires)
+
+
+def queued_attempt_of(row: Sequence[Any]) -> QueuedAttempt:
+    """``select_ready_of_run``'s columns."""
+    (run, node, item, attempt, queue, priority, available_at, circuit, limit_key, limit_max,
+     rate_key, rate_max, rate_per, held, owner, expires) = row  # fmt: skip
+    ready = Ready(node, attempt, item_of(item), queue, priority, available_at, circuit,
+                  limit_key, limit_max or 0, rate_key, rate_max or 0,
+                  1.0 if rate_per is None else float(rate_per))  # fmt: skip
+    return QueuedAttempt(run, ready, bool(held), owner, expires)
 
 
 def timer_of(row: Sequence[Any]) -> Timer:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple, Protocol
 
 from keel.runtime.views.activity import Activity
+from keel.runtime.views.why_reasons import RunWhy
 from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
 from keel.store.records import RunRecord, StoredEvent, Wait
@@ -59,6 +60,8 @@ class Transport(Protocol):
     def history(self, run_id: str) -> list[StoredEvent]: ...
 
     def verify(self, run_id: str) -> Document: ...
+
+    def why(self, run_id: str) -> RunWhy: ...
 
     def act(self, action: str, run_id: str, reason: str, by: str | None) -> RunRecord:
         """``cancel``, ``pause`` or ``unpause``."""

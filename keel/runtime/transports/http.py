@@ -19,6 +19,7 @@ from keel.runtime.transports.base import Document, Fired
 from keel.runtime.transports.decode import event_of, run_of, wait_of
 from keel.runtime.transports.problems import error_for
 from keel.runtime.views.activity import Activity
+from keel.runtime.views.why_reasons import RunWhy
 from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
 from keel.store.records import RunRecord, StoredEvent, Wait
@@ -157,6 +158,9 @@ class HttpTransport:
     def verify(self, run_id: str) -> Document:
         doc: Document = self.call("GET", f"/runs/{_part(run_id)}/verify")
         return doc
+
+    def why(self, run_id: str) -> RunWhy:
+        return RunWhy.model_validate(self.call("GET", f"/runs/{_part(run_id)}/why"))
 
     def _acted(self, path: str, body: dict[str, Any], by: str | None) -> RunRecord:
         _no_by(by)

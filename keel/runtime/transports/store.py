@@ -24,6 +24,8 @@ from keel.runtime.triggers.events import emit
 from keel.runtime.views import documents
 from keel.runtime.views.activity import Activity, run_activity
 from keel.runtime.views.failures import failed_runs
+from keel.runtime.views.why import run_why
+from keel.runtime.views.why_reasons import RunWhy
 from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
 from keel.store.protocol import Store
@@ -88,6 +90,11 @@ class StoreTransport:
             self._verified = RunCache(self.store, capacity=1)
         record = self.store.get_run(run_id)
         return documents.verification_document(self.store, record, self._verified.state)
+
+    def why(self, run_id: str) -> RunWhy:
+        record = self.store.get_run(run_id)
+        plan = RunCache(self.store, capacity=0).plan(record.spec_version)
+        return run_why(self.store, record, plan, clock_for(self.store).now())
 
     def act(self, action: str, run_id: str, reason: str, by: str | None) -> RunRecord:
         return _ACTIONS[action](self.store, run_id, reason=reason, by=by)

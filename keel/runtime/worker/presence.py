@@ -15,12 +15,14 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from keel.runtime.worker.owner import Owner
+from keel.store import presence as stored
 from keel.store.presence import WorkerRecord
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
 
-#: seconds since a worker was last seen after which it is taken for gone
-LIVE_WITHIN = 30.0
+#: seconds since a worker was last seen after which it is taken for gone (the store's
+#: definition, which ``keel why`` reads the list by too)
+LIVE_WITHIN = stored.LIVE_WITHIN
 #: seconds after which the row of a worker that never unregistered (it was killed) is
 #: removed, when another worker starts
 FORGET_AFTER = 7 * 24 * 3600.0

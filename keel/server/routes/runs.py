@@ -29,6 +29,8 @@ from keel.runtime.views.documents import (
     run_document,
     verification_document,
 )
+from keel.runtime.views.why import run_why
+from keel.runtime.views.why_reasons import RunWhy
 from keel.server.guard import needs
 from keel.server.identities import Identity
 from keel.server.roles import Permission
@@ -175,6 +177,15 @@ def verify(run_id: str, who: Reader, served: Served) -> dict[str, Any]:
     record = served.store.get_run(run_id)
     replay = RunCache(served.store, capacity=1)
     return verification_document(served.store, record, replay.state)
+
+
+@router.get("/runs/{run_id}/why")
+def why(run_id: str, who: Reader, served: Served) -> RunWhy:
+    """Why the run has not ended: per node not ended (per item of a map), a reason with
+    its data, the first thing holding it and what would hold it next (``keel why``)."""
+    record = served.store.get_run(run_id)
+    plan = served.plans.plan(record.spec_version)
+    return run_why(served.store, record, plan, served.clock.now())
 
 
 @router.post("/runs/{run_id}/cancel")

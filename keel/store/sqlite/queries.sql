@@ -143,6 +143,17 @@ WHERE run_id = ? AND (held OR available_at > 1e11);
 SELECT run_id, node, item, attempt, owner, lease_expires FROM ready
 WHERE run_id = ? AND owner IS NOT NULL ORDER BY node, item;
 
+-- name: select_ready_of_run
+-- every attempt of a run on the queue, held or not, with what a claim checks (keel why)
+SELECT run_id, node, item, attempt, queue, priority, available_at, circuit, limit_key,
+       limit_max, rate_key, rate_max, rate_per, held, owner, lease_expires
+FROM ready WHERE run_id = ? ORDER BY node, item LIMIT ?;
+
+-- name: select_limit_holders
+-- the attempts holding a concurrency key now, of any run (at most its limit)
+SELECT run_id, node, item, attempt, owner, lease_expires FROM ready
+WHERE limit_key = ? AND owner IS NOT NULL ORDER BY run_id, node, item;
+
 -- name: count_ready_of_run
 SELECT count(*) FROM ready WHERE run_id = ?;
 

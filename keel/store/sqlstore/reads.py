@@ -18,11 +18,13 @@ from keel.store.presence import WorkerRecord, worker_of
 from keel.store.records import (
     CircuitState,
     Lease,
+    QueuedAttempt,
     RunRecord,
     StoredEvent,
     Timer,
     Wait,
-    item_of,
+    lease_of,
+    queued_attempt_of,
     run_record,
     spec_from_row,
     stored_event_of,
@@ -150,15 +152,27 @@ class SQLReader:
     def leases(self, run_id: str) -> list[Lease]:
         with self.dialect.read() as cur:
             rows = cur.execute(self.q["select_leases_of_run"], (run_id,)).fetchall()
-        return [
-            Lease(run, node, item_of(item), attempt, owner, expires)
-            for run, node, item, attempt, owner, expires in rows
-        ]
+        return [lease_of(row) for row in rows]
 
     def ready_count(self, run_id: str) -> int:
         with self.dialect.read() as cur:
             row = cur.execute(self.q["count_ready_of_run"], (run_id,)).fetchone()
         return int(row[0]) if row else 0
+
+    def ready_attempts(self, run_id: str, limit: int = 1000) -> list[QueuedAttempt]:
+        with self.dialect.read() as cur:
+            rows = cur.execute(self.q["select_ready_of_run"], (run_id, limit)).fetchall()
+        return [queued_attempt_of(row) for row in rows]
+
+    def limit_holders(self, key: str) -> list[Lease]:
+        with self.dialect.read() as cur:
+            rows = cur.execute(self.q["select_limit_holders"], (key,)).fetchall()
+        return [lease_of(row) for row in rows]
+
+    def rate_starts(self, key: str, since: float) -> list[float]:
+        with self.dialect.read() as cur:
+            rows = cur.execute(self.q["select_rate_starts"], (key, since)).fetchall()
+        return [float(at) for (at,) in rows]
 
     def circuits(self) -> list[CircuitState]:
         with self.dialect.read() as cur:
