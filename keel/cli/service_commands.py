@@ -79,6 +79,12 @@ def serve(
     rate_limit: Annotated[
         float, typer.Option("--rate-limit", min=0, help="Requests a second per token (0: none)")
     ] = 200.0,
+    hook_body_limit: Annotated[
+        int,
+        typer.Option(
+            "--hook-body-limit", min=1, help="Largest webhook delivery, in bytes (413 beyond)"
+        ),
+    ] = 1024 * 1024,
     ssl_certfile: Annotated[
         str | None, typer.Option("--ssl-certfile", help="TLS certificate (PEM) for HTTPS")
     ] = None,
@@ -148,7 +154,7 @@ def serve(
     files = watch_in_thread(store, stop)  # the file triggers' folders (none: it idles)
     try:
         server = uvicorn.Server(uvicorn.Config(
-            create_app(store, rate=rate_limit), log_level="info",
+            create_app(store, rate=rate_limit, hook_body=hook_body_limit), log_level="info",
             ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
             ssl_keyfile_password=ssl_keyfile_password, access_log=False,
         ))  # fmt: skip

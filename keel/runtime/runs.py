@@ -26,7 +26,7 @@ from keel.engine.plan import NodePlan, Plan, compile_plan
 from keel.engine.state import RunState, RunStatus, apply, is_finished
 from keel.errors import ExpressionError, KeelError
 from keel.runtime.notifications.outbox import notifications_of
-from keel.runtime.triggers.listening import COMPLETION, Listening
+from keel.runtime.triggers.live import COMPLETION, LiveTriggers
 from keel.runtime.waiting import WaitWrites, family_timers, start_children, wait_writes
 from keel.spec.expressions import evaluate
 from keel.spec.model import WorkflowSpec
@@ -220,7 +220,7 @@ def advance(
         writes += [Notify(note) for note in notifications_of(state, events, now)]
     if changed:  # no write when the status stays the same
         if finished:
-            if cache is not None and cache.listening.listened(plan.spec.name):
+            if cache is not None and cache.live.listened(plan.spec.name):
                 writes.append(Notify(ended(state, now)))
             writes.append(SetStatus(state.status.value, state.output, state.reason))
         else:
@@ -248,8 +248,9 @@ class RunCache:
         self.capacity = capacity
         self._plans: dict[str, Plan] = {}
         self._states: OrderedDict[str, RunState] = OrderedDict()
-        #: which workflows' ends completion triggers listen to (read when a run ends)
-        self.listening = Listening(store, lambda version: self.plan(version).spec)
+        #: the completion and webhook triggers live now (read when a run ends, and on
+        #: every webhook delivery)
+        self.live = LiveTriggers(store, lambda version: self.plan(version).spec)
 
     def plan(self, version: str) -> Plan:
         plan = self._plans.get(version) or _compiled.get(version)

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from keel.server import problems
 from keel.server.guard import Access, check_every_route
 from keel.server.identities import Tokens
-from keel.server.limits import BodyLimit, RateLimits
+from keel.server.limits import MOST_HOOK_BYTES, BodyLimit, RateLimits
 from keel.server.routes import approvals, hooks, operations, runs, schedules, tokens, workflows
 from keel.server.service import open_service
 from keel.store.protocol import Store
@@ -34,10 +34,15 @@ history of whatever it does. Errors are `application/problem+json`.
 
 
 def create_app(
-    store: Store, *, rate: float = DEFAULT_RATE, clock: Callable[[], float] = time.time
+    store: Store,
+    *,
+    rate: float = DEFAULT_RATE,
+    hook_body: int = MOST_HOOK_BYTES,
+    clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     """The API over ``store`` (the caller keeps and closes it). ``rate``: requests a
-    second per token (0: no limit)."""
+    second per token (0: no limit); ``hook_body``: the largest webhook delivery, in
+    bytes (413 beyond)."""
     from keel import __version__
 
     app = FastAPI(title="keel", version=__version__, description=DESCRIPTION,
@@ -47,6 +52,6 @@ def create_app(
     problems.install(app)
     for module in (runs, approvals, workflows, tokens, operations, hooks, schedules):
         app.include_router(module.router, responses=problems.RESPONSES)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, under={"/hooks/": hook_body})
     check_every_route(app)
     return app

@@ -1,4 +1,5 @@
-"""Per-token rate limits: a token bucket per identity, in this server's memory.
+"""Per-token rate limits (a token bucket per identity, in this server's memory), and the
+largest request bodies read.
 
 Each server process counts on its own (several servers behind a balancer each allow the
 rate): what it protects is the store and the server from one runaway client, which a
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,22 +56,39 @@ def retry_after(seconds: float) -> str:
 
 #: the largest request body the API reads (bytes): a definition or a run's input
 MOST_BODY_BYTES = 10 * 1024 * 1024
+#: the largest webhook delivery (bytes) unless ``keel serve --hook-body-limit`` says
+#: otherwise: a sender's event, not a definition; its sender is known only once the
+#: body is read and its HMAC computed, so less of it is read for anyone
+MOST_HOOK_BYTES = 1024 * 1024
 
 
 class BodyLimit:
-    """ASGI middleware: a request body over ``most`` bytes gets 413 before it is read
-    whole (by its ``Content-Length``, or counted as it streams in when there is none)."""
+    """ASGI middleware: a request body over its limit gets 413 before it is read whole
+    (by its ``Content-Length``, or counted as it streams in when there is none). The
+    limit is ``most``, or, for a path under a prefix of ``under``, that prefix's."""
 
-    def __init__(self, app: Any, most: int = MOST_BODY_BYTES) -> None:
+    def __init__(
+        self, app: Any, most: int = MOST_BODY_BYTES, under: Mapping[str, int] | None = None
+    ) -> None:
         self.app, self.most = app, most
+        self.under = dict(under or {})
+
+    def most_for(self, scope: Any) -> int:
+        """The limit of this request's path (seen from the app: less any ``root_path``)."""
+        path, root = scope.get("path", ""), scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        return next((most for prefix, most in self.under.items() if path.startswith(prefix)),
+                    self.most)  # fmt: skip
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        most = self.most_for(scope)
         length = dict(scope.get("headers") or ()).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.most):
-            await self._refuse(send)
+        if length is not None and (not length.isdigit() or int(length) > most):
+            await _refuse(send, most)
             return
         seen = 0
 
@@ -77,23 +96,24 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.most:
+            if seen > most:
                 raise _TooLargeError
             return message
 
         try:
             await self.app(scope, counted, send)
         except _TooLargeError:
-            await self._refuse(send)
+            await _refuse(send, most)
 
-    async def _refuse(self, send: Any) -> None:
-        detail = f"the request body is over {self.most} bytes"
-        body = json.dumps({"type": "about:blank", "title": "Content too large", "status": 413,
-                           "detail": detail}).encode()  # fmt: skip
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/problem+json"),
-                                (b"content-length", str(len(body)).encode())]})  # fmt: skip
-        await send({"type": "http.response.body", "body": body})
+
+async def _refuse(send: Any, most: int) -> None:
+    detail = f"the request body is over {most} bytes"
+    body = json.dumps({"type": "about:blank", "title": "Content too large", "status": 413,
+                       "detail": detail}).encode()  # fmt: skip
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/problem+json"),
+                            (b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
 
 
 class _TooLargeError(Exception):

@@ -1,16 +1,22 @@
 """File triggers: a file starts one run once it has finished arriving (never while it
 is still being written), the same path with the same content never starts another,
 different content does; ``move_to`` moves it once its run is recorded; two watchers on
-one folder start one run per file between them."""
+one folder start one run per file between them. A symlink is never followed (read,
+hashed or moved), even one swapped in after the file settled; what a trigger fired for
+stays its own when a deploy lists the triggers in another order."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from keel.runtime.triggers import files
 from keel.runtime.triggers.files import FileWatcher
 from keel.spec import parse_spec
 from keel.spec.model import WorkflowSpec
@@ -147,3 +153,150 @@ def test_two_watchers_on_one_folder_start_one_run_per_file(tmp_path: Path) -> No
         str(done / f"{n}.csv") for n in range(8))  # fmt: skip
     first.close()
     second.close()
+
+
+def test_a_symlink_in_the_folder_is_never_followed(tmp_path: Path) -> None:
+    folder, done = tmp_path / "in", tmp_path / "done"
+    folder.mkdir()
+    outside = tmp_path / "secret.csv"  # a file keel may read and the writer may not
+    outside.write_bytes(b"secret\n")
+    (folder / "link.csv").symlink_to(outside)
+    (folder / "dir.csv").symlink_to(tmp_path)
+    store = SQLiteStore(tmp_path / "keel.db")
+    store.deploy([(spec(folder, move_to=str(done)), None)], 1.0)
+    ticks = Ticks()
+    watcher = FileWatcher(store, monotonic=ticks)
+    (folder / "real.csv").write_bytes(b"1\n")
+
+    assert settled(watcher, ticks) == 1
+    assert settled(watcher, ticks) == 0
+    (run,) = runs(store)
+    assert run.input["path"] == str(done / "real.csv")  # only the regular file
+    assert outside.read_bytes() == b"secret\n"  # not moved, not changed
+    assert (folder / "link.csv").is_symlink()  # left where it was
+    assert sorted(p.name for p in done.iterdir()) == ["real.csv"]
+    store.close()
+
+
+def test_a_file_swapped_for_a_symlink_after_it_settled_is_not_read_nor_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, done = tmp_path / "in", tmp_path / "done"
+    folder.mkdir()
+    outside = tmp_path / "secret.csv"
+    outside.write_bytes(b"secret\n")
+    store = SQLiteStore(tmp_path / "keel.db")
+    store.deploy([(spec(folder, move_to=str(done)), None)], 1.0)
+    ticks = Ticks()
+    watcher = FileWatcher(store, monotonic=ticks)
+    path = folder / "a.csv"
+    path.write_bytes(b"secret\n")  # the same size as what it is swapped for
+    assert watcher.look() == 0
+    ticks.now += 1.0
+    scan = files._regular_files
+
+    def swapped(where: str) -> list[tuple[Path, files.Identity]]:
+        """The scan, then the writer wins the race: a symlink renamed over the file
+        between the look that found it settled and its read."""
+        found = scan(where)
+        (folder / "link").symlink_to(outside)
+        os.replace(folder / "link", path)
+        return found
+
+    monkeypatch.setattr(files, "_regular_files", swapped)
+    assert watcher.look() == 0
+    monkeypatch.setattr(files, "_regular_files", scan)
+    assert settled(watcher, ticks) == 0
+    assert runs(store) == []
+    assert outside.read_bytes() == b"secret\n"
+    assert path.is_symlink()
+    assert not done.exists()
+    store.close()
+
+
+def test_a_symlink_swapped_in_after_the_read_is_not_moved_to_move_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, done = tmp_path / "in", tmp_path / "done"
+    folder.mkdir()
+    outside = tmp_path / "secret.csv"
+    outside.write_bytes(b"secret\n")
+    store = SQLiteStore(tmp_path / "keel.db")
+    store.deploy([(spec(folder, move_to=str(done)), None)], 1.0)
+    ticks = Ticks()
+    watcher = FileWatcher(store, monotonic=ticks)
+    path = folder / "a.csv"
+    path.write_bytes(b"1\n")
+    read = files.sha256_of
+
+    def then_swapped(where: Path, expected: files.Identity | None = None) -> str | None:
+        digest = read(where, expected)  # the real file is read; then the race is won
+        (folder / "link").symlink_to(outside)
+        os.replace(folder / "link", path)
+        return digest
+
+    monkeypatch.setattr(files, "sha256_of", then_swapped)
+    assert settled(watcher, ticks) == 1  # what was read arrived: its run starts
+    assert path.is_symlink()  # but the symlink in its place stays, not handed to the run
+    assert not done.exists()
+    assert outside.read_bytes() == b"secret\n"
+    store.close()
+
+
+def test_sha256_of_reads_regular_files_only_and_only_the_one_expected(tmp_path: Path) -> None:
+    regular = tmp_path / "a.csv"
+    regular.write_bytes(b"abc")
+    expected = files.identity_of(os.stat(regular))
+    assert files.sha256_of(regular, expected) == hashlib.sha256(b"abc").hexdigest()
+    link = tmp_path / "link.csv"
+    link.symlink_to(regular)
+    assert files.sha256_of(link) is None
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    assert files.sha256_of(fifo) is None  # not waited on: no writer will come
+    other = tmp_path / "b.csv"
+    other.write_bytes(b"abc")
+    os.replace(other, regular)  # another file of the same size now at the path
+    assert files.sha256_of(regular, expected) is None
+    assert files.sha256_of(tmp_path / "gone.csv") is None
+
+
+def watching(store: SQLiteStore, name: str, folder: Path, *patterns: str) -> None:
+    """Deploy ``name`` with one file trigger on ``folder`` per pattern, in that order."""
+    triggers = [{"kind": "file", "folder": str(folder), "pattern": p} for p in patterns]
+    store.deploy([(parse_spec({"name": name, "nodes": [{"id": "a", "task": "m:f"}],
+                               "triggers": triggers}), None)], 1.0)  # fmt: skip
+
+
+def test_what_a_trigger_fired_for_does_not_move_with_its_place_in_the_lists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    store = SQLiteStore(tmp_path / "keel.db")
+    watching(store, "alpha", folder, "*.csv")
+    watching(store, "beta", folder, "*")
+    ticks = Ticks()
+    watcher = FileWatcher(store, refresh=0, monotonic=ticks)  # rereads the triggers each look
+    (folder / "y.txt").write_bytes(b"y\n")
+    assert settled(watcher, ticks) == 1  # beta's
+    hashed: list[Path] = []
+    real = files.sha256_of
+
+    def counted(path: Path, expected: files.Identity | None = None) -> str | None:
+        hashed.append(path)
+        return real(path, expected)
+
+    monkeypatch.setattr(files, "sha256_of", counted)
+    # alpha's new version lists a trigger for *.txt second: in the lists of live file
+    # triggers it takes the place beta's had, not what beta fired for
+    watching(store, "alpha", folder, "*.csv", "*.txt")
+    assert settled(watcher, ticks) == 1
+    assert [r.started_by for r in runs(store) if r.workflow == "alpha"] == [f"file:{folder}"]
+    assert len(hashed) == 1  # once, for alpha's new trigger only
+    # the same triggers listed in another order: nothing new, nothing hashed again
+    watching(store, "alpha", folder, "*.txt", "*.csv")
+    assert settled(watcher, ticks) == 0
+    assert len(hashed) == 1
+    assert len(runs(store)) == 2
+    store.close()

@@ -2,7 +2,7 @@
 follow it.
 
 The end was recorded in the outbox in the same transaction as the run's status
-(``keel.runtime.runs.ended``, when ``keel.runtime.triggers.listening`` says some
+(``keel.runtime.runs.ended``, when ``keel.runtime.triggers.live`` says some
 deployed workflow listens), so a crash loses none; the outbox pump hands the item here.
 Each listening trigger's run is started through ``fire`` with the ended run's id as the
 firing's key: an item delivered again after a crash finds the runs it started and

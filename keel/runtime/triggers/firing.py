@@ -8,7 +8,9 @@ after a crash finds the run it started. The run records what started it
 (``RunStarted.trigger``, and ``started_by`` = ``KIND:SOURCE`` to list them by).
 
 Only a workflow's deployed current version has live triggers (``active``): deploying a
-version is what turns its schedules and hooks on.
+version is what turns its schedules and hooks on. (``Armed``, a live trigger, is defined
+with the index of live triggers the run machinery reads, ``keel.runtime.triggers.live``,
+and re-exported here.)
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from keel.errors import ExpressionError, InputError
 from keel.runtime.clock import Clock
 from keel.runtime.operations.deployed import start_once
 from keel.runtime.runs import RunCache
+from keel.runtime.triggers.live import Armed as Armed
+from keel.runtime.triggers.live import armed_of
 from keel.spec.expressions import evaluate
 from keel.spec.missing import missing_read
 from keel.spec.model import WorkflowSpec
@@ -62,24 +66,14 @@ class Firing:
         return {"kind": self.kind, "source": self.source, "key": self.key}
 
 
-@dataclass(frozen=True, slots=True)
-class Armed:
-    """A live trigger: the deployed spec it belongs to and its place in its list."""
-
-    spec: WorkflowSpec
-    index: int
-    trigger: Trigger
-
-
 def active(store: Store, plans: RunCache, kind: str | None = None) -> list[Armed]:
     """The triggers of every workflow's deployed current version (of one ``kind``)."""
-    armed: list[Armed] = []
-    for deployment in current_versions(store.deployments()).values():
-        spec = plans.plan(deployment.version).spec
-        for index, trigger in enumerate(spec.triggers):
-            if kind is None or trigger.kind == kind:
-                armed.append(Armed(spec, index, trigger))
-    return armed
+    return [
+        armed
+        for deployment in current_versions(store.deployments()).values()
+        for armed in armed_of(plans.plan(deployment.version).spec)
+        if kind is None or armed.trigger.kind == kind
+    ]
 
 
 def matches(trigger: Trigger, variable: str, value: Any) -> bool:

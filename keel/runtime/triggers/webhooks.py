@@ -12,6 +12,23 @@ HMAC-SHA256(secret, ``f"{t}.{delivery}.{body}"``): the timestamp bounds replays 
 trigger's ``tolerance``, and the delivery id (``X-Keel-Delivery``) is signed too, so a
 captured request cannot be replayed under a fresh id to start another run. The delivery
 id is the firing's key: the same delivery, repeated or concurrent, starts one run.
+
+What an unauthenticated request costs is bounded before it is believed. The triggers at
+a path come from an in-memory index (``keel.runtime.triggers.live``), so a path with no
+webhook is answered after a dict lookup: no store read, no HMAC, its body not even read.
+A delivery to a live path is checked in this order, each step before the next: its id's
+form, its signature (one HMAC per distinct secret at the path, whatever the number of
+triggers; every candidate compared in constant time), and only then its body parsed as
+JSON: a body nobody signed is never parsed.
+
+A path with no webhook answers 404, not the 401 of a bad signature. The path is not a
+credential (it is in the spec and in every sender's settings; the secret is what
+authenticates), and a 401 there would hide nothing: a live path still answers 405 to
+another method and does an HMAC an unknown path does not (so it is slower), and making
+both look alike would mean doing work for requests nobody can sign. What senders show
+the person who set a hook up (GitHub's "Recent Deliveries", Stripe's event log) is the
+status: 404 says "wrong URL, or not deployed", 401 "wrong secret" -- two different
+fixes. The 404 names only the path the request sent, never the paths that exist.
 """
 
 from __future__ import annotations
@@ -22,14 +39,14 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from keel.errors import ForbiddenError, KeelError, WorkflowNotFoundError
 from keel.runtime.clock import Clock
 from keel.runtime.runs import RunCache
 from keel.runtime.triggers.events import Emitted
-from keel.runtime.triggers.firing import Armed, Firing, active, fire, mapped_input, matches
+from keel.runtime.triggers.firing import Armed, Firing, fire, mapped_input, matches
 from keel.spec.triggers import WebhookTrigger
 from keel.store.protocol import Store
 
@@ -87,10 +104,10 @@ def verify(header: str | None, secret: str, delivery: str, body: bytes, now: flo
         raise SignatureError("the signature does not match the delivery and the secret")
 
 
-def hooked(store: Store, plans: RunCache, path: str, method: str) -> list[Armed]:
-    """The live webhook triggers at ``path`` for ``method`` (404, 405 when none)."""
-    at_path = [a for a in active(store, plans, "webhook")
-               if isinstance(a.trigger, WebhookTrigger) and a.trigger.path == path]  # fmt: skip
+def hooked(plans: RunCache, path: str, method: str) -> list[Armed]:
+    """The live webhook triggers at ``path`` for ``method`` (404, 405 when none): a
+    lookup in ``plans.live``'s index, which reads the store at most every second."""
+    at_path = plans.live.hooks(path)
     if not at_path:
         raise WorkflowNotFoundError(f"no deployed workflow has a webhook at /hooks{path}")
     armed = [a for a in at_path if isinstance(a.trigger, WebhookTrigger)
@@ -118,10 +135,41 @@ def _secret(trigger: WebhookTrigger) -> str:
     return secret
 
 
+def _signed(armed: Sequence[Armed], header: str | None, delivery: str, body: bytes,
+            now: float) -> list[tuple[Armed, WebhookTrigger]]:  # fmt: skip
+    """The triggers of ``armed`` the delivery is signed for; refused (the first reason)
+    when none. One HMAC per distinct secret and tolerance, however many triggers share it."""
+    checked: dict[tuple[str, float], SignatureError | None] = {}
+    signed: list[tuple[Armed, WebhookTrigger]] = []
+    refusal: KeelError | None = None
+    for one in armed:
+        assert isinstance(one.trigger, WebhookTrigger)
+        try:
+            secret = _secret(one.trigger)
+        except ForbiddenError as exc:
+            refusal = refusal or exc
+            continue
+        key = (secret, one.trigger.tolerance)
+        if key not in checked:
+            try:
+                verify(header, secret, delivery, body, now, one.trigger.tolerance)
+                checked[key] = None
+            except SignatureError as exc:
+                checked[key] = exc
+        failed = checked[key]
+        if failed is not None:
+            refusal = refusal or failed
+            continue
+        signed.append((one, one.trigger))
+    if not signed:
+        assert refusal is not None
+        raise refusal
+    return signed
+
+
 def deliver(
     store: Store,
-    path: str,
-    method: str,
+    armed: Sequence[Armed],
     headers: Mapping[str, str],
     body: bytes,
     *,
@@ -129,29 +177,17 @@ def deliver(
     plans: RunCache,
     clock: Clock | None = None,
 ) -> list[Emitted]:
-    """Start the run of each webhook at ``path`` this delivery is signed for and whose
-    filter takes it; each is recorded before this returns. ``headers``: lower-cased."""
-    armed = hooked(store, plans, path, method)
+    """Start the run of each of ``armed`` (``hooked``: the webhooks at one path for the
+    request's method) this delivery is signed for and whose filter takes it; each is
+    recorded before this returns. ``headers``: lower-cased."""
     delivery = headers.get(DELIVERY, "")
     if not delivery:
         raise DeliveryError("a delivery needs an id (X-Keel-Delivery), the same on every retry")
     if not _DELIVERY_ID.match(delivery):  # no '.': the signed text splits one way only
         raise DeliveryError("a delivery id (X-Keel-Delivery) is 1 to 200 letters, digits, "
                             "'_', '-' or ':'")  # fmt: skip
-    signed: list[tuple[Armed, WebhookTrigger]] = []
-    refusal: KeelError | None = None
-    for one in armed:
-        assert isinstance(one.trigger, WebhookTrigger)
-        try:
-            verify(headers.get(SIGNATURE), _secret(one.trigger), delivery, body, now,
-                   one.trigger.tolerance)  # fmt: skip
-        except (SignatureError, ForbiddenError) as exc:
-            refusal = refusal or exc
-            continue
-        signed.append((one, one.trigger))
-    if not signed:
-        assert refusal is not None
-        raise refusal
+    signed = _signed(armed, headers.get(SIGNATURE), delivery, body, now)
+    path = signed[0][1].path  # every one of ``armed`` is at the one path
     try:
         payload: Any = json.loads(body) if body.strip() else None
     except (ValueError, UnicodeDecodeError):

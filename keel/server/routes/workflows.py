@@ -71,4 +71,5 @@ def deploy(body: Deploy, who: Admin, served: Served) -> dict[str, Any]:
     check_deploy(store, specs, served.plans)
     now = served.clock.now()
     done = store.deploy([(spec, "api") for spec in specs], now, by=who.name)
+    served.plans.live.read()  # its webhooks and completion triggers are live at once here
     return {"deployed": [deployment_document(d) for d in done]}
