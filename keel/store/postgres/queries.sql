@@ -172,10 +172,12 @@ WHERE run_id = %s AND owner IS NOT NULL ORDER BY node, item;
 SELECT count(*) FROM ready WHERE run_id = %s;
 
 -- name: upsert_timer
--- a timer for a run that has ended would never be cleared: it is not written
+-- a timer for a run that has ended would never be cleared: it is not written, unless the
+-- transition writing it reopens that run (a retry by hand: its status is set after this)
 INSERT INTO timers (run_id, key, due_at, data)
 SELECT %(run)s, %(key)s, %(due)s, %(data)s
-WHERE (SELECT status FROM runs WHERE id = %(run)s) NOT IN ('succeeded', 'failed', 'cancelled')
+WHERE %(reopens)s
+   OR (SELECT status FROM runs WHERE id = %(run)s) NOT IN ('succeeded', 'failed', 'cancelled')
 ON CONFLICT (run_id, key) DO UPDATE SET due_at = excluded.due_at, data = excluded.data;
 
 -- name: delete_timer

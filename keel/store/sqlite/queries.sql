@@ -147,10 +147,12 @@ WHERE run_id = ? AND owner IS NOT NULL ORDER BY node, item;
 SELECT count(*) FROM ready WHERE run_id = ?;
 
 -- name: upsert_timer
--- a timer for a run that has ended would never be cleared: it is not written
+-- a timer for a run that has ended would never be cleared: it is not written, unless the
+-- transition writing it reopens that run (a retry by hand: its status is set after this)
 INSERT OR REPLACE INTO timers (run_id, key, due_at, data)
 SELECT :run, :key, :due, :data
-WHERE (SELECT status FROM runs WHERE id = :run) NOT IN ('succeeded', 'failed', 'cancelled');
+WHERE :reopens
+   OR (SELECT status FROM runs WHERE id = :run) NOT IN ('succeeded', 'failed', 'cancelled');
 
 -- name: delete_timer
 DELETE FROM timers WHERE run_id = ? AND key = ?;
