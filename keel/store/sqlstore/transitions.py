@@ -39,6 +39,7 @@ from keel.store.writes import (
     Hold,
     Notify,
     OpenWait,
+    SetLate,
     SetStatus,
     SetTimer,
     Transition,
@@ -202,6 +203,8 @@ class SQLWriter(SQLReader):
                     (t.run_id, canonical_json(note.notifier), canonical_json(note.payload),
                      t.at, t.at),
                 )  # fmt: skip
+            case SetLate(late=late):
+                cur.execute(q["update_late"], (late, t.run_id))
             case SetStatus(status=status, output=output, reason=reason):
                 stored = None if output is None else canonical_json(output)
                 cur.execute(q["update_status"], (status, stored, reason, t.run_id))
