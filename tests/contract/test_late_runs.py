@@ -7,7 +7,10 @@ The clock is a ``FakeClock``: nothing here waits for real time to pass."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +26,7 @@ from keel.spec import parse_spec
 from keel.spec.model import WorkflowSpec
 from keel.store import Store
 from keel.store.records import Timer
+from keel.store.sqlite import SQLiteStore
 from keel.store.writes import ClearTimer
 from tests.contract.conftest import T0
 from tests.unit import runtime_tasks  # noqa: F401  (loaded, as a worker loads its code)
@@ -156,3 +160,25 @@ def test_a_retry_by_hand_gives_a_late_run_its_time_again(
     assert store.list_runs(late=True) == []
     due = sorted((t.key, t.due_at) for t in store.due_timers(clock.now() + DEADLINE, 10))
     assert due == [("deadline", clock.now() + DEADLINE), ("late", clock.now() + EXPECTED)]
+
+
+def test_a_database_from_before_late_runs_gets_the_flag_false_for_its_runs(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "keel.db"
+    store = SQLiteStore(path)
+    record = start_run(store, waiting_spec(), {}, clock=FakeClock(T0))
+    store.close()
+    with closing(sqlite3.connect(path)) as conn, conn:  # the schema before 0012_late
+        conn.execute("DROP INDEX runs_late")
+        conn.execute("ALTER TABLE runs DROP COLUMN late")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 12")
+
+    store = SQLiteStore(path)
+    try:
+        assert store.migrations_applied() == ["0012_late"]
+        assert not store.get_run(record.id).late
+        assert store.list_runs(late=True) == []
+        assert [r.id for r in store.list_runs(late=False)] == [record.id]
+    finally:
+        store.close()
