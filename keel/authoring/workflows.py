@@ -212,6 +212,7 @@ def build_spec(
     description: str | None = None,
     max_parallel: int | None = None,
     deadline: str | float | None = None,
+    expected_duration: str | float | None = None,
     defaults: NodeDefaults | None = None,
     triggers: Sequence[Trigger] = (),
     on_failure: Callable[..., Any] | None = None,
@@ -240,6 +241,8 @@ def build_spec(
         data["max_parallel"] = max_parallel
     if deadline is not None:
         data["deadline"] = deadline  # read by the spec, which reports it as written if bad
+    if expected_duration is not None:
+        data["expected_duration"] = expected_duration
     if on_failure is not None:
         data["on_failure"] = side_task_data(on_failure, what="on_failure=")
     if notify:
@@ -268,6 +271,7 @@ def workflow(
     description: str | None = None,
     max_parallel: int | None = None,
     deadline: str | float | None = None,
+    expected_duration: str | float | None = None,
     defaults: NodeDefaults | None = None,
     triggers: Sequence[Trigger] = (),
     on_failure: Callable[..., Any] | None = None,
@@ -283,6 +287,7 @@ def workflow(
     description: str | None = None,
     max_parallel: int | None = None,
     deadline: str | float | None = None,
+    expected_duration: str | float | None = None,
     defaults: NodeDefaults | None = None,
     triggers: Sequence[Trigger] = (),
     on_failure: Callable[..., Any] | None = None,
@@ -293,7 +298,9 @@ def workflow(
     ``on_failure`` runs once if a run fails (after its compensations), with a
     ``failure`` argument describing what happened. ``notify`` lists who is told when a
     run fails: ``keel.WebhookNotifier(url=...)``, ``keel.EmailNotifier(...)``, or a
-    function (called with the notification)."""
+    function (called with the notification). ``deadline`` is a run's hard limit (it
+    fails then); ``expected_duration``, shorter, only marks a run still going after it
+    as late (``keel runs --late``)."""
 
     def decorate(fn: Callable[P, R]) -> Workflow[P, R]:
         try:
@@ -303,6 +310,7 @@ def workflow(
                 description=description,
                 max_parallel=max_parallel,
                 deadline=deadline,
+                expected_duration=expected_duration,
                 defaults=defaults,
                 triggers=triggers,
                 on_failure=on_failure,

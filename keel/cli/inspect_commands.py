@@ -51,12 +51,16 @@ def runs(
             "--started-by", help="Only runs started by this token, or trigger (schedule:NAME...)"
         ),
     ] = None,
+    late: Annotated[
+        bool, typer.Option("--late", help="Only runs past their workflow's expected_duration")
+    ] = False,
     limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first")] = 20,
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
     """List runs, newest first. A run that has not ended says what it is doing: running
-    on a worker, queued with no worker to take it, or waiting (for an approval...)."""
+    on a worker, queued with no worker to take it, or waiting (for an approval...). A
+    run past its workflow's expected duration is marked late."""
     from rich.console import Console
 
     from keel.cli.layout import Cell, Column, print_table
@@ -69,7 +73,7 @@ def runs(
         raise typer.Exit(2)
     with opened_client(db) as client, reported_errors():
         found = client.runs_doing(status=status, workflow=workflow, limit=limit,
-                                  started_by=started_by)  # fmt: skip
+                                  started_by=started_by, late=True if late else None)  # fmt: skip
     records = [record for record, _ in found]
     doing = {record.id: activity for record, activity in found}
     if as_json:
@@ -88,8 +92,11 @@ def runs(
     for record in records:
         activity = doing[record.id]
         symbol = status_symbol(_activity_symbol(record.status, activity))
+        shown = symbol + f" {_status_words(record.status, activity)}"
+        if record.late:
+            shown.append(", late", style="yellow")
         table.append([
-            record.id[:8], record.workflow, symbol + f" {_status_words(record.status, activity)}",
+            record.id[:8], record.workflow, shown,
             local_time(record.created_at), str(record.last_seq),
             record.parent_run[:8] if record.parent_run else "", local_time(record.updated_at),
         ])  # fmt: skip
@@ -143,6 +150,8 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
     if took:
         took += _since_by_hand(data["retries"], data["set_by_hand"])
     print_field(console, "status", _activity_words(status, data["activity"]) + took)
+    if data["late"]:
+        print_field(console, "late", _late_words(data), style="yellow")
     print_field(console, "version", f"{data['spec_version'][:12]}   started "
                                     f"{local_time(data['created_at'])}")  # fmt: skip
     origin = started_by_text(data.get("trigger"), data.get("started_by"))
@@ -189,6 +198,20 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         ])  # fmt: skip
     console.print()
     print_table(console, columns, rows)
+
+
+def _late_words(detail: dict[str, Any]) -> str:
+    """How late a late run is (``run_detail``): "expected 10m, running 14m", or once it
+    ended, "finished late: expected 10m, took 14m"."""
+    from keel.engine.state import is_finished
+    from keel.spec.durations import format_duration
+
+    ended = is_finished(detail["status"])
+    expected, elapsed = detail["expected_duration"], detail["elapsed"]
+    said = [] if expected is None else [f"expected {format_duration(expected)}"]
+    if elapsed is not None:
+        said.append(f"{'took' if ended else 'running'} {format_duration(elapsed)}")
+    return ("finished late: " if ended else "") + ", ".join(said)
 
 
 def _activity_words(status: str, activity: str | None) -> str:
@@ -342,9 +365,9 @@ def verify(
     db: DbOption = None,
 ) -> None:
     """Check the hash chain of runs' histories, and that each run's status, output,
-    reason and input in the runs table are what its history says; exit 1 if any event
-    was edited, removed or reordered, or a run's summary disagrees with its history.
-    Prints each run's head hash: keep it elsewhere to anchor the chain."""
+    reason, input and late flag in the runs table are what its history says; exit 1 if
+    any event was edited, removed or reordered, or a run's summary disagrees with its
+    history. Prints each run's head hash: keep it elsewhere to anchor the chain."""
     from rich.console import Console
 
     out, err = Console(), Console(stderr=True)

@@ -170,6 +170,16 @@ class RunDeadlineExceeded(BaseEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class RunLate(BaseEvent):
+    """The run passed its expected duration (``expected`` seconds from its start, or
+    from its last retry by hand) and had not ended; recorded when its timer fired. It
+    goes on: only the deadline stops a run."""
+
+    kind: ClassVar[str] = "run_late"
+    expected: float
+
+
+@dataclass(frozen=True, slots=True)
 class RunFailed(RunEnded):
     kind: ClassVar[str] = "run_failed"
     reason: str
@@ -305,7 +315,7 @@ Event: TypeAlias = (
     | NodeSkipped | MapExpanded | RunCompleted | RunFailed | RunCancelled | RunFailing
     | NodeWithdrawn | RunDeadlineExceeded | RunRetried | NodeSetByHand | LateResultDiscarded
     | NodeAwaiting | ApprovalDecided | ApprovalOverdue | SignalReceived | TimerFired
-    | ChildRunEnded | RunPaused | RunUnpaused
+    | ChildRunEnded | RunPaused | RunUnpaused | RunLate
 )  # fmt: skip
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -315,7 +325,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         NodeSkipped, MapExpanded, RunCompleted, RunFailed, RunCancelled, RunFailing,
         NodeWithdrawn, RunDeadlineExceeded, RunRetried, NodeSetByHand, LateResultDiscarded,
         NodeAwaiting, ApprovalDecided, ApprovalOverdue, SignalReceived, TimerFired,
-        ChildRunEnded, RunPaused, RunUnpaused,
+        ChildRunEnded, RunPaused, RunUnpaused, RunLate,
     )
 }  # fmt: skip
 

@@ -109,6 +109,8 @@ class Plan:
     side_steps: tuple[str, ...] = ()
     #: seconds from the start by which the run must have ended
     deadline: float | None = None
+    #: seconds from the start after which a run not ended is late (it goes on)
+    expected_duration: float | None = None
     #: the run's failure handler step, if the spec has one
     failure_handler: str | None = None
     #: whether a failing run has anything to do before it fails (compensate, handle)
@@ -246,6 +248,7 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
         graph_nodes=graph_nodes,
         side_steps=tuple(step.id for step in side_steps),
         deadline=spec.deadline,
+        expected_duration=spec.expected_duration,
         failure_handler=FAILURE_HANDLER_STEP if spec.on_failure is not None else None,
         has_failure_path=bool(side_steps),
         signal_nodes={name: tuple(ids) for name, ids in signal_nodes.items()},

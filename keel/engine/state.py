@@ -42,6 +42,7 @@ from keel.engine.events import (
     RunDeadlineExceeded,
     RunFailed,
     RunFailing,
+    RunLate,
     RunPaused,
     RunRetried,
     RunStarted,
@@ -169,6 +170,9 @@ class RunState:
     failure: tuple[str, str | None] | None = None
     #: the deadline timer fired while the run was running
     deadline_passed: bool = False
+    #: the run passed its expected duration before it ended (``RunLate``); a retry by
+    #: hand gives it its time again, as it does its deadline
+    late: bool = False
     #: waiting nodes that something may have resolved (a decision, a signal, a timer,
     #: a child run's end), with the event that did
     to_resolve: deque[tuple[str, Event]] = field(default_factory=deque)
@@ -314,7 +318,7 @@ def _retried(state: RunState, nodes: list[str]) -> None:
     again_set = set(nodes)
     state.completed = [node_id for node_id in state.completed if node_id not in again_set]
     state.status, state.reason, state.output = RunStatus.RUNNING, None, None
-    state.failure, state.deadline_passed, state.out = None, False, 0
+    state.failure, state.deadline_passed, state.late, state.out = None, False, False, 0
     for pending in (state.to_decide, state.to_retry, state.to_feed, state.to_collect,
                     state.to_fail, state.to_resolve):  # fmt: skip
         pending.clear()
@@ -408,6 +412,8 @@ def apply(state: RunState, event: Event, seq: int | None = None) -> RunState:
             _withdrawn(state, event)
         case RunDeadlineExceeded():
             state.deadline_passed = True
+        case RunLate():
+            state.late = True
         case RunRetried(nodes=nodes):
             _retried(state, nodes)
         case NodeSetByHand(node=node_id, output=output):

@@ -131,18 +131,20 @@ class Client:
         return self.transport.run(run_id)
 
     def runs(self, *, status: str | None = None, workflow: str | None = None,
-             parent: str | None = None, limit: int = 50) -> list[RunRecord]:  # fmt: skip
-        """Newest first."""
+             parent: str | None = None, limit: int = 50,
+             late: bool | None = None) -> list[RunRecord]:  # fmt: skip
+        """Newest first. ``late``: only runs past (or not past) their expected duration."""
         return self.transport.runs(status=status, workflow=workflow, parent=parent,
-                                   limit=limit)  # fmt: skip
+                                   limit=limit, late=late)  # fmt: skip
 
     def runs_doing(self, *, status: str | None = None, workflow: str | None = None,
-                   limit: int = 50, started_by: str | None = None,
+                   limit: int = 50, started_by: str | None = None, late: bool | None = None,
                    ) -> list[tuple[RunRecord, Activity | None]]:  # fmt: skip
         """Newest first, each with what it is doing if it has not ended (``keel runs``).
-        ``started_by``: a token's name, or ``KIND:SOURCE`` of a trigger."""
+        ``started_by``: a token's name, or ``KIND:SOURCE`` of a trigger; ``late``: only
+        runs past (or not past) their expected duration."""
         return self.transport.runs_doing(status=status, workflow=workflow, limit=limit,
-                                         started_by=started_by)  # fmt: skip
+                                         started_by=started_by, late=late)  # fmt: skip
 
     def detail(self, run_id: str) -> Document:
         """The run and each of its nodes, read from its history (``keel show --json``)."""

@@ -39,6 +39,7 @@ from keel.store.writes import (
     Finish,
     Hold,
     Notify,
+    SetLate,
     SetStatus,
     SetTimer,
     Transition,
@@ -50,6 +51,8 @@ log = logging.getLogger("keel.runs")
 
 #: the key of a run's deadline timer
 DEADLINE = "deadline"
+#: the key of the timer that marks a run late (at its expected duration)
+LATE = "late"
 
 #: how many compiled plans the process keeps beside the caches' own
 PLANS_KEPT = 64
@@ -138,13 +141,19 @@ def withdrawn_of(events: Sequence[Event]) -> list[tuple[str, int | None]]:
 
 
 def timers_of(run_id: str, plan: Plan, events: Sequence[Event], now: float) -> list[Timer]:
-    """Durable wake-ups the events arm: the run's deadline, counted from its start (or
-    from a manual retry, which gives the run its time again)."""
-    if plan.deadline is None:
+    """Durable wake-ups the events arm: the run's expected duration and its deadline,
+    counted from its start (or from a manual retry, which gives the run its time again).
+    Both go with the run when it ends (``SetStatus``)."""
+    if plan.deadline is None and plan.expected_duration is None:
         return []
-    if any(isinstance(event, RunStarted | RunRetried) for event in events):
-        return [Timer(run_id=run_id, key=DEADLINE, due_at=now + plan.deadline)]
-    return []
+    if not any(isinstance(event, RunStarted | RunRetried) for event in events):
+        return []
+    timers = []
+    if plan.expected_duration is not None:
+        timers.append(Timer(run_id=run_id, key=LATE, due_at=now + plan.expected_duration))
+    if plan.deadline is not None:
+        timers.append(Timer(run_id=run_id, key=DEADLINE, due_at=now + plan.deadline))
+    return timers
 
 
 def _decided(
@@ -196,14 +205,15 @@ def advance(
     ``cache`` gives the definitions of child runs the transition starts.
     """
     expected, expected_head = state.last_seq, state.head
-    status_before = state.status
+    status_before, late_before = state.status, state.late
     events, waits = _decided(run_id, state, causes, now, cache)
     state.last_seq = expected + len(events)
     state.head = None  # known once the transition commits (``RunCache.settle``)
     finished = is_finished(state.status)
     changed = state.status is not status_before or expected == 0
     plan = state.plan
-    timers = timers_of(run_id, plan, events, now) if plan.deadline is not None else []
+    timed = plan.deadline is not None or plan.expected_duration is not None
+    timers = timers_of(run_id, plan, events, now) if timed else []
     if waits is not None:
         timers += waits.timers
     if finished and changed and (state.parent is not None or plan.has_waits):
@@ -218,6 +228,8 @@ def advance(
         writes.append(Hold(state.status is RunStatus.PAUSED))
     if plan.spec.notify:
         writes += [Notify(note) for note in notifications_of(state, events, now)]
+    if state.late != late_before:  # late (``RunLate``), or on time again (a retry)
+        writes.append(SetLate(state.late))
     if changed:  # no write when the status stays the same
         if finished:
             if cache is not None and cache.live.listened(plan.spec.name):

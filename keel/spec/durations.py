@@ -47,6 +47,25 @@ def spec_duration(value: object) -> float:
     return seconds
 
 
+def format_duration(seconds: float) -> str:
+    """A duration as people write it, in the compact form ``parse_duration`` reads back:
+    ``"250ms"``, ``"1.5s"``, ``"10m"``, ``"1h30m"``, ``"2d3h"`` (past a minute, to the
+    whole second)."""
+    if seconds < 0:
+        return "-" + format_duration(-seconds)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{round(seconds, 1):g}s"
+    left = round(seconds)
+    parts = []
+    for unit in ("d", "h", "m", "s"):
+        amount, left = divmod(left, int(_UNITS[unit]))
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return "".join(parts)
+
+
 def _seconds(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration, got {value!r}")

@@ -353,6 +353,9 @@ class WorkflowSpec(BaseModel):
     max_parallel: int | None = Field(None, ge=1)
     #: the whole run must finish within this time after it starts
     deadline: PositiveDuration | None = None
+    #: how long a run normally takes: one still unfinished after this is marked late
+    #: (``RunLate``), and goes on; shorter than ``deadline``, the hard limit
+    expected_duration: PositiveDuration | None = None
     #: runs once when the run fails, after the compensations, with a ``failure``
     #: argument (reason, failed node, error, compensations); e.g. to alert someone
     on_failure: Annotated[SideTask | None, BeforeValidator(_side_task_shorthand)] = None

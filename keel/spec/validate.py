@@ -27,6 +27,7 @@ from keel.spec.callables import (
     resolve,
     signature_of,
 )
+from keel.spec.durations import format_duration
 from keel.spec.expressions import NODE_FIELDS, ROOT_NAMES, ExpressionInfo, analyze
 from keel.spec.graph import (
     DependencyGraph,
@@ -226,6 +227,7 @@ class _Validator:
         yield from self._cycle()
         yield from self._join_rules()
         yield from self._has_nodes()
+        yield from self._time_limits()
         yield from self._trigger_expressions()
         if self.resolve_tasks:
             # resolve every function first: argument types read upstream return types
@@ -562,6 +564,19 @@ class _Validator:
     def _has_nodes(self) -> Iterator[SpecIssue]:
         if not self.spec.nodes:
             yield SpecIssue("a workflow needs at least one node", loc=("nodes",), code="empty")
+
+    def _time_limits(self) -> Iterator[SpecIssue]:
+        """A run is late (``expected_duration``) before it is stopped (``deadline``): an
+        expected duration at or past the deadline would never mark a run late."""
+        expected, deadline = self.spec.expected_duration, self.spec.deadline
+        if expected is not None and deadline is not None and expected >= deadline:
+            yield SpecIssue(
+                f"{format_duration(expected)} must be shorter than the deadline "
+                f"({format_duration(deadline)}): a run is marked late at its expected "
+                "duration and stopped at its deadline",
+                loc=("expected_duration",),
+                code="expected_after_deadline",
+            )
 
     # --- checks against the real functions -------------------------------------------------
 

@@ -121,11 +121,13 @@ class Store(Protocol):
         created_after: float | None = None,
         created_before: float | None = None,
         cursor: tuple[float, str] | None = None,
+        late: bool | None = None,
     ) -> list[RunRecord]:
         """Newest first (then by id); every filter given must hold. ``version``: a
         version or the first digits of one; ``parent``: only the child runs of that run;
         ``created_after`` inclusive, ``created_before`` exclusive; ``cursor``: the
-        ``(created_at, id)`` of the last run of the previous page."""
+        ``(created_at, id)`` of the last run of the previous page; ``late``: only runs
+        that are (or are not) late."""
 
     def history(self, run_id: str, after_seq: int = 0) -> list[StoredEvent]:
         """The run's events with ``seq > after_seq``, in order."""

@@ -40,6 +40,9 @@ class RunRecord:
     parent_node: str | None = None
     #: the identity that started the run through the API (a token's name), if any
     started_by: str | None = None
+    #: still going past its workflow's expected duration (``RunLate``); a late run that
+    #: ended keeps it, unless a retry by hand gave it its time again
+    late: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +219,7 @@ def ready_row(
 def run_record(row: Sequence[Any]) -> RunRecord:
     """A run as both backends select it (``select_run``'s columns, in order)."""
     (run_id, workflow, version, status, run_input, output, reason, created, updated, last_seq,
-     head, origin, parent_run, parent_node, started_by) = row  # fmt: skip
+     head, origin, parent_run, parent_node, started_by, late) = row  # fmt: skip
     return RunRecord(
         id=run_id,
         workflow=workflow,
@@ -233,6 +236,7 @@ def run_record(row: Sequence[Any]) -> RunRecord:
         parent_run=parent_run,
         parent_node=parent_node,
         started_by=started_by,
+        late=bool(late),
     )
 
 

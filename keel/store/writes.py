@@ -116,6 +116,14 @@ class Notify:
 
 
 @dataclass(frozen=True, slots=True)
+class SetLate:
+    """The run passed its expected duration (``RunLate``), or is on time again (a retry
+    by hand gives it its time again): the runs table's ``late`` flag, to list by."""
+
+    late: bool
+
+
+@dataclass(frozen=True, slots=True)
 class SetStatus:
     """The run's status after these events, with its output or reason when it ended
     (an ended run's queued attempts, timers and waits go with it)."""
@@ -127,7 +135,7 @@ class SetStatus:
 
 Write = (
     Finish | Withdraw | CountCircuit | Enqueue | SetTimer | ClearTimer | OpenWait | CloseWait
-    | CreateChild | Hold | Notify | SetStatus
+    | CreateChild | Hold | Notify | SetLate | SetStatus
 )  # fmt: skip
 W = TypeVar("W", bound=Write)
 
@@ -137,12 +145,12 @@ W = TypeVar("W", bound=Write)
 #: with the events (the transition may lease them); then timers set before timers
 #: cleared (a timer that fired is cleared even if the same step set its key again),
 #: waits, child runs (whose first transition may set a timer on this run), the hold
-#: (after new attempts are queued, so they are held too), the outbox; the run's status
-#: last (an ended run's queue, timers and waits go then). Each kind of write has a rank:
-#: ``tests/unit/test_writes.py`` fails when one is missing.
+#: (after new attempts are queued, so they are held too), the outbox, the late flag;
+#: the run's status last (an ended run's queue, timers and waits go then). Each kind of
+#: write has a rank: ``tests/unit/test_writes.py`` fails when one is missing.
 WRITE_ORDER: tuple[type[Write], ...] = (
     Finish, Withdraw, CountCircuit, Enqueue, SetTimer, ClearTimer, OpenWait, CloseWait,
-    CreateChild, Hold, Notify, SetStatus,
+    CreateChild, Hold, Notify, SetLate, SetStatus,
 )  # fmt: skip
 _RANK: dict[type[Write], int] = {kind: rank for rank, kind in enumerate(WRITE_ORDER)}
 #: the rank of ``Enqueue``: writes ranked below it are applied before the events

@@ -175,3 +175,18 @@ def test_https_checks_the_servers_certificate(served: Served, tmp_path: Path) ->
             client.runs()
         with Client(url, token=token, verify=str(cert)) as client:
             assert {r.id for r in client.runs()} >= {served.waiting, served.failed}
+
+
+def test_late_runs_are_listed_as_the_store_lists_them(served: Served, operator: Client) -> None:
+    from tests.unit.late_runs import make_late_runs
+
+    runs = make_late_runs(served.store)
+    local = Client(store=served.store)
+
+    late = {runs.running, runs.finished}
+    assert {r.id for r in operator.runs(late=True)} == late
+    assert {r.id for r in operator.runs(late=True)} == {r.id for r in local.runs(late=True)}
+    assert {r.id for r, _ in operator.runs_doing(late=True)} == late
+    assert runs.on_time in {r.id for r in operator.runs(late=False)} - late
+    assert [r.late for r in operator.runs(workflow="slow")] == [
+        r.late for r in local.runs(workflow="slow")]  # fmt: skip

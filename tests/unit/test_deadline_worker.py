@@ -6,6 +6,7 @@ from __future__ import annotations
 from keel.engine.events import RunDeadlineExceeded, RunFailed, RunFailing
 from keel.runtime.clock import FakeClock
 from keel.runtime.operations.control import start_run
+from keel.runtime.operations.manual import retry_run
 from keel.runtime.worker.loop import Worker, WorkerOptions
 from keel.spec import parse_spec
 from keel.store.sqlite import SQLiteStore
@@ -72,3 +73,29 @@ def test_a_deadline_starts_the_failure_path_when_there_is_one(store: SQLiteStore
     assert [getattr(e, "node", None) for e in events if type(e).__name__ == "NodeSucceeded"] == [
         "run:on_failure"
     ]
+
+
+def test_a_retry_by_hand_arms_the_deadline_again(store: SQLiteStore) -> None:
+    """The retry sets the failed run's status back after its timers: the deadline it
+    gives the run again must still be written (not refused as a timer of an ended run)."""
+    clock = FakeClock()
+    failing = parse_spec(
+        {"name": "w", "deadline": 60,
+         "nodes": [{"id": "a", "task": f"{TASKS}:fail_for_good", "args": {"message": "no"}}]}
+    )  # fmt: skip
+    record = start_run(store, failing, {}, clock=clock)
+    worker = Worker(store, WorkerOptions(poll=0.01), clock=clock)
+    (failed,) = worker.run_until_finished([record.id])
+    assert failed.status == "failed"
+    assert store.due_timers(clock.now() + 3600, 10) == []
+    clock.advance(30)
+
+    retry_run(store, record.id, by="tester", clock=clock)
+
+    (timer,) = store.due_timers(clock.now() + 3600, 10)
+    assert (timer.key, timer.due_at) == ("deadline", clock.now() + 60)
+    clock.advance(61)
+    worker.fire_timers()
+    (done,) = worker.run_until_finished([record.id])
+    worker.close()
+    assert "deadline (60 s)" in (done.reason or "")

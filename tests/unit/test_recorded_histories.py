@@ -86,6 +86,7 @@ def test_a_recorded_history_replays_to_the_run_it_recorded(history: dict[str, An
 
     assert (state.status.value, state.output) == (history["status"], history["output"])
     assert state.reason == history["reason"]
+    assert state.late == history.get("late", False)  # recorded since runs can be late
     assert state.last_seq == history["last_seq"]
     assert decide(state, stored[-1].at) == []  # an ended run has nothing left to decide
     report = run_report(plan, stored)  # what ``keel show`` prints of it

@@ -49,10 +49,10 @@ class Transport(Protocol):
     def run(self, run_id: str) -> RunRecord: ...
 
     def runs(self, *, status: str | None, workflow: str | None, parent: str | None,
-             limit: int) -> list[RunRecord]: ...  # fmt: skip
+             limit: int, late: bool | None = None) -> list[RunRecord]: ...  # fmt: skip
 
     def runs_doing(self, *, status: str | None, workflow: str | None, limit: int,
-                   started_by: str | None = None,
+                   started_by: str | None = None, late: bool | None = None,
                    ) -> list[tuple[RunRecord, Activity | None]]: ...  # fmt: skip
 
     def detail(self, run_id: str) -> Document: ...

@@ -23,7 +23,7 @@ def run_of(doc: dict[str, Any]) -> RunRecord:
         reason=doc["reason"], created_at=doc["created_at"], updated_at=doc["updated_at"],
         last_seq=doc["events"], head_hash="", origin=doc.get("origin"),
         parent_run=doc.get("parent_run"), parent_node=doc.get("parent_node"),
-        started_by=doc.get("started_by"),
+        started_by=doc.get("started_by"), late=bool(doc.get("late", False)),
     )  # fmt: skip
 
 

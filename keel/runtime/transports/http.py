@@ -110,13 +110,13 @@ class HttpTransport:
         return run_of(self.detail(run_id))
 
     def runs(self, *, status: str | None, workflow: str | None, parent: str | None,
-             limit: int) -> list[RunRecord]:  # fmt: skip
+             limit: int, late: bool | None = None) -> list[RunRecord]:  # fmt: skip
         found: list[RunRecord] = []
         cursor = None
         while len(found) < limit:
             page = self.call("GET", "/runs", params={
-                "status": status, "workflow": workflow, "parent": parent, "cursor": cursor,
-                "limit": min(limit - len(found), _RUNS_PAGE)})  # fmt: skip
+                "status": status, "workflow": workflow, "parent": parent, "late": late,
+                "cursor": cursor, "limit": min(limit - len(found), _RUNS_PAGE)})  # fmt: skip
             found += [run_of(doc) for doc in page["runs"]]
             cursor = page.get("next_cursor")
             if cursor is None:
@@ -124,14 +124,15 @@ class HttpTransport:
         return found
 
     def runs_doing(self, *, status: str | None, workflow: str | None, limit: int,
-                   started_by: str | None = None,
+                   started_by: str | None = None, late: bool | None = None,
                    ) -> list[tuple[RunRecord, Activity | None]]:  # fmt: skip
         found: list[tuple[RunRecord, Activity | None]] = []
         cursor = None
         while len(found) < limit:
             page = self.call("GET", "/runs", params={
                 "status": status, "workflow": workflow, "started_by": started_by,
-                "cursor": cursor, "limit": min(limit - len(found), _RUNS_PAGE)})  # fmt: skip
+                "late": late, "cursor": cursor,
+                "limit": min(limit - len(found), _RUNS_PAGE)})  # fmt: skip
             for doc in page["runs"]:
                 kind, text = doc.get("activity_kind"), doc.get("activity")
                 doing = Activity(kind, text) if kind and text else None

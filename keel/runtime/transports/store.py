@@ -66,14 +66,15 @@ class StoreTransport:
         return self.store.get_run(run_id)
 
     def runs(self, *, status: str | None, workflow: str | None, parent: str | None,
-             limit: int) -> list[RunRecord]:  # fmt: skip
-        return self.store.list_runs(status=status, workflow=workflow, parent=parent, limit=limit)
+             limit: int, late: bool | None = None) -> list[RunRecord]:  # fmt: skip
+        return self.store.list_runs(status=status, workflow=workflow, parent=parent, limit=limit,
+                                    late=late)  # fmt: skip
 
     def runs_doing(self, *, status: str | None, workflow: str | None, limit: int,
-                   started_by: str | None = None,
+                   started_by: str | None = None, late: bool | None = None,
                    ) -> list[tuple[RunRecord, Activity | None]]:  # fmt: skip
         records = self.store.list_runs(status=status, workflow=workflow, limit=limit,
-                                       started_by=started_by)  # fmt: skip
+                                       started_by=started_by, late=late)  # fmt: skip
         now = clock_for(self.store).now()
         return [(record, run_activity(self.store, record, now)) for record in records]
 

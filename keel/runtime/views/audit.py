@@ -2,8 +2,8 @@
 
 The history is the truth (its hash chain proves it was not edited); the run's row is a
 summary derived from it, kept for listing runs quickly. ``keel verify`` checks the chain
-and then this: a row whose status, output, reason or input differs from the history's
-would make ``keel runs`` and the API say something that did not happen.
+and then this: a row whose status, output, reason, input or late flag differs from the
+history's would make ``keel runs`` and the API say something that did not happen.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ def summary_mismatches(record: RunRecord, state: RunState) -> list[str]:
         "output": state.output if finished else None,
         "reason": state.reason if finished else None,
         "input": state.input,
+        "late": state.late,
     }
     found: dict[str, Any] = {
         "status": record.status, "output": record.output, "reason": record.reason,
-        "input": record.input,
+        "input": record.input, "late": record.late,
     }  # fmt: skip
     return [
         f"the runs table says {name} {_short(found[name])}, the history says "

@@ -35,7 +35,7 @@ def run_document(record: RunRecord) -> dict[str, Any]:
         "updated_at": record.updated_at, "input": record.input, "output": record.output,
         "reason": record.reason, "events": record.last_seq, "origin": record.origin,
         "parent_run": record.parent_run, "parent_node": record.parent_node,
-        "started_by": record.started_by,
+        "started_by": record.started_by, "late": record.late,
     }  # fmt: skip
 
 
@@ -64,7 +64,8 @@ def node_document(node: NodeReport) -> dict[str, Any]:
 def run_detail(store: Store, record: RunRecord, plan: Plan, now: float) -> dict[str, Any]:
     """Everything ``keel show`` tells of a run, read from its history (the runs table is
     only checked against it: ``mismatches``). ``plan``: the run's; ``now``: the store's
-    time, for what the run is doing."""
+    time, for what the run is doing and how long it has been going (``elapsed``, which
+    ``expected_duration`` and ``late`` are about)."""
     history = store.history(record.id)
     report = run_report(plan, history)
     children = store.list_runs(parent=record.id, limit=1_000)
@@ -72,9 +73,11 @@ def run_detail(store: Store, record: RunRecord, plan: Plan, now: float) -> dict[
     activity = run_activity(store, dataclasses.replace(record, status=state.status.value), now)
     data = run_document(record)
     data.update(status=state.status.value, output=state.output, reason=state.reason,
-                input=state.input)  # fmt: skip
+                input=state.input, late=state.late)  # fmt: skip
     data["activity"] = None if activity is None else activity.text
     data["duration"] = report.duration
+    data["elapsed"] = report.elapsed(now)
+    data["expected_duration"] = plan.expected_duration
     data["retries"] = report.retries
     data["set_by_hand"] = report.set_by_hand
     data["mismatches"] = summary_mismatches(record, state)

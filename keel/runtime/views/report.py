@@ -108,6 +108,14 @@ class RunReport:
             return None
         return self.ended_at - start
 
+    def elapsed(self, now: float) -> float | None:
+        """``duration``, or for a run not ended, how long it has been going at ``now``
+        (what its expected duration is measured against)."""
+        if is_finished(self.state.status):
+            return self.duration
+        start = self.retried_at if self.retried_at is not None else self.started_at
+        return None if start is None else max(0.0, now - start)
+
 
 def _track(report: NodeReport, stored: StoredEvent) -> None:
     event = stored.event

@@ -137,6 +137,8 @@ class Worker:
         their records."""
         run_ids = list(run_ids)
         waiting = set(run_ids)
+        # a run this worker saw end may have been retried by hand since: look again
+        self.watch.ended -= waiting
         # child runs are executed too: those started already, and those started later
         self.watch.add_descendants(run_ids, self._may_have_children)
         claimable = sorted(waiting | self.watch.children)

@@ -125,6 +125,13 @@ def list_runs(
     version: str | None = None,
     parent: str | None = None,
     started_by: str | None = None,
+    late: Annotated[
+        bool | None,
+        Query(
+            description="only runs past (true) or not past (false) their "
+            "workflow's expected duration"
+        ),
+    ] = None,
     created_after: DateTime | None = None,
     created_before: DateTime | None = None,
     cursor: str | None = None,
@@ -135,7 +142,7 @@ def list_runs(
     after = None if cursor is None else decode_cursor(cursor, (float, str))
     records = served.store.list_runs(
         status=status, workflow=workflow, version=version, parent=parent,
-        started_by=started_by, limit=limit,
+        started_by=started_by, limit=limit, late=late,
         created_after=None if created_after is None else created_after.timestamp(),
         created_before=None if created_before is None else created_before.timestamp(),
         cursor=None if after is None else (float(after[0]), str(after[1])),

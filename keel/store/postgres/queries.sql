@@ -43,6 +43,9 @@ WHERE id = %s AND last_seq = %s AND head_hash = %s;
 -- name: update_status
 UPDATE runs SET status = %s, output = %s, reason = %s WHERE id = %s;
 
+-- name: update_late
+UPDATE runs SET late = %s WHERE id = %s;
+
 -- name: insert_event
 INSERT INTO events (run_id, seq, at, kind, node, data, prev_hash) VALUES (%s, %s, %s, %s, %s, %s, %s);
 
@@ -54,7 +57,7 @@ SELECT seq, at, data, prev_hash, kind, node FROM events WHERE run_id = %s ORDER 
 
 -- name: select_run
 SELECT id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
-       last_seq, head_hash, origin, parent_run, parent_node, started_by
+       last_seq, head_hash, origin, parent_run, parent_node, started_by, late
 FROM runs WHERE id = %s;
 
 -- name: select_run_prefix
@@ -183,10 +186,12 @@ WHERE limit_key = %s AND owner IS NOT NULL ORDER BY run_id, node, item;
 SELECT count(*) FROM ready WHERE run_id = %s;
 
 -- name: upsert_timer
--- a timer for a run that has ended would never be cleared: it is not written
+-- a timer for a run that has ended would never be cleared: it is not written, unless the
+-- transition writing it reopens that run (a retry by hand: its status is set after this)
 INSERT INTO timers (run_id, key, due_at, data)
 SELECT %(run)s, %(key)s, %(due)s, %(data)s
-WHERE (SELECT status FROM runs WHERE id = %(run)s) NOT IN ('succeeded', 'failed', 'cancelled')
+WHERE %(reopens)s
+   OR (SELECT status FROM runs WHERE id = %(run)s) NOT IN ('succeeded', 'failed', 'cancelled')
 ON CONFLICT (run_id, key) DO UPDATE SET due_at = excluded.due_at, data = excluded.data;
 
 -- name: delete_timer

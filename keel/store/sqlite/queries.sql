@@ -32,6 +32,9 @@ WHERE id = ? AND last_seq = ? AND head_hash = ?;
 -- name: update_status
 UPDATE runs SET status = ?, output = ?, reason = ? WHERE id = ?;
 
+-- name: update_late
+UPDATE runs SET late = ? WHERE id = ?;
+
 -- name: insert_event
 INSERT INTO events (run_id, seq, at, kind, node, data, prev_hash) VALUES (?, ?, ?, ?, ?, ?, ?);
 
@@ -43,7 +46,7 @@ SELECT seq, at, data, prev_hash, kind, node FROM events WHERE run_id = ? ORDER B
 
 -- name: select_run
 SELECT id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
-       last_seq, head_hash, origin, parent_run, parent_node, started_by
+       last_seq, head_hash, origin, parent_run, parent_node, started_by, late
 FROM runs WHERE id = ?;
 
 -- name: select_run_prefix
@@ -158,10 +161,12 @@ WHERE limit_key = ? AND owner IS NOT NULL ORDER BY run_id, node, item;
 SELECT count(*) FROM ready WHERE run_id = ?;
 
 -- name: upsert_timer
--- a timer for a run that has ended would never be cleared: it is not written
+-- a timer for a run that has ended would never be cleared: it is not written, unless the
+-- transition writing it reopens that run (a retry by hand: its status is set after this)
 INSERT OR REPLACE INTO timers (run_id, key, due_at, data)
 SELECT :run, :key, :due, :data
-WHERE (SELECT status FROM runs WHERE id = :run) NOT IN ('succeeded', 'failed', 'cancelled');
+WHERE :reopens
+   OR (SELECT status FROM runs WHERE id = :run) NOT IN ('succeeded', 'failed', 'cancelled');
 
 -- name: delete_timer
 DELETE FROM timers WHERE run_id = ? AND key = ?;

@@ -101,6 +101,7 @@ class SQLReader:
         created_after: float | None = None,
         created_before: float | None = None,
         cursor: tuple[float, str] | None = None,
+        late: bool | None = None,
     ) -> list[RunRecord]:
         param = self.dialect.param
         where: list[str] = []
@@ -115,6 +116,8 @@ class SQLReader:
             if value is not None:  # each filter alone, so the index on its column serves
                 where.append(f"{column} = {param(column)}")
                 params[column] = value
+        if late is not None:  # written as the partial index of late runs has it
+            where.append("late" if late else "NOT late")
         if created_after is not None:
             where.append(f"created_at >= {param('created_after')}")
             params["created_after"] = created_after

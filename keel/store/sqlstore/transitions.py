@@ -39,6 +39,7 @@ from keel.store.writes import (
     Hold,
     Notify,
     OpenWait,
+    SetLate,
     SetStatus,
     SetTimer,
     Transition,
@@ -164,10 +165,14 @@ class SQLWriter(SQLReader):
             case Enqueue():
                 pass  # with the events, which may lease it (``_append_leasing``)
             case SetTimer(timer=timer):  # a timer may be for another run (a child's end)
+                # a retry by hand sets an ended run's status back after its timers (the
+                # deadline it gives the run again): judged by the status it sets
+                status = t.status if timer.run_id == t.run_id else None
+                reopens = status is not None and not is_finished(status)
                 cur.execute(
                     q["upsert_timer"],
                     {"run": timer.run_id, "key": timer.key, "due": timer.due_at,
-                     "data": canonical_json(timer.data)},
+                     "data": canonical_json(timer.data), "reopens": reopens},
                 )  # fmt: skip
             case ClearTimer(key=key):
                 cur.execute(q["delete_timer"], (t.run_id, key))
@@ -198,6 +203,8 @@ class SQLWriter(SQLReader):
                     (t.run_id, canonical_json(note.notifier), canonical_json(note.payload),
                      t.at, t.at),
                 )  # fmt: skip
+            case SetLate(late=late):
+                cur.execute(q["update_late"], (late, t.run_id))
             case SetStatus(status=status, output=output, reason=reason):
                 stored = None if output is None else canonical_json(output)
                 cur.execute(q["update_status"], (status, stored, reason, t.run_id))
