@@ -4,6 +4,7 @@ end is delivered; a run nobody listens to writes nothing more."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from keel.runtime.clock import FakeClock
@@ -131,3 +132,29 @@ def test_a_cancelled_run_starts_what_listens_for_cancellations(store: SQLiteStor
     worker.close()
 
     assert [(r.workflow, r.input) for r in started_by_completion(store)] == [("on_cancel", {})]
+
+
+def test_followers_start_at_once(
+    store: SQLiteStore,
+) -> None:
+    """The worker that records a followed run's end delivers it at once: no wake-up
+    comes to a process from its own commits, so waiting for the next look at the outbox
+    (``fallback_poll``) held each follower seconds. The run clock never moves here, so
+    no look is ever due: only the commit's own poke delivers the end."""
+    clock = FakeClock()
+    store.deploy([(upstream(), None), (downstream("plain"), None)], clock.now())
+    record = start_run(store, upstream(), {}, clock=clock)
+    worker = Worker(store, options(), clock=clock)
+    assert worker.listening  # else the worker polls, and a look comes each poll anyway
+    worker.step()  # its first look at the outbox: the next is due a fallback_poll later
+    followers: list[RunRecord] = []
+    for _ in range(2000):  # not run_until_finished: its drain delivers what is left
+        worker.step()  # the delivery runs on a thread of its own: a few turns
+        followers = started_by_completion(store)
+        if followers:
+            break
+        time.sleep(0.005)
+    assert store.get_run(record.id).status == "succeeded"
+    assert [f.workflow for f in followers] == ["plain"]
+    assert clock.now() == 1_700_000_000.0
+    worker.close()

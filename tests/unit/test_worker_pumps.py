@@ -480,7 +480,8 @@ def test_a_lost_notification_makes_every_pump_look(
 
 def recorder(store: SQLiteStore, clock: FakeClock, cache: RunCache) -> Recorder:
     return Recorder(store, cache, clock, claiming(store, clock), RunWatch(store),
-                    code_wait=0.0, aside_for=0.25, timer_due=lambda: None)  # fmt: skip
+                    code_wait=0.0, aside_for=0.25, timer_due=lambda: None,
+                    outbox_due=lambda: None)  # fmt: skip
 
 
 def test_a_result_after_the_timeout_is_recorded_as_discarded(

@@ -61,6 +61,7 @@ from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
 from keel.store.protocol import Store
 from keel.store.records import Claimed, Lease, RunRecord, StoredEvent
+from keel.store.wakeups import WorkQueued
 
 __all__ = ["Observer", "Worker", "WorkerOptions"]
 
@@ -109,6 +110,7 @@ class Worker:
             store, self.cache, self.clock, self.claims, self.watch, code_wait=opts.code_wait,
             aside_for=5 * opts.poll if fallback is None else fallback,
             timer_due=lambda: self.timers.look_now(),
+            outbox_due=lambda: self.outbox.look_now(),
         )  # fmt: skip
         self.leases = LeaseKeeper(store, self.owner, self.clock, lease_for=opts.lease_for,
                                   reclaim_every=opts.reclaim_every)  # fmt: skip
@@ -117,6 +119,7 @@ class Worker:
         self.outbox = OutboxPump(
             store, self.owner, self.clock, lease_for=opts.lease_for,
             every=opts.notify_every if fallback is None else fallback,
+            delivered=lambda: self.outcomes.wake(WorkQueued(None)),
         )  # fmt: skip
         self.late = LateResults(self.cache, self.recorder.commit_aside, self.executor.overdue)
         self.wakeups = Wakeups(self.clock, opts.queues, self.claims, self.timers, self.outbox)

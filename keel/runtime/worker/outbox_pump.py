@@ -47,15 +47,19 @@ class OutboxPump:
         every: float,
         lease_for: float,
         spawn: Spawn | None = None,
+        delivered: Callable[[], None] | None = None,
     ) -> None:
         """``spawn`` runs a delivery off this thread (default: a pool of
-        ``DELIVERERS`` threads, made on first use)."""
+        ``DELIVERERS`` threads, made on first use); ``delivered`` is called on the
+        deliverer's thread once a delivery ended, to wake the worker: it records the
+        delivery, and claims the runs a completion started, at once."""
         self.store = store
         self.owner = owner
         self.clock = clock
         self.every = every
         self.lease_for = lease_for
         self._spawn = spawn
+        self._woken = delivered
         self._pool: ThreadPoolExecutor | None = None
         self._looked_at = float("-inf")
         #: deliveries started whose result is not recorded yet
@@ -98,6 +102,8 @@ class OutboxPump:
                 self._delivered.put((item, fire_completion(self.store, item)))
             else:
                 self._delivered.put((item, deliver_item(item)))
+            if self._woken is not None:
+                self._woken()
 
         if self._spawn is not None:
             self._spawn(deliver)

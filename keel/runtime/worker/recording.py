@@ -55,6 +55,7 @@ class Recorder:
         code_wait: float,
         aside_for: float,
         timer_due: Callable[[], None],
+        outbox_due: Callable[[], None],
     ) -> None:
         """``aside_for``: seconds to stand aside once an attempt given back is available
         again; ``timer_due``: called when a commit set a timer due at once."""
@@ -66,6 +67,7 @@ class Recorder:
         self.code_wait = code_wait
         self.aside_for = aside_for
         self.timer_due = timer_due
+        self.outbox_due = outbox_due
 
     def record(
         self,
@@ -161,3 +163,5 @@ class Recorder:
             self.claims.look_now()
         if transitions.sets_timer_due(committed):
             self.timer_due()  # a run told another something: fire it now
+        if transitions.fills_outbox(committed):
+            self.outbox_due()  # deliver now, not at the next look (no wake-up comes to us)

@@ -27,6 +27,7 @@ from keel.store.writes import (
     CountCircuit,
     Enqueue,
     LeaseRequest,
+    Notify,
     SetTimer,
     Transition,
 )
@@ -144,6 +145,11 @@ def lease_on_commit(
 def left_unleased(committed: Committed) -> bool:
     """Whether the commit queued more attempts than it leased to this worker."""
     return len(committed.claimed) < len(committed.transition.enqueued)
+
+
+def fills_outbox(committed: Committed) -> bool:
+    """Whether the commit put notifications (or a followed run's end) in the outbox."""
+    return any(isinstance(write, Notify) for write in committed.transition.writes)
 
 
 def sets_timer_due(committed: Committed) -> bool:
