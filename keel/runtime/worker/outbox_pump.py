@@ -21,12 +21,16 @@ import logging
 import queue
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from keel.runtime.clock import Clock, Inbox
 from keel.runtime.notifications.outbox import deliver_item, redelivery_at
 from keel.runtime.triggers.completion import fire_completion, is_completion
 from keel.store.protocol import Store
 from keel.store.records import OutboxItem
+
+if TYPE_CHECKING:  # prometheus_client is imported only by a process that counts
+    from keel.runtime.metrics import Metrics
 
 log = logging.getLogger("keel.worker")
 
@@ -47,15 +51,18 @@ class OutboxPump:
         every: float,
         lease_for: float,
         spawn: Spawn | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """``spawn`` runs a delivery off this thread (default: a pool of
-        ``DELIVERERS`` threads, made on first use)."""
+        ``DELIVERERS`` threads, made on first use); ``metrics``: where to count the runs
+        completion triggers start."""
         self.store = store
         self.owner = owner
         self.clock = clock
         self.every = every
         self.lease_for = lease_for
         self._spawn = spawn
+        self.metrics = metrics
         self._pool: ThreadPoolExecutor | None = None
         self._looked_at = float("-inf")
         #: deliveries started whose result is not recorded yet
@@ -95,7 +102,7 @@ class OutboxPump:
     def _start(self, item: OutboxItem) -> None:
         def deliver() -> None:
             if is_completion(item):  # a run ended that completion triggers follow
-                self._delivered.put((item, fire_completion(self.store, item)))
+                self._delivered.put((item, fire_completion(self.store, item, metrics=self.metrics)))
             else:
                 self._delivered.put((item, deliver_item(item)))
 

@@ -1,0 +1,123 @@
+"""The Prometheus metrics of one keel process, defined once, in a registry of its own.
+
+A ``Metrics`` owns its ``CollectorRegistry`` (never the client's global default), so
+tests and several apps or workers in one process never collide, and what a process
+exposes is exactly what was given to it. Every counter and histogram is here; the
+places that know the facts count them:
+
+- runs started: where a run is recorded (the API server's routes, a worker's
+  ``start_run`` and the schedules and completion triggers it fires) and, for child
+  runs, the worker whose commit creates them (``keel.runtime.worker.metering``);
+- runs finished, attempts, retries, failures, durations, queue lag, reclaims: the
+  worker, from what it claims and commits (``metering``);
+- worker slots: read from the worker when scraped (``watch_slots``);
+- what the store holds (queue depth, waiting runs...): a collector the server adds
+  (``keel.server.gauges``), computed from the store at scrape time.
+
+Label values are workflow, node and queue names from deployed definitions, run
+statuses and error types: bounded, never a run id or an attempt number. Names follow
+Prometheus' rules: the ``keel_`` prefix, ``_total`` on counters (the client adds it),
+``_seconds`` on times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+#: the media type of ``Metrics.exposition`` (Prometheus' text format)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+#: an attempt's duration: from a millisecond task to an hour-long one
+DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    30.0, 60.0, 300.0, 900.0, 3600.0)  # fmt: skip
+#: an attempt's wait on its queue: none (leased on commit) to half an hour
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+               1800.0)  # fmt: skip
+
+
+class Metrics:
+    """Every metric a keel process counts, in ``registry``."""
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry()
+        self.runs_started = Counter(
+            "keel_runs_started", "Runs this process started (child runs included)",
+            ["workflow"], registry=registry,
+        )  # fmt: skip
+        self.runs_finished = Counter(
+            "keel_runs_finished", "Runs whose end this process recorded, by how they ended",
+            ["workflow", "status"], registry=registry,
+        )  # fmt: skip
+        self.attempts = Counter(
+            "keel_attempts", "Attempts this process ran and recorded, by outcome "
+            "(succeeded or failed)", ["workflow", "node", "outcome"], registry=registry,
+        )  # fmt: skip
+        self.failures = Counter(
+            "keel_attempt_failures", "Failed attempts by the type of their error",
+            ["workflow", "node", "error_type"], registry=registry,
+        )  # fmt: skip
+        self.retries = Counter(
+            "keel_attempt_retries", "Failed attempts whose node was scheduled again",
+            ["workflow", "node"], registry=registry,
+        )  # fmt: skip
+        self.durations = Histogram(
+            "keel_attempt_duration_seconds", "From an attempt's start to its recorded "
+            "outcome (the times of its history's events)", ["workflow", "node"],
+            buckets=DURATION_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.queue_lag = Histogram(
+            "keel_queue_lag_seconds", "From an attempt being ready on its queue to its "
+            "start by a worker", ["queue"], buckets=LAG_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.reclaims = Counter(
+            "keel_attempts_reclaimed", "Attempts put back on the queue from a holder that "
+            "died or whose lease expired", registry=registry,
+        )  # fmt: skip
+        self._slots = _Slots()
+        registry.register(self._slots)
+
+    def watch_slots(self, used: Callable[[], int], total: int) -> None:
+        """Expose ``keel_worker_slots`` for the worker with ``total`` slots, ``used()``
+        of them running attempts now (read at each scrape; one worker per ``Metrics``)."""
+        self._slots.used, self._slots.total = used, total
+
+    def add(self, collector: Collector) -> None:
+        """Expose another collector's metrics with these (the server's store gauges)."""
+        self.registry.register(collector)
+
+    def exposition(self) -> bytes:
+        """Every metric now, in Prometheus' text format (``CONTENT_TYPE``)."""
+        return generate_latest(self.registry)
+
+
+class _Slots(Collector):
+    """``keel_worker_slots{state="used"|"free"}``, read from the worker when scraped."""
+
+    def __init__(self) -> None:
+        self.used: Callable[[], int] | None = None
+        self.total = 0
+
+    def describe(self) -> Iterable[Metric]:
+        return [_slots_family()]
+
+    def collect(self) -> Iterable[Metric]:
+        if self.used is None:
+            return []
+        family = _slots_family()
+        used = self.used()
+        family.add_metric(["used"], used)
+        family.add_metric(["free"], max(0, self.total - used))
+        return [family]
+
+
+def _slots_family() -> GaugeMetricFamily:
+    return GaugeMetricFamily(
+        "keel_worker_slots", "The worker's slots for attempts, used and free", labels=["state"]
+    )
