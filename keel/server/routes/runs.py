@@ -108,7 +108,9 @@ def start(
     record, started = start_once(store, spec, run_input, key=idempotency_key,
                                  started_by=who.name, plans=served.plans,
                                  clock=served.clock)  # fmt: skip
-    if not started:
+    if started:
+        served.started(spec.name)
+    else:
         response.status_code = 200
     response.headers["Location"] = f"/runs/{record.id}"
     return run_document(record)
