@@ -113,10 +113,10 @@ def worker(
 ) -> None:
     """Execute runs from the database until stopped (SIGTERM or Ctrl-C).
 
-    Settings come from, highest first: the flags, the environment
-    (KEEL_WORKER_MODULES, KEEL_QUEUES, KEEL_CONCURRENCY, KEEL_DATABASE_URL,
-    KEEL_ALLOW, KEEL_CODE_WAIT, KEEL_INLINE, KEEL_METRICS_PORT, KEEL_METRICS_HOST),
-    keel.toml, \\[tool.keel] in pyproject.toml.
+    Settings come from, highest first: the flags, the environment (KEEL_WORKER_MODULES,
+    KEEL_QUEUES, KEEL_CONCURRENCY, KEEL_DATABASE_URL, KEEL_ALLOW, KEEL_CODE_WAIT,
+    KEEL_INLINE, KEEL_METRICS_PORT and KEEL_METRICS_HOST), keel.toml, \\[tool.keel] in
+    pyproject.toml.
     Pending database migrations are applied when the worker starts.
 
     It runs only the @keel.task functions of the code it loads, and the plain

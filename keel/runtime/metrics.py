@@ -24,15 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE", "Metrics"]
-
-#: the media type of ``Metrics.exposition`` (Prometheus' text format)
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+__all__ = ["Metrics"]
 
 #: an attempt's duration: from a millisecond task to an hour-long one
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -92,9 +89,12 @@ class Metrics:
         """Expose another collector's metrics with these (the server's store gauges)."""
         self.registry.register(collector)
 
-    def exposition(self) -> bytes:
-        """Every metric now, in Prometheus' text format (``CONTENT_TYPE``)."""
-        return generate_latest(self.registry)
+    def exposition(self, accept: str = "") -> tuple[bytes, str]:
+        """Every metric now, and its media type: the format a scraper's ``Accept``
+        header asks for (OpenMetrics, or Prometheus' text format, 0.0.4 unless a newer
+        one is asked for), as prometheus_client's own server chooses it."""
+        encode, media_type = choose_encoder(accept)
+        return encode(self.registry), media_type
 
 
 class _Slots(Collector):

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Header
 from fastapi.responses import PlainTextResponse, Response
 
-from keel.runtime.metrics import CONTENT_TYPE
 from keel.server.guard import needs
 from keel.server.identities import Identity
 from keel.server.roles import Permission
@@ -28,6 +27,8 @@ TEXT: dict[int | str, dict[str, Any]] = {200: {"description": "Prometheus' text 
 
 
 @router.get("/metrics", response_class=PlainTextResponse, responses=TEXT)
-def metrics(who: Reader, served: Served) -> Response:
-    """Every metric of this server now (the store's gauges read at most every 2 s)."""
-    return Response(served.metrics.exposition(), media_type=CONTENT_TYPE)
+def metrics(who: Reader, served: Served, accept: Annotated[str, Header()] = "") -> Response:
+    """Every metric of this server now (the store's gauges read at most every 2 s), in
+    the format ``Accept`` asks for: OpenMetrics, or Prometheus' text format (default)."""
+    body, media_type = served.metrics.exposition(accept)
+    return Response(body, media_type=media_type)
