@@ -15,13 +15,17 @@ places that know the facts count them:
   (``keel.server.gauges``), computed from the store at scrape time.
 
 Label values are workflow, node and queue names from deployed definitions, run
-statuses and error types: bounded, never a run id or an attempt number. Names follow
+statuses and error types: bounded, never a run id or an attempt number. A workflow's
+first ``MOST_NODES`` nodes and ``MOST_ERROR_TYPES`` error types seen get series of their
+own, the rest share ``OTHER`` (a generated workflow of thousands of nodes must not make
+thousands of series, nor cost their creation on its first run). Names follow
 Prometheus' rules: the ``keel_`` prefix, ``_total`` on counters (the client adds it),
 ``_seconds`` on times.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -29,11 +33,17 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-__all__ = ["Metrics"]
+__all__ = ["OTHER", "Metrics"]
+
+#: series per workflow for its nodes, and for the types of its attempts' errors
+MOST_NODES = 50
+MOST_ERROR_TYPES = 20
+#: the label value of the nodes and error types past those
+OTHER = "_other"
 
 #: an attempt's duration: from a millisecond task to an hour-long one
-DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                    30.0, 60.0, 300.0, 900.0, 3600.0)  # fmt: skip
+DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0,
+                    300.0, 3600.0)  # fmt: skip
 #: an attempt's wait on its queue: none (leased on commit) to half an hour
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
                1800.0)  # fmt: skip
@@ -79,6 +89,29 @@ class Metrics:
         )  # fmt: skip
         self._slots = _Slots()
         registry.register(self._slots)
+        #: per workflow, the nodes and error types that have series of their own
+        self._named: dict[tuple[str, str], set[str]] = {}
+        self._lock = threading.Lock()
+
+    def node_label(self, workflow: str, node: str) -> str:
+        """The ``node`` label of a workflow's node: its name, or ``OTHER`` once the
+        workflow has ``MOST_NODES`` of its own (look it up once per node, not per use)."""
+        return self._bounded(workflow, "node", node, MOST_NODES)
+
+    def error_label(self, workflow: str, error_type: str) -> str:
+        """The ``error_type`` label: the type's name, or ``OTHER`` past ``MOST_ERROR_TYPES``
+        types in the workflow."""
+        return self._bounded(workflow, "error_type", error_type, MOST_ERROR_TYPES)
+
+    def _bounded(self, workflow: str, label: str, value: str, most: int) -> str:
+        with self._lock:  # a server and its worker may count on two threads
+            named = self._named.setdefault((workflow, label), set())
+            if value in named:
+                return value
+            if len(named) < most:
+                named.add(value)
+                return value
+            return OTHER
 
     def watch_slots(self, used: Callable[[], int], total: int) -> None:
         """Expose ``keel_worker_slots`` for the worker with ``total`` slots, ``used()``

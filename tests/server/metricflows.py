@@ -66,3 +66,14 @@ def wait_for_the_test() -> None:
 def held() -> WorkflowSpec:
     return parse_spec({"name": "held", "nodes": [
         {"id": "wait", "task": "tests.server.metricflows:wait_for_the_test"}]})  # fmt: skip
+
+
+@keel.task
+def noop() -> None:
+    return None
+
+
+def wide(width: int) -> WorkflowSpec:
+    """``width`` independent nodes, all ready at once."""
+    nodes = [{"id": f"n{i}", "task": "tests.server.metricflows:noop"} for i in range(width)]
+    return parse_spec({"name": "wide", "nodes": nodes})

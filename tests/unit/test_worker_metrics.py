@@ -13,13 +13,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from keel.engine.events import NodeFailed, NodeStarted, NodeSucceeded
 from keel.runtime.clock import FakeClock
-from keel.runtime.metrics import Metrics
+from keel.runtime.metrics import MOST_ERROR_TYPES, MOST_NODES, OTHER, Metrics
 from keel.runtime.operations.control import start_run
 from keel.runtime.worker.loop import Worker, WorkerOptions
 from keel.spec.registry import SpecRegistry
 from keel.store.sqlite import SQLiteStore
 from tests.server import metricflows
-from tests.server.metricflows import family, held, two_steps
+from tests.server.metricflows import family, held, two_steps, wide
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -127,3 +127,31 @@ def test_a_duration_is_from_the_attempts_start_to_its_outcome_in_the_history(
         key = ("keel_attempt_duration_seconds_sum", (("node", node), ("workflow", "two_steps")))
         assert found[key] == pytest.approx(expected)
     assert len([key for key in ended if key[0] == "save"]) == 2
+
+
+def test_a_workflow_gets_series_for_its_first_nodes_and_the_rest_share_one(
+    store: SQLiteStore,
+) -> None:
+    metrics = Metrics()
+    worker = Worker(store, WorkerOptions(concurrency=8), metrics=metrics)
+    try:
+        run = worker.start_run(wide(MOST_NODES + 5), {})
+        (done,) = worker.run_until_finished([run])
+    finally:
+        worker.close()
+
+    assert done.status == "succeeded"
+    counted = {dict(labels)["node"]: value for (name, labels), value in samples(metrics).items()
+               if name == "keel_attempts_total"}  # fmt: skip
+    assert len(counted) == MOST_NODES + 1
+    assert counted[OTHER] == 5
+    assert sum(counted.values()) == MOST_NODES + 5
+
+
+def test_a_workflow_gets_series_for_its_first_error_types_and_the_rest_share_one() -> None:
+    metrics = Metrics()
+    names = [metrics.error_label("w", f"Error{i}") for i in range(MOST_ERROR_TYPES + 3)]
+
+    assert names == [f"Error{i}" for i in range(MOST_ERROR_TYPES)] + [OTHER] * 3
+    assert metrics.error_label("w", "Error0") == "Error0"  # a type seen keeps its series
+    assert metrics.error_label("other-workflow", "Error99") == "Error99"  # per workflow
