@@ -9,7 +9,8 @@ places that know the facts count them:
   ``start_run`` and the schedules and completion triggers it fires) and, for child
   runs, the worker whose commit creates them (``keel.runtime.worker.metering``);
 - runs finished, attempts, retries, failures, durations, queue lag, reclaims: the
-  worker, from what it claims and commits (``metering``);
+  worker, from what it claims and commits (``metering``); the server too counts the runs
+  its routes' actions end (a cancel, a rejection);
 - worker slots: read from the worker when scraped (``watch_slots``);
 - what the store holds (queue depth, waiting runs...): a collector the server adds
   (``keel.server.gauges``), computed from the store at scrape time.

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 
 from fastapi import HTTPException, Request
 
+from keel.engine.state import is_finished
 from keel.runtime.clock import Clock, clock_for
 from keel.runtime.metrics import Metrics
 from keel.runtime.runs import RunCache
 from keel.store.protocol import Store
+from keel.store.records import RunRecord
 
 
 @dataclass
@@ -35,6 +37,14 @@ class Service:
         """Count runs of ``workflow`` a route started."""
         if count:
             self.metrics.runs_started.labels(workflow).inc(count)
+
+    def acted(self, record: RunRecord) -> RunRecord:
+        """A run after a route's action on it: an action is refused on a run that has
+        ended, so one that has ended now was ended by it (a cancel, a rejection, the
+        last approval): counted here, as a worker counts the ends it records."""
+        if is_finished(record.status):
+            self.metrics.runs_finished.labels(record.workflow, record.status).inc()
+        return record
 
 
 def open_service(store: Store, metrics: Metrics) -> Service:

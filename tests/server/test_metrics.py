@@ -154,6 +154,28 @@ def test_a_known_workload_is_counted_exactly(store: SQLiteStore) -> None:
     assert scraped.value("keel_store_up") == 1
 
 
+def test_runs_ended_by_an_action_on_the_api_are_counted_by_the_server(
+    store: SQLiteStore,
+) -> None:
+    operator, _ = create_token(store, "operator-1", "operator")
+    approver, _ = create_token(store, "approver-1", "approver", groups=("finance",))
+    viewer, _ = create_token(store, "viewer-1", "viewer")
+    act, decide = ({"Authorization": f"Bearer {token}"} for token in (operator, approver))
+    with TestClient(create_app(store, rate=0)) as client:
+        runs = [client.post("/runs", json={"workflow": "review", "input": {"amount": n}},
+                            headers=act).json()["id"] for n in (1, 2, 3)]  # fmt: skip
+        assert client.post(f"/runs/{runs[0]}/cancel", headers=act).status_code == 200
+        rejected = client.post(f"/runs/{runs[1]}/approvals/check/reject", headers=decide)
+        assert rejected.json()["status"] == "failed"
+        assert client.post(f"/runs/{runs[2]}/pause", headers=act).status_code == 200
+        scraped = scrape(client, viewer)
+
+    assert scraped.labelled("keel_runs_finished_total") == {
+        (("status", "cancelled"), ("workflow", "review")): 1,
+        (("status", "failed"), ("workflow", "review")): 1}  # fmt: skip
+    assert scraped.value("keel_runs_started_total", workflow="review") == 3
+
+
 def test_the_metric_names_follow_prometheus_rules(store: SQLiteStore) -> None:
     viewer, _ = create_token(store, "viewer-1", "viewer")
     metrics = Metrics()

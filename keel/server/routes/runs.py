@@ -181,23 +181,23 @@ def verify(run_id: str, who: Reader, served: Served) -> dict[str, Any]:
 
 @router.post("/runs/{run_id}/cancel")
 def cancel(run_id: str, who: Actor, served: Served, body: Reason = NO_REASON) -> dict[str, Any]:
-    return run_document(
+    return run_document(served.acted(
         cancel_run(served.store, run_id, reason=body.reason, by=who.name, clock=served.clock)
-    )
+    ))  # fmt: skip
 
 
 @router.post("/runs/{run_id}/pause")
 def pause(run_id: str, who: Actor, served: Served, body: Reason = NO_REASON) -> dict[str, Any]:
-    return run_document(
+    return run_document(served.acted(
         pause_run(served.store, run_id, reason=body.reason, by=who.name, clock=served.clock)
-    )
+    ))  # fmt: skip
 
 
 @router.post("/runs/{run_id}/unpause")
 def unpause(run_id: str, who: Actor, served: Served, body: Reason = NO_REASON) -> dict[str, Any]:
-    return run_document(
+    return run_document(served.acted(
         unpause_run(served.store, run_id, reason=body.reason, by=who.name, clock=served.clock)
-    )
+    ))  # fmt: skip
 
 
 @router.post("/runs/{run_id}/retry")
@@ -206,7 +206,7 @@ def retry(run_id: str, who: Actor, served: Served, body: Retry = NO_RETRY) -> di
     record = retry_run(
         served.store, run_id, node=body.node, by=who.name, reason=body.reason, clock=served.clock
     )
-    return run_document(record)
+    return run_document(served.acted(record))
 
 
 @router.post("/runs/{run_id}/nodes/{node}/skip")
@@ -220,7 +220,7 @@ def skip(
     record = set_node_output(served.store, run_id, node, body.output, by=who.name,
                              reason=body.reason, clock=served.clock,
                              guard=_setting_allowed(who))  # fmt: skip
-    return run_document(record)
+    return run_document(served.acted(record))
 
 
 def _setting_allowed(who: Identity) -> Callable[[Node], None]:
@@ -245,6 +245,6 @@ def _setting_allowed(who: Identity) -> Callable[[Node], None]:
 def signal(
     run_id: str, name: str, who: Actor, served: Served, body: Signal = NO_SIGNAL
 ) -> dict[str, Any]:
-    return run_document(
+    return run_document(served.acted(
         send_signal(served.store, run_id, name, body.data, by=who.name, clock=served.clock)
-    )
+    ))  # fmt: skip
