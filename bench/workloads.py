@@ -1,12 +1,14 @@
 """One workload, measured in this (fresh) process; prints one JSON object.
 
-    python -m bench.workloads NAME SIZE [--sync normal|full]
+    python -m bench.workloads NAME SIZE [--sync normal|full] [--metrics]
 
 SIZE is what the workload counts (nodes of a chain, runs, commits...). The object holds
 the measure (``us_per_node``: microseconds per node, ``runs_per_second``...) and the
 workload, size and SQLite sync mode it was taken with. The suite (``python -m bench``)
 starts a new process per repetition so imports, caches and heap of one measurement
-never help or hurt the next, and sets each figure beside its floor.
+never help or hurt the next, and sets each figure beside its floor. ``--metrics``: the
+in-process workers of w1_chain, w2_fan_out and w3_many_runs count into a ``Metrics``
+(to measure what counting costs).
 """
 
 from __future__ import annotations
@@ -23,6 +25,18 @@ from pathlib import Path
 from typing import Any
 
 from bench import api, targets
+
+#: ``--metrics``: the workers measured here count into metrics
+COUNTING = False
+
+
+def _metrics() -> Any:
+    """Metrics for a measured worker, with ``--metrics`` (None: it counts nothing)."""
+    if not COUNTING:
+        return None
+    from keel.runtime.metrics import Metrics
+
+    return Metrics()
 
 
 def _peak_rss_mb() -> float:
@@ -98,7 +112,7 @@ def _run_one(spec: Any, run_input: Any, sync: str) -> tuple[float, Any]:
         store = _store(folder, sync)
         cache = RunCache(store)
         cache.plan_of(spec)  # compiling the definition is not part of running it
-        worker = Worker(store, WorkerOptions(concurrency=8), cache=cache)
+        worker = Worker(store, WorkerOptions(concurrency=8), cache=cache, metrics=_metrics())
         began = time.perf_counter()
         record = start_run(store, spec, run_input, cache=cache)
         (done,) = worker.run_until_finished([record.id])
@@ -134,7 +148,7 @@ def w3_many_runs(n: int, sync: str) -> dict[str, Any]:
         store = _store(folder, sync)
         cache = RunCache(store)
         cache.plan_of(spec)
-        worker = Worker(store, WorkerOptions(concurrency=8), cache=cache)
+        worker = Worker(store, WorkerOptions(concurrency=8), cache=cache, metrics=_metrics())
         began = time.perf_counter()
         for index in range(n):
             run_id = worker.start_run(spec, {"start": index})
@@ -252,6 +266,9 @@ def main() -> None:
         for name, what in ABOUT.items():
             print(f"  {name:<17}{what}")
         return
+    global COUNTING
+    COUNTING = "--metrics" in args
+    args = [arg for arg in args if arg != "--metrics"]
     sync = "normal"
     if "--sync" in args:
         at = args.index("--sync")
@@ -259,10 +276,11 @@ def main() -> None:
         del args[at : at + 2]
     if len(args) != 2 or args[0] not in WORKLOADS or not args[1].isdigit() or sync not in SYNC:
         names = " | ".join(WORKLOADS)
-        sys.exit(f"usage: python -m bench.workloads NAME SIZE [--sync normal|full]\n"
+        sys.exit(f"usage: python -m bench.workloads NAME SIZE [--sync normal|full] [--metrics]\n"
                  f"NAME: {names}; SIZE: a whole number (runs, nodes or commits)")  # fmt: skip
     measured = WORKLOADS[args[0]](int(args[1]), sync)
-    print(json.dumps({**measured, "workload": args[0], "size": int(args[1]), "sync": sync}))
+    print(json.dumps({**measured, "workload": args[0], "size": int(args[1]), "sync": sync,
+                      **({"metrics": True} if COUNTING else {})}))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -36,9 +36,18 @@ RUNTIME_ALLOWED = {
     "views": set(),
     "notifications": {"execution"},
     "operations": {"execution", "clock", "runs", "waiting", "notifications"},
-    "worker": {"execution", "clock", "runs", "waiting", "notifications", "operations", "triggers"},
-    # what fires triggers: it starts runs through the operations
-    "triggers": {"clock", "runs", "operations"},
+    "worker": {
+        "execution",
+        "clock",
+        "runs",
+        "waiting",
+        "notifications",
+        "operations",
+        "triggers",
+        "metrics",
+    },
+    # what fires triggers: it starts runs through the operations (and counts them)
+    "triggers": {"clock", "runs", "operations", "metrics"},
     # keel.Client's transports: the store one performs the operations and views
     "transports": {"clock", "runs", "operations", "views", "triggers"},
 }

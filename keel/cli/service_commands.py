@@ -30,6 +30,7 @@ from keel.cli.common import (
 if TYPE_CHECKING:
     import uvicorn
 
+    from keel.runtime.metrics import Metrics
     from keel.runtime.worker.config import WorkerConfig
     from keel.store.protocol import Store
 
@@ -108,10 +109,12 @@ def serve(
 
     Every route but /health and /ready needs a token: make the first with
     `keel token create NAME --role admin`. Pending database migrations are applied
-    at start. The OpenAPI schema is at /openapi.json.
+    at start. The OpenAPI schema is at /openapi.json; Prometheus metrics are at
+    /metrics (any token that may read).
     """
     import uvicorn
 
+    from keel.runtime.metrics import Metrics
     from keel.runtime.stores import open_store, store_url
     from keel.runtime.triggers.files import watch_in_thread
     from keel.runtime.worker.config import WorkerConfigError, load_worker_config
@@ -147,14 +150,16 @@ def serve(
         typer.echo("  (the worker runs only the tasks `allow` names: give keel serve the "
                    "files or modules of your workflows)", err=True)  # fmt: skip
     stop = threading.Event()
+    metrics = Metrics()  # /metrics serves the worker's (or the schedules') counts too
     if with_worker:
-        worker_thread = _start_worker(worker_store, config, stop)
+        worker_thread = _start_worker(worker_store, config, stop, metrics)
     else:
-        worker_thread = _start_schedules(worker_store, stop)
+        worker_thread = _start_schedules(worker_store, stop, metrics)
     files = watch_in_thread(store, stop)  # the file triggers' folders (none: it idles)
     try:
         server = uvicorn.Server(uvicorn.Config(
-            create_app(store, rate=rate_limit, hook_body=hook_body_limit), log_level="info",
+            create_app(store, rate=rate_limit, hook_body=hook_body_limit, metrics=metrics),
+            log_level="info",
             ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
             ssl_keyfile_password=ssl_keyfile_password, access_log=False,
         ))  # fmt: skip
@@ -198,8 +203,11 @@ def _run_until_stopped(server: uvicorn.Server, listening: socket.socket) -> None
             signal.signal(sig, handler)
 
 
-def _start_worker(store: Store, config: WorkerConfig, stop: threading.Event) -> threading.Thread:
-    """A worker on its own thread, stopped with the server."""
+def _start_worker(
+    store: Store, config: WorkerConfig, stop: threading.Event, metrics: Metrics
+) -> threading.Thread:
+    """A worker on its own thread, stopped with the server, counting into the server's
+    ``metrics``."""
     from keel.runtime.execution.invoke import TaskCatalog
     from keel.runtime.execution.task_access import TaskAccess
     from keel.runtime.worker.loop import Worker, WorkerOptions
@@ -208,7 +216,8 @@ def _start_worker(store: Store, config: WorkerConfig, stop: threading.Event) -> 
     options = WorkerOptions(concurrency=config.concurrency, queues=config.queues,
                             announce=True, code_wait=config.code_wait,
                             inline=config.inline, schedules=True)  # fmt: skip
-    worker = Worker(store, options, catalog=TaskCatalog(TaskAccess.allowing(config.allow)))
+    worker = Worker(store, options, catalog=TaskCatalog(TaskAccess.allowing(config.allow)),
+                    metrics=metrics)  # fmt: skip
     typer.echo(f"  worker: {worker.owner}, {config.concurrency} at once", err=True)
 
     def work() -> None:
@@ -229,7 +238,7 @@ def _start_worker(store: Store, config: WorkerConfig, stop: threading.Event) -> 
     return thread
 
 
-def _start_schedules(store: Store, stop: threading.Event) -> threading.Thread:
+def _start_schedules(store: Store, stop: threading.Event, metrics: Metrics) -> threading.Thread:
     """Fire the deployed schedules on a thread of their own (without ``--with-worker``:
     the runs they start wait for the workers)."""
     from keel.errors import StoreError
@@ -238,7 +247,7 @@ def _start_schedules(store: Store, stop: threading.Event) -> threading.Thread:
     from keel.runtime.triggers.schedule_pump import SchedulePump
 
     clock = clock_for(store)
-    pump = SchedulePump(store, RunCache(store), clock=clock)
+    pump = SchedulePump(store, RunCache(store), clock=clock, metrics=metrics)
 
     def work() -> None:
         while not stop.is_set():

@@ -22,6 +22,9 @@ import typer
 from keel.cli.common import DbOption, fail, import_code, reported_errors
 
 if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from keel.runtime.metrics import Metrics
     from keel.runtime.worker.config import WorkerConfig
     from keel.runtime.worker.loop import Worker
 
@@ -86,12 +89,33 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=1,
+            max=65535,
+            help="Serve this worker's Prometheus metrics at http://HOST:PORT/metrics. "
+            "Plain HTTP without a token: anyone who reaches the port reads them, so keep "
+            "it on the loopback or a private network, never exposed (default: off)",
+            show_default=False,
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics-host",
+            help="The address --metrics-port listens on (default 127.0.0.1; 0.0.0.0 for "
+            "every interface, for a Prometheus on another host of a private network)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Execute runs from the database until stopped (SIGTERM or Ctrl-C).
 
-    Settings come from, highest first: the flags, the environment
-    (KEEL_WORKER_MODULES, KEEL_QUEUES, KEEL_CONCURRENCY, KEEL_DATABASE_URL,
-    KEEL_ALLOW, KEEL_CODE_WAIT, KEEL_INLINE), keel.toml, \\[tool.keel] in
+    Settings come from, highest first: the flags, the environment (KEEL_WORKER_MODULES,
+    KEEL_QUEUES, KEEL_CONCURRENCY, KEEL_DATABASE_URL, KEEL_ALLOW, KEEL_CODE_WAIT,
+    KEEL_INLINE, KEEL_METRICS_PORT and KEEL_METRICS_HOST), keel.toml, \\[tool.keel] in
     pyproject.toml.
     Pending database migrations are applied when the worker starts.
 
@@ -111,7 +135,8 @@ def worker(
     try:
         config = load_worker_config(
             modules=modules or (), queues=queues, concurrency=concurrency, database_url=db,
-            allow=allow or (), code_wait=code_wait, inline=inline,
+            allow=allow or (), code_wait=code_wait, inline=inline, metrics_port=metrics_port,
+            metrics_host=metrics_host,
         )  # fmt: skip
     except WorkerConfigError as exc:
         raise fail(f"keel worker: {exc}") from None
@@ -137,8 +162,11 @@ def worker(
         announce=True, code_wait=config.code_wait, inline=config.inline, schedules=True,
     )  # fmt: skip
     catalog = TaskCatalog(TaskAccess.allowing(config.allow))
+    metrics = serving = None
+    if config.metrics_port is not None:
+        metrics, serving = _serve_metrics(config)
     with reported_errors():
-        running = Worker(store, options, catalog=catalog)
+        running = Worker(store, options, catalog=catalog, metrics=metrics)
     started.append(running)
     _announce(running, config)
     failure = ""
@@ -153,6 +181,8 @@ def worker(
         files.join()
         running.close()
         store.close()
+        if serving is not None:
+            serving.shutdown()
     typer.echo(f"keel worker {running.owner} stopped{failure}", err=True)
     code = 1 if failure else 0
     if running.executor.overdue() or threading.active_count() > 1:
@@ -164,6 +194,25 @@ def worker(
         os._exit(code)  # threads of attempts given back cannot be stopped; do not wait for them
     if code:
         raise typer.Exit(code)
+
+
+def _serve_metrics(config: WorkerConfig) -> tuple[Metrics, WSGIServer]:
+    """The worker's metrics, served on a thread of prometheus_client's own HTTP server
+    (bound now: a port in use is one line before the worker starts)."""
+    from prometheus_client import start_http_server
+
+    from keel.runtime.metrics import Metrics
+
+    assert config.metrics_port is not None
+    metrics = Metrics()
+    host, port = config.metrics_host, config.metrics_port
+    try:
+        server, _ = start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as exc:
+        raise fail(
+            f"keel worker: cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
+        ) from None
+    return metrics, server
 
 
 def _database_url(config: WorkerConfig) -> str | None:
@@ -212,6 +261,9 @@ def _announce(running: Worker, config: WorkerConfig) -> None:
         if running.options.inline
         else "  inline: off (every task runs on a task thread)"
     )
+    if config.metrics_port is not None:
+        host = f"[{config.metrics_host}]" if ":" in config.metrics_host else config.metrics_host
+        lines.append(f"  metrics: http://{host}:{config.metrics_port}/metrics (no token)")
     typer.echo("\n".join(lines), err=True)
 
 

@@ -13,11 +13,14 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from keel.runtime.metrics import Metrics
 from keel.server import problems
+from keel.server.gauges import StoreCollector
 from keel.server.guard import Access, check_every_route
 from keel.server.identities import Tokens
 from keel.server.limits import MOST_HOOK_BYTES, BodyLimit, RateLimits
 from keel.server.routes import approvals, hooks, operations, runs, schedules, tokens, workflows
+from keel.server.routes import metrics as metrics_routes
 from keel.server.service import open_service
 from keel.store.protocol import Store
 
@@ -26,10 +29,10 @@ DEFAULT_RATE = 200.0
 
 DESCRIPTION = """\
 keel's HTTP API: start runs of deployed workflows, read runs and their histories, act
-on them, decide approvals, send events. Every route but `/health`, `/ready` and the
-webhooks (`/hooks/...`, signed with the trigger's secret instead) needs a bearer token
-(`keel token create NAME --role ROLE`); the token's name is recorded as `by` in the
-history of whatever it does. Errors are `application/problem+json`.
+on them, decide approvals, send events; `/metrics` for Prometheus. Every route but
+`/health`, `/ready` and the webhooks (`/hooks/...`, signed with the trigger's secret
+instead) needs a bearer token (`keel token create NAME --role ROLE`); the token's name is
+recorded as `by` in the history of whatever it does. Errors are `application/problem+json`.
 """
 
 
@@ -39,18 +42,24 @@ def create_app(
     rate: float = DEFAULT_RATE,
     hook_body: int = MOST_HOOK_BYTES,
     clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
     """The API over ``store`` (the caller keeps and closes it). ``rate``: requests a
     second per token (0: no limit); ``hook_body``: the largest webhook delivery, in
-    bytes (413 beyond)."""
+    bytes (413 beyond). ``metrics``: where this server counts, served at ``/metrics``
+    with the store's gauges (default: metrics of its own); give the same to a worker in
+    the process to serve its counts too."""
     from keel import __version__
 
     app = FastAPI(title="keel", version=__version__, description=DESCRIPTION,
                   openapi_url=None, docs_url=None, redoc_url=None)  # fmt: skip
-    app.state.service = open_service(store)
+    app.state.metrics = metrics = metrics if metrics is not None else Metrics()
+    service = app.state.service = open_service(store, metrics)
+    metrics.add(StoreCollector(store, service.clock))
     app.state.access = Access(Tokens(store), RateLimits(rate), clock)
     problems.install(app)
-    for module in (runs, approvals, workflows, tokens, operations, hooks, schedules):
+    routers = (runs, approvals, workflows, tokens, operations, hooks, schedules, metrics_routes)
+    for module in routers:
         app.include_router(module.router, responses=problems.RESPONSES)
     app.add_middleware(BodyLimit, under={"/hooks/": hook_body})
     check_every_route(app)

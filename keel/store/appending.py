@@ -106,13 +106,18 @@ def started_events(owner: str, leased: list[Ready], queued: list[Candidate]) -> 
 
 
 def leased_claims(
-    run_id: str, owner: str, expires: float, started: Sequence[StoredEvent]
+    run_id: str,
+    owner: str,
+    expires: float,
+    started: Sequence[StoredEvent],
+    origins: Sequence[tuple[str, float]],
 ) -> list[Claimed]:
-    """The leases a transition took, from the ``NodeStarted`` events stored after its own."""
+    """The leases a transition took, from the ``NodeStarted`` events stored after its
+    own; ``origins``: the queue and ready time of each, in the same order."""
     claimed: list[Claimed] = []
-    for stored in started:
+    for stored, (queue, ready_at) in zip(started, origins, strict=True):
         event = stored.event
         assert isinstance(event, NodeStarted)
         lease = Lease(run_id, event.node, event.item, event.attempt, owner, expires)
-        claimed.append(Claimed(lease, stored))
+        claimed.append(Claimed(lease, stored, queue, ready_at))
     return claimed

@@ -36,6 +36,8 @@ class Candidate:
     rate_key: str | None = None
     rate_max: int = 0
     rate_per: float = 1.0
+    #: when it became ready (for the queue lag of what a claim takes)
+    available_at: float = 0.0
 
     @property
     def place(self) -> tuple[str, str, int, int]:

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from keel.spec.model import WorkflowSpec
 from keel.store.chain import ChainLink
 from keel.store.deployments import Deployment
+from keel.store.gauges import StoreGauges
 from keel.store.presence import WorkerRecord
 from keel.store.records import (
     CircuitState,
@@ -263,3 +264,10 @@ class Store(Protocol):
     def forget_workers(self, seen_before: float) -> int:
         """Remove the workers not seen since ``seen_before`` (killed ones never
         unregister); how many were removed."""
+
+    # --- metrics (see keel.store.gauges) ----------------------------------------------------
+
+    def gauges(self, now: float, live_since: float) -> StoreGauges:
+        """What the store holds at ``now``, counted in one cheap read: ready attempts
+        per queue (due, not held) and the oldest one's ready time, runs waiting per kind
+        of wait, notifications not delivered yet, and workers seen since ``live_since``."""

@@ -118,6 +118,10 @@ class Claimed:
 
     lease: Lease
     started: StoredEvent
+    #: the attempt's queue, and when it became ready there (its ``available_at``): the
+    #: time it waited for a worker is ``started.at - ready_at`` (queue lag)
+    queue: str = "default"
+    ready_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

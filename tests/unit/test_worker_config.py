@@ -25,7 +25,8 @@ from keel.runtime.worker.config import (
 )
 from keel.spec.policies import QueueName
 
-KEYS = ("modules", "queues", "concurrency", "database_url", "allow", "code_wait", "inline")
+KEYS = ("modules", "queues", "concurrency", "database_url", "allow", "code_wait", "inline",
+        "metrics_port", "metrics_host")  # fmt: skip
 
 
 def write(path: Path, text: str) -> Path:
@@ -116,6 +117,20 @@ PRECEDENCE = {
     "inline": Case(
         {"inline": False}, ("KEEL_INLINE", "yes"), "false", "true", (False, True, False, True)
     ),
+    "metrics_port": Case(
+        {"metrics_port": 9101},
+        ("KEEL_METRICS_PORT", "9102"),
+        "9103",
+        "9104",
+        (9101, 9102, 9103, 9104),
+    ),
+    "metrics_host": Case(
+        {"metrics_host": "10.0.0.1"},
+        ("KEEL_METRICS_HOST", "10.0.0.2"),
+        '"10.0.0.3"',
+        '"::1"',
+        ("10.0.0.1", "10.0.0.2", "10.0.0.3", "::1"),
+    ),
 }
 
 
@@ -171,6 +186,8 @@ def test_keel_toml_wins_over_tool_keel_beside_it_which_fills_the_gaps(root: Path
         "allow": "default",
         "code_wait": "default",
         "inline": "default",
+        "metrics_port": "default",
+        "metrics_host": "default",
     }
     assert config.root == root
 
@@ -461,7 +478,8 @@ def test_unknown_keys_are_errors_listing_the_known_ones(
     path = write(root / name, text)
     assert error(root) == (
         f"{label} ({path}): unknown key 'concurency' "
-        "(known keys: allow, code_wait, concurrency, database_url, inline, modules, queues)"
+        "(known keys: allow, code_wait, concurrency, database_url, inline, metrics_host, "
+        "metrics_port, modules, queues)"
     )
 
 
@@ -559,3 +577,39 @@ def test_a_non_boolean_inline_in_a_file_names_the_file_and_the_key(
 
 def test_a_non_boolean_inline_flag_names_the_flag(root: Path) -> None:
     assert error(root, inline="no").startswith("flag (--inline/--no-inline): inline must be")
+
+
+# --- metrics --------------------------------------------------------------------------------
+
+
+def test_metrics_are_off_and_on_the_loopback_by_default(root: Path) -> None:
+    config = load(root)
+    assert (config.metrics_port, config.metrics_host) == (None, "127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    ("source", "shown"),
+    [("keel.toml", "0"), ("keel.toml", "65536"), ("keel.toml", "true"), ("keel.toml", '"9100"'),
+     ("environment", "'http'"), ("environment", "0"), ("flag", "70000")],
+)  # fmt: skip
+def test_a_wrong_metrics_port_names_its_source_and_the_range(
+    root: Path, source: str, shown: str
+) -> None:
+    message = "metrics_port must be a port number from 1 to 65535, got"
+    if source == "keel.toml":
+        path = write(root / "keel.toml", f"metrics_port = {shown}\n")
+        expected = {"0": "0", "65536": "65536", "true": "True", '"9100"': "'9100'"}[shown]
+        assert error(root) == f"keel.toml ({path}): {message} {expected}"
+    elif source == "environment":
+        value = shown.strip("'")
+        assert error(root, {"KEEL_METRICS_PORT": value}) == (
+            f"environment (KEEL_METRICS_PORT): {message} {int(value) if value.isdigit() else shown}"
+        )
+    else:
+        assert error(root, metrics_port=int(shown)) == (f"flag (--metrics-port): {message} {shown}")
+
+
+@pytest.mark.parametrize("literal", ['""', '"  "', "8", '"a b"'])
+def test_a_wrong_metrics_host_names_the_key(root: Path, literal: str) -> None:
+    path = write(root / "keel.toml", f"metrics_host = {literal}\n")
+    assert error(root).startswith(f"keel.toml ({path}): metrics_host must be an address")

@@ -13,7 +13,7 @@ for a run that ended without one: failed, cancelled).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keel.errors import InputError
 from keel.runtime.runs import RunCache
@@ -22,6 +22,9 @@ from keel.spec.triggers import CompletionTrigger
 from keel.store.protocol import Store
 from keel.store.records import OutboxItem
 
+if TYPE_CHECKING:  # prometheus_client is imported only by a process that counts
+    from keel.runtime.metrics import Metrics
+
 log = logging.getLogger("keel.triggers")
 
 
@@ -29,18 +32,24 @@ def is_completion(item: OutboxItem) -> bool:
     return item.notifier.get("kind") == "completion"
 
 
-def fire_completion(store: Store, item: OutboxItem, plans: RunCache | None = None) -> str | None:
+def fire_completion(
+    store: Store,
+    item: OutboxItem,
+    plans: RunCache | None = None,
+    metrics: Metrics | None = None,
+) -> str | None:
     """Start every run the end of ``item``'s run calls for; the error, or None when each
     is started (or refused for good: a filter or input that fails, an input the
-    workflow refuses, which no retry would change)."""
+    workflow refuses, which no retry would change). ``metrics``: where to count the
+    runs started."""
     try:
-        _fire(store, item, plans or RunCache(store, capacity=0))
+        _fire(store, item, plans or RunCache(store, capacity=0), metrics)
     except Exception as exc:  # the store failed: the pump tries again later
         return f"{type(exc).__name__}: {exc}"
     return None
 
 
-def _fire(store: Store, item: OutboxItem, plans: RunCache) -> None:
+def _fire(store: Store, item: OutboxItem, plans: RunCache, metrics: Metrics | None) -> None:
     workflow, status = item.payload["workflow"], item.payload["status"]
     record = store.get_run(item.run_id)
     run: dict[str, Any] = {"id": record.id, "workflow": workflow, "status": status,
@@ -62,6 +71,8 @@ def _fire(store: Store, item: OutboxItem, plans: RunCache) -> None:
             log.warning("the completion trigger of %s after run %s started nothing: %s",
                         armed.spec.name, record.id, exc)  # fmt: skip
             continue
+        if new and metrics is not None:
+            metrics.runs_started.labels(armed.spec.name).inc()
         if new:
             log.info("run %s of %s started: run %s of %s ended %s", started.id,
                      armed.spec.name, record.id, workflow, status)  # fmt: skip

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import suppress
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from keel.engine.state import is_finished
 from keel.errors import InputError, KeelError
@@ -39,6 +39,9 @@ from keel.runtime.triggers.schedules import (
 from keel.spec.triggers import ScheduleTrigger
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
+
+if TYPE_CHECKING:  # prometheus_client is imported only by a process that counts
+    from keel.runtime.metrics import Metrics
 
 log = logging.getLogger("keel.schedules")
 
@@ -62,12 +65,20 @@ def first_slot_of(store: Store, run: RunRecord) -> float | None:
 
 class SchedulePump(Paced):
     def __init__(
-        self, store: Store, plans: RunCache, *, clock: Clock | None = None, every: float = 10.0
+        self,
+        store: Store,
+        plans: RunCache,
+        *,
+        clock: Clock | None = None,
+        every: float = 10.0,
+        metrics: Metrics | None = None,
     ) -> None:
+        """``metrics``: where to count the runs it starts (None: not counted)."""
         self.store = store
         self.plans = plans
         self.clock = clock
         self.every = every
+        self.metrics = metrics
         self._next = float("-inf")
 
     def run(self, now: float) -> int:
@@ -116,6 +127,8 @@ class SchedulePump(Paced):
             return 0
         if new:
             log.info("schedule %s: started the run of slot %s", firing.source, firing.key)
+            if self.metrics is not None:
+                self.metrics.runs_started.labels(armed.spec.name).inc()
         return int(new)
 
     def _overlap(

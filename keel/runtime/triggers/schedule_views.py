@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keel.errors import InputError, WorkflowNotFoundError
 from keel.runtime.runs import RunCache
@@ -22,6 +22,9 @@ from keel.runtime.triggers.schedules import (
 )
 from keel.spec.triggers import ScheduleTrigger
 from keel.store.protocol import Store
+
+if TYPE_CHECKING:  # prometheus_client is imported only by a process that counts
+    from keel.runtime.metrics import Metrics
 
 #: the most slots one backfill starts
 MOST_SLOTS = 10_000
@@ -86,20 +89,32 @@ def pause_schedule(
     store.pause_schedule(name, live.armed.spec.name, paused, now, by)
 
 
-def trigger_now(store: Store, plans: RunCache, name: str, now: float) -> str:
-    """Start a run of the schedule now, outside its slots (with its input); its id."""
+def trigger_now(
+    store: Store, plans: RunCache, name: str, now: float, *, metrics: Metrics | None = None
+) -> str:
+    """Start a run of the schedule now, outside its slots (with its input); its id.
+    ``metrics``: where to count the run started."""
     live = named_schedule(store, plans, name)
     key = "now:" + datetime.fromtimestamp(now, UTC).isoformat()
-    run, _ = fire(store, live.armed.spec, dict(live.trigger.input), Firing("schedule", name, key),
-                  plans=plans)  # fmt: skip
+    run, new = fire(store, live.armed.spec, dict(live.trigger.input),
+                    Firing("schedule", name, key), plans=plans)  # fmt: skip
+    if new and metrics is not None:
+        metrics.runs_started.labels(run.workflow).inc()
     return run.id
 
 
 def backfill(
-    store: Store, plans: RunCache, name: str, first: float, last: float
+    store: Store,
+    plans: RunCache,
+    name: str,
+    first: float,
+    last: float,
+    *,
+    metrics: Metrics | None = None,
 ) -> list[dict[str, Any]]:
     """One run per slot from ``first`` to ``last`` (included); a slot fired already
-    starts nothing. Each slot with its run and whether this started it."""
+    starts nothing. Each slot with its run and whether this started it. ``metrics``:
+    where to count the runs started."""
     if last < first:
         raise InputError("the end of a backfill is before its start")
     live = named_schedule(store, plans, name)
@@ -111,4 +126,6 @@ def backfill(
         run, new = fire(store, live.armed.spec, dict(live.trigger.input),
                         Firing("schedule", name, slot_key(slot)), plans=plans)  # fmt: skip
         started.append({"slot": slot_key(slot), "run": run.id, "started": new})
+        if new and metrics is not None:
+            metrics.runs_started.labels(run.workflow).inc()
     return started

@@ -6,18 +6,21 @@ setting can come from several places. The first source that sets a key wins:
 1. command-line flags;
 2. environment variables ``KEEL_WORKER_MODULES``, ``KEEL_QUEUES``, ``KEEL_ALLOW`` (all
    comma-separated), ``KEEL_CONCURRENCY``, ``KEEL_CODE_WAIT``, ``KEEL_INLINE`` (true/false,
-   1/0, yes/no or on/off, in any case) and ``KEEL_DATABASE_URL``;
+   1/0, yes/no or on/off, in any case), ``KEEL_METRICS_PORT``, ``KEEL_METRICS_HOST`` and
+   ``KEEL_DATABASE_URL``;
 3. ``keel.toml``;
 4. the ``[tool.keel]`` table of ``pyproject.toml``;
 5. built-in defaults (no modules, every queue, 8 attempts at once, the default store,
    no plain functions allowed, 300 s of waiting for a worker with a task's code, inline
-   on).
+   on, no metrics port, metrics on 127.0.0.1).
 
 ``allow`` lists plain functions (``module:function``) the worker may run besides the
 ``@keel.task`` functions of the code it loads (see ``keel.runtime.execution.task_access``);
 ``code_wait`` is how long (seconds) an attempt whose code this worker lacks is given
 back for other workers before it fails; ``inline`` lets a sync task proven fast run on
 the worker's own thread (``WorkerOptions.inline``): off for a worker whose tasks may block.
+``metrics_port`` serves the worker's Prometheus metrics over plain HTTP, without a
+token, on ``metrics_host`` (the loopback unless changed: see ``keel worker --help``).
 
 The config file is found by walking up from the current folder to the first folder that
 holds a ``keel.toml`` or a ``pyproject.toml`` with a ``[tool.keel]`` table; when that
@@ -50,7 +53,9 @@ T_co = TypeVar("T_co", covariant=True)
 DEFAULT_CONCURRENCY = 8
 DEFAULT_CODE_WAIT = 300.0
 DEFAULT_INLINE = True
-KEYS = ("modules", "queues", "concurrency", "database_url", "allow", "code_wait", "inline")
+DEFAULT_METRICS_HOST = "127.0.0.1"
+KEYS = ("modules", "queues", "concurrency", "database_url", "allow", "code_wait", "inline",
+        "metrics_port", "metrics_host")  # fmt: skip
 ENVIRONMENT = {
     "modules": "KEEL_WORKER_MODULES",
     "queues": "KEEL_QUEUES",
@@ -59,6 +64,8 @@ ENVIRONMENT = {
     "allow": "KEEL_ALLOW",
     "code_wait": "KEEL_CODE_WAIT",
     "inline": "KEEL_INLINE",
+    "metrics_port": "KEEL_METRICS_PORT",
+    "metrics_host": "KEEL_METRICS_HOST",
 }
 #: the name each setting has on the command line, used in error messages
 FLAGS = {
@@ -69,6 +76,8 @@ FLAGS = {
     "allow": "--allow",
     "code_wait": "--code-wait",
     "inline": "--inline/--no-inline",
+    "metrics_port": "--metrics-port",
+    "metrics_host": "--metrics-host",
 }
 #: ``package.module:function`` (the form of ``keel.spec.model.ImportPath``)
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -104,6 +113,10 @@ class WorkerConfig:
     code_wait: float = DEFAULT_CODE_WAIT
     #: run a sync task proven fast on the worker's own thread (``WorkerOptions.inline``)
     inline: bool = DEFAULT_INLINE
+    #: the port to serve the worker's metrics on (None: not served)
+    metrics_port: int | None = None
+    #: the address the metrics are served on
+    metrics_host: str = DEFAULT_METRICS_HOST
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +136,8 @@ class _Layer:
     allow: _Found[tuple[str, ...]] | None = None
     code_wait: _Found[float] | None = None
     inline: _Found[bool] | None = None
+    metrics_port: _Found[int] | None = None
+    metrics_host: _Found[str] | None = None
 
 
 def load_worker_config(
@@ -134,6 +149,8 @@ def load_worker_config(
     allow: Sequence[str] = (),
     code_wait: float | None = None,
     inline: bool | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str | None = None,
     cwd: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> WorkerConfig:
@@ -153,6 +170,8 @@ def load_worker_config(
         "allow": list(allow) if allow else None,
         "code_wait": code_wait,
         "inline": inline,
+        "metrics_port": metrics_port,
+        "metrics_host": metrics_host,
     }
     given = {key: value for key, value in flags.items() if value is not None}
     labels = {key: f"flag ({FLAGS[key]})" for key in given}
@@ -171,7 +190,11 @@ def load_worker_config(
     allowed, sources["allow"] = _pick(layers, lambda layer: layer.allow, ())
     wait, sources["code_wait"] = _pick(layers, lambda layer: layer.code_wait, DEFAULT_CODE_WAIT)
     runs_inline, sources["inline"] = _pick(layers, lambda layer: layer.inline, DEFAULT_INLINE)
-    return WorkerConfig(mods, qs, conc, url, sources, root, allowed, wait, runs_inline)
+    port, sources["metrics_port"] = _pick(layers, lambda layer: layer.metrics_port, None)
+    host, sources["metrics_host"] = _pick(
+        layers, lambda layer: layer.metrics_host, DEFAULT_METRICS_HOST
+    )
+    return WorkerConfig(mods, qs, conc, url, sources, root, allowed, wait, runs_inline, port, host)
 
 
 def _pick(
@@ -198,6 +221,8 @@ def _env_layer(env: Mapping[str, str], here: Path) -> _Layer:
             raw[key] = int(value)
         elif key == "code_wait" and re.fullmatch(r"\s*[0-9]+(\.[0-9]*)?\s*", value):
             raw[key] = float(value)
+        elif key == "metrics_port" and re.fullmatch(r"\s*[0-9]+\s*", value):
+            raw[key] = int(value)
         elif key == "inline":
             raw[key] = _switch(key, name, value)
         else:
@@ -267,6 +292,8 @@ def _parse_layer(
         allow=found("allow", _allow),
         code_wait=found("code_wait", _code_wait),
         inline=found("inline", _inline),
+        metrics_port=found("metrics_port", _metrics_port),
+        metrics_host=found("metrics_host", _metrics_host),
     )
 
 
@@ -380,3 +407,20 @@ def _inline(label: str, value: object) -> bool:
             f"{label}: inline must be a boolean (true or false, unquoted), got {value!r}"
         )
     return value
+
+
+def _metrics_port(label: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise WorkerConfigError(
+            f"{label}: metrics_port must be a port number from 1 to 65535, got {value!r}"
+        )
+    return value
+
+
+def _metrics_host(label: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value.strip()):
+        raise WorkerConfigError(
+            f"{label}: metrics_host must be an address to listen on (127.0.0.1, 0.0.0.0, "
+            f"a host name), got {value!r}"
+        )
+    return value.strip()

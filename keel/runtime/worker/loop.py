@@ -24,6 +24,9 @@ notification was lost. With PostgreSQL its clock is the database's (``clock_for`
 hosts with wrong clocks agree on leases and timers. All
 waiting goes through the clock (``keel.runtime.clock``): nothing here sleeps on its own.
 
+With ``metrics``, the worker counts what it starts and records (``metering``) and
+exposes its slots; without, that costs one ``None`` check per batch.
+
 The store rides out lost connections and locks held for a while by itself. When it gives
 up (``StoreUnavailableError``), a long-running worker waits for the database and goes on;
 ``run_until_finished`` (``keel run``) stops with the error. A ``StorageFaultError``
@@ -35,7 +38,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keel.errors import StoreError, StoreUnavailableError
 from keel.runtime.clock import Clock, RunClock, clock_for, with_pacing
@@ -47,6 +50,7 @@ from keel.runtime.triggers.schedule_pump import SchedulePump
 from keel.runtime.worker.claiming import Claiming
 from keel.runtime.worker.late_results import LateResults
 from keel.runtime.worker.lease_keeping import LeaseKeeper
+from keel.runtime.worker.metering import Metering
 from keel.runtime.worker.options import WorkerOptions
 from keel.runtime.worker.outbox_pump import OutboxPump
 from keel.runtime.worker.outcomes import Done, Outcomes
@@ -62,6 +66,9 @@ from keel.spec.registry import SpecRegistry
 from keel.store.protocol import Store
 from keel.store.records import Claimed, Lease, RunRecord, StoredEvent
 from keel.store.wakeups import WorkQueued
+
+if TYPE_CHECKING:  # prometheus_client is imported only by a process that counts
+    from keel.runtime.metrics import Metrics
 
 __all__ = ["Observer", "Worker", "WorkerOptions"]
 
@@ -82,7 +89,9 @@ class Worker:
         observer: Observer | None = None,
         catalog: TaskCatalog | None = None,
         cache: RunCache | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        """``metrics``: where to count what this worker does (None: nothing is counted)."""
         self.store = store
         self.options = opts = options or WorkerOptions()
         self.clock = with_pacing(clock) if clock is not None else clock_for(store)
@@ -102,6 +111,11 @@ class Worker:
         # timers and the outbox (None: polling)
         fallback = opts.fallback_poll if self.listening else None
         self.watch = RunWatch(store, observer)
+        self.metering: Metering | None = None
+        if metrics is not None:
+            keep = max(10_000, 4 * opts.concurrency)
+            self.metering = Metering(metrics, self._workflow_of, keep=keep)
+            metrics.watch_slots(self._running.__len__, opts.concurrency)
         self.claims = Claiming(
             store, self.owner, self.clock, lease_for=opts.lease_for, queues=opts.queues,
             pause=opts.poll if fallback is None else fallback,
@@ -110,7 +124,7 @@ class Worker:
             store, self.cache, self.clock, self.claims, self.watch, code_wait=opts.code_wait,
             aside_for=5 * opts.poll if fallback is None else fallback,
             timer_due=lambda: self.timers.look_now(),
-            outbox_due=lambda: self.outbox.look_now(),
+            outbox_due=lambda: self.outbox.look_now(), metering=self.metering,
         )  # fmt: skip
         self.leases = LeaseKeeper(store, self.owner, self.clock, lease_for=opts.lease_for,
                                   reclaim_every=opts.reclaim_every)  # fmt: skip
@@ -118,14 +132,14 @@ class Worker:
                                 every=opts.timers_every, fallback=fallback)  # fmt: skip
         self.outbox = OutboxPump(
             store, self.owner, self.clock, lease_for=opts.lease_for,
-            every=opts.notify_every if fallback is None else fallback,
+            every=opts.notify_every if fallback is None else fallback, metrics=metrics,
             delivered=lambda: self.outcomes.wake(WorkQueued(None)),
         )  # fmt: skip
         self.late = LateResults(self.cache, self.recorder.commit_aside, self.executor.overdue)
         self.wakeups = Wakeups(self.clock, opts.queues, self.claims, self.timers, self.outbox)
         self.schedules: SchedulePump | None = None
         if opts.schedules:
-            self.schedules = SchedulePump(store, self.cache, clock=self.clock)
+            self.schedules = SchedulePump(store, self.cache, clock=self.clock, metrics=metrics)
         self._presence: Presence | None = None
         if opts.announce:
             every = min(opts.lease_for, LIVE_WITHIN) / 3
@@ -156,6 +170,14 @@ class Worker:
             idle = not progressed
         self.drain()
         return [self.store.get_run(run) for run in run_ids]
+
+    def _workflow_of(self, run_id: str) -> str:
+        """A run's workflow, for the metrics' labels (from the cache: the run was just
+        committed); never an error that would stop the worker for a label."""
+        try:
+            return self.cache.plan_of_run(run_id).spec.name
+        except StoreError:
+            return ""
 
     def _may_have_children(self, run_id: str) -> bool:
         """Whether the run's plan starts child runs (from the cache, else its record)."""
@@ -304,6 +326,8 @@ class Worker:
     def _reclaimed(self, events: list[StoredEvent]) -> None:
         if events:
             self.claims.look_now()
+            if self.metering is not None:
+                self.metering.reclaimed(events)
         for stored in events:
             self.cache.observe(stored)
         self.watch.observe(events)
@@ -343,6 +367,8 @@ class Worker:
     # --- execute ----------------------------------------------------------------------------
 
     def _begin(self, claimed: list[Claimed]) -> None:
+        if self.metering is not None and claimed:
+            self.metering.claimed(claimed)
         for item in claimed:
             self.cache.observe(item.started)
         # a proven-fast task may run on this thread only when it is the one attempt

@@ -21,12 +21,16 @@ import logging
 import queue
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from keel.runtime.clock import Clock, Inbox
 from keel.runtime.notifications.outbox import deliver_item, redelivery_at
 from keel.runtime.triggers.completion import fire_completion, is_completion
 from keel.store.protocol import Store
 from keel.store.records import OutboxItem
+
+if TYPE_CHECKING:  # prometheus_client is imported only by a process that counts
+    from keel.runtime.metrics import Metrics
 
 log = logging.getLogger("keel.worker")
 
@@ -47,12 +51,14 @@ class OutboxPump:
         every: float,
         lease_for: float,
         spawn: Spawn | None = None,
+        metrics: Metrics | None = None,
         delivered: Callable[[], None] | None = None,
     ) -> None:
         """``spawn`` runs a delivery off this thread (default: a pool of
-        ``DELIVERERS`` threads, made on first use); ``delivered`` is called on the
-        deliverer's thread once a delivery ended, to wake the worker: it records the
-        delivery, and claims the runs a completion started, at once."""
+        ``DELIVERERS`` threads, made on first use); ``metrics``: where to count the runs
+        completion triggers start; ``delivered`` is called on the deliverer's thread
+        once a delivery ended, to wake the worker: it records the delivery, and claims
+        the runs a completion started, at once."""
         self.store = store
         self.owner = owner
         self.clock = clock
@@ -60,6 +66,7 @@ class OutboxPump:
         self.lease_for = lease_for
         self._spawn = spawn
         self._woken = delivered
+        self.metrics = metrics
         self._pool: ThreadPoolExecutor | None = None
         self._looked_at = float("-inf")
         #: deliveries started whose result is not recorded yet
@@ -99,7 +106,7 @@ class OutboxPump:
     def _start(self, item: OutboxItem) -> None:
         def deliver() -> None:
             if is_completion(item):  # a run ended that completion triggers follow
-                self._delivered.put((item, fire_completion(self.store, item)))
+                self._delivered.put((item, fire_completion(self.store, item, metrics=self.metrics)))
             else:
                 self._delivered.put((item, deliver_item(item)))
             if self._woken is not None:

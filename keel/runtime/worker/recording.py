@@ -13,7 +13,8 @@ run moved meanwhile (it is decided again on the fresh state: ``keep``); refused 
 the lease was lost (another worker has the attempt: discarded, ``over``); or the whole
 commit failed (all kept; ``StoreUnavailableError`` and ``StorageFaultError`` go on up
 to the loop, which knows whether to wait for the database). Every commit tells
-``Claiming`` and the timers what it left for them (``noted``).
+``Claiming`` and the timers what it left for them, and the metrics what it recorded
+(``noted``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from keel.runtime.execution.task_access import CODE_MISSING
 from keel.runtime.runs import RunCache
 from keel.runtime.worker import transitions
 from keel.runtime.worker.claiming import Claiming
+from keel.runtime.worker.metering import Metering
 from keel.runtime.worker.outcomes import Done
 from keel.runtime.worker.run_watch import RunWatch
 from keel.store.protocol import Store
@@ -56,9 +58,11 @@ class Recorder:
         aside_for: float,
         timer_due: Callable[[], None],
         outbox_due: Callable[[], None],
+        metering: Metering | None = None,
     ) -> None:
         """``aside_for``: seconds to stand aside once an attempt given back is available
-        again; ``timer_due``: called when a commit set a timer due at once."""
+        again; ``timer_due``: called when a commit set a timer due at once; ``metering``:
+        counts what each commit recorded (None: no metrics)."""
         self.store = store
         self.cache = cache
         self.clock = clock
@@ -68,6 +72,7 @@ class Recorder:
         self.aside_for = aside_for
         self.timer_due = timer_due
         self.outbox_due = outbox_due
+        self.metering = metering
 
     def record(
         self,
@@ -158,7 +163,10 @@ class Recorder:
         return 1
 
     def noted(self, committed: Committed) -> None:
-        """What a commit left for the pumps: work queued and not leased, a timer due now."""
+        """What a commit left for the pumps (work queued and not leased, a timer due
+        now) and for the metrics. Every commit of the worker passes here."""
+        if self.metering is not None:
+            self.metering.committed(committed)
         if transitions.left_unleased(committed):
             self.claims.look_now()
         if transitions.sets_timer_due(committed):

@@ -52,13 +52,14 @@ def unpause(name: str, who: Actor, served: Served) -> dict[str, Any]:
 @router.post("/schedules/{name}/trigger", status_code=201)
 def trigger(name: str, who: Actor, served: Served) -> dict[str, Any]:
     """Start a run of the schedule now, outside its slots."""
-    run_id = schedule_views.trigger_now(served.store, served.plans, name, served.clock.now())
+    run_id = schedule_views.trigger_now(served.store, served.plans, name, served.clock.now(),
+                                        metrics=served.metrics)  # fmt: skip
     return {"name": name, "run": run_id}
 
 
 @router.post("/schedules/{name}/backfill")
 def backfill(name: str, body: Backfill, who: Actor, served: Served) -> dict[str, Any]:
     """One run per slot from ``start`` to ``end`` (both included, RFC 3339 times)."""
-    started = schedule_views.backfill(served.store, served.plans, name,
-                                      body.start.timestamp(), body.end.timestamp())  # fmt: skip
+    started = schedule_views.backfill(served.store, served.plans, name, body.start.timestamp(),
+                                      body.end.timestamp(), metrics=served.metrics)  # fmt: skip
     return {"name": name, "slots": started}

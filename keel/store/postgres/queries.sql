@@ -289,7 +289,7 @@ SELECT pg_notify(%s, %s);
 
 -- name: free
 SELECT r.run_id, r.node, r.item, r.attempt, r.queue, r.circuit, r.limit_key, r.limit_max,
-       r.rate_key, r.rate_max, r.rate_per
+       r.rate_key, r.rate_max, r.rate_per, r.available_at
 FROM ready r JOIN runs u ON u.id = r.run_id
 WHERE r.owner IS NULL AND NOT r.held AND r.available_at <= %(now)s
   AND (%(queues)s::text[] IS NULL OR r.queue = ANY(%(queues)s::text[]))
@@ -307,7 +307,7 @@ ORDER BY r.priority DESC, r.available_at LIMIT %(limit)s FOR UPDATE OF u SKIP LO
 
 -- name: free_of_run
 SELECT r.run_id, r.node, r.item, r.attempt, r.queue, r.circuit, r.limit_key, r.limit_max,
-       r.rate_key, r.rate_max, r.rate_per
+       r.rate_key, r.rate_max, r.rate_per, r.available_at
 FROM ready r JOIN runs u ON u.id = r.run_id
 WHERE r.run_id = %(run)s
   AND r.owner IS NULL AND NOT r.held AND r.available_at <= %(now)s
@@ -326,7 +326,7 @@ ORDER BY r.priority DESC, r.available_at LIMIT %(limit)s FOR UPDATE OF u SKIP LO
 
 -- name: free_of_runs
 SELECT r.run_id, r.node, r.item, r.attempt, r.queue, r.circuit, r.limit_key, r.limit_max,
-       r.rate_key, r.rate_max, r.rate_per
+       r.rate_key, r.rate_max, r.rate_per, r.available_at
 FROM ready r JOIN runs u ON u.id = r.run_id
 WHERE r.run_id = ANY(%(runs)s::text[])
   AND r.owner IS NULL AND NOT r.held AND r.available_at <= %(now)s
@@ -409,3 +409,17 @@ ON CONFLICT (name) DO UPDATE SET
 INSERT INTO schedules (name, workflow, last_slot) VALUES (%s, %s, %s)
 ON CONFLICT (name) DO UPDATE SET workflow = excluded.workflow,
     last_slot = GREATEST(schedules.last_slot, excluded.last_slot);
+
+-- Metrics (keel.store.gauges): what the store holds now, one row per (kind, name) with a
+-- count and, for queues, the oldest ready time; each part answered from an index
+-- (ready_free, waits_by_kind, outbox_due, workers_by_seen).
+
+-- name: store_gauges
+SELECT 'queue', queue, count(*), min(available_at) FROM ready
+WHERE owner IS NULL AND NOT held AND available_at <= %(now)s GROUP BY queue
+UNION ALL
+SELECT 'wait', waits_for, count(DISTINCT run_id), NULL FROM waits GROUP BY waits_for
+UNION ALL
+SELECT 'outbox', NULL, count(*), NULL FROM outbox WHERE next_at IS NOT NULL
+UNION ALL
+SELECT 'workers', NULL, count(*), NULL FROM workers WHERE seen_at >= %(live_since)s;

@@ -250,7 +250,7 @@ SELECT max(version) FROM schema_migrations;
 
 -- name: free
 SELECT run_id, node, item, attempt, queue, circuit, limit_key, limit_max, rate_key, rate_max,
-       rate_per
+       rate_per, available_at
 FROM ready r
 WHERE r.owner IS NULL AND NOT r.held AND r.available_at <= :now
   AND (:queues IS NULL OR r.queue IN (SELECT value FROM json_each(:queues)))
@@ -268,7 +268,7 @@ ORDER BY r.priority DESC, r.available_at LIMIT :limit;
 
 -- name: free_of_run
 SELECT run_id, node, item, attempt, queue, circuit, limit_key, limit_max, rate_key, rate_max,
-       rate_per
+       rate_per, available_at
 FROM ready r
 WHERE r.run_id = :run AND r.owner IS NULL AND NOT r.held AND r.available_at <= :now
   AND (:queues IS NULL OR r.queue IN (SELECT value FROM json_each(:queues)))
@@ -286,7 +286,7 @@ ORDER BY r.priority DESC, r.available_at LIMIT :limit;
 
 -- name: free_of_runs
 SELECT run_id, node, item, attempt, queue, circuit, limit_key, limit_max, rate_key, rate_max,
-       rate_per
+       rate_per, available_at
 FROM ready r
 WHERE r.run_id IN (SELECT value FROM json_each(:runs))
   AND r.owner IS NULL AND NOT r.held AND r.available_at <= :now
@@ -368,3 +368,17 @@ ON CONFLICT (name) DO UPDATE SET
 INSERT INTO schedules (name, workflow, last_slot) VALUES (?, ?, ?)
 ON CONFLICT (name) DO UPDATE SET workflow = excluded.workflow,
     last_slot = MAX(COALESCE(schedules.last_slot, excluded.last_slot), excluded.last_slot);
+
+-- Metrics (keel.store.gauges): what the store holds now, one row per (kind, name) with a
+-- count and, for queues, the oldest ready time; each part answered from an index
+-- (ready_free, waits_by_kind, outbox_due, workers_by_seen).
+
+-- name: store_gauges
+SELECT 'queue', queue, count(*), min(available_at) FROM ready
+WHERE owner IS NULL AND NOT held AND available_at <= :now GROUP BY queue
+UNION ALL
+SELECT 'wait', waits_for, count(DISTINCT run_id), NULL FROM waits GROUP BY waits_for
+UNION ALL
+SELECT 'outbox', NULL, count(*), NULL FROM outbox WHERE next_at IS NOT NULL
+UNION ALL
+SELECT 'workers', NULL, count(*), NULL FROM workers WHERE seen_at >= :live_since;

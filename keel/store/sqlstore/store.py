@@ -31,6 +31,7 @@ from keel.store.presence import WorkerRecord, worker_row
 from keel.store.records import Claimed, Claims, Lease, OutboxItem, StoredEvent, item_of
 from keel.store.sqlstore.dialect import Cursor
 from keel.store.sqlstore.free import SQLFree
+from keel.store.sqlstore.gauges import SQLGauges
 from keel.store.sqlstore.service import SQLService
 from keel.store.wakeups import Wakeup, WorkQueued
 from keel.store.writes import Committed, Transition
@@ -40,7 +41,7 @@ REFUSALS = (ConflictError, LeaseLostError, RunNotFoundError)
 
 
 @store_boundary
-class SQLStore(SQLService):
+class SQLStore(SQLService, SQLGauges):
     """``Store`` on a SQL database, through its ``Dialect``."""
 
     def close(self) -> None:
@@ -164,7 +165,7 @@ class SQLStore(SQLService):
                                    item=item_of(c.item)) for c in leased]  # fmt: skip
             for c, event in zip(leased, self._append(cur, run_id, started, now), strict=True):
                 lease = Lease(run_id, c.node, item_of(c.item), c.attempt, owner, expires)
-                got[c.place] = Claimed(lease, event)
+                got[c.place] = Claimed(lease, event, c.queue, c.available_at)
         return [got[c.place] for c in taken if c.place in got]
 
     def renew(self, owner: str, now: float, lease_for: float) -> int:

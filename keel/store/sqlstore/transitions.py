@@ -251,7 +251,10 @@ class SQLWriter(SQLReader):
             chosen = {id(r) for r in leased}
             unleased = [r for r in enqueue if id(r) not in chosen]
             own = len(t.events)
-            stored, claimed = stored[:own], leased_claims(t.run_id, owner, expires, stored[own:])
+            origins = [(r.queue, r.available_at) for r in leased]
+            origins += [(c.queue, c.available_at) for c in queued]
+            claimed = leased_claims(t.run_id, owner, expires, stored[own:], origins)
+            stored = stored[:own]
         if unleased:
             rows = _last_per_place([ready_row(t.run_id, r) for r in unleased])
             self.dialect.insert(cur, "insert_ready", rows)

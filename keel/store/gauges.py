@@ -1,0 +1,54 @@
+"""What the store holds right now, counted for metrics: the ready queue per queue, the
+runs waiting per kind of wait, the notifications not delivered yet, the live workers.
+
+Read by the server at scrape time (``Store.gauges``), with one aggregate query that
+each backend answers from its existing indexes (the ready queue's free attempts, the
+waits by kind, the outbox's due items, the workers by last seen), so a scrape costs the
+same whatever the length of the histories. Labels are queue names and kinds of wait:
+both bounded by the deployed definitions, never a run id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class QueueGauge:
+    """One queue: its attempts due and not held by a worker, and since when the oldest
+    of them is ready (its ``available_at``: a retry's backoff is not counted)."""
+
+    depth: int
+    oldest_ready_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreGauges:
+    #: queue name -> its ready attempts (only queues with some)
+    queues: dict[str, QueueGauge] = field(default_factory=dict)
+    #: kind of wait (``approval``, ``timer``, ``signal``, ``subworkflow``) -> runs
+    #: with a node waiting for it (only kinds with some)
+    waiting_runs: dict[str, int] = field(default_factory=dict)
+    #: notifications in the outbox not delivered yet (due now or to be tried again)
+    notifications_pending: int = 0
+    #: workers seen since the ``live_since`` asked for
+    live_workers: int = 0
+
+
+def gauges_of(rows: Iterable[Sequence[Any]]) -> StoreGauges:
+    """``store_gauges``' rows (kind, name, count, oldest), as both backends select them."""
+    queues: dict[str, QueueGauge] = {}
+    waiting: dict[str, int] = {}
+    pending = live = 0
+    for kind, name, count, oldest in rows:
+        if kind == "queue":
+            queues[str(name)] = QueueGauge(int(count), float(oldest))
+        elif kind == "wait":
+            waiting[str(name)] = int(count)
+        elif kind == "outbox":
+            pending = int(count)
+        elif kind == "workers":
+            live = int(count)
+    return StoreGauges(queues, waiting, pending, live)
