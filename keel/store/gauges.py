@@ -1,5 +1,6 @@
 """What the store holds right now, counted for metrics: the ready queue per queue, the
-runs waiting per kind of wait, the notifications not delivered yet, the live workers.
+runs waiting per kind of wait, the notifications not delivered yet, the live workers,
+the alerts firing.
 
 Read by the server at scrape time (``Store.gauges``), with one aggregate query that
 each backend answers from its existing indexes (the ready queue's free attempts, the
@@ -35,12 +36,16 @@ class StoreGauges:
     notifications_pending: int = 0
     #: workers seen since the ``live_since`` asked for
     live_workers: int = 0
+    #: alert rule -> 1 while it fires, else 0 (the rules evaluated so far: a handful,
+    #: named in the configuration)
+    alerts_firing: dict[str, int] = field(default_factory=dict)
 
 
 def gauges_of(rows: Iterable[Sequence[Any]]) -> StoreGauges:
     """``store_gauges``' rows (kind, name, count, oldest), as both backends select them."""
     queues: dict[str, QueueGauge] = {}
     waiting: dict[str, int] = {}
+    firing: dict[str, int] = {}
     pending = live = 0
     for kind, name, count, oldest in rows:
         if kind == "queue":
@@ -51,4 +56,6 @@ def gauges_of(rows: Iterable[Sequence[Any]]) -> StoreGauges:
             pending = int(count)
         elif kind == "workers":
             live = int(count)
-    return StoreGauges(queues, waiting, pending, live)
+        elif kind == "alert":
+            firing[str(name)] = int(count)
+    return StoreGauges(queues, waiting, pending, live, firing)

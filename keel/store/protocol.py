@@ -21,6 +21,8 @@ the same semantics, checked by one contract test-suite. Rules every backend keep
 - Attempts with a concurrency key are never held more than its limit at once, and
   attempts with a rate key never start more than its limit in any window, across every
   process using the store; only ``claim`` takes them (see ``keel.store.limits``).
+- Alerts are evaluated by one process at a time (a lease); a rule's state and the
+  notifications its change calls for are written together, only by that holder.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from keel.spec.model import WorkflowSpec
+from keel.store.alerts import AlertNotice, AlertState, EndedRuns
 from keel.store.chain import ChainLink
 from keel.store.deployments import Deployment
 from keel.store.gauges import StoreGauges
@@ -271,3 +274,52 @@ class Store(Protocol):
         """What the store holds at ``now``, counted in one cheap read: ready attempts
         per queue (due, not held) and the oldest one's ready time, runs waiting per kind
         of wait, notifications not delivered yet, and workers seen since ``live_since``."""
+
+    # --- alerts (see keel.store.alerts) ---------------------------------------------------
+
+    def ended_runs(
+        self, since: float, *, workflow: str | None = None, quantile: float | None = None
+    ) -> EndedRuns:
+        """The runs (of ``workflow``) that succeeded or failed at ``since`` or later, how
+        many failed, and with ``quantile`` (0 to 1) the duration at that quantile (the
+        nearest rank), from one aggregate on the ended runs' index."""
+
+    def overdue_approvals(self, now: float) -> int:
+        """Approvals still waiting past their time (their timeout) at ``now``."""
+
+    def late_runs(self, *, workflow: str | None = None) -> int:
+        """Runs (of ``workflow``) that are late and have not ended."""
+
+    def hold_alert_lease(self, owner: str, now: float, lease_for: float) -> bool:
+        """Take the lease of evaluating alerts for ``lease_for`` seconds when it is free,
+        expired or ``owner``'s already (renewed); whether ``owner`` holds it now."""
+
+    def release_alert_lease(self, owner: str) -> None:
+        """Give the lease back, so another process takes over at once (a no-op unless
+        ``owner`` holds it)."""
+
+    def alert_states(self) -> list[AlertState]:
+        """Every rule's state as its last evaluation left it, by name."""
+
+    def record_alerts(
+        self,
+        owner: str,
+        now: float,
+        states: Sequence[AlertState],
+        notices: Sequence[AlertNotice],
+        *,
+        forget: Sequence[str] = (),
+    ) -> bool:
+        """Write the rules' states and the notifications their changes call for, and
+        drop the rules in ``forget``, in one transaction, only while ``owner`` holds the
+        lease at ``now``: False (nothing written) when it does not."""
+
+    def take_alert_notices(self, now: float, limit: int) -> list[OutboxItem]:
+        """Up to ``limit`` alert notifications due at ``now``, counted as one more
+        delivery each (their ``run_id`` is empty: an alert has no run)."""
+
+    def finish_alert_notice(
+        self, item_id: int, now: float, *, error: str | None = None, retry_at: float | None = None
+    ) -> None:
+        """Mark an alert notification delivered, or failed: tried again at ``retry_at``,
+        or given up (kept with its error) when that is None."""

@@ -41,7 +41,8 @@ UPDATE runs SET last_seq = %s, head_hash = %s, updated_at = %s
 WHERE id = %s AND last_seq = %s AND head_hash = %s;
 
 -- name: update_status
-UPDATE runs SET status = %s, output = %s, reason = %s WHERE id = %s;
+-- ended_at: the time of the end for a final status, else NULL (a retry by hand reopens)
+UPDATE runs SET status = %s, output = %s, reason = %s, ended_at = %s WHERE id = %s;
 
 -- name: update_late
 UPDATE runs SET late = %s WHERE id = %s;
@@ -412,7 +413,7 @@ ON CONFLICT (name) DO UPDATE SET workflow = excluded.workflow,
 
 -- Metrics (keel.store.gauges): what the store holds now, one row per (kind, name) with a
 -- count and, for queues, the oldest ready time; each part answered from an index
--- (ready_free, waits_by_kind, outbox_due, workers_by_seen).
+-- (ready_free, waits_by_kind, outbox_due, workers_by_seen); the alerts are a row per rule.
 
 -- name: store_gauges
 SELECT 'queue', queue, count(*), min(available_at) FROM ready
@@ -422,4 +423,72 @@ SELECT 'wait', waits_for, count(DISTINCT run_id), NULL FROM waits GROUP BY waits
 UNION ALL
 SELECT 'outbox', NULL, count(*), NULL FROM outbox WHERE next_at IS NOT NULL
 UNION ALL
-SELECT 'workers', NULL, count(*), NULL FROM workers WHERE seen_at >= %(live_since)s;
+SELECT 'workers', NULL, count(*), NULL FROM workers WHERE seen_at >= %(live_since)s
+UNION ALL
+SELECT 'alert', name, (state = 'firing')::int, NULL FROM alerts;
+
+-- Alerts (keel.store.alerts, keel.runtime.alerts). The values rules compare, each one
+-- aggregate from an index: runs_ended (the runs that ended in a window), waits_by_kind
+-- (approvals past their time), runs_late (late runs still going).
+
+-- name: ended_runs
+SELECT count(*), count(*) FILTER (WHERE status = 'failed') FROM runs
+WHERE ended_at >= %(since)s AND status IN ('succeeded', 'failed')
+  AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text);
+
+-- name: ended_run_duration
+-- the duration at place %(offset)s (0: the shortest) of the runs ended_runs counts
+SELECT ended_at - created_at AS took FROM runs
+WHERE ended_at >= %(since)s AND status IN ('succeeded', 'failed')
+  AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
+ORDER BY took LIMIT 1 OFFSET %(offset)s;
+
+-- name: overdue_approvals
+SELECT count(*) FROM waits WHERE waits_for = 'approval' AND until <= %s;
+
+-- name: late_runs
+SELECT count(*) FROM runs
+WHERE late AND status NOT IN ('succeeded', 'failed', 'cancelled')
+  AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text);
+
+-- name: hold_alert_lease
+-- taken when free or expired, renewed by its holder; nothing changes otherwise
+INSERT INTO alert_lease (id, owner, expires) VALUES (1, %(owner)s, %(until)s)
+ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, expires = excluded.expires
+WHERE alert_lease.owner = excluded.owner OR alert_lease.expires < %(now)s;
+
+-- name: alert_lease_held
+-- locked until the write ends: nobody takes the lease meanwhile
+SELECT 1 FROM alert_lease WHERE owner = %s AND expires >= %s FOR UPDATE;
+
+-- name: release_alert_lease
+DELETE FROM alert_lease WHERE owner = %s;
+
+-- name: select_alerts
+SELECT name, rule, state, since, incident, value, evaluated_at FROM alerts ORDER BY name;
+
+-- name: upsert_alert
+INSERT INTO alerts (name, rule, state, since, incident, value, evaluated_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (name) DO UPDATE SET rule = excluded.rule, state = excluded.state,
+    since = excluded.since, incident = excluded.incident, value = excluded.value,
+    evaluated_at = excluded.evaluated_at;
+
+-- name: delete_alert
+DELETE FROM alerts WHERE name = %s;
+
+-- name: insert_alert_notice
+INSERT INTO alert_notices (alert, notifier, payload, created_at, next_at)
+VALUES (%s, %s, %s, %s, %s);
+
+-- name: take_alert_notices
+UPDATE alert_notices SET deliveries = deliveries + 1
+WHERE id IN (SELECT id FROM alert_notices WHERE next_at IS NOT NULL AND next_at <= %(now)s
+             ORDER BY next_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING id, notifier, payload, deliveries, next_at;
+
+-- name: alert_notice_delivered
+UPDATE alert_notices SET delivered_at = %s, next_at = NULL, error = NULL WHERE id = %s;
+
+-- name: alert_notice_failed
+UPDATE alert_notices SET next_at = %s, error = %s WHERE id = %s;

@@ -30,7 +30,8 @@ UPDATE runs SET last_seq = ?, head_hash = ?, updated_at = ?
 WHERE id = ? AND last_seq = ? AND head_hash = ?;
 
 -- name: update_status
-UPDATE runs SET status = ?, output = ?, reason = ? WHERE id = ?;
+-- ended_at: the time of the end for a final status, else NULL (a retry by hand reopens)
+UPDATE runs SET status = ?, output = ?, reason = ?, ended_at = ? WHERE id = ?;
 
 -- name: update_late
 UPDATE runs SET late = ? WHERE id = ?;
@@ -371,7 +372,7 @@ ON CONFLICT (name) DO UPDATE SET workflow = excluded.workflow,
 
 -- Metrics (keel.store.gauges): what the store holds now, one row per (kind, name) with a
 -- count and, for queues, the oldest ready time; each part answered from an index
--- (ready_free, waits_by_kind, outbox_due, workers_by_seen).
+-- (ready_free, waits_by_kind, outbox_due, workers_by_seen); the alerts are a row per rule.
 
 -- name: store_gauges
 SELECT 'queue', queue, count(*), min(available_at) FROM ready
@@ -381,4 +382,68 @@ SELECT 'wait', waits_for, count(DISTINCT run_id), NULL FROM waits GROUP BY waits
 UNION ALL
 SELECT 'outbox', NULL, count(*), NULL FROM outbox WHERE next_at IS NOT NULL
 UNION ALL
-SELECT 'workers', NULL, count(*), NULL FROM workers WHERE seen_at >= :live_since;
+SELECT 'workers', NULL, count(*), NULL FROM workers WHERE seen_at >= :live_since
+UNION ALL
+SELECT 'alert', name, state = 'firing', NULL FROM alerts;
+
+-- Alerts (keel.store.alerts, keel.runtime.alerts). The values rules compare, each one
+-- aggregate from an index: runs_ended (the runs that ended in a window), waits_by_kind
+-- (approvals past their time), runs_late (late runs still going).
+
+-- name: ended_runs
+SELECT count(*), coalesce(sum(status = 'failed'), 0) FROM runs
+WHERE ended_at >= :since AND status IN ('succeeded', 'failed')
+  AND (:workflow IS NULL OR workflow = :workflow);
+
+-- name: ended_run_duration
+-- the duration at place :offset (0: the shortest) of the runs ended_runs counts
+SELECT ended_at - created_at AS took FROM runs
+WHERE ended_at >= :since AND status IN ('succeeded', 'failed')
+  AND (:workflow IS NULL OR workflow = :workflow)
+ORDER BY took LIMIT 1 OFFSET :offset;
+
+-- name: overdue_approvals
+SELECT count(*) FROM waits WHERE waits_for = 'approval' AND until <= ?;
+
+-- name: late_runs
+SELECT count(*) FROM runs
+WHERE late AND status NOT IN ('succeeded', 'failed', 'cancelled')
+  AND (:workflow IS NULL OR workflow = :workflow);
+
+-- name: hold_alert_lease
+-- taken when free or expired, renewed by its holder; nothing changes otherwise
+INSERT INTO alert_lease (id, owner, expires) VALUES (1, :owner, :until)
+ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, expires = excluded.expires
+WHERE alert_lease.owner = excluded.owner OR alert_lease.expires < :now;
+
+-- name: alert_lease_held
+-- (a write holds the whole database: nobody takes the lease before this write ends)
+SELECT 1 FROM alert_lease WHERE owner = ? AND expires >= ?;
+
+-- name: release_alert_lease
+DELETE FROM alert_lease WHERE owner = ?;
+
+-- name: select_alerts
+SELECT name, rule, state, since, incident, value, evaluated_at FROM alerts ORDER BY name;
+
+-- name: upsert_alert
+INSERT OR REPLACE INTO alerts (name, rule, state, since, incident, value, evaluated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?);
+
+-- name: delete_alert
+DELETE FROM alerts WHERE name = ?;
+
+-- name: insert_alert_notice
+INSERT INTO alert_notices (alert, notifier, payload, created_at, next_at) VALUES (?, ?, ?, ?, ?);
+
+-- name: take_alert_notices
+UPDATE alert_notices SET deliveries = deliveries + 1
+WHERE id IN (SELECT id FROM alert_notices WHERE next_at IS NOT NULL AND next_at <= :now
+             ORDER BY next_at, id LIMIT :limit)
+RETURNING id, notifier, payload, deliveries, next_at;
+
+-- name: alert_notice_delivered
+UPDATE alert_notices SET delivered_at = ?, next_at = NULL, error = NULL WHERE id = ?;
+
+-- name: alert_notice_failed
+UPDATE alert_notices SET next_at = ?, error = ? WHERE id = ?;

@@ -30,6 +30,7 @@ from keel.store.limits import Candidate, choose
 from keel.store.presence import WorkerRecord, worker_row
 from keel.store.records import Claimed, Claims, Lease, OutboxItem, StoredEvent, item_of
 from keel.store.sqlstore.dialect import Cursor
+from keel.store.sqlstore.alerts import SQLAlerts
 from keel.store.sqlstore.free import SQLFree
 from keel.store.sqlstore.gauges import SQLGauges
 from keel.store.sqlstore.service import SQLService
@@ -41,7 +42,7 @@ REFUSALS = (ConflictError, LeaseLostError, RunNotFoundError)
 
 
 @store_boundary
-class SQLStore(SQLService, SQLGauges):
+class SQLStore(SQLService, SQLGauges, SQLAlerts):
     """``Store`` on a SQL database, through its ``Dialect``."""
 
     def close(self) -> None:

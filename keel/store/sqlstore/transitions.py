@@ -207,8 +207,9 @@ class SQLWriter(SQLReader):
                 cur.execute(q["update_late"], (late, t.run_id))
             case SetStatus(status=status, output=output, reason=reason):
                 stored = None if output is None else canonical_json(output)
-                cur.execute(q["update_status"], (status, stored, reason, t.run_id))
-                if is_finished(status):  # an ended run's queue, timers and waits go with it
+                ended = t.at if is_finished(status) else None  # the alerts' windows read it
+                cur.execute(q["update_status"], (status, stored, reason, ended, t.run_id))
+                if ended is not None:  # an ended run's queue, timers and waits go with it
                     cur.execute(q["delete_run_ready"], (t.run_id,))
                     cur.execute(q["delete_run_timers"], (t.run_id,))
                     cur.execute(q["delete_run_waits"], (t.run_id,))
