@@ -117,9 +117,11 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def idempotency_key(notification: dict[str, Any]) -> str:
-    """The same key for every delivery of one event of one node attempt, so that receivers
-    can drop the duplicates at-least-once delivery produces."""
+    """The same key for every delivery of one event of one node attempt (of one alert's
+    incident), so that receivers can drop the duplicates at-least-once delivery produces."""
     fields = [notification.get(name) for name in ("run_id", "event", "node", "attempt")]
+    if "incident" in notification:  # an alert's: fired, then resolved, once each
+        fields.append(notification["incident"])
     digest = hashlib.sha256(json.dumps(fields, default=str).encode()).hexdigest()
     return f"keel-{digest[:40]}"
 
@@ -207,7 +209,10 @@ def email_message(notifier: EmailNotifier, notification: dict[str, Any]) -> Emai
     for whoever needs every field."""
     event = notification.get("event", "notification")
     run_id = str(notification.get("run_id", ""))
-    subject = f"[keel] {event}: workflow {notification.get('workflow')} run {run_id[:12]}"
+    if "alert" in notification:  # an alert's: it has no run
+        subject = f"[keel] {event}: {notification['alert']} ({notification.get('condition')})"
+    else:
+        subject = f"[keel] {event}: workflow {notification.get('workflow')} run {run_id[:12]}"
     if notification.get("node") is not None:
         subject += f" node {notification['node']}"
     message = EmailMessage()
@@ -220,11 +225,17 @@ def email_message(notifier: EmailNotifier, notification: dict[str, Any]) -> Emai
         f"{name}: {notification[key]}"
         for name, key in [
             ("Event", "event"),
+            ("Alert", "alert"),
+            ("Condition", "condition"),
+            ("Value", "shown_value"),
+            ("Severity", "severity"),
+            ("Description", "description"),
             ("Workflow", "workflow"),
             ("Run", "run_id"),
             ("Node", "node"),
             ("Attempt", "attempt"),
             ("Reason", "reason"),
+            ("Fired at", "fired_at"),
             ("At", "at"),
         ]
         if notification.get(key) is not None

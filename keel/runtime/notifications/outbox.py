@@ -129,9 +129,10 @@ def deliver_item(item: OutboxItem) -> str | None:
 def redelivery_at(item: OutboxItem, now: float) -> float | None:
     """When to try a failed notification again, or None to give up."""
     if item.deliveries >= MAX_DELIVERIES:
+        about = f"run {item.run_id}" if item.run_id else f"alert {item.payload.get('alert')}"
         log.error(
-            "gave up notifying %s about run %s after %d deliveries",
-            item.notifier.get("kind"), item.run_id, item.deliveries,
+            "gave up notifying %s about %s after %d deliveries",
+            item.notifier.get("kind"), about, item.deliveries,
         )  # fmt: skip
         return None
     return now + FIRST_REDELIVERY * 2.0 ** (item.deliveries - 1)

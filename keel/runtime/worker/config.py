@@ -79,6 +79,9 @@ FLAGS = {
     "metrics_port": "--metrics-port",
     "metrics_host": "--metrics-host",
 }
+#: tables of the config file that other parts of keel read (the alert rules and their
+#: notifiers: ``keel.runtime.alerts.config``), not worker settings
+SECTIONS = ("alerts", "notifiers")
 #: ``package.module:function`` (the form of ``keel.spec.model.ImportPath``)
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 #: the same rule as ``keel.spec.policies.QueueName`` (a test keeps the two equal)
@@ -233,12 +236,23 @@ def _env_layer(env: Mapping[str, str], here: Path) -> _Layer:
 
 def _find_config(start: Path) -> tuple[Path, list[_Layer]] | None:
     """The first folder from ``start`` upwards with keel settings, and its file layers."""
+    found = config_tables(start)
+    if found is None:
+        return None
+    folder, tables = found
+    return folder, [_file_layer(label, table, folder) for label, table in tables]
+
+
+def config_tables(start: Path) -> tuple[Path, list[tuple[str, Mapping[str, object]]]] | None:
+    """The first folder from ``start`` upwards with keel settings, and its tables as
+    (label naming the file, table): ``keel.toml`` first, then ``[tool.keel]``. Also read
+    for the tables other parts of keel own (``SECTIONS``)."""
     for folder in (start, *start.parents):
-        layers: list[_Layer] = []
+        tables: list[tuple[str, Mapping[str, object]]] = []
         keel_toml = folder / "keel.toml"
         if keel_toml.is_file():
             label = f"keel.toml ({keel_toml})"
-            layers.append(_file_layer(label, _read_toml(label, keel_toml), folder))
+            tables.append((label, _read_toml(label, keel_toml)))
         pyproject = folder / "pyproject.toml"
         if pyproject.is_file():
             label = f"pyproject.toml [tool.keel] ({pyproject})"
@@ -247,9 +261,9 @@ def _find_config(start: Path) -> tuple[Path, list[_Layer]] | None:
             if table is not None:
                 if not isinstance(table, dict):
                     raise WorkerConfigError(f"{label}: tool.keel must be a table, got {table!r}")
-                layers.append(_file_layer(label, table, folder))
-        if layers:
-            return folder, layers
+                tables.append((label, table))
+        if tables:
+            return folder, tables
     return None
 
 
@@ -264,7 +278,7 @@ def _read_toml(label: str, path: Path) -> dict[str, object]:
 
 
 def _file_layer(label: str, table: Mapping[str, object], folder: Path) -> _Layer:
-    unknown = sorted(set(table) - set(KEYS))
+    unknown = sorted(set(table) - set(KEYS) - set(SECTIONS))
     if unknown:
         raise WorkerConfigError(
             f"{label}: unknown key {', '.join(repr(key) for key in unknown)} "
