@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from keel.cli import (
+    alert_commands,
     event_commands,
     inspect_commands,
     recovery_commands,
@@ -36,6 +37,7 @@ worker_commands.register(app)
 service_commands.register(app)
 schedule_commands.register(app)
 event_commands.register(app)
+alert_commands.register(app)
 
 
 def _print_version(asked: bool) -> None:

@@ -114,6 +114,8 @@ def serve(
     """
     import uvicorn
 
+    from keel.cli.worker_commands import STOP_ALERTS, load_alerts
+    from keel.runtime.alerts.service import start_alerts
     from keel.runtime.metrics import Metrics
     from keel.runtime.stores import open_store, store_url
     from keel.runtime.triggers.files import watch_in_thread
@@ -128,6 +130,7 @@ def serve(
                                     database_url=db)  # fmt: skip
     except WorkerConfigError as exc:
         raise fail(f"keel serve: {exc}") from None
+    alert_rules = load_alerts("keel serve")
     for module in config.modules:
         import_code(module, "keel serve: ")
     logging.basicConfig(level=logging.INFO,
@@ -149,6 +152,9 @@ def serve(
     if with_worker and not config.modules:
         typer.echo("  (the worker runs only the tasks `allow` names: give keel serve the "
                    "files or modules of your workflows)", err=True)  # fmt: skip
+    if alert_rules:
+        typer.echo(f"  alerts: {len(alert_rules)} rules (one process at a time evaluates)",
+                   err=True)  # fmt: skip
     stop = threading.Event()
     metrics = Metrics()  # /metrics serves the worker's (or the schedules') counts too
     if with_worker:
@@ -156,6 +162,7 @@ def serve(
     else:
         worker_thread = _start_schedules(worker_store, stop, metrics)
     files = watch_in_thread(store, stop)  # the file triggers' folders (none: it idles)
+    alerting = start_alerts(worker_store, alert_rules, stop)  # None: no rule
     try:
         server = uvicorn.Server(uvicorn.Config(
             create_app(store, rate=rate_limit, hook_body=hook_body_limit, metrics=metrics),
@@ -168,6 +175,8 @@ def serve(
         stop.set()
         files.join()
         worker_thread.join()
+        if alerting is not None:
+            alerting.join(STOP_ALERTS)
         worker_store.close()
         store.close()
 

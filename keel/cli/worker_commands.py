@@ -24,6 +24,7 @@ from keel.cli.common import DbOption, fail, import_code, reported_errors
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
+    from keel.runtime.alerts.rules import AlertRule
     from keel.runtime.metrics import Metrics
     from keel.runtime.worker.config import WorkerConfig
     from keel.runtime.worker.loop import Worker
@@ -122,8 +123,12 @@ def worker(
     It runs only the @keel.task functions of the code it loads, and the plain
     functions `allow` names: an attempt of anything else fails, not retried.
     An attempt whose code it has not loaded is left to other workers.
+
+    The alert rules of keel.toml (\\[\\[alerts]]) are evaluated by one worker or server
+    at a time; see `keel alerts`.
     """
     from keel.errors import StoreError
+    from keel.runtime.alerts.service import start_alerts
     from keel.runtime.execution.invoke import TaskCatalog
     from keel.runtime.execution.task_access import TaskAccess
     from keel.runtime.stores import open_store
@@ -140,6 +145,7 @@ def worker(
         )  # fmt: skip
     except WorkerConfigError as exc:
         raise fail(f"keel worker: {exc}") from None
+    alert_rules = load_alerts("keel worker")
     _import_code(config)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -169,8 +175,12 @@ def worker(
         running = Worker(store, options, catalog=catalog, metrics=metrics)
     started.append(running)
     _announce(running, config)
+    if alert_rules:
+        typer.echo(f"  alerts: {len(alert_rules)} rules (one process at a time evaluates)",
+                   err=True)  # fmt: skip
     failure = ""
     files = watch_in_thread(store, stop)  # the file triggers' folders (none: it idles)
+    alerting = start_alerts(store, alert_rules, stop)  # None: no rule
     try:
         running.reclaim()
         running.run_forever(stop)
@@ -179,6 +189,8 @@ def worker(
     finally:
         stop.set()
         files.join()
+        if alerting is not None:
+            alerting.join(STOP_ALERTS)
         running.close()
         store.close()
         if serving is not None:
@@ -194,6 +206,21 @@ def worker(
         os._exit(code)  # threads of attempts given back cannot be stopped; do not wait for them
     if code:
         raise typer.Exit(code)
+
+
+#: seconds a stopping process waits for its alert thread (a delivery under way) to end
+STOP_ALERTS = 10.0
+
+
+def load_alerts(command: str) -> tuple[AlertRule, ...]:
+    """The alert rules of the config file (none without ``[[alerts]]``); a wrong one
+    ends ``command`` with its one-line error."""
+    from keel.runtime.alerts.config import AlertConfigError, load_alert_rules
+
+    try:
+        return load_alert_rules()
+    except AlertConfigError as exc:
+        raise fail(f"{command}: {exc}") from None
 
 
 def _serve_metrics(config: WorkerConfig) -> tuple[Metrics, WSGIServer]:

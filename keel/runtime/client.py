@@ -223,6 +223,13 @@ class Client:
         """Circuit breakers that have counted failures."""
         return self.transport.circuits()
 
+    def alerts(self) -> list[Document]:
+        """The alert rules evaluated so far (``keel alerts --json``), by name: ``state``
+        (ok, pending, firing) and ``since`` when, the last ``value`` read (None: too few
+        runs) and when (``evaluated_at``), the ``incident`` firing, what the rule checks
+        (``condition``, ``rule``)."""
+        return self.transport.alerts()
+
     def workflows(self, name: str | None = None) -> list[Document]:
         """Deployed workflows with their current version; with ``name``, that
         workflow's every deploy, oldest first (``current`` marks the current one)."""

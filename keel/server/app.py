@@ -19,7 +19,16 @@ from keel.server.gauges import StoreCollector
 from keel.server.guard import Access, check_every_route
 from keel.server.identities import Tokens
 from keel.server.limits import MOST_HOOK_BYTES, BodyLimit, RateLimits
-from keel.server.routes import approvals, hooks, operations, runs, schedules, tokens, workflows
+from keel.server.routes import (
+    alerts,
+    approvals,
+    hooks,
+    operations,
+    runs,
+    schedules,
+    tokens,
+    workflows,
+)
 from keel.server.routes import metrics as metrics_routes
 from keel.server.service import open_service
 from keel.store.protocol import Store
@@ -58,7 +67,8 @@ def create_app(
     metrics.add(StoreCollector(store, service.clock))
     app.state.access = Access(Tokens(store), RateLimits(rate), clock)
     problems.install(app)
-    routers = (runs, approvals, workflows, tokens, operations, hooks, schedules, metrics_routes)
+    routers = (runs, approvals, workflows, tokens, operations, hooks, schedules, alerts,
+               metrics_routes)  # fmt: skip
     for module in routers:
         app.include_router(module.router, responses=problems.RESPONSES)
     app.add_middleware(BodyLimit, under={"/hooks/": hook_body})

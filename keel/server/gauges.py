@@ -2,11 +2,11 @@
 
 One ``Store.gauges`` read (one aggregate query, from existing indexes) gives the depth
 and oldest ready attempt of every queue, the runs waiting per kind of wait, the
-notifications not delivered yet and the live workers. The answer is kept for ``ttl``
-seconds, so any number of scrapers (several Prometheus servers, a dashboard) cost the
-store one read per ``ttl``; concurrent scrapes share one read. A store that fails is
-said in the log and leaves these metrics out of that scrape (the process's own counters
-are still served), and ``keel_store_up`` says 0.
+notifications not delivered yet, the live workers and the alert rules firing. The answer
+is kept for ``ttl`` seconds, so any number of scrapers (several Prometheus servers, a
+dashboard) cost the store one read per ``ttl``; concurrent scrapes share one read. A
+store that fails is said in the log and leaves these metrics out of that scrape (the
+process's own counters are still served), and ``keel_store_up`` says 0.
 """
 
 from __future__ import annotations
@@ -91,10 +91,17 @@ def _families(now: float, gauges: StoreGauges, *, up: bool) -> list[Metric]:
     )  # fmt: skip
     for kind, count in sorted(gauges.waiting_runs.items()):
         waiting.add_metric([kind], count)
+    firing = GaugeMetricFamily(
+        "keel_alerts_firing", "Whether the alert rule fires (1) or not (0), as its last "
+        "evaluation left it", labels=["alert"],
+    )  # fmt: skip
+    for alert, fires in sorted(gauges.alerts_firing.items()):
+        firing.add_metric([alert], fires)
     return [
         depth,
         age,
         waiting,
+        firing,
         GaugeMetricFamily("keel_notifications_pending", "Notifications not delivered yet "
                           "(due, or to be tried again)", value=gauges.notifications_pending),
         GaugeMetricFamily("keel_workers_live", f"Workers seen in the last {LIVE_WITHIN:.0f} s",

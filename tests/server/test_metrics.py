@@ -48,6 +48,7 @@ FAMILIES = {
     "keel_queue_depth": "gauge",
     "keel_queue_oldest_age_seconds": "gauge",
     "keel_runs_waiting": "gauge",
+    "keel_alerts_firing": "gauge",
     "keel_notifications_pending": "gauge",
     "keel_workers_live": "gauge",
     "keel_store_up": "gauge",

@@ -64,6 +64,7 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("DELETE", "/tokens/{name}"): lambda a: ("/tokens/viewer-1", None),
     ("GET", "/failed"): lambda a: ("/failed", None),
     ("GET", "/circuits"): lambda a: ("/circuits", None),
+    ("GET", "/alerts"): lambda a: ("/alerts", None),
     ("GET", "/metrics"): lambda a: ("/metrics", None),
     ("GET", "/openapi.json"): lambda a: ("/openapi.json", None),
     ("POST", "/events/{name}"): lambda a: ("/events/order", {"data": {"amount": 3}}),

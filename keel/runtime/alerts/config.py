@@ -137,8 +137,9 @@ def _named_notifiers(label: str, raw: object) -> dict[str, Any]:
 
 def _notifier(where: str, table: dict[str, Any]) -> Any:
     if "on" in table:
-        raise AlertConfigError(f"{where}: on does not apply to an alert's notifier (it is told "
-                               "when the alert fires and when it resolves): leave it out")  # fmt: skip
+        raise AlertConfigError(f"{where}: on does not apply to an alert's notifier (it is "
+                               "told when the alert fires and when it resolves): leave it "
+                               "out")  # fmt: skip
     try:
         return _NOTIFIER.validate_python(table)
     except ValidationError as exc:

@@ -97,7 +97,8 @@ class AlertPump(Paced):
         for name in forget:
             if before[name].state == "firing":
                 log.warning("alert %s is no longer configured: forgotten while firing "
-                            "(incident %s), without a resolve", name, before[name].incident)  # fmt: skip
+                            "(incident %s), without a resolve", name,
+                            before[name].incident)  # fmt: skip
         if self.store.record_alerts(self.owner, now, states, told, forget=forget):
             return True
         self.holding = False

@@ -86,6 +86,9 @@ class Transport(Protocol):
 
     def circuits(self) -> list[Document]: ...
 
+    def alerts(self) -> list[Document]:
+        """``keel.runtime.alerts.views.alert_documents``: each alert rule's state."""
+
     def workflows(self, name: str | None) -> list[Document]: ...
 
     def emit(self, name: str, data: Any, message_id: str) -> list[Fired]:

@@ -216,6 +216,10 @@ class HttpTransport:
         found: list[Document] = self.call("GET", "/circuits")["circuits"]
         return found
 
+    def alerts(self) -> list[Document]:
+        found: list[Document] = self.call("GET", "/alerts")["alerts"]
+        return found
+
     def workflows(self, name: str | None) -> list[Document]:
         if name is None:
             listed: list[Document] = self.call("GET", "/workflows")["workflows"]

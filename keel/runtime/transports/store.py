@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from keel.runtime.alerts.views import alert_documents
 from keel.runtime.clock import clock_for
 from keel.runtime.operations.control import cancel_run, record_run, save_children
 from keel.runtime.operations.deployed import deployed, start_once
@@ -143,6 +144,9 @@ class StoreTransport:
 
     def circuits(self) -> list[Document]:
         return [documents.circuit_document(c) for c in self.store.circuits()]
+
+    def alerts(self) -> list[Document]:
+        return alert_documents(self.store)
 
     def workflows(self, name: str | None) -> list[Document]:
         if name is None:

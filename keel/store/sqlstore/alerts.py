@@ -91,7 +91,9 @@ class SQLAlerts(SQLReader):
 
     def take_alert_notices(self, now: float, limit: int) -> list[OutboxItem]:
         with self.dialect.write() as cur:
-            rows = cur.execute(self.q["take_alert_notices"], {"now": now, "limit": limit}).fetchall()
+            rows = cur.execute(
+                self.q["take_alert_notices"], {"now": now, "limit": limit}
+            ).fetchall()
         rows.sort(key=lambda row: (row[4], row[0]))  # due first, then oldest
         return [OutboxItem(row_id, "", json.loads(notifier), json.loads(payload), deliveries)
                 for row_id, notifier, payload, deliveries, _ in rows]  # fmt: skip

@@ -29,8 +29,8 @@ from keel.store.boundary import store_boundary
 from keel.store.limits import Candidate, choose
 from keel.store.presence import WorkerRecord, worker_row
 from keel.store.records import Claimed, Claims, Lease, OutboxItem, StoredEvent, item_of
-from keel.store.sqlstore.dialect import Cursor
 from keel.store.sqlstore.alerts import SQLAlerts
+from keel.store.sqlstore.dialect import Cursor
 from keel.store.sqlstore.free import SQLFree
 from keel.store.sqlstore.gauges import SQLGauges
 from keel.store.sqlstore.service import SQLService
