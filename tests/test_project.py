@@ -48,6 +48,9 @@ RUNTIME_ALLOWED = {
     },
     # what fires triggers: it starts runs through the operations (and counts them)
     "triggers": {"clock", "runs", "operations", "metrics"},
+    # alert rules: read from the config file the worker reads, evaluated under the
+    # store's lease, delivered through the notifiers
+    "alerts": {"clock", "notifications", "worker"},
     # keel.Client's transports: the store one performs the operations and views
     "transports": {"clock", "runs", "operations", "views", "triggers"},
 }

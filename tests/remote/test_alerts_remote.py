@@ -83,3 +83,21 @@ def test_the_client_reads_the_alerts_over_either_transport(served: Served) -> No
         assert over_http == local.alerts()
     assert [item["name"] for item in over_http] == [
         "approvals-overdue", "claims-failing", "queue-stuck-on-the-default-queue"]  # fmt: skip
+
+
+def test_metrics_say_which_rules_fire(served: Served) -> None:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    record_alerts(served.store)
+    request = urllib.request.Request(f"{served.url}/metrics", headers={
+        "Authorization": f"Bearer {served.tokens['viewer']}"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=30) as response:
+        text = response.read().decode()
+    (family,) = [f for f in text_string_to_metric_families(text) if f.name == "keel_alerts_firing"]
+    assert {s.labels["alert"]: s.value for s in family.samples} == {
+        "claims-failing": 1.0,
+        "approvals-overdue": 0.0,
+        "queue-stuck-on-the-default-queue": 0.0,
+    }

@@ -283,6 +283,7 @@ def test_an_alerts_email_says_which_alert_and_what_it_checks() -> None:
 
 @pytest.mark.parametrize(("unit", "value", "shown"), [
     ("share", 0.25, "25%"), ("share", 1 / 3, "33.3%"), ("seconds", 90.0, "1m30s"),
+    ("seconds", 0.0, "0s"), ("seconds", 0.25, "250ms"),
     ("count", 3.0, "3"), ("count", None, "-"),
 ])  # fmt: skip
 def test_values_are_shown_in_their_unit(unit: str, value: float | None, shown: str) -> None:

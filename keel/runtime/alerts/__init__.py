@@ -6,5 +6,6 @@ use (webhook, email, a function).
 The modules: ``rules`` (the rule models), ``config`` (reading them), ``readings`` (their
 values, from the store), ``states`` (how a state moves: pure), ``pump`` (evaluate under
 the store's lease, record, deliver), ``service`` (the pump's thread in ``keel worker``
-and ``keel serve``), ``views`` (what ``keel alerts`` and ``GET /alerts`` show).
+and ``keel serve``). What ``keel alerts`` and ``GET /alerts`` show is a read model of
+the store (``keel.runtime.views.alerts``).
 """

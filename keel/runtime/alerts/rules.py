@@ -186,5 +186,5 @@ def shown_value(unit: str, value: float | None) -> str:
     if unit == "share":
         return f"{value * 100:.3g}%"
     if unit == "seconds":
-        return format_duration(value)
+        return format_duration(value) if value else "0s"  # not "0ms": nothing waits
     return f"{value:g}"

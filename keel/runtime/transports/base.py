@@ -87,7 +87,7 @@ class Transport(Protocol):
     def circuits(self) -> list[Document]: ...
 
     def alerts(self) -> list[Document]:
-        """``keel.runtime.alerts.views.alert_documents``: each alert rule's state."""
+        """``keel.runtime.views.alerts.alert_documents``: each alert rule's state."""
 
     def workflows(self, name: str | None) -> list[Document]: ...
 

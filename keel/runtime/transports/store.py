@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from keel.runtime.alerts.views import alert_documents
 from keel.runtime.clock import clock_for
 from keel.runtime.operations.control import cancel_run, record_run, save_children
 from keel.runtime.operations.deployed import deployed, start_once
@@ -24,6 +23,7 @@ from keel.runtime.triggers.deploying import check_deploy
 from keel.runtime.triggers.events import emit
 from keel.runtime.views import documents
 from keel.runtime.views.activity import Activity, run_activity
+from keel.runtime.views.alerts import alert_documents
 from keel.runtime.views.failures import failed_runs
 from keel.runtime.views.why import run_why
 from keel.runtime.views.why_reasons import RunWhy

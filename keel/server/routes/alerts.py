@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from keel.runtime.alerts.views import alert_documents
+from keel.runtime.views.alerts import alert_documents
 from keel.server.guard import needs
 from keel.server.identities import Identity
 from keel.server.roles import Permission
