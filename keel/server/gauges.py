@@ -91,10 +91,17 @@ def _families(now: float, gauges: StoreGauges, *, up: bool) -> list[Metric]:
     )  # fmt: skip
     for kind, count in sorted(gauges.waiting_runs.items()):
         waiting.add_metric([kind], count)
+    late = GaugeMetricFamily(
+        "keel_late_runs", "Runs not ended past their workflow's expected_duration",
+        labels=["workflow"],
+    )  # fmt: skip
+    for workflow, count in sorted(gauges.late_runs.items()):
+        late.add_metric([workflow], count)
     return [
         depth,
         age,
         waiting,
+        late,
         GaugeMetricFamily("keel_notifications_pending", "Notifications not delivered yet "
                           "(due, or to be tried again)", value=gauges.notifications_pending),
         GaugeMetricFamily("keel_workers_live", f"Workers seen in the last {LIVE_WITHIN:.0f} s",

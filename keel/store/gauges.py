@@ -1,9 +1,10 @@
 """What the store holds right now, counted for metrics: the ready queue per queue, the
-runs waiting per kind of wait, the notifications not delivered yet, the live workers.
+runs waiting per kind of wait, the notifications not delivered yet, the live workers,
+the runs past their expected duration and not ended.
 
 Read by the server at scrape time (``Store.gauges``), with one aggregate query that
 each backend answers from its existing indexes (the ready queue's free attempts, the
-waits by kind, the outbox's due items, the workers by last seen), so a scrape costs the
+waits by kind, the outbox's due items, the workers by last seen, the late runs), so a scrape costs the
 same whatever the length of the histories. Labels are queue names and kinds of wait:
 both bounded by the deployed definitions, never a run id.
 """
@@ -35,12 +36,15 @@ class StoreGauges:
     notifications_pending: int = 0
     #: workers seen since the ``live_since`` asked for
     live_workers: int = 0
+    #: workflow -> its runs not ended and past their expected duration (late)
+    late_runs: dict[str, int] = field(default_factory=dict)
 
 
 def gauges_of(rows: Iterable[Sequence[Any]]) -> StoreGauges:
     """``store_gauges``' rows (kind, name, count, oldest), as both backends select them."""
     queues: dict[str, QueueGauge] = {}
     waiting: dict[str, int] = {}
+    late: dict[str, int] = {}
     pending = live = 0
     for kind, name, count, oldest in rows:
         if kind == "queue":
@@ -51,4 +55,6 @@ def gauges_of(rows: Iterable[Sequence[Any]]) -> StoreGauges:
             pending = int(count)
         elif kind == "workers":
             live = int(count)
-    return StoreGauges(queues, waiting, pending, live)
+        elif kind == "late":
+            late[str(name)] = int(count)
+    return StoreGauges(queues, waiting, pending, live, late)

@@ -381,4 +381,7 @@ SELECT 'wait', waits_for, count(DISTINCT run_id), NULL FROM waits GROUP BY waits
 UNION ALL
 SELECT 'outbox', NULL, count(*), NULL FROM outbox WHERE next_at IS NOT NULL
 UNION ALL
-SELECT 'workers', NULL, count(*), NULL FROM workers WHERE seen_at >= :live_since;
+SELECT 'workers', NULL, count(*), NULL FROM workers WHERE seen_at >= :live_since
+UNION ALL
+SELECT 'late', workflow, count(*), NULL FROM runs
+WHERE late AND status IN ('pending', 'running', 'failing', 'paused') GROUP BY workflow;
