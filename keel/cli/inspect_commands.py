@@ -111,7 +111,7 @@ def _activity_symbol(status: str, activity: Activity | None) -> str:
 
 def _status_words(status: str, activity: Activity | None) -> str:
     """A run's status as ``keel runs`` prints it: what it is doing, rather than a bare
-    "running" (``keel show`` says it in full: ``_activity_words``)."""
+    "running" (``keel show`` says it in full: ``activity_words``)."""
     if activity is None:
         return status
     return activity.short if status == "running" else f"{status}: {activity.short}"
@@ -149,7 +149,7 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
     took = "" if data["duration"] is None else f" in {seconds(data['duration'])}"
     if took:
         took += _since_by_hand(data["retries"], data["set_by_hand"])
-    print_field(console, "status", _activity_words(status, data["activity"]) + took)
+    print_field(console, "status", activity_words(status, data["activity"]) + took)
     if data["late"]:
         print_field(console, "late", _late_words(data), style="yellow")
     print_field(console, "version", f"{data['spec_version'][:12]}   started "
@@ -214,8 +214,9 @@ def _late_words(detail: dict[str, Any]) -> str:
     return ("finished late: " if ended else "") + ", ".join(said)
 
 
-def _activity_words(status: str, activity: str | None) -> str:
-    """``_status_words`` in full, from the activity's text alone (a run's detail)."""
+def activity_words(status: str, activity: str | None) -> str:
+    """``_status_words`` in full, from the activity's text alone (a run's detail; the
+    header of ``keel why``)."""
     if activity is None:
         return status
     return activity if status == "running" else f"{status}: {activity}"
