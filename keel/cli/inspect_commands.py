@@ -125,11 +125,11 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
     from rich.console import Console
     from rich.text import Text
 
-    from keel.cli.layout import Cell, Column, print_field, print_table
+    from keel.cli.layout import Cell, Column, print_field, print_field_with_command, print_table
     from keel.cli.progress import retries, seconds, status_symbol
     from keel.cli.why_commands import grouped, node_text
     from keel.engine.state import is_finished
-    from keel.runtime.views.report import describe_wait
+    from keel.runtime.views.report import wait_parts
     from keel.runtime.views.why_reasons import WAITS
 
     with opened_client(db) as client, reported_errors():
@@ -170,7 +170,11 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         print_field(console, "child", f"run {child.id} {child.workflow} ({child.status})")
     for node in nodes:
         if node.status == "awaiting":
-            print_field(console, "waits for", describe_wait(node, data["id"]), style="yellow")
+            what, command = wait_parts(node, data["id"])
+            if command is None:
+                print_field(console, "waits for", what, style="yellow")
+            else:  # the command whole, to be copied: on its own line if need be
+                print_field_with_command(console, "waits for", what, command, style="yellow")
             for line in _wait_notes(node):
                 print_field(console, "", line)
     for label, stuck in [] if found is None else grouped(found.nodes):

@@ -230,6 +230,20 @@ def test_give_backs_by_several_workers_and_a_later_availability_in_words() -> No
     assert later == f"queued on 'gpu' since {local_time(100.0)}; available at {local_time(160.0)}"
 
 
+def test_show_puts_a_waits_command_whole_on_its_own_line(tmp_path: Path) -> None:
+    db, run_id = started(tmp_path, {"name": "pinged", "nodes": [
+        {"id": "hear", "kind": "signal", "signal": "go", "timeout": 3600},
+        {"id": "ok", "kind": "approval", "title": "OK?"}]})  # fmt: skip
+
+    lines = ok(db, "show", run_id).splitlines()
+
+    signal = lines.index(next(line for line in lines if "waits for signal 'go', due" in line))
+    assert lines[signal].endswith(":")  # too long for one line with its command
+    assert lines[signal + 1] == f"            keel signal {run_id[:8]} go --data JSON"
+    approval = next(line for line in lines if "waits for approval" in line)
+    assert approval.endswith(f"by anyone: keel approve {run_id[:8]} ok (or keel reject)")
+
+
 def test_an_ended_run_has_nothing_holding_it(tmp_path: Path) -> None:
     db, run_id = started(tmp_path, TWO)
     store = SQLiteStore(db)
