@@ -111,7 +111,7 @@ def _activity_symbol(status: str, activity: Activity | None) -> str:
 
 def _status_words(status: str, activity: Activity | None) -> str:
     """A run's status as ``keel runs`` prints it: what it is doing, rather than a bare
-    "running" (``keel show`` says it in full: ``_activity_words``)."""
+    "running" (``keel show`` says it in full: ``activity_words``)."""
     if activity is None:
         return status
     return activity.short if status == "running" else f"{status}: {activity.short}"
@@ -125,11 +125,11 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
     from rich.console import Console
     from rich.text import Text
 
-    from keel.cli.layout import Cell, Column, print_field, print_table
+    from keel.cli.layout import Cell, Column, print_field, print_field_with_command, print_table
     from keel.cli.progress import retries, seconds, status_symbol
     from keel.cli.why_commands import grouped, node_text
     from keel.engine.state import is_finished
-    from keel.runtime.views.report import describe_wait
+    from keel.runtime.views.report import wait_parts
     from keel.runtime.views.why_reasons import WAITS
 
     with opened_client(db) as client, reported_errors():
@@ -149,7 +149,7 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
     took = "" if data["duration"] is None else f" in {seconds(data['duration'])}"
     if took:
         took += _since_by_hand(data["retries"], data["set_by_hand"])
-    print_field(console, "status", _activity_words(status, data["activity"]) + took)
+    print_field(console, "status", activity_words(status, data["activity"]) + took)
     if data["late"]:
         print_field(console, "late", _late_words(data), style="yellow")
     print_field(console, "version", f"{data['spec_version'][:12]}   started "
@@ -170,7 +170,11 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         print_field(console, "child", f"run {child.id} {child.workflow} ({child.status})")
     for node in nodes:
         if node.status == "awaiting":
-            print_field(console, "waits for", describe_wait(node, data["id"]), style="yellow")
+            what, command = wait_parts(node, data["id"])
+            if command is None:
+                print_field(console, "waits for", what, style="yellow")
+            else:  # the command whole, to be copied: on its own line if need be
+                print_field_with_command(console, "waits for", what, command, style="yellow")
             for line in _wait_notes(node):
                 print_field(console, "", line)
     for label, stuck in [] if found is None else grouped(found.nodes):
@@ -214,8 +218,9 @@ def _late_words(detail: dict[str, Any]) -> str:
     return ("finished late: " if ended else "") + ", ".join(said)
 
 
-def _activity_words(status: str, activity: str | None) -> str:
-    """``_status_words`` in full, from the activity's text alone (a run's detail)."""
+def activity_words(status: str, activity: str | None) -> str:
+    """``_status_words`` in full, from the activity's text alone (a run's detail; the
+    header of ``keel why``)."""
     if activity is None:
         return status
     return activity if status == "running" else f"{status}: {activity}"
