@@ -5,8 +5,8 @@ the runs past their expected duration and not ended.
 Read by the server at scrape time (``Store.gauges``), with one aggregate query that
 each backend answers from its existing indexes (the ready queue's free attempts, the
 waits by kind, the outbox's due items, the workers by last seen, the late runs), so a
-scrape costs the same whatever the length of the histories. Labels are queue names and kinds of wait:
-both bounded by the deployed definitions, never a run id.
+scrape costs the same whatever the length of the histories. Labels are queue names,
+kinds of wait and workflow names: bounded by the deployed definitions, never a run id.
 """
 
 from __future__ import annotations
