@@ -58,7 +58,11 @@ DELIVERY = "x-keel-delivery"
 #: and any whose name says it holds one (a mapping would write it into the history)
 HIDDEN = frozenset({SIGNATURE, "authorization", "cookie", "proxy-authorization"})
 _CREDENTIAL = re.compile(r"token|secret|signature|key|auth|cookie|session|password", re.I)
-_DELIVERY_ID = re.compile(r"^[A-Za-z0-9_:-]{1,200}$")
+_DELIVERY_ID = re.compile(r"[A-Za-z0-9_:-]{1,200}")
+#: a signature's parts: ASCII digits (``str.isdigit`` takes other scripts' digits, which
+#: ``int`` refuses) and lower-case hex, as ``sign`` writes them
+_STAMP = re.compile(r"[0-9]{1,12}")
+_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class SignatureError(KeelError):
@@ -90,18 +94,31 @@ def verify(header: str | None, secret: str, delivery: str, body: bytes, now: flo
     (a sender rotating its secret signs with both)."""
     if not header:
         raise SignatureError("the delivery is not signed: send X-Keel-Signature: t=...,v1=...")
-    parts = [p.strip().partition("=") for p in header.split(",")]
-    stamps = [value for key, _, value in parts if key == "t"]
-    given = [value for key, _, value in parts if key == "v1"]
-    if len(stamps) != 1 or not stamps[0].isdigit() or not given:
-        raise SignatureError("X-Keel-Signature is not t=<unix seconds>,v1=<hex hmac-sha256>")
-    if abs(now - int(stamps[0])) > tolerance:
+    stamp, given = _parsed(header)
+    if abs(now - int(stamp)) > tolerance:
         raise SignatureError(f"the signature's time is more than {tolerance:g} s from the "
                              "server's: sign each delivery when sending it")  # fmt: skip
-    expected = _digest(secret, stamps[0], delivery, body)
+    expected = _digest(secret, stamp, delivery, body).encode()
     # every candidate compared, in constant time each
     if not any([hmac.compare_digest(expected, value) for value in given]):  # noqa: C419
         raise SignatureError("the signature does not match the delivery and the secret")
+
+
+def _parsed(header: str) -> tuple[str, list[bytes]]:
+    """The timestamp and the ``v1`` digests of a header that is exactly
+    ``t=DIGITS,v1=HEX[,v1=HEX...]``; anything else (a part of another form, a timestamp
+    of more than 12 digits, a digest not 64 lower-case hex digits, any other character)
+    is refused as unsigned: what an unauthenticated sender wrote is never handed to
+    ``int`` or ``compare_digest`` unchecked."""
+    parts = [part.strip().partition("=") for part in header.split(",")]
+    stamps = [value for key, _, value in parts if key == "t"]
+    given = [value for key, _, value in parts if key == "v1"]
+    if (len(stamps) != 1 or not given or len(stamps) + len(given) != len(parts)
+            or not _STAMP.fullmatch(stamps[0])
+            or not all(_HEX.fullmatch(value) for value in given)):  # fmt: skip
+        raise SignatureError("X-Keel-Signature is not t=<unix seconds>,v1=<64 hex digits of "
+                             "hmac-sha256>")  # fmt: skip
+    return stamps[0], [value.encode() for value in given]
 
 
 def hooked(plans: RunCache, path: str, method: str) -> list[Armed]:
@@ -183,7 +200,7 @@ def deliver(
     delivery = headers.get(DELIVERY, "")
     if not delivery:
         raise DeliveryError("a delivery needs an id (X-Keel-Delivery), the same on every retry")
-    if not _DELIVERY_ID.match(delivery):  # no '.': the signed text splits one way only
+    if not _DELIVERY_ID.fullmatch(delivery):  # no '.': the signed text splits one way only
         raise DeliveryError("a delivery id (X-Keel-Delivery) is 1 to 200 letters, digits, "
                             "'_', '-' or ':'")  # fmt: skip
     signed = _signed(armed, headers.get(SIGNATURE), delivery, body, now)
