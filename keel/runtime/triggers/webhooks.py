@@ -45,8 +45,15 @@ from typing import Any
 from keel.errors import ForbiddenError, KeelError, WorkflowNotFoundError
 from keel.runtime.clock import Clock
 from keel.runtime.runs import RunCache
-from keel.runtime.triggers.events import Emitted
-from keel.runtime.triggers.firing import Armed, Firing, fire, mapped_input, matches
+from keel.runtime.triggers.firing import (
+    Armed,
+    Emitted,
+    Firing,
+    Offer,
+    prepare,
+    refusal,
+    start,
+)
 from keel.spec.triggers import WebhookTrigger
 from keel.store.protocol import Store
 
@@ -195,8 +202,11 @@ def deliver(
     clock: Clock | None = None,
 ) -> list[Emitted]:
     """Start the run of each of ``armed`` (``hooked``: the webhooks at one path for the
-    request's method) this delivery is signed for and whose filter takes it; each is
-    recorded before this returns. ``headers``: lower-cased."""
+    request's method) this delivery is signed for and whose filter takes it, one per
+    workflow; each is recorded before this returns. When a workflow refuses it (its input
+    schema, a filter or mapping that cannot be evaluated): ``InputError`` naming each that
+    refused, and no run started, whatever the order the workflows were deployed in.
+    ``headers``: lower-cased."""
     delivery = headers.get(DELIVERY, "")
     if not delivery:
         raise DeliveryError("a delivery needs an id (X-Keel-Delivery), the same on every retry")
@@ -212,14 +222,13 @@ def deliver(
     event = {"body": payload, "path": path,
              "headers": {k: v for k, v in headers.items()
                          if k not in HIDDEN and not _CREDENTIAL.search(k)}}  # fmt: skip
-    firing = Firing("webhook", path, delivery)
-    emitted: list[Emitted] = []
-    for one, trigger in signed:
-        if any(e.workflow == one.spec.name for e in emitted) or not matches(
-            trigger, "event", event
-        ):
-            continue
-        run_input = mapped_input(trigger, "event", event, payload)
-        record, started = fire(store, one.spec, run_input, firing, plans=plans, clock=clock)
-        emitted.append(Emitted(one.spec.name, record, started))
+    # every workflow's answer first: a delivery one refuses starts nothing at all
+    batch = prepare((Offer(one, event, payload) for one, _ in signed), "event")
+    what = f"delivery {delivery}"
+    if batch.refused:
+        raise refusal(what, batch.refused)
+    emitted, refused = start(store, batch, Firing("webhook", path, delivery), plans=plans,
+                             clock=clock)  # fmt: skip
+    if refused:
+        raise refusal(what, refused)
     return emitted
