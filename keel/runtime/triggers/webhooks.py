@@ -3,9 +3,10 @@ starts. The HTTP route (``keel.server.routes.hooks``) only reads the request.
 
 A webhook is authenticated by its signature, never by a bearer token: the sender holds
 a secret shared with the server (in the environment variable the trigger's
-``secret_env`` names; a spec never holds it). A trigger without ``secret_env`` takes no
-delivery at all ("unsigned webhooks are off"): an open URL that starts runs is not a
-default keel offers.
+``secret_env`` names; a spec never holds it). There is no unsigned webhook: a spec
+without ``secret_env`` is refused when validated (an open URL that starts runs is not
+something keel offers), and a server whose environment lacks the secret refuses every
+delivery (403) and says why in its log.
 
 ``X-Keel-Signature: t=<unix seconds>,v1=<hex>`` where the hex is
 HMAC-SHA256(secret, ``f"{t}.{delivery}.{body}"``): the timestamp bounds replays to the
@@ -145,8 +146,7 @@ def hooked(plans: RunCache, path: str, method: str) -> list[Armed]:
 
 
 def _secret(trigger: WebhookTrigger) -> str:
-    if trigger.secret_env is None:
-        raise ForbiddenError("unsigned webhooks are off: give the trigger a secret_env")
+    assert trigger.secret_env is not None  # a spec without one is refused when parsed
     secret = os.environ.get(trigger.secret_env)
     if not secret:
         # the server's setup is wrong, not the request: said in the log, not to the sender
