@@ -16,9 +16,9 @@ from keel.engine.plan import Plan, compile_plan
 from keel.engine.state import RunState, is_finished
 from keel.errors import InputError, KeelError, StoreError
 from keel.runtime.clock import Clock, clock_for
-from keel.runtime.operations.inputs import check_input, with_defaults
+from keel.runtime.operations.inputs import check_input as check_input
+from keel.runtime.operations.inputs import check_start, with_defaults
 from keel.runtime.runs import RunCache, advance
-from keel.spec.data import check_json
 from keel.spec.model import SubworkflowNode, WorkflowSpec
 from keel.spec.registry import SpecRegistry
 from keel.store.protocol import Store
@@ -77,8 +77,7 @@ def record_run(
 ) -> Committed:
     """``start_run`` for a worker: ``lease`` may let the first transition lease its
     attempts (``Worker.start_run``), and the run's state is left in ``cache``."""
-    check_json(run_input, f"the input of workflow '{spec.name}'")
-    check_input(spec, run_input)
+    check_start(spec, run_input)
     run_input = with_defaults(spec, run_input)
     now = (clock or clock_for(store)).now()
     run_id = run_id or new_run_id()
