@@ -58,7 +58,8 @@ def trigger(name: str, who: Actor, served: Served) -> dict[str, Any]:
 
 @router.post("/schedules/{name}/backfill")
 def backfill(name: str, body: Backfill, who: Actor, served: Served) -> dict[str, Any]:
-    """One run per slot from ``start`` to ``end`` (both included, RFC 3339 times)."""
-    started = schedule_views.backfill(served.store, served.plans, name,
-                                      body.start.timestamp(), body.end.timestamp())  # fmt: skip
+    """One run per slot from ``start`` to ``end`` (both included, RFC 3339 times; not
+    after now)."""
+    started = schedule_views.backfill(served.store, served.plans, name, body.start.timestamp(),
+                                      body.end.timestamp(), served.clock.now())  # fmt: skip
     return {"name": name, "slots": started}
