@@ -153,10 +153,16 @@ class SchedulePump(Paced):
                 fired = self._fire(armed, trigger, firing, slot)
                 started += fired is not None and fired[1]
                 if fired is not None and trigger.overlap != "allow":  # the next slot's
-                    run = fired[0]
-                    previous = [] if is_finished(run.status) else [Previous(slot, run.id)]
+                    previous = self._going(name, slot, *fired)
             self.store.advance_schedule(name, armed.spec.name, slot)
         return started, False
+
+    def _going(self, name: str, slot: float, run: RunRecord, new: bool) -> list[Previous]:
+        """The slot's run as the previous run of the next slot, if it goes on and is the
+        schedule's own (one found, not started, may be a backfill's)."""
+        if is_finished(run.status) or (not new and self._own_slot(name, run.id) is None):
+            return []
+        return [Previous(slot, run.id)]
 
     def _came(self, trigger: ScheduleTrigger, name: str, last: float | None, now: float) -> bool:
         """Whether a slot after ``last`` has come (one never fired: is due)."""
@@ -167,19 +173,26 @@ class SchedulePump(Paced):
     def _previous(self, name: str) -> list[Previous]:
         """The runs of the schedule's own slots not ended yet, oldest slot first."""
         started_by = Firing("schedule", name, "").started_by
+        going = [run.id for status in UNFINISHED
+                 for run in self.store.list_runs(started_by=started_by, status=status,
+                                                 limit=MOST_PREVIOUS)]  # fmt: skip
         known = self._slots.get(name, {})
-        seen: dict[str, float | None] = {}
-        for status in UNFINISHED:
-            for run in self.store.list_runs(started_by=started_by, status=status,
-                                            limit=MOST_PREVIOUS):  # fmt: skip
-                if run.id in known:
-                    seen[run.id] = known[run.id]
-                    continue
-                first = self.store.first_event(run.id)
-                seen[run.id] = own_slot(getattr(first.event, "trigger", None) if first else None)
-        self._slots[name] = seen
-        found = [Previous(slot, run_id) for run_id, slot in seen.items() if slot is not None]
+        self._slots[name] = {run_id: known[run_id] for run_id in going if run_id in known}
+        found = []
+        for run_id in going:
+            slot = self._own_slot(name, run_id)
+            if slot is not None:
+                found.append(Previous(slot, run_id))
         return sorted(found, key=lambda run: run.slot)
+
+    def _own_slot(self, name: str, run_id: str) -> float | None:
+        """The slot of schedule ``name`` that started the run (None: a person asked
+        for it), from its first event, read once."""
+        known = self._slots.setdefault(name, {})
+        if run_id not in known:
+            first = self.store.first_event(run_id)
+            known[run_id] = own_slot(getattr(first.event, "trigger", None) if first else None)
+        return known[run_id]
 
     def _ended_at(self, armed: Armed, name: str, last: float | None) -> float | None:
         """When the run of the slot ``last`` ended (None: there is none, or it goes on):

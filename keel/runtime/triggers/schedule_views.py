@@ -12,10 +12,9 @@ backfilled slot is the slot's one run whoever fires it first.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any
+from typing import Any, Literal
 
 from keel.errors import InputError, WorkflowNotFoundError
 from keel.runtime.runs import RunCache

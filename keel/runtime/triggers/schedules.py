@@ -137,9 +137,9 @@ def due(
                 break
     waited: list[float] = []
     if held_until is not None and last_slot is not None:
-        wanted = trigger.catch_up_limit - len(missed) if policy == "all" else int(
-            not timely and not missed
-        )
+        wanted = int(not timely and not missed)  # skip, latest: the newest, if nothing else
+        if policy == "all":
+            wanted = trigger.catch_up_limit - len(missed)
         waited = _newest(trigger, last_slot, min(now, held_until), wanted)
     return sorted(timely + missed + waited)
 
