@@ -261,8 +261,11 @@ def started_by_text(trigger: dict[str, Any] | None, started_by: str | None) -> s
     if kind == "file":
         path, _, digest = str(key).rpartition(":")
         return f"file {path} in {source} (sha256 {digest[:12]})"
+    via = trigger.get("via")  # a schedule's run a person asked for
+    if via == "trigger-now":
+        return f"schedule {source}, trigger-now at {str(key).removeprefix('now:')}"
     name, key_name = _FIRED.get(str(kind), (str(kind), "key"))
-    return f"{name} {source}, {key_name} {key}"
+    return f"{name} {source}, {key_name} {key}" + (f" ({via})" if via else "")
 
 
 def _since_by_hand(retried: int, set_by_hand: list[str]) -> str:

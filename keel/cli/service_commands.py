@@ -240,8 +240,8 @@ def _start_worker(
 
 def _start_schedules(store: Store, stop: threading.Event, metrics: Metrics) -> threading.Thread:
     """Fire the deployed schedules on a thread of their own (without ``--with-worker``:
-    the runs they start wait for the workers)."""
-    from keel.errors import StoreError
+    the runs they start wait for the workers). The pump logs a look that failed and
+    looks again later: nothing ends this thread but ``stop``."""
     from keel.runtime.clock import clock_for
     from keel.runtime.runs import RunCache
     from keel.runtime.triggers.schedule_pump import SchedulePump
@@ -251,13 +251,7 @@ def _start_schedules(store: Store, stop: threading.Event, metrics: Metrics) -> t
 
     def work() -> None:
         while not stop.is_set():
-            try:
-                pump.run(clock.now())
-            except StoreError as exc:  # the database away for a while: try again later
-                logging.getLogger("keel.schedules").warning("schedules: %s", exc)
-                pump.look_now()
-                stop.wait(5.0)
-                continue
+            pump.run(clock.now())
             stop.wait(max(0.05, min(pump.next_at() - clock.now(), pump.every)))
 
     thread = threading.Thread(target=work, name="keel-serve-schedules")

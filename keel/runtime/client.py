@@ -261,6 +261,7 @@ class Client:
     def backfill(self, name: str, start: float, end: float) -> list[Document]:
         """Start one run per slot of the schedule ``name`` from ``start`` to ``end``
         (timestamps, both included), each keyed by its slot: a slot fired already (by
-        the workers or an earlier backfill) starts nothing again. Each slot (``slot``,
-        UTC) with its ``run`` and whether this ``started`` it."""
+        the workers or an earlier backfill) starts nothing again; ``end`` may not be
+        after now. Each slot (``slot``, UTC) with its ``run`` and whether this
+        ``started`` it."""
         return self.transport.backfill(name, start, end)

@@ -133,6 +133,10 @@ class Store(Protocol):
     def history(self, run_id: str, after_seq: int = 0) -> list[StoredEvent]:
         """The run's events with ``seq > after_seq``, in order."""
 
+    def first_event(self, run_id: str) -> StoredEvent | None:
+        """The run's first event (its ``RunStarted``: what started it), None for no
+        such run: one row, for a look at many runs that ``history`` would read whole."""
+
     def chain_links(self, run_id: str) -> list[ChainLink]:
         """The run's events exactly as stored, for ``verify_chain``."""
 

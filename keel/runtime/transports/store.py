@@ -174,4 +174,5 @@ class StoreTransport:
         return schedule_views.trigger_now(self.store, self._compiled(), name, now)
 
     def backfill(self, name: str, first: float, last: float) -> list[Document]:
-        return schedule_views.backfill(self.store, self._compiled(), name, first, last)
+        now = clock_for(self.store).now()
+        return schedule_views.backfill(self.store, self._compiled(), name, first, last, now)

@@ -52,6 +52,9 @@ INSERT INTO events (run_id, seq, at, kind, node, data, prev_hash) VALUES (%s, %s
 -- name: select_history
 SELECT run_id, seq, at, data, prev_hash FROM events WHERE run_id = %s AND seq > %s ORDER BY seq;
 
+-- name: select_first_event
+SELECT run_id, seq, at, data, prev_hash FROM events WHERE run_id = %s ORDER BY seq LIMIT 1;
+
 -- name: select_chain
 SELECT seq, at, data, prev_hash, kind, node FROM events WHERE run_id = %s ORDER BY seq;
 
