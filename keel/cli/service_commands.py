@@ -238,7 +238,9 @@ def _start_worker(
     return thread
 
 
-def _start_schedules(store: Store, stop: threading.Event, metrics: Metrics) -> threading.Thread:
+def _start_schedules(
+    store: Store, stop: threading.Event, metrics: Metrics | None = None
+) -> threading.Thread:
     """Fire the deployed schedules on a thread of their own (without ``--with-worker``:
     the runs they start wait for the workers). The pump logs a look that failed and
     looks again later: nothing ends this thread but ``stop``."""
