@@ -393,3 +393,19 @@ ON CONFLICT (name) DO UPDATE SET
 INSERT INTO schedules (name, workflow, last_slot) VALUES (%s, %s, %s)
 ON CONFLICT (name) DO UPDATE SET workflow = excluded.workflow,
     last_slot = GREATEST(schedules.last_slot, excluded.last_slot);
+
+-- name: last_task_log
+-- the run's last line number (read holding the run's row: the next lines follow it)
+SELECT max(seq) FROM task_logs WHERE run_id = %s;
+
+-- name: insert_task_log
+INSERT INTO task_logs (run_id, seq, node, item, attempt, at, level, message)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s);
+
+-- name: select_task_logs
+-- a page of a run's lines after seq %(after)s, of one node and one attempt when given
+SELECT run_id, seq, node, item, attempt, at, level, message FROM task_logs
+WHERE run_id = %(run)s AND seq > %(after)s
+  AND (%(node)s::text IS NULL OR node = %(node)s)
+  AND (%(attempt)s::integer IS NULL OR attempt = %(attempt)s)
+ORDER BY seq LIMIT %(limit)s;

@@ -32,6 +32,7 @@ from keel.store.records import Claimed, Claims, Lease, OutboxItem, StoredEvent, 
 from keel.store.sqlstore.dialect import Cursor
 from keel.store.sqlstore.free import SQLFree
 from keel.store.sqlstore.service import SQLService
+from keel.store.sqlstore.task_logs import SQLTaskLogs
 from keel.store.wakeups import Wakeup, WorkQueued
 from keel.store.writes import Committed, Transition
 
@@ -40,7 +41,7 @@ REFUSALS = (ConflictError, LeaseLostError, RunNotFoundError)
 
 
 @store_boundary
-class SQLStore(SQLService):
+class SQLStore(SQLService, SQLTaskLogs):
     """``Store`` on a SQL database, through its ``Dialect``."""
 
     def close(self) -> None:
