@@ -41,7 +41,7 @@ from typing import IO, Any
 from keel.engine.events import ErrorInfo
 from keel.runtime.execution.context import StepContext
 from keel.runtime.execution.invoke import Outcome, may_retry
-from keel.runtime.execution.task_logs import Captured
+from keel.runtime.execution.task_logs import Captured, replay
 from keel.runtime.execution.task_process import STARTED
 from keel.spec.policies import RetryPolicy
 from keel.store.task_logs import LogLine
@@ -118,6 +118,8 @@ def run_in_process(
                     _children.discard(child)
             if late is None:
                 outcome = _parse(out) or _died(child, stderr)
+                if outcome.logs is not None:  # the worker's log shows them too
+                    replay((ctx.run_id, ctx.node, ctx.item, ctx.attempt), outcome.logs)
             else:
                 outcome = _timed_out(child.pid, late, timeout, startup_timeout, retry)
             _log_stderr(stderr, task, child.pid)

@@ -9,7 +9,8 @@ and every ``FLUSH_EVERY`` seconds while it runs (``flush``), so ``keel logs --fo
 shows a long attempt's progress. Whatever thread, event loop or child process the
 attempt runs on: a child (``isolation="process"``) keeps its lines the same way
 (``collect``) and sends them back with its answer (``Captured``), which the worker
-adds to the attempt's (``absorb``).
+adds to the attempt's (``absorb``) and logs again here (``replay``), so they reach the
+worker's log as a thread's lines do.
 
 Bounds, per attempt: ``MAX_LINES`` lines and ``MAX_BYTES`` of messages, a line cut at
 ``MAX_LINE_BYTES``; past them lines are counted, not kept, and one last line says how
@@ -235,6 +236,27 @@ def key_of(record: logging.LogRecord) -> Key | None:
     return run_id, node, item if isinstance(item, int) else None, attempt
 
 
+#: set on a record ``replay`` logs: its line is kept already
+_REPLAYED = "keel_replayed"
+
+
+def replay(key: Key, captured: Captured) -> None:
+    """Log in this process, for its handlers, the lines a child process kept for the
+    attempt ``key`` (``Capture`` leaves them: they are kept from the answer)."""
+    logger = logging.getLogger(f"{TASK_LOGGER}.{key[1]}")
+    fields = {"run_id": key[0], "node": key[1], "attempt": key[3], _REPLAYED: True}
+    if key[2] is not None:
+        fields["item"] = key[2]
+    for line in captured.lines:
+        level = logging.getLevelName(line.level)
+        level = level if isinstance(level, int) else logging.INFO
+        if logger.isEnabledFor(level):
+            record = logger.makeRecord(logger.name, level, "(task process)", 0, line.message,
+                                       (), None, extra=fields)  # fmt: skip
+            record.created, record.msecs = line.at, (line.at % 1) * 1000
+            logger.handle(record)
+
+
 class Capture(logging.Handler):
     """The handler on ``keel.task``: each record to the ``TaskLogs`` that runs its attempt."""
 
@@ -244,7 +266,7 @@ class Capture(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         key = key_of(record)
-        if key is None:
+        if key is None or _REPLAYED in record.__dict__:
             return
         for owner in list(self.owners):
             log = owner.log_of(key)

@@ -6,18 +6,19 @@ setting can come from several places. The first source that sets a key wins:
 1. command-line flags;
 2. environment variables ``KEEL_WORKER_MODULES``, ``KEEL_QUEUES``, ``KEEL_ALLOW`` (all
    comma-separated), ``KEEL_CONCURRENCY``, ``KEEL_CODE_WAIT``, ``KEEL_INLINE`` (true/false,
-   1/0, yes/no or on/off, in any case) and ``KEEL_DATABASE_URL``;
+   1/0, yes/no or on/off, in any case), ``KEEL_LOG_FORMAT`` and ``KEEL_DATABASE_URL``;
 3. ``keel.toml``;
 4. the ``[tool.keel]`` table of ``pyproject.toml``;
 5. built-in defaults (no modules, every queue, 8 attempts at once, the default store,
    no plain functions allowed, 300 s of waiting for a worker with a task's code, inline
-   on).
+   on, text logs).
 
 ``allow`` lists plain functions (``module:function``) the worker may run besides the
 ``@keel.task`` functions of the code it loads (see ``keel.runtime.execution.task_access``);
 ``code_wait`` is how long (seconds) an attempt whose code this worker lacks is given
 back for other workers before it fails; ``inline`` lets a sync task proven fast run on
 the worker's own thread (``WorkerOptions.inline``): off for a worker whose tasks may block.
+``log_format`` is ``text`` or ``json`` (one object per line: ``keel.runtime.log_lines``).
 
 The config file is found by walking up from the current folder to the first folder that
 holds a ``keel.toml`` or a ``pyproject.toml`` with a ``[tool.keel]`` table; when that
@@ -50,7 +51,9 @@ T_co = TypeVar("T_co", covariant=True)
 DEFAULT_CONCURRENCY = 8
 DEFAULT_CODE_WAIT = 300.0
 DEFAULT_INLINE = True
-KEYS = ("modules", "queues", "concurrency", "database_url", "allow", "code_wait", "inline")
+DEFAULT_LOG_FORMAT = "text"
+KEYS = ("modules", "queues", "concurrency", "database_url", "allow", "code_wait", "inline",
+        "log_format")  # fmt: skip
 ENVIRONMENT = {
     "modules": "KEEL_WORKER_MODULES",
     "queues": "KEEL_QUEUES",
@@ -59,6 +62,7 @@ ENVIRONMENT = {
     "allow": "KEEL_ALLOW",
     "code_wait": "KEEL_CODE_WAIT",
     "inline": "KEEL_INLINE",
+    "log_format": "KEEL_LOG_FORMAT",
 }
 #: the name each setting has on the command line, used in error messages
 FLAGS = {
@@ -69,6 +73,7 @@ FLAGS = {
     "allow": "--allow",
     "code_wait": "--code-wait",
     "inline": "--inline/--no-inline",
+    "log_format": "--log-format",
 }
 #: ``package.module:function`` (the form of ``keel.spec.model.ImportPath``)
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -104,6 +109,8 @@ class WorkerConfig:
     code_wait: float = DEFAULT_CODE_WAIT
     #: run a sync task proven fast on the worker's own thread (``WorkerOptions.inline``)
     inline: bool = DEFAULT_INLINE
+    #: how the process writes its log: ``text`` or ``json`` (``keel.runtime.log_lines``)
+    log_format: str = DEFAULT_LOG_FORMAT
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +130,7 @@ class _Layer:
     allow: _Found[tuple[str, ...]] | None = None
     code_wait: _Found[float] | None = None
     inline: _Found[bool] | None = None
+    log_format: _Found[str] | None = None
 
 
 def load_worker_config(
@@ -134,6 +142,7 @@ def load_worker_config(
     allow: Sequence[str] = (),
     code_wait: float | None = None,
     inline: bool | None = None,
+    log_format: str | None = None,
     cwd: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> WorkerConfig:
@@ -153,6 +162,7 @@ def load_worker_config(
         "allow": list(allow) if allow else None,
         "code_wait": code_wait,
         "inline": inline,
+        "log_format": log_format,
     }
     given = {key: value for key, value in flags.items() if value is not None}
     labels = {key: f"flag ({FLAGS[key]})" for key in given}
@@ -171,7 +181,8 @@ def load_worker_config(
     allowed, sources["allow"] = _pick(layers, lambda layer: layer.allow, ())
     wait, sources["code_wait"] = _pick(layers, lambda layer: layer.code_wait, DEFAULT_CODE_WAIT)
     runs_inline, sources["inline"] = _pick(layers, lambda layer: layer.inline, DEFAULT_INLINE)
-    return WorkerConfig(mods, qs, conc, url, sources, root, allowed, wait, runs_inline)
+    logs, sources["log_format"] = _pick(layers, lambda layer: layer.log_format, DEFAULT_LOG_FORMAT)
+    return WorkerConfig(mods, qs, conc, url, sources, root, allowed, wait, runs_inline, logs)
 
 
 def _pick(
@@ -267,6 +278,7 @@ def _parse_layer(
         allow=found("allow", _allow),
         code_wait=found("code_wait", _code_wait),
         inline=found("inline", _inline),
+        log_format=found("log_format", _log_format),
     )
 
 
@@ -380,3 +392,10 @@ def _inline(label: str, value: object) -> bool:
             f"{label}: inline must be a boolean (true or false, unquoted), got {value!r}"
         )
     return value
+
+
+def _log_format(label: str, value: object) -> str:
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word not in ("text", "json"):
+        raise WorkerConfigError(f"{label}: log_format must be text or json, got {value!r}")
+    return word
