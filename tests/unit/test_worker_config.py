@@ -25,7 +25,8 @@ from keel.runtime.worker.config import (
 )
 from keel.spec.policies import QueueName
 
-KEYS = ("modules", "queues", "concurrency", "database_url", "allow", "code_wait", "inline")
+KEYS = ("modules", "queues", "concurrency", "database_url", "allow", "code_wait", "inline",
+        "log_format")  # fmt: skip
 
 
 def write(path: Path, text: str) -> Path:
@@ -116,6 +117,13 @@ PRECEDENCE = {
     "inline": Case(
         {"inline": False}, ("KEEL_INLINE", "yes"), "false", "true", (False, True, False, True)
     ),
+    "log_format": Case(
+        {"log_format": "json"},
+        ("KEEL_LOG_FORMAT", "text"),
+        '"json"',
+        '"text"',
+        ("json", "text", "json", "text"),
+    ),
 }
 
 
@@ -171,6 +179,7 @@ def test_keel_toml_wins_over_tool_keel_beside_it_which_fills_the_gaps(root: Path
         "allow": "default",
         "code_wait": "default",
         "inline": "default",
+        "log_format": "default",
     }
     assert config.root == root
 
@@ -461,7 +470,8 @@ def test_unknown_keys_are_errors_listing_the_known_ones(
     path = write(root / name, text)
     assert error(root) == (
         f"{label} ({path}): unknown key 'concurency' "
-        "(known keys: allow, code_wait, concurrency, database_url, inline, modules, queues)"
+        "(known keys: allow, code_wait, concurrency, database_url, inline, log_format, "
+        "modules, queues)"
     )
 
 
