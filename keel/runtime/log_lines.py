@@ -5,7 +5,8 @@ for a log pipeline to parse.
 A JSON line has ``time`` (UTC, RFC 3339 with milliseconds), ``level``, ``logger`` and
 ``message``; a line about an attempt also ``run_id``, ``node``, ``attempt`` (and ``item``
 for an item of a map): the lines a task logs through ``ctx.logger`` carry them, and the
-worker's own lines about an attempt pass them as ``extra`` (``about``). ``trace_id``
+worker's own lines about an attempt pass them as ``extra``
+(``keel.runtime.execution.task_logs.about``). ``trace_id``
 comes from a record's ``trace_id`` or ``otelTraceID`` attribute, else from the
 OpenTelemetry span current where the line was logged, when ``opentelemetry`` is
 installed and a span is. An exception is one string field, ``exception``.
@@ -22,18 +23,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from keel.runtime.execution.task_logs import ATTEMPT_FIELDS
+
 #: the formats a keel command can write its log in
 LOG_FORMATS = ("text", "json")
 #: the text format's layout
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-#: the fields a line about an attempt carries, in the record and in JSON
-ATTEMPT_FIELDS = ("run_id", "node", "item", "attempt")
 _TRACE_FIELDS = ("trace_id", "otelTraceID")
-
-
-def about(lease: object) -> dict[str, Any]:
-    """``extra`` for a line about the attempt a lease (or anything with its fields) is of."""
-    return {name: getattr(lease, name, None) for name in ATTEMPT_FIELDS}
 
 
 def _current_trace() -> Callable[[], str | None]:

@@ -13,7 +13,8 @@ import pytest
 from opentelemetry import trace
 
 from keel.runtime.execution.context import bound_logger
-from keel.runtime.log_lines import JsonFormatter, about, formatter
+from keel.runtime.execution.task_logs import about
+from keel.runtime.log_lines import JsonFormatter, formatter
 from keel.runtime.worker.config import WorkerConfigError, load_worker_config
 from keel.store.records import Lease
 

@@ -44,7 +44,7 @@ from typing import Any
 from keel.runtime.execution.daemon_pool import DaemonPool
 from keel.runtime.execution.invoke import Invocation, Outcome, error_of, timed_out
 from keel.runtime.execution.proven_fast import ProvenFast
-from keel.runtime.log_lines import about
+from keel.runtime.execution.task_logs import about
 
 Done = Callable[[Any, Outcome], None]
 

@@ -48,6 +48,9 @@ MAX_LINE_BYTES = 8 * 1024
 FLUSH_EVERY = 1.0
 #: the logger ``ctx.logger`` logs under (``keel.task.<node>``)
 TASK_LOGGER = "keel.task"
+#: the fields a record about an attempt carries (``ctx.logger``'s, and the worker's own
+#: lines about an attempt: ``about``), which ``--log-format json`` writes
+ATTEMPT_FIELDS = ("run_id", "node", "item", "attempt")
 
 _CUT = " … (line cut at 8 KiB)"
 
@@ -224,6 +227,11 @@ class TaskLogs:
             self.write([batch for _, batch in batches])
             for log, batch in batches:
                 log.written(len(batch.lines))
+
+
+def about(lease: object) -> dict[str, object]:
+    """``extra`` for a line about the attempt a lease (or anything with its fields) is of."""
+    return {name: getattr(lease, name, None) for name in ATTEMPT_FIELDS}
 
 
 def key_of(record: logging.LogRecord) -> Key | None:

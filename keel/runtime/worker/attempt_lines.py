@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable
 
 from keel.engine.events import NodeFailed, NodeReclaimed
-from keel.runtime.log_lines import about
+from keel.runtime.execution.task_logs import about
 from keel.store.records import StoredEvent
 
 log = logging.getLogger("keel.worker")

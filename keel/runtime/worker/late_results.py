@@ -16,7 +16,7 @@ from collections.abc import Callable
 from keel.errors import RunNotFoundError
 from keel.runtime.clock import Clock, Inbox
 from keel.runtime.execution.invoke import Outcome
-from keel.runtime.log_lines import about
+from keel.runtime.execution.task_logs import about
 from keel.runtime.runs import RunCache
 from keel.runtime.worker.transitions import late_discarded
 from keel.store.records import Lease

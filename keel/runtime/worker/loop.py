@@ -41,8 +41,7 @@ from keel.errors import StoreError, StoreUnavailableError
 from keel.runtime.clock import Clock, RunClock, clock_for, with_pacing
 from keel.runtime.execution.executor import Executor
 from keel.runtime.execution.invoke import Invocation, Outcome, TaskCatalog, make_context
-from keel.runtime.execution.task_logs import TaskLogs
-from keel.runtime.log_lines import about
+from keel.runtime.execution.task_logs import TaskLogs, about
 from keel.runtime.operations.control import record_run
 from keel.runtime.runs import RunCache
 from keel.runtime.triggers.schedule_pump import SchedulePump

@@ -31,8 +31,7 @@ from keel.errors import (
 from keel.runtime.clock import Clock
 from keel.runtime.execution.invoke import Outcome
 from keel.runtime.execution.task_access import CODE_MISSING
-from keel.runtime.execution.task_logs import TaskLogs
-from keel.runtime.log_lines import about
+from keel.runtime.execution.task_logs import TaskLogs, about
 from keel.runtime.runs import RunCache
 from keel.runtime.worker import transitions
 from keel.runtime.worker.claiming import Claiming
