@@ -197,3 +197,52 @@ def test_lines_of_attempts_this_worker_does_not_run_are_not_kept(
     assert "not an attempt" not in str(kept(store, record.id))
     assert len(kept(store, record.id)) == 6
     assert not worker.task_logs._logs
+
+
+# --- the buffer itself --------------------------------------------------------------------
+
+
+def test_an_attempts_lines_stay_until_its_outcome_is_recorded() -> None:
+    """A transition refused (the run moved) is decided again: it needs the lines again."""
+    from keel.runtime.execution.context import bound_logger
+    from keel.runtime.execution.task_logs import TaskLogs
+    from keel.store.records import Lease
+
+    running = {("r", "n", None): Lease("r", "n", None, 1, "w", 0.0)}
+    written: list[Any] = []
+    logs = TaskLogs(running, written.extend)
+    key = ("r", "n", None, 1)
+    bound_logger("r", "n", 1).info("one")
+
+    first = logs.closing(key, 5.0)
+    assert first is not None
+    assert [line.message for line in first.lines] == ["one"]
+    assert logs.closing(key, 5.0) == first
+    logs.end(key)
+    assert logs.closing(key, 5.0) is None
+    assert written == []
+
+
+def test_a_flush_writes_each_line_once_and_forgets_attempts_no_longer_running() -> None:
+    from keel.runtime.execution.context import bound_logger
+    from keel.runtime.execution.task_logs import FLUSH_EVERY, TaskLogs
+    from keel.store.records import Lease
+
+    running = {("r", "n", None): Lease("r", "n", None, 1, "w", 0.0)}
+    written: list[Any] = []
+    logs = TaskLogs(running, written.extend)
+    bound_logger("r", "n", 1).info("one")
+
+    logs.flush(lambda: 100.0)
+    logs.flush(lambda: 100.0 + FLUSH_EVERY)  # nothing new
+    bound_logger("r", "n", 1).info("two")
+    logs.flush(lambda: 100.0 + 1.5 * FLUSH_EVERY)  # not due yet
+    assert [[line.message for line in batch.lines] for batch in written] == [["one"]]
+    logs.flush(lambda: 100.0 + 2 * FLUSH_EVERY)
+    assert [[line.message for line in batch.lines] for batch in written] == [["one"], ["two"]]
+
+    closing = logs.closing(("r", "n", None, 1), 200.0)
+    assert closing is None  # everything is written
+    running.clear()  # given back
+    logs.flush(lambda: 100.0 + 3 * FLUSH_EVERY)
+    assert not logs._logs

@@ -208,12 +208,16 @@ class TaskLogs:
         if self._logs:
             self._logs.pop(key, None)
 
-    def flush(self, monotonic: float) -> None:
-        """Every ``FLUSH_EVERY`` seconds, write the lines of attempts still running, and
-        forget those of attempts this worker no longer runs (given back, reclaimed)."""
-        if not self._logs or monotonic - self._flushed_at < FLUSH_EVERY:
+    def flush(self, monotonic: Callable[[], float]) -> None:
+        """Every ``FLUSH_EVERY`` seconds (pacing time, read from ``monotonic`` only when
+        some task logged), write the lines of attempts still running, and forget those
+        of attempts this worker no longer runs (given back, reclaimed)."""
+        if not self._logs:
             return
-        self._flushed_at = monotonic
+        now = monotonic()
+        if now - self._flushed_at < FLUSH_EVERY:
+            return
+        self._flushed_at = now
         batches: list[tuple[AttemptLog, AttemptLines]] = []
         for key, log in list(self._logs.items()):
             lease = self.running.get(key[:3])

@@ -220,7 +220,7 @@ class Worker:
         if self.late.due():
             self.late.run(now)
         self.outbox.run(now)
-        self.task_logs.flush(self.clock.monotonic())
+        self.task_logs.flush(self.clock.monotonic)
         if self.schedules is not None and run_ids is None:
             self.schedules.run(now)
 
