@@ -7,7 +7,6 @@ so)."""
 from __future__ import annotations
 
 import json
-import logging
 import socket
 import threading
 import time
@@ -26,6 +25,7 @@ from keel.cli.common import (
     opened_store,
     reported_errors,
 )
+from keel.cli.worker_commands import LogFormatOption, configure_logging, say
 
 if TYPE_CHECKING:
     import uvicorn
@@ -104,6 +104,7 @@ def serve(
         str | None,
         typer.Option("--db", help="Database URL (default: config files, KEEL_DATABASE_URL)"),
     ] = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Serve the HTTP API until stopped (SIGTERM or Ctrl-C).
 
@@ -113,6 +114,7 @@ def serve(
     /metrics (any token that may read).
     """
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from keel.runtime.metrics import Metrics
     from keel.runtime.stores import open_store, store_url
@@ -125,13 +127,12 @@ def serve(
         raise fail("keel serve: give both --ssl-certfile and --ssl-keyfile for HTTPS")
     try:
         config = load_worker_config(modules=modules or (), concurrency=concurrency,
-                                    database_url=db)  # fmt: skip
+                                    database_url=db, log_format=log_format)  # fmt: skip
     except WorkerConfigError as exc:
         raise fail(f"keel serve: {exc}") from None
     for module in config.modules:
         import_code(module, "keel serve: ")
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    configure_logging(config.log_format)
     from keel.cli.worker_commands import _database_url
 
     url = _database_url(config)
@@ -144,11 +145,11 @@ def serve(
         worker_store = open_store(url)
     scheme = "https" if ssl_certfile else "http"
     modules_line = ", ".join(Path(m).name for m in config.modules) or "none"
-    typer.echo(f"keel serve: {scheme}://{host}:{port}\n  store: {masked_url(store_url(url))}"
-               f"\n  modules: {modules_line}", err=True)  # fmt: skip
+    say(f"keel serve: {scheme}://{host}:{port}\n  store: {masked_url(store_url(url))}"
+        f"\n  modules: {modules_line}", config.log_format, "keel.server")  # fmt: skip
     if with_worker and not config.modules:
-        typer.echo("  (the worker runs only the tasks `allow` names: give keel serve the "
-                   "files or modules of your workflows)", err=True)  # fmt: skip
+        say("  (the worker runs only the tasks `allow` names: give keel serve the "
+            "files or modules of your workflows)", config.log_format, "keel.server")  # fmt: skip
     stop = threading.Event()
     metrics = Metrics()  # /metrics serves the worker's (or the schedules') counts too
     if with_worker:
@@ -160,6 +161,8 @@ def serve(
         server = uvicorn.Server(uvicorn.Config(
             create_app(store, rate=rate_limit, hook_body=hook_body_limit, metrics=metrics),
             log_level="info",
+            # JSON: uvicorn's lines go to the root logger's JSON handler, not its own text
+            log_config=None if config.log_format == "json" else LOGGING_CONFIG,
             ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
             ssl_keyfile_password=ssl_keyfile_password, access_log=False,
         ))  # fmt: skip
@@ -218,7 +221,8 @@ def _start_worker(
                             inline=config.inline, schedules=True)  # fmt: skip
     worker = Worker(store, options, catalog=TaskCatalog(TaskAccess.allowing(config.allow)),
                     metrics=metrics)  # fmt: skip
-    typer.echo(f"  worker: {worker.owner}, {config.concurrency} at once", err=True)
+    say(f"  worker: {worker.owner}, {config.concurrency} at once", config.log_format,
+        "keel.server")  # fmt: skip
 
     def work() -> None:
         try:
@@ -226,7 +230,7 @@ def _start_worker(
             worker.run_forever(stop)
         finally:
             worker.close()
-            typer.echo(f"  worker: {worker.owner} stopped", err=True)
+            say(f"  worker: {worker.owner} stopped", config.log_format, "keel.server")
 
     def wake_on_stop() -> None:
         stop.wait()

@@ -31,6 +31,34 @@ if TYPE_CHECKING:
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 
 
+LogFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        help="How the log is written to stderr: text, or json (one object per line, "
+        "with run_id, node and attempt on lines about an attempt; default text)",
+        show_default=False,
+    ),
+]
+
+
+def configure_logging(log_format: str) -> None:
+    """Log to stderr in ``log_format`` (``keel.runtime.log_lines``)."""
+    from keel.runtime.log_lines import configure
+
+    configure(log_format)
+
+
+def say(text: str, log_format: str, logger: str) -> None:
+    """Tell the operator something on stderr: as it is with text logs, as a log line
+    per line of ``text`` with JSON logs (so that every line on stderr is JSON)."""
+    if log_format == "text":
+        typer.echo(text, err=True)
+        return
+    for line in text.splitlines():
+        logging.getLogger(logger).info(line.strip())
+
+
 def register(app: typer.Typer) -> None:
     app.command()(worker)
     app.add_typer(db_app, name="db")
@@ -110,13 +138,14 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Execute runs from the database until stopped (SIGTERM or Ctrl-C).
 
     Settings come from, highest first: the flags, the environment (KEEL_WORKER_MODULES,
     KEEL_QUEUES, KEEL_CONCURRENCY, KEEL_DATABASE_URL, KEEL_ALLOW, KEEL_CODE_WAIT,
-    KEEL_INLINE, KEEL_METRICS_PORT and KEEL_METRICS_HOST), keel.toml, \\[tool.keel] in
-    pyproject.toml.
+    KEEL_INLINE, KEEL_METRICS_PORT, KEEL_METRICS_HOST and KEEL_LOG_FORMAT), keel.toml,
+    \\[tool.keel] in pyproject.toml.
     Pending database migrations are applied when the worker starts.
 
     It runs only the @keel.task functions of the code it loads, and the plain
@@ -136,14 +165,12 @@ def worker(
         config = load_worker_config(
             modules=modules or (), queues=queues, concurrency=concurrency, database_url=db,
             allow=allow or (), code_wait=code_wait, inline=inline, metrics_port=metrics_port,
-            metrics_host=metrics_host,
+            metrics_host=metrics_host, log_format=log_format,
         )  # fmt: skip
     except WorkerConfigError as exc:
         raise fail(f"keel worker: {exc}") from None
     _import_code(config)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(config.log_format)
     with reported_errors():
         store = open_store(_database_url(config), upgrade=True)
     stop = threading.Event()
@@ -183,7 +210,7 @@ def worker(
         store.close()
         if serving is not None:
             serving.shutdown()
-    typer.echo(f"keel worker {running.owner} stopped{failure}", err=True)
+    say(f"keel worker {running.owner} stopped{failure}", config.log_format, "keel.worker")
     code = 1 if failure else 0
     if running.executor.overdue() or threading.active_count() > 1:
         from keel.runtime.execution.isolation import kill_children
@@ -234,10 +261,11 @@ def _import_code(config: WorkerConfig) -> None:
     for module in config.modules:
         import_code(module, "keel worker: ")
     if not config.modules:
-        typer.echo(
+        say(
             "keel worker: no workflow modules given; it runs only the tasks `allow` names "
             "(give it the files or modules of your workflows)",
-            err=True,
+            config.log_format,
+            "keel.worker",
         )
 
 
@@ -264,7 +292,7 @@ def _announce(running: Worker, config: WorkerConfig) -> None:
     if config.metrics_port is not None:
         host = f"[{config.metrics_host}]" if ":" in config.metrics_host else config.metrics_host
         lines.append(f"  metrics: http://{host}:{config.metrics_port}/metrics (no token)")
-    typer.echo("\n".join(lines), err=True)
+    say("\n".join(lines), config.log_format, "keel.worker")
 
 
 def upgrade(db: DbOption = None) -> None:

@@ -45,6 +45,7 @@ from keel.store.records import (
     Wait,
 )
 from keel.store.schedules import ScheduleState
+from keel.store.task_logs import AttemptLines, TaskLogLine
 from keel.store.tokens import TokenRecord
 from keel.store.wakeups import Wakeup
 from keel.store.writes import Committed, Transition
@@ -275,3 +276,22 @@ class Store(Protocol):
         """What the store holds at ``now``, counted in one cheap read: ready attempts
         per queue (due, not held) and the oldest one's ready time, runs waiting per kind
         of wait, notifications not delivered yet, and workers seen since ``live_since``."""
+
+    # --- what tasks logged (see keel.store.task_logs) -------------------------------------
+
+    def keep_task_logs(self, batches: Sequence[AttemptLines]) -> None:
+        """Append lines of attempts still running to their runs' (an attempt's last lines
+        go in with its outcome, as a ``KeepLogs`` write), numbered after each run's last."""
+
+    def task_logs(
+        self,
+        run_id: str,
+        *,
+        node: str | None = None,
+        attempt: int | None = None,
+        after: int = 0,
+        limit: int = 1000,
+    ) -> list[TaskLogLine]:
+        """Up to ``limit`` of the run's lines with ``seq > after``, in order; only those
+        of ``node`` and of ``attempt`` when given. A line committed after this read has
+        a higher ``seq`` than every line it returned."""

@@ -26,10 +26,11 @@ class StepContext:
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
-        """A logger named after the node (``keel.task.<node>``) that adds the run, node
-        and attempt to each record. Made when a task asks for it: most never log, and a
-        step is too short to make one for nothing."""
-        return bound_logger(self.run_id, self.node, self.attempt)
+        """A logger named after the node (``keel.task.<node>``) that adds the run, node,
+        attempt (and a map's item) to each record; a worker keeps its lines with the
+        attempt (``keel.runtime.execution.task_logs``). Made when a task asks for it:
+        most never log, and a step is too short to make one for nothing."""
+        return bound_logger(self.run_id, self.node, self.attempt, self.item)
 
     @property
     def idempotency_key(self) -> str:
@@ -48,8 +49,12 @@ def _task_logger(node: str) -> logging.Logger:
     return logging.getLogger(f"keel.task.{node}")
 
 
-def bound_logger(run_id: str, node: str, attempt: int) -> logging.LoggerAdapter[logging.Logger]:
-    extra = {"run_id": run_id, "node": node, "attempt": attempt}
+def bound_logger(
+    run_id: str, node: str, attempt: int, item: int | None = None
+) -> logging.LoggerAdapter[logging.Logger]:
+    extra: dict[str, object] = {"run_id": run_id, "node": node, "attempt": attempt}
+    if item is not None:  # one item of a map
+        extra["item"] = item
     return logging.LoggerAdapter(_task_logger(node), extra)
 
 

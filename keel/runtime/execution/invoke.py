@@ -32,6 +32,7 @@ from keel.runtime.execution.task_access import (
     TaskCodeMissingError,
     TaskNotAllowedError,
 )
+from keel.runtime.execution.task_logs import Captured
 from keel.spec.callables import ImportPathError, is_injected, unwrap
 from keel.spec.data import json_problem
 from keel.spec.policies import RetryPolicy
@@ -39,10 +40,12 @@ from keel.spec.policies import RetryPolicy
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What an attempt produced: an output (JSON data) or an error."""
+    """What an attempt produced: an output (JSON data) or an error; and, from a child
+    process, what its task logged (in this process the worker's handler keeps it)."""
 
     output: Any = None
     error: ErrorInfo | None = None
+    logs: Captured | None = None
 
 
 _NO_DEFAULT: Any = inspect.Parameter.empty

@@ -11,7 +11,10 @@ so the parent never executes anything the child sends:
             the interpreter, keel and the task's module are loaded, its arguments fit
             (the parent's timeout counts from here; a failure before has no such line);
             then {"output": <JSON>,
-                  "error": null | {"type", "message", "traceback", "retryable"}}
+                  "error": null | {"type", "message", "traceback", "retryable"},
+                  "logs": {"lines": [[at, level, message], ...], "dropped": n}}
+            ("logs", when the task logged through ``ctx.logger``: its lines,
+            bounded as a worker bounds them, ``keel.runtime.execution.task_logs``)
 
 Invariants:
 
@@ -33,6 +36,7 @@ from typing import Any, TextIO
 
 from keel.runtime.execution.invoke import Invocation, TaskCatalog, make_context
 from keel.runtime.execution.task_access import TaskAccess
+from keel.runtime.execution.task_logs import collect
 from keel.spec.policies import RetryPolicy
 
 #: the line that tells the parent the task's body starts now
@@ -64,9 +68,15 @@ def answer(request: dict[str, Any], started: Callable[[], None] | None = None) -
     retry = RetryPolicy.model_validate(request["retry"]) if request["retry"] else None
     # the parent checked that the task may run here (keel.runtime.execution.task_access)
     catalog = TaskCatalog(TaskAccess(trusted=True))
-    outcome = Invocation(catalog, request["task"], request["args"], ctx, retry).run(started)
+    with collect((ctx.run_id, ctx.node, ctx.item, ctx.attempt)) as captured:
+        outcome = Invocation(catalog, request["task"], request["args"], ctx, retry).run(started)
+        logs = captured()
     error = None if outcome.error is None else dataclasses.asdict(outcome.error)
-    return {"output": outcome.output, "error": error}
+    response = {"output": outcome.output, "error": error}
+    if logs.lines or logs.dropped:
+        lines = [[line.at, line.level, line.message] for line in logs.lines]
+        response["logs"] = {"lines": lines, "dropped": logs.dropped}
+    return response
 
 
 def encode(response: dict[str, Any]) -> str:

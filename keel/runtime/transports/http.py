@@ -15,8 +15,8 @@ from urllib.parse import quote
 import httpx2
 
 from keel.errors import KeelError, RemoteError
-from keel.runtime.transports.base import Document, Fired
-from keel.runtime.transports.decode import event_of, run_of, wait_of
+from keel.runtime.transports.base import Document, Fired, LogPage
+from keel.runtime.transports.decode import event_of, log_line_of, run_of, wait_of
 from keel.runtime.transports.problems import error_for
 from keel.runtime.views.activity import Activity
 from keel.runtime.views.why_reasons import RunWhy
@@ -29,6 +29,7 @@ TIMEOUT = 30.0
 #: the most the API gives in one page of runs and of a history
 _RUNS_PAGE = 1000
 _EVENTS_PAGE = 10_000
+_LOG_PAGE = 5000
 
 
 def _part(text: str) -> str:
@@ -162,6 +163,14 @@ class HttpTransport:
 
     def why(self, run_id: str) -> RunWhy:
         return RunWhy.model_validate(self.call("GET", f"/runs/{_part(run_id)}/why"))
+
+    def logs(self, run_id: str, node: str | None, attempt: int | None, after: int,
+             limit: int) -> LogPage:  # fmt: skip
+        page = self.call("GET", f"/runs/{_part(run_id)}/logs", params={
+            "node": node, "attempt": attempt, "after": after,
+            "limit": min(limit, _LOG_PAGE)})  # fmt: skip
+        found = page["run_id"]
+        return LogPage(found, page["status"], [log_line_of(found, doc) for doc in page["lines"]])
 
     def _acted(self, path: str, body: dict[str, Any], by: str | None) -> RunRecord:
         _no_by(by)

@@ -429,3 +429,18 @@ SELECT 'workers', NULL, count(*), NULL FROM workers WHERE seen_at >= %(live_sinc
 UNION ALL
 SELECT 'late', workflow, count(*), NULL FROM runs
 WHERE late AND status IN ('pending', 'running', 'failing', 'paused') GROUP BY workflow;
+-- name: last_task_log
+-- the run's last line number (read holding the run's row: the next lines follow it)
+SELECT max(seq) FROM task_logs WHERE run_id = %s;
+
+-- name: insert_task_log
+INSERT INTO task_logs (run_id, seq, node, item, attempt, at, level, message)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s);
+
+-- name: select_task_logs
+-- a page of a run's lines after seq %(after)s, of one node and one attempt when given
+SELECT run_id, seq, node, item, attempt, at, level, message FROM task_logs
+WHERE run_id = %(run)s AND seq > %(after)s
+  AND (%(node)s::text IS NULL OR node = %(node)s)
+  AND (%(attempt)s::integer IS NULL OR attempt = %(attempt)s)
+ORDER BY seq LIMIT %(limit)s;

@@ -388,3 +388,17 @@ SELECT 'workers', NULL, count(*), NULL FROM workers WHERE seen_at >= :live_since
 UNION ALL
 SELECT 'late', workflow, count(*), NULL FROM runs
 WHERE late AND status IN ('pending', 'running', 'failing', 'paused') GROUP BY workflow;
+-- name: last_task_log
+-- the run's last line number (read under the write lock: the next lines follow it)
+SELECT max(seq) FROM task_logs WHERE run_id = ?;
+
+-- name: insert_task_log
+INSERT INTO task_logs (run_id, seq, node, item, attempt, at, level, message)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: select_task_logs
+-- a page of a run's lines after seq :after, of one node and one attempt when given
+SELECT run_id, seq, node, item, attempt, at, level, message FROM task_logs
+WHERE run_id = :run AND seq > :after AND (:node IS NULL OR node = :node)
+  AND (:attempt IS NULL OR attempt = :attempt)
+ORDER BY seq LIMIT :limit;

@@ -33,6 +33,7 @@ from keel.store.sqlstore.dialect import Cursor
 from keel.store.sqlstore.free import SQLFree
 from keel.store.sqlstore.gauges import SQLGauges
 from keel.store.sqlstore.service import SQLService
+from keel.store.sqlstore.task_logs import SQLTaskLogs
 from keel.store.wakeups import Wakeup, WorkQueued
 from keel.store.writes import Committed, Transition
 
@@ -41,7 +42,7 @@ REFUSALS = (ConflictError, LeaseLostError, RunNotFoundError)
 
 
 @store_boundary
-class SQLStore(SQLService, SQLGauges):
+class SQLStore(SQLService, SQLGauges, SQLTaskLogs):
     """``Store`` on a SQL database, through its ``Dialect``."""
 
     def close(self) -> None:
