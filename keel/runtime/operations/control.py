@@ -18,6 +18,8 @@ from keel.errors import InputError, KeelError, StoreError
 from keel.runtime.clock import Clock, clock_for
 from keel.runtime.operations.inputs import check_input, with_defaults
 from keel.runtime.runs import RunCache, advance
+from keel.runtime.tracing import run_spans
+from keel.runtime.tracing.context import caller, new_run_trace
 from keel.spec.data import check_json
 from keel.spec.model import SubworkflowNode, WorkflowSpec
 from keel.spec.registry import SpecRegistry
@@ -76,7 +78,11 @@ def record_run(
     trigger: dict[str, str] | None = None,
 ) -> Committed:
     """``start_run`` for a worker: ``lease`` may let the first transition lease its
-    attempts (``Worker.start_run``), and the run's state is left in ``cache``."""
+    attempts (``Worker.start_run``), and the run's state is left in ``cache``.
+
+    The run joins the trace of the span current in this thread, if any (the caller's,
+    or a ``traceparent`` the API received: ``keel.runtime.tracing.context.continued``);
+    ``RunStarted.trace`` records its trace context."""
     check_json(run_input, f"the input of workflow '{spec.name}'")
     check_input(spec, run_input)
     run_input = with_defaults(spec, run_input)
@@ -91,6 +97,7 @@ def record_run(
         input=run_input,
         by=started_by,
         trigger=trigger,
+        trace=new_run_trace(run_id, caller()).to_data(),
     )
     first = advance(run_id, state, [started], now, cache=plans)
     committed = store.create_run(
@@ -99,6 +106,8 @@ def record_run(
     if cache is not None:
         cache.put(run_id, state)
         cache.settle(committed)
+    if lease is None:  # a run that ended as it started (a worker sees to its own: ``lease``)
+        run_spans.emit_ended(store, state, committed)
     return committed
 
 
