@@ -19,6 +19,7 @@ from keel.server.identities import Tokens
 from keel.server.limits import BodyLimit, RateLimits
 from keel.server.routes import approvals, hooks, operations, runs, schedules, tokens, workflows
 from keel.server.service import open_service
+from keel.server.trace_context import ContinueTrace
 from keel.store.protocol import Store
 
 #: requests a second per token unless ``keel serve --rate-limit`` says otherwise
@@ -48,5 +49,6 @@ def create_app(
     for module in (runs, approvals, workflows, tokens, operations, hooks, schedules):
         app.include_router(module.router, responses=problems.RESPONSES)
     app.add_middleware(BodyLimit)
+    app.add_middleware(ContinueTrace)
     check_every_route(app)
     return app
