@@ -123,7 +123,9 @@ def serve(
         import_code(module, "keel serve: ")
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
-    from keel.cli.worker_commands import _database_url
+    from keel.cli.worker_commands import _database_url, export_traces
+
+    traced = export_traces("keel serve", "keel-server")
 
     url = _database_url(config)
     listening = _bind(host, port)
@@ -137,6 +139,8 @@ def serve(
     modules_line = ", ".join(Path(m).name for m in config.modules) or "none"
     typer.echo(f"keel serve: {scheme}://{host}:{port}\n  store: {masked_url(store_url(url))}"
                f"\n  modules: {modules_line}", err=True)  # fmt: skip
+    if traced is not None:
+        typer.echo(f"  {traced.description}", err=True)
     if with_worker and not config.modules:
         typer.echo("  (the worker runs only the tasks `allow` names: give keel serve the "
                    "files or modules of your workflows)", err=True)  # fmt: skip
@@ -159,6 +163,8 @@ def serve(
         worker_thread.join()
         worker_store.close()
         store.close()
+        if traced is not None:
+            traced.shutdown()
 
 
 def _bind(host: str, port: int) -> socket.socket:

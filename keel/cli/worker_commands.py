@@ -22,6 +22,7 @@ import typer
 from keel.cli.common import DbOption, fail, import_code, reported_errors
 
 if TYPE_CHECKING:
+    from keel.runtime.tracing.sdk import Tracing
     from keel.runtime.worker.config import WorkerConfig
     from keel.runtime.worker.loop import Worker
 
@@ -119,6 +120,7 @@ def worker(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    traced = export_traces("keel worker", "keel-worker")
     with reported_errors():
         store = open_store(_database_url(config), upgrade=True)
     stop = threading.Event()
@@ -141,6 +143,8 @@ def worker(
         running = Worker(store, options, catalog=catalog)
     started.append(running)
     _announce(running, config)
+    if traced is not None:
+        typer.echo(f"  {traced.description}", err=True)
     failure = ""
     files = watch_in_thread(store, stop)  # the file triggers' folders (none: it idles)
     try:
@@ -153,6 +157,8 @@ def worker(
         files.join()
         running.close()
         store.close()
+        if traced is not None:
+            traced.shutdown()  # send the spans still batched: os._exit below skips atexit
     typer.echo(f"keel worker {running.owner} stopped{failure}", err=True)
     code = 1 if failure else 0
     if running.executor.overdue() or threading.active_count() > 1:
@@ -164,6 +170,17 @@ def worker(
         os._exit(code)  # threads of attempts given back cannot be stopped; do not wait for them
     if code:
         raise typer.Exit(code)
+
+
+def export_traces(command: str, service: str) -> Tracing | None:
+    """The OpenTelemetry SDK and exporter, configured as the environment asks
+    (``keel.runtime.tracing.sdk``); a setting it cannot follow stops the command."""
+    from keel.runtime.tracing.sdk import TracingSetupError, configure
+
+    try:
+        return configure(service)
+    except TracingSetupError as exc:
+        raise fail(f"{command}: {exc}") from None
 
 
 def _database_url(config: WorkerConfig) -> str | None:
