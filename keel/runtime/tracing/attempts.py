@@ -13,19 +13,28 @@ hands back the worker's callback unchanged, so an attempt pays a dictionary and 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from keel.engine.events import ErrorInfo
-from keel.runtime.execution.invoke import Outcome
 from keel.runtime.tracing.context import run_span_context
 
 #: keel's tracer: a proxy, so a provider configured after keel is imported is used
 TRACER = trace.get_tracer("keel")
 
 Key = TypeVar("Key")
+
+
+class Outcome(Protocol):
+    """What ``keel.runtime.execution.invoke.Outcome`` has that a span needs."""
+
+    @property
+    def error(self) -> ErrorInfo | None: ...
+
+
+Ended = TypeVar("Ended", bound=Outcome)
 
 
 def start_attempt(
@@ -47,15 +56,13 @@ def start_attempt(
                              attributes=attributes)  # fmt: skip
 
 
-def ending(
-    span: trace.Span, on_done: Callable[[Key, Outcome], None]
-) -> Callable[[Key, Outcome], None]:
+def ending(span: trace.Span, on_done: Callable[[Key, Ended], None]) -> Callable[[Key, Ended], None]:
     """``on_done`` that first ends the attempt's span with the outcome (its ``error``, if
     any, marks the span failed); ``on_done`` itself when the span records nothing."""
     if not span.is_recording():
         return on_done
 
-    def done(key: Key, outcome: Outcome) -> None:
+    def done(key: Key, outcome: Ended) -> None:
         if outcome.error is not None:
             failed(span, outcome.error)
         span.end()
