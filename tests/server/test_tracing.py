@@ -24,7 +24,7 @@ from keel.runtime.tracing import attempts
 from keel.runtime.worker.loop import Worker, WorkerOptions
 from tests.server.conftest import Api
 from tests.server.hookflows import SECRET, SECRET_ENV, deploy_hooked, signed
-from tests.server.traceflows import NODES, deploy_traced, traced
+from tests.server.traceflows import NODES, deploy_traced, outer, traced
 
 
 @pytest.fixture
@@ -161,6 +161,29 @@ def test_a_run_started_outside_any_trace_is_the_root_of_its_own(
     tried = [s for s in ours if s.instrumentation_scope.name == "keel"]
     assert len(tried) == len(NODES) + 1
     assert {s.parent.span_id for s in tried if s.parent is not None} == {run_span.context.span_id}
+
+
+def test_a_child_run_is_in_its_parents_trace_under_its_run_span(
+    api: Api, spans: InMemorySpanExporter
+) -> None:
+    run_id = keel.Client(store=api.store).start(outer, {"n": 6})
+    worker = Worker(api.store, WorkerOptions(concurrency=2))
+    try:
+        (done,) = worker.run_until_finished([run_id])
+    finally:
+        worker.close()
+    assert done.status == "succeeded", done.reason
+    (child,) = api.store.list_runs(parent=run_id)
+    parent_trace, child_trace = recorded_trace(api, run_id), recorded_trace(api, child.id)
+    assert child_trace["trace_id"] == parent_trace["trace_id"]
+    assert child_trace["parent_id"] == parent_trace["span_id"]
+    ours = _spans_of(spans.get_finished_spans(), int(parent_trace["trace_id"], 16))
+    by_name = {s.name: s for s in ours}
+    assert set(by_name) == {"run outer", "run inner", "inner.first"}
+    assert by_name["run inner"].parent is not None
+    assert by_name["run inner"].parent.span_id == by_name["run outer"].context.span_id
+    assert by_name["inner.first"].parent is not None
+    assert by_name["inner.first"].parent.span_id == by_name["run inner"].context.span_id
 
 
 def test_a_client_on_the_store_records_the_callers_span(api: Api) -> None:

@@ -64,3 +64,14 @@ NODES = ("first", "flaky", "later", "apart")
 
 def deploy_traced(store: Store) -> None:
     store.deploy([(traced.spec, "tests/server/traceflows.py")], 1.0, by="setup")
+
+
+@keel.workflow
+def inner(n: int) -> Any:
+    return first(n)
+
+
+@keel.workflow
+def outer(n: int) -> Any:
+    """A parent run whose child run (``inner``) is in its trace, under its run span."""
+    return inner(n=n)
