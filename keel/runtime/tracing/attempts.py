@@ -27,14 +27,15 @@ TRACER = trace.get_tracer("keel")
 Key = TypeVar("Key")
 
 
-class Outcome(Protocol):
-    """What ``keel.runtime.execution.invoke.Outcome`` has that a span needs."""
+class EndOfAttempt(Protocol):
+    """What an attempt's outcome (``keel.runtime.execution.invoke.Outcome``) has that
+    its span needs."""
 
     @property
     def error(self) -> ErrorInfo | None: ...
 
 
-Ended = TypeVar("Ended", bound=Outcome)
+Ended = TypeVar("Ended", bound=EndOfAttempt)
 
 
 def start_attempt(
