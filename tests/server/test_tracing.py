@@ -17,6 +17,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import StatusCode
 
 import keel
@@ -27,20 +28,25 @@ from tests.server.hookflows import SECRET, SECRET_ENV, deploy_hooked, signed
 from tests.server.traceflows import NODES, deploy_traced, outer, traced
 
 
-@pytest.fixture
-def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
-    """An SDK tracer provider for this test only, its spans kept in memory.
+def installed(monkeypatch: pytest.MonkeyPatch, provider: TracerProvider) -> InMemorySpanExporter:
+    """``provider`` as this process's for this test only, its spans kept in memory.
 
-    OpenTelemetry lets a process set its provider once; this test sets the global that
-    ``trace.get_tracer_provider()`` reads (as OpenTelemetry's own test helpers do) and
-    puts it back afterwards, so the tests after it run without tracing, as they expect.
+    OpenTelemetry lets a process set its provider once; this sets the global that
+    ``trace.get_tracer_provider()`` reads (as OpenTelemetry's own test helpers do), and
+    ``monkeypatch`` puts it back afterwards, so the tests after it run without tracing,
+    as they expect.
     """
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
     monkeypatch.setattr(attempts, "TRACER", provider.get_tracer("keel"))
-    yield exporter
+    return exporter
+
+
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    provider = TracerProvider()
+    yield installed(monkeypatch, provider)
     provider.shutdown()
 
 
@@ -184,6 +190,28 @@ def test_a_child_run_is_in_its_parents_trace_under_its_run_span(
     assert by_name["run inner"].parent.span_id == by_name["run outer"].context.span_id
     assert by_name["inner.first"].parent is not None
     assert by_name["inner.first"].parent.span_id == by_name["run inner"].context.span_id
+
+
+def test_a_run_the_sampler_drops_is_dropped_by_every_process(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the process that starts the run asks its sampler (none of a ratio of 0 is kept)
+    # and records the answer in the run's flags; workers follow the flags
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0)))
+    spans = installed(monkeypatch, provider)
+    run_id = keel.Client(store=api.store).start(outer, {"n": 7})
+    worker = Worker(api.store, WorkerOptions(concurrency=2))
+    try:
+        (done,) = worker.run_until_finished([run_id])
+    finally:
+        worker.close()
+    provider.shutdown()
+    assert done.status == "succeeded", done.reason
+    (child,) = api.store.list_runs(parent=run_id)
+    for run in (run_id, child.id):
+        recorded = recorded_trace(api, run)
+        assert recorded["traceparent"].endswith("-00"), run  # not sampled
+        assert not _spans_of(spans.get_finished_spans(), int(recorded["trace_id"], 16))
 
 
 def test_a_client_on_the_store_records_the_callers_span(api: Api) -> None:

@@ -19,7 +19,7 @@ from keel.runtime.clock import Clock, clock_for
 from keel.runtime.operations.inputs import check_input, with_defaults
 from keel.runtime.runs import RunCache, advance
 from keel.runtime.tracing import run_spans
-from keel.runtime.tracing.context import caller, new_run_trace
+from keel.runtime.tracing.context import started_trace
 from keel.spec.data import check_json
 from keel.spec.model import SubworkflowNode, WorkflowSpec
 from keel.spec.registry import SpecRegistry
@@ -82,7 +82,7 @@ def record_run(
 
     The run joins the trace of the span current in this thread, if any (the caller's,
     or a ``traceparent`` the API received: ``keel.runtime.tracing.context.continued``);
-    ``RunStarted.trace`` records its trace context."""
+    ``RunStarted.trace`` records its trace context (``started_trace``)."""
     check_json(run_input, f"the input of workflow '{spec.name}'")
     check_input(spec, run_input)
     run_input = with_defaults(spec, run_input)
@@ -97,7 +97,7 @@ def record_run(
         input=run_input,
         by=started_by,
         trigger=trigger,
-        trace=new_run_trace(run_id, caller()).to_data(),
+        trace=started_trace(run_id, spec.name).to_data(),
     )
     first = advance(run_id, state, [started], now, cache=plans)
     committed = store.create_run(

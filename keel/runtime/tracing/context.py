@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -99,6 +100,32 @@ def new_run_trace(run_id: str, parent: trace.SpanContext | None = None) -> RunTr
     if parent is None or not parent.is_valid:
         return RunTrace(trace_id, span_id)
     return RunTrace(parent.trace_id, span_id, int(parent.trace_flags), parent.span_id)
+
+
+def started_trace(run_id: str, workflow: str) -> RunTrace:
+    """The trace context of a run starting now, in this thread: in the trace of the span
+    current here, if any; else a trace of its own, which the process's sampler (an SDK's,
+    when one is configured) records or not. The run's flags say so to every process
+    that executes it, so a ratio sampler keeps or drops whole runs."""
+    parent = caller()
+    if parent is not None:
+        return new_run_trace(run_id, parent)
+    own = new_run_trace(run_id)
+    if _sampled(own.trace_id, f"run {workflow}"):
+        return own
+    return RunTrace(own.trace_id, own.span_id, own.flags & ~_SAMPLED)
+
+
+def _sampled(trace_id: int, name: str) -> bool:
+    """Whether this process's sampler records a new trace with this id (True without one:
+    the API alone records nothing, and the processes that do decide by the flags)."""
+    sampler: Any = getattr(trace.get_tracer_provider(), "sampler", None)
+    if sampler is None:
+        return True
+    try:
+        return bool(sampler.should_sample(None, trace_id, name).decision.is_sampled())
+    except Exception:  # a sampler that fails: record, as without one
+        return True
 
 
 def child_run_trace(parent: RunTrace, run_id: str) -> RunTrace:
