@@ -164,6 +164,8 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         print_field(console, "reason", data["reason"], style="red")
     for mismatch in data["mismatches"]:
         print_field(console, "warning", f"{mismatch}; see `keel verify`", style="red")
+    if data.get("trace") is not None:  # a server older than traces sends none
+        print_field(console, "trace", data["trace"]["trace_id"])
     if data["parent_run"] is not None:
         print_field(console, "parent", f"run {data['parent_run']} (node {data['parent_node']})")
     for child in children:

@@ -133,7 +133,9 @@ def serve(
     for module in config.modules:
         import_code(module, "keel serve: ")
     configure_logging(config.log_format)
-    from keel.cli.worker_commands import _database_url
+    from keel.cli.worker_commands import _database_url, export_traces
+
+    traced = export_traces("keel serve", "keel-server")
 
     url = _database_url(config)
     listening = _bind(host, port)
@@ -147,6 +149,8 @@ def serve(
     modules_line = ", ".join(Path(m).name for m in config.modules) or "none"
     say(f"keel serve: {scheme}://{host}:{port}\n  store: {masked_url(store_url(url))}"
         f"\n  modules: {modules_line}", config.log_format, "keel.server")  # fmt: skip
+    if traced is not None:
+        say(f"  {traced.description}", config.log_format, "keel.server")
     if with_worker and not config.modules:
         say("  (the worker runs only the tasks `allow` names: give keel serve the "
             "files or modules of your workflows)", config.log_format, "keel.server")  # fmt: skip
@@ -173,6 +177,8 @@ def serve(
         worker_thread.join()
         worker_store.close()
         store.close()
+        if traced is not None:
+            traced.shutdown()
 
 
 def _bind(host: str, port: int) -> socket.socket:

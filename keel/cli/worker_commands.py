@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
     from keel.runtime.metrics import Metrics
+    from keel.runtime.tracing.sdk import Tracing
     from keel.runtime.worker.config import WorkerConfig
     from keel.runtime.worker.loop import Worker
 
@@ -171,6 +172,7 @@ def worker(
         raise fail(f"keel worker: {exc}") from None
     _import_code(config)
     configure_logging(config.log_format)
+    traced = export_traces("keel worker", "keel-worker")
     with reported_errors():
         store = open_store(_database_url(config), upgrade=True)
     stop = threading.Event()
@@ -196,6 +198,8 @@ def worker(
         running = Worker(store, options, catalog=catalog, metrics=metrics)
     started.append(running)
     _announce(running, config)
+    if traced is not None:
+        say(f"  {traced.description}", config.log_format, "keel.worker")
     failure = ""
     files = watch_in_thread(store, stop)  # the file triggers' folders (none: it idles)
     try:
@@ -210,6 +214,8 @@ def worker(
         store.close()
         if serving is not None:
             serving.shutdown()
+        if traced is not None:
+            traced.shutdown()  # send the spans still batched: os._exit below skips atexit
     say(f"keel worker {running.owner} stopped{failure}", config.log_format, "keel.worker")
     code = 1 if failure else 0
     if running.executor.overdue() or threading.active_count() > 1:
@@ -240,6 +246,17 @@ def _serve_metrics(config: WorkerConfig) -> tuple[Metrics, WSGIServer]:
             f"keel worker: cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
         ) from None
     return metrics, server
+
+
+def export_traces(command: str, service: str) -> Tracing | None:
+    """The OpenTelemetry SDK and exporter, configured as the environment asks
+    (``keel.runtime.tracing.sdk``); a setting it cannot follow stops the command."""
+    from keel.runtime.tracing.sdk import TracingSetupError, configure
+
+    try:
+        return configure(service)
+    except TracingSetupError as exc:
+        raise fail(f"{command}: {exc}") from None
 
 
 def _database_url(config: WorkerConfig) -> str | None:

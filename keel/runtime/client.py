@@ -112,7 +112,8 @@ class Client:
         (the others return its id).
 
         A ``@keel.workflow`` brings the definitions of the child workflows it calls; a
-        bare spec's children must be in the store already."""
+        bare spec's children must be in the store already. The run joins the trace of the
+        caller's current OpenTelemetry span, if any (sent as ``traceparent`` over HTTP)."""
         run_input = {} if run_input is None else run_input
         if isinstance(workflow, str):
             return self.transport.start_deployed(workflow, run_input, version=version,

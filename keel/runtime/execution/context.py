@@ -1,7 +1,7 @@
 """The context of one attempt: which run, node and attempt it is, its idempotency key,
-and a logger bound to them. Tasks get it from ``keel.context()`` or by declaring a
-parameter annotated ``StepContext``; it lives in a ``ContextVar``, so threads and
-asyncio tasks each see their own."""
+a logger bound to them, and its trace context. Tasks get it from ``keel.context()`` or
+by declaring a parameter annotated ``StepContext``; it lives in a ``ContextVar``, so
+threads and asyncio tasks each see their own."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 
+from opentelemetry import trace
+
 from keel.errors import KeelError
+from keel.runtime.tracing.context import traceparent_of
 
 _current: ContextVar[StepContext] = ContextVar("keel_step_context")
 
@@ -23,6 +26,24 @@ class StepContext:
     attempt: int
     #: the item's index when this attempt is one item of a map
     item: int | None = None
+    #: the attempt's span (``keel.runtime.tracing.attempts``), current while the task
+    #: runs: ``opentelemetry.trace.get_current_span()`` is this one, so the spans a task
+    #: makes and the calls it makes with instrumented clients join the run's trace. In
+    #: a child process (``isolation="process"``) it stands for the worker's span. None
+    #: for a context made by hand.
+    span: trace.Span | None = None
+
+    @property
+    def traceparent(self) -> str | None:
+        """The attempt's span as a W3C ``traceparent`` header, to continue the trace in
+        a call the task makes by hand (None without a span)."""
+        return None if self.span is None else traceparent_of(self.span.get_span_context())
+
+    @property
+    def trace_id(self) -> str | None:
+        """The run's trace id (32 hex digits), e.g. to log beside the task's own lines."""
+        return None if self.span is None else trace.format_trace_id(
+            self.span.get_span_context().trace_id)  # fmt: skip
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:

@@ -177,6 +177,8 @@ def _request(task: str, args: dict[str, Any], ctx: StepContext, retry: RetryPoli
             "node": ctx.node,
             "attempt": ctx.attempt,
             "item": ctx.item,
+            # the attempt's span, continued by the child (``ctx.traceparent`` there)
+            "traceparent": ctx.traceparent,
         },
         "retry": None if retry is None else retry.model_dump(mode="json"),
         # the child imports the task as this process would, whatever it added to its path

@@ -2,7 +2,9 @@
 of the HTTP API (a list or a history may take several pages), with a bearer token.
 
 The server records the token's name as who did what: an action cannot name anyone
-else (``by``), so this transport refuses ``by`` rather than drop it silently.
+else (``by``), so this transport refuses ``by`` rather than drop it silently. Each
+request carries the caller's current span as a W3C ``traceparent``, so a run it starts
+joins the caller's trace (as on a store, where ``start_run`` reads it directly).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from urllib.parse import quote
 import httpx2
 
 from keel.errors import KeelError, RemoteError
+from keel.runtime.tracing.context import inject
 from keel.runtime.transports.base import Document, Fired, LogPage
 from keel.runtime.transports.decode import event_of, log_line_of, run_of, wait_of
 from keel.runtime.transports.problems import error_for
@@ -75,6 +78,8 @@ class HttpTransport:
              headers: dict[str, str] | None = None) -> Any:  # fmt: skip
         """The JSON the server answers; keel's error for a refusal (``problems``)."""
         query = None if params is None else {k: v for k, v in params.items() if v is not None}
+        # the caller's span, if any: a run this request starts joins its trace
+        headers = inject(dict(headers or {}))
         try:
             response = self.http.request(method, path, json=body, params=query,
                                          headers=headers)  # fmt: skip

@@ -47,6 +47,7 @@ from keel.runtime.execution.invoke import Invocation, Outcome, TaskCatalog, make
 from keel.runtime.execution.task_logs import TaskLogs, about
 from keel.runtime.operations.control import record_run
 from keel.runtime.runs import RunCache
+from keel.runtime.tracing import attempts, run_spans
 from keel.runtime.triggers.schedule_pump import SchedulePump
 from keel.runtime.worker.attempt_lines import tell
 from keel.runtime.worker.claiming import Claiming
@@ -153,6 +154,7 @@ class Worker:
         if opts.announce:
             every = min(opts.lease_for, LIVE_WITHIN) / 3
             self._presence = Presence(store, self.owner, opts.queues, every=every, runs=opts.runs)
+        self.watch.on_ended = run_spans.emitter(store, self.cache.state)
 
     # --- running ----------------------------------------------------------------------------
 
@@ -393,18 +395,20 @@ class Worker:
         plan = state.plan.nodes[lease.node]
         node = state.nodes[lease.node]
         args = node.args if lease.item is None else node.item_args.get(lease.item)
-        ctx = make_context(
-            lease.run_id, state.plan.spec.name, lease.node, lease.attempt, lease.item
-        )
+        workflow = state.plan.spec.name
+        span = attempts.start_attempt(lease.run_id, workflow, lease.node, lease.attempt,
+                                      lease.item, plan.queue, state.trace)  # fmt: skip
+        ctx = make_context(lease.run_id, workflow, lease.node, lease.attempt, lease.item, span)
         invocation = Invocation(
             self.catalog, plan.task, dict(args or {}), ctx, plan.retry, plan.isolation
         )
         self._running[_key(lease)] = lease
+        done = attempts.ending(span, self._done)
         refused = self.catalog.refusal(plan.task, plan.retry)
         if refused is not None:  # not to run here: recorded (or given back) next turn
-            self._done(lease, refused)
+            done(lease, refused)
             return
-        self.executor.submit(lease, invocation, plan.timeout, self._done, self.late.put,
+        self.executor.submit(lease, invocation, plan.timeout, done, self.late.put,
                              alone=alone)  # fmt: skip
 
     def _done(self, lease: Lease, outcome: Outcome) -> None:
