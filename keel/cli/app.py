@@ -8,6 +8,7 @@ from keel.cli import (
     alert_commands,
     event_commands,
     inspect_commands,
+    log_commands,
     recovery_commands,
     run_commands,
     schedule_commands,
@@ -31,6 +32,7 @@ spec_commands.register(app)
 run_commands.register(app)
 inspect_commands.register(app)
 why_commands.register(app)
+log_commands.register(app)
 recovery_commands.register(app)
 wait_commands.register(app)
 worker_commands.register(app)

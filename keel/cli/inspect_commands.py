@@ -111,7 +111,7 @@ def _activity_symbol(status: str, activity: Activity | None) -> str:
 
 def _status_words(status: str, activity: Activity | None) -> str:
     """A run's status as ``keel runs`` prints it: what it is doing, rather than a bare
-    "running" (``keel show`` says it in full: ``_activity_words``)."""
+    "running" (``keel show`` says it in full: ``activity_words``)."""
     if activity is None:
         return status
     return activity.short if status == "running" else f"{status}: {activity.short}"
@@ -125,11 +125,11 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
     from rich.console import Console
     from rich.text import Text
 
-    from keel.cli.layout import Cell, Column, print_field, print_table
+    from keel.cli.layout import Cell, Column, print_field, print_field_with_command, print_table
     from keel.cli.progress import retries, seconds, status_symbol
     from keel.cli.why_commands import grouped, node_text
     from keel.engine.state import is_finished
-    from keel.runtime.views.report import describe_wait
+    from keel.runtime.views.report import wait_parts
     from keel.runtime.views.why_reasons import WAITS
 
     with opened_client(db) as client, reported_errors():
@@ -149,7 +149,7 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
     took = "" if data["duration"] is None else f" in {seconds(data['duration'])}"
     if took:
         took += _since_by_hand(data["retries"], data["set_by_hand"])
-    print_field(console, "status", _activity_words(status, data["activity"]) + took)
+    print_field(console, "status", activity_words(status, data["activity"]) + took)
     if data["late"]:
         print_field(console, "late", _late_words(data), style="yellow")
     print_field(console, "version", f"{data['spec_version'][:12]}   started "
@@ -164,13 +164,19 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         print_field(console, "reason", data["reason"], style="red")
     for mismatch in data["mismatches"]:
         print_field(console, "warning", f"{mismatch}; see `keel verify`", style="red")
+    if data.get("trace") is not None:  # a server older than traces sends none
+        print_field(console, "trace", data["trace"]["trace_id"])
     if data["parent_run"] is not None:
         print_field(console, "parent", f"run {data['parent_run']} (node {data['parent_node']})")
     for child in children:
         print_field(console, "child", f"run {child.id} {child.workflow} ({child.status})")
     for node in nodes:
         if node.status == "awaiting":
-            print_field(console, "waits for", describe_wait(node, data["id"]), style="yellow")
+            what, command = wait_parts(node, data["id"])
+            if command is None:
+                print_field(console, "waits for", what, style="yellow")
+            else:  # the command whole, to be copied: on its own line if need be
+                print_field_with_command(console, "waits for", what, command, style="yellow")
             for line in _wait_notes(node):
                 print_field(console, "", line)
     for label, stuck in [] if found is None else grouped(found.nodes):
@@ -214,8 +220,9 @@ def _late_words(detail: dict[str, Any]) -> str:
     return ("finished late: " if ended else "") + ", ".join(said)
 
 
-def _activity_words(status: str, activity: str | None) -> str:
-    """``_status_words`` in full, from the activity's text alone (a run's detail)."""
+def activity_words(status: str, activity: str | None) -> str:
+    """``_status_words`` in full, from the activity's text alone (a run's detail; the
+    header of ``keel why``)."""
     if activity is None:
         return status
     return activity if status == "running" else f"{status}: {activity}"
@@ -256,8 +263,11 @@ def started_by_text(trigger: dict[str, Any] | None, started_by: str | None) -> s
     if kind == "file":
         path, _, digest = str(key).rpartition(":")
         return f"file {path} in {source} (sha256 {digest[:12]})"
+    via = trigger.get("via")  # a schedule's run a person asked for
+    if via == "trigger-now":
+        return f"schedule {source}, trigger-now at {str(key).removeprefix('now:')}"
     name, key_name = _FIRED.get(str(kind), (str(kind), "key"))
-    return f"{name} {source}, {key_name} {key}"
+    return f"{name} {source}, {key_name} {key}" + (f" ({via})" if via else "")
 
 
 def _since_by_hand(retried: int, set_by_hand: list[str]) -> str:

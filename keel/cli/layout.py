@@ -189,7 +189,7 @@ def hanging_lines(console: Console, head: Text, value: Cell) -> list[Text]:
     """``head`` then ``value``, which wraps under its own first letter (or, when the head
     leaves less than 20 columns, under the head's)."""
     text = _text(value, one_line=False)
-    indent = head.cell_len if console.width - head.cell_len >= 20 else INDENT
+    indent = _value_indent(console, head)
     wrapped = list(text.wrap(console, console.width - indent, overflow="fold")) or [Text()]
     lines = [head.copy()] if indent < head.cell_len else [head + wrapped.pop(0)]
     lines += [Text(" " * indent) + line for line in wrapped]
@@ -198,13 +198,41 @@ def hanging_lines(console: Console, head: Text, value: Cell) -> list[Text]:
     return lines
 
 
+def _value_indent(console: Console, head: Text) -> int:
+    """Where the lines of a value after ``head`` start: under its first letter, unless
+    that leaves it less than 20 columns."""
+    return head.cell_len if console.width - head.cell_len >= 20 else INDENT
+
+
+def _field_head(label: str) -> Text:
+    return Text(f"  {label:<10}")
+
+
 def field_lines(console: Console, label: str, value: Cell) -> list[Text]:
     """``  label     value``, long values wrapping under the value's first letter."""
-    return hanging_lines(console, Text(f"  {label:<10}"), value)
+    return hanging_lines(console, _field_head(label), value)
 
 
 def print_field(console: Console, label: str, value: Cell, *, style: str = "") -> None:
     for line in field_lines(console, label, value):
+        if style:
+            line.stylize(style)
+        console.print(line, soft_wrap=True)
+
+
+def print_field_with_command(
+    console: Console, label: str, value: str, command: str, *, style: str = ""
+) -> None:
+    """``  label     value: command`` on one line when it fits; else the command on a
+    line of its own under the value, whole: a command broken across lines cannot be
+    copied (one wider than the console is left to the terminal to wrap)."""
+    together = field_lines(console, label, f"{value}: {command}")
+    if len(together) == 1:
+        lines = together
+    else:
+        lines = field_lines(console, label, f"{value}:")
+        lines.append(Text(" " * _value_indent(console, _field_head(label)) + command))
+    for line in lines:
         if style:
             line.stylize(style)
         console.print(line, soft_wrap=True)

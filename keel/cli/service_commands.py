@@ -7,7 +7,6 @@ so)."""
 from __future__ import annotations
 
 import json
-import logging
 import socket
 import threading
 import time
@@ -26,6 +25,7 @@ from keel.cli.common import (
     opened_store,
     reported_errors,
 )
+from keel.cli.worker_commands import LogFormatOption, configure_logging, say
 
 if TYPE_CHECKING:
     import uvicorn
@@ -104,6 +104,7 @@ def serve(
         str | None,
         typer.Option("--db", help="Database URL (default: config files, KEEL_DATABASE_URL)"),
     ] = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Serve the HTTP API until stopped (SIGTERM or Ctrl-C).
 
@@ -113,6 +114,7 @@ def serve(
     /metrics (any token that may read).
     """
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from keel.cli.worker_commands import STOP_ALERTS, load_alerts
     from keel.runtime.alerts.service import start_alerts
@@ -127,15 +129,16 @@ def serve(
         raise fail("keel serve: give both --ssl-certfile and --ssl-keyfile for HTTPS")
     try:
         config = load_worker_config(modules=modules or (), concurrency=concurrency,
-                                    database_url=db)  # fmt: skip
+                                    database_url=db, log_format=log_format)  # fmt: skip
     except WorkerConfigError as exc:
         raise fail(f"keel serve: {exc}") from None
     alert_rules = load_alerts("keel serve")
     for module in config.modules:
         import_code(module, "keel serve: ")
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
-    from keel.cli.worker_commands import _database_url
+    configure_logging(config.log_format)
+    from keel.cli.worker_commands import _database_url, export_traces
+
+    traced = export_traces("keel serve", "keel-server")
 
     url = _database_url(config)
     listening = _bind(host, port)
@@ -147,14 +150,16 @@ def serve(
         worker_store = open_store(url)
     scheme = "https" if ssl_certfile else "http"
     modules_line = ", ".join(Path(m).name for m in config.modules) or "none"
-    typer.echo(f"keel serve: {scheme}://{host}:{port}\n  store: {masked_url(store_url(url))}"
-               f"\n  modules: {modules_line}", err=True)  # fmt: skip
+    say(f"keel serve: {scheme}://{host}:{port}\n  store: {masked_url(store_url(url))}"
+        f"\n  modules: {modules_line}", config.log_format, "keel.server")  # fmt: skip
+    if traced is not None:
+        say(f"  {traced.description}", config.log_format, "keel.server")
     if with_worker and not config.modules:
-        typer.echo("  (the worker runs only the tasks `allow` names: give keel serve the "
-                   "files or modules of your workflows)", err=True)  # fmt: skip
+        say("  (the worker runs only the tasks `allow` names: give keel serve the "
+            "files or modules of your workflows)", config.log_format, "keel.server")  # fmt: skip
     if alert_rules:
-        typer.echo(f"  alerts: {len(alert_rules)} rules (one process at a time evaluates)",
-                   err=True)  # fmt: skip
+        say(f"  alerts: {len(alert_rules)} rules (one process at a time evaluates)",
+            config.log_format, "keel.server")  # fmt: skip
     stop = threading.Event()
     metrics = Metrics()  # /metrics serves the worker's (or the schedules') counts too
     if with_worker:
@@ -167,6 +172,8 @@ def serve(
         server = uvicorn.Server(uvicorn.Config(
             create_app(store, rate=rate_limit, hook_body=hook_body_limit, metrics=metrics),
             log_level="info",
+            # JSON: uvicorn's lines go to the root logger's JSON handler, not its own text
+            log_config=None if config.log_format == "json" else LOGGING_CONFIG,
             ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
             ssl_keyfile_password=ssl_keyfile_password, access_log=False,
         ))  # fmt: skip
@@ -179,6 +186,8 @@ def serve(
             alerting.join(STOP_ALERTS)
         worker_store.close()
         store.close()
+        if traced is not None:
+            traced.shutdown()
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -227,7 +236,8 @@ def _start_worker(
                             inline=config.inline, schedules=True)  # fmt: skip
     worker = Worker(store, options, catalog=TaskCatalog(TaskAccess.allowing(config.allow)),
                     metrics=metrics)  # fmt: skip
-    typer.echo(f"  worker: {worker.owner}, {config.concurrency} at once", err=True)
+    say(f"  worker: {worker.owner}, {config.concurrency} at once", config.log_format,
+        "keel.server")  # fmt: skip
 
     def work() -> None:
         try:
@@ -235,7 +245,7 @@ def _start_worker(
             worker.run_forever(stop)
         finally:
             worker.close()
-            typer.echo(f"  worker: {worker.owner} stopped", err=True)
+            say(f"  worker: {worker.owner} stopped", config.log_format, "keel.server")
 
     def wake_on_stop() -> None:
         stop.wait()
@@ -247,10 +257,12 @@ def _start_worker(
     return thread
 
 
-def _start_schedules(store: Store, stop: threading.Event, metrics: Metrics) -> threading.Thread:
+def _start_schedules(
+    store: Store, stop: threading.Event, metrics: Metrics | None = None
+) -> threading.Thread:
     """Fire the deployed schedules on a thread of their own (without ``--with-worker``:
-    the runs they start wait for the workers)."""
-    from keel.errors import StoreError
+    the runs they start wait for the workers). The pump logs a look that failed and
+    looks again later: nothing ends this thread but ``stop``."""
     from keel.runtime.clock import clock_for
     from keel.runtime.runs import RunCache
     from keel.runtime.triggers.schedule_pump import SchedulePump
@@ -260,13 +272,7 @@ def _start_schedules(store: Store, stop: threading.Event, metrics: Metrics) -> t
 
     def work() -> None:
         while not stop.is_set():
-            try:
-                pump.run(clock.now())
-            except StoreError as exc:  # the database away for a while: try again later
-                logging.getLogger("keel.schedules").warning("schedules: %s", exc)
-                pump.look_now()
-                stop.wait(5.0)
-                continue
+            pump.run(clock.now())
             stop.wait(max(0.05, min(pump.next_at() - clock.now(), pump.every)))
 
     thread = threading.Thread(target=work, name="keel-serve-schedules")

@@ -13,12 +13,18 @@ from typing import TYPE_CHECKING, assert_never
 import typer
 
 from keel.cli.common import DbOption, JsonOption, local_time, opened_client, reported_errors
-from keel.cli.inspect_commands import RunArgument
+from keel.cli.inspect_commands import RunArgument, activity_words
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from keel.runtime.views.why_reasons import ConcurrencyFull, NodeWhy, Reason, RunWhy
+    from keel.runtime.views.why_reasons import (
+        ConcurrencyFull,
+        GaveBack,
+        NodeWhy,
+        Reason,
+        RunWhy,
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -27,9 +33,10 @@ def register(app: typer.Typer) -> None:
 
 def why(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) -> None:
     """Why a run has not ended: for each node not ended, what holds it (its parents, an
-    approval, a timer, a signal, a child run, a retry's backoff, a concurrency key, a rate
-    limit, an open circuit, a pause, no live worker for its queue, a worker that
-    stopped) with its data, or that it runs. Read from the run's history and the store."""
+    approval, a timer, a signal, a child run, a retry's backoff, workers without its
+    task's code, a concurrency key, a rate limit, an open circuit, a pause, no live
+    worker for its queue, a worker that stopped) with its data, or that it runs. Read
+    from the run's history and the store."""
     from rich.console import Console
 
     with opened_client(db) as client, reported_errors():
@@ -43,10 +50,13 @@ def why(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) -
 def print_why(console: Console, found: RunWhy) -> None:
     from rich.text import Text
 
-    from keel.cli.layout import Cell, Column, print_field, print_table
+    from keel.cli.layout import Cell, Column, hanging_lines, print_field, print_table
 
-    console.print(Text.assemble((found.workflow, "bold"), f" · run {found.run_id} · ",
-                                found.status))  # fmt: skip
+    # what it is doing in the words of ``keel runs`` and ``keel show``, not its bare status
+    doing = activity_words(found.status, found.activity)
+    head = Text.assemble((found.workflow, "bold"), f" · run {found.run_id} · ")
+    for line in hanging_lines(console, head, doing):
+        console.print(line, soft_wrap=True)
     if found.paused is not None:
         print_field(console, "paused", reason_text(found.paused), style="yellow")
     if not found.nodes:
@@ -115,6 +125,15 @@ def _worker(owner: str) -> str:
     return ":".join(owner.split(":")[:2])
 
 
+def _givers(workers: list[GaveBack]) -> str:
+    """The workers that gave an attempt back: "host:1", "host:1 and host:2", "host:1,
+    host:2, host:3 and 2 more" (how often each did is in ``--json``)."""
+    names = list(dict.fromkeys(_worker(worker.owner) for worker in workers))
+    if len(names) > 3:
+        return ", ".join(names[:3]) + f" and {len(names) - 3} more"
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
 def _holders(reason: ConcurrencyFull) -> str:
     shown = [f"run {h.run_id[:8]} {h.node}" + ("" if h.item is None else f"[{h.item}]")
              for h in reason.holders[:3]]  # fmt: skip
@@ -145,6 +164,20 @@ def reason_text(reason: Reason) -> str:
         case r.WaitsForChildRun():
             now = "is not in the store" if reason.status is None else f"is {reason.status}"
             return f"child run {reason.run_id[:8]} ({reason.workflow}) {now}"
+        case r.NoCode():
+            from keel.runtime.worker.config import DEFAULT_CODE_WAIT
+
+            total, first = sum(worker.times for worker in reason.workers), reason.since
+            times = f"at {local_time(first)}" if total == 1 else (
+                f"{total} times since {local_time(first)}")  # fmt: skip
+            again = "now" if reason.next_try is None else f"at {local_time(reason.next_try)}"
+            wait = f"code_wait (default {DEFAULT_CODE_WAIT:g} s)"
+            return (f"no code for task {reason.task!r} on {_givers(reason.workers)}, which "
+                    f"gave it back {times}; next try {again}; it fails if no worker with "
+                    f"the code takes it within {wait} of the first give-back")  # fmt: skip
+        case r.AvailableLater():
+            return (f"queued on {reason.queue!r}{_at(' since ', reason.since)}; available "
+                    f"at {local_time(reason.at)}")  # fmt: skip
         case r.RetryBackoff():
             after = "" if reason.error is None else f" after {reason.error}"
             return (f"retry backoff until {local_time(reason.until)} (attempt "
@@ -165,14 +198,17 @@ def reason_text(reason: Reason) -> str:
             why = f": {reason.reason}" if reason.reason else ""
             return f"run paused by {reason.by or 'someone'}{_at(' since ', reason.since)}{why}"
         case r.NoLiveWorker():
-            seen = ("none was ever seen" if reason.last_seen is None
-                    else f"one was last seen {local_time(reason.last_seen)}")  # fmt: skip
-            return (f"queued on {reason.queue!r} for {_seconds(reason.for_seconds)}: no "
-                    f"live worker takes it ({seen})")  # fmt: skip
+            # a worker that stopped cleanly leaves no row: say only what the store shows
+            if reason.last_seen is None:
+                return (f"queued on {reason.queue!r} for {_seconds(reason.for_seconds)}: "
+                        "no live worker takes it")  # fmt: skip
+            seen = local_time(reason.last_seen)
+            return (f"queued on {reason.queue!r}{_at(' since ', reason.since)}: no live "
+                    f"worker takes it (one was last seen {seen})")  # fmt: skip
         case r.Queued():
             return f"queued on {reason.queue!r}{_at(' since ', reason.since)}"
         case r.LeaseHolderGone():
-            seen = ("it never listed itself as live" if reason.last_seen is None
+            seen = ("the store does not list it" if reason.last_seen is None
                     else f"last seen {local_time(reason.last_seen)}")  # fmt: skip
             return (f"leased to {_worker(reason.owner)}, which stopped ({seen})"
                     f"{_at('; lease until ', reason.lease_expires)}")  # fmt: skip

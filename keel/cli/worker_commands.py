@@ -26,10 +26,39 @@ if TYPE_CHECKING:
 
     from keel.runtime.alerts.rules import AlertRule
     from keel.runtime.metrics import Metrics
+    from keel.runtime.tracing.sdk import Tracing
     from keel.runtime.worker.config import WorkerConfig
     from keel.runtime.worker.loop import Worker
 
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+
+
+LogFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        help="How the log is written to stderr: text, or json (one object per line, "
+        "with run_id, node and attempt on lines about an attempt; default text)",
+        show_default=False,
+    ),
+]
+
+
+def configure_logging(log_format: str) -> None:
+    """Log to stderr in ``log_format`` (``keel.runtime.log_lines``)."""
+    from keel.runtime.log_lines import configure
+
+    configure(log_format)
+
+
+def say(text: str, log_format: str, logger: str) -> None:
+    """Tell the operator something on stderr: as it is with text logs, as a log line
+    per line of ``text`` with JSON logs (so that every line on stderr is JSON)."""
+    if log_format == "text":
+        typer.echo(text, err=True)
+        return
+    for line in text.splitlines():
+        logging.getLogger(logger).info(line.strip())
 
 
 def register(app: typer.Typer) -> None:
@@ -111,13 +140,14 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Execute runs from the database until stopped (SIGTERM or Ctrl-C).
 
     Settings come from, highest first: the flags, the environment (KEEL_WORKER_MODULES,
     KEEL_QUEUES, KEEL_CONCURRENCY, KEEL_DATABASE_URL, KEEL_ALLOW, KEEL_CODE_WAIT,
-    KEEL_INLINE, KEEL_METRICS_PORT and KEEL_METRICS_HOST), keel.toml, \\[tool.keel] in
-    pyproject.toml.
+    KEEL_INLINE, KEEL_METRICS_PORT, KEEL_METRICS_HOST and KEEL_LOG_FORMAT), keel.toml,
+    \\[tool.keel] in pyproject.toml.
     Pending database migrations are applied when the worker starts.
 
     It runs only the @keel.task functions of the code it loads, and the plain
@@ -141,15 +171,14 @@ def worker(
         config = load_worker_config(
             modules=modules or (), queues=queues, concurrency=concurrency, database_url=db,
             allow=allow or (), code_wait=code_wait, inline=inline, metrics_port=metrics_port,
-            metrics_host=metrics_host,
+            metrics_host=metrics_host, log_format=log_format,
         )  # fmt: skip
     except WorkerConfigError as exc:
         raise fail(f"keel worker: {exc}") from None
     alert_rules = load_alerts("keel worker")
     _import_code(config)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(config.log_format)
+    traced = export_traces("keel worker", "keel-worker")
     with reported_errors():
         store = open_store(_database_url(config), upgrade=True)
     stop = threading.Event()
@@ -176,8 +205,10 @@ def worker(
     started.append(running)
     _announce(running, config)
     if alert_rules:
-        typer.echo(f"  alerts: {len(alert_rules)} rules (one process at a time evaluates)",
-                   err=True)  # fmt: skip
+        say(f"  alerts: {len(alert_rules)} rules (one process at a time evaluates)",
+            config.log_format, "keel.worker")  # fmt: skip
+    if traced is not None:
+        say(f"  {traced.description}", config.log_format, "keel.worker")
     failure = ""
     files = watch_in_thread(store, stop)  # the file triggers' folders (none: it idles)
     alerting = start_alerts(store, alert_rules, stop)  # None: no rule
@@ -195,7 +226,9 @@ def worker(
         store.close()
         if serving is not None:
             serving.shutdown()
-    typer.echo(f"keel worker {running.owner} stopped{failure}", err=True)
+        if traced is not None:
+            traced.shutdown()  # send the spans still batched: os._exit below skips atexit
+    say(f"keel worker {running.owner} stopped{failure}", config.log_format, "keel.worker")
     code = 1 if failure else 0
     if running.executor.overdue() or threading.active_count() > 1:
         from keel.runtime.execution.isolation import kill_children
@@ -242,6 +275,17 @@ def _serve_metrics(config: WorkerConfig) -> tuple[Metrics, WSGIServer]:
     return metrics, server
 
 
+def export_traces(command: str, service: str) -> Tracing | None:
+    """The OpenTelemetry SDK and exporter, configured as the environment asks
+    (``keel.runtime.tracing.sdk``); a setting it cannot follow stops the command."""
+    from keel.runtime.tracing.sdk import TracingSetupError, configure
+
+    try:
+        return configure(service)
+    except TracingSetupError as exc:
+        raise fail(f"{command}: {exc}") from None
+
+
 def _database_url(config: WorkerConfig) -> str | None:
     """A relative SQLite path in a config file is relative to that file's folder."""
     url = config.database_url
@@ -261,10 +305,11 @@ def _import_code(config: WorkerConfig) -> None:
     for module in config.modules:
         import_code(module, "keel worker: ")
     if not config.modules:
-        typer.echo(
+        say(
             "keel worker: no workflow modules given; it runs only the tasks `allow` names "
             "(give it the files or modules of your workflows)",
-            err=True,
+            config.log_format,
+            "keel.worker",
         )
 
 
@@ -291,7 +336,7 @@ def _announce(running: Worker, config: WorkerConfig) -> None:
     if config.metrics_port is not None:
         host = f"[{config.metrics_host}]" if ":" in config.metrics_host else config.metrics_host
         lines.append(f"  metrics: http://{host}:{config.metrics_port}/metrics (no token)")
-    typer.echo("\n".join(lines), err=True)
+    say("\n".join(lines), config.log_format, "keel.worker")
 
 
 def upgrade(db: DbOption = None) -> None:

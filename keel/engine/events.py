@@ -75,6 +75,10 @@ class RunStarted(BaseEvent):
     #: "completion", "source": ..., "key": ...}`` (the schedule and slot, the hook and
     #: delivery id, the event and message id, the folder and file, the finished run)
     trigger: dict[str, str] | None = None
+    #: the run's trace context (``keel.runtime.tracing.context``): ``trace_id`` and the
+    #: run span's ``span_id`` (hex), its ``flags``, and the ``parent_id`` of the span that
+    #: started it (a ``traceparent`` received, a parent run) when there was one
+    trace: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,7 +357,9 @@ _FIELD_SETS: dict[type[Event], frozenset[str]] = {
 #: fields added after histories were recorded with their event: written only when they
 #: differ from their default, so an old event written again is the text that was stored
 #: (and hashed); ``from_data`` gives a missing one its default
-_LATER_FIELDS: dict[type[Event], dict[str, JSON]] = {RunStarted: {"by": None, "trigger": None}}
+_LATER_FIELDS: dict[type[Event], dict[str, JSON]] = {
+    RunStarted: {"by": None, "trigger": None, "trace": None}
+}
 
 
 def to_data(event: Event) -> dict[str, JSON]:

@@ -182,6 +182,9 @@ class RunState:
     paused_from: RunStatus | None = None
     #: a child run: the parent's run id and the node that waits for it
     parent: dict[str, str] | None = None
+    #: the run's trace context as ``RunStarted`` recorded it (None: started before
+    #: runs had one); the engine never reads it, workers continue the trace from it
+    trace: dict[str, str] | None = None
 
     @classmethod
     def new(cls, plan: Plan, run_id: str = "") -> RunState:
@@ -359,6 +362,7 @@ def apply(state: RunState, event: Event, seq: int | None = None) -> RunState:
             state.status = RunStatus.RUNNING
             state.input = event.input
             state.parent = event.parent
+            state.trace = event.trace
             state.to_decide.extend(state.plan.roots)
         case NodeScheduled():
             _scheduled(state, event)

@@ -3,10 +3,10 @@
 ``Client("https://keel.example:8400", token=...)`` speaks to a keel server's HTTP API
 (the token from ``KEEL_TOKEN`` when not given); any other URL (``KEEL_DATABASE_URL`` or
 ``.keel/keel.db`` by default) opens the store itself. The methods and what they return
-are the same on both (``keel.runtime.transports``): start runs, read them, list and
-decide approvals, send signals, pause, unpause, cancel, retry and skip, list, pause,
-trigger and backfill schedules, from any process. Starting a run records it; a worker
-executes it.
+are the same on both (``keel.runtime.transports``): start runs, read them (and what
+their tasks logged), list and decide approvals, send signals, pause, unpause, cancel,
+retry and skip, list, pause, trigger and backfill schedules, from any process. Starting
+a run records it; a worker executes it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from keel.errors import KeelError
-from keel.runtime.transports.base import Document, Fired, Transport
+from keel.runtime.transports.base import Document, Fired, LogPage, Transport
 from keel.runtime.transports.store import StoreTransport
 from keel.runtime.views.activity import Activity
 from keel.runtime.views.why_reasons import RunWhy
@@ -112,7 +112,8 @@ class Client:
         (the others return its id).
 
         A ``@keel.workflow`` brings the definitions of the child workflows it calls; a
-        bare spec's children must be in the store already."""
+        bare spec's children must be in the store already. The run joins the trace of the
+        caller's current OpenTelemetry span, if any (sent as ``traceparent`` over HTTP)."""
         run_input = {} if run_input is None else run_input
         if isinstance(workflow, str):
             return self.transport.start_deployed(workflow, run_input, version=version,
@@ -158,6 +159,15 @@ class Client:
         (waiting for its parents, an approval, a worker, a concurrency key...); no
         nodes for a run that ended (``keel why``, ``GET /runs/{id}/why``)."""
         return self.transport.why(run_id)
+
+    def logs(self, run_id: str, *, node: str | None = None, attempt: int | None = None,
+             after: int = 0, limit: int = 1000) -> LogPage:  # fmt: skip
+        """A page of what the run's tasks logged through ``ctx.logger``, in the order
+        written: up to ``limit`` lines after ``after`` (a line's ``seq``), of ``node``
+        and ``attempt`` when given, with the run's status read before them. To follow
+        a running run, ask again with the last line's ``seq`` until its status has
+        ended and a page comes back short."""
+        return self.transport.logs(run_id, node, attempt, after, limit)
 
     def verify(self, run_id: str) -> Document:
         """The run's hash chain and its row checked against its history: ``intact``,
@@ -268,6 +278,7 @@ class Client:
     def backfill(self, name: str, start: float, end: float) -> list[Document]:
         """Start one run per slot of the schedule ``name`` from ``start`` to ``end``
         (timestamps, both included), each keyed by its slot: a slot fired already (by
-        the workers or an earlier backfill) starts nothing again. Each slot (``slot``,
-        UTC) with its ``run`` and whether this ``started`` it."""
+        the workers or an earlier backfill) starts nothing again; ``end`` may not be
+        after now. Each slot (``slot``, UTC) with its ``run`` and whether this
+        ``started`` it."""
         return self.transport.backfill(name, start, end)

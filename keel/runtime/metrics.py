@@ -63,6 +63,10 @@ class Metrics:
             "keel_runs_finished", "Runs whose end this process recorded, by how they ended",
             ["workflow", "status"], registry=registry,
         )  # fmt: skip
+        self.runs_late = Counter(
+            "keel_runs_late", "Runs this process marked late (past their workflow's "
+            "expected_duration, not ended)", ["workflow"], registry=registry,
+        )  # fmt: skip
         self.attempts = Counter(
             "keel_attempts", "Attempts this process ran and recorded, by outcome "
             "(succeeded or failed)", ["workflow", "node", "outcome"], registry=registry,

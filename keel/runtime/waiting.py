@@ -31,6 +31,7 @@ from keel.engine.plan import Plan
 from keel.engine.state import NodeStatus, RunState
 from keel.errors import InputError, KeelError, StoreError
 from keel.runtime.operations.inputs import check_input, with_defaults
+from keel.runtime.tracing.context import child_run_trace, of_run
 from keel.store.records import Timer, Wait
 from keel.store.writes import ClearTimer, CloseWait, CreateChild, OpenWait, Transition, Write
 
@@ -151,6 +152,7 @@ def start_children(
         started = RunStarted(
             workflow=plan.spec.name, spec_version=plan.spec.version, input=child_input,
             parent={"run_id": state.run_id, "node": event.node},
+            trace=child_run_trace(of_run(state.trace, state.run_id), child_id).to_data(),
         )  # fmt: skip
         first = advance(child_id, RunState.new(plan, child_id), [started], now)
         children.append(CreateChild(plan.spec, child_input, first, state.run_id, event.node))

@@ -31,6 +31,7 @@ from keel.server.routes import (
 )
 from keel.server.routes import metrics as metrics_routes
 from keel.server.service import open_service
+from keel.server.trace_context import ContinueTrace
 from keel.store.protocol import Store
 
 #: requests a second per token unless ``keel serve --rate-limit`` says otherwise
@@ -72,5 +73,6 @@ def create_app(
     for module in routers:
         app.include_router(module.router, responses=problems.RESPONSES)
     app.add_middleware(BodyLimit, under={"/hooks/": hook_body})
+    app.add_middleware(ContinueTrace)
     check_every_route(app)
     return app

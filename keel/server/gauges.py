@@ -91,6 +91,12 @@ def _families(now: float, gauges: StoreGauges, *, up: bool) -> list[Metric]:
     )  # fmt: skip
     for kind, count in sorted(gauges.waiting_runs.items()):
         waiting.add_metric([kind], count)
+    late = GaugeMetricFamily(
+        "keel_late_runs", "Runs not ended past their workflow's expected_duration",
+        labels=["workflow"],
+    )  # fmt: skip
+    for workflow, count in sorted(gauges.late_runs.items()):
+        late.add_metric([workflow], count)
     firing = GaugeMetricFamily(
         "keel_alerts_firing", "Whether the alert rule fires (1) or not (0), as its last "
         "evaluation left it", labels=["alert"],
@@ -101,6 +107,7 @@ def _families(now: float, gauges: StoreGauges, *, up: bool) -> list[Metric]:
         depth,
         age,
         waiting,
+        late,
         firing,
         GaugeMetricFamily("keel_notifications_pending", "Notifications not delivered yet "
                           "(due, or to be tried again)", value=gauges.notifications_pending),

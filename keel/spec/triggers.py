@@ -22,7 +22,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from keel.spec.durations import format_duration
 from keel.spec.types import Expression, JsonData, Name, PositiveDuration
+
+#: the longest a webhook's ``tolerance`` may be (seconds)
+MOST_TOLERANCE = 3600.0
 
 
 class _Trigger(BaseModel):
@@ -82,18 +86,41 @@ class EventTrigger(_Trigger):
 
 class WebhookTrigger(_Trigger):
     """Start a run from an HTTP request to ``/hooks`` + ``path`` on ``keel serve``; the
-    JSON body becomes the input (or ``input`` maps ``event.body``...)."""
+    JSON body becomes the input (or ``input`` maps ``event.body``...). A delivery is
+    signed with a secret shared with the sender: there is no unsigned webhook (an open
+    URL that starts runs), so ``secret_env`` is required."""
 
     kind: Literal["webhook"] = "webhook"
     path: str = Field(pattern=r"^/[A-Za-z0-9_./-]*$")
     method: Literal["POST", "PUT"] = "POST"
     #: name of the environment variable holding the shared secret for signatures (the
     #: secret itself is never in a spec)
-    secret_env: str | None = None
-    #: how old a signed timestamp may be, against replays
+    #: (``None`` only to say so clearly: refused below)
+    secret_env: str | None = Field(default=None, min_length=1)
+    #: how far a signature's time may be from the server's, against replays
     tolerance: PositiveDuration = 300.0
     filter: Expression | None = None
     input: dict[str, Expression] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _signed(self) -> WebhookTrigger:
+        # here rather than pydantic's bare "missing required field": it says what it is for
+        if self.secret_env is None:
+            raise ValueError(
+                "a webhook needs secret_env: the environment variable holding its signing secret"
+            )
+        return self
+
+    @field_validator("tolerance")
+    @classmethod
+    def _bounded(cls, value: float) -> float:
+        if value > MOST_TOLERANCE:
+            raise ValueError(
+                f"a webhook's tolerance is at most {format_duration(MOST_TOLERANCE)} (it is "
+                f"{format_duration(value)}): how far a signature's time may be from the "
+                "server's clock, the window in which a captured delivery may be replayed"
+            )
+        return value
 
 
 class FileTrigger(_Trigger):

@@ -52,6 +52,7 @@ from keel.spec.model import (
     WorkflowSpec,
 )
 from keel.spec.registry import SpecRegistry
+from keel.spec.schedule_checks import schedule_issues
 from keel.spec.schemas import (
     Schema,
     mismatch,
@@ -229,6 +230,7 @@ class _Validator:
         yield from self._has_nodes()
         yield from self._time_limits()
         yield from self._trigger_expressions()
+        yield from schedule_issues(self.spec)
         if self.resolve_tasks:
             # resolve every function first: argument types read upstream return types
             for index, node in enumerate(self.spec.nodes):

@@ -1,12 +1,12 @@
 """What the store holds right now, counted for metrics: the ready queue per queue, the
 runs waiting per kind of wait, the notifications not delivered yet, the live workers,
-the alerts firing.
+the runs past their expected duration and not ended, the alerts firing.
 
 Read by the server at scrape time (``Store.gauges``), with one aggregate query that
 each backend answers from its existing indexes (the ready queue's free attempts, the
-waits by kind, the outbox's due items, the workers by last seen), so a scrape costs the
-same whatever the length of the histories. Labels are queue names and kinds of wait:
-both bounded by the deployed definitions, never a run id.
+waits by kind, the outbox's due items, the workers by last seen, the late runs), so a
+scrape costs the same whatever the length of the histories. Labels are queue names,
+kinds of wait and workflow names: bounded by the deployed definitions, never a run id.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ class StoreGauges:
     notifications_pending: int = 0
     #: workers seen since the ``live_since`` asked for
     live_workers: int = 0
+    #: workflow -> its runs not ended and past their expected duration (late)
+    late_runs: dict[str, int] = field(default_factory=dict)
     #: alert rule -> 1 while it fires, else 0 (the rules evaluated so far: a handful,
     #: named in the configuration)
     alerts_firing: dict[str, int] = field(default_factory=dict)
@@ -45,6 +47,7 @@ def gauges_of(rows: Iterable[Sequence[Any]]) -> StoreGauges:
     """``store_gauges``' rows (kind, name, count, oldest), as both backends select them."""
     queues: dict[str, QueueGauge] = {}
     waiting: dict[str, int] = {}
+    late: dict[str, int] = {}
     firing: dict[str, int] = {}
     pending = live = 0
     for kind, name, count, oldest in rows:
@@ -56,6 +59,8 @@ def gauges_of(rows: Iterable[Sequence[Any]]) -> StoreGauges:
             pending = int(count)
         elif kind == "workers":
             live = int(count)
+        elif kind == "late":
+            late[str(name)] = int(count)
         elif kind == "alert":
             firing[str(name)] = int(count)
-    return StoreGauges(queues, waiting, pending, live, firing)
+    return StoreGauges(queues, waiting, pending, live, late, firing)

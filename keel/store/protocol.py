@@ -48,6 +48,7 @@ from keel.store.records import (
     Wait,
 )
 from keel.store.schedules import ScheduleState
+from keel.store.task_logs import AttemptLines, TaskLogLine
 from keel.store.tokens import TokenRecord
 from keel.store.wakeups import Wakeup
 from keel.store.writes import Committed, Transition
@@ -135,6 +136,10 @@ class Store(Protocol):
 
     def history(self, run_id: str, after_seq: int = 0) -> list[StoredEvent]:
         """The run's events with ``seq > after_seq``, in order."""
+
+    def first_event(self, run_id: str) -> StoredEvent | None:
+        """The run's first event (its ``RunStarted``: what started it), None for no
+        such run: one row, for a look at many runs that ``history`` would read whole."""
 
     def chain_links(self, run_id: str) -> list[ChainLink]:
         """The run's events exactly as stored, for ``verify_chain``."""
@@ -275,6 +280,25 @@ class Store(Protocol):
         per queue (due, not held) and the oldest one's ready time, runs waiting per kind
         of wait, notifications not delivered yet, and workers seen since ``live_since``."""
 
+    # --- what tasks logged (see keel.store.task_logs) -------------------------------------
+
+    def keep_task_logs(self, batches: Sequence[AttemptLines]) -> None:
+        """Append lines of attempts still running to their runs' (an attempt's last lines
+        go in with its outcome, as a ``KeepLogs`` write), numbered after each run's last."""
+
+    def task_logs(
+        self,
+        run_id: str,
+        *,
+        node: str | None = None,
+        attempt: int | None = None,
+        after: int = 0,
+        limit: int = 1000,
+    ) -> list[TaskLogLine]:
+        """Up to ``limit`` of the run's lines with ``seq > after``, in order; only those
+        of ``node`` and of ``attempt`` when given. A line committed after this read has
+        a higher ``seq`` than every line it returned."""
+
     # --- alerts (see keel.store.alerts) ---------------------------------------------------
 
     def ended_runs(
@@ -286,9 +310,6 @@ class Store(Protocol):
 
     def overdue_approvals(self, now: float) -> int:
         """Approvals still waiting past their time (their timeout) at ``now``."""
-
-    def late_runs(self, *, workflow: str | None = None) -> int:
-        """Runs (of ``workflow``) that are late and have not ended."""
 
     def hold_alert_lease(self, owner: str, now: float, lease_for: float) -> bool:
         """Take the lease of evaluating alerts for ``lease_for`` seconds when it is free,

@@ -27,6 +27,7 @@ from keel.store.records import (
     Timer,
     Wait,
 )
+from keel.store.task_logs import AttemptLines
 
 # --- the writes ---------------------------------------------------------------------------
 
@@ -124,6 +125,14 @@ class SetLate:
 
 
 @dataclass(frozen=True, slots=True)
+class KeepLogs:
+    """Keep what an attempt's task logged (with its outcome: the lines and the result
+    commit together, or neither does)."""
+
+    lines: AttemptLines
+
+
+@dataclass(frozen=True, slots=True)
 class SetStatus:
     """The run's status after these events, with its output or reason when it ended
     (an ended run's queued attempts, timers and waits go with it)."""
@@ -135,7 +144,7 @@ class SetStatus:
 
 Write = (
     Finish | Withdraw | CountCircuit | Enqueue | SetTimer | ClearTimer | OpenWait | CloseWait
-    | CreateChild | Hold | Notify | SetLate | SetStatus
+    | CreateChild | Hold | Notify | SetLate | KeepLogs | SetStatus
 )  # fmt: skip
 W = TypeVar("W", bound=Write)
 
@@ -145,12 +154,12 @@ W = TypeVar("W", bound=Write)
 #: with the events (the transition may lease them); then timers set before timers
 #: cleared (a timer that fired is cleared even if the same step set its key again),
 #: waits, child runs (whose first transition may set a timer on this run), the hold
-#: (after new attempts are queued, so they are held too), the outbox, the late flag;
-#: the run's status last (an ended run's queue, timers and waits go then). Each kind of
+#: (after new attempts are queued, so they are held too), the outbox, the late flag, task
+#: logs; the run's status last (an ended run's queue, timers and waits go then). Each kind of
 #: write has a rank: ``tests/unit/test_writes.py`` fails when one is missing.
 WRITE_ORDER: tuple[type[Write], ...] = (
     Finish, Withdraw, CountCircuit, Enqueue, SetTimer, ClearTimer, OpenWait, CloseWait,
-    CreateChild, Hold, Notify, SetLate, SetStatus,
+    CreateChild, Hold, Notify, SetLate, KeepLogs, SetStatus,
 )  # fmt: skip
 _RANK: dict[type[Write], int] = {kind: rank for rank, kind in enumerate(WRITE_ORDER)}
 #: the rank of ``Enqueue``: writes ranked below it are applied before the events

@@ -182,3 +182,25 @@ def test_a_database_from_before_late_runs_gets_the_flag_false_for_its_runs(
         assert [r.id for r in store.list_runs(late=False)] == [record.id]
     finally:
         store.close()
+
+
+def test_late_runs_are_counted_by_the_worker_and_the_store(store: Store, clock: FakeClock) -> None:
+    """``keel_runs_late_total`` counts the runs a worker marked late; the store's gauge
+    ``late_runs`` holds those not ended, per workflow (what an alert on late runs reads)."""
+    from keel.runtime.metrics import Metrics
+
+    metrics = Metrics()
+    counting = Worker(store, WorkerOptions(poll=0.01), clock=clock, metrics=metrics)
+    record = start_run(store, waiting_spec(), {}, clock=clock)
+    settle(counting, record.id)
+    assert store.gauges(clock.now(), clock.now()).late_runs == {}
+
+    clock.advance(EXPECTED + 1)
+    assert counting.fire_timers() == 1
+
+    assert metrics.registry.get_sample_value("keel_runs_late_total", {"workflow": "slow"}) == 1
+    assert store.gauges(clock.now(), clock.now()).late_runs == {"slow": 1}
+    send_signal(store, record.id, "go", by="tester", clock=clock)
+    counting.run_until_finished([record.id])
+    assert store.gauges(clock.now(), clock.now()).late_runs == {}  # ended: no longer counted
+    counting.close()

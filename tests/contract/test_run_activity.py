@@ -18,7 +18,7 @@ def test_a_run_no_worker_took_is_queued(store: Store) -> None:
     record = start_run(store, ONE_TASK, {}, clock=clock)
     activity = run_activity(store, record, clock.now())
     assert activity is not None
-    assert (activity.kind, activity.text) == ("queued", "queued, no worker has taken it")
+    assert (activity.kind, activity.text) == ("queued", "queued, waiting for a worker")
 
 
 def test_a_run_held_by_a_worker_is_running_on_it_until_its_lease_expires(store: Store) -> None:

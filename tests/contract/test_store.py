@@ -725,6 +725,12 @@ def test_history_after_a_sequence_number(store: Store) -> None:
     assert store.history("no-such-run") == []
 
 
+def test_first_event_is_the_first_of_the_history(store: Store) -> None:
+    finished_three_node_run(store)
+    assert store.first_event("run-1") == store.history("run-1")[0]
+    assert store.first_event("no-such-run") is None
+
+
 def test_history_returns_the_events_exactly_as_committed(store: Store) -> None:
     driver = Driver(store, map_spec(), "run-1", {"items": ["é", 0.1, None, True, {"k": [1]}]})
     recorded: list[StoredEvent] = list(driver.start())

@@ -5,6 +5,7 @@ read and nothing sleeps."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +15,17 @@ from keel.engine import ErrorInfo, NodeFailed, compile_plan
 from keel.runtime.clock import FakeClock
 from keel.runtime.operations.control import start_run
 from keel.runtime.operations.interventions import pause_run
+from keel.runtime.runs import RunCache
 from keel.runtime.views.why import run_why
 from keel.runtime.views.why_reasons import (
+    AvailableLater,
     CircuitOpen,
     ConcurrencyFull,
+    GaveBack,
     Holder,
     LeaseHolderGone,
     MapParallelFull,
+    NoCode,
     NodeWhy,
     NoLiveWorker,
     Paused,
@@ -38,12 +43,14 @@ from keel.runtime.views.why_reasons import (
     WaitsForSignal,
     WaitsForTimer,
 )
+from keel.runtime.worker.missing_code import FIRST_DELAY
+from keel.runtime.worker.transitions import given_back
 from keel.spec import parse_spec
 from keel.spec.model import WorkflowSpec
 from keel.store import CircuitOutcome, Store, WorkerRecord
 from keel.store.sqlite import SQLiteStore
-from keel.store.writes import CountCircuit
-from tests.contract.conftest import T0, Driver, make_spec, map_spec, raw_sql
+from keel.store.writes import CountCircuit, Enqueue
+from tests.contract.conftest import T0, Driver, make_spec, map_spec, raw_sql, with_enqueued
 
 #: a worker's lease owner as workers write it (``host:pid:start:token``)
 OWNER = "h1:101:77:aa"
@@ -261,6 +268,20 @@ def test_no_live_worker_counts_from_when_the_last_one_was_seen(store: Store) -> 
                                   last_seen=T0 + 10)  # fmt: skip
 
 
+def test_a_worker_that_stopped_cleanly_is_not_known_to_have_been(store: Store) -> None:
+    """A worker that stops removes its row: that one took the queue a minute ago is not
+    known, so the reason claims nothing about it (its words: ``keel why``)."""
+    Driver(store, make_spec()).start()
+    register(store, at=T0 + 10)
+    store.worker_seen(OWNER, T0 + 60)
+    store.unregister_worker(OWNER)  # it stopped cleanly
+
+    reason = node_why(store, "run-1", "a", T0 + 100).reason
+
+    assert reason == NoLiveWorker(queue="default", since=T0, for_seconds=100.0,
+                                  last_seen=None)  # fmt: skip
+
+
 @pytest.mark.parametrize("worker", [
     pytest.param({"queues": None}, id="every-queue"),
     pytest.param({"queues": ("default", "other")}, id="its-queue"),
@@ -315,6 +336,87 @@ def test_an_expired_lease_of_a_worker_never_listed_is_a_dead_holder(store: Store
     assert live.kind == "running"  # not listed: judged by its lease alone
     assert expired == LeaseHolderGone(owner="ghost:1:1:zz", last_seen=None,
                                       lease_expires=claimed.lease.expires_at)  # fmt: skip
+
+
+def test_an_attempt_available_later_for_another_cause_says_when(store: Store) -> None:
+    """Queued for later by something its history does not name: not a retry."""
+    driver = Driver(store, make_spec())
+    transition = driver.first()
+    (ready,) = [write.ready for write in transition.writes if isinstance(write, Enqueue)]
+    later = dataclasses.replace(ready, available_at=T0 + 60)
+    store.create_run(driver.spec, {}, with_enqueued(transition, [later]))
+    register(store, at=T0 + 5)
+
+    entry = node_why(store, "run-1", "a", T0 + 10)
+
+    assert entry.reason == AvailableLater(queue="default", since=T0, at=T0 + 60)
+    assert (entry.also, entry.stuck) == ([], True)
+
+
+def test_queued_since_is_never_after_now(store: Store) -> None:
+    """The history's times are the writers' clocks: one ahead of the reader's is not
+    said as a time to come (when the attempt may be taken is the queue's own)."""
+    Driver(store, make_spec()).start()
+    register(store, at=T0)
+
+    reason = node_why(store, "run-1", "a", T0 - 5).reason
+
+    assert reason == AvailableLater(queue="default", since=T0 - 5, at=T0)
+
+
+# --- given back by workers without the task's code -------------------------------------------
+
+
+def give_back(driver: Driver, owner: str) -> float:
+    """``owner`` claims the attempt and, having no code for its task, gives it back as a
+    worker does (``keel.runtime.worker.missing_code``); when it is available again."""
+    (claimed,) = driver.claim(owner)
+    history = driver.store.history(driver.run_id)
+    transition, again = given_back(history, driver.state(), claimed.lease, "m:f", "no module m",
+                                   now=driver.tick(), code_wait=300.0,
+                                   cache=RunCache(driver.store))  # fmt: skip
+    driver.commit(transition)
+    assert again is not None
+    driver.now = again
+    return again
+
+
+def test_an_attempt_workers_gave_back_for_want_of_code_says_so(store: Store) -> None:
+    driver = Driver(store, one("gpu", {"queue": "gpu"}))
+    driver.start()
+    register(store, queues=("gpu",))  # the worker without the code, live
+    first_at = driver.now + 1  # its claim, then its give-back, a tick each
+    give_back(driver, OWNER)
+    again = give_back(driver, OWNER)
+    store.worker_seen(OWNER, again - 1)
+
+    early = node_why(store, "run-1", "a", again - 0.5)
+    due = node_why(store, "run-1", "a", again + 1)
+
+    gave = [GaveBack(owner=OWNER, times=2)]
+    assert early.reason == NoCode(task="m:f", queue="gpu", workers=gave, since=first_at,
+                                  next_try=again)  # fmt: skip
+    assert (early.also, early.stuck) == ([], True)  # not a retry's backoff, nor "queued"
+    # available again: still said, as the next worker may lack the code as well
+    assert due.reason == NoCode(task="m:f", queue="gpu", workers=gave, since=first_at,
+                                next_try=None)  # fmt: skip
+
+
+def test_each_worker_that_gave_an_attempt_back_is_named(store: Store) -> None:
+    driver = Driver(store, one("gpu", {"queue": "gpu"}))
+    driver.start()
+    give_back(driver, OWNER)
+    give_back(driver, "h2:202:1:bb")
+    again = give_back(driver, OWNER)
+
+    entry = node_why(store, "run-1", "a", again - 0.1)
+
+    assert isinstance(entry.reason, NoCode)
+    assert entry.reason.workers == [GaveBack(owner=OWNER, times=2),
+                                    GaveBack(owner="h2:202:1:bb", times=1)]  # fmt: skip
+    assert entry.reason.next_try == again
+    assert again - entry.reason.since > FIRST_DELAY  # counted from the first give-back
+    assert [reason.kind for reason in entry.also] == ["no_worker"]  # none is listed
 
 
 # --- the run as a whole ------------------------------------------------------------------------

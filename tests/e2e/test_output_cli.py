@@ -200,10 +200,10 @@ def test_a_run_no_worker_has_taken_says_it_is_queued(keel: Keel) -> None:
     run_id = started.stdout.strip()
 
     (listed,) = keel.runs()
-    assert (listed["status"], listed["activity"]) == ("running", "queued, no worker has taken it")
-    row(keel.ok("runs").stdout, rf"{run_id[:8]}\s+checkout\s+· queued, no worker has taken it")
-    assert status_line(keel.ok("show", run_id).stdout) == "queued, no worker has taken it"
-    assert keel.show(run_id)["activity"] == "queued, no worker has taken it"
+    assert (listed["status"], listed["activity"]) == ("running", "queued, waiting for a worker")
+    row(keel.ok("runs").stdout, rf"{run_id[:8]}\s+checkout\s+· queued, waiting for a worker")
+    assert status_line(keel.ok("show", run_id).stdout) == "queued, waiting for a worker"
+    assert keel.show(run_id)["activity"] == "queued, waiting for a worker"
 
 
 def test_runs_that_wait_or_run_say_so(

@@ -6,6 +6,7 @@ what the server refuses with keel's own errors and the same one line."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -106,7 +107,8 @@ def test_backfill_starts_one_run_per_slot_once(nightly: Served, operator: Client
         ("2026-01-01T06:00:00Z", True), ("2026-01-02T06:00:00Z", True)]  # fmt: skip
     for slot in slots:
         assert trigger_of(nightly, slot["run"]) == {
-            "kind": "schedule", "source": "review-daily", "key": slot["slot"]}  # fmt: skip
+            "kind": "schedule", "source": "review-daily", "key": slot["slot"],
+            "via": "backfill"}  # fmt: skip
     again = [{**slot, "started": False} for slot in slots]
     assert operator.backfill("review-daily", first, last) == again
     assert Client(store=nightly.store).backfill("review-daily", first, last) == again
@@ -134,6 +136,16 @@ def test_refusals_are_the_same_errors_on_either_transport(nightly: Served, remot
                             at("2026-01-01T00:00+00:00"))  # fmt: skip
     assert fired(nightly) == []
     assert paused(nightly) == {}
+
+
+@pytest.mark.parametrize("remote", [True, False])
+def test_a_backfill_past_now_is_refused_on_either_transport(nightly: Served, remote: bool) -> None:
+    client = (Client(nightly.url, token=nightly.tokens["operator"]) if remote
+              else Client(store=nightly.store))  # fmt: skip
+    now = time.time()
+    with client, pytest.raises(InputError, match=r"after now \(.*\): a backfill starts slots"):
+        client.backfill("review-daily", now - 3 * 86400, now + 86400)
+    assert fired(nightly) == []
 
 
 def test_a_viewer_lists_schedules_but_may_not_act_on_them(nightly: Served) -> None:
@@ -182,7 +194,8 @@ def test_schedule_commands_act_through_the_server(nightly: Served) -> None:
                               role="operator")))  # fmt: skip
     assert [s["slot"] for s in once] == ["2026-03-28T01:30:00Z", "2026-03-29T01:00:00Z"]
     assert [trigger_of(nightly, s["run"]) for s in once] == [
-        {"kind": "schedule", "source": "nightly", "key": s["slot"]} for s in once]  # fmt: skip
+        {"kind": "schedule", "source": "nightly", "key": s["slot"], "via": "backfill"}
+        for s in once]  # fmt: skip
     args = ("schedule", "backfill", "nightly", "--from", "2026-03-27", "--to", "2026-03-29")
     assert ok(keel(nightly, *args, role="operator")) == "3 slots: 1 run started, 2 fired already\n"
     assert ok(keel(nightly, *args, db=True)) == "3 slots: 0 runs started, 3 fired already\n"

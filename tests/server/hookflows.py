@@ -28,7 +28,6 @@ nodes:
 triggers:
   - {{kind: webhook, path: /orders, secret_env: {SECRET_ENV}}}
   - {{kind: webhook, path: /orders/put, method: PUT, secret_env: {SECRET_ENV}}}
-  - {{kind: webhook, path: /open}}
   - kind: webhook
     path: /big
     secret_env: {SECRET_ENV}

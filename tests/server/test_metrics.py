@@ -38,6 +38,7 @@ from tests.server.serverflows import REVIEW_YAML
 FAMILIES = {
     "keel_runs_started": "counter",
     "keel_runs_finished": "counter",
+    "keel_runs_late": "counter",
     "keel_attempts": "counter",
     "keel_attempt_failures": "counter",
     "keel_attempt_retries": "counter",
@@ -48,6 +49,7 @@ FAMILIES = {
     "keel_queue_depth": "gauge",
     "keel_queue_oldest_age_seconds": "gauge",
     "keel_runs_waiting": "gauge",
+    "keel_late_runs": "gauge",
     "keel_alerts_firing": "gauge",
     "keel_notifications_pending": "gauge",
     "keel_workers_live": "gauge",

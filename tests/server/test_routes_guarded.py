@@ -32,6 +32,7 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("GET", "/runs/{run_id}/history"): lambda a: (f"/runs/{a.waiting}/history", None),
     ("GET", "/runs/{run_id}/verify"): lambda a: (f"/runs/{a.waiting}/verify", None),
     ("GET", "/runs/{run_id}/why"): lambda a: (f"/runs/{a.waiting}/why", None),
+    ("GET", "/runs/{run_id}/logs"): lambda a: (f"/runs/{a.waiting}/logs?node=book", None),
     ("POST", "/runs/{run_id}/cancel"): lambda a: (f"/runs/{a.waiting}/cancel", {}),
     ("POST", "/runs/{run_id}/pause"): lambda a: (f"/runs/{a.waiting}/pause", {}),
     ("POST", "/runs/{run_id}/unpause"): lambda a: (f"/runs/{a.paused}/unpause", {}),

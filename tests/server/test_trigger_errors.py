@@ -61,7 +61,10 @@ def test_a_webhook_mapping_that_reads_a_missing_field_is_a_422_naming_it(
     response = mapped.client.post("/hooks/orders", content=content, headers=headers)
     assert response.headers["content-type"] == "application/problem+json"
     detail = response.json()["detail"]
-    assert detail == f"webhook /hooks/orders: input 'name' = event.body.id: {missing}"
+    assert detail == (
+        f"delivery {headers['X-Keel-Delivery']} was refused by workflow 'mapped': "
+        f"webhook /hooks/orders: input 'name' = event.body.id: {missing}"
+    )
     refused(mapped, response.status_code, detail)
 
 
@@ -70,6 +73,7 @@ def test_a_webhook_filter_that_reads_a_missing_field_is_a_422_naming_it(mapped: 
     response = mapped.client.post("/hooks/big", content=content, headers=headers)
     detail = response.json()["detail"]
     assert detail == (
+        f"delivery {headers['X-Keel-Delivery']} was refused by workflow 'mapped': "
         "webhook /hooks/big: filter event.body.total > 100: event.body has no field 'total'"
     )
     refused(mapped, response.status_code, detail)

@@ -43,3 +43,11 @@ def test_why_of_an_unknown_run_is_not_found(api: Api) -> None:
 
     assert response.status_code == 404
     assert response.headers["content-type"] == MEDIA_TYPE
+
+
+def test_why_says_what_the_run_is_doing_as_the_list_of_runs_does(api: Api) -> None:
+    found = api.client.get(f"/runs/{api.waiting}/why", headers=api.auth("viewer")).json()
+    listed = api.client.get("/runs", headers=api.auth("viewer")).json()["runs"]
+
+    (same,) = [run for run in listed if run["id"] == api.waiting]
+    assert found["activity"] == same["activity"] == "waiting for approval, signal"

@@ -240,7 +240,7 @@ def test_workflow_options_reach_the_spec() -> None:
         defaults=keel.NodeDefaults(queue="bulk"),
         triggers=[keel.ScheduleTrigger(cron="0 * * * *")],
     )
-    def flow(document: str) -> None:
+    def flow(document: str = "") -> None:  # a schedule without input: none is required
         extract(document)
 
     spec = flow.spec

@@ -77,7 +77,7 @@ def test_a_file_written_in_chunks_starts_one_run_once_complete(tmp_path: Path) -
     assert run.started_by == f"file:{folder}"
     first = store.history(run.id)[0].event
     assert first.trigger == {"kind": "file", "source": str(folder),  # type: ignore[attr-defined]
-                             "key": f"{path}:{digest}"}  # fmt: skip
+                             "key": f"{path.name}:{digest}"}  # fmt: skip
     store.close()
 
 
@@ -299,4 +299,42 @@ def test_what_a_trigger_fired_for_does_not_move_with_its_place_in_the_lists(
     assert settled(watcher, ticks) == 0
     assert len(hashed) == 1
     assert len(runs(store)) == 2
+    store.close()
+
+
+def test_one_folder_seen_through_two_paths_starts_one_run_per_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two hosts mount a shared folder at different places, and their workers run in
+    different directories: the trigger's relative ``folder`` is the same folder for
+    both, seen through two absolute paths. The firing is named by the folder as written
+    and the file's path in it, so the file starts one run between them."""
+    shared = tmp_path / "shared" / "in"
+    shared.mkdir(parents=True)
+    here, there = tmp_path / "host-a", tmp_path / "host-b"
+    for workdir in (here, there):
+        workdir.mkdir()
+        (workdir / "in").symlink_to(shared, target_is_directory=True)  # its mount point
+    store = SQLiteStore(tmp_path / "keel.db")
+    store.deploy([(spec(Path("in")), None)], 1.0)
+    ticks = Ticks()
+    watchers = {
+        here: FileWatcher(store, monotonic=ticks),
+        there: FileWatcher(store, monotonic=ticks),
+    }
+    (shared / "a.csv").write_bytes(b"1,2\n")
+
+    def look_from_each() -> int:
+        started = 0
+        for workdir, watcher in watchers.items():
+            monkeypatch.chdir(workdir)
+            started += watcher.look()
+        return started
+
+    assert look_from_each() == 0
+    ticks.now += 1.0
+    assert look_from_each() == 1
+    (run,) = runs(store)
+    assert run.input["path"] == str(here / "in" / "a.csv")  # where its worker found it
+    assert run.started_by == "file:in"
     store.close()

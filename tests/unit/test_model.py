@@ -454,6 +454,25 @@ def test_webhook_method_and_unknown_trigger_kind() -> None:
     assert "'schedule', 'event', 'webhook'" in issue.message
 
 
+@pytest.mark.parametrize("secret", [{}, {"secret_env": None}])
+def test_a_webhook_needs_secret_env(secret: dict[str, Any]) -> None:
+    issue = _one_issue(_workflow(triggers=[{"kind": "webhook", "path": "/x", **secret}]))
+    assert issue.loc == ("triggers", 0)
+    assert issue.message == (
+        "a webhook needs secret_env: the environment variable holding its signing secret"
+    )
+
+
+def test_a_webhook_tolerance_is_at_most_an_hour() -> None:
+    trigger = {"kind": "webhook", "path": "/x", "secret_env": "S", "tolerance": "2h"}
+    issue = _one_issue(_workflow(triggers=[trigger]))
+    assert issue.loc == ("triggers", 0, "tolerance")
+    assert issue.message.startswith("a webhook's tolerance is at most 1h (it is 2h)")
+    hour = parse_spec(_workflow(triggers=[{**trigger, "tolerance": "1h"}])).triggers[0]
+    assert isinstance(hour, WebhookTrigger)
+    assert hour.tolerance == 3600
+
+
 # --- canonical JSON and the version ---------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ trigger-now, a backfill deduplicated against slots fired already, 80-column outp
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -63,4 +64,27 @@ def test_schedule_commands(tmp_path: Path) -> None:
     assert len(store.list_runs(started_by="schedule:nightly")) == 4
     missing = runner.invoke(app, ["schedule", "pause", "nope", "--db", url])
     assert missing.exit_code == 1
+    store.close()
+
+
+def test_a_backfill_past_now_is_refused_and_a_backfilled_run_says_so(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'keel.db'}"
+    store = SQLiteStore(tmp_path / "keel.db")
+    store.deploy([(parse_spec(SPEC), None)], 1.0)
+    runner = CliRunner()
+    today = datetime.now(UTC).date()
+    future = runner.invoke(app, ["schedule", "backfill", "nightly",
+                                 "--from", str(today - timedelta(days=3)),
+                                 "--to", str(today + timedelta(days=1)), "--db", url])  # fmt: skip
+    assert future.exit_code == 1
+    (line,) = future.stderr.splitlines()
+    assert "after now" in line
+    assert "end it at now or before" in line
+    assert store.list_runs() == []
+    done = runner.invoke(app, ["schedule", "backfill", "nightly", "--from",
+                               str(today - timedelta(days=3)), "--to",
+                               str(today - timedelta(days=3)), "--json", "--db", url])  # fmt: skip
+    (slot,) = json.loads(done.output)
+    shown = runner.invoke(app, ["show", slot["run"], "--db", url]).output
+    assert f"schedule nightly, slot {slot['slot']} (backfill)" in " ".join(shown.split())
     store.close()

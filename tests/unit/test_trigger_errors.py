@@ -35,7 +35,8 @@ def failure(trigger: Any, variable: str, value: Any) -> str:
 
 @pytest.mark.parametrize(
     ("trigger", "value", "said"),
-    [(WebhookTrigger(path="/orders", input={"name": "event.body.id"}), {"body": {"x": 1}},
+    [(WebhookTrigger(path="/orders", secret_env="S", input={"name": "event.body.id"}),
+      {"body": {"x": 1}},
       "webhook /hooks/orders: input 'name' = event.body.id: event.body has no field 'id'"),
      (EventTrigger(event="order", filter="event.total > 1"), {"amount": 1},
       "event 'order': filter event.total > 1: event has no field 'total'"),

@@ -26,7 +26,7 @@ from keel.runtime.worker.config import (
 from keel.spec.policies import QueueName
 
 KEYS = ("modules", "queues", "concurrency", "database_url", "allow", "code_wait", "inline",
-        "metrics_port", "metrics_host")  # fmt: skip
+        "metrics_port", "metrics_host", "log_format")  # fmt: skip
 
 
 def write(path: Path, text: str) -> Path:
@@ -131,6 +131,13 @@ PRECEDENCE = {
         '"::1"',
         ("10.0.0.1", "10.0.0.2", "10.0.0.3", "::1"),
     ),
+    "log_format": Case(
+        {"log_format": "json"},
+        ("KEEL_LOG_FORMAT", "text"),
+        '"json"',
+        '"text"',
+        ("json", "text", "json", "text"),
+    ),
 }
 
 
@@ -188,6 +195,7 @@ def test_keel_toml_wins_over_tool_keel_beside_it_which_fills_the_gaps(root: Path
         "inline": "default",
         "metrics_port": "default",
         "metrics_host": "default",
+        "log_format": "default",
     }
     assert config.root == root
 
@@ -478,8 +486,8 @@ def test_unknown_keys_are_errors_listing_the_known_ones(
     path = write(root / name, text)
     assert error(root) == (
         f"{label} ({path}): unknown key 'concurency' "
-        "(known keys: allow, code_wait, concurrency, database_url, inline, metrics_host, "
-        "metrics_port, modules, queues)"
+        "(known keys: allow, code_wait, concurrency, database_url, inline, log_format, "
+        "metrics_host, metrics_port, modules, queues)"
     )
 
 

@@ -1,6 +1,6 @@
 """The value each kind of rule compares, read from the store: one aggregate per rule,
 and the store's gauges (``Store.gauges``, the read ``/metrics`` makes) once per
-evaluation for every ``queue_age`` rule."""
+evaluation for every ``queue_age`` and ``late_runs`` rule."""
 
 from __future__ import annotations
 
@@ -42,15 +42,21 @@ class Readings:
             case OverdueApprovals():
                 return float(store.overdue_approvals(now))
             case LateRuns():
-                return float(store.late_runs(workflow=rule.workflow))
+                late = self._store_gauges().late_runs
+                count = sum(late.values()) if rule.workflow is None else late.get(rule.workflow, 0)
+                return float(count)
             case _:
                 assert_never(rule)
 
-    def _queue_age(self, queue: str | None) -> float:
-        """How long the oldest ready attempt (of ``queue``) has waited; 0 when none does."""
+    def _store_gauges(self) -> StoreGauges:
+        """The store's gauges, read once for every rule of this evaluation."""
         if self._gauges is None:
             self._gauges = self.store.gauges(self.now, self.now)
-        queues = self._gauges.queues
+        return self._gauges
+
+    def _queue_age(self, queue: str | None) -> float:
+        """How long the oldest ready attempt (of ``queue``) has waited; 0 when none does."""
+        queues = self._store_gauges().queues
         oldest = [found.oldest_ready_at for name, found in queues.items()
                   if queue is None or name == queue]  # fmt: skip
         return max(0.0, self.now - min(oldest)) if oldest else 0.0

@@ -1,7 +1,7 @@
 """The context of one attempt: which run, node and attempt it is, its idempotency key,
-and a logger bound to them. Tasks get it from ``keel.context()`` or by declaring a
-parameter annotated ``StepContext``; it lives in a ``ContextVar``, so threads and
-asyncio tasks each see their own."""
+a logger bound to them, and its trace context. Tasks get it from ``keel.context()`` or
+by declaring a parameter annotated ``StepContext``; it lives in a ``ContextVar``, so
+threads and asyncio tasks each see their own."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 
+from opentelemetry import trace
+
 from keel.errors import KeelError
+from keel.runtime.tracing.context import traceparent_of
 
 _current: ContextVar[StepContext] = ContextVar("keel_step_context")
 
@@ -23,13 +26,32 @@ class StepContext:
     attempt: int
     #: the item's index when this attempt is one item of a map
     item: int | None = None
+    #: the attempt's span (``keel.runtime.tracing.attempts``), current while the task
+    #: runs: ``opentelemetry.trace.get_current_span()`` is this one, so the spans a task
+    #: makes and the calls it makes with instrumented clients join the run's trace. In
+    #: a child process (``isolation="process"``) it stands for the worker's span. None
+    #: for a context made by hand.
+    span: trace.Span | None = None
+
+    @property
+    def traceparent(self) -> str | None:
+        """The attempt's span as a W3C ``traceparent`` header, to continue the trace in
+        a call the task makes by hand (None without a span)."""
+        return None if self.span is None else traceparent_of(self.span.get_span_context())
+
+    @property
+    def trace_id(self) -> str | None:
+        """The run's trace id (32 hex digits), e.g. to log beside the task's own lines."""
+        return None if self.span is None else trace.format_trace_id(
+            self.span.get_span_context().trace_id)  # fmt: skip
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
-        """A logger named after the node (``keel.task.<node>``) that adds the run, node
-        and attempt to each record. Made when a task asks for it: most never log, and a
-        step is too short to make one for nothing."""
-        return bound_logger(self.run_id, self.node, self.attempt)
+        """A logger named after the node (``keel.task.<node>``) that adds the run, node,
+        attempt (and a map's item) to each record; a worker keeps its lines with the
+        attempt (``keel.runtime.execution.task_logs``). Made when a task asks for it:
+        most never log, and a step is too short to make one for nothing."""
+        return bound_logger(self.run_id, self.node, self.attempt, self.item)
 
     @property
     def idempotency_key(self) -> str:
@@ -48,8 +70,12 @@ def _task_logger(node: str) -> logging.Logger:
     return logging.getLogger(f"keel.task.{node}")
 
 
-def bound_logger(run_id: str, node: str, attempt: int) -> logging.LoggerAdapter[logging.Logger]:
-    extra = {"run_id": run_id, "node": node, "attempt": attempt}
+def bound_logger(
+    run_id: str, node: str, attempt: int, item: int | None = None
+) -> logging.LoggerAdapter[logging.Logger]:
+    extra: dict[str, object] = {"run_id": run_id, "node": node, "attempt": attempt}
+    if item is not None:  # one item of a map
+        extra["item"] = item
     return logging.LoggerAdapter(_task_logger(node), extra)
 
 

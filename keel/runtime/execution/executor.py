@@ -44,6 +44,7 @@ from typing import Any
 from keel.runtime.execution.daemon_pool import DaemonPool
 from keel.runtime.execution.invoke import Invocation, Outcome, error_of, timed_out
 from keel.runtime.execution.proven_fast import ProvenFast
+from keel.runtime.execution.task_logs import about
 
 Done = Callable[[Any, Outcome], None]
 
@@ -108,7 +109,7 @@ class _Watchdog:
     def watch(self, seconds: float, once: _Once, outcome: Outcome) -> None:
         if not math.isfinite(seconds):  # spec validation refuses these
             log.error("attempt %r was given a timeout of %r s; it runs without one",
-                      once.key, seconds)  # fmt: skip
+                      once.key, seconds, extra=about(once.key))  # fmt: skip
             return
         with self._wake:
             heapq.heappush(
@@ -143,7 +144,7 @@ class _Watchdog:
             except Exception:  # the other attempts' timeouts depend on this thread
                 what = "waiting for timeouts" if once is None else f"timing out {once.key!r}"
                 log.exception("the timeout thread failed %s; it goes on watching the others",
-                              what)  # fmt: skip
+                              what, extra=None if once is None else about(once.key))  # fmt: skip
 
     def _next_expired(self) -> tuple[_Once, Outcome] | None:
         """Wait for the earliest timeout to pass and take it off the heap (None: stopped).

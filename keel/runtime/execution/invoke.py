@@ -16,9 +16,12 @@ import threading
 import traceback
 import typing
 from collections.abc import Callable
+from contextvars import Token
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
@@ -32,6 +35,7 @@ from keel.runtime.execution.task_access import (
     TaskCodeMissingError,
     TaskNotAllowedError,
 )
+from keel.runtime.execution.task_logs import Captured
 from keel.spec.callables import ImportPathError, is_injected, unwrap
 from keel.spec.data import json_problem
 from keel.spec.policies import RetryPolicy
@@ -39,10 +43,12 @@ from keel.spec.policies import RetryPolicy
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What an attempt produced: an output (JSON data) or an error."""
+    """What an attempt produced: an output (JSON data) or an error; and, from a child
+    process, what its task logged (in this process the worker's handler keeps it)."""
 
     output: Any = None
     error: ErrorInfo | None = None
+    logs: Captured | None = None
 
 
 _NO_DEFAULT: Any = inspect.Parameter.empty
@@ -362,7 +368,7 @@ class Invocation:
         function, positional, keywords = prepared
         if started is not None:
             started()
-        token = _current.set(self.ctx)
+        entered = _entered(self.ctx)
         try:
             result = function.function(*positional, **keywords)
         except BaseException as exc:  # a task's failure is data
@@ -370,7 +376,7 @@ class Invocation:
                 raise
             return Outcome(error=error_of(exc, self.retry))
         finally:
-            _current.reset(token)
+            _left(entered)
         return self._finish(function, result)
 
     def run_in_process(self, timeout: float | None) -> Outcome:
@@ -384,7 +390,7 @@ class Invocation:
         if isinstance(prepared, Outcome):
             return prepared
         function, positional, keywords = prepared
-        token = _current.set(self.ctx)
+        entered = _entered(self.ctx)
         deadline = asyncio.timeout(timeout)
         try:
             async with deadline:
@@ -396,11 +402,33 @@ class Invocation:
         except BaseException as exc:  # a task's failure is data
             return Outcome(error=error_of(exc, self.retry))
         finally:
-            _current.reset(token)
+            _left(entered)
         return self._finish(function, result)
 
 
 def make_context(
-    run_id: str, workflow: str, node: str, attempt: int, item: int | None
+    run_id: str,
+    workflow: str,
+    node: str,
+    attempt: int,
+    item: int | None,
+    span: trace.Span | None = None,
 ) -> StepContext:
-    return StepContext(run_id, workflow, node, attempt, item)
+    return StepContext(run_id, workflow, node, attempt, item, span)
+
+
+_Entered = tuple[Token[StepContext], Token[otel_context.Context] | None]
+
+
+def _entered(ctx: StepContext) -> _Entered:
+    """Make ``ctx`` the current step context, and its span the current span."""
+    span = ctx.span
+    attached = None if span is None else otel_context.attach(trace.set_span_in_context(span))
+    return _current.set(ctx), attached
+
+
+def _left(entered: _Entered) -> None:
+    token, attached = entered
+    if attached is not None:
+        otel_context.detach(attached)
+    _current.reset(token)

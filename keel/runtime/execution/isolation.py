@@ -41,8 +41,10 @@ from typing import IO, Any
 from keel.engine.events import ErrorInfo
 from keel.runtime.execution.context import StepContext
 from keel.runtime.execution.invoke import Outcome, may_retry
+from keel.runtime.execution.task_logs import Captured, replay
 from keel.runtime.execution.task_process import STARTED
 from keel.spec.policies import RetryPolicy
+from keel.store.task_logs import LogLine
 
 log = logging.getLogger("keel.isolation")
 
@@ -116,6 +118,8 @@ def run_in_process(
                     _children.discard(child)
             if late is None:
                 outcome = _parse(out) or _died(child, stderr)
+                if outcome.logs is not None:  # the worker's log shows them too
+                    replay((ctx.run_id, ctx.node, ctx.item, ctx.attempt), outcome.logs)
             else:
                 outcome = _timed_out(child.pid, late, timeout, startup_timeout, retry)
             _log_stderr(stderr, task, child.pid)
@@ -173,6 +177,8 @@ def _request(task: str, args: dict[str, Any], ctx: StepContext, retry: RetryPoli
             "node": ctx.node,
             "attempt": ctx.attempt,
             "item": ctx.item,
+            # the attempt's span, continued by the child (``ctx.traceparent`` there)
+            "traceparent": ctx.traceparent,
         },
         "retry": None if retry is None else retry.model_dump(mode="json"),
         # the child imports the task as this process would, whatever it added to its path
@@ -195,11 +201,11 @@ def _parse(out: bytes) -> Outcome | None:
         data = json.loads(out)
     except ValueError:
         return None
-    if not isinstance(data, dict) or set(data) != {"output", "error"}:
+    if not isinstance(data, dict) or set(data) - {"logs"} != {"output", "error"}:
         return None
-    error = data["error"]
+    error, logs = data["error"], _captured(data.get("logs"))
     if error is None:
-        return Outcome(output=data["output"])
+        return Outcome(output=data["output"], logs=logs)
     if not (
         isinstance(error, dict)
         and isinstance(error.get("type"), str)
@@ -209,8 +215,31 @@ def _parse(out: bytes) -> Outcome | None:
     ):
         return None
     return Outcome(
-        error=ErrorInfo(error["type"], error["message"], error["traceback"], error["retryable"])
+        error=ErrorInfo(error["type"], error["message"], error["traceback"], error["retryable"]),
+        logs=logs,
     )
+
+
+def _captured(doc: Any) -> Captured | None:
+    """The lines the child's task logged; None when it sent none or not in this shape
+    (the outcome stands without them): {"lines": [[at, level, message]...], "dropped"}."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("lines"), list):
+        return None
+    dropped = doc.get("dropped")
+    if isinstance(dropped, bool) or not isinstance(dropped, int) or dropped < 0:
+        return None
+    lines: list[LogLine] = []
+    for entry in doc["lines"]:
+        if not (
+            isinstance(entry, list)
+            and len(entry) == 3
+            and isinstance(entry[0], int | float)
+            and isinstance(entry[1], str)
+            and isinstance(entry[2], str)
+        ):
+            return None
+        lines.append(LogLine(float(entry[0]), entry[1], entry[2]))
+    return Captured(tuple(lines), dropped)
 
 
 def _died(child: subprocess.Popen[bytes], stderr: IO[bytes]) -> Outcome:

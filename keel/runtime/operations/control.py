@@ -16,9 +16,11 @@ from keel.engine.plan import Plan, compile_plan
 from keel.engine.state import RunState, is_finished
 from keel.errors import InputError, KeelError, StoreError
 from keel.runtime.clock import Clock, clock_for
-from keel.runtime.operations.inputs import check_input, with_defaults
+from keel.runtime.operations.inputs import check_input as check_input
+from keel.runtime.operations.inputs import check_start, with_defaults
 from keel.runtime.runs import RunCache, advance
-from keel.spec.data import check_json
+from keel.runtime.tracing import run_spans
+from keel.runtime.tracing.context import started_trace
 from keel.spec.model import SubworkflowNode, WorkflowSpec
 from keel.spec.registry import SpecRegistry
 from keel.store.protocol import Store
@@ -76,9 +78,12 @@ def record_run(
     trigger: dict[str, str] | None = None,
 ) -> Committed:
     """``start_run`` for a worker: ``lease`` may let the first transition lease its
-    attempts (``Worker.start_run``), and the run's state is left in ``cache``."""
-    check_json(run_input, f"the input of workflow '{spec.name}'")
-    check_input(spec, run_input)
+    attempts (``Worker.start_run``), and the run's state is left in ``cache``.
+
+    The run joins the trace of the span current in this thread, if any (the caller's,
+    or a ``traceparent`` the API received: ``keel.runtime.tracing.context.continued``);
+    ``RunStarted.trace`` records its trace context (``started_trace``)."""
+    check_start(spec, run_input)
     run_input = with_defaults(spec, run_input)
     now = (clock or clock_for(store)).now()
     run_id = run_id or new_run_id()
@@ -91,6 +96,7 @@ def record_run(
         input=run_input,
         by=started_by,
         trigger=trigger,
+        trace=started_trace(run_id, spec.name).to_data(),
     )
     first = advance(run_id, state, [started], now, cache=plans)
     committed = store.create_run(
@@ -99,6 +105,8 @@ def record_run(
     if cache is not None:
         cache.put(run_id, state)
         cache.settle(committed)
+    if lease is None:  # a run that ended as it started (a worker sees to its own: ``lease``)
+        run_spans.emit_ended(store, state, committed)
     return committed
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from keel.errors import InputError
+from keel.spec.data import check_json
 from keel.spec.model import WorkflowSpec
 from keel.spec.schemas import unknown_fields, validator_class
 
@@ -65,6 +66,14 @@ def check_input(spec: WorkflowSpec, run_input: Any) -> None:
         raise InputError(
             f"the input of workflow '{spec.name}' does not match its schema:\n" + "\n".join(lines)
         )
+
+
+def check_start(spec: WorkflowSpec, run_input: Any) -> None:
+    """Every check starting a run makes of its input (``InputError``): it can be stored
+    as JSON and it matches the input schema. One place, so a trigger that checks each run
+    a firing would start, before starting any, refuses exactly what a start would."""
+    check_json(run_input, f"the input of workflow '{spec.name}'")
+    check_input(spec, run_input)
 
 
 def check_data(schema: dict[str, Any], data: Any, what: str) -> None:

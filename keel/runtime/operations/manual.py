@@ -20,6 +20,7 @@ from keel.runtime.clock import Clock, clock_for
 from keel.runtime.execution.invoke import TaskCatalog
 from keel.runtime.operations.inputs import check_data
 from keel.runtime.runs import RunCache, advance
+from keel.runtime.tracing import run_spans
 from keel.spec.data import check_json
 from keel.spec.model import ApprovalNode, MapNode, Node, SignalNode, TaskNode
 from keel.store.protocol import Store
@@ -43,6 +44,7 @@ def change_run(
         events = events_for(state)
         (result,) = store.commit([advance(record.id, state, events, clock.now(), cache=cache)])
         if result.error is None:
+            run_spans.emit_ended(store, state, result)  # the run's span, if this ended it
             return store.get_run(record.id)
         if not isinstance(result.error, ConflictError):
             raise result.error

@@ -16,6 +16,7 @@ from keel.runtime.views.why_reasons import RunWhy
 from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
 from keel.store.records import RunRecord, StoredEvent, Wait
+from keel.store.task_logs import TaskLogLine
 
 #: a JSON document (``keel.runtime.views.documents``)
 Document = dict[str, Any]
@@ -27,6 +28,17 @@ class Fired(NamedTuple):
     workflow: str
     run_id: str
     started: bool
+
+
+class LogPage(NamedTuple):
+    """A page of what a run's tasks logged (``Client.logs``)."""
+
+    #: the run's whole id
+    run_id: str
+    #: the run's status, read before the lines: once it has ended, no later page of
+    #: the run has more lines
+    status: str
+    lines: list[TaskLogLine]
 
 
 class Transport(Protocol):
@@ -62,6 +74,9 @@ class Transport(Protocol):
     def verify(self, run_id: str) -> Document: ...
 
     def why(self, run_id: str) -> RunWhy: ...
+    def logs(self, run_id: str, node: str | None, attempt: int | None, after: int,
+             limit: int) -> LogPage:  # fmt: skip
+        """Up to ``limit`` lines the run's tasks logged after ``after`` (a ``seq``)."""
 
     def act(self, action: str, run_id: str, reason: str, by: str | None) -> RunRecord:
         """``cancel``, ``pause`` or ``unpause``."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from keel.engine.events import from_data
 from keel.store.records import RunRecord, StoredEvent, Wait
+from keel.store.task_logs import TaskLogLine
 
 #: a wait document's own fields; the rest are the wait's details (``wait_document``)
 _WAIT_FIELDS = ("run_id", "workflow", "node", "waits_for", "since", "until", "run_status")
@@ -37,3 +38,9 @@ def event_of(run_id: str, doc: dict[str, Any]) -> StoredEvent:
     """An event from ``event_document``'s shape."""
     event = from_data({"kind": doc["kind"], **doc["data"]})
     return StoredEvent(run_id, doc["seq"], doc["at"], event, doc["prev_hash"], doc["hash"])
+
+
+def log_line_of(run_id: str, doc: dict[str, Any]) -> TaskLogLine:
+    """A task's log line from ``log_line_document``'s shape."""
+    return TaskLogLine(run_id, doc["seq"], doc["node"], doc.get("item"), doc["attempt"],
+                       doc["at"], doc["level"], doc["message"])  # fmt: skip

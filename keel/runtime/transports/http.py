@@ -2,7 +2,9 @@
 of the HTTP API (a list or a history may take several pages), with a bearer token.
 
 The server records the token's name as who did what: an action cannot name anyone
-else (``by``), so this transport refuses ``by`` rather than drop it silently.
+else (``by``), so this transport refuses ``by`` rather than drop it silently. Each
+request carries the caller's current span as a W3C ``traceparent``, so a run it starts
+joins the caller's trace (as on a store, where ``start_run`` reads it directly).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from urllib.parse import quote
 import httpx2
 
 from keel.errors import KeelError, RemoteError
-from keel.runtime.transports.base import Document, Fired
-from keel.runtime.transports.decode import event_of, run_of, wait_of
+from keel.runtime.tracing.context import inject
+from keel.runtime.transports.base import Document, Fired, LogPage
+from keel.runtime.transports.decode import event_of, log_line_of, run_of, wait_of
 from keel.runtime.transports.problems import error_for
 from keel.runtime.views.activity import Activity
 from keel.runtime.views.why_reasons import RunWhy
@@ -29,6 +32,7 @@ TIMEOUT = 30.0
 #: the most the API gives in one page of runs and of a history
 _RUNS_PAGE = 1000
 _EVENTS_PAGE = 10_000
+_LOG_PAGE = 5000
 
 
 def _part(text: str) -> str:
@@ -74,6 +78,8 @@ class HttpTransport:
              headers: dict[str, str] | None = None) -> Any:  # fmt: skip
         """The JSON the server answers; keel's error for a refusal (``problems``)."""
         query = None if params is None else {k: v for k, v in params.items() if v is not None}
+        # the caller's span, if any: a run this request starts joins its trace
+        headers = inject(dict(headers or {}))
         try:
             response = self.http.request(method, path, json=body, params=query,
                                          headers=headers)  # fmt: skip
@@ -162,6 +168,14 @@ class HttpTransport:
 
     def why(self, run_id: str) -> RunWhy:
         return RunWhy.model_validate(self.call("GET", f"/runs/{_part(run_id)}/why"))
+
+    def logs(self, run_id: str, node: str | None, attempt: int | None, after: int,
+             limit: int) -> LogPage:  # fmt: skip
+        page = self.call("GET", f"/runs/{_part(run_id)}/logs", params={
+            "node": node, "attempt": attempt, "after": after,
+            "limit": min(limit, _LOG_PAGE)})  # fmt: skip
+        found = page["run_id"]
+        return LogPage(found, page["status"], [log_line_of(found, doc) for doc in page["lines"]])
 
     def _acted(self, path: str, body: dict[str, Any], by: str | None) -> RunRecord:
         _no_by(by)

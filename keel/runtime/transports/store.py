@@ -17,7 +17,7 @@ from keel.runtime.operations.interventions import (
 )
 from keel.runtime.operations.manual import retry_run, set_node_output
 from keel.runtime.runs import RunCache
-from keel.runtime.transports.base import Document, Fired
+from keel.runtime.transports.base import Document, Fired, LogPage
 from keel.runtime.triggers import schedule_views
 from keel.runtime.triggers.deploying import check_deploy
 from keel.runtime.triggers.events import emit
@@ -86,6 +86,13 @@ class StoreTransport:
 
     def history(self, run_id: str) -> list[StoredEvent]:
         return self.store.history(self.store.get_run(run_id).id)
+
+    def logs(self, run_id: str, node: str | None, attempt: int | None, after: int,
+             limit: int) -> LogPage:  # fmt: skip
+        record = self.store.get_run(run_id)
+        lines = self.store.task_logs(record.id, node=node, attempt=attempt, after=after,
+                                     limit=limit)  # fmt: skip
+        return LogPage(record.id, record.status, lines)
 
     def verify(self, run_id: str) -> Document:
         if self._verified is None:  # each state is read once; plans are shared
@@ -178,4 +185,5 @@ class StoreTransport:
         return schedule_views.trigger_now(self.store, self._compiled(), name, now)
 
     def backfill(self, name: str, first: float, last: float) -> list[Document]:
-        return schedule_views.backfill(self.store, self._compiled(), name, first, last)
+        now = clock_for(self.store).now()
+        return schedule_views.backfill(self.store, self._compiled(), name, first, last, now)

@@ -4,10 +4,12 @@ follow it.
 The end was recorded in the outbox in the same transaction as the run's status
 (``keel.runtime.runs.ended``, when ``keel.runtime.triggers.live`` says some
 deployed workflow listens), so a crash loses none; the outbox pump hands the item here.
-Each listening trigger's run is started through ``fire`` with the ended run's id as the
-firing's key: an item delivered again after a crash finds the runs it started and
+Each listening workflow's run (one per workflow) is started with the ended run's id as
+the firing's key: an item delivered again after a crash finds the runs it started and
 starts nothing twice. With no input mapping the ended run's output is the input (``{}``
-for a run that ended without one: failed, cancelled).
+for a run that ended without one: failed, cancelled). No caller waits for the answer:
+a workflow that refuses it (its input schema, a filter or mapping that fails) is
+logged and starts nothing, and the others start.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from keel.errors import InputError
 from keel.runtime.runs import RunCache
-from keel.runtime.triggers.firing import Firing, active, fire, mapped_input, matches
+from keel.runtime.triggers.firing import Firing, Offer, active, prepare, start
 from keel.spec.triggers import CompletionTrigger
 from keel.store.protocol import Store
 from keel.store.records import OutboxItem
@@ -54,25 +55,19 @@ def _fire(store: Store, item: OutboxItem, plans: RunCache, metrics: Metrics | No
     record = store.get_run(item.run_id)
     run: dict[str, Any] = {"id": record.id, "workflow": workflow, "status": status,
                            "input": record.input, "output": record.output}  # fmt: skip
-    firing = Firing("completion", workflow, record.id)
-    for armed in active(store, plans, "completion"):
-        trigger = armed.trigger
-        if not isinstance(trigger, CompletionTrigger) or trigger.after != workflow:
-            continue
-        if status not in trigger.status:
-            continue
-        try:
-            if not matches(trigger, "run", run):
-                continue
-            default = {} if record.output is None else record.output  # failed, cancelled
-            run_input = mapped_input(trigger, "run", run, default)
-            started, new = fire(store, armed.spec, run_input, firing, plans=plans)
-        except InputError as exc:
-            log.warning("the completion trigger of %s after run %s started nothing: %s",
-                        armed.spec.name, record.id, exc)  # fmt: skip
-            continue
-        if new and metrics is not None:
-            metrics.runs_started.labels(armed.spec.name).inc()
-        if new:
-            log.info("run %s of %s started: run %s of %s ended %s", started.id,
-                     armed.spec.name, record.id, workflow, status)  # fmt: skip
+    default = {} if record.output is None else record.output  # failed, cancelled
+    offers = [Offer(armed, run, default) for armed in active(store, plans, "completion")
+              if isinstance(armed.trigger, CompletionTrigger) and armed.trigger.after == workflow
+              and status in armed.trigger.status]  # fmt: skip
+    # nobody waits for the answer: a workflow that refuses is logged, the others start
+    batch = prepare(offers, "run")
+    emitted, refused = start(store, batch, Firing("completion", workflow, record.id), plans=plans)
+    for refusal in (*batch.refused, *refused):
+        log.warning("the completion trigger of %s after run %s started nothing: %s",
+                    refusal.workflow, record.id, refusal.reason)  # fmt: skip
+    for one in emitted:
+        if one.started and metrics is not None:
+            metrics.runs_started.labels(one.workflow).inc()
+        if one.started:
+            log.info("run %s of %s started: run %s of %s ended %s", one.run.id,
+                     one.workflow, record.id, workflow, status)  # fmt: skip

@@ -4,29 +4,27 @@ them: ``keel emit``, ``POST /events/{name}`` and broker sources all come through
 An event carries a message id (its sender's, or a random one): the firing's key, so the
 same message delivered twice, or by two consumers at once, starts each workflow's run
 once. One message starts at most one run per workflow, however many of its triggers
-take it. A workflow that refuses the mapped input (its input schema) starts nothing;
-the others still start, and the refusal is raised after them (``InputError``), so a
-caller that retries the message refires only what is missing.
+take it.
+
+A message is taken whole or not at all: when a workflow refuses it (its input schema
+refuses the mapped input, or a filter or mapping cannot be evaluated), no workflow's
+run starts and the ``InputError`` names each that refused. The caller (``keel emit``,
+``POST /events``, a broker's dead-letter stream) is told, fixes the data or the
+workflow and sends the message again, with the same id: had the others started, they
+would now refuse it (their runs started with the old data under that id), and what the
+message started would depend on the order the workflows were deployed in.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from keel.errors import InputError
 from keel.runtime.clock import Clock
 from keel.runtime.runs import RunCache
-from keel.runtime.triggers.firing import Firing, active, fire, mapped_input, matches
+from keel.runtime.triggers.firing import Emitted as Emitted
+from keel.runtime.triggers.firing import Firing, Offer, active, prepare, refusal, start
 from keel.store.protocol import Store
-from keel.store.records import RunRecord
-
-
-class Emitted(NamedTuple):
-    """A run an event started (``started``), or had started before (a repeat)."""
-
-    workflow: str
-    run: RunRecord
-    started: bool
 
 
 def emit(
@@ -38,30 +36,19 @@ def emit(
     clock: Clock | None = None,
 ) -> list[Emitted]:
     """Fire every live event trigger named ``name`` whose filter takes ``data``; the runs,
-    in the order of the deployed workflows. No trigger taking it: an empty list."""
+    in the order of the deployed workflows. No trigger taking it: an empty list. A
+    workflow refusing it: ``InputError``, and nothing started."""
     if not message_id:
         raise InputError("an event's message id is empty: give one, or none for a random id")
     plans = plans if plans is not None else RunCache(store, capacity=0)
-    firing = Firing("event", name, message_id)
-    emitted: list[Emitted] = []
-    fired: set[str] = set()
-    refused: list[str] = []
-    for armed in active(store, plans, "event"):
-        trigger = armed.trigger
-        if getattr(trigger, "event", None) != name or armed.spec.name in fired:
-            continue
-        try:
-            if not matches(trigger, "event", data):
-                continue
-            run_input = mapped_input(trigger, "event", data, data)
-            record, started = fire(store, armed.spec, run_input, firing, plans=plans,
-                                   clock=clock)  # fmt: skip
-        except InputError as exc:
-            refused.append(f"workflow '{armed.spec.name}': {exc}")
-            continue
-        fired.add(armed.spec.name)
-        emitted.append(Emitted(armed.spec.name, record, started))
+    offers = [Offer(armed, data, data) for armed in active(store, plans, "event")
+              if getattr(armed.trigger, "event", None) == name]  # fmt: skip
+    batch = prepare(offers, "event")
+    what = f"event '{name}' (message {message_id})"
+    if batch.refused:
+        raise refusal(what, batch.refused)
+    emitted, refused = start(store, batch, Firing("event", name, message_id), plans=plans,
+                             clock=clock)  # fmt: skip
     if refused:
-        raise InputError(f"event '{name}' (message {message_id}) was refused by "
-                         + "; ".join(refused))  # fmt: skip
+        raise refusal(what, refused)
     return emitted

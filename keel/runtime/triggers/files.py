@@ -6,12 +6,17 @@ copied, changes between them; one renamed or moved in is whole at once and passe
 the next look. Only the folder's own files whose name matches the trigger's pattern
 count (not its subfolders: ``move_to`` may be one).
 
-A file's firing is named by its folder, its path and the sha256 of its content
-(``Firing("file", folder, "PATH:SHA256")``), so the same path with the same content
-never starts two runs, whichever watchers (threads, processes, hosts) see it and
-however often; different content at the same path is a new firing. Once the run is
-recorded, the file is moved to ``move_to`` if the trigger says so (a watcher that lost
-the race to move it finds it gone, which is fine).
+A file's firing is named by its folder as the trigger writes it, its path in that
+folder and the sha256 of its content (``Firing("file", folder, "NAME:SHA256")``), so
+the same path with the same content never starts two runs, whichever watchers
+(threads, processes, hosts) see it and however often, wherever each host mounts the
+folder or whatever directory a worker runs in (a relative ``folder``); different
+content at the same path is a new firing. The run is given the file's path as the
+watcher that started it sees it (where it is moved to, with ``move_to``): what its task
+opens. Once the run is recorded, the file is moved to ``move_to`` if the trigger says
+so (a watcher that lost the race to move it finds it gone, which is fine). A workflow
+that refuses a file (its input schema, a filter or mapping that fails) starts no run
+for it, which the log says: no caller waits for the answer.
 
 Only regular files are read. Whoever may write to a watched folder may put a symlink
 there, to a file keel can read and they cannot: a symlink is never a file that arrived
@@ -46,9 +51,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keel.errors import InputError
 from keel.runtime.runs import RunCache
-from keel.runtime.triggers.firing import Armed, Firing, active, fire, mapped_input, matches
+from keel.runtime.triggers.firing import Armed, Firing, Offer, active, prepare, start
 from keel.spec.triggers import FileTrigger
 from keel.store.protocol import Store
 
@@ -208,22 +212,21 @@ class FileWatcher:
         where = path if trigger.move_to is None else _destination(path, Path(trigger.move_to))
         event: dict[str, Any] = {"path": str(where), "name": path.name, "size": identity[2],
                                  "sha256": digest}  # fmt: skip
-        new = False
-        try:
-            if not matches(trigger, "event", event):
-                return 0, False
-            run_input = mapped_input(trigger, "event", event,
-                                     {"path": str(where), "sha256": digest})  # fmt: skip
-            firing = Firing("file", trigger.folder, f"{path}:{digest}")
-            record, new = fire(
-                self.store, armed.spec, run_input, firing, plans=self.plans, same_input=False
-            )  # where it goes may differ: same file
-            if new:
-                log.info("run %s of %s started: %s arrived", record.id, armed.spec.name,
-                         path)  # fmt: skip
-        except InputError as exc:
-            log.warning("file %s started no run of %s: %s", path, armed.spec.name, exc)
+        batch = prepare([Offer(armed, event, {"path": str(where), "sha256": digest})], "event")
+        # the folder as written and the file's path in it (its name: only the folder's own
+        # files count), never where this host mounts it nor the worker's directory
+        firing = Firing("file", trigger.folder, f"{path.name}:{digest}")
+        # same_input=False: where the file is moved to may differ, it is the same file
+        emitted, refused = start(self.store, batch, firing, plans=self.plans, same_input=False)
+        for refusal in (*batch.refused, *refused):  # nobody waits for it: said in the log
+            log.warning("file %s started no run of %s: %s", path, refusal.workflow,
+                        refusal.reason)  # fmt: skip
+        if not emitted:
             return 0, False
+        new = emitted[0].started
+        if new:
+            log.info("run %s of %s started: %s arrived", emitted[0].run.id, armed.spec.name,
+                     path)  # fmt: skip
         if trigger.move_to is None:
             return int(new), False
         return int(new), _move(path, where, identity)

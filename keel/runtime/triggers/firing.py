@@ -7,6 +7,12 @@ settles every race, on any store, across any number of processes, and a firing r
 after a crash finds the run it started. The run records what started it
 (``RunStarted.trigger``, and ``started_by`` = ``KIND:SOURCE`` to list them by).
 
+What one firing asks of its triggers is decided before any run starts (``prepare``):
+each trigger's filter, its input mapping and its workflow's input schema, one run per
+workflow. Each source then applies its own policy to the workflows that refuse (a
+webhook delivery or an API event: all or nothing; a file or a run's end, which no
+caller waits for: log them, start the others) and starts the rest (``start``).
+
 Only a workflow's deployed current version has live triggers (``active``): deploying a
 version is what turns its schedules and hooks on. (``Armed``, a live trigger, is defined
 with the index of live triggers the run machinery reads, ``keel.runtime.triggers.live``,
@@ -17,13 +23,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from keel.errors import ExpressionError, InputError
 from keel.runtime.clock import Clock
 from keel.runtime.operations.deployed import start_once
+from keel.runtime.operations.inputs import check_start
 from keel.runtime.runs import RunCache
 from keel.runtime.triggers.live import Armed as Armed
 from keel.runtime.triggers.live import armed_of
@@ -142,3 +150,98 @@ def fire(
         started_by=firing.started_by, plans=plans, clock=clock, trigger=firing.document(),
         same_input=same_input,
     )  # fmt: skip
+
+
+class Emitted(NamedTuple):
+    """A run a firing started (``started``), or had started before (a repeat)."""
+
+    workflow: str
+    run: RunRecord
+    started: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """What fired, offered to one live trigger: ``value`` is what its filter and input
+    mapping read, ``default`` the run's input when it has no mapping."""
+
+    armed: Armed
+    value: Any
+    default: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A workflow that will not take what fired, and why (an ``InputError``'s words)."""
+
+    workflow: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"workflow '{self.workflow}': {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What a firing would start, decided before anything starts: each workflow's run
+    with its checked input (``runs``), and the workflows that refuse (``refused``)."""
+
+    runs: tuple[tuple[WorkflowSpec, Any], ...]
+    refused: tuple[Refusal, ...]
+
+
+def refusal(what: str, refused: Iterable[Refusal]) -> InputError:
+    """The error telling a caller that ``what`` (the delivery, the message) was refused,
+    naming each workflow that refused it and why."""
+    return InputError(f"{what} was refused by " + "; ".join(map(str, refused)))
+
+
+def prepare(offers: Iterable[Offer], variable: str) -> Batch:
+    """Each offer's filter, input mapping and the workflow's input checks (those of
+    ``start_run``), in order, starting nothing. One run per workflow: the first of its
+    triggers whose filter takes what fired decides whether it starts, or refuses (an
+    input its schema refuses; a filter or mapping that cannot be evaluated)."""
+    runs: list[tuple[WorkflowSpec, Any]] = []
+    refused: list[Refusal] = []
+    decided: set[str] = set()
+    for offer in offers:
+        spec, trigger = offer.armed.spec, offer.armed.trigger
+        if spec.name in decided:
+            continue
+        try:
+            if not matches(trigger, variable, offer.value):
+                continue
+            decided.add(spec.name)
+            run_input = mapped_input(trigger, variable, offer.value, offer.default)
+            check_start(spec, run_input)
+        except InputError as exc:
+            decided.add(spec.name)
+            refused.append(Refusal(spec.name, str(exc)))
+            continue
+        runs.append((spec, run_input))
+    return Batch(tuple(runs), tuple(refused))
+
+
+def start(
+    store: Store,
+    batch: Batch,
+    firing: Firing,
+    *,
+    plans: RunCache | None = None,
+    clock: Clock | None = None,
+    same_input: bool = True,
+) -> tuple[list[Emitted], list[Refusal]]:
+    """Start (``fire``) each run of ``batch``: the runs, and the workflows ``fire`` still
+    refused, the others started all the same (the firing's key used before with other
+    input: a sender that reused an id; ``prepare`` caught every other refusal)."""
+    emitted: list[Emitted] = []
+    refused: list[Refusal] = []
+    for spec, run_input in batch.runs:
+        try:
+            record, started = fire(store, spec, run_input, firing, plans=plans, clock=clock,
+                                   same_input=same_input)  # fmt: skip
+        except InputError as exc:
+            refused.append(Refusal(spec.name, str(exc)))
+            continue
+        emitted.append(Emitted(spec.name, record, started))
+    return emitted, refused

@@ -1,19 +1,26 @@
 """The deployed schedules as people and the API see them: by name, with their state
 and next fire times (``keel schedules``, ``GET /schedules``), and the acts on one
 (pause, unpause, trigger now, backfill), shared by the API's routes and the store
-transport of ``keel.Client`` (which the CLI acts through)."""
+transport of ``keel.Client`` (which the CLI acts through).
+
+A backfill or a trigger-now is a person's act: its runs say so (``Asked``), and the
+schedule's overlap policy, which concerns the runs its own slots started, leaves them
+alone. They are still the schedule's (``started_by`` ``schedule:NAME``), and a
+backfilled slot is the slot's one run whoever fires it first.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from keel.errors import InputError, WorkflowNotFoundError
 from keel.runtime.runs import RunCache
 from keel.runtime.triggers.firing import Armed, Firing, active, fire
 from keel.runtime.triggers.schedules import (
+    ASKED,
     schedule_names,
     slot_key,
     slots_after,
@@ -30,6 +37,17 @@ if TYPE_CHECKING:  # prometheus_client is imported only by a process that counts
 MOST_SLOTS = 10_000
 #: next fire times a schedule's document lists
 SHOWN = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Asked(Firing):
+    """A schedule's firing a person asked for: keyed as the slot's own (a backfilled slot
+    the workers fired already starts nothing), its document says ``via`` what."""
+
+    via: Literal["backfill", "trigger-now"] = "backfill"
+
+    def document(self) -> dict[str, str]:
+        return {**Firing.document(self), ASKED: self.via}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +115,7 @@ def trigger_now(
     live = named_schedule(store, plans, name)
     key = "now:" + datetime.fromtimestamp(now, UTC).isoformat()
     run, new = fire(store, live.armed.spec, dict(live.trigger.input),
-                    Firing("schedule", name, key), plans=plans)  # fmt: skip
+                    Asked("schedule", name, key, "trigger-now"), plans=plans)  # fmt: skip
     if new and metrics is not None:
         metrics.runs_started.labels(run.workflow).inc()
     return run.id
@@ -109,22 +127,32 @@ def backfill(
     name: str,
     first: float,
     last: float,
+    now: float,
     *,
     metrics: Metrics | None = None,
 ) -> list[dict[str, Any]]:
     """One run per slot from ``first`` to ``last`` (included); a slot fired already
-    starts nothing. Each slot with its run and whether this started it. ``metrics``:
-    where to count the runs started."""
+    starts nothing. Each slot with its run and whether this started it. A range
+    reaching past ``now`` is refused: a slot to come is the schedule's own to fire, at
+    its time (started now, its run would be early, and the schedule's would find it).
+    ``metrics``: where to count the runs started."""
     if last < first:
         raise InputError("the end of a backfill is before its start")
+    if last > now:
+        raise InputError(
+            f"the backfill ends at {slot_key(last)}, after now ({slot_key(now)}): a backfill "
+            "starts slots that have passed, the schedule fires the ones to come; end it "
+            "at now or before"
+        )
     live = named_schedule(store, plans, name)
     slots = list(islice(slots_between(live.trigger, first, last), MOST_SLOTS + 1))
     if len(slots) > MOST_SLOTS:
         raise InputError(f"more than {MOST_SLOTS} slots in that range: backfill it in parts")
     started: list[dict[str, Any]] = []
-    for slot in slots:
+    for slot in slots:  # the slot is the firing: one fired with another input is fired
         run, new = fire(store, live.armed.spec, dict(live.trigger.input),
-                        Firing("schedule", name, slot_key(slot)), plans=plans)  # fmt: skip
+                        Asked("schedule", name, slot_key(slot)), plans=plans,
+                        same_input=False)  # fmt: skip
         started.append({"slot": slot_key(slot), "run": run.id, "started": new})
         if new and metrics is not None:
             metrics.runs_started.labels(run.workflow).inc()

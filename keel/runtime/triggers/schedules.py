@@ -10,6 +10,10 @@ so a slot starts one run whoever fires it and however often. ``last_slot`` (the 
 
 Jitter delays when a slot is fired, by a delay derived from a hash of the schedule's
 name and the slot (the same on every host), never its key.
+
+A slot that came while the previous run went (``overlap="queue"``) waited: it is never
+missed, however long that run took; once it ended, ``catch_up`` picks which of the
+slots that waited fire (``due``'s ``held_until``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ from keel.spec.triggers import ScheduleTrigger
 #: how late a slot may still be fired under ``catch_up="skip"`` (and for a schedule
 #: never fired before): a worker that was busy is late, not absent
 GRACE = 15.0
+#: the field of a schedule run's trigger document that says a person asked for it
+#: (``"backfill"``, ``"trigger-now"``), not the schedule's own clock: overlap leaves
+#: such runs alone
+ASKED = "via"
 
 
 def schedule_names(spec: WorkflowSpec) -> dict[int, str]:
@@ -93,19 +101,28 @@ def jitter_of(name: str, trigger: ScheduleTrigger, slot: float) -> float:
 
 
 def due(
-    trigger: ScheduleTrigger, last_slot: float | None, now: float, name: str = ""
+    trigger: ScheduleTrigger,
+    last_slot: float | None,
+    now: float,
+    name: str = "",
+    held_until: float | None = None,
 ) -> list[float]:
     """The slots to fire at ``now``, oldest first: those after ``last_slot`` whose time
     (plus jitter) has come, as ``catch_up`` says. A slot fired late by less than
-    ``GRACE`` is not missed; of the missed ones ``skip`` fires none, ``latest`` the
-    newest, ``all`` each (the newest ``catch_up_limit``). A schedule never fired
+    ``GRACE`` is on time. A later one waited for the previous run when it is at or
+    before ``held_until`` (``overlap="queue"``: the previous run ended then, or ``now``
+    while it goes), else it was missed (no worker looked). Without a slot on time,
+    ``latest`` fires the newest of those, ``skip`` the newest that waited (never a missed
+    one); ``all`` fires each (the newest ``catch_up_limit``). A slot that waited fires
+    without its jitter: the previous run's end spreads it. A schedule never fired
     (``last_slot`` None) has missed nothing."""
     jitter = trigger.jitter or 0.0
     policy = "skip" if last_slot is None else trigger.catch_up
+    floor = last_slot if held_until is None or last_slot is None else max(last_slot, held_until)
     timely: list[float] = []
     missed: list[float] = []
     for slot in slots_before(trigger, now):
-        if last_slot is not None and slot <= last_slot:
+        if floor is not None and slot <= floor:
             break
         if slot + jitter < now - GRACE and (policy == "skip" or (policy == "latest" and timely)):
             break  # missed, and skip fires none of them, latest has a newer one
@@ -118,7 +135,35 @@ def due(
             missed.append(slot)
             if policy == "latest" or len(missed) >= trigger.catch_up_limit:
                 break
-    return sorted(timely + missed)
+    waited: list[float] = []
+    if held_until is not None and last_slot is not None:
+        wanted = int(not timely and not missed)  # skip, latest: the newest, if nothing else
+        if policy == "all":
+            wanted = trigger.catch_up_limit - len(missed)
+        waited = _newest(trigger, last_slot, min(now, held_until), wanted)
+    return sorted(timely + missed + waited)
+
+
+def _newest(trigger: ScheduleTrigger, after: float, until: float, wanted: int) -> list[float]:
+    """The newest ``wanted`` slots after ``after`` and at or before ``until``."""
+    found: list[float] = []
+    for slot in slots_before(trigger, until):
+        if slot <= after or len(found) >= wanted:
+            break
+        found.append(slot)
+    return found
+
+
+def own_slot(trigger: object) -> float | None:
+    """The slot a run's trigger document (``RunStarted.trigger``) says its schedule
+    fired it for on its own; None for a run a person asked for (a backfill, a
+    trigger-now: its document says so under ``ASKED``) or one no schedule started."""
+    if not isinstance(trigger, dict) or trigger.get("kind") != "schedule" or ASKED in trigger:
+        return None
+    try:
+        return slot_of_key(str(trigger["key"]))
+    except (KeyError, ValueError):
+        return None
 
 
 def next_fire_at(trigger: ScheduleTrigger, now: float, name: str = "") -> float:
@@ -140,6 +185,6 @@ def zoned_time(trigger: ScheduleTrigger, slot: float) -> str:
     return _zoned(trigger, slot).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-__all__ = ["GRACE", "due", "jitter_of", "next_fire_at", "schedule_names", "slot_key",
-           "slot_of_key", "slots_after", "slots_before", "slots_between",
+__all__ = ["ASKED", "GRACE", "due", "jitter_of", "next_fire_at", "own_slot", "schedule_names",
+           "slot_key", "slot_of_key", "slots_after", "slots_before", "slots_between",
            "zoned_time"]  # fmt: skip

@@ -3,9 +3,10 @@ starts. The HTTP route (``keel.server.routes.hooks``) only reads the request.
 
 A webhook is authenticated by its signature, never by a bearer token: the sender holds
 a secret shared with the server (in the environment variable the trigger's
-``secret_env`` names; a spec never holds it). A trigger without ``secret_env`` takes no
-delivery at all ("unsigned webhooks are off"): an open URL that starts runs is not a
-default keel offers.
+``secret_env`` names; a spec never holds it). There is no unsigned webhook: a spec
+without ``secret_env`` is refused when validated (an open URL that starts runs is not
+something keel offers), and a server whose environment lacks the secret refuses every
+delivery (403) and says why in its log.
 
 ``X-Keel-Signature: t=<unix seconds>,v1=<hex>`` where the hex is
 HMAC-SHA256(secret, ``f"{t}.{delivery}.{body}"``): the timestamp bounds replays to the
@@ -45,8 +46,15 @@ from typing import Any
 from keel.errors import ForbiddenError, KeelError, WorkflowNotFoundError
 from keel.runtime.clock import Clock
 from keel.runtime.runs import RunCache
-from keel.runtime.triggers.events import Emitted
-from keel.runtime.triggers.firing import Armed, Firing, fire, mapped_input, matches
+from keel.runtime.triggers.firing import (
+    Armed,
+    Emitted,
+    Firing,
+    Offer,
+    prepare,
+    refusal,
+    start,
+)
 from keel.spec.triggers import WebhookTrigger
 from keel.store.protocol import Store
 
@@ -58,7 +66,11 @@ DELIVERY = "x-keel-delivery"
 #: and any whose name says it holds one (a mapping would write it into the history)
 HIDDEN = frozenset({SIGNATURE, "authorization", "cookie", "proxy-authorization"})
 _CREDENTIAL = re.compile(r"token|secret|signature|key|auth|cookie|session|password", re.I)
-_DELIVERY_ID = re.compile(r"^[A-Za-z0-9_:-]{1,200}$")
+_DELIVERY_ID = re.compile(r"[A-Za-z0-9_:-]{1,200}")
+#: a signature's parts: ASCII digits (``str.isdigit`` takes other scripts' digits, which
+#: ``int`` refuses) and lower-case hex, as ``sign`` writes them
+_STAMP = re.compile(r"[0-9]{1,12}")
+_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class SignatureError(KeelError):
@@ -90,18 +102,31 @@ def verify(header: str | None, secret: str, delivery: str, body: bytes, now: flo
     (a sender rotating its secret signs with both)."""
     if not header:
         raise SignatureError("the delivery is not signed: send X-Keel-Signature: t=...,v1=...")
-    parts = [p.strip().partition("=") for p in header.split(",")]
-    stamps = [value for key, _, value in parts if key == "t"]
-    given = [value for key, _, value in parts if key == "v1"]
-    if len(stamps) != 1 or not stamps[0].isdigit() or not given:
-        raise SignatureError("X-Keel-Signature is not t=<unix seconds>,v1=<hex hmac-sha256>")
-    if abs(now - int(stamps[0])) > tolerance:
+    stamp, given = _parsed(header)
+    if abs(now - int(stamp)) > tolerance:
         raise SignatureError(f"the signature's time is more than {tolerance:g} s from the "
                              "server's: sign each delivery when sending it")  # fmt: skip
-    expected = _digest(secret, stamps[0], delivery, body)
+    expected = _digest(secret, stamp, delivery, body).encode()
     # every candidate compared, in constant time each
     if not any([hmac.compare_digest(expected, value) for value in given]):  # noqa: C419
         raise SignatureError("the signature does not match the delivery and the secret")
+
+
+def _parsed(header: str) -> tuple[str, list[bytes]]:
+    """The timestamp and the ``v1`` digests of a header that is exactly
+    ``t=DIGITS,v1=HEX[,v1=HEX...]``; anything else (a part of another form, a timestamp
+    of more than 12 digits, a digest not 64 lower-case hex digits, any other character)
+    is refused as unsigned: what an unauthenticated sender wrote is never handed to
+    ``int`` or ``compare_digest`` unchecked."""
+    parts = [part.strip().partition("=") for part in header.split(",")]
+    stamps = [value for key, _, value in parts if key == "t"]
+    given = [value for key, _, value in parts if key == "v1"]
+    if (len(stamps) != 1 or not given or len(stamps) + len(given) != len(parts)
+            or not _STAMP.fullmatch(stamps[0])
+            or not all(_HEX.fullmatch(value) for value in given)):  # fmt: skip
+        raise SignatureError("X-Keel-Signature is not t=<unix seconds>,v1=<64 hex digits of "
+                             "hmac-sha256>")  # fmt: skip
+    return stamps[0], [value.encode() for value in given]
 
 
 def hooked(plans: RunCache, path: str, method: str) -> list[Armed]:
@@ -121,8 +146,7 @@ def hooked(plans: RunCache, path: str, method: str) -> list[Armed]:
 
 
 def _secret(trigger: WebhookTrigger) -> str:
-    if trigger.secret_env is None:
-        raise ForbiddenError("unsigned webhooks are off: give the trigger a secret_env")
+    assert trigger.secret_env is not None  # a spec without one is refused when parsed
     secret = os.environ.get(trigger.secret_env)
     if not secret:
         # the server's setup is wrong, not the request: said in the log, not to the sender
@@ -178,12 +202,15 @@ def deliver(
     clock: Clock | None = None,
 ) -> list[Emitted]:
     """Start the run of each of ``armed`` (``hooked``: the webhooks at one path for the
-    request's method) this delivery is signed for and whose filter takes it; each is
-    recorded before this returns. ``headers``: lower-cased."""
+    request's method) this delivery is signed for and whose filter takes it, one per
+    workflow; each is recorded before this returns. When a workflow refuses it (its input
+    schema, a filter or mapping that cannot be evaluated): ``InputError`` naming each that
+    refused, and no run started, whatever the order the workflows were deployed in.
+    ``headers``: lower-cased."""
     delivery = headers.get(DELIVERY, "")
     if not delivery:
         raise DeliveryError("a delivery needs an id (X-Keel-Delivery), the same on every retry")
-    if not _DELIVERY_ID.match(delivery):  # no '.': the signed text splits one way only
+    if not _DELIVERY_ID.fullmatch(delivery):  # no '.': the signed text splits one way only
         raise DeliveryError("a delivery id (X-Keel-Delivery) is 1 to 200 letters, digits, "
                             "'_', '-' or ':'")  # fmt: skip
     signed = _signed(armed, headers.get(SIGNATURE), delivery, body, now)
@@ -195,14 +222,13 @@ def deliver(
     event = {"body": payload, "path": path,
              "headers": {k: v for k, v in headers.items()
                          if k not in HIDDEN and not _CREDENTIAL.search(k)}}  # fmt: skip
-    firing = Firing("webhook", path, delivery)
-    emitted: list[Emitted] = []
-    for one, trigger in signed:
-        if any(e.workflow == one.spec.name for e in emitted) or not matches(
-            trigger, "event", event
-        ):
-            continue
-        run_input = mapped_input(trigger, "event", event, payload)
-        record, started = fire(store, one.spec, run_input, firing, plans=plans, clock=clock)
-        emitted.append(Emitted(one.spec.name, record, started))
+    # every workflow's answer first: a delivery one refuses starts nothing at all
+    batch = prepare((Offer(one, event, payload) for one, _ in signed), "event")
+    what = f"delivery {delivery}"
+    if batch.refused:
+        raise refusal(what, batch.refused)
+    emitted, refused = start(store, batch, Firing("webhook", path, delivery), plans=plans,
+                             clock=clock)  # fmt: skip
+    if refused:
+        raise refusal(what, refused)
     return emitted

@@ -4,7 +4,10 @@ on the queue with no worker to take them, or it waits for a person or a time.
 
 It is read from the store's live rows, not the history: the attempts held by workers
 (``leases``), the attempts on the queue (``ready_count``) and the open waits (``waits``).
-A run that has none of them and has not ended is stalled: nothing will move it.
+A run that has none of them and has not ended is stalled: nothing will move it. So it
+says only what those rows show: an attempt on the queue that no worker holds *waits*
+for a worker; whether one took it before (and gave it back, or died) is in the history,
+and ``keel why`` says it.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ class Activity:
     #: ``running`` (a worker holds an attempt), ``queued`` (attempts wait, none is held),
     #: ``waiting`` (only waits are open), ``stalled`` (nothing is held, queued or open)
     kind: str
-    #: in words: "running on host:1234", "queued, no worker has taken it",
+    #: in words: "running on host:1234", "queued, waiting for a worker",
     #: "waiting for approval", "running on host:1234; waiting for timer"...
     text: str
 
@@ -56,7 +59,7 @@ def run_activity(store: Store, record: RunRecord, now: float) -> Activity | None
     if len(live) < len(leases):
         parts.append("held by a worker that stopped (its lease expired; another takes it)")
     if queued > 0 and not leases:
-        parts.append("queued, no worker has taken it")
+        parts.append("queued, waiting for a worker")
     elif queued > 0:
         parts.append(f"{queued} more queued")
     if waits:

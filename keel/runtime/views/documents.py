@@ -13,6 +13,7 @@ from keel.engine.events import ErrorInfo, RunStarted, node_of, to_data
 from keel.engine.plan import Plan
 from keel.engine.state import RunState
 from keel.errors import RunNotFoundError
+from keel.runtime.tracing.context import of_run
 from keel.runtime.views.activity import Activity, run_activity
 from keel.runtime.views.audit import summary_mismatches, verify_run
 from keel.runtime.views.failures import FailedRun
@@ -86,7 +87,18 @@ def run_detail(store: Store, record: RunRecord, plan: Plan, now: float) -> dict[
                       {"run_id": record.parent_run, "node": record.parent_node})  # fmt: skip
     data["children"] = [child.id for child in children]
     data["trigger"] = trigger_document(store, history[0].event if history else None)
+    data["trace"] = trace_document(record.id, history[0].event if history else None)
     return data
+
+
+def trace_document(run_id: str, first: Any) -> dict[str, Any]:
+    """The run's trace context (``RunStarted.trace``; derived from the run id for a run
+    started before runs recorded one): ``trace_id``, the run span's ``span_id``, the
+    ``parent_id`` of the span that started the run (or None), and its ``traceparent``."""
+    recorded = of_run(first.trace if isinstance(first, RunStarted) else None, run_id)
+    data = recorded.to_data()
+    return {"trace_id": data["trace_id"], "span_id": data["span_id"],
+            "parent_id": data.get("parent_id"), "traceparent": recorded.traceparent}  # fmt: skip
 
 
 def trigger_document(store: Store, first: Any) -> dict[str, Any] | None:

@@ -216,6 +216,14 @@ def run_report(plan: Plan, history: Iterable[StoredEvent]) -> RunReport:
 
 def describe_wait(report: NodeReport, run_id: str) -> str:
     """What a waiting node waits for, in words, with the command that ends the wait."""
+    what, command = wait_parts(report, run_id)
+    return what if command is None else f"{what}: {command}"
+
+
+def wait_parts(report: NodeReport, run_id: str) -> tuple[str, str | None]:
+    """What a waiting node waits for, in words, and apart from it the command that ends
+    the wait (None: it ends by itself), so a narrow console can put the command on a
+    line of its own rather than break it."""
     from datetime import datetime
 
     details = report.wait or {}
@@ -224,14 +232,15 @@ def describe_wait(report: NodeReport, run_id: str) -> str:
     short = run_id[:8]
     if report.waits_for == "approval":
         who = ", ".join(details.get("assignees") or []) or details.get("role") or "anyone"
-        return (f"approval {details.get('title')!r} by {who}{due}: "
+        return (f"approval {details.get('title')!r} by {who}{due}",
                 f"keel approve {short} {report.id} (or keel reject)")  # fmt: skip
     if report.waits_for == "timer":
-        return f"timer until {details.get('until')}"
+        return f"timer until {details.get('until')}", None
     if report.waits_for == "signal":
         name = details.get("signal")
-        return f"signal {name!r}{due}: keel signal {short} {name} --data JSON"
+        return f"signal {name!r}{due}", f"keel signal {short} {name} --data JSON"
     if report.waits_for == "subworkflow":
         child = str(details.get("run_id", ""))
-        return f"child run {child[:8]} (workflow {details.get('workflow')}): keel show {child[:8]}"
-    return str(report.waits_for)
+        return (f"child run {child[:8]} (workflow {details.get('workflow')})",
+                f"keel show {child[:8]}")  # fmt: skip
+    return str(report.waits_for), None

@@ -11,8 +11,10 @@ Worked out in three steps, so the rules are one pure function tested without tim
   starts in its rate windows, its child runs;
 - ``explain`` turns state, times and facts at ``now`` into a ``RunWhy``.
 
-A queued attempt is held back by the first of: the run's pause, its retry backoff, its
-circuit, its concurrency key, its rate key, the lack of a live worker for its queue;
+A queued attempt is held back by the first of: the run's pause, what put it on the
+queue for later (a retry's backoff; workers that gave it back for want of its code, said
+as such until one with the code takes it; else just "available at"), its circuit, its
+concurrency key, its rate key, the lack of a live worker for its queue;
 those that hold too are listed after it (``also``), as they would hold it next. The
 checks are the claim's own (``keel.store.limits``, the ``free`` queries), read rather
 than taken, so what ``keel why`` says is what the next claim will find.
@@ -21,8 +23,10 @@ than taken, so what ``keel why`` says is what the next claim will find.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from keel.engine.events import (
     NodeAwaiting,
@@ -33,14 +37,19 @@ from keel.engine.events import (
     RunUnpaused,
 )
 from keel.engine.plan import Plan
+from keel.engine.reclaims import lacked_code
 from keel.engine.state import ENDED, NodeState, NodeStatus, RunState, RunStatus, apply, is_finished
 from keel.errors import RunNotFoundError
+from keel.runtime.views.activity import run_activity
 from keel.runtime.views.why_reasons import (
+    AvailableLater,
     CircuitOpen,
     ConcurrencyFull,
+    GaveBack,
     Holder,
     LeaseHolderGone,
     MapParallelFull,
+    NoCode,
     NodeWhy,
     NoLiveWorker,
     Paused,
@@ -69,15 +78,24 @@ from keel.store.records import CircuitState, Lease, QueuedAttempt, RunRecord, St
 READY_LIMIT = 1000
 
 Place = tuple[str, int | None]
+#: one attempt: node, item, attempt number
+Attempt = tuple[str, int | None, int]
+#: what put an attempt on the queue last: its scheduling (a retry: with a backoff), a
+#: worker giving it back for want of its code, or a reclaim (its worker died or stopped)
+Cause = Literal["scheduled", "retry", "no_code", "reclaimed"]
 
 
 @dataclass(slots=True)
 class Timeline:
     """What the history says that the state does not keep."""
 
-    #: when each attempt (node, item) went on the queue last: scheduled (its backoff
-    #: passed) or reclaimed
+    #: when each attempt (node, item) went on the queue last (not when it is due: a
+    #: retry's backoff, a give-back's delay, are the queue row's ``available_at``)
     queued_at: dict[Place, float] = field(default_factory=dict)
+    #: what put it there
+    queued_by: dict[Place, Cause] = field(default_factory=dict)
+    #: each attempt's give-backs for want of its code, in order: when, by which worker
+    gave_back: dict[Attempt, list[tuple[float, str]]] = field(default_factory=dict)
     #: when each attempt last started
     started_at: dict[Place, float] = field(default_factory=dict)
     #: when each waiting node's wait opened
@@ -94,10 +112,16 @@ def replay(plan: Plan, history: Sequence[StoredEvent], run_id: str) -> tuple[Run
         event = stored.event
         apply(state, event, stored.seq)
         if isinstance(event, NodeScheduled):
-            due = event.not_before if event.not_before is not None else stored.at
-            times.queued_at[(event.node, event.item)] = max(stored.at, due)
+            place = (event.node, event.item)
+            times.queued_at[place] = stored.at
+            times.queued_by[place] = "scheduled" if event.not_before is None else "retry"
         elif isinstance(event, NodeReclaimed):
-            times.queued_at[(event.node, event.item)] = stored.at
+            place = (event.node, event.item)
+            times.queued_at[place] = stored.at
+            times.queued_by[place] = "no_code" if lacked_code(event) else "reclaimed"
+            if lacked_code(event):
+                given = times.gave_back.setdefault((*place, event.attempt), [])
+                given.append((stored.at, event.owner))
         elif isinstance(event, NodeStarted):
             times.started_at[(event.node, event.item)] = stored.at
         elif isinstance(event, NodeAwaiting):
@@ -175,13 +199,18 @@ def _lineage(store: Store, record: RunRecord) -> frozenset[str]:
 def run_why(store: Store, record: RunRecord, plan: Plan, now: float) -> RunWhy:
     """Why the run ``record`` (whose plan is ``plan``) has not ended, at ``now``."""
     state, times = replay(plan, store.history(record.id), record.id)
-    return explain(record, state, times, gather(store, record, state, now), now)
+    # what it is doing, as ``keel runs`` and ``keel show`` say it (the history's status)
+    doing = run_activity(store, dataclasses.replace(record, status=state.status.value), now)
+    return explain(record, state, times, gather(store, record, state, now), now,
+                   activity=None if doing is None else doing.text)  # fmt: skip
 
 
 def explain(
-    record: RunRecord, state: RunState, times: Timeline, facts: StoreFacts, now: float
-) -> RunWhy:
-    """The reason of every node not ended (pure: state, times and facts at ``now``)."""
+    record: RunRecord, state: RunState, times: Timeline, facts: StoreFacts, now: float,
+    *, activity: str | None = None,
+) -> RunWhy:  # fmt: skip
+    """The reason of every node not ended (pure: state, times and facts at ``now``);
+    ``activity``: what the run is doing in words (``keel.runtime.views.activity``)."""
     paused = None
     if state.status is RunStatus.PAUSED:
         by, since, reason = times.paused or (None, None, "")
@@ -193,7 +222,8 @@ def explain(
         for node_id in (*plan.graph_nodes, *plan.side_steps):
             nodes.extend(explainer.node(node_id))
     return RunWhy(run_id=record.id, workflow=record.workflow, status=state.status.value,
-                  at=now, paused=paused, nodes=nodes, truncated=facts.truncated)  # fmt: skip
+                  activity=activity, at=now, paused=paused, nodes=nodes,
+                  truncated=facts.truncated)  # fmt: skip
 
 
 class _Explainer:
@@ -326,14 +356,9 @@ class _Explainer:
         ready, now = row.ready, self.now
         if row.held or self.paused is not None:
             yield self.paused or Paused(by=None, since=None)
-        if ready.available_at > now:
-            error = self.state.nodes[node_id].error
-            yield RetryBackoff(
-                until=ready.available_at,
-                attempt=ready.attempt - self.state.nodes[node_id].attempt_base,
-                max_attempts=self.plan.nodes[node_id].max_attempts,
-                error=None if error is None else f"{error.type}: {error.message}",
-            )  # fmt: skip
+        delayed = self._delayed(node_id, place, row)
+        if delayed is not None:
+            yield delayed
         circuit = self.facts.circuits.get(ready.circuit or "")
         if circuit is not None:
             is_open = circuit.open_until is not None and circuit.open_until > now
@@ -357,6 +382,46 @@ class _Explainer:
                                   until=free_at)  # fmt: skip
         yield from self._worker(place, row)
 
+    def _delayed(self, node_id: str, place: Place, row: QueuedAttempt) -> Reason | None:
+        """What put the attempt on the queue for later, by what put it there last: a
+        retry (its backoff), workers without its code (said even once it is available
+        again: the next worker may lack it too), else whatever it was (just when)."""
+        ready, cause = row.ready, self.times.queued_by.get(place)
+        if cause == "no_code":
+            return self._no_code(node_id, place, row)
+        if ready.available_at <= self.now:
+            return None
+        if cause == "retry":
+            error = self.state.nodes[node_id].error
+            return RetryBackoff(
+                until=ready.available_at,
+                attempt=ready.attempt - self.state.nodes[node_id].attempt_base,
+                max_attempts=self.plan.nodes[node_id].max_attempts,
+                error=None if error is None else f"{error.type}: {error.message}",
+            )  # fmt: skip
+        return AvailableLater(queue=ready.queue, since=self._queued_since(place),
+                              at=ready.available_at)  # fmt: skip
+
+    def _no_code(self, node_id: str, place: Place, row: QueuedAttempt) -> NoCode:
+        """The workers that gave this attempt back for want of its code, and when."""
+        ready = row.ready
+        given = self.times.gave_back.get((*place, ready.attempt), [])
+        counts: dict[str, int] = {}
+        for _, owner in given:
+            counts[owner] = counts.get(owner, 0) + 1
+        return NoCode(
+            task=self.plan.nodes[node_id].task, queue=ready.queue,
+            workers=[GaveBack(owner=owner, times=times) for owner, times in counts.items()],
+            since=min(given[0][0], self.now) if given else self.now,
+            next_try=ready.available_at if ready.available_at > self.now else None,
+        )  # fmt: skip
+
+    def _queued_since(self, place: Place) -> float | None:
+        """When the attempt went on the queue: at the latest now (the history's times
+        are the writers' clocks, which may run ahead of the reader's)."""
+        since = self.times.queued_at.get(place)
+        return None if since is None else min(since, self.now)
+
     def _serves(self, worker: WorkerRecord, queue: str) -> bool:
         """Whether ``worker`` takes this run's attempts on ``queue`` (a worker of given
         runs takes theirs and their child runs', whatever the queue: as
@@ -368,7 +433,7 @@ class _Explainer:
     def _worker(self, place: Place, row: QueuedAttempt) -> Iterator[Reason]:
         """No live worker for it (a reason), or one (said only if nothing else holds it:
         then it is just queued, waiting for its turn)."""
-        queue, since = row.ready.queue, self.times.queued_at.get(place)
+        queue, since = row.ready.queue, self._queued_since(place)
         if any(self._serves(worker, queue) for worker in self.live):
             yield Queued(queue=queue, since=since)
             return

@@ -68,6 +68,44 @@ class RetryBackoff(_Reason):
     error: str | None
 
 
+class GaveBack(BaseModel):
+    """A worker that took an attempt and gave it back, having no code for its task."""
+
+    model_config = ConfigDict(frozen=True)
+
+    owner: str
+    times: int
+
+
+class NoCode(_Reason):
+    """The workers that took it have no code for its task, and gave it back for one
+    that has (``keel.runtime.worker.missing_code``): it waits for a worker that loaded
+    the task's module. Not a retry: the attempt keeps its number. It fails once the
+    worker that takes it finds its first give-back older than that worker's
+    ``code_wait`` (a worker setting, 300 s by default, so not known here)."""
+
+    kind: Literal["no_code"] = "no_code"
+    task: str
+    queue: str
+    #: who gave this attempt back, and how often, first giver first
+    workers: list[GaveBack]
+    #: the first give-back of this attempt: ``code_wait`` counts from it
+    since: float
+    #: when it may be taken again (None: now)
+    next_try: float | None
+
+
+class AvailableLater(_Reason):
+    """Queued, and not to be taken before ``at``, for a cause its history does not
+    name (a retry's backoff and a give-back for want of code are said as such)."""
+
+    kind: Literal["available_later"] = "available_later"
+    queue: str
+    #: when it was queued
+    since: float | None
+    at: float
+
+
 class Holder(BaseModel):
     """An attempt holding a concurrency key."""
 
@@ -121,15 +159,20 @@ class Paused(_Reason):
 
 
 class NoLiveWorker(_Reason):
-    """Queued, and no live worker takes its queue (nor executes this run)."""
+    """Queued, and no live worker takes its queue (nor executes this run). The store
+    keeps no row of a worker that stopped cleanly (it removes its own), only of one
+    that was killed, until it is forgotten: so whether a worker ever took the queue is
+    not known, only when a killed one was last seen."""
 
     kind: Literal["no_worker"] = "no_worker"
     queue: str
+    #: when it was queued
     since: float | None
-    #: seconds without a live worker for it: since it was queued, or since the last
-    #: worker that took its queue was seen, whichever is later
+    #: seconds since it was queued, or since a worker of its queue that the store still
+    #: lists was last seen, whichever is later
     for_seconds: float
-    #: when a worker of its queue was last seen (None: never, as far as the store knows)
+    #: when a worker of its queue that the store still lists was last seen (None: the
+    #: store lists none; workers that stopped cleanly are not listed)
     last_seen: float | None
 
 
@@ -138,6 +181,7 @@ class Queued(_Reason):
 
     kind: Literal["queued"] = "queued"
     queue: str
+    #: when it was queued (never after the time the reasons were worked out at)
     since: float | None
 
 
@@ -147,7 +191,8 @@ class LeaseHolderGone(_Reason):
 
     kind: Literal["dead_lease"] = "dead_lease"
     owner: str
-    #: when that worker was last seen (None: it never listed itself as a live worker)
+    #: when that worker was last seen (None: the store does not list it: it never
+    #: listed itself, or it stopped cleanly and removed its row)
     last_seen: float | None
     lease_expires: float | None
 
@@ -196,9 +241,9 @@ class Stalled(_Reason):
 
 Reason = Annotated[
     WaitsForParents | WaitsForApproval | WaitsForTimer | WaitsForSignal | WaitsForChildRun
-    | RetryBackoff | ConcurrencyFull | RateLimited | CircuitOpen | Paused | NoLiveWorker
-    | Queued | LeaseHolderGone | Running | RunParallelFull | MapParallelFull | RunFailing
-    | Stalled,
+    | RetryBackoff | NoCode | AvailableLater | ConcurrencyFull | RateLimited | CircuitOpen
+    | Paused | NoLiveWorker | Queued | LeaseHolderGone | Running | RunParallelFull
+    | MapParallelFull | RunFailing | Stalled,
     Field(discriminator="kind"),
 ]  # fmt: skip
 
@@ -237,6 +282,9 @@ class RunWhy(BaseModel):
     run_id: str
     workflow: str
     status: str
+    #: what the run is doing, in the words of ``keel runs`` and ``keel show``
+    #: (``keel.runtime.views.activity``; None: it ended or is paused)
+    activity: str | None = None
     #: the store's time the reasons were worked out at
     at: float
     #: the run is paused: by whom and since when

@@ -6,13 +6,13 @@ setting can come from several places. The first source that sets a key wins:
 1. command-line flags;
 2. environment variables ``KEEL_WORKER_MODULES``, ``KEEL_QUEUES``, ``KEEL_ALLOW`` (all
    comma-separated), ``KEEL_CONCURRENCY``, ``KEEL_CODE_WAIT``, ``KEEL_INLINE`` (true/false,
-   1/0, yes/no or on/off, in any case), ``KEEL_METRICS_PORT``, ``KEEL_METRICS_HOST`` and
-   ``KEEL_DATABASE_URL``;
+   1/0, yes/no or on/off, in any case), ``KEEL_METRICS_PORT``, ``KEEL_METRICS_HOST``,
+   ``KEEL_LOG_FORMAT`` and ``KEEL_DATABASE_URL``;
 3. ``keel.toml``;
 4. the ``[tool.keel]`` table of ``pyproject.toml``;
 5. built-in defaults (no modules, every queue, 8 attempts at once, the default store,
    no plain functions allowed, 300 s of waiting for a worker with a task's code, inline
-   on, no metrics port, metrics on 127.0.0.1).
+   on, no metrics port, metrics on 127.0.0.1, text logs).
 
 ``allow`` lists plain functions (``module:function``) the worker may run besides the
 ``@keel.task`` functions of the code it loads (see ``keel.runtime.execution.task_access``);
@@ -21,6 +21,7 @@ back for other workers before it fails; ``inline`` lets a sync task proven fast 
 the worker's own thread (``WorkerOptions.inline``): off for a worker whose tasks may block.
 ``metrics_port`` serves the worker's Prometheus metrics over plain HTTP, without a
 token, on ``metrics_host`` (the loopback unless changed: see ``keel worker --help``).
+``log_format`` is ``text`` or ``json`` (one object per line: ``keel.runtime.log_lines``).
 
 The config file is found by walking up from the current folder to the first folder that
 holds a ``keel.toml`` or a ``pyproject.toml`` with a ``[tool.keel]`` table; when that
@@ -54,8 +55,9 @@ DEFAULT_CONCURRENCY = 8
 DEFAULT_CODE_WAIT = 300.0
 DEFAULT_INLINE = True
 DEFAULT_METRICS_HOST = "127.0.0.1"
+DEFAULT_LOG_FORMAT = "text"
 KEYS = ("modules", "queues", "concurrency", "database_url", "allow", "code_wait", "inline",
-        "metrics_port", "metrics_host")  # fmt: skip
+        "metrics_port", "metrics_host", "log_format")  # fmt: skip
 ENVIRONMENT = {
     "modules": "KEEL_WORKER_MODULES",
     "queues": "KEEL_QUEUES",
@@ -66,6 +68,7 @@ ENVIRONMENT = {
     "inline": "KEEL_INLINE",
     "metrics_port": "KEEL_METRICS_PORT",
     "metrics_host": "KEEL_METRICS_HOST",
+    "log_format": "KEEL_LOG_FORMAT",
 }
 #: the name each setting has on the command line, used in error messages
 FLAGS = {
@@ -78,6 +81,7 @@ FLAGS = {
     "inline": "--inline/--no-inline",
     "metrics_port": "--metrics-port",
     "metrics_host": "--metrics-host",
+    "log_format": "--log-format",
 }
 #: tables of the config file that other parts of keel read (the alert rules and their
 #: notifiers: ``keel.runtime.alerts.config``), not worker settings
@@ -120,6 +124,8 @@ class WorkerConfig:
     metrics_port: int | None = None
     #: the address the metrics are served on
     metrics_host: str = DEFAULT_METRICS_HOST
+    #: how the process writes its log: ``text`` or ``json`` (``keel.runtime.log_lines``)
+    log_format: str = DEFAULT_LOG_FORMAT
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +147,7 @@ class _Layer:
     inline: _Found[bool] | None = None
     metrics_port: _Found[int] | None = None
     metrics_host: _Found[str] | None = None
+    log_format: _Found[str] | None = None
 
 
 def load_worker_config(
@@ -154,6 +161,7 @@ def load_worker_config(
     inline: bool | None = None,
     metrics_port: int | None = None,
     metrics_host: str | None = None,
+    log_format: str | None = None,
     cwd: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> WorkerConfig:
@@ -175,6 +183,7 @@ def load_worker_config(
         "inline": inline,
         "metrics_port": metrics_port,
         "metrics_host": metrics_host,
+        "log_format": log_format,
     }
     given = {key: value for key, value in flags.items() if value is not None}
     labels = {key: f"flag ({FLAGS[key]})" for key in given}
@@ -197,7 +206,10 @@ def load_worker_config(
     host, sources["metrics_host"] = _pick(
         layers, lambda layer: layer.metrics_host, DEFAULT_METRICS_HOST
     )
-    return WorkerConfig(mods, qs, conc, url, sources, root, allowed, wait, runs_inline, port, host)
+    logs, sources["log_format"] = _pick(layers, lambda layer: layer.log_format, DEFAULT_LOG_FORMAT)
+    return WorkerConfig(
+        mods, qs, conc, url, sources, root, allowed, wait, runs_inline, port, host, logs
+    )
 
 
 def _pick(
@@ -308,6 +320,7 @@ def _parse_layer(
         inline=found("inline", _inline),
         metrics_port=found("metrics_port", _metrics_port),
         metrics_host=found("metrics_host", _metrics_host),
+        log_format=found("log_format", _log_format),
     )
 
 
@@ -438,3 +451,10 @@ def _metrics_host(label: str, value: object) -> str:
             f"a host name), got {value!r}"
         )
     return value.strip()
+
+
+def _log_format(label: str, value: object) -> str:
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word not in ("text", "json"):
+        raise WorkerConfigError(f"{label}: log_format must be text or json, got {value!r}")
+    return word

@@ -44,9 +44,12 @@ from keel.errors import StoreError, StoreUnavailableError
 from keel.runtime.clock import Clock, RunClock, clock_for, with_pacing
 from keel.runtime.execution.executor import Executor
 from keel.runtime.execution.invoke import Invocation, Outcome, TaskCatalog, make_context
+from keel.runtime.execution.task_logs import TaskLogs, about
 from keel.runtime.operations.control import record_run
 from keel.runtime.runs import RunCache
+from keel.runtime.tracing import attempts, run_spans
 from keel.runtime.triggers.schedule_pump import SchedulePump
+from keel.runtime.worker.attempt_lines import tell
 from keel.runtime.worker.claiming import Claiming
 from keel.runtime.worker.late_results import LateResults
 from keel.runtime.worker.lease_keeping import LeaseKeeper
@@ -79,6 +82,10 @@ def _key(lease: Lease) -> tuple[str, str, int | None]:
     return lease.run_id, lease.node, lease.item
 
 
+def _attempt(lease: Lease) -> tuple[str, str, int | None, int]:
+    return lease.run_id, lease.node, lease.item, lease.attempt
+
+
 class Worker:
     def __init__(
         self,
@@ -103,6 +110,8 @@ class Worker:
         self.executor = Executor(opts.concurrency, inline=opts.inline)
         #: attempts started whose outcome is not recorded yet
         self._running: dict[tuple[str, str, int | None], Lease] = {}
+        #: what the tasks of those attempts log through ``ctx.logger``, until written
+        self.task_logs = TaskLogs(self._running, store.keep_task_logs)
         self.outcomes = Outcomes(self.clock, gather=opts.gather, running=self._running.__len__,
                                  woken=lambda message: self.wakeups.handle(message))  # fmt: skip
         self._stop_listening = store.listen(self.outcomes.wake)
@@ -125,6 +134,7 @@ class Worker:
             aside_for=5 * opts.poll if fallback is None else fallback,
             timer_due=lambda: self.timers.look_now(),
             outbox_due=lambda: self.outbox.look_now(), metering=self.metering,
+            task_logs=self.task_logs,
         )  # fmt: skip
         self.leases = LeaseKeeper(store, self.owner, self.clock, lease_for=opts.lease_for,
                                   reclaim_every=opts.reclaim_every)  # fmt: skip
@@ -144,6 +154,7 @@ class Worker:
         if opts.announce:
             every = min(opts.lease_for, LIVE_WITHIN) / 3
             self._presence = Presence(store, self.owner, opts.queues, every=every, runs=opts.runs)
+        self.watch.on_ended = run_spans.emitter(store, self.cache.state)
 
     # --- running ----------------------------------------------------------------------------
 
@@ -239,6 +250,7 @@ class Worker:
         if self.late.due():
             self.late.run(now)
         self.outbox.run(now)
+        self.task_logs.flush(self.clock.monotonic)
         if self.schedules is not None and run_ids is None:
             self.schedules.run(now)
 
@@ -278,7 +290,7 @@ class Worker:
         for lease in self.executor.overdue_keys():  # daemon threads: they end with us
             node = lease.node if lease.item is None else f"{lease.node}[{lease.item}]"
             log.warning("run %s: abandoned the timed-out thread of node %s, attempt %d",
-                        lease.run_id[:8], node, lease.attempt)  # fmt: skip
+                        lease.run_id[:8], node, lease.attempt, extra=about(lease))  # fmt: skip
 
     def announce(self) -> None:
         """List this worker in the live workers now (with ``announce``), before its
@@ -328,6 +340,7 @@ class Worker:
             self.claims.look_now()
             if self.metering is not None:
                 self.metering.reclaimed(events)
+            tell(events)
         for stored in events:
             self.cache.observe(stored)
         self.watch.observe(events)
@@ -382,21 +395,25 @@ class Worker:
         plan = state.plan.nodes[lease.node]
         node = state.nodes[lease.node]
         args = node.args if lease.item is None else node.item_args.get(lease.item)
-        ctx = make_context(
-            lease.run_id, state.plan.spec.name, lease.node, lease.attempt, lease.item
-        )
+        workflow = state.plan.spec.name
+        span = attempts.start_attempt(lease.run_id, workflow, lease.node, lease.attempt,
+                                      lease.item, plan.queue, state.trace)  # fmt: skip
+        ctx = make_context(lease.run_id, workflow, lease.node, lease.attempt, lease.item, span)
         invocation = Invocation(
             self.catalog, plan.task, dict(args or {}), ctx, plan.retry, plan.isolation
         )
         self._running[_key(lease)] = lease
+        done = attempts.ending(span, self._done)
         refused = self.catalog.refusal(plan.task, plan.retry)
         if refused is not None:  # not to run here: recorded (or given back) next turn
-            self._done(lease, refused)
+            done(lease, refused)
             return
-        self.executor.submit(lease, invocation, plan.timeout, self._done, self.late.put,
+        self.executor.submit(lease, invocation, plan.timeout, done, self.late.put,
                              alone=alone)  # fmt: skip
 
     def _done(self, lease: Lease, outcome: Outcome) -> None:
+        if outcome.logs is not None:  # lines a child process sent back
+            self.task_logs.absorb(_attempt(lease), outcome.logs)
         self.outcomes.put(lease, outcome)
 
     # --- record -----------------------------------------------------------------------------
@@ -408,7 +425,9 @@ class Worker:
         )
         self._begin(claimed)
         self.watch.observe(recorded + [item.started for item in claimed])
+        tell(recorded)
         return len(recorded)
 
     def _over(self, lease: Lease) -> None:
         self._running.pop(_key(lease), None)
+        self.task_logs.end(_attempt(lease))

@@ -28,6 +28,7 @@ from keel.engine.events import (
     RunCancelled,
     RunCompleted,
     RunEnded,
+    RunLate,
     RunStarted,
 )
 from keel.store.records import Claimed, StoredEvent
@@ -91,6 +92,9 @@ class Metering:
                 self._node(workflow, event.node).retried()
             elif isinstance(event, RunStarted):
                 self._child("started", event.workflow).inc()
+            elif isinstance(event, RunLate):
+                workflow = workflow or self.workflow_of(run_id)
+                self._child("late", workflow).inc()
             elif isinstance(event, RunEnded):
                 workflow = workflow or self.workflow_of(run_id)
                 self._child("finished", workflow, STATUS.get(type(event), "failed")).inc()
@@ -137,7 +141,8 @@ class Metering:
                 workflow, node, error_type = labels
                 labels = (workflow, node, m.error_label(workflow, error_type))
             family = {"lag": m.queue_lag, "started": m.runs_started,
-                      "finished": m.runs_finished, "failure": m.failures}[metric]  # fmt: skip
+                      "finished": m.runs_finished, "failure": m.failures,
+                      "late": m.runs_late}[metric]  # fmt: skip
             child = self._children[key] = family.labels(*labels)
         return child
 

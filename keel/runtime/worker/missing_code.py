@@ -3,9 +3,10 @@ while, then fail it.
 
 Workers may load different code (one per team, per queue, per host), and a run may be
 claimed by one that lacks its tasks' module. That is not the task's failure: the worker
-records a ``NodeReclaimed`` whose reason says which worker had no code for which task,
-and puts the same attempt back on the queue a little later (the delay doubles, up to
-``MAX_DELAY``), so that another worker takes it. How long this goes on is derived from
+records a ``NodeReclaimed`` whose reason says which worker had no code for which task
+(worded by ``keel.engine.reclaims``, by which ``keel why`` knows it too), and puts the
+same attempt back on the queue a little later (the delay doubles, up to ``MAX_DELAY``),
+so that another worker takes it. How long this goes on is derived from
 the history, not from memory: once the first such release of the attempt is
 ``code_wait`` seconds old, the attempt fails, not to be retried, saying no worker had
 the code. With ``code_wait`` 0 (``keel run``, ``keel resume``: the process loaded the
@@ -17,11 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from keel.engine.events import ErrorInfo, Event, NodeFailed, NodeReclaimed
+from keel.engine.reclaims import lacked_code, no_code_reason
 from keel.store.records import Lease, StoredEvent
 
-#: how a release's reason reads; ``releases`` finds them by it
-REASON = "worker {owner} has no code for task {task}"
-_MARKER = " has no code for task "
 FIRST_DELAY = 0.5
 MAX_DELAY = 30.0
 
@@ -34,7 +33,7 @@ def releases(history: Sequence[StoredEvent], lease: Lease) -> list[StoredEvent]:
         if isinstance(stored.event, NodeReclaimed)
         and (stored.event.node, stored.event.item, stored.event.attempt)
         == (lease.node, lease.item, lease.attempt)
-        and _MARKER in stored.event.reason
+        and lacked_code(stored.event)
     ]
 
 
@@ -68,7 +67,7 @@ def missing_code(
         return NodeFailed(node=lease.node, attempt=lease.attempt, error=error,
                           item=lease.item), None  # fmt: skip
     delay = min(FIRST_DELAY * 2 ** min(len(earlier), 16), MAX_DELAY, max(code_wait - waited, 0.0))
-    reason = REASON.format(owner=lease.owner, task=task)
+    reason = no_code_reason(lease.owner, task)
     event = NodeReclaimed(node=lease.node, attempt=lease.attempt, owner=lease.owner,
                           reason=reason, item=lease.item)  # fmt: skip
     return event, now + delay

@@ -32,6 +32,7 @@ from keel.errors import (
 from keel.runtime.clock import Clock
 from keel.runtime.execution.invoke import Outcome
 from keel.runtime.execution.task_access import CODE_MISSING
+from keel.runtime.execution.task_logs import TaskLogs, about
 from keel.runtime.runs import RunCache
 from keel.runtime.worker import transitions
 from keel.runtime.worker.claiming import Claiming
@@ -59,10 +60,12 @@ class Recorder:
         timer_due: Callable[[], None],
         outbox_due: Callable[[], None],
         metering: Metering | None = None,
+        task_logs: TaskLogs | None = None,
     ) -> None:
         """``aside_for``: seconds to stand aside once an attempt given back is available
         again; ``timer_due``: called when a commit set a timer due at once; ``metering``:
-        counts what each commit recorded (None: no metrics)."""
+        counts what each commit recorded (None: no metrics); ``task_logs``: the lines of
+        the attempts, recorded with their outcomes."""
         self.store = store
         self.cache = cache
         self.clock = clock
@@ -73,6 +76,7 @@ class Recorder:
         self.timer_due = timer_due
         self.outbox_due = outbox_due
         self.metering = metering
+        self.task_logs = task_logs
 
     def record(
         self,
@@ -126,9 +130,10 @@ class Recorder:
                 continue
             over(lease)
             if isinstance(result.error, LeaseLostError):
-                log.info("discarded an outcome: %s", result.error)
+                log.info("discarded an outcome: %s", result.error, extra=about(lease))
             else:
-                log.error("cannot record an outcome of run %s: %s", lease.run_id, result.error)
+                log.error("cannot record an outcome of run %s: %s", lease.run_id, result.error,
+                          extra=about(lease))  # fmt: skip
         return recorded, claimed
 
     def _transition(self, lease: Lease, outcome: Outcome, now: float) -> Transition | None:
@@ -138,14 +143,20 @@ class Recorder:
             return None
         error = outcome.error
         if error is None or error.type != CODE_MISSING:
-            return transitions.recorded(state, lease, outcome, now, self.cache)
+            transition = transitions.recorded(state, lease, outcome, now, self.cache)
+            if self.task_logs is None:
+                return transition
+            lines = self.task_logs.closing(
+                (lease.run_id, lease.node, lease.item, lease.attempt), now
+            )
+            return transitions.keeping(transition, lines)
         transition, again_at = transitions.given_back(
             self.store.history(lease.run_id), state, lease, state.plan.nodes[lease.node].task,
             error.message, now=now, code_wait=self.code_wait, cache=self.cache,
         )  # fmt: skip
         if again_at is not None:
             log.info("run %s: %s given back for another worker: %s", lease.run_id, lease.node,
-                     error.message)  # fmt: skip
+                     error.message, extra=about(lease))  # fmt: skip
             self.claims.stand_aside(self.clock.monotonic() + again_at - now, self.aside_for)
         return transition
 

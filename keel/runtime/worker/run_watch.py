@@ -1,6 +1,7 @@
 """What the worker learns from the events it records: which runs ended, and the child
 runs of the runs it executes (``Worker.run_until_finished`` executes those too); and
-handing every recorded event to the caller's observer (``keel run``'s live view)."""
+handing every recorded event to the caller's observer (``keel run``'s live view), and
+each run end to ``on_ended`` (the run's span: ``keel.runtime.tracing.run_spans``)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ class RunWatch:
         self.ended: set[str] = set()
         #: child runs of the runs this worker executes, not ended yet
         self.children: set[str] = set()
+        #: told of each run end this worker records
+        self.on_ended: Callable[[StoredEvent], None] | None = None
 
     def observe(self, events: list[StoredEvent]) -> None:
         if not events:
@@ -32,6 +35,8 @@ class RunWatch:
             if isinstance(event, RunEnded):
                 self.ended.add(stored.run_id)
                 self.children.discard(stored.run_id)
+                if self.on_ended is not None:
+                    self.on_ended(stored)
             elif isinstance(event, NodeAwaiting) and event.waits_for == "subworkflow":
                 self.children.add(str(event.details["run_id"]))
         if self.observer is not None:

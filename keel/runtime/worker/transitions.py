@@ -3,7 +3,8 @@
 Every place the worker builds a ``Transition`` or adds to one is here: recording an
 attempt's outcome (counted against its circuit breaker), giving an attempt back for want
 of code, firing a due timer, discarding a late result, leasing what a transition makes
-ready to this worker (lease-on-commit); and the two things the worker learns from a
+ready to this worker (lease-on-commit), keeping what the attempt's task logged with
+its outcome; and the two things the worker learns from a
 commit (it queued work it did not lease; it set a timer due at once). The loop and the
 pumps call these and never touch a transition's fields themselves, so a change to
 ``Transition`` is an edit of this module.
@@ -21,11 +22,13 @@ from keel.runtime.runs import RunCache, advance, ready_row
 from keel.runtime.worker.missing_code import missing_code
 from keel.runtime.worker.timers import timer_causes
 from keel.store.records import CircuitOutcome, Lease, StoredEvent, Timer
+from keel.store.task_logs import AttemptLines
 from keel.store.writes import (
     ClearTimer,
     Committed,
     CountCircuit,
     Enqueue,
+    KeepLogs,
     LeaseRequest,
     Notify,
     SetTimer,
@@ -50,6 +53,12 @@ def recorded(
     if plan.circuit is not None:
         transition = _with_circuit(transition, plan, outcome)
     return transition
+
+
+def keeping(transition: Transition, lines: AttemptLines | None) -> Transition:
+    """The transition that records an outcome, with the lines its task logged (if any):
+    they commit with it, or neither does."""
+    return transition if lines is None else transition.adding(KeepLogs(lines))
 
 
 def _with_circuit(transition: Transition, plan: NodePlan, outcome: Outcome) -> Transition:

@@ -3,8 +3,9 @@
 
 Both answer only once the runs are recorded: 201 when this request started one, 200
 when every run it names was started before (the same delivery or message again) or no
-trigger took it (``runs`` is empty). A payload a workflow's input schema refuses is a
-422 and starts nothing for that workflow.
+trigger took it (``runs`` is empty). A payload a workflow refuses (its input schema, a
+filter or mapping that cannot be evaluated) is a 422 naming each workflow that refused,
+and starts nothing, for any workflow.
 """
 
 from __future__ import annotations
@@ -70,7 +71,10 @@ Signature = Annotated[str | None, Header(alias="X-Keel-Signature",
                                                      "of t.delivery.body>")]  # fmt: skip
 
 
-@router.post("/hooks/{path:path}", status_code=201, responses=_ANSWERS)
+# one function, a route per method: one route for both would give both methods the same
+# operationId (FastAPI derives it per route), which OpenAPI forbids and FastAPI warns of
+@router.api_route("/hooks/{path:path}", methods=["PUT"], status_code=201, responses=_ANSWERS)
+@router.api_route("/hooks/{path:path}", methods=["POST"], status_code=201, responses=_ANSWERS)
 async def hook(
     path: str,
     request: Request,
@@ -79,26 +83,8 @@ async def hook(
     delivery: Delivery = None,
     signature: Signature = None,
 ) -> dict[str, Any]:
-    """A signed delivery to the webhooks at ``/hooks/PATH`` (no token: the signature is
-    the sender's credential)."""
-    return await _delivered(path, request, response, served)
-
-
-@router.put("/hooks/{path:path}", status_code=201, responses=_ANSWERS)
-async def hook_put(
-    path: str,
-    request: Request,
-    response: Response,
-    served: Served,
-    delivery: Delivery = None,
-    signature: Signature = None,
-) -> dict[str, Any]:
-    """A signed delivery to the webhooks at ``/hooks/PATH`` that take PUT."""
-    return await _delivered(path, request, response, served)
-
-
-async def _delivered(path: str, request: Request, response: Response,
-                     served: Service) -> dict[str, Any]:  # fmt: skip
+    """A signed delivery to the webhooks at ``/hooks/PATH`` that take the request's
+    method (no token: the signature is the sender's credential)."""
     access: Access = request.app.state.access
     # no token to count by: a sender is counted by its address, before any work is done
     sender = request.client.host if request.client is not None else "unknown"

@@ -1,6 +1,6 @@
 """Runs: start (by deployed workflow name or version, at most once per
 ``Idempotency-Key``), list with server-side filters and a cursor, read one with its
-nodes, its history by sequence number, verify it, and act on it.
+nodes, its history by sequence number, what its tasks logged, verify it, and act on it.
 
 Every action is recorded with the token's identity as ``by``; nobody can declare
 another name over the API.
@@ -29,6 +29,7 @@ from keel.runtime.views.documents import (
     run_document,
     verification_document,
 )
+from keel.runtime.views.task_logs import log_line_document
 from keel.runtime.views.why import run_why
 from keel.runtime.views.why_reasons import RunWhy
 from keel.server.guard import needs
@@ -178,6 +179,30 @@ def history(
     more = bool(events) and events[-1].seq < record.last_seq
     return {"run_id": record.id, "events": [event_document(e) for e in events],
             "next_after": events[-1].seq if more else None}  # fmt: skip
+
+
+@router.get("/runs/{run_id}/logs")
+def logs(
+    run_id: str,
+    who: Reader,
+    served: Served,
+    node: Annotated[str | None, Query(description="only lines of this node")] = None,
+    attempt: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="only lines of this attempt")
+    ] = None,
+    after: Annotated[int, Query(ge=0, le=2**62, description="only lines after this seq")] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> dict[str, Any]:
+    """What the run's tasks logged through ``ctx.logger``, in the order written (as
+    ``keel logs``); ``next_after`` pages on. ``status`` is the run's, read before the
+    lines: to follow a running run, ask again with the last line's ``seq`` until its
+    status has ended and ``next_after`` is null."""
+    record = served.store.get_run(run_id)
+    lines = served.store.task_logs(record.id, node=node, attempt=attempt, after=after,
+                                   limit=limit)  # fmt: skip
+    return {"run_id": record.id, "status": record.status,
+            "lines": [log_line_document(line) for line in lines],
+            "next_after": lines[-1].seq if len(lines) == limit else None}  # fmt: skip
 
 
 @router.get("/runs/{run_id}/verify")

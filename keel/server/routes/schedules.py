@@ -59,7 +59,9 @@ def trigger(name: str, who: Actor, served: Served) -> dict[str, Any]:
 
 @router.post("/schedules/{name}/backfill")
 def backfill(name: str, body: Backfill, who: Actor, served: Served) -> dict[str, Any]:
-    """One run per slot from ``start`` to ``end`` (both included, RFC 3339 times)."""
+    """One run per slot from ``start`` to ``end`` (both included, RFC 3339 times; not
+    after now)."""
     started = schedule_views.backfill(served.store, served.plans, name, body.start.timestamp(),
-                                      body.end.timestamp(), metrics=served.metrics)  # fmt: skip
+                                      body.end.timestamp(), served.clock.now(),
+                                      metrics=served.metrics)  # fmt: skip
     return {"name": name, "slots": started}

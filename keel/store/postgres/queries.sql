@@ -53,6 +53,9 @@ INSERT INTO events (run_id, seq, at, kind, node, data, prev_hash) VALUES (%s, %s
 -- name: select_history
 SELECT run_id, seq, at, data, prev_hash FROM events WHERE run_id = %s AND seq > %s ORDER BY seq;
 
+-- name: select_first_event
+SELECT run_id, seq, at, data, prev_hash FROM events WHERE run_id = %s ORDER BY seq LIMIT 1;
+
 -- name: select_chain
 SELECT seq, at, data, prev_hash, kind, node FROM events WHERE run_id = %s ORDER BY seq;
 
@@ -425,11 +428,30 @@ SELECT 'outbox', NULL, count(*), NULL FROM outbox WHERE next_at IS NOT NULL
 UNION ALL
 SELECT 'workers', NULL, count(*), NULL FROM workers WHERE seen_at >= %(live_since)s
 UNION ALL
+SELECT 'late', workflow, count(*), NULL FROM runs
+WHERE late AND status IN ('pending', 'running', 'failing', 'paused') GROUP BY workflow
+UNION ALL
 SELECT 'alert', name, (state = 'firing')::int, NULL FROM alerts;
+
+-- name: last_task_log
+-- the run's last line number (read holding the run's row: the next lines follow it)
+SELECT max(seq) FROM task_logs WHERE run_id = %s;
+
+-- name: insert_task_log
+INSERT INTO task_logs (run_id, seq, node, item, attempt, at, level, message)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s);
+
+-- name: select_task_logs
+-- a page of a run's lines after seq %(after)s, of one node and one attempt when given
+SELECT run_id, seq, node, item, attempt, at, level, message FROM task_logs
+WHERE run_id = %(run)s AND seq > %(after)s
+  AND (%(node)s::text IS NULL OR node = %(node)s)
+  AND (%(attempt)s::integer IS NULL OR attempt = %(attempt)s)
+ORDER BY seq LIMIT %(limit)s;
 
 -- Alerts (keel.store.alerts, keel.runtime.alerts). The values rules compare, each one
 -- aggregate from an index: runs_ended (the runs that ended in a window), waits_by_kind
--- (approvals past their time), runs_late (late runs still going).
+-- (approvals past their time); late runs are the store's gauges'.
 
 -- name: ended_runs
 SELECT count(*), count(*) FILTER (WHERE status = 'failed') FROM runs
@@ -445,11 +467,6 @@ ORDER BY took LIMIT 1 OFFSET %(offset)s;
 
 -- name: overdue_approvals
 SELECT count(*) FROM waits WHERE waits_for = 'approval' AND until <= %s;
-
--- name: late_runs
-SELECT count(*) FROM runs
-WHERE late AND status NOT IN ('succeeded', 'failed', 'cancelled')
-  AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text);
 
 -- name: hold_alert_lease
 -- taken when free or expired, renewed by its holder; nothing changes otherwise

@@ -42,6 +42,9 @@ INSERT INTO events (run_id, seq, at, kind, node, data, prev_hash) VALUES (?, ?, 
 -- name: select_history
 SELECT run_id, seq, at, data, prev_hash FROM events WHERE run_id = ? AND seq > ? ORDER BY seq;
 
+-- name: select_first_event
+SELECT run_id, seq, at, data, prev_hash FROM events WHERE run_id = ? ORDER BY seq LIMIT 1;
+
 -- name: select_chain
 SELECT seq, at, data, prev_hash, kind, node FROM events WHERE run_id = ? ORDER BY seq;
 
@@ -384,11 +387,29 @@ SELECT 'outbox', NULL, count(*), NULL FROM outbox WHERE next_at IS NOT NULL
 UNION ALL
 SELECT 'workers', NULL, count(*), NULL FROM workers WHERE seen_at >= :live_since
 UNION ALL
+SELECT 'late', workflow, count(*), NULL FROM runs
+WHERE late AND status IN ('pending', 'running', 'failing', 'paused') GROUP BY workflow
+UNION ALL
 SELECT 'alert', name, state = 'firing', NULL FROM alerts;
+
+-- name: last_task_log
+-- the run's last line number (read under the write lock: the next lines follow it)
+SELECT max(seq) FROM task_logs WHERE run_id = ?;
+
+-- name: insert_task_log
+INSERT INTO task_logs (run_id, seq, node, item, attempt, at, level, message)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: select_task_logs
+-- a page of a run's lines after seq :after, of one node and one attempt when given
+SELECT run_id, seq, node, item, attempt, at, level, message FROM task_logs
+WHERE run_id = :run AND seq > :after AND (:node IS NULL OR node = :node)
+  AND (:attempt IS NULL OR attempt = :attempt)
+ORDER BY seq LIMIT :limit;
 
 -- Alerts (keel.store.alerts, keel.runtime.alerts). The values rules compare, each one
 -- aggregate from an index: runs_ended (the runs that ended in a window), waits_by_kind
--- (approvals past their time), runs_late (late runs still going).
+-- (approvals past their time); late runs are the store's gauges'.
 
 -- name: ended_runs
 SELECT count(*), coalesce(sum(status = 'failed'), 0) FROM runs
@@ -404,11 +425,6 @@ ORDER BY took LIMIT 1 OFFSET :offset;
 
 -- name: overdue_approvals
 SELECT count(*) FROM waits WHERE waits_for = 'approval' AND until <= ?;
-
--- name: late_runs
-SELECT count(*) FROM runs
-WHERE late AND status NOT IN ('succeeded', 'failed', 'cancelled')
-  AND (:workflow IS NULL OR workflow = :workflow);
 
 -- name: hold_alert_lease
 -- taken when free or expired, renewed by its holder; nothing changes otherwise

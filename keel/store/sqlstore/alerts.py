@@ -1,6 +1,7 @@
 """Alerts on a SQL database (see ``keel.store.alerts``): the reads rules compare, each
-one aggregate from an index; the lease of the one process that evaluates; the rules'
-states and their notifications, written together under that lease."""
+one aggregate from an index (late runs and queue ages are the gauges'); the lease of the
+one process that evaluates; the rules' states and their notifications, written together
+under that lease."""
 
 from __future__ import annotations
 
@@ -43,11 +44,6 @@ class SQLAlerts(SQLReader):
     def overdue_approvals(self, now: float) -> int:
         with self.dialect.read() as cur:
             return int(cur.execute(self.q["overdue_approvals"], (now,)).fetchone()[0])
-
-    def late_runs(self, *, workflow: str | None = None) -> int:
-        with self.dialect.read() as cur:
-            row = cur.execute(self.q["late_runs"], {"workflow": workflow}).fetchone()
-        return int(row[0])
 
     # --- the lease, the states and their notifications -----------------------------------
 

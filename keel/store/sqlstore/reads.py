@@ -140,6 +140,11 @@ class SQLReader:
             rows = cur.execute(self.q["select_history"], (run_id, after_seq)).fetchall()
         return [stored_event_of(row) for row in rows]
 
+    def first_event(self, run_id: str) -> StoredEvent | None:
+        with self.dialect.read() as cur:
+            row = cur.execute(self.q["select_first_event"], (run_id,)).fetchone()
+        return None if row is None else stored_event_of(row)
+
     def chain_links(self, run_id: str) -> list[ChainLink]:
         """The stored events exactly as written, for ``verify_chain``."""
         with self.dialect.read() as cur:

@@ -26,6 +26,7 @@ from keel.store.records import Claimed, Ready, StoredEvent, item_column, ready_r
 from keel.store.sqlstore.dialect import Cursor
 from keel.store.sqlstore.free import SQLFree
 from keel.store.sqlstore.reads import SQLReader
+from keel.store.sqlstore.task_logs import append_lines
 from keel.store.wakeups import Wakeup, WorkQueued, wakeups_of
 from keel.store.writes import (
     WITH_EVENTS,
@@ -37,6 +38,7 @@ from keel.store.writes import (
     Enqueue,
     Finish,
     Hold,
+    KeepLogs,
     Notify,
     OpenWait,
     SetLate,
@@ -205,6 +207,8 @@ class SQLWriter(SQLReader):
                 )  # fmt: skip
             case SetLate(late=late):
                 cur.execute(q["update_late"], (late, t.run_id))
+            case KeepLogs(lines=lines):
+                append_lines(self.dialect, cur, lines)
             case SetStatus(status=status, output=output, reason=reason):
                 stored = None if output is None else canonical_json(output)
                 ended = t.at if is_finished(status) else None  # the alerts' windows read it

@@ -1,0 +1,82 @@
+"""A span per attempt, made by the worker that executes it, as a child of its run's span.
+
+The worker starts the span as it hands the attempt to where it runs (a task thread, the
+asyncio loop, its own thread, a child process) and ends it when the outcome comes back,
+whichever thread that is on (``ending``); the span is the current one while the task's
+code runs (``Invocation``), so what the task does joins the trace.
+
+With no SDK configured the tracer is OpenTelemetry's no-op: the "span" is the run span's
+context itself (what ``ctx.traceparent`` then gives), nothing is recorded, and ``ending``
+hands back the worker's callback unchanged, so an attempt pays a dictionary and a call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
+
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
+from keel.engine.events import ErrorInfo
+from keel.runtime.tracing.context import run_span_context
+
+#: keel's tracer: a proxy, so a provider configured after keel is imported is used
+TRACER = trace.get_tracer("keel")
+
+Key = TypeVar("Key")
+
+
+class EndOfAttempt(Protocol):
+    """What an attempt's outcome (``keel.runtime.execution.invoke.Outcome``) has that
+    its span needs."""
+
+    @property
+    def error(self) -> ErrorInfo | None: ...
+
+
+Ended = TypeVar("Ended", bound=EndOfAttempt)
+
+
+def start_attempt(
+    run_id: str,
+    workflow: str,
+    node: str,
+    attempt: int,
+    item: int | None,
+    queue: str,
+    recorded: Mapping[str, str] | None,
+) -> trace.Span:
+    """The attempt's span, in the trace ``recorded`` (``RunStarted.trace``) names."""
+    attributes: dict[str, Any] = {"keel.run_id": run_id, "keel.workflow": workflow,
+                                  "keel.node": node, "keel.attempt": attempt,
+                                  "keel.queue": queue}  # fmt: skip
+    if item is not None:
+        attributes["keel.item"] = item
+    return TRACER.start_span(f"{workflow}.{node}", context=run_span_context(recorded, run_id),
+                             attributes=attributes)  # fmt: skip
+
+
+def ending(span: trace.Span, on_done: Callable[[Key, Ended], None]) -> Callable[[Key, Ended], None]:
+    """``on_done`` that first ends the attempt's span with the outcome (its ``error``, if
+    any, marks the span failed); ``on_done`` itself when the span records nothing."""
+    if not span.is_recording():
+        return on_done
+
+    def done(key: Key, outcome: Ended) -> None:
+        if outcome.error is not None:
+            failed(span, outcome.error)
+        span.end()
+        on_done(key, outcome)
+
+    return done
+
+
+def failed(span: trace.Span, error: ErrorInfo) -> None:
+    """Mark ``span`` failed with the attempt's error: its status (the error's type), the
+    ``error.type`` attribute, and an ``exception`` event with the message and traceback."""
+    span.set_status(Status(StatusCode.ERROR, error.type))
+    span.set_attribute("error.type", error.type)
+    span.add_event("exception", {"exception.type": error.type,
+                                 "exception.message": error.message,
+                                 "exception.stacktrace": error.traceback})  # fmt: skip

@@ -1,0 +1,163 @@
+"""``keel worker --log-format json`` in a real process on PostgreSQL (and ``keel serve``
+with its worker, on SQLite): every line it writes is one JSON object, and every line
+about an attempt (the task's own, the worker's) has the attempt's run id, node and
+attempt; the lines the tasks logged are kept for ``keel logs`` (a process-isolated
+task's too). Waits poll with a generous deadline."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keel.store.protocol import Store
+from tests.postgres import fresh_url, open_postgres
+from tests.processes import keel_on
+
+ROOT = Path(__file__).resolve().parents[2]
+FLOWS = Path(__file__).resolve().with_name("logflows.py")
+DEADLINE = 60.0
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    address = fresh_url()
+    store = open_postgres(address)
+    store.close()
+    yield address
+    store.drop_schema()
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[Store]:
+    opened = open_postgres(url)
+    yield opened
+    opened.close()
+
+
+def detach(url: str, workflow: str, *inputs: str) -> str:
+    done = keel_on(url, "run", f"{FLOWS}:{workflow}", *inputs, "--detach", deadline=DEADLINE)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def until(what: str, check: Any) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not within {DEADLINE:.0f} s: {what}")
+
+
+def test_every_line_is_json_and_the_attempts_lines_say_which(
+    url: str, store: Store, tmp_path: Path
+) -> None:
+    retried = detach(url, "retried", "-i", "word=json")
+    isolated = detach(url, "isolated", "-i", "word=child")
+    log = tmp_path / "worker.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KEEL_DATABASE_URL": url}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "keel", "worker", str(FLOWS), "--log-format", "json"],
+            env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    try:
+        for run_id in (retried, isolated):
+            until("the run succeeded", lambda run_id=run_id: store.get_run(run_id).status
+                  == "succeeded")  # fmt: skip
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=DEADLINE) == 0
+
+    lines = [json.loads(line) for line in log.read_text().splitlines()]  # each one JSON
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    assert any(line["message"].startswith("keel worker ") for line in lines)  # the banner
+    task_lines = [line for line in lines if line["logger"] == "keel.task.chatty"]
+    assert [(line["run_id"], line["node"], line["attempt"], line["message"])
+            for line in task_lines] == [
+        (retried, "chatty", attempt, f"json {n} of attempt {attempt}")
+        for attempt in (1, 2) for n in (1, 2, 3)
+    ]  # fmt: skip
+    (failed,) = [line for line in lines if "failed" in line["message"]
+                 and line["logger"] == "keel.worker"]  # fmt: skip
+    assert (failed["run_id"], failed["node"], failed["attempt"]) == (retried, "chatty", 1)
+    assert "ValueError: the first attempt fails" in failed["message"]
+    child_lines = [line for line in lines if line["logger"] == "keel.task.boxed"]
+    assert [(line["run_id"], line["node"], line["attempt"], line["level"])
+            for line in child_lines] == [(isolated, "boxed", 1, "WARNING"),
+                                         (isolated, "boxed", 1, "ERROR")]  # fmt: skip
+
+    shown = keel_on(url, "logs", retried, "--json", deadline=DEADLINE)
+    assert shown.returncode == 0, shown.stderr
+    assert [json.loads(line)["attempt"] for line in shown.stdout.splitlines()] == [1] * 3 + [2] * 3
+    kept = store.task_logs(isolated)
+    assert [line.message.split("\n")[0] for line in kept] == ["from the child: child", "caught it"]
+
+
+def test_a_log_format_that_is_neither_text_nor_json_is_one_line(url: str) -> None:
+    refused = keel_on(url, "worker", str(FLOWS), "--log-format", "xml", deadline=DEADLINE)
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "keel worker: flag (--log-format): log_format must be text or json, got 'xml'\n"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_keel_serve_with_its_worker_writes_json_lines_too(tmp_path: Path) -> None:
+    """uvicorn's lines included: they go through the same handler."""
+    db = f"sqlite:///{tmp_path / 'keel.db'}"
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KEEL_DATABASE_URL": db,
+           "KEEL_LOG_FORMAT": "json"}  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "keel", "serve", str(FLOWS), "--with-worker", "--port",
+             str(port)], env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    try:
+        until("the server answered", lambda: _healthy(port))
+        run_id = detach(db, "retried", "-i", "word=served")
+        shown: list[str] = []
+
+        def logged() -> bool:
+            done = keel_on(db, "logs", run_id, "--json", deadline=DEADLINE)
+            shown[:] = done.stdout.splitlines()
+            return len(shown) == 6
+
+        until("the run's lines were kept", logged)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=DEADLINE) == 0
+
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    loggers = {line["logger"] for line in lines}
+    assert {"keel.server", "uvicorn.error", "keel.task.chatty"} <= loggers
+    assert all(line["run_id"] == run_id for line in lines if line["logger"] == "keel.task.chatty")
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
