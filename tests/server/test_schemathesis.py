@@ -31,6 +31,9 @@ from keel.server.limits import MOST_BODY_BYTES
 from tests.server.conftest import Api
 
 EXAMPLES = 25
+#: the operations are split into this many tests (each takes every SHARDS-th), so xdist
+#: runs them side by side and none nears the per-test timeout on a busy machine
+SHARDS = 4
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, negative_data_rejection]  # fmt: skip
 
@@ -77,14 +80,15 @@ def api_schema(api: Api) -> schemathesis.BaseSchema:
     return schema
 
 
-def test_the_api_keeps_to_its_schema(api_schema: schemathesis.BaseSchema) -> None:
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_the_api_keeps_to_its_schema(api_schema: schemathesis.BaseSchema, shard: int) -> None:
     """Each operation, valid and schema-breaking requests, as hypothesis tests run here
     (schemathesis' pytest plugin reaches into pytest's internals, which pytest 9.2
     changed; its Python API does not)."""
     failures: list[str] = []
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 20
-    for operation in operations:
+    for operation in operations[shard::SHARDS]:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             strategy = operation.as_strategy(generation_mode=mode)
 
