@@ -80,8 +80,11 @@ class Fleet:
         self.running.append(proc)
         self.logs_of[proc.pid] = log
 
-    def kill_one(self, rng: random.Random) -> None:
-        victim = self.running.pop(rng.randrange(len(self.running)))
+    def kill_one(self, rng: random.Random, holding: set[int]) -> None:
+        """SIGKILL a worker at random, one of those holding leases (``holding``: their
+        pids) when there are any: killing an idle one would test nothing."""
+        busy = [i for i, proc in enumerate(self.running) if proc.pid in holding]
+        victim = self.running.pop(rng.choice(busy) if busy else rng.randrange(len(self.running)))
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         self.killed.add(victim.pid)
@@ -248,7 +251,8 @@ def test_workers_killed_at_random_lose_nothing_and_repeat_only_reclaimed_work(
             # may finish every run before the first timed one), the others on time
             first = not fleet.killed and succeeded >= RUNS // 10
             if first or time.monotonic() >= next_kill:
-                fleet.kill_one(rng)
+                holding = {int(owner.split(":")[1]) for owner in store.lease_owners()}
+                fleet.kill_one(rng, holding)
                 fleet.start()
                 next_kill = time.monotonic() + rng.uniform(*KILL_EVERY)
             time.sleep(0.25 if fleet.killed else 0.02)

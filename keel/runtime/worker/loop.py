@@ -40,7 +40,7 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from keel.errors import StoreError, StoreUnavailableError
+from keel.errors import StorageFaultError, StoreError, StoreUnavailableError
 from keel.runtime.clock import Clock, RunClock, clock_for, with_pacing
 from keel.runtime.execution.executor import Executor
 from keel.runtime.execution.invoke import Invocation, Outcome, TaskCatalog, make_context
@@ -307,8 +307,11 @@ class Worker:
             if self._presence is not None:
                 self._presence.withdraw()
         except StoreError as exc:
-            log.warning("could not give back the attempts this worker holds (%s); they "
-                        "return to the queue when their leases expire", exc)  # fmt: skip
+            # a full or read-only disk is what stopped the worker, and its last line says
+            # so: the attempts it holds go back when their leases expire, as ever
+            say = log.debug if isinstance(exc, StorageFaultError) else log.warning
+            say("could not give back the attempts this worker holds (%s); they return to "
+                "the queue when their leases expire", exc)
         self.executor.shutdown(wait=False)
         self.outbox.close()
 
