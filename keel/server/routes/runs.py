@@ -196,7 +196,8 @@ def logs(
     """What the run's tasks logged through ``ctx.logger``, in the order written (as
     ``keel logs``); ``next_after`` pages on. ``status`` is the run's, read before the
     lines: to follow a running run, ask again with the last line's ``seq`` until its
-    status has ended and ``next_after`` is null."""
+    status has ended and ``next_after`` is null. 404 for a node the run does not have,
+    or an attempt it never started (as ``keel logs``)."""
     record = served.store.get_run(run_id)
     lines = run_logs(served.store, record, served.plans.plan(record.spec_version), node=node,
                      attempt=attempt, after=after, limit=limit)  # fmt: skip
