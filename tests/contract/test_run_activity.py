@@ -201,4 +201,5 @@ def test_a_list_row_costs_two_reads_and_one_per_key_its_attempts_wait_on(store: 
     found = run_activity(fan, store.get_run("fan"), T0 + 2)  # type: ignore[arg-type]
 
     assert (plain.calls, fan.calls) == (2, 3)
-    assert found is not None and found.text.startswith("waiting for concurrency key 'k'")
+    assert found is not None
+    assert found.text.startswith("waiting for concurrency key 'k'")

@@ -63,7 +63,8 @@ def test_a_request_is_one_line_with_its_method_path_status_time_token_and_client
         "message": f"GET /runs/{api.waiting}/logs 200 {line['duration_ms']} ms by viewer-1 "
                    "from testclient",
     }  # fmt: skip
-    assert isinstance(line["duration_ms"], float) and line["duration_ms"] >= 0
+    assert isinstance(line["duration_ms"], float)
+    assert line["duration_ms"] >= 0
     said = lines.text[0] + json.dumps(line)
     for secret in (token, "s3", "p4", "Bearer"):  # no query, no header
         assert secret not in said
@@ -80,13 +81,14 @@ def test_refused_requests_are_logged_with_their_status(api: Api, lines: Lines) -
 
 
 def test_a_webhook_delivery_is_logged_with_its_id(api: Api, lines: Lines) -> None:
-    api.client.post("/hooks/nowhere", content=b'{"secret": "body"}',
-                    headers={"X-Keel-Delivery": "d-42", "X-Keel-Signature": "t=1,v1=ab"})  # fmt: skip
+    signed = {"X-Keel-Delivery": "d-42", "X-Keel-Signature": "t=1,v1=ab"}
+    api.client.post("/hooks/nowhere", content=b'{"secret": "body"}', headers=signed)
 
     (line,) = lines.json
     assert (line["path"], line["status"], line["delivery"]) == ("/hooks/nowhere", 404, "d-42")
     assert "token" not in line
-    assert "body" not in json.dumps(line) and "v1=ab" not in json.dumps(line)
+    assert "body" not in json.dumps(line)
+    assert "v1=ab" not in json.dumps(line)
 
 
 def test_the_path_is_logged_as_sent_so_it_cannot_break_the_line(api: Api, lines: Lines) -> None:
