@@ -126,6 +126,17 @@ class RunNotFoundError(StoreError, LookupError):
     """No run has this id (or the prefix given matches none, or several)."""
 
 
+#: how the message of a ``RunNotFoundError`` for an id that names no run starts (the CLI
+#: adds where to find one; the store and the API say only that)
+NO_RUN = "no run with id"
+
+
+class NodeNotFoundError(RunNotFoundError):
+    """The run has no node by this name, or its node no attempt by this number. A kind
+    of ``RunNotFoundError`` (what was asked for is not in the store): through a server
+    it comes back as one."""
+
+
 class AlreadyExistsError(StoreError):
     """What is being created exists already (a run id, a token name)."""
 

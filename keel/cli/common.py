@@ -48,11 +48,16 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 @contextmanager
 def reported_errors() -> Iterator[None]:
-    """keel's own errors end the command with their message and exit status 1."""
-    from keel.errors import KeelError
+    """keel's own errors end the command with their message and exit status 1; a run
+    id that names no run, with where to find one (the store and the API say only that
+    there is none: the hint is the CLI's)."""
+    from keel.errors import NO_RUN, KeelError, RunNotFoundError
 
     try:
         yield
+    except RunNotFoundError as exc:
+        said = str(exc)
+        raise fail(f"{said} (see `keel runs`)" if said.startswith(NO_RUN) else said) from None
     except KeelError as exc:
         raise fail(str(exc)) from None
 

@@ -106,7 +106,8 @@ def runs(
 def _activity_symbol(status: str, activity: Activity | None) -> str:
     if activity is None or activity.kind == "running":
         return status
-    return {"waiting": "awaiting", "queued": "pending"}.get(activity.kind, "stalled")
+    return {"waiting": "awaiting", "queued": "pending", "paused": "paused"}.get(
+        activity.kind, "stalled")  # fmt: skip
 
 
 def _status_words(status: str, activity: Activity | None) -> str:
@@ -170,6 +171,9 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         print_field(console, "parent", f"run {data['parent_run']} (node {data['parent_node']})")
     for child in children:
         print_field(console, "child", f"run {child.id} {child.workflow} ({child.status})")
+    if status == "paused":  # as a wait: what ends it, and the command
+        print_field_with_command(console, "waits for", "someone to unpause it",
+                                 f"keel unpause {data['id'][:8]}", style="yellow")  # fmt: skip
     for node in nodes:
         if node.status == "awaiting":
             what, command = wait_parts(node, data["id"])
@@ -222,10 +226,11 @@ def _late_words(detail: dict[str, Any]) -> str:
 
 def activity_words(status: str, activity: str | None) -> str:
     """``_status_words`` in full, from the activity's text alone (a run's detail; the
-    header of ``keel why``)."""
+    header of ``keel why``): a running or paused run's says its status in other words
+    ("retrying at...", "paused by...")."""
     if activity is None:
         return status
-    return activity if status == "running" else f"{status}: {activity}"
+    return activity if status in ("running", "paused") else f"{status}: {activity}"
 
 
 def _node_report(doc: dict[str, Any]) -> NodeReport:

@@ -6,7 +6,7 @@ Read through ``keel.Client``, so it works on the database and through a server
 line naming the attempt whenever it changes (attempts running at once interleave);
 a long message wraps under itself, fitted to the terminal (80 columns when piped).
 ``--follow`` asks again every second for lines after the last one until the run has
-ended and its last lines are read.
+ended and its last lines are read, then says how it ended (on stderr).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from keel.cli.common import DbOption, JsonOption, fail, opened_client, reported_errors
+from keel.cli.common import DbOption, JsonOption, opened_client, reported_errors
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -58,9 +58,9 @@ def logs(
 
     printer = _Printer(as_json)
     after, shown = 0, 0
+    # a node or an attempt the run does not have is refused by ``client.logs`` (the
+    # same check as the API's: ``keel.runtime.views.task_logs``)
     with opened_client(db) as client, reported_errors():
-        if node is not None:
-            _check_node(client, run_id, node)
         try:
             while True:
                 page = client.logs(run_id, node=node, attempt=attempt, after=after, limit=PAGE)
@@ -75,18 +75,22 @@ def logs(
                 time.sleep(FOLLOW_EVERY)
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
+        ended = _ended(client, page.run_id) if follow else None
     if not shown and not as_json:
         what = f"node {node}" if node is not None else "its tasks"
         which = f" in attempt {attempt}" if attempt is not None else ""
         typer.echo(f"run {page.run_id[:8]}: {what} logged nothing{which} (through "
                    "ctx.logger)", err=True)  # fmt: skip
+    if ended is not None:  # on stderr: the lines piped on stay the task's alone
+        typer.echo(ended, err=True)
 
 
-def _check_node(client: Client, run_id: str, node: str) -> None:
-    detail = client.detail(run_id)
-    nodes = [n["id"] for n in detail["nodes"]]
-    if node not in nodes:
-        raise fail(f"run {detail['id'][:8]} has no node '{node}' (nodes: {', '.join(nodes)})")
+def _ended(client: Client, run_id: str) -> str:
+    """How a followed run ended, in one line: "run 3731db03 succeeded", or failed
+    with its reason."""
+    record = client.run(run_id)
+    said = f"run {record.id[:8]} {record.status}"
+    return f"{said}: {record.reason}" if record.reason else said
 
 
 class _Printer:

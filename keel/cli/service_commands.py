@@ -97,7 +97,8 @@ def serve(
         typer.Option(
             "--ssl-keyfile-password",
             envvar="KEEL_SSL_KEYFILE_PASSWORD",
-            help="The key's password (env KEEL_SSL_KEYFILE_PASSWORD)",
+            show_envvar=False,  # said above: too long
+            help="The key's password (or from the environment: see above)",
         ),
     ] = None,
     db: Annotated[
@@ -111,7 +112,8 @@ def serve(
     Every route but /health and /ready needs a token: make the first with
     `keel token create NAME --role admin`. Pending database migrations are applied
     at start. The OpenAPI schema is at /openapi.json; Prometheus metrics are at
-    /metrics (any token that may read).
+    /metrics (any token that may read). The TLS key's password may come from
+    KEEL_SSL_KEYFILE_PASSWORD.
     """
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG

@@ -54,15 +54,19 @@ def print_why(console: Console, found: RunWhy) -> None:
 
     # what it is doing in the words of ``keel runs`` and ``keel show``, not its bare status
     doing = activity_words(found.status, found.activity)
+    if not found.nodes:  # said in the same line: there is nothing more to say
+        ended = found.status in ("succeeded", "failed", "cancelled")
+        doing += ": it has ended" if ended else "; no node is left to run"
     head = Text.assemble((found.workflow, "bold"), f" · run {found.run_id} · ")
     for line in hanging_lines(console, head, doing):
         console.print(line, soft_wrap=True)
-    if found.paused is not None:
-        print_field(console, "paused", reason_text(found.paused), style="yellow")
     if not found.nodes:
-        print_field(console, "", "it has ended: nothing holds it" if found.status in
-                    ("succeeded", "failed", "cancelled") else "no node is left to run")  # fmt: skip
         return
+    if found.late:
+        print_field(console, "late", "past its workflow's expected_duration",
+                    style="yellow")  # fmt: skip
+    if found.paused is not None and found.activity is None:  # else the line above said it
+        print_field(console, "paused", reason_text(found.paused), style="yellow")
     columns = [Column("node"), Column("status"),
                Column("why", role="long", wrap=True, min_width=30)]  # fmt: skip
     rows: list[list[Cell]] = []

@@ -125,7 +125,7 @@ def worker(
             "--metrics-port",
             min=1,
             max=65535,
-            help="Serve this worker's Prometheus metrics at http://HOST:PORT/metrics. "
+            help="Serve this worker's Prometheus metrics on this port, at /metrics. "
             "Plain HTTP without a token: anyone who reaches the port reads them, so keep "
             "it on the loopback or a private network, never exposed (default: off)",
             show_default=False,

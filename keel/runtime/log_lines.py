@@ -9,7 +9,12 @@ worker's own lines about an attempt pass them as ``extra``
 (``keel.runtime.execution.task_logs.about``). ``trace_id``
 comes from a record's ``trace_id`` or ``otelTraceID`` attribute, else from the
 OpenTelemetry span current where the line was logged, when ``opentelemetry`` is
-installed and a span is. An exception is one string field, ``exception``.
+installed and a span is. An exception is one string field, ``exception``. A request
+line of ``keel serve`` (``keel.server.access``) also has its ``REQUEST_FIELDS``.
+
+A text line says the attempt it is about after the message, in brackets:
+``... INFO keel.task.extract: fetched 3 rows [run 3731db03 extract#1]`` (``fan[2]#1``
+for an item of a map), so a task's lines can be told apart in text too.
 
 Only the standard library's ``logging``: keel configures the root logger of its own
 commands (``configure``); as a library it adds no handler there.
@@ -30,6 +35,8 @@ LOG_FORMATS = ("text", "json")
 #: the text format's layout
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _TRACE_FIELDS = ("trace_id", "otelTraceID")
+#: the fields of a request line (``keel.server.access``), written as JSON fields
+REQUEST_FIELDS = ("method", "path", "status", "duration_ms", "token", "client", "delivery")
 
 
 def _current_trace() -> Callable[[], str | None]:
@@ -63,7 +70,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }  # fmt: skip
-        for name in ATTEMPT_FIELDS:
+        for name in (*ATTEMPT_FIELDS, *REQUEST_FIELDS):
             if fields.get(name) is not None:
                 line[name] = fields[name]
         trace_id = next((fields[name] for name in _TRACE_FIELDS if fields.get(name)), None)
@@ -80,11 +87,39 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+def attempt_label(record: logging.LogRecord) -> str | None:
+    """``[run 3731db03 extract#1]``: the attempt a record is about (None: it names no
+    run), as the text format says it."""
+    fields = record.__dict__
+    run_id, node, item, attempt = (fields.get(name) for name in ATTEMPT_FIELDS)
+    if not isinstance(run_id, str):
+        return None
+    said = f"run {run_id[:8]}"
+    if isinstance(node, str):
+        said += f" {node}" if item is None else f" {node}[{item}]"
+        if attempt is not None:
+            said += f"#{attempt}"
+    return f"[{said}]"
+
+
+class TextFormatter(logging.Formatter):
+    """``TEXT_FORMAT``, with the attempt a record is about after its message (before an
+    exception's traceback)."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        text = super().formatMessage(record)
+        label = attempt_label(record)
+        return text if label is None else f"{text} {label}"
+
+
 def formatter(log_format: str) -> logging.Formatter:
     """The formatter of ``log_format`` (one of ``LOG_FORMATS``)."""
     if log_format not in LOG_FORMATS:
         raise ValueError(f"log format {log_format!r} is not one of {', '.join(LOG_FORMATS)}")
-    return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    return JsonFormatter() if log_format == "json" else TextFormatter()
 
 
 def configure(log_format: str) -> None:

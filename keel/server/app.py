@@ -2,8 +2,9 @@
 
 ``create_app`` is all a test or an embedding needs; ``keel serve`` runs it under uvicorn
 (optionally with a worker in the same process). Every route is checked for a permission
-when the app is built (``guard.check_every_route``), and every error leaves as
-``application/problem+json`` (``problems``).
+when the app is built (``guard.check_every_route``), every error leaves as
+``application/problem+json`` (``problems``), and every request is logged once
+answered (``access_log``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi import FastAPI
 
 from keel.runtime.metrics import Metrics
 from keel.server import problems
+from keel.server.access_log import AccessLog
 from keel.server.gauges import StoreCollector
 from keel.server.guard import Access, check_every_route
 from keel.server.identities import Tokens
@@ -73,6 +75,7 @@ def create_app(
     for module in routers:
         app.include_router(module.router, responses=problems.RESPONSES)
     app.add_middleware(BodyLimit, under={"/hooks/": hook_body})
+    app.add_middleware(AccessLog)  # inside the trace: its line carries the trace id
     app.add_middleware(ContinueTrace)
     check_every_route(app)
     return app

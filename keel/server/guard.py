@@ -20,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 
+from keel.server.access_log import note
 from keel.server.identities import Identity, Tokens
 from keel.server.limits import RateLimits, retry_after
 from keel.server.roles import Permission, roles_with
@@ -71,6 +72,7 @@ class Needs:
         if who is None:
             raise HTTPException(401, "the token is unknown, revoked or expired",
                                 headers=unauthorized)  # fmt: skip
+        note(request, token=who.name)  # for the request's log line, refused or not
         wait = access.limits.wait_for(who.name, now)
         if wait > 0:
             raise HTTPException(429, f"token '{who.name}' is over its rate limit",

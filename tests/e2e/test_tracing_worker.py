@@ -148,7 +148,7 @@ def test_a_worker_process_exports_the_spans_of_a_run_started_with_a_traceparent(
         worker.wait(timeout=DEADLINE)
     told = (tmp_path / "worker.log").read_text()
     assert store.get_run(run_id).status == "succeeded", told
-    assert f"traces: to OTLP/HTTP to {endpoint}/v1/traces as keel-worker" in told
+    assert f"traces: sent over OTLP/HTTP to {endpoint}/v1/traces, as service keel-worker" in told
 
     ours = received.of_trace(trace_id)
     assert {resource["service.name"] for resource, _ in ours} == {"keel-worker"}

@@ -42,3 +42,15 @@ def test_keel_logs_prints_what_it_prints_on_the_database(served: Served) -> None
     assert [json.loads(line)["message"] for line in printed.splitlines()] == [
         "a line " * 30, "another",
     ]  # fmt: skip
+
+
+def test_a_run_node_or_attempt_not_there_is_the_same_error_as_on_the_database(
+    served: Served,
+) -> None:
+    for args in (["logs", "nope"], ["logs", served.waiting, "zz"],
+                 ["logs", served.waiting, "book", "--attempt", "9"]):  # fmt: skip
+        remote, local = keel(served, *args, role="viewer"), keel(served, *args, db=True)
+        assert (remote.exit_code, remote.stdout, remote.stderr) == (
+            1, "", local.stderr), args  # fmt: skip
+    said = keel(served, "logs", "nope", role="viewer").stderr
+    assert said == "no run with id 'nope' (see `keel runs`)\n"  # the hint is the CLI's

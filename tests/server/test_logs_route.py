@@ -59,3 +59,29 @@ def test_unknown_run_and_bad_parameters_are_refused(api: Api) -> None:
     for params in ({"attempt": 0}, {"after": -1}, {"limit": 0}, {"limit": 5001}):
         refused = api.client.get(f"/runs/{api.waiting}/logs", params=params, headers=viewer)
         assert refused.status_code == 422, params
+
+
+def test_a_node_or_an_attempt_the_run_does_not_have_is_not_found(api: Api) -> None:
+    """As ``keel logs`` says it (one check for both); a node the run has that logged
+    nothing yet is an empty page."""
+    viewer, path = api.auth("viewer"), f"/runs/{api.waiting}/logs"
+    short = api.waiting[:8]
+
+    node = api.client.get(path, params={"node": "zz"}, headers=viewer)
+    attempt = api.client.get(path, params={"node": "book", "attempt": 9}, headers=viewer)
+    quiet = api.client.get(path, params={"node": "book"}, headers=viewer)
+
+    assert (node.status_code, node.headers["content-type"]) == (404, "application/problem+json")
+    assert node.json()["detail"] == f"run {short} has no node 'zz' (nodes: check, ping, book)"
+    assert attempt.status_code == 404
+    assert (
+        attempt.json()["detail"] == f"run {short}: node book has no attempt 9 (it has not started)"
+    )
+    assert (quiet.status_code, quiet.json()["lines"]) == (200, [])
+
+
+def test_problems_carry_no_cli_hint(api: Api) -> None:
+    for path in ("/runs/nope", "/runs/nope/logs", "/runs/nope/why"):
+        missing = api.client.get(path, headers=api.auth("viewer"))
+        assert missing.status_code == 404
+        assert missing.json()["detail"] == "no run with id 'nope'", path

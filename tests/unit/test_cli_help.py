@@ -1,6 +1,6 @@
 """Every command's ``--help``: what its help texts write in brackets is shown (rich
-markup would take ``[tool.keel]`` for a style and drop it), and boolean flags are shown
-as plain flags, without a type (``<bool>``)."""
+markup would take ``[tool.keel]`` for a style and drop it), boolean flags are shown
+as plain flags, without a type (``<bool>``), and nothing is cut at 80 columns."""
 
 from __future__ import annotations
 
@@ -72,3 +72,10 @@ def test_the_description_fills_80_columns_without_ragged_lines(
         lines = [line for line in paragraph.splitlines() if line.strip()]
         for line in lines[:-1]:  # a line broken early leaves half a line in a paragraph
             assert len(line) > 60, f"keel {' '.join(path)} --help:\n{paragraph}"
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=IDS)
+def test_no_word_is_cut_at_80_columns(path: tuple[str, ...], command: Any) -> None:
+    """A word longer than its column (a URL, an environment variable) is cut with an
+    ellipsis, losing what it says: help texts say such words where they fit."""
+    assert "…" not in _shown_help(path), f"keel {' '.join(path)} --help"

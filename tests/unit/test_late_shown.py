@@ -106,3 +106,11 @@ def test_verify_checks_the_late_flag_against_the_history(db: Path, runs: LateRun
                                 env={"COLUMNS": "200"})  # fmt: skip
     assert result.exit_code == 1
     assert "the runs table says late true, the history says false" in result.output
+
+
+def test_why_says_a_late_run_is_late(db: Path, runs: LateRuns) -> None:
+    late = [line.split() for line in keel(db, "why", runs.running).splitlines()]
+    assert ["late", "past", "its", "workflow's", "expected_duration"] in late
+    on_time = keel(db, "why", runs.on_time)
+    assert "expected_duration" not in on_time
+    assert json.loads(keel(db, "why", runs.running, "--json"))["late"] is True

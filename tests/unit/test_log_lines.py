@@ -131,3 +131,36 @@ def test_log_format_in_keel_toml_must_be_a_word(tmp_path: Path) -> None:
     (tmp_path / "keel.toml").write_text("log_format = 1\n")
     with pytest.raises(WorkerConfigError, match="log_format must be text or json, got 1"):
         load_worker_config(cwd=tmp_path, environ={})
+
+
+RUN = "3731db03" + "0" * 24
+
+
+def test_a_text_line_about_an_attempt_says_which_after_the_message() -> None:
+    text = formatter("text")
+
+    node = text.format(record(run_id=RUN, node="chatty", item=None, attempt=1))
+    item = text.format(record(**about(Lease(RUN, "fan", 3, 2, "w1", 0.0))))
+
+    assert node.endswith(" INFO keel.worker: hello you [run 3731db03 chatty#1]")
+    assert item.endswith(" INFO keel.worker: hello you [run 3731db03 fan[3]#2]")
+
+
+def test_a_tasks_text_line_says_its_attempt_before_a_traceback() -> None:
+    captured: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = captured.append  # type: ignore[method-assign]
+    logger = logging.getLogger("keel.task.long_kq")
+    logger.addHandler(handler)
+    try:
+        try:
+            raise ValueError("bad")
+        except ValueError:
+            bound_logger(RUN, "long_kq", 3).exception("long_kq started")
+    finally:
+        logger.removeHandler(handler)
+
+    first, *rest = formatter("text").format(captured[0]).splitlines()
+
+    assert first.endswith(" ERROR keel.task.long_kq: long_kq started [run 3731db03 long_kq#3]")
+    assert rest[0] == "Traceback (most recent call last):"

@@ -124,6 +124,11 @@ def test_a_run_whose_tasks_logged_nothing_says_so(store: SQLiteStore, db: Path) 
     [
         (["nope"], "no run with id 'nope' (see `keel runs`)"),
         (["{run}", "missing"], "run {short} has no node 'missing' (nodes: chatty)"),
+        (
+            ["{run}", "chatty", "--attempt", "9"],
+            "run {short}: node chatty has no attempt 9 (it has 2)",
+        ),
+        (["{run}", "--attempt", "3"], "run {short}: no node has an attempt 3 (the most is 2)"),
     ],
 )
 def test_bad_input_is_one_line(store: SQLiteStore, db: Path, args: list[str], said: str) -> None:
@@ -178,3 +183,16 @@ def test_follow_on_an_ended_run_prints_its_lines_and_returns(store: SQLiteStore,
 
     assert shown.exit_code == 0, shown.stderr
     assert len(shown.stdout.splitlines()) == 6
+
+
+def test_follow_ends_with_how_the_run_ended_on_stderr(store: SQLiteStore, db: Path) -> None:
+    """The lines go to stdout alone, so piping them stays clean."""
+    run_id = executed(store, logflows.retried, word="hi")
+
+    shown = keel(db, "logs", run_id, "--follow")
+    once = keel(db, "logs", run_id)
+
+    assert shown.exit_code == 0, shown.stderr
+    assert shown.stderr == f"run {run_id[:8]} succeeded\n"
+    assert shown.stdout == once.stdout
+    assert once.stderr == ""  # without --follow: nothing more to say

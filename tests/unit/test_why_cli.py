@@ -113,7 +113,7 @@ def test_a_paused_run_says_so_once_and_its_nodes_point_at_it(tmp_path: Path) -> 
 
     said = flat(ok(db, "why", run_id))
 
-    assert f"two · run {run_id} · paused paused run paused by ops since" in said
+    assert f"two · run {run_id} · paused by ops since" in said  # the header says it
     assert said.count("books closed") == 1
     assert "a scheduled the run is paused; also queued on 'default'" in said
 
@@ -252,7 +252,7 @@ def test_an_ended_run_has_nothing_holding_it(tmp_path: Path) -> None:
 
     said = ok(db, "why", run_id)
 
-    assert flat(said) == f"two · run {run_id} · cancelled it has ended: nothing holds it"
+    assert said == f"two · run {run_id} · cancelled: it has ended\n"  # one line
     assert "stuck" not in ok(db, "show", run_id)
 
 
@@ -264,3 +264,42 @@ def test_an_unknown_run_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr == "no run with id 'ffffffff' (see `keel runs`)\n"
     assert result.stdout == ""
+
+
+def test_runs_show_and_why_say_a_run_waits_for_its_concurrency_key(tmp_path: Path) -> None:
+    spec = parse_spec(
+        {
+            "name": "crm",
+            "nodes": [
+                {"id": "a", "task": "m:f", "concurrency": {"key": "'tenant:acme'", "limit": 1}}
+            ],
+        }
+    )
+    db = tmp_path / "keel.db"
+    store = SQLiteStore(db)
+    try:
+        first, second = start_run(store, spec, {}), start_run(store, spec, {})
+        assert store.claim("h1:101:7:aa", 1, time.time(), 300.0, run_id=first.id)
+    finally:
+        store.close()
+
+    wide = CliRunner().invoke(app, ["runs", "--db", f"sqlite:///{db}"],
+                              env={"COLUMNS": "200", "KEEL_SERVER_URL": None})  # fmt: skip
+    (row,) = [line for line in wide.stdout.splitlines() if line.startswith(second.id[:8])]
+    assert "waiting for concurrency key 'tenant:acme'" in row
+    held = "waiting for concurrency key 'tenant:acme' (1 of 1 held)"
+    assert status_line(ok(db, "show", second.id)) == held
+    assert flat(ok(db, "why", second.id)).startswith(f"crm · run {second.id} · {held} ")
+
+
+def test_show_says_how_to_unpause_a_paused_run(tmp_path: Path) -> None:
+    db, run_id = started(tmp_path, TWO)
+    store = SQLiteStore(db)
+    pause_run(store, run_id, reason="books closed", by="ops")
+    store.close()
+
+    shown = ok(db, "show", run_id)
+
+    assert status_line(shown).startswith("paused by ops since ")
+    assert status_line(shown).endswith(": books closed")
+    assert f"waits for someone to unpause it: keel unpause {run_id[:8]}" in flat(shown)

@@ -87,16 +87,16 @@ def _install(service: str, names: list[str], env: Mapping[str, str]) -> Tracing:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             exporter = OTLPSpanExporter()
-            said.append(f"OTLP/HTTP to {_endpoint(env)}")
+            said.append(f"sent over OTLP/HTTP to {_endpoint(env)}")
         else:
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
             exporter = ConsoleSpanExporter()
-            said.append("the console")
+            said.append("printed to the console")
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     named = resource.attributes.get(SERVICE_NAME)
-    return Tracing(f"traces: to {' and '.join(said)} as {named}", provider.shutdown)
+    return Tracing(f"traces: {' and '.join(said)}, as service {named}", provider.shutdown)
 
 
 def _endpoint(env: Mapping[str, str]) -> str:

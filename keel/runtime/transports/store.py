@@ -25,6 +25,7 @@ from keel.runtime.views import documents
 from keel.runtime.views.activity import Activity, run_activity
 from keel.runtime.views.alerts import alert_documents
 from keel.runtime.views.failures import failed_runs
+from keel.runtime.views.task_logs import run_logs
 from keel.runtime.views.why import run_why
 from keel.runtime.views.why_reasons import RunWhy
 from keel.spec.model import WorkflowSpec
@@ -90,8 +91,9 @@ class StoreTransport:
     def logs(self, run_id: str, node: str | None, attempt: int | None, after: int,
              limit: int) -> LogPage:  # fmt: skip
         record = self.store.get_run(run_id)
-        lines = self.store.task_logs(record.id, node=node, attempt=attempt, after=after,
-                                     limit=limit)  # fmt: skip
+        plan = RunCache(self.store, capacity=0).plan(record.spec_version)
+        lines = run_logs(self.store, record, plan, node=node, attempt=attempt, after=after,
+                         limit=limit)  # fmt: skip
         return LogPage(record.id, record.status, lines)
 
     def verify(self, run_id: str) -> Document:

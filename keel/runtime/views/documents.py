@@ -14,7 +14,7 @@ from keel.engine.plan import Plan
 from keel.engine.state import RunState
 from keel.errors import RunNotFoundError
 from keel.runtime.tracing.context import of_run
-from keel.runtime.views.activity import Activity, run_activity
+from keel.runtime.views.activity import Activity, pause_in, run_activity
 from keel.runtime.views.audit import summary_mismatches, verify_run
 from keel.runtime.views.failures import FailedRun
 from keel.runtime.views.report import NodeReport, run_report
@@ -71,7 +71,8 @@ def run_detail(store: Store, record: RunRecord, plan: Plan, now: float) -> dict[
     report = run_report(plan, history)
     children = store.list_runs(parent=record.id, limit=1_000)
     state = report.state
-    activity = run_activity(store, dataclasses.replace(record, status=state.status.value), now)
+    activity = run_activity(store, dataclasses.replace(record, status=state.status.value), now,
+                            state=state, paused=pause_in(history))  # fmt: skip
     data = run_document(record)
     data.update(status=state.status.value, output=state.output, reason=state.reason,
                 input=state.input, late=state.late)  # fmt: skip

@@ -1,11 +1,22 @@
-"""A task's log line as a JSON document: the one shape ``keel logs --json`` prints and
-``GET /runs/{id}/logs`` sends (``keel.runtime.transports.decode.log_line_of`` reads it
-back)."""
+"""What a run's tasks logged, as ``keel logs`` and ``GET /runs/{id}/logs`` read it: a
+page of lines of the run (of one node, one attempt), refused when that node or attempt
+is not the run's; and a line as a JSON document, the one shape ``keel logs --json``
+prints and the API sends (``keel.runtime.transports.decode.log_line_of`` reads it back).
+
+The check is made only when a page comes back empty (a node or an attempt the run does
+not have never logged anything), so following a run's lines costs nothing more while
+they come.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from keel.engine.events import NodeStarted
+from keel.engine.plan import Plan
+from keel.errors import NodeNotFoundError
+from keel.store.protocol import Store
+from keel.store.records import RunRecord
 from keel.store.task_logs import TaskLogLine
 
 
@@ -14,3 +25,41 @@ def log_line_document(line: TaskLogLine) -> dict[str, Any]:
     (seconds since the epoch), its level and message (a traceback after the message)."""
     return {"seq": line.seq, "node": line.node, "item": line.item, "attempt": line.attempt,
             "at": line.at, "level": line.level, "message": line.message}  # fmt: skip
+
+
+def run_logs(
+    store: Store, record: RunRecord, plan: Plan, *, node: str | None, attempt: int | None,
+    after: int, limit: int,
+) -> list[TaskLogLine]:  # fmt: skip
+    """Up to ``limit`` lines of the run ``record`` (whose plan is ``plan``) after
+    ``after``, of ``node`` and ``attempt`` when given. ``NodeNotFoundError`` when the
+    run has no such node, or its node (any node: no ``node`` given) never started
+    such an attempt."""
+    lines = store.task_logs(record.id, node=node, attempt=attempt, after=after, limit=limit)
+    if not lines and (node is not None or attempt is not None):
+        check_scope(store, record, plan, node, attempt)
+    return lines
+
+
+def check_scope(
+    store: Store, record: RunRecord, plan: Plan, node: str | None, attempt: int | None
+) -> None:
+    """Refuse a node the run does not have, or an attempt its node never started."""
+    if node is not None and node not in plan.nodes:
+        raise NodeNotFoundError(
+            f"run {record.id[:8]} has no node '{node}' (nodes: {', '.join(plan.nodes)})"
+        )
+    if attempt is None:
+        return
+    history = store.history(record.id)
+    started = max((stored.event.attempt for stored in history
+                   if isinstance(stored.event, NodeStarted)
+                   and node in (None, stored.event.node)), default=0)  # fmt: skip
+    if attempt <= started:
+        return
+    run = f"run {record.id[:8]}"
+    if node is None:
+        most = "none started" if started == 0 else f"the most is {started}"
+        raise NodeNotFoundError(f"{run}: no node has an attempt {attempt} ({most})")
+    had = "it has not started" if started == 0 else f"it has {started}"
+    raise NodeNotFoundError(f"{run}: node {node} has no attempt {attempt} ({had})")

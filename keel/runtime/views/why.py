@@ -200,7 +200,10 @@ def run_why(store: Store, record: RunRecord, plan: Plan, now: float) -> RunWhy:
     """Why the run ``record`` (whose plan is ``plan``) has not ended, at ``now``."""
     state, times = replay(plan, store.history(record.id), record.id)
     # what it is doing, as ``keel runs`` and ``keel show`` say it (the history's status)
-    doing = run_activity(store, dataclasses.replace(record, status=state.status.value), now)
+    by, since, why = times.paused or ("", 0.0, "")
+    paused = None if times.paused is None else Paused(by=by, since=since, reason=why)
+    doing = run_activity(store, dataclasses.replace(record, status=state.status.value), now,
+                         state=state, paused=paused)  # fmt: skip
     return explain(record, state, times, gather(store, record, state, now), now,
                    activity=None if doing is None else doing.text)  # fmt: skip
 
@@ -222,7 +225,7 @@ def explain(
         for node_id in (*plan.graph_nodes, *plan.side_steps):
             nodes.extend(explainer.node(node_id))
     return RunWhy(run_id=record.id, workflow=record.workflow, status=state.status.value,
-                  activity=activity, at=now, paused=paused, nodes=nodes,
+                  activity=activity, at=now, paused=paused, nodes=nodes, late=state.late,
                   truncated=facts.truncated)  # fmt: skip
 
 

@@ -289,6 +289,8 @@ class RunWhy(BaseModel):
     at: float
     #: the run is paused: by whom and since when
     paused: Paused | None = None
+    #: it is past its workflow's ``expected_duration`` (``RunLate``)
+    late: bool = False
     nodes: list[NodeWhy] = []
     #: the run has more attempts on the queue than were read: some are not described
     truncated: bool = False

@@ -26,6 +26,7 @@ from keel.runtime.triggers.webhooks import (
     deliver,
     hooked,
 )
+from keel.server.access_log import note
 from keel.server.guard import Access, needs
 from keel.server.identities import Identity
 from keel.server.limits import retry_after
@@ -85,6 +86,8 @@ async def hook(
 ) -> dict[str, Any]:
     """A signed delivery to the webhooks at ``/hooks/PATH`` that take the request's
     method (no token: the signature is the sender's credential)."""
+    if delivery:
+        note(request, delivery=delivery)  # for the request's log line
     access: Access = request.app.state.access
     # no token to count by: a sender is counted by its address, before any work is done
     sender = request.client.host if request.client is not None else "unknown"

@@ -29,7 +29,7 @@ from keel.runtime.views.documents import (
     run_document,
     verification_document,
 )
-from keel.runtime.views.task_logs import log_line_document
+from keel.runtime.views.task_logs import log_line_document, run_logs
 from keel.runtime.views.why import run_why
 from keel.runtime.views.why_reasons import RunWhy
 from keel.server.guard import needs
@@ -196,10 +196,11 @@ def logs(
     """What the run's tasks logged through ``ctx.logger``, in the order written (as
     ``keel logs``); ``next_after`` pages on. ``status`` is the run's, read before the
     lines: to follow a running run, ask again with the last line's ``seq`` until its
-    status has ended and ``next_after`` is null."""
+    status has ended and ``next_after`` is null. 404 for a node the run does not have,
+    or an attempt it never started (as ``keel logs``)."""
     record = served.store.get_run(run_id)
-    lines = served.store.task_logs(record.id, node=node, attempt=attempt, after=after,
-                                   limit=limit)  # fmt: skip
+    lines = run_logs(served.store, record, served.plans.plan(record.spec_version), node=node,
+                     attempt=attempt, after=after, limit=limit)  # fmt: skip
     return {"run_id": record.id, "status": record.status,
             "lines": [log_line_document(line) for line in lines],
             "next_after": lines[-1].seq if len(lines) == limit else None}  # fmt: skip

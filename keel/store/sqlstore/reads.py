@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from keel.errors import RunNotFoundError, StoreError
+from keel.errors import NO_RUN, RunNotFoundError, StoreError
 from keel.spec.model import WorkflowSpec
 from keel.store.boundary import store_boundary
 from keel.store.chain import ChainLink
@@ -86,7 +86,7 @@ class SQLReader:
                 if matches:
                     row = cur.execute(q["select_run"], (matches[0][0],)).fetchone()
         if row is None:
-            raise RunNotFoundError(f"no run with id '{run_id}' (see `keel runs`)")
+            raise RunNotFoundError(f"{NO_RUN} '{run_id}'")
         return run_record(row)
 
     def list_runs(
