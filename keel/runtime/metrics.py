@@ -5,12 +5,13 @@ tests and several apps or workers in one process never collide, and what a proce
 exposes is exactly what was given to it. Every counter and histogram is here; the
 places that know the facts count them:
 
-- runs started: where a run is recorded (the API server's routes, a worker's
-  ``start_run`` and the schedules and completion triggers it fires) and, for child
-  runs, the worker whose commit creates them (``keel.runtime.worker.metering``);
+- runs started: where a run is recorded (a worker's ``start_run`` and the schedules
+  and completion triggers it fires) and, for child runs, the worker whose commit
+  creates them (``keel.runtime.worker.metering``); the API server counts those its
+  commits create, child runs included (``keel.server.metered``);
 - runs finished, attempts, retries, failures, durations, queue lag, reclaims: the
   worker, from what it claims and commits (``metering``); the server too counts the runs
-  its routes' actions end (a cancel, a rejection);
+  its commits end (a cancel and the cancels of its children, a rejection);
 - worker slots: read from the worker when scraped (``watch_slots``);
 - what the store holds (queue depth, waiting runs...): a collector the server adds
   (``keel.server.gauges``), computed from the store at scrape time.

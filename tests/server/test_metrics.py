@@ -31,7 +31,7 @@ from keel.store.sqlite import SQLiteStore
 from tests.contract.conftest import BACKENDS, raw_sql
 from tests.postgres import PostgresStore
 from tests.server.hookflows import deploy_hooked
-from tests.server.metricflows import two_steps
+from tests.server.metricflows import family, two_steps
 from tests.server.serverflows import REVIEW_YAML
 
 #: every metric a server with a worker exposes, and its type
@@ -176,6 +176,29 @@ def test_runs_ended_by_an_action_on_the_api_are_counted_by_the_server(
         (("status", "cancelled"), ("workflow", "review")): 1,
         (("status", "failed"), ("workflow", "review")): 1}  # fmt: skip
     assert scraped.value("keel_runs_started_total", workflow="review") == 3
+
+
+def test_child_runs_the_servers_commits_start_and_end_are_counted(store: SQLiteStore) -> None:
+    """A parent whose first node is a child run: the start over the API (and the one an
+    event makes) creates the child in the same transaction, and the cancel of the
+    parent cancels the child: the server counts both runs each time."""
+    store.deploy([(family(event="family-go"), "family.yaml")], 1.0, by="setup")
+    operator, _ = create_token(store, "operator-1", "operator")
+    viewer, _ = create_token(store, "viewer-1", "viewer")
+    act = {"Authorization": f"Bearer {operator}"}
+    with TestClient(create_app(store, rate=0)) as client:
+        parent = client.post("/runs", json={"workflow": "family"}, headers=act).json()["id"]
+        assert client.post("/events/family-go", json={"data": {}}, headers=act).status_code == 201
+        assert client.post(f"/runs/{parent}/cancel", headers=act).status_code == 200
+        scraped = scrape(client, viewer)
+
+    (child,) = store.list_runs(parent=parent)
+    assert (child.workflow, child.status) == ("two_steps", "cancelled")
+    assert scraped.labelled("keel_runs_started_total") == {
+        (("workflow", "family"),): 2, (("workflow", "two_steps"),): 2}  # fmt: skip
+    assert scraped.labelled("keel_runs_finished_total") == {
+        (("status", "cancelled"), ("workflow", "family")): 1,
+        (("status", "cancelled"), ("workflow", "two_steps")): 1}  # fmt: skip
 
 
 def test_the_metric_names_follow_prometheus_rules(store: SQLiteStore) -> None:
