@@ -130,9 +130,9 @@ def serve(
                                     database_url=db, log_format=log_format)  # fmt: skip
     except WorkerConfigError as exc:
         raise fail(f"keel serve: {exc}") from None
+    configure_logging(config.log_format)  # first: the code imported may log
     for module in config.modules:
         import_code(module, "keel serve: ")
-    configure_logging(config.log_format)
     from keel.cli.worker_commands import _database_url, export_traces
 
     traced = export_traces("keel serve", "keel-server")

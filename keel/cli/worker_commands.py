@@ -170,8 +170,8 @@ def worker(
         )  # fmt: skip
     except WorkerConfigError as exc:
         raise fail(f"keel worker: {exc}") from None
+    configure_logging(config.log_format)  # first: the code imported may log, as may we
     _import_code(config)
-    configure_logging(config.log_format)
     traced = export_traces("keel worker", "keel-worker")
     with reported_errors():
         store = open_store(_database_url(config), upgrade=True)
