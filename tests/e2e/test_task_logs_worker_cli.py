@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from keel.engine.events import RunStarted
 from keel.store.protocol import Store
 from tests.processes import free_port, keel_on, until
 
@@ -65,6 +66,10 @@ def test_every_line_is_json_and_the_attempts_lines_say_which(
     (failed,) = [line for line in lines if "failed" in line["message"]
                  and line["logger"] == "keel.worker"]  # fmt: skip
     assert (failed["run_id"], failed["node"], failed["attempt"]) == (retried, "chatty", 1)
+    started = store.history(retried)[0].event
+    assert isinstance(started, RunStarted)
+    assert started.trace is not None
+    assert failed["trace_id"] == started.trace["trace_id"]  # the run's, though no span is on
     assert "ValueError: the first attempt fails" in failed["message"]
     child_lines = [line for line in lines if line["logger"] == "keel.task.boxed"]
     assert [(line["run_id"], line["node"], line["attempt"], line["level"])

@@ -340,7 +340,7 @@ class Worker:
             self.claims.look_now()
             if self.metering is not None:
                 self.metering.reclaimed(events)
-            tell(events)
+            tell(events, self.cache)
         for stored in events:
             self.cache.observe(stored)
         self.watch.observe(events)
@@ -425,7 +425,7 @@ class Worker:
         )
         self._begin(claimed)
         self.watch.observe(recorded + [item.started for item in claimed])
-        tell(recorded)
+        tell(recorded, self.cache)
         return len(recorded)
 
     def _over(self, lease: Lease) -> None:
