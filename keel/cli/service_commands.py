@@ -18,6 +18,7 @@ import typer
 from keel.cli.common import (
     DbOption,
     JsonOption,
+    database_url,
     fail,
     import_code,
     local_time,
@@ -133,11 +134,11 @@ def serve(
     configure_logging(config.log_format)  # first: the code imported may log
     for module in config.modules:
         import_code(module, "keel serve: ")
-    from keel.cli.worker_commands import _database_url, export_traces
+    from keel.cli.worker_commands import export_traces
 
     traced = export_traces("keel serve", "keel-server")
 
-    url = _database_url(config)
+    url = database_url(config)
     listening = _bind(host, port)
     with reported_errors():
         store = open_store(url, upgrade=True)
