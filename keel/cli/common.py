@@ -200,6 +200,22 @@ def worker_settings() -> WorkerConfig:
         raise fail(str(exc)) from None
 
 
+def database_url(config: WorkerConfig) -> str | None:
+    """The database URL of ``keel worker`` and ``keel serve``'s settings: a relative SQLite
+    path in a config file is relative to that file's folder."""
+    url = config.database_url
+    if (
+        url is None
+        or config.root is None
+        or not config.sources["database_url"].startswith(("keel.toml", "pyproject.toml"))
+    ):
+        return url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        return prefix + str(config.root / url[len(prefix) :])
+    return url
+
+
 def origin_of(target: str) -> str:
     """Where a run's code comes from, so another process can load it: an absolute path
     for files (the current folder may differ later), the module name otherwise."""

@@ -18,6 +18,7 @@ import typer
 from keel.cli.common import (
     DbOption,
     JsonOption,
+    database_url,
     fail,
     import_code,
     local_time,
@@ -134,15 +135,15 @@ def serve(
                                     database_url=db, log_format=log_format)  # fmt: skip
     except WorkerConfigError as exc:
         raise fail(f"keel serve: {exc}") from None
+    configure_logging(config.log_format)  # first: the code imported may log
     alert_rules = load_alerts("keel serve")
     for module in config.modules:
         import_code(module, "keel serve: ")
-    configure_logging(config.log_format)
-    from keel.cli.worker_commands import _database_url, export_traces
+    from keel.cli.worker_commands import export_traces
 
     traced = export_traces("keel serve", "keel-server")
 
-    url = _database_url(config)
+    url = database_url(config)
     listening = _bind(host, port)
     with reported_errors():
         store = open_store(url, upgrade=True)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from keel.cli.common import DbOption, fail, import_code, reported_errors
+from keel.cli.common import DbOption, database_url, fail, import_code, reported_errors
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -175,12 +175,12 @@ def worker(
         )  # fmt: skip
     except WorkerConfigError as exc:
         raise fail(f"keel worker: {exc}") from None
+    configure_logging(config.log_format)  # first: the code imported may log, as may we
     alert_rules = load_alerts("keel worker")
     _import_code(config)
-    configure_logging(config.log_format)
     traced = export_traces("keel worker", "keel-worker")
     with reported_errors():
-        store = open_store(_database_url(config), upgrade=True)
+        store = open_store(database_url(config), upgrade=True)
     stop = threading.Event()
     started: list[Worker] = []
 
@@ -286,21 +286,6 @@ def export_traces(command: str, service: str) -> Tracing | None:
         raise fail(f"{command}: {exc}") from None
 
 
-def _database_url(config: WorkerConfig) -> str | None:
-    """A relative SQLite path in a config file is relative to that file's folder."""
-    url = config.database_url
-    if (
-        url is None
-        or config.root is None
-        or not config.sources["database_url"].startswith(("keel.toml", "pyproject.toml"))
-    ):
-        return url
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/"):
-        return prefix + str(config.root / url[len(prefix) :])
-    return url
-
-
 def _import_code(config: WorkerConfig) -> None:
     for module in config.modules:
         import_code(module, "keel worker: ")
@@ -322,7 +307,7 @@ def _announce(running: Worker, config: WorkerConfig) -> None:
 
     queues = ",".join(config.queues) if config.queues else "every queue"
     wakeups = "notifications" if running.listening else "polling"
-    shown = masked_url(store_url(_database_url(config)))
+    shown = masked_url(store_url(database_url(config)))
     lines = [
         f"keel worker {running.owner}: {queues}, {config.concurrency} at once",
         f"  store: {shown} (woken by {wakeups})",

@@ -5,15 +5,22 @@ tests and several apps or workers in one process never collide, and what a proce
 exposes is exactly what was given to it. Every counter and histogram is here; the
 places that know the facts count them:
 
-- runs started: where a run is recorded (the API server's routes, a worker's
-  ``start_run`` and the schedules and completion triggers it fires) and, for child
-  runs, the worker whose commit creates them (``keel.runtime.worker.metering``);
+- runs started: where a run is recorded (a worker's ``start_run`` and the schedules
+  and completion triggers it fires) and, for child runs, the worker whose commit
+  creates them (``keel.runtime.worker.metering``); the API server counts those its
+  commits create, child runs included (``keel.server.metered``);
 - runs finished, attempts, retries, failures, durations, queue lag, reclaims: the
   worker, from what it claims and commits (``metering``); the server too counts the runs
-  its routes' actions end (a cancel, a rejection);
+  its commits end (a cancel and the cancels of its children, a rejection);
 - worker slots: read from the worker when scraped (``watch_slots``);
 - what the store holds (queue depth, waiting runs...): a collector the server adds
   (``keel.server.gauges``), computed from the store at scrape time.
+
+prometheus_client adds a ``_created`` series (when it began) to every counter and
+histogram, doubling their series for a number no dashboard here reads: the registry
+leaves them out (``_Registry``). Per registry, not with the client's
+``disable_created_metrics``, a switch of the whole process that would change the
+metrics of code keel runs alongside (a task's own, an embedding program's).
 
 Label values are workflow, node and queue names from deployed definitions, run
 statuses and error types: bounded, never a run id or an attempt number. A workflow's
@@ -27,7 +34,7 @@ Prometheus' rules: the ``keel_`` prefix, ``_total`` on counters (the client adds
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -54,7 +61,7 @@ class Metrics:
     """Every metric a keel process counts, in ``registry``."""
 
     def __init__(self) -> None:
-        self.registry = registry = CollectorRegistry()
+        self.registry = registry = _Registry()
         self.runs_started = Counter(
             "keel_runs_started", "Runs this process started (child runs included)",
             ["workflow"], registry=registry,
@@ -133,6 +140,19 @@ class Metrics:
         one is asked for), as prometheus_client's own server chooses it."""
         encode, media_type = choose_encoder(accept)
         return encode(self.registry), media_type
+
+
+class _Registry(CollectorRegistry):
+    """A registry whose families leave out their ``_created`` series."""
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in super().collect():
+            created = metric.name + "_created"
+            if any(sample.name == created for sample in metric.samples):
+                kept = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+                kept.samples = [sample for sample in metric.samples if sample.name != created]
+                metric = kept
+            yield metric
 
 
 class _Slots(Collector):

@@ -286,6 +286,11 @@ class RunCache:
             self._states.move_to_end(run_id)
         return state
 
+    def cached(self, run_id: str) -> RunState | None:
+        """The run's state if it is cached, never loaded for the asking (nor made the
+        most recently used)."""
+        return self._states.get(run_id)
+
     def _load(self, run_id: str) -> RunState:
         """The run's state rebuilt from its history, read once: its first event
         (``RunStarted``) names the version it follows, so a run started by another

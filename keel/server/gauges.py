@@ -2,11 +2,20 @@
 
 One ``Store.gauges`` read (one aggregate query, from existing indexes) gives the depth
 and oldest ready attempt of every queue, the runs waiting per kind of wait, the
-notifications not delivered yet, the live workers and the alert rules firing. The answer
-is kept for ``ttl`` seconds, so any number of scrapers (several Prometheus servers, a
-dashboard) cost the store one read per ``ttl``; concurrent scrapes share one read. A
-store that fails is said in the log and leaves these metrics out of that scrape (the
-process's own counters are still served), and ``keel_store_up`` says 0.
+notifications not delivered yet, the live workers, the late runs and the alert rules
+firing. The answer is kept for ``ttl`` seconds, so any number of scrapers (several
+Prometheus servers) cost the store one read per ``ttl``; concurrent scrapes share one
+read. A store that fails is
+said in the log and leaves these metrics out of that scrape (the process's own counters
+are still served), and ``keel_store_up`` says 0.
+
+The read is not free: counting the queues reads every free ready row, so it costs in
+proportion to the ready queue (on SQLite, some 236 ms at 200,000 ready attempts). Hence
+``TTL`` is 5 s, not less: shorter than any usual scrape interval (15 s and up), so one
+scraper still gets a fresh read each time, while many scrapers at once cost at most one
+read per 5 s. Every ``keel serve`` reads the same store, so N servers cost N reads per
+scrape interval, and their gauges are the same numbers: aggregate them across instances
+with ``max``, never ``sum`` (``deploy/grafana/keel.json`` does).
 """
 
 from __future__ import annotations
@@ -27,8 +36,8 @@ from keel.store.protocol import Store
 
 log = logging.getLogger("keel.server")
 
-#: seconds a read of the store serves scrapes
-TTL = 2.0
+#: seconds a read of the store serves scrapes (see above for why 5)
+TTL = 5.0
 
 
 class StoreCollector(Collector):

@@ -1,7 +1,9 @@
 """What every route shares: the store, a cache of compiled plans and definitions (both
 immutable by version, so sharing them between request threads is safe), the metrics
 and the clock.
-Kept on ``app.state.service``; routes get it with ``Depends(service)``.
+Kept on ``app.state.service``; routes get it with ``Depends(service)``. The routes'
+store counts the runs their commits start and end (``keel.server.metered``), so no
+route counts anything itself.
 """
 
 from __future__ import annotations
@@ -13,42 +15,30 @@ from dataclasses import dataclass, field
 
 from fastapi import HTTPException, Request
 
-from keel.engine.state import is_finished
 from keel.runtime.clock import Clock, clock_for
 from keel.runtime.metrics import Metrics
 from keel.runtime.runs import RunCache
+from keel.server.metered import MeteredStore
 from keel.store.protocol import Store
-from keel.store.records import RunRecord
 
 
 @dataclass
 class Service:
+    #: the server's store, counting the runs its commits start and end in ``metrics``
     store: Store
     #: plans by version only: the server starts runs, it never keeps their states
     plans: RunCache
-    #: where the routes count what they do (the runs they start), served at /metrics
+    #: what the server counts, served at /metrics
     metrics: Metrics
     clock: Clock = field(init=False)
 
     def __post_init__(self) -> None:
         self.clock = clock_for(self.store)
 
-    def started(self, workflow: str, count: int = 1) -> None:
-        """Count runs of ``workflow`` a route started."""
-        if count:
-            self.metrics.runs_started.labels(workflow).inc(count)
-
-    def acted(self, record: RunRecord) -> RunRecord:
-        """A run after a route's action on it: an action is refused on a run that has
-        ended, so one that has ended now was ended by it (a cancel, a rejection, the
-        last approval): counted here, as a worker counts the ends it records."""
-        if is_finished(record.status):
-            self.metrics.runs_finished.labels(record.workflow, record.status).inc()
-        return record
-
 
 def open_service(store: Store, metrics: Metrics) -> Service:
-    return Service(store, RunCache(store, capacity=0), metrics)
+    metered = MeteredStore(store, metrics)
+    return Service(metered, RunCache(metered, capacity=0), metrics)
 
 
 async def service(request: Request) -> Service:

@@ -5,7 +5,11 @@ the runs past their expected duration and not ended, the alerts firing.
 Read by the server at scrape time (``Store.gauges``), with one aggregate query that
 each backend answers from its existing indexes (the ready queue's free attempts, the
 waits by kind, the outbox's due items, the workers by last seen, the late runs), so a
-scrape costs the same whatever the length of the histories. Labels are queue names,
+scrape costs the same whatever the length of the histories. Not whatever the backlog,
+though: the queues' depth and oldest ready time count every free ready row, so that part
+costs in proportion to the ready queue (on SQLite, some 236 ms at 200,000 ready
+attempts); the waits' part in proportion to the runs waiting. The server reads it at
+most once per its collector's TTL (``keel.server.gauges``). Labels are queue names,
 kinds of wait and workflow names: bounded by the deployed definitions, never a run id.
 """
 

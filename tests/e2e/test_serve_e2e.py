@@ -9,7 +9,6 @@ with a generous deadline; nothing asserts on durations."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import httpx2
 import pytest
 
 from tests.postgres import fresh_url, open_postgres
-from tests.processes import keel_on, stop_workers
+from tests.processes import free_port, keel_on, stop_workers
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = Path(__file__).resolve().with_name("serveflows.py")
@@ -50,13 +49,6 @@ def spawn(url: str, log: Path, *args: str) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen([sys.executable, "-m", "keel", *args], env=env,
                                 stdout=out, stderr=out, stdin=subprocess.DEVNULL)  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def until(what: str, check: Callable[[], Any], logs: Sequence[Path] = ()) -> Any:

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.e2e.test_serve_e2e import free_port, keel, spawn, until
-from tests.processes import stop_workers
+from tests.e2e.test_serve_e2e import keel, spawn, until
+from tests.processes import free_port, stop_workers
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from keel.runtime.operations.control import start_run
 from keel.store.protocol import Store
 from keel.store.records import StoredEvent
 from keel.store.sqlite import SQLiteStore
+from tests.processes import until
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 60.0
@@ -146,15 +146,6 @@ def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
     yield address, postgres
     postgres.drop_schema()
     postgres.close()
-
-
-def until(what: str, check: Callable[[], object]) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {DEADLINE:.0f} s: {what}")
 
 
 def ended(store: Store, run_ids: list[str]) -> bool:

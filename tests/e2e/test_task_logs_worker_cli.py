@@ -9,20 +9,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from keel.engine.events import RunStarted
 from keel.store.protocol import Store
-from tests.postgres import fresh_url, open_postgres
-from tests.processes import keel_on
+from tests.processes import free_port, keel_on, until
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = Path(__file__).resolve().with_name("logflows.py")
@@ -31,35 +29,10 @@ DEADLINE = 60.0
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def url() -> Iterator[str]:
-    address = fresh_url()
-    store = open_postgres(address)
-    store.close()
-    yield address
-    store.drop_schema()
-
-
-@pytest.fixture
-def store(url: str) -> Iterator[Store]:
-    opened = open_postgres(url)
-    yield opened
-    opened.close()
-
-
 def detach(url: str, workflow: str, *inputs: str) -> str:
     done = keel_on(url, "run", f"{FLOWS}:{workflow}", *inputs, "--detach", deadline=DEADLINE)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
-
-
-def until(what: str, check: Any) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {DEADLINE:.0f} s: {what}")
 
 
 def test_every_line_is_json_and_the_attempts_lines_say_which(
@@ -75,9 +48,8 @@ def test_every_line_is_json_and_the_attempts_lines_say_which(
             env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
         )  # fmt: skip
     try:
-        for run_id in (retried, isolated):
-            until("the run succeeded", lambda run_id=run_id: store.get_run(run_id).status
-                  == "succeeded")  # fmt: skip
+        until("the runs succeeded", lambda: all(store.get_run(run_id).status == "succeeded"
+                                                for run_id in (retried, isolated)))  # fmt: skip
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=DEADLINE) == 0
@@ -94,6 +66,10 @@ def test_every_line_is_json_and_the_attempts_lines_say_which(
     (failed,) = [line for line in lines if "failed" in line["message"]
                  and line["logger"] == "keel.worker"]  # fmt: skip
     assert (failed["run_id"], failed["node"], failed["attempt"]) == (retried, "chatty", 1)
+    started = store.history(retried)[0].event
+    assert isinstance(started, RunStarted)
+    assert started.trace is not None
+    assert failed["trace_id"] == started.trace["trace_id"]  # the run's, though no span is on
     assert "ValueError: the first attempt fails" in failed["message"]
     child_lines = [line for line in lines if line["logger"] == "keel.task.boxed"]
     assert [(line["run_id"], line["node"], line["attempt"], line["level"])
@@ -115,11 +91,50 @@ def test_a_log_format_that_is_neither_text_nor_json_is_one_line(url: str) -> Non
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def json_lines_once(
+    log: Path, proc: subprocess.Popen[bytes], what: str, ready: Callable[[], bool]
+) -> list[dict[str, Any]]:
+    """The JSON lines ``proc`` wrote to ``log``, stopped (SIGTERM) once ``ready()``."""
+    try:
+        until(what, ready)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=DEADLINE) == 0, log.read_text()
+    return [json.loads(line) for line in log.read_text().splitlines()]  # each one JSON
+
+
+def test_what_the_worker_says_before_it_starts_is_json_too(tmp_path: Path) -> None:
+    """The warning that it was given no modules comes before anything else: logging is
+    set up first, or it would be lost (or be text)."""
+    log = tmp_path / "worker.log"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("KEEL_")}
+    env |= {"PYTHONPATH": str(ROOT), "KEEL_DATABASE_URL": f"sqlite:///{tmp_path / 'keel.db'}"}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "keel", "worker", "--log-format", "json"], cwd=tmp_path,
+            env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    lines = json_lines_once(log, proc, "the banner", lambda: "modules: none" in log.read_text())
+    (warned,) = [line for line in lines if "no workflow modules given" in line["message"]]
+    assert warned["logger"] == "keel.worker"
+    assert warned["message"].startswith("keel worker: no workflow modules given;")
+
+
+def test_what_keel_serves_code_logs_as_it_is_imported_is_json(tmp_path: Path) -> None:
+    module = tmp_path / "loud.py"
+    module.write_text("import logging\n\nlogging.getLogger('loud').warning('imported')\n")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
+           "KEEL_DATABASE_URL": f"sqlite:///{tmp_path / 'keel.db'}"}  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "keel", "serve", str(module), "--port", str(port),
+             "--log-format", "json"], env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    lines = json_lines_once(log, proc, "the server answered", lambda: _healthy(port))
+    assert [(line["logger"], line["level"], line["message"]) for line in lines
+            if line["logger"] == "loud"] == [("loud", "WARNING", "imported")]  # fmt: skip
 
 
 def test_keel_serve_with_its_worker_writes_json_lines_too(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,6 +31,7 @@ from keel.engine.events import RunStarted
 from keel.server import create_app
 from keel.server.identities import create_token
 from keel.store.sqlite import SQLiteStore
+from tests.processes import until
 from tests.server.traceflows import NODES, deploy_traced
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,15 +98,6 @@ def receiver() -> Iterator[tuple[str, Received]]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def until(what: str, check: Any) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {DEADLINE:.0f} s: {what}")
 
 
 def test_a_worker_process_exports_the_spans_of_a_run_started_with_a_traceparent(

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,29 +19,13 @@ import pytest
 from keel.engine.events import NodeReclaimed, NodeStarted
 from keel.store.protocol import Store
 from tests.postgres import fresh_url, open_postgres
-from tests.processes import keel_on, process_gone
+from tests.processes import keel_on, process_gone, until
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = Path(__file__).resolve().with_name("workerflows.py")
 DEADLINE = 60.0
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def url() -> Iterator[str]:
-    address = fresh_url()
-    store = open_postgres(address)
-    store.close()
-    yield address
-    store.drop_schema()
-
-
-@pytest.fixture
-def store(url: str) -> Iterator[Store]:
-    opened = open_postgres(url)
-    yield opened
-    opened.close()
 
 
 def keel(url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -62,15 +45,6 @@ def detach(url: str, workflow: str, *inputs: str) -> str:
     done = keel(url, "run", f"{FLOWS}:{workflow}", *inputs, "--detach")
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
-
-
-def until(what: str, check: object) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {DEADLINE:.0f} s: {what}")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> int:

@@ -2,7 +2,8 @@
 then one on the queue ``io`` that fails its first attempt for the input ``n == 1`` (a
 ``ConnectionError``) and is retried at once. Three runs (n = 0, 1, 2) make 7 attempts:
 3 of ``fetch``, 4 of ``save`` (one failed, then retried). ``family`` starts a run of
-``two_steps`` as its child; ``held`` runs a task that waits for the test (``release``)."""
+``two_steps`` as its child (its first and only node); ``held`` runs a task that waits for
+the test (``release``)."""
 
 from __future__ import annotations
 
@@ -51,9 +52,11 @@ def two_steps() -> WorkflowSpec:
     return spec
 
 
-def family() -> WorkflowSpec:
+def family(event: str | None = None) -> WorkflowSpec:
+    """``event``: also started by the event of that name."""
     child = two_steps()
-    return parse_spec({"name": "family", "nodes": [
+    triggers = [] if event is None else [{"kind": "event", "event": event}]
+    return parse_spec({"name": "family", "triggers": triggers, "nodes": [
         {"id": "child", "kind": "subworkflow", "workflow": child.name,
          "version": child.version, "input": {"n": 2}}]})  # fmt: skip
 

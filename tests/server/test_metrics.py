@@ -31,6 +31,7 @@ from keel.store.sqlite import SQLiteStore
 from tests.contract.conftest import BACKENDS, raw_sql
 from tests.postgres import PostgresStore
 from tests.server.hookflows import deploy_hooked
+from tests.server.metricflows import family as family_spec
 from tests.server.metricflows import two_steps
 from tests.server.serverflows import REVIEW_YAML
 
@@ -179,6 +180,29 @@ def test_runs_ended_by_an_action_on_the_api_are_counted_by_the_server(
     assert scraped.value("keel_runs_started_total", workflow="review") == 3
 
 
+def test_child_runs_the_servers_commits_start_and_end_are_counted(store: SQLiteStore) -> None:
+    """A parent whose first node is a child run: the start over the API (and the one an
+    event makes) creates the child in the same transaction, and the cancel of the
+    parent cancels the child: the server counts both runs each time."""
+    store.deploy([(family_spec(event="family-go"), "family.yaml")], 1.0, by="setup")
+    operator, _ = create_token(store, "operator-1", "operator")
+    viewer, _ = create_token(store, "viewer-1", "viewer")
+    act = {"Authorization": f"Bearer {operator}"}
+    with TestClient(create_app(store, rate=0)) as client:
+        parent = client.post("/runs", json={"workflow": "family"}, headers=act).json()["id"]
+        assert client.post("/events/family-go", json={"data": {}}, headers=act).status_code == 201
+        assert client.post(f"/runs/{parent}/cancel", headers=act).status_code == 200
+        scraped = scrape(client, viewer)
+
+    (child,) = store.list_runs(parent=parent)
+    assert (child.workflow, child.status) == ("two_steps", "cancelled")
+    assert scraped.labelled("keel_runs_started_total") == {
+        (("workflow", "family"),): 2, (("workflow", "two_steps"),): 2}  # fmt: skip
+    assert scraped.labelled("keel_runs_finished_total") == {
+        (("status", "cancelled"), ("workflow", "family")): 1,
+        (("status", "cancelled"), ("workflow", "two_steps")): 1}  # fmt: skip
+
+
 def test_the_metric_names_follow_prometheus_rules(store: SQLiteStore) -> None:
     viewer, _ = create_token(store, "viewer-1", "viewer")
     metrics = Metrics()
@@ -186,16 +210,16 @@ def test_the_metric_names_follow_prometheus_rules(store: SQLiteStore) -> None:
     with TestClient(create_app(store, rate=0, metrics=metrics)) as client:
         families = scrape(client, viewer).families
 
-    # the parser refused nothing; ``_created`` series are the client's, one per counter
-    # and histogram, and say when each series began
-    found = {f.name: f.type for f in families if not f.name.endswith("_created")}
+    # the parser refused nothing; no ``_created`` series (the client's, one per counter
+    # and histogram: when each series began) double the count of series
+    found = {f.name: f.type for f in families}
     assert found == FAMILIES
     for family in families:
         assert re.fullmatch(r"keel_[a-z][a-z0-9_]*", family.name), family.name
         if family.type == "counter":
             assert all(s.name == family.name + "_total" for s in family.samples), family.name
         if "seconds" in family.name:
-            assert family.name.endswith(("_seconds", "_seconds_created")), family.name
+            assert family.name.endswith("_seconds"), family.name
         for sample in family.samples:  # bounded labels: names, never a run or an attempt
             assert set(sample.labels) <= {"workflow", "node", "queue", "status", "outcome",
                                           "error_type", "kind", "state", "le"}  # fmt: skip
@@ -210,6 +234,7 @@ def test_a_scraper_that_asks_for_openmetrics_gets_it(store: SQLiteStore) -> None
     assert response.headers["content-type"].startswith("application/openmetrics-text")
     parsed = {f.name for f in openmetrics_families(response.text)}
     assert {"keel_runs_started", "keel_queue_depth", "keel_store_up"} <= parsed
+    assert "_created" not in response.text  # nor in this format
 
 
 # --- the store's gauges, over both backends ------------------------------------------------

@@ -141,6 +141,15 @@ def of_run(recorded: Mapping[str, str] | None, run_id: str) -> RunTrace:
     return RunTrace.from_data(recorded)
 
 
+def trace_id_of(recorded: Mapping[str, str] | None, run_id: str) -> str:
+    """A run's trace id as logs and ``keel show`` give it (32 hex digits), from
+    ``RunStarted.trace``; derived from the run id for a run started before runs recorded
+    one, as ``of_run`` does."""
+    if recorded is not None:
+        return recorded["trace_id"]
+    return trace.format_trace_id(new_run_trace(run_id).trace_id)
+
+
 def caller() -> trace.SpanContext | None:
     """The span current in this thread (the caller's, or what ``continued`` attached),
     when there is a valid one: a run started now joins its trace."""

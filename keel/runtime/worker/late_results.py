@@ -18,6 +18,7 @@ from keel.runtime.clock import Clock, Inbox
 from keel.runtime.execution.invoke import Outcome
 from keel.runtime.execution.task_logs import about
 from keel.runtime.runs import RunCache
+from keel.runtime.worker.attempt_lines import traced
 from keel.runtime.worker.transitions import late_discarded
 from keel.store.records import Lease
 from keel.store.writes import Transition
@@ -63,7 +64,7 @@ class LateResults:
                 continue
             log.warning(
                 "run %s: %s attempt %d returned after its timeout; its result is discarded",
-                lease.run_id, lease.node, lease.attempt, extra=about(lease),
+                lease.run_id, lease.node, lease.attempt, extra=traced(about(lease), self.cache),
             )  # fmt: skip
             if not self.commit(late_discarded(state, lease, outcome, now, self.cache)):
                 self._held.append(found)  # the run moved meanwhile: next turn

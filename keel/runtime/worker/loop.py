@@ -145,7 +145,9 @@ class Worker:
             every=opts.notify_every if fallback is None else fallback, metrics=metrics,
             delivered=lambda: self.outcomes.wake(WorkQueued(None)),
         )  # fmt: skip
-        self.late = LateResults(self.cache, self.recorder.commit_aside, self.executor.overdue)
+        self.late_results = LateResults(
+            self.cache, self.recorder.commit_aside, self.executor.overdue
+        )
         self.wakeups = Wakeups(self.clock, opts.queues, self.claims, self.timers, self.outbox)
         self.schedules: SchedulePump | None = None
         if opts.schedules:
@@ -247,8 +249,8 @@ class Worker:
             self._presence.beat(now)
         self._reclaimed(self.leases.run(now, holding=bool(self._running)))
         self.timers.run(now, run_ids)
-        if self.late.due():
-            self.late.run(now)
+        if self.late_results.due():
+            self.late_results.run(now)
         self.outbox.run(now)
         self.task_logs.flush(self.clock.monotonic)
         if self.schedules is not None and run_ids is None:
@@ -283,9 +285,9 @@ class Worker:
             if outcomes:
                 self._record(outcomes)
             self._maintain(None)
-        self.late.wait(self.clock, self.options.late_grace)
-        if self.late.due():
-            self.late.run(self.clock.now())
+        self.late_results.wait(self.clock, self.options.late_grace)
+        if self.late_results.due():
+            self.late_results.run(self.clock.now())
         self.flush_notifications(self.options.notify_grace)
         for lease in self.executor.overdue_keys():  # daemon threads: they end with us
             node = lease.node if lease.item is None else f"{lease.node}[{lease.item}]"
@@ -310,8 +312,11 @@ class Worker:
             # a full or read-only disk is what stopped the worker, and its last line says
             # so: the attempts it holds go back when their leases expire, as ever
             say = log.debug if isinstance(exc, StorageFaultError) else log.warning
-            say("could not give back the attempts this worker holds (%s); they return to "
-                "the queue when their leases expire", exc)
+            say(
+                "could not give back the attempts this worker holds (%s); they return to "
+                "the queue when their leases expire",
+                exc,
+            )
         self.executor.shutdown(wait=False)
         self.outbox.close()
 
@@ -343,7 +348,7 @@ class Worker:
             self.claims.look_now()
             if self.metering is not None:
                 self.metering.reclaimed(events)
-            tell(events)
+            tell(events, self.cache)
         for stored in events:
             self.cache.observe(stored)
         self.watch.observe(events)
@@ -411,7 +416,7 @@ class Worker:
         if refused is not None:  # not to run here: recorded (or given back) next turn
             done(lease, refused)
             return
-        self.executor.submit(lease, invocation, plan.timeout, done, self.late.put,
+        self.executor.submit(lease, invocation, plan.timeout, done, self.late_results.put,
                              alone=alone)  # fmt: skip
 
     def _done(self, lease: Lease, outcome: Outcome) -> None:
@@ -428,7 +433,7 @@ class Worker:
         )
         self._begin(claimed)
         self.watch.observe(recorded + [item.started for item in claimed])
-        tell(recorded)
+        tell(recorded, self.cache)
         return len(recorded)
 
     def _over(self, lease: Lease) -> None:

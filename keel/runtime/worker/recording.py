@@ -35,6 +35,7 @@ from keel.runtime.execution.task_access import CODE_MISSING
 from keel.runtime.execution.task_logs import TaskLogs, about
 from keel.runtime.runs import RunCache
 from keel.runtime.worker import transitions
+from keel.runtime.worker.attempt_lines import traced
 from keel.runtime.worker.claiming import Claiming
 from keel.runtime.worker.metering import Metering
 from keel.runtime.worker.outcomes import Done
@@ -123,6 +124,7 @@ class Recorder:
                 claimed += result.claimed
                 self.noted(result)
                 continue
+            fields = traced(about(lease), self.cache)  # before the state is dropped
             self.cache.drop(lease.run_id)
             self.claims.look_now()
             if isinstance(result.error, ConflictError):
@@ -130,10 +132,10 @@ class Recorder:
                 continue
             over(lease)
             if isinstance(result.error, LeaseLostError):
-                log.info("discarded an outcome: %s", result.error, extra=about(lease))
+                log.info("discarded an outcome: %s", result.error, extra=fields)
             else:
                 log.error("cannot record an outcome of run %s: %s", lease.run_id, result.error,
-                          extra=about(lease))  # fmt: skip
+                          extra=fields)  # fmt: skip
         return recorded, claimed
 
     def _transition(self, lease: Lease, outcome: Outcome, now: float) -> Transition | None:
@@ -156,7 +158,7 @@ class Recorder:
         )  # fmt: skip
         if again_at is not None:
             log.info("run %s: %s given back for another worker: %s", lease.run_id, lease.node,
-                     error.message, extra=about(lease))  # fmt: skip
+                     error.message, extra=traced(about(lease), self.cache))  # fmt: skip
             self.claims.stand_aside(self.clock.monotonic() + again_at - now, self.aside_for)
         return transition
 

@@ -95,7 +95,7 @@ def approve_node(
 ) -> dict[str, Any]:
     record = approve(served.store, run_id, node, data=body.data, comment=body.comment,
                      by=who.name, decider=_checker(who), clock=served.clock)  # fmt: skip
-    return run_document(served.acted(record))
+    return run_document(record)
 
 
 @router.post("/runs/{run_id}/approvals/{node}/reject")
@@ -104,4 +104,4 @@ def reject_node(
 ) -> dict[str, Any]:
     record = reject(served.store, run_id, node, comment=body.comment, by=who.name,
                     decider=_checker(who), clock=served.clock)  # fmt: skip
-    return run_document(served.acted(record))
+    return run_document(record)

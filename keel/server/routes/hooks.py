@@ -53,11 +53,7 @@ class Event(BaseModel):
                                        "workflow's run twice (default: a random one)")  # fmt: skip
 
 
-def _answer(
-    emitted: list[Emitted], response: Response, served: Service, **extra: str
-) -> dict[str, Any]:
-    for e in emitted:
-        served.started(e.workflow, int(e.started))
+def _answer(emitted: list[Emitted], response: Response, **extra: str) -> dict[str, Any]:
     response.status_code = 201 if any(e.started for e in emitted) else 200
     runs = [{"workflow": e.workflow, "id": e.run.id, "started": e.started} for e in emitted]
     return {**extra, "runs": runs}
@@ -111,7 +107,7 @@ async def hook(
         raise HTTPException(400, str(exc)) from None
     except MethodError as exc:
         raise HTTPException(405, str(exc)) from None
-    return _answer(emitted, response, served, delivery=headers.get("x-keel-delivery", ""))
+    return _answer(emitted, response, delivery=headers.get("x-keel-delivery", ""))
 
 
 @router.post("/events/{name}", status_code=201, responses=_ANSWERS)
@@ -119,4 +115,4 @@ def event(name: str, body: Event, who: Actor, served: Served, response: Response
     """Start the runs of the workflows whose event triggers take this event."""
     message_id = body.id or uuid.uuid4().hex
     emitted = emit(served.store, name, body.data, message_id, served.plans, served.clock)
-    return _answer(emitted, response, served, event=name, id=message_id)
+    return _answer(emitted, response, event=name, id=message_id)

@@ -111,9 +111,7 @@ def start(
     record, started = start_once(store, spec, run_input, key=idempotency_key,
                                  started_by=who.name, plans=served.plans,
                                  clock=served.clock)  # fmt: skip
-    if started:
-        served.started(spec.name)
-    else:
+    if not started:
         response.status_code = 200
     response.headers["Location"] = f"/runs/{record.id}"
     return run_document(record)
@@ -225,23 +223,23 @@ def why(run_id: str, who: Reader, served: Served) -> RunWhy:
 
 @router.post("/runs/{run_id}/cancel")
 def cancel(run_id: str, who: Actor, served: Served, body: Reason = NO_REASON) -> dict[str, Any]:
-    return run_document(served.acted(
+    return run_document(
         cancel_run(served.store, run_id, reason=body.reason, by=who.name, clock=served.clock)
-    ))  # fmt: skip
+    )
 
 
 @router.post("/runs/{run_id}/pause")
 def pause(run_id: str, who: Actor, served: Served, body: Reason = NO_REASON) -> dict[str, Any]:
-    return run_document(served.acted(
+    return run_document(
         pause_run(served.store, run_id, reason=body.reason, by=who.name, clock=served.clock)
-    ))  # fmt: skip
+    )
 
 
 @router.post("/runs/{run_id}/unpause")
 def unpause(run_id: str, who: Actor, served: Served, body: Reason = NO_REASON) -> dict[str, Any]:
-    return run_document(served.acted(
+    return run_document(
         unpause_run(served.store, run_id, reason=body.reason, by=who.name, clock=served.clock)
-    ))  # fmt: skip
+    )
 
 
 @router.post("/runs/{run_id}/retry")
@@ -250,7 +248,7 @@ def retry(run_id: str, who: Actor, served: Served, body: Retry = NO_RETRY) -> di
     record = retry_run(
         served.store, run_id, node=body.node, by=who.name, reason=body.reason, clock=served.clock
     )
-    return run_document(served.acted(record))
+    return run_document(record)
 
 
 @router.post("/runs/{run_id}/nodes/{node}/skip")
@@ -264,7 +262,7 @@ def skip(
     record = set_node_output(served.store, run_id, node, body.output, by=who.name,
                              reason=body.reason, clock=served.clock,
                              guard=_setting_allowed(who))  # fmt: skip
-    return run_document(served.acted(record))
+    return run_document(record)
 
 
 def _setting_allowed(who: Identity) -> Callable[[Node], None]:
@@ -289,6 +287,6 @@ def _setting_allowed(who: Identity) -> Callable[[Node], None]:
 def signal(
     run_id: str, name: str, who: Actor, served: Served, body: Signal = NO_SIGNAL
 ) -> dict[str, Any]:
-    return run_document(served.acted(
+    return run_document(
         send_signal(served.store, run_id, name, body.data, by=who.name, clock=served.clock)
-    ))  # fmt: skip
+    )

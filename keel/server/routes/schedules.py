@@ -52,8 +52,7 @@ def unpause(name: str, who: Actor, served: Served) -> dict[str, Any]:
 @router.post("/schedules/{name}/trigger", status_code=201)
 def trigger(name: str, who: Actor, served: Served) -> dict[str, Any]:
     """Start a run of the schedule now, outside its slots."""
-    run_id = schedule_views.trigger_now(served.store, served.plans, name, served.clock.now(),
-                                        metrics=served.metrics)  # fmt: skip
+    run_id = schedule_views.trigger_now(served.store, served.plans, name, served.clock.now())
     return {"name": name, "run": run_id}
 
 
@@ -62,6 +61,5 @@ def backfill(name: str, body: Backfill, who: Actor, served: Served) -> dict[str,
     """One run per slot from ``start`` to ``end`` (both included, RFC 3339 times; not
     after now)."""
     started = schedule_views.backfill(served.store, served.plans, name, body.start.timestamp(),
-                                      body.end.timestamp(), served.clock.now(),
-                                      metrics=served.metrics)  # fmt: skip
+                                      body.end.timestamp(), served.clock.now())  # fmt: skip
     return {"name": name, "slots": started}

@@ -375,7 +375,10 @@ ON CONFLICT (name) DO UPDATE SET workflow = excluded.workflow,
 
 -- Metrics (keel.store.gauges): what the store holds now, one row per (kind, name) with a
 -- count and, for queues, the oldest ready time; each part answered from an index
--- (ready_free, waits_by_kind, outbox_due, workers_by_seen); the alerts are a row per rule.
+-- (ready_free, waits_by_kind, outbox_due, workers_by_seen, runs_late); the alerts are a row per rule. The late runs
+-- name their partial index: SQLite's planner would take runs_by_status instead and read
+-- every unfinished run (125 ms at 300,000 of them, against 0.02 ms). The queues' part
+-- reads every free ready row: it costs in proportion to the ready queue.
 
 -- name: store_gauges
 SELECT 'queue', queue, count(*), min(available_at) FROM ready
@@ -387,7 +390,7 @@ SELECT 'outbox', NULL, count(*), NULL FROM outbox WHERE next_at IS NOT NULL
 UNION ALL
 SELECT 'workers', NULL, count(*), NULL FROM workers WHERE seen_at >= :live_since
 UNION ALL
-SELECT 'late', workflow, count(*), NULL FROM runs
+SELECT 'late', workflow, count(*), NULL FROM runs INDEXED BY runs_late
 WHERE late AND status IN ('pending', 'running', 'failing', 'paused') GROUP BY workflow
 UNION ALL
 SELECT 'alert', name, state = 'firing', NULL FROM alerts;
