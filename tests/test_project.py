@@ -35,7 +35,8 @@ RUNTIME_ALLOWED = {
     # OpenTelemetry around runs and attempts: what the others use, knowing none of them
     "tracing": set(),
     "execution": {"tracing"},
-    "views": {"tracing"},
+    # views judge a lease holder of this host dead as workers do (``keel.runtime.owner``)
+    "views": {"tracing", "owner"},
     "notifications": {"execution"},
     "operations": {"execution", "clock", "runs", "waiting", "notifications", "tracing"},
     "worker": {
@@ -48,12 +49,13 @@ RUNTIME_ALLOWED = {
         "triggers",
         "metrics",
         "tracing",
+        "owner",
     },
     # what fires triggers: it starts runs through the operations (and counts them)
     "triggers": {"clock", "runs", "operations", "metrics"},
     # alert rules: read from the config file the worker reads, evaluated under the
     # store's lease, delivered through the notifiers
-    "alerts": {"clock", "notifications", "worker"},
+    "alerts": {"clock", "notifications", "worker", "owner"},
     # keel.Client's transports: the store one performs the operations and views
     "transports": {"clock", "runs", "operations", "views", "triggers", "tracing"},
 }  # fmt: skip

@@ -24,7 +24,7 @@ LIVE_WITHIN = 30.0
 class WorkerRecord:
     """One worker process as the store knows it."""
 
-    #: the worker's lease owner: ``host:pid:start:token`` (``keel.runtime.worker.owner``)
+    #: the worker's lease owner: ``host:pid:start:token`` (``keel.runtime.owner``)
     owner: str
     host: str
     pid: int

@@ -26,7 +26,7 @@ import pytest
 
 from keel.engine.events import NodeReclaimed, NodeStarted, NodeSucceeded
 from keel.runtime.operations.control import start_run
-from keel.runtime.worker.owner import Owner
+from keel.runtime.owner import Owner
 from keel.store.chain import verify_chain
 from tests.chaos import fanflow
 from tests.postgres import fresh_url, open_postgres

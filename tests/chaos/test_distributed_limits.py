@@ -27,7 +27,7 @@ import pytest
 from keel.engine.events import NodeReclaimed, NodeStarted
 from keel.engine.state import is_finished
 from keel.runtime.operations.control import start_run
-from keel.runtime.worker.owner import Owner
+from keel.runtime.owner import Owner
 from keel.store import Store
 from tests.chaos import limitflow
 from tests.postgres import fresh_url, open_postgres

@@ -457,3 +457,33 @@ def test_the_reasons_read_the_same_as_json(store: Store) -> None:
         "kind": "concurrency", "key": "crm", "limit": 1,
         "holders": [{"run_id": "r1", "node": "a", "item": None, "owner": OWNER}]}  # fmt: skip
     assert document["nodes"][0]["stuck"] is True
+
+
+def dead_owner_here() -> str:
+    """The lease owner of a process of this host that has ended (as a SIGKILLed
+    worker's is): its pid no longer runs."""
+    import socket
+    import subprocess
+    import sys
+
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    return f"{socket.gethostname()}:{done.pid}:1:dd"
+
+
+def test_a_worker_killed_on_this_host_is_dead_at_once(store: Store) -> None:
+    """Its row says it was seen a moment ago, but its process is gone: the attempt it
+    holds has a dead holder, and its queue no live worker, now, not 30 s later."""
+    owner = dead_owner_here()
+    held, queued = Driver(store, make_spec()), Driver(store, make_spec(), run_id="run-2")
+    held.start()
+    queued.start()
+    register(store, owner, at=T0)
+    (claimed,) = held.claim(owner, lease_for=300.0)
+    store.worker_seen(owner, held.now)
+
+    assert node_why(store, "run-1", "a", held.now + 1).reason == LeaseHolderGone(
+        owner=owner, last_seen=held.now, lease_expires=claimed.lease.expires_at)  # fmt: skip
+    reason = node_why(store, "run-2", "a", held.now + 1).reason
+    assert reason.kind == "no_worker"
+    assert reason.last_seen == held.now  # type: ignore[union-attr]

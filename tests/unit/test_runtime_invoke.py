@@ -23,8 +23,8 @@ from keel.runtime.execution.context import StepContext
 from keel.runtime.execution.executor import Executor
 from keel.runtime.execution.invoke import Invocation, Outcome, TaskCatalog, make_context
 from keel.runtime.operations.control import check_input, start_run
+from keel.runtime.owner import Owner, known_dead, process_start
 from keel.runtime.stores import ENVIRONMENT, open_store
-from keel.runtime.worker.owner import Owner, known_dead, process_start
 from keel.spec import WorkflowSpec, parse_spec
 from keel.store.sqlite import SQLiteStore
 from tests.unit import runtime_tasks  # noqa: F401  (loaded, as a worker loads its code: see task_access)

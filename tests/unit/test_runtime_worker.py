@@ -29,9 +29,9 @@ from keel.engine.events import (
 from keel.engine.plan import compile_plan
 from keel.runtime.clock import FakeClock
 from keel.runtime.operations.control import cancel_run, start_run
+from keel.runtime.owner import Owner
 from keel.runtime.views.report import run_report
 from keel.runtime.worker.loop import Worker, WorkerOptions
-from keel.runtime.worker.owner import Owner
 from keel.spec import WorkflowSpec, parse_spec
 from keel.store.records import RunRecord, StoredEvent
 from keel.store.sqlite import SQLiteStore

@@ -16,7 +16,7 @@ from keel.errors import StoreError
 from keel.runtime.alerts.pump import AlertPump
 from keel.runtime.alerts.rules import AlertRule
 from keel.runtime.clock import Clock, clock_for
-from keel.runtime.worker.owner import Owner
+from keel.runtime.owner import Owner
 from keel.store.protocol import Store
 
 log = logging.getLogger("keel.alerts")

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from keel.engine.state import RunState
+from keel.runtime.owner import known_dead
 from keel.runtime.views.why_facts import Place, StoreFacts, Timeline
 from keel.runtime.views.why_reasons import (
     AvailableLater,
@@ -51,7 +52,9 @@ class QueuedRules:
         self.state, self.plan, self.times, self.facts = state, state.plan, times, facts
         self.now, self.paused = now, paused
         self.owners = {worker.owner: worker for worker in facts.workers}
-        self.live = [w for w in facts.workers if w.seen_at >= now - LIVE_WITHIN]
+        # a worker killed on this host is dead at once, not LIVE_WITHIN later
+        self.live = [w for w in facts.workers
+                     if w.seen_at >= now - LIVE_WITHIN and not known_dead(w.owner)]  # fmt: skip
 
     def attempt(self, node_id: str, item: int | None, status: str, row: QueuedAttempt) -> NodeWhy:
         """Why the attempt of ``node_id`` (``item`` of a map) in ``row`` has not started."""
@@ -69,7 +72,7 @@ class QueuedRules:
         worker = self.owners.get(row.owner)
         expired = row.lease_expires is not None and row.lease_expires < self.now
         unseen = worker is not None and worker.seen_at < self.now - LIVE_WITHIN
-        if expired or unseen:
+        if expired or unseen or known_dead(row.owner):
             last_seen = None if worker is None else worker.seen_at
             return LeaseHolderGone(owner=row.owner, last_seen=last_seen,
                                    lease_expires=row.lease_expires)  # fmt: skip

@@ -3,7 +3,7 @@
 While it holds attempts, a worker renews its leases every third of their length, so a
 lease expires only when its holder stopped renewing. Every ``reclaim_every`` seconds it
 puts back on the queue (``NodeReclaimed``) the attempts whose lease expired, and those
-held by a dead process on this host (``keel.runtime.worker.owner``) without waiting for
+held by a dead process on this host (``keel.runtime.owner``) without waiting for
 their lease; they run again with the same attempt number and idempotency key. When it
 stops (or lost the database for a while) it gives its own leases back.
 
@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 
 from keel.runtime.clock import Clock
-from keel.runtime.worker.owner import known_dead
+from keel.runtime.owner import known_dead
 from keel.store.protocol import Store
 from keel.store.records import StoredEvent
 

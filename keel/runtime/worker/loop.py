@@ -46,6 +46,7 @@ from keel.runtime.execution.executor import Executor
 from keel.runtime.execution.invoke import Invocation, Outcome, TaskCatalog, make_context
 from keel.runtime.execution.task_logs import TaskLogs, about
 from keel.runtime.operations.control import record_run
+from keel.runtime.owner import Owner
 from keel.runtime.runs import RunCache
 from keel.runtime.tracing import attempts, run_spans
 from keel.runtime.triggers.schedule_pump import SchedulePump
@@ -57,7 +58,6 @@ from keel.runtime.worker.metering import Metering
 from keel.runtime.worker.options import WorkerOptions
 from keel.runtime.worker.outbox_pump import OutboxPump
 from keel.runtime.worker.outcomes import Done, Outcomes
-from keel.runtime.worker.owner import Owner
 from keel.runtime.worker.presence import LIVE_WITHIN, Presence
 from keel.runtime.worker.recording import Recorder
 from keel.runtime.worker.run_watch import Observer, RunWatch

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from keel.runtime.worker.owner import Owner
+from keel.runtime.owner import Owner
 from keel.store import presence as stored
 from keel.store.presence import WorkerRecord
 from keel.store.protocol import Store
