@@ -22,7 +22,7 @@ from keel.runtime.clock import FakeClock
 from keel.store import Store, Transition
 from keel.store.writes import SetStatus
 from tests.contract.conftest import T0, Driver, make_spec
-from tests.unit.test_notify import RecordingServer
+from tests.unit.test_notify import RecordingServer, serving
 
 RULE = {"name": "claims-failing", "kind": "failure_rate", "workflow": "claim",
         "window": "10m", "above": 0.5, "for": "1m", "min_runs": 4,
@@ -31,18 +31,8 @@ RULE = {"name": "claims-failing", "kind": "failure_rate", "workflow": "claim",
 
 @pytest.fixture
 def receiver() -> Iterator[RecordingServer]:
-    import threading
-
-    server = RecordingServer()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    with serving() as server:
         yield server
-    finally:
-        server.released.set()
-        server.shutdown()
-        thread.join()
-        server.server_close()
 
 
 def rules(receiver: RecordingServer, **changes: Any) -> tuple[AlertRule, ...]:

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from keel.store.writes import SetStatus, Transition
 from tests.contract.conftest import Driver, make_spec
 from tests.postgres import fresh_url, open_postgres
 from tests.remote.conftest import free_port
-from tests.unit.test_notify import RecordingServer
+from tests.unit.test_notify import RecordingServer, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 60.0
@@ -35,16 +34,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def receiver() -> Iterator[RecordingServer]:
-    server = RecordingServer()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    with serving() as server:
         yield server
-    finally:
-        server.released.set()
-        server.shutdown()
-        thread.join()
-        server.server_close()
 
 
 def keel_toml(folder: Path, receiver: RecordingServer, **changes: Any) -> None:

@@ -15,6 +15,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -129,8 +130,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Keep the test output quiet."""
 
 
-@pytest.fixture
-def http_server() -> Iterator[RecordingServer]:
+@contextmanager
+def serving() -> Iterator[RecordingServer]:
+    """A ``RecordingServer`` answering on a thread of its own until the block ends."""
     server = RecordingServer()
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
@@ -141,6 +143,12 @@ def http_server() -> Iterator[RecordingServer]:
         server.shutdown()
         thread.join()
         server.server_close()
+
+
+@pytest.fixture
+def http_server() -> Iterator[RecordingServer]:
+    with serving() as server:
+        yield server
 
 
 def webhook(url: str, **options: Any) -> WebhookNotifier:
