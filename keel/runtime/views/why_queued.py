@@ -19,25 +19,21 @@ from collections.abc import Iterator
 
 from keel.engine.state import RunState
 from keel.runtime.owner import known_dead
+from keel.runtime.views.holds import circuit_hold, concurrency_hold, rate_hold
 from keel.runtime.views.why_facts import Place, StoreFacts, Timeline
 from keel.runtime.views.why_reasons import (
     AvailableLater,
-    CircuitOpen,
-    ConcurrencyFull,
     GaveBack,
-    Holder,
     LeaseHolderGone,
     NoCode,
     NodeWhy,
     NoLiveWorker,
     Paused,
     Queued,
-    RateLimited,
     Reason,
     RetryBackoff,
     Running,
 )
-from keel.store.limits import rate_free_at
 from keel.store.presence import LIVE_WITHIN, WorkerRecord
 from keel.store.records import QueuedAttempt
 
@@ -87,27 +83,13 @@ class QueuedRules:
         delayed = self._delayed(node_id, place, row)
         if delayed is not None:
             yield delayed
-        circuit = self.facts.circuits.get(ready.circuit or "")
-        if circuit is not None:
-            is_open = circuit.open_until is not None and circuit.open_until > now
-            probing = circuit.probe_until is not None and circuit.probe_until > now
-            if is_open or probing:
-                yield CircuitOpen(circuit=circuit.name, failures=circuit.failures,
-                                  until=circuit.open_until if is_open else None,
-                                  probe_until=circuit.probe_until if probing else None)  # fmt: skip
-        if ready.limit_key is not None:
-            holders = self.facts.holders.get(ready.limit_key, [])
-            if len(holders) >= ready.limit_max:
-                yield ConcurrencyFull(key=ready.limit_key, limit=ready.limit_max, holders=[
-                    Holder(run_id=h.run_id, node=h.node, item=h.item, owner=h.owner)
-                    for h in holders])  # fmt: skip
-        if ready.rate_key is not None:
-            since = now - ready.rate_per
-            starts = [at for at in self.facts.rate_starts.get(ready.rate_key, []) if at > since]
-            free_at = rate_free_at(starts, ready.rate_max, ready.rate_per)
-            if free_at is not None:
-                yield RateLimited(key=ready.rate_key, limit=ready.rate_max, per=ready.rate_per,
-                                  until=free_at)  # fmt: skip
+        # a claim's own checks, in its order (``keel.runtime.views.holds``)
+        holders = self.facts.holders.get(ready.limit_key or "", [])
+        starts = self.facts.rate_starts.get(ready.rate_key or "", [])
+        for hold in (circuit_hold(self.facts.circuits.get(ready.circuit or ""), now),
+                     concurrency_hold(row, holders), rate_hold(row, starts, now)):  # fmt: skip
+            if hold is not None:
+                yield hold
         yield from self._worker(place, row)
 
     def _delayed(self, node_id: str, place: Place, row: QueuedAttempt) -> Reason | None:
