@@ -25,8 +25,8 @@ from tests.processes import stop_workers
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = Path(__file__).resolve().with_name("workerflows.py")
-#: seconds of firing before one worker is killed, and after
-BEFORE_KILL, AFTER_KILL = 7.0, 7.0
+#: seconds of firing before one worker is killed, and after: a minute, as issue 19 asks
+BEFORE_KILL, AFTER_KILL = 30.0, 30.0
 
 pytestmark = pytest.mark.slow
 
@@ -63,6 +63,7 @@ def fired_slots(store: Store) -> tuple[list[float], int]:
     return sorted(slots), len(runs)
 
 
+@pytest.mark.timeout(300)
 def test_workers_fire_each_slot_once_and_a_killed_one_loses_none(
     backend: tuple[str, int], tmp_path: Path
 ) -> None:
@@ -90,3 +91,4 @@ def test_workers_fire_each_slot_once_and_a_killed_one_loses_none(
     gaps = [b - a for a, b in itertools.pairwise(slots)]
     assert set(gaps) == {1.0}, logs[-3000:]  # none lost
     assert slots[0] < killed_at - 1 < killed_at + 1 < slots[-1]  # killed midway
+    assert len(slots) >= 55  # a minute of slots, each checked above
