@@ -19,6 +19,7 @@ than wall time on a machine shared with other work.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
@@ -100,19 +101,40 @@ def _store(folder: str, sync: str) -> Any:
 
 
 class _Clocks:
-    """Wall and CPU time (the whole process's: every thread) from its making."""
+    """Wall and CPU time (the whole process's: every thread) and the garbage collector's
+    CPU time over the measured span, from ``start`` to ``stop``."""
 
     def __init__(self) -> None:
+        self.wall = self.cpu = self.gc = 0.0
+        self.full_collections = 0
+        self._collecting = 0.0
+
+    def start(self) -> _Clocks:
+        gc.callbacks.append(self._collection)
         self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
 
-    def since(self) -> tuple[float, float]:
-        """Seconds of wall and of CPU time, once what tracing holds is exported."""
+    def stop(self) -> None:
+        """Take the times, once what tracing holds is exported."""
         OBSERVING.flush()
-        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+        gc.callbacks.remove(self._collection)
+
+    def _collection(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._collecting = time.process_time()
+            return
+        self.gc += time.process_time() - self._collecting
+        self.full_collections += info["generation"] == 2
+
+    def per(self, count: int, unit: str) -> dict[str, float]:
+        """CPU µs per ``unit``, and what the collector took (ms, full collections)."""
+        return {f"cpu_us_per_{unit}": self.cpu / count * 1e6, "gc_ms": self.gc * 1e3,
+                "gc_full": self.full_collections}  # fmt: skip
 
 
-def _run_one(spec: Any, run_input: Any, sync: str) -> tuple[float, float, Any]:
-    """Seconds (wall, CPU) from start_run to the end of the run, and its record."""
+def _run_one(spec: Any, run_input: Any, sync: str) -> tuple[_Clocks, Any]:
+    """The times from start_run to the end of the run, and its record."""
     from keel.runtime import RunCache, Worker, WorkerOptions, start_run
 
     with tempfile.TemporaryDirectory() as folder:
@@ -121,31 +143,31 @@ def _run_one(spec: Any, run_input: Any, sync: str) -> tuple[float, float, Any]:
         cache.plan_of(spec)  # compiling the definition is not part of running it
         metrics = OBSERVING.new_metrics()
         worker = Worker(store, WorkerOptions(concurrency=8), cache=cache, metrics=metrics)
-        clocks = _Clocks()
+        clocks = _Clocks().start()
         record = start_run(store, spec, run_input, cache=cache)
         (done,) = worker.run_until_finished([record.id])
-        elapsed, cpu = clocks.since()
+        clocks.stop()
         worker.close()
         store.close()
     assert done.status == "succeeded", done.reason
-    return elapsed, cpu, done
+    return clocks, done
 
 
 def w1_chain(n: int, sync: str) -> dict[str, Any]:
     from bench.flows import chain
 
-    elapsed, cpu, done = _run_one(chain(n), {"start": 0}, sync)
+    clocks, done = _run_one(chain(n), {"start": 0}, sync)
     assert done.output == {"last": n}
-    return {"us_per_node": elapsed / n * 1e6, "cpu_us_per_node": cpu / n * 1e6}
+    return {"us_per_node": clocks.wall / n * 1e6, **clocks.per(n, "node")}
 
 
 def w2_fan_out(n: int, sync: str) -> dict[str, Any]:
     from bench.flows import fan_out
 
-    elapsed, cpu, done = _run_one(fan_out(n), {}, sync)
+    clocks, done = _run_one(fan_out(n), {}, sync)
     assert done.output == {"total": n * (n - 1)}
-    return {"seconds": elapsed, "us_per_node": elapsed / (n + 2) * 1e6,
-            "cpu_us_per_node": cpu / (n + 2) * 1e6}  # fmt: skip
+    return {"seconds": clocks.wall, "us_per_node": clocks.wall / (n + 2) * 1e6,
+            **clocks.per(n + 2, "node")}  # fmt: skip
 
 
 def w3_many_runs(n: int, sync: str) -> dict[str, Any]:
@@ -159,23 +181,23 @@ def w3_many_runs(n: int, sync: str) -> dict[str, Any]:
         cache.plan_of(spec)
         metrics = OBSERVING.new_metrics()
         worker = Worker(store, WorkerOptions(concurrency=8), cache=cache, metrics=metrics)
-        clocks = _Clocks()
+        clocks = _Clocks().start()
         for index in range(n):
             run_id = worker.start_run(spec, {"start": index})
             (done,) = worker.run_until_finished([run_id])
             assert done.output == {"last": index + 3}
-        elapsed, cpu = clocks.since()
+        clocks.stop()
         worker.close()
         store.close()
-    return {"runs_per_second": n / elapsed, "cpu_us_per_run": cpu / n * 1e6}
+    return {"runs_per_second": n / clocks.wall, **clocks.per(n, "run")}
 
 
 def w4_scale(n: int, sync: str) -> dict[str, Any]:
     from bench.flows import layered
 
     spec = layered(n)
-    elapsed, cpu, _ = _run_one(spec, {}, sync)
-    return {"us_per_node": elapsed / n * 1e6, "cpu_us_per_node": cpu / n * 1e6,
+    clocks, _ = _run_one(spec, {}, sync)
+    return {"us_per_node": clocks.wall / n * 1e6, **clocks.per(n, "node"),
             "peak_rss_mb": _peak_rss_mb()}  # fmt: skip
 
 
