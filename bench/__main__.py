@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.overhead import interleaved
+from bench.overhead import CONFIGS, costs, interleaved
 from bench.process import workload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,6 +115,7 @@ def run_suite(quick: bool) -> tuple[list[Measure], dict[str, Any]]:
     runs = _repeat("w3_many_runs", runs_n, "runs_per_second", reps)
     measures.append(Measure(f"W3 {runs_n} runs of 3 nodes, NORMAL", "runs/s", runs,
                             target=(2_000.0, "min")))  # fmt: skip
+    measures += _observed(chain_n, runs_n, quick, raw)
     started = _repeat("client_to_worker", 10 if quick else 100, "runs_per_second", reps)
     measures.append(Measure("runs started by another process, run by `keel worker`", "runs/s",
                             started, max(runs), "W3 runs/s", (0.8, "min")))  # fmt: skip
@@ -180,6 +181,30 @@ def _w1_postgres(n: int, reps: int, floor: dict[str, Any], raw: dict[str, Any]) 
         return Measure(name, "µs", [float("nan")], note=" ".join(str(skipped).split()))
     values = [r["us_per_node"] for r in results]
     return Measure(name, "µs", values, floor["us_per_commit"], "PostgreSQL commit", (2.5, "max"))
+
+
+def _observed(chain_n: int, runs_n: int, quick: bool, raw: dict[str, Any]) -> list[Measure]:
+    """Issue 20: W1 and W3 with metrics and tracing on (every span recorded through the
+    SDK's batch processor: ``bench.observing``) against the same workloads plain, the
+    two taken in turns in this run. Judged on the process's CPU time per node or run,
+    not wall time: on a machine shared with other work, wall time also counts waits for
+    a core, which fall on the two unevenly (``python -m bench.overhead`` gives both, and
+    metrics and tracing apart)."""
+    configs = {"plain": CONFIGS["plain"], "observed": CONFIGS["metrics + tracing"]}
+    measures = []
+    workloads = (("w1_chain", chain_n, f"W1 chain of {chain_n}", "node"),
+                 ("w3_many_runs", runs_n, f"W3 {runs_n} runs", "run"))  # fmt: skip
+    for name, size, title, unit in workloads:
+        results = interleaved(name, size, configs, 1 if quick else 7)
+        raw[f"observed_{name}"] = results
+        plain_cpu, plain_wall = costs(name, results["plain"])
+        cpu, wall = costs(name, results["observed"])
+        measures.append(Measure(
+            f"{title} with metrics + tracing, CPU µs/{unit}", "µs", cpu, min(plain_cpu),
+            f"{title} plain, CPU", None if quick else (1.10, "max"),
+            note=f"wall time {min(wall) / min(plain_wall):.2f}x plain's",
+        ))  # fmt: skip
+    return measures
 
 
 def _distributed(runs: int, reps: int, raw: dict[str, Any]) -> list[Measure]:

@@ -15,7 +15,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def workload(name: str, size: int, sync: str = "normal", flags: tuple[str, ...] = ()) -> dict[str, Any]:
+def workload(
+    name: str, size: int, sync: str = "normal", flags: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """The JSON object the workload printed; exits with its error output if it failed.
     ``flags``: ``--metrics``, ``--tracing``... (see ``bench.workloads``)."""
     out = subprocess.run(
