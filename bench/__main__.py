@@ -6,6 +6,7 @@
 Every repetition of every workload runs in a fresh process; the table shows the minimum
 and median, the floor measured in this run, the ratio, and the target. A JSON file with
 machine information and every repetition goes to ``bench/results/`` (not committed).
+What metrics and tracing cost, apart and with a ratio sampler: ``python -m bench.overhead``.
 """
 
 from __future__ import annotations

@@ -36,6 +36,12 @@ def test_the_quick_benchmark_suite_runs_and_writes_its_results(tmp_path: Path) -
     names = [m["name"] for m in data["measures"]]
     assert any(name.startswith("W1 chain") for name in names)
     assert all(m["values"] for m in data["measures"])
+    # observed for real: every attempt's span and the run's were recorded and exported
+    (observed,) = data["raw"]["observed_w1_chain"]["observed"]
+    assert observed["metrics"] is True
+    assert observed["spans"] == 20 + 1
+    (observed,) = data["raw"]["observed_w3_many_runs"]["observed"]
+    assert observed["spans"] == 30 * (3 + 1)
 
 
 def test_every_workload_is_described_in_its_help() -> None:
