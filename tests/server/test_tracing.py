@@ -17,11 +17,12 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import StatusCode
 
 import keel
 from keel.runtime.tracing import attempts
+from keel.runtime.tracing.context import continued
 from keel.runtime.worker.loop import Worker, WorkerOptions
 from tests.server.conftest import Api
 from tests.server.hookflows import SECRET, SECRET_ENV, deploy_hooked, signed
@@ -238,6 +239,33 @@ def test_a_run_the_sampler_drops_is_dropped_by_every_process(
         recorded = recorded_trace(api, run)
         assert recorded["traceparent"].endswith("-00"), run  # not sampled
         assert not _spans_of(spans.get_finished_spans(), int(recorded["trace_id"], 16))
+
+
+def test_a_worker_follows_the_decision_recorded_whatever_its_own_sampler(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # started inside a caller's trace that is not sampled: the run records it so; a
+    # worker whose sampler would record anything it is asked about records nothing
+    header, trace_id, _ = new_traceparent()
+    client = keel.Client(store=api.store)
+    with continued(header[:-2] + "00"):
+        run_id = client.start(outer, {"n": 10})
+    assert recorded_trace(api, run_id)["traceparent"].endswith("-00")
+    provider = TracerProvider(sampler=ALWAYS_ON)
+    spans = installed(monkeypatch, provider)
+    worker = Worker(api.store, WorkerOptions(concurrency=2))
+    try:
+        (done,) = worker.run_until_finished([run_id])
+    finally:
+        worker.close()
+    provider.shutdown()
+    assert done.status == "succeeded", done.reason
+    assert not _spans_of(spans.get_finished_spans(), trace_id)
+    # the tasks ran in the run's trace all the same, under its (unrecorded) run span
+    (child,) = api.store.list_runs(parent=run_id)
+    output = api.store.get_run(child.id).output
+    expected = recorded_trace(api, child.id)["traceparent"]
+    assert output == {"result": {"current": expected, "ctx": expected}}
 
 
 def test_a_client_on_the_store_records_the_callers_span(api: Api) -> None:

@@ -10,7 +10,7 @@ The OpenTelemetry API cannot choose a span's ids; the SDK's tracer can be made t
 (``exact_ids``). Where the provider is not the SDK's, the span is emitted as a child of
 the recorded run span instead (a synthetic parent: the trace id is the run's all the
 same, the span id a new one). With no provider configured nothing is done at all, not
-even reading the run's record.
+even reading the run's record; nor for a run whose trace is not sampled.
 
 A run retried by hand that ends again emits its span again: the same id, a later end.
 """
@@ -64,6 +64,8 @@ def emit_ended(store: Store, state: RunState, committed: Committed) -> None:
 
 def _emit(store: Store, state: RunState, ended: StoredEvent) -> None:
     recorded = of_run(state.trace, ended.run_id)
+    if not recorded.sampled:  # decided when the run started, for every process
+        return
     started_at = state.started_at
     if started_at is None:  # a state built where the run's start was not seen
         started_at = store.get_run(ended.run_id).created_at
