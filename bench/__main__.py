@@ -6,6 +6,7 @@
 Every repetition of every workload runs in a fresh process; the table shows the minimum
 and median, the floor measured in this run, the ratio, and the target. A JSON file with
 machine information and every repetition goes to ``bench/results/`` (not committed).
+What metrics and tracing cost, apart and with a ratio sampler: ``python -m bench.overhead``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bench.overhead import CONFIGS, costs, interleaved
+from bench.process import workload
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(os.environ.get("KEEL_BENCH_RESULTS", ROOT / "bench" / "results"))
@@ -58,19 +62,8 @@ class Measure:
         return value <= limit if kind == "max" else value >= limit
 
 
-def _workload(name: str, size: int, sync: str = "normal") -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.workloads", name, str(size), "--sync", sync],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if out.returncode != 0:
-        raise SystemExit(f"workload {name} {size} failed:\n{out.stderr}")
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
-
-
 def _repeat(name: str, size: int, key: str, reps: int, sync: str = "normal") -> list[float]:
-    return [float(_workload(name, size, sync)[key]) for _ in range(reps)]
+    return [float(workload(name, size, sync)[key]) for _ in range(reps)]
 
 
 def _wall(command: list[str], reps: int, cwd: Path) -> list[float]:
@@ -92,7 +85,7 @@ def run_suite(quick: bool) -> tuple[list[Measure], dict[str, Any]]:
     python = min(_repeat("floor_python", chain_n, "us_per_call", reps))
     normal = min(_repeat("floor_sqlite", 300 if quick else 3_000, "us_per_commit", reps))
     full = min(_repeat("floor_sqlite", 50 if quick else 500, "us_per_commit", reps, "full"))
-    postgres = _workload("floor_postgres", 50 if quick else 500)
+    postgres = workload("floor_postgres", 50 if quick else 500)
     raw["floors"] = {"python_us": python, "sqlite_normal_us": normal, "sqlite_full_us": full,
                      "postgres": postgres}  # fmt: skip
     measures.append(Measure("floor: plain Python call", "µs", [python]))
@@ -111,7 +104,7 @@ def run_suite(quick: bool) -> tuple[list[Measure], dict[str, Any]]:
         measures.append(Measure(name, "µs", values, floor, floor_name, (limit, "max")))
     w1_normal = measures[-2].best
     measures.append(_w1_postgres(chain_n, reps, postgres, raw))
-    fan = [_workload("w2_fan_out", fan_n, sync) for sync in ("normal", "full")
+    fan = [workload("w2_fan_out", fan_n, sync) for sync in ("normal", "full")
            for _ in range(reps)]  # fmt: skip
     raw["w2"] = fan
     normal_fan = [r["us_per_node"] for r in fan[:reps]]
@@ -123,6 +116,7 @@ def run_suite(quick: bool) -> tuple[list[Measure], dict[str, Any]]:
     runs = _repeat("w3_many_runs", runs_n, "runs_per_second", reps)
     measures.append(Measure(f"W3 {runs_n} runs of 3 nodes, NORMAL", "runs/s", runs,
                             target=(2_000.0, "min")))  # fmt: skip
+    measures += _observed(chain_n, runs_n, quick, raw)
     started = _repeat("client_to_worker", 10 if quick else 100, "runs_per_second", reps)
     measures.append(Measure("runs started by another process, run by `keel worker`", "runs/s",
                             started, max(runs), "W3 runs/s", (0.8, "min")))  # fmt: skip
@@ -130,7 +124,7 @@ def run_suite(quick: bool) -> tuple[list[Measure], dict[str, Any]]:
     measures.append(Measure("first run of a fresh process, work time", "ms", first,
                             target=(10.0, "max")))  # fmt: skip
     steps = 50 if quick else 200
-    defined = [_workload("trace_steps", steps) for _ in range(reps)]
+    defined = [workload("trace_steps", steps) for _ in range(reps)]
     first_ms = min(r["first_ms"] for r in defined)
     measures.append(Measure(f"defining a {steps}-step workflow", "ms",
                             [r["ms"] for r in defined], target=(10.0, "max"),
@@ -138,7 +132,7 @@ def run_suite(quick: bool) -> tuple[list[Measure], dict[str, Any]]:
 
     scale: dict[int, dict[str, Any]] = {}
     for size in sizes:
-        results = [_workload("w4_scale", size) for _ in range(1 if size >= 100_000 else reps)]
+        results = [workload("w4_scale", size) for _ in range(1 if size >= 100_000 else reps)]
         scale[size] = {
             "us_per_node": min(r["us_per_node"] for r in results),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
@@ -154,7 +148,7 @@ def run_suite(quick: bool) -> tuple[list[Measure], dict[str, Any]]:
     measures.append(Measure(f"W6 peak RSS at {largest:,} nodes", "MB",
                             [scale[largest]["peak_rss_mb"]], target=(2_048.0, "max")))  # fmt: skip
     waiting_n = 200 if quick else 10_000
-    waits = _workload("w6_waiting", waiting_n)
+    waits = workload("w6_waiting", waiting_n)
     raw["w6_waiting"] = waits
     held = (f"{waits['threads_added']} threads and {waits['attempts_held']} worker slots held "
             "while waiting")  # fmt: skip
@@ -181,7 +175,7 @@ def run_suite(quick: bool) -> tuple[list[Measure], dict[str, Any]]:
 def _w1_postgres(n: int, reps: int, floor: dict[str, Any], raw: dict[str, Any]) -> Measure:
     """W1's chain on PostgreSQL beside the PostgreSQL commit floor of the same run."""
     name = f"W1 chain of {n}, µs/node, PostgreSQL"
-    results = [_workload("w1_postgres", n) for _ in range(reps)]
+    results = [workload("w1_postgres", n) for _ in range(reps)]
     raw["w1_postgres"] = results
     skipped = next((r["skipped"] for r in results if "skipped" in r), floor.get("skipped"))
     if skipped is not None or "us_per_commit" not in floor:
@@ -190,9 +184,33 @@ def _w1_postgres(n: int, reps: int, floor: dict[str, Any], raw: dict[str, Any]) 
     return Measure(name, "µs", values, floor["us_per_commit"], "PostgreSQL commit", (2.5, "max"))
 
 
+def _observed(chain_n: int, runs_n: int, quick: bool, raw: dict[str, Any]) -> list[Measure]:
+    """Issue 20: W1 and W3 with metrics and tracing on (every span recorded through the
+    SDK's batch processor: ``bench.observing``) against the same workloads plain, the
+    two taken in turns in this run. Judged on the process's CPU time per node or run,
+    not wall time: on a machine shared with other work, wall time also counts waits for
+    a core, which fall on the two unevenly (``python -m bench.overhead`` gives both, and
+    metrics and tracing apart)."""
+    configs = {"plain": CONFIGS["plain"], "observed": CONFIGS["metrics + tracing"]}
+    measures = []
+    workloads = (("w1_chain", chain_n, f"W1 chain of {chain_n}", "node"),
+                 ("w3_many_runs", runs_n, f"W3 {runs_n} runs", "run"))  # fmt: skip
+    for name, size, title, unit in workloads:
+        results = interleaved(name, size, configs, 1 if quick else 7)
+        raw[f"observed_{name}"] = results
+        plain_cpu, plain_wall = costs(name, results["plain"])
+        cpu, wall = costs(name, results["observed"])
+        measures.append(Measure(
+            f"{title} with metrics + tracing, CPU µs/{unit}", "µs", cpu, min(plain_cpu),
+            f"{title} plain, CPU", None if quick else (1.10, "max"),
+            note=f"wall time {min(wall) / min(plain_wall):.2f}x plain's",
+        ))  # fmt: skip
+    return measures
+
+
 def _distributed(runs: int, reps: int, raw: dict[str, Any]) -> list[Measure]:
     """W7: one row per backend and number of worker processes; reported, not judged."""
-    results = [_workload("w7_distributed", runs) for _ in range(reps)]
+    results = [workload("w7_distributed", runs) for _ in range(reps)]
     raw["w7"] = results
     measures = []
     for backend, label in (("postgres", "PostgreSQL"), ("sqlite", "SQLite")):
@@ -225,7 +243,7 @@ def _api(runs: int, reps: int, raw: dict[str, Any]) -> list[Measure]:
     measures = []
     for name, label, judged in (("api_starts", "SQLite", True),
                                 ("api_starts_pg", "PostgreSQL", False)):  # fmt: skip
-        results = [_workload(name, runs) for _ in range(reps)]
+        results = [workload(name, runs) for _ in range(reps)]
         raw[name] = results
         title = f"W8 API, {runs:,} starts by 16 clients, {label}"
         skipped = next((r["skipped"] for r in results if "skipped" in r), None)

@@ -1,18 +1,25 @@
 """One workload, measured in this (fresh) process; prints one JSON object.
 
     python -m bench.workloads NAME SIZE [--sync normal|full] [--metrics]
+                              [--tracing [--sample RATIO]]
 
 SIZE is what the workload counts (nodes of a chain, runs, commits...). The object holds
 the measure (``us_per_node``: microseconds per node, ``runs_per_second``...) and the
 workload, size and SQLite sync mode it was taken with. The suite (``python -m bench``)
 starts a new process per repetition so imports, caches and heap of one measurement
-never help or hurt the next, and sets each figure beside its floor. ``--metrics``: the
-in-process workers of w1_chain, w2_fan_out and w3_many_runs count into a ``Metrics``
-(to measure what counting costs).
+never help or hurt the next, and sets each figure beside its floor.
+
+``--metrics``: the in-process workers of w1_chain, w2_fan_out, w3_many_runs and w4_scale
+count into a ``Metrics``; ``--tracing``: they record every span through the
+OpenTelemetry SDK (``--sample RATIO``: the share of runs a ratio sampler keeps); see
+``bench.observing``. Those workloads also give the CPU time of the process over the
+measured span (``cpu_...``: every thread, the span processor's included), steadier
+than wall time on a machine shared with other work.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
@@ -25,18 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import api, targets
-
-#: ``--metrics``: the workers measured here count into metrics
-COUNTING = False
-
-
-def _metrics() -> Any:
-    """Metrics for a measured worker, with ``--metrics`` (None: it counts nothing)."""
-    if not COUNTING:
-        return None
-    from keel.runtime.metrics import Metrics
-
-    return Metrics()
+from bench.observing import OBSERVING
 
 
 def _peak_rss_mb() -> float:
@@ -104,39 +100,77 @@ def _store(folder: str, sync: str) -> Any:
     return SQLiteStore(Path(folder) / "keel.db", synchronous=sync)
 
 
-def _run_one(spec: Any, run_input: Any, sync: str) -> tuple[float, Any]:
-    """Seconds from start_run to the end of the run, and its record."""
+class _Clocks:
+    """Wall and CPU time (the whole process's: every thread) and the garbage collector's
+    CPU time over the measured span, from ``start`` to ``stop``."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = self.gc = 0.0
+        self.full_collections = 0
+        self._collecting = 0.0
+
+    def start(self) -> _Clocks:
+        # what the process's start-up left is collected first: else the full collection
+        # its imports make due falls in whichever measurement happens to be running
+        gc.collect()
+        gc.callbacks.append(self._collection)
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def stop(self) -> None:
+        """Take the times, once what tracing holds is exported."""
+        OBSERVING.flush()
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+        gc.callbacks.remove(self._collection)
+
+    def _collection(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._collecting = time.process_time()
+            return
+        self.gc += time.process_time() - self._collecting
+        self.full_collections += info["generation"] == 2
+
+    def per(self, count: int, unit: str) -> dict[str, float]:
+        """CPU µs per ``unit``, and what the collector took (ms, full collections)."""
+        return {f"cpu_us_per_{unit}": self.cpu / count * 1e6, "gc_ms": self.gc * 1e3,
+                "gc_full": self.full_collections}  # fmt: skip
+
+
+def _run_one(spec: Any, run_input: Any, sync: str) -> tuple[_Clocks, Any]:
+    """The times from start_run to the end of the run, and its record."""
     from keel.runtime import RunCache, Worker, WorkerOptions, start_run
 
     with tempfile.TemporaryDirectory() as folder:
         store = _store(folder, sync)
         cache = RunCache(store)
         cache.plan_of(spec)  # compiling the definition is not part of running it
-        worker = Worker(store, WorkerOptions(concurrency=8), cache=cache, metrics=_metrics())
-        began = time.perf_counter()
+        metrics = OBSERVING.new_metrics()
+        worker = Worker(store, WorkerOptions(concurrency=8), cache=cache, metrics=metrics)
+        clocks = _Clocks().start()
         record = start_run(store, spec, run_input, cache=cache)
         (done,) = worker.run_until_finished([record.id])
-        elapsed = time.perf_counter() - began
+        clocks.stop()
         worker.close()
         store.close()
     assert done.status == "succeeded", done.reason
-    return elapsed, done
+    return clocks, done
 
 
 def w1_chain(n: int, sync: str) -> dict[str, Any]:
     from bench.flows import chain
 
-    elapsed, done = _run_one(chain(n), {"start": 0}, sync)
+    clocks, done = _run_one(chain(n), {"start": 0}, sync)
     assert done.output == {"last": n}
-    return {"us_per_node": elapsed / n * 1e6}
+    return {"us_per_node": clocks.wall / n * 1e6, **clocks.per(n, "node")}
 
 
 def w2_fan_out(n: int, sync: str) -> dict[str, Any]:
     from bench.flows import fan_out
 
-    elapsed, done = _run_one(fan_out(n), {}, sync)
+    clocks, done = _run_one(fan_out(n), {}, sync)
     assert done.output == {"total": n * (n - 1)}
-    return {"seconds": elapsed, "us_per_node": elapsed / (n + 2) * 1e6}
+    return {"seconds": clocks.wall, "us_per_node": clocks.wall / (n + 2) * 1e6,
+            **clocks.per(n + 2, "node")}  # fmt: skip
 
 
 def w3_many_runs(n: int, sync: str) -> dict[str, Any]:
@@ -148,24 +182,26 @@ def w3_many_runs(n: int, sync: str) -> dict[str, Any]:
         store = _store(folder, sync)
         cache = RunCache(store)
         cache.plan_of(spec)
-        worker = Worker(store, WorkerOptions(concurrency=8), cache=cache, metrics=_metrics())
-        began = time.perf_counter()
+        metrics = OBSERVING.new_metrics()
+        worker = Worker(store, WorkerOptions(concurrency=8), cache=cache, metrics=metrics)
+        clocks = _Clocks().start()
         for index in range(n):
             run_id = worker.start_run(spec, {"start": index})
             (done,) = worker.run_until_finished([run_id])
             assert done.output == {"last": index + 3}
-        elapsed = time.perf_counter() - began
+        clocks.stop()
         worker.close()
         store.close()
-    return {"runs_per_second": n / elapsed}
+    return {"runs_per_second": n / clocks.wall, **clocks.per(n, "run")}
 
 
 def w4_scale(n: int, sync: str) -> dict[str, Any]:
     from bench.flows import layered
 
     spec = layered(n)
-    elapsed, _ = _run_one(spec, {}, sync)
-    return {"us_per_node": elapsed / n * 1e6, "peak_rss_mb": _peak_rss_mb()}
+    clocks, _ = _run_one(spec, {}, sync)
+    return {"us_per_node": clocks.wall / n * 1e6, **clocks.per(n, "node"),
+            "peak_rss_mb": _peak_rss_mb()}  # fmt: skip
 
 
 def w6_waiting(n: int, sync: str) -> dict[str, Any]:
@@ -266,21 +302,46 @@ def main() -> None:
         for name, what in ABOUT.items():
             print(f"  {name:<17}{what}")
         return
-    global COUNTING
-    COUNTING = "--metrics" in args
-    args = [arg for arg in args if arg != "--metrics"]
-    sync = "normal"
-    if "--sync" in args:
-        at = args.index("--sync")
-        sync = args[at + 1] if at + 1 < len(args) else ""
-        del args[at : at + 2]
+    sync = _option(args, "--sync", "normal")
+    sample = _option(args, "--sample", "1")
+    OBSERVING.metrics = _flag(args, "--metrics")
+    OBSERVING.tracing = _ratio(sample) if _flag(args, "--tracing") else None
     if len(args) != 2 or args[0] not in WORKLOADS or not args[1].isdigit() or sync not in SYNC:
         names = " | ".join(WORKLOADS)
-        sys.exit(f"usage: python -m bench.workloads NAME SIZE [--sync normal|full] [--metrics]\n"
+        sys.exit(f"usage: python -m bench.workloads NAME SIZE [--sync normal|full] [--metrics] "
+                 f"[--tracing [--sample RATIO]]\n"
                  f"NAME: {names}; SIZE: a whole number (runs, nodes or commits)")  # fmt: skip
+    OBSERVING.install()
     measured = WORKLOADS[args[0]](int(args[1]), sync)
     print(json.dumps({**measured, "workload": args[0], "size": int(args[1]), "sync": sync,
-                      **({"metrics": True} if COUNTING else {})}))  # fmt: skip
+                      **OBSERVING.described()}))  # fmt: skip
+
+
+def _flag(args: list[str], name: str) -> bool:
+    """Whether ``name`` was given (taken out of ``args``)."""
+    found = name in args
+    args[:] = [arg for arg in args if arg != name]
+    return found
+
+
+def _option(args: list[str], name: str, default: str) -> str:
+    """The value given after ``name`` (both taken out of ``args``), else ``default``."""
+    if name not in args:
+        return default
+    at = args.index(name)
+    value = args[at + 1] if at + 1 < len(args) else ""
+    del args[at : at + 2]
+    return value
+
+
+def _ratio(text: str) -> float:
+    try:
+        ratio = float(text)
+    except ValueError:
+        ratio = -1.0
+    if not 0.0 <= ratio <= 1.0:
+        sys.exit(f"--sample {text!r}: the share of runs to trace, from 0 to 1 (0.1: one in ten)")
+    return ratio
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ def test_the_quick_benchmark_suite_runs_and_writes_its_results(tmp_path: Path) -
     rows = ("floor: SQLite commit, NORMAL", "W1 chain", "W2 fan-out", "W3", "W4", "W5",
             "W7 SQLite, 4 workers, nodes/s", "W7 PostgreSQL", "W7 PostgreSQL, 2 workers vs 1",
             "µs/node, PostgreSQL", "runs started by another process", "first run of a fresh",
-            "defining a 50-step workflow")  # fmt: skip
+            "defining a 50-step workflow", "W1 chain of 20 with metrics + tracing, CPU µs/node",
+            "W3 30 runs with metrics + tracing, CPU µs/run")  # fmt: skip
     for row in rows:
         assert row in out.stdout
     assert "W8 API, 200 starts by 16 clients, SQLite" in out.stdout
@@ -35,6 +36,12 @@ def test_the_quick_benchmark_suite_runs_and_writes_its_results(tmp_path: Path) -
     names = [m["name"] for m in data["measures"]]
     assert any(name.startswith("W1 chain") for name in names)
     assert all(m["values"] for m in data["measures"])
+    # observed for real: every attempt's span and the run's were recorded and exported
+    (observed,) = data["raw"]["observed_w1_chain"]["observed"]
+    assert observed["metrics"] is True
+    assert observed["spans"] == 20 + 1
+    (observed,) = data["raw"]["observed_w3_many_runs"]["observed"]
+    assert observed["spans"] == 30 * (3 + 1)
 
 
 def test_every_workload_is_described_in_its_help() -> None:

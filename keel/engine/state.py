@@ -185,6 +185,11 @@ class RunState:
     #: the run's trace context as ``RunStarted`` recorded it (None: started before
     #: runs had one); the engine never reads it, workers continue the trace from it
     trace: dict[str, str] | None = None
+    #: when the run started: its first event's time, which is its record's
+    #: ``created_at`` (None: not known here). Set by the runtime where it builds the
+    #: state (events carry no time); the engine never reads it, the run's span starts
+    #: there without a read of the run's record
+    started_at: float | None = None
 
     @classmethod
     def new(cls, plan: Plan, run_id: str = "") -> RunState:

@@ -307,6 +307,8 @@ class RunCache:
         for stored in history:
             apply(state, stored.event, stored.seq)
             state.head = stored.hash
+        if history:
+            state.started_at = history[0].at
         return state
 
     def plan_of_run(self, run_id: str) -> Plan:

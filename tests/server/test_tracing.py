@@ -17,15 +17,16 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import StatusCode
 
 import keel
 from keel.runtime.tracing import attempts
+from keel.runtime.tracing.context import continued
 from keel.runtime.worker.loop import Worker, WorkerOptions
 from tests.server.conftest import Api
 from tests.server.hookflows import SECRET, SECRET_ENV, deploy_hooked, signed
-from tests.server.traceflows import NODES, deploy_traced, outer, traced
+from tests.server.traceflows import NODES, deploy_traced, inner, outer, traced
 
 
 def installed(monkeypatch: pytest.MonkeyPatch, provider: TracerProvider) -> InMemorySpanExporter:
@@ -192,6 +193,32 @@ def test_a_child_run_is_in_its_parents_trace_under_its_run_span(
     assert by_name["inner.first"].parent.span_id == by_name["run inner"].context.span_id
 
 
+def test_a_run_span_starts_when_its_run_was_recorded_however_the_worker_knows_the_run(
+    api: Api, spans: InMemorySpanExporter
+) -> None:
+    # ``outer`` started by the worker itself (its state made as it starts), ``inner``
+    # created by the worker's commit and read back from its history, and one started
+    # by another client and read back: each span from its record's ``created_at``
+    worker = Worker(api.store, WorkerOptions(concurrency=2))
+    try:
+        started_here = worker.start_run(outer.spec, {"n": 8}, registry=outer.registry)
+        elsewhere = keel.Client(store=api.store).start(inner, {"n": 9})
+        worker.run_until_finished([started_here, elsewhere])
+    finally:
+        worker.close()
+    (child,) = api.store.list_runs(parent=started_here)
+    for run_id in (started_here, child.id, elsewhere):
+        record = api.store.get_run(run_id)
+        assert record.status == "succeeded", record.reason
+        trace_id = int(recorded_trace(api, run_id)["trace_id"], 16)
+        (run_span,) = [s for s in _spans_of(spans.get_finished_spans(), trace_id)
+                       if s.name.startswith("run ") and s.attributes
+                       and s.attributes["keel.run_id"] == run_id]  # fmt: skip
+        assert run_span.start_time == int(record.created_at * 1e9), run_id
+        assert run_span.end_time is not None
+        assert run_span.end_time >= run_span.start_time
+
+
 def test_a_run_the_sampler_drops_is_dropped_by_every_process(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -212,6 +239,33 @@ def test_a_run_the_sampler_drops_is_dropped_by_every_process(
         recorded = recorded_trace(api, run)
         assert recorded["traceparent"].endswith("-00"), run  # not sampled
         assert not _spans_of(spans.get_finished_spans(), int(recorded["trace_id"], 16))
+
+
+def test_a_worker_follows_the_decision_recorded_whatever_its_own_sampler(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # started inside a caller's trace that is not sampled: the run records it so; a
+    # worker whose sampler would record anything it is asked about records nothing
+    header, trace_id, _ = new_traceparent()
+    client = keel.Client(store=api.store)
+    with continued(header[:-2] + "00"):
+        run_id = client.start(outer, {"n": 10})
+    assert recorded_trace(api, run_id)["traceparent"].endswith("-00")
+    provider = TracerProvider(sampler=ALWAYS_ON)
+    spans = installed(monkeypatch, provider)
+    worker = Worker(api.store, WorkerOptions(concurrency=2))
+    try:
+        (done,) = worker.run_until_finished([run_id])
+    finally:
+        worker.close()
+    provider.shutdown()
+    assert done.status == "succeeded", done.reason
+    assert not _spans_of(spans.get_finished_spans(), trace_id)
+    # the tasks ran in the run's trace all the same, under its (unrecorded) run span
+    (child,) = api.store.list_runs(parent=run_id)
+    output = api.store.get_run(child.id).output
+    expected = recorded_trace(api, child.id)["traceparent"]
+    assert output == {"result": {"current": expected, "ctx": expected}}
 
 
 def test_a_client_on_the_store_records_the_callers_span(api: Api) -> None:

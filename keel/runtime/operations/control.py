@@ -99,6 +99,7 @@ def record_run(
         trace=started_trace(run_id, spec.name).to_data(),
     )
     first = advance(run_id, state, [started], now, cache=plans)
+    state.started_at = first.at  # the record's created_at
     committed = store.create_run(
         spec, run_input, lease(first) if lease else first, origin=origin, started_by=started_by
     )

@@ -8,6 +8,7 @@ code runs (``Invocation``), so what the task does joins the trace.
 With no SDK configured the tracer is OpenTelemetry's no-op: the "span" is the run span's
 context itself (what ``ctx.traceparent`` then gives), nothing is recorded, and ``ending``
 hands back the worker's callback unchanged, so an attempt pays a dictionary and a call.
+An attempt of a run whose trace is not sampled gets the same, without asking the SDK.
 """
 
 from __future__ import annotations
@@ -47,14 +48,19 @@ def start_attempt(
     queue: str,
     recorded: Mapping[str, str] | None,
 ) -> trace.Span:
-    """The attempt's span, in the trace ``recorded`` (``RunStarted.trace``) names."""
+    """The attempt's span, in the trace ``recorded`` (``RunStarted.trace``) names; in a
+    run whose trace is not sampled, the run span's stand-in (nothing is recorded: the
+    decision was taken once, when the run started, and every worker follows it)."""
+    context = run_span_context(recorded, run_id)
+    run_span = trace.get_current_span(context)
+    if not run_span.get_span_context().trace_flags.sampled:
+        return run_span
     attributes: dict[str, Any] = {"keel.run_id": run_id, "keel.workflow": workflow,
                                   "keel.node": node, "keel.attempt": attempt,
                                   "keel.queue": queue}  # fmt: skip
     if item is not None:
         attributes["keel.item"] = item
-    return TRACER.start_span(f"{workflow}.{node}", context=run_span_context(recorded, run_id),
-                             attributes=attributes)  # fmt: skip
+    return TRACER.start_span(f"{workflow}.{node}", context=context, attributes=attributes)
 
 
 def ending(span: trace.Span, on_done: Callable[[Key, Ended], None]) -> Callable[[Key, Ended], None]:

@@ -68,6 +68,11 @@ class RunTrace:
         )
 
     @property
+    def sampled(self) -> bool:
+        """Whether the run's spans are recorded (decided once, when it started)."""
+        return bool(self.flags & _SAMPLED)
+
+    @property
     def traceparent(self) -> str:
         """The run span as a W3C ``traceparent`` header."""
         return traceparent_of(self.span_context())

@@ -2,14 +2,15 @@
 
 No span is held open while a run lasts (days, across processes): when its end is
 committed, the span is made after the fact, from the run's start (its record's
-``created_at``) to the end's time, with the span id ``RunStarted.trace`` recorded, so
-the attempts' spans (its children since the run began) hang from it.
+``created_at``, which the run's state knows where it was built from the history or
+started) to the end's time, with the span id ``RunStarted.trace`` recorded, so the
+attempts' spans (its children since the run began) hang from it.
 
 The OpenTelemetry API cannot choose a span's ids; the SDK's tracer can be made to
 (``exact_ids``). Where the provider is not the SDK's, the span is emitted as a child of
 the recorded run span instead (a synthetic parent: the trace id is the run's all the
 same, the span id a new one). With no provider configured nothing is done at all, not
-even reading the run's record.
+even reading the run's record; nor for a run whose trace is not sampled.
 
 A run retried by hand that ends again emits its span again: the same id, a later end.
 """
@@ -63,12 +64,16 @@ def emit_ended(store: Store, state: RunState, committed: Committed) -> None:
 
 def _emit(store: Store, state: RunState, ended: StoredEvent) -> None:
     recorded = of_run(state.trace, ended.run_id)
-    started_at = store.get_run(ended.run_id).created_at
+    if not recorded.sampled:  # decided when the run started, for every process
+        return
+    started_at = state.started_at
+    if started_at is None:  # a state built where the run's start was not seen
+        started_at = store.get_run(ended.run_id).created_at
     workflow = state.plan.spec.name
+    status = state.status.value
     attributes = {"keel.run_id": ended.run_id, "keel.workflow": workflow,
-                  "keel.status": state.status.value}  # fmt: skip
-    tracer = trace.get_tracer_provider().get_tracer("keel.runs")
-    exact = _exact_ids(tracer)
+                  "keel.status": status}  # fmt: skip
+    tracer, exact = _runs_tracer(trace.get_tracer_provider())
     parent = recorded.parent_context() if exact is not None else recorded.span_context()
     context = otel_context.Context()  # never the span current here: only what was recorded
     if parent is not None:
@@ -76,13 +81,29 @@ def _emit(store: Store, state: RunState, ended: StoredEvent) -> None:
     with nullcontext() if exact is None else exact.preset(recorded.trace_id, recorded.span_id):
         span = tracer.start_span(f"run {workflow}", context=context, attributes=attributes,
                                  start_time=_ns(started_at))  # fmt: skip
-    if state.status.value == "failed":
+    if status == "failed":
         span.set_status(Status(StatusCode.ERROR, state.reason or "failed"))
     span.end(end_time=_ns(ended.at))
 
 
 def _ns(at: float) -> int:
     return int(at * 1e9)
+
+
+class _RunsTracer:
+    """The tracer of run spans, and ``exact_ids`` when it can give them their recorded
+    ids (the SDK's), found once per provider, not per run: the SDK makes a new tracer
+    at each ask, which costs as much as starting the span itself."""
+
+    def __init__(self) -> None:
+        self._last: tuple[object, trace.Tracer, ModuleType | None] | None = None
+
+    def of(self, provider: trace.TracerProvider) -> tuple[trace.Tracer, ModuleType | None]:
+        last = self._last  # one read: another thread may replace it meanwhile
+        if last is None or last[0] is not provider:
+            tracer = provider.get_tracer("keel.runs")
+            last = self._last = (provider, tracer, _exact_ids(tracer))
+        return last[1], last[2]
 
 
 def _exact_ids(tracer: trace.Tracer) -> ModuleType | None:
@@ -92,6 +113,9 @@ def _exact_ids(tracer: trace.Tracer) -> ModuleType | None:
     except ImportError:  # the API without the SDK
         return None
     return exact_ids if exact_ids.takes_ids(tracer) else None
+
+
+_runs_tracer = _RunsTracer().of
 
 
 def emitter(store: Store, state_of: Callable[[str], RunState]) -> Callable[[StoredEvent], None]:
