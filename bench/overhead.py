@@ -81,6 +81,8 @@ def main() -> None:
         at = args.index("--sample")
         ratio = args[at + 1] if at + 1 < len(args) else ""
         del args[at : at + 2]
+        if not ratio.replace(".", "", 1).isdigit() or not 0 <= float(ratio) <= 1:
+            sys.exit(f"--sample {ratio!r}: the share of runs to trace, from 0 to 1 (0.1: 1 in 10)")
         configs[f"tracing {ratio}"] = ("--tracing", "--sample", ratio)
         configs[f"metrics + tracing {ratio}"] = ("--metrics", "--tracing", "--sample", ratio)
     if len(args) > 1 or (args and not args[0].isdigit()):
