@@ -23,7 +23,7 @@ from keel.errors import InputError
 from keel.runtime.clock import Clock
 from keel.runtime.runs import RunCache
 from keel.runtime.triggers.firing import Emitted as Emitted
-from keel.runtime.triggers.firing import Firing, Offer, active, prepare, refusal, start
+from keel.runtime.triggers.firing import Firing, Offer, active, start_all_or_none
 from keel.store.protocol import Store
 
 
@@ -43,12 +43,6 @@ def emit(
     plans = plans if plans is not None else RunCache(store, capacity=0)
     offers = [Offer(armed, data, data) for armed in active(store, plans, "event")
               if getattr(armed.trigger, "event", None) == name]  # fmt: skip
-    batch = prepare(offers, "event")
-    what = f"event '{name}' (message {message_id})"
-    if batch.refused:
-        raise refusal(what, batch.refused)
-    emitted, refused = start(store, batch, Firing("event", name, message_id), plans=plans,
+    return start_all_or_none(store, offers, "event", Firing("event", name, message_id),
+                             f"event '{name}' (message {message_id})", plans=plans,
                              clock=clock)  # fmt: skip
-    if refused:
-        raise refusal(what, refused)
-    return emitted

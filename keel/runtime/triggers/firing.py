@@ -245,3 +245,26 @@ def start(
             continue
         emitted.append(Emitted(spec.name, record, started))
     return emitted, refused
+
+
+def start_all_or_none(
+    store: Store,
+    offers: Iterable[Offer],
+    variable: str,
+    firing: Firing,
+    what: str,
+    *,
+    plans: RunCache | None = None,
+    clock: Clock | None = None,
+) -> list[Emitted]:
+    """The policy of a source whose sender waits for the answer (a webhook, an event):
+    every workflow's answer first, and one refusal (``InputError`` naming ``what``)
+    starts nothing at all, so the sender fixes the data and sends it again under the
+    same id."""
+    batch = prepare(offers, variable)
+    if batch.refused:
+        raise refusal(what, batch.refused)
+    emitted, refused = start(store, batch, firing, plans=plans, clock=clock)
+    if refused:
+        raise refusal(what, refused)
+    return emitted

@@ -46,15 +46,7 @@ from typing import Any
 from keel.errors import ForbiddenError, KeelError, WorkflowNotFoundError
 from keel.runtime.clock import Clock
 from keel.runtime.runs import RunCache
-from keel.runtime.triggers.firing import (
-    Armed,
-    Emitted,
-    Firing,
-    Offer,
-    prepare,
-    refusal,
-    start,
-)
+from keel.runtime.triggers.firing import Armed, Emitted, Firing, Offer, start_all_or_none
 from keel.spec.triggers import WebhookTrigger
 from keel.store.protocol import Store
 
@@ -222,13 +214,6 @@ def deliver(
     event = {"body": payload, "path": path,
              "headers": {k: v for k, v in headers.items()
                          if k not in HIDDEN and not _CREDENTIAL.search(k)}}  # fmt: skip
-    # every workflow's answer first: a delivery one refuses starts nothing at all
-    batch = prepare((Offer(one, event, payload) for one, _ in signed), "event")
-    what = f"delivery {delivery}"
-    if batch.refused:
-        raise refusal(what, batch.refused)
-    emitted, refused = start(store, batch, Firing("webhook", path, delivery), plans=plans,
-                             clock=clock)  # fmt: skip
-    if refused:
-        raise refusal(what, refused)
-    return emitted
+    offers = (Offer(one, event, payload) for one, _ in signed)
+    return start_all_or_none(store, offers, "event", Firing("webhook", path, delivery),
+                             f"delivery {delivery}", plans=plans, clock=clock)  # fmt: skip
