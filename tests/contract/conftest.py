@@ -37,9 +37,9 @@ from keel.runtime.runs import advance
 from keel.spec import parse_spec
 from keel.spec.model import WorkflowSpec
 from keel.store import Claimed, Committed, Lease, Store, StoredEvent, Transition
-from keel.store.records import Ready
+from keel.store.records import CircuitOutcome, Ready
 from keel.store.sqlite import SQLiteStore
-from keel.store.writes import Enqueue
+from keel.store.writes import CountCircuit, Enqueue
 from tests.postgres import PostgresStore, open_postgres
 
 #: the time every test starts at (seconds since the epoch)
@@ -198,3 +198,17 @@ def with_enqueued(transition: Transition, ready: Sequence[Ready]) -> Transition:
     """The transition with these attempts queued in place of the ones it queued."""
     kept = [write for write in transition.writes if not isinstance(write, Enqueue)]
     return dataclasses.replace(transition, writes=[*kept, *map(Enqueue, ready)])
+
+
+def circuit_opened(store: Store, spec: WorkflowSpec, owner: str) -> Driver:
+    """Run ``r1`` of ``spec`` (one node ``a`` behind circuit ``crm``) fails once and
+    opens the circuit for 60 s; run ``r2`` is then started, its ``a`` held by it. The
+    driver of ``r1`` (its ``now``: when the circuit opened)."""
+    first = Driver(store, spec, "r1")
+    first.start()
+    (claimed,) = first.claim(owner)
+    error = ErrorInfo(type="ConnectionError", message="down", retryable=False)
+    failed = first.step([NodeFailed(node="a", attempt=1, error=error)], (claimed.lease,))
+    first.commit(failed.adding(CountCircuit(CircuitOutcome("crm", False, 1, 60.0))))
+    Driver(store, spec, "r2").start()
+    return first

@@ -17,9 +17,8 @@ from keel.runtime.views.documents import run_detail
 from keel.runtime.views.why import run_why
 from keel.spec import parse_spec
 from keel.spec.model import WorkflowSpec
-from keel.store import CircuitOutcome, Store
-from keel.store.writes import CountCircuit
-from tests.contract.conftest import T0, Driver, make_spec
+from keel.store import Store
+from tests.contract.conftest import T0, Driver, circuit_opened, make_spec
 
 #: a worker's lease owner as workers write it (``host:pid:start:token``)
 OWNER = "h1:101:77:aa"
@@ -149,13 +148,7 @@ def test_a_rate_limited_attempt_says_until_when(store: Store) -> None:
 
 def test_an_open_circuit_says_until_when(store: Store) -> None:
     spec = one("calls", {"circuit": "crm"})
-    first, second = Driver(store, spec, "r1"), Driver(store, spec, "r2")
-    first.start()
-    (claimed,) = first.claim(OWNER)
-    error = ErrorInfo(type="ConnectionError", message="down", retryable=False)
-    failed = first.step([NodeFailed(node="a", attempt=1, error=error)], (claimed.lease,))
-    first.commit(failed.adding(CountCircuit(CircuitOutcome("crm", False, 1, 60.0))))
-    second.start()
+    first = circuit_opened(store, spec, OWNER)
 
     held = activity_of(store, "r2", first.now + 1)
 

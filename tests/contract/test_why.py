@@ -47,10 +47,18 @@ from keel.runtime.worker.missing_code import FIRST_DELAY
 from keel.runtime.worker.transitions import given_back
 from keel.spec import parse_spec
 from keel.spec.model import WorkflowSpec
-from keel.store import CircuitOutcome, Store, WorkerRecord
+from keel.store import Store, WorkerRecord
 from keel.store.sqlite import SQLiteStore
-from keel.store.writes import CountCircuit, Enqueue
-from tests.contract.conftest import T0, Driver, make_spec, map_spec, raw_sql, with_enqueued
+from keel.store.writes import Enqueue
+from tests.contract.conftest import (
+    T0,
+    Driver,
+    circuit_opened,
+    make_spec,
+    map_spec,
+    raw_sql,
+    with_enqueued,
+)
 
 #: a worker's lease owner as workers write it (``host:pid:start:token``)
 OWNER = "h1:101:77:aa"
@@ -220,13 +228,7 @@ def test_a_rate_limited_attempt_says_when_the_next_start_is_allowed(store: Store
 
 def test_an_open_circuit_says_until_when(store: Store) -> None:
     spec = one("calls", {"circuit": "crm"})
-    first, second = Driver(store, spec, "r1"), Driver(store, spec, "r2")
-    first.start()
-    (claimed,) = first.claim(OWNER)
-    error = ErrorInfo(type="ConnectionError", message="down", retryable=False)
-    failed = first.step([NodeFailed(node="a", attempt=1, error=error)], (claimed.lease,))
-    first.commit(failed.adding(CountCircuit(CircuitOutcome("crm", False, 1, 60.0))))
-    second.start()
+    first = circuit_opened(store, spec, OWNER)
 
     reason = node_why(store, "r2", "a", first.now + 1).reason
 

@@ -24,6 +24,7 @@ import keel
 from keel.runtime.tracing import attempts
 from keel.runtime.tracing.context import continued
 from keel.runtime.worker.loop import Worker, WorkerOptions
+from keel.store.records import RunRecord
 from tests.server.conftest import Api
 from tests.server.hookflows import SECRET, SECRET_ENV, deploy_hooked, signed
 from tests.server.traceflows import NODES, deploy_traced, inner, outer, traced
@@ -64,6 +65,15 @@ def recorded_trace(api: Api, run_id: str) -> dict[str, Any]:
     return found
 
 
+def executed(api: Api, run_id: str) -> list[RunRecord]:
+    """Run ``run_id`` (and its child runs) to its end on a worker of this process."""
+    worker = Worker(api.store, WorkerOptions(concurrency=2))
+    try:
+        return worker.run_until_finished([run_id])
+    finally:
+        worker.close()
+
+
 def test_a_run_started_with_a_traceparent_is_traced_by_the_worker_that_runs_it(
     api: Api, spans: InMemorySpanExporter
 ) -> None:
@@ -80,11 +90,7 @@ def test_a_run_started_with_a_traceparent_is_traced_by_the_worker_that_runs_it(
     run_span_id = int(recorded["span_id"], 16)
     assert run_span_id != caller_span
 
-    worker = Worker(api.store, WorkerOptions(concurrency=2))
-    try:
-        (done,) = worker.run_until_finished([run_id])
-    finally:
-        worker.close()
+    (done,) = executed(api, run_id)
     assert done.status == "succeeded", done.reason
 
     ours = [s for s in spans.get_finished_spans() if s.context.trace_id == trace_id]
@@ -156,11 +162,7 @@ def test_a_run_started_outside_any_trace_is_the_root_of_its_own(
     recorded = recorded_trace(api, run_id)
     assert recorded["parent_id"] is None
     assert recorded["traceparent"] == f"00-{recorded['trace_id']}-{recorded['span_id']}-01"
-    worker = Worker(api.store, WorkerOptions(concurrency=2))
-    try:
-        worker.run_until_finished([run_id])
-    finally:
-        worker.close()
+    executed(api, run_id)
     ours = _spans_of(spans.get_finished_spans(), int(recorded["trace_id"], 16))
     (run_span,) = [s for s in ours if s.name == "run traced"]
     assert run_span.parent is None
@@ -174,11 +176,7 @@ def test_a_child_run_is_in_its_parents_trace_under_its_run_span(
     api: Api, spans: InMemorySpanExporter
 ) -> None:
     run_id = keel.Client(store=api.store).start(outer, {"n": 6})
-    worker = Worker(api.store, WorkerOptions(concurrency=2))
-    try:
-        (done,) = worker.run_until_finished([run_id])
-    finally:
-        worker.close()
+    (done,) = executed(api, run_id)
     assert done.status == "succeeded", done.reason
     (child,) = api.store.list_runs(parent=run_id)
     parent_trace, child_trace = recorded_trace(api, run_id), recorded_trace(api, child.id)
@@ -227,11 +225,7 @@ def test_a_run_the_sampler_drops_is_dropped_by_every_process(
     provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0)))
     spans = installed(monkeypatch, provider)
     run_id = keel.Client(store=api.store).start(outer, {"n": 7})
-    worker = Worker(api.store, WorkerOptions(concurrency=2))
-    try:
-        (done,) = worker.run_until_finished([run_id])
-    finally:
-        worker.close()
+    (done,) = executed(api, run_id)
     provider.shutdown()
     assert done.status == "succeeded", done.reason
     (child,) = api.store.list_runs(parent=run_id)
@@ -253,11 +247,7 @@ def test_a_worker_follows_the_decision_recorded_whatever_its_own_sampler(
     assert recorded_trace(api, run_id)["traceparent"].endswith("-00")
     provider = TracerProvider(sampler=ALWAYS_ON)
     spans = installed(monkeypatch, provider)
-    worker = Worker(api.store, WorkerOptions(concurrency=2))
-    try:
-        (done,) = worker.run_until_finished([run_id])
-    finally:
-        worker.close()
+    (done,) = executed(api, run_id)
     provider.shutdown()
     assert done.status == "succeeded", done.reason
     assert not _spans_of(spans.get_finished_spans(), trace_id)
