@@ -15,7 +15,7 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from keel.runtime.metrics import Metrics
-from keel.server import problems
+from keel.server import dashboard, problems
 from keel.server.access_log import AccessLog
 from keel.server.gauges import StoreCollector
 from keel.server.guard import Access, check_every_route
@@ -69,11 +69,12 @@ def create_app(
     service = app.state.service = open_service(store, metrics)
     metrics.add(StoreCollector(store, service.clock))
     app.state.access = Access(Tokens(store), RateLimits(rate), clock)
-    problems.install(app)
+    problems.install(app, pages=(dashboard.PREFIX, dashboard.error_page))
     routers = (runs, approvals, workflows, tokens, operations, hooks, schedules, alerts,
                metrics_routes)  # fmt: skip
     for module in routers:
         app.include_router(module.router, responses=problems.RESPONSES)
+    dashboard.install(app, service.store)
     app.add_middleware(BodyLimit, under={"/hooks/": hook_body})
     app.add_middleware(AccessLog)  # inside the trace: its line carries the trace id
     app.add_middleware(ContinueTrace)

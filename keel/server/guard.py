@@ -34,6 +34,9 @@ DOING = {Permission.READ: "read", Permission.DECIDE: "decide approvals",
 #: deliveries, which carry no token: each is authenticated by its HMAC signature with
 #: the trigger's secret (``keel.runtime.triggers.webhooks``), and refused unsigned
 PUBLIC = frozenset({"/health", "/ready", "/hooks/{path:path}"})
+#: the dashboard's public routes: ``/`` (a redirect to it), its sign-in form (a double-submit cookie protects it
+#: from cross-site posts) and its vendored scripts and stylesheets, which hold no data
+PUBLIC_PAGES = frozenset({"/", "/ui/sign-in", "/ui/static/{path:path}"})
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `keel token create`")
 
@@ -47,11 +50,17 @@ class Access:
     clock: Callable[[], float] = time.time
 
 
-class Needs:
-    """The dependency that authenticates and authorises one permission."""
+class Guard:
+    """What ``check_every_route`` looks for: a dependency that authenticates the caller
+    and checks one permission. ``Needs`` does it with a bearer token; the dashboard's
+    ``SignedIn`` with a session cookie."""
 
     def __init__(self, permission: Permission) -> None:
         self.permission = permission
+
+
+class Needs(Guard):
+    """The dependency that authenticates a bearer token and authorises one permission."""
 
     async def __call__(
         self,
@@ -95,9 +104,9 @@ def needs(permission: Permission) -> Needs:
     return _NEEDS[permission]
 
 
-def _guards(dependant: Dependant) -> Iterable[Needs]:
+def _guards(dependant: Dependant) -> Iterable[Guard]:
     for sub in dependant.dependencies:
-        if isinstance(sub.call, Needs):
+        if isinstance(sub.call, Guard):
             yield sub.call
         yield from _guards(sub)
 
@@ -124,7 +133,8 @@ def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
 def check_every_route(app: FastAPI) -> None:
     """Refuse an app with a route that neither is public nor checks a permission."""
     for route in api_routes(app.routes):
-        if route.path not in PUBLIC and permission_of(route) is None:
+        public = route.path in PUBLIC or route.path in PUBLIC_PAGES
+        if not public and permission_of(route) is None:
             raise RuntimeError(
                 f"route {sorted(route.methods or ())} {route.path} checks no permission: add "
                 "a parameter `who: Identity = Depends(needs(Permission.X))`"

@@ -105,7 +105,12 @@ class Tokens:
         """The identity of a usable token; None for an unknown, revoked or expired one."""
         if not token.startswith(PREFIX) or len(token) > 200:
             return None
-        digest = hash_secret(token)
+        return self.identity_by_digest(hash_secret(token), now)
+
+    def identity_by_digest(self, digest: str, now: float) -> Identity | None:
+        """``identity`` for a token known only by its digest (a dashboard session keeps
+        the digest, never the token), through the same cache: a revoked token ends its
+        sessions within ``CACHE_SECONDS`` too."""
         cached = self._seen.get(digest)
         record: TokenRecord | None
         if cached is not None and now - cached[0] < CACHE_SECONDS:

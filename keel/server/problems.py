@@ -7,12 +7,12 @@ body says only that (the traceback goes to the server's log, never to the client
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
@@ -107,21 +107,38 @@ def _field(error: dict[str, Any]) -> dict[str, Any]:
     return {"field": ".".join(loc), "message": message}
 
 
-def install(app: FastAPI) -> None:
-    """Route every error of ``app`` through ``problem``."""
+#: how a page shows an error: ``(request, status, detail)`` to the response
+PageError = Callable[[Request, int, str], Response]
+
+
+def install(app: FastAPI, pages: tuple[str, PageError] | None = None) -> None:
+    """Route every error of ``app`` through ``problem``; with ``pages`` (a path prefix
+    and how to show an error there), errors of the pages under it are shown in a page
+    instead, with the same status and words."""
+
+    def answer(
+        request: Request, status: int, detail: str, headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> Response:
+        if pages is not None and request.url.path.startswith(pages[0]):
+            shown = pages[1](request, status, detail)
+            for name, value in (headers or {}).items():
+                shown.headers[name] = value
+            return shown
+        return problem(status, detail, headers=headers, **extra)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), headers=exc.headers)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return answer(request, exc.status_code, str(exc.detail), exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         fields = [_field(dict(error)) for error in exc.errors()]
         detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-        return problem(422, detail or "the request is invalid", errors=fields)
+        return answer(request, 422, detail or "the request is invalid", errors=fields)
 
     @app.exception_handler(KeelError)
-    async def keel_error(_: Request, exc: KeelError) -> JSONResponse:
+    async def keel_error(request: Request, exc: KeelError) -> Response:
         status = status_of(exc)
         extra: dict[str, Any] = {}
         if isinstance(exc, SpecError):
@@ -133,12 +150,12 @@ def install(app: FastAPI) -> None:
         if status >= 500:  # what the store said names its files: for the log, not clients
             log.error("request failed: %s", exc)
             if status == 503:
-                return problem(503, "the store does not answer; try again later",
-                               headers={"Retry-After": "5"})  # fmt: skip
-            return problem(500, "the server failed; see its log")
-        return problem(status, str(exc), **extra)
+                return answer(request, 503, "the store does not answer; try again later",
+                              headers={"Retry-After": "5"})  # fmt: skip
+            return answer(request, 500, "the server failed; see its log")
+        return answer(request, status, str(exc), **extra)
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         log.error("request failed", exc_info=exc)
-        return problem(500, "the server failed; see its log")
+        return answer(request, 500, "the server failed; see its log")

@@ -1,0 +1,59 @@
+"""The dashboard: server-rendered pages under ``/ui`` (Jinja2 + htmx), live over one
+Server-Sent Events stream per tab, for the people who watch and act on runs.
+
+Pages call the same read models and operations as the API and the CLI
+(``keel.runtime.views``, ``keel.runtime.operations``), so a page cannot say something
+``keel show`` would not. Every page is guarded (``sessions.SignedIn``) like every API
+route; actions are recorded with the signed-in identity as ``by``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from keel.server.dashboard import assets
+from keel.server.dashboard.rendering import page
+from keel.server.dashboard.sessions import Sessions, SignInRequired, sign_in_url
+from keel.server.dashboard.pages import signing
+from keel.store.protocol import Store
+
+#: where the pages live; the API keeps every other path
+PREFIX = "/ui"
+
+
+def install(app: FastAPI, store: Store) -> None:
+    """Add the dashboard's routes to ``app`` (``/`` leads to it)."""
+    app.state.sessions = Sessions(store)
+    #: set when the server shuts down: the live streams end then, so it need not wait
+    app.state.closing = threading.Event()
+    for module in (assets, signing, *_views()):
+        app.include_router(module.router)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        """Public: a redirect to the dashboard, which asks for sign-in itself."""
+        return RedirectResponse(f"{PREFIX}/", status_code=307)
+
+    @app.exception_handler(SignInRequired)
+    async def sign_in_first(request: Request, exc: SignInRequired) -> Response:
+        target = sign_in_url(exc.next_path)
+        if request.headers.get("HX-Request"):  # htmx follows this header, not a 303
+            return Response(status_code=401, headers={"HX-Redirect": target})
+        if request.url.path.startswith(f"{PREFIX}/live"):
+            return Response("sign in first", status_code=401)
+        return RedirectResponse(target, status_code=303)
+
+
+def _views() -> tuple[object, ...]:
+    """The view modules (each has a ``router``)."""
+    return ()
+
+
+def error_page(request: Request, status: int, detail: str) -> HTMLResponse:
+    """What a page answers on an error: the same words the API would say, in the page."""
+    answer = page(request, "error.html", None, status=status, status_code=status,
+                  detail=detail)  # fmt: skip
+    return answer

@@ -1,0 +1,129 @@
+"""One Server-Sent Events stream per tab: what changed in the store, as the page needs it.
+
+Any process may commit (a worker on another host, the CLI), so the stream does not wait
+for this server's own writes: it follows the store's change feed (``Store.runs_changed``:
+runs by the time their row last changed), a read on an index, four times a second. Each
+page says what a change means to it (``Follow``): the run page sends the nodes whose
+state changed, the runs list the rows that changed. Events carry the feed's position as
+their id, so a browser that lost the stream (a network hiccup, the server restarted)
+comes back with ``Last-Event-ID`` and gets what it missed, and the page embeds the
+position it was drawn at (``from``), so nothing committed between the page and its
+stream is lost either. The stream ends when the server shuts down (``closing``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import HTTPException, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from keel.server.service import decode_cursor, encode_cursor
+from keel.store.protocol import Store
+from keel.store.records import RunChange
+
+#: how often the feed is read while a tab listens
+POLL_SECONDS = 0.25
+#: a comment line this often keeps proxies from closing a quiet stream
+KEEPALIVE_SECONDS = 15.0
+#: the most changes read at once (a burst is read in turns, none skipped)
+BATCH = 500
+#: what the browser waits before reconnecting, in milliseconds
+RETRY_MS = 1000
+
+Position = tuple[float, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event of the stream: its name (what the page listens for) and JSON data."""
+
+    name: str
+    data: Any
+
+
+#: a page's view of the feed: given the runs that changed (None: the browser reconnected
+#: and the page must be brought up to date whole), the events to send (run on a thread)
+Follow = Callable[[Sequence[RunChange] | None], list[Event]]
+
+
+def position_text(position: Position | None) -> str:
+    return "" if position is None else encode_cursor(position[0], position[1])
+
+
+def newest(store: Store) -> Position | None:
+    """The feed's position now: a page drawn now follows from here."""
+    found = store.runs_changed(None, 1)
+    return (found[-1].updated_at, found[-1].id) if found else None
+
+
+def live_url(path: str, store: Store, **params: str | None) -> str:
+    """The stream URL a page embeds, starting where the page was drawn."""
+    query = {k: v for k, v in params.items() if v is not None}
+    start = position_text(newest(store))
+    if start:
+        query["from"] = start
+    return f"{path}?{urlencode(query)}" if query else path
+
+
+def _position(text: str | None) -> Position | None:
+    if not text:
+        return None
+    try:
+        parts = decode_cursor(text, (float, str))
+    except HTTPException:
+        return None
+    return float(parts[0]), str(parts[1])
+
+
+def _frame(event: Event, position: Position | None) -> str:
+    lines = [f"event: {event.name}"]
+    if position is not None:
+        lines.append(f"id: {position_text(position)}")
+    data = json.dumps(event.data, separators=(",", ":"), default=str)
+    lines += [f"data: {line}" for line in data.split("\n")]
+    return "\n".join(lines) + "\n\n"
+
+
+def stream(request: Request, store: Store, follow: Follow) -> StreamingResponse:
+    """The tab's stream: from ``Last-Event-ID`` (a reconnect: the page is brought up to
+    date whole, then follows), else from the page's ``from``, else from now."""
+    resumed = _position(request.headers.get("Last-Event-ID"))
+    start = resumed or _position(request.query_params.get("from"))
+    closing: threading.Event = request.app.state.closing
+
+    async def events() -> AsyncIterator[str]:
+        position = start if start is not None else await run_in_threadpool(newest, store)
+        yield f"retry: {RETRY_MS}\n\n"
+        if resumed is not None:
+            for event in await run_in_threadpool(follow, None):
+                yield _frame(event, position)
+        yield _frame(Event("caught-up", {}), position)
+        quiet_since = time.monotonic()
+        while not closing.is_set():
+            if await request.is_disconnected():
+                return
+            changes = await run_in_threadpool(store.runs_changed, position, BATCH)
+            if changes:
+                position = (changes[-1].updated_at, changes[-1].id)
+                for event in await run_in_threadpool(follow, changes):
+                    yield _frame(event, position)
+                quiet_since = time.monotonic()
+                if len(changes) == BATCH:
+                    continue  # more waiting: read on at once
+            elif time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
+                yield ": keepalive\n\n"
+                quiet_since = time.monotonic()
+            await asyncio.sleep(POLL_SECONDS)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={
+        "Cache-Control": "no-store", "X-Accel-Buffering": "no",
+    })  # fmt: skip
