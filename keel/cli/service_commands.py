@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -172,15 +173,17 @@ def serve(
     files = watch_in_thread(store, stop)  # the file triggers' folders (none: it idles)
     alerting = start_alerts(worker_store, alert_rules, stop)  # None: no rule
     try:
+        app = create_app(store, rate=rate_limit, hook_body=hook_body_limit, metrics=metrics)
         server = uvicorn.Server(uvicorn.Config(
-            create_app(store, rate=rate_limit, hook_body=hook_body_limit, metrics=metrics),
+            app,
             log_level="info",
             # JSON: uvicorn's lines go to the root logger's JSON handler, not its own text
             log_config=None if config.log_format == "json" else LOGGING_CONFIG,
             ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
             ssl_keyfile_password=ssl_keyfile_password, access_log=False,
+            timeout_graceful_shutdown=10,
         ))  # fmt: skip
-        _run_until_stopped(server, listening)
+        _run_until_stopped(server, listening, app.state.closing.set)
     finally:
         stop.set()
         files.join()
@@ -206,15 +209,20 @@ def _bind(host: str, port: int) -> socket.socket:
     return listening
 
 
-def _run_until_stopped(server: uvicorn.Server, listening: socket.socket) -> None:
+def _run_until_stopped(
+    server: uvicorn.Server, listening: socket.socket, closing: Callable[[], None]
+) -> None:
     """Run ``server`` until SIGTERM or SIGINT, then return (to stop the worker and close
     the store). uvicorn replays the signal that stopped it once it has shut down; under
     the default action that would kill this process before that cleanup, so the replay
-    lands here instead (and a signal before uvicorn listens still stops it)."""
+    lands here instead (and a signal before uvicorn listens still stops it). ``closing``
+    is called at the signal: the dashboard's live streams end then, so uvicorn need not
+    wait for them."""
     import signal
 
     def stop_server(signum: int, frame: object) -> None:
         server.should_exit = True
+        closing()
 
     previous = {sig: signal.signal(sig, stop_server) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

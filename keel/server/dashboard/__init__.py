@@ -9,14 +9,18 @@ route; actions are recorded with the signed-in identity as ``by``.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import threading
+from types import ModuleType
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from keel.server.dashboard import assets
 from keel.server.dashboard.rendering import page
 from keel.server.dashboard.sessions import Sessions, SignInRequired, sign_in_url
+from keel.server.dashboard import pages
 from keel.server.dashboard.pages import signing
 from keel.store.protocol import Store
 
@@ -29,7 +33,7 @@ def install(app: FastAPI, store: Store) -> None:
     app.state.sessions = Sessions(store)
     #: set when the server shuts down: the live streams end then, so it need not wait
     app.state.closing = threading.Event()
-    for module in (assets, signing, *_views()):
+    for module in (assets, signing, *_views()):  # sign-in first: its paths are fixed
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)
@@ -47,9 +51,14 @@ def install(app: FastAPI, store: Store) -> None:
         return RedirectResponse(target, status_code=303)
 
 
-def _views() -> tuple[object, ...]:
-    """The view modules (each has a ``router``)."""
-    return ()
+def _views() -> list[ModuleType]:
+    """Every module of ``pages`` with a ``router``: a new view is a new module there."""
+    found = []
+    for info in pkgutil.iter_modules(pages.__path__):
+        module = importlib.import_module(f"{pages.__name__}.{info.name}")
+        if isinstance(getattr(module, "router", None), APIRouter) and module is not signing:
+            found.append(module)
+    return found
 
 
 def error_page(request: Request, status: int, detail: str) -> HTMLResponse:
