@@ -206,6 +206,11 @@ def test_a_diamond_is_symmetric_and_parents_are_centred_over_children() -> None:
     assert nodes["a"].x - nodes["b"].x == nodes["c"].x - nodes["a"].x
 
 
+def test_an_empty_workflow_is_an_empty_drawing() -> None:
+    assert layout(_spec([])) == GraphLayout(nodes=(), edges=(), width=0, height=0)
+    assert layout(_spec([])).to_cytoscape() == []
+
+
 def test_node_width_follows_the_label_within_bounds() -> None:
     spec = _spec([_task("a"), _task("a_medium_sized_name"), _task("x" * 200)])
     nodes = layout(spec).node_map
