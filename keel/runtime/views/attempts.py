@@ -142,14 +142,14 @@ def attempts_of(history: Iterable[StoredEvent]) -> list[Attempt]:
             current[(event.node, None, event.attempt)] = opened
             found.append(opened)
         elif isinstance(event, ChildRunEnded):
-            opened = waits.get(event.node)
-            if opened is not None and opened.child_run is None:
-                opened.child_run = event.run_id
+            child = waits.get(event.node)
+            if child is not None and child.child_run is None:
+                child.child_run = event.run_id
         elif isinstance(event, NodeSetByHand):
-            opened = waits.pop(event.node, None)
-            if opened is not None and opened.outcome in OPEN:
-                opened.output = event.output
-                close(opened, at, "succeeded")
+            by_hand = waits.pop(event.node, None)
+            if by_hand is not None and by_hand.outcome in OPEN:
+                by_hand.output = event.output
+                close(by_hand, at, "succeeded")
         elif isinstance(event, RunEnded):
             for attempt in found:
                 if attempt.outcome in OPEN:

@@ -1,0 +1,204 @@
+"""The run page of a 5,000-node run: the issue's budget is first paint under 1 s.
+
+    python -m bench.run_page [NODES] [--reps N]
+
+Builds a run of a workflow of NODES task nodes (5,000 unless given: layers of 100, each
+node after one or two of the layer before) that a worker of this process executed to
+the end, in a temporary SQLite store. Then measures, best and median of ``--reps`` (5):
+
+- server: the run page's HTML (``GET /ui/runs/ID``: the history read and replayed
+  once, the why, the layout from the cache, the steps, the first page of history, the
+  chain verified), the elements JSON of the whole graph (``elements?everything=true``)
+  and of the neighbourhood the page draws first;
+- browser, when ``/usr/bin/chromium`` (or ``KEEL_TEST_CHROMIUM``) and Playwright are
+  there: from navigation start to the first contentful paint, and to the graph drawn
+  (``run.js`` marks the moment cytoscape has drawn it), with the server in this process
+  (uvicorn, loopback); then drawing all NODES nodes after "draw all".
+
+Prints milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keel
+from keel.authoring.yaml_source import load_yaml_text
+from keel.runtime.worker.loop import Worker, WorkerOptions
+from keel.server import create_app
+from keel.server.identities import create_token
+from keel.store.sqlite import SQLiteStore
+
+WIDTH = 100
+CHROMIUM = Path(os.environ.get("KEEL_TEST_CHROMIUM", "/usr/bin/chromium"))
+BUDGET_MS = 1000.0
+
+
+@keel.task
+def step() -> int:
+    return 1
+
+
+def workflow_yaml(size: int) -> str:
+    """``size`` nodes in layers of ``WIDTH``; node i of a layer waits for nodes i and
+    i+1 of the layer before (the last: only i)."""
+    lines = ["name: bench-wide", "nodes:"]
+    for index in range(size):
+        layer, place = divmod(index, WIDTH)
+        lines.append(f"  - id: s{index}")
+        lines.append("    task: bench.run_page:step")
+        if layer:
+            parents = {(layer - 1) * WIDTH + place, (layer - 1) * WIDTH + min(place + 1, WIDTH - 1)}
+            lines.append(f"    after: [{', '.join(f's{p}' for p in sorted(parents))}]")
+    return "\n".join(lines) + "\n"
+
+
+def build(store: SQLiteStore, size: int) -> str:
+    """Deploy the workflow, run it to its end here; the run's id."""
+    (spec,) = load_yaml_text(workflow_yaml(size), "bench-wide.yaml")
+    store.deploy([(spec, "bench-wide.yaml")], time.time(), by="bench")
+    worker = Worker(store, WorkerOptions(concurrency=16))
+    try:
+        run_id = worker.start_run(spec, {})
+        worker.run_until_finished([run_id])
+    finally:
+        worker.close()
+    return run_id
+
+
+def timed(action: Callable[[], Any], reps: int) -> list[float]:
+    times = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def show(name: str, times: list[float], extra: str = "") -> None:
+    print(f"{name:<46} best {min(times):8.1f} ms   median {statistics.median(times):8.1f} ms"
+          f"{extra}")  # fmt: skip
+
+
+def sign_in(client: Any, token: str) -> None:
+    form = client.get("/ui/sign-in").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert csrf is not None
+    answer = client.post("/ui/sign-in", data={"token": token, "csrf": csrf.group(1),
+                                              "next": "/ui/"}, follow_redirects=False)  # fmt: skip
+    assert answer.status_code == 303, answer.text
+
+
+def server_side(app: Any, token: str, run_id: str, reps: int) -> None:
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as client:
+        sign_in(client, token)
+        page = client.get(f"/ui/runs/{run_id}")
+        assert page.status_code == 200, page.text[:500]
+        show("server: run page HTML", timed(lambda: client.get(f"/ui/runs/{run_id}"), reps),
+             f"   ({len(page.content) / 1024:,.0f} KiB)")  # fmt: skip
+        whole = client.get(f"/ui/runs/{run_id}/elements?everything=true")
+        show("server: elements JSON, whole graph",
+             timed(lambda: client.get(f"/ui/runs/{run_id}/elements?everything=true"), reps),
+             f"   ({len(whole.content) / 1024:,.0f} KiB)")  # fmt: skip
+        first = client.get(f"/ui/runs/{run_id}/elements")
+        show("server: elements JSON, first drawing",
+             timed(lambda: client.get(f"/ui/runs/{run_id}/elements"), reps),
+             f"   ({first.json()['shown']} of {first.json()['total']} nodes)")  # fmt: skip
+
+
+def browser_side(app: Any, token: str, run_id: str, size: int, reps: int) -> None:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        print("browser: skipped (playwright is not installed)")
+        return
+    if not os.access(CHROMIUM, os.X_OK):
+        print(f"browser: skipped (no {CHROMIUM})")
+        return
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+            page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+            page.goto(f"{base}/ui/sign-in")
+            page.fill('input[name="token"]', token)
+            page.click('button[type="submit"]')
+            page.wait_for_url(f"{base}/ui/**")
+            paints, drawn = [], []
+            for _ in range(reps):
+                page.goto(f"{base}/ui/runs/{run_id}")
+                page.wait_for_selector("#run-graph[data-drawn-ms] canvas", state="attached")
+                fcp = page.evaluate("performance.getEntriesByName('first-contentful-paint')"
+                                    "[0]?.startTime ?? null")  # fmt: skip
+                paints.append(float(fcp) if fcp is not None else float("nan"))
+                drawn.append(float(page.get_attribute("#run-graph", "data-drawn-ms") or "nan"))
+            show("browser: first contentful paint", paints)
+            show("browser: graph drawn (first drawing)", drawn)
+            if page.query_selector("#run-graph-all"):
+                before = page.evaluate("performance.now()")
+                page.click("#run-graph-all")
+                page.wait_for_function(f"document.getElementById('run-graph').dataset.drawn "
+                                       f"== '{size}'", timeout=120_000)  # fmt: skip
+                after = page.evaluate("performance.now()")
+                show(f"browser: 'draw all {size} nodes'", [after - before])
+            verdict = "met" if min(paints) < BUDGET_MS else "NOT met"
+            print(f"budget: first paint < {BUDGET_MS:.0f} ms: {verdict}")
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if any(arg in ("-h", "--help") for arg in args):
+        print(__doc__)
+        return
+    reps = 5
+    if "--reps" in args:
+        at = args.index("--reps")
+        reps = int(args[at + 1])
+        del args[at : at + 2]
+    size = int(args[0]) if args else 5000
+    with tempfile.TemporaryDirectory() as folder:
+        store = SQLiteStore(Path(folder) / "keel.db")
+        try:
+            started = time.perf_counter()
+            run_id = build(store, size)
+            record = store.get_run(run_id)
+            print(f"a run of {size:,} nodes ({record.status}, {record.last_seq:,} events) built "
+                  f"in {time.perf_counter() - started:,.1f} s")  # fmt: skip
+            token, _ = create_token(store, "bench", "viewer")
+            app = create_app(store, rate=0)
+            server_side(app, token, run_id, reps)
+            browser_side(app, token, run_id, size, reps)
+        finally:
+            store.close()
+
+
+if __name__ == "__main__":
+    main()
