@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from keel.engine.plan import compile_plan
-from keel.runtime.views.attempts import attempts_of
 from keel.runtime.views import task_logs
+from keel.runtime.views.attempts import attempts_of
 from keel.runtime.views.task_logs import log_tail
 from keel.runtime.worker.loop import Worker, WorkerOptions
 from keel.store.sqlite import SQLiteStore
@@ -33,10 +33,12 @@ def test_a_retry_is_an_attempt_of_its_own_with_its_input_and_outcome(store: SQLi
 
     assert (first.node, first.attempt, first.outcome) == (second.node, 1, "failed")
     assert (second.attempt, second.outcome, second.output) == (2, "succeeded", "hi")
-    assert first.error is not None and first.error.type == "ValueError"
+    assert first.error is not None
+    assert first.error.type == "ValueError"
     assert first.args == second.args == {"word": "hi"}
     for attempt in (first, second):
-        assert attempt.queued_at is not None and attempt.started_at is not None
+        assert attempt.queued_at is not None
+        assert attempt.started_at is not None
         assert attempt.ended_at is not None
         assert attempt.queued_at <= attempt.started_at <= attempt.ended_at
         assert attempt.worker
