@@ -28,6 +28,7 @@ REQUESTS: dict[tuple[str, str], Any] = {
         f"/ui/runs/{ui.seeded.waiting}/logs?node=book", None),
     ("GET", "/ui/runs/{run_id}/logs.txt"): lambda ui: (
         f"/ui/runs/{ui.seeded.waiting}/logs.txt?node=book", None),
+    ("GET", "/ui/runs/{run_id}/steps"): lambda ui: (f"/ui/runs/{ui.seeded.waiting}/steps", None),
     ("GET", "/ui/runs/{run_id}/timeline"): lambda ui: (
         f"/ui/runs/{ui.seeded.waiting}/timeline", None),
     ("GET", "/ui/runs/{run_id}/preview"): lambda ui: (

@@ -18,7 +18,7 @@ from keel.engine.events import (
     RunUnpaused,
 )
 from keel.runtime.operations.interventions import approve
-from tests.dashboard.conftest import Ui
+from tests.dashboard.conftest import Ui, csrf_of
 
 _GRAPH = re.compile(r'<script type="application/json" id="run-graph-data">(.*?)</script>', re.S)
 _LIVE = re.compile(r'data-live="([^"]+)"')
@@ -41,7 +41,9 @@ def previewed(text: str, kind: str = "again") -> list[str]:
 
 
 def post(ui: Ui, role: str, path: str, form: dict[str, str]) -> Any:
-    return ui.clients[role].post(path, data={**form, "csrf": ui.csrf(role)})
+    """``form`` posted with the CSRF token of ``role``'s session (from a run page)."""
+    token = csrf_of(ui.clients[role].get(f"/ui/runs/{ui.seeded.waiting}").text)
+    return ui.clients[role].post(path, data={**form, "csrf": token})
 
 
 def test_the_page_of_a_waiting_run_shows_status_why_graph_steps_and_history(ui: Ui) -> None:
@@ -164,18 +166,19 @@ def test_skip_sets_the_node_with_the_json_output(ui: Ui) -> None:
 def test_a_refused_action_says_why_and_records_nothing(ui: Ui) -> None:
     waiting = ui.seeded.waiting
     before = ui.store.get_run(waiting).last_seq
+    client = ui.clients["operator"]
 
     bad_json = post(ui, "operator", f"/ui/runs/{waiting}/skip", {"node": "book", "output": "{x"})
-    not_failed = post(ui, "operator", f"/ui/runs/{waiting}/retry", {"reason": "why not"})
-    approval = post(ui, "operator", f"/ui/runs/{waiting}/skip", {"node": "check", "output": "{}"})
-
     assert bad_json.status_code == 303
-    page = ui.clients["operator"].get(f"/ui/runs/{waiting}").text
-    assert "Not done: the output is not JSON" in page
+    said = client.get(bad_json.headers["location"]).text
+    assert "Not done: the output is not JSON: Expecting property name" in said
+
+    not_failed = post(ui, "operator", f"/ui/runs/{waiting}/retry", {"reason": "why not"})
     assert not_failed.status_code == 303
-    assert (
-        "only a failed run can be retried" in ui.clients["operator"].get(f"/ui/runs/{waiting}").text
-    )
+    said = client.get(not_failed.headers["location"]).text
+    assert "only a failed run can be retried" in said
+
+    approval = post(ui, "operator", f"/ui/runs/{waiting}/skip", {"node": "check", "output": "{}"})
     assert approval.status_code == 403  # setting an approval decides it: operators may not
     assert "may not decide approvals" in approval.text
     assert ui.store.get_run(waiting).last_seq == before

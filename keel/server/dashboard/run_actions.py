@@ -91,7 +91,8 @@ def _preview(view: RunView, state: RunState, action: str, node: str | None) -> P
         return Preview(action, stops=unfinished, text="Nothing new starts until it is "
                        "unpaused; attempts running now finish and are recorded.")  # fmt: skip
     if action == "unpause":
-        return Preview(action, again=unfinished, text="What came meanwhile is acted on now, "
+        held = [step.node for step in view.steps if step.state in ("queued", "retrying")]
+        return Preview(action, again=held, text="What came meanwhile is acted on now, "
                        "and its held attempts go back on the queue.")  # fmt: skip
     if action == "retry":
         return Preview(action, again=to_retry(state), text="The nodes that did not succeed "

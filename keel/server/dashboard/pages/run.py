@@ -24,7 +24,14 @@ from keel.server.dashboard import flash
 from keel.server.dashboard.live import Event, live_url, stream
 from keel.server.dashboard.rendering import fragment, page
 from keel.server.dashboard.run_actions import ACTIONS, NODE_ACTIONS, allowed, preview
-from keel.server.dashboard.run_view import HISTORY_PAGE, RunView, Step, drawing, read_run
+from keel.server.dashboard.run_view import (
+    HISTORY_PAGE,
+    RunView,
+    Step,
+    display_state,
+    drawing,
+    read_run,
+)
 from keel.server.dashboard.sessions import Reading, Viewer
 from keel.server.dashboard.timeline import timeline
 from keel.server.dashboard.why_words import node_words, reason_data, reason_words
@@ -56,11 +63,12 @@ def _verification(served: Served, view: RunView) -> dict[str, Any]:
     return verification_document(served.store, view.record, lambda _run_id: state)
 
 
-def parts(view: RunView, viewer: Viewer) -> dict[str, Any]:
-    """What the page's templates and their live patches share."""
+def parts(view: RunView) -> dict[str, Any]:
+    """What the page's templates and their live patches share (besides the viewer)."""
     offered = allowed(view.status)
-    return {"view": view, "run_id": view.record.id, "viewer": viewer, "words": node_words,
+    return {"view": view, "run_id": view.record.id, "words": node_words,
             "said": reason_words, "reason_data": reason_data, "actions": offered,
+            "shown": display_state,
             "labels": ACTIONS,
             # the dialogs of actions on the run as a whole show their preview at once
             "previews": {action: preview(view, action) for action in offered
@@ -77,7 +85,7 @@ def run_page(request: Request, run_id: str, viewer: Reading, served: Served) -> 
     view = _view(served, record)
     shown = drawing(view)
     context: dict[str, Any] = {
-        **parts(view, viewer),
+        **parts(view),
         "graph": {"elements": shown.elements, "total": shown.total, "shown": shown.shown,
                   "focus": shown.focus},
         "drawing": shown, "timeline": timeline(view.attempts, record.created_at, view.now),
@@ -242,7 +250,7 @@ class Follower:
         nodes = {node: state for node, state in view.states.items()
                  if self.states.get(node) != state}  # fmt: skip
         self.states = dict(view.states)
-        shared = parts(view, self.viewer)
+        shared = {**parts(view), "viewer": self.viewer}
         rendered = {
             "run-header": fragment("run/header.html", **shared),
             "run-why": fragment("run/why.html", **shared),

@@ -57,7 +57,8 @@
       const dialog = document.getElementById(open.dataset.dialog);
       if (dialog) {
         const node = dialog.querySelector('input[name="node"]');
-        if (node && selected && !node.value) { node.value = selected; showPreview(dialog.querySelector("form")); }
+        if (node && selected && !node.value) node.value = selected;
+        showPreview(dialog.querySelector("form"));
         dialog.showModal();
       }
     }
@@ -69,8 +70,8 @@
   function showPreview(form) {
     const node = form.querySelector('input[name="node"]');
     const box = form.querySelector("[data-preview-box]");
-    if (!node || !box) return;
-    const url = `${form.dataset.preview}&node=${encodeURIComponent(node.value.trim())}`;
+    if (!box || (node && !node.value.trim())) return;
+    const url = node ? `${form.dataset.preview}&node=${encodeURIComponent(node.value.trim())}` : form.dataset.preview;
     fetch(url, { credentials: "same-origin" }).then((r) => r.text()).then((html) => { box.innerHTML = html; });
   }
   document.addEventListener("input", (e) => {
