@@ -6,20 +6,22 @@ Builds a run of a workflow of NODES task nodes (5,000 unless given: layers of 10
 node after one or two of the layer before) that a worker of this process executed to
 the end, in a temporary SQLite store. Then measures, best and median of ``--reps`` (5):
 
-- server: the run page's HTML (``GET /ui/runs/ID``: the history read and replayed
-  once, the why, the layout from the cache, the steps, the first page of history, the
-  chain verified), the elements JSON of the whole graph (``elements?everything=true``)
-  and of the neighbourhood the page draws first;
+- server: the run page's HTML (``GET /ui/runs/ID``) from cold (the history read and
+  replayed, the steps, the first page of history; the layout is cached per version) and
+  drawn again (the replay cached until the run changes), the elements JSON of the whole
+  graph (``elements?everything=true``) and of the neighbourhood the page draws first;
 - browser, when ``/usr/bin/chromium`` (or ``KEEL_TEST_CHROMIUM``) and Playwright are
   there: from navigation start to the first contentful paint, and to the graph drawn
-  (``run.js`` marks the moment cytoscape has drawn it), with the server in this process
-  (uvicorn, loopback); then drawing all NODES nodes after "draw all".
+  (``run.js`` marks the moment cytoscape has drawn it), from cold (assets cached, the
+  replay not) and again, with the server in this process (uvicorn, loopback); then
+  drawing all NODES nodes after "draw all".
 
 Prints milliseconds.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import statistics
@@ -35,6 +37,7 @@ import keel
 from keel.authoring.yaml_source import load_yaml_text
 from keel.runtime.worker.loop import Worker, WorkerOptions
 from keel.server import create_app
+from keel.server.dashboard.run_view import REPLAYS
 from keel.server.identities import create_token
 from keel.store.sqlite import SQLiteStore
 
@@ -64,6 +67,7 @@ def workflow_yaml(size: int) -> str:
 
 def build(store: SQLiteStore, size: int) -> str:
     """Deploy the workflow, run it to its end here; the run's id."""
+    importlib.import_module("bench.run_page")  # its task, by the name the workflow gives
     (spec,) = load_yaml_text(workflow_yaml(size), "bench-wide.yaml")
     store.deploy([(spec, "bench-wide.yaml")], time.time(), by="bench")
     worker = Worker(store, WorkerOptions(concurrency=16))
@@ -72,6 +76,9 @@ def build(store: SQLiteStore, size: int) -> str:
         worker.run_until_finished([run_id])
     finally:
         worker.close()
+    record = store.get_run(run_id)
+    if record.status != "succeeded":
+        raise SystemExit(f"the benchmark's run {record.status}: {record.reason}")
     return run_id
 
 
@@ -105,8 +112,15 @@ def server_side(app: Any, token: str, run_id: str, reps: int) -> None:
         sign_in(client, token)
         page = client.get(f"/ui/runs/{run_id}")
         assert page.status_code == 200, page.text[:500]
-        show("server: run page HTML", timed(lambda: client.get(f"/ui/runs/{run_id}"), reps),
+
+        def cold() -> None:
+            REPLAYS.clear()
+            client.get(f"/ui/runs/{run_id}")
+
+        show("server: run page HTML, cold (history read)", timed(cold, reps),
              f"   ({len(page.content) / 1024:,.0f} KiB)")  # fmt: skip
+        show("server: run page HTML, drawn again", timed(
+            lambda: client.get(f"/ui/runs/{run_id}"), reps))  # fmt: skip
         whole = client.get(f"/ui/runs/{run_id}/elements?everything=true")
         show("server: elements JSON, whole graph",
              timed(lambda: client.get(f"/ui/runs/{run_id}/elements?everything=true"), reps),
@@ -149,15 +163,19 @@ def browser_side(app: Any, token: str, run_id: str, size: int, reps: int) -> Non
             page.click('button[type="submit"]')
             page.wait_for_url(f"{base}/ui/**")
             paints, drawn = [], []
-            for _ in range(reps):
+            for rep in range(reps + 1):
+                if rep < 2:
+                    REPLAYS.clear()  # the first two from cold: the first also loads the assets
                 page.goto(f"{base}/ui/runs/{run_id}")
                 page.wait_for_selector("#run-graph[data-drawn-ms] canvas", state="attached")
                 fcp = page.evaluate("performance.getEntriesByName('first-contentful-paint')"
                                     "[0]?.startTime ?? null")  # fmt: skip
                 paints.append(float(fcp) if fcp is not None else float("nan"))
                 drawn.append(float(page.get_attribute("#run-graph", "data-drawn-ms") or "nan"))
-            show("browser: first contentful paint", paints)
-            show("browser: graph drawn (first drawing)", drawn)
+            show("browser: first contentful paint, cold", paints[1:2])
+            show("browser: graph drawn (first drawing), cold", drawn[1:2])
+            show("browser: first contentful paint, again", paints[2:])
+            show("browser: graph drawn (first drawing), again", drawn[2:])
             if page.query_selector("#run-graph-all"):
                 before = page.evaluate("performance.now()")
                 page.click("#run-graph-all")
@@ -165,8 +183,8 @@ def browser_side(app: Any, token: str, run_id: str, size: int, reps: int) -> Non
                                        f"== '{size}'", timeout=120_000)  # fmt: skip
                 after = page.evaluate("performance.now()")
                 show(f"browser: 'draw all {size} nodes'", [after - before])
-            verdict = "met" if min(paints) < BUDGET_MS else "NOT met"
-            print(f"budget: first paint < {BUDGET_MS:.0f} ms: {verdict}")
+            verdict = "met" if paints[1] < BUDGET_MS else "NOT met"
+            print(f"budget: first paint from cold < {BUDGET_MS:.0f} ms: {verdict}")
             browser.close()
     finally:
         server.should_exit = True

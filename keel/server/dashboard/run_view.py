@@ -13,6 +13,8 @@ node with its items counted per state.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +63,7 @@ def item_counts(node: NodeState) -> dict[str, int] | None:
     return {state: n for state, n in counts.items() if n}
 
 
-def preview(value: Any) -> str:
+def output_preview(value: Any) -> str:
     """An output in one short line for a table cell."""
     if value is None:
         return ""
@@ -82,7 +84,8 @@ class Step:
     duration: float | None
     error_type: str | None
     error_message: str | None
-    output: str
+    #: its output (the table shows a ``preview``)
+    output: Any
     #: a map: ``done/total`` items
     items: str | None
     #: a wait: what for; a node set by hand or skipped: why
@@ -169,31 +172,94 @@ class RunView:
         return list(self.detail["children"])
 
 
-def read_run(store: Store, record: RunRecord, plan: Plan, now: float) -> RunView:
-    """Everything the run page shows of ``record``, from one reading of its history."""
-    history = store.history(record.id)
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """What a run's history says, whatever the time: read and replayed once per change
+    of the run (``Replays``)."""
+
+    #: the last event's seq and hash: the run's ``last_seq`` and ``head_hash`` when read
+    last_seq: int
+    head_hash: str
+    history: list[StoredEvent]
+    report: RunReport
+    attempts: list[Attempt]
+    states: dict[str, dict[str, Any]]
+    steps: list[Step]
+
+
+def replayed(plan: Plan, history: list[StoredEvent]) -> Replayed:
     report = run_report(plan, history)
-    detail = run_detail(store, record, plan, now, history=history, report=report)
-    why = None if is_finished(report.state.status) else run_why(store, record, plan, now)
-    view = RunView(record, plan, report, detail, history, attempts_of(history), why, now)
     state = report.state
+    states: dict[str, dict[str, Any]] = {}
+    steps: list[Step] = []
     for node_id, node in report.nodes.items():
         shown = display_state(node.status, node.retry_at)
         counts = item_counts(state.nodes[node_id]) if node_id in state.nodes else None
-        view.states[node_id] = {"state": shown, "counts": counts} if counts else {"state": shown}
+        states[node_id] = {"state": shown, "counts": counts} if counts else {"state": shown}
         error = node.error if node.status in ("failed", "scheduled", "running") else None
         note = node.decision or node.reason or (node.waits_for if node.status == "awaiting"
                                                  else None)  # fmt: skip
-        view.steps.append(Step(
+        steps.append(Step(
             node=node_id, state=shown, status=node.status, attempts=node.attempts,
             started_at=node.started_at, duration=node.duration,
             error_type=None if error is None else error.type,
             error_message=None if error is None else error.message,
-            output=preview(node.output),
+            output=node.output,
             items=None if node.items is None else f"{node.items_done}/{node.items}",
             note=note,
         ))  # fmt: skip
-    return view
+    last = history[-1] if history else None
+    return Replayed(0 if last is None else last.seq, "" if last is None else last.hash,
+                    history, report, attempts_of(history), states, steps)  # fmt: skip
+
+
+class Replays:
+    """The last runs replayed, each as of its last event: a page drawn again, its parts
+    loaded after it, and every tab following the run read and replay a history once per
+    change of the run, not once per request. A run is known by its id and the head of
+    its history, so an entry is used only for the very history it was made from; the
+    values are never changed once made, so threads share them."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._runs: OrderedDict[str, Replayed] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def of(self, store: Store, record: RunRecord, plan: Plan) -> Replayed:
+        with self._lock:
+            found = self._runs.get(record.id)
+            if found is not None and (found.last_seq, found.head_hash) == (
+                record.last_seq, record.head_hash):  # fmt: skip
+                self._runs.move_to_end(record.id)
+                return found
+        made = replayed(plan, store.history(record.id))
+        with self._lock:
+            self._runs[record.id] = made
+            self._runs.move_to_end(record.id)
+            while len(self._runs) > self.size:
+                self._runs.popitem(last=False)
+        return made
+
+    def clear(self) -> None:
+        """Forget every run (a benchmark measures a page drawn from cold)."""
+        with self._lock:
+            self._runs.clear()
+
+
+REPLAYS = Replays()
+
+
+def read_run(store: Store, record: RunRecord, plan: Plan, now: float) -> RunView:
+    """Everything the run page shows of ``record``: what its history says (replayed
+    once per change, ``REPLAYS``), and what depends on the time and the store now
+    (what it is doing, why it has not ended)."""
+    known = REPLAYS.of(store, record, plan)
+    history, report = known.history, known.report
+    detail = run_detail(store, record, plan, now, history=history, report=report)
+    why = None if is_finished(report.state.status) else run_why(store, record, plan, now,
+                                                                history=history)  # fmt: skip
+    return RunView(record, plan, report, detail, history, known.attempts, why, now,
+                   states=known.states, steps=known.steps)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

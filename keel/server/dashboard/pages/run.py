@@ -30,6 +30,7 @@ from keel.server.dashboard.run_view import (
     Step,
     display_state,
     drawing,
+    output_preview,
     read_run,
 )
 from keel.server.dashboard.sessions import Reading, Viewer
@@ -68,11 +69,16 @@ def parts(view: RunView) -> dict[str, Any]:
     offered = allowed(view.status)
     return {"view": view, "run_id": view.record.id, "words": node_words,
             "said": reason_words, "reason_data": reason_data, "actions": offered,
-            "shown": display_state,
+            "shown": display_state, "output_preview": output_preview,
             "labels": ACTIONS,
             # the dialogs of actions on the run as a whole show their preview at once
             "previews": {action: preview(view, action) for action in offered
                          if action not in NODE_ACTIONS}}  # fmt: skip
+
+
+def step_row(step: Step, run_id: str) -> str:
+    """A row of the steps table, alone (the table of a big run, a live patch)."""
+    return fragment("run/step_row.html", step=step, run_id=run_id, output_preview=output_preview)
 
 
 @router.get("/ui/runs/{run_id}", response_class=HTMLResponse)
@@ -155,8 +161,7 @@ def verify(run_id: str, viewer: Reading, served: Served) -> HTMLResponse:
 def steps(run_id: str, viewer: Reading, served: Served) -> HTMLResponse:
     """Every step of the run (a big run's page is drawn with some)."""
     view = _view(served, served.store.get_run(run_id))
-    rows = "".join(fragment("run/step_row.html", step=step, run_id=view.record.id)
-                   for step in view.steps)  # fmt: skip
+    rows = "".join(step_row(step, view.record.id) for step in view.steps)
     return HTMLResponse(f"<tbody>{rows}</tbody>")
 
 
@@ -259,15 +264,14 @@ class Follower:
                                      timeline=timeline(view.attempts, record.created_at,
                                                        view.now)),
             "run-history": fragment("run/history.html", run_id=record.id, events=[
-                event_document(e) for e in view.newest_events()]),
+                event_document(e) for e in view.newest_events()], **self._checked(view)),
         }  # fmt: skip
         items = [{"id": key, "html": html} for key, html in rendered.items()
                  if self.html.get(key) != html]  # fmt: skip
         self.html = rendered
         for step in view.steps:  # compared as values: only the rows that changed are drawn
             if self.steps.get(step.node) != step:
-                items.append({"id": f"step-{step.node}", "html": fragment(
-                    "run/step_row.html", step=step, run_id=record.id)})  # fmt: skip
+                items.append({"id": f"step-{step.node}", "html": step_row(step, record.id)})
         self.steps = {step.node: step for step in view.steps}
         events = []
         if nodes:
@@ -276,6 +280,13 @@ class Follower:
         if items:
             events.append(Event("patch", {"items": items}))
         return events
+
+    def _checked(self, view: RunView) -> dict[str, Any]:
+        """The chain checked again with the history, when it is short (else the badge
+        becomes a button that checks it)."""
+        if len(view.history) > VERIFY_WITH_PAGE:
+            return {}
+        return {"verification": _verification(self.served, view)}
 
 
 @router.get("/ui/live/runs/{run_id}")
