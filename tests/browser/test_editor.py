@@ -85,6 +85,9 @@ def test_type_a_typo_see_it_located_fix_it_and_deploy_the_new_version(
     assert "chain is valid: 4 nodes" in problems(page)
     assert spec.version[:12] in problems(page)
     assert page.is_enabled("#deploy")
+    # a narrow window: the text, the panel and the graph stack; the page never scrolls sideways
+    page.set_viewport_size({"width": 400, "height": 800})
+    page.wait_for_function("() => document.documentElement.scrollWidth <= window.innerWidth")
 
     # deploy: the workflow page follows; the API has the version, and a run uses it
     page.click("#deploy")
