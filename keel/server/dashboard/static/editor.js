@@ -131,7 +131,7 @@
     });
   });
   if (form) form.addEventListener("submit", () => { leaving = true; });
-  window.addEventListener("beforeunload", (e) => { if (dirty && !leaving) e.preventDefault(); });
+  window.addEventListener("beforeunload", (e) => { if (dirty && !leaving) { e.preventDefault(); e.returnValue = ""; } });
 
   // --- the page as drawn: the server checked the starting text already
   renumber();
