@@ -149,8 +149,6 @@ FILTERS: dict[str, list[Any]] = {
     "created_after": [None, T0 + 10],
     "created_before": [None, T0 + 40],
     "late": [None, False],
-    "started_by": [None, "nobody"],
-    "parent": [None],
 }
 
 
