@@ -11,10 +11,11 @@ the end, in a temporary SQLite store. Then measures, best and median of ``--reps
   drawn again (the replay cached until the run changes), the elements JSON of the whole
   graph (``elements?everything=true``) and of the neighbourhood the page draws first;
 - browser, when ``/usr/bin/chromium`` (or ``KEEL_TEST_CHROMIUM``) and Playwright are
-  there: from navigation start to the first contentful paint, and to the graph drawn
-  (``run.js`` marks the moment cytoscape has drawn it), from cold (assets cached, the
-  replay not) and again, with the server in this process (uvicorn, loopback); then
-  drawing all NODES nodes after "draw all".
+  there: from navigation start to the page received, its first contentful paint and
+  the graph drawn (``run.js`` marks the moment cytoscape has drawn it), from cold (a
+  new server process, the browser holding the assets) and again; then drawing all
+  NODES nodes after "draw all". The server runs in a process of its own (uvicorn,
+  loopback), over the same SQLite file.
 
 Prints milliseconds.
 """
@@ -22,12 +23,13 @@ Prints milliseconds.
 from __future__ import annotations
 
 import importlib
+import multiprocessing
 import os
 import re
+import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,10 +53,10 @@ def step() -> int:
     return 1
 
 
-def workflow_yaml(size: int) -> str:
+def workflow_yaml(size: int, name: str = "bench-wide") -> str:
     """``size`` nodes in layers of ``WIDTH``; node i of a layer waits for nodes i and
     i+1 of the layer before (the last: only i)."""
-    lines = ["name: bench-wide", "nodes:"]
+    lines = [f"name: {name}", "nodes:"]
     for index in range(size):
         layer, place = divmod(index, WIDTH)
         lines.append(f"  - id: s{index}")
@@ -65,11 +67,11 @@ def workflow_yaml(size: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build(store: SQLiteStore, size: int) -> str:
+def build(store: SQLiteStore, size: int, name: str = "bench-wide") -> str:
     """Deploy the workflow, run it to its end here; the run's id."""
     importlib.import_module("bench.run_page")  # its task, by the name the workflow gives
-    (spec,) = load_yaml_text(workflow_yaml(size), "bench-wide.yaml")
-    store.deploy([(spec, "bench-wide.yaml")], time.time(), by="bench")
+    (spec,) = load_yaml_text(workflow_yaml(size, name), f"{name}.yaml")
+    store.deploy([(spec, f"{name}.yaml")], time.time(), by="bench")
     worker = Worker(store, WorkerOptions(concurrency=16))
     try:
         run_id = worker.start_run(spec, {})
@@ -131,7 +133,49 @@ def server_side(app: Any, token: str, run_id: str, reps: int) -> None:
              f"   ({first.json()['shown']} of {first.json()['total']} nodes)")  # fmt: skip
 
 
-def browser_side(app: Any, token: str, run_id: str, size: int, reps: int) -> None:
+def serve(db: str, port: int) -> None:
+    """A server over the benchmark's store, in a process of its own (``spawn``)."""
+    import uvicorn
+
+    store = SQLiteStore(Path(db))
+    uvicorn.run(create_app(store, rate=0), host="127.0.0.1", port=port, log_level="warning")
+
+
+def started(db: str) -> tuple[multiprocessing.process.BaseProcess, str]:
+    """A new server process (nothing replayed yet) and its base URL, once it answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = multiprocessing.get_context("spawn").Process(target=serve, args=(db, port),
+                                                           daemon=True)  # fmt: skip
+    process.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return process, f"http://127.0.0.1:{port}"
+        time.sleep(0.05)
+    process.kill()
+    raise SystemExit("the benchmark's server did not start")
+
+
+def visit(page: Any, url: str) -> tuple[float, float, float]:
+    """Navigate; ms from navigation start to the page received, its first contentful
+    paint, and its graph drawn."""
+    page.goto(url)
+    page.wait_for_selector("#run-graph[data-drawn-ms] canvas", state="attached")
+    received = page.evaluate("performance.getEntriesByType('navigation')[0].responseEnd")
+    fcp = page.evaluate("performance.getEntriesByName('first-contentful-paint')[0]"
+                        "?.startTime ?? null")  # fmt: skip
+    drawn = page.get_attribute("#run-graph", "data-drawn-ms")
+    return (float(received), float("nan") if fcp is None else float(fcp),
+            float("nan") if drawn is None else float(drawn))  # fmt: skip
+
+
+def browser_side(db: str, token: str, run_id: str, small_id: str, size: int, reps: int) -> None:
+    """Each cold visit on a new server process (after a visit of a small run, so the
+    browser has the assets: what is measured is the big run's page, not a first visit
+    of the site); then visits again on the last one."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -140,55 +184,45 @@ def browser_side(app: Any, token: str, run_id: str, size: int, reps: int) -> Non
     if not os.access(CHROMIUM, os.X_OK):
         print(f"browser: skipped (no {CHROMIUM})")
         return
-    import socket
-
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
     args = ["--no-sandbox"] if os.geteuid() == 0 else []
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
-            page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-            page.goto(f"{base}/ui/sign-in")
-            page.fill('input[name="token"]', token)
-            page.click('button[type="submit"]')
-            page.wait_for_url(f"{base}/ui/**")
-            paints, drawn = [], []
-            for rep in range(reps + 1):
-                if rep < 2:
-                    REPLAYS.clear()  # the first two from cold: the first also loads the assets
-                page.goto(f"{base}/ui/runs/{run_id}")
-                page.wait_for_selector("#run-graph[data-drawn-ms] canvas", state="attached")
-                fcp = page.evaluate("performance.getEntriesByName('first-contentful-paint')"
-                                    "[0]?.startTime ?? null")  # fmt: skip
-                paints.append(float(fcp) if fcp is not None else float("nan"))
-                drawn.append(float(page.get_attribute("#run-graph", "data-drawn-ms") or "nan"))
-            show("browser: first contentful paint, cold", paints[1:2])
-            show("browser: graph drawn (first drawing), cold", drawn[1:2])
-            show("browser: first contentful paint, again", paints[2:])
-            show("browser: graph drawn (first drawing), again", drawn[2:])
-            if page.query_selector("#run-graph-all"):
-                before = page.evaluate("performance.now()")
-                page.click("#run-graph-all")
-                page.wait_for_function(f"document.getElementById('run-graph').dataset.drawn "
-                                       f"== '{size}'", timeout=120_000)  # fmt: skip
-                after = page.evaluate("performance.now()")
-                show(f"browser: 'draw all {size} nodes'", [after - before])
-            verdict = "met" if paints[1] < BUDGET_MS else "NOT met"
-            print(f"budget: first paint from cold < {BUDGET_MS:.0f} ms: {verdict}")
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    cold: list[tuple[float, float, float]] = []
+    again: list[tuple[float, float, float]] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+        signed_in = False
+        for number in range(max(1, min(reps, 3))):
+            process, base = started(db)
+            try:
+                if not signed_in:  # the session is in the store: every server knows it
+                    page.goto(f"{base}/ui/sign-in")
+                    page.fill('input[name="token"]', token)
+                    page.click('button[type="submit"]')
+                    page.wait_for_url(f"{base}/ui/**")
+                    signed_in = True
+                visit(page, f"{base}/ui/runs/{small_id}")
+                cold.append(visit(page, f"{base}/ui/runs/{run_id}"))
+                if number == max(1, min(reps, 3)) - 1:
+                    again = [visit(page, f"{base}/ui/runs/{run_id}") for _ in range(reps)]
+                    all_nodes = page.query_selector("#run-graph-all")
+                    if all_nodes is not None:
+                        before = page.evaluate("performance.now()")
+                        all_nodes.click()
+                        page.wait_for_function(f"document.getElementById('run-graph')"
+                                               f".dataset.drawn == '{size}'",
+                                               timeout=180_000)  # fmt: skip
+                        after = page.evaluate("performance.now()")
+            finally:
+                process.kill()
+                process.join(10)
+        browser.close()
+    for index, what in enumerate(("page received", "first contentful paint", "graph drawn")):
+        show(f"browser: {what}, cold", [v[index] for v in cold])
+        show(f"browser: {what}, again", [v[index] for v in again])
+    if again and all_nodes is not None:
+        show(f"browser: 'draw all {size} nodes'", [after - before])
+    verdict = "met" if min(v[1] for v in cold) < BUDGET_MS else "NOT met"
+    print(f"budget: first contentful paint from cold < {BUDGET_MS:.0f} ms: {verdict}")
 
 
 def main() -> None:
@@ -210,10 +244,11 @@ def main() -> None:
             record = store.get_run(run_id)
             print(f"a run of {size:,} nodes ({record.status}, {record.last_seq:,} events) built "
                   f"in {time.perf_counter() - started:,.1f} s")  # fmt: skip
+            small_id = build(store, 3, name="bench-small")
             token, _ = create_token(store, "bench", "viewer")
             app = create_app(store, rate=0)
             server_side(app, token, run_id, reps)
-            browser_side(app, token, run_id, size, reps)
+            browser_side(str(store.path), token, run_id, small_id, size, reps)
         finally:
             store.close()
 
