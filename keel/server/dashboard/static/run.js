@@ -89,6 +89,9 @@
     }
   });
 
+  // what the graph shows of a node (for browser tests and the console)
+  window.keelRun = { state(node) { const n = cy && cy.getElementById(node); return n && !n.empty() ? n.data("state") : null; } };
+
   // --- live: node states from the stream; patched rows keep the selection
   window.keel.on("nodes", (data) => { if (cy) window.keelGraph.setStates(cy, data.nodes || {}); });
   window.keel.on("patch", () => mark());
