@@ -34,8 +34,9 @@ DOING = {Permission.READ: "read", Permission.DECIDE: "decide approvals",
 #: deliveries, which carry no token: each is authenticated by its HMAC signature with
 #: the trigger's secret (``keel.runtime.triggers.webhooks``), and refused unsigned
 PUBLIC = frozenset({"/health", "/ready", "/hooks/{path:path}"})
-#: the dashboard's public routes: ``/`` (a redirect to it), its sign-in form (a double-submit cookie protects it
-#: from cross-site posts) and its vendored scripts and stylesheets, which hold no data
+#: the dashboard's public routes: ``/`` (a redirect to it), its sign-in form (a
+#: double-submit cookie protects it from cross-site posts) and its vendored scripts and
+#: stylesheets, which hold no data
 PUBLIC_PAGES = frozenset({"/", "/ui/sign-in", "/ui/static/{path:path}"})
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `keel token create`")

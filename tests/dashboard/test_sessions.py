@@ -20,8 +20,9 @@ def test_a_page_without_a_session_leads_to_the_sign_in_form(ui: Ui) -> None:
 def test_the_session_cookie_is_httponly_samesite_and_holds_no_token(ui: Ui) -> None:
     client = ui.clients["anonymous"]
     form = client.get("/ui/sign-in")
-    answer = client.post("/ui/sign-in", data={"token": ui.seeded.tokens["viewer"],
-                                              "csrf": csrf_of(form.text), "next": "/ui/runs"})  # fmt: skip
+    form_data = {"token": ui.seeded.tokens["viewer"], "csrf": csrf_of(form.text),
+                 "next": "/ui/runs"}  # fmt: skip
+    answer = client.post("/ui/sign-in", data=form_data)
     assert answer.status_code == 303
     assert answer.headers["location"] == "/ui/runs"
     cookie = next(h for h in answer.headers.get_list("set-cookie") if h.startswith(COOKIE))

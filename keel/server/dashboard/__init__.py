@@ -17,11 +17,10 @@ from types import ModuleType
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from keel.server.dashboard import assets
-from keel.server.dashboard.rendering import page
-from keel.server.dashboard.sessions import Sessions, SignInRequired, sign_in_url
-from keel.server.dashboard import pages
+from keel.server.dashboard import assets, pages
 from keel.server.dashboard.pages import signing
+from keel.server.dashboard.rendering import page
+from keel.server.dashboard.sessions import NotSignedInError, Sessions, sign_in_url
 from keel.store.protocol import Store
 
 #: where the pages live; the API keeps every other path
@@ -41,8 +40,8 @@ def install(app: FastAPI, store: Store) -> None:
         """Public: a redirect to the dashboard, which asks for sign-in itself."""
         return RedirectResponse(f"{PREFIX}/", status_code=307)
 
-    @app.exception_handler(SignInRequired)
-    async def sign_in_first(request: Request, exc: SignInRequired) -> Response:
+    @app.exception_handler(NotSignedInError)
+    async def sign_in_first(request: Request, exc: NotSignedInError) -> Response:
         target = sign_in_url(exc.next_path)
         if request.headers.get("HX-Request"):  # htmx follows this header, not a 303
             return Response(status_code=401, headers={"HX-Redirect": target})

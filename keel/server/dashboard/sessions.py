@@ -59,7 +59,7 @@ class Viewer:
         return self.identity.may(Permission(permission))
 
 
-class SignInRequired(Exception):
+class NotSignedInError(Exception):
     """No usable session: the page answers with the sign-in form (``next``: back here)."""
 
     def __init__(self, next_path: str) -> None:
@@ -126,7 +126,7 @@ class SignedIn(Guard):
         if secret and len(secret) < 200:
             who = await run_in_threadpool(_identity, access, sessions, secret, now)
         if who is None or secret is None:
-            raise SignInRequired(_here(request))
+            raise NotSignedInError(_here(request))
         csrf = csrf_for(secret)
         if request.method not in SAFE_METHODS and not await _carries(request, csrf):
             raise HTTPException(403, "the form is stale or came from another site: reload "
