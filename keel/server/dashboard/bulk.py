@@ -91,9 +91,12 @@ def _walk(store: Store, filters: RunFilters, status: str, page: int) -> Iterator
         cursor = (records[-1].created_at, records[-1].id)
 
 
-def select(store: Store, filters: RunFilters, action: Action, most: int = CAP) -> list[RunRecord]:
-    """The first ``most`` runs the action applies to, newest first (as the list shows
-    them: by creation time, then id)."""
+def select(
+    store: Store, filters: RunFilters, action: Action, most: int | None = None
+) -> list[RunRecord]:
+    """The first ``most`` (default ``CAP``) runs the action applies to, newest first (as
+    the list shows them: by creation time, then id)."""
+    most = CAP if most is None else most
     page = min(PAGE, max(most, 1))
     walks = [_walk(store, filters, status, page) for status in statuses(filters, action)]
     merged = heapq.merge(*walks, key=lambda run: (-run.created_at, run.id))

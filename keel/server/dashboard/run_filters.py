@@ -7,7 +7,7 @@ action touches are one selection. ``RunFilters.matches`` says the same of one ru
 the store would, for the live stream (which re-reads changed runs one by one) and for
 a bulk action re-checking a run just before acting on it.
 
-Values arrive as text; a value that cannot be a filter is a ``FilterProblem`` naming
+Values arrive as text; a value that cannot be a filter is a ``FilterError`` naming
 the field, which the page shows above the form (never a 422 JSON body).
 """
 
@@ -36,7 +36,7 @@ LABELS = {"status": "status", "workflow": "workflow", "version": "version",
 _LATE = {"true": True, "yes": True, "false": False, "no": False}
 
 
-class FilterProblem(ValueError):
+class FilterError(ValueError):
     """A filter's value that is not one: ``field`` (its URL name) and what to do."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -95,7 +95,7 @@ class RunFilters:
             (self.workflow is None or workflow == self.workflow)
             and (self.status is None or status == self.status)
             and (self.late is None or late == self.late)
-            and (self.error_type is None and self.node is None or status == "failed")
+            and ((self.error_type is None and self.node is None) or status == "failed")
         )
 
     def params(self) -> dict[str, str]:
@@ -129,7 +129,7 @@ def _text(params: Mapping[str, str], name: str) -> str | None:
     if not value:
         return None
     if len(value) > MAX_TEXT:
-        raise FilterProblem(name, f"longer than {MAX_TEXT} characters")
+        raise FilterError(name, f"longer than {MAX_TEXT} characters")
     return value
 
 
@@ -142,7 +142,7 @@ def _date_time(params: Mapping[str, str], name: str) -> float | None:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise FilterProblem(name, f"{value!r} is not a date-time: use 2025-01-31T12:00 "
+        raise FilterError(name, f"{value!r} is not a date-time: use 2025-01-31T12:00 "
                             "(UTC)") from None  # fmt: skip
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -150,18 +150,18 @@ def _date_time(params: Mapping[str, str], name: str) -> float | None:
 
 
 def parse(params: Mapping[str, str]) -> RunFilters:
-    """The filters in ``params`` (a query string or a form); ``FilterProblem`` for the
+    """The filters in ``params`` (a query string or a form); ``FilterError`` for the
     first value that cannot be one. Empty values are no filter (a form's blank field)."""
     status = _text(params, "status")
     if status is not None and status not in STATUSES:
-        raise FilterProblem("status", f"no status {status!r}: use one of {', '.join(STATUSES)}")
+        raise FilterError("status", f"no status {status!r}: use one of {', '.join(STATUSES)}")
     late_text = _text(params, "late")
     if late_text is not None and late_text.lower() not in _LATE:
-        raise FilterProblem("late", f"{late_text!r}: use true or false (or leave it empty)")
+        raise FilterError("late", f"{late_text!r}: use true or false (or leave it empty)")
     after = _date_time(params, "created_after")
     before = _date_time(params, "created_before")
     if after is not None and before is not None and after >= before:
-        raise FilterProblem("created_before", "must be later than created after")
+        raise FilterError("created_before", "must be later than created after")
     return RunFilters(
         status=status,
         workflow=_text(params, "workflow"),
@@ -184,13 +184,13 @@ def key_text(key: Key) -> str:
 
 
 def parse_key(params: Mapping[str, str], name: str) -> Key | None:
-    """A place in the list given back (``cursor``...); ``FilterProblem`` for another."""
+    """A place in the list given back (``cursor``...); ``FilterError`` for another."""
     value = _text(params, name)
     if value is None:
         return None
     try:
         parts = decode_cursor(value, (float, str))
     except HTTPException:
-        raise FilterProblem(name, "not one this page gave: start again from the newest "
+        raise FilterError(name, "not one this page gave: start again from the newest "
                             "runs") from None  # fmt: skip
     return float(parts[0]), str(parts[1])

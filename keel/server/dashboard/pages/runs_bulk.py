@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from keel.server.dashboard import bulk
 from keel.server.dashboard.rendering import page
-from keel.server.dashboard.run_filters import LABELS, FilterProblem, RunFilters, parse
+from keel.server.dashboard.run_filters import LABELS, FilterError, RunFilters, parse
 from keel.server.dashboard.run_rows import row_of
 from keel.server.dashboard.sessions import Acting, Viewer
 from keel.server.service import Service, service
@@ -44,7 +44,7 @@ def _action(params: Mapping[str, str]) -> bulk.Action:
 def _filters(params: Mapping[str, str]) -> RunFilters:
     try:
         return parse(params)
-    except FilterProblem as problem:
+    except FilterError as problem:
         raise HTTPException(400, f"{problem} (go back to the runs list and fix it)") from None
 
 
@@ -99,10 +99,11 @@ async def act(request: Request, viewer: Acting, served: Served) -> HTMLResponse:
                                    clock=served.clock)  # fmt: skip
 
     total, outcomes = await run_in_threadpool(run)
+    left = max(total - len(outcomes), 0) if len(outcomes) >= bulk.CAP else 0
     tally = Counter(outcome.result for outcome in outcomes)
     order = {"refused": 0, "skipped": 1, "done": 2}
     listed = sorted(outcomes, key=lambda o: order[o.result])  # stable: newest first in each
     return page(request, "runs_bulk_report.html", viewer, action=action, filters=filters,
                 described=_described(filters), outcomes=listed, tally=tally, reason=reason,
-                left=max(total - len(outcomes), 0) if len(outcomes) >= bulk.CAP else 0, cap=bulk.CAP,
+                left=left, cap=bulk.CAP,
                 back=filters.url())  # fmt: skip

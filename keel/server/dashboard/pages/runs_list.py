@@ -11,18 +11,17 @@ The page follows its runs live over ``/ui/live/runs`` (``runs_live``).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import QueryParams
 
-from keel.server.dashboard.bulk import CAP
 from keel.server.dashboard.live import newest, position_text
 from keel.server.dashboard.rendering import fragment, page
 from keel.server.dashboard.run_filters import (
     STATUSES,
-    FilterProblem,
+    FilterError,
     RunFilters,
     key_text,
     parse,
@@ -54,11 +53,11 @@ def _raw(params: QueryParams) -> dict[str, str]:
 def runs(request: Request, viewer: Reading, served: Served) -> HTMLResponse:
     store = served.store
     workflows = sorted({d.workflow for d in store.deployments()})
-    common = {"fields": FIELDS, "statuses": STATUSES, "workflows": workflows, "cap": CAP}
+    common: dict[str, Any] = {"fields": FIELDS, "statuses": STATUSES, "workflows": workflows}
     try:
         filters = parse(request.query_params)
         cursor = parse_key(request.query_params, "cursor")
-    except FilterProblem as problem:
+    except FilterError as problem:
         return page(request, "runs_list.html", viewer, status=400, problem=str(problem),
                     problem_field=problem.field, form=_raw(request.query_params),
                     filters=RunFilters(), rows=[], older=None, newest_url=None,
@@ -87,7 +86,7 @@ def counts(request: Request, viewer: Reading, served: Served) -> HTMLResponse:
     """The counts by status of the list's selection (an htmx part of the list page)."""
     try:
         filters = parse(request.query_params)
-    except FilterProblem as problem:
+    except FilterError as problem:
         return HTMLResponse(fragment("runs_counts.html", problem=str(problem), counts={},
                                      total=0, links={}, all_url="", filters=RunFilters()),
                             status_code=400)  # fmt: skip
@@ -98,4 +97,3 @@ def counts(request: Request, viewer: Reading, served: Served) -> HTMLResponse:
                     total=sum(counted.values()), links=links,
                     all_url=filters.but(status=None).url(), filters=filters)  # fmt: skip
     return HTMLResponse(body, headers={"Cache-Control": "no-store"})
-

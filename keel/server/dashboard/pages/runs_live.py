@@ -24,7 +24,7 @@ from fastapi.responses import StreamingResponse
 from keel.errors import RunNotFoundError
 from keel.server.dashboard.live import Event, Follow, stream
 from keel.server.dashboard.pages.runs_list import PAGE
-from keel.server.dashboard.run_filters import FilterProblem, Key, RunFilters, parse, parse_key
+from keel.server.dashboard.run_filters import FilterError, Key, RunFilters, parse, parse_key
 from keel.server.dashboard.run_rows import row_html, row_of
 from keel.server.dashboard.sessions import Reading
 from keel.server.service import Service, service
@@ -39,7 +39,7 @@ _RUN_ID = re.compile(r"^[0-9A-Za-z_.:-]{1,100}$")
 def _rows(text: str) -> list[str]:
     ids = [part for part in text.split(",") if part]
     if len(ids) > PAGE or not all(_RUN_ID.match(run_id) for run_id in ids):
-        raise FilterProblem("rows", f"at most {PAGE} run ids, separated by commas")
+        raise FilterError("rows", f"at most {PAGE} run ids, separated by commas")
     return ids
 
 
@@ -96,6 +96,6 @@ def live_runs(request: Request, viewer: Reading, served: Served) -> StreamingRes
         filters = parse(params)
         rows = _rows(params.get("rows", ""))
         top, bottom = parse_key(params, "top"), parse_key(params, "bottom")
-    except FilterProblem as problem:
+    except FilterError as problem:
         raise HTTPException(400, str(problem)) from None
     return stream(request, served.store, follower(served, filters, rows, top, bottom))
