@@ -27,7 +27,7 @@ from keel.server.dashboard import bulk
 from keel.server.dashboard.run_filters import RunFilters, parse
 from keel.spec.model import WorkflowSpec
 from keel.store.protocol import Store
-from tests.dashboard.conftest import Ui
+from tests.dashboard.conftest import Ui, csrf_of
 from tests.server.serverflows import REVIEW_YAML
 from tests.unit import runtime_tasks  # noqa: F401  (loaded, as a worker loads its code)
 
@@ -123,23 +123,26 @@ def counted(ui: Ui, query: str) -> dict[str, int]:
 
 ALL = {"waiting", "failed", "paused", "alice", "v2", "old_late", "old", "boom"}
 #: a query (from the mix) and the runs it lists
-FILTERS: list[tuple[Callable[[Mix], str], set[str]]] = [
-    (lambda m: "", ALL),
-    (lambda m: "status=failed", {"failed", "boom"}),
-    (lambda m: "status=paused", {"paused"}),
-    (lambda m: "workflow=other", {"old_late", "old"}),
-    (lambda m: "workflow=review&status=failed", {"failed"}),
-    (lambda m: f"version={m.v2[:8]}", {"v2"}),
-    (lambda m: f"created_before={utc(T0 + 1000)}", {"old_late", "old"}),
-    (lambda m: f"created_after={utc(T0 + 600)}&created_before={utc(T0 + 1000)}", {"old"}),
-    (lambda m: f"created_after={utc(T0 + 1000)}Z", ALL - {"old_late", "old"}),
-    (lambda m: f"error_type={m.error_type}", {"boom"}),
-    (lambda m: "node=check", {"failed"}),
-    (lambda m: "node=explode&error_type=nothing-like-it", set()),
-    (lambda m: "started_by=alice", {"alice"}),
-    (lambda m: "late=true", {"old_late"}),
-    (lambda m: "late=false&workflow=other", {"old"}),
-]
+FILTERS: list[Any] = [
+    pytest.param(lambda m: "", ALL, id="none"),
+    pytest.param(lambda m: "status=failed", {"failed", "boom"}, id="status"),
+    pytest.param(lambda m: "status=paused", {"paused"}, id="status-paused"),
+    pytest.param(lambda m: "workflow=other", {"old_late", "old"}, id="workflow"),
+    pytest.param(lambda m: "workflow=review&status=failed", {"failed"}, id="workflow+status"),
+    pytest.param(lambda m: f"version={m.v2[:8]}", {"v2"}, id="version"),
+    pytest.param(lambda m: f"created_before={utc(T0 + 1000)}", {"old_late", "old"},
+                 id="created-before"),
+    pytest.param(lambda m: f"created_after={utc(T0 + 600)}&created_before={utc(T0 + 1000)}",
+                 {"old"}, id="created-between"),
+    pytest.param(lambda m: f"created_after={utc(T0 + 1000)}Z", ALL - {"old_late", "old"},
+                 id="created-after-rfc3339"),
+    pytest.param(lambda m: f"error_type={m.error_type}", {"boom"}, id="error-type"),
+    pytest.param(lambda m: "node=check", {"failed"}, id="node"),
+    pytest.param(lambda m: "node=explode&error_type=nothing-like-it", set(), id="node+error"),
+    pytest.param(lambda m: "started_by=alice", {"alice"}, id="started-by"),
+    pytest.param(lambda m: "late=true", {"old_late"}, id="late"),
+    pytest.param(lambda m: "late=false&workflow=other", {"old"}, id="not-late"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("query", "expected"), FILTERS)
@@ -227,8 +230,13 @@ def test_the_preview_counts_the_runs_the_action_applies_to(ui: Ui, mix: Mix) -> 
     assert 'name="reason"' not in nothing.text  # nothing to confirm
 
 
+def csrf(ui: Ui, role: str) -> str:
+    """The CSRF token of ``role``'s session, from the runs list's sign-out form."""
+    return csrf_of(ui.clients[role].get("/ui/runs").text)
+
+
 def post_bulk(ui: Ui, role: str, **form: str) -> Any:
-    return ui.clients[role].post("/ui/runs/bulk", data={"csrf": ui.csrf(role), **form})
+    return ui.clients[role].post("/ui/runs/bulk", data={"csrf": csrf(ui, role), **form})
 
 
 def _outcomes(text: str) -> dict[str, str]:
@@ -335,7 +343,7 @@ def test_who_may_not_act_sees_no_bulk_action_and_cannot_forge_one(ui: Ui, mix: M
     ("late=maybe", "late: 'maybe'"),
     ("cursor=not-a-cursor", "page: not one this page gave"),
     ("workflow=" + "x" * 201, "workflow: longer than 200 characters"),
-])  # fmt: skip
+], ids=["status", "date-time", "time-order", "late", "cursor", "too-long"])  # fmt: skip
 def test_a_bad_filter_is_a_message_naming_its_field(ui: Ui, query: str, said: str) -> None:
     answer = ui.clients["viewer"].get(f"/ui/runs?{query}")
     assert answer.status_code == 400
