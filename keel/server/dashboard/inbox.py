@@ -24,6 +24,8 @@ from keel.store.records import Wait
 Tab = Literal["mine", "groups", "all"]
 #: the tabs in the order shown, with their labels
 TABS: dict[Tab, str] = {"mine": "Mine", "groups": "My groups", "all": "All"}
+#: where a viewer lands without a tab: the first of these holding an approval, else all
+_LANDING: tuple[Tab, ...] = ("mine", "groups")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +127,6 @@ def inbox(waits: Sequence[Wait], who: Identity, tab: Tab | None, now: float) -> 
     counts: dict[Tab, int] = {
         t: sum(1 for _, names in named if in_tab(t, who, names)) for t in TABS
     }
-    if tab is None:
-        tab = next((t for t in ("mine", "groups") if counts[t]), "all")
-    items = [item_of(wait, who, now) for wait, names in named if in_tab(tab, who, names)]
-    return Inbox(tab, items, counts)
+    shown: Tab = tab if tab is not None else next((t for t in _LANDING if counts[t]), "all")
+    items = [item_of(wait, who, now) for wait, names in named if in_tab(shown, who, names)]
+    return Inbox(shown, items, counts)

@@ -139,6 +139,7 @@ def _field(
     attrs: dict[str, str] = {}
     default = schema.get("default")
     has_default = "default" in schema and default is not None
+    initial: tuple[str, ...] = ()
     if control == "fieldset":
         children = _object_fields(schema, root, path, dom_id, depth + 1)
         return Field(**common, control=control, attrs={}, schema={}, children=tuple(children))
@@ -165,7 +166,8 @@ def _field(
         for key, attr in (("minimum", "min"), ("maximum", "max")):
             if _is_number(schema.get(key)):
                 attrs[attr] = _number_text(schema[key])
-        initial = (_number_text(default),) if has_default and _is_number(default) else ()
+        if isinstance(default, int | float) and not isinstance(default, bool):
+            initial = (_number_text(default),)
         return Field(**common, control=control, attrs=attrs, schema=schema, initial=initial)
     if control in ("text", "textarea"):
         if control == "text":
@@ -177,7 +179,7 @@ def _field(
         for key, attr in (("minLength", "minlength"), ("maxLength", "maxlength")):
             if isinstance(schema.get(key), int):
                 attrs[attr] = str(schema[key])
-        initial = (default,) if has_default and isinstance(default, str) else ()
+        initial = (default,) if isinstance(default, str) else ()
         return Field(**common, control=control, attrs=attrs, schema=schema, initial=initial)
     initial = (json.dumps(default, indent=2),) if "default" in schema else ()
     return Field(**common, control="json", attrs=attrs, schema=schema, initial=initial)
@@ -336,17 +338,40 @@ def check(schema: Schema, fields: Sequence[Field], data: Any) -> dict[str, str]:
     found: dict[str, str] = {}
     for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.path]):
         path = tuple(str(p) for p in _field_path(error.absolute_path))
-        message = error.message
         if error.validator == "required":
-            missing = [n for n in error.validator_value
-                       if isinstance(error.instance, dict) and n not in error.instance]  # fmt: skip
-            path = (*path, str(missing[0])) if missing else path
-            message = "this field is required"
-        elif error.validator == "format":
-            message = f"not a valid {error.validator_value}"
+            for missing in error.validator_value:
+                if isinstance(error.instance, dict) and missing not in error.instance:
+                    name = _owner((*path, str(missing)), names)
+                    found.setdefault(name, "this field is required" if name else
+                                     _where(path, f"'{missing}' is required"))  # fmt: skip
+            continue
         name = _owner(path, names)
+        message = _message(error)
         found.setdefault(name, message if name else _where(path, message))
     return found
+
+
+#: what the page's script says for the keywords it checks, so both say the same
+_MESSAGES = {
+    "minLength": "must be at least {} characters", "maxLength": "must be at most {} characters",
+    "minimum": "must be at least {}", "maximum": "must be at most {}",
+    "exclusiveMinimum": "must be more than {}", "exclusiveMaximum": "must be less than {}",
+    "multipleOf": "must be a multiple of {}", "pattern": "must match the pattern {}",
+    "minItems": "choose at least {}", "maxItems": "choose at most {}",
+    "uniqueItems": "must not repeat a value",
+}  # fmt: skip
+
+
+def _message(error: Any) -> str:
+    if error.validator == "format":
+        return {"date": "must be a date (YYYY-MM-DD)", "email": "must be an email address"}.get(
+            error.validator_value, f"must be a valid {error.validator_value}"
+        )
+    template = _MESSAGES.get(error.validator)
+    in_item = any(isinstance(part, int) for part in error.absolute_path)
+    if template is not None and not in_item:  # an item's problem says which item
+        return template.format(error.validator_value)
+    return str(error.message)
 
 
 def _field_path(path: Sequence[Any]) -> list[Any]:

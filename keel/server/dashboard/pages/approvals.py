@@ -12,6 +12,7 @@ leaves the list, a new one joins it, and what a person is typing is kept.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -32,6 +33,7 @@ from keel.server.dashboard.schema_form import check, read_form
 from keel.server.dashboard.sessions import Deciding, Reading, Viewer
 from keel.server.routes.approvals import check_decider
 from keel.server.service import Service, service
+from keel.spec.model import ApprovalNode
 from keel.store.records import RunChange
 
 router = APIRouter(include_in_schema=False)
@@ -52,7 +54,7 @@ class Draft:
 
 
 def _tab(text: str | None) -> Tab | None:
-    return text if text in TABS else None  # type: ignore[return-value]
+    return next((tab for tab in TABS if tab == text), None)
 
 
 def _draw(
@@ -94,7 +96,7 @@ def _follower(served: Service, viewer: Viewer, tab: Tab) -> live.Follow:
     changed (the page keeps the approvals it has, and what is typed into them)."""
     sent: list[tuple[Any, ...]] = []
 
-    def follow(changes: list[RunChange] | None) -> list[live.Event]:
+    def follow(changes: Sequence[RunChange] | None) -> list[live.Event]:
         now = served.clock.now()
         box = inbox(waiting(served.store), viewer.identity, tab, now)
         if changes is not None and sent and box.signature == sent[0]:
@@ -103,7 +105,7 @@ def _follower(served: Service, viewer: Viewer, tab: Tab) -> live.Follow:
         tabs = fragment("approvals_tabs.html", box=box, tabs=TABS)
         return [live.Event("approvals", {"tabs": tabs, "items": _items(box, viewer, now)})]
 
-    return follow  # type: ignore[return-value]
+    return follow
 
 
 @router.get("/ui/approvals/live")
@@ -132,6 +134,11 @@ def _back(request: Request, tab: str | None, kind: str, text: str) -> Response:
     answer = RedirectResponse(f"/ui/approvals{query}", status_code=303)
     set_flash(answer, request, "done" if kind == "done" else "problem", text)
     return answer
+
+
+def _decider(viewer: Viewer) -> Callable[[ApprovalNode], None]:
+    """The operation's check, inside its transaction, that the viewer may decide."""
+    return lambda approval: check_decider(viewer.identity, approval)
 
 
 def _text(form: FormData, name: str) -> str:
@@ -172,7 +179,7 @@ async def approve_page(
 
     def decide() -> None:
         approve(served.store, run_id, node, data=data, comment=comment, by=viewer.name,
-                decider=lambda wait: check_decider(viewer.identity, wait), clock=served.clock)  # fmt: skip
+                decider=_decider(viewer), clock=served.clock)  # fmt: skip
 
     try:
         await run_in_threadpool(decide)
@@ -202,7 +209,7 @@ async def reject_page(
 
     def decide() -> None:
         reject(served.store, run_id, node, comment=comment, by=viewer.name,
-               decider=lambda wait: check_decider(viewer.identity, wait), clock=served.clock)  # fmt: skip
+               decider=_decider(viewer), clock=served.clock)  # fmt: skip
 
     try:
         await run_in_threadpool(decide)
