@@ -38,8 +38,8 @@ def test_each_kind_of_field_gets_its_control_with_its_constraints() -> None:
     fields = drawn(SCHEMA)
     assert fields["data.reason"] == ("textarea", True, {"required": "", "minlength": "3",
                                                        "maxlength": "500"})  # fmt: skip
-    assert fields["data.amount"] == ("number", True, {"required": "", "type": "number",
-                                                     "step": "1", "min": "1", "max": "100"})  # fmt: skip
+    number = {"required": "", "type": "number", "step": "1", "min": "1", "max": "100"}
+    assert fields["data.amount"] == ("number", True, number)
     assert fields["data.rate"] == ("number", False, {"type": "number", "step": "any"})
     assert fields["data.kind"][0] == "select"
     assert fields["data.tags"][0] == "choices"
@@ -120,12 +120,14 @@ def test_every_missing_required_field_is_named() -> None:
 
 
 def test_formats_the_form_draws_are_checked() -> None:
-    schema = {"type": "object", "properties": {"on": {"type": "string", "format": "date"},
-                                               "to": {"type": "string", "format": "email"}}}  # fmt: skip
+    on, to = {"type": "string", "format": "date"}, {"type": "string", "format": "email"}
+    schema = {"type": "object", "properties": {"on": on, "to": to}}
     fields = form_fields(schema)
     assert [f.attrs["type"] for f in fields] == ["date", "email"]
     assert check(schema, fields, {"on": "2026-02-30", "to": "nobody"}) == {
-        "data.on": "must be a date (YYYY-MM-DD)", "data.to": "must be an email address"}  # fmt: skip
+        "data.on": "must be a date (YYYY-MM-DD)",
+        "data.to": "must be an email address",
+    }
     assert check(schema, fields, {"on": "2026-02-28", "to": "a@b.example"}) == {}
 
 
