@@ -103,11 +103,12 @@ def _object_fields(
     if not isinstance(properties, dict):
         return []
     required = resolved.get("required") or []
-    return [
+    fields = [
         _field(sub if isinstance(sub, dict) else {}, root, (*path, str(name)),
                f"{id_prefix}-{index}", name in required, depth)
         for index, (name, sub) in enumerate(properties.items())
     ]  # fmt: skip
+    return sorted(fields, key=lambda item: not item.required)  # required ones first, as the CLI
 
 
 def _unwrap_null(schema: Schema, root: Schema) -> tuple[Schema, bool]:
