@@ -61,7 +61,7 @@ def test_an_approval_comes_live_and_is_approved_with_a_form_value(
 
     article = page.locator(f"#approval-{run_id}-review")  # joins the open page live
     expect(article).to_be_visible(timeout=SECONDS)
-    expect(article).to_contain_text("s3://intake/invoice-0042.txt: ['missing total']")
+    expect(article).to_contain_text('s3://intake/invoice-0042.txt: ["missing total"]')
     article.locator("[name='data.note']").fill("total is on page 2")
     article.locator("[name='data.total']").fill("118.00")
     article.locator("[name='comment']").fill("checked by hand")
@@ -99,10 +99,10 @@ def test_a_value_the_schema_refuses_is_refused_before_it_is_sent(
 
     error = article.locator("[data-name='data.total'] .field-error")
     expect(error).to_have_text("must match the pattern ^(\\d+\\.\\d{2})?$")
+    assert posts == []  # the form never left the page (the server would say the same)
+    assert page.url.endswith("/ui/approvals")
     expect(total).to_have_attribute("aria-invalid", "true")
     expect(total).to_be_focused()
-    assert posts == []  # the form never left the page
-    assert page.url.endswith("/ui/approvals")
     assert pending(served, run_id)
 
     total.fill("12.50")  # corrected: the message goes as it is typed
