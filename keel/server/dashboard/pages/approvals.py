@@ -69,9 +69,8 @@ def _draw(
     stream = live.live_url("/ui/approvals/live", store)  # before reading: nothing missed
     box = inbox(waiting(store), viewer.identity, tab, served.clock.now())
     joiner = "&" if "?" in stream else "?"
-    flash = read_flash(request)
     answer = page(request, "approvals.html", viewer, status=status, box=box, tabs=TABS,
-                  drafts=drafts, flash=flash, now=served.clock.now(),
+                  drafts=drafts, flash=read_flash(request),
                   live=f"{stream}{joiner}{urlencode({'tab': box.tab})}")  # fmt: skip
     clear_flash(request, answer)
     return answer
@@ -84,10 +83,10 @@ def approvals_page(
     return _draw(request, viewer, served, tab, {})
 
 
-def _items(box: Inbox, viewer: Viewer, now: float) -> list[dict[str, str]]:
+def _items(box: Inbox, viewer: Viewer) -> list[dict[str, str]]:
     return [{"id": item.dom_id, "key": item.key,
              "html": fragment("approval_item.html", item=item, viewer=viewer, tab=box.tab,
-                              draft=None, now=now)}
+                              draft=None)}
             for item in box.items]  # fmt: skip
 
 
@@ -97,13 +96,12 @@ def _follower(served: Service, viewer: Viewer, tab: Tab) -> live.Follow:
     sent: list[tuple[Any, ...]] = []
 
     def follow(changes: Sequence[RunChange] | None) -> list[live.Event]:
-        now = served.clock.now()
-        box = inbox(waiting(served.store), viewer.identity, tab, now)
+        box = inbox(waiting(served.store), viewer.identity, tab, served.clock.now())
         if changes is not None and sent and box.signature == sent[0]:
             return []
         sent[:] = [box.signature]
         tabs = fragment("approvals_tabs.html", box=box, tabs=TABS)
-        return [live.Event("approvals", {"tabs": tabs, "items": _items(box, viewer, now)})]
+        return [live.Event("approvals", {"tabs": tabs, "items": _items(box, viewer)})]
 
     return follow
 
