@@ -109,3 +109,8 @@ def test_a_value_the_schema_refuses_is_refused_before_it_is_sent(
     expect(error).to_have_text("")
     assert posts == []
     assert pending(served, run_id)
+
+    # decided elsewhere meanwhile: it leaves the open page, which says so (it was being typed in)
+    api(served, "POST", f"/runs/{run_id}/approvals/review/approve", json={"comment": "api"})
+    expect(article).to_have_count(0, timeout=SECONDS)
+    expect(page.locator("#approvals-notice")).to_contain_text("decided elsewhere")
