@@ -36,6 +36,8 @@ POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0
 #: the most changes read at once (a burst is read in turns, none skipped)
 BATCH = 500
+#: batches read at once for a stream that follows at most every so often (``every``)
+BURST = 20
 #: what the browser waits before reconnecting, in milliseconds
 RETRY_MS = 1000
 
@@ -93,9 +95,13 @@ def _frame(event: Event, position: Position | None) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def stream(request: Request, store: Store, follow: Follow) -> StreamingResponse:
+def stream(
+    request: Request, store: Store, follow: Follow, *, every: float = 0.0
+) -> StreamingResponse:
     """The tab's stream: from ``Last-Event-ID`` (a reconnect: the page is brought up to
-    date whole, then follows), else from the page's ``from``, else from now."""
+    date whole, then follows), else from the page's ``from``, else from now. ``every``:
+    follow the changes at most once in that many seconds (a page of aggregates,
+    recomputed per change): what comes meanwhile is read, and followed, together."""
     resumed = _position(request.headers.get("Last-Event-ID"))
     start = resumed or _position(request.query_params.get("from"))
     closing: threading.Event = request.app.state.closing
@@ -108,16 +114,28 @@ def stream(request: Request, store: Store, follow: Follow) -> StreamingResponse:
                 yield _frame(event, position)
         yield _frame(Event("caught-up", {}), position)
         quiet_since = time.monotonic()
+        followed = 0.0  # when follow last ran (monotonic)
         while not closing.is_set():
             if await request.is_disconnected():
                 return
+            rest = followed + every - time.monotonic()
+            if rest > 0:  # followed a moment ago: let changes gather meanwhile
+                await asyncio.sleep(min(rest, every))
+                continue
             changes = await run_in_threadpool(store.runs_changed, position, BATCH)
+            while every and len(changes) % BATCH == 0 and 0 < len(changes) < BATCH * BURST:
+                # a burst: followed once, so read what is there first (up to a bound)
+                last = (changes[-1].updated_at, changes[-1].id)
+                more = await run_in_threadpool(store.runs_changed, last, BATCH)
+                if not more:
+                    break
+                changes = [*changes, *more]
             if changes:
                 position = (changes[-1].updated_at, changes[-1].id)
                 for event in await run_in_threadpool(follow, changes):
                     yield _frame(event, position)
-                quiet_since = time.monotonic()
-                if len(changes) == BATCH:
+                quiet_since = followed = time.monotonic()
+                if len(changes) == BATCH and not every:
                     continue  # more waiting: read on at once
             elif time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
                 yield ": keepalive\n\n"

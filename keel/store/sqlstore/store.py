@@ -34,6 +34,7 @@ from keel.store.sqlstore.dialect import Cursor
 from keel.store.sqlstore.free import SQLFree
 from keel.store.sqlstore.gauges import SQLGauges
 from keel.store.sqlstore.service import SQLService
+from keel.store.sqlstore.summaries import SQLSummaries
 from keel.store.sqlstore.task_logs import SQLTaskLogs
 from keel.store.wakeups import Wakeup, WorkQueued
 from keel.store.writes import Committed, Transition
@@ -43,7 +44,7 @@ REFUSALS = (ConflictError, LeaseLostError, RunNotFoundError)
 
 
 @store_boundary
-class SQLStore(SQLService, SQLGauges, SQLTaskLogs, SQLAlerts):
+class SQLStore(SQLService, SQLGauges, SQLTaskLogs, SQLAlerts, SQLSummaries):
     """``Store`` on a SQL database, through its ``Dialect``."""
 
     def close(self) -> None:
