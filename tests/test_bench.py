@@ -65,3 +65,14 @@ def test_the_api_workload_starts_runs_through_a_real_server() -> None:
     assert result["clients"] == 16
     assert result["starts_per_second"] > 0
     assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
+
+
+def test_the_layout_benchmark_runs_every_shape() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.layout", "200", "--reps", "1"], cwd=ROOT,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in rows[2:]] == ["| chain", "| fan", "| random DAG"]
+    assert "| 199 | 200 |" in rows[2], "a chain of 200 has 199 edges and 200 layers"
