@@ -49,9 +49,7 @@ def versions_of(history: list[Deployment]) -> list[Version]:
     rollback: it is current again)."""
     found: dict[str, Version] = {}
     for deployment in history:
-        found.setdefault(deployment.version, Version(deployment.version)).deploys.append(
-            deployment
-        )
+        found.setdefault(deployment.version, Version(deployment.version)).deploys.append(deployment)
     if history:
         found[history[-1].version].current = True
     return list(found.values())
@@ -140,7 +138,9 @@ def cell_state(report: NodeReport) -> str:
 
 def cell_title(report: NodeReport) -> str:
     """What a cell says on hover: the status, the attempts, the last attempt's time."""
-    parts = [report.id, report.status.replace("_", " ")]
+    words = {"awaiting": f"waits for {report.waits_for or 'something outside the run'}",
+             "waiting": "not reached yet", "scheduled": "queued"}  # fmt: skip
+    parts = [report.id, words.get(report.status, report.status.replace("_", " "))]
     if report.attempts > 1:
         parts.append(f"{report.attempts} attempts")
     if report.duration is not None:

@@ -81,7 +81,7 @@ def workflow(
     triggers = trigger_rows(plans.plan(current.version).spec, schedules)
     grid = run_grid(store, name, plans.plan, limit=RECENT)
     return page(
-        request, "workflow.html", viewer, name=name, versions=versions, shown=shown,
+        request, "workflow.html", viewer, workflow=name, versions=versions, shown=shown,
         current=current, spec=spec, elements=layout_of(spec).to_cytoscape(), diff=diff,
         triggers=triggers, grid=grid, grid_rows=grid.rows[:GRID_ROWS], cell_state=cell_state,
         cell_title=cell_title, runs_url=runs_url, run_url=run_url, iso=iso,

@@ -1,0 +1,133 @@
+"""The overview (``/ui/``): every number is what the store counts, and links to the runs
+list filtered the way it was counted; the throughput chart's data is embedded; the live
+stream patches only the blocks whose numbers changed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from keel.runtime.operations.interventions import cancel_run
+from keel.runtime.views.overview import STATUSES, STEPS, window_start
+from keel.server.dashboard.links import iso, runs_url
+from keel.server.dashboard.live import newest, position_text
+from keel.server.dashboard.pages.overview import BLOCKS, _Follow
+from keel.store.presence import LIVE_WITHIN
+from tests.dashboard.conftest import Ui
+from tests.dashboard.ops_html import Node, parse, script_json
+
+
+def overview_page(ui: Ui, role: str = "viewer") -> tuple[str, Node]:
+    answer = ui.clients[role].get("/ui/")
+    assert answer.status_code == 200, answer.text
+    return answer.text, parse(answer.text)
+
+
+def test_the_home_page_is_the_overview(ui: Ui) -> None:
+    text, page = overview_page(ui)
+    assert "<title>Overview · keel</title>" in text
+    assert page.find_all("a", href="/ui/", aria_current="page")
+    assert page.by_id("ov-runs").find_all("a", data_status="failed")
+
+
+def test_each_status_count_is_count_runs_and_links_to_its_list(ui: Ui) -> None:
+    _, page = overview_page(ui)
+    counts = ui.store.count_runs()
+    assert counts["failed"] == 1 and counts["paused"] == 1  # what the seed left
+    for status in STATUSES:
+        (tile,) = page.by_id("ov-runs").find_all("a", data_status=status)
+        assert tile.attrs["href"] == f"/ui/runs?status={status}"
+        assert int(tile.attrs["data-count"]) == counts.get(status, 0)
+        assert tile.text.startswith(str(counts.get(status, 0)))
+        assert ui.store.count_runs(status=status).get(status, 0) == counts.get(status, 0)
+
+
+def test_runs_created_in_the_window_link_with_the_window_start(ui: Ui) -> None:
+    _, page = overview_page(ui)
+    now = ui.clients["viewer"].app.state.service.clock.now()  # type: ignore[attr-defined]
+    since = window_start(now)
+    in_window = ui.store.count_runs(created_after=since)
+    (everything,) = page.by_id("ov-runs").find_all("a", data_window="all")
+    assert everything.attrs["href"] == runs_url(created_after=since)
+    assert f"created_after={iso(since).replace(':', '%3A')}" in everything.attrs["href"]
+    assert everything.text.startswith(str(sum(in_window.values())))
+    (failed,) = page.by_id("ov-runs").find_all("a", data_window="failed")
+    assert failed.attrs["href"] == runs_url(status="failed", created_after=since)
+    assert failed.text.startswith(str(in_window["failed"]))
+
+
+def test_the_throughput_chart_is_drawn_from_the_runs_per_hour(ui: Ui) -> None:
+    text, page = overview_page(ui)
+    chart: Any = script_json(text, "ov-throughput")
+    now = ui.clients["viewer"].app.state.service.clock.now()  # type: ignore[attr-defined]
+    since = window_start(now)
+    assert len(chart["x"]) == len(chart["started"]) == STEPS
+    assert chart["x"][0] == since and chart["x"][1] - chart["x"][0] == 3600
+    assert sum(chart["started"]) == sum(ui.store.count_runs(created_after=since).values()) == 3
+    assert chart["started"][-1] == 3  # the seed's runs were all created just now
+    assert sum(chart["failed"]) == 1 and sum(chart["ended"]) == 1  # the rejected run
+    assert 'src="/ui/static/vendor/uPlot.iife.min.js?v=' in text
+    assert page.by_id("ov-chart")
+
+
+def test_a_workflow_shows_its_failure_rate_and_durations_from_its_ended_runs(ui: Ui) -> None:
+    _, page = overview_page(ui)
+    now = ui.clients["viewer"].app.state.service.clock.now()  # type: ignore[attr-defined]
+    since = window_start(now)
+    ended = ui.store.ended_runs(since, workflow="review", quantile=0.5)
+    (row,) = page.by_id("ov-workflows").find_all("tr", data_workflow="review")
+    cells = row.find_all("td")
+    assert cells[0].find_all("a", href="/ui/workflows/review")
+    assert cells[1].text == str(ended.count) == "1"
+    (failed,) = cells[2].find_all("a")
+    assert failed.text == str(ended.failed) == "1"
+    assert failed.attrs["href"] == runs_url(workflow="review", status="failed", created_after=since)
+    assert cells[3].text == "100.0%"
+
+
+def test_waiting_runs_and_workers_are_the_store_gauges(ui: Ui) -> None:
+    _, page = overview_page(ui)
+    now = ui.clients["viewer"].app.state.service.clock.now()  # type: ignore[attr-defined]
+    gauges = ui.store.gauges(now, now - LIVE_WITHIN)
+    assert gauges.waiting_runs == {"approval": 1, "signal": 1}  # the waiting run's two waits
+    queues = page.by_id("ov-queues")
+    (approval,) = queues.find_all("a", data_wait="approval")
+    assert approval.attrs["href"] == "/ui/approvals"
+    assert approval.text.startswith("1 waiting for approval")
+    (signal,) = queues.find_all("a", data_wait="signal")
+    assert signal.text.startswith("1 waiting for signal")
+    assert "No worker was seen" in page.by_id("ov-workers").text
+
+
+def test_the_stream_patches_only_the_blocks_that_changed(ui: Ui) -> None:
+    served = ui.clients["viewer"].app.state.service  # type: ignore[attr-defined]
+    follow = _Follow(served)
+
+    whole = follow(None)  # a reconnect: every block, and the chart
+    assert [e.name for e in whole] == ["patch", "throughput"]
+    assert [item["id"] for item in whole[0].data["items"]] == list(BLOCKS)
+    assert follow([]) == []  # nothing changed: nothing sent (the chart waits a minute)
+
+    cancel_run(ui.store, ui.seeded.waiting, by="tester")
+    (patch,) = follow([])
+    patched = {item["id"]: parse(item["html"]) for item in patch.data["items"]}
+    assert "ov-runs" in patched and "ov-workflows" not in patched
+    (tile,) = patched["ov-runs"].find_all("a", data_status="cancelled")
+    assert tile.attrs["data-count"] == "1" == str(ui.store.count_runs()["cancelled"])
+
+
+def test_a_reconnected_stream_sends_every_block_then_ends_with_the_server(ui: Ui) -> None:
+    client: TestClient = ui.clients["viewer"]
+    client.app.state.closing.set()  # type: ignore[attr-defined]
+    resumed = client.get("/ui/live/overview",
+                         headers={"Last-Event-ID": position_text(newest(ui.store))})  # fmt: skip
+    assert resumed.status_code == 200
+    assert resumed.headers["content-type"].startswith("text/event-stream")
+    patch = next(json.loads(frame.split("data: ", 1)[1]) for frame in resumed.text.split("\n\n")
+                 if frame.startswith("event: patch"))  # fmt: skip
+    assert [item["id"] for item in patch["items"]] == list(BLOCKS)
+    assert "event: throughput" in resumed.text and "event: caught-up" in resumed.text
+    fresh = client.get("/ui/live/overview")  # a first connection: the page is fresh
+    assert "event: caught-up" in fresh.text and "event: patch" not in fresh.text
