@@ -19,6 +19,7 @@ from keel.engine.events import (
     NodeScheduled,
     NodeSetByHand,
     NodeWithdrawn,
+    RunFailed,
     RunRetried,
     RunStarted,
 )
@@ -234,10 +235,20 @@ def advance(
         if finished:
             if cache is not None and cache.live.listened(plan.spec.name):
                 writes.append(Notify(ended(state, now)))
-            writes.append(SetStatus(state.status.value, state.output, state.reason))
+            writes.append(SetStatus(state.status.value, state.output, state.reason,
+                                    *failed_by(state, events)))  # fmt: skip
         else:
             writes.append(SetStatus(state.status.value))
     return Transition(run_id, expected, now, events, writes, expected_head=expected_head)
+
+
+def failed_by(state: RunState, events: Sequence[Event]) -> tuple[str | None, str | None]:
+    """Why a run that ``events`` end failed: the node its ``RunFailed`` names and the type
+    of that node's last error (the state keeps it), as ``keel failures`` finds them in
+    the history; (None, None) for a run that did not fail, or failed as a whole."""
+    node = next((e.node for e in reversed(events) if isinstance(e, RunFailed)), None)
+    error = None if node is None else state.nodes[node].error
+    return node, None if error is None else error.type
 
 
 def ended(state: RunState, now: float) -> Notification:

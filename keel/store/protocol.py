@@ -21,6 +21,9 @@ the same semantics, checked by one contract test-suite. Rules every backend keep
 - Attempts with a concurrency key are never held more than its limit at once, and
   attempts with a rate key never start more than its limit in any window, across every
   process using the store; only ``claim`` takes them (see ``keel.store.limits``).
+- A run's row changes only with its ``updated_at`` (the change feed, ``runs_changed``,
+  reads by it), and a failed run's row says why it failed (``failed_node``,
+  ``error_type``), written with the status.
 - Alerts are evaluated by one process at a time (a lease); a rule's state and the
   notifications its change calls for are written together, only by that holder.
 """
@@ -42,6 +45,7 @@ from keel.store.records import (
     Lease,
     OutboxItem,
     QueuedAttempt,
+    RunChange,
     RunRecord,
     StoredEvent,
     Timer,
@@ -128,12 +132,50 @@ class Store(Protocol):
         created_before: float | None = None,
         cursor: tuple[float, str] | None = None,
         late: bool | None = None,
+        error_type: str | None = None,
+        node: str | None = None,
     ) -> list[RunRecord]:
         """Newest first (then by id); every filter given must hold. ``version``: a
         version or the first digits of one; ``parent``: only the child runs of that run;
         ``created_after`` inclusive, ``created_before`` exclusive; ``cursor``: the
         ``(created_at, id)`` of the last run of the previous page; ``late``: only runs
-        that are (or are not) late."""
+        that are (or are not) late; ``error_type``, ``node``: only failed runs whose
+        failing node's last error has that type, and whose failing node is that one
+        (``RunRecord.error_type``, ``failed_node``). Each filter, and any combination,
+        reads an index."""
+
+    def count_runs(
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        parent: str | None = None,
+        version: str | None = None,
+        started_by: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        late: bool | None = None,
+        error_type: str | None = None,
+        node: str | None = None,
+    ) -> dict[str, int]:
+        """How many runs ``list_runs`` with the same filters would list without a limit,
+        by status (statuses with none left out): the same selection, never a different
+        one. Counting reads every run selected (from an index): all of them without a
+        filter."""
+
+    def runs_changed(self, after: tuple[float, str] | None, limit: int) -> list[RunChange]:
+        """The change feed: up to ``limit`` runs whose row was written after the position
+        ``after`` (an ``(updated_at, id)``, a ``RunChange.position``), in that order;
+        each run once, as it is now. Every commit that appends to a run, or changes its
+        status or late flag, sets its ``updated_at`` to the transition's time. With
+        ``after`` None: the run written last only (none in an empty store), whose
+        position is where a reader starts to tail from, so it reads no backlog.
+
+        ``updated_at`` is the time the writer gave the transition, not the time it
+        committed: a commit decided before a later one, or on a host whose clock is
+        behind, can become visible behind a position a reader has passed. A reader that
+        must see every change asks again from a little before its position (a few
+        seconds) and skips what it has seen (the same ``id`` and ``last_seq``)."""
 
     def history(self, run_id: str, after_seq: int = 0) -> list[StoredEvent]:
         """The run's events with ``seq > after_seq``, in order."""
@@ -212,7 +254,7 @@ class Store(Protocol):
     def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
 
-    # --- the service: tokens and deployments (see keel.store.tokens, keel.store.deployments)
+    # --- the service: tokens, sessions and deployments (keel.store.tokens, .deployments) ---
 
     def add_token(self, token: TokenRecord, secret_hash: str) -> None:
         """Keep a new token (its secret's hash only); ``StoreError`` if the name is taken,
@@ -226,6 +268,25 @@ class Store(Protocol):
 
     def revoke_token(self, name: str, at: float, by: str | None = None) -> bool:
         """Revoke a token; False when no usable token has that name."""
+
+    def add_session(
+        self, secret_hash: str, token_hash: str, created_at: float, expires_at: float
+    ) -> None:
+        """Keep a browser's session: the hash of its secret (never the secret) and the
+        secret hash of the token it stands for (``token_by_hash`` finds that token, so a
+        revoked or expired token ends its sessions). ``StoreError`` if a session with
+        that secret exists."""
+
+    def session_token_hash(self, secret_hash: str, now: float) -> str | None:
+        """The token hash of the session with this secret hash; None when there is no
+        such session or it has expired (``now`` is at or past its ``expires_at``)."""
+
+    def end_session(self, secret_hash: str) -> None:
+        """Remove a session (signed out); nothing happens for an unknown one."""
+
+    def forget_sessions(self, before: float) -> int:
+        """Remove the sessions expired by ``before`` (``expires_at`` at or before it);
+        how many were removed."""
 
     def deploy(
         self,

@@ -1,5 +1,6 @@
-"""The values that cross the store boundary: runs, stored events, ready work, timers,
-waits, circuits, the outbox (a transition and its writes are in ``keel.store.writes``).
+"""The values that cross the store boundary: runs (and the change feed's view of them),
+stored events, ready work, timers, waits, circuits, the outbox (a transition and its
+writes are in ``keel.store.writes``).
 
 Plain frozen dataclasses, the same for every backend, so the runtime never sees a
 database row. Times are seconds since the epoch, supplied by the caller (the runtime's
@@ -43,6 +44,29 @@ class RunRecord:
     #: still going past its workflow's expected duration (``RunLate``); a late run that
     #: ended keeps it, unless a retry by hand gave it its time again
     late: bool = False
+    #: a failed run: the node whose failure failed it (None: it failed as a whole) and
+    #: the type of that node's last error; None for a run not failed
+    failed_node: str | None = None
+    error_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunChange:
+    """A run as the change feed gives it (``Store.runs_changed``): enough to tell
+    whether what a reader shows of it is stale, and its place in the feed
+    (``position``)."""
+
+    id: str
+    workflow: str
+    status: str
+    last_seq: int
+    updated_at: float
+    late: bool
+
+    @property
+    def position(self) -> tuple[float, str]:
+        """The ``after`` that asks for the changes that follow this one."""
+        return (self.updated_at, self.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +247,8 @@ def ready_row(
 def run_record(row: Sequence[Any]) -> RunRecord:
     """A run as both backends select it (``select_run``'s columns, in order)."""
     (run_id, workflow, version, status, run_input, output, reason, created, updated, last_seq,
-     head, origin, parent_run, parent_node, started_by, late) = row  # fmt: skip
+     head, origin, parent_run, parent_node, started_by, late, failed_node,
+     error_type) = row  # fmt: skip
     return RunRecord(
         id=run_id,
         workflow=workflow,
@@ -241,7 +266,15 @@ def run_record(row: Sequence[Any]) -> RunRecord:
         parent_node=parent_node,
         started_by=started_by,
         late=bool(late),
+        failed_node=failed_node,
+        error_type=error_type,
     )
+
+
+def run_change_of(row: Sequence[Any]) -> RunChange:
+    """``runs_changed``' columns."""
+    run_id, workflow, status, last_seq, updated, late = row
+    return RunChange(run_id, workflow, status, last_seq, updated, bool(late))
 
 
 # --- rows as both backends select them --------------------------------------------------

@@ -135,11 +135,17 @@ class KeepLogs:
 @dataclass(frozen=True, slots=True)
 class SetStatus:
     """The run's status after these events, with its output or reason when it ended
-    (an ended run's queued attempts, timers and waits go with it)."""
+    (an ended run's queued attempts, timers and waits go with it). A failed run's
+    ``failed_node`` and ``error_type`` (why it failed, to list failed runs by) are
+    written with it; any other status clears them (a retry by hand)."""
 
     status: str
     output: Any = None
     reason: str | None = None
+    #: the node whose failure failed the run (its ``RunFailed``'s; None: the run failed
+    #: as a whole) and the type of that node's last error
+    failed_node: str | None = None
+    error_type: str | None = None
 
 
 Write = (

@@ -41,11 +41,15 @@ UPDATE runs SET last_seq = %s, head_hash = %s, updated_at = %s
 WHERE id = %s AND last_seq = %s AND head_hash = %s;
 
 -- name: update_status
--- ended_at: the time of the end for a final status, else NULL (a retry by hand reopens)
-UPDATE runs SET status = %s, output = %s, reason = %s, ended_at = %s WHERE id = %s;
+-- ended_at: the time of the end for a final status, else NULL (a retry by hand reopens);
+-- failed_node, error_type: why a failed run failed, else NULL; updated_at: the change
+-- feed (runs_changed) sees every change of a run's row, not only appended events
+UPDATE runs SET status = %s, output = %s, reason = %s, ended_at = %s, failed_node = %s,
+                error_type = %s, updated_at = %s
+WHERE id = %s;
 
 -- name: update_late
-UPDATE runs SET late = %s WHERE id = %s;
+UPDATE runs SET late = %s, updated_at = %s WHERE id = %s;
 
 -- name: insert_event
 INSERT INTO events (run_id, seq, at, kind, node, data, prev_hash) VALUES (%s, %s, %s, %s, %s, %s, %s);
@@ -61,11 +65,24 @@ SELECT seq, at, data, prev_hash, kind, node FROM events WHERE run_id = %s ORDER 
 
 -- name: select_run
 SELECT id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
-       last_seq, head_hash, origin, parent_run, parent_node, started_by, late
+       last_seq, head_hash, origin, parent_run, parent_node, started_by, late, failed_node,
+       error_type
 FROM runs WHERE id = %s;
 
 -- name: select_run_prefix
 SELECT id FROM runs WHERE id >= %s AND id < %s ORDER BY id LIMIT 2;
+
+-- name: runs_changed
+-- the change feed: the runs written after the position (updated_at, id), in that order
+-- (the row value is what lets the index runs_by_update seek to the position)
+SELECT id, workflow, status, last_seq, updated_at, late FROM runs
+WHERE (updated_at, id) > (%(at)s, %(id)s)
+ORDER BY updated_at, id LIMIT %(limit)s;
+
+-- name: runs_changed_newest
+-- where the feed is now: the run written last
+SELECT id, workflow, status, last_seq, updated_at, late FROM runs
+ORDER BY updated_at DESC, id DESC LIMIT 1;
 
 -- name: insert_ready
 INSERT INTO ready (run_id, node, item, attempt, queue, priority, available_at, circuit,
@@ -386,6 +403,20 @@ FROM tokens ORDER BY created_at, name;
 
 -- name: revoke_token
 UPDATE tokens SET revoked_at = %s, revoked_by = %s WHERE name = %s AND revoked_at IS NULL;
+
+-- name: insert_session
+-- nothing inserted: a session with this secret exists (a secret is never reused)
+INSERT INTO sessions (secret_hash, token_hash, created_at, expires_at) VALUES (%s, %s, %s, %s)
+ON CONFLICT (secret_hash) DO NOTHING;
+
+-- name: select_session_token
+SELECT token_hash FROM sessions WHERE secret_hash = %s AND expires_at > %s;
+
+-- name: delete_session
+DELETE FROM sessions WHERE secret_hash = %s;
+
+-- name: forget_sessions
+DELETE FROM sessions WHERE expires_at <= %s;
 
 -- name: insert_deployment
 INSERT INTO deployments (workflow, version, deployed_at, deployed_by, source)

@@ -30,11 +30,15 @@ UPDATE runs SET last_seq = ?, head_hash = ?, updated_at = ?
 WHERE id = ? AND last_seq = ? AND head_hash = ?;
 
 -- name: update_status
--- ended_at: the time of the end for a final status, else NULL (a retry by hand reopens)
-UPDATE runs SET status = ?, output = ?, reason = ?, ended_at = ? WHERE id = ?;
+-- ended_at: the time of the end for a final status, else NULL (a retry by hand reopens);
+-- failed_node, error_type: why a failed run failed, else NULL; updated_at: the change
+-- feed (runs_changed) sees every change of a run's row, not only appended events
+UPDATE runs SET status = ?, output = ?, reason = ?, ended_at = ?, failed_node = ?,
+                error_type = ?, updated_at = ?
+WHERE id = ?;
 
 -- name: update_late
-UPDATE runs SET late = ? WHERE id = ?;
+UPDATE runs SET late = ?, updated_at = ? WHERE id = ?;
 
 -- name: insert_event
 INSERT INTO events (run_id, seq, at, kind, node, data, prev_hash) VALUES (?, ?, ?, ?, ?, ?, ?);
@@ -50,11 +54,24 @@ SELECT seq, at, data, prev_hash, kind, node FROM events WHERE run_id = ? ORDER B
 
 -- name: select_run
 SELECT id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
-       last_seq, head_hash, origin, parent_run, parent_node, started_by, late
+       last_seq, head_hash, origin, parent_run, parent_node, started_by, late, failed_node,
+       error_type
 FROM runs WHERE id = ?;
 
 -- name: select_run_prefix
 SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 2;
+
+-- name: runs_changed
+-- the change feed: the runs written after the position (updated_at, id), in that order
+-- (the row value is what lets the index runs_by_update seek to the position)
+SELECT id, workflow, status, last_seq, updated_at, late FROM runs
+WHERE (updated_at, id) > (:at, :id)
+ORDER BY updated_at, id LIMIT :limit;
+
+-- name: runs_changed_newest
+-- where the feed is now: the run written last
+SELECT id, workflow, status, last_seq, updated_at, late FROM runs
+ORDER BY updated_at DESC, id DESC LIMIT 1;
 
 -- name: insert_ready
 INSERT OR REPLACE INTO ready (run_id, node, item, attempt, queue, priority, available_at, circuit,
@@ -346,6 +363,20 @@ FROM tokens ORDER BY created_at, name;
 
 -- name: revoke_token
 UPDATE tokens SET revoked_at = ?, revoked_by = ? WHERE name = ? AND revoked_at IS NULL;
+
+-- name: insert_session
+-- nothing inserted: a session with this secret exists (a secret is never reused)
+INSERT INTO sessions (secret_hash, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (secret_hash) DO NOTHING;
+
+-- name: select_session_token
+SELECT token_hash FROM sessions WHERE secret_hash = ? AND expires_at > ?;
+
+-- name: delete_session
+DELETE FROM sessions WHERE secret_hash = ?;
+
+-- name: forget_sessions
+DELETE FROM sessions WHERE expires_at <= ?;
 
 -- name: insert_deployment
 INSERT INTO deployments (workflow, version, deployed_at, deployed_by, source)

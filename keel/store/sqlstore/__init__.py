@@ -3,7 +3,8 @@
 ``SQLStore`` is the whole ``Store`` protocol but for opening, migrating and closing a
 database; ``keel.store.sqlite`` and ``keel.store.postgres`` each supply a ``Dialect``
 (their named queries, transactions, locks and wake-ups) and those few methods. The
-modules: ``dialect`` (the interface), ``reads``, ``gauges`` (counts for metrics), ``alerts``,
+modules: ``dialect`` (the interface), ``reads``, ``run_lists`` (lists, counts and the
+change feed of runs), ``gauges`` (counts for metrics), ``alerts``,
 ``transitions`` (applying a ``Transition``: the one place that does), ``free`` (what a
 claim may take) and ``store`` (commits, claims, reclaims, the outbox, workers).
 """

@@ -6,9 +6,8 @@ become records with ``keel.store.records``. Nothing here writes.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from keel.errors import NO_RUN, RunNotFoundError, StoreError
 from keel.spec.model import WorkflowSpec
@@ -34,9 +33,6 @@ from keel.store.records import (
 from keel.store.sqlstore.dialect import Dialect
 
 T = TypeVar("T")
-
-#: hex digits of a version (a SHA-256)
-VERSION_LENGTH = 64
 
 
 @store_boundary
@@ -88,52 +84,6 @@ class SQLReader:
         if row is None:
             raise RunNotFoundError(f"{NO_RUN} '{run_id}'")
         return run_record(row)
-
-    def list_runs(
-        self,
-        *,
-        status: str | None = None,
-        workflow: str | None = None,
-        parent: str | None = None,
-        limit: int = 50,
-        version: str | None = None,
-        started_by: str | None = None,
-        created_after: float | None = None,
-        created_before: float | None = None,
-        cursor: tuple[float, str] | None = None,
-        late: bool | None = None,
-    ) -> list[RunRecord]:
-        param = self.dialect.param
-        where: list[str] = []
-        params: dict[str, Any] = {"limit": limit}
-        if version is not None and len(version) < VERSION_LENGTH:  # a prefix of versions
-            where.append(f"spec_version >= {param('low')} AND spec_version < {param('high')}")
-            params["low"], params["high"] = version, version + "g"  # past every hex digit
-            version = None
-        equal = (("parent_run", parent), ("status", status), ("workflow", workflow),
-                 ("spec_version", version), ("started_by", started_by))  # fmt: skip
-        for column, value in equal:
-            if value is not None:  # each filter alone, so the index on its column serves
-                where.append(f"{column} = {param(column)}")
-                params[column] = value
-        if late is not None:  # written as the partial index of late runs has it
-            where.append("late" if late else "NOT late")
-        if created_after is not None:
-            where.append(f"created_at >= {param('created_after')}")
-            params["created_after"] = created_after
-        if created_before is not None:
-            where.append(f"created_at < {param('created_before')}")
-            params["created_before"] = created_before
-        if cursor is not None:  # the page after the run ``cursor`` names, in the same order
-            at, after = param("cursor_at"), param("cursor_id")
-            where.append(f"(created_at < {at} OR (created_at = {at} AND id > {after}))")
-            params["cursor_at"], params["cursor_id"] = cursor
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        base = re.split(r"\s+FROM runs", self.q["select_run"])[0]
-        query = f"{base} FROM runs {clause} ORDER BY created_at DESC, id LIMIT {param('limit')}"
-        with self.dialect.read() as cur:
-            rows = cur.execute(query, params).fetchall()
-        return [run_record(row) for row in rows]
 
     def history(self, run_id: str, after_seq: int = 0) -> list[StoredEvent]:
         with self.dialect.read() as cur:

@@ -1,8 +1,12 @@
-"""The service's tables (``keel serve``): API tokens and deployed workflow versions.
+"""The service's tables (``keel serve``): API tokens, browser sessions and deployed
+workflow versions.
 
 Kept apart from runs and their histories: nothing here is on a run's hot path, and
 nothing here is part of a run's hash chain. A deploy saves the definition and its
-deployment row in one write, so a listed version can always be loaded.
+deployment row in one write, so a listed version can always be loaded. A browser
+session is kept by its secret's hash and names the token it was opened with by that
+token's hash: whoever reads it looks the token up too, so revoking the token ends its
+sessions without a write here.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ from keel.store.tokens import TokenRecord, token_of
 
 @store_boundary
 class SQLService(SQLSchedules):
-    """Tokens and deployments (and schedules: ``SQLSchedules``) on a SQL database,
-    through its ``Dialect``."""
+    """Tokens, sessions and deployments (and schedules: ``SQLSchedules``) on a SQL
+    database, through its ``Dialect``."""
 
     # --- tokens --------------------------------------------------------------------------
 
@@ -50,6 +54,30 @@ class SQLService(SQLSchedules):
     def revoke_token(self, name: str, at: float, by: str | None = None) -> bool:
         with self.dialect.write() as cur:
             return cur.execute(self.q["revoke_token"], (at, by, name)).rowcount == 1
+
+    # --- browser sessions ----------------------------------------------------------------
+
+    def add_session(
+        self, secret_hash: str, token_hash: str, created_at: float, expires_at: float
+    ) -> None:
+        with self.dialect.write() as cur:
+            added = cur.execute(self.q["insert_session"],
+                                (secret_hash, token_hash, created_at, expires_at))  # fmt: skip
+            if added.rowcount != 1:
+                raise AlreadyExistsError("a session with this secret exists already")
+
+    def session_token_hash(self, secret_hash: str, now: float) -> str | None:
+        with self.dialect.read() as cur:
+            row = cur.execute(self.q["select_session_token"], (secret_hash, now)).fetchone()
+        return None if row is None else str(row[0])
+
+    def end_session(self, secret_hash: str) -> None:
+        with self.dialect.write() as cur:
+            cur.execute(self.q["delete_session"], (secret_hash,))
+
+    def forget_sessions(self, before: float) -> int:
+        with self.dialect.write() as cur:
+            return cur.execute(self.q["forget_sessions"], (before,)).rowcount
 
     # --- deployments ---------------------------------------------------------------------
 

@@ -206,13 +206,18 @@ class SQLWriter(SQLReader):
                      t.at, t.at),
                 )  # fmt: skip
             case SetLate(late=late):
-                cur.execute(q["update_late"], (late, t.run_id))
+                cur.execute(q["update_late"], (late, float(t.at), t.run_id))
             case KeepLogs(lines=lines):
                 append_lines(self.dialect, cur, lines)
             case SetStatus(status=status, output=output, reason=reason):
                 stored = None if output is None else canonical_json(output)
                 ended = t.at if is_finished(status) else None  # the alerts' windows read it
-                cur.execute(q["update_status"], (status, stored, reason, ended, t.run_id))
+                failed = status == "failed"  # why it failed, or cleared (a retry by hand)
+                cur.execute(
+                    q["update_status"],
+                    (status, stored, reason, ended, write.failed_node if failed else None,
+                     write.error_type if failed else None, float(t.at), t.run_id),
+                )  # fmt: skip
                 if ended is not None:  # an ended run's queue, timers and waits go with it
                     cur.execute(q["delete_run_ready"], (t.run_id,))
                     cur.execute(q["delete_run_timers"], (t.run_id,))
