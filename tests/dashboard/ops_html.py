@@ -30,9 +30,10 @@ class Node:
         return found
 
     def find_all(self, tag: str | None = None, **attrs: str) -> list[Node]:
+        wanted = {k.rstrip("_").replace("_", "-"): v for k, v in attrs.items()}  # class_, data_x
         return [n for n in self.walk()
                 if (tag is None or n.tag == tag)
-                and all(n.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items())]  # fmt: skip
+                and all(n.attrs.get(k) == v for k, v in wanted.items())]  # fmt: skip
 
     def by_id(self, element_id: str) -> Node:
         (found,) = [n for n in self.walk() if n.attrs.get("id") == element_id]

@@ -87,8 +87,9 @@ def stuck_runs(
 ) -> tuple[list[StuckRun], int]:
     """The runs not ended whose row has not changed for ``quiet`` seconds, quietest
     first (those with an open wait last), each with what holds it (those only waiting
-    by design are left out); and how many quiet runs were found. At most ``CANDIDATES`` runs read per status
-    (the newest created: ``list_runs``' order), ``EXPLAINED`` histories read."""
+    by design are left out); and how many quiet runs were found. At most
+    ``CANDIDATES`` runs are read per status (the newest created: ``list_runs``' order)
+    and ``EXPLAINED`` histories."""
     quiet_runs: list[RunRecord] = []
     for status in MOVING_STATUSES:
         found = store.list_runs(status=status, created_before=now - quiet, limit=CANDIDATES)

@@ -542,8 +542,8 @@ UPDATE alert_notices SET delivered_at = %s, next_at = NULL, error = NULL WHERE i
 UPDATE alert_notices SET next_at = %s, error = %s WHERE id = %s;
 
 -- Summaries of runs (keel.store.summaries), each one grouped read of an index: the runs
--- created, and ended, in each step of a window (runs_by_created, runs_ended), and the
--- failed runs by error type and node (runs_failed).
+-- created, and ended, in each step of a window (runs_by_created, runs_ended). (The failed
+-- runs by error type and node are grouped over run_lists.runs_where, as count_runs counts.)
 
 -- name: runs_started_per_step
 SELECT floor((created_at - %(since)s) / %(step)s)::bigint AS place, count(*) FROM runs
@@ -554,10 +554,3 @@ GROUP BY place;
 SELECT floor((ended_at - %(since)s) / %(step)s)::bigint AS place, status, count(*) FROM runs
 WHERE ended_at >= %(since)s AND ended_at < %(until)s
 GROUP BY place, status;
-
--- name: failure_groups
-SELECT error_type, failed_node, count(*) AS runs, max(created_at) AS newest FROM runs
-WHERE status = 'failed'
-  AND (%(since)s::double precision IS NULL OR created_at >= %(since)s::double precision)
-GROUP BY error_type, failed_node
-ORDER BY runs DESC, newest DESC LIMIT %(limit)s;

@@ -499,9 +499,9 @@ UPDATE alert_notices SET delivered_at = ?, next_at = NULL, error = NULL WHERE id
 UPDATE alert_notices SET next_at = ?, error = ? WHERE id = ?;
 
 -- Summaries of runs (keel.store.summaries), each one grouped read of an index: the runs
--- created, and ended, in each step of a window (runs_by_created, runs_ended), and the
--- failed runs by error type and node (runs_failed). CAST truncates: the rows are at or
--- after :since, so it is the floor.
+-- created, and ended, in each step of a window (runs_by_created, runs_ended); CAST
+-- truncates, and the rows are at or after :since, so it is the floor. (The failed runs
+-- by error type and node are grouped over run_lists.runs_where, as count_runs counts.)
 
 -- name: runs_started_per_step
 SELECT CAST((created_at - :since) / :step AS INTEGER) AS place, count(*) FROM runs
@@ -512,9 +512,3 @@ GROUP BY place;
 SELECT CAST((ended_at - :since) / :step AS INTEGER) AS place, status, count(*) FROM runs
 WHERE ended_at >= :since AND ended_at < :until
 GROUP BY place, status;
-
--- name: failure_groups
-SELECT error_type, failed_node, count(*) AS runs, max(created_at) AS newest FROM runs
-WHERE status = 'failed' AND (:since IS NULL OR created_at >= :since)
-GROUP BY error_type, failed_node
-ORDER BY runs DESC, newest DESC LIMIT :limit;
