@@ -5,16 +5,23 @@ stream patches only the blocks whose numbers changed."""
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Sequence
 from typing import Any
 
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 
-from keel.runtime.operations.control import cancel_run
+from keel.runtime.operations.control import cancel_run, start_run
 from keel.runtime.views.overview import STATUSES, STEPS, window_start
+from keel.server.dashboard import live
 from keel.server.dashboard.links import iso, runs_url
 from keel.server.dashboard.live import newest, position_text
 from keel.server.dashboard.pages.overview import BLOCKS, _Follow
 from keel.store.presence import LIVE_WITHIN
+from keel.store.records import RunChange
 from tests.dashboard.conftest import Ui
 from tests.dashboard.ops_html import Node, parse, script_json
 
@@ -145,3 +152,37 @@ def test_a_reconnected_stream_sends_every_block_then_ends_with_the_server(ui: Ui
     fresh = client.get("/ui/live/overview")  # a first connection: the page is fresh
     assert "event: caught-up" in fresh.text
     assert "event: patch" not in fresh.text
+
+
+def test_a_stream_that_follows_every_so_often_reads_a_burst_whole(
+    ui: Ui, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page of aggregates (``every``) recomputes once for a burst of changes, however
+    many batches it takes to read; a page of rows follows each batch as it is read."""
+    monkeypatch.setattr(live, "BATCH", 2)
+    spec = ui.store.load_spec(ui.store.get_run(ui.seeded.waiting).spec_version)
+    start = position_text(newest(ui.store))
+    for n in range(5):
+        start_run(ui.store, spec, {"amount": n})
+
+    def followed(every: float) -> list[int]:
+        app = FastAPI()
+        app.state.closing = threading.Event()
+        sizes: list[int] = []
+
+        def follow(changes: Sequence[RunChange] | None) -> list[live.Event]:
+            sizes.append(-1 if changes is None else len(changes))
+            if sum(sizes) >= 5:
+                app.state.closing.set()  # all seen: the stream ends
+            return [live.Event("seen", len(changes or ()))]
+
+        @app.get("/stream")
+        def route(request: Request) -> StreamingResponse:
+            return live.stream(request, ui.store, follow, every=every)
+
+        with TestClient(app) as client:
+            assert client.get(f"/stream?from={start}").text.count("event: seen") == len(sizes)
+        return sizes
+
+    assert followed(every=1.0) == [5]
+    assert followed(every=0.0) == [2, 2, 1]
