@@ -160,8 +160,9 @@ class Store(Protocol):
     ) -> dict[str, int]:
         """How many runs ``list_runs`` with the same filters would list without a limit,
         by status (statuses with none left out): the same selection, never a different
-        one. Counting reads every run selected (from an index): all of them without a
-        filter."""
+        one. It reads every run selected, through a filter's index: every run when no
+        filter narrows them (none, or only ``late=False``), so it costs in proportion
+        to the runs it counts."""
 
     def runs_changed(self, after: tuple[float, str] | None, limit: int) -> list[RunChange]:
         """The change feed: up to ``limit`` runs whose row was written after the position

@@ -154,11 +154,11 @@ def test_a_reconnected_stream_sends_every_block_then_ends_with_the_server(ui: Ui
     assert "event: patch" not in fresh.text
 
 
-def test_a_stream_that_follows_every_so_often_reads_a_burst_whole(
+def test_a_stream_that_follows_every_so_often_gives_a_burst_once(
     ui: Ui, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A page of aggregates (``every``) recomputes once for a burst of changes, however
-    many batches it takes to read; a page of rows follows each batch as it is read."""
+    many batches it takes to read, as a page of rows does."""
     monkeypatch.setattr(live, "BATCH", 2)
     spec = ui.store.load_spec(ui.store.get_run(ui.seeded.waiting).spec_version)
     start = position_text(newest(ui.store))
@@ -184,5 +184,7 @@ def test_a_stream_that_follows_every_so_often_reads_a_burst_whole(
             assert client.get(f"/stream?from={start}").text.count("event: seen") == len(sizes)
         return sizes
 
-    assert followed(every=1.0) == [5]
-    assert followed(every=0.0) == [2, 2, 1]
+    # (the stream reads a little behind its position: the seed's runs come along too)
+    (burst,) = followed(every=1.0)
+    assert burst >= 5
+    assert followed(every=0.0) == [burst]

@@ -36,8 +36,8 @@ POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0
 #: the most changes read at once (a burst is read in turns, none skipped)
 BATCH = 500
-#: batches read at once for a stream that follows at most every so often (``every``)
-BURST = 20
+#: how far behind its position a stream reads again (see ``Window``)
+LOOKBACK_SECONDS = 2.0
 #: what the browser waits before reconnecting, in milliseconds
 RETRY_MS = 1000
 
@@ -95,6 +95,43 @@ def _frame(event: Event, position: Position | None) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+class Window:
+    """Where a stream is in the feed, read again ``LOOKBACK_SECONDS`` behind itself.
+
+    A run's ``updated_at`` is when its change was decided, not when it was committed: a
+    writer slower to commit (or on a host whose clock is behind) can land a change
+    behind a position already read past. So each read starts that far back, and the
+    changes seen already (the same run at the same sequence number, status and late
+    flag) are dropped: a change is given once, late ones too."""
+
+    def __init__(self, position: Position | None) -> None:
+        self.position = position
+        self._seen: dict[str, tuple[int, str, bool, float]] = {}
+
+    def read(self, store: Store) -> list[RunChange]:
+        """The changes not given yet, oldest first."""
+        after = None if self.position is None else (self.position[0] - LOOKBACK_SECONDS, "")
+        fresh: list[RunChange] = []
+        while True:
+            found = store.runs_changed(after, BATCH) if after is not None else []
+            if after is None:  # an empty store when the stream began: follow from its start
+                found = store.runs_changed((0.0, ""), BATCH)
+            for change in found:
+                mark = (change.last_seq, change.status, change.late, change.updated_at)
+                if self._seen.get(change.id, (None,))[:3] != mark[:3]:
+                    self._seen[change.id] = mark
+                    fresh.append(change)
+                if self.position is None or change.position > self.position:
+                    self.position = change.position
+            if len(found) < BATCH:
+                break
+            after = found[-1].position  # a burst: read on, none skipped
+        if self.position is not None and len(self._seen) > 4 * BATCH:
+            horizon = self.position[0] - LOOKBACK_SECONDS
+            self._seen = {k: v for k, v in self._seen.items() if v[3] >= horizon}
+        return fresh
+
+
 def stream(
     request: Request, store: Store, follow: Follow, *, every: float = 0.0
 ) -> StreamingResponse:
@@ -108,11 +145,12 @@ def stream(
 
     async def events() -> AsyncIterator[str]:
         position = start if start is not None else await run_in_threadpool(newest, store)
+        window = Window(position)
         yield f"retry: {RETRY_MS}\n\n"
         if resumed is not None:
             for event in await run_in_threadpool(follow, None):
-                yield _frame(event, position)
-        yield _frame(Event("caught-up", {}), position)
+                yield _frame(event, window.position)
+        yield _frame(Event("caught-up", {}), window.position)
         quiet_since = time.monotonic()
         followed = 0.0  # when follow last ran (monotonic)
         while not closing.is_set():
@@ -122,21 +160,11 @@ def stream(
             if rest > 0:  # followed a moment ago: let changes gather meanwhile
                 await asyncio.sleep(min(rest, every))
                 continue
-            changes = await run_in_threadpool(store.runs_changed, position, BATCH)
-            while every and len(changes) % BATCH == 0 and 0 < len(changes) < BATCH * BURST:
-                # a burst: followed once, so read what is there first (up to a bound)
-                last = (changes[-1].updated_at, changes[-1].id)
-                more = await run_in_threadpool(store.runs_changed, last, BATCH)
-                if not more:
-                    break
-                changes = [*changes, *more]
+            changes = await run_in_threadpool(window.read, store)
             if changes:
-                position = (changes[-1].updated_at, changes[-1].id)
                 for event in await run_in_threadpool(follow, changes):
-                    yield _frame(event, position)
+                    yield _frame(event, window.position)
                 quiet_since = followed = time.monotonic()
-                if len(changes) == BATCH and not every:
-                    continue  # more waiting: read on at once
             elif time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
                 yield ": keepalive\n\n"
                 quiet_since = time.monotonic()

@@ -88,7 +88,9 @@ class Sessions:
         self._lock = threading.Lock()
 
     def start(self, token_digest: str, now: float) -> str:
-        """A new session for the token with this digest; the secret for its cookie."""
+        """A new session for the token with this digest; the secret for its cookie.
+        Sessions that have expired are deleted on the way (an indexed delete)."""
+        self.store.forget_sessions(now)
         secret = secrets.token_urlsafe(32)
         self.store.add_session(hash_secret(secret), token_digest, now, now + SESSION_SECONDS)
         return secret

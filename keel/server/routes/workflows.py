@@ -25,8 +25,9 @@ from keel.server.guard import needs
 from keel.server.identities import Identity
 from keel.server.roles import Permission
 from keel.server.service import Service, service
+from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
-from keel.store.deployments import current_versions
+from keel.store.deployments import Deployment, current_versions
 
 router = APIRouter(tags=["workflows"])
 
@@ -62,14 +63,36 @@ def workflow(name: str, who: Reader, served: Served) -> dict[str, Any]:
 def deploy(body: Deploy, who: Admin, served: Served) -> dict[str, Any]:
     """Validate and deploy every workflow of a definition, each becoming its name's
     current version. Subworkflow nodes are checked against the deployed workflows."""
-    store = served.store
-    known = SpecRegistry(store.load_spec(d.version) for d in
-                         current_versions(store.deployments()).values())  # fmt: skip
-    specs = load_yaml_text(body.definition, "definition", registry=known)
+    done = deploy_definition(served, body.definition, by=who.name)
+    return {"deployed": [deployment_document(d) for d in done]}
+
+
+def deployed_registry(served: Service) -> SpecRegistry:
+    """The current version of every deployed workflow: what a definition's subworkflow
+    nodes are checked against."""
+    current = current_versions(served.store.deployments()).values()
+    return SpecRegistry(served.plans.plan(d.version).spec for d in current)
+
+
+def checked_definition(served: Service, definition: str) -> list[WorkflowSpec]:
+    """Every workflow of a definition, validated as a deploy does without storing
+    anything: ``SpecError`` with every problem located, or ``InputError`` when the
+    definition's triggers would conflict with the deployed workflows'."""
+    specs = load_yaml_text(definition, "definition", registry=deployed_registry(served))
     if not specs:
         raise SpecError([SpecIssue("the definition holds no workflow")], workflow="definition")
-    check_deploy(store, specs, served.plans)
+    check_deploy(served.store, specs, served.plans)
+    return specs
+
+
+def deploy_definition(
+    served: Service, definition: str, by: str | None, source: str = "api"
+) -> list[Deployment]:
+    """Validate a definition (``checked_definition``) and make each of its workflows
+    its name's current version, recorded as deployed by ``by`` now from ``source``
+    (the API and the dashboard's editor both deploy through here)."""
+    specs = checked_definition(served, definition)
     now = served.clock.now()
-    done = store.deploy([(spec, "api") for spec in specs], now, by=who.name)
+    done = served.store.deploy([(spec, source) for spec in specs], now, by=by)
     served.plans.live.read()  # its webhooks and completion triggers are live at once here
-    return {"deployed": [deployment_document(d) for d in done]}
+    return done
