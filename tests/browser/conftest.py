@@ -34,7 +34,8 @@ else:
 CHROMIUM = Path(os.environ.get("KEEL_TEST_CHROMIUM", "/usr/bin/chromium"))
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 #: the workflows every served database holds
-EXAMPLES = (ROOT / "examples" / "claims.py", ROOT / "examples" / "document_intake.py")
+EXAMPLES = (ROOT / "examples" / "claims.py", ROOT / "examples" / "document_intake.py",
+            ROOT / "examples" / "trip.py")  # fmt: skip
 #: role -> (token name, groups): one token per role; the approver may approve the
 #: document intake's review (assigned to ``intake-team``)
 ROLES = {

@@ -43,7 +43,7 @@ class Ui:
 
     def csrf(self, role: str) -> str:
         """The CSRF token of ``role``'s session (from any page's sign-out form)."""
-        return csrf_of(self.clients[role].get("/ui/").text)
+        return csrf_of(self.clients[role].get("/ui/runs").text)
 
 
 @pytest.fixture

@@ -72,7 +72,7 @@ def test_a_page_needs_a_session_and_the_right_role(ui: Ui, method: str, template
     events_before = ui.store.get_run(ui.seeded.waiting).last_seq
 
     anonymous = call(ui, method, template, "anonymous")
-    if template.startswith("/ui/live/"):  # an EventSource cannot follow a redirect
+    if template.startswith("/ui/live/"):  # a stream: its EventSource cannot show a form
         assert anonymous.status_code == 401, anonymous.text
     else:
         assert anonymous.status_code == 303, anonymous.text

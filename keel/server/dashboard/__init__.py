@@ -45,9 +45,15 @@ def install(app: FastAPI, store: Store) -> None:
         target = sign_in_url(exc.next_path)
         if request.headers.get("HX-Request"):  # htmx follows this header, not a 303
             return Response(status_code=401, headers={"HX-Redirect": target})
-        if request.url.path.startswith(f"{PREFIX}/live"):
+        if _is_stream(request):  # an EventSource follows no sign-in form
             return Response("sign in first", status_code=401)
         return RedirectResponse(target, status_code=303)
+
+
+def _is_stream(request: Request) -> bool:
+    """A live stream's request (what an EventSource sends, or a path under /ui/live)."""
+    accepts = request.headers.get("accept", "")
+    return "text/event-stream" in accepts or request.url.path.startswith(f"{PREFIX}/live")
 
 
 def _views() -> list[ModuleType]:

@@ -1,8 +1,9 @@
-"""A one-time message to the page an action leads back to (post, redirect, get).
+"""A one-time message for the page a form post redirects to (post, redirect, get): what
+was done ("approved ... of run ...") or why it could not be.
 
-An action answers with a redirect to the page it was taken from; what it did (or why
-it was refused) goes with the redirect in a short-lived cookie the next page shows once
-and deletes. Not in the URL: a link someone sends cannot make a page say something.
+Kept in a short-lived cookie (HttpOnly, path ``/ui``) rather than the URL, so a link
+cannot make the page claim something was done, and a reload does not say it twice: the
+page that shows it deletes it.
 """
 
 from __future__ import annotations
@@ -11,48 +12,48 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
+from typing import Literal
 
 from fastapi import Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 COOKIE = "keel_flash"
-#: the redirect is followed at once; a message older than this was not for this page
-MAX_AGE = 60
+#: long enough to follow a redirect, short enough not to greet a later visit
+SECONDS = 60
+#: the longest message kept (a cookie holds about 4 KB)
+MOST = 1000
+
+Kind = Literal["done", "problem"]
 
 
 @dataclass(frozen=True, slots=True)
 class Flash:
+    kind: Kind
     text: str
-    #: ``ok`` or ``problem``
-    kind: str = "ok"
 
 
-def redirect(request: Request, to: str, text: str, kind: str = "ok") -> RedirectResponse:
-    """A 303 to ``to`` carrying ``text`` for it to show once."""
-    answer = RedirectResponse(to, status_code=303)
-    body = json.dumps({"text": text[:2000], "kind": kind}, ensure_ascii=True)
-    answer.set_cookie(COOKIE, base64.urlsafe_b64encode(body.encode()).decode(), max_age=MAX_AGE,
-                      path="/ui", httponly=True, secure=request.url.scheme == "https",
-                      samesite="strict")  # fmt: skip
-    return answer
+def set_flash(response: Response, request: Request, kind: Kind, text: str) -> None:
+    body = json.dumps({"kind": kind, "text": text[:MOST]}).encode()
+    value = base64.urlsafe_b64encode(body).decode().rstrip("=")
+    response.set_cookie(COOKIE, value, max_age=SECONDS, path="/ui", httponly=True,
+                        secure=request.url.scheme == "https", samesite="lax")  # fmt: skip
 
 
-def taken(request: Request) -> Flash | None:
-    """The message left for this page, if any (pair with ``forget`` on the answer)."""
-    raw = request.cookies.get(COOKIE)
-    if not raw:
+def read_flash(request: Request) -> Flash | None:
+    """The message waiting for this page, if any (``clear_flash`` the page's response)."""
+    value = request.cookies.get(COOKIE)
+    if not value:
         return None
     try:
-        data = json.loads(base64.urlsafe_b64decode(raw.encode()))
+        found = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+    if not isinstance(found, dict) or found.get("kind") not in ("done", "problem"):
         return None
-    return Flash(data["text"], "problem" if data.get("kind") == "problem" else "ok")
+    return Flash(found["kind"], str(found.get("text", ""))[:MOST])
 
 
-def forget(request: Request, answer: Response) -> Response:
-    """Delete the message once the page showing it is sent."""
+def clear_flash(request: Request, response: Response) -> None:
+    """The message was shown: the browser forgets it."""
     if COOKIE in request.cookies:
-        answer.delete_cookie(COOKIE, path="/ui")
-    return answer
+        response.delete_cookie(COOKIE, path="/ui")

@@ -20,7 +20,7 @@ from keel.errors import NodeNotFoundError
 from keel.runtime.runs import RunCache
 from keel.runtime.views.documents import event_document, verification_document
 from keel.runtime.views.task_logs import log_tail
-from keel.server.dashboard import flash
+from keel.server.dashboard.flash import clear_flash, read_flash
 from keel.server.dashboard.live import Event, live_url, stream
 from keel.server.dashboard.rendering import fragment, page
 from keel.server.dashboard.run_actions import ACTIONS, NODE_ACTIONS, allowed, preview
@@ -96,14 +96,15 @@ def run_page(request: Request, run_id: str, viewer: Reading, served: Served) -> 
                   "focus": shown.focus},
         "drawing": shown, "timeline": timeline(view.attempts, record.created_at, view.now),
         "events": [event_document(e) for e in view.newest_events()],
-        "flash": flash.taken(request), "live": stream_url,
+        "flash": read_flash(request), "live": stream_url,
     }  # fmt: skip
     if len(view.history) <= VERIFY_WITH_PAGE:
         context["verification"] = _verification(served, view)
     else:  # a long chain is checked by its own request once the page is drawn
         context["verify_later"] = True
     answer = page(request, "run.html", viewer, **context)
-    return flash.forget(request, answer)
+    clear_flash(request, answer)
+    return answer
 
 
 @router.get("/ui/runs/{run_id}/elements")

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from keel.errors import ForbiddenError, KeelError, StoreError
-from keel.server.dashboard import flash
+from keel.server.dashboard.flash import Kind, set_flash
 from keel.server.dashboard.rendering import fragment
 from keel.server.dashboard.run_actions import done_words, perform, preview
 from keel.server.dashboard.run_view import read_run
@@ -55,8 +55,14 @@ def _act(
     except (ForbiddenError, StoreError):  # not allowed, no such run, the store failed
         raise
     except KeelError as exc:
-        return flash.redirect(request, back, f"Not done: {exc}", "problem")
-    return flash.redirect(request, back, done_words(action, record, node))
+        return _back(request, back, "problem", f"Not done: {exc}")
+    return _back(request, back, "done", done_words(action, record, node))
+
+
+def _back(request: Request, to: str, kind: Kind, text: str) -> RedirectResponse:
+    answer = RedirectResponse(to, status_code=303)
+    set_flash(answer, request, kind, text)
+    return answer
 
 
 @router.post("/ui/runs/{run_id}/cancel")
