@@ -57,13 +57,18 @@ def _is_stream(request: Request) -> bool:
 
 
 def _views() -> list[ModuleType]:
-    """Every module of ``pages`` with a ``router``: a new view is a new module there."""
+    """Every module of ``pages`` with a ``router``: a new view is a new module there.
+
+    In name order, except that a module setting ``AFTER_FIXED_PATHS = True`` comes after
+    the others: a route is matched in the order the routes were added, so a path with a
+    parameter where another view has a fixed word (``/ui/runs/{run_id}`` beside
+    ``/ui/runs/bulk``) must be added after it, or it takes that word for a value."""
     found = []
     for info in pkgutil.iter_modules(pages.__path__):
         module = importlib.import_module(f"{pages.__name__}.{info.name}")
         if isinstance(getattr(module, "router", None), APIRouter) and module is not signing:
             found.append(module)
-    return found
+    return sorted(found, key=lambda module: getattr(module, "AFTER_FIXED_PATHS", False))
 
 
 def error_page(request: Request, status: int, detail: str) -> HTMLResponse:

@@ -40,6 +40,9 @@ from keel.server.service import Service, decode_cursor, service
 from keel.store.records import RunChange, RunRecord
 
 router = APIRouter(include_in_schema=False)
+#: ``/ui/runs/{run_id}`` would take ``/ui/runs/bulk`` and the like for a run's id: this
+#: view's routes are added after the other views' (``keel.server.dashboard._views``)
+AFTER_FIXED_PATHS = True
 Served = Annotated[Service, Depends(service)]
 
 #: log lines on one page (the tail first, then earlier pages)
