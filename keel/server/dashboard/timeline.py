@@ -67,6 +67,9 @@ def timeline(attempts: list[Attempt], start: float | None, now: float) -> Timeli
     def pos(at: float) -> float:
         return round(100.0 * (at - first) / span, 3)
 
+    def width(start: float, end: float) -> float:
+        return round(max(0.0, 100.0 * (end - start) / span), 3)
+
     bars = []
     for a in drawn:
         ended = a.ended_at if a.ended_at is not None else last
@@ -75,8 +78,8 @@ def timeline(attempts: list[Attempt], start: float | None, now: float) -> Timeli
         q_left = q_width = r_left = r_width = 0.0
         if queued_from is not None:
             q_end = began if began is not None else ended
-            q_left, q_width = pos(queued_from), max(0.0, pos(q_end) - pos(queued_from))
+            q_left, q_width = pos(queued_from), width(queued_from, q_end)
         if began is not None:
-            r_left, r_width = pos(began), max(0.0, pos(ended) - pos(began))
+            r_left, r_width = pos(began), width(began, ended)
         bars.append(Bar(a, _STATE.get(a.outcome, "pending"), q_left, q_width, r_left, r_width))
     return Timeline(bars, first, last, len(attempts) - len(drawn))
