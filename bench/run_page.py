@@ -134,10 +134,16 @@ def server_side(app: Any, token: str, run_id: str, reps: int) -> None:
 
 
 def serve(db: str, port: int) -> None:
-    """A server over the benchmark's store, in a process of its own (``spawn``)."""
+    """A server over the benchmark's store, in a process of its own (``spawn``). The
+    graphs are laid out before it serves, as once per version they are (``layout_of``):
+    a cold page is one whose run was not read yet, not a version never seen."""
     import uvicorn
 
+    from keel.spec.layout import layout_of
+
     store = SQLiteStore(Path(db))
+    for deployment in store.deployments():
+        layout_of(store.load_spec(deployment.version))
     uvicorn.run(create_app(store, rate=0), host="127.0.0.1", port=port, log_level="warning")
 
 

@@ -34,7 +34,7 @@ DRAW_ALL_UP_TO = 500
 #: events on one page of the history
 HISTORY_PAGE = 200
 #: steps drawn with the page at most (the rest on demand): failed and unfinished first
-STEPS_FIRST = 300
+STEPS_FIRST = 150
 #: characters of an output shown in the steps table
 PREVIEW_CHARS = 80
 

@@ -26,6 +26,7 @@ from keel.server.dashboard.rendering import fragment, page
 from keel.server.dashboard.run_actions import ACTIONS, NODE_ACTIONS, allowed, preview
 from keel.server.dashboard.run_view import (
     HISTORY_PAGE,
+    STEPS_FIRST,
     RunView,
     Step,
     display_state,
@@ -93,18 +94,22 @@ def run_page(request: Request, run_id: str, viewer: Reading, served: Served) -> 
     stream_url = live_url(f"/ui/live/runs/{record.id}", store)
     view = _view(served, record)
     shown = drawing(view)
+    big = len(view.history) > VERIFY_WITH_PAGE
     context: dict[str, Any] = {
         **parts(view),
         "graph": {"elements": shown.elements, "total": shown.total, "shown": shown.shown,
                   "focus": shown.focus},
-        "drawing": shown, "timeline": timeline(view.attempts, record.created_at, view.now),
-        "events": [event_document(e) for e in view.newest_events()],
-        "flash": read_flash(request), "live": stream_url,
+        "drawing": shown, "flash": read_flash(request), "live": stream_url,
+        # a big run's timeline and history are loaded when scrolled to: the page that
+        # paints first is the header, the why, the graph and the steps
+        "timeline": None if big else timeline(view.attempts, record.created_at, view.now),
+        "events": None if big else [event_document(e) for e in view.newest_events()],
+        "node_list": len(view.steps) <= STEPS_FIRST,
     }  # fmt: skip
-    if len(view.history) <= VERIFY_WITH_PAGE:
-        context["verification"] = _verification(served, view)
-    else:  # a long chain is checked by its own request once the page is drawn
+    if big:  # a long chain is checked by its own request once the page is drawn
         context["verify_later"] = True
+    else:
+        context["verification"] = _verification(served, view)
     answer = page(request, "run.html", viewer, **context)
     clear_flash(request, answer)
     return answer
@@ -260,6 +265,7 @@ class Follower:
                  if self.states.get(node) != state}  # fmt: skip
         self.states = dict(view.states)
         shared = {**parts(view), "viewer": self.viewer}
+        shared["node_list"] = False  # the dialogs are not patched
         rendered = {
             "run-header": fragment("run/header.html", **shared),
             "run-why": fragment("run/why.html", **shared),
