@@ -3,8 +3,9 @@ live node states, steps, timeline, history with its chain checked, per-attempt i
 output and logs; and the parts it loads or refreshes on its own (a node's attempts, a
 page of history or of log lines, the whole graph of a big run, the live stream).
 
-Everything is read through the run's read models (``keel.runtime.views``), from one
-reading of its history per drawing (``run_view.read_run``). The actions are in
+Everything is read through the run's read models (``keel.runtime.views``); the run's
+history is read and replayed once per change of the run, whoever asks (the page, its
+parts, every tab following it: ``run_view.read_run``). The actions are in
 ``run_acting``.
 """
 
@@ -19,7 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from keel.errors import NodeNotFoundError
 from keel.runtime.runs import RunCache
 from keel.runtime.views.documents import event_document, verification_document
-from keel.runtime.views.task_logs import log_tail
+from keel.runtime.views.task_logs import log_tail, run_logs
 from keel.server.dashboard.flash import clear_flash, read_flash
 from keel.server.dashboard.live import Event, live_url, stream
 from keel.server.dashboard.rendering import fragment, page
@@ -199,8 +200,8 @@ def logs_text(
     store = served.store
     record = store.get_run(run_id)
     plan = served.plans.plan(record.spec_version)
-    first = log_tail(store, record, plan, node=node, attempt=attempt, before=None, limit=1)
-    del first  # read for its check: a node or attempt the run does not have is a 404
+    # a node or an attempt the run does not have is a 404 before the download starts
+    run_logs(store, record, plan, node=node, attempt=attempt, after=0, limit=1)
 
     def lines() -> Iterator[bytes]:
         after = 0
