@@ -5,8 +5,8 @@
 // its items' counts). States are told by colour and by an icon in the label.
 (function () {
   "use strict";
-  const ICONS = { succeeded: "✓", failed: "✗", failing: "✗", running: "▶", started: "▶", waiting: "⏳",
-    paused: "⏸", retrying: "↻", pending: "○", ready: "○", queued: "○", cancelled: "⊘", skipped: "⤼" };
+  const ICONS = { succeeded: "✓", failed: "✗", failing: "✗", running: "▶", started: "▶", waiting: "◷",
+    paused: "‖", retrying: "↻", pending: "○", ready: "○", queued: "○", cancelled: "⊘", skipped: "⤼" };
   const SHAPES = { task: "round-rectangle", approval: "diamond", wait: "ellipse", signal: "ellipse",
     timer: "ellipse", subworkflow: "cut-rectangle", subflow: "cut-rectangle", map: "barrel", branch: "hexagon" };
   function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888"; }
