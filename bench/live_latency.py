@@ -13,8 +13,10 @@ takes ``t0 = time.time()`` and at once cancels a waiting run, either
 * through the API (``POST /runs/{id}/cancel``): committed by the server's own process;
 
 and the latency is the page's time minus ``t0``, both read from this machine's clock
-(milliseconds). A random pause of 0.2 to 0.7 s between changes keeps them from falling
-in step with the stream's polls. The same on the run page (``/ui/runs/{id}``: an element
+(milliseconds): when the page's DOM says it, a frame or so before it is painted. The
+target holds when every change was shown within it (the largest latency). A random
+pause of 0.2 to 0.7 s between changes keeps them from falling in step with the
+stream's polls. The same on the run page (``/ui/runs/{id}``: an element
 of class ``state cancelled`` appears) when the server has that page.
 """
 
@@ -184,8 +186,8 @@ def live_table(result: dict[str, Any], judged: bool) -> tuple[str, list[bool]]:
         ordered = sorted(values)
         p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
         met = ""
-        if judged:
-            verdicts.append(p95 < TARGET_MS)
+        if judged:  # every change: "within 1 s"
+            verdicts.append(ordered[-1] < TARGET_MS)
             met = "yes" if verdicts[-1] else "**no**"
         lines.append(f"| {case} | {len(values)} | {statistics.median(values):.0f} | {p95:.0f} "
                      f"| {ordered[-1]:.0f} | < {TARGET_MS:,.0f} ms | {met} |")  # fmt: skip
