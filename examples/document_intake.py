@@ -10,7 +10,7 @@ thread or worker waits meanwhile); a person approves, with notes, or rejects:
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 import keel
 
@@ -61,6 +61,9 @@ class ReviewNotes(BaseModel):
     """What the reviewer fills in when they approve."""
 
     note: str = ""
+    total: str = Field(
+        "", pattern=r"^(\d+\.\d{2})?$", description="the total, if extraction missed it: 118.00"
+    )
 
 
 @keel.task

@@ -30,6 +30,8 @@ from keel.cli.common import (
 from keel.cli.worker_commands import LogFormatOption, configure_logging, say
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     import uvicorn
 
     from keel.runtime.metrics import Metrics
@@ -215,14 +217,23 @@ def _run_until_stopped(
     """Run ``server`` until SIGTERM or SIGINT, then return (to stop the worker and close
     the store). uvicorn replays the signal that stopped it once it has shut down; under
     the default action that would kill this process before that cleanup, so the replay
-    lands here instead (and a signal before uvicorn listens still stops it). ``closing``
-    is called at the signal: the dashboard's live streams end then, so uvicorn need not
-    wait for them."""
+    lands here instead (and a signal before uvicorn listens still stops it).
+
+    ``closing`` is called on the signal that stops uvicorn (which handles signals itself
+    while it runs): the dashboard's live streams end then, so the shutdown need not wait
+    for them."""
     import signal
 
     def stop_server(signum: int, frame: object) -> None:
         server.should_exit = True
+
+    uvicorn_exit = server.handle_exit
+
+    def handle_exit(signum: int, frame: FrameType | None) -> None:
         closing()
+        uvicorn_exit(signum, frame)
+
+    server.handle_exit = handle_exit  # type: ignore[method-assign,assignment]
 
     previous = {sig: signal.signal(sig, stop_server) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

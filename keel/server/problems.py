@@ -117,7 +117,10 @@ def install(app: FastAPI, pages: tuple[str, PageError] | None = None) -> None:
     instead, with the same status and words."""
 
     def answer(
-        request: Request, status: int, detail: str, headers: Mapping[str, str] | None = None,
+        request: Request,
+        status: int,
+        detail: str,
+        headers: Mapping[str, str] | None = None,
         **extra: Any,
     ) -> Response:
         if pages is not None and request.url.path.startswith(pages[0]):

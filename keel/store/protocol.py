@@ -52,6 +52,7 @@ from keel.store.records import (
     Wait,
 )
 from keel.store.schedules import ScheduleState
+from keel.store.summaries import FailureGroup, Throughput
 from keel.store.task_logs import AttemptLines, TaskLogLine
 from keel.store.tokens import TokenRecord
 from keel.store.wakeups import Wakeup
@@ -341,6 +342,22 @@ class Store(Protocol):
         """What the store holds at ``now``, counted in one cheap read: ready attempts
         per queue (due, not held) and the oldest one's ready time, runs waiting per kind
         of wait, notifications not delivered yet, and workers seen since ``live_since``."""
+
+    # --- summaries for people watching many runs (see keel.store.summaries) -------------
+
+    def throughput(self, since: float, step: float, steps: int) -> Throughput:
+        """Runs created, and runs ended (by final status, at their ``ended_at``), in
+        each of ``steps`` steps of ``step`` seconds from ``since``: two grouped reads of
+        the indexes by creation and by end time, costing the runs in the window."""
+
+    def failure_groups(
+        self, *, created_after: float | None = None, limit: int = 100
+    ) -> list[FailureGroup]:
+        """Failed runs (created at ``created_after`` or later) grouped by error type
+        and failed node, the most runs first, then the newest (at most ``limit``
+        groups): each group's count is what ``count_runs(status="failed",
+        error_type=..., node=..., created_after=...)`` counts. One grouped read of the
+        failed runs' index."""
 
     # --- what tasks logged (see keel.store.task_logs) -------------------------------------
 

@@ -114,7 +114,7 @@ def test_served_answers_the_browser_and_the_api_and_comes_back_after_a_restart(
         assert runs.status_code == 200, runs.text
         assert runs.json()["runs"] == []
         listed = client.get("/workflows", headers=served.headers("viewer")).json()
-        assert {w["workflow"] for w in listed["workflows"]} == {"claim", "document_intake"}
+        assert {w["workflow"] for w in listed["workflows"]} == {"claim", "document_intake", "trip"}
         assert set(served.tokens) == {"admin", "operator", "approver", "viewer"}
         served.restart()
         again = client.get("/runs", headers=served.headers("admin"))

@@ -27,8 +27,10 @@ from keel.runtime.views.report import RunReport, run_report
 from keel.runtime.worker.loop import Worker
 from keel.spec import WorkflowSpec, parse_spec
 from keel.store.sqlite import SQLiteStore
+from tests.unit import runtime_tasks
 
-TASKS = "tests.unit.runtime_tasks"
+#: the worker runs only keel tasks of modules loaded in its process: these
+TASKS = runtime_tasks.__name__
 
 
 def spec_of(nodes: list[dict[str, Any]]) -> WorkflowSpec:

@@ -6,7 +6,7 @@ other. Plain dicts of JSON values; field names are the API's contract.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from keel.engine.events import ErrorInfo, RunStarted, node_of, to_data
@@ -17,7 +17,7 @@ from keel.runtime.tracing.context import of_run
 from keel.runtime.views.activity import Activity, pause_in, run_activity
 from keel.runtime.views.audit import summary_mismatches, verify_run
 from keel.runtime.views.failures import FailedRun
-from keel.runtime.views.report import NodeReport, run_report
+from keel.runtime.views.report import NodeReport, RunReport, run_report
 from keel.store.deployments import Deployment
 from keel.store.protocol import Store
 from keel.store.records import CircuitState, RunRecord, StoredEvent, Wait
@@ -62,13 +62,18 @@ def node_document(node: NodeReport) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def run_detail(store: Store, record: RunRecord, plan: Plan, now: float) -> dict[str, Any]:
+def run_detail(
+    store: Store, record: RunRecord, plan: Plan, now: float,
+    history: Sequence[StoredEvent] | None = None, report: RunReport | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Everything ``keel show`` tells of a run, read from its history (the runs table is
     only checked against it: ``mismatches``). ``plan``: the run's; ``now``: the store's
     time, for what the run is doing and how long it has been going (``elapsed``, which
-    ``expected_duration`` and ``late`` are about)."""
-    history = store.history(record.id)
-    report = run_report(plan, history)
+    ``expected_duration`` and ``late`` are about). A caller that read the ``history``
+    (and replayed it into ``report``) for more than this passes them, so neither is
+    done twice."""
+    history = store.history(record.id) if history is None else history
+    report = run_report(plan, history) if report is None else report
     children = store.list_runs(parent=record.id, limit=1_000)
     state = report.state
     activity = run_activity(store, dataclasses.replace(record, status=state.status.value), now,

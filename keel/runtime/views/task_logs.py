@@ -10,6 +10,7 @@ they come.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from keel.engine.events import NodeStarted
@@ -63,3 +64,31 @@ def check_scope(
         raise NodeNotFoundError(f"{run}: no node has an attempt {attempt} ({most})")
     had = "it has not started" if started == 0 else f"it has {started}"
     raise NodeNotFoundError(f"{run}: node {node} has no attempt {attempt} ({had})")
+
+
+#: lines read at a time while looking for a tail
+_SCAN = 5000
+
+
+def log_tail(
+    store: Store, record: RunRecord, plan: Plan, *, node: str | None, attempt: int | None,
+    before: int | None, limit: int,
+) -> list[TaskLogLine]:  # fmt: skip
+    """The last ``limit`` lines of the run (of ``node`` and ``attempt``) before line
+    ``before`` (None: the last lines), in order: a log viewer shows the end first and
+    pages back. The store reads lines forwards only, so this reads the lines before
+    ``before`` in pages and keeps the last ones (one pass, ``limit`` lines held)."""
+    kept: deque[TaskLogLine] = deque(maxlen=limit)
+    after = 0
+    while True:
+        page = store.task_logs(record.id, node=node, attempt=attempt, after=after, limit=_SCAN)
+        for line in page:
+            if before is not None and line.seq >= before:
+                return list(kept)
+            kept.append(line)
+        if len(page) < _SCAN:
+            break
+        after = page[-1].seq
+    if not kept and (node is not None or attempt is not None):
+        check_scope(store, record, plan, node, attempt)
+    return list(kept)

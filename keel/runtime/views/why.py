@@ -17,6 +17,7 @@ Worked out in three steps, so the rules are one pure function tested without tim
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from keel.engine.plan import Plan
 from keel.engine.state import ENDED, NodeState, NodeStatus, RunState, RunStatus, is_finished
@@ -40,12 +41,17 @@ from keel.runtime.views.why_reasons import (
 )
 from keel.spec.model import ApprovalNode, SignalNode, TimerNode
 from keel.store.protocol import Store
-from keel.store.records import QueuedAttempt, RunRecord
+from keel.store.records import QueuedAttempt, RunRecord, StoredEvent
 
 
-def run_why(store: Store, record: RunRecord, plan: Plan, now: float) -> RunWhy:
-    """Why the run ``record`` (whose plan is ``plan``) has not ended, at ``now``."""
-    state, times = replay(plan, store.history(record.id), record.id)
+def run_why(
+    store: Store, record: RunRecord, plan: Plan, now: float,
+    history: Sequence[StoredEvent] | None = None,
+) -> RunWhy:  # fmt: skip
+    """Why the run ``record`` (whose plan is ``plan``) has not ended, at ``now``; from
+    its ``history`` when the caller has read it already."""
+    history = store.history(record.id) if history is None else history
+    state, times = replay(plan, history, record.id)
     # what it is doing, as ``keel runs`` and ``keel show`` say it (the history's status)
     by, since, why = times.paused or ("", 0.0, "")
     paused = None if times.paused is None else Paused(by=by, since=since, reason=why)

@@ -45,19 +45,30 @@ def install(app: FastAPI, store: Store) -> None:
         target = sign_in_url(exc.next_path)
         if request.headers.get("HX-Request"):  # htmx follows this header, not a 303
             return Response(status_code=401, headers={"HX-Redirect": target})
-        if request.url.path.startswith(f"{PREFIX}/live"):
+        if _is_stream(request):  # an EventSource follows no sign-in form
             return Response("sign in first", status_code=401)
         return RedirectResponse(target, status_code=303)
 
 
+def _is_stream(request: Request) -> bool:
+    """A live stream's request (what an EventSource sends, or a path under /ui/live)."""
+    accepts = request.headers.get("accept", "")
+    return "text/event-stream" in accepts or request.url.path.startswith(f"{PREFIX}/live")
+
+
 def _views() -> list[ModuleType]:
-    """Every module of ``pages`` with a ``router``: a new view is a new module there."""
+    """Every module of ``pages`` with a ``router``: a new view is a new module there.
+
+    In name order, except that a module setting ``AFTER_FIXED_PATHS = True`` comes after
+    the others: a route is matched in the order the routes were added, so a path with a
+    parameter where another view has a fixed word (``/ui/runs/{run_id}`` beside
+    ``/ui/runs/bulk``) must be added after it, or it takes that word for a value."""
     found = []
     for info in pkgutil.iter_modules(pages.__path__):
         module = importlib.import_module(f"{pages.__name__}.{info.name}")
         if isinstance(getattr(module, "router", None), APIRouter) and module is not signing:
             found.append(module)
-    return found
+    return sorted(found, key=lambda module: getattr(module, "AFTER_FIXED_PATHS", False))
 
 
 def error_page(request: Request, status: int, detail: str) -> HTMLResponse:

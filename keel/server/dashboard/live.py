@@ -132,9 +132,13 @@ class Window:
         return fresh
 
 
-def stream(request: Request, store: Store, follow: Follow) -> StreamingResponse:
+def stream(
+    request: Request, store: Store, follow: Follow, *, every: float = 0.0
+) -> StreamingResponse:
     """The tab's stream: from ``Last-Event-ID`` (a reconnect: the page is brought up to
-    date whole, then follows), else from the page's ``from``, else from now."""
+    date whole, then follows), else from the page's ``from``, else from now. ``every``:
+    follow the changes at most once in that many seconds (a page of aggregates,
+    recomputed per change): what comes meanwhile is read, and followed, together."""
     resumed = _position(request.headers.get("Last-Event-ID"))
     start = resumed or _position(request.query_params.get("from"))
     closing: threading.Event = request.app.state.closing
@@ -148,14 +152,19 @@ def stream(request: Request, store: Store, follow: Follow) -> StreamingResponse:
                 yield _frame(event, window.position)
         yield _frame(Event("caught-up", {}), window.position)
         quiet_since = time.monotonic()
+        followed = 0.0  # when follow last ran (monotonic)
         while not closing.is_set():
             if await request.is_disconnected():
                 return
+            rest = followed + every - time.monotonic()
+            if rest > 0:  # followed a moment ago: let changes gather meanwhile
+                await asyncio.sleep(min(rest, every))
+                continue
             changes = await run_in_threadpool(window.read, store)
             if changes:
                 for event in await run_in_threadpool(follow, changes):
                     yield _frame(event, window.position)
-                quiet_since = time.monotonic()
+                quiet_since = followed = time.monotonic()
             elif time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
                 yield ": keepalive\n\n"
                 quiet_since = time.monotonic()

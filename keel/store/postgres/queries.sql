@@ -547,3 +547,17 @@ UPDATE alert_notices SET delivered_at = %s, next_at = NULL, error = NULL WHERE i
 
 -- name: alert_notice_failed
 UPDATE alert_notices SET next_at = %s, error = %s WHERE id = %s;
+
+-- Summaries of runs (keel.store.summaries), each one grouped read of an index: the runs
+-- created, and ended, in each step of a window (runs_by_created, runs_ended). (The failed
+-- runs by error type and node are grouped over run_lists.runs_where, as count_runs counts.)
+
+-- name: runs_started_per_step
+SELECT floor((created_at - %(since)s) / %(step)s)::bigint AS place, count(*) FROM runs
+WHERE created_at >= %(since)s AND created_at < %(until)s
+GROUP BY place;
+
+-- name: runs_ended_per_step
+SELECT floor((ended_at - %(since)s) / %(step)s)::bigint AS place, status, count(*) FROM runs
+WHERE ended_at >= %(since)s AND ended_at < %(until)s
+GROUP BY place, status;

@@ -505,3 +505,18 @@ UPDATE alert_notices SET delivered_at = ?, next_at = NULL, error = NULL WHERE id
 
 -- name: alert_notice_failed
 UPDATE alert_notices SET next_at = ?, error = ? WHERE id = ?;
+
+-- Summaries of runs (keel.store.summaries), each one grouped read of an index: the runs
+-- created, and ended, in each step of a window (runs_by_created, runs_ended); CAST
+-- truncates, and the rows are at or after :since, so it is the floor. (The failed runs
+-- by error type and node are grouped over run_lists.runs_where, as count_runs counts.)
+
+-- name: runs_started_per_step
+SELECT CAST((created_at - :since) / :step AS INTEGER) AS place, count(*) FROM runs
+WHERE created_at >= :since AND created_at < :until
+GROUP BY place;
+
+-- name: runs_ended_per_step
+SELECT CAST((ended_at - :since) / :step AS INTEGER) AS place, status, count(*) FROM runs
+WHERE ended_at >= :since AND ended_at < :until
+GROUP BY place, status;

@@ -35,6 +35,7 @@ from keel.store.sqlstore.free import SQLFree
 from keel.store.sqlstore.gauges import SQLGauges
 from keel.store.sqlstore.run_lists import SQLRunLists
 from keel.store.sqlstore.service import SQLService
+from keel.store.sqlstore.summaries import SQLSummaries
 from keel.store.sqlstore.task_logs import SQLTaskLogs
 from keel.store.wakeups import Wakeup, WorkQueued
 from keel.store.writes import Committed, Transition
@@ -44,7 +45,7 @@ REFUSALS = (ConflictError, LeaseLostError, RunNotFoundError)
 
 
 @store_boundary
-class SQLStore(SQLService, SQLRunLists, SQLGauges, SQLTaskLogs, SQLAlerts):
+class SQLStore(SQLService, SQLRunLists, SQLGauges, SQLTaskLogs, SQLAlerts, SQLSummaries):
     """``Store`` on a SQL database, through its ``Dialect``."""
 
     def close(self) -> None:

@@ -91,7 +91,7 @@
       if (name === "patch") patch(data.items || []);
       (handlers[name] || []).forEach((fn) => fn(data));
     };
-    for (const name of ["patch", "run", "nodes", "runs", "caught-up", "gone"]) source.addEventListener(name, dispatch(name));
+    for (const name of ["patch", "run", "nodes", "runs", "approvals", "throughput", "caught-up", "gone"]) source.addEventListener(name, dispatch(name));
   }
 
   document.addEventListener("DOMContentLoaded", () => {

@@ -1,0 +1,115 @@
+"""The state of a whole store at a glance (the dashboard's overview): runs by status,
+throughput, failure rate and durations per workflow, the queues, the waiting runs, the
+workers, the late runs and the alerts firing.
+
+Every number is an aggregate the store computes from an index, never a read per run:
+``count_runs`` (the same selection as the runs list a number links to), ``ended_runs``
+(what the ``failure_rate`` and ``p95_duration`` alert rules read, so the page and the
+alerts cannot disagree), ``gauges`` (what ``/metrics`` serves), ``throughput``,
+``live_workers`` and ``lease_owners``, ``alert_states``. Its cost grows with the
+deployed workflows (four reads each) and the runs of the window, not with histories.
+
+The window is whole steps (hours) ending with the one ``now`` is in, so its start, a
+filter of the links, stays the same for a step and a count shown is the count the
+linked list finds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from keel.store.alerts import AlertState, EndedRuns
+from keel.store.deployments import current_versions
+from keel.store.gauges import StoreGauges
+from keel.store.presence import LIVE_WITHIN, WorkerRecord
+from keel.store.protocol import Store
+from keel.store.summaries import Throughput
+
+#: the overview's window: 24 steps of an hour
+STEP = 3600.0
+STEPS = 24
+#: the statuses of runs not ended, in the order they are shown
+ACTIVE = ("pending", "running", "failing", "paused")
+#: every status, in the order they are shown
+STATUSES = (*ACTIVE, "succeeded", "failed", "cancelled")
+
+
+def window_start(now: float, step: float = STEP, steps: int = STEPS) -> float:
+    """The start of the window of ``steps`` whole steps whose last holds ``now``."""
+    return (math.floor(now / step) - steps + 1) * step
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowHealth:
+    """One workflow's runs that ended in the window (as its alert rules read them)."""
+
+    workflow: str
+    ended: int
+    failed: int
+    #: durations (end less creation) at the median and the 95th percentile
+    p50: float | None
+    p95: float | None
+
+    @property
+    def failure_rate(self) -> float | None:
+        return None if not self.ended else self.failed / self.ended
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    now: float
+    #: the window's start (a filter of the links: ``created_after``)
+    since: float
+    #: runs by status, all of them, and those created in the window
+    statuses: dict[str, int]
+    window_statuses: dict[str, int]
+    #: the runs that ended in the window, all workflows together
+    ended: EndedRuns
+    workflows: list[WorkflowHealth]
+    gauges: StoreGauges
+    workers: list[WorkerRecord]
+    #: the workers holding an attempt now
+    busy: frozenset[str]
+    #: late runs not ended, by status
+    late: dict[str, int]
+    alerts_firing: list[AlertState] = field(default_factory=list)
+    #: runs started and ended per step (None when not asked for: it changes slowly)
+    throughput: Throughput | None = None
+
+    @property
+    def failure_rate(self) -> float | None:
+        return None if not self.ended.count else self.ended.failed / self.ended.count
+
+    @property
+    def late_total(self) -> int:
+        return sum(self.late.values())
+
+
+def workflow_health(store: Store, workflow: str, since: float) -> WorkflowHealth:
+    """A workflow's ended runs since ``since``: count, failed, median and p95 duration."""
+    median = store.ended_runs(since, workflow=workflow, quantile=0.5)
+    p95 = store.ended_runs(since, workflow=workflow, quantile=0.95).duration
+    return WorkflowHealth(workflow, median.count, median.failed, median.duration, p95)
+
+
+def overview(store: Store, now: float, *, with_throughput: bool = True) -> Overview:
+    """The store at ``now``; ``with_throughput``: also the runs per step (two reads more)."""
+    since = window_start(now)
+    statuses = store.count_runs()
+    late = store.count_runs(late=True)
+    names = sorted(current_versions(store.deployments()))
+    return Overview(
+        now=now,
+        since=since,
+        statuses=statuses,
+        window_statuses=store.count_runs(created_after=since),
+        ended=store.ended_runs(since),
+        workflows=[workflow_health(store, name, since) for name in names],
+        gauges=store.gauges(now, now - LIVE_WITHIN),
+        workers=store.live_workers(now - LIVE_WITHIN),
+        busy=frozenset(store.lease_owners()),
+        late={status: count for status, count in late.items() if status in ACTIVE},
+        alerts_firing=[state for state in store.alert_states() if state.state == "firing"],
+        throughput=store.throughput(since, STEP, STEPS) if with_throughput else None,
+    )

@@ -1,0 +1,111 @@
+"""Needs attention (``/ui/attention``): failed runs grouped by error type and node,
+stuck runs with their reason, late runs, overdue approvals, open circuits, alerts
+firing (``keel.runtime.views.attention`` says how each is read, and its bounds).
+
+Live: while runs change, the blocks are recomputed at most once a second and only
+those that changed are patched; the stuck runs, which read histories, at most once in
+``STUCK_EVERY`` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+
+from keel.runtime.views.alerts import alert_document
+from keel.runtime.views.attention import QUIET, Attention, attention
+from keel.server.dashboard.links import iso, run_url, runs_url
+from keel.server.dashboard.live import Event, live_url, stream
+from keel.server.dashboard.reasons import reason_words
+from keel.server.dashboard.rendering import fragment, page
+from keel.server.dashboard.sessions import Reading
+from keel.server.service import Service, service
+from keel.store.records import RunChange
+
+router = APIRouter(include_in_schema=False)
+
+Served = Annotated[Service, Depends(service)]
+
+BLOCKS = ("at-failures", "at-stuck", "at-late", "at-approvals", "at-circuits", "at-alerts")
+EVERY = 1.0
+STUCK_EVERY = 10.0
+#: the windows the failures may be limited to (``since``)
+WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "all": None}
+
+
+def _since(window: str, now: float) -> float | None:
+    span = WINDOWS.get(window)
+    return None if span is None else now - span.total_seconds()
+
+
+def _context(found: Attention, window: str, since: float | None) -> dict[str, Any]:
+    return {"at": found, "window": window, "windows": list(WINDOWS), "since": since,
+            "runs_url": runs_url, "run_url": run_url, "iso": iso, "quiet": QUIET,
+            "reason_words": reason_words, "alert_document": alert_document}  # fmt: skip
+
+
+def _window(window: str) -> str:
+    return window if window in WINDOWS else "all"
+
+
+@router.get("/ui/attention", response_class=HTMLResponse)
+def attention_page(
+    request: Request,
+    viewer: Reading,
+    served: Served,
+    window: Annotated[str, Query(max_length=8)] = "all",
+) -> HTMLResponse:
+    window = _window(window)
+    now = served.clock.now()
+    since = _since(window, now)
+    # whole seconds: the failures' links carry ``created_after`` to the second
+    since = None if since is None else float(int(since))
+    found = attention(served.store, served.plans.plan, now, created_after=since)
+    stream_url = live_url("/ui/live/attention", served.store, window=window,
+                          since=None if since is None else str(since))  # fmt: skip
+    return page(request, "attention.html", viewer, blocks=BLOCKS, live=stream_url,
+                **_context(found, window, since))  # fmt: skip
+
+
+class _Follow:
+    """One tab's view: the blocks as last sent, and the stuck runs as last explained."""
+
+    def __init__(self, served: Service, window: str, since: float | None) -> None:
+        self.served, self.window, self.since = served, window, since
+        self.sent: dict[str, str] = {}
+        self.stuck_at = time.monotonic()
+
+    def __call__(self, changes: Sequence[RunChange] | None) -> list[Event]:
+        whole = changes is None
+        explain = whole or time.monotonic() - self.stuck_at >= STUCK_EVERY
+        found = attention(self.served.store, self.served.plans.plan, self.served.clock.now(),
+                          created_after=self.since, with_stuck=explain)  # fmt: skip
+        if explain:
+            self.stuck_at = time.monotonic()
+        context = _context(found, self.window, self.since)
+        items = []
+        for name in BLOCKS:
+            if name == "at-stuck" and not explain:
+                continue
+            html = fragment("attention_block.html", block=name, **context)
+            if whole or self.sent.get(name) != html:
+                items.append({"id": name, "html": html})
+                self.sent[name] = html
+        return [Event("patch", {"items": items})] if items else []
+
+
+@router.get("/ui/live/attention")
+def live(
+    request: Request,
+    viewer: Reading,
+    served: Served,
+    window: Annotated[str, Query(max_length=8)] = "all",
+    since: Annotated[float | None, Query()] = None,
+) -> StreamingResponse:
+    follow = _Follow(served, _window(window), since)
+    return stream(request, served.store, follow, every=EVERY)

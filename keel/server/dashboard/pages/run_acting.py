@@ -1,0 +1,107 @@
+"""The run page's actions: cancel, pause, unpause, retry (the failed nodes, or from one
+node) and skip a node with output, each with a reason, each recorded with the signed-in
+name as ``by``; and the preview each dialog shows of what would run again.
+
+A form posts here and is sent back to the run page (post, redirect, get) with a message
+saying what was done or why it was refused. Only ``act`` may post (``Acting``), with
+the session's CSRF token; the page does not draw the buttons for anyone else. Setting
+an approval by hand decides it, so only its deciders may (the API's own guard).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from keel.errors import ForbiddenError, KeelError, StoreError
+from keel.server.dashboard.flash import Kind, set_flash
+from keel.server.dashboard.rendering import fragment
+from keel.server.dashboard.run_actions import done_words, perform, preview
+from keel.server.dashboard.run_view import read_run
+from keel.server.dashboard.sessions import Acting, Reading, Viewer
+from keel.server.service import Service, service
+
+router = APIRouter(include_in_schema=False)
+Served = Annotated[Service, Depends(service)]
+Reason = Annotated[str, Form(max_length=2000)]
+NodeField = Annotated[str, Form(max_length=500)]
+
+
+@router.get("/ui/runs/{run_id}/preview", response_class=HTMLResponse)
+def preview_part(
+    run_id: str, viewer: Reading, served: Served,
+    action: Annotated[str, Query(max_length=20)],
+    node: Annotated[str | None, Query(max_length=500)] = None,
+) -> HTMLResponse:  # fmt: skip
+    """What ``action`` (on ``node``) would run again, for the dialog before it is sent."""
+    record = served.store.get_run(run_id)
+    view = read_run(served.store, record, served.plans.plan(record.spec_version),
+                    served.clock.now())  # fmt: skip
+    return HTMLResponse(fragment("run/preview.html", preview=preview(view, action, node or None)))
+
+
+def _act(
+    request: Request, served: Service, run_id: str, viewer: Viewer, action: str, *,
+    reason: str, node: str | None = None, output: str = "",
+) -> RedirectResponse:  # fmt: skip
+    """Do it, and go back to the run page saying what was done or why it was not."""
+    back = f"/ui/runs/{run_id}"
+    who = viewer.identity
+    try:
+        record = perform(served.store, run_id, action, who=who, reason=reason.strip(),
+                         clock=served.clock, node=node or None, output=output)  # fmt: skip
+    except (ForbiddenError, StoreError):  # not allowed, no such run, the store failed
+        raise
+    except KeelError as exc:
+        return _back(request, back, "problem", f"Not done: {exc}")
+    return _back(request, back, "done", done_words(action, record, node))
+
+
+def _back(request: Request, to: str, kind: Kind, text: str) -> RedirectResponse:
+    answer = RedirectResponse(to, status_code=303)
+    set_flash(answer, request, kind, text)
+    return answer
+
+
+@router.post("/ui/runs/{run_id}/cancel")
+def cancel(
+    request: Request, run_id: str, viewer: Acting, served: Served, reason: Reason = ""
+) -> RedirectResponse:
+    return _act(request, served, run_id, viewer, "cancel", reason=reason)
+
+
+@router.post("/ui/runs/{run_id}/pause")
+def pause(
+    request: Request, run_id: str, viewer: Acting, served: Served, reason: Reason = ""
+) -> RedirectResponse:
+    return _act(request, served, run_id, viewer, "pause", reason=reason)
+
+
+@router.post("/ui/runs/{run_id}/unpause")
+def unpause(
+    request: Request, run_id: str, viewer: Acting, served: Served, reason: Reason = ""
+) -> RedirectResponse:
+    return _act(request, served, run_id, viewer, "unpause", reason=reason)
+
+
+@router.post("/ui/runs/{run_id}/retry")
+def retry(
+    request: Request, run_id: str, viewer: Acting, served: Served, reason: Reason = "",
+    node: NodeField = "",
+) -> RedirectResponse:  # fmt: skip
+    """Retry the failed nodes, or (``node``) that node and everything downstream of it."""
+    action = "retry-node" if node.strip() else "retry"
+    return _act(request, served, run_id, viewer, action, reason=reason,
+                node=node.strip())  # fmt: skip
+
+
+@router.post("/ui/runs/{run_id}/skip")
+def skip(
+    request: Request, run_id: str, viewer: Acting, served: Served, node: NodeField,
+    output: Annotated[str, Form(max_length=1_000_000)] = "", reason: Reason = "",
+) -> RedirectResponse:  # fmt: skip
+    """Set ``node`` done by hand with ``output`` (JSON), as ``keel skip``."""
+    return _act(request, served, run_id, viewer, "skip", reason=reason,
+                node=node.strip(), output=output)  # fmt: skip

@@ -1,0 +1,88 @@
+"""Workflows (``/ui/workflows``): the deployed workflows with their current version,
+and a workflow's page (``/ui/workflows/{name}``): its versions with who deployed them
+and when, the graph of a version (laid out once per version on the server,
+``keel.spec.layout``), the diff between two versions, its triggers with their next fire
+times, and its recent runs as a grid of nodes by runs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+
+from keel.errors import WorkflowNotFoundError
+from keel.runtime.triggers.schedule_views import schedule_documents
+from keel.runtime.views.documents import workflows_document
+from keel.runtime.views.run_grid import RECENT, run_grid
+from keel.server.dashboard.links import iso, run_url, runs_url
+from keel.server.dashboard.rendering import page
+from keel.server.dashboard.sessions import Reading
+from keel.server.dashboard.workflow_parts import (
+    cell_state,
+    cell_title,
+    definition_diff,
+    find_version,
+    trigger_rows,
+    versions_of,
+)
+from keel.server.service import Service, service
+from keel.spec.layout import layout_of
+
+router = APIRouter(include_in_schema=False)
+
+Served = Annotated[Service, Depends(service)]
+VersionQuery = Annotated[str | None, Query(max_length=64, pattern=r"^[0-9a-f]*$")]
+
+#: the most nodes the grid shows as rows
+GRID_ROWS = 300
+
+
+@router.get("/ui/workflows", response_class=HTMLResponse)
+def workflows(request: Request, viewer: Reading, served: Served) -> HTMLResponse:
+    found = workflows_document(served.store)
+    return page(request, "workflows.html", viewer, workflows=found, runs_url=runs_url)
+
+
+@router.get("/ui/workflows/{name}", response_class=HTMLResponse)
+def workflow(
+    request: Request,
+    name: str,
+    viewer: Reading,
+    served: Served,
+    version: VersionQuery = None,
+    old: Annotated[str | None, Query(alias="from", max_length=64, pattern=r"^[0-9a-f]*$")] = None,
+    new: Annotated[str | None, Query(alias="to", max_length=64, pattern=r"^[0-9a-f]*$")] = None,
+) -> HTMLResponse:
+    store, plans = served.store, served.plans
+    versions = versions_of(store.deployments(name))
+    if not versions:
+        raise WorkflowNotFoundError(f"no workflow named '{name}' is deployed")
+    shown = find_version(versions, version or None)
+    if shown is None:
+        raise WorkflowNotFoundError(f"workflow '{name}' has no deployed version {version}")
+    spec = plans.plan(shown.version).spec
+    diff: dict[str, Any] | None = None
+    if len(versions) > 1:
+        place = [v.version for v in versions].index(shown.version)
+        # by default: the version shown against the one before it (the first: after it)
+        pair = (versions[place - 1], shown) if place > 0 else (shown, versions[1])
+        before = find_version(versions, old) if old else pair[0]
+        after = find_version(versions, new) if new else pair[1]
+        if before is None or after is None:
+            raise WorkflowNotFoundError(f"workflow '{name}' has no deployed version "
+                                        f"{old if before is None else new}")  # fmt: skip
+        lines = definition_diff(plans.plan(before.version).spec, plans.plan(after.version).spec)
+        diff = {"old": before, "new": after, "lines": lines}
+    current = next(v for v in versions if v.current)
+    now = served.clock.now()
+    schedules = [doc for doc in schedule_documents(store, plans, now) if doc["workflow"] == name]
+    triggers = trigger_rows(plans.plan(current.version).spec, schedules)
+    grid = run_grid(store, name, plans.plan, limit=RECENT)
+    return page(
+        request, "workflow.html", viewer, workflow=name, versions=versions, shown=shown,
+        current=current, spec=spec, elements=layout_of(spec).to_cytoscape(), diff=diff,
+        triggers=triggers, grid=grid, grid_rows=grid.rows[:GRID_ROWS], cell_state=cell_state,
+        cell_title=cell_title, runs_url=runs_url, run_url=run_url, iso=iso,
+    )  # fmt: skip
