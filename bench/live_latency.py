@@ -54,6 +54,7 @@ OBSERVER = """() => {
       if (shown) window.keelSeen[id] = now;
     }
   };
+  window.keelLook = look;
   new MutationObserver(look).observe(document.documentElement,
     {subtree: true, childList: true, attributes: true, characterData: true});
 }"""
@@ -169,7 +170,8 @@ def _changes(page: Any, run_ids: list[str], test: str, change: Any,
     """Change each run while the page watches; the latencies in ms."""
     latencies = []
     for run_id in run_ids:
-        page.evaluate("([id, test]) => { window.keelWatch[id] = test; }", [run_id, test])
+        page.evaluate("([id, test]) => { window.keelWatch[id] = test; window.keelLook(); }",
+                      [run_id, test])  # fmt: skip
         time.sleep(rng.uniform(0.2, 0.7))
         if page.evaluate("id => id in window.keelSeen", run_id):
             raise SystemExit(f"the page showed run {run_id} cancelled before it was")

@@ -1,5 +1,5 @@
 """A SQLite store holding N runs of ``bench/dash_flows.yaml``, as a dashboard would find
-it after a month of work, made in a minute or two rather than the ten a worker takes.
+it after a month of work, made in minutes (two to six for 100,000 runs here).
 
 Each run gets a story, drawn from a seeded random generator, so the same N gives the
 same mix: which workflow, who started it, when (spread evenly over the last ``SPAN``
@@ -18,9 +18,9 @@ bench's: runs are started ``BATCH`` at a time in one write (what
 their next steps go through ``Store.commit`` as groups (one write a group, a savepoint
 a run). Each task attempt is leased by the transition before it (lease-on-commit, as a
 worker continuing a run does), so ``NodeStarted`` and the leases are the store's own.
-Through the engine one run at a time (``start_run``, then a worker or the operations)
-100,000 runs take ten minutes or more here. ``keel verify --all`` finds every run's
-chain intact and its row as its history says.
+One run at a time through the engine (``start_run``: 1.7 ms a run here; a worker's W3:
+about 200 runs/s) 100,000 runs would take ten minutes or more. ``keel verify --all``
+finds every run's chain intact and its row as its history says.
 """
 
 from __future__ import annotations
