@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,68 @@ def test_the_layout_benchmark_runs_every_shape() -> None:
     rows = [line for line in out.stdout.splitlines() if line.startswith("| ")]
     assert [row.split(" | ")[0] for row in rows[2:]] == ["| chain", "| fan", "| random DAG"]
     assert "| 199 | 200 |" in rows[2], "a chain of 200 has 199 edges and 200 layers"
+
+
+def test_the_dashboard_benchmarks_store_is_what_the_engine_would_have_made(
+    tmp_path: Path,
+) -> None:
+    """``bench.run_store`` batches the engine's transitions: every run's chain is intact
+    and its row is what its history says (as ``keel verify``), nothing stays leased, and
+    the mix the runs list is measured on is there."""
+    from bench.run_store import ERRORS, QUEUED, fill
+    from keel.runtime.runs import RunCache
+    from keel.runtime.views.activity import run_activity
+    from keel.runtime.views.audit import verify_run
+    from keel.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "keel.db")
+    try:
+        counts = fill(store, 600, waiting=3)
+        assert sum(counts.values()) == 603
+        assert {"succeeded", "failed", "cancelled", "paused", "running"} <= set(counts)
+        runs = store.list_runs(limit=1_000)
+        cache = RunCache(store)
+        for run in runs:
+            report, mismatches = verify_run(store, run, cache.state)
+            assert report.intact, report.problems
+            assert not mismatches, mismatches
+            assert not store.leases(run.id)
+        failed = [run for run in runs if run.status == "failed"]
+        assert {run.error_type for run in failed} >= {"Rejected", ERRORS[0][0], ERRORS[1][0]}
+        assert {run.failed_node for run in failed} >= {"fetch", "charge", "review", "publish"}
+        assert 0 < store.count_runs(late=True).get("running", 0) < counts["running"]
+        now = time.time()
+        newest = [run_activity(store, run, now) for run in runs[: 3 + QUEUED]]
+        assert [a.kind if a else None for a in newest] == ["waiting"] * 3 + ["queued"] * QUEUED
+        assert {run.workflow for run in runs[:3]} == {"refunds"}
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_the_dashboard_benchmark_measures_both_stores(tmp_path: Path) -> None:
+    """Tiny sizes and no browser, so it cannot rot; no figure is judged."""
+    from bench.dashboard import API, COUNTS, LIST
+
+    env = {**os.environ, "KEEL_BENCH_RESULTS": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.dashboard", "--runs", "200", "--reps", "2",
+         "--no-browser"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = {line.split(" | ")[0][2:]: line for line in out.stdout.splitlines()
+            if line.startswith("| ")}  # fmt: skip
+    for name, _ in (*LIST, *COUNTS, *API):
+        assert name in rows, name
+    # the first and second pages are full in both stores; the counts count every run
+    assert "| 50 / 50 |" in rows["all runs"]
+    assert "| 50 / 50 |" in rows["second page"]
+    assert "| 100 / 200 |" in rows["counts"]
+    assert rows["all runs"].endswith("| ≤ 2x |  |")  # shown, judged at 100,000 runs only
+    (results,) = tmp_path.glob("dashboard-*.json")
+    data = json.loads(results.read_text())
+    assert data["raw"]["store_200"]["runs"] == 200
+    latencies = data["raw"]["runs_list"]["latency_ms"]
+    assert set(latencies) == {name for name, _ in (*LIST, *COUNTS, *API)}
+    assert all(len(by_store["100"]) == len(by_store["200"]) == 2 for by_store in latencies.values())

@@ -237,6 +237,23 @@ def test_what_the_dashboard_reads_goes_through_its_index(
     assert f"USING INDEX {index}" in plan, plan
 
 
+@pytest.mark.parametrize("kind", [None, "approval"])
+def test_a_runs_waits_are_read_by_its_key(
+    sqlite_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch, kind: str | None
+) -> None:
+    """Every row of a run not ended in the runs list reads its waits (``run_activity``):
+    by the table's key, not through every open wait (9 ms a row at 8,000 open waits,
+    ``python -m bench.dashboard``)."""
+    conn = sqlite_store.dialect.connection()
+    recording = Recording(conn)
+    monkeypatch.setattr(sqlite_store.dialect, "read", lambda: nullcontext(recording))
+    sqlite_store.waits(run_id="r", waits_for=kind)
+
+    ((query, params),) = recording.queries
+    plan = " ; ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", params))
+    assert "SEARCH w USING PRIMARY KEY (run_id=?)" in plan, plan
+
+
 # --- the change feed ------------------------------------------------------------------------
 
 

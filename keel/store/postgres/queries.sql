@@ -271,6 +271,13 @@ WHERE (%(kind)s::text IS NULL OR w.waits_for = %(kind)s::text)
   AND (%(run)s::text IS NULL OR w.run_id = %(run)s::text)
 ORDER BY w.since, w.run_id, w.node LIMIT %(limit)s;
 
+-- name: select_waits_of_run
+-- one run's waits by the table's key (select_waits' OR form may read every open wait)
+SELECT w.run_id, w.node, w.waits_for, w.since, w.until, w.details, r.workflow, r.status
+FROM waits w JOIN runs r ON r.id = w.run_id
+WHERE w.run_id = %(run)s AND (%(kind)s::text IS NULL OR w.waits_for = %(kind)s::text)
+ORDER BY w.since, w.node LIMIT %(limit)s;
+
 -- name: database_time
 SELECT extract(epoch FROM clock_timestamp())::double precision;
 

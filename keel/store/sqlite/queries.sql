@@ -241,6 +241,14 @@ FROM waits w JOIN runs r ON r.id = w.run_id
 WHERE (:kind IS NULL OR w.waits_for = :kind) AND (:run IS NULL OR w.run_id = :run)
 ORDER BY w.since, w.run_id, w.node LIMIT :limit;
 
+-- name: select_waits_of_run
+-- one run's waits by the table's key: select_waits' OR form reads every open wait (a
+-- waiting run's row in the runs list paid 9 ms at 8,000 open waits, 0.01 ms this way)
+SELECT w.run_id, w.node, w.waits_for, w.since, w.until, w.details, r.workflow, r.status
+FROM waits w JOIN runs r ON r.id = w.run_id
+WHERE w.run_id = :run AND (:kind IS NULL OR w.waits_for = :kind)
+ORDER BY w.since, w.node LIMIT :limit;
+
 -- name: upsert_worker
 -- live workers (keel.store.presence): registered at start, seen with each heartbeat
 INSERT OR REPLACE INTO workers (owner, host, pid, queues, started_at, seen_at, runs)

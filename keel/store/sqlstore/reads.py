@@ -141,8 +141,9 @@ class SQLReader:
         self, *, waits_for: str | None = None, run_id: str | None = None, limit: int = 1000
     ) -> list[Wait]:
         params = {"kind": waits_for, "run": run_id, "limit": limit}
+        query = self.q["select_waits" if run_id is None else "select_waits_of_run"]
         with self.dialect.read() as cur:
-            rows = cur.execute(self.q["select_waits"], params).fetchall()
+            rows = cur.execute(query, params).fetchall()
         return [wait_of(row) for row in rows]
 
     def due_timers(self, now: float, limit: int) -> list[Timer]:
