@@ -1,6 +1,7 @@
-"""The page's check of an approval's form (static/approvals.js) says what the server's
-check says (keel.server.dashboard.schema_form.check), keyword by keyword: what the page
-lets through, the server takes, and both name the problem with the same words."""
+"""The page's check of a form drawn from a JSON Schema (static/schema_form.js: an
+approval's decision, a run's input) says what the server's check says
+(keel.server.dashboard.schema_form.check), keyword by keyword: what the page lets
+through, the server takes, and both name the problem with the same words."""
 
 from __future__ import annotations
 
@@ -44,12 +45,12 @@ CASES: list[tuple[dict[str, Any], Any]] = [
 def test_the_page_and_the_server_find_the_same_problems(page: Page) -> None:
     page.set_content("<!doctype html><html><head></head><body></body></html>")
     page.add_script_tag(path=STATIC / "app.js")
-    page.add_script_tag(path=STATIC / "approvals.js")
+    page.add_script_tag(path=STATIC / "schema_form.js")
     refused = 0
     for schema, value in CASES:
         form = {"type": "object", "properties": {"v": schema}}
         on_server = check(form, form_fields(form), {"v": value}).get("data.v")
-        in_page = page.evaluate("([v, s]) => window.keel.approvals.problemOf(v, s)",
+        in_page = page.evaluate("([v, s]) => window.keel.schemaForm.problemOf(v, s)",
                                 [value, schema])  # fmt: skip
         assert in_page == on_server, (schema, value)
         refused += on_server is not None

@@ -55,6 +55,13 @@ def run_id_for_key(key: str) -> str:
     return hashlib.sha256(b"keel-idempotency-key\0" + key.encode()).hexdigest()[:32]
 
 
+def check_key(key: str) -> None:
+    """Refuse (``InputError``) what cannot be an idempotency key; a form checks a key
+    before it starts anything, as ``start_once`` does."""
+    if not (0 < len(key) <= 255 and key.isascii() and key.isprintable()):
+        raise InputError("an idempotency key is 1 to 255 printable ASCII characters")
+
+
 def start_once(
     store: Store,
     spec: WorkflowSpec,
@@ -75,8 +82,8 @@ def start_once(
     a run that is not what was asked for. (A repeat after a new version was deployed
     still gets the first run: it is the same request.) ``same_input=False``: the key
     alone names the request (a file's path and hash: where it is moved to may differ)."""
-    if key is not None and not (0 < len(key) <= 255 and key.isascii() and key.isprintable()):
-        raise InputError("an idempotency key is 1 to 255 printable ASCII characters")
+    if key is not None:
+        check_key(key)
     run_id = None if key is None else run_id_for_key(key)
     try:
         record = start_run(

@@ -1,11 +1,13 @@
-"""An approval's form, drawn from its JSON Schema: the fields a page shows, the data a
-submitted form stands for, and which field each problem with that data belongs to.
+"""A form drawn from a JSON Schema (an approval's form, a run's input): the fields a
+page shows, the data a submitted form stands for, and which field each problem with
+that data belongs to.
 
-What the page draws, the page's script (``static/approvals.js``) checks before the form
-is sent, and this module checks again when it arrives, with the same validator the
-approve operation uses (``keel.spec.schemas.validator_class``): the page must never let
-through what the operation would refuse, and a refusal must name the field, keeping
-every value the person typed.
+What the page draws (``templates/schema_fields.html``), the page's script
+(``static/schema_form.js``) checks before the form is sent, and this module checks again
+when it arrives, with the same validator the operation uses
+(``keel.spec.schemas.validator_class``): the page must never let through what the
+operation would refuse, and a refusal must name the field, keeping every value the
+person typed.
 
 Supported, each as its own control: strings (``minLength``/``maxLength``, ``pattern``,
 ``format`` date and email), numbers and integers (``minimum``/``maximum``, exclusive
@@ -57,7 +59,7 @@ class Field:
     #: the control's name: ``data.`` + the path
     name: str
     path: tuple[str, ...]
-    #: a DOM id for the control, unique within one approval's form
+    #: a DOM id for the control, unique within one form
     id: str
     label: str
     control: Control
@@ -85,8 +87,8 @@ class Reading:
 
 
 def form_fields(schema: Schema) -> list[Field]:
-    """The fields of an approval's form (an object schema); a schema that declares no
-    fields is one JSON text area for the whole data."""
+    """The fields of a form (an object schema: an approval's form, a run's input); a
+    schema that declares no fields is one JSON text area for the whole data."""
     resolved = schema_at(schema, (), schema) or {}
     if isinstance(resolved.get("properties"), dict):
         return _object_fields(schema, schema, (), "f", 0)
@@ -331,7 +333,8 @@ def _read_number(item: Field, text: str, errors: dict[str, str]) -> tuple[bool, 
 def check(schema: Schema, fields: Sequence[Field], data: Any) -> dict[str, str]:
     """Every way ``data`` misses the form's schema, one message per field (the first
     found), by the field's name (``""``: the form as a whole). The same validator as
-    the approve operation, and the formats the form draws (date, email) checked too."""
+    the operations (approve, start), and the formats the form draws (date, email)
+    checked too."""
     from jsonschema import FormatChecker
 
     names = {item.path: item.name for item in walk(fields)}
