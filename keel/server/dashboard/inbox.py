@@ -2,7 +2,7 @@
 ``GET /approvals`` and ``keel approvals`` list them, oldest first), which tab each is
 in for this viewer, whether they may decide it, and its form.
 
-Who may decide follows ``keel.server.routes.approvals.check_decider``, which the
+Who may decide follows ``keel.server.policies.check_decider``, which the
 operation runs again inside the decision's transaction: a role with ``decide``, and
 the viewer's name, role or one of their groups among the approval's assignees and role
 (an approval assigned to nobody: any decider; an admin: any approval). The page only

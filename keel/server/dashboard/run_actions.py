@@ -22,7 +22,7 @@ from keel.runtime.operations.interventions import pause_run, unpause_run
 from keel.runtime.operations.manual import retry_run, set_node_output, to_retry
 from keel.server.dashboard.run_view import UNFINISHED, RunView
 from keel.server.identities import Identity
-from keel.server.routes.runs import setting_allowed
+from keel.server.policies import setting_allowed
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
 

@@ -4,25 +4,23 @@ Who may decide is checked twice: the route needs the ``decide`` permission, and 
 approval with ``assignees`` or a ``role`` can only be decided by an identity whose name,
 role or one of whose groups is among them (or by an admin). The check runs inside the
 decision's transaction, against the approval as it waits, so nothing is recorded when
-it fails.
+it fails (``keel.server.policies``, which the dashboard uses too).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, JsonValue
 
-from keel.errors import ForbiddenError
 from keel.runtime.operations.interventions import approve, reject
 from keel.runtime.views.documents import run_document, wait_document
 from keel.server.guard import needs
 from keel.server.identities import Identity
+from keel.server.policies import decider_check
 from keel.server.roles import Permission
 from keel.server.service import Service, service
-from keel.spec.model import ApprovalNode
 from keel.store.records import Wait
 
 router = APIRouter(tags=["approvals"])
@@ -39,28 +37,6 @@ class Approve(BaseModel):
 
 class Reject(BaseModel):
     comment: str = ""
-
-
-def deciders(approval: ApprovalNode) -> tuple[str, ...]:
-    return (*approval.assignees, *((approval.role,) if approval.role else ()))
-
-
-def may_decide(who: Identity, approval: ApprovalNode) -> bool:
-    allowed = deciders(approval)
-    return who.role == "admin" or not allowed or who.matches(allowed)
-
-
-def check_decider(who: Identity, approval: ApprovalNode) -> None:
-    """``ForbiddenError`` unless ``who`` may decide ``approval``."""
-    if not may_decide(who, approval):
-        raise ForbiddenError(
-            f"'{who.name}' may not decide approval '{approval.id}': it is assigned to "
-            f"{', '.join(deciders(approval))}"
-        )
-
-
-def _checker(who: Identity) -> Callable[[ApprovalNode], None]:
-    return lambda approval: check_decider(who, approval)
 
 
 def _assigned_to(who: Identity, wait: Wait) -> bool:
@@ -94,7 +70,7 @@ def approve_node(
     run_id: str, node: str, who: Decider, served: Served, body: Approve = NO_APPROVE
 ) -> dict[str, Any]:
     record = approve(served.store, run_id, node, data=body.data, comment=body.comment,
-                     by=who.name, decider=_checker(who), clock=served.clock)  # fmt: skip
+                     by=who.name, decider=decider_check(who), clock=served.clock)  # fmt: skip
     return run_document(record)
 
 
@@ -103,5 +79,5 @@ def reject_node(
     run_id: str, node: str, who: Decider, served: Served, body: Reject = NO_REJECT
 ) -> dict[str, Any]:
     record = reject(served.store, run_id, node, comment=body.comment, by=who.name,
-                    decider=_checker(who), clock=served.clock)  # fmt: skip
+                    decider=decider_check(who), clock=served.clock)  # fmt: skip
     return run_document(record)

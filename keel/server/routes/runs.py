@@ -9,13 +9,11 @@ another name over the API.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, JsonValue
 
-from keel.errors import ForbiddenError
 from keel.runtime.operations.control import cancel_run
 from keel.runtime.operations.deployed import deployed, start_once
 from keel.runtime.operations.interventions import pause_run, send_signal, unpause_run
@@ -34,10 +32,9 @@ from keel.runtime.views.why import run_why
 from keel.runtime.views.why_reasons import RunWhy
 from keel.server.guard import needs
 from keel.server.identities import Identity
+from keel.server.policies import setting_allowed
 from keel.server.roles import Permission
-from keel.server.routes.approvals import check_decider
 from keel.server.service import Service, decode_cursor, encode_cursor, service
-from keel.spec.model import ApprovalNode, Node, SubworkflowNode
 
 router = APIRouter(tags=["runs"])
 
@@ -263,26 +260,6 @@ def skip(
                              reason=body.reason, clock=served.clock,
                              guard=setting_allowed(who))  # fmt: skip
     return run_document(record)
-
-
-def setting_allowed(who: Identity) -> Callable[[Node], None]:
-    """The guard of setting a node by hand as ``who`` (the API's and the dashboard's)."""
-
-    def guard(node: Node) -> None:
-        if isinstance(node, ApprovalNode):
-            if not who.may(Permission.DECIDE):
-                raise ForbiddenError(
-                    f"setting approval '{node.id}' by hand decides it: token '{who.name}' "
-                    f"has role {who.role}, which may not decide approvals"
-                )
-            check_decider(who, node)
-        elif isinstance(node, SubworkflowNode) and who.role != "admin":
-            raise ForbiddenError(
-                f"setting child-run node '{node.id}' by hand passes over the approvals of "
-                "its child run: only an admin may"
-            )
-
-    return guard
 
 
 @router.post("/runs/{run_id}/signals/{name}")

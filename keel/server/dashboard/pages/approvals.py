@@ -12,7 +12,7 @@ leaves the list, a new one joins it, and what a person is typing is kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -31,9 +31,8 @@ from keel.server.dashboard.inbox import TABS, Inbox, Item, Tab, inbox, waiting
 from keel.server.dashboard.rendering import fragment, page
 from keel.server.dashboard.schema_form import check, read_form
 from keel.server.dashboard.sessions import Deciding, Reading, Viewer
-from keel.server.routes.approvals import check_decider
+from keel.server.policies import decider_check
 from keel.server.service import Service, service
-from keel.spec.model import ApprovalNode
 from keel.store.records import RunChange
 
 router = APIRouter(include_in_schema=False)
@@ -134,11 +133,6 @@ def _back(request: Request, tab: str | None, kind: str, text: str) -> Response:
     return answer
 
 
-def _decider(viewer: Viewer) -> Callable[[ApprovalNode], None]:
-    """The operation's check, inside its transaction, that the viewer may decide."""
-    return lambda approval: check_decider(viewer.identity, approval)
-
-
 def _text(form: FormData, name: str) -> str:
     value = form.get(name)
     return value if isinstance(value, str) else ""
@@ -177,7 +171,7 @@ async def approve_page(
 
     def decide() -> None:
         approve(served.store, run_id, node, data=data, comment=comment, by=viewer.name,
-                decider=_decider(viewer), clock=served.clock)  # fmt: skip
+                decider=decider_check(viewer.identity), clock=served.clock)  # fmt: skip
 
     try:
         await run_in_threadpool(decide)
@@ -207,7 +201,7 @@ async def reject_page(
 
     def decide() -> None:
         reject(served.store, run_id, node, comment=comment, by=viewer.name,
-               decider=_decider(viewer), clock=served.clock)  # fmt: skip
+               decider=decider_check(viewer.identity), clock=served.clock)  # fmt: skip
 
     try:
         await run_in_threadpool(decide)
