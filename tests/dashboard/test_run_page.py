@@ -168,7 +168,8 @@ def test_a_refused_action_says_why_and_records_nothing(ui: Ui) -> None:
     before = ui.store.get_run(waiting).last_seq
     client = ui.clients["operator"]
 
-    bad_json = post(ui, "operator", f"/ui/runs/{waiting}/skip", {"node": "book", "output": "{x"})
+    bad_json = post(ui, "operator", f"/ui/runs/{waiting}/skip",
+                    {"node": "book", "output": "{x", "reason": "done elsewhere"})  # fmt: skip
     assert bad_json.status_code == 303
     said = client.get(bad_json.headers["location"]).text
     assert "Not done: the output is not JSON: Expecting property name" in said
@@ -178,10 +179,46 @@ def test_a_refused_action_says_why_and_records_nothing(ui: Ui) -> None:
     said = client.get(not_failed.headers["location"]).text
     assert "only a failed run can be retried" in said
 
-    approval = post(ui, "operator", f"/ui/runs/{waiting}/skip", {"node": "check", "output": "{}"})
+    approval = post(ui, "operator", f"/ui/runs/{waiting}/skip",
+                    {"node": "check", "output": "{}", "reason": "decided by phone"})  # fmt: skip
     assert approval.status_code == 403  # setting an approval decides it: operators may not
     assert "may not decide approvals" in approval.text
     assert ui.store.get_run(waiting).last_seq == before
+
+
+def test_an_action_without_a_reason_is_refused_and_its_form_comes_back_as_typed(
+    ui: Ui,
+) -> None:
+    waiting, failed = ui.seeded.waiting, ui.seeded.failed
+    before = {run: ui.store.get_run(run).last_seq for run in (waiting, failed)}
+    page = ui.clients["operator"].get(f"/ui/runs/{waiting}").text
+    assert re.search(r'<input name="reason" required maxlength="2000"', page)
+
+    for blank in ("", "   "):
+        answer = post(ui, "operator", f"/ui/runs/{waiting}/skip",
+                      {"node": "book", "output": '{"done": 1}', "reason": blank})  # fmt: skip
+        assert answer.status_code == 400, answer.text
+        shown = html.unescape(answer.text)
+        assert "reason: say why" in shown
+        assert 'action="/ui/runs/' + waiting + '/skip"' in shown
+        assert 'name="node" list="run-node-list" required' in shown
+        assert 'value="book"' in shown  # what was typed is kept
+        assert '{"done": 1}</textarea>' in shown
+        assert previewed(answer.text) == []  # skipping book: nothing else runs again
+        assert "book is set with the output given" in shown
+
+    missing = post(ui, "operator", f"/ui/runs/{failed}/retry", {"node": "check"})
+    assert missing.status_code == 400
+    assert "reason: say why" in missing.text
+    assert previewed(missing.text) == ["check", "book"]  # retry from check: what runs again
+    cancel = post(ui, "operator", f"/ui/runs/{waiting}/cancel", {})
+    assert cancel.status_code == 400
+    assert 'action="/ui/runs/' + waiting + '/cancel"' in cancel.text
+    too_long = post(ui, "operator", f"/ui/runs/{waiting}/pause", {"reason": "x" * 2001})
+    assert too_long.status_code == 400
+    assert "reason: at most 2000 characters" in too_long.text
+    assert {run: ui.store.get_run(run).last_seq for run in before} == before  # nothing done
+    assert ui.store.get_run(waiting).status == "running"
 
 
 def test_a_viewer_sees_no_action_and_a_forged_post_is_refused(ui: Ui) -> None:

@@ -34,6 +34,19 @@ _DONE = {"cancel": "cancelled", "pause": "paused", "unpause": "unpaused", "retry
          "retry-node": "retried", "skip": "changed by hand"}  # fmt: skip
 #: the actions that act on one node
 NODE_ACTIONS = frozenset({"retry-node", "skip"})
+#: the longest reason kept (it goes into the run's history)
+MOST_REASON = 2000
+
+
+def reason_problem(reason: str, most: int = MOST_REASON) -> str | None:
+    """Why ``reason`` cannot go with an action (None: it can). Every action says why:
+    the history records it beside who did it."""
+    reason = reason.strip()
+    if not reason:
+        return "reason: say why (it is recorded in the history, with your name)"
+    if len(reason) > most:
+        return f"reason: at most {most} characters"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,13 @@ from keel.runtime.views.task_logs import log_tail, run_logs
 from keel.server.dashboard.flash import clear_flash, read_flash
 from keel.server.dashboard.live import Event, live_url, stream
 from keel.server.dashboard.rendering import fragment, page
-from keel.server.dashboard.run_actions import ACTIONS, NODE_ACTIONS, allowed, preview
+from keel.server.dashboard.run_actions import (
+    ACTIONS,
+    MOST_REASON,
+    NODE_ACTIONS,
+    allowed,
+    preview,
+)
 from keel.server.dashboard.run_view import (
     HISTORY_PAGE,
     STEPS_FIRST,
@@ -75,7 +81,7 @@ def parts(view: RunView) -> dict[str, Any]:
     return {"view": view, "run_id": view.record.id, "words": node_words,
             "said": reason_words, "reason_data": reason_data, "actions": offered,
             "shown": display_state, "output_preview": output_preview,
-            "labels": ACTIONS,
+            "labels": ACTIONS, "most_reason": MOST_REASON,
             # the dialogs of actions on the run as a whole show their preview at once
             "previews": {action: preview(view, action) for action in offered
                          if action not in NODE_ACTIONS}}  # fmt: skip
