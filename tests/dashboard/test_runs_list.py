@@ -310,6 +310,41 @@ def test_one_bulk_action_is_capped_and_says_so(
     assert {r.id for r in newest} == {mix["waiting"], mix["alice"], mix["v2"]} - set(outcomes)
 
 
+def test_one_request_acts_on_a_thousand_runs_at_most(
+    ui: Ui, mix: Mix, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "count", lambda *_: 2500)  # as if 2,500 matched
+    preview = ui.clients["operator"].get("/ui/runs/bulk?action=cancel&workflow=review")
+    assert "The first 1,000 of 2,500 (newest first); run it again for the rest" in preview.text
+    assert re.search(r"Cancel 1,000 runs\s*</button>", preview.text)
+
+
+def test_a_capped_bulk_action_says_how_many_and_run_again_takes_the_rest(
+    ui: Ui, mix: Mix, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "CAP", 3)
+    not_ended = {mix[name] for name in ("waiting", "paused", "alice", "v2")}
+    preview = ui.clients["operator"].get("/ui/runs/bulk?action=cancel&workflow=review")
+    assert re.search(r'id="bulk-cap">The first 3 of 4 \(newest first\); run it again for the '
+                     "rest", preview.text)  # fmt: skip
+    first = post_bulk(ui, "operator", action="cancel", workflow="review", reason="backlog")
+    assert "These were the first 3 of 4: 1 more matched" in first.text
+    done = set(_outcomes(first.text))
+    assert len(done) == 3
+    again = re.search(r'<form method="post" action="/ui/runs/bulk" class="bulk-form" '
+                      r'id="bulk-again">(.*?)</form>', first.text, re.S)  # fmt: skip
+    assert again, first.text
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', again.group(1)))
+    assert {k: v for k, v in fields.items() if k != "csrf"} == {
+        "action": "cancel", "workflow": "review", "reason": "backlog"}  # fmt: skip
+    rest = ui.clients["operator"].post("/ui/runs/bulk", data=fields)
+    assert rest.status_code == 200, rest.text
+    # the runs cancelled by the first post no longer match: the second takes the one left
+    assert _outcomes(rest.text) == {(not_ended - done).pop(): "done"}
+    assert 'id="bulk-again"' not in rest.text
+    assert {ui.store.get_run(run).status for run in not_ended} == {"cancelled"}
+
+
 def test_a_bulk_action_needs_a_reason(ui: Ui, mix: Mix) -> None:
     answer = post_bulk(ui, "operator", action="cancel", workflow="review", reason=" ")
     assert answer.status_code == 400

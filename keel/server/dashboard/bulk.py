@@ -12,8 +12,9 @@ meanwhile); the report says which, for every run. Nothing is said to be done tha
 not.
 
 It runs in the request (on a thread), one transaction a run: not a job that survives a
-restart of the server. A run already acted on is not acted on again by a repeat (it
-no longer applies), so the same action may simply be given again.
+restart of the server, and capped (``CAP``) so that a request ends well within a
+proxy's timeout. A run already acted on is not acted on again by a repeat (it no longer
+applies), so the same action may simply be given again for the runs past the cap.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from keel.server.dashboard.run_filters import RunFilters
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
 
-#: the most runs one bulk action touches (the preview says so when more match)
-CAP = 10_000
+#: the most runs one bulk action touches, all in one request (the preview says so when
+#: more match; the action is given again for the rest)
+CAP = 1_000
 #: runs read from the store at once while selecting
 PAGE = 500
 

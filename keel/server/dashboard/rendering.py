@@ -49,6 +49,11 @@ def duration(seconds: float | None) -> str:
     return f"{hours // 24}d {hours % 24}h"
 
 
+def number(value: int) -> str:
+    """``12,345``: a count as people read it."""
+    return f"{value:,}"
+
+
 def as_json(value: Any, indent: int | None = 2) -> str:
     """A value as readable JSON (for input and output panels)."""
     return json.dumps(value, indent=indent, ensure_ascii=False, sort_keys=False, default=str)
@@ -62,7 +67,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=when, duration=duration, as_json=as_json)
+    env.filters.update(when=when, duration=duration, as_json=as_json, number=number)
     env.globals.update(asset=asset_url)
     return env
 

@@ -6,6 +6,12 @@ the action would touch and shows the first few, and asks why; the action
 (``POST /ui/runs/bulk``, the same filters in the form) acts on every one of them (up to
 ``CAP``), each recorded as done by the signed-in viewer with that reason, and answers
 with a report of every run: done, refused by the operation (its words), or skipped.
+
+When more than ``CAP`` match, one post acts on the newest ``CAP`` and the report offers
+to run it again for the rest: the runs acted on no longer match (a cancelled run is not
+"not ended", a retried one not "failed"), so the next post takes the next ones. The
+cap keeps one request short enough for a proxy's timeout; what it does not give is a
+job that goes on without the page (a durable bulk job is not built).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from keel.server.dashboard import bulk
 from keel.server.dashboard.rendering import page
+from keel.server.dashboard.run_actions import reason_problem
 from keel.server.dashboard.run_filters import LABELS, FilterError, RunFilters, parse
 from keel.server.dashboard.run_rows import row_of
 from keel.server.dashboard.sessions import Acting, Viewer
@@ -85,9 +92,8 @@ async def act(request: Request, viewer: Acting, served: Served) -> HTMLResponse:
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     action, filters = _action(form), _filters(form)
     reason = form.get("reason", "").strip()
-    if not reason or len(reason) > MAX_REASON:
-        problem = ("reason: say why (it is recorded in the history of each run)" if not reason
-                   else f"reason: at most {MAX_REASON} characters")  # fmt: skip
+    problem = reason_problem(reason, MAX_REASON)
+    if problem is not None:
         return await run_in_threadpool(_preview, request, viewer, served, action, filters,
                                        reason=reason[:MAX_REASON], problem=problem)  # fmt: skip
 
@@ -105,5 +111,4 @@ async def act(request: Request, viewer: Acting, served: Served) -> HTMLResponse:
     listed = sorted(outcomes, key=lambda o: order[o.result])  # stable: newest first in each
     return page(request, "runs_bulk_report.html", viewer, action=action, filters=filters,
                 described=_described(filters), outcomes=listed, tally=tally, reason=reason,
-                left=left, cap=bulk.CAP,
-                back=filters.url())  # fmt: skip
+                total=total, left=left, cap=bulk.CAP, back=filters.url())  # fmt: skip
