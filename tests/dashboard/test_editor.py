@@ -139,9 +139,10 @@ def test_a_valid_edit_gets_its_graph_version_and_the_diff_of_the_changed_line(ui
     shown = html.unescape(body["html"])
     assert f'version <code title="{edited.version}">{edited.version[:12]}</code>' in shown
     assert f'replaces the current <code title="{current}">' in shown
-    assert '<span class="remove">-  title: Check the amount\n</span>' in shown
-    assert '<span class="add">+  title: Check the total\n</span>' in shown
-    assert shown.count('class="add"') == 1  # the changed line alone
+    assert '<span class="diff-del">-  title: Check the amount\n</span>' in shown
+    assert '<span class="diff-add">+  title: Check the total\n</span>' in shown
+    assert shown.count('class="diff-add"') == 1  # the changed line alone
+    assert f'<span class="diff-file">+++ review {edited.version[:12]} (edited)' in shown
 
 
 def test_a_task_module_the_server_cannot_import_is_a_warning_not_a_problem(ui: Ui) -> None:

@@ -15,7 +15,6 @@ Invariant: ``check_definition`` never raises; whatever goes wrong becomes a prob
 
 from __future__ import annotations
 
-import difflib
 import importlib.machinery
 import importlib.util
 import logging
@@ -23,8 +22,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from keel.authoring.yaml_source import dump_yaml, read_documents
+from keel.authoring.yaml_source import read_documents
 from keel.errors import KeelError, SpecError, SpecIssue
+from keel.server.dashboard.yaml_diff import DiffLine, yaml_diff
 from keel.server.routes.workflows import checked_definition, deployed_registry
 from keel.server.service import Service
 from keel.spec.callables import Signature
@@ -70,21 +70,13 @@ class Change:
     nodes: int
     #: the deployed current version (None: a new workflow)
     current: str | None
-    #: a unified diff of keel's YAML rendering of both ("" when new or unchanged)
-    diff: str = ""
+    #: keel's YAML rendering of the current version against this one (none: new or
+    #: unchanged)
+    diff: tuple[DiffLine, ...] = ()
 
     @property
     def unchanged(self) -> bool:
         return self.current == self.version
-
-    @property
-    def diff_lines(self) -> list[tuple[str, str]]:
-        """The diff's lines with their kind (``head``, ``add``, ``remove``, ``hunk``,
-        ``same``): the first two name the versions compared."""
-        kinds = {"+": "add", "-": "remove", "@": "hunk"}
-        lines = self.diff.splitlines()
-        return [("head" if index < 2 else kinds.get(line[:1], "same"), line)
-                for index, line in enumerate(lines)]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +132,10 @@ def _change(served: Service, spec: WorkflowSpec) -> Change:
     if current is None or current.version == spec.version:
         version = None if current is None else current.version
         return Change(spec.name, spec.version, len(spec.nodes), version)
-    before = dump_yaml(served.plans.plan(current.version).spec).splitlines(keepends=True)
-    after = dump_yaml(spec).splitlines(keepends=True)
-    diff = difflib.unified_diff(before, after, f"{spec.name} {current.version[:12]} (current)",
-                                f"{spec.name} {spec.version[:12]} (edited)")  # fmt: skip
-    return Change(spec.name, spec.version, len(spec.nodes), current.version, "".join(diff))
+    diff = yaml_diff(served.plans.plan(current.version).spec, spec,
+                     old_label=f"{spec.name} {current.version[:12]} (current)",
+                     new_label=f"{spec.name} {spec.version[:12]} (edited)")  # fmt: skip
+    return Change(spec.name, spec.version, len(spec.nodes), current.version, tuple(diff))
 
 
 # --- warnings: what the server can tell of the tasks' code ----------------------------

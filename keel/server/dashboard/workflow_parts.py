@@ -1,19 +1,13 @@
 """What the workflow page shows besides its runs: the versions with their deploys, the
-difference between two versions' definitions, the triggers with their next fire times,
-and how a grid cell names a node's state.
-
-The diff compares the definitions as ``keel.authoring.yaml_source.dump_yaml`` writes
-them (canonical: defaults left out, keys in one order), so it shows what changed in
-meaning, never a difference of formatting in the files deployed.
+triggers with their next fire times, and how a grid cell names a node's state (the
+difference between two versions is ``yaml_diff``'s).
 """
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from keel.authoring.yaml_source import dump_yaml
 from keel.runtime.triggers.schedules import schedule_names
 from keel.runtime.views.report import NodeReport
 from keel.spec.model import WorkflowSpec
@@ -25,9 +19,6 @@ from keel.spec.triggers import (
     WebhookTrigger,
 )
 from keel.store.deployments import Deployment
-
-#: lines of context around each change
-CONTEXT = 3
 
 
 @dataclass(slots=True)
@@ -64,35 +55,6 @@ def find_version(versions: list[Version], wanted: str | None) -> Version | None:
         return None
     matches = [v for v in versions if v.version.startswith(wanted)]
     return matches[0] if len(matches) == 1 else None
-
-
-@dataclass(frozen=True, slots=True)
-class DiffLine:
-    #: ``add``, ``del``, ``hunk``, ``file`` or ``same``
-    kind: str
-    text: str
-
-
-def definition_diff(old: WorkflowSpec, new: WorkflowSpec) -> list[DiffLine]:
-    """A unified diff of two definitions as YAML (empty: the same definition)."""
-    before, after = dump_yaml(old).splitlines(), dump_yaml(new).splitlines()
-    lines = difflib.unified_diff(before, after, fromfile=f"{old.name} {old.version[:12]}",
-                                 tofile=f"{new.name} {new.version[:12]}", n=CONTEXT,
-                                 lineterm="")  # fmt: skip
-    found: list[DiffLine] = []
-    for line in lines:
-        if line.startswith(("---", "+++")) and len(found) < 2:
-            kind = "file"
-        elif line.startswith("@@"):
-            kind = "hunk"
-        elif line.startswith("+"):
-            kind = "add"
-        elif line.startswith("-"):
-            kind = "del"
-        else:
-            kind = "same"
-        found.append(DiffLine(kind, line))
-    return found
 
 
 def trigger_rows(spec: WorkflowSpec, schedules: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -29,11 +29,11 @@ from keel.server.dashboard.start_form import VERSION, StartDraft, start_form, st
 from keel.server.dashboard.workflow_parts import (
     cell_state,
     cell_title,
-    definition_diff,
     find_version,
     trigger_rows,
     versions_of,
 )
+from keel.server.dashboard.yaml_diff import yaml_diff
 from keel.server.service import Service, service
 from keel.spec.layout import layout_of
 
@@ -90,7 +90,7 @@ def _draw(
         if before is None or after is None:
             raise WorkflowNotFoundError(f"workflow '{name}' has no deployed version "
                                         f"{old if before is None else new}")  # fmt: skip
-        lines = definition_diff(plans.plan(before.version).spec, plans.plan(after.version).spec)
+        lines = yaml_diff(plans.plan(before.version).spec, plans.plan(after.version).spec)
         diff = {"old": before, "new": after, "lines": lines}
     current = next(v for v in versions if v.current)
     now = served.clock.now()
