@@ -9,8 +9,6 @@ function (``deploy_definition``), recorded with the signed-in name and the time.
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Annotated
 from urllib.parse import quote
 
@@ -25,6 +23,7 @@ from keel.server.dashboard.definition_start import (
     from_deployed,
     from_template,
 )
+from keel.server.dashboard.flash import set_flash
 from keel.server.dashboard.rendering import fragment, page
 from keel.server.dashboard.sessions import Administering, Viewer
 from keel.server.routes.workflows import MOST_CHARACTERS, deploy_definition
@@ -37,8 +36,6 @@ Served = Annotated[Service, Depends(service)]
 Definition = Annotated[str, Form(max_length=MOST_CHARACTERS)]
 #: the template an editor opened with no choice starts from
 FIRST_TEMPLATE = "chain"
-#: the one-time message cookie the page after a redirect shows (``flash``)
-FLASH_COOKIE = "keel_flash"
 
 
 @router.get("/ui/editor", response_class=HTMLResponse)
@@ -94,7 +91,7 @@ def deploy(
     first = done[0]
     names = ", ".join(f"{d.workflow} version {d.version[:12]}" for d in done)
     answer = RedirectResponse(f"/ui/workflows/{quote(first.workflow, safe='')}", status_code=303)
-    _flash(request, answer, f"Deployed {names} (now current), by {viewer.name}.")
+    set_flash(answer, request, "done", f"Deployed {names} (now current), by {viewer.name}.")
     return answer
 
 
@@ -114,13 +111,3 @@ def _page(
     return page(request, "editor.html", viewer, status=status, start=start, text=text,
                 checked=checked, templates=TEMPLATES, deployed=deployed,
                 workflow=workflow, template=template)  # fmt: skip
-
-
-def _flash(request: Request, answer: Response, text: str) -> None:
-    """A one-time message for the page the redirect leads to (post, redirect, get): in
-    a short-lived cookie, not the URL, so a link cannot make a page claim a deploy.
-    (The format the dashboard's flash messages share: base64 JSON, kind and text.)"""
-    body = json.dumps({"kind": "done", "text": text[:1000]}).encode()
-    answer.set_cookie(FLASH_COOKIE, base64.urlsafe_b64encode(body).decode(), max_age=60,
-                      path="/ui", httponly=True, secure=request.url.scheme == "https",
-                      samesite="lax")  # fmt: skip
