@@ -17,9 +17,10 @@ from fastapi.testclient import TestClient
 from keel.runtime.operations.control import cancel_run, start_run
 from keel.runtime.views.overview import STATUSES, STEPS, window_start
 from keel.server.dashboard import live
-from keel.server.dashboard.links import iso, runs_url
+from keel.server.dashboard.links import runs_url
 from keel.server.dashboard.live import newest, position_text
 from keel.server.dashboard.pages.overview import BLOCKS, _Follow
+from keel.server.dashboard.times import iso
 from keel.store.presence import LIVE_WITHIN
 from keel.store.records import RunChange
 from tests.dashboard.conftest import Ui

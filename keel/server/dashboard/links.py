@@ -8,16 +8,11 @@ The runs list takes ``status``, ``workflow``, ``version``, ``created_after``,
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+from keel.server.dashboard.times import iso
+
 RUNS = "/ui/runs"
-
-
-def iso(at: float) -> str:
-    """A time as the runs list's filters take it: ISO 8601, UTC, to the second."""
-    moment = datetime.fromtimestamp(at, UTC)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def runs_url(**filters: str | float | bool | None) -> str:

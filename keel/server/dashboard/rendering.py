@@ -10,7 +10,6 @@ or relative, as the viewer chooses, always with the zone named.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
@@ -20,16 +19,15 @@ from markupsafe import Markup
 
 from keel.server.dashboard.assets import asset_url
 from keel.server.dashboard.sessions import Viewer
+from keel.server.dashboard.times import iso, utc_text
 
 
 def when(at: float | None) -> Markup:
     """A time as the page shows it: UTC, labelled, machine-readable for the script."""
     if at is None:
         return Markup('<span class="muted">—</span>')
-    moment = datetime.fromtimestamp(at, UTC)
-    iso = moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-    text = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-    return Markup('<time datetime="{}" title="{}">{}</time>').format(iso, text, text)
+    text = utc_text(at)
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(iso(at), text, text)
 
 
 def duration(seconds: float | None) -> str:

@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 from fastapi import HTTPException
 
 from keel.engine.state import RunStatus
+from keel.server.dashboard.times import date_time_text
 from keel.server.service import decode_cursor, encode_cursor
 from keel.store.records import RunRecord
 
@@ -116,12 +117,6 @@ class RunFilters:
         """``path`` with these filters and ``extra`` parameters (None: left out)."""
         query = {**self.params(), **{k: v for k, v in extra.items() if v is not None}}
         return f"{path}?{urlencode(query)}" if query else path
-
-
-def date_time_text(at: float) -> str:
-    """A time as the filter form shows it: UTC, to the second, no zone suffix (the
-    form's fields are labelled UTC)."""
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _text(params: Mapping[str, str], name: str) -> str | None:

@@ -19,10 +19,11 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 
 from keel.runtime.views.alerts import alert_document
 from keel.runtime.views.attention import QUIET, Attention, attention
-from keel.server.dashboard.links import iso, run_url, runs_url
+from keel.server.dashboard.links import run_url, runs_url
 from keel.server.dashboard.live import Event, live_url, stream
 from keel.server.dashboard.rendering import fragment, page
 from keel.server.dashboard.sessions import Reading
+from keel.server.dashboard.times import iso
 from keel.server.dashboard.why_words import reason_words
 from keel.server.service import Service, service
 from keel.store.records import RunChange

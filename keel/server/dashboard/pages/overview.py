@@ -16,10 +16,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from keel.runtime.views.overview import STATUSES, Overview, overview
-from keel.server.dashboard.links import iso, run_url, runs_url
+from keel.server.dashboard.links import run_url, runs_url
 from keel.server.dashboard.live import Event, live_url, stream
 from keel.server.dashboard.rendering import fragment, page
 from keel.server.dashboard.sessions import Reading
+from keel.server.dashboard.times import iso
 from keel.server.service import Service, service
 from keel.store.records import RunChange
 from keel.store.summaries import Throughput

@@ -43,6 +43,7 @@ from keel.server.dashboard.run_view import (
 )
 from keel.server.dashboard.sessions import Reading, Viewer
 from keel.server.dashboard.timeline import timeline
+from keel.server.dashboard.times import iso
 from keel.server.dashboard.why_words import node_words, reason_data, reason_words
 from keel.server.service import Service, decode_cursor, service
 from keel.store.records import RunChange, RunRecord
@@ -216,7 +217,8 @@ def logs_text(
                                     limit=_DOWNLOAD_PAGE)  # fmt: skip
             for line in found:
                 where = line.node + ("" if line.item is None else f"[{line.item}]")
-                yield (f"{line.seq}\t{where}\t#{line.attempt}\t{_iso(line.at)}\t{line.level}\t"
+                at = iso(line.at, "milliseconds")
+                yield (f"{line.seq}\t{where}\t#{line.attempt}\t{at}\t{line.level}\t"
                        f"{line.message}\n").encode()  # fmt: skip
             if len(found) < _DOWNLOAD_PAGE:
                 return
@@ -228,12 +230,6 @@ def logs_text(
         "Content-Disposition": f'attachment; filename="{_safe(name)}.log.txt"',
         "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
     })  # fmt: skip
-
-
-def _iso(at: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _safe(name: str) -> str:

@@ -22,10 +22,11 @@ from keel.runtime.triggers.schedule_views import schedule_documents
 from keel.runtime.views.documents import workflows_document
 from keel.runtime.views.run_grid import RECENT, run_grid
 from keel.server.dashboard.flash import set_flash
-from keel.server.dashboard.links import iso, run_url, runs_url
+from keel.server.dashboard.links import run_url, runs_url
 from keel.server.dashboard.rendering import page
 from keel.server.dashboard.sessions import Acting, Reading, Viewer
 from keel.server.dashboard.start_form import VERSION, StartDraft, start_form, start_from_form
+from keel.server.dashboard.times import iso
 from keel.server.dashboard.workflow_parts import (
     cell_state,
     cell_title,
