@@ -73,6 +73,5 @@ def _views() -> list[ModuleType]:
 
 def error_page(request: Request, status: int, detail: str) -> HTMLResponse:
     """What a page answers on an error: the same words the API would say, in the page."""
-    answer = page(request, "error.html", None, status=status, status_code=status,
-                  detail=detail)  # fmt: skip
-    return answer
+    return page(request, "error.html", None, status=status, status_code=status,
+                detail=detail)  # fmt: skip

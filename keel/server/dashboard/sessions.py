@@ -20,7 +20,6 @@ import hashlib
 import hmac
 import secrets
 import threading
-import time
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
@@ -183,8 +182,3 @@ Reading = Annotated[Viewer, Depends(signed_in(Permission.READ))]
 Acting = Annotated[Viewer, Depends(signed_in(Permission.ACT))]
 Deciding = Annotated[Viewer, Depends(signed_in(Permission.DECIDE))]
 Administering = Annotated[Viewer, Depends(signed_in(Permission.ADMIN))]
-
-
-def now_of(request: Request) -> float:
-    access: Access = request.app.state.access
-    return access.clock() if access.clock is not None else time.time()
