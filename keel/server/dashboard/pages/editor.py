@@ -26,7 +26,7 @@ from keel.server.dashboard.definition_start import (
     from_template,
 )
 from keel.server.dashboard.rendering import fragment, page
-from keel.server.dashboard.sessions import Administering, Viewer
+from keel.server.dashboard.sessions import Administering, Viewer, cookie_secure
 from keel.server.routes.workflows import MOST_CHARACTERS, deploy_definition
 from keel.server.service import Service, service
 from keel.store.deployments import current_versions
@@ -122,5 +122,5 @@ def _flash(request: Request, answer: Response, text: str) -> None:
     (The format the dashboard's flash messages share: base64 JSON, kind and text.)"""
     body = json.dumps({"kind": "done", "text": text[:1000]}).encode()
     answer.set_cookie(FLASH_COOKIE, base64.urlsafe_b64encode(body).decode(), max_age=60,
-                      path="/ui", httponly=True, secure=request.url.scheme == "https",
+                      path="/ui", httponly=True, secure=cookie_secure(request),
                       samesite="lax")  # fmt: skip
