@@ -1,4 +1,5 @@
-"""The sign-in pages, the session check and the assets, for tests/dashboard/test_pages_guarded.py."""
+"""The sign-in pages, the session check and the assets, for
+tests/dashboard/test_pages_guarded.py."""
 
 from __future__ import annotations
 

@@ -61,8 +61,8 @@ def test_error_pages_carry_the_headers(ui: Ui) -> None:
     assert missing.status_code == 404
     assert 'class="problem"' in missing.text
     assert_protected(missing)
-    refused = ui.clients["viewer"].post(f"/ui/runs/{ui.seeded.waiting}/cancel",
-                                        data={"csrf": ui.csrf("viewer"), "reason": "x"})  # fmt: skip
+    form = {"csrf": ui.csrf("viewer"), "reason": "x"}
+    refused = ui.clients["viewer"].post(f"/ui/runs/{ui.seeded.waiting}/cancel", data=form)
     assert refused.status_code == 403
     assert_protected(refused)
     assert_protected(ui.clients["viewer"].get("/ui/no-such-page"))
