@@ -5,7 +5,10 @@
 // Policy runs no inline script: listeners live in these files, never in attributes.
 (function () {
   "use strict";
-  document.documentElement.dataset.theme = localStorage.getItem("keel-theme") || "auto";
+  // the theme first, before anything can fail (storage may be refused: then the system's)
+  let stored = null;
+  try { stored = localStorage.getItem("keel-theme"); } catch (_) { stored = null; }
+  document.documentElement.dataset.theme = stored || "auto";
   const handlers = {};
   const keel = (window.keel = {
     on(name, fn) { (handlers[name] = handlers[name] || []).push(fn); },
