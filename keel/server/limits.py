@@ -24,11 +24,14 @@ class _Bucket:
 
 class RateLimits:
     """At most ``rate`` requests a second per identity, with bursts up to ``burst``;
-    ``rate`` 0: no limit."""
+    ``rate`` 0: no limit. At most ``most`` buckets are kept: past that, the buckets
+    that have filled up again are dropped (one made afresh is the same), so keys a
+    caller makes up (client addresses) cannot grow the memory without end."""
 
-    def __init__(self, rate: float, burst: float | None = None) -> None:
+    def __init__(self, rate: float, burst: float | None = None, most: int = 100_000) -> None:
         self.rate = rate
         self.burst = burst if burst is not None else max(1.0, 2 * rate)
+        self.most = most
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
@@ -40,6 +43,8 @@ class RateLimits:
         with self._lock:
             bucket = self._buckets.get(who)
             if bucket is None:
+                if len(self._buckets) >= self.most:
+                    self._forget_full(now)
                 bucket = self._buckets[who] = _Bucket(self.burst, now)
             bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
             bucket.at = now
@@ -47,6 +52,14 @@ class RateLimits:
                 bucket.tokens -= 1.0
                 return 0.0
             return (1.0 - bucket.tokens) / self.rate
+
+    def _forget_full(self, now: float) -> None:
+        """Drop the buckets full again by ``now``; if ``most`` are still draining, drop
+        them all (the memory's bound matters more than a flood's own buckets)."""
+        self._buckets = {who: b for who, b in self._buckets.items()
+                         if b.tokens + (now - b.at) * self.rate < self.burst}  # fmt: skip
+        if len(self._buckets) >= self.most:
+            self._buckets.clear()
 
 
 def retry_after(seconds: float) -> str:

@@ -73,14 +73,37 @@ def chromium() -> Iterator[Browser]:
         browser.close()
 
 
+#: run in every document before its own scripts (Playwright's init scripts are not
+#: subject to the page's policy): each violation of the Content Security Policy (its
+#: ``securitypolicyviolation`` event) is said on the console, once, where ``page``
+#: collects it
+CSP_WORD = "keel-csp-violation"
+REPORT_CSP = f"""document.addEventListener("securitypolicyviolation", (e) => console.error(
+  `{CSP_WORD}: ${{e.violatedDirective}} blocked ${{e.blockedURI || "inline"}}`
+  + ` at ${{e.sourceFile}}:${{e.lineNumber}}`));"""
+
+
 @pytest.fixture
-def page(chromium: Browser) -> Iterator[Page]:
-    """A page in a context of its own (no cookies or storage from another test)."""
+def csp_violations() -> list[str]:
+    """What the dashboard's Content Security Policy blocked in this test's pages (the
+    console's words); ``page`` fails the test when any is left at its end."""
+    return []
+
+
+@pytest.fixture
+def page(chromium: Browser, csp_violations: list[str]) -> Iterator[Page]:
+    """A page in a context of its own (no cookies or storage from another test). Every
+    browser test also checks that the pages ran under their CSP without a violation: a
+    script or handler the policy blocks is a feature that silently does nothing."""
     context = chromium.new_context(viewport=VIEWPORT)
+    context.add_init_script(REPORT_CSP)
+    context.on("console", lambda message: csp_violations.append(message.text)
+               if message.text.startswith(CSP_WORD) else None)  # fmt: skip
     try:
         yield context.new_page()
     finally:
         context.close()
+    assert csp_violations == [], "the Content Security Policy blocked something"
 
 
 @dataclass

@@ -4,7 +4,8 @@ Server-Sent Events stream per tab, for the people who watch and act on runs.
 Pages call the same read models and operations as the API and the CLI
 (``keel.runtime.views``, ``keel.runtime.operations``), so a page cannot say something
 ``keel show`` would not. Every page is guarded (``sessions.SignedIn``) like every API
-route; actions are recorded with the signed-in identity as ``by``.
+route; actions are recorded with the signed-in identity as ``by``. Every response under
+``/ui`` carries anti-framing headers and a Content Security Policy (``headers``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from keel.server.dashboard import assets, pages
+from keel.server.dashboard.headers import PageHeaders, add_headers
 from keel.server.dashboard.pages import signing
 from keel.server.dashboard.rendering import page
 from keel.server.dashboard.sessions import NotSignedInError, Sessions, sign_in_url
@@ -28,8 +30,10 @@ PREFIX = "/ui"
 
 
 def install(app: FastAPI, store: Store) -> None:
-    """Add the dashboard's routes to ``app`` (``/`` leads to it)."""
+    """Add the dashboard's routes to ``app`` (``/`` leads to it), and the middleware that
+    gives its responses their security headers."""
     app.state.sessions = Sessions(store)
+    app.state.sign_in_limits = signing.sign_in_limits()
     #: set when the server shuts down: the live streams end then, so it need not wait
     app.state.closing = threading.Event()
     for module in (assets, signing, *_views()):  # sign-in first: its paths are fixed
@@ -48,6 +52,8 @@ def install(app: FastAPI, store: Store) -> None:
         if _is_stream(request):  # an EventSource follows no sign-in form
             return Response("sign in first", status_code=401)
         return RedirectResponse(target, status_code=303)
+
+    app.add_middleware(PageHeaders, prefix=PREFIX)
 
 
 def _is_stream(request: Request) -> bool:
@@ -72,6 +78,9 @@ def _views() -> list[ModuleType]:
 
 
 def error_page(request: Request, status: int, detail: str) -> HTMLResponse:
-    """What a page answers on an error: the same words the API would say, in the page."""
-    return page(request, "error.html", None, status=status, status_code=status,
-                detail=detail)  # fmt: skip
+    """What a page answers on an error: the same words the API would say, in the page
+    (with the pages' headers: a 500 is sent from outside the middleware that adds them)."""
+    answer = page(request, "error.html", None, status=status, status_code=status,
+                  detail=detail)  # fmt: skip
+    add_headers(answer.headers)
+    return answer

@@ -17,6 +17,8 @@ from typing import Literal
 from fastapi import Request
 from fastapi.responses import Response
 
+from keel.server.dashboard.sessions import cookie_secure
+
 COOKIE = "keel_flash"
 #: long enough to follow a redirect, short enough not to greet a later visit
 SECONDS = 60
@@ -36,7 +38,7 @@ def set_flash(response: Response, request: Request, kind: Kind, text: str) -> No
     body = json.dumps({"kind": kind, "text": text[:MOST]}).encode()
     value = base64.urlsafe_b64encode(body).decode().rstrip("=")
     response.set_cookie(COOKIE, value, max_age=SECONDS, path="/ui", httponly=True,
-                        secure=request.url.scheme == "https", samesite="lax")  # fmt: skip
+                        secure=cookie_secure(request), samesite="lax")  # fmt: skip
 
 
 def read_flash(request: Request) -> Flash | None:

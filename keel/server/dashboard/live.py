@@ -9,6 +9,11 @@ their id, so a browser that lost the stream (a network hiccup, the server restar
 comes back with ``Last-Event-ID`` and gets what it missed, and the page embeds the
 position it was drawn at (``from``), so nothing committed between the page and its
 stream is lost either. The stream ends when the server shuts down (``closing``).
+
+A stream is opened by a signed-in viewer, and it must not outlive the session: every
+``SESSION_CHECK_SECONDS`` it asks again (the guard's own lookup, cached two seconds),
+and once the session has ended (signed out, its token revoked or expired) it sends
+``signed-out`` and ends; the page then goes to the sign-in form.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from fastapi import HTTPException, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from keel.server.dashboard.sessions import session_identity
 from keel.server.service import decode_cursor, encode_cursor
 from keel.store.protocol import Store
 from keel.store.records import RunChange
@@ -40,6 +46,8 @@ BATCH = 500
 LOOKBACK_SECONDS = 2.0
 #: what the browser waits before reconnecting, in milliseconds
 RETRY_MS = 1000
+#: how often an open stream checks that its session still holds
+SESSION_CHECK_SECONDS = 15.0
 
 Position = tuple[float, str]
 
@@ -151,11 +159,17 @@ def stream(
             for event in await run_in_threadpool(follow, None):
                 yield _frame(event, window.position)
         yield _frame(Event("caught-up", {}), window.position)
-        quiet_since = time.monotonic()
+        quiet_since = checked = time.monotonic()
         followed = 0.0  # when follow last ran (monotonic)
         while not closing.is_set():
             if await request.is_disconnected():
                 return
+            if time.monotonic() - checked >= SESSION_CHECK_SECONDS:
+                now = request.app.state.access.clock()
+                if await session_identity(request, now) is None:
+                    yield _frame(Event("signed-out", {}), None)
+                    return
+                checked = time.monotonic()
             rest = followed + every - time.monotonic()
             if rest > 0:  # followed a moment ago: let changes gather meanwhile
                 await asyncio.sleep(min(rest, every))

@@ -11,7 +11,9 @@ send the cookie, not read the token. The sign-in form, which has no session yet,
 protected the same way with a cookie of its own (a double submit).
 
 ``SignedIn(permission)`` is the pages' guard, as ``Needs`` is the API's: the route
-check (``keel.server.guard.check_every_route``) accepts either.
+check (``keel.server.guard.check_every_route``) accepts either, and like ``Needs`` it
+names the token in the request's access-log line and counts the request against the
+token's rate limit (a session spends its token's rate: signing in gives no more).
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from urllib.parse import quote
 from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
+from keel.server.access_log import note
 from keel.server.guard import DOING, Access, Guard
 from keel.server.identities import Identity, hash_secret
+from keel.server.limits import retry_after
 from keel.server.roles import Permission, roles_with
 from keel.store.protocol import Store
 
@@ -72,10 +76,25 @@ def csrf_for(secret: str) -> str:
 
 
 def safe_next(path: str | None) -> str:
-    """Where to go after signing in: a dashboard path only, never another site."""
-    if not path or not path.startswith("/ui") or path.startswith("//") or "\\" in path:
+    """Where to go after signing in: a dashboard path only (``/ui`` or under ``/ui/``),
+    never another site nor a path that only begins like one (``/uievil``, ``/ui@x``).
+    A ``//`` in the path or a backslash anywhere is refused: browsers read either as
+    the start of another host in some positions."""
+    if not path or "\\" in path:
+        return "/ui/"
+    route = path.split("?", 1)[0].split("#", 1)[0]
+    if (route != "/ui" and not route.startswith("/ui/")) or "//" in route:
         return "/ui/"
     return path
+
+
+def cookie_secure(request: Request) -> bool:
+    """Whether a cookie set in answer to ``request`` is ``Secure``: when the browser
+    reached the server over HTTPS. Behind a proxy that ends TLS, uvicorn takes the
+    scheme from ``X-Forwarded-Proto`` only from the proxies it trusts (the environment
+    variable ``FORWARDED_ALLOW_IPS``; the loopback by default): the one place to look
+    when cookies are not marked ``Secure``."""
+    return request.url.scheme == "https"
 
 
 class Sessions:
@@ -120,14 +139,17 @@ class SignedIn(Guard):
 
     async def __call__(self, request: Request) -> Viewer:
         access: Access = request.app.state.access
-        sessions: Sessions = request.app.state.sessions
         now = access.clock()
         secret = request.cookies.get(COOKIE)
-        who: Identity | None = None
-        if secret and len(secret) < 200:
-            who = await run_in_threadpool(_identity, access, sessions, secret, now)
+        who = await session_identity(request, now)
         if who is None or secret is None:
             raise NotSignedInError(_here(request))
+        note(request, token=who.name)  # for the request's log line, refused or not
+        wait = access.limits.wait_for(who.name, now)
+        if wait > 0:
+            raise HTTPException(429, f"token '{who.name}' is over its rate limit: wait a "
+                                "moment and try again",
+                                headers={"Retry-After": retry_after(wait)})  # fmt: skip
         csrf = csrf_for(secret)
         if request.method not in SAFE_METHODS and not await _carries(request, csrf):
             raise HTTPException(403, "the form is stale or came from another site: reload "
@@ -139,6 +161,19 @@ class SignedIn(Guard):
                 f"(roles that may: {', '.join(roles_with(self.permission))})",
             )
         return Viewer(who, csrf)
+
+
+async def session_identity(request: Request, now: float) -> Identity | None:
+    """Who the request's session cookie stands for (None: no cookie, or a session that
+    ended, or a token revoked or expired): what ``SignedIn`` checks, and what a live
+    stream checks again while it is open. Looked up in the store at most every
+    ``CACHE_SECONDS`` per session and token."""
+    secret = request.cookies.get(COOKIE)
+    if not secret or len(secret) >= 200:
+        return None
+    access: Access = request.app.state.access
+    sessions: Sessions = request.app.state.sessions
+    return await run_in_threadpool(_identity, access, sessions, secret, now)
 
 
 def _identity(access: Access, sessions: Sessions, secret: str, now: float) -> Identity | None:

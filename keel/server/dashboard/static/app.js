@@ -1,7 +1,14 @@
-// keel's dashboard: theme, times, and the one live stream of this tab.
-// Pages register handlers with keel.on(eventName, fn); the stream's events are JSON.
+// keel's dashboard: theme, times, failed requests said, and the one live stream of
+// this tab. Pages register handlers with keel.on(eventName, fn); the stream's events
+// are JSON. Loaded without defer in <head> (the theme is set before the page is drawn):
+// nothing here may touch the body before DOMContentLoaded. The pages' Content Security
+// Policy runs no inline script: listeners live in these files, never in attributes.
 (function () {
   "use strict";
+  // the theme first, before anything can fail (storage may be refused: then the system's)
+  let stored = null;
+  try { stored = localStorage.getItem("keel-theme"); } catch (_) { stored = null; }
+  document.documentElement.dataset.theme = stored || "auto";
   const handlers = {};
   const keel = (window.keel = {
     on(name, fn) { (handlers[name] = handlers[name] || []).push(fn); },
@@ -71,21 +78,78 @@
     return missing;
   }
 
-  // --- the live stream: one EventSource per tab, resumed with Last-Event-ID
+  // --- htmx: an element with data-remove-after-request goes once its request has
+  // succeeded (a "more" button; a value: the closest ancestor matching it instead)
+  document.addEventListener("htmx:afterRequest", (e) => {
+    const el = e.detail.elt;
+    if (!e.detail.successful || !el || !el.hasAttribute || !el.hasAttribute("data-remove-after-request")) return;
+    const which = el.getAttribute("data-remove-after-request");
+    const gone = which ? el.closest(which) : el;
+    if (gone) gone.remove();
+  });
+
+  // --- a failed htmx request says why (the error page's words), in a banner
+  function showProblem(text) {
+    const banner = document.getElementById("problem-banner");
+    if (!banner) return;
+    banner.querySelector(".problem-text").textContent = text;
+    banner.hidden = false;
+  }
+  function problemOf(xhr) {
+    const type = xhr.getResponseHeader("Content-Type") || "";
+    let detail = "";
+    if (type.includes("json")) {
+      try { detail = String(JSON.parse(xhr.responseText).detail || ""); } catch (_) { detail = ""; }
+    } else if (type.includes("html") && xhr.responseText) {
+      const found = new DOMParser().parseFromString(xhr.responseText, "text/html").querySelector(".problem");
+      detail = found ? found.textContent.trim() : "";
+    }
+    const status = xhr.status + (xhr.statusText ? " " + xhr.statusText : "");
+    return detail ? `${detail} (${status})` : `The request failed: ${status}.`;
+  }
+  document.addEventListener("htmx:responseError", (e) => showProblem(problemOf(e.detail.xhr)));
+  document.addEventListener("htmx:sendError", () => showProblem("The server did not answer: check the connection, then try again."));
+  document.addEventListener("click", (e) => {
+    if (e.target.closest && e.target.closest("[data-dismiss-problem]")) document.getElementById("problem-banner").hidden = true;
+  });
+
+  // --- the live stream: one EventSource per tab, resumed with Last-Event-ID. The server
+  // ends it with `signed-out` when the session ends. A stream refused (the browser then
+  // stops retrying) or failing again and again asks /ui/session whether the session
+  // holds: no, the sign-in form; yes (or no answer: the server is away), connect again.
+  const PROBE_EVERY_ERRORS = 5;
+  function signIn() {
+    location.assign("/ui/sign-in?next=" + encodeURIComponent(location.pathname + location.search));
+  }
   function connect(url) {
     const badge = document.getElementById("live");
     let staleSince = null;
+    let errors = 0;
+    let probing = false;
     function say(state, text) { if (badge) { badge.dataset.state = state; badge.textContent = text; } }
     const source = new EventSource(url);
     keel.source = source;
-    source.onopen = () => { staleSince = null; say("live", "live"); };
+    function again() { if (source.readyState === EventSource.CLOSED) setTimeout(() => connect(url), 3000); }
+    function probe() {
+      if (probing) return;
+      probing = true;
+      fetch("/ui/session", { headers: { "HX-Request": "true" }, credentials: "same-origin", redirect: "manual", cache: "no-store" })
+        .then((r) => {
+          if (r.status === 401 || r.type === "opaqueredirect") { source.close(); signIn(); } else again();
+        })
+        .catch(again)
+        .finally(() => { probing = false; });
+    }
+    source.onopen = () => { staleSince = null; errors = 0; say("live", "live"); };
     source.onerror = () => {
+      errors += 1;
       if (!staleSince) {
         staleSince = new Date();
         say("stale", `stale since ${pad(staleSince.getHours())}:${pad(staleSince.getMinutes())}:${pad(staleSince.getSeconds())}`);
       }
-      if (source.readyState === EventSource.CLOSED) setTimeout(() => connect(url), 3000);
+      if (source.readyState === EventSource.CLOSED || errors % PROBE_EVERY_ERRORS === 0) probe();
     };
+    source.addEventListener("signed-out", () => { source.close(); signIn(); });
     const dispatch = (name) => (e) => {
       let data; try { data = JSON.parse(e.data); } catch (_) { return; }
       if (name === "patch") patch(data.items || []);
