@@ -134,6 +134,8 @@ class Store(Protocol):
         late: bool | None = None,
         error_type: str | None = None,
         node: str | None = None,
+        ended_after: float | None = None,
+        ended_before: float | None = None,
     ) -> list[RunRecord]:
         """Newest first (then by id); every filter given must hold. ``version``: a
         version or the first digits of one; ``parent``: only the child runs of that run;
@@ -141,7 +143,9 @@ class Store(Protocol):
         ``(created_at, id)`` of the last run of the previous page; ``late``: only runs
         that are (or are not) late; ``error_type``, ``node``: only failed runs whose
         failing node's last error has that type, and whose failing node is that one
-        (``RunRecord.error_type``, ``failed_node``). Each filter, and any combination,
+        (``RunRecord.error_type``, ``failed_node``); ``ended_after`` inclusive,
+        ``ended_before`` exclusive: only runs that ended then (``RunRecord.ended_at``;
+        a run not ended is never selected by them). Each filter, and any combination,
         reads an index."""
 
     def count_runs(
@@ -157,6 +161,8 @@ class Store(Protocol):
         late: bool | None = None,
         error_type: str | None = None,
         node: str | None = None,
+        ended_after: float | None = None,
+        ended_before: float | None = None,
     ) -> dict[str, int]:
         """How many runs ``list_runs`` with the same filters would list without a limit,
         by status (statuses with none left out): the same selection, never a different
@@ -178,8 +184,20 @@ class Store(Protocol):
         must see every change asks again from a little before its position (a few
         seconds) and skips what it has seen (the same ``id`` and ``last_seq``)."""
 
-    def history(self, run_id: str, after_seq: int = 0) -> list[StoredEvent]:
-        """The run's events with ``seq > after_seq``, in order."""
+    def quiet_runs(self, before: float, limit: int) -> list[RunRecord]:
+        """Up to ``limit`` runs that should move on by themselves (pending, running or
+        failing) whose row has not changed since ``before`` (``updated_at <= before``),
+        the quietest first (then by id), leaving out those waiting for something by
+        design (an open wait: an approval, a timer, a signal, a child run): where to
+        look for stuck runs. Read by the index of runs by ``updated_at``."""
+
+    def history(
+        self, run_id: str, after_seq: int = 0, before_seq: int | None = None
+    ) -> list[StoredEvent]:
+        """The run's events with ``seq > after_seq`` and, when given, ``seq <
+        before_seq``, in order: a page of a long history reads that page only (the
+        numbers have no gap, so ``before_seq = after_seq + n + 1`` gives ``n`` events
+        at most)."""
 
     def first_event(self, run_id: str) -> StoredEvent | None:
         """The run's first event (its ``RunStarted``: what started it), None for no

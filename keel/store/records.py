@@ -48,6 +48,8 @@ class RunRecord:
     #: the type of that node's last error; None for a run not failed
     failed_node: str | None = None
     error_type: str | None = None
+    #: when the run ended (with its final status); None while it has not
+    ended_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +250,7 @@ def run_record(row: Sequence[Any]) -> RunRecord:
     """A run as both backends select it (``select_run``'s columns, in order)."""
     (run_id, workflow, version, status, run_input, output, reason, created, updated, last_seq,
      head, origin, parent_run, parent_node, started_by, late, failed_node,
-     error_type) = row  # fmt: skip
+     error_type, ended_at) = row  # fmt: skip
     return RunRecord(
         id=run_id,
         workflow=workflow,
@@ -268,6 +270,7 @@ def run_record(row: Sequence[Any]) -> RunRecord:
         late=bool(late),
         failed_node=failed_node,
         error_type=error_type,
+        ended_at=None if ended_at is None else float(ended_at),
     )
 
 

@@ -171,6 +171,7 @@ def test_a_database_from_before_late_runs_gets_the_flag_false_for_its_runs(
     store.close()
     with closing(sqlite3.connect(path)) as conn, conn:  # the schema before 0012_late
         conn.execute("DROP INDEX runs_late")
+        conn.execute("DROP INDEX runs_late_by_workflow")  # (0015's, on the column)
         conn.execute("ALTER TABLE runs DROP COLUMN late")
         conn.execute("DELETE FROM schema_migrations WHERE version = 12")
 

@@ -4,7 +4,9 @@ stream patches only the blocks whose numbers changed."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -14,6 +16,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 
+from keel.engine import ErrorInfo, NodeFailed
+from keel.runtime.clock import FakeClock
 from keel.runtime.operations.control import cancel_run, start_run
 from keel.runtime.views.overview import STATUSES, STEPS, window_start
 from keel.server.dashboard import live
@@ -23,6 +27,7 @@ from keel.server.dashboard.pages.overview import BLOCKS, _Follow
 from keel.server.dashboard.times import iso
 from keel.store.presence import LIVE_WITHIN
 from keel.store.records import RunChange
+from tests.contract.conftest import Driver, roots_spec
 from tests.dashboard.conftest import Ui
 from tests.dashboard.ops_html import Node, parse, script_json
 
@@ -102,8 +107,60 @@ def test_a_workflow_shows_its_failure_rate_and_durations_from_its_ended_runs(ui:
     assert cells[1].text == str(ended.count) == "1"
     (failed,) = cells[2].find_all("a")
     assert failed.text == str(ended.failed) == "1"
-    assert failed.attrs["href"] == runs_url(workflow="review", status="failed", created_after=since)
+    assert failed.attrs["href"] == runs_url(workflow="review", status="failed", ended_after=since)
     assert cells[3].text == "100.0%"
+
+
+_CURRENT = re.compile(r'class="pill current" data-status="(\w+)" data-count="(\d+)"')
+_ROW = re.compile(r'<tr id="run-([^"]+)"')
+
+
+def test_every_number_is_the_count_of_the_list_it_links_to(ui: Ui) -> None:
+    """Render the overview, follow each number's link and find the same count there
+    (and as many rows). Runs that ended in the window link with ``ended_after``: a run
+    created before the window that ended in it counts, one that ended before it not."""
+    at = now(ui)
+    since = window_start(at)
+    spec = ui.store.load_spec(ui.store.get_run(ui.seeded.waiting).spec_version)
+    before = start_run(ui.store, spec, {"amount": 1}, clock=FakeClock(since - 7200)).id
+    cancel_run(ui.store, before, by="tester", clock=FakeClock(since - 3600))  # ended before
+    old = start_run(ui.store, spec, {"amount": 2}, clock=FakeClock(since - 7200)).id
+    cancel_run(ui.store, old, by="tester", clock=FakeClock(at))  # created before, ended in
+    driver = Driver(ui.store, roots_spec("a"), "old-failed")
+    driver.now = since - 7200
+    driver.start()
+    driver.now = at
+    (claimed,) = driver.claim("w1")
+    error = ErrorInfo(type="Boom", message="no", retryable=False)
+    driver.commit(driver.step([NodeFailed(node="a", attempt=1, error=error)], (claimed.lease,)))
+
+    _, page, drawn_since = drawn(ui)
+    links = [a for a in page.find_all("a") if "data-count" in a.attrs
+             and a.attrs["href"].startswith("/ui/runs?")]  # fmt: skip
+    followed = set()
+    for link in links:
+        href = html.unescape(link.attrs["href"])
+        query = href.split("?", 1)[1]
+        counts = ui.clients["viewer"].get(f"/ui/runs/counts?{query}")
+        assert counts.status_code == 200, counts.text
+        ((_, count),) = _CURRENT.findall(counts.text)
+        assert count == link.attrs["data-count"], (href, count)
+        rows = _ROW.findall(ui.clients["viewer"].get(href).text)
+        assert len(rows) == int(count), href
+        followed.add(href)
+
+    rates = page.by_id("ov-rates")
+    (failures,) = rates.find_all("a", data_ended="failed")
+    assert failures.attrs["href"] == runs_url(status="failed", ended_after=drawn_since)
+    assert failures.attrs["data-count"] == "2"  # the seed's rejected run, and old-failed
+    (row,) = page.by_id("ov-workflows").find_all("tr", data_workflow="review")
+    (ended,) = row.find_all("a", data_ended="all")
+    assert ended.attrs["href"] == runs_url(workflow="review", ended_after=drawn_since)
+    assert ended.text == ended.attrs["data-count"] == "2"  # rejected, and old: cancelled
+    (failed,) = row.find_all("a", data_ended="failed")
+    assert failed.text == failed.attrs["data-count"] == "1"
+    assert {html.unescape(a.attrs["href"]) for a in (failures, ended, failed)} <= followed
+    assert len(followed) >= 8  # statuses, the window's, the ended ones
 
 
 def test_waiting_runs_and_workers_are_the_store_gauges(ui: Ui) -> None:
@@ -132,10 +189,13 @@ def test_the_stream_patches_only_the_blocks_that_changed(ui: Ui) -> None:
     cancel_run(ui.store, ui.seeded.waiting, by="tester")
     (patch,) = follow([])
     patched = {item["id"]: parse(item["html"]) for item in patch.data["items"]}
-    assert "ov-runs" in patched
-    assert "ov-workflows" not in patched
+    assert {"ov-runs", "ov-workflows"} <= set(patched)  # a run ended: both counts moved
+    assert "ov-workers" not in patched
+    assert "ov-alerts" not in patched
     (tile,) = patched["ov-runs"].find_all("a", data_status="cancelled")
     assert tile.attrs["data-count"] == "1" == str(ui.store.count_runs()["cancelled"])
+    (ended,) = patched["ov-workflows"].find_all("a", data_ended="all")
+    assert ended.attrs["data-count"] == "2"  # the rejected run, and this one
 
 
 def test_a_reconnected_stream_sends_every_block_then_ends_with_the_server(ui: Ui) -> None:

@@ -10,6 +10,8 @@ import re
 import threading
 from typing import Any
 
+import pytest
+
 from keel.engine.events import (
     NodeSetByHand,
     RunCancelled,
@@ -18,6 +20,7 @@ from keel.engine.events import (
     RunUnpaused,
 )
 from keel.runtime.operations.interventions import approve
+from keel.server.dashboard.pages import run as run_page
 from tests.dashboard.conftest import Ui, csrf_of
 
 _GRAPH = re.compile(r'<script type="application/json" id="run-graph-data">(.*?)</script>', re.S)
@@ -254,6 +257,30 @@ def test_history_pages_back_and_logs_download_as_text(ui: Ui) -> None:
     assert logs.headers["content-type"].startswith("text/plain")
     assert "attachment" in logs.headers["content-disposition"]
     assert missing.status_code == 404
+
+
+def test_a_page_of_history_reads_only_its_events(ui: Ui, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page before event ``before`` reads that page from the store, not every event
+    after its first (a long run's history read to its end for each page)."""
+    waiting = ui.seeded.waiting
+    last = ui.store.get_run(waiting).last_seq
+    assert last >= 3
+    read: list[int] = []
+    history = ui.store.history
+
+    def recorded(run_id: str, after_seq: int = 0, before_seq: int | None = None) -> Any:
+        found = history(run_id, after_seq, before_seq=before_seq)
+        read.extend(event.seq for event in found)
+        return found
+
+    monkeypatch.setattr(ui.store, "history", recorded)
+    monkeypatch.setattr(run_page, "HISTORY_PAGE", 1)
+
+    older = ui.clients["viewer"].get(f"/ui/runs/{waiting}/history?before={last}")
+
+    seqs = [int(s) for s in re.findall(r'<td class="mono">(\d+)</td>', older.text)]
+    assert seqs == [last - 1]
+    assert read == [last - 1]
 
 
 def _events(lines: Any, wanted: str, most: int = 400) -> dict[str, Any]:

@@ -142,6 +142,13 @@ FILTERS: list[Any] = [
     pytest.param(lambda m: "started_by=alice", {"alice"}, id="started-by"),
     pytest.param(lambda m: "late=true", {"old_late"}, id="late"),
     pytest.param(lambda m: "late=false&workflow=other", {"old"}, id="not-late"),
+    pytest.param(lambda m: f"ended_after={utc(T0)}", {"failed", "boom"}, id="ended-after"),
+    pytest.param(lambda m: f"ended_after={utc(T0)}&workflow=review", {"failed"},
+                 id="ended-after+workflow"),
+    pytest.param(lambda m: f"ended_after={utc(T0)}&status=failed", {"failed", "boom"},
+                 id="ended-after+status"),
+    pytest.param(lambda m: f"ended_before={utc(T0 + 1000)}", set(), id="ended-before"),
+    pytest.param(lambda m: "ended_after=2100-01-01T00:00:00Z", set(), id="ended-later"),
 ]  # fmt: skip
 
 
@@ -165,6 +172,26 @@ def test_each_filter_narrows_the_list_and_the_counts_agree(
     filters = parse(dict(p.split("=") for p in text.split("&") if p))
     everyone = [ui.store.get_run(run_id) for run_id in mix.ids.values()]
     assert {r.id for r in everyone if filters.matches(r)} == set(ids)
+
+
+def test_the_form_filters_by_when_runs_ended_and_keeps_it(ui: Ui, mix: Mix) -> None:
+    text = ui.clients["viewer"].get(f"/ui/runs?ended_after={utc(T0)}Z").text
+    assert 'name="ended_after" value="2020-09-13T12:26:40"' in text  # shown in UTC
+    assert 'name="ended_before" value=""' in text
+    assert "ended after (UTC)" in text
+    counts_url = re.search(r'hx-get="([^"]+)"', text)
+    assert counts_url
+    assert "ended_after=2020-09-13T12%3A26%3A40" in counts_url.group(1)
+
+
+def test_a_run_not_ended_never_matches_an_ended_filter() -> None:
+    """What the live stream rules out from the change feed alone, and says of a row."""
+    window = RunFilters(ended_after=T0)
+    assert not window.may_match("review", "running", False)
+    assert not window.may_match("review", "paused", False)
+    assert window.may_match("review", "cancelled", False)
+    assert RunFilters(ended_before=T0).may_match("review", "succeeded", True)
+    assert RunFilters().may_match("review", "running", False)
 
 
 def test_each_count_links_to_the_list_it_counts(ui: Ui, mix: Mix) -> None:
@@ -378,7 +405,11 @@ def test_who_may_not_act_sees_no_bulk_action_and_cannot_forge_one(ui: Ui, mix: M
     ("late=maybe", "late: 'maybe'"),
     ("cursor=not-a-cursor", "page: not one this page gave"),
     ("workflow=" + "x" * 201, "workflow: longer than 200 characters"),
-], ids=["status", "date-time", "time-order", "late", "cursor", "too-long"])  # fmt: skip
+    ("ended_before=soon", "ended before: 'soon' is not a date-time"),
+    ("ended_after=2025-01-02T00:00&ended_before=2025-01-02T00:00",
+     "ended before: must be later than ended after"),
+], ids=["status", "date-time", "time-order", "late", "cursor", "too-long", "ended-date-time",
+        "ended-order"])  # fmt: skip
 def test_a_bad_filter_is_a_message_naming_its_field(ui: Ui, query: str, said: str) -> None:
     answer = ui.clients["viewer"].get(f"/ui/runs?{query}")
     assert answer.status_code == 400

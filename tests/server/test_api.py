@@ -158,6 +158,23 @@ def test_runs_are_filtered_and_paged_on_the_server(api: Api) -> None:
     assert "cursor" in bad.json()["detail"]
 
 
+def test_runs_are_listed_by_when_they_ended(api: Api) -> None:
+    def listed(query: str) -> list[str]:
+        answer = api.client.get(f"/runs?{query}", headers=api.auth("viewer"))
+        assert answer.status_code == 200, answer.text
+        return [run["id"] for run in answer.json()["runs"]]
+
+    assert listed("ended_after=2000-01-01T00:00:00Z") == [api.failed]  # the one ended
+    assert listed("ended_after=2000-01-01T00:00:00%2B02:00&status=failed") == [api.failed]
+    assert listed("ended_after=2100-01-01T00:00:00Z") == []
+    assert listed("ended_before=2000-01-01T00:00:00Z") == []
+    assert listed("ended_before=2100-01-01T00:00:00Z&workflow=review") == [api.failed]
+    for bad in ("0.5", "2025-01-31T12:00:00", "yesterday"):  # RFC 3339 with its offset
+        answer = api.client.get(f"/runs?ended_after={bad}", headers=api.auth("viewer"))
+        assert answer.status_code == 422, bad
+        assert "ended_after" in answer.text
+
+
 def test_a_history_is_read_in_pages_by_sequence_number(api: Api) -> None:
     last = api.store.get_run(api.failed).last_seq
     first = api.client.get(f"/runs/{api.failed}/history?limit=2", headers=api.auth("viewer"))
@@ -171,6 +188,25 @@ def test_a_history_is_read_in_pages_by_sequence_number(api: Api) -> None:
     verified = api.client.get(f"/runs/{api.failed}/verify", headers=api.auth("viewer")).json()
     assert verified["intact"] is True
     assert verified["events"] == last
+
+
+def test_a_page_of_history_reads_only_its_events(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``limit`` bounds the read, not only the answer (a long run's history was read
+    to its end for each page)."""
+    read: list[int] = []
+    history = api.store.history
+
+    def recorded(run_id: str, after_seq: int = 0, before_seq: int | None = None) -> Any:
+        found = history(run_id, after_seq, before_seq=before_seq)
+        read.extend(event.seq for event in found)
+        return found
+
+    monkeypatch.setattr(api.store, "history", recorded)
+    page = api.client.get(f"/runs/{api.failed}/history?after=1&limit=2",
+                          headers=api.auth("viewer")).json()  # fmt: skip
+    assert [e["seq"] for e in page["events"]] == [2, 3]
+    assert page["next_after"] == 3
+    assert read == [2, 3]
 
 
 def test_a_token_over_its_rate_gets_429_with_retry_after(api: Api) -> None:

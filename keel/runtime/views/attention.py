@@ -4,9 +4,12 @@ why`` gives, late runs, approvals past their time, open circuits, alerts firing.
 
 Bounded whatever the store holds: the failures are one grouped read
 (``Store.failure_groups``, each group's count the one its filtered list finds); the
-stuck runs are the quietest few of the runs not ended that have not changed for
-``QUIET`` seconds, and only those few are explained (``run_why`` reads a history each);
-the late runs and the overdue approvals are lists with a limit, counted by aggregates.
+stuck runs are the quietest few of the runs that should move on by themselves and
+have not changed for ``QUIET`` seconds (``Store.quiet_runs``: by the time their row
+changed, runs waiting by design left out, so an old stuck run is found however many
+runs wait for a person), and only those few are explained (``run_why`` reads a history
+each); the late runs and the overdue approvals are lists with a limit, counted by
+aggregates.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from keel.store.summaries import FailureGroup
 
 #: a run not ended whose row has not changed for this long is looked at as maybe stuck
 QUIET = 300.0
-#: runs read per status when looking for stuck ones, and the most explained
+#: quiet runs read when looking for stuck ones, and the most explained
 CANDIDATES = 50
 EXPLAINED = 10
 #: the most rows of a list shown (late runs, overdue approvals, failure groups)
@@ -85,18 +88,11 @@ def held_node(why: RunWhy) -> NodeWhy | None:
 def stuck_runs(
     store: Store, plan_of: Callable[[str], Plan], now: float, *, quiet: float = QUIET
 ) -> tuple[list[StuckRun], int]:
-    """The runs not ended whose row has not changed for ``quiet`` seconds, quietest
-    first (those with an open wait last), each with what holds it (those only waiting
-    by design are left out); and how many quiet runs were found. At most
-    ``CANDIDATES`` runs are read per status (the newest created: ``list_runs``' order)
-    and ``EXPLAINED`` histories."""
-    quiet_runs: list[RunRecord] = []
-    for status in MOVING_STATUSES:
-        found = store.list_runs(status=status, created_before=now - quiet, limit=CANDIDATES)
-        quiet_runs.extend(record for record in found if record.updated_at <= now - quiet)
-    # a run that waits for a person or a time is quiet by design: looked at last
-    waiting = {wait.run_id for wait in store.waits(limit=1000)} if quiet_runs else set()
-    quiet_runs.sort(key=lambda record: (record.id in waiting, record.updated_at, record.id))
+    """The runs that should move on by themselves (no open wait) whose row has not
+    changed for ``quiet`` seconds, quietest first, each with what holds it (those only
+    taking their turn are left out); and how many quiet runs were read. At most
+    ``CANDIDATES`` runs are read (``Store.quiet_runs``) and ``EXPLAINED`` histories."""
+    quiet_runs = store.quiet_runs(now - quiet, CANDIDATES)
     stuck: list[StuckRun] = []
     for record in quiet_runs[:EXPLAINED]:
         why = run_why(store, record, plan_of(record.spec_version), now)

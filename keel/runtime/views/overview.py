@@ -3,11 +3,13 @@ throughput, failure rate and durations per workflow, the queues, the waiting run
 workers, the late runs and the alerts firing.
 
 Every number is an aggregate the store computes from an index, never a read per run:
-``count_runs`` (the same selection as the runs list a number links to), ``ended_runs``
-(what the ``failure_rate`` and ``p95_duration`` alert rules read, so the page and the
-alerts cannot disagree), ``gauges`` (what ``/metrics`` serves), ``throughput``,
-``live_workers`` and ``lease_owners``, ``alert_states``. Its cost grows with the
-deployed workflows (four reads each) and the runs of the window, not with histories.
+``count_runs`` (the same selection as the runs list a number links to: runs created in
+the window link with ``created_after``, runs that ended in it with ``ended_after``),
+``ended_runs`` (what the ``failure_rate`` and ``p95_duration`` alert rules read, so the
+page and the alerts cannot disagree: the same runs, those that succeeded or failed),
+``gauges`` (what ``/metrics`` serves), ``throughput``, ``live_workers`` and
+``lease_owners``, ``alert_states``. Its cost grows with the deployed workflows (five
+reads each) and the runs of the window, not with histories.
 
 The window is whole steps (hours) ending with the one ``now`` is in, so its start, a
 filter of the links, stays the same for a step and a count shown is the count the
@@ -42,18 +44,36 @@ def window_start(now: float, step: float = STEP, steps: int = STEPS) -> float:
 
 @dataclass(frozen=True, slots=True)
 class WorkflowHealth:
-    """One workflow's runs that ended in the window (as its alert rules read them)."""
+    """One workflow's runs that ended in the window: how many with each final status
+    (what the runs list filtered by the workflow and ``ended_after`` counts), and of
+    those that succeeded or failed (as its alert rules read them) the failure rate
+    and the durations."""
 
     workflow: str
-    ended: int
-    failed: int
-    #: durations (end less creation) at the median and the 95th percentile
-    p50: float | None
+    #: final status -> runs that ended with it in the window (``count_runs``)
+    ended_by_status: dict[str, int]
+    #: the runs that succeeded or failed in the window (``ended_runs``; a cancelled run
+    #: tells nothing of a workflow's health), their durations (end less creation) at
+    #: the median and the 95th percentile
+    judged: EndedRuns
     p95: float | None
 
     @property
+    def ended(self) -> int:
+        """Runs that ended in the window, whatever their final status."""
+        return sum(self.ended_by_status.values())
+
+    @property
+    def failed(self) -> int:
+        return self.ended_by_status.get("failed", 0)
+
+    @property
+    def p50(self) -> float | None:
+        return self.judged.duration
+
+    @property
     def failure_rate(self) -> float | None:
-        return None if not self.ended else self.failed / self.ended
+        return None if not self.judged.count else self.judged.failed / self.judged.count
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +107,12 @@ class Overview:
 
 
 def workflow_health(store: Store, workflow: str, since: float) -> WorkflowHealth:
-    """A workflow's ended runs since ``since``: count, failed, median and p95 duration."""
+    """A workflow's ended runs since ``since``: by status, failure rate, median and p95
+    duration."""
+    ended = store.count_runs(workflow=workflow, ended_after=since)
     median = store.ended_runs(since, workflow=workflow, quantile=0.5)
     p95 = store.ended_runs(since, workflow=workflow, quantile=0.95).duration
-    return WorkflowHealth(workflow, median.count, median.failed, median.duration, p95)
+    return WorkflowHealth(workflow, ended, median, p95)
 
 
 def overview(store: Store, now: float, *, with_throughput: bool = True) -> Overview:

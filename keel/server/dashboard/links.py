@@ -2,14 +2,17 @@
 filters the count was made with, so following a number shows exactly those runs.
 
 The runs list takes ``status``, ``workflow``, ``version``, ``created_after``,
-``created_before`` (ISO 8601 in UTC, as the API's ``GET /runs``), ``error_type``,
-``node``, ``started_by`` and ``late`` (``true``/``false``).
+``created_before``, ``ended_after``, ``ended_before`` (ISO 8601 in UTC, as the API's
+``GET /runs``), ``error_type``, ``node``, ``started_by`` and ``late``
+(``true``/``false``). A number of runs that *ended* in a window links with the ended
+filters, one of runs *created* in it with the created ones: the list counts the same.
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from keel.server.dashboard.run_filters import TIMES
 from keel.server.dashboard.times import iso
 
 RUNS = "/ui/runs"
@@ -22,7 +25,7 @@ def runs_url(**filters: str | float | bool | None) -> str:
     for name, value in filters.items():
         if value is None:
             continue
-        if name in ("created_after", "created_before") and not isinstance(value, str):
+        if name in TIMES and not isinstance(value, str):
             query[name] = iso(float(value))
         elif isinstance(value, bool):
             query[name] = "true" if value else "false"

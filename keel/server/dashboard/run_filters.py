@@ -32,8 +32,13 @@ MAX_TEXT = 200
 #: what the page calls each filter, for its messages
 LABELS = {"status": "status", "workflow": "workflow", "version": "version",
           "created_after": "created after", "created_before": "created before",
+          "ended_after": "ended after", "ended_before": "ended before",
           "error_type": "error type", "node": "failed node", "started_by": "started by",
           "late": "late", "cursor": "page"}  # fmt: skip
+#: the filters that are times (seconds since the epoch; text: UTC date-times)
+TIMES = ("created_after", "created_before", "ended_after", "ended_before")
+#: the statuses of a run that ended (only those have an ``ended_at``)
+ENDED = ("succeeded", "failed", "cancelled")
 _LATE = {"true": True, "yes": True, "false": False, "no": False}
 
 
@@ -62,6 +67,15 @@ class RunFilters:
     #: a token's name, or a trigger (``schedule:NAME``...)
     started_by: str | None = None
     late: bool | None = None
+    #: when the run ended (with its final status; a run not ended has no end): after
+    #: inclusive, before exclusive
+    ended_after: float | None = None
+    ended_before: float | None = None
+
+    @property
+    def ended(self) -> bool:
+        """Whether only runs that ended are selected (an ended filter is set)."""
+        return self.ended_after is not None or self.ended_before is not None
 
     def query(self) -> dict[str, Any]:
         """The filters as ``Store.list_runs`` and ``Store.count_runs`` take them."""
@@ -88,6 +102,7 @@ class RunFilters:
             and (self.node is None or run.failed_node == self.node)
             and (self.started_by is None or run.started_by == self.started_by)
             and (self.late is None or run.late == self.late)
+            and _within(run.ended_at, self.ended_after, self.ended_before)
         )
 
     def may_match(self, workflow: str, status: str, late: bool) -> bool:
@@ -97,6 +112,7 @@ class RunFilters:
             and (self.status is None or status == self.status)
             and (self.late is None or late == self.late)
             and ((self.error_type is None and self.node is None) or status == "failed")
+            and (not self.ended or status in ENDED)
         )
 
     def params(self) -> dict[str, str]:
@@ -105,7 +121,7 @@ class RunFilters:
         for name, value in self.query().items():
             if value is None:
                 continue
-            if name in ("created_after", "created_before"):
+            if name in TIMES:
                 found[name] = date_time_text(value)
             elif name == "late":
                 found[name] = "true" if value else "false"
@@ -117,6 +133,14 @@ class RunFilters:
         """``path`` with these filters and ``extra`` parameters (None: left out)."""
         query = {**self.params(), **{k: v for k, v in extra.items() if v is not None}}
         return f"{path}?{urlencode(query)}" if query else path
+
+
+def _within(at: float | None, after: float | None, before: float | None) -> bool:
+    """Whether ``at`` (None: no such time) is in ``[after, before)``, either end open
+    when None (both None: anything is, even no time)."""
+    if after is None and before is None:
+        return True
+    return at is not None and (after is None or at >= after) and (before is None or at < before)
 
 
 def _text(params: Mapping[str, str], name: str) -> str | None:
@@ -157,6 +181,10 @@ def parse(params: Mapping[str, str]) -> RunFilters:
     before = _date_time(params, "created_before")
     if after is not None and before is not None and after >= before:
         raise FilterError("created_before", "must be later than created after")
+    ended_after = _date_time(params, "ended_after")
+    ended_before = _date_time(params, "ended_before")
+    if ended_after is not None and ended_before is not None and ended_after >= ended_before:
+        raise FilterError("ended_before", "must be later than ended after")
     return RunFilters(
         status=status,
         workflow=_text(params, "workflow"),
@@ -167,6 +195,8 @@ def parse(params: Mapping[str, str]) -> RunFilters:
         node=_text(params, "node"),
         started_by=_text(params, "started_by"),
         late=None if late_text is None else _LATE[late_text.lower()],
+        ended_after=ended_after,
+        ended_before=ended_before,
     )
 
 

@@ -9,6 +9,7 @@ another name over the API.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
@@ -55,6 +56,10 @@ def _rfc3339(value: object) -> object:
 
 
 DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+
+
+def _seconds(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
 
 
 class StartRun(BaseModel):
@@ -132,17 +137,20 @@ def list_runs(
     ] = None,
     created_after: DateTime | None = None,
     created_before: DateTime | None = None,
+    ended_after: DateTime | None = None,
+    ended_before: DateTime | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> dict[str, Any]:
-    """Newest first; every filter given must hold. Pass ``next_cursor`` back as
-    ``cursor`` for the next page (null: this was the last)."""
+    """Newest first; every filter given must hold (a run not ended has no end: the
+    ``ended_`` filters leave it out). Pass ``next_cursor`` back as ``cursor`` for the
+    next page (null: this was the last)."""
     after = None if cursor is None else decode_cursor(cursor, (float, str))
     records = served.store.list_runs(
         status=status, workflow=workflow, version=version, parent=parent,
         started_by=started_by, limit=limit, late=late,
-        created_after=None if created_after is None else created_after.timestamp(),
-        created_before=None if created_before is None else created_before.timestamp(),
+        created_after=_seconds(created_after), created_before=_seconds(created_before),
+        ended_after=_seconds(ended_after), ended_before=_seconds(ended_before),
         cursor=None if after is None else (float(after[0]), str(after[1])),
     )  # fmt: skip
     last = records[-1] if len(records) == limit else None
@@ -170,7 +178,7 @@ def history(
 ) -> dict[str, Any]:
     """The run's events in order with their hash chain; ``next_after`` pages on."""
     record = served.store.get_run(run_id)
-    events = served.store.history(record.id, after)[:limit]
+    events = served.store.history(record.id, after, before_seq=after + limit + 1)
     more = bool(events) and events[-1].seq < record.last_seq
     return {"run_id": record.id, "events": [event_document(e) for e in events],
             "next_after": events[-1].seq if more else None}  # fmt: skip

@@ -46,6 +46,11 @@ INSERT INTO events (run_id, seq, at, kind, node, data, prev_hash) VALUES (?, ?, 
 -- name: select_history
 SELECT run_id, seq, at, data, prev_hash FROM events WHERE run_id = ? AND seq > ? ORDER BY seq;
 
+-- name: select_history_before
+-- a page of a run's events: after the first seq, before the second
+SELECT run_id, seq, at, data, prev_hash FROM events
+WHERE run_id = ? AND seq > ? AND seq < ? ORDER BY seq;
+
 -- name: select_first_event
 SELECT run_id, seq, at, data, prev_hash FROM events WHERE run_id = ? ORDER BY seq LIMIT 1;
 
@@ -55,8 +60,28 @@ SELECT seq, at, data, prev_hash, kind, node FROM events WHERE run_id = ? ORDER B
 -- name: select_run
 SELECT id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
        last_seq, head_hash, origin, parent_run, parent_node, started_by, late, failed_node,
-       error_type
+       error_type, ended_at
 FROM runs WHERE id = ?;
+
+-- name: select_versions_from
+-- the stored versions from :low (a prefix) to before :high, a few (a runs list's filter
+-- by a version's first digits reads the runs of these, by the index of runs by version)
+SELECT version FROM specs WHERE version >= :low AND version < :high
+ORDER BY version LIMIT :limit;
+
+-- name: select_quiet_runs
+-- runs that should move on by themselves (pending, running, failing) whose row has not
+-- changed since :before, the quietest first, but those that wait for something by
+-- design (an open wait); select_run's columns. Read through runs_by_status and sorted:
+-- an index of its own would cost every commit of a running run a write, for a page
+-- read every few seconds (44 ms at 100,000 runs, most of them waiting)
+SELECT id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
+       last_seq, head_hash, origin, parent_run, parent_node, started_by, late, failed_node,
+       error_type, ended_at
+FROM runs
+WHERE updated_at <= :before AND status IN ('pending', 'running', 'failing')
+  AND NOT EXISTS (SELECT 1 FROM waits WHERE waits.run_id = runs.id)
+ORDER BY updated_at, id LIMIT :limit;
 
 -- name: select_run_prefix
 SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 2;

@@ -85,9 +85,15 @@ class SQLReader:
             raise RunNotFoundError(f"{NO_RUN} '{run_id}'")
         return run_record(row)
 
-    def history(self, run_id: str, after_seq: int = 0) -> list[StoredEvent]:
+    def history(
+        self, run_id: str, after_seq: int = 0, before_seq: int | None = None
+    ) -> list[StoredEvent]:
         with self.dialect.read() as cur:
-            rows = cur.execute(self.q["select_history"], (run_id, after_seq)).fetchall()
+            if before_seq is None:
+                rows = cur.execute(self.q["select_history"], (run_id, after_seq)).fetchall()
+            else:
+                page = (run_id, after_seq, before_seq)
+                rows = cur.execute(self.q["select_history_before"], page).fetchall()
         return [stored_event_of(row) for row in rows]
 
     def first_event(self, run_id: str) -> StoredEvent | None:

@@ -28,8 +28,8 @@ class SQLSummaries(SQLReader):
         param = self.dialect.param
         where, params = runs_where(
             param, status="failed", workflow=None, parent=None, version=None,
-            started_by=None, created_after=created_after, created_before=None, late=None,
-            error_type=None, node=None,
+            started_by=None, created_after=created_after, created_before=None,
+            ended_after=None, ended_before=None, late=None, error_type=None, node=None,
         )  # fmt: skip
         params["limit"] = limit
         # grouped as the failed runs' index (error_type, failed_node, created_at) is

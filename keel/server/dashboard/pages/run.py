@@ -158,9 +158,9 @@ def history_page(
 ) -> HTMLResponse:  # fmt: skip
     """A page of the history, newest first, before event ``before``."""
     record = served.store.get_run(run_id)
-    start = max(0, min(before, record.last_seq + 1) - 1 - HISTORY_PAGE)
-    found = [e for e in served.store.history(record.id, start) if e.seq < before]
-    newest = list(reversed(found[-HISTORY_PAGE:]))
+    end = min(before, record.last_seq + 1)  # the page is the events just before it
+    found = served.store.history(record.id, max(0, end - 1 - HISTORY_PAGE), before_seq=end)
+    newest = list(reversed(found))
     return HTMLResponse(fragment("run/history_rows.html", run_id=record.id,
                                  events=[event_document(e) for e in newest]))  # fmt: skip
 

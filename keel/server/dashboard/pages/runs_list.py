@@ -40,6 +40,8 @@ PAGE = 50
 FIELDS = (("status", "status", "select"), ("workflow", "workflow", "text"),
           ("version", "version", "text"), ("created_after", "created after (UTC)", "datetime"),
           ("created_before", "created before (UTC)", "datetime"),
+          ("ended_after", "ended after (UTC)", "datetime"),
+          ("ended_before", "ended before (UTC)", "datetime"),
           ("error_type", "error type", "text"), ("node", "failed node", "text"),
           ("started_by", "started by", "text"), ("late", "late", "late"))  # fmt: skip
 

@@ -10,6 +10,11 @@
 -- when it fails) list them newest first by error type and node together, by error type
 -- alone, by node alone: without its own, a rare error type read every failed run.
 --
+--
+-- runs_late_by_workflow: a workflow's late runs, newest first (the runs list filtered by
+-- workflow and late, and its count): without it, the index of late runs read every late
+-- run, or the workflow's index every run of the workflow, to find a few.
+--
 -- runs_by_update: the change feed (runs_changed) reads the runs written after a
 -- position, in (updated_at, id) order; every commit that appends to a run or changes its
 -- status or late flag sets updated_at.
@@ -35,6 +40,7 @@ CREATE INDEX runs_failed_by_error ON runs (error_type, created_at) WHERE status 
 CREATE INDEX runs_failed_by_node ON runs (failed_node, created_at) WHERE status = 'failed';
 
 CREATE INDEX runs_by_update ON runs (updated_at, id);
+CREATE INDEX runs_late_by_workflow ON runs (workflow, created_at) WHERE late;
 
 CREATE TABLE sessions (
     secret_hash TEXT PRIMARY KEY,
