@@ -39,7 +39,6 @@ import keel
 from keel.authoring.yaml_source import load_yaml_text
 from keel.runtime.worker.loop import Worker, WorkerOptions
 from keel.server import create_app
-from keel.server.dashboard.run_view import REPLAYS
 from keel.server.identities import create_token
 from keel.store.sqlite import SQLiteStore
 
@@ -116,7 +115,7 @@ def server_side(app: Any, token: str, run_id: str, reps: int) -> None:
         assert page.status_code == 200, page.text[:500]
 
         def cold() -> None:
-            REPLAYS.clear()
+            app.state.replays.clear()
             client.get(f"/ui/runs/{run_id}")
 
         show("server: run page HTML, cold (history read)", timed(cold, reps),

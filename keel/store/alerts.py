@@ -66,6 +66,8 @@ class EndedRuns:
     #: the duration (end minus creation) at the quantile asked for (None: not asked,
     #: or no run)
     duration: float | None = None
+    #: the durations at the ``quantiles`` asked for, in their order (None: no run)
+    durations: tuple[float | None, ...] = ()
 
 
 def alert_of(row: Sequence[Any]) -> AlertState:

@@ -399,11 +399,17 @@ class Store(Protocol):
     # --- alerts (see keel.store.alerts) ---------------------------------------------------
 
     def ended_runs(
-        self, since: float, *, workflow: str | None = None, quantile: float | None = None
+        self,
+        since: float,
+        *,
+        workflow: str | None = None,
+        quantile: float | None = None,
+        quantiles: Sequence[float] = (),
     ) -> EndedRuns:
         """The runs (of ``workflow``) that succeeded or failed at ``since`` or later, how
         many failed, and with ``quantile`` (0 to 1) the duration at that quantile (the
-        nearest rank), from one aggregate on the ended runs' index."""
+        nearest rank), from one aggregate on the ended runs' index; ``quantiles``: the
+        durations at each (``EndedRuns.durations``), from the same one sort."""
 
     def overdue_approvals(self, now: float) -> int:
         """Approvals still waiting past their time (their timeout) at ``now``."""

@@ -64,6 +64,9 @@ class RunChange:
     last_seq: int
     updated_at: float
     late: bool
+    #: when the run was created: where a list ordered by creation would place it, told
+    #: by the feed so a reader need not read the run for it
+    created_at: float
 
     @property
     def position(self) -> tuple[float, str]:
@@ -276,8 +279,8 @@ def run_record(row: Sequence[Any]) -> RunRecord:
 
 def run_change_of(row: Sequence[Any]) -> RunChange:
     """``runs_changed``' columns."""
-    run_id, workflow, status, last_seq, updated, late = row
-    return RunChange(run_id, workflow, status, last_seq, updated, bool(late))
+    run_id, workflow, status, last_seq, updated, late, created = row
+    return RunChange(run_id, workflow, status, last_seq, updated, bool(late), created)
 
 
 # --- rows as both backends select them --------------------------------------------------

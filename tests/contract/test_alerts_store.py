@@ -76,6 +76,37 @@ def test_ended_runs_gives_the_duration_at_a_quantile_by_the_nearest_rank(store: 
     assert store.ended_runs(T0 - H, workflow="none", quantile=0.95) == EndedRuns(0, 0, None)
 
 
+class Named(dict[str, str]):
+    """A store's named queries that keep the names of those taken (in order)."""
+
+    def __init__(self, queries: dict[str, str], taken: list[str]) -> None:
+        super().__init__(queries)
+        self.taken = taken
+
+    def __getitem__(self, name: str) -> str:
+        self.taken.append(name)
+        return super().__getitem__(name)
+
+
+def test_ended_runs_gives_several_quantiles_from_one_sort(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(1, 21):  # took 1 s ... 20 s, created in a shuffled order
+        ended(store, f"run-{n:02d}", "claim", T0 + (n * 7) % 20, float(n), "succeeded")
+    ended(store, "bad", "claim", T0, 30.0, "failed")
+    queries: list[str] = []
+    monkeypatch.setattr(store, "q", Named(store.q, queries))  # type: ignore[attr-defined]
+
+    found = store.ended_runs(T0 - H, workflow="claim", quantiles=(0.5, 0.95, 1.0))
+
+    assert found == EndedRuns(21, 1, None, (11.0, 20.0, 30.0))
+    assert queries == ["ended_runs", "ended_run_durations"]  # counted, then one sort
+    both = store.ended_runs(T0 - H, workflow="claim", quantile=0.95, quantiles=(0.5,))
+    assert (both.duration, both.durations) == (20.0, (11.0,))
+    assert store.ended_runs(T0 - H, workflow="none", quantiles=(0.5, 0.95)) == EndedRuns(
+        0, 0, None, (None, None))  # fmt: skip
+
+
 def test_a_run_reopened_by_a_retry_is_no_longer_ended(store: Store) -> None:
     ended(store, "bad", "claim", T0, 10, "failed")
     assert store.ended_runs(T0 - H) == EndedRuns(1, 1)

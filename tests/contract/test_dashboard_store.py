@@ -302,7 +302,9 @@ def test_a_version_prefix_reads_the_index_of_runs_by_version(
 
 def change(store: Store, run_id: str) -> RunChange:
     run = store.get_run(run_id)
-    return RunChange(run.id, run.workflow, run.status, run.last_seq, run.updated_at, run.late)
+    return RunChange(
+        run.id, run.workflow, run.status, run.last_seq, run.updated_at, run.late, run.created_at
+    )
 
 
 def test_the_feed_starts_at_the_run_written_last(store: Store) -> None:

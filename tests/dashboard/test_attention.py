@@ -11,7 +11,8 @@ from keel.engine import ErrorInfo, NodeFailed
 from keel.runtime.clock import FakeClock
 from keel.runtime.operations.control import start_run
 from keel.server.dashboard.links import runs_url
-from keel.server.dashboard.pages.attention import _Follow
+from keel.server.dashboard.pages.attention import EVERY, _Follow
+from keel.server.dashboard.shared import Shared
 from keel.spec import parse_spec
 from keel.store.alerts import AlertState
 from keel.store.records import CircuitOutcome
@@ -140,12 +141,15 @@ def test_nothing_to_say_is_said(ui: Ui) -> None:
 
 def test_the_stream_patches_the_failures_when_a_run_fails(ui: Ui) -> None:
     served = ui.clients["viewer"].app.state.service  # type: ignore[attr-defined]
-    follow = _Follow(served, "all", None)
+    clock = FakeClock(0.0)  # when the shared computation is made again
+    follow = _Follow(served, "all", Shared(clock.monotonic))
     (whole,) = follow(None)
     assert len(whole.data["items"]) == 6
     assert follow([]) == []
 
     failing(ui, "boom-live", "Boom", time.time())
+    assert follow([]) == []  # computed a moment ago, for every tab: not again yet
+    clock.advance(EVERY)
     (patch,) = follow([])
 
     assert [item["id"] for item in patch.data["items"]] == ["at-failures"]

@@ -8,8 +8,9 @@ the window link with ``created_after``, runs that ended in it with ``ended_after
 ``ended_runs`` (what the ``failure_rate`` and ``p95_duration`` alert rules read, so the
 page and the alerts cannot disagree: the same runs, those that succeeded or failed),
 ``gauges`` (what ``/metrics`` serves), ``throughput``, ``live_workers`` and
-``lease_owners``, ``alert_states``. Its cost grows with the deployed workflows (five
-reads each) and the runs of the window, not with histories.
+``lease_owners``, ``alert_states``. Its cost grows with the deployed workflows (two
+reads each: its ended runs counted by status, then those that succeeded or failed
+sorted once for both quantiles) and the runs of the window, not with histories.
 
 The window is whole steps (hours) ending with the one ``now`` is in, so its start, a
 filter of the links, stays the same for a step and a count shown is the count the
@@ -69,7 +70,7 @@ class WorkflowHealth:
 
     @property
     def p50(self) -> float | None:
-        return self.judged.duration
+        return self.judged.durations[0]
 
     @property
     def failure_rate(self) -> float | None:
@@ -107,12 +108,17 @@ class Overview:
 
 
 def workflow_health(store: Store, workflow: str, since: float) -> WorkflowHealth:
-    """A workflow's ended runs since ``since``: by status, failure rate, median and p95
-    duration."""
+    """A workflow's ended runs since ``since``: by status (what its link lists), and of
+    those that succeeded or failed the failure rate, median and p95 duration (both
+    quantiles from one read of the ended runs)."""
     ended = store.count_runs(workflow=workflow, ended_after=since)
-    median = store.ended_runs(since, workflow=workflow, quantile=0.5)
-    p95 = store.ended_runs(since, workflow=workflow, quantile=0.95).duration
-    return WorkflowHealth(workflow, ended, median, p95)
+    judged = store.ended_runs(since, workflow=workflow, quantiles=(0.5, 0.95))
+    return WorkflowHealth(workflow, ended, judged, judged.durations[1])
+
+
+def window_throughput(store: Store, now: float) -> Throughput:
+    """The runs started and ended per step of the window ``now`` is in."""
+    return store.throughput(window_start(now), STEP, STEPS)
 
 
 def overview(store: Store, now: float, *, with_throughput: bool = True) -> Overview:
@@ -133,5 +139,5 @@ def overview(store: Store, now: float, *, with_throughput: bool = True) -> Overv
         busy=frozenset(store.lease_owners()),
         late={status: count for status, count in late.items() if status in ACTIVE},
         alerts_firing=[state for state in store.alert_states() if state.state == "firing"],
-        throughput=store.throughput(since, STEP, STEPS) if with_throughput else None,
+        throughput=window_throughput(store, now) if with_throughput else None,
     )

@@ -22,7 +22,9 @@ from keel.server.dashboard import assets, pages
 from keel.server.dashboard.headers import PageHeaders, add_headers
 from keel.server.dashboard.pages import signing
 from keel.server.dashboard.rendering import page
+from keel.server.dashboard.run_view import Replays
 from keel.server.dashboard.sessions import NotSignedInError, Sessions, sign_in_url
+from keel.server.dashboard.shared import Shared
 from keel.store.protocol import Store
 
 #: where the pages live; the API keeps every other path
@@ -36,6 +38,9 @@ def install(app: FastAPI, store: Store) -> None:
     app.state.sign_in_limits = signing.sign_in_limits()
     #: set when the server shuts down: the live streams end then, so it need not wait
     app.state.closing = threading.Event()
+    #: what every tab shares: aggregates computed once for all, and runs replayed
+    app.state.shared = Shared()
+    app.state.replays = Replays()
     for module in (assets, signing, *_views()):  # sign-in first: its paths are fixed
         app.include_router(module.router)
 

@@ -7,25 +7,35 @@ operation runs again inside the decision's transaction: a role with ``decide``, 
 the viewer's name, role or one of their groups among the approval's assignees and role
 (an approval assigned to nobody: any decider; an admin: any approval). The page only
 hides what the operation would refuse.
+
+A tab lists its oldest ``PAGE`` approvals (more on request, up to ``MOST``) and counts
+the rest, so a page stays small with thousands waiting; and a live tab reads the
+approvals again only for a change that can matter to them (``may_matter``), not for
+every change of every run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from keel.engine.state import is_finished
 from keel.server.dashboard.schema_form import Field, Schema, form_fields
 from keel.server.identities import Identity
 from keel.server.roles import Permission
 from keel.store.protocol import Store
-from keel.store.records import Wait
+from keel.store.records import RunChange, Wait
 
 Tab = Literal["mine", "groups", "all"]
 #: the tabs in the order shown, with their labels
 TABS: dict[Tab, str] = {"mine": "Mine", "groups": "My groups", "all": "All"}
 #: where a viewer lands without a tab: the first of these holding an approval, else all
 _LANDING: tuple[Tab, ...] = ("mine", "groups")
+#: approvals a tab lists (and how many more each "more" adds); the most it lists (the
+#: approvals read at once, ``Store.waits``' limit)
+PAGE = 100
+MOST = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,29 +114,54 @@ def item_of(wait: Wait, who: Identity, now: float) -> Item:
 
 @dataclass(frozen=True, slots=True)
 class Inbox:
-    """The approvals of one tab, and how many each tab holds (from the same read)."""
+    """The approvals of one tab (its first ``limit``), how many more it holds
+    (``hidden``), and how many each tab holds (from the same read)."""
 
     tab: Tab
     items: list[Item]
     counts: dict[Tab, int]
+    limit: int = PAGE
+    hidden: int = 0
 
     @property
     def signature(self) -> tuple[Any, ...]:
         """What the live stream compares to tell whether to send the list again."""
-        return (tuple((i.dom_id, i.key) for i in self.items), tuple(self.counts.items()))
+        return (tuple((i.dom_id, i.key) for i in self.items), tuple(self.counts.items()),
+                self.hidden)  # fmt: skip
+
+    @property
+    def more(self) -> int:
+        """What the tab lists with its "more" link."""
+        return min(self.limit + PAGE, MOST)
 
 
 def waiting(store: Store) -> list[Wait]:
-    return store.waits(waits_for="approval")
+    return store.waits(waits_for="approval", limit=MOST)
 
 
-def inbox(waits: Sequence[Wait], who: Identity, tab: Tab | None, now: float) -> Inbox:
-    """The viewer's inbox; without a tab, the first of mine and my groups that holds an
-    approval (else all), so a person lands where their work is."""
+def inbox(
+    waits: Sequence[Wait], who: Identity, tab: Tab | None, now: float, limit: int = PAGE
+) -> Inbox:
+    """The viewer's inbox, its first ``limit`` approvals; without a tab, the first of
+    mine and my groups that holds an approval (else all), so a person lands where their
+    work is."""
     named = [(wait, deciders(wait.details)) for wait in waits]
     counts: dict[Tab, int] = {
         t: sum(1 for _, names in named if in_tab(t, who, names)) for t in TABS
     }
     shown: Tab = tab if tab is not None else next((t for t in _LANDING if counts[t]), "all")
-    items = [item_of(wait, who, now) for wait, names in named if in_tab(shown, who, names)]
-    return Inbox(shown, items, counts)
+    listed = [wait for wait, names in named if in_tab(shown, who, names)]
+    items = [item_of(wait, who, now) for wait in listed[:limit]]
+    return Inbox(shown, items, counts, limit, max(0, len(listed) - limit))
+
+
+def may_matter(store: Store, change: RunChange, waiting_runs: Set[str]) -> bool:
+    """Whether a change of a run can change what the inbox shows: a run with an
+    approval waiting when last read (decided, its run ended or paused), or a run not
+    ended that waits for one now (a read by the waits' key). Most changes (runs moving
+    on, runs ending that waited for nothing) are neither."""
+    if change.id in waiting_runs:
+        return True
+    if is_finished(change.status):
+        return False
+    return bool(store.waits(waits_for="approval", run_id=change.id, limit=1))

@@ -5,10 +5,16 @@ for this server's own writes: it follows the store's change feed (``Store.runs_c
 runs by the time their row last changed), a read on an index, four times a second. Each
 page says what a change means to it (``Follow``): the run page sends the nodes whose
 state changed, the runs list the rows that changed. Events carry the feed's position as
-their id, so a browser that lost the stream (a network hiccup, the server restarted)
-comes back with ``Last-Event-ID`` and gets what it missed, and the page embeds the
-position it was drawn at (``from``), so nothing committed between the page and its
-stream is lost either. The stream ends when the server shuts down (``closing``).
+their id, and the page embeds the position it was drawn at (``from``), so nothing
+committed between the page and its stream is lost.
+
+What a stream reads is bounded, however far behind the feed its position is: a browser
+that comes back (``Last-Event-ID``: a network hiccup, the server restarted), a page
+drawn long ago (``from`` older than ``BEHIND_SECONDS``) or a stream more than ``BATCH``
+changes behind is not given every change since (a day of them, at 100,000 runs a
+day): it jumps to the feed's newest position and the page is brought up to date whole
+(``follow(None)``), which costs what drawing the page costs. The stream ends when the
+server shuts down (``closing``).
 
 A stream is opened by a signed-in viewer, and it must not outlive the session: every
 ``SESSION_CHECK_SECONDS`` it asks again (the guard's own lookup, cached two seconds),
@@ -40,8 +46,12 @@ from keel.store.records import RunChange
 POLL_SECONDS = 0.25
 #: a comment line this often keeps proxies from closing a quiet stream
 KEEPALIVE_SECONDS = 15.0
-#: the most changes read at once (a burst is read in turns, none skipped)
+#: the most changes read at once; a stream more than this behind its position jumps to
+#: the newest and brings its page up to date whole (see ``Window``)
 BATCH = 500
+#: a page's ``from`` this far behind the feed's newest: the stream starts at the newest
+#: and brings the page up to date whole rather than read every change since
+BEHIND_SECONDS = 30.0
 #: how far behind its position a stream reads again (see ``Window``)
 LOOKBACK_SECONDS = 2.0
 #: what the browser waits before reconnecting, in milliseconds
@@ -60,8 +70,9 @@ class Event:
     data: Any
 
 
-#: a page's view of the feed: given the runs that changed (None: the browser reconnected
-#: and the page must be brought up to date whole), the events to send (run on a thread)
+#: a page's view of the feed: given the runs that changed (None: the browser reconnected,
+#: or the stream was too far behind to read every change, and the page must be brought
+#: up to date whole), the events to send (run on a thread)
 Follow = Callable[[Sequence[RunChange] | None], list[Event]]
 
 
@@ -110,57 +121,86 @@ class Window:
     writer slower to commit (or on a host whose clock is behind) can land a change
     behind a position already read past. So each read starts that far back, and the
     changes seen already (the same run at the same sequence number, status and late
-    flag) are dropped: a change is given once, late ones too."""
+    flag) are dropped: a change is given once, late ones too.
+
+    A read gives at most ``BATCH`` changes past the position (the ones read again behind
+    it are read in turns, none skipped): when more were written since, the window jumps
+    to the feed's newest position and ``read`` says so (None), so a stream far behind
+    never reads, nor gives its page, every change since."""
 
     def __init__(self, position: Position | None) -> None:
         self.position = position
         self._seen: dict[str, tuple[int, str, bool, float]] = {}
 
-    def read(self, store: Store) -> list[RunChange]:
-        """The changes not given yet, oldest first."""
-        after = None if self.position is None else (self.position[0] - LOOKBACK_SECONDS, "")
+    def jump(self, store: Store) -> None:
+        """Go to the feed's newest position (read before the page is brought up to date,
+        so what is committed meanwhile is given after)."""
+        self.position = newest(store)
+
+    def read(self, store: Store) -> list[RunChange] | None:
+        """The changes not given yet, oldest first; None: more than ``BATCH`` were
+        written past the position, and the window jumped to the newest."""
+        start = self.position
+        after = None if start is None else (start[0] - LOOKBACK_SECONDS, "")
         fresh: list[RunChange] = []
+        beyond = 0  # changes read past the position the read started from
         while True:
             found = store.runs_changed(after, BATCH) if after is not None else []
             if after is None:  # an empty store when the stream began: follow from its start
                 found = store.runs_changed((0.0, ""), BATCH)
             for change in found:
+                if start is None or change.position > start:
+                    beyond += 1
                 mark = (change.last_seq, change.status, change.late, change.updated_at)
                 if self._seen.get(change.id, (None,))[:3] != mark[:3]:
                     self._seen[change.id] = mark
                     fresh.append(change)
                 if self.position is None or change.position > self.position:
                     self.position = change.position
+            if beyond > BATCH:  # far behind: the page is brought up to date whole
+                self.jump(store)
+                return None
             if len(found) < BATCH:
                 break
-            after = found[-1].position  # a burst: read on, none skipped
+            after = found[-1].position  # read on: the part read again filled a read
         if self.position is not None and len(self._seen) > 4 * BATCH:
             horizon = self.position[0] - LOOKBACK_SECONDS
             self._seen = {k: v for k, v in self._seen.items() if v[3] >= horizon}
         return fresh
 
 
+def _behind(start: Position, now: Position | None) -> bool:
+    """Whether a stream starting at ``start`` is too far behind the feed to read on."""
+    return now is not None and now[0] - start[0] > BEHIND_SECONDS
+
+
 def stream(
     request: Request, store: Store, follow: Follow, *, every: float = 0.0
 ) -> StreamingResponse:
-    """The tab's stream: from ``Last-Event-ID`` (a reconnect: the page is brought up to
-    date whole, then follows), else from the page's ``from``, else from now. ``every``:
-    follow the changes at most once in that many seconds (a page of aggregates,
-    recomputed per change): what comes meanwhile is read, and followed, together."""
-    resumed = _position(request.headers.get("Last-Event-ID"))
-    start = resumed or _position(request.query_params.get("from"))
+    """The tab's stream, from the page's ``from`` (else from now). A reconnect
+    (``Last-Event-ID``) or a ``from`` too far behind the feed starts at the feed's
+    newest position, the page brought up to date whole first (``follow(None)``).
+    ``every``: follow the changes at most once in that many seconds (a page of
+    aggregates, recomputed per change): what comes meanwhile is read, and followed,
+    together; and once more ``every`` seconds after the last changes (with none), so a
+    page whose aggregates are shared, computed at most once in that time by whichever tab
+    asks first (``keel.server.dashboard.shared``), is given the one that holds them."""
+    resumed = bool(request.headers.get("Last-Event-ID"))
+    start = _position(request.query_params.get("from"))
     closing: threading.Event = request.app.state.closing
 
     async def events() -> AsyncIterator[str]:
-        position = start if start is not None else await run_in_threadpool(newest, store)
-        window = Window(position)
+        head = await run_in_threadpool(newest, store)
+        whole = resumed or (start is not None and _behind(start, head))
+        window = Window(head if whole or start is None else start)
         yield f"retry: {RETRY_MS}\n\n"
-        if resumed is not None:
+        if whole:
             for event in await run_in_threadpool(follow, None):
                 yield _frame(event, window.position)
         yield _frame(Event("caught-up", {}), window.position)
         quiet_since = checked = time.monotonic()
-        followed = 0.0  # when follow last ran (monotonic)
+        followed = quiet_since if whole else 0.0  # when follow last ran (monotonic)
+        owed = whole and every > 0  # followed: follow once more ``every`` after
         while not closing.is_set():
             if await request.is_disconnected():
                 return
@@ -175,7 +215,8 @@ def stream(
                 await asyncio.sleep(min(rest, every))
                 continue
             changes = await run_in_threadpool(window.read, store)
-            if changes:
+            if changes is None or changes or owed:
+                owed = every > 0 and changes != []
                 for event in await run_in_threadpool(follow, changes):
                     yield _frame(event, window.position)
                 quiet_since = followed = time.monotonic()

@@ -213,16 +213,28 @@ def replayed(plan: Plan, history: list[StoredEvent]) -> Replayed:
                     history, report, attempts_of(history), states, steps)  # fmt: skip
 
 
+#: runs kept replayed by a process, and the events they may hold together: a replayed
+#: event, with its share of the report, steps and attempts, holds 1.2 KB (a run of 2,000
+#: nodes) to 1.8 KB (runs of ten events) as measured, so at most some 180 MB
+REPLAYED_RUNS = 32
+REPLAYED_EVENTS = 100_000
+
+
 class Replays:
     """The last runs replayed, each as of its last event: a page drawn again, its parts
     loaded after it, and every tab following the run read and replay a history once per
     change of the run, not once per request. A run is known by its id and the head of
     its history, so an entry is used only for the very history it was made from; the
-    values are never changed once made, so threads share them."""
+    values are never changed once made, so threads share them.
 
-    def __init__(self, size: int = 4) -> None:
-        self.size = size
+    One per process (``app.state.replays``), bounded by runs (``size``) and by the events
+    their histories hold together (``most_events``): the least recently used go first,
+    the run just replayed stays whatever its size."""
+
+    def __init__(self, size: int = REPLAYED_RUNS, most_events: int = REPLAYED_EVENTS) -> None:
+        self.size, self.most_events = size, most_events
         self._runs: OrderedDict[str, Replayed] = OrderedDict()
+        self._events = 0
         self._lock = threading.Lock()
 
     def of(self, store: Store, record: RunRecord, plan: Plan) -> Replayed:
@@ -234,26 +246,37 @@ class Replays:
                 return found
         made = replayed(plan, store.history(record.id))
         with self._lock:
+            gone = self._runs.pop(record.id, None)
+            self._events -= 0 if gone is None else len(gone.history)
             self._runs[record.id] = made
-            self._runs.move_to_end(record.id)
-            while len(self._runs) > self.size:
-                self._runs.popitem(last=False)
+            self._events += len(made.history)
+            while len(self._runs) > 1 and (
+                len(self._runs) > self.size or self._events > self.most_events
+            ):
+                _, old = self._runs.popitem(last=False)
+                self._events -= len(old.history)
         return made
+
+    @property
+    def events(self) -> int:
+        """The events the runs kept hold together."""
+        return self._events
+
+    def __len__(self) -> int:
+        return len(self._runs)
 
     def clear(self) -> None:
         """Forget every run (a benchmark measures a page drawn from cold)."""
         with self._lock:
             self._runs.clear()
+            self._events = 0
 
 
-REPLAYS = Replays()
-
-
-def read_run(store: Store, record: RunRecord, plan: Plan, now: float) -> RunView:
+def read_run(store: Store, record: RunRecord, plan: Plan, now: float, replays: Replays) -> RunView:
     """Everything the run page shows of ``record``: what its history says (replayed
-    once per change, ``REPLAYS``), and what depends on the time and the store now
-    (what it is doing, why it has not ended)."""
-    known = REPLAYS.of(store, record, plan)
+    once per change, ``replays``: the process's), and what depends on the time and the
+    store now (what it is doing, why it has not ended)."""
+    known = replays.of(store, record, plan)
     history, report = known.history, known.report
     detail = run_detail(store, record, plan, now, history=history, report=report)
     why = None if is_finished(report.state.status) else run_why(store, record, plan, now,

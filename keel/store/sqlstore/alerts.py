@@ -29,17 +29,26 @@ class SQLAlerts(SQLReader):
     # --- the values rules compare ----------------------------------------------------------
 
     def ended_runs(
-        self, since: float, *, workflow: str | None = None, quantile: float | None = None
+        self,
+        since: float,
+        *,
+        workflow: str | None = None,
+        quantile: float | None = None,
+        quantiles: Sequence[float] = (),
     ) -> EndedRuns:
         params = {"since": since, "workflow": workflow}
+        asked = ([] if quantile is None else [quantile]) + list(quantiles)
         with self.dialect.read() as cur:
             count, failed = cur.execute(self.q["ended_runs"], params).fetchone()
-            duration = None
-            if quantile is not None and count:
-                place = {**params, "offset": quantile_offset(int(count), quantile)}
-                row = cur.execute(self.q["ended_run_duration"], place).fetchone()
-                duration = None if row is None else float(row[0])
-        return EndedRuns(int(count), int(failed or 0), duration)
+            at: dict[int, float] = {}
+            places = [quantile_offset(int(count), q) for q in asked] if count else []
+            if places:  # one sort of the ended runs, whatever the quantiles
+                place = {**params, "places": self.dialect.array(sorted(set(places)))}
+                rows = cur.execute(self.q["ended_run_durations"], place).fetchall()
+                at = {int(row[0]): float(row[1]) for row in rows}
+        durations = [at.get(p) for p in places] if places else [None for _ in asked]
+        duration = durations.pop(0) if quantile is not None else None
+        return EndedRuns(int(count), int(failed or 0), duration, tuple(durations))
 
     def overdue_approvals(self, now: float) -> int:
         with self.dialect.read() as cur:

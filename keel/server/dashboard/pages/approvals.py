@@ -7,7 +7,8 @@ operation checks it, and a problem is shown at its field with every value kept; 
 the operation (``keel.runtime.operations.interventions``) records the decision as the
 signed-in viewer, checking again, inside its transaction, that they may decide it. The
 page follows the store over the tab's live stream: an approval decided elsewhere
-leaves the list, a new one joins it, and what a person is typing is kept.
+leaves the list, a new one joins it, and what a person is typing is kept. A tab lists
+its oldest ``inbox.PAGE`` approvals, and ``limit`` more ("more" adds a page).
 """
 
 from __future__ import annotations
@@ -27,7 +28,17 @@ from keel.runtime.operations.inputs import with_schema_defaults
 from keel.runtime.operations.interventions import approve, reject
 from keel.server.dashboard import live
 from keel.server.dashboard.flash import clear_flash, read_flash, set_flash
-from keel.server.dashboard.inbox import TABS, Inbox, Item, Tab, inbox, waiting
+from keel.server.dashboard.inbox import (
+    MOST,
+    PAGE,
+    TABS,
+    Inbox,
+    Item,
+    Tab,
+    inbox,
+    may_matter,
+    waiting,
+)
 from keel.server.dashboard.rendering import fragment, page
 from keel.server.dashboard.schema_form import check, read_form
 from keel.server.dashboard.sessions import Deciding, Reading, Viewer
@@ -39,6 +50,7 @@ router = APIRouter(include_in_schema=False)
 
 Served = Annotated[Service, Depends(service)]
 TabQuery = Annotated[Tab | None, Query(description="mine, groups or all")]
+LimitQuery = Annotated[int, Query(ge=1, le=MOST, description="approvals listed at most")]
 #: the longest comment taken (the page's text area says so too)
 MOST_COMMENT = 4000
 
@@ -63,23 +75,26 @@ def _draw(
     tab: Tab | None,
     drafts: dict[str, Draft],
     status: int = 200,
+    limit: int = PAGE,
 ) -> Response:
     store = served.store
     stream = live.live_url("/ui/approvals/live", store)  # before reading: nothing missed
-    box = inbox(waiting(store), viewer.identity, tab, served.clock.now())
+    box = inbox(waiting(store), viewer.identity, tab, served.clock.now(), limit)
     joiner = "&" if "?" in stream else "?"
+    listed = {"tab": box.tab, **({"limit": str(limit)} if limit != PAGE else {})}
     answer = page(request, "approvals.html", viewer, status=status, box=box, tabs=TABS,
                   drafts=drafts, flash=read_flash(request),
-                  live=f"{stream}{joiner}{urlencode({'tab': box.tab})}")  # fmt: skip
+                  live=f"{stream}{joiner}{urlencode(listed)}")  # fmt: skip
     clear_flash(request, answer)
     return answer
 
 
 @router.get("/ui/approvals")
 def approvals_page(
-    request: Request, viewer: Reading, served: Served, tab: TabQuery = None
-) -> Response:
-    return _draw(request, viewer, served, tab, {})
+    request: Request, viewer: Reading, served: Served, tab: TabQuery = None,
+    limit: LimitQuery = PAGE,
+) -> Response:  # fmt: skip
+    return _draw(request, viewer, served, tab, {}, limit=limit)
 
 
 def _items(box: Inbox, viewer: Viewer) -> list[dict[str, str]]:
@@ -89,28 +104,42 @@ def _items(box: Inbox, viewer: Viewer) -> list[dict[str, str]]:
             for item in box.items]  # fmt: skip
 
 
-def _follower(served: Service, viewer: Viewer, tab: Tab) -> live.Follow:
-    """The inbox's view of the store's changes: the list again when what it shows
-    changed (the page keeps the approvals it has, and what is typed into them)."""
+def _follower(served: Service, viewer: Viewer, tab: Tab, limit: int = PAGE) -> live.Follow:
+    """The inbox's view of the store's changes: the approvals read again only for a
+    change that may matter to them (``may_matter``), and the list sent again when what
+    it shows changed (the page keeps the approvals it has, and what is typed into
+    them)."""
     sent: list[tuple[Any, ...]] = []
+    waiting_runs: set[str] = set()  # the runs with an approval waiting, as last read
 
     def follow(changes: Sequence[RunChange] | None) -> list[live.Event]:
-        box = inbox(waiting(served.store), viewer.identity, tab, served.clock.now())
+        store = served.store
+        if changes is not None and sent:
+            latest = {change.id: change for change in changes}.values()
+            if not any(may_matter(store, change, waiting_runs) for change in latest):
+                return []
+        waits = waiting(store)
+        waiting_runs.clear()
+        waiting_runs.update(wait.run_id for wait in waits)
+        box = inbox(waits, viewer.identity, tab, served.clock.now(), limit)
         if changes is not None and sent and box.signature == sent[0]:
             return []
         sent[:] = [box.signature]
         tabs = fragment("approvals_tabs.html", box=box, tabs=TABS)
-        return [live.Event("approvals", {"tabs": tabs, "items": _items(box, viewer)})]
+        more = fragment("approvals_more.html", box=box)
+        return [live.Event("approvals", {"tabs": tabs, "items": _items(box, viewer),
+                                         "more": more})]  # fmt: skip
 
     return follow
 
 
 @router.get("/ui/approvals/live")
 def approvals_live(
-    request: Request, viewer: Reading, served: Served, tab: TabQuery = None
-) -> StreamingResponse:
+    request: Request, viewer: Reading, served: Served, tab: TabQuery = None,
+    limit: LimitQuery = PAGE,
+) -> StreamingResponse:  # fmt: skip
     """The inbox's live stream (``approvals`` events: the tab counts and the list)."""
-    return live.stream(request, served.store, _follower(served, viewer, tab or "all"))
+    return live.stream(request, served.store, _follower(served, viewer, tab or "all", limit))
 
 
 def _waiting_item(served: Service, viewer: Viewer, run_id: str, node: str) -> Item | None:

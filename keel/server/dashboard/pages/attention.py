@@ -2,13 +2,16 @@
 stuck runs with their reason, late runs, overdue approvals, open circuits, alerts
 firing (``keel.runtime.views.attention`` says how each is read, and its bounds).
 
-Live: while runs change, the blocks are recomputed at most once a second and only
-those that changed are patched; the stuck runs, which read histories, at most once in
-``STUCK_EVERY`` seconds.
+Live: while runs change, the blocks are recomputed at most once in ``EVERY`` seconds for
+every tab of the process showing the same window together (``shared.Shared``), and each
+tab patches only those that changed; the stuck runs, which read histories, at most once
+in ``STUCK_EVERY`` seconds. A window (24 hours, 7 days) ends now: its start moves on in
+whole minutes, the same for every tab, and the links of its counts carry it.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -23,6 +26,7 @@ from keel.server.dashboard.links import run_url, runs_url
 from keel.server.dashboard.live import Event, live_url, stream
 from keel.server.dashboard.rendering import fragment, page
 from keel.server.dashboard.sessions import Reading
+from keel.server.dashboard.shared import Shared
 from keel.server.dashboard.times import iso
 from keel.server.dashboard.why_words import reason_words
 from keel.server.service import Service, service
@@ -33,15 +37,18 @@ router = APIRouter(include_in_schema=False)
 Served = Annotated[Service, Depends(service)]
 
 BLOCKS = ("at-failures", "at-stuck", "at-late", "at-approvals", "at-circuits", "at-alerts")
-EVERY = 1.0
+#: seconds between two computations for the live pages (all of them together)
+EVERY = 5.0
 STUCK_EVERY = 10.0
 #: the windows the failures may be limited to (``since``)
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "all": None}
 
 
 def _since(window: str, now: float) -> float | None:
+    """The window's start: whole minutes (the failures' links carry ``created_after``
+    to the second, and the tabs of a window share one computation for a minute)."""
     span = WINDOWS.get(window)
-    return None if span is None else now - span.total_seconds()
+    return None if span is None else float(math.floor((now - span.total_seconds()) / 60) * 60)
 
 
 def _context(found: Attention, window: str, since: float | None) -> dict[str, Any]:
@@ -64,31 +71,46 @@ def attention_page(
     window = _window(window)
     now = served.clock.now()
     since = _since(window, now)
-    # whole seconds: the failures' links carry ``created_after`` to the second
-    since = None if since is None else float(int(since))
     found = attention(served.store, served.plans.plan, now, created_after=since)
-    stream_url = live_url("/ui/live/attention", served.store, window=window,
-                          since=None if since is None else str(since))  # fmt: skip
+    stream_url = live_url("/ui/live/attention", served.store, window=window)
     return page(request, "attention.html", viewer, blocks=BLOCKS, live=stream_url,
                 **_context(found, window, since))  # fmt: skip
 
 
 class _Follow:
-    """One tab's view: the blocks as last sent, and the stuck runs as last explained."""
+    """One tab's view: the blocks as last sent, and when the stuck runs were last
+    explained. What it shows is the process's, computed for every tab of the same
+    window together (``shared``)."""
 
-    def __init__(self, served: Service, window: str, since: float | None) -> None:
-        self.served, self.window, self.since = served, window, since
+    def __init__(self, served: Service, window: str, shared: Shared) -> None:
+        self.served, self.window, self.shared = served, window, shared
         self.sent: dict[str, str] = {}
+        self.last: object = None
         self.stuck_at = time.monotonic()
+
+    def _attention(self, explain: bool) -> tuple[float | None, Attention]:
+        served, window = self.served, self.window
+
+        def compute() -> tuple[float | None, Attention]:
+            now = served.clock.now()
+            since = _since(window, now)
+            return since, attention(served.store, served.plans.plan, now,
+                                    created_after=since, with_stuck=explain)  # fmt: skip
+
+        every = STUCK_EVERY if explain else EVERY
+        return self.shared.get(("attention", window, explain), every, compute)
 
     def __call__(self, changes: Sequence[RunChange] | None) -> list[Event]:
         whole = changes is None
         explain = whole or time.monotonic() - self.stuck_at >= STUCK_EVERY
-        found = attention(self.served.store, self.served.plans.plan, self.served.clock.now(),
-                          created_after=self.since, with_stuck=explain)  # fmt: skip
+        computed = self._attention(explain)
         if explain:
             self.stuck_at = time.monotonic()
-        context = _context(found, self.window, self.since)
+        elif computed is self.last:  # the same computation: the same blocks
+            return []
+        self.last = computed
+        since, found = computed
+        context = _context(found, self.window, since)
         items = []
         for name in BLOCKS:
             if name == "at-stuck" and not explain:
@@ -106,7 +128,6 @@ def live(
     viewer: Reading,
     served: Served,
     window: Annotated[str, Query(max_length=8)] = "all",
-    since: Annotated[float | None, Query()] = None,
 ) -> StreamingResponse:
-    follow = _Follow(served, _window(window), since)
-    return stream(request, served.store, follow, every=EVERY)
+    shared: Shared = request.app.state.shared
+    return stream(request, served.store, _Follow(served, _window(window), shared), every=EVERY)

@@ -34,6 +34,7 @@ from keel.server.dashboard.run_actions import (
 from keel.server.dashboard.run_view import (
     HISTORY_PAGE,
     STEPS_FIRST,
+    Replays,
     RunView,
     Step,
     display_state,
@@ -54,6 +55,16 @@ router = APIRouter(include_in_schema=False)
 AFTER_FIXED_PATHS = True
 Served = Annotated[Service, Depends(service)]
 
+
+async def replays(request: Request) -> Replays:
+    """The process's runs replayed (``app.state.replays``), shared by every request and
+    tab. Async: it does no I/O."""
+    found: Replays = request.app.state.replays
+    return found
+
+
+Replaying = Annotated[Replays, Depends(replays)]
+
 #: log lines on one page (the tail first, then earlier pages)
 LOG_PAGE = 200
 #: lines read at a time for the download
@@ -64,9 +75,9 @@ MOST_ATTEMPTS = 100
 VERIFY_WITH_PAGE = 2000
 
 
-def _view(served: Served, record: RunRecord) -> RunView:
+def _view(served: Service, known: Replays, record: RunRecord) -> RunView:
     return read_run(served.store, record, served.plans.plan(record.spec_version),
-                    served.clock.now())  # fmt: skip
+                    served.clock.now(), known)  # fmt: skip
 
 
 def _verification(served: Served, view: RunView) -> dict[str, Any]:
@@ -94,13 +105,15 @@ def step_row(step: Step, run_id: str) -> str:
 
 
 @router.get("/ui/runs/{run_id}", response_class=HTMLResponse)
-def run_page(request: Request, run_id: str, viewer: Reading, served: Served) -> Response:
+def run_page(
+    request: Request, run_id: str, viewer: Reading, served: Served, known: Replaying
+) -> Response:
     store = served.store
     record = store.get_run(run_id)
     # the feed's position before the run is read: the stream starts there, so a change
     # committed while the page is drawn is sent, never lost between the two
     stream_url = live_url(f"/ui/live/runs/{record.id}", store)
-    view = _view(served, record)
+    view = _view(served, known, record)
     shown = drawing(view)
     big = len(view.history) > VERIFY_WITH_PAGE
     context: dict[str, Any] = {
@@ -125,22 +138,24 @@ def run_page(request: Request, run_id: str, viewer: Reading, served: Served) -> 
 
 @router.get("/ui/runs/{run_id}/elements")
 def elements(
-    run_id: str, viewer: Reading, served: Served,
+    run_id: str, viewer: Reading, served: Served, known: Replaying,
     focus: Annotated[str | None, Query(max_length=500)] = None, everything: bool = False,
 ) -> JSONResponse:  # fmt: skip
     """The graph's cytoscape elements with node states: the whole graph (``everything``)
     or the neighbourhood of ``focus`` (a big graph)."""
-    view = _view(served, served.store.get_run(run_id))
+    view = _view(served, known, served.store.get_run(run_id))
     shown = drawing(view, everything=everything, focus=focus)
     return JSONResponse({"elements": shown.elements, "total": shown.total, "shown": shown.shown,
                          "focus": shown.focus}, headers={"Cache-Control": "no-store"})  # fmt: skip
 
 
 @router.get("/ui/runs/{run_id}/nodes/{node}", response_class=HTMLResponse)
-def node_panel(run_id: str, node: str, viewer: Reading, served: Served) -> HTMLResponse:
+def node_panel(
+    run_id: str, node: str, viewer: Reading, served: Served, known: Replaying
+) -> HTMLResponse:
     """A node's attempts: when each was queued, started and ended, its input, output or
     error, its child run, and its logs (tail first)."""
-    view = _view(served, served.store.get_run(run_id))
+    view = _view(served, known, served.store.get_run(run_id))
     if node not in view.report.nodes:
         raise NodeNotFoundError(f"run {run_id[:8]} has no node '{node}'")
     attempts = [a for a in view.attempts if a.node == node]
@@ -175,9 +190,9 @@ def verify(run_id: str, viewer: Reading, served: Served) -> HTMLResponse:
 
 
 @router.get("/ui/runs/{run_id}/steps", response_class=HTMLResponse)
-def steps(run_id: str, viewer: Reading, served: Served) -> HTMLResponse:
+def steps(run_id: str, viewer: Reading, served: Served, known: Replaying) -> HTMLResponse:
     """Every step of the run (a big run's page is drawn with some)."""
-    view = _view(served, served.store.get_run(run_id))
+    view = _view(served, known, served.store.get_run(run_id))
     rows = "".join(step_row(step, view.record.id) for step in view.steps)
     return HTMLResponse(f"<tbody>{rows}</tbody>")
 
@@ -237,8 +252,8 @@ def _safe(name: str) -> str:
 
 
 @router.get("/ui/runs/{run_id}/timeline", response_class=HTMLResponse)
-def timeline_part(run_id: str, viewer: Reading, served: Served) -> HTMLResponse:
-    view = _view(served, served.store.get_run(run_id))
+def timeline_part(run_id: str, viewer: Reading, served: Served, known: Replaying) -> HTMLResponse:
+    view = _view(served, known, served.store.get_run(run_id))
     return HTMLResponse(fragment("run/timeline.html", run_id=view.record.id,
                                  timeline=timeline(view.attempts, view.record.created_at,
                                                    view.now)))  # fmt: skip
@@ -251,8 +266,8 @@ class Follower:
     """One tab's view of one run: what it last sent, so each event carries only what
     changed since (a reconnect, ``follow(None)``, sends everything again)."""
 
-    def __init__(self, served: Service, run_id: str, viewer: Viewer) -> None:
-        self.served, self.run_id, self.viewer = served, run_id, viewer
+    def __init__(self, served: Service, known: Replays, run_id: str, viewer: Viewer) -> None:
+        self.served, self.known, self.run_id, self.viewer = served, known, run_id, viewer
         self.states: dict[str, dict[str, Any]] = {}
         self.steps: dict[str, Step] = {}
         self.html: dict[str, str] = {}
@@ -263,7 +278,7 @@ class Follower:
         if changes is None:
             self.states, self.steps, self.html = {}, {}, {}
         record = self.served.store.get_run(self.run_id)
-        view = _view(self.served, record)
+        view = _view(self.served, self.known, record)
         nodes = {node: state for node, state in view.states.items()
                  if self.states.get(node) != state}  # fmt: skip
         self.states = dict(view.states)
@@ -303,11 +318,13 @@ class Follower:
 
 
 @router.get("/ui/live/runs/{run_id}")
-def live(request: Request, run_id: str, viewer: Reading, served: Served) -> StreamingResponse:
+def live(
+    request: Request, run_id: str, viewer: Reading, served: Served, known: Replaying
+) -> StreamingResponse:
     """The run page's stream: ``nodes`` (the graph's nodes whose state or counts changed)
     and ``patch`` (the header, the why line, the steps that changed)."""
     record = served.store.get_run(run_id)
-    follower = Follower(served, record.id, viewer)
+    follower = Follower(served, known, record.id, viewer)
     drawn_at = _drawn_at(request.query_params.get("from"))
     if drawn_at is not None and record.updated_at <= drawn_at:
         # unchanged since the page was drawn: what it shows is what the run is now, so

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from keel.errors import ForbiddenError, KeelError, StoreError
 from keel.server.dashboard.flash import Kind, set_flash
+from keel.server.dashboard.pages.run import Replaying
 from keel.server.dashboard.rendering import fragment, page
 from keel.server.dashboard.run_actions import (
     ACTIONS,
@@ -29,7 +30,7 @@ from keel.server.dashboard.run_actions import (
     preview,
     reason_problem,
 )
-from keel.server.dashboard.run_view import STEPS_FIRST, RunView, read_run
+from keel.server.dashboard.run_view import STEPS_FIRST, Replays, RunView, read_run
 from keel.server.dashboard.sessions import Acting, Reading, Viewer
 from keel.server.service import Service, service
 
@@ -40,20 +41,20 @@ Reason = Annotated[str, Form()]
 NodeField = Annotated[str, Form(max_length=500)]
 
 
-def _view(served: Service, run_id: str) -> RunView:
+def _view(served: Service, known: Replays, run_id: str) -> RunView:
     record = served.store.get_run(run_id)
     return read_run(served.store, record, served.plans.plan(record.spec_version),
-                    served.clock.now())  # fmt: skip
+                    served.clock.now(), known)  # fmt: skip
 
 
 @router.get("/ui/runs/{run_id}/preview", response_class=HTMLResponse)
 def preview_part(
-    run_id: str, viewer: Reading, served: Served,
+    run_id: str, viewer: Reading, served: Served, known: Replaying,
     action: Annotated[str, Query(max_length=20)],
     node: Annotated[str | None, Query(max_length=500)] = None,
 ) -> HTMLResponse:  # fmt: skip
     """What ``action`` (on ``node``) would run again, for the dialog before it is sent."""
-    view = _view(served, run_id)
+    view = _view(served, known, run_id)
     return HTMLResponse(fragment("run/preview.html", preview=preview(view, action, node or None)))
 
 
@@ -85,7 +86,7 @@ def _again(
     problem: str, **sent: str | None,
 ) -> HTMLResponse:  # fmt: skip
     """The action's form alone, refused (400): what was typed, the problem, the preview."""
-    view = _view(served, run_id)
+    view = _view(served, request.app.state.replays, run_id)
     node = sent.get("node") or None
     previews = ({} if action in NODE_ACTIONS and not node
                 else {action: preview(view, action, node)})  # fmt: skip

@@ -121,6 +121,13 @@
   function signIn() {
     location.assign("/ui/sign-in?next=" + encodeURIComponent(location.pathname + location.search));
   }
+  let lastId = ""; // the last event id received: where a new stream starts from
+  function from(url) {
+    if (!lastId) return url;
+    const u = new URL(url, window.location.href);
+    u.searchParams.set("from", lastId);
+    return u.pathname + u.search;
+  }
   function connect(url) {
     const badge = document.getElementById("live");
     let staleSince = null;
@@ -129,7 +136,7 @@
     function say(state, text) { if (badge) { badge.dataset.state = state; badge.textContent = text; } }
     const source = new EventSource(url);
     keel.source = source;
-    function again() { if (source.readyState === EventSource.CLOSED) setTimeout(() => connect(url), 3000); }
+    function again() { if (source.readyState === EventSource.CLOSED) setTimeout(() => connect(from(url)), 3000); }
     function probe() {
       if (probing) return;
       probing = true;
@@ -151,6 +158,7 @@
     };
     source.addEventListener("signed-out", () => { source.close(); signIn(); });
     const dispatch = (name) => (e) => {
+      if (e.lastEventId) lastId = e.lastEventId;
       let data; try { data = JSON.parse(e.data); } catch (_) { return; }
       if (name === "patch") patch(data.items || []);
       (handlers[name] || []).forEach((fn) => fn(data));

@@ -35,7 +35,7 @@
   window.keel.on("approvals", (data) => {
     const list = document.getElementById("approvals-list");
     if (!list) return;
-    window.keel.patch([{ id: "approvals-tabs", html: data.tabs }]);
+    window.keel.patch([{ id: "approvals-tabs", html: data.tabs }, ...(data.more ? [{ id: "approvals-more", html: data.more }] : [])]);
     const wanted = new Set(data.items.map((item) => item.id));
     const notice = document.getElementById("approvals-notice");
     for (const el of [...list.querySelectorAll(":scope > article.approval")]) {

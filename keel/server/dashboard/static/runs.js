@@ -6,6 +6,7 @@
   if (!keel) return;
   const COUNTS_EVERY = 10000;
   const announced = new Set();
+  let uncounted = 0; // runs announced by number only (an event names at most 50)
   let countedAt = Date.now();
   let timer = null;
 
@@ -24,9 +25,10 @@
     for (const id of data.ids || []) {
       if (!document.getElementById("run-" + id)) announced.add(id);
     }
+    uncounted += data.more || 0;
     const banner = document.getElementById("runs-banner");
-    if (banner && announced.size) {
-      const n = announced.size;
+    if (banner && announced.size + uncounted) {
+      const n = announced.size + uncounted;
       banner.querySelector("a").textContent = `${n} new or changed run${n === 1 ? " matches" : "s match"} — show`;
       banner.hidden = false;
     }
