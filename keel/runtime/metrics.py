@@ -22,6 +22,10 @@ leaves them out (``_Registry``). Per registry, not with the client's
 ``disable_created_metrics``, a switch of the whole process that would change the
 metrics of code keel runs alongside (a task's own, an embedding program's).
 
+The histograms are keel's own (``keel.runtime.histogram``): exposed as
+prometheus_client's would be, but a series costs a list, not sixteen locked values, and
+a workflow's first run makes up to ``MOST_NODES`` of them.
+
 Label values are workflow, node and queue names from deployed definitions, run
 statuses and error types: bounded, never a run id or an attempt number. A workflow's
 first ``MOST_NODES`` nodes and ``MOST_ERROR_TYPES`` error types seen get series of their
@@ -36,10 +40,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
+
+from keel.runtime.histogram import Histogram
 
 __all__ = ["OTHER", "Metrics"]
 

@@ -140,9 +140,9 @@ class Metering:
             if metric == "failure":  # bounded: a workflow's first error types only
                 workflow, node, error_type = labels
                 labels = (workflow, node, m.error_label(workflow, error_type))
-            family = {"lag": m.queue_lag, "started": m.runs_started,
-                      "finished": m.runs_finished, "failure": m.failures,
-                      "late": m.runs_late}[metric]  # fmt: skip
+            family: Any = {"lag": m.queue_lag, "started": m.runs_started,
+                           "finished": m.runs_finished, "failure": m.failures,
+                           "late": m.runs_late}[metric]  # fmt: skip
             child = self._children[key] = family.labels(*labels)
         return child
 
