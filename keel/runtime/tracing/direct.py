@@ -38,7 +38,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator
-from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler
 from opentelemetry.sdk.util.instrumentation import InstrumentationInfo, InstrumentationScope
 from opentelemetry.trace import Status, StatusCode
 
@@ -56,6 +56,8 @@ _DROP, _RECORD_AND_SAMPLE = Decision.DROP, Decision.RECORD_AND_SAMPLE
 _SAMPLED = trace.TraceFlags.SAMPLED
 #: W3C level 2's random-trace-id flag, on API versions that know it
 _RANDOM: int = getattr(trace.TraceFlags, "RANDOM_TRACE_ID", 0)
+#: the flags a span may get, made once (they cannot change)
+_FLAGS = {flags: trace.TraceFlags(flags) for flags in (0, _SAMPLED, _RANDOM, _SAMPLED | _RANDOM)}
 
 
 class KeelTracerProvider(TracerProvider):
@@ -124,15 +126,8 @@ class DirectRecorder:
             parent, trace_id, random = None, ids.generate_trace_id(), _random(ids)
         else:
             trace_id, random = parent.trace_id, parent.trace_flags & _RANDOM
-        sampled = self._decided(context, parent, trace_id, name, attributes)
-        decision = sampled.decision
-        flags = (_SAMPLED if decision is _RECORD_AND_SAMPLE else 0) | random
-        span_context = trace.SpanContext(trace_id, ids.generate_span_id(), False,
-                                         trace.TraceFlags(flags), sampled.trace_state)  # fmt: skip
-        if decision is _DROP:
-            return trace.NonRecordingSpan(span_context)
-        return DirectSpan(name, span_context, parent, self._bounded(sampled), self.limits,
-                          self._attempt_ended)  # fmt: skip
+        return self._span(name, context, parent, trace_id, ids.generate_span_id(), random,
+                          attributes, self._attempt_ended)  # fmt: skip
 
     def run(
         self,
@@ -148,35 +143,44 @@ class DirectRecorder:
         context = otel_context.Context()
         if parent is not None:
             context = trace.set_span_in_context(trace.NonRecordingSpan(parent), context)
-        sampled = self._decided(context, parent, recorded.trace_id, name, attributes)
-        decision = sampled.decision
-        if decision is _DROP:
-            return
         # the recorded ids are not the generator's: random only when the parent's are
         random = 0 if parent is None else parent.trace_flags & _RANDOM
-        flags = (_SAMPLED if decision is _RECORD_AND_SAMPLE else 0) | random
-        span_context = trace.SpanContext(recorded.trace_id, recorded.span_id, False,
-                                         trace.TraceFlags(flags), sampled.trace_state)  # fmt: skip
-        span = DirectSpan(name, span_context, parent, self._bounded(sampled), self.limits,
-                          self._run_ended, start_ns)  # fmt: skip
+        span = self._span(name, context, parent, recorded.trace_id, recorded.span_id, random,
+                          attributes, self._run_ended, start_ns)  # fmt: skip
         if error is not None:
             span.set_status(Status(StatusCode.ERROR, error))
         span.end(end_ns)
 
-    def _decided(
+    def _span(
         self,
+        name: str,
         context: otel_context.Context,
         parent: trace.SpanContext | None,
         trace_id: int,
-        name: str,
+        span_id: int,
+        random: int,
         attributes: Attributes,
-    ) -> SamplingResult:
-        """The sampler's answer for a span under ``parent``, as the SDK asks it; known
-        without asking when the sampler follows a remote sampled parent."""
+        finish: Finish,
+        start: int | None = None,
+    ) -> trace.Span:
+        """A span as the SDK's tracer starts it: the sampler's decision, flags and trace
+        state; recording (a ``DirectSpan``) unless the sampler drops it."""
+        trace_state: trace.TraceState | None
         if (self._parent_decides and parent is not None and parent.is_remote
                 and parent.trace_flags & _SAMPLED):  # fmt: skip
-            return SamplingResult(_RECORD_AND_SAMPLE, attributes, parent.trace_state)
-        return self.sampler.should_sample(context, trace_id, name, _INTERNAL, attributes, ())
+            # what the sampler would answer, known without asking it
+            decision, trace_state = _RECORD_AND_SAMPLE, parent.trace_state
+        else:
+            sampled = self.sampler.should_sample(context, trace_id, name, _INTERNAL,
+                                                 attributes, ())  # fmt: skip
+            decision, trace_state, attributes = (sampled.decision, sampled.trace_state,
+                                                 sampled.attributes)  # fmt: skip
+        flags = _FLAGS[(_SAMPLED if decision is _RECORD_AND_SAMPLE else 0) | random]
+        span_context = trace.SpanContext(trace_id, span_id, False, flags, trace_state)
+        if decision is _DROP:
+            return trace.NonRecordingSpan(span_context)
+        return DirectSpan(name, span_context, parent, self._bounded(attributes), self.limits,
+                          finish, start)  # fmt: skip
 
     def _handing(self, scope: _Scope) -> Finish:
         """What hands an ended span of ``scope`` to every processor."""
@@ -189,10 +193,9 @@ class DirectRecorder:
 
         return ended
 
-    def _bounded(self, sampled: SamplingResult) -> Any:
+    def _bounded(self, attributes: Attributes) -> Any:
         """The span's attributes as the sampler gave them (keel's, unless it added some),
         bounded by the limits unless they are within them already."""
-        attributes = sampled.attributes
         if len(attributes) <= self._as_given:
             return attributes
         limits = self.limits

@@ -29,6 +29,8 @@ from opentelemetry.trace import Status, StatusCode
 from opentelemetry.util import types
 
 log = logging.getLogger("keel.tracing")
+#: a span's status until something sets it (a ``Status`` never changes: one for all)
+_UNSET = Status(StatusCode.UNSET)
 
 #: what is done with the span once it has ended: it is handed to the processors
 Finish = Callable[["DirectSpan"], None]
@@ -62,7 +64,7 @@ class DirectSpan(trace.Span):
         self._end: int | None = None
         self._events: BoundedList[Event] | None = None
         self._links: BoundedList[trace.Link] | None = None
-        self._status = Status(StatusCode.UNSET)
+        self._status = _UNSET
 
     def readable(self, resource: Any, scope: Any, info: Any) -> ReadableSpan:
         """The ended span as the SDK's would be handed to its processors."""
