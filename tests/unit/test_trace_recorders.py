@@ -8,8 +8,11 @@ span's id and times (random and the clock's) must be the same, the run span's en
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -191,3 +194,12 @@ def test_a_provider_given_other_processors_or_disabled_makes_spans_through_its_t
     assert KeelTracerProvider().keel_recorder is None
     # no provider at all: the API's no-op, through the same recorder
     assert isinstance(recorder.of(trace.ProxyTracerProvider()), recorder.ApiRecorder)
+
+
+def test_a_worker_with_no_provider_never_imports_the_sdk() -> None:
+    # importing the SDK costs a process more than a short run: only what traces does it
+    script = ("import sys\nfrom bench.workloads import w1_chain\nw1_chain(5, 'normal')\n"
+              "print([m for m in sys.modules if m.startswith('opentelemetry.sdk')])")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2],
+                         capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr

@@ -67,8 +67,11 @@ class ApiRecorder:
 
     def __init__(self, provider: trace.TracerProvider) -> None:
         self.tracer = provider.get_tracer("keel")
-        self.runs = provider.get_tracer("keel.runs")
-        self.exact = _exact_ids(self.runs)
+        self._provider = provider
+        #: the tracer of run spans, and ``exact_ids`` if it can give them their ids:
+        #: found at the first run span (``exact_ids`` imports the SDK, which a process
+        #: with no provider, whose attempts come here too, need never import)
+        self._runs: tuple[trace.Tracer, ModuleType | None] | None = None
 
     def attempt(
         self, name: str, context: otel_context.Context, attributes: Attributes
@@ -87,14 +90,17 @@ class ApiRecorder:
         """With the recorded ids when the tracer is the SDK's (``exact_ids``); else as a
         child of the recorded run span (a synthetic parent: the trace id is the run's all
         the same, the span id a new one)."""
-        exact = self.exact
+        if self._runs is None:
+            runs = self._provider.get_tracer("keel.runs")
+            self._runs = (runs, _exact_ids(runs))
+        tracer, exact = self._runs
         parent = recorded.parent_context() if exact is not None else recorded.span_context()
         context = otel_context.Context()  # never the span current here: only what was recorded
         if parent is not None:
             context = trace.set_span_in_context(trace.NonRecordingSpan(parent), context)
         with nullcontext() if exact is None else exact.preset(recorded.trace_id, recorded.span_id):
-            span = self.runs.start_span(name, context=context, attributes=attributes,
-                                        start_time=start_ns)  # fmt: skip
+            span = tracer.start_span(name, context=context, attributes=attributes,
+                                     start_time=start_ns)  # fmt: skip
         if error is not None:
             span.set_status(Status(StatusCode.ERROR, error))
         span.end(end_time=end_ns)
