@@ -16,15 +16,14 @@ places that know the facts count them:
 - what the store holds (queue depth, waiting runs...): a collector the server adds
   (``keel.server.gauges``), computed from the store at scrape time.
 
-prometheus_client adds a ``_created`` series (when it began) to every counter and
-histogram, doubling their series for a number no dashboard here reads: the registry
-leaves them out (``_Registry``). Per registry, not with the client's
+The counters and histograms are keel's own (``keel.runtime.metric_families``), exposed
+as prometheus_client's: a series costs a number or a list, not locked values (a
+workflow's first run makes a few per node, up to ``MOST_NODES`` nodes), and has no
+``_created`` series, which prometheus_client adds to each of its own, doubling their
+series for a number no dashboard here reads; the registry leaves those out of any
+collector added (``_Registry``). Per registry, not with the client's
 ``disable_created_metrics``, a switch of the whole process that would change the
 metrics of code keel runs alongside (a task's own, an embedding program's).
-
-The histograms are keel's own (``keel.runtime.histogram``): exposed as
-prometheus_client's would be, but a series costs a list, not sixteen locked values, and
-a workflow's first run makes up to ``MOST_NODES`` of them.
 
 Label values are workflow, node and queue names from deployed definitions, run
 statuses and error types: bounded, never a run id or an attempt number. A workflow's
@@ -40,12 +39,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from keel.runtime.histogram import Histogram
+from keel.runtime.metric_families import Counter, Histogram
 
 __all__ = ["OTHER", "Metrics"]
 

@@ -35,8 +35,7 @@ from keel.store.records import Claimed, StoredEvent
 from keel.store.writes import Committed, CreateChild, Transition
 
 if TYPE_CHECKING:  # a worker that counts imported them already
-    from prometheus_client import Counter
-
+    from keel.runtime.metric_families import CounterSeries
     from keel.runtime.metrics import Metrics
 
 #: how a run's end event names its status
@@ -159,9 +158,9 @@ class Metering:
 
 
 class _NodeMeters:
-    """The children of one node's metrics (``labels`` costs a lock and a few checks per
-    call, making a child far more): those of every attempt made at once, those of
-    failures on the first one."""
+    """The series of one node's metrics, looked up once (``labels`` makes a tuple and
+    looks it up at each call): those of every attempt made at once, those of failures
+    on the first one."""
 
     __slots__ = ("_failed", "_retries", "duration", "metrics", "node", "succeeded", "workflow")
 
@@ -169,8 +168,8 @@ class _NodeMeters:
         self.metrics, self.workflow, self.node = metrics, workflow, node
         self.succeeded = metrics.attempts.labels(workflow, node, "succeeded")
         self.duration = metrics.durations.labels(workflow, node)
-        self._failed: Counter | None = None
-        self._retries: Counter | None = None
+        self._failed: CounterSeries | None = None
+        self._retries: CounterSeries | None = None
 
     def failed(self) -> None:
         if self._failed is None:
