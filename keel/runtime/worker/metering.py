@@ -35,7 +35,7 @@ from keel.store.records import Claimed, StoredEvent
 from keel.store.writes import Committed, CreateChild, Transition
 
 if TYPE_CHECKING:  # a worker that counts imported them already
-    from keel.runtime.metric_families import CounterSeries
+    from keel.runtime.metric_families import CounterSeries, HistogramSeries
     from keel.runtime.metrics import Metrics
 
 #: how a run's end event names its status
@@ -59,17 +59,22 @@ class Metering:
         self._labelled: dict[tuple[str, str], _NodeMeters] = {}
         #: other children, by (metric, label values): made once, then only counted
         self._children: dict[tuple[str, ...], Any] = {}
+        #: the queue lag's, by queue (one per attempt: looked up without a key to make)
+        self._lags: dict[str, HistogramSeries] = {}
 
     def claimed(self, claimed: Sequence[Claimed]) -> None:
         """Attempts the worker starts: their start, and how long they waited."""
+        started, lags = self._started, self._lags
         for item in claimed:
             lease, at = item.lease, item.started.at
-            self._started[(lease.run_id, lease.node, lease.item, lease.attempt)] = at
+            started[(lease.run_id, lease.node, lease.item, lease.attempt)] = at
             if item.ready_at is not None:
-                lag = self._child("lag", item.queue)
+                lag = lags.get(item.queue)
+                if lag is None:
+                    lag = lags[item.queue] = self.metrics.queue_lag.labels(item.queue)
                 lag.observe(max(0.0, at - item.ready_at))
-        while len(self._started) > self.keep:  # never recorded here: forget the oldest
-            del self._started[next(iter(self._started))]
+        while len(started) > self.keep:  # never recorded here: forget the oldest
+            del started[next(iter(started))]
 
     def committed(self, committed: Committed) -> None:
         """A transition the worker committed: the runs it started and ended, and the
@@ -115,7 +120,7 @@ class Metering:
         started = self._started.pop((stored.run_id, event.node, event.item, event.attempt), None)
         if started is None:
             return  # not an attempt this worker ran (a wait that timed out, a child refused)
-        meters = self._node(workflow, event.node)
+        meters = self._nodes.get((workflow, event.node)) or self._node(workflow, event.node)
         meters.duration.observe(max(0.0, stored.at - started))
         if error_type is None:
             meters.succeeded.inc()
@@ -139,7 +144,7 @@ class Metering:
             if metric == "failure":  # bounded: a workflow's first error types only
                 workflow, node, error_type = labels
                 labels = (workflow, node, m.error_label(workflow, error_type))
-            family: Any = {"lag": m.queue_lag, "started": m.runs_started,
+            family: Any = {"started": m.runs_started,
                            "finished": m.runs_finished, "failure": m.failures,
                            "late": m.runs_late}[metric]  # fmt: skip
             child = self._children[key] = family.labels(*labels)
