@@ -15,7 +15,7 @@ provider: an SDK ``TracerProvider`` that remembers them, and gives a ``DirectRec
 - a run's span: a ``ReadableSpan`` with the ids its run recorded, made at once.
 
 Name, ids, parent, kind, attributes, events, status, times, resource and instrumentation
-scope are the SDK's (``tests/server/test_tracing.py`` compares both ways). What is not
+scope are the SDK's (``tests/unit/test_trace_recorders.py`` compares them). What is not
 done: the SDK's own metrics of its spans (``otel.sdk.span.*``, off unless
 ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``), and the processors' ``on_start``, which is
 why the recorder is given only while every processor is the SDK's batch or simple one
