@@ -44,9 +44,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from keel.runtime.metric_families import Counter, Histogram
+from keel.runtime.metric_families import Counter, CounterSeries, Histogram, HistogramSeries
 
-__all__ = ["OTHER", "Metrics"]
+__all__ = ["OTHER", "CounterSeries", "HistogramSeries", "Metrics"]
 
 #: series per workflow for its nodes, and for the types of its attempts' errors
 MOST_NODES = 50

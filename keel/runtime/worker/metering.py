@@ -35,8 +35,7 @@ from keel.store.records import Claimed, StoredEvent
 from keel.store.writes import Committed, CreateChild, Transition
 
 if TYPE_CHECKING:  # a worker that counts imported them already
-    from keel.runtime.metric_families import CounterSeries, HistogramSeries
-    from keel.runtime.metrics import Metrics
+    from keel.runtime.metrics import CounterSeries, HistogramSeries, Metrics
 
 #: how a run's end event names its status
 STATUS = {RunCompleted: "succeeded", RunCancelled: "cancelled"}
