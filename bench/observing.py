@@ -3,7 +3,7 @@ observing a worker, measured against the same workload without it.
 
 ``--tracing`` installs the OpenTelemetry SDK as a production worker has it (``keel
 worker`` with ``OTEL_EXPORTER_OTLP_ENDPOINT`` set: ``keel.runtime.tracing.sdk``): a
-``TracerProvider`` with a ``BatchSpanProcessor``, every span of every run recorded (or,
+``KeelTracerProvider`` with a ``BatchSpanProcessor``, every span of every run recorded (or,
 with ``--sample RATIO``, the runs a parent-based ratio sampler keeps). Its exporter
 discards what it is given, so no network nor collector is measured, only keel and the
 SDK; it counts the spans, so a measurement says how many were really recorded. (A real
@@ -40,15 +40,16 @@ class Observing:
         if self.tracing is None:
             return
         from opentelemetry import trace
-        from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
         from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+        from keel.runtime.tracing.direct import KeelTracerProvider
 
         self._exporter = _discarding()
         # every span: the SDK's default sampler (parent-based, always on), as in production
         whole = self.tracing >= 1.0
         sampler = None if whole else ParentBased(TraceIdRatioBased(self.tracing))
-        self._provider = TracerProvider(sampler=sampler)
+        self._provider = KeelTracerProvider(sampler=sampler)
         self._provider.add_span_processor(BatchSpanProcessor(self._exporter))
         trace.set_tracer_provider(self._provider)
 

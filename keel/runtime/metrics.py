@@ -16,9 +16,12 @@ places that know the facts count them:
 - what the store holds (queue depth, waiting runs...): a collector the server adds
   (``keel.server.gauges``), computed from the store at scrape time.
 
-prometheus_client adds a ``_created`` series (when it began) to every counter and
-histogram, doubling their series for a number no dashboard here reads: the registry
-leaves them out (``_Registry``). Per registry, not with the client's
+The counters and histograms are keel's own (``keel.runtime.metric_families``), exposed
+as prometheus_client's: a series costs a number or a list, not locked values (a
+workflow's first run makes a few per node, up to ``MOST_NODES`` nodes), and has no
+``_created`` series, which prometheus_client adds to each of its own, doubling their
+series for a number no dashboard here reads; the registry leaves those out of any
+collector added (``_Registry``). Per registry, not with the client's
 ``disable_created_metrics``, a switch of the whole process that would change the
 metrics of code keel runs alongside (a task's own, an embedding program's).
 
@@ -36,12 +39,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-__all__ = ["OTHER", "Metrics"]
+from keel.runtime.metric_families import Counter, CounterSeries, Histogram, HistogramSeries
+
+__all__ = ["OTHER", "CounterSeries", "HistogramSeries", "Metrics"]
 
 #: series per workflow for its nodes, and for the types of its attempts' errors
 MOST_NODES = 50

@@ -4,7 +4,11 @@ attempt in that trace, the run's span their parent; the run's span is emitted wh
 run ends, with the id recorded when it started. Spans are caught by the SDK's
 in-memory exporter; the app runs for real under Starlette's TestClient and a real
 ``Worker`` executes the run (``tests/e2e/test_tracing_worker.py`` does the same with a
-``keel worker`` process exporting over OTLP/HTTP)."""
+``keel worker`` process exporting over OTLP/HTTP). Each test that records spans does so
+both ways keel makes them: through the tracer of a provider its user configured (the
+SDK's ``TracerProvider``), and directly, for the provider keel installs itself
+(``KeelTracerProvider``); ``tests/unit/test_trace_recorders.py`` compares the two span by
+span."""
 
 from __future__ import annotations
 
@@ -21,8 +25,9 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRati
 from opentelemetry.trace import StatusCode
 
 import keel
-from keel.runtime.tracing import attempts
+from keel.runtime.tracing import recorder
 from keel.runtime.tracing.context import continued
+from keel.runtime.tracing.direct import DirectRecorder, KeelTracerProvider
 from keel.runtime.worker.loop import Worker, WorkerOptions
 from keel.store.records import RunRecord
 from tests.server.conftest import Api
@@ -41,13 +46,27 @@ def installed(monkeypatch: pytest.MonkeyPatch, provider: TracerProvider) -> InMe
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
-    monkeypatch.setattr(attempts, "TRACER", provider.get_tracer("keel"))
+    # the spans are made the way the test says: through the tracer, or directly
+    made = recorder.of(provider)
+    assert isinstance(made, DirectRecorder) is isinstance(provider, KeelTracerProvider)
     return exporter
 
 
+#: a provider as a program embedding keel configures it (keel uses its tracer), and as
+#: keel installs it (keel makes its spans directly)
+PROVIDERS = {"theirs": TracerProvider, "keels": KeelTracerProvider}
+
+
+@pytest.fixture(params=sorted(PROVIDERS))
+def provider_type(request: pytest.FixtureRequest) -> type[TracerProvider]:
+    return PROVIDERS[request.param]
+
+
 @pytest.fixture
-def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
-    provider = TracerProvider()
+def spans(
+    monkeypatch: pytest.MonkeyPatch, provider_type: type[TracerProvider]
+) -> Iterator[InMemorySpanExporter]:
+    provider = provider_type()
     yield installed(monkeypatch, provider)
     provider.shutdown()
 
@@ -218,11 +237,11 @@ def test_a_run_span_starts_when_its_run_was_recorded_however_the_worker_knows_th
 
 
 def test_a_run_the_sampler_drops_is_dropped_by_every_process(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+    api: Api, monkeypatch: pytest.MonkeyPatch, provider_type: type[TracerProvider]
 ) -> None:
     # the process that starts the run asks its sampler (none of a ratio of 0 is kept)
     # and records the answer in the run's flags; workers follow the flags
-    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0)))
+    provider = provider_type(sampler=ParentBased(TraceIdRatioBased(0.0)))
     spans = installed(monkeypatch, provider)
     run_id = keel.Client(store=api.store).start(outer, {"n": 7})
     (done,) = executed(api, run_id)
@@ -236,7 +255,7 @@ def test_a_run_the_sampler_drops_is_dropped_by_every_process(
 
 
 def test_a_worker_follows_the_decision_recorded_whatever_its_own_sampler(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+    api: Api, monkeypatch: pytest.MonkeyPatch, provider_type: type[TracerProvider]
 ) -> None:
     # started inside a caller's trace that is not sampled: the run records it so; a
     # worker whose sampler would record anything it is asked about records nothing
@@ -245,7 +264,7 @@ def test_a_worker_follows_the_decision_recorded_whatever_its_own_sampler(
     with continued(header[:-2] + "00"):
         run_id = client.start(outer, {"n": 10})
     assert recorded_trace(api, run_id)["traceparent"].endswith("-00")
-    provider = TracerProvider(sampler=ALWAYS_ON)
+    provider = provider_type(sampler=ALWAYS_ON)
     spans = installed(monkeypatch, provider)
     (done,) = executed(api, run_id)
     provider.shutdown()

@@ -6,11 +6,13 @@ committed, the span is made after the fact, from the run's start (its record's
 started) to the end's time, with the span id ``RunStarted.trace`` recorded, so the
 attempts' spans (its children since the run began) hang from it.
 
-The OpenTelemetry API cannot choose a span's ids; the SDK's tracer can be made to
-(``exact_ids``). Where the provider is not the SDK's, the span is emitted as a child of
-the recorded run span instead (a synthetic parent: the trace id is the run's all the
-same, the span id a new one). With no provider configured nothing is done at all, not
-even reading the run's record; nor for a run whose trace is not sampled.
+The span is made by the process's ``recorder``. The OpenTelemetry API cannot choose a
+span's ids; the SDK's tracer can be made to (``exact_ids``), and a provider keel
+installed itself makes the span with them directly (``direct``). Where the provider is
+neither, the span is emitted as a child of the recorded run span instead (a synthetic
+parent: the trace id is the run's all the same, the span id a new one). With no
+provider configured nothing is done at all, not even reading the run's record; nor for
+a run whose trace is not sampled.
 
 A run retried by hand that ends again emits its span again: the same id, a later end.
 """
@@ -19,15 +21,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import nullcontext
-from types import ModuleType
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
 
 from keel.engine.events import RunEnded
 from keel.engine.state import RunState
+from keel.runtime.tracing import recorder
 from keel.runtime.tracing.context import of_run
 from keel.store.protocol import Store
 from keel.store.records import StoredEvent
@@ -73,49 +72,13 @@ def _emit(store: Store, state: RunState, ended: StoredEvent) -> None:
     status = state.status.value
     attributes = {"keel.run_id": ended.run_id, "keel.workflow": workflow,
                   "keel.status": status}  # fmt: skip
-    tracer, exact = _runs_tracer(trace.get_tracer_provider())
-    parent = recorded.parent_context() if exact is not None else recorded.span_context()
-    context = otel_context.Context()  # never the span current here: only what was recorded
-    if parent is not None:
-        context = trace.set_span_in_context(trace.NonRecordingSpan(parent), context)
-    with nullcontext() if exact is None else exact.preset(recorded.trace_id, recorded.span_id):
-        span = tracer.start_span(f"run {workflow}", context=context, attributes=attributes,
-                                 start_time=_ns(started_at))  # fmt: skip
-    if status == "failed":
-        span.set_status(Status(StatusCode.ERROR, state.reason or "failed"))
-    span.end(end_time=_ns(ended.at))
+    error = (state.reason or "failed") if status == "failed" else None
+    recorder.of(trace.get_tracer_provider()).run(f"run {workflow}", recorded, attributes,
+                                                 _ns(started_at), _ns(ended.at), error)  # fmt: skip
 
 
 def _ns(at: float) -> int:
     return int(at * 1e9)
-
-
-class _RunsTracer:
-    """The tracer of run spans, and ``exact_ids`` when it can give them their recorded
-    ids (the SDK's), found once per provider, not per run: the SDK makes a new tracer
-    at each ask, which costs as much as starting the span itself."""
-
-    def __init__(self) -> None:
-        self._last: tuple[object, trace.Tracer, ModuleType | None] | None = None
-
-    def of(self, provider: trace.TracerProvider) -> tuple[trace.Tracer, ModuleType | None]:
-        last = self._last  # one read: another thread may replace it meanwhile
-        if last is None or last[0] is not provider:
-            tracer = provider.get_tracer("keel.runs")
-            last = self._last = (provider, tracer, _exact_ids(tracer))
-        return last[1], last[2]
-
-
-def _exact_ids(tracer: trace.Tracer) -> ModuleType | None:
-    """``exact_ids`` when ``tracer`` can give run spans their recorded ids (the SDK's)."""
-    try:
-        from keel.runtime.tracing import exact_ids
-    except ImportError:  # the API without the SDK
-        return None
-    return exact_ids if exact_ids.takes_ids(tracer) else None
-
-
-_runs_tracer = _RunsTracer().of
 
 
 def emitter(store: Store, state_of: Callable[[str], RunState]) -> Callable[[StoredEvent], None]:

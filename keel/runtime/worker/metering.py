@@ -35,9 +35,7 @@ from keel.store.records import Claimed, StoredEvent
 from keel.store.writes import Committed, CreateChild, Transition
 
 if TYPE_CHECKING:  # a worker that counts imported them already
-    from prometheus_client import Counter
-
-    from keel.runtime.metrics import Metrics
+    from keel.runtime.metrics import CounterSeries, HistogramSeries, Metrics
 
 #: how a run's end event names its status
 STATUS = {RunCompleted: "succeeded", RunCancelled: "cancelled"}
@@ -60,17 +58,22 @@ class Metering:
         self._labelled: dict[tuple[str, str], _NodeMeters] = {}
         #: other children, by (metric, label values): made once, then only counted
         self._children: dict[tuple[str, ...], Any] = {}
+        #: the queue lag's, by queue (one per attempt: looked up without a key to make)
+        self._lags: dict[str, HistogramSeries] = {}
 
     def claimed(self, claimed: Sequence[Claimed]) -> None:
         """Attempts the worker starts: their start, and how long they waited."""
+        started, lags = self._started, self._lags
         for item in claimed:
             lease, at = item.lease, item.started.at
-            self._started[(lease.run_id, lease.node, lease.item, lease.attempt)] = at
+            started[(lease.run_id, lease.node, lease.item, lease.attempt)] = at
             if item.ready_at is not None:
-                lag = self._child("lag", item.queue)
+                lag = lags.get(item.queue)
+                if lag is None:
+                    lag = lags[item.queue] = self.metrics.queue_lag.labels(item.queue)
                 lag.observe(max(0.0, at - item.ready_at))
-        while len(self._started) > self.keep:  # never recorded here: forget the oldest
-            del self._started[next(iter(self._started))]
+        while len(started) > self.keep:  # never recorded here: forget the oldest
+            del started[next(iter(started))]
 
     def committed(self, committed: Committed) -> None:
         """A transition the worker committed: the runs it started and ended, and the
@@ -116,7 +119,7 @@ class Metering:
         started = self._started.pop((stored.run_id, event.node, event.item, event.attempt), None)
         if started is None:
             return  # not an attempt this worker ran (a wait that timed out, a child refused)
-        meters = self._node(workflow, event.node)
+        meters = self._nodes.get((workflow, event.node)) or self._node(workflow, event.node)
         meters.duration.observe(max(0.0, stored.at - started))
         if error_type is None:
             meters.succeeded.inc()
@@ -140,9 +143,9 @@ class Metering:
             if metric == "failure":  # bounded: a workflow's first error types only
                 workflow, node, error_type = labels
                 labels = (workflow, node, m.error_label(workflow, error_type))
-            family = {"lag": m.queue_lag, "started": m.runs_started,
-                      "finished": m.runs_finished, "failure": m.failures,
-                      "late": m.runs_late}[metric]  # fmt: skip
+            family: Any = {"started": m.runs_started,
+                           "finished": m.runs_finished, "failure": m.failures,
+                           "late": m.runs_late}[metric]  # fmt: skip
             child = self._children[key] = family.labels(*labels)
         return child
 
@@ -159,9 +162,9 @@ class Metering:
 
 
 class _NodeMeters:
-    """The children of one node's metrics (``labels`` costs a lock and a few checks per
-    call, making a child far more): those of every attempt made at once, those of
-    failures on the first one."""
+    """The series of one node's metrics, looked up once (``labels`` makes a tuple and
+    looks it up at each call): those of every attempt made at once, those of failures
+    on the first one."""
 
     __slots__ = ("_failed", "_retries", "duration", "metrics", "node", "succeeded", "workflow")
 
@@ -169,8 +172,8 @@ class _NodeMeters:
         self.metrics, self.workflow, self.node = metrics, workflow, node
         self.succeeded = metrics.attempts.labels(workflow, node, "succeeded")
         self.duration = metrics.durations.labels(workflow, node)
-        self._failed: Counter | None = None
-        self._retries: Counter | None = None
+        self._failed: CounterSeries | None = None
+        self._retries: CounterSeries | None = None
 
     def failed(self) -> None:
         if self._failed is None:

@@ -1,0 +1,222 @@
+"""keel's spans made without the SDK's tracer, where keel installed the provider itself.
+
+The SDK's tracer costs some 20 µs a span (a lock, bounded attributes, events and links,
+the processors told at the start and at the end), a tenth of a chain's step. Where keel
+installed the provider (``keel worker`` and ``keel serve``: ``sdk``; the benchmarks),
+keel knows all that goes into a span: the provider's resource, sampler, id generator
+and ``SpanLimits``, and the span processors keel added. ``KeelTracerProvider`` is that
+provider: an SDK ``TracerProvider`` that remembers them, and gives a ``DirectRecorder``
+(``keel_recorder``, which ``recorder.of`` looks for) that makes the same spans itself:
+
+- an attempt's span: the sampler asked as the SDK asks it, the ids from the provider's
+  generator, the flags and trace state as the SDK sets them; while the attempt runs, a
+  ``DirectSpan`` (a whole span: what the task writes to it is kept); at its end, a
+  ``ReadableSpan`` handed to each processor's ``on_end``;
+- a run's span: a ``ReadableSpan`` with the ids its run recorded, made at once.
+
+Name, ids, parent, kind, attributes, events, status, times, resource and instrumentation
+scope are the SDK's (``tests/unit/test_trace_recorders.py`` compares them). What is not
+done: the SDK's own metrics of its spans (``otel.sdk.span.*``, off unless
+``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``), and the processors' ``on_start``, which is
+why the recorder is given only while every processor is the SDK's batch or simple one
+(their ``on_start`` does nothing): a provider given any other processor, or disabled
+(``OTEL_SDK_DISABLED``), has no ``keel_recorder``, and spans go through its tracer.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any, cast
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.environment_variables import OTEL_SDK_DISABLED
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler
+from opentelemetry.sdk.util.instrumentation import InstrumentationInfo, InstrumentationScope
+from opentelemetry.trace import Status, StatusCode
+
+from keel.runtime.tracing.context import RunTrace
+from keel.runtime.tracing.direct_span import DirectSpan, Finish
+from keel.runtime.tracing.recorder import Attributes
+
+__all__ = ["DirectRecorder", "KeelTracerProvider"]
+
+#: processors whose ``on_start`` (and ``_on_ending``) do nothing: a span they never see
+#: start is theirs all the same
+_PLAIN_PROCESSORS = (BatchSpanProcessor, SimpleSpanProcessor)
+_INTERNAL = trace.SpanKind.INTERNAL
+_DROP, _RECORD_AND_SAMPLE = Decision.DROP, Decision.RECORD_AND_SAMPLE
+_SAMPLED = trace.TraceFlags.SAMPLED
+#: W3C level 2's random-trace-id flag, on API versions that know it
+_RANDOM: int = getattr(trace.TraceFlags, "RANDOM_TRACE_ID", 0)
+#: the flags a span may get, made once (they cannot change)
+_FLAGS = {flags: trace.TraceFlags(flags) for flags in (0, _SAMPLED, _RANDOM, _SAMPLED | _RANDOM)}
+
+
+class KeelTracerProvider(TracerProvider):
+    """The SDK's provider, as keel installs it: it keeps what a ``DirectRecorder`` needs
+    (``SpanLimits`` made here, so they are known; the processors added), and offers one
+    while the processors allow it."""
+
+    def __init__(self, resource: Resource | None = None, sampler: Sampler | None = None) -> None:
+        self.keel_limits = SpanLimits()  # from the OTEL_*_LIMIT variables, as the SDK's
+        super().__init__(sampler=sampler, resource=resource, span_limits=self.keel_limits)
+        self.keel_processors: tuple[SpanProcessor, ...] = ()
+        self.keel_recorder: DirectRecorder | None = self._direct()
+
+    def add_span_processor(self, span_processor: SpanProcessor) -> None:
+        super().add_span_processor(span_processor)
+        self.keel_processors += (span_processor,)
+        self.keel_recorder = self._direct()
+
+    def _direct(self) -> DirectRecorder | None:
+        if os.environ.get(OTEL_SDK_DISABLED, "").strip().lower() == "true":
+            return None
+        if any(type(p) not in _PLAIN_PROCESSORS for p in self.keel_processors):
+            return None
+        return DirectRecorder(self.resource, self.sampler, self.id_generator, self.keel_limits,
+                              self.keel_processors)  # fmt: skip
+
+
+class _Scope:
+    """An instrumentation scope as ``TracerProvider.get_tracer(name)`` makes it, and the
+    deprecated ``InstrumentationInfo`` the SDK still gives every span."""
+
+    def __init__(self, name: str) -> None:
+        self.scope = InstrumentationScope(name, "", None, None)
+        with warnings.catch_warnings():  # the SDK's spans carry it: so do these
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.info = InstrumentationInfo(name, "", None)
+
+
+class DirectRecorder:
+    """``recorder.Recorder`` for a ``KeelTracerProvider``: spans made as its tracers
+    would make them, handed to ``processors``."""
+
+    def __init__(
+        self,
+        resource: Resource,
+        sampler: Sampler,
+        ids: IdGenerator,
+        limits: SpanLimits,
+        processors: Sequence[SpanProcessor],
+    ) -> None:
+        self.resource, self.sampler, self.ids, self.limits = resource, sampler, ids, limits
+        self.processors = tuple(processors)
+        self._attempt_ended = self._handing(_Scope("keel"))
+        self._run_ended = self._handing(_Scope("keel.runs"))
+        self._parent_decides = _parent_decides(sampler)
+        most, longest = limits.max_span_attributes, limits.max_span_attribute_length
+        #: how many attributes a span keeps as given (none is cut short: no length limit)
+        self._as_given = (most if most is not None else 1 << 30) if longest is None else -1
+
+    def attempt(
+        self, name: str, context: otel_context.Context, attributes: Attributes
+    ) -> trace.Span:
+        parent: trace.SpanContext | None = trace.get_current_span(context).get_span_context()
+        ids = self.ids
+        if parent is None or not parent.is_valid:
+            parent, trace_id, random = None, ids.generate_trace_id(), _random(ids)
+        else:
+            trace_id, random = parent.trace_id, parent.trace_flags & _RANDOM
+        return self._span(name, context, parent, trace_id, ids.generate_span_id(), random,
+                          attributes, self._attempt_ended)  # fmt: skip
+
+    def run(
+        self,
+        name: str,
+        recorded: RunTrace,
+        attributes: Attributes,
+        start_ns: int,
+        end_ns: int,
+        error: str | None,
+    ) -> None:
+        """The span the SDK's tracer makes with the recorded ids (``exact_ids``)."""
+        parent = recorded.parent_context()
+        context = otel_context.Context()
+        if parent is not None:
+            context = trace.set_span_in_context(trace.NonRecordingSpan(parent), context)
+        # the recorded ids are not the generator's: random only when the parent's are
+        random = 0 if parent is None else parent.trace_flags & _RANDOM
+        span = self._span(name, context, parent, recorded.trace_id, recorded.span_id, random,
+                          attributes, self._run_ended, start_ns)  # fmt: skip
+        if error is not None:
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.end(end_ns)
+
+    def _span(
+        self,
+        name: str,
+        context: otel_context.Context,
+        parent: trace.SpanContext | None,
+        trace_id: int,
+        span_id: int,
+        random: int,
+        attributes: Attributes,
+        finish: Finish,
+        start: int | None = None,
+    ) -> trace.Span:
+        """A span as the SDK's tracer starts it: the sampler's decision, flags and trace
+        state; recording (a ``DirectSpan``) unless the sampler drops it."""
+        trace_state: trace.TraceState | None
+        if (self._parent_decides and parent is not None and parent.is_remote
+                and parent.trace_flags & _SAMPLED):  # fmt: skip
+            # what the sampler would answer, known without asking it
+            decision, trace_state = _RECORD_AND_SAMPLE, parent.trace_state
+        else:
+            sampled = self.sampler.should_sample(context, trace_id, name, _INTERNAL,
+                                                 attributes, ())  # fmt: skip
+            decision, trace_state, attributes = (sampled.decision, sampled.trace_state,
+                                                 sampled.attributes)  # fmt: skip
+        flags = _FLAGS[(_SAMPLED if decision is _RECORD_AND_SAMPLE else 0) | random]
+        span_context = trace.SpanContext(trace_id, span_id, False, flags, trace_state)
+        if decision is _DROP:
+            return trace.NonRecordingSpan(span_context)
+        return DirectSpan(name, span_context, parent, self._bounded(attributes), self.limits,
+                          finish, start)  # fmt: skip
+
+    def _handing(self, scope: _Scope) -> Finish:
+        """What hands an ended span of ``scope`` to every processor."""
+        resource, processors = self.resource, self.processors
+
+        def ended(span: DirectSpan) -> None:
+            readable = span.readable(resource, scope.scope, scope.info)
+            for processor in processors:
+                processor.on_end(readable)
+
+        return ended
+
+    def _bounded(self, attributes: Attributes) -> Any:
+        """The span's attributes as the sampler gave them (keel's, unless it added some),
+        bounded by the limits unless they are within them already."""
+        if len(attributes) <= self._as_given:
+            return attributes
+        limits = self.limits
+        return BoundedAttributes(limits.max_span_attributes, attributes, immutable=False,
+                                 max_value_len=limits.max_span_attribute_length)  # fmt: skip
+
+
+def _parent_decides(sampler: Sampler) -> bool:
+    """Whether ``sampler`` records and samples every child of a remote sampled parent (an
+    attempt's, in a sampled run), as the SDK's default does (``parentbased_always_on``,
+    and ``parentbased_traceidratio``): then it need not be asked each time, its answer
+    is known. Told by its public description."""
+    if not isinstance(sampler, ParentBased):
+        return False
+    if type(sampler).should_sample is not ParentBased.should_sample:
+        return False
+    described: str = cast(Any, sampler).get_description()
+    return ",remoteParentSampled:AlwaysOnSampler," in described
+
+
+def _random(ids: IdGenerator) -> int:
+    """The random-trace-id flag of a trace ``ids`` begins, as the SDK sets it."""
+    is_random = getattr(ids, "is_trace_id_random", None)
+    return _RANDOM if is_random is not None and is_random() else 0
