@@ -165,6 +165,9 @@ def test_deploying_makes_a_new_current_version_by_the_signed_in_name(ui: Ui) -> 
     assert answer.status_code == 303, answer.text
     assert answer.headers["location"] == "/ui/workflows/review"
     assert "keel_flash" in answer.headers["set-cookie"]
+    landed = client.get("/ui/workflows/review")  # the message is shown there, once
+    assert 'class="flash-message' in landed.text
+    assert "flash-message" not in client.get("/ui/workflows/review").text
     after = ui.store.deployments("review")
     assert len(after) == len(before) + 1
     made = after[-1]

@@ -21,7 +21,7 @@ from keel.runtime.operations.deployed import deployed
 from keel.runtime.triggers.schedule_views import schedule_documents
 from keel.runtime.views.documents import workflows_document
 from keel.runtime.views.run_grid import RECENT, run_grid
-from keel.server.dashboard.flash import set_flash
+from keel.server.dashboard.flash import clear_flash, read_flash, set_flash
 from keel.server.dashboard.links import run_url, runs_url
 from keel.server.dashboard.rendering import page
 from keel.server.dashboard.sessions import Acting, Reading, Viewer
@@ -99,13 +99,15 @@ def _draw(
     triggers = trigger_rows(plans.plan(current.version).spec, schedules)
     grid = run_grid(store, name, plans.plan, limit=RECENT)
     start = start_form(spec, draft) if viewer.may("act") else None
-    return page(
+    answer = page(
         request, "workflow.html", viewer, status=status, workflow=name, versions=versions,
         shown=shown, current=current, spec=spec, elements=layout_of(spec).to_cytoscape(),
         diff=diff, triggers=triggers, grid=grid, grid_rows=grid.rows[:GRID_ROWS],
         cell_state=cell_state, cell_title=cell_title, runs_url=runs_url, run_url=run_url,
-        iso=iso, start=start,
+        iso=iso, start=start, flash=read_flash(request),
     )  # fmt: skip
+    clear_flash(request, answer)  # the editor's "deployed" message: shown once
+    return answer
 
 
 @router.post("/ui/workflows/{name}/start")
