@@ -10,7 +10,8 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -166,36 +167,38 @@ def serve(
     if alert_rules:
         say(f"  alerts: {len(alert_rules)} rules (one process at a time evaluates)",
             config.log_format, "keel.server")  # fmt: skip
-    stop = threading.Event()
     metrics = Metrics()  # /metrics serves the worker's (or the schedules') counts too
-    if with_worker:
-        worker_thread = _start_worker(worker_store, config, stop, metrics)
-    else:
-        worker_thread = _start_schedules(worker_store, stop, metrics)
-    files = watch_in_thread(store, stop)  # the file triggers' folders (none: it idles)
-    alerting = start_alerts(worker_store, alert_rules, stop)  # None: no rule
-    try:
-        app = create_app(store, rate=rate_limit, hook_body=hook_body_limit, metrics=metrics)
-        server = uvicorn.Server(uvicorn.Config(
-            app,
-            log_level="info",
-            # JSON: uvicorn's lines go to the root logger's JSON handler, not its own text
-            log_config=None if config.log_format == "json" else LOGGING_CONFIG,
-            ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
-            ssl_keyfile_password=ssl_keyfile_password, access_log=False,
-            timeout_graceful_shutdown=10,
-        ))  # fmt: skip
-        _run_until_stopped(server, listening, app.state.closing.set)
-    finally:
-        stop.set()
-        files.join()
-        worker_thread.join()
-        if alerting is not None:
-            alerting.join(STOP_ALERTS)
-        worker_store.close()
-        store.close()
-        if traced is not None:
-            traced.shutdown()
+    app = create_app(store, rate=rate_limit, hook_body=hook_body_limit, metrics=metrics)
+    server = uvicorn.Server(uvicorn.Config(
+        app,
+        log_level="info",
+        # JSON: uvicorn's lines go to the root logger's JSON handler, not its own text
+        log_config=None if config.log_format == "json" else LOGGING_CONFIG,
+        ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+        ssl_keyfile_password=ssl_keyfile_password, access_log=False,
+        timeout_graceful_shutdown=10,
+    ))  # fmt: skip
+    stop = threading.Event()
+    # from here on SIGTERM stops the server (and what it started) in order
+    with _stopped_by_signals(server, app.state.closing.set):
+        if with_worker:
+            worker_thread = _start_worker(worker_store, config, stop, metrics)
+        else:
+            worker_thread = _start_schedules(worker_store, stop, metrics)
+        files = watch_in_thread(store, stop)  # the file triggers' folders (none: it idles)
+        alerting = start_alerts(worker_store, alert_rules, stop)  # None: no rule
+        try:
+            server.run(sockets=[listening])
+        finally:
+            stop.set()
+            files.join()
+            worker_thread.join()
+            if alerting is not None:
+                alerting.join(STOP_ALERTS)
+            worker_store.close()
+            store.close()
+            if traced is not None:
+                traced.shutdown()
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -211,13 +214,13 @@ def _bind(host: str, port: int) -> socket.socket:
     return listening
 
 
-def _run_until_stopped(
-    server: uvicorn.Server, listening: socket.socket, closing: Callable[[], None]
-) -> None:
-    """Run ``server`` until SIGTERM or SIGINT, then return (to stop the worker and close
-    the store). uvicorn replays the signal that stopped it once it has shut down; under
-    the default action that would kill this process before that cleanup, so the replay
-    lands here instead (and a signal before uvicorn listens still stops it).
+@contextmanager
+def _stopped_by_signals(server: uvicorn.Server, closing: Callable[[], None]) -> Iterator[None]:
+    """SIGTERM and SIGINT stop ``server`` while inside (then the previous handlers come
+    back). uvicorn replays the signal that stopped it once it has shut down; under the
+    default action that would kill this process before its cleanup, so the replay lands
+    here instead, and a signal before uvicorn listens (while the worker and the alerts
+    start) still stops it in order.
 
     ``closing`` is called on the signal that stops uvicorn (which handles signals itself
     while it runs): the dashboard's live streams end then, so the shutdown need not wait
@@ -237,7 +240,7 @@ def _run_until_stopped(
 
     previous = {sig: signal.signal(sig, stop_server) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        server.run(sockets=[listening])
+        yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

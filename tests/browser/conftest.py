@@ -54,9 +54,12 @@ def unavailable(reason: str) -> None:
     pytest.skip(f"no browser to test with: {reason}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """One headless Chromium for this test process."""
+    """One headless Chromium for a test module. Not for the whole session: Playwright's
+    sync API keeps an asyncio loop on the main thread while it runs, and a worker then
+    (rightly) hands even proven-fast tasks to threads, which later tests of the same
+    process would see (tests/unit/test_executor_inline.py)."""
     if _MISSING is not None:
         unavailable(_MISSING)
     if not os.access(CHROMIUM, os.X_OK):
