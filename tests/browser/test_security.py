@@ -1,8 +1,9 @@
 """The dashboard under its Content Security Policy, in a browser: the policy is on and
 blocks an injected inline script, while what the pages' own files do still works (the
 theme set before the page is drawn, a "more" button that goes once it has loaded, a
-failed request said in a banner that can be dismissed); and a page whose session ends
-elsewhere goes to the sign-in form instead of following its stream.
+failed request said in a banner that can be dismissed, Enter on a step row); and a
+page whose session ends elsewhere goes to the sign-in form instead of following its
+stream.
 
 Every browser test also fails on any violation of the policy (``page`` in conftest.py).
 Nothing waits on a clock: each step waits, with Playwright's polling, for what the page
@@ -76,6 +77,14 @@ def test_the_policy_blocks_inline_script_and_the_pages_work_under_it(
     assert page.is_visible("#more")  # failed: still there to try again
     page.click("#problem-banner [data-dismiss-problem]")
     page.wait_for_selector("#problem-banner", state="hidden")
+
+    # Enter on a step row chooses it, as a click does (no trigger filter: no eval)
+    row = page.wait_for_selector("#run-steps tbody tr[data-node]")
+    assert row is not None
+    node = row.get_attribute("data-node")
+    row.focus()
+    page.keyboard.press("Enter")
+    assert page.wait_for_selector(f"#node-panel .node-head h2:text-is('{node}')")
     assert errors == []
 
 

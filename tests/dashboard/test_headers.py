@@ -124,6 +124,8 @@ def _templates() -> list[tuple[str, str]]:
 def test_no_template_holds_script_the_policy_would_block(name: str, text: str) -> None:
     markup = re.sub(r"\{#.*?#\}", "", text, flags=re.DOTALL)  # Jinja comments are not sent
     assert "hx-on" not in markup
+    assert not re.search(r'hx-trigger="[^"]*\[', markup), "a trigger filter needs eval"
+    assert not re.search(r"hx-va(ls|rs)=['\"](js|javascript):", markup), "so does js: here"
     assert not _HANDLER.search(markup), _HANDLER.search(markup)
     for attributes in _SCRIPT.findall(markup):
         assert "src=" in attributes or 'type="application/json"' in attributes, attributes

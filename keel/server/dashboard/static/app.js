@@ -88,6 +88,15 @@
     if (gone) gone.remove();
   });
 
+  // --- Enter on a focusable row that loads something (tr[tabindex][hx-get]) clicks it:
+  // keyboard users choose it as a click does (an hx-trigger filter would need eval)
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && e.target.matches && e.target.matches("tr[tabindex][hx-get]")) {
+      e.preventDefault();
+      e.target.click();
+    }
+  });
+
   // --- a failed htmx request says why (the error page's words), in a banner
   function showProblem(text) {
     const banner = document.getElementById("problem-banner");
