@@ -118,16 +118,20 @@ class DirectRecorder:
         self._as_given = (most if most is not None else 1 << 30) if longest is None else -1
 
     def attempt(
-        self, name: str, context: otel_context.Context, attributes: Attributes
+        self,
+        name: str,
+        context: otel_context.Context,
+        parent: trace.SpanContext,
+        attributes: Attributes,
     ) -> trace.Span:
-        parent: trace.SpanContext | None = trace.get_current_span(context).get_span_context()
         ids = self.ids
-        if parent is None or not parent.is_valid:
-            parent, trace_id, random = None, ids.generate_trace_id(), _random(ids)
-        else:
-            trace_id, random = parent.trace_id, parent.trace_flags & _RANDOM
-        return self._span(name, context, parent, trace_id, ids.generate_span_id(), random,
-                          attributes, self._attempt_ended)  # fmt: skip
+        if not parent.is_valid:  # a root, as the SDK makes it (keel's attempts have parents)
+            return self._span(name, context, None, ids.generate_trace_id(),
+                              ids.generate_span_id(), _random(ids), attributes,
+                              self._attempt_ended)  # fmt: skip
+        return self._span(name, context, parent, parent.trace_id, ids.generate_span_id(),
+                          parent.trace_flags & _RANDOM, attributes,
+                          self._attempt_ended)  # fmt: skip
 
     def run(
         self,
