@@ -223,3 +223,21 @@ def test_a_span_with_no_parent_is_a_root_both_ways() -> None:
     ours, sdk = content(keels, exact=False), content(theirs, exact=False)
     del ours["context"]["trace_id"], sdk["context"]["trace_id"]
     assert ours == sdk
+
+
+@pytest.mark.parametrize("run", [CALLED, OWN], ids=["called", "own"])
+@pytest.mark.parametrize(
+    "sampler",
+    [ParentBased(ALWAYS_ON, remote_parent_sampled=ALWAYS_OFF),
+     ParentBased(ALWAYS_OFF), ParentBased(ParentBased(ALWAYS_ON))],
+    ids=["drops-remote-children", "drops-roots", "nested"],
+)  # fmt: skip
+def test_a_sampler_whose_answer_is_not_known_is_asked(
+    monkeypatch: pytest.MonkeyPatch, run: RunTrace, sampler: Sampler
+) -> None:
+    theirs = made(monkeypatch, TracerProvider(resource=RESOURCE, sampler=sampler), run)
+    keels = made(monkeypatch, KeelTracerProvider(RESOURCE, sampler), run)
+    assert [s.name for s in keels] == [s.name for s in theirs]
+    for direct, sdk in zip(keels, theirs, strict=True):
+        exact = direct.name.startswith("run ")
+        assert content(direct, exact=exact) == content(sdk, exact=exact)
