@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
@@ -31,7 +32,7 @@ from opentelemetry.sdk.trace.sampling import (
 
 from keel.engine.events import ErrorInfo
 from keel.runtime.tracing import attempts, recorder
-from keel.runtime.tracing.context import RunTrace, new_run_trace
+from keel.runtime.tracing.context import RunTrace, new_run_trace, run_span
 from keel.runtime.tracing.direct import DirectRecorder, KeelTracerProvider
 
 RESOURCE = Resource({"service.name": "keel-worker", "host.name": "here"})
@@ -165,8 +166,8 @@ def test_an_ended_span_takes_no_more_writes(caplog: pytest.LogCaptureFixture) ->
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     direct = provider.keel_recorder
     assert direct is not None
-    span = direct.attempt("w.n", trace.set_span_in_context(trace.NonRecordingSpan(
-        CALLED.span_context())), {"keel.node": "n"})  # fmt: skip
+    run = run_span(CALLED.to_data(), "run-1")
+    span = direct.attempt("w.n", run.context, run.span_context, {"keel.node": "n"})
     assert span.is_recording()
     span.end()
     assert not span.is_recording()
@@ -203,3 +204,40 @@ def test_a_worker_with_no_provider_never_imports_the_sdk() -> None:
     out = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2],
                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_a_span_with_no_parent_is_a_root_both_ways() -> None:
+    # keel's attempts always have their run span as parent; a root is made as the SDK does
+    found = []
+    for provider in (TracerProvider(resource=RESOURCE), KeelTracerProvider(RESOURCE)):
+        exporter = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        context = otel_context.Context()
+        recorder.of(provider).attempt("w.n", context, trace.INVALID_SPAN_CONTEXT,
+                                      {"keel.node": "n"}).end()  # fmt: skip
+        (span,) = exporter.get_finished_spans()
+        found.append(span)
+    theirs, keels = found
+    assert keels.parent is None
+    assert keels.context.trace_id not in (0, theirs.context.trace_id)  # a new trace
+    ours, sdk = content(keels, exact=False), content(theirs, exact=False)
+    del ours["context"]["trace_id"], sdk["context"]["trace_id"]
+    assert ours == sdk
+
+
+@pytest.mark.parametrize("run", [CALLED, OWN], ids=["called", "own"])
+@pytest.mark.parametrize(
+    "sampler",
+    [ParentBased(ALWAYS_ON, remote_parent_sampled=ALWAYS_OFF),
+     ParentBased(ALWAYS_OFF), ParentBased(ParentBased(ALWAYS_ON))],
+    ids=["drops-remote-children", "drops-roots", "nested"],
+)  # fmt: skip
+def test_a_sampler_whose_answer_is_not_known_is_asked(
+    monkeypatch: pytest.MonkeyPatch, run: RunTrace, sampler: Sampler
+) -> None:
+    theirs = made(monkeypatch, TracerProvider(resource=RESOURCE, sampler=sampler), run)
+    keels = made(monkeypatch, KeelTracerProvider(RESOURCE, sampler), run)
+    assert [s.name for s in keels] == [s.name for s in theirs]
+    for direct, sdk in zip(keels, theirs, strict=True):
+        exact = direct.name.startswith("run ")
+        assert content(direct, exact=exact) == content(sdk, exact=exact)

@@ -24,7 +24,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from keel.engine.events import ErrorInfo
 from keel.runtime.tracing import recorder
-from keel.runtime.tracing.context import run_span_context
+from keel.runtime.tracing.context import run_span
 
 Key = TypeVar("Key")
 
@@ -52,17 +52,17 @@ def start_attempt(
     """The attempt's span, in the trace ``recorded`` (``RunStarted.trace``) names; in a
     run whose trace is not sampled, the run span's stand-in (nothing is recorded: the
     decision was taken once, when the run started, and every worker follows it)."""
-    context = run_span_context(recorded, run_id)
-    run_span = trace.get_current_span(context)
-    if not run_span.get_span_context().trace_flags.sampled:
-        return run_span
+    run = run_span(recorded, run_id)
+    if not run.sampled:
+        return run.span
     attributes: dict[str, Any] = {"keel.run_id": run_id, "keel.workflow": workflow,
                                   "keel.node": node, "keel.attempt": attempt,
                                   "keel.queue": queue}  # fmt: skip
     if item is not None:
         attributes["keel.item"] = item
-    return recorder.of(trace.get_tracer_provider()).attempt(f"{workflow}.{node}", context,
-                                                            attributes)  # fmt: skip
+    return recorder.of(trace.get_tracer_provider()).attempt(
+        f"{workflow}.{node}", run.context, run.span_context, attributes
+    )
 
 
 def ending(span: trace.Span, on_done: Callable[[Key, Ended], None]) -> Callable[[Key, Ended], None]:

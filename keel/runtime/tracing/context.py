@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -202,18 +202,33 @@ def inject(headers: dict[str, str]) -> dict[str, str]:
     return headers
 
 
-def run_span_context(recorded: Mapping[str, str] | None, run_id: str) -> otel_context.Context:
-    """An OpenTelemetry context whose current span is the run's span (a stand-in: the run
-    span is emitted when the run ends), to start an attempt's span in."""
+class RunSpan(NamedTuple):
+    """A run's span as its attempts' spans hang from it (a stand-in: the run span is
+    emitted when the run ends)."""
+
+    #: an OpenTelemetry context whose current span it is, to start an attempt's span in
+    context: otel_context.Context
+    #: the stand-in itself, and its span context
+    span: trace.Span
+    span_context: trace.SpanContext
+    #: whether the run's spans are recorded (decided when it started)
+    sampled: bool
+
+
+def run_span(recorded: Mapping[str, str] | None, run_id: str) -> RunSpan:
+    """The run's span, from what ``RunStarted.trace`` recorded (derived from the run id
+    for a run that recorded nothing)."""
     if recorded is None:
         recorded = new_run_trace(run_id).to_data()
-    return _context_of(recorded["trace_id"], recorded["span_id"], recorded.get("flags", "01"))
+    return _run_span(recorded["trace_id"], recorded["span_id"], recorded.get("flags", "01"))
 
 
 @lru_cache(maxsize=4096)
-def _context_of(trace_id: str, span_id: str, flags: str) -> otel_context.Context:
-    """Cached by the recorded text: every attempt of a run hangs from the same context,
-    and the ids need not be parsed again for each."""
+def _run_span(trace_id: str, span_id: str, flags: str) -> RunSpan:
+    """Cached by the recorded text: every attempt of a run hangs from the same span, and
+    the ids need not be parsed again for each."""
     flags_ = trace.TraceFlags(int(flags, 16))
     found = trace.SpanContext(int(trace_id, 16), int(span_id, 16), True, flags_)
-    return trace.set_span_in_context(trace.NonRecordingSpan(found), otel_context.Context())
+    span = trace.NonRecordingSpan(found)
+    context = trace.set_span_in_context(span, otel_context.Context())
+    return RunSpan(context, span, found, flags_.sampled)

@@ -26,6 +26,7 @@ why the recorder is given only while every processor is the SDK's batch or simpl
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from typing import Any, cast
@@ -112,22 +113,29 @@ class DirectRecorder:
         self.processors = tuple(processors)
         self._attempt_ended = self._handing(_Scope("keel"))
         self._run_ended = self._handing(_Scope("keel.runs"))
-        self._parent_decides = _parent_decides(sampler)
+        #: whether the sampler's answer is known without asking it, for a span under a
+        #: remote sampled parent (an attempt's), and for a root (a run's, outside a trace)
+        self._parent_decides = _delegates_to_always_on(sampler, "remoteParentSampled")
+        self._root_sampled = _delegates_to_always_on(sampler, "root")
         most, longest = limits.max_span_attributes, limits.max_span_attribute_length
         #: how many attributes a span keeps as given (none is cut short: no length limit)
         self._as_given = (most if most is not None else 1 << 30) if longest is None else -1
 
     def attempt(
-        self, name: str, context: otel_context.Context, attributes: Attributes
+        self,
+        name: str,
+        context: otel_context.Context,
+        parent: trace.SpanContext,
+        attributes: Attributes,
     ) -> trace.Span:
-        parent: trace.SpanContext | None = trace.get_current_span(context).get_span_context()
         ids = self.ids
-        if parent is None or not parent.is_valid:
-            parent, trace_id, random = None, ids.generate_trace_id(), _random(ids)
-        else:
-            trace_id, random = parent.trace_id, parent.trace_flags & _RANDOM
-        return self._span(name, context, parent, trace_id, ids.generate_span_id(), random,
-                          attributes, self._attempt_ended)  # fmt: skip
+        if not parent.is_valid:  # a root, as the SDK makes it (keel's attempts have parents)
+            return self._span(name, context, None, ids.generate_trace_id(),
+                              ids.generate_span_id(), _random(ids), attributes,
+                              self._attempt_ended)  # fmt: skip
+        return self._span(name, context, parent, parent.trace_id, ids.generate_span_id(),
+                          parent.trace_flags & _RANDOM, attributes,
+                          self._attempt_ended)  # fmt: skip
 
     def run(
         self,
@@ -166,9 +174,11 @@ class DirectRecorder:
         """A span as the SDK's tracer starts it: the sampler's decision, flags and trace
         state; recording (a ``DirectSpan``) unless the sampler drops it."""
         trace_state: trace.TraceState | None
-        if (self._parent_decides and parent is not None and parent.is_remote
-                and parent.trace_flags & _SAMPLED):  # fmt: skip
+        if parent is None and self._root_sampled:
             # what the sampler would answer, known without asking it
+            decision, trace_state = _RECORD_AND_SAMPLE, None
+        elif (self._parent_decides and parent is not None and parent.is_remote
+                and parent.trace_flags & _SAMPLED):  # fmt: skip
             decision, trace_state = _RECORD_AND_SAMPLE, parent.trace_state
         else:
             sampled = self.sampler.should_sample(context, trace_id, name, _INTERNAL,
@@ -203,17 +213,26 @@ class DirectRecorder:
                                  max_value_len=limits.max_span_attribute_length)  # fmt: skip
 
 
-def _parent_decides(sampler: Sampler) -> bool:
-    """Whether ``sampler`` records and samples every child of a remote sampled parent (an
-    attempt's, in a sampled run), as the SDK's default does (``parentbased_always_on``,
-    and ``parentbased_traceidratio``): then it need not be asked each time, its answer
-    is known. Told by its public description."""
+#: the SDK's standard parent-based samplers, as they describe themselves: the root's
+#: (always on or off, a ratio), then the remote sampled parent's
+_PARENT_BASED = re.compile(r"ParentBased\{root:(?P<root>AlwaysOnSampler|AlwaysOffSampler|"
+                           r"TraceIdRatioBased\{[0-9.e+-]+\}),"
+                           r"remoteParentSampled:(?P<remoteParentSampled>\w+),")  # fmt: skip
+
+
+def _delegates_to_always_on(sampler: Sampler, case: str) -> bool:
+    """Whether ``sampler`` is one of the SDK's standard parent-based ones
+    (``parentbased_always_on``, the default, ``parentbased_traceidratio``...) and hands
+    ``case`` (``root``, or ``remoteParentSampled``) to the always-on sampler: then it
+    records and samples every such span, with the attributes it is given and the
+    parent's trace state, and need not be asked each time. Told by its public
+    description; any other sampler is asked for every span."""
     if not isinstance(sampler, ParentBased):
         return False
     if type(sampler).should_sample is not ParentBased.should_sample:
         return False
-    described: str = cast(Any, sampler).get_description()
-    return ",remoteParentSampled:AlwaysOnSampler," in described
+    found = _PARENT_BASED.match(cast(Any, sampler).get_description())
+    return found is not None and found[case] == "AlwaysOnSampler"
 
 
 def _random(ids: IdGenerator) -> int:

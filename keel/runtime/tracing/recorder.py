@@ -36,10 +36,15 @@ Attributes = Mapping[str, AttributeValue]
 
 class Recorder(Protocol):
     def attempt(
-        self, name: str, context: otel_context.Context, attributes: Attributes
+        self,
+        name: str,
+        context: otel_context.Context,
+        parent: trace.SpanContext,
+        attributes: Attributes,
     ) -> trace.Span:
         """An attempt's span, started now as a child of the span current in ``context``
-        (the run span's stand-in, in a sampled run); ended by its ``end``."""
+        (the run span's stand-in, in a sampled run), whose span context ``parent`` is;
+        ended by its ``end``."""
 
     def run(
         self,
@@ -74,7 +79,11 @@ class ApiRecorder:
         self._runs: tuple[trace.Tracer, ModuleType | None] | None = None
 
     def attempt(
-        self, name: str, context: otel_context.Context, attributes: Attributes
+        self,
+        name: str,
+        context: otel_context.Context,
+        parent: trace.SpanContext,
+        attributes: Attributes,
     ) -> trace.Span:
         return self.tracer.start_span(name, context=context, attributes=attributes)
 
