@@ -113,8 +113,12 @@ def _preview(view: RunView, state: RunState, action: str, node: str | None) -> P
                        "outputs.")  # fmt: skip
     assert node is not None
     if action == "retry-node":
-        return Preview(action, again=to_retry(state, node), text=f"{node} runs again, with "
-                       "everything downstream of it.")  # fmt: skip
+        again = to_retry(state, node)
+        undone = list(again[: again.index(node)]) if node in again else []
+        redone = (f" First {', '.join(undone)} run again: their compensations undid them."
+                  if undone else "")  # fmt: skip
+        return Preview(action, again=again, text=f"{node} runs again, with everything "
+                       f"downstream of it.{redone}")  # fmt: skip
     # skip
     if node not in state.plan.graph_nodes:
         to_retry(state, node)  # raises with the nodes there are
