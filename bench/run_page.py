@@ -213,8 +213,9 @@ def browser_side(db: str, token: str, run_id: str, small_id: str, size: int, rep
                     if all_nodes is not None:
                         before = page.evaluate("performance.now()")
                         all_nodes.click()
-                        page.wait_for_function(f"document.getElementById('run-graph')"
-                                               f".dataset.drawn == '{size}'",
+                        # a function, not an expression: the page's CSP forbids eval
+                        page.wait_for_function("n => document.getElementById('run-graph')"
+                                               ".dataset.drawn == String(n)", arg=size,
                                                timeout=180_000)  # fmt: skip
                         after = page.evaluate("performance.now()")
             finally:
