@@ -122,7 +122,9 @@ class Metrics:
 
     def _bounded(self, workflow: str, label: str, value: str, most: int) -> str:
         with self._lock:  # a server and its worker may count on two threads
-            named = self._named.setdefault((workflow, label), set())
+            named = self._named.get((workflow, label))
+            if named is None:
+                named = self._named[(workflow, label)] = set()
             if value in named:
                 return value
             if len(named) < most:
