@@ -121,8 +121,16 @@ class Metrics:
         return self._bounded(workflow, "error_type", error_type, MOST_ERROR_TYPES)
 
     def _bounded(self, workflow: str, label: str, value: str, most: int) -> str:
+        named = self._named.get((workflow, label))
+        if named is not None:  # names are never forgotten: a full set stays full
+            if value in named:
+                return value
+            if len(named) >= most:
+                return OTHER
         with self._lock:  # a server and its worker may count on two threads
-            named = self._named.setdefault((workflow, label), set())
+            named = self._named.get((workflow, label))
+            if named is None:
+                named = self._named[(workflow, label)] = set()
             if value in named:
                 return value
             if len(named) < most:

@@ -80,7 +80,7 @@ class Metering:
         attempts whose outcomes it recorded."""
         run_id = committed.transition.run_id
         workflow: str | None = None
-        failed: set[tuple[str, int | None]] = set()
+        failed: set[tuple[str, int | None]] | None = None  # made at the first failure
         for stored in committed.events:
             event = stored.event
             if isinstance(event, NodeSucceeded):
@@ -89,8 +89,10 @@ class Metering:
             elif isinstance(event, NodeFailed):
                 workflow = workflow or self.workflow_of(run_id)
                 self._ended(workflow, stored, event, event.error.type)
+                failed = failed or set()
                 failed.add((event.node, event.item))
-            elif isinstance(event, NodeScheduled) and (event.node, event.item) in failed:
+            elif (isinstance(event, NodeScheduled) and failed is not None
+                  and (event.node, event.item) in failed):  # fmt: skip
                 workflow = workflow or self.workflow_of(run_id)
                 self._node(workflow, event.node).retried()
             elif isinstance(event, RunStarted):
