@@ -38,6 +38,14 @@ from keel.store.alerts import AlertNotice, AlertState, EndedRuns
 from keel.store.chain import ChainLink
 from keel.store.deployments import Deployment
 from keel.store.gauges import StoreGauges
+from keel.store.model_calls import (
+    CallEnded,
+    CallSent,
+    ModelCall,
+    Spend,
+    SpendLimits,
+    SpendRefused,
+)
 from keel.store.presence import WorkerRecord
 from keel.store.records import (
     CircuitState,
@@ -447,3 +455,27 @@ class Store(Protocol):
     ) -> None:
         """Mark an alert notification delivered, or failed: tried again at ``retry_at``,
         or given up (kept with its error) when that is None."""
+
+    # --- calls steps make outward: the LLM ledger (see keel.store.model_calls) ------------
+
+    def send_call(self, call: CallSent, limits: SpendLimits | None = None) -> SpendRefused | None:
+        """Record ``call`` as sent (state ``sent``, numbered after the node's and item's
+        last call), unless its reservation would pass one of ``limits``: then nothing is
+        written and the refusal says which limit and what was spent. The check and the
+        write are one transaction (on PostgreSQL: serialised per run and per workflow)."""
+
+    def end_call(self, end: CallEnded) -> bool:
+        """Record how a sent call ended; False (and nothing written) when it is not
+        ``sent`` any more (another process ended it first) or does not exist."""
+
+    def model_calls(self, run_id: str, *, node: str | None = None) -> list[ModelCall]:
+        """The run's calls (only ``node``'s when given), by node, item and ``seq``."""
+
+    def run_spend(self, run_id: str) -> dict[str, Spend]:
+        """The run's spend per node (an empty dict: no calls)."""
+
+    def workflow_spend(
+        self, since: float, *, workflow: str | None = None
+    ) -> dict[tuple[str, str], Spend]:
+        """Spend of calls sent at or after ``since``, per (workflow, model); only
+        ``workflow``'s when given."""
