@@ -173,3 +173,44 @@ class InputError(KeelError, ValueError):
 
 class NonRetryable(KeelError):  # noqa: N818 - the name users raise, as issue 5 specifies
     """Raise from a task to fail the attempt without retrying, whatever the retry policy."""
+
+
+class RetryLater(KeelError):  # noqa: N818 - a task raises it, as it raises NonRetryable
+    """Raise from a task to fail the attempt and have the next one wait at least
+    ``after`` seconds (an API answered 429 with ``Retry-After``); retried as the node's
+    policy says, never sooner than its own backoff either."""
+
+    def __init__(self, message: str, *, after: float | None = None) -> None:
+        super().__init__(message)
+        self.after = after
+
+
+class ApprovalNeeded(KeelError):  # noqa: N818 - a task raises it to pause, not an error
+    """Raise from a task to stop its attempt and wait for a person: the node waits as an
+    approval node does (``keel approvals``, ``keel approve RUN NODE``). Approved, the node
+    runs again (a new attempt) with each decision so far in its ``approvals`` argument
+    (``{"key", "by", "data", "comment"}``); rejected, it fails with ``Rejected``. ``key``
+    names what is asked (a budget, a tool call's arguments), so the task can tell which
+    of its questions an approval answers. Not for the items of a map: an item that asks
+    fails instead."""
+
+    def __init__(
+        self,
+        title: str,
+        *,
+        key: str,
+        description: str = "",
+        assignees: tuple[str, ...] = (),
+        form: dict[str, object] | None = None,
+        data: object = None,
+    ) -> None:
+        super().__init__(title)
+        self.title, self.key, self.description = title, key, description
+        self.assignees, self.form, self.data = assignees, form, data
+
+    def details(self) -> dict[str, object]:
+        """What the ``NodeAwaiting`` event keeps (the same keys an approval node's have,
+        and ``asked``: the key; ``data``: what the task shows the approver)."""
+        return {"title": self.title, "description": self.description,
+                "assignees": list(self.assignees), "role": None, "form": self.form,
+                "asked": self.key, "data": self.data}  # fmt: skip

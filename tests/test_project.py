@@ -23,7 +23,7 @@ ALLOWED = {
     "engine": {"spec"},
     "store": {"spec", "engine"},
     "runtime": {"spec", "engine", "store"},
-    "llm": {"spec", "authoring", "store", "runtime"},
+    "llm": {"spec", "authoring", "engine", "store", "runtime"},
     "server": {"spec", "authoring", "engine", "store", "runtime", "llm"},
     "cli": {"spec", "authoring", "engine", "store", "runtime", "llm", "server"},
 }

@@ -25,7 +25,7 @@ from keel.authoring.definition_errors import importing
 from keel.authoring.workflows import Workflow
 from keel.authoring.yaml_source import load_yaml
 from keel.errors import SpecError, SpecIssue, WorkflowNotFoundError
-from keel.spec.model import CallNode, TaskNode, WorkflowSpec
+from keel.spec.model import AgentNode, CallNode, TaskNode, WorkflowSpec
 from keel.spec.notifiers import CallableNotifier
 from keel.spec.registry import SpecRegistry
 
@@ -217,6 +217,8 @@ def task_paths(spec: WorkflowSpec) -> list[str]:
             paths.append(node.task)
         if isinstance(node, TaskNode) and node.compensate is not None:
             paths.append(node.compensate.task)
+        if isinstance(node, AgentNode):
+            paths += [tool.task for tool in node.tools]
     if spec.on_failure is not None:
         paths.append(spec.on_failure.task)
     paths += [n.function for n in spec.notify if isinstance(n, CallableNotifier)]

@@ -211,6 +211,9 @@ def _retry(state: RunState, node_id: str, item: int | None, now: float) -> Event
     node = state.nodes[node_id]
     failed = node.attempt if item is None else node.item_attempts[item]
     wait = backoff(state.plan.nodes[node_id].retry, state.run_id, node_id, item, failed)
+    asked = node.error.retry_after if node.error is not None else None
+    if asked is not None:  # the failed call was told when to come back: not sooner
+        wait = max(wait, asked)
     not_before = now + wait if wait > 0 else None
     if item is None:
         return NodeScheduled(

@@ -30,6 +30,8 @@ class ErrorInfo:
     message: str
     traceback: str = ""
     retryable: bool = True
+    #: seconds the next attempt must wait at least (a rate-limited API said so)
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +375,8 @@ def to_data(event: Event) -> dict[str, JSON]:
     error = data.get("error")
     if isinstance(error, ErrorInfo):
         data["error"] = asdict(error)
+        if error.retry_after is None:  # written only when set: older histories lack it
+            del data["error"]["retry_after"]
     later = _LATER_FIELDS.get(type(event))
     if later is not None:
         for name, default in later.items():

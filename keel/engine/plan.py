@@ -11,13 +11,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keel.spec.expressions import Prepared, analyze, evaluate, prepare
-from keel.spec.graph import DependencyGraph, handled_by, node_arguments, timeout_route
+from keel.spec.graph import (
+    DependencyGraph,
+    handled_by,
+    node_arguments,
+    safe_analyze,
+    timeout_route,
+)
 from keel.spec.model import (
+    AgentNode,
     CallNode,
     ExprArg,
     FailureHandler,
     JoinRule,
     LiteralArg,
+    LlmBudget,
+    LlmNode,
     MapNode,
     SideTask,
     SignalNode,
@@ -33,6 +42,7 @@ from keel.spec.policies import (
     RetryPolicy,
     effective_policies,
 )
+from keel.spec.templates import template_expressions
 
 #: kinds of steps outside the graph, run only on the run's failure path
 COMPENSATION = "compensation"
@@ -175,6 +185,38 @@ def _wait_step(
     )  # fmt: skip
 
 
+def model_step_args(
+    node: LlmNode | AgentNode, budget: LlmBudget | None
+) -> list[tuple[str, bool, object]]:
+    """The arguments of keel's task that runs a node asking a model: the node's
+    definition (``step``), and the values its templates read (``values``: ``input`` and
+    the upstream outputs, one expression evaluated like any argument), so the task fills
+    the templates itself: a map's templates read each ``item`` too."""
+    sources = [*template_expressions(node.prompt), *template_expressions(node.system)]
+    reads_input, upstream = False, set()
+    for source in sources:
+        info = safe_analyze(source)
+        if info is not None:
+            reads_input |= any(path[:1] == ("input",) for path in info.paths)
+            upstream |= info.node_refs
+    parts = ['"input": input'] if reads_input else []
+    nodes = ", ".join(f'"{ref}": {{"output": nodes.{ref}.output}}' for ref in sorted(upstream))
+    parts.append(f'"nodes": {{{nodes}}}')
+    step = node.model_dump(mode="json", exclude_defaults=True, exclude=_GRAPH_FIELDS)
+    step["kind"] = node.kind
+    if budget is not None:  # the workflow's, applied by the step to each request
+        step["budget"] = budget.model_dump(mode="json", exclude_defaults=True)
+    return [("step", False, step), ("values", True, "{" + ", ".join(parts) + "}")]
+
+
+#: what a model step's task does not need of its node: where it sits in the graph and
+#: the engine's own policies
+_GRAPH_FIELDS = {
+    "after", "when", "join", "on_failure", "for_each", "max_parallel", "retry", "timeout",
+    "queue", "priority", "concurrency", "rate_limit", "circuit", "isolation", "description",
+}  # fmt: skip
+
+
 def compile_plan(spec: WorkflowSpec) -> Plan:
     """Compile a valid spec (validate it first: this assumes references resolve)."""
     graph = DependencyGraph.from_spec(spec)
@@ -191,7 +233,11 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
                 args.append((name, True, arg.expr))
             elif isinstance(arg, LiteralArg):
                 args.append((name, False, arg.value))
+        if isinstance(node, LlmNode | AgentNode):
+            args = model_step_args(node, spec.llm_budget)
         items = node.items if isinstance(node, MapNode) else None
+        if isinstance(node, LlmNode):
+            items = node.for_each
         parents = tuple(graph.parents[node.id])
         on_failure = node.on_failure
         if not isinstance(node, CallNode):
@@ -215,8 +261,8 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
             when=node.when,
             args=tuple(args),
             items=items,
-            item_arg=node.item_arg if isinstance(node, MapNode) else None,
-            max_parallel=node.max_parallel if isinstance(node, MapNode) else None,
+            item_arg=node.item_arg if isinstance(node, MapNode) else "item" if items else None,
+            max_parallel=node.max_parallel if isinstance(node, MapNode | LlmNode) else None,
             max_attempts=policies.retry.max_attempts,
             retry=policies.retry,
             timeout=policies.timeout,

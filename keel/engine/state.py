@@ -343,6 +343,8 @@ def _set_by_hand(state: RunState, node_id: str, output: JSON) -> None:
 
 def _awaiting(state: RunState, event: NodeAwaiting) -> None:
     node = state.nodes[event.node]
+    if node.status in (NodeStatus.SCHEDULED, NodeStatus.RUNNING):  # an attempt asked: it
+        state.out -= 1  # ended, and waiting holds no slot
     node.status, node.attempt, node.details = NodeStatus.AWAITING, event.attempt, event.details
     node.until, node.failed_attempt = event.until, False
     if event.waits_for == "signal":  # a signal may have come before the node got here

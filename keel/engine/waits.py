@@ -23,6 +23,7 @@ from keel.engine.events import (
     Event,
     NodeAwaiting,
     NodeFailed,
+    NodeScheduled,
     NodeSucceeded,
     SignalReceived,
     TimerFired,
@@ -144,8 +145,10 @@ def resolve_wait(state: RunState, node_id: str, event: Event) -> list[Event]:
     node = state.nodes[node_id]
     plan = state.plan.nodes[node_id]
     wait = plan.wait
-    if node.status is not NodeStatus.AWAITING or wait is None:
+    if node.status is not NodeStatus.AWAITING:
         return []
+    if wait is None:  # an attempt of a task asked (``ApprovalNeeded``)
+        return _answered(node_id, node, event) if isinstance(event, ApprovalDecided) else []
     if isinstance(event, NodeAwaiting | SignalReceived):
         assert isinstance(wait, SignalNode)
         kept = state.signals.get(wait.signal)
@@ -166,6 +169,19 @@ def resolve_wait(state: RunState, node_id: str, event: Event) -> list[Event]:
     if isinstance(event, TimerFired) and event.attempt == node.attempt:
         return _timed_out(node_id, node, wait)
     return []
+
+
+def _answered(node_id: str, node: NodeState, event: ApprovalDecided) -> list[Event]:
+    """A task's question answered: approved, the node runs again (a new attempt) with
+    every answer so far in its ``approvals`` argument; rejected, it fails."""
+    if not event.approved:
+        because = f": {event.comment}" if event.comment else ""
+        return _failed(node_id, node, REJECTED, f"rejected by {event.by}{because}")
+    args = dict(node.args or {})
+    answer = {"key": (node.details or {}).get("asked"), "by": event.by, "data": event.data,
+              "comment": event.comment}  # fmt: skip
+    args["approvals"] = [*args.get("approvals", []), answer]
+    return [NodeScheduled(node=node_id, attempt=node.attempt + 1, args=args)]
 
 
 def _timed_out(node_id: str, node: NodeState, wait: WaitNode) -> list[Event]:

@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from keel.errors import ExpressionError
 from keel.spec.expressions import ExpressionInfo, analyze
 from keel.spec.model import (
+    AgentNode,
     AnyNode,
     ApprovalNode,
     Arg,
+    CallNode,
     ExprArg,
     FailureHandler,
+    LlmNode,
     MapNode,
     SubworkflowNode,
     TaskNode,
@@ -58,15 +61,21 @@ def node_expressions(node: AnyNode, index: int) -> Iterator[ExpressionSite]:
         yield ExpressionSite(node.id, (*base, "when"), node.when)
     if isinstance(node, MapNode):
         yield ExpressionSite(node.id, (*base, "items"), node.items)
-    if isinstance(node, TaskNode | MapNode) and node.concurrency is not None:
+    if isinstance(node, CallNode) and node.concurrency is not None:
         yield ExpressionSite(node.id, (*base, "concurrency", "key"), node.concurrency.key)
-    if isinstance(node, TaskNode | MapNode) and node.rate_limit is not None:
+    if isinstance(node, CallNode) and node.rate_limit is not None:
         yield ExpressionSite(node.id, (*base, "rate_limit", "key"), node.rate_limit.key)
     if isinstance(node, ApprovalNode):
         for source in template_expressions(node.description):
             yield ExpressionSite(node.id, (*base, "description"), source)
     if isinstance(node, TimerNode) and node.until is not None:
         yield ExpressionSite(node.id, (*base, "until"), node.until)
+    if isinstance(node, LlmNode | AgentNode):
+        for field_name in ("prompt", "system"):
+            for source in template_expressions(getattr(node, field_name)):
+                yield ExpressionSite(node.id, (*base, field_name), source)
+    if isinstance(node, LlmNode) and node.for_each is not None:
+        yield ExpressionSite(node.id, (*base, "for_each"), node.for_each)
 
 
 def timeout_route(node: AnyNode) -> str | None:

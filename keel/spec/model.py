@@ -303,6 +303,116 @@ class SubworkflowNode(_NodeCommon):
     input: dict[str, Arg] = Field(default_factory=dict)
 
 
+#: keel's own tasks that run the nodes asking a model, by node kind
+MODEL_TASKS = {"llm": "keel.llm.steps:llm_step", "agent": "keel.llm.steps:agent_step"}
+#: how a model is asked for an answer that fits ``output``: ``auto`` lets the provider
+#: choose (OpenAI: ``json_schema``; a local server: ``json_object``)
+LlmOutputMode = Literal["auto", "json_schema", "json_object", "tools", "prompted"]
+
+
+class _ModelCall(_NodeBase):
+    """What every node that asks a model has. ``prompt`` and ``system`` are text with
+    ``${{ expression }}`` parts, filled in from upstream data when the node runs (a map's
+    templates may also read ``item``). Every request is recorded with its usage and cost
+    (``keel.llm``), and a later attempt is served the recorded answer."""
+
+    #: the model's name, as the provider knows it
+    model: str = Field(min_length=1)
+    #: a provider configured under ``[llm.providers]`` (``openai`` and ``anthropic`` exist)
+    provider: Name = "openai"
+    prompt: str = Field(min_length=1)
+    system: str = ""
+    #: the most output tokens per request: every request is bounded
+    max_tokens: int = Field(ge=1, le=1_000_000)
+    temperature: float | None = Field(None, ge=0, le=2)
+    #: JSON Schema of the answer (an object); without one the answer is text
+    output: dict[str, JsonData] | None = None
+    output_mode: LlmOutputMode = "auto"
+    #: a cheaper model to switch to when the budget says ``degrade``
+    degrade_to: str | None = Field(None, min_length=1)
+    #: stream the answer, so ``keel logs --follow`` shows it while it is written
+    stream: bool = False
+
+    @property
+    def task(self) -> str:
+        """keel's own task that runs the node (the worker needs no user code for it)."""
+        return MODEL_TASKS[self.kind]  # type: ignore[attr-defined]
+
+
+class LlmNode(_ModelCall):
+    """Ask a model once (per item, with ``for_each``). An answer that does not fit
+    ``output`` is asked again with the validation error, at most ``reasks`` times; a
+    truncated answer (``max_tokens`` reached) and a refusal are not re-asked."""
+
+    kind: Literal["llm"] = "llm"
+    reasks: int = Field(2, ge=0, le=10)
+    #: ask once per item of this list (an expression); the templates read ``item``
+    for_each: Expression | None = None
+    #: the most items ``for_each`` may give: bounds the cost (``keel estimate``); a list
+    #: longer than this fails the node
+    max_items: int | None = Field(None, ge=1)
+    max_parallel: int | None = Field(None, ge=1)
+
+
+class AgentTool(BaseModel):
+    """A task an agent may call. ``side_effect``: it changes the world; with
+    ``approve=True`` each call needs a person's approval of its exact arguments."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    task: ImportPath
+    #: the name the model sees (default: the function's name)
+    name: Name | None = None
+    description: str = ""
+    #: JSON Schema of the arguments (filled in from the function's signature in Python)
+    parameters: dict[str, JsonData] = Field(default_factory=lambda: {"type": "object"})
+    side_effect: bool = False
+    approve: bool = False
+    retry: RetryPolicy | None = None
+    timeout: PositiveDuration | None = None
+
+    @property
+    def tool_name(self) -> str:
+        return self.name or self.task.rpartition(":")[2]
+
+
+def _tool_shorthand(value: Any) -> Any:
+    return {"task": value} if isinstance(value, str) else value
+
+
+class AgentNode(_ModelCall):
+    """A bounded loop: the model answers or asks for tool calls; each tool call runs
+    the tool's task and goes back to the model. It ends with the model's answer (fitting
+    ``output`` if given), or fails when a bound is reached: ``max_turns`` model requests,
+    ``max_tool_calls`` tool calls, ``max_cost`` dollars, or the same call asked for
+    ``repeat_limit`` times in a row."""
+
+    kind: Literal["agent"] = "agent"
+    tools: tuple[Annotated[AgentTool, BeforeValidator(_tool_shorthand)], ...] = ()
+    max_turns: int = Field(ge=1, le=1000)
+    max_tool_calls: int = Field(ge=0, le=10_000)
+    #: dollars this node may spend, every turn counted
+    max_cost: float = Field(gt=0)
+    repeat_limit: int = Field(3, ge=2)
+
+
+class LlmBudget(BaseModel):
+    """What a run's model requests may cost, and what happens when the next one would
+    pass it. Each request reserves its most (its input and ``max_tokens`` of output at
+    the model's price) before it is sent and settles to its cost after. ``fail``: the
+    node fails (``BudgetExceeded``); ``ask``: the run waits for a person to approve
+    more; ``degrade``: the node switches to its ``degrade_to`` model (and fails if it
+    has none, or that one does not fit either)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    #: dollars per run
+    per_run: float | None = Field(None, gt=0)
+    #: dollars per UTC day over every run of the workflow
+    per_day: float | None = Field(None, gt=0)
+    on_exceed: Literal["fail", "ask", "degrade"] = "fail"
+    #: who is asked when ``on_exceed`` is ``ask``
+    assignees: tuple[str, ...] = ()
+
+
 def _node_kind(value: Any) -> str:
     if isinstance(value, dict):
         kind = value.get("kind", "task")
@@ -316,20 +426,28 @@ Node = Annotated[
     | Annotated[ApprovalNode, Tag("approval")]
     | Annotated[TimerNode, Tag("timer")]
     | Annotated[SignalNode, Tag("signal")]
-    | Annotated[SubworkflowNode, Tag("subworkflow")],
+    | Annotated[SubworkflowNode, Tag("subworkflow")]
+    | Annotated[LlmNode, Tag("llm")]
+    | Annotated[AgentNode, Tag("agent")],
     Discriminator(
         _node_kind,
         custom_error_type="unknown_node_kind",
         custom_error_message=(
-            "unknown node kind: use 'task', 'map', 'approval', 'timer', 'signal' or 'subworkflow'"
+            "unknown node kind: use 'task', 'map', 'approval', 'timer', 'signal', "
+            "'subworkflow', 'llm' or 'agent'"
         ),
     ),
 ]
-AnyNode = TaskNode | MapNode | ApprovalNode | TimerNode | SignalNode | SubworkflowNode
+AnyNode = (
+    TaskNode | MapNode | ApprovalNode | TimerNode | SignalNode | SubworkflowNode | LlmNode
+    | AgentNode
+)  # fmt: skip
+#: nodes that ask a model (run by keel's own tasks, ``keel.llm``)
+ModelNode = LlmNode | AgentNode
 #: nodes that call a function, and nodes that wait for something outside the run
-CallNode = TaskNode | MapNode
+CallNode = TaskNode | MapNode | LlmNode | AgentNode
 WaitNode = ApprovalNode | TimerNode | SignalNode | SubworkflowNode
-NODE_KINDS = ("task", "map", "approval", "timer", "signal", "subworkflow")
+NODE_KINDS = ("task", "map", "approval", "timer", "signal", "subworkflow", "llm", "agent")
 
 
 def _default_input_schema() -> dict[str, JsonValue]:
@@ -362,6 +480,8 @@ class WorkflowSpec(BaseModel):
     #: who is told when a run fails, a node fails, or a node runs out of retries
     notify: tuple[Notifier, ...] = ()
     triggers: tuple[Trigger, ...] = ()
+    #: what the run's model requests (``llm`` and ``agent`` nodes) may cost
+    llm_budget: LlmBudget | None = None
 
     @cached_property
     def node_map(self) -> dict[str, AnyNode]:

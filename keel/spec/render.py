@@ -21,10 +21,12 @@ from typing import Any
 
 from keel.spec.graph import DependencyGraph
 from keel.spec.model import (
+    AgentNode,
     AnyNode,
     ApprovalNode,
     CallNode,
     JoinRule,
+    LlmNode,
     MapNode,
     SignalNode,
     SubworkflowNode,
@@ -65,6 +67,9 @@ def _nodes(spec: WorkflowSpec, graph: DependencyGraph) -> list[AnyNode]:
 
 def node_summary(node: AnyNode) -> str:
     """What a node does, in a few words: the function it calls, or what it waits for."""
+    if isinstance(node, LlmNode | AgentNode):
+        each = " for each item" if isinstance(node, LlmNode) and node.for_each else ""
+        return f"{node.kind} {node.provider}:{node.model}{each}"
     if isinstance(node, CallNode):
         return node.task
     if isinstance(node, ApprovalNode):

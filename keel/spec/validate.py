@@ -38,6 +38,7 @@ from keel.spec.graph import (
 )
 from keel.spec.model import (
     NODE_KINDS,
+    AgentNode,
     AnyNode,
     ApprovalNode,
     CallNode,
@@ -45,6 +46,7 @@ from keel.spec.model import (
     FailureHandler,
     JoinRule,
     LiteralArg,
+    LlmNode,
     MapNode,
     SignalNode,
     SubworkflowNode,
@@ -240,12 +242,18 @@ class _Validator:
                 if isinstance(node, TaskNode) and node.compensate is not None:
                     loc = ("nodes", index, "compensate", "task")
                     yield from self._resolve(node.compensate.task, loc, node.id)
+                if isinstance(node, AgentNode):
+                    for number, tool in enumerate(node.tools):
+                        loc = ("nodes", index, "tools", number, "task")
+                        yield from self._resolve(tool.task, loc, node.id)
             if self.spec.on_failure is not None:
                 yield from self._resolve(self.spec.on_failure.task, ("on_failure", "task"), None)
         yield from self._paths()
         for index, node in enumerate(self.spec.nodes):
-            if isinstance(node, CallNode):
+            if isinstance(node, TaskNode | MapNode):
                 yield from self._arguments(index, node)
+            if isinstance(node, AgentNode):
+                yield from self._tools(index, node)
 
     def _duplicate_ids(self) -> Iterator[SpecIssue]:
         counts = Counter(node.id for node in self.spec.nodes)
@@ -260,7 +268,11 @@ class _Validator:
                 )
 
     def _analyze(
-        self, source: str, loc: tuple[str | int, ...], node: str | None
+        self,
+        source: str,
+        loc: tuple[str | int, ...],
+        node: str | None,
+        names: frozenset[str] = frozenset(),
     ) -> Iterator[SpecIssue]:
         try:
             info = analyze(source)
@@ -274,7 +286,7 @@ class _Validator:
             yield SpecIssue(message, loc=loc, node=node, code="expression_syntax")
             return
         self.infos[source] = info
-        for name in _in_order(info.free_names):
+        for name in _in_order(info.free_names - names):
             yield SpecIssue(
                 f"unknown name '{name}' in {source!r}: expressions read 'input' (the run's "
                 "input) and 'nodes.<id>.output' (an upstream result)",
@@ -391,7 +403,16 @@ class _Validator:
 
     def _expressions(self) -> Iterator[SpecIssue]:
         for source, loc, node in self._sites():
-            yield from self._analyze(source, loc, node)
+            yield from self._analyze(source, loc, node, self._item_names(loc))
+
+    def _item_names(self, loc: tuple[str | int, ...]) -> frozenset[str]:
+        """Names an expression may read besides ``input`` and ``nodes``: ``item`` in the
+        templates of an ``llm`` node with ``for_each``."""
+        if len(loc) >= 3 and loc[0] == "nodes" and loc[2] in ("prompt", "system"):
+            node = self.spec.nodes[int(loc[1])]
+            if isinstance(node, LlmNode) and node.for_each is not None:
+                return frozenset({"item"})
+        return frozenset()
 
     def _trigger_expressions(self) -> Iterator[SpecIssue]:
         """A trigger's filter and input mapping parse and read only its variable."""
@@ -488,6 +509,13 @@ class _Validator:
             (dict(self.spec.input_schema), ("input_schema",), None)
         ]
         for index, node in enumerate(self.spec.nodes):
+            if isinstance(node, LlmNode | AgentNode):
+                if node.output is not None:
+                    found.append((dict(node.output), ("nodes", index, "output"), node.id))
+                for number, tool in enumerate(getattr(node, "tools", ())):
+                    loc = ("nodes", index, "tools", number, "parameters")
+                    found.append((dict(tool.parameters), loc, node.id))
+                continue
             schema = _declared_output(node)
             if schema is not None:
                 field = "form" if isinstance(node, ApprovalNode) else "payload_schema"
@@ -606,7 +634,18 @@ class _Validator:
                 code="unresolved_task",
             )
 
-    def _arguments(self, index: int, node: CallNode) -> Iterator[SpecIssue]:
+    def _tools(self, index: int, node: AgentNode) -> Iterator[SpecIssue]:
+        """An agent's tools have distinct names (the model calls them by name)."""
+        seen: set[str] = set()
+        for number, tool in enumerate(node.tools):
+            if tool.tool_name in seen:
+                yield SpecIssue(
+                    f"two tools are named '{tool.tool_name}': give one a 'name'",
+                    loc=("nodes", index, "tools", number), node=node.id, code="duplicate_tool",
+                )  # fmt: skip
+            seen.add(tool.tool_name)
+
+    def _arguments(self, index: int, node: TaskNode | MapNode) -> Iterator[SpecIssue]:
         signature = self.signatures.get(node.task)
         if signature is None:
             return
@@ -735,6 +774,10 @@ def _declared_output(node: AnyNode) -> Schema | None:
         return dict(node.form)
     if isinstance(node, SignalNode) and node.payload_schema is not None:
         return dict(node.payload_schema)
+    if isinstance(node, LlmNode | AgentNode) and node.output is not None:
+        if isinstance(node, LlmNode) and node.for_each is not None:
+            return {"type": "array", "items": dict(node.output)}
+        return dict(node.output)
     return None
 
 

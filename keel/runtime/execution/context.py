@@ -9,11 +9,15 @@ import logging
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 
 from keel.errors import KeelError
 from keel.runtime.tracing.context import traceparent_of
+
+if TYPE_CHECKING:
+    from keel.store.protocol import Store
 
 _current: ContextVar[StepContext] = ContextVar("keel_step_context")
 
@@ -32,6 +36,10 @@ class StepContext:
     #: a child process (``isolation="process"``) it stands for the worker's span. None
     #: for a context made by hand.
     span: trace.Span | None = None
+    #: the worker's store, for keel's own steps that record what they do as they go
+    #: (``keel.llm`` writes each model request before it is sent); None in a context
+    #: made by hand or in a child process
+    store: Store | None = None
 
     @property
     def traceparent(self) -> str | None:

@@ -26,7 +26,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from keel.engine.events import ErrorInfo
-from keel.errors import NonRetryable
+from keel.errors import ApprovalNeeded, NonRetryable, RetryLater
 from keel.runtime.execution.context import StepContext, _current
 from keel.runtime.execution.task_access import (
     CODE_MISSING,
@@ -39,6 +39,7 @@ from keel.runtime.execution.task_logs import Captured
 from keel.spec.callables import ImportPathError, is_injected, unwrap
 from keel.spec.data import json_problem
 from keel.spec.policies import RetryPolicy
+from keel.store.protocol import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,8 @@ class Outcome:
     output: Any = None
     error: ErrorInfo | None = None
     logs: Captured | None = None
+    #: the task asked for a person's approval (``ApprovalNeeded.details``)
+    asks: dict[str, Any] | None = None
 
 
 _NO_DEFAULT: Any = inspect.Parameter.empty
@@ -265,6 +268,7 @@ def error_of(exc: BaseException, policy: RetryPolicy | None = None) -> ErrorInfo
         message=str(exc),
         traceback="".join(traceback.format_exception(exc)),
         retryable=not isinstance(exc, NonRetryable) and may_retry(policy, type_names(kind)),
+        retry_after=exc.after if isinstance(exc, RetryLater) else None,
     )
 
 
@@ -374,7 +378,7 @@ class Invocation:
         except BaseException as exc:  # a task's failure is data
             if interruptible and isinstance(exc, KeyboardInterrupt):
                 raise
-            return Outcome(error=error_of(exc, self.retry))
+            return outcome_of(exc, self.retry)
         finally:
             _left(entered)
         return self._finish(function, result)
@@ -400,10 +404,19 @@ class Invocation:
                 return Outcome(error=error_of(exc, self.retry))
             return timed_out(timeout, self.retry)
         except BaseException as exc:  # a task's failure is data
-            return Outcome(error=error_of(exc, self.retry))
+            return outcome_of(exc, self.retry)
         finally:
             _left(entered)
         return self._finish(function, result)
+
+
+def outcome_of(exc: BaseException, policy: RetryPolicy | None) -> Outcome:
+    """What a task that raised ``exc`` produced: a failure, or a question for a person
+    (``ApprovalNeeded``: the attempt ends and the node waits for the answer)."""
+    if isinstance(exc, ApprovalNeeded):
+        error = ErrorInfo(type="ApprovalNeeded", message=str(exc), retryable=False)
+        return Outcome(error=error, asks=exc.details())
+    return Outcome(error=error_of(exc, policy))
 
 
 def make_context(
@@ -413,8 +426,9 @@ def make_context(
     attempt: int,
     item: int | None,
     span: trace.Span | None = None,
+    store: Store | None = None,
 ) -> StepContext:
-    return StepContext(run_id, workflow, node, attempt, item, span)
+    return StepContext(run_id, workflow, node, attempt, item, span, store)
 
 
 _Entered = tuple[Token[StepContext], Token[otel_context.Context] | None]

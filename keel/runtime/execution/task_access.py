@@ -11,6 +11,9 @@ path names already runs that module's code. So a task is run only when it is
 - named, ``module:function``, in ``allow`` (the worker setting): a plain function the
   operator vouches for; its module is imported when first needed.
 
+- one of keel's own tasks that run the nodes asking a model (``KEEL_STEPS``): part of
+  keel, imported when first needed.
+
 Nothing else is imported because a spec names it. A path whose module this process has
 not imported (or that lacks the function) may be code another worker has:
 ``TaskCodeMissingError``, and the worker gives the attempt back for one that has it. A path
@@ -36,7 +39,10 @@ from keel.spec.callables import (
     not_a_task_message,
     resolve,
 )
+from keel.spec.model import MODEL_TASKS
 
+#: keel's own tasks (``llm`` and ``agent`` nodes): every worker may run them
+KEEL_STEPS = frozenset(MODEL_TASKS.values())
 #: the error type of an attempt this process has no code for (the worker releases it)
 CODE_MISSING = "TaskCodeMissing"
 #: the error type of an attempt no worker may run
@@ -67,7 +73,7 @@ class TaskAccess:
     def resolve(self, import_path: str) -> Callable[..., Any]:
         """The function to run for ``import_path``, or ``TaskNotAllowedError`` /
         ``TaskCodeMissingError`` saying why not (and what to do)."""
-        if self.trusted:
+        if self.trusted or import_path in KEEL_STEPS:
             return resolve(import_path)
         if import_path in self.allow:
             try:

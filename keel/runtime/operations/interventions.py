@@ -50,6 +50,18 @@ def _not_ended(state: RunState) -> None:
         raise KeelError(f"run {state.run_id[:8]} has ended ({state.status.value})")
 
 
+def asked_approval(state: RunState, node: str) -> ApprovalNode | None:
+    """The approval an attempt of task ``node`` asked for (``ApprovalNeeded``), as an
+    approval node, while the node waits for it."""
+    details = state.nodes[node].details or {}
+    if state.nodes[node].status is not NodeStatus.AWAITING or "asked" not in details:
+        return None
+    assignees = details.get("assignees") or ()
+    return ApprovalNode(id=node, title=str(details.get("title") or node),
+                        assignees=tuple(str(name) for name in assignees),
+                        form=details.get("form"))  # fmt: skip
+
+
 def _approval(store: Store, state: RunState, node: str) -> ApprovalNode:
     """The approval ``node`` of the run, waiting for a decision."""
     _not_ended(state)
@@ -58,7 +70,7 @@ def _approval(store: Store, state: RunState, node: str) -> ApprovalNode:
     if node not in plan.graph_nodes:
         known = ", ".join(approvals) or "none"
         raise KeelError(f"workflow '{plan.spec.name}' has no node '{node}' (approvals: {known})")
-    wait = plan.nodes[node].wait
+    wait = plan.nodes[node].wait or asked_approval(state, node)
     if not isinstance(wait, ApprovalNode):
         raise KeelError(f"node '{node}' is a {plan.nodes[node].kind} node, not an approval")
     status = state.nodes[node].status

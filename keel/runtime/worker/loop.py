@@ -406,7 +406,8 @@ class Worker:
         workflow = state.plan.spec.name
         span = attempts.start_attempt(lease.run_id, workflow, lease.node, lease.attempt,
                                       lease.item, plan.queue, state.trace)  # fmt: skip
-        ctx = make_context(lease.run_id, workflow, lease.node, lease.attempt, lease.item, span)
+        ctx = make_context(lease.run_id, workflow, lease.node, lease.attempt, lease.item, span,
+                           self.store)  # fmt: skip
         invocation = Invocation(
             self.catalog, plan.task, dict(args or {}), ctx, plan.retry, plan.isolation
         )

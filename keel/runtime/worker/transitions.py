@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from keel.engine.events import LateResultDiscarded, NodeFailed, NodeSucceeded
+from keel.engine.events import LateResultDiscarded, NodeAwaiting, NodeFailed, NodeSucceeded
 from keel.engine.plan import NodePlan
 from keel.engine.state import RunState
 from keel.runtime.execution.invoke import Outcome
@@ -40,9 +40,14 @@ def recorded(
     state: RunState, lease: Lease, outcome: Outcome, now: float, cache: RunCache
 ) -> Transition:
     """The transition that records an attempt's outcome (the lease is done with it)."""
+    event: NodeSucceeded | NodeFailed | NodeAwaiting
     if outcome.error is None:
-        event: NodeSucceeded | NodeFailed = NodeSucceeded(
+        event = NodeSucceeded(
             node=lease.node, attempt=lease.attempt, output=outcome.output, item=lease.item
+        )
+    elif outcome.asks is not None and lease.item is None:  # waits for a person's answer
+        event = NodeAwaiting(
+            node=lease.node, attempt=lease.attempt, waits_for="approval", details=outcome.asks
         )
     else:
         event = NodeFailed(

@@ -1,0 +1,124 @@
+"""The calls of one node (one map item) of one run, as a step sees them: what earlier
+attempts recorded, to serve again, and each new call written before it is sent.
+
+On its first look a step ends every call still ``sent``: a process that sent it died
+before recording the answer (whatever attempt it was; this one has not sent anything
+yet), so the provider may have answered and billed it. It is charged its reservation,
+marked *possibly billed*, and never served: there is no answer to serve.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from keel.errors import KeelError
+from keel.runtime.execution.context import StepContext
+from keel.store.model_calls import (
+    CallEnded,
+    CallKind,
+    CallSent,
+    ModelCall,
+    SpendLimits,
+    SpendRefused,
+)
+from keel.store.protocol import Store
+
+
+class CallBook:
+    def __init__(self, ctx: StepContext) -> None:
+        if ctx.store is None:
+            raise KeelError("a model step runs only in a keel worker (it records its calls)")
+        self.ctx = ctx
+        self.store: Store = ctx.store
+        mine = [c for c in self.store.model_calls(ctx.run_id, node=ctx.node) if c.item == ctx.item]
+        self.calls: list[ModelCall] = []
+        for call in mine:
+            if call.state == "sent":
+                call = self._possibly_billed(call)
+            self.calls.append(call)
+        #: ids of recorded calls this attempt has served already
+        self.served: set[str] = set()
+        #: nano-dollars charged by calls of this attempt (sent or ended)
+        self.charged_now = 0
+
+    def _possibly_billed(self, call: ModelCall) -> ModelCall:
+        now = time.time()
+        end = CallEnded(id=call.id, state="possibly_billed", cost=call.reserved,
+                        price_source="its reservation: the answer was never recorded",
+                        error={"type": "PossiblyBilled", "message": "sent by an attempt that "
+                               "stopped before it recorded the answer"}, at=now)  # fmt: skip
+        self.store.end_call(end)
+        self.ctx.logger.warning(
+            "model call %s (attempt %d) was sent but its answer never recorded: counted as "
+            "possibly billed at its reservation", call.seq, call.attempt,
+        )  # fmt: skip
+        return ModelCall(**{**_fields(call), "state": "possibly_billed", "cost": call.reserved,
+                            "ended_at": now})  # fmt: skip
+
+    def recorded(self, kind: CallKind, fingerprint: str) -> ModelCall | None:
+        """The first answered call with this fingerprint not served yet this attempt."""
+        for call in self.calls:
+            if (call.kind == kind and call.state == "answered" and call.fingerprint == fingerprint
+                    and call.id not in self.served):  # fmt: skip
+                self.served.add(call.id)
+                return call
+        return None
+
+    def unserved_answers(self, kind: CallKind) -> int:
+        """Answered calls of earlier attempts this one has not served (yet)."""
+        return sum(
+            1 for c in self.calls
+            if c.kind == kind and c.state == "answered" and c.id not in self.served
+            and c.attempt < self.ctx.attempt
+        )  # fmt: skip
+
+    @property
+    def node_cost(self) -> int:
+        """What this node (item) has charged over all attempts, nano-dollars."""
+        return sum(call.charged for call in self.calls)
+
+    def send(
+        self,
+        kind: CallKind,
+        fingerprint: str,
+        provider: str,
+        model: str,
+        request: Any,
+        reserved: int,
+        limits: SpendLimits | None,
+    ) -> str | SpendRefused:
+        """Write the call as sent (its id), or the refusal of the budget."""
+        ctx = self.ctx
+        sent = CallSent(id=uuid.uuid4().hex, run_id=ctx.run_id, workflow=ctx.workflow,
+                        node=ctx.node, item=ctx.item, attempt=ctx.attempt, kind=kind,
+                        fingerprint=fingerprint, provider=provider, model=model,
+                        request=request, reserved=reserved, at=time.time())  # fmt: skip
+        refused = self.store.send_call(sent, limits)
+        if refused is not None:
+            return refused
+        self.calls.append(ModelCall(
+            id=sent.id, run_id=sent.run_id, workflow=sent.workflow, node=sent.node,
+            item=sent.item, attempt=sent.attempt, seq=-1, kind=kind, state="sent",
+            fingerprint=fingerprint, provider=provider, model=model, request=request,
+            reserved=reserved, sent_at=sent.at,
+        ))  # fmt: skip
+        self.served.add(sent.id)
+        self.charged_now += reserved
+        return sent.id
+
+    def end(self, end: CallEnded) -> None:
+        self.store.end_call(end)
+        for index, call in enumerate(self.calls):
+            if call.id == end.id:
+                self.charged_now += end.cost - call.reserved
+                ended = {**_fields(call), **_fields(end), "state": end.state,
+                         "ended_at": end.at}  # fmt: skip
+                ended.pop("at", None)
+                self.calls[index] = ModelCall(**ended)
+                return
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record.__slots__}

@@ -1,0 +1,111 @@
+"""keel's own tasks that run ``llm`` and ``agent`` nodes (``keel.spec.model.MODEL_TASKS``).
+
+Every worker may run them (``keel.runtime.execution.task_access``); they get the node's
+definition (``step``), the values its templates read (``values``), a map's ``item``,
+and the answers of people asked so far (``approvals``), and record every model request
+in the ledger as they go (``keel.llm.asking``).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import replace
+from typing import Any
+
+from keel.authoring.tasks import task
+from keel.llm.asking import Asker
+from keel.llm.budget import Budget
+from keel.llm.config import LlmConfig, load_llm_config
+from keel.llm.errors import OutputInvalid, Refused, Truncated
+from keel.llm.ledger import CallBook
+from keel.llm.prompts import first_messages
+from keel.llm.providers import provider_for
+from keel.llm.structured import feedback, parsed
+from keel.llm.types import Message, ModelRequest, ModelResponse, OutputMode, Provider
+from keel.runtime.execution.context import StepContext
+from keel.spec.model import AgentNode, LlmNode
+
+
+@functools.cache
+def _config() -> LlmConfig:
+    """Read once per process: a worker's config does not change under it."""
+    return load_llm_config()
+
+
+def output_mode(node: LlmNode | AgentNode, provider: Provider) -> OutputMode:
+    if node.output is None:
+        return "text"
+    return provider.default_output_mode if node.output_mode == "auto" else node.output_mode
+
+
+def asker_for(
+    node: LlmNode | AgentNode, ctx: StepContext, budget: Any, approvals: list[dict[str, Any]]
+) -> Asker:
+    config = _config()
+    provider = provider_for(node.provider, config)
+    return Asker(CallBook(ctx), provider, config, node.model, Budget.of(budget),
+                 approvals, degrade_to=node.degrade_to)  # fmt: skip
+
+
+def node_of(kind: type[LlmNode] | type[AgentNode], step: dict[str, Any]) -> Any:
+    return kind.model_validate({k: v for k, v in step.items() if k != "budget"})
+
+
+def ended_badly(response: ModelResponse, max_tokens: int) -> None:
+    """Fail on an answer no re-ask mends: cut off at ``max_tokens``, or refused."""
+    if response.finish_reason == "length":
+        raise Truncated(
+            f"the answer was cut off at max_tokens={max_tokens} "
+            f"({response.usage.output_tokens} tokens written): raise max_tokens"
+        )
+    if response.finish_reason == "refusal":
+        raise Refused(f"the model refused: {response.refusal or response.text or 'no reason'}")
+
+
+@task
+def llm_step(
+    step: dict[str, Any],
+    values: dict[str, Any],
+    ctx: StepContext,
+    item: Any = None,
+    approvals: list[dict[str, Any]] | None = None,
+) -> Any:
+    """Ask the node's model; with an ``output`` schema, re-ask (at most ``reasks`` times,
+    each recorded and charged) until the answer fits, and return its data."""
+    node: LlmNode = node_of(LlmNode, step)
+    asker = asker_for(node, ctx, step.get("budget"), approvals or [])
+    messages = first_messages(node.prompt, node.system, values, item)
+    request = ModelRequest(
+        model=node.model, messages=tuple(messages), max_tokens=node.max_tokens,
+        temperature=node.temperature, output_schema=node.output,
+        output_mode=output_mode(node, asker.provider), stream=node.stream,
+    )  # fmt: skip
+    asker.to_finish = asker.reservation(request) * node.reasks
+    for asked in range(node.reasks + 1):
+        response = asker.ask(request)
+        ended_badly(response, node.max_tokens)
+        if node.output is None:
+            return response.text or ""
+        data, problem = parsed(response.text, dict(node.output))
+        if problem is None:
+            return data
+        ctx.logger.warning("answer %d did not fit the schema: %s", asked + 1, problem)
+        asker.to_finish = asker.reservation(request) * (node.reasks - asked - 1)
+        again = (Message("assistant", response.text), Message("user", feedback(problem)))
+        request = replace(request, messages=(*request.messages, *again))
+    raise OutputInvalid(f"no answer fitted the schema after {node.reasks} re-asks: {problem}")
+
+
+@task
+def agent_step(
+    step: dict[str, Any],
+    values: dict[str, Any],
+    ctx: StepContext,
+    approvals: list[dict[str, Any]] | None = None,
+) -> Any:
+    """Run the node's agent loop (``keel.llm.agent``)."""
+    from keel.llm.agent import run_agent
+
+    node: AgentNode = node_of(AgentNode, step)
+    asker = asker_for(node, ctx, step.get("budget"), approvals or [])
+    return run_agent(node, asker, values, ctx, approvals or [])
