@@ -24,10 +24,12 @@ if TYPE_CHECKING:
     )
     from keel.authoring import map_task as map
     from keel.errors import (
+        ApprovalNeeded,
         ExpressionError,
         InputError,
         KeelError,
         NonRetryable,
+        RetryLater,
         SpecError,
         SpecIssue,
         TracingError,
@@ -62,7 +64,8 @@ _HOMES = {
     ),
     "map": "keel.authoring",
     **dict.fromkeys(
-        ("ExpressionError", "InputError", "KeelError", "NonRetryable", "SpecError",
+        ("ApprovalNeeded", "ExpressionError", "InputError", "KeelError", "NonRetryable",
+         "RetryLater", "SpecError",
          "SpecIssue", "TracingError", "WorkflowNotFoundError"),
         "keel.errors",
     ),
@@ -83,6 +86,8 @@ _RENAMED = {"map": "map_task"}
 
 
 def __getattr__(name: str) -> Any:
+    if name == "llm":  # the LLM steps' package: keel.llm.step(...), keel.llm.agent(...)
+        return importlib.import_module("keel.llm")
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'keel' has no attribute {name!r}")
@@ -98,6 +103,7 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApprovalNeeded",
     "CallableNotifier",
     "CircuitPolicy",
     "Client",
@@ -113,6 +119,7 @@ __all__ = [
     "NodeDefaults",
     "NodeOutput",
     "NonRetryable",
+    "RetryLater",
     "RateLimitPolicy",
     "RetryPolicy",
     "ScheduleTrigger",

@@ -40,7 +40,7 @@ def _slug(text: str, fallback: str) -> str:
     return slug
 
 
-def _schema(value: Any, what: str) -> dict[str, Any] | None:
+def schema_of(value: Any, what: str) -> dict[str, Any] | None:
     """A JSON Schema given as a dict or as a pydantic model class."""
     if value is None or isinstance(value, dict):
         return value
@@ -86,7 +86,7 @@ def approval(
         node["assignees"] = list(assignees)
     if role is not None:
         node["role"] = role
-    schema = _schema(form, "keel.approval(form=...)")
+    schema = schema_of(form, "keel.approval(form=...)")
     if schema is not None:
         node["form"] = schema
     if timeout is not None:
@@ -128,7 +128,7 @@ def signal(
     trace = require_trace("keel.signal")
     node = read_options(options, WaitOptions, "signal").node(trace, "signal", _slug(name, "signal"))
     node["signal"] = name
-    payload = _schema(schema, "keel.signal(schema=...)")
+    payload = schema_of(schema, "keel.signal(schema=...)")
     if payload is not None:
         node["payload_schema"] = payload
     if timeout is not None:
