@@ -8,7 +8,8 @@ row locks, and woken by ``NOTIFY``.
   ``free`` queries) and a reclaim takes only runs no transition holds
   (``lock_free_runs``), so neither waits for a transition (nor in a circle with one).
 - Concurrency and rate limits are counted under a transaction-scoped advisory lock per
-  key (``lock_key``), so two claims on two hosts never both take the last place.
+  key (``lock_key``), so two claims on two hosts never both take the last place; so are
+  budgets (a run's, a workflow's day), so two calls never both get the last dollar.
 - A deadlock or serialization failure (``retryable``) costs the claim or transition
   that lost it, not the whole call.
 - What a write leaves for others is sent with ``pg_notify`` as it commits.

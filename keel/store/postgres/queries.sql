@@ -588,3 +588,60 @@ GROUP BY place;
 SELECT floor((ended_at - %(since)s) / %(step)s)::bigint AS place, status, count(*) FROM runs
 WHERE ended_at >= %(since)s AND ended_at < %(until)s
 GROUP BY place, status;
+
+-- The ledger of calls steps make outward (keel.store.model_calls, sqlstore.model_calls).
+-- A call counts against a budget at its cost once ended, at its reservation while sent.
+-- What a run or a workflow has spent is read holding its spend lock (lock_key): no other
+-- call of that run or workflow is recorded between the sum and the insert.
+
+-- name: run_spent
+SELECT coalesce(sum(CASE WHEN state = 'sent' THEN reserved ELSE cost END), 0)
+FROM model_calls WHERE run_id = %s;
+
+-- name: workflow_spent
+-- every run of the workflow, calls sent at or after the day's start
+SELECT coalesce(sum(CASE WHEN state = 'sent' THEN reserved ELSE cost END), 0)
+FROM model_calls WHERE workflow = %s AND sent_at >= %s;
+
+-- name: next_model_call_seq
+SELECT coalesce(max(seq) + 1, 0) FROM model_calls
+WHERE run_id = %s AND node = %s AND item = %s;
+
+-- name: insert_model_call
+INSERT INTO model_calls (id, run_id, workflow, node, item, attempt, seq, kind, state,
+                         fingerprint, provider, model, request, reserved, sent_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'sent', %s, %s, %s, %s, %s, %s);
+
+-- name: end_model_call
+-- only a call still sent: the first end wins, a later one changes nothing
+UPDATE model_calls SET state = %s, response = %s, error = %s, finish_reason = %s,
+    input_tokens = %s, output_tokens = %s, cached_input_tokens = %s, reasoning_tokens = %s,
+    usage_reported = %s, cost = %s, price_source = %s, latency = %s, ended_at = %s
+WHERE id = %s AND state = 'sent';
+
+-- name: select_model_calls
+SELECT id, run_id, workflow, node, item, attempt, seq, kind, state, fingerprint, provider,
+       model, request, reserved, sent_at, response, error, finish_reason, input_tokens,
+       output_tokens, cached_input_tokens, reasoning_tokens, usage_reported, cost,
+       price_source, latency, ended_at
+FROM model_calls
+WHERE run_id = %(run)s AND (%(node)s::text IS NULL OR node = %(node)s)
+ORDER BY node, item, seq;
+
+-- name: run_spend
+SELECT node, count(*), sum(input_tokens), sum(output_tokens), sum(cached_input_tokens),
+       sum(reasoning_tokens), sum(CASE WHEN state = 'sent' THEN reserved ELSE cost END),
+       count(*) FILTER (WHERE state = 'possibly_billed'),
+       count(*) FILTER (WHERE NOT usage_reported)
+FROM model_calls WHERE run_id = %s
+GROUP BY node;
+
+-- name: workflow_spend
+SELECT workflow, model, count(*), sum(input_tokens), sum(output_tokens),
+       sum(cached_input_tokens), sum(reasoning_tokens),
+       sum(CASE WHEN state = 'sent' THEN reserved ELSE cost END),
+       count(*) FILTER (WHERE state = 'possibly_billed'),
+       count(*) FILTER (WHERE NOT usage_reported)
+FROM model_calls
+WHERE sent_at >= %(since)s AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s)
+GROUP BY workflow, model;

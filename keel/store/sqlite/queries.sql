@@ -549,3 +549,58 @@ GROUP BY place;
 SELECT CAST((ended_at - :since) / :step AS INTEGER) AS place, status, count(*) FROM runs
 WHERE ended_at >= :since AND ended_at < :until
 GROUP BY place, status;
+
+-- The ledger of calls steps make outward (keel.store.model_calls, sqlstore.model_calls).
+-- A call counts against a budget at its cost once ended, at its reservation while sent.
+-- What a run or a workflow has spent is read under the write lock: no other call is
+-- recorded between the sum and the insert.
+
+-- name: run_spent
+SELECT coalesce(sum(CASE WHEN state = 'sent' THEN reserved ELSE cost END), 0)
+FROM model_calls WHERE run_id = ?;
+
+-- name: workflow_spent
+-- every run of the workflow, calls sent at or after the day's start
+SELECT coalesce(sum(CASE WHEN state = 'sent' THEN reserved ELSE cost END), 0)
+FROM model_calls WHERE workflow = ? AND sent_at >= ?;
+
+-- name: next_model_call_seq
+SELECT coalesce(max(seq) + 1, 0) FROM model_calls
+WHERE run_id = ? AND node = ? AND item = ?;
+
+-- name: insert_model_call
+INSERT INTO model_calls (id, run_id, workflow, node, item, attempt, seq, kind, state,
+                         fingerprint, provider, model, request, reserved, sent_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'sent', ?, ?, ?, ?, ?, ?);
+
+-- name: end_model_call
+-- only a call still sent: the first end wins, a later one changes nothing
+UPDATE model_calls SET state = ?, response = ?, error = ?, finish_reason = ?,
+    input_tokens = ?, output_tokens = ?, cached_input_tokens = ?, reasoning_tokens = ?,
+    usage_reported = ?, cost = ?, price_source = ?, latency = ?, ended_at = ?
+WHERE id = ? AND state = 'sent';
+
+-- name: select_model_calls
+SELECT id, run_id, workflow, node, item, attempt, seq, kind, state, fingerprint, provider,
+       model, request, reserved, sent_at, response, error, finish_reason, input_tokens,
+       output_tokens, cached_input_tokens, reasoning_tokens, usage_reported, cost,
+       price_source, latency, ended_at
+FROM model_calls
+WHERE run_id = :run AND (:node IS NULL OR node = :node)
+ORDER BY node, item, seq;
+
+-- name: run_spend
+SELECT node, count(*), sum(input_tokens), sum(output_tokens), sum(cached_input_tokens),
+       sum(reasoning_tokens), sum(CASE WHEN state = 'sent' THEN reserved ELSE cost END),
+       sum(state = 'possibly_billed'), sum(NOT usage_reported)
+FROM model_calls WHERE run_id = ?
+GROUP BY node;
+
+-- name: workflow_spend
+SELECT workflow, model, count(*), sum(input_tokens), sum(output_tokens),
+       sum(cached_input_tokens), sum(reasoning_tokens),
+       sum(CASE WHEN state = 'sent' THEN reserved ELSE cost END),
+       sum(state = 'possibly_billed'), sum(NOT usage_reported)
+FROM model_calls
+WHERE sent_at >= :since AND (:workflow IS NULL OR workflow = :workflow)
+GROUP BY workflow, model;

@@ -10,9 +10,10 @@ what differs between databases:
 - its transactions: ``read``, ``write``, and ``savepoint`` (a part of a write that can
   be undone alone, for one refused transition of a group commit);
 - how concurrent writers are kept apart: which runs a transition locks (``lock_runs``),
-  which a reclaim may take (``lock_free_runs``), which limit keys a claim counts under
-  a lock (``lock_key``), whether what a claim chose is still free (``take_leases``),
-  and which errors mean "gave way to another transaction" (``retryable``);
+  which a reclaim may take (``lock_free_runs``), which limit keys a claim counts and
+  which budgets a call is checked against under a lock (``lock_key``), whether what a
+  claim chose is still free (``take_leases``), and which errors mean "gave way to
+  another transaction" (``retryable``);
 - whether a claim looks read-only before taking the write lock (``peeks``);
 - how other processes are woken when work is left for them (``notify``);
 - how its driver's errors become keel's (``at_boundary``, see ``keel.store.boundary``).
@@ -104,7 +105,7 @@ class Dialect(Protocol):
         taken between the claim's look and its lock); those it leased."""
 
     def lock_key(self, cur: Cursor, name: str) -> None:
-        """Hold the limit key lock ``name`` until the write ends."""
+        """Hold the lock ``name`` (a limit key's, a budget's) until the write ends."""
 
     def notify(self, cur: Cursor, notes: set[Wakeup]) -> None:
         """Wake other processes when this write commits (see ``Store.listen``)."""
