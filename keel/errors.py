@@ -7,6 +7,7 @@ to do about it. This module imports nothing of keel, so every layer may use it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 
@@ -201,7 +202,7 @@ class ApprovalNeeded(KeelError):  # noqa: N818 - a task raises it to pause, not 
         key: str,
         description: str = "",
         assignees: tuple[str, ...] = (),
-        form: dict[str, object] | None = None,
+        form: Mapping[str, object] | None = None,
         data: object = None,
     ) -> None:
         super().__init__(title)

@@ -193,7 +193,7 @@ def model_step_args(
     the upstream outputs, one expression evaluated like any argument), so the task fills
     the templates itself: a map's templates read each ``item`` too."""
     sources = [*template_expressions(node.prompt), *template_expressions(node.system)]
-    reads_input, upstream = False, set()
+    reads_input, upstream = False, set[str]()
     for source in sources:
         info = safe_analyze(source)
         if info is not None:

@@ -65,7 +65,7 @@ def run_agent(
         output_mode=mode, tools=specs, stream=node.stream,
     )  # fmt: skip
     asker.node_limit = nanos(node.max_cost)
-    calls_made, recent = 0, []
+    calls_made, recent = 0, list[str]()
     for turn in range(node.max_turns):
         asker.to_finish = asker.reservation(request) * (node.max_turns - turn - 1)
         response = asker.ask(request)

@@ -364,7 +364,7 @@ class AgentTool(BaseModel):
     name: Name | None = None
     description: str = ""
     #: JSON Schema of the arguments (filled in from the function's signature in Python)
-    parameters: dict[str, JsonData] = Field(default_factory=lambda: {"type": "object"})
+    parameters: dict[str, JsonData] = Field(default_factory=lambda: {"type": "object"})  # type: ignore[arg-type]
     side_effect: bool = False
     approve: bool = False
     retry: RetryPolicy | None = None

@@ -244,8 +244,8 @@ class _Validator:
                     yield from self._resolve(node.compensate.task, loc, node.id)
                 if isinstance(node, AgentNode):
                     for number, tool in enumerate(node.tools):
-                        loc = ("nodes", index, "tools", number, "task")
-                        yield from self._resolve(tool.task, loc, node.id)
+                        at: tuple[str | int, ...] = ("nodes", index, "tools", number, "task")
+                        yield from self._resolve(tool.task, at, node.id)
             if self.spec.on_failure is not None:
                 yield from self._resolve(self.spec.on_failure.task, ("on_failure", "task"), None)
         yield from self._paths()
@@ -513,8 +513,8 @@ class _Validator:
                 if node.output is not None:
                     found.append((dict(node.output), ("nodes", index, "output"), node.id))
                 for number, tool in enumerate(getattr(node, "tools", ())):
-                    loc = ("nodes", index, "tools", number, "parameters")
-                    found.append((dict(tool.parameters), loc, node.id))
+                    where: tuple[str | int, ...] = ("nodes", index, "tools", number, "parameters")
+                    found.append((dict(tool.parameters), where, node.id))
                 continue
             schema = _declared_output(node)
             if schema is not None:
