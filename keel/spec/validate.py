@@ -252,8 +252,8 @@ class _Validator:
         for index, node in enumerate(self.spec.nodes):
             if isinstance(node, TaskNode | MapNode):
                 yield from self._arguments(index, node)
-            if isinstance(node, AgentNode):
-                yield from self._tools(index, node)
+            if isinstance(node, LlmNode | AgentNode):
+                yield from self._model_node(index, node)
 
     def _duplicate_ids(self) -> Iterator[SpecIssue]:
         counts = Counter(node.id for node in self.spec.nodes)
@@ -633,6 +633,18 @@ class _Validator:
                 node=node,
                 code="unresolved_task",
             )
+
+    def _model_node(self, index: int, node: LlmNode | AgentNode) -> Iterator[SpecIssue]:
+        """A model step records its requests through the worker's store: it runs in
+        the worker's process."""
+        if node.isolation == "process":
+            yield SpecIssue(
+                f"an {node.kind} node runs in the worker (it records each model request as "
+                "it goes): isolation 'process' is for tasks",
+                loc=("nodes", index, "isolation"), node=node.id, code="isolation_model",
+            )  # fmt: skip
+        if isinstance(node, AgentNode):
+            yield from self._tools(index, node)
 
     def _tools(self, index: int, node: AgentNode) -> Iterator[SpecIssue]:
         """An agent's tools have distinct names (the model calls them by name)."""
