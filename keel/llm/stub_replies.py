@@ -90,7 +90,17 @@ class HttpError:
     delay: float = 0.0
 
 
-Reply = Text | Json | ToolCalls | Truncated | Refusal | Malformed | HttpError
+@dataclass(frozen=True, kw_only=True)
+class Raw:
+    """A body sent as it is: what an endpoint that is not a chat completion API says."""
+
+    body: str
+    status: int = 200
+    content_type: str = "text/html"
+    delay: float = 0.0
+
+
+Reply = Text | Json | ToolCalls | Truncated | Refusal | Malformed | HttpError | Raw
 Answer = Text | Json | ToolCalls | Truncated | Refusal | Malformed
 
 
@@ -106,6 +116,8 @@ class Written:
 
 def write(reply: Reply, request: dict[str, Any], number: int) -> Written:
     """``reply`` to ``request``, the ``number``-th the server received (for ids)."""
+    if isinstance(reply, Raw):
+        return Written(reply.status, {"Content-Type": reply.content_type}, reply.body.encode())
     if isinstance(reply, HttpError):
         headers = {"Content-Type": "application/json"}
         if reply.retry_after is not None:

@@ -9,7 +9,7 @@ LLM example talk to instead of a model.
 It serves ``POST /v1/chat/completions`` (whole, or as SSE chunks when the request says
 ``stream``; the usage chunk only with ``stream_options.include_usage``) and
 ``GET /v1/models``. Scripted replies (``keel.llm.stub_replies``: ``Text``, ``Json``,
-``ToolCalls``, ``Truncated``, ``Refusal``, ``Malformed``, ``HttpError``; each may carry a
+``ToolCalls``, ``Truncated``, ``Refusal``, ``Malformed``, ``HttpError``, ``Raw``; each may carry a
 ``delay``, and ``usage=None`` for an answer without usage) are used in order; when none
 is left, the ``responder`` (a function of the request's body) answers, by default
 ``keel.llm.stub_responder.rule_based``: JSON that fits the schema asked for, else a text.
@@ -40,6 +40,7 @@ from keel.llm.stub_replies import (
     HttpError,
     Json,
     Malformed,
+    Raw,
     Refusal,
     Reply,
     StubUsage,
@@ -51,7 +52,7 @@ from keel.llm.stub_replies import (
 )
 from keel.llm.stub_responder import rule_based
 
-__all__ = ["HttpError", "Json", "Malformed", "Refusal", "Reply", "Responder", "StubServer",
+__all__ = ["HttpError", "Json", "Malformed", "Raw", "Refusal", "Reply", "Responder", "StubServer",
            "StubUsage", "Text", "ToolCalls", "Truncated", "rule_based"]  # fmt: skip
 
 Responder = Callable[[dict[str, Any]], Reply]
@@ -68,6 +69,8 @@ class StubServer:
         self.responder = responder
         #: the body of every chat completion request received, in order
         self.requests: list[dict[str, Any]] = []
+        #: the headers of each of those requests (``authorization`` shows the key sent)
+        self.headers: list[dict[str, str]] = []
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -87,8 +90,9 @@ class StubServer:
 
     def start(self) -> StubServer:
         if self._thread is None:
+            # a short poll: ``close()`` waits for the loop to notice
             self._thread = threading.Thread(
-                target=self._http.serve_forever, name="keel-llm-stub", daemon=True
+                target=self._http.serve_forever, args=(0.05,), name="keel-llm-stub", daemon=True
             )
             self._thread.start()
         return self
@@ -115,10 +119,11 @@ class StubServer:
     ) -> None:
         self.close()
 
-    def answer(self, request: dict[str, Any]) -> tuple[Reply, int]:
+    def answer(self, request: dict[str, Any], headers: dict[str, str]) -> tuple[Reply, int]:
         """Record ``request``; the reply it gets and its number (from 1)."""
         with self._lock:
             self.requests.append(request)
+            self.headers.append(headers)
             number = len(self.requests)
             scripted = self._queue.popleft() if self._queue else None
         return (scripted if scripted is not None else self.responder(request)), number
@@ -153,7 +158,8 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             if not isinstance(request, dict):
                 self._send(_error(400, "the body must be a JSON object"))
                 return
-            reply, number = stub.answer(request)
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            reply, number = stub.answer(request, headers)
             stub.wait(reply.delay)
             self._send(write(reply, request, number))
 

@@ -7,7 +7,8 @@ consecutive results, as the API wants). Structured output is a forced call of
 ``OUTPUT_TOOL`` whatever the mode asks, except ``prompted`` (the schema in the system
 text): the only form every Claude model honours. ``input_tokens`` counts every input
 token, cache reads and writes included, as OpenAI's ``prompt_tokens`` does, so the
-two price alike; ``cached_input_tokens`` are the cache reads.
+two price alike; ``cached_input_tokens`` are the cache reads. ``temperature`` is not
+sent: the Messages API (as ``anthropic`` 2 speaks it) has none.
 """
 
 from __future__ import annotations
@@ -58,8 +59,6 @@ def request_body(request: ModelRequest) -> dict[str, Any]:
         )
     if tools:
         body["tools"] = tools
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
     return body
 
 

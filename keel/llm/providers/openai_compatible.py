@@ -22,7 +22,13 @@ import openai
 from keel.llm.config import ProviderConfig
 from keel.llm.providers.failures import status_error
 from keel.llm.providers.keys import api_key, effective_base_url, host_of
-from keel.llm.providers.openai_wire import from_chunks, from_completion, request_body, response_from
+from keel.llm.providers.openai_wire import (
+    from_chunks,
+    from_completion,
+    not_a_completion,
+    request_body,
+    response_from,
+)
 from keel.llm.types import ModelRequest, ModelResponse, OnText, OutputMode, ProviderError
 
 
@@ -48,7 +54,7 @@ class OpenAICompatible:
         try:
             if request.stream:
                 with client.chat.completions.create(**body) as stream:
-                    answer = from_chunks(iter(stream), request.model, on_text)
+                    answer = from_chunks(iter(stream), request.model, on_text, self.name)
             else:
                 answer = from_completion(client.chat.completions.create(**body), self.name)
         except openai.APIStatusError as exc:
@@ -70,6 +76,8 @@ class OpenAICompatible:
             raise ProviderError(
                 f"provider '{self.name}' failed while answering: {exc.message}", retryable=True
             ) from None
+        except ValueError:  # a body, or a chunk, that is not JSON
+            raise not_a_completion(self.name) from None
         return response_from(answer, request, body, time.monotonic() - started)
 
     def _client_for(self, key: str, base_url: str | None) -> openai.OpenAI:

@@ -112,7 +112,11 @@ class Answer:
     usage: CompletionUsage | None = None
 
 
-def from_completion(completion: ChatCompletion, provider: str) -> Answer:
+def from_completion(completion: object, provider: str) -> Answer:
+    """``completion``: what the SDK made of the body (not a ``ChatCompletion`` when the
+    endpoint is not what it should be)."""
+    if not isinstance(completion, ChatCompletion):
+        raise not_a_completion(provider)
     if not completion.choices:
         raise ProviderError(f"provider '{provider}' answered without any choice")
     message = completion.choices[0].message
@@ -132,8 +136,15 @@ def from_completion(completion: ChatCompletion, provider: str) -> Answer:
     )
 
 
+def not_a_completion(provider: str) -> ProviderError:
+    return ProviderError(
+        f"provider '{provider}' answered with something that is not a chat completion "
+        "(is its base_url an OpenAI-compatible endpoint, ending in /v1?)"
+    )
+
+
 def from_chunks(
-    chunks: Iterator[ChatCompletionChunk], model: str, on_text: OnText | None
+    chunks: Iterator[ChatCompletionChunk], model: str, on_text: OnText | None, provider: str
 ) -> Answer:
     """The answer the chunks of a stream add up to; ``on_text`` gets each piece of text
     (and of the output tool's arguments, which become the text in ``tools`` mode)."""
@@ -141,7 +152,9 @@ def from_chunks(
     texts: list[str] = []
     refusals: list[str] = []
     calls: dict[int, tuple[list[str], list[str], list[str]]] = {}  # id, name, arguments
+    received = False
     for chunk in chunks:
+        received = True
         answer.model = chunk.model or answer.model
         answer.response_id = chunk.id or answer.response_id
         if chunk.usage is not None:
@@ -170,6 +183,8 @@ def from_chunks(
                         on_text(part)
             if choice.finish_reason:
                 answer.finish_reason = choice.finish_reason
+    if not received:  # not a stream of chunks: an HTML page, JSON of another API...
+        raise not_a_completion(provider)
     answer.text = "".join(texts) if texts else None
     answer.refusal = "".join(refusals) if refusals else None
     answer.tool_calls = [
