@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from email.utils import formatdate
 from typing import Any
 
@@ -318,12 +319,15 @@ def test_429_is_retryable_after_the_time_asked(
 def test_retry_after_as_a_date_and_in_milliseconds(
     provider: OpenAICompatible, stub: StubServer
 ) -> None:
-    stub.script(HttpError(status=429, retry_after=formatdate(usegmt=True)),
-                HttpError(status=429, retry_after_ms=1500))  # fmt: skip
+    in_an_hour = formatdate(time.time() + 3600, usegmt=True)
+    stub.script(HttpError(status=429, retry_after=in_an_hour),
+                HttpError(status=429, retry_after_ms=1500),
+                HttpError(status=429, retry_after=formatdate(0, usegmt=True)))  # fmt: skip
     date = failure(provider)
     assert date.retry_after is not None
-    assert 0 <= date.retry_after <= 1
+    assert 3000 < date.retry_after <= 3600
     assert failure(provider).retry_after == 1.5
+    assert failure(provider).retry_after == 0  # a date gone by: now
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 529, 408])
