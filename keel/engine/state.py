@@ -347,6 +347,12 @@ def _awaiting(state: RunState, event: NodeAwaiting) -> None:
         state.out -= 1  # ended, and waiting holds no slot
     node.status, node.attempt, node.details = NodeStatus.AWAITING, event.attempt, event.details
     node.until, node.failed_attempt = event.until, False
+    if any(pending == event.node for pending, _ in state.to_resolve):
+        # what answered an earlier wait of this node (a history replayed without deciding
+        # leaves it here) must not answer this one: a task that asks again asks anew
+        kept = [entry for entry in state.to_resolve if entry[0] != event.node]
+        state.to_resolve.clear()
+        state.to_resolve.extend(kept)
     if event.waits_for == "signal":  # a signal may have come before the node got here
         state.to_resolve.append((event.node, event))
 
