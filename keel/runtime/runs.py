@@ -15,7 +15,9 @@ from typing import Any
 
 from keel.engine.decide import decide
 from keel.engine.events import (
+    ApprovalDecided,
     Event,
+    NodeAwaiting,
     NodeScheduled,
     NodeSetByHand,
     NodeWithdrawn,
@@ -157,6 +159,12 @@ def timers_of(run_id: str, plan: Plan, events: Sequence[Event], now: float) -> l
     return timers
 
 
+#: events about a task's attempt that asked a person (``ApprovalNeeded``), in a plan
+#: without wait nodes: its wait is listed (``keel approvals``) until it is decided, or
+#: the node ends otherwise
+_ASKED = (NodeAwaiting, ApprovalDecided, NodeWithdrawn, NodeSetByHand)
+
+
 def _decided(
     run_id: str, state: RunState, causes: Sequence[Event], now: float, cache: RunCache | None
 ) -> tuple[list[Event], WaitWrites | None]:
@@ -164,7 +172,7 @@ def _decided(
     for event in causes:
         apply(state, event)
     events = [*causes, *decide(state, now)]
-    if not state.plan.has_waits:
+    if not state.plan.has_waits and not any(isinstance(e, _ASKED) for e in events):
         return events, None
 
     def plan_of(version: str) -> Plan:

@@ -68,9 +68,13 @@ class WaitWrites:
 
 
 def _ends_wait(state: RunState, event: Event) -> str | None:
-    """The waiting node an event ends, if it does."""
+    """The waiting node an event ends, if it does. A node withdrawn or set by hand may
+    have been a task's attempt waiting for the approval it asked for: its wait goes too
+    (closing a wait that is not there writes nothing)."""
     ends = NodeSucceeded | NodeFailed | NodeWithdrawn | NodeSetByHand
     if isinstance(event, ends) and state.plan.nodes[event.node].wait is not None:
+        return event.node
+    if isinstance(event, NodeWithdrawn | NodeSetByHand):
         return event.node
     return None
 
