@@ -109,8 +109,9 @@ def tool(
     approve: bool = False,
 ) -> dict[str, Any]:
     """An agent's tool from a ``@keel.task``: its parameters' JSON Schema is read from the
-    function's signature, its description from the docstring, its retry policy is the
-    task's. ``approve=True``: each call waits for a person to approve its arguments."""
+    function's signature, its description from the docstring, its retry policy and
+    timeout are the task's. ``approve=True``: each call waits for a person to approve
+    its arguments."""
     if not isinstance(task, Task):
         raise TracingError(f"an agent's tool must be a @keel.task, not {type(task).__name__}")
     data: dict[str, Any] = {"task": task.import_path, "parameters": parameters_of(task)}
@@ -126,6 +127,9 @@ def tool(
     retry = task.options_.retry
     if retry is not None:
         data["retry"] = retry.model_dump(mode="json", exclude_defaults=True)
+    timeout = task.options_.fields.get("timeout")
+    if timeout is not None:
+        data["timeout"] = timeout
     return data
 
 

@@ -4,7 +4,7 @@ fitted its schema and a spent budget fail the node at once."""
 
 from __future__ import annotations
 
-from keel.errors import NonRetryable
+from keel.errors import KeelError, NonRetryable
 
 
 class Truncated(NonRetryable):
@@ -32,3 +32,8 @@ class AgentStopped(NonRetryable):
 class ProviderRefused(NonRetryable):
     """The provider rejected the request (a 4xx other than 429): it will not do better
     on a retry."""
+
+
+class ToolUnavailableError(KeelError):
+    """An agent's tool cannot run in this worker: its module is not loaded here (another
+    worker may have it), or it is not a keel task. Checked before the first request."""

@@ -103,8 +103,8 @@ def agent_step(
     ctx: StepContext,
     approvals: list[dict[str, Any]] | None = None,
 ) -> Any:
-    """Run the node's agent loop (``keel.llm.agent``)."""
-    from keel.llm.agent import run_agent
+    """Run the node's agent loop (``keel.llm.agent_loop``)."""
+    from keel.llm.agent_loop import run_agent
 
     node: AgentNode = node_of(AgentNode, step)
     asker = asker_for(node, ctx, step.get("budget"), approvals or [])
