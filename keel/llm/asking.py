@@ -63,6 +63,12 @@ class Asker:
         request = replace(request, model=self.model)
         mark = fingerprint(self.provider.name, request)
         recorded = self.book.recorded("model", mark)
+        if recorded is None and self.degrade_to and not self.degraded:
+            # an earlier attempt may have switched to the cheaper model by this turn
+            cheaper = fingerprint(self.provider.name, replace(request, model=self.degrade_to))
+            recorded = self.book.recorded("model", cheaper)
+            if recorded is not None:
+                self.model, self.degraded = self.degrade_to, True
         if recorded is not None:
             return response_from(recorded.response)
         if self.book.unserved_answers("model"):
