@@ -61,7 +61,8 @@ class Budget:
             if key.startswith(_KEY):
                 scope = key[len(_KEY) :].split(":", 1)[0]
                 extra = (answer.get("data") or {}).get("extra", 0)
-                if scope in granted and isinstance(extra, int | float) and extra > 0:
+                valid = isinstance(extra, int | float) and not isinstance(extra, bool)
+                if scope in granted and valid and extra > 0:
                     granted[scope] += nanos(extra)
         day = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         return SpendLimits(
