@@ -8,9 +8,10 @@ cost, each as min / expected / max.
   text known before the run (no message overheads) and writes 1 token.
 - **expected**: each request writes ``EXPECTED_OUTPUT_SHARE`` of ``max_tokens`` (or, when
   the store has calls of the node, the mean of what they wrote: *calibrated*); a node
-  with an undecided condition runs in ``CONDITION_CHANCE`` of the runs (calibrated: the
-  share of succeeded runs it ran in); a map has ``max_items / 2`` items (or as many as
-  its list from the input has); an agent takes ``max_turns / 2`` turns.
+  with an undecided condition runs in ``CONDITION_CHANCE`` of the runs; a map has
+  ``max_items / 2`` items (or as many as its list from the input has); an agent takes
+  ``max_turns / 2`` turns. Calibrated, a node makes as many requests per run as it did
+  in the runs read (``keel.llm.calibration``), unless the input decides it.
 - **max**: every attempt (``retry.max_attempts``) pays for every request in full:
   ``max_tokens`` of output, and with an output schema each of ``reasks`` re-asks sends the
   conversation so far (each answer and the feedback). An agent takes ``max_turns``
@@ -35,7 +36,7 @@ from decimal import Decimal
 from typing import Any
 
 from keel.llm.budget import nanos
-from keel.llm.calibration import Calibration, Observed
+from keel.llm.calibration import Calibration
 from keel.llm.config import LlmConfig
 from keel.llm.estimate_nodes import (
     ASSUMED_ITEMS,
@@ -45,10 +46,10 @@ from keel.llm.estimate_nodes import (
     Bounds,
     NodeEstimate,
     agent_node,
-    expected_output,
     llm_node,
+    output_size,
 )
-from keel.llm.estimate_runs import CONDITION_CHANCE, Chance, chances
+from keel.llm.estimate_runs import CONDITION_CHANCE, chances
 from keel.llm.estimate_sizes import ASSUMED_VALUE_TOKENS, Context
 from keel.llm.pricing import Price, price_of
 from keel.llm.tokens import token_method
@@ -107,8 +108,7 @@ def estimate(
     schema's defaults filled in when given)."""
     models = [node for node in spec.nodes if isinstance(node, LlmNode | AgentNode)]
     seen = calibration.nodes if calibration is not None else {}
-    outputs = {node.id: (expected_output(node, seen.get(node.id)), node.max_tokens)
-               for node in models}  # fmt: skip
+    outputs = {node.id: output_size(node, seen.get(node.id), run_input) for node in models}
     context = Context(spec, outputs)
     of = chances(spec, run_input)
     prices: dict[tuple[str, str], PriceUsed] = {}
@@ -117,8 +117,7 @@ def estimate(
         key = (node.provider, node.model)
         if key not in prices:
             prices[key] = _price(node.provider, node.model, config)
-        observed = seen.get(node.id)
-        chance = _calibrated(of[node.id], observed, calibration)
+        observed, chance = seen.get(node.id), of[node.id]
         attempts = effective_policies(node, spec.defaults).retry.max_attempts
         figure = llm_node if isinstance(node, LlmNode) else agent_node
         found = figure(node, chance, context, run_input, observed, prices[key].price,  # type: ignore[arg-type]
@@ -132,20 +131,6 @@ def _price(provider: str, model: str, config: LlmConfig) -> PriceUsed:
     kind = configured.kind if configured else BUILT_IN_PROVIDERS.get(provider)
     price = price_of(kind or "openai", provider, model, config.prices)
     return PriceUsed(provider, model, price, provider_known=kind is not None)
-
-
-def _calibrated(
-    chance: Chance, observed: Observed | None, calibration: Calibration | None
-) -> Chance:
-    """A node that may or may not run: the share of succeeded runs it ran in, when the
-    store recorded runs that asked models."""
-    if chance.runs not in ("maybe", "on_failure") or calibration is None:
-        return chance
-    if calibration.succeeded == 0 or calibration.calls == 0:
-        return chance
-    ran = observed.succeeded_runs if observed is not None else 0
-    why = f"{chance.why}; ran in {ran} of {calibration.succeeded} succeeded runs"
-    return replace(chance, share=ran / calibration.succeeded, why=why)
 
 
 def _with_notes(
@@ -212,8 +197,8 @@ def _assumptions(spec: WorkflowSpec, nodes: list[NodeEstimate], cap: int | None)
             "nodes without recorded calls"
         )
     if any(node.calibrated for node in nodes):
-        said.append("calibrated: expected tokens, items and turns are the means of the "
-                    "node's recorded calls")  # fmt: skip
+        said.append("calibrated: a node's expected requests per run and tokens per "
+                    "request are the means of its recorded calls in the runs read")  # fmt: skip
     if any(node.chance.runs == "maybe" for node in nodes):
         said.append(
             f"a node whose condition cannot be decided before the run is expected in "
@@ -235,7 +220,7 @@ def _assumptions(spec: WorkflowSpec, nodes: list[NodeEstimate], cap: int | None)
     if any(node.kind == "agent" for node in nodes):
         said.append(
             "agent: 1 / max_turns / 2 / max_turns turns; turn k (from 0) sends the first "
-            f"request plus k × (the answer before + a {TOOL_RESULT_TOKENS}-token tool "
+            f"request plus k times (the answer before + a {TOOL_RESULT_TOKENS}-token tool "
             "result); its cost is at most max_cost"
         )
     if any(isinstance(node, SubworkflowNode) for node in spec.nodes):

@@ -31,6 +31,9 @@ ASSUMED_ITEMS = 10
 REASK_FEEDBACK_TOKENS = 100
 #: tokens of a tool's result an agent's turn adds to the conversation
 TOOL_RESULT_TOKENS = 200
+#: how much longer than the answer an output is when written back as JSON (the spaces
+#: ``json.dumps`` puts after ``:`` and ``,``)
+JSON_MARGIN = 1.1
 #: nano-dollars per dollar
 _NANOS = 1_000_000_000
 
@@ -104,8 +107,14 @@ class _Bounds:
     least: _Tally = field(init=False)
     expected: _Tally = field(init=False)
     most: _Tally = field(init=False)
+    #: why a most is unbounded, and which ("calls", "input", "output", "cost")
     unbounded: str | None = None
+    endless: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
+
+    def without_bound(self, why: str, *picks: str) -> None:
+        self.unbounded = self.unbounded or why
+        self.endless.update(picks or ("calls", "input", "output", "cost"))
 
     def __post_init__(self) -> None:
         self.least, self.expected, self.most = (_Tally(self.price) for _ in range(3))
@@ -115,7 +124,7 @@ class _Bounds:
     ) -> NodeEstimate:
         def bounds(pick: str) -> Bounds:
             low, mid = _round(getattr(self.least, pick)), getattr(self.expected, pick)
-            high = None if self.unbounded else _round(getattr(self.most, pick))
+            high = None if pick in self.endless else _round(getattr(self.most, pick))
             return _ordered(low, math.ceil(mid) if pick == "cost" else _round(mid), high)
 
         cost = None
@@ -155,6 +164,43 @@ def expected_output(node: LlmNode | AgentNode, observed: Observed | None) -> int
     return max(1, _round(node.max_tokens * EXPECTED_OUTPUT_SHARE))
 
 
+def known_list(node: LlmNode, run_input: dict[str, Any] | None) -> list[Any] | None:
+    """A map's list when it comes from the input (or is written in the spec)."""
+    if node.for_each is None:
+        return None
+    known, listed = known_value(node.for_each, {"input": run_input})
+    return listed if known and isinstance(listed, list) else None
+
+
+def expected_items(node: LlmNode, observed: Observed | None) -> float:
+    """Items of a map whose list is not known before the run."""
+    if observed is not None:
+        return _clamp(observed.items_per_run, 0, node.max_items or math.inf)
+    return node.max_items / 2 if node.max_items is not None else float(ASSUMED_ITEMS)
+
+
+def output_size(
+    node: LlmNode | AgentNode, observed: Observed | None, run_input: dict[str, Any] | None
+) -> tuple[int, int | None]:
+    """Tokens the node's output takes in a prompt that reads it: (expected, most); most
+    None: unbounded (a map without ``max_items``)."""
+    each = expected_output(node, observed)
+    most = node.max_tokens
+    if node.output is not None:
+        most = math.ceil(most * JSON_MARGIN)
+    if not isinstance(node, LlmNode) or node.for_each is None:
+        return each, most
+    listed = known_list(node, run_input)
+    if listed is not None:
+        count: float = len(listed)
+        top: int | None = len(listed)
+    else:
+        count, top = expected_items(node, observed), node.max_items
+    # a list of answers, written as JSON: each quoted (or spaced), with a separator
+    item_most = math.ceil(node.max_tokens * JSON_MARGIN) + 1
+    return math.ceil(count * (each + 1)), None if top is None else top * item_most
+
+
 def llm_node(
     node: LlmNode,
     chance: Chance,
@@ -169,29 +215,28 @@ def llm_node(
     variables: dict[str, Any] = {"input": run_input}
     reasks = node.reasks if node.output is not None else 0
     grow = node.max_tokens + REASK_FEEDBACK_TOKENS + 2 * MESSAGE_OVERHEAD
-    per_item = 1.0
-    if observed is not None:  # re-asks and retries that happened, per item
-        per_item = _clamp(observed.calls / observed.items, 1, (reasks + 1) * attempts)
     # each group: a first request and how many times it is made (min, expected, max)
     groups: list[tuple[RequestSize, int, float, int | None]] = []
     items: Bounds | None = None
+    listed = known_list(node, run_input)
     if node.for_each is None:
         groups.append((request_size(node, context, variables), 1, 1.0, 1))
+    elif listed is not None:
+        if node.max_items is not None and len(listed) > node.max_items:
+            tally.notes.append(
+                f"its list has {len(listed)} items for this input, more than "
+                f"max_items={node.max_items}: the node fails without asking"
+            )
+            listed = []
+        groups.extend((request_size(node, context, {**variables, "item": item}), 1, 1.0, 1)
+                      for item in listed)  # fmt: skip
+        items = Bounds(len(listed), len(listed), len(listed))
     else:
-        known, listed = known_value(node.for_each, variables)
-        if known and isinstance(listed, list):
-            if node.max_items is not None and len(listed) > node.max_items:
-                tally.notes.append(
-                    f"its list has {len(listed)} items for this input, more than "
-                    f"max_items={node.max_items}: the node fails without asking"
-                )
-                listed = []
-            groups.extend((request_size(node, context, {**variables, "item": item}), 1, 1.0, 1)
-                          for item in listed)  # fmt: skip
-            items = Bounds(len(listed), len(listed), len(listed))
-        else:
-            items, group = _unknown_list(node, context, variables, observed, tally)
-            groups.append(group)
+        items, group = _unknown_list(node, context, variables, observed, tally)
+        groups.append(group)
+    # calibrated: requests per run as recorded (branches, items and re-asks included),
+    # unless the input decides them
+    per_run = observed is not None and listed is None and chance.runs != "skipped"
     out = expected_output(node, observed)
     for size, least, expected, most in groups:
         sized = size.size
@@ -200,17 +245,37 @@ def llm_node(
             tally.least.add(least, sized.min, 1)
         mean_in = sized.expected
         if observed is not None:
-            mean_in = _round(_clamp(observed.mean_input, sized.min, sized.max + reasks * grow))
-        tally.expected.add(chance.share * expected * per_item, mean_in, out)
-        if chance.runs != "skipped" and most is not None:
-            for asked in range(reasks + 1):
-                tally.most.add(most * attempts, sized.max + asked * grow, node.max_tokens)
-    if items is not None and chance.runs != "always":
-        items = Bounds(0, _round(items.expected * chance.share), items.max)
-    if chance.runs == "skipped":
-        items = None if items is None else ZERO
+            top = math.inf if sized.max is None else sized.max + reasks * grow
+            mean_in = _round(_clamp(observed.mean_input, sized.min, top))
+        times = chance.share * expected
+        if per_run and observed is not None:
+            times = observed.calls_per_run
+        elif observed is not None:  # re-asks that happened, per item
+            times *= _clamp(observed.calls / observed.items, 1, (reasks + 1) * attempts)
+        tally.expected.add(times, mean_in, out)
+        if chance.runs == "skipped":
+            continue
+        if most is None:
+            continue  # the map said why
+        if sized.max is None:
+            tally.without_bound(_unbounded_input(size), "input", "cost")
+        for asked in range(reasks + 1):
+            top = 0 if sized.max is None else sized.max + asked * grow
+            tally.most.add(most * attempts, top, node.max_tokens)
+    if items is not None:
+        if per_run and observed is not None:
+            items = replace(items, expected=_round(observed.items_per_run))
+        elif chance.runs != "always":
+            items = Bounds(0, _round(items.expected * chance.share), items.max)
+        if chance.runs == "skipped":
+            items = ZERO
     return tally.result(node, chance, None, items=items,
                         calibrated=observed.calls if observed else 0)  # fmt: skip
+
+
+def _unbounded_input(size: RequestSize) -> str:
+    reads = [note for note in size.unknown if "unbounded" in note]
+    return f"its prompt reads a value without a bound ({'; '.join(reads)})"
 
 
 def _unknown_list(
@@ -222,15 +287,10 @@ def _unknown_list(
 ) -> tuple[Bounds, tuple[RequestSize, int, float, int | None]]:
     """A map whose list comes from upstream: no item is known, each counts alike."""
     assert node.for_each is not None
-    most = node.max_items
-    if observed is not None:
-        expected = _clamp(observed.items / observed.runs, 0, most or math.inf)
-    else:
-        expected = most / 2 if most is not None else float(ASSUMED_ITEMS)
+    most, expected = node.max_items, expected_items(node, observed)
     if most is None:
-        tally.unbounded = (
-            "for_each has no max_items and its list is not known from the input: set "
-            "max_items"
+        tally.without_bound(
+            "for_each has no max_items and its list is not known from the input: set max_items"
         )
     list_size = value_size(node.for_each, context, variables)
     tally.notes.append(f"its list ({node.for_each}): {list_size[2]}")
@@ -254,22 +314,24 @@ def agent_node(
     size = request_size(node, context, {"input": run_input})
     tally.notes.extend(size.unknown)
     sized, out = size.size, expected_output(node, observed)
-    turns, most_turns = max(1.0, node.max_turns / 2), node.max_turns * attempts
     grow_most = node.max_tokens + TOOL_RESULT_TOKENS + 2 * MESSAGE_OVERHEAD
     if chance.runs == "always":
         tally.least.add(1, sized.min, 1)
-    if observed is not None:
-        turns = _clamp(observed.calls / observed.runs, 1, most_turns)
-        top = sized.max + (node.max_turns - 1) * grow_most
+    if observed is not None and chance.runs != "skipped":  # turns per run, as recorded
+        top = math.inf if sized.max is None else sized.max + (node.max_turns - 1) * grow_most
         mean_in = _round(_clamp(observed.mean_input, sized.min, top))
-        tally.expected.add(chance.share * turns, mean_in, out)
+        tally.expected.add(observed.calls_per_run, mean_in, out)
     else:
+        turns = max(1.0, node.max_turns / 2)
         grow = out + TOOL_RESULT_TOKENS + 2 * MESSAGE_OVERHEAD
         for turn in range(math.ceil(turns)):  # the last turn weighs its fraction
             share = chance.share * min(1.0, turns - turn)
             tally.expected.add(share, sized.expected + turn * grow, out)
     if chance.runs != "skipped":
+        if sized.max is None:
+            tally.without_bound(_unbounded_input(size), "input", "cost")
         for turn in range(node.max_turns):
-            tally.most.add(attempts, sized.max + turn * grow_most, node.max_tokens)
+            top = 0 if sized.max is None else sized.max + turn * grow_most
+            tally.most.add(attempts, top, node.max_tokens)
     cap = nanos(node.max_cost)  # as the step reads it
     return tally.result(node, chance, cap, calibrated=observed.calls if observed else 0)

@@ -7,8 +7,9 @@ input. What is not known (an upstream node's output, input not given) is left ou
 the text and counted by a rule instead:
 
 - the output of an ``llm`` or ``agent`` node counts as that node's expected output and,
-  at most, its ``max_tokens`` (a structured output written back as JSON is about as long
-  as the answer it was parsed from);
+  at most, its ``max_tokens`` (a map's: per item; written back as JSON, a structured
+  output or a list of answers, ``JSON_MARGIN`` more, for the spaces ``json.dumps`` puts
+  between fields); a map without a bound makes what reads it unbounded too;
 - anything else (a task's output, input not given) counts as ``ASSUMED_VALUE_TOKENS``;
 - in ``min`` an unknown value counts as nothing.
 
@@ -42,7 +43,8 @@ class Size:
 
     min: int
     expected: int
-    max: int
+    #: None: unbounded (a value read comes from an unbounded map)
+    max: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +60,8 @@ class Context:
     most), and, for a map whose list is not known, one item's tokens (expected, most)."""
 
     spec: WorkflowSpec
-    outputs: Mapping[str, tuple[int, int]]
-    item: tuple[int, int] | None = None
+    outputs: Mapping[str, tuple[int, int | None]]
+    item: tuple[int, int | None] | None = None
 
 
 def request_size(
@@ -68,7 +70,7 @@ def request_size(
     """The node's first request: its system and user messages, filled from
     ``variables`` (``input``: None when not given; ``item`` when known)."""
     notes: list[str] = []
-    extra = [0, 0]
+    extra: list[int | None] = [0, 0]
 
     def fill(template: str) -> str:
         def value(source: str) -> Any:
@@ -76,8 +78,8 @@ def request_size(
             if known:
                 return found
             expected, most, why = value_size(source, context, variables)
-            extra[0] += expected
-            extra[1] += most
+            extra[0] = _plus(extra[0], expected)
+            extra[1] = _plus(extra[1], most)
             notes.append(f"${{{{ {source} }}}}: {why}")
             return ""
 
@@ -89,36 +91,53 @@ def request_size(
     messages.append(Message("user", prompt))
     framed = count_message_tokens(messages, model) + beside(node)
     least = count_tokens(system, model) + count_tokens(prompt, model)
-    return RequestSize(Size(least, framed + extra[0], framed + extra[1]), tuple(notes))
+    size = Size(least, framed + (extra[0] or 0), _plus(framed, extra[1]))
+    return RequestSize(size, tuple(notes))
 
 
-def value_size(source: str, context: Context, variables: dict[str, Any]) -> tuple[int, int, str]:
+def _plus(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else a + b
+
+
+def value_size(
+    source: str, context: Context, variables: dict[str, Any]
+) -> tuple[int, int | None, str]:
     """Tokens an expression's value is counted as when it is not known before the run:
     (expected, most, how it was counted)."""
     info = safe_analyze(source)
     if info is None or info.dynamic_node_access:
         return ASSUMED_VALUE_TOKENS, ASSUMED_VALUE_TOKENS, f"{ASSUMED_VALUE_TOKENS} tokens assumed"
-    expected = most = 0
+    expected = 0
+    most: int | None = 0
     said: list[str] = []
     for ref in sorted(info.node_refs):
+        ref_most: int | None
         if ref in context.outputs:
             ref_expected, ref_most = context.outputs[ref]
-            said.append(f"output of '{ref}', {ref_expected} expected, {ref_most} at most")
+            said.append(f"output of '{ref}', {ref_expected} expected, {_most(ref_most)}")
         else:
             kind = context.spec.node(ref).kind if ref in context.spec.node_map else "node"
             ref_expected = ref_most = ASSUMED_VALUE_TOKENS
             said.append(f"output of {kind} '{ref}', {ASSUMED_VALUE_TOKENS} tokens assumed")
-        expected, most = expected + ref_expected, most + ref_most
+        expected, most = expected + ref_expected, _plus(most, ref_most)
     if "item" in info.free_names and "item" not in variables and context.item is not None:
-        expected, most = expected + context.item[0], most + context.item[1]
-        said.append(f"an item, {context.item[0]} expected, {context.item[1]} at most")
+        expected, most = expected + context.item[0], _plus(most, context.item[1])
+        said.append(f"an item, {context.item[0]} expected, {_most(context.item[1])}")
     if not said:  # the input: not given, or without this field
         why = "input not given" if variables.get("input") is None else "not in the input"
-        return ASSUMED_VALUE_TOKENS, ASSUMED_VALUE_TOKENS, f"{why}, {ASSUMED_VALUE_TOKENS} tokens assumed"
+        return (
+            ASSUMED_VALUE_TOKENS,
+            ASSUMED_VALUE_TOKENS,
+            f"{why}, {ASSUMED_VALUE_TOKENS} tokens assumed",
+        )
     return expected, most, "; ".join(said)
 
 
-def item_size(list_size: tuple[int, int], expected_items: float) -> tuple[int, int]:
+def _most(tokens: int | None) -> str:
+    return "unbounded" if tokens is None else f"{tokens} at most"
+
+
+def item_size(list_size: tuple[int, int | None], expected_items: float) -> tuple[int, int | None]:
     """One item of a list not known before the run: its share of the list's expected
     size, and at most the whole list."""
     expected, most = list_size
