@@ -125,7 +125,8 @@ class _Bounds:
         def bounds(pick: str) -> Bounds:
             low, mid = _round(getattr(self.least, pick)), getattr(self.expected, pick)
             high = None if pick in self.endless else _round(getattr(self.most, pick))
-            return _ordered(low, math.ceil(mid) if pick == "cost" else _round(mid), high)
+            cost_mid = math.ceil(mid - 1e-6)  # not a nano-dollar more for a float's last bit
+            return _ordered(low, cost_mid if pick == "cost" else _round(mid), high)
 
         cost = None
         if self.price is not None:
