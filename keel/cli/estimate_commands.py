@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from keel.llm.calibration import Calibration
-    from keel.llm.estimate import Bounds, Estimate, PriceUsed
+    from keel.llm.config import LlmConfig
+    from keel.llm.estimate import Bounds, Estimate, NodeEstimate, PriceUsed
 
 CalibrateOption = Annotated[
     bool,
@@ -81,7 +82,7 @@ def estimate(
     print_estimate(Console(), result)
 
 
-def _llm_config() -> Any:
+def _llm_config() -> LlmConfig:
     from keel.llm.config import LlmConfigError, load_llm_config
 
     try:
@@ -224,7 +225,7 @@ def _bullets(console: Console, lines: Sequence[str], *, indent: int) -> None:
             console.print(line, soft_wrap=True)
 
 
-def _node_lines(node: Any) -> list[str]:
+def _node_lines(node: NodeEstimate) -> list[str]:
     lines = list(node.notes)
     if node.items is not None:
         lines.insert(0, f"items {_three(node.items)}")
