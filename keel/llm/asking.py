@@ -127,6 +127,9 @@ class Asker:
             if exc.retryable:
                 raise RetryLater(f"{self.provider.name}: {exc}", after=exc.retry_after) from None
             raise ProviderRefused(f"{self.provider.name}: {exc}") from None
+        except Exception as exc:  # not the provider's doing: it may have billed the answer
+            self.book.broke_off(call_id, exc)
+            raise
         if streamed is not None:
             streamed.flush()
         cost, source = cost_nanos(response.usage, self.price())
