@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 import keel
 import keel.llm
+from keel.llm.providers.openai_compatible import OpenAICompatible
 from keel.llm.stub_server import HttpError, Json, Malformed, Refusal, Text, Truncated
 from keel.store.model_calls import NANOS
 from tests.llm.running import LlmWorld
@@ -325,3 +326,39 @@ def test_a_template_that_reads_a_missing_value_fails_without_a_retry(
     assert not error.retryable
     assert error.message.startswith("prompt: cannot evaluate 'input.note'")
     assert llm_world.stub.requests == []
+
+
+@pytest.mark.parametrize("mode", ["json_schema", "json_object", "tools", "prompted"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_each_output_mode_gives_the_data(llm_world: LlmWorld, mode: str, stream: bool) -> None:
+    extra = f"{SCHEMA}\n    output_mode: {mode}\n    stream: {str(stream).lower()}"
+    run = llm_world.run(flow(extra), {"text": "thanks, great"})
+
+    assert run.status == "succeeded", llm_world.errors(run.id, "classify")
+    assert llm_world.output(run.id, "classify") == {"sentiment": "positive"}
+    (call,) = llm_world.calls(run.id)
+    assert call.request["output_mode"] == mode
+
+
+def test_a_fault_after_the_request_left_counts_it_possibly_billed(
+    llm_world: LlmWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a fault in keel or the SDK after the provider answered (the stub cannot make one):
+    # the call is not left "sent" for ever, and is charged as what it may have cost
+    real = OpenAICompatible.complete
+
+    def broken(self: OpenAICompatible, *args: Any, **kwargs: Any) -> Any:
+        real(self, *args, **kwargs)
+        raise RuntimeError("the answer could not be read")
+
+    monkeypatch.setattr(OpenAICompatible, "complete", broken)
+    run = llm_world.run(flow(), {"text": "broken"})
+
+    assert run.status == "failed"
+    (error,) = llm_world.errors(run.id, "classify")
+    assert error.type == "RuntimeError"
+    (call,) = llm_world.calls(run.id)
+    assert call.state == "possibly_billed"
+    assert call.cost == call.reserved > 0
+    assert "RuntimeError while waiting for the answer" in call.error["message"]
+    assert len(llm_world.stub.requests) == 1
