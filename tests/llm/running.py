@@ -2,7 +2,7 @@
 SQLite store in ``tmp_path``, keel's stub server on the loopback as provider ``local``,
 a ``keel.toml`` pricing the stub's models, and a worker that runs a run to its end.
 
-    from tests.llm.running import LlmWorld, llm_world  # noqa: F401  (the fixture)
+    from tests.llm.running import LlmWorld   # the fixture is in tests/llm/conftest.py
 
     def test_something(llm_world: LlmWorld) -> None:
         llm_world.stub.script(Json({"sentiment": "negative"}))

@@ -4,13 +4,17 @@ changed request goes to the model again: a failed run retried from the node (as
 
 from __future__ import annotations
 
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import keel
 import keel.llm
 from keel.llm.stub_server import Json, Malformed, Truncated
+from keel.runtime import start_run
 from keel.runtime.operations.manual import retry_run
+from keel.store.model_calls import CallSent
 from tests.llm.running import LlmWorld
 
 SCHEMA = {
@@ -118,3 +122,27 @@ def test_a_retried_failure_is_served_again_and_says_so(llm_world: LlmWorld) -> N
     assert "attempt 1 recorded, served again" in second.message
     assert len(llm_world.stub.requests) == 1
     assert len(llm_world.calls(run.id)) == 1
+
+
+def test_a_call_left_sent_by_a_dead_process_is_counted_possibly_billed(
+    llm_world: LlmWorld,
+) -> None:
+    # what a worker killed while the provider answered leaves: the call written as sent,
+    # its answer never recorded (tests/chaos kill real processes; this is the same row)
+    (llm_world.folder / "note.txt").write_text("it is broken", encoding="utf-8")
+    run = start_run(llm_world.store, replayed.spec, {})
+    left = CallSent(id=uuid.uuid4().hex, run_id=run.id, workflow="replayed", node="classify",
+                    item=None, attempt=1, kind="model", fingerprint="0" * 64, provider="local",
+                    model="stub-small", request={}, reserved=12_345, at=time.time())  # fmt: skip
+    assert llm_world.store.send_call(left) is None
+
+    run = llm_world.finish(run.id)
+
+    assert run.status == "succeeded"
+    dead, answered = llm_world.calls(run.id, "classify")
+    assert (dead.state, dead.cost, dead.seq) == ("possibly_billed", 12_345, 0)
+    assert (answered.state, answered.seq) == ("answered", 1)
+    assert len(llm_world.stub.requests) == 1, "a call never answered is never served"
+    assert any("possibly billed" in line for line in llm_world.logs(run.id, "classify"))
+    spent = llm_world.store.run_spend(run.id)["classify"]
+    assert spent.cost == 12_345 + answered.cost
