@@ -38,6 +38,8 @@ class CallBook:
             if call.state == "sent":
                 call = self._possibly_billed(call)
             self.calls.append(call)
+        #: ids of the calls recorded before this attempt began
+        self.earlier = {call.id for call in self.calls}
         #: ids of recorded calls this attempt has served already
         self.served: set[str] = set()
         #: nano-dollars charged by calls of this attempt (sent or ended)
@@ -81,11 +83,13 @@ class CallBook:
         return None
 
     def unserved_answers(self, kind: CallKind) -> int:
-        """Answered calls of earlier attempts this one has not served (yet)."""
+        """Answered calls recorded before this attempt began that it has not served
+        (yet). By when they were recorded, not by attempt number: an attempt whose
+        worker died runs again under the same number."""
         return sum(
             1 for c in self.calls
             if c.kind == kind and c.state == "answered" and c.id not in self.served
-            and c.attempt < self.ctx.attempt
+            and c.id in self.earlier
         )  # fmt: skip
 
     @property
@@ -123,7 +127,14 @@ class CallBook:
         return sent.id
 
     def end(self, end: CallEnded) -> None:
-        self.store.end_call(end)
+        if not self.store.end_call(end):
+            # another process ended it first: this attempt outlived its lease (a timeout,
+            # a reclaim) and a later attempt charged the call as possibly billed
+            self.ctx.logger.warning(
+                "model call %s was ended by another attempt meanwhile: its answer is not "
+                "recorded, the ledger keeps the reservation it was charged", end.id,
+            )  # fmt: skip
+            return
         for index, call in enumerate(self.calls):
             if call.id == end.id:
                 self.charged_now += end.cost - call.reserved
