@@ -34,6 +34,16 @@ class ProviderRefused(NonRetryable):
     on a retry."""
 
 
+class NotConfigured(NonRetryable):
+    """The step names a provider that is not configured, or ``[llm]`` in keel.toml is
+    wrong: another attempt in the same worker reads the same settings."""
+
+
+class TemplateError(NonRetryable):
+    """A prompt or system template read a value this run does not have (an optional
+    input left out, a field an upstream output lacks): another attempt reads the same."""
+
+
 class ToolUnavailableError(KeelError):
     """An agent's tool cannot run in this worker: its module is not loaded here (another
     worker may have it), or it is not a keel task. Checked before the first request."""

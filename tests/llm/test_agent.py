@@ -15,8 +15,6 @@ import json
 import sqlite3
 from typing import Any
 
-import pytest
-
 import keel
 from keel.engine.state import NodeStatus
 from keel.llm.stub_replies import HttpError, Json, Text, ToolCalls
@@ -376,9 +374,3 @@ def test_keel_llm_agent_stays_the_function_once_the_loop_is_imported() -> None:
 
     assert callable(keel.llm.agent)
     assert keel.llm.agent.__module__ == "keel.llm.authoring"
-
-
-@pytest.fixture(autouse=True)
-def _tools_reset() -> None:
-    with agentflows._LOCK:
-        agentflows.RAN.clear()

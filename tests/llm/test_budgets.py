@@ -10,12 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
 from keel.llm.budget import nanos
 from keel.llm.stub_replies import Json, Reply, ToolCalls
 from keel.runtime.operations.interventions import approve
-from tests.llm import agentflows
 from tests.llm.agentflows import agent_flow, ran, with_budget
 from tests.llm.agentrun import Runner, keel_cli, runner_fixture  # noqa: F401
 
@@ -198,9 +195,3 @@ def test_per_day_counts_every_run_of_the_workflow(runner: Runner) -> None:
     assert runner.store.get_run(third).status == "failed"
     runs = (first, second, third)
     assert sum(_spent(runner, run) for run in runs) <= nanos(0.5)
-
-
-@pytest.fixture(autouse=True)
-def _tools_reset() -> None:
-    with agentflows._LOCK:
-        agentflows.RAN.clear()
