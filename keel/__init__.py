@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         EventTrigger,
         FileTrigger,
         JoinRule,
+        LlmBudget,
         NodeDefaults,
         RateLimitPolicy,
         RetryPolicy,
@@ -77,6 +78,7 @@ _HOMES = {
     "CircuitPolicy": "keel.spec.policies",
     **dict.fromkeys(
         ("CompletionTrigger", "ConcurrencyPolicy", "EventTrigger", "FileTrigger", "JoinRule",
+         "LlmBudget",
          "NodeDefaults", "RateLimitPolicy", "RetryPolicy", "ScheduleTrigger", "WebhookTrigger",
          "WorkflowSpec"),
         "keel.spec",
@@ -116,6 +118,7 @@ __all__ = [
     "InputError",
     "JoinRule",
     "KeelError",
+    "LlmBudget",
     "NodeDefaults",
     "NodeOutput",
     "NonRetryable",

@@ -23,7 +23,7 @@ from keel.authoring.tasks import Task, import_path_of
 from keel.authoring.tracing import RESULT, current_trace, tracing
 from keel.authoring.values import Value, to_expression
 from keel.errors import KeelError, SpecError, TracingError
-from keel.spec.model import WorkflowSpec
+from keel.spec.model import LlmBudget, WorkflowSpec
 from keel.spec.policies import NodeDefaults
 from keel.spec.registry import SpecRegistry
 from keel.spec.triggers import Trigger
@@ -213,6 +213,7 @@ def build_spec(
     max_parallel: int | None = None,
     deadline: str | float | None = None,
     expected_duration: str | float | None = None,
+    llm_budget: LlmBudget | Mapping[str, Any] | None = None,
     defaults: NodeDefaults | None = None,
     triggers: Sequence[Trigger] = (),
     on_failure: Callable[..., Any] | None = None,
@@ -243,6 +244,8 @@ def build_spec(
         data["deadline"] = deadline  # read by the spec, which reports it as written if bad
     if expected_duration is not None:
         data["expected_duration"] = expected_duration
+    if llm_budget is not None:
+        data["llm_budget"] = _model_data(llm_budget)
     if on_failure is not None:
         data["on_failure"] = side_task_data(on_failure, what="on_failure=")
     if notify:
@@ -272,6 +275,7 @@ def workflow(
     max_parallel: int | None = None,
     deadline: str | float | None = None,
     expected_duration: str | float | None = None,
+    llm_budget: LlmBudget | Mapping[str, Any] | None = None,
     defaults: NodeDefaults | None = None,
     triggers: Sequence[Trigger] = (),
     on_failure: Callable[..., Any] | None = None,
@@ -288,6 +292,7 @@ def workflow(
     max_parallel: int | None = None,
     deadline: str | float | None = None,
     expected_duration: str | float | None = None,
+    llm_budget: LlmBudget | Mapping[str, Any] | None = None,
     defaults: NodeDefaults | None = None,
     triggers: Sequence[Trigger] = (),
     on_failure: Callable[..., Any] | None = None,
@@ -300,7 +305,8 @@ def workflow(
     run fails: ``keel.WebhookNotifier(url=...)``, ``keel.EmailNotifier(...)``, or a
     function (called with the notification). ``deadline`` is a run's hard limit (it
     fails then); ``expected_duration``, shorter, only marks a run still going after it
-    as late (``keel runs --late``)."""
+    as late (``keel runs --late``). ``llm_budget`` (``keel.LlmBudget`` or its fields as a
+    dict) bounds what a run's model requests cost."""
 
     def decorate(fn: Callable[P, R]) -> Workflow[P, R]:
         try:
@@ -311,6 +317,7 @@ def workflow(
                 max_parallel=max_parallel,
                 deadline=deadline,
                 expected_duration=expected_duration,
+                llm_budget=llm_budget,
                 defaults=defaults,
                 triggers=triggers,
                 on_failure=on_failure,

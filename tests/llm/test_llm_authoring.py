@@ -78,3 +78,23 @@ def test_a_python_map_of_llm_steps_runs(llm_world: LlmWorld) -> None:
         'Ticket from mail: broken {"tags": {"vip": true}}',
         'Ticket from mail: great {"tags": {"vip": true}}',
     ]
+
+
+def test_a_python_workflow_declares_its_llm_budget() -> None:
+    """``@keel.workflow(llm_budget=...)`` puts the budget in the spec, as YAML's
+    ``llm_budget:`` does; a dict of its fields works too."""
+    import keel
+
+    @keel.workflow(llm_budget=keel.LlmBudget(per_run=1.5, on_exceed="ask", assignees=["ops"]))
+    def budgeted(text: str) -> str:
+        return keel.llm.step("hi ${{ t }}", values={"t": text}, model="m", max_tokens=5)  # type: ignore[no-any-return]
+
+    assert budgeted.spec.llm_budget == keel.LlmBudget(per_run=1.5, on_exceed="ask",
+                                                     assignees=("ops",))  # fmt: skip
+
+    @keel.workflow(llm_budget={"per_day": 3})
+    def daily(text: str) -> str:
+        return keel.llm.step("hi", model="m", max_tokens=5)  # type: ignore[no-any-return]
+
+    assert daily.spec.llm_budget is not None
+    assert daily.spec.llm_budget.per_day == 3.0
