@@ -23,7 +23,7 @@ from keel.authoring.tasks import Task, import_path_of
 from keel.authoring.tracing import RESULT, current_trace, tracing
 from keel.authoring.values import Value, to_expression
 from keel.errors import KeelError, SpecError, TracingError
-from keel.spec.model import WorkflowSpec
+from keel.spec.model import LlmBudget, WorkflowSpec
 from keel.spec.policies import NodeDefaults
 from keel.spec.registry import SpecRegistry
 from keel.spec.triggers import Trigger
@@ -217,6 +217,7 @@ def build_spec(
     triggers: Sequence[Trigger] = (),
     on_failure: Callable[..., Any] | None = None,
     notify: Sequence[Any] = (),
+    llm_budget: LlmBudget | None = None,
 ) -> tuple[WorkflowSpec, bool, SpecRegistry]:
     """The spec traced from ``function``, whether it returns a single value (its output
     is then ``{"result": value}``) rather than a mapping of named outputs, and the
@@ -247,6 +248,8 @@ def build_spec(
         data["on_failure"] = side_task_data(on_failure, what="on_failure=")
     if notify:
         data["notify"] = [_notifier_data(notifier) for notifier in notify]
+    if llm_budget is not None:
+        data["llm_budget"] = _model_data(llm_budget)
     single = returned is not None and not (
         isinstance(returned, Mapping) and not isinstance(returned, Value)
     )
@@ -276,6 +279,7 @@ def workflow(
     triggers: Sequence[Trigger] = (),
     on_failure: Callable[..., Any] | None = None,
     notify: Sequence[Any] = (),
+    llm_budget: LlmBudget | None = None,
 ) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
 
 
@@ -292,6 +296,7 @@ def workflow(
     triggers: Sequence[Trigger] = (),
     on_failure: Callable[..., Any] | None = None,
     notify: Sequence[Any] = (),
+    llm_budget: LlmBudget | None = None,
 ) -> Workflow[P, R] | Callable[[Callable[P, R]], Workflow[P, R]]:
     """Declare a workflow. The body is traced once, now; see the module docstring.
 
@@ -300,7 +305,8 @@ def workflow(
     run fails: ``keel.WebhookNotifier(url=...)``, ``keel.EmailNotifier(...)``, or a
     function (called with the notification). ``deadline`` is a run's hard limit (it
     fails then); ``expected_duration``, shorter, only marks a run still going after it
-    as late (``keel runs --late``)."""
+    as late (``keel runs --late``). ``llm_budget`` (``keel.llm.LlmBudget``) caps what a
+    run's model requests may cost, and what happens when the next one would pass it."""
 
     def decorate(fn: Callable[P, R]) -> Workflow[P, R]:
         try:
@@ -315,6 +321,7 @@ def workflow(
                 triggers=triggers,
                 on_failure=on_failure,
                 notify=notify,
+                llm_budget=llm_budget,
             )
         except KeelError as exc:
             if not refused(exc, name or fn.__name__):
