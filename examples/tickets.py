@@ -56,7 +56,7 @@ class Triage(BaseModel):
 
     sentiment: Literal["positive", "neutral", "negative"]
     urgency: Literal["low", "normal", "high"]
-    topic: str = Field(description="what the ticket is about, in two or three words")
+    topic: str = Field(max_length=40, description="what the ticket is about, in a few words")
 
 
 class ReplyReview(BaseModel):

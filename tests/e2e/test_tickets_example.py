@@ -71,8 +71,8 @@ def ledger(keel: Keel, run_id: str) -> list[dict[str, Any]]:
     with closing(sqlite3.connect(keel.db)) as conn:
         conn.row_factory = sqlite3.Row
         rows = conn.execute(
-            "SELECT node, state, model, input_tokens, output_tokens, cost, finish_reason "
-            "FROM model_calls WHERE run_id = ? ORDER BY node, seq",
+            "SELECT node, state, model, input_tokens, output_tokens, usage_reported, cost, "
+            "finish_reason, latency FROM model_calls WHERE run_id = ? ORDER BY node, seq",
             (run_id,),
         ).fetchall()
     return [dict(row) for row in rows]
