@@ -108,6 +108,7 @@ def draft(what: str, ticket: Ticket, *, id: str, when: keel.Value) -> Any:
         max_tokens=300,
         temperature=0.3,
         stream=True,  # the words show in `keel logs RUN --follow` as they come
+        retries=3,  # a 429 or 5xx only: a refusal or a truncated answer is not retried
         id=id,
         when=when,
     )
@@ -126,6 +127,7 @@ def tickets(ticket: Ticket) -> dict[str, object]:
         provider=PROVIDER,
         max_tokens=200,
         temperature=0.0,
+        retries=3,
         id="classify",
     )
     apology = draft(
