@@ -287,9 +287,12 @@ class _Validator:
             return
         self.infos[source] = info
         for name in _in_order(info.free_names - names):
+            hint = ""
+            if name == "item":
+                hint = " ('item' is read only by the templates of an llm node with for_each)"
             yield SpecIssue(
                 f"unknown name '{name}' in {source!r}: expressions read 'input' (the run's "
-                "input) and 'nodes.<id>.output' (an upstream result)",
+                f"input) and 'nodes.<id>.output' (an upstream result){hint}",
                 loc=loc,
                 node=node,
                 code="unknown_name",
@@ -643,6 +646,20 @@ class _Validator:
                 "it goes): isolation 'process' is for tasks",
                 loc=("nodes", index, "isolation"), node=node.id, code="isolation_model",
             )  # fmt: skip
+        output = None if node.output is None else dict(node.output)
+        if output is not None and output.get("type") != "object" and not schema_problems(output):
+            yield SpecIssue(
+                "the answer of a model is a JSON object: give output 'type: object' (put a "
+                "single value in one of its properties)",
+                loc=("nodes", index, "output"), node=node.id, code="output_not_object",
+            )  # fmt: skip
+        if isinstance(node, LlmNode) and node.for_each is None:
+            for bound in ("max_items", "max_parallel"):
+                if getattr(node, bound) is not None:
+                    yield SpecIssue(
+                        f"{bound} bounds the items of for_each, and this node has no for_each",
+                        loc=("nodes", index, bound), node=node.id, code="bound_without_items",
+                    )  # fmt: skip
         if isinstance(node, AgentNode):
             yield from self._tools(index, node)
 

@@ -10,6 +10,7 @@ import pytest
 from keel.llm.config import ProviderConfig
 from keel.llm.providers.openai_compatible import OpenAICompatible
 from keel.llm.stub_server import StubServer
+from tests.llm.running import llm_world  # noqa: F401  (a fixture: see tests.llm.running)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from keel.llm.providers.structured import (
     estimated_usage,
     schema_instruction,
     schema_name,
+    strict_ready,
     with_instruction,
 )
 from keel.llm.types import (
@@ -55,7 +56,11 @@ def request_body(request: ModelRequest, *, max_tokens_field: str = "max_tokens")
     if schema is not None and request.output_mode == "json_schema":
         body["response_format"] = {
             "type": "json_schema",
-            "json_schema": {"name": schema_name(schema), "schema": schema, "strict": True},
+            "json_schema": {
+                "name": schema_name(schema),
+                "schema": schema,
+                "strict": strict_ready(schema),
+            },
         }
     elif schema is not None and request.output_mode == "json_object":
         # the schema beside the mode is what llama.cpp reads; servers that ignore it

@@ -59,3 +59,29 @@ def estimated_usage(sent: Iterable[str], answer: Iterable[str]) -> Usage:
         output_tokens=estimate_tokens(sum(len(text) for text in answer)),
         reported=False,
     )
+
+
+def strict_ready(schema: Any) -> bool:
+    """Whether OpenAI takes ``schema`` in strict mode: every object lists all its
+    properties as required and forbids others (``additionalProperties: false``). A schema
+    that is not is sent unstrict: the provider then only aims for it, and keel checks
+    the answer against it all the same (a pydantic model with ``extra="forbid"`` and no
+    optional fields gives a strict one)."""
+    if isinstance(schema, list):
+        return all(strict_ready(part) for part in schema)
+    if not isinstance(schema, dict):
+        return True
+    properties = schema.get("properties")
+    if isinstance(properties, dict) or schema.get("type") == "object":
+        names = set(properties or {})
+        if schema.get("additionalProperties") is not False:
+            return False
+        if set(schema.get("required") or ()) != names:
+            return False
+    walked = ("properties", "items", "anyOf", "$defs", "definitions", "prefixItems")
+    data_keys = ("default", "const", "enum", "examples")
+    return all(
+        strict_ready(value)
+        for key, value in schema.items()
+        if key in walked or (isinstance(value, dict) and key not in data_keys)
+    )
