@@ -305,8 +305,9 @@ def workflow(
     run fails: ``keel.WebhookNotifier(url=...)``, ``keel.EmailNotifier(...)``, or a
     function (called with the notification). ``deadline`` is a run's hard limit (it
     fails then); ``expected_duration``, shorter, only marks a run still going after it
-    as late (``keel runs --late``). ``llm_budget`` (``keel.LlmBudget`` or its fields as a
-    dict) bounds what a run's model requests cost."""
+    as late (``keel runs --late``). ``llm_budget`` (``keel.LlmBudget``, or its fields as
+    a dict) caps what a run's model requests may cost, and says what happens when the
+    next one would pass it."""
 
     def decorate(fn: Callable[P, R]) -> Workflow[P, R]:
         try:

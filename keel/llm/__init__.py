@@ -7,5 +7,6 @@ before it is sent and its answer as soon as it is in.
 """
 
 from keel.llm.authoring import agent, step, tool
+from keel.spec.model import LlmBudget
 
-__all__ = ["agent", "step", "tool"]
+__all__ = ["LlmBudget", "agent", "step", "tool"]
