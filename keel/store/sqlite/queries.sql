@@ -604,3 +604,20 @@ SELECT workflow, model, count(*), sum(input_tokens), sum(output_tokens),
 FROM model_calls
 WHERE sent_at >= :since AND (:workflow IS NULL OR workflow = :workflow)
 GROUP BY workflow, model;
+
+-- name: run_call_sums
+-- a run's calls summed per node, item, kind, model and state (keel show, the run's ledger)
+SELECT node, item, kind, model, state, count(*), sum(input_tokens), sum(output_tokens),
+       sum(cached_input_tokens), sum(reasoning_tokens),
+       sum(CASE WHEN state = 'sent' THEN reserved ELSE cost END), sum(NOT usage_reported)
+FROM model_calls WHERE run_id = ?
+GROUP BY node, item, kind, model, state;
+
+-- name: llm_call_sums
+-- every call summed per workflow, kind, model and state (the server's LLM metrics): a
+-- scan of the whole table, grouped (see keel.store.gauges for what it costs)
+SELECT workflow, kind, model, state, count(*), sum(input_tokens), sum(output_tokens),
+       sum(cached_input_tokens), sum(reasoning_tokens),
+       sum(CASE WHEN state = 'sent' THEN reserved ELSE cost END), sum(NOT usage_reported)
+FROM model_calls
+GROUP BY workflow, kind, model, state;

@@ -22,6 +22,7 @@ from keel.store.chain import canonical_json
 from keel.store.model_calls import (
     CallEnded,
     CallSent,
+    CallSums,
     ModelCall,
     Spend,
     SpendLimits,
@@ -108,6 +109,12 @@ def spend_of(sums: Sequence[Any]) -> Spend:
     return Spend(*(int(value or 0) for value in sums))
 
 
+def sums_of(sums: Sequence[Any]) -> CallSums:
+    """Totals from the sums ``run_call_sums`` and ``llm_call_sums`` select after their
+    keys."""
+    return CallSums(*(int(value or 0) for value in sums))
+
+
 @store_boundary
 class SQLModelCalls(SQLReader):
     """Recording calls (within budgets) and reading them and their spend back."""
@@ -165,3 +172,9 @@ class SQLModelCalls(SQLReader):
         with self.dialect.read() as cur:
             rows = cur.execute(self.q["workflow_spend"], params).fetchall()
         return {(row[0], row[1]): spend_of(row[2:]) for row in rows}
+
+    def run_call_sums(self, run_id: str) -> dict[tuple[str, int | None, str, str, str], CallSums]:
+        with self.dialect.read() as cur:
+            rows = cur.execute(self.q["run_call_sums"], (run_id,)).fetchall()
+        return {(row[0], item_of(row[1]), row[2], row[3], row[4]): sums_of(row[5:])
+                for row in rows}  # fmt: skip
