@@ -221,7 +221,8 @@ def spend(
     columns = [
         Column("workflow"), Column("model"), Column("calls", justify="right"),
         Column("input", justify="right"), Column("output", justify="right"),
-        Column("cost", justify="right"), Column("notes", role="long", min_width=12),
+        Column("cost", justify="right"),
+        Column("notes", role="long", min_width=40, label="", wrap=True),
     ]  # fmt: skip
     rows: list[list[Cell]] = []
     for row in [*found["spend"], {**found["total"], "workflow": "total", "model": ""}]:

@@ -41,7 +41,7 @@ def dollars(nanos: int) -> str:
     cent enough places for two significant digits (``$0.000042``), so a cheap call
     never shows as ``$0.0000``."""
     value = Decimal(nanos) / NANOS
-    if value >= 100:
+    if round(value, 4) >= 100:
         return f"${value:,.2f}"
     if value == 0 or value >= Decimal("0.01"):
         return f"${value:.4f}" if value else "$0"
