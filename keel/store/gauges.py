@@ -12,12 +12,11 @@ attempts); the waits' part in proportion to the runs waiting. The server reads i
 most once per its collector's TTL (``keel.server.gauges``). Labels are queue names,
 kinds of wait and workflow names: bounded by the deployed definitions, never a run id.
 
-The same read sums the LLM ledger (``llm_call_sums``: every call ever recorded, grouped
+The same read takes the LLM ledger's sums (``llm_call_sums``: every call ever recorded,
 per workflow, kind, model and state), from which the server derives its LLM counters.
-That query reads the whole ``model_calls`` table: its cost grows with the calls
-recorded, not with what is happening now (no index answers a sum of every row). It is
-one grouped scan of narrow columns, once per TTL at most; the rows it returns are
-bounded by workflows x models x four states.
+The writes that record and end calls keep those sums in a table of their own, so this
+part reads a row per group (workflows x models x four states), however many calls were
+recorded; summing the calls themselves would read every one (some 0.5 s at a million).
 """
 
 from __future__ import annotations

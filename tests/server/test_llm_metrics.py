@@ -48,7 +48,8 @@ def test_the_ledger_is_exposed_per_workflow_and_model(tmp_path: Path) -> None:
         (("model", CHEAP), ("state", "answered"), ("workflow", "agents")): 1,
     }  # fmt: skip
     assert scraped.labelled("keel_llm_calls_in_flight") == {
-        (("model", MODEL), ("workflow", "tickets")): 1}  # fmt: skip
+        (("model", MODEL), ("workflow", "tickets")): 1,
+        (("model", CHEAP), ("workflow", "agents")): 0}  # fmt: skip
     tokens = {kind: scraped.value("keel_llm_tokens_total", **TICKETS, kind=kind)
               for kind in ("input", "output", "cached_input", "reasoning")}  # fmt: skip
     assert tokens == {"input": 4_120, "output": 880, "cached_input": 100, "reasoning": 150}
@@ -97,4 +98,4 @@ def test_a_call_that_ends_only_ever_adds_to_the_counters(any_store: Store) -> No
     assert after.value("keel_llm_calls_total", **TICKETS, state="answered") == 6
     assert after.value("keel_llm_cost_dollars_total", **TICKETS) == pytest.approx(0.0071429)
     assert after.value("keel_llm_tokens_total", **TICKETS, kind="input") == 4_130
-    assert after.labelled("keel_llm_calls_in_flight") == {}
+    assert after.value("keel_llm_calls_in_flight", **TICKETS) == 0
