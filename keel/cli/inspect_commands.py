@@ -213,7 +213,7 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
     if data.get("llm"):  # a server older than the ledger sends none
         from keel.cli.llm_commands import print_ledger
 
-        print_ledger(console, data["llm"])
+        print_ledger(console, data["llm"], ended=is_finished(status))
 
 
 def _late_words(detail: dict[str, Any]) -> str:

@@ -52,9 +52,9 @@ def _notes(row: dict[str, Any]) -> str:
     return ", ".join(said)
 
 
-def ledger_warnings(total: dict[str, Any]) -> list[tuple[str, str]]:
+def ledger_warnings(total: dict[str, Any], *, ended: bool = False) -> list[tuple[str, str]]:
     """The run's calls that need a word, each as (text, style): possibly billed, in
-    flight, with estimated usage."""
+    flight (of a run that ended: sent and never ended), with estimated usage."""
     from keel.runtime.views.ledger import dollars
 
     found = []
@@ -65,7 +65,11 @@ def ledger_warnings(total: dict[str, Any]) -> list[tuple[str, str]]:
         found.append((f"{billed} possibly billed: {whose} after sending; charged {each} "
                       f"({dollars(total['possibly_billed_cost_nanos'])})", "red"))  # fmt: skip
     flying = total["in_flight"]
-    if flying:
+    if flying and ended:  # no attempt will come to find them: they stay as they are
+        found.append((f"{_plural(flying, 'call')} sent and never ended: the run ended "
+                      f"first; counted at {'its' if flying == 1 else 'their'} reservation "
+                      f"({dollars(total['in_flight_cost_nanos'])})", "yellow"))  # fmt: skip
+    elif flying:
         found.append((f"{_plural(flying, 'call')} in flight: counted at "
                       f"{'its' if flying == 1 else 'their'} reservation "
                       f"({dollars(total['in_flight_cost_nanos'])}) until "
@@ -82,9 +86,9 @@ def ledger_warnings(total: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
-def print_ledger(console: Console, ledger: dict[str, Any]) -> None:
+def print_ledger(console: Console, ledger: dict[str, Any], *, ended: bool = False) -> None:
     """A run's ledger (``ledger_document``): a line per node and the total, then what
-    needs a word (possibly billed calls first)."""
+    needs a word (possibly billed calls first). ``ended``: the run has ended."""
     from rich.text import Text
 
     from keel.cli.layout import Cell, Column, hanging_lines, print_table
@@ -111,7 +115,7 @@ def print_ledger(console: Console, ledger: dict[str, Any]) -> None:
     console.print()
     console.print(Text("LLM calls, tokens and cost", style="bold"))
     print_table(console, columns, rows)
-    for text, style in ledger_warnings(total):
+    for text, style in ledger_warnings(total, ended=ended):
         for line in hanging_lines(console, Text("! "), text):
             line.stylize(style)
             console.print(line, soft_wrap=True)

@@ -84,3 +84,11 @@ def test_the_panel_is_patched_when_the_run_changes(ui: Ui) -> None:
     said = text(patched["run-llm"])
     assert "8 calls, 4,130 tokens in, 885 out" in said
     assert "in flight" not in said
+
+
+def test_a_call_in_flight_of_a_run_that_ended_is_said_never_ended(ui: Ui) -> None:
+    runs = seed(ui.store)
+    cancel_run(ui.store, runs.run, by="tester", clock=FakeClock(T0 + 6))
+    said = text(panel(ui.clients["viewer"].get(f"/ui/runs/{runs.run}").text))
+    assert "1 sent and never ended: the run ended first; counted at its reservation" in said
+    assert "until it ends" not in said

@@ -13,6 +13,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from keel.cli.app import app
+from keel.runtime.clock import FakeClock
+from keel.runtime.operations.control import cancel_run
 from keel.store.sqlite import SQLiteStore
 from tests.llm.ledgerflows import MODEL, T0, Seeded, seed
 
@@ -188,3 +190,18 @@ def test_spend_per_workflow_and_model(seeded: tuple[Path, Seeded]) -> None:
     bad = keel(db, "spend", "--since", "yesterday")
     assert bad.exit_code == 2
     assert "neither a date" in bad.stderr
+
+
+def test_a_call_in_flight_of_a_run_that_ended_is_said_never_ended(
+    seeded: tuple[Path, Seeded],
+) -> None:
+    db, runs = seeded
+    store = SQLiteStore(db)
+    try:
+        cancel_run(store, runs.run, by="tester", clock=FakeClock(T0 + 10))
+    finally:
+        store.close()
+    said = flat("\n".join(section(ok(db, "show", runs.run))))
+    assert ("! 1 call sent and never ended: the run ended first; counted at its reservation "
+            "($0.0025)") in said  # fmt: skip
+    assert "until it ends" not in said
