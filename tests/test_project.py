@@ -63,9 +63,11 @@ RUNTIME_ALLOWED = {
 
 def test_public_api_is_pinned() -> None:
     assert sorted(keel.__all__) == sorted([
-        "CallableNotifier", "CircuitPolicy", "Client", "CompletionTrigger", "ConcurrencyPolicy",
+        "ApprovalNeeded", "CallableNotifier", "CircuitPolicy", "Client",
+        "CompletionTrigger", "ConcurrencyPolicy",
         "EmailNotifier", "EventTrigger", "ExpressionError", "FileTrigger", "InputError", "JoinRule",
-        "KeelError", "NodeDefaults", "NodeOutput", "NonRetryable", "RateLimitPolicy", "RetryPolicy",
+        "KeelError", "NodeDefaults", "NodeOutput", "NonRetryable", "RateLimitPolicy", "RetryLater",
+        "RetryPolicy",
         "ScheduleTrigger", "SpecError", "SpecIssue", "StepContext", "Task", "TracingError",
         "Value", "WebhookNotifier", "WebhookTrigger", "Workflow", "WorkflowNotFoundError",
         "WorkflowSpec",
@@ -74,6 +76,7 @@ def test_public_api_is_pinned() -> None:
     ])  # fmt: skip
     for name in keel.__all__:
         assert hasattr(keel, name), name
+    assert keel.llm.step is not None  # the LLM steps' package, imported on first use
 
 
 def _imported(path: Path, prefix: str = "keel") -> set[str]:

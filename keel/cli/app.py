@@ -6,6 +6,7 @@ import typer
 
 from keel.cli import (
     alert_commands,
+    estimate_commands,
     event_commands,
     inspect_commands,
     llm_commands,
@@ -42,6 +43,7 @@ service_commands.register(app)
 schedule_commands.register(app)
 event_commands.register(app)
 alert_commands.register(app)
+estimate_commands.register(app)
 
 
 def _print_version(asked: bool) -> None:

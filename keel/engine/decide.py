@@ -90,6 +90,10 @@ def _evaluate_items(state: RunState, node: NodePlan) -> list[Any]:
     items = state.plan.evaluate(node.items, _variables(state, node.reads))
     if not isinstance(items, list):
         raise ExpressionError(f"items must be a list, got {type(items).__name__}")
+    if node.max_items is not None and len(items) > node.max_items:
+        raise ExpressionError(
+            f"items gave {len(items)} items, more than max_items={node.max_items}"
+        )
     return items
 
 

@@ -102,6 +102,8 @@ class NodePlan:
     wait: WaitNode | None = None
     #: approvals: the node their timeout is routed to
     timeout_route: str | None = None
+    #: the most items a map may give (an ``llm`` node's ``max_items``): more fail it
+    max_items: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +279,7 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
             concurrency=policies.concurrency,
             rate_limit=policies.rate_limit,
             isolation=policies.isolation,
+            max_items=node.max_items if isinstance(node, LlmNode) else None,
         )
     graph_nodes = tuple(nodes)
     if spec.on_failure is not None:

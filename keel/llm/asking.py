@@ -48,6 +48,9 @@ class Asker:
     #: a person is asked when the budget runs out
     to_finish: int = 0
     degraded: bool = field(default=False, init=False)
+    #: the attempt that recorded the last answer ``ask`` gave, when it was served from
+    #: the ledger (None: asked now)
+    served_from: int | None = field(default=None, init=False)
 
     def price(self) -> Price | None:
         return price_of(self.provider.kind, self.provider.name, self.model, self.config.prices)
@@ -63,7 +66,12 @@ class Asker:
         request = replace(request, model=self.model)
         mark = fingerprint(self.provider.name, request)
         recorded = self.book.recorded("model", mark)
+        self.served_from = None if recorded is None else recorded.attempt
         if recorded is not None:
+            self.book.ctx.logger.info(
+                "model call %d: served the answer attempt %d recorded (no new request)",
+                recorded.seq, recorded.attempt,
+            )  # fmt: skip
             return response_from(recorded.response)
         if self.book.unserved_answers("model"):
             self.book.ctx.logger.info(
@@ -119,6 +127,9 @@ class Asker:
             if exc.retryable:
                 raise RetryLater(f"{self.provider.name}: {exc}", after=exc.retry_after) from None
             raise ProviderRefused(f"{self.provider.name}: {exc}") from None
+        except Exception as exc:  # not the provider's doing: it may have billed the answer
+            self.book.broke_off(call_id, exc)
+            raise
         if streamed is not None:
             streamed.flush()
         cost, source = cost_nanos(response.usage, self.price())

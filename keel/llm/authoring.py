@@ -25,6 +25,7 @@ from keel.authoring.waits import schema_of
 from keel.authoring.workflows import _without_titles
 from keel.errors import TracingError
 from keel.spec.callables import is_injected
+from keel.spec.expressions import tokenize
 
 _NAMED = re.compile(r"\$\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -37,10 +38,31 @@ def _template(text: str, values: Mapping[str, Any], what: str) -> str:
         if name not in values:
             return match.group(0)  # input, nodes, item: an expression already
         value = values[name]
-        return "${{ " + (expression_of(value) if isinstance(value, Value)
-                         else to_expression(value)) + " }}"  # fmt: skip
+        source = expression_of(value) if isinstance(value, Value) else to_expression(value)
+        return "${{ " + _unclosing(source, f"{what}(values={{{name!r}: ...}})") + " }}"
 
     return _NAMED.sub(part, text) if values else text
+
+
+def _unclosing(source: str, what: str) -> str:
+    """``source`` written without ``}}``, which would end its ``${{ }}`` part early (a
+    nested map, a brace in a string): closing braces spaced apart, a brace inside a
+    string literal escaped. The value is the same."""
+    if "}}" not in source:
+        return source
+    written = ""
+    end = 0
+    for token in tokenize(source):
+        text = token.text
+        if token.kind == "string" and "}" in text:
+            if text[0] in "rRbB":  # a raw or bytes literal: escapes are not read there
+                raise TracingError(f"{what}: a raw or bytes string with '}}}}' cannot go in a "
+                                   "prompt; pass the text as an ordinary string")  # fmt: skip
+            text = text.replace("}", "\\u007d")
+        written += source[end : token.offset]
+        written += " " + text if text == "}" and written.endswith("}") else text
+        end = token.offset + len(token.text)
+    return written + source[end:]
 
 
 def _model_fields(

@@ -32,3 +32,13 @@ class AgentStopped(NonRetryable):
 class ProviderRefused(NonRetryable):
     """The provider rejected the request (a 4xx other than 429): it will not do better
     on a retry."""
+
+
+class NotConfigured(NonRetryable):
+    """The step names a provider that is not configured, or ``[llm]`` in keel.toml is
+    wrong: another attempt in the same worker reads the same settings."""
+
+
+class TemplateError(NonRetryable):
+    """A prompt or system template read a value this run does not have (an optional
+    input left out, a field an upstream output lacks): another attempt reads the same."""

@@ -38,24 +38,40 @@ class CallBook:
             if call.state == "sent":
                 call = self._possibly_billed(call)
             self.calls.append(call)
+        #: ids of the calls recorded before this attempt began
+        self.earlier = {call.id for call in self.calls}
         #: ids of recorded calls this attempt has served already
         self.served: set[str] = set()
         #: nano-dollars charged by calls of this attempt (sent or ended)
         self.charged_now = 0
 
-    def _possibly_billed(self, call: ModelCall) -> ModelCall:
+    def _possibly_billed(
+        self,
+        call: ModelCall,
+        why: str = "sent by an attempt that stopped before it recorded the answer",
+    ) -> ModelCall:
         now = time.time()
         end = CallEnded(id=call.id, state="possibly_billed", cost=call.reserved,
                         price_source="its reservation: the answer was never recorded",
-                        error={"type": "PossiblyBilled", "message": "sent by an attempt that "
-                               "stopped before it recorded the answer"}, at=now)  # fmt: skip
+                        error={"type": "PossiblyBilled", "message": why}, at=now)  # fmt: skip
         self.store.end_call(end)
         self.ctx.logger.warning(
-            "model call %s (attempt %d) was sent but its answer never recorded: counted as "
-            "possibly billed at its reservation", call.seq, call.attempt,
+            "model call %s (attempt %d) was sent but its answer never recorded (%s): counted "
+            "as possibly billed at its reservation", call.seq, call.attempt, why,
         )  # fmt: skip
         return ModelCall(**{**_fields(call), "state": "possibly_billed", "cost": call.reserved,
                             "ended_at": now})  # fmt: skip
+
+    def broke_off(self, call_id: str, error: BaseException) -> None:
+        """End a call this attempt sent and got no usable answer for, for a reason that is
+        not the provider's (a fault in keel or the SDK): the provider may have answered
+        and billed it."""
+        for index, call in enumerate(self.calls):
+            if call.id == call_id and call.state == "sent":
+                why = f"{type(error).__name__} while waiting for the answer: {error}"
+                # charged its reservation, as while it was sent: ``charged_now`` stays
+                self.calls[index] = self._possibly_billed(call, why[:300])
+                return
 
     def recorded(self, kind: CallKind, fingerprint: str) -> ModelCall | None:
         """The first answered call with this fingerprint not served yet this attempt."""
@@ -67,11 +83,13 @@ class CallBook:
         return None
 
     def unserved_answers(self, kind: CallKind) -> int:
-        """Answered calls of earlier attempts this one has not served (yet)."""
+        """Answered calls recorded before this attempt began that it has not served
+        (yet). By when they were recorded, not by attempt number: an attempt whose
+        worker died runs again under the same number."""
         return sum(
             1 for c in self.calls
             if c.kind == kind and c.state == "answered" and c.id not in self.served
-            and c.attempt < self.ctx.attempt
+            and c.id in self.earlier
         )  # fmt: skip
 
     @property
@@ -109,7 +127,14 @@ class CallBook:
         return sent.id
 
     def end(self, end: CallEnded) -> None:
-        self.store.end_call(end)
+        if not self.store.end_call(end):
+            # another process ended it first: this attempt outlived its lease (a timeout,
+            # a reclaim) and a later attempt charged the call as possibly billed
+            self.ctx.logger.warning(
+                "model call %s was ended by another attempt meanwhile: its answer is not "
+                "recorded, the ledger keeps the reservation it was charged", end.id,
+            )  # fmt: skip
+            return
         for index, call in enumerate(self.calls):
             if call.id == end.id:
                 self.charged_now += end.cost - call.reserved

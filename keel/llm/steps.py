@@ -15,11 +15,11 @@ from typing import Any
 from keel.authoring.tasks import task
 from keel.llm.asking import Asker
 from keel.llm.budget import Budget
-from keel.llm.config import LlmConfig, load_llm_config
-from keel.llm.errors import OutputInvalid, Refused, Truncated
+from keel.llm.config import LlmConfig, LlmConfigError, load_llm_config
+from keel.llm.errors import NotConfigured, OutputInvalid, Refused, Truncated
 from keel.llm.ledger import CallBook
 from keel.llm.prompts import first_messages
-from keel.llm.providers import provider_for
+from keel.llm.providers import UnknownProviderError, provider_for
 from keel.llm.structured import feedback, parsed
 from keel.llm.types import Message, ModelRequest, ModelResponse, OutputMode, Provider
 from keel.runtime.execution.context import StepContext
@@ -32,6 +32,19 @@ def _config() -> LlmConfig:
     return load_llm_config()
 
 
+def _provider(name: str) -> tuple[LlmConfig, Provider]:
+    """The config and the provider ``name``; a name not known is looked for again in a
+    fresh read of the config, which may have gained it since (then ``keel retry`` works
+    without restarting the worker)."""
+    try:
+        config = _config()
+        return config, provider_for(name, config)
+    except UnknownProviderError:
+        _config.cache_clear()
+        config = _config()
+        return config, provider_for(name, config)
+
+
 def output_mode(node: LlmNode | AgentNode, provider: Provider) -> OutputMode:
     if node.output is None:
         return "text"
@@ -41,8 +54,10 @@ def output_mode(node: LlmNode | AgentNode, provider: Provider) -> OutputMode:
 def asker_for(
     node: LlmNode | AgentNode, ctx: StepContext, budget: Any, approvals: list[dict[str, Any]]
 ) -> Asker:
-    config = _config()
-    provider = provider_for(node.provider, config)
+    try:
+        config, provider = _provider(node.provider)
+    except (LlmConfigError, UnknownProviderError) as exc:
+        raise NotConfigured(str(exc)) from None
     return Asker(CallBook(ctx), provider, config, node.model, Budget.of(budget),
                  approvals, degrade_to=node.degrade_to)  # fmt: skip
 
@@ -51,15 +66,28 @@ def node_of(kind: type[LlmNode] | type[AgentNode], step: dict[str, Any]) -> Any:
     return kind.model_validate({k: v for k, v in step.items() if k != "budget"})
 
 
-def ended_badly(response: ModelResponse, max_tokens: int) -> None:
+def ended_badly(response: ModelResponse, max_tokens: int, asker: Asker | None = None) -> None:
     """Fail on an answer no re-ask mends: cut off at ``max_tokens``, or refused."""
     if response.finish_reason == "length":
         raise Truncated(
             f"the answer was cut off at max_tokens={max_tokens} "
             f"({response.usage.output_tokens} tokens written): raise max_tokens"
+            f"{replayed(asker)}"
         )
     if response.finish_reason == "refusal":
-        raise Refused(f"the model refused: {response.refusal or response.text or 'no reason'}")
+        reason = response.refusal or response.text or "no reason"
+        raise Refused(f"the model refused: {reason}{replayed(asker)}")
+
+
+def replayed(asker: Asker | None) -> str:
+    """What a failure adds when the answer that caused it was served from the ledger: a
+    retry of the same request fails the same way, without buying it again."""
+    if asker is None or asker.served_from is None:
+        return ""
+    return (
+        f" (the answer attempt {asker.served_from} recorded, served again: the same request "
+        "is never bought twice)"
+    )
 
 
 @task
@@ -83,7 +111,7 @@ def llm_step(
     asker.to_finish = asker.reservation(request) * node.reasks
     for asked in range(node.reasks + 1):
         response = asker.ask(request)
-        ended_badly(response, node.max_tokens)
+        ended_badly(response, node.max_tokens, asker)
         if node.output is None:
             return response.text or ""
         data, problem = parsed(response.text, dict(node.output))
@@ -91,9 +119,12 @@ def llm_step(
             return data
         ctx.logger.warning("answer %d did not fit the schema: %s", asked + 1, problem)
         asker.to_finish = asker.reservation(request) * (node.reasks - asked - 1)
-        again = (Message("assistant", response.text), Message("user", feedback(problem)))
+        said = (Message("assistant", response.text),) if response.text else ()  # never empty
+        again = (*said, Message("user", feedback(problem)))
         request = replace(request, messages=(*request.messages, *again))
-    raise OutputInvalid(f"no answer fitted the schema after {node.reasks} re-asks: {problem}")
+    raise OutputInvalid(
+        f"no answer fitted the schema after {node.reasks} re-asks: {problem}{replayed(asker)}"
+    )
 
 
 @task

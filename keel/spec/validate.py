@@ -252,8 +252,8 @@ class _Validator:
         for index, node in enumerate(self.spec.nodes):
             if isinstance(node, TaskNode | MapNode):
                 yield from self._arguments(index, node)
-            if isinstance(node, AgentNode):
-                yield from self._tools(index, node)
+            if isinstance(node, LlmNode | AgentNode):
+                yield from self._model_node(index, node)
 
     def _duplicate_ids(self) -> Iterator[SpecIssue]:
         counts = Counter(node.id for node in self.spec.nodes)
@@ -287,9 +287,12 @@ class _Validator:
             return
         self.infos[source] = info
         for name in _in_order(info.free_names - names):
+            hint = ""
+            if name == "item":
+                hint = " ('item' is read only by the templates of an llm node with for_each)"
             yield SpecIssue(
                 f"unknown name '{name}' in {source!r}: expressions read 'input' (the run's "
-                "input) and 'nodes.<id>.output' (an upstream result)",
+                f"input) and 'nodes.<id>.output' (an upstream result){hint}",
                 loc=loc,
                 node=node,
                 code="unknown_name",
@@ -633,6 +636,32 @@ class _Validator:
                 node=node,
                 code="unresolved_task",
             )
+
+    def _model_node(self, index: int, node: LlmNode | AgentNode) -> Iterator[SpecIssue]:
+        """A model step records its requests through the worker's store: it runs in
+        the worker's process."""
+        if node.isolation == "process":
+            yield SpecIssue(
+                f"an {node.kind} node runs in the worker (it records each model request as "
+                "it goes): isolation 'process' is for tasks",
+                loc=("nodes", index, "isolation"), node=node.id, code="isolation_model",
+            )  # fmt: skip
+        output = None if node.output is None else dict(node.output)
+        if output is not None and output.get("type") != "object" and not schema_problems(output):
+            yield SpecIssue(
+                "the answer of a model is a JSON object: give output 'type: object' (put a "
+                "single value in one of its properties)",
+                loc=("nodes", index, "output"), node=node.id, code="output_not_object",
+            )  # fmt: skip
+        if isinstance(node, LlmNode) and node.for_each is None:
+            for bound in ("max_items", "max_parallel"):
+                if getattr(node, bound) is not None:
+                    yield SpecIssue(
+                        f"{bound} bounds the items of for_each, and this node has no for_each",
+                        loc=("nodes", index, bound), node=node.id, code="bound_without_items",
+                    )  # fmt: skip
+        if isinstance(node, AgentNode):
+            yield from self._tools(index, node)
 
     def _tools(self, index: int, node: AgentNode) -> Iterator[SpecIssue]:
         """An agent's tools have distinct names (the model calls them by name)."""

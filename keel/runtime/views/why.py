@@ -144,7 +144,7 @@ class _Explainer:
             return self.paused  # what ends the wait came; the run acts on it when unpaused
         wait, details = self.plan.nodes[node_id].wait, node.details or {}
         since = self.times.opened_at.get(node_id)
-        if isinstance(wait, ApprovalNode):
+        if isinstance(wait, ApprovalNode) or "asked" in details:  # or a task's attempt asked
             return WaitsForApproval(
                 title=details.get("title"), assignees=list(details.get("assignees") or []),
                 role=details.get("role"), since=since, due=node.until,
