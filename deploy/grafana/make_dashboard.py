@@ -16,6 +16,9 @@ Two kinds of metric, aggregated differently:
   store, so N servers expose the same numbers N times: they are taken with ``max by``
   (``min`` for ``keel_store_up``: any server that cannot read the store shows), and only
   then summed over their own labels (queues, workflows) where a total is wanted.
+- the LLM counters (``keel_llm_*_total``) are read from the store's ledger too: each
+  server's rate is taken first (``rate``, ``increase``), then ``max by`` every label
+  of the series, then summed over the labels a panel does not show.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ Q = 'queue=~"$queue"'
 #: the gauges every keel serve reads from the store (``keel.server.gauges``)
 STORE_GAUGES = ("keel_queue_depth", "keel_queue_oldest_age_seconds", "keel_runs_waiting",
                 "keel_late_runs", "keel_notifications_pending", "keel_workers_live",
-                "keel_store_up", "keel_alerts_firing")  # fmt: skip
+                "keel_store_up", "keel_alerts_firing", "keel_llm_calls_in_flight")  # fmt: skip
 Step = dict[str, Any]
 GREEN: Step = {"color": "green", "value": None}
 UP: list[Step] = [{"color": "red", "value": None}, {"color": "green", "value": 1}]
@@ -167,6 +170,54 @@ def queues_row(board: Board) -> None:
     board.down(8)
 
 
+def ledger(fn: str, metric: str, labels: str, by: str, window: str = "$__rate_interval",
+           where: str = WF) -> str:  # fmt: skip
+    """A rate (``fn``) of a counter every server reads from the store's ledger: taken
+    per server, then ``max by`` all its ``labels`` (the servers' numbers are the same),
+    then summed ``by`` what the panel shows."""
+    per = f"max by ({labels}) ({fn}({metric}{{{where}}}[{window}]))"
+    return f"sum by ({by}) ({per})" if by else f"sum({per})"
+
+
+def llm_row(board: Board) -> None:
+    board.row("LLM")
+    cost, calls, tools = ("keel_llm_cost_dollars_total", "keel_llm_calls_total",
+                          "keel_llm_tool_calls_total")  # fmt: skip
+    wm, wms, wts = "workflow, model", "workflow, model, state", "workflow, tool, state"
+    billed = f'state="possibly_billed",{WF}'
+    spent = ledger("increase", cost, wm, "", "$__range")
+    board.stat("LLM cost (time range)", f"{spent} or vector(0)", unit="currencyUSD", w=6,
+               desc="what model calls that ended in the time range cost (a possibly billed "
+                    "call at its reservation)")  # fmt: skip
+    lost = ledger("increase", calls, wms, "", "$__range", billed)
+    board.stat("Possibly billed calls (time range)", f"{lost} or vector(0)", x=6, w=6,
+               thresholds=[GREEN, {"color": "red", "value": 1}],
+               desc="calls sent by a worker that died before recording the answer: billed "
+                    "or not, no one knows (keel show RUN says which)")  # fmt: skip
+    flying = f"max by ({wm}) (keel_llm_calls_in_flight{{{WF}}})"
+    board.stat("Model calls in flight", f"sum({flying}) or vector(0)", x=12, w=6)
+    used = ledger("increase", tools, wts, "", "$__range")
+    board.stat("Tool calls (time range)", f"{used} or vector(0)", x=18, w=6,
+               desc="agents' tool calls ended in the time range")  # fmt: skip
+    board.down(4)
+    board.ts("LLM cost / hour by workflow and model", [
+        (f"{ledger('rate', cost, wm, wm)} * 3600", "{{workflow}} {{model}}"),
+    ], unit="currencyUSD")  # fmt: skip
+    board.ts("Tokens / s by model and kind", [
+        (ledger("rate", "keel_llm_tokens_total", f"{wm}, kind", "model, kind"),
+         "{{model}} {{kind}}"),
+    ], x=12)  # fmt: skip
+    board.down(8)
+    board.ts("Model calls / s by state", [
+        (ledger("rate", calls, wms, "model, state"), "{{model}} {{state}}"),
+        (f"sum by (model) ({flying})", "in flight: {{model}}"),
+    ], unit="reqps")  # fmt: skip
+    board.ts("Tool calls / s by tool and state", [
+        (ledger("rate", tools, wts, "tool, state"), "{{tool}} {{state}}"),
+    ], unit="reqps", x=12)  # fmt: skip
+    board.down(8)
+
+
 def variable(name: str, query: str, ref: str) -> dict[str, Any]:
     return {"name": name, "type": "query", "datasource": DS, "label": name,
             "query": {"query": query, "refId": ref}, "includeAll": True, "multi": True,
@@ -176,13 +227,14 @@ def variable(name: str, query: str, ref: str) -> dict[str, Any]:
 
 def dashboard() -> dict[str, Any]:
     board = Board()
-    for add in (now_row, runs_row, attempts_row, queues_row):
+    for add in (now_row, runs_row, attempts_row, queues_row, llm_row):
         add(board)
     return {
         "title": "keel", "uid": "keel-overview", "tags": ["keel"], "timezone": "browser",
         "schemaVersion": 39, "version": 1, "editable": True, "refresh": "30s",
         "time": {"from": "now-6h", "to": "now"},
-        "description": "keel: runs, attempts, queues and workers, from keel serve's /metrics "
+        "description": "keel: runs, attempts, queues, workers and LLM calls, from keel "
+                       "serve's /metrics "
                        "(store gauges and the server's counts) and each keel worker's "
                        "--metrics-port",
         "templating": {"list": [

@@ -9,6 +9,7 @@ from keel.cli import (
     estimate_commands,
     event_commands,
     inspect_commands,
+    llm_commands,
     log_commands,
     recovery_commands,
     run_commands,
@@ -34,6 +35,7 @@ run_commands.register(app)
 inspect_commands.register(app)
 why_commands.register(app)
 log_commands.register(app)
+llm_commands.register(app)
 recovery_commands.register(app)
 wait_commands.register(app)
 worker_commands.register(app)

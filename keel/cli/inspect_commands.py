@@ -122,7 +122,9 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
     """A run's status, input and output, and per node: status, attempts, the last
     attempt's duration, input, output or error. What a waiting run waits for comes
     first, with the command that ends the wait, then what holds each stuck node (see
-    `keel why`). All of it is read from the history (and the store's queue)."""
+    `keel why`). All of it is read from the history (and the store's queue). A run that
+    called models ends with its ledger: calls, tokens and cost per node (see `keel
+    calls`)."""
     from rich.console import Console
     from rich.text import Text
 
@@ -208,6 +210,10 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         ])  # fmt: skip
     console.print()
     print_table(console, columns, rows)
+    if data.get("llm"):  # a server older than the ledger sends none
+        from keel.cli.llm_commands import print_ledger
+
+        print_ledger(console, data["llm"], ended=is_finished(status))
 
 
 def _late_words(detail: dict[str, Any]) -> str:

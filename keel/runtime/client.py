@@ -160,6 +160,19 @@ class Client:
         nodes for a run that ended (``keel why``, ``GET /runs/{id}/why``)."""
         return self.transport.why(run_id)
 
+    def llm_calls(self, run_id: str, *, node: str | None = None,
+                  full: bool = False) -> Document:  # fmt: skip
+        """The run's model and tool calls (of ``node`` when given), each with its state,
+        usage, cost and latency, and the run's ledger per node and in total (``keel
+        calls``, ``GET /runs/{id}/llm``); with ``full``, each call's request and answer
+        too. Money is in nano-dollars (``*_nanos``) and as exact decimal dollars."""
+        return self.transport.llm_calls(run_id, node, full)
+
+    def llm_spend(self, *, since: float = 0.0, workflow: str | None = None) -> Document:
+        """Spend of the calls sent since ``since`` (a timestamp), per workflow and model,
+        and in total (``GET /llm/spend``)."""
+        return self.transport.llm_spend(since, workflow)
+
     def logs(self, run_id: str, *, node: str | None = None, attempt: int | None = None,
              after: int = 0, limit: int = 1000) -> LogPage:  # fmt: skip
         """A page of what the run's tasks logged through ``ctx.logger``, in the order

@@ -25,6 +25,7 @@ from keel.server.routes import (
     alerts,
     approvals,
     hooks,
+    llm,
     operations,
     runs,
     schedules,
@@ -70,7 +71,7 @@ def create_app(
     metrics.add(StoreCollector(store, service.clock))
     app.state.access = Access(Tokens(store), RateLimits(rate), clock)
     problems.install(app, pages=(dashboard.PREFIX, dashboard.error_page))
-    routers = (runs, approvals, workflows, tokens, operations, hooks, schedules, alerts,
+    routers = (runs, llm, approvals, workflows, tokens, operations, hooks, schedules, alerts,
                metrics_routes)  # fmt: skip
     for module in routers:
         app.include_router(module.router, responses=problems.RESPONSES)

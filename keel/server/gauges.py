@@ -1,13 +1,14 @@
 """The server's metrics of what the store holds now, read from the store at scrape time.
 
-One ``Store.gauges`` read (one aggregate query, from existing indexes) gives the depth
-and oldest ready attempt of every queue, the runs waiting per kind of wait, the
-notifications not delivered yet, the live workers, the late runs and the alert rules
-firing. The answer is kept for ``ttl`` seconds, so any number of scrapers (several
-Prometheus servers) cost the store one read per ``ttl``; concurrent scrapes share one
-read. A store that fails is
-said in the log and leaves these metrics out of that scrape (the process's own counters
-are still served), and ``keel_store_up`` says 0.
+One ``Store.gauges`` read (an aggregate query from existing indexes, and a grouped
+scan of the LLM ledger) gives the depth and oldest ready attempt of every queue, the
+runs waiting per kind of wait, the notifications not delivered yet, the live workers,
+the late runs and the alert rules firing; and the LLM ledger summed, for the LLM
+counters (``keel.server.llm_gauges``). The answer is kept for ``ttl`` seconds, so any
+number of scrapers (several Prometheus servers) cost the store one read per ``ttl``;
+concurrent scrapes share one read. A store that fails is said in the log and leaves
+these metrics out of that scrape (the process's own counters are still served), and
+``keel_store_up`` says 0.
 
 The read is not free: counting the queues reads every free ready row, so it costs in
 proportion to the ready queue (on SQLite, some 236 ms at 200,000 ready attempts). Hence
@@ -31,6 +32,7 @@ from prometheus_client.registry import Collector
 from keel.errors import StoreError
 from keel.runtime.clock import Clock
 from keel.runtime.worker.presence import LIVE_WITHIN
+from keel.server.llm_gauges import llm_families
 from keel.store.gauges import StoreGauges
 from keel.store.protocol import Store
 
@@ -124,4 +126,5 @@ def _families(now: float, gauges: StoreGauges, *, up: bool) -> list[Metric]:
                           value=gauges.live_workers),
         GaugeMetricFamily("keel_store_up", "Whether the store answered the last read for "
                           "these metrics (1) or not (0)", value=1 if up else 0),
+        *llm_families(gauges),
     ]  # fmt: skip

@@ -11,6 +11,12 @@ costs in proportion to the ready queue (on SQLite, some 236 ms at 200,000 ready
 attempts); the waits' part in proportion to the runs waiting. The server reads it at
 most once per its collector's TTL (``keel.server.gauges``). Labels are queue names,
 kinds of wait and workflow names: bounded by the deployed definitions, never a run id.
+
+The same read takes the LLM ledger's sums (``llm_call_sums``: every call ever recorded,
+per workflow, kind, model and state), from which the server derives its LLM counters.
+The writes that record and end calls keep those sums in a table of their own, so this
+part reads a row per group (workflows x models x four states), however many calls were
+recorded; summing the calls themselves would read every one (some 0.5 s at a million).
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from keel.store.model_calls import CallSums
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +53,14 @@ class StoreGauges:
     #: alert rule -> 1 while it fires, else 0 (the rules evaluated so far: a handful,
     #: named in the configuration)
     alerts_firing: dict[str, int] = field(default_factory=dict)
+    #: (workflow, kind, model, state) -> the calls of that group, summed: every call the
+    #: ledger holds (``keel.store.model_calls``); a tool call's model is the tool's name
+    llm_calls: dict[tuple[str, str, str, str], CallSums] = field(default_factory=dict)
 
 
-def gauges_of(rows: Iterable[Sequence[Any]]) -> StoreGauges:
-    """``store_gauges``' rows (kind, name, count, oldest), as both backends select them."""
+def gauges_of(rows: Iterable[Sequence[Any]], llm_rows: Iterable[Sequence[Any]] = ()) -> StoreGauges:
+    """``store_gauges``' rows (kind, name, count, oldest) and ``llm_call_sums``' rows
+    (workflow, kind, model, state, then the sums), as both backends select them."""
     queues: dict[str, QueueGauge] = {}
     waiting: dict[str, int] = {}
     late: dict[str, int] = {}
@@ -67,4 +79,6 @@ def gauges_of(rows: Iterable[Sequence[Any]]) -> StoreGauges:
             late[str(name)] = int(count)
         elif kind == "alert":
             firing[str(name)] = int(count)
-    return StoreGauges(queues, waiting, pending, live, late, firing)
+    llm = {(str(row[0]), str(row[1]), str(row[2]), str(row[3])):
+           CallSums(*(int(value or 0) for value in row[4:])) for row in llm_rows}  # fmt: skip
+    return StoreGauges(queues, waiting, pending, live, late, firing, llm)

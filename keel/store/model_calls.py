@@ -158,3 +158,22 @@ class Spend:
     possibly_billed: int = 0
     #: how many had no usage from the provider (their tokens are estimates)
     estimated: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CallSums:
+    """Totals of a group of calls of one state (the group's key is beside it: see
+    ``Store.run_call_sums`` and ``StoreGauges.llm_calls``). Kept apart by state so a
+    view can say which calls are possibly billed or still in flight, and metrics can
+    count ended calls only (an in-flight call's charge, its reservation, goes down when
+    it ends: it cannot be part of a counter)."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    #: nano-dollars: ended calls at their cost, calls still ``sent`` at their reservation
+    cost: int = 0
+    #: how many had no usage from the provider (their tokens are estimates)
+    estimated: int = 0

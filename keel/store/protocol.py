@@ -41,6 +41,7 @@ from keel.store.gauges import StoreGauges
 from keel.store.model_calls import (
     CallEnded,
     CallSent,
+    CallSums,
     ModelCall,
     Spend,
     SpendLimits,
@@ -367,7 +368,9 @@ class Store(Protocol):
     def gauges(self, now: float, live_since: float) -> StoreGauges:
         """What the store holds at ``now``, counted in one cheap read: ready attempts
         per queue (due, not held) and the oldest one's ready time, runs waiting per kind
-        of wait, notifications not delivered yet, and workers seen since ``live_since``."""
+        of wait, notifications not delivered yet, and workers seen since ``live_since``;
+        and the LLM ledger summed per workflow, kind, model and state (a scan of every
+        call recorded: see ``keel.store.gauges``)."""
 
     # --- summaries for people watching many runs (see keel.store.summaries) -------------
 
@@ -479,3 +482,7 @@ class Store(Protocol):
     ) -> dict[tuple[str, str], Spend]:
         """Spend of calls sent at or after ``since``, per (workflow, model); only
         ``workflow``'s when given."""
+
+    def run_call_sums(self, run_id: str) -> dict[tuple[str, int | None, str, str, str], CallSums]:
+        """The run's calls summed per (node, item, kind, model, state): what its ledger
+        shows, without reading any call's request or answer (an empty dict: no calls)."""

@@ -55,6 +55,11 @@ FAMILIES = {
     "keel_notifications_pending": "gauge",
     "keel_workers_live": "gauge",
     "keel_store_up": "gauge",
+    "keel_llm_calls": "counter",
+    "keel_llm_calls_in_flight": "gauge",
+    "keel_llm_tokens": "counter",
+    "keel_llm_cost_dollars": "counter",
+    "keel_llm_tool_calls": "counter",
 }
 
 
@@ -222,7 +227,8 @@ def test_the_metric_names_follow_prometheus_rules(store: SQLiteStore) -> None:
             assert family.name.endswith("_seconds"), family.name
         for sample in family.samples:  # bounded labels: names, never a run or an attempt
             assert set(sample.labels) <= {"workflow", "node", "queue", "status", "outcome",
-                                          "error_type", "kind", "state", "le"}  # fmt: skip
+                                          "error_type", "kind", "state", "le", "model",
+                                          "tool"}  # fmt: skip
 
 
 def test_a_scraper_that_asks_for_openmetrics_gets_it(store: SQLiteStore) -> None:

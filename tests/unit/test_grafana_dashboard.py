@@ -82,19 +82,24 @@ def test_every_panel_and_variable_reads_a_metric_keel_serves(tmp_path: Path) -> 
 
 def test_the_store_gauges_are_never_summed_across_servers(tmp_path: Path) -> None:
     """Each ``keel serve`` exposes the same numbers: a gauge is first taken with ``max``
-    (or ``min``) over the instances, summed (over queues, say) only after that."""
+    (or ``min``) over the instances, summed (over queues, say) only after that; so is
+    the rate of a counter read from the store (the LLM ledger's), taken per server
+    first."""
     store = SQLiteStore(tmp_path / "keel.db")
     gauges = store_gauges(store)
     store.close()
-    taken = 0
+    taken = counters = 0
     for expr in expressions(json.loads(DASHBOARD.read_text())["panels"]):
         for found in re.finditer(r"\bkeel_[a-z_]+", expr):
-            if found.group() not in gauges:
+            if family_of(found.group(), gauges) not in gauges:
                 continue
             taken += 1
+            counters += found.group().endswith("_total")
             before = expr[: found.start()]
-            assert re.search(r"\b(max|min)(\s+by\s*\([a-z_, ]*\))?\s*\($", before), expr
+            assert re.search(r"\b(max|min)(\s+by\s*\([a-z_, ]*\))?\s*\("
+                             r"((rate|increase)\()?$", before), expr  # fmt: skip
     assert taken >= 10
+    assert counters >= 6
 
 
 def test_the_dashboard_is_what_its_script_makes() -> None:

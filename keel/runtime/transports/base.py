@@ -73,6 +73,12 @@ class Transport(Protocol):
 
     def verify(self, run_id: str) -> Document: ...
 
+    def llm_calls(self, run_id: str, node: str | None, full: bool) -> Document:
+        """``keel.runtime.views.ledger.run_calls``: the run's calls and its ledger."""
+
+    def llm_spend(self, since: float, workflow: str | None) -> Document:
+        """``keel.runtime.views.ledger.spend_document``: spend per workflow and model."""
+
     def why(self, run_id: str) -> RunWhy: ...
     def logs(self, run_id: str, node: str | None, attempt: int | None, after: int,
              limit: int) -> LogPage:  # fmt: skip

@@ -166,6 +166,16 @@ class HttpTransport:
         doc: Document = self.call("GET", f"/runs/{_part(run_id)}/verify")
         return doc
 
+    def llm_calls(self, run_id: str, node: str | None, full: bool) -> Document:
+        doc: Document = self.call("GET", f"/runs/{_part(run_id)}/llm",
+                                  params={"node": node, "full": full})  # fmt: skip
+        return doc
+
+    def llm_spend(self, since: float, workflow: str | None) -> Document:
+        params = {"since": _rfc3339(since), "workflow": workflow}
+        doc: Document = self.call("GET", "/llm/spend", params=params)
+        return doc
+
     def why(self, run_id: str) -> RunWhy:
         return RunWhy.model_validate(self.call("GET", f"/runs/{_part(run_id)}/why"))
 

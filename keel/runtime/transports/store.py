@@ -25,6 +25,7 @@ from keel.runtime.views import documents
 from keel.runtime.views.activity import Activity, run_activity
 from keel.runtime.views.alerts import alert_documents
 from keel.runtime.views.failures import failed_runs
+from keel.runtime.views.ledger import run_calls, spend_document
 from keel.runtime.views.task_logs import run_logs
 from keel.runtime.views.why import run_why
 from keel.runtime.views.why_reasons import RunWhy
@@ -101,6 +102,15 @@ class StoreTransport:
             self._verified = RunCache(self.store, capacity=1)
         record = self.store.get_run(run_id)
         return documents.verification_document(self.store, record, self._verified.state)
+
+    def llm_calls(self, run_id: str, node: str | None, full: bool) -> Document:
+        record = self.store.get_run(run_id)
+        plan = RunCache(self.store, capacity=0).plan(record.spec_version)
+        return run_calls(self.store, record, plan, node=node, full=full)
+
+    def llm_spend(self, since: float, workflow: str | None) -> Document:
+        return spend_document(self.store.workflow_spend(since, workflow=workflow), since,
+                              workflow)  # fmt: skip
 
     def why(self, run_id: str) -> RunWhy:
         record = self.store.get_run(run_id)

@@ -17,6 +17,7 @@ from keel.runtime.tracing.context import of_run
 from keel.runtime.views.activity import Activity, pause_in, run_activity
 from keel.runtime.views.audit import summary_mismatches, verify_run
 from keel.runtime.views.failures import FailedRun
+from keel.runtime.views.ledger import ledger_document
 from keel.runtime.views.report import NodeReport, RunReport, run_report
 from keel.store.deployments import Deployment
 from keel.store.protocol import Store
@@ -94,6 +95,8 @@ def run_detail(
     data["children"] = [child.id for child in children]
     data["trigger"] = trigger_document(store, history[0].event if history else None)
     data["trace"] = trace_document(record.id, history[0].event if history else None)
+    # the LLM ledger per node and in total (None: no model or tool calls)
+    data["llm"] = ledger_document(store.run_call_sums(record.id), list(report.nodes))
     return data
 
 

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from keel.runtime.views.ledger import dollars
 from keel.server.dashboard.assets import asset_url
 from keel.server.dashboard.sessions import Viewer
 from keel.server.dashboard.times import iso, utc_text
@@ -65,7 +66,9 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=when, duration=duration, as_json=as_json, number=number)
+    env.filters.update(
+        when=when, duration=duration, as_json=as_json, number=number, dollars=dollars
+    )
     env.globals.update(asset=asset_url)
     return env
 

@@ -617,7 +617,23 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'sent', %s, %s, %s, %s, %s, %s);
 UPDATE model_calls SET state = %s, response = %s, error = %s, finish_reason = %s,
     input_tokens = %s, output_tokens = %s, cached_input_tokens = %s, reasoning_tokens = %s,
     usage_reported = %s, cost = %s, price_source = %s, latency = %s, ended_at = %s
-WHERE id = %s AND state = 'sent';
+WHERE id = %s AND state = 'sent'
+RETURNING workflow, kind, model, reserved;
+
+-- name: add_model_call_sums
+-- a call's part of its group's sums (negative: taken back from its 'sent' row)
+INSERT INTO model_call_sums (workflow, kind, model, state, calls, input_tokens,
+                             output_tokens, cached_input_tokens, reasoning_tokens, cost,
+                             estimated)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (workflow, kind, model, state) DO UPDATE SET
+    calls = model_call_sums.calls + excluded.calls,
+    input_tokens = model_call_sums.input_tokens + excluded.input_tokens,
+    output_tokens = model_call_sums.output_tokens + excluded.output_tokens,
+    cached_input_tokens = model_call_sums.cached_input_tokens + excluded.cached_input_tokens,
+    reasoning_tokens = model_call_sums.reasoning_tokens + excluded.reasoning_tokens,
+    cost = model_call_sums.cost + excluded.cost,
+    estimated = model_call_sums.estimated + excluded.estimated;
 
 -- name: select_model_calls
 SELECT id, run_id, workflow, node, item, attempt, seq, kind, state, fingerprint, provider,
@@ -645,3 +661,19 @@ SELECT workflow, model, count(*), sum(input_tokens), sum(output_tokens),
 FROM model_calls
 WHERE sent_at >= %(since)s AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s)
 GROUP BY workflow, model;
+
+-- name: run_call_sums
+-- a run's calls summed per node, item, kind, model and state (keel show, the run's ledger)
+SELECT node, item, kind, model, state, count(*), sum(input_tokens), sum(output_tokens),
+       sum(cached_input_tokens), sum(reasoning_tokens),
+       sum(CASE WHEN state = 'sent' THEN reserved ELSE cost END),
+       count(*) FILTER (WHERE NOT usage_reported)
+FROM model_calls WHERE run_id = %s
+GROUP BY node, item, kind, model, state;
+
+-- name: llm_call_sums
+-- every call summed per workflow, kind, model and state (the server's LLM metrics), as
+-- the writes keep them (model_call_sums): a row per group, whatever the calls recorded
+SELECT workflow, kind, model, state, calls, input_tokens, output_tokens,
+       cached_input_tokens, reasoning_tokens, cost, estimated
+FROM model_call_sums;

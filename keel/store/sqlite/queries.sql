@@ -578,7 +578,23 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'sent', ?, ?, ?, ?, ?, ?);
 UPDATE model_calls SET state = ?, response = ?, error = ?, finish_reason = ?,
     input_tokens = ?, output_tokens = ?, cached_input_tokens = ?, reasoning_tokens = ?,
     usage_reported = ?, cost = ?, price_source = ?, latency = ?, ended_at = ?
-WHERE id = ? AND state = 'sent';
+WHERE id = ? AND state = 'sent'
+RETURNING workflow, kind, model, reserved;
+
+-- name: add_model_call_sums
+-- a call's part of its group's sums (negative: taken back from its 'sent' row)
+INSERT INTO model_call_sums (workflow, kind, model, state, calls, input_tokens,
+                             output_tokens, cached_input_tokens, reasoning_tokens, cost,
+                             estimated)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (workflow, kind, model, state) DO UPDATE SET
+    calls = model_call_sums.calls + excluded.calls,
+    input_tokens = model_call_sums.input_tokens + excluded.input_tokens,
+    output_tokens = model_call_sums.output_tokens + excluded.output_tokens,
+    cached_input_tokens = model_call_sums.cached_input_tokens + excluded.cached_input_tokens,
+    reasoning_tokens = model_call_sums.reasoning_tokens + excluded.reasoning_tokens,
+    cost = model_call_sums.cost + excluded.cost,
+    estimated = model_call_sums.estimated + excluded.estimated;
 
 -- name: select_model_calls
 SELECT id, run_id, workflow, node, item, attempt, seq, kind, state, fingerprint, provider,
@@ -604,3 +620,18 @@ SELECT workflow, model, count(*), sum(input_tokens), sum(output_tokens),
 FROM model_calls
 WHERE sent_at >= :since AND (:workflow IS NULL OR workflow = :workflow)
 GROUP BY workflow, model;
+
+-- name: run_call_sums
+-- a run's calls summed per node, item, kind, model and state (keel show, the run's ledger)
+SELECT node, item, kind, model, state, count(*), sum(input_tokens), sum(output_tokens),
+       sum(cached_input_tokens), sum(reasoning_tokens),
+       sum(CASE WHEN state = 'sent' THEN reserved ELSE cost END), sum(NOT usage_reported)
+FROM model_calls WHERE run_id = ?
+GROUP BY node, item, kind, model, state;
+
+-- name: llm_call_sums
+-- every call summed per workflow, kind, model and state (the server's LLM metrics), as
+-- the writes keep them (model_call_sums): a row per group, whatever the calls recorded
+SELECT workflow, kind, model, state, calls, input_tokens, output_tokens,
+       cached_input_tokens, reasoning_tokens, cost, estimated
+FROM model_call_sums;

@@ -1,4 +1,5 @@
-"""The store's reads for metrics (``keel.store.gauges``): one named query, read-only."""
+"""The store's reads for metrics (``keel.store.gauges``): two named queries in one read
+(what the store holds now, and the LLM ledger summed), read-only."""
 
 from __future__ import annotations
 
@@ -15,4 +16,5 @@ class SQLGauges(SQLReader):
         with self.dialect.read() as cur:
             rows = cur.execute(self.q["store_gauges"],
                                {"now": now, "live_since": live_since}).fetchall()  # fmt: skip
-        return gauges_of(rows)
+            llm = cur.execute(self.q["llm_call_sums"]).fetchall()
+        return gauges_of(rows, llm)

@@ -9,6 +9,10 @@ the call if its reservation would pass a limit, and numbers it after its node's 
 item's last call: two workers racing for the last dollar of a budget cannot both get
 it, and two calls of one node never get one number. A call ends once (``end_call``):
 only a call still ``sent`` is updated.
+
+The same writes keep the ledger's sums per workflow, kind, model and state
+(``model_call_sums``, what the metrics read): a call sent adds to its group's ``sent``
+row; ended, it moves to its state's row, with its tokens and cost.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from keel.store.chain import canonical_json
 from keel.store.model_calls import (
     CallEnded,
     CallSent,
+    CallSums,
     ModelCall,
     Spend,
     SpendLimits,
@@ -108,6 +113,12 @@ def spend_of(sums: Sequence[Any]) -> Spend:
     return Spend(*(int(value or 0) for value in sums))
 
 
+def sums_of(sums: Sequence[Any]) -> CallSums:
+    """Totals from the sums ``run_call_sums`` and ``llm_call_sums`` select after their
+    keys."""
+    return CallSums(*(int(value or 0) for value in sums))
+
+
 @store_boundary
 class SQLModelCalls(SQLReader):
     """Recording calls (within budgets) and reading them and their spend back."""
@@ -127,6 +138,9 @@ class SQLModelCalls(SQLReader):
             row = cur.execute(self.q["next_model_call_seq"], (call.run_id, call.node, item))
             (seq,) = row.fetchone()
             cur.execute(self.q["insert_model_call"], sent_row(call, int(seq)))
+            cur.execute(self.q["add_model_call_sums"], (call.workflow, call.kind, call.model,
+                                                        "sent", 1, 0, 0, 0, 0, call.reserved,
+                                                        0))  # fmt: skip
         return None
 
     def _refusal(self, cur: Cursor, call: CallSent, limits: SpendLimits) -> SpendRefused | None:
@@ -146,7 +160,19 @@ class SQLModelCalls(SQLReader):
 
     def end_call(self, end: CallEnded) -> bool:
         with self.dialect.write() as cur:
-            return cur.execute(self.q["end_model_call"], ended_row(end)).rowcount == 1
+            ended = cur.execute(self.q["end_model_call"], ended_row(end)).fetchone()
+            if ended is None:
+                return False
+            workflow, kind, model, reserved = ended
+            # out of its group's sent row first, then into its state's: the same order in
+            # every writer (see model_call_sums' migration)
+            cur.execute(self.q["add_model_call_sums"], (workflow, kind, model, "sent", -1, 0,
+                                                        0, 0, 0, -int(reserved), 0))  # fmt: skip
+            cur.execute(self.q["add_model_call_sums"], (
+                workflow, kind, model, end.state, 1, end.input_tokens, end.output_tokens,
+                end.cached_input_tokens, end.reasoning_tokens, end.cost,
+                0 if end.usage_reported else 1))  # fmt: skip
+            return True
 
     def model_calls(self, run_id: str, *, node: str | None = None) -> list[ModelCall]:
         with self.dialect.read() as cur:
@@ -165,3 +191,9 @@ class SQLModelCalls(SQLReader):
         with self.dialect.read() as cur:
             rows = cur.execute(self.q["workflow_spend"], params).fetchall()
         return {(row[0], row[1]): spend_of(row[2:]) for row in rows}
+
+    def run_call_sums(self, run_id: str) -> dict[tuple[str, int | None, str, str, str], CallSums]:
+        with self.dialect.read() as cur:
+            rows = cur.execute(self.q["run_call_sums"], (run_id,)).fetchall()
+        return {(row[0], item_of(row[1]), row[2], row[3], row[4]): sums_of(row[5:])
+                for row in rows}  # fmt: skip

@@ -1,7 +1,8 @@
 """The run page (``/ui/runs/{id}``): header with status and the why line, the graph with
-live node states, steps, timeline, history with its chain checked, per-attempt input,
-output and logs; and the parts it loads or refreshes on its own (a node's attempts, a
-page of history or of log lines, the whole graph of a big run, the live stream).
+live node states, steps, the LLM ledger (a run that called models), timeline, history
+with its chain checked, per-attempt input, output and logs; and the parts it loads or
+refreshes on its own (a node's attempts, a page of history or of log lines, the whole
+graph of a big run, the live stream).
 
 Everything is read through the run's read models (``keel.runtime.views``); the run's
 history is read and replayed once per change of the run, whoever asks (the page, its
@@ -288,6 +289,7 @@ class Follower:
             "run-header": fragment("run/header.html", **shared),
             "run-why": fragment("run/why.html", **shared),
             "run-actions": fragment("run/actions.html", **shared),
+            "run-llm": fragment("run/llm.html", **shared),
             "run-timeline": fragment("run/timeline.html", run_id=record.id,
                                      timeline=timeline(view.attempts, record.created_at,
                                                        view.now)),
