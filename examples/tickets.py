@@ -114,7 +114,7 @@ def draft(what: str, ticket: Ticket, *, id: str, when: keel.Value) -> Any:
     )
 
 
-@keel.workflow(llm_budget=keel.llm.LlmBudget(per_run=0.05, on_exceed="ask", assignees=["lead"]))
+@keel.workflow(llm_budget=keel.LlmBudget(per_run=0.05, on_exceed="ask", assignees=["lead"]))
 def tickets(ticket: Ticket) -> dict[str, object]:
     """Classify a support ticket, draft the reply its sentiment calls for, have a person
     approve it, send it."""
