@@ -254,8 +254,8 @@ def _dollars(bounds: Bounds | None) -> dict[str, Any] | None:
     if bounds is None:
         return None
 
-    def usd(amount: int | None) -> float | None:
-        return None if amount is None else float(Decimal(amount) / 1_000_000_000)
+    def usd(amount: float | None) -> float | None:  # a cost's bounds are whole nano-dollars
+        return None if amount is None else float(Decimal(int(amount)) / 1_000_000_000)
 
     return {"min": usd(bounds.min), "expected": usd(bounds.expected), "max": usd(bounds.max)}
 

@@ -152,13 +152,15 @@ class Asker:
     def _failed(
         self, call_id: str, request: ModelRequest, exc: ProviderError, latency: float
     ) -> None:
-        usage = exc.usage or Usage(reported=False)
+        # no usage given: nothing came back to count (a refused connection, an error
+        # page), so zero tokens, not an estimate
+        usage = exc.usage or Usage()
         cost, source = cost_nanos(usage, self.price()) if exc.usage else (0, "no usage")
         error = {"type": "ProviderError", "message": str(exc), "status": exc.status,
                  "retryable": exc.retryable, "retry_after": exc.retry_after}  # fmt: skip
         self.book.end(CallEnded(
             id=call_id, state="failed", error=error, input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens, usage_reported=exc.usage is not None,
+            output_tokens=usage.output_tokens, usage_reported=usage.reported,
             cost=cost, price_source=source, latency=latency, at=time.time(),
         ))  # fmt: skip
 

@@ -101,7 +101,6 @@ def ask_for_more(
                 "default": float(Decimal(suggested) / NANOS),
             }
         },
-        "required": ["extra"],
     }
     return ApprovalNeeded(
         "LLM budget reached", key=f"{_KEY}{refused.scope}:{asked + 1}", description=description,

@@ -43,7 +43,8 @@ class Bounds:
     """The least, the expected and the most; ``max`` None: unbounded."""
 
     min: int
-    expected: int
+    #: requests may be expected a fraction of a time (a branch taken in half the runs)
+    expected: float
     max: int | None
 
     def __add__(self, other: Bounds) -> Bounds:
@@ -126,6 +127,9 @@ class _Bounds:
             low, mid = _round(getattr(self.least, pick)), getattr(self.expected, pick)
             high = None if pick in self.endless else _round(getattr(self.most, pick))
             cost_mid = math.ceil(mid - 1e-6)  # not a nano-dollar more for a float's last bit
+            if pick == "calls":  # "0.5 requests": a branch taken in half the runs
+                calls = round(mid, 1)
+                return _ordered(low, int(calls) if calls.is_integer() else calls, high)
             return _ordered(low, cost_mid if pick == "cost" else _round(mid), high)
 
         cost = None
@@ -142,7 +146,7 @@ class _Bounds:
         )  # fmt: skip
 
 
-def _ordered(low: int, mid: int, high: int | None) -> Bounds:
+def _ordered(low: int, mid: float, high: int | None) -> Bounds:
     """min <= expected <= max, whatever rounding and calibration did."""
     mid = max(low, mid if high is None else min(mid, high))
     return Bounds(low, mid, high)

@@ -21,7 +21,14 @@ from keel.llm.ledger import CallBook
 from keel.llm.prompts import first_messages
 from keel.llm.providers import UnknownProviderError, provider_for
 from keel.llm.structured import feedback, parsed
-from keel.llm.types import Message, ModelRequest, ModelResponse, OutputMode, Provider
+from keel.llm.types import (
+    Message,
+    ModelRequest,
+    ModelResponse,
+    OutputMode,
+    Provider,
+    ProviderError,
+)
 from keel.runtime.execution.context import StepContext
 from keel.spec.model import AgentNode, LlmNode
 
@@ -56,7 +63,9 @@ def asker_for(
 ) -> Asker:
     try:
         config, provider = _provider(node.provider)
-    except (LlmConfigError, UnknownProviderError) as exc:
+    except (LlmConfigError, UnknownProviderError, ProviderError) as exc:
+        # a provider that cannot be made here (a missing package, a bad config) will
+        # not be made by a retry either
         raise NotConfigured(str(exc)) from None
     return Asker(CallBook(ctx), provider, config, node.model, Budget.of(budget),
                  approvals, degrade_to=node.degrade_to)  # fmt: skip

@@ -69,7 +69,7 @@ def node_summary(node: AnyNode) -> str:
     """What a node does, in a few words: the function it calls, or what it waits for."""
     if isinstance(node, LlmNode | AgentNode):
         each = " for each item" if isinstance(node, LlmNode) and node.for_each else ""
-        return f"{node.kind} {node.provider}:{node.model}{each}"
+        return f"{node.provider}:{node.model}{each}"
     if isinstance(node, CallNode):
         return node.task
     if isinstance(node, ApprovalNode):

@@ -12,6 +12,7 @@ signatures and types.
 from __future__ import annotations
 
 import difflib
+import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
@@ -66,6 +67,8 @@ from keel.spec.schemas import (
 from keel.spec.triggers import TRIGGER_VARIABLE
 
 #: lists of discriminated unions, and the tags pydantic puts into error locations
+#: a ``${{ ... }}`` part of a template (as ``keel.spec.templates`` finds them)
+_TEMPLATE_PART = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 _TAGGED = {"nodes": NODE_KINDS, "triggers": ("schedule", "event", "webhook", "file", "completion")}
 
 
@@ -660,6 +663,14 @@ class _Validator:
                         f"{bound} bounds the items of for_each, and this node has no for_each",
                         loc=("nodes", index, bound), node=node.id, code="bound_without_items",
                     )  # fmt: skip
+        for field_name in ("prompt", "system"):
+            text = getattr(node, field_name)
+            if "${{" in _TEMPLATE_PART.sub("", text):
+                yield SpecIssue(
+                    f"{field_name} has a '${{{{' with no '}}}}' closing it: write "
+                    "${{ expression }}",
+                    loc=("nodes", index, field_name), node=node.id, code="template_syntax",
+                )  # fmt: skip
         if isinstance(node, AgentNode):
             yield from self._tools(index, node)
 

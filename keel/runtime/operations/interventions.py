@@ -72,6 +72,11 @@ def _approval(store: Store, state: RunState, node: str) -> ApprovalNode:
         raise KeelError(f"workflow '{plan.spec.name}' has no node '{node}' (approvals: {known})")
     wait = plan.nodes[node].wait or asked_approval(state, node)
     if not isinstance(wait, ApprovalNode):
+        decided = _decided(store, state.run_id, node) if plan.nodes[node].wait is None else None
+        if decided is not None:  # a task's attempt asked once, and was answered
+            how = "approved" if decided[0].approved else "rejected"
+            raise KeelError(f"'{node}' is not waiting for a decision: what it asked was "
+                            f"{how} by {decided[0].by}")  # fmt: skip
         raise KeelError(f"node '{node}' is a {plan.nodes[node].kind} node, not an approval")
     status = state.nodes[node].status
     if status is NodeStatus.WAITING:
