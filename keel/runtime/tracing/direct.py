@@ -19,9 +19,10 @@ Name, ids, parent, kind, attributes, events, status, times, resource and instrum
 scope are the SDK's (``tests/unit/test_trace_recorders.py`` compares them). What is not
 done: the SDK's own metrics of its spans (``otel.sdk.span.*``, off unless
 ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``), and the processors' ``on_start``, which is
-why the recorder is given only while every processor is the SDK's batch or simple one
-(their ``on_start`` does nothing): a provider given any other processor, or disabled
-(``OTEL_SDK_DISABLED``), has no ``keel_recorder``, and spans go through its tracer.
+why the recorder is given only while every processor is keel's batch one (``batching``)
+or the SDK's batch or simple one (their ``on_start`` does nothing): a provider given any
+other processor, or disabled (``OTEL_SDK_DISABLED``), has no ``keel_recorder``, and
+spans go through its tracer.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler
 
+from keel.runtime.tracing.batching import KeelBatchSpanProcessor
 from keel.runtime.tracing.context import RunTrace
 from keel.runtime.tracing.direct_span import DirectSpan, Finish, span_type
 from keel.runtime.tracing.recorder import Attributes, ended, outside
@@ -50,7 +52,7 @@ __all__ = ["DirectRecorder", "KeelTracerProvider"]
 
 #: processors whose ``on_start`` (and ``_on_ending``) do nothing: a span they never see
 #: start is theirs all the same
-_PLAIN_PROCESSORS = (BatchSpanProcessor, SimpleSpanProcessor)
+_PLAIN_PROCESSORS = (KeelBatchSpanProcessor, BatchSpanProcessor, SimpleSpanProcessor)
 _INTERNAL = trace.SpanKind.INTERNAL
 _DROP, _RECORD_AND_SAMPLE = Decision.DROP, Decision.RECORD_AND_SAMPLE
 _SAMPLED = trace.TraceFlags.SAMPLED
