@@ -154,14 +154,14 @@ class DirectRecorder:
         parent = recorded.parent_context()
         # the recorded ids are not the generator's: random only when the parent's are
         random = 0 if parent is None else parent.trace_flags & _RANDOM
-        span = self._span(name, outside(parent), parent, recorded.trace_id, recorded.span_id,
-                          random, attributes, self._run_span, start_ns)  # fmt: skip
+        span = self._span(name, None, parent, recorded.trace_id, recorded.span_id, random,
+                          attributes, self._run_span, start_ns)  # fmt: skip
         ended(span, end_ns, error)
 
     def _span(
         self,
         name: str,
-        context: otel_context.Context,
+        context: otel_context.Context | None,
         parent: trace.SpanContext | None,
         trace_id: int,
         span_id: int,
@@ -171,7 +171,9 @@ class DirectRecorder:
         start: int | None = None,
     ) -> trace.Span:
         """A span as the SDK's tracer starts it: the sampler's decision, flags and trace
-        state; recording (a ``kind`` of ``DirectSpan``) unless the sampler drops it."""
+        state; recording (a ``kind`` of ``DirectSpan``) unless the sampler drops it.
+        ``context``: the one it starts in, for the sampler (None: a run's, made from
+        ``parent`` only if the sampler is asked)."""
         trace_state: trace.TraceState | None
         if parent is None and self.root_sampled:
             # what the sampler would answer, known without asking it
@@ -180,6 +182,8 @@ class DirectRecorder:
                 and parent.trace_flags & _SAMPLED):  # fmt: skip
             decision, trace_state = _RECORD_AND_SAMPLE, parent.trace_state
         else:
+            if context is None:
+                context = outside(parent)
             sampled = self.sampler.should_sample(context, trace_id, name, _INTERNAL,
                                                  attributes, ())  # fmt: skip
             decision, trace_state, attributes = (sampled.decision, sampled.trace_state,
