@@ -47,8 +47,12 @@ class CounterSeries:
     def inc(self, amount: float = 1) -> None:
         if amount < 0:
             raise ValueError("Counters can only be incremented by non-negative amounts.")
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not ``with``: half the cost, on every count
+        try:
             self._value += amount
+        finally:
+            lock.release()
 
     def read(self) -> float:
         return self._value
@@ -69,11 +73,15 @@ class HistogramSeries:
         duration and its outcome), under the one lock their families share (those of
         one ``Metrics`` do; ``shares_lock`` says whether two series' families do)."""
         at = bisect_left(self._bounds, amount)  # the first bucket whose bound is >= amount
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # as in ``CounterSeries.inc``
+        try:
             self._counts[at] += 1
             self._sum += amount
             if counted is not None:
                 counted._value += 1
+        finally:
+            lock.release()
 
     def shares_lock(self, other: CounterSeries) -> bool:
         """Whether ``other`` may be ``counted`` with this series (``observe``)."""

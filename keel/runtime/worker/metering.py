@@ -123,9 +123,11 @@ class Metering:
                 self._child("late", workflow).inc()
             else:
                 self._child("finished", workflow, STATUS.get(type(event), "failed")).inc()
-        for write in committed.transition.writes:
-            if type(write) is CreateChild:
-                self._created(write)
+        writes = committed.transition.writes
+        if CreateChild in map(type, writes):  # rare: looked for without a loop of our own
+            for write in writes:
+                if type(write) is CreateChild:
+                    self._created(write)
 
     def reclaimed(self, events: list[StoredEvent]) -> None:
         """Attempts put back on the queue from dead holders or expired leases."""
