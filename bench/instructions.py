@@ -6,16 +6,18 @@ included: every thread's instructions).
     python -m bench.instructions [REPS] [--workloads w1_chain:200,w3_many_runs:200]
 
 Times on a machine shared with other work wander by several per cent; instruction
-counts much less (a little, with how the worker's threads happen to interleave: read
-the lowest). What they leave out is the kernel's share: system calls (SQLite's writes,
-a lock that waits). Needs ``valgrind`` (Debian: ``apt-get install valgrind``); a run
-takes some 50 times as long as without it. The span is marked by two calls
-``bench.workloads`` makes at its ends (``MARKS``), where callgrind zeroes its counts
-and dumps them.
+counts by a few tenths of one, once the worker does by the clock what it does natively
+(``KEEL_BENCH_SLOWED``: without it, a trivial task that seems slow under callgrind runs
+on a task thread or not as the machine's load has it, a few per cent either way). What
+they leave out is the kernel's share: system calls (SQLite's writes, a lock that waits).
+Needs ``valgrind`` (Debian: ``apt-get install valgrind``); a run takes some 50 times as
+long as without it. The span is marked by two calls ``bench.workloads`` makes at its
+ends (``MARKS``), where callgrind zeroes its counts and dumps them.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import subprocess
@@ -26,6 +28,10 @@ from pathlib import Path
 from bench.overhead import CONFIGS, STUDIED
 from bench.process import ROOT
 from bench.workloads import MARKS
+
+#: how many times slower a process runs under callgrind, roughly (``bench.workloads``
+#: slows what its worker does by the clock as much)
+SLOWED = 100
 
 
 def instructions(name: str, size: int, flags: tuple[str, ...]) -> int:
@@ -38,6 +44,7 @@ def instructions(name: str, size: int, flags: tuple[str, ...]) -> int:
              f"--zero-before={start}", f"--dump-before={end}",
              sys.executable, "-m", "bench.workloads", name, str(size), *flags],
             cwd=ROOT, capture_output=True, text=True, check=False,
+            env={**os.environ, "KEEL_BENCH_SLOWED": str(SLOWED)},
         )  # fmt: skip
         dumps = list(Path(folder).glob("callgrind.out.*"))  # the one dumped at the end mark
         if done.returncode != 0 or len(dumps) != 1:
