@@ -3,7 +3,7 @@ observing a worker, measured against the same workload without it.
 
 ``--tracing`` installs the OpenTelemetry SDK as a production worker has it (``keel
 worker`` with ``OTEL_EXPORTER_OTLP_ENDPOINT`` set: ``keel.runtime.tracing.sdk``): a
-``KeelTracerProvider`` with a ``BatchSpanProcessor``, every span of every run recorded (or,
+``KeelTracerProvider`` with a ``KeelBatchSpanProcessor``, every span of every run recorded (or,
 with ``--sample RATIO``, the runs a parent-based ratio sampler keeps). Its exporter
 discards what it is given, so no network nor collector is measured, only keel and the
 SDK; it counts the spans, so a measurement says how many were really recorded. (A real
@@ -40,9 +40,9 @@ class Observing:
         if self.tracing is None:
             return
         from opentelemetry import trace
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
         from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+        from keel.runtime.tracing.batching import KeelBatchSpanProcessor
         from keel.runtime.tracing.direct import KeelTracerProvider
 
         self._exporter = _discarding()
@@ -50,7 +50,7 @@ class Observing:
         whole = self.tracing >= 1.0
         sampler = None if whole else ParentBased(TraceIdRatioBased(self.tracing))
         self._provider = KeelTracerProvider(sampler=sampler)
-        self._provider.add_span_processor(BatchSpanProcessor(self._exporter))
+        self._provider.add_span_processor(KeelBatchSpanProcessor(self._exporter))
         trace.set_tracer_provider(self._provider)
 
     def flush(self) -> None:

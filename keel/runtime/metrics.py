@@ -67,42 +67,45 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = registry = _Registry()
+        #: every family's series count under this one lock: an attempt's duration and
+        #: its outcome are counted together, taking it once (``HistogramSeries.observe``)
+        lock = threading.Lock()
         self.runs_started = Counter(
             "keel_runs_started", "Runs this process started (child runs included)",
-            ["workflow"], registry=registry,
+            ["workflow"], registry=registry, lock=lock,
         )  # fmt: skip
         self.runs_finished = Counter(
             "keel_runs_finished", "Runs whose end this process recorded, by how they ended",
-            ["workflow", "status"], registry=registry,
+            ["workflow", "status"], registry=registry, lock=lock,
         )  # fmt: skip
         self.runs_late = Counter(
             "keel_runs_late", "Runs this process marked late (past their workflow's "
-            "expected_duration, not ended)", ["workflow"], registry=registry,
+            "expected_duration, not ended)", ["workflow"], registry=registry, lock=lock,
         )  # fmt: skip
         self.attempts = Counter(
             "keel_attempts", "Attempts this process ran and recorded, by outcome "
-            "(succeeded or failed)", ["workflow", "node", "outcome"], registry=registry,
+            "(succeeded or failed)", ["workflow", "node", "outcome"], registry=registry, lock=lock,
         )  # fmt: skip
         self.failures = Counter(
             "keel_attempt_failures", "Failed attempts by the type of their error",
-            ["workflow", "node", "error_type"], registry=registry,
+            ["workflow", "node", "error_type"], registry=registry, lock=lock,
         )  # fmt: skip
         self.retries = Counter(
             "keel_attempt_retries", "Failed attempts whose node was scheduled again",
-            ["workflow", "node"], registry=registry,
+            ["workflow", "node"], registry=registry, lock=lock,
         )  # fmt: skip
         self.durations = Histogram(
             "keel_attempt_duration_seconds", "From an attempt's start to its recorded "
             "outcome (the times of its history's events)", ["workflow", "node"],
-            buckets=DURATION_BUCKETS, registry=registry,
+            buckets=DURATION_BUCKETS, registry=registry, lock=lock,
         )  # fmt: skip
         self.queue_lag = Histogram(
             "keel_queue_lag_seconds", "From an attempt being ready on its queue to its "
-            "start by a worker", ["queue"], buckets=LAG_BUCKETS, registry=registry,
+            "start by a worker", ["queue"], buckets=LAG_BUCKETS, registry=registry, lock=lock,
         )  # fmt: skip
         self.reclaims = Counter(
             "keel_attempts_reclaimed", "Attempts put back on the queue from a holder that "
-            "died or whose lease expired", registry=registry,
+            "died or whose lease expired", registry=registry, lock=lock,
         )  # fmt: skip
         self._slots = _Slots()
         registry.register(self._slots)
@@ -113,6 +116,9 @@ class Metrics:
     def node_label(self, workflow: str, node: str) -> str:
         """The ``node`` label of a workflow's node: its name, or ``OTHER`` once the
         workflow has ``MOST_NODES`` of its own (look it up once per node, not per use)."""
+        named = self._named.get((workflow, "node"))
+        if named is not None and node not in named and len(named) >= MOST_NODES:
+            return OTHER  # the common case of a large workflow, without another call
         return self._bounded(workflow, "node", node, MOST_NODES)
 
     def error_label(self, workflow: str, error_type: str) -> str:

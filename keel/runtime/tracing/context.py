@@ -124,7 +124,11 @@ def started_trace(run_id: str, workflow: str) -> RunTrace:
 def _sampled(trace_id: int, name: str) -> bool:
     """Whether this process's sampler records a new trace with this id (True without one:
     the API alone records nothing, and the processes that do decide by the flags)."""
-    sampler: Any = getattr(trace.get_tracer_provider(), "sampler", None)
+    provider = trace.get_tracer_provider()
+    own: Any = getattr(provider, "keel_recorder", None)  # a provider keel installed (``direct``)
+    if own is not None and own.root_sampled:
+        return True  # its sampler's answer for every new trace, known without asking it
+    sampler: Any = getattr(provider, "sampler", None)
     if sampler is None:
         return True
     try:

@@ -8,27 +8,29 @@ and ``SpanLimits``, and the span processors keel added. ``KeelTracerProvider`` i
 provider: an SDK ``TracerProvider`` that remembers them, and gives a ``DirectRecorder``
 (``keel_recorder``, which ``recorder.of`` looks for) that makes the same spans itself:
 
-- an attempt's span: the sampler asked as the SDK asks it, the ids from the provider's
-  generator, the flags and trace state as the SDK sets them; while the attempt runs, a
-  ``DirectSpan`` (a whole span: what the task writes to it is kept); at its end, a
-  ``ReadableSpan`` handed to each processor's ``on_end``;
-- a run's span: a ``ReadableSpan`` with the ids its run recorded, made at once.
+- an attempt's span: the sampler asked as the SDK asks it (or, for the default sampler
+  under a run's sampled span, its answer known without asking), the ids from the
+  provider's generator, the flags and trace state as the SDK sets them; while the
+  attempt runs, a ``DirectSpan`` (a whole span: what the task writes to it is kept); at
+  its end, the same object (a ``ReadableSpan`` too) handed to each processor's ``on_end``;
+- a run's span: a ``DirectSpan`` with the ids its run recorded, made and ended at once.
 
 Name, ids, parent, kind, attributes, events, status, times, resource and instrumentation
 scope are the SDK's (``tests/unit/test_trace_recorders.py`` compares them). What is not
 done: the SDK's own metrics of its spans (``otel.sdk.span.*``, off unless
 ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``), and the processors' ``on_start``, which is
-why the recorder is given only while every processor is the SDK's batch or simple one
-(their ``on_start`` does nothing): a provider given any other processor, or disabled
-(``OTEL_SDK_DISABLED``), has no ``keel_recorder``, and spans go through its tracer.
+why the recorder is given only while every processor is keel's batch one (``batching``)
+or the SDK's batch or simple one (their ``on_start`` does nothing): a provider given any
+other processor, or disabled (``OTEL_SDK_DISABLED``), has no ``keel_recorder``, and
+spans go through its tracer.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import warnings
 from collections.abc import Sequence
+from random import getrandbits
 from typing import Any, cast
 
 from opentelemetry import context as otel_context
@@ -38,20 +40,19 @@ from opentelemetry.sdk.environment_variables import OTEL_SDK_DISABLED
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler
-from opentelemetry.sdk.util.instrumentation import InstrumentationInfo, InstrumentationScope
-from opentelemetry.trace import Status, StatusCode
 
+from keel.runtime.tracing.batching import KeelBatchSpanProcessor
 from keel.runtime.tracing.context import RunTrace
-from keel.runtime.tracing.direct_span import DirectSpan, Finish
-from keel.runtime.tracing.recorder import Attributes
+from keel.runtime.tracing.direct_span import DirectSpan, Finish, span_type
+from keel.runtime.tracing.recorder import Attributes, ended, outside
 
 __all__ = ["DirectRecorder", "KeelTracerProvider"]
 
 #: processors whose ``on_start`` (and ``_on_ending``) do nothing: a span they never see
 #: start is theirs all the same
-_PLAIN_PROCESSORS = (BatchSpanProcessor, SimpleSpanProcessor)
+_PLAIN_PROCESSORS = (KeelBatchSpanProcessor, BatchSpanProcessor, SimpleSpanProcessor)
 _INTERNAL = trace.SpanKind.INTERNAL
 _DROP, _RECORD_AND_SAMPLE = Decision.DROP, Decision.RECORD_AND_SAMPLE
 _SAMPLED = trace.TraceFlags.SAMPLED
@@ -86,17 +87,6 @@ class KeelTracerProvider(TracerProvider):
                               self.keel_processors)  # fmt: skip
 
 
-class _Scope:
-    """An instrumentation scope as ``TracerProvider.get_tracer(name)`` makes it, and the
-    deprecated ``InstrumentationInfo`` the SDK still gives every span."""
-
-    def __init__(self, name: str) -> None:
-        self.scope = InstrumentationScope(name, "", None, None)
-        with warnings.catch_warnings():  # the SDK's spans carry it: so do these
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self.info = InstrumentationInfo(name, "", None)
-
-
 class DirectRecorder:
     """``recorder.Recorder`` for a ``KeelTracerProvider``: spans made as its tracers
     would make them, handed to ``processors``."""
@@ -111,15 +101,18 @@ class DirectRecorder:
     ) -> None:
         self.resource, self.sampler, self.ids, self.limits = resource, sampler, ids, limits
         self.processors = tuple(processors)
-        self._attempt_ended = self._handing(_Scope("keel"))
-        self._run_ended = self._handing(_Scope("keel.runs"))
+        self._attempt_span = span_type(resource, "keel")
+        self._run_span = span_type(resource, "keel.runs")
+        self._ended = _handing(self.processors)
         #: whether the sampler's answer is known without asking it, for a span under a
         #: remote sampled parent (an attempt's), and for a root (a run's, outside a trace)
         self._parent_decides = _delegates_to_always_on(sampler, "remoteParentSampled")
-        self._root_sampled = _delegates_to_always_on(sampler, "root")
+        self.root_sampled = _delegates_to_always_on(sampler, "root")
         most, longest = limits.max_span_attributes, limits.max_span_attribute_length
         #: how many attributes a span keeps as given (none is cut short: no length limit)
         self._as_given = (most if most is not None else 1 << 30) if longest is None else -1
+        #: the SDK's own generator's span ids, drawn here as it draws them
+        self._random_ids = type(ids) is RandomIdGenerator
 
     def attempt(
         self,
@@ -128,14 +121,25 @@ class DirectRecorder:
         parent: trace.SpanContext,
         attributes: Attributes,
     ) -> trace.Span:
+        trace_id, _, remote, flags, trace_state, valid = parent
+        if (valid and remote and flags & _SAMPLED and self._parent_decides
+                and len(attributes) <= self._as_given):  # fmt: skip
+            # every attempt of a sampled run, with the default sampler: the sampler's
+            # answer, the flags and trace state the SDK gives, known without asking
+            span_id = getrandbits(64) if self._random_ids else self.ids.generate_span_id()
+            while not span_id:  # as the SDK's generator: never the invalid id
+                span_id = self.ids.generate_span_id()
+            # SpanContext(trace_id, span_id, False, flags, trace_state), of ids known valid
+            made = _new_tuple(trace.SpanContext, (trace_id, span_id, False,
+                              _FLAGS[_SAMPLED | (flags & _RANDOM)], trace_state, True))  # fmt: skip
+            return self._attempt_span(name, made, parent, attributes, self.limits, self._ended)
         ids = self.ids
-        if not parent.is_valid:  # a root, as the SDK makes it (keel's attempts have parents)
+        if not valid:  # a root, as the SDK makes it (keel's attempts have parents)
             return self._span(name, context, None, ids.generate_trace_id(),
                               ids.generate_span_id(), _random(ids), attributes,
-                              self._attempt_ended)  # fmt: skip
-        return self._span(name, context, parent, parent.trace_id, ids.generate_span_id(),
-                          parent.trace_flags & _RANDOM, attributes,
-                          self._attempt_ended)  # fmt: skip
+                              self._attempt_span)  # fmt: skip
+        return self._span(name, context, parent, trace_id, ids.generate_span_id(),
+                          flags & _RANDOM, attributes, self._attempt_span)  # fmt: skip
 
     def run(
         self,
@@ -148,39 +152,38 @@ class DirectRecorder:
     ) -> None:
         """The span the SDK's tracer makes with the recorded ids (``exact_ids``)."""
         parent = recorded.parent_context()
-        context = otel_context.Context()
-        if parent is not None:
-            context = trace.set_span_in_context(trace.NonRecordingSpan(parent), context)
         # the recorded ids are not the generator's: random only when the parent's are
         random = 0 if parent is None else parent.trace_flags & _RANDOM
-        span = self._span(name, context, parent, recorded.trace_id, recorded.span_id, random,
-                          attributes, self._run_ended, start_ns)  # fmt: skip
-        if error is not None:
-            span.set_status(Status(StatusCode.ERROR, error))
-        span.end(end_ns)
+        span = self._span(name, None, parent, recorded.trace_id, recorded.span_id, random,
+                          attributes, self._run_span, start_ns)  # fmt: skip
+        ended(span, end_ns, error)
 
     def _span(
         self,
         name: str,
-        context: otel_context.Context,
+        context: otel_context.Context | None,
         parent: trace.SpanContext | None,
         trace_id: int,
         span_id: int,
         random: int,
         attributes: Attributes,
-        finish: Finish,
+        kind: type[DirectSpan],
         start: int | None = None,
     ) -> trace.Span:
         """A span as the SDK's tracer starts it: the sampler's decision, flags and trace
-        state; recording (a ``DirectSpan``) unless the sampler drops it."""
+        state; recording (a ``kind`` of ``DirectSpan``) unless the sampler drops it.
+        ``context``: the one it starts in, for the sampler (None: a run's, made from
+        ``parent`` only if the sampler is asked)."""
         trace_state: trace.TraceState | None
-        if parent is None and self._root_sampled:
+        if parent is None and self.root_sampled:
             # what the sampler would answer, known without asking it
             decision, trace_state = _RECORD_AND_SAMPLE, None
         elif (self._parent_decides and parent is not None and parent.is_remote
                 and parent.trace_flags & _SAMPLED):  # fmt: skip
             decision, trace_state = _RECORD_AND_SAMPLE, parent.trace_state
         else:
+            if context is None:
+                context = outside(parent)
             sampled = self.sampler.should_sample(context, trace_id, name, _INTERNAL,
                                                  attributes, ())  # fmt: skip
             decision, trace_state, attributes = (sampled.decision, sampled.trace_state,
@@ -189,19 +192,8 @@ class DirectRecorder:
         span_context = trace.SpanContext(trace_id, span_id, False, flags, trace_state)
         if decision is _DROP:
             return trace.NonRecordingSpan(span_context)
-        return DirectSpan(name, span_context, parent, self._bounded(attributes), self.limits,
-                          finish, start)  # fmt: skip
-
-    def _handing(self, scope: _Scope) -> Finish:
-        """What hands an ended span of ``scope`` to every processor."""
-        resource, processors = self.resource, self.processors
-
-        def ended(span: DirectSpan) -> None:
-            readable = span.readable(resource, scope.scope, scope.info)
-            for processor in processors:
-                processor.on_end(readable)
-
-        return ended
+        return kind(name, span_context, parent, self._bounded(attributes), self.limits,
+                    self._ended, start)  # fmt: skip
 
     def _bounded(self, attributes: Attributes) -> Any:
         """The span's attributes as the sampler gave them (keel's, unless it added some),
@@ -211,6 +203,29 @@ class DirectRecorder:
         limits = self.limits
         return BoundedAttributes(limits.max_span_attributes, attributes, immutable=False,
                                  max_value_len=limits.max_span_attribute_length)  # fmt: skip
+
+
+def _handing(processors: tuple[SpanProcessor, ...]) -> Finish:
+    """What hands an ended span to every processor: the one processor's ``on_end``
+    itself, when there is one."""
+    if len(processors) == 1:
+        return processors[0].on_end
+
+    def ended(span: DirectSpan) -> None:
+        for processor in processors:
+            processor.on_end(span)
+
+    return ended
+
+
+_new_tuple = tuple.__new__
+#: ``DirectRecorder.attempt`` takes a span context apart and makes one as a tuple of its
+#: fields in this order, then whether it is valid, as the API's ``SpanContext`` is one:
+#: checked once here
+_MADE = trace.SpanContext(3, 4, True, _FLAGS[_SAMPLED], trace.TraceState([("k", "v")]))
+if tuple(_MADE) != (_MADE.trace_id, _MADE.span_id, _MADE.is_remote, _MADE.trace_flags,
+                    _MADE.trace_state, _MADE.is_valid):  # fmt: skip
+    raise ImportError("opentelemetry-api: a SpanContext keel does not know how to make")
 
 
 #: the SDK's standard parent-based samplers, as they describe themselves: the root's

@@ -1,5 +1,5 @@
-"""An attempt's span as ``keel.runtime.tracing.direct`` makes it: a plain object while the
-attempt runs, a ``ReadableSpan`` handed to the span processors when it ends.
+"""A span as ``keel.runtime.tracing.direct`` makes it: a plain object while the attempt
+runs, handed itself to the span processors when it ends.
 
 It is a whole ``opentelemetry.trace.Span``: current while the task runs, so what the task
 does to the current span (an attribute, an event, a status, an exception recorded) is
@@ -7,6 +7,12 @@ kept, as the SDK's span would keep it, within the provider's ``SpanLimits``. The
 span pays for that up front (a lock, bounded attributes, events and links made at
 start); this one makes them only when the task asks, and its own attributes, which keel
 writes once and within the limits, stay the dictionary they were given.
+
+It is also the SDK's ``ReadableSpan`` (as the SDK's own span is), with the fields that
+class reads: the processors are handed the span itself, not a copy made at its end
+(the SDK's span copies itself because it has a lock to leave behind; this one, once
+ended, takes no more writes). The provider's resource and the instrumentation scope are
+the same for every span of a recorder: they are its subclass's (``span_type``).
 
 No lock: the task may change the span while it runs, the worker ends it once the
 task's outcome is back; a thread the task leaves running that still writes to it after
@@ -17,14 +23,16 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Mapping, MutableMapping
+import warnings
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from time import time_ns
-from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits
 from opentelemetry.sdk.util import BoundedList
+from opentelemetry.sdk.util.instrumentation import InstrumentationInfo, InstrumentationScope
 from opentelemetry.trace import Status, StatusCode
 from opentelemetry.util import types
 
@@ -36,11 +44,17 @@ _UNSET = Status(StatusCode.UNSET)
 Finish = Callable[["DirectSpan"], None]
 
 
-class DirectSpan(trace.Span):
-    """A recording span whose content ``readable`` gives once it has ended."""
+class DirectSpan(trace.Span, ReadableSpan):
+    """A recording span, which is its own ``ReadableSpan`` once it has ended. Made as a
+    recorder's subclass (``span_type``), which has the resource and scope."""
 
-    __slots__ = ("_attributes", "_context", "_end", "_events", "_finish", "_limits",
-                 "_links", "_name", "_parent", "_start", "_status")  # fmt: skip
+    _context: trace.SpanContext  # never None, unlike a ReadableSpan's
+    # ReadableSpan's fields that begin the same for every span: set when they change
+    _kind = trace.SpanKind.INTERNAL
+    _end_time: int | None = None
+    _events: Sequence[Event] = ()
+    _links: Sequence[trace.Link] = ()
+    _status = _UNSET
 
     def __init__(
         self,
@@ -60,29 +74,7 @@ class DirectSpan(trace.Span):
         self._attributes = attributes
         self._limits = limits
         self._finish = finish
-        self._start = time_ns() if start is None else start
-        self._end: int | None = None
-        self._events: BoundedList[Event] | None = None
-        self._links: BoundedList[trace.Link] | None = None
-        self._status = _UNSET
-
-    def readable(self, resource: Any, scope: Any, info: Any) -> ReadableSpan:
-        """The ended span as the SDK's would be handed to its processors."""
-        return ReadableSpan(
-            name=self._name,
-            context=self._context,
-            parent=self._parent,
-            resource=resource,
-            attributes=self._attributes,
-            events=() if self._events is None else self._events,
-            links=() if self._links is None else self._links,
-            kind=trace.SpanKind.INTERNAL,
-            instrumentation_info=info,
-            status=self._status,
-            start_time=self._start,
-            end_time=self._end,
-            instrumentation_scope=scope,
-        )
+        self._start_time = time_ns() if start is None else start
 
     # --- opentelemetry.trace.Span -----------------------------------------------------------
 
@@ -90,13 +82,13 @@ class DirectSpan(trace.Span):
         return self._context
 
     def is_recording(self) -> bool:
-        return self._end is None
+        return self._end_time is None
 
     def end(self, end_time: int | None = None) -> None:
-        if self._end is not None:
+        if self._end_time is not None:
             log.warning("Calling end() on an ended span.")
             return
-        self._end = end_time if end_time is not None else time_ns()
+        self._end_time = end_time if end_time is not None else time_ns()
         self._finish(self)
 
     def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
@@ -116,7 +108,7 @@ class DirectSpan(trace.Span):
         limits = self._limits
         bounded = BoundedAttributes(limits.max_event_attributes, attributes, immutable=True,
                                     max_value_len=limits.max_attribute_length)  # fmt: skip
-        if self._events is None:
+        if not isinstance(self._events, BoundedList):
             self._events = BoundedList(limits.max_events)
         self._events.append(Event(name=name, attributes=bounded, timestamp=timestamp))
 
@@ -128,7 +120,7 @@ class DirectSpan(trace.Span):
         limits = self._limits
         bounded = BoundedAttributes(limits.max_link_attributes, attributes, immutable=True,
                                     max_value_len=limits.max_attribute_length)  # fmt: skip
-        if self._links is None:
+        if not isinstance(self._links, BoundedList):
             self._links = BoundedList(limits.max_links)
         self._links.append(trace.Link(context, bounded))
 
@@ -170,7 +162,7 @@ class DirectSpan(trace.Span):
     # ----------------------------------------------------------------------------------------
 
     def _ended(self, what: str) -> bool:
-        if self._end is None:
+        if self._end_time is None:
             return False
         log.warning("Tried calling %s on an ended span.", what)
         return True
@@ -186,4 +178,16 @@ class DirectSpan(trace.Span):
         return self._attributes
 
     def __repr__(self) -> str:
-        return f'{type(self).__name__}(name="{self._name}", context={self._context})'
+        return f'DirectSpan(name="{self._name}", context={self._context})'
+
+
+def span_type(resource: Resource, scope: str) -> type[DirectSpan]:
+    """The ``DirectSpan`` of a provider's ``resource`` and an instrumentation scope, as
+    ``TracerProvider.get_tracer(scope)`` makes it (and the deprecated
+    ``InstrumentationInfo`` the SDK still gives every span)."""
+    with warnings.catch_warnings():  # the SDK's spans carry it: so do these
+        warnings.simplefilter("ignore", DeprecationWarning)
+        info = InstrumentationInfo(scope, "", None)
+    fields = {"_resource": resource, "_instrumentation_info": info,
+              "_instrumentation_scope": InstrumentationScope(scope, "", None, None)}  # fmt: skip
+    return type("DirectSpan", (DirectSpan,), fields)

@@ -28,7 +28,7 @@ from opentelemetry.util.types import AttributeValue
 
 from keel.runtime.tracing.context import RunTrace
 
-__all__ = ["ApiRecorder", "Recorder", "of"]
+__all__ = ["ApiRecorder", "Recorder", "ended", "of", "outside"]
 
 #: an attempt's attributes, or a run's (``keel.*``)
 Attributes = Mapping[str, AttributeValue]
@@ -104,15 +104,27 @@ class ApiRecorder:
             self._runs = (runs, _exact_ids(runs))
         tracer, exact = self._runs
         parent = recorded.parent_context() if exact is not None else recorded.span_context()
-        context = otel_context.Context()  # never the span current here: only what was recorded
-        if parent is not None:
-            context = trace.set_span_in_context(trace.NonRecordingSpan(parent), context)
         with nullcontext() if exact is None else exact.preset(recorded.trace_id, recorded.span_id):
-            span = tracer.start_span(name, context=context, attributes=attributes,
+            span = tracer.start_span(name, context=outside(parent), attributes=attributes,
                                      start_time=start_ns)  # fmt: skip
-        if error is not None:
-            span.set_status(Status(StatusCode.ERROR, error))
-        span.end(end_time=end_ns)
+        ended(span, end_ns, error)
+
+
+def outside(parent: trace.SpanContext | None) -> otel_context.Context:
+    """The context a run's span starts in: ``parent`` as its current span, never the span
+    current here (the run's span hangs from what its run recorded, and only that)."""
+    context = otel_context.Context()
+    if parent is None:
+        return context
+    return trace.set_span_in_context(trace.NonRecordingSpan(parent), context)
+
+
+def ended(span: trace.Span, end_ns: int, error: str | None) -> None:
+    """End a run's span at ``end_ns``, failed with ``error`` as its status' description
+    unless None."""
+    if error is not None:
+        span.set_status(Status(StatusCode.ERROR, error))
+    span.end(end_ns)
 
 
 def _exact_ids(tracer: trace.Tracer) -> ModuleType | None:

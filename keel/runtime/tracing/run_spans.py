@@ -89,10 +89,8 @@ def emitter(store: Store, state_of: Callable[[str], RunState]) -> Callable[[Stor
         if not tracing():
             return
         try:
-            state = state_of(stored.run_id)
+            _emit(store, state_of(stored.run_id), stored)
         except Exception:  # as in ``emit``: never in the way of the worker
             log.warning("could not emit the span of run %s", stored.run_id, exc_info=True)
-            return
-        emit(store, state, stored)
 
     return ended

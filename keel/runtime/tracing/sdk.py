@@ -5,11 +5,12 @@ The standard OpenTelemetry variables decide: ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
 ``OTEL_SDK_DISABLED`` not ``true``. Then, if the SDK is installed (the ``otel`` extra:
 ``pip install 'keelflow[otel]'``), a ``TracerProvider`` is installed as the process's
 own, named ``OTEL_SERVICE_NAME`` or ``keel-worker`` / ``keel-server``, with a batch
-processor (``OTEL_BSP_*``) and the exporters ``OTEL_TRACES_EXPORTER`` lists: ``otlp``
-(the default: OTLP over HTTP, to the endpoint the ``OTEL_EXPORTER_OTLP_*`` variables
-give) or ``console``. Nothing else is read here: the exporter reads its own variables.
-The provider is a ``direct.KeelTracerProvider``: it knows the processors it was given,
-so keel's own spans skip the SDK's tracer (the same spans, a fraction of the cost).
+processor (keel's, ``batching``: ``OTEL_BSP_*``) and the exporters
+``OTEL_TRACES_EXPORTER`` lists: ``otlp`` (the default: OTLP over HTTP, to the endpoint
+the ``OTEL_EXPORTER_OTLP_*`` variables give) or ``console``. Nothing else is read here:
+the exporter reads its own variables. The provider is a ``direct.KeelTracerProvider``:
+it knows the processors it was given, so keel's own spans skip the SDK's tracer (the
+same spans, a fraction of the cost).
 
 A library embedding keel configures its own provider instead; keel only uses the API.
 """
@@ -73,8 +74,9 @@ def configure(service: str, environ: Mapping[str, str] | None = None) -> Tracing
 def _install(service: str, names: list[str], env: Mapping[str, str]) -> Tracing:
     from opentelemetry import trace
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+    from opentelemetry.sdk.trace.export import SpanExporter
 
+    from keel.runtime.tracing.batching import KeelBatchSpanProcessor
     from keel.runtime.tracing.direct import KeelTracerProvider
 
     resource = Resource.create()  # OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
@@ -96,7 +98,7 @@ def _install(service: str, names: list[str], env: Mapping[str, str]) -> Tracing:
 
             exporter = ConsoleSpanExporter()
             said.append("printed to the console")
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        provider.add_span_processor(KeelBatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     named = resource.attributes.get(SERVICE_NAME)
     return Tracing(f"traces: {' and '.join(said)}, as service {named}", provider.shutdown)

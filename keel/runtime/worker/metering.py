@@ -32,7 +32,7 @@ from keel.engine.events import (
     RunStarted,
 )
 from keel.store.records import Claimed, StoredEvent
-from keel.store.writes import Committed, CreateChild, Transition
+from keel.store.writes import Committed, CreateChild
 
 if TYPE_CHECKING:  # a worker that counts imported them already
     from keel.runtime.metrics import CounterSeries, HistogramSeries, Metrics
@@ -41,6 +41,25 @@ if TYPE_CHECKING:  # a worker that counts imported them already
 STATUS = {RunCompleted: "succeeded", RunCancelled: "cancelled"}
 
 _Attempt = tuple[str, str, int | None, int]
+
+
+#: what an event counts for, by its class (``_what``): most events count for nothing
+_NOTHING, _SUCCEEDED, _FAILED, _SCHEDULED, _STARTED, _LATE, _ENDED = range(1, 8)
+_WHAT: dict[type, int] = {}
+
+
+def _what(event: object) -> int:
+    """What ``event`` counts for, found once per class (then one dictionary lookup
+    per event, not a row of ``isinstance`` for each)."""
+    cls = type(event)
+    found = _WHAT.get(cls)
+    if found is None:
+        cases = ((NodeSucceeded, _SUCCEEDED), (NodeFailed, _FAILED),
+                 (NodeScheduled, _SCHEDULED), (RunStarted, _STARTED), (RunLate, _LATE),
+                 (RunEnded, _ENDED))  # fmt: skip
+        found = _WHAT[cls] = next((what for base, what in cases if issubclass(cls, base)),
+                                  _NOTHING)  # fmt: skip
+    return found
 
 
 class Metering:
@@ -60,20 +79,20 @@ class Metering:
         self._children: dict[tuple[str, ...], Any] = {}
         #: the queue lag's, by queue (one per attempt: looked up without a key to make)
         self._lags: dict[str, HistogramSeries] = {}
+        #: the run last asked about, and its workflow: a run commits many times in a row
+        self._last: tuple[str, str] = ("", "")
 
     def claimed(self, claimed: Sequence[Claimed]) -> None:
         """Attempts the worker starts: their start, and how long they waited."""
         started, lags = self._started, self._lags
         for item in claimed:
-            lease, at = item.lease, item.started.at
+            lease, at, ready_at = item.lease, item.started.at, item.ready_at
             started[(lease.run_id, lease.node, lease.item, lease.attempt)] = at
-            if item.ready_at is not None:
-                lag = lags.get(item.queue)
-                if lag is None:
-                    lag = lags[item.queue] = self.metrics.queue_lag.labels(item.queue)
-                lag.observe(max(0.0, at - item.ready_at))
-        while len(started) > self.keep:  # never recorded here: forget the oldest
-            del started[next(iter(started))]
+            if ready_at is not None:
+                lag = lags.get(item.queue) or self._lag(item.queue)
+                lag.observe(at - ready_at if at > ready_at else 0.0)
+        if len(started) > self.keep:
+            self._forget()
 
     def committed(self, committed: Committed) -> None:
         """A transition the worker committed: the runs it started and ended, and the
@@ -82,34 +101,47 @@ class Metering:
         workflow: str | None = None
         failed: set[tuple[str, int | None]] | None = None  # made at the first failure
         for stored in committed.events:
-            event = stored.event
-            if isinstance(event, NodeSucceeded):
-                workflow = workflow or self.workflow_of(run_id)
+            event: Any = stored.event  # which of the events ``what`` says
+            what = _WHAT.get(type(event)) or _what(event)
+            if what == _NOTHING or (what == _SCHEDULED and failed is None):
+                continue  # a node scheduled is counted only as a failed one's retry
+            if what == _STARTED:
+                self._child("started", event.workflow).inc()
+                continue
+            if workflow is None:
+                workflow = self._workflow(run_id)
+            if what == _SUCCEEDED:
                 self._ended(workflow, stored, event, None)
-            elif isinstance(event, NodeFailed):
-                workflow = workflow or self.workflow_of(run_id)
+            elif what == _FAILED:
                 self._ended(workflow, stored, event, event.error.type)
                 failed = failed or set()
                 failed.add((event.node, event.item))
-            elif (isinstance(event, NodeScheduled) and failed is not None
-                  and (event.node, event.item) in failed):  # fmt: skip
-                workflow = workflow or self.workflow_of(run_id)
-                self._node(workflow, event.node).retried()
-            elif isinstance(event, RunStarted):
-                self._child("started", event.workflow).inc()
-            elif isinstance(event, RunLate):
-                workflow = workflow or self.workflow_of(run_id)
+            elif what == _SCHEDULED:
+                if failed is not None and (event.node, event.item) in failed:
+                    self._node(workflow, event.node).retried()
+            elif what == _LATE:
                 self._child("late", workflow).inc()
-            elif isinstance(event, RunEnded):
-                workflow = workflow or self.workflow_of(run_id)
+            else:
                 self._child("finished", workflow, STATUS.get(type(event), "failed")).inc()
-        self._created(committed.transition)
+        writes = committed.transition.writes
+        if CreateChild in map(type, writes):  # rare: looked for without a loop of our own
+            for write in writes:
+                if type(write) is CreateChild:
+                    self._created(write)
 
     def reclaimed(self, events: list[StoredEvent]) -> None:
         """Attempts put back on the queue from dead holders or expired leases."""
         count = sum(isinstance(stored.event, NodeReclaimed) for stored in events)
         if count:
             self.metrics.reclaims.inc(count)
+
+    def _workflow(self, run_id: str) -> str:
+        last = self._last
+        if last[0] == run_id:
+            return last[1]
+        workflow = self.workflow_of(run_id)
+        self._last = (run_id, workflow)
+        return workflow
 
     def _ended(
         self,
@@ -122,19 +154,30 @@ class Metering:
         if started is None:
             return  # not an attempt this worker ran (a wait that timed out, a child refused)
         meters = self._nodes.get((workflow, event.node)) or self._node(workflow, event.node)
-        meters.duration.observe(max(0.0, stored.at - started))
+        took = stored.at - started
         if error_type is None:
-            meters.succeeded.inc()
+            meters.duration.observe(took if took > 0.0 else 0.0, meters.succeeded)
             return
+        meters.duration.observe(took if took > 0.0 else 0.0)
         meters.failed()
         self._child("failure", workflow, meters.node, error_type).inc()
 
-    def _created(self, transition: Transition) -> None:
-        """The child runs the transition created (and those their first ones did)."""
-        for write in transition.writes:
-            if isinstance(write, CreateChild):
-                self._child("started", write.spec.name).inc()
-                self._created(write.first)
+    def _created(self, write: CreateChild) -> None:
+        """A child run the transition created (and those its first transition did)."""
+        self._child("started", write.spec.name).inc()
+        for inner in write.first.writes:
+            if type(inner) is CreateChild:
+                self._created(inner)
+
+    def _forget(self) -> None:
+        """Attempts never recorded here (given back, their lease lost): the oldest go."""
+        started = self._started
+        while len(started) > self.keep:
+            del started[next(iter(started))]
+
+    def _lag(self, queue: str) -> HistogramSeries:
+        lag = self._lags[queue] = self.metrics.queue_lag.labels(queue)
+        return lag
 
     def _child(self, metric: str, *labels: str) -> Any:
         """The child of ``metric`` with these label values, made on first use."""
@@ -174,6 +217,8 @@ class _NodeMeters:
         self.metrics, self.workflow, self.node = metrics, workflow, node
         self.succeeded = metrics.attempts.labels(workflow, node, "succeeded")
         self.duration = metrics.durations.labels(workflow, node)
+        if not self.duration.shares_lock(self.succeeded):  # counted together: see ``_ended``
+            raise ValueError("the attempts and their durations must share their lock")
         self._failed: CounterSeries | None = None
         self._retries: CounterSeries | None = None
 
