@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from keel.engine.plan import Plan
     from keel.runtime.runs import RunCache
     from keel.runtime.worker.loop import Worker
+    from keel.spec.model import WorkflowSpec
     from keel.store.protocol import Store
 
 ConcurrencyOption = Annotated[
@@ -76,6 +77,18 @@ def register(app: typer.Typer) -> None:
     app.command()(start)
 
 
+def refuse_unreachable_models(spec: WorkflowSpec, command: str) -> None:
+    """Refuse, before anything is recorded, a spec whose model nodes name a provider the
+    ``[llm]`` config here does not have (or a config that does not read)."""
+    if not any(node.kind in ("llm", "agent") for node in spec.nodes):
+        return  # keel.llm (and the openai SDK) is not imported for the rest
+    from keel.llm.preflight import provider_problems
+
+    problems = provider_problems(spec)
+    if problems:
+        raise fail("\n".join(f"{command}: {problem}" for problem in problems))
+
+
 def run(
     target: Annotated[str, typer.Argument(help="FILE[:WORKFLOW] or MODULE[:WORKFLOW]")],
     input: InputOption = None,
@@ -105,6 +118,7 @@ def run(
     allow = settings.allow
     loaded = load_code(target, checked=True, allow=allow)
     run_input = parse_input(input, inputs or [], loaded.spec.input_schema)
+    refuse_unreachable_models(loaded.spec, "keel run")
     with opened_store(db, upgrade=True, create=True) as store:
         cache = RunCache(store)
         with reported_errors():
