@@ -22,10 +22,12 @@ ALLOWED = {
     "authoring": {"spec"},
     "engine": {"spec"},
     "store": {"spec", "engine"},
-    "runtime": {"spec", "engine", "store"},
-    "llm": {"spec", "authoring", "engine", "store", "runtime"},
-    "server": {"spec", "authoring", "engine", "store", "runtime", "llm"},
-    "cli": {"spec", "authoring", "engine", "store", "runtime", "llm", "server"},
+    # signatures, checkpoints, exports: over the store's records, used by the runtime
+    "audit": {"spec", "engine", "store"},
+    "runtime": {"spec", "engine", "store", "audit"},
+    "llm": {"spec", "authoring", "engine", "store", "runtime", "audit"},
+    "server": {"spec", "authoring", "engine", "store", "runtime", "llm", "audit"},
+    "cli": {"spec", "authoring", "engine", "store", "runtime", "llm", "server", "audit"},
 }
 #: modules at the top of the package, outside every layer
 TOP_MODULES = {"__init__", "__main__", "errors"}
