@@ -40,6 +40,9 @@ REJECTED = "Rejected"
 APPROVAL_TIMEOUT = "ApprovalTimeout"
 SIGNAL_TIMEOUT = "SignalTimeout"
 CHILD_RUN_FAILED = "ChildRunFailed"
+#: a child run that could not start (unknown definition, input that does not fit): the
+#: runtime fails its node with this type, as a cause of its own transition
+CHILD_RUN_NOT_STARTED = "ChildRunNotStarted"
 #: a namespace for child run ids: the same parent, node and attempt give the same child
 _CHILD_IDS = uuid.UUID("6b65656c-2d63-6869-6c64-2d72756e7321")
 

@@ -29,6 +29,7 @@ from keel.engine.events import (
 )
 from keel.engine.plan import Plan
 from keel.engine.state import NodeStatus, RunState
+from keel.engine.waits import CHILD_RUN_NOT_STARTED
 from keel.errors import InputError, KeelError, StoreError
 from keel.runtime.operations.inputs import check_input, with_defaults
 from keel.runtime.tracing.context import child_run_trace, of_run
@@ -149,7 +150,7 @@ def start_children(
             child_input = with_defaults(plan.spec, details["input"])
             check_input(plan.spec, child_input)
         except (InputError, StoreError, KeelError) as exc:
-            error = ErrorInfo(type="ChildRunNotStarted", message=str(exc), retryable=False)
+            error = ErrorInfo(type=CHILD_RUN_NOT_STARTED, message=str(exc), retryable=False)
             refused.append(NodeFailed(node=event.node, attempt=event.attempt, error=error))
             continue
         child_id = str(details["run_id"])
