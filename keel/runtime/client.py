@@ -187,6 +187,13 @@ class Client:
         ``events``, ``head_hash``, ``problems``, ``mismatches``."""
         return self.transport.verify(run_id)
 
+    def story(self, run_id: str) -> Document:
+        """The run's story (``keel replay RUN``, ``GET /runs/{id}/story``): every event
+        in order, in words, with who did it and its values, each marked ``decided``
+        when the workflow's definition made it; and whether the run's row agrees with
+        the state its history replays to (``matches``, ``mismatches``)."""
+        return self.transport.story(run_id)
+
     def cancel(self, run_id: str, *, reason: str = "", by: str | None = None) -> RunRecord:
         return self.transport.act("cancel", run_id, reason, by)
 

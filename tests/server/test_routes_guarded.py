@@ -32,6 +32,7 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("GET", "/runs/{run_id}/history"): lambda a: (f"/runs/{a.waiting}/history", None),
     ("GET", "/runs/{run_id}/verify"): lambda a: (f"/runs/{a.waiting}/verify", None),
     ("GET", "/runs/{run_id}/why"): lambda a: (f"/runs/{a.waiting}/why", None),
+    ("GET", "/runs/{run_id}/story"): lambda a: (f"/runs/{a.waiting}/story", None),
     ("GET", "/runs/{run_id}/logs"): lambda a: (f"/runs/{a.waiting}/logs?node=book", None),
     ("GET", "/runs/{run_id}/llm"): lambda a: (f"/runs/{a.waiting}/llm?node=book", None),
     ("GET", "/llm/spend"): lambda a: ("/llm/spend?since=2026-01-01T00:00:00Z", None),

@@ -73,6 +73,9 @@ class Transport(Protocol):
 
     def verify(self, run_id: str) -> Document: ...
 
+    def story(self, run_id: str) -> Document:
+        """``keel.runtime.views.story.story_document``: the run's history in words."""
+
     def llm_calls(self, run_id: str, node: str | None, full: bool) -> Document:
         """``keel.runtime.views.ledger.run_calls``: the run's calls and its ledger."""
 

@@ -166,6 +166,10 @@ class HttpTransport:
         doc: Document = self.call("GET", f"/runs/{_part(run_id)}/verify")
         return doc
 
+    def story(self, run_id: str) -> Document:
+        doc: Document = self.call("GET", f"/runs/{_part(run_id)}/story")
+        return doc
+
     def llm_calls(self, run_id: str, node: str | None, full: bool) -> Document:
         doc: Document = self.call("GET", f"/runs/{_part(run_id)}/llm",
                                   params={"node": node, "full": full})  # fmt: skip

@@ -26,6 +26,7 @@ from keel.runtime.views.activity import Activity, run_activity
 from keel.runtime.views.alerts import alert_documents
 from keel.runtime.views.failures import failed_runs
 from keel.runtime.views.ledger import run_calls, spend_document
+from keel.runtime.views.story import run_story
 from keel.runtime.views.task_logs import run_logs
 from keel.runtime.views.why import run_why
 from keel.runtime.views.why_reasons import RunWhy
@@ -102,6 +103,11 @@ class StoreTransport:
             self._verified = RunCache(self.store, capacity=1)
         record = self.store.get_run(run_id)
         return documents.verification_document(self.store, record, self._verified.state)
+
+    def story(self, run_id: str) -> Document:
+        record = self.store.get_run(run_id)
+        plan = RunCache(self.store, capacity=0).plan(record.spec_version)
+        return run_story(self.store, record, plan)
 
     def llm_calls(self, run_id: str, node: str | None, full: bool) -> Document:
         record = self.store.get_run(run_id)

@@ -28,6 +28,7 @@ from keel.runtime.views.documents import (
     run_document,
     verification_document,
 )
+from keel.runtime.views.story import run_story
 from keel.runtime.views.task_logs import log_line_document, run_logs
 from keel.runtime.views.why import run_why
 from keel.runtime.views.why_reasons import RunWhy
@@ -215,6 +216,15 @@ def verify(run_id: str, who: Reader, served: Served) -> dict[str, Any]:
     record = served.store.get_run(run_id)
     replay = RunCache(served.store, capacity=1)
     return verification_document(served.store, record, replay.state)
+
+
+@router.get("/runs/{run_id}/story")
+def story(run_id: str, who: Reader, served: Served) -> dict[str, Any]:
+    """The run's story (as ``keel replay RUN --json``): every event in order, in words,
+    with who did it and its values, each marked ``decided`` when the workflow's
+    definition made it; and whether the run's row agrees with its replayed history."""
+    record = served.store.get_run(run_id)
+    return run_story(served.store, record, served.plans.plan(record.spec_version))
 
 
 @router.get("/runs/{run_id}/why")
