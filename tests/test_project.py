@@ -25,6 +25,8 @@ ALLOWED = {
     # signatures, checkpoints, exports: over the store's records, used by the runtime
     "audit": {"spec", "engine", "store"},
     "runtime": {"spec", "engine", "store", "audit"},
+    # helpers for users' tests of their workflows (``keel.testing.replay``)
+    "testing": {"spec", "engine"},
     "llm": {"spec", "authoring", "engine", "store", "runtime", "audit"},
     "server": {"spec", "authoring", "engine", "store", "runtime", "llm", "audit"},
     "cli": {"spec", "authoring", "engine", "store", "runtime", "llm", "server", "audit"},

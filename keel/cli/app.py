@@ -12,6 +12,7 @@ from keel.cli import (
     llm_commands,
     log_commands,
     recovery_commands,
+    replay_commands,
     run_commands,
     schedule_commands,
     service_commands,
@@ -44,6 +45,7 @@ schedule_commands.register(app)
 event_commands.register(app)
 alert_commands.register(app)
 estimate_commands.register(app)
+replay_commands.register(app)
 
 
 def _print_version(asked: bool) -> None:

@@ -334,8 +334,8 @@ def _result(node: NodeReport) -> Text:
 def _event_line(stored: StoredEvent) -> dict[str, Any]:
     from keel.engine.events import to_data
 
-    return {"seq": stored.seq, "at": stored.at, "prev_hash": stored.prev_hash,
-            **to_data(stored.event)}  # fmt: skip
+    return {"run_id": stored.run_id, "seq": stored.seq, "at": stored.at,
+            "prev_hash": stored.prev_hash, **to_data(stored.event)}  # fmt: skip
 
 
 def history(
@@ -370,7 +370,7 @@ def history(
     rows: list[list[Cell]] = []
     for stored in events:
         data = _event_line(stored)
-        for key in ("seq", "at", "prev_hash", "kind", "node"):
+        for key in ("run_id", "seq", "at", "prev_hash", "kind", "node"):
             data.pop(key, None)
         details = ", ".join(f"{k}={_short(v, 40)}" for k, v in data.items() if v is not None)
         rows.append([

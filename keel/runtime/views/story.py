@@ -71,9 +71,9 @@ def _step(node: str | None) -> str:
     if node is None:
         return ""
     if node.startswith("compensate:"):
-        return f"the compensation of {node.removeprefix('compensate:')} "
+        return "compensation "
     if node == FAILURE_HANDLER_STEP:
-        return "the run's failure handler "
+        return "failure handler "
     return ""
 
 

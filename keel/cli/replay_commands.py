@@ -1,0 +1,201 @@
+"""``keel replay``: a run's history told as a story, or checked against current code.
+
+Without ``--code`` it prints what happened, in order: each event's time, node, attempt,
+what happened, who did it (a worker, a person, a trigger; ``keel`` for what the
+workflow's definition decided) and the values (arguments, outputs, errors, decisions),
+and whether the run's row agrees with the state its history replays to. With ``--code``
+it loads the workflow from a file and checks that it makes the same decisions as the
+recording (``keel.engine.replay``): a compatibility check before deploying new code.
+Exit status 1 when the code decides differently, or when the run's row disagrees with
+its history.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from keel.cli.common import DbOption, JsonOption, fail, opened_client, reported_errors
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from keel.authoring.loading import LoadedWorkflow
+    from keel.runtime.client import Client
+    from keel.store.records import RunRecord
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(replay)
+
+
+def replay(
+    run_id: Annotated[str, typer.Argument(help="Run id or unique prefix")],
+    code: Annotated[
+        str | None,
+        typer.Option(
+            "--code",
+            help="Check that the workflow in FILE[:WORKFLOW] (a .py or YAML file, or a "
+            "module) makes the decisions the run recorded; exit 1 at the first that differs",
+        ),
+    ] = None,
+    full: Annotated[bool, typer.Option("--full", help="Show whole values, not shortened")] = False,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Replay a run's history: the story of what happened (every event in order, who did
+    it, inputs and outputs), or with --code, whether current code makes the same
+    decisions. Exit 1 when it does not, or when the run's row disagrees with its
+    history. A run still going is replayed up to its last event."""
+    with opened_client(db) as client, reported_errors():
+        if code is None:
+            _story(client, run_id, full=full, as_json=as_json)
+        else:
+            _check(client, run_id, code, as_json=as_json)
+
+
+# --- the story ------------------------------------------------------------------------------
+
+
+def _clock(at: float) -> str:
+    return datetime.datetime.fromtimestamp(at).strftime("%H:%M:%S")
+
+
+def _value(value: Any, full: bool) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if full or len(text) <= 60 else text[:59] + "…"
+
+
+def _values(entry: dict[str, Any], full: bool) -> str:
+    """The values an entry carries, as ``name value`` pairs, on the line under it."""
+    return "; ".join(f"{name} {_value(value, full)}" for name, value in entry["values"].items()
+                     if value not in (None, ""))  # fmt: skip
+
+
+def _who(by: str | None) -> str:
+    """Who, short enough for a column: a worker's id to its host and process."""
+    if by is None:
+        return ""
+    parts = by.split(":")
+    return ":".join(parts[:2]) if len(parts) > 2 else by
+
+
+def _story(client: Client, run_id: str, *, full: bool, as_json: bool) -> None:
+    from rich.console import Console
+
+    from keel.cli.common import local_time
+    from keel.cli.layout import Cell, Column, print_field, print_table
+
+    doc = client.story(run_id)
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        if not doc["matches"]:
+            raise typer.Exit(1)
+        return
+    console = Console()
+    entries = doc["entries"]
+    started = local_time(entries[0]["at"]) if entries else ""
+    console.print(f"{doc['workflow']} · run {doc['run_id']} · {doc['status']}", markup=False,
+                  highlight=False)  # fmt: skip
+    print_field(console, "started", f"{started}, {doc['events']} events "
+                                    f"(version {doc['spec_version'][:12]})")  # fmt: skip
+    if doc["matches"]:
+        print_field(console, "replayed", "its history replays to what the run's row says")
+    for mismatch in doc["mismatches"]:
+        print_field(console, "warning", f"{mismatch}; see `keel verify`", style="red")
+    columns = [
+        Column("seq", justify="right"), Column("time"), Column("node"),
+        Column("#", justify="right"), Column("by"),
+        Column("what", role="long", min_width=20, wrap=True),
+        Column("values", role="under", label="", wrap=full),
+    ]  # fmt: skip
+    rows: list[list[Cell]] = []
+    for entry in entries:
+        node = entry["node"] or ""
+        if entry["item"] is not None:
+            node += f"[{entry['item']}]"
+        attempt = "" if entry["attempt"] is None else str(entry["attempt"])
+        rows.append([str(entry["seq"]), _clock(entry["at"]), node, attempt,
+                     _who(entry["by"]), entry["what"], _values(entry, full)])  # fmt: skip
+    console.print()
+    print_table(console, columns, rows)
+    if not doc["matches"]:
+        raise typer.Exit(1)
+
+
+# --- the check against code -----------------------------------------------------------------
+
+
+def _workflow_for(code: str, record: RunRecord) -> LoadedWorkflow:
+    """The workflow ``FILE[:WORKFLOW]`` names; without a name, the one named like the
+    run's workflow."""
+    from keel.authoring.loading import split_target
+    from keel.cli.common import import_code
+
+    location, name = split_target(code)
+    loaded = import_code(location, "--code: ")
+    wanted = name or record.workflow
+    found = [item for item in loaded if item.answers_to(wanted)]
+    if not found:
+        names = ", ".join(sorted(item.spec.name for item in loaded)) or "none"
+        raise fail(f"--code {code}: {location} has no workflow '{wanted}' (it has: {names})")
+    return found[0]
+
+
+def _check(client: Client, run_id: str, code: str, *, as_json: bool) -> None:
+    from keel.engine.replay import replay as replayed
+
+    record = client.run(run_id)
+    workflow = _workflow_for(code, record)
+    history = client.history(record.id)
+    recorded = None
+    if client.store is not None:  # over HTTP the history is split by kind instead
+        recorded = client.store.load_spec(record.spec_version)
+    result = replayed(history, workflow.spec, recorded=recorded, run_id=record.id)
+    if as_json:
+        doc = {"run_id": record.id, "code": code, "workflow": workflow.spec.name,
+               "version": workflow.spec.version, "recorded_version": record.spec_version,
+               **result.to_data()}  # fmt: skip
+        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        _print_check(record, code, workflow, result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _print_check(record: RunRecord, code: str, workflow: LoadedWorkflow, result: Any) -> None:
+    from rich.console import Console
+
+    from keel.cli.layout import print_field
+    from keel.engine.replay_words import label
+
+    console = Console()
+    version = workflow.spec.version[:12]
+    same = " (the version it recorded)" if workflow.spec.version == record.spec_version else ""
+    if result.ok:
+        _say(console, f"✓ run {record.id[:8]} replays clean against {code}, version "
+                      f"{version}{same}: {result.events} events, {result.decisions} "
+                      "decisions made again")  # fmt: skip
+        return
+    found = result.divergence
+    _say(console, f"✗ run {record.id[:8]} diverges from {code}, version {version}{same}:")
+    recorded = "nothing more" if found.recorded is None else label(found.recorded)
+    decided = "nothing here" if found.decided is None else label(found.decided)
+    print_field(console, "event", str(found.seq))
+    print_field(console, "recorded", recorded)
+    print_field(console, "new code", decided)
+    print_field(console, "why", found.explanation, style="red")
+    print_field(console, "checked", f"{result.decisions} decisions made again before it")
+
+
+def _say(console: Console, text: str) -> None:
+    from rich.text import Text
+
+    from keel.cli.layout import hanging_lines
+
+    head, _, rest = text.partition(" ")
+    for line in hanging_lines(console, Text(head + " "), Text(rest)):
+        console.print(line, soft_wrap=True)
