@@ -112,8 +112,10 @@ def test_a_node_added_before_a_recorded_node_is_the_first_divergence(
     found = result.divergence
     assert found is not None
     assert found.seq == 2  # the run's first decision
-    assert isinstance(found.recorded, NodeScheduled) and found.recorded.node == "charge"
-    assert isinstance(found.decided, NodeScheduled) and found.decided.node == "check_fraud"
+    assert isinstance(found.recorded, NodeScheduled)
+    assert found.recorded.node == "charge"
+    assert isinstance(found.decided, NodeScheduled)
+    assert found.decided.node == "check_fraud"
     assert "a node added before a recorded node" in found.explanation
     assert found.summary().startswith(
         "event 2: recorded node_scheduled charge (attempt 1); the new code decides "
@@ -133,7 +135,8 @@ def test_a_changed_condition_is_the_first_divergence(
     skipped = next(s for s in history if isinstance(s.event, NodeSkipped))
     assert found.seq == skipped.seq
     assert found.recorded == NodeSkipped(node="notify", reason="when: input.vip was false")
-    assert isinstance(found.decided, NodeScheduled) and found.decided.node == "notify"
+    assert isinstance(found.decided, NodeScheduled)
+    assert found.decided.node == "notify"
     assert found.explanation == "its condition changed (when: input.vip → input.amount > 10)"
     assert result.decisions == 1  # charge was scheduled alike
 
@@ -146,7 +149,8 @@ def test_a_removed_node_is_the_first_divergence(
 
     found = result.divergence
     assert found is not None
-    assert isinstance(found.recorded, NodeSkipped) and found.recorded.node == "notify"
+    assert isinstance(found.recorded, NodeSkipped)
+    assert found.recorded.node == "notify"
     assert isinstance(found.decided, RunCompleted)  # the new code completes the run there
     assert found.explanation == "node notify is not in the new code: a recorded node was removed"
 
@@ -178,7 +182,8 @@ def test_a_node_running_another_task_is_a_divergence(
     result = replay(history, parse_spec(data), recorded=flows.order.spec, run_id=run_id)
 
     found = result.divergence
-    assert found is not None and found.seq == 2
+    assert found is not None
+    assert found.seq == 2
     assert found.explanation == (
         "node charge runs tests.unit.replayflows:check_fraud now; the recording ran "
         "tests.unit.replayflows:charge"
@@ -210,7 +215,8 @@ def test_without_the_recorded_definition_the_same_divergence_is_found(
 
     assert not result.ok
     assert result.divergence == with_definition.divergence
-    assert result.divergence is not None and words in result.divergence.explanation
+    assert result.divergence is not None
+    assert words in result.divergence.explanation
 
 
 # --- keel.testing.replay's inputs -----------------------------------------------------------
@@ -242,7 +248,7 @@ def test_keel_testing_replay_refuses_what_is_not_a_history() -> None:
         users_replay([{"seq": 1, "at": 0.0, "kind": "made_up"}], flows.order)
     with pytest.raises(InputError, match="history line 1: it has no seq"):
         users_replay([{"at": 0.0, "kind": "run_paused", "by": "x"}], flows.order)
-    with pytest.raises(InputError, match="expected a @keel.workflow or a WorkflowSpec"):
+    with pytest.raises(InputError, match=r"expected a @keel\.workflow or a WorkflowSpec"):
         users_replay([], "order")
     with pytest.raises(KeelError, match="the history is empty"):
         users_replay([], flows.order)
@@ -262,7 +268,8 @@ def test_a_run_still_going_replays_up_to_its_last_event(store: SQLiteStore) -> N
     assert [s.event.kind for s in history] == ["run_started", "node_scheduled"]
     changed = replay(history, flows.order_in_euros.spec, recorded=flows.order.spec,
                      run_id=run_id)  # fmt: skip
-    assert changed.divergence is not None and changed.divergence.seq == 2
+    assert changed.divergence is not None
+    assert changed.divergence.seq == 2
 
 
 def test_the_story_tells_each_event_with_who_and_what(
@@ -272,14 +279,17 @@ def test_the_story_tells_each_event_with_who_and_what(
     record = store.get_run(run_id)
     doc = story_document(record, compile_plan(flows.order.spec), history)
 
-    assert doc["matches"] is True and doc["mismatches"] == []
+    assert doc["matches"] is True
+    assert doc["mismatches"] == []
     entries = doc["entries"]
     assert [e["seq"] for e in entries] == [s.seq for s in history]
     by_kind = {e["kind"]: e for e in entries}
-    assert by_kind["node_scheduled"]["by"] == "keel" and by_kind["node_scheduled"]["decided"]
+    assert by_kind["node_scheduled"]["by"] == "keel"
+    assert by_kind["node_scheduled"]["decided"]
     assert by_kind["node_scheduled"]["values"] == {"args": {"amount": 20.0}}
     started = by_kind["node_started"]["by"]
-    assert started and not by_kind["node_started"]["decided"]
+    assert started
+    assert not by_kind["node_started"]["decided"]
     # the result is told as the worker's that started the attempt, with its output
     assert by_kind["node_succeeded"]["by"] == started
     assert by_kind["node_succeeded"]["values"] == {"output": "charged 20.0 USD"}
