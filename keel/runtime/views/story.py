@@ -82,8 +82,7 @@ def _telling(event: Event, worker: str | None) -> tuple[str, str | None, dict[st
     the values it carries, whole."""
     match event:
         case RunStarted():
-            what = f"run started (workflow {event.workflow}, version {event.spec_version[:12]})"
-            return what, _started_by(event), {"input": event.input}
+            return "run started", _started_by(event), {"input": event.input}
         case NodeScheduled(attempt=attempt, not_before=not_before):
             what = f"{_step(event.node)}scheduled" + (" again (a retry)" if attempt > 1 else "")
             values: dict[str, Any] = {"args": event.args}
