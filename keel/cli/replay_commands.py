@@ -178,7 +178,7 @@ def _print_check(record: RunRecord, code: str, workflow: LoadedWorkflow, result:
     if result.ok:
         _say(console, f"✓ run {record.id[:8]} replays clean against {code}, version "
                       f"{version}{same}: {result.events} events, {result.decisions} "
-                      "decisions made again")  # fmt: skip
+                      f"decision{'' if result.decisions == 1 else 's'} made again")  # fmt: skip
         return
     found = result.divergence
     _say(console, f"✗ run {record.id[:8]} diverges from {code}, version {version}{same}:")
@@ -188,7 +188,10 @@ def _print_check(record: RunRecord, code: str, workflow: LoadedWorkflow, result:
     print_field(console, "recorded", recorded)
     print_field(console, "new code", decided)
     print_field(console, "why", found.explanation, style="red")
-    print_field(console, "checked", f"{result.decisions} decisions made again before it")
+    made = result.decisions
+    print_field(
+        console, "checked", f"{made} decision{'' if made == 1 else 's'} made again before it"
+    )
 
 
 def _say(console: Console, text: str) -> None:

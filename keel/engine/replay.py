@@ -134,7 +134,7 @@ class ReplayResult:
             "ok": self.ok,
             "events": self.events,
             "decisions_checked": self.decisions,
-            "status": self.state.status.value,
+            "replayed_status": self.state.status.value,
             "divergence": None if self.divergence is None else self.divergence.to_data(),
         }
 
