@@ -116,7 +116,8 @@ def explain(
     if was is not None and was not in new.nodes:
         return f"node {was} is not in the new code: a recorded node was removed"
     if now is not None and now not in before:
-        where = "before a recorded node" if recorded is not None else "after the recorded ones"
+        where = ("after the recorded ones" if recorded is None else "before a recorded node"
+                 if was is not None else f"before the recorded {recorded.kind}")  # fmt: skip
         return f"{now} is not in the recorded definition: a node added {where}"
     if decided is None:
         assert recorded is not None
