@@ -225,18 +225,18 @@ def _reuse(source: RunState, node_id: str, seq: int, plan: Plan) -> ForkStep:
     compensated = undone is NodeStatus.SUCCEEDED
     if compensated:
         warnings.append(
-            f"run {short} undid its effect (compensate:{node_id} succeeded): the fork reuses "
-            "its recorded output as it is, and does not undo it again"
+            f"run {short} undid it (compensate:{node_id}): reused as recorded all the "
+            "same, and not undone again"
         )
     elif undone is NodeStatus.FAILED:
         warnings.append(
-            f"its compensation failed in run {short}: its effect may remain; if the fork "
-            "fails, the fork tries to undo it again"
+            f"its compensation failed in run {short}: its effect may remain; the fork "
+            "undoes it if the fork fails"
         )
     elif plan.nodes[node_id].compensation is not None:
-        warnings.append(f"if the fork fails, its compensation undoes what run {short} did")
+        warnings.append(f"the fork undoes it if the fork fails (what run {short} did)")
     node = source.nodes[node_id]
-    return ForkStep(node_id, "reuse", f"output of run {short}", warnings=tuple(warnings),
+    return ForkStep(node_id, "reuse", f"as run {short} recorded it", warnings=tuple(warnings),
                     output=node.output, from_seq=seq, args=node.args,
                     compensated=compensated)  # fmt: skip
 
