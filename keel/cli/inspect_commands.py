@@ -177,8 +177,8 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
     if forked is not None:
         print_field(console, "fork of", f"run {forked['run']} from node {forked['node']}")
     for fork in data.get("forks") or ():
-        print_field(console, "forked",
-                    f"into run {fork['run_id']} from node {fork['node']} by {fork['by']}")  # fmt: skip
+        into = f"into run {fork['run_id']} from node {fork['node']} by {fork['by']}"
+        print_field(console, "forked", into)
     if status == "paused":  # as a wait: what ends it, and the command
         print_field_with_command(console, "waits for", "someone to unpause it",
                                  f"keel unpause {data['id'][:8]}", style="yellow")  # fmt: skip
