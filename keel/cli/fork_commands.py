@@ -113,6 +113,15 @@ def fork(
         needs_database(db, "keel fork (without --detach)")
     err = Console(stderr=True)
     with opened_client(db, by=by, local=executes) as client, reported_errors():
+        if client.store is not None and any(key.startswith("nodes.") for key in given):
+            # an output given is checked against its task's return type: the code the
+            # run recorded, once the user confirms it (as keel skip does)
+            from keel.cli.resume_code import load_recorded
+
+            unloaded = load_recorded(client.run(run_id), yes=yes)
+            if unloaded:
+                raise fail(f"keel fork: an output given is checked against its task's type: "
+                           f"{unloaded}")  # fmt: skip
         preview = client.fork(run_id, from_node, given, version=version, by=by, dry_run=True)
         if not as_json:
             print_plan(err, preview)

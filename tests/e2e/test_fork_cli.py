@@ -124,4 +124,7 @@ def test_bad_forks_are_refused_with_what_was_wrong(keel: Keel) -> None:
     assert "--set nodes.book_flight.output is not valid JSON" in refused(
         "--from", "book_car", "--set", "nodes.book_flight.output=oops")  # fmt: skip
     assert "give at least 6 characters" in refused("--from", "book_car", "--version", "ab")
+    # checked against the task's return type, in the code the run recorded (--yes)
+    assert "does not fit the return type dict[str, Any] of trip:book_hotel" in refused(
+        "--from", "book_car", "--set", 'nodes.book_hotel.output="x"')  # fmt: skip
     assert len(keel.runs()) == 1
