@@ -62,3 +62,16 @@ def test_bad_forks_are_refused_naming_what_was_wrong(api: Api) -> None:
     assert "only a run that has ended can be forked" in running.json()["detail"]
     missing = api.client.post(f"/runs/{api.failed}/fork", json={}, headers=api.auth("operator"))
     assert missing.status_code == 422
+
+
+def test_a_fork_through_the_api_is_counted_as_a_run_started(api: Api) -> None:
+    from tests.server.test_metrics import scrape
+
+    def started() -> float:
+        value = scrape(api.client, api.tokens["viewer"]).value(
+            "keel_runs_started_total", workflow="review")  # fmt: skip
+        return value or 0.0
+
+    before = started()
+    assert fork(api, api.failed, {"from": "book"}).status_code == 201
+    assert started() == before + 1
