@@ -163,3 +163,18 @@ def test_what_running_a_node_again_touches_is_named() -> None:
         "go": ("waits for signal 'go' again",),
         "sub": ("starts a child run of child",),
     }
+
+
+def test_nodes_that_did_not_succeed_are_decided_again_saying_how_they_ended(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    from keel.runtime.operations.control import cancel_run
+
+    run = start_run(store, saga(), {"city": "Oslo"}, clock=clock)
+    cancel_run(store, run.id, by="tester", clock=clock)  # the flight never ran
+    forked = fork_run(store, run.id, "car", dry_run=True)
+    assert [(s.node, s.action, s.reason) for s in forked.plan.steps] == [
+        ("flight", "run", f"not finished in run {run.id[:8]}"),
+        ("hotel", "run", f"not reached in run {run.id[:8]}"),
+        ("car", "run", "forked from here"),
+    ]

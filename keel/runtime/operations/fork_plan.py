@@ -283,8 +283,8 @@ def plan_fork(
             reason = f"not in the version of run {short}"
             steps.append(ForkStep(node_id, "run", reason, effects(plan.spec, node_id)))
         elif source.nodes[node_id].status is not NodeStatus.SUCCEEDED or node_id not in seqs:
-            status = source.nodes[node_id].status.value.replace("_", " ")
-            reason = f"{'not reached' if status == 'waiting' else status} in run {short}"
+            status = source.nodes[node_id].status.value
+            reason = f"{_ENDED_AS.get(status, status.replace('_', ' '))} in run {short}"
             steps.append(ForkStep(node_id, "run", reason, effects(plan.spec, node_id)))
         else:
             steps.append(_reuse(source, node_id, seqs[node_id], plan))
@@ -293,6 +293,11 @@ def plan_fork(
         source_version=source.plan.spec.version, spec=plan.spec, node=node, input=run_input,
         input_changes=input_changes or {}, steps=steps, notes=_notes(plan, source),
     )  # fmt: skip
+
+
+#: how a node that did not succeed in the run is said to have ended there
+_ENDED_AS = {"waiting": "not reached", "scheduled": "not finished", "running": "not finished",
+             "awaiting": "not finished"}  # fmt: skip
 
 
 def _notes(plan: Plan, source: RunState) -> list[str]:
