@@ -107,6 +107,9 @@ class TaskOptions(_Failure, total=False):
     circuit: str | CircuitPolicy | None
     #: ``"thread"`` or ``"process"`` (a child process its timeout can kill)
     isolation: Annotated[str | None, Read(_isolation_mode)]
+    #: the step changes the world (books, pays, sends): ``keel fork`` warns before it
+    #: runs it again
+    side_effect: Annotated[bool | None, Read(_flag)]
 
 
 class StepOptions(TaskOptions, WaitOptions, total=False):
@@ -330,6 +333,12 @@ def _isolation_mode(value: object) -> str:
     if value in ("thread", "process"):
         return str(value)
     raise BadOptionError(f"{value!r} is not an isolation; use 'thread' or 'process'")
+
+
+def _flag(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise BadOptionError(f"must be True or False, got {value!r}")
 
 
 def _compensation(value: object) -> dict[str, Any]:

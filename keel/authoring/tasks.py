@@ -198,7 +198,8 @@ def task(
     ``compensate=undo`` names the function that undoes the step if the run fails later
     (it gets the step's arguments and ``output``); ``circuit="crm-api"`` puts the step
     behind a circuit breaker; ``isolation="process"`` runs each attempt in a child
-    process that its timeout can kill. ``TaskOptions`` lists them all.
+    process that its timeout can kill; ``side_effect=True`` marks a step that changes the
+    world (``keel fork`` warns before running it again). ``TaskOptions`` lists them all.
     """
     given = read_options(options, TaskOptions, "task")
     raise_problems(given.problems, "@keel.task" + (f"(name={name!r})" if name else "(...)"))

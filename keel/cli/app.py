@@ -8,6 +8,7 @@ from keel.cli import (
     alert_commands,
     estimate_commands,
     event_commands,
+    fork_commands,
     inspect_commands,
     llm_commands,
     log_commands,
@@ -38,6 +39,7 @@ why_commands.register(app)
 log_commands.register(app)
 llm_commands.register(app)
 recovery_commands.register(app)
+fork_commands.register(app)
 wait_commands.register(app)
 worker_commands.register(app)
 service_commands.register(app)

@@ -173,6 +173,12 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         print_field(console, "parent", f"run {data['parent_run']} (node {data['parent_node']})")
     for child in children:
         print_field(console, "child", f"run {child.id} {child.workflow} ({child.status})")
+    forked = data.get("forked_from")  # a server older than forks sends none
+    if forked is not None:
+        print_field(console, "fork of", f"run {forked['run']} from node {forked['node']}")
+    for fork in data.get("forks") or ():
+        into = f"into run {fork['run_id']} from node {fork['node']} by {fork['by']}"
+        print_field(console, "forked", into)
     if status == "paused":  # as a wait: what ends it, and the command
         print_field_with_command(console, "waits for", "someone to unpause it",
                                  f"keel unpause {data['id'][:8]}", style="yellow")  # fmt: skip

@@ -140,6 +140,8 @@ def print_summary(console: Console, report: RunReport, run_id: str) -> None:
                 line = Text(node.status.replace("_", " "), style="dim")
             elif node.status == "failed" and node.error is not None:
                 line = Text(f"{node.error.type}: {node.error.message}", style="red")
+            elif node.status == "succeeded" and node.duration is None and node.reason:
+                line = Text(node.reason, style="dim")  # reused by a fork, set by hand
             else:
                 line = Text(seconds(node.duration))
                 if node.items is not None:  # a map: its items' retries, not their attempts

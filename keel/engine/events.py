@@ -81,6 +81,10 @@ class RunStarted(BaseEvent):
     #: run span's ``span_id`` (hex), its ``flags``, and the ``parent_id`` of the span that
     #: started it (a ``traceparent`` received, a parent run) when there was one
     trace: dict[str, str] | None = None
+    #: a fork (``keel fork``): ``{"run": ..., "node": ...}``, the run it was forked from
+    #: and the node it runs again from (with what follows it); its history then
+    #: records, as ``NodeReused``, the outputs it took from that run
+    fork: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +220,35 @@ class NodeSetByHand(NodeEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class NodeReused(NodeEvent):
+    """A fork took this node's recorded output from the run it was forked from, instead
+    of running it: ``from_run``'s event ``from_seq`` recorded it. ``args``: what the node
+    was given there (a compensation of the fork gets them). ``compensated``: that run
+    undid the node's effect already, so the fork never undoes it again."""
+
+    kind: ClassVar[str] = "node_reused"
+    output: JSON
+    from_run: str
+    from_seq: int
+    args: dict[str, JSON] | None = None
+    compensated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunForked(BaseEvent):
+    """Someone started a new run (``run_id``) from this one (``keel fork``): it reuses
+    the outputs recorded here of every node not after ``node``, which it runs again.
+    Recorded on a run that has ended: nothing here changes."""
+
+    kind: ClassVar[str] = "run_forked"
+    run_id: str
+    node: str
+    by: str
+    #: the new run's spec version (another than this run's with ``--version``)
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
 class LateResultDiscarded(AttemptEvent):
     """An attempt that had already been failed for its timeout finished after all (a
     thread cannot be stopped); what it produced was discarded, and is recorded here."""
@@ -321,7 +354,7 @@ Event: TypeAlias = (
     | NodeSkipped | MapExpanded | RunCompleted | RunFailed | RunCancelled | RunFailing
     | NodeWithdrawn | RunDeadlineExceeded | RunRetried | NodeSetByHand | LateResultDiscarded
     | NodeAwaiting | ApprovalDecided | ApprovalOverdue | SignalReceived | TimerFired
-    | ChildRunEnded | RunPaused | RunUnpaused | RunLate
+    | ChildRunEnded | RunPaused | RunUnpaused | RunLate | NodeReused | RunForked
 )  # fmt: skip
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -331,17 +364,20 @@ EVENT_TYPES: dict[str, type[Event]] = {
         NodeSkipped, MapExpanded, RunCompleted, RunFailed, RunCancelled, RunFailing,
         NodeWithdrawn, RunDeadlineExceeded, RunRetried, NodeSetByHand, LateResultDiscarded,
         NodeAwaiting, ApprovalDecided, ApprovalOverdue, SignalReceived, TimerFired,
-        ChildRunEnded, RunPaused, RunUnpaused, RunLate,
+        ChildRunEnded, RunPaused, RunUnpaused, RunLate, NodeReused, RunForked,
     )
 }  # fmt: skip
 
 
 def node_of(event: Event) -> str | None:
-    """The node an event names: a ``NodeEvent``'s node, or the node whose failure makes
-    the run fail (``RunFailing``, ``RunFailed``). The store keeps it in a column beside
-    the event, and ``keel history --node`` lists the events that name the node."""
+    """The node an event names: a ``NodeEvent``'s node, the node whose failure makes the
+    run fail (``RunFailing``, ``RunFailed``), or the one a fork ran again from
+    (``RunForked``). The store keeps it in a column beside the event, and ``keel
+    history --node`` lists the events that name the node."""
     match event:
         case NodeEvent(node=node) | RunFailing(node=node) | RunFailed(node=node):
+            return node
+        case RunForked(node=node):
             return node
     return None
 
@@ -360,7 +396,7 @@ _FIELD_SETS: dict[type[Event], frozenset[str]] = {
 #: differ from their default, so an old event written again is the text that was stored
 #: (and hashed); ``from_data`` gives a missing one its default
 _LATER_FIELDS: dict[type[Event], dict[str, JSON]] = {
-    RunStarted: {"by": None, "trigger": None, "trace": None}
+    RunStarted: {"by": None, "trigger": None, "trace": None, "fork": None}
 }
 
 

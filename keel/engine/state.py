@@ -31,6 +31,7 @@ from keel.engine.events import (
     NodeAwaiting,
     NodeFailed,
     NodeReclaimed,
+    NodeReused,
     NodeScheduled,
     NodeSetByHand,
     NodeSkipped,
@@ -42,6 +43,7 @@ from keel.engine.events import (
     RunDeadlineExceeded,
     RunFailed,
     RunFailing,
+    RunForked,
     RunLate,
     RunPaused,
     RunRetried,
@@ -341,6 +343,17 @@ def _set_by_hand(state: RunState, node_id: str, output: JSON) -> None:
     _end(state, node_id, NodeStatus.SUCCEEDED)
 
 
+def _reused(state: RunState, event: NodeReused) -> None:
+    """A fork's node that takes its output from the run it was forked from: it ends as
+    if it had succeeded, without an attempt. Its effect is the fork's to undo if the
+    fork fails, unless that run undid it already (``compensated``)."""
+    node = state.nodes[event.node]
+    node.output, node.args = event.output, event.args
+    _end(state, event.node, NodeStatus.SUCCEEDED)
+    if state.plan.nodes[event.node].compensation is not None and not event.compensated:
+        state.completed.append(event.node)
+
+
 def _awaiting(state: RunState, event: NodeAwaiting) -> None:
     node = state.nodes[event.node]
     if node.status in (NodeStatus.SCHEDULED, NodeStatus.RUNNING):  # an attempt asked: it
@@ -435,7 +448,9 @@ def apply(state: RunState, event: Event, seq: int | None = None) -> RunState:
             _retried(state, nodes)
         case NodeSetByHand(node=node_id, output=output):
             _set_by_hand(state, node_id, output)
-        case LateResultDiscarded():
+        case NodeReused():
+            _reused(state, event)
+        case LateResultDiscarded() | RunForked():
             pass
         case NodeAwaiting():
             _awaiting(state, event)

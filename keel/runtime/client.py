@@ -214,6 +214,17 @@ class Client:
         """Mark ``node`` done by hand with ``output``; the run goes on from there."""
         return self.transport.skip(run_id, node, output, reason, by)
 
+    def fork(self, run_id: str, node: str, sets: dict[str, Any] | None = None, *,
+             version: str | None = None, by: str | None = None,
+             dry_run: bool = False) -> Document:  # fmt: skip
+        """Start a new run from a run that has ended, reusing its recorded outputs of
+        every node not after ``node`` (``node`` and what follows run again); a worker
+        executes it. ``sets``: ``{"input.FIELD": value, "nodes.N.output": value}``;
+        ``version``: run another version of the workflow. The document says what is
+        reused and what runs again (``nodes``), with the new ``run_id`` (None with
+        ``dry_run``, which records nothing)."""
+        return self.transport.fork(run_id, node, dict(sets or {}), version, by, dry_run)
+
     # --- waiting ----------------------------------------------------------------------------
 
     def approvals(self, *, run_id: str | None = None) -> list[Wait]:

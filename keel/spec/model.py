@@ -186,6 +186,9 @@ class TaskNode(_NodeBase):
     #: undoes the node's effect when the run fails after the node succeeded (saga); it
     #: is called with the node's arguments and ``output`` (what the node returned)
     compensate: Compensation | None = None
+    #: it changes the world (books, pays, sends): ``keel fork`` says so before it runs
+    #: the node again. Left out of the spec (and its version) when False
+    side_effect: bool = False
 
 
 class MapNode(_NodeBase):
@@ -201,6 +204,8 @@ class MapNode(_NodeBase):
     args: dict[str, Arg] = Field(default_factory=dict)
     #: at most this many items at once (besides the run's and the workers' limits)
     max_parallel: int | None = Field(None, ge=1)
+    #: each item changes the world: as ``TaskNode.side_effect``
+    side_effect: bool = False
 
 
 class TimeoutRoute(BaseModel):

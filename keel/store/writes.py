@@ -102,6 +102,18 @@ class CreateChild:
 
 
 @dataclass(frozen=True, slots=True)
+class CreateRun:
+    """Create another run, not a child, with its first transition: a fork of this run
+    (``keel fork``), so the fork exists exactly when this run's history says so."""
+
+    spec: Any  # WorkflowSpec (the store saves it with the run)
+    input: Any
+    first: Transition
+    origin: str | None = None
+    started_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Hold:
     """The run was paused (``held``: its queued attempts are out of every claim's reach)
     or unpaused (released again)."""
@@ -150,7 +162,7 @@ class SetStatus:
 
 Write = (
     Finish | Withdraw | CountCircuit | Enqueue | SetTimer | ClearTimer | OpenWait | CloseWait
-    | CreateChild | Hold | Notify | SetLate | KeepLogs | SetStatus
+    | CreateChild | CreateRun | Hold | Notify | SetLate | KeepLogs | SetStatus
 )  # fmt: skip
 W = TypeVar("W", bound=Write)
 
@@ -159,13 +171,13 @@ W = TypeVar("W", bound=Write)
 #: leases must see the places they free and the circuit a failure opens); queued attempts
 #: with the events (the transition may lease them); then timers set before timers
 #: cleared (a timer that fired is cleared even if the same step set its key again),
-#: waits, child runs (whose first transition may set a timer on this run), the hold
+#: waits, child runs (whose first transition may set a timer on this run) and forks, the hold
 #: (after new attempts are queued, so they are held too), the outbox, the late flag, task
 #: logs; the run's status last (an ended run's queue, timers and waits go then). Each kind of
 #: write has a rank: ``tests/unit/test_writes.py`` fails when one is missing.
 WRITE_ORDER: tuple[type[Write], ...] = (
     Finish, Withdraw, CountCircuit, Enqueue, SetTimer, ClearTimer, OpenWait, CloseWait,
-    CreateChild, Hold, Notify, SetLate, KeepLogs, SetStatus,
+    CreateChild, CreateRun, Hold, Notify, SetLate, KeepLogs, SetStatus,
 )  # fmt: skip
 _RANK: dict[type[Write], int] = {kind: rank for rank, kind in enumerate(WRITE_ORDER)}
 #: the rank of ``Enqueue``: writes ranked below it are applied before the events

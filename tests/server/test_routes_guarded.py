@@ -40,6 +40,7 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("POST", "/runs/{run_id}/pause"): lambda a: (f"/runs/{a.waiting}/pause", {}),
     ("POST", "/runs/{run_id}/unpause"): lambda a: (f"/runs/{a.paused}/unpause", {}),
     ("POST", "/runs/{run_id}/retry"): lambda a: (f"/runs/{a.failed}/retry", {}),
+    ("POST", "/runs/{run_id}/fork"): lambda a: (f"/runs/{a.failed}/fork", {"from": "check"}),
     ("POST", "/runs/{run_id}/nodes/{node}/skip"): lambda a: (
         f"/runs/{a.waiting}/nodes/book/skip",
         {"output": "by hand"},

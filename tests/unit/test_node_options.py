@@ -106,6 +106,7 @@ SAMPLES: dict[str, tuple[Any, str, Any]] = {
     "circuit": ("crm", "circuit", "crm"),
     "isolation": ("process", "isolation", "process"),
     "max_parallel": (3, "max_parallel", 3),
+    "side_effect": (True, "side_effect", True),
 }  # fmt: skip
 
 

@@ -95,6 +95,17 @@ class Transport(Protocol):
     def skip(self, run_id: str, node: str, output: Any, reason: str,
              by: str | None) -> RunRecord: ...  # fmt: skip
 
+    def fork(
+        self,
+        run_id: str,
+        node: str,
+        sets: dict[str, Any],
+        version: str | None,
+        by: str | None,
+        dry_run: bool,
+    ) -> Document:
+        """``keel.runtime.operations.fork.Forked.document``."""
+
     def approvals(self, run_id: str | None) -> list[Wait]: ...
 
     def waits(self, run_id: str | None) -> list[Wait]: ...

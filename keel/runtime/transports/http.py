@@ -206,6 +206,13 @@ class HttpTransport:
         return self._acted(f"/runs/{_part(run_id)}/nodes/{_part(node)}/skip",
                            {"output": output, "reason": reason}, by)  # fmt: skip
 
+    def fork(self, run_id: str, node: str, sets: dict[str, Any], version: str | None,
+             by: str | None, dry_run: bool) -> Document:  # fmt: skip
+        _no_by(by)
+        body = {"from": node, "set": sets, "version": version, "dry_run": dry_run}
+        doc: Document = self.call("POST", f"/runs/{_part(run_id)}/fork", body=body)
+        return doc
+
     # --- waiting --------------------------------------------------------------------------
 
     def approvals(self, run_id: str | None) -> list[Wait]:

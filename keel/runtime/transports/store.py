@@ -8,6 +8,7 @@ from typing import Any
 from keel.runtime.clock import clock_for
 from keel.runtime.operations.control import cancel_run, record_run, save_children
 from keel.runtime.operations.deployed import deployed, start_once
+from keel.runtime.operations.fork import fork_run
 from keel.runtime.operations.interventions import (
     approve,
     pause_run,
@@ -132,6 +133,12 @@ class StoreTransport:
     def skip(self, run_id: str, node: str, output: Any, reason: str,
              by: str | None) -> RunRecord:  # fmt: skip
         return set_node_output(self.store, run_id, node, output, by=by, reason=reason)
+
+    def fork(self, run_id: str, node: str, sets: dict[str, Any], version: str | None,
+             by: str | None, dry_run: bool) -> Document:  # fmt: skip
+        forked = fork_run(self.store, run_id, node, sets, version=version, by=by,
+                          dry_run=dry_run)  # fmt: skip
+        return forked.document()
 
     def _run_id(self, run_id: str | None) -> str | None:
         return None if run_id is None else self.store.get_run(run_id).id

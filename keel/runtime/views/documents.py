@@ -88,6 +88,9 @@ def run_detail(
     data["expected_duration"] = plan.expected_duration
     data["retries"] = report.retries
     data["set_by_hand"] = report.set_by_hand
+    # a fork: the run and node it was forked from; the runs forked from this one
+    data["forked_from"] = report.forked_from
+    data["forks"] = report.forks
     data["mismatches"] = summary_mismatches(record, state)
     data["nodes"] = [node_document(node) for node in report.nodes.values()]
     data["parent"] = (None if record.parent_run is None else

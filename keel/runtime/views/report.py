@@ -29,12 +29,15 @@ from keel.engine.events import (
     NodeEvent,
     NodeFailed,
     NodeReclaimed,
+    NodeReused,
     NodeScheduled,
     NodeSetByHand,
     NodeSkipped,
     NodeStarted,
     NodeSucceeded,
+    RunForked,
     RunRetried,
+    RunStarted,
 )
 from keel.engine.plan import Plan
 from keel.engine.state import NodeStatus, RunState, apply, is_finished
@@ -99,6 +102,10 @@ class RunReport:
     retried_at: float | None = None
     #: the nodes of the failed run set by hand (``keel skip``), in that order
     set_by_hand: list[str] = field(default_factory=list)
+    #: a fork: the run it was forked from and the node (``RunStarted.fork``)
+    forked_from: dict[str, str] | None = None
+    #: the runs forked from this one: ``run_id``, ``node``, ``by``, ``at``, in order
+    forks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def duration(self) -> float | None:
@@ -167,6 +174,11 @@ def _track(report: NodeReport, stored: StoredEvent) -> None:
         report.output, report.ended_at, report.error = event.output, stored.at, None
         report.attempt_started_at = None  # no attempt made this output: it took no time
         report.reason = f"set by hand by {event.by}" + (f": {event.reason}" if event.reason else "")
+    elif isinstance(event, NodeReused):  # a fork's: no attempt, the output of another run
+        report.output, report.ended_at, report.args = event.output, stored.at, event.args
+        report.reason = f"reused from run {event.from_run[:8]}"
+        if event.compensated:
+            report.reason += " (undone there by its compensation)"
 
 
 def run_report(plan: Plan, history: Iterable[StoredEvent]) -> RunReport:
@@ -179,11 +191,20 @@ def run_report(plan: Plan, history: Iterable[StoredEvent]) -> RunReport:
     skipped: list[str] = []
     previous: object = None  # the event before this one
     seen: dict[str, int] = {}  # the first event of each node
+    forked_from: dict[str, str] | None = None
+    forks: list[dict[str, Any]] = []
     for stored in history:
         apply(state, stored.event, stored.seq)
         first = stored.at if first is None else first
-        last = stored.at
-        if isinstance(stored.event, RunRetried):
+        if not isinstance(stored.event, RunForked):  # a fork later is not the run's end
+            last = stored.at
+        if isinstance(stored.event, RunStarted):
+            forked_from = stored.event.fork
+        elif isinstance(stored.event, RunForked):
+            event = stored.event
+            forks.append({"run_id": event.run_id, "node": event.node, "by": event.by,
+                          "at": stored.at})  # fmt: skip
+        elif isinstance(stored.event, RunRetried):
             retried.append(stored.at)
         elif isinstance(stored.event, NodeSetByHand) and isinstance(previous, RunRetried):
             skipped.append(stored.event.node)  # keel skip of a failed run: not a retry
@@ -211,7 +232,7 @@ def run_report(plan: Plan, history: Iterable[StoredEvent]) -> RunReport:
             report.status = status.value
     retries = len(retried) - len(skipped)
     return RunReport(state, nodes, first, last if is_finished(state.status) else None, retries,
-                     retried[-1] if retried else None, skipped)  # fmt: skip
+                     retried[-1] if retried else None, skipped, forked_from, forks)  # fmt: skip
 
 
 def describe_wait(report: NodeReport, run_id: str) -> str:

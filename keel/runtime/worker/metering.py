@@ -32,7 +32,7 @@ from keel.engine.events import (
     RunStarted,
 )
 from keel.store.records import Claimed, StoredEvent
-from keel.store.writes import Committed, CreateChild
+from keel.store.writes import Committed, CreateChild, CreateRun
 
 if TYPE_CHECKING:  # a worker that counts imported them already
     from keel.runtime.metrics import CounterSeries, HistogramSeries, Metrics
@@ -124,9 +124,10 @@ class Metering:
             else:
                 self._child("finished", workflow, STATUS.get(type(event), "failed")).inc()
         writes = committed.transition.writes
-        if CreateChild in map(type, writes):  # rare: looked for without a loop of our own
+        kinds = set(map(type, writes))
+        if CreateChild in kinds or CreateRun in kinds:  # rare: found without a loop of ours
             for write in writes:
-                if type(write) is CreateChild:
+                if type(write) is CreateChild or type(write) is CreateRun:
                     self._created(write)
 
     def reclaimed(self, events: list[StoredEvent]) -> None:
@@ -162,8 +163,9 @@ class Metering:
         meters.failed()
         self._child("failure", workflow, meters.node, error_type).inc()
 
-    def _created(self, write: CreateChild) -> None:
-        """A child run the transition created (and those its first transition did)."""
+    def _created(self, write: CreateChild | CreateRun) -> None:
+        """A child run or a fork the transition created (and those its first transition
+        did)."""
         self._child("started", write.spec.name).inc()
         for inner in write.first.writes:
             if type(inner) is CreateChild:

@@ -13,10 +13,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, JsonValue
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
 from keel.runtime.operations.control import cancel_run
 from keel.runtime.operations.deployed import deployed, start_once
+from keel.runtime.operations.fork import fork_run
 from keel.runtime.operations.interventions import pause_run, send_signal, unpause_run
 from keel.runtime.operations.manual import retry_run, set_node_output
 from keel.runtime.runs import RunCache
@@ -85,6 +86,19 @@ class Skip(BaseModel):
 
 class Signal(BaseModel):
     data: JsonValue = None
+
+
+class Fork(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    from_: str = Field(alias="from", min_length=1,
+                       description="the node to run again, with every node after it")  # fmt: skip
+    set: dict[str, JsonValue] = Field(
+        default_factory=dict,
+        description='"input.FIELD" (or "input") and "nodes.NODE.output" of a reused node, '
+        "to their new values",
+    )
+    version: str | None = Field(None, description="another version of the workflow to run")
+    dry_run: bool = Field(False, description="only say what the fork would do")
 
 
 #: an action's body may be left out: these are what it means then
@@ -264,6 +278,26 @@ def retry(run_id: str, who: Actor, served: Served, body: Retry = NO_RETRY) -> di
         served.store, run_id, node=body.node, by=who.name, reason=body.reason, clock=served.clock
     )
     return run_document(record)
+
+
+@router.post("/runs/{run_id}/fork", status_code=201, responses={
+    200: {"description": "A dry run: what the fork would do (nothing is started)",
+          "content": {"application/json": {"schema": {"type": "object"}}}},
+})  # fmt: skip
+def fork(run_id: str, body: Fork, who: Actor, served: Served, response: Response) -> dict[str, Any]:
+    """Start a new run from a run that has ended (``keel fork``): every node not after
+    ``from`` takes its output from the run; ``from`` and what follows run again. The
+    answer says which nodes are reused and which run again (with their side effects),
+    and has the new ``run``; the run forked from records who forked it."""
+    forked = fork_run(served.store, run_id, body.from_, dict(body.set), version=body.version,
+                      by=who.name, started_by=who.name, dry_run=body.dry_run,
+                      clock=served.clock)  # fmt: skip
+    if forked.run is None:
+        response.status_code = 200
+    else:
+        response.headers["Location"] = f"/runs/{forked.run.id}"
+    return {**forked.document(),
+            "run": None if forked.run is None else run_document(forked.run)}  # fmt: skip
 
 
 @router.post("/runs/{run_id}/nodes/{node}/skip")

@@ -35,6 +35,7 @@ from keel.store.writes import (
     Committed,
     CountCircuit,
     CreateChild,
+    CreateRun,
     Enqueue,
     Finish,
     Hold,
@@ -197,6 +198,10 @@ class SQLWriter(SQLReader):
                         f"child run {child.first.run_id} of run {t.run_id} exists already"
                     ) from None
                 self._apply(cur, child.first, wake)
+            case CreateRun() as run:  # a fork: its id is new, so it cannot exist already
+                self._insert_run(cur, run.spec, run.input, run.first, run.origin,
+                                 started_by=run.started_by)  # fmt: skip
+                self._apply(cur, run.first, wake)
             case Hold(held=held):  # paused: its queued attempts are out of every claim's reach
                 cur.execute(q["hold_ready" if held else "release_ready"], (t.run_id,))
             case Notify(notification=note):
