@@ -26,6 +26,7 @@ from keel.engine.events import (
     NodeAwaiting,
     NodeFailed,
     NodeReclaimed,
+    NodeReused,
     NodeScheduled,
     NodeSetByHand,
     NodeSkipped,
@@ -37,6 +38,7 @@ from keel.engine.events import (
     RunDeadlineExceeded,
     RunFailed,
     RunFailing,
+    RunForked,
     RunLate,
     RunPaused,
     RunRetried,
@@ -81,6 +83,9 @@ def _telling(event: Event, worker: str | None) -> tuple[str, str | None, dict[st
     """What an event says: the words, who did it (None: not known, or nobody), and
     the values it carries, whole."""
     match event:
+        case RunStarted(fork=fork) if fork is not None:
+            what = f"run started: a fork of run {fork.get('run', '')[:8]} from {fork.get('node')}"
+            return what, _started_by(event), {"input": event.input}
         case RunStarted():
             return "run started", _started_by(event), {"input": event.input}
         case NodeScheduled(attempt=attempt, not_before=not_before):
@@ -151,6 +156,13 @@ def _telling(event: Event, worker: str | None) -> tuple[str, str | None, dict[st
             return "run paused", by, {"reason": reason} if reason else {}
         case RunUnpaused(by=by, reason=reason):
             return "run unpaused", by, {"reason": reason} if reason else {}
+        case NodeReused(output=output, from_run=source, from_seq=seq, compensated=undone):
+            what = f"reused from run {source[:8]} (its event {seq})"
+            if undone:
+                what += ", whose effect that run undid"
+            return what, None, {"output": output}
+        case RunForked(run_id=fork, node=node, by=by):
+            return f"forked into run {fork[:8]}, which runs {node} and what follows", by, {}
     raise AssertionError(f"no words for {event.kind}")  # every kind has a case above
 
 
