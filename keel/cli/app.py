@@ -16,6 +16,7 @@ from keel.cli import (
     schedule_commands,
     service_commands,
     spec_commands,
+    version_commands,
     wait_commands,
     why_commands,
     worker_commands,
@@ -44,6 +45,7 @@ schedule_commands.register(app)
 event_commands.register(app)
 alert_commands.register(app)
 estimate_commands.register(app)
+version_commands.register(app)
 
 
 def _print_version(asked: bool) -> None:
