@@ -41,7 +41,7 @@ class NodeDiff:
     #: the node's kind and what it does, in the second version (the first, if removed)
     kind: str
     summary: str
-    #: the fields that changed (``when``, ``retry``...), in the node's order
+    #: the fields that changed (``when``, ``retry``...), in the canonical JSON's order
     fields: tuple[str, ...] = ()
     #: each difference, its path inside the node (``retry.max_attempts``)
     changes: tuple[Change, ...] = ()
