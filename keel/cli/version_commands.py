@@ -67,7 +67,7 @@ def versions(
     columns = [Column("version"), Column("deployed"), Column("by", role="extra", keep=3),
                Column("runs", justify="right"), Column("last run", role="extra", keep=2),
                Column("first run", role="extra", keep=1),
-               Column("source", role="long", min_width=12)]  # fmt: skip
+               Column("source", role="extra")]  # fmt: skip
     count = len(doc["versions"])
     current = doc["current_version"]
     said = f"current {current[:12]}" if current else "never deployed"
