@@ -138,6 +138,12 @@ class NodeNotFoundError(RunNotFoundError):
     it comes back as one."""
 
 
+class VersionNotFoundError(RunNotFoundError):
+    """No stored workflow version begins with these digits. A kind of
+    ``RunNotFoundError`` (what was asked for is not in the store), as
+    ``NodeNotFoundError`` is: through a server it comes back as one."""
+
+
 class AlreadyExistsError(StoreError):
     """What is being created exists already (a run id, a token name)."""
 

@@ -18,6 +18,7 @@ from keel.cli import (
     schedule_commands,
     service_commands,
     spec_commands,
+    version_commands,
     wait_commands,
     why_commands,
     worker_commands,
@@ -48,6 +49,7 @@ event_commands.register(app)
 alert_commands.register(app)
 estimate_commands.register(app)
 replay_commands.register(app)
+version_commands.register(app)
 
 
 def _print_version(asked: bool) -> None:

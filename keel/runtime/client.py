@@ -276,6 +276,19 @@ class Client:
         workflow's every deploy, oldest first (``current`` marks the current one)."""
         return self.transport.workflows(name)
 
+    def versions(self, workflow: str) -> Document:
+        """Every version of ``workflow`` the store knows, newest first: deployed (when,
+        by whom, from where; ``current``), or only seen in runs, each with its runs
+        counted (``keel versions --json``, ``GET /workflows/{name}/versions``)."""
+        return self.transport.versions(workflow)
+
+    def diff(self, a: str, b: str) -> Document:
+        """What differs between two runs (node by node: inputs, outputs, errors) or two
+        workflow versions (nodes, edges, policies); each named by id or first digits,
+        ``run:ID``, ``version:DIGITS`` or ``WORKFLOW@DIGITS`` (``keel diff --json``,
+        ``GET /diff``)."""
+        return self.transport.diff(a, b)
+
     def deploy(self, *workflows: Any, by: str | None = None,
                source: str | None = None) -> list[Document]:  # fmt: skip
         """Deploy ``@keel.workflow``s or specs: each becomes its name's current version.

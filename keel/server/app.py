@@ -30,6 +30,7 @@ from keel.server.routes import (
     runs,
     schedules,
     tokens,
+    versions,
     workflows,
 )
 from keel.server.routes import metrics as metrics_routes
@@ -71,8 +72,8 @@ def create_app(
     metrics.add(StoreCollector(store, service.clock))
     app.state.access = Access(Tokens(store), RateLimits(rate), clock)
     problems.install(app, pages=(dashboard.PREFIX, dashboard.error_page))
-    routers = (runs, llm, approvals, workflows, tokens, operations, hooks, schedules, alerts,
-               metrics_routes)  # fmt: skip
+    routers = (runs, llm, approvals, workflows, versions, tokens, operations, hooks, schedules,
+               alerts, metrics_routes)  # fmt: skip
     for module in routers:
         app.include_router(module.router, responses=problems.RESPONSES)
     dashboard.install(app, service.store)

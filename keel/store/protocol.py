@@ -36,7 +36,7 @@ from typing import Any, Protocol
 from keel.spec.model import WorkflowSpec
 from keel.store.alerts import AlertNotice, AlertState, EndedRuns
 from keel.store.chain import ChainLink
-from keel.store.deployments import Deployment
+from keel.store.deployments import Deployment, StoredVersion
 from keel.store.gauges import StoreGauges
 from keel.store.model_calls import (
     CallEnded,
@@ -328,6 +328,16 @@ class Store(Protocol):
 
     def deployments(self, workflow: str | None = None) -> list[Deployment]:
         """Every deploy (of one workflow), by workflow then oldest first."""
+
+    def stored_versions(
+        self, *, workflow: str | None = None, prefix: str = "", limit: int = 1000
+    ) -> list[StoredVersion]:
+        """The definitions stored (only ``workflow``'s; only those whose version begins
+        with ``prefix``, lower-case hex), by version, at most ``limit``: each with how
+        many runs started with it and when the first and last did. One read: the specs
+        (a row per version ever stored, never per run; by their key for a prefix) and
+        each one's runs through the index of runs by version, which holds their start
+        times, so no run's row is read."""
 
     # --- schedules (see keel.store.schedules) -------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from keel.errors import StoreError
+from keel.spec.model import WorkflowSpec
 from keel.store import Store
 from keel.store.deployments import current_versions
 from keel.store.tokens import TokenRecord
@@ -112,3 +113,33 @@ def test_a_deploy_of_several_is_all_or_nothing(store: Store) -> None:
     with pytest.raises(StoreError):
         store.deploy([(make_spec("first"), None), (broken, None)], T0 + 1, by="alice")
     assert store.deployments("first") == []
+
+
+def test_stored_versions_count_their_runs_and_are_found_by_prefix(store: Store) -> None:
+    one, two, three = make_spec("t"), make_spec("t", {"x": "'two'"}), make_spec("t", {"x": "'3'"})
+    other = make_spec("refunds")
+    for n, (spec, at) in enumerate([(one, T0), (two, T0 + 5), (one, T0 + 9), (other, T0 + 1)]):
+        driver = Driver(store, spec, f"r{n}")
+        driver.now = at
+        driver.start()
+    store.deploy([(three, "flows.py")], T0 + 20, by="alice")  # deployed, never run
+
+    found = {v.version: v for v in store.stored_versions(workflow="t")}
+    assert set(found) == {one.version, two.version, three.version}
+    assert [v.version for v in store.stored_versions(workflow="t")] == sorted(found)
+
+    def counted(spec: WorkflowSpec) -> tuple[int, float | None, float | None, float]:
+        v = found[spec.version]
+        return v.runs, v.first_run_at, v.last_run_at, v.stored_at
+
+    assert counted(one) == (2, T0, T0 + 9, T0)
+    assert counted(two) == (1, T0 + 5, T0 + 5, T0 + 5)
+    assert counted(three) == (0, None, None, T0 + 20)
+    assert {v.workflow for v in store.stored_versions()} == {"t", "refunds"}
+
+    prefix = one.version[:6]
+    assert [v.version for v in store.stored_versions(prefix=prefix)] == [one.version]
+    assert [v.version for v in store.stored_versions(prefix=one.version)] == [one.version]
+    assert store.stored_versions(prefix=prefix, workflow="refunds") == []
+    assert store.stored_versions(workflow="nothing") == []
+    assert len(store.stored_versions(limit=2)) == 2

@@ -60,6 +60,8 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ),
     ("GET", "/workflows"): lambda a: ("/workflows", None),
     ("GET", "/workflows/{name}"): lambda a: ("/workflows/review", None),
+    ("GET", "/workflows/{name}/versions"): lambda a: ("/workflows/review/versions", None),
+    ("GET", "/diff"): lambda a: (f"/diff?a=run:{a.waiting}&b=run:{a.failed}", None),
     ("POST", "/workflows"): lambda a: (
         "/workflows",
         {"definition": "name: other\nnodes:\n  - {id: a, task: m:f}\n"},

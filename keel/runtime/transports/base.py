@@ -126,6 +126,12 @@ class Transport(Protocol):
 
     def workflows(self, name: str | None) -> list[Document]: ...
 
+    def versions(self, workflow: str) -> Document:
+        """``keel.runtime.views.versions.versions_document``: every version known."""
+
+    def diff(self, a: str, b: str) -> Document:
+        """``keel.runtime.views.diffs.diff_document``: two runs' or versions' diff."""
+
     def emit(self, name: str, data: Any, message_id: str) -> list[Fired]:
         """Fire the event triggers named ``name`` (``keel.runtime.triggers.events``)."""
 

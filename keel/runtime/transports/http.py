@@ -262,6 +262,14 @@ class HttpTransport:
         deploys: list[Document] = self.call("GET", f"/workflows/{_part(name)}")["deployments"]
         return deploys
 
+    def versions(self, workflow: str) -> Document:
+        doc: Document = self.call("GET", f"/workflows/{_part(workflow)}/versions")
+        return doc
+
+    def diff(self, a: str, b: str) -> Document:
+        doc: Document = self.call("GET", "/diff", params={"a": a, "b": b})
+        return doc
+
     def deploy(self, specs: list[tuple[WorkflowSpec, SpecRegistry | None, str | None]],
                by: str | None) -> list[Document]:  # fmt: skip
         """One request with every definition (JSON documents, which are YAML): the

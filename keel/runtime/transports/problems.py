@@ -39,7 +39,7 @@ def error_for(status: int, body: Any, url: str, path: str, *, has_token: bool) -
     if status == 404:
         if path.startswith(("/workflows", "/schedules/")) or path == "/runs":
             return WorkflowNotFoundError(detail)
-        if path.count("/") == 1 and not path.startswith("/runs"):  # an unknown route
+        if path.count("/") == 1 and not path.startswith(("/runs", "/diff")):  # unknown route
             return RemoteError(f"the keel server at {url} has no {path}: {detail}", status=404)
         return RunNotFoundError(detail)
     if status == 422:

@@ -25,10 +25,12 @@ from keel.runtime.triggers.events import emit
 from keel.runtime.views import documents
 from keel.runtime.views.activity import Activity, run_activity
 from keel.runtime.views.alerts import alert_documents
+from keel.runtime.views.diffs import diff_document
 from keel.runtime.views.failures import failed_runs
 from keel.runtime.views.ledger import run_calls, spend_document
 from keel.runtime.views.story import run_story
 from keel.runtime.views.task_logs import run_logs
+from keel.runtime.views.versions import versions_document
 from keel.runtime.views.why import run_why
 from keel.runtime.views.why_reasons import RunWhy
 from keel.spec.model import WorkflowSpec
@@ -184,6 +186,12 @@ class StoreTransport:
         if name is None:
             return documents.workflows_document(self.store)
         return documents.deployments_document(self.store, name)
+
+    def versions(self, workflow: str) -> Document:
+        return versions_document(self.store, workflow)
+
+    def diff(self, a: str, b: str) -> Document:
+        return diff_document(self.store, a, b)
 
     def deploy(self, specs: list[tuple[WorkflowSpec, SpecRegistry | None, str | None]],
                by: str | None) -> list[Document]:  # fmt: skip

@@ -423,6 +423,17 @@ FROM deployments d ORDER BY d.workflow, d.id;
 SELECT d.id, d.workflow, d.version, d.deployed_at, d.deployed_by, d.source
 FROM deployments d WHERE d.workflow = ? ORDER BY d.id;
 
+-- name: select_stored_versions
+-- the stored definitions (of :workflow when given) whose version is from :low (a
+-- prefix) to before :high, each with its runs counted and their first and last start;
+-- the runs are read from the index of runs by version alone (it holds created_at)
+SELECT s.version, s.name, s.created_at, count(r.spec_version), min(r.created_at),
+       max(r.created_at)
+FROM specs s LEFT JOIN runs r ON r.spec_version = s.version
+WHERE s.version >= :low AND s.version < :high AND (:workflow IS NULL OR s.name = :workflow)
+GROUP BY s.version
+ORDER BY s.version LIMIT :limit;
+
 -- name: select_schedules
 SELECT name, workflow, paused, paused_by, paused_at, last_slot FROM schedules ORDER BY name;
 

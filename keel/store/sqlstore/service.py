@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from keel.errors import AlreadyExistsError
 from keel.spec.model import WorkflowSpec
 from keel.store.boundary import store_boundary
-from keel.store.deployments import Deployment, deployment_of
+from keel.store.deployments import Deployment, StoredVersion, deployment_of, stored_version_of
 from keel.store.sqlstore.schedules import SQLSchedules
 from keel.store.tokens import TokenRecord, token_of
 
@@ -105,3 +105,12 @@ class SQLService(SQLSchedules):
             else:
                 rows = cur.execute(self.q["select_deployments_of"], (workflow,)).fetchall()
         return [deployment_of(row) for row in rows]
+
+    def stored_versions(
+        self, *, workflow: str | None = None, prefix: str = "", limit: int = 1000
+    ) -> list[StoredVersion]:
+        # the versions from the prefix to before it followed by "g", past every hex digit
+        params = {"low": prefix, "high": prefix + "g", "workflow": workflow, "limit": limit}
+        with self.dialect.read() as cur:
+            rows = cur.execute(self.q["select_stored_versions"], params).fetchall()
+        return [stored_version_of(row) for row in rows]
