@@ -67,6 +67,11 @@ class BlobRef:
     name: str
 
 
+def reference(text: str) -> dict[str, Any]:
+    """What stands in a stored event for the value whose canonical JSON is ``text``."""
+    return {"$blob": blob_name(text), "size": len(text.encode())}
+
+
 class _Out:
     """The blobs and reference paths of one event as it is made ready to store."""
 
@@ -74,11 +79,10 @@ class _Out:
         self.blobs: dict[str, str] = {}
         self.paths: list[list[str]] = []
 
-    def ref(self, text: str, path: list[str]) -> dict[str, Any]:
-        name = blob_name(text)
-        self.blobs[name] = text
+    def keep(self, text: str, ref: dict[str, Any], path: list[str]) -> dict[str, Any]:
+        self.blobs[ref["$blob"]] = text
         self.paths.append(path)
-        return {"$blob": name, "size": len(text.encode())}
+        return ref
 
 
 def stored_payload(
@@ -100,7 +104,7 @@ def stored_payload(
             continue
         text = canonical_json(value)
         if len(text) > threshold:
-            stored[field] = out.ref(text, [field])
+            stored[field] = out.keep(text, reference(text), [field])
     if not out.paths:  # long, but no value long enough on its own
         return payload, {}
     stored["$blobs"] = sorted(out.paths)
@@ -108,17 +112,23 @@ def stored_payload(
 
 
 def _named(values: dict[str, Any], field: str, threshold: int, out: _Out) -> dict[str, Any]:
-    """A field of named values with the longest stored as blobs, until the rest is no
-    longer than ``threshold`` (so every value longer than it goes)."""
+    """A field of named values with the longest stored as blobs: each longer than
+    ``threshold``, then more while the rest is longer than it together (and a reference
+    is shorter than the value it stands for)."""
     texts = {name: canonical_json(value) for name, value in values.items()}
     left = len(canonical_json(values))
     kept = dict(values)
     for name in sorted(texts, key=lambda n: (-len(texts[n]), n)):
-        if left <= threshold:
+        text = texts[name]
+        long = len(text) > threshold
+        if not long and left <= threshold:
             break
-        ref = out.ref(texts[name], [field, name])
-        kept[name] = ref
-        left -= len(texts[name]) - len(canonical_json(ref))
+        ref = reference(text)
+        saved = len(text) - len(canonical_json(ref))
+        if not long and saved <= 0:
+            break  # this one and the shorter ones after it would only grow the rest
+        kept[name] = out.keep(text, ref, [field, name])
+        left -= saved
     return kept
 
 
