@@ -11,6 +11,7 @@ the store as the runtime does); tampering is SQL on the database, as an intruder
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -204,3 +205,34 @@ def test_a_missing_blob_is_caught_by_verify_and_a_read_says_which(store: Store) 
     assert mismatches == []
     with pytest.raises(StoreError, match=f"run {RUN} event {seq}: blob {name}"):
         store.history(RUN)
+
+
+# --- writers storing the same blob ------------------------------------------------------------
+
+
+def test_runs_started_at_once_with_the_same_large_input_share_one_blob(store: Store) -> None:
+    big_input = {"n": 2, "document": "d" * 100_000}
+    drivers = [Driver(store, three_node_spec(), f"run-{i}", big_input) for i in range(6)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(lambda driver: driver.start(), drivers))
+
+    assert len(sql(store, "SELECT name FROM blobs")) == 1
+    for driver in drivers:
+        assert store.get_run(driver.run_id).input == big_input
+        assert event(store, RunStarted, run_id=driver.run_id).event.input == big_input
+
+
+def test_a_group_commit_stores_a_value_its_transitions_share_once(store: Store) -> None:
+    drivers = [Driver(store, three_node_spec(), f"run-{i}", {"n": 2}) for i in range(2)]
+    steps = []
+    for driver in drivers:
+        driver.start()
+        (a,) = driver.claim()
+        steps.append(driver.step([NodeSucceeded(node="a", attempt=1, output=BIG)], (a.lease,)))
+
+    results = store.commit(steps)
+
+    assert [result.error for result in results] == [None, None]
+    assert sql(store, "SELECT name FROM blobs") == [(blob_name(BIG_TEXT),)]
+    for driver in drivers:
+        assert event(store, NodeScheduled, "b", driver.run_id).event.args == {"x": BIG}
