@@ -9,7 +9,7 @@ output that becomes the next node's argument, a run's output that is its last no
 
 The shape of a stored event with references, e.g. a node's output of 200 KB::
 
-    {"$blobs":[["output"]],"attempt":1,"kind":"node_succeeded","node":"a",
+    {"$blobs":[["output"]],"attempt":1,"item":null,"kind":"node_succeeded","node":"a",
      "output":{"$blob":"sha256:9f86…","size":204800}}
 
 ``$blobs`` lists the paths of the references (``size``: the blob's bytes, for a reader
@@ -187,12 +187,15 @@ def filled(data: dict[str, Any], contents: Mapping[str, str], where: str) -> dic
             raise StoreError(
                 f"{where}: blob {ref.name} ({'.'.join(ref.path)}) is missing (see keel verify)"
             )
-        field, *inner = ref.path
-        if not inner:
-            whole[field] = json.loads(text)
-        else:  # a named value: the field is copied before it is filled in
-            whole[field] = {**whole[field], inner[0]: json.loads(text)}
+        whole = _put(whole, ref.path, json.loads(text))
     return whole
+
+
+def _put(data: dict[str, Any], path: Sequence[str], value: Any) -> dict[str, Any]:
+    """``data`` with ``value`` at ``path``, copied along it (an event's own dicts are
+    never changed)."""
+    key, *rest = path
+    return {**data, key: _put(data[key], rest, value) if rest else value}
 
 
 def verify_blobs(links: Sequence[ChainLink], contents: Mapping[str, str]) -> list[str]:
