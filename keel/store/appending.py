@@ -1,16 +1,18 @@
 """What the store computes, apart from any SQL, when it writes a transition: the rows of
-appended events with their hash links, the order of a group commit, and the attempts a
-transition leases to its worker with their ``NodeStarted`` events."""
+appended events with their hash links (and the blobs of their large values, see
+``keel.store.blobs``), the order of a group commit, and the attempts a transition
+leases to its worker with their ``NodeStarted`` events."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from keel.engine.events import Event, NodeStarted, node_of
+from keel.engine.events import Event, NodeStarted, node_of, to_data
 from keel.errors import ConflictError, RunNotFoundError
-from keel.store.chain import event_json, link_hash
+from keel.store.blobs import BLOB_THRESHOLD, stored_payload
+from keel.store.chain import canonical_json, link_hash
 from keel.store.limits import Candidate
 from keel.store.records import Claimed, Lease, Ready, StoredEvent, item_of
 from keel.store.writes import Transition
@@ -18,12 +20,14 @@ from keel.store.writes import Transition
 
 @dataclass(slots=True)
 class Appended:
-    """Events linked onto a run's head: the rows to insert and the run's new head."""
+    """Events linked onto a run's head: the rows to insert, the blobs their references
+    name (text by name), and the run's new head."""
 
     rows: list[tuple[Any, ...]]
     stored: list[StoredEvent]
     last_seq: int
     head_hash: str
+    blobs: dict[str, str] = field(default_factory=dict)
 
 
 def link_events(
@@ -33,10 +37,12 @@ def link_events(
     at: float,
     expected_seq: int | None,
     expected_head: str | None = None,
+    threshold: int = BLOB_THRESHOLD,
 ) -> Appended:
     """Number and hash-link ``events`` after the run's ``head`` (last seq, head hash),
     refusing a run that is missing or whose head is not the expected one: a count
-    alone would let through a run another process moved by as many events."""
+    alone would let through a run another process moved by as many events. Values
+    longer than ``threshold`` are stored as blobs, the links made over the stored text."""
     if head is None:
         raise RunNotFoundError(f"no run with id {run_id}")
     seq, prev = int(head[0]), str(head[1])
@@ -53,7 +59,11 @@ def link_events(
     appended = Appended([], [], seq, prev)
     for event in events:
         seq += 1
-        payload = event_json(event)
+        data = to_data(event)
+        payload = canonical_json(data)
+        if len(payload) > threshold:  # rare: the common event costs this ``len`` only
+            payload, blobs = stored_payload(data, payload, threshold)
+            appended.blobs.update(blobs)
         node = node_of(event)
         appended.rows.append((run_id, seq, at, event.kind, node, payload, prev))
         link = link_hash(prev, run_id, seq, at, payload)

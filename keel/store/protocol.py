@@ -5,6 +5,8 @@ the same semantics, checked by one contract test-suite. Rules every backend keep
 
 - A run's events are append-only, numbered 1, 2, 3... with no gap, and each stores the
   SHA-256 of the previous one (``keel.store.chain``), starting at the run's creation.
+- A value longer than the store's ``blob_threshold`` is stored once as a blob and named
+  by reference where it occurs (``keel.store.blobs``); every read gives it back whole.
 - ``commit`` applies each transition atomically; the transitions of one call share a
   database transaction where the backend can (group commit), but one refused transition
   never takes the others down with it.
@@ -30,7 +32,7 @@ the same semantics, checked by one contract test-suite. Rules every backend keep
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from keel.spec.model import WorkflowSpec
@@ -213,7 +215,13 @@ class Store(Protocol):
         such run: one row, for a look at many runs that ``history`` would read whole."""
 
     def chain_links(self, run_id: str) -> list[ChainLink]:
-        """The run's events exactly as stored, for ``verify_chain``."""
+        """The run's events exactly as stored, for ``verify_chain``: large values are
+        references to blobs there (``keel.store.blobs``)."""
+
+    def blobs(self, names: Iterable[str]) -> dict[str, str]:
+        """The stored text (canonical JSON) of each of the named blobs (``sha256:<hex>``)
+        that the store holds, by name; one missing is left out. What ``verify_blobs``
+        checks the references of ``chain_links`` against, and what an export carries."""
 
     def leases(self, run_id: str) -> list[Lease]:
         """The run's attempts currently held by a worker."""

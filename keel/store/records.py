@@ -10,15 +10,19 @@ clock), never read by the store itself.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from keel.engine.events import Event
+from keel.store.blobs import MARKER, column_data, filled
 from keel.store.chain import link_hash
 
 #: the ``item`` of work that is a whole node rather than one item of a map
 NO_ITEM = -1
+#: no blob texts at hand: rows that name none need none
+NO_BLOBS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,18 +253,20 @@ def ready_row(
             expires)  # fmt: skip
 
 
-def run_record(row: Sequence[Any]) -> RunRecord:
-    """A run as both backends select it (``select_run``'s columns, in order)."""
+def run_record(row: Sequence[Any], blobs: Mapping[str, str] = NO_BLOBS) -> RunRecord:
+    """A run as both backends select it (``select_run``'s columns, in order); ``blobs``:
+    the texts of the blobs its input and output columns may name (``keel.store.blobs``)."""
     (run_id, workflow, version, status, run_input, output, reason, created, updated, last_seq,
      head, origin, parent_run, parent_node, started_by, late, failed_node,
      error_type, ended_at) = row  # fmt: skip
+    where = f"run {run_id}"
     return RunRecord(
         id=run_id,
         workflow=workflow,
         spec_version=version,
         status=status,
-        input=json.loads(run_input),
-        output=None if output is None else json.loads(output),
+        input=column_data(run_input, blobs, where),
+        output=None if output is None else column_data(output, blobs, where),
         reason=reason,
         created_at=created,
         updated_at=updated,
@@ -309,12 +315,17 @@ def spec_from_row(version: str, text: str) -> Any:
     return spec
 
 
-def stored_event_of(row: Sequence[Any]) -> StoredEvent:
-    """``select_history``'s columns: run_id, seq, at, data, prev_hash."""
+def stored_event_of(row: Sequence[Any], blobs: Mapping[str, str] = NO_BLOBS) -> StoredEvent:
+    """``select_history``'s columns: run_id, seq, at, data, prev_hash; ``blobs``: the
+    texts of the blobs the event may name, to give it back whole (``keel.store.blobs``).
+    Its hash is the stored text's, references included, as the chain has it."""
     from keel.engine.events import from_data
 
     run, seq, at, data, prev = row
-    return StoredEvent(run, seq, at, from_data(json.loads(data)), prev,
+    values = json.loads(data)
+    if data.startswith(MARKER):  # ``has_blobs``, for every row read
+        values = filled(values, blobs, f"run {run} event {seq}")
+    return StoredEvent(run, seq, at, from_data(values), prev,
                        link_hash(prev, run, seq, at, data))  # fmt: skip
 
 

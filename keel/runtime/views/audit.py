@@ -4,6 +4,8 @@ The history is the truth (its hash chain proves it was not edited); the run's ro
 summary derived from it, kept for listing runs quickly. ``keel verify`` checks the chain
 and then this: a row whose status, output, reason, input or late flag differs from the
 history's would make ``keel runs`` and the API say something that did not happen.
+The blobs its events name (large values, ``keel.store.blobs``) are checked with the
+chain: each must be there and hash to its name.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from keel.engine.state import RunState, is_finished
+from keel.store.blobs import names_in, verify_blobs
 from keel.store.chain import ChainReport, verify_chain
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
@@ -53,15 +56,19 @@ def summary_mismatches(record: RunRecord, state: RunState) -> list[str]:
 def verify_run(
     store: Store, record: RunRecord, state_of: Callable[[str], RunState]
 ) -> tuple[ChainReport, list[str]]:
-    """``keel verify`` of one run: its hash chain, then its row against its history
-    (replayed by ``state_of``, e.g. ``RunCache.state``). A definition that no longer
-    loads (altered) is one more problem of the chain."""
-    report = verify_chain(record.id, store.chain_links(record.id), record.last_seq,
-                          record.head_hash)  # fmt: skip
+    """``keel verify`` of one run: its hash chain and the blobs it names, then its row
+    against its history (replayed by ``state_of``, e.g. ``RunCache.state``). A
+    definition that no longer loads (altered) is one more problem of the chain."""
+    links = store.chain_links(record.id)
+    report = verify_chain(record.id, links, record.last_seq, record.head_hash)
+    blobs = verify_blobs(links, store.blobs(names_in(link.payload for link in links)))
+    if blobs:
+        report = dataclasses.replace(report, problems=(*report.problems, *blobs))
     mismatches: list[str] = []
     try:
         store.load_spec(record.spec_version)
-        mismatches = summary_mismatches(record, state_of(record.id))
+        if not blobs:  # else the history cannot be read whole: its blobs are the problem
+            mismatches = summary_mismatches(record, state_of(record.id))
     except Exception as exc:  # a damaged history or definition: report it, never raise
         report = dataclasses.replace(report, problems=(*report.problems, str(exc)))
     return report, mismatches

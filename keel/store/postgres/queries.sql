@@ -68,6 +68,14 @@ SELECT run_id, seq, at, data, prev_hash FROM events WHERE run_id = %s ORDER BY s
 -- name: select_chain
 SELECT seq, at, data, prev_hash, kind, node FROM events WHERE run_id = %s ORDER BY seq;
 
+-- name: insert_blob
+-- content-addressed (keel.store.blobs): a blob stored already is the same text
+INSERT INTO blobs (name, size, data, created_at) VALUES (%s, %s, %s, %s)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: select_blobs
+SELECT name, data FROM blobs WHERE name = ANY(%s);
+
 -- name: select_run
 SELECT id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
        last_seq, head_hash, origin, parent_run, parent_node, started_by, late, failed_node,

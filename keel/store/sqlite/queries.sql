@@ -57,6 +57,14 @@ SELECT run_id, seq, at, data, prev_hash FROM events WHERE run_id = ? ORDER BY se
 -- name: select_chain
 SELECT seq, at, data, prev_hash, kind, node FROM events WHERE run_id = ? ORDER BY seq;
 
+-- name: insert_blob
+-- content-addressed (keel.store.blobs): a blob stored already is the same text
+INSERT INTO blobs (name, size, data, created_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: select_blobs
+SELECT name, data FROM blobs WHERE name IN (SELECT value FROM json_each(?));
+
 -- name: select_run
 SELECT id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
        last_seq, head_hash, origin, parent_run, parent_node, started_by, late, failed_node,

@@ -6,11 +6,12 @@ become records with ``keel.store.records``. Nothing here writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from keel.errors import NO_RUN, RunNotFoundError, StoreError
 from keel.spec.model import WorkflowSpec
+from keel.store.blobs import BLOB_THRESHOLD, column_name, names_in
 from keel.store.boundary import store_boundary
 from keel.store.chain import ChainLink
 from keel.store.presence import WorkerRecord, worker_of
@@ -30,7 +31,7 @@ from keel.store.records import (
     timer_of,
     wait_of,
 )
-from keel.store.sqlstore.dialect import Dialect
+from keel.store.sqlstore.dialect import Cursor, Dialect
 
 T = TypeVar("T")
 
@@ -38,6 +39,10 @@ T = TypeVar("T")
 @store_boundary
 class SQLReader:
     """Reads of a store on ``dialect``."""
+
+    #: values whose canonical JSON is longer (characters) are stored once as blobs
+    #: (``keel.store.blobs``); a setting of the store object, which tests make small
+    blob_threshold: int = BLOB_THRESHOLD
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
@@ -81,9 +86,10 @@ class SQLReader:
                     raise RunNotFoundError(f"'{run_id}' matches several runs: give more characters")
                 if matches:
                     row = cur.execute(q["select_run"], (matches[0][0],)).fetchone()
+            blobs = {} if row is None else self._column_blobs(cur, [row])
         if row is None:
             raise RunNotFoundError(f"{NO_RUN} '{run_id}'")
-        return run_record(row)
+        return run_record(row, blobs)
 
     def history(
         self, run_id: str, after_seq: int = 0, before_seq: int | None = None
@@ -94,18 +100,38 @@ class SQLReader:
             else:
                 page = (run_id, after_seq, before_seq)
                 rows = cur.execute(self.q["select_history_before"], page).fetchall()
-        return [stored_event_of(row) for row in rows]
+            blobs = self._blob_texts(cur, names_in(row[3] for row in rows))
+        return [stored_event_of(row, blobs) for row in rows]
 
     def first_event(self, run_id: str) -> StoredEvent | None:
         with self.dialect.read() as cur:
             row = cur.execute(self.q["select_first_event"], (run_id,)).fetchone()
-        return None if row is None else stored_event_of(row)
+            blobs = {} if row is None else self._blob_texts(cur, names_in([row[3]]))
+        return None if row is None else stored_event_of(row, blobs)
 
     def chain_links(self, run_id: str) -> list[ChainLink]:
         """The stored events exactly as written, for ``verify_chain``."""
         with self.dialect.read() as cur:
             rows = cur.execute(self.q["select_chain"], (run_id,)).fetchall()
         return [ChainLink(*row) for row in rows]
+
+    def blobs(self, names: Iterable[str]) -> dict[str, str]:
+        """The stored text of each of these blobs that the store holds, by name."""
+        with self.dialect.read() as cur:
+            return self._blob_texts(cur, set(names))
+
+    def _blob_texts(self, cur: Cursor, names: set[str]) -> dict[str, str]:
+        if not names:
+            return {}
+        rows = cur.execute(self.q["select_blobs"], (self.dialect.array(sorted(names)),))
+        return {str(name): str(text) for name, text in rows}
+
+    def _column_blobs(self, cur: Cursor, rows: Sequence[Sequence[Any]]) -> dict[str, str]:
+        """The blobs that runs' ``input`` and ``output`` columns (``select_run``'s
+        fifth and sixth) name, for ``run_record``."""
+        names = {name for row in rows for text in (row[4], row[5])
+                 if (name := column_name(text)) is not None}  # fmt: skip
+        return self._blob_texts(cur, names)
 
     # --- the ready queue, circuits, waits and timers ---------------------------------------
 

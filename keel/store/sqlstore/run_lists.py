@@ -171,7 +171,8 @@ class SQLRunLists(SQLReader):
             query = (f"{self._columns()} FROM runs {_clause(where)} "
                      f"ORDER BY created_at DESC, id LIMIT {param('limit')}")  # fmt: skip
             rows = cur.execute(query, params).fetchall()
-        return [run_record(row) for row in rows]
+            blobs = self._column_blobs(cur, rows)
+        return [run_record(row, blobs) for row in rows]
 
     def count_runs(
         self,
@@ -211,7 +212,8 @@ class SQLRunLists(SQLReader):
         with self.dialect.read() as cur:
             params = {"before": before, "limit": limit}
             rows = cur.execute(self.q["select_quiet_runs"], params).fetchall()
-        return [run_record(row) for row in rows]
+            blobs = self._column_blobs(cur, rows)
+        return [run_record(row, blobs) for row in rows]
 
     def _columns(self) -> str:
         """``SELECT`` and the columns of a run, as ``select_run`` has them (``run_record``)."""

@@ -19,6 +19,7 @@ from keel.engine.state import is_finished
 from keel.errors import ConflictError, LeaseLostError, RunExistsError, StoreError
 from keel.spec.model import WorkflowSpec
 from keel.store.appending import leasable_now, leased_claims, link_events, started_events
+from keel.store.blobs import column_value
 from keel.store.boundary import store_boundary
 from keel.store.chain import GENESIS, canonical_json
 from keel.store.limits import Candidate, choose
@@ -70,16 +71,18 @@ class SQLWriter(SQLReader):
         ``expected_seq`` and ``expected_head``) costs no read: the new head is written
         only where the run still has that one, and nothing else is written when it
         has not; otherwise the head is read and checked first."""
-        q = self.q
+        q, threshold = self.q, self.blob_threshold
         if expected_seq is None or expected_head is None or not events:
             head = cur.execute(q["select_head"], (run_id,)).fetchone()
-            appended = link_events(run_id, head, events, at, expected_seq, expected_head)
+            appended = link_events(run_id, head, events, at, expected_seq, expected_head,
+                                   threshold)  # fmt: skip
             if appended.rows:
                 cur.execute(
                     q["update_head"], (appended.last_seq, appended.head_hash, float(at), run_id)
                 )
         else:
-            appended = link_events(run_id, (expected_seq, expected_head), events, at, None)
+            appended = link_events(run_id, (expected_seq, expected_head), events, at, None,
+                                   threshold=threshold)  # fmt: skip
             moved = cur.execute(
                 q["advance_head"],
                 (appended.last_seq, appended.head_hash, float(at), run_id, expected_seq,
@@ -89,9 +92,25 @@ class SQLWriter(SQLReader):
                 head = cur.execute(q["select_head"], (run_id,)).fetchone()
                 link_events(run_id, head, events, at, expected_seq, expected_head)
                 raise ConflictError(f"run {run_id} moved on while this change was decided")
+        if appended.blobs:
+            self._put_blobs(cur, appended.blobs, at)
         if appended.rows:
             self.dialect.insert(cur, "insert_event", appended.rows)
         return appended.stored
+
+    def _put_blobs(self, cur: Cursor, blobs: dict[str, str], at: float) -> None:
+        """Store these blobs (text by name) where absent: by name, so two writes
+        storing the same ones take them in the same order."""
+        rows = [(name, len(text.encode()), text, float(at)) for name, text in sorted(blobs.items())]
+        self.dialect.insert(cur, "insert_blob", rows)
+
+    def _column(self, cur: Cursor, value: Any, at: float) -> str:
+        """A run's ``input`` or ``output`` column for ``value``: its canonical JSON, or
+        the name of the blob holding it (``keel.store.blobs.column_value``)."""
+        text, blobs = column_value(canonical_json(value), self.blob_threshold)
+        if blobs:
+            self._put_blobs(cur, blobs, at)
+        return text
 
     def _save_spec(self, cur: Cursor, spec: WorkflowSpec, at: float) -> None:
         cur.execute(self.q["insert_spec"], (spec.version, spec.name, spec.model_dump_json(), at))
@@ -113,7 +132,8 @@ class SQLWriter(SQLReader):
         parent_run, parent_node = parent or (None, None)
         inserted = cur.execute(
             self.q["insert_run"],
-            (first.run_id, spec.name, spec.version, "pending", canonical_json(run_input),
+            (first.run_id, spec.name, spec.version, "pending",
+             self._column(cur, run_input, first.at),
              origin, first.at, first.at, GENESIS, parent_run, parent_node, started_by),
         )  # fmt: skip
         if inserted.rowcount != 1:
@@ -215,7 +235,7 @@ class SQLWriter(SQLReader):
             case KeepLogs(lines=lines):
                 append_lines(self.dialect, cur, lines)
             case SetStatus(status=status, output=output, reason=reason):
-                stored = None if output is None else canonical_json(output)
+                stored = None if output is None else self._column(cur, output, t.at)
                 ended = t.at if is_finished(status) else None  # the alerts' windows read it
                 failed = status == "failed"  # why it failed, or cleared (a retry by hand)
                 cur.execute(
