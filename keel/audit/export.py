@@ -157,6 +157,11 @@ class ExportWriter:
         data.pop("run_id")
         return self._line({"type": "model_call", "run_id": call.run_id, **data})
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many lines of each type were written so far."""
+        return dict(self._counts)
+
     def end(self) -> str:
         """The last line: how many lines of each type came before it and the SHA-256 of
         their bytes (a truncated or spliced file fails on it)."""
@@ -191,11 +196,12 @@ def export_jsonl(
     exported_at: float,
     keel_version: str,
     keys: Sequence[PublicKey] = (),
+    writer: ExportWriter | None = None,
 ) -> Iterator[str]:
     """The lines of a JSONL export of ``selection`` (resolve it first: ``resolved``),
     with ``keys`` published in it (public keys that signed its checkpoints, approvals
-    and tombstones)."""
-    writer = ExportWriter()
+    and tombstones). ``writer``: one to read the counts from afterwards."""
+    writer = ExportWriter() if writer is None else writer
     yield writer.header(selection, exported_at, keel_version)
     for key in keys:
         yield writer.key(key)

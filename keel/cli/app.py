@@ -6,6 +6,7 @@ import typer
 
 from keel.cli import (
     alert_commands,
+    audit_commands,
     estimate_commands,
     event_commands,
     inspect_commands,
@@ -44,6 +45,7 @@ schedule_commands.register(app)
 event_commands.register(app)
 alert_commands.register(app)
 estimate_commands.register(app)
+audit_commands.register(app)
 
 
 def _print_version(asked: bool) -> None:
