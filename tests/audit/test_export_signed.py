@@ -1,0 +1,221 @@
+"""The line types other parts of keel put in an export, verified offline: signed
+checkpoints (and whose key: trusted, or only carried by the file), tombstones of pruned
+runs, blobs and the events that refer to them, and approvals signed at decision time.
+
+Their lines are made with the export's own writer, over runs recorded in a store or made
+of payloads by hand (events keel records with a signature once approvals are signed)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keel.audit.export_format import BLOB_REF
+from keel.audit.records import (
+    RunHead,
+    Tombstone,
+    approval_signed_data,
+    sign_checkpoint,
+)
+from keel.audit.signing import SigningKey
+from keel.store.sqlite import SQLiteStore
+from tests.audit.exports import (
+    EXPORTED_AT,
+    chain,
+    export_of,
+    heads,
+    problems,
+    record_of,
+    run_section,
+    started,
+    verified,
+    written,
+)
+from tests.contract.conftest import finished_three_node_run
+
+KEY = SigningKey.generate()
+OTHER = SigningKey.generate()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    opened = SQLiteStore(tmp_path / "keel.db")
+    for number in range(2):
+        finished_three_node_run(opened, f"run-{number}")
+    yield opened
+    opened.close()
+
+
+# --- checkpoints --------------------------------------------------------------------------
+
+
+def test_a_checkpoint_by_a_trusted_key_verifies_without_a_warning(store: SQLiteStore) -> None:
+    checkpoint = sign_checkpoint(KEY, EXPORTED_AT, "ops", heads(store, ["run-0", "run-1"]))
+    report = verified(export_of(store, checkpoints=[checkpoint]), [KEY.public_key])
+    assert report is not None
+    assert (report.problems, report.warnings) == ([], [])
+    assert report.counts["checkpointed runs"] == 2
+    assert report.trusted_keys == {KEY.key_id}
+
+
+def test_a_key_taken_from_the_export_itself_verifies_with_a_warning(store: SQLiteStore) -> None:
+    checkpoint = sign_checkpoint(KEY, EXPORTED_AT, "ops", heads(store, ["run-0"]))
+    report = verified(export_of(store, keys=[KEY.public_key], checkpoints=[checkpoint]))
+    assert report is not None
+    assert report.intact
+    assert report.warnings == [
+        f"signatures by key {KEY.key_id} verify with a key taken from the export itself: "
+        "pass --key to anchor trust in a key you hold"
+    ]
+    assert report.file_keys == {KEY.key_id}
+
+
+@pytest.mark.parametrize("trusted", [[], [OTHER]])
+def test_a_checkpoint_by_a_key_nobody_gave_fails(store: SQLiteStore, trusted: list[Any]) -> None:
+    checkpoint = sign_checkpoint(KEY, EXPORTED_AT, "ops", heads(store, ["run-0"]))
+    said = problems(export_of(store, checkpoints=[checkpoint]),
+                    [key.public_key for key in trusted])  # fmt: skip
+    assert said == [f"line 2: the checkpoint signed at 2027-01-15T08:00:00.000000Z: signed by "
+                    f"key {KEY.key_id}, which is not a trusted key"]  # fmt: skip
+
+
+def test_a_checkpoint_altered_after_signing_fails(store: SQLiteStore) -> None:
+    signed = sign_checkpoint(KEY, EXPORTED_AT, "ops", heads(store, ["run-0"]))
+    forged = type(signed)(signed.at, "someone else", signed.heads, signed.signature)
+    said = problems(export_of(store, checkpoints=[forged]), [KEY.public_key])
+    assert len(said) == 1
+    assert "does not match what it signs" in said[0]
+
+
+def test_a_checkpoint_of_more_events_than_exported_fails(store: SQLiteStore) -> None:
+    record = store.get_run("run-0")
+    later = RunHead("run-0", record.last_seq + 2, "f" * 64)
+    checkpoint = sign_checkpoint(KEY, EXPORTED_AT, None, (later,))
+    said = problems(export_of(store, checkpoints=[checkpoint]), [KEY.public_key])
+    assert len(said) == 1
+    assert said[0].startswith("line 3, run run-0: the checkpoint signed at")
+    assert "up to event 13, but the export has 11 events (events were removed)" in said[0]
+
+
+def test_a_checkpoint_of_runs_not_exported_is_counted_not_checked(store: SQLiteStore) -> None:
+    checkpoint = sign_checkpoint(KEY, EXPORTED_AT, None, (RunHead("gone", 3, "e" * 64),
+                                                          *heads(store, ["run-1"])))  # fmt: skip
+    report = verified(export_of(store, checkpoints=[checkpoint]), [KEY.public_key])
+    assert report is not None
+    assert report.intact
+    assert report.counts["checkpointed runs not exported"] == 1
+
+
+# --- runs made by hand: tombstones, blobs, signed approvals -------------------------------
+
+
+def test_a_pruned_run_verifies_by_its_signed_tombstone() -> None:
+    links = chain("pruned", [started(), {"kind": "run_cancelled", "reason": "", "by": "x"}],
+                  100.0)  # fmt: skip
+    record = record_of("pruned", links, status="cancelled")
+    tombstone = tombstone_of(record.id, record.last_seq, record.head_hash, KEY)
+    checkpoint = sign_checkpoint(KEY, 105.0, None, heads_of(record))
+    data = written([[lambda w: w.run(record), lambda w: w.tombstone(tombstone)]],
+                   checkpoints=[checkpoint])  # fmt: skip
+    report = verified(data, [KEY.public_key])
+    assert report is not None
+    assert (report.problems, report.counts["tombstones"]) == ([], 1)
+
+
+def test_a_tombstone_unsigned_or_of_another_head_fails() -> None:
+    links = chain("pruned", [started()], 100.0)
+    record = record_of("pruned", links)
+    unsigned = tombstone_of(record.id, record.last_seq, record.head_hash, None)
+    other = tombstone_of(record.id, record.last_seq, "a" * 64, KEY)
+    for tombstone, said in ((unsigned, "the tombstone is not signed"),
+                            (other, "the tombstone's head is not the run's head")):  # fmt: skip
+        data = written([[lambda w: w.run(record), lambda w, t=tombstone: w.tombstone(t)]])
+        assert problems(data, [KEY.public_key]) == [f"line 3, run pruned: {said}"]
+
+
+def test_a_blob_an_event_refers_to_must_be_there_and_hash_to_its_name() -> None:
+    import hashlib
+
+    big = json.dumps({"rows": list(range(1000))}).encode()
+    name = hashlib.sha256(big).hexdigest()
+    links = chain("big", [started(), {"kind": "node_succeeded", "node": "n", "attempt": 1,
+                                      "item": None, "output": {BLOB_REF: name, "size": len(big)}}],
+                  100.0)  # fmt: skip
+    record = record_of("big", links)
+    section = run_section(record, links)
+    assert not problems(written([[*section, lambda w: w.blob(name, big)]]))
+    assert problems(written([section])) == [
+        f"line 4, run big, event 2: refers to blob {name}, which is not in the export"
+    ]
+    said = problems(written([[*section, lambda w: w.blob(name, big + b" ")]]))
+    assert f"line 5: the blob named {name} does not hash to its name" in said
+
+
+def test_a_binary_blob_travels_as_base64() -> None:
+    import hashlib
+
+    raw = bytes(range(256))
+    name = hashlib.sha256(raw).hexdigest()
+    data = written([[lambda w: w.blob(name, raw)]])
+    assert b'"encoding":"base64"' in data
+    assert not problems(data)
+
+
+def approval(run_id: str, at: float, key: SigningKey, **change: Any) -> dict[str, Any]:
+    """An ``approval_decided`` payload signed by ``key`` (what ``change`` alters is
+    changed after signing)."""
+    decided = {"kind": "approval_decided", "node": "review", "approved": True,
+               "by": "ann", "data": {"limit": 500}, "comment": "ok"}  # fmt: skip
+    signed = approval_signed_data(run_id, "review", True, "ann", {"limit": 500}, "ok", at)
+    return {**decided, "signature": key.sign(signed).to_data(), **change}
+
+
+@pytest.mark.parametrize(("change", "trusted", "said"), [
+    ({}, [KEY], None),
+    ({"data": {"limit": 5000}}, [KEY], "does not match what it signs"),
+    ({"by": "bob"}, [KEY], "does not match what it signs"),
+    ({}, [OTHER], "which is not a trusted key"),
+])  # fmt: skip
+def test_a_signed_approval_is_checked(change: dict[str, Any], trusted: list[SigningKey],
+                                      said: str | None) -> None:  # fmt: skip
+    at = 100.0 + 2  # the second event of ``chain``'s run
+    links = chain("decided", [started(), approval("decided", at, KEY, **change)], 100.0)
+    data = written([run_section(record_of("decided", links), links)])
+    report = verified(data, [key.public_key for key in trusted])
+    assert report is not None
+    assert report.counts["signed approvals"] == 1
+    if said is None:
+        assert report.intact, report.problems
+        return
+    (problem,) = report.problems
+    assert str(problem).startswith("line 4, run decided, event 2: the approval's signature: ")
+    assert said in str(problem)
+
+
+def test_a_key_line_whose_id_is_not_its_keys_fails() -> None:
+    data = written([], keys=[KEY.public_key]).replace(KEY.key_id.encode(), b"0" * 16, 1)
+    said = problems(data)
+    assert f"line 2: the key's id is {KEY.key_id}, not {'0' * 16}" in said
+
+
+def heads_of(record: Any) -> tuple[RunHead, ...]:
+    return (RunHead(record.id, record.last_seq, record.head_hash),)
+
+
+def tombstone_of(run_id: str, last_seq: int, head: str, key: SigningKey | None) -> Tombstone:
+    tombstone = Tombstone(run_id=run_id, workflow="hand", status="cancelled",
+                          created_at=101.0, ended_at=102.0, last_seq=last_seq, head_hash=head,
+                          pruned_at=200.0, by="ops", counts={"events": last_seq})  # fmt: skip
+    if key is None:
+        return tombstone
+    return Tombstone(**{**_fields(tombstone), "signature": key.sign(tombstone.signed_data())})
+
+
+def _fields(tombstone: Tombstone) -> dict[str, Any]:
+    from dataclasses import fields
+
+    return {item.name: getattr(tombstone, item.name) for item in fields(tombstone)}
