@@ -80,6 +80,22 @@ def _lines(writer: ExportWriter, store: Store, selection: Selection, keys: Seque
     yield writer.end()
 
 
+def with_checkpoint(data: bytes, checkpoint: Checkpoint) -> bytes:
+    """An export with ``checkpoint`` in it, after its header and keys, and its end line
+    made again to count it: what an export of a store that keeps checkpoints holds."""
+    import hashlib
+
+    lines = lines_of(data)
+    before = (b'{"type":"header"', b'{"type":"key"')
+    at = next(i for i, line in enumerate(lines) if not line.startswith(before))
+    lines.insert(at, ExportWriter().checkpoint(checkpoint).encode())
+    end = json.loads(lines.pop())
+    end["lines"] = dict(sorted({**end["lines"], "checkpoint": end["lines"].get("checkpoint", 0)
+                                + 1}.items()))  # fmt: skip
+    end["digest"] = hashlib.sha256(b"".join(lines)).hexdigest()
+    return b"".join(lines) + (json.dumps(end, separators=(",", ":")) + "\n").encode()
+
+
 def heads(store: Store, run_ids: Iterable[str]) -> tuple[RunHead, ...]:
     return tuple(RunHead(r.id, r.last_seq, r.head_hash) for r in map(store.get_run, run_ids))
 
@@ -150,7 +166,8 @@ def rewrite_output(path: Path, run_id: str, node: str, output: Any) -> None:
             payload = json.loads(data)
             if payload["kind"] == "node_succeeded" and payload["node"] == node:
                 payload["output"], edited = output, True
-            elif payload["kind"] == "run_completed" and node in payload["output"]:
+            elif payload["kind"] == "run_completed" and isinstance(payload["output"], dict) \
+                    and node in payload["output"]:  # fmt: skip
                 payload["output"][node] = output
                 conn.execute("UPDATE runs SET output = ? WHERE id = ?",
                              (canonical_json(payload["output"]), run_id))  # fmt: skip
