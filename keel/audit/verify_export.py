@@ -98,12 +98,19 @@ class ExportReport:
     def intact(self) -> bool:
         return not self.problems
 
+    def checked(self) -> dict[str, int]:
+        """What was checked, the runs and events first, leaving out what there was none of."""
+        first = ("runs", "events", "model_calls", "signed approvals", "checkpoints",
+                 "checkpointed runs", "tombstones", "blobs", "keys")  # fmt: skip
+        order = [*first, *sorted(set(self.counts) - set(first))]
+        return {what: self.counts[what] for what in order if self.counts[what]}
+
     def to_data(self) -> dict[str, Any]:
         return {
             "intact": self.intact,
             "problems": [problem.to_data() for problem in self.problems],
             "warnings": list(self.warnings),
-            "counts": dict(sorted(self.counts.items())),
+            "counts": self.checked(),
             "signed_by": {
                 "trusted": sorted(self.trusted_keys),
                 "from_export": sorted(self.file_keys),
@@ -277,7 +284,7 @@ class _Verifier:
             return
         if line["at_iso"] != iso(checkpoint.at):
             self.problem("the checkpoint's at_iso disagrees with its at", number)
-        what = f"the checkpoint signed at {iso(checkpoint.at)}"
+        what = f"the checkpoint of {iso(checkpoint.at)}"
         self.check_signature(checkpoint.signed_data(), line["signature"], what, number)
         for head in checkpoint.heads:
             signed = _Signed(head.last_seq, head.head_hash, number, checkpoint.at)
@@ -454,7 +461,7 @@ class _Verifier:
         hashes = dict(_link_hashes(run.run_id, run.links))
         for signed in wanted:
             at = hashes.get(signed.seq)
-            when = f"the checkpoint signed at {iso(signed.at)} (line {signed.line})"
+            when = f"the checkpoint of {iso(signed.at)} (line {signed.line})"
             if at == signed.head:
                 continue
             if at is None and run.tombstone is not None and not run.links:
@@ -470,7 +477,7 @@ class _Verifier:
                              run.line, run.run_id)  # fmt: skip
             else:
                 self.problem(f"the history up to event {signed.seq} is not what {when} "
-                             "signed (the run was rewritten after the checkpoint)",
+                             "signed: the run was rewritten after the checkpoint",
                              run.event_lines.get(signed.seq, run.line), run.run_id,
                              signed.seq)  # fmt: skip
 

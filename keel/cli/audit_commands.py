@@ -220,13 +220,13 @@ def verify(
             typer.echo(f"✗ {problem}")
         for warning in report.warnings:
             typer.echo(f"warning: {warning}", err=True)
-        typer.echo(_summary(report.intact, report.counts, len(report.problems)))
+        typer.echo(_summary(report.intact, report.checked(), len(report.problems)))
     if not report.intact:
         raise typer.Exit(1)
 
 
 def _summary(intact: bool, counts: dict[str, int], problems: int) -> str:
-    checked = ", ".join(f"{count} {what}" for what, count in counts.items() if count)
+    checked = ", ".join(f"{count} {what.replace('_', ' ')}" for what, count in counts.items())
     if intact:
         return f"✓ intact: {checked or 'an export of no runs'}"
     return f"✗ {problems} problem{'s' if problems != 1 else ''} in {checked or 'the file'}"

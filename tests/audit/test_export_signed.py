@@ -79,7 +79,7 @@ def test_a_checkpoint_by_a_key_nobody_gave_fails(store: SQLiteStore, trusted: li
     checkpoint = sign_checkpoint(KEY, EXPORTED_AT, "ops", heads(store, ["run-0"]))
     said = problems(export_of(store, checkpoints=[checkpoint]),
                     [key.public_key for key in trusted])  # fmt: skip
-    assert said == [f"line 2: the checkpoint signed at 2027-01-15T08:00:00.000000Z: signed by "
+    assert said == [f"line 2: the checkpoint of 2027-01-15T08:00:00.000000Z: signed by "
                     f"key {KEY.key_id}, which is not a trusted key"]  # fmt: skip
 
 
@@ -97,7 +97,7 @@ def test_a_checkpoint_of_more_events_than_exported_fails(store: SQLiteStore) -> 
     checkpoint = sign_checkpoint(KEY, EXPORTED_AT, None, (later,))
     said = problems(export_of(store, checkpoints=[checkpoint]), [KEY.public_key])
     assert len(said) == 1
-    assert said[0].startswith("line 3, run run-0: the checkpoint signed at")
+    assert said[0].startswith("line 3, run run-0: the checkpoint of")
     assert "up to event 13, but the export has 11 events (events were removed)" in said[0]
 
 
