@@ -181,7 +181,8 @@ def _write(lines: Iterator[bytes], output: Path | None) -> Counter[bytes | str]:
     try:
         for line in lines:
             written["rows"] += 1
-            written[line[: line.find(b",")]] += 1
+            if line.startswith(b'{"type":'):
+                written[line[: line.find(b",")]] += 1
             target.write(line)
         target.flush()
     finally:
