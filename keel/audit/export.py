@@ -141,16 +141,10 @@ class ExportWriter:
         signature = None if tombstone.signature is None else tombstone.signature.to_data()
         return self._line({"type": "tombstone", **data, "signature": signature})
 
-    def blob(self, hash_hex: str, data: bytes) -> str:
-        """A blob's bytes: as text when they are UTF-8, else base64."""
-        try:
-            encoding, text = "utf-8", data.decode("utf-8")
-        except UnicodeDecodeError:
-            import base64
-
-            encoding, text = "base64", base64.b64encode(data).decode("ascii")
-        return self._line({"type": "blob", "hash": hash_hex, "size": len(data),
-                           "encoding": encoding, "data": text})  # fmt: skip
+    def blob(self, name: str, text: str) -> str:
+        """A blob (``Store.blobs``: its name and stored text)."""
+        return self._line({"type": "blob", "name": name, "size": len(text.encode("utf-8")),
+                           "text": text})  # fmt: skip
 
     def model_call(self, call: ModelCall) -> str:
         data = dataclasses.asdict(call)

@@ -25,8 +25,8 @@ changes nothing JSON sees, such as spacing, is still a change).
 
 from __future__ import annotations
 
+import hashlib
 import json
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,17 +46,19 @@ EVENT_FIELDS = ("type", "run_id", "seq", "at", "at_iso", "prev_hash", "payload",
                 "node", "attempt", "item", "who", "inputs", "outputs")  # fmt: skip
 TOMBSTONE_FIELDS = ("type", "run_id", "workflow", "status", "created_at", "ended_at",
                     "last_seq", "head_hash", "pruned_at", "by", "counts", "signature")  # fmt: skip
-BLOB_FIELDS = ("type", "hash", "size", "encoding", "data")
+BLOB_FIELDS = ("type", "name", "size", "text")
 END_FIELDS = ("type", "lines", "digest")
 
 #: the line types of a run's section, after its ``run`` line
 RUN_SECTION = ("event", "tombstone", "blob", "model_call")
 LINE_TYPES = ("header", "key", "checkpoint", "run", *RUN_SECTION, "end")
 
-#: an event's payload refers to a blob (a large output kept apart, content-addressed) as
-#: ``{"$blob": "<sha-256 hex of the blob's bytes>", ...}``
+#: a stored event that refers to blobs (large values kept apart, by content) lists the
+#: paths of its references in ``$blobs``; each reference is ``{"$blob": NAME, "size": N}``
+#: where NAME is ``sha256:`` and the SHA-256 hex of the blob's text (UTF-8)
+BLOB_PATHS = "$blobs"
 BLOB_REF = "$blob"
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+BLOB_ALGORITHM = "sha256:"
 
 _LINE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
@@ -71,10 +73,6 @@ def iso(at: float | None) -> str | None:
     if at is None:
         return None
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-def is_sha256(value: Any) -> bool:
-    return isinstance(value, str) and bool(_SHA256.match(value))
 
 
 def event_fields(payload: dict[str, Any]) -> dict[str, Any]:
@@ -122,17 +120,21 @@ def _outputs(kind: Any, payload: dict[str, Any]) -> Any:
     return None
 
 
-def blob_refs(value: Any) -> set[str]:
-    """The hashes of the blobs ``value`` (an event's payload) refers to, however deep."""
+def blob_name(text: str) -> str:
+    """The name of a blob whose content is ``text``."""
+    return BLOB_ALGORITHM + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def blob_refs(payload: dict[str, Any]) -> set[str]:
+    """The names of the blobs a stored event refers to: at the paths its ``$blobs``
+    lists (a path that leads to no reference names none)."""
     found: set[str] = set()
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            ref = item.get(BLOB_REF)
-            if isinstance(ref, str) and is_sha256(ref):
-                found.add(ref)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+    paths = payload.get(BLOB_PATHS)
+    for path in paths if isinstance(paths, list) else []:
+        value: Any = payload
+        for step in path if isinstance(path, list) else []:
+            value = value.get(step) if isinstance(value, dict) else None
+        ref = value.get(BLOB_REF) if isinstance(value, dict) else None
+        if isinstance(ref, str):
+            found.add(ref)
     return found

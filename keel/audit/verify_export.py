@@ -22,8 +22,6 @@ nobody rewrote a run *and* the export consistently when no checkpoint covers the
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -44,16 +42,19 @@ from keel.audit.export_format import (
     RUN_SECTION,
     TOMBSTONE_FIELDS,
     VERSION,
+    blob_name,
     blob_refs,
     dumps,
     event_fields,
-    is_sha256,
     iso,
 )
 from keel.audit.records import Checkpoint, Tombstone, approval_signed_data
 from keel.audit.signing import PublicKey, Signature, SigningError, verify_signature
 from keel.errors import KeelError
 from keel.store.chain import GENESIS, ChainLink, link_hash, verify_chain
+
+#: who decides an approval that keel decided itself (``on_timeout: approve``): unsigned
+KEEL = "keel"
 
 
 class ExportFormatError(KeelError, ValueError):
@@ -100,8 +101,9 @@ class ExportReport:
 
     def checked(self) -> dict[str, int]:
         """What was checked, the runs and events first, leaving out what there was none of."""
-        first = ("runs", "events", "model_calls", "signed approvals", "checkpoints",
-                 "checkpointed runs", "tombstones", "blobs", "keys")  # fmt: skip
+        first = ("runs", "events", "model_calls", "signed approvals", "unsigned approvals",
+                 "checkpoints", "checkpointed runs", "tombstones", "unsigned tombstones",
+                 "blobs", "keys")  # fmt: skip
         order = [*first, *sorted(set(self.counts) - set(first))]
         return {what: self.counts[what] for what in order if self.counts[what]}
 
@@ -340,25 +342,32 @@ class _Verifier:
         run.event_lines.setdefault(seq, number)
         if run.first_payload is None:
             run.first_payload = data
-        if data.get("kind") == "approval_decided" and "signature" in data:
-            self.check_approval(number, run.run_id, seq, float(at), data)
+        if data.get("kind") == "approval_decided":
+            self.check_approval(number, run.run_id, seq, data)
         for ref in blob_refs(data):
             if ref not in self.blobs:
                 self.wanted_blobs.setdefault(ref, (number, run.run_id, seq))
 
-    def check_approval(
-        self, number: int, run_id: str, seq: int, at: float, data: dict[str, Any]
-    ) -> None:
+    def check_approval(self, number: int, run_id: str, seq: int, data: dict[str, Any]) -> None:
+        """A decision signed where it was made: its ``signature`` holds the time signed
+        (``at``) beside the signature. keel's own decisions are never signed; a person's
+        decision made where no key was configured is counted as unsigned."""
+        signature = data.get("signature")
+        if signature is None:
+            if data.get("by") != KEEL:
+                self.report.counts["unsigned approvals"] += 1
+            return
         self.report.counts["signed approvals"] += 1
         try:
-            signed = approval_signed_data(run_id, str(data["node"]), bool(data["approved"]),
-                                          str(data["by"]), data.get("data"),
-                                          str(data.get("comment", "")), at)  # fmt: skip
-        except KeyError as exc:
-            self.problem(f"a signed approval lacks {exc}", number, run_id, seq)
+            signed = approval_signed_data(
+                run_id, str(data["node"]), bool(data["approved"]), str(data["by"]),
+                data.get("data"), str(data.get("comment", "")), float(signature["at"]),
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:
+            self.problem(f"a signed approval that does not read ({exc!r} is wrong or missing)",
+                         number, run_id, seq)  # fmt: skip
             return
-        self.check_signature(signed, data["signature"], "the approval's signature", number,
-                             run_id, seq)  # fmt: skip
+        self.check_signature(signed, signature, "the approval's signature", number, run_id, seq)
 
     def on_tombstone(self, number: int, line: dict[str, Any]) -> None:
         run = self.section(number, line)
@@ -375,8 +384,11 @@ class _Verifier:
         except (TypeError, ValueError) as exc:
             self.problem(f"a tombstone that does not read ({exc})", number, run.run_id)
             return
-        self.check_signature(tombstone.signed_data(), line["signature"], "the tombstone",
-                             number, run.run_id)  # fmt: skip
+        if line["signature"] is None:  # keel prune --unsigned
+            self.report.counts["unsigned tombstones"] += 1
+        else:
+            self.check_signature(tombstone.signed_data(), line["signature"], "the tombstone",
+                                 number, run.run_id)  # fmt: skip
         head = (run.data["last_seq"], run.data["head_hash"])
         if (tombstone.last_seq, tombstone.head_hash) != head:
             self.problem("the tombstone's head is not the run's head", number, run.run_id)
@@ -385,23 +397,13 @@ class _Verifier:
     def on_blob(self, number: int, line: dict[str, Any]) -> None:
         if not self.fields(number, line, BLOB_FIELDS):
             return
-        name, encoding, text = line["hash"], line["encoding"], line["data"]
-        try:
-            if encoding == "utf-8":
-                data = str(text).encode("utf-8")
-            elif encoding == "base64":
-                data = base64.b64decode(str(text), validate=True)
-            else:
-                raise ValueError(f"unknown encoding {encoding!r}")
-        except (ValueError, binascii.Error) as exc:
-            self.problem(f"a blob that does not read ({exc})", number)
-            return
-        if not is_sha256(name) or hashlib.sha256(data).hexdigest() != name:
+        name, text = line["name"], line["text"]
+        if not isinstance(text, str) or blob_name(text) != name:
             self.problem(f"the blob named {name} does not hash to its name", number)
             return
-        if line["size"] != len(data):
-            self.problem(f"the blob {name} says it has {line['size']} bytes, not {len(data)}",
-                         number)  # fmt: skip
+        if line["size"] != len(text.encode("utf-8")):
+            self.problem(f"the blob {name} says it has {line['size']} bytes, not "
+                         f"{len(text.encode('utf-8'))}", number)  # fmt: skip
         self.blobs.add(name)
         self.wanted_blobs.pop(name, None)
 
@@ -488,6 +490,14 @@ class _Verifier:
         for name, (number, run_id, seq) in sorted(self.wanted_blobs.items()):
             self.problem(f"refers to blob {name}, which is not in the export", number,
                          run_id, seq)  # fmt: skip
+        for what, said in (
+            ("unsigned approvals", "approvals decided by a person where no signing key was "
+             "configured: nothing proves who decided them but the chain"),
+            ("unsigned tombstones", "runs pruned without a signing key (keel prune "
+             "--unsigned): nothing proves what they were but the chain"),
+        ):  # fmt: skip
+            if self.report.counts[what]:
+                self.report.warnings.append(f"{self.report.counts[what]} {said}")
         unexported = sorted(self.signed)
         if unexported:
             self.report.counts["checkpointed runs not exported"] = len(unexported)

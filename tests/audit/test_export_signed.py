@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from keel.audit.export_format import BLOB_REF
+from keel.audit.export_format import blob_name
 from keel.audit.records import (
     RunHead,
     Tombstone,
@@ -22,6 +22,7 @@ from keel.audit.records import (
     sign_checkpoint,
 )
 from keel.audit.signing import SigningKey
+from keel.store.chain import ChainLink
 from keel.store.sqlite import SQLiteStore
 from tests.audit.exports import (
     EXPORTED_AT,
@@ -126,43 +127,52 @@ def test_a_pruned_run_verifies_by_its_signed_tombstone() -> None:
     assert (report.problems, report.counts["tombstones"]) == ([], 1)
 
 
-def test_a_tombstone_unsigned_or_of_another_head_fails() -> None:
+def test_a_tombstone_of_another_head_fails() -> None:
     links = chain("pruned", [started()], 100.0)
     record = record_of("pruned", links)
-    unsigned = tombstone_of(record.id, record.last_seq, record.head_hash, None)
     other = tombstone_of(record.id, record.last_seq, "a" * 64, KEY)
-    for tombstone, said in ((unsigned, "the tombstone is not signed"),
-                            (other, "the tombstone's head is not the run's head")):  # fmt: skip
-        data = written([[lambda w: w.run(record), lambda w, t=tombstone: w.tombstone(t)]])
-        assert problems(data, [KEY.public_key]) == [f"line 3, run pruned: {said}"]
+    data = written([[lambda w: w.run(record), lambda w: w.tombstone(other)]])
+    assert problems(data, [KEY.public_key]) == [
+        "line 3, run pruned: the tombstone's head is not the run's head"
+    ]
+
+
+def test_an_unsigned_tombstone_verifies_with_a_warning() -> None:
+    record = record_of("pruned", chain("pruned", [started()], 100.0))
+    unsigned = tombstone_of(record.id, record.last_seq, record.head_hash, None)
+    report = verified(written([[lambda w: w.run(record), lambda w: w.tombstone(unsigned)]]))
+    assert report is not None
+    assert report.intact
+    assert report.warnings == ["1 runs pruned without a signing key (keel prune --unsigned): "
+                               "nothing proves what they were but the chain"]  # fmt: skip
+
+
+def referring(run_id: str, name: str, size: int) -> list[ChainLink]:
+    """A run whose node's output is the blob ``name``, as a store writes the reference."""
+    output = {"$blob": name, "size": size}
+    succeeded = {"$blobs": [["output"]], "kind": "node_succeeded", "node": "n", "attempt": 1,
+                 "item": None, "output": output}  # fmt: skip
+    return chain(run_id, [started(), succeeded], 100.0)
 
 
 def test_a_blob_an_event_refers_to_must_be_there_and_hash_to_its_name() -> None:
-    import hashlib
-
-    big = json.dumps({"rows": list(range(1000))}).encode()
-    name = hashlib.sha256(big).hexdigest()
-    links = chain("big", [started(), {"kind": "node_succeeded", "node": "n", "attempt": 1,
-                                      "item": None, "output": {BLOB_REF: name, "size": len(big)}}],
-                  100.0)  # fmt: skip
-    record = record_of("big", links)
-    section = run_section(record, links)
-    assert not problems(written([[*section, lambda w: w.blob(name, big)]]))
+    text = json.dumps({"rows": list(range(1000))}, separators=(",", ":"))
+    name = blob_name(text)
+    links = referring("big", name, len(text))
+    section = run_section(record_of("big", links), links)
+    assert not problems(written([[*section, lambda w: w.blob(name, text)]]))
     assert problems(written([section])) == [
         f"line 4, run big, event 2: refers to blob {name}, which is not in the export"
     ]
-    said = problems(written([[*section, lambda w: w.blob(name, big + b" ")]]))
+    said = problems(written([[*section, lambda w: w.blob(name, text + " ")]]))
     assert f"line 5: the blob named {name} does not hash to its name" in said
 
 
-def test_a_binary_blob_travels_as_base64() -> None:
-    import hashlib
-
-    raw = bytes(range(256))
-    name = hashlib.sha256(raw).hexdigest()
-    data = written([[lambda w: w.blob(name, raw)]])
-    assert b'"encoding":"base64"' in data
-    assert not problems(data)
+def test_a_value_that_only_looks_like_a_reference_is_data() -> None:
+    looks = {"kind": "node_succeeded", "node": "n", "attempt": 1, "item": None,
+             "output": {"$blob": "sha256:" + "0" * 64, "size": 1}}  # fmt: skip
+    links = chain("plain", [started(), looks], 100.0)
+    assert not problems(written([run_section(record_of("plain", links), links)]))
 
 
 def approval(run_id: str, at: float, key: SigningKey, **change: Any) -> dict[str, Any]:
@@ -171,7 +181,7 @@ def approval(run_id: str, at: float, key: SigningKey, **change: Any) -> dict[str
     decided = {"kind": "approval_decided", "node": "review", "approved": True,
                "by": "ann", "data": {"limit": 500}, "comment": "ok"}  # fmt: skip
     signed = approval_signed_data(run_id, "review", True, "ann", {"limit": 500}, "ok", at)
-    return {**decided, "signature": key.sign(signed).to_data(), **change}
+    return {**decided, "signature": {"at": at, **key.sign(signed).to_data()}, **change}
 
 
 @pytest.mark.parametrize(("change", "trusted", "said"), [
@@ -182,7 +192,7 @@ def approval(run_id: str, at: float, key: SigningKey, **change: Any) -> dict[str
 ])  # fmt: skip
 def test_a_signed_approval_is_checked(change: dict[str, Any], trusted: list[SigningKey],
                                       said: str | None) -> None:  # fmt: skip
-    at = 100.0 + 2  # the second event of ``chain``'s run
+    at = 99.5  # signed before it was recorded
     links = chain("decided", [started(), approval("decided", at, KEY, **change)], 100.0)
     data = written([run_section(record_of("decided", links), links)])
     report = verified(data, [key.public_key for key in trusted])
@@ -219,3 +229,18 @@ def _fields(tombstone: Tombstone) -> dict[str, Any]:
     from dataclasses import fields
 
     return {item.name: getattr(tombstone, item.name) for item in fields(tombstone)}
+
+
+def test_unsigned_approvals_of_people_are_counted_and_said() -> None:
+    person = {"kind": "approval_decided", "node": "review", "approved": True, "by": "ann",
+              "data": None, "comment": ""}  # fmt: skip
+    keel_itself = {**person, "by": "keel"}
+    links = chain("open", [started(), person, keel_itself], 100.0)
+    report = verified(written([run_section(record_of("open", links), links)]))
+    assert report is not None
+    assert report.intact
+    assert report.counts["unsigned approvals"] == 1
+    assert report.warnings == [
+        "1 approvals decided by a person where no signing key was configured: nothing "
+        "proves who decided them but the chain"
+    ]
