@@ -244,3 +244,42 @@ def test_unsigned_approvals_of_people_are_counted_and_said() -> None:
         "1 approvals decided by a person where no signing key was configured: nothing "
         "proves who decided them but the chain"
     ]
+
+
+def test_every_flipped_byte_of_an_export_with_every_line_type_fails() -> None:
+    import random
+
+    from keel.store.model_calls import ModelCall
+
+    text = json.dumps({"rows": list(range(50))}, separators=(",", ":"))
+    name = blob_name(text)
+    big = referring("big", name, len(text))
+    decided = chain("decided", [started(), approval("decided", 99.5, KEY)], 100.0)
+    pruned = record_of("pruned", chain("pruned", [started()], 100.0))
+    tombstone = tombstone_of(pruned.id, pruned.last_seq, pruned.head_hash, KEY)
+    call = ModelCall(id="c1", run_id="big", workflow="hand", node="n", item=None, attempt=1,
+                     seq=0, kind="model", state="answered", fingerprint="f", provider="p",
+                     model="m", request={"q": "é"}, reserved=5, sent_at=101.0,
+                     response={"a": 1}, cost=3, ended_at=102.0)  # fmt: skip
+    data = written(
+        [
+            [*run_section(record_of("big", big), big), lambda w: w.blob(name, text),
+             lambda w: w.model_call(call)],
+            run_section(record_of("decided", decided), decided),
+            [lambda w: w.run(pruned), lambda w: w.tombstone(tombstone)],
+        ],
+        keys=[KEY.public_key],
+        checkpoints=[sign_checkpoint(KEY, 103.0, "ops", heads_of(pruned))],
+    )  # fmt: skip
+    report = verified(data, [KEY.public_key])
+    assert report is not None
+    assert report.intact, report.problems
+    kinds = {json.loads(line)["type"] for line in data.splitlines()}
+    assert kinds == {"header", "key", "checkpoint", "run", "event", "blob", "model_call",
+                     "tombstone", "end"}  # fmt: skip
+    rng = random.Random(7)
+    for position in sorted({rng.randrange(len(data)) for _ in range(1500)}):
+        flipped = bytearray(data)
+        flipped[position] ^= rng.randrange(1, 256)
+        report = verified(bytes(flipped), [KEY.public_key])
+        assert report is None or not report.intact, (position, data[position - 20 : position + 20])
