@@ -6,6 +6,7 @@ import typer
 
 from keel.cli import (
     alert_commands,
+    audit_commands,
     estimate_commands,
     event_commands,
     fork_commands,
@@ -50,6 +51,7 @@ alert_commands.register(app)
 estimate_commands.register(app)
 replay_commands.register(app)
 version_commands.register(app)
+audit_commands.register(app)
 
 
 def _print_version(asked: bool) -> None:

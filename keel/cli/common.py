@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -136,6 +136,26 @@ def opened_client(
         yield client
     finally:
         client.close()
+
+
+def moment(text: str, option: str, now: Callable[[], float]) -> float:
+    """A time given to ``option`` as a timestamp: a duration back from ``now()`` (24h,
+    7d), a date (2025-01-31) or a date and time (2025-01-31T09:00, local unless it
+    says its offset: ...Z, ...+02:00); exit 2 with the forms it takes otherwise."""
+    from keel.errors import KeelError
+    from keel.spec.durations import parse_duration
+
+    try:
+        back = parse_duration(text)
+    except (KeelError, ValueError):
+        back = None
+    if back is not None:
+        return now() - back
+    try:
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise fail(f"{option} '{text}' is neither a date (2025-01-31), a date and time "
+                   "(2025-01-31T09:00), nor a duration (24h, 7d)", 2) from None  # fmt: skip
 
 
 def client_now(client: Client) -> float:

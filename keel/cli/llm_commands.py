@@ -246,22 +246,6 @@ def spend(
 def _since(text: str, client: Any) -> float:
     """``--since`` as a timestamp: a duration back from the store's now, or a local
     date (and time)."""
-    import datetime
+    from keel.cli.common import client_now, moment
 
-    from keel.cli.common import fail
-    from keel.errors import KeelError
-    from keel.spec.durations import parse_duration
-
-    try:
-        back = parse_duration(text)
-    except (KeelError, ValueError):
-        back = None
-    if back is not None:
-        from keel.cli.common import client_now
-
-        return client_now(client) - back
-    try:
-        return datetime.datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        raise fail(f"--since '{text}' is neither a date (2025-01-31), a date and time "
-                   "(2025-01-31T09:00), nor a duration (24h, 7d)", 2) from None  # fmt: skip
+    return moment(text, "--since", lambda: client_now(client))

@@ -375,7 +375,9 @@ def workflows(
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Argument(help="The identity recorded for what it does")],
-    role: Annotated[str, typer.Option("--role", help="viewer, approver, operator or admin")],
+    role: Annotated[
+        str, typer.Option("--role", help="viewer, approver, operator, auditor or admin")
+    ],
     groups: Annotated[
         str, typer.Option("--groups", help="Groups for approvals' assignees: g1,g2")
     ] = "",

@@ -24,6 +24,7 @@ from keel.server.limits import MOST_HOOK_BYTES, BodyLimit, RateLimits
 from keel.server.routes import (
     alerts,
     approvals,
+    audit,
     hooks,
     llm,
     operations,
@@ -73,7 +74,7 @@ def create_app(
     app.state.access = Access(Tokens(store), RateLimits(rate), clock)
     problems.install(app, pages=(dashboard.PREFIX, dashboard.error_page))
     routers = (runs, llm, approvals, workflows, versions, tokens, operations, hooks, schedules,
-               alerts, metrics_routes)  # fmt: skip
+               alerts, metrics_routes, audit)  # fmt: skip
     for module in routers:
         app.include_router(module.router, responses=problems.RESPONSES)
     dashboard.install(app, service.store)

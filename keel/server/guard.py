@@ -28,6 +28,7 @@ from keel.server.roles import Permission, roles_with
 #: what each permission lets do, for the 403 message
 DOING = {Permission.READ: "read", Permission.DECIDE: "decide approvals",
          Permission.ACT: "start runs or act on them",
+         Permission.AUDIT: "export histories for an audit",
          Permission.ADMIN: "manage tokens and deployments"}  # fmt: skip
 
 #: routes anyone may call: a load balancer's health and readiness probes, and webhook

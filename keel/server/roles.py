@@ -2,7 +2,8 @@
 needs, and the guard (``keel.server.guard``) checks it before the route runs.
 
 Approving is kept apart from operating on purpose: the person who runs a process is not
-by default the one who signs off on it (four eyes). An admin may do everything.
+by default the one who signs off on it (four eyes). An auditor reads and exports
+histories and acts on nothing. An admin may do everything.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ class Permission(StrEnum):
     DECIDE = "decide"
     #: start runs and act on them: cancel, pause, retry, skip, signal
     ACT = "act"
+    #: export runs' histories with their chains, for an audit (``GET /audit/export``)
+    AUDIT = "audit"
     #: manage tokens and deploy workflows
     ADMIN = "admin"
 
@@ -25,6 +28,9 @@ ROLES: dict[str, frozenset[Permission]] = {
     "viewer": frozenset({Permission.READ}),
     "approver": frozenset({Permission.READ, Permission.DECIDE}),
     "operator": frozenset({Permission.READ, Permission.ACT}),
+    #: reads and exports everything, changes nothing: the one who checks a process is
+    #: neither the one who runs it nor the one who signs it off
+    "auditor": frozenset({Permission.READ, Permission.AUDIT}),
     "admin": frozenset(Permission),
 }
 

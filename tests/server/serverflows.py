@@ -12,7 +12,7 @@ from keel.runtime.operations.interventions import pause_run, reject
 from keel.server.identities import create_token
 from keel.store.protocol import Store
 
-ROLES = ("viewer", "approver", "operator", "admin")
+ROLES = ("viewer", "approver", "operator", "auditor", "admin")
 
 REVIEW_YAML = """
 name: review

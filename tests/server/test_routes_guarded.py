@@ -85,6 +85,7 @@ REQUESTS: dict[tuple[str, str], Request] = {
         "/schedules/review-daily/backfill",
         {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T23:00:00Z"},
     ),
+    ("GET", "/audit/export"): lambda a: (f"/audit/export?run={a.waiting}&format=jsonl", None),
     ("GET", "/health"): lambda a: ("/health", None),
     ("GET", "/ready"): lambda a: ("/ready", None),
 }

@@ -10,6 +10,7 @@ joins the caller's trace (as on a store, where ``start_run`` reads it directly).
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -96,6 +97,34 @@ class HttpTransport:
             raise error_for(response.status_code, data, self.url, path,
                             has_token=self._has_token) from None  # fmt: skip
         return data
+
+    def stream_lines(self, path: str, params: dict[str, Any]) -> Iterator[bytes]:
+        """A streamed answer's lines as they come (an export of any size, never held
+        whole); keel's error for a refusal, as ``call``."""
+        query = {k: v for k, v in params.items() if v is not None}
+        try:
+            with self.http.stream("GET", path, params=query, headers=inject({})) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    try:
+                        data = response.json()
+                    except ValueError:
+                        data = response.text
+                    raise error_for(response.status_code, data, self.url, path,
+                                    has_token=self._has_token) from None  # fmt: skip
+                pending = b""
+                for chunk in response.iter_bytes():
+                    pending += chunk
+                    *whole, pending = pending.split(b"\n")
+                    for line in whole:
+                        yield line + b"\n"
+                if pending:
+                    yield pending
+        except httpx2.TimeoutException:
+            raise RemoteError(f"the keel server at {self.url} did not answer in time") from None
+        except httpx2.HTTPError as exc:
+            raise RemoteError(f"cannot reach the keel server at {self.url}: {exc or type(exc)}"
+                              " (is `keel serve` running there?)") from None  # fmt: skip
 
     # --- runs -----------------------------------------------------------------------------
 

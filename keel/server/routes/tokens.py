@@ -22,7 +22,7 @@ Served = Annotated[Service, Depends(service)]
 
 class NewToken(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-    role: Literal["viewer", "approver", "operator", "admin"]
+    role: Literal["viewer", "approver", "operator", "auditor", "admin"]
     groups: list[Annotated[str, Field(min_length=1, max_length=100)]] = []
     expires_in_days: float | None = Field(None, gt=0, le=3650)
 

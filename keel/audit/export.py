@@ -1,0 +1,246 @@
+"""Writing an audit export: every event of the selected runs with who, what, when, inputs
+and outputs, each run's chain (the payload texts exactly as hashed) and head, and the
+LLM ledger of those runs, as JSON Lines an auditor verifies offline
+(``keel.audit.verify_export``), or as CSV for spreadsheets.
+
+Streamed: runs are read a page at a time and each run's events when its turn comes, so
+an export of any number of runs holds one run in memory. ``ExportWriter`` turns records
+into lines (and counts and hashes them for the ``end`` line); ``export_jsonl`` says
+which records of a store go in, in which order (the format: ``keel.audit.export_format``).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from keel.audit.export_format import (
+    FORMAT,
+    VERSION,
+    dumps,
+    event_fields,
+    iso,
+)
+from keel.audit.records import Checkpoint, Tombstone
+from keel.audit.signing import PublicKey
+from keel.store.chain import ChainLink
+from keel.store.model_calls import ModelCall
+from keel.store.protocol import Store
+from keel.store.records import RunRecord
+
+#: runs read from the store at a time
+PAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which runs an export holds: these runs (ids or unique prefixes), or every run;
+    either way only those of ``workflow`` created at ``since`` or later and before
+    ``until`` (seconds since the epoch), when given."""
+
+    runs: tuple[str, ...] = ()
+    workflow: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+    def to_data(self) -> dict[str, Any]:
+        return {"runs": list(self.runs), "workflow": self.workflow,
+                "since": self.since, "since_iso": iso(self.since),
+                "until": self.until, "until_iso": iso(self.until)}  # fmt: skip
+
+    def admits(self, record: RunRecord) -> bool:
+        return (
+            (self.workflow is None or record.workflow == self.workflow)
+            and (self.since is None or record.created_at >= self.since)
+            and (self.until is None or record.created_at < self.until)
+        )
+
+
+def resolved(store: Store, selection: Selection) -> Selection:
+    """The selection with each named run's whole id: a run that is not there fails here
+    (``RunNotFoundError``), before the first line is written."""
+    ids = tuple(dict.fromkeys(store.get_run(run_id).id for run_id in selection.runs))
+    return dataclasses.replace(selection, runs=ids)
+
+
+def selected_runs(store: Store, selection: Selection) -> Iterator[RunRecord]:
+    """The runs of a (resolved) selection: named runs in the order named, else newest
+    first, a page at a time."""
+    if selection.runs:
+        for run_id in selection.runs:
+            record = store.get_run(run_id)
+            if selection.admits(record):
+                yield record
+        return
+    cursor: tuple[float, str] | None = None
+    while True:
+        page = store.list_runs(workflow=selection.workflow, created_after=selection.since,
+                               created_before=selection.until, cursor=cursor,
+                               limit=PAGE)  # fmt: skip
+        yield from page
+        if len(page) < PAGE:
+            return
+        cursor = (page[-1].created_at, page[-1].id)
+
+
+class ExportWriter:
+    """Lines of an export, one record at a time; counts each line's type and hashes
+    every byte it writes, for the ``end`` line that closes the file."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._counts: Counter[str] = Counter()
+
+    def _line(self, line: dict[str, Any]) -> str:
+        text = dumps(line)
+        self._digest.update(text.encode("utf-8"))
+        self._counts[line["type"]] += 1
+        return text
+
+    def header(self, selection: Selection, exported_at: float, keel_version: str) -> str:
+        return self._line({"type": "header", "format": FORMAT, "version": VERSION,
+                           "exported_at": exported_at, "exported_iso": iso(exported_at),
+                           "keel_version": keel_version,
+                           "selection": selection.to_data()})  # fmt: skip
+
+    def key(self, key: PublicKey) -> str:
+        return self._line({"type": "key", "key_id": key.key_id, "key": key.to_text()})
+
+    def checkpoint(self, checkpoint: Checkpoint) -> str:
+        data = checkpoint.to_data()
+        return self._line({"type": "checkpoint", "id": data["id"], "at": data["at"],
+                           "at_iso": iso(checkpoint.at), "by": data["by"],
+                           "heads": data["heads"], "signature": data["signature"]})  # fmt: skip
+
+    def run(self, record: RunRecord) -> str:
+        return self._line({
+            "type": "run", "run_id": record.id, "workflow": record.workflow,
+            "spec_version": record.spec_version, "status": record.status,
+            "created_at": record.created_at, "created_iso": iso(record.created_at),
+            "ended_at": record.ended_at, "ended_iso": iso(record.ended_at),
+            "started_by": record.started_by, "parent_run": record.parent_run,
+            "last_seq": record.last_seq, "head_hash": record.head_hash,
+        })  # fmt: skip
+
+    def event(self, run_id: str, link: ChainLink) -> str:
+        return self._line({"type": "event", "run_id": run_id, "seq": link.seq, "at": link.at,
+                           "at_iso": iso(link.at), "prev_hash": link.prev_hash,
+                           "payload": link.payload,
+                           **event_fields(_payload_data(link.payload))})  # fmt: skip
+
+    def tombstone(self, tombstone: Tombstone) -> str:
+        data = tombstone.signed_data()
+        del data["kind"]
+        signature = None if tombstone.signature is None else tombstone.signature.to_data()
+        return self._line({"type": "tombstone", **data, "signature": signature})
+
+    def blob(self, name: str, text: str) -> str:
+        """A blob (``Store.blobs``: its name and stored text)."""
+        return self._line({"type": "blob", "name": name, "size": len(text.encode("utf-8")),
+                           "text": text})  # fmt: skip
+
+    def model_call(self, call: ModelCall) -> str:
+        data = dataclasses.asdict(call)
+        data.pop("run_id")
+        return self._line({"type": "model_call", "run_id": call.run_id, **data})
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many lines of each type were written so far."""
+        return dict(self._counts)
+
+    def end(self) -> str:
+        """The last line: how many lines of each type came before it and the SHA-256 of
+        their bytes (a truncated or spliced file fails on it)."""
+        line = {"type": "end", "lines": dict(sorted(self._counts.items())),
+                "digest": self._digest.hexdigest()}  # fmt: skip
+        return dumps(line)
+
+
+def _payload_data(payload: str) -> dict[str, Any]:
+    """A stored payload read for its human fields (an unreadable one has none: the
+    verifier reports it)."""
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def run_lines(writer: ExportWriter, store: Store, record: RunRecord) -> Iterator[str]:
+    """A run's section: its row, its events as stored, its LLM ledger."""
+    yield writer.run(record)
+    for link in store.chain_links(record.id):
+        yield writer.event(record.id, link)
+    for call in store.model_calls(record.id):
+        yield writer.model_call(call)
+
+
+def export_jsonl(
+    store: Store,
+    selection: Selection,
+    *,
+    exported_at: float,
+    keel_version: str,
+    keys: Sequence[PublicKey] = (),
+    writer: ExportWriter | None = None,
+) -> Iterator[str]:
+    """The lines of a JSONL export of ``selection`` (resolve it first: ``resolved``),
+    with ``keys`` published in it (public keys that signed its checkpoints, approvals
+    and tombstones). ``writer``: one to read the counts from afterwards."""
+    writer = ExportWriter() if writer is None else writer
+    yield writer.header(selection, exported_at, keel_version)
+    for key in keys:
+        yield writer.key(key)
+    for record in selected_runs(store, selection):
+        yield from run_lines(writer, store, record)
+    yield writer.end()
+
+
+CSV_COLUMNS = ("run_id", "workflow", "seq", "at", "at_epoch", "kind", "node", "attempt",
+               "item", "who", "inputs", "outputs", "prev_hash", "payload")  # fmt: skip
+
+
+def export_csv(store: Store, selection: Selection) -> Iterator[str]:
+    """One row per event, for spreadsheets: who, what, when, inputs and outputs, with
+    the stored payload and previous hash. Not verifiable offline (``keel audit verify``
+    reads JSONL): a spreadsheet rewrites what it opens."""
+    yield _csv_row(CSV_COLUMNS)
+    for record in selected_runs(store, selection):
+        for link in store.chain_links(record.id):
+            fields = event_fields(_payload_data(link.payload))
+            yield _csv_row((
+                record.id, record.workflow, link.seq, iso(link.at), repr(float(link.at)),
+                fields["kind"], fields["node"], fields["attempt"], fields["item"],
+                fields["who"], _cell_json(fields["inputs"]), _cell_json(fields["outputs"]),
+                link.prev_hash, link.payload,
+            ))  # fmt: skip
+
+
+def _cell_json(value: Any) -> str:
+    return "" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+#: a spreadsheet reads a cell starting with one of these as a formula
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_row(values: Iterable[Any]) -> str:
+    """One CSV row; a text cell a spreadsheet would run as a formula is quoted with a
+    leading apostrophe (what spreadsheets show as text)."""
+    cells = []
+    for value in values:
+        text = "" if value is None else str(value)
+        if isinstance(value, str) and text.startswith(_FORMULA):
+            text = "'" + text
+        cells.append(text)
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(cells)
+    return out.getvalue()
