@@ -50,6 +50,9 @@ class RunRecord:
     error_type: str | None = None
     #: when the run ended (with its final status); None while it has not
     ended_at: float | None = None
+    #: when the run's payloads were removed (``keel prune``: its events, input and
+    #: output are gone, a tombstone is kept, ``Store.tombstone``); None: never
+    pruned_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +256,7 @@ def run_record(row: Sequence[Any]) -> RunRecord:
     """A run as both backends select it (``select_run``'s columns, in order)."""
     (run_id, workflow, version, status, run_input, output, reason, created, updated, last_seq,
      head, origin, parent_run, parent_node, started_by, late, failed_node,
-     error_type, ended_at) = row  # fmt: skip
+     error_type, ended_at, pruned_at) = row  # fmt: skip
     return RunRecord(
         id=run_id,
         workflow=workflow,
@@ -274,6 +277,7 @@ def run_record(row: Sequence[Any]) -> RunRecord:
         failed_node=failed_node,
         error_type=error_type,
         ended_at=None if ended_at is None else float(ended_at),
+        pruned_at=None if pruned_at is None else float(pruned_at),
     )
 
 
