@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from keel.store.records import RunRecord
@@ -102,3 +103,15 @@ def still_fits(tombstone: Tombstoned, run: RunRecord, counts: PruneCounts) -> bo
         and (run.last_seq, run.head_hash) == (tombstone.last_seq, tombstone.head_hash)
         and {k: int(v) for k, v in tombstone.counts.items()} == counts.to_data()
     )
+
+
+def pruned_words(run: RunRecord) -> str:
+    """Why nothing can be done to a pruned run any more, in words (``RunPrunedError``)."""
+    when = "" if run.pruned_at is None else " on " + utc_text(run.pruned_at)
+    return (f"run {run.id} was pruned{when}: its history is gone, only its tombstone is "
+            f"left (see `keel show {run.id[:8]}`)")  # fmt: skip
+
+
+def utc_text(at: float) -> str:
+    """A moment as a UTC date and time to the second: ``2026-03-01 12:00:00 UTC``."""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
