@@ -11,6 +11,7 @@ from keel.cli import (
     inspect_commands,
     llm_commands,
     log_commands,
+    prune_commands,
     recovery_commands,
     run_commands,
     schedule_commands,
@@ -44,6 +45,7 @@ schedule_commands.register(app)
 event_commands.register(app)
 alert_commands.register(app)
 estimate_commands.register(app)
+prune_commands.register(app)
 
 
 def _print_version(asked: bool) -> None:
