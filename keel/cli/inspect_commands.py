@@ -390,7 +390,9 @@ def history(
         if pruned is not None:  # its events were removed: say so, where a person reads
             from keel.cli.prune_commands import pruned_words
 
-            typer.echo(f"run {run_id}: {pruned_words(pruned)}", err=as_json)
+            from rich.console import Console
+
+            _print_wrapped(Console(stderr=as_json), "", f"run {run_id}: {pruned_words(pruned)}")
             return
         if node is not None:
             detail = client.detail(run_id)

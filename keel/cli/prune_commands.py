@@ -134,8 +134,8 @@ def _summary(report: PruneReport, scope: str) -> str:
             f"{counts.model_calls} model calls, {size_words(counts.bytes)}")  # fmt: skip
     runs = f"{len(report.pruned)} run{'' if len(report.pruned) == 1 else 's'}"
     if report.dry_run:
-        return f"would prune {runs} {scope}: {what}"
-    return f"pruned {runs} {scope}: {what} removed"
+        return f"would prune {runs} that {scope}:\n  {what}"
+    return f"pruned {runs} that {scope}:\n  {what} removed"
 
 
 def size_words(count: int) -> str:

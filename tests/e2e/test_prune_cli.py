@@ -77,8 +77,9 @@ def test_a_dry_run_and_an_unanswered_question_remove_nothing(keel: Keel) -> None
     before = _events(keel)
 
     dry = keel.ok("prune", "--older-than", "90d", "--dry-run")
-    assert dry.stdout.startswith("would prune 2 runs ended before ")
-    assert ": 16 events, 0 log lines, 0 model calls, " in dry.stdout
+    assert dry.stdout.startswith("would prune 2 runs that ended before ")
+    assert "\n  16 events, 0 log lines, 0 model calls, " in dry.stdout
+    assert max(len(line) for line in dry.stdout.splitlines()) <= 80
     dry_json = json.loads(keel.ok("prune", "--older-than", "90d", "--dry-run", "--json").stdout)
     assert (dry_json["dry_run"], dry_json["runs"], dry_json["events"]) == (True, 2, 16)
     assert sorted(dry_json["pruned"]) == sorted(old)
