@@ -390,8 +390,6 @@ def history(
         if pruned is not None:  # its events were removed: say so, where a person reads
             from keel.cli.prune_commands import pruned_words
 
-            from rich.console import Console
-
             _print_wrapped(Console(stderr=as_json), "", f"run {run_id}: {pruned_words(pruned)}")
             return
         if node is not None:
