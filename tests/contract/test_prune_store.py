@@ -14,6 +14,8 @@ from keel.errors import RunNotFoundError
 from keel.store import Store
 from keel.store.chain import canonical_json
 from keel.store.model_calls import CallEnded, CallSent
+from keel.store.sql import load_queries
+from keel.store.sqlite import SQLiteStore
 from keel.store.task_logs import AttemptLines, LogLine
 from keel.store.tombstones import PruneCandidate, PruneCounts
 from tests.contract.conftest import T0, Driver, make_spec, three_node_spec
@@ -218,3 +220,13 @@ def test_tombstones_are_listed_oldest_first_after_a_position(store: Store) -> No
     assert [t.run_id for t in listed] == ["c", "b", "a"]
     assert [t.run_id for t in store.tombstones(after=(listed[0].pruned_at, "c"), limit=1)] == ["b"]
     assert PruneCounts(**dict(listed[0].data["counts"].items())).events == 11
+
+
+def test_candidates_are_read_by_the_index_of_runs_not_pruned(sqlite_store: SQLiteStore) -> None:
+    """Each batch reads from its position on, never every ended run sorted again."""
+    query = load_queries("keel.store.sqlite")["prune_candidates"]
+    params = {"before": T0, "after_at": 0.0, "after_id": "", "workflow": "w", "limit": 5}
+    plan = sqlite_store.dialect.connection().execute("EXPLAIN QUERY PLAN " + query, params)
+    steps = [str(row[3]) for row in plan]
+    assert steps[0].startswith("SEARCH runs USING INDEX runs_to_prune"), steps
+    assert not any("TEMP B-TREE" in step for step in steps), steps

@@ -684,7 +684,8 @@ FROM model_call_sums;
 
 -- name: prune_candidates
 -- ended runs not pruned yet that ended before :before (of :workflow when given), after
--- the position (:after_at, :after_id), by end time (runs_to_prune); first whether a
+-- the position (:after_at, :after_id), by end time (runs_to_prune; the status written as
+-- no index serves it, as on SQLite); first whether a
 -- parent or child of each is still going, and the bytes of its input and output, then
 -- select_run's columns
 SELECT (SELECT p.id FROM runs p WHERE p.id = runs.parent_run
@@ -698,7 +699,7 @@ SELECT (SELECT p.id FROM runs p WHERE p.id = runs.parent_run
 FROM runs
 WHERE pruned_at IS NULL AND ended_at IS NOT NULL AND ended_at < %(before)s
   AND (ended_at, id) > (%(after_at)s, %(after_id)s)
-  AND status IN ('succeeded', 'failed', 'cancelled')
+  AND status || '' IN ('succeeded', 'failed', 'cancelled')
   AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s)
 ORDER BY ended_at, id LIMIT %(limit)s;
 

@@ -642,7 +642,9 @@ FROM model_call_sums;
 
 -- name: prune_candidates
 -- ended runs not pruned yet that ended before :before (of :workflow when given), after
--- the position (:after_at, :after_id), by end time (runs_to_prune); first whether a
+-- the position (:after_at, :after_id), by end time (runs_to_prune: the status is written
+-- as no index serves it, or SQLite's planner reads every ended run through runs_by_status
+-- and sorts them, for each batch); first whether a
 -- parent or child of each is still going, and the bytes of its input and output, then
 -- select_run's columns
 SELECT (SELECT p.id FROM runs p WHERE p.id = runs.parent_run
@@ -656,7 +658,7 @@ SELECT (SELECT p.id FROM runs p WHERE p.id = runs.parent_run
 FROM runs
 WHERE pruned_at IS NULL AND ended_at IS NOT NULL AND ended_at < :before
   AND (ended_at, id) > (:after_at, :after_id)
-  AND status IN ('succeeded', 'failed', 'cancelled')
+  AND status || '' IN ('succeeded', 'failed', 'cancelled')
   AND (:workflow IS NULL OR workflow = :workflow)
 ORDER BY ended_at, id LIMIT :limit;
 
