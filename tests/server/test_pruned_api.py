@@ -32,6 +32,11 @@ def test_a_pruned_runs_routes_say_what_is_left_of_it(api: Api) -> None:
     assert verified["pruned"]["counts"]["events"] > 0
     listed = api.client.get("/runs", headers=reader).json()["runs"]
     assert [r["pruned_at"] for r in listed if r["id"] == api.failed] == [2e9]
+    failed = api.client.get("/failed", headers=reader).json()["failed"]
+    (mine,) = [f for f in failed if f["id"] == api.failed]
+    failed_node = api.store.get_run(api.failed).failed_node
+    assert failed_node is not None
+    assert mine["node"] == failed_node  # from the run's row: its history is gone
     for path in ("why", "logs"):
         refused = api.client.get(f"/runs/{api.failed}/{path}", headers=reader)
         assert refused.status_code == 409, (path, refused.text)
