@@ -132,6 +132,11 @@ class RunNotFoundError(StoreError, LookupError):
 NO_RUN = "no run with id"
 
 
+class RunPrunedError(KeelError):
+    """The run was pruned (``keel prune``): its history is gone, only its row and its
+    tombstone are left, so nothing can be replayed or done to it any more."""
+
+
 class NodeNotFoundError(RunNotFoundError):
     """The run has no node by this name, or its node no attempt by this number. A kind
     of ``RunNotFoundError`` (what was asked for is not in the store): through a server

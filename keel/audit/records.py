@@ -128,6 +128,29 @@ class Tombstone:
             "counts": dict(sorted(self.counts.items())),
         }
 
+    def to_data(self) -> dict[str, Any]:
+        """What is signed and the signature: how the store keeps a tombstone."""
+        signature = None if self.signature is None else self.signature.to_data()
+        return {**self.signed_data(), "signature": signature}
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Tombstone:
+        signature = data.get("signature")
+        ended = data.get("ended_at")
+        return cls(
+            run_id=str(data["run_id"]),
+            workflow=str(data["workflow"]),
+            status=str(data["status"]),
+            created_at=float(data["created_at"]),
+            ended_at=None if ended is None else float(ended),
+            last_seq=int(data["last_seq"]),
+            head_hash=str(data["head_hash"]),
+            pruned_at=float(data["pruned_at"]),
+            by=data.get("by"),
+            counts={str(k): int(v) for k, v in dict(data.get("counts") or {}).items()},
+            signature=None if signature is None else Signature.from_data(signature),
+        )
+
 
 def approval_signed_data(
     run_id: str,

@@ -13,6 +13,7 @@ from keel.cli import (
     inspect_commands,
     llm_commands,
     log_commands,
+    prune_commands,
     recovery_commands,
     replay_commands,
     run_commands,
@@ -52,6 +53,7 @@ estimate_commands.register(app)
 replay_commands.register(app)
 version_commands.register(app)
 audit_commands.register(app)
+prune_commands.register(app)
 
 
 def _print_version(asked: bool) -> None:

@@ -95,6 +95,8 @@ def runs(
         shown = symbol + f" {_status_words(record.status, activity)}"
         if record.late:
             shown.append(", late", style="yellow")
+        if record.pruned_at is not None:
+            shown.append(", pruned", style="dim")
         table.append([
             record.id[:8], record.workflow, shown,
             local_time(record.created_at), str(record.last_seq),
@@ -139,6 +141,9 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         data = client.detail(run_id)
         if as_json:
             typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+            return
+        if data.get("pruned") is not None:  # its history is gone: what is left of it
+            _show_pruned(data)
             return
         children = client.runs(parent=data["id"], limit=1_000)
         found = None if is_finished(data["status"]) else client.why(data["id"])
@@ -220,6 +225,34 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
         from keel.cli.llm_commands import print_ledger
 
         print_ledger(console, data["llm"], ended=is_finished(status))
+
+
+def _show_pruned(data: dict[str, Any]) -> None:
+    """``keel show`` of a pruned run: its row and its tombstone (``pruned_detail``)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from keel.cli.layout import print_field
+    from keel.cli.progress import seconds
+    from keel.cli.prune_commands import pruned_words
+
+    console = Console()
+    console.print(Text.assemble((data["workflow"], "bold"), f" · run {data['id']}"))
+    took = "" if data["duration"] is None else f" in {seconds(data['duration'])}"
+    print_field(console, "status", data["status"] + took)
+    print_field(console, "version", f"{data['spec_version'][:12]}   started "
+                                    f"{local_time(data['created_at'])}")  # fmt: skip
+    pruned = data["pruned"]
+    print_field(console, "pruned", pruned_words(pruned),
+                style="" if pruned.get("intact") else "red")  # fmt: skip
+    for problem in pruned.get("problems", []):
+        print_field(console, "warning", f"{problem}; see `keel verify`", style="red")
+    if data["reason"]:
+        print_field(console, "reason", data["reason"], style="red")
+    if data["parent_run"] is not None:
+        print_field(console, "parent", f"run {data['parent_run']} (node {data['parent_node']})")
+    for child in data.get("children", []):
+        print_field(console, "child", f"run {child}")
 
 
 def _late_words(detail: dict[str, Any]) -> str:
@@ -359,6 +392,12 @@ def history(
 
     with opened_client(db) as client, reported_errors():
         events = client.history(run_id)
+        pruned = None if events else client.detail(run_id).get("pruned")
+        if pruned is not None:  # its events were removed: say so, where a person reads
+            from keel.cli.prune_commands import pruned_words
+
+            _print_wrapped(Console(stderr=as_json), "", f"run {run_id}: {pruned_words(pruned)}")
+            return
         if node is not None:
             detail = client.detail(run_id)
             nodes = [n["id"] for n in detail["nodes"]]
@@ -406,6 +445,9 @@ def verify(
         ids = [r.id for r in client.runs(limit=10_000_000)] if all_runs else run_ids or []
         for run_id in ids:
             found = client.verify(run_id)
+            if found.get("pruned") is not None:
+                broken |= not _print_pruned(out, err, found)
+                continue
             if found["intact"]:
                 _print_intact(out.width, found["run_id"], found["events"], found["head_hash"])
                 continue
@@ -419,6 +461,20 @@ def verify(
                 _print_wrapped(err, "  ", problem)
     if broken:
         raise typer.Exit(1)
+
+
+def _print_pruned(out: Console, err: Console, found: dict[str, Any]) -> bool:
+    """A pruned run verified (its tombstone): whether it is intact."""
+    from keel.cli.prune_commands import pruned_words
+
+    said = pruned_words(found["pruned"])
+    if found["intact"]:
+        _print_wrapped(out, "✓ ", f"run {found['run_id']}: {said}")
+        return True
+    _print_wrapped(err, "✗ ", f"run {found['run_id']}: its tombstone does not match ({said})")
+    for problem in found["problems"]:
+        _print_wrapped(err, "  ", problem)
+    return False
 
 
 def _print_intact(width: int, run_id: str, events: int, head: str) -> None:

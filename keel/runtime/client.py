@@ -184,7 +184,8 @@ class Client:
 
     def verify(self, run_id: str) -> Document:
         """The run's hash chain and its row checked against its history: ``intact``,
-        ``events``, ``head_hash``, ``problems``, ``mismatches``."""
+        ``events``, ``head_hash``, ``problems``, ``mismatches``; of a pruned run, its
+        tombstone checked instead (``pruned``: see ``keel.audit.pruned``)."""
         return self.transport.verify(run_id)
 
     def story(self, run_id: str) -> Document:

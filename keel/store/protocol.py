@@ -28,6 +28,8 @@ the same semantics, checked by one contract test-suite. Rules every backend keep
   ``error_type``), written with the status.
 - Alerts are evaluated by one process at a time (a lease); a rule's state and the
   notifications its change calls for are written together, only by that holder.
+- A pruned run (``prune_runs``) keeps its row, head included, and its tombstone, written
+  in the transaction that removed its payloads; it takes no more events.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from keel.store.schedules import ScheduleState
 from keel.store.summaries import FailureGroup, Throughput
 from keel.store.task_logs import AttemptLines, TaskLogLine
 from keel.store.tokens import TokenRecord
+from keel.store.tombstones import PruneCandidate, StoredTombstone, Tombstoned
 from keel.store.wakeups import Wakeup
 from keel.store.writes import Committed, Transition
 
@@ -504,3 +507,36 @@ class Store(Protocol):
     def run_call_sums(self, run_id: str) -> dict[tuple[str, int | None, str, str, str], CallSums]:
         """The run's calls summed per (node, item, kind, model, state): what its ledger
         shows, without reading any call's request or answer (an empty dict: no calls)."""
+
+    # --- retention: pruned runs and their tombstones (see keel.store.tombstones) ----------
+
+    def prune_candidates(
+        self,
+        ended_before: float,
+        *,
+        workflow: str | None = None,
+        after: tuple[float, str] | None = None,
+        limit: int = 500,
+    ) -> list[PruneCandidate]:
+        """Up to ``limit`` runs that ended (succeeded, failed, cancelled) before
+        ``ended_before`` and are not pruned (of ``workflow`` when given), after the
+        position ``after`` (an ``(ended_at, id)``), by end time then id: each with the
+        counts of what pruning it removes, and ``kept_by`` when a parent or child run
+        of it is still going. Read by the index of ended runs not pruned."""
+
+    def prune_runs(self, tombstones: Sequence[Tombstoned]) -> list[str]:
+        """Prune the runs of ``tombstones`` in one transaction: remove each one's events,
+        task log lines, LLM calls, queue, timer, wait and outbox rows, clear its input
+        and output, set its ``pruned_at`` and keep its tombstone (as ``to_data``). Only
+        runs the tombstone still describes (``keel.store.tombstones.still_fits``: ended,
+        not pruned, no parent or child going, same head and counts) are pruned; the
+        others are left untouched. The ids pruned, sorted."""
+
+    def tombstone(self, run_id: str) -> StoredTombstone | None:
+        """The tombstone of the run with exactly this id; None when it was not pruned."""
+
+    def tombstones(
+        self, *, after: tuple[float, str] | None = None, limit: int = 1000
+    ) -> list[StoredTombstone]:
+        """Up to ``limit`` tombstones after the position ``after`` (a ``(pruned_at,
+        run_id)``), oldest first."""

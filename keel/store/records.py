@@ -54,6 +54,9 @@ class RunRecord:
     error_type: str | None = None
     #: when the run ended (with its final status); None while it has not
     ended_at: float | None = None
+    #: when the run's payloads were removed (``keel prune``: its events, input and
+    #: output are gone, a tombstone is kept, ``Store.tombstone``); None: never
+    pruned_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +261,7 @@ def run_record(row: Sequence[Any], blobs: Mapping[str, str] = NO_BLOBS) -> RunRe
     the texts of the blobs its input and output columns may name (``keel.store.blobs``)."""
     (run_id, workflow, version, status, run_input, output, reason, created, updated, last_seq,
      head, origin, parent_run, parent_node, started_by, late, failed_node,
-     error_type, ended_at) = row  # fmt: skip
+     error_type, ended_at, pruned_at) = row  # fmt: skip
     where = f"run {run_id}"
     return RunRecord(
         id=run_id,
@@ -280,6 +283,7 @@ def run_record(row: Sequence[Any], blobs: Mapping[str, str] = NO_BLOBS) -> RunRe
         failed_node=failed_node,
         error_type=error_type,
         ended_at=None if ended_at is None else float(ended_at),
+        pruned_at=None if pruned_at is None else float(pruned_at),
     )
 
 

@@ -25,6 +25,7 @@ def run_of(doc: dict[str, Any]) -> RunRecord:
         last_seq=doc["events"], head_hash="", origin=doc.get("origin"),
         parent_run=doc.get("parent_run"), parent_node=doc.get("parent_node"),
         started_by=doc.get("started_by"), late=bool(doc.get("late", False)),
+        pruned_at=doc.get("pruned_at"),
     )  # fmt: skip
 
 

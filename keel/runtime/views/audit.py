@@ -5,16 +5,20 @@ summary derived from it, kept for listing runs quickly. ``keel verify`` checks t
 and then this: a row whose status, output, reason, input or late flag differs from the
 history's would make ``keel runs`` and the API say something that did not happen.
 The blobs its events name (large values, ``keel.store.blobs``) are checked with the
-chain: each must be there and hash to its name.
+chain: each must be there and hash to its name. A pruned run (``keel prune``) has
+neither left: its tombstone is what is checked.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from keel.audit.keyfile import trusted_keys
+from keel.audit.pruned import PrunedCheck, check_pruned
+from keel.audit.signing import PublicKey, SigningError
 from keel.engine.state import RunState, is_finished
 from keel.store.blobs import names_in, verify_blobs
 from keel.store.chain import ChainReport, verify_chain
@@ -53,12 +57,35 @@ def summary_mismatches(record: RunRecord, state: RunState) -> list[str]:
     ]
 
 
+def pruned_check(
+    store: Store, record: RunRecord, keys: Mapping[str, PublicKey] | None = None
+) -> PrunedCheck:
+    """A pruned run's tombstone checked against its row and signature, with ``keys``
+    trusted (None: the configured audit key's, ``keel.audit.keyfile``; none when it
+    cannot be read: the signature is then said to be unchecked, not wrong)."""
+    if keys is None:
+        try:
+            keys = trusted_keys()
+        except SigningError:
+            keys = {}
+    left = len(store.chain_links(record.id))
+    return check_pruned(record, store.tombstone(record.id), left, keys)
+
+
 def verify_run(
-    store: Store, record: RunRecord, state_of: Callable[[str], RunState]
+    store: Store,
+    record: RunRecord,
+    state_of: Callable[[str], RunState],
+    keys: Mapping[str, PublicKey] | None = None,
 ) -> tuple[ChainReport, list[str]]:
     """``keel verify`` of one run: its hash chain and the blobs it names, then its row
     against its history (replayed by ``state_of``, e.g. ``RunCache.state``). A
-    definition that no longer loads (altered) is one more problem of the chain."""
+    definition that no longer loads (altered) is one more problem of the chain. A
+    pruned run has no chain left: its tombstone is checked instead (``pruned_check``),
+    with ``keys`` trusted."""
+    if record.pruned_at is not None:
+        check = pruned_check(store, record, trusted_keys() if keys is None else keys)
+        return pruned_report(record, check), []
     links = store.chain_links(record.id)
     report = verify_chain(record.id, links, record.last_seq, record.head_hash)
     blobs = verify_blobs(links, store.blobs(names_in(link.payload for link in links)))
@@ -72,3 +99,8 @@ def verify_run(
     except Exception as exc:  # a damaged history or definition: report it, never raise
         report = dataclasses.replace(report, problems=(*report.problems, str(exc)))
     return report, mismatches
+
+
+def pruned_report(record: RunRecord, check: PrunedCheck) -> ChainReport:
+    """A pruned run's check as a chain's: no events left, the head its row keeps."""
+    return ChainReport(record.id, 0, record.head_hash, check.problems)

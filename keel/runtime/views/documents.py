@@ -6,16 +6,18 @@ other. Plain dicts of JSON values; field names are the API's contract.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from keel.audit.pruned import pruned_document
+from keel.audit.signing import PublicKey
 from keel.engine.events import ErrorInfo, RunStarted, node_of, to_data
 from keel.engine.plan import Plan
 from keel.engine.state import RunState
 from keel.errors import RunNotFoundError
 from keel.runtime.tracing.context import of_run
 from keel.runtime.views.activity import Activity, pause_in, run_activity
-from keel.runtime.views.audit import summary_mismatches, verify_run
+from keel.runtime.views.audit import pruned_check, summary_mismatches, verify_run
 from keel.runtime.views.failures import FailedRun
 from keel.runtime.views.ledger import ledger_document
 from keel.runtime.views.report import NodeReport, RunReport, run_report
@@ -37,7 +39,7 @@ def run_document(record: RunRecord) -> dict[str, Any]:
         "updated_at": record.updated_at, "input": record.input, "output": record.output,
         "reason": record.reason, "events": record.last_seq, "origin": record.origin,
         "parent_run": record.parent_run, "parent_node": record.parent_node,
-        "started_by": record.started_by, "late": record.late,
+        "started_by": record.started_by, "late": record.late, "pruned_at": record.pruned_at,
     }  # fmt: skip
 
 
@@ -73,6 +75,8 @@ def run_detail(
     ``expected_duration`` and ``late`` are about). A caller that read the ``history``
     (and replayed it into ``report``) for more than this passes them, so neither is
     done twice."""
+    if record.pruned_at is not None:
+        return pruned_detail(store, record, plan)
     history = store.history(record.id) if history is None else history
     report = run_report(plan, history) if report is None else report
     children = store.list_runs(parent=record.id, limit=1_000)
@@ -100,6 +104,24 @@ def run_detail(
     data["trace"] = trace_document(record.id, history[0].event if history else None)
     # the LLM ledger per node and in total (None: no model or tool calls)
     data["llm"] = ledger_document(store.run_call_sums(record.id), list(report.nodes))
+    return data
+
+
+def pruned_detail(store: Store, record: RunRecord, plan: Plan) -> dict[str, Any]:
+    """``run_detail`` of a pruned run: its row (its payloads cleared) and its tombstone
+    checked (``pruned``); it has no history left to tell its nodes."""
+    children = store.list_runs(parent=record.id, limit=1_000)
+    ended = record.ended_at
+    data = run_document(record)
+    data.update(
+        activity=None, duration=None if ended is None else ended - record.created_at,
+        elapsed=None, expected_duration=plan.expected_duration, retries=0, set_by_hand=[],
+        mismatches=[], nodes=[], trigger=None, trace=None, llm=None,
+        parent=(None if record.parent_run is None else
+                {"run_id": record.parent_run, "node": record.parent_node}),
+        children=[child.id for child in children],
+        pruned=pruned_document(pruned_check(store, record)),
+    )  # fmt: skip
     return data
 
 
@@ -197,11 +219,22 @@ def deployments_document(store: Store, name: str) -> list[dict[str, Any]]:
 
 
 def verification_document(
-    store: Store, record: RunRecord, state_of: Callable[[str], RunState]
+    store: Store,
+    record: RunRecord,
+    state_of: Callable[[str], RunState],
+    keys: Mapping[str, PublicKey] | None = None,
 ) -> dict[str, Any]:
     """``keel verify`` of one run (``GET /runs/ID/verify``): its hash chain, and its row
-    against its history (replayed by ``state_of``)."""
+    against its history (replayed by ``state_of``); of a pruned run, its tombstone
+    (``pruned``: ``keel.audit.pruned.pruned_document``) with ``keys`` trusted (None: the
+    configured audit key's)."""
+    if record.pruned_at is not None:  # no history left: its tombstone is checked
+        check = pruned_check(store, record, keys)
+        return {"run_id": record.id, "intact": check.intact, "events": 0,
+                "head_hash": record.head_hash, "problems": list(check.problems),
+                "mismatches": [], "pruned": pruned_document(check)}  # fmt: skip
     report, mismatches = verify_run(store, record, state_of)
     return {"run_id": record.id, "intact": report.intact and not mismatches,
             "events": report.events, "head_hash": report.head_hash,
-            "problems": list(report.problems), "mismatches": mismatches}  # fmt: skip
+            "problems": list(report.problems), "mismatches": mismatches,
+            "pruned": None}  # fmt: skip

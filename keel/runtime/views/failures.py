@@ -24,7 +24,10 @@ class FailedRun:
 
 def failure_of(record: RunRecord, history: list[StoredEvent]) -> FailedRun:
     """The failing node of a failed run, its last error and how many attempts it had."""
-    node = next((s.event.node for s in reversed(history) if isinstance(s.event, RunFailed)), None)
+    node = next(
+        (s.event.node for s in reversed(history) if isinstance(s.event, RunFailed)),
+        record.failed_node,
+    )  # (a pruned run's history is gone: its row's)
     error: ErrorInfo | None = None
     attempts: set[tuple[int | None, int]] = set()
     for stored in history:

@@ -44,6 +44,9 @@ def run_grid(
     rows: dict[str, None] = {}
     for record in store.list_runs(workflow=workflow, limit=limit):
         plan = plan_of(record.spec_version)
+        if record.pruned_at is not None:  # its history is gone: an empty column
+            columns.append(GridColumn(record, {}))
+            continue
         report = run_report(plan, store.history(record.id))
         columns.append(GridColumn(record, report.nodes))
         rows.update(dict.fromkeys(report.nodes))

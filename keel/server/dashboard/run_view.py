@@ -279,8 +279,8 @@ def read_run(store: Store, record: RunRecord, plan: Plan, now: float, replays: R
     known = replays.of(store, record, plan)
     history, report = known.history, known.report
     detail = run_detail(store, record, plan, now, history=history, report=report)
-    why = None if is_finished(report.state.status) else run_why(store, record, plan, now,
-                                                                history=history)  # fmt: skip
+    ended = is_finished(report.state.status) or record.pruned_at is not None
+    why = None if ended else run_why(store, record, plan, now, history=history)
     return RunView(record, plan, report, detail, history, known.attempts, why, now,
                    states=known.states, steps=known.steps)  # fmt: skip
 

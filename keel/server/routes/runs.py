@@ -191,12 +191,15 @@ def history(
     after: Annotated[int, Query(ge=0, le=2**62, description="only events after this seq")] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
-    """The run's events in order with their hash chain; ``next_after`` pages on."""
+    """The run's events in order with their hash chain; ``next_after`` pages on. A
+    pruned run has none left (``pruned_at``: when they were removed; ``GET
+    /runs/{id}`` gives its tombstone)."""
     record = served.store.get_run(run_id)
     events = served.store.history(record.id, after, before_seq=after + limit + 1)
     more = bool(events) and events[-1].seq < record.last_seq
     return {"run_id": record.id, "events": [event_document(e) for e in events],
-            "next_after": events[-1].seq if more else None}  # fmt: skip
+            "next_after": events[-1].seq if more else None,
+            "pruned_at": record.pruned_at}  # fmt: skip
 
 
 @router.get("/runs/{run_id}/logs")

@@ -30,7 +30,8 @@ SELECT id, pg_current_xact_id()::text FROM runs WHERE id = ANY(%s) ORDER BY id F
 SELECT id FROM runs WHERE id = ANY(%s) ORDER BY id FOR UPDATE SKIP LOCKED;
 
 -- name: select_head
-SELECT last_seq, head_hash, status FROM runs WHERE id = %s;
+-- (a pruned run takes no more events: it is not found here)
+SELECT last_seq, head_hash, status FROM runs WHERE id = %s AND pruned_at IS NULL;
 
 -- name: update_head
 UPDATE runs SET last_seq = %s, head_hash = %s, updated_at = %s WHERE id = %s;
@@ -38,7 +39,7 @@ UPDATE runs SET last_seq = %s, head_hash = %s, updated_at = %s WHERE id = %s;
 -- name: advance_head
 -- the new head, only where the run still has the head the change was decided on
 UPDATE runs SET last_seq = %s, head_hash = %s, updated_at = %s
-WHERE id = %s AND last_seq = %s AND head_hash = %s;
+WHERE id = %s AND last_seq = %s AND head_hash = %s AND pruned_at IS NULL;
 
 -- name: update_status
 -- ended_at: the time of the end for a final status, else NULL (a retry by hand reopens);
@@ -79,7 +80,7 @@ SELECT name, data FROM blobs WHERE name = ANY(%s);
 -- name: select_run
 SELECT id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
        last_seq, head_hash, origin, parent_run, parent_node, started_by, late, failed_node,
-       error_type, ended_at
+       error_type, ended_at, pruned_at
 FROM runs WHERE id = %s;
 
 -- name: select_versions_from
@@ -94,7 +95,7 @@ ORDER BY version LIMIT %(limit)s;
 -- design (an open wait); select_run's columns (through runs_by_status, then sorted)
 SELECT id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
        last_seq, head_hash, origin, parent_run, parent_node, started_by, late, failed_node,
-       error_type, ended_at
+       error_type, ended_at, pruned_at
 FROM runs
 WHERE updated_at <= %(before)s AND status IN ('pending', 'running', 'failing')
   AND NOT EXISTS (SELECT 1 FROM waits WHERE waits.run_id = runs.id)
@@ -697,3 +698,93 @@ GROUP BY node, item, kind, model, state;
 SELECT workflow, kind, model, state, calls, input_tokens, output_tokens,
        cached_input_tokens, reasoning_tokens, cost, estimated
 FROM model_call_sums;
+
+-- Retention (keel.store.tombstones, keel prune). A run's payload bytes are counted as
+-- stored (JSON text, as UTF-8 bytes).
+
+-- name: prune_candidates
+-- ended runs not pruned yet that ended before :before (of :workflow when given), after
+-- the position (:after_at, :after_id), by end time (runs_to_prune; the status written as
+-- no index serves it, as on SQLite); first whether a
+-- parent or child of each is still going, and the bytes of its input and output, then
+-- select_run's columns
+SELECT (SELECT p.id FROM runs p WHERE p.id = runs.parent_run
+        AND p.status NOT IN ('succeeded', 'failed', 'cancelled')) AS going_parent,
+       (SELECT c.id FROM runs c WHERE c.parent_run = runs.id
+        AND c.status NOT IN ('succeeded', 'failed', 'cancelled') LIMIT 1) AS going_child,
+       octet_length(input) + coalesce(octet_length(output), 0) AS own_bytes,
+       id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
+       last_seq, head_hash, origin, parent_run, parent_node, started_by, late, failed_node,
+       error_type, ended_at, pruned_at
+FROM runs
+WHERE pruned_at IS NULL AND ended_at IS NOT NULL AND ended_at < %(before)s
+  AND (ended_at, id) > (%(after_at)s, %(after_id)s)
+  AND status || '' IN ('succeeded', 'failed', 'cancelled')
+  AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s)
+ORDER BY ended_at, id LIMIT %(limit)s;
+
+-- name: prune_runs_again
+-- prune_candidates' columns for the runs %(runs)s, read again under their lock
+SELECT (SELECT p.id FROM runs p WHERE p.id = runs.parent_run
+        AND p.status NOT IN ('succeeded', 'failed', 'cancelled')) AS going_parent,
+       (SELECT c.id FROM runs c WHERE c.parent_run = runs.id
+        AND c.status NOT IN ('succeeded', 'failed', 'cancelled') LIMIT 1) AS going_child,
+       octet_length(input) + coalesce(octet_length(output), 0) AS own_bytes,
+       id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
+       last_seq, head_hash, origin, parent_run, parent_node, started_by, late, failed_node,
+       error_type, ended_at, pruned_at
+FROM runs WHERE id = ANY(%(runs)s);
+
+-- name: prune_count_events
+SELECT run_id, count(*), coalesce(sum(octet_length(data)), 0) FROM events
+WHERE run_id = ANY(%(runs)s) GROUP BY run_id;
+
+-- name: prune_count_logs
+SELECT run_id, count(*), coalesce(sum(octet_length(message)), 0) FROM task_logs
+WHERE run_id = ANY(%(runs)s) GROUP BY run_id;
+
+-- name: prune_count_calls
+SELECT run_id, count(*),
+       coalesce(sum(octet_length(request) + coalesce(octet_length(response), 0)
+                    + coalesce(octet_length(error), 0)), 0)
+FROM model_calls WHERE run_id = ANY(%(runs)s) GROUP BY run_id;
+
+-- name: prune_events
+DELETE FROM events WHERE run_id = ANY(%(runs)s);
+
+-- name: prune_task_logs
+DELETE FROM task_logs WHERE run_id = ANY(%(runs)s);
+
+-- name: prune_model_calls
+-- (model_call_sums keeps counting them: it counts every call ever made)
+DELETE FROM model_calls WHERE run_id = ANY(%(runs)s);
+
+-- name: prune_ready
+DELETE FROM ready WHERE run_id = ANY(%(runs)s);
+
+-- name: prune_timers
+DELETE FROM timers WHERE run_id = ANY(%(runs)s);
+
+-- name: prune_waits
+DELETE FROM waits WHERE run_id = ANY(%(runs)s);
+
+-- name: prune_outbox
+DELETE FROM outbox WHERE run_id = ANY(%(runs)s);
+
+-- name: prune_run_rows
+-- the runs' payloads cleared, their heads kept; updated_at: the change feed sees it
+UPDATE runs SET input = 'null', output = NULL, pruned_at = %(at)s,
+                updated_at = GREATEST(updated_at, %(at)s)
+WHERE id = ANY(%(runs)s);
+
+-- name: insert_tombstone
+INSERT INTO tombstones (run_id, pruned_at, data) VALUES (%s, %s, %s);
+
+-- name: select_tombstone
+SELECT run_id, pruned_at, data FROM tombstones WHERE run_id = %s;
+
+-- name: select_tombstones
+-- after the position (%(after_at)s, %(after_id)s), oldest first
+SELECT run_id, pruned_at, data FROM tombstones
+WHERE (pruned_at, run_id) > (%(after_at)s, %(after_id)s)
+ORDER BY pruned_at, run_id LIMIT %(limit)s;

@@ -19,7 +19,8 @@ ON CONFLICT (id) DO NOTHING;
 SELECT origin FROM runs WHERE id = ?;
 
 -- name: select_head
-SELECT last_seq, head_hash FROM runs WHERE id = ?;
+-- (a pruned run takes no more events: it is not found here)
+SELECT last_seq, head_hash FROM runs WHERE id = ? AND pruned_at IS NULL;
 
 -- name: update_head
 UPDATE runs SET last_seq = ?, head_hash = ?, updated_at = ? WHERE id = ?;
@@ -27,7 +28,7 @@ UPDATE runs SET last_seq = ?, head_hash = ?, updated_at = ? WHERE id = ?;
 -- name: advance_head
 -- the new head, only where the run still has the head the change was decided on
 UPDATE runs SET last_seq = ?, head_hash = ?, updated_at = ?
-WHERE id = ? AND last_seq = ? AND head_hash = ?;
+WHERE id = ? AND last_seq = ? AND head_hash = ? AND pruned_at IS NULL;
 
 -- name: update_status
 -- ended_at: the time of the end for a final status, else NULL (a retry by hand reopens);
@@ -68,7 +69,7 @@ SELECT name, data FROM blobs WHERE name IN (SELECT value FROM json_each(?));
 -- name: select_run
 SELECT id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
        last_seq, head_hash, origin, parent_run, parent_node, started_by, late, failed_node,
-       error_type, ended_at
+       error_type, ended_at, pruned_at
 FROM runs WHERE id = ?;
 
 -- name: select_versions_from
@@ -85,7 +86,7 @@ ORDER BY version LIMIT :limit;
 -- read every few seconds (44 ms at 100,000 runs, most of them waiting)
 SELECT id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
        last_seq, head_hash, origin, parent_run, parent_node, started_by, late, failed_node,
-       error_type, ended_at
+       error_type, ended_at, pruned_at
 FROM runs
 WHERE updated_at <= :before AND status IN ('pending', 'running', 'failing')
   AND NOT EXISTS (SELECT 1 FROM waits WHERE waits.run_id = runs.id)
@@ -654,3 +655,94 @@ GROUP BY node, item, kind, model, state;
 SELECT workflow, kind, model, state, calls, input_tokens, output_tokens,
        cached_input_tokens, reasoning_tokens, cost, estimated
 FROM model_call_sums;
+
+-- Retention (keel.store.tombstones, keel prune). A run's payload bytes are counted as
+-- stored (JSON text, as UTF-8 bytes).
+
+-- name: prune_candidates
+-- ended runs not pruned yet that ended before :before (of :workflow when given), after
+-- the position (:after_at, :after_id), by end time (runs_to_prune: the status is written
+-- as no index serves it, or SQLite's planner reads every ended run through runs_by_status
+-- and sorts them, for each batch); first whether a
+-- parent or child of each is still going, and the bytes of its input and output, then
+-- select_run's columns
+SELECT (SELECT p.id FROM runs p WHERE p.id = runs.parent_run
+        AND p.status NOT IN ('succeeded', 'failed', 'cancelled')) AS going_parent,
+       (SELECT c.id FROM runs c WHERE c.parent_run = runs.id
+        AND c.status NOT IN ('succeeded', 'failed', 'cancelled') LIMIT 1) AS going_child,
+       length(CAST(input AS BLOB)) + coalesce(length(CAST(output AS BLOB)), 0) AS own_bytes,
+       id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
+       last_seq, head_hash, origin, parent_run, parent_node, started_by, late, failed_node,
+       error_type, ended_at, pruned_at
+FROM runs
+WHERE pruned_at IS NULL AND ended_at IS NOT NULL AND ended_at < :before
+  AND (ended_at, id) > (:after_at, :after_id)
+  AND status || '' IN ('succeeded', 'failed', 'cancelled')
+  AND (:workflow IS NULL OR workflow = :workflow)
+ORDER BY ended_at, id LIMIT :limit;
+
+-- name: prune_runs_again
+-- prune_candidates' columns for the runs :runs (a JSON array), read again under the lock
+SELECT (SELECT p.id FROM runs p WHERE p.id = runs.parent_run
+        AND p.status NOT IN ('succeeded', 'failed', 'cancelled')) AS going_parent,
+       (SELECT c.id FROM runs c WHERE c.parent_run = runs.id
+        AND c.status NOT IN ('succeeded', 'failed', 'cancelled') LIMIT 1) AS going_child,
+       length(CAST(input AS BLOB)) + coalesce(length(CAST(output AS BLOB)), 0) AS own_bytes,
+       id, workflow, spec_version, status, input, output, reason, created_at, updated_at,
+       last_seq, head_hash, origin, parent_run, parent_node, started_by, late, failed_node,
+       error_type, ended_at, pruned_at
+FROM runs WHERE id IN (SELECT value FROM json_each(:runs));
+
+-- name: prune_count_events
+SELECT run_id, count(*), coalesce(sum(length(CAST(data AS BLOB))), 0) FROM events
+WHERE run_id IN (SELECT value FROM json_each(:runs)) GROUP BY run_id;
+
+-- name: prune_count_logs
+SELECT run_id, count(*), coalesce(sum(length(CAST(message AS BLOB))), 0) FROM task_logs
+WHERE run_id IN (SELECT value FROM json_each(:runs)) GROUP BY run_id;
+
+-- name: prune_count_calls
+SELECT run_id, count(*),
+       coalesce(sum(length(CAST(request AS BLOB)) + coalesce(length(CAST(response AS BLOB)), 0)
+                    + coalesce(length(CAST(error AS BLOB)), 0)), 0)
+FROM model_calls WHERE run_id IN (SELECT value FROM json_each(:runs)) GROUP BY run_id;
+
+-- name: prune_events
+DELETE FROM events WHERE run_id IN (SELECT value FROM json_each(:runs));
+
+-- name: prune_task_logs
+DELETE FROM task_logs WHERE run_id IN (SELECT value FROM json_each(:runs));
+
+-- name: prune_model_calls
+-- (model_call_sums keeps counting them: it counts every call ever made)
+DELETE FROM model_calls WHERE run_id IN (SELECT value FROM json_each(:runs));
+
+-- name: prune_ready
+DELETE FROM ready WHERE run_id IN (SELECT value FROM json_each(:runs));
+
+-- name: prune_timers
+DELETE FROM timers WHERE run_id IN (SELECT value FROM json_each(:runs));
+
+-- name: prune_waits
+DELETE FROM waits WHERE run_id IN (SELECT value FROM json_each(:runs));
+
+-- name: prune_outbox
+DELETE FROM outbox WHERE run_id IN (SELECT value FROM json_each(:runs));
+
+-- name: prune_run_rows
+-- the runs' payloads cleared, their heads kept; updated_at: the change feed sees it
+UPDATE runs SET input = 'null', output = NULL, pruned_at = :at,
+                updated_at = max(updated_at, :at)
+WHERE id IN (SELECT value FROM json_each(:runs));
+
+-- name: insert_tombstone
+INSERT INTO tombstones (run_id, pruned_at, data) VALUES (?, ?, ?);
+
+-- name: select_tombstone
+SELECT run_id, pruned_at, data FROM tombstones WHERE run_id = ?;
+
+-- name: select_tombstones
+-- after the position (:after_at, :after_id), oldest first
+SELECT run_id, pruned_at, data FROM tombstones
+WHERE (pruned_at, run_id) > (:after_at, :after_id)
+ORDER BY pruned_at, run_id LIMIT :limit;

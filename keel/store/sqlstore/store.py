@@ -34,6 +34,7 @@ from keel.store.sqlstore.dialect import Cursor
 from keel.store.sqlstore.free import SQLFree
 from keel.store.sqlstore.gauges import SQLGauges
 from keel.store.sqlstore.model_calls import SQLModelCalls
+from keel.store.sqlstore.pruning import SQLPruning
 from keel.store.sqlstore.run_lists import SQLRunLists
 from keel.store.sqlstore.service import SQLService
 from keel.store.sqlstore.summaries import SQLSummaries
@@ -47,8 +48,9 @@ REFUSALS = (ConflictError, LeaseLostError, RunNotFoundError)
 
 @store_boundary
 class SQLStore(
-    SQLService, SQLRunLists, SQLGauges, SQLTaskLogs, SQLAlerts, SQLSummaries, SQLModelCalls
-):
+    SQLService, SQLRunLists, SQLGauges, SQLTaskLogs, SQLAlerts, SQLSummaries, SQLModelCalls,
+    SQLPruning,
+):  # fmt: skip
     """``Store`` on a SQL database, through its ``Dialect``."""
 
     def close(self) -> None:

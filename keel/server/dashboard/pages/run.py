@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 
 from keel.errors import NodeNotFoundError
 from keel.runtime.runs import RunCache
-from keel.runtime.views.documents import event_document, verification_document
+from keel.runtime.views.documents import event_document, run_detail, verification_document
 from keel.runtime.views.task_logs import log_tail, run_logs
 from keel.server.dashboard.flash import clear_flash, read_flash
 from keel.server.dashboard.live import Event, live_url, stream
@@ -111,6 +111,10 @@ def run_page(
 ) -> Response:
     store = served.store
     record = store.get_run(run_id)
+    if record.pruned_at is not None:  # no history left: its row and tombstone
+        detail = run_detail(store, record, served.plans.plan(record.spec_version),
+                            served.clock.now())  # fmt: skip
+        return page(request, "run_pruned.html", viewer, detail=detail)
     # the feed's position before the run is read: the stream starts there, so a change
     # committed while the page is drawn is sent, never lost between the two
     stream_url = live_url(f"/ui/live/runs/{record.id}", store)

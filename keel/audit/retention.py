@@ -1,0 +1,110 @@
+"""Pruning old runs (``keel prune``): their payloads go, a signed tombstone stays.
+
+A prune walks the ended runs older than a cutoff (``Store.prune_candidates``), a batch
+at a time (``BATCH`` runs), and for each batch makes one tombstone per run (its
+workflow, status, times, head and the counts of what is removed, signed with the audit
+key, or unsigned when the operator chose so) and hands them to ``Store.prune_runs``,
+which prunes each run in the transaction that keeps its tombstone. So a prune of 100,000
+runs never holds one huge transaction, and a prune killed midway leaves every run either
+pruned with its tombstone or untouched: running it again finishes the job.
+
+A run whose parent or child run is still going is held back (``kept``); a run that moved
+on between the read and the prune (retried by hand, say) is left as it is
+(``changed``). A dry run reads the same batches and removes nothing.
+
+Blobs (large payloads kept apart from events) referenced only by pruned runs are not
+removed here: once the store has them, deleting blobs no event references any more is
+one more step after each batch (``Store.prune_runs`` removes the events that reference
+them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from keel.audit.records import Tombstone
+from keel.audit.signing import SigningKey
+from keel.store.protocol import Store
+from keel.store.tombstones import PruneCandidate, PruneCounts
+
+#: runs pruned per transaction
+BATCH = 500
+
+
+@dataclass
+class PruneReport:
+    """What a prune did (or, dry, would do): the runs pruned and the sum of what was
+    removed from them, the runs held back and why, the runs that changed meanwhile."""
+
+    dry_run: bool
+    pruned: list[str] = field(default_factory=list)
+    counts: PruneCounts = field(default_factory=PruneCounts)
+    kept: list[tuple[str, str]] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    batches: int = 0
+
+    def to_data(self) -> dict[str, object]:
+        return {"dry_run": self.dry_run, "runs": len(self.pruned), **self.counts.to_data(),
+                "pruned": self.pruned, "batches": self.batches,
+                "kept": [{"run_id": run_id, "why": why} for run_id, why in self.kept],
+                "changed": self.changed}  # fmt: skip
+
+
+def make_tombstone(
+    candidate: PruneCandidate, at: float, by: str | None, key: SigningKey | None
+) -> Tombstone:
+    """The tombstone of ``candidate`` pruned ``at`` by ``by``, signed with ``key`` (None:
+    unsigned)."""
+    run = candidate.run
+    unsigned = Tombstone(
+        run_id=run.id, workflow=run.workflow, status=run.status, created_at=run.created_at,
+        ended_at=run.ended_at, last_seq=run.last_seq, head_hash=run.head_hash,
+        pruned_at=at, by=by, counts=candidate.counts.to_data(),
+    )  # fmt: skip
+    if key is None:
+        return unsigned
+    return dataclasses.replace(unsigned, signature=key.sign(unsigned.signed_data()))
+
+
+def prune(
+    store: Store,
+    ended_before: float,
+    *,
+    now: Callable[[], float],
+    key: SigningKey | None,
+    by: str | None = None,
+    workflow: str | None = None,
+    dry_run: bool = False,
+    batch: int = BATCH,
+    progress: Callable[[PruneReport], None] | None = None,
+) -> PruneReport:
+    """Prune the runs (of ``workflow``) that ended before ``ended_before``, ``batch`` per
+    transaction, each with a tombstone signed by ``key`` (None: unsigned) naming ``by``;
+    ``now`` gives each batch's time. ``progress`` sees the report after each batch."""
+    report = PruneReport(dry_run)
+    after: tuple[float, str] | None = None
+    while True:
+        found = store.prune_candidates(ended_before, workflow=workflow, after=after, limit=batch)
+        if not found:
+            break
+        last = found[-1].run
+        after = (last.ended_at or 0.0, last.id)
+        report.kept += [(c.run.id, c.kept_by) for c in found if c.kept_by is not None]
+        taken = {c.run.id: c for c in found if c.kept_by is None}
+        if dry_run:
+            done = list(taken)
+        else:
+            at = now()
+            done = store.prune_runs([make_tombstone(c, at, by, key) for c in taken.values()])
+            report.changed += sorted(set(taken) - set(done))
+        report.pruned += done
+        for run_id in done:
+            report.counts += taken[run_id].counts
+        report.batches += 1
+        if progress is not None:
+            progress(report)
+        if len(found) < batch:
+            break
+    return report
