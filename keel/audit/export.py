@@ -30,6 +30,7 @@ from keel.audit.export_format import (
 )
 from keel.audit.records import Checkpoint, Tombstone
 from keel.audit.signing import PublicKey
+from keel.store.blobs import names_in
 from keel.store.chain import ChainLink
 from keel.store.model_calls import ModelCall
 from keel.store.protocol import Store
@@ -175,10 +176,21 @@ def _payload_data(payload: str) -> dict[str, Any]:
 
 
 def run_lines(writer: ExportWriter, store: Store, record: RunRecord) -> Iterator[str]:
-    """A run's section: its row, its events as stored, its LLM ledger."""
+    """A run's section: its row, its events as stored, its tombstone when it was
+    pruned, the blobs its events name (large values, ``keel.store.blobs``), its LLM
+    ledger."""
     yield writer.run(record)
-    for link in store.chain_links(record.id):
+    links = store.chain_links(record.id)
+    for link in links:
         yield writer.event(record.id, link)
+    if record.pruned_at is not None:
+        stored = store.tombstone(record.id)
+        if stored is not None:
+            yield writer.tombstone(Tombstone.from_data(stored.data))
+    names = names_in(link.payload for link in links)
+    if names:
+        for name, text in sorted(store.blobs(names).items()):
+            yield writer.blob(name, text)
     for call in store.model_calls(record.id):
         yield writer.model_call(call)
 
