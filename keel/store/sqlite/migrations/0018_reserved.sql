@@ -1,0 +1,2 @@
+-- Reserved for another branch of issue 23 (its 0018 replaces this file on merge):
+-- migrations are numbered without gaps, and this branch's checkpoints are 0019.
