@@ -26,6 +26,8 @@ the same semantics, checked by one contract test-suite. Rules every backend keep
   ``error_type``), written with the status.
 - Alerts are evaluated by one process at a time (a lease); a rule's state and the
   notifications its change calls for are written together, only by that holder.
+- Checkpoints are kept as given (the store never signs or checks a signature); a
+  checkpoint's heads read back exactly, in run id order.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from keel.store.alerts import AlertNotice, AlertState, EndedRuns
 from keel.store.chain import ChainLink
 from keel.store.deployments import Deployment
 from keel.store.gauges import StoreGauges
+from keel.store.heads import AuditKey, CheckpointSummary, RunHead, StoredCheckpoint
 from keel.store.model_calls import (
     CallEnded,
     CallSent,
@@ -486,3 +489,25 @@ class Store(Protocol):
     def run_call_sums(self, run_id: str) -> dict[tuple[str, int | None, str, str, str], CallSums]:
         """The run's calls summed per (node, item, kind, model, state): what its ledger
         shows, without reading any call's request or answer (an empty dict: no calls)."""
+
+    # --- signed checkpoints of run heads (see keel.store.heads, keel.audit) --------------
+
+    def run_heads(self, workflow: str | None = None) -> list[RunHead]:
+        """Every run's head (last sequence number and link hash), in run id order; only
+        ``workflow``'s runs when given."""
+
+    def add_checkpoint(self, checkpoint: StoredCheckpoint, public_key: str) -> int:
+        """Keep a signed checkpoint as given, and ``public_key`` (text) as the key of its
+        signature if that key is new; the checkpoint's id."""
+
+    def checkpoints(self, limit: int | None = 100) -> list[CheckpointSummary]:
+        """Stored checkpoints without their heads, newest first (every one: ``None``)."""
+
+    def checkpoint(self, checkpoint_id: int) -> StoredCheckpoint | None:
+        """A stored checkpoint with its heads; None when there is none by that id."""
+
+    def add_audit_key(self, key_id: str, public_key: str, at: float) -> None:
+        """Remember a public key that signed something (kept with its first use)."""
+
+    def audit_keys(self) -> list[AuditKey]:
+        """The public keys that signed something here, oldest first."""
