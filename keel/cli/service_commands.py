@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     import uvicorn
 
+    from keel.audit.signing import SigningKey
     from keel.runtime.metrics import Metrics
     from keel.runtime.worker.config import WorkerConfig
     from keel.store.protocol import Store
@@ -141,6 +142,7 @@ def serve(
         raise fail(f"keel serve: {exc}") from None
     configure_logging(config.log_format)  # first: the code imported may log
     alert_rules = load_alerts("keel serve")
+    signing_key = _signing_key("keel serve")
     for module in config.modules:
         import_code(module, "keel serve: ")
     from keel.cli.worker_commands import export_traces
@@ -167,8 +169,12 @@ def serve(
     if alert_rules:
         say(f"  alerts: {len(alert_rules)} rules (one process at a time evaluates)",
             config.log_format, "keel.server")  # fmt: skip
+    if signing_key is not None:
+        say(f"  audit: signs approvals and checkpoints with key {signing_key.key_id}",
+            config.log_format, "keel.server")  # fmt: skip
     metrics = Metrics()  # /metrics serves the worker's (or the schedules') counts too
-    app = create_app(store, rate=rate_limit, hook_body=hook_body_limit, metrics=metrics)
+    app = create_app(store, rate=rate_limit, hook_body=hook_body_limit, metrics=metrics,
+                     signing_key=signing_key)  # fmt: skip
     server = uvicorn.Server(uvicorn.Config(
         app,
         log_level="info",
@@ -459,3 +465,14 @@ def token_revoke(
         if not store.revoke_token(name, time.time(), by=by or getpass.getuser()):
             raise fail(f"no usable token named '{name}' (see `keel token list`)")
     typer.echo(f"token '{name}' revoked")
+
+
+def _signing_key(command: str) -> SigningKey | None:
+    """The audit signing key this process is configured with (None: none), or the
+    command ends with what is wrong (``keel.runtime.audit_key``)."""
+    from keel.runtime.audit_key import AuditConfigError, load_audit_config
+
+    try:
+        return load_audit_config().signing_key()
+    except AuditConfigError as exc:
+        raise fail(f"{command}: {exc}") from None

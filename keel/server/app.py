@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from keel.audit.signing import SigningKey
 from keel.runtime.metrics import Metrics
 from keel.server import dashboard, problems
 from keel.server.access_log import AccessLog
@@ -56,18 +57,20 @@ def create_app(
     hook_body: int = MOST_HOOK_BYTES,
     clock: Callable[[], float] = time.time,
     metrics: Metrics | None = None,
+    signing_key: SigningKey | None = None,
 ) -> FastAPI:
     """The API over ``store`` (the caller keeps and closes it). ``rate``: requests a
     second per token (0: no limit); ``hook_body``: the largest webhook delivery, in
     bytes (413 beyond). ``metrics``: where this server counts, served at ``/metrics``
     with the store's gauges (default: metrics of its own); give the same to a worker in
-    the process to serve its counts too."""
+    the process to serve its counts too. ``signing_key``: signs approvals decided and
+    checkpoints made through this server (``keel.runtime.audit_key``)."""
     from keel import __version__
 
     app = FastAPI(title="keel", version=__version__, description=DESCRIPTION,
                   openapi_url=None, docs_url=None, redoc_url=None)  # fmt: skip
     app.state.metrics = metrics = metrics if metrics is not None else Metrics()
-    service = app.state.service = open_service(store, metrics)
+    service = app.state.service = open_service(store, metrics, signing_key)
     metrics.add(StoreCollector(store, service.clock))
     app.state.access = Access(Tokens(store), RateLimits(rate), clock)
     problems.install(app, pages=(dashboard.PREFIX, dashboard.error_page))

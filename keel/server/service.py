@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from fastapi import HTTPException, Request
 
+from keel.audit.signing import SigningKey
 from keel.runtime.clock import Clock, clock_for
 from keel.runtime.metrics import Metrics
 from keel.runtime.runs import RunCache
@@ -30,15 +31,18 @@ class Service:
     plans: RunCache
     #: what the server counts, served at /metrics
     metrics: Metrics
+    #: the key approvals decided here and checkpoints made here are signed with (None:
+    #: unsigned decisions, no checkpoints: ``keel.runtime.audit_key``)
+    signing_key: SigningKey | None = None
     clock: Clock = field(init=False)
 
     def __post_init__(self) -> None:
         self.clock = clock_for(self.store)
 
 
-def open_service(store: Store, metrics: Metrics) -> Service:
+def open_service(store: Store, metrics: Metrics, signing_key: SigningKey | None = None) -> Service:
     metered = MeteredStore(store, metrics)
-    return Service(metered, RunCache(metered, capacity=0), metrics)
+    return Service(metered, RunCache(metered, capacity=0), metrics, signing_key)
 
 
 async def service(request: Request) -> Service:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from keel.audit.signing import SigningKey
 from keel.runtime.clock import clock_for
 from keel.runtime.operations.control import cancel_run, record_run, save_children
 from keel.runtime.operations.deployed import deployed, start_once
@@ -38,9 +39,11 @@ _ACTIONS = {"cancel": cancel_run, "pause": pause_run, "unpause": unpause_run}
 
 
 class StoreTransport:
-    def __init__(self, store: Store, *, owned: bool) -> None:
+    def __init__(self, store: Store, *, owned: bool, signing_key: SigningKey | None = None) -> None:
         self.store = store
         self._owned = owned
+        #: signs the approvals decided here (``keel.audit.approvals``)
+        self.signing_key = signing_key
         self._verified: RunCache | None = None  # plans shared by ``verify`` calls
         self._plans: RunCache | None = None  # plans shared by ``emit`` and schedule calls
 
@@ -138,10 +141,11 @@ class StoreTransport:
 
     def approve(self, run_id: str, node: str, data: Any, comment: str,
                 by: str | None) -> RunRecord:  # fmt: skip
-        return approve(self.store, run_id, node, data=data, comment=comment, by=by)
+        return approve(self.store, run_id, node, data=data, comment=comment, by=by,
+                       signer=self.signing_key)  # fmt: skip
 
     def reject(self, run_id: str, node: str, comment: str, by: str | None) -> RunRecord:
-        return reject(self.store, run_id, node, comment=comment, by=by)
+        return reject(self.store, run_id, node, comment=comment, by=by, signer=self.signing_key)
 
     def signal(self, run_id: str, name: str, data: Any, by: str | None) -> RunRecord:
         return send_signal(self.store, run_id, name, data, by=by)
