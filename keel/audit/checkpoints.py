@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from keel.audit.approvals import ApprovalCheck
 from keel.audit.records import Checkpoint, check_signed, sign_checkpoint
 from keel.audit.signing import PublicKey, Signature, SigningError, SigningKey
 from keel.store.chain import ChainLink, verify_chain
-from keel.store.heads import RunHead, StoredCheckpoint
+from keel.store.heads import CheckpointSummary, RunHead, StoredCheckpoint
 from keel.store.protocol import Store
 
 
@@ -104,3 +105,32 @@ def _head_problems(stored: StoredCheckpoint, head: RunHead, links: list[ChainLin
             "(the history was rewritten since, its chain recomputed)"
         )
     return problems
+
+
+def summary_document(summary: CheckpointSummary) -> dict[str, Any]:
+    """A stored checkpoint as the CLI's ``--json`` and the API give it (without heads)."""
+    return {"id": summary.id, "at": summary.at, "by": summary.by, "workflow": summary.workflow,
+            "key_id": summary.key_id, "runs": summary.runs}  # fmt: skip
+
+
+def checkpoint_document(stored: StoredCheckpoint) -> dict[str, Any]:
+    """A stored checkpoint whole: what was signed (``checkpoint_of(...).to_data()``: the
+    heads by run id, the signature), with what the store keeps beside it."""
+    return {**checkpoint_of(stored).to_data(), "workflow": stored.workflow,
+            "key_id": stored.key_id, "runs": len(stored.heads)}  # fmt: skip
+
+
+def check_document(check: CheckpointCheck) -> dict[str, Any]:
+    """What ``check_checkpoint`` found, as data."""
+    return {
+        **summary_document(check.checkpoint.summary()),
+        "ok": check.ok,
+        "signature_problem": check.signature_problem,
+        "failed_runs": check.failed_runs,
+        "run_problems": [{"run_id": run, "problem": p} for run, p in check.run_problems],
+        "approvals": {
+            "signed": check.approvals.signed,
+            "unsigned": check.approvals.unsigned,
+            "problems": [{"run_id": run, "problem": p} for run, p in check.approvals.problems],
+        },
+    }

@@ -20,6 +20,7 @@ from keel.cli import (
     why_commands,
     worker_commands,
 )
+from keel.cli.audit_key_commands import register_key_commands
 from keel.cli.help import PlainFlagsGroup, plain_flags
 
 app = typer.Typer(
@@ -44,6 +45,10 @@ schedule_commands.register(app)
 event_commands.register(app)
 alert_commands.register(app)
 estimate_commands.register(app)
+audit_app = typer.Typer(help="Audit: signing keys and signed checkpoints of the runs.",
+                        no_args_is_help=True)  # fmt: skip
+register_key_commands(audit_app)
+app.add_typer(audit_app, name="audit")
 
 
 def _print_version(asked: bool) -> None:

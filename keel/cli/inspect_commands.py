@@ -372,7 +372,10 @@ def history(
         data = _event_line(stored)
         for key in ("seq", "at", "prev_hash", "kind", "node"):
             data.pop(key, None)
+        signature = data.pop("signature", None)  # an approval's: who signed, not the bytes
         details = ", ".join(f"{k}={_short(v, 40)}" for k, v in data.items() if v is not None)
+        if isinstance(signature, dict):
+            details += f", signed by key {signature.get('key_id')}"
         rows.append([
             str(stored.seq), local_time(stored.at), stored.event.kind,
             node_of(stored.event) or "", details,
