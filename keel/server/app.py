@@ -25,6 +25,7 @@ from keel.server.limits import MOST_HOOK_BYTES, BodyLimit, RateLimits
 from keel.server.routes import (
     alerts,
     approvals,
+    audit_checkpoints,
     hooks,
     llm,
     operations,
@@ -75,7 +76,7 @@ def create_app(
     app.state.access = Access(Tokens(store), RateLimits(rate), clock)
     problems.install(app, pages=(dashboard.PREFIX, dashboard.error_page))
     routers = (runs, llm, approvals, workflows, tokens, operations, hooks, schedules, alerts,
-               metrics_routes)  # fmt: skip
+               audit_checkpoints, metrics_routes)  # fmt: skip
     for module in routers:
         app.include_router(module.router, responses=problems.RESPONSES)
     dashboard.install(app, service.store)
