@@ -244,13 +244,13 @@ def _print_check(found: CheckpointCheck) -> None:
 
     out, err = Console(), Console(stderr=True)
     cp = found.checkpoint
-    what = f"checkpoint {cp.id} ({local_time(cp.at)}, key {cp.key_id}, {_runs(len(cp.heads))})"
+    what = f"checkpoint {cp.id} ({local_time(cp.at)})"
     if found.ok:
-        _print_wrapped(out, "✓ ", f"{what}: every run is as signed")
+        _print_wrapped(out, "✓ ", f"{what}: {_runs(len(cp.heads))} as signed, key {cp.key_id}")
     else:
         failed = found.failed_runs
         said = f"{_runs(len(failed))} changed since" if failed else "its signature fails"
-        _print_wrapped(err, "✗ ", f"{what}: {said}")
+        _print_wrapped(err, "✗ ", f"{what}: {said}, key {cp.key_id}")
         if found.signature_problem is not None:
             _print_wrapped(err, "  ", f"the checkpoint: {found.signature_problem}")
         for run_id, problem in found.run_problems + found.approvals.problems:

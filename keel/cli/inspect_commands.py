@@ -374,8 +374,8 @@ def history(
             data.pop(key, None)
         signature = data.pop("signature", None)  # an approval's: who signed, not the bytes
         details = ", ".join(f"{k}={_short(v, 40)}" for k, v in data.items() if v is not None)
-        if isinstance(signature, dict):
-            details += f", signed by key {signature.get('key_id')}"
+        if isinstance(signature, dict):  # first: a narrow table shortens the details' end
+            details = f"signed by key {signature.get('key_id')}, {details}"
         rows.append([
             str(stored.seq), local_time(stored.at), stored.event.kind,
             node_of(stored.event) or "", details,
