@@ -34,9 +34,16 @@ def make_checkpoint(
     workflow: str | None = None,
 ) -> StoredCheckpoint:
     """Sign the heads of every run (or ``workflow``'s) as they are now, and store it."""
-    signed = sign_checkpoint(key, at, by, tuple(store.run_heads(workflow)))
-    stored = StoredCheckpoint(at, by, workflow, signed.signature.to_data(), signed.heads)
+    stored = signed_heads(store, key, at=at, by=by, workflow=workflow)
     return replace(stored, id=store.add_checkpoint(stored, key.public_key.to_text()))
+
+
+def signed_heads(
+    store: Store, key: SigningKey, *, at: float, by: str | None, workflow: str | None = None
+) -> StoredCheckpoint:
+    """The heads of every run (or ``workflow``'s) as they are now, signed; not stored."""
+    signed = sign_checkpoint(key, at, by, tuple(store.run_heads(workflow)))
+    return StoredCheckpoint(at, by, workflow, signed.signature.to_data(), signed.heads)
 
 
 def checkpoint_of(stored: StoredCheckpoint) -> Checkpoint:

@@ -124,13 +124,15 @@ def serve(
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
-    from keel.cli.worker_commands import STOP_ALERTS, load_alerts
+    from keel.cli.worker_commands import STOP_ALERTS, load_alerts, load_checkpointing
     from keel.runtime.alerts.service import start_alerts
+    from keel.runtime.checkpointing import start_checkpoints
     from keel.runtime.metrics import Metrics
     from keel.runtime.stores import open_store, store_url
     from keel.runtime.triggers.files import watch_in_thread
     from keel.runtime.worker.config import WorkerConfigError, load_worker_config
     from keel.server import create_app
+    from keel.spec.durations import format_duration
     from keel.store.urls import masked_url
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
@@ -143,6 +145,7 @@ def serve(
     configure_logging(config.log_format)  # first: the code imported may log
     alert_rules = load_alerts("keel serve")
     signing_key = _signing_key("keel serve")
+    checkpoint_key, checkpoint_every = load_checkpointing("keel serve")
     for module in config.modules:
         import_code(module, "keel serve: ")
     from keel.cli.worker_commands import export_traces
@@ -170,7 +173,8 @@ def serve(
         say(f"  alerts: {len(alert_rules)} rules (one process at a time evaluates)",
             config.log_format, "keel.server")  # fmt: skip
     if signing_key is not None:
-        say(f"  audit: signs approvals and checkpoints with key {signing_key.key_id}",
+        every = f", one every {format_duration(checkpoint_every)}" if checkpoint_every else ""
+        say(f"  audit: signs approvals and checkpoints{every} with key {signing_key.key_id}",
             config.log_format, "keel.server")  # fmt: skip
     metrics = Metrics()  # /metrics serves the worker's (or the schedules') counts too
     app = create_app(store, rate=rate_limit, hook_body=hook_body_limit, metrics=metrics,
@@ -193,6 +197,7 @@ def serve(
             worker_thread = _start_schedules(worker_store, stop, metrics)
         files = watch_in_thread(store, stop)  # the file triggers' folders (none: it idles)
         alerting = start_alerts(worker_store, alert_rules, stop)  # None: no rule
+        checkpointing = start_checkpoints(worker_store, checkpoint_key, checkpoint_every, stop)
         try:
             server.run(sockets=[listening])
         finally:
@@ -201,6 +206,8 @@ def serve(
             worker_thread.join()
             if alerting is not None:
                 alerting.join(STOP_ALERTS)
+            if checkpointing is not None:
+                checkpointing.join(STOP_ALERTS)
             worker_store.close()
             store.close()
             if traced is not None:

@@ -500,6 +500,13 @@ class Store(Protocol):
         """Keep a signed checkpoint as given, and ``public_key`` (text) as the key of its
         signature if that key is new; the checkpoint's id."""
 
+    def add_periodic_checkpoint(
+        self, checkpoint: StoredCheckpoint, public_key: str, since: float
+    ) -> int | None:
+        """``add_checkpoint``, unless a checkpoint of every run was made after
+        ``since`` (another process made this period's): None then. Checked and written
+        under one lock, so processes racing for a period store one."""
+
     def checkpoints(self, limit: int | None = 100) -> list[CheckpointSummary]:
         """Stored checkpoints without their heads, newest first (every one: ``None``)."""
 

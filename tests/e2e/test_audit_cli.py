@@ -188,6 +188,10 @@ def test_bad_input_is_refused_with_what_to_do(keel: Keel) -> None:
         assert "no audit signing key is configured" in said
         assert "keel audit keygen" in said
     assert "no trusted key" in refused("audit", "check")
+    (keel.cwd / "keel.toml").write_text('[audit]\ncheckpoint_every = "1h"\n')
+    said = refused("worker")
+    assert "checkpoint_every needs a signing key" in said
+    assert "keel audit keygen" in said
     made = keygen(keel, "audit.pem")
     assert "exists: a key is never overwritten" in refused("audit", "keygen", "audit.pem")
     configure(keel, "audit.pem")

@@ -664,3 +664,7 @@ ON CONFLICT (key_id) DO NOTHING;
 
 -- name: select_audit_keys
 SELECT key_id, public_key, first_used FROM audit_keys ORDER BY first_used, key_id;
+
+-- name: checkpoint_since
+-- a checkpoint of every run made after a time (a periodic one of this period)
+SELECT 1 FROM checkpoints WHERE at > ? AND workflow IS NULL LIMIT 1;

@@ -15,6 +15,7 @@ from keel.store.heads import (
     pack_heads,
     unpack_heads,
 )
+from keel.store.sqlstore.dialect import Cursor
 from keel.store.sqlstore.reads import SQLReader
 
 
@@ -31,13 +32,24 @@ class SQLHeads(SQLReader):
         return [RunHead(str(run_id), int(seq), str(head)) for run_id, seq, head in rows]
 
     def add_checkpoint(self, checkpoint: StoredCheckpoint, public_key: str) -> int:
+        with self.dialect.write() as cur:
+            return self._insert_checkpoint(cur, checkpoint, public_key)
+
+    def add_periodic_checkpoint(
+        self, checkpoint: StoredCheckpoint, public_key: str, since: float
+    ) -> int | None:
+        with self.dialect.write() as cur:
+            self.dialect.lock_key(cur, "keel.audit.checkpoint")  # one writer at a time
+            if cur.execute(self.q["checkpoint_since"], (since,)).fetchone() is not None:
+                return None
+            return self._insert_checkpoint(cur, checkpoint, public_key)
+
+    def _insert_checkpoint(self, cur: Cursor, checkpoint: StoredCheckpoint, public_key: str) -> int:
         row = (checkpoint.at, checkpoint.by, checkpoint.workflow, checkpoint.key_id,
                canonical_json(dict(checkpoint.signature)), len(checkpoint.heads),
                pack_heads(checkpoint.heads))  # fmt: skip
-        with self.dialect.write() as cur:
-            (checkpoint_id,) = cur.execute(self.q["insert_checkpoint"], row).fetchone()
-            key = (checkpoint.key_id, public_key, checkpoint.at)
-            cur.execute(self.q["insert_audit_key"], key)
+        (checkpoint_id,) = cur.execute(self.q["insert_checkpoint"], row).fetchone()
+        cur.execute(self.q["insert_audit_key"], (checkpoint.key_id, public_key, checkpoint.at))
         return int(checkpoint_id)
 
     def checkpoints(self, limit: int | None = 100) -> list[CheckpointSummary]:
