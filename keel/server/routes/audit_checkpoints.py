@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel
 
 from keel.audit.checkpoints import checkpoint_document, make_checkpoint, summary_document
@@ -60,7 +60,9 @@ def list_checkpoints(
 
 
 @router.get("/audit/checkpoints/{checkpoint_id}")
-def read_checkpoint(checkpoint_id: int, who: Reader, served: Served) -> dict[str, Any]:
+def read_checkpoint(
+    checkpoint_id: Annotated[int, Path(ge=1, le=2**63 - 1)], who: Reader, served: Served
+) -> dict[str, Any]:
     """One checkpoint whole: each run's signed head (``heads``: run id -> ``seq``,
     ``head``), when, by whom, and the signature (``algorithm``, ``key_id``, ``value``)
     over ``keel.audit.records.checkpoint_signed_data``."""
