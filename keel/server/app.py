@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from keel.audit.signing import SigningKey
 from keel.runtime.metrics import Metrics
 from keel.server import dashboard, problems
 from keel.server.access_log import AccessLog
@@ -38,6 +38,9 @@ from keel.server.routes import metrics as metrics_routes
 from keel.server.service import open_service
 from keel.server.trace_context import ContinueTrace
 from keel.store.protocol import Store
+
+if TYPE_CHECKING:
+    from keel.audit.signing import SigningKey
 
 #: requests a second per token unless ``keel serve --rate-limit`` says otherwise
 DEFAULT_RATE = 200.0

@@ -12,15 +12,18 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import HTTPException, Request
 
-from keel.audit.signing import SigningKey
 from keel.runtime.clock import Clock, clock_for
 from keel.runtime.metrics import Metrics
 from keel.runtime.runs import RunCache
 from keel.server.metered import MeteredStore
 from keel.store.protocol import Store
+
+if TYPE_CHECKING:
+    from keel.audit.signing import SigningKey
 
 
 @dataclass

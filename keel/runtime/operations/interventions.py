@@ -17,10 +17,8 @@ from __future__ import annotations
 import getpass
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from keel.audit.approvals import approval_signature
-from keel.audit.signing import SigningKey
 from keel.engine.events import (
     ApprovalDecided,
     Event,
@@ -37,6 +35,9 @@ from keel.spec.data import check_json
 from keel.spec.model import ApprovalNode, SignalNode
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
+
+if TYPE_CHECKING:  # signing is imported only by a process that signs
+    from keel.audit.signing import SigningKey
 
 
 def act(
@@ -182,6 +183,8 @@ def _decision(
     """The decision's event, signed now when there is a key."""
     signature = None
     if signer is not None:
+        from keel.audit.approvals import approval_signature
+
         signature = approval_signature(signer, run_id, node, approved, who, data, comment,
                                        clock.now())  # fmt: skip
     return ApprovalDecided(node=node, approved=approved, by=who, data=data, comment=comment,

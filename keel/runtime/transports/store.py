@@ -3,9 +3,8 @@ API's route) performs, run in this process against the database."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from keel.audit.signing import SigningKey
 from keel.runtime.clock import clock_for
 from keel.runtime.operations.control import cancel_run, record_run, save_children
 from keel.runtime.operations.deployed import deployed, start_once
@@ -34,6 +33,9 @@ from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
 from keel.store.protocol import Store
 from keel.store.records import RunRecord, StoredEvent, Wait
+
+if TYPE_CHECKING:
+    from keel.audit.signing import SigningKey
 
 _ACTIONS = {"cancel": cancel_run, "pause": pause_run, "unpause": unpause_run}
 
