@@ -20,6 +20,7 @@ from typing import Any
 from keel.audit.approvals import ApprovalCheck
 from keel.audit.records import Checkpoint, check_signed, sign_checkpoint
 from keel.audit.signing import PublicKey, Signature, SigningError, SigningKey
+from keel.errors import InputError
 from keel.store.chain import ChainLink, verify_chain
 from keel.store.heads import CheckpointSummary, RunHead, StoredCheckpoint
 from keel.store.protocol import Store
@@ -41,8 +42,12 @@ def make_checkpoint(
 def signed_heads(
     store: Store, key: SigningKey, *, at: float, by: str | None, workflow: str | None = None
 ) -> StoredCheckpoint:
-    """The heads of every run (or ``workflow``'s) as they are now, signed; not stored."""
-    signed = sign_checkpoint(key, at, by, tuple(store.run_heads(workflow)))
+    """The heads of every run (or ``workflow``'s) as they are now, signed; not stored.
+    An ``InputError`` for a workflow without runs (a mistyped name signs nothing)."""
+    heads = tuple(store.run_heads(workflow))
+    if workflow is not None and not heads:
+        raise InputError(f"workflow '{workflow}' has no runs to sign (see `keel runs`)")
+    signed = sign_checkpoint(key, at, by, heads)
     return StoredCheckpoint(at, by, workflow, signed.signature.to_data(), signed.heads)
 
 

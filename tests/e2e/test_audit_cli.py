@@ -199,6 +199,9 @@ def test_bad_input_is_refused_with_what_to_do(keel: Keel) -> None:
     assert "keel audit checkpoint" in refused("audit", "check")
     keel.ok("audit", "checkpoint")
     assert "there is no checkpoint 9" in refused("audit", "check", "9")
+    assert "workflow 'nothing' has no runs" in refused(
+        "audit", "checkpoint", "--workflow", "nothing"
+    )
     assert "a public key must start with 'ed25519:'" in refused(
         "audit", "check", "--key", made["key_id"]
     )

@@ -95,3 +95,11 @@ def test_a_missing_checkpoint_is_not_found(signing_api: Api) -> None:
     response = signing_api.client.get("/audit/checkpoints/7", headers=signing_api.auth("viewer"))
     assert response.status_code == 404
     assert response.json()["detail"] == "there is no checkpoint 7"
+
+
+def test_a_checkpoint_of_a_workflow_without_runs_is_refused(signing_api: Api) -> None:
+    response = signing_api.client.post("/audit/checkpoints", json={"workflow": "nothing"},
+                                       headers=signing_api.auth("admin"))  # fmt: skip
+    assert response.status_code == 422
+    assert "workflow 'nothing' has no runs" in response.json()["detail"]
+    assert signing_api.store.checkpoints() == []
