@@ -210,7 +210,7 @@ def test_bad_input_is_refused_with_what_to_do(keel: Keel) -> None:
     (keel.cwd / "folder.pem").mkdir()
     configure(keel, "folder.pem")
     toml = str(keel.cwd / "keel.toml")
-    for args in (("audit", "checkpoint"), ("approve", "0" * 32, "gate")):
+    for args in (("audit", "checkpoint"), ("approve", "0" * 32, "gate"), ("serve",)):
         said = refused(*args)
         assert "cannot read the signing key" in said
         assert toml in said
