@@ -1,6 +1,6 @@
 """Signing keys and signed checkpoints end to end, in real ``python -m keel`` processes
 on a SQLite file: ``keel audit keygen``, ``key``, ``checkpoint``, ``checkpoints`` and
-``check``, approvals signed by ``keel approve``, the tamper test through the CLI
+``check``, approvals signed by ``keel approve`` and by ``keel serve``, the tamper test
 (``keel verify`` passes a consistently rewritten run, ``keel audit check`` names it), a
 key rotation, and the refusals of bad input.
 
@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
 from keel.store.sqlite import SQLiteStore
 from tests.contract.test_signed_checkpoints import rewrite
 from tests.e2e.test_run_cli import Keel, find
 from tests.e2e.test_run_cli import flow as run_flow
+from tests.e2e.test_serve_e2e import answering
 from tests.e2e.test_waiting_cli import flow as wait_flow
+from tests.processes import free_port, stop_workers, until
 
 
 @pytest.fixture
@@ -216,3 +221,41 @@ def test_bad_input_is_refused_with_what_to_do(keel: Keel) -> None:
         assert toml in said
     (keel.cwd / "keel.toml").write_text('[audit]\ntrusted_keys = ["ed25519:AAAA"]\n')
     assert "audit.trusted_keys entry 1" in refused("audit", "check")
+
+
+def test_keel_serve_signs_approvals_and_checkpoints_with_its_configured_key(keel: Keel) -> None:
+    made = keygen(keel, "server.pem")
+    configure(keel, "server.pem")
+    keel.ok("deploy", wait_flow("gate_then_signal"))
+    run_id = keel.ok("start", "gate_then_signal").stdout.strip()
+    tokens = {role: keel.ok("token", "create", f"{role}-1", "--role", role).stdout.strip()
+              for role in ("operator", "approver")}  # fmt: skip
+    port = free_port()
+    log = keel.cwd / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "keel", "serve", "--port", str(port)],
+                                  cwd=keel.cwd, env=keel.env, stdout=out, stderr=out,
+                                  stdin=subprocess.DEVNULL)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+
+    def client(role: str) -> httpx2.Client:
+        return httpx2.Client(base_url=base, trust_env=False, timeout=30.0,
+                             headers={"Authorization": f"Bearer {tokens[role]}"})  # fmt: skip
+
+    try:
+        until("keel serve answers /ready", lambda: answering(base) or None)
+        with client("approver") as approver:
+            decided = approver.post(f"/runs/{run_id}/approvals/gate/approve", json={})
+        assert decided.status_code == 200, decided.text
+        with client("operator") as operator:
+            signed = operator.post("/audit/checkpoints")
+        assert signed.status_code == 201, signed.text
+    finally:
+        stop_workers([server])
+    assert f"audit: signs approvals and checkpoints with key {made['key_id']}" in log.read_text()
+    (decision,) = find(keel.history(run_id), "approval_decided", "gate")
+    assert (decision["by"], decision["signature"]["key_id"]) == ("approver-1", made["key_id"])
+    assert signed.json()["by"] == "operator-1"
+    checked = keel("audit", "check", str(signed.json()["id"]))
+    assert checked.returncode == 0, checked.stderr
+    assert "signed approvals verify: 1" in checked.stdout
