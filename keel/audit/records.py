@@ -18,6 +18,7 @@ from typing import Any
 
 from keel.audit.signing import PublicKey, Signature, SigningKey, verify_signature
 from keel.store.chain import canonical_json
+from keel.store.heads import RunHead as RunHead  # the store reads and keeps heads
 
 CHECKPOINT = "keel.checkpoint/1"
 TOMBSTONE = "keel.tombstone/1"
@@ -28,15 +29,6 @@ def data_hash(value: Any) -> str:
     """SHA-256 of a value's canonical JSON: what a signature covers of a payload that may
     be large (an approval's data)."""
     return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class RunHead:
-    """Where a run's history stood: its last event and that event's link hash."""
-
-    run_id: str
-    last_seq: int
-    head_hash: str
 
 
 @dataclass(frozen=True, slots=True)

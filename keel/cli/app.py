@@ -25,6 +25,7 @@ from keel.cli import (
     why_commands,
     worker_commands,
 )
+from keel.cli.audit_key_commands import register_key_commands
 from keel.cli.help import PlainFlagsGroup, plain_flags
 
 app = typer.Typer(
@@ -52,6 +53,7 @@ alert_commands.register(app)
 estimate_commands.register(app)
 replay_commands.register(app)
 version_commands.register(app)
+register_key_commands(audit_commands.audit_app)
 audit_commands.register(app)
 prune_commands.register(app)
 

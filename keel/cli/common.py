@@ -16,6 +16,7 @@ import typer
 
 if TYPE_CHECKING:
     from keel.authoring.loading import LoadedWorkflow
+    from keel.runtime.audit_key import AuditConfig
     from keel.runtime.client import Client
     from keel.runtime.worker.config import WorkerConfig
     from keel.store.protocol import Store
@@ -110,18 +111,25 @@ def opened_client(
     local: bool = False,
     upgrade: bool = False,
     create: bool = False,
+    signing: bool = False,
 ) -> Iterator[Client]:
     """The client the run commands act through, closed after the block: of the server
     ``KEEL_SERVER_URL`` names (token from ``KEEL_TOKEN``), else of the store ``db``
     names (``upgrade``, ``create``: as ``opened_store``). ``local``: the command goes on
     to execute the run here, so it takes the store (``db`` must be given with a server).
-    ``by`` is refused with a server: it records the token's name itself."""
+    ``by`` is refused with a server: it records the token's name itself. ``signing``:
+    the client signs the approvals it decides on the store with the configured audit
+    key, if any (``keel.runtime.audit_key``; a server signs with its own)."""
     from keel.runtime.client import Client, is_server_url
 
     url = server_url()
     if url is None or local:
+        key = None
+        if signing:
+            with reported_errors():  # a key file that does not read: its one-line error
+                key = audit_settings().signing_key()
         with opened_store(db, upgrade=upgrade, create=create) as store:
-            yield Client(store=store)
+            yield Client(store=store, signing_key=key)
         return
     if not is_server_url(url):
         raise fail(f"{SERVER_ENV}={url!r}: give the server's URL, http(s)://HOST:PORT")
@@ -353,3 +361,15 @@ def parse_input(
             result[key] = _json_or_text(value, f"-i {key}")
     _checked(result, "the input")
     return result
+
+
+def audit_settings() -> AuditConfig:
+    """The audit settings of this process (``[audit]``, ``KEEL_AUDIT_KEY_FILE``); a bad
+    one ends the command with what is wrong. Reading the key itself may fail too: in
+    ``reported_errors`` (``AuditConfigError`` is a ``KeelError``)."""
+    from keel.runtime.audit_key import AuditConfigError, load_audit_config
+
+    try:
+        return load_audit_config()
+    except AuditConfigError as exc:
+        raise fail(str(exc)) from None

@@ -417,7 +417,10 @@ def history(
         data = _event_line(stored)
         for key in ("run_id", "seq", "at", "prev_hash", "kind", "node"):
             data.pop(key, None)
+        signature = data.pop("signature", None)  # an approval's: who signed, not the bytes
         details = ", ".join(f"{k}={_short(v, 40)}" for k, v in data.items() if v is not None)
+        if isinstance(signature, dict):  # first: a narrow table shortens the details' end
+            details = f"signed by key {signature.get('key_id')}, {details}"
         rows.append([
             str(stored.seq), local_time(stored.at), stored.event.kind,
             node_of(stored.event) or "", details,

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     import uvicorn
 
+    from keel.audit.signing import SigningKey
     from keel.runtime.metrics import Metrics
     from keel.runtime.worker.config import WorkerConfig
     from keel.store.protocol import Store
@@ -123,13 +124,15 @@ def serve(
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
-    from keel.cli.worker_commands import STOP_ALERTS, load_alerts
+    from keel.cli.worker_commands import STOP_ALERTS, load_alerts, load_checkpointing
     from keel.runtime.alerts.service import start_alerts
+    from keel.runtime.checkpointing import start_checkpoints
     from keel.runtime.metrics import Metrics
     from keel.runtime.stores import open_store, store_url
     from keel.runtime.triggers.files import watch_in_thread
     from keel.runtime.worker.config import WorkerConfigError, load_worker_config
     from keel.server import create_app
+    from keel.spec.durations import format_duration
     from keel.store.urls import masked_url
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
@@ -141,6 +144,8 @@ def serve(
         raise fail(f"keel serve: {exc}") from None
     configure_logging(config.log_format)  # first: the code imported may log
     alert_rules = load_alerts("keel serve")
+    signing_key = _signing_key("keel serve")
+    checkpoint_key, checkpoint_every = load_checkpointing("keel serve")
     for module in config.modules:
         import_code(module, "keel serve: ")
     from keel.cli.worker_commands import export_traces
@@ -167,8 +172,13 @@ def serve(
     if alert_rules:
         say(f"  alerts: {len(alert_rules)} rules (one process at a time evaluates)",
             config.log_format, "keel.server")  # fmt: skip
+    if signing_key is not None:
+        every = f", one every {format_duration(checkpoint_every)}" if checkpoint_every else ""
+        say(f"  audit: signs approvals and checkpoints{every} with key {signing_key.key_id}",
+            config.log_format, "keel.server")  # fmt: skip
     metrics = Metrics()  # /metrics serves the worker's (or the schedules') counts too
-    app = create_app(store, rate=rate_limit, hook_body=hook_body_limit, metrics=metrics)
+    app = create_app(store, rate=rate_limit, hook_body=hook_body_limit, metrics=metrics,
+                     signing_key=signing_key)  # fmt: skip
     server = uvicorn.Server(uvicorn.Config(
         app,
         log_level="info",
@@ -187,6 +197,7 @@ def serve(
             worker_thread = _start_schedules(worker_store, stop, metrics)
         files = watch_in_thread(store, stop)  # the file triggers' folders (none: it idles)
         alerting = start_alerts(worker_store, alert_rules, stop)  # None: no rule
+        checkpointing = start_checkpoints(worker_store, checkpoint_key, checkpoint_every, stop)
         try:
             server.run(sockets=[listening])
         finally:
@@ -195,6 +206,8 @@ def serve(
             worker_thread.join()
             if alerting is not None:
                 alerting.join(STOP_ALERTS)
+            if checkpointing is not None:
+                checkpointing.join(STOP_ALERTS)
             worker_store.close()
             store.close()
             if traced is not None:
@@ -461,3 +474,14 @@ def token_revoke(
         if not store.revoke_token(name, time.time(), by=by or getpass.getuser()):
             raise fail(f"no usable token named '{name}' (see `keel token list`)")
     typer.echo(f"token '{name}' revoked")
+
+
+def _signing_key(command: str) -> SigningKey | None:
+    """The audit signing key this process is configured with (None: none), or the
+    command ends with what is wrong (``keel.runtime.audit_key``)."""
+    from keel.runtime.audit_key import AuditConfigError, load_audit_config
+
+    try:
+        return load_audit_config().signing_key()
+    except AuditConfigError as exc:
+        raise fail(f"{command}: {exc}") from None

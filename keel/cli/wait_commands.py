@@ -111,7 +111,7 @@ def approve(
     from keel.errors import InputError
 
     value = parse_json(data, "--data") if data is not None else None
-    with opened_client(db, by=by) as client, reported_errors():
+    with opened_client(db, by=by, signing=True) as client, reported_errors():
         try:
             record = client.approve(run_id, node, data=value, comment=comment, by=by)
         except InputError as exc:  # the form's data is missing or wrong: say what it takes
@@ -140,7 +140,7 @@ def reject(
     db: DbOption = None,
 ) -> None:
     """Reject a waiting approval: the node fails and its on_failure applies."""
-    with opened_client(db, by=by) as client, reported_errors():
+    with opened_client(db, by=by, signing=True) as client, reported_errors():
         record = client.reject(run_id, node, comment=comment, by=by)
         idle = _nothing_executes(client, record)
     typer.echo(f"run {record.id[:8]}: {node} rejected ({record.status})")

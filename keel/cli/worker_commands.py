@@ -24,6 +24,7 @@ from keel.cli.common import DbOption, database_url, fail, import_code, reported_
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
+    from keel.audit.signing import SigningKey
     from keel.runtime.alerts.rules import AlertRule
     from keel.runtime.metrics import Metrics
     from keel.runtime.tracing.sdk import Tracing
@@ -159,12 +160,14 @@ def worker(
     """
     from keel.errors import StoreError
     from keel.runtime.alerts.service import start_alerts
+    from keel.runtime.checkpointing import start_checkpoints
     from keel.runtime.execution.invoke import TaskCatalog
     from keel.runtime.execution.task_access import TaskAccess
     from keel.runtime.stores import open_store
     from keel.runtime.triggers.files import watch_in_thread
     from keel.runtime.worker.config import WorkerConfigError, load_worker_config
     from keel.runtime.worker.loop import Worker, WorkerOptions
+    from keel.spec.durations import format_duration
     from keel.store.wakeups import MaybeMissed
 
     try:
@@ -177,6 +180,7 @@ def worker(
         raise fail(f"keel worker: {exc}") from None
     configure_logging(config.log_format)  # first: the code imported may log, as may we
     alert_rules = load_alerts("keel worker")
+    checkpoint_key, checkpoint_every = load_checkpointing("keel worker")
     _import_code(config)
     traced = export_traces("keel worker", "keel-worker")
     with reported_errors():
@@ -207,11 +211,15 @@ def worker(
     if alert_rules:
         say(f"  alerts: {len(alert_rules)} rules (one process at a time evaluates)",
             config.log_format, "keel.worker")  # fmt: skip
+    if checkpoint_key is not None:
+        say(f"  audit: a checkpoint every {format_duration(checkpoint_every or 0)}, signed "
+            f"with key {checkpoint_key.key_id}", config.log_format, "keel.worker")  # fmt: skip
     if traced is not None:
         say(f"  {traced.description}", config.log_format, "keel.worker")
     failure = ""
     files = watch_in_thread(store, stop)  # the file triggers' folders (none: it idles)
     alerting = start_alerts(store, alert_rules, stop)  # None: no rule
+    checkpointing = start_checkpoints(store, checkpoint_key, checkpoint_every, stop)
     try:
         running.reclaim()
         running.run_forever(stop)
@@ -222,6 +230,8 @@ def worker(
         files.join()
         if alerting is not None:
             alerting.join(STOP_ALERTS)
+        if checkpointing is not None:  # one being signed now is stored, or dropped
+            checkpointing.join(STOP_ALERTS)
         running.close()
         store.close()
         if serving is not None:
@@ -243,6 +253,25 @@ def worker(
 
 #: seconds a stopping process waits for its alert thread (a delivery under way) to end
 STOP_ALERTS = 10.0
+
+
+def load_checkpointing(command: str) -> tuple[SigningKey | None, float | None]:
+    """The key and period of the checkpoints this process signs by itself (``[audit]
+    checkpoint_every``; both None when not set); a wrong setting, or a period without a
+    key, ends ``command`` with what is wrong."""
+    from keel.runtime.audit_key import HOW_TO_CONFIGURE, AuditConfigError, load_audit_config
+
+    try:
+        settings = load_audit_config()
+        if settings.checkpoint_every is None:
+            return None, None
+        key = settings.signing_key()
+    except AuditConfigError as exc:
+        raise fail(f"{command}: {exc}") from None
+    if key is None:
+        raise fail(f"{command}: [audit] checkpoint_every needs a signing key to sign "
+                   f"with: {HOW_TO_CONFIGURE}")  # fmt: skip
+    return key, settings.checkpoint_every
 
 
 def load_alerts(command: str) -> tuple[AlertRule, ...]:

@@ -282,6 +282,10 @@ class ApprovalDecided(NodeEvent):
     by: str
     data: JSON = None
     comment: str = ""
+    #: the decision signed where it was made (``keel.audit.approvals``): ``at`` (the
+    #: time signed) and the signature's ``algorithm``, ``key_id`` and ``value``; None
+    #: when no signing key was configured there
+    signature: dict[str, JSON] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,7 +400,8 @@ _FIELD_SETS: dict[type[Event], frozenset[str]] = {
 #: differ from their default, so an old event written again is the text that was stored
 #: (and hashed); ``from_data`` gives a missing one its default
 _LATER_FIELDS: dict[type[Event], dict[str, JSON]] = {
-    RunStarted: {"by": None, "trigger": None, "trace": None, "fork": None}
+    RunStarted: {"by": None, "trigger": None, "trace": None, "fork": None},
+    ApprovalDecided: {"signature": None},
 }
 
 

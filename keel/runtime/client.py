@@ -29,6 +29,8 @@ from keel.store.records import RunRecord, StoredEvent, Wait
 if TYPE_CHECKING:
     import ssl
 
+    from keel.audit.signing import SigningKey
+
 
 def is_server_url(url: str | None) -> bool:
     """Whether ``url`` names a keel server rather than a database. ``HOST:PORT``
@@ -50,7 +52,8 @@ class Client:
     ``close``. ``by`` names who acts, for the history, on a store only: a server
     records its token's name. ``token``, ``timeout`` (seconds) and ``verify`` (the
     server's certificate: True, a CA file, an ``ssl.SSLContext``, False) are for a
-    server's URL."""
+    server's URL; ``signing_key`` signs the approvals decided through a store (a
+    server signs with its own key)."""
 
     def __init__(
         self,
@@ -60,6 +63,7 @@ class Client:
         token: str | None = None,
         timeout: float | None = None,
         verify: bool | str | ssl.SSLContext = True,
+        signing_key: SigningKey | None = None,
     ) -> None:
         self.transport: Transport
         #: the store, when the client has one (None over HTTP)
@@ -77,7 +81,8 @@ class Client:
 
             owned = store is None
             self.store = store if store is not None else open_store(url)
-            self.transport = StoreTransport(self.store, owned=owned)
+            # approvals decided through a store are signed here (over HTTP, the server signs)
+            self.transport = StoreTransport(self.store, owned=owned, signing_key=signing_key)
 
     @property
     def remote(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -25,6 +26,7 @@ from keel.server.routes import (
     alerts,
     approvals,
     audit,
+    audit_checkpoints,
     hooks,
     llm,
     operations,
@@ -38,6 +40,9 @@ from keel.server.routes import metrics as metrics_routes
 from keel.server.service import open_service
 from keel.server.trace_context import ContinueTrace
 from keel.store.protocol import Store
+
+if TYPE_CHECKING:
+    from keel.audit.signing import SigningKey
 
 #: requests a second per token unless ``keel serve --rate-limit`` says otherwise
 DEFAULT_RATE = 200.0
@@ -58,23 +63,25 @@ def create_app(
     hook_body: int = MOST_HOOK_BYTES,
     clock: Callable[[], float] = time.time,
     metrics: Metrics | None = None,
+    signing_key: SigningKey | None = None,
 ) -> FastAPI:
     """The API over ``store`` (the caller keeps and closes it). ``rate``: requests a
     second per token (0: no limit); ``hook_body``: the largest webhook delivery, in
     bytes (413 beyond). ``metrics``: where this server counts, served at ``/metrics``
     with the store's gauges (default: metrics of its own); give the same to a worker in
-    the process to serve its counts too."""
+    the process to serve its counts too. ``signing_key``: signs approvals decided and
+    checkpoints made through this server (``keel.runtime.audit_key``)."""
     from keel import __version__
 
     app = FastAPI(title="keel", version=__version__, description=DESCRIPTION,
                   openapi_url=None, docs_url=None, redoc_url=None)  # fmt: skip
     app.state.metrics = metrics = metrics if metrics is not None else Metrics()
-    service = app.state.service = open_service(store, metrics)
+    service = app.state.service = open_service(store, metrics, signing_key)
     metrics.add(StoreCollector(store, service.clock))
     app.state.access = Access(Tokens(store), RateLimits(rate), clock)
     problems.install(app, pages=(dashboard.PREFIX, dashboard.error_page))
     routers = (runs, llm, approvals, workflows, versions, tokens, operations, hooks, schedules,
-               alerts, metrics_routes, audit)  # fmt: skip
+               alerts, audit, audit_checkpoints, metrics_routes)  # fmt: skip
     for module in routers:
         app.include_router(module.router, responses=problems.RESPONSES)
     dashboard.install(app, service.store)

@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import HTTPException, Request
 
@@ -20,6 +21,9 @@ from keel.runtime.metrics import Metrics
 from keel.runtime.runs import RunCache
 from keel.server.metered import MeteredStore
 from keel.store.protocol import Store
+
+if TYPE_CHECKING:
+    from keel.audit.signing import SigningKey
 
 
 @dataclass
@@ -30,15 +34,18 @@ class Service:
     plans: RunCache
     #: what the server counts, served at /metrics
     metrics: Metrics
+    #: the key approvals decided here and checkpoints made here are signed with (None:
+    #: unsigned decisions, no checkpoints: ``keel.runtime.audit_key``)
+    signing_key: SigningKey | None = None
     clock: Clock = field(init=False)
 
     def __post_init__(self) -> None:
         self.clock = clock_for(self.store)
 
 
-def open_service(store: Store, metrics: Metrics) -> Service:
+def open_service(store: Store, metrics: Metrics, signing_key: SigningKey | None = None) -> Service:
     metered = MeteredStore(store, metrics)
-    return Service(metered, RunCache(metered, capacity=0), metrics)
+    return Service(metered, RunCache(metered, capacity=0), metrics, signing_key)
 
 
 async def service(request: Request) -> Service:

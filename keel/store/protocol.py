@@ -30,6 +30,8 @@ the same semantics, checked by one contract test-suite. Rules every backend keep
   notifications its change calls for are written together, only by that holder.
 - A pruned run (``prune_runs``) keeps its row, head included, and its tombstone, written
   in the transaction that removed its payloads; it takes no more events.
+- Checkpoints are kept as given (the store never signs or checks a signature); a
+  checkpoint's heads read back exactly, in run id order.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from keel.store.alerts import AlertNotice, AlertState, EndedRuns
 from keel.store.chain import ChainLink
 from keel.store.deployments import Deployment, StoredVersion
 from keel.store.gauges import StoreGauges
+from keel.store.heads import AuditKey, CheckpointSummary, RunHead, StoredCheckpoint
 from keel.store.model_calls import (
     CallEnded,
     CallSent,
@@ -540,3 +543,32 @@ class Store(Protocol):
     ) -> list[StoredTombstone]:
         """Up to ``limit`` tombstones after the position ``after`` (a ``(pruned_at,
         run_id)``), oldest first."""
+
+    # --- signed checkpoints of run heads (see keel.store.heads, keel.audit) --------------
+
+    def run_heads(self, workflow: str | None = None) -> list[RunHead]:
+        """Every run's head (last sequence number and link hash), in run id order; only
+        ``workflow``'s runs when given."""
+
+    def add_checkpoint(self, checkpoint: StoredCheckpoint, public_key: str) -> int:
+        """Keep a signed checkpoint as given, and ``public_key`` (text) as the key of its
+        signature if that key is new; the checkpoint's id."""
+
+    def add_periodic_checkpoint(
+        self, checkpoint: StoredCheckpoint, public_key: str, since: float
+    ) -> int | None:
+        """``add_checkpoint``, unless a checkpoint of every run was made after
+        ``since`` (another process made this period's): None then. Checked and written
+        under one lock, so processes racing for a period store one."""
+
+    def checkpoints(self, limit: int | None = 100) -> list[CheckpointSummary]:
+        """Stored checkpoints without their heads, newest first (every one: ``None``)."""
+
+    def checkpoint(self, checkpoint_id: int) -> StoredCheckpoint | None:
+        """A stored checkpoint with its heads; None when there is none by that id."""
+
+    def add_audit_key(self, key_id: str, public_key: str, at: float) -> None:
+        """Remember a public key that signed something (kept with its first use)."""
+
+    def audit_keys(self) -> list[AuditKey]:
+        """The public keys that signed something here, oldest first."""

@@ -32,6 +32,18 @@ class Api:
     def auth(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
+    def checkpoint(self) -> int:
+        """A signed checkpoint's id (one signed here, with a key of its own, if none is)."""
+        from keel.audit.checkpoints import make_checkpoint
+        from keel.audit.signing import SigningKey
+
+        found = self.store.checkpoints(limit=1)
+        if found:
+            return found[0].id
+        made = make_checkpoint(self.store, SigningKey.generate(), at=1.0, by="tests")
+        assert made.id is not None
+        return made.id
+
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Api]:

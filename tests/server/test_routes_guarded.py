@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from keel.audit.signing import SigningKey
 from keel.server.guard import PUBLIC, api_routes, permission_of
 from keel.server.roles import ROLES
 from tests.server.conftest import Api
@@ -17,9 +18,11 @@ from tests.server.hookflows import SECRET, SECRET_ENV, deploy_hooked, signed
 
 @pytest.fixture
 def api(api: Api, monkeypatch: pytest.MonkeyPatch) -> Api:
-    """The conftest's API with the ``hooked`` workflow's webhooks live too."""
+    """The conftest's API with the ``hooked`` workflow's webhooks live too, and an audit
+    signing key (to sign checkpoints)."""
     deploy_hooked(api.store)
     monkeypatch.setenv(SECRET_ENV, SECRET)
+    api.client.app.state.service.signing_key = SigningKey.generate()  # type: ignore[attr-defined]
     return api
 
 
@@ -72,6 +75,12 @@ REQUESTS: dict[tuple[str, str], Request] = {
     ("GET", "/failed"): lambda a: ("/failed", None),
     ("GET", "/circuits"): lambda a: ("/circuits", None),
     ("GET", "/alerts"): lambda a: ("/alerts", None),
+    ("POST", "/audit/checkpoints"): lambda a: ("/audit/checkpoints", {}),
+    ("GET", "/audit/checkpoints"): lambda a: ("/audit/checkpoints", None),
+    ("GET", "/audit/checkpoints/{checkpoint_id}"): lambda a: (
+        f"/audit/checkpoints/{a.checkpoint()}",
+        None,
+    ),
     ("GET", "/metrics"): lambda a: ("/metrics", None),
     ("GET", "/openapi.json"): lambda a: ("/openapi.json", None),
     ("POST", "/events/{name}"): lambda a: ("/events/order", {"data": {"amount": 3}}),

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from keel.audit.approvals import ApprovalCheck
+from keel.audit.signing import PublicKey
 from keel.engine import EVENT_TYPES, RunState, apply, compile_plan, decide, from_data, node_of
 from keel.engine.events import to_data
 from keel.runtime.views.report import run_report
@@ -93,3 +95,18 @@ def test_a_recorded_history_replays_to_the_run_it_recorded(history: dict[str, An
     # it ended at its last event, not at a fork of it recorded later
     ended = [event for event in stored if event.event.kind != "run_forked"][-1].at
     assert (report.started_at, report.ended_at) == (stored[0].at, ended)
+
+
+def _recorded_keys() -> dict[str, PublicKey]:
+    keys = [k for path in FILES for k in json.loads(path.read_text()).get("audit_keys", [])]
+    return {k["key_id"]: PublicKey.from_text(k["public_key"]) for k in keys}
+
+
+def test_signed_approvals_of_recorded_histories_still_verify() -> None:
+    """What an approval's signature covers (``approval_signed_data``) never changes: a
+    change would fail every signature made before it."""
+    check = ApprovalCheck()
+    for history in HISTORIES:
+        check.add(history.values[0]["run_id"], links_of(history.values[0]), _recorded_keys())
+    assert check.problems == []
+    assert check.signed >= 1, "record a history with a signed approval"

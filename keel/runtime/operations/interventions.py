@@ -6,6 +6,10 @@ node schedules what comes after it right away, and any worker takes it from ther
 Bad requests are refused before anything is written, with what was wrong: a node that
 is not an approval or not waiting, form data that misses the form's schema, a signal
 the workflow does not wait for.
+
+A decision is signed where it is made when that process has a signing key (``signer``:
+the server's, or the CLI's on the database; ``keel.audit.approvals``): the event carries
+the signature over who decided what, on which run and node, with which data, when.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import getpass
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keel.engine.events import (
     ApprovalDecided,
@@ -24,13 +28,16 @@ from keel.engine.events import (
 )
 from keel.engine.state import ENDED, NodeStatus, RunState, RunStatus, is_finished
 from keel.errors import KeelError
-from keel.runtime.clock import Clock
+from keel.runtime.clock import Clock, clock_for
 from keel.runtime.operations.inputs import check_data, with_schema_defaults
 from keel.runtime.operations.manual import change_run
 from keel.spec.data import check_json
 from keel.spec.model import ApprovalNode, SignalNode
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
+
+if TYPE_CHECKING:  # signing is imported only by a process that signs
+    from keel.audit.signing import SigningKey
 
 
 def act(
@@ -117,11 +124,14 @@ def approve(
     by: str | None = None,
     clock: Clock | None = None,
     decider: Callable[[ApprovalNode], None] | None = None,
+    signer: SigningKey | None = None,
 ) -> RunRecord:
     """Approve a waiting approval; ``data`` (checked against its form) becomes its output.
     ``decider`` raises ``ForbiddenError`` when the one deciding may not decide this
-    approval (the server checks its assignees against the token's identity)."""
+    approval (the server checks its assignees against the token's identity); ``signer``
+    signs the decision."""
     check_json(data, f"the data for approval '{node}'")
+    clock = clock or clock_for(store)
 
     def events_for(state: RunState, who: str) -> list[Event]:
         wait = _approval(store, state, node)
@@ -131,9 +141,9 @@ def approve(
         if wait.form is not None:
             given = with_schema_defaults(dict(wait.form), {} if data is None else data)
             check_data(dict(wait.form), given, f"approval '{node}'")
-        return [ApprovalDecided(node=node, approved=True, by=who, data=given, comment=comment)]
+        return [_decision(state.run_id, node, True, who, given, comment, signer, clock)]
 
-    return act(store, run_id, by, events_for, clock)
+    return _signed(store, signer, clock, act(store, run_id, by, events_for, clock))
 
 
 def reject(
@@ -145,17 +155,47 @@ def reject(
     by: str | None = None,
     clock: Clock | None = None,
     decider: Callable[[ApprovalNode], None] | None = None,
+    signer: SigningKey | None = None,
 ) -> RunRecord:
     """Reject a waiting approval: the node fails (``Rejected``) and its ``on_failure``
     applies (by default the run fails, after its compensations)."""
+    clock = clock or clock_for(store)
 
     def events_for(state: RunState, who: str) -> list[Event]:
         wait = _approval(store, state, node)
         if decider is not None:
             decider(wait)
-        return [ApprovalDecided(node=node, approved=False, by=who, comment=comment)]
+        return [_decision(state.run_id, node, False, who, None, comment, signer, clock)]
 
-    return act(store, run_id, by, events_for, clock)
+    return _signed(store, signer, clock, act(store, run_id, by, events_for, clock))
+
+
+def _decision(
+    run_id: str,
+    node: str,
+    approved: bool,
+    who: str,
+    data: Any,
+    comment: str,
+    signer: SigningKey | None,
+    clock: Clock,
+) -> ApprovalDecided:
+    """The decision's event, signed now when there is a key."""
+    signature = None
+    if signer is not None:
+        from keel.audit.approvals import approval_signature
+
+        signature = approval_signature(signer, run_id, node, approved, who, data, comment,
+                                       clock.now())  # fmt: skip
+    return ApprovalDecided(node=node, approved=approved, by=who, data=data, comment=comment,
+                           signature=signature)  # fmt: skip
+
+
+def _signed(store: Store, signer: SigningKey | None, clock: Clock, record: RunRecord) -> RunRecord:
+    """Keep the public key of a decision's signature, for exports to carry."""
+    if signer is not None:
+        store.add_audit_key(signer.key_id, signer.public_key.to_text(), clock.now())
+    return record
 
 
 def send_signal(

@@ -3,7 +3,7 @@ API's route) performs, run in this process against the database."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keel.runtime.clock import clock_for
 from keel.runtime.operations.control import cancel_run, record_run, save_children
@@ -38,13 +38,18 @@ from keel.spec.registry import SpecRegistry
 from keel.store.protocol import Store
 from keel.store.records import RunRecord, StoredEvent, Wait
 
+if TYPE_CHECKING:
+    from keel.audit.signing import SigningKey
+
 _ACTIONS = {"cancel": cancel_run, "pause": pause_run, "unpause": unpause_run}
 
 
 class StoreTransport:
-    def __init__(self, store: Store, *, owned: bool) -> None:
+    def __init__(self, store: Store, *, owned: bool, signing_key: SigningKey | None = None) -> None:
         self.store = store
         self._owned = owned
+        #: signs the approvals decided here (``keel.audit.approvals``)
+        self.signing_key = signing_key
         self._verified: RunCache | None = None  # plans shared by ``verify`` calls
         self._plans: RunCache | None = None  # plans shared by ``emit`` and schedule calls
 
@@ -153,10 +158,11 @@ class StoreTransport:
 
     def approve(self, run_id: str, node: str, data: Any, comment: str,
                 by: str | None) -> RunRecord:  # fmt: skip
-        return approve(self.store, run_id, node, data=data, comment=comment, by=by)
+        return approve(self.store, run_id, node, data=data, comment=comment, by=by,
+                       signer=self.signing_key)  # fmt: skip
 
     def reject(self, run_id: str, node: str, comment: str, by: str | None) -> RunRecord:
-        return reject(self.store, run_id, node, comment=comment, by=by)
+        return reject(self.store, run_id, node, comment=comment, by=by, signer=self.signing_key)
 
     def signal(self, run_id: str, name: str, data: Any, by: str | None) -> RunRecord:
         return send_signal(self.store, run_id, name, data, by=by)

@@ -170,6 +170,8 @@ def _track(report: NodeReport, stored: StoredEvent) -> None:
     elif isinstance(event, ApprovalDecided):
         how = "approved" if event.approved else "rejected"
         report.decision = f"{how} by {event.by}" + (f": {event.comment}" if event.comment else "")
+        if event.signature is not None:  # checked by ``keel audit check``, not here
+            report.decision += f" (signed by key {event.signature.get('key_id')})"
     elif isinstance(event, NodeSetByHand):
         report.output, report.ended_at, report.error = event.output, stored.at, None
         report.attempt_started_at = None  # no attempt made this output: it took no time

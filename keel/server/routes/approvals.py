@@ -70,7 +70,8 @@ def approve_node(
     run_id: str, node: str, who: Decider, served: Served, body: Approve = NO_APPROVE
 ) -> dict[str, Any]:
     record = approve(served.store, run_id, node, data=body.data, comment=body.comment,
-                     by=who.name, decider=decider_check(who), clock=served.clock)  # fmt: skip
+                     by=who.name, decider=decider_check(who), clock=served.clock,
+                     signer=served.signing_key)  # fmt: skip
     return run_document(record)
 
 
@@ -79,5 +80,6 @@ def reject_node(
     run_id: str, node: str, who: Decider, served: Served, body: Reject = NO_REJECT
 ) -> dict[str, Any]:
     record = reject(served.store, run_id, node, comment=body.comment, by=who.name,
-                    decider=decider_check(who), clock=served.clock)  # fmt: skip
+                    decider=decider_check(who), clock=served.clock,
+                    signer=served.signing_key)  # fmt: skip
     return run_document(record)

@@ -788,3 +788,36 @@ SELECT run_id, pruned_at, data FROM tombstones WHERE run_id = %s;
 SELECT run_id, pruned_at, data FROM tombstones
 WHERE (pruned_at, run_id) > (%(after_at)s, %(after_id)s)
 ORDER BY pruned_at, run_id LIMIT %(limit)s;
+
+-- Signed checkpoints of run heads and the keys that signed (keel.store.heads,
+-- keel.audit.checkpoints).
+
+-- name: select_run_heads
+-- every run's head, by id: what a checkpoint signs (a read of three columns per run)
+SELECT id, last_seq, head_hash FROM runs ORDER BY id;
+
+-- name: select_run_heads_of_workflow
+SELECT id, last_seq, head_hash FROM runs WHERE workflow = %s ORDER BY id;
+
+-- name: insert_checkpoint
+INSERT INTO checkpoints (at, by, workflow, key_id, signature, runs, heads)
+VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id;
+
+-- name: select_checkpoints
+-- newest first, without their heads (a listing reads no megabytes)
+SELECT id, at, by, workflow, key_id, runs FROM checkpoints ORDER BY id DESC LIMIT %s;
+
+-- name: select_checkpoint
+SELECT id, at, by, workflow, key_id, runs, signature, heads FROM checkpoints WHERE id = %s;
+
+-- name: insert_audit_key
+-- the first use is kept: a key used again is already known
+INSERT INTO audit_keys (key_id, public_key, first_used) VALUES (%s, %s, %s)
+ON CONFLICT (key_id) DO NOTHING;
+
+-- name: select_audit_keys
+SELECT key_id, public_key, first_used FROM audit_keys ORDER BY first_used, key_id;
+
+-- name: checkpoint_since
+-- a checkpoint of every run made after a time (a periodic one of this period)
+SELECT 1 FROM checkpoints WHERE at > %s AND workflow IS NULL LIMIT 1;

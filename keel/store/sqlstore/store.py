@@ -33,6 +33,7 @@ from keel.store.sqlstore.alerts import SQLAlerts
 from keel.store.sqlstore.dialect import Cursor
 from keel.store.sqlstore.free import SQLFree
 from keel.store.sqlstore.gauges import SQLGauges
+from keel.store.sqlstore.heads import SQLHeads
 from keel.store.sqlstore.model_calls import SQLModelCalls
 from keel.store.sqlstore.pruning import SQLPruning
 from keel.store.sqlstore.run_lists import SQLRunLists
@@ -49,7 +50,7 @@ REFUSALS = (ConflictError, LeaseLostError, RunNotFoundError)
 @store_boundary
 class SQLStore(
     SQLService, SQLRunLists, SQLGauges, SQLTaskLogs, SQLAlerts, SQLSummaries, SQLModelCalls,
-    SQLPruning,
+    SQLPruning, SQLHeads,
 ):  # fmt: skip
     """``Store`` on a SQL database, through its ``Dialect``."""
 

@@ -200,7 +200,8 @@ async def approve_page(
 
     def decide() -> None:
         approve(served.store, run_id, node, data=data, comment=comment, by=viewer.name,
-                decider=decider_check(viewer.identity), clock=served.clock)  # fmt: skip
+                decider=decider_check(viewer.identity), clock=served.clock,
+                signer=served.signing_key)  # fmt: skip
 
     try:
         await run_in_threadpool(decide)
@@ -230,7 +231,8 @@ async def reject_page(
 
     def decide() -> None:
         reject(served.store, run_id, node, comment=comment, by=viewer.name,
-               decider=decider_check(viewer.identity), clock=served.clock)  # fmt: skip
+               decider=decider_check(viewer.identity), clock=served.clock,
+               signer=served.signing_key)  # fmt: skip
 
     try:
         await run_in_threadpool(decide)
