@@ -11,6 +11,7 @@ which records of a store go in, in which order (the format: ``keel.audit.export_
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -19,8 +20,9 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
+from keel.audit.checkpoints import checkpoint_of
 from keel.audit.export_format import (
     FORMAT,
     VERSION,
@@ -29,7 +31,7 @@ from keel.audit.export_format import (
     iso,
 )
 from keel.audit.records import Checkpoint, Tombstone
-from keel.audit.signing import PublicKey
+from keel.audit.signing import PublicKey, SigningError
 from keel.store.blobs import names_in
 from keel.store.chain import ChainLink
 from keel.store.model_calls import ModelCall
@@ -195,6 +197,51 @@ def run_lines(writer: ExportWriter, store: Store, record: RunRecord) -> Iterator
         yield writer.model_call(call)
 
 
+#: which signed checkpoints an export carries: the newest (of every run, and of the
+#: selection's workflow), every one, or none
+CheckpointChoice = Literal["newest", "all", "none"]
+CHECKPOINT_CHOICES: tuple[str, ...] = get_args(CheckpointChoice)
+
+
+def chosen_checkpoints(
+    store: Store, selection: Selection, choice: CheckpointChoice = "newest"
+) -> list[Checkpoint]:
+    """The checkpoints an export carries, oldest first. ``newest``: the newest one of
+    every run (it proves everything recorded up to it) and, for an export of one
+    workflow, that workflow's newest too; a checkpoint is carried whole (its signature
+    covers every head in it), so ``all`` can be large."""
+    if choice == "none":
+        return []
+    summaries = store.checkpoints(limit=None)  # newest first
+    if choice == "newest":
+        wanted = {None, selection.workflow}
+        newest: dict[str | None, int] = {}
+        for summary in summaries:
+            if summary.workflow in wanted and summary.workflow not in newest:
+                newest[summary.workflow] = summary.id
+        ids = sorted(newest.values())
+    else:
+        ids = sorted(summary.id for summary in summaries)
+    chosen = []
+    for checkpoint_id in ids:
+        stored = store.checkpoint(checkpoint_id)
+        if stored is not None:
+            chosen.append(checkpoint_of(stored))
+    return chosen
+
+
+def published_keys(store: Store, given: Sequence[PublicKey] = ()) -> list[PublicKey]:
+    """The public keys an export publishes: those given, then every key that signed
+    something in the store (a verifier trusts neither for being in the file: they let
+    it say which key signed, and the auditor anchors trust with ``--key``)."""
+    keys = {key.key_id: key for key in given}
+    for stored in store.audit_keys():
+        with contextlib.suppress(SigningError):  # a malformed row: its signatures fail
+            key = PublicKey.from_text(stored.public_key)
+            keys.setdefault(key.key_id, key)
+    return list(keys.values())
+
+
 def export_jsonl(
     store: Store,
     selection: Selection,
@@ -202,15 +249,19 @@ def export_jsonl(
     exported_at: float,
     keel_version: str,
     keys: Sequence[PublicKey] = (),
+    checkpoints: CheckpointChoice = "newest",
     writer: ExportWriter | None = None,
 ) -> Iterator[str]:
     """The lines of a JSONL export of ``selection`` (resolve it first: ``resolved``),
-    with ``keys`` published in it (public keys that signed its checkpoints, approvals
-    and tombstones). ``writer``: one to read the counts from afterwards."""
+    with ``keys`` and the store's signing keys published in it, and the signed
+    ``checkpoints`` chosen (``chosen_checkpoints``). ``writer``: one to read the counts
+    from afterwards."""
     writer = ExportWriter() if writer is None else writer
     yield writer.header(selection, exported_at, keel_version)
-    for key in keys:
+    for key in published_keys(store, keys):
         yield writer.key(key)
+    for checkpoint in chosen_checkpoints(store, selection, checkpoints):
+        yield writer.checkpoint(checkpoint)
     for record in selected_runs(store, selection):
         yield from run_lines(writer, store, record)
     yield writer.end()

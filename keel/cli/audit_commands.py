@@ -22,12 +22,13 @@ import typer
 from keel.cli.common import DbOption, JsonOption, fail, moment, opened_client, reported_errors
 
 if TYPE_CHECKING:
-    from keel.audit.export import Selection
+    from keel.audit.export import CheckpointChoice, Selection
     from keel.audit.signing import PublicKey
     from keel.runtime.client import Client
 
 audit_app = typer.Typer(
-    help="Export runs' histories for an audit and verify an export offline.",
+    help="Audit: export runs' histories and verify an export offline; signing keys "
+    "and signed checkpoints of the runs.",
     no_args_is_help=True,
 )
 
@@ -98,6 +99,13 @@ def export(
         typer.Option("-o", "--output", help="Write to this file (default: standard output)"),
     ] = None,
     keys: KeyOption = None,
+    checkpoints: Annotated[
+        Literal["newest", "all", "none"],
+        typer.Option(
+            help="Signed checkpoints to carry: the newest (of every run, and of --workflow), "
+            "all, or none"
+        ),
+    ] = "newest",
     db: DbOption = None,
 ) -> None:
     """Export every event of the selected runs (all runs when none are named nor
@@ -107,7 +115,7 @@ def export(
     published = public_keys(keys)
     with opened_client(db) as client, reported_errors():
         selection = _selection(client, run_ids or [], workflow, since, until)
-        lines = _exported(client, selection, fmt, published)
+        lines = _exported(client, selection, fmt, published, checkpoints)
         written = _write(lines, output)
     if output is not None:
         runs, events = written.get(b'{"type":"run"', 0), written.get(b'{"type":"event"', 0)
@@ -131,8 +139,8 @@ def _selection(client: Client, run_ids: list[str], workflow: str | None, since: 
     return selection if client.store is None else resolved(client.store, selection)
 
 
-def _exported(client: Client, selection: Selection, fmt: str,
-              keys: list[PublicKey]) -> Iterator[bytes]:  # fmt: skip
+def _exported(client: Client, selection: Selection, fmt: str, keys: list[PublicKey],
+              checkpoints: CheckpointChoice) -> Iterator[bytes]:  # fmt: skip
     """The export's bytes, line by line: read from the store here, or streamed from
     the server's ``GET /audit/export``."""
     if client.store is None:
@@ -142,7 +150,7 @@ def _exported(client: Client, selection: Selection, fmt: str,
         params: dict[str, str | list[str] | None] = {
             "run": list(selection.runs), "workflow": selection.workflow, "format": fmt,
             "since": _rfc3339(selection.since), "until": _rfc3339(selection.until),
-            "key": [key.to_text() for key in keys],
+            "key": [key.to_text() for key in keys], "checkpoints": checkpoints,
         }  # fmt: skip
         yield from client.transport.stream_lines("/audit/export", params)
         return
@@ -156,7 +164,8 @@ def _exported(client: Client, selection: Selection, fmt: str,
         text = export_csv(store, selection)
     else:
         text = export_jsonl(store, selection, exported_at=time.time(),
-                            keel_version=__version__, keys=keys)  # fmt: skip
+                            keel_version=__version__, keys=keys,
+                            checkpoints=checkpoints)  # fmt: skip
     for line in text:
         yield line.encode("utf-8")
 

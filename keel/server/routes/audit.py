@@ -49,6 +49,13 @@ def export(
     key: Annotated[
         list[str] | None, Query(description="a public key (ed25519:...) to publish in it")
     ] = None,
+    checkpoints: Annotated[
+        Literal["newest", "all", "none"],
+        Query(
+            description="signed checkpoints to carry: the newest (of every run, and of "
+            "the workflow), all, or none"
+        ),
+    ] = "newest",
 ) -> StreamingResponse:
     """Every event of the selected runs (all runs without a filter) with who, what,
     when, inputs and outputs, each run's hash chain and head, and its LLM calls."""
@@ -67,7 +74,8 @@ def export(
         lines = export_csv(served.store, selection)
     else:
         lines = export_jsonl(served.store, selection, exported_at=served.clock.now(),
-                             keel_version=__version__, keys=keys)  # fmt: skip
+                             keel_version=__version__, keys=keys,
+                             checkpoints=checkpoints)  # fmt: skip
     disposition = f'attachment; filename="keel-audit.{format}"'
     return StreamingResponse(lines, media_type=MEDIA[format],
                              headers={"Content-Disposition": disposition})  # fmt: skip
