@@ -40,7 +40,7 @@ RUNTIME_ALLOWED = {
     "tracing": set(),
     "execution": {"tracing"},
     # views judge a lease holder of this host dead as workers do (``keel.runtime.owner``)
-    "views": {"tracing", "owner"},
+    "views": {"tracing", "owner", "audit_key"},
     "notifications": {"execution"},
     "operations": {"execution", "clock", "runs", "waiting", "notifications", "tracing"},
     "worker": {

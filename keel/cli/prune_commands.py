@@ -54,15 +54,13 @@ def prune(
     """Remove the payloads of runs that ended (succeeded, failed or cancelled) longer
     ago than --older-than: their events, task log lines, LLM calls, input and output.
     Each keeps its row (status, times, head hash) and a tombstone signed with the audit
-    key (KEEL_AUDIT_KEY_FILE), so `keel verify` still proves what the run ended as. A
-    run whose parent or child run is still going is kept. Pruned a batch per
+    key ([audit] key_file or KEEL_AUDIT_KEY_FILE), so `keel verify` still proves what
+    the run ended as. A run whose parent or child run is still going is kept. Pruned a batch per
     transaction: stopped midway, each run is pruned whole or untouched; run it again
     to finish."""
     import getpass
 
-    from keel.audit.keyfile import ENVIRONMENT, configured_key
     from keel.audit.retention import prune as prune_runs
-    from keel.audit.signing import SigningError
     from keel.runtime.clock import clock_for
     from keel.spec.durations import format_duration, parse_duration
 
@@ -74,14 +72,15 @@ def prune(
         raise fail(f"--older-than {older_than!r}: a duration cannot be negative", 2)
     key = None
     if not dry_run:
-        try:
-            key = configured_key()
-        except SigningError as exc:
-            raise fail(f"{ENVIRONMENT}: {exc}") from None
+        from keel.cli.common import audit_settings
+        from keel.runtime.audit_key import HOW_TO_CONFIGURE
+
+        with reported_errors():
+            key = audit_settings().signing_key()
         if key is None and not unsigned:
             raise fail(
-                f"no audit key to sign the tombstones: set {ENVIRONMENT} to an Ed25519 "
-                "private key (PEM), or pass --unsigned to leave them unsigned"
+                f"no audit key to sign the tombstones: {HOW_TO_CONFIGURE}; or pass "
+                "--unsigned to leave them unsigned"
             )
     who = by or getpass.getuser()
     with opened_store(db) as store, reported_errors():

@@ -16,10 +16,10 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from keel.audit.keyfile import trusted_keys
 from keel.audit.pruned import PrunedCheck, check_pruned
-from keel.audit.signing import PublicKey, SigningError
+from keel.audit.signing import PublicKey
 from keel.engine.state import RunState, is_finished
+from keel.runtime.audit_key import AuditConfigError, load_audit_config
 from keel.store.blobs import names_in, verify_blobs
 from keel.store.chain import ChainReport, verify_chain
 from keel.store.protocol import Store
@@ -57,17 +57,24 @@ def summary_mismatches(record: RunRecord, state: RunState) -> list[str]:
     ]
 
 
+def configured_trust() -> dict[str, PublicKey]:
+    """The keys this process's audit settings trust (``[audit] trusted_keys`` and the
+    signing key's own); none when the settings or the key cannot be read."""
+    try:
+        return load_audit_config().trusted_keys()
+    except AuditConfigError:
+        return {}
+
+
 def pruned_check(
     store: Store, record: RunRecord, keys: Mapping[str, PublicKey] | None = None
 ) -> PrunedCheck:
     """A pruned run's tombstone checked against its row and signature, with ``keys``
-    trusted (None: the configured audit key's, ``keel.audit.keyfile``; none when it
-    cannot be read: the signature is then said to be unchecked, not wrong)."""
+    trusted (None: those of this process's audit settings, ``keel.runtime.audit_key``;
+    none when they cannot be read: the signature is then said to be unchecked, not
+    wrong)."""
     if keys is None:
-        try:
-            keys = trusted_keys()
-        except SigningError:
-            keys = {}
+        keys = configured_trust()
     left = len(store.chain_links(record.id))
     return check_pruned(record, store.tombstone(record.id), left, keys)
 
@@ -84,7 +91,7 @@ def verify_run(
     pruned run has no chain left: its tombstone is checked instead (``pruned_check``),
     with ``keys`` trusted."""
     if record.pruned_at is not None:
-        check = pruned_check(store, record, trusted_keys() if keys is None else keys)
+        check = pruned_check(store, record, keys)
         return pruned_report(record, check), []
     links = store.chain_links(record.id)
     report = verify_chain(record.id, links, record.last_seq, record.head_hash)
