@@ -10,6 +10,8 @@ row locks, and woken by ``NOTIFY``.
 - Concurrency and rate limits are counted under a transaction-scoped advisory lock per
   key (``lock_key``), so two claims on two hosts never both take the last place; so are
   budgets (a run's, a workflow's day), so two calls never both get the last dollar.
+- A sweep of blobs (``lock_blobs``) locks the blobs table against every writer that
+  stores one: what it finds unnamed stays unnamed until it has deleted it.
 - A deadlock or serialization failure (``retryable``) costs the claim or transition
   that lost it, not the whole call.
 - What a write leaves for others is sent with ``pg_notify`` as it commits.
@@ -118,6 +120,12 @@ class PostgresDialect:
 
     def lock_key(self, cur: Cursor, name: str) -> None:
         cur.execute(Q["lock_key"], (name,))
+
+    def lock_blobs(self, cur: Cursor) -> None:
+        """``LOCK TABLE blobs IN SHARE ROW EXCLUSIVE MODE``: it conflicts with the
+        ``ROW EXCLUSIVE`` lock every ``INSERT`` into blobs holds to its commit, one
+        that found the blob there and did nothing included."""
+        cur.execute(Q["lock_blobs"])
 
     def notify(self, cur: Cursor, notes: set[Wakeup]) -> None:
         for payload in encode_all(notes):

@@ -746,3 +746,25 @@ SELECT run_id, pruned_at, data FROM tombstones WHERE run_id = ?;
 SELECT run_id, pruned_at, data FROM tombstones
 WHERE (pruned_at, run_id) > (:after_at, :after_id)
 ORDER BY pruned_at, run_id LIMIT :limit;
+
+-- The sweep of blobs nothing names (keel.store.sqlstore.sweeping; migration 0021): the
+-- rows naming blobs, each by its partial index (the WHERE as the index's, word for word).
+
+-- name: blob_naming_events
+-- a page of the events that name blobs (events_naming_blobs), after (:after_run, :after_seq)
+SELECT run_id, seq, data FROM events
+WHERE substr(data, 1, 10) = '{"$blobs":' AND (run_id, seq) > (:after_run, :after_seq)
+ORDER BY run_id, seq LIMIT :limit;
+
+-- name: blob_naming_runs
+-- the runs whose input or output column holds a blob's name (runs_input_blobs,
+-- runs_output_blobs)
+SELECT id, input FROM runs WHERE substr(input, 1, 7) = 'sha256:'
+UNION ALL
+SELECT id, output FROM runs WHERE substr(output, 1, 7) = 'sha256:';
+
+-- name: select_blob_sizes
+SELECT name, size FROM blobs;
+
+-- name: delete_blobs
+DELETE FROM blobs WHERE name IN (SELECT value FROM json_each(:names));

@@ -38,6 +38,7 @@ from keel.store.sqlstore.pruning import SQLPruning
 from keel.store.sqlstore.run_lists import SQLRunLists
 from keel.store.sqlstore.service import SQLService
 from keel.store.sqlstore.summaries import SQLSummaries
+from keel.store.sqlstore.sweeping import SQLBlobSweep
 from keel.store.sqlstore.task_logs import SQLTaskLogs
 from keel.store.wakeups import Wakeup, WorkQueued
 from keel.store.writes import Committed, Transition
@@ -49,7 +50,7 @@ REFUSALS = (ConflictError, LeaseLostError, RunNotFoundError)
 @store_boundary
 class SQLStore(
     SQLService, SQLRunLists, SQLGauges, SQLTaskLogs, SQLAlerts, SQLSummaries, SQLModelCalls,
-    SQLPruning,
+    SQLPruning, SQLBlobSweep,
 ):  # fmt: skip
     """``Store`` on a SQL database, through its ``Dialect``."""
 
