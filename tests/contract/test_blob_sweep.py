@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -19,15 +20,17 @@ import pytest
 from keel.audit.retention import make_tombstone, prune
 from keel.audit.signing import SigningKey
 from keel.engine import NodeSucceeded
+from keel.errors import StoreUnavailableError
 from keel.runtime.runs import RunCache
 from keel.runtime.views.audit import verify_run
 from keel.store import Store
 from keel.store.blobs import MARKER, blob_name
 from keel.store.chain import canonical_json
+from keel.store.postgres import PostgresStore
 from keel.store.sql import load_queries
 from keel.store.sqlite import SQLiteStore
 from tests.contract.conftest import T0, Driver, three_node_spec
-from tests.postgres import PostgresStore, open_postgres
+from tests.postgres import open_postgres
 
 KEY = SigningKey.generate()
 CUTOFF = T0 + 1000
@@ -180,53 +183,94 @@ def _waiting_on_blobs(store: PostgresStore) -> bool:
     return bool(row and row[0])
 
 
-def test_a_sweep_waits_for_a_writer_naming_an_old_blob_and_keeps_it() -> None:
-    """The writer stores (finds) the blob of a pruned run and appends an event naming
-    it, uncommitted; the sweep started meanwhile waits for it, then sees the event."""
+@pytest.fixture
+def pg_store() -> Iterator[PostgresStore]:
     store = open_postgres()
-    try:
-        store.blob_threshold = THRESHOLD
-        old_and_young(store)
-        (candidate,) = store.prune_candidates(CUTOFF)
-        assert store.prune_runs([make_tombstone(candidate, NOW, "ops", KEY)]) == ["old"]
-        name = blob_name(canonical_json(OLD_ONLY))
-        writer = Driver(store, three_node_spec(), "writer", {"n": 2})
-        writer.start()
-        (a,) = writer.claim()
-        step = writer.step([NodeSucceeded(node="a", attempt=1, output=OLD_ONLY)], (a.lease,))
-        appended, commit = threading.Event(), threading.Event()
+    store.blob_threshold = THRESHOLD
+    yield store
+    store.close()
+    store.drop_schema()
 
-        def write() -> None:  # what commit does, held open before its COMMIT
-            with store.dialect.write() as cur:
-                store.dialect.lock_runs(cur, ["writer"])
-                store._append(cur, "writer", step.events, step.at)
-                appended.set()
-                commit.wait(30)
 
-        swept: list[tuple[int, int]] = []
-        writing = threading.Thread(target=write)
-        writing.start()
-        assert appended.wait(30)
-        sweeping = threading.Thread(target=lambda: swept.append(store.sweep_blobs()))
-        sweeping.start()
-        deadline = time.monotonic() + 30
-        while sweeping.is_alive() and not _waiting_on_blobs(store):
-            assert time.monotonic() < deadline, "the sweep neither waited nor ended"
-            time.sleep(0.01)
-        commit.set()
-        writing.join(30)
-        sweeping.join(30)
+class Writer:
+    """A transition of run ``writer`` whose ``a`` outputs ``OLD_ONLY``, the blob of run
+    ``old`` (pruned, so nothing names it): stored (found there) and its event appended
+    as ``commit`` does, on a thread, held open before its COMMIT until ``commit``."""
 
-        assert not writing.is_alive()
-        assert not sweeping.is_alive()
-        assert name in blob_names(store)
-        assert swept == [(1, size({"b": SHARED, "c": ["C"]}))]  # the old run's output only
-        outputs = [s.event.output for s in store.history("writer")
-                   if isinstance(s.event, NodeSucceeded)]  # fmt: skip
-        assert outputs == [OLD_ONLY]
-    finally:
-        store.close()
-        store.drop_schema()
+    def __init__(self, store: PostgresStore) -> None:
+        driver = Driver(store, three_node_spec(), "writer", {"n": 2})
+        driver.start()
+        (a,) = driver.claim()
+        self.step = driver.step([NodeSucceeded(node="a", attempt=1, output=OLD_ONLY)], (a.lease,))
+        self.store = store
+        self.appended, self.committing = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._write)
+        self.thread.start()
+        assert self.appended.wait(30)
+
+    def _write(self) -> None:
+        with self.store.dialect.write() as cur:
+            self.store.dialect.lock_runs(cur, ["writer"])
+            self.store._append(cur, "writer", self.step.events, self.step.at)
+            self.appended.set()
+            self.committing.wait(30)
+
+    def commit(self) -> None:
+        self.committing.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+
+def _pruned_old(store: PostgresStore) -> str:
+    """``old_and_young`` with ``old`` pruned and not swept; the name of ``OLD_ONLY``."""
+    old_and_young(store)
+    (candidate,) = store.prune_candidates(CUTOFF)
+    assert store.prune_runs([make_tombstone(candidate, NOW, "ops", KEY)]) == ["old"]
+    return blob_name(canonical_json(OLD_ONLY))
+
+
+def test_a_sweep_waits_for_a_writer_naming_an_old_blob_and_keeps_it(
+    pg_store: PostgresStore,
+) -> None:
+    """The writer found the blob of a pruned run and appended an event naming it,
+    uncommitted; the sweep started meanwhile waits for it, then sees the event."""
+    name = _pruned_old(pg_store)
+    writer = Writer(pg_store)
+    swept: list[tuple[int, int]] = []
+    sweeping = threading.Thread(target=lambda: swept.append(pg_store.sweep_blobs()))
+    sweeping.start()
+    deadline = time.monotonic() + 30
+    while sweeping.is_alive() and not _waiting_on_blobs(pg_store):
+        assert time.monotonic() < deadline, "the sweep neither waited nor ended"
+        time.sleep(0.01)
+    writer.commit()
+    sweeping.join(30)
+
+    assert not sweeping.is_alive()
+    assert name in blob_names(pg_store)
+    assert swept == [(1, size({"b": SHARED, "c": ["C"]}))]  # the old run's output only
+    outputs = [s.event.output for s in pg_store.history("writer")
+               if isinstance(s.event, NodeSucceeded)]  # fmt: skip
+    assert outputs == [OLD_ONLY]
+
+
+def test_a_sweep_gives_up_on_a_writer_that_stays_open_and_removes_nothing(
+    pg_store: PostgresStore,
+) -> None:
+    """Writes storing blobs queue behind a waiting sweep: it waits ``blob_lock_timeout``
+    at most, then says why and removes nothing."""
+    name = _pruned_old(pg_store)
+    before = blob_names(pg_store)
+    writer = Writer(pg_store)
+    pg_store.dialect.blob_lock_timeout = 0.1
+
+    with pytest.raises(StoreUnavailableError, match=r"waited 0\.1 s for transactions that"):
+        pg_store.sweep_blobs()
+
+    writer.commit()
+    assert blob_names(pg_store) == before
+    assert pg_store.sweep_blobs() == (1, size({"b": SHARED, "c": ["C"]}))
+    assert name in blob_names(pg_store)
 
 
 # --- the mark reads the rows naming blobs, by their indexes ------------------------------------

@@ -29,6 +29,7 @@ from typing import Any, TypeVar, cast
 import psycopg
 from psycopg import errors as pg_errors
 
+from keel.errors import StoreUnavailableError
 from keel.store.limits import Candidate
 from keel.store.postgres.connections import Connections
 from keel.store.sql import load_queries
@@ -67,6 +68,8 @@ class PostgresDialect:
     )
     peeks = False
     notifies = True
+    #: seconds a sweep of blobs waits for the table (``lock_blobs``)
+    blob_lock_timeout = 5.0
 
     def __init__(self, connections: Connections, channel: str) -> None:
         self.db, self.channel = connections, channel
@@ -124,8 +127,19 @@ class PostgresDialect:
     def lock_blobs(self, cur: Cursor) -> None:
         """``LOCK TABLE blobs IN SHARE ROW EXCLUSIVE MODE``: it conflicts with the
         ``ROW EXCLUSIVE`` lock every ``INSERT`` into blobs holds to its commit, one
-        that found the blob there and did nothing included."""
-        cur.execute(Q["lock_blobs"])
+        that found the blob there and did nothing included. While the sweep waits,
+        every write storing a blob waits behind it: it gives up after
+        ``blob_lock_timeout`` seconds rather than stall them behind a transaction that
+        stays open."""
+        cur.execute(Q["lock_timeout"], (f"{round(self.blob_lock_timeout * 1000)}ms",))
+        try:
+            cur.execute(Q["lock_blobs"])
+        except pg_errors.LockNotAvailable:
+            raise StoreUnavailableError(
+                f"the sweep of blobs waited {self.blob_lock_timeout:g} s for transactions "
+                "that stored a blob to commit, and gave up (one stays open: see "
+                "pg_stat_activity); no blob was removed: prune again to remove them"
+            ) from None
 
     def notify(self, cur: Cursor, notes: set[Wakeup]) -> None:
         for payload in encode_all(notes):

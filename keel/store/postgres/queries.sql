@@ -792,6 +792,10 @@ ORDER BY pruned_at, run_id LIMIT %(limit)s;
 -- The sweep of blobs nothing names (keel.store.sqlstore.sweeping; migration 0015): the
 -- rows naming blobs, each by its partial index (the WHERE as the index's, word for word).
 
+-- name: lock_timeout
+-- how long the statements after it in this transaction wait for a lock ('5000ms')
+SELECT set_config('lock_timeout', %s, true);
+
 -- name: lock_blobs
 -- the sweep holds the blobs still: it waits for every transaction that stored a blob
 -- (inserted, or found it there: ROW EXCLUSIVE, held to its commit) and makes the next
