@@ -12,10 +12,13 @@ A run whose parent or child run is still going is held back (``kept``); a run th
 on between the read and the prune (retried by hand, say) is left as it is
 (``changed``). A dry run reads the same batches and removes nothing.
 
-Blobs (large payloads kept apart from events) referenced only by pruned runs are not
-removed here: once the store has them, deleting blobs no event references any more is
-one more step after each batch (``Store.prune_runs`` removes the events that reference
-them).
+After the last batch, the blobs (large values kept apart from events,
+``keel.store.blobs``) that no event or run names any more go, in one more transaction
+(``Store.sweep_blobs``, a mark and sweep). Not per batch: a blob is shared by content,
+and one sweep of the whole store costs the same as one of a batch. Every prune sweeps,
+even one that pruned no run, so a prune stopped before its sweep leaves its blobs to the
+next. A dry run counts the blobs that pruning its runs would leave unnamed
+(``Store.blobs_to_sweep``).
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ BATCH = 500
 @dataclass
 class PruneReport:
     """What a prune did (or, dry, would do): the runs pruned and the sum of what was
-    removed from them, the runs held back and why, the runs that changed meanwhile."""
+    removed from them, the runs held back and why, the runs that changed meanwhile,
+    and the blobs that nothing named any more and their bytes."""
 
     dry_run: bool
     pruned: list[str] = field(default_factory=list)
@@ -44,10 +48,13 @@ class PruneReport:
     kept: list[tuple[str, str]] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     batches: int = 0
+    blobs: int = 0
+    blob_bytes: int = 0
 
     def to_data(self) -> dict[str, object]:
         return {"dry_run": self.dry_run, "runs": len(self.pruned), **self.counts.to_data(),
                 "pruned": self.pruned, "batches": self.batches,
+                "blobs": self.blobs, "blob_bytes": self.blob_bytes,
                 "kept": [{"run_id": run_id, "why": why} for run_id, why in self.kept],
                 "changed": self.changed}  # fmt: skip
 
@@ -82,7 +89,8 @@ def prune(
 ) -> PruneReport:
     """Prune the runs (of ``workflow``) that ended before ``ended_before``, ``batch`` per
     transaction, each with a tombstone signed by ``key`` (None: unsigned) naming ``by``;
-    ``now`` gives each batch's time. ``progress`` sees the report after each batch."""
+    ``now`` gives each batch's time. ``progress`` sees the report after each batch. Then
+    the blobs nothing names any more are removed (dry: counted)."""
     report = PruneReport(dry_run)
     after: tuple[float, str] | None = None
     while True:
@@ -107,4 +115,8 @@ def prune(
             progress(report)
         if len(found) < batch:
             break
+    if dry_run:
+        report.blobs, report.blob_bytes = store.blobs_to_sweep(report.pruned)
+    else:
+        report.blobs, report.blob_bytes = store.sweep_blobs()
     return report

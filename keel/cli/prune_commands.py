@@ -55,7 +55,8 @@ def prune(
     ago than --older-than: their events, task log lines, LLM calls, input and output.
     Each keeps its row (status, times, head hash) and a tombstone signed with the audit
     key ([audit] key_file or KEEL_AUDIT_KEY_FILE), so `keel verify` still proves what
-    the run ended as. A run whose parent or child run is still going is kept. Pruned a batch per
+    the run ended as. A run whose parent or child run is still going is kept. Then the
+    large values (blobs) that no kept run names any more are removed. Pruned a batch per
     transaction: stopped midway, each run is pruned whole or untouched; run it again
     to finish."""
     import getpass
@@ -90,11 +91,11 @@ def prune(
         if not dry_run and not yes:
             preview = prune_runs(store, cutoff, now=clock.now, key=None, workflow=workflow,
                                  dry_run=True, batch=batch)  # fmt: skip
-            if not preview.pruned:
+            if not preview.pruned and not preview.blobs:
                 _say(preview, scope, None, as_json, cutoff)
                 return
             typer.echo(_summary(preview, scope), err=True)
-            if not _asked("prune these runs?"):
+            if not _asked("prune these runs?" if preview.pruned else "remove these blobs?"):
                 raise fail("nothing was removed (pass --yes to prune without being asked)")
         report = prune_runs(store, cutoff, now=clock.now, key=key, by=who, workflow=workflow,
                             dry_run=dry_run, batch=batch)  # fmt: skip
@@ -132,9 +133,11 @@ def _summary(report: PruneReport, scope: str) -> str:
     what = (f"{counts.events} events, {counts.log_lines} log lines, "
             f"{counts.model_calls} model calls, {size_words(counts.bytes)}")  # fmt: skip
     runs = f"{len(report.pruned)} run{'' if len(report.pruned) == 1 else 's'}"
+    blobs = (f"{report.blobs} blob{'' if report.blobs == 1 else 's'} (large values) no kept "
+             f"run names, {size_words(report.blob_bytes)}")  # fmt: skip
     if report.dry_run:
-        return f"would prune {runs} that {scope}:\n  {what}"
-    return f"pruned {runs} that {scope}:\n  {what} removed"
+        return f"would prune {runs} that {scope}:\n  {what}\n  {blobs}"
+    return f"pruned {runs} that {scope}:\n  {what} removed\n  {blobs} removed"
 
 
 def size_words(count: int) -> str:

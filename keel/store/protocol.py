@@ -29,14 +29,15 @@ the same semantics, checked by one contract test-suite. Rules every backend keep
 - Alerts are evaluated by one process at a time (a lease); a rule's state and the
   notifications its change calls for are written together, only by that holder.
 - A pruned run (``prune_runs``) keeps its row, head included, and its tombstone, written
-  in the transaction that removed its payloads; it takes no more events.
+  in the transaction that removed its payloads; it takes no more events. Its blobs go
+  with the next ``sweep_blobs``, unless a kept event or run names them too.
 - Checkpoints are kept as given (the store never signs or checks a signature); a
   checkpoint's heads read back exactly, in run id order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, Protocol
 
 from keel.spec.model import WorkflowSpec
@@ -534,6 +535,16 @@ class Store(Protocol):
         runs the tombstone still describes (``keel.store.tombstones.still_fits``: ended,
         not pruned, no parent or child going, same head and counts) are pruned; the
         others are left untouched. The ids pruned, sorted."""
+
+    def sweep_blobs(self) -> tuple[int, int]:
+        """Remove the blobs that no event and no run's ``input`` or ``output`` names any
+        more (left so by ``prune_runs``), in one transaction that no write storing a
+        blob overlaps: a reference cannot appear between the look and the delete. How
+        many blobs were removed and their bytes."""
+
+    def blobs_to_sweep(self, ignoring: Collection[str] = ()) -> tuple[int, int]:
+        """What ``sweep_blobs`` would remove, if the runs ``ignoring`` named no blob
+        (the runs a prune would prune): how many blobs and their bytes. Reads only."""
 
     def tombstone(self, run_id: str) -> StoredTombstone | None:
         """The tombstone of the run with exactly this id; None when it was not pruned."""

@@ -230,3 +230,20 @@ def test_candidates_are_read_by_the_index_of_runs_not_pruned(sqlite_store: SQLit
     steps = [str(row[3]) for row in plan]
     assert steps[0].startswith("SEARCH runs USING INDEX runs_to_prune"), steps
     assert not any("TEMP B-TREE" in step for step in steps), steps
+
+
+def test_a_run_whose_input_and_output_are_blobs_is_a_candidate_with_its_values(
+    store: Store,
+) -> None:
+    """Its columns name blobs (``keel.store.blobs``): the candidate's record reads them."""
+    store.blob_threshold = 100  # type: ignore[attr-defined]
+    big = {"n": 2, "text": "t" * 200}
+    driver = Driver(store, make_spec(), "big", big)
+    driver.start()
+    driver.cancel()
+
+    (candidate,) = store.prune_candidates(T0 + 1000)
+
+    assert candidate.run == store.get_run("big")
+    assert candidate.run.input == big
+    assert store.prune_runs([make_tombstone(candidate, PRUNED_AT, "tester", KEY)]) == ["big"]

@@ -87,6 +87,15 @@ def test_a_failed_saga_forked_from_book_car_books_only_the_car(keel: Keel) -> No
     assert "reused from run" in text
     assert "intact" in keel.ok("verify", source, new).stdout
 
+    # keel diff shows the changed node, and the reused ones as they were
+    diff = json.loads(keel.ok("diff", source, new, "--json").stdout)
+    nodes = {c["parts"][1] for c in diff["changes"] if c["parts"][0] == "nodes"}
+    assert nodes == {"book_car"}  # flight and hotel: the same bookings, reused
+    assert "compensate:book_flight" in diff["only_in_a"]  # the source undid them
+    text = keel.ok("diff", source[:8], new[:8]).stdout
+    assert "book_car" in text
+    assert "Lisbon" in text
+
 
 def test_a_dry_run_records_nothing_and_json_is_one_document(keel: Keel) -> None:
     source = failed_trip(keel)

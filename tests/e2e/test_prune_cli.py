@@ -159,3 +159,32 @@ def test_an_unsigned_prune_verifies_and_says_it_is_unsigned(keel: Keel) -> None:
     assert "tombstones unsigned (--unsigned)" in pruned.stdout
     verified = keel.ok("verify", old[0])
     assert "(unsigned)" in verified.stdout.replace("\n", " ")
+
+
+def test_a_prune_removes_the_blobs_only_pruned_runs_named(keel: Keel) -> None:
+    """Two old runs and a young one take a large input (past the 64 KiB blob threshold);
+    the young one's is the first old one's: a prune removes the second's blobs only."""
+    for name, digit in (("one.json", "1"), ("two.json", "2")):
+        (keel.cwd / name).write_text(json.dumps({"text": digit + " " * 70_000}))
+    for name in ("one.json", "two.json"):
+        keel.ok("run", CHAIN, "--input", f"@{name}", "-q")
+    _sql(keel, "UPDATE runs SET ended_at = ended_at - ?", DAYS_100)
+    keel.ok("run", CHAIN, "--input", "@one.json", "-q")
+    young = keel.newest_run_id()
+    # each run names two: its input, and parse's argument text
+    assert _sql(keel, "SELECT count(*) FROM blobs") == [(4,)]
+
+    dry = keel.ok("prune", "--older-than", "90d", "--dry-run")
+    assert "\n  2 blobs (large values) no kept run names, 140.0 KB\n" in dry.stdout + "\n"
+    assert max(len(line) for line in dry.stdout.splitlines()) <= 80
+    assert _sql(keel, "SELECT count(*) FROM blobs") == [(4,)]
+    done = keel.ok("prune", "--older-than", "90d", "--yes", "--unsigned")
+    assert "\n  2 blobs (large values) no kept run names, 140.0 KB removed\n" in done.stdout
+
+    assert _sql(keel, "SELECT count(*) FROM blobs") == [(2,)]
+    assert keel.show(young)["input"] == {"text": "1" + " " * 70_000}
+    assert keel.ok("verify", "--all").stdout.count("✓ run") == 3
+    again = json.loads(
+        keel.ok("prune", "--older-than", "90d", "--yes", "--unsigned", "--json").stdout
+    )
+    assert (again["runs"], again["blobs"], again["blob_bytes"]) == (0, 0, 0)

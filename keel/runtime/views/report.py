@@ -76,6 +76,8 @@ class NodeReport:
     until: float | None = None
     #: who decided an approval, and how
     decision: str | None = None
+    #: a fork's node: the run whose recorded output it took instead of running
+    reused_from: str | None = None
     _attempts_seen: set[tuple[int | None, int]] = field(default_factory=set, repr=False)
 
     @property
@@ -179,6 +181,7 @@ def _track(report: NodeReport, stored: StoredEvent) -> None:
     elif isinstance(event, NodeReused):  # a fork's: no attempt, the output of another run
         report.output, report.ended_at, report.args = event.output, stored.at, event.args
         report.reason = f"reused from run {event.from_run[:8]}"
+        report.reused_from = event.from_run
         if event.compensated:
             report.reason += " (undone there by its compensation)"
 

@@ -55,11 +55,14 @@ class RunDiff:
 
 
 def node_facts(node: NodeReport) -> dict[str, Any]:
-    """What a node did that two runs can differ in (not when, or on which worker)."""
+    """What a node did that two runs can differ in (not when, or on which worker). A
+    node a fork reused did what the run it came from recorded: that it was reused is
+    no difference (its reason is left out), its output and input are compared."""
     error = None if node.error is None else {"type": node.error.type,
                                              "message": node.error.message}  # fmt: skip
     return {"status": node.status, "input": node.args, "output": node.output,
-            "error": error, "reason": node.reason, "decision": node.decision}  # fmt: skip
+            "error": error, "reason": None if node.reused_from else node.reason,
+            "decision": node.decision}  # fmt: skip
 
 
 def run_facts(record: RunRecord, report: RunReport) -> dict[str, Any]:

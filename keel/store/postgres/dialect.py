@@ -10,6 +10,8 @@ row locks, and woken by ``NOTIFY``.
 - Concurrency and rate limits are counted under a transaction-scoped advisory lock per
   key (``lock_key``), so two claims on two hosts never both take the last place; so are
   budgets (a run's, a workflow's day), so two calls never both get the last dollar.
+- A sweep of blobs (``lock_blobs``) locks the blobs table against every writer that
+  stores one: what it finds unnamed stays unnamed until it has deleted it.
 - A deadlock or serialization failure (``retryable``) costs the claim or transition
   that lost it, not the whole call.
 - What a write leaves for others is sent with ``pg_notify`` as it commits.
@@ -27,6 +29,7 @@ from typing import Any, TypeVar, cast
 import psycopg
 from psycopg import errors as pg_errors
 
+from keel.errors import StoreUnavailableError
 from keel.store.limits import Candidate
 from keel.store.postgres.connections import Connections
 from keel.store.sql import load_queries
@@ -65,6 +68,8 @@ class PostgresDialect:
     )
     peeks = False
     notifies = True
+    #: seconds a sweep of blobs waits for the table (``lock_blobs``)
+    blob_lock_timeout = 5.0
 
     def __init__(self, connections: Connections, channel: str) -> None:
         self.db, self.channel = connections, channel
@@ -118,6 +123,23 @@ class PostgresDialect:
 
     def lock_key(self, cur: Cursor, name: str) -> None:
         cur.execute(Q["lock_key"], (name,))
+
+    def lock_blobs(self, cur: Cursor) -> None:
+        """``LOCK TABLE blobs IN SHARE ROW EXCLUSIVE MODE``: it conflicts with the
+        ``ROW EXCLUSIVE`` lock every ``INSERT`` into blobs holds to its commit, one
+        that found the blob there and did nothing included. While the sweep waits,
+        every write storing a blob waits behind it: it gives up after
+        ``blob_lock_timeout`` seconds rather than stall them behind a transaction that
+        stays open."""
+        cur.execute(Q["lock_timeout"], (f"{round(self.blob_lock_timeout * 1000)}ms",))
+        try:
+            cur.execute(Q["lock_blobs"])
+        except pg_errors.LockNotAvailable:
+            raise StoreUnavailableError(
+                f"the sweep of blobs waited {self.blob_lock_timeout:g} s for transactions "
+                "that stored a blob to commit, and gave up (one stays open: see "
+                "pg_stat_activity); no blob was removed: prune again to remove them"
+            ) from None
 
     def notify(self, cur: Cursor, notes: set[Wakeup]) -> None:
         for payload in encode_all(notes):

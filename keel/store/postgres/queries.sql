@@ -821,3 +821,36 @@ SELECT key_id, public_key, first_used FROM audit_keys ORDER BY first_used, key_i
 -- name: checkpoint_since
 -- a checkpoint of every run made after a time (a periodic one of this period)
 SELECT 1 FROM checkpoints WHERE at > %s AND workflow IS NULL LIMIT 1;
+
+-- The sweep of blobs nothing names (keel.store.sqlstore.sweeping; migration 0015): the
+-- rows naming blobs, each by its partial index (the WHERE as the index's, word for word).
+
+-- name: lock_timeout
+-- how long the statements after it in this transaction wait for a lock ('5000ms')
+SELECT set_config('lock_timeout', %s, true);
+
+-- name: lock_blobs
+-- the sweep holds the blobs still: it waits for every transaction that stored a blob
+-- (inserted, or found it there: ROW EXCLUSIVE, held to its commit) and makes the next
+-- wait for its own commit, so its mark sees every reference there will be before it
+LOCK TABLE blobs IN SHARE ROW EXCLUSIVE MODE;
+
+-- name: blob_naming_events
+-- a page of the events that name blobs (events_naming_blobs), after the position given
+SELECT run_id, seq, data FROM events
+WHERE substr(data, 1, 10) = '{"$blobs":'
+  AND (run_id, seq) > (%(after_run)s, %(after_seq)s)
+ORDER BY run_id, seq LIMIT %(limit)s;
+
+-- name: blob_naming_runs
+-- the runs whose input or output column holds a blob's name (runs_input_blobs,
+-- runs_output_blobs)
+SELECT id, input FROM runs WHERE substr(input, 1, 7) = 'sha256:'
+UNION ALL
+SELECT id, output FROM runs WHERE substr(output, 1, 7) = 'sha256:';
+
+-- name: select_blob_sizes
+SELECT name, size FROM blobs;
+
+-- name: delete_blobs
+DELETE FROM blobs WHERE name = ANY(%(names)s);

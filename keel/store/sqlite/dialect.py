@@ -207,6 +207,9 @@ class SQLiteDialect:
     def lock_key(self, cur: Cursor, name: str) -> None:
         pass
 
+    def lock_blobs(self, cur: Cursor) -> None:
+        pass
+
     def take_leases(
         self, cur: Cursor, run_id: str, candidates: list[Candidate], owner: str, expires: float
     ) -> list[Candidate]:

@@ -779,3 +779,25 @@ SELECT key_id, public_key, first_used FROM audit_keys ORDER BY first_used, key_i
 -- name: checkpoint_since
 -- a checkpoint of every run made after a time (a periodic one of this period)
 SELECT 1 FROM checkpoints WHERE at > ? AND workflow IS NULL LIMIT 1;
+
+-- The sweep of blobs nothing names (keel.store.sqlstore.sweeping; migration 0021): the
+-- rows naming blobs, each by its partial index (the WHERE as the index's, word for word).
+
+-- name: blob_naming_events
+-- a page of the events that name blobs (events_naming_blobs), after (:after_run, :after_seq)
+SELECT run_id, seq, data FROM events
+WHERE substr(data, 1, 10) = '{"$blobs":' AND (run_id, seq) > (:after_run, :after_seq)
+ORDER BY run_id, seq LIMIT :limit;
+
+-- name: blob_naming_runs
+-- the runs whose input or output column holds a blob's name (runs_input_blobs,
+-- runs_output_blobs)
+SELECT id, input FROM runs WHERE substr(input, 1, 7) = 'sha256:'
+UNION ALL
+SELECT id, output FROM runs WHERE substr(output, 1, 7) = 'sha256:';
+
+-- name: select_blob_sizes
+SELECT name, size FROM blobs;
+
+-- name: delete_blobs
+DELETE FROM blobs WHERE name IN (SELECT value FROM json_each(:names));

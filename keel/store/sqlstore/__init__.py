@@ -5,7 +5,8 @@ database; ``keel.store.sqlite`` and ``keel.store.postgres`` each supply a ``Dial
 (their named queries, transactions, locks and wake-ups) and those few methods. The
 modules: ``dialect`` (the interface), ``reads``, ``run_lists`` (lists, counts and the
 change feed of runs), ``gauges`` (counts for metrics), ``alerts``,
-``transitions`` (applying a ``Transition``: the one place that does), ``free`` (what a
+``transitions`` (applying a ``Transition``: the one place that does), ``pruning`` and
+``sweeping`` (retention: pruned runs, then the blobs nothing names), ``free`` (what a
 claim may take) and ``store`` (commits, claims, reclaims, the outbox, workers).
 """
 

@@ -107,6 +107,11 @@ class Dialect(Protocol):
     def lock_key(self, cur: Cursor, name: str) -> None:
         """Hold the lock ``name`` (a limit key's, a budget's) until the write ends."""
 
+    def lock_blobs(self, cur: Cursor) -> None:
+        """Hold the blobs table until the write ends: wait for every write that stored
+        (or found) a blob to commit, and keep others from storing one meanwhile, so no
+        reference to a blob appears between a sweep's mark and its deletes."""
+
     def notify(self, cur: Cursor, notes: set[Wakeup]) -> None:
         """Wake other processes when this write commits (see ``Store.listen``)."""
 

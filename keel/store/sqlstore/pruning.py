@@ -60,9 +60,11 @@ class SQLPruning(SQLReader):
                             ("prune_count_calls", "model_calls")):  # fmt: skip
             for run_id, count, size in cur.execute(self.q[query], params):
                 counted[run_id] += PruneCounts(**{kind: int(count)}, bytes=int(size))
+        # a run's input or output may name a blob: the record holds the value
+        blobs = self._column_blobs(cur, [row[3:] for row in rows])
         found = []
         for going_parent, going_child, own_bytes, *columns in rows:
-            run = run_record(columns)
+            run = run_record(columns, blobs)
             counts = counted[run.id] + PruneCounts(bytes=int(own_bytes or 0))
             found.append(PruneCandidate(run, counts, _kept_by(going_parent, going_child)))
         return found

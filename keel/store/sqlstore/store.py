@@ -39,6 +39,7 @@ from keel.store.sqlstore.pruning import SQLPruning
 from keel.store.sqlstore.run_lists import SQLRunLists
 from keel.store.sqlstore.service import SQLService
 from keel.store.sqlstore.summaries import SQLSummaries
+from keel.store.sqlstore.sweeping import SQLBlobSweep
 from keel.store.sqlstore.task_logs import SQLTaskLogs
 from keel.store.wakeups import Wakeup, WorkQueued
 from keel.store.writes import Committed, Transition
@@ -50,7 +51,7 @@ REFUSALS = (ConflictError, LeaseLostError, RunNotFoundError)
 @store_boundary
 class SQLStore(
     SQLService, SQLRunLists, SQLGauges, SQLTaskLogs, SQLAlerts, SQLSummaries, SQLModelCalls,
-    SQLPruning, SQLHeads,
+    SQLPruning, SQLHeads, SQLBlobSweep,
 ):  # fmt: skip
     """``Store`` on a SQL database, through its ``Dialect``."""
 
