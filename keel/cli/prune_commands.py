@@ -54,9 +54,10 @@ def prune(
     """Remove the payloads of runs that ended (succeeded, failed or cancelled) longer
     ago than --older-than: their events, task log lines, LLM calls, input and output.
     Each keeps its row (status, times, head hash) and a tombstone signed with the audit
-    key ([audit] key_file or KEEL_AUDIT_KEY_FILE), so `keel verify` still proves what
-    the run ended as. A run whose parent or child run is still going is kept. Then the
-    large values (blobs) that no kept run names any more are removed. Pruned a batch per
+    key (key_file of the audit table of keel.toml, or KEEL_AUDIT_KEY_FILE), so `keel
+    verify` still proves what the run ended as. A run whose parent or child run is still
+    going is kept. Then the large values (blobs) that no kept run names any more are
+    removed. Pruned a batch per
     transaction: stopped midway, each run is pruned whole or untouched; run it again
     to finish."""
     import getpass

@@ -30,6 +30,7 @@ from keel.engine import (
     is_finished,
     to_data,
 )
+from keel.engine.events import RunForked
 from keel.spec import parse_spec
 from tests.unit.engine_sim import BoomError, Simulation
 
@@ -195,8 +196,10 @@ def test_an_expression_error_fails_the_node_without_retrying() -> None:
 def test_the_events_about_one_node_are_exactly_those_that_name_one() -> None:
     for cls in EVENT_TYPES.values():
         types = {item.name: item.type for item in fields(cls)}
-        # ``RunFailing``/``RunFailed`` may name the node that failed: they are about the run
-        assert issubclass(cls, NodeEvent) == (types.get("node") == "str"), cls.__name__
+        # ``RunFailing``/``RunFailed`` may name the node that failed, ``RunForked`` the node
+        # a fork ran again from: they are about the run
+        names_a_node = types.get("node") == "str" and cls is not RunForked
+        assert issubclass(cls, NodeEvent) == names_a_node, cls.__name__
         assert issubclass(cls, AttemptEvent) == ("item" in types), cls.__name__
 
 
