@@ -370,6 +370,14 @@ def _awaiting(state: RunState, event: NodeAwaiting) -> None:
         state.to_resolve.append((event.node, event))
 
 
+def _forget_timers(state: RunState, node_id: str) -> None:
+    kept = [(node, event) for node, event in state.to_resolve
+            if not (node == node_id and isinstance(event, TimerFired))]  # fmt: skip
+    if len(kept) != len(state.to_resolve):
+        state.to_resolve.clear()
+        state.to_resolve.extend(kept)
+
+
 def _wait_succeeded(state: RunState, node_id: str) -> None:
     """A signal node takes the signal it was given (the oldest of its name)."""
     wait = state.plan.nodes[node_id].wait
@@ -463,6 +471,9 @@ def apply(state: RunState, event: Event, seq: int | None = None) -> RunState:
                     state.to_resolve.append((node_id, event))
         case ApprovalOverdue(node=node_id):
             state.nodes[node_id].until = None  # told once; it waits on without a timeout
+            # the timer it answered is spent: a history replayed without deciding (a
+            # process that reloads the run) must not find it again and tell twice
+            _forget_timers(state, node_id)
         case RunPaused():
             state.paused_from, state.status = state.status, RunStatus.PAUSED
         case RunUnpaused():

@@ -268,6 +268,24 @@ def test_an_overdue_approval_with_notify_goes_on_waiting_and_can_still_be_decide
     assert isinstance(later[-1], RunCompleted)
 
 
+def test_an_overdue_approval_is_told_once_even_by_a_process_that_reloads_the_run() -> None:
+    """``keel pause`` or ``keel approve`` of another process rebuilds the run from its
+    history (apply only, no decide) and then decides: the timer that made the approval
+    overdue is spent, so it must not tell the approvers again."""
+    run = Run([approval("review", timeout="1h", on_timeout="notify")])
+    run.start()
+    assert run.step(TimerFired(node="review", attempt=1), now=3600.0) == [
+        ApprovalOverdue(node="review", timeout=3600.0)
+    ]
+
+    reloaded = RunState.new(run.plan, RUN_ID)
+    for event in run.history:
+        apply(reloaded, event)
+
+    assert decide(reloaded, 7200.0) == []
+    assert reloaded.nodes["review"].status is NodeStatus.AWAITING
+
+
 def test_a_timeout_routed_to_a_task_runs_it_with_the_error_and_the_run_does_not_fail() -> None:
     run = Run(
         [
