@@ -176,6 +176,8 @@ def _workflow_for(code: str, record: RunRecord) -> LoadedWorkflow:
 
 
 def _check(client: Client, run_id: str, code: str, *, as_json: bool) -> None:
+    from keel.engine.plan import compile_plan
+    from keel.engine.replay import renamed_modules
     from keel.engine.replay import replay as replayed
     from keel.errors import RunPrunedError
 
@@ -185,21 +187,30 @@ def _check(client: Client, run_id: str, code: str, *, as_json: bool) -> None:
     workflow = _workflow_for(code, record)
     history = client.history(record.id)
     recorded = None
+    renamed: dict[str, str] = {}
     if client.store is not None:  # over HTTP the history is split by kind instead
         recorded = client.store.load_spec(record.spec_version)
-    result = replayed(history, workflow.spec, recorded=recorded, run_id=record.id)
+        # a copy of the recorded code under another file name: its tasks are the
+        # recording's in another module; compared by their names in it
+        renamed = renamed_modules(compile_plan(recorded), compile_plan(workflow.spec),
+                                  workflow.origin)  # fmt: skip
+    result = replayed(history, workflow.spec, recorded=recorded, run_id=record.id,
+                      renamed=renamed)  # fmt: skip
     if as_json:
         doc = {"run_id": record.id, "code": code, "workflow": workflow.spec.name,
                "version": workflow.spec.version, "recorded_version": record.spec_version,
-               **result.to_data()}  # fmt: skip
+               "renamed_modules": renamed, **result.to_data()}  # fmt: skip
         typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
-        _print_check(record, code, workflow, result)
+        _print_check(record, code, workflow, result, renamed)
     if not result.ok:
         raise typer.Exit(1)
 
 
-def _print_check(record: RunRecord, code: str, workflow: LoadedWorkflow, result: Any) -> None:
+def _print_check(
+    record: RunRecord, code: str, workflow: LoadedWorkflow, result: Any,
+    renamed: dict[str, str],
+) -> None:  # fmt: skip
     from rich.console import Console
 
     from keel.cli.layout import print_field
@@ -208,6 +219,10 @@ def _print_check(record: RunRecord, code: str, workflow: LoadedWorkflow, result:
     console = Console()
     version = workflow.spec.version[:12]
     same = " (the version it recorded)" if workflow.spec.version == record.spec_version else ""
+    for module, was in renamed.items():  # said once, not at every task
+        print_field(console, "note", f"the tasks are in module {module} here and were in "
+                                     f"{was} when recorded: compared by their names in "
+                                     "the module")  # fmt: skip
     if result.ok:
         _say(console, f"✓ run {record.id[:8]} replays clean against {code}, version "
                       f"{version}{same}: {result.events} events, {result.decisions} "
