@@ -316,7 +316,7 @@ def _split_task(task: str) -> tuple[str, str]:
 
 def _as_recorded(task: str, renamed: Mapping[str, str]) -> str:
     """``task`` as the recording names it: its module renamed (see ``renamed_modules``)."""
-    module, name = _split_task(task)
+    module = _split_task(task)[0]
     if module not in renamed:
         return task
     return renamed[module] + task[len(module) :]
