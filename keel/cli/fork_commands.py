@@ -49,7 +49,8 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise fail(
                 f"--set {pair!r}: write input.FIELD=VALUE or nodes.NODE.output=JSON "
-                "(VALUE is JSON, else text)"
+                "(VALUE is JSON, else text)",
+                wrap=True,
             )
         key = key.strip()
         what = f"--set {key}"
@@ -118,13 +119,13 @@ def fork(
     plan on stdout; otherwise it goes to stderr, before the question."""
     from rich.console import Console
 
-    with reported_errors():
+    with reported_errors(wrap=True):
         given = parse_sets(sets or [])
     executes = not (detach or dry_run)
     if executes:
         needs_database(db, "keel fork (without --detach)")
     err = Console(stderr=True)
-    with opened_client(db, by=by, local=executes) as client, reported_errors():
+    with opened_client(db, by=by, local=executes) as client, reported_errors(wrap=True):
         if client.store is not None and (code or any(k.startswith("nodes.") for k in given)):
             _load_code(client.run(run_id), code or [], yes=yes)
         preview = client.fork(run_id, from_node, given, version=version, by=by, dry_run=True)
@@ -167,7 +168,7 @@ def _load_code(record: RunRecord, code: list[str], *, yes: bool) -> None:
     unloaded = load_recorded(record, yes=yes, again=again)
     if unloaded:
         raise fail(f"keel fork: an output given is checked against its task's type: "
-                   f"{unloaded}")  # fmt: skip
+                   f"{unloaded}", wrap=True)  # fmt: skip
 
 
 def _confirm(plan: dict[str, Any], *, yes: bool) -> None:
@@ -180,9 +181,10 @@ def _confirm(plan: dict[str, Any], *, yes: bool) -> None:
     if touching:
         said += f", with side effects: {', '.join(touching)}"
     if not sys.stdin.isatty():
-        raise fail(f"keel fork: {said}; nothing was started: pass --yes to start the fork")
+        raise fail(f"keel fork: {said}; nothing was started: pass --yes to start the fork",
+                   wrap=True)  # fmt: skip
     if not typer.confirm(f"{said}. Start the fork?", default=False, err=True):
-        raise fail("not forked")
+        raise fail("not forked", wrap=True)
 
 
 def _run(
@@ -202,7 +204,7 @@ def _run(
             continue_run(new, db, yes=yes, code=code)
         except typer.Exit as exc:
             status = exc.exit_code
-    with opened_client(db) as client, reported_errors():
+    with opened_client(db) as client, reported_errors(wrap=True):
         record = client.run(new)
     doc = {**forked, "status": record.status, "output": record.output, "reason": record.reason}
     typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
