@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,25 +43,53 @@ def local_time(at: float | None) -> str:
     return datetime.datetime.fromtimestamp(at).isoformat(sep=" ", timespec="seconds")
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(message, err=True)
+def fail(message: str, code: int = 1, *, wrap: bool = False) -> typer.Exit:
+    """Say why the command ends (on stderr) and the exit to raise. ``wrap``: fitted to
+    stderr's width (``fitted``), for the commands whose refusals run long (keel fork,
+    keel diff); the others keep their one line, which scripts and tests read."""
+    typer.echo(fitted(message) if wrap else message, err=True)
     return typer.Exit(code)
 
 
+#: what stands for a space inside a `command` while a message is wrapped
+_KEPT_SPACE = "\x00"
+
+
+def fitted(message: str, width: int | None = None) -> str:
+    """A message wrapped at spaces to ``width`` (default: stderr's, from ``COLUMNS``,
+    or 80 when piped), each line's continuation indented two more spaces than it. A
+    `command` in backquotes is never broken (a command split over lines cannot be
+    copied); a word longer than a line (a path, a URL) is left whole."""
+    import textwrap
+
+    from rich.console import Console
+
+    width = Console(stderr=True).width if width is None else width
+    kept = re.sub(r"`[^`\n]*`", lambda found: found[0].replace(" ", _KEPT_SPACE), message)
+    lines = []
+    for line in kept.split("\n"):
+        indent = line[: len(line) - len(line.lstrip(" "))]
+        lines += textwrap.wrap(line, width, subsequent_indent=indent + "  ",
+                               break_long_words=False, break_on_hyphens=False,
+                               drop_whitespace=True) or [line]  # fmt: skip
+    return "\n".join(lines).replace(_KEPT_SPACE, " ")
+
+
 @contextmanager
-def reported_errors() -> Iterator[None]:
+def reported_errors(*, wrap: bool = False) -> Iterator[None]:
     """keel's own errors end the command with their message and exit status 1; a run
     id that names no run, with where to find one (the store and the API say only that
-    there is none: the hint is the CLI's)."""
+    there is none: the hint is the CLI's). ``wrap``: as ``fail``'s."""
     from keel.errors import NO_RUN, KeelError, RunNotFoundError
 
     try:
         yield
     except RunNotFoundError as exc:
         said = str(exc)
-        raise fail(f"{said} (see `keel runs`)" if said.startswith(NO_RUN) else said) from None
+        said = f"{said} (see `keel runs`)" if said.startswith(NO_RUN) else said
+        raise fail(said, wrap=wrap) from None
     except KeelError as exc:
-        raise fail(str(exc)) from None
+        raise fail(str(exc), wrap=wrap) from None
 
 
 @contextmanager

@@ -30,6 +30,8 @@ from keel.cli.common import (
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from keel.store.records import RunRecord
+
 
 def register(app: typer.Typer) -> None:
     app.command()(fork)
@@ -47,7 +49,8 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise fail(
                 f"--set {pair!r}: write input.FIELD=VALUE or nodes.NODE.output=JSON "
-                "(VALUE is JSON, else text)"
+                "(VALUE is JSON, else text)",
+                wrap=True,
             )
         key = key.strip()
         what = f"--set {key}"
@@ -86,6 +89,15 @@ def fork(
             "--yes", "-y", help="Start without asking, and load the code the run recorded"
         ),
     ] = False,
+    code: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--code",
+            help="Load this workflow code (FILE or MODULE; repeatable) to check outputs "
+            "given with --set and run the fork, instead of the code the run recorded",
+            show_default=False,
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only say what the fork would do")
     ] = False,
@@ -103,32 +115,28 @@ def fork(
     output from the run; --from and what follows run again. Says first which nodes run
     again and which of them have side effects, and asks.
 
-    Then runs it here, as `keel run` does (exit 1 if it fails)."""
+    Then runs it here, as `keel run` does (exit 1 if it fails). A dry run prints the
+    plan on stdout; otherwise it goes to stderr, before the question."""
     from rich.console import Console
 
-    with reported_errors():
+    with reported_errors(wrap=True):
         given = parse_sets(sets or [])
     executes = not (detach or dry_run)
     if executes:
         needs_database(db, "keel fork (without --detach)")
     err = Console(stderr=True)
-    with opened_client(db, by=by, local=executes) as client, reported_errors():
-        if client.store is not None and any(key.startswith("nodes.") for key in given):
-            # an output given is checked against its task's return type: the code the
-            # run recorded, once the user confirms it (as keel skip does)
-            from keel.cli.resume_code import load_recorded
-
-            unloaded = load_recorded(client.run(run_id), yes=yes)
-            if unloaded:
-                raise fail(f"keel fork: an output given is checked against its task's type: "
-                           f"{unloaded}")  # fmt: skip
+    with opened_client(db, by=by, local=executes) as client, reported_errors(wrap=True):
+        if client.store is not None and (code or any(k.startswith("nodes.") for k in given)):
+            _load_code(client.run(run_id), code or [], yes=yes)
         preview = client.fork(run_id, from_node, given, version=version, by=by, dry_run=True)
-        if not as_json:
-            print_plan(err, preview)
-        if dry_run:
+        if dry_run:  # the plan is what was asked for: on stdout, to keep or to pipe
             if as_json:
                 typer.echo(json.dumps(preview, indent=2, ensure_ascii=False))
+            else:
+                print_plan(Console(), preview)
             return
+        if not as_json:
+            print_plan(err, preview)
         _confirm(preview, yes=yes)
         forked = client.fork(run_id, from_node, given, version=version, by=by)
     new = str(forked["run_id"])
@@ -138,7 +146,29 @@ def fork(
     if not executes:
         typer.echo(json.dumps(forked, indent=2, ensure_ascii=False) if as_json else new)
         return
-    _run(forked, db, yes=yes, as_json=as_json)
+    _run(forked, db, yes=yes, code=code or [], as_json=as_json)
+
+
+def _load_code(record: RunRecord, code: list[str], *, yes: bool) -> None:
+    """The code the fork is checked and run with: what ``--code`` names, else the code
+    the run recorded, once the user confirms it (as keel skip does). An output given
+    is checked against its task's return type, so without code it is refused."""
+    from keel.cli.common import import_code
+    from keel.cli.resume_code import load_recorded
+    from keel.errors import RunPrunedError
+    from keel.store.tombstones import pruned_words
+
+    if record.pruned_at is not None:  # before any code is loaded for it
+        raise RunPrunedError(pruned_words(record))
+    for location in code:
+        import_code(location, "--code: ")
+    if code:
+        return
+    again = "give it to keel fork as --code {where}"
+    unloaded = load_recorded(record, yes=yes, again=again)
+    if unloaded:
+        raise fail(f"keel fork: an output given is checked against its task's type: "
+                   f"{unloaded}", wrap=True)  # fmt: skip
 
 
 def _confirm(plan: dict[str, Any], *, yes: bool) -> None:
@@ -151,32 +181,35 @@ def _confirm(plan: dict[str, Any], *, yes: bool) -> None:
     if touching:
         said += f", with side effects: {', '.join(touching)}"
     if not sys.stdin.isatty():
-        raise fail(f"keel fork: {said}; nothing was started: pass --yes to start the fork")
+        raise fail(f"keel fork: {said}; nothing was started: pass --yes to start the fork",
+                   wrap=True)  # fmt: skip
     if not typer.confirm(f"{said}. Start the fork?", default=False, err=True):
-        raise fail("not forked")
+        raise fail("not forked", wrap=True)
 
 
-def _run(forked: dict[str, Any], db: str | None, *, yes: bool, as_json: bool) -> None:
+def _run(
+    forked: dict[str, Any], db: str | None, *, yes: bool, code: list[str], as_json: bool
+) -> None:
     """Execute the fork here until it ends; with ``--json``, one document at the end
     (the fork, its status and output) and everything else on stderr."""
     from keel.cli.run_commands import continue_run
 
     new = str(forked["run_id"])
     if not as_json:
-        continue_run(new, db, yes=yes)
+        continue_run(new, db, yes=yes, code=code)
         return
-    code = 0
+    status = 0
     with contextlib.redirect_stdout(sys.stderr):
         try:
-            continue_run(new, db, yes=yes)
+            continue_run(new, db, yes=yes, code=code)
         except typer.Exit as exc:
-            code = exc.exit_code
-    with opened_client(db) as client, reported_errors():
+            status = exc.exit_code
+    with opened_client(db) as client, reported_errors(wrap=True):
         record = client.run(new)
     doc = {**forked, "status": record.status, "output": record.output, "reason": record.reason}
     typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
-    if code:
-        raise typer.Exit(code)
+    if status:
+        raise typer.Exit(status)
 
 
 _ACTIONS = {"reuse": "reused", "run": "runs again", "set": "set"}

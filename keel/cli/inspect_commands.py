@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from keel.runtime.views.activity import Activity
     from keel.runtime.views.report import NodeReport
-    from keel.store.records import StoredEvent
+    from keel.store.records import RunRecord, StoredEvent
 
 RunArgument = Annotated[str, typer.Argument(help="Run id or unique prefix")]
 
@@ -99,10 +99,16 @@ def runs(
             shown.append(", pruned", style="dim")
         table.append([
             record.id[:8], record.workflow, shown,
-            local_time(record.created_at), str(record.last_seq),
+            local_time(record.created_at), _events_text(record),
             record.parent_run[:8] if record.parent_run else "", local_time(record.updated_at),
         ])  # fmt: skip
     print_table(console, columns, table)
+
+
+def _events_text(record: RunRecord) -> str:
+    """A run's events column: how many it has, or that they were pruned (its row still
+    counts the events its history had)."""
+    return "pruned" if record.pruned_at is not None else str(record.last_seq)
 
 
 def _activity_symbol(status: str, activity: Activity | None) -> str:

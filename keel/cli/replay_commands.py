@@ -49,12 +49,42 @@ def replay(
     """Replay a run's history: the story of what happened (every event in order, who did
     it, inputs and outputs), or with --code, whether current code makes the same
     decisions. Exit 1 when it does not, or when the run's row disagrees with its
-    history. A run still going is replayed up to its last event."""
+    history. A run still going is replayed up to its last event; a pruned run has no
+    history left: it says when it was pruned, and exits 1."""
+    from keel.errors import RunPrunedError
+
     with opened_client(db) as client, reported_errors():
-        if code is None:
-            _story(client, run_id, full=full, as_json=as_json)
-        else:
-            _check(client, run_id, code, as_json=as_json)
+        try:
+            if code is None:
+                _story(client, run_id, full=full, as_json=as_json)
+            else:
+                _check(client, run_id, code, as_json=as_json)
+        except RunPrunedError:
+            _pruned(client, run_id, as_json=as_json)
+
+
+def _pruned(client: Client, run_id: str, *, as_json: bool) -> None:
+    """A pruned run: nothing to replay; what is left of it (as ``keel show`` says:
+    when, by whom, how many events were removed), and exit 1."""
+    from rich.console import Console
+
+    from keel.cli.layout import print_field
+    from keel.cli.prune_commands import pruned_words
+
+    detail = client.detail(run_id)
+    pruned = detail.get("pruned") or {}
+    if as_json:
+        doc = {"run_id": detail["id"], "workflow": detail["workflow"],
+               "status": detail["status"], "pruned": pruned}  # fmt: skip
+        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        raise typer.Exit(1)
+    console = Console(stderr=True)
+    console.print(f"{detail['workflow']} · run {detail['id']} · {detail['status']}",
+                  markup=False, highlight=False)  # fmt: skip
+    print_field(console, "pruned", pruned_words(pruned))
+    print_field(console, "replay", "its history is gone: nothing is left to replay "
+                                   f"(see `keel show {detail['id'][:8]}`)")  # fmt: skip
+    raise typer.Exit(1)
 
 
 # --- the story ------------------------------------------------------------------------------
@@ -146,27 +176,41 @@ def _workflow_for(code: str, record: RunRecord) -> LoadedWorkflow:
 
 
 def _check(client: Client, run_id: str, code: str, *, as_json: bool) -> None:
+    from keel.engine.plan import compile_plan
+    from keel.engine.replay import renamed_modules
     from keel.engine.replay import replay as replayed
+    from keel.errors import RunPrunedError
 
     record = client.run(run_id)
+    if record.pruned_at is not None:  # before its code is loaded: there is nothing to check
+        raise RunPrunedError(record.id)
     workflow = _workflow_for(code, record)
     history = client.history(record.id)
     recorded = None
+    renamed: dict[str, str] = {}
     if client.store is not None:  # over HTTP the history is split by kind instead
         recorded = client.store.load_spec(record.spec_version)
-    result = replayed(history, workflow.spec, recorded=recorded, run_id=record.id)
+        # a copy of the recorded code under another file name: its tasks are the
+        # recording's in another module; compared by their names in it
+        renamed = renamed_modules(compile_plan(recorded), compile_plan(workflow.spec),
+                                  workflow.origin)  # fmt: skip
+    result = replayed(history, workflow.spec, recorded=recorded, run_id=record.id,
+                      renamed=renamed)  # fmt: skip
     if as_json:
         doc = {"run_id": record.id, "code": code, "workflow": workflow.spec.name,
                "version": workflow.spec.version, "recorded_version": record.spec_version,
-               **result.to_data()}  # fmt: skip
+               "renamed_modules": renamed, **result.to_data()}  # fmt: skip
         typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
-        _print_check(record, code, workflow, result)
+        _print_check(record, code, workflow, result, renamed)
     if not result.ok:
         raise typer.Exit(1)
 
 
-def _print_check(record: RunRecord, code: str, workflow: LoadedWorkflow, result: Any) -> None:
+def _print_check(
+    record: RunRecord, code: str, workflow: LoadedWorkflow, result: Any,
+    renamed: dict[str, str],
+) -> None:  # fmt: skip
     from rich.console import Console
 
     from keel.cli.layout import print_field
@@ -175,6 +219,10 @@ def _print_check(record: RunRecord, code: str, workflow: LoadedWorkflow, result:
     console = Console()
     version = workflow.spec.version[:12]
     same = " (the version it recorded)" if workflow.spec.version == record.spec_version else ""
+    for module, was in renamed.items():  # said once, not at every task
+        print_field(console, "note", f"the tasks are in module {module} here and were in "
+                                     f"{was} when recorded: compared by their names in "
+                                     "the module")  # fmt: skip
     if result.ok:
         _say(console, f"✓ run {record.id[:8]} replays clean against {code}, version "
                       f"{version}{same}: {result.events} events, {result.decisions} "

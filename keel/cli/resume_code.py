@@ -61,13 +61,15 @@ def load_for(
     return chosen
 
 
-def load_recorded(record: RunRecord, *, yes: bool) -> str:
+def load_recorded(record: RunRecord, *, yes: bool, again: str = "") -> str:
     """Load the code ``record`` recorded, once the user confirms it; why not ("" when
     it is loaded, or when the run recorded none). For commands that need one run's code
-    (``keel skip`` checks an output against its task's return type)."""
+    (``keel skip`` checks an output against its task's return type). ``again``: the
+    way to name the code instead, for the message, ``{where}`` standing for the code
+    (without one: pass --yes)."""
     if not record.origin:
         return ""
-    return _confirm_and_load(_location(record.origin), record, yes=yes)
+    return _confirm_and_load(_location(record.origin), record, yes=yes, again=again)
 
 
 def _location(origin: str) -> str:
@@ -77,11 +79,17 @@ def _location(origin: str) -> str:
     return split_target(origin)[0]
 
 
-def _confirm_and_load(where: str, record: RunRecord, *, yes: bool) -> str:
-    """Load a recorded origin the user confirms; else why not ("" when loaded)."""
-    command = f"keel resume {record.id[:8]} --code {where}"
+def _confirm_and_load(where: str, record: RunRecord, *, yes: bool, again: str | None = None) -> str:
+    """Load a recorded origin the user confirms; else why not ("" when loaded).
+    ``again``: how to name the code instead, ``{where}`` standing for it ("": the
+    command has no ``--code``, only --yes loads it; None: ``keel resume``'s)."""
+    command = f"keel resume {record.id[:8]} --code {where}" if again is None else again
+    command = command.replace("{where}", where)
     if not yes:
         if not sys.stdin.isatty():
+            if not command:
+                return (f"its code {where} is recorded in the database, and recorded code "
+                        "is loaded only when you confirm it: pass --yes to load it")  # fmt: skip
             return (
                 f"its code {where} is recorded in the database, and recorded code is "
                 f"loaded only when you name it: {command} (or --yes to load what runs "
@@ -89,6 +97,8 @@ def _confirm_and_load(where: str, record: RunRecord, *, yes: bool) -> str:
             )
         question = f"run {record.id[:8]} recorded its code as {where}: load it?"
         if not typer.confirm(question, default=False, err=True):
+            if not command:
+                return f"you did not confirm its code {where}; pass --yes to load it"
             return f"you did not confirm its code {where}; to load it: {command}"
     try:
         import_code(where)

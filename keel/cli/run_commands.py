@@ -197,10 +197,13 @@ def resume(
             raise typer.Exit(1)
 
 
-def continue_run(run_id: str, db: str | None, *, yes: bool = False) -> None:
+def continue_run(
+    run_id: str, db: str | None, *, yes: bool = False, code: list[str] | None = None
+) -> None:
     """Execute a run here until it ends, after ``keel retry`` or ``keel skip`` changed it.
     A run that has ended already (the change ended it, or another process finished it
-    meanwhile) gets its summary and output, as ``keel run`` prints them."""
+    meanwhile) gets its summary and output, as ``keel run`` prints them. ``code``: the
+    code to load for it (``keel resume --code``)."""
     from rich.console import Console
 
     from keel.engine.state import is_finished
@@ -211,7 +214,7 @@ def continue_run(run_id: str, db: str | None, *, yes: bool = False) -> None:
         if is_finished(record.status):
             _finish(store, [record.id], False, Console(stderr=True), RunCache(store))
             return
-    resume([run_id], code=None, yes=yes, concurrency=8, quiet=False, db=db)
+    resume([run_id], code=code or None, yes=yes, concurrency=8, quiet=False, db=db)
 
 
 def cancel(

@@ -25,14 +25,15 @@ def register(app: typer.Typer) -> None:
 @contextmanager
 def _argument_errors() -> Iterator[None]:
     """What the arguments name not found, or ambiguous: exit status 2, as a usage
-    error (the store was read, nothing is wrong with it)."""
+    error (the store was read, nothing is wrong with it); wrapped at the width."""
     from keel.errors import NO_RUN, InputError, RunNotFoundError, WorkflowNotFoundError
 
     try:
         yield
     except (InputError, RunNotFoundError, WorkflowNotFoundError) as exc:
         said = str(exc)
-        raise fail(f"{said} (see `keel runs`)" if said.startswith(NO_RUN) else said, 2) from None
+        said = f"{said} (see `keel runs`)" if said.startswith(NO_RUN) else said
+        raise fail(said, 2, wrap=True) from None
 
 
 def versions(
@@ -47,7 +48,7 @@ def versions(
 
     from keel.cli.layout import Cell, Column, print_table
 
-    with opened_client(db) as client, reported_errors(), _argument_errors():
+    with opened_client(db) as client, reported_errors(wrap=True), _argument_errors():
         doc = client.versions(workflow)
     if as_json:
         typer.echo(json.dumps(doc, indent=2))
@@ -96,15 +97,17 @@ def diff(
     from keel.spec.render_diff import GRAPH_FORMATS, render_diff
 
     if graph is not None and graph not in GRAPH_FORMATS:
-        raise fail(f"unknown graph format '{graph}': use {' or '.join(GRAPH_FORMATS)}", 2)
+        raise fail(f"unknown graph format '{graph}': use {' or '.join(GRAPH_FORMATS)}", 2,
+                   wrap=True)  # fmt: skip
     if graph is not None and as_json:
-        raise fail("--graph and --json: give one of them", 2)
-    with opened_client(db) as client, reported_errors(), _argument_errors():
+        raise fail("--graph and --json: give one of them", 2, wrap=True)
+    with opened_client(db) as client, reported_errors(wrap=True), _argument_errors():
         doc = client.diff(a, b)
     if graph is not None:
         if doc["kind"] != "versions":
             raise fail(f"--graph draws two versions' graphs; '{a}' and '{b}' are runs "
-                       "(compare their versions: keel diff version:V1 version:V2)", 2)  # fmt: skip
+                       "(compare their versions: keel diff version:V1 version:V2)", 2,
+                       wrap=True)  # fmt: skip
         typer.echo(render_diff(spec_diff_of(doc), graph), nl=False)
         return
     if as_json:

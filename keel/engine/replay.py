@@ -20,7 +20,7 @@ store's ``StoredEvent``, or ``RecordedEvent``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -306,22 +306,61 @@ def steps_by_kind(history: Sequence[Recorded]) -> list[Step]:
 # --- comparing ----------------------------------------------------------------------------
 
 
-def _task_changed(event: Event, old: Plan, new: Plan) -> str | None:
-    """Why a scheduled attempt runs other code under the new plan, if it does."""
+def _split_task(task: str) -> tuple[str, str]:
+    """A task's import path as its module and its name in it (``claims:extract``)."""
+    module, sep, name = task.partition(":")
+    if not sep:  # module.function
+        module, _, name = task.rpartition(".")
+    return module, name
+
+
+def _as_recorded(task: str, renamed: Mapping[str, str]) -> str:
+    """``task`` as the recording names it: its module renamed (see ``renamed_modules``)."""
+    module = _split_task(task)[0]
+    if module not in renamed:
+        return task
+    return renamed[module] + task[len(module) :]
+
+
+def renamed_modules(old: Plan, new: Plan, module: str) -> dict[str, str]:
+    """``{module: recorded}`` when the new code's tasks are those of the recording
+    under another module name: the code was loaded from a copy under another file name
+    (``keel replay RUN --code claims_cond.py`` of a run of ``claims.py``). Each node both
+    plans have whose task differs runs a task of ``module`` with the same name in one
+    other module, ``recorded``; else ``{}`` (a task really changed)."""
+    recorded: set[str] = set()
+    for node_id, after in new.nodes.items():
+        before = old.nodes.get(node_id)
+        if before is None or before.task == after.task or not after.task:
+            continue
+        (was, name), (now, new_name) = _split_task(before.task), _split_task(after.task)
+        if now != module or name != new_name:
+            return {}
+        recorded.add(was)
+    return {module: recorded.pop()} if len(recorded) == 1 else {}
+
+
+def _task_changed(
+    event: Event, old: Plan, new: Plan, renamed: Mapping[str, str] | None = None
+) -> str | None:
+    """Why a scheduled attempt runs other code under the new plan, if it does; a task
+    of a module in ``renamed`` is the recording's task of the same name."""
     if not isinstance(event, NodeScheduled):
         return None
     before, after = old.nodes.get(event.node), new.nodes.get(event.node)
-    if before is None or after is None or before.task == after.task:
+    if before is None or after is None or before.task == _as_recorded(after.task, renamed or {}):
         return None
     return f"node {event.node} runs {after.task} now; the recording ran {before.task}"
 
 
 def compare(
-    steps: Sequence[Step], plan: Plan, run_id: str, recorded: Plan | None = None
-) -> ReplayResult:
+    steps: Sequence[Step], plan: Plan, run_id: str, recorded: Plan | None = None,
+    renamed: Mapping[str, str] | None = None,
+) -> ReplayResult:  # fmt: skip
     """Replay the steps' causes under ``plan``, deciding after each step's causes, and
     compare with the recorded decisions. ``recorded``: the plan the history was
-    recorded with, when known (it names what changed more precisely)."""
+    recorded with, when known (it names what changed more precisely). ``renamed``:
+    modules of ``plan``'s tasks that stand for the recording's (``renamed_modules``)."""
     state = RunState.new(plan, run_id)
     checked, events = 0, sum(len(s.causes) + len(s.decisions) for s in steps)
     known = set() if recorded is not None else _named(steps)
@@ -354,7 +393,7 @@ def compare(
                 was = None if old is None else old.event
                 why = explain(was, new, recorded, plan, known)
                 return ReplayResult(Divergence(seq, was, new, why), state, checked, events)
-            changed = None if recorded is None else _task_changed(new, recorded, plan)
+            changed = None if recorded is None else _task_changed(new, recorded, plan, renamed)
             if changed is not None:
                 return ReplayResult(Divergence(seq, old.event, new, changed),
                                     state, checked, events)  # fmt: skip
@@ -406,11 +445,14 @@ def replay(
     *,
     recorded: WorkflowSpec | None = None,
     run_id: str = "",
+    renamed: Mapping[str, str] | None = None,
 ) -> ReplayResult:
     """Whether ``spec`` makes the decisions ``history`` recorded. ``recorded``: the
     definition the history was recorded with (found from the history when ``spec`` is
     it); without it the history is split by kind. ``run_id``: the run's id, which
-    derived values depend on (retry jitter, child run ids)."""
+    derived values depend on (retry jitter, child run ids). ``renamed``: modules of
+    ``spec``'s tasks that are the recording's under another name (``renamed_modules``):
+    their tasks are compared by their names in the module."""
     _first(history)
     started = history[0].event
     assert isinstance(started, RunStarted)
@@ -421,4 +463,4 @@ def replay(
         return compare(steps_by_kind(history), plan, run_id)
     old = plan if recorded.version == spec.version else compile_plan(recorded)
     steps, _ = recorded_steps(old, run_id, history)
-    return compare(steps, plan, run_id, old)
+    return compare(steps, plan, run_id, old, renamed)

@@ -24,6 +24,7 @@ from keel.errors import (
     KeelError,
     LeaseLostError,
     RunNotFoundError,
+    RunPrunedError,
     SpecError,
     StoreError,
     StoreUnavailableError,
@@ -150,6 +151,8 @@ def install(app: FastAPI, pages: tuple[str, PageError] | None = None) -> None:
                  "field": ".".join(str(p) for p in i.loc), "message": i.message}
                 for i in exc.issues
             ]  # fmt: skip
+        if isinstance(exc, RunPrunedError):  # so a client raises it again, as the store's
+            extra["pruned"] = True
         if status >= 500:  # what the store said names its files: for the log, not clients
             log.error("request failed: %s", exc)
             if status == 503:

@@ -44,8 +44,9 @@ def test_a_failed_saga_forked_from_book_car_books_only_the_car(keel: Keel) -> No
 
     refused = without_terminal(keel, *fork)
     assert refused.returncode == 1
-    assert "nothing was started: pass --yes" in refused.stderr
-    assert "1 node runs again, with side effects: book_car" in refused.stderr
+    said = " ".join(refused.stderr.split())
+    assert "nothing was started: pass --yes" in said
+    assert "1 node runs again, with side effects: book_car" in said
     assert len(keel.runs()) == 1  # no fork was recorded
     # the report came first: book_car runs again, flight and hotel are reused, undone
     report = " ".join(refused.stderr.split())
@@ -136,4 +137,34 @@ def test_bad_forks_are_refused_with_what_was_wrong(keel: Keel) -> None:
     # checked against the task's return type, in the code the run recorded (--yes)
     assert "does not fit the return type dict[str, Any] of trip:book_hotel" in refused(
         "--from", "book_car", "--set", 'nodes.book_hotel.output="x"')  # fmt: skip
+    assert len(keel.runs()) == 1
+
+
+def test_a_dry_runs_plan_is_its_output_and_code_is_named_with_code(keel: Keel) -> None:
+    """A dry run prints its plan on stdout (``> plan.txt`` keeps it). An output given
+    is checked against the task's type, in code the user names (``--code``) or confirms
+    (``--yes``): without either, the refusal says so for keel fork, not keel resume."""
+    source = failed_trip(keel)
+    given = ["--set", 'nodes.book_hotel.output={"kind": 1}', "--dry-run"]
+
+    refused = without_terminal(keel, "fork", source[:8], "--from", "book_car", *given)
+    assert refused.returncode == 1
+    said = " ".join(refused.stderr.split())
+    assert "keel resume" not in said
+    assert f"give it to keel fork as --code {EXAMPLE}" in said
+    assert "(or --yes to load what runs recorded)" in said
+
+    for load in (["--code", EXAMPLE], ["--yes"]):
+        dry = without_terminal(keel, "fork", source[:8], "--from", "book_car", *given, *load)
+        assert dry.returncode == 0, dry.stderr
+        assert dry.stderr == ""
+        plan = " ".join(dry.stdout.split())
+        assert plan.startswith(f"fork of run {source} (trip, failed) from book_car")
+        assert "↻ book_car runs again" in plan
+        assert "= book_hotel set" in plan
+    bad = without_terminal(keel, "fork", source[:8], "--from", "book_car", "--code",
+                           "missing.py", *given)  # fmt: skip
+    assert bad.returncode == 1
+    assert "missing.py" in bad.stderr
+    assert "Traceback" not in bad.stderr
     assert len(keel.runs()) == 1

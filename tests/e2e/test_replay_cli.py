@@ -155,3 +155,30 @@ def test_replay_bad_input_gets_one_line(run: tuple[Path, str]) -> None:
         assert said in result.stderr, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_a_modified_copy_under_another_file_name_reports_the_real_change(
+    run: tuple[Path, str],
+) -> None:
+    """The main use of --code: a changed copy of the recorded file, under another name.
+    Its tasks are the recording's in another module: said once, then compared by name,
+    so the check reaches what really changed (a condition)."""
+    folder, run_id = run
+    (folder / "shop_copy.py").write_text(SHOP.replace("BODY", RECORDED))
+    same = keel(folder, "replay", run_id, "--code", "shop_copy.py")
+    assert same.returncode == 0, same.stdout + same.stderr
+    said = " ".join(same.stdout.split())
+    assert "the tasks are in module shop_copy here and were in shop when recorded" in said
+    assert f"✓ run {run_id[:8]} replays clean against shop_copy.py" in said
+
+    (folder / "shop_cond.py").write_text(SHOP.replace("BODY", ALWAYS_TOLD))
+    checked = keel(folder, "replay", run_id, "--code", "shop_cond.py")
+    assert checked.returncode == 1, checked.stderr
+    said = " ".join(checked.stdout.split())
+    assert said.count("the tasks are in module shop_cond") == 1
+    assert "runs shop_cond:charge now" not in said
+    assert "its condition changed (when: input.vip → input.amount > 10)" in said
+    assert all(len(line) <= 80 for line in checked.stdout.splitlines()), checked.stdout
+    as_json = json.loads(keel(folder, "replay", run_id, "--code", "shop_cond.py", "--json").stdout)
+    assert as_json["renamed_modules"] == {"shop_cond": "shop"}
+    assert as_json["divergence"]["decided"]["kind"] == "node_scheduled"

@@ -106,13 +106,16 @@ def fits(text: str) -> str:
 
 
 def refused(keel: Keel, *args: str) -> str:
-    """A command refused as a usage error: exit status 2, one line, no traceback."""
+    """A command refused as a usage error: exit status 2, no traceback, no line wider
+    than 80 columns (one line if it fits); its words as one line."""
     result = keel(*args)
     assert result.returncode == 2, f"keel {' '.join(args)}: {result.returncode}\n{result.stderr}"
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+    assert lines, result.stderr
+    assert all(len(line) <= 80 for line in lines), result.stderr
+    assert all(line.startswith("  ") for line in lines[1:]), result.stderr
+    return " ".join(result.stderr.split())
 
 
 def test_versions_lists_deployed_and_run_only_versions_newest_first(

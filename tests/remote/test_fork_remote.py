@@ -18,7 +18,7 @@ def test_a_fork_through_the_server_is_recorded_as_the_tokens(served: Served) -> 
 
     refused = keel(served, "fork", served.failed, "--from", "book", "--detach", role="operator")
     assert refused.exit_code == 1
-    assert "pass --yes to start the fork" in refused.stderr
+    assert "pass --yes to start the fork" in " ".join(refused.stderr.split())
 
     result = keel(served, "fork", served.failed, "--from", "book", "--detach", "--yes",
                   "--set", "input.amount=7", role="operator")  # fmt: skip

@@ -44,3 +44,26 @@ def test_a_pruned_runs_routes_say_what_is_left_of_it(api: Api) -> None:
     retried = api.client.post(f"/runs/{api.failed}/retry", headers=api.auth("operator"))
     assert retried.status_code == 409
     assert "was pruned" in retried.json()["detail"]
+
+
+def test_what_reads_a_pruned_runs_history_is_refused_with_409(api: Api) -> None:
+    """A diff, a fork and a story of a pruned run would read its empty history as a run
+    not started: each is refused, naming the run, and a client raises it again."""
+    from keel.errors import RunPrunedError
+    from keel.runtime.transports.problems import error_for
+
+    prune_one(api.store, api.failed)
+    reader, operator = api.auth("viewer"), api.auth("operator")
+    asked = [
+        api.client.get("/diff", params={"a": api.failed, "b": api.failed}, headers=reader),
+        api.client.post(f"/runs/{api.failed}/fork", json={"from": "x", "dry_run": True},
+                        headers=operator),
+        api.client.get(f"/runs/{api.failed}/story", headers=reader),
+    ]  # fmt: skip
+    for refused in asked:
+        assert refused.status_code == 409, refused.text
+        body = refused.json()
+        assert f"run {api.failed} was pruned" in body["detail"], body
+        assert body["pruned"] is True
+        error = error_for(409, body, "http://x", "/diff", has_token=True)
+        assert isinstance(error, RunPrunedError)

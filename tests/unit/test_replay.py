@@ -211,6 +211,36 @@ def test_a_node_running_another_task_is_a_divergence(
     )
 
 
+def test_tasks_of_a_copy_under_another_module_name_are_compared_by_name(
+    order_run: tuple[list[StoredEvent], str],
+) -> None:
+    """A copy of the code loaded under another module name: its tasks are the
+    recording's (``renamed_modules``), unless one's name changed too."""
+    from keel.engine.replay import renamed_modules
+
+    history, run_id = order_run
+    data = flows.order.spec.model_dump(mode="json")
+    for node in data["nodes"]:
+        node["task"] = node["task"].replace("tests.unit.replayflows:", "copy:")
+    copy = parse_spec(data)
+    old, new = compile_plan(flows.order.spec), compile_plan(copy)
+    renamed = renamed_modules(old, new, "copy")
+    assert renamed == {"copy": "tests.unit.replayflows"}
+    assert renamed_modules(old, new, "other") == {}
+    assert replay(history, copy, recorded=flows.order.spec, run_id=run_id).divergence is not None
+    assert replay(history, copy, recorded=flows.order.spec, run_id=run_id, renamed=renamed).ok
+
+    data["nodes"][0]["task"] = "copy:check_fraud"  # another task, not only another module
+    swapped = parse_spec(data)
+    assert renamed_modules(old, compile_plan(swapped), "copy") == {}
+    found = replay(history, swapped, recorded=flows.order.spec, run_id=run_id,
+                   renamed=renamed).divergence  # fmt: skip
+    assert found is not None
+    assert found.explanation == (
+        "node charge runs copy:check_fraud now; the recording ran tests.unit.replayflows:charge"
+    )
+
+
 @pytest.mark.parametrize(
     ("changed", "words"),
     [

@@ -21,7 +21,14 @@ from typing import Any
 from keel.engine.events import Event, NodeReused, NodeSetByHand, RunForked, RunStarted
 from keel.engine.plan import Plan
 from keel.engine.state import RunState, apply, is_finished
-from keel.errors import ConflictError, InputError, KeelError, StoreError, WorkflowNotFoundError
+from keel.errors import (
+    ConflictError,
+    InputError,
+    KeelError,
+    RunPrunedError,
+    StoreError,
+    WorkflowNotFoundError,
+)
 from keel.runtime.clock import Clock, clock_for
 from keel.runtime.execution.invoke import TaskCatalog
 from keel.runtime.operations.control import new_run_id, save_children
@@ -36,6 +43,7 @@ from keel.spec.data import check_json
 from keel.spec.registry import SpecRegistry
 from keel.store.protocol import Store
 from keel.store.records import RunRecord, StoredEvent
+from keel.store.tombstones import pruned_words
 from keel.store.writes import CreateRun
 
 __all__ = ["Forked", "fork_run"]
@@ -54,8 +62,11 @@ class Forked:
 
 def _source(store: Store, run_id: str, cache: RunCache) -> tuple[RunRecord, RunState,
                                                                   list[StoredEvent]]:  # fmt: skip
-    """The run, its state and its history, read once."""
+    """The run, its state and its history, read once; ``RunPrunedError`` for a pruned
+    run (its empty history would read as a run not started)."""
     record = store.get_run(run_id)
+    if record.pruned_at is not None:
+        raise RunPrunedError(pruned_words(record))
     history = store.history(record.id)
     state = RunState.new(cache.plan(record.spec_version), record.id)
     for stored in history:

@@ -15,6 +15,7 @@ from keel.errors import (
     KeelError,
     RemoteError,
     RunNotFoundError,
+    RunPrunedError,
     SpecError,
     SpecIssue,
     StoreUnavailableError,
@@ -45,7 +46,8 @@ def error_for(status: int, body: Any, url: str, path: str, *, has_token: bool) -
     if status == 422:
         return _unprocessable(detail, body)
     if status == 409:
-        return KeelError(detail)
+        pruned = isinstance(body, dict) and body.get("pruned") is True
+        return RunPrunedError(detail) if pruned else KeelError(detail)
     if status == 503:
         return StoreUnavailableError(f"the keel server at {url}: {detail}")
     if status == 429:

@@ -16,13 +16,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from keel.engine.plan import compile_plan
-from keel.errors import NO_RUN, InputError, RunNotFoundError, VersionNotFoundError
+from keel.errors import (
+    NO_RUN,
+    InputError,
+    RunNotFoundError,
+    RunPrunedError,
+    VersionNotFoundError,
+)
 from keel.runtime.views.report import RunReport, run_report
 from keel.runtime.views.run_diff import diff_runs, run_diff_document
 from keel.spec.diff import diff_specs, spec_diff_document
 from keel.store.deployments import StoredVersion
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
+from keel.store.tombstones import pruned_words
 
 #: how many versions an ambiguous prefix's error names
 _NAMED = 3
@@ -121,12 +128,15 @@ def resolve_target(store: Store, given: str) -> Target:
 
 
 def _report(store: Store, run: RunRecord) -> RunReport:
+    if run.pruned_at is not None:  # no history: its report would be a run not started
+        raise RunPrunedError(pruned_words(run))
     return run_report(compile_plan(store.load_spec(run.spec_version)), store.history(run.id))
 
 
 def diff_document(store: Store, a: str, b: str) -> dict[str, Any]:
     """The diff of what ``a`` and ``b`` name: ``spec_diff_document`` for two versions,
-    ``run_diff_document`` for two runs."""
+    ``run_diff_document`` for two runs. A pruned run has no history left to compare:
+    ``RunPrunedError`` naming it."""
     first, second = resolve_target(store, a), resolve_target(store, b)
     if (first.run is None) != (second.run is None):
         raise InputError(f"'{a}' is {first.described()} and '{b}' is {second.described()}: "

@@ -51,9 +51,11 @@ from keel.engine.events import (
 from keel.engine.plan import FAILURE_HANDLER_STEP, Plan
 from keel.engine.replay import recorded_steps
 from keel.engine.state import RunState
+from keel.errors import RunPrunedError
 from keel.runtime.views.audit import summary_mismatches
 from keel.store.protocol import Store
 from keel.store.records import RunRecord, StoredEvent
+from keel.store.tombstones import pruned_words
 
 #: who made the decisions the definition makes
 KEEL = "keel"
@@ -207,5 +209,8 @@ def story_document(record: RunRecord, plan: Plan, history: Sequence[StoredEvent]
 
 
 def run_story(store: Store, record: RunRecord, plan: Plan) -> dict[str, Any]:
-    """``story_document`` of a run in the store (``plan``: its recorded definition's)."""
+    """``story_document`` of a run in the store (``plan``: its recorded definition's);
+    ``RunPrunedError`` for a pruned run: it has no history left to tell."""
+    if record.pruned_at is not None:
+        raise RunPrunedError(pruned_words(record))
     return story_document(record, plan, store.history(record.id))
