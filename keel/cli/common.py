@@ -42,8 +42,15 @@ def local_time(at: float | None) -> str:
     return datetime.datetime.fromtimestamp(at).isoformat(sep=" ", timespec="seconds")
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(message, err=True)
+def fail(message: str, code: int = 1, *, wrapped: bool = False) -> typer.Exit:
+    """Say ``message`` on standard error (``wrapped``: at the console's width) and give
+    the exit to raise."""
+    if wrapped:
+        from keel.cli.layout import echo_wrapped
+
+        echo_wrapped("", message, err=True)
+    else:
+        typer.echo(message, err=True)
     return typer.Exit(code)
 
 
@@ -162,8 +169,9 @@ def moment(text: str, option: str, now: Callable[[], float]) -> float:
     try:
         return datetime.datetime.fromisoformat(text).timestamp()
     except ValueError:
-        raise fail(f"{option} '{text}' is neither a date (2025-01-31), a date and time "
-                   "(2025-01-31T09:00), nor a duration (24h, 7d)", 2) from None  # fmt: skip
+        said = (f"{option} '{text}' is neither a date (2025-01-31), a date and time "
+                "(2025-01-31T09:00), nor a duration (24h, 7d)")  # fmt: skip
+        raise fail(said, 2, wrapped=True) from None
 
 
 def client_now(client: Client) -> float:
