@@ -112,3 +112,30 @@ def test_keygen_makes_its_folder_private_and_says_json(keel: Keel) -> None:
     shown = keel("audit", "check", "--key", str(keel.cwd / "secrets/keel-audit.pem"))
     assert shown.returncode == 2
     assert "this is a private key" in shown.stderr
+
+
+def test_an_empty_export_warns_and_an_existing_file_is_not_overwritten(keel: Keel) -> None:
+    finished_run(keel)
+    empty = keel.ok("audit", "export", "--workflow", "nosuch", "-o", "none.jsonl")
+    said = " ".join(empty.stderr.split())
+    assert "warning: exported no runs: no run of workflow 'nosuch'" in said
+    assert "sequential" in said  # which workflows do have runs
+    window = keel.ok("audit", "export", "--since", "1d", "--until", "2d", "-o", "w.jsonl")
+    assert "the window holds no time" in " ".join(window.stderr.split())
+    again = keel("audit", "export", "-o", "none.jsonl")
+    assert again.returncode == 2
+    assert "give --force" in " ".join(again.stderr.split())
+    keel.ok("audit", "export", "-o", "none.jsonl", "--force")
+    assert "1 run, " in keel.ok("audit", "verify", "none.jsonl").stdout
+
+
+def test_audit_output_fits_80_columns_when_piped(keel: Keel) -> None:
+    keygen(keel, "a-rather-long-folder-name-for-keys/and-a-long-key-file-name.pem")
+    configure(keel, "a-rather-long-folder-name-for-keys/and-a-long-key-file-name.pem")
+    finished_run(keel)
+    narrow = Keel(keel.cwd, {**keel.env, "COLUMNS": "80"}, keel.db)
+    outputs = [narrow("audit", "key"), narrow("audit", "export", "--since", "banana"),
+               narrow("prune", "--older-than", "3x")]  # fmt: skip
+    for result in outputs:
+        for line in (result.stdout + result.stderr).splitlines():
+            assert len(line) <= 80, line
