@@ -85,7 +85,7 @@ def history_problem(store: Store, run: RunRecord) -> str | None:
     """What is wrong with a run's stored history (the first problem, and how many more),
     checked as ``keel verify`` does; None when it verifies."""
     links = store.chain_links(run.id)
-    problems = verify_chain(run.id, links, run.last_seq, run.head_hash).problems
+    problems = list(verify_chain(run.id, links, run.last_seq, run.head_hash).problems)
     if not problems:
         problems = verify_blobs(links, store.blobs(names_in(link.payload for link in links)))
     if not problems:
