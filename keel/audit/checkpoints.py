@@ -9,6 +9,11 @@ recomputed head is no longer the one signed. The checkpoint's own signature must
 a trusted key, so a checkpoint forged to match a rewritten database fails too. The
 approval decisions of the runs checked have their signatures checked on the way
 (``keel.audit.approvals``).
+
+A pruned run has no events to recompute: its tombstone (``keel.audit.pruned``) is
+compared instead. Pruned at the signed event, its head must be the signed one (else the
+history was rewritten, then pruned to hide it); pruned before it, the history shrank;
+pruned after further events, what was signed can no longer be compared (a warning).
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from keel.audit.approvals import ApprovalCheck
+from keel.audit.pruned import check_pruned
 from keel.audit.records import Checkpoint, check_signed, sign_checkpoint
 from keel.audit.signing import PublicKey, Signature, SigningError, SigningKey
-from keel.errors import InputError
+from keel.errors import InputError, RunNotFoundError
 from keel.store.chain import ChainLink, verify_chain
 from keel.store.heads import CheckpointSummary, RunHead, StoredCheckpoint
 from keel.store.protocol import Store
@@ -68,12 +74,21 @@ class CheckpointCheck:
     #: (run id, what is wrong): a run no longer as it was signed
     run_problems: list[tuple[str, str]] = field(default_factory=list)
     approvals: ApprovalCheck = field(default_factory=ApprovalCheck)
+    #: pruned runs whose tombstone keeps the head signed
+    pruned_as_signed: list[str] = field(default_factory=list)
+    #: (run id, what cannot be checked): pruned after events the checkpoint did not sign
+    run_warnings: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def failed_runs(self) -> list[str]:
         seen = dict.fromkeys(run for run, _ in self.run_problems)
         seen.update(dict.fromkeys(run for run, _ in self.approvals.problems))
         return list(seen)
+
+    @property
+    def changed_runs(self) -> list[str]:
+        """The runs whose history is not what was signed (not counting signatures)."""
+        return list(dict.fromkeys(run for run, _ in self.run_problems))
 
     @property
     def ok(self) -> bool:
@@ -96,11 +111,52 @@ def check_checkpoint(
                                                keys)  # fmt: skip
     for head in stored.heads:
         links = store.chain_links(head.run_id)
+        if not links and _check_pruned(store, stored, head, keys, found):
+            continue
         signed = [link for link in links if link.seq <= head.last_seq]
         for problem in _head_problems(stored, head, signed):
             found.run_problems.append((head.run_id, problem))
         found.approvals.add(head.run_id, links, keys)
     return found
+
+
+def _check_pruned(
+    store: Store,
+    stored: StoredCheckpoint,
+    head: RunHead,
+    keys: Mapping[str, PublicKey],
+    found: CheckpointCheck,
+) -> bool:
+    """Check a run with no events left against its tombstone (see the module); False
+    when the run is not a pruned one (its history is simply gone)."""
+    try:
+        record = store.get_run(head.run_id)
+    except RunNotFoundError:
+        return False
+    if record.pruned_at is None:
+        return False
+    check = check_pruned(record, store.tombstone(head.run_id), 0, keys)
+    run_id, tombstone = head.run_id, check.tombstone
+    found.run_problems += [(run_id, f"its tombstone: {problem}") for problem in check.problems]
+    if tombstone is None:
+        return True
+    if tombstone.last_seq < head.last_seq:
+        found.run_problems.append((run_id, (
+            f"pruned at event {tombstone.last_seq}, but checkpoint {stored.id} signed "
+            f"{head.last_seq} events: the history shrank before it was pruned")))  # fmt: skip
+    elif tombstone.last_seq > head.last_seq:
+        found.run_warnings.append((run_id, (
+            f"pruned at event {tombstone.last_seq}: events up to {tombstone.last_seq} were "
+            f"removed; what checkpoint {stored.id} signed (up to event {head.last_seq}) can "
+            "no longer be compared")))  # fmt: skip
+    elif tombstone.head_hash != head.head_hash:
+        found.run_problems.append((run_id, (
+            f"pruned with a head other than the one signed: its tombstone keeps "
+            f"{tombstone.head_hash[:16]}..., checkpoint {stored.id} signed "
+            f"{head.head_hash[:16]}... (the history was rewritten, then pruned)")))  # fmt: skip
+    elif check.intact:
+        found.pruned_as_signed.append(run_id)
+    return True
 
 
 def _head_problems(stored: StoredCheckpoint, head: RunHead, links: list[ChainLink]) -> list[str]:
@@ -140,6 +196,8 @@ def check_document(check: CheckpointCheck) -> dict[str, Any]:
         "signature_problem": check.signature_problem,
         "failed_runs": check.failed_runs,
         "run_problems": [{"run_id": run, "problem": p} for run, p in check.run_problems],
+        "run_warnings": [{"run_id": run, "warning": w} for run, w in check.run_warnings],
+        "pruned_as_signed": check.pruned_as_signed,
         "approvals": {
             "signed": check.approvals.signed,
             "unsigned": check.approvals.unsigned,

@@ -197,8 +197,8 @@ def run_lines(writer: ExportWriter, store: Store, record: RunRecord) -> Iterator
         yield writer.model_call(call)
 
 
-#: which signed checkpoints an export carries: the newest (of every run, and of the
-#: selection's workflow), every one, or none
+#: which signed checkpoints an export carries: the newest of each signing key (of every
+#: run, and of the selection's workflow), every one, or none
 CheckpointChoice = Literal["newest", "all", "none"]
 CHECKPOINT_CHOICES: tuple[str, ...] = get_args(CheckpointChoice)
 
@@ -208,17 +208,20 @@ def chosen_checkpoints(
 ) -> list[Checkpoint]:
     """The checkpoints an export carries, oldest first. ``newest``: the newest one of
     every run (it proves everything recorded up to it) and, for an export of one
-    workflow, that workflow's newest too; a checkpoint is carried whole (its signature
-    covers every head in it), so ``all`` can be large."""
+    workflow, that workflow's newest too -- of *each signing key*, so that a newer
+    checkpoint signed by a key the auditor does not trust cannot push the trusted one
+    out of the file; a checkpoint is carried whole (its signature covers every head in
+    it), so ``all`` can be large."""
     if choice == "none":
         return []
     summaries = store.checkpoints(limit=None)  # newest first
     if choice == "newest":
         wanted = {None, selection.workflow}
-        newest: dict[str | None, int] = {}
+        newest: dict[tuple[str | None, str], int] = {}
         for summary in summaries:
-            if summary.workflow in wanted and summary.workflow not in newest:
-                newest[summary.workflow] = summary.id
+            scope = (summary.workflow, summary.key_id)
+            if summary.workflow in wanted and scope not in newest:
+                newest[scope] = summary.id
         ids = sorted(newest.values())
     else:
         ids = sorted(summary.id for summary in summaries)

@@ -51,6 +51,8 @@ class ExportReport:
     #: ids of the keys that made a signature that verified, given or found in the file
     trusted_keys: set[str] = field(default_factory=set)
     file_keys: set[str] = field(default_factory=set)
+    #: whether the auditor gave keys to trust (without, no signature is anchored)
+    anchored: bool = False
 
     @property
     def intact(self) -> bool:
@@ -58,8 +60,8 @@ class ExportReport:
 
     def checked(self) -> dict[str, int]:
         """What was checked, the runs and events first, leaving out what there was none of."""
-        first = ("runs", "events", "model_calls", "signed approvals", "unsigned approvals",
-                 "checkpoints", "checkpointed runs", "tombstones", "unsigned tombstones",
+        first = ("runs", "events", "model_calls", "signed_approvals", "unsigned_approvals",
+                 "checkpoints", "checkpointed_runs", "tombstones", "unsigned_tombstones",
                  "blobs", "keys")  # fmt: skip
         order = [*first, *sorted(set(self.counts) - set(first))]
         return {what: self.counts[what] for what in order if self.counts[what]}
@@ -70,6 +72,7 @@ class ExportReport:
             "problems": [problem.to_data() for problem in self.problems],
             "warnings": list(self.warnings),
             "counts": self.checked(),
+            "anchored": self.anchored,
             "signed_by": {
                 "trusted": sorted(self.trusted_keys),
                 "from_export": sorted(self.file_keys),

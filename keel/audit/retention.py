@@ -8,7 +8,10 @@ which prunes each run in the transaction that keeps its tombstone. So a prune of
 runs never holds one huge transaction, and a prune killed midway leaves every run either
 pruned with its tombstone or untouched: running it again finishes the job.
 
-A run whose parent or child run is still going is held back (``kept``); a run that moved
+A run whose history does not verify (its hash chain against its recorded head, its
+blobs against their names) is held back too, never tombstoned: a tombstone signed over a
+damaged or tampered history would vouch for it, and the events that show the damage
+would go. A run whose parent or child run is still going is held back (``kept``); a run that moved
 on between the read and the prune (retried by hand, say) is left as it is
 (``changed``). A dry run reads the same batches and removes nothing.
 
@@ -29,7 +32,10 @@ from dataclasses import dataclass, field
 
 from keel.audit.records import Tombstone
 from keel.audit.signing import SigningKey
+from keel.store.blobs import names_in, verify_blobs
+from keel.store.chain import verify_chain
 from keel.store.protocol import Store
+from keel.store.records import RunRecord
 from keel.store.tombstones import PruneCandidate, PruneCounts
 
 #: runs pruned per transaction
@@ -75,6 +81,19 @@ def make_tombstone(
     return dataclasses.replace(unsigned, signature=key.sign(unsigned.signed_data()))
 
 
+def history_problem(store: Store, run: RunRecord) -> str | None:
+    """What is wrong with a run's stored history (the first problem, and how many more),
+    checked as ``keel verify`` does; None when it verifies."""
+    links = store.chain_links(run.id)
+    problems = list(verify_chain(run.id, links, run.last_seq, run.head_hash).problems)
+    if not problems:
+        problems = verify_blobs(links, store.blobs(names_in(link.payload for link in links)))
+    if not problems:
+        return None
+    more = len(problems) - 1
+    return problems[0] + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
 def prune(
     store: Store,
     ended_before: float,
@@ -100,7 +119,13 @@ def prune(
         last = found[-1].run
         after = (last.ended_at or 0.0, last.id)
         report.kept += [(c.run.id, c.kept_by) for c in found if c.kept_by is not None]
-        taken = {c.run.id: c for c in found if c.kept_by is None}
+        taken = {}
+        for candidate in (c for c in found if c.kept_by is None):
+            problem = history_problem(store, candidate.run)
+            if problem is None:
+                taken[candidate.run.id] = candidate
+            else:
+                report.kept.append((candidate.run.id, f"its history does not verify: {problem}"))
         if dry_run:
             done = list(taken)
         else:

@@ -14,10 +14,17 @@ What is checked, reading the file once, a run at a time (``keel.audit.export_for
 - the ``end`` line's counts and digest of every byte before it (a truncated, spliced or
   otherwise edited file fails).
 
-Signatures verify against the keys given (trusted) and the ``key`` lines of the file; a
-signature by a key only the file carries is reported as a warning, since whoever wrote the
-file could have made that key too. What keel cannot prove from the file alone: that
-nobody rewrote a run *and* the export consistently when no checkpoint covers the run.
+Signatures verify against the keys given (trusted) and the ``key`` lines of the file.
+When the auditor gives keys, a signature by any other key is a problem: whoever wrote the
+file could have made that key too (and signed a checkpoint of a rewritten run with it).
+Given no key, such signatures are warnings and nothing is anchored to a trusted key.
+
+A pruned run's events are gone: a checkpoint's head is compared with its tombstone's.
+Pruned at the signed event, the heads must be equal; pruned before it, the history
+shrank; pruned after it, what was signed cannot be compared any more (a warning).
+
+What keel cannot prove from the file alone: that nobody rewrote a run *and* the export
+consistently when no checkpoint covers the run.
 """
 
 from __future__ import annotations
@@ -210,6 +217,10 @@ class _Verifier:
             self.report.trusted_keys.add(parsed.key_id)
         else:
             self.report.file_keys.add(parsed.key_id)
+            if self.trusted:
+                self.problem(f"{what} is signed by key {parsed.key_id}, which is not one of "
+                             "the keys given with --key", number, run_id, seq)  # fmt: skip
+                return False
             if parsed.key_id not in self.warned_keys:
                 self.warned_keys.add(parsed.key_id)
                 self.report.warnings.append(
@@ -279,7 +290,8 @@ class _Verifier:
         derived = {"at_iso": iso(float(at)), **event_fields(data)}
         for name, value in derived.items():
             if line[name] != value:
-                self.problem(f"its {name} disagrees with its payload", number, run.run_id, seq)
+                verb = "disagree" if name in _PLURAL_FIELDS else "disagrees"
+                self.problem(f"its {name} {verb} with its payload", number, run.run_id, seq)
         run.links.append(ChainLink(seq, float(at), payload, prev))
         run.event_lines.setdefault(seq, number)
         if run.first_payload is None:
@@ -297,9 +309,9 @@ class _Verifier:
         signature = data.get("signature")
         if signature is None:
             if data.get("by") != KEEL:
-                self.report.counts["unsigned approvals"] += 1
+                self.report.counts["unsigned_approvals"] += 1
             return
-        self.report.counts["signed approvals"] += 1
+        self.report.counts["signed_approvals"] += 1
         try:
             signed = approval_signed_data(
                 run_id, str(data["node"]), bool(data["approved"]), str(data["by"]),
@@ -327,7 +339,7 @@ class _Verifier:
             self.problem(f"a tombstone that does not read ({exc})", number, run.run_id)
             return
         if line["signature"] is None:  # keel prune --unsigned
-            self.report.counts["unsigned tombstones"] += 1
+            self.report.counts["unsigned_tombstones"] += 1
         else:
             self.check_signature(tombstone.signed_data(), line["signature"], "the tombstone",
                                  number, run.run_id)  # fmt: skip
@@ -401,7 +413,7 @@ class _Verifier:
         wanted = self.signed.pop(run.run_id, [])
         if not wanted:
             return
-        self.report.counts["checkpointed runs"] += 1
+        self.report.counts["checkpointed_runs"] += 1
         hashes = dict(_link_hashes(run.run_id, run.links))
         for signed in wanted:
             at = hashes.get(signed.seq)
@@ -409,11 +421,7 @@ class _Verifier:
             if at == signed.head:
                 continue
             if at is None and run.tombstone is not None and not run.links:
-                if (signed.seq, signed.head) != (run.data["last_seq"], run.data["head_hash"]):
-                    self.report.warnings.append(
-                        f"run {run.run_id}: pruned; {when} signed its event {signed.seq}, "
-                        "which only the removed events could show"
-                    )
+                self.check_pruned_head(run, signed, when)
                 continue
             if at is None:
                 self.problem(f"{when} signed its history up to event {signed.seq}, but the "
@@ -425,6 +433,27 @@ class _Verifier:
                              run.event_lines.get(signed.seq, run.line), run.run_id,
                              signed.seq)  # fmt: skip
 
+    def check_pruned_head(self, run: _Run, signed: _Signed, when: str) -> None:
+        """A checkpoint's head against a pruned run's tombstone (see the module)."""
+        assert run.tombstone is not None
+        pruned_seq, pruned_head = run.tombstone["last_seq"], run.tombstone["head_hash"]
+        if pruned_seq == signed.seq:
+            if pruned_head != signed.head:
+                self.problem(f"pruned with a head other than the one signed: its tombstone "
+                             f"keeps {str(pruned_head)[:16]}..., {when} signed "
+                             f"{signed.head[:16]}... (the history was rewritten, then "
+                             "pruned)", run.line, run.run_id)  # fmt: skip
+        elif isinstance(pruned_seq, int) and pruned_seq < signed.seq:
+            self.problem(f"pruned at event {pruned_seq}, but {when} signed its history up "
+                         f"to event {signed.seq}: the history shrank before it was pruned",
+                         run.line, run.run_id)  # fmt: skip
+        else:
+            self.report.warnings.append(
+                f"run {run.run_id}: pruned at event {pruned_seq}: events up to {pruned_seq} "
+                f"were removed; what {when} signed (up to event {signed.seq}) can no longer "
+                "be compared"
+            )
+
     def finish(self) -> ExportReport:
         self.close_run()
         if not self.ended:
@@ -432,22 +461,26 @@ class _Verifier:
         for name, (number, run_id, seq) in sorted(self.wanted_blobs.items()):
             self.problem(f"refers to blob {name}, which is not in the export", number,
                          run_id, seq)  # fmt: skip
-        for what, said in (
-            ("unsigned approvals", "approvals decided by a person where no signing key was "
-             "configured: nothing proves who decided them but the chain"),
-            ("unsigned tombstones", "runs pruned without a signing key (keel prune "
-             "--unsigned): nothing proves what they were but the chain"),
+        for what, noun, said in (
+            ("unsigned_approvals", "approval", "decided by a person where no signing key "
+             "was configured: only the chain shows who decided"),
+            ("unsigned_tombstones", "run", "pruned without a signing key (keel prune "
+             "--unsigned): only the chain shows what was removed"),
         ):  # fmt: skip
-            if self.report.counts[what]:
-                self.report.warnings.append(f"{self.report.counts[what]} {said}")
+            count = self.report.counts[what]
+            if count:
+                self.report.warnings.append(f"{count} {noun}{'' if count == 1 else 's'} {said}")
         unexported = sorted(self.signed)
         if unexported:
-            self.report.counts["checkpointed runs not exported"] = len(unexported)
+            self.report.counts["checkpointed_runs_not_exported"] = len(unexported)
         for kind in ("checkpoint", "tombstone", "blob", "model_call", "key"):
             if self.lines[kind]:
                 self.report.counts[f"{kind}s"] = self.lines[kind]
         return self.report
 
+
+#: the event fields named in the plural ("its inputs disagree")
+_PLURAL_FIELDS = frozenset({"inputs", "outputs"})
 
 #: a problem ``verify_chain`` found at one event
 _EVENT_PROBLEM = re.compile(r"^event (\d+): (.*)$")
@@ -481,6 +514,7 @@ def verify_export(lines: Iterable[bytes], trusted: Sequence[PublicKey] = ()) -> 
     yields them), trusting ``trusted`` keys. ``ExportFormatError`` when it is not an
     export at all; otherwise every problem is in the report."""
     verifier = _Verifier(trusted)
+    verifier.report.anchored = bool(trusted)
     number = 0
     for number, raw in enumerate(lines, start=1):
         if number == 1:

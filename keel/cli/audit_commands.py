@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, BinaryIO, Literal
 import typer
 
 from keel.cli.common import DbOption, JsonOption, fail, moment, opened_client, reported_errors
+from keel.cli.layout import echo_wrapped
 
 if TYPE_CHECKING:
     from keel.audit.export import CheckpointChoice, Selection
@@ -62,14 +63,15 @@ def public_keys(given: list[str] | None) -> list[PublicKey]:
             except (OSError, UnicodeDecodeError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) else "not text"
                 raise fail(f"--key {value}: neither a public key (ed25519:...) nor a "
-                           f"readable file ({reason})", 2) from None  # fmt: skip
+                           f"readable file ({reason})", 2, wrap=True) from None  # fmt: skip
             if "PRIVATE KEY" in text:
-                raise fail(f"--key {value}: this is a private key; give its public key "
-                           "(ed25519:...), which is all verifying needs", 2)  # fmt: skip
+                said = (f"--key {value}: this is a private key; give its public key "
+                        "(ed25519:...), which is all checking signatures needs")  # fmt: skip
+                raise fail(said, 2, wrap=True)
         try:
             keys.append(PublicKey.from_text(text))
         except SigningError as exc:
-            raise fail(f"--key {value}: {exc}", 2) from None
+            raise fail(f"--key {value}: {exc}", 2, wrap=True) from None
     return keys
 
 
@@ -102,10 +104,13 @@ def export(
     checkpoints: Annotated[
         Literal["newest", "all", "none"],
         typer.Option(
-            help="Signed checkpoints to carry: the newest (of every run, and of --workflow), "
-            "all, or none"
+            help="Signed checkpoints to carry: the newest of each signing key (of every "
+            "run, and of --workflow), all, or none"
         ),
     ] = "newest",
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite the -o file if it exists")
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """Export every event of the selected runs (all runs when none are named nor
@@ -113,14 +118,52 @@ def export(
     exactly as hashed) and head, and its LLM calls. --key publishes public keys in the
     export for its readers. Verify it anywhere with `keel audit verify FILE`."""
     published = public_keys(keys)
+    if output is not None and output.exists() and not force:
+        raise fail(f"keel audit export: {output} exists; give --force to overwrite it, or "
+                   "another -o file", 2, wrap=True)  # fmt: skip
     with opened_client(db) as client, reported_errors():
         selection = _selection(client, run_ids or [], workflow, since, until)
         lines = _exported(client, selection, fmt, published, checkpoints)
         written = _write(lines, output)
+        # a CSV has a row per event, no line per run: no event row, no run exported
+        runs = written.get(b'{"type":"run"', 0) if fmt == "jsonl" else written["rows"] - 1
+        if runs <= 0:
+            _warn_nothing_exported(client, selection)
     if output is not None:
-        runs, events = written.get(b'{"type":"run"', 0), written.get(b'{"type":"event"', 0)
-        said = f"{written['rows'] - 1} events" if fmt == "csv" else f"{runs} runs, {events} events"
-        typer.echo(f"exported {said} to {output}", err=True)
+        events = written.get(b'{"type":"event"', 0) if fmt == "jsonl" else written["rows"] - 1
+        said = f"{_plural(events, 'event')}" if fmt == "csv" else (
+            f"{_plural(runs, 'run')}, {_plural(events, 'event')}")  # fmt: skip
+        echo_wrapped("", f"exported {said} to {output}", err=True)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _warn_nothing_exported(client: Client, selection: Selection) -> None:
+    """Say why an export holds no run: the window is empty, or which workflows exist."""
+    if (
+        selection.since is not None
+        and selection.until is not None
+        and (selection.since >= selection.until)
+    ):
+        said = "--since is not before --until: the window holds no time"
+    elif selection.workflow is not None:
+        known = ", ".join(_workflow_names(client)) or "none"
+        said = f"no run of workflow '{selection.workflow}' (workflows with runs: {known})"
+    elif selection.since is not None or selection.until is not None:
+        said = "no run was created in the window given (--since/--until)"
+    else:
+        said = "there is no run to export"
+    echo_wrapped("warning: ", f"exported no runs: {said}", err=True)
+
+
+def _workflow_names(client: Client) -> list[str]:
+    """The workflows that have runs (among the newest thousand), or, through a server,
+    the deployed ones."""
+    if client.store is None:
+        return sorted(str(doc["name"]) for doc in client.workflows())
+    return sorted({run.workflow for run in client.store.list_runs(limit=1000)})
 
 
 def _selection(client: Client, run_ids: list[str], workflow: str | None, since: str | None,
@@ -220,26 +263,43 @@ def verify(
         with _opened(file) as lines:
             report = verify_export(lines, trusted)
     except ExportFormatError as exc:
-        raise fail(f"{file}: {exc}", 2) from None
+        raise fail(f"{file}: {exc}", 2, wrap=True) from None
     except OSError as exc:
         raise fail(f"cannot read {file}: {exc.strerror or exc}", 2) from None
     if as_json:
         typer.echo(json.dumps(report.to_data(), indent=2))
     else:
         for problem in report.problems:
-            typer.echo(f"✗ {problem}")
+            echo_wrapped("✗ ", str(problem))
         for warning in report.warnings:
-            typer.echo(f"warning: {warning}", err=True)
-        typer.echo(_summary(report.intact, report.checked(), len(report.problems)))
+            echo_wrapped("warning: ", warning)
+        if not report.anchored and (report.trusted_keys or report.file_keys):
+            echo_wrapped("warning: ", "no --key given: no signature is anchored to a key "
+                         "you trust (each verified with a key the export carries)")  # fmt: skip
+        head, said = _summary(report.intact, report.checked(), len(report.problems))
+        echo_wrapped(head, said)
     if not report.intact:
         raise typer.Exit(1)
 
 
-def _summary(intact: bool, counts: dict[str, int], problems: int) -> str:
-    checked = ", ".join(f"{count} {what.replace('_', ' ')}" for what, count in counts.items())
+#: how a count of ``keel audit verify`` reads for one thing
+_ONE = {"runs": "run", "events": "event", "model_calls": "model call",
+        "signed_approvals": "signed approval", "unsigned_approvals": "unsigned approval",
+        "checkpoints": "checkpoint", "checkpointed_runs": "checkpointed run",
+        "tombstones": "tombstone", "unsigned_tombstones": "unsigned tombstone",
+        "blobs": "blob", "keys": "key",
+        "checkpointed_runs_not_exported": "checkpointed run not exported"}  # fmt: skip
+
+
+def _summary(intact: bool, counts: dict[str, int], problems: int) -> tuple[str, str]:
+    """The summary line, as its mark and its text."""
+    checked = ", ".join(
+        f"{count} {_ONE.get(what, what) if count == 1 else what}".replace("_", " ")
+        for what, count in counts.items()
+    )
     if intact:
-        return f"✓ intact: {checked or 'an export of no runs'}"
-    return f"✗ {problems} problem{'s' if problems != 1 else ''} in {checked or 'the file'}"
+        return "✓ ", f"intact: {checked or 'an export of no runs'}"
+    return "✗ ", f"{_plural(problems, 'problem')} in {checked or 'the file'}"
 
 
 @contextmanager

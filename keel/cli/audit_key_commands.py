@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from keel.cli.audit_commands import KeyOption, public_keys
 from keel.cli.common import (
     DbOption,
     JsonOption,
@@ -27,10 +28,9 @@ from keel.cli.common import (
     opened_store,
     reported_errors,
 )
+from keel.cli.layout import echo_wrapped
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from keel.audit.checkpoints import CheckpointCheck
     from keel.audit.signing import PublicKey
     from keel.store.heads import StoredCheckpoint
@@ -53,21 +53,40 @@ def keygen(
     file: Annotated[
         Path, typer.Argument(help="Where to write the private key (never overwritten)")
     ] = Path(DEFAULT_KEY_FILE),
+    as_json: JsonOption = False,
 ) -> None:
-    """Make an Ed25519 signing key: a PEM file readable by you only. Prints its public
-    key (publish it: auditors check signatures with it) and how to configure it."""
+    """Make an Ed25519 signing key: a PEM file readable by you only (its folder is made,
+    readable by you only, when missing). Prints its public key (publish it: auditors
+    check signatures with it) and how to configure it."""
     from keel.audit.signing import SigningKey
 
     made = SigningKey.generate()
+    try:
+        _make_folder(file.parent)
+    except OSError as exc:
+        raise fail(f"cannot make the folder {file.parent}: {exc.strerror}", wrap=True) from None
     with reported_errors():
         made.save(file)
-    typer.echo(f"wrote {file} (an Ed25519 private key, readable by you only: keep it out of "
-               "the database, its backups and version control)")  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps({"key_id": made.key_id, "public_key": made.public_key.to_text(),
+                               "file": str(file)}, indent=2))  # fmt: skip
+        return
+    echo_wrapped("", f"wrote {file} (an Ed25519 private key, readable by you only: keep it "
+                 "out of the database, its backups and version control)")  # fmt: skip
     typer.echo(f"key id:     {made.key_id}")
     typer.echo(f"public key: {made.public_key.to_text()}")
     typer.echo("sign with it: add to keel.toml")
     typer.echo(f'  [audit]\n  key_file = "{file}"')
-    typer.echo(f"or set KEEL_AUDIT_KEY_FILE={file.resolve()}")
+    echo_wrapped("or set ", f"KEEL_AUDIT_KEY_FILE={file.resolve()}")
+
+
+def _make_folder(folder: Path) -> None:
+    """Make ``folder`` and its missing parents, each readable by the owner only (an
+    existing folder is left as it is)."""
+    missing = [parent for parent in (folder, *folder.parents) if not parent.exists()]
+    for parent in reversed(missing):
+        parent.mkdir(mode=0o700)
+        parent.chmod(0o700)  # mkdir's mode is masked by the umask
 
 
 def key(as_json: JsonOption = False) -> None:
@@ -86,9 +105,9 @@ def key(as_json: JsonOption = False) -> None:
         return
     typer.echo(f"key id:     {signing.key_id}")
     typer.echo(f"public key: {signing.public_key.to_text()}")
-    typer.echo(f"file:       {settings.key_file} (from {settings.key_source})")
+    echo_wrapped("file:       ", f"{settings.key_file} (from {settings.key_source})")
     for other in trusted:
-        typer.echo(f"trusted:    {other.key_id} {other.to_text()}")
+        echo_wrapped("trusted:    ", f"{other.key_id} {other.to_text()}")
 
 
 def checkpoint(
@@ -159,18 +178,16 @@ def check(
         int | None, typer.Argument(help="The checkpoint to check (default: the newest)")
     ] = None,
     every: Annotated[bool, typer.Option("--all", help="Check every stored checkpoint")] = False,
-    keys: Annotated[
-        list[str] | None,
-        typer.Option("--key", help="A trusted public key, ed25519:... (repeat for more)"),
-    ] = None,
+    keys: KeyOption = None,
     as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
     """Check the database against signed checkpoints: every run a checkpoint covers must
-    still hash, from its stored events, to the head it signed, and the signatures (the
-    checkpoint's, the runs' approvals') must be by trusted keys. Exit 1 naming each run
-    that changed. Approvals decided without a signing key are listed as unsigned (a
-    warning, not a failure)."""
+    still hash, from its stored events, to the head it signed (a pruned run: its
+    tombstone keeps the signed head), and the signatures (the checkpoint's, the runs'
+    approvals' and tombstones') must be by trusted keys. Exit 1 naming each run that
+    changed. Approvals decided without a signing key are listed as unsigned, runs pruned
+    after events the checkpoint did not sign as unchecked (warnings, not failures)."""
     from keel.audit.checkpoints import check_checkpoint, check_document
 
     if every and checkpoint_id is not None:
@@ -191,15 +208,11 @@ def check(
 
 
 def _trusted(given: list[str]) -> dict[str, PublicKey]:
-    """The keys signatures are checked against: ``--key``, else the configured ones."""
-    from keel.audit.signing import PublicKey, SigningError
+    """The keys signatures are checked against: ``--key`` (as ``keel audit verify``
+    reads them), else the configured ones."""
 
     if given:
-        try:
-            found = [PublicKey.from_text(text) for text in given]
-        except SigningError as exc:
-            raise fail(f"--key: {exc}") from None
-        return {k.key_id: k for k in found}
+        return {k.key_id: k for k in public_keys(given)}
     with reported_errors():
         keys = audit_settings().trusted_keys()
     if not keys:
@@ -229,40 +242,57 @@ def _chosen(store: Store, checkpoint_id: int | None, every: bool) -> list[Stored
     return [found for found in chosen if found is not None]
 
 
-def _print_wrapped(console: Console, head: str, text: str) -> None:
-    """``text`` after ``head``, its lines wrapped under itself."""
-    from rich.text import Text
-
-    from keel.cli.layout import hanging_lines
-
-    for line in hanging_lines(console, Text(head), Text(text)):
-        console.print(line, soft_wrap=True)
-
-
 def _print_check(found: CheckpointCheck) -> None:
-    from rich.console import Console
-
-    out, err = Console(), Console(stderr=True)
+    """The whole report on standard output, as ``keel audit verify`` gives its own."""
     cp = found.checkpoint
     what = f"checkpoint {cp.id} ({local_time(cp.at)})"
+    pruned = len(found.pruned_as_signed)
     if found.ok:
-        _print_wrapped(out, "✓ ", f"{what}: {_runs(len(cp.heads))} as signed, key {cp.key_id}")
+        kept = _runs(len(cp.heads) - pruned - len(found.run_warnings))
+        said = f"{kept} as signed" + (f", {pruned} pruned, head as signed" if pruned else "")
+        echo_wrapped("✓ ", f"{what}: {said}, key {cp.key_id}")
     else:
-        failed = found.failed_runs
-        said = f"{_runs(len(failed))} changed since" if failed else "its signature fails"
-        _print_wrapped(err, "✗ ", f"{what}: {said}, key {cp.key_id}")
+        echo_wrapped("✗ ", f"{what}: {', '.join(_failures(found))}, key {cp.key_id}")
         if found.signature_problem is not None:
-            _print_wrapped(err, "  ", f"the checkpoint: {found.signature_problem}")
+            echo_wrapped("  ", f"the checkpoint: {found.signature_problem}")
         for run_id, problem in found.run_problems + found.approvals.problems:
-            _print_wrapped(err, "  ", f"run {run_id}: {problem}")
+            echo_wrapped("  ", f"run {run_id}: {problem}")
+    for run_id, warning in found.run_warnings:
+        echo_wrapped("  warning: ", f"run {run_id}: {warning}")
     approvals = found.approvals
     if approvals.signed:
-        _print_wrapped(out, "  ", f"signed approvals verify: {approvals.signed}")
+        echo_wrapped("  ", f"signed approvals verify: {approvals.signed}")
     if approvals.unsigned:
-        _print_wrapped(err, "  ", f"warning: unsigned approvals (decided where no signing key "
-                       f"was configured): {len(approvals.unsigned)}")  # fmt: skip
+        echo_wrapped("  warning: ", f"{_count(len(approvals.unsigned), 'unsigned approval')} "
+                     "(decided where no signing key was configured):")  # fmt: skip
         for where in approvals.unsigned:
-            _print_wrapped(err, "    ", where)
+            echo_wrapped("    ", where)
+
+
+def _failures(found: CheckpointCheck) -> list[str]:
+    """What failed, said as what it is: runs whose history changed, signatures by keys
+    not trusted, signatures that do not verify."""
+    said = []
+    if found.signature_problem is not None:
+        said.append("its signature fails")
+    if found.changed_runs:
+        said.append(f"{_runs(len(found.changed_runs))} changed since")
+    untrusted = sum(1 for _, p in found.approvals.problems if p.endswith(UNTRUSTED))
+    failing = len(found.approvals.problems) - untrusted
+    if untrusted:
+        said.append(f"{_count(untrusted, 'signature')} by a key not trusted")
+    if failing:
+        said.append(f"{_count(failing, 'signature')} that "
+                    f"{'does' if failing == 1 else 'do'} not verify")  # fmt: skip
+    return said
+
+
+#: how ``verify_signature`` ends what it says of a key it was not given
+UNTRUSTED = "which is not a trusted key"
+
+
+def _count(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _runs(count: int) -> str:

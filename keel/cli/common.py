@@ -191,8 +191,9 @@ def moment(text: str, option: str, now: Callable[[], float]) -> float:
     try:
         return datetime.datetime.fromisoformat(text).timestamp()
     except ValueError:
-        raise fail(f"{option} '{text}' is neither a date (2025-01-31), a date and time "
-                   "(2025-01-31T09:00), nor a duration (24h, 7d)", 2) from None  # fmt: skip
+        said = (f"{option} '{text}' is neither a date (2025-01-31), a date and time "
+                "(2025-01-31T09:00), nor a duration (24h, 7d)")  # fmt: skip
+        raise fail(said, 2, wrap=True) from None
 
 
 def client_now(client: Client) -> float:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from keel.cli.common import DbOption, JsonOption, fail, local_time, opened_store, reported_errors
+from keel.cli.layout import echo_wrapped
 
 if TYPE_CHECKING:
     from keel.audit.retention import PruneReport
@@ -68,8 +69,10 @@ def prune(
 
     try:
         age = parse_duration(older_than)
-    except ValueError as exc:
-        raise fail(f"--older-than {older_than!r}: {exc}", 2) from None
+    except ValueError:
+        raise fail(f"--older-than {older_than!r} is not a duration: a number and a unit, "
+                   "ms, s, m, h, d or w (90d, 12w, 36h, 1h30m), an ISO 8601 duration "
+                   "(P90D), or a number of seconds", 2, wrap=True) from None  # fmt: skip
     if age < 0:
         raise fail(f"--older-than {older_than!r}: a duration cannot be negative", 2)
     key = None
@@ -124,9 +127,9 @@ def _say(
         typer.echo(f"tombstones signed by key {signed_by}" if signed_by
                    else "tombstones unsigned (--unsigned)")  # fmt: skip
     for run_id, why in report.kept:
-        typer.echo(f"kept run {run_id[:8]}: {why}")
+        echo_wrapped(f"kept run {run_id[:8]}: ", why)
     for run_id in report.changed:
-        typer.echo(f"kept run {run_id[:8]}: it changed while being pruned (prune again)")
+        echo_wrapped(f"kept run {run_id[:8]}: ", "it changed while being pruned (prune again)")
 
 
 def _summary(report: PruneReport, scope: str) -> str:

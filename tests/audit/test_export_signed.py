@@ -59,7 +59,7 @@ def test_a_checkpoint_by_a_trusted_key_verifies_without_a_warning(store: SQLiteS
     report = verified(export_of(store, checkpoints=[checkpoint]), [KEY.public_key])
     assert report is not None
     assert (report.problems, report.warnings) == ([], [])
-    assert report.counts["checkpointed runs"] == 2
+    assert report.counts["checkpointed_runs"] == 2
     assert report.trusted_keys == {KEY.key_id}
 
 
@@ -108,7 +108,7 @@ def test_a_checkpoint_of_runs_not_exported_is_counted_not_checked(store: SQLiteS
     report = verified(export_of(store, checkpoints=[checkpoint]), [KEY.public_key])
     assert report is not None
     assert report.intact
-    assert report.counts["checkpointed runs not exported"] == 1
+    assert report.counts["checkpointed_runs_not_exported"] == 1
 
 
 # --- runs made by hand: tombstones, blobs, signed approvals -------------------------------
@@ -143,8 +143,8 @@ def test_an_unsigned_tombstone_verifies_with_a_warning() -> None:
     report = verified(written([[lambda w: w.run(record), lambda w: w.tombstone(unsigned)]]))
     assert report is not None
     assert report.intact
-    assert report.warnings == ["1 runs pruned without a signing key (keel prune --unsigned): "
-                               "nothing proves what they were but the chain"]  # fmt: skip
+    assert report.warnings == ["1 run pruned without a signing key (keel prune --unsigned): "
+                               "only the chain shows what was removed"]  # fmt: skip
 
 
 def referring(run_id: str, name: str, size: int) -> list[ChainLink]:
@@ -197,7 +197,7 @@ def test_a_signed_approval_is_checked(change: dict[str, Any], trusted: list[Sign
     data = written([run_section(record_of("decided", links), links)])
     report = verified(data, [key.public_key for key in trusted])
     assert report is not None
-    assert report.counts["signed approvals"] == 1
+    assert report.counts["signed_approvals"] == 1
     if said is None:
         assert report.intact, report.problems
         return
@@ -239,10 +239,10 @@ def test_unsigned_approvals_of_people_are_counted_and_said() -> None:
     report = verified(written([run_section(record_of("open", links), links)]))
     assert report is not None
     assert report.intact
-    assert report.counts["unsigned approvals"] == 1
+    assert report.counts["unsigned_approvals"] == 1
     assert report.warnings == [
-        "1 approvals decided by a person where no signing key was configured: nothing "
-        "proves who decided them but the chain"
+        "1 approval decided by a person where no signing key was configured: only the "
+        "chain shows who decided"
     ]
 
 

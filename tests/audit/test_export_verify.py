@@ -179,7 +179,7 @@ def test_human_fields_that_disagree_with_the_payload_are_named(store: SQLiteStor
     said = problems(edited(data, number, {"outputs": "approved", "who": "someone"}))
     assert said == [
         f"line {number}, run run-2, event 9: its who disagrees with its payload",
-        f"line {number}, run run-2, event 9: its outputs disagrees with its payload",
+        f"line {number}, run run-2, event 9: its outputs disagree with its payload",
     ]
 
 

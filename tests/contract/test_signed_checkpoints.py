@@ -304,3 +304,32 @@ def test_an_unsigned_approval_is_a_warning_not_a_failure(store: Store, key: Sign
     (event,) = [s.event for s in store.history(RUN) if s.event.kind == "approval_decided"]
     assert event.signature is None  # type: ignore[union-attr]
     assert '"signature"' not in store.chain_links(RUN)[2].payload  # old shape, as before
+
+
+# --- pruned runs against a checkpoint: their tombstone's head ---------------------------
+
+
+def test_a_pruned_run_is_checked_by_its_tombstone_against_the_signed_head(store: Store) -> None:
+    from keel.audit.retention import prune
+
+    key = SigningKey.generate()
+    keys = {key.key_id: key.public_key}
+    honest = finished_three_node_run(store, "honest").run_id
+    forged = finished_three_node_run(store, "forged").run_id
+    stored = make_checkpoint(store, key, at=T0 + 500, by="auditor")
+    rewrite(store, forged, 2, lambda event: event.update(attempt_note="edited"))
+    report = prune(store, T0 + 10_000, now=lambda: T0 + 20_000, key=key)
+    assert sorted(report.pruned) == sorted([honest, forged])
+
+    found = check_checkpoint(store, stored, keys)
+
+    assert not found.ok
+    assert found.changed_runs == [forged]
+    ((run_id, problem),) = found.run_problems
+    assert run_id == forged
+    assert problem.startswith("pruned with a head other than the one signed")
+    assert found.pruned_as_signed == [honest]
+    after = make_checkpoint(store, key, at=T0 + 30_000, by="auditor")
+    checked = check_checkpoint(store, after, keys)
+    assert checked.ok, checked.run_problems
+    assert sorted(checked.pruned_as_signed) == sorted([honest, forged])

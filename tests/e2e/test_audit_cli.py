@@ -112,9 +112,10 @@ def test_a_rewritten_history_passes_keel_verify_but_not_keel_audit_check(keel: K
     assert keel("verify", edited).returncode == 0  # the chain is intact: recomputed
     failed = keel("audit", "check")
     assert failed.returncode == 1
-    assert f"run {edited}" in failed.stderr
+    assert f"run {edited}" in failed.stdout
     assert bystander not in failed.stderr + failed.stdout
-    assert "1 run changed since" in failed.stderr
+    assert "1 run changed since" in failed.stdout
+    assert failed.stderr == ""  # the whole report is on standard output
     code, (found,) = check_json(keel, "1")
     assert code == 1
     assert found["failed_runs"] == [edited]
@@ -132,7 +133,10 @@ def test_old_checkpoints_verify_after_a_rotation_while_the_old_key_is_trusted(ke
     keel.ok("audit", "checkpoint")
     refused = keel("audit", "check", "--all")
     assert refused.returncode == 1
-    assert f"signed by key {old['key_id']}, which is not a trusted key" in refused.stderr
+    said = " ".join(refused.stdout.split())
+    assert f"signed by key {old['key_id']}, which is not a trusted key" in said
+    assert "1 signature by a key not trusted" not in said  # the checkpoint's own, not a run's
+    assert "its signature fails" in said
     _, found = check_json(keel, "--all")
     assert [(f["id"], f["ok"]) for f in found] == [(1, False), (2, True)]
 
@@ -161,8 +165,11 @@ def test_an_approval_edited_in_the_database_fails_its_signature(keel: Keel) -> N
     failed = keel("audit", "check")
 
     assert failed.returncode == 1
-    assert f"run {run_id}: approval 'gate'" in failed.stderr
-    assert "does not match what it signs" in failed.stderr
+    said = " ".join(failed.stdout.split())
+    assert f"run {run_id}: approval 'gate'" in said
+    assert "does not match what it signs" in said
+    assert "1 signature that does not verify" in said
+    assert "changed since" not in said
 
 
 def test_approvals_decided_without_a_key_are_unsigned_a_warning(keel: Keel) -> None:
@@ -176,8 +183,9 @@ def test_approvals_decided_without_a_key_are_unsigned_a_warning(keel: Keel) -> N
     checked = keel("audit", "check")
 
     assert checked.returncode == 0, checked.stderr
-    assert "warning: unsigned approvals" in checked.stderr
-    assert f"run {run_id}: approval 'gate'" in checked.stderr
+    assert "warning: 1 unsigned approval (decided where" in checked.stdout
+    assert f"run {run_id}: approval 'gate'" in checked.stdout
+    assert checked.stderr == ""
 
 
 def test_bad_input_is_refused_with_what_to_do(keel: Keel) -> None:
@@ -207,8 +215,8 @@ def test_bad_input_is_refused_with_what_to_do(keel: Keel) -> None:
     assert "workflow 'nothing' has no runs" in refused(
         "audit", "checkpoint", "--workflow", "nothing"
     )
-    assert "a public key must start with 'ed25519:'" in refused(
-        "audit", "check", "--key", made["key_id"]
+    assert "neither a public key (ed25519:...) nor a readable file" in refused(
+        "audit", "check", "--key", made["key_id"], code=2
     )
     assert "not both" in refused("audit", "check", "1", "--all", code=2)
 
