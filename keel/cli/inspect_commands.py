@@ -437,12 +437,14 @@ def history(
 def verify(
     run_ids: Annotated[list[str] | None, typer.Argument(help="Runs to check")] = None,
     all_runs: Annotated[bool, typer.Option("--all", help="Check every run")] = False,
+    as_json: JsonOption = False,
     db: DbOption = None,
 ) -> None:
     """Check the hash chain of runs' histories, and that each run's status, output,
     reason, input and late flag in the runs table are what its history says; exit 1 if
     any event was edited, removed or reordered, or a run's summary disagrees with its
-    history. Prints each run's head hash: keep it elsewhere to anchor the chain."""
+    history. Prints each run's head hash: keep it elsewhere to anchor the chain. --json:
+    one list, a document per run (what GET /runs/{id}/verify answers)."""
     from rich.console import Console
 
     out, err = Console(), Console(stderr=True)
@@ -450,10 +452,15 @@ def verify(
         typer.echo("name runs to verify, or --all", err=True)
         raise typer.Exit(2)
     broken = False
+    documents: list[dict[str, Any]] = []
     with opened_client(db) as client, reported_errors():
         ids = [r.id for r in client.runs(limit=10_000_000)] if all_runs else run_ids or []
         for run_id in ids:
             found = client.verify(run_id)
+            if as_json:
+                documents.append(found)
+                broken |= not found["intact"]
+                continue
             if found.get("pruned") is not None:
                 broken |= not _print_pruned(out, err, found)
                 continue
@@ -468,6 +475,8 @@ def verify(
                                "with the history (the history is intact)")  # fmt: skip
             for problem in (*found["problems"], *found["mismatches"]):
                 _print_wrapped(err, "  ", problem)
+    if as_json:
+        typer.echo(json.dumps(documents, indent=2, ensure_ascii=False))
     if broken:
         raise typer.Exit(1)
 
