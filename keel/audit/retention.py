@@ -30,10 +30,9 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from keel.audit.history import checked_history
 from keel.audit.records import Tombstone
 from keel.audit.signing import SigningKey
-from keel.store.blobs import names_in, verify_blobs
-from keel.store.chain import verify_chain
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
 from keel.store.tombstones import PruneCandidate, PruneCounts
@@ -84,10 +83,8 @@ def make_tombstone(
 def history_problem(store: Store, run: RunRecord) -> str | None:
     """What is wrong with a run's stored history (the first problem, and how many more),
     checked as ``keel verify`` does; None when it verifies."""
-    links = store.chain_links(run.id)
-    problems = list(verify_chain(run.id, links, run.last_seq, run.head_hash).problems)
-    if not problems:
-        problems = verify_blobs(links, store.blobs(names_in(link.payload for link in links)))
+    chain, blobs = checked_history(store, run)
+    problems = list(chain.problems) or blobs
     if not problems:
         return None
     more = len(problems) - 1

@@ -16,12 +16,12 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from keel.audit.history import checked_history
 from keel.audit.pruned import PrunedCheck, check_pruned
 from keel.audit.signing import PublicKey
 from keel.engine.state import RunState, is_finished
 from keel.runtime.audit_key import AuditConfigError, load_audit_config
-from keel.store.blobs import names_in, verify_blobs
-from keel.store.chain import ChainReport, verify_chain
+from keel.store.chain import ChainReport
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
 
@@ -93,9 +93,7 @@ def verify_run(
     if record.pruned_at is not None:
         check = pruned_check(store, record, keys)
         return pruned_report(record, check), []
-    links = store.chain_links(record.id)
-    report = verify_chain(record.id, links, record.last_seq, record.head_hash)
-    blobs = verify_blobs(links, store.blobs(names_in(link.payload for link in links)))
+    report, blobs = checked_history(store, record)
     if blobs:
         report = dataclasses.replace(report, problems=(*report.problems, *blobs))
     mismatches: list[str] = []
