@@ -28,8 +28,10 @@ ALLOWED = {
     # helpers for users' tests of their workflows (``keel.testing.replay``)
     "testing": {"spec", "engine"},
     "llm": {"spec", "authoring", "engine", "store", "runtime", "audit"},
-    "server": {"spec", "authoring", "engine", "store", "runtime", "llm", "audit"},
-    "cli": {"spec", "authoring", "engine", "store", "runtime", "llm", "server", "audit"},
+    # the built-in steps (http, shell, sql, email): keel's own tasks, as llm's are
+    "steps": {"spec", "authoring", "runtime"},
+    "server": {"spec", "authoring", "engine", "store", "runtime", "llm", "audit", "steps"},
+    "cli": {"spec", "authoring", "engine", "store", "runtime", "llm", "server", "audit", "steps"},
 }
 #: modules at the top of the package, outside every layer
 TOP_MODULES = {"__init__", "__main__", "errors"}
@@ -38,7 +40,8 @@ TOP_MODULES = {"__init__", "__main__", "errors"}
 RUNTIME_ALLOWED = {
     # OpenTelemetry around runs and attempts: what the others use, knowing none of them
     "tracing": set(),
-    "execution": {"tracing"},
+    # an attempt redacts the secrets it looked up from what it hands back
+    "execution": {"tracing", "secrets"},
     # views judge a lease holder of this host dead as workers do (``keel.runtime.owner``)
     "views": {"tracing", "owner", "audit_key"},
     "notifications": {"execution"},

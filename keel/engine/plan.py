@@ -15,6 +15,7 @@ from keel.spec.graph import (
     DependencyGraph,
     handled_by,
     node_arguments,
+    node_expressions,
     safe_analyze,
     timeout_route,
 )
@@ -42,6 +43,7 @@ from keel.spec.policies import (
     RetryPolicy,
     effective_policies,
 )
+from keel.spec.step_nodes import TEMPLATE_FIELDS, StepNode
 from keel.spec.templates import template_expressions
 
 #: kinds of steps outside the graph, run only on the run's failure path
@@ -187,14 +189,10 @@ def _wait_step(
     )  # fmt: skip
 
 
-def model_step_args(
-    node: LlmNode | AgentNode, budget: LlmBudget | None
-) -> list[tuple[str, bool, object]]:
-    """The arguments of keel's task that runs a node asking a model: the node's
-    definition (``step``), and the values its templates read (``values``: ``input`` and
-    the upstream outputs, one expression evaluated like any argument), so the task fills
-    the templates itself: a map's templates read each ``item`` too."""
-    sources = [*template_expressions(node.prompt), *template_expressions(node.system)]
+def _values_read(sources: Iterable[str]) -> str:
+    """One expression giving what ``sources`` read of the run: ``input`` (if any reads
+    it) and the output of each upstream node they name, so a task can fill templates
+    itself (the engine records these values, never what the task fills in)."""
     reads_input, upstream = False, set[str]()
     for source in sources:
         info = safe_analyze(source)
@@ -204,11 +202,36 @@ def model_step_args(
     parts = ['"input": input'] if reads_input else []
     nodes = ", ".join(f'"{ref}": {{"output": nodes.{ref}.output}}' for ref in sorted(upstream))
     parts.append(f'"nodes": {{{nodes}}}')
+    return "{" + ", ".join(parts) + "}"
+
+
+def model_step_args(
+    node: LlmNode | AgentNode, budget: LlmBudget | None
+) -> list[tuple[str, bool, object]]:
+    """The arguments of keel's task that runs a node asking a model: the node's
+    definition (``step``), and the values its templates read (``values``: ``input`` and
+    the upstream outputs, one expression evaluated like any argument), so the task fills
+    the templates itself: a map's templates read each ``item`` too."""
+    sources = [*template_expressions(node.prompt), *template_expressions(node.system)]
     step = node.model_dump(mode="json", exclude_defaults=True, exclude=_GRAPH_FIELDS)
     step["kind"] = node.kind
     if budget is not None:  # the workflow's, applied by the step to each request
         step["budget"] = budget.model_dump(mode="json", exclude_defaults=True)
-    return [("step", False, step), ("values", True, "{" + ", ".join(parts) + "}")]
+    return [("step", False, step), ("values", True, _values_read(sources))]
+
+
+def builtin_step_args(node: StepNode, timeout: float | None) -> list[tuple[str, bool, object]]:
+    """The arguments of keel's task that runs a built-in step: its definition (``step``,
+    templates unfilled, with the attempt's ``timeout``, which a shell step enforces on
+    its process group) and the values its templates read (``values``). The worker fills
+    the templates, secrets included: the engine never sees a secret's value."""
+    sources = [site.source for site in node_expressions(node, 0)
+               if site.loc[2] in TEMPLATE_FIELDS[node.kind]]  # fmt: skip
+    step = node.model_dump(mode="json", exclude_defaults=True, exclude=_GRAPH_FIELDS)
+    step["kind"] = node.kind
+    if timeout is not None:
+        step["timeout"] = timeout
+    return [("step", False, step), ("values", True, _values_read(sources))]
 
 
 #: what a model step's task does not need of its node: where it sits in the graph and
@@ -237,6 +260,8 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
                 args.append((name, False, arg.value))
         if isinstance(node, LlmNode | AgentNode):
             args = model_step_args(node, spec.llm_budget)
+        elif isinstance(node, StepNode):
+            args = builtin_step_args(node, effective_policies(node, spec.defaults).timeout)
         items = node.items if isinstance(node, MapNode) else None
         if isinstance(node, LlmNode):
             items = node.for_each

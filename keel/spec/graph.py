@@ -29,6 +29,7 @@ from keel.spec.model import (
     TimerNode,
     WorkflowSpec,
 )
+from keel.spec.step_nodes import StepNode, template_sites
 from keel.spec.templates import template_expressions
 
 
@@ -76,6 +77,10 @@ def node_expressions(node: AnyNode, index: int) -> Iterator[ExpressionSite]:
                 yield ExpressionSite(node.id, (*base, field_name), source)
     if isinstance(node, LlmNode) and node.for_each is not None:
         yield ExpressionSite(node.id, (*base, "for_each"), node.for_each)
+    if isinstance(node, StepNode):
+        for field_name, value in node.templates().items():
+            for loc, source in template_sites(value, (*base, field_name)):
+                yield ExpressionSite(node.id, loc, source)
 
 
 def timeout_route(node: AnyNode) -> str | None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 _PART = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+_WHOLE = re.compile(r"^\s*\$\{\{(.*?)\}\}\s*$", re.DOTALL)
 
 
 def template_expressions(text: str) -> Iterator[str]:
@@ -29,3 +30,20 @@ def fill_template(text: str, evaluate: Callable[[str], Any]) -> str:
         return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
 
     return _PART.sub(value, text)
+
+
+def fill_json(value: Any, evaluate: Callable[[str], Any]) -> Any:
+    """A JSON template filled: a string that is wholly one ``${{ expression }}`` becomes
+    the expression's value (any JSON: a number stays a number), a string with parts
+    among text becomes text, lists and objects are filled item by item (keys as
+    written), and anything else is as written."""
+    if isinstance(value, str):
+        whole = _WHOLE.match(value)
+        if whole is not None and "${{" not in whole.group(1):
+            return evaluate(whole.group(1).strip())
+        return fill_template(value, evaluate) if "${{" in value else value
+    if isinstance(value, list | tuple):
+        return [fill_json(item, evaluate) for item in value]
+    if isinstance(value, dict):
+        return {key: fill_json(item, evaluate) for key, item in value.items()}
+    return value

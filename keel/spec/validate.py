@@ -64,6 +64,7 @@ from keel.spec.schemas import (
     schema_problems,
     value_mismatch,
 )
+from keel.spec.step_nodes import SECRETS, TEMPLATE_FIELDS, StepNode
 from keel.spec.triggers import TRIGGER_VARIABLE
 
 #: lists of discriminated unions, and the tags pydantic puts into error locations
@@ -293,6 +294,12 @@ class _Validator:
             hint = ""
             if name == "item":
                 hint = " ('item' is read only by the templates of an llm node with for_each)"
+            elif name == SECRETS:
+                hint = (
+                    " ('secrets' is read only by the fields of a built-in step: http, shell, "
+                    "sql, email, filled when it runs so the value is never recorded; a Python "
+                    'task calls keel.secret("NAME"))'
+                )
             yield SpecIssue(
                 f"unknown name '{name}' in {source!r}: expressions read 'input' (the run's "
                 f"input) and 'nodes.<id>.output' (an upstream result){hint}",
@@ -413,11 +420,16 @@ class _Validator:
 
     def _item_names(self, loc: tuple[str | int, ...]) -> frozenset[str]:
         """Names an expression may read besides ``input`` and ``nodes``: ``item`` in the
-        templates of an ``llm`` node with ``for_each``."""
+        templates of an ``llm`` node with ``for_each``; ``secrets`` in the templates of a
+        built-in step (filled by the worker, so a secret never reaches the history)."""
         if len(loc) >= 3 and loc[0] == "nodes" and loc[2] in ("prompt", "system"):
             node = self.spec.nodes[int(loc[1])]
             if isinstance(node, LlmNode) and node.for_each is not None:
                 return frozenset({"item"})
+        if len(loc) >= 3 and loc[0] == "nodes":
+            node = self.spec.nodes[int(loc[1])]
+            if isinstance(node, StepNode) and loc[2] in TEMPLATE_FIELDS[node.kind]:
+                return frozenset({SECRETS})
         return frozenset()
 
     def _trigger_expressions(self) -> Iterator[SpecIssue]:

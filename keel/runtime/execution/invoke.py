@@ -9,6 +9,7 @@ that do not fit the signature, an exception, a result that is not JSON.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import json
 import reprlib
@@ -36,6 +37,7 @@ from keel.runtime.execution.task_access import (
     TaskNotAllowedError,
 )
 from keel.runtime.execution.task_logs import Captured
+from keel.runtime.secrets import redact, redact_text, revealing
 from keel.spec.callables import ImportPathError, is_injected, unwrap
 from keel.spec.data import json_problem
 from keel.spec.policies import RetryPolicy
@@ -366,6 +368,10 @@ class Invocation:
 
         ``interruptible``: a ``KeyboardInterrupt`` is raised, not recorded as the task's
         failure (run on the main thread, it is Ctrl-C, meant for the worker)."""
+        with revealing() as revealed:
+            return redacted(self._run(started, interruptible), revealed)
+
+    def _run(self, started: Callable[[], None] | None, interruptible: bool) -> Outcome:
         prepared = self._prepare()
         if isinstance(prepared, Outcome):
             return prepared
@@ -390,6 +396,10 @@ class Invocation:
         return run_in_process(self.task, self.args, self.ctx, timeout=timeout, retry=self.retry)
 
     async def run_async(self, timeout: float | None) -> Outcome:
+        with revealing() as revealed:
+            return redacted(await self._run_async(timeout), revealed)
+
+    async def _run_async(self, timeout: float | None) -> Outcome:
         prepared = self._prepare()
         if isinstance(prepared, Outcome):
             return prepared
@@ -408,6 +418,22 @@ class Invocation:
         finally:
             _left(entered)
         return self._finish(function, result)
+
+
+def redacted(outcome: Outcome, revealed: dict[str, str]) -> Outcome:
+    """``outcome`` with every secret the attempt looked up taken out of its output and
+    error (``keel.runtime.secrets``); its log lines were redacted as they were logged."""
+    if not revealed:
+        return outcome
+    error = outcome.error
+    if error is not None:
+        error = dataclasses.replace(
+            error,
+            message=redact_text(error.message, revealed),
+            traceback=redact_text(error.traceback, revealed),
+        )
+    return dataclasses.replace(outcome, output=redact(outcome.output, revealed), error=error,
+                               asks=redact(outcome.asks, revealed))  # fmt: skip
 
 
 def outcome_of(exc: BaseException, policy: RetryPolicy | None) -> Outcome:

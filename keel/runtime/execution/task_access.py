@@ -11,8 +11,8 @@ path names already runs that module's code. So a task is run only when it is
 - named, ``module:function``, in ``allow`` (the worker setting): a plain function the
   operator vouches for; its module is imported when first needed.
 
-- one of keel's own tasks that run the nodes asking a model (``KEEL_STEPS``): part of
-  keel, imported when first needed.
+- one of keel's own tasks that run the nodes asking a model or a built-in step
+  (``KEEL_STEPS``): part of keel, imported when first needed.
 
 Nothing else is imported because a spec names it. A path whose module this process has
 not imported (or that lacks the function) may be code another worker has:
@@ -39,10 +39,11 @@ from keel.spec.callables import (
     not_a_task_message,
     resolve,
 )
-from keel.spec.model import MODEL_TASKS
+from keel.spec.model import MODEL_TASKS, STEP_TASKS
 
-#: keel's own tasks (``llm`` and ``agent`` nodes): every worker may run them
-KEEL_STEPS = frozenset(MODEL_TASKS.values())
+#: keel's own tasks (``llm`` and ``agent`` nodes, the built-in steps): every worker may
+#: run them
+KEEL_STEPS = frozenset((*MODEL_TASKS.values(), *STEP_TASKS.values()))
 #: the error type of an attempt this process has no code for (the worker releases it)
 CODE_MISSING = "TaskCodeMissing"
 #: the error type of an attempt no worker may run

@@ -86,7 +86,7 @@ FLAGS = {
 #: tables of the config file that other parts of keel read (the alert rules and their
 #: notifiers: ``keel.runtime.alerts.config``; LLM providers and prices:
 #: ``keel.llm.config``; signing keys: ``keel.runtime.audit_key``), not worker settings
-SECTIONS = ("alerts", "notifiers", "llm", "audit")
+SECTIONS = ("alerts", "notifiers", "llm", "audit", "secrets", "http", "shell", "sql", "email")
 #: ``package.module:function`` (the form of ``keel.spec.model.ImportPath``)
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 #: the same rule as ``keel.spec.policies.QueueName`` (a test keeps the two equal)

@@ -1,0 +1,178 @@
+"""Secrets by reference: a spec names a secret (``${{ secrets.NAME }}`` in a built-in
+step, ``keel.secret("NAME")`` in a Python task) and the worker looks its value up when
+the attempt runs, so the value is never in a spec, a history, an export or the dashboard.
+
+Where a value comes from, first found wins:
+
+1. the environment variable ``KEEL_SECRET_<NAME>`` (the name as written);
+2. the secrets file: ``KEEL_SECRETS_FILE``, else ``[secrets] file`` of ``keel.toml``
+   (relative to that file's folder): TOML, one ``NAME = "value"`` per secret. keel refuses
+   a file that anyone but its owner may read or write (``chmod 600``), or that another
+   user owns.
+
+Only ``KEEL_SECRET_`` variables are secrets: a spec cannot read the worker's other
+environment (``KEEL_DATABASE_URL``, a cloud key) by naming it.
+
+Each value looked up during an attempt is *revealed* to that attempt (a ``ContextVar``,
+as the step context is). What the attempt hands back, its output, its error and the lines
+it logs, is redacted of every revealed value before keel records it: a step that echoes a
+secret (a server that repeats a header, ``echo $TOKEN``) records ``[secret NAME]``
+instead. Values shorter than ``MIN_REDACTED`` characters are not searched for (they would
+redact ordinary words); such a secret is refused when looked up.
+
+The file is read again at each lookup: a rotated secret needs no restart.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from keel.errors import NonRetryable
+
+ENV_PREFIX = "KEEL_SECRET_"
+FILE_ENV = "KEEL_SECRETS_FILE"
+#: the shortest value keel accepts as a secret (it must be findable to be redacted)
+MIN_REDACTED = 4
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+#: name -> value of the secrets the current attempt looked up (None: outside an attempt)
+_revealed: ContextVar[dict[str, str] | None] = ContextVar("keel_revealed_secrets", default=None)
+
+
+class SecretError(NonRetryable):
+    """A secret cannot be had: unknown, too short, or its file is unsafe or unreadable.
+    The message names the secret and where keel looked, never a value."""
+
+
+def secret(name: str) -> str:
+    """The value of the secret ``name`` for this attempt (see the module). Whatever the
+    attempt returns, raises or logs is redacted of it."""
+    value = lookup(name)
+    revealed = _revealed.get()
+    if revealed is not None:
+        revealed[name] = value
+    return value
+
+
+def lookup(name: str, *, start: Path | None = None) -> str:
+    """The value of ``name`` from the environment or the secrets file, or ``SecretError``."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise SecretError(f"{name!r} is not a secret name: letters, digits and '_'")
+    value = os.environ.get(ENV_PREFIX + name)
+    where = [f"${ENV_PREFIX}{name}"]
+    if not value:
+        path = secrets_file(start)
+        if path is not None:
+            where.append(str(path))
+            value = _from_file(path, name)
+    if not value:
+        raise SecretError(
+            f"secret {name!r} is not set: looked in {' and '.join(where)}; set "
+            f"{ENV_PREFIX}{name} for the worker or add {name} to its secrets file "
+            f"({FILE_ENV}, or [secrets] file in keel.toml)"
+        )
+    if len(value) < MIN_REDACTED:
+        raise SecretError(
+            f"secret {name!r} is shorter than {MIN_REDACTED} characters: keel could not "
+            "redact it from what steps record"
+        )
+    return value
+
+
+def secrets_file(start: Path | None = None) -> Path | None:
+    """The secrets file this process reads, if one is configured."""
+    named = os.environ.get(FILE_ENV)
+    if named:
+        return Path(named).expanduser()
+    from keel.runtime.worker.config import WorkerConfigError, config_tables
+
+    try:
+        found = config_tables(start or Path.cwd())
+    except WorkerConfigError as exc:
+        raise SecretError(str(exc)) from None
+    if found is None:
+        return None
+    folder, tables = found
+    for label, table in tables:
+        section = table.get("secrets")
+        if section is None:
+            continue
+        if not isinstance(section, dict) or set(section) - {"file"}:
+            raise SecretError(f"{label}: [secrets] has one key, file (the secrets file's path)")
+        file = section.get("file")
+        if not isinstance(file, str) or not file:
+            raise SecretError(f"{label}: [secrets] file must be a path")
+        return (folder / file).expanduser()
+    return None
+
+
+def _from_file(path: Path, name: str) -> str | None:
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise SecretError(f"secrets file {path} cannot be read: {exc.strerror}") from None
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SecretError(
+            f"secrets file {path} may be read or changed by others (mode "
+            f"{stat.S_IMODE(info.st_mode):04o}): run chmod 600 {path}"
+        )
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise SecretError(f"secrets file {path} belongs to another user: keel reads only its own")
+    try:
+        with path.open("rb") as handle:
+            table = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise SecretError(f"secrets file {path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise SecretError(f"secrets file {path} cannot be read: {exc.strerror}") from None
+    value = table.get(name)
+    if value is not None and not isinstance(value, str):
+        raise SecretError(f"secrets file {path}: {name} must be a string")
+    return value
+
+
+@contextmanager
+def revealing() -> Iterator[dict[str, str]]:
+    """The secrets revealed to the attempt run inside (a fresh set per attempt)."""
+    revealed: dict[str, str] = {}
+    token = _revealed.set(revealed)
+    try:
+        yield revealed
+    finally:
+        _revealed.reset(token)
+
+
+def revealed_now() -> dict[str, str]:
+    """The secrets revealed to the current attempt so far (empty outside one)."""
+    return dict(_revealed.get() or {})
+
+
+def redact_text(text: str, revealed: dict[str, str]) -> str:
+    """``text`` with each revealed value replaced by ``[secret NAME]`` (longest first,
+    so a secret that contains another is redacted whole)."""
+    for name, value in sorted(revealed.items(), key=lambda item: -len(item[1])):
+        if value in text:
+            text = text.replace(value, f"[secret {name}]")
+    return text
+
+
+def redact(data: Any, revealed: dict[str, str]) -> Any:
+    """JSON data with every string (keys too) redacted of the revealed values."""
+    if not revealed:
+        return data
+    if isinstance(data, str):
+        return redact_text(data, revealed)
+    if isinstance(data, list):
+        return [redact(item, revealed) for item in data]
+    if isinstance(data, dict):
+        return {redact_text(str(key), revealed): redact(item, revealed)
+                for key, item in data.items()}  # fmt: skip
+    return data

@@ -1,0 +1,221 @@
+"""keel's built-in steps: nodes that call another system (``http``, ``shell``, ``sql``,
+``email``) without a line of Python, from YAML as from Python.
+
+Each is a node like a task (retries, timeout, circuit, concurrency, ``on_failure``) whose
+function is keel's own (``STEP_TASKS``: every worker may run it). Its fields are
+*templates*: JSON in which a string that is wholly one ``${{ expression }}`` stands for
+the expression's value (any JSON), a string with ``${{ }}`` parts among text is text with
+the values written in, and anything else is as written. The expressions read ``input``,
+``nodes.<id>.output`` (which make the node's dependencies, as arguments do) and
+``secrets.NAME``, which only a built-in step may read: templates are filled by the
+worker when the step runs, so a secret's value is never in the spec, the history or the
+arguments the engine records (``keel.runtime.secrets``).
+
+What a step may reach is the operator's to say, not the spec's: ``shell`` runs only
+programs the worker's ``keel.toml`` allows, ``sql`` only connections it names, ``http``
+never a private, loopback or link-local address unless allowed there.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from keel.spec.node_base import _NodeBase
+from keel.spec.templates import template_expressions
+from keel.spec.types import JsonData, Name
+
+#: keel's own task that runs each kind of built-in step
+STEP_TASKS = {
+    "http": "keel.steps.http:http_step",
+    "shell": "keel.steps.shell:shell_step",
+    "sql": "keel.steps.sql:sql_step",
+    "email": "keel.steps.email:email_step",
+}
+#: the root name of secrets in a built-in step's templates
+SECRETS = "secrets"
+
+#: JSON with ``${{ expression }}`` parts, filled when the step runs (see the module)
+Template = JsonData
+
+HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_MIB = 1024 * 1024
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+class _StepBase(_NodeBase):
+    """What every built-in step has besides a task's policies."""
+
+    #: it changes the world: ``keel fork`` says so before running it again. Unset, the
+    #: kind decides (an ``http`` GET, HEAD or OPTIONS does not; the others do)
+    side_effect: bool | None = None
+
+    @property
+    def task(self) -> str:
+        """keel's own task that runs the step (the worker needs no user code for it)."""
+        return STEP_TASKS[self.kind]  # type: ignore[attr-defined]
+
+    @property
+    def changes_the_world(self) -> bool:
+        """Whether running the step again may act twice (``side_effect``, or the kind's)."""
+        if self.side_effect is not None:
+            return self.side_effect
+        return self._side_effect_by_kind()
+
+    def _side_effect_by_kind(self) -> bool:
+        return True
+
+    def templates(self) -> dict[str, Any]:
+        """The fields that are templates and their values (unset ones left out)."""
+        fields = TEMPLATE_FIELDS[self.kind]  # type: ignore[attr-defined]
+        return {name: getattr(self, name) for name in fields if getattr(self, name) is not None}
+
+
+class HttpNode(_StepBase):
+    """Call an HTTP API. The output is ``{"status", "headers", "body"}`` (the body as JSON
+    when the response says it is, else text). A status in ``retry_status`` fails the
+    attempt as retryable (after ``Retry-After`` if the server sent one); any other status
+    not in ``ok_status`` (default: 200-299) fails the node at once."""
+
+    kind: Literal["http"] = "http"
+    method: Annotated[HttpMethod, BeforeValidator(_upper)] = "GET"
+    url: Template = Field(min_length=1)
+    headers: dict[str, Template] = Field(default_factory=dict)
+    #: query parameters (a list gives the parameter once per item)
+    query: dict[str, Template] = Field(default_factory=dict)
+    #: a JSON body (``Content-Type: application/json``)
+    body: Template = None
+    #: a form body (``application/x-www-form-urlencoded``), instead of ``body``
+    form: dict[str, Template] | None = None
+    #: statuses that are a success (empty: 200-299)
+    ok_status: tuple[Annotated[int, Field(ge=100, le=599)], ...] = ()
+    #: statuses that fail the attempt as retryable
+    retry_status: tuple[Annotated[int, Field(ge=100, le=599)], ...] = (
+        408, 425, 429, 500, 502, 503, 504)  # fmt: skip
+    #: a longer response fails the node
+    max_response_bytes: int = Field(10 * _MIB, ge=1, le=1024 * _MIB)
+    follow_redirects: bool = True
+    #: how to read the response body: ``auto`` by its content type
+    response: Literal["auto", "json", "text"] = "auto"
+
+    @model_validator(mode="after")
+    def _one_body(self) -> HttpNode:
+        if self.body is not None and self.form is not None:
+            raise ValueError("give either 'body' (JSON) or 'form', not both")
+        if (self.body is not None or self.form is not None) and self.method in ("GET", "HEAD"):
+            raise ValueError(f"a {self.method} request has no body: use 'query', or POST")
+        return self
+
+    def _side_effect_by_kind(self) -> bool:
+        return self.method not in _SAFE_METHODS
+
+
+class ShellNode(_StepBase):
+    """Run a program with arguments (a list, never a shell string: nothing is parsed by a
+    shell, so a value cannot inject a command). The output is ``{"exit_code", "stdout",
+    "stderr"}`` (``stdout`` parsed when ``parse`` is ``json``); an exit code not in
+    ``ok_exit_codes`` fails the node. The node's ``timeout`` kills the whole process
+    group. The program must be allowed by the worker's ``[shell] allow``."""
+
+    kind: Literal["shell"] = "shell"
+    #: the program and its arguments; an item that is wholly one expression giving a
+    #: list adds each element as an argument
+    command: tuple[Template, ...] = Field(min_length=1)
+    #: environment of the program, besides ``PATH``, ``HOME``, ``LANG`` (the worker's
+    #: own environment is not passed on: it may hold the worker's secrets)
+    env: dict[str, Template] = Field(default_factory=dict)
+    #: working folder (default: a new empty temporary folder, removed afterwards)
+    cwd: Template = None
+    #: text written to the program's standard input
+    stdin: Template = None
+    ok_exit_codes: tuple[int, ...] = (0,)
+    #: each of stdout and stderr is kept up to this size (the rest is cut, and said)
+    max_output_bytes: int = Field(_MIB, ge=1, le=64 * _MIB)
+    parse: Literal["text", "json"] = "text"
+
+
+class SqlNode(_StepBase):
+    """Run one parameterised statement against a connection the worker's ``keel.toml``
+    names (``[sql.connections.NAME] url = ...``; PostgreSQL or SQLite). Values go in
+    ``params`` and are referred to as ``:name`` in the query, never written into it.
+    The output is ``{"rows": [{column: value}], "row_count", "columns"}``; a query that
+    gives more than ``max_rows`` rows fails the node."""
+
+    kind: Literal["sql"] = "sql"
+    #: a connection named in ``[sql.connections]`` of the worker's ``keel.toml``
+    connection: Name
+    #: the statement, with ``:name`` parameters (not a template: values go in ``params``)
+    query: str = Field(min_length=1)
+    params: dict[str, Template] = Field(default_factory=dict)
+    max_rows: int = Field(1000, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _no_text_values(self) -> SqlNode:
+        if "${{" in self.query:
+            raise ValueError(
+                "a query holds no ${{ }} parts (that would write values into the SQL): "
+                "write :name in the query and give name under 'params'"
+            )
+        return self
+
+    def _side_effect_by_kind(self) -> bool:
+        first = self.query.lstrip().split(None, 1)[0].upper() if self.query.strip() else ""
+        return first not in ("SELECT", "WITH", "SHOW", "EXPLAIN", "VALUES")
+
+
+class EmailNode(_StepBase):
+    """Send an email through an SMTP server, with the settings an email notifier has
+    (``host``, ``port``, ``starttls``, ``username`` and ``password_env``), defaulting to
+    the worker's ``[email]`` table of ``keel.toml``. The output is ``{"message_id",
+    "to"}``; a recipient the server refuses fails the node."""
+
+    kind: Literal["email"] = "email"
+    to: tuple[Template, ...] = Field(min_length=1)
+    cc: tuple[Template, ...] = ()
+    bcc: tuple[Template, ...] = ()
+    subject: Template = Field(min_length=1)
+    #: the text of the message
+    body: Template = ""
+    #: an HTML version, sent beside the text
+    html: Template = None
+    sender: Template = None
+    reply_to: Template = None
+    host: str | None = Field(None, min_length=1)
+    port: int | None = Field(None, ge=1, le=65535)
+    starttls: bool | None = None
+    username: Template = None
+    #: a secret, e.g. ``${{ secrets.SMTP_PASSWORD }}``
+    password: Template = None
+
+
+#: the template fields of each kind, in the order they are read
+TEMPLATE_FIELDS = {
+    "http": ("url", "headers", "query", "body", "form"),
+    "shell": ("command", "env", "cwd", "stdin"),
+    "sql": ("params",),
+    "email": ("to", "cc", "bcc", "subject", "body", "html", "sender", "reply_to",
+                  "username", "password"),
+}  # fmt: skip
+
+StepNode = HttpNode | ShellNode | SqlNode | EmailNode
+
+
+def template_sites(
+    value: Any, loc: tuple[str | int, ...]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every ``${{ expression }}`` in a template value, with where it is (for errors)."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    if isinstance(value, str):
+        found.extend((loc, source) for source in template_expressions(value))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found.extend(template_sites(item, (*loc, index)))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found.extend(template_sites(item, (*loc, key)))
+    return found
