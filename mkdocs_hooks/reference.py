@@ -236,8 +236,7 @@ def _operation_section(
                 f"{_schema_type(c.get('schema', {}))} (`{kind}`)" for kind, c in content.items()
             )
             lines.append(
-                f"| {status} | {_cell(_clean(response.get('description', '')))} | "
-                f"{_cell(bodies)} |"
+                f"| {status} | {_cell(_clean(response.get('description', '')))} | {_cell(bodies)} |"
             )
     return lines
 
