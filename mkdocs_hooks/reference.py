@@ -311,8 +311,10 @@ def _escape(text: str) -> str:
 
 
 def _cell(text: str) -> str:
-    """Text for one table cell: one line, ``|`` escaped (inside code spans too)."""
-    return _escape(" ".join(text.split())).replace("|", r"\|")
+    """Text for one table cell: one line, ``|`` escaped outside code spans (a code span
+    keeps its pipes: Python-Markdown does not split a row inside one)."""
+    parts = re.split(r"(`[^`]*`)", _escape(" ".join(text.split())))
+    return "".join(part if part.startswith("`") else part.replace("|", r"\|") for part in parts)
 
 
 def _anchor(title: str) -> str:
