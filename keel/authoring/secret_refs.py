@@ -30,10 +30,11 @@ class SecretRef(Value):
 
     def _as_text(self) -> NoReturn:
         name = expression_of(self).removeprefix(f"{SECRETS}.")
+        part = f"${{{{ secrets.{name} }}}}"
         raise TracingError(
-            f"a secret reference cannot be turned into text (its value is read only when a step runs): put '${{{{ secrets.{name} }}}}' "
-            f'in the step\'s field ("Bearer ${{{{ secrets.{name} }}}}"), or give it by name: '
-            f'"Bearer ${{{{ token }}}}", values={{"token": keel.secrets.{name}}}'
+            "a secret reference cannot be turned into text (its value is read only when a "
+            f"step runs): put '{part}' in the step's field (\"Bearer {part}\"), or give it "
+            f'by name: "Bearer ${{{{ token }}}}", values={{"token": keel.secrets.{name}}}'
         )
 
     def __str__(self) -> NoReturn:

@@ -154,7 +154,8 @@ def test_a_value_that_would_close_its_part_early_is_spaced() -> None:
 
     (node,) = flow.spec.nodes
     (_, item) = node.model_dump()["command"]
-    assert item.startswith("${{ ") and item.endswith(" }}")
+    assert item.startswith("${{ ")
+    assert item.endswith(" }}")
     assert "}}" not in item[3:-3]
 
 
@@ -175,7 +176,8 @@ def test_each_kind_writes_secrets_as_references_only() -> None:
         return keel.email(to="a@example.com", subject="s", username=keel.secrets.SMTP_USER)
 
     dumped = flow.spec.model_dump_json()
-    assert "${{ secrets.DB_KEY }}" in dumped and "${{ secrets.SMTP_USER }}" in dumped
+    assert "${{ secrets.DB_KEY }}" in dumped
+    assert "${{ secrets.SMTP_USER }}" in dumped
 
 
 # --- what cannot work ---------------------------------------------------------------------
@@ -207,7 +209,7 @@ def test_a_secret_in_a_task_argument_gets_the_validators_message() -> None:
 
 def test_a_secret_cannot_become_text() -> None:
     with pytest.raises(TracingError, match=r"values=\{\"token\": keel.secrets.API_TOKEN\}"):
-        f"Bearer {keel.secrets.API_TOKEN}"  # noqa: B018
+        f"Bearer {keel.secrets.API_TOKEN}"
 
 
 def test_reading_a_secrets_value_while_tracing_is_refused() -> None:
