@@ -78,8 +78,8 @@ def test_public_api_is_pinned() -> None:
         "ScheduleTrigger", "SpecError", "SpecIssue", "StepContext", "Task", "TracingError",
         "Value", "WebhookNotifier", "WebhookTrigger", "Workflow", "WorkflowNotFoundError",
         "WorkflowSpec",
-        "__version__", "approval", "context", "expr", "map", "signal", "task", "timer", "when",
-        "workflow",
+        "__version__", "approval", "context", "email", "expr", "http", "map", "secret", "secrets",
+        "shell", "signal", "sql", "task", "timer", "when", "workflow",
     ])  # fmt: skip
     for name in keel.__all__:
         assert hasattr(keel, name), name
