@@ -82,8 +82,9 @@ class Stubs:
         llm_nodes = sorted(node for node, kind in kinds.items() if kind == "llm")
         for key in self.replies:
             if key not in llm_nodes:
+                known = ", ".join(llm_nodes) or "none"
                 raise InputError(f"llm_replies: {key!r} is not an llm node of workflow "
-                                 f"'{workflow}' (llm nodes: {', '.join(llm_nodes) or 'none'})")  # fmt: skip
+                                 f"'{workflow}' (llm nodes: {known})")  # fmt: skip
             if not llm_offline:
                 raise InputError("llm_replies needs llm_offline=True: with real models "
                                  "there is nothing to answer for them")  # fmt: skip

@@ -42,8 +42,9 @@ def claim(claim_id: str, document: str) -> str:
     fields = extract(document)
     score = fraud_score(fields)
     cover = coverage(claim_id)
-    review = keel.approval("Fraud review", assignees=["fraud-team"], after=[score, cover],
-                           id="review")
+    review = keel.approval(
+        "Fraud review", assignees=["fraud-team"], after=[score, cover], id="review"
+    )
     return settle(fields, score, cover, after=[review])
 
 
@@ -107,8 +108,14 @@ def route(ticket: str, verdict: dict[str, Any]) -> str:
 @keel.workflow
 def triage(ticket: str) -> str:
     """Ask a model what a ticket means, then route it."""
-    verdict = keel.llm.step("Classify this ticket: ${{ t }}", values={"t": ticket},
-                            model="gpt-4o-mini", max_tokens=50, output=Sentiment, id="classify")  # fmt: skip
+    verdict = keel.llm.step(
+        "Classify this ticket: ${{ t }}",
+        values={"t": ticket},
+        model="gpt-4o-mini",
+        max_tokens=50,
+        output=Sentiment,
+        id="classify",
+    )
     return route(ticket, verdict)
 
 
