@@ -28,7 +28,7 @@ class NodeView:
 
     ``status``: ``succeeded``, ``failed``, ``skipped``, ``awaiting`` (a wait open),
     ``waiting`` (not started), ``scheduled``... (``keel.engine.state.NodeStatus``);
-    ``attempts``: how many attempts were made; ``error``: the error of its last failed
+    ``attempts``: how many attempts were made (a map: those of all its items); ``error``: the error of its last failed
     attempt (``.type``, ``.message``; kept when a retry then succeeded), else None."""
 
     id: str
@@ -39,7 +39,8 @@ class NodeView:
 
     @classmethod
     def of(cls, node_id: str, state: NodeState) -> NodeView:
-        return cls(node_id, state.status.value, state.output, state.attempt, state.error)
+        attempts = state.attempt or sum(state.item_attempts.values())  # a map: its items'
+        return cls(node_id, state.status.value, state.output, attempts, state.error)
 
 
 def _label(line: dict[str, Any]) -> str:
