@@ -28,8 +28,9 @@ class NodeView:
 
     ``status``: ``succeeded``, ``failed``, ``skipped``, ``awaiting`` (a wait open),
     ``waiting`` (not started), ``scheduled``... (``keel.engine.state.NodeStatus``);
-    ``attempts``: how many attempts were made (a map: those of all its items); ``error``: the error of its last failed
-    attempt (``.type``, ``.message``; kept when a retry then succeeded), else None."""
+    ``attempts``: how many attempts were made (a map: those of all its items);
+    ``error``: the error of its last failed attempt (``.type``, ``.message``; kept when a
+    retry then succeeded), else None."""
 
     id: str
     status: str

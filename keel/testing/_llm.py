@@ -7,6 +7,9 @@ answer of keel's stub server (``keel.llm.stub_responder.rule_based``: JSON that 
 node's ``output`` schema, else a short text). The answer is checked as a model's would
 be: a node with an ``output`` schema fails (``OutputInvalid``) on an answer that does not
 fit it, a node without one on an answer that is not text. No re-asks, no ledger entry.
+
+An ``agent`` node is a loop of requests and tool calls that no one reply stands for: a
+test stubs it (``stubs``), else it fails (``NotConfigured``) saying so.
 """
 
 from __future__ import annotations
@@ -58,3 +61,17 @@ def _rule_based(messages: list[Any], schema: Any) -> Any:
                                       "json_schema": {"schema": dict(schema)}}  # fmt: skip
     answer = rule_based(request)
     return answer.value if isinstance(answer, Json) else getattr(answer, "text", "")
+
+
+def no_agent(node_id: str) -> Callable[..., Any]:
+    """The task an ``agent`` node no stub replaces runs in a test: it fails, saying why."""
+
+    def refuse() -> Any:
+        from keel.llm.errors import NotConfigured
+
+        raise NotConfigured(
+            f"agent node {node_id} would ask a model: give it a stub "
+            f"(stubs={{{node_id!r}: ...}}), or run with llm_offline=False"
+        )
+
+    return refuse

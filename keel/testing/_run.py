@@ -1,6 +1,7 @@
 """Running a workflow inside a test: ``run(workflow, input)`` gives a ``TestRun``.
 
-The run is real: a SQLite store in memory (nothing on disk), keel's own worker loop and
+The run is real: a SQLite store in memory (nothing on disk; with ``llm_offline=False`` a
+file in a temporary folder, removed on ``close``), keel's own worker loop and
 engine (``keel.runtime.worker.loop.Worker``, as ``keel run`` uses in-process), the same
 events, retries, waits and failure paths as in production. Only time is fake
 (``keel.runtime.clock.FakeClock``): it moves when nothing can run now and something of
@@ -19,9 +20,11 @@ stopped its worker already, and a ``TestRun`` garbage collected is closed then.
 from __future__ import annotations
 
 import os
+import tempfile
 import weakref
 from collections.abc import Callable, Collection, Mapping
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -79,9 +82,12 @@ class _Parts:
     """What a ``TestRun`` holds that must be let go of: closed once, by ``close`` or
     when the ``TestRun`` is garbage collected."""
 
-    def __init__(self, store: Store, worker: Worker) -> None:
+    def __init__(
+        self, store: Store, worker: Worker, folder: tempfile.TemporaryDirectory[str] | None
+    ) -> None:
         self.store = store
         self.worker: Worker | None = worker
+        self.folder = folder
 
     def stop_worker(self) -> None:
         worker, self.worker = self.worker, None
@@ -92,6 +98,8 @@ class _Parts:
     def close(self) -> None:
         self.stop_worker()
         self.store.close()
+        if self.folder is not None:
+            self.folder.cleanup()
 
 
 class TestRun:
@@ -122,7 +130,13 @@ class TestRun:
         given = Stubs([spec, *registry.values()], stubs, llm_replies, llm_offline=llm_offline)
         self.spec = spec
         self.clock: FakeClock = FakeClock(start)
-        store = SQLiteStore(":memory:")
+        folder = None
+        if llm_offline:
+            store = SQLiteStore(":memory:")
+        else:  # keel's model steps record in the store from their task threads: a
+            # database in memory is one per thread, a file is shared by all
+            folder = tempfile.TemporaryDirectory(prefix="keel-test-")
+            store = SQLiteStore(Path(folder.name) / "keel.db")
         options = WorkerOptions(
             concurrency=8, late_grace=0.0, notify_grace=0.0, timers_every=0.0, poll=0.05
         )
@@ -131,8 +145,10 @@ class TestRun:
                             catalog=stub_catalog(TaskAccess.allowing(allow), given))  # fmt: skip
         except BaseException:
             store.close()
+            if folder is not None:
+                folder.cleanup()
             raise
-        self._parts = _Parts(store, worker)
+        self._parts = _Parts(store, worker, folder)
         self._close = weakref.finalize(self, self._parts.close)
         try:
             data = dict(input or {})

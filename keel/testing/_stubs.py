@@ -10,6 +10,10 @@ A stubbed node runs on a thread (a stub cannot be imported by a child process).
 Keys: a node id (in the run and in its child runs), or a task's import path
 (``module:function``: every node that runs it, compensations and the failure handler
 included). A key that names neither is refused before the run starts, with the choices.
+
+Offline (``llm_offline``), every ``llm`` node not stubbed is answered by
+``keel.testing._llm``, and every ``agent`` node not stubbed fails saying to stub it:
+no node reaches a model.
 """
 
 from __future__ import annotations
@@ -102,13 +106,15 @@ class Stubs:
             return self.nodes[node.id]
         if node.task in self.tasks:
             return self.tasks[node.task]
-        if node.kind == "llm" and self.llm_offline:
-            key = STUB + f"llm/{node.id}"
+        if node.kind in ("llm", "agent") and self.llm_offline:
+            key = STUB + f"{node.kind}/{node.id}"
             if key not in self.functions:
-                from keel.testing._llm import offline_answer
+                from keel.testing._llm import no_agent, offline_answer
 
-                self.functions[key] = offline_answer(
-                    node.id, self.replies.get(node.id), node.id in self.replies
+                self.functions[key] = (
+                    offline_answer(node.id, self.replies.get(node.id), node.id in self.replies)
+                    if node.kind == "llm"
+                    else no_agent(node.id)
                 )
             return key
         return None

@@ -25,7 +25,9 @@ def test_the_example_of_the_testing_page_passes(tmp_path: Path) -> None:
     (tmp_path / "flows.py").write_text(flows, encoding="utf-8")
     (tmp_path / "test_flows.py").write_text(tests, encoding="utf-8")
     (tmp_path / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\n", encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
+    # not this session's pytest settings (xdist's worker variables among them)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(tmp_path)])
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
          "test_flows.py"],
