@@ -12,6 +12,7 @@ ended or waits for the test::
             r.approve("review", data={"ok": True}, comment="fine")
             assert r.status == "succeeded", r.error
             assert r.node("extract").attempts == 1
+            r.assert_node("settle", status="succeeded", output="paid")
             r.assert_events("run_started", "approval_decided", "run_succeeded")
 
 Time skips: when nothing can run now, the clock jumps to the next thing that is due by

@@ -108,3 +108,24 @@ def missing_events(history: Sequence[dict[str, Any]], wanted: Sequence[str]) -> 
         found.append(f"{kind} (event seq {history[at]['seq']})")
         at += 1
     return None
+
+
+def node_mismatch(
+    view: NodeView, wanted: dict[str, Any], history: Sequence[dict[str, Any]]
+) -> str | None:
+    """What of ``wanted`` (``status``, ``output``, ``attempts``, ``error``: a part of
+    ``type: message``) the node does not show (None when it shows all of it), with
+    what it shows and its events."""
+    error = None if view.error is None else f"{view.error.type}: {view.error.message}"
+    actual = {"status": view.status, "output": view.output, "attempts": view.attempts,
+              "error": error}  # fmt: skip
+    wrong = []
+    for key, value in wanted.items():
+        found = actual[key]
+        if not (str(value) in found if key == "error" and found is not None else found == value):
+            wrong.append(f"{key} {value!r}, got {actual[key]!r}")
+    if not wrong:
+        return None
+    lines = [line for line in history if line.get("node") == view.id]
+    listing = "\n".join(f"  {line['seq']:>3} {_label(line)}" for line in lines) or "  (none)"
+    return f"node {view.id}: expected " + "; ".join(wrong) + f". Its events:\n{listing}"

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from keel.errors import InputError, KeelError
 from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
-from keel.testing._history import NodeView, event_line, missing_events
+from keel.testing._history import NodeView, event_line, missing_events, node_mismatch
 
 if TYPE_CHECKING:
     from keel.engine.replay import ReplayResult
@@ -46,6 +46,8 @@ START = 1_700_000_000.0
 #: jumps of the clock in one call before the run is taken to loop for ever
 MAX_JUMPS = 10_000
 _ENDED = ("succeeded", "failed", "cancelled")
+#: ``assert_node`` was given no output to check
+_ANY: Any = object()
 
 
 def definition_of(workflow: Any) -> tuple[WorkflowSpec, SpecRegistry]:
@@ -120,6 +122,8 @@ class TestRun:
         run_id: str | None = None,
     ) -> None:
         """Start the run (use ``keel.testing.run``, which also runs it)."""
+        from pydantic_core import to_jsonable_python
+
         from keel.runtime.clock import FakeClock
         from keel.runtime.execution.task_access import TaskAccess
         from keel.runtime.worker.loop import Worker, WorkerOptions
@@ -151,7 +155,7 @@ class TestRun:
         self._parts = _Parts(store, worker, folder)
         self._close = weakref.finalize(self, self._parts.close)
         try:
-            data = dict(input or {})
+            data = to_jsonable_python(dict(input or {}))  # pydantic models as their data
             self.id: str = worker.start_run(spec, data, origin="keel.testing", run_id=run_id,
                                             registry=registry)  # fmt: skip
         except BaseException:
@@ -316,6 +320,28 @@ class TestRun:
         problem = missing_events(self.history, kinds)
         if problem is not None:
             raise AssertionError(problem)
+
+    def assert_node(
+        self,
+        node_id: str,
+        *,
+        status: str | None = None,
+        output: Any = _ANY,
+        attempts: int | None = None,
+        error: str | None = None,
+    ) -> NodeView:
+        """Assert what ``node_id`` came to: each of ``status``, ``output``, ``attempts``
+        given, and ``error`` a part of its last error's ``type: message``. The failure
+        says what the node shows instead and lists its events. Returns the node."""
+        view = self.node(node_id)
+        wanted: dict[str, Any] = {"status": status, "attempts": attempts, "error": error}
+        wanted = {key: value for key, value in wanted.items() if value is not None}
+        if output is not _ANY:
+            wanted["output"] = output
+        problem = node_mismatch(view, wanted, self.history)
+        if problem is not None:
+            raise AssertionError(problem)
+        return view
 
     def replay(self, workflow: Any) -> ReplayResult:
         """Replay this run's history against ``workflow`` (``keel.testing.replay``):

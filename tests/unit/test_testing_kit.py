@@ -275,6 +275,25 @@ def test_an_event_that_came_too_early_is_told_apart_from_one_that_never_came() -
         r.assert_events("run_failed")
 
 
+def test_assert_node_passes_on_what_the_node_shows_and_returns_it() -> None:
+    r = run(flows.fetch, {"url": "u"})
+    node = r.assert_node("flaky_fetch", status="succeeded", attempts=3, output="fetched u",
+                         error="ConnectionError: u is down")  # fmt: skip
+    assert node.output == "fetched u"
+
+
+def test_a_failed_node_assertion_says_what_the_node_shows_and_its_events() -> None:
+    r = run(flows.fetch, {"url": "u"})
+    with pytest.raises(AssertionError) as caught:
+        r.assert_node("flaky_fetch", status="succeeded", attempts=1, output="fetched u")
+    message = str(caught.value)
+    assert message.startswith("node flaky_fetch: expected attempts 1, got 3. Its events:\n")
+    assert "  4 node_failed flaky_fetch #1: ConnectionError: u is down (attempt 1)" in message
+    assert "run_started" not in message  # only the node's own events
+    with pytest.raises(AssertionError, match="expected error 'Timeout', got 'ConnectionError: "):
+        r.assert_node("flaky_fetch", error="Timeout")
+
+
 def test_an_unknown_event_kind_is_refused_rather_than_never_found() -> None:
     r = run(flows.fetch, {"url": "u"})
     with pytest.raises(ValueError, match="'node_suceeded' names no kind of event"):
@@ -332,6 +351,11 @@ def test_a_yaml_workflow_runs_from_its_file(tmp_path: Path) -> None:
     assert r.status == "succeeded", r.error
     assert r.output == {"said": "stubbed cy"}
     assert r.now == START + 3 * 3600
+
+
+def test_pydantic_models_in_the_input_are_given_as_their_data() -> None:
+    r = run(flows.pay_claim, {"claim": flows.Claim(id="c-9", amount=12.5)})
+    assert r.output == {"result": "paid 12.5 for c-9"}
 
 
 def test_a_workflow_that_is_not_one_is_refused() -> None:

@@ -129,3 +129,18 @@ def deadline_review(amount: float) -> str:
     """A review that must come within a day (else the run fails)."""
     review = keel.approval("Review", timeout="1d", on_timeout="reject", id="review")
     return book(amount, after=[review])
+
+
+class Claim(BaseModel):
+    id: str
+    amount: float
+
+
+@keel.task
+def pay(claim_id: str, amount: float) -> str:
+    return f"paid {amount} for {claim_id}"
+
+
+@keel.workflow
+def pay_claim(claim: Claim) -> str:
+    return pay(claim.id, claim.amount)
