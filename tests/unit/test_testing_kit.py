@@ -27,8 +27,10 @@ def _at(r: TestRun, kind: str, node: str, attempt: int) -> float:
     return float(line["at"])
 
 
-def _keel_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("keel")]
+def _new_keel_threads(before: list[threading.Thread]) -> list[str]:
+    """keel's threads started since ``before`` and still alive (other tests' threads,
+    in the same process, may end meanwhile: they are not counted)."""
+    return [t.name for t in threading.enumerate() if t.name.startswith("keel") and t not in before]
 
 
 # --- a run with parallel tasks and an approval ----------------------------------------------
@@ -364,11 +366,27 @@ def test_a_workflow_that_is_not_one_is_refused() -> None:
 
 
 def test_no_thread_is_left_once_the_run_ended_or_was_closed() -> None:
-    before = _keel_threads()
+    before = threading.enumerate()
     ended = run(flows.fetch, {"url": "u"})
     assert ended.status == "succeeded"
-    assert _keel_threads() == before
+    assert _new_keel_threads(before) == []
     with run(flows.claim, CLAIM) as waiting:
         assert waiting.status == "waiting"
-    assert _keel_threads() == before
+        assert _new_keel_threads(before) != []  # its worker's task thread waits for work
+    assert _new_keel_threads(before) == []
     waiting.close()  # again: nothing happens
+
+
+def test_importing_the_kit_imports_no_runtime_store_or_llm() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, keel.testing\n"
+        "heavy = [m for m in sys.modules if m.split('.')[:2] in "
+        "(['keel', 'runtime'], ['keel', 'store'], ['keel', 'llm'], ['keel', 'authoring'])]\n"
+        "print(heavy)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)  # fmt: skip
+    assert done.stdout.strip() == "[]"
