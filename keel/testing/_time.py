@@ -8,6 +8,9 @@ themselves too, except while some run of the test waits for a person or a signal
 the test is to act first (or ``advance`` the clock). The time of an approval or a signal
 (its timeout) is never jumped to: the clock stops before it, and ``advance`` passes it.
 
+An attempt held back by a rate limit or an open circuit is due at no time the store
+keeps: the clock does not jump for it (the run stays ``running``; ``advance`` moves on).
+
 The store is the test's own (in memory), so every run in it belongs to the test's run.
 """
 

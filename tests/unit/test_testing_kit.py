@@ -133,6 +133,28 @@ def test_the_clock_does_not_jump_to_an_approvals_timeout_but_advance_passes_it()
         assert review.error.type == "ApprovalTimeout"
 
 
+def test_the_clock_does_not_jump_to_the_deadline_of_a_run_waiting_for_a_person() -> None:
+    with run(flows.urgent, {"amount": 5}) as r:
+        assert r.status == "waiting"
+        assert r.now == START
+        r.approve("review")
+        assert r.status == "succeeded"
+
+    with run(flows.urgent, {"amount": 5}) as late:
+        late.advance("61m")
+        assert late.status == "failed"
+        late.assert_events("node_awaiting:review", "run_deadline_exceeded", "run_failed")
+
+
+def test_a_deadline_before_a_timer_fires_first_when_no_one_is_waited_for() -> None:
+    r = run(flows.overnight, {"amount": 5})
+
+    assert r.status == "failed"
+    r.assert_events("node_awaiting:wait", "run_deadline_exceeded", "run_failed")
+    assert r.now == START + 3600
+    assert r.node("book").attempts == 0
+
+
 def test_advance_refuses_what_is_not_a_duration() -> None:
     with run(flows.order, {"order_id": "o-1"}) as r:
         with pytest.raises(InputError, match="advance: "):

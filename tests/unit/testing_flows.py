@@ -144,3 +144,17 @@ def pay(claim_id: str, amount: float) -> str:
 @keel.workflow
 def pay_claim(claim: Claim) -> str:
     return pay(claim.id, claim.amount)
+
+
+@keel.workflow(deadline="1h")
+def urgent(amount: float) -> str:
+    """A review within the run's one-hour deadline."""
+    review = keel.approval("Review", id="review")
+    return book(amount, after=[review])
+
+
+@keel.workflow(deadline="1h")
+def overnight(amount: float) -> str:
+    """A timer longer than the run's deadline: the deadline comes first."""
+    wait = keel.timer("1d")
+    return book(amount, after=[wait])
