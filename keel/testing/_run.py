@@ -156,7 +156,8 @@ class TestRun:
         self._close = weakref.finalize(self, self._parts.close)
         try:
             data = to_jsonable_python(dict(input or {}))  # pydantic models as their data
-            self.id: str = worker.start_run(spec, data, origin="keel.testing", run_id=run_id,
+            origin = os.fspath(workflow) if isinstance(workflow, str | os.PathLike) else None
+            self.id: str = worker.start_run(spec, data, origin=origin, run_id=run_id,
                                             registry=registry)  # fmt: skip
         except BaseException:
             self.close()

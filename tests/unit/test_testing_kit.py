@@ -382,6 +382,11 @@ def test_pydantic_models_in_the_input_are_given_as_their_data() -> None:
     assert r.output == {"result": "paid 12.5 for c-9"}
 
 
+def test_input_that_does_not_fit_the_workflow_is_refused_with_what_is_wrong() -> None:
+    with pytest.raises(InputError, match="'document' is a required property"):
+        run(flows.claim, {"claim_id": "c-1"})
+
+
 def test_a_workflow_that_is_not_one_is_refused() -> None:
     with pytest.raises(InputError, match=r"expected a @keel\.workflow, a WorkflowSpec or a file"):
         run(42, {})
