@@ -25,8 +25,10 @@ ALLOWED = {
     # signatures, checkpoints, exports: over the store's records, used by the runtime
     "audit": {"spec", "engine", "store"},
     "runtime": {"spec", "engine", "store", "audit"},
-    # helpers for users' tests of their workflows (``keel.testing.replay``)
-    "testing": {"spec", "engine"},
+    # helpers for users' tests of their workflows: ``replay``, and ``run``, which runs
+    # one in memory with the real worker (runtime, store), loads YAML (authoring) and
+    # answers llm nodes offline (llm); like the CLI, nothing of keel imports it
+    "testing": {"spec", "authoring", "engine", "store", "runtime", "llm"},
     "llm": {"spec", "authoring", "engine", "store", "runtime", "audit"},
     # the built-in steps (http, shell, sql, email): keel's own tasks, as llm's are
     "steps": {"spec", "authoring", "runtime"},
