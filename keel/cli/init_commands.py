@@ -43,7 +43,9 @@ def next_steps(template: Template, target: Path) -> list[str]:
 def init(
     directory: Annotated[
         Path,
-        typer.Argument(help="The project's folder (made if missing; default: this one)"),
+        typer.Argument(
+            help="The project's folder (made if missing; default: this one)", show_default=False
+        ),
     ] = Path("."),
     template_name: Annotated[
         str | None,
