@@ -1,5 +1,6 @@
 """The intake workflow, run in memory: no database, no worker. An approval waits for
-``result.approve``/``result.reject``, as a person would decide with ``keel approve``."""
+``result.approve``/``result.reject``, as a person would decide with ``keel approve``;
+``with`` stops the run's worker when a test leaves it waiting."""
 
 from __future__ import annotations
 
@@ -25,32 +26,30 @@ def test_a_complete_document_is_indexed_without_review() -> None:
 
 
 def test_a_document_missing_its_total_waits_for_a_review() -> None:
-    result = run(intake, input=INCOMPLETE)
-
-    assert result.status == "waiting"
-    assert result.node("check_fields").output["problems"] == ["missing total"]
-    assert result.node("index").status != "succeeded"  # nothing indexed before the review
+    with run(intake, input=INCOMPLETE) as result:
+        assert result.status == "waiting"
+        assert result.node("review").status == "awaiting"
+        assert result.node("check_fields").output["problems"] == ["missing total"]
+        assert result.node("index").status != "succeeded"  # nothing indexed before it
 
 
 def test_the_reviewer_fills_in_the_total_and_the_document_is_indexed() -> None:
-    result = run(intake, input=INCOMPLETE)
+    with run(intake, input=INCOMPLETE) as result:
+        result.approve("review", data={"note": "on page 2", "total": "118.00"}, by="ann")
 
-    result.approve("review", data={"note": "total is on page 2", "total": "118.00"}, by="ann")
-
-    assert result.status == "succeeded", result.error
-    assert result.output["review"]["total"] == "118.00"
-    assert result.output["index_id"] == "idx:s3://intake/invoice-0043.txt:3"
-    result.assert_events("node_awaiting", "approval_decided")
+        assert result.status == "succeeded", result.error
+        assert result.output["review"]["total"] == "118.00"
+        assert result.output["index_id"] == "idx:s3://intake/invoice-0043.txt:3"
+        result.assert_events("node_awaiting", "approval_decided")
 
 
 def test_a_rejected_document_is_not_indexed() -> None:
-    result = run(intake, input=INCOMPLETE)
+    with run(intake, input=INCOMPLETE) as result:
+        result.reject("review", by="ann", comment="not our invoice")
 
-    result.reject("review", by="ann", comment="not our invoice")
-
-    assert result.status == "failed"
-    assert result.node("review").status == "failed"
-    assert result.node("index").status != "succeeded"
+        assert result.status == "failed"
+        assert result.node("review").status == "failed"
+        assert result.node("index").status != "succeeded"
 
 
 def test_an_empty_document_fails_at_once() -> None:

@@ -1,5 +1,6 @@
 """The incident workflow, run in memory: no database, no worker, and a fake clock, so the
-4-hour wait for the all-clear passes at once with ``result.advance``."""
+4-hour wait for the all-clear passes at once with ``result.advance``. ``with`` stops the
+run's worker should a test leave it waiting."""
 
 from __future__ import annotations
 
@@ -28,27 +29,26 @@ def test_a_minor_incident_is_mitigated_and_closed_without_waiting() -> None:
 
 
 def test_a_critical_incident_waits_for_the_all_clear() -> None:
-    result = run(incident, input=CRITICAL)
-    assert result.status == "waiting"
-    assert result.node("page_oncall").output == "paged on-call for payments"
+    with run(incident, input=CRITICAL) as result:
+        assert result.status == "waiting"
+        assert result.node("page_oncall").output == "paged on-call for payments"
 
-    result.signal("resolved", data={"by": "ann", "cause": "bad deploy"})
+        result.signal("resolved", data={"by": "ann", "cause": "bad deploy"})
 
-    assert result.status == "succeeded", result.error
-    assert result.output["closed"]["resolved_by"] == "ann"
-    result.assert_events("node_awaiting", "signal_received")
+        assert result.status == "succeeded", result.error
+        assert result.output["closed"]["resolved_by"] == "ann"
+        result.assert_events("node_awaiting", "signal_received")
 
 
 def test_no_all_clear_in_4_hours_undoes_the_mitigation_and_escalates() -> None:
-    result = run(incident, input=CRITICAL)
+    with run(incident, input=CRITICAL) as result:
+        result.advance("5h")
 
-    result.advance("5h")
-
-    assert result.status == "failed"
-    assert result.node("compensate:mitigate").status == "succeeded"
-    assert result.node("compensate:post_status").status == "succeeded"
-    assert result.node("run:on_failure").output.startswith("escalated: all_clear failed")
-    result.assert_events("run_failing", "run_failed")
+        assert result.status == "failed"
+        assert result.node("compensate:mitigate").status == "succeeded"
+        assert result.node("compensate:post_status").status == "succeeded"
+        assert result.node("run:on_failure").output.startswith("escalated: all_clear failed")
+        result.assert_events("run_failing", "run_failed")
 
 
 def test_a_failed_mitigation_takes_the_status_notice_down() -> None:

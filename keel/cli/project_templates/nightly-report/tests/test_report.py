@@ -1,5 +1,5 @@
-"""The nightly report, run in memory: no database, no worker, no schedule. The workflow
-is read from ``report.yaml`` as ``keel run report.yaml`` reads it."""
+"""The nightly report, run in memory: no database, no worker, no schedule. ``run`` reads
+the workflow from ``report.yaml`` as ``keel run report.yaml`` does, with its tasks."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from keel.authoring.loading import load_workflow
 from keel.testing import run
 
 HERE = Path(__file__).parents[1]
-REPORT = load_workflow(str(HERE / "report.yaml")).spec
+REPORT = HERE / "report.yaml"
 SAMPLE = json.loads((HERE / "input.json").read_text(encoding="utf-8"))
 
 
@@ -41,7 +41,7 @@ def test_a_bad_day_fails_without_retrying() -> None:
 
 
 def test_it_runs_every_night_at_two_in_berlin() -> None:
-    (schedule,) = REPORT.triggers
+    (schedule,) = load_workflow(str(REPORT)).spec.triggers
     assert schedule.kind == "schedule"
     assert (schedule.cron, schedule.timezone) == ("0 2 * * *", "Europe/Berlin")
     assert schedule.input == {"day": "yesterday"}
