@@ -114,6 +114,10 @@ def find(name: str | None, root: Path = TEMPLATES) -> Template:
     raise InputError(f"no template '{name}': the templates are {names} (see `keel templates`)")
 
 
+def _named(folder: Path) -> str:
+    return "the current folder" if folder == Path() else str(folder)
+
+
 def _entries(folder: Path) -> list[str]:
     return sorted(path.name for path in folder.iterdir())
 
@@ -122,12 +126,12 @@ def create(template: Template, target: Path, *, force: bool = False) -> Created:
     """Copy ``template``'s files into ``target`` (created if missing). A folder that is
     not empty is refused unless ``force``; with it, files that exist are skipped."""
     if target.exists() and not target.is_dir():
-        raise InputError(f"{target} is a file: give a folder for the new project")
+        raise InputError(f"{_named(target)} is a file: give a folder for the new project")
     entries = _entries(target) if target.is_dir() else []
     if entries and not force:
         shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
         raise InputError(
-            f"{target} is not empty ({shown}): give a new or empty folder, or add --force "
+            f"{_named(target)} is not empty ({shown}): give a new or empty folder, or add --force "
             "to add the template's files to it (no file that exists is overwritten)"
         )
     files = template.files()

@@ -152,3 +152,13 @@ def test_the_templates_are_package_data_of_keel() -> None:
     assert TEMPLATES.parent.name == "cli"
     assert TEMPLATES.parent.parent.name == "keel"
     assert not (TEMPLATES / "__init__.py").exists()  # data, not a package of keel
+
+
+def test_the_current_folder_is_named_so_in_a_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("", encoding="utf-8")
+
+    with pytest.raises(InputError, match=r"^the current folder is not empty \(notes.txt\)"):
+        create(find(None), Path("."))
