@@ -228,6 +228,7 @@ def test_a_file_in_place_of_the_folder_is_refused(keel: Keel, tmp_path: Path) ->
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 @pytest.mark.skipif(
     not hasattr(keel_testing, "run"),
     reason="keel.testing.run is not there yet: the generated tests are written against it",
@@ -251,6 +252,7 @@ def test_a_generated_projects_own_tests_pass(keel: Keel, tmp_path: Path) -> None
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # mypy over keel's code once, cold: minutes on a busy machine
 def test_the_templates_code_is_clean_under_mypy_strict(keel: Keel, tmp_path: Path) -> None:
     """Each template is a project of its own (keel's own mypy check leaves them out),
     checked one after the other with one cache. Their tests are checked too once
