@@ -1,0 +1,177 @@
+"""What an ``http`` step makes of the response: its output, or the failure it is.
+
+The output is ``{"status": int, "headers": {lower-case name: value}, "body": ...}``;
+``body`` is JSON when the step asks for ``json`` or, with ``auto``, when the content type
+says JSON (``application/json``, ``*/*+json``), else text (decoded by the response's
+charset, UTF-8 when it names none; bytes that do not decode are replaced). A header
+sent several times has its values joined with ``", "``.
+
+A status in ``ok_status`` (200-299 when empty) is a success. One in ``retry_status``
+fails the attempt as retryable (``HttpRetryableStatus``, a ``RetryLater`` that waits at
+least what ``Retry-After`` asks, in seconds or as an HTTP date); any other fails the node
+(``HttpStatusError``). Their messages quote the start of the body, at most
+``QUOTED_CHARS`` characters.
+
+Invariant: at most ``limit`` bytes of a body are ever held (``read_body``): a longer one
+stops the reading and fails the node (``HttpResponseTooLarge``), naming the limit.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from typing import Any
+
+import httpx2
+
+from keel.errors import KeelError, NonRetryable, RetryLater
+from keel.spec.step_nodes import HttpNode
+
+QUOTED_CHARS = 300
+#: how much of a failed response's body is read, to quote its start
+_QUOTED_BYTES = 4 * QUOTED_CHARS
+#: the longest wait a Retry-After may ask for that keel honours (a day)
+MAX_RETRY_AFTER = 86400.0
+
+
+class HttpStatusError(NonRetryable):
+    """The server answered with a status that is neither a success nor worth a retry."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class HttpRetryableStatus(RetryLater):
+    """The server answered with a status in ``retry_status`` (a 503, a 429...)."""
+
+    def __init__(self, message: str, status: int, after: float | None) -> None:
+        super().__init__(message, after=after)
+        self.status = status
+
+
+class HttpResponseTooLarge(NonRetryable):
+    """The response is longer than the step's ``max_response_bytes``."""
+
+
+class HttpBodyError(NonRetryable):
+    """The body is not what the step was told to expect (JSON that does not parse)."""
+
+
+class HttpTimeoutError(KeelError, TimeoutError):
+    """The request did not end within the step's timeout (retried, as a timeout is)."""
+
+
+def read_body(response: httpx2.Response, limit: int, deadline: float | None) -> bytes:
+    """The body, read as it comes: ``HttpResponseTooLarge`` past ``limit`` bytes,
+    ``HttpTimeoutError`` past ``deadline`` (``time.monotonic``)."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HttpResponseTooLarge(_too_large(limit, f"it says it has {int(declared)} bytes"))
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise HttpResponseTooLarge(_too_large(limit, "it went on past that"))
+        chunks.append(chunk)
+        if deadline is not None and time.monotonic() > deadline:
+            raise HttpTimeoutError("the response was still coming at the step's timeout")
+    return b"".join(chunks)
+
+
+def _too_large(limit: int, how: str) -> str:
+    return (
+        f"the response is longer than max_response_bytes ({limit} bytes): {how}; raise "
+        "max_response_bytes on the step (or [http] max_response_bytes in keel.toml) if it "
+        "should be read"
+    )
+
+
+def outcome(
+    node: HttpNode, response: httpx2.Response, limit: int, deadline: float | None
+) -> dict[str, Any]:
+    """The step's output for ``response``, or the failure it is (see the module)."""
+    status = response.status_code
+    if status in (node.ok_status or range(200, 300)):
+        body = read_body(response, limit, deadline)
+        return {"status": status, "headers": headers_of(response),
+                "body": body_of(node, response, body)}  # fmt: skip
+    message = f"{response.request.method} answered HTTP {status}"
+    if response.reason_phrase:
+        message += f" {response.reason_phrase}"
+    start = _start(response, deadline)
+    if start:
+        message += f": {start}"
+    if status in node.retry_status:
+        after = retry_after(response.headers.get("retry-after"))
+        if after is not None:
+            message += f" (the server asked to retry after {after:g} s)"
+        raise HttpRetryableStatus(message, status, after)
+    raise HttpStatusError(message, status)
+
+
+def headers_of(response: httpx2.Response) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name, value in response.headers.multi_items():
+        key = name.lower()
+        found[key] = f"{found[key]}, {value}" if key in found else value
+    return found
+
+
+def body_of(node: HttpNode, response: httpx2.Response, body: bytes) -> Any:
+    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    claimed = content_type == "application/json" or content_type.endswith("+json")
+    as_json = node.response == "json" or (node.response == "auto" and claimed)
+    text = body.decode(response.charset_encoding or "utf-8", errors="replace")
+    if not as_json:
+        return text
+    if not body.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        why = f"its content type is {content_type}" if claimed else "the step says response: json"
+        raise HttpBodyError(
+            f"the response body is not valid JSON ({exc}), yet {why}; it starts: {_quoted(text)!r}"
+        ) from None
+
+
+def _start(response: httpx2.Response, deadline: float | None) -> str:
+    """The start of a failed response's body (read no further than needed)."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= _QUOTED_BYTES or (deadline is not None and time.monotonic() > deadline):
+                break
+    except httpx2.HTTPError:
+        pass  # the status is what matters; the body is only quoted
+    text = b"".join(chunks)[:_QUOTED_BYTES].decode(response.charset_encoding or "utf-8", "replace")
+    return _quoted(text)
+
+
+def _quoted(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= QUOTED_CHARS else flat[: QUOTED_CHARS - 1] + "…"
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """The seconds a ``Retry-After`` value asks to wait (a number, or an HTTP date,
+    against ``now`` in epoch seconds), at most ``MAX_RETRY_AFTER``; None if unreadable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return min(float(text), MAX_RETRY_AFTER)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    wait = when.timestamp() - (time.time() if now is None else now)
+    return min(max(0.0, wait), MAX_RETRY_AFTER)
