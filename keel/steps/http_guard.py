@@ -67,8 +67,8 @@ def refusal(address: Address) -> str | None:
         (address.is_multicast, "a multicast address"),
         (isinstance(address, ipaddress.IPv4Address) and address in _SHARED,
          "a shared (CGNAT) address"),
-        (address.is_private, "a private address"),
         (address.is_reserved, "a reserved address"),
+        (address.is_private, "a private address"),
         (not address.is_global, "not a public address"),
     )  # fmt: skip
     return next((why for refused, why in checks if refused), None)

@@ -42,7 +42,9 @@ def request_of(
     client: httpx2.Client, node: HttpNode, fields: dict[str, Any], idempotency_key: str
 ) -> httpx2.Request:
     """The request of ``node`` with its filled template ``fields``."""
+    query = _pairs("query", fields.get("query") or {})
     url = checked_url(fields.get("url"))
+    url = url.copy_merge_params(query) if query else url  # after the URL's own query
     headers = {name: text for name, value in (fields.get("headers") or {}).items()
                if (text := _text(value)) is not None}  # fmt: skip
     present = {name.lower() for name in headers}
@@ -59,8 +61,7 @@ def request_of(
         data = _pairs("form", fields["form"] or {})
     try:
         request = client.build_request(
-            node.method, url, headers=headers, params=_pairs("query", fields.get("query") or {}),
-            content=content if data is None else _form(data),
+            node.method, url, headers=headers, content=content if data is None else _form(data)
         )  # fmt: skip
     except (httpx2.InvalidURL, httpx2.LocalProtocolError, UnicodeError, ValueError) as exc:
         raise HttpRequestError(f"the request cannot be sent: {_plain(exc)}") from None
