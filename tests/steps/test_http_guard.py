@@ -44,7 +44,8 @@ REFUSED = {
 @pytest.mark.parametrize(("address", "why"), sorted(REFUSED.items()))
 def test_an_address_that_is_not_public_is_refused_saying_why(address: str, why: str) -> None:
     found = refusal(ipaddress.ip_address(address))
-    assert found is not None and why in found
+    assert found is not None
+    assert why in found
 
 
 @pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111",
@@ -101,7 +102,8 @@ def test_the_settings_come_from_the_worker_folder_keel_toml(tmp_path: Path) -> N
     config = http_config(tmp_path)
     assert config.networks == (ipaddress.ip_network("10.1.0.0/16"),)
     assert config.max_response_bytes == 99
-    assert config.source is not None and str(tmp_path / "keel.toml") in config.source
+    assert config.source is not None
+    assert str(tmp_path / "keel.toml") in config.source
     bare = tmp_path / "bare"
     bare.mkdir()
     (bare / "keel.toml").write_text("")

@@ -62,7 +62,8 @@ def test_a_post_sends_a_json_body_query_lists_and_headers(
     assert got.headers["user-agent"] == "mine/1"  # the step's own wins over keel's
     assert got.headers["idempotency-key"] == "run1:call:2"
     assert got.json() == {"name": "Ada", "n": 3}  # a whole expression keeps its type
-    assert out["status"] == 201 and out["body"] == {"made": {"name": "Ada", "n": 3}}
+    assert out["status"] == 201
+    assert out["body"] == {"made": {"name": "Ada", "n": 3}}
 
 
 def test_a_form_is_sent_url_encoded(peer: Peer, allow: Allow, step: Step) -> None:
@@ -102,7 +103,8 @@ def test_a_body_claimed_json_that_does_not_parse_fails_the_node(
         step({"url": peer.url("/bad")})
     assert isinstance(caught.value, NonRetryable)
     assert "not valid JSON" in str(caught.value)
-    assert "application/json" in str(caught.value) and "{oops" in str(caught.value)
+    assert "application/json" in str(caught.value)
+    assert "{oops" in str(caught.value)
 
 
 def test_a_404_fails_at_once_quoting_the_body(peer: Peer, allow: Allow, step: Step) -> None:
@@ -110,14 +112,16 @@ def test_a_404_fails_at_once_quoting_the_body(peer: Peer, allow: Allow, step: St
     with pytest.raises(HttpStatusError) as caught:
         step({"url": peer.url("/nowhere")})
     assert isinstance(caught.value, NonRetryable)
-    assert "HTTP 404" in str(caught.value) and "no such path" in str(caught.value)
+    assert "HTTP 404" in str(caught.value)
+    assert "no such path" in str(caught.value)
     assert len(peer.received) == 1
 
 
 def test_ok_status_makes_another_status_a_success(peer: Peer, allow: Allow, step: Step) -> None:
     allow("127.0.0.1")
     out = step({"url": peer.url("/nowhere"), "ok_status": [404]})
-    assert out["status"] == 404 and out["body"] == "no such path"
+    assert out["status"] == 404
+    assert out["body"] == "no such path"
 
 
 def test_a_retry_status_is_retryable_with_its_retry_after(
@@ -127,9 +131,11 @@ def test_a_retry_status_is_retryable_with_its_retry_after(
     peer.routes["/busy"] = lambda got: Reply(503, {"Retry-After": "7"}, b"try later " * 200)
     with pytest.raises(HttpRetryableStatus) as caught:
         step({"url": peer.url("/busy")})
-    assert isinstance(caught.value, RetryLater) and not isinstance(caught.value, NonRetryable)
+    assert isinstance(caught.value, RetryLater)
+    assert not isinstance(caught.value, NonRetryable)
     assert caught.value.after == 7
-    assert "HTTP 503" in str(caught.value) and "try later" in str(caught.value)
+    assert "HTTP 503" in str(caught.value)
+    assert "try later" in str(caught.value)
     assert len(str(caught.value)) < 500  # the body is quoted, not copied whole
 
 
@@ -164,7 +170,8 @@ def test_a_declared_length_past_the_limit_fails_before_reading(
     peer.routes["/long"] = lambda got: Reply(200, {}, b"y" * 11)
     with pytest.raises(HttpResponseTooLarge) as caught:
         step({"url": peer.url("/long")})  # the limit of [http], the step sets none
-    assert "(10 bytes)" in str(caught.value) and "11 bytes" in str(caught.value)
+    assert "(10 bytes)" in str(caught.value)
+    assert "11 bytes" in str(caught.value)
     assert step({"url": peer.url("/long"), "max_response_bytes": 11})["body"] == "y" * 11
 
 
@@ -174,7 +181,8 @@ def test_redirects_are_followed(peer: Peer, allow: Allow, step: Step) -> None:
     peer.routes["/new"] = lambda got: json_reply({"here": True})
     assert step({"url": peer.url("/old")})["body"] == {"here": True}
     out = step({"url": peer.url("/old"), "follow_redirects": False, "ok_status": [302]})
-    assert out["status"] == 302 and out["headers"]["location"] == "/new"
+    assert out["status"] == 302
+    assert out["headers"]["location"] == "/new"
 
 
 def test_a_redirect_elsewhere_than_http_is_refused(peer: Peer, allow: Allow, step: Step) -> None:
