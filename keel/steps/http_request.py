@@ -9,7 +9,8 @@ or ``form`` gives the parameter once per item. ``User-Agent: keel/<version>`` an
 
 Invariants: only ``http`` and ``https`` URLs; a value that cannot be sent (a URL that
 does not parse, a header with a line break) raises ``HttpRequestError`` (not retried),
-whose message quotes no header value (it may be a secret) and no URL credentials.
+whose message quotes no header value (it may be a secret), no URL credentials and
+no query (``shown``).
 """
 
 from __future__ import annotations
@@ -90,8 +91,11 @@ def checked_scheme(url: httpx2.URL) -> httpx2.URL:
 
 
 def shown(url: httpx2.URL) -> str:
-    """``url`` as a message may quote it: without a user name or password."""
-    return str(url.copy_with(username=None, password=None)) if url.userinfo else str(url)
+    """``url`` as a message may quote it: without a user name, a password or the query
+    (where an API key often goes, percent-encoded: out of the redaction's sight)."""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    port = f":{url.port}" if url.port is not None else ""
+    return f"{url.scheme}://{host}{port}{url.path}"
 
 
 def _text(value: Any) -> str | None:

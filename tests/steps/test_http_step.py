@@ -214,8 +214,12 @@ def test_a_connection_refused_is_retryable(allow: Allow, step: Step) -> None:
     from tests.processes import free_port
 
     with pytest.raises(ConnectionError) as caught:
-        step({"url": f"http://127.0.0.1:{free_port()}/"})
+        step({"url": f"http://me:pass-word@127.0.0.1:{free_port()}/x?api_key=k-e-y%20z"})
     assert not isinstance(caught.value, NonRetryable)
+    message = str(caught.value)
+    assert "/x" in message
+    assert "pass-word" not in message  # neither credentials nor the query are quoted
+    assert "k-e-y" not in message
 
 
 def test_the_timeout_bounds_a_slow_answer(peer: Peer, allow: Allow, step: Step) -> None:
