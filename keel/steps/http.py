@@ -31,10 +31,11 @@ from keel.errors import KeelError
 from keel.runtime.execution.context import StepContext
 from keel.spec.step_nodes import HttpNode
 from keel.steps.filling import filled, step_node, step_timeout
+from keel.steps.http_body import HttpTimeoutError
 from keel.steps.http_config import HttpConfig, forget_http_config, http_config
 from keel.steps.http_guard import GuardedTransport, HttpAddressRefused
 from keel.steps.http_request import HttpRequestError, checked_scheme, request_of, shown
-from keel.steps.http_response import HttpTimeoutError, outcome
+from keel.steps.http_response import outcome
 
 #: seconds a request may take when the step has no timeout
 DEFAULT_TIMEOUT = 300.0

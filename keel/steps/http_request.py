@@ -24,11 +24,9 @@ import httpx2
 from keel import __version__
 from keel.errors import NonRetryable
 from keel.spec.step_nodes import HttpNode
+from keel.steps.http_body import ACCEPT_ENCODING
 
 SCHEMES = ("http", "https")
-#: asked of the server unless the step says otherwise: a compressed body could grow past
-#: the size limit inside one read before it is counted
-ACCEPT_ENCODING = "identity"
 
 
 #: name and value pairs of a query or a form, as httpx takes them

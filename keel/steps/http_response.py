@@ -12,8 +12,8 @@ least what ``Retry-After`` asks, in seconds or as an HTTP date); any other fails
 (``HttpStatusError``). Their messages quote the start of the body, at most
 ``QUOTED_CHARS`` characters.
 
-Invariant: at most ``limit`` bytes of a body are ever held (``read_body``): a longer one
-stops the reading and fails the node (``HttpResponseTooLarge``), naming the limit.
+Invariant: the body is read through ``keel.steps.http_body``, which holds no more than
+the limit (a failed response's, no more than the start it quotes).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from typing import Any
 
 import httpx2
 
-from keel.errors import KeelError, NonRetryable, RetryLater
+from keel.errors import NonRetryable, RetryLater
 from keel.spec.step_nodes import HttpNode
+from keel.steps.http_body import HttpBodyError, first_bytes, read_body
 
 QUOTED_CHARS = 300
 #: how much of a failed response's body is read, to quote its start
@@ -51,44 +52,6 @@ class HttpRetryableStatus(RetryLater):
         self.status = status
 
 
-class HttpResponseTooLarge(NonRetryable):
-    """The response is longer than the step's ``max_response_bytes``."""
-
-
-class HttpBodyError(NonRetryable):
-    """The body is not what the step was told to expect (JSON that does not parse)."""
-
-
-class HttpTimeoutError(KeelError, TimeoutError):
-    """The request did not end within the step's timeout (retried, as a timeout is)."""
-
-
-def read_body(response: httpx2.Response, limit: int, deadline: float | None) -> bytes:
-    """The body, read as it comes: ``HttpResponseTooLarge`` past ``limit`` bytes,
-    ``HttpTimeoutError`` past ``deadline`` (``time.monotonic``)."""
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise HttpResponseTooLarge(_too_large(limit, f"it says it has {int(declared)} bytes"))
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise HttpResponseTooLarge(_too_large(limit, "it went on past that"))
-        chunks.append(chunk)
-        if deadline is not None and time.monotonic() > deadline:
-            raise HttpTimeoutError("the response was still coming at the step's timeout")
-    return b"".join(chunks)
-
-
-def _too_large(limit: int, how: str) -> str:
-    return (
-        f"the response is longer than max_response_bytes ({limit} bytes): {how}; raise "
-        "max_response_bytes on the step (or [http] max_response_bytes in keel.toml) if it "
-        "should be read"
-    )
-
-
 def outcome(
     node: HttpNode, response: httpx2.Response, limit: int, deadline: float | None
 ) -> dict[str, Any]:
@@ -101,7 +64,7 @@ def outcome(
     message = f"{response.request.method} answered HTTP {status}"
     if response.reason_phrase:
         message += f" {response.reason_phrase}"
-    start = _start(response, deadline)
+    start = _start(response)
     if start:
         message += f": {start}"
     if status in node.retry_status:
@@ -138,20 +101,10 @@ def body_of(node: HttpNode, response: httpx2.Response, body: bytes) -> Any:
         ) from None
 
 
-def _start(response: httpx2.Response, deadline: float | None) -> str:
+def _start(response: httpx2.Response) -> str:
     """The start of a failed response's body (read no further than needed)."""
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        for chunk in response.iter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= _QUOTED_BYTES or (deadline is not None and time.monotonic() > deadline):
-                break
-    except httpx2.HTTPError:
-        pass  # the status is what matters; the body is only quoted
-    text = b"".join(chunks)[:_QUOTED_BYTES].decode(response.charset_encoding or "utf-8", "replace")
-    return _quoted(text)
+    found = first_bytes(response, _QUOTED_BYTES)
+    return _quoted(found.decode(response.charset_encoding or "utf-8", "replace"))
 
 
 def _quoted(text: str) -> str:

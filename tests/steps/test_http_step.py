@@ -4,19 +4,15 @@ allowed by a ``keel.toml`` in the test's folder, as an operator would allow it."
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from keel.errors import NonRetryable, RetryLater
-from keel.steps.http_response import (
-    HttpBodyError,
-    HttpResponseTooLarge,
-    HttpRetryableStatus,
-    HttpStatusError,
-    retry_after,
-)
+from keel.steps.http_body import HttpBodyError, HttpResponseTooLarge
+from keel.steps.http_response import HttpRetryableStatus, HttpStatusError, retry_after
 from tests.steps.conftest import Step
 from tests.steps.peers import Peer, Received, Reply, json_reply
 
@@ -237,3 +233,39 @@ def test_the_timeout_bounds_a_slow_answer(peer: Peer, allow: Allow, step: Step) 
         assert not isinstance(caught.value, NonRetryable)
     finally:
         release.set()
+
+
+def test_a_gzip_body_is_read_decompressed(peer: Peer, allow: Allow, step: Step) -> None:
+    allow("127.0.0.1")
+    data = gzip.compress(b'{"zipped": true}')
+    peer.routes["/gz"] = lambda got: Reply(
+        200, {"Content-Type": "application/json", "Content-Encoding": "gzip"}, data
+    )
+    assert step({"url": peer.url("/gz")})["body"] == {"zipped": True}
+    assert "gzip" in peer.received[0].headers["accept-encoding"]
+
+
+def test_a_body_that_inflates_past_the_limit_is_stopped(
+    peer: Peer, allow: Allow, step: Step
+) -> None:
+    allow("127.0.0.1")
+    bomb = gzip.compress(b"\0" * (64 * 1024 * 1024))  # 64 MiB in about 64 KiB
+    assert len(bomb) < 100_000 * 2
+    peer.routes["/bomb"] = lambda got: Reply(200, {"Content-Encoding": "gzip"}, bomb)
+    with pytest.raises(HttpResponseTooLarge, match="inflates past"):
+        step({"url": peer.url("/bomb"), "max_response_bytes": 100_000})
+
+
+def test_an_encoding_keel_does_not_read_is_refused(peer: Peer, allow: Allow, step: Step) -> None:
+    allow("127.0.0.1")
+    peer.routes["/br"] = lambda got: Reply(200, {"Content-Encoding": "br"}, b"\x0b\x02\x80")
+    with pytest.raises(HttpBodyError, match="'br'"):
+        step({"url": peer.url("/br")})
+
+
+def test_a_failed_compressed_answer_is_quoted(peer: Peer, allow: Allow, step: Step) -> None:
+    allow("127.0.0.1")
+    data = gzip.compress(b"quota exceeded for this key " * 1000)
+    peer.routes["/no"] = lambda got: Reply(403, {"Content-Encoding": "gzip"}, data)
+    with pytest.raises(HttpStatusError, match="HTTP 403 Forbidden: quota exceeded for this key"):
+        step({"url": peer.url("/no")})
