@@ -3,9 +3,10 @@
 Values become text as a person would write them: a string as is, a number or a boolean
 as JSON writes it (``3``, ``true``), anything else (an object, a nested list) as JSON;
 a ``null`` header, query parameter or form field is left out. A list value of ``query``
-or ``form`` gives the parameter once per item. ``User-Agent: keel/<version>`` and
-``Idempotency-Key: <run>:<node>:<attempt>`` are added unless the step sets them
-(in any case), so a server can drop the repeat of an attempt that ran twice.
+or ``form`` gives the parameter once per item. ``User-Agent: keel/<version>``,
+``Idempotency-Key: <run>:<node>:<attempt>`` (so a server can drop the repeat of an
+attempt that ran twice) and ``Accept-Encoding`` (what ``keel.steps.http_body`` reads)
+are added unless the step sets them (in any case).
 
 Invariants: only ``http`` and ``https`` URLs; a value that cannot be sent (a URL that
 does not parse, a header with a line break) raises ``HttpRequestError`` (not retried),

@@ -206,3 +206,23 @@ def test_tls_checks_the_host_name_though_the_guard_connects_by_address(
             with pytest.raises(ConnectionError, match=r"CERTIFICATE_VERIFY_FAILED|hostname"):
                 step({"url": url})
             assert server.received == []
+
+
+def test_allowing_after_a_refusal_needs_no_restart(
+    peer: Peer, worker_folder: Path, step: Step
+) -> None:
+    peer.routes["/"] = lambda got: json_reply({"reached": True})
+    with pytest.raises(HttpAddressRefused):
+        step({"url": peer.url("/")})
+    (worker_folder / "keel.toml").write_text('[http]\nallow = ["127.0.0.0/8"]\n')
+    assert step({"url": peer.url("/")})["body"] == {"reached": True}  # as `keel retry` would
+
+
+def test_a_wrong_http_setting_fails_the_step_naming_file_and_key(
+    worker_folder: Path, step: Step
+) -> None:
+    (worker_folder / "keel.toml").write_text('[http]\nalow = ["127.0.0.1"]\n')
+    with pytest.raises(NonRetryable) as caught:
+        step({"url": "http://127.0.0.1:9/"})
+    assert "unknown key 'alow'" in str(caught.value)
+    assert str(worker_folder / "keel.toml") in str(caught.value)
