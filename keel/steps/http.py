@@ -7,8 +7,8 @@ the environment, and follows redirects itself (``MAX_REDIRECTS``), each hop thro
 the same guard, without reading a redirect's body. The response becomes the output or
 the failure (``keel.steps.http_response``).
 
-The step's ``timeout`` bounds the whole request: connecting, each redirect, sending and
-reading the body (``DEFAULT_TIMEOUT`` without one). A connection that cannot be made,
+The step's ``timeout`` bounds the whole request: resolving, connecting, each redirect,
+sending and reading the body (``DEFAULT_TIMEOUT`` without one). A connection that cannot be made,
 breaks or times out fails the attempt as retryable; a refused address, a bad URL, a
 status that is not worth a retry, a body too long or not the JSON it claims fail the
 node at once.

@@ -25,6 +25,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import httpcore2
@@ -123,7 +125,7 @@ class GuardedBackend(httpcore2.SyncBackend):
     ) -> httpcore2.NetworkStream:
         refused: HttpAddressRefused | None = None
         failed: Exception | None = None
-        for address in _resolved(host, port):
+        for address in _resolved(host, port, timeout):
             why = None if allowed(host, address, self.config) else refusal(address)
             if why is not None:
                 refused = refused or HttpAddressRefused(host, address, why, self.config)
@@ -141,11 +143,26 @@ class GuardedBackend(httpcore2.SyncBackend):
         raise httpcore2.ConnectError(f"{host} resolved to no address")
 
 
-def _resolved(host: str, port: int) -> list[Address]:
+def _resolved(host: str, port: int, timeout: float | None) -> list[Address]:
+    """The addresses of ``host``, each once, in the resolver's order; the lookup is given
+    ``timeout`` seconds (it runs in a thread of its own, left to end by itself after)."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return [ipaddress.ip_address(host)]  # written as an address: nothing to look up
+    except ValueError:
+        pass
+    pool = ThreadPoolExecutor(1, thread_name_prefix="keel-http-resolve")
+    try:
+        infos = pool.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        return _addresses(infos.result(timeout))
+    except FutureTimeout:
+        raise httpcore2.ConnectTimeout(f"no address for {host} within the timeout") from None
     except (OSError, UnicodeError) as exc:
         raise httpcore2.ConnectError(f"cannot resolve {host}: {exc}") from None
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _addresses(infos: list[Any]) -> list[Address]:
     found: list[Address] = []
     for family, *_, sockaddr in infos:
         if family not in (socket.AF_INET, socket.AF_INET6):
