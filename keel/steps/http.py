@@ -8,10 +8,10 @@ the same guard, without reading a redirect's body. The response becomes the outp
 the failure (``keel.steps.http_response``).
 
 The step's ``timeout`` bounds the whole request: resolving, connecting, each redirect,
-sending and reading the body (``DEFAULT_TIMEOUT`` without one). A connection that cannot be made,
-breaks or times out fails the attempt as retryable; a refused address, a bad URL, a
-status that is not worth a retry, a body too long or not the JSON it claims fail the
-node at once.
+sending and reading the body (``DEFAULT_TIMEOUT`` without one). A connection that cannot
+be made, breaks or times out fails the attempt as retryable; a refused address, a bad
+URL, a status that is not worth a retry, a body too long or not the JSON it claims fail
+the node at once.
 
 Invariant: the secrets the templates name are revealed to this attempt only
 (``keel.steps.filling``); the output and the errors are redacted of them by the worker
