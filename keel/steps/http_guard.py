@@ -178,9 +178,9 @@ class GuardedTransport(httpx2.HTTPTransport):
     with no proxy (one from the environment would connect in the guard's stead)."""
 
     def __init__(self, config: HttpConfig) -> None:
-        super().__init__(trust_env=False)
         # the CA bundle may come from SSL_CERT_FILE / SSL_CERT_DIR, as for httpx
+        context = httpx2.create_ssl_context()
+        super().__init__(verify=context, trust_env=False)
         self._pool = httpcore2.ConnectionPool(
-            ssl_context=httpx2.create_ssl_context(),
-            network_backend=GuardedBackend(config),
+            ssl_context=context, network_backend=GuardedBackend(config)
         )
