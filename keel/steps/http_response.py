@@ -28,6 +28,7 @@ import httpx2
 from keel.errors import NonRetryable, RetryLater
 from keel.spec.step_nodes import HttpNode
 from keel.steps.http_body import HttpBodyError, first_bytes, read_body
+from keel.steps.http_request import shown
 
 QUOTED_CHARS = 300
 #: how much of a failed response's body is read, to quote its start
@@ -61,7 +62,7 @@ def outcome(
         body = read_body(response, limit, deadline)
         return {"status": status, "headers": headers_of(response),
                 "body": body_of(node, response, body)}  # fmt: skip
-    message = f"{response.request.method} answered HTTP {status}"
+    message = f"{response.request.method} {shown(response.request.url)} answered HTTP {status}"
     if response.reason_phrase:
         message += f" {response.reason_phrase}"
     start = _start(response)
@@ -87,7 +88,7 @@ def body_of(node: HttpNode, response: httpx2.Response, body: bytes) -> Any:
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
     claimed = content_type == "application/json" or content_type.endswith("+json")
     as_json = node.response == "json" or (node.response == "auto" and claimed)
-    text = body.decode(response.charset_encoding or "utf-8", errors="replace")
+    text = text_of(response, body)
     if not as_json:
         return text
     if not body.strip():
@@ -104,7 +105,16 @@ def body_of(node: HttpNode, response: httpx2.Response, body: bytes) -> Any:
 def _start(response: httpx2.Response) -> str:
     """The start of a failed response's body (read no further than needed)."""
     found = first_bytes(response, _QUOTED_BYTES)
-    return _quoted(found.decode(response.charset_encoding or "utf-8", "replace"))
+    return _quoted(text_of(response, found))
+
+
+def text_of(response: httpx2.Response, body: bytes) -> str:
+    """``body`` decoded by the charset the response names (UTF-8 if none, or one Python
+    does not know); bytes that do not decode are replaced."""
+    try:
+        return body.decode(response.charset_encoding or "utf-8", errors="replace")
+    except LookupError:
+        return body.decode("utf-8", errors="replace")
 
 
 def _quoted(text: str) -> str:

@@ -269,3 +269,12 @@ def test_a_failed_compressed_answer_is_quoted(peer: Peer, allow: Allow, step: St
     peer.routes["/no"] = lambda got: Reply(403, {"Content-Encoding": "gzip"}, data)
     with pytest.raises(HttpStatusError, match="HTTP 403 Forbidden: quota exceeded for this key"):
         step({"url": peer.url("/no")})
+
+
+def test_a_charset_python_does_not_know_reads_as_utf8(peer: Peer, allow: Allow, step: Step) -> None:
+    allow("127.0.0.1")
+    body = "café".encode()
+    peer.routes["/odd"] = lambda got: Reply(
+        200, {"Content-Type": "text/plain; charset=x-nope"}, body
+    )
+    assert step({"url": peer.url("/odd")})["body"] == "café"
