@@ -94,17 +94,20 @@ def shell_step(step: dict[str, Any], values: dict[str, Any], ctx: StepContext) -
 
 def arguments(templates: tuple[Any, ...], values: list[Any]) -> list[str]:
     """The program's arguments: ``values`` (the filled ``templates``) as text, an item
-    that was wholly one expression and gave a list spread into its elements."""
-    argv: list[str] = []
-    for template, value in zip(templates, values, strict=True):
+    that was wholly one expression and gave a list spread into its elements. The first
+    item, the program, is text, never spread (an empty list would make the next
+    argument the program)."""
+    program = values[0]
+    if not isinstance(program, str) or not program.strip():
+        raise ShellCommandError(
+            f"the command's first item names the program; it gave {json.dumps(program)}"
+        )
+    argv = [program]
+    for template, value in zip(templates[1:], values[1:], strict=True):
         if isinstance(template, str) and isinstance(value, list):
             argv.extend(_text(item) for item in value)
         else:
             argv.append(_text(value))
-    if not argv:
-        raise ShellCommandError("the command is empty: its first item must name a program")
-    if not argv[0].strip():
-        raise ShellCommandError("the command's program name (its first item) is empty")
     for index, arg in enumerate(argv):
         if "\0" in arg:
             raise ShellCommandError(f"command item {index} holds a NUL character")
