@@ -259,7 +259,7 @@ def test_a_secret_reaches_the_program_and_is_redacted_from_the_record(
     code = (
         "import hashlib, os, sys\n"
         "token = os.environ['TOKEN']\n"
-        "assert sys.argv[1] == token, 'argument and variable differ'\n"
+        "assert token == 'Bearer ' + sys.argv[1], 'argument and variable differ'\n"
         "print(hashlib.sha256(token.encode()).hexdigest())\n"
         "print('echo', token)\n"
         "print('stderr', token, file=sys.stderr)\n"
