@@ -108,27 +108,27 @@ def run_program(
 ) -> Finished:
     """Run ``executable`` with ``argv`` (``argv[0]`` is the name it is called by) and wait
     for it, as the module says. ``OSError`` if it cannot be started."""
-    proc = subprocess.Popen(  # an allowed program, an argument list, no shell
-        list(argv),
-        executable=str(executable),
-        env=env,
-        cwd=str(cwd),
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        close_fds=True,
-    )
-    group = proc.pid  # the leader of a new session leads its group
-    with _LIVE_LOCK:
+    with _LIVE_LOCK:  # held from the start: an exit now still finds the group
+        proc = subprocess.Popen(  # an allowed program, an argument list, no shell
+            list(argv),
+            executable=str(executable),
+            env=env,
+            cwd=str(cwd),
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            close_fds=True,
+        )
+        group = proc.pid  # the leader of a new session leads its group
         _LIVE.add(group)
     try:
         return _wait(proc, group, stdin, limit, timeout, grace)
     finally:
         _signal_group(group, signal.SIGKILL)  # nothing it started outlives the step
-        proc.wait()
-        with _LIVE_LOCK:
+        with _LIVE_LOCK:  # before the leader is reaped: its id may be reused after
             _LIVE.discard(group)
+        proc.wait()
         for pipe in (proc.stdin, proc.stdout, proc.stderr):
             if pipe is not None and not pipe.closed:
                 pipe.close()

@@ -129,7 +129,9 @@ def test_cwd_is_the_folder_given_or_a_fresh_one_removed_afterwards(tmp_path: Pat
     given.mkdir()
     (given / "file.txt").write_text("x")
     values = {"input": {"dir": str(given)}, "nodes": {}}
-    where, listed = json.loads(run_step(values, command=[PY, "-c", code], cwd="${{ input.dir }}")["stdout"])
+    where, listed = json.loads(
+        run_step(values, command=[PY, "-c", code], cwd="${{ input.dir }}")["stdout"]
+    )
     assert (Path(where), listed) == (given.resolve(), ["file.txt"])
     where, listed = json.loads(run_step(command=[PY, "-c", code])["stdout"])
     assert listed == []
@@ -151,7 +153,9 @@ def test_stdin_is_written_to_the_program_however_large() -> None:
     ignored = run_step(command=[PY, "-c", "print('done')"], stdin="y" * 5_000_000)
     assert ignored["stdout"] == "done\n"
     values = {"input": {"doc": {"id": 7}}, "nodes": {}}
-    piped = run_step(values, command=[PY, "-c", "import sys; print(sys.stdin.read())"], stdin="${{ input.doc }}")
+    piped = run_step(
+        values, command=[PY, "-c", "import sys; print(sys.stdin.read())"], stdin="${{ input.doc }}"
+    )
     assert piped["stdout"] == '{"id": 7}\n'
 
 
@@ -189,7 +193,7 @@ def test_a_program_killed_by_a_signal_says_which() -> None:
 
 
 def test_parse_json_gives_the_value_and_a_bad_document_fails_without_a_retry() -> None:
-    good = run_step(command=[PY, "-c", "print('{\"total\": 3, \"ok\": [true]}')"], parse="json")
+    good = run_step(command=[PY, "-c", 'print(\'{"total": 3, "ok": [true]}\')'], parse="json")
     assert good["stdout"] == {"total": 3, "ok": [True]}
     outcome = attempt(command=[PY, "-c", "print('total: 3, not json')"], parse="json")
     assert outcome.error is not None

@@ -103,7 +103,10 @@ def test_a_program_allowed_after_a_refusal_runs_without_a_restart(worker: Path) 
 @pytest.mark.parametrize(
     ("table", "says"),
     [
-        ('allow = ["echo"]\nallwo = ["cat"]\n', "shell: unknown key 'allwo' (known keys: allow, env)"),
+        (
+            'allow = ["echo"]\nallwo = ["cat"]\n',
+            "shell: unknown key 'allwo' (known keys: allow, env)",
+        ),
         ('allow = "echo"\n', "shell.allow must be a list"),
         ('allow = ["bin/tool"]\n', "shell.allow has 'bin/tool', a relative path"),
         ('allow = [""]\n', "shell.allow entries must be program names or absolute paths"),
@@ -112,7 +115,9 @@ def test_a_program_allowed_after_a_refusal_runs_without_a_restart(worker: Path) 
         ('env = "X=1"\n', "shell.env must be a table of strings"),
     ],
 )
-def test_a_wrong_shell_table_names_the_file_and_the_key(worker: Path, table: str, says: str) -> None:
+def test_a_wrong_shell_table_names_the_file_and_the_key(
+    worker: Path, table: str, says: str
+) -> None:
     (worker / "keel.toml").write_text(f"[shell]\n{table}")
     with pytest.raises(ShellConfigError) as caught:
         load_shell_config()
