@@ -173,7 +173,10 @@ def test_the_output_holds_the_exit_code_and_both_streams() -> None:
 
 
 def test_an_exit_code_not_ok_fails_retryably_with_the_end_of_stderr() -> None:
-    code = "import sys; print('\\n'.join(f'line {i}' for i in range(30)), file=sys.stderr); sys.exit(3)"
+    code = (
+        "import sys; print('\\n'.join(f'line {i}' for i in range(30)), file=sys.stderr); "
+        "sys.exit(3)"
+    )
     outcome = attempt(command=[PY, "-c", code])
     assert outcome.error is not None
     assert outcome.error.type == "keel.steps.shell.ShellExitError"
