@@ -144,3 +144,38 @@ def test_a_yaml_with_a_shell_step_validates_and_a_bad_one_is_refused(tmp_path: P
     said = " ".join((refused.stdout + refused.stderr).split())
     assert "the program: it is empty" in said
     assert "Traceback" not in said
+
+
+TIMED = """\
+name: slow
+nodes:
+  - id: hang
+    kind: shell
+    command: [sh, -c, 'sleep 300 & echo $! > "$1"; wait', sh, "@PID@"]
+    timeout: 2s
+"""
+
+
+def test_a_shell_step_past_its_timeout_under_keel_run_is_killed_and_says_so(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "keel.toml").write_text('[shell]\nallow = ["sh"]\n')
+    pid_file = tmp_path / "sleep.pid"
+    (tmp_path / "flow.yaml").write_text(TIMED.replace("@PID@", str(pid_file)))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("KEEL_")}
+    env["KEEL_DATABASE_URL"] = f"sqlite:///{tmp_path / 'keel.db'}"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+
+    ran = keel(tmp_path, "run", "flow.yaml", env=env)
+    assert ran.returncode != 0
+    run_id = json.loads(keel(tmp_path, "runs", "--json", env=env).stdout)[0]["id"]
+    history = keel(tmp_path, "history", run_id, "--json", env=env)
+    events = [json.loads(line) for line in history.stdout.splitlines() if line]
+    failed = [event for event in events if event["kind"] == "node_failed"]
+    assert failed, history.stdout
+    error = failed[-1]["error"]
+    # the step's own kill ended the attempt, before the worker's timeout for it
+    assert error["type"] == "TimeoutError"
+    assert "was killed with everything it started" in error["message"]
+    sleeper = int(pid_file.read_text())
+    eventually(lambda: process_gone(sleeper), f"the step's sleep {sleeper} is gone")
