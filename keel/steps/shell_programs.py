@@ -74,7 +74,8 @@ def check_allowed(program: str, file: Path, config: ShellConfig) -> None:
         return
     where = config.source or "the worker's keel.toml"
     listed = ", ".join(repr(entry) for entry in config.allow) or "nothing"
+    found = "" if str(file) == program else f" ({file})"
     raise ProgramNotAllowed(
-        f"program {program!r} ({file}) is not allowed on this worker: add it to "
+        f"program {program!r}{found} is not allowed on this worker: add it to "
         f"[shell] allow in {where} (it allows {listed})"
     )
