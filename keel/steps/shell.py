@@ -28,11 +28,13 @@ program; the worker redacts them from what the attempt records.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import signal
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +84,8 @@ def shell_step(step: dict[str, Any], values: dict[str, Any], ctx: StepContext) -
     fields = filled(node, values)
     argv = arguments(node.command, fields["command"])
     env = environment(_config(), fields.get("env", {}))
-    workdir = None if fields.get("cwd") is None else _cwd(fields["cwd"])
     stdin = None if fields.get("stdin") is None else _text(fields["stdin"]).encode()
-    with tempfile.TemporaryDirectory(prefix="keel-shell-") as scratch:
-        cwd = workdir if workdir is not None else Path(scratch)
+    with _workdir(fields.get("cwd")) as cwd:
         executable = found_program(argv[0], env["PATH"], cwd)
         _check_allowed(argv[0], executable)
         finished = _run(node, executable, argv, env, cwd, stdin, step_timeout(step))
@@ -99,9 +99,9 @@ def arguments(templates: tuple[Any, ...], values: list[Any]) -> list[str]:
     argument the program)."""
     program = values[0]
     if not isinstance(program, str) or not program.strip():
-        raise ShellCommandError(
-            f"the command's first item names the program; it gave {json.dumps(program)}"
-        )
+        given = json.dumps(program, ensure_ascii=False)
+        given = given if len(given) <= 80 else given[:77] + "..."
+        raise ShellCommandError(f"the command's first item names the program; it gave {given}")
     argv = [program]
     for template, value in zip(templates[1:], values[1:], strict=True):
         if isinstance(template, str) and isinstance(value, list):
@@ -110,7 +110,7 @@ def arguments(templates: tuple[Any, ...], values: list[Any]) -> list[str]:
             argv.append(_text(value))
     for index, arg in enumerate(argv):
         if "\0" in arg:
-            raise ShellCommandError(f"command item {index} holds a NUL character")
+            raise ShellCommandError(f"argument {index} of the command holds a NUL character")
     return argv
 
 
@@ -227,11 +227,18 @@ def _signal_name(number: int) -> str:
         return str(number)
 
 
-def _cwd(value: Any) -> Path:
+@contextlib.contextmanager
+def _workdir(value: Any) -> Iterator[Path]:
+    """The folder ``cwd`` names, which must exist; without one, a new empty folder,
+    removed with what the program left in it."""
+    if value is None:
+        with tempfile.TemporaryDirectory(prefix="keel-shell-", ignore_cleanup_errors=True) as new:
+            yield Path(new)
+        return
     folder = Path(_text(value)).expanduser()
     if not folder.is_dir():
         raise ShellCommandError(f"cwd {str(folder)!r} is not an existing folder")
-    return folder.absolute()
+    yield folder.absolute()
 
 
 def _text(value: Any) -> str:

@@ -95,6 +95,20 @@ def test_an_empty_program_name_is_refused_when_written_and_when_filled() -> None
             run_step(values, command=["${{ input.program }}", "x"])
 
 
+def test_a_file_that_cannot_be_started_or_a_nul_fails_clearly(worker: Path) -> None:
+    script = worker / "not-a-program"
+    script.write_text("no shebang, no binary\n")
+    script.chmod(0o755)
+    allow(worker, str(script), PY)
+    with pytest.raises(ShellCommandError, match=r"cannot be started: Exec format error"):
+        run_step(command=[str(script)])
+    values = {"input": {"arg": "a\u0000b"}, "nodes": {}}
+    with pytest.raises(ShellCommandError, match="argument 3 of the command holds a NUL"):
+        run_step(values, command=[PY, "-c", "pass", "${{ input.arg }}"])
+    with pytest.raises(ShellCommandError, match=r"env\.X holds a NUL"):
+        run_step(values, command=[PY, "-c", "pass"], env={"X": "${{ input.arg }}"})
+
+
 # --- environment, cwd, stdin ------------------------------------------------------------
 
 
