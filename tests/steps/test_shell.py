@@ -18,7 +18,7 @@ import pytest
 
 from keel.errors import NonRetryable
 from keel.spec.step_nodes import ShellNode
-from keel.steps import shell
+from keel.steps import shell, shell_process
 from keel.steps.shell import ShellCommandError, ShellExitError, ShellOutputError, kill_times
 from tests.processes import process_gone
 from tests.steps.shell_support import (
@@ -306,3 +306,19 @@ def test_a_secret_in_a_failure_message_is_redacted(monkeypatch: pytest.MonkeyPat
     assert outcome.error is not None
     assert "login failed for [secret DB_PASSWORD]" in outcome.error.message
     assert "hunter2-long" not in outcome.error.message + outcome.error.traceback
+
+
+def test_without_a_pidfd_the_programs_end_is_polled_to_the_same_effect(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as on macOS, which has no pidfd_open: the leader's exit is looked at every 50 ms
+    monkeypatch.setattr(shell_process, "_exit_fd", lambda pid: None)
+    code = "import sys; sys.stdout.write('o' * 3_000_000); print('err', file=sys.stderr)"
+    result = run_step(command=[PY, "-c", code], max_output_bytes=10, stdin="x")
+    assert (result["stdout"], result["stderr"]) == ("o" * 10, "err\n")
+    pid_file = tmp_path / "grandchild.pid"
+    script = 'trap "" TERM; sleep 300 & echo $! > "$1"; wait; wait'
+    with pytest.raises(TimeoutError, match="was killed"):
+        run_step(command=["sh", "-c", script, "sh", str(pid_file)], timeout=2.0)
+    grandchild = int(pid_file.read_text())
+    eventually(lambda: process_gone(grandchild), f"the grandchild {grandchild} is gone")
