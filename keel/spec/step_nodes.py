@@ -121,9 +121,11 @@ class HttpNode(_StepBase):
 class ShellNode(_StepBase):
     """Run a program with arguments (a list, never a shell string: nothing is parsed by a
     shell, so a value cannot inject a command). The output is ``{"exit_code", "stdout",
-    "stderr"}`` (``stdout`` parsed when ``parse`` is ``json``); an exit code not in
-    ``ok_exit_codes`` fails the node. The node's ``timeout`` kills the whole process
-    group. The program must be allowed by the worker's ``[shell] allow``."""
+    "stderr", "truncated"}`` (``stdout`` parsed when ``parse`` is ``json``; ``truncated``
+    says which of the two was cut at ``max_output_bytes``); an exit code not in
+    ``ok_exit_codes`` fails the attempt, retried as the node's ``retry`` says. The
+    node's ``timeout`` kills the whole process group. The program must be allowed by
+    the worker's ``[shell] allow``."""
 
     kind: Literal["shell"] = "shell"
     #: the program and its arguments; an item that is wholly one expression giving a
