@@ -30,8 +30,9 @@ ALLOWED = {
     "runtime": {"spec", "engine", "store", "audit"},
     # helpers for users' tests of their workflows: ``replay``, and ``run``, which runs
     # one in memory with the real worker (runtime, store), loads YAML (authoring) and
-    # answers llm nodes offline (llm); like the CLI, nothing of keel imports it
-    "testing": {"spec", "authoring", "engine", "store", "runtime", "llm"},
+    # answers llm nodes offline (llm), fills a built-in step's fields for its stub as
+    # the step does (steps); like the CLI, nothing of keel imports it
+    "testing": {"spec", "authoring", "engine", "store", "runtime", "llm", "steps"},
     "llm": {"spec", "authoring", "engine", "store", "runtime", "audit"},
     # the built-in steps (http, shell, sql, email): keel's own tasks, as llm's are
     "steps": {"spec", "authoring", "runtime"},

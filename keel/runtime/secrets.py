@@ -4,6 +4,8 @@ the attempt runs, so the value is never in a spec, a history, an export or the d
 
 Where a value comes from, first found wins:
 
+0. the values given for the code running now (``supplying``: a test's run,
+   ``keel.testing.run(..., secrets=...)``), without touching the environment;
 1. the environment variable ``KEEL_SECRET_<NAME>`` (the name as written);
 2. the secrets file: ``KEEL_SECRETS_FILE``, else ``[secrets] file`` of ``keel.toml``
    (relative to that file's folder): TOML, one ``NAME = "value"`` per secret. keel refuses
@@ -21,6 +23,10 @@ instead. Values shorter than ``MIN_REDACTED`` characters are not searched for (t
 redact ordinary words); such a secret is refused when looked up.
 
 The file is read again at each lookup: a rotated secret needs no restart.
+
+Invariant of ``supplying``: the values are a ``ContextVar``'s, set for the code run
+inside and reset after it, so they reach neither another thread nor what runs later on
+this one (a task thread sees them only while the attempt the test wrapped runs).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -45,6 +51,9 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 #: name -> value of the secrets the current attempt looked up (None: outside an attempt)
 _revealed: ContextVar[dict[str, str] | None] = ContextVar("keel_revealed_secrets", default=None)
+#: name -> value of the secrets given for the code running now (``supplying``)
+_supplied: ContextVar[Mapping[str, str] | None] = ContextVar("keel_supplied_secrets",
+                                                             default=None)  # fmt: skip
 
 
 class SecretError(NonRetryable):
@@ -66,8 +75,12 @@ def lookup(name: str, *, start: Path | None = None) -> str:
     """The value of ``name`` from the environment or the secrets file, or ``SecretError``."""
     if not isinstance(name, str) or not _NAME.match(name):
         raise SecretError(f"{name!r} is not a secret name: letters, digits and '_'")
-    value = os.environ.get(ENV_PREFIX + name)
-    where = [f"${ENV_PREFIX}{name}"]
+    given = _supplied.get()
+    value = given.get(name) if given is not None else None
+    where = [] if given is None else ["the secrets given to this run"]
+    if not value:
+        value = os.environ.get(ENV_PREFIX + name)
+        where.append(f"${ENV_PREFIX}{name}")
     if not value:
         path = secrets_file(start)
         if path is not None:
@@ -137,6 +150,40 @@ def _from_file(path: Path, name: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise SecretError(f"secrets file {path}: {name} must be a string")
     return value
+
+
+def checked_values(values: Mapping[str, str]) -> dict[str, str]:
+    """``values`` as secrets (name -> value), or ``SecretError`` naming the first that
+    cannot be one: a name that is not one, a value that is not text or is too short to
+    be redacted."""
+    if not isinstance(values, Mapping):
+        raise SecretError(f"expected a mapping of secret names to values, got "
+                          f"{type(values).__name__}")  # fmt: skip
+    checked: dict[str, str] = {}
+    for name, value in values.items():
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise SecretError(f"{name!r} is not a secret name: letters, digits and '_'")
+        if not isinstance(value, str):
+            raise SecretError(f"secret {name!r}: its value must be text, got "
+                              f"{type(value).__name__}")  # fmt: skip
+        if len(value) < MIN_REDACTED:
+            raise SecretError(f"secret {name!r} is shorter than {MIN_REDACTED} characters: "
+                              "keel could not redact it from what steps record")  # fmt: skip
+        checked[name] = value
+    return checked
+
+
+@contextmanager
+def supplying(values: Mapping[str, str]) -> Iterator[None]:
+    """Inside, ``lookup`` finds these secrets before the environment and the secrets
+    file (a test's run gives its steps secrets so). Looked up, they are revealed to the
+    attempt and redacted from what it records, as any secret. Only for the code run
+    inside, on this thread (see the module's invariant)."""
+    token = _supplied.set(checked_values(values))
+    try:
+        yield
+    finally:
+        _supplied.reset(token)
 
 
 @contextmanager

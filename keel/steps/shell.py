@@ -75,6 +75,11 @@ def _config() -> ShellConfig:
     return load_shell_config()
 
 
+def forget_shell_config() -> None:
+    """Have the next step read the ``[shell]`` settings again (a test's run does)."""
+    _config.cache_clear()
+
+
 @task
 def shell_step(step: dict[str, Any], values: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     """Run the ``shell`` node ``step`` with the run's ``values`` (see the module)."""

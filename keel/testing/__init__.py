@@ -35,6 +35,16 @@ fails the node, as a model's would. ``agent`` nodes: stub them with ``stubs``. T
 against a model server (keel's ``keel.llm.stub_server`` on the loopback, or a real one),
 pass ``llm_offline=False``: the nodes then use the provider the configuration names.
 
+Built-in steps (``http``, ``shell``, ``sql``, ``email``) run for real unless stubbed,
+with the ``keel.toml`` of the current folder (``[http] allow``, ``[shell] allow``,
+``[sql.connections]``, ``[email]``). A stub of one is called with the step's filled
+fields by name (``url``, ``method``, ``headers``... for ``http``; ``command``... for
+``shell``; see docs/testing.md), taking ``**fields`` or only those it needs, and its
+return value is the step's output. ``secrets``: name -> value, found by
+``${{ secrets.NAME }}`` and ``keel.secret`` in the run's attempts before the
+environment (set for each attempt only, never in ``os.environ``), and redacted from
+what the run records.
+
 ``allow``: plain functions (not ``@keel.task``) a YAML workflow names, as the worker
 setting of that name. Close a ``TestRun`` (``with``, or ``.close()``) when it still
 waits: that stops its threads (a run that ended has stopped them already).

@@ -68,6 +68,15 @@ def definition_of(workflow: Any) -> tuple[WorkflowSpec, SpecRegistry]:
     return spec, registry if isinstance(registry, SpecRegistry) else SpecRegistry([spec])
 
 
+def _checked_secrets(secrets: Mapping[str, str]) -> dict[str, str]:
+    from keel.runtime.secrets import SecretError, checked_values
+
+    try:
+        return checked_values(secrets)
+    except SecretError as exc:
+        raise InputError(f"secrets: {exc}") from None
+
+
 def seconds_of(duration: str | float | timedelta) -> float:
     from keel.spec.durations import parse_duration
 
@@ -118,6 +127,7 @@ class TestRun:
         llm_replies: Mapping[str, Any] | None = None,
         llm_offline: bool = True,
         allow: Collection[str] = (),
+        secrets: Mapping[str, str] | None = None,
         start: float = START,
         run_id: str | None = None,
     ) -> None:
@@ -128,10 +138,13 @@ class TestRun:
         from keel.runtime.execution.task_access import TaskAccess
         from keel.runtime.worker.loop import Worker, WorkerOptions
         from keel.store.sqlite import SQLiteStore
+        from keel.testing._steps import forget_step_settings
         from keel.testing._stubs import Stubs, stub_catalog, stubbed_cache
 
         spec, registry = definition_of(workflow)
         given = Stubs([spec, *registry.values()], stubs, llm_replies, llm_offline=llm_offline)
+        supplied = None if secrets is None else _checked_secrets(secrets)
+        forget_step_settings()  # the steps read the keel.toml of the folder the test is in
         self.spec = spec
         self.clock: FakeClock = FakeClock(start)
         folder = None
@@ -145,8 +158,9 @@ class TestRun:
             concurrency=8, late_grace=0.0, notify_grace=0.0, timers_every=0.0, poll=0.05
         )
         try:
+            catalog = stub_catalog(TaskAccess.allowing(allow), given, supplied)
             worker = Worker(store, options, clock=self.clock, cache=stubbed_cache(store, given),
-                            catalog=stub_catalog(TaskAccess.allowing(allow), given))  # fmt: skip
+                            catalog=catalog)  # fmt: skip
         except BaseException:
             store.close()
             if folder is not None:
@@ -380,13 +394,15 @@ def run(
     llm_replies: Mapping[str, Any] | None = None,
     llm_offline: bool = True,
     allow: Collection[str] = (),
+    secrets: Mapping[str, str] | None = None,
     start: float = START,
     run_id: str | None = None,
 ) -> TestRun:
     """Run ``workflow`` in memory until it ends or waits for the test; see the module
     ``keel.testing`` for the options."""
     started = TestRun(workflow, input, stubs=stubs, llm_replies=llm_replies,
-                      llm_offline=llm_offline, allow=allow, start=start, run_id=run_id)  # fmt: skip
+                      llm_offline=llm_offline, allow=allow, secrets=secrets, start=start,
+                      run_id=run_id)  # fmt: skip
     try:
         started.settle()
     except BaseException:

@@ -10,6 +10,12 @@ A stubbed node runs on a thread (a stub cannot be imported by a child process).
 Keys: a node id (in the run and in its child runs), or a task's import path
 (``module:function``: every node that runs it, compensations and the failure handler
 included). A key that names neither is refused before the run starts, with the choices.
+A stub of a built-in step (``http``, ``shell``, ``sql``, ``email``: its node id, or
+keel's task path of the kind) is called with the step's filled fields instead of the
+node's arguments (``keel.testing._steps``).
+
+``secrets``: the catalog runs every attempt of the test's run (stubs and real tasks
+alike) with those secrets supplied (``keel.testing._steps.supplied_task``).
 
 Offline (``llm_offline``), every ``llm`` node not stubbed is answered by
 ``keel.testing._llm``, and every ``agent`` node not stubbed fails saying to stub it:
@@ -24,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from keel.errors import InputError
 from keel.spec.model import WorkflowSpec
+from keel.testing._steps import STEP_KINDS, STUB_FIELDS, step_stand_in, supplied_task
 
 if TYPE_CHECKING:
     from keel.engine.plan import NodePlan, Plan
@@ -73,8 +80,12 @@ class Stubs:
                 raise InputError(f"stubs[{key!r}]: expected a function, got "
                                  f"{type(function).__name__}")  # fmt: skip
             if key in kinds:
+                if kinds[key] in STUB_FIELDS:
+                    function = step_stand_in(kinds[key], function, key)
                 self.nodes[key] = self._add(f"node/{key}", function)
             elif key in paths:
+                if key in STEP_KINDS:
+                    function = step_stand_in(STEP_KINDS[key], function, key)
                 self.tasks[key] = self._add(f"task/{key}", function)
             else:
                 raise InputError(
@@ -158,8 +169,11 @@ def stubbed_cache(store: Store, stubs: Stubs) -> RunCache:
     return StubbedCache()
 
 
-def stub_catalog(access: TaskAccess, stubs: Stubs) -> TaskCatalog:
-    """A task catalog that resolves stub keys to the stubs, and anything else as ever."""
+def stub_catalog(
+    access: TaskAccess, stubs: Stubs, secrets: Mapping[str, str] | None = None
+) -> TaskCatalog:
+    """A task catalog that resolves stub keys to the stubs, and anything else as ever;
+    with ``secrets``, each task it gives runs with them supplied."""
     from keel.runtime.execution.invoke import TaskCatalog, prepare
 
     class StubCatalog(TaskCatalog):
@@ -168,12 +182,13 @@ def stub_catalog(access: TaskAccess, stubs: Stubs) -> TaskCatalog:
             self._prepared: dict[str, PreparedTask] = {}
 
         def get(self, import_path: str) -> PreparedTask:
-            function = stubs.functions.get(import_path)
-            if function is None:
-                return super().get(import_path)
             found = self._prepared.get(import_path)
             if found is None:
-                found = self._prepared[import_path] = prepare(function)
+                function = stubs.functions.get(import_path)
+                found = super().get(import_path) if function is None else prepare(function)
+                if secrets is not None:
+                    found = supplied_task(found, secrets)
+                self._prepared[import_path] = found
             return found
 
     return StubCatalog()
