@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from keel.spec.node_base import _NodeBase
+from keel.spec.sql_text import DIALECTS, PARAM_NAME, parameter_names, statement
 from keel.spec.templates import template_expressions
 from keel.spec.types import JsonData, Name
 
@@ -163,9 +164,33 @@ class SqlNode(_StepBase):
             )
         return self
 
+    @model_validator(mode="after")
+    def _params_match_the_query(self) -> SqlNode:
+        """Each ``:name`` of the query has a value in ``params`` and each value is used.
+        The two dialects read a few things apart (``[...]``, dollar quotes): a name is
+        required when both see it, and refused when neither does (the step checks again
+        against the connection's own dialect)."""
+        for key in self.params:
+            if not PARAM_NAME.fullmatch(key):
+                raise ValueError(f"params: {key!r} is not a parameter name (letters, digits, '_')")
+        pg, lite = (set(parameter_names(self.query, dialect)) for dialect in DIALECTS)
+        missing = sorted((pg & lite) - set(self.params))
+        if missing:
+            raise ValueError(
+                f"the query uses {', '.join(':' + name for name in missing)} but 'params' "
+                f"gives no {', '.join(missing)}"
+            )
+        unused = sorted(set(self.params) - (pg | lite))
+        if unused:
+            raise ValueError(
+                f"params {', '.join(unused)} not used in the query: write "
+                f"{', '.join(':' + name for name in unused)} where each value goes, or remove it"
+            )
+        return self
+
     def _side_effect_by_kind(self) -> bool:
-        first = self.query.lstrip().split(None, 1)[0].upper() if self.query.strip() else ""
-        return first not in ("SELECT", "WITH", "SHOW", "EXPLAIN", "VALUES")
+        # comments and strings skipped; a WITH clause read to the statement it leads to
+        return not statement(self.query, "postgresql").reads_only
 
 
 class EmailNode(_StepBase):
