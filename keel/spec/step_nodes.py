@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from keel.spec.email_addresses import has_line_break, parse_address
 from keel.spec.node_base import _NodeBase
 from keel.spec.sql_text import DIALECTS, PARAM_NAME, parameter_names, statement
 from keel.spec.templates import template_expressions
@@ -194,10 +195,14 @@ class SqlNode(_StepBase):
 
 
 class EmailNode(_StepBase):
-    """Send an email through an SMTP server, with the settings an email notifier has
-    (``host``, ``port``, ``starttls``, ``username`` and ``password_env``), defaulting to
-    the worker's ``[email]`` table of ``keel.toml``. The output is ``{"message_id",
-    "to"}``; a recipient the server refuses fails the node."""
+    """Send an email through an SMTP server. ``host``, ``port``, ``starttls``,
+    ``username``, ``password`` and ``sender`` default to the worker's ``[email]`` table
+    of ``keel.toml`` (where the password is named by a secret, ``password_secret``).
+    ``to``, ``cc`` and ``bcc`` each give addresses (an item that is wholly one
+    expression may give a list); ``bcc`` is never in the headers. The output is
+    ``{"message_id", "to"}`` (every recipient the server accepted); a recipient the
+    server refuses fails the node. Every attempt of the node sends the same
+    ``Message-ID``, so a receiver can drop a resent duplicate."""
 
     kind: Literal["email"] = "email"
     to: tuple[Template, ...] = Field(min_length=1)
@@ -216,6 +221,34 @@ class EmailNode(_StepBase):
     username: Template = None
     #: a secret, e.g. ``${{ secrets.SMTP_PASSWORD }}``
     password: Template = None
+
+    @model_validator(mode="after")
+    def _literal_values_are_addresses(self) -> EmailNode:
+        """What is written as it is (no ``${{ }}``) is checked now; what templates give
+        is checked when the step runs."""
+        fields: dict[str, tuple[Any, ...]] = {"to": self.to, "cc": self.cc, "bcc": self.bcc,
+                                              "sender": (self.sender,),
+                                              "reply_to": (self.reply_to,)}  # fmt: skip
+        for name, items in fields.items():
+            for item in items:
+                if item is None or (isinstance(item, str) and "${{" in item):
+                    continue
+                if not isinstance(item, str):
+                    raise ValueError(f"{name}: {item!r} is not an email address (write text)")
+                try:
+                    parse_address(item)
+                except ValueError as exc:
+                    raise ValueError(f"{name}: {exc}") from None
+        if isinstance(self.subject, str) and has_line_break(self.subject):
+            raise ValueError("subject: a subject is one line (it holds a line break)")
+        if self.password is not None and not (
+            isinstance(self.password, str) and "${{" in self.password
+        ):
+            raise ValueError(
+                "password: name a secret, e.g. ${{ secrets.SMTP_PASSWORD }} (a password "
+                "written in the spec would be stored with it)"
+            )
+        return self
 
 
 #: the template fields of each kind, in the order they are read
