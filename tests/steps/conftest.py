@@ -1,0 +1,26 @@
+"""What the built-in steps' tests share: a folder that is the worker's (its ``keel.toml``
+is found from the current folder) and a context for one attempt."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from keel.runtime.execution.context import StepContext
+from keel.runtime.execution.invoke import make_context
+
+
+@pytest.fixture
+def worker_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty folder made the current one, as a worker's folder is."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith("KEEL_SECRET"):  # the test's secrets only
+            monkeypatch.delenv(name)
+    return tmp_path
+
+
+def attempt(node: str = "step", attempt: int = 1) -> StepContext:
+    return make_context("run-1", "wf", node, attempt, None)
