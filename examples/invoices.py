@@ -8,7 +8,7 @@ invoice. Deploy the workflows (that turns their triggers on) and serve them:
     keel schedules                            # the next morning run, Berlin time and UTC
 
 The billing system then sends ``POST /hooks/invoices`` signed with that secret (see
-"Starting runs automatically" in the README); each delivery id starts one run.
+docs/triggers.md, "Webhooks"); each delivery id starts one run.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ class HttpNode(_StepBase):
 
     kind: Literal["http"] = "http"
     method: Annotated[HttpMethod, BeforeValidator(_upper)] = "GET"
-    url: Template = Field(min_length=1)
+    url: str = Field(min_length=1)
     headers: dict[str, Template] = Field(default_factory=dict)
     #: query parameters (a list gives the parameter once per item)
     query: dict[str, Template] = Field(default_factory=dict)
@@ -208,7 +208,7 @@ class EmailNode(_StepBase):
     to: tuple[Template, ...] = Field(min_length=1)
     cc: tuple[Template, ...] = ()
     bcc: tuple[Template, ...] = ()
-    subject: Template = Field(min_length=1)
+    subject: str = Field(min_length=1)
     #: the text of the message
     body: Template = ""
     #: an HTML version, sent beside the text

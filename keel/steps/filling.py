@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from keel.errors import ExpressionError, NonRetryable
 from keel.runtime.secrets import secret
-from keel.spec.expressions import analyze, evaluate
+from keel.spec.expressions import evaluate, read_paths
 from keel.spec.step_nodes import SECRETS, EmailNode, HttpNode, ShellNode, SqlNode, StepNode
 from keel.spec.templates import fill_json
 
@@ -73,8 +73,8 @@ def _value(source: str, base: dict[str, Any], field: str) -> Any:
 
 def _secret_names(source: str) -> list[str]:
     """The secrets an expression reads (``secrets.NAME`` or ``secrets["NAME"]``)."""
-    info = analyze(source)
-    names = {str(path[1]) for path in info.paths if path[:1] == (SECRETS,) and len(path) > 1}
-    if SECRETS in info.free_names and not names:
+    paths = read_paths(source, frozenset({SECRETS}))
+    names = {str(path[1]) for path in paths if len(path) > 1}
+    if any(len(path) < 2 for path in paths):
         raise StepTemplateError(f"{source!r} reads secrets without naming one: write secrets.NAME")
     return sorted(names)
