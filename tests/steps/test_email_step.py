@@ -88,9 +88,13 @@ def free_port() -> int:
 def smtp(worker_dir: Path) -> Iterator[Server]:
     """The SMTP server, and a worker whose ``[email]`` table points at it."""
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(),
-                            authenticator=inbox.authenticate,
-                            auth_require_tls=False)  # fmt: skip  (no certificate here)
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=free_port(),
+        authenticator=inbox.authenticate,
+        auth_require_tls=False,
+    )  # fmt: skip  (no certificate here)
     controller.start()
     settings(worker_dir, f'host = "127.0.0.1"\nport = {controller.port}\n'
                          'sender = "Keel <keel@example.com>"')  # fmt: skip
@@ -122,8 +126,12 @@ def test_the_message_reaches_to_cc_and_bcc_with_bcc_in_no_header(smtp: Server) -
         bcc=["archive@example.com"],
         subject="Claim ${{ input.claim }} approved",
         body="Claim ${{ input.claim }} was approved for ${{ input.amount }} EUR.",
-        input={"owner": "Ann Lee <ann@example.com>", "team": ["bob@example.com"],
-               "claim": "C-17", "amount": 1250.5},  # fmt: skip
+        input={
+            "owner": "Ann Lee <ann@example.com>",
+            "team": ["bob@example.com"],
+            "claim": "C-17",
+            "amount": 1250.5,
+        },
     )
 
     [envelope] = smtp.inbox.envelopes
@@ -154,7 +162,8 @@ def test_an_html_version_is_sent_beside_the_text(smtp: Server) -> None:
     message = smtp.inbox.message()
     assert message.get_content_type() == "multipart/alternative"
     text, html = message.get_body(("plain",)), message.get_body(("html",))
-    assert text is not None and html is not None
+    assert text is not None
+    assert html is not None
     assert text.get_content().strip() == "See the table."
     assert html.get_content().strip() == "<p>See the <b>table</b> for 3.</p>"
     assert message["Reply-To"] == "ops@example.com"
