@@ -49,6 +49,10 @@ def test_a_cast_right_after_a_parameter_leaves_the_parameter() -> None:
     assert parameter_names("SELECT :day::date, :n::int", "postgresql") == ["day", "n"]
 
 
+def test_slice_bounds_are_parameters_with_spaces_around_the_colon() -> None:
+    assert parameter_names("SELECT items[:lo : :hi] FROM t", "postgresql") == ["lo", "hi"]
+
+
 def test_a_dollar_in_a_name_does_not_open_a_dollar_quote() -> None:
     # "a$b" is a name in PostgreSQL: no $b$ quote starts there
     assert parameter_names("SELECT a$b$ FROM t WHERE x = :x", "postgresql") == ["x"]
