@@ -16,6 +16,7 @@ the message: another attempt would send it to them again.
 from __future__ import annotations
 
 import smtplib
+from collections.abc import Sequence
 from typing import Any
 
 from keel.authoring.tasks import task
@@ -97,7 +98,7 @@ def smtp_server(
     )
 
 
-def _refusals(where: str, refused: dict[str, Refusal], accepted: Any) -> str:
+def _refusals(where: str, refused: dict[str, Refusal], accepted: Sequence[str]) -> str:
     said = "; ".join(
         f"{address} ({code} {answer.decode('utf-8', 'replace').strip()})"
         for address, (code, answer) in sorted(refused.items())

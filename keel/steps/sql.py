@@ -33,7 +33,8 @@ def sql_step(step: dict[str, Any], values: dict[str, Any], ctx: StepContext) -> 
     query = prepared(node.query, place.dialect, params)
     where = f"sql connection {node.connection!r} ({place.dialect})"
     if place.dialect == "postgresql":
-        return run_postgres(place.address, where, query, node.max_rows, timeout)
+        return run_postgres(place.address, where, query, node.max_rows, timeout,
+                            secret_url=place.secret)  # fmt: skip
     if not place.secret:
         where = f"sql connection {node.connection!r} (SQLite file {place.address})"
     return run_sqlite(place.address, where, query, node.max_rows, timeout)

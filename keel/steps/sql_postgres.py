@@ -35,9 +35,17 @@ _TEMPORARY = ("08", "40", "53", "57", "55P03")
 
 
 def run_postgres(
-    url: str, where: str, query: Prepared, max_rows: int, timeout: float | None
+    url: str,
+    where: str,
+    query: Prepared,
+    max_rows: int,
+    timeout: float | None,
+    *,
+    secret_url: bool = False,
 ) -> dict[str, Any]:
-    """Run ``query`` on the database at ``url``; ``where`` names the connection in errors."""
+    """Run ``query`` on the database at ``url``; ``where`` names the connection in errors.
+    With ``secret_url``, a failure to connect is not quoted: libpq's message names the
+    host, port and user, parts of a URL the operator keeps secret."""
     try:
         import psycopg
     except ImportError:
@@ -51,10 +59,13 @@ def run_postgres(
         conn = psycopg.connect(
             url, connect_timeout=connect_timeout, application_name="keel sql step"
         )
-    except psycopg.OperationalError as exc:
-        raise SqlUnavailableError(f"{where}: cannot connect: {_said(exc)}") from None
-    except psycopg.Error as exc:  # a URL libpq cannot read
-        raise SqlStatementError(f"{where}: cannot connect: {_said(exc)}") from None
+    except psycopg.Error as exc:
+        said = _said(exc) if not secret_url else (
+            f"{type(exc).__name__} (the driver's message is left out: it quotes parts of "
+            "the URL, which is a secret)")  # fmt: skip
+        if isinstance(exc, psycopg.OperationalError):  # refused, timed out, login failed
+            raise SqlUnavailableError(f"{where}: cannot connect: {said}") from None
+        raise SqlStatementError(f"{where}: cannot connect: {said}") from None  # a bad URL
     try:
         with conn:  # commits when the block ends normally, rolls back when it raises
             return _run(conn, where, query, max_rows, timeout)

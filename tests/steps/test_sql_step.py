@@ -338,6 +338,20 @@ def test_a_url_from_a_secret_is_never_quoted_in_errors(
     assert "sql connection 'ledger'" in str(caught.value)
 
 
+def test_a_secret_url_that_cannot_connect_is_retryable_and_not_quoted(
+    worker_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = closed_port()
+    monkeypatch.setenv("KEEL_SECRET_LEDGER_URL", f"postgresql://ledger_owner@127.0.0.1:{port}/x")
+    configure(worker_dir, 'url_secret = "LEDGER_URL"', name="ledger")
+
+    with pytest.raises(SqlUnavailableError, match=r"cannot connect: OperationalError") as caught:
+        sql("SELECT 1", connection="ledger", timeout=5.0)
+
+    assert str(port) not in str(caught.value)
+    assert "ledger_owner" not in str(caught.value)
+
+
 def test_a_missing_secret_fails_naming_it(worker_dir: Path) -> None:
     configure(worker_dir, 'url_secret = "NOT_SET_ANYWHERE"', name="ledger")
     with pytest.raises(NonRetryable, match=r"secret 'NOT_SET_ANYWHERE' is not set"):
@@ -375,10 +389,16 @@ def test_a_sqlite_file_that_does_not_exist_is_not_made(worker_dir: Path) -> None
     assert not (worker_dir / "typo.db").exists()
 
 
-def test_a_server_that_does_not_answer_is_retryable(worker_dir: Path) -> None:
-    with socket.socket() as probe:  # a port nothing listens on
+def closed_port() -> int:
+    """A port nothing listens on."""
+    with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_a_server_that_does_not_answer_is_retryable(worker_dir: Path) -> None:
+    port = closed_port()
     configure(worker_dir, f'url = "postgresql://postgres@127.0.0.1:{port}/test"')
 
     with pytest.raises(SqlUnavailableError, match=r"cannot connect") as caught:
