@@ -18,9 +18,8 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from tests.steps.test_email_step import PASSWORD, Inbox, free_port
+from tests.steps.smtp_inbox import PASSWORD, Inbox, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND_TIMEOUT = 60
@@ -65,19 +64,8 @@ outputs:
 
 @pytest.fixture
 def inbox() -> Iterator[tuple[int, Inbox]]:
-    handler = Inbox()
-    controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=free_port(),
-        authenticator=handler.authenticate,
-        auth_require_tls=False,
-    )  # fmt: skip  (no certificate here)
-    controller.start()
-    try:
-        yield controller.port, handler
-    finally:
-        controller.stop()
+    with serving() as server:
+        yield server
 
 
 def test_a_workflow_records_a_claim_sums_the_ledger_and_emails_the_owner(
