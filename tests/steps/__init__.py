@@ -1,0 +1,1 @@
+"""Tests of keel's built-in steps."""

@@ -22,8 +22,14 @@ from keel.steps.email import (
 )
 from keel.steps.email_config import EmailConfigError
 from keel.steps.email_message import EmailMessageError
-from tests.steps.conftest import attempt
 from tests.steps.smtp_inbox import PASSWORD, Inbox, free_port, serving
+from tests.steps.worker_support import attempt, enter_worker_dir
+
+
+@pytest.fixture
+def worker_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The worker's folder, the current one while the test runs."""
+    return enter_worker_dir(tmp_path, monkeypatch)
 
 
 @dataclass

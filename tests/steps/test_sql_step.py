@@ -33,7 +33,13 @@ from keel.steps.sql_errors import (
 )
 from keel.steps.sql_values import SqlValueError
 from tests.postgres import URL, unavailable
-from tests.steps.conftest import attempt
+from tests.steps.worker_support import attempt, enter_worker_dir
+
+
+@pytest.fixture
+def worker_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The worker's folder, the current one while the test runs."""
+    return enter_worker_dir(tmp_path, monkeypatch)
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""What the built-in steps' tests share: a folder that is the worker's (its ``keel.toml``
-is found from the current folder) and a context for one attempt."""
+"""What the sql and email steps' tests share: a folder that is the worker's (its
+``keel.toml`` is found from the current folder) and a context for one attempt."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from keel.runtime.execution.context import StepContext
 from keel.runtime.execution.invoke import make_context
 
 
-@pytest.fixture
-def worker_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty folder made the current one, as a worker's folder is."""
+def enter_worker_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``tmp_path`` made the current folder, as a worker's folder is, with no
+    ``KEEL_SECRET_`` variable but those the test sets."""
     monkeypatch.chdir(tmp_path)
     for name in list(os.environ):
-        if name.startswith("KEEL_SECRET"):  # the test's secrets only
+        if name.startswith("KEEL_SECRET"):
             monkeypatch.delenv(name)
     return tmp_path
 
