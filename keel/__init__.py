@@ -23,6 +23,8 @@ if TYPE_CHECKING:
         workflow,
     )
     from keel.authoring import map_task as map
+    from keel.authoring.secret_refs import secrets
+    from keel.authoring.step_calls import email, http, shell, sql
     from keel.errors import (
         ApprovalNeeded,
         ExpressionError,
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     )
     from keel.spec.notifiers import CallableNotifier, EmailNotifier, WebhookNotifier
     from keel.spec.policies import CircuitPolicy
+    from keel.steps.secret_value import secret
 
 #: where each public name lives; imported on first use so that ``import keel`` (and so
 #: every CLI command, ``keel --help`` included) does not load pydantic, CEL and the
@@ -64,6 +67,11 @@ _HOMES = {
         "keel.authoring",
     ),
     "map": "keel.authoring",
+    # the built-in steps in a workflow, and secrets by reference (keel.secrets.NAME) or,
+    # in a task's body, by value (keel.secret("NAME"))
+    **dict.fromkeys(("email", "http", "shell", "sql"), "keel.authoring.step_calls"),
+    "secrets": "keel.authoring.secret_refs",
+    "secret": "keel.steps.secret_value",
     **dict.fromkeys(
         ("ApprovalNeeded", "ExpressionError", "InputError", "KeelError", "NonRetryable",
          "RetryLater", "SpecError",
@@ -140,9 +148,15 @@ __all__ = [
     "__version__",
     "approval",
     "context",
+    "email",
     "expr",
+    "http",
     "map",
+    "secret",
+    "secrets",
+    "shell",
     "signal",
+    "sql",
     "task",
     "timer",
     "when",

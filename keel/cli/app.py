@@ -10,6 +10,7 @@ from keel.cli import (
     estimate_commands,
     event_commands,
     fork_commands,
+    init_commands,
     inspect_commands,
     llm_commands,
     log_commands,
@@ -36,6 +37,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=PlainFlagsGroup,
 )
+init_commands.register(app)
 spec_commands.register(app)
 run_commands.register(app)
 inspect_commands.register(app)

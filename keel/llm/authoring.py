@@ -10,7 +10,6 @@ value's expression where ``${{ text }}`` stands, so the spec reads
 from __future__ import annotations
 
 import inspect
-import re
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
@@ -19,50 +18,13 @@ from pydantic import ConfigDict, create_model
 
 from keel.authoring.options import StepOptions, read_options
 from keel.authoring.tasks import Task
+from keel.authoring.templating import template
 from keel.authoring.tracing import require_trace
-from keel.authoring.values import Value, expression_of, to_expression
+from keel.authoring.values import Value, to_expression
 from keel.authoring.waits import schema_of
 from keel.authoring.workflows import _without_titles
 from keel.errors import TracingError
 from keel.spec.callables import is_injected
-from keel.spec.expressions import tokenize
-
-_NAMED = re.compile(r"\$\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-
-
-def _template(text: str, values: Mapping[str, Any], what: str) -> str:
-    """``text`` with each ``${{ name }}`` of ``values`` replaced by its expression."""
-
-    def part(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in values:
-            return match.group(0)  # input, nodes, item: an expression already
-        value = values[name]
-        source = expression_of(value) if isinstance(value, Value) else to_expression(value)
-        return "${{ " + _unclosing(source, f"{what}(values={{{name!r}: ...}})") + " }}"
-
-    return _NAMED.sub(part, text) if values else text
-
-
-def _unclosing(source: str, what: str) -> str:
-    """``source`` written without ``}}``, which would end its ``${{ }}`` part early (a
-    nested map, a brace in a string): closing braces spaced apart, a brace inside a
-    string literal escaped. The value is the same."""
-    if "}}" not in source:
-        return source
-    written = ""
-    end = 0
-    for token in tokenize(source):
-        text = token.text
-        if token.kind == "string" and "}" in text:
-            if text[0] in "rRbB":  # a raw or bytes literal: escapes are not read there
-                raise TracingError(f"{what}: a raw or bytes string with '}}}}' cannot go in a "
-                                   "prompt; pass the text as an ordinary string")  # fmt: skip
-            text = text.replace("}", "\\u007d")
-        written += source[end : token.offset]
-        written += " " + text if text == "}" and written.endswith("}") else text
-        end = token.offset + len(token.text)
-    return written + source[end:]
 
 
 def _model_fields(
@@ -78,9 +40,9 @@ def _model_fields(
     if not isinstance(prompt, str):
         raise TracingError(f"{what}: prompt is text with ${{{{ }}}} parts; pass values by name")
     fields: dict[str, Any] = {"model": model, "max_tokens": max_tokens,
-                              "prompt": _template(prompt, values or {}, what)}  # fmt: skip
+                              "prompt": template(prompt, values or {}, what)}  # fmt: skip
     if system:
-        fields["system"] = _template(system, values or {}, what)
+        fields["system"] = template(system, values or {}, what)
     schema = schema_of(output, f"{what}(output=...)")
     if schema is not None:
         fields["output"] = _without_titles(schema)

@@ -33,6 +33,8 @@ from keel.spec.model import (
     TimerNode,
     WorkflowSpec,
 )
+from keel.spec.step_nodes import StepNode
+from keel.spec.step_words import step_summary
 
 FORMATS = ("ascii", "mermaid", "dot", "json")
 
@@ -66,10 +68,13 @@ def _nodes(spec: WorkflowSpec, graph: DependencyGraph) -> list[AnyNode]:
 
 
 def node_summary(node: AnyNode) -> str:
-    """What a node does, in a few words: the function it calls, or what it waits for."""
+    """What a node does, in a few words: the function it calls, what a built-in step
+    calls (``POST api.example.com/notes``), or what it waits for."""
     if isinstance(node, LlmNode | AgentNode):
         each = " for each item" if isinstance(node, LlmNode) and node.for_each else ""
         return f"{node.provider}:{node.model}{each}"
+    if isinstance(node, StepNode):
+        return step_summary(node)
     if isinstance(node, CallNode):
         return node.task
     if isinstance(node, ApprovalNode):
@@ -347,6 +352,8 @@ def render_json(spec: WorkflowSpec) -> str:
             entry["item_arg"] = node.item_arg
         if not isinstance(node, CallNode):
             entry["waits_for"] = node_summary(node)
+        if isinstance(node, StepNode):  # keel's own task: what it calls says more
+            entry["calls"] = node_summary(node)
         nodes.append(entry)
     edges = [[parent, child] for child in graph.order for parent in graph.parents[child]]
     data = {

@@ -18,6 +18,7 @@ never a private, loopback or link-local address unless allowed there.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -44,6 +45,8 @@ Template = JsonData
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _MIB = 1024 * 1024
+#: a variable name a shell step's program may be given (POSIX's portable names)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _upper(value: Any) -> Any:
@@ -120,9 +123,11 @@ class HttpNode(_StepBase):
 class ShellNode(_StepBase):
     """Run a program with arguments (a list, never a shell string: nothing is parsed by a
     shell, so a value cannot inject a command). The output is ``{"exit_code", "stdout",
-    "stderr"}`` (``stdout`` parsed when ``parse`` is ``json``); an exit code not in
-    ``ok_exit_codes`` fails the node. The node's ``timeout`` kills the whole process
-    group. The program must be allowed by the worker's ``[shell] allow``."""
+    "stderr", "truncated"}`` (``stdout`` parsed when ``parse`` is ``json``; ``truncated``
+    says which of the two was cut at ``max_output_bytes``); an exit code not in
+    ``ok_exit_codes`` fails the attempt, retried as the node's ``retry`` says. The
+    node's ``timeout`` kills the whole process group. The program must be allowed by
+    the worker's ``[shell] allow``."""
 
     kind: Literal["shell"] = "shell"
     #: the program and its arguments; an item that is wholly one expression giving a
@@ -139,6 +144,21 @@ class ShellNode(_StepBase):
     #: each of stdout and stderr is kept up to this size (the rest is cut, and said)
     max_output_bytes: int = Field(_MIB, ge=1, le=64 * _MIB)
     parse: Literal["text", "json"] = "text"
+
+    @model_validator(mode="after")
+    def _runnable(self) -> ShellNode:
+        program = self.command[0]
+        if program is None or (isinstance(program, str) and not program.strip()):
+            raise ValueError("the command's first item names the program: it is empty")
+        if not isinstance(program, str):
+            raise ValueError(f"the command's first item names the program, got {program!r}")
+        for name in self.env:
+            if not _ENV_NAME.match(name):
+                raise ValueError(
+                    f"env has {name!r}, which is not a variable name (letters, digits "
+                    "and '_', not starting with a digit)"
+                )
+        return self
 
 
 class SqlNode(_StepBase):

@@ -294,6 +294,8 @@ class _Validator:
             hint = ""
             if name == "item":
                 hint = " ('item' is read only by the templates of an llm node with for_each)"
+            elif name == "secret" and SECRETS in names:
+                hint = f" (did you mean '{SECRETS}'? write ${{{{ {SECRETS}.NAME }}}})"
             elif name == SECRETS:
                 hint = (
                     " ('secrets' is read only by the fields of a built-in step: http, shell, "

@@ -1,9 +1,49 @@
-"""Helpers for your own tests of your workflows.
+"""Helpers for your own tests of your workflows (docs/testing.md).
+
+``run(workflow, input)`` runs a workflow in memory, with keel's real worker and engine
+on a SQLite store in memory and a fake clock, and returns a ``TestRun`` once the run has
+ended or waits for the test::
+
+    from keel.testing import run
+
+    def test_a_claim_is_settled():
+        with run(claim, {"claim": {...}}, stubs={"extract": lambda document: {...}}) as r:
+            assert r.status == "waiting"                  # for the approval "review"
+            r.approve("review", data={"ok": True}, comment="fine")
+            assert r.status == "succeeded", r.error
+            assert r.node("extract").attempts == 1
+            r.assert_node("settle", status="succeeded", output="paid")
+            r.assert_events("run_started", "approval_decided", "run_succeeded")
+
+Time skips: when nothing can run now, the clock jumps to the next thing that is due by
+itself (a retry's backoff, a ``keel.timer``), so a two-day timer passes at once and the
+history records when it would have fired. Approvals and signals wait for the test
+(``approve``, ``reject``, ``signal``); ``advance("1d")`` moves the clock on by hand (an
+approval's timeout fires only so). The clock starts at ``keel.testing.START``
+(``start=`` another).
+
+``stubs``: a node id (or a task's import path, ``module:function``) -> a plain function
+run instead of that task, called with the node's arguments by name; its return value
+is the node's output, what it raises a recorded failure (retried as the node says).
+
+``llm`` nodes never reach a model here (``llm_offline=True``, the default): each is
+answered offline after its prompt is filled in, by ``llm_replies`` (node id -> the
+answer: data for a node with an ``output`` schema, text without; or a function of the
+prompt's text giving it), else by the rule-based answer of keel's stub server (JSON
+that fits the schema, or a short text). An answer that does not fit the node's schema
+fails the node, as a model's would. ``agent`` nodes: stub them with ``stubs``. To test
+against a model server (keel's ``keel.llm.stub_server`` on the loopback, or a real one),
+pass ``llm_offline=False``: the nodes then use the provider the configuration names.
+
+``allow``: plain functions (not ``@keel.task``) a YAML workflow names, as the worker
+setting of that name. Close a ``TestRun`` (``with``, or ``.close()``) when it still
+waits: that stops its threads (a run that ended has stopped them already).
 
 ``replay(history, workflow)`` checks that a workflow, as your code defines it now, makes
 the decisions a recorded run made: the same nodes scheduled with the same arguments,
-skipped for the same conditions, in the same order. Record a run's history once (``keel
-history RUN --json > tests/histories/order.jsonl``) and keep it beside your tests::
+skipped for the same conditions, in the same order. ``TestRun.replay(workflow)`` does it
+with the test run's history. Record a run's history once (``keel history RUN --json >
+tests/histories/order.jsonl``) and keep it beside your tests::
 
     from keel.testing import replay
     from myflows import order
@@ -16,7 +56,7 @@ The history may be the lines ``keel history RUN --json`` prints (as text, a file
 parsed lines), the API's ``GET /runs/{id}/history`` page, or the store's events. With the
 definition the run was recorded with (``recorded``; found when ``workflow`` is that
 version) the history is split into transitions exactly; without it, by the kind of each
-event. Nothing here touches a database or a clock.
+event. ``replay`` touches no database and no clock.
 """
 
 from __future__ import annotations
@@ -32,8 +72,10 @@ from keel.engine.replay import Divergence, Recorded, RecordedEvent, ReplayResult
 from keel.engine.replay import replay as _replay
 from keel.errors import InputError
 from keel.spec.model import WorkflowSpec
+from keel.testing._history import NodeView
+from keel.testing._run import START, TestRun, run
 
-__all__ = ["Divergence", "ReplayResult", "replay"]
+__all__ = ["START", "Divergence", "NodeView", "ReplayResult", "TestRun", "replay", "run"]
 
 #: keys of a history line that are not the event's own fields
 _PLACE = frozenset({"seq", "at", "prev_hash", "hash", "run_id"})

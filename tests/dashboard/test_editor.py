@@ -218,3 +218,43 @@ def test_the_page_draws_the_graph_of_the_text_it_starts_with(ui: Ui) -> None:
     elements = json.loads(found.group(1))
     assert [e["data"]["id"] for e in elements if "position" in e] == ["fetch", "each", "summarise"]
     assert 'id="deploy">' in page  # valid: the deploy button is not disabled
+
+
+STEPS_YAML = """name: hooks
+nodes:
+  - id: fetch
+    kind: http
+    method: POST
+    url: "https://api.example.com/claims/${{ input.id }}"
+    headers: {Authorization: "Bearer ${{ secrets.API_TOKEN }}"}
+  - id: notify
+    kind: shell
+    command: [echo, "${{ nodes.fetch.output.status }}"]
+"""
+
+
+def test_built_in_steps_check_valid_and_draw_as_their_kind(ui: Ui) -> None:
+    body = check(ui, STEPS_YAML)
+    assert body["valid"] is True, body["html"]
+    shown = html.unescape(body["html"])
+    assert "keel.steps" not in shown  # keel's own tasks: not a module the server looks for
+    assert "⚠" not in shown
+    nodes = {e["data"]["id"]: e["data"] for e in body["elements"] if "source" not in e["data"]}
+    assert set(nodes) == {"fetch", "notify"}
+    drawn = json.dumps(nodes)
+    assert "keel.steps" not in drawn
+    assert "POST api.example.com/claims/${{ input.id }}" in drawn
+    edges = {(e["data"]["source"], e["data"]["target"]) for e in body["elements"]
+             if "source" in e["data"]}  # fmt: skip
+    assert edges == {("fetch", "notify")}
+
+
+def test_a_secret_misspelt_in_a_step_is_located(ui: Ui) -> None:
+    text = STEPS_YAML.replace("secrets.API_TOKEN", "secret.API_TOKEN")
+    body = check(ui, text)
+    assert body["valid"] is False
+    shown = html.unescape(body["html"])
+    assert "unknown name 'secret'" in shown
+    assert "did you mean 'secrets'?" in shown
+    line, _ = position_of(text, "headers:")
+    assert f'data-line="{line}"' in shown

@@ -178,3 +178,33 @@ def test_nodes_that_did_not_succeed_are_decided_again_saying_how_they_ended(
         ("hotel", "run", f"not reached in run {run.id[:8]}"),
         ("car", "run", "forked from here"),
     ]
+
+
+def test_built_in_steps_that_change_the_world_are_named_as_side_effects() -> None:
+    spec = parse_spec({
+        "name": "steps",
+        "nodes": [
+            {"id": "look", "kind": "http", "url": "https://api.example.com/a"},
+            {"id": "post", "kind": "http", "method": "POST",
+             "url": "https://api.example.com/claims/${{ input.id }}",
+             "headers": {"Authorization": "Bearer ${{ secrets.API_TOKEN }}"}},
+            {"id": "ping", "kind": "http", "url": "https://api.example.com/p",
+             "side_effect": True},
+            {"id": "run", "kind": "shell", "command": ["convert", "${{ input.path }}"]},
+            {"id": "read", "kind": "sql", "connection": "claims", "query": "SELECT 1"},
+            {"id": "write", "kind": "sql", "connection": "claims",
+             "query": "insert into notes values (:a)", "params": {"a": 1}},
+            {"id": "mail", "kind": "email", "to": ["ops@example.com"], "subject": "s"},
+            {"id": "quiet", "kind": "shell", "command": ["true"], "side_effect": False},
+        ],
+    })  # fmt: skip
+    assert {node.id: effects(spec, node.id) for node in spec.nodes} == {
+        "look": (),
+        "post": ("side effect (http: POST to https://api.example.com/claims/${{ input.id }})",),
+        "ping": ("side effect (http: GET to https://api.example.com/p)",),
+        "run": ("side effect (shell: runs convert)",),
+        "read": (),
+        "write": ("side effect (sql: writes to claims (INSERT))",),
+        "mail": ("side effect (email: sends email to ops@example.com)",),
+        "quiet": (),
+    }

@@ -266,3 +266,50 @@ def test_json_round_trips_with_exact_edges(spec: WorkflowSpec) -> None:
 def test_json_is_indented_and_key_sorted(spec: WorkflowSpec) -> None:
     text = render_json(spec)
     assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
+
+
+def _steps() -> WorkflowSpec:
+    return parse_spec({"name": "hooks", "nodes": [
+        {"id": "fetch", "kind": "http", "method": "post",
+         "url": "https://api.example.com/claims/${{ input.id }}",
+         "headers": {"Authorization": "Bearer ${{ secrets.API_TOKEN }}"}},
+        {"id": "notify", "kind": "shell", "command": ["echo", "${{ nodes.fetch.output.status }}"]},
+        {"id": "save", "kind": "sql", "connection": "claims",
+         "query": "insert into notes values (:s)", "params": {"s": "${{ nodes.fetch.output }}"}},
+        {"id": "mail", "kind": "email", "to": ["ops@example.com"], "subject": "s",
+         "after": ["save"]},
+    ]})  # fmt: skip
+
+
+STEP_LABELS = {
+    "fetch": "http POST api.example.com/claims/${{ input.id }}",
+    "notify": "shell echo ${{ nodes.fetch.output.status }}",
+    "save": "sql INSERT on claims",
+    "mail": "email to ops@example.com",
+}
+
+
+@pytest.mark.parametrize("fmt", ["ascii", "mermaid", "dot"])
+def test_built_in_steps_show_their_kind_and_what_they_call(fmt: str) -> None:
+    text = render(_steps(), fmt, width=100)
+    assert "keel.steps" not in text
+    for label in STEP_LABELS.values():
+        summary = label.split(" ", 1)[1]
+        assert summary in text
+        if fmt != "ascii":  # ascii puts the kind in a column of its own
+            assert label in text
+
+
+def test_built_in_steps_keep_their_task_in_json_and_say_what_they_call() -> None:
+    nodes = {node["id"]: node for node in json.loads(render_json(_steps()))["nodes"]}
+    assert nodes["fetch"]["task"] == "keel.steps.http:http_step"
+    assert {key: f"{node['kind']} {node['calls']}" for key, node in nodes.items()} == STEP_LABELS
+
+
+def test_a_long_step_summary_is_cut_to_one_short_line() -> None:
+    spec = parse_spec({"name": "w", "nodes": [
+        {"id": "run", "kind": "shell", "command": ["convert", *(["--flag\nvalue"] * 30)]},
+    ]})  # fmt: skip
+    (row,) = [line for line in render_ascii(spec).splitlines() if "run" in line]
+    assert row.rstrip().endswith("…")
+    assert len(row) < 100

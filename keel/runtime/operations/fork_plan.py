@@ -38,6 +38,8 @@ from keel.spec.model import (
     TaskNode,
     WorkflowSpec,
 )
+from keel.spec.step_nodes import StepNode
+from keel.spec.step_words import step_effect
 from keel.store.records import StoredEvent
 
 Action = Literal["reuse", "run", "set"]
@@ -178,6 +180,10 @@ def effects(spec: WorkflowSpec, node_id: str) -> tuple[str, ...]:
         said.append("side effect")
     elif isinstance(node, TaskNode) and node.compensate is not None:
         said.append("side effect (it has a compensation)")
+    if isinstance(node, StepNode):
+        effect = step_effect(node)
+        if effect is not None:
+            said.append(f"side effect ({node.kind}: {effect})")
     if isinstance(node, LlmNode | AgentNode):
         said.append(f"calls model {node.model}")
     if isinstance(node, AgentNode):

@@ -1,0 +1,130 @@
+"""The worker's ``[http]`` settings for ``http`` steps, from its ``keel.toml``:
+
+    [http]
+    # addresses, networks (CIDR) and host names a step may reach although they are
+    # private, loopback, link-local or otherwise not public (``keel.steps.http_guard``)
+    allow = ["127.0.0.1", "10.0.0.0/8", "::1", "internal.example.com", "*.corp.example"]
+    # the response size limit of a step that does not set its own
+    max_response_bytes = 10485760
+
+A host name allows every address it resolves to (the operator vouches for the name);
+``*.corp.example`` allows the names under ``corp.example`` (not the name itself).
+
+Invariants: a key that is set but wrong (a typo, a bad address, a number out of range)
+raises ``HttpConfigError`` naming the file and the key, never ignored. The settings are
+read once per folder and process (``http_config``); ``forget_http_config`` makes the next
+attempt read them again (the step does so after a refusal, so an operator who widens
+``allow`` needs no restart). This module only reads.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from keel.errors import NonRetryable
+from keel.runtime.worker.config import WorkerConfigError, config_tables
+
+KEYS = ("allow", "max_response_bytes")
+#: the largest response a step may be allowed (as the node's own field)
+MAX_RESPONSE_BYTES = 1024 * 1024 * 1024
+_LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST = re.compile(rf"^(\*\.)?({_LABEL}\.)*{_LABEL}$")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class HttpConfigError(NonRetryable):
+    """An ``[http]`` setting is wrong; the message names the file and the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    #: networks a step may reach although not public (an address is a /32 or /128)
+    networks: tuple[Network, ...] = ()
+    #: host names (lower case, no trailing dot) whose every address a step may reach;
+    #: one starting ``*.`` stands for the names under it
+    names: tuple[str, ...] = ()
+    #: the response size limit of a step that sets none (None: the node's default)
+    max_response_bytes: int | None = None
+    #: the file the settings came from, for messages (None: no ``[http]`` table)
+    source: str | None = None
+
+
+@functools.cache
+def http_config(folder: Path) -> HttpConfig:
+    """The ``[http]`` settings of the config file above ``folder`` (read once)."""
+    try:
+        found = config_tables(folder)
+    except WorkerConfigError as exc:  # unreadable, not TOML
+        raise HttpConfigError(str(exc)) from None
+    tables = found[1] if found is not None else []
+    for label, table in tables:
+        if "http" in table:
+            return parse_http_table(label, table["http"])
+    return HttpConfig()
+
+
+def forget_http_config() -> None:
+    """Have the next ``http_config`` read the file again."""
+    http_config.cache_clear()
+
+
+def parse_http_table(label: str, raw: object) -> HttpConfig:
+    """The ``http`` table of a file; ``label`` names the file in errors."""
+    if not isinstance(raw, Mapping):
+        raise HttpConfigError(f"{label}: http must be a table (write it as [http])")
+    unknown = sorted(set(raw) - set(KEYS))
+    if unknown:
+        raise HttpConfigError(
+            f"{label}: http: unknown key {', '.join(repr(key) for key in unknown)} "
+            f"(known keys: {', '.join(KEYS)})"
+        )
+    allow = raw.get("allow", [])
+    if not isinstance(allow, list):
+        raise HttpConfigError(
+            f"{label}: http.allow must be a list of addresses, networks or host names, "
+            f'e.g. ["127.0.0.1", "10.0.0.0/8", "internal.example.com"]'
+        )
+    networks: list[Network] = []
+    names: list[str] = []
+    for entry in allow:
+        network, name = _entry(label, entry)
+        if network is not None:
+            networks.append(network)
+        if name is not None:
+            names.append(name)
+    limit = raw.get("max_response_bytes")
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, int)
+        or not 1 <= limit <= MAX_RESPONSE_BYTES
+    ):  # fmt: skip
+        raise HttpConfigError(
+            f"{label}: http.max_response_bytes must be a whole number of bytes from 1 to "
+            f"{MAX_RESPONSE_BYTES}, got {limit!r}"
+        )
+    return HttpConfig(tuple(networks), tuple(names), limit, label)
+
+
+def _entry(label: str, entry: object) -> tuple[Network | None, str | None]:
+    if not isinstance(entry, str) or not entry.strip():
+        raise HttpConfigError(
+            f"{label}: http.allow: each item is an address, a network or a host name "
+            f"(a string), got {entry!r}"
+        )
+    text = entry.strip()
+    try:
+        return ipaddress.ip_network(text.strip("[]"), strict=False), None
+    except ValueError:
+        pass
+    name = text.lower().rstrip(".")
+    if "/" in text or ":" in text or not _HOST.match(name):
+        raise HttpConfigError(
+            f"{label}: http.allow: {entry!r} is not an address (127.0.0.1, ::1), a network "
+            "(10.0.0.0/8) nor a host name (internal.example.com, *.corp.example)"
+        )
+    return None, name
