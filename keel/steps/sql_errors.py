@@ -27,8 +27,8 @@ class SqlStatementError(NonRetryable):
 
 
 class SqlParamsError(NonRetryable):
-    """The query and its ``params`` do not match: a ``:name`` without a value, or a
-    value the query does not use."""
+    """The query and its ``params`` do not fit a step: a ``:name`` without a value, a
+    value the query does not use, or a second statement after a ``;``."""
 
 
 class SqlTooManyRowsError(NonRetryable):

@@ -422,6 +422,20 @@ def test_a_statement_past_the_timeout_is_stopped_and_retryable(db: Database) -> 
     assert not isinstance(caught.value, NonRetryable)
 
 
+def test_a_sqlite_file_locked_by_another_writer_is_retryable(worker_dir: Path) -> None:
+    path = worker_dir / "busy.db"
+    configure(worker_dir, 'url = "sqlite:///busy.db"')
+    with closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("CREATE TABLE t (a INT)")
+        other.execute("BEGIN IMMEDIATE")  # holds the write lock until it ends
+        other.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(SqlTemporaryError, match=r"database is locked") as caught:
+            sql("INSERT INTO t VALUES (2)", timeout=0.2)
+        other.execute("ROLLBACK")
+    assert not isinstance(caught.value, NonRetryable)
+    assert sql("INSERT INTO t VALUES (3)")["row_count"] == 1  # once the lock is gone
+
+
 def test_postgres_without_psycopg_says_what_to_install(
     pg: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
