@@ -94,7 +94,9 @@ def _run(
                     if len(rows) > max_rows:
                         break
             except psycopg.ProgrammingError as exc:
-                # the statement gave no rows after all: refuse it, and roll it back
+                if exc.sqlstate:  # the server's: a missing table, a type error...
+                    raise
+                # psycopg's own: the statement gave no rows after all (refused, rolled back)
                 raise SqlStatementError(
                     f"{where}: {exc}; keel read the statement as a query that gives rows"
                 ) from None

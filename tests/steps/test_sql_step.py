@@ -277,6 +277,12 @@ def test_a_syntax_error_fails_without_retry_quoting_the_database(db: Database) -
     assert "sql connection 'db'" in str(caught.value)
 
 
+def test_a_query_of_a_missing_table_says_so(db: Database) -> None:
+    with pytest.raises(SqlStatementError, match=r"(no such table|relation .* does not exist)") as e:
+        sql("SELECT * FROM nowhere WHERE a = :a", params={"a": 1})
+    assert "keel read" not in str(e.value)
+
+
 def test_a_constraint_violation_fails_without_retry_and_rolls_back(db: Database) -> None:
     add_people(db, ("ann", 1))
     with pytest.raises(SqlStatementError, match=r"(?i)unique"):
