@@ -23,7 +23,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from keel.spec.email_addresses import has_line_break, parse_address
 from keel.spec.node_base import _NodeBase
+from keel.spec.sql_text import DIALECTS, PARAM_NAME, parameter_names, statement
 from keel.spec.templates import template_expressions
 from keel.spec.types import JsonData, Name
 
@@ -183,16 +185,44 @@ class SqlNode(_StepBase):
             )
         return self
 
+    @model_validator(mode="after")
+    def _params_match_the_query(self) -> SqlNode:
+        """Each ``:name`` of the query has a value in ``params`` and each value is used.
+        The two dialects read a few things apart (``[...]``, dollar quotes): a name is
+        required when both see it, and refused when neither does (the step checks again
+        against the connection's own dialect)."""
+        for key in self.params:
+            if not PARAM_NAME.fullmatch(key):
+                raise ValueError(f"params: {key!r} is not a parameter name (letters, digits, '_')")
+        pg, lite = (set(parameter_names(self.query, dialect)) for dialect in DIALECTS)
+        missing = sorted((pg & lite) - set(self.params))
+        if missing:
+            raise ValueError(
+                f"the query uses {', '.join(':' + name for name in missing)} but 'params' "
+                f"gives no {', '.join(missing)}"
+            )
+        unused = sorted(set(self.params) - (pg | lite))
+        if unused:
+            raise ValueError(
+                f"params {', '.join(unused)} not used in the query: write "
+                f"{', '.join(':' + name for name in unused)} where each value goes, or remove it"
+            )
+        return self
+
     def _side_effect_by_kind(self) -> bool:
-        first = self.query.lstrip().split(None, 1)[0].upper() if self.query.strip() else ""
-        return first not in ("SELECT", "WITH", "SHOW", "EXPLAIN", "VALUES")
+        # comments and strings skipped; a WITH clause read to the statement it leads to
+        return not statement(self.query, "postgresql").reads_only
 
 
 class EmailNode(_StepBase):
-    """Send an email through an SMTP server, with the settings an email notifier has
-    (``host``, ``port``, ``starttls``, ``username`` and ``password_env``), defaulting to
-    the worker's ``[email]`` table of ``keel.toml``. The output is ``{"message_id",
-    "to"}``; a recipient the server refuses fails the node."""
+    """Send an email through an SMTP server. ``host``, ``port``, ``starttls``,
+    ``username``, ``password`` and ``sender`` default to the worker's ``[email]`` table
+    of ``keel.toml`` (where the password is named by a secret, ``password_secret``).
+    ``to``, ``cc`` and ``bcc`` each give addresses (an item that is wholly one
+    expression may give a list); ``bcc`` is never in the headers. The output is
+    ``{"message_id", "to"}`` (every recipient the server accepted); a recipient the
+    server refuses fails the node. Every attempt of the node sends the same
+    ``Message-ID``, so a receiver can drop a resent duplicate."""
 
     kind: Literal["email"] = "email"
     to: tuple[Template, ...] = Field(min_length=1)
@@ -211,6 +241,34 @@ class EmailNode(_StepBase):
     username: Template = None
     #: a secret, e.g. ``${{ secrets.SMTP_PASSWORD }}``
     password: Template = None
+
+    @model_validator(mode="after")
+    def _literal_values_are_addresses(self) -> EmailNode:
+        """What is written as it is (no ``${{ }}``) is checked now; what templates give
+        is checked when the step runs."""
+        fields: dict[str, tuple[Any, ...]] = {"to": self.to, "cc": self.cc, "bcc": self.bcc,
+                                              "sender": (self.sender,),
+                                              "reply_to": (self.reply_to,)}  # fmt: skip
+        for name, items in fields.items():
+            for item in items:
+                if item is None or (isinstance(item, str) and "${{" in item):
+                    continue
+                if not isinstance(item, str):
+                    raise ValueError(f"{name}: {item!r} is not an email address (write text)")
+                try:
+                    parse_address(item)
+                except ValueError as exc:
+                    raise ValueError(f"{name}: {exc}") from None
+        if isinstance(self.subject, str) and has_line_break(self.subject):
+            raise ValueError("subject: a subject is one line (it holds a line break)")
+        if self.password is not None and not (
+            isinstance(self.password, str) and "${{" in self.password
+        ):
+            raise ValueError(
+                "password: name a secret, e.g. ${{ secrets.SMTP_PASSWORD }} (a password "
+                "written in the spec would be stored with it)"
+            )
+        return self
 
 
 #: the template fields of each kind, in the order they are read

@@ -1,13 +1,107 @@
-"""The ``email`` built-in step (being written)."""
+"""The ``email`` built-in step: send one message through an SMTP server.
+
+The server settings are the step's own, else the worker's ``[email]`` table
+(``keel.steps.email_config``); the message is built from the step's filled templates
+(``keel.steps.email_message``) and sent through keel's one SMTP sender
+(``keel.runtime.notifications.smtp``), the one email notifiers use.
+
+The output is ``{"message_id", "to"}``: the id every attempt of the node sends, and the
+recipients the server accepted. A server that cannot be reached, drops the connection or
+answers "try later" (4xx) fails the attempt as retryable; a refused login, sender or
+recipient fails the node (``NonRetryable``), naming what was refused. When the server
+refuses some recipients and takes the others, the node fails too, saying who did get
+the message: another attempt would send it to them again.
+"""
 
 from __future__ import annotations
 
+import smtplib
+from collections.abc import Sequence
 from typing import Any
 
 from keel.authoring.tasks import task
+from keel.errors import KeelError, NonRetryable
 from keel.runtime.execution.context import StepContext
+from keel.runtime.notifications.smtp import Refusal, SmtpServer, send, temporary
+from keel.runtime.secrets import secret
+from keel.spec.step_nodes import EmailNode
+from keel.steps.email_config import EmailDefaults, email_defaults
+from keel.steps.email_message import outgoing, text
+from keel.steps.filling import filled, step_node, step_timeout
+
+
+class EmailRefusedError(NonRetryable):
+    """The server refused the login, the sender or recipients; another attempt would be
+    refused the same way."""
+
+
+class EmailUnavailableError(KeelError):
+    """The server could not be reached, went away, or asked to try later (retryable)."""
+
+
+class EmailSettingsError(NonRetryable):
+    """The step and the worker's ``[email]`` table together do not say how to send."""
 
 
 @task
 def email_step(step: dict[str, Any], values: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-    raise NotImplementedError("the email step is not written yet")
+    """Send the step's message (see the module)."""
+    node = step_node(EmailNode, step)
+    fields = filled(node, values)
+    defaults = email_defaults()
+    server = smtp_server(node, fields, defaults, step_timeout(step))
+    sender = fields.get("sender") or defaults.sender
+    if not sender:
+        raise EmailSettingsError(
+            "the step has no sender: set sender on the step or in the [email] table of the "
+            f"worker's keel.toml ({defaults.source or 'none found'})"
+        )
+    mail = outgoing(fields, text(sender), ctx.idempotency_key)
+    where = f"SMTP server {server.address}"
+    try:
+        refused = send(server, mail.message, sender=mail.sender, recipients=mail.recipients)
+    except smtplib.SMTPRecipientsRefused as exc:
+        failure = _refusals(where, exc.recipients, ())
+        raise (EmailUnavailableError if temporary(exc) else EmailRefusedError)(failure) from None
+    except (smtplib.SMTPException, OSError) as exc:
+        failure = f"{where}: {type(exc).__name__}: {exc}"
+        raise (EmailUnavailableError if temporary(exc) else EmailRefusedError)(failure) from None
+    accepted = [address for address in mail.recipients if address not in refused]
+    if refused:
+        raise EmailRefusedError(_refusals(where, refused, accepted))
+    return {"message_id": mail.message_id, "to": accepted}
+
+
+def smtp_server(
+    node: EmailNode, fields: dict[str, Any], defaults: EmailDefaults, timeout: float | None
+) -> SmtpServer:
+    """The server settings: the step's, else the worker's ``[email]``, else the defaults
+    (``localhost:25``, no TLS, no login)."""
+    username = fields.get("username")
+    password = fields.get("password")
+    if username is None and password is None and defaults.username is not None:
+        username = defaults.username
+        password = secret(defaults.password_secret) if defaults.password_secret else None
+    if (username is None) != (password is None):
+        raise EmailSettingsError(
+            "give both username and password to log in to the SMTP server, or neither "
+            "(password: a secret, e.g. ${{ secrets.SMTP_PASSWORD }})"
+        )
+    seconds = defaults.timeout if timeout is None else min(defaults.timeout, timeout)
+    return SmtpServer(
+        host=node.host or defaults.host or "localhost",
+        port=node.port or defaults.port or 25,
+        starttls=node.starttls if node.starttls is not None else bool(defaults.starttls),
+        username=None if username is None else text(username),
+        password=None if password is None else text(password),
+        timeout=seconds,
+    )
+
+
+def _refusals(where: str, refused: dict[str, Refusal], accepted: Sequence[str]) -> str:
+    said = "; ".join(
+        f"{address} ({code} {answer.decode('utf-8', 'replace').strip()})"
+        for address, (code, answer) in sorted(refused.items())
+    )
+    taken = f"; the message went to {', '.join(accepted)}" if accepted else ""
+    return f"{where} refused {said}{taken}"

@@ -172,7 +172,7 @@ def test_one_address_is_a_list_of_one() -> None:
 def test_each_kind_writes_secrets_as_references_only() -> None:
     @keel.workflow
     def flow() -> Any:
-        keel.sql("db", "SELECT 1", params={"key": keel.secrets["DB_KEY"]})
+        keel.sql("db", "SELECT :key", params={"key": keel.secrets["DB_KEY"]})
         return keel.email(to="a@example.com", subject="s", username=keel.secrets.SMTP_USER)
 
     dumped = flow.spec.model_dump_json()

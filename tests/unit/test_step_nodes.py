@@ -57,7 +57,16 @@ def test_every_kind_parses_with_its_defaults_and_names_keels_own_task() -> None:
             {"id": "q", "kind": "sql", "connection": "w", "query": "WITH x AS (SELECT 1) SELECT *"},
             False,
         ),
-        ({"id": "q", "kind": "sql", "connection": "w", "query": "UPDATE t SET a = :a"}, True),
+        (
+            {
+                "id": "q",
+                "kind": "sql",
+                "connection": "w",
+                "query": "UPDATE t SET a = :a",
+                "params": {"a": 1},
+            },
+            True,
+        ),
         ({"id": "s", "kind": "shell", "command": ["ls"]}, True),
         ({"id": "m", "kind": "email", "to": ["a@example.com"], "subject": "s"}, True),
     ],

@@ -8,8 +8,9 @@ Delivery is at least once: a webhook attempt that timed out may still have arriv
 each request carries an ``Idempotency-Key`` derived from the notification, the same for
 every retry of it.
 
-Only the standard library talks to the network (``urllib``, ``smtplib``), so notifiers
-add no dependency. ``sleep`` is injected so that tests of the backoff do not wait.
+Only the standard library talks to the network (``urllib``, and ``smtplib`` through
+``keel.runtime.notifications.smtp``), so notifiers add no dependency. ``sleep`` is
+injected so that tests of the backoff do not wait.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import inspect
 import json
 import os
 import smtplib
-import ssl
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from keel.errors import KeelError
 from keel.runtime.execution.task_access import notifier_function
+from keel.runtime.notifications.smtp import SmtpServer, send
 from keel.spec.notifiers import CallableNotifier, EmailNotifier, WebhookNotifier
 
 AnyNotifier = CallableNotifier | WebhookNotifier | EmailNotifier
@@ -189,17 +190,12 @@ def _send_email(notifier: EmailNotifier, notification: dict[str, Any]) -> None:
                 f"{where}: environment variable {notifier.password_env} is not set; it must "
                 "hold the SMTP password"
             )
-    message = email_message(notifier, notification)
+    server = SmtpServer(notifier.host, notifier.port, notifier.starttls, notifier.username,
+                        password, notifier.timeout)  # fmt: skip
     try:
-        with smtplib.SMTP(notifier.host, notifier.port, timeout=notifier.timeout) as smtp:
-            if notifier.starttls:
-                smtp.starttls(context=ssl.create_default_context())
-            if notifier.username is not None and password is not None:
-                smtp.login(notifier.username, password)
-            refused = smtp.send_message(message)
+        refused = send(server, email_message(notifier, notification))
     except (smtplib.SMTPException, OSError) as exc:
-        server = f"{notifier.host}:{notifier.port}"
-        raise NotifyError(f"{where} via {server}: {type(exc).__name__}: {exc}") from exc
+        raise NotifyError(f"{where} via {server.address}: {type(exc).__name__}: {exc}") from exc
     if refused:
         raise NotifyError(f"{where}: the server refused {', '.join(sorted(refused))}")
 

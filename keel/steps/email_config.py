@@ -1,0 +1,119 @@
+"""The worker's defaults for ``email`` steps: the ``[email]`` table of its ``keel.toml``
+(found as the worker's config is: ``keel.runtime.worker.config``).
+
+    [email]
+    host = "smtp.example.com"     # default localhost
+    port = 587                    # default 25
+    starttls = true               # default false
+    username = "keel"
+    password_secret = "SMTP_PASSWORD"   # the NAME of a secret (keel.runtime.secrets)
+    sender = "Keel <keel@example.com>"
+    timeout = 30                  # seconds per SMTP exchange, default 30
+
+A step's own fields win over these. The password is never in the file: it is the secret
+``password_secret`` names, looked up when a step sends, so it is redacted from what the
+attempt records.
+
+Invariants: a key or value that is wrong raises ``EmailConfigError`` naming the file and
+the key; the file is read once per process and folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from keel.errors import NonRetryable
+from keel.runtime.worker.config import WorkerConfigError, config_tables
+from keel.spec.email_addresses import parse_address
+
+KEYS = ("host", "port", "starttls", "username", "password_secret", "sender", "timeout")
+DEFAULT_TIMEOUT = 30.0
+_SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class EmailConfigError(NonRetryable):
+    """The ``[email]`` settings are wrong; the message names the file and the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmailDefaults:
+    """The ``[email]`` table as read (None: not set)."""
+
+    host: str | None = None
+    port: int | None = None
+    starttls: bool | None = None
+    username: str | None = None
+    password_secret: str | None = None
+    sender: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    #: where the table is, for messages (None: no table)
+    source: str | None = None
+
+
+def email_defaults(start: Path | None = None) -> EmailDefaults:
+    """The ``[email]`` table of the config found from ``start`` (the current folder)."""
+    return _defaults((start or Path.cwd()).resolve())
+
+
+@functools.cache
+def _defaults(folder: Path) -> EmailDefaults:
+    try:
+        found = config_tables(folder)
+    except WorkerConfigError as exc:
+        raise EmailConfigError(str(exc)) from None
+    for label, table in found[1] if found else []:
+        if "email" in table:
+            return parse_email_table(label, table["email"])
+    return EmailDefaults()
+
+
+def parse_email_table(label: str, raw: object) -> EmailDefaults:
+    """The ``email`` table of a file; ``label`` names the file in errors."""
+    if not isinstance(raw, dict):
+        raise EmailConfigError(f"{label}: email must be a table (write it as [email])")
+    unknown = sorted(set(raw) - set(KEYS))
+    if unknown:
+        raise EmailConfigError(
+            f"{label}: email: unknown key {', '.join(repr(key) for key in unknown)} "
+            f"(known keys: {', '.join(KEYS)})"
+        )
+
+    def wrong(key: str, what: str) -> EmailConfigError:
+        return EmailConfigError(f"{label}: email.{key} must be {what}, got {raw[key]!r}")
+
+    host, port, starttls = raw.get("host"), raw.get("port"), raw.get("starttls")
+    if host is not None and not (isinstance(host, str) and host.strip()):
+        raise wrong("host", "a host name")
+    if port is not None and not (
+        isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535
+    ):
+        raise wrong("port", "a port number (1-65535)")
+    if starttls is not None and not isinstance(starttls, bool):
+        raise wrong("starttls", "true or false")
+    username, sender = raw.get("username"), raw.get("sender")
+    if username is not None and not (isinstance(username, str) and username):
+        raise wrong("username", "text")
+    secret = raw.get("password_secret")
+    if secret is not None and not (isinstance(secret, str) and _SECRET_NAME.fullmatch(secret)):
+        # the value is not quoted: it may be the password itself, pasted in the wrong place
+        raise EmailConfigError(
+            f"{label}: email.password_secret must be the NAME of a secret (letters, digits "
+            "and '_', e.g. SMTP_PASSWORD) that holds the password, not the password"
+        )
+    if sender is not None:
+        try:
+            parse_address(sender) if isinstance(sender, str) else parse_address("")
+        except ValueError:
+            raise wrong("sender", "an email address ('keel@example.com')") from None
+    timeout = raw.get("timeout", DEFAULT_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < 1e6:
+        raise wrong("timeout", "a number of seconds > 0")
+    if (username is None) != (secret is None):
+        raise EmailConfigError(
+            f"{label}: email: set both username and password_secret (the secret holding the "
+            "password) to log in, or neither"
+        )
+    return EmailDefaults(host, port, starttls, username, secret, sender, float(timeout), label)
