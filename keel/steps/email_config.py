@@ -58,6 +58,11 @@ def email_defaults(start: Path | None = None) -> EmailDefaults:
     return _defaults((start or Path.cwd()).resolve())
 
 
+def forget_email_config() -> None:
+    """Have the next step read the ``[email]`` table again (a test's run does)."""
+    _defaults.cache_clear()
+
+
 @functools.cache
 def _defaults(folder: Path) -> EmailDefaults:
     try:

@@ -101,6 +101,11 @@ def target(connection: Connection) -> Target:
     )
 
 
+def forget_sql_config() -> None:
+    """Have the next step read the ``[sql]`` connections again (a test's run does)."""
+    _connections.cache_clear()
+
+
 @functools.cache
 def _connections(folder: Path) -> dict[str, Connection]:
     try:

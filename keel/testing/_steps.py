@@ -185,8 +185,12 @@ def supplied_task(prepared: PreparedTask, secrets: Mapping[str, str]) -> Prepare
 def forget_step_settings() -> None:
     """Have the built-in steps read the worker's ``keel.toml`` again (a test's run reads
     the one its current folder has now, not one an earlier test cached)."""
+    from keel.steps.email_config import forget_email_config
     from keel.steps.http_config import forget_http_config
     from keel.steps.shell import forget_shell_config
+    from keel.steps.sql_config import forget_sql_config
 
     forget_http_config()
     forget_shell_config()
+    forget_sql_config()
+    forget_email_config()

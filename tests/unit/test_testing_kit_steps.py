@@ -8,6 +8,7 @@ run records."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from keel.errors import InputError
 from keel.runtime.secrets import SecretError, lookup
 from keel.testing import run
 from tests.steps.peers import Peer, Received, json_reply
+from tests.steps.smtp_inbox import PASSWORD as SMTP_PASSWORD
+from tests.steps.smtp_inbox import serving
 
 TOKEN = "s3cret-token-value"
 
@@ -389,3 +392,45 @@ def test_an_http_step_to_the_loopback_is_refused_without_allow() -> None:
         assert r.status == "failed"
         assert peer.received == []
     r.assert_node("call", status="failed", attempts=1, error="allow")
+
+
+@keel.workflow
+def real_sql(claim_id: str) -> dict[str, Any]:
+    rows = keel.sql("claims", "SELECT id, amount FROM claims WHERE id = :id",
+                    params={"id": claim_id}, id="query")  # fmt: skip
+    return {"rows": rows["rows"]}
+
+
+def test_a_sql_step_not_stubbed_queries_the_connection_keel_toml_names(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "claims.db") as db:
+        db.execute("CREATE TABLE claims (id TEXT, amount REAL)")
+        db.executemany("INSERT INTO claims VALUES (?, ?)", [("c-1", 120.0), ("c-2", 80.0)])
+    db.close()
+    (tmp_path / "keel.toml").write_text('[sql.connections.claims]\nurl = "sqlite:///claims.db"\n')
+
+    r = run(real_sql, {"claim_id": "c-2"})
+
+    assert r.status == "succeeded", r.error
+    assert r.output == {"rows": [{"id": "c-2", "amount": 80.0}]}
+
+
+@keel.workflow
+def real_mail(to: str) -> dict[str, Any]:
+    mail = keel.email(to="${{ input.to }}", subject="Report", body="all quiet", id="mail")
+    return {"to": mail["to"]}
+
+
+def test_an_email_step_not_stubbed_sends_through_the_smtp_server_of_keel_toml(
+    tmp_path: Path,
+) -> None:
+    with serving() as (port, inbox):
+        (tmp_path / "keel.toml").write_text(
+            f'[email]\nhost = "127.0.0.1"\nport = {port}\nusername = "keel"\n'
+            'password_secret = "SMTP_PASSWORD"\nsender = "keel@example.com"\n'
+        )
+        r = run(real_mail, {"to": "ann@example.com"}, secrets={"SMTP_PASSWORD": SMTP_PASSWORD})
+
+        assert r.status == "succeeded", r.error
+        assert inbox.logins == [(b"keel", SMTP_PASSWORD.encode())]
+    assert r.output == {"to": ["ann@example.com"]}
+    assert inbox.message()["Subject"] == "Report"
