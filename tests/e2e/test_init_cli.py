@@ -43,8 +43,8 @@ OUTPUTS: dict[str, tuple[str, Any]] = {
 
 @dataclass(frozen=True)
 class Keel:
-    """``keel`` run in ``cwd``, with this checkout's keel and no database set: a project
-    gets the default one, ``.keel/keel.db`` of its folder."""
+    """``keel`` run in ``cwd``, with this checkout's keel and no database nor secrets
+    set: a project gets the default database, ``.keel/keel.db`` of its folder."""
 
     cwd: Path
     env: dict[str, str]
@@ -72,7 +72,8 @@ class Keel:
 @pytest.fixture
 def keel(tmp_path: Path) -> Keel:
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("KEEL_DATABASE_URL", "KEEL_SERVER_URL", "KEEL_LLM_"))}  # fmt: skip
+           if not k.startswith(("KEEL_DATABASE_URL", "KEEL_SERVER_URL", "KEEL_LLM_",
+                                "KEEL_SECRET"))}  # fmt: skip
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["COLUMNS"] = "80"
     return Keel(tmp_path, env)
@@ -142,6 +143,24 @@ def test_a_new_project_validates_and_runs_offline(
         assert output[key] == expected
     assert (project / ".keel" / "keel.db").is_file()  # the default database, in the project
     assert bool(stub.requests) == (name == "ticket-routing")
+    if name in BUILT_IN_STEPS:
+        (run_,) = keel.json("runs", cwd=project)
+        history = keel.ok("history", run_["id"], "--json", cwd=project).stdout
+        ended = {(e["node"], e["kind"]): e for e in map(json.loads, history.splitlines())
+                 if e.get("node") and e["kind"] in ("node_succeeded", "node_failed",
+                                                    "node_skipped")}  # fmt: skip
+        for node, kind in BUILT_IN_STEPS[name].items():
+            assert (node, kind) in ended, f"{node} {kind}: {sorted(ended)}"
+
+
+#: how each template's built-in steps end on its sample input, offline: the report's
+#: database is an SQLite file of the project and it sends no mail unless asked; the
+#: incident's chat has no secrets (none set) and the run goes on without it
+BUILT_IN_STEPS = {
+    "nightly-report": {"prepare": "node_succeeded", "sample_sales": "node_succeeded",
+                       "fetch_sales": "node_succeeded", "send_report": "node_skipped"},
+    "incident-response": {"notify_chat": "node_failed"},
+}  # fmt: skip
 
 
 def test_init_prints_three_next_steps_at_80_columns(keel: Keel, tmp_path: Path) -> None:
@@ -233,8 +252,16 @@ def test_a_file_in_place_of_the_folder_is_refused(keel: Keel, tmp_path: Path) ->
     not hasattr(keel_testing, "run"),
     reason="keel.testing.run is not there yet: the generated tests are written against it",
 )
-def test_a_generated_projects_own_tests_pass(keel: Keel, tmp_path: Path) -> None:
-    keel.ok("init", "project", "--template", "document-intake")
+@pytest.mark.parametrize(
+    ("name", "passed"), [("document-intake", 5), ("nightly-report", 6), ("incident-response", 6)]
+)
+def test_a_generated_projects_own_tests_pass(
+    keel: Keel, tmp_path: Path, name: str, passed: int
+) -> None:
+    """Offline: the built-in steps that would reach another system (the incident's chat
+    webhook, the report's e-mail) are stubbed; the report's sql steps run for real on an
+    SQLite file of each test's own."""
+    keel.ok("init", "project", "--template", name)
     project = tmp_path / "project"
 
     result = subprocess.run(
@@ -248,7 +275,9 @@ def test_a_generated_projects_own_tests_pass(keel: Keel, tmp_path: Path) -> None
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 passed" in result.stdout
+    assert f"{passed} passed" in result.stdout
+    if name == "nightly-report":  # the tests used databases of their own
+        assert (project / "reports.db").stat().st_size == 0
 
 
 @pytest.mark.slow

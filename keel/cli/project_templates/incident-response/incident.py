@@ -1,6 +1,13 @@
-"""Incident response: triage an alert; page the on-call, post a status notice and collect
-diagnostics in parallel; mitigate; for a critical incident, wait for the on-call's
-all-clear (a signal); close the incident.
+"""Incident response: triage an alert; page the on-call, post a status notice, tell the
+team's chat channel and collect diagnostics in parallel; mitigate; for a critical
+incident, wait for the on-call's all-clear (a signal); close the incident.
+
+The chat message is keel's built-in ``http`` step: a POST to a webhook whose URL and
+token are secrets (``${{ secrets.CHAT_WEBHOOK_URL }}``, ``${{ secrets.CHAT_TOKEN }}``),
+looked up by the worker when the step runs (``KEEL_SECRET_CHAT_WEBHOOK_URL``... or the
+secrets file of keel.toml), never written in the workflow or its history. A chat that
+cannot be reached (or secrets not set, as on a fresh checkout) does not hold up the
+response: the step fails after its retries and the run goes on (``on_failure``).
 
 If a step fails, or no all-clear comes within 4 hours, the run fails: keel then undoes
 the mitigation and takes the status notice down (each step's ``compensate=``, newest
@@ -102,8 +109,17 @@ def escalate(failure: dict[str, Any]) -> str:
 def incident(alert: Alert) -> dict[str, Any]:
     """Respond to one alert, from page to close."""
     plan = triage(alert.severity)
-    page = page_oncall(alert.service, plan["page"])  # these three run in parallel:
+    page = page_oncall(alert.service, plan["page"])  # these four run in parallel:
     notice = post_status(alert.id, alert.summary)  # none needs another's output
+    keel.http(  # and so does this one
+        keel.secrets.CHAT_WEBHOOK_URL,
+        method="POST",
+        headers={"Authorization": "Bearer ${{ secrets.CHAT_TOKEN }}"},
+        body={"text": "${{ severity }} incident ${{ id }} on ${{ service }}: ${{ summary }}"},
+        values={"severity": alert.severity, "id": alert.id, "service": alert.service,
+                "summary": alert.summary},
+        id="notify_chat", retries=3, timeout="10s", on_failure="continue",
+    )  # fmt: skip
     diagnostics = collect_diagnostics(alert.service)
     mitigation = mitigate(alert.service, diagnostics)
     resolution = keel.signal(

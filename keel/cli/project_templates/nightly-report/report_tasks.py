@@ -1,5 +1,6 @@
 """The tasks of ``report.yaml``: plain Python functions marked ``@keel.task``. The YAML
-names each as ``report_tasks:function``; keel imports this file from the YAML's folder."""
+names each as ``report_tasks:function``; keel imports this file from the YAML's folder.
+The database query and the e-mail are built-in steps of the YAML (``sql``, ``email``)."""
 
 from __future__ import annotations
 
@@ -10,33 +11,32 @@ import keel
 
 
 @keel.task
-def fetch_sales(day: str) -> dict[str, Any]:
-    """The day's sales (your database or warehouse in real life)."""
+def report_day(day: str) -> str:
+    """The day to report on, as YYYY-MM-DD (``yesterday`` is the day before today)."""
     if day == "yesterday":
-        day = (datetime.date.today() - datetime.timedelta(days=1)).isoformat()
+        return (datetime.date.today() - datetime.timedelta(days=1)).isoformat()
     try:
-        datetime.date.fromisoformat(day)
+        return datetime.date.fromisoformat(day).isoformat()
     except ValueError:
         raise keel.NonRetryable(f"day: {day!r} is not YYYY-MM-DD or 'yesterday'") from None
-    amounts = [120.0, 80.5, 42.0, 990.0]
-    return {"day": day, "sales": [{"id": f"S-{n}", "amount": a} for n, a in enumerate(amounts)]}
 
 
 @keel.task
-def total(sales: dict[str, Any]) -> float:
-    amounts: list[float] = [sale["amount"] for sale in sales["sales"]]
+def total(sales: list[dict[str, Any]]) -> float:
+    """The sum of the day's sales (the rows of the ``sql`` step: ``id``, ``amount``)."""
+    amounts: list[float] = [sale["amount"] for sale in sales]
     return round(sum(amounts), 2)
 
 
 @keel.task
-def find_outliers(sales: dict[str, Any], threshold: float) -> list[str]:
+def find_outliers(sales: list[dict[str, Any]], threshold: float) -> list[str]:
     """Sales above ``threshold``, for a person to look at."""
-    return [sale["id"] for sale in sales["sales"] if sale["amount"] > threshold]
+    return [sale["id"] for sale in sales if sale["amount"] > threshold]
 
 
 @keel.task
 def publish(day: str, total: float, outliers: list[str]) -> str:
-    """Publish the report (e-mail, a chat channel, a dashboard in real life)."""
+    """The report's text (the ``email`` step sends it; a dashboard could show it)."""
     line = f"{day}: total {total:.2f}"
     if outliers:
         line += f", check {', '.join(outliers)}"
