@@ -284,6 +284,23 @@ def test_given_secrets_stay_with_their_run() -> None:
     later.assert_node("uses_a_secret", error="secret 'API_TOKEN' is not set")
 
 
+def test_given_secrets_come_before_the_environment_which_still_gives_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KEEL_SECRET_API_TOKEN", "from-the-environment")
+    seen: list[str] = []
+
+    def fake(headers: dict[str, Any]) -> dict[str, Any]:
+        seen.append(headers["Authorization"])
+        return {"status": 200, "headers": {}, "body": None}
+
+    given = run(hooks, {"claim_id": "c-1"}, stubs={"post": fake}, secrets={"API_TOKEN": TOKEN})
+    other = run(hooks, {"claim_id": "c-1"}, stubs={"post": fake}, secrets={"OTHER": TOKEN})
+
+    assert (given.status, other.status) == ("succeeded", "succeeded")
+    assert seen == [f"Bearer {TOKEN}", "Bearer from-the-environment"]
+
+
 def test_runs_in_parallel_threads_each_see_their_own_secrets() -> None:
     seen: dict[str, list[str]] = {"one": [], "two": []}
     barrier = threading.Barrier(2, timeout=30)
