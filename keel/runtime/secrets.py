@@ -72,7 +72,8 @@ def secret(name: str) -> str:
 
 
 def lookup(name: str, *, start: Path | None = None) -> str:
-    """The value of ``name`` from the environment or the secrets file, or ``SecretError``."""
+    """The value of ``name``: given (``supplying``), else from the environment or the
+    secrets file, else ``SecretError``."""
     if not isinstance(name, str) or not _NAME.match(name):
         raise SecretError(f"{name!r} is not a secret name: letters, digits and '_'")
     given = _supplied.get()
