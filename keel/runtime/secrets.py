@@ -31,9 +31,11 @@ this one (a task thread sees them only while the attempt the test wrapped runs).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import stat
+import threading
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -68,6 +70,7 @@ def secret(name: str) -> str:
     revealed = _revealed.get()
     if revealed is not None:
         revealed[name] = value
+        _redact_log_records()
     return value
 
 
@@ -201,6 +204,50 @@ def revealing() -> Iterator[dict[str, str]]:
 def revealed_now() -> dict[str, str]:
     """The secrets revealed to the current attempt so far (empty outside one)."""
     return dict(_revealed.get() or {})
+
+
+_factory_lock = threading.Lock()
+_factory_installed = False
+
+
+def _redact_log_records() -> None:
+    """From the first secret revealed on, every log record is made redacted of the secrets
+    revealed to the attempt that logs it (in its thread), whatever the logger and the
+    handler: the worker's stderr and JSON lines, a library's debug lines, the lines
+    keel keeps with the attempt. One ``ContextVar`` read per record elsewhere."""
+    global _factory_installed
+    if _factory_installed:
+        return
+    with _factory_lock:
+        if _factory_installed:
+            return
+        made = logging.getLogRecordFactory()
+
+        def redacting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = made(*args, **kwargs)
+            revealed = _revealed.get()
+            if revealed:
+                _redact_record(record, revealed)
+            return record
+
+        logging.setLogRecordFactory(redacting)
+        _factory_installed = True
+
+
+def _redact_record(record: logging.LogRecord, revealed: dict[str, str]) -> None:
+    """``record``'s message and traceback redacted, formatted now (with the values it was
+    logged with) so that no handler formats the original."""
+    try:
+        message = record.getMessage()
+    except Exception:  # arguments that do not fit: the handler says so, as it would
+        return
+    record.msg, record.args = redact_text(message, revealed), None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = redact_text(record.exc_text, revealed)
+    if record.stack_info:
+        record.stack_info = redact_text(record.stack_info, revealed)
 
 
 def redact_text(text: str, revealed: dict[str, str]) -> str:

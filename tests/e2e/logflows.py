@@ -4,6 +4,7 @@ worker's module)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import keel
@@ -130,3 +131,20 @@ def mapped(values: list[int]) -> list[int]:
 @keel.workflow
 def holding() -> str:
     return held()
+
+
+@keel.task(retry=AGAIN_AT_ONCE)
+def telling(word: str) -> str:
+    """Reads a secret and lets it out every way a task can: its own logger, a library's
+    logger, an exception (first attempt) and its result."""
+    token = keel.secret("API_TOKEN")
+    keel.context().logger.warning("calling with %s", token)
+    logging.getLogger("somelib.http").warning("header Authorization: Bearer %s", token)
+    if keel.context().attempt == 1:
+        raise ValueError(f"the server refused {token}")
+    return f"{word} {token}"
+
+
+@keel.workflow
+def secretive(word: str = "sent") -> str:
+    return telling(word)

@@ -83,6 +83,43 @@ def test_every_line_is_json_and_the_attempts_lines_say_which(
     assert [line.message.split("\n")[0] for line in kept] == ["from the child: child", "caught it"]
 
 
+def test_a_secret_a_task_lets_out_is_in_no_line_the_worker_writes_or_keeps(
+    url: str, store: Store, tmp_path: Path
+) -> None:
+    """A task that logs its secret (its logger and a library's), raises with it and
+    returns it: the worker's own output (JSON lines), the lines kept for ``keel logs``,
+    the recorded error and the output all say ``[secret API_TOKEN]`` instead."""
+    token = "tok-e2e-5c1d7a9f3b"
+    run_id = detach(url, "secretive")
+    log = tmp_path / "worker.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KEEL_DATABASE_URL": url,
+           "KEEL_SECRET_API_TOKEN": token}  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "keel", "worker", str(FLOWS), "--log-format", "json"],
+            env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    try:
+        until("the run succeeded", lambda: store.get_run(run_id).status == "succeeded")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=DEADLINE) == 0
+
+    written = log.read_text()
+    assert token not in written
+    messages = [json.loads(line)["message"] for line in written.splitlines()]
+    assert "calling with [secret API_TOKEN]" in messages
+    assert "header Authorization: Bearer [secret API_TOKEN]" in messages
+    assert any("the server refused [secret API_TOKEN]" in message for message in messages)
+    for command in (("logs", run_id, "--json"), ("history", run_id, "--json"),
+                    ("show", run_id, "--json")):  # fmt: skip
+        shown = keel_on(url, *command, deadline=DEADLINE)
+        assert shown.returncode == 0, shown.stderr
+        assert token not in shown.stdout
+        assert "[secret API_TOKEN]" in shown.stdout
+    assert store.get_run(run_id).output == {"result": "sent [secret API_TOKEN]"}
+
+
 def test_a_log_format_that_is_neither_text_nor_json_is_one_line(url: str) -> None:
     refused = keel_on(url, "worker", str(FLOWS), "--log-format", "xml", deadline=DEADLINE)
     assert refused.returncode == 1

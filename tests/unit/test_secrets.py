@@ -4,6 +4,7 @@ attempt hands back (output, error, logs), in this process and in a child process
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from pathlib import Path
@@ -192,14 +193,38 @@ def test_an_attempt_that_looked_nothing_up_is_left_as_it_is(
     assert outcome.output == "no secret here: abcd-1234-efgh"  # type: ignore[attr-defined]
 
 
-def test_a_logged_secret_is_redacted_from_the_line_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_logged_secret_is_redacted_for_every_handler_and_the_line_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker's stderr (a plain handler here), its JSON lines and the lines kept with
+    the attempt all format the record made while the attempt had revealed the secret."""
     monkeypatch.setenv("KEEL_SECRET_API_TOKEN", TOKEN)
-    record = logging.LogRecord("keel.task.step", logging.WARNING, __file__, 1,
-                               "calling with %s", (TOKEN,), None)  # fmt: skip
-    assert TOKEN in line_of(record).message  # outside an attempt nothing was revealed
-    with revealing():
-        secret("API_TOKEN")
-        assert line_of(record).message == "calling with [secret API_TOKEN]"
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("keel.task.redaction_test")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info("outside an attempt %s", "tok-not-a-secret")
+        with revealing():
+            secret("API_TOKEN")
+            logger.info("calling with %s", TOKEN)
+            try:
+                raise RuntimeError(f"refused {TOKEN}")
+            except RuntimeError:
+                logger.exception("failed")
+            record = logger.makeRecord(logger.name, logging.WARNING, __file__, 1, "again %s",
+                                       (TOKEN,), None)  # fmt: skip
+        logger.info("after the attempt %s", TOKEN)  # nothing revealed here any more
+    finally:
+        logger.removeHandler(handler)
+    written = stream.getvalue()
+    assert "calling with [secret API_TOKEN]" in written
+    assert "RuntimeError: refused [secret API_TOKEN]" in written
+    assert written.count(TOKEN) == 1  # only the line logged after the attempt ended
+    assert "after the attempt" in written.splitlines()[-1]
+    assert "tok-not-a-secret" in written
+    assert line_of(record).message == "again [secret API_TOKEN]"
 
 
 @pytest.mark.parametrize("isolation", ["thread", "process"])

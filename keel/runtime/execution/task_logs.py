@@ -36,7 +36,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from keel.runtime.secrets import redact_text, revealed_now
 from keel.store.task_logs import AttemptLines, LogLine
 
 #: lines kept per attempt
@@ -99,9 +98,6 @@ def line_of(record: logging.LogRecord) -> LogLine:
         message = f"{message}\n{record.exc_text}"
     if record.stack_info:
         message = f"{message}\n{record.stack_info}"
-    revealed = revealed_now()  # the secrets of the attempt logging (in its thread)
-    if revealed:
-        message = redact_text(message, revealed)
     return LogLine(record.created, record.levelname, clean(message))
 
 
