@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import typing
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
@@ -137,11 +138,61 @@ def pydantic_issue(error: Any, data: Any = None) -> SpecIssue:
     message = message.removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = f"unknown field '{loc[-1]}'" if loc else "unknown field"
+        if loc:
+            message += _known_fields(raw[:-1], str(loc[-1]))
+    elif error["type"] == "unknown_node_kind" and isinstance(error.get("input"), dict):
+        kind = error["input"].get("kind")
+        if isinstance(kind, str):
+            close = difflib.get_close_matches(kind, NODE_KINDS, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            message = message.replace("unknown node kind:", f"unknown node kind '{kind}'{hint}:")
     elif error["type"] == "missing":
         message = f"missing required field '{loc[-1]}'" if loc else "missing required field"
     return SpecIssue(
         message=message, loc=tuple(loc), node=_node_id_at(data, loc), code=error["type"]
     )
+
+
+def _known_fields(raw: tuple[Any, ...], name: str) -> str:
+    """For an unknown field ``name`` of the model at pydantic's location ``raw``: the
+    field it is likely a typo of, else the fields there are (a short list)."""
+    model: Any = WorkflowSpec
+    tagged: dict[str, Any] | None = None
+    for part in raw:
+        if isinstance(part, int):
+            continue  # an item of a list: what it holds is known from the list's field
+        if tagged is not None and part in tagged:
+            model, tagged = tagged[part], None  # the kind pydantic chose for the item
+            continue
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return ""
+        models = _models_in(fields[part].annotation)
+        tagged = _by_kind(models)
+        model = models[0] if len(models) == 1 else None
+        if model is None and tagged is None:
+            return ""
+    known = [field for field in getattr(model, "model_fields", {}) if field != "kind"]
+    if not known:
+        return ""
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    return f" (known: {', '.join(known)})" if len(known) <= 12 else ""
+
+
+def _models_in(annotation: Any) -> list[Any]:
+    """The pydantic models an annotation holds (``X | None``, ``tuple[A | B, ...]``)."""
+    if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+        return [annotation]
+    return [model for inner in typing.get_args(annotation) for model in _models_in(inner)]
+
+
+def _by_kind(models: list[Any]) -> dict[str, Any] | None:
+    """The models of a union told apart by their ``kind``, by kind (else None)."""
+    kinds = {model.model_fields["kind"].default: model for model in models
+             if "kind" in model.model_fields}  # fmt: skip
+    return kinds if len(models) > 1 and len(kinds) == len(models) else None
 
 
 def _node_id_at(data: Any, loc: list[str | int]) -> str | None:

@@ -506,3 +506,25 @@ def test_a_spec_without_an_input_schema_accepts_any_input_field() -> None:
         {"name": "open", "nodes": [{"id": "a", "task": "m:f", "args": {"x": "${{ input.x.y }}"}}]}
     )
     assert validate(spec) == []
+
+
+def test_a_mistyped_kind_or_field_is_named_with_what_was_likely_meant() -> None:
+    data = {
+        "name": "typos",
+        "nodes": [
+            {"id": "a", "kind": "htttp", "url": "https://example.com"},
+            {"id": "b", "kind": "http", "url": "https://example.com", "header": {},
+             "retry": {"max_attempt": 2}},
+            {"id": "c", "task": "m:f", "circuit": {"zzz": 1}},
+        ],
+        "triggers": [{"kind": "schedule", "cronn": "0 * * * *"}],
+    }  # fmt: skip
+    with pytest.raises(SpecError) as caught:
+        parse_spec(data)
+    messages = [issue.message for issue in caught.value.issues]
+    assert messages[0].startswith("unknown node kind 'htttp' (did you mean 'http'?): use 'task'")
+    assert "unknown field 'header' (did you mean 'headers'?)" in messages
+    assert "unknown field 'max_attempt' (did you mean 'max_attempts'?)" in messages
+    assert "unknown field 'cronn' (did you mean 'cron'?)" in messages
+    (circuit,) = [message for message in messages if "'zzz'" in message]
+    assert circuit.startswith("unknown field 'zzz' (known: ")  # no close match: the list
