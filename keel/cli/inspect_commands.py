@@ -36,6 +36,30 @@ def _short(value: Any, width: int = 48) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _input_text(args: Any) -> str:
+    """A node's input as ``keel show`` lists it: a built-in step's is what it does
+    (``http POST api.example.com/claims/${{ input.id }}``), its templates as the spec has
+    them, not the definition it was handed (``--json`` has that, and the values)."""
+    if args is None:
+        return ""
+    step = args.get("step") if isinstance(args, dict) and set(args) == {"step", "values"} else None
+    if isinstance(step, dict):
+        from pydantic import TypeAdapter, ValidationError
+
+        from keel.spec.model import STEP_TASKS, AnyNode, Node, StepNode
+        from keel.spec.step_words import step_summary
+
+        if step.get("kind") in STEP_TASKS:
+            try:
+                node: AnyNode = TypeAdapter(Node).validate_python(
+                    {key: value for key, value in step.items() if key != "timeout"})  # fmt: skip
+            except ValidationError:
+                return _short(args, 1000)
+            if isinstance(node, StepNode):
+                return f"{node.kind} {step_summary(node)}"
+    return _short(args, 1000)
+
+
 def runs(
     status: Annotated[
         str | None,
@@ -223,7 +247,7 @@ def show(run_id: RunArgument, as_json: JsonOption = False, db: DbOption = None) 
             attempts += f" ({node.reclaimed} reclaimed)"
         rows.append([
             status_symbol(node.status), node.id, shown, attempts, seconds(node.duration),
-            _short(node.args, 1000) if node.args is not None else "", _result(node),
+            _input_text(node.args), _result(node),
         ])  # fmt: skip
     console.print()
     print_table(console, columns, rows)

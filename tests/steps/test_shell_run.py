@@ -88,6 +88,10 @@ def test_keel_run_runs_shell_steps_and_records_their_redacted_output(tmp_path: P
     # the secret's value is nowhere keel records: not in what it prints, not in the database
     assert SECRET not in history.stdout + json.dumps(shown)
     assert SECRET.encode() not in (tmp_path / "keel.db").read_bytes()
+    # ``keel show`` says what each step did, as its spec says it, not its raw definition
+    text = keel(tmp_path, "show", run_id, env={**env, "COLUMNS": "200"}).stdout
+    assert f"shell {PY} -c" in text
+    assert '"step"' not in text
 
 
 ABANDONED = """\
