@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from keel.spec.email_addresses import has_line_break, parse_address
+from keel.spec.expressions import plain_path, read_paths
 from keel.spec.node_base import _NodeBase
 from keel.spec.sql_text import DIALECTS, PARAM_NAME, parameter_names, statement
 from keel.spec.templates import template_expressions
@@ -38,6 +39,27 @@ STEP_TASKS = {
 }
 #: the root name of secrets in a built-in step's templates
 SECRETS = "secrets"
+
+
+def secret_reference(source: str) -> str | None:
+    """The secret a template's expression names, or None when it reads no secret.
+
+    A secret is read whole: ``secrets.NAME`` (or ``secrets["NAME"]``) alone between the
+    braces, text around it being fine. An expression that computes on a secret
+    (``secrets.T.startsWith("a")``, ``size(secrets.T)``, ``secrets.T == "..."``) gives a
+    value the redaction cannot recognise as the secret: a way to spell it out into the
+    recorded output a piece at a time. Such an expression raises ``ValueError``."""
+    if not read_paths(source, frozenset({SECRETS})):
+        return None
+    path = plain_path(source)
+    if path is None or len(path) != 2 or path[0] != SECRETS or not isinstance(path[1], str):
+        raise ValueError(
+            f"{source!r} computes on a secret: a template reads a secret whole, "
+            f"${{{{ {SECRETS}.NAME }}}} alone between the braces (text around it is fine), "
+            "so that whatever echoes it can be redacted"
+        )
+    return path[1]
+
 
 #: JSON with ``${{ expression }}`` parts, filled when the step runs (see the module)
 Template = JsonData
