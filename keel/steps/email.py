@@ -79,7 +79,11 @@ def smtp_server(
     (``localhost:25``, no TLS, no login)."""
     username = fields.get("username")
     password = fields.get("password")
+    host = node.host or defaults.host or "localhost"
+    port = node.port or defaults.port or 25
+    starttls = node.starttls if node.starttls is not None else bool(defaults.starttls)
     if username is None and password is None and defaults.username is not None:
+        _check_same_server(host, port, starttls, defaults)
         username = defaults.username
         password = secret(defaults.password_secret) if defaults.password_secret else None
     if (username is None) != (password is None):
@@ -89,13 +93,33 @@ def smtp_server(
         )
     seconds = defaults.timeout if timeout is None else min(defaults.timeout, timeout)
     return SmtpServer(
-        host=node.host or defaults.host or "localhost",
-        port=node.port or defaults.port or 25,
-        starttls=node.starttls if node.starttls is not None else bool(defaults.starttls),
+        host=host,
+        port=port,
+        starttls=starttls,
         username=None if username is None else text(username),
         password=None if password is None else text(password),
         timeout=seconds,
     )
+
+
+def _check_same_server(host: str, port: int, starttls: bool, defaults: EmailDefaults) -> None:
+    """The ``[email]`` login goes only to ``[email]``'s server, as ``[email]`` says to
+    reach it: a spec that names another host or port, or turns STARTTLS off, would
+    otherwise have the worker hand the operator's password to a server of its choosing,
+    or send it in the clear."""
+    own = (defaults.host or "localhost", defaults.port or 25)
+    where = f"the [email] table of the worker's keel.toml ({defaults.source or 'none found'})"
+    if (host, port) != own:
+        raise EmailSettingsError(
+            f"the step sends through {host}:{port}, not {own[0]}:{own[1]} of {where}, whose "
+            "login is used for that server only: give the step its own username and "
+            "password (a secret), or leave host and port to [email]"
+        )
+    if defaults.starttls and not starttls:
+        raise EmailSettingsError(
+            f"the step turns STARTTLS off, which {where} turns on: its login would be sent "
+            "unencrypted; leave starttls to [email]"
+        )
 
 
 def _refusals(where: str, refused: dict[str, Refusal], accepted: Sequence[str]) -> str:

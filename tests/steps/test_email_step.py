@@ -182,6 +182,36 @@ def test_the_worker_settings_log_in_with_the_secret_they_name(
     assert revealed == {"MAIL_PW": PASSWORD}
 
 
+def test_the_worker_login_is_never_sent_to_a_server_the_step_names(
+    smtp: Server, worker_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spec that names its own host or port (a server its author runs) does not get
+    the operator's ``[email]`` password handed to it."""
+    monkeypatch.setenv("KEEL_SECRET_MAIL_PW", PASSWORD)
+    settings(worker_dir, f'host = "127.0.0.1"\nport = {free_port()}\nsender = "k@example.com"\n'
+                         'username = "relay"\npassword_secret = "MAIL_PW"')  # fmt: skip
+
+    with revealing(), pytest.raises(EmailSettingsError, match=r"its own username and password"):
+        send(to=["ann@example.com"], subject="s", port=smtp.port)
+
+    assert smtp.inbox.logins == []
+    assert smtp.inbox.envelopes == []
+
+
+def test_the_step_cannot_turn_off_the_starttls_the_worker_login_needs(
+    smtp: Server, worker_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEEL_SECRET_MAIL_PW", PASSWORD)
+    settings(worker_dir, f'host = "127.0.0.1"\nport = {smtp.port}\nsender = "k@example.com"\n'
+                         'starttls = true\nusername = "relay"\n'
+                         'password_secret = "MAIL_PW"')  # fmt: skip
+
+    with revealing(), pytest.raises(EmailSettingsError, match=r"unencrypted"):
+        send(to=["ann@example.com"], subject="s", starttls=False)
+
+    assert smtp.inbox.logins == []
+
+
 def test_a_wrong_password_fails_without_retry(
     smtp: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
