@@ -6,6 +6,10 @@ when the statement succeeded and its rows fit, rolled back otherwise. The step's
 bounds both the wait for another writer's lock (``timeout``) and the statement itself
 (a progress handler interrupts it past the deadline). Rows are fetched ``max_rows + 1``
 at most: SQLite steps through a result as it is read.
+
+Invariant: the statement reaches the connection's file only: no database can be
+attached (``ATTACH``; ``VACUUM INTO`` cannot run in a transaction), so a query cannot
+name another file.
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ def run_sqlite(
     except sqlite3.Error as exc:
         raise SqlUnavailableError(f"{where}: cannot open the database: {exc}") from None
     with closing(conn):
+        # ATTACH opens (or makes) a second file by a path the query names: the way from
+        # the file the operator named to any other (the keel store, a new file)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
         if timeout is not None:
             deadline = time.monotonic() + timeout
             conn.set_progress_handler(lambda: int(time.monotonic() > deadline), _PROGRESS_STEPS)

@@ -401,6 +401,18 @@ def test_a_sqlite_file_that_does_not_exist_is_not_made(worker_dir: Path) -> None
     assert not (worker_dir / "typo.db").exists()
 
 
+def test_a_sqlite_query_attaches_no_other_file(db: Database, worker_dir: Path) -> None:
+    """The query is the spec's: it must not open a file the operator did not name (the
+    keel store beside the worker), nor make one anywhere (ATTACH creates a missing file).
+    VACUUM INTO, the other way to name a file, cannot run in the step's transaction."""
+    if db.dialect != "sqlite":
+        pytest.skip("a SQLite statement")
+    made = worker_dir / "made.db"
+    with pytest.raises(SqlStatementError, match=r"attached"):
+        sql(f"ATTACH DATABASE '{made}' AS other")
+    assert not made.exists()
+
+
 def closed_port() -> int:
     """A port nothing listens on."""
     with socket.socket() as probe:
