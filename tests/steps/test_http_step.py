@@ -5,6 +5,7 @@ allowed by a ``keel.toml`` in the test's folder, as an operator would allow it."
 from __future__ import annotations
 
 import gzip
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,7 +13,12 @@ import pytest
 
 from keel.errors import NonRetryable, RetryLater
 from keel.steps.http_body import HttpBodyError, HttpResponseTooLarge
-from keel.steps.http_response import HttpRetryableStatus, HttpStatusError, retry_after
+from keel.steps.http_response import (
+    QUOTED_CHARS,
+    HttpRetryableStatus,
+    HttpStatusError,
+    retry_after,
+)
 from tests.steps.conftest import Step
 from tests.steps.peers import Peer, Received, Reply, json_reply
 
@@ -233,6 +239,29 @@ def test_the_timeout_bounds_a_slow_answer(peer: Peer, allow: Allow, step: Step) 
         assert not isinstance(caught.value, NonRetryable)
     finally:
         release.set()
+
+
+def test_the_timeout_bounds_the_body_a_failure_quotes(peer: Peer, allow: Allow, step: Step) -> None:
+    """A server that answers 404 and trickles its body a byte at a time: the step quotes
+    what came within its timeout and fails, instead of waiting for the whole quote (a
+    read may wait the whole timeout, and a quote is hundreds of reads)."""
+    allow("127.0.0.1")
+    gone = threading.Event()
+
+    def trickle() -> Iterator[bytes]:
+        while not gone.wait(0.05):  # far slower than a quote's 1200 bytes in the timeout
+            yield b"x"
+
+    peer.routes["/trickle"] = lambda got: Reply(404, {"Content-Type": "text/plain"},
+                                                stream=trickle)  # fmt: skip
+    try:
+        with pytest.raises(HttpStatusError) as caught:
+            step({"url": peer.url("/trickle"), "timeout": 0.5})
+    finally:
+        gone.set()
+    said = str(caught.value)
+    assert "answered HTTP 404" in said
+    assert "x" * (QUOTED_CHARS - 1) not in said  # cut at the timeout, not read to its end
 
 
 def test_a_gzip_body_is_read_decompressed(peer: Peer, allow: Allow, step: Step) -> None:
