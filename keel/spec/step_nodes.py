@@ -69,6 +69,9 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _MIB = 1024 * 1024
 #: a variable name a shell step's program may be given (POSIX's portable names)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: variables the dynamic loader reads (LD_PRELOAD, DYLD_INSERT_LIBRARIES...): they would
+#: make any program, however allowed, run a library of the spec's choosing
+_LOADER_ENV = ("LD_", "DYLD_")
 
 
 def _upper(value: Any) -> Any:
@@ -179,6 +182,12 @@ class ShellNode(_StepBase):
                 raise ValueError(
                     f"env has {name!r}, which is not a variable name (letters, digits "
                     "and '_', not starting with a digit)"
+                )
+            if name.upper().startswith(_LOADER_ENV):
+                raise ValueError(
+                    f"env has {name!r}, which makes the system load other code into "
+                    "whatever program runs (an allowed one included): only the operator "
+                    "may set it, under [shell] env of the worker's keel.toml"
                 )
         return self
 

@@ -94,6 +94,14 @@ def test_whether_a_step_changes_the_world_follows_its_kind_unless_it_says(
             "write :name in the query",
         ),
         ({"id": "s", "kind": "shell", "command": []}, "at least 1 item"),
+        (
+            {"id": "s", "kind": "shell", "command": ["ls"], "env": {"LD_PRELOAD": "/x.so"}},
+            "only the operator may set it",
+        ),
+        (
+            {"id": "s", "kind": "shell", "command": ["ls"], "env": {"DYLD_INSERT_LIBRARIES": "x"}},
+            "only the operator may set it",
+        ),
         ({"id": "m", "kind": "email", "to": [], "subject": "s"}, "at least 1 item"),
     ],
 )
