@@ -270,6 +270,24 @@ def test_a_huge_result_stops_at_max_rows(db: Database) -> None:
         sql(query, max_rows=5)
 
 
+def test_rows_of_huge_values_stop_at_the_size_bound(db: Database) -> None:
+    """Few rows, each a MiB of text: the step stops past ``MAX_RESULT_BYTES`` (64 MiB)
+    rather than hold (and record) all of them: max_rows alone would let 100 through."""
+    mib = "repeat('x', 1048576)" if db.dialect == "postgresql" else "hex(zeroblob(524288))"
+    query = ("SELECT {v} FROM generate_series(1, 100000000)" if db.dialect == "postgresql" else
+             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+             "SELECT {v} FROM n").format(v=mib)  # fmt: skip
+    with pytest.raises(SqlTooManyRowsError, match=r"hold more than 67108864 bytes \(at row 65\)"):
+        sql(query, max_rows=100)
+
+
+def test_a_sqlite_value_past_the_size_bound_is_refused(db: Database) -> None:
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL bounds a value itself (1 GB)")
+    with pytest.raises(SqlStatementError, match=r"too big"):
+        sql("SELECT hex(zeroblob(40000000))")  # 80 MB of text in one value
+
+
 def test_a_syntax_error_fails_without_retry_quoting_the_database(db: Database) -> None:
     with pytest.raises(SqlStatementError, match=r"syntax error") as caught:
         sql("SELEC name FROM people")
