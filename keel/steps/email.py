@@ -15,7 +15,9 @@ the message: another attempt would send it to them again.
 
 from __future__ import annotations
 
+import ipaddress
 import smtplib
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +30,7 @@ from keel.spec.step_nodes import EmailNode
 from keel.steps.email_config import EmailDefaults, email_defaults
 from keel.steps.email_message import outgoing, text
 from keel.steps.filling import filled, step_node, step_timeout
+from keel.steps.http_guard import refusal
 
 
 class EmailRefusedError(NonRetryable):
@@ -82,6 +85,8 @@ def smtp_server(
     host = node.host or defaults.host or "localhost"
     port = node.port or defaults.port or 25
     starttls = node.starttls if node.starttls is not None else bool(defaults.starttls)
+    if node.host is not None and node.host != defaults.host:
+        _check_public(node.host)
     if username is None and password is None and defaults.username is not None:
         _check_same_server(host, port, starttls, defaults)
         username = defaults.username
@@ -100,6 +105,25 @@ def smtp_server(
         password=None if password is None else text(password),
         timeout=seconds,
     )
+
+
+def _check_public(host: str) -> None:
+    """A server the step names itself (not ``[email]``'s) must have only public
+    addresses: a spec's author may pick a server, but not make the worker speak SMTP to
+    its loopback, its private network or a metadata service (``keel.steps.http_guard``).
+    An internal relay is the operator's to name, in ``[email]``."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise EmailUnavailableError(f"SMTP server {host}: cannot resolve it: {exc}") from None
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        why = refusal(address)
+        if why is not None:
+            raise EmailSettingsError(
+                f"the step names SMTP server {host} ({address}): {why}, which a step may "
+                "not name itself: set host in the [email] table of the worker's keel.toml"
+            )
 
 
 def _check_same_server(host: str, port: int, starttls: bool, defaults: EmailDefaults) -> None:

@@ -262,6 +262,17 @@ def test_a_server_that_is_not_there_is_retryable(worker_dir: Path) -> None:
 # --- settings --------------------------------------------------------------------------------
 
 
+def test_a_step_may_not_name_a_server_on_the_workers_own_network(
+    smtp: Server, worker_dir: Path
+) -> None:
+    """A spec's author picks a public server at most: the loopback (and private,
+    link-local addresses) are the operator's to name, in ``[email]``."""
+    settings(worker_dir, 'host = "smtp.example.com"\nsender = "k@example.com"')
+    with pytest.raises(EmailSettingsError, match=r"127\.0\.0\.1\): a loopback address"):
+        send(to=["ann@example.com"], subject="s", host="127.0.0.1", port=smtp.port)
+    assert smtp.inbox.envelopes == []
+
+
 def test_the_step_fields_win_over_the_worker_settings(smtp: Server, worker_dir: Path) -> None:
     settings(worker_dir, f'host = "127.0.0.1"\nport = {free_port()}\nsender = "k@example.com"')
 
