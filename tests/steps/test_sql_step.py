@@ -21,6 +21,7 @@ import pytest
 from keel.errors import NonRetryable
 from keel.runtime.secrets import revealing
 from keel.spec.sql_text import Dialect
+from keel.steps import sql as sql_module
 from keel.steps.sql import sql_step
 from keel.steps.sql_config import SqlConfigError
 from keel.steps.sql_errors import (
@@ -456,6 +457,19 @@ def test_a_statement_past_the_timeout_is_stopped_and_retryable(db: Database) -> 
     with pytest.raises(SqlTemporaryError, match=r"past the step's timeout") as caught:
         sql(query, timeout=0.3)
     assert not isinstance(caught.value, NonRetryable)
+
+
+def test_a_statement_without_a_timeout_is_stopped_at_the_default(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The query is the spec's: one that never ends must not hold the worker's thread
+    for good when the node sets no timeout (the default is made short here)."""
+    monkeypatch.setattr(sql_module, "DEFAULT_TIMEOUT", 0.3)
+    query = ("SELECT pg_sleep(3600)" if db.dialect == "postgresql" else
+             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+             "SELECT count(*) FROM n")  # fmt: skip
+    with pytest.raises(SqlTemporaryError, match=r"past the step's timeout"):
+        sql(query)
 
 
 def test_a_sqlite_file_locked_by_another_writer_is_retryable(worker_dir: Path) -> None:
