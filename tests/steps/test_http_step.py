@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from keel.errors import NonRetryable, RetryLater
+from keel.runtime.secrets import revealing
 from keel.steps.http_body import HttpBodyError, HttpResponseTooLarge
 from keel.steps.http_response import (
     QUOTED_CHARS,
@@ -185,6 +186,38 @@ def test_redirects_are_followed(peer: Peer, allow: Allow, step: Step) -> None:
     out = step({"url": peer.url("/old"), "follow_redirects": False, "ok_status": [302]})
     assert out["status"] == 302
     assert out["headers"]["location"] == "/new"
+
+
+def test_a_redirect_to_another_server_carries_no_secret(
+    peer: Peer, allow: Allow, step: Step, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API the step names redirects elsewhere (an open redirect, a moved host): the
+    header that holds a secret stays behind, the others go; a body holding one is not
+    resent (307)."""
+    allow("127.0.0.1")
+    monkeypatch.setenv("KEEL_SECRET_API_TOKEN", "tok-3f9c2a1e-secret")
+    headers = {"X-Api-Key": "${{ secrets.API_TOKEN }}", "X-Plain": "p"}
+    with Peer() as other:
+        other.routes["/there"] = lambda got: json_reply({"ok": True})
+        peer.routes["/moved"] = lambda got: Reply(302, {"Location": other.url("/there")})
+        peer.routes["/same"] = lambda got: Reply(302, {"Location": "/there"})
+        peer.routes["/there"] = lambda got: json_reply({"ok": True})
+        peer.routes["/post"] = lambda got: Reply(307, {"Location": other.url("/there")})
+        with revealing():
+            assert step({"url": peer.url("/moved"), "headers": headers})["status"] == 200
+            step({"url": peer.url("/same"), "headers": headers})
+            with pytest.raises(NonRetryable, match=r"would resend a body that holds a secret"):
+                step({"method": "POST", "url": peer.url("/post"),
+                      "body": {"key": "${{ secrets.API_TOKEN }}"}})  # fmt: skip
+
+        elsewhere = other.received[0].headers
+        assert "x-api-key" not in elsewhere
+        assert elsewhere["x-plain"] == "p"
+        assert len(other.received) == 1  # the POST was not resent there
+    moved, _same, same_there = peer.received[:3]
+    assert moved.headers["x-api-key"] == "tok-3f9c2a1e-secret"
+    assert same_there.path == "/there"  # the same server: the secret goes along
+    assert same_there.headers["x-api-key"] == "tok-3f9c2a1e-secret"
 
 
 def test_a_redirect_elsewhere_than_http_is_refused(peer: Peer, allow: Allow, step: Step) -> None:
