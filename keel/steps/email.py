@@ -32,6 +32,9 @@ from keel.steps.email_message import outgoing, text
 from keel.steps.filling import filled, step_node, step_timeout
 from keel.steps.http_guard import refusal
 
+#: seconds the whole SMTP exchange may take when the step has no timeout
+DEFAULT_TIMEOUT = 300.0
+
 
 class EmailRefusedError(NonRetryable):
     """The server refused the login, the sender or recipients; another attempt would be
@@ -104,6 +107,7 @@ def smtp_server(
         username=None if username is None else text(username),
         password=None if password is None else text(password),
         timeout=seconds,
+        total=DEFAULT_TIMEOUT if timeout is None else timeout,
     )
 
 

@@ -5,6 +5,8 @@ calls it, with the worker's folder (its ``keel.toml``) as the current one;
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -256,6 +258,36 @@ def test_a_server_that_is_not_there_is_retryable(worker_dir: Path) -> None:
     settings(worker_dir, f'host = "127.0.0.1"\nport = {free_port()}\nsender = "k@example.com"')
     with pytest.raises(EmailUnavailableError, match=r"ConnectionRefusedError") as caught:
         send(to=["ann@example.com"], subject="s")
+    assert not isinstance(caught.value, NonRetryable)
+
+
+def test_a_server_that_answers_a_line_at_a_time_forever_is_cut_at_the_timeout(
+    worker_dir: Path,
+) -> None:
+    """Each line comes well within the per-answer timeout, but the greeting never ends
+    (``220-`` continues it): the step's timeout cuts the exchange, as retryable."""
+    stop = threading.Event()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def trickle() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                while not stop.wait(0.05):
+                    try:
+                        conn.sendall(b"220-still greeting\r\n")
+                    except OSError:
+                        return
+
+        thread = threading.Thread(target=trickle, daemon=True)
+        thread.start()
+        port = listener.getsockname()[1]
+        settings(worker_dir, f'host = "127.0.0.1"\nport = {port}\nsender = "k@example.com"')
+        try:
+            with pytest.raises(EmailUnavailableError, match=r"ran past 0.5 s") as caught:
+                send(to=["ann@example.com"], subject="s", timeout=0.5)
+        finally:
+            stop.set()
+            thread.join(5)
     assert not isinstance(caught.value, NonRetryable)
 
 
