@@ -38,7 +38,7 @@ from typing import cast, get_args
 
 from keel.errors import KeelError
 from keel.llm.types import OutputMode
-from keel.runtime.worker.config import WorkerConfigError, config_tables
+from keel.runtime.worker.config_sections import check_keys, find_section, table_of
 
 KINDS = ("openai", "anthropic")
 PROVIDER_KEYS = ("kind", "base_url", "api_key_env", "output_mode", "timeout")
@@ -91,22 +91,17 @@ def load_llm_config(
     default), with the ``KEEL_LLM_<NAME>_BASE_URL`` overrides of ``environ``."""
     here = (start if start is not None else Path.cwd()).resolve()
     env = os.environ if environ is None else environ
-    try:
-        found = config_tables(here)
-    except WorkerConfigError as exc:  # unreadable, not TOML
-        raise LlmConfigError(str(exc)) from None
-    tables = found[1] if found is not None else []
-    label, raw = next(((lb, t["llm"]) for lb, t in tables if "llm" in t), (None, None))
-    config = parse_llm_table(label, raw) if label is not None else LlmConfig()
+    found = find_section(here, "llm", LlmConfigError)
+    config = parse_llm_table(found[0], found[2]) if found is not None else LlmConfig()
     return _with_env_overrides(config, env)
 
 
 def parse_llm_table(label: str, raw: object) -> LlmConfig:
     """The ``llm`` table of a file; ``label`` names the file in errors."""
-    table = _table(label, "llm", raw)
-    _known(label, "llm", table, ("providers", "prices"))
-    providers = _table(label, "llm.providers", table.get("providers", {}))
-    prices = _table(label, "llm.prices", table.get("prices", {}))
+    table = table_of(label, "llm", raw, LlmConfigError)
+    check_keys(label, "llm", table, ("providers", "prices"), LlmConfigError)
+    providers = table_of(label, "llm.providers", table.get("providers", {}), LlmConfigError)
+    prices = table_of(label, "llm.prices", table.get("prices", {}), LlmConfigError)
     return LlmConfig(
         providers={name: _provider(label, name, value) for name, value in providers.items()},
         prices={key: _price(label, key, value) for key, value in prices.items()},
@@ -120,8 +115,8 @@ def _provider(label: str, name: str, raw: object) -> ProviderConfig:
         raise LlmConfigError(
             f"{label}: {where}: a provider name uses 1-100 letters, digits, '_', '.' or '-'"
         )
-    table = _table(label, where, raw)
-    _known(label, where, table, PROVIDER_KEYS)
+    table = table_of(label, where, raw, LlmConfigError)
+    check_keys(label, where, table, PROVIDER_KEYS, LlmConfigError)
     kind = table.get("kind", "openai")
     if kind not in KINDS:
         raise LlmConfigError(
@@ -153,8 +148,8 @@ def _provider(label: str, name: str, raw: object) -> ProviderConfig:
 
 def _price(label: str, key: str, raw: object) -> PriceOverride:
     where = f'llm.prices."{key}"'
-    table = _table(label, where, raw)
-    _known(label, where, table, PRICE_KEYS)
+    table = table_of(label, where, raw, LlmConfigError)
+    check_keys(label, where, table, PRICE_KEYS, LlmConfigError)
     for required in ("input", "output"):
         if required not in table:
             raise LlmConfigError(f"{label}: {where} needs {required} (dollars per million tokens)")
@@ -187,21 +182,6 @@ def _base_url(where: str, value: object) -> str:
             f"{where} must be an http:// or https:// URL (e.g. http://127.0.0.1:8080/v1)"
         )
     return value.strip()
-
-
-def _table(label: str, where: str, raw: object) -> dict[str, object]:
-    if not isinstance(raw, dict):
-        raise LlmConfigError(f"{label}: {where} must be a table (write it as [{where}])")
-    return raw
-
-
-def _known(label: str, where: str, table: Mapping[str, object], keys: tuple[str, ...]) -> None:
-    unknown = sorted(set(table) - set(keys))
-    if unknown:
-        raise LlmConfigError(
-            f"{label}: {where}: unknown key {', '.join(repr(key) for key in unknown)} "
-            f"(known keys: {', '.join(keys)})"
-        )
 
 
 def env_name(provider: str) -> str:

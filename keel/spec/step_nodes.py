@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from keel.spec.email_addresses import has_line_break, parse_address
+from keel.spec.expressions import plain_path, read_paths
 from keel.spec.node_base import _NodeBase
 from keel.spec.sql_text import DIALECTS, PARAM_NAME, parameter_names, statement
 from keel.spec.templates import template_expressions
@@ -39,6 +40,27 @@ STEP_TASKS = {
 #: the root name of secrets in a built-in step's templates
 SECRETS = "secrets"
 
+
+def secret_reference(source: str) -> str | None:
+    """The secret a template's expression names, or None when it reads no secret.
+
+    A secret is read whole: ``secrets.NAME`` (or ``secrets["NAME"]``) alone between the
+    braces, text around it being fine. An expression that computes on a secret
+    (``secrets.T.startsWith("a")``, ``size(secrets.T)``, ``secrets.T == "..."``) gives a
+    value the redaction cannot recognise as the secret: a way to spell it out into the
+    recorded output a piece at a time. Such an expression raises ``ValueError``."""
+    if not read_paths(source, frozenset({SECRETS})):
+        return None
+    path = plain_path(source)
+    if path is None or len(path) != 2 or path[0] != SECRETS or not isinstance(path[1], str):
+        raise ValueError(
+            f"{source!r} computes on a secret: a template reads a secret whole, "
+            f"${{{{ {SECRETS}.NAME }}}} alone between the braces (text around it is fine), "
+            "so that whatever echoes it can be redacted"
+        )
+    return path[1]
+
+
 #: JSON with ``${{ expression }}`` parts, filled when the step runs (see the module)
 Template = JsonData
 
@@ -47,6 +69,9 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _MIB = 1024 * 1024
 #: a variable name a shell step's program may be given (POSIX's portable names)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: variables the dynamic loader reads (LD_PRELOAD, DYLD_INSERT_LIBRARIES...): they would
+#: make any program, however allowed, run a library of the spec's choosing
+_LOADER_ENV = ("LD_", "DYLD_")
 
 
 def _upper(value: Any) -> Any:
@@ -157,6 +182,12 @@ class ShellNode(_StepBase):
                 raise ValueError(
                     f"env has {name!r}, which is not a variable name (letters, digits "
                     "and '_', not starting with a digit)"
+                )
+            if name.upper().startswith(_LOADER_ENV):
+                raise ValueError(
+                    f"env has {name!r}, which makes the system load other code into "
+                    "whatever program runs (an allowed one included): only the operator "
+                    "may set it, under [shell] env of the worker's keel.toml"
                 )
         return self
 

@@ -65,7 +65,7 @@ from keel.spec.schemas import (
     schema_problems,
     value_mismatch,
 )
-from keel.spec.step_nodes import SECRETS, TEMPLATE_FIELDS, StepNode
+from keel.spec.step_nodes import SECRETS, TEMPLATE_FIELDS, StepNode, secret_reference
 from keel.spec.triggers import TRIGGER_VARIABLE
 
 #: lists of discriminated unions, and the tags pydantic puts into error locations
@@ -341,6 +341,11 @@ class _Validator:
             yield SpecIssue(message, loc=loc, node=node, code="expression_syntax")
             return
         self.infos[source] = info
+        if SECRETS in names:
+            try:
+                secret_reference(source)
+            except ValueError as exc:
+                yield SpecIssue(str(exc), loc=loc, node=node, code="secret_expression")
         for name in _in_order(info.free_names - names):
             hint = ""
             if name == "item":

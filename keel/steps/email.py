@@ -15,7 +15,9 @@ the message: another attempt would send it to them again.
 
 from __future__ import annotations
 
+import ipaddress
 import smtplib
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +30,10 @@ from keel.spec.step_nodes import EmailNode
 from keel.steps.email_config import EmailDefaults, email_defaults
 from keel.steps.email_message import outgoing, text
 from keel.steps.filling import filled, step_node, step_timeout
+from keel.steps.http_guard import refusal
+
+#: seconds the whole SMTP exchange may take when the step has no timeout
+DEFAULT_TIMEOUT = 300.0
 
 
 class EmailRefusedError(NonRetryable):
@@ -79,7 +85,13 @@ def smtp_server(
     (``localhost:25``, no TLS, no login)."""
     username = fields.get("username")
     password = fields.get("password")
+    host = node.host or defaults.host or "localhost"
+    port = node.port or defaults.port or 25
+    starttls = node.starttls if node.starttls is not None else bool(defaults.starttls)
+    if node.host is not None and node.host != defaults.host:
+        _check_public(node.host)
     if username is None and password is None and defaults.username is not None:
+        _check_same_server(host, port, starttls, defaults)
         username = defaults.username
         password = secret(defaults.password_secret) if defaults.password_secret else None
     if (username is None) != (password is None):
@@ -89,13 +101,53 @@ def smtp_server(
         )
     seconds = defaults.timeout if timeout is None else min(defaults.timeout, timeout)
     return SmtpServer(
-        host=node.host or defaults.host or "localhost",
-        port=node.port or defaults.port or 25,
-        starttls=node.starttls if node.starttls is not None else bool(defaults.starttls),
+        host=host,
+        port=port,
+        starttls=starttls,
         username=None if username is None else text(username),
         password=None if password is None else text(password),
         timeout=seconds,
+        total=DEFAULT_TIMEOUT if timeout is None else timeout,
     )
+
+
+def _check_public(host: str) -> None:
+    """A server the step names itself (not ``[email]``'s) must have only public
+    addresses: a spec's author may pick a server, but not make the worker speak SMTP to
+    its loopback, its private network or a metadata service (``keel.steps.http_guard``).
+    An internal relay is the operator's to name, in ``[email]``."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise EmailUnavailableError(f"SMTP server {host}: cannot resolve it: {exc}") from None
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        why = refusal(address)
+        if why is not None:
+            raise EmailSettingsError(
+                f"the step names SMTP server {host} ({address}): {why}, which a step may "
+                "not name itself: set host in the [email] table of the worker's keel.toml"
+            )
+
+
+def _check_same_server(host: str, port: int, starttls: bool, defaults: EmailDefaults) -> None:
+    """The ``[email]`` login goes only to ``[email]``'s server, as ``[email]`` says to
+    reach it: a spec that names another host or port, or turns STARTTLS off, would
+    otherwise have the worker hand the operator's password to a server of its choosing,
+    or send it in the clear."""
+    own = (defaults.host or "localhost", defaults.port or 25)
+    where = f"the [email] table of the worker's keel.toml ({defaults.source or 'none found'})"
+    if (host, port) != own:
+        raise EmailSettingsError(
+            f"the step sends through {host}:{port}, not {own[0]}:{own[1]} of {where}, whose "
+            "login is used for that server only: give the step its own username and "
+            "password (a secret), or leave host and port to [email]"
+        )
+    if defaults.starttls and not starttls:
+        raise EmailSettingsError(
+            f"the step turns STARTTLS off, which {where} turns on: its login would be sent "
+            "unencrypted; leave starttls to [email]"
+        )
 
 
 def _refusals(where: str, refused: dict[str, Refusal], accepted: Sequence[str]) -> str:

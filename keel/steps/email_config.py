@@ -24,9 +24,10 @@ import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from keel.errors import NonRetryable
-from keel.runtime.worker.config import WorkerConfigError, config_tables
+from keel.runtime.worker.config_sections import check_keys, find_section, table_of
 from keel.spec.email_addresses import parse_address
 
 KEYS = ("host", "port", "starttls", "username", "password_secret", "sender", "timeout")
@@ -65,26 +66,14 @@ def forget_email_config() -> None:
 
 @functools.cache
 def _defaults(folder: Path) -> EmailDefaults:
-    try:
-        found = config_tables(folder)
-    except WorkerConfigError as exc:
-        raise EmailConfigError(str(exc)) from None
-    for label, table in found[1] if found else []:
-        if "email" in table:
-            return parse_email_table(label, table["email"])
-    return EmailDefaults()
+    found = find_section(folder, "email", EmailConfigError)
+    return EmailDefaults() if found is None else parse_email_table(found[0], found[2])
 
 
-def parse_email_table(label: str, raw: object) -> EmailDefaults:
+def parse_email_table(label: str, value: object) -> EmailDefaults:
     """The ``email`` table of a file; ``label`` names the file in errors."""
-    if not isinstance(raw, dict):
-        raise EmailConfigError(f"{label}: email must be a table (write it as [email])")
-    unknown = sorted(set(raw) - set(KEYS))
-    if unknown:
-        raise EmailConfigError(
-            f"{label}: email: unknown key {', '.join(repr(key) for key in unknown)} "
-            f"(known keys: {', '.join(KEYS)})"
-        )
+    raw: dict[str, Any] = table_of(label, "email", value, EmailConfigError)
+    check_keys(label, "email", raw, KEYS, EmailConfigError)
 
     def wrong(key: str, what: str) -> EmailConfigError:
         return EmailConfigError(f"{label}: email.{key} must be {what}, got {raw[key]!r}")

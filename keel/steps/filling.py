@@ -18,8 +18,16 @@ from pydantic import ValidationError
 
 from keel.errors import ExpressionError, NonRetryable
 from keel.runtime.secrets import secret
-from keel.spec.expressions import evaluate, read_paths
-from keel.spec.step_nodes import SECRETS, EmailNode, HttpNode, ShellNode, SqlNode, StepNode
+from keel.spec.expressions import evaluate
+from keel.spec.step_nodes import (
+    SECRETS,
+    EmailNode,
+    HttpNode,
+    ShellNode,
+    SqlNode,
+    StepNode,
+    secret_reference,
+)
 from keel.spec.templates import fill_json
 
 N = TypeVar("N", HttpNode, ShellNode, SqlNode, EmailNode)
@@ -64,17 +72,11 @@ def filled(node: StepNode, values: dict[str, Any]) -> dict[str, Any]:
 
 def _value(source: str, base: dict[str, Any], field: str) -> Any:
     try:
-        names = _secret_names(source)
-        variables = {**base, SECRETS: {name: secret(name) for name in names}} if names else base
+        name = secret_reference(source)
+    except ValueError as exc:
+        raise StepTemplateError(f"{field}: {exc}") from None
+    try:
+        variables = {**base, SECRETS: {name: secret(name)}} if name else base
         return evaluate(source, variables)
     except ExpressionError as exc:
         raise StepTemplateError(f"{field}: {exc}") from None
-
-
-def _secret_names(source: str) -> list[str]:
-    """The secrets an expression reads (``secrets.NAME`` or ``secrets["NAME"]``)."""
-    paths = read_paths(source, frozenset({SECRETS}))
-    names = {str(path[1]) for path in paths if len(path) > 1}
-    if any(len(path) < 2 for path in paths):
-        raise StepTemplateError(f"{source!r} reads secrets without naming one: write secrets.NAME")
-    return sorted(names)

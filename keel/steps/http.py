@@ -4,7 +4,8 @@ The request (``keel.steps.http_request``) goes through a client that connects on
 addresses the guard passes (``keel.steps.http_guard``: no private, loopback or
 link-local address unless the worker's ``[http] allow`` lists it), takes no proxy from
 the environment, and follows redirects itself (``MAX_REDIRECTS``), each hop through
-the same guard, without reading a redirect's body. The response becomes the output or
+the same guard, without reading a redirect's body; a redirect to another origin carries
+none of the step's secrets (``_without_secrets``). The response becomes the output or
 the failure (``keel.steps.http_response``).
 
 The step's ``timeout`` bounds the whole request: resolving, connecting, each redirect,
@@ -29,7 +30,7 @@ import httpx2
 from keel.authoring.tasks import task
 from keel.errors import KeelError
 from keel.runtime.execution.context import StepContext
-from keel.spec.step_nodes import HttpNode
+from keel.spec.step_nodes import HttpNode, secret_reference, template_sites
 from keel.steps.filling import filled, step_node, step_timeout
 from keel.steps.http_body import HttpTimeoutError
 from keel.steps.http_config import HttpConfig, forget_http_config, http_config
@@ -82,6 +83,7 @@ def call(
     with httpx2.Client(transport=GuardedTransport(config), trust_env=False,
                        follow_redirects=False, timeout=timeout) as client:  # fmt: skip
         request = request_of(client, node, fields, idempotency_key)
+        origin = _origin(request.url)
         for _hop in range(MAX_REDIRECTS + 1):
             response = _sent(client, request, deadline)
             try:  # a redirect's body is not read: closed, whatever its size
@@ -89,11 +91,37 @@ def call(
                 if not following or response.next_request is None:
                     return _answered(node, response, limit, deadline)
                 request = checked_scheme_of(response.next_request)
+                if _origin(request.url) != origin:
+                    _without_secrets(node, request)
             finally:
                 response.close()
         raise HttpRequestError(
             f"more than {MAX_REDIRECTS} redirects, the last to {shown(request.url)}"
         )
+
+
+def _origin(url: httpx2.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
+
+
+def _without_secrets(node: HttpNode, request: httpx2.Request) -> None:
+    """A redirect to another origin than the step's URL carries none of the secrets the
+    step sends: the headers whose templates read one are dropped (httpx drops only
+    ``Authorization``), and a body that holds one is not resent (a 307 or 308 keeps the
+    method and the body; the others turn a POST into a GET without one)."""
+    for name, template in node.headers.items():
+        if _reads_secret(template) and name in request.headers:
+            del request.headers[name]
+    body = node.body if node.body is not None else node.form
+    if request.method == node.method and body is not None and _reads_secret(body):
+        raise HttpRequestError(
+            f"a redirect to {shown(request.url)}, another server than the step's URL, "
+            "would resend a body that holds a secret: it is not followed"
+        )
+
+
+def _reads_secret(template: object) -> bool:
+    return any(secret_reference(source) for _, source in template_sites(template, ()))
 
 
 def checked_scheme_of(request: httpx2.Request) -> httpx2.Request:

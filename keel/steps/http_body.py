@@ -60,14 +60,16 @@ def read_body(response: httpx2.Response, limit: int, deadline: float | None) -> 
     return b"".join(chunks)
 
 
-def first_bytes(response: httpx2.Response, count: int) -> bytes:
-    """Up to ``count`` bytes of the start of the body (decompressed), reading no further."""
+def first_bytes(response: httpx2.Response, count: int, deadline: float | None) -> bytes:
+    """Up to ``count`` bytes of the start of the body (decompressed), reading no further,
+    and no longer than ``deadline`` (``time.monotonic``): a server that trickles a byte at
+    a time gets the step's timeout, not ``count`` times the time a read may wait."""
     encoding = response.headers.get("content-encoding", "").strip().lower()
     found = b""
     try:
         for chunk in _decoded(response, encoding, count):
             found += chunk
-            if len(found) >= count:
+            if len(found) >= count or (deadline is not None and time.monotonic() > deadline):
                 break
     except (httpx2.HTTPError, HttpBodyError, HttpResponseTooLarge):
         pass  # only quoted in a message: what was read is enough

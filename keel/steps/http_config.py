@@ -22,12 +22,11 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from keel.errors import NonRetryable
-from keel.runtime.worker.config import WorkerConfigError, config_tables
+from keel.runtime.worker.config_sections import check_keys, find_section, table_of
 
 KEYS = ("allow", "max_response_bytes")
 #: the largest response a step may be allowed (as the node's own field)
@@ -58,15 +57,8 @@ class HttpConfig:
 @functools.cache
 def http_config(folder: Path) -> HttpConfig:
     """The ``[http]`` settings of the config file above ``folder`` (read once)."""
-    try:
-        found = config_tables(folder)
-    except WorkerConfigError as exc:  # unreadable, not TOML
-        raise HttpConfigError(str(exc)) from None
-    tables = found[1] if found is not None else []
-    for label, table in tables:
-        if "http" in table:
-            return parse_http_table(label, table["http"])
-    return HttpConfig()
+    found = find_section(folder, "http", HttpConfigError)
+    return HttpConfig() if found is None else parse_http_table(found[0], found[2])
 
 
 def forget_http_config() -> None:
@@ -76,14 +68,8 @@ def forget_http_config() -> None:
 
 def parse_http_table(label: str, raw: object) -> HttpConfig:
     """The ``http`` table of a file; ``label`` names the file in errors."""
-    if not isinstance(raw, Mapping):
-        raise HttpConfigError(f"{label}: http must be a table (write it as [http])")
-    unknown = sorted(set(raw) - set(KEYS))
-    if unknown:
-        raise HttpConfigError(
-            f"{label}: http: unknown key {', '.join(repr(key) for key in unknown)} "
-            f"(known keys: {', '.join(KEYS)})"
-        )
+    raw = table_of(label, "http", raw, HttpConfigError)
+    check_keys(label, "http", raw, KEYS, HttpConfigError)
     allow = raw.get("allow", [])
     if not isinstance(allow, list):
         raise HttpConfigError(

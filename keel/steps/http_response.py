@@ -65,7 +65,7 @@ def outcome(
     message = f"{response.request.method} {shown(response.request.url)} answered HTTP {status}"
     if response.reason_phrase:
         message += f" {response.reason_phrase}"
-    start = _start(response)
+    start = _start(response, deadline)
     if start:
         message += f": {start}"
     if status in node.retry_status:
@@ -102,9 +102,10 @@ def body_of(node: HttpNode, response: httpx2.Response, body: bytes) -> Any:
         ) from None
 
 
-def _start(response: httpx2.Response) -> str:
-    """The start of a failed response's body (read no further than needed)."""
-    found = first_bytes(response, _QUOTED_BYTES)
+def _start(response: httpx2.Response, deadline: float | None) -> str:
+    """The start of a failed response's body (read no further than needed, nor past the
+    step's ``deadline``: the status is the failure, its body only an illustration)."""
+    found = first_bytes(response, _QUOTED_BYTES, deadline)
     return _quoted(text_of(response, found))
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keel.errors import NonRetryable
-from keel.runtime.worker.config import WorkerConfigError, config_tables
+from keel.runtime.worker.config_sections import check_keys, find_section, table_of
 
 KEYS = ("allow", "env")
 #: a variable name a program may be given (POSIX's portable names)
@@ -53,27 +53,15 @@ class ShellConfig:
 
 def load_shell_config(start: Path | None = None) -> ShellConfig:
     """The ``[shell]`` table of the config file above ``start`` (default: the current folder)."""
-    try:
-        found = config_tables((start if start is not None else Path.cwd()).resolve())
-    except WorkerConfigError as exc:  # unreadable, not TOML
-        raise ShellConfigError(str(exc)) from None
-    tables = found[1] if found is not None else []
-    for label, table in tables:
-        if "shell" in table:
-            return parse_shell_table(label, table["shell"])
-    return ShellConfig()
+    folder = (start if start is not None else Path.cwd()).resolve()
+    found = find_section(folder, "shell", ShellConfigError)
+    return ShellConfig() if found is None else parse_shell_table(found[0], found[2])
 
 
 def parse_shell_table(label: str, raw: object) -> ShellConfig:
     """The ``shell`` table of a file; ``label`` names the file in errors."""
-    if not isinstance(raw, dict):
-        raise ShellConfigError(f"{label}: shell must be a table (write it as [shell])")
-    unknown = sorted(set(raw) - set(KEYS))
-    if unknown:
-        raise ShellConfigError(
-            f"{label}: shell: unknown key {', '.join(repr(key) for key in unknown)} "
-            f"(known keys: {', '.join(KEYS)})"
-        )
+    raw = table_of(label, "shell", raw, ShellConfigError)
+    check_keys(label, "shell", raw, KEYS, ShellConfigError)
     return ShellConfig(_allow(label, raw.get("allow", [])), _env(label, raw.get("env", {})), label)
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from keel.errors import NonRetryable
 from keel.runtime.secrets import secret
 from keel.runtime.worker.config import WorkerConfigError, config_tables
+from keel.runtime.worker.config_sections import check_keys, find_section, table_of
 from keel.spec.sql_text import Dialect
 
 CONNECTION_KEYS = ("url", "url_secret")
@@ -108,24 +109,15 @@ def forget_sql_config() -> None:
 
 @functools.cache
 def _connections(folder: Path) -> dict[str, Connection]:
-    try:
-        found = config_tables(folder)
-    except WorkerConfigError as exc:
-        raise SqlConfigError(str(exc)) from None
-    if found is None:
-        return {}
-    root, tables = found
-    for label, table in tables:
-        if "sql" in table:
-            return parse_sql_table(label, table["sql"], root)
-    return {}
+    found = find_section(folder, "sql", SqlConfigError)
+    return {} if found is None else parse_sql_table(found[0], found[2], found[1])
 
 
 def parse_sql_table(label: str, raw: object, folder: Path) -> dict[str, Connection]:
     """The connections of an ``[sql]`` table; ``label`` names the file in errors."""
-    table = _table(label, "sql", raw)
-    _known(label, "sql", table, ("connections",))
-    connections = _table(label, "sql.connections", table.get("connections", {}))
+    table = table_of(label, "sql", raw, SqlConfigError)
+    check_keys(label, "sql", table, ("connections",), SqlConfigError)
+    connections = table_of(label, "sql.connections", table.get("connections", {}), SqlConfigError)
     return {name: _connection(label, name, value, folder) for name, value in connections.items()}
 
 
@@ -136,8 +128,8 @@ def _connection(label: str, name: str, raw: object, folder: Path) -> Connection:
             f"{label}: {where}: a connection name starts with a letter or '_', then "
             "letters, digits, '_', '.', '-'"
         )
-    table = _table(label, where, raw)
-    _known(label, where, table, CONNECTION_KEYS)
+    table = table_of(label, where, raw, SqlConfigError)
+    check_keys(label, where, table, CONNECTION_KEYS, SqlConfigError)
     url, url_secret = table.get("url"), table.get("url_secret")
     if (url is None) == (url_secret is None):
         raise SqlConfigError(
@@ -169,18 +161,3 @@ def _not_configured(name: str, folder: Path) -> str:
         f'url = "postgresql://..." (or url_secret = "SECRET_NAME") to the worker\'s '
         f"keel.toml ({where})"
     )
-
-
-def _table(label: str, where: str, raw: object) -> dict[str, object]:
-    if not isinstance(raw, dict):
-        raise SqlConfigError(f"{label}: {where} must be a table (write it as [{where}])")
-    return raw
-
-
-def _known(label: str, where: str, table: dict[str, object], keys: tuple[str, ...]) -> None:
-    unknown = sorted(set(table) - set(keys))
-    if unknown:
-        raise SqlConfigError(
-            f"{label}: {where}: unknown key {', '.join(repr(key) for key in unknown)} "
-            f"(known keys: {', '.join(keys)})"
-        )

@@ -7,7 +7,9 @@ and bounds the connect too. psycopg binds the values on the server (the extended
 protocol): they never become SQL text.
 
 A statement that gives rows is read a row at a time (``Cursor.stream``) and at most
-``max_rows + 1`` are taken: a query that would give millions is stopped, not fetched.
+``max_rows + 1`` are taken, holding at most ``MAX_RESULT_BYTES``: a query that would
+give millions is stopped, not fetched (a single value is whole when read: PostgreSQL
+bounds it at 1 GB).
 Which statements give rows is read from their words (``keel.spec.sql_text.statement``);
 one read wrongly as giving none is run with ``execute`` and its rows still counted.
 """
@@ -24,7 +26,7 @@ from keel.steps.sql_errors import (
     SqlUnavailableError,
 )
 from keel.steps.sql_query import Prepared
-from keel.steps.sql_values import postgres_param, step_output
+from keel.steps.sql_values import postgres_param, step_output, taken_rows
 
 #: seconds to wait for a connection when the step has no timeout
 CONNECT_TIMEOUT = 10
@@ -86,13 +88,9 @@ def _run(
             milliseconds = max(1, math.ceil(timeout * 1000))
             cur.execute("SELECT set_config('statement_timeout', %s, true)", (f"{milliseconds}ms",))
         if query.statement.gives_rows:
-            rows: list[Any] = []
             stream = cur.stream(query.text, values)
             try:
-                for row in stream:
-                    rows.append(row)
-                    if len(rows) > max_rows:
-                        break
+                rows = taken_rows(where, stream, max_rows)
             except psycopg.ProgrammingError as exc:
                 if exc.sqlstate:  # the server's: a missing table, a type error...
                     raise
@@ -108,7 +106,7 @@ def _run(
         if cur.description is None:
             return {"rows": [], "row_count": max(cur.rowcount, 0), "columns": []}
         columns = [column.name for column in cur.description]
-        rows = cur.fetchmany(max_rows + 1)
+        rows = taken_rows(where, cur, max_rows)
         return step_output(where, columns, rows, max_rows)
 
 

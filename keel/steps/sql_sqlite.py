@@ -6,6 +6,10 @@ when the statement succeeded and its rows fit, rolled back otherwise. The step's
 bounds both the wait for another writer's lock (``timeout``) and the statement itself
 (a progress handler interrupts it past the deadline). Rows are fetched ``max_rows + 1``
 at most: SQLite steps through a result as it is read.
+
+Invariant: the statement reaches the connection's file only: no database can be
+attached (``ATTACH``; ``VACUUM INTO`` cannot run in a transaction), so a query cannot
+name another file.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from keel.steps.sql_errors import (
     SqlUnavailableError,
 )
 from keel.steps.sql_query import Prepared
-from keel.steps.sql_values import sqlite_param, step_output
+from keel.steps.sql_values import MAX_RESULT_BYTES, sqlite_param, step_output, taken_rows
 
 #: seconds to wait for another writer's lock when the step has no timeout
 BUSY_TIMEOUT = 5.0
@@ -53,6 +57,10 @@ def run_sqlite(
     except sqlite3.Error as exc:
         raise SqlUnavailableError(f"{where}: cannot open the database: {exc}") from None
     with closing(conn):
+        # ATTACH opens (or makes) a second file by a path the query names: the way from
+        # the file the operator named to any other (the keel store, a new file)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_RESULT_BYTES)  # one value at most
         if timeout is not None:
             deadline = time.monotonic() + timeout
             conn.set_progress_handler(lambda: int(time.monotonic() > deadline), _PROGRESS_STEPS)
@@ -75,7 +83,7 @@ def _run(conn: sqlite3.Connection, where: str, query: Prepared, max_rows: int) -
     if cur.description is None:
         return {"rows": [], "row_count": max(cur.rowcount, 0), "columns": []}
     columns = [column[0] for column in cur.description]
-    rows = cur.fetchmany(max_rows + 1)
+    rows = taken_rows(where, cur, max_rows)
     cur.close()
     return step_output(where, columns, rows, max_rows)
 

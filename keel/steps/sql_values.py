@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -32,6 +32,31 @@ from keel.steps.sql_errors import SqlStatementError, SqlTooManyRowsError
 
 class SqlValueError(NonRetryable):
     """A value the database gave cannot be JSON (binary data); the message names the column."""
+
+
+#: the most bytes of values the rows of one statement may hold (text as its characters,
+#: any other value as 8): past it the step fails as with too many rows, before the
+#: worker holds more (the output goes into the run's history)
+MAX_RESULT_BYTES = 64 * 1024 * 1024
+
+
+def taken_rows(where: str, rows: Iterable[Sequence[Any]], max_rows: int) -> list[Sequence[Any]]:
+    """At most ``max_rows + 1`` of ``rows``, read one at a time; a result holding more
+    than ``MAX_RESULT_BYTES`` fails (``SqlTooManyRowsError``) when it gets there."""
+    taken: list[Sequence[Any]] = []
+    size = 0
+    for row in rows:
+        taken.append(row)
+        size += sum(len(value) if isinstance(value, str | bytes) else 8 for value in row)
+        if size > MAX_RESULT_BYTES:
+            raise SqlTooManyRowsError(
+                f"{where}: the statement's rows hold more than {MAX_RESULT_BYTES} bytes "
+                f"(at row {len(taken)}): select fewer rows or shorter values; nothing was "
+                "committed"
+            )
+        if len(taken) > max_rows:
+            break
+    return taken
 
 
 def step_output(

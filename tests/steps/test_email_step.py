@@ -5,6 +5,8 @@ calls it, with the worker's folder (its ``keel.toml``) as the current one;
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,6 +184,36 @@ def test_the_worker_settings_log_in_with_the_secret_they_name(
     assert revealed == {"MAIL_PW": PASSWORD}
 
 
+def test_the_worker_login_is_never_sent_to_a_server_the_step_names(
+    smtp: Server, worker_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spec that names its own host or port (a server its author runs) does not get
+    the operator's ``[email]`` password handed to it."""
+    monkeypatch.setenv("KEEL_SECRET_MAIL_PW", PASSWORD)
+    settings(worker_dir, f'host = "127.0.0.1"\nport = {free_port()}\nsender = "k@example.com"\n'
+                         'username = "relay"\npassword_secret = "MAIL_PW"')  # fmt: skip
+
+    with revealing(), pytest.raises(EmailSettingsError, match=r"its own username and password"):
+        send(to=["ann@example.com"], subject="s", port=smtp.port)
+
+    assert smtp.inbox.logins == []
+    assert smtp.inbox.envelopes == []
+
+
+def test_the_step_cannot_turn_off_the_starttls_the_worker_login_needs(
+    smtp: Server, worker_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEEL_SECRET_MAIL_PW", PASSWORD)
+    settings(worker_dir, f'host = "127.0.0.1"\nport = {smtp.port}\nsender = "k@example.com"\n'
+                         'starttls = true\nusername = "relay"\n'
+                         'password_secret = "MAIL_PW"')  # fmt: skip
+
+    with revealing(), pytest.raises(EmailSettingsError, match=r"unencrypted"):
+        send(to=["ann@example.com"], subject="s", starttls=False)
+
+    assert smtp.inbox.logins == []
+
+
 def test_a_wrong_password_fails_without_retry(
     smtp: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -229,7 +261,48 @@ def test_a_server_that_is_not_there_is_retryable(worker_dir: Path) -> None:
     assert not isinstance(caught.value, NonRetryable)
 
 
+def test_a_server_that_answers_a_line_at_a_time_forever_is_cut_at_the_timeout(
+    worker_dir: Path,
+) -> None:
+    """Each line comes well within the per-answer timeout, but the greeting never ends
+    (``220-`` continues it): the step's timeout cuts the exchange, as retryable."""
+    stop = threading.Event()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def trickle() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                while not stop.wait(0.05):
+                    try:
+                        conn.sendall(b"220-still greeting\r\n")
+                    except OSError:
+                        return
+
+        thread = threading.Thread(target=trickle, daemon=True)
+        thread.start()
+        port = listener.getsockname()[1]
+        settings(worker_dir, f'host = "127.0.0.1"\nport = {port}\nsender = "k@example.com"')
+        try:
+            with pytest.raises(EmailUnavailableError, match=r"ran past 0.5 s") as caught:
+                send(to=["ann@example.com"], subject="s", timeout=0.5)
+        finally:
+            stop.set()
+            thread.join(5)
+    assert not isinstance(caught.value, NonRetryable)
+
+
 # --- settings --------------------------------------------------------------------------------
+
+
+def test_a_step_may_not_name_a_server_on_the_workers_own_network(
+    smtp: Server, worker_dir: Path
+) -> None:
+    """A spec's author picks a public server at most: the loopback (and private,
+    link-local addresses) are the operator's to name, in ``[email]``."""
+    settings(worker_dir, 'host = "smtp.example.com"\nsender = "k@example.com"')
+    with pytest.raises(EmailSettingsError, match=r"127\.0\.0\.1\): a loopback address"):
+        send(to=["ann@example.com"], subject="s", host="127.0.0.1", port=smtp.port)
+    assert smtp.inbox.envelopes == []
 
 
 def test_the_step_fields_win_over_the_worker_settings(smtp: Server, worker_dir: Path) -> None:

@@ -5,14 +5,21 @@ allowed by a ``keel.toml`` in the test's folder, as an operator would allow it."
 from __future__ import annotations
 
 import gzip
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from keel.errors import NonRetryable, RetryLater
+from keel.runtime.secrets import revealing
 from keel.steps.http_body import HttpBodyError, HttpResponseTooLarge
-from keel.steps.http_response import HttpRetryableStatus, HttpStatusError, retry_after
+from keel.steps.http_response import (
+    QUOTED_CHARS,
+    HttpRetryableStatus,
+    HttpStatusError,
+    retry_after,
+)
 from tests.steps.conftest import Step
 from tests.steps.peers import Peer, Received, Reply, json_reply
 
@@ -181,6 +188,38 @@ def test_redirects_are_followed(peer: Peer, allow: Allow, step: Step) -> None:
     assert out["headers"]["location"] == "/new"
 
 
+def test_a_redirect_to_another_server_carries_no_secret(
+    peer: Peer, allow: Allow, step: Step, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API the step names redirects elsewhere (an open redirect, a moved host): the
+    header that holds a secret stays behind, the others go; a body holding one is not
+    resent (307)."""
+    allow("127.0.0.1")
+    monkeypatch.setenv("KEEL_SECRET_API_TOKEN", "tok-3f9c2a1e-secret")
+    headers = {"X-Api-Key": "${{ secrets.API_TOKEN }}", "X-Plain": "p"}
+    with Peer() as other:
+        other.routes["/there"] = lambda got: json_reply({"ok": True})
+        peer.routes["/moved"] = lambda got: Reply(302, {"Location": other.url("/there")})
+        peer.routes["/same"] = lambda got: Reply(302, {"Location": "/there"})
+        peer.routes["/there"] = lambda got: json_reply({"ok": True})
+        peer.routes["/post"] = lambda got: Reply(307, {"Location": other.url("/there")})
+        with revealing():
+            assert step({"url": peer.url("/moved"), "headers": headers})["status"] == 200
+            step({"url": peer.url("/same"), "headers": headers})
+            with pytest.raises(NonRetryable, match=r"would resend a body that holds a secret"):
+                step({"method": "POST", "url": peer.url("/post"),
+                      "body": {"key": "${{ secrets.API_TOKEN }}"}})  # fmt: skip
+
+        elsewhere = other.received[0].headers
+        assert "x-api-key" not in elsewhere
+        assert elsewhere["x-plain"] == "p"
+        assert len(other.received) == 1  # the POST was not resent there
+    moved, _same, same_there = peer.received[:3]
+    assert moved.headers["x-api-key"] == "tok-3f9c2a1e-secret"
+    assert same_there.path == "/there"  # the same server: the secret goes along
+    assert same_there.headers["x-api-key"] == "tok-3f9c2a1e-secret"
+
+
 def test_a_redirect_elsewhere_than_http_is_refused(peer: Peer, allow: Allow, step: Step) -> None:
     allow("127.0.0.1")
     peer.routes["/file"] = lambda got: Reply(302, {"Location": "file:///etc/passwd"})
@@ -233,6 +272,29 @@ def test_the_timeout_bounds_a_slow_answer(peer: Peer, allow: Allow, step: Step) 
         assert not isinstance(caught.value, NonRetryable)
     finally:
         release.set()
+
+
+def test_the_timeout_bounds_the_body_a_failure_quotes(peer: Peer, allow: Allow, step: Step) -> None:
+    """A server that answers 404 and trickles its body a byte at a time: the step quotes
+    what came within its timeout and fails, instead of waiting for the whole quote (a
+    read may wait the whole timeout, and a quote is hundreds of reads)."""
+    allow("127.0.0.1")
+    gone = threading.Event()
+
+    def trickle() -> Iterator[bytes]:
+        while not gone.wait(0.05):  # far slower than a quote's 1200 bytes in the timeout
+            yield b"x"
+
+    peer.routes["/trickle"] = lambda got: Reply(404, {"Content-Type": "text/plain"},
+                                                stream=trickle)  # fmt: skip
+    try:
+        with pytest.raises(HttpStatusError) as caught:
+            step({"url": peer.url("/trickle"), "timeout": 0.5})
+    finally:
+        gone.set()
+    said = str(caught.value)
+    assert "answered HTTP 404" in said
+    assert "x" * (QUOTED_CHARS - 1) not in said  # cut at the timeout, not read to its end
 
 
 def test_a_gzip_body_is_read_decompressed(peer: Peer, allow: Allow, step: Step) -> None:

@@ -21,6 +21,7 @@ import pytest
 from keel.errors import NonRetryable
 from keel.runtime.secrets import revealing
 from keel.spec.sql_text import Dialect
+from keel.steps import sql as sql_module
 from keel.steps.sql import sql_step
 from keel.steps.sql_config import SqlConfigError
 from keel.steps.sql_errors import (
@@ -270,6 +271,24 @@ def test_a_huge_result_stops_at_max_rows(db: Database) -> None:
         sql(query, max_rows=5)
 
 
+def test_rows_of_huge_values_stop_at_the_size_bound(db: Database) -> None:
+    """Few rows, each a MiB of text: the step stops past ``MAX_RESULT_BYTES`` (64 MiB)
+    rather than hold (and record) all of them: max_rows alone would let 100 through."""
+    mib = "repeat('x', 1048576)" if db.dialect == "postgresql" else "hex(zeroblob(524288))"
+    query = ("SELECT {v} FROM generate_series(1, 100000000)" if db.dialect == "postgresql" else
+             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+             "SELECT {v} FROM n").format(v=mib)  # fmt: skip
+    with pytest.raises(SqlTooManyRowsError, match=r"hold more than 67108864 bytes \(at row 65\)"):
+        sql(query, max_rows=100)
+
+
+def test_a_sqlite_value_past_the_size_bound_is_refused(db: Database) -> None:
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL bounds a value itself (1 GB)")
+    with pytest.raises(SqlStatementError, match=r"too big"):
+        sql("SELECT hex(zeroblob(40000000))")  # 80 MB of text in one value
+
+
 def test_a_syntax_error_fails_without_retry_quoting_the_database(db: Database) -> None:
     with pytest.raises(SqlStatementError, match=r"syntax error") as caught:
         sql("SELEC name FROM people")
@@ -401,6 +420,18 @@ def test_a_sqlite_file_that_does_not_exist_is_not_made(worker_dir: Path) -> None
     assert not (worker_dir / "typo.db").exists()
 
 
+def test_a_sqlite_query_attaches_no_other_file(db: Database, worker_dir: Path) -> None:
+    """The query is the spec's: it must not open a file the operator did not name (the
+    keel store beside the worker), nor make one anywhere (ATTACH creates a missing file).
+    VACUUM INTO, the other way to name a file, cannot run in the step's transaction."""
+    if db.dialect != "sqlite":
+        pytest.skip("a SQLite statement")
+    made = worker_dir / "made.db"
+    with pytest.raises(SqlStatementError, match=r"attached"):
+        sql(f"ATTACH DATABASE '{made}' AS other")
+    assert not made.exists()
+
+
 def closed_port() -> int:
     """A port nothing listens on."""
     with socket.socket() as probe:
@@ -426,6 +457,19 @@ def test_a_statement_past_the_timeout_is_stopped_and_retryable(db: Database) -> 
     with pytest.raises(SqlTemporaryError, match=r"past the step's timeout") as caught:
         sql(query, timeout=0.3)
     assert not isinstance(caught.value, NonRetryable)
+
+
+def test_a_statement_without_a_timeout_is_stopped_at_the_default(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The query is the spec's: one that never ends must not hold the worker's thread
+    for good when the node sets no timeout (the default is made short here)."""
+    monkeypatch.setattr(sql_module, "DEFAULT_TIMEOUT", 0.3)
+    query = ("SELECT pg_sleep(3600)" if db.dialect == "postgresql" else
+             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+             "SELECT count(*) FROM n")  # fmt: skip
+    with pytest.raises(SqlTemporaryError, match=r"past the step's timeout"):
+        sql(query)
 
 
 def test_a_sqlite_file_locked_by_another_writer_is_retryable(worker_dir: Path) -> None:

@@ -94,6 +94,14 @@ def test_whether_a_step_changes_the_world_follows_its_kind_unless_it_says(
             "write :name in the query",
         ),
         ({"id": "s", "kind": "shell", "command": []}, "at least 1 item"),
+        (
+            {"id": "s", "kind": "shell", "command": ["ls"], "env": {"LD_PRELOAD": "/x.so"}},
+            "only the operator may set it",
+        ),
+        (
+            {"id": "s", "kind": "shell", "command": ["ls"], "env": {"DYLD_INSERT_LIBRARIES": "x"}},
+            "only the operator may set it",
+        ),
         ({"id": "m", "kind": "email", "to": [], "subject": "s"}, "at least 1 item"),
     ],
 )
@@ -206,3 +214,43 @@ def test_a_step_definition_from_elsewhere_that_does_not_fit_is_refused() -> None
         step_node(SqlNode, {"id": "q", "kind": "sql", "query": "SELECT 1"})
     with pytest.raises(ValidationError):
         SqlNode(id="q", connection="bad name!", query="SELECT 1")
+
+
+_COMPUTED = [
+    'secrets.API_TOKEN.startsWith("s3")',
+    'secrets.API_TOKEN.matches("^s")',
+    "size(secrets.API_TOKEN)",
+    'secrets.API_TOKEN == "guess"',
+    "secrets[input.name]",
+]
+
+
+@pytest.mark.parametrize("source", _COMPUTED)
+def test_a_template_that_computes_on_a_secret_is_refused(source: str) -> None:
+    """Each of these gives a value the redaction cannot recognise (``true``, a length):
+    asked again with other guesses, they spell the secret out into the recorded output."""
+    with pytest.raises(SpecError) as caught:
+        check(_spec(_fetch(headers={"X-Probe": f"${{{{ {source} }}}}"})))
+    assert "computes on a secret" in str(caught.value)
+
+
+@pytest.mark.parametrize("source", _COMPUTED)
+def test_filling_refuses_an_expression_that_computes_on_a_secret(
+    monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    """A definition that was never validated (an older spec) is refused where it runs."""
+    monkeypatch.setenv("KEEL_SECRET_API_TOKEN", TOKEN)
+    node = ShellNode(id="s", command=["echo", f"${{{{ {source} }}}}"])
+    with revealing(), pytest.raises(StepTemplateError, match="computes on a secret"):
+        filled(node, {"input": {"name": "API_TOKEN"}, "nodes": {}})
+
+
+def test_a_secret_read_whole_with_text_around_it_is_accepted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KEEL_SECRET_API_TOKEN", TOKEN)
+    check(_spec(_fetch(headers={"A": "Bearer ${{ secrets.API_TOKEN }}",
+                                "B": '${{ secrets["API_TOKEN"] }}'})))  # fmt: skip
+    node = ShellNode(id="s", command=["echo", "x ${{ secrets.API_TOKEN }} y"])
+    with revealing():
+        assert filled(node, {"input": {}, "nodes": {}})["command"] == ["echo", f"x {TOKEN} y"]

@@ -10,8 +10,11 @@ Only the standard library (``smtplib``, ``ssl``): sending mail adds no dependenc
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
+import socket
 import ssl
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -33,6 +36,10 @@ class SmtpServer:
     password: str | None = field(default=None, repr=False)
     #: seconds each blocking step (connect, each answer) may take
     timeout: float = 10.0
+    #: seconds the whole exchange may take (None: no bound but ``timeout``'s): past them
+    #: the connection is cut, so a server that answers a byte at a time, each within
+    #: ``timeout``, cannot hold the sender for good
+    total: float | None = None
 
     @property
     def address(self) -> str:
@@ -51,12 +58,36 @@ def send(
     ``sender`` and ``recipients`` are the envelope's (default: the message's ``From``,
     and its ``To``, ``Cc`` and ``Bcc``; a ``Bcc`` header is never sent). When the server
     refuses every recipient, ``smtplib.SMTPRecipientsRefused`` is raised."""
-    with smtplib.SMTP(server.host, server.port, timeout=server.timeout) as smtp:
-        if server.starttls:
-            smtp.starttls(context=ssl.create_default_context())
-        if server.username is not None and server.password is not None:
-            smtp.login(server.username, server.password)
-        return smtp.send_message(message, from_addr=sender, to_addrs=recipients)
+    cut = threading.Event()
+    with smtplib.SMTP(timeout=server.timeout) as smtp:
+        cutter = None
+        if server.total is not None:
+            cutter = threading.Timer(server.total, _cut, (smtp, cut))
+            cutter.daemon = True
+            cutter.start()
+        try:
+            smtp.connect(server.host, server.port)
+            if server.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if server.username is not None and server.password is not None:
+                smtp.login(server.username, server.password)
+            return smtp.send_message(message, from_addr=sender, to_addrs=recipients)
+        except (smtplib.SMTPException, OSError) as exc:
+            if cut.is_set():
+                raise TimeoutError(f"the SMTP exchange ran past {server.total:g} s") from exc
+            raise
+        finally:
+            if cutter is not None:
+                cutter.cancel()
+
+
+def _cut(smtp: smtplib.SMTP, cut: threading.Event) -> None:
+    """End the exchange at its deadline: shutting the socket wakes a blocked read."""
+    cut.set()
+    sock = smtp.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def temporary(exc: BaseException) -> bool:
