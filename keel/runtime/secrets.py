@@ -39,7 +39,7 @@ import threading
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +199,17 @@ def revealing() -> Iterator[dict[str, str]]:
         yield revealed
     finally:
         _revealed.reset(token)
+
+
+def reveal_to(revealed: dict[str, str]) -> Token[dict[str, str] | None]:
+    """Start an attempt's set of revealed secrets (``revealing`` without a generator:
+    the worker does this once per attempt, where a context manager's cost shows);
+    ``_revealed.reset(token)`` ends it (``stop_revealing``)."""
+    return _revealed.set(revealed)
+
+
+def stop_revealing(token: Token[dict[str, str] | None]) -> None:
+    _revealed.reset(token)
 
 
 def revealed_now() -> dict[str, str]:

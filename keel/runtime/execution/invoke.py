@@ -37,7 +37,7 @@ from keel.runtime.execution.task_access import (
     TaskNotAllowedError,
 )
 from keel.runtime.execution.task_logs import Captured
-from keel.runtime.secrets import redact, redact_text, revealing
+from keel.runtime.secrets import redact, redact_text, reveal_to, stop_revealing
 from keel.spec.callables import ImportPathError, is_injected, unwrap
 from keel.spec.data import json_problem
 from keel.spec.policies import RetryPolicy
@@ -368,8 +368,13 @@ class Invocation:
 
         ``interruptible``: a ``KeyboardInterrupt`` is raised, not recorded as the task's
         failure (run on the main thread, it is Ctrl-C, meant for the worker)."""
-        with revealing() as revealed:
-            return redacted(self._run(started, interruptible), revealed)
+        revealed: dict[str, str] = {}
+        token = reveal_to(revealed)
+        try:
+            outcome = self._run(started, interruptible)
+        finally:
+            stop_revealing(token)
+        return redacted(outcome, revealed) if revealed else outcome
 
     def _run(self, started: Callable[[], None] | None, interruptible: bool) -> Outcome:
         prepared = self._prepare()
@@ -396,8 +401,13 @@ class Invocation:
         return run_in_process(self.task, self.args, self.ctx, timeout=timeout, retry=self.retry)
 
     async def run_async(self, timeout: float | None) -> Outcome:
-        with revealing() as revealed:
-            return redacted(await self._run_async(timeout), revealed)
+        revealed: dict[str, str] = {}
+        token = reveal_to(revealed)
+        try:
+            outcome = await self._run_async(timeout)
+        finally:
+            stop_revealing(token)
+        return redacted(outcome, revealed) if revealed else outcome
 
     async def _run_async(self, timeout: float | None) -> Outcome:
         prepared = self._prepare()
