@@ -62,7 +62,7 @@ def email_step(step: dict[str, Any], values: dict[str, Any], ctx: StepContext) -
             "the step has no sender: set sender on the step or in the [email] table of the "
             f"worker's keel.toml ({defaults.source or 'none found'})"
         )
-    mail = outgoing(fields, text(sender), ctx.idempotency_key)
+    mail = outgoing(fields, text(sender), ctx.step_key)
     where = f"SMTP server {server.address}"
     try:
         refused = send(server, mail.message, sender=mail.sender, recipients=mail.recipients)

@@ -42,7 +42,7 @@ class Outgoing:
 
 def outgoing(fields: dict[str, Any], sender: str, key: str) -> Outgoing:
     """The message the step's filled ``fields`` describe, from ``sender``, with the
-    ``Message-ID`` of the idempotency key ``key`` (``run_id:node:attempt``)."""
+    ``Message-ID`` of the step's key ``key`` (``run_id:node``, as every attempt has it)."""
     to = addresses(fields.get("to"), "to")
     if not to:
         raise EmailMessageError("to: gives no address: the message needs a recipient")
@@ -115,7 +115,7 @@ def one_line(value: str, field: str) -> str:
 
 
 def message_id_of(key: str, domain: str) -> str:
-    """The ``Message-ID`` of every attempt of the node whose attempt has ``key``."""
-    node_key = key.rpartition(":")[0] or key
-    digest = hashlib.sha256(node_key.encode()).hexdigest()[:32]
+    """The ``Message-ID`` of every attempt of the step whose key (``StepContext.step_key``,
+    the same for every attempt) is ``key``."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
     return f"<keel.{digest}@{domain}>"

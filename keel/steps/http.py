@@ -57,16 +57,19 @@ def http_step(step: dict[str, Any], values: dict[str, Any], ctx: StepContext) ->
     config = http_config(Path.cwd())
     limit = response_limit(node, step, config)
     try:
-        return call(node, fields, ctx.idempotency_key, config, limit, timeout)
+        return call(node, fields, ctx.step_key, config, limit, timeout)
     except HttpAddressRefused:
         forget_http_config()  # the operator may widen [http] allow before `keel retry`
         raise
 
 
 def response_limit(node: HttpNode, step: dict[str, Any], config: HttpConfig) -> int:
-    """The step's own ``max_response_bytes`` if set, else ``[http]``'s, else the default."""
-    if "max_response_bytes" in step or config.max_response_bytes is None:
+    """The step's own ``max_response_bytes`` if set, else ``[http]``'s, else the default;
+    never more than ``[http]``'s: a spec may lower the operator's limit, not raise it."""
+    if config.max_response_bytes is None:
         return node.max_response_bytes
+    if "max_response_bytes" in step:
+        return min(node.max_response_bytes, config.max_response_bytes)
     return config.max_response_bytes
 
 

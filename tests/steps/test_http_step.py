@@ -38,7 +38,7 @@ def test_a_get_gives_status_lower_case_headers_and_the_json_body(
     assert out["headers"]["content-type"] == "application/json"
     sent = peer.received[0].headers
     assert sent["user-agent"].startswith("keel/")
-    assert sent["idempotency-key"] == "run1:call:1"
+    assert sent["idempotency-key"] == "run1:call"
 
 
 def test_a_post_sends_a_json_body_query_lists_and_headers(
@@ -63,7 +63,7 @@ def test_a_post_sends_a_json_body_query_lists_and_headers(
     assert got.headers["content-type"] == "application/json"
     assert got.headers["x-request"] == "r-3"
     assert got.headers["user-agent"] == "mine/1"  # the step's own wins over keel's
-    assert got.headers["idempotency-key"] == "run1:call:2"
+    assert got.headers["idempotency-key"] == "run1:call"  # the same for every attempt
     assert got.json() == {"name": "Ada", "n": 3}  # a whole expression keeps its type
     assert out["status"] == 201
     assert out["body"] == {"made": {"name": "Ada", "n": 3}}
@@ -175,7 +175,13 @@ def test_a_declared_length_past_the_limit_fails_before_reading(
         step({"url": peer.url("/long")})  # the limit of [http], the step sets none
     assert "(10 bytes)" in str(caught.value)
     assert "11 bytes" in str(caught.value)
-    assert step({"url": peer.url("/long"), "max_response_bytes": 11})["body"] == "y" * 11
+    # a step may lower the operator's limit, never raise it
+    with pytest.raises(HttpResponseTooLarge):
+        step({"url": peer.url("/long"), "max_response_bytes": 11})
+    peer.routes["/short"] = lambda got: Reply(200, {}, b"y" * 6)
+    with pytest.raises(HttpResponseTooLarge):
+        step({"url": peer.url("/short"), "max_response_bytes": 5})
+    assert step({"url": peer.url("/short"), "max_response_bytes": 6})["body"] == "y" * 6
 
 
 def test_redirects_are_followed(peer: Peer, allow: Allow, step: Step) -> None:

@@ -68,8 +68,16 @@ class StepContext:
         Stable across re-executions of the same attempt (after a crash, the attempt runs
         again with the same key), so an external system can drop the duplicate.
         """
+        return f"{self.step_key}:{self.attempt}"
+
+    @property
+    def step_key(self) -> str:
+        """``run_id:node`` (``run_id:node[item]`` for a map item): the same for every
+        attempt of the step, for a system that should see a retry as the same request
+        (an ``http`` step's ``Idempotency-Key``: a POST retried after a timeout that did
+        arrive is then dropped by a server that honours the key)."""
         node = self.node if self.item is None else f"{self.node}[{self.item}]"
-        return f"{self.run_id}:{node}:{self.attempt}"
+        return f"{self.run_id}:{node}"
 
 
 @lru_cache(maxsize=1024)
