@@ -31,6 +31,7 @@ this one (a task thread sees them only while the attempt the test wrapped runs).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -42,6 +43,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from keel.errors import NonRetryable
 
@@ -262,12 +264,41 @@ def _redact_record(record: logging.LogRecord, revealed: dict[str, str]) -> None:
 
 
 def redact_text(text: str, revealed: dict[str, str]) -> str:
-    """``text`` with each revealed value replaced by ``[secret NAME]`` (longest first,
-    so a secret that contains another is redacted whole)."""
-    for name, value in sorted(revealed.items(), key=lambda item: -len(item[1])):
-        if value in text:
-            text = text.replace(value, f"[secret {name}]")
+    """``text`` with each revealed value replaced by ``[secret NAME]``, also as it reads
+    once percent-encoded (a URL's query, a form) or escaped in JSON text; longest first,
+    so a secret that contains another is redacted whole."""
+    forms = sorted(((form, name) for name, value in revealed.items() for form in _forms(value)),
+                   key=lambda pair: -len(pair[0]))  # fmt: skip
+    for form, name in forms:
+        if form in text:
+            text = text.replace(form, f"[secret {name}]")
     return text
+
+
+def _forms(value: str) -> set[str]:
+    """The ways a value is written where a step may echo it."""
+    forms = {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1],
+             json.dumps(value, ensure_ascii=False)[1:-1]}  # fmt: skip
+    return {form for form in forms if len(form) >= MIN_REDACTED}
+
+
+def known_secrets(start: Path | None = None) -> dict[str, str]:
+    """Every secret this process could look up (the ``KEEL_SECRET_`` variables and the
+    secrets file, if it can be read), for redacting text whose attempt's revealed set is
+    lost: what a child process that died wrote to its stderr."""
+    found = {name.removeprefix(ENV_PREFIX): value for name, value in os.environ.items()
+             if name.startswith(ENV_PREFIX) and len(value) >= MIN_REDACTED}  # fmt: skip
+    try:
+        path = secrets_file(start)
+        if path is not None:
+            with path.open("rb") as handle:
+                table = tomllib.load(handle)
+            for name, value in table.items():
+                if isinstance(value, str) and len(value) >= MIN_REDACTED:
+                    found.setdefault(name, value)
+    except (SecretError, OSError, tomllib.TOMLDecodeError):
+        pass  # what can be read is redacted; an unreadable file reveals nothing either
+    return found
 
 
 def redact(data: Any, revealed: dict[str, str]) -> Any:

@@ -27,3 +27,14 @@ def logs_it() -> str:
 @keel.task
 def reads_nothing() -> str:
     return "no secret here: abcd-1234-efgh"
+
+
+@keel.task
+def dies_saying_it() -> None:
+    """Writes its secret to stderr and dies: its revealed set dies with it."""
+    import os
+    import sys
+
+    sys.stderr.write(f"about to die holding {secret('API_TOKEN')}\n")
+    sys.stderr.flush()
+    os._exit(3)

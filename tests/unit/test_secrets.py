@@ -5,9 +5,11 @@ attempt hands back (output, error, logs), in this process and in a child process
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -15,6 +17,7 @@ from keel.runtime.execution.invoke import Invocation, TaskCatalog, make_context
 from keel.runtime.execution.task_logs import line_of
 from keel.runtime.secrets import (
     SecretError,
+    known_secrets,
     lookup,
     redact,
     redact_text,
@@ -237,3 +240,35 @@ def test_a_task_logging_its_secret_keeps_a_redacted_line(
     if isolation == "process":  # a child process sends its lines back with the answer
         lines = outcome.logs.lines  # type: ignore[attr-defined]
         assert [line.message for line in lines] == ["calling with [secret API_TOKEN]"]
+
+
+def test_a_secret_is_redacted_also_as_a_url_or_json_text_writes_it() -> None:
+    value = 'p@ss w/rd"é'
+    revealed = {"PW": value}
+    text = f"url ?pw={quote(value, safe='')} form pw={quote_plus(value)} json {json.dumps(value)}"
+    assert redact_text(text, revealed) == (
+        'url ?pw=[secret PW] form pw=[secret PW] json "[secret PW]"'
+    )
+
+
+def test_what_a_dying_child_wrote_is_redacted_of_every_secret_the_worker_knows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KEEL_SECRET_API_TOKEN", TOKEN)
+    outcome = _invoke("dies_saying_it", "process")
+    error = outcome.error  # type: ignore[attr-defined]
+    assert error is not None
+    assert "about to die holding [secret API_TOKEN]" in error.message
+    assert TOKEN not in error.message
+
+
+def test_known_secrets_are_the_environments_and_the_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("KEEL_SECRET_API_TOKEN", TOKEN)
+    monkeypatch.setenv("KEEL_SECRET_TINY", "ab")  # too short to be a secret
+    path = _secrets_file(tmp_path / "s.toml", 'DB_URL = "postgresql://u:pw@h/db"\nN = 3\n')
+    monkeypatch.setenv("KEEL_SECRETS_FILE", str(path))
+    assert known_secrets() == {"API_TOKEN": TOKEN, "DB_URL": "postgresql://u:pw@h/db"}
+    path.write_text("DB_URL = ")  # a file that cannot be read reveals nothing, fails nothing
+    assert known_secrets() == {"API_TOKEN": TOKEN}

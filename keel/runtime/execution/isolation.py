@@ -43,6 +43,7 @@ from keel.runtime.execution.context import StepContext
 from keel.runtime.execution.invoke import Outcome, may_retry
 from keel.runtime.execution.task_logs import Captured, replay
 from keel.runtime.execution.task_process import STARTED
+from keel.runtime.secrets import known_secrets, redact_text
 from keel.spec.policies import RetryPolicy
 from keel.store.task_logs import LogLine
 
@@ -268,11 +269,12 @@ def _tail(stderr: IO[bytes]) -> str:
     size = stderr.seek(0, os.SEEK_END)
     # characters can take up to 4 bytes in UTF-8
     stderr.seek(max(0, size - 4 * STDERR_TAIL))
-    return stderr.read().decode(errors="replace")[-STDERR_TAIL:].strip()
+    text = stderr.read().decode(errors="replace")
+    return redact_text(text, known_secrets())[-STDERR_TAIL:].strip()
 
 
 def _log_stderr(stderr: IO[bytes], task: str, pid: int) -> None:
     if stderr.seek(0, os.SEEK_END) and log.isEnabledFor(logging.DEBUG):
         stderr.seek(0)
-        text = stderr.read().decode(errors="replace")
+        text = redact_text(stderr.read().decode(errors="replace"), known_secrets())
         log.debug("stderr of task %s (pid %d):\n%s", task, pid, text.rstrip())
