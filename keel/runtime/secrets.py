@@ -13,7 +13,10 @@ Where a value comes from, first found wins:
    user owns.
 
 Only ``KEEL_SECRET_`` variables are secrets: a spec cannot read the worker's other
-environment (``KEEL_DATABASE_URL``, a cloud key) by naming it.
+environment (``KEEL_DATABASE_URL``, a cloud key) by naming it. ``[secrets.workflows]``
+says which workflows may read which secret (``NAME = ["claims", "billing_*"]``); with the
+table, a secret it does not list is read by none, and a run of another workflow that asks
+is refused (the spec could otherwise send any secret the worker holds anywhere).
 
 Each value looked up during an attempt is *revealed* to that attempt (a ``ContextVar``,
 as the step context is). What the attempt hands back, its output, its error and the lines
@@ -31,6 +34,7 @@ this one (a task thread sees them only while the attempt the test wrapped runs).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import os
@@ -41,11 +45,13 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 from keel.errors import NonRetryable
+from keel.runtime.execution.context import _current
 
 ENV_PREFIX = "KEEL_SECRET_"
 FILE_ENV = "KEEL_SECRETS_FILE"
@@ -69,6 +75,9 @@ def secret(name: str) -> str:
     """The value of the secret ``name`` for this attempt (see the module). Whatever the
     attempt returns, raises or logs is redacted of it."""
     value = lookup(name)
+    step = _current.get(None)
+    if step is not None:
+        _check_scope(name, step.workflow)
     revealed = _revealed.get()
     if revealed is not None:
         revealed[name] = value
@@ -106,11 +115,22 @@ def lookup(name: str, *, start: Path | None = None) -> str:
     return value
 
 
-def secrets_file(start: Path | None = None) -> Path | None:
-    """The secrets file this process reads, if one is configured."""
-    named = os.environ.get(FILE_ENV)
-    if named:
-        return Path(named).expanduser()
+@dataclass(frozen=True, slots=True)
+class SecretsSettings:
+    """The ``[secrets]`` table of the worker's ``keel.toml``."""
+
+    #: the secrets file (relative paths resolved against the file's folder)
+    file: Path | None = None
+    #: secret name -> the workflows (names or ``fnmatch`` patterns) that may read it;
+    #: None: no table, every workflow may read every secret
+    workflows: dict[str, tuple[str, ...]] | None = None
+    #: the file the settings come from, for messages
+    source: str = "keel.toml"
+
+
+def secrets_settings(start: Path | None = None) -> SecretsSettings:
+    """The worker's ``[secrets]`` settings (none: the defaults). Read strictly: a key
+    that is set but wrong raises ``SecretError`` naming the file and the key."""
     from keel.runtime.worker.config import WorkerConfigError, config_tables
 
     try:
@@ -118,19 +138,68 @@ def secrets_file(start: Path | None = None) -> Path | None:
     except WorkerConfigError as exc:
         raise SecretError(str(exc)) from None
     if found is None:
-        return None
+        return SecretsSettings()
     folder, tables = found
     for label, table in tables:
         section = table.get("secrets")
         if section is None:
             continue
-        if not isinstance(section, dict) or set(section) - {"file"}:
-            raise SecretError(f"{label}: [secrets] has one key, file (the secrets file's path)")
+        if not isinstance(section, dict) or set(section) - {"file", "workflows"}:
+            raise SecretError(
+                f"{label}: [secrets] has two keys: file (the secrets file's path) and "
+                "workflows (a table: NAME = [the workflows that may read it])"
+            )
         file = section.get("file")
-        if not isinstance(file, str) or not file:
+        if file is not None and (not isinstance(file, str) or not file):
             raise SecretError(f"{label}: [secrets] file must be a path")
-        return (folder / file).expanduser()
-    return None
+        return SecretsSettings(
+            file=None if file is None else (folder / file).expanduser(),
+            workflows=_workflows(label, section.get("workflows")),
+            source=label,
+        )
+    return SecretsSettings()
+
+
+def _workflows(label: str, table: object) -> dict[str, tuple[str, ...]] | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise SecretError(f"{label}: [secrets.workflows] must be a table: NAME = [workflows]")
+    scopes: dict[str, tuple[str, ...]] = {}
+    for name, names in table.items():
+        if not _NAME.match(name):
+            raise SecretError(f"{label}: [secrets.workflows] {name!r} is not a secret name")
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise SecretError(
+                f"{label}: [secrets.workflows] {name} must be a list of workflow names "
+                '(or patterns such as "claims_*")'
+            )
+        scopes[name] = tuple(names)
+    return scopes
+
+
+def _check_scope(name: str, workflow: str) -> None:
+    """Refuse ``name`` to a run of ``workflow`` that ``[secrets.workflows]`` does not list."""
+    if _supplied.get() is not None:
+        return  # a test's own values (``keel.testing``): no worker's secrets are involved
+    settings = secrets_settings()
+    if settings.workflows is None:
+        return
+    allowed = settings.workflows.get(name, ())
+    if not any(fnmatch.fnmatchcase(workflow, pattern) for pattern in allowed):
+        listed = f"lists {', '.join(allowed)}" if allowed else "does not list it"
+        raise SecretError(
+            f"workflow {workflow!r} may not read secret {name!r}: [secrets.workflows] of "
+            f"{settings.source} {listed}; add {workflow!r} to {name} there if it should"
+        )
+
+
+def secrets_file(start: Path | None = None) -> Path | None:
+    """The secrets file this process reads, if one is configured."""
+    named = os.environ.get(FILE_ENV)
+    if named:
+        return Path(named).expanduser()
+    return secrets_settings(start).file
 
 
 def _from_file(path: Path, name: str) -> str | None:

@@ -272,3 +272,51 @@ def test_known_secrets_are_the_environments_and_the_files(
     assert known_secrets() == {"API_TOKEN": TOKEN, "DB_URL": "postgresql://u:pw@h/db"}
     path.write_text("DB_URL = ")  # a file that cannot be read reveals nothing, fails nothing
     assert known_secrets() == {"API_TOKEN": TOKEN}
+
+
+def _attempt_of(workflow: str, name: str = "API_TOKEN") -> object:
+    ctx = make_context("run-1", workflow, "step", 1, None)
+    invocation = Invocation(TaskCatalog(), "tests.unit.secret_tasks:returns_it", {}, ctx)
+    return invocation.run()
+
+
+def test_secrets_workflows_lists_who_may_read_each_secret(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("KEEL_SECRET_API_TOKEN", TOKEN)
+    assert _attempt_of("anything").error is None  # type: ignore[attr-defined]  (no table)
+    (tmp_path / "keel.toml").write_text(
+        '[secrets.workflows]\nAPI_TOKEN = ["claim_intake", "billing_*"]\nOTHER = ["x"]\n'
+    )
+    for allowed in ("claim_intake", "billing_daily"):
+        outcome = _attempt_of(allowed)
+        assert outcome.error is None, outcome.error  # type: ignore[attr-defined]
+    refused = _attempt_of("reporting").error  # type: ignore[attr-defined]
+    assert refused is not None
+    assert refused.type == "keel.runtime.secrets.SecretError"
+    assert not refused.retryable
+    assert "workflow 'reporting' may not read secret 'API_TOKEN'" in refused.message
+    assert "lists claim_intake, billing_*" in refused.message
+    assert TOKEN not in refused.message
+    (tmp_path / "keel.toml").write_text('[secrets.workflows]\nOTHER = ["x"]\n')
+    unlisted = _attempt_of("claim_intake").error  # type: ignore[attr-defined]
+    assert "does not list it" in unlisted.message  # with a table, unlisted is refused
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[secrets]\nfiles = "s.toml"\n', "[secrets] has two keys"),
+        ("[secrets]\nworkflows = 3\n", "must be a table"),
+        ('[secrets.workflows]\nAPI_TOKEN = "claims"\n', "must be a list of workflow names"),
+        ('[secrets.workflows]\n"bad-name" = ["x"]\n', "is not a secret name"),
+    ],
+)
+def test_a_wrong_secrets_table_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, toml: str, message: str
+) -> None:
+    monkeypatch.setenv("KEEL_SECRET_API_TOKEN", TOKEN)
+    (tmp_path / "keel.toml").write_text(toml)
+    error = _attempt_of("claims").error  # type: ignore[attr-defined]
+    assert error is not None
+    assert message in error.message
