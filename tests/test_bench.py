@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(360)  # the suite's own limit is 300 s, under pytest's 120 s default
 def test_the_quick_benchmark_suite_runs_and_writes_its_results(tmp_path: Path) -> None:
     env = {**os.environ, "KEEL_BENCH_RESULTS": str(tmp_path)}
     out = subprocess.run(
