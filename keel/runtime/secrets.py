@@ -96,6 +96,7 @@ def lookup(name: str, *, start: Path | None = None) -> str:
     if not value:
         value = os.environ.get(ENV_PREFIX + name)
         where.append(f"${ENV_PREFIX}{name}")
+    path = None
     if not value:
         path = secrets_file(start)
         if path is not None:
@@ -104,8 +105,8 @@ def lookup(name: str, *, start: Path | None = None) -> str:
     if not value:
         raise SecretError(
             f"secret {name!r} is not set: looked in {' and '.join(where)}; set "
-            f"{ENV_PREFIX}{name} for the worker or add {name} to its secrets file "
-            f"({FILE_ENV}, or [secrets] file in keel.toml)"
+            f"{ENV_PREFIX}{name} for the worker or add {name} to "
+            + (f"its secrets file {path}" if path is not None else _no_file(start))
         )
     if len(value) < MIN_REDACTED:
         raise SecretError(
@@ -113,6 +114,14 @@ def lookup(name: str, *, start: Path | None = None) -> str:
             "redact it from what steps record"
         )
     return value
+
+
+def _no_file(start: Path | None) -> str:
+    """Where a secrets file would be named, when none is (for messages)."""
+    from keel.runtime.worker.config_sections import config_place
+
+    place = config_place(start or Path.cwd(), "secrets")
+    return f"a secrets file (none is set: name one with ${FILE_ENV} or [secrets] file in {place})"
 
 
 @dataclass(frozen=True, slots=True)

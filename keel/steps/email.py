@@ -59,8 +59,8 @@ def email_step(step: dict[str, Any], values: dict[str, Any], ctx: StepContext) -
     sender = fields.get("sender") or defaults.sender
     if not sender:
         raise EmailSettingsError(
-            "the step has no sender: set sender on the step or in the [email] table of the "
-            f"worker's keel.toml ({defaults.source or 'none found'})"
+            "the step has no sender: set sender on the step or in the [email] table of "
+            f"{_where(defaults)}"
         )
     mail = outgoing(fields, text(sender), ctx.step_key)
     where = f"SMTP server {server.address}"
@@ -89,7 +89,7 @@ def smtp_server(
     port = node.port or defaults.port or 25
     starttls = node.starttls if node.starttls is not None else bool(defaults.starttls)
     if node.host is not None and node.host != defaults.host:
-        _check_public(node.host)
+        _check_public(node.host, defaults)
     if username is None and password is None and defaults.username is not None:
         _check_same_server(host, port, starttls, defaults)
         username = defaults.username
@@ -111,7 +111,12 @@ def smtp_server(
     )
 
 
-def _check_public(host: str) -> None:
+def _where(defaults: EmailDefaults) -> str:
+    """The file ``[email]`` was read from or looked for in, for messages."""
+    return defaults.source or "the worker's keel.toml"
+
+
+def _check_public(host: str, defaults: EmailDefaults) -> None:
     """A server the step names itself (not ``[email]``'s) must have only public
     addresses: a spec's author may pick a server, but not make the worker speak SMTP to
     its loopback, its private network or a metadata service (``keel.steps.http_guard``).
@@ -126,7 +131,7 @@ def _check_public(host: str) -> None:
         if why is not None:
             raise EmailSettingsError(
                 f"the step names SMTP server {host} ({address}): {why}, which a step may "
-                "not name itself: set host in the [email] table of the worker's keel.toml"
+                f"not name itself: set host in the [email] table of {_where(defaults)}"
             )
 
 
@@ -136,7 +141,7 @@ def _check_same_server(host: str, port: int, starttls: bool, defaults: EmailDefa
     otherwise have the worker hand the operator's password to a server of its choosing,
     or send it in the clear."""
     own = (defaults.host or "localhost", defaults.port or 25)
-    where = f"the [email] table of the worker's keel.toml ({defaults.source or 'none found'})"
+    where = f"the [email] table of {_where(defaults)}"
     if (host, port) != own:
         raise EmailSettingsError(
             f"the step sends through {host}:{port}, not {own[0]}:{own[1]} of {where}, whose "

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from keel.errors import NonRetryable
-from keel.runtime.worker.config_sections import check_keys, find_section, table_of
+from keel.runtime.worker.config_sections import check_keys, config_place, find_section, table_of
 from keel.spec.email_addresses import parse_address
 
 KEYS = ("host", "port", "starttls", "username", "password_secret", "sender", "timeout")
@@ -50,7 +50,8 @@ class EmailDefaults:
     password_secret: str | None = None
     sender: str | None = None
     timeout: float = DEFAULT_TIMEOUT
-    #: where the table is, for messages (None: no table)
+    #: where the table is or was looked for, for messages
+    #: (``config_sections.config_place``; None: not read from a file)
     source: str | None = None
 
 
@@ -67,7 +68,9 @@ def forget_email_config() -> None:
 @functools.cache
 def _defaults(folder: Path) -> EmailDefaults:
     found = find_section(folder, "email", EmailConfigError)
-    return EmailDefaults() if found is None else parse_email_table(found[0], found[2])
+    if found is None:
+        return EmailDefaults(source=config_place(folder, "email"))
+    return parse_email_table(found[0], found[2])
 
 
 def parse_email_table(label: str, value: object) -> EmailDefaults:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keel.errors import NonRetryable
-from keel.runtime.worker.config_sections import check_keys, find_section, table_of
+from keel.runtime.worker.config_sections import check_keys, config_place, find_section, table_of
 
 KEYS = ("allow", "max_response_bytes")
 #: the largest response a step may be allowed (as the node's own field)
@@ -50,7 +50,8 @@ class HttpConfig:
     names: tuple[str, ...] = ()
     #: the response size limit of a step that sets none (None: the node's default)
     max_response_bytes: int | None = None
-    #: the file the settings came from, for messages (None: no ``[http]`` table)
+    #: the file the settings came from or were looked for in, for messages
+    #: (``config_sections.config_place``; None: not read from a file)
     source: str | None = None
 
 
@@ -58,7 +59,9 @@ class HttpConfig:
 def http_config(folder: Path) -> HttpConfig:
     """The ``[http]`` settings of the config file above ``folder`` (read once)."""
     found = find_section(folder, "http", HttpConfigError)
-    return HttpConfig() if found is None else parse_http_table(found[0], found[2])
+    if found is None:
+        return HttpConfig(source=config_place(folder, "http"))
+    return parse_http_table(found[0], found[2])
 
 
 def forget_http_config() -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keel.errors import NonRetryable
-from keel.runtime.worker.config_sections import check_keys, find_section, table_of
+from keel.runtime.worker.config_sections import check_keys, config_place, find_section, table_of
 
 KEYS = ("allow", "env")
 #: a variable name a program may be given (POSIX's portable names)
@@ -42,7 +42,8 @@ class ShellConfig:
     allow: tuple[str, ...] = ()
     #: variables every shell step's program gets
     env: dict[str, str] = field(default_factory=dict)
-    #: the file the table came from, for messages (None: no ``[shell]`` table)
+    #: the file the table came from or was looked for in, for messages
+    #: (``config_sections.config_place``; None: not read from a file)
     source: str | None = None
 
     def base_path(self) -> str:
@@ -55,7 +56,9 @@ def load_shell_config(start: Path | None = None) -> ShellConfig:
     """The ``[shell]`` table of the config file above ``start`` (default: the current folder)."""
     folder = (start if start is not None else Path.cwd()).resolve()
     found = find_section(folder, "shell", ShellConfigError)
-    return ShellConfig() if found is None else parse_shell_table(found[0], found[2])
+    if found is None:
+        return ShellConfig(source=config_place(folder, "shell"))
+    return parse_shell_table(found[0], found[2])
 
 
 def parse_shell_table(label: str, raw: object) -> ShellConfig:

@@ -21,7 +21,6 @@ and again when a step names a connection it lacks (it may have been added since)
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import re
 from dataclasses import dataclass
@@ -29,8 +28,7 @@ from pathlib import Path
 
 from keel.errors import NonRetryable
 from keel.runtime.secrets import secret
-from keel.runtime.worker.config import WorkerConfigError, config_tables
-from keel.runtime.worker.config_sections import check_keys, find_section, table_of
+from keel.runtime.worker.config_sections import check_keys, config_place, find_section, table_of
 from keel.spec.sql_text import Dialect
 
 CONNECTION_KEYS = ("url", "url_secret")
@@ -152,12 +150,8 @@ def _connection(label: str, name: str, raw: object, folder: Path) -> Connection:
 
 
 def _not_configured(name: str, folder: Path) -> str:
-    found = None
-    with contextlib.suppress(WorkerConfigError):
-        found = config_tables(folder)
-    where = found[1][0][0] if found else f"none found from {folder}"
     return (
         f"sql connection {name!r} is not configured: add [sql.connections.{name}] with "
-        f'url = "postgresql://..." (or url_secret = "SECRET_NAME") to the worker\'s '
-        f"keel.toml ({where})"
+        f'url = "postgresql://..." (or url_secret = "SECRET_NAME") to '
+        f"{config_place(folder, 'sql')}"
     )

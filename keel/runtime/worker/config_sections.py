@@ -31,6 +31,28 @@ def find_section(start: Path, name: str, error: type[Exception]) -> tuple[str, P
     return None
 
 
+def config_place(start: Path, name: str) -> str:
+    """Which config file the ``[name]`` table was looked for in, for a message asking the
+    operator to set something there: the label of the file holding the table, else of
+    the file read (saying it has no such table), else that no file was found from
+    ``start`` upwards and that keel looks there, not in the workflow file's folder. Never
+    raises: an unreadable file is reported by the reader itself."""
+    try:
+        found = config_tables(start)
+    except WorkerConfigError:
+        found = None
+    if found is None:
+        return (
+            f"the worker's keel.toml: none found in {start} or a folder above it (keel looks "
+            "from the folder the worker runs in upwards, not from the workflow file's folder)"
+        )
+    tables = found[1]
+    for label, table in tables:
+        if name in table:
+            return label
+    return f"{tables[0][0]}, which has no [{name}] table"
+
+
 def table_of(label: str, where: str, raw: object, error: type[Exception]) -> dict[str, object]:
     """``raw`` if it is a table, else ``error`` saying how to write ``[where]``."""
     if not isinstance(raw, dict):
