@@ -78,4 +78,5 @@ def test_a_refusal_names_the_keel_toml_read_once_and_the_table_it_lacks(
 
     section = {"secret": "secrets"}.get(kind, kind)
     assert f"keel.toml ({here / 'keel.toml'}), which has no [{section}] table" in said
-    assert "((" not in said and "))" not in said
+    assert "((" not in said
+    assert "))" not in said
