@@ -80,6 +80,25 @@ def parameter_names(query: str, dialect: Dialect) -> list[str]:
     return list(names)
 
 
+#: why a query of two statements is refused (validation and the step say the same)
+ONE_STATEMENT = (
+    "the query holds more than one statement: a sql step runs one (one step per "
+    "statement, or one statement with a WITH clause)"
+)
+
+
+def more_than_one_statement(query: str, dialect: Dialect) -> bool:
+    """Whether something follows a ``;`` of ``query`` besides blanks, comments and
+    further ``;`` (a ``;`` in a string, a quoted name or a comment does not count)."""
+    shape = "".join(
+        piece.source if piece.kind == "code" else " " if piece.source.startswith(("--", "/*"))
+        else "x"  # a string, a quoted name, a parameter: something, without a ';'
+        for piece in pieces(query, dialect)
+    )  # fmt: skip
+    _, semicolon, rest = shape.partition(";")
+    return bool(semicolon and rest.strip(" \t\r\n;"))
+
+
 #: the statements that read without writing (what ``side_effect`` defaults from)
 READING_VERBS = frozenset({"SELECT", "VALUES", "TABLE", "SHOW", "EXPLAIN"})
 #: the statement a ``WITH`` clause leads to

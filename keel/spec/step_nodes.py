@@ -18,7 +18,9 @@ never a private, loopback or link-local address unless allowed there.
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -26,7 +28,14 @@ from pydantic import BeforeValidator, Field, model_validator
 from keel.spec.email_addresses import has_line_break, parse_address
 from keel.spec.expressions import plain_path, read_paths
 from keel.spec.node_base import _NodeBase
-from keel.spec.sql_text import DIALECTS, PARAM_NAME, parameter_names, statement
+from keel.spec.sql_text import (
+    DIALECTS,
+    ONE_STATEMENT,
+    PARAM_NAME,
+    more_than_one_statement,
+    parameter_names,
+    statement,
+)
 from keel.spec.templates import template_expressions
 from keel.spec.types import JsonData, Name
 
@@ -78,6 +87,64 @@ def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
 
+def _argument_list(value: Any) -> Any:
+    """A shell command as YAML's author may write it by mistake (a string, an empty
+    list) refused with what to write instead, as ``keel.shell`` says it."""
+    if isinstance(value, str):
+        try:
+            words = shlex.split(value)
+        except ValueError:
+            words = value.split()
+        example = "[" + ", ".join(json.dumps(word) for word in words or ["ls", "-la", "/tmp"]) + "]"
+        raise ValueError(
+            "give the program and its arguments as a list, e.g. "
+            f"{example}, not the text {value!r}: nothing is parsed by a shell"
+        )
+    if isinstance(value, list | tuple) and not value:
+        raise ValueError(
+            "the command is empty: give the program and its arguments as a list, e.g. "
+            '["ls", "-la", "/tmp"]'
+        )
+    if not isinstance(value, list | tuple):
+        raise ValueError(
+            "give the program and its arguments as a list, e.g. "
+            f'["ls", "-la", "/tmp"], not {type(value).__name__}'
+        )
+    return value
+
+
+def _one_or_list(value: Any) -> Any:
+    """One item where a list is expected (``to: a@example.com``, ``ok_status: 201``)
+    stands for a list of it."""
+    return [value] if isinstance(value, str | int) and not isinstance(value, bool) else value
+
+
+def _mapping(example: str) -> Any:
+    """A check that a field is a mapping, saying how to write one (not pydantic's words)."""
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError(f"write a mapping of names to values, e.g. {example}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _addresses(value: Any) -> Any:
+    value = _one_or_list(value)
+    if isinstance(value, list | tuple) and not value:
+        raise ValueError("give at least one address, e.g. [ann@example.com]")
+    return value
+
+
+#: one item or a list of them (a single item is a list of one)
+Codes = Annotated[tuple[int, ...], BeforeValidator(_one_or_list)]
+Statuses = Annotated[
+    tuple[Annotated[int, Field(ge=100, le=599)], ...], BeforeValidator(_one_or_list)
+]
+Addresses = Annotated[tuple[Template, ...], BeforeValidator(_one_or_list)]
+
+
 class _StepBase(_NodeBase):
     """What every built-in step has besides a task's policies."""
 
@@ -115,17 +182,21 @@ class HttpNode(_StepBase):
     kind: Literal["http"] = "http"
     method: Annotated[HttpMethod, BeforeValidator(_upper)] = "GET"
     url: str = Field(min_length=1)
-    headers: dict[str, Template] = Field(default_factory=dict)
+    headers: Annotated[
+        dict[str, Template], _mapping('{Authorization: "Bearer ${{ secrets.TOKEN }}"}')
+    ] = Field(default_factory=dict)
     #: query parameters (a list gives the parameter once per item)
-    query: dict[str, Template] = Field(default_factory=dict)
+    query: Annotated[dict[str, Template], _mapping('{page: 2, q: "${{ input.q }}"}')] = Field(
+        default_factory=dict
+    )
     #: a JSON body (``Content-Type: application/json``)
     body: Template = None
     #: a form body (``application/x-www-form-urlencoded``), instead of ``body``
-    form: dict[str, Template] | None = None
+    form: Annotated[dict[str, Template], _mapping('{name: "${{ input.name }}"}')] | None = None
     #: statuses that are a success (empty: 200-299)
-    ok_status: tuple[Annotated[int, Field(ge=100, le=599)], ...] = ()
+    ok_status: Statuses = ()
     #: statuses that fail the attempt as retryable
-    retry_status: tuple[Annotated[int, Field(ge=100, le=599)], ...] = (
+    retry_status: Statuses = (
         408, 425, 429, 500, 502, 503, 504)  # fmt: skip
     #: a longer response fails the node
     max_response_bytes: int = Field(10 * _MIB, ge=1, le=1024 * _MIB)
@@ -157,15 +228,17 @@ class ShellNode(_StepBase):
     kind: Literal["shell"] = "shell"
     #: the program and its arguments; an item that is wholly one expression giving a
     #: list adds each element as an argument
-    command: tuple[Template, ...] = Field(min_length=1)
+    command: Annotated[tuple[Template, ...], BeforeValidator(_argument_list)]
     #: environment of the program, besides ``PATH``, ``HOME``, ``LANG`` (the worker's
     #: own environment is not passed on: it may hold the worker's secrets)
-    env: dict[str, Template] = Field(default_factory=dict)
+    env: Annotated[dict[str, Template], _mapping('{LANG: C.UTF-8, TOKEN: "${{ secrets.T }}"}')] = (
+        Field(default_factory=dict)
+    )
     #: working folder (default: a new empty temporary folder, removed afterwards)
     cwd: Template = None
     #: text written to the program's standard input
     stdin: Template = None
-    ok_exit_codes: tuple[int, ...] = (0,)
+    ok_exit_codes: Codes = (0,)
     #: each of stdout and stderr is kept up to this size (the rest is cut, and said)
     max_output_bytes: int = Field(_MIB, ge=1, le=64 * _MIB)
     parse: Literal["text", "json"] = "text"
@@ -204,14 +277,16 @@ class SqlNode(_StepBase):
     connection: Name
     #: the statement, with ``:name`` parameters (not a template: values go in ``params``)
     query: str = Field(min_length=1)
-    params: dict[str, Template] = Field(default_factory=dict)
+    params: Annotated[dict[str, Template], _mapping('{id: "${{ input.id }}", min: 3}')] = Field(
+        default_factory=dict
+    )
     max_rows: int = Field(1000, ge=1, le=1_000_000)
 
     @model_validator(mode="after")
     def _no_text_values(self) -> SqlNode:
         if "${{" in self.query:
             raise ValueError(
-                "a query holds no ${{ }} parts (that would write values into the SQL): "
+                "a query must hold no ${{ }} parts (that would write values into the SQL): "
                 "write :name in the query and give name under 'params'"
             )
         return self
@@ -225,19 +300,24 @@ class SqlNode(_StepBase):
         for key in self.params:
             if not PARAM_NAME.fullmatch(key):
                 raise ValueError(f"params: {key!r} is not a parameter name (letters, digits, '_')")
+        if all(more_than_one_statement(self.query, dialect) for dialect in DIALECTS):
+            raise ValueError(ONE_STATEMENT)
         pg, lite = (set(parameter_names(self.query, dialect)) for dialect in DIALECTS)
         missing = sorted((pg & lite) - set(self.params))
+        unused = sorted(set(self.params) - (pg | lite))
+        problems = []
         if missing:
-            raise ValueError(
+            problems.append(
                 f"the query uses {', '.join(':' + name for name in missing)} but 'params' "
                 f"gives no {', '.join(missing)}"
             )
-        unused = sorted(set(self.params) - (pg | lite))
         if unused:
-            raise ValueError(
+            problems.append(
                 f"params {', '.join(unused)} not used in the query: write "
                 f"{', '.join(':' + name for name in unused)} where each value goes, or remove it"
             )
+        if problems:
+            raise ValueError("; and ".join(problems))
         return self
 
     def _side_effect_by_kind(self) -> bool:
@@ -256,9 +336,9 @@ class EmailNode(_StepBase):
     ``Message-ID``, so a receiver can drop a resent duplicate."""
 
     kind: Literal["email"] = "email"
-    to: tuple[Template, ...] = Field(min_length=1)
-    cc: tuple[Template, ...] = ()
-    bcc: tuple[Template, ...] = ()
+    to: Annotated[tuple[Template, ...], BeforeValidator(_addresses)]
+    cc: Addresses = ()
+    bcc: Addresses = ()
     subject: str = Field(min_length=1)
     #: the text of the message
     body: Template = ""

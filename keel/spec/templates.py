@@ -16,6 +16,12 @@ _PART = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 _WHOLE = re.compile(r"^\s*\$\{\{(.*?)\}\}\s*$", re.DOTALL)
 
 
+def unclosed(text: str) -> bool:
+    """Whether ``text`` has a ``${{`` no ``}}`` closes: it would be sent or shown as
+    written, so validation refuses it."""
+    return "${{" in _PART.sub("", text)
+
+
 def template_expressions(text: str) -> Iterator[str]:
     """The expression sources inside ``text``, in order."""
     for match in _PART.finditer(text):

@@ -12,7 +12,6 @@ signatures and types.
 from __future__ import annotations
 
 import difflib
-import re
 import typing
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -66,11 +65,10 @@ from keel.spec.schemas import (
     value_mismatch,
 )
 from keel.spec.step_nodes import SECRETS, TEMPLATE_FIELDS, StepNode, secret_reference
+from keel.spec.templates import unclosed
 from keel.spec.triggers import TRIGGER_VARIABLE
 
 #: lists of discriminated unions, and the tags pydantic puts into error locations
-#: a ``${{ ... }}`` part of a template (as ``keel.spec.templates`` finds them)
-_TEMPLATE_PART = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 _TAGGED = {"nodes": NODE_KINDS, "triggers": ("schedule", "event", "webhook", "file", "completion")}
 
 
@@ -287,6 +285,7 @@ class _Validator:
         yield from self._has_nodes()
         yield from self._time_limits()
         yield from self._trigger_expressions()
+        yield from self._templates()
         yield from schedule_issues(self.spec)
         if self.resolve_tasks:
             # resolve every function first: argument types read upstream return types
@@ -309,6 +308,18 @@ class _Validator:
                 yield from self._arguments(index, node)
             if isinstance(node, LlmNode | AgentNode):
                 yield from self._model_node(index, node)
+
+    def _templates(self) -> Iterator[SpecIssue]:
+        """Every ``${{`` of an approval's description or a built-in step's template is
+        closed (an llm node's prompts: ``_model_node``)."""
+        for index, node in enumerate(self.spec.nodes):
+            base: tuple[str | int, ...] = ("nodes", index)
+            if isinstance(node, ApprovalNode):
+                yield from _unclosed(node.description, (*base, "description"), node.id)
+            if isinstance(node, StepNode):
+                for field_name, value in node.templates().items():
+                    for loc, text in _strings(value, (*base, field_name)):
+                        yield from _unclosed(text, loc, node.id)
 
     def _duplicate_ids(self) -> Iterator[SpecIssue]:
         counts = Counter(node.id for node in self.spec.nodes)
@@ -734,13 +745,7 @@ class _Validator:
                         loc=("nodes", index, bound), node=node.id, code="bound_without_items",
                     )  # fmt: skip
         for field_name in ("prompt", "system"):
-            text = getattr(node, field_name)
-            if "${{" in _TEMPLATE_PART.sub("", text):
-                yield SpecIssue(
-                    f"{field_name} has a '${{{{' with no '}}}}' closing it: write "
-                    "${{ expression }}",
-                    loc=("nodes", index, field_name), node=node.id, code="template_syntax",
-                )  # fmt: skip
+            yield from _unclosed(getattr(node, field_name), ("nodes", index, field_name), node.id)
         if isinstance(node, AgentNode):
             yield from self._tools(index, node)
 
@@ -875,6 +880,28 @@ class _Validator:
             return None
         root, rest, _ = known
         return _at(root, rest)
+
+
+def _unclosed(text: str, loc: tuple[str | int, ...], node: str) -> Iterator[SpecIssue]:
+    """An issue if ``text`` has a ``${{`` no ``}}`` closes, naming the field by ``loc``."""
+    if unclosed(text):
+        field = ".".join(str(part) for part in loc[2:])
+        yield SpecIssue(
+            f"{field} has a '${{{{' with no '}}}}' closing it: write ${{{{ expression }}}}",
+            loc=loc, node=node, code="template_syntax",
+        )  # fmt: skip
+
+
+def _strings(value: Any, loc: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every string in a JSON template, with where it is."""
+    if isinstance(value, str):
+        yield loc, value
+    elif isinstance(value, list | tuple):
+        for number, item in enumerate(value):
+            yield from _strings(item, (*loc, number))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, (*loc, key))
 
 
 def _declared_output(node: AnyNode) -> Schema | None:

@@ -12,7 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from keel.spec.sql_text import Dialect, Piece, Statement, pieces, statement
+from keel.spec.sql_text import (
+    ONE_STATEMENT,
+    Dialect,
+    Statement,
+    more_than_one_statement,
+    pieces,
+    statement,
+)
 from keel.steps.sql_errors import SqlParamsError
 
 
@@ -28,20 +35,23 @@ class Prepared:
 def prepared(query: str, dialect: Dialect, params: dict[str, Any]) -> Prepared:
     """``query`` for ``dialect``'s driver with ``params`` checked, or ``SqlParamsError``."""
     cut = pieces(query, dialect)
-    _one_statement(cut)
+    _one_statement(query, dialect)
     names = list(dict.fromkeys(piece.name for piece in cut if piece.kind == "param"))
     missing = [name for name in names if name not in params]
+    unused = sorted(set(params) - set(names))
+    problems = []
     if missing:
-        raise SqlParamsError(
+        problems.append(
             f"the query uses {', '.join(':' + name for name in missing)} but params gives "
             f"no value for {', '.join(missing)}"
         )
-    unused = sorted(set(params) - set(names))
     if unused:
-        raise SqlParamsError(
+        problems.append(
             f"params {', '.join(unused)} not used in the query (write "
             f"{', '.join(':' + name for name in unused)} where each value goes)"
         )
+    if problems:
+        raise SqlParamsError("; and ".join(problems))
     if dialect == "sqlite":
         text = query
     else:
@@ -52,16 +62,7 @@ def prepared(query: str, dialect: Dialect, params: dict[str, Any]) -> Prepared:
     return Prepared(text, {name: params[name] for name in names}, statement(query, dialect))
 
 
-def _one_statement(cut: list[Piece]) -> None:
+def _one_statement(query: str, dialect: Dialect) -> None:
     """Refuse a second statement after a ``;`` (a step runs one, in one transaction)."""
-    shape = "".join(
-        piece.source if piece.kind == "code" else " " if piece.source.startswith(("--", "/*"))
-        else "x"  # a string, a quoted name, a parameter: something, without a ';'
-        for piece in cut
-    )  # fmt: skip
-    _, semicolon, rest = shape.partition(";")
-    if semicolon and rest.strip(" \t\r\n;"):
-        raise SqlParamsError(
-            "the query holds more than one statement: a sql step runs one (one step per "
-            "statement, or one statement with a WITH clause)"
-        )
+    if more_than_one_statement(query, dialect):
+        raise SqlParamsError(ONE_STATEMENT)
