@@ -203,14 +203,16 @@ def read_options(
     owner: str,
     *,
     base_retry: RetryPolicy | None = None,
+    own_fields: Sequence[str] = (),
 ) -> NodeOptions:
     """``given`` read as the class ``options`` defines them, for ``owner`` (the function
-    they were given to, for the error naming a keyword it does not take). ``retries``
-    adjusts the ``retry`` given, else ``base_retry`` (the task's own)."""
+    they were given to, for the error naming a keyword it does not take, and suggesting
+    one of the options or of its ``own_fields``). ``retries`` adjusts the ``retry``
+    given, else ``base_retry`` (the task's own)."""
     readers = _readers(options)
     for name in given:
         if name not in readers:
-            raise TypeError(_unexpected(owner, name, readers))
+            raise TypeError(_unexpected(owner, name, [*own_fields, *readers]))
     fields: dict[str, Any] = {}
     found: list[tuple[str, str]] = []
     for name, read in readers.items():
@@ -241,10 +243,10 @@ def read_options(
     )
 
 
-def _unexpected(owner: str, name: str, known: Mapping[str, object]) -> str:
+def _unexpected(owner: str, name: str, known: Sequence[str]) -> str:
     """Python's message for a keyword a function does not take, with a suggestion."""
     message = f"{owner}() got an unexpected keyword argument '{name}'"
-    close = difflib.get_close_matches(name, list(known), n=1)
+    close = difflib.get_close_matches(name, known, n=1)
     return message + (f". Did you mean '{close[0]}'?" if close else "")
 
 

@@ -23,7 +23,8 @@ field given ``None`` is left out, so the node model's default applies. Node opti
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Unpack
 
 from pydantic import BaseModel
@@ -101,7 +102,10 @@ class _Fields:
 
 
 def _record(kind: str, fields: _Fields, options: Mapping[str, object]) -> Any:
-    node = read_options(options, StepOptions, fields.what).node(fields.trace, kind, kind)
+    # the kind's own fields (its function's other parameters), for a typo's suggestion
+    own = tuple(inspect.signature(_STEPS[kind]).parameters)[:-1]
+    read = read_options(options, StepOptions, fields.what, own_fields=own)
+    node = read.node(fields.trace, kind, kind)
     node.update(fields.checked())
     return fields.trace.add(node)
 
@@ -235,3 +239,7 @@ def email(
     fields.constant("port", port)
     fields.constant("starttls", starttls)
     return _record("email", fields, options)
+
+
+#: each kind's function, whose parameters are the step's fields (``_check_keywords``)
+_STEPS: dict[str, Callable[..., Any]] = {"http": http, "shell": shell, "sql": sql, "email": email}

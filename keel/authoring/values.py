@@ -9,11 +9,14 @@ arithmetic, f-strings) raises a ``TracingError`` saying what to write instead.
 
 from __future__ import annotations
 
+import linecache
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn
 
 from pydantic import BaseModel
 
+from keel.authoring.option_problems import caller
 from keel.errors import TracingError
 from keel.spec.expressions import literal, tokenize
 
@@ -31,6 +34,29 @@ _TEXT_HINT = (
     "a future result cannot be formatted into text while tracing; build the text in a "
     "task, or write an expression: keel.expr('\"Claim \" + id', id=value)"
 )
+
+
+#: a built-in step's call, whose fields take templates (``keel.authoring.step_calls``)
+_STEP_CALL = re.compile(r"\b(?:keel\.)?(http|shell|sql|email)\s*\(")
+
+
+def _text_hint(value: Value) -> str:
+    """Why a future value cannot be made text now, and what to write instead: on the
+    line of a built-in step's call (``keel.http(f"...{id}")``), the step's own template
+    (its fields are filled when it runs); elsewhere an expression or a task."""
+    file, line = caller()
+    text = linecache.getline(file, line) if file is not None and line is not None else ""
+    match = _STEP_CALL.search(text)
+    if match is None:
+        return _TEXT_HINT
+    last = expression_of(value).rsplit(".", 1)[-1]
+    name = last if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", last) else "value"
+    return (
+        "a future result cannot be formatted into text while the workflow is traced, but "
+        f"the fields of keel.{match.group(1)} are templates, filled when the step runs: "
+        f'write "${{{{ {name} }}}}" where the value goes and give values={{"{name}": '
+        f'{name}}}, e.g. "https://api.example.com/claims/${{{{ {name} }}}}"'
+    )
 
 
 class Value:
@@ -114,10 +140,10 @@ class Value:
         raise TracingError("len() of a future value is unknown; use keel.expr('size(x)', x=value)")
 
     def __str__(self) -> NoReturn:
-        raise TracingError(_TEXT_HINT)
+        raise TracingError(_text_hint(self))
 
     def __format__(self, spec: str) -> NoReturn:
-        raise TracingError(_TEXT_HINT)
+        raise TracingError(_text_hint(self))
 
     def __repr__(self) -> str:
         return f"<keel value {expression_of(self)}>"

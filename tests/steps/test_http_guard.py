@@ -107,4 +107,6 @@ def test_the_settings_come_from_the_worker_folder_keel_toml(tmp_path: Path) -> N
     bare = tmp_path / "bare"
     bare.mkdir()
     (bare / "keel.toml").write_text("")
-    assert http_config(bare) == HttpConfig()
+    assert http_config(bare) == HttpConfig(
+        source=f"keel.toml ({bare / 'keel.toml'}), which has no [http] table"
+    )

@@ -9,7 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from keel.spec.sql_text import Dialect, parameter_names, pieces, statement
+from keel.spec.sql_text import (
+    DIALECTS,
+    Dialect,
+    more_than_one_statement,
+    parameter_names,
+    pieces,
+    statement,
+)
 from keel.spec.step_nodes import EmailNode, SqlNode
 from keel.steps.sql_errors import SqlParamsError
 from keel.steps.sql_query import prepared
@@ -168,3 +175,10 @@ def test_an_email_node_refuses_a_two_line_subject_and_a_written_password() -> No
         EmailNode(id="m", to=["a@example.com"], subject="hi\r\nBcc: x@example.com")
     with pytest.raises(ValidationError, match=r"password: name a secret"):
         EmailNode(id="m", to=["a@example.com"], subject="s", username="u", password="hunter22")
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_second_statement_is_found_but_not_a_semicolon_in_text(dialect: Dialect) -> None:
+    assert more_than_one_statement("SELECT 1; DROP TABLE x", dialect)
+    assert not more_than_one_statement("SELECT ';' AS a; -- done\n;", dialect)
+    assert not more_than_one_statement("SELECT 1 /* ; DROP */", dialect)

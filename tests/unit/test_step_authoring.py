@@ -257,6 +257,37 @@ def test_a_bad_field_is_reported_like_yamls() -> None:
             return keel.http("https://a.example", body={"a": 1})
 
 
+def test_a_misspelt_field_is_pythons_type_error_suggesting_the_field() -> None:
+    with pytest.raises(TypeError, match=r"keel.http\(\) got an unexpected keyword argument "
+                                        r"'header'. Did you mean 'headers'\?"):  # fmt: skip
+
+        @keel.workflow
+        def flow() -> Any:
+            return keel.http("https://a.example", header={"A": "b"})  # type: ignore[call-arg]
+
+
+def test_an_f_string_in_a_steps_field_is_told_to_write_a_template() -> None:
+    with pytest.raises(TracingError) as caught:
+
+        @keel.workflow
+        def flow(claim_id: str) -> Any:
+            return keel.http(f"https://a.example/{claim_id}")
+
+    message = str(caught.value)
+    assert 'write "${{ claim_id }}" where the value goes' in message
+    assert 'values={"claim_id": claim_id}' in message
+    assert "keel.http" in message
+
+
+def test_an_f_string_elsewhere_keeps_the_expression_hint() -> None:
+    with pytest.raises(TracingError, match=r"keel.expr"):
+
+        @keel.workflow
+        def flow(claim_id: str) -> Any:
+            label = f"claim {claim_id}"
+            return keel.http("https://a.example/", headers={"X": label})
+
+
 def test_an_option_that_does_not_exist_is_pythons_type_error() -> None:
     with pytest.raises(TypeError, match="Did you mean 'retries'"):
 

@@ -93,7 +93,31 @@ def test_whether_a_step_changes_the_world_follows_its_kind_unless_it_says(
             },
             "write :name in the query",
         ),
-        ({"id": "s", "kind": "shell", "command": []}, "at least 1 item"),
+        ({"id": "s", "kind": "shell", "command": []}, "the command is empty: give the program"),
+        (
+            {"id": "s", "kind": "shell", "command": "ls -la /tmp"},
+            'as a list, e.g. ["ls", "-la", "/tmp"], not the text',
+        ),
+        ({"id": "s", "kind": "shell", "command": ["ls"], "env": ["A=1"]}, "write a mapping"),
+        ({"id": "h", "kind": "http", "url": "u", "headers": ["A: b"]}, "write a mapping"),
+        (
+            {"id": "q", "kind": "sql", "connection": "c", "query": "SELECT 1", "params": [1]},
+            "write a mapping",
+        ),
+        (
+            {"id": "q", "kind": "sql", "connection": "c", "query": "SELECT 1; DROP TABLE x"},
+            "more than one statement",
+        ),
+        (
+            {
+                "id": "q",
+                "kind": "sql",
+                "connection": "c",
+                "query": "SELECT :id, :min",
+                "params": {"id": 1, "mn": 3},
+            },
+            "uses :min but 'params' gives no min; and params mn not used",
+        ),
         (
             {"id": "s", "kind": "shell", "command": ["ls"], "env": {"LD_PRELOAD": "/x.so"}},
             "only the operator may set it",
@@ -102,7 +126,7 @@ def test_whether_a_step_changes_the_world_follows_its_kind_unless_it_says(
             {"id": "s", "kind": "shell", "command": ["ls"], "env": {"DYLD_INSERT_LIBRARIES": "x"}},
             "only the operator may set it",
         ),
-        ({"id": "m", "kind": "email", "to": [], "subject": "s"}, "at least 1 item"),
+        ({"id": "m", "kind": "email", "to": [], "subject": "s"}, "give at least one address"),
     ],
 )
 def test_a_bad_step_is_refused_naming_the_problem(node: dict[str, Any], message: str) -> None:
@@ -254,3 +278,14 @@ def test_a_secret_read_whole_with_text_around_it_is_accepted(
     node = ShellNode(id="s", command=["echo", "x ${{ secrets.API_TOKEN }} y"])
     with revealing():
         assert filled(node, {"input": {}, "nodes": {}})["command"] == ["echo", f"x {TOKEN} y"]
+
+
+def test_one_item_where_a_list_goes_is_a_list_of_one() -> None:
+    spec = _spec(
+        {"id": "m", "kind": "email", "to": "ann@example.com", "subject": "s"},
+    )
+    assert spec.nodes[0].to == ("ann@example.com",)  # type: ignore[union-attr]
+    http = _spec({"id": "h", "kind": "http", "url": "u", "ok_status": 201}).nodes[0]
+    assert http.ok_status == (201,)  # type: ignore[union-attr]
+    shell = _spec({"id": "s", "kind": "shell", "command": ["ls"], "ok_exit_codes": 1}).nodes[0]
+    assert shell.ok_exit_codes == (1,)  # type: ignore[union-attr]
