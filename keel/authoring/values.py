@@ -51,6 +51,12 @@ def _text_hint(value: Value) -> str:
         return _TEXT_HINT
     last = expression_of(value).rsplit(".", 1)[-1]
     name = last if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", last) else "value"
+    if match.group(1) == "sql":
+        return (
+            "a future result cannot be formatted into text while the workflow is traced, "
+            "and a query never holds values: write :" + name + " in the query and give "
+            f'params={{"{name}": {name}}}'
+        )
     return (
         "a future result cannot be formatted into text while the workflow is traced, but "
         f"the fields of keel.{match.group(1)} are templates, filled when the step runs: "

@@ -302,3 +302,13 @@ def test_a_value_that_is_not_json_is_named() -> None:
         @keel.workflow
         def flow() -> Any:
             return keel.http("https://a.example", method="POST", body={1, 2})
+
+
+def test_an_f_string_in_a_query_is_told_to_use_params() -> None:
+    with pytest.raises(
+        TracingError, match=r'write :claim_id in the query and give params=\{"claim_id": claim_id\}'
+    ):
+
+        @keel.workflow
+        def flow(claim_id: str) -> Any:
+            return keel.sql("db", f"SELECT * FROM t WHERE id = '{claim_id}'")
