@@ -104,7 +104,7 @@ def test_missing_and_unknown_fields_are_named() -> None:
     unknown = _one_issue(_workflow(_node(retires=3)))
     assert unknown.loc == ("nodes", 0, "retires")
     assert unknown.node == "a"
-    assert unknown.message == "unknown field 'retires'"
+    assert unknown.message == "unknown field 'retires' (did you mean 'retry'?)"
     assert unknown.code == "extra_forbidden"
 
 

@@ -63,7 +63,9 @@ def test_its_readme_says_what_to_run_and_how_to_test(template: Template) -> None
     readme = (template.folder / "README.md").read_text(encoding="utf-8")
     assert readme.startswith("# ")
     assert template.run_command() in " ".join(readme.split())
-    assert "## Test it\n\n```console\npytest\n```" in readme
+    testing = readme.split("## Test it\n", 1)[1]
+    assert "`pip install pytest`" in testing  # `pip install keelflow` does not bring it
+    assert "```console\npytest\n```" in testing
 
 
 def test_bytecode_and_the_description_are_never_copied(tmp_path: Path) -> None:
