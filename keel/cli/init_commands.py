@@ -37,7 +37,8 @@ def next_steps(template: Template, target: Path) -> list[str]:
     run the workflow on the sample input, run its tests."""
     shown = _shown(target)
     first = f"keel validate {template.workflow}" if shown == "." else f"cd {shlex.quote(shown)}"
-    return [first, template.run_command(), "pytest"]
+    # ``python -m``: the pytest of the Python keel is installed in, not another on PATH
+    return [first, template.run_command(), "python -m pytest"]
 
 
 def init(

@@ -17,6 +17,7 @@ imported by a test) are never copied.
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,8 +111,11 @@ def find(name: str | None, root: Path = TEMPLATES) -> Template:
     for template in known:
         if template.name == name:
             return template
-    names = ", ".join(template.name for template in known)
-    raise InputError(f"no template '{name}': the templates are {names} (see `keel templates`)")
+    names = [template.name for template in known]
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise InputError(f"no template '{name}'{hint}: the templates are {', '.join(names)} "
+                     "(see `keel templates`)")  # fmt: skip
 
 
 def _named(folder: Path) -> str:

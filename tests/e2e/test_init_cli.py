@@ -172,7 +172,7 @@ def test_init_prints_three_next_steps_at_80_columns(keel: Keel, tmp_path: Path) 
     assert lines[start + 1 : start + 4] == [
         "  cd 'my project'",
         "  keel run intake.py --input @input.json",
-        "  pytest",
+        "  python -m pytest",
     ]
     assert all(len(line) <= 80 for line in lines), result.stdout
     assert (tmp_path / "my project" / "intake.py").is_file()
@@ -232,7 +232,8 @@ def test_an_unknown_template_is_refused_with_the_names(keel: Keel, tmp_path: Pat
 
     assert result.returncode == 2
     said = " ".join(result.stderr.split())
-    assert "no template 'onbaording': the templates are " + ", ".join(NAMES) in said
+    assert ("no template 'onbaording' (did you mean 'onboarding'?): the templates are "
+            + ", ".join(NAMES)) in said  # fmt: skip
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "project").exists()
 

@@ -64,8 +64,8 @@ def test_its_readme_says_what_to_run_and_how_to_test(template: Template) -> None
     assert readme.startswith("# ")
     assert template.run_command() in " ".join(readme.split())
     testing = readme.split("## Test it\n", 1)[1]
-    assert "`pip install pytest`" in testing  # `pip install keelflow` does not bring it
-    assert "```console\npytest\n```" in testing
+    # `pip install keelflow` does not bring pytest; `python -m` runs the one beside keel
+    assert "```console\npip install pytest\npython -m pytest\n```" in testing
 
 
 def test_bytecode_and_the_description_are_never_copied(tmp_path: Path) -> None:
@@ -142,10 +142,10 @@ def test_next_steps_go_into_the_project_or_check_it_when_it_is_here(
     template = find("nightly-report")
 
     assert next_steps(template, Path("reports")) == [
-        "cd reports", "keel run report.yaml --input @input.json", "pytest",
+        "cd reports", "keel run report.yaml --input @input.json", "python -m pytest",
     ]  # fmt: skip
     assert next_steps(template, Path(".")) == [
-        "keel validate report.yaml", "keel run report.yaml --input @input.json", "pytest",
+        "keel validate report.yaml", "keel run report.yaml --input @input.json", "python -m pytest",
     ]  # fmt: skip
     assert next_steps(template, tmp_path / "two words")[0] == "cd 'two words'"
 

@@ -24,6 +24,7 @@ from keel.runtime.secrets import (
     revealed_now,
     revealing,
     secret,
+    supplying,
 )
 from tests.unit import secret_tasks  # noqa: F401  (loaded, as a worker loads its code)
 
@@ -320,3 +321,19 @@ def test_a_wrong_secrets_table_is_named(
     error = _attempt_of("claims").error  # type: ignore[attr-defined]
     assert error is not None
     assert message in error.message
+
+
+def test_a_tests_own_values_skip_the_scope_check_only_for_the_names_it_gave(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``keel.testing.run(secrets=...)``: a value the test gave is its own, not a worker's;
+    a worker's secret read beside it is still checked against ``[secrets.workflows]``."""
+    monkeypatch.setenv("KEEL_SECRET_API_TOKEN", TOKEN)
+    (tmp_path / "keel.toml").write_text('[secrets.workflows]\nAPI_TOKEN = ["someone_else"]\n')
+    with supplying({"UNRELATED": "abcd1234"}):
+        refused = _attempt_of("onboarding").error  # type: ignore[attr-defined]
+    assert refused is not None
+    assert "may not read secret 'API_TOKEN'" in refused.message
+    with supplying({"API_TOKEN": "given-by-the-test"}):
+        outcome = _attempt_of("onboarding")
+    assert outcome.error is None  # type: ignore[attr-defined]
