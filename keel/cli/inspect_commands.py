@@ -389,7 +389,10 @@ def _result(node: NodeReport) -> Text:
     if node.decision is not None and node.status in ("succeeded", "failed"):
         return Text(node.decision)
     if node.error is not None and node.status == "failed":
-        return Text(f"{node.error.type}: {node.error.message}", style="red")
+        # the type's own name: its module (``keel.steps.sql_errors.``) would take the room
+        # of the message in a cell cut at the terminal's width (``--json`` has it whole)
+        kind = node.error.type.rpartition(".")[2]
+        return Text(f"{kind}: {node.error.message}", style="red")
     if node.reason:
         return Text(node.reason, style="dim")
     if node.retry_at is not None and node.error is not None:

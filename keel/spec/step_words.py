@@ -31,12 +31,10 @@ def _cut(text: str, limit: int = LIMIT) -> str:
 
 
 def _address(url: Any) -> str:
-    """A URL template without its scheme (``api.example.com/claims/...``)."""
+    """A URL template without its scheme when it is ``https`` (``api.example.com/...``);
+    a plain ``http://`` is kept, so what is not encrypted says so."""
     text = _text(url)
-    for scheme in ("https://", "http://"):
-        if text.startswith(scheme):
-            return text[len(scheme) :]
-    return text
+    return text.removeprefix("https://")
 
 
 def _command(node: ShellNode) -> str:

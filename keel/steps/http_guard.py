@@ -45,8 +45,10 @@ class HttpAddressRefused(NonRetryable):
 
     def __init__(self, host: str, address: Address, why: str, config: HttpConfig) -> None:
         where = config.source or "the worker's keel.toml"
+        same = host.strip("[]") in (str(address), str(_plain(address)))
+        named = host if same else f"{host} ({address})"
         super().__init__(
-            f"refused to connect to {host} ({address}): {why}, which an http step may not "
+            f"refused to connect to {named}: {why}, which an http step may not "
             f'reach unless allowed: add "{_plain(address)}" (or a network holding it, or the '
             f"host name) to the allow list of [http] in {where}"
         )

@@ -289,3 +289,25 @@ def test_one_item_where_a_list_goes_is_a_list_of_one() -> None:
     assert http.ok_status == (201,)  # type: ignore[union-attr]
     shell = _spec({"id": "s", "kind": "shell", "command": ["ls"], "ok_exit_codes": 1}).nodes[0]
     assert shell.ok_exit_codes == (1,)  # type: ignore[union-attr]
+
+
+def test_a_steps_summary_keeps_a_plain_http_scheme_and_drops_https() -> None:
+    from keel.spec.step_words import step_summary
+
+    assert step_summary(HttpNode(id="a", url="https://api.example.com/x")) == (
+        "GET api.example.com/x"
+    )
+    assert step_summary(HttpNode(id="a", url="http://10.0.0.5/x")) == "GET http://10.0.0.5/x"
+
+
+def test_a_refusal_names_an_address_once_when_the_url_gave_it() -> None:
+    import ipaddress
+
+    from keel.steps.http_config import HttpConfig
+    from keel.steps.http_guard import HttpAddressRefused
+
+    loopback = ipaddress.ip_address("127.0.0.1")
+    said = str(HttpAddressRefused("127.0.0.1", loopback, "loopback", HttpConfig()))
+    assert said.startswith("refused to connect to 127.0.0.1: loopback")
+    said = str(HttpAddressRefused("localhost", loopback, "loopback", HttpConfig()))
+    assert said.startswith("refused to connect to localhost (127.0.0.1): loopback")
