@@ -404,6 +404,10 @@ def _finish(store: Store, run_ids: list[str], quiet: bool, console: Any, cache: 
             print_summary(console, report, run_id)
         if record.status == "succeeded":
             typer.echo(json.dumps(record.output, indent=2, ensure_ascii=False))
+            spec = cache.plan(record.spec_version).spec
+            if not quiet and record.output == {} and not spec.outputs:  # a YAML's, mostly
+                typer.echo(f"(workflow {spec.name} declares no outputs: `keel show "
+                           f"{run_id[:8]}` has what each step returned)", err=True)  # fmt: skip
             continue
         failed = True
         if quiet:

@@ -183,3 +183,20 @@ def test_a_shell_step_past_its_timeout_under_keel_run_is_killed_and_says_so(
     assert "was killed with everything it started" in error["message"]
     sleeper = int(pid_file.read_text())
     eventually(lambda: process_gone(sleeper), f"the step's sleep {sleeper} is gone")
+
+
+def test_a_run_of_a_workflow_with_no_outputs_says_where_its_steps_results_are(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "keel.toml").write_text('[shell]\nallow = ["echo"]\n')
+    (tmp_path / "hello.yaml").write_text(
+        "name: hello\nnodes:\n  - {id: hi, kind: shell, command: [echo, hi]}\n"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("KEEL_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    ran = keel(tmp_path, "run", "hello.yaml", env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == {}  # stdout stays the output alone, for scripts
+    assert "declares no outputs: `keel show " in " ".join(ran.stderr.split())
+    quiet = keel(tmp_path, "run", "hello.yaml", "--quiet", env=env)
+    assert "declares no outputs" not in quiet.stderr
