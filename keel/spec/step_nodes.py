@@ -139,9 +139,23 @@ def _addresses(value: Any) -> Any:
 
 #: one item or a list of them (a single item is a list of one)
 Codes = Annotated[tuple[int, ...], BeforeValidator(_one_or_list)]
-Statuses = Annotated[
-    tuple[Annotated[int, Field(ge=100, le=599)], ...], BeforeValidator(_one_or_list)
-]
+
+
+def _statuses(value: Any) -> Any:
+    """HTTP statuses: one, or a list of them; a range written as text is refused saying
+    how to write it (pydantic would say a string is not an integer)."""
+    items = _one_or_list(value)
+    if isinstance(items, list | tuple):
+        for item in items:
+            if isinstance(item, str) and not item.strip().isdigit():
+                raise ValueError(
+                    f"{item!r} is not a status: give a status or a list of them, e.g. "
+                    "[200, 404] (a range is written as its statuses)"
+                )
+    return items
+
+
+Statuses = Annotated[tuple[Annotated[int, Field(ge=100, le=599)], ...], BeforeValidator(_statuses)]
 Addresses = Annotated[tuple[Template, ...], BeforeValidator(_one_or_list)]
 
 

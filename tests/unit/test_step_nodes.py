@@ -311,3 +311,10 @@ def test_a_refusal_names_an_address_once_when_the_url_gave_it() -> None:
     assert said.startswith("refused to connect to 127.0.0.1: loopback")
     said = str(HttpAddressRefused("localhost", loopback, "loopback", HttpConfig()))
     assert said.startswith("refused to connect to localhost (127.0.0.1): loopback")
+
+
+def test_a_status_range_written_as_text_says_how_to_write_statuses() -> None:
+    with pytest.raises(SpecError) as caught:
+        _spec(_fetch(ok_status="200-299"))
+    assert "'200-299' is not a status: give a status or a list of them" in str(caught.value)
+    assert _spec(_fetch(ok_status=404)).nodes[0].ok_status == (404,)  # type: ignore[union-attr]
