@@ -74,10 +74,14 @@ class SecretError(NonRetryable):
 def secret(name: str) -> str:
     """The value of the secret ``name`` for this attempt (see the module). Whatever the
     attempt returns, raises or logs is redacted of it."""
-    value = lookup(name)
     step = _current.get(None)
-    if step is not None:
-        _check_scope(name, step.workflow)
+    supplied = _supplied.get()
+    # in an attempt the settings are read once, for the file and for the scope
+    checked = step is not None and not (supplied is not None and name in supplied)
+    settings = secrets_settings() if checked else None
+    value = lookup(name, settings=settings)
+    if step is not None and settings is not None:
+        _check_scope(name, step.workflow, settings)
     revealed = _revealed.get()
     if revealed is not None:
         revealed[name] = value
@@ -85,9 +89,10 @@ def secret(name: str) -> str:
     return value
 
 
-def lookup(name: str, *, start: Path | None = None) -> str:
+def lookup(name: str, *, start: Path | None = None, settings: SecretsSettings | None = None) -> str:
     """The value of ``name``: given (``supplying``), else from the environment or the
-    secrets file, else ``SecretError``."""
+    secrets file, else ``SecretError``. ``settings``: the ``[secrets]`` table, if read
+    already (else read when the file is needed)."""
     if not isinstance(name, str) or not _NAME.match(name):
         raise SecretError(f"{name!r} is not a secret name: letters, digits and '_'")
     given = _supplied.get()
@@ -98,7 +103,7 @@ def lookup(name: str, *, start: Path | None = None) -> str:
         where.append(f"${ENV_PREFIX}{name}")
     path = None
     if not value:
-        path = secrets_file(start)
+        path = secrets_file(start, settings)
         if path is not None:
             where.append(str(path))
             value = _from_file(path, name)
@@ -187,12 +192,10 @@ def _workflows(label: str, table: object) -> dict[str, tuple[str, ...]] | None:
     return scopes
 
 
-def _check_scope(name: str, workflow: str) -> None:
-    """Refuse ``name`` to a run of ``workflow`` that ``[secrets.workflows]`` does not list."""
-    supplied = _supplied.get()
-    if supplied is not None and name in supplied:
-        return  # a test's own value (``keel.testing``): no worker's secret is involved
-    settings = secrets_settings()
+def _check_scope(name: str, workflow: str, settings: SecretsSettings) -> None:
+    """Refuse ``name`` to a run of ``workflow`` that ``[secrets.workflows]`` does not list
+    (a test's own values, ``keel.testing``, are not checked: no worker's secret is
+    involved; ``secret`` skips them)."""
     if settings.workflows is None:
         return
     allowed = settings.workflows.get(name, ())
@@ -204,12 +207,12 @@ def _check_scope(name: str, workflow: str) -> None:
         )
 
 
-def secrets_file(start: Path | None = None) -> Path | None:
+def secrets_file(start: Path | None = None, settings: SecretsSettings | None = None) -> Path | None:
     """The secrets file this process reads, if one is configured."""
     named = os.environ.get(FILE_ENV)
     if named:
         return Path(named).expanduser()
-    return secrets_settings(start).file
+    return (settings or secrets_settings(start)).file
 
 
 def _from_file(path: Path, name: str) -> str | None:
