@@ -80,8 +80,8 @@ def secret(name: str) -> str:
     checked = step is not None and not (supplied is not None and name in supplied)
     settings = secrets_settings() if checked else None
     value = lookup(name, settings=settings)
-    if step is not None and settings is not None:
-        _check_scope(name, step.workflow, settings)
+    if settings is not None:  # read only in an attempt (``step``)
+        _check_scope(name, step.workflow, settings)  # type: ignore[union-attr]
     revealed = _revealed.get()
     if revealed is not None:
         revealed[name] = value
@@ -93,8 +93,7 @@ def lookup(name: str, *, start: Path | None = None, settings: SecretsSettings | 
     """The value of ``name``: given (``supplying``), else from the environment or the
     secrets file, else ``SecretError``. ``settings``: the ``[secrets]`` table, if read
     already (else read when the file is needed)."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise SecretError(f"{name!r} is not a secret name: letters, digits and '_'")
+    _checked_name(name)
     given = _supplied.get()
     value = given.get(name) if given is not None else None
     where = [] if given is None else ["the secrets given to this run"]
@@ -113,12 +112,7 @@ def lookup(name: str, *, start: Path | None = None, settings: SecretsSettings | 
             f"{ENV_PREFIX}{name} for the worker or add {name} to "
             + (f"its secrets file {path}" if path is not None else _no_file(start))
         )
-    if len(value) < MIN_REDACTED:
-        raise SecretError(
-            f"secret {name!r} is shorter than {MIN_REDACTED} characters: keel could not "
-            "redact it from what steps record"
-        )
-    return value
+    return _checked_length(name, value)
 
 
 def _no_file(start: Path | None) -> str:
@@ -145,33 +139,25 @@ class SecretsSettings:
 def secrets_settings(start: Path | None = None) -> SecretsSettings:
     """The worker's ``[secrets]`` settings (none: the defaults). Read strictly: a key
     that is set but wrong raises ``SecretError`` naming the file and the key."""
-    from keel.runtime.worker.config import WorkerConfigError, config_tables
+    from keel.runtime.worker.config_sections import find_section
 
-    try:
-        found = config_tables(start or Path.cwd())
-    except WorkerConfigError as exc:
-        raise SecretError(str(exc)) from None
+    found = find_section(start or Path.cwd(), "secrets", SecretError)
     if found is None:
         return SecretsSettings()
-    folder, tables = found
-    for label, table in tables:
-        section = table.get("secrets")
-        if section is None:
-            continue
-        if not isinstance(section, dict) or set(section) - {"file", "workflows"}:
-            raise SecretError(
-                f"{label}: [secrets] has two keys: file (the secrets file's path) and "
-                "workflows (a table: NAME = [the workflows that may read it])"
-            )
-        file = section.get("file")
-        if file is not None and (not isinstance(file, str) or not file):
-            raise SecretError(f"{label}: [secrets] file must be a path")
-        return SecretsSettings(
-            file=None if file is None else (folder / file).expanduser(),
-            workflows=_workflows(label, section.get("workflows")),
-            source=label,
+    label, folder, section = found
+    if not isinstance(section, dict) or set(section) - {"file", "workflows"}:
+        raise SecretError(
+            f"{label}: [secrets] has two keys: file (the secrets file's path) and "
+            "workflows (a table: NAME = [the workflows that may read it])"
         )
-    return SecretsSettings()
+    file = section.get("file")
+    if file is not None and (not isinstance(file, str) or not file):
+        raise SecretError(f"{label}: [secrets] file must be a path")
+    return SecretsSettings(
+        file=None if file is None else (folder / file).expanduser(),
+        workflows=_workflows(label, section.get("workflows")),
+        source=label,
+    )
 
 
 def _workflows(label: str, table: object) -> dict[str, tuple[str, ...]] | None:
@@ -227,16 +213,33 @@ def _from_file(path: Path, name: str) -> str | None:
         )
     if hasattr(os, "getuid") and info.st_uid != os.getuid():
         raise SecretError(f"secrets file {path} belongs to another user: keel reads only its own")
+    value = _file_table(path).get(name)
+    if value is not None and not isinstance(value, str):
+        raise SecretError(f"secrets file {path}: {name} must be a string")
+    return value
+
+
+def _file_table(path: Path) -> dict[str, Any]:
+    """The secrets file's TOML table (its safety is checked by the caller that needs it)."""
     try:
         with path.open("rb") as handle:
-            table = tomllib.load(handle)
+            return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise SecretError(f"secrets file {path}: invalid TOML: {exc}") from None
     except OSError as exc:
         raise SecretError(f"secrets file {path} cannot be read: {exc.strerror}") from None
-    value = table.get(name)
-    if value is not None and not isinstance(value, str):
-        raise SecretError(f"secrets file {path}: {name} must be a string")
+
+
+def _checked_name(name: object) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise SecretError(f"{name!r} is not a secret name: letters, digits and '_'")
+    return name
+
+
+def _checked_length(name: str, value: str) -> str:
+    if len(value) < MIN_REDACTED:
+        raise SecretError(f"secret {name!r} is shorter than {MIN_REDACTED} characters: "
+                          "keel could not redact it from what steps record")  # fmt: skip
     return value
 
 
@@ -249,15 +252,11 @@ def checked_values(values: Mapping[str, str]) -> dict[str, str]:
                           f"{type(values).__name__}")  # fmt: skip
     checked: dict[str, str] = {}
     for name, value in values.items():
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise SecretError(f"{name!r} is not a secret name: letters, digits and '_'")
+        _checked_name(name)
         if not isinstance(value, str):
             raise SecretError(f"secret {name!r}: its value must be text, got "
                               f"{type(value).__name__}")  # fmt: skip
-        if len(value) < MIN_REDACTED:
-            raise SecretError(f"secret {name!r} is shorter than {MIN_REDACTED} characters: "
-                              "keel could not redact it from what steps record")  # fmt: skip
-        checked[name] = value
+        checked[name] = _checked_length(name, value)
     return checked
 
 
@@ -278,11 +277,11 @@ def supplying(values: Mapping[str, str]) -> Iterator[None]:
 def revealing() -> Iterator[dict[str, str]]:
     """The secrets revealed to the attempt run inside (a fresh set per attempt)."""
     revealed: dict[str, str] = {}
-    token = _revealed.set(revealed)
+    token = reveal_to(revealed)
     try:
         yield revealed
     finally:
-        _revealed.reset(token)
+        stop_revealing(token)
 
 
 def reveal_to(revealed: dict[str, str]) -> Token[dict[str, str] | None]:
@@ -349,11 +348,21 @@ def redact_text(text: str, revealed: dict[str, str]) -> str:
     """``text`` with each revealed value replaced by ``[secret NAME]``, also as it reads
     once percent-encoded (a URL's query, a form) or escaped in JSON text; longest first,
     so a secret that contains another is redacted whole."""
-    forms = sorted(((form, name) for name, value in revealed.items() for form in _forms(value)),
-                   key=lambda pair: -len(pair[0]))  # fmt: skip
-    for form, name in forms:
+    return _replaced(text, _written_forms(revealed))
+
+
+def _written_forms(revealed: dict[str, str]) -> list[tuple[str, str]]:
+    """(form, its replacement) of every revealed value, longest form first: made once per
+    ``redact`` of a whole output, not once per string in it."""
+    forms = [(form, f"[secret {name}]") for name, value in revealed.items()
+             for form in _forms(value)]  # fmt: skip
+    return sorted(forms, key=lambda pair: -len(pair[0]))
+
+
+def _replaced(text: str, forms: list[tuple[str, str]]) -> str:
+    for form, replacement in forms:
         if form in text:
-            text = text.replace(form, f"[secret {name}]")
+            text = text.replace(form, replacement)
     return text
 
 
@@ -373,25 +382,25 @@ def known_secrets(start: Path | None = None) -> dict[str, str]:
     try:
         path = secrets_file(start)
         if path is not None:
-            with path.open("rb") as handle:
-                table = tomllib.load(handle)
-            for name, value in table.items():
+            for name, value in _file_table(path).items():
                 if isinstance(value, str) and len(value) >= MIN_REDACTED:
                     found.setdefault(name, value)
-    except (SecretError, OSError, tomllib.TOMLDecodeError):
+    except SecretError:
         pass  # what can be read is redacted; an unreadable file reveals nothing either
     return found
 
 
 def redact(data: Any, revealed: dict[str, str]) -> Any:
     """JSON data with every string (keys too) redacted of the revealed values."""
-    if not revealed:
-        return data
+    return _redacted_data(data, _written_forms(revealed)) if revealed else data
+
+
+def _redacted_data(data: Any, forms: list[tuple[str, str]]) -> Any:
     if isinstance(data, str):
-        return redact_text(data, revealed)
+        return _replaced(data, forms)
     if isinstance(data, list):
-        return [redact(item, revealed) for item in data]
+        return [_redacted_data(item, forms) for item in data]
     if isinstance(data, dict):
-        return {redact_text(str(key), revealed): redact(item, revealed)
+        return {_replaced(str(key), forms): _redacted_data(item, forms)
                 for key, item in data.items()}  # fmt: skip
     return data
