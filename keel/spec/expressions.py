@@ -155,15 +155,6 @@ def _plain_path(tokens: list[Token]) -> tuple[str | int, ...] | None:
     return tuple(path) if end == len(tokens) else None
 
 
-def plain_path(source: str) -> tuple[str | int, ...] | None:
-    """The parts of an expression that is only a chain of fields from one name
-    (``secrets.TOKEN``, ``input["a"][0]``), or None when it does anything more."""
-    try:
-        return _plain_path(tokenize(source))
-    except ExpressionError:
-        return None
-
-
 def _closing(tokens: list[Token], open_index: int) -> int:
     depth = 0
     for index in range(open_index, len(tokens)):

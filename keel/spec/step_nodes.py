@@ -25,8 +25,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from keel.errors import ExpressionError
 from keel.spec.email_addresses import has_line_break, parse_address
-from keel.spec.expressions import plain_path, read_paths
+from keel.spec.expressions import analyze
 from keel.spec.node_base import _NodeBase
 from keel.spec.sql_text import (
     DIALECTS,
@@ -58,9 +59,13 @@ def secret_reference(source: str) -> str | None:
     (``secrets.T.startsWith("a")``, ``size(secrets.T)``, ``secrets.T == "..."``) gives a
     value the redaction cannot recognise as the secret: a way to spell it out into the
     recorded output a piece at a time. Such an expression raises ``ValueError``."""
-    if not read_paths(source, frozenset({SECRETS})):
+    try:
+        info = analyze(source)  # cached: validation and the graph analysed it already
+    except ExpressionError:
+        return None  # not an expression: validation says so, filling fails evaluating it
+    if SECRETS not in info.free_names:
         return None
-    path = plain_path(source)
+    path = info.path
     if path is None or len(path) != 2 or path[0] != SECRETS or not isinstance(path[1], str):
         raise ValueError(
             f"{source!r} computes on a secret: a template reads a secret whole, "
