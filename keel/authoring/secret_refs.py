@@ -13,14 +13,11 @@ tracing (an f-string would hide it from the validator in a task's argument).
 
 from __future__ import annotations
 
-import re
 from typing import NoReturn
 
 from keel.authoring.values import Value, expression_of
 from keel.errors import TracingError
-from keel.spec.step_nodes import SECRETS
-
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+from keel.spec.step_nodes import SECRETS, VARIABLE_NAME
 
 
 class SecretRef(Value):
@@ -56,7 +53,7 @@ class Secrets:
         return self[name]
 
     def __getitem__(self, name: str) -> SecretRef:
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not VARIABLE_NAME.match(name):
             raise TracingError(f"{name!r} is not a secret name: letters, digits and '_'")
         return SecretRef(f"{SECRETS}.{name}")
 

@@ -44,14 +44,15 @@ def _input_text(args: Any) -> str:
         return ""
     step = args.get("step") if isinstance(args, dict) and set(args) == {"step", "values"} else None
     if isinstance(step, dict):
-        from pydantic import TypeAdapter, ValidationError
+        from pydantic import ValidationError
 
-        from keel.spec.model import STEP_TASKS, AnyNode, Node, StepNode
+        from keel.spec.model import STEP_TASKS, AnyNode, StepNode
+        from keel.spec.partial import NODE
         from keel.spec.step_words import step_summary
 
         if step.get("kind") in STEP_TASKS:
             try:
-                node: AnyNode = TypeAdapter(Node).validate_python(
+                node: AnyNode = NODE.validate_python(
                     {key: value for key, value in step.items() if key != "timeout"})  # fmt: skip
             except ValidationError:
                 return _short(args, 1000)

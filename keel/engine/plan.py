@@ -15,7 +15,6 @@ from keel.spec.graph import (
     DependencyGraph,
     handled_by,
     node_arguments,
-    node_expressions,
     safe_analyze,
     timeout_route,
 )
@@ -43,7 +42,7 @@ from keel.spec.policies import (
     RetryPolicy,
     effective_policies,
 )
-from keel.spec.step_nodes import TEMPLATE_FIELDS, StepNode
+from keel.spec.step_nodes import StepNode, template_sites
 from keel.spec.templates import template_expressions
 
 #: kinds of steps outside the graph, run only on the run's failure path
@@ -225,8 +224,8 @@ def builtin_step_args(node: StepNode, timeout: float | None) -> list[tuple[str, 
     templates unfilled, with the attempt's ``timeout``, which a shell step enforces on
     its process group) and the values its templates read (``values``). The worker fills
     the templates, secrets included: the engine never sees a secret's value."""
-    sources = [site.source for site in node_expressions(node, 0)
-               if site.loc[2] in TEMPLATE_FIELDS[node.kind]]  # fmt: skip
+    sources = [source for value in node.templates().values()
+               for _, source in template_sites(value, ())]  # fmt: skip
     step = node.model_dump(mode="json", exclude_defaults=True, exclude=_GRAPH_FIELDS)
     step["kind"] = node.kind
     if timeout is not None:
@@ -260,8 +259,6 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
                 args.append((name, False, arg.value))
         if isinstance(node, LlmNode | AgentNode):
             args = model_step_args(node, spec.llm_budget)
-        elif isinstance(node, StepNode):
-            args = builtin_step_args(node, effective_policies(node, spec.defaults).timeout)
         items = node.items if isinstance(node, MapNode) else None
         if isinstance(node, LlmNode):
             items = node.for_each
@@ -272,6 +269,8 @@ def compile_plan(spec: WorkflowSpec) -> Plan:
                                         tuple(args), tuple(handlers.get(node.id, ())))  # fmt: skip
             continue
         policies = effective_policies(node, spec.defaults)
+        if isinstance(node, StepNode):
+            args = builtin_step_args(node, policies.timeout)
         compensation = None
         if isinstance(node, TaskNode) and node.compensate is not None:
             compensation = compensation_step(node.id)

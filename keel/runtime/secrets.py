@@ -38,7 +38,6 @@ import fnmatch
 import json
 import logging
 import os
-import re
 import stat
 import threading
 import tomllib
@@ -52,12 +51,12 @@ from urllib.parse import quote, quote_plus
 
 from keel.errors import NonRetryable
 from keel.runtime.execution.context import _current
+from keel.spec.step_nodes import VARIABLE_NAME
 
 ENV_PREFIX = "KEEL_SECRET_"
 FILE_ENV = "KEEL_SECRETS_FILE"
 #: the shortest value keel accepts as a secret (it must be findable to be redacted)
 MIN_REDACTED = 4
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 #: name -> value of the secrets the current attempt looked up (None: outside an attempt)
 _revealed: ContextVar[dict[str, str] | None] = ContextVar("keel_revealed_secrets", default=None)
@@ -167,7 +166,7 @@ def _workflows(label: str, table: object) -> dict[str, tuple[str, ...]] | None:
         raise SecretError(f"{label}: [secrets.workflows] must be a table: NAME = [workflows]")
     scopes: dict[str, tuple[str, ...]] = {}
     for name, names in table.items():
-        if not _NAME.match(name):
+        if not VARIABLE_NAME.match(name):
             raise SecretError(f"{label}: [secrets.workflows] {name!r} is not a secret name")
         if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
             raise SecretError(
@@ -231,7 +230,7 @@ def _file_table(path: Path) -> dict[str, Any]:
 
 
 def _checked_name(name: object) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not VARIABLE_NAME.match(name):
         raise SecretError(f"{name!r} is not a secret name: letters, digits and '_'")
     return name
 

@@ -9,13 +9,13 @@ Kept apart from ``keel.spec.model`` so that families of node kinds (keel's built
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Tag
 
 from keel.spec.policies import Isolation, NodePolicies, RetryPolicy
+from keel.spec.templates import whole_expression
 from keel.spec.types import Expression, ImportPath, JsonData, NodeId, PositiveDuration
 
 
@@ -59,18 +59,15 @@ class LiteralArg(BaseModel):
     value: JsonData
 
 
-_TEMPLATE = re.compile(r"^\s*\$\{\{(.*)\}\}\s*$", re.DOTALL)
-
-
 def _argument_shorthand(value: Any) -> Any:
     if type(value) is dict and len(value) == 1 and ("expr" in value or "value" in value):
         return value  # already in data form (what tracing writes): checked first
     if isinstance(value, ExprArg | LiteralArg):
         return value
     if isinstance(value, str):
-        template = _TEMPLATE.match(value)
-        if template and "${{" not in template.group(1):  # not "${{ a }} and ${{ b }}"
-            return {"expr": template.group(1)}
+        whole = whole_expression(value)  # not "${{ a }} and ${{ b }}"
+        if whole is not None:
+            return {"expr": whole}
         if "${{" in value:
             raise ValueError(
                 "an argument is either a whole ${{ expression }} or a literal; to combine "

@@ -47,7 +47,8 @@ def _placeholder(node: Any, index: int, broken: set[str | int]) -> dict[str, Any
 #: (the arguments of a call, the input of a child run: missing ones would be reported)
 _DEMANDING = frozenset({"args", "input", "kind", "id"})
 
-_NODE: TypeAdapter[Any] = TypeAdapter(Node)
+#: one node of any kind, checked on its own (built once: an adapter costs a millisecond)
+NODE: TypeAdapter[Any] = TypeAdapter(Node)
 
 
 def _salvaged(node: Any, index: int, broken: set[str | int]) -> dict[str, Any]:
@@ -57,7 +58,7 @@ def _salvaged(node: Any, index: int, broken: set[str | int]) -> dict[str, Any]:
     if isinstance(node, dict) and broken and not broken & _DEMANDING:
         kept = {field: value for field, value in node.items() if field not in broken}
         try:
-            _NODE.validate_python(kept)
+            NODE.validate_python(kept)
             return kept
         except ValidationError:
             pass

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -82,7 +83,8 @@ HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _MIB = 1024 * 1024
 #: a variable name a shell step's program may be given (POSIX's portable names)
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: the name of a secret or of an environment variable (one rule for both, everywhere)
+VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: variables the dynamic loader reads (LD_PRELOAD, DYLD_INSERT_LIBRARIES...): they would
 #: make any program, however allowed, run a library of the spec's choosing
 _LOADER_ENV = ("LD_", "DYLD_")
@@ -270,7 +272,7 @@ class ShellNode(_StepBase):
         if not isinstance(program, str):
             raise ValueError(f"the command's first item names the program, got {program!r}")
         for name in self.env:
-            if not _ENV_NAME.match(name):
+            if not VARIABLE_NAME.match(name):
                 raise ValueError(
                     f"env has {name!r}, which is not a variable name (letters, digits "
                     "and '_', not starting with a digit)"
@@ -413,17 +415,23 @@ TEMPLATE_FIELDS = {
 StepNode = HttpNode | ShellNode | SqlNode | EmailNode
 
 
+def template_strings(
+    value: Any, loc: tuple[str | int, ...]
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every string in a JSON template, with where it is."""
+    if isinstance(value, str):
+        yield loc, value
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from template_strings(item, (*loc, index))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from template_strings(item, (*loc, key))
+
+
 def template_sites(
     value: Any, loc: tuple[str | int, ...]
 ) -> list[tuple[tuple[str | int, ...], str]]:
     """Every ``${{ expression }}`` in a template value, with where it is (for errors)."""
-    found: list[tuple[tuple[str | int, ...], str]] = []
-    if isinstance(value, str):
-        found.extend((loc, source) for source in template_expressions(value))
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            found.extend(template_sites(item, (*loc, index)))
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            found.extend(template_sites(item, (*loc, key)))
-    return found
+    return [(at, source) for at, text in template_strings(value, loc)
+            for source in template_expressions(text)]  # fmt: skip

@@ -16,6 +16,14 @@ _PART = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 _WHOLE = re.compile(r"^\s*\$\{\{(.*?)\}\}\s*$", re.DOTALL)
 
 
+def whole_expression(text: str) -> str | None:
+    """The source of the one ``${{ expression }}`` that is all of ``text`` (whitespace
+    around it aside), as written; None when ``text`` is anything else (plain text, or
+    parts among text such as ``${{ a }} and ${{ b }}``)."""
+    whole = _WHOLE.match(text)
+    return whole.group(1) if whole is not None and "${{" not in whole.group(1) else None
+
+
 def unclosed(text: str) -> bool:
     """Whether ``text`` has a ``${{`` no ``}}`` closes: it would be sent or shown as
     written, so validation refuses it."""
@@ -44,9 +52,9 @@ def fill_json(value: Any, evaluate: Callable[[str], Any]) -> Any:
     among text becomes text, lists and objects are filled item by item (keys as
     written), and anything else is as written."""
     if isinstance(value, str):
-        whole = _WHOLE.match(value)
-        if whole is not None and "${{" not in whole.group(1):
-            return evaluate(whole.group(1).strip())
+        whole = whole_expression(value)
+        if whole is not None:
+            return evaluate(whole.strip())
         return fill_template(value, evaluate) if "${{" in value else value
     if isinstance(value, list | tuple):
         return [fill_json(item, evaluate) for item in value]

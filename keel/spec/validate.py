@@ -64,7 +64,13 @@ from keel.spec.schemas import (
     schema_problems,
     value_mismatch,
 )
-from keel.spec.step_nodes import SECRETS, TEMPLATE_FIELDS, StepNode, secret_reference
+from keel.spec.step_nodes import (
+    SECRETS,
+    TEMPLATE_FIELDS,
+    StepNode,
+    secret_reference,
+    template_strings,
+)
 from keel.spec.templates import unclosed
 from keel.spec.triggers import TRIGGER_VARIABLE
 
@@ -318,7 +324,7 @@ class _Validator:
                 yield from _unclosed(node.description, (*base, "description"), node.id)
             if isinstance(node, StepNode):
                 for field_name, value in node.templates().items():
-                    for loc, text in _strings(value, (*base, field_name)):
+                    for loc, text in template_strings(value, (*base, field_name)):
                         yield from _unclosed(text, loc, node.id)
 
     def _duplicate_ids(self) -> Iterator[SpecIssue]:
@@ -890,18 +896,6 @@ def _unclosed(text: str, loc: tuple[str | int, ...], node: str) -> Iterator[Spec
             f"{field} has a '${{{{' with no '}}}}' closing it: write ${{{{ expression }}}}",
             loc=loc, node=node, code="template_syntax",
         )  # fmt: skip
-
-
-def _strings(value: Any, loc: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    """Every string in a JSON template, with where it is."""
-    if isinstance(value, str):
-        yield loc, value
-    elif isinstance(value, list | tuple):
-        for number, item in enumerate(value):
-            yield from _strings(item, (*loc, number))
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(item, (*loc, key))
 
 
 def _declared_output(node: AnyNode) -> Schema | None:

@@ -21,7 +21,6 @@ the key; the file is read once per process and folder.
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,10 @@ from typing import Any
 from keel.errors import NonRetryable
 from keel.runtime.worker.config_sections import check_keys, config_place, find_section, table_of
 from keel.spec.email_addresses import parse_address
+from keel.spec.step_nodes import VARIABLE_NAME
 
 KEYS = ("host", "port", "starttls", "username", "password_secret", "sender", "timeout")
 DEFAULT_TIMEOUT = 30.0
-_SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class EmailConfigError(NonRetryable):
@@ -94,7 +93,7 @@ def parse_email_table(label: str, value: object) -> EmailDefaults:
     if username is not None and not (isinstance(username, str) and username):
         raise wrong("username", "text")
     secret = raw.get("password_secret")
-    if secret is not None and not (isinstance(secret, str) and _SECRET_NAME.fullmatch(secret)):
+    if secret is not None and not (isinstance(secret, str) and VARIABLE_NAME.match(secret)):
         # the value is not quoted: it may be the password itself, pasted in the wrong place
         raise EmailConfigError(
             f"{label}: email.password_secret must be the NAME of a secret (letters, digits "

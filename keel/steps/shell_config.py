@@ -20,16 +20,15 @@ raises ``ShellConfigError`` naming the file and the key, never ignored. Without 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from keel.errors import NonRetryable
 from keel.runtime.worker.config_sections import check_keys, config_place, find_section, table_of
+from keel.spec.step_nodes import VARIABLE_NAME
 
 KEYS = ("allow", "env")
 #: a variable name a program may be given (POSIX's portable names)
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class ShellConfigError(NonRetryable):
@@ -99,7 +98,7 @@ def _env(label: str, value: object) -> dict[str, str]:
         )
     env: dict[str, str] = {}
     for name, item in value.items():
-        if not ENV_NAME.match(name):
+        if not VARIABLE_NAME.match(name):
             raise ShellConfigError(
                 f"{label}: shell.env has {name!r}, which is not a variable name "
                 "(letters, digits and '_', not starting with a digit)"

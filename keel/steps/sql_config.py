@@ -30,6 +30,7 @@ from keel.errors import NonRetryable
 from keel.runtime.secrets import secret
 from keel.runtime.worker.config_sections import check_keys, config_place, find_section, table_of
 from keel.spec.sql_text import Dialect
+from keel.spec.step_nodes import VARIABLE_NAME
 
 CONNECTION_KEYS = ("url", "url_secret")
 _SQLITE = "sqlite:///"
@@ -37,7 +38,6 @@ _POSTGRES = ("postgresql://", "postgres://")
 #: the rule of ``keel.spec.types.Name``: what a step's ``connection`` may be
 _CONNECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,199}")
 #: the rule of secret names (``keel.runtime.secrets``)
-_SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class SqlConfigError(NonRetryable):
@@ -140,7 +140,7 @@ def _connection(label: str, name: str, raw: object, folder: Path) -> Connection:
             f"{label}: {where}.url must be postgresql://USER@HOST/DB or sqlite:///path/to.db"
         )
     if url_secret is not None and not (
-        isinstance(url_secret, str) and _SECRET_NAME.fullmatch(url_secret)
+        isinstance(url_secret, str) and VARIABLE_NAME.match(url_secret)
     ):
         raise SqlConfigError(
             f"{label}: {where}.url_secret must be the NAME of a secret (letters, digits and "
