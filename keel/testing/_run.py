@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from keel.errors import InputError, KeelError
 from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
-from keel.testing._history import NodeView, event_line, missing_events, node_mismatch
+from keel.testing._history import NodeView, missing_events, node_mismatch
 
 if TYPE_CHECKING:
     from keel.engine.replay import ReplayResult
@@ -214,6 +214,8 @@ class TestRun:
     @property
     def history(self) -> list[dict[str, Any]]:
         """The run's events, as the lines ``keel history RUN --json`` prints."""
+        from keel.runtime.views.documents import event_line
+
         return [event_line(stored) for stored in self.store.history(self.id)]
 
     def node(self, node_id: str) -> NodeView:
