@@ -28,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from keel.engine.state import is_finished
 from keel.errors import InputError, KeelError
 from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 START = 1_700_000_000.0
 #: jumps of the clock in one call before the run is taken to loop for ever
 MAX_JUMPS = 10_000
-_ENDED = ("succeeded", "failed", "cancelled")
 #: ``assert_node`` was given no output to check
 _ANY: Any = object()
 
@@ -191,7 +191,7 @@ class TestRun:
         waits for an approval, a signal or a time (the test acts, or ``advance``s);
         ``running`` if it waits for anything else (a rate limit, an open circuit)."""
         record = self.store.get_run(self.id)
-        if record.status in (*_ENDED, "paused"):
+        if is_finished(record.status) or record.status == "paused":
             return record.status
         return "waiting" if self.store.waits(limit=1) else record.status
 
@@ -320,7 +320,7 @@ class TestRun:
             self.clock.advance(due - self.clock.now())
             worker.timers.look_now()
             worker.claims.look_now()
-        if self.store.get_run(self.id).status in _ENDED and not self.store.waits(limit=1):
+        if is_finished(self.store.get_run(self.id).status) and not self.store.waits(limit=1):
             self._parts.stop_worker()  # nothing more can happen: no threads left behind
 
     @staticmethod

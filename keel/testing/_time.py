@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from keel.engine.state import is_finished
+
 if TYPE_CHECKING:
     from keel.store.protocol import Store
 
@@ -25,7 +27,6 @@ if TYPE_CHECKING:
 PEOPLE = frozenset({"approval", "signal"})
 #: a timer due later than any a run could set (365 days is the longest duration)
 _FAR = 1e15
-_ENDED = ("succeeded", "failed", "cancelled")
 
 
 def next_due(store: Store, now: float) -> float | None:
@@ -51,7 +52,7 @@ def next_due(store: Store, now: float) -> float | None:
         else:
             stop = min(stop, timer.due_at)
     for record in store.list_runs(limit=10_000):
-        if record.status in _ENDED:
+        if is_finished(record.status):
             continue
         for queued in store.ready_attempts(record.id):
             if queued.owner is None and not queued.held and queued.ready.available_at > now:
