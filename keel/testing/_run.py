@@ -89,6 +89,13 @@ def seconds_of(duration: str | float | timedelta) -> float:
     return seconds
 
 
+def _look_everywhere(worker: Worker) -> None:
+    """Have the worker's next turn look at its queue and its timers both, not only when
+    it would look by itself."""
+    worker.claims.look_now()
+    worker.timers.look_now()
+
+
 class _Parts:
     """What a ``TestRun`` holds that must be let go of: closed once, by ``close`` or
     when the ``TestRun`` is garbage collected."""
@@ -274,7 +281,7 @@ class TestRun:
 
     def _waiting_run(self, node: str) -> str:
         """The run whose approval ``node`` is: this one, or a child run's waiting one."""
-        if any(n.id == node for n in self.spec.nodes) or not self.store.waits(waits_for="approval"):
+        if any(n.id == node for n in self.spec.nodes):
             return self.id
         for wait in self.store.waits(waits_for="approval"):
             if wait.node == node:
@@ -286,8 +293,7 @@ class TestRun:
         if worker is not None:
             if run_id is not None:  # its copy of the run is behind what was recorded
                 worker.cache.drop(run_id)
-            worker.claims.look_now()
-            worker.timers.look_now()
+            _look_everywhere(worker)
         self.settle()
         return self
 
@@ -305,8 +311,7 @@ class TestRun:
             idle = not progressed
             if progressed or self._busy(worker):
                 continue
-            worker.claims.look_now()  # nothing happened: look everywhere once more
-            worker.timers.look_now()
+            _look_everywhere(worker)  # nothing happened: look once more
             if worker.step() or self._busy(worker):
                 idle = False
                 continue
@@ -318,8 +323,7 @@ class TestRun:
                 raise KeelError(f"run {self.id[:8]} still had something due after the clock "
                                 f"jumped {MAX_JUMPS} times: does it wait in a loop?")  # fmt: skip
             self.clock.advance(due - self.clock.now())
-            worker.timers.look_now()
-            worker.claims.look_now()
+            _look_everywhere(worker)
         if is_finished(self.store.get_run(self.id).status) and not self.store.waits(limit=1):
             self._parts.stop_worker()  # nothing more can happen: no threads left behind
 
