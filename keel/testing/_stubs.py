@@ -153,18 +153,18 @@ def stubbed_cache(store: Store, stubs: Stubs) -> RunCache:
             self._stubbed: dict[str, Plan] = {}
 
         def _with_stubs(self, plan: Plan) -> Plan:
+            """``plan`` stubbed, once per version (``super().plan`` may come back through
+            ``plan_of``, which stubbed it already)."""
             found = self._stubbed.get(plan.spec.version)
             if found is None:
                 found = self._stubbed[plan.spec.version] = stubs.plan(plan)
             return found
 
         def plan(self, version: str) -> Plan:
-            found = self._stubbed.get(version)
-            return found if found is not None else self._with_stubs(super().plan(version))
+            return self._with_stubs(super().plan(version))
 
         def plan_of(self, spec: WorkflowSpec) -> Plan:
-            found = self._stubbed.get(spec.version)
-            return found if found is not None else self._with_stubs(super().plan_of(spec))
+            return self._with_stubs(super().plan_of(spec))
 
     return StubbedCache()
 
