@@ -110,9 +110,8 @@ class Stubs:
         return key
 
     def _stand_in(self, node: NodePlan) -> str | None:
-        """The stub key a node runs instead of its task, if any."""
-        if node.task.startswith(STUB):
-            return None  # stubbed already
+        """The stub key a node runs instead of its task, if any. Never given a node
+        stubbed already: the cache stubs each version's plan once (``stubbed_cache``)."""
         if node.id in self.nodes:
             return self.nodes[node.id]
         if node.task in self.tasks:
