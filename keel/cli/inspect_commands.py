@@ -405,10 +405,9 @@ def _result(node: NodeReport) -> Text:
 
 
 def _event_line(stored: StoredEvent) -> dict[str, Any]:
-    from keel.engine.events import to_data
+    from keel.runtime.views.documents import event_line
 
-    return {"run_id": stored.run_id, "seq": stored.seq, "at": stored.at,
-            "prev_hash": stored.prev_hash, **to_data(stored.event)}  # fmt: skip
+    return event_line(stored)
 
 
 def history(

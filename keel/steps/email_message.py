@@ -73,7 +73,7 @@ def addresses(value: Any, field: str) -> list[Address]:
     """The addresses a filled field gives: one address, or a list of them (the items of
     a tuple field, each of which may itself be a list)."""
     found: list[Address] = []
-    for item in _flat(value):
+    for item in flat(value):
         if not isinstance(item, str):
             raise EmailMessageError(f"{field}: {item!r} is not an email address (it is not text)")
         try:
@@ -83,7 +83,9 @@ def addresses(value: Any, field: str) -> list[Address]:
     return found
 
 
-def _flat(value: Any) -> Iterable[Any]:
+def flat(value: Any) -> Iterable[Any]:
+    """A filled address field's items: one value, or the items of a list (an item that
+    is a list spread), nothing for None."""
     if value is None:
         return
     if isinstance(value, list | tuple):

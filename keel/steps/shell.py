@@ -89,7 +89,7 @@ def shell_step(step: dict[str, Any], values: dict[str, Any], ctx: StepContext) -
     fields = filled(node, values)
     argv = arguments(node.command, fields["command"])
     env = environment(_config(), fields.get("env", {}))
-    stdin = None if fields.get("stdin") is None else _text(fields["stdin"]).encode()
+    stdin = None if fields.get("stdin") is None else argument_text(fields["stdin"]).encode()
     with _workdir(fields.get("cwd")) as cwd:
         executable = found_program(argv[0], env["PATH"], cwd)
         _check_allowed(argv[0], executable)
@@ -110,9 +110,9 @@ def arguments(templates: tuple[Any, ...], values: list[Any]) -> list[str]:
     argv = [program]
     for template, value in zip(templates[1:], values[1:], strict=True):
         if isinstance(template, str) and isinstance(value, list):
-            argv.extend(_text(item) for item in value)
+            argv.extend(argument_text(item) for item in value)
         else:
-            argv.append(_text(value))
+            argv.append(argument_text(value))
     for index, arg in enumerate(argv):
         if "\0" in arg:
             raise ShellCommandError(f"argument {index} of the command holds a NUL character")
@@ -125,7 +125,7 @@ def environment(config: ShellConfig, node_env: dict[str, Any]) -> dict[str, str]
     env.update({name: os.environ[name] for name in PASSED_ON if os.environ.get(name)})
     env.update(config.env)
     for name, value in node_env.items():
-        text = _text(value)
+        text = argument_text(value)
         if "\0" in text:
             raise ShellCommandError(f"env.{name} holds a NUL character")
         env[name] = text
@@ -240,12 +240,12 @@ def _workdir(value: Any) -> Iterator[Path]:
         with tempfile.TemporaryDirectory(prefix="keel-shell-", ignore_cleanup_errors=True) as new:
             yield Path(new)
         return
-    folder = Path(_text(value)).expanduser()
+    folder = Path(argument_text(value)).expanduser()
     if not folder.is_dir():
         raise ShellCommandError(f"cwd {str(folder)!r} is not an existing folder")
     yield folder.absolute()
 
 
-def _text(value: Any) -> str:
+def argument_text(value: Any) -> str:
     """A filled value as an argument: text as it is, anything else as JSON."""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

@@ -9,17 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from keel.engine.events import EVENT_TYPES, ErrorInfo, to_data
+from keel.engine.events import EVENT_TYPES, ErrorInfo
 
 if TYPE_CHECKING:
     from keel.engine.state import NodeState
-    from keel.store.records import StoredEvent
-
-
-def event_line(stored: StoredEvent) -> dict[str, Any]:
-    """One event as ``keel history RUN --json`` writes it."""
-    return {"run_id": stored.run_id, "seq": stored.seq, "at": stored.at,
-            "prev_hash": stored.prev_hash, **to_data(stored.event)}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,10 +25,11 @@ def offline_answer(node_id: str, reply: Any, given: bool) -> Callable[..., Any]:
     def answer(step: dict[str, Any], values: dict[str, Any], item: Any = None) -> Any:
         from keel.llm.errors import OutputInvalid
         from keel.llm.prompts import first_messages
+        from keel.llm.steps import node_of
         from keel.llm.structured import parsed
         from keel.spec.model import LlmNode
 
-        node = LlmNode.model_validate({k: v for k, v in step.items() if k != "budget"})
+        node: LlmNode = node_of(LlmNode, step)
         messages = first_messages(node.prompt, node.system, values, item)
         prompt = messages[-1].content or ""
         if given:

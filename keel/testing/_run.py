@@ -28,10 +28,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from keel.engine.state import is_finished
 from keel.errors import InputError, KeelError
 from keel.spec.model import WorkflowSpec
 from keel.spec.registry import SpecRegistry
-from keel.testing._history import NodeView, event_line, missing_events, node_mismatch
+from keel.testing._history import NodeView, missing_events, node_mismatch
 
 if TYPE_CHECKING:
     from keel.engine.replay import ReplayResult
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 START = 1_700_000_000.0
 #: jumps of the clock in one call before the run is taken to loop for ever
 MAX_JUMPS = 10_000
-_ENDED = ("succeeded", "failed", "cancelled")
 #: ``assert_node`` was given no output to check
 _ANY: Any = object()
 
@@ -87,6 +87,13 @@ def seconds_of(duration: str | float | timedelta) -> float:
     if seconds < 0:
         raise InputError(f"advance: the clock does not go back ({duration!r})")
     return seconds
+
+
+def _look_everywhere(worker: Worker) -> None:
+    """Have the worker's next turn look at its queue and its timers both, not only when
+    it would look by itself."""
+    worker.claims.look_now()
+    worker.timers.look_now()
 
 
 class _Parts:
@@ -191,7 +198,7 @@ class TestRun:
         waits for an approval, a signal or a time (the test acts, or ``advance``s);
         ``running`` if it waits for anything else (a rate limit, an open circuit)."""
         record = self.store.get_run(self.id)
-        if record.status in (*_ENDED, "paused"):
+        if is_finished(record.status) or record.status == "paused":
             return record.status
         return "waiting" if self.store.waits(limit=1) else record.status
 
@@ -214,6 +221,8 @@ class TestRun:
     @property
     def history(self) -> list[dict[str, Any]]:
         """The run's events, as the lines ``keel history RUN --json`` prints."""
+        from keel.runtime.views.documents import event_line
+
         return [event_line(stored) for stored in self.store.history(self.id)]
 
     def node(self, node_id: str) -> NodeView:
@@ -272,7 +281,7 @@ class TestRun:
 
     def _waiting_run(self, node: str) -> str:
         """The run whose approval ``node`` is: this one, or a child run's waiting one."""
-        if any(n.id == node for n in self.spec.nodes) or not self.store.waits(waits_for="approval"):
+        if any(n.id == node for n in self.spec.nodes):
             return self.id
         for wait in self.store.waits(waits_for="approval"):
             if wait.node == node:
@@ -284,8 +293,7 @@ class TestRun:
         if worker is not None:
             if run_id is not None:  # its copy of the run is behind what was recorded
                 worker.cache.drop(run_id)
-            worker.claims.look_now()
-            worker.timers.look_now()
+            _look_everywhere(worker)
         self.settle()
         return self
 
@@ -303,8 +311,7 @@ class TestRun:
             idle = not progressed
             if progressed or self._busy(worker):
                 continue
-            worker.claims.look_now()  # nothing happened: look everywhere once more
-            worker.timers.look_now()
+            _look_everywhere(worker)  # nothing happened: look once more
             if worker.step() or self._busy(worker):
                 idle = False
                 continue
@@ -316,9 +323,8 @@ class TestRun:
                 raise KeelError(f"run {self.id[:8]} still had something due after the clock "
                                 f"jumped {MAX_JUMPS} times: does it wait in a loop?")  # fmt: skip
             self.clock.advance(due - self.clock.now())
-            worker.timers.look_now()
-            worker.claims.look_now()
-        if self.store.get_run(self.id).status in _ENDED and not self.store.waits(limit=1):
+            _look_everywhere(worker)
+        if is_finished(self.store.get_run(self.id).status) and not self.store.waits(limit=1):
             self._parts.stop_worker()  # nothing more can happen: no threads left behind
 
     @staticmethod

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -131,33 +130,19 @@ def stub_fields(node: StepNode, values: dict[str, Any]) -> dict[str, Any]:
     fields = {name: found[name] if name in found else getattr(node, name)
               for name in STUB_FIELDS[kind]}  # fmt: skip
     if isinstance(node, ShellNode):
-        from keel.steps.shell import arguments
+        from keel.steps.shell import argument_text, arguments
 
         fields["command"] = arguments(node.command, fields["command"])
-        fields["env"] = {name: _text(value) for name, value in fields["env"].items()}
+        fields["env"] = {name: argument_text(value) for name, value in fields["env"].items()}
         for name in ("cwd", "stdin"):
-            fields[name] = None if fields[name] is None else _text(fields[name])
+            fields[name] = None if fields[name] is None else argument_text(fields[name])
     if isinstance(node, EmailNode):
+        from keel.steps.email_message import flat
+
         for name in ("to", "cc", "bcc"):
-            fields[name] = _flat(fields[name])
+            fields[name] = list(flat(fields[name]))
     data: dict[str, Any] = to_jsonable_python(fields)
     return data
-
-
-def _text(value: Any) -> str:
-    """A value as a program gets it: text as it is, anything else as JSON."""
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def _flat(value: Any) -> list[Any]:
-    """Addresses as a list: each item, an item that is a list spread, nothing for None."""
-    found: list[Any] = []
-    for item in value if isinstance(value, list | tuple) else [value]:
-        if isinstance(item, list | tuple):
-            found.extend(item)
-        elif item is not None:
-            found.append(item)
-    return found
 
 
 def supplied_task(prepared: PreparedTask, secrets: Mapping[str, str]) -> PreparedTask:

@@ -110,9 +110,8 @@ class Stubs:
         return key
 
     def _stand_in(self, node: NodePlan) -> str | None:
-        """The stub key a node runs instead of its task, if any."""
-        if node.task.startswith(STUB):
-            return None  # stubbed already
+        """The stub key a node runs instead of its task, if any. Never given a node
+        stubbed already: the cache stubs each version's plan once (``stubbed_cache``)."""
         if node.id in self.nodes:
             return self.nodes[node.id]
         if node.task in self.tasks:
@@ -153,18 +152,18 @@ def stubbed_cache(store: Store, stubs: Stubs) -> RunCache:
             self._stubbed: dict[str, Plan] = {}
 
         def _with_stubs(self, plan: Plan) -> Plan:
+            """``plan`` stubbed, once per version (``super().plan`` may come back through
+            ``plan_of``, which stubbed it already)."""
             found = self._stubbed.get(plan.spec.version)
             if found is None:
                 found = self._stubbed[plan.spec.version] = stubs.plan(plan)
             return found
 
         def plan(self, version: str) -> Plan:
-            found = self._stubbed.get(version)
-            return found if found is not None else self._with_stubs(super().plan(version))
+            return self._with_stubs(super().plan(version))
 
         def plan_of(self, spec: WorkflowSpec) -> Plan:
-            found = self._stubbed.get(spec.version)
-            return found if found is not None else self._with_stubs(super().plan_of(spec))
+            return self._with_stubs(super().plan_of(spec))
 
     return StubbedCache()
 

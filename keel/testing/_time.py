@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from keel.engine.state import is_finished
+from keel.runtime.waiting import CANCEL, child_timer, wait_timer
+
 if TYPE_CHECKING:
     from keel.store.protocol import Store
 
@@ -25,7 +28,8 @@ if TYPE_CHECKING:
 PEOPLE = frozenset({"approval", "signal"})
 #: a timer due later than any a run could set (365 days is the longest duration)
 _FAR = 1e15
-_ENDED = ("succeeded", "failed", "cancelled")
+#: the keys' beginnings of a waiting node's timer and of a child's end told to its parent
+_WAIT, _CHILD = wait_timer(""), child_timer("")
 
 
 def next_due(store: Store, now: float) -> float | None:
@@ -38,20 +42,20 @@ def next_due(store: Store, now: float) -> float | None:
     for timer in store.due_timers(_FAR, 10_000):
         if timer.due_at <= now:
             continue  # fired on the next turn
-        if timer.key.startswith("wait:"):
-            kind = waits.get((timer.run_id, timer.key[len("wait:") :]), "")
+        if timer.key.startswith(_WAIT):
+            kind = waits.get((timer.run_id, timer.key[len(_WAIT) :]), "")
             if kind in PEOPLE:
                 stop = min(stop, timer.due_at)
                 continue
             automatic = kind == "timer" or not people
         else:
-            automatic = timer.key in ("cancel",) or timer.key.startswith("child:") or not people
+            automatic = timer.key == CANCEL or timer.key.startswith(_CHILD) or not people
         if automatic:
             due.append(timer.due_at)
         else:
             stop = min(stop, timer.due_at)
     for record in store.list_runs(limit=10_000):
-        if record.status in _ENDED:
+        if is_finished(record.status):
             continue
         for queued in store.ready_attempts(record.id):
             if queued.owner is None and not queued.held and queued.ready.available_at > now:

@@ -158,6 +158,14 @@ def event_document(stored: StoredEvent) -> dict[str, Any]:
             "data": data, "prev_hash": stored.prev_hash, "hash": stored.hash}  # fmt: skip
 
 
+def event_line(stored: StoredEvent) -> dict[str, Any]:
+    """One event as ``keel history RUN --json`` writes it (a line each): its run, place
+    and chain link, then the event's own fields (``keel.testing`` reads a run's history
+    in this shape)."""
+    return {"run_id": stored.run_id, "seq": stored.seq, "at": stored.at,
+            "prev_hash": stored.prev_hash, **to_data(stored.event)}  # fmt: skip
+
+
 def wait_document(wait: Wait) -> dict[str, Any]:
     return {"run_id": wait.run_id, "workflow": wait.workflow, "node": wait.node,
             "waits_for": wait.waits_for, "since": wait.since, "until": wait.until,
