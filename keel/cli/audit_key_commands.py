@@ -272,6 +272,8 @@ def _print_check(found: CheckpointCheck) -> None:
 def _failures(found: CheckpointCheck) -> list[str]:
     """What failed, said as what it is: runs whose history changed, signatures by keys
     not trusted, signatures that do not verify."""
+    from keel.audit.signing import UNTRUSTED
+
     said = []
     if found.signature_problem is not None:
         said.append("its signature fails")
@@ -285,10 +287,6 @@ def _failures(found: CheckpointCheck) -> list[str]:
         said.append(f"{_count(failing, 'signature')} that "
                     f"{'does' if failing == 1 else 'do'} not verify")  # fmt: skip
     return said
-
-
-#: how ``verify_signature`` ends what it says of a key it was not given
-UNTRUSTED = "which is not a trusted key"
 
 
 def _count(count: int, noun: str) -> str:
