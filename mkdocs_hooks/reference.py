@@ -151,7 +151,11 @@ def _value_name(param: Any) -> str:
 
 
 def _first_line(command: Any) -> str:
-    text = command.short_help or command.help or ""
+    return _first_sentence(command.short_help or command.help or "")
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of ``text``'s first paragraph, without its full stop."""
     return _clean(text).split("\n\n")[0].split(". ")[0].rstrip(".")
 
 
@@ -194,14 +198,18 @@ def _api_markdown(document: Mapping[str, Any]) -> str:
     ]
     for path, method, operation in operations:
         title = f"{method.upper()} {path}"
-        summary = _clean(operation.get("description") or operation.get("summary") or "")
         lines.append(
             f"| {method.upper()} | [`{path}`](#{_anchor(title)}) | "
-            f"{_cell(summary.split(chr(10) * 2)[0].split('. ')[0].rstrip('.'))} |"
+            f"{_cell(_first_sentence(_described(operation)))} |"
         )
     for path, method, operation in operations:
         lines.extend(_operation_section(path, method, operation, document))
     return "\n".join(lines) + "\n"
+
+
+def _described(operation: Mapping[str, Any]) -> str:
+    """What an operation does: its description, else its summary."""
+    return str(operation.get("description") or operation.get("summary") or "")
 
 
 def _operation_section(
@@ -209,7 +217,7 @@ def _operation_section(
 ) -> list[str]:
     title = f"{method.upper()} {path}"
     lines = ["", f"## `{title}` {{#{_anchor(title)}}}", ""]
-    lines.append(_paragraphs(operation.get("description") or operation.get("summary") or ""))
+    lines.append(_paragraphs(_described(operation)))
     parameters = operation.get("parameters", [])
     if parameters:
         lines += ["", "| parameter | in | type | description |", "| --- | --- | --- | --- |"]

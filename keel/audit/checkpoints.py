@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from keel.audit.approvals import ApprovalCheck
-from keel.audit.pruned import check_pruned
+from keel.audit.pruned import check_pruned, pruned_head
 from keel.audit.records import Checkpoint, check_signed, sign_checkpoint
 from keel.audit.signing import PublicKey, Signature, SigningError, SigningKey
 from keel.errors import InputError, RunNotFoundError
@@ -140,16 +140,17 @@ def _check_pruned(
     found.run_problems += [(run_id, f"its tombstone: {problem}") for problem in check.problems]
     if tombstone is None:
         return True
-    if tombstone.last_seq < head.last_seq:
+    verdict = pruned_head(tombstone.last_seq, tombstone.head_hash, head.last_seq, head.head_hash)
+    if verdict == "shrank":
         found.run_problems.append((run_id, (
             f"pruned at event {tombstone.last_seq}, but checkpoint {stored.id} signed "
             f"{head.last_seq} events: the history shrank before it was pruned")))  # fmt: skip
-    elif tombstone.last_seq > head.last_seq:
+    elif verdict == "later":
         found.run_warnings.append((run_id, (
             f"pruned at event {tombstone.last_seq}: events up to {tombstone.last_seq} were "
             f"removed; what checkpoint {stored.id} signed (up to event {head.last_seq}) can "
             "no longer be compared")))  # fmt: skip
-    elif tombstone.head_hash != head.head_hash:
+    elif verdict == "rewritten":
         found.run_problems.append((run_id, (
             f"pruned with a head other than the one signed: its tombstone keeps "
             f"{tombstone.head_hash[:16]}..., checkpoint {stored.id} signed "

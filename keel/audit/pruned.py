@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from keel.audit.records import Tombstone
 from keel.audit.signing import PublicKey, SigningError, verify_signature
@@ -89,6 +89,25 @@ def _signature_state(
         problems.append(f"tombstone: {wrong}")
         return INVALID
     return VALID
+
+
+#: a pruned run's head against a signed one: pruned at the signed event with the head
+#: signed, or another (the history was rewritten, then pruned); pruned before it (the
+#: history shrank); pruned after it (what was signed cannot be compared any more)
+PrunedHead = Literal["as_signed", "rewritten", "shrank", "later"]
+
+
+def pruned_head(
+    pruned_seq: object, pruned_hash: object, signed_seq: int, signed_hash: str
+) -> PrunedHead:
+    """A tombstone's head (``pruned_seq``, ``pruned_hash``: as read, so of any type)
+    against the head a checkpoint signed (see ``PrunedHead``); a ``pruned_seq`` that
+    is not a number counts as later, what was signed being past comparing."""
+    if pruned_seq == signed_seq:
+        return "as_signed" if pruned_hash == signed_hash else "rewritten"
+    if isinstance(pruned_seq, int) and pruned_seq < signed_seq:
+        return "shrank"
+    return "later"
 
 
 def pruned_document(check: PrunedCheck) -> dict[str, Any]:

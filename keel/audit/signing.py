@@ -40,6 +40,9 @@ from keel.store.chain import canonical_json
 ALGORITHM = "ed25519"
 _PREFIX = f"{ALGORITHM}:"
 
+#: how ``verify_signature`` ends what it says of a key it was not given
+UNTRUSTED = "which is not a trusted key"
+
 
 class SigningError(KeelError, ValueError):
     """A key cannot be read or made, or a signature or public key is malformed; the
@@ -180,7 +183,7 @@ def verify_signature(data: Any, signature: Signature, keys: Mapping[str, PublicK
     wrong, in words."""
     key = keys.get(signature.key_id)
     if key is None:
-        return f"signed by key {signature.key_id}, which is not a trusted key"
+        return f"signed by key {signature.key_id}, {UNTRUSTED}"
     if not key.verify(data, signature):
         return f"the signature by key {signature.key_id} does not match what it signs"
     return None

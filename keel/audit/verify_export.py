@@ -59,6 +59,7 @@ from keel.audit.export_report import (
     Problem,
     read_header,
 )
+from keel.audit.pruned import pruned_head
 from keel.audit.records import Checkpoint, Tombstone, approval_signed_data
 from keel.audit.signing import PublicKey, Signature, SigningError, verify_signature
 from keel.store.chain import GENESIS, ChainLink, link_hash, verify_chain
@@ -436,18 +437,18 @@ class _Verifier:
     def check_pruned_head(self, run: _Run, signed: _Signed, when: str) -> None:
         """A checkpoint's head against a pruned run's tombstone (see the module)."""
         assert run.tombstone is not None
-        pruned_seq, pruned_head = run.tombstone["last_seq"], run.tombstone["head_hash"]
-        if pruned_seq == signed.seq:
-            if pruned_head != signed.head:
-                self.problem(f"pruned with a head other than the one signed: its tombstone "
-                             f"keeps {str(pruned_head)[:16]}..., {when} signed "
-                             f"{signed.head[:16]}... (the history was rewritten, then "
-                             "pruned)", run.line, run.run_id)  # fmt: skip
-        elif isinstance(pruned_seq, int) and pruned_seq < signed.seq:
+        pruned_seq, pruned_hash = run.tombstone["last_seq"], run.tombstone["head_hash"]
+        verdict = pruned_head(pruned_seq, pruned_hash, signed.seq, signed.head)
+        if verdict == "rewritten":
+            self.problem(f"pruned with a head other than the one signed: its tombstone "
+                         f"keeps {str(pruned_hash)[:16]}..., {when} signed "
+                         f"{signed.head[:16]}... (the history was rewritten, then "
+                         "pruned)", run.line, run.run_id)  # fmt: skip
+        elif verdict == "shrank":
             self.problem(f"pruned at event {pruned_seq}, but {when} signed its history up "
                          f"to event {signed.seq}: the history shrank before it was pruned",
                          run.line, run.run_id)  # fmt: skip
-        else:
+        elif verdict == "later":
             self.report.warnings.append(
                 f"run {run.run_id}: pruned at event {pruned_seq}: events up to {pruned_seq} "
                 f"were removed; what {when} signed (up to event {signed.seq}) can no longer "

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Annotated, BinaryIO, Literal
 
 import typer
 
-from keel.cli.common import DbOption, JsonOption, fail, moment, opened_client, reported_errors
+from keel.cli.common import (
+    DbOption,
+    JsonOption,
+    fail,
+    moment,
+    opened_client,
+    plural,
+    reported_errors,
+)
 from keel.cli.layout import echo_wrapped
 
 if TYPE_CHECKING:
@@ -131,13 +139,9 @@ def export(
             _warn_nothing_exported(client, selection)
     if output is not None:
         events = written.get(b'{"type":"event"', 0) if fmt == "jsonl" else written["rows"] - 1
-        said = f"{_plural(events, 'event')}" if fmt == "csv" else (
-            f"{_plural(runs, 'run')}, {_plural(events, 'event')}")  # fmt: skip
+        said = f"{plural(events, 'event')}" if fmt == "csv" else (
+            f"{plural(runs, 'run')}, {plural(events, 'event')}")  # fmt: skip
         echo_wrapped("", f"exported {said} to {output}", err=True)
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _warn_nothing_exported(client: Client, selection: Selection) -> None:
@@ -299,7 +303,7 @@ def _summary(intact: bool, counts: dict[str, int], problems: int) -> tuple[str, 
     )
     if intact:
         return "✓ ", f"intact: {checked or 'an export of no runs'}"
-    return "✗ ", f"{_plural(problems, 'problem')} in {checked or 'the file'}"
+    return "✗ ", f"{plural(problems, 'problem')} in {checked or 'the file'}"
 
 
 @contextmanager

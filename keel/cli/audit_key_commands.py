@@ -26,6 +26,7 @@ from keel.cli.common import (
     local_time,
     needs_database,
     opened_store,
+    plural,
     reported_errors,
 )
 from keel.cli.layout import echo_wrapped
@@ -137,7 +138,7 @@ def checkpoint(
 
         typer.echo(json.dumps(summary_document(made.summary()), indent=2))
         return
-    covered = _runs(len(made.heads)) + (f" of workflow {workflow}" if workflow else "")
+    covered = plural(len(made.heads), "run") + (f" of workflow {workflow}" if workflow else "")
     typer.echo(f"checkpoint {made.id}: {covered} signed at {local_time(made.at)} "
                f"with key {made.key_id}")  # fmt: skip
 
@@ -248,7 +249,7 @@ def _print_check(found: CheckpointCheck) -> None:
     what = f"checkpoint {cp.id} ({local_time(cp.at)})"
     pruned = len(found.pruned_as_signed)
     if found.ok:
-        kept = _runs(len(cp.heads) - pruned - len(found.run_warnings))
+        kept = plural(len(cp.heads) - pruned - len(found.run_warnings), "run")
         said = f"{kept} as signed" + (f", {pruned} pruned, head as signed" if pruned else "")
         echo_wrapped("✓ ", f"{what}: {said}, key {cp.key_id}")
     else:
@@ -263,7 +264,7 @@ def _print_check(found: CheckpointCheck) -> None:
     if approvals.signed:
         echo_wrapped("  ", f"signed approvals verify: {approvals.signed}")
     if approvals.unsigned:
-        echo_wrapped("  warning: ", f"{_count(len(approvals.unsigned), 'unsigned approval')} "
+        echo_wrapped("  warning: ", f"{plural(len(approvals.unsigned), 'unsigned approval')} "
                      "(decided where no signing key was configured):")  # fmt: skip
         for where in approvals.unsigned:
             echo_wrapped("    ", where)
@@ -272,28 +273,18 @@ def _print_check(found: CheckpointCheck) -> None:
 def _failures(found: CheckpointCheck) -> list[str]:
     """What failed, said as what it is: runs whose history changed, signatures by keys
     not trusted, signatures that do not verify."""
+    from keel.audit.signing import UNTRUSTED
+
     said = []
     if found.signature_problem is not None:
         said.append("its signature fails")
     if found.changed_runs:
-        said.append(f"{_runs(len(found.changed_runs))} changed since")
+        said.append(f"{plural(len(found.changed_runs), 'run')} changed since")
     untrusted = sum(1 for _, p in found.approvals.problems if p.endswith(UNTRUSTED))
     failing = len(found.approvals.problems) - untrusted
     if untrusted:
-        said.append(f"{_count(untrusted, 'signature')} by a key not trusted")
+        said.append(f"{plural(untrusted, 'signature')} by a key not trusted")
     if failing:
-        said.append(f"{_count(failing, 'signature')} that "
+        said.append(f"{plural(failing, 'signature')} that "
                     f"{'does' if failing == 1 else 'do'} not verify")  # fmt: skip
     return said
-
-
-#: how ``verify_signature`` ends what it says of a key it was not given
-UNTRUSTED = "which is not a trusted key"
-
-
-def _count(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def _runs(count: int) -> str:
-    return f"{count} run" if count == 1 else f"{count} runs"

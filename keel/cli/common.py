@@ -43,6 +43,11 @@ def local_time(at: float | None) -> str:
     return datetime.datetime.fromtimestamp(at).isoformat(sep=" ", timespec="seconds")
 
 
+def plural(count: int, noun: str) -> str:
+    """``count`` and ``noun``, the noun with an s unless there is one: "1 run", "2 runs"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def fail(message: str, code: int = 1, *, wrap: bool = False) -> typer.Exit:
     """Say why the command ends (on stderr) and the exit to raise. ``wrap``: fitted to
     stderr's width (``fitted``), for the commands whose refusals run long (keel fork,

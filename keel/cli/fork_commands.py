@@ -155,11 +155,9 @@ def _load_code(record: RunRecord, code: list[str], *, yes: bool) -> None:
     is checked against its task's return type, so without code it is refused."""
     from keel.cli.common import import_code
     from keel.cli.resume_code import load_recorded
-    from keel.errors import RunPrunedError
-    from keel.store.tombstones import pruned_words
+    from keel.store.tombstones import refuse_pruned
 
-    if record.pruned_at is not None:  # before any code is loaded for it
-        raise RunPrunedError(pruned_words(record))
+    refuse_pruned(record)  # before any code is loaded for it
     for location in code:
         import_code(location, "--code: ")
     if code:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from keel.cli.common import JsonOption, fail
+from keel.cli.common import JsonOption, fail, plural
 
 if TYPE_CHECKING:
     from keel.cli.scaffold import Created, Template
@@ -80,10 +80,12 @@ def init(
         typer.echo(json.dumps(_document(template, directory, created, steps), indent=2))
         return
     shown = _shown(directory)
-    typer.echo(fitted(f"Wrote {_files(len(created.written))} of the {template.name} template "
+    written = plural(len(created.written), "file")
+    typer.echo(fitted(f"Wrote {written} of the {template.name} template "
                       f"into {'this folder' if shown == '.' else shown}."))  # fmt: skip
     if created.skipped:
-        typer.echo(fitted(f"Skipped {_files(len(created.skipped))} that exist (left as they "
+        skipped = plural(len(created.skipped), "file")
+        typer.echo(fitted(f"Skipped {skipped} that exist (left as they "
                           "were): " + ", ".join(created.skipped)))  # fmt: skip
     typer.echo("\nNext steps:")
     for step in steps:
@@ -92,10 +94,6 @@ def init(
         typer.echo("\n" + fitted(template.note))
     typer.echo("\n" + fitted("README.md says what the project does, how to run it and how to "
                              "test it."))  # fmt: skip
-
-
-def _files(count: int) -> str:
-    return f"{count} file{'s' if count != 1 else ''}"
 
 
 def _document(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from keel.cli.common import DbOption, JsonOption, local_time, opened_client, reported_errors
+from keel.cli.layout import print_wrapped
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -429,7 +430,7 @@ def history(
         if pruned is not None:  # its events were removed: say so, where a person reads
             from keel.cli.prune_commands import pruned_words
 
-            _print_wrapped(Console(stderr=as_json), "", f"run {run_id}: {pruned_words(pruned)}")
+            print_wrapped(Console(stderr=as_json), "", f"run {run_id}: {pruned_words(pruned)}")
             return
         if node is not None:
             detail = client.detail(run_id)
@@ -496,12 +497,12 @@ def verify(
                 continue
             broken = True
             if found["problems"]:
-                _print_wrapped(err, "✗ ", f"run {found['run_id']}: the history was altered")
+                print_wrapped(err, "✗ ", f"run {found['run_id']}: the history was altered")
             else:
-                _print_wrapped(err, "✗ ", f"run {found['run_id']}: the runs table disagrees "
-                               "with the history (the history is intact)")  # fmt: skip
+                print_wrapped(err, "✗ ", f"run {found['run_id']}: the runs table disagrees "
+                              "with the history (the history is intact)")  # fmt: skip
             for problem in (*found["problems"], *found["mismatches"]):
-                _print_wrapped(err, "  ", problem)
+                print_wrapped(err, "  ", problem)
     if as_json:
         typer.echo(json.dumps(documents, indent=2, ensure_ascii=False))
     if broken:
@@ -514,11 +515,11 @@ def _print_pruned(out: Console, err: Console, found: dict[str, Any]) -> bool:
 
     said = pruned_words(found["pruned"])
     if found["intact"]:
-        _print_wrapped(out, "✓ ", f"run {found['run_id']}: {said}")
+        print_wrapped(out, "✓ ", f"run {found['run_id']}: {said}")
         return True
-    _print_wrapped(err, "✗ ", f"run {found['run_id']}: its tombstone does not match ({said})")
+    print_wrapped(err, "✗ ", f"run {found['run_id']}: its tombstone does not match ({said})")
     for problem in found["problems"]:
-        _print_wrapped(err, "  ", problem)
+        print_wrapped(err, "  ", problem)
     return False
 
 
@@ -528,12 +529,3 @@ def _print_intact(width: int, run_id: str, events: int, head: str) -> None:
     said = f"✓ run {run_id}: {events} events intact,"
     typer.echo(f"{said} head {head}" if len(said) + len(head) + 6 <= width
                else f"{said}\n  head {head}")  # fmt: skip
-
-
-def _print_wrapped(console: Console, head: str, text: str) -> None:
-    from rich.text import Text
-
-    from keel.cli.layout import hanging_lines
-
-    for line in hanging_lines(console, Text(head), Text(text)):
-        console.print(line, soft_wrap=True)

@@ -238,10 +238,15 @@ def print_field_with_command(
         console.print(line, soft_wrap=True)
 
 
+def print_wrapped(console: Console, head: str, text: str) -> None:
+    """``text`` after ``head`` on ``console``, its lines wrapped under itself at the
+    console's width (``hanging_lines``)."""
+    for line in hanging_lines(console, Text(head), Text(text)):
+        console.print(line, soft_wrap=True)
+
+
 def echo_wrapped(head: str, text: str, *, err: bool = False) -> None:
     """``text`` after ``head`` on standard output (``err``: standard error), its lines
     wrapped under itself at the console's width: for report lines and messages that
     would otherwise run past 80 columns when piped."""
-    console = Console(stderr=err, highlight=False)
-    for line in hanging_lines(console, Text(head), Text(text)):
-        console.print(line, soft_wrap=True)
+    print_wrapped(Console(stderr=err, highlight=False), head, text)

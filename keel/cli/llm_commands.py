@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from keel.cli.common import DbOption, JsonOption, local_time, opened_client, reported_errors
+from keel.cli.common import (
+    DbOption,
+    JsonOption,
+    local_time,
+    opened_client,
+    plural,
+    reported_errors,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -28,19 +35,15 @@ def _tokens(count: int) -> str:
     return f"{count:,}"
 
 
-def _plural(count: int, one: str, many: str | None = None) -> str:
-    return f"{count} {one if count == 1 else (many or one + 's')}"
-
-
 def _notes(row: dict[str, Any]) -> str:
     """What a ledger row's numbers alone do not say: how many map items made calls,
     the tool calls among them, and the calls that failed, are possibly billed, in
     flight or have estimated usage."""
     said = []
     if row.get("items") is not None:
-        said.append(_plural(row["items"], "item"))
+        said.append(plural(row["items"], "item"))
     if row["tool_calls"]:
-        said.append(_plural(row["tool_calls"], "tool call"))
+        said.append(plural(row["tool_calls"], "tool call"))
     if row["failed"]:
         said.append(f"{row['failed']} failed")
     if row["possibly_billed"]:
@@ -66,11 +69,11 @@ def ledger_warnings(total: dict[str, Any], *, ended: bool = False) -> list[tuple
                       f"({dollars(total['possibly_billed_cost_nanos'])})", "red"))  # fmt: skip
     flying = total["in_flight"]
     if flying and ended:  # no attempt will come to find them: they stay as they are
-        found.append((f"{_plural(flying, 'call')} sent and never ended: the run ended "
+        found.append((f"{plural(flying, 'call')} sent and never ended: the run ended "
                       f"first; counted at {'its' if flying == 1 else 'their'} reservation "
                       f"({dollars(total['in_flight_cost_nanos'])})", "yellow"))  # fmt: skip
     elif flying:
-        found.append((f"{_plural(flying, 'call')} in flight: counted at "
+        found.append((f"{plural(flying, 'call')} in flight: counted at "
                       f"{'its' if flying == 1 else 'their'} reservation "
                       f"({dollars(total['in_flight_cost_nanos'])}) until "
                       f"{'it ends' if flying == 1 else 'they end'}", "yellow"))  # fmt: skip
@@ -78,7 +81,7 @@ def ledger_warnings(total: dict[str, Any], *, ended: bool = False) -> list[tuple
     if estimated:
         found.append(
             (
-                f"{_plural(estimated, 'call')} with estimated usage: the provider "
+                f"{plural(estimated, 'call')} with estimated usage: the provider "
                 "reported none, so the tokens and cost are keel's count",
                 "yellow",
             )

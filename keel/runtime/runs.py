@@ -27,7 +27,7 @@ from keel.engine.events import (
 )
 from keel.engine.plan import NodePlan, Plan, compile_plan
 from keel.engine.state import RunState, RunStatus, apply, is_finished
-from keel.errors import ExpressionError, KeelError, RunPrunedError
+from keel.errors import ExpressionError, KeelError
 from keel.runtime.notifications.outbox import notifications_of
 from keel.runtime.triggers.live import COMPLETION, LiveTriggers
 from keel.runtime.waiting import WaitWrites, family_timers, start_children, wait_writes
@@ -36,7 +36,7 @@ from keel.spec.model import WorkflowSpec
 from keel.store.chain import canonical_json
 from keel.store.protocol import Store
 from keel.store.records import Lease, Notification, Ready, StoredEvent, Timer
-from keel.store.tombstones import pruned_words
+from keel.store.tombstones import refuse_pruned
 from keel.store.writes import (
     Committed,
     Enqueue,
@@ -322,8 +322,7 @@ class RunCache:
             state = RunState.new(self.plan(first.spec_version), run_id)
         else:
             record = self.store.get_run(run_id)
-            if record.pruned_at is not None:  # an empty state would be a run not started
-                raise RunPrunedError(pruned_words(record))
+            refuse_pruned(record)  # an empty state would be a run not started
             state = RunState.new(self.plan(record.spec_version), record.id)
             history = self.store.history(record.id)
         for stored in history:

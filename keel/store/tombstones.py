@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from keel.errors import RunPrunedError
 from keel.store.records import RunRecord
 
 #: the statuses of a run that ended: only these are pruned
@@ -110,6 +111,14 @@ def pruned_words(run: RunRecord) -> str:
     when = "" if run.pruned_at is None else " on " + utc_text(run.pruned_at)
     return (f"run {run.id} was pruned{when}: its history is gone, only its tombstone is "
             f"left (see `keel show {run.id[:8]}`)")  # fmt: skip
+
+
+def refuse_pruned(run: RunRecord) -> None:
+    """``RunPrunedError`` (``pruned_words``) when ``run`` was pruned: with its history
+    gone, whatever would be read from it would be wrong (an empty history reads as a run
+    not started)."""
+    if run.pruned_at is not None:
+        raise RunPrunedError(pruned_words(run))
 
 
 def utc_text(at: float) -> str:

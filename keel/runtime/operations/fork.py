@@ -25,7 +25,6 @@ from keel.errors import (
     ConflictError,
     InputError,
     KeelError,
-    RunPrunedError,
     StoreError,
     WorkflowNotFoundError,
 )
@@ -43,7 +42,7 @@ from keel.spec.data import check_json
 from keel.spec.registry import SpecRegistry
 from keel.store.protocol import Store
 from keel.store.records import RunRecord, StoredEvent
-from keel.store.tombstones import pruned_words
+from keel.store.tombstones import refuse_pruned
 from keel.store.writes import CreateRun
 
 __all__ = ["Forked", "fork_run"]
@@ -65,8 +64,7 @@ def _source(store: Store, run_id: str, cache: RunCache) -> tuple[RunRecord, RunS
     """The run, its state and its history, read once; ``RunPrunedError`` for a pruned
     run (its empty history would read as a run not started)."""
     record = store.get_run(run_id)
-    if record.pruned_at is not None:
-        raise RunPrunedError(pruned_words(record))
+    refuse_pruned(record)
     history = store.history(record.id)
     state = RunState.new(cache.plan(record.spec_version), record.id)
     for stored in history:

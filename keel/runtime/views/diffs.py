@@ -20,7 +20,6 @@ from keel.errors import (
     NO_RUN,
     InputError,
     RunNotFoundError,
-    RunPrunedError,
     VersionNotFoundError,
 )
 from keel.runtime.views.report import RunReport, run_report
@@ -29,7 +28,7 @@ from keel.spec.diff import diff_specs, spec_diff_document
 from keel.store.deployments import StoredVersion
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
-from keel.store.tombstones import pruned_words
+from keel.store.tombstones import refuse_pruned
 
 #: how many versions an ambiguous prefix's error names
 _NAMED = 3
@@ -128,8 +127,7 @@ def resolve_target(store: Store, given: str) -> Target:
 
 
 def _report(store: Store, run: RunRecord) -> RunReport:
-    if run.pruned_at is not None:  # no history: its report would be a run not started
-        raise RunPrunedError(pruned_words(run))
+    refuse_pruned(run)  # no history: its report would be a run not started
     return run_report(compile_plan(store.load_spec(run.spec_version)), store.history(run.id))
 
 

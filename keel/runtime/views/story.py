@@ -51,11 +51,10 @@ from keel.engine.events import (
 from keel.engine.plan import FAILURE_HANDLER_STEP, Plan
 from keel.engine.replay import recorded_steps
 from keel.engine.state import RunState
-from keel.errors import RunPrunedError
 from keel.runtime.views.audit import summary_mismatches
 from keel.store.protocol import Store
 from keel.store.records import RunRecord, StoredEvent
-from keel.store.tombstones import pruned_words
+from keel.store.tombstones import refuse_pruned
 
 #: who made the decisions the definition makes
 KEEL = "keel"
@@ -211,6 +210,5 @@ def story_document(record: RunRecord, plan: Plan, history: Sequence[StoredEvent]
 def run_story(store: Store, record: RunRecord, plan: Plan) -> dict[str, Any]:
     """``story_document`` of a run in the store (``plan``: its recorded definition's);
     ``RunPrunedError`` for a pruned run: it has no history left to tell."""
-    if record.pruned_at is not None:
-        raise RunPrunedError(pruned_words(record))
+    refuse_pruned(record)
     return story_document(record, plan, store.history(record.id))

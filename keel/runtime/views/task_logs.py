@@ -15,11 +15,11 @@ from typing import Any
 
 from keel.engine.events import NodeStarted
 from keel.engine.plan import Plan
-from keel.errors import NodeNotFoundError, RunPrunedError
+from keel.errors import NodeNotFoundError
 from keel.store.protocol import Store
 from keel.store.records import RunRecord
 from keel.store.task_logs import TaskLogLine
-from keel.store.tombstones import pruned_words
+from keel.store.tombstones import refuse_pruned
 
 
 def log_line_document(line: TaskLogLine) -> dict[str, Any]:
@@ -37,8 +37,7 @@ def run_logs(
     ``after``, of ``node`` and ``attempt`` when given. ``NodeNotFoundError`` when the
     run has no such node, or its node (any node: no ``node`` given) never started
     such an attempt."""
-    if record.pruned_at is not None:  # its lines were removed with its history
-        raise RunPrunedError(pruned_words(record))
+    refuse_pruned(record)  # its lines were removed with its history
     lines = store.task_logs(record.id, node=node, attempt=attempt, after=after, limit=limit)
     if not lines and (node is not None or attempt is not None):
         check_scope(store, record, plan, node, attempt)

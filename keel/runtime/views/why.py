@@ -21,7 +21,6 @@ from collections.abc import Sequence
 
 from keel.engine.plan import Plan
 from keel.engine.state import ENDED, NodeState, NodeStatus, RunState, RunStatus, is_finished
-from keel.errors import RunPrunedError
 from keel.runtime.views.activity import run_activity
 from keel.runtime.views.why_facts import Place, StoreFacts, Timeline, gather, replay
 from keel.runtime.views.why_queued import QueuedRules
@@ -43,7 +42,7 @@ from keel.runtime.views.why_reasons import (
 from keel.spec.model import ApprovalNode, SignalNode, TimerNode
 from keel.store.protocol import Store
 from keel.store.records import QueuedAttempt, RunRecord, StoredEvent
-from keel.store.tombstones import pruned_words
+from keel.store.tombstones import refuse_pruned
 
 
 def run_why(
@@ -52,8 +51,7 @@ def run_why(
 ) -> RunWhy:  # fmt: skip
     """Why the run ``record`` (whose plan is ``plan``) has not ended, at ``now``; from
     its ``history`` when the caller has read it already."""
-    if record.pruned_at is not None:  # no history left to say anything from
-        raise RunPrunedError(pruned_words(record))
+    refuse_pruned(record)  # no history left to say anything from
     history = store.history(record.id) if history is None else history
     state, times = replay(plan, history, record.id)
     # what it is doing, as ``keel runs`` and ``keel show`` say it (the history's status)
